@@ -1,0 +1,118 @@
+package io.tpmphone.tpm.internal;
+
+import io.tpmphone.tpm.TpmTransportException;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.time.Duration;
+import java.util.Arrays;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A Linux TPM character device ({@code /dev/tpmrm0}, the kernel's resource manager, or {@code /dev/tpm0}): one
+ * write per command, one read returns the whole response. The read runs on a private I/O thread so that the command
+ * timeout holds even if the driver blocks; on timeout the channel is closed, which ends the blocked read.
+ */
+final class DeviceTransport implements TpmTransport {
+    private static final Logger LOG = LoggerFactory.getLogger(DeviceTransport.class);
+
+    private final Path path;
+    private final Duration timeout;
+    private final ExecutorService io;
+    private FileChannel channel;
+
+    DeviceTransport(Path path, Duration timeout) {
+        this.path = path;
+        this.timeout = timeout;
+        this.io = Executors.newSingleThreadExecutor(r -> {
+            Thread t = new Thread(r, "tpm-device-io " + path);
+            t.setDaemon(true);
+            return t;
+        });
+    }
+
+    @Override
+    public byte[] transmit(byte[] command) throws TpmTransportException {
+        Future<byte[]> result;
+        try {
+            FileChannel ch = ensureOpen();
+            result = io.submit(() -> roundTrip(ch, command));
+        } catch (IOException e) {
+            throw new TpmTransportException("cannot open TPM device " + path + ": " + e.getMessage()
+                    + "; check that it exists and that this user may read and write it (group tss)", e);
+        }
+        try {
+            return result.get(timeout.toMillis(), TimeUnit.MILLISECONDS);
+        } catch (TimeoutException e) {
+            result.cancel(true);
+            disconnect();
+            throw new TpmTransportException("no answer from TPM device " + path + " within " + timeout.toMillis()
+                    + " ms; the device was closed", e);
+        } catch (ExecutionException e) {
+            disconnect();
+            Throwable cause = e.getCause();
+            if (cause instanceof TpmTransportException) {
+                throw (TpmTransportException) cause;
+            }
+            throw new TpmTransportException("TPM device " + path + " failed: " + cause, cause);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            disconnect();
+            throw new TpmTransportException("interrupted while waiting for TPM device " + path, e);
+        }
+    }
+
+    private static byte[] roundTrip(FileChannel ch, byte[] command) throws IOException, TpmTransportException {
+        ByteBuffer out = ByteBuffer.wrap(command);
+        while (out.hasRemaining()) {
+            ch.write(out);
+        }
+        ByteBuffer in = ByteBuffer.allocate(MAX_FRAME);
+        int n = ch.read(in);
+        if (n < HEADER) {
+            throw new TpmTransportException("short TPM response: " + n + " bytes");
+        }
+        byte[] response = Arrays.copyOf(in.array(), n);
+        int size = TpmTransport.frameSize(response, "device");
+        if (size != n) {
+            throw new TpmTransportException("TPM response frame says " + size + " bytes but " + n + " arrived");
+        }
+        return response;
+    }
+
+    private FileChannel ensureOpen() throws IOException {
+        if (channel == null) {
+            channel = FileChannel.open(path, StandardOpenOption.READ, StandardOpenOption.WRITE);
+            LOG.debug("opened TPM device {}", path);
+        }
+        return channel;
+    }
+
+    @Override
+    public void disconnect() {
+        FileChannel ch = channel;
+        channel = null;
+        if (ch != null) {
+            try {
+                ch.close();
+            } catch (IOException e) {
+                LOG.debug("closing TPM device {}: {}", path, e.toString());
+            }
+        }
+    }
+
+    @Override
+    public void close() {
+        disconnect();
+        io.shutdownNow();
+    }
+}

@@ -1,0 +1,112 @@
+package io.tpmphone.tpm;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.tpmphone.attestation.HashAlgorithm;
+import io.tpmphone.attestation.PcrSelection;
+import io.tpmphone.attestation.PolicyDigest;
+import io.tpmphone.attestation.SecretBytes;
+import io.tpmphone.swtpm.SwtpmProcess;
+import io.tpmphone.swtpm.WithSwtpm;
+import java.nio.charset.StandardCharsets;
+import java.util.List;
+import java.util.Set;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+@WithSwtpm(perMethod = true)
+class SealIT {
+    private static final PcrSelection MEASURED = PcrSelection.parse("sha256:0,1,2,3,14");
+    private static final byte[] POLICY_REF = "tpmphone-keystore".getBytes(StandardCharsets.US_ASCII);
+
+    private TpmClient client;
+
+    @BeforeEach
+    void open(SwtpmProcess swtpm) throws Exception {
+        client = TpmClient.open(TpmUri.parse(swtpm.tpmUri()));
+        client.ensureStorageRootKey(TpmClient.StorageKeyType.ECC_P256);
+    }
+
+    @AfterEach
+    void close() {
+        client.close();
+    }
+
+    private void measure(String what) throws TpmException {
+        client.pcrExtend(14, HashAlgorithm.SHA256.digest(what.getBytes(StandardCharsets.UTF_8)));
+    }
+
+    @Test
+    void pcrSealed_unsealsInTheSealedState_andFailsWithPolicyFailAfterOneExtend() throws Exception {
+        measure("approved softphone");
+        SecretBytes secret = SecretBytes.copyOf(client.getRandom(32));
+        byte[] policy = PolicyDigest.initial(HashAlgorithm.SHA256).policyPcr(client.pcrRead(MEASURED)).value();
+        TpmObjectBlob sealed = client.seal(PersistentHandle.SRK_ECC, secret, policy);
+
+        SecretBytes unsealed = client.unsealWithPcrPolicy(PersistentHandle.SRK_ECC, sealed, MEASURED);
+        assertTrue(secret.equalsConstantTime(unsealed));
+
+        measure("terminated");
+        TpmResponseException e = assertThrows(TpmResponseException.class,
+                () -> client.unsealWithPcrPolicy(PersistentHandle.SRK_ECC, sealed, MEASURED));
+        assertEquals("POLICY_FAIL", e.responseCodeName(), e.getMessage());
+        assertTrue(e.getMessage().contains("POLICY_FAIL"));
+        assertEquals(List.of(), client.handles(TpmClient.HandleType.TRANSIENT));
+        assertEquals(List.of(), client.handles(TpmClient.HandleType.LOADED_SESSION));
+    }
+
+    @Test
+    void authorizedPolicy_unsealsOnlyForStatesTheAuthoritySigned() throws Exception {
+        AuthorityKey authority = new AuthorityKey();
+        byte[] authPolicy = PolicyDigest.initial(HashAlgorithm.SHA256)
+                .policyAuthorize(authority.publicArea().name(), POLICY_REF).value();
+        SecretBytes root = SecretBytes.copyOf(client.getRandom(32));
+        TpmObjectBlob sealed = client.seal(PersistentHandle.SRK_ECC, root, authPolicy);
+
+        measure("softphone release 1.0");
+        PolicyApproval approvedV1 = authority.approve(currentPcrPolicy(), POLICY_REF);
+        assertTrue(root.equalsConstantTime(
+                client.unsealWithAuthorizedPolicy(PersistentHandle.SRK_ECC, sealed, MEASURED, approvedV1)));
+
+        measure("softphone release 1.1");
+        TpmResponseException stale = assertThrows(TpmResponseException.class,
+                () -> client.unsealWithAuthorizedPolicy(PersistentHandle.SRK_ECC, sealed, MEASURED, approvedV1));
+        assertTrue(Set.of("VALUE", "POLICY_FAIL").contains(stale.responseCodeName()), stale.getMessage());
+
+        AuthorityKey impostor = new AuthorityKey();
+        PolicyApproval forged = impostor.approve(currentPcrPolicy(), POLICY_REF);
+        PolicyApproval forgedWithRealKeyName = new PolicyApproval(forged.approvedPolicy(), forged.policyRef(),
+                forged.signature(), authority.publicArea().encoded());
+        TpmResponseException badSig = assertThrows(TpmResponseException.class,
+                () -> client.unsealWithAuthorizedPolicy(PersistentHandle.SRK_ECC, sealed, MEASURED,
+                        forgedWithRealKeyName));
+        assertEquals("SIGNATURE", badSig.responseCodeName(), badSig.getMessage());
+        assertThrows(TpmResponseException.class,
+                () -> client.unsealWithAuthorizedPolicy(PersistentHandle.SRK_ECC, sealed, MEASURED, forged),
+                "an approval by another authority does not satisfy the sealed policy");
+
+        PolicyApproval approvedV11 = authority.approve(currentPcrPolicy(), POLICY_REF);
+        assertTrue(root.equalsConstantTime(
+                client.unsealWithAuthorizedPolicy(PersistentHandle.SRK_ECC, sealed, MEASURED, approvedV11)),
+                "no re-sealing needed for a newly approved state");
+        assertEquals(List.of(), client.handles(TpmClient.HandleType.TRANSIENT));
+    }
+
+    private byte[] currentPcrPolicy() throws TpmException {
+        return PolicyDigest.initial(HashAlgorithm.SHA256).policyPcr(client.pcrRead(MEASURED)).value();
+    }
+
+    @Test
+    void sealedBlob_survivesSerialization() throws Exception {
+        SecretBytes secret = SecretBytes.copyOf("a 25-byte keystore secret".getBytes(StandardCharsets.US_ASCII));
+        byte[] policy = PolicyDigest.initial(HashAlgorithm.SHA256).policyPcr(client.pcrRead(MEASURED)).value();
+        TpmObjectBlob sealed = TpmObjectBlob.fromBytes(client.seal(PersistentHandle.SRK_ECC, secret, policy)
+                .toBytes());
+        assertArrayEquals(secret.reveal(), client.unsealWithPcrPolicy(PersistentHandle.SRK_ECC, sealed, MEASURED)
+                .reveal());
+    }
+}
