@@ -1,0 +1,133 @@
+package io.tpmphone.cli;
+
+import io.tpmphone.swtpm.SwtpmProcess;
+import java.io.PrintWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+/** A local swtpm for development and CI that outlives this command, stopped with {@code swtpm stop}. */
+@Command(name = "swtpm", mixinStandardHelpOptions = true,
+        description = "Start or stop a local swtpm (software TPM) for development and CI.",
+        subcommands = {SwtpmCommand.Start.class, SwtpmCommand.Stop.class})
+final class SwtpmCommand {
+
+    static Path home(String name) {
+        String base = System.getenv().getOrDefault("TPMPHONE_HOME", System.getProperty("user.home") + "/.tpmphone");
+        if (!name.matches("[A-Za-z0-9_.-]{1,64}")) {
+            throw new IllegalArgumentException("--name must be 1-64 letters, digits, '.', '_' or '-', got '" + name + "'");
+        }
+        return Path.of(base, "swtpm", name);
+    }
+
+    @Command(name = "start", mixinStandardHelpOptions = true,
+            description = {"Start a swtpm on free loopback ports with its state in $TPMPHONE_HOME/swtpm/NAME",
+                    "(default ~/.tpmphone). Prints the TPM URI to use with --tpm, or JSON."},
+            footer = {"", "Example:", "  tpmphone swtpm start --ek-cert --json",
+                    "  tpmphone tpm info --tpm \"$(tpmphone swtpm start --uri-only)\""})
+    static final class Start implements Callable<Integer> {
+        @Spec
+        CommandSpec spec;
+        @Option(names = "--name", defaultValue = "default", description = "instance name (default ${DEFAULT-VALUE})")
+        String name;
+        @Option(names = "--ek-cert", description = "provision EK certificates from a private test CA")
+        boolean ekCert;
+        @Option(names = "--json", description = "machine-readable output")
+        boolean json;
+        @Option(names = "--uri-only", description = "print only the TPM URI")
+        boolean uriOnly;
+
+        @Override
+        public Integer call() throws Exception {
+            Path dir = home(name);
+            Path descriptor = dir.resolve("instance.json");
+            if (Files.exists(descriptor)) {
+                Map<?, ?> existing = TpmCommand.JSON.readValue(descriptor.toFile(), Map.class);
+                long pid = ((Number) existing.get("pid")).longValue();
+                if (ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false)) {
+                    throw new IllegalStateException("swtpm '" + name + "' is already running (pid " + pid + ", "
+                            + existing.get("tpmUri") + "); stop it with: tpmphone swtpm stop --name " + name);
+                }
+                Files.delete(descriptor);
+            }
+            Files.createDirectories(dir);
+            SwtpmProcess swtpm = SwtpmProcess.builder().stateDirectory(dir.resolve("state"))
+                    .withEkCertificate(ekCert).start();
+            Path workDirectory = swtpm.detach();
+            Map<String, Object> info = new LinkedHashMap<>();
+            info.put("name", name);
+            info.put("tpmUri", swtpm.tpmUri());
+            info.put("tcti", swtpm.tctiString());
+            info.put("host", swtpm.host());
+            info.put("port", swtpm.port());
+            info.put("controlPort", swtpm.controlPort());
+            info.put("pid", swtpm.pid());
+            info.put("stateDirectory", swtpm.stateDirectory().toString());
+            info.put("workDirectory", workDirectory.toString());
+            if (ekCert) {
+                // The shared test CA lives in a temporary directory of this JVM: keep copies with the instance.
+                Path ca = Files.createDirectories(dir.resolve("ca"));
+                Files.copy(swtpm.caCertificate(), ca.resolve("issuer-cert.pem"),
+                        java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+                Files.copy(swtpm.rootCertificate(), ca.resolve("root-cert.pem"),
+                        java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+                info.put("caCertificate", ca.resolve("issuer-cert.pem").toString());
+                info.put("rootCertificate", ca.resolve("root-cert.pem").toString());
+            }
+            Files.writeString(descriptor, TpmCommand.JSON.writeValueAsString(info));
+            PrintWriter out = spec.commandLine().getOut();
+            if (json) {
+                out.println(TpmCommand.JSON.writeValueAsString(info));
+            } else if (uriOnly) {
+                out.println(swtpm.tpmUri());
+            } else {
+                out.println("swtpm '" + name + "' running, pid " + swtpm.pid());
+                out.println("  TPM URI:      " + swtpm.tpmUri() + "   (tpmphone ... --tpm URI)");
+                out.println("  tpm2-tools:   export TPM2TOOLS_TCTI=" + swtpm.tctiString());
+                out.println("  stop with:    tpmphone swtpm stop --name " + name);
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "stop", mixinStandardHelpOptions = true,
+            description = "Stop a swtpm started with `tpmphone swtpm start` (state is kept unless --purge).",
+            footer = {"", "Example:", "  tpmphone swtpm stop --name default --purge"})
+    static final class Stop implements Callable<Integer> {
+        @Spec
+        CommandSpec spec;
+        @Option(names = "--name", defaultValue = "default", description = "instance name (default ${DEFAULT-VALUE})")
+        String name;
+        @Option(names = "--purge", description = "also delete the TPM state (EK, keys, NV)")
+        boolean purge;
+
+        @Override
+        public Integer call() throws Exception {
+            Path dir = home(name);
+            Path descriptor = dir.resolve("instance.json");
+            if (!Files.exists(descriptor)) {
+                spec.commandLine().getErr().println("no swtpm '" + name + "' is running (no " + descriptor + ")");
+                return 1;
+            }
+            Map<?, ?> info = TpmCommand.JSON.readValue(descriptor.toFile(), Map.class);
+            long pid = ((Number) info.get("pid")).longValue();
+            SwtpmProcess.stopDetached(pid, (String) info.get("host"), ((Number) info.get("port")).intValue());
+            Files.delete(descriptor);
+            Object work = info.get("workDirectory");
+            if (work != null) {
+                SwtpmProcess.deleteDirectory(Path.of(work.toString()));
+            }
+            if (purge) {
+                SwtpmProcess.deleteDirectory(dir);
+            }
+            spec.commandLine().getOut().println("swtpm '" + name + "' stopped" + (purge ? " and its state deleted" : ""));
+            return 0;
+        }
+    }
+}

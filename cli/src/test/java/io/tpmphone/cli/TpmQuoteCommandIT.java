@@ -1,0 +1,68 @@
+package io.tpmphone.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.tpmphone.swtpm.SwtpmProcess;
+import io.tpmphone.swtpm.Tpm2Tools;
+import io.tpmphone.swtpm.WithSwtpm;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/** What {@code tpmphone tpm quote} writes, tpm2-tools accepts (and rejects once tampered with). */
+@WithSwtpm
+class TpmQuoteCommandIT {
+
+    @ParameterizedTest
+    @ValueSource(strings = {"sha256:0,1,16", "sha256:0-9,14,16,23"})
+    void tpm2Checkquote_acceptsWhatTpmQuoteWrites(String pcrs, SwtpmProcess swtpm, @TempDir Path dir)
+            throws Exception {
+        assertEquals(0, Main.run("tpm", "extend", "--tpm", swtpm.tpmUri(), "--pcr", "16", "--digest",
+                "00".repeat(31) + "01"));
+        assertEquals(0, Main.run("tpm", "quote", "--tpm", swtpm.tpmUri(), "--pcrs", pcrs, "--nonce", "c0ffee01",
+                "--out", dir.toString()));
+        for (String f : List.of("quote.msg", "quote.sig", "pcrs.bin", "ak.pub.pem")) {
+            assertTrue(Files.size(dir.resolve(f)) > 0, f);
+        }
+        Tpm2Tools.Result ok = checkquote(dir, "c0ffee01");
+        assertEquals(0, ok.exitCode(), ok.stderr() + ok.stdout());
+
+        Tpm2Tools.Result wrongNonce = checkquote(dir, "c0ffee02");
+        assertNotEquals(0, wrongNonce.exitCode(), "another nonce must fail: " + wrongNonce.stderr() + wrongNonce.stdout());
+
+        byte[] pcrFile = Files.readAllBytes(dir.resolve("pcrs.bin"));
+        byte[] tamperedPcrs = pcrFile.clone();
+        tamperedPcrs[132 + 4 + 4 + 2] ^= 0x01; // first byte of the first PCR value
+        Files.write(dir.resolve("pcrs.bin"), tamperedPcrs);
+        Tpm2Tools.Result badPcr = checkquote(dir, "c0ffee01");
+        assertNotEquals(0, badPcr.exitCode(), "a changed PCR value must fail: " + badPcr.stderr() + badPcr.stdout());
+        Files.write(dir.resolve("pcrs.bin"), pcrFile);
+
+        byte[] msg = Files.readAllBytes(dir.resolve("quote.msg"));
+        msg[msg.length - 1] ^= 0x01; // last byte of the quoted PCR digest
+        Files.write(dir.resolve("quote.msg"), msg);
+        Tpm2Tools.Result badMsg = checkquote(dir, "c0ffee01");
+        assertNotEquals(0, badMsg.exitCode(), "a tampered attestation must fail: " + badMsg.stderr() + badMsg.stdout());
+    }
+
+    @Test
+    void badArguments_exitWithUsageErrorAndSayWhatToDo(SwtpmProcess swtpm, @TempDir Path dir) {
+        assertEquals(2, Main.run("tpm", "quote", "--tpm", swtpm.tpmUri(), "--pcrs", "sha256:0", "--nonce", "xyz",
+                "--out", dir.toString()));
+        assertNotEquals(0, Main.run("tpm", "quote", "--tpm", "swtpm:port=nope", "--pcrs", "sha256:0", "--nonce",
+                "00", "--out", dir.toString()));
+        assertNotEquals(0, Main.run("tpm", "pcrread", "--tpm", swtpm.tpmUri(), "--pcrs", "sha256:99"));
+    }
+
+    private static Tpm2Tools.Result checkquote(Path dir, String nonce) {
+        return Tpm2Tools.runOffline("tpm2_checkquote", "-u", dir.resolve("ak.pub.pem").toString(),
+                "-m", dir.resolve("quote.msg").toString(), "-s", dir.resolve("quote.sig").toString(),
+                "-f", dir.resolve("pcrs.bin").toString(), "-g", "sha256", "-q", nonce);
+    }
+}
