@@ -29,6 +29,11 @@ public final class Main implements Runnable {
                 commandLine.getErr().println("  caused by: " + cause.getMessage());
                 cause = cause.getCause();
             }
+            if (ex instanceof IllegalArgumentException) {
+                // A value that parsed as an option but means nothing (bad TPM URI, PCR list, name): usage error.
+                commandLine.getErr().println("see: " + commandLine.getCommandSpec().qualifiedName() + " --help");
+                return 2;
+            }
             return 1;
         });
         return cli.execute(args);

@@ -19,7 +19,8 @@ import picocli.CommandLine.Spec;
 final class SwtpmCommand {
 
     static Path home(String name) {
-        String base = System.getenv().getOrDefault("TPMPHONE_HOME", System.getProperty("user.home") + "/.tpmphone");
+        String base = System.getProperty("tpmphone.home",
+                System.getenv().getOrDefault("TPMPHONE_HOME", System.getProperty("user.home") + "/.tpmphone"));
         if (!name.matches("[A-Za-z0-9_.-]{1,64}")) {
             throw new IllegalArgumentException("--name must be 1-64 letters, digits, '.', '_' or '-', got '" + name + "'");
         }

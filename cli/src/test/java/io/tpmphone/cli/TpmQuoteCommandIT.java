@@ -55,9 +55,11 @@ class TpmQuoteCommandIT {
     void badArguments_exitWithUsageErrorAndSayWhatToDo(SwtpmProcess swtpm, @TempDir Path dir) {
         assertEquals(2, Main.run("tpm", "quote", "--tpm", swtpm.tpmUri(), "--pcrs", "sha256:0", "--nonce", "xyz",
                 "--out", dir.toString()));
-        assertNotEquals(0, Main.run("tpm", "quote", "--tpm", "swtpm:port=nope", "--pcrs", "sha256:0", "--nonce",
+        assertEquals(2, Main.run("tpm", "quote", "--tpm", "swtpm:port=nope", "--pcrs", "sha256:0", "--nonce",
                 "00", "--out", dir.toString()));
-        assertNotEquals(0, Main.run("tpm", "pcrread", "--tpm", swtpm.tpmUri(), "--pcrs", "sha256:99"));
+        assertEquals(2, Main.run("tpm", "pcrread", "--tpm", swtpm.tpmUri(), "--pcrs", "sha256:99"));
+        assertEquals(1, Main.run("tpm", "info", "--tpm", "swtpm:host=127.0.0.1,port=1,timeout=500"),
+                "nothing listens on port 1: an operation failure, not a usage error");
     }
 
     private static Tpm2Tools.Result checkquote(Path dir, String nonce) {

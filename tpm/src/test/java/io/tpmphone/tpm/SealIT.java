@@ -6,17 +6,24 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.tpmphone.attestation.HashAlgorithm;
+import io.tpmphone.attestation.ObjectAttribute;
 import io.tpmphone.attestation.PcrSelection;
 import io.tpmphone.attestation.PolicyDigest;
 import io.tpmphone.attestation.SecretBytes;
+import io.tpmphone.attestation.TpmtPublic;
+import io.tpmphone.attestation.TpmtSignature;
 import io.tpmphone.swtpm.SwtpmProcess;
 import io.tpmphone.swtpm.WithSwtpm;
 import java.nio.charset.StandardCharsets;
+import java.security.Signature;
 import java.util.List;
+import java.util.Optional;
 import java.util.Set;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 
 @WithSwtpm(perMethod = true)
 class SealIT {
@@ -108,5 +115,43 @@ class SealIT {
                 .toBytes());
         assertArrayEquals(secret.reveal(), client.unsealWithPcrPolicy(PersistentHandle.SRK_ECC, sealed, MEASURED)
                 .reveal());
+    }
+
+    @ParameterizedTest
+    @EnumSource(TpmClient.StorageKeyType.class)
+    void sealing_worksUnderEitherStorageRootKey(TpmClient.StorageKeyType type) throws Exception {
+        TpmtPublic srk = client.ensureStorageRootKey(type);
+        PersistentHandle handle = type == TpmClient.StorageKeyType.RSA_2048 ? PersistentHandle.SRK_RSA
+                : PersistentHandle.SRK_ECC;
+        assertTrue(srk.has(ObjectAttribute.RESTRICTED) && srk.has(ObjectAttribute.DECRYPT));
+        SecretBytes secret = SecretBytes.copyOf(client.getRandom(32));
+        byte[] policy = PolicyDigest.initial(HashAlgorithm.SHA256).policyPcr(client.pcrRead(MEASURED)).value();
+        TpmObjectBlob sealed = client.seal(handle, secret, policy);
+        assertTrue(secret.equalsConstantTime(client.unsealWithPcrPolicy(handle, sealed, MEASURED)));
+    }
+
+    @Test
+    void pcrBoundSigningKey_signsOnlyInTheMeasuredState() throws Exception {
+        measure("approved softphone");
+        byte[] policy = PolicyDigest.initial(HashAlgorithm.SHA256).policyPcr(client.pcrRead(MEASURED)).value();
+        TpmObjectBlob tik = client.createSigningKey(PersistentHandle.SRK_ECC, Optional.of(policy));
+        TpmtPublic tikPublic = TpmtPublic.parse(tik.publicArea());
+        assertTrue(!tikPublic.has(ObjectAttribute.USER_WITH_AUTH) && !tikPublic.has(ObjectAttribute.RESTRICTED));
+        client.persist(PersistentHandle.SRK_ECC, tik, PersistentHandle.TIK);
+
+        byte[] digest = HashAlgorithm.SHA256.digest(new byte[] {1, 2, 3});
+        TpmtSignature sig = TpmtSignature.parse(client.sign(PersistentHandle.TIK, digest, Optional.of(MEASURED)));
+        Signature ecdsa = Signature.getInstance("NONEwithECDSA");
+        ecdsa.initVerify(tikPublic.toPublicKey());
+        ecdsa.update(digest);
+        assertTrue(ecdsa.verify(sig.toDer()));
+
+        TpmResponseException noPolicy = assertThrows(TpmResponseException.class,
+                () -> client.sign(PersistentHandle.TIK, digest, Optional.empty()));
+        assertEquals("AUTH_UNAVAILABLE", noPolicy.responseCodeName(), "a password cannot authorize it");
+        measure("terminated");
+        TpmResponseException after = assertThrows(TpmResponseException.class,
+                () -> client.sign(PersistentHandle.TIK, digest, Optional.of(MEASURED)));
+        assertEquals("POLICY_FAIL", after.responseCodeName(), after.getMessage());
     }
 }

@@ -76,17 +76,23 @@ final class DeviceTransport implements TpmTransport {
         while (out.hasRemaining()) {
             ch.write(out);
         }
+        // The kernel TPM driver returns the whole response in one read; other character devices (a pty bridged to
+        // a TPM, a vTPM proxy) may deliver it in pieces, so read until the frame the header announces is complete.
         ByteBuffer in = ByteBuffer.allocate(MAX_FRAME);
-        int n = ch.read(in);
-        if (n < HEADER) {
-            throw new TpmTransportException("short TPM response: " + n + " bytes");
+        int size = -1;
+        while (size < 0 || in.position() < size) {
+            if (ch.read(in) < 0) {
+                throw new TpmTransportException("TPM device closed after " + in.position() + " response bytes");
+            }
+            if (size < 0 && in.position() >= HEADER) {
+                size = TpmTransport.frameSize(in.array(), "device");
+            }
         }
-        byte[] response = Arrays.copyOf(in.array(), n);
-        int size = TpmTransport.frameSize(response, "device");
-        if (size != n) {
-            throw new TpmTransportException("TPM response frame says " + size + " bytes but " + n + " arrived");
+        if (in.position() != size) {
+            throw new TpmTransportException("TPM response frame says " + size + " bytes but " + in.position()
+                    + " arrived");
         }
-        return response;
+        return Arrays.copyOf(in.array(), size);
     }
 
     private FileChannel ensureOpen() throws IOException {

@@ -1,0 +1,81 @@
+package io.tpmphone.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** {@code tpmphone swtpm start|stop}, each in its own JVM: the swtpm must outlive the command that started it. */
+class SwtpmCommandIT {
+
+    private record Run(int exit, String out, String err) {
+    }
+
+    private static Run tpmphone(Path home, String... args) throws Exception {
+        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "-Dtpmphone.home=" + home, "-cp", System.getProperty("java.class.path"), Main.class.getName()));
+        cmd.addAll(List.of(args));
+        Process p = new ProcessBuilder(cmd).start();
+        assertTrue(p.waitFor(60, TimeUnit.SECONDS), "tpmphone " + String.join(" ", args) + " finished");
+        return new Run(p.exitValue(), new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8),
+                new String(p.getErrorStream().readAllBytes(), StandardCharsets.UTF_8));
+    }
+
+    @Test
+    void startedSwtpm_outlivesTheCommand_servesTpmCommands_andStops(@TempDir Path home) throws Exception {
+        Run start = tpmphone(home, "swtpm", "start", "--name", "ci", "--ek-cert", "--json");
+        assertEquals(0, start.exit(), start.err());
+        JsonNode info = new ObjectMapper().readTree(start.out());
+        long pid = info.get("pid").asLong();
+        String uri = info.get("tpmUri").asText();
+        try {
+            assertTrue(ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false), "swtpm still running");
+            assertTrue(Files.exists(Path.of(info.get("caCertificate").asText())), "CA certificate kept");
+
+            Run infoRun = tpmphone(home, "tpm", "info", "--tpm", uri);
+            assertEquals(0, infoRun.exit(), infoRun.err());
+            assertTrue(infoRun.out().contains("manufacturer: IBM"), infoRun.out());
+
+            Run pcrs = tpmphone(home, "tpm", "pcrread", "--tpm", uri, "--pcrs", "sha256:16", "--json");
+            assertEquals(0, pcrs.exit(), pcrs.err());
+            assertEquals("00".repeat(32), new ObjectMapper().readTree(pcrs.out()).at("/pcrs/16").asText());
+
+            Run again = tpmphone(home, "swtpm", "start", "--name", "ci");
+            assertEquals(1, again.exit());
+            assertTrue(again.err().contains("already running"), again.err());
+        } finally {
+            Run stop = tpmphone(home, "swtpm", "stop", "--name", "ci", "--purge");
+            assertEquals(0, stop.exit(), stop.err());
+        }
+        assertTrue(ProcessHandle.of(pid).map(h -> !h.isAlive()).orElse(true), "swtpm stopped");
+        assertFalse(Files.exists(home.resolve("swtpm").resolve("ci")), "--purge deletes the state");
+        Run stopAgain = tpmphone(home, "swtpm", "stop", "--name", "ci");
+        assertNotEquals(0, stopAgain.exit());
+        assertTrue(stopAgain.err().contains("no swtpm 'ci' is running"), stopAgain.err());
+    }
+
+    @Test
+    void demo_saysItIsNotBuiltYet_andFails(@TempDir Path home) throws Exception {
+        Run demo = tpmphone(home, "demo");
+        assertNotEquals(0, demo.exit());
+        assertTrue(demo.err().contains("not built yet"), demo.err());
+    }
+
+    @Test
+    void badInstanceName_isAUsageErrorNotAnException(@TempDir Path home) throws Exception {
+        Run bad = tpmphone(home, "swtpm", "start", "--name", "../etc");
+        assertEquals(2, bad.exit());
+        assertTrue(bad.err().contains("--name must be"), bad.err());
+    }
+}
