@@ -291,16 +291,13 @@ public final class TpmClient implements AutoCloseable {
             CreateResponse created = run("Create", () -> tpm._withSession(s1).Create(parent,
                     new TPMS_SENSITIVE_CREATE(new byte[0], new byte[0]), Templates.attestationKey(), new byte[0],
                     new TPMS_PCR_SELECTION[0]));
-            ResponseParameters out = ResponseParameters.of(device.lastResponse(), 0);
-            byte[] priv = out.tpm2b();
-            byte[] pub = out.tpm2b();
+            TpmObjectBlob ak = createdObject();
             TPM_HANDLE s2 = endorsementPolicySession(scope);
             TPM_HANDLE loaded = run("Load", () -> tpm._withSession(s2).Load(parent, created.outPrivate,
                     created.outPublic));
             scope.track(loaded);
             evictInto(loaded, akHandle);
-            Arrays.fill(priv, (byte) 0);
-            return parsePublic(pub);
+            return parsePublic(ak.publicArea());
         });
     }
 
@@ -314,10 +311,7 @@ public final class TpmClient implements AutoCloseable {
         return call("Create", scope -> {
             run("Create", () -> tpm.Create(persistent(parent), new TPMS_SENSITIVE_CREATE(new byte[0], new byte[0]),
                     Templates.signingKey(policy), new byte[0], new TPMS_PCR_SELECTION[0]));
-            ResponseParameters out = ResponseParameters.of(device.lastResponse(), 0);
-            byte[] priv = out.tpm2b();
-            byte[] pub = out.tpm2b();
-            return new TpmObjectBlob(pub, priv);
+            return createdObject();
         });
     }
 
@@ -468,10 +462,7 @@ public final class TpmClient implements AutoCloseable {
             } finally {
                 Arrays.fill(data, (byte) 0);
             }
-            ResponseParameters out = ResponseParameters.of(device.lastResponse(), 0);
-            byte[] priv = out.tpm2b();
-            byte[] pub = out.tpm2b();
-            return new TpmObjectBlob(pub, priv);
+            return createdObject();
         });
     }
 
@@ -570,6 +561,14 @@ public final class TpmClient implements AutoCloseable {
         } finally {
             Arrays.fill(data, (byte) 0);
         }
+    }
+
+    /** The outPrivate and outPublic of the TPM2_Create that just ran, byte-exact. */
+    private TpmObjectBlob createdObject() throws TpmTransportException {
+        ResponseParameters out = ResponseParameters.of(device.lastResponse(), 0);
+        byte[] privateArea = out.tpm2b();
+        byte[] publicArea = out.tpm2b();
+        return new TpmObjectBlob(publicArea, privateArea);
     }
 
     private PcrValues readPcrs(PcrSelection selection) throws TpmException {

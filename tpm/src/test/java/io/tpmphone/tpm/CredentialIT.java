@@ -7,8 +7,14 @@ import io.tpmphone.attestation.CredentialBlob;
 import io.tpmphone.attestation.MakeCredential;
 import io.tpmphone.attestation.TpmtPublic;
 import io.tpmphone.swtpm.SwtpmExtension;
+import io.tpmphone.swtpm.SwtpmProcess;
+import io.tpmphone.swtpm.Tpm2Tools;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.security.SecureRandom;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
@@ -63,6 +69,33 @@ class CredentialIT {
             assertThrows(TpmResponseException.class, () -> a.activateCredential(PersistentHandle.AK,
                     PersistentHandle.EK_RSA, forOtherName.integrityHmac(), forOtherName.encIdentity(),
                     forOtherName.encryptedSecret()), "bound to another key's name");
+        }
+    }
+
+    @Test
+    void tpm2ToolsFormat_isAcceptedByTpm2Activatecredential(@TempDir Path dir) throws Exception {
+        SwtpmProcess swtpm = HOST_B.process();
+        TpmtPublic ek;
+        TpmtPublic ak;
+        try (TpmClient b = TpmClient.open(TpmUri.parse(swtpm.tpmUri()))) {
+            ek = b.ensureEndorsementKey(EkType.RSA_2048);
+            b.evict(PersistentHandle.AK);
+            ak = b.createAttestationKey(PersistentHandle.EK_RSA, PersistentHandle.AK);
+        }
+        byte[] secret = "tpm2-tools interop".getBytes(StandardCharsets.US_ASCII);
+        Path blob = dir.resolve("cred.blob");
+        Files.write(blob, MakeCredential.make(ek, ak.name(), secret, new SecureRandom()).toTpm2ToolsFormat());
+        Path session = dir.resolve("session.ctx");
+        Tpm2Tools.run(swtpm, "tpm2_startauthsession", "--policy-session", "-S", session.toString()).requireSuccess();
+        try {
+            Tpm2Tools.run(swtpm, "tpm2_policysecret", "-S", session.toString(), "-c", "e").requireSuccess();
+            Path out = dir.resolve("secret.out");
+            Tpm2Tools.run(swtpm, "tpm2_activatecredential", "-c", PersistentHandle.AK.toString(), "-C",
+                    PersistentHandle.EK_RSA.toString(), "-i", blob.toString(), "-o", out.toString(), "-P",
+                    "session:" + session).requireSuccess();
+            assertArrayEquals(secret, Files.readAllBytes(out));
+        } finally {
+            Tpm2Tools.run(swtpm, "tpm2_flushcontext", session.toString());
         }
     }
 }

@@ -171,4 +171,21 @@ class QuoteIT {
         assertEquals(java.util.List.of(), client.handles(TpmClient.HandleType.TRANSIENT));
         assertEquals(java.util.List.of(), client.handles(TpmClient.HandleType.LOADED_SESSION));
     }
+
+    @Test
+    void tpmErrors_printNothing_andNameTheResponseCode() throws Exception {
+        java.io.PrintStream original = System.out;
+        java.io.ByteArrayOutputStream captured = new java.io.ByteArrayOutputStream();
+        TpmResponseException e;
+        System.setOut(new java.io.PrintStream(captured, true, java.nio.charset.StandardCharsets.UTF_8));
+        try {
+            e = assertThrows(TpmResponseException.class, () -> client.sign(PersistentHandle.AK,
+                    HashAlgorithm.SHA256.digest(new byte[] {5}), Optional.empty()));
+        } finally {
+            System.setOut(original);
+        }
+        assertEquals("", captured.toString(java.nio.charset.StandardCharsets.UTF_8), "TSS.Java printed to stdout");
+        assertEquals("Sign", e.command());
+        assertTrue(e.getMessage().startsWith("TPM2_Sign failed: TPM_RC_" + e.responseCodeName()), e.getMessage());
+    }
 }
