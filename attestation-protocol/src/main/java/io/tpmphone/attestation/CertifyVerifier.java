@@ -25,6 +25,7 @@ public final class CertifyVerifier {
         Objects.requireNonNull(signature, "signature");
         Objects.requireNonNull(signingKey, "signingKey");
         Objects.requireNonNull(expectedQualifyingData, "expectedQualifyingData");
+        AttestationChecks.requireUsableNonce(expectedQualifyingData);
         Objects.requireNonNull(certifiedObject, "certifiedObject");
         byte[] attestCopy = attest.clone();
         AttestationChecks.verifySignature(attestCopy, signature, signingKey);

@@ -45,6 +45,7 @@ public final class QuoteVerifier {
         Objects.requireNonNull(signature, "signature");
         Objects.requireNonNull(signingKey, "signingKey");
         Objects.requireNonNull(expectedQualifyingData, "expectedQualifyingData");
+        AttestationChecks.requireUsableNonce(expectedQualifyingData);
         Objects.requireNonNull(pcrValues, "pcrValues");
         byte[] attestCopy = attest.clone();
         TpmtSignature sig = AttestationChecks.verifySignature(attestCopy, signature, signingKey);

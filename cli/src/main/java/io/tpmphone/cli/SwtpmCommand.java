@@ -21,7 +21,7 @@ final class SwtpmCommand {
     static Path home(String name) {
         String base = System.getProperty("tpmphone.home",
                 System.getenv().getOrDefault("TPMPHONE_HOME", System.getProperty("user.home") + "/.tpmphone"));
-        if (!name.matches("[A-Za-z0-9_.-]{1,64}")) {
+        if (!name.matches("[A-Za-z0-9_.-]{1,64}") || name.equals(".") || name.equals("..")) {
             throw new IllegalArgumentException("--name must be 1-64 letters, digits, '.', '_' or '-', got '" + name + "'");
         }
         return Path.of(base, "swtpm", name);
@@ -62,26 +62,35 @@ final class SwtpmCommand {
                     .withEkCertificate(ekCert).start();
             Path workDirectory = swtpm.detach();
             Map<String, Object> info = new LinkedHashMap<>();
-            info.put("name", name);
-            info.put("tpmUri", swtpm.tpmUri());
-            info.put("tcti", swtpm.tctiString());
-            info.put("host", swtpm.host());
-            info.put("port", swtpm.port());
-            info.put("controlPort", swtpm.controlPort());
-            info.put("pid", swtpm.pid());
-            info.put("stateDirectory", swtpm.stateDirectory().toString());
-            info.put("workDirectory", workDirectory.toString());
-            if (ekCert) {
-                // The shared test CA lives in a temporary directory of this JVM: keep copies with the instance.
-                Path ca = Files.createDirectories(dir.resolve("ca"));
-                Files.copy(swtpm.caCertificate(), ca.resolve("issuer-cert.pem"),
-                        java.nio.file.StandardCopyOption.REPLACE_EXISTING);
-                Files.copy(swtpm.rootCertificate(), ca.resolve("root-cert.pem"),
-                        java.nio.file.StandardCopyOption.REPLACE_EXISTING);
-                info.put("caCertificate", ca.resolve("issuer-cert.pem").toString());
-                info.put("rootCertificate", ca.resolve("root-cert.pem").toString());
+            try {
+                info.put("name", name);
+                info.put("tpmUri", swtpm.tpmUri());
+                info.put("tcti", swtpm.tctiString());
+                info.put("host", swtpm.host());
+                info.put("port", swtpm.port());
+                info.put("controlPort", swtpm.controlPort());
+                info.put("pid", swtpm.pid());
+                info.put("stateDirectory", swtpm.stateDirectory().toString());
+                info.put("workDirectory", workDirectory.toString());
+                // The descriptor is written before anything else can fail, so `stop` always finds the process.
+                Files.writeString(descriptor, TpmCommand.JSON.writeValueAsString(info));
+                if (ekCert) {
+                    // The shared test CA lives in a temporary directory of this JVM: keep copies with the instance.
+                    Path ca = Files.createDirectories(dir.resolve("ca"));
+                    Files.copy(swtpm.caCertificate(), ca.resolve("issuer-cert.pem"),
+                            java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+                    Files.copy(swtpm.rootCertificate(), ca.resolve("root-cert.pem"),
+                            java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+                    info.put("caCertificate", ca.resolve("issuer-cert.pem").toString());
+                    info.put("rootCertificate", ca.resolve("root-cert.pem").toString());
+                    Files.writeString(descriptor, TpmCommand.JSON.writeValueAsString(info));
+                }
+            } catch (Exception e) {
+                SwtpmProcess.stopDetached(swtpm.pid(), swtpm.host(), swtpm.port());
+                Files.deleteIfExists(descriptor);
+                SwtpmProcess.deleteDirectory(workDirectory);
+                throw e;
             }
-            Files.writeString(descriptor, TpmCommand.JSON.writeValueAsString(info));
             PrintWriter out = spec.commandLine().getOut();
             if (json) {
                 out.println(TpmCommand.JSON.writeValueAsString(info));

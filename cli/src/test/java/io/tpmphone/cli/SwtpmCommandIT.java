@@ -36,10 +36,11 @@ class SwtpmCommandIT {
     void startedSwtpm_outlivesTheCommand_servesTpmCommands_andStops(@TempDir Path home) throws Exception {
         Run start = tpmphone(home, "swtpm", "start", "--name", "ci", "--ek-cert", "--json");
         assertEquals(0, start.exit(), start.err());
-        JsonNode info = new ObjectMapper().readTree(start.out());
-        long pid = info.get("pid").asLong();
-        String uri = info.get("tpmUri").asText();
+        long pid = -1;
         try {
+            JsonNode info = new ObjectMapper().readTree(start.out());
+            pid = info.get("pid").asLong();
+            String uri = info.get("tpmUri").asText();
             assertTrue(ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false), "swtpm still running");
             assertTrue(Files.exists(Path.of(info.get("caCertificate").asText())), "CA certificate kept");
 
@@ -58,7 +59,8 @@ class SwtpmCommandIT {
             Run stop = tpmphone(home, "swtpm", "stop", "--name", "ci", "--purge");
             assertEquals(0, stop.exit(), stop.err());
         }
-        assertTrue(ProcessHandle.of(pid).map(h -> !h.isAlive()).orElse(true), "swtpm stopped");
+        long stopped = pid;
+        assertTrue(ProcessHandle.of(stopped).map(h -> !h.isAlive()).orElse(true), "swtpm stopped");
         assertFalse(Files.exists(home.resolve("swtpm").resolve("ci")), "--purge deletes the state");
         Run stopAgain = tpmphone(home, "swtpm", "stop", "--name", "ci");
         assertNotEquals(0, stopAgain.exit());
@@ -74,8 +76,10 @@ class SwtpmCommandIT {
 
     @Test
     void badInstanceName_isAUsageErrorNotAnException(@TempDir Path home) throws Exception {
-        Run bad = tpmphone(home, "swtpm", "start", "--name", "../etc");
-        assertEquals(2, bad.exit());
-        assertTrue(bad.err().contains("--name must be"), bad.err());
+        for (String name : new String[] {"../etc", "..", "."}) {
+            Run bad = tpmphone(home, "swtpm", "start", "--name", name);
+            assertEquals(2, bad.exit(), name);
+            assertTrue(bad.err().contains("--name must be"), bad.err());
+        }
     }
 }

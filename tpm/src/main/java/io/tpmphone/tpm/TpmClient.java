@@ -6,6 +6,7 @@ import io.tpmphone.attestation.PcrSelection;
 import io.tpmphone.attestation.PcrValues;
 import io.tpmphone.attestation.SecretBytes;
 import io.tpmphone.attestation.TpmtPublic;
+import io.tpmphone.attestation.TpmtSignature;
 import io.tpmphone.tpm.internal.ResponseParameters;
 import io.tpmphone.tpm.internal.Templates;
 import io.tpmphone.tpm.internal.TpmTransport;
@@ -169,12 +170,15 @@ public final class TpmClient implements AutoCloseable {
                 final int from = start;
                 GetCapabilityResponse r = run("GetCapability", () -> tpm.GetCapability(TPM_CAP.HANDLES, from, 64));
                 TPM_HANDLE[] hs = ((TPML_HANDLE) r.capabilityData).handle;
+                boolean beyond = false;
                 for (TPM_HANDLE h : hs) {
-                    if ((h.handle & 0xff000000) == (type.first & 0xff000000)) {
+                    if (type.includes(h.handle)) {
                         result.add(h.handle);
+                    } else {
+                        beyond = true;
                     }
                 }
-                if (r.moreData == 0 || hs.length == 0) {
+                if (r.moreData == 0 || hs.length == 0 || beyond) {
                     return result;
                 }
                 start = hs[hs.length - 1].handle + 1;
@@ -182,7 +186,11 @@ public final class TpmClient implements AutoCloseable {
         });
     }
 
-    /** The handle types {@link #handles} can list. */
+    /**
+     * The handle types {@link #handles} can list. Sessions are reported with their own handles: {@code 0x02xxxxxx}
+     * for HMAC and {@code 0x03xxxxxx} for policy sessions, whether loaded or saved (context-saved, e.g. by
+     * tpm2-tools between invocations).
+     */
     public enum HandleType {
         TRANSIENT(HT_TRANSIENT), PERSISTENT(HT_PERSISTENT), LOADED_SESSION(HT_LOADED_SESSION),
         SAVED_SESSION(HT_POLICY_SESSION);
@@ -191,6 +199,11 @@ public final class TpmClient implements AutoCloseable {
 
         HandleType(int first) {
             this.first = first;
+        }
+
+        boolean includes(int handle) {
+            int type = handle >>> 24;
+            return this == TRANSIENT || this == PERSISTENT ? type == first >>> 24 : type == 0x02 || type == 0x03;
         }
     }
 
@@ -437,6 +450,7 @@ public final class TpmClient implements AutoCloseable {
                 return SecretBytes.copyOf(credential);
             } finally {
                 Arrays.fill(credential, (byte) 0);
+                device.wipeLastResponse();
             }
         });
     }
@@ -489,14 +503,27 @@ public final class TpmClient implements AutoCloseable {
         Objects.requireNonNull(sealed, "sealed");
         Objects.requireNonNull(selection, "selection");
         Objects.requireNonNull(approval, "approval");
+        // Everything the caller supplied is checked before the first TPM command, so bad input never loads anything.
+        TpmtPublic authorityPublic;
+        TPMT_SIGNATURE sig;
+        TPMT_PUBLIC authority;
+        try {
+            authorityPublic = TpmtPublic.parse(approval.authorityPublic());
+            TpmtSignature.parse(approval.signature());
+            sig = TPMT_SIGNATURE.fromBytes(approval.signature());
+            authority = TPMT_PUBLIC.fromBytes(approval.authorityPublic());
+        } catch (MalformedStructureException | RuntimeException e) {
+            throw new IllegalArgumentException("malformed policy approval: " + e.getMessage(), e);
+        }
+        if (approval.approvedPolicy().length != 32 || approval.policyRef().length > 32) {
+            throw new IllegalArgumentException("an approval holds a 32-byte SHA-256 policy and a policyRef of at most"
+                    + " 32 bytes");
+        }
         return call("Unseal", scope -> {
-            TPMT_PUBLIC authority = tssPublic(approval.authorityPublic());
-            TpmtPublic authorityPublic = parsePublic(approval.authorityPublic());
             TPM_HANDLE key = run("LoadExternal", () -> tpm.LoadExternal(null, authority,
                     TPM_HANDLE.from(TPM_RH.OWNER)));
             scope.track(key);
             byte[] aHash = HashAlgorithm.SHA256.digest(approval.approvedPolicy(), approval.policyRef());
-            TPMT_SIGNATURE sig = TPMT_SIGNATURE.fromBytes(approval.signature());
             TPMT_TK_VERIFIED ticket = run("VerifySignature", () -> tpm.VerifySignature(key, aHash, sig.signature));
             scope.flushNow(key);
             TPM_HANDLE object = load(scope, parent, sealed);
@@ -560,6 +587,7 @@ public final class TpmClient implements AutoCloseable {
             return SecretBytes.copyOf(data);
         } finally {
             Arrays.fill(data, (byte) 0);
+            device.wipeLastResponse();
         }
     }
 
@@ -587,7 +615,8 @@ public final class TpmClient implements AutoCloseable {
                     }
                 }
             }
-            if (got.isEmpty() || got.size() != r.pcrValues.length) {
+            boolean otherBank = r.pcrSelectionOut.length != 1 || !r.pcrSelectionOut[0].hash.equals(bank);
+            if (got.isEmpty() || got.size() != r.pcrValues.length || otherBank || !wanted.containsAll(got)) {
                 throw new TpmException("the TPM does not return PCRs " + wanted + " of bank " + selection.bank()
                         + "; is that bank allocated? (tpm2_getcap pcrs)");
             }
@@ -608,7 +637,7 @@ public final class TpmClient implements AutoCloseable {
     }
 
     private TPM_HANDLE load(Scope scope, PersistentHandle parent, TpmObjectBlob blob) throws TpmException {
-        TPMT_PUBLIC pub = tssPublic(blob.publicArea());
+        TPMT_PUBLIC pub = callerPublic(blob.publicArea());
         TPM_HANDLE h = run("Load", () -> tpm.Load(persistent(parent), new TPM2B_PRIVATE(blob.privateArea()), pub));
         return scope.track(h);
     }
@@ -670,6 +699,16 @@ public final class TpmClient implements AutoCloseable {
             return TPMT_PUBLIC.fromBytes(publicArea);
         } catch (RuntimeException e) {
             throw new TpmException("malformed TPMT_PUBLIC (" + publicArea.length + " bytes)", e);
+        }
+    }
+
+    /** A public area the caller supplied: strictly parsed, refused as an argument error. */
+    private static TPMT_PUBLIC callerPublic(byte[] publicArea) {
+        try {
+            TpmtPublic.parse(publicArea);
+            return TPMT_PUBLIC.fromBytes(publicArea);
+        } catch (MalformedStructureException | RuntimeException e) {
+            throw new IllegalArgumentException("malformed object blob: " + e.getMessage(), e);
         }
     }
 
@@ -740,14 +779,12 @@ public final class TpmClient implements AutoCloseable {
             } catch (TpmTransportException e) {
                 scope.transportFailed = true;
                 throw e;
-            } catch (TpmException e) {
+            } catch (TpmException | IllegalArgumentException e) {
                 throw e;
             } catch (RuntimeException e) {
-                // TSS.Java reports unparseable responses as IndexOutOfBounds/NullPointer exceptions.
-                scope.transportFailed = true;
-                device.disconnect();
-                throw new TpmTransportException("malformed TPM response to TPM2_" + command + " from " + uri + ": "
-                        + e, e);
+                // TSS.Java reports what it cannot parse as IndexOutOfBounds/NullPointer exceptions. The handles this
+                // operation loaded are still flushed (the scope closes normally).
+                throw new TpmException("TSS.Java failed in TPM2_" + command + " on " + uri + ": " + e, e);
             } finally {
                 scope.close();
             }
@@ -773,9 +810,8 @@ public final class TpmClient implements AutoCloseable {
 
         void close() {
             if (transportFailed && !handles.isEmpty()) {
-                LOG.warn("TPM transport failed; {} transient handle(s) could not be flushed and stay loaded until the"
-                        + " TPM restarts", handles.size());
-                return;
+                // After a timeout the TPM may be alive: one reconnect-and-flush attempt, then give up.
+                LOG.warn("TPM transport failed; trying once to flush {} transient handle(s)", handles.size());
             }
             Map<String, String> failures = new LinkedHashMap<>();
             while (!handles.isEmpty()) {
@@ -788,6 +824,13 @@ public final class TpmClient implements AutoCloseable {
                     }
                 } catch (RuntimeException e) {
                     failures.put(String.format(Locale.ROOT, "0x%08x", h.handle), e.toString());
+                    if (e instanceof TssDevice.Failure) {
+                        while (!handles.isEmpty()) {
+                            failures.put(String.format(Locale.ROOT, "0x%08x", handles.pop().handle), "not tried");
+                        }
+                        LOG.warn("TPM unreachable: handles {} stay loaded until the TPM restarts", failures.keySet());
+                        return;
+                    }
                 }
             }
             if (!failures.isEmpty()) {

@@ -36,12 +36,14 @@ class QuoteIT {
     private TpmClient client;
     private TpmtPublic ak;
     private TpmtPublic tik;
+    private TpmtPublic otherAk;
 
     @BeforeAll
     void enroll(SwtpmProcess swtpm) throws Exception {
         client = TpmClient.open(TpmUri.parse(swtpm.tpmUri()));
         client.ensureEndorsementKey(EkType.RSA_2048);
         ak = client.createAttestationKey(PersistentHandle.EK_RSA, PersistentHandle.AK);
+        otherAk = client.createAttestationKey(PersistentHandle.EK_RSA, new PersistentHandle(0x81010011));
         client.ensureStorageRootKey(TpmClient.StorageKeyType.ECC_P256);
         TpmObjectBlob tikBlob = client.createSigningKey(PersistentHandle.SRK_ECC, Optional.empty());
         client.persist(PersistentHandle.SRK_ECC, tikBlob, PersistentHandle.TIK);
@@ -82,7 +84,7 @@ class QuoteIT {
         badMagic[3] ^= 0x01;
         assertThrows(MalformedStructureException.class, () -> TpmsAttest.parse(badMagic));
         byte[] badType = attest.clone();
-        badType[5] = 0x14; // TPM_ST_ATTEST_SESSION_AUDIT (0x8016 -> 0x8014: command audit), not a quote
+        badType[5] = 0x14; // 0x8018 (quote) -> 0x8014 (TPM_ST_ATTEST_NV)
         assertThrows(MalformedStructureException.class, () -> TpmsAttest.parse(badType));
     }
 
@@ -121,12 +123,15 @@ class QuoteIT {
         otherNonce[31] ^= 0x01;
         expectRejected(VerificationException.Check.QUALIFYING_DATA, attest, sig, ak, otherNonce, pcrs, "nonce");
 
-        assertThrows(VerificationException.class, () -> QuoteVerifier.verify(attest, sig, tik, nonce, pcrs),
-                "another key (the TIK) is not the signer");
+        assertEquals(VerificationException.Check.KEY, assertThrows(VerificationException.class,
+                () -> QuoteVerifier.verify(attest, sig, tik, nonce, pcrs)).check(), "an unrestricted key is no AK");
+        expectRejected(VerificationException.Check.SIGNATURE, attest, sig, otherAk, nonce, pcrs,
+                "a genuine restricted AK that did not sign this quote");
         byte[] akBytes = ak.encoded();
         akBytes[akBytes.length - 1] ^= 0x01; // last byte of the public point's y
-        assertThrows(Exception.class, () -> QuoteVerifier.verify(attest, sig, TpmtPublic.parse(akBytes), nonce,
-                pcrs), "AK public key with one bit flipped");
+        assertEquals(VerificationException.Check.KEY, assertThrows(VerificationException.class,
+                () -> QuoteVerifier.verify(attest, sig, TpmtPublic.parse(akBytes), nonce, pcrs)).check(),
+                "AK public key with one bit flipped is off the curve");
     }
 
     private static void expectRejected(VerificationException.Check check, byte[] attest, byte[] sig, TpmtPublic key,

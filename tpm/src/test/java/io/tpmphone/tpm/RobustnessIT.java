@@ -135,4 +135,36 @@ class RobustnessIT {
             assertEquals(List.of(), client.handles(TpmClient.HandleType.TRANSIENT));
         }
     }
+
+    @Test
+    void aLeakedPolicySession_isReported(SwtpmProcess swtpm) throws Exception {
+        // TPM2_StartAuthSession(tpmKey=NULL, bind=NULL, nonceCaller=16 bytes, salt=empty, POLICY, sym=NULL, SHA256),
+        // sent raw and never flushed: the kind of leak the 1,000-cycle test must be able to see.
+        java.io.ByteArrayOutputStream cmd = new java.io.ByteArrayOutputStream();
+        java.io.DataOutputStream d = new java.io.DataOutputStream(cmd);
+        d.writeShort(0x8001);
+        d.writeInt(0);
+        d.writeInt(0x00000176);
+        d.writeInt(0x40000007);
+        d.writeInt(0x40000007);
+        d.writeShort(16);
+        d.write(new byte[16]);
+        d.writeShort(0);
+        d.writeByte(0x01);
+        d.writeShort(0x0010);
+        d.writeShort(0x000B);
+        byte[] command = cmd.toByteArray();
+        java.nio.ByteBuffer.wrap(command).putInt(2, command.length);
+        try (java.net.Socket raw = new java.net.Socket(swtpm.host(), swtpm.port())) {
+            raw.setSoTimeout(5000);
+            raw.getOutputStream().write(command);
+            byte[] header = raw.getInputStream().readNBytes(10);
+            assertEquals(0, java.nio.ByteBuffer.wrap(header).getInt(6), "StartAuthSession succeeded");
+        }
+        try (TpmClient client = TpmClient.open(TpmUri.parse(swtpm.tpmUri()))) {
+            List<Integer> sessions = client.handles(TpmClient.HandleType.LOADED_SESSION);
+            assertEquals(1, sessions.size(), "sessions: " + sessions);
+            assertEquals(0x03, sessions.get(0) >>> 24, "a policy session handle");
+        }
+    }
 }

@@ -154,4 +154,30 @@ class SealIT {
                 () -> client.sign(PersistentHandle.TIK, digest, Optional.of(MEASURED)));
         assertEquals("POLICY_FAIL", after.responseCodeName(), after.getMessage());
     }
+
+    @Test
+    void malformedApprovals_areArgumentErrors_andLoadNothing() throws Exception {
+        AuthorityKey authority = new AuthorityKey();
+        byte[] authPolicy = PolicyDigest.initial(HashAlgorithm.SHA256)
+                .policyAuthorize(authority.publicArea().name(), POLICY_REF).value();
+        TpmObjectBlob sealed = client.seal(PersistentHandle.SRK_ECC, SecretBytes.copyOf(new byte[] {1}), authPolicy);
+        PolicyApproval good = authority.approve(currentPcrPolicy(), POLICY_REF);
+        List<PolicyApproval> bad = List.of(
+                new PolicyApproval(good.approvedPolicy(), POLICY_REF, new byte[0], good.authorityPublic()),
+                new PolicyApproval(good.approvedPolicy(), POLICY_REF, new byte[] {0x12, 0x34, 0, 0},
+                        good.authorityPublic()),
+                new PolicyApproval(good.approvedPolicy(), POLICY_REF, good.signature(), new byte[] {0, 0x23}),
+                new PolicyApproval(new byte[5], POLICY_REF, good.signature(), good.authorityPublic()));
+        for (int round = 0; round < 3; round++) {
+            for (PolicyApproval approval : bad) {
+                assertThrows(IllegalArgumentException.class, () -> client.unsealWithAuthorizedPolicy(
+                        PersistentHandle.SRK_ECC, sealed, MEASURED, approval));
+            }
+        }
+        assertThrows(IllegalArgumentException.class, () -> client.unsealWithPcrPolicy(PersistentHandle.SRK_ECC,
+                new TpmObjectBlob(new byte[] {1, 2, 3}, new byte[] {4}), MEASURED));
+        assertEquals(List.of(), client.handles(TpmClient.HandleType.TRANSIENT));
+        assertEquals(1, client.unsealWithAuthorizedPolicy(PersistentHandle.SRK_ECC, sealed, MEASURED, good).length(),
+                "the TPM's slots are all free: the good approval still works");
+    }
 }

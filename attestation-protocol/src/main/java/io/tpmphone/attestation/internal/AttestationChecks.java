@@ -23,7 +23,6 @@ import java.security.SignatureException;
 import java.security.interfaces.ECPublicKey;
 import java.security.spec.MGF1ParameterSpec;
 import java.security.spec.PSSParameterSpec;
-import java.util.HexFormat;
 import java.util.Set;
 
 /** The checks shared by the quote and certify verifiers, in the order they apply them. */
@@ -211,13 +210,27 @@ public final class AttestationChecks {
     }
 
     /** Compares extraData with the expected qualifying data in constant time. */
+    /** Shortest qualifying data a verifier may expect: shorter would make replay of old evidence guessable. */
+    public static final int MIN_QUALIFYING_DATA = 16;
+
+    /**
+     * Refuses an expected nonce/binder shorter than 16 bytes: with an empty one, any quote without extraData would
+     * verify. A programming error of the caller, hence unchecked.
+     */
+    public static void requireUsableNonce(byte[] expected) {
+        if (expected.length < MIN_QUALIFYING_DATA) {
+            throw new IllegalArgumentException("expected qualifying data must have at least " + MIN_QUALIFYING_DATA
+                    + " bytes (a fresh nonce or a binder), got " + expected.length);
+        }
+    }
+
     public static void checkQualifyingData(TpmsAttest attest, byte[] expected) throws VerificationException {
         byte[] actual = attest.extraData();
         if (!MessageDigest.isEqual(actual, expected)) {
+            // Lengths only: the value may be a TLS binder, which is not for logs.
             throw new VerificationException(Check.QUALIFYING_DATA, "extraData does not match the expected "
-                    + "qualifying data: expected " + expected.length + " bytes " + HexFormat.of().formatHex(expected)
-                    + ", got " + actual.length + " bytes " + HexFormat.of().formatHex(actual)
-                    + " (stale or replayed evidence?)");
+                    + "qualifying data (expected " + expected.length + " bytes, got " + actual.length
+                    + " bytes): stale or replayed evidence, or evidence made for another verifier");
         }
     }
 }

@@ -54,7 +54,15 @@ final class DeviceTransport implements TpmTransport {
             return result.get(timeout.toMillis(), TimeUnit.MILLISECONDS);
         } catch (TimeoutException e) {
             result.cancel(true);
-            disconnect();
+            // The kernel driver may be stuck in an uninterruptible write, and FileChannel.close() waits for the
+            // blocked thread: close on another thread so that this caller returns within its timeout.
+            FileChannel stuck = channel;
+            channel = null;
+            if (stuck != null) {
+                Thread closer = new Thread(() -> closeQuietly(stuck), "tpm-device-close " + path);
+                closer.setDaemon(true);
+                closer.start();
+            }
             throw new TpmTransportException("no answer from TPM device " + path + " within " + timeout.toMillis()
                     + " ms; the device was closed", e);
         } catch (ExecutionException e) {
@@ -108,11 +116,15 @@ final class DeviceTransport implements TpmTransport {
         FileChannel ch = channel;
         channel = null;
         if (ch != null) {
-            try {
-                ch.close();
-            } catch (IOException e) {
-                LOG.debug("closing TPM device {}: {}", path, e.toString());
-            }
+            closeQuietly(ch);
+        }
+    }
+
+    private void closeQuietly(FileChannel ch) {
+        try {
+            ch.close();
+        } catch (IOException e) {
+            LOG.debug("closing TPM device {}: {}", path, e.toString());
         }
     }
 

@@ -38,14 +38,15 @@ final class SwtpmSocketTransport implements TpmTransport {
     @Override
     public byte[] transmit(byte[] command) throws TpmTransportException {
         try {
+            long deadline = System.nanoTime() + timeoutMillis * 1_000_000L;
             ensureConnected();
             out.write(command);
             out.flush();
-            byte[] header = readFully(new byte[HEADER], 0, HEADER);
+            byte[] header = readFully(new byte[HEADER], 0, HEADER, deadline);
             int size = TpmTransport.frameSize(header, where());
             byte[] response = new byte[size];
             System.arraycopy(header, 0, response, 0, HEADER);
-            return readFully(response, HEADER, size - HEADER);
+            return readFully(response, HEADER, size - HEADER, deadline);
         } catch (SocketTimeoutException e) {
             disconnect();
             throw new TpmTransportException("no answer from the TPM at " + where() + " within " + timeoutMillis
@@ -79,9 +80,15 @@ final class SwtpmSocketTransport implements TpmTransport {
         LOG.debug("connected to swtpm data port {}", where());
     }
 
-    private byte[] readFully(byte[] buffer, int offset, int length) throws IOException {
+    /** Reads exactly {@code length} bytes before {@code deadline} (a per-command bound, not per read). */
+    private byte[] readFully(byte[] buffer, int offset, int length, long deadline) throws IOException {
         int done = 0;
         while (done < length) {
+            long remainingMillis = (deadline - System.nanoTime()) / 1_000_000L;
+            if (remainingMillis <= 0) {
+                throw new SocketTimeoutException("command deadline passed");
+            }
+            socket.setSoTimeout((int) Math.min(Integer.MAX_VALUE, remainingMillis));
             int n = in.read(buffer, offset + done, length - done);
             if (n < 0) {
                 throw new EOFException("connection closed by the TPM after " + (offset + done) + " response bytes");

@@ -85,9 +85,13 @@ public final class Templates {
         return eccSigning(attributes, authPolicy);
     }
 
-    /** A keyed-hash data object for sealing: no userWithAuth (policy only), noDA, fixed to this TPM and parent. */
+    /**
+     * A keyed-hash data object for sealing: fixed to this TPM and parent, noDA, and only its policy authorizes it —
+     * for the user role (no userWithAuth) and the admin role (adminWithPolicy), so no empty password opens anything.
+     */
     public static TPMT_PUBLIC sealedData(byte[] authPolicy) {
-        TPMA_OBJECT attributes = new TPMA_OBJECT(TPMA_OBJECT.fixedTPM, TPMA_OBJECT.fixedParent, TPMA_OBJECT.noDA);
+        TPMA_OBJECT attributes = new TPMA_OBJECT(TPMA_OBJECT.fixedTPM, TPMA_OBJECT.fixedParent, TPMA_OBJECT.noDA,
+                TPMA_OBJECT.adminWithPolicy);
         return new TPMT_PUBLIC(TPM_ALG_ID.SHA256, attributes, authPolicy.clone(),
                 new TPMS_KEYEDHASH_PARMS(new TPMS_NULL_SCHEME_KEYEDHASH()), new TPM2B_DIGEST_KEYEDHASH(new byte[0]));
     }

@@ -70,6 +70,15 @@ public final class TssDevice extends tss.TpmDevice {
         return ((r[6] & 0xff) << 24) | ((r[7] & 0xff) << 16) | ((r[8] & 0xff) << 8) | (r[9] & 0xff);
     }
 
+    /** Zero-fills the last response frame (it may hold unsealed plaintext). */
+    public void wipeLastResponse() {
+        byte[] r = lastResponse;
+        if (r != null) {
+            Arrays.fill(r, (byte) 0);
+        }
+        lastResponse = null;
+    }
+
     /** Drops the connection, keeping the transport usable. */
     public void disconnect() {
         transport.disconnect();
