@@ -1,0 +1,254 @@
+package io.tpmphone.server;
+
+import io.tpmphone.server.audit.AuditEntry;
+import io.tpmphone.server.audit.AuditEventType;
+import io.tpmphone.server.audit.AuditException;
+import io.tpmphone.server.audit.AuditLog;
+import io.tpmphone.server.audit.AuditSigner;
+import io.tpmphone.server.internal.ApiException;
+import io.tpmphone.server.internal.AuditTrail;
+import io.tpmphone.server.internal.EkCertificates;
+import io.tpmphone.server.internal.HttpApi;
+import io.tpmphone.server.internal.NonceService;
+import io.tpmphone.server.internal.Registrar;
+import io.tpmphone.server.internal.Registry;
+import io.tpmphone.server.internal.ServerIdentity;
+import io.tpmphone.server.internal.V1Routes;
+import java.net.URI;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.security.PublicKey;
+import java.security.cert.X509Certificate;
+import java.time.Clock;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Objects;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import org.eclipse.jetty.server.HttpConfiguration;
+import org.eclipse.jetty.server.HttpConnectionFactory;
+import org.eclipse.jetty.server.SecureRequestCustomizer;
+import org.eclipse.jetty.server.Server;
+import org.eclipse.jetty.server.ServerConnector;
+import org.eclipse.jetty.server.SslConnectionFactory;
+import org.eclipse.jetty.util.ssl.SslContextFactory;
+import org.eclipse.jetty.util.thread.QueuedThreadPool;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The attestation server: registrar, verifier, policy store and audit log behind a versioned HTTPS API
+ * ({@code /v1}, described by {@code /v1/openapi.json}). Everything it decides is in its state directory: server keys
+ * ({@code keys/}), the registry ({@code registry.db}) and the audit log ({@code audit.db}), so a restart loses
+ * nothing. Start with {@link #builder()}, stop with {@link #close()}. Thread-safe.
+ */
+public final class AttestationServer implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(AttestationServer.class);
+
+    private final Server jetty;
+    private final ServerConnector connector;
+    private final ServerIdentity identity;
+    private final Registry registry;
+    private final AuditLog auditLog;
+    private final ScheduledExecutorService housekeeping;
+    private final String host;
+
+    private AttestationServer(Builder b) throws Exception {
+        this.host = b.host;
+        identity = ServerIdentity.loadOrCreate(b.stateDirectory.resolve("keys"), b.hostNames);
+        auditLog = AuditLog.open(b.stateDirectory.resolve("audit.db"),
+                AuditSigner.ecdsa(identity.resultKeyPair()), AuditLog.Options.defaults());
+        AuditTrail audit = (type, subject, outcome, detail) -> {
+            try {
+                auditLog.append(AuditEntry.of(AuditEventType.valueOf(type), subject, outcome, detail));
+            } catch (AuditException e) {
+                throw new ApiException(503, "audit_unavailable", "the audit log cannot record this decision, so it"
+                        + " was not made: " + e.getMessage());
+            }
+        };
+        registry = Registry.open(b.stateDirectory.resolve("registry.db"), b.clock);
+        EkCertificates ekCas = new EkCertificates(b.trustedEkCas, b.clock);
+        Registrar registrar = new Registrar(registry, ekCas, audit, b.clock);
+        NonceService nonces = new NonceService(b.clock);
+        HttpApi api = new HttpApi(sha256(b.adminToken), audit);
+        V1Routes.install(api, new V1Routes.Services(registry, registrar, nonces, auditLog, identity, audit,
+                b.clock, b.initialPolicy));
+
+        QueuedThreadPool threads = new QueuedThreadPool(b.maxThreads, 4);
+        threads.setName("attestation-http");
+        jetty = new Server(threads);
+        SslContextFactory.Server tls = new SslContextFactory.Server();
+        tls.setKeyStore(identity.keyStore());
+        tls.setKeyStorePassword(new String(identity.password()));
+        tls.setCertAlias(identity.tlsAlias());
+        tls.setIncludeProtocols("TLSv1.3", "TLSv1.2");
+        HttpConfiguration https = new HttpConfiguration();
+        https.setSendServerVersion(false);
+        SecureRequestCustomizer secure = new SecureRequestCustomizer();
+        secure.setSniHostCheck(false);
+        https.addCustomizer(secure);
+        connector = new ServerConnector(jetty, new SslConnectionFactory(tls, "http/1.1"),
+                new HttpConnectionFactory(https));
+        connector.setHost(b.host);
+        connector.setPort(b.port);
+        connector.setIdleTimeout(30_000);
+        jetty.addConnector(connector);
+        jetty.setHandler(api);
+        jetty.setStopTimeout(5_000);
+        housekeeping = Executors.newSingleThreadScheduledExecutor(r -> {
+            Thread t = new Thread(r, "attestation-housekeeping");
+            t.setDaemon(true);
+            return t;
+        });
+        housekeeping.scheduleWithFixedDelay(this::flushClocks, 1, 1, TimeUnit.SECONDS);
+    }
+
+    /** Configuration; only the state directory and the admin token are required. */
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    private AttestationServer start() throws Exception {
+        try {
+            jetty.start();
+        } catch (Exception e) {
+            close();
+            throw e;
+        }
+        LOG.info("attestation server listening on {}", uri());
+        return this;
+    }
+
+    public int port() {
+        return connector.getLocalPort();
+    }
+
+    public URI uri() {
+        return URI.create("https://" + (host.contains(":") ? "[" + host + "]" : host) + ":" + port());
+    }
+
+    /** The TLS certificate clients pin. */
+    public X509Certificate tlsCertificate() throws java.security.GeneralSecurityException {
+        return identity.tlsCertificate();
+    }
+
+    /** The key that signs attestation results and audit checkpoints. */
+    public PublicKey resultVerificationKey() throws java.security.GeneralSecurityException {
+        return identity.resultCertificate().getPublicKey();
+    }
+
+    private void flushClocks() {
+        try {
+            registry.flushClocks();
+        } catch (Exception e) {
+            LOG.warn("could not persist TPM clock states: {}", e.toString());
+        }
+    }
+
+    /** Stops serving, then closes the registry and the audit log (writing a final checkpoint). Idempotent. */
+    @Override
+    public void close() {
+        try {
+            jetty.stop();
+        } catch (Exception e) {
+            LOG.warn("stopping Jetty: {}", e.toString());
+        }
+        housekeeping.shutdownNow();
+        try {
+            registry.close();
+        } catch (Exception e) {
+            LOG.warn("closing the registry: {}", e.toString());
+        }
+        try {
+            auditLog.close();
+        } catch (Exception e) {
+            LOG.warn("closing the audit log: {}", e.toString());
+        }
+    }
+
+    private static byte[] sha256(String token) {
+        try {
+            return java.security.MessageDigest.getInstance("SHA-256").digest(token.getBytes(StandardCharsets.UTF_8));
+        } catch (java.security.NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    /** Server configuration. */
+    public static final class Builder {
+        private Path stateDirectory;
+        private String host = "127.0.0.1";
+        private int port;
+        private String adminToken;
+        private final List<X509Certificate> trustedEkCas = new ArrayList<>();
+        private final List<String> hostNames = new ArrayList<>();
+        private Clock clock = Clock.systemUTC();
+        private String initialPolicy;
+        private int maxThreads = 64;
+
+        private Builder() {
+        }
+
+        /** Where keys, registry and audit log live (created if absent). Required. */
+        public Builder stateDirectory(Path dir) {
+            this.stateDirectory = Objects.requireNonNull(dir, "dir").toAbsolutePath();
+            return this;
+        }
+
+        /** Address and port to listen on; port 0 picks a free one. Default 127.0.0.1:0. */
+        public Builder listen(String bindHost, int bindPort) {
+            this.host = Objects.requireNonNull(bindHost, "bindHost");
+            if (bindPort < 0 || bindPort > 65535) {
+                throw new IllegalArgumentException("port must be 0..65535, got " + bindPort);
+            }
+            this.port = bindPort;
+            return this;
+        }
+
+        /** The admin bearer token (at least 16 characters). Required. Only its SHA-256 is kept. */
+        public Builder adminToken(String token) {
+            if (token == null || token.length() < 16) {
+                throw new IllegalArgumentException("the admin token must have at least 16 characters");
+            }
+            this.adminToken = token;
+            return this;
+        }
+
+        /** A TPM manufacturer CA certificate (root or intermediate) trusted for EK certificates. */
+        public Builder trustEkCa(X509Certificate ca) {
+            trustedEkCas.add(Objects.requireNonNull(ca, "ca"));
+            return this;
+        }
+
+        /** A host name or IP address to put in the TLS certificate when it is first created. */
+        public Builder tlsHostName(String name) {
+            hostNames.add(Objects.requireNonNull(name, "name"));
+            return this;
+        }
+
+        /** The policy to use when the registry holds none with a higher version (JSON). */
+        public Builder policy(String json) {
+            this.initialPolicy = Objects.requireNonNull(json, "json");
+            return this;
+        }
+
+        public Builder clock(Clock c) {
+            this.clock = Objects.requireNonNull(c, "clock");
+            return this;
+        }
+
+        public Builder maxThreads(int n) {
+            this.maxThreads = n;
+            return this;
+        }
+
+        /** Opens the state, binds the port and starts serving. */
+        public AttestationServer start() throws Exception {
+            if (stateDirectory == null || adminToken == null) {
+                throw new IllegalStateException("stateDirectory and adminToken are required");
+            }
+            return new AttestationServer(this).start();
+        }
+    }
+}

@@ -1,0 +1,86 @@
+package io.tpmphone.server.audit;
+
+import java.io.ByteArrayOutputStream;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.HexFormat;
+
+/**
+ * The byte encodings that are hashed (records) and signed (checkpoints). Documented in {@code docs/audit.md};
+ * changing anything here breaks every existing log, so a new encoding needs a new domain tag.
+ *
+ * <p>Stateless and thread-safe.
+ */
+final class AuditEncoding {
+    static final int HASH_LENGTH = 32;
+    static final String RECORD_TAG = "tpmphone.audit.record.v1";
+    static final String CHECKPOINT_TAG = "tpmphone.audit.checkpoint.v1";
+    private static final HexFormat HEX = HexFormat.of();
+
+    private AuditEncoding() {
+    }
+
+    static byte[] zeroHash() {
+        return new byte[HASH_LENGTH];
+    }
+
+    /**
+     * SHA-256 over {@code lp(tag) || u64(seq) || i64(timestampMillis) || lp(type) || lp(subject) || lp(outcome) ||
+     * lp(detail) || lp(prevHash)}, with {@code lp(x) = u32(len(x)) || x}, big-endian integers, UTF-8 text.
+     */
+    static byte[] recordHash(long seq, long timestampMillis, byte[] type, byte[] subject, byte[] outcome,
+            byte[] detail, byte[] prevHash) {
+        ByteArrayOutputStream out = new ByteArrayOutputStream(128 + subject.length + outcome.length + detail.length);
+        lengthPrefixed(out, RECORD_TAG.getBytes(StandardCharsets.US_ASCII));
+        out.writeBytes(ByteBuffer.allocate(16).putLong(seq).putLong(timestampMillis).array());
+        lengthPrefixed(out, type);
+        lengthPrefixed(out, subject);
+        lengthPrefixed(out, outcome);
+        lengthPrefixed(out, detail);
+        lengthPrefixed(out, prevHash);
+        return sha256().digest(out.toByteArray());
+    }
+
+    static byte[] recordHash(long seq, long timestampMillis, String type, String subject, String outcome,
+            String detail, byte[] prevHash) {
+        return recordHash(seq, timestampMillis, utf8(type), utf8(subject), utf8(outcome), utf8(detail), prevHash);
+    }
+
+    /** {@code lp(tag) || u64(seq) || lp(hash) || i64(timestampMillis)}: what a checkpoint signature covers. */
+    static byte[] checkpointSignedData(long seq, byte[] hash, long timestampMillis) {
+        ByteArrayOutputStream out = new ByteArrayOutputStream(96);
+        lengthPrefixed(out, CHECKPOINT_TAG.getBytes(StandardCharsets.US_ASCII));
+        out.writeBytes(ByteBuffer.allocate(8).putLong(seq).array());
+        lengthPrefixed(out, hash);
+        out.writeBytes(ByteBuffer.allocate(8).putLong(timestampMillis).array());
+        return out.toByteArray();
+    }
+
+    static byte[] utf8(String s) {
+        return s.getBytes(StandardCharsets.UTF_8);
+    }
+
+    static String hex(byte[] bytes) {
+        return HEX.formatHex(bytes);
+    }
+
+    /** Parses lowercase or uppercase hex; throws {@link IllegalArgumentException} on anything else. */
+    static byte[] unhex(String hex) {
+        return HEX.parseHex(hex);
+    }
+
+    static MessageDigest sha256() {
+        try {
+            return MessageDigest.getInstance("SHA-256");
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException("every Java platform must provide SHA-256", e);
+        }
+    }
+
+    private static void lengthPrefixed(ByteArrayOutputStream out, byte[] value) {
+        out.writeBytes(ByteBuffer.allocate(4).putInt(value.length).array());
+        out.writeBytes(value);
+    }
+}

@@ -1,0 +1,100 @@
+package io.tpmphone.server.audit;
+
+import com.fasterxml.jackson.core.JsonEncoding;
+import com.fasterxml.jackson.core.JsonGenerator;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.io.Writer;
+import java.sql.Connection;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.time.Instant;
+import java.time.ZoneOffset;
+import java.time.format.DateTimeFormatter;
+import java.util.Base64;
+import java.util.List;
+
+/**
+ * Writes the JSON export of an audit database (format in {@code docs/audit.md}): checkpoints first, then records,
+ * streamed in one read transaction so the export is a consistent snapshot of any size.
+ *
+ * <p>Stateless and thread-safe.
+ */
+final class AuditExport {
+    static final String FORMAT = "tpmphone-audit-export";
+    static final int VERSION = 1;
+    static final DateTimeFormatter TIMESTAMP = DateTimeFormatter.ofPattern("uuuu-MM-dd'T'HH:mm:ss.SSS'Z'")
+            .withZone(ZoneOffset.UTC);
+
+    private AuditExport() {
+    }
+
+    static String timestamp(long epochMillis) {
+        return TIMESTAMP.format(Instant.ofEpochMilli(epochMillis));
+    }
+
+    /** Streams the export; the caller's connection must be read-only and is left in auto-commit mode. */
+    static void write(Connection connection, OutputStream out) throws SQLException, IOException {
+        write(connection, CanonicalJson.MAPPER.getFactory().createGenerator(out, JsonEncoding.UTF8));
+    }
+
+    /** As {@link #write(Connection, OutputStream)}, to a character stream. */
+    static void write(Connection connection, Writer out) throws SQLException, IOException {
+        write(connection, CanonicalJson.MAPPER.getFactory().createGenerator(out));
+    }
+
+    private static void write(Connection connection, JsonGenerator generator) throws SQLException, IOException {
+        boolean autoCommit = connection.getAutoCommit();
+        connection.setAutoCommit(false); // one snapshot for checkpoints and records
+        try (JsonGenerator json = generator) {
+            json.disable(JsonGenerator.Feature.AUTO_CLOSE_TARGET);
+            json.useDefaultPrettyPrinter();
+            long lastSeq = AuditDatabase.lastSeq(connection);
+            json.writeStartObject();
+            json.writeStringField("format", FORMAT);
+            json.writeNumberField("version", VERSION);
+            json.writeStringField("hashAlgorithm", "SHA-256");
+            json.writeStringField("recordEncoding", AuditEncoding.RECORD_TAG);
+            json.writeStringField("checkpointEncoding", AuditEncoding.CHECKPOINT_TAG);
+            json.writeStringField("signatureAlgorithm", AuditVerifier.SIGNATURE_ALGORITHM);
+            json.writeNumberField("recordCount", lastSeq);
+            List<AuditCheckpoint> checkpoints = AuditDatabase.checkpoints(connection);
+            json.writeArrayFieldStart("checkpoints");
+            for (AuditCheckpoint checkpoint : checkpoints) {
+                json.writeStartObject();
+                json.writeNumberField("seq", checkpoint.seq());
+                json.writeStringField("hash", checkpoint.hashHex());
+                json.writeStringField("timestamp", timestamp(checkpoint.timestamp().toEpochMilli()));
+                json.writeStringField("keyId", checkpoint.keyId());
+                json.writeStringField("signature", Base64.getEncoder().encodeToString(checkpoint.signature()));
+                json.writeEndObject();
+            }
+            json.writeEndArray();
+            json.writeArrayFieldStart("records");
+            try (PreparedStatement query = connection.prepareStatement("SELECT " + AuditDatabase.RECORD_COLUMNS
+                    + " FROM audit_record ORDER BY seq")) {
+                query.setFetchSize(1000);
+                try (ResultSet rows = query.executeQuery()) {
+                    while (rows.next()) {
+                        json.writeStartObject();
+                        json.writeNumberField("seq", rows.getLong(1));
+                        json.writeStringField("timestamp", timestamp(rows.getLong(2)));
+                        json.writeStringField("type", rows.getString(3));
+                        json.writeStringField("subject", rows.getString(4));
+                        json.writeStringField("outcome", rows.getString(5));
+                        json.writeStringField("detail", rows.getString(6));
+                        json.writeStringField("prevHash", AuditEncoding.hex(rows.getBytes(7)));
+                        json.writeStringField("hash", AuditEncoding.hex(rows.getBytes(8)));
+                        json.writeEndObject();
+                    }
+                }
+            }
+            json.writeEndArray();
+            json.writeEndObject();
+        } finally {
+            connection.rollback();
+            connection.setAutoCommit(autoCommit);
+        }
+    }
+}

@@ -1,0 +1,667 @@
+package io.tpmphone.server.audit;
+
+import java.io.IOException;
+import java.io.OutputStream;
+import java.nio.channels.FileChannel;
+import java.nio.channels.FileLock;
+import java.nio.channels.OverlappingFileLockException;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.security.GeneralSecurityException;
+import java.security.Signature;
+import java.sql.Connection;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Objects;
+import java.util.concurrent.ArrayBlockingQueue;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import org.sqlite.SQLiteDataSource;
+
+/**
+ * The attestation server's tamper-evident audit log: an append-only, hash-chained table of {@link AuditRecord}s in
+ * an SQLite database (WAL, {@code synchronous=FULL}), with signed {@link AuditCheckpoint}s every
+ * {@link Options#checkpointEvery()} records and on {@link #close()}. Encodings and threat model:
+ * {@code docs/audit.md}.
+ *
+ * <p><b>Durability:</b> {@link #append} returns only after the record's transaction is committed and fsynced. A
+ * single writer thread owns the database connection and commits whatever is queued in one transaction (group
+ * commit), so concurrent callers share an fsync.
+ *
+ * <p><b>Thread-safety:</b> all methods may be called from any thread. Appends are ordered by the writer; the seq a
+ * caller gets reflects commit order. Only one {@code AuditLog} may write a database at a time (enforced with a
+ * lock on {@code <database>.lock}, across processes too); {@link AuditReader} and {@link AuditVerifier} may read
+ * concurrently.
+ *
+ * <p><b>On open</b> the schema is created or migrated (Flyway, {@code classpath:db/audit}) and the chain head is
+ * checked (last record's hash recomputes and links to the one before, seq has no gaps, last checkpoint matches); a
+ * broken head is refused with {@link AuditException.Code#CORRUPT}, because extending it would hide the damage.
+ * Only the head is checked: run {@link AuditVerifier} for the whole chain.
+ */
+public final class AuditLog implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(AuditLog.class);
+    private static final long POLL_MILLIS = 50;
+    private static final String INSERT_RECORD = "INSERT INTO audit_record (" + AuditDatabase.RECORD_COLUMNS
+            + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+    private static final String INSERT_CHECKPOINT = "INSERT INTO audit_checkpoint ("
+            + AuditDatabase.CHECKPOINT_COLUMNS + ") VALUES (?, ?, ?, ?, ?)";
+
+    private final Path file;
+    private final AuditSigner signer;
+    private final Options options;
+    private final FileChannel lockChannel;
+    private final FileLock lock;
+    private final Connection connection;
+    private final PreparedStatement insertRecord;
+    private final PreparedStatement insertCheckpoint;
+    private final AuditReader reader;
+    private final BlockingQueue<Pending> queue;
+    private final ReentrantReadWriteLock gate = new ReentrantReadWriteLock();
+    private final Thread writer;
+    private volatile boolean closed;
+    private volatile boolean draining;
+    private volatile long committedSeq;
+
+    // Owned by the writer thread after construction.
+    private long headSeq;
+    private byte[] headHash;
+    private long headMillis;
+    private long lastCheckpointSeq;
+
+    private AuditLog(Path file, AuditSigner signer, Options options, FileChannel lockChannel, FileLock lock,
+            Connection connection, AuditReader reader, Head head) throws SQLException {
+        this.file = file;
+        this.signer = signer;
+        this.options = options;
+        this.lockChannel = lockChannel;
+        this.lock = lock;
+        this.connection = connection;
+        this.reader = reader;
+        this.insertRecord = connection.prepareStatement(INSERT_RECORD);
+        this.insertCheckpoint = connection.prepareStatement(INSERT_CHECKPOINT);
+        this.queue = new ArrayBlockingQueue<>(options.queueCapacity());
+        this.headSeq = head.seq;
+        this.headHash = head.hash;
+        this.headMillis = head.millis;
+        this.lastCheckpointSeq = head.lastCheckpointSeq;
+        this.committedSeq = head.seq;
+        this.writer = new Thread(this::writeLoop, "audit-writer-" + file.getFileName());
+        this.writer.setDaemon(true); // close() drains; a daemon never keeps a JVM alive for an unclosed log
+    }
+
+    /**
+     * Opens (creating if needed) the audit database at {@code databaseFile} for appending.
+     *
+     * @param signer  signs checkpoints; its key id is stored with each
+     * @param options timeouts, checkpoint interval, batch sizes
+     * @throws AuditException {@code ALREADY_OPEN} if another log writes the file, {@code STORAGE} if it cannot be
+     *                        created or migrated, {@code CORRUPT} if its chain head does not check out
+     */
+    public static AuditLog open(Path databaseFile, AuditSigner signer, Options options) throws AuditException {
+        Objects.requireNonNull(databaseFile, "databaseFile");
+        Objects.requireNonNull(signer, "signer");
+        Objects.requireNonNull(options, "options");
+        Path file = databaseFile.toAbsolutePath();
+        // A separate lock file: a JVM lock on the database itself is a POSIX fcntl lock, and closing that
+        // descriptor would drop SQLite's own locks on the file.
+        Path lockFile = file.resolveSibling(file.getFileName() + ".lock");
+        FileChannel lockChannel = null;
+        FileLock lock = null;
+        Connection connection = null;
+        AuditReader reader = null;
+        try {
+            lockChannel = FileChannel.open(lockFile, StandardOpenOption.CREATE, StandardOpenOption.WRITE);
+            try {
+                lock = lockChannel.tryLock();
+            } catch (OverlappingFileLockException e) {
+                lock = null;
+            }
+            if (lock == null) {
+                throw new AuditException(AuditException.Code.ALREADY_OPEN, "audit database " + file
+                        + " is already open for appending by another AuditLog (lock " + lockFile
+                        + "); close it first, or read with AuditReader");
+            }
+            SQLiteDataSource dataSource = AuditDatabase.writerDataSource(file, options.busyTimeout());
+            AuditDatabase.migrate(dataSource, file);
+            connection = dataSource.getConnection();
+            AuditDatabase.requireDurableSettings(connection, file);
+            connection.setAutoCommit(false);
+            Head head = checkHead(connection, file, signer);
+            connection.rollback(); // end the read transaction of checkHead
+            reader = AuditReader.open(file, options.busyTimeout());
+            AuditLog log = new AuditLog(file, signer, options, lockChannel, lock, connection, reader, head);
+            log.writer.start();
+            LOG.info("audit log {} open: {} records, last checkpoint at {}, signer key id {}", file, head.seq,
+                    head.lastCheckpointSeq, signer.keyId());
+            return log;
+        } catch (IOException e) {
+            release(lock, lockChannel, connection, reader);
+            throw new AuditException(AuditException.Code.STORAGE, "cannot create or lock " + lockFile + ": "
+                    + e.getMessage(), e);
+        } catch (SQLException e) {
+            release(lock, lockChannel, connection, reader);
+            throw new AuditException(AuditException.Code.STORAGE, "cannot open audit database " + file + ": "
+                    + e.getMessage(), e);
+        } catch (AuditException | RuntimeException e) {
+            release(lock, lockChannel, connection, reader);
+            throw e;
+        }
+    }
+
+    /**
+     * Appends {@code entry} and returns the record once it is durably committed, waiting at most
+     * {@link Options#appendTimeout()}.
+     *
+     * @throws AuditException {@code TIMEOUT} (the message says whether the record may still be committed),
+     *                        {@code INTERRUPTED}, {@code CLOSED}, {@code STORAGE} or {@code SIGNING}
+     */
+    public AuditRecord append(AuditEntry entry) throws AuditException {
+        Objects.requireNonNull(entry, "entry");
+        long timeoutNanos = options.appendTimeout().toNanos();
+        long deadline = System.nanoTime() + timeoutNanos;
+        Pending pending = new Pending(entry);
+        gate.readLock().lock();
+        try {
+            if (closed) {
+                throw new AuditException(AuditException.Code.CLOSED, "audit log " + file + " is closed; "
+                        + entry.type() + " record for " + entry.subject() + " not recorded");
+            }
+            if (!queue.offer(pending, timeoutNanos, TimeUnit.NANOSECONDS)) {
+                throw new AuditException(AuditException.Code.TIMEOUT, "audit queue of " + file + " stayed full for "
+                        + options.appendTimeout() + "; record not recorded (is the disk stalled?)");
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new AuditException(AuditException.Code.INTERRUPTED, "interrupted while queueing an audit record; "
+                    + "not recorded", e);
+        } finally {
+            gate.readLock().unlock();
+        }
+        try {
+            return pending.future.get(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
+        } catch (TimeoutException e) {
+            throw abandoned(pending, AuditException.Code.TIMEOUT, "audit record not committed within "
+                    + options.appendTimeout(), e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw abandoned(pending, AuditException.Code.INTERRUPTED, "interrupted while waiting for an audit commit",
+                    e);
+        } catch (ExecutionException e) {
+            if (e.getCause() instanceof AuditException failure) {
+                throw new AuditException(failure.code(), failure.getMessage(), failure);
+            }
+            throw new AuditException(AuditException.Code.STORAGE, "audit writer failed: " + e.getCause(), e);
+        }
+    }
+
+    private AuditException abandoned(Pending pending, AuditException.Code code, String what, Exception cause) {
+        if (pending.state.compareAndSet(Pending.QUEUED, Pending.CANCELLED)) {
+            return new AuditException(code, what + "; it was withdrawn and will not be recorded", cause);
+        }
+        return new AuditException(code, what + "; the writer was already committing it, so it may still appear in "
+                + "the log (check with tail)", cause);
+    }
+
+    /** Number of committed records, which is also the last seq (0 for an empty log). Does not block. */
+    public long size() {
+        return committedSeq;
+    }
+
+    /** The last {@code n} (0..{@value AuditReader#MAX_PAGE}) committed records in seq order. */
+    public List<AuditRecord> tail(int n) throws AuditException {
+        return reader.tail(n);
+    }
+
+    /** One page: up to {@code limit} (0..{@value AuditReader#MAX_PAGE}) records from {@code fromSeq} on. */
+    public List<AuditRecord> records(long fromSeq, int limit) throws AuditException {
+        return reader.records(fromSeq, limit);
+    }
+
+    /** All committed checkpoints in seq order. */
+    public List<AuditCheckpoint> checkpoints() throws AuditException {
+        return reader.checkpoints();
+    }
+
+    /** All committed records and checkpoints as JSON for {@link AuditVerifier#verifyExport}. Does not close out. */
+    public void exportJson(OutputStream out) throws AuditException {
+        reader.exportJson(out);
+    }
+
+    /** The public key that verifies this log's new checkpoints. */
+    public java.security.PublicKey checkpointKey() {
+        return signer.publicKey();
+    }
+
+    /**
+     * Stops accepting appends, commits everything already queued, writes a final checkpoint if records were added
+     * since the last one, and closes the database. Waits at most {@link Options#closeTimeout()} for the writer.
+     * Idempotent.
+     */
+    @Override
+    public void close() throws AuditException {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        gate.writeLock().lock(); // waits for appends that passed the closed check to finish queueing
+        gate.writeLock().unlock();
+        // The writer's connection must be the last one to close: only then does SQLite checkpoint the WAL into the
+        // database file and delete it, so that the .db file alone holds every record.
+        reader.close();
+        draining = true;
+        try {
+            writer.join(options.closeTimeout().toMillis());
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        boolean stopped = !writer.isAlive();
+        if (stopped) {
+            release(lock, lockChannel, null, null);
+        } else {
+            throw new AuditException(AuditException.Code.TIMEOUT, "audit writer of " + file + " did not finish within "
+                    + options.closeTimeout() + "; queued records may not be committed");
+        }
+        LOG.info("audit log {} closed at {} records", file, committedSeq);
+    }
+
+    private void writeLoop() {
+        List<Pending> batch = new ArrayList<>(options.maxBatch());
+        try {
+            while (true) {
+                Pending first = queue.poll(POLL_MILLIS, TimeUnit.MILLISECONDS);
+                if (first == null) {
+                    if (draining && queue.isEmpty()) {
+                        break;
+                    }
+                    continue;
+                }
+                batch.add(first);
+                queue.drainTo(batch, options.maxBatch() - 1);
+                writeBatch(batch);
+                batch.clear();
+            }
+            if (headSeq > lastCheckpointSeq) {
+                writeFinalCheckpoint();
+            }
+        } catch (InterruptedException e) {
+            LOG.warn("audit writer of {} interrupted; {} queued records fail", file, queue.size());
+            Thread.currentThread().interrupt();
+        } catch (RuntimeException | Error e) {
+            LOG.error("audit writer of {} failed; appends will fail", file, e);
+            closed = true;
+            fail(batch, new AuditException(AuditException.Code.STORAGE, "audit writer failed: " + e, e));
+            throw e;
+        } finally {
+            List<Pending> left = new ArrayList<>();
+            queue.drainTo(left);
+            fail(left, new AuditException(AuditException.Code.CLOSED, "audit log " + file + " closed before this "
+                    + "record was committed; not recorded"));
+            AuditDatabase.closeQuietly(insertRecord);
+            AuditDatabase.closeQuietly(insertCheckpoint);
+            AuditDatabase.closeQuietly(connection);
+        }
+    }
+
+    private void writeBatch(List<Pending> batch) {
+        List<Pending> live = new ArrayList<>(batch.size());
+        for (Pending pending : batch) {
+            if (pending.state.compareAndSet(Pending.QUEUED, Pending.TAKEN)) {
+                live.add(pending);
+            }
+        }
+        if (live.isEmpty()) {
+            return;
+        }
+        // Timestamps never go back, so seq order and time order agree even if the wall clock is set back.
+        long millis = Math.max(options.clock().millis(), headMillis);
+        Instant timestamp = Instant.ofEpochMilli(millis);
+        long seq = headSeq;
+        byte[] prev = headHash;
+        long checkpointSeq = lastCheckpointSeq;
+        List<AuditRecord> records = new ArrayList<>(live.size());
+        try {
+            for (Pending pending : live) {
+                AuditEntry entry = pending.entry;
+                seq++;
+                byte[] hash = AuditEncoding.recordHash(seq, millis, entry.type().name(), entry.subject(),
+                        entry.outcome(), entry.detailJson(), prev);
+                records.add(new AuditRecord(seq, timestamp, entry.type(), entry.subject(), entry.outcome(),
+                        entry.detailJson(), prev, hash));
+                insertRecord.setLong(1, seq);
+                insertRecord.setLong(2, millis);
+                insertRecord.setString(3, entry.type().name());
+                insertRecord.setString(4, entry.subject());
+                insertRecord.setString(5, entry.outcome());
+                insertRecord.setString(6, entry.detailJson());
+                insertRecord.setBytes(7, prev);
+                insertRecord.setBytes(8, hash);
+                insertRecord.addBatch();
+                if (seq % options.checkpointEvery() == 0) {
+                    insertRecord.executeBatch();
+                    addCheckpoint(seq, hash, millis);
+                    checkpointSeq = seq;
+                }
+                prev = hash;
+            }
+            insertRecord.executeBatch();
+            connection.commit();
+        } catch (SQLException | GeneralSecurityException | RuntimeException e) {
+            rollback();
+            AuditException.Code code = e instanceof GeneralSecurityException ? AuditException.Code.SIGNING
+                    : AuditException.Code.STORAGE;
+            LOG.warn("audit batch of {} records (seq {}..{}) not committed to {}: {}", live.size(), headSeq + 1,
+                    headSeq + live.size(), file, e.toString());
+            fail(live, new AuditException(code, "audit record not committed to " + file + ": " + e.getMessage(), e));
+            return;
+        }
+        headSeq = seq;
+        headHash = prev;
+        headMillis = millis;
+        lastCheckpointSeq = checkpointSeq;
+        committedSeq = seq;
+        for (int i = 0; i < live.size(); i++) {
+            live.get(i).future.complete(records.get(i));
+        }
+    }
+
+    private void addCheckpoint(long seq, byte[] hash, long millis) throws SQLException, GeneralSecurityException {
+        byte[] signature = signer.sign(AuditEncoding.checkpointSignedData(seq, hash, millis));
+        insertCheckpoint.setLong(1, seq);
+        insertCheckpoint.setBytes(2, hash);
+        insertCheckpoint.setLong(3, millis);
+        insertCheckpoint.setString(4, signer.keyId());
+        insertCheckpoint.setBytes(5, signature);
+        insertCheckpoint.executeUpdate();
+        LOG.debug("audit checkpoint at {} signed by {}", seq, signer.keyId());
+    }
+
+    private void writeFinalCheckpoint() {
+        try {
+            addCheckpoint(headSeq, headHash, Math.max(options.clock().millis(), headMillis));
+            connection.commit();
+            lastCheckpointSeq = headSeq;
+        } catch (SQLException | GeneralSecurityException | RuntimeException e) {
+            rollback();
+            LOG.warn("final audit checkpoint at {} of {} not written: {}", headSeq, file, e.toString());
+        }
+    }
+
+    private void rollback() {
+        try {
+            insertRecord.clearBatch();
+            connection.rollback();
+        } catch (SQLException e) {
+            LOG.warn("rollback of audit batch on {} failed: {}", file, e.toString());
+        }
+    }
+
+    private static void fail(List<Pending> pendings, AuditException failure) {
+        for (Pending pending : pendings) {
+            pending.future.completeExceptionally(failure);
+        }
+    }
+
+    private static Head checkHead(Connection connection, Path file, AuditSigner signer) throws SQLException,
+            AuditException {
+        long lastSeq;
+        long count;
+        try (PreparedStatement query = connection.prepareStatement(
+                "SELECT COALESCE(MAX(seq), 0), COUNT(*) FROM audit_record");
+                ResultSet rows = query.executeQuery()) {
+            rows.next();
+            lastSeq = rows.getLong(1);
+            count = rows.getLong(2);
+        }
+        if (lastSeq != count) {
+            throw corrupt(file, "it has " + count + " records but the last seq is " + lastSeq + " (records missing)");
+        }
+        if (lastSeq == 0) {
+            return new Head(0, AuditEncoding.zeroHash(), 0, 0);
+        }
+        byte[] lastHash = null;
+        byte[] expectedPrev = null;
+        long lastMillis = 0;
+        try (PreparedStatement query = connection.prepareStatement("SELECT " + AuditDatabase.RAW_RECORD_COLUMNS
+                + " FROM audit_record WHERE seq >= ? ORDER BY seq")) {
+            query.setLong(1, lastSeq - 1);
+            try (ResultSet rows = query.executeQuery()) {
+                while (rows.next()) {
+                    long seq = rows.getLong(1);
+                    byte[] prevHash = rows.getBytes(7);
+                    byte[] hash = rows.getBytes(8);
+                    if (seq == lastSeq) {
+                        if (!Arrays.equals(prevHash, expectedPrev == null ? AuditEncoding.zeroHash() : expectedPrev)) {
+                            throw corrupt(file, "record " + seq + ": prev_hash does not match record " + (seq - 1)
+                                    + "'s hash");
+                        }
+                        byte[] recomputed = AuditEncoding.recordHash(seq, rows.getLong(2), rows.getBytes(3),
+                                rows.getBytes(4), rows.getBytes(5), rows.getBytes(6), prevHash);
+                        if (!Arrays.equals(recomputed, hash)) {
+                            throw corrupt(file, "record " + seq + ": stored hash does not match its contents");
+                        }
+                        lastHash = hash;
+                        lastMillis = rows.getLong(2);
+                    } else {
+                        expectedPrev = hash;
+                    }
+                }
+            }
+        }
+        long lastCheckpointSeq = 0;
+        List<AuditCheckpoint> checkpoints = AuditDatabase.checkpoints(connection);
+        if (!checkpoints.isEmpty()) {
+            AuditCheckpoint checkpoint = checkpoints.get(checkpoints.size() - 1);
+            lastCheckpointSeq = checkpoint.seq();
+            if (checkpoint.seq() > lastSeq) {
+                throw corrupt(file, "checkpoint at " + checkpoint.seq() + " is beyond the last record " + lastSeq
+                        + " (records were removed)");
+            }
+            byte[] recordHash;
+            try (PreparedStatement query = connection.prepareStatement("SELECT hash FROM audit_record WHERE seq = ?")) {
+                query.setLong(1, checkpoint.seq());
+                try (ResultSet rows = query.executeQuery()) {
+                    recordHash = rows.next() ? rows.getBytes(1) : null;
+                }
+            }
+            if (!Arrays.equals(recordHash, checkpoint.hash())) {
+                throw corrupt(file, "checkpoint at " + checkpoint.seq() + ": hash does not match record "
+                        + checkpoint.seq() + "'s hash");
+            }
+            if (checkpoint.keyId().equals(signer.keyId()) && !signatureValid(checkpoint, signer)) {
+                throw corrupt(file, "checkpoint at " + checkpoint.seq() + ": signature invalid");
+            }
+        }
+        return new Head(lastSeq, lastHash, lastMillis, lastCheckpointSeq);
+    }
+
+    private static boolean signatureValid(AuditCheckpoint checkpoint, AuditSigner signer) {
+        try {
+            Signature verifier = Signature.getInstance(AuditVerifier.SIGNATURE_ALGORITHM);
+            verifier.initVerify(signer.publicKey());
+            verifier.update(AuditEncoding.checkpointSignedData(checkpoint.seq(), checkpoint.hash(),
+                    checkpoint.timestamp().toEpochMilli()));
+            return verifier.verify(checkpoint.signature());
+        } catch (GeneralSecurityException e) {
+            return false;
+        }
+    }
+
+    private static AuditException corrupt(Path file, String what) {
+        return new AuditException(AuditException.Code.CORRUPT, "audit database " + file + " has a broken chain head: "
+                + what + "; not appending to it. Run `tpmphone audit verify --db " + file + "` and keep the file as "
+                + "evidence");
+    }
+
+    private static void release(FileLock lock, FileChannel channel, Connection connection, AuditReader reader) {
+        AuditDatabase.closeQuietly(reader);
+        AuditDatabase.closeQuietly(connection);
+        AuditDatabase.closeQuietly(lock);
+        AuditDatabase.closeQuietly(channel);
+    }
+
+    private record Head(long seq, byte[] hash, long millis, long lastCheckpointSeq) {
+    }
+
+    /** An append waiting for the writer. The state decides, once, whether the writer or the caller owns it. */
+    private static final class Pending {
+        static final int QUEUED = 0;
+        static final int TAKEN = 1;
+        static final int CANCELLED = 2;
+        final AuditEntry entry;
+        final CompletableFuture<AuditRecord> future = new CompletableFuture<>();
+        final AtomicInteger state = new AtomicInteger(QUEUED);
+
+        Pending(AuditEntry entry) {
+            this.entry = entry;
+        }
+    }
+
+    /**
+     * Settings of an {@link AuditLog}. Immutable and thread-safe; {@link #defaults()} or {@link #builder()}.
+     */
+    public static final class Options {
+        private final Duration appendTimeout;
+        private final int checkpointEvery;
+        private final int maxBatch;
+        private final int queueCapacity;
+        private final Duration busyTimeout;
+        private final Duration closeTimeout;
+        private final Clock clock;
+
+        private Options(Builder b) {
+            this.appendTimeout = b.appendTimeout;
+            this.checkpointEvery = b.checkpointEvery;
+            this.maxBatch = b.maxBatch;
+            this.queueCapacity = b.queueCapacity;
+            this.busyTimeout = b.busyTimeout;
+            this.closeTimeout = b.closeTimeout;
+            this.clock = b.clock;
+        }
+
+        /** Append timeout 5 s, checkpoint every 1000 records, batches of up to 1024, queue of 65,536. */
+        public static Options defaults() {
+            return builder().build();
+        }
+
+        public static Builder builder() {
+            return new Builder();
+        }
+
+        /** How long {@link AuditLog#append} waits for queueing plus the durable commit. */
+        public Duration appendTimeout() {
+            return appendTimeout;
+        }
+
+        /** A signed checkpoint is written at every seq that is a multiple of this, and on close. */
+        public int checkpointEvery() {
+            return checkpointEvery;
+        }
+
+        /** Most records committed in one transaction. */
+        public int maxBatch() {
+            return maxBatch;
+        }
+
+        /** Most appends waiting for the writer; beyond it {@link AuditLog#append} waits (bounded). */
+        public int queueCapacity() {
+            return queueCapacity;
+        }
+
+        /** SQLite busy timeout: how long a statement waits for a lock held by another connection. */
+        public Duration busyTimeout() {
+            return busyTimeout;
+        }
+
+        /** How long {@link AuditLog#close()} waits for the writer to commit what is queued. */
+        public Duration closeTimeout() {
+            return closeTimeout;
+        }
+
+        /** Source of record and checkpoint timestamps (UTC, millisecond precision). */
+        public Clock clock() {
+            return clock;
+        }
+
+        /** Builds {@link Options}; each setter says which rule a value breaks. Not thread-safe. */
+        public static final class Builder {
+            private Duration appendTimeout = Duration.ofSeconds(5);
+            private int checkpointEvery = 1000;
+            private int maxBatch = 1024;
+            private int queueCapacity = 65_536;
+            private Duration busyTimeout = Duration.ofSeconds(5);
+            private Duration closeTimeout = Duration.ofSeconds(10);
+            private Clock clock = Clock.systemUTC();
+
+            private Builder() {
+            }
+
+            public Builder appendTimeout(Duration value) {
+                this.appendTimeout = positive("appendTimeout", value);
+                return this;
+            }
+
+            public Builder checkpointEvery(int value) {
+                this.checkpointEvery = atLeastOne("checkpointEvery", value);
+                return this;
+            }
+
+            public Builder maxBatch(int value) {
+                this.maxBatch = atLeastOne("maxBatch", value);
+                return this;
+            }
+
+            public Builder queueCapacity(int value) {
+                this.queueCapacity = atLeastOne("queueCapacity", value);
+                return this;
+            }
+
+            public Builder busyTimeout(Duration value) {
+                this.busyTimeout = positive("busyTimeout", value);
+                return this;
+            }
+
+            public Builder closeTimeout(Duration value) {
+                this.closeTimeout = positive("closeTimeout", value);
+                return this;
+            }
+
+            public Builder clock(Clock value) {
+                this.clock = Objects.requireNonNull(value, "clock");
+                return this;
+            }
+
+            public Options build() {
+                return new Options(this);
+            }
+
+            private static Duration positive(String name, Duration value) {
+                Objects.requireNonNull(value, name);
+                if (value.isNegative() || value.isZero()) {
+                    throw new IllegalArgumentException(name + " must be positive, got " + value);
+                }
+                return value;
+            }
+
+            private static int atLeastOne(String name, int value) {
+                if (value < 1) {
+                    throw new IllegalArgumentException(name + " must be >= 1, got " + value);
+                }
+                return value;
+            }
+        }
+    }
+}

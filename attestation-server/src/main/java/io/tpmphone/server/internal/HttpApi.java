@@ -1,0 +1,191 @@
+package io.tpmphone.server.internal;
+
+import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.eclipse.jetty.http.HttpHeader;
+import org.eclipse.jetty.io.Content;
+import org.eclipse.jetty.server.Handler;
+import org.eclipse.jetty.server.Request;
+import org.eclipse.jetty.server.Response;
+import org.eclipse.jetty.util.Callback;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The versioned HTTP API ({@code /v1/...}) as one Jetty core handler with a small router. Bodies are JSON of at
+ * most 1 MiB with a Content-Length; every refusal is a JSON object {@code {error, check, message}}. Admin routes need
+ * {@code Authorization: Bearer <admin token>}: 401 without it, 403 with a wrong one, both audited.
+ */
+public final class HttpApi extends Handler.Abstract {
+    private static final Logger LOG = LoggerFactory.getLogger(HttpApi.class);
+    public static final int MAX_BODY = 1 << 20;
+
+    /** One route's work: returns the JSON response body (status 200) or throws an ApiException. */
+    @FunctionalInterface
+    public interface Endpoint {
+        Object handle(Call call) throws Exception;
+    }
+
+    /** What an endpoint sees of a request. */
+    public record Call(String method, String path, List<String> pathParameters, Map<String, String> query,
+                       String body, String remoteAddress, String adminUser) {
+        /** A query parameter as an int within bounds, or the default. */
+        public int intParameter(String name, int defaultValue, int min, int max) throws ApiException {
+            String v = query.get(name);
+            if (v == null) {
+                return defaultValue;
+            }
+            try {
+                int n = Integer.parseInt(v);
+                if (n < min || n > max) {
+                    throw ApiException.badRequest(name + " must be " + min + ".." + max + ", got " + n);
+                }
+                return n;
+            } catch (NumberFormatException e) {
+                throw ApiException.badRequest(name + " is not a number: " + v);
+            }
+        }
+    }
+
+    private record Route(String method, Pattern path, boolean admin, Endpoint endpoint) {
+    }
+
+    private final List<Route> routes = new ArrayList<>();
+    private final byte[] adminTokenSha256;
+    private final AuditTrail audit;
+
+    public HttpApi(byte[] adminTokenSha256, AuditTrail audit) {
+        this.adminTokenSha256 = adminTokenSha256.clone();
+        this.audit = audit;
+    }
+
+    /** Adds a route; {@code path} is a regex whose groups become path parameters. */
+    public HttpApi route(String method, String path, boolean admin, Endpoint endpoint) {
+        routes.add(new Route(method, Pattern.compile(path), admin, endpoint));
+        return this;
+    }
+
+    @Override
+    public boolean handle(Request request, Response response, Callback callback) {
+        String path = Request.getPathInContext(request);
+        String method = request.getMethod();
+        int status = 200;
+        Object body;
+        try {
+            body = dispatch(request, method, path);
+        } catch (ApiException e) {
+            status = e.status();
+            body = error(e.error(), e.check(), e.getMessage());
+        } catch (Exception e) {
+            LOG.error("{} {} failed", method, path, e);
+            status = 500;
+            body = error("internal_error", null, "the server failed to handle this request; see its log");
+        }
+        response.setStatus(status);
+        response.getHeaders().put(HttpHeader.CONTENT_TYPE, "application/json");
+        response.getHeaders().put(HttpHeader.CACHE_CONTROL, "no-store");
+        Content.Sink.write(response, true, body instanceof String s ? s : Json.write(body), callback);
+        return true;
+    }
+
+    private Object dispatch(Request request, String method, String path) throws Exception {
+        boolean pathMatched = false;
+        for (Route route : routes) {
+            Matcher m = route.path().matcher(path);
+            if (!m.matches()) {
+                continue;
+            }
+            pathMatched = true;
+            if (!route.method().equals(method)) {
+                continue;
+            }
+            String remote = Request.getRemoteAddr(request);
+            String admin = route.admin() ? authenticateAdmin(request, method, path, remote) : null;
+            List<String> params = new ArrayList<>();
+            for (int i = 1; i <= m.groupCount(); i++) {
+                params.add(m.group(i));
+            }
+            String body = method.equals("GET") ? "" : readBody(request);
+            return route.endpoint().handle(new Call(method, path, params, query(request), body, remote, admin));
+        }
+        if (pathMatched) {
+            throw new ApiException(405, "method_not_allowed", method + " is not allowed on " + path);
+        }
+        throw new ApiException(404, "not_found", "no such resource: " + path + " (see /v1/openapi.json)");
+    }
+
+    private String authenticateAdmin(Request request, String method, String path, String remote) throws ApiException {
+        String header = request.getHeaders().get(HttpHeader.AUTHORIZATION);
+        if (header == null || !header.startsWith("Bearer ")) {
+            refuseAdmin(remote, method, path, "no admin credential");
+            throw new ApiException(401, "unauthenticated", "this operation needs the admin credential:"
+                    + " Authorization: Bearer <token>");
+        }
+        byte[] presented = sha256(header.substring("Bearer ".length()).trim().getBytes(StandardCharsets.UTF_8));
+        if (!MessageDigest.isEqual(presented, adminTokenSha256)) {
+            refuseAdmin(remote, method, path, "wrong admin credential");
+            throw new ApiException(403, "forbidden", "the admin credential is not valid");
+        }
+        return "admin";
+    }
+
+    private void refuseAdmin(String remote, String method, String path, String why) throws ApiException {
+        Map<String, Object> detail = new LinkedHashMap<>();
+        detail.put("request", method + " " + path);
+        detail.put("remote", remote);
+        detail.put("reason", why);
+        audit.record("REFUSAL", remote, "ADMIN_REFUSED", detail);
+    }
+
+    private static String readBody(Request request) throws Exception {
+        long length = request.getLength();
+        if (length < 0) {
+            throw new ApiException(411, "length_required", "send a Content-Length (at most " + MAX_BODY + " bytes)");
+        }
+        if (length > MAX_BODY) {
+            throw new ApiException(413, "too_large", "request body of " + length + " bytes exceeds " + MAX_BODY);
+        }
+        return Content.Source.asString(request, StandardCharsets.UTF_8);
+    }
+
+    private static Map<String, String> query(Request request) throws ApiException {
+        String q = request.getHttpURI().getQuery();
+        Map<String, String> m = new LinkedHashMap<>();
+        if (q == null || q.isEmpty()) {
+            return m;
+        }
+        for (String pair : q.split("&")) {
+            int eq = pair.indexOf('=');
+            String k = java.net.URLDecoder.decode(eq < 0 ? pair : pair.substring(0, eq), StandardCharsets.UTF_8);
+            String v = eq < 0 ? "" : java.net.URLDecoder.decode(pair.substring(eq + 1), StandardCharsets.UTF_8);
+            if (m.put(k, v) != null) {
+                throw ApiException.badRequest("query parameter '" + k + "' given twice");
+            }
+        }
+        return m;
+    }
+
+    static byte[] sha256(byte[] data) {
+        try {
+            return MessageDigest.getInstance("SHA-256").digest(data);
+        } catch (java.security.NoSuchAlgorithmException e) {
+            throw new IllegalStateException("SHA-256 is missing from this JRE", e);
+        }
+    }
+
+    private static Map<String, Object> error(String error, String check, String message) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("error", error);
+        if (check != null) {
+            m.put("check", check);
+        }
+        m.put("message", message);
+        return m;
+    }
+}

@@ -1,0 +1,78 @@
+package io.tpmphone.server.internal;
+
+import java.security.SecureRandom;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.HexFormat;
+import java.util.Iterator;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+
+/**
+ * Single-use appraisal nonces bound to one attestation key, valid for at most 30 s. A nonce is consumed by the
+ * first appraisal that presents it, whether that appraisal passes or not. Thread-safe.
+ */
+public final class NonceService {
+    /** Outstanding nonces at most; beyond that the oldest expired ones are purged, then issuing is refused. */
+    private static final int MAX_OUTSTANDING = 200_000;
+    public static final Duration MAX_TTL = Duration.ofSeconds(30);
+
+    /** Why a nonce was not accepted. */
+    public enum Refusal { UNKNOWN, EXPIRED, OTHER_KEY }
+
+    private record Issued(String akId, Instant expiresAt) {
+    }
+
+    private final Map<String, Issued> outstanding = new ConcurrentHashMap<>();
+    private final SecureRandom random = new SecureRandom();
+    private final Clock clock;
+
+    public NonceService(Clock clock) {
+        this.clock = clock;
+    }
+
+    /** A fresh 32-byte nonce for {@code akId}, valid for {@code ttl} (capped at 30 s). */
+    public byte[] issue(String akId, Duration ttl) throws ApiException {
+        Duration effective = ttl.compareTo(MAX_TTL) > 0 ? MAX_TTL : ttl;
+        if (outstanding.size() >= MAX_OUTSTANDING) {
+            purgeExpired();
+            if (outstanding.size() >= MAX_OUTSTANDING) {
+                throw new ApiException(503, "busy", "too many outstanding nonces; retry in a few seconds");
+            }
+        }
+        byte[] nonce = new byte[32];
+        random.nextBytes(nonce);
+        outstanding.put(HexFormat.of().formatHex(nonce), new Issued(akId, clock.instant().plus(effective)));
+        return nonce;
+    }
+
+    public Instant expiry(byte[] nonce) {
+        Issued i = outstanding.get(HexFormat.of().formatHex(nonce));
+        return i == null ? Instant.EPOCH : i.expiresAt();
+    }
+
+    /**
+     * Consumes a nonce. Returns null if it was outstanding for {@code akId} and not expired; otherwise the refusal.
+     * Either way the nonce cannot be used again.
+     */
+    public Refusal consume(byte[] nonce, String akId) {
+        Issued issued = outstanding.remove(HexFormat.of().formatHex(nonce));
+        if (issued == null) {
+            return Refusal.UNKNOWN;
+        }
+        if (!clock.instant().isBefore(issued.expiresAt())) {
+            return Refusal.EXPIRED;
+        }
+        return issued.akId().equals(akId) ? null : Refusal.OTHER_KEY;
+    }
+
+    private void purgeExpired() {
+        Instant now = clock.instant();
+        for (Iterator<Issued> it = outstanding.values().iterator(); it.hasNext(); ) {
+            if (!now.isBefore(it.next().expiresAt())) {
+                it.remove();
+            }
+        }
+    }
+}

@@ -1,0 +1,174 @@
+package io.tpmphone.server.internal;
+
+import io.tpmphone.attestation.CredentialBlob;
+import io.tpmphone.attestation.MakeCredential;
+import io.tpmphone.attestation.MalformedStructureException;
+import io.tpmphone.attestation.ObjectAttribute;
+import io.tpmphone.attestation.TpmtPublic;
+import java.security.GeneralSecurityException;
+import java.security.MessageDigest;
+import java.security.SecureRandom;
+import java.security.cert.X509Certificate;
+import java.sql.SQLException;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.Arrays;
+import java.util.HexFormat;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.regex.Pattern;
+
+/**
+ * Enrollment: EK certificate chain → EK public key matches the certificate → AK template → host/EK conflicts →
+ * MakeCredential bound to the AK's name; then activation: the agent returns the credential, which only the TPM that
+ * holds the EK and has that AK loaded can release. One activation attempt per challenge; challenges expire after
+ * 60 s. Every outcome, accepted or refused, is audited. Thread-safe.
+ */
+public final class Registrar {
+    private static final Duration CHALLENGE_TTL = Duration.ofSeconds(60);
+    private static final int MAX_PENDING = 10_000;
+    private static final Pattern HOST = Pattern.compile("[A-Za-z0-9][A-Za-z0-9.-]{0,252}");
+
+    private record Pending(String host, TpmtPublic ek, byte[] ekCertificate, TpmtPublic ak, byte[] secret,
+                           Instant expiresAt) {
+    }
+
+    /** The challenge the agent must answer with TPM2_ActivateCredential. */
+    public record Challenge(String enrollmentId, CredentialBlob credential, Instant expiresAt) {
+    }
+
+    private final Registry registry;
+    private final EkCertificates ekCas;
+    private final AuditTrail audit;
+    private final Clock clock;
+    private final SecureRandom random = new SecureRandom();
+    private final Map<String, Pending> pending = new ConcurrentHashMap<>();
+
+    public Registrar(Registry registry, EkCertificates ekCas, AuditTrail audit, Clock clock) {
+        this.registry = registry;
+        this.ekCas = ekCas;
+        this.audit = audit;
+        this.clock = clock;
+    }
+
+    public Challenge enroll(String host, byte[] ekPublicBytes, byte[] ekCertificate, byte[] akPublicBytes)
+            throws ApiException {
+        if (!HOST.matcher(host).matches()) {
+            throw refuse(host, 400, "HOST_NAME", "host name must be 1-253 letters, digits, '.' or '-'");
+        }
+        TpmtPublic ek = parse(host, ekPublicBytes, "ekPublic");
+        TpmtPublic ak = parse(host, akPublicBytes, "akPublic");
+        X509Certificate cert;
+        try {
+            cert = ekCas.validate(ekCertificate);
+        } catch (GeneralSecurityException e) {
+            throw refuse(host, 403, "EK_CERTIFICATE", "EK certificate not accepted: " + e.getMessage()
+                    + " (is the TPM manufacturer's CA in the server's --ek-ca list?)");
+        }
+        try {
+            if (!MessageDigest.isEqual(cert.getPublicKey().getEncoded(), ek.toPublicKey().getEncoded())) {
+                throw refuse(host, 403, "EK_CERTIFICATE", "the EK public key is not the certificate's key");
+            }
+        } catch (java.security.InvalidKeyException e) {
+            throw refuse(host, 400, "EK_PUBLIC", "EK public area has no usable key: " + e.getMessage());
+        }
+        if (!ek.has(ObjectAttribute.RESTRICTED) || !ek.has(ObjectAttribute.DECRYPT)) {
+            throw refuse(host, 400, "EK_PUBLIC", "the EK must be a restricted decryption key");
+        }
+        List<String> violations = AkTemplate.violations(ak);
+        if (!violations.isEmpty()) {
+            throw refuse(host, 403, "AK_TEMPLATE", "the offered AK is not an attestation key: "
+                    + String.join("; ", violations));
+        }
+        Optional<Registry.Host> existing = registry.hostByName(host);
+        if (existing.isPresent() && !Arrays.equals(existing.get().ekName(), ek.name())) {
+            throw refuse(host, 409, "HOST_EK", "host '" + host + "' is enrolled with another EK; a host keeps its TPM"
+                    + " (an operator must remove the old enrollment first)");
+        }
+        for (Registry.Host h : registryHosts()) {
+            if (Arrays.equals(h.ekName(), ek.name()) && !h.host().equals(host)) {
+                throw refuse(host, 409, "HOST_EK", "this EK is enrolled as host '" + h.host() + "'");
+            }
+        }
+        byte[] secret = new byte[32];
+        random.nextBytes(secret);
+        CredentialBlob credential;
+        try {
+            credential = MakeCredential.make(ek, ak.name(), secret, random);
+        } catch (GeneralSecurityException e) {
+            throw refuse(host, 400, "EK_PUBLIC", "cannot make a credential for this EK: " + e.getMessage());
+        }
+        purgeExpired();
+        if (pending.size() >= MAX_PENDING) {
+            throw new ApiException(503, "busy", "too many pending enrollments; retry later");
+        }
+        byte[] id = new byte[16];
+        random.nextBytes(id);
+        String enrollmentId = HexFormat.of().formatHex(id);
+        Instant expires = clock.instant().plus(CHALLENGE_TTL);
+        pending.put(enrollmentId, new Pending(host, ek, ekCertificate.clone(), ak, secret, expires));
+        return new Challenge(enrollmentId, credential, expires);
+    }
+
+    /** Completes an enrollment; returns the enrolled host. */
+    public Registry.Host activate(String enrollmentId, byte[] answer) throws ApiException {
+        Pending p = pending.remove(enrollmentId);
+        if (p == null) {
+            throw refuse("-", 404, "ACTIVATION", "no pending enrollment " + enrollmentId
+                    + " (unknown, already answered, or expired after 60 s): enroll again");
+        }
+        try {
+            if (!clock.instant().isBefore(p.expiresAt())) {
+                throw refuse(p.host(), 403, "ACTIVATION", "the enrollment challenge expired: enroll again");
+            }
+            if (!MessageDigest.isEqual(p.secret(), answer)) {
+                throw refuse(p.host(), 403, "ACTIVATION", "the activation proof is wrong: the AK is not in the TPM"
+                        + " that holds this EK");
+            }
+            Registry.Host host = new Registry.Host(p.host(), p.ek().name(), p.ek().encoded(), p.ekCertificate(),
+                    p.ak().name(), p.ak().encoded(), clock.instant().toString());
+            try {
+                registry.enroll(host);
+            } catch (SQLException e) {
+                throw refuse(p.host(), 409, "HOST_EK", "enrollment conflicts with the registry: " + e.getMessage());
+            }
+            Map<String, Object> detail = new LinkedHashMap<>();
+            detail.put("akId", host.akId());
+            detail.put("ekName", HexFormat.of().formatHex(host.ekName()));
+            audit.record("ENROLLMENT", p.host(), "ACCEPTED", detail);
+            return host;
+        } finally {
+            Arrays.fill(p.secret(), (byte) 0);
+        }
+    }
+
+    private java.util.Collection<Registry.Host> registryHosts() {
+        return registry.hosts();
+    }
+
+    private TpmtPublic parse(String host, byte[] bytes, String field) throws ApiException {
+        try {
+            return TpmtPublic.parse(bytes);
+        } catch (MalformedStructureException e) {
+            throw refuse(host, 400, field.startsWith("ek") ? "EK_PUBLIC" : "AK_TEMPLATE",
+                    field + " is not a TPMT_PUBLIC: " + e.getMessage());
+        }
+    }
+
+    private ApiException refuse(String host, int status, String check, String message) throws ApiException {
+        Map<String, Object> detail = new LinkedHashMap<>();
+        detail.put("check", check);
+        detail.put("reason", message);
+        audit.record("REFUSAL", host, "ENROLLMENT_REFUSED", detail);
+        return new ApiException(status, "enrollment_refused", check, message);
+    }
+
+    private void purgeExpired() {
+        Instant now = clock.instant();
+        pending.values().removeIf(p -> !now.isBefore(p.expiresAt()));
+    }
+}

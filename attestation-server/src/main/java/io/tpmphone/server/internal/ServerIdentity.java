@@ -1,0 +1,178 @@
+package io.tpmphone.server.internal;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.io.StringWriter;
+import java.math.BigInteger;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.security.GeneralSecurityException;
+import java.security.KeyPair;
+import java.security.KeyPairGenerator;
+import java.security.KeyStore;
+import java.security.PrivateKey;
+import java.security.SecureRandom;
+import java.security.cert.X509Certificate;
+import java.security.spec.ECGenParameterSpec;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.Base64;
+import java.util.Date;
+import java.util.List;
+import org.bouncycastle.asn1.x500.X500Name;
+import org.bouncycastle.asn1.x509.BasicConstraints;
+import org.bouncycastle.asn1.x509.Extension;
+import org.bouncycastle.asn1.x509.GeneralName;
+import org.bouncycastle.asn1.x509.GeneralNames;
+import org.bouncycastle.cert.jcajce.JcaX509CertificateConverter;
+import org.bouncycastle.cert.jcajce.JcaX509v3CertificateBuilder;
+import org.bouncycastle.operator.OperatorCreationException;
+import org.bouncycastle.operator.jcajce.JcaContentSignerBuilder;
+import org.bouncycastle.openssl.jcajce.JcaPEMWriter;
+
+/**
+ * The server's keys, created on first start and kept in its state directory: a TLS key with a self-signed
+ * certificate (SAN localhost, 127.0.0.1 and configured names) that agents pin, and a result-signing key (ECDSA
+ * P-256) whose public half relying parties use to check attestation results and audit checkpoints. Stored in a
+ * PKCS#12 file whose random password sits next to it, both readable by the owner only.
+ */
+public final class ServerIdentity {
+    private static final String TLS = "tls";
+    private static final String RESULTS = "results";
+    private static final String KEYSTORE = "server-keys.p12";
+    private static final String PASSWORD = "server-keys.pass";
+
+    private final KeyStore keyStore;
+    private final char[] password;
+
+    private ServerIdentity(KeyStore keyStore, char[] password) {
+        this.keyStore = keyStore;
+        this.password = password;
+    }
+
+    /** Loads the identity from {@code directory}, creating it on first use. */
+    public static ServerIdentity loadOrCreate(Path directory, List<String> hostNames)
+            throws IOException, GeneralSecurityException {
+        Files.createDirectories(directory);
+        Path store = directory.resolve(KEYSTORE);
+        Path pass = directory.resolve(PASSWORD);
+        if (Files.exists(store) && Files.exists(pass)) {
+            char[] password = Files.readString(pass, StandardCharsets.US_ASCII).trim().toCharArray();
+            KeyStore ks = KeyStore.getInstance("PKCS12");
+            try (InputStream in = Files.newInputStream(store)) {
+                ks.load(in, password);
+            }
+            if (!ks.isKeyEntry(TLS) || !ks.isKeyEntry(RESULTS)) {
+                throw new GeneralSecurityException(store + " lacks the '" + TLS + "' or '" + RESULTS
+                        + "' key; move it away to create new server keys");
+            }
+            return new ServerIdentity(ks, password);
+        }
+        byte[] random = new byte[24];
+        new SecureRandom().nextBytes(random);
+        char[] password = Base64.getUrlEncoder().withoutPadding().encodeToString(random).toCharArray();
+        KeyStore ks = KeyStore.getInstance("PKCS12");
+        ks.load(null, null);
+        KeyPair tls = ecKeyPair();
+        ks.setKeyEntry(TLS, tls.getPrivate(), password,
+                new X509Certificate[] {selfSigned(tls, "tpmphone attestation server", hostNames, false)});
+        KeyPair results = ecKeyPair();
+        ks.setKeyEntry(RESULTS, results.getPrivate(), password,
+                new X509Certificate[] {selfSigned(results, "tpmphone attestation results", List.of(), false)});
+        writeOwnerOnly(pass, new String(password).getBytes(StandardCharsets.US_ASCII));
+        Path tmp = directory.resolve(KEYSTORE + ".tmp");
+        try (OutputStream out = Files.newOutputStream(tmp)) {
+            ks.store(out, password);
+        }
+        restrict(tmp);
+        Files.move(tmp, store, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+        ServerIdentity identity = new ServerIdentity(ks, password);
+        Files.writeString(directory.resolve("tls-cert.pem"), pem(identity.tlsCertificate()));
+        Files.writeString(directory.resolve("result-signing-cert.pem"), pem(identity.resultCertificate()));
+        return identity;
+    }
+
+    public KeyStore keyStore() {
+        return keyStore;
+    }
+
+    public char[] password() {
+        return password.clone();
+    }
+
+    public String tlsAlias() {
+        return TLS;
+    }
+
+    public X509Certificate tlsCertificate() throws GeneralSecurityException {
+        return (X509Certificate) keyStore.getCertificate(TLS);
+    }
+
+    public X509Certificate resultCertificate() throws GeneralSecurityException {
+        return (X509Certificate) keyStore.getCertificate(RESULTS);
+    }
+
+    public KeyPair resultKeyPair() throws GeneralSecurityException {
+        return new KeyPair(resultCertificate().getPublicKey(), (PrivateKey) keyStore.getKey(RESULTS, password));
+    }
+
+    public static String pem(Object value) {
+        StringWriter out = new StringWriter();
+        try (JcaPEMWriter w = new JcaPEMWriter(out)) {
+            w.writeObject(value);
+        } catch (IOException e) {
+            throw new IllegalStateException("cannot write PEM", e);
+        }
+        return out.toString();
+    }
+
+    private static KeyPair ecKeyPair() throws GeneralSecurityException {
+        KeyPairGenerator g = KeyPairGenerator.getInstance("EC");
+        g.initialize(new ECGenParameterSpec("secp256r1"));
+        return g.generateKeyPair();
+    }
+
+    private static X509Certificate selfSigned(KeyPair pair, String commonName, List<String> hostNames, boolean ca)
+            throws GeneralSecurityException {
+        Instant now = Instant.now();
+        X500Name subject = new X500Name("CN=" + commonName.replace(",", " "));
+        JcaX509v3CertificateBuilder builder = new JcaX509v3CertificateBuilder(subject,
+                new BigInteger(127, new SecureRandom()), Date.from(now.minus(Duration.ofMinutes(5))),
+                Date.from(now.plus(Duration.ofDays(3650))), subject, pair.getPublic());
+        try {
+            builder.addExtension(Extension.basicConstraints, true, new BasicConstraints(ca));
+            List<GeneralName> names = new ArrayList<>();
+            names.add(new GeneralName(GeneralName.dNSName, "localhost"));
+            names.add(new GeneralName(GeneralName.iPAddress, "127.0.0.1"));
+            for (String host : hostNames) {
+                boolean ip = host.matches("[0-9.]+") || host.contains(":");
+                names.add(new GeneralName(ip ? GeneralName.iPAddress : GeneralName.dNSName, host));
+            }
+            if (!hostNames.isEmpty() || commonName.endsWith("server")) {
+                builder.addExtension(Extension.subjectAlternativeName, false,
+                        new GeneralNames(names.toArray(new GeneralName[0])));
+            }
+            return new JcaX509CertificateConverter().getCertificate(
+                    builder.build(new JcaContentSignerBuilder("SHA256withECDSA").build(pair.getPrivate())));
+        } catch (IOException | OperatorCreationException e) {
+            throw new GeneralSecurityException("cannot create the self-signed certificate for " + commonName, e);
+        }
+    }
+
+    private static void writeOwnerOnly(Path file, byte[] content) throws IOException {
+        Files.write(file, content);
+        restrict(file);
+    }
+
+    private static void restrict(Path file) throws IOException {
+        try {
+            Files.setPosixFilePermissions(file, PosixFilePermissions.fromString("rw-------"));
+        } catch (UnsupportedOperationException e) {
+            // not a POSIX file system; the directory's permissions must protect it
+        }
+    }
+}

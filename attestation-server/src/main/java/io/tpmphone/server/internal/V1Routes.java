@@ -1,0 +1,224 @@
+package io.tpmphone.server.internal;
+
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.tpmphone.attestation.AttestationPolicy;
+import io.tpmphone.attestation.PolicyException;
+import io.tpmphone.server.audit.AuditLog;
+import io.tpmphone.server.audit.AuditRecord;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.security.interfaces.ECPublicKey;
+import java.time.Clock;
+import java.util.ArrayList;
+import java.util.Base64;
+import java.util.HexFormat;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.atomic.AtomicReference;
+
+/** The {@code /v1} routes: what each endpoint accepts, checks and answers. See {@code /v1/openapi.json}. */
+public final class V1Routes {
+
+    /** What the routes need. */
+    public record Services(Registry registry, Registrar registrar, NonceService nonces, AuditLog auditLog,
+                           ServerIdentity identity, AuditTrail audit, Clock clock, String initialPolicy) {
+    }
+
+    private V1Routes() {
+    }
+
+    public static void install(HttpApi api, Services s) throws Exception {
+        AtomicReference<AttestationPolicy> policy = new AtomicReference<>(initialPolicy(s));
+        ResultSigner signer = new ResultSigner(s.identity().resultKeyPair());
+        Appraisals appraisals = new Appraisals(s.registry(), s.nonces(), signer, s.audit(), s.clock(), policy::get);
+        String openApi = resource("/openapi.json");
+
+        api.route("GET", "/v1/openapi\\.json", false, call -> openApi);
+
+        api.route("GET", "/v1/server", false, call -> {
+            Map<String, Object> m = new LinkedHashMap<>();
+            m.put("resultKeyId", signer.keyId());
+            m.put("resultSigningKey", ServerIdentity.pem(s.identity().resultCertificate().getPublicKey()));
+            m.put("tlsCertificate", ServerIdentity.pem(s.identity().tlsCertificate()));
+            m.put("policyVersion", policy.get() == null ? null : policy.get().version());
+            return m;
+        });
+
+        api.route("POST", "/v1/enrollments", false, call -> {
+            ObjectNode req = Json.object(call.body(), Set.of("host", "ekPublic", "ekCertificate", "akPublic"),
+                    Set.of());
+            Registrar.Challenge c = s.registrar().enroll(Json.text(req, "host", 253),
+                    Json.base64(req, "ekPublic", 1024), Json.base64(req, "ekCertificate", 8192),
+                    Json.base64(req, "akPublic", 1024));
+            Base64.Encoder b64 = Base64.getEncoder();
+            Map<String, Object> credential = new LinkedHashMap<>();
+            credential.put("integrityHmac", b64.encodeToString(c.credential().integrityHmac()));
+            credential.put("encIdentity", b64.encodeToString(c.credential().encIdentity()));
+            credential.put("encryptedSecret", b64.encodeToString(c.credential().encryptedSecret()));
+            Map<String, Object> m = new LinkedHashMap<>();
+            m.put("enrollmentId", c.enrollmentId());
+            m.put("credential", credential);
+            m.put("expiresAt", c.expiresAt().toString());
+            return m;
+        });
+
+        api.route("POST", "/v1/enrollments/([0-9a-f]{32})/activation", false, call -> {
+            ObjectNode req = Json.object(call.body(), Set.of("secret"), Set.of());
+            Registry.Host h = s.registrar().activate(call.pathParameters().get(0), Json.base64(req, "secret", 64));
+            Map<String, Object> m = new LinkedHashMap<>();
+            m.put("host", h.host());
+            m.put("akId", h.akId());
+            m.put("enrolledAt", h.enrolledAt());
+            return m;
+        });
+
+        api.route("POST", "/v1/nonces", false, call -> {
+            ObjectNode req = Json.object(call.body(), Set.of("akId"), Set.of());
+            String akId = Json.text(req, "akId", 200);
+            if (s.registry().hostByAkId(akId).isEmpty()) {
+                Map<String, Object> detail = new LinkedHashMap<>();
+                detail.put("check", "AK_ENROLLED");
+                detail.put("akId", akId);
+                s.audit().record("REFUSAL", "ak:" + akId, "NONCE_REFUSED", detail);
+                throw new ApiException(404, "unknown_ak", "AK_ENROLLED", "no host is enrolled with AK " + akId);
+            }
+            AttestationPolicy p = requirePolicy(policy);
+            byte[] nonce = s.nonces().issue(akId, p.nonceTtl());
+            Map<String, Object> m = new LinkedHashMap<>();
+            m.put("nonce", HexFormat.of().formatHex(nonce));
+            m.put("expiresAt", s.nonces().expiry(nonce).toString());
+            m.put("pcrSelection", p.requiredPcrSelection().toString());
+            return m;
+        });
+
+        api.route("POST", "/v1/appraisals", false, call -> {
+            requirePolicy(policy);
+            return appraisals.appraise(call.body());
+        });
+
+        api.route("GET", "/v1/hosts", true, call -> {
+            List<Map<String, Object>> hosts = new ArrayList<>();
+            for (Registry.Host h : s.registry().hosts()) {
+                hosts.add(hostView(h, appraisals));
+            }
+            return Map.of("hosts", hosts);
+        });
+
+        api.route("GET", "/v1/hosts/([A-Za-z0-9.-]{1,253})", true, call -> {
+            Registry.Host h = s.registry().hostByName(call.pathParameters().get(0)).orElseThrow(
+                    () -> new ApiException(404, "not_found", "no host " + call.pathParameters().get(0)));
+            return hostView(h, appraisals);
+        });
+
+        api.route("GET", "/v1/policy", true, call -> {
+            AttestationPolicy p = requirePolicy(policy);
+            return p.toJson();
+        });
+
+        api.route("PUT", "/v1/policy", true, call -> {
+            AttestationPolicy next;
+            try {
+                next = AttestationPolicy.parse(call.body());
+            } catch (PolicyException e) {
+                Map<String, Object> detail = new LinkedHashMap<>();
+                detail.put("reason", e.getMessage());
+                s.audit().record("REFUSAL", call.adminUser(), "POLICY_REFUSED", detail);
+                throw new ApiException(400, "invalid_policy", "POLICY", e.getMessage());
+            }
+            synchronized (policy) {
+                AttestationPolicy current = policy.get();
+                if (current != null && next.version() <= current.version()) {
+                    throw new ApiException(409, "stale_policy", "POLICY", "policy version " + next.version()
+                            + " is not newer than the current " + current.version());
+                }
+                s.registry().storePolicy(next.version(), next.toJson(), call.adminUser());
+                Map<String, Object> detail = new LinkedHashMap<>();
+                detail.put("version", next.version());
+                detail.put("sha256", HexFormat.of().formatHex(HttpApi.sha256(
+                        next.toJson().getBytes(StandardCharsets.UTF_8))));
+                s.audit().record("POLICY_CHANGE", call.adminUser(), "ACCEPTED", detail);
+                policy.set(next);
+            }
+            return Map.of("version", next.version());
+        });
+
+        api.route("GET", "/v1/audit", true, call -> {
+            long from = call.intParameter("from", 1, 1, Integer.MAX_VALUE);
+            int limit = call.intParameter("limit", 100, 1, 1000);
+            List<Map<String, Object>> records = new ArrayList<>();
+            for (AuditRecord r : s.auditLog().records(from, limit)) {
+                Map<String, Object> m = new LinkedHashMap<>();
+                m.put("seq", r.seq());
+                m.put("timestamp", r.timestamp().toString());
+                m.put("type", r.type().name());
+                m.put("subject", r.subject());
+                m.put("outcome", r.outcome());
+                m.put("detail", Json.MAPPER.readTree(r.detailJson()));
+                m.put("hash", r.hashHex());
+                records.add(m);
+            }
+            return Map.of("records", records);
+        });
+    }
+
+    private static AttestationPolicy requirePolicy(AtomicReference<AttestationPolicy> policy) throws ApiException {
+        AttestationPolicy p = policy.get();
+        if (p == null) {
+            throw new ApiException(503, "no_policy", "no attestation policy is loaded: PUT /v1/policy (admin) or"
+                    + " start the server with --policy FILE");
+        }
+        return p;
+    }
+
+    private static Map<String, Object> hostView(Registry.Host h, Appraisals appraisals) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("host", h.host());
+        m.put("akId", h.akId());
+        m.put("ekName", HexFormat.of().formatHex(h.ekName()));
+        m.put("enrolledAt", h.enrolledAt());
+        appraisals.last(h.host()).ifPresent(a -> {
+            Map<String, Object> last = new LinkedHashMap<>();
+            last.put("level", a.level().name());
+            if (a.failedCheck() != null) {
+                last.put("failedCheck", a.failedCheck());
+            }
+            last.put("at", a.at().toString());
+            last.put("expiresAt", a.expiresAt().toString());
+            m.put("lastAppraisal", last);
+        });
+        return m;
+    }
+
+    private static AttestationPolicy initialPolicy(Services s) throws Exception {
+        java.util.Optional<Map.Entry<Integer, String>> stored = s.registry().latestPolicy();
+        AttestationPolicy fromStore = stored.isPresent() ? AttestationPolicy.parse(stored.get().getValue()) : null;
+        if (s.initialPolicy() == null) {
+            return fromStore;
+        }
+        AttestationPolicy configured = AttestationPolicy.parse(s.initialPolicy());
+        if (fromStore != null && fromStore.version() >= configured.version()) {
+            return fromStore;
+        }
+        s.registry().storePolicy(configured.version(), configured.toJson(), "configuration");
+        Map<String, Object> detail = new LinkedHashMap<>();
+        detail.put("version", configured.version());
+        s.audit().record("POLICY_CHANGE", "configuration", "ACCEPTED", detail);
+        return configured;
+    }
+
+    private static String resource(String name) throws IOException {
+        try (InputStream in = V1Routes.class.getResourceAsStream(name)) {
+            if (in == null) {
+                throw new IOException("resource " + name + " is missing from the server jar");
+            }
+            return new String(in.readAllBytes(), StandardCharsets.UTF_8);
+        }
+    }
+
+    static String keyId(ECPublicKey key) {
+        return ResultSigner.keyId(key);
+    }
+}

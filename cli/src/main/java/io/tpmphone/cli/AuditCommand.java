@@ -1,0 +1,192 @@
+package io.tpmphone.cli;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.tpmphone.server.audit.AuditReader;
+import io.tpmphone.server.audit.AuditRecord;
+import io.tpmphone.server.audit.AuditVerifier;
+import io.tpmphone.server.audit.VerificationReport;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.io.PrintWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.security.PublicKey;
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.ArgGroup;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+/** Offline tools for the attestation server's hash-chained audit log (docs/audit.md). */
+@Command(name = "audit", mixinStandardHelpOptions = true,
+        description = "Verify, export or show the attestation server's tamper-evident audit log.",
+        subcommands = {AuditCommand.Verify.class, AuditCommand.Export.class, AuditCommand.Tail.class})
+final class AuditCommand {
+    private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+
+    static final class Source {
+        @Option(names = "--db", required = true, paramLabel = "FILE", description = "audit database (opened read-only)")
+        Path db;
+        @Option(names = "--export", required = true, paramLabel = "FILE",
+                description = "JSON export from `tpmphone audit export`")
+        Path export;
+    }
+
+    @Command(name = "verify", mixinStandardHelpOptions = true,
+            description = {"Re-check every record hash, prev link and seq, and every checkpoint, of a database or an "
+                    + "export, offline and read-only.",
+                    "Exit 0 if intact; exit 1 and print the first broken record otherwise."},
+            footer = {"", "Example:", "  tpmphone audit verify --db audit.db --public-key audit-key.pem",
+                    "  tpmphone audit verify --export audit.json --public-key audit-key.pem"})
+    static final class Verify implements Callable<Integer> {
+        @Spec
+        CommandSpec spec;
+        @ArgGroup(exclusive = true, multiplicity = "1")
+        Source source;
+        @Option(names = "--public-key", paramLabel = "PEM",
+                description = "checkpoint signer's public key or certificate (PEM); without it signatures are not checked")
+        Path publicKey;
+        @Option(names = "--json", description = "machine-readable output")
+        boolean json;
+
+        @Override
+        public Integer call() throws Exception {
+            Optional<PublicKey> key = Optional.empty();
+            if (publicKey != null) {
+                key = Optional.of(AuditVerifier.publicKeyFromPem(Files.readString(publicKey)));
+            }
+            VerificationReport report;
+            if (source.db != null) {
+                report = AuditVerifier.verify(source.db, key);
+            } else {
+                try (InputStream in = Files.newInputStream(source.export)) {
+                    report = AuditVerifier.verifyExport(in, key);
+                }
+            }
+            PrintWriter out = spec.commandLine().getOut();
+            if (json) {
+                ObjectNode node = JSON.createObjectNode();
+                node.put("intact", report.intact());
+                node.put("source", report.source());
+                node.put("recordsChecked", report.recordsChecked());
+                node.put("checkpointsChecked", report.checkpointsChecked());
+                node.put("signaturesChecked", report.signaturesChecked());
+                node.put("headSeq", report.headSeq());
+                report.headHashHex().ifPresent(h -> node.put("headHash", h));
+                report.firstProblem().ifPresent(p -> {
+                    ObjectNode problem = node.putObject("firstProblem");
+                    problem.put("seq", p.seq());
+                    problem.put("kind", p.kind().name());
+                    problem.put("message", p.message());
+                });
+                out.println(JSON.writeValueAsString(node));
+            } else {
+                out.println(report.summary());
+                if (!report.signaturesChecked()) {
+                    spec.commandLine().getErr().println("warning: checkpoint signatures not checked; pass "
+                            + "--public-key to detect a chain rewritten after the last good record");
+                }
+            }
+            out.flush();
+            return report.intact() ? 0 : 1;
+        }
+    }
+
+    @Command(name = "export", mixinStandardHelpOptions = true,
+            description = "Write all records and signed checkpoints as one JSON document that `audit verify --export` "
+                    + "checks offline. Reads the database read-only; safe while the server runs.",
+            footer = {"", "Example:", "  tpmphone audit export --db audit.db --json --out audit.json"})
+    static final class Export implements Callable<Integer> {
+        @Spec
+        CommandSpec spec;
+        @Option(names = "--db", required = true, paramLabel = "FILE", description = "audit database")
+        Path db;
+        @Option(names = "--json", required = true, description = "export as JSON (the only format)")
+        boolean json;
+        @Option(names = "--out", paramLabel = "FILE", description = "write to FILE instead of standard output")
+        Path out;
+
+        @Override
+        public Integer call() throws Exception {
+            try (AuditReader reader = AuditReader.open(db)) {
+                if (out == null) {
+                    PrintWriter writer = spec.commandLine().getOut();
+                    reader.exportJson(writer);
+                    writer.println();
+                    writer.flush();
+                } else {
+                    // Written next to the target and moved, so a failed export never leaves a half file behind.
+                    Path absolute = out.toAbsolutePath();
+                    Path partial = Files.createTempFile(absolute.getParent(), absolute.getFileName() + ".", ".partial");
+                    try {
+                        try (OutputStream stream = Files.newOutputStream(partial)) {
+                            reader.exportJson(stream);
+                        }
+                        Files.move(partial, absolute, StandardCopyOption.REPLACE_EXISTING,
+                                StandardCopyOption.ATOMIC_MOVE);
+                    } finally {
+                        Files.deleteIfExists(partial);
+                    }
+                    spec.commandLine().getOut().println("exported " + reader.size() + " records to " + absolute);
+                }
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "tail", mixinStandardHelpOptions = true,
+            description = "Show the last records of an audit database (read-only; does not verify them).",
+            footer = {"", "Example:", "  tpmphone audit tail --db audit.db -n 50 --json"})
+    static final class Tail implements Callable<Integer> {
+        @Spec
+        CommandSpec spec;
+        @Option(names = "--db", required = true, paramLabel = "FILE", description = "audit database")
+        Path db;
+        @Option(names = "-n", defaultValue = "20", paramLabel = "N",
+                description = "number of records (default ${DEFAULT-VALUE}, at most " + AuditReader.MAX_PAGE + ")")
+        int n;
+        @Option(names = "--json", description = "machine-readable output")
+        boolean json;
+
+        @Override
+        public Integer call() throws Exception {
+            if (n < 0 || n > AuditReader.MAX_PAGE) {
+                throw new IllegalArgumentException("-n must be 0.." + AuditReader.MAX_PAGE + ", got " + n);
+            }
+            List<AuditRecord> records;
+            try (AuditReader reader = AuditReader.open(db)) {
+                records = reader.tail(n);
+            }
+            PrintWriter out = spec.commandLine().getOut();
+            if (json) {
+                ArrayNode array = JSON.createArrayNode();
+                for (AuditRecord r : records) {
+                    ObjectNode node = array.addObject();
+                    node.put("seq", r.seq());
+                    node.put("timestamp", r.timestamp().toString());
+                    node.put("type", r.type().name());
+                    node.put("subject", r.subject());
+                    node.put("outcome", r.outcome());
+                    node.set("detail", JSON.readTree(r.detailJson()));
+                    node.put("prevHash", r.prevHashHex());
+                    node.put("hash", r.hashHex());
+                }
+                out.println(JSON.writeValueAsString(array));
+            } else {
+                for (AuditRecord r : records) {
+                    out.printf("%8d  %s  %-13s  %-24s  %-10s  %s  %s%n", r.seq(), r.timestamp(), r.type(), r.subject(),
+                            r.outcome(), r.hashHex().substring(0, 16), r.detailJson());
+                }
+            }
+            out.flush();
+            return 0;
+        }
+    }
+}
