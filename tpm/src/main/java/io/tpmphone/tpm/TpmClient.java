@@ -1,5 +1,6 @@
 package io.tpmphone.tpm;
 
+import io.tpmphone.attestation.ClockInfo;
 import io.tpmphone.attestation.HashAlgorithm;
 import io.tpmphone.attestation.MalformedStructureException;
 import io.tpmphone.attestation.PcrSelection;
@@ -133,6 +134,18 @@ public final class TpmClient implements AutoCloseable {
                 out.write(chunk, 0, chunk.length);
             }
             return out.toByteArray();
+        });
+    }
+
+    /**
+     * {@code TPM2_ReadClock}: the TPM's clock and its reset/restart counters, un-obfuscated. A changed reset or restart
+     * count means the TPM rebooted and its PCRs were reset.
+     */
+    public ClockInfo readClock() throws TpmException {
+        return call("ReadClock", scope -> {
+            tss.tpm.TPMS_TIME_INFO t = run("ReadClock", () -> tpm.ReadClock());
+            return new ClockInfo(t.clockInfo.clock, Integer.toUnsignedLong(t.clockInfo.resetCount),
+                    Integer.toUnsignedLong(t.clockInfo.restartCount), t.clockInfo.safe != 0);
         });
     }
 
@@ -559,6 +572,21 @@ public final class TpmClient implements AutoCloseable {
     }
 
     // ---------------------------------------------------------------------------------------------- lifecycle
+
+    /**
+     * Drops the connection; the next operation reconnects. swtpm serves one connection at a time: call this before
+     * other tools (tpm2-tools) use it, or before an orderly swtpm restart.
+     */
+    public void disconnect() {
+        lock.lock();
+        try {
+            if (!closed) {
+                device.disconnect();
+            }
+        } finally {
+            lock.unlock();
+        }
+    }
 
     /** Closes the connection. Idempotent. */
     @Override
