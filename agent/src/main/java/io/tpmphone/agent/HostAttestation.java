@@ -1,0 +1,124 @@
+package io.tpmphone.agent;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.tpmphone.attestation.MeasurementLog;
+import io.tpmphone.attestation.PcrSelection;
+import io.tpmphone.attestation.SecretBytes;
+import io.tpmphone.attestation.TpmtPublic;
+import io.tpmphone.tpm.EkType;
+import io.tpmphone.tpm.PersistentHandle;
+import io.tpmphone.tpm.TpmClient;
+import io.tpmphone.tpm.TpmException;
+import io.tpmphone.tpm.TpmQuote;
+import java.util.ArrayList;
+import java.util.Base64;
+import java.util.HexFormat;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+
+/**
+ * The host side of enrollment and attestation: EK (RSA-2048, TCG L-1, with its certificate from NV) → AK under the
+ * EK → credential activation with the server; then nonce → quote over the server's PCR selection → appraisal with
+ * the measurement log. Thread-safe if its collaborators are (TpmClient and AttestationClient are).
+ */
+public final class HostAttestation {
+    /** The AK this agent uses. */
+    public static final PersistentHandle AK = PersistentHandle.AK;
+
+    private final TpmClient tpm;
+    private final AttestationClient server;
+
+    public HostAttestation(TpmClient tpm, AttestationClient server) {
+        this.tpm = Objects.requireNonNull(tpm, "tpm");
+        this.server = Objects.requireNonNull(server, "server");
+    }
+
+    /** An enrolled host. */
+    public record Enrollment(String host, String akId) {
+    }
+
+    /** The server's verdict. */
+    public record Verdict(String level, String failedCheck, List<String> reasons, String result, String expiresAt,
+                          JsonNode raw) {
+    }
+
+    /**
+     * Enrolls {@code host}: creates the AK if this TPM has none, proves it lives with the EK by activating the
+     * server's credential.
+     */
+    public Enrollment enroll(String host) throws TpmException, AttestationClientException {
+        TpmtPublic ek = tpm.ensureEndorsementKey(EkType.RSA_2048);
+        byte[] certificate = tpm.readEndorsementCertificate(EkType.RSA_2048).orElseThrow(() -> new TpmException(
+                "this TPM has no RSA EK certificate at NV 0x01C00002; the server needs it to trust the EK"));
+        TpmtPublic ak = tpm.readPublic(AK).isPresent() ? tpm.readPublic(AK).get()
+                : tpm.createAttestationKey(EkType.RSA_2048.defaultHandle(), AK);
+        return enrollWith(host, ek.encoded(), certificate, ak.encoded());
+    }
+
+    /** Enrollment with explicit public areas (tests use it to offer keys the server must refuse). */
+    public Enrollment enrollWith(String host, byte[] ekPublic, byte[] ekCertificate, byte[] akPublic)
+            throws TpmException, AttestationClientException {
+        Base64.Encoder b64 = Base64.getEncoder();
+        Map<String, Object> request = new LinkedHashMap<>();
+        request.put("host", host);
+        request.put("ekPublic", b64.encodeToString(ekPublic));
+        request.put("ekCertificate", b64.encodeToString(ekCertificate));
+        request.put("akPublic", b64.encodeToString(akPublic));
+        JsonNode challenge = server.post("/v1/enrollments", request, null);
+        JsonNode credential = challenge.get("credential");
+        Base64.Decoder d = Base64.getDecoder();
+        SecretBytes secret = tpm.activateCredential(AK, EkType.RSA_2048.defaultHandle(),
+                d.decode(credential.get("integrityHmac").asText()), d.decode(credential.get("encIdentity").asText()),
+                d.decode(credential.get("encryptedSecret").asText()));
+        JsonNode done;
+        try {
+            byte[] s = secret.reveal();
+            try {
+                done = server.post("/v1/enrollments/" + challenge.get("enrollmentId").asText() + "/activation",
+                        Map.of("secret", b64.encodeToString(s)), null);
+            } finally {
+                java.util.Arrays.fill(s, (byte) 0);
+            }
+        } finally {
+            secret.destroy();
+        }
+        return new Enrollment(done.get("host").asText(), done.get("akId").asText());
+    }
+
+    /** A fresh nonce from the server, then a quote and the log, appraised. */
+    public Verdict attest(String akId, MeasurementLog log) throws TpmException, AttestationClientException {
+        JsonNode grant = server.post("/v1/nonces", Map.of("akId", akId), null);
+        byte[] nonce = HexFormat.of().parseHex(grant.get("nonce").asText());
+        PcrSelection selection = PcrSelection.parse(grant.get("pcrSelection").asText());
+        TpmQuote quote = tpm.quote(AK, selection, nonce);
+        return appraise(appraisalRequest(akId, nonce, quote, log));
+    }
+
+    /** The body of POST /v1/appraisals for a quote (tests alter it to play attacker). */
+    public static Map<String, Object> appraisalRequest(String akId, byte[] nonce, TpmQuote quote, MeasurementLog log) {
+        Base64.Encoder b64 = Base64.getEncoder();
+        List<String> values = new ArrayList<>();
+        for (byte[] v : quote.pcrValues().values()) {
+            values.add(HexFormat.of().formatHex(v));
+        }
+        Map<String, Object> request = new LinkedHashMap<>();
+        request.put("akId", akId);
+        request.put("nonce", HexFormat.of().formatHex(nonce));
+        request.put("attest", b64.encodeToString(quote.attest()));
+        request.put("signature", b64.encodeToString(quote.signature()));
+        request.put("pcrSelection", quote.pcrValues().selection().toString());
+        request.put("pcrValues", values);
+        request.put("eventLog", b64.encodeToString(log.encode()));
+        return request;
+    }
+
+    public Verdict appraise(Map<String, Object> request) throws AttestationClientException {
+        JsonNode r = server.post("/v1/appraisals", request, null);
+        List<String> reasons = new ArrayList<>();
+        r.path("reasons").forEach(n -> reasons.add(n.asText()));
+        return new Verdict(r.get("level").asText(), r.hasNonNull("failedCheck") ? r.get("failedCheck").asText() : null,
+                reasons, r.get("result").asText(), r.get("expiresAt").asText(), r);
+    }
+}

@@ -1,0 +1,41 @@
+package io.tpmphone.agent;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.HexFormat;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The policy entry that approves one softphone release: what {@link MeasuredLauncher} measures for a
+ * {@link LaunchSpec} — JVM files by real path, jars and configuration by file name, each with its SHA-256, and the
+ * exact command line. {@code tpmphone policy approve} prints it; operators add it to the policy's {@code releases}.
+ */
+public final class ReleaseManifest {
+    private ReleaseManifest() {
+    }
+
+    public static Map<String, Object> of(String name, LaunchSpec spec) throws IOException {
+        Map<String, Object> release = new LinkedHashMap<>();
+        release.put("name", name);
+        Map<String, String> jvm = new LinkedHashMap<>();
+        for (Path f : MeasuredLauncher.jvmFiles(spec)) {
+            jvm.put(f.toString(), hex(f));
+        }
+        release.put("jvm", jvm);
+        Map<String, String> jars = new LinkedHashMap<>();
+        for (Path jar : spec.classPath()) {
+            jars.put(jar.getFileName().toString(), hex(jar));
+        }
+        release.put("jars", jars);
+        release.put("configuration", Map.of(spec.configFile().getFileName().toString(), hex(spec.configFile())));
+        List<String> argv = MeasuredLauncher.commandLine(spec);
+        release.put("commandLine", argv);
+        return release;
+    }
+
+    private static String hex(Path file) throws IOException {
+        return HexFormat.of().formatHex(MeasurementLogStore.sha256(file));
+    }
+}

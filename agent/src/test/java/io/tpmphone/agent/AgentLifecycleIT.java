@@ -1,0 +1,161 @@
+package io.tpmphone.agent;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.nimbusds.jose.crypto.ECDSAVerifier;
+import com.nimbusds.jwt.SignedJWT;
+import io.tpmphone.server.AttestationServer;
+import io.tpmphone.server.audit.AuditVerifier;
+import io.tpmphone.server.audit.VerificationReport;
+import io.tpmphone.swtpm.SwtpmProcess;
+import io.tpmphone.swtpm.WithSwtpm;
+import io.tpmphone.tpm.TpmClient;
+import io.tpmphone.tpm.TpmUri;
+import java.nio.file.Path;
+import java.security.interfaces.ECPublicKey;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The agent over its life: enrollment to MEASURED, TPM reboot, agent restart, server restart. */
+@WithSwtpm(ekCertificate = true, perMethod = true)
+class AgentLifecycleIT {
+
+    @Test
+    void cleanHost_enrollsAndReachesMeasured_withAResultSignedByTheServerThatExpires(SwtpmProcess swtpm,
+            @TempDir Path dir) throws Exception {
+        Path jar = Fixture.softphoneJar(dir);
+        LaunchSpec spec = Fixture.spec(jar, Fixture.config(dir, "sip.port=5061\n"), List.of());
+        try (AttestationServer server = Fixture.server(dir.resolve("server"), swtpm, Fixture.policy(1, spec),
+                Clock.systemUTC());
+             TpmClient tpm = TpmClient.open(TpmUri.parse(swtpm.tpmUri()));
+             Agent agent = new Agent(tpm, Fixture.client(server), dir.resolve("agent"), "host-a", Fixture.PCR, spec,
+                     Duration.ofHours(1), Clock.systemUTC())) {
+            Agent.Status status = agent.start();
+            assertEquals("MEASURED", status.level(), () -> "reasons: " + status.reasons());
+            assertTrue(waitFor(() -> agent.broker().childConnected()), "the measured child used the broker");
+
+            SignedJWT jwt = SignedJWT.parse(new HostAttestation(tpm, Fixture.client(server)).attest(status.akId(),
+                    agent.store().log()).result());
+            assertTrue(jwt.verify(new ECDSAVerifier((ECPublicKey) server.resultVerificationKey())));
+            assertEquals("MEASURED", jwt.getJWTClaimsSet().getStringClaim("level"));
+            assertEquals("host-a", jwt.getJWTClaimsSet().getSubject());
+            Instant iat = jwt.getJWTClaimsSet().getIssueTime().toInstant();
+            Instant exp = jwt.getJWTClaimsSet().getExpirationTime().toInstant();
+            assertTrue(exp.isAfter(Instant.now()) && Duration.between(iat, exp).compareTo(Duration.ofMinutes(5)) <= 0,
+                    "expires within 5 minutes: " + iat + " .. " + exp);
+        }
+    }
+
+    @Test
+    void tpmReboot_isNoticed_andTheLevelRecovers(SwtpmProcess swtpm, @TempDir Path dir) throws Exception {
+        LaunchSpec spec = Fixture.spec(Fixture.softphoneJar(dir), Fixture.config(dir, "a=1\n"), List.of());
+        TpmUri uri = TpmUri.parse(swtpm.tpmUri());
+        try (AttestationServer server = Fixture.server(dir.resolve("server"), swtpm, Fixture.policy(1, spec),
+                Clock.systemUTC());
+             TpmClient tpm = TpmClient.open(uri);
+             Agent agent = new Agent(tpm, Fixture.client(server), dir.resolve("agent"), "host-b", Fixture.PCR, spec,
+                     Duration.ofHours(1), Clock.systemUTC())) {
+            assertEquals("MEASURED", agent.start().level());
+            assertFalse(agent.checkForReboot(), "no reboot yet");
+            swtpm.restart();
+            assertEquals(uri.port(), swtpm.port(), "swtpm came back on its port");
+            assertTrue(agent.checkForReboot(), "the agent noticed the reboot");
+            Agent.Status recovered = agent.status();
+            assertEquals("NEW_BOOT", recovered.logState(), "a rebooted TPM starts a new log");
+            assertEquals("MEASURED", recovered.level(), () -> "reasons: " + recovered.reasons());
+            assertTrue(recovered.childAlive(), "the softphone core was launched again");
+        }
+    }
+
+    @Test
+    void agentRestartWithoutReboot_keepsTheLog_andTheLevel(SwtpmProcess swtpm, @TempDir Path dir) throws Exception {
+        Path jar = Fixture.softphoneJar(dir);
+        Path config = Fixture.config(dir, "a=1\n");
+        LaunchSpec spec = Fixture.spec(jar, config, List.of());
+        try (AttestationServer server = Fixture.server(dir.resolve("server"), swtpm, Fixture.policy(1, spec),
+                Clock.systemUTC())) {
+            Path pem = dir.resolve("server.pem");
+            java.nio.file.Files.writeString(pem, "-----BEGIN CERTIFICATE-----\n" + java.util.Base64.getMimeEncoder()
+                    .encodeToString(server.tlsCertificate().getEncoded()) + "\n-----END CERTIFICATE-----\n");
+            Process first = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                    "-cp", System.getProperty("java.class.path"), AgentProcessMain.class.getName(), swtpm.tpmUri(),
+                    server.uri().toString(), pem.toString(), dir.resolve("agent").toString(), "host-c",
+                    jar.toString(), config.toString()).redirectError(dir.resolve("first-agent.log").toFile()).start();
+            try {
+                String line = new java.io.BufferedReader(new java.io.InputStreamReader(first.getInputStream(),
+                        java.nio.charset.StandardCharsets.US_ASCII)).readLine();
+                assertEquals("LEVEL MEASURED", line, () -> "first agent: " + read(dir.resolve("first-agent.log")));
+            } finally {
+                first.destroyForcibly().waitFor(10, TimeUnit.SECONDS); // a crash: no TERMINATED, no cleanup
+            }
+            try (TpmClient tpm = TpmClient.open(TpmUri.parse(swtpm.tpmUri()));
+                 Agent second = new Agent(tpm, Fixture.client(server), dir.resolve("agent"), "host-c", Fixture.PCR,
+                         spec, Duration.ofHours(1), Clock.systemUTC())) {
+                Agent.Status after = second.start();
+                assertEquals("CONTINUED", after.logState(), "the log of this boot was kept");
+                assertEquals("MEASURED", after.level(), () -> "reasons: " + after.reasons());
+                assertTrue(second.store().log().events().stream()
+                        .anyMatch(e -> e.dataAsString().startsWith("agent restarted")), "the orphaned launch ended");
+                java.io.IOException locked = org.junit.jupiter.api.Assertions.assertThrows(java.io.IOException.class,
+                        () -> MeasurementLogStore.open(dir.resolve("agent").resolve("log"), tpm, Fixture.PCR));
+                assertTrue(locked.getMessage().contains("another agent"), locked.getMessage());
+            }
+        }
+    }
+
+    private static String read(Path p) {
+        try {
+            return java.nio.file.Files.readString(p);
+        } catch (java.io.IOException e) {
+            return e.toString();
+        }
+    }
+
+    @Test
+    void serverRestart_losesNothing_andTheAuditLogVerifies(SwtpmProcess swtpm, @TempDir Path dir) throws Exception {
+        LaunchSpec spec = Fixture.spec(Fixture.softphoneJar(dir), Fixture.config(dir, "a=1\n"), List.of());
+        Path serverState = dir.resolve("server");
+        String akId;
+        try (TpmClient tpm = TpmClient.open(TpmUri.parse(swtpm.tpmUri()))) {
+            try (AttestationServer server = Fixture.server(serverState, swtpm, Fixture.policy(1, spec),
+                    Clock.systemUTC());
+                 Agent agent = new Agent(tpm, Fixture.client(server), dir.resolve("agent"), "host-d", Fixture.PCR,
+                         spec, Duration.ofHours(1), Clock.systemUTC())) {
+                akId = agent.start().akId();
+            }
+            try (AttestationServer restarted = Fixture.server(serverState, swtpm, Fixture.policy(1, spec),
+                    Clock.systemUTC());
+                 Agent agent = new Agent(tpm, Fixture.client(restarted), dir.resolve("agent"), "host-d",
+                         Fixture.PCR, spec, Duration.ofHours(1), Clock.systemUTC())) {
+                Agent.Status s = agent.start();
+                assertEquals(akId, s.akId());
+                assertEquals("MEASURED", s.level(), () -> "reasons: " + s.reasons());
+                assertNotNull(Fixture.client(restarted).get("/v1/hosts/host-d", Fixture.ADMIN_TOKEN)
+                        .get("lastAppraisal"));
+            }
+        }
+        VerificationReport report = AuditVerifier.verify(serverState.resolve("audit.db"), Optional.empty());
+        assertTrue(report.intact(), report.summary());
+        assertTrue(report.recordsChecked() >= 4, "enrollment, policy and appraisals recorded: " + report.summary());
+    }
+
+    private static boolean waitFor(java.util.function.BooleanSupplier condition) throws InterruptedException {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        while (System.nanoTime() < deadline) {
+            if (condition.getAsBoolean()) {
+                return true;
+            }
+            TimeUnit.MILLISECONDS.sleep(20);
+        }
+        return false;
+    }
+}

@@ -1,0 +1,337 @@
+package io.tpmphone.agent;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.tpmphone.attestation.EventType;
+import io.tpmphone.attestation.HashAlgorithm;
+import io.tpmphone.attestation.MeasurementEvent;
+import io.tpmphone.attestation.MeasurementLog;
+import io.tpmphone.attestation.PcrSelection;
+import io.tpmphone.attestation.TpmtPublic;
+import io.tpmphone.server.AttestationServer;
+import io.tpmphone.swtpm.SwtpmExtension;
+import io.tpmphone.swtpm.SwtpmProcess;
+import io.tpmphone.tpm.EkType;
+import io.tpmphone.tpm.PersistentHandle;
+import io.tpmphone.tpm.TpmClient;
+import io.tpmphone.tpm.TpmQuote;
+import io.tpmphone.tpm.TpmUri;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
+import org.junit.jupiter.api.extension.RegisterExtension;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Every attack of issue 3 against the real server over HTTPS, a real swtpm with an EK certificate and a real
+ * measured child: each one is refused with the failing check named, and leaves an audit record.
+ */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+class AttestationAttacksIT {
+    @RegisterExtension
+    static final SwtpmExtension TPM = SwtpmExtension.builder().withEkCertificate(true).build();
+
+    @TempDir
+    static Path dir;
+    private final MutableClock clock = new MutableClock();
+    private AttestationServer server;
+    private AttestationClient client;
+    private TpmClient tpm;
+    private HostAttestation host;
+    private MeasurementLogStore store;
+    private String akId;
+    private Path jar;
+    private Path config;
+    private LaunchSpec approved;
+    private int launches;
+
+    @BeforeAll
+    void enroll() throws Exception {
+        jar = Fixture.softphoneJar(dir);
+        config = Fixture.config(dir, "sip.port=5061\n");
+        approved = Fixture.spec(jar, config, List.of());
+        server = Fixture.server(dir.resolve("server"), TPM.process(), Fixture.policy(1, approved), clock);
+        client = Fixture.client(server);
+        tpm = TpmClient.open(TpmUri.parse(TPM.process().tpmUri()));
+        host = new HostAttestation(tpm, client);
+        akId = host.enroll("victim").akId();
+        store = MeasurementLogStore.open(dir.resolve("log"), tpm, Fixture.PCR);
+    }
+
+    @AfterAll
+    void close() throws Exception {
+        store.close();
+        tpm.close();
+        server.close();
+    }
+
+    /** Reboots the TPM (fresh PCRs and log), launches {@code spec} measured, and has it appraised. */
+    private HostAttestation.Verdict launchAndAttest(LaunchSpec spec) throws Exception {
+        reboot();
+        Broker broker = Broker.start(dir.resolve("broker-" + (++launches)), binder -> "unused");
+        MeasuredLauncher.Launched child = new MeasuredLauncher(store, dir.resolve("launch"))
+                .launch(spec, Map.of("TPMPHONE_BROKER", broker.socketPath().toString()));
+        Fixture.giveToken(child.process(), broker);
+        try {
+            return host.attest(akId, store.log());
+        } finally {
+            child.process().getOutputStream().close();
+            child.process().waitFor(10, TimeUnit.SECONDS);
+            child.terminated().get(10, TimeUnit.SECONDS);
+            broker.close();
+        }
+    }
+
+    private void reboot() throws Exception {
+        tpm.disconnect();
+        TPM.process().restart();
+        store.reconcile();
+        assertEquals(MeasurementLogStore.State.NEW_BOOT, store.state());
+    }
+
+    /** The newest audit record, read back through the admin API. */
+    private JsonNode lastAudit() throws Exception {
+        JsonNode records = client.get("/v1/audit?from=1&limit=1000", Fixture.ADMIN_TOKEN).get("records");
+        return records.get(records.size() - 1);
+    }
+
+    private void assertRefused(HostAttestation.Verdict v, String level, String check, String reasonContains)
+            throws Exception {
+        assertEquals(level, v.level(), () -> "reasons: " + v.reasons());
+        if (check != null) {
+            assertEquals(check, v.failedCheck(), () -> "reasons: " + v.reasons());
+        }
+        if (reasonContains != null) {
+            assertTrue(String.join(" | ", v.reasons()).contains(reasonContains),
+                    () -> "reasons should name '" + reasonContains + "': " + v.reasons());
+        }
+        JsonNode audit = lastAudit();
+        assertEquals("APPRAISAL", audit.get("type").asText());
+        assertEquals(level, audit.get("outcome").asText());
+        if (check != null) {
+            assertEquals(check, audit.at("/detail/failedCheck").asText(), audit.toString());
+        }
+    }
+
+    @Test
+    void theApprovedRelease_isMeasured() throws Exception {
+        HostAttestation.Verdict v = launchAndAttest(approved);
+        assertEquals("MEASURED", v.level(), () -> "reasons: " + v.reasons());
+    }
+
+    @Test
+    void aChangedByteInOneMeasuredJar_isFailed_namingTheFile() throws Exception {
+        Path tampered = Files.createDirectories(dir.resolve("tampered")).resolve(jar.getFileName());
+        byte[] bytes = Files.readAllBytes(jar);
+        bytes[bytes.length / 2] ^= 0x01;
+        Files.write(tampered, bytes);
+        HostAttestation.Verdict v = launchAndAttest(Fixture.spec(tampered, config, List.of()));
+        assertRefused(v, "FAILED", null, "softphone-core.jar");
+    }
+
+    @Test
+    void aChangedConfiguration_isNotMeasured_namingTheFile() throws Exception {
+        Path other = Files.createDirectories(dir.resolve("other-config")).resolve("softphone.properties");
+        Files.writeString(other, "sip.port=5061\ndebug=true\n");
+        HostAttestation.Verdict v = launchAndAttest(Fixture.spec(jar, other, List.of()));
+        assertRefused(v, "IDENTIFIED", null, "softphone.properties");
+    }
+
+    @Test
+    void anExtraJavaAgentOption_isNotMeasured() throws Exception {
+        HostAttestation.Verdict v = launchAndAttest(Fixture.spec(jar, config, List.of("-javaagent:spy.jar")));
+        assertNotEquals("MEASURED", v.level());
+        assertRefused(v, v.level(), null, "-javaagent:spy.jar");
+    }
+
+    @Test
+    void aReplayedQuote_isFailedAtTheNonce() throws Exception {
+        reboot();
+        JsonNode grant = client.post("/v1/nonces", Map.of("akId", akId), null);
+        byte[] nonce = HexFormat.of().parseHex(grant.get("nonce").asText());
+        TpmQuote quote = tpm.quote(HostAttestation.AK, PcrSelection.parse(grant.get("pcrSelection").asText()),
+                nonce);
+        Map<String, Object> request = HostAttestation.appraisalRequest(akId, nonce, quote, store.log());
+        assertNotEquals("FAILED", host.appraise(request).level(), "the first presentation is fine");
+        assertRefused(host.appraise(request), "FAILED", "NONCE", "already used");
+    }
+
+    @Test
+    void anExpiredNonce_isFailed() throws Exception {
+        reboot();
+        JsonNode grant = client.post("/v1/nonces", Map.of("akId", akId), null);
+        byte[] nonce = HexFormat.of().parseHex(grant.get("nonce").asText());
+        TpmQuote quote = tpm.quote(HostAttestation.AK, PcrSelection.parse(grant.get("pcrSelection").asText()),
+                nonce);
+        clock.advance(Duration.ofSeconds(31));
+        assertRefused(host.appraise(HostAttestation.appraisalRequest(akId, nonce, quote, store.log())), "FAILED",
+                "NONCE", "expired");
+    }
+
+    @Test
+    void aNonceTheServerNeverIssued_isFailed() throws Exception {
+        reboot();
+        byte[] nonce = tpm.getRandom(32);
+        TpmQuote quote = tpm.quote(HostAttestation.AK, PcrSelection.parse("sha256:0-7,14"), nonce);
+        assertRefused(host.appraise(HostAttestation.appraisalRequest(akId, nonce, quote, store.log())), "FAILED",
+                "NONCE", null);
+    }
+
+    @Test
+    void aQuoteSignedByAnUnenrolledAk_isFailed() throws Exception {
+        reboot();
+        PersistentHandle rogue = new PersistentHandle(0x81010011);
+        tpm.evict(rogue);
+        TpmtPublic rogueAk = tpm.createAttestationKey(EkType.RSA_2048.defaultHandle(), rogue);
+        String rogueId = HexFormat.of().formatHex(rogueAk.name());
+        AttestationClientException noNonce = assertThrows(AttestationClientException.class,
+                () -> client.post("/v1/nonces", Map.of("akId", rogueId), null));
+        assertEquals(404, noNonce.status());
+        assertEquals(Optional.of("AK_ENROLLED"), noNonce.check());
+        assertEquals("NONCE_REFUSED", lastAudit().get("outcome").asText());
+
+        JsonNode grant = client.post("/v1/nonces", Map.of("akId", akId), null);
+        byte[] nonce = HexFormat.of().parseHex(grant.get("nonce").asText());
+        TpmQuote forged = tpm.quote(rogue, PcrSelection.parse(grant.get("pcrSelection").asText()), nonce);
+        assertRefused(host.appraise(HostAttestation.appraisalRequest(akId, nonce, forged, store.log())), "FAILED",
+                "SIGNATURE", null);
+        assertRefused(host.appraise(HostAttestation.appraisalRequest(rogueId, nonce, forged, store.log())),
+                "FAILED", "AK_ENROLLED", null);
+    }
+
+    @Test
+    void aNonRestrictedKeyOfferedAsAk_isRefusedAtEnrollment() throws Exception {
+        tpm.ensureStorageRootKey(TpmClient.StorageKeyType.ECC_P256);
+        byte[] signingKey = tpm.createSigningKey(PersistentHandle.SRK_ECC, Optional.empty()).publicArea();
+        TpmtPublic ek = tpm.ensureEndorsementKey(EkType.RSA_2048);
+        byte[] cert = tpm.readEndorsementCertificate(EkType.RSA_2048).orElseThrow();
+        AttestationClientException e = assertThrows(AttestationClientException.class,
+                () -> host.enrollWith("victim", ek.encoded(), cert, signingKey));
+        assertEquals(403, e.status());
+        assertEquals(Optional.of("AK_TEMPLATE"), e.check());
+        assertTrue(e.getMessage().contains("RESTRICTED"), e.getMessage());
+        JsonNode audit = lastAudit();
+        assertEquals("REFUSAL", audit.get("type").asText());
+        assertEquals("AK_TEMPLATE", audit.at("/detail/check").asText());
+    }
+
+    @Test
+    void anEkCertificateFromAnUntrustedCa_isRefused() throws Exception {
+        try (SwtpmProcess stranger = SwtpmProcess.builder().withEkCertificate(true)
+                .privateCertificateAuthority(true).start();
+             TpmClient other = TpmClient.open(TpmUri.parse(stranger.tpmUri()))) {
+            AttestationClientException e = assertThrows(AttestationClientException.class,
+                    () -> new HostAttestation(other, client).enroll("stranger"));
+            assertEquals(403, e.status());
+            assertEquals(Optional.of("EK_CERTIFICATE"), e.check());
+            assertEquals("EK_CERTIFICATE", lastAudit().at("/detail/check").asText());
+        }
+    }
+
+    @Test
+    void anEventLogWithOneEntryRemovedInsertedOrModified_isFailed_namingTheIndex() throws Exception {
+        reboot();
+        Broker broker = Broker.start(dir.resolve("broker-log"), binder -> "unused");
+        MeasuredLauncher.Launched child = new MeasuredLauncher(store, dir.resolve("launch"))
+                .launch(approved, Map.of("TPMPHONE_BROKER", broker.socketPath().toString()));
+        Fixture.giveToken(child.process(), broker);
+        try {
+            MeasurementLog good = store.log();
+            assertEquals("MEASURED", host.attest(akId, good).level(), "the genuine log is accepted first");
+            List<MeasurementEvent> events = good.events();
+
+            List<MeasurementEvent> removed = new ArrayList<>(events);
+            removed.remove(3);
+            assertRefused(host.attest(akId, MeasurementLog.of(removed)), "FAILED", null, "sequence 3 is missing");
+
+            List<MeasurementEvent> inserted = new ArrayList<>(events);
+            inserted.add(4, MeasurementEvent.of(4, Fixture.PCR, EventType.CLASSPATH_JAR,
+                    HashAlgorithm.SHA256.digest(new byte[] {1}), "evil.jar"));
+            assertRefused(host.attest(akId, MeasurementLog.of(inserted)), "FAILED", null,
+                    "event 4 (CLASSPATH_JAR) was inserted");
+
+            List<MeasurementEvent> modified = new ArrayList<>(events);
+            MeasurementEvent e2 = events.get(2);
+            modified.set(2, MeasurementEvent.of(2, e2.pcrIndex(), e2.type(), e2.contentDigest(), "renamed.jar"));
+            assertRefused(host.attest(akId, MeasurementLog.of(modified)), "FAILED", null,
+                    "event 2 differs from the log accepted before");
+        } finally {
+            child.process().getOutputStream().close();
+            child.terminated().get(10, TimeUnit.SECONDS);
+            broker.close();
+        }
+    }
+
+    @Test
+    void aPcrSelectionWithoutTheMeasurementPcrOrOnTheSha1Bank_isFailed() throws Exception {
+        reboot();
+        for (String selection : List.of("sha256:0-7", "sha1:0-7,14")) {
+            JsonNode grant = client.post("/v1/nonces", Map.of("akId", akId), null);
+            byte[] nonce = HexFormat.of().parseHex(grant.get("nonce").asText());
+            TpmQuote quote = tpm.quote(HostAttestation.AK, PcrSelection.parse(selection), nonce);
+            assertRefused(host.appraise(HostAttestation.appraisalRequest(akId, nonce, quote, store.log())),
+                    "FAILED", "PCR_SELECTION", null);
+        }
+    }
+
+    @Test
+    void theTpmClockGoingBack_isFailed() throws Exception {
+        reboot();
+        SwtpmProcess swtpm = TPM.process();
+        Path snapshot = Files.createDirectories(dir.resolve("tpm-snapshot"));
+        tpm.disconnect();
+        swtpm.stop();
+        copyState(swtpm.stateDirectory(), snapshot);
+        swtpm.restart();
+        store.reconcile();
+        TimeUnit.MILLISECONDS.sleep(300); // let the TPM clock run past the snapshot
+        assertNotEquals("FAILED", host.attest(akId, store.log()).level(), "the server saw the newer clock");
+
+        tpm.disconnect();
+        swtpm.stop();
+        copyState(snapshot, swtpm.stateDirectory()); // roll the TPM back to the older state
+        swtpm.restart();
+        store.reconcile();
+        assertRefused(host.attest(akId, store.log()), "FAILED", "CLOCK", "went back");
+    }
+
+    private static void copyState(Path from, Path to) throws Exception {
+        try (Stream<Path> files = Files.list(from)) {
+            for (Path f : (Iterable<Path>) files.filter(p -> p.getFileName().toString().startsWith("tpm2-"))
+                    ::iterator) {
+                Files.copy(f, to.resolve(f.getFileName()), StandardCopyOption.REPLACE_EXISTING);
+            }
+        }
+    }
+
+    @Test
+    void adminCallsWithoutOrWithAWrongCredential_areRefused401And403_andAudited() throws Exception {
+        AttestationClientException none = assertThrows(AttestationClientException.class,
+                () -> client.get("/v1/hosts", null));
+        assertEquals(401, none.status());
+        AttestationClientException wrong = assertThrows(AttestationClientException.class,
+                () -> client.put("/v1/policy", "{}", "not-the-admin-token-at-all"));
+        assertEquals(403, wrong.status());
+        JsonNode audit = lastAudit();
+        assertEquals("REFUSAL", audit.get("type").asText());
+        assertEquals("ADMIN_REFUSED", audit.get("outcome").asText());
+        assertTrue(audit.at("/detail/request").asText().contains("PUT /v1/policy"), audit.toString());
+        assertEquals(1, client.get("/v1/hosts", Fixture.ADMIN_TOKEN).get("hosts").size(), "with the token: fine");
+    }
+}
