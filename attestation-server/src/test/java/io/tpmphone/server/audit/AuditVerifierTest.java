@@ -138,8 +138,8 @@ class AuditVerifierTest {
     @Test
     void tamperedCheckpointSignature_isDetected() throws Exception {
         tamper(db, withTriggersDropped(
-                "UPDATE audit_checkpoint SET signature = substr(signature, 1, 20) || randomblob(1) "
-                        + "|| substr(signature, 22) WHERE seq = 20"));
+                "UPDATE audit_checkpoint SET signature = substr(signature, 1, 20) || CASE substr(signature, 21, 1)"
+                        + " WHEN x'00' THEN x'01' ELSE x'00' END || substr(signature, 22) WHERE seq = 20"));
         VerificationReport.Problem p = problem();
         assertEquals(20, p.seq());
         assertEquals(VerificationReport.ProblemKind.CHECKPOINT_SIGNATURE_INVALID, p.kind());
