@@ -148,6 +148,7 @@ public final class Agent implements AutoCloseable {
                 store.state().name(), store.log().size(), c == null ? null : c.process().pid(),
                 c != null && c.process().isAlive());
         LOG.info("appraised: {}{}", v.level(), v.failedCheck() == null ? "" : " (" + v.failedCheck() + ")");
+        writeStatus(status);
         return status;
     }
 
@@ -173,6 +174,25 @@ public final class Agent implements AutoCloseable {
                 LOG.info("recorded the end of the softphone launched before this agent started (event {})", i);
                 return;
             }
+        }
+    }
+
+    /** The status file {@code tpmphone agent status} reads; replaced atomically after every appraisal. */
+    public static Path statusFile(Path stateDirectory) {
+        return stateDirectory.resolve("status.json");
+    }
+
+    private void writeStatus(Status s) {
+        try {
+            Path tmp = stateDirectory.resolve("status.json.tmp");
+            Files.writeString(tmp, new com.fasterxml.jackson.databind.ObjectMapper()
+                    .registerModule(new com.fasterxml.jackson.databind.module.SimpleModule()
+                            .addSerializer(Instant.class, new com.fasterxml.jackson.databind.ser.std.ToStringSerializer()))
+                    .writerWithDefaultPrettyPrinter().writeValueAsString(s));
+            Files.move(tmp, statusFile(stateDirectory), java.nio.file.StandardCopyOption.ATOMIC_MOVE,
+                    java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        } catch (IOException e) {
+            LOG.warn("cannot write {}: {}", statusFile(stateDirectory), e.toString());
         }
     }
 

@@ -1,0 +1,157 @@
+package io.tpmphone.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.tpmphone.agent.Agent;
+import io.tpmphone.agent.AttestationClient;
+import io.tpmphone.agent.LaunchSpec;
+import io.tpmphone.cli.internal.Pem;
+import io.tpmphone.softphone.SoftphoneMain;
+import io.tpmphone.tpm.TpmClient;
+import io.tpmphone.tpm.TpmUri;
+import java.io.PrintWriter;
+import java.net.URI;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Clock;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+/** The host agent: enroll, measure and launch the softphone core, keep it attested. */
+@Command(name = "agent", mixinStandardHelpOptions = true,
+        description = "The host agent: enrollment, measured launch of the softphone core, broker, re-attestation.",
+        subcommands = {AgentCommand.Run.class, AgentCommand.Status.class})
+final class AgentCommand {
+
+    /** What the agent launches, shared with `policy approve` so both measure the same thing. */
+    static final class LaunchOptions {
+        @Option(names = "--java-home", description = "JVM for the softphone core (default: this one)")
+        Path javaHome;
+        @Option(names = "--classpath", description = "jars of the softphone core, ':'-separated (default: the"
+                + " distribution's softphone-core jar)")
+        String classPath;
+        @Option(names = "--config", description = "softphone configuration file (default: STATE/softphone.properties,"
+                + " created empty)")
+        Path config;
+        @Option(names = "--main-class", description = "main class (default: ${DEFAULT-VALUE})",
+                defaultValue = "io.tpmphone.softphone.SoftphoneMain")
+        String mainClass;
+        @Option(names = "--jvm-option", description = "extra JVM option; repeatable")
+        List<String> jvmOptions = new ArrayList<>();
+        @Option(names = "--no-isolation", description = "do not use PID/mount/IPC namespaces (no HARDENED level)")
+        boolean noIsolation;
+
+        LaunchSpec spec(Path state) throws Exception {
+            Path home = javaHome != null ? javaHome : Path.of(System.getProperty("java.home"));
+            List<Path> jars = new ArrayList<>();
+            if (classPath != null) {
+                for (String p : classPath.split(":")) {
+                    jars.add(Path.of(p).toAbsolutePath());
+                }
+            } else {
+                jars.add(Path.of(SoftphoneMain.class.getProtectionDomain().getCodeSource().getLocation().toURI()));
+            }
+            Path cfg = config;
+            if (cfg == null) {
+                cfg = state.resolve("softphone.properties");
+                if (!Files.exists(cfg)) {
+                    Files.createDirectories(state);
+                    Files.writeString(cfg, "# tpmphone softphone core configuration\n");
+                }
+            }
+            return new LaunchSpec(home, jars, cfg, mainClass, jvmOptions, List.of(), !noIsolation);
+        }
+    }
+
+    @Command(name = "run", mixinStandardHelpOptions = true,
+            description = {"Enroll (once), measure and launch the softphone core, and keep it attested until",
+                    "interrupted. Writes STATE/status.json after every appraisal."},
+            footer = {"", "Example:", "  tpmphone agent run --tpm device:/dev/tpmrm0 --server https://attest.example:8443 \\",
+                    "      --server-cert /etc/tpmphone/server-tls.pem --state /var/lib/tpmphone-agent --host $(hostname)"})
+    static final class Run implements Callable<Integer> {
+        @Spec
+        CommandSpec spec;
+        @Option(names = "--tpm", required = true, description = "TPM URI")
+        String tpm;
+        @Option(names = "--server", required = true, description = "attestation server URL")
+        URI server;
+        @Option(names = "--server-cert", required = true, description = "the server's TLS certificate (PEM) to pin")
+        Path serverCert;
+        @Option(names = "--state", required = true, description = "agent state directory")
+        Path state;
+        @Option(names = "--host", required = true, description = "this host's name at the server")
+        String host;
+        @Option(names = "--pcr", defaultValue = "14", description = "measurement PCR (default ${DEFAULT-VALUE};"
+                + " see docs/decisions/0003)")
+        int pcr;
+        @Option(names = "--interval", defaultValue = "60", description = "re-attestation interval, seconds")
+        int interval;
+        @picocli.CommandLine.ArgGroup(exclusive = false)
+        LaunchOptions launch = new LaunchOptions();
+
+        @Override
+        public Integer call() throws Exception {
+            AttestationClient client = new AttestationClient(server, Pem.certificates(serverCert).get(0),
+                    Duration.ofSeconds(15));
+            TpmClient tpmClient = TpmClient.open(TpmUri.parse(tpm));
+            Agent agent = new Agent(tpmClient, client, state, host, pcr, launch.spec(state),
+                    Duration.ofSeconds(interval), Clock.systemUTC());
+            CountDownLatch stopped = new CountDownLatch(1);
+            Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+                agent.close();
+                tpmClient.close();
+                stopped.countDown();
+            }, "agent-shutdown"));
+            Agent.Status s = agent.start();
+            spec.commandLine().getOut().println("agent for " + host + ": " + s.level()
+                    + (s.failedCheck() == null ? "" : " (" + s.failedCheck() + ")") + "; Ctrl-C stops it");
+            spec.commandLine().getOut().flush();
+            stopped.await();
+            return 0;
+        }
+    }
+
+    @Command(name = "status", mixinStandardHelpOptions = true,
+            description = "The agent's current level and last appraisal (from STATE/status.json).",
+            footer = {"", "Example:", "  tpmphone agent status --state /var/lib/tpmphone-agent --json"})
+    static final class Status implements Callable<Integer> {
+        @Spec
+        CommandSpec spec;
+        @Option(names = "--state", required = true, description = "agent state directory")
+        Path state;
+        @Option(names = "--json", description = "machine-readable output")
+        boolean json;
+
+        @Override
+        public Integer call() throws Exception {
+            Path file = Agent.statusFile(state);
+            if (!Files.exists(file)) {
+                spec.commandLine().getErr().println("no agent status in " + state
+                        + " (is `tpmphone agent run --state " + state + "` running?)");
+                return 1;
+            }
+            JsonNode s = TpmCommand.JSON.readTree(file.toFile());
+            PrintWriter out = spec.commandLine().getOut();
+            if (json) {
+                out.println(TpmCommand.JSON.writeValueAsString(s));
+            } else {
+                out.printf("host %s: %s%s%n  appraised %s, result valid until %s%n  log: %s, %d events; softphone"
+                                + " pid %s (%s)%n", s.path("host").asText(), s.path("level").asText(),
+                        s.hasNonNull("failedCheck") ? " (failed check " + s.get("failedCheck").asText() + ")" : "",
+                        s.path("appraisedAt").asText(), s.path("expiresAt").asText(), s.path("logState").asText(),
+                        s.path("measurements").asInt(), s.path("childPid").asText(),
+                        s.path("childAlive").asBoolean() ? "running" : "not running");
+                for (JsonNode r : s.path("reasons")) {
+                    out.println("  - " + r.asText());
+                }
+            }
+            return 0;
+        }
+    }
+}

@@ -1,0 +1,75 @@
+package io.tpmphone.cli;
+
+import io.tpmphone.cli.internal.Pem;
+import io.tpmphone.server.AttestationServer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.cert.X509Certificate;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+/** Runs the attestation server until interrupted. */
+@Command(name = "server", mixinStandardHelpOptions = true,
+        description = {"Run the attestation server (HTTPS, /v1 API): registrar, verifier, policy, audit log.",
+                "Keys, registry and audit database live in --state; a restart loses nothing."},
+        footer = {"", "Example:", "  tpmphone server --state /var/lib/tpmphone-server --listen 0.0.0.0:8443 \\",
+                "      --admin-token-file /etc/tpmphone/admin.token --generate-admin-token \\",
+                "      --ek-ca /etc/tpmphone/tpm-vendor-ca.pem --policy /etc/tpmphone/policy.json"})
+final class ServerCommand implements Callable<Integer> {
+    @Spec
+    CommandSpec spec;
+    @Option(names = "--state", required = true, description = "state directory (keys, registry.db, audit.db)")
+    Path state;
+    @Option(names = "--listen", defaultValue = "127.0.0.1:8443", description = "host:port (default ${DEFAULT-VALUE})")
+    String listen;
+    @Option(names = "--admin-token-file", required = true, description = "file holding the admin bearer token")
+    Path adminTokenFile;
+    @Option(names = "--generate-admin-token", description = "create the admin token file if it does not exist")
+    boolean generate;
+    @Option(names = "--ek-ca", description = "trusted TPM manufacturer CA certificate(s), PEM; repeatable")
+    List<Path> ekCas = new ArrayList<>();
+    @Option(names = "--policy", description = "policy JSON to load if the registry holds no newer version")
+    Path policy;
+    @Option(names = "--tls-name", description = "extra host name/IP for the TLS certificate made on first start")
+    List<String> tlsNames = new ArrayList<>();
+
+    @Override
+    public Integer call() throws Exception {
+        int colon = listen.lastIndexOf(':');
+        if (colon <= 0) {
+            throw new IllegalArgumentException("--listen must be host:port, got '" + listen + "'");
+        }
+        AttestationServer.Builder b = AttestationServer.builder().stateDirectory(state)
+                .listen(listen.substring(0, colon), Integer.parseInt(listen.substring(colon + 1)))
+                .adminToken(Pem.secret(adminTokenFile, generate));
+        for (Path ca : ekCas) {
+            for (X509Certificate c : Pem.certificates(ca)) {
+                b.trustEkCa(c);
+            }
+        }
+        if (policy != null) {
+            b.policy(Files.readString(policy, StandardCharsets.UTF_8));
+        }
+        tlsNames.forEach(b::tlsHostName);
+        CountDownLatch stopped = new CountDownLatch(1);
+        AttestationServer server = b.start();
+        // The JVM does not wait for main after SIGINT: the hook itself closes the server (final audit checkpoint).
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            server.close();
+            stopped.countDown();
+        }, "server-shutdown"));
+        Path cert = state.resolve("keys").resolve("tls-cert.pem");
+        spec.commandLine().getOut().println("attestation server on " + server.uri() + " (TLS certificate for agents"
+                + " to pin: " + cert + "); Ctrl-C stops it");
+        spec.commandLine().getOut().flush();
+        stopped.await();
+        return 0;
+    }
+}

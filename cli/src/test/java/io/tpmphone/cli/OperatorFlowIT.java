@@ -1,0 +1,142 @@
+package io.tpmphone.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.net.ServerSocket;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.sql.Connection;
+import java.sql.DriverManager;
+import java.sql.Statement;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The commands an operator runs, each in its own process: a swtpm, a policy approving the release the agent will
+ * launch, the server, the agent, its status, then the audit log verified offline — intact, and with one row
+ * modified, naming that row.
+ */
+class OperatorFlowIT {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private static ProcessBuilder tpmphone(Path home, Path log, String... args) {
+        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "-Dtpmphone.home=" + home, "-cp", System.getProperty("java.class.path"), Main.class.getName()));
+        cmd.addAll(List.of(args));
+        return new ProcessBuilder(cmd).redirectError(log.toFile());
+    }
+
+    private static String run(Path home, Path dir, String... args) throws Exception {
+        Path log = Files.createTempFile(dir, "cmd-", ".log");
+        Process p = tpmphone(home, log, args).start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(p.waitFor(60, TimeUnit.SECONDS));
+        assertEquals(0, p.exitValue(), () -> String.join(" ", args) + " failed: " + read(log) + out);
+        return out;
+    }
+
+    private static String read(Path p) {
+        try {
+            return Files.readString(p);
+        } catch (java.io.IOException e) {
+            return e.toString();
+        }
+    }
+
+    private static String awaitLine(Process p, String prefix, Path log) throws Exception {
+        BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
+        String line = r.readLine();
+        assertTrue(line != null && line.startsWith(prefix), () -> "expected '" + prefix + "...', got '" + line
+                + "': " + read(log));
+        return line;
+    }
+
+    @Test
+    void swtpmPolicyServerAgentStatusAndAudit(@TempDir Path dir) throws Exception {
+        Path home = dir.resolve("home");
+        JsonNode tpm = JSON.readTree(run(home, dir, "swtpm", "start", "--name", "host1", "--ek-cert", "--json"));
+        Process server = null;
+        Process agent = null;
+        try {
+            Path agentState = dir.resolve("agent");
+            String release = run(home, dir, "policy", "approve", "--name", "softphone-dev", "--state",
+                    agentState.toString());
+            Path policy = dir.resolve("policy.json");
+            Files.writeString(policy, "{\"version\":1,\"measurementPcr\":14,\"pcrBank\":\"sha256\",\"bootPcrs\":[0,1,"
+                    + "2,3,4,5,6,7],\"releases\":[" + release.trim() + "],\"requireIsolation\":true,"
+                    + "\"nonceTtlSeconds\":30,\"resultTtlSeconds\":300}");
+
+            int port;
+            try (ServerSocket s = new ServerSocket(0)) {
+                port = s.getLocalPort();
+            }
+            Path serverState = dir.resolve("server");
+            Path serverLog = dir.resolve("server.log");
+            server = tpmphone(home, serverLog, "server", "--state", serverState.toString(), "--listen",
+                    "127.0.0.1:" + port, "--admin-token-file", dir.resolve("admin.token").toString(),
+                    "--generate-admin-token", "--ek-ca", tpm.get("caCertificate").asText(), "--ek-ca",
+                    tpm.get("rootCertificate").asText(), "--policy", policy.toString()).start();
+            awaitLine(server, "attestation server on https://127.0.0.1:" + port, serverLog);
+
+            Path agentLog = dir.resolve("agent.log");
+            agent = tpmphone(home, agentLog, "agent", "run", "--tpm", tpm.get("tpmUri").asText(), "--server",
+                    "https://127.0.0.1:" + port, "--server-cert", serverState.resolve("keys/tls-cert.pem").toString(),
+                    "--state", agentState.toString(), "--host", "host1").start();
+            awaitLine(agent, "agent for host1: MEASURED", agentLog);
+
+            JsonNode status = JSON.readTree(run(home, dir, "agent", "status", "--state", agentState.toString(),
+                    "--json"));
+            assertEquals("MEASURED", status.get("level").asText());
+            assertTrue(status.get("childAlive").asBoolean(), status.toString());
+
+            JsonNode shown = JSON.readTree(run(home, dir, "policy", "show", "--server", "https://127.0.0.1:" + port,
+                    "--server-cert", serverState.resolve("keys/tls-cert.pem").toString(), "--admin-token-file",
+                    dir.resolve("admin.token").toString()));
+            assertEquals(1, shown.get("version").asInt());
+            assertEquals("softphone-dev", shown.at("/releases/0/name").asText());
+        } finally {
+            for (Process p : new Process[] {agent, server}) {
+                if (p != null) {
+                    p.destroy(); // SIGTERM: agent stops its child, server writes its final checkpoint
+                    assertTrue(p.waitFor(30, TimeUnit.SECONDS));
+                }
+            }
+            run(home, dir, "swtpm", "stop", "--name", "host1", "--purge");
+        }
+
+        Path db = dir.resolve("server").resolve("audit.db");
+        Path key = dir.resolve("server").resolve("keys").resolve("result-signing-cert.pem");
+        String intact = run(home, dir, "audit", "verify", "--db", db.toString(), "--public-key", key.toString());
+        assertTrue(intact.startsWith("OK ") && !intact.contains("NOT checked"), intact);
+
+        try (Connection c = DriverManager.getConnection("jdbc:sqlite:" + db);
+             Statement s = c.createStatement()) {
+            List<String> triggers = new ArrayList<>();
+            try (var rs = s.executeQuery("SELECT name FROM sqlite_master WHERE type = 'trigger'")) {
+                while (rs.next()) {
+                    triggers.add(rs.getString(1));
+                }
+            }
+            for (String t : triggers) {
+                s.execute("DROP TRIGGER " + t);
+            }
+            s.execute("UPDATE audit_record SET outcome = 'MEASURED' WHERE seq = 2");
+        }
+        Path log = dir.resolve("verify.log");
+        Process verify = tpmphone(home, log, "audit", "verify", "--db", db.toString(), "--public-key",
+                key.toString()).start();
+        String out = new String(verify.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(verify.waitFor(60, TimeUnit.SECONDS));
+        assertEquals(1, verify.exitValue(), out + read(log));
+        assertTrue((out + read(log)).contains("record 2"), out + read(log));
+    }
+}
