@@ -42,6 +42,7 @@ class AgentLifecycleIT {
             Agent.Status status = agent.start();
             assertEquals("MEASURED", status.level(), () -> "reasons: " + status.reasons());
             assertTrue(waitFor(() -> agent.broker().childConnected()), "the measured child used the broker");
+            assertChildIsolated(agent.child().orElseThrow());
 
             SignedJWT jwt = SignedJWT.parse(new HostAttestation(tpm, Fixture.client(server)).attest(status.akId(),
                     agent.store().log()).result());
@@ -146,6 +147,33 @@ class AgentLifecycleIT {
         VerificationReport report = AuditVerifier.verify(serverState.resolve("audit.db"), Optional.empty());
         assertTrue(report.intact(), report.summary());
         assertTrue(report.recordsChecked() >= 4, "enrollment, policy and appraisals recorded: " + report.summary());
+    }
+
+    /** The JVM under unshare runs in other PID/mount/IPC namespaces, with its code directory mounted read-only. */
+    private static void assertChildIsolated(Process wrapper) throws Exception {
+        ProcessHandle jvm = null;
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        while (jvm == null && System.nanoTime() < deadline) {
+            jvm = wrapper.toHandle().descendants().filter(h -> h.info().command().map(c -> c.endsWith("/java"))
+                    .orElse(false)).findFirst().orElse(null);
+            TimeUnit.MILLISECONDS.sleep(20);
+        }
+        assertNotNull(jvm, "the softphone JVM runs under the wrapper");
+        for (String ns : List.of("pid", "mnt", "ipc")) {
+            assertFalse(java.nio.file.Files.readSymbolicLink(Path.of("/proc/self/ns/" + ns)).equals(
+                    java.nio.file.Files.readSymbolicLink(Path.of("/proc/" + jvm.pid() + "/ns/" + ns))),
+                    "the child has its own " + ns + " namespace");
+        }
+        String cwd = java.nio.file.Files.readSymbolicLink(Path.of("/proc/" + jvm.pid() + "/cwd")).toString();
+        boolean readOnly = java.nio.file.Files.readAllLines(Path.of("/proc/" + jvm.pid() + "/mountinfo")).stream()
+                .map(l -> l.split(" "))
+                .anyMatch(f -> f.length > 5 && f[4].equals(cwd) && List.of(f[5].split(",")).contains("ro"));
+        assertTrue(readOnly, "the code directory " + cwd + " is mounted read-only in the child");
+        List<String> args = List.of(jvm.info().arguments().orElse(new String[0]));
+        assertTrue(args.contains("-XX:+DisableAttachMechanism"), "no attach mechanism: " + args);
+        String environ = new String(java.nio.file.Files.readAllBytes(Path.of("/proc/" + jvm.pid() + "/environ")),
+                java.nio.charset.StandardCharsets.UTF_8);
+        assertFalse(environ.contains("JAVA_TOOL_OPTIONS") || environ.contains("_JAVA_OPTIONS"), environ);
     }
 
     private static boolean waitFor(java.util.function.BooleanSupplier condition) throws InterruptedException {

@@ -334,4 +334,22 @@ class AttestationAttacksIT {
         assertTrue(audit.at("/detail/request").asText().contains("PUT /v1/policy"), audit.toString());
         assertEquals(1, client.get("/v1/hosts", Fixture.ADMIN_TOKEN).get("hosts").size(), "with the token: fine");
     }
+
+    @Test
+    void anInvalidPolicy_isRefusedNamingTheField_andAStaleOneAsConflict() throws Exception {
+        String current = client.get("/v1/policy", Fixture.ADMIN_TOKEN).toString();
+        String badPcr = current.replace("\"measurementPcr\":14", "\"measurementPcr\":16")
+                .replace("\"version\":1", "\"version\":7");
+        AttestationClientException e = assertThrows(AttestationClientException.class,
+                () -> client.put("/v1/policy", badPcr, Fixture.ADMIN_TOKEN));
+        assertEquals(400, e.status());
+        assertTrue(e.getMessage().contains("/measurementPcr"), e.getMessage());
+        assertEquals("POLICY_REFUSED", lastAudit().get("outcome").asText());
+        AttestationClientException stale = assertThrows(AttestationClientException.class,
+                () -> client.put("/v1/policy", current, Fixture.ADMIN_TOKEN));
+        assertEquals(409, stale.status());
+        AttestationClientException junk = assertThrows(AttestationClientException.class,
+                () -> client.put("/v1/policy", "{\"version\": 2, ", Fixture.ADMIN_TOKEN));
+        assertEquals(400, junk.status());
+    }
 }

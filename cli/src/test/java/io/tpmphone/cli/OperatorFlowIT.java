@@ -117,6 +117,14 @@ class OperatorFlowIT {
         Path key = dir.resolve("server").resolve("keys").resolve("result-signing-cert.pem");
         String intact = run(home, dir, "audit", "verify", "--db", db.toString(), "--public-key", key.toString());
         assertTrue(intact.startsWith("OK ") && !intact.contains("NOT checked"), intact);
+        JsonNode tail = JSON.readTree(run(home, dir, "audit", "tail", "--db", db.toString(), "-n", "2", "--json"));
+        assertEquals(2, tail.isArray() ? tail.size() : tail.path("records").size(), tail.toString());
+        assertTrue(tail.toString().contains("APPRAISAL"), "the last records include the appraisal: " + tail);
+        Path export = dir.resolve("audit-export.json");
+        run(home, dir, "audit", "export", "--db", db.toString(), "--json", "--out", export.toString());
+        String exportOk = run(home, dir, "audit", "verify", "--export", export.toString(), "--public-key",
+                key.toString());
+        assertTrue(exportOk.startsWith("OK "), exportOk);
 
         try (Connection c = DriverManager.getConnection("jdbc:sqlite:" + db);
              Statement s = c.createStatement()) {
