@@ -70,6 +70,13 @@ public final class Appraiser {
             return f.result(IntegrityLevel.FAILED, null, policy.version());
         }
 
+        String baseline = Hex.of(log.event(0).contentDigest());
+        if (!policy.measurementPcrBaselines().contains(baseline)) {
+            f.add(ClaimName.EXECUTABLES, ClaimStatus.WARNING, "baseline", "the log starts from PCR "
+                    + policy.measurementPcr() + " = " + baseline + ", not an approved baseline: what was measured"
+                    + " before it is unaccounted for (log deleted or started late in this boot?)");
+        }
+
         List<String> runtimeAnomalies = new ArrayList<>();
         List<Launch> launches = splitIntoLaunches(log, runtimeAnomalies);
         String matched = null;

@@ -41,8 +41,8 @@ public final class AttestationPolicy {
     /** The largest {@code resultTtlSeconds}. */
     public static final int MAX_RESULT_TTL_SECONDS = 300;
 
-    private static final List<String> TOP_FIELDS = List.of("version", "measurementPcr", "pcrBank", "bootPcrs",
-            "bootReferenceValues", "releases", "requireIsolation", "nonceTtlSeconds", "resultTtlSeconds");
+    private static final List<String> TOP_FIELDS = List.of("version", "measurementPcr", "measurementPcrBaselines",
+            "pcrBank", "bootPcrs", "bootReferenceValues", "releases", "requireIsolation", "nonceTtlSeconds", "resultTtlSeconds");
     private static final List<String> RELEASE_FIELDS = List.of("name", "jvm", "jars", "configuration",
             "commandLine");
     private static final int MAX_NAME_BYTES = MeasurementEvent.MAX_DATA_LENGTH;
@@ -60,12 +60,14 @@ public final class AttestationPolicy {
     private final SortedMap<Integer, List<String>> bootReferenceValues;
     private final List<ApprovedRelease> releases;
     private final boolean requireIsolation;
+    private final List<String> measurementPcrBaselines;
     private final int nonceTtlSeconds;
     private final int resultTtlSeconds;
 
     private AttestationPolicy(int version, int measurementPcr, HashAlgorithm pcrBank, SortedSet<Integer> bootPcrs,
             SortedMap<Integer, List<String>> bootReferenceValues, List<ApprovedRelease> releases,
-            boolean requireIsolation, int nonceTtlSeconds, int resultTtlSeconds) {
+            boolean requireIsolation, int nonceTtlSeconds, int resultTtlSeconds, List<String> baselines) {
+        this.measurementPcrBaselines = List.copyOf(baselines);
         this.version = version;
         this.measurementPcr = measurementPcr;
         this.pcrBank = pcrBank;
@@ -110,6 +112,16 @@ public final class AttestationPolicy {
     }
 
     /** Whether {@link IntegrityLevel#HARDENED} needs an attested isolated launch. */
+    /**
+     * The values the measurement PCR may hold when a log begins (its BASELINE): by default only the reset value
+     * (all zeros). A log starting anywhere else hides what was measured before it — e.g. a log deleted after an
+     * unapproved launch and started anew — so it cannot be MEASURED. Hosts whose boot chain extends the PCR (shim
+     * measures its MOK list into PCR 14) list that value.
+     */
+    public List<String> measurementPcrBaselines() {
+        return measurementPcrBaselines;
+    }
+
     public boolean requireIsolation() {
         return requireIsolation;
     }
@@ -167,6 +179,10 @@ public final class AttestationPolicy {
         int pcr = integer(required(root, "", "measurementPcr"), "/measurementPcr");
         if (pcr < 0 || pcr >= PcrSelection.PCR_COUNT) {
             throw new PolicyException("/measurementPcr", "PCR " + pcr + " is outside 0..23");
+        }
+        if (pcr >= 17 && pcr <= 22) {
+            throw new PolicyException("/measurementPcr", "PCR " + pcr + " is a DRTM PCR, reset by a locality-4 "
+                    + "late launch: use a PCR that software cannot reset, e.g. one of 8..15");
         }
         if (pcr == 16 || pcr == 23) {
             throw new PolicyException("/measurementPcr", "PCR " + pcr + " is resettable by software ("
@@ -232,6 +248,25 @@ public final class AttestationPolicy {
             }
         }
 
+        List<String> baselines = new ArrayList<>();
+        JsonNode baseNode = root.get("measurementPcrBaselines");
+        if (baseNode == null) {
+            baselines.add("00".repeat(32));
+        } else {
+            requireArray(baseNode, "/measurementPcrBaselines");
+            if (baseNode.isEmpty()) {
+                throw new PolicyException("/measurementPcrBaselines", "no approved baseline; list at least one (the"
+                        + " reset value is 64 zeros) or remove the field");
+            }
+            for (int i = 0; i < baseNode.size(); i++) {
+                String v = sha256(baseNode.get(i), "/measurementPcrBaselines/" + i);
+                if (baselines.contains(v)) {
+                    throw new PolicyException("/measurementPcrBaselines/" + i, "value " + v + " is listed twice");
+                }
+                baselines.add(v);
+            }
+        }
+
         JsonNode releasesNode = required(root, "", "releases");
         requireArray(releasesNode, "/releases");
         if (releasesNode.isEmpty()) {
@@ -260,7 +295,7 @@ public final class AttestationPolicy {
                     + " seconds (results expire within 5 minutes)");
         }
         return new AttestationPolicy(version, pcr, HashAlgorithm.SHA256, bootPcrs, refs, releases,
-                requireIsolation, nonceTtl, resultTtl);
+                requireIsolation, nonceTtl, resultTtl, baselines);
     }
 
     private static ApprovedRelease release(JsonNode node, String at) throws PolicyException {
@@ -402,6 +437,7 @@ public final class AttestationPolicy {
         Map<String, Object> doc = new LinkedHashMap<>();
         doc.put("version", version);
         doc.put("measurementPcr", measurementPcr);
+        doc.put("measurementPcrBaselines", measurementPcrBaselines);
         doc.put("pcrBank", pcrBank.tpmName());
         if (!bootPcrs.isEmpty()) {
             doc.put("bootPcrs", new ArrayList<>(bootPcrs));
@@ -438,13 +474,14 @@ public final class AttestationPolicy {
                 && pcrBank == p.pcrBank && bootPcrs.equals(p.bootPcrs)
                 && bootReferenceValues.equals(p.bootReferenceValues) && releases.equals(p.releases)
                 && requireIsolation == p.requireIsolation && nonceTtlSeconds == p.nonceTtlSeconds
-                && resultTtlSeconds == p.resultTtlSeconds;
+                && resultTtlSeconds == p.resultTtlSeconds
+                && measurementPcrBaselines.equals(p.measurementPcrBaselines);
     }
 
     @Override
     public int hashCode() {
         return Objects.hash(version, measurementPcr, pcrBank, bootPcrs, bootReferenceValues, releases,
-                requireIsolation, nonceTtlSeconds, resultTtlSeconds);
+                requireIsolation, nonceTtlSeconds, resultTtlSeconds, measurementPcrBaselines);
     }
 
     @Override

@@ -287,4 +287,16 @@ class AppraiserTest {
         assertEquals(Optional.of("signature"), f.failedCheck());
         assertEquals(IntegrityLevel.UNATTESTED, Appraisal.unattested(3).level());
     }
+
+    @org.junit.jupiter.api.Test
+    void aLogStartingFromAnUnapprovedBaseline_isNotMeasured() throws Exception {
+        // The log of an attacker who deleted the real log after an unapproved launch starts from the PCR value
+        // after that launch: everything after it may be approved, but the baseline gives it away.
+        AttestationPolicy zerosOnly = AttestationPolicy.parse(POLICY.toJson().replaceAll(
+                "\"measurementPcrBaselines\":\\[[^\\]]*\\],", ""));
+        MeasurementLog log = Measurements.log(approvedLaunch(false));
+        Appraisal a = Appraiser.appraise(zerosOnly, log, Measurements.quoteFor(log), VERIFIED);
+        assertEquals(IntegrityLevel.IDENTIFIED, a.level(), a.reasons().toString());
+        assertEquals(java.util.Optional.of("baseline"), a.failedCheck());
+    }
 }

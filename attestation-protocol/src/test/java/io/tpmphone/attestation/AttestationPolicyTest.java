@@ -67,7 +67,8 @@ class AttestationPolicyTest {
         AttestationPolicy again = AttestationPolicy.parse(canonical);
         assertEquals(p, again);
         assertEquals(canonical, again.toJson());
-        assertTrue(canonical.startsWith("{\"version\":3,\"measurementPcr\":14,\"pcrBank\":\"sha256\""), canonical);
+        assertTrue(canonical.startsWith("{\"version\":3,\"measurementPcr\":14,\"measurementPcrBaselines\":[\""),
+                canonical);
         String upperCaseHex = modified(root -> release0(root).with("jars").put("jain-sip-ri.jar",
                 release0(root).get("jars").get("jain-sip-ri.jar").asText().toUpperCase()));
         assertEquals(canonical, AttestationPolicy.parse(upperCaseHex).toJson());
@@ -159,5 +160,22 @@ class AttestationPolicyTest {
         assertEquals("", refused("[]").pointer());
         assertEquals("", refused("").pointer());
         assertTrue(refused("{").getMessage().startsWith("(policy document): not valid JSON"));
+    }
+
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(ints = {17, 18, 22})
+    void drtmPcrs_areRefusedAsMeasurementPcr(int pcr) {
+        PolicyException e = org.junit.jupiter.api.Assertions.assertThrows(PolicyException.class,
+                () -> AttestationPolicy.parse(modified(root -> root.put("measurementPcr", pcr))));
+        assertEquals("/measurementPcr", e.pointer());
+    }
+
+    @Test
+    void withoutBaselines_onlyTheResetValueIsApproved_andAnEmptyListIsRefused() throws Exception {
+        AttestationPolicy p = AttestationPolicy.parse(modified(root -> root.remove("measurementPcrBaselines")));
+        assertEquals(java.util.List.of("00".repeat(32)), p.measurementPcrBaselines());
+        PolicyException e = org.junit.jupiter.api.Assertions.assertThrows(PolicyException.class,
+                () -> AttestationPolicy.parse(modified(root -> root.putArray("measurementPcrBaselines"))));
+        assertEquals("/measurementPcrBaselines", e.pointer());
     }
 }
