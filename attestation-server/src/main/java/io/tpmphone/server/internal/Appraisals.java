@@ -63,11 +63,6 @@ public final class Appraisals {
     private final Supplier<AttestationPolicy> policy;
     private final Map<String, LastAppraisal> lastByHost = new ConcurrentHashMap<>();
 
-    /** The last log per AK that replayed to a verified quote, with the boot it belongs to. */
-    private record Accepted(long resetCount, long restartCount, MeasurementLog log) {
-    }
-
-    private final Map<String, Accepted> acceptedByAk = new ConcurrentHashMap<>();
 
     public Appraisals(Registry registry, NonceService nonces, ResultSigner signer, AuditTrail audit, Clock clock,
                       Supplier<AttestationPolicy> policy) {
@@ -83,7 +78,12 @@ public final class Appraisals {
         return Optional.ofNullable(lastByHost.get(host));
     }
 
-    /** Appraises one evidence request; the response body of POST /v1/appraisals. */
+    /**
+     * Appraises one evidence request; the response body of POST /v1/appraisals. Until the quote is authenticated
+     * (a fresh nonce of ours, signed by an enrolled AK) nothing is attributed to a host: such failures are refused
+     * with 403 naming the check and audited under the AK, without a signed result — otherwise anyone could have a
+     * host marked FAILED. After that, every outcome is a signed result for the host.
+     */
     public Map<String, Object> appraise(String body) throws Exception {
         AttestationPolicy p = policy.get();
         ObjectNode req = Json.object(body, FIELDS, Set.of());
@@ -91,27 +91,27 @@ public final class Appraisals {
         byte[] nonce = Json.hex(req, "nonce", 64);
         byte[] attest = Json.base64(req, "attest", 4096);
         byte[] signature = Json.base64(req, "signature", 4096);
-        byte[] logBytes = Json.base64(req, "eventLog", 8 << 20);
+        byte[] logBytes = Json.base64(req, "eventLog", HttpApi.MAX_BODY);
         PcrValues pcrs = pcrValues(req);
         byte[] evidenceHash = HttpApi.sha256(concat(attest, signature, pcrs, logBytes));
 
-        Optional<Registry.Host> host = registry.hostByAkId(akId);
-        String subject = host.map(Registry.Host::host).orElse("ak:" + abbreviate(akId));
-        Evaluation e = evaluate(p, akId, host, nonce, attest, signature, pcrs, logBytes);
-        Appraisal a = e.appraisal();
+        Authenticated auth = authenticate(p, akId, nonce, attest, signature, pcrs, evidenceHash);
+        Registry.Host host = auth.host();
+        Appraisal a = appraiseAuthenticated(p, host, auth.quote(), pcrs, logBytes);
 
         Instant now = clock.instant();
         Instant expires = now.plus(p.resultTtl());
+        byte[] pcrDigest = auth.quote().attest().quoteInfo().orElseThrow().pcrDigest();
         Map<String, Object> claims = new LinkedHashMap<>();
         claims.put("iss", "tpmphone-attestation-server");
-        claims.put("sub", subject);
+        claims.put("sub", host.host());
         claims.put("iat", now.getEpochSecond());
         claims.put("exp", expires.getEpochSecond());
         claims.put("eat_nonce", HexFormat.of().formatHex(nonce));
         claims.put("level", a.level().name());
         claims.put("claims", claimMap(a));
         claims.put("akId", akId);
-        e.pcrDigest().ifPresent(d -> claims.put("pcrDigest", HexFormat.of().formatHex(d)));
+        claims.put("pcrDigest", HexFormat.of().formatHex(pcrDigest));
         claims.put("policyVersion", p.version());
         a.matchedRelease().ifPresent(r -> claims.put("release", r));
         a.failedCheck().ifPresent(c -> claims.put("failedCheck", c));
@@ -125,12 +125,12 @@ public final class Appraisals {
         a.failedCheck().ifPresent(c -> detail.put("failedCheck", c));
         detail.put("reasons", a.reasons());
         detail.put("policyVersion", p.version());
-        audit.record("APPRAISAL", subject, a.level().name(), detail);
-        host.ifPresent(h -> lastByHost.put(h.host(), new LastAppraisal(h.host(), a.level(),
-                a.failedCheck().orElse(null), now, expires)));
+        audit.record("APPRAISAL", host.host(), a.level().name(), detail);
+        lastByHost.put(host.host(), new LastAppraisal(host.host(), a.level(), a.failedCheck().orElse(null), now,
+                expires));
 
         Map<String, Object> response = new LinkedHashMap<>();
-        response.put("host", subject);
+        response.put("host", host.host());
         response.put("level", a.level().name());
         a.failedCheck().ifPresent(c -> response.put("failedCheck", c));
         response.put("reasons", a.reasons());
@@ -141,24 +141,28 @@ public final class Appraisals {
         return response;
     }
 
-    private record Evaluation(Appraisal appraisal, Optional<byte[]> pcrDigest) {
+    /** Evidence from an enrolled host's TPM, fresh for our nonce. */
+    private record Authenticated(Registry.Host host, VerifiedQuote quote) {
     }
 
-    private Evaluation evaluate(AttestationPolicy p, String akId, Optional<Registry.Host> host, byte[] nonce,
-                                byte[] attest, byte[] signature, PcrValues pcrs, byte[] logBytes) {
-        int v = p.version();
+
+    /** PCR_SELECTION, AK_ENROLLED, NONCE, then the quote; throws a 403 refusal naming the failed check. */
+    private Authenticated authenticate(AttestationPolicy p, String akId, byte[] nonce, byte[] attest,
+                                                    byte[] signature, PcrValues pcrs, byte[] evidenceHash)
+            throws ApiException {
         PcrSelection required = p.requiredPcrSelection();
         if (pcrs.selection().bank() != p.pcrBank()) {
-            return failed(ClaimName.HARDWARE, "PCR_SELECTION", "PCR bank " + pcrs.selection().bank()
-                    + " is not the policy's " + p.pcrBank(), v);
+            throw refuse(akId, "PCR_SELECTION", "PCR bank " + pcrs.selection().bank() + " is not the policy's "
+                    + p.pcrBank(), evidenceHash);
         }
         if (!pcrs.selection().pcrs().containsAll(required.pcrs())) {
-            return failed(ClaimName.HARDWARE, "PCR_SELECTION", "the quote covers " + pcrs.selection()
-                    + " but the policy needs " + required, v);
+            throw refuse(akId, "PCR_SELECTION", "the quote covers " + pcrs.selection() + " but the policy needs "
+                    + required, evidenceHash);
         }
+        Optional<Registry.Host> host = registry.hostByAkId(akId);
         if (host.isEmpty()) {
-            return failed(ClaimName.INSTANCE_IDENTITY, "AK_ENROLLED", "AK " + abbreviate(akId)
-                    + " is not enrolled: enroll the host first", v);
+            throw refuse(akId, "AK_ENROLLED", "AK " + abbreviate(akId) + " is not enrolled: enroll the host first",
+                    evidenceHash);
         }
         NonceService.Refusal refusal = nonces.consume(nonce, akId);
         if (refusal != null) {
@@ -167,65 +171,84 @@ public final class Appraisals {
                 case EXPIRED -> "expired (nonces live at most " + p.nonceTtl().toSeconds() + " s)";
                 case OTHER_KEY -> "issued for another AK";
             };
-            return failed(ClaimName.INSTANCE_IDENTITY, "NONCE", "the nonce is " + why, v);
+            throw refuse(akId, "NONCE", "the nonce is " + why, evidenceHash);
         }
-        TpmtPublic ak;
-        VerifiedQuote quote;
         try {
-            ak = TpmtPublic.parse(host.get().akPublic());
-            quote = QuoteVerifier.verify(attest, signature, ak, nonce, pcrs);
+            TpmtPublic ak = TpmtPublic.parse(host.get().akPublic());
+            return new Authenticated(host.get(), QuoteVerifier.verify(attest, signature, ak, nonce, pcrs));
         } catch (VerificationException e) {
-            return failed(ClaimName.INSTANCE_IDENTITY, e.check().name(), e.getMessage(), v);
+            throw refuse(akId, e.check().name(), e.getMessage(), evidenceHash);
         } catch (MalformedStructureException e) {
-            return failed(ClaimName.INSTANCE_IDENTITY, "AK_ENROLLED", "the enrolled AK cannot be parsed: "
-                    + e.getMessage(), v);
+            throw refuse(akId, "AK_ENROLLED", "the enrolled AK cannot be parsed: " + e.getMessage(), evidenceHash);
         }
-        byte[] pcrDigest = quote.attest().quoteInfo().orElseThrow().pcrDigest();
+    }
+
+    private ApiException refuse(String akId, String check, String reason, byte[] evidenceHash) throws ApiException {
+        Map<String, Object> detail = new LinkedHashMap<>();
+        detail.put("akId", akId);
+        detail.put("check", check);
+        detail.put("reason", reason);
+        detail.put("evidenceSha256", HexFormat.of().formatHex(evidenceHash));
+        audit.record("REFUSAL", "ak:" + abbreviate(akId), "APPRAISAL_REFUSED", detail);
+        return new ApiException(403, "appraisal_refused", check, reason);
+    }
+
+    /** CLOCK, the history of this boot, then the log against the policy. */
+    private Appraisal appraiseAuthenticated(AttestationPolicy p, Registry.Host host, VerifiedQuote quote,
+                                            PcrValues pcrs, byte[] logBytes) {
+        int v = p.version();
         ClockInfo ci = quote.attest().clockInfo();
-        Registry.ClockState now = new Registry.ClockState(ci.resetCount(), ci.restartCount(), ci.clock());
-        Optional<Registry.ClockState> before = registry.clockState(akId);
-        if (before.isPresent() && goesBack(before.get(), now)) {
-            return new Evaluation(Appraisal.failed(ClaimName.HARDWARE, "CLOCK", "the TPM clock went back: reset "
-                    + before.get().resetCount() + "→" + now.resetCount() + ", restart " + before.get().restartCount()
-                    + "→" + now.restartCount() + ", clock " + before.get().clock() + "→" + now.clock()
-                    + " (replayed or rolled-back TPM state)", v), Optional.of(pcrDigest));
+        Optional<Registry.TpmState> newer = registry.advanceClock(host.ekName(), ci.resetCount(),
+                ci.restartCount(), ci.clock());
+        if (newer.isPresent()) {
+            Registry.TpmState b = newer.get();
+            return Appraisal.failed(ClaimName.HARDWARE, "CLOCK", "the TPM clock went back: reset "
+                    + b.resetCount() + "→" + ci.resetCount() + ", restart " + b.restartCount() + "→"
+                    + ci.restartCount() + ", clock " + b.clock() + "→" + ci.clock()
+                    + " (replayed or rolled-back TPM state)", v);
         }
-        registry.updateClock(akId, now);
         MeasurementLog log;
         try {
             log = MeasurementLog.parse(logBytes);
         } catch (MalformedStructureException e) {
-            return new Evaluation(Appraisal.failed(ClaimName.EXECUTABLES, "EVENT_LOG", "the event log is malformed: "
-                    + e.getMessage(), v), Optional.of(pcrDigest));
+            return Appraisal.failed(ClaimName.EXECUTABLES, "EVENT_LOG", "the event log is malformed: "
+                    + e.getMessage(), v);
         }
-        // A log must only grow within one boot: comparing with the last accepted one names a modified event.
+        // Within one boot the log only grows: a log that does not extend the one accepted before was rewritten
+        // (e.g. deleted and started anew after an unapproved launch), even if it replays.
         AppraisalContext.Builder ctx = AppraisalContext.builder().quoteVerified(true);
-        Accepted previous = acceptedByAk.get(akId);
-        if (previous != null && previous.resetCount() == ci.resetCount()
-                && previous.restartCount() == ci.restartCount()) {
-            ctx.previouslyAcceptedLog(previous.log());
+        Optional<Registry.TpmState> state = registry.tpmState(host.ekName());
+        if (state.isPresent() && state.get().acceptedLog() != null) {
+            try {
+                MeasurementLog accepted = MeasurementLog.parse(state.get().acceptedLog());
+                ctx.previouslyAcceptedLog(accepted);
+                int differs = firstDifference(accepted, log);
+                if (differs >= 0 && java.util.Arrays.equals(log.replay(p.measurementPcr()).value(),
+                        pcrs.value(p.measurementPcr()))) {
+                    return Appraisal.failed(ClaimName.EXECUTABLES, "EVENT_LOG", "the log of this boot was rewritten:"
+                            + (differs < log.size() ? " event " + differs + " differs from" : " it is shorter than")
+                            + " the log accepted before (" + accepted.size() + " events)", v);
+                }
+            } catch (MalformedStructureException e) {
+                throw new IllegalStateException("the registry holds an unparseable accepted log", e);
+            }
         }
         Appraisal a = Appraiser.appraise(p, log, pcrs, ctx.build());
-        if (java.util.Arrays.equals(log.replay(p.measurementPcr()).value(), pcrs.value(p.measurementPcr()))
-                && !a.failedCheck().map(c -> c.contains("event-log") || c.contains("EVENT_LOG")).orElse(false)) {
-            acceptedByAk.put(akId, new Accepted(ci.resetCount(), ci.restartCount(), log));
+        if (java.util.Arrays.equals(log.replay(p.measurementPcr()).value(), pcrs.value(p.measurementPcr()))) {
+            registry.acceptLog(host.ekName(), ci.resetCount(), ci.restartCount(), logBytes);
         }
-        return new Evaluation(a, Optional.of(pcrDigest));
+        return a;
     }
 
-    /** (resetCount, restartCount, clock) compared in that order; a TPM reset may restart the clock. */
-    static boolean goesBack(Registry.ClockState before, Registry.ClockState now) {
-        if (now.resetCount() != before.resetCount()) {
-            return now.resetCount() < before.resetCount();
+    /** The first index where {@code log} does not continue {@code accepted}, or -1 if it extends it. */
+    private static int firstDifference(MeasurementLog accepted, MeasurementLog log) {
+        int n = Math.min(accepted.size(), log.size());
+        for (int i = 0; i < n; i++) {
+            if (!accepted.event(i).equals(log.event(i))) {
+                return i;
+            }
         }
-        if (now.restartCount() != before.restartCount()) {
-            return now.restartCount() < before.restartCount();
-        }
-        return now.clock() < before.clock();
-    }
-
-    private static Evaluation failed(ClaimName claim, String check, String reason, int policyVersion) {
-        return new Evaluation(Appraisal.failed(claim, check, reason, policyVersion), Optional.empty());
+        return log.size() < accepted.size() ? log.size() : -1;
     }
 
     private static PcrValues pcrValues(JsonNode req) throws ApiException {

@@ -24,7 +24,11 @@ public final class NonceService {
     private record Issued(String akId, Instant expiresAt) {
     }
 
+    /** Outstanding nonces per AK at most; issuing one more drops that AK's oldest, so no AK can crowd out others. */
+    private static final int MAX_PER_AK = 8;
+
     private final Map<String, Issued> outstanding = new ConcurrentHashMap<>();
+    private final Map<String, java.util.Deque<String>> byAk = new ConcurrentHashMap<>();
     private final SecureRandom random = new SecureRandom();
     private final Clock clock;
 
@@ -43,7 +47,16 @@ public final class NonceService {
         }
         byte[] nonce = new byte[32];
         random.nextBytes(nonce);
-        outstanding.put(HexFormat.of().formatHex(nonce), new Issued(akId, clock.instant().plus(effective)));
+        String key = HexFormat.of().formatHex(nonce);
+        outstanding.put(key, new Issued(akId, clock.instant().plus(effective)));
+        java.util.Deque<String> mine = byAk.computeIfAbsent(akId, k -> new java.util.concurrent.ConcurrentLinkedDeque<>());
+        mine.addLast(key);
+        while (mine.size() > MAX_PER_AK) {
+            String oldest = mine.pollFirst();
+            if (oldest != null) {
+                outstanding.remove(oldest);
+            }
+        }
         return nonce;
     }
 
@@ -57,9 +70,14 @@ public final class NonceService {
      * Either way the nonce cannot be used again.
      */
     public Refusal consume(byte[] nonce, String akId) {
-        Issued issued = outstanding.remove(HexFormat.of().formatHex(nonce));
+        String key = HexFormat.of().formatHex(nonce);
+        Issued issued = outstanding.remove(key);
         if (issued == null) {
             return Refusal.UNKNOWN;
+        }
+        java.util.Deque<String> mine = byAk.get(issued.akId());
+        if (mine != null) {
+            mine.remove(key);
         }
         if (!clock.instant().isBefore(issued.expiresAt())) {
             return Refusal.EXPIRED;

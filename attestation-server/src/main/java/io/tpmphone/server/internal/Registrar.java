@@ -34,7 +34,7 @@ public final class Registrar {
     private static final Pattern HOST = Pattern.compile("[A-Za-z0-9][A-Za-z0-9.-]{0,252}");
 
     private record Pending(String host, TpmtPublic ek, byte[] ekCertificate, TpmtPublic ak, byte[] secret,
-                           Instant expiresAt) {
+                           Instant expiresAt, boolean newHost) {
     }
 
     /** The challenge the agent must answer with TPM2_ActivateCredential. */
@@ -55,8 +55,13 @@ public final class Registrar {
         this.clock = clock;
     }
 
-    public Challenge enroll(String host, byte[] ekPublicBytes, byte[] ekCertificate, byte[] akPublicBytes)
-            throws ApiException {
+    /**
+     * Starts an enrollment. A new host name needs an operator's enrollment token for that name (single use,
+     * consumed on activation): an EK certificate proves a genuine TPM, not the right to a name. Re-enrolling a host
+     * with its own EK (to replace its AK) needs no token — the TPM proves it is that host.
+     */
+    public Challenge enroll(String host, byte[] ekPublicBytes, byte[] ekCertificate, byte[] akPublicBytes,
+                            String enrollmentToken) throws ApiException {
         if (!HOST.matcher(host).matches()) {
             throw refuse(host, 400, "HOST_NAME", "host name must be 1-253 letters, digits, '.' or '-'");
         }
@@ -94,6 +99,10 @@ public final class Registrar {
                 throw refuse(host, 409, "HOST_EK", "this EK is enrolled as host '" + h.host() + "'");
             }
         }
+        boolean newHost = existing.isEmpty();
+        if (newHost) {
+            requireToken(host, enrollmentToken);
+        }
         byte[] secret = new byte[32];
         random.nextBytes(secret);
         CredentialBlob credential;
@@ -110,7 +119,7 @@ public final class Registrar {
         random.nextBytes(id);
         String enrollmentId = HexFormat.of().formatHex(id);
         Instant expires = clock.instant().plus(CHALLENGE_TTL);
-        pending.put(enrollmentId, new Pending(host, ek, ekCertificate.clone(), ak, secret, expires));
+        pending.put(enrollmentId, new Pending(host, ek, ekCertificate.clone(), ak, secret, expires, newHost));
         return new Challenge(enrollmentId, credential, expires);
     }
 
@@ -133,6 +142,9 @@ public final class Registrar {
                     p.ak().name(), p.ak().encoded(), clock.instant().toString());
             try {
                 registry.enroll(host);
+                if (p.newHost()) {
+                    registry.deleteEnrollmentToken(p.host());
+                }
             } catch (SQLException e) {
                 throw refuse(p.host(), 409, "HOST_EK", "enrollment conflicts with the registry: " + e.getMessage());
             }
@@ -143,6 +155,50 @@ public final class Registrar {
             return host;
         } finally {
             Arrays.fill(p.secret(), (byte) 0);
+        }
+    }
+
+    /** Issues a single-use enrollment token for a new host name; returns the token (only its hash is kept). */
+    public String issueToken(String host, Duration ttl, String by) throws ApiException {
+        if (!HOST.matcher(host).matches()) {
+            throw ApiException.badRequest("host name must be 1-253 letters, digits, '.' or '-'");
+        }
+        byte[] raw = new byte[32];
+        random.nextBytes(raw);
+        String token = java.util.Base64.getUrlEncoder().withoutPadding().encodeToString(raw);
+        Instant expires = clock.instant().plus(ttl);
+        try {
+            registry.storeEnrollmentToken(host, HttpApi.sha256(token.getBytes(java.nio.charset.StandardCharsets.UTF_8)),
+                    expires, by);
+        } catch (SQLException e) {
+            throw new ApiException(503, "registry_unavailable", "cannot store the token: " + e.getMessage());
+        }
+        Map<String, Object> detail = new LinkedHashMap<>();
+        detail.put("host", host);
+        detail.put("expiresAt", expires.toString());
+        audit.record("ADMIN", by, "ENROLLMENT_TOKEN_ISSUED", detail);
+        return token;
+    }
+
+    private void requireToken(String host, String token) throws ApiException {
+        Optional<Registry.EnrollmentToken> stored;
+        try {
+            stored = registry.enrollmentToken(host);
+        } catch (SQLException e) {
+            throw new ApiException(503, "registry_unavailable", "cannot read enrollment tokens: " + e.getMessage());
+        }
+        if (token == null || stored.isEmpty()) {
+            throw refuse(host, 403, "ENROLLMENT_TOKEN", "enrolling the new host '" + host + "' needs an enrollment"
+                    + " token for that name from an operator (tpmphone enrollment-token --host " + host + ")");
+        }
+        byte[] presented = HttpApi.sha256(token.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        if (!MessageDigest.isEqual(presented, stored.get().tokenSha256())) {
+            throw refuse(host, 403, "ENROLLMENT_TOKEN", "the enrollment token is not the one issued for '" + host
+                    + "'");
+        }
+        if (!clock.instant().isBefore(stored.get().expiresAt())) {
+            throw refuse(host, 403, "ENROLLMENT_TOKEN", "the enrollment token for '" + host + "' expired at "
+                    + stored.get().expiresAt() + ": ask for a new one");
         }
     }
 

@@ -30,15 +30,36 @@ public final class Registry implements AutoCloseable {
         }
     }
 
-    /** TPM clock state from a TPMS_ATTEST clockInfo. */
-    public record ClockState(long resetCount, long restartCount, long clock) {
+    /**
+     * What the server knows of one TPM (by EK): its newest (resetCount, restartCount, clock) and the measurement log
+     * it last accepted in that boot.
+     */
+    public record TpmState(long resetCount, long restartCount, long clock, byte[] acceptedLog) {
+        public boolean sameBoot(long reset, long restart) {
+            return resetCount == reset && restartCount == restart;
+        }
+
+        /** (resetCount, restartCount, clock) compared in that order; a TPM reset may restart the clock. */
+        public boolean isAfter(long reset, long restart, long clk) {
+            if (reset != resetCount) {
+                return resetCount > reset;
+            }
+            if (restart != restartCount) {
+                return restartCount > restart;
+            }
+            return clock > clk;
+        }
+    }
+
+    /** An operator's permission to enroll a new host name. */
+    public record EnrollmentToken(String host, byte[] tokenSha256, java.time.Instant expiresAt) {
     }
 
     private final Connection connection;
     private final Clock clock;
     private final Map<String, Host> byAkId = new ConcurrentHashMap<>();
-    private final Map<String, ClockState> clockByAkId = new ConcurrentHashMap<>();
-    private final java.util.Set<String> dirtyClocks = ConcurrentHashMap.newKeySet();
+    private final Map<String, TpmState> stateByEk = new ConcurrentHashMap<>();
+    private final java.util.Set<String> dirtyStates = ConcurrentHashMap.newKeySet();
 
     private Registry(Connection connection, Clock clock) {
         this.connection = connection;
@@ -72,10 +93,11 @@ public final class Registry implements AutoCloseable {
             }
         }
         try (Statement s = connection.createStatement();
-             ResultSet rs = s.executeQuery("SELECT ak_name, reset_count, restart_count, clock FROM ak_clock")) {
+             ResultSet rs = s.executeQuery("SELECT ek_name, reset_count, restart_count, clock, accepted_log"
+                     + " FROM tpm_state")) {
             while (rs.next()) {
-                clockByAkId.put(HexFormat.of().formatHex(rs.getBytes(1)),
-                        new ClockState(rs.getLong(2), rs.getLong(3), rs.getLong(4)));
+                stateByEk.put(HexFormat.of().formatHex(rs.getBytes(1)),
+                        new TpmState(rs.getLong(2), rs.getLong(3), rs.getLong(4), rs.getBytes(5)));
             }
         }
     }
@@ -119,49 +141,107 @@ public final class Registry implements AutoCloseable {
         byAkId.put(h.akId(), h);
     }
 
-    public Optional<ClockState> clockState(String akId) {
-        return Optional.ofNullable(clockByAkId.get(akId));
+    public Optional<TpmState> tpmState(byte[] ekName) {
+        return Optional.ofNullable(stateByEk.get(HexFormat.of().formatHex(ekName)));
     }
 
     /**
-     * Records the newest clock state of an AK in memory at once; {@link #flushClocks()} (every second, and on close)
-     * writes the changed ones in one transaction. A crash loses at most the last second of updates, after which the
-     * monotonicity check compares against a slightly older state: still never backwards.
+     * Atomically advances a TPM's clock state. Returns the stored state if the new one is behind it (a rolled-back
+     * TPM; nothing is stored), else empty. Within the same boot the accepted log is kept.
      */
-    public void updateClock(String akId, ClockState state) {
-        clockByAkId.put(akId, state);
-        dirtyClocks.add(akId);
+    public Optional<TpmState> advanceClock(byte[] ekName, long reset, long restart, long clk) {
+        String key = HexFormat.of().formatHex(ekName);
+        TpmState[] refused = new TpmState[1];
+        stateByEk.compute(key, (k, old) -> {
+            if (old != null && old.isAfter(reset, restart, clk)) {
+                refused[0] = old;
+                return old;
+            }
+            byte[] log = old != null && old.sameBoot(reset, restart) ? old.acceptedLog() : null;
+            return new TpmState(reset, restart, clk, log);
+        });
+        if (refused[0] == null) {
+            dirtyStates.add(key);
+        }
+        return Optional.ofNullable(refused[0]);
     }
 
-    /** Writes changed clock states. */
+    /** Records the log accepted for a TPM in its current boot (if the state is still that boot). */
+    public void acceptLog(byte[] ekName, long reset, long restart, byte[] log) {
+        String key = HexFormat.of().formatHex(ekName);
+        stateByEk.computeIfPresent(key, (k, old) -> old.sameBoot(reset, restart)
+                ? new TpmState(old.resetCount(), old.restartCount(), old.clock(), log.clone()) : old);
+        dirtyStates.add(key);
+    }
+
+    /**
+     * Writes changed TPM states in one transaction; called every second and on close. A crash loses at most the
+     * last second: the checks then compare against a slightly older state, still never going backwards. On failure
+     * the changes stay pending.
+     */
     public synchronized void flushClocks() throws SQLException {
-        if (dirtyClocks.isEmpty()) {
+        if (dirtyStates.isEmpty()) {
             return;
         }
+        java.util.List<String> batch = new java.util.ArrayList<>(dirtyStates);
+        dirtyStates.removeAll(batch);
         boolean auto = connection.getAutoCommit();
         connection.setAutoCommit(false);
-        try (PreparedStatement p = connection.prepareStatement("INSERT INTO ak_clock (ak_name, reset_count,"
-                + " restart_count, clock, updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (ak_name) DO UPDATE SET"
-                + " reset_count = excluded.reset_count, restart_count = excluded.restart_count,"
-                + " clock = excluded.clock, updated_at = excluded.updated_at")) {
-            for (java.util.Iterator<String> it = dirtyClocks.iterator(); it.hasNext(); ) {
-                String akId = it.next();
-                it.remove();
-                ClockState state = clockByAkId.get(akId);
-                p.setBytes(1, HexFormat.of().parseHex(akId));
+        try (PreparedStatement p = connection.prepareStatement("INSERT INTO tpm_state (ek_name, reset_count,"
+                + " restart_count, clock, accepted_log, updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (ek_name)"
+                + " DO UPDATE SET reset_count = excluded.reset_count, restart_count = excluded.restart_count,"
+                + " clock = excluded.clock, accepted_log = excluded.accepted_log, updated_at = excluded.updated_at")) {
+            for (String key : batch) {
+                TpmState state = stateByEk.get(key);
+                p.setBytes(1, HexFormat.of().parseHex(key));
                 p.setLong(2, state.resetCount());
                 p.setLong(3, state.restartCount());
                 p.setLong(4, state.clock());
-                p.setString(5, clock.instant().toString());
+                p.setBytes(5, state.acceptedLog());
+                p.setString(6, clock.instant().toString());
                 p.addBatch();
             }
             p.executeBatch();
             connection.commit();
         } catch (SQLException e) {
             connection.rollback();
+            dirtyStates.addAll(batch);
             throw e;
         } finally {
             connection.setAutoCommit(auto);
+        }
+    }
+
+    public synchronized void storeEnrollmentToken(String host, byte[] tokenSha256, java.time.Instant expiresAt,
+                                                  String by) throws SQLException {
+        try (PreparedStatement p = connection.prepareStatement("INSERT INTO enrollment_tokens (host, token_sha256,"
+                + " expires_at, created_by, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (host) DO UPDATE SET"
+                + " token_sha256 = excluded.token_sha256, expires_at = excluded.expires_at,"
+                + " created_by = excluded.created_by, created_at = excluded.created_at")) {
+            p.setString(1, host);
+            p.setBytes(2, tokenSha256);
+            p.setString(3, expiresAt.toString());
+            p.setString(4, by);
+            p.setString(5, clock.instant().toString());
+            p.executeUpdate();
+        }
+    }
+
+    public synchronized Optional<EnrollmentToken> enrollmentToken(String host) throws SQLException {
+        try (PreparedStatement p = connection.prepareStatement(
+                "SELECT token_sha256, expires_at FROM enrollment_tokens WHERE host = ?")) {
+            p.setString(1, host);
+            try (ResultSet rs = p.executeQuery()) {
+                return rs.next() ? Optional.of(new EnrollmentToken(host, rs.getBytes(1),
+                        java.time.Instant.parse(rs.getString(2)))) : Optional.empty();
+            }
+        }
+    }
+
+    public synchronized void deleteEnrollmentToken(String host) throws SQLException {
+        try (PreparedStatement p = connection.prepareStatement("DELETE FROM enrollment_tokens WHERE host = ?")) {
+            p.setString(1, host);
+            p.executeUpdate();
         }
     }
 

@@ -49,10 +49,11 @@ public final class V1Routes {
 
         api.route("POST", "/v1/enrollments", false, call -> {
             ObjectNode req = Json.object(call.body(), Set.of("host", "ekPublic", "ekCertificate", "akPublic"),
-                    Set.of());
+                    Set.of("enrollmentToken"));
             Registrar.Challenge c = s.registrar().enroll(Json.text(req, "host", 253),
                     Json.base64(req, "ekPublic", 1024), Json.base64(req, "ekCertificate", 8192),
-                    Json.base64(req, "akPublic", 1024));
+                    Json.base64(req, "akPublic", 1024),
+                    req.hasNonNull("enrollmentToken") ? Json.text(req, "enrollmentToken", 200) : null);
             Base64.Encoder b64 = Base64.getEncoder();
             Map<String, Object> credential = new LinkedHashMap<>();
             credential.put("integrityHmac", b64.encodeToString(c.credential().integrityHmac()));
@@ -72,6 +73,21 @@ public final class V1Routes {
             m.put("host", h.host());
             m.put("akId", h.akId());
             m.put("enrolledAt", h.enrolledAt());
+            return m;
+        });
+
+        api.route("POST", "/v1/enrollment-tokens", true, call -> {
+            ObjectNode req = Json.object(call.body(), Set.of("host"), Set.of("ttlSeconds"));
+            int ttl = req.has("ttlSeconds") ? req.get("ttlSeconds").asInt(-1) : 86_400;
+            if (ttl < 60 || ttl > 7 * 86_400) {
+                throw ApiException.badRequest("ttlSeconds must be 60..604800");
+            }
+            String host = Json.text(req, "host", 253);
+            String token = s.registrar().issueToken(host, java.time.Duration.ofSeconds(ttl), call.adminUser());
+            Map<String, Object> m = new LinkedHashMap<>();
+            m.put("host", host);
+            m.put("enrollmentToken", token);
+            m.put("expiresAt", s.clock().instant().plusSeconds(ttl).toString());
             return m;
         });
 
