@@ -7,7 +7,6 @@ import io.tpmphone.tpm.TpmClient;
 import io.tpmphone.tpm.TpmException;
 import io.tpmphone.tpm.TpmQuote;
 import java.io.IOException;
-import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -33,7 +32,8 @@ import org.slf4j.LoggerFactory;
  * in the state directory), reconciles the measurement log with the TPM, starts the broker, launches the measured
  * softphone core and has it appraised. It re-attests on every new measurement and every {@code interval}, and when
  * the TPM rebooted (its reset or restart count changed) it starts a new log, relaunches and re-attests, so the
- * level recovers. Thread-safe; one agent per TPM.
+ * level recovers. A child that exited is measured as TERMINATED before anything is attested again; if that extend
+ * fails, the agent reports NOT_APPRAISED and retries on its next round. Thread-safe; one agent per TPM.
  */
 public final class Agent implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(Agent.class);
@@ -60,6 +60,7 @@ public final class Agent implements AutoCloseable {
     private String akId;
     private String bootId;
     private volatile Status status;
+    private String enrollmentToken;
 
     public Agent(TpmClient tpm, AttestationClient server, Path stateDirectory, String host, int measurementPcr,
                  LaunchSpec spec, Duration interval, Clock clock) {
@@ -76,6 +77,15 @@ public final class Agent implements AutoCloseable {
             t.setDaemon(true);
             return t;
         });
+    }
+
+    /**
+     * The operator's enrollment token for this host's first enrollment (see {@code tpmphone enrollment-token});
+     * not needed once enrolled. Call before {@link #start()}.
+     */
+    public synchronized Agent withEnrollmentToken(String token) {
+        this.enrollmentToken = token;
+        return this;
     }
 
     /** Enrolls if needed, measures and launches the child, attests; then keeps watching. */
@@ -131,9 +141,18 @@ public final class Agent implements AutoCloseable {
         if (now.equals(bootId)) {
             return false;
         }
+        if (!store.tpmRebooted()) {
+            // Only the restart count moved and the PCR still holds the log: a TPM Resume, PCRs kept.
+            LOG.info("the TPM resumed (boot {} -> {}); the measured state is intact", bootId, now);
+            bootId = now;
+            store.reconcile();
+            return false;
+        }
         LOG.warn("the TPM rebooted (boot {} -> {}): measuring and launching again", bootId, now);
         bootId = now;
-        stopChild();
+        // The old child's PCR value is gone and its log is archived by reconcile: its end is not measured, since a
+        // TERMINATED now would be extended into the new boot's PCR ahead of the new log.
+        stopChild(false);
         store.reconcile();
         launchChild();
         attestNow();
@@ -142,6 +161,21 @@ public final class Agent implements AutoCloseable {
 
     /** Gets a fresh appraisal of the current state. */
     public synchronized Status attestNow() throws Exception {
+        MeasuredLauncher.Launched exited = child;
+        if (exited != null && exited.terminationPending()) {
+            // Never let a quote present the launch-time PCR value of a child that is gone: cap the PCR first.
+            try {
+                exited.recordTermination();
+            } catch (IOException | TpmException | RuntimeException e) {
+                status = new Status(host, akId, "NOT_APPRAISED", "runtime", List.of("the softphone core (pid "
+                        + exited.process().pid() + ") exited but its end could not be measured: " + e
+                        + "; not attesting until it is (retried every interval)"), clock.instant(), null,
+                        store.state().name(), store.log().size(), exited.process().pid(), false);
+                writeStatus(status);
+                throw new IOException("the softphone core exited but its TERMINATED measurement failed; not"
+                        + " attesting until it is recorded", e);
+            }
+        }
         HostAttestation.Verdict v = attestation.attest(akId, store.log());
         MeasuredLauncher.Launched c = child;
         status = new Status(host, akId, v.level(), v.failedCheck(), v.reasons(), clock.instant(), v.expiresAt(),
@@ -164,10 +198,10 @@ public final class Agent implements AutoCloseable {
                 return;
             }
             if (t == io.tpmphone.attestation.EventType.LAUNCH) {
-                String data = events.get(i).dataAsString();
-                if (data.startsWith("pid ")) {
-                    ProcessHandle.of(Long.parseLong(data.substring(4))).ifPresent(ProcessHandle::destroyForcibly);
-                }
+                orphan(events.get(i).dataAsString()).ifPresent(p -> {
+                    LOG.info("ending the orphaned softphone core (pid {})", p.pid());
+                    p.destroyForcibly();
+                });
                 String status = "agent restarted; child of event " + i + " ended";
                 store.measure(io.tpmphone.attestation.EventType.TERMINATED, io.tpmphone.attestation.HashAlgorithm
                         .SHA256.digest(status.getBytes(StandardCharsets.US_ASCII)), status);
@@ -175,6 +209,27 @@ public final class Agent implements AutoCloseable {
                 return;
             }
         }
+    }
+
+    /**
+     * The process a LAUNCH event's data ({@code pid N start INSTANT}) names, if it still runs: a live process with
+     * that pid AND that start time. A pid alone may have been reused by an unrelated process since.
+     */
+    static Optional<ProcessHandle> orphan(String launchData) {
+        String[] f = launchData.split(" ");
+        if (f.length != 4 || !f[0].equals("pid") || !f[2].equals("start") || f[3].equals("unknown")) {
+            return Optional.empty();
+        }
+        long pid;
+        Instant start;
+        try {
+            pid = Long.parseLong(f[1]);
+            start = Instant.parse(f[3]);
+        } catch (RuntimeException e) {
+            return Optional.empty();
+        }
+        return ProcessHandle.of(pid).filter(ProcessHandle::isAlive)
+                .filter(p -> p.info().startInstant().map(start::equals).orElse(false));
     }
 
     /** The status file {@code tpmphone agent status} reads; replaced atomically after every appraisal. */
@@ -204,7 +259,7 @@ public final class Agent implements AutoCloseable {
                 return lines.get(1);
             }
         }
-        HostAttestation.Enrollment e = attestation.enroll(host);
+        HostAttestation.Enrollment e = attestation.enroll(host, enrollmentToken);
         Files.writeString(file, e.host() + "\n" + e.akId() + "\n", StandardCharsets.US_ASCII);
         LOG.info("enrolled as {} (AK {})", e.host(), e.akId());
         return e.akId();
@@ -212,14 +267,11 @@ public final class Agent implements AutoCloseable {
 
     private void launchChild() throws IOException, TpmException {
         broker = Broker.start(stateDirectory.resolve("broker"), this::quoteForChild);
-        child = new MeasuredLauncher(store, stateDirectory.resolve("launch")).launch(spec,
-                Map.of("TPMPHONE_BROKER", broker.socketPath().toString()));
-        OutputStream stdin = child.process().getOutputStream();
-        stdin.write((broker.token() + "\n").getBytes(StandardCharsets.US_ASCII));
-        stdin.flush();
+        child = new MeasuredLauncher(store, stateDirectory.resolve("launch")).launch(spec, broker);
         MeasuredLauncher.Launched launched = child;
-        // An unexpected exit is re-appraised at once; a child the agent stopped itself is not.
-        launched.terminated().thenRun(() -> {
+        // An unexpected exit is re-appraised at once (which also retries a failed TERMINATED); a child the agent
+        // stopped itself is not.
+        launched.process().onExit().thenRun(() -> {
             if (child == launched && !scheduler.isShutdown()) {
                 scheduler.execute(this::tick);
             }
@@ -248,22 +300,20 @@ public final class Agent implements AutoCloseable {
         return s.toString();
     }
 
-    private void stopChild() {
+    /** Stops the child; {@code measured}: record TERMINATED (false only when its TPM boot is over). */
+    private void stopChild(boolean measured) {
         MeasuredLauncher.Launched c = child;
         child = null;
         if (c != null) {
-            try {
-                c.process().getOutputStream().close();
-            } catch (IOException ignored) {
-                // the child is gone already
-            }
-            try {
-                if (!c.process().waitFor(5, TimeUnit.SECONDS)) {
-                    c.process().destroyForcibly().waitFor(5, TimeUnit.SECONDS);
+            if (!measured) {
+                c.stopUnmeasured(Duration.ofSeconds(5));
+            } else {
+                c.stop(Duration.ofSeconds(5));
+                try {
+                    c.recordTermination();
+                } catch (IOException | TpmException | RuntimeException e) {
+                    LOG.warn("measuring the end of the softphone core: {}", e.toString());
                 }
-                c.terminated().get(5, TimeUnit.SECONDS);
-            } catch (Exception e) {
-                LOG.warn("stopping the softphone core: {}", e.toString());
             }
         }
         try {
@@ -276,14 +326,14 @@ public final class Agent implements AutoCloseable {
     }
 
     private static String bootId(ClockInfo c) {
-        return c.resetCount() + "." + c.restartCount();
+        return MeasurementLogStore.bootId(c);
     }
 
     /** Stops watching and the child (which measures TERMINATED). Does not close the TPM client. */
     @Override
     public synchronized void close() {
         scheduler.shutdownNow();
-        stopChild();
+        stopChild(true);
         if (store != null) {
             try {
                 store.close();

@@ -15,16 +15,24 @@ import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.security.MessageDigest;
 import java.security.SecureRandom;
+import java.time.Duration;
 import java.util.HexFormat;
+import java.util.concurrent.Executors;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The agent's private API for its one child: a Unix domain socket in a directory only the agent's user can enter,
- * and a one-time token handed to the child on its stdin. The first connection that presents the token becomes the
+ * The agent's private API for its one child: a Unix domain socket in a directory only the agent's user can enter
+ * (and, when the child runs as another user, that user, see {@link MeasuredLauncher}), and a one-time token handed to the child on its stdin. The first connection that presents the token becomes the
  * child's session; the listening socket is then closed, so no other process can ever connect. A wrong token ends
- * that connection.
+ * that connection, and so does silence: a connection has {@link #HELLO_DEADLINE} to present the token, and HELLOs are
+ * read concurrently (at most 32 at once), so a process that connects and says nothing cannot keep the child out.
  *
  * <p>Protocol (UTF-8 lines): {@code HELLO <token>} → {@code OK}; {@code QUOTE <binder hex>} →
  * {@code OK akId=<hex> attest=<b64> signature=<b64> pcrs=<selection> values=<hex,...> log=<b64>}; anything else or any
@@ -41,25 +49,44 @@ public final class Broker implements AutoCloseable {
         String quote(byte[] binder) throws Exception;
     }
 
+    /** How long a connection may take to present its token before the broker closes it. */
+    public static final Duration HELLO_DEADLINE = Duration.ofSeconds(2);
+    /** Connections allowed to be in their HELLO at once; more are closed at once. */
+    private static final int MAX_PENDING_HELLOS = 32;
+
     private final Path socket;
     private final byte[] token;
     private final ServerSocketChannel server;
     private final Service service;
+    private final Duration helloDeadline;
     private final Thread thread;
     private final AtomicBoolean claimed = new AtomicBoolean();
+    private final AtomicInteger pendingHellos = new AtomicInteger();
+    private final ScheduledExecutorService deadlines;
     private volatile SocketChannel session;
 
-    private Broker(Path socket, byte[] token, ServerSocketChannel server, Service service) {
+    private Broker(Path socket, byte[] token, ServerSocketChannel server, Service service, Duration helloDeadline) {
         this.socket = socket;
         this.token = token;
         this.server = server;
         this.service = service;
+        this.helloDeadline = helloDeadline;
         this.thread = new Thread(this::serve, "agent-broker");
         this.thread.setDaemon(true);
+        this.deadlines = Executors.newSingleThreadScheduledExecutor(r -> {
+            Thread t = new Thread(r, "agent-broker-deadline");
+            t.setDaemon(true);
+            return t;
+        });
     }
 
     /** Creates the socket in {@code directory} (made owner-only) and starts serving. */
     public static Broker start(Path directory, Service service) throws IOException {
+        return start(directory, service, HELLO_DEADLINE);
+    }
+
+    /** As {@link #start(Path, Service)}, with another HELLO deadline (tests). */
+    static Broker start(Path directory, Service service, Duration helloDeadline) throws IOException {
         Files.createDirectories(directory);
         try {
             Files.setPosixFilePermissions(directory, PosixFilePermissions.fromString("rwx------"));
@@ -72,7 +99,7 @@ public final class Broker implements AutoCloseable {
         server.bind(UnixDomainSocketAddress.of(socket));
         byte[] token = new byte[32];
         new SecureRandom().nextBytes(token);
-        Broker broker = new Broker(socket, token, server, service);
+        Broker broker = new Broker(socket, token, server, service, helloDeadline);
         broker.thread.start();
         return broker;
     }
@@ -81,47 +108,103 @@ public final class Broker implements AutoCloseable {
         return socket;
     }
 
+    /** The directory holding the socket. */
+    public Path directory() {
+        return socket.getParent();
+    }
+
+    /**
+     * Lets processes of user {@code uid} (the measured child, which runs unprivileged) connect: the socket becomes
+     * theirs with mode 0600 and its directory traversable (0711, not listable). Other users still cannot connect;
+     * the token check is unchanged.
+     */
+    void admitUser(int uid) throws IOException {
+        Files.setPosixFilePermissions(socket, PosixFilePermissions.fromString("rw-------"));
+        Files.setAttribute(socket, "unix:uid", uid);
+        Files.setPosixFilePermissions(directory(), PosixFilePermissions.fromString("rwx--x--x"));
+    }
+
     /** The one-time token, hex; give it to the child on its stdin, never in its environment or argv. */
     public String token() {
         return HexFormat.of().formatHex(token);
     }
 
+    /**
+     * Accepts connections; each one's HELLO is read on its own thread under {@link #HELLO_DEADLINE}, so a silent or
+     * slow client delays nobody. The first connection with the token becomes the session and ends accepting.
+     */
     private void serve() {
         while (server.isOpen() && !claimed.get()) {
             SocketChannel client;
             try {
                 client = server.accept();
             } catch (IOException e) {
+                break;
+            }
+            if (pendingHellos.incrementAndGet() > MAX_PENDING_HELLOS) {
+                pendingHellos.decrementAndGet();
+                LOG.warn("broker: too many connections without a HELLO; closing one");
+                closeQuietly(client);
+                continue;
+            }
+            Thread t = new Thread(() -> greet(client), "agent-broker-hello");
+            t.setDaemon(true);
+            t.start();
+        }
+        deadlines.shutdown();
+    }
+
+    private void greet(SocketChannel client) {
+        ScheduledFuture<?> deadline;
+        try {
+            deadline = deadlines.schedule(() -> {
+                LOG.warn("broker: no HELLO within {} ms; closing that connection", helloDeadline.toMillis());
+                closeQuietly(client);
+            }, helloDeadline.toMillis(), TimeUnit.MILLISECONDS);
+        } catch (RejectedExecutionException e) {
+            deadline = null; // the broker is closing or has its child already
+        }
+        try {
+            BufferedReader in = new BufferedReader(new InputStreamReader(Channels.newInputStream(client),
+                    StandardCharsets.UTF_8));
+            OutputStream out = Channels.newOutputStream(client);
+            String hello;
+            try {
+                hello = deadline == null ? null : readLine(in);
+            } finally {
+                if (deadline != null) {
+                    deadline.cancel(false);
+                }
+                pendingHellos.decrementAndGet();
+            }
+            if (!client.isOpen()) {
                 return;
             }
-            try {
-                BufferedReader in = new BufferedReader(new InputStreamReader(Channels.newInputStream(client),
-                        StandardCharsets.UTF_8));
-                OutputStream out = Channels.newOutputStream(client);
-                String hello = readLine(in);
-                byte[] presented = hello != null && hello.startsWith("HELLO ")
-                        ? HexFormat.of().parseHex(hello.substring(6).trim()) : new byte[0];
-                if (!MessageDigest.isEqual(presented, token) || !claimed.compareAndSet(false, true)) {
-                    LOG.warn("broker: refused a connection without the child's token");
-                    write(out, "ERR not the measured child");
-                    client.close();
-                    continue;
-                }
-                server.close();
-                Files.deleteIfExists(socket);
-                session = client;
-                write(out, "OK");
-                LOG.info("broker: the measured child connected");
-                serveSession(in, out);
-            } catch (IOException | IllegalArgumentException e) {
-                LOG.debug("broker connection ended: {}", e.toString());
-            } finally {
-                try {
-                    client.close();
-                } catch (IOException ignored) {
-                    // closing a socket that is already gone
-                }
+            byte[] presented = hello != null && hello.startsWith("HELLO ")
+                    ? HexFormat.of().parseHex(hello.substring(6).trim()) : new byte[0];
+            if (!MessageDigest.isEqual(presented, token) || !claimed.compareAndSet(false, true)) {
+                LOG.warn("broker: refused a connection without the child's token");
+                write(out, "ERR not the measured child");
+                return;
             }
+            server.close();
+            Files.deleteIfExists(socket);
+            session = client;
+            write(out, "OK");
+            LOG.info("broker: the measured child connected");
+            serveSession(in, out);
+        } catch (IOException | IllegalArgumentException e) {
+            LOG.debug("broker connection ended: {}", e.toString());
+        } finally {
+            closeQuietly(client);
+        }
+    }
+
+    private static void closeQuietly(SocketChannel client) {
+        try {
+            client.close();
+        } catch (IOException ignored) {
+            // closing a socket that is already gone
         }
     }
 
@@ -178,6 +261,7 @@ public final class Broker implements AutoCloseable {
     @Override
     public void close() throws IOException {
         server.close();
+        deadlines.shutdownNow();
         SocketChannel s = session;
         if (s != null) {
             s.close();

@@ -44,28 +44,36 @@ public final class HostAttestation {
                           JsonNode raw) {
     }
 
+    /** Enrolls without a token: only a host already enrolled with this TPM's EK (AK replacement) is accepted. */
+    public Enrollment enroll(String host) throws TpmException, AttestationClientException {
+        return enroll(host, null);
+    }
+
     /**
      * Enrolls {@code host}: creates the AK if this TPM has none, proves it lives with the EK by activating the
-     * server's credential.
+     * server's credential. A new host name needs the operator's {@code enrollmentToken} for it.
      */
-    public Enrollment enroll(String host) throws TpmException, AttestationClientException {
+    public Enrollment enroll(String host, String enrollmentToken) throws TpmException, AttestationClientException {
         TpmtPublic ek = tpm.ensureEndorsementKey(EkType.RSA_2048);
         byte[] certificate = tpm.readEndorsementCertificate(EkType.RSA_2048).orElseThrow(() -> new TpmException(
                 "this TPM has no RSA EK certificate at NV 0x01C00002; the server needs it to trust the EK"));
         TpmtPublic ak = tpm.readPublic(AK).isPresent() ? tpm.readPublic(AK).get()
                 : tpm.createAttestationKey(EkType.RSA_2048.defaultHandle(), AK);
-        return enrollWith(host, ek.encoded(), certificate, ak.encoded());
+        return enrollWith(host, ek.encoded(), certificate, ak.encoded(), enrollmentToken);
     }
 
     /** Enrollment with explicit public areas (tests use it to offer keys the server must refuse). */
-    public Enrollment enrollWith(String host, byte[] ekPublic, byte[] ekCertificate, byte[] akPublic)
-            throws TpmException, AttestationClientException {
+    public Enrollment enrollWith(String host, byte[] ekPublic, byte[] ekCertificate, byte[] akPublic,
+                                 String enrollmentToken) throws TpmException, AttestationClientException {
         Base64.Encoder b64 = Base64.getEncoder();
         Map<String, Object> request = new LinkedHashMap<>();
         request.put("host", host);
         request.put("ekPublic", b64.encodeToString(ekPublic));
         request.put("ekCertificate", b64.encodeToString(ekCertificate));
         request.put("akPublic", b64.encodeToString(akPublic));
+        if (enrollmentToken != null) {
+            request.put("enrollmentToken", enrollmentToken);
+        }
         JsonNode challenge = server.post("/v1/enrollments", request, null);
         JsonNode credential = challenge.get("credential");
         Base64.Decoder d = Base64.getDecoder();

@@ -1,19 +1,38 @@
 package io.tpmphone.agent;
 
+import io.tpmphone.attestation.MeasurementEvent;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Objects;
+import java.util.Set;
+import java.util.regex.Pattern;
 
 /**
  * What to launch: the JVM ({@code javaHome}), the class path (jars, in order), one configuration file, the main
- * class, JVM options and program arguments. The agent stages copies of the jars and the configuration in a private
- * directory, measures the copies, and runs the child there with relative names, so the measured command line is the
- * same on every launch of the same release and a policy can approve it.
+ * class, JVM options and program arguments, and the user the child runs as. The agent stages copies of the jars and
+ * the configuration in a private directory, measures the copies, and runs the child there with relative names, so
+ * the measured command line is the same on every launch of the same release and a policy can approve it.
  *
- * @param isolate run in new PID/mount/IPC namespaces with the code read-only (needs root or user namespaces)
+ * <p>Validated on construction: the jars and the configuration have distinct file names (they are staged side by
+ * side), and the command line fits in one measurement event ({@link MeasurementEvent#MAX_DATA_LENGTH} bytes).
+ * Immutable.
+ *
+ * @param isolate   run in new PID/mount/IPC namespaces with the code read-only and, after that set-up, as
+ *                  {@code childUser} without capabilities and with {@code no_new_privs} (needs root)
+ * @param childUser the unprivileged user (name or numeric uid) the isolated child runs as; never root
  */
 public record LaunchSpec(Path javaHome, List<Path> classPath, Path configFile, String mainClass,
-                         List<String> jvmOptions, List<String> arguments, boolean isolate) {
+                         List<String> jvmOptions, List<String> arguments, boolean isolate, String childUser) {
+    /** The user an isolated child runs as unless the spec says otherwise. */
+    public static final String DEFAULT_CHILD_USER = "nobody";
+
+    /** The JVM options every launch gets first: no attach mechanism, no perf-data file others could read. */
+    public static final List<String> HARDENING_OPTIONS = List.of("-XX:+DisableAttachMechanism", "-XX:-UsePerfData");
+
+    private static final Pattern USER = Pattern.compile("[a-z_][a-z0-9_.-]{0,31}|[0-9]{1,10}");
+
     public LaunchSpec {
         Objects.requireNonNull(javaHome, "javaHome");
         classPath = List.copyOf(classPath);
@@ -21,18 +40,84 @@ public record LaunchSpec(Path javaHome, List<Path> classPath, Path configFile, S
         Objects.requireNonNull(mainClass, "mainClass");
         jvmOptions = List.copyOf(jvmOptions);
         arguments = List.copyOf(arguments);
+        Objects.requireNonNull(childUser, "childUser");
         if (classPath.isEmpty()) {
             throw new IllegalArgumentException("the class path is empty");
         }
-        java.util.Set<String> names = new java.util.HashSet<>();
+        Set<String> names = new HashSet<>();
         for (Path jar : classPath) {
             String name = jar.getFileName().toString();
             if (!name.endsWith(".jar") || !names.add(name)) {
                 throw new IllegalArgumentException("class path entries must be jars with distinct file names: " + name);
             }
         }
+        String configName = configFile.getFileName().toString();
+        if (names.contains(configName)) {
+            throw new IllegalArgumentException("the configuration file " + configName + " has the name of a jar on"
+                    + " the class path; both are staged in one directory, so one would overwrite the other: rename"
+                    + " the configuration file");
+        }
+        if (!USER.matcher(childUser).matches()) {
+            throw new IllegalArgumentException("childUser must be a user name or a numeric uid, got '" + childUser
+                    + "'");
+        }
+        if (childUser.equals("root") || childUser.matches("0+")) {
+            throw new IllegalArgumentException("the child must not run as root: name an unprivileged user such as "
+                    + DEFAULT_CHILD_USER);
+        }
+        int length = commandLineLength(javaHome, classPath, configName, mainClass, jvmOptions, arguments);
+        if (length > MeasurementEvent.MAX_DATA_LENGTH) {
+            throw new IllegalArgumentException("the command line is " + length + " bytes; a measured command line"
+                    + " holds at most " + MeasurementEvent.MAX_DATA_LENGTH + " (UTF-8, arguments separated by NUL):"
+                    + " use fewer or shorter JVM options, arguments or jar names");
+        }
     }
 
-    /** The JVM options every launch gets first: no attach mechanism, no perf-data file others could read. */
-    public static final List<String> HARDENING_OPTIONS = List.of("-XX:+DisableAttachMechanism", "-XX:-UsePerfData");
+    /** A spec whose isolated child runs as {@link #DEFAULT_CHILD_USER}. */
+    public LaunchSpec(Path javaHome, List<Path> classPath, Path configFile, String mainClass, List<String> jvmOptions,
+                      List<String> arguments, boolean isolate) {
+        this(javaHome, classPath, configFile, mainClass, jvmOptions, arguments, isolate, DEFAULT_CHILD_USER);
+    }
+
+    /** This spec with its isolated child running as {@code user}. */
+    public LaunchSpec withChildUser(String user) {
+        return new LaunchSpec(javaHome, classPath, configFile, mainClass, jvmOptions, arguments, isolate, user);
+    }
+
+    /**
+     * The UTF-8 length of the measured command line ({@link MeasuredLauncher#commandLine}) without touching the file
+     * system (the launcher counts with the given path; {@link MeasuredLauncher#commandLine} checks again with its
+     * real path).
+     */
+    private static int commandLineLength(Path javaHome, List<Path> classPath, String configName, String mainClass,
+                                         List<String> jvmOptions, List<String> arguments) {
+        int length = utf8(javaHome.resolve("bin/java").toString());
+        int count = 1;
+        for (String o : HARDENING_OPTIONS) {
+            length += utf8(o);
+            count++;
+        }
+        for (String o : jvmOptions) {
+            length += utf8(o);
+            count++;
+        }
+        length += utf8("-cp");
+        count++;
+        for (Path jar : classPath) {
+            length += utf8(jar.getFileName().toString()) + 1;
+        }
+        length -= 1;
+        count++;
+        length += utf8(mainClass) + utf8("--config") + utf8(configName);
+        count += 3;
+        for (String a : arguments) {
+            length += utf8(a);
+            count++;
+        }
+        return length + count - 1;
+    }
+
+    private static int utf8(String s) {
+        return s.getBytes(StandardCharsets.UTF_8).length;
+    }
 }

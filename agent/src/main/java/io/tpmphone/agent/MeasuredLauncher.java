@@ -3,57 +3,254 @@ package io.tpmphone.agent;
 import io.tpmphone.attestation.EventType;
 import io.tpmphone.attestation.HashAlgorithm;
 import io.tpmphone.attestation.MeasurementEvent;
+import io.tpmphone.attestation.MeasurementLog;
 import io.tpmphone.tpm.TpmException;
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
+import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.nio.file.attribute.BasicFileAttributes;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
+import java.time.Instant;
 import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashSet;
+import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
+import java.util.Optional;
+import java.util.Set;
+import java.util.TreeMap;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
  * Measured launch of the softphone core. Before the child runs, in this order, each one event and one
- * {@code PCR_Extend}: the Java launcher and {@code libjvm.so} (JVM), every jar of the class path (CLASSPATH_JAR),
- * the configuration (CONFIGURATION), the exact argument vector (COMMAND_LINE), the isolation applied (ISOLATION),
- * then LAUNCH. When the child exits: TERMINATED, so that nothing later can present the launch-time PCR value.
+ * {@code PCR_Extend}: the whole {@code java.home} tree (JVM, see {@link #treeDigest}), every jar of the class path
+ * (CLASSPATH_JAR), the configuration (CONFIGURATION), the exact argument vector (COMMAND_LINE), the isolation applied
+ * (ISOLATION), then LAUNCH ({@code pid N start INSTANT}). When the child exits: TERMINATED, so that nothing later can
+ * present the launch-time PCR value — unless the agent stopped it because the TPM rebooted
+ * ({@link Launched#stopUnmeasured}).
  *
- * <p>The child gets an empty environment (no {@code JAVA_TOOL_OPTIONS} and the like), the hardening options of
- * {@link LaunchSpec#HARDENING_OPTIONS} and, when isolated, new PID, mount and IPC namespaces with its code directory
- * re-mounted read-only ({@code unshare --pid --fork --mount --ipc --mount-proc --kill-child}).
+ * <p>The child gets an empty environment (no {@code JAVA_TOOL_OPTIONS} and the like) and the hardening options of
+ * {@link LaunchSpec#HARDENING_OPTIONS}. When isolated it runs in new PID, mount and IPC namespaces
+ * ({@code unshare --pid --fork --mount --ipc --mount-proc --kill-child}); there, still as root, its code directory is
+ * bind-mounted read-only at {@link #CHILD_CODE_MOUNT} and the broker's directory at {@code broker/} inside that; then
+ * {@code setpriv --reuid U --regid G --clear-groups --no-new-privs --bounding-set -all --inh-caps -all
+ * --pdeathsig KILL} runs the JVM as {@link LaunchSpec#childUser()}: no capabilities (effective, permitted, bounding,
+ * inheritable, ambient), {@code no_new_privs}. The child's working directory is that view of its code directory (0755,
+ * files 0644, owned by the agent), so it never traverses the agent's state directory; its output goes to
+ * {@code child.log}, opened by the agent.
+ *
+ * <p>Thread-safety: {@link #launch} is serialized per instance.
  */
 public final class MeasuredLauncher {
     private static final Logger LOG = LoggerFactory.getLogger(MeasuredLauncher.class);
-    /** The wrapper that isolates the child; measured as the ISOLATION event's data. */
-    static final String ISOLATION = "unshare --pid --fork --mount --ipc --mount-proc --kill-child; code dir ro-bind";
+    /** Where the broker's directory appears inside an isolated child's code directory. */
+    static final String BROKER_MOUNT = "broker";
+    /**
+     * Where an isolated child sees its code: the staged directory is bind-mounted here, read-only, in the child's
+     * mount namespace (every child has its own, so one mount point serves all). Its ancestors are world-traversable,
+     * unlike the agent's state directory, so the unprivileged JVM can resolve the absolute class path it derives.
+     */
+    public static final Path CHILD_CODE_MOUNT = Path.of("/run/tpmphone-agent/child");
+    private static final List<Path> SETPRIV = List.of(Path.of("/usr/bin/setpriv"), Path.of("/bin/setpriv"));
 
     private final MeasurementLogStore store;
     private final Path stagingRoot;
 
     public MeasuredLauncher(MeasurementLogStore store, Path stagingRoot) {
-        this.store = store;
-        this.stagingRoot = stagingRoot;
+        this.store = Objects.requireNonNull(store, "store");
+        this.stagingRoot = Objects.requireNonNull(stagingRoot, "stagingRoot");
     }
 
-    /** A running, measured child. */
-    public record Launched(Process process, Path codeDirectory, List<MeasurementEvent> events,
-                           CompletableFuture<MeasurementEvent> terminated) {
+    /** The user an isolated child runs as, resolved. */
+    public record ChildUser(String name, int uid, int gid) {
+    }
+
+    /**
+     * The JVM as measured: the real path of {@code java.home} (the JVM event's data, the key of the policy's
+     * {@code jvm} map) and its {@link #treeDigest}. Immutable.
+     */
+    public record JvmDigest(String javaHome, byte[] digest) {
+        public JvmDigest {
+            Objects.requireNonNull(javaHome, "javaHome");
+            digest = digest.clone();
+        }
+
+        @Override
+        public byte[] digest() {
+            return digest.clone();
+        }
+
+        public String digestHex() {
+            return HexFormat.of().formatHex(digest);
+        }
+
+        @Override
+        public boolean equals(Object o) {
+            return o instanceof JvmDigest d && d.javaHome.equals(javaHome) && Arrays.equals(d.digest, digest);
+        }
+
+        @Override
+        public int hashCode() {
+            return javaHome.hashCode() * 31 + Arrays.hashCode(digest);
+        }
+
+        @Override
+        public String toString() {
+            return "JvmDigest[" + javaHome + ", " + digestHex() + "]";
+        }
+    }
+
+    /**
+     * A running, measured child. Its end is measured (TERMINATED) once, when it exits; if that measurement fails it
+     * is retried by {@link #recordTermination()}. Thread-safe.
+     */
+    public static final class Launched {
+        private final Process process;
+        private final Path codeDirectory;
+        private final List<MeasurementEvent> events;
+        private final MeasurementLogStore store;
+        private final String mainClass;
+        private final CompletableFuture<Optional<MeasurementEvent>> terminated = new CompletableFuture<>();
+        private boolean measureExit = true;
+
+        Launched(Process process, Path codeDirectory, List<MeasurementEvent> events, MeasurementLogStore store,
+                 String mainClass) {
+            this.process = process;
+            this.codeDirectory = codeDirectory;
+            this.events = List.copyOf(events);
+            this.store = store;
+            this.mainClass = mainClass;
+        }
+
+        /** The process the agent started: the {@code unshare} wrapper when isolated, else the JVM. */
+        public Process process() {
+            return process;
+        }
+
+        public Path codeDirectory() {
+            return codeDirectory;
+        }
+
+        /** The events measured for this launch, LAUNCH last. */
+        public List<MeasurementEvent> events() {
+            return events;
+        }
+
+        /**
+         * Completes when the child's end is settled: with the TERMINATED event, or empty if it was stopped unmeasured.
+         * Stays incomplete while recording TERMINATED fails.
+         */
+        public CompletableFuture<Optional<MeasurementEvent>> terminated() {
+            return terminated;
+        }
+
+        /** Whether the child has exited and its TERMINATED is not recorded (yet). */
+        public boolean terminationPending() {
+            return !process.isAlive() && !terminated.isDone();
+        }
+
+        /**
+         * Records TERMINATED for the exited child unless that is done already; idempotent. Completes an extend of an
+         * earlier attempt that was logged but failed, rather than measuring twice.
+         *
+         * @return the TERMINATED event, or empty if the child was stopped unmeasured
+         * @throws IllegalStateException if the child still runs
+         */
+        public synchronized Optional<MeasurementEvent> recordTermination() throws IOException, TpmException {
+            if (terminated.isDone()) {
+                return terminated.join();
+            }
+            if (process.isAlive()) {
+                throw new IllegalStateException("the child " + process.pid() + " still runs");
+            }
+            if (!measureExit) {
+                terminated.complete(Optional.empty());
+                return Optional.empty();
+            }
+            store.completePendingExtend();
+            MeasurementEvent recorded = loggedTermination().orElse(null);
+            if (recorded == null) {
+                String status = "exit " + process.exitValue();
+                recorded = store.measure(EventType.TERMINATED,
+                        HashAlgorithm.SHA256.digest(status.getBytes(StandardCharsets.US_ASCII)), status);
+                LOG.info("softphone core {} ({}); PCR {} capped", mainClass, status, store.pcr());
+            }
+            terminated.complete(Optional.of(recorded));
+            return Optional.of(recorded);
+        }
+
+        /** A TERMINATED already in the store's log after this launch (an earlier attempt logged it). */
+        private Optional<MeasurementEvent> loggedTermination() {
+            MeasurementEvent launch = events.get(events.size() - 1);
+            MeasurementLog log = store.log();
+            if (log.size() <= launch.sequence() || !log.event(launch.sequence()).equals(launch)) {
+                return Optional.empty();
+            }
+            for (int i = launch.sequence() + 1; i < log.size(); i++) {
+                if (log.event(i).type() == EventType.TERMINATED) {
+                    return Optional.of(log.event(i));
+                }
+            }
+            return Optional.empty();
+        }
+
+        /**
+         * Stops the child without measuring its end: for a child of a TPM boot that is over (the PCR it was measured
+         * into is gone and its log archived), where a TERMINATED would land in the new boot's PCR ahead of its log.
+         * Closes its stdin, waits up to {@code grace}, then kills it.
+         */
+        public void stopUnmeasured(Duration grace) {
+            synchronized (this) {
+                measureExit = false;
+            }
+            stop(grace);
+            try {
+                recordTermination();
+            } catch (IOException | TpmException | RuntimeException e) {
+                LOG.warn("settling the end of the softphone core: {}", e.toString());
+            }
+        }
+
+        /** Closes the child's stdin (it exits), waits up to {@code grace}, then kills it; waits for it to end. */
+        void stop(Duration grace) {
+            try {
+                process.getOutputStream().close();
+            } catch (IOException ignored) {
+                // the child is gone already
+            }
+            try {
+                if (!process.waitFor(grace.toMillis(), TimeUnit.MILLISECONDS)) {
+                    process.destroyForcibly().waitFor(grace.toMillis(), TimeUnit.MILLISECONDS);
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
     }
 
     /**
      * The argument vector the child runs with (what COMMAND_LINE measures): the real path of the Java launcher, the
      * hardening options, the spec's JVM options, {@code -cp} with the jar file names, the main class, {@code --config}
      * with the configuration file name, then the arguments.
+     *
+     * @throws IllegalArgumentException if it does not fit in one event ({@link MeasurementEvent#MAX_DATA_LENGTH})
      */
     public static List<String> commandLine(LaunchSpec spec) throws IOException {
         List<String> argv = new ArrayList<>();
-        argv.add(javaLauncher(spec).toString());
+        argv.add(spec.javaHome().resolve("bin/java").toRealPath().toString());
         argv.addAll(LaunchSpec.HARDENING_OPTIONS);
         argv.addAll(spec.jvmOptions());
         argv.add("-cp");
@@ -66,54 +263,224 @@ public final class MeasuredLauncher {
         argv.add("--config");
         argv.add(spec.configFile().getFileName().toString());
         argv.addAll(spec.arguments());
+        int length = String.join("\0", argv).getBytes(StandardCharsets.UTF_8).length;
+        if (length > MeasurementEvent.MAX_DATA_LENGTH) {
+            throw new IllegalArgumentException("the command line is " + length + " bytes; a measured command line"
+                    + " holds at most " + MeasurementEvent.MAX_DATA_LENGTH + ": use fewer or shorter JVM options,"
+                    + " arguments or jar names");
+        }
         return argv;
     }
 
-    /** The files of the JVM that are measured: the launcher and libjvm, by real path. */
-    public static List<Path> jvmFiles(LaunchSpec spec) throws IOException {
+    /** The JVM of {@code spec} as it is measured and approved: {@code java.home} by real path, and its tree digest. */
+    public static JvmDigest jvmDigest(LaunchSpec spec) throws IOException {
         Path home = spec.javaHome().toRealPath();
-        List<Path> files = new ArrayList<>();
-        files.add(javaLauncher(spec));
-        Path libjvm = home.resolve("lib/server/libjvm.so");
-        if (Files.exists(libjvm)) {
-            files.add(libjvm.toRealPath());
-        }
-        return files;
-    }
-
-    private static Path javaLauncher(LaunchSpec spec) throws IOException {
-        return spec.javaHome().resolve("bin/java").toRealPath();
+        long started = System.nanoTime();
+        byte[] digest = treeDigest(home);
+        LOG.debug("digested java.home {} in {} ms", home, TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - started));
+        return new JvmDigest(home.toString(), digest);
     }
 
     /**
-     * Stages, measures and starts the child. {@code environment} is all the child gets (e.g. the broker socket).
+     * The digest of a directory tree, covering everything in it the JVM may read. The tree is walked from
+     * {@code root} following symbolic links (so content reached through a link — Debian links {@code conf/} files
+     * into {@code /etc/java-17-openjdk} — is covered as if it were in place); each path below {@code root} yields one
+     * entry:
+     * <pre>
+     *   entry  = path || 0x00 || type || digest
+     *   path   = the path relative to root, '/'-separated, UTF-8 (never contains 0x00)
+     *   type   = one ASCII byte: 'f' regular file, 'd' directory, 'l' symbolic link that resolves to neither (dangling,
+     *            or a directory already on the walk's path: a loop), 'o' anything else (fifo, socket, device)
+     *   digest = 32 bytes: 'f' SHA-256 of the content; 'l' SHA-256 of the link's target as stored (UTF-8);
+     *            'd' and 'o' 32 zero bytes
+     * </pre>
+     * and the result is SHA-256 over the entries, sorted by {@code path} in unsigned byte order, concatenated. A link
+     * is described by what it resolves to: a link to a file and a copy of that file give the same entry. Permissions,
+     * owners and times are not covered. The root itself has no entry.
+     *
+     * @throws IOException if a file cannot be read, or {@code root} is not a directory
+     */
+    public static byte[] treeDigest(Path root) throws IOException {
+        if (!Files.isDirectory(root)) {
+            throw new IOException(root + " is not a directory");
+        }
+        TreeMap<String, byte[]> entries = new TreeMap<>(MeasuredLauncher::compareUtf8);
+        Set<Path> onPath = new HashSet<>();
+        onPath.add(root.toRealPath());
+        walk(root, "", entries, onPath);
+        java.security.MessageDigest md = HashAlgorithm.SHA256.newMessageDigest();
+        for (byte[] entry : entries.values()) {
+            md.update(entry);
+        }
+        return md.digest();
+    }
+
+    private static void walk(Path dir, String prefix, Map<String, byte[]> entries, Set<Path> onPath)
+            throws IOException {
+        List<Path> children;
+        try (Stream<Path> list = Files.list(dir)) {
+            children = list.toList();
+        }
+        for (Path child : children) {
+            String rel = prefix + child.getFileName().toString();
+            BasicFileAttributes attrs;
+            try {
+                attrs = Files.readAttributes(child, BasicFileAttributes.class);
+            } catch (NoSuchFileException dangling) {
+                entries.put(rel, entry(rel, 'l', linkTarget(child)));
+                continue;
+            }
+            if (attrs.isDirectory()) {
+                Path real = child.toRealPath();
+                if (onPath.contains(real)) {
+                    entries.put(rel, entry(rel, 'l', linkTarget(child)));
+                    continue;
+                }
+                entries.put(rel, entry(rel, 'd', new byte[32]));
+                onPath.add(real);
+                walk(child, rel + "/", entries, onPath);
+                onPath.remove(real);
+            } else if (attrs.isRegularFile()) {
+                entries.put(rel, entry(rel, 'f', MeasurementLogStore.sha256(child)));
+            } else {
+                entries.put(rel, entry(rel, 'o', new byte[32]));
+            }
+        }
+    }
+
+    private static byte[] linkTarget(Path link) throws IOException {
+        String target = Files.isSymbolicLink(link) ? Files.readSymbolicLink(link).toString() : "";
+        return HashAlgorithm.SHA256.digest(target.getBytes(StandardCharsets.UTF_8));
+    }
+
+    private static byte[] entry(String rel, char type, byte[] digest) {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        out.writeBytes(rel.getBytes(StandardCharsets.UTF_8));
+        out.write(0);
+        out.write(type);
+        out.writeBytes(digest);
+        return out.toByteArray();
+    }
+
+    private static int compareUtf8(String a, String b) {
+        return Arrays.compareUnsigned(a.getBytes(StandardCharsets.UTF_8), b.getBytes(StandardCharsets.UTF_8));
+    }
+
+    /**
+     * Resolves {@code spec}'s child user to its uid and gid ({@code id -u}, {@code id -g}, so NSS users work too).
+     *
+     * @throws IOException if the user does not exist, or is root
+     */
+    public static ChildUser resolveChildUser(LaunchSpec spec) throws IOException {
+        String user = spec.childUser();
+        int uid = Integer.parseInt(id("-u", user));
+        int gid = Integer.parseInt(id("-g", user));
+        if (uid == 0 || gid == 0) {
+            throw new IOException("child user " + user + " resolves to uid " + uid + " gid " + gid
+                    + ": the child must not run as root or group root; name an unprivileged user");
+        }
+        return new ChildUser(user, uid, gid);
+    }
+
+    private static String id(String option, String user) throws IOException {
+        Process p = new ProcessBuilder("id", option, user).redirectErrorStream(true).start();
+        try {
+            p.getOutputStream().close();
+            if (!p.waitFor(10, TimeUnit.SECONDS)) {
+                p.destroyForcibly();
+                throw new IOException("id " + option + " " + user + " did not answer within 10 s");
+            }
+            String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).trim();
+            if (p.exitValue() != 0 || !out.matches("[0-9]{1,10}")) {
+                throw new IOException("cannot resolve the child user '" + user + "' (id " + option + ": " + out
+                        + "): create it or set another child user");
+            }
+            return out;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IOException("interrupted resolving the child user", e);
+        }
+    }
+
+    /** What the ISOLATION event records for a child running as {@code user}. */
+    static String isolationDescription(ChildUser user) {
+        return "unshare --pid --fork --mount --ipc --mount-proc --kill-child; code dir ro-bind at " + CHILD_CODE_MOUNT
+                + "; setpriv uid "
+                + user.uid() + " gid " + user.gid() + " clear-groups no_new_privs bounding-set -all inh-caps -all"
+                + " (no capabilities)";
+    }
+
+    /**
+     * Stages, measures and starts the child, connected to {@code broker}: makes the broker reachable for the child's
+     * user (see {@link Broker}; when isolated the child finds it at {@code broker/broker.sock} relative to its working
+     * directory), sets {@code TPMPHONE_BROKER} and gives the child the token on its stdin.
+     */
+    public synchronized Launched launch(LaunchSpec spec, Broker broker) throws IOException, TpmException {
+        Objects.requireNonNull(broker, "broker");
+        String socketName = broker.socketPath().getFileName().toString();
+        Launched launched;
+        if (spec.isolate()) {
+            ChildUser user = resolveChildUser(spec);
+            broker.admitUser(user.uid());
+            launched = launch(spec, Map.of("TPMPHONE_BROKER", BROKER_MOUNT + "/" + socketName), user,
+                    broker.directory());
+        } else {
+            launched = launch(spec, Map.of("TPMPHONE_BROKER", broker.socketPath().toString()), null, null);
+        }
+        OutputStream stdin = launched.process().getOutputStream();
+        stdin.write((broker.token() + "\n").getBytes(StandardCharsets.US_ASCII));
+        stdin.flush();
+        return launched;
+    }
+
+    /**
+     * Stages, measures and starts the child. {@code environment} is all the child gets; an isolated child runs as
+     * {@link LaunchSpec#childUser()}, so any path in it must be reachable by that user — to connect the child to the
+     * agent's broker use {@link #launch(LaunchSpec, Broker)}.
      */
     public synchronized Launched launch(LaunchSpec spec, Map<String, String> environment)
             throws IOException, TpmException {
-        Path code = stage(spec);
-        List<MeasurementEvent> events = new ArrayList<>();
-        for (Path jvm : jvmFiles(spec)) {
-            events.add(store.measureFile(EventType.JVM, jvm, jvm.toString()));
+        return launch(spec, environment, spec.isolate() ? resolveChildUser(spec) : null, null);
+    }
+
+    private Launched launch(LaunchSpec spec, Map<String, String> environment, ChildUser user, Path brokerDirectory)
+            throws IOException, TpmException {
+        List<String> argv = commandLine(spec);
+        Path setpriv = null;
+        if (spec.isolate()) {
+            setpriv = SETPRIV.stream().filter(Files::isExecutable).findFirst().orElseThrow(() -> new IOException(
+                    "setpriv (util-linux) is not installed at " + SETPRIV + ": install it, or launch without"
+                            + " isolation"));
         }
+        JvmDigest jvm = jvmDigest(spec);
+        Path code = stage(spec, brokerDirectory != null);
+        List<MeasurementEvent> events = new ArrayList<>();
+        events.add(store.measure(EventType.JVM, jvm.digest(), jvm.javaHome()));
         for (Path jar : spec.classPath()) {
             String name = jar.getFileName().toString();
             events.add(store.measureFile(EventType.CLASSPATH_JAR, code.resolve(name), name));
         }
         String configName = spec.configFile().getFileName().toString();
         events.add(store.measureFile(EventType.CONFIGURATION, code.resolve(configName), configName));
-        List<String> argv = commandLine(spec);
         String joined = String.join("\0", argv);
         events.add(store.measure(EventType.COMMAND_LINE,
                 HashAlgorithm.SHA256.digest(joined.getBytes(StandardCharsets.UTF_8)), joined));
-        if (spec.isolate()) {
-            events.add(store.measure(EventType.ISOLATION,
-                    HashAlgorithm.SHA256.digest(ISOLATION.getBytes(StandardCharsets.UTF_8)), ISOLATION));
-        }
         List<String> command = new ArrayList<>();
         if (spec.isolate()) {
+            String isolation = isolationDescription(user);
+            events.add(store.measure(EventType.ISOLATION,
+                    HashAlgorithm.SHA256.digest(isolation.getBytes(StandardCharsets.UTF_8)), isolation));
+            Path view = childCodeMount();
+            // $1 code dir, $2 its view, $3 broker dir or "", then argv. Mounts (as root), then drop to the child user.
+            String script = "code=\"$1\"; view=\"$2\"; brokerdir=\"$3\"; shift 3"
+                    + " && mount --bind \"$code\" \"$view\" && mount -o remount,bind,ro \"$view\""
+                    + " && { [ -z \"$brokerdir\" ] || mount --bind \"$brokerdir\" \"$view/" + BROKER_MOUNT + "\"; }"
+                    + " && cd \"$view\""
+                    + " && exec " + setpriv + " --reuid=" + user.uid() + " --regid=" + user.gid()
+                    + " --clear-groups --no-new-privs --bounding-set=-all --inh-caps=-all --pdeathsig=KILL -- \"$@\"";
             command.addAll(List.of("unshare", "--pid", "--fork", "--mount", "--ipc", "--mount-proc", "--kill-child",
-                    "--", "/bin/sh", "-c", "mount --bind \"$1\" \"$1\" && mount -o remount,bind,ro \"$1\""
-                            + " && cd \"$1\" && shift && exec \"$@\"", "launch", code.toString()));
+                    "--", "/bin/sh", "-c", script, "launch", code.toString(), view.toString(),
+                    brokerDirectory == null ? "" : brokerDirectory.toString()));
         }
         command.addAll(argv);
         ProcessBuilder pb = new ProcessBuilder(command).directory(code.toFile())
@@ -123,41 +490,67 @@ public final class MeasuredLauncher {
         pb.environment().put("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
         pb.environment().putAll(environment);
         Process process = pb.start();
+        String launch = launchData(process.toHandle());
         events.add(store.measure(EventType.LAUNCH,
-                HashAlgorithm.SHA256.digest(Long.toString(process.pid()).getBytes(StandardCharsets.US_ASCII)),
-                "pid " + process.pid()));
-        LOG.info("launched {} (pid {}), {} measurements in PCR {}", spec.mainClass(), process.pid(), events.size(),
-                store.pcr());
-        CompletableFuture<MeasurementEvent> terminated = process.onExit().thenApply(p -> {
+                HashAlgorithm.SHA256.digest(launch.getBytes(StandardCharsets.US_ASCII)), launch));
+        LOG.info("launched {} ({}{}), {} measurements in PCR {}", spec.mainClass(), launch,
+                user == null ? "" : ", as uid " + user.uid(), events.size(), store.pcr());
+        Launched launched = new Launched(process, code, events, store, spec.mainClass());
+        process.onExit().thenRun(() -> {
             try {
-                String status = "exit " + p.exitValue();
-                MeasurementEvent e = store.measure(EventType.TERMINATED,
-                        HashAlgorithm.SHA256.digest(status.getBytes(StandardCharsets.US_ASCII)), status);
-                LOG.info("softphone core {} ({}); PCR {} capped", spec.mainClass(), status, store.pcr());
-                return e;
-            } catch (IOException | TpmException ex) {
-                throw new java.util.concurrent.CompletionException(ex);
+                launched.recordTermination();
+            } catch (IOException | TpmException | RuntimeException e) {
+                LOG.warn("could not measure the end of the softphone core ({}); the agent retries", e.toString());
             }
         });
-        return new Launched(process, code, List.copyOf(events), terminated);
+        return launched;
     }
 
-    /** Copies the jars and the configuration into a fresh private directory; the copies are what is measured. */
-    private Path stage(LaunchSpec spec) throws IOException {
+    /** Creates the (empty, root-owned, 0755) mount point {@link #CHILD_CODE_MOUNT} if needed. */
+    private static Path childCodeMount() throws IOException {
+        try {
+            Files.createDirectories(CHILD_CODE_MOUNT);
+            for (Path p = CHILD_CODE_MOUNT; !p.equals(Path.of("/run")); p = p.getParent()) {
+                Files.setPosixFilePermissions(p, PosixFilePermissions.fromString("rwxr-xr-x"));
+            }
+        } catch (IOException e) {
+            throw new IOException("cannot create the isolated child's code mount point " + CHILD_CODE_MOUNT
+                    + " (the agent needs root for isolation): " + e, e);
+        }
+        return CHILD_CODE_MOUNT;
+    }
+
+    /** The LAUNCH event's data: the pid and the start time that tell this process from a later one with its pid. */
+    static String launchData(ProcessHandle process) {
+        return "pid " + process.pid() + " start " + process.info().startInstant().map(Instant::toString)
+                .orElse("unknown");
+    }
+
+    /**
+     * Copies the jars and the configuration into a fresh directory (0755, files 0644, owned by the agent: the child
+     * user may read, never write, and the directory is mounted read-only anyway); the copies are what is measured.
+     */
+    private Path stage(LaunchSpec spec, boolean brokerMountPoint) throws IOException {
         Files.createDirectories(stagingRoot);
         Path code = Files.createTempDirectory(stagingRoot, "code-");
-        try {
-            Files.setPosixFilePermissions(code, PosixFilePermissions.fromString("rwx------"));
-        } catch (UnsupportedOperationException e) {
-            LOG.warn("cannot restrict {} to its owner on this file system", code);
-        }
         Map<String, Path> files = new LinkedHashMap<>();
         for (Path jar : spec.classPath()) {
             files.put(jar.getFileName().toString(), jar);
         }
         files.put(spec.configFile().getFileName().toString(), spec.configFile());
-        for (Map.Entry<String, Path> f : files.entrySet()) {
-            Files.copy(f.getValue(), code.resolve(f.getKey()), StandardCopyOption.COPY_ATTRIBUTES);
+        try {
+            for (Map.Entry<String, Path> f : files.entrySet()) {
+                Path copy = code.resolve(f.getKey());
+                Files.copy(f.getValue(), copy, StandardCopyOption.REPLACE_EXISTING);
+                Files.setPosixFilePermissions(copy, PosixFilePermissions.fromString("rw-r--r--"));
+            }
+            if (brokerMountPoint) {
+                Files.setPosixFilePermissions(Files.createDirectory(code.resolve(BROKER_MOUNT)),
+                        PosixFilePermissions.fromString("rwxr-xr-x"));
+            }
+            Files.setPosixFilePermissions(code, PosixFilePermissions.fromString("rwxr-xr-x"));
+        } catch (UnsupportedOperationException e) {
+            LOG.warn("cannot set the permissions of {} on this file system", code);
         }
         return code;
     }

@@ -26,12 +26,15 @@ import org.slf4j.LoggerFactory;
 /**
  * The host's measurement log, persisted append-only in {@code measurements.log} and kept in step with the
  * measurement PCR. Write-ahead: an event is appended and fsync'ed before its {@code PCR_Extend}, so a crash between
- * the two is recovered on the next open by completing the extend.
+ * the two is recovered on the next open by completing the extend, and an extend that fails (TPM error) is completed
+ * before the next measurement ({@link #completePendingExtend()}).
  *
  * <p>On open the store reconciles the file with the TPM ({@link State}):
  * <ul>
- *   <li>the TPM rebooted since the log began (its reset or restart count changed, so PCRs were reset): the old log
- *       is archived and a new one starts with a BASELINE of the PCR's current value;</li>
+ *   <li>the TPM rebooted since the log began — its reset count changed (TPM Reset), or its restart count changed
+ *       and the PCR no longer holds the log (TPM Restart resets PCRs): the old log is archived and a new one starts
+ *       with a BASELINE of the PCR's current value. A changed restart count with the PCR still holding the log is a
+ *       TPM Resume (PCRs kept): the log continues;</li>
  *   <li>the log replays to the PCR: it continues;</li>
  *   <li>the log without its last event replays to the PCR: that extend never happened and is done now;</li>
  *   <li>otherwise something else extended the PCR: the log is kept as it is and never re-baselined, so that every
@@ -54,6 +57,9 @@ public final class MeasurementLogStore implements AutoCloseable {
     private java.nio.channels.FileLock lock;
     private MeasurementLog log;
     private State state;
+    /** An event in the log whose extend failed; completed before the next measurement. */
+    private MeasurementEvent pending;
+    private TpmException failNextExtend;
 
     private MeasurementLogStore(Path directory, TpmClient tpm, int pcr) {
         this.directory = directory;
@@ -105,34 +111,46 @@ public final class MeasurementLogStore implements AutoCloseable {
     /** Re-checks the log against the TPM (e.g. after the agent noticed a TPM restart). */
     public synchronized State reconcile() throws IOException, TpmException {
         ClockInfo clock = tpm.readClock();
-        String boot = clock.resetCount() + "." + clock.restartCount();
+        String boot = bootId(clock);
         byte[] pcrNow = currentPcr();
         Path file = directory.resolve(LOG_FILE);
         Path bootFile = directory.resolve(BOOT_FILE);
         if (!Files.exists(file) || !Files.exists(bootFile)) {
             return startNewLog(boot, pcrNow, "no log yet");
         }
+        pending = null;
         String loggedBoot = Files.readString(bootFile, StandardCharsets.US_ASCII).trim();
-        if (!loggedBoot.equals(boot)) {
-            Files.move(file, directory.resolve("measurements-boot-" + loggedBoot + ".log"),
-                    StandardCopyOption.REPLACE_EXISTING);
-            return startNewLog(boot, pcrNow, "the TPM rebooted (boot " + loggedBoot + " -> " + boot + ")");
-        }
         MeasurementLog loaded;
         try {
             loaded = MeasurementLog.parse(Files.readAllBytes(file));
         } catch (MalformedStructureException e) {
+            if (compareBoot(loggedBoot, clock, false) == BootChange.REBOOTED) {
+                archive(file, loggedBoot);
+                return startNewLog(boot, pcrNow, "the TPM rebooted (boot " + loggedBoot + " -> " + boot + ")");
+            }
             LOG.error("measurement log {} is corrupt ({}); appraisals of this boot will fail until reboot", file,
                     e.getMessage());
             log = MeasurementLog.empty();
             state = State.INCONSISTENT;
             return state;
         }
+        boolean replays = Arrays.equals(loaded.replay(pcr).value(), pcrNow);
+        boolean replaysButLast = !replays && loaded.size() > 1 && Arrays.equals(
+                MeasurementLog.of(loaded.events().subList(0, loaded.size() - 1)).replay(pcr).value(), pcrNow);
+        BootChange change = compareBoot(loggedBoot, clock, replays || replaysButLast);
+        if (change == BootChange.REBOOTED) {
+            archive(file, loggedBoot);
+            return startNewLog(boot, pcrNow, "the TPM rebooted (boot " + loggedBoot + " -> " + boot + ")");
+        }
+        if (change == BootChange.RESUMED) {
+            writeBoot(boot);
+            LOG.info("the TPM resumed (boot {} -> {}): PCR {} still holds the log, which continues", loggedBoot,
+                    boot, pcr);
+        }
         log = loaded;
-        if (Arrays.equals(loaded.replay(pcr).value(), pcrNow)) {
+        if (replays) {
             state = State.CONTINUED;
-        } else if (loaded.size() > 1 && Arrays.equals(
-                MeasurementLog.of(loaded.events().subList(0, loaded.size() - 1)).replay(pcr).value(), pcrNow)) {
+        } else if (replaysButLast) {
             MeasurementEvent last = loaded.event(loaded.size() - 1);
             tpm.pcrExtend(pcr, last.extendDigest());
             LOG.info("completed the extend of event {} ({}) interrupted by a crash", last.sequence(), last.type());
@@ -146,6 +164,68 @@ public final class MeasurementLogStore implements AutoCloseable {
         return state;
     }
 
+    /** How the TPM's boot counters moved since the log began. */
+    enum BootChange {
+        /** Same reset and restart count. */
+        SAME_BOOT,
+        /** Only the restart count changed and the PCR still holds the log: a TPM Resume, which keeps PCRs. */
+        RESUMED,
+        /** The reset count changed, or the restart count changed and the PCR no longer holds the log. */
+        REBOOTED
+    }
+
+    /**
+     * The reboot decision, pure: a changed reset count is a reboot (TPM Reset: PCRs reset); a changed restart count
+     * alone is a TPM Restart (PCRs reset) or a TPM Resume (PCRs kept), told apart by whether the PCR still holds the
+     * log ({@code pcrHoldsLog}: the log, or the log without an interrupted last extend, replays to it).
+     *
+     * @param loggedBoot "resetCount.restartCount" when the log began (an unparsable value counts as a reboot)
+     */
+    static BootChange compareBoot(String loggedBoot, ClockInfo now, boolean pcrHoldsLog) {
+        long loggedReset;
+        long loggedRestart;
+        try {
+            int dot = loggedBoot.indexOf('.');
+            loggedReset = Long.parseLong(loggedBoot.substring(0, dot));
+            loggedRestart = Long.parseLong(loggedBoot.substring(dot + 1));
+        } catch (RuntimeException e) {
+            return BootChange.REBOOTED;
+        }
+        if (loggedReset != now.resetCount()) {
+            return BootChange.REBOOTED;
+        }
+        if (loggedRestart == now.restartCount()) {
+            return BootChange.SAME_BOOT;
+        }
+        return pcrHoldsLog ? BootChange.RESUMED : BootChange.REBOOTED;
+    }
+
+    /**
+     * Whether the TPM was reset or restarted since this log began, so its PCRs no longer hold the log (see
+     * {@link #compareBoot}). Does not change the log; {@link #reconcile()} then starts a new one.
+     */
+    public synchronized boolean tpmRebooted() throws IOException, TpmException {
+        Path bootFile = directory.resolve(BOOT_FILE);
+        if (!Files.exists(bootFile)) {
+            return true;
+        }
+        String loggedBoot = Files.readString(bootFile, StandardCharsets.US_ASCII).trim();
+        byte[] pcrNow = currentPcr();
+        boolean holds = log.size() > 0 && (Arrays.equals(log.replay(pcr).value(), pcrNow) || (log.size() > 1
+                && Arrays.equals(MeasurementLog.of(log.events().subList(0, log.size() - 1)).replay(pcr).value(),
+                pcrNow)));
+        return compareBoot(loggedBoot, tpm.readClock(), holds) == BootChange.REBOOTED;
+    }
+
+    static String bootId(ClockInfo clock) {
+        return clock.resetCount() + "." + clock.restartCount();
+    }
+
+    private void archive(Path file, String loggedBoot) throws IOException {
+        Files.move(file, directory.resolve("measurements-boot-" + loggedBoot + ".log"),
+                StandardCopyOption.REPLACE_EXISTING);
+    }
+
     /**
      * Measures one thing: appends the event durably, then extends the PCR with its extend digest.
      *
@@ -156,12 +236,64 @@ public final class MeasurementLogStore implements AutoCloseable {
         if (log.size() == 0) {
             throw new IllegalStateException("the measurement log is unusable (corrupt); reboot the host");
         }
+        completePendingExtend();
         MeasurementLog next = log.append(type, contentDigest, data);
         MeasurementEvent event = next.event(next.size() - 1);
         appendDurably(event.encode());
         log = next;
-        tpm.pcrExtend(pcr, event.extendDigest());
+        pending = event;
+        extend(event);
+        pending = null;
         return event;
+    }
+
+    /**
+     * Completes the extend of an event that {@link #measure} logged but whose {@code PCR_Extend} failed (a TPM
+     * transport error, a timeout): the event is in the log, so it must reach the PCR before anything else is measured.
+     * If the PCR already holds it (the failed command reached the TPM after all), nothing is extended. Does nothing
+     * without such an event.
+     *
+     * @throws IOException if the PCR holds neither the log nor the log without that event: the store is then
+     *                     {@link State#INCONSISTENT}
+     */
+    public synchronized void completePendingExtend() throws IOException, TpmException {
+        MeasurementEvent event = pending;
+        if (event == null) {
+            return;
+        }
+        byte[] pcrNow = currentPcr();
+        if (Arrays.equals(log.replay(pcr).value(), pcrNow)) {
+            LOG.info("the extend of event {} ({}) had reached the TPM after all", event.sequence(), event.type());
+        } else if (Arrays.equals(MeasurementLog.of(log.events().subList(0, log.size() - 1)).replay(pcr).value(),
+                pcrNow)) {
+            extend(event);
+            LOG.info("completed the failed extend of event {} ({})", event.sequence(), event.type());
+        } else {
+            state = State.INCONSISTENT;
+            throw new IOException("PCR " + pcr + " holds neither the measurement log nor the log without event "
+                    + event.sequence() + " whose extend failed: something else extended it; appraisals fail until"
+                    + " the host reboots");
+        }
+        pending = null;
+    }
+
+    /** Whether an event is logged whose extend has not reached the PCR yet (see {@link #completePendingExtend}). */
+    public synchronized boolean extendPending() {
+        return pending != null;
+    }
+
+    /** Test seam: the next {@code PCR_Extend} fails with {@code failure} without reaching the TPM. */
+    synchronized void failNextExtend(TpmException failure) {
+        this.failNextExtend = failure;
+    }
+
+    private void extend(MeasurementEvent event) throws TpmException {
+        TpmException failure = failNextExtend;
+        if (failure != null) {
+            failNextExtend = null;
+            throw failure;
+        }
+        tpm.pcrExtend(pcr, event.extendDigest());
     }
 
     /** Measures a file: its SHA-256 and its name. */
@@ -186,13 +318,18 @@ public final class MeasurementLogStore implements AutoCloseable {
         writeSynced(tmp, log.encode());
         Files.move(tmp, directory.resolve(LOG_FILE), StandardCopyOption.ATOMIC_MOVE,
                 StandardCopyOption.REPLACE_EXISTING);
+        pending = null;
+        writeBoot(boot);
+        LOG.info("new measurement log for PCR {}: {}", pcr, why);
+        state = State.NEW_BOOT;
+        return state;
+    }
+
+    private void writeBoot(String boot) throws IOException {
         Path bootTmp = directory.resolve(BOOT_FILE + ".new");
         writeSynced(bootTmp, boot.getBytes(StandardCharsets.US_ASCII));
         Files.move(bootTmp, directory.resolve(BOOT_FILE), StandardCopyOption.ATOMIC_MOVE,
                 StandardCopyOption.REPLACE_EXISTING);
-        LOG.info("new measurement log for PCR {}: {}", pcr, why);
-        state = State.NEW_BOOT;
-        return state;
     }
 
     /** Releases the log for another agent. */

@@ -9,8 +9,9 @@ import java.util.Map;
 
 /**
  * The policy entry that approves one softphone release: what {@link MeasuredLauncher} measures for a
- * {@link LaunchSpec} — JVM files by real path, jars and configuration by file name, each with its SHA-256, and the
- * exact command line. {@code tpmphone policy approve} prints it; operators add it to the policy's {@code releases}.
+ * {@link LaunchSpec} — the JVM as {@code java.home}'s real path with its tree digest
+ * ({@link MeasuredLauncher#treeDigest}), jars and configuration by file name with their SHA-256, and the exact command
+ * line. {@code tpmphone policy approve} prints it; operators add it to the policy's {@code releases}.
  */
 public final class ReleaseManifest {
     private ReleaseManifest() {
@@ -19,11 +20,8 @@ public final class ReleaseManifest {
     public static Map<String, Object> of(String name, LaunchSpec spec) throws IOException {
         Map<String, Object> release = new LinkedHashMap<>();
         release.put("name", name);
-        Map<String, String> jvm = new LinkedHashMap<>();
-        for (Path f : MeasuredLauncher.jvmFiles(spec)) {
-            jvm.put(f.toString(), hex(f));
-        }
-        release.put("jvm", jvm);
+        MeasuredLauncher.JvmDigest jvm = MeasuredLauncher.jvmDigest(spec);
+        release.put("jvm", Map.of(jvm.javaHome(), jvm.digestHex()));
         Map<String, String> jars = new LinkedHashMap<>();
         for (Path jar : spec.classPath()) {
             jars.put(jar.getFileName().toString(), hex(jar));

@@ -38,7 +38,8 @@ class AgentLifecycleIT {
                 Clock.systemUTC());
              TpmClient tpm = TpmClient.open(TpmUri.parse(swtpm.tpmUri()));
              Agent agent = new Agent(tpm, Fixture.client(server), dir.resolve("agent"), "host-a", Fixture.PCR, spec,
-                     Duration.ofHours(1), Clock.systemUTC())) {
+                     Duration.ofHours(1), Clock.systemUTC())
+                     .withEnrollmentToken(Fixture.enrollmentToken(Fixture.client(server), "host-a"))) {
             Agent.Status status = agent.start();
             assertEquals("MEASURED", status.level(), () -> "reasons: " + status.reasons());
             assertTrue(waitFor(() -> agent.broker().childConnected()), "the measured child used the broker");
@@ -64,7 +65,8 @@ class AgentLifecycleIT {
                 Clock.systemUTC());
              TpmClient tpm = TpmClient.open(uri);
              Agent agent = new Agent(tpm, Fixture.client(server), dir.resolve("agent"), "host-b", Fixture.PCR, spec,
-                     Duration.ofHours(1), Clock.systemUTC())) {
+                     Duration.ofHours(1), Clock.systemUTC())
+                     .withEnrollmentToken(Fixture.enrollmentToken(Fixture.client(server), "host-b"))) {
             assertEquals("MEASURED", agent.start().level());
             assertFalse(agent.checkForReboot(), "no reboot yet");
             swtpm.restart();
@@ -90,7 +92,8 @@ class AgentLifecycleIT {
             Process first = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
                     "-cp", System.getProperty("java.class.path"), AgentProcessMain.class.getName(), swtpm.tpmUri(),
                     server.uri().toString(), pem.toString(), dir.resolve("agent").toString(), "host-c",
-                    jar.toString(), config.toString()).redirectError(dir.resolve("first-agent.log").toFile()).start();
+                    jar.toString(), config.toString(), Fixture.enrollmentToken(Fixture.client(server), "host-c"))
+                    .redirectError(dir.resolve("first-agent.log").toFile()).start();
             try {
                 String line = new java.io.BufferedReader(new java.io.InputStreamReader(first.getInputStream(),
                         java.nio.charset.StandardCharsets.US_ASCII)).readLine();
@@ -100,7 +103,8 @@ class AgentLifecycleIT {
             }
             try (TpmClient tpm = TpmClient.open(TpmUri.parse(swtpm.tpmUri()));
                  Agent second = new Agent(tpm, Fixture.client(server), dir.resolve("agent"), "host-c", Fixture.PCR,
-                         spec, Duration.ofHours(1), Clock.systemUTC())) {
+                         spec, Duration.ofHours(1), Clock.systemUTC())
+                         .withEnrollmentToken(Fixture.enrollmentToken(Fixture.client(server), "host-c"))) {
                 Agent.Status after = second.start();
                 assertEquals("CONTINUED", after.logState(), "the log of this boot was kept");
                 assertEquals("MEASURED", after.level(), () -> "reasons: " + after.reasons());
@@ -130,7 +134,8 @@ class AgentLifecycleIT {
             try (AttestationServer server = Fixture.server(serverState, swtpm, Fixture.policy(1, spec),
                     Clock.systemUTC());
                  Agent agent = new Agent(tpm, Fixture.client(server), dir.resolve("agent"), "host-d", Fixture.PCR,
-                         spec, Duration.ofHours(1), Clock.systemUTC())) {
+                         spec, Duration.ofHours(1), Clock.systemUTC())
+                         .withEnrollmentToken(Fixture.enrollmentToken(Fixture.client(server), "host-d"))) {
                 akId = agent.start().akId();
             }
             try (AttestationServer restarted = Fixture.server(serverState, swtpm, Fixture.policy(1, spec),

@@ -13,7 +13,7 @@ import java.util.List;
 
 /**
  * An agent in its own JVM, so a test can kill it with SIGKILL (a crash). Arguments: TPM URI, server URI, server TLS
- * certificate PEM file, state directory, host, jar, config. Prints the level on stdout, then runs until killed.
+ * certificate PEM file, state directory, host, jar, config[, enrollment token]. Prints the level on stdout, then runs until killed.
  */
 public final class AgentProcessMain {
     private AgentProcessMain() {
@@ -28,7 +28,7 @@ public final class AgentProcessMain {
         AttestationClient client = new AttestationClient(URI.create(args[1]), cert, Duration.ofSeconds(10));
         LaunchSpec spec = Fixture.spec(Path.of(args[5]), Path.of(args[6]), List.of());
         Agent agent = new Agent(tpm, client, Path.of(args[3]), args[4], Fixture.PCR, spec, Duration.ofHours(1),
-                Clock.systemUTC());
+                Clock.systemUTC()).withEnrollmentToken(args.length > 7 ? args[7] : null);
         System.out.println("LEVEL " + agent.start().level());
         System.out.flush();
         Thread.currentThread().join();

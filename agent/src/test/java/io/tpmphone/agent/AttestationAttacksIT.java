@@ -70,7 +70,7 @@ class AttestationAttacksIT {
         client = Fixture.client(server);
         tpm = TpmClient.open(TpmUri.parse(TPM.process().tpmUri()));
         host = new HostAttestation(tpm, client);
-        akId = host.enroll("victim").akId();
+        akId = host.enroll("victim", Fixture.enrollmentToken(client, "victim")).akId();
         store = MeasurementLogStore.open(dir.resolve("log"), tpm, Fixture.PCR);
     }
 
@@ -85,9 +85,7 @@ class AttestationAttacksIT {
     private HostAttestation.Verdict launchAndAttest(LaunchSpec spec) throws Exception {
         reboot();
         Broker broker = Broker.start(dir.resolve("broker-" + (++launches)), binder -> "unused");
-        MeasuredLauncher.Launched child = new MeasuredLauncher(store, dir.resolve("launch"))
-                .launch(spec, Map.of("TPMPHONE_BROKER", broker.socketPath().toString()));
-        Fixture.giveToken(child.process(), broker);
+        MeasuredLauncher.Launched child = new MeasuredLauncher(store, dir.resolve("launch")).launch(spec, broker);
         try {
             return host.attest(akId, store.log());
         } finally {
@@ -129,6 +127,22 @@ class AttestationAttacksIT {
         }
     }
 
+    /** A request refused before the quote authenticated: 403 naming the check, a REFUSAL record, no result. */
+    private void assertRefused403(org.junit.jupiter.api.function.Executable request, String check,
+                                  String messageContains) throws Exception {
+        AttestationClientException e = assertThrows(AttestationClientException.class, request);
+        assertEquals(403, e.status(), e.getMessage());
+        assertEquals(Optional.of(check), e.check(), e.getMessage());
+        if (messageContains != null) {
+            assertTrue(e.getMessage().contains(messageContains), e.getMessage());
+        }
+        JsonNode audit = lastAudit();
+        assertEquals("REFUSAL", audit.get("type").asText());
+        assertEquals("APPRAISAL_REFUSED", audit.get("outcome").asText());
+        assertEquals(check, audit.at("/detail/check").asText(), audit.toString());
+        assertTrue(audit.get("subject").asText().startsWith("ak:"), "not attributed to a host: " + audit);
+    }
+
     @Test
     void theApprovedRelease_isMeasured() throws Exception {
         HostAttestation.Verdict v = launchAndAttest(approved);
@@ -142,7 +156,7 @@ class AttestationAttacksIT {
         bytes[bytes.length / 2] ^= 0x01;
         Files.write(tampered, bytes);
         HostAttestation.Verdict v = launchAndAttest(Fixture.spec(tampered, config, List.of()));
-        assertRefused(v, "FAILED", null, "softphone-core.jar");
+        assertRefused(v, "FAILED", "executables", "softphone-core.jar");
     }
 
     @Test
@@ -150,14 +164,13 @@ class AttestationAttacksIT {
         Path other = Files.createDirectories(dir.resolve("other-config")).resolve("softphone.properties");
         Files.writeString(other, "sip.port=5061\ndebug=true\n");
         HostAttestation.Verdict v = launchAndAttest(Fixture.spec(jar, other, List.of()));
-        assertRefused(v, "IDENTIFIED", null, "softphone.properties");
+        assertRefused(v, "IDENTIFIED", "configuration", "softphone.properties");
     }
 
     @Test
     void anExtraJavaAgentOption_isNotMeasured() throws Exception {
         HostAttestation.Verdict v = launchAndAttest(Fixture.spec(jar, config, List.of("-javaagent:spy.jar")));
-        assertNotEquals("MEASURED", v.level());
-        assertRefused(v, v.level(), null, "-javaagent:spy.jar");
+        assertRefused(v, "IDENTIFIED", "configuration", "-javaagent:spy.jar");
     }
 
     @Test
@@ -168,8 +181,9 @@ class AttestationAttacksIT {
         TpmQuote quote = tpm.quote(HostAttestation.AK, PcrSelection.parse(grant.get("pcrSelection").asText()),
                 nonce);
         Map<String, Object> request = HostAttestation.appraisalRequest(akId, nonce, quote, store.log());
-        assertNotEquals("FAILED", host.appraise(request).level(), "the first presentation is fine");
-        assertRefused(host.appraise(request), "FAILED", "NONCE", "already used");
+        assertEquals("IDENTIFIED", host.appraise(request).level(), "the first presentation is appraised (no softphone"
+                + " runs in this boot, so not MEASURED)");
+        assertRefused403(() -> host.appraise(request), "NONCE", "already used");
     }
 
     @Test
@@ -180,7 +194,7 @@ class AttestationAttacksIT {
         TpmQuote quote = tpm.quote(HostAttestation.AK, PcrSelection.parse(grant.get("pcrSelection").asText()),
                 nonce);
         clock.advance(Duration.ofSeconds(31));
-        assertRefused(host.appraise(HostAttestation.appraisalRequest(akId, nonce, quote, store.log())), "FAILED",
+        assertRefused403(() -> host.appraise(HostAttestation.appraisalRequest(akId, nonce, quote, store.log())),
                 "NONCE", "expired");
     }
 
@@ -189,7 +203,7 @@ class AttestationAttacksIT {
         reboot();
         byte[] nonce = tpm.getRandom(32);
         TpmQuote quote = tpm.quote(HostAttestation.AK, PcrSelection.parse("sha256:0-7,14"), nonce);
-        assertRefused(host.appraise(HostAttestation.appraisalRequest(akId, nonce, quote, store.log())), "FAILED",
+        assertRefused403(() -> host.appraise(HostAttestation.appraisalRequest(akId, nonce, quote, store.log())),
                 "NONCE", null);
     }
 
@@ -209,10 +223,13 @@ class AttestationAttacksIT {
         JsonNode grant = client.post("/v1/nonces", Map.of("akId", akId), null);
         byte[] nonce = HexFormat.of().parseHex(grant.get("nonce").asText());
         TpmQuote forged = tpm.quote(rogue, PcrSelection.parse(grant.get("pcrSelection").asText()), nonce);
-        assertRefused(host.appraise(HostAttestation.appraisalRequest(akId, nonce, forged, store.log())), "FAILED",
+        assertRefused403(() -> host.appraise(HostAttestation.appraisalRequest(akId, nonce, forged, store.log())),
                 "SIGNATURE", null);
-        assertRefused(host.appraise(HostAttestation.appraisalRequest(rogueId, nonce, forged, store.log())),
-                "FAILED", "AK_ENROLLED", null);
+        assertRefused403(() -> host.appraise(HostAttestation.appraisalRequest(rogueId, nonce, forged,
+                store.log())), "AK_ENROLLED", null);
+        JsonNode victim = client.get("/v1/hosts/victim", Fixture.ADMIN_TOKEN);
+        assertNotEquals("FAILED", victim.at("/lastAppraisal/level").asText(),
+                "an unauthenticated request cannot mark the host FAILED: " + victim);
     }
 
     @Test
@@ -222,7 +239,7 @@ class AttestationAttacksIT {
         TpmtPublic ek = tpm.ensureEndorsementKey(EkType.RSA_2048);
         byte[] cert = tpm.readEndorsementCertificate(EkType.RSA_2048).orElseThrow();
         AttestationClientException e = assertThrows(AttestationClientException.class,
-                () -> host.enrollWith("victim", ek.encoded(), cert, signingKey));
+                () -> host.enrollWith("victim", ek.encoded(), cert, signingKey, null));
         assertEquals(403, e.status());
         assertEquals(Optional.of("AK_TEMPLATE"), e.check());
         assertTrue(e.getMessage().contains("RESTRICTED"), e.getMessage());
@@ -236,8 +253,9 @@ class AttestationAttacksIT {
         try (SwtpmProcess stranger = SwtpmProcess.builder().withEkCertificate(true)
                 .privateCertificateAuthority(true).start();
              TpmClient other = TpmClient.open(TpmUri.parse(stranger.tpmUri()))) {
+            String token = Fixture.enrollmentToken(client, "stranger");
             AttestationClientException e = assertThrows(AttestationClientException.class,
-                    () -> new HostAttestation(other, client).enroll("stranger"));
+                    () -> new HostAttestation(other, client).enroll("stranger", token));
             assertEquals(403, e.status());
             assertEquals(Optional.of("EK_CERTIFICATE"), e.check());
             assertEquals("EK_CERTIFICATE", lastAudit().at("/detail/check").asText());
@@ -248,9 +266,7 @@ class AttestationAttacksIT {
     void anEventLogWithOneEntryRemovedInsertedOrModified_isFailed_namingTheIndex() throws Exception {
         reboot();
         Broker broker = Broker.start(dir.resolve("broker-log"), binder -> "unused");
-        MeasuredLauncher.Launched child = new MeasuredLauncher(store, dir.resolve("launch"))
-                .launch(approved, Map.of("TPMPHONE_BROKER", broker.socketPath().toString()));
-        Fixture.giveToken(child.process(), broker);
+        MeasuredLauncher.Launched child = new MeasuredLauncher(store, dir.resolve("launch")).launch(approved, broker);
         try {
             MeasurementLog good = store.log();
             assertEquals("MEASURED", host.attest(akId, good).level(), "the genuine log is accepted first");
@@ -285,8 +301,8 @@ class AttestationAttacksIT {
             JsonNode grant = client.post("/v1/nonces", Map.of("akId", akId), null);
             byte[] nonce = HexFormat.of().parseHex(grant.get("nonce").asText());
             TpmQuote quote = tpm.quote(HostAttestation.AK, PcrSelection.parse(selection), nonce);
-            assertRefused(host.appraise(HostAttestation.appraisalRequest(akId, nonce, quote, store.log())),
-                    "FAILED", "PCR_SELECTION", null);
+            assertRefused403(() -> host.appraise(HostAttestation.appraisalRequest(akId, nonce, quote,
+                    store.log())), "PCR_SELECTION", null);
         }
     }
 
@@ -351,5 +367,44 @@ class AttestationAttacksIT {
         AttestationClientException junk = assertThrows(AttestationClientException.class,
                 () -> client.put("/v1/policy", "{\"version\": 2, ", Fixture.ADMIN_TOKEN));
         assertEquals(400, junk.status());
+    }
+
+    @Test
+    void aNewHostWithoutAnOperatorsToken_cannotEnroll_andATokenIsSingleUse() throws Exception {
+        try (SwtpmProcess other = SwtpmProcess.builder().withEkCertificate(true).start();
+             TpmClient otherTpm = TpmClient.open(TpmUri.parse(other.tpmUri()))) {
+            HostAttestation squatter = new HostAttestation(otherTpm, client);
+            AttestationClientException none = assertThrows(AttestationClientException.class,
+                    () -> squatter.enroll("payroll-phone", null));
+            assertEquals(Optional.of("ENROLLMENT_TOKEN"), none.check());
+            String token = Fixture.enrollmentToken(client, "payroll-phone");
+            AttestationClientException wrongHost = assertThrows(AttestationClientException.class,
+                    () -> squatter.enroll("ceo-phone", token));
+            assertEquals(Optional.of("ENROLLMENT_TOKEN"), wrongHost.check());
+            assertEquals("payroll-phone", squatter.enroll("payroll-phone", token).host());
+            // Replacing the AK of an enrolled host with the same EK needs no token: the TPM proves it.
+            otherTpm.evict(HostAttestation.AK);
+            assertEquals("payroll-phone", squatter.enroll("payroll-phone", null).host());
+        }
+        AttestationClientException reused = assertThrows(AttestationClientException.class,
+                () -> host.enroll("payroll-phone", null));
+        assertEquals(409, reused.status(), "another TPM cannot take an enrolled name: " + reused.getMessage());
+    }
+
+    @Test
+    void aRewrittenLogWithinOneBoot_isFailed_evenThoughItReplays() throws Exception {
+        reboot();
+        HostAttestation.Verdict first = launchAndAttest(approved);
+        assertEquals("MEASURED", first.level());
+        // An attacker with the host deletes the log and the agent starts anew in the same boot: the new log begins
+        // at the current PCR value and replays, but it is not the history the server accepted.
+        store.close();
+        Path logDir = dir.resolve("log");
+        Files.delete(logDir.resolve("measurements.log"));
+        store = MeasurementLogStore.open(logDir, tpm, Fixture.PCR);
+        assertEquals(MeasurementLogStore.State.NEW_BOOT, store.state());
+        HostAttestation.Verdict rewritten = host.attest(akId, store.log());
+        assertEquals("FAILED", rewritten.level(), rewritten.reasons().toString());
+        assertTrue(String.join(" ", rewritten.reasons()).contains("rewritten"), rewritten.reasons().toString());
     }
 }

@@ -6,7 +6,6 @@ import io.tpmphone.softphone.SoftphoneMain;
 import io.tpmphone.swtpm.SwtpmProcess;
 import java.io.IOException;
 import java.io.InputStream;
-import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -96,16 +95,14 @@ final class Fixture {
         return new AttestationClient(server.uri(), server.tlsCertificate(), Duration.ofSeconds(10));
     }
 
+    /** An operator's enrollment token for a new host name. */
+    static String enrollmentToken(AttestationClient client, String host) throws Exception {
+        return client.post("/v1/enrollment-tokens", Map.of("host", host), ADMIN_TOKEN).get("enrollmentToken").asText();
+    }
+
     static Path config(Path dir, String content) throws IOException {
         Path c = dir.resolve("softphone.properties");
         Files.writeString(c, content, StandardCharsets.UTF_8);
         return c;
-    }
-
-    /** Hands the broker token to a launched child. */
-    static void giveToken(Process child, Broker broker) throws IOException {
-        OutputStream stdin = child.getOutputStream();
-        stdin.write((broker.token() + "\n").getBytes(StandardCharsets.US_ASCII));
-        stdin.flush();
     }
 }

@@ -1,0 +1,79 @@
+package io.tpmphone.agent;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.channels.Channels;
+import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/** A client that connects and says nothing keeps nobody out, and is dropped at the HELLO deadline. */
+class BrokerHelloDeadlineTest {
+    @Test
+    @Timeout(20)
+    void aSilentConnection_doesNotKeepTheChildOut_andIsClosedAtTheDeadline(@TempDir Path dir) throws Exception {
+        try (Broker broker = Broker.start(dir.resolve("broker"), binder -> "akId=00")) {
+            SocketChannel silent = SocketChannel.open(StandardProtocolFamily.UNIX);
+            silent.connect(UnixDomainSocketAddress.of(broker.socketPath()));
+
+            long started = System.nanoTime();
+            try (SocketChannel child = SocketChannel.open(StandardProtocolFamily.UNIX)) {
+                child.connect(UnixDomainSocketAddress.of(broker.socketPath()));
+                Channels.newOutputStream(child).write(("HELLO " + broker.token() + "\n")
+                        .getBytes(StandardCharsets.US_ASCII));
+                String answer = new BufferedReader(new InputStreamReader(Channels.newInputStream(child),
+                        StandardCharsets.US_ASCII)).readLine();
+                assertEquals("OK", answer);
+            }
+            long ms = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - started);
+            assertTrue(broker.childConnected());
+            assertTrue(ms < Broker.HELLO_DEADLINE.toMillis() + 1000, "the child waited " + ms + " ms");
+
+            CompletableFuture<Integer> eof = CompletableFuture.supplyAsync(() -> {
+                try {
+                    return silent.read(ByteBuffer.allocate(64));
+                } catch (java.io.IOException e) {
+                    return -2;
+                }
+            });
+            int read = eof.get(Broker.HELLO_DEADLINE.plus(Duration.ofSeconds(3)).toMillis(), TimeUnit.MILLISECONDS);
+            assertTrue(read < 0, "the silent connection was closed by the broker, read " + read);
+            silent.close();
+        }
+    }
+
+    @Test
+    @Timeout(20)
+    void silentConnectionsBeforeTheChild_areDroppedAndTheChildGetsIn(@TempDir Path dir) throws Exception {
+        try (Broker broker = Broker.start(dir.resolve("broker"), binder -> "akId=00", Duration.ofMillis(300))) {
+            SocketChannel[] silent = new SocketChannel[20];
+            for (int i = 0; i < silent.length; i++) {
+                silent[i] = SocketChannel.open(StandardProtocolFamily.UNIX);
+                silent[i].connect(UnixDomainSocketAddress.of(broker.socketPath()));
+            }
+            TimeUnit.MILLISECONDS.sleep(600);
+            try (SocketChannel child = SocketChannel.open(StandardProtocolFamily.UNIX)) {
+                child.connect(UnixDomainSocketAddress.of(broker.socketPath()));
+                Channels.newOutputStream(child).write(("HELLO " + broker.token() + "\n")
+                        .getBytes(StandardCharsets.US_ASCII));
+                assertEquals("OK", new BufferedReader(new InputStreamReader(Channels.newInputStream(child),
+                        StandardCharsets.US_ASCII)).readLine());
+            }
+            for (SocketChannel s : silent) {
+                s.close();
+            }
+        }
+    }
+}

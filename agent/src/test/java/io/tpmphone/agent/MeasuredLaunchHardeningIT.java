@@ -1,0 +1,320 @@
+package io.tpmphone.agent;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.tpmphone.attestation.EventType;
+import io.tpmphone.attestation.HashAlgorithm;
+import io.tpmphone.attestation.MeasurementEvent;
+import io.tpmphone.attestation.MeasurementLog;
+import io.tpmphone.attestation.PcrSelection;
+import io.tpmphone.attestation.SecretBytes;
+import io.tpmphone.attestation.TpmtPublic;
+import io.tpmphone.server.AttestationServer;
+import io.tpmphone.swtpm.SwtpmProcess;
+import io.tpmphone.swtpm.WithSwtpm;
+import io.tpmphone.tpm.EkType;
+import io.tpmphone.tpm.TpmClient;
+import io.tpmphone.tpm.TpmException;
+import io.tpmphone.tpm.TpmUri;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.Base64;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.TimeUnit;
+import java.util.function.BooleanSupplier;
+import java.util.stream.Collectors;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The measured launch's review findings, each against a real swtpm and the real softphone child: the child runs
+ * unprivileged, a silent broker client keeps nobody out, orphans are killed by pid AND start time, a reboot does not
+ * extend TERMINATED into the new boot, and a failed TERMINATED extend is retried.
+ */
+@WithSwtpm(ekCertificate = true, perMethod = true)
+class MeasuredLaunchHardeningIT {
+
+    @Test
+    void theIsolatedChild_runsUnprivileged_onReadOnlyCode_andStillReachesTheBroker(SwtpmProcess swtpm,
+            @TempDir Path dir) throws Exception {
+        LaunchSpec spec = Fixture.spec(Fixture.softphoneJar(dir), Fixture.config(dir, "a=1\n"), List.of());
+        try (TpmClient tpm = TpmClient.open(TpmUri.parse(swtpm.tpmUri()));
+             MeasurementLogStore store = MeasurementLogStore.open(dir.resolve("log"), tpm, Fixture.PCR);
+             Broker broker = Broker.start(dir.resolve("broker"), binder -> "akId=00 pcrs=sha256:14")) {
+            // A silent same-host client connects first: the child must still get in (HELLO deadline).
+            SocketChannel silent = SocketChannel.open(StandardProtocolFamily.UNIX);
+            silent.connect(UnixDomainSocketAddress.of(broker.socketPath()));
+            long started = System.nanoTime();
+            MeasuredLauncher.Launched child = new MeasuredLauncher(store, dir.resolve("launch")).launch(spec, broker);
+            try {
+                ProcessHandle jvm = childJvm(child.process());
+                Map<String, String> status = procStatus(jvm.pid());
+                assertNotEquals("0", status.get("Uid").split("\\s+")[0], "the child does not run as root: " + status);
+                assertFalse(List.of(status.get("Uid").split("\\s+")).contains("0"), "no uid 0 at all: " + status);
+                assertEquals("1", status.get("NoNewPrivs"));
+                for (String caps : List.of("CapEff", "CapPrm", "CapBnd", "CapInh", "CapAmb")) {
+                    assertEquals("0000000000000000", status.get(caps), caps);
+                }
+                assertTrue(status.get("Groups").isBlank() || !List.of(status.get("Groups").split("\\s+"))
+                        .contains("0"), "no root group: " + status.get("Groups"));
+
+                assertTrue(waitFor(broker::childConnected, Duration.ofSeconds(15)),
+                        "the unprivileged child connected to the broker: " + read(dir.resolve("launch/child.log")));
+                long ms = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - started);
+                assertTrue(waitFor(() -> read(dir.resolve("launch/child.log")).contains("attested through the agent"
+                        + " broker"), Duration.ofSeconds(10)), read(dir.resolve("launch/child.log")));
+                System.err.println("child connected through the broker " + ms + " ms after launch");
+
+                // Code: readable by the child, owned by the agent, mounted read-only in the child.
+                Path code = child.codeDirectory();
+                assertEquals("rwxr-xr-x", PosixFilePermissions.toString(Files.getPosixFilePermissions(code)));
+                assertEquals("rw-r--r--", PosixFilePermissions.toString(Files.getPosixFilePermissions(
+                        code.resolve("softphone-core.jar"))));
+                assertEquals(0, Files.getAttribute(code, "unix:uid"));
+                String cwd = Files.readSymbolicLink(Path.of("/proc/" + jvm.pid() + "/cwd")).toString();
+                assertEquals(MeasuredLauncher.CHILD_CODE_MOUNT.toString(), cwd);
+                assertEquals(Files.readAttributes(code, "unix:ino").get("ino"), Files.readAttributes(
+                        Path.of("/proc/" + jvm.pid() + "/cwd"), "unix:ino").get("ino"), "the view is the staged code");
+                assertTrue(Files.readAllLines(Path.of("/proc/" + jvm.pid() + "/mountinfo")).stream()
+                        .map(l -> l.split(" ")).anyMatch(f -> f[4].equals(cwd)
+                                && List.of(f[5].split(",")).contains("ro")), "the code directory is read-only");
+                // As the child's user, with its mounts, writing the code directory fails.
+                String uid = status.get("Uid").split("\\s+")[0];
+                Process write = new ProcessBuilder("nsenter", "-t", Long.toString(jvm.pid()), "-m", "-p",
+                        "setpriv", "--reuid=" + uid, "--regid=" + status.get("Gid").split("\\s+")[0],
+                        "--clear-groups", "/bin/sh", "-c", "touch '" + cwd + "/evil.jar'").redirectErrorStream(true)
+                        .start();
+                assertTrue(write.waitFor(10, TimeUnit.SECONDS));
+                String out = new String(write.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+                assertNotEquals(0, write.exitValue(), "the child's user could write its code: " + out);
+                assertTrue(out.contains("Read-only") || out.contains("Permission denied"), out);
+                assertFalse(Files.exists(code.resolve("evil.jar")));
+
+                // The ISOLATION event says what was applied.
+                MeasurementEvent isolation = store.log().events().stream()
+                        .filter(e -> e.type() == EventType.ISOLATION).findFirst().orElseThrow();
+                String data = isolation.dataAsString();
+                for (String applied : List.of("--pid", "--mount", "--ipc", "ro-bind", "setpriv uid " + uid,
+                        "no_new_privs", "bounding-set -all", "no capabilities")) {
+                    assertTrue(data.contains(applied), "ISOLATION names " + applied + ": " + data);
+                }
+                // One JVM event, for the whole java.home.
+                List<MeasurementEvent> jvmEvents = store.log().events().stream()
+                        .filter(e -> e.type() == EventType.JVM).toList();
+                assertEquals(1, jvmEvents.size());
+                assertEquals(spec.javaHome().toRealPath().toString(), jvmEvents.get(0).dataAsString());
+                assertArrayEquals(MeasuredLauncher.jvmDigest(spec).digest(), jvmEvents.get(0).contentDigest());
+                // LAUNCH names the pid and its start time.
+                String launch = child.events().get(child.events().size() - 1).dataAsString();
+                assertEquals("pid " + child.process().pid() + " start "
+                        + child.process().toHandle().info().startInstant().orElseThrow(), launch);
+            } finally {
+                child.process().getOutputStream().close();
+                child.terminated().get(15, TimeUnit.SECONDS);
+                silent.close();
+            }
+            assertEquals(EventType.TERMINATED, store.log().event(store.log().size() - 1).type());
+        }
+    }
+
+    @Test
+    void aFailedTerminatedExtend_isRetried_andRecordedOnce(SwtpmProcess swtpm, @TempDir Path dir)
+            throws Exception {
+        LaunchSpec spec = Fixture.spec(Fixture.softphoneJar(dir), Fixture.config(dir, "a=1\n"), List.of());
+        try (TpmClient tpm = TpmClient.open(TpmUri.parse(swtpm.tpmUri()));
+             MeasurementLogStore store = MeasurementLogStore.open(dir.resolve("log"), tpm, Fixture.PCR);
+             Broker broker = Broker.start(dir.resolve("broker"), binder -> "akId=00")) {
+            MeasuredLauncher.Launched child = new MeasuredLauncher(store, dir.resolve("launch")).launch(spec, broker);
+            assertTrue(waitFor(broker::childConnected, Duration.ofSeconds(15)), read(dir.resolve("launch/child.log")));
+            store.failNextExtend(new TpmException("injected: TPM unreachable"));
+            child.process().getOutputStream().close();
+            assertTrue(child.process().waitFor(15, TimeUnit.SECONDS));
+            assertTrue(waitFor(store::extendPending, Duration.ofSeconds(5)), "the exit handler tried and failed");
+            assertTrue(child.terminationPending(), "dead, TERMINATED not yet in the PCR");
+            assertFalse(child.terminated().isDone());
+
+            Optional<MeasurementEvent> recorded = child.recordTermination();
+            assertEquals(EventType.TERMINATED, recorded.orElseThrow().type());
+            assertFalse(child.terminationPending());
+            assertFalse(store.extendPending());
+            MeasurementLog log = store.log();
+            assertEquals(1, log.events().stream().filter(e -> e.type() == EventType.TERMINATED).count(),
+                    "TERMINATED once");
+            assertArrayEquals(log.replay(Fixture.PCR).value(), pcr(tpm), "the log replays to the PCR");
+            assertEquals(recorded, child.recordTermination(), "idempotent");
+        }
+    }
+
+    @Test
+    void anOrphanedLaunch_whosePidNowBelongsToAnotherProcess_isNotKilled_butEnded(SwtpmProcess swtpm,
+            @TempDir Path dir) throws Exception {
+        ProcessHandle self = ProcessHandle.current();
+        Instant selfStart = self.info().startInstant().orElseThrow();
+        String reused = "pid " + self.pid() + " start " + selfStart.minusSeconds(3600);
+        assertTrue(Agent.orphan(reused).isEmpty(), "same pid, other start time: not our child");
+        assertEquals(Optional.of(self.pid()), Agent.orphan("pid " + self.pid() + " start " + selfStart)
+                .map(ProcessHandle::pid), "pid and start time match: the orphan");
+        assertTrue(Agent.orphan("pid " + self.pid()).isEmpty(), "a pid alone is never enough");
+
+        LaunchSpec spec = Fixture.spec(Fixture.softphoneJar(dir), Fixture.config(dir, "a=1\n"), List.of());
+        try (TpmClient tpm = TpmClient.open(TpmUri.parse(swtpm.tpmUri()))) {
+            try (MeasurementLogStore store = MeasurementLogStore.open(dir.resolve("agent/log"), tpm, Fixture.PCR)) {
+                store.measure(EventType.LAUNCH, HashAlgorithm.SHA256.digest(reused.getBytes(StandardCharsets.US_ASCII)),
+                        reused);
+            }
+            try (AttestationServer server = Fixture.server(dir.resolve("server"), swtpm, Fixture.policy(1, spec),
+                    Clock.systemUTC());
+                 Agent agent = new Agent(tpm, Fixture.client(server), dir.resolve("agent"), "host-o", Fixture.PCR,
+                         spec, Duration.ofHours(1), Clock.systemUTC())) {
+                enroll(server, tpm, dir.resolve("agent"), "host-o");
+                agent.start();
+                assertTrue(self.isAlive(), "this JVM (the pid in the LAUNCH) was not killed");
+                List<MeasurementEvent> events = agent.store().log().events();
+                assertEquals(EventType.LAUNCH, events.get(1).type());
+                assertEquals(EventType.TERMINATED, events.get(2).type(), "the orphaned launch is still ended");
+                assertTrue(events.get(2).dataAsString().startsWith("agent restarted"));
+            }
+        }
+    }
+
+    @Test
+    void aTpmReboot_stopsTheOldChildWithoutExtendingTheNewBoot_thenRelaunches(SwtpmProcess swtpm,
+            @TempDir Path dir) throws Exception {
+        LaunchSpec spec = Fixture.spec(Fixture.softphoneJar(dir), Fixture.config(dir, "a=1\n"), List.of());
+        TpmUri uri = TpmUri.parse(swtpm.tpmUri());
+        try (AttestationServer server = Fixture.server(dir.resolve("server"), swtpm, Fixture.policy(1, spec),
+                Clock.systemUTC());
+             TpmClient tpm = TpmClient.open(uri);
+             Agent agent = new Agent(tpm, Fixture.client(server), dir.resolve("agent"), "host-r", Fixture.PCR, spec,
+                     Duration.ofHours(1), Clock.systemUTC())) {
+            enroll(server, tpm, dir.resolve("agent"), "host-r");
+            assertEquals("MEASURED", agent.start().level());
+            Process first = agent.child().orElseThrow();
+            String oldBoot = Files.readString(dir.resolve("agent/log/boot")).trim();
+            tpm.disconnect();
+            swtpm.restart();
+            assertTrue(agent.checkForReboot());
+            assertFalse(first.isAlive(), "the old child was stopped");
+
+            MeasurementLog archived = MeasurementLog.parse(Files.readAllBytes(
+                    dir.resolve("agent/log/measurements-boot-" + oldBoot + ".log")));
+            assertEquals(EventType.LAUNCH, archived.event(archived.size() - 1).type(),
+                    "the old boot's log ends at its LAUNCH: no TERMINATED was measured for it");
+            MeasurementLog fresh = agent.store().log();
+            assertArrayEquals(new byte[32], fresh.event(0).contentDigest(),
+                    "the new log starts from the reset PCR value: nothing was extended before it began");
+            assertEquals(0, fresh.events().stream().filter(e -> e.type() == EventType.TERMINATED).count());
+            assertEquals("MEASURED", agent.status().level(), () -> "reasons: " + agent.status().reasons());
+            assertTrue(agent.status().childAlive());
+        }
+    }
+
+    @Test
+    void aTpmRestart_startsANewLog_andAnUnchangedBoot_continues(SwtpmProcess swtpm, @TempDir Path dir)
+            throws Exception {
+        try (TpmClient tpm = TpmClient.open(TpmUri.parse(swtpm.tpmUri()));
+             MeasurementLogStore store = MeasurementLogStore.open(dir.resolve("log"), tpm, Fixture.PCR)) {
+            store.measure(EventType.CONFIGURATION, HashAlgorithm.SHA256.digest(new byte[] {1}), "x");
+            assertEquals(MeasurementLogStore.State.CONTINUED, store.reconcile());
+            assertFalse(store.tpmRebooted());
+            tpm.disconnect();
+            swtpm.restart();
+            assertTrue(store.tpmRebooted(), "swtpm restart changed the reset count and reset the PCR");
+            assertEquals(MeasurementLogStore.State.NEW_BOOT, store.reconcile());
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------------- helpers
+
+    /**
+     * Enrolls {@code host} with an operator's enrollment token (the server now requires one for a new host name) and
+     * leaves the enrollment where the agent finds it, so {@link Agent#start()} does not enroll again.
+     */
+    private static void enroll(AttestationServer server, TpmClient tpm, Path state, String host) throws Exception {
+        AttestationClient client = Fixture.client(server);
+        String token = client.post("/v1/enrollment-tokens", Map.of("host", host), Fixture.ADMIN_TOKEN)
+                .get("enrollmentToken").asText();
+        TpmtPublic ek = tpm.ensureEndorsementKey(EkType.RSA_2048);
+        byte[] certificate = tpm.readEndorsementCertificate(EkType.RSA_2048).orElseThrow();
+        TpmtPublic ak = tpm.readPublic(HostAttestation.AK).isPresent() ? tpm.readPublic(HostAttestation.AK).get()
+                : tpm.createAttestationKey(EkType.RSA_2048.defaultHandle(), HostAttestation.AK);
+        Base64.Encoder b64 = Base64.getEncoder();
+        Map<String, Object> request = new LinkedHashMap<>();
+        request.put("host", host);
+        request.put("ekPublic", b64.encodeToString(ek.encoded()));
+        request.put("ekCertificate", b64.encodeToString(certificate));
+        request.put("akPublic", b64.encodeToString(ak.encoded()));
+        request.put("enrollmentToken", token);
+        JsonNode challenge = client.post("/v1/enrollments", request, null);
+        JsonNode credential = challenge.get("credential");
+        Base64.Decoder d = Base64.getDecoder();
+        SecretBytes secret = tpm.activateCredential(HostAttestation.AK, EkType.RSA_2048.defaultHandle(),
+                d.decode(credential.get("integrityHmac").asText()), d.decode(credential.get("encIdentity").asText()),
+                d.decode(credential.get("encryptedSecret").asText()));
+        JsonNode done = client.post("/v1/enrollments/" + challenge.get("enrollmentId").asText() + "/activation",
+                Map.of("secret", b64.encodeToString(secret.reveal())), null);
+        secret.destroy();
+        Files.createDirectories(state);
+        Files.writeString(state.resolve("enrollment"), host + "\n" + done.get("akId").asText() + "\n",
+                StandardCharsets.US_ASCII);
+    }
+
+    private static byte[] pcr(TpmClient tpm) throws Exception {
+        return tpm.pcrRead(PcrSelection.of(HashAlgorithm.SHA256, Fixture.PCR)).value(Fixture.PCR);
+    }
+
+    private static ProcessHandle childJvm(Process wrapper) throws Exception {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(15);
+        while (System.nanoTime() < deadline) {
+            Optional<ProcessHandle> jvm = wrapper.toHandle().descendants().filter(h -> h.info().command()
+                    .map(c -> c.endsWith("/java")).orElse(false)).findFirst();
+            if (jvm.isPresent()) {
+                return jvm.get();
+            }
+            TimeUnit.MILLISECONDS.sleep(20);
+        }
+        throw new AssertionError("no JVM under the wrapper");
+    }
+
+    private static Map<String, String> procStatus(long pid) throws Exception {
+        return Files.readAllLines(Path.of("/proc/" + pid + "/status")).stream().filter(l -> l.contains(":"))
+                .collect(Collectors.toMap(l -> l.substring(0, l.indexOf(':')), l -> l.substring(l.indexOf(':') + 1)
+                        .trim(), (a, b) -> a));
+    }
+
+    private static String read(Path p) {
+        try {
+            return Files.readString(p);
+        } catch (java.io.IOException e) {
+            return e.toString();
+        }
+    }
+
+    private static boolean waitFor(BooleanSupplier condition, Duration timeout) throws InterruptedException {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        while (System.nanoTime() < deadline) {
+            if (condition.getAsBoolean()) {
+                return true;
+            }
+            TimeUnit.MILLISECONDS.sleep(20);
+        }
+        return false;
+    }
+
+}
