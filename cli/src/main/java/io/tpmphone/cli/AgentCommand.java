@@ -46,6 +46,9 @@ final class AgentCommand {
         List<String> jvmOptions = new ArrayList<>();
         @Option(names = "--no-isolation", description = "do not use PID/mount/IPC namespaces (no HARDENED level)")
         boolean noIsolation;
+        @Option(names = "--child-user", defaultValue = "nobody",
+                description = "unprivileged user the softphone core runs as (default ${DEFAULT-VALUE})")
+        String childUser;
 
         LaunchSpec spec(Path state) throws Exception {
             Path home = javaHome != null ? javaHome : Path.of(System.getProperty("java.home"));
@@ -65,7 +68,8 @@ final class AgentCommand {
                     Files.writeString(cfg, "# tpmphone softphone core configuration\n");
                 }
             }
-            return new LaunchSpec(home, jars, cfg, mainClass, jvmOptions, List.of(), !noIsolation);
+            return new LaunchSpec(home, jars, cfg, mainClass, jvmOptions, List.of(), !noIsolation)
+                    .withChildUser(childUser);
         }
     }
 
@@ -92,6 +96,9 @@ final class AgentCommand {
         int pcr;
         @Option(names = "--interval", defaultValue = "60", description = "re-attestation interval, seconds")
         int interval;
+        @Option(names = "--enrollment-token-file", description = "the operator's enrollment token for this host's"
+                + " first enrollment (tpmphone enrollment-token)")
+        Path enrollmentTokenFile;
         @picocli.CommandLine.ArgGroup(exclusive = false)
         LaunchOptions launch = new LaunchOptions();
 
@@ -101,7 +108,8 @@ final class AgentCommand {
                     Duration.ofSeconds(15));
             TpmClient tpmClient = TpmClient.open(TpmUri.parse(tpm));
             Agent agent = new Agent(tpmClient, client, state, host, pcr, launch.spec(state),
-                    Duration.ofSeconds(interval), Clock.systemUTC());
+                    Duration.ofSeconds(interval), Clock.systemUTC()).withEnrollmentToken(enrollmentTokenFile == null
+                    ? null : Pem.secret(enrollmentTokenFile, false));
             CountDownLatch stopped = new CountDownLatch(1);
             Runtime.getRuntime().addShutdownHook(new Thread(() -> {
                 agent.close();

@@ -42,7 +42,9 @@ final class AuditCommand {
     @Command(name = "verify", mixinStandardHelpOptions = true,
             description = {"Re-check every record hash, prev link and seq, and every checkpoint, of a database or an "
                     + "export, offline and read-only.",
-                    "Exit 0 if intact; exit 1 and print the first broken record otherwise."},
+                    "Exit 0 if intact; exit 1 and print the first broken record otherwise.",
+                    "Without the signer's key a whole rewritten chain would look intact, so --public-key is required",
+                    "unless --unsigned says you accept that (exit 3 then, even when the chain is consistent)."},
             footer = {"", "Example:", "  tpmphone audit verify --db audit.db --public-key audit-key.pem",
                     "  tpmphone audit verify --export audit.json --public-key audit-key.pem"})
     static final class Verify implements Callable<Integer> {
@@ -51,13 +53,21 @@ final class AuditCommand {
         @ArgGroup(exclusive = true, multiplicity = "1")
         Source source;
         @Option(names = "--public-key", paramLabel = "PEM",
-                description = "checkpoint signer's public key or certificate (PEM); without it signatures are not checked")
+                description = "checkpoint signer's public key or certificate (PEM), e.g. the server's"
+                        + " keys/result-signing-cert.pem")
         Path publicKey;
+        @Option(names = "--unsigned", description = "check the hash chain only, without signatures (exit 3 if"
+                + " consistent)")
+        boolean unsigned;
         @Option(names = "--json", description = "machine-readable output")
         boolean json;
 
         @Override
         public Integer call() throws Exception {
+            if (publicKey == null && !unsigned) {
+                throw new picocli.CommandLine.ParameterException(spec.commandLine(), "give --public-key (the server's"
+                        + " keys/result-signing-cert.pem) or, knowingly, --unsigned");
+            }
             Optional<PublicKey> key = Optional.empty();
             if (publicKey != null) {
                 key = Optional.of(AuditVerifier.publicKeyFromPem(Files.readString(publicKey)));
@@ -95,7 +105,10 @@ final class AuditCommand {
                 }
             }
             out.flush();
-            return report.intact() ? 0 : 1;
+            if (!report.intact()) {
+                return 1;
+            }
+            return report.signaturesChecked() ? 0 : 3;
         }
     }
 

@@ -6,7 +6,8 @@ import picocli.CommandLine.Command;
 /** The {@code tpmphone} command. Logs go to stderr; results to stdout ({@code --json} where a command reports). */
 @Command(name = "tpmphone", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = "A softphone host whose integrity a peer can verify before it talks to it.",
-        subcommands = {ServerCommand.class, AgentCommand.class, PolicyCommand.class, AuditCommand.class,
+        subcommands = {ServerCommand.class, AgentCommand.class, PolicyCommand.class, EnrollmentTokenCommand.class,
+                AuditCommand.class,
                 SwtpmCommand.class, TpmCommand.class, BenchCommand.class, DemoCommand.class,
                 CommandLine.HelpCommand.class},
         footer = {"", "Examples:", "  tpmphone swtpm start --json", "  tpmphone tpm info --tpm swtpm:host=127.0.0.1,port=2321",

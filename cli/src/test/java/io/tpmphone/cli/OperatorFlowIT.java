@@ -87,10 +87,16 @@ class OperatorFlowIT {
                     tpm.get("rootCertificate").asText(), "--policy", policy.toString()).start();
             awaitLine(server, "attestation server on https://127.0.0.1:" + port, serverLog);
 
+            String serverCert = serverState.resolve("keys/tls-cert.pem").toString();
+            Path token = dir.resolve("host1.token");
+            run(home, dir, "enrollment-token", "--host", "host1", "--out", token.toString(), "--server",
+                    "https://127.0.0.1:" + port, "--server-cert", serverCert, "--admin-token-file",
+                    dir.resolve("admin.token").toString());
             Path agentLog = dir.resolve("agent.log");
             agent = tpmphone(home, agentLog, "agent", "run", "--tpm", tpm.get("tpmUri").asText(), "--server",
                     "https://127.0.0.1:" + port, "--server-cert", serverState.resolve("keys/tls-cert.pem").toString(),
-                    "--state", agentState.toString(), "--host", "host1").start();
+                    "--state", agentState.toString(), "--host", "host1", "--enrollment-token-file", token.toString())
+                    .start();
             awaitLine(agent, "agent for host1: MEASURED", agentLog);
 
             JsonNode status = JSON.readTree(run(home, dir, "agent", "status", "--state", agentState.toString(),
