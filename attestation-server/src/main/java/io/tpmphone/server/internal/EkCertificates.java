@@ -24,6 +24,9 @@ import java.util.Set;
  * distribution points are often dead) — document and configure the trusted set narrowly instead. Immutable.
  */
 public final class EkCertificates {
+    /** tcg-kp-EKCertificate (TCG EK Credential Profile). */
+    static final String EK_CERTIFICATE_EKU = "2.23.133.8.1";
+
     private final Set<TrustAnchor> anchors = new HashSet<>();
     private final List<X509Certificate> intermediates = new ArrayList<>();
     private final Clock clock;
@@ -50,6 +53,18 @@ public final class EkCertificates {
         }
         X509Certificate cert = (X509Certificate) CertificateFactory.getInstance("X.509")
                 .generateCertificate(new ByteArrayInputStream(der));
+        // TCG EK Credential Profile: the EKU tcg-kp-EKCertificate; an EK decrypts (keyEncipherment for RSA,
+        // keyAgreement for ECC). Some manufacturers omit these extensions, so they are enforced when present.
+        List<String> eku = cert.getExtendedKeyUsage();
+        if (eku != null && !eku.contains(EK_CERTIFICATE_EKU)) {
+            throw new GeneralSecurityException("the certificate's extended key usage " + eku + " lacks "
+                    + EK_CERTIFICATE_EKU + " (tcg-kp-EKCertificate): not an EK certificate");
+        }
+        boolean[] usage = cert.getKeyUsage();
+        if (usage != null && !usage[2] && !usage[4]) {
+            throw new GeneralSecurityException("the certificate allows neither keyEncipherment nor keyAgreement:"
+                    + " not an EK certificate");
+        }
         X509CertSelector target = new X509CertSelector();
         target.setCertificate(cert);
         PKIXBuilderParameters params = new PKIXBuilderParameters(anchors, target);
