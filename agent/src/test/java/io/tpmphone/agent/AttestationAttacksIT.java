@@ -316,7 +316,7 @@ class AttestationAttacksIT {
         copyState(swtpm.stateDirectory(), snapshot);
         swtpm.restart();
         store.reconcile();
-        TimeUnit.MILLISECONDS.sleep(300); // let the TPM clock run past the snapshot
+        awaitTpmClockPast(null); // the TPM clock runs past the snapshot
         assertNotEquals("FAILED", host.attest(akId, store.log()).level(), "the server saw the newer clock");
 
         tpm.disconnect();
@@ -325,6 +325,16 @@ class AttestationAttacksIT {
         swtpm.restart();
         store.reconcile();
         assertRefused(host.attest(akId, store.log()), "FAILED", "CLOCK", "went back");
+    }
+
+    /** Waits (≤ 5 s) until the TPM clock is past the quote's (or past now, for null): TPM clocks tick in ms. */
+    private void awaitTpmClockPast(TpmQuote quote) throws Exception {
+        long after = quote == null ? tpm.readClock().clock() + 100
+                : io.tpmphone.attestation.TpmsAttest.parse(quote.attest()).clockInfo().clock();
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+        while (tpm.readClock().clock() <= after) {
+            assertTrue(System.nanoTime() < deadline, "the TPM clock did not advance");
+        }
     }
 
     private static void copyState(Path from, Path to) throws Exception {
@@ -406,5 +416,22 @@ class AttestationAttacksIT {
         HostAttestation.Verdict rewritten = host.attest(akId, store.log());
         assertEquals("FAILED", rewritten.level(), rewritten.reasons().toString());
         assertTrue(String.join(" ", rewritten.reasons()).contains("rewritten"), rewritten.reasons().toString());
+    }
+
+    @Test
+    void appraisalsFinishingOutOfTpmClockOrder_areNotMistakenForARollback() throws Exception {
+        reboot();
+        List<Map<String, Object>> requests = new ArrayList<>();
+        for (int i = 0; i < 2; i++) {
+            JsonNode grant = client.post("/v1/nonces", Map.of("akId", akId), null);
+            byte[] nonce = HexFormat.of().parseHex(grant.get("nonce").asText());
+            TpmQuote quote = tpm.quote(HostAttestation.AK, PcrSelection.parse(grant.get("pcrSelection").asText()),
+                    nonce);
+            requests.add(HostAttestation.appraisalRequest(akId, nonce, quote, store.log()));
+            awaitTpmClockPast(quote);
+        }
+        assertNotEquals("FAILED", host.appraise(requests.get(1)).level(), "the later quote first");
+        HostAttestation.Verdict earlier = host.appraise(requests.get(0));
+        assertNotEquals("FAILED", earlier.level(), () -> "the earlier quote, appraised second: " + earlier.reasons());
     }
 }

@@ -131,7 +131,7 @@ public final class AttestationChecks {
                     "ECDSA r or s is outside [1, n-1] for " + curve.jcaName() + "; the signature is invalid");
         }
         String jca = signature.hash().jcaName().replace("-", "") + "withECDSA";
-        boolean ok = jcaVerify(jca, null, publicKey, attest, signature.toDer());
+        boolean ok = jcaVerify(jca, null, publicKey, attest, signature.toDer(), BOUNCY_CASTLE);
         if (!ok) {
             throw new VerificationException(Check.SIGNATURE, "the " + jca
                     + " signature does not verify over the attestation with the given key");
@@ -164,10 +164,35 @@ public final class AttestationChecks {
         }
     }
 
+    /**
+     * ECDSA verification runs on Bouncy Castle: ~13x faster than the JDK's SunEC for P-256 on this project's
+     * machine (benchmarks/EcdsaBenchmark), and verification handles only public data. One private instance, never
+     * registered as a global JCA provider.
+     */
+    private static final java.security.Provider BOUNCY_CASTLE =
+            new org.bouncycastle.jce.provider.BouncyCastleProvider();
+    /** Provider look-up per call is measurable on the hot path: one Signature per thread and algorithm. */
+    private static final ThreadLocal<java.util.Map<String, Signature>> BC_VERIFIERS =
+            ThreadLocal.withInitial(java.util.HashMap::new);
+
     private static boolean jcaVerify(String algorithm, PSSParameterSpec pss, PublicKey key, byte[] data,
             byte[] sig) throws VerificationException {
+        return jcaVerify(algorithm, pss, key, data, sig, null);
+    }
+
+    private static boolean jcaVerify(String algorithm, PSSParameterSpec pss, PublicKey key, byte[] data,
+            byte[] sig, java.security.Provider provider) throws VerificationException {
         try {
-            Signature verifier = Signature.getInstance(algorithm);
+            Signature verifier;
+            if (provider == null) {
+                verifier = Signature.getInstance(algorithm);
+            } else {
+                verifier = BC_VERIFIERS.get().get(algorithm);
+                if (verifier == null) {
+                    verifier = Signature.getInstance(algorithm, provider);
+                    BC_VERIFIERS.get().put(algorithm, verifier);
+                }
+            }
             if (pss != null) {
                 verifier.setParameter(pss);
             }

@@ -62,6 +62,8 @@ public final class Appraisals {
     private final Clock clock;
     private final Supplier<AttestationPolicy> policy;
     private final Map<String, LastAppraisal> lastByHost = new ConcurrentHashMap<>();
+    /** Parsed AK public areas (immutable), so the hot path does not parse and validate the point every time. */
+    private final Map<String, TpmtPublic> akCache = new ConcurrentHashMap<>();
 
 
     public Appraisals(Registry registry, NonceService nonces, ResultSigner signer, AuditTrail audit, Clock clock,
@@ -97,7 +99,7 @@ public final class Appraisals {
 
         Authenticated auth = authenticate(p, akId, nonce, attest, signature, pcrs, evidenceHash);
         Registry.Host host = auth.host();
-        Appraisal a = appraiseAuthenticated(p, host, auth.quote(), pcrs, logBytes);
+        Appraisal a = appraiseAuthenticated(p, host, auth, pcrs, logBytes);
 
         Instant now = clock.instant();
         Instant expires = now.plus(p.resultTtl());
@@ -142,7 +144,7 @@ public final class Appraisals {
     }
 
     /** Evidence from an enrolled host's TPM, fresh for our nonce. */
-    private record Authenticated(Registry.Host host, VerifiedQuote quote) {
+    private record Authenticated(Registry.Host host, VerifiedQuote quote, Registry.TpmState knownAtIssue) {
     }
 
 
@@ -164,7 +166,8 @@ public final class Appraisals {
             throw refuse(akId, "AK_ENROLLED", "AK " + abbreviate(akId) + " is not enrolled: enroll the host first",
                     evidenceHash);
         }
-        NonceService.Refusal refusal = nonces.consume(nonce, akId);
+        NonceService.Consumed consumed = nonces.consume(nonce, akId);
+        NonceService.Refusal refusal = consumed.refusal();
         if (refusal != null) {
             String why = switch (refusal) {
                 case UNKNOWN -> "not issued by this server, or already used (replay)";
@@ -174,8 +177,13 @@ public final class Appraisals {
             throw refuse(akId, "NONCE", "the nonce is " + why, evidenceHash);
         }
         try {
-            TpmtPublic ak = TpmtPublic.parse(host.get().akPublic());
-            return new Authenticated(host.get(), QuoteVerifier.verify(attest, signature, ak, nonce, pcrs));
+            TpmtPublic ak = akCache.get(akId);
+            if (ak == null || !java.util.Arrays.equals(ak.encoded(), host.get().akPublic())) {
+                ak = TpmtPublic.parse(host.get().akPublic());
+                akCache.put(akId, ak);
+            }
+            return new Authenticated(host.get(), QuoteVerifier.verify(attest, signature, ak, nonce, pcrs),
+                    consumed.knownAtIssue());
         } catch (VerificationException e) {
             throw refuse(akId, e.check().name(), e.getMessage(), evidenceHash);
         } catch (MalformedStructureException e) {
@@ -194,14 +202,15 @@ public final class Appraisals {
     }
 
     /** CLOCK, the history of this boot, then the log against the policy. */
-    private Appraisal appraiseAuthenticated(AttestationPolicy p, Registry.Host host, VerifiedQuote quote,
+    private Appraisal appraiseAuthenticated(AttestationPolicy p, Registry.Host host, Authenticated auth,
                                             PcrValues pcrs, byte[] logBytes) {
         int v = p.version();
-        ClockInfo ci = quote.attest().clockInfo();
-        Optional<Registry.TpmState> newer = registry.advanceClock(host.ekName(), ci.resetCount(),
-                ci.restartCount(), ci.clock());
-        if (newer.isPresent()) {
-            Registry.TpmState b = newer.get();
+        ClockInfo ci = auth.quote().attest().clockInfo();
+        // The quote was made after its nonce was issued, so it cannot be behind what the server knew then.
+        Registry.TpmState before = auth.knownAtIssue();
+        registry.advanceClock(host.ekName(), ci.resetCount(), ci.restartCount(), ci.clock());
+        if (before != null && before.isAfter(ci.resetCount(), ci.restartCount(), ci.clock())) {
+            Registry.TpmState b = before;
             return Appraisal.failed(ClaimName.HARDWARE, "CLOCK", "the TPM clock went back: reset "
                     + b.resetCount() + "→" + ci.resetCount() + ", restart " + b.restartCount() + "→"
                     + ci.restartCount() + ", clock " + b.clock() + "→" + ci.clock()

@@ -21,7 +21,11 @@ public final class NonceService {
     /** Why a nonce was not accepted. */
     public enum Refusal { UNKNOWN, EXPIRED, OTHER_KEY }
 
-    private record Issued(String akId, Instant expiresAt) {
+    private record Issued(String akId, Instant expiresAt, Registry.TpmState knownAtIssue) {
+    }
+
+    /** A consumed nonce: the refusal, or the TPM state the server knew when it issued the nonce (may be null). */
+    public record Consumed(Refusal refusal, Registry.TpmState knownAtIssue) {
     }
 
     /** Outstanding nonces per AK at most; issuing one more drops that AK's oldest, so no AK can crowd out others. */
@@ -38,6 +42,15 @@ public final class NonceService {
 
     /** A fresh 32-byte nonce for {@code akId}, valid for {@code ttl} (capped at 30 s). */
     public byte[] issue(String akId, Duration ttl) throws ApiException {
+        return issue(akId, ttl, null);
+    }
+
+    /**
+     * A fresh nonce that also remembers {@code knownState}, the newest TPM state the server has seen for this TPM:
+     * a quote over this nonce was made after it, so its clock cannot be behind it — whatever order concurrent
+     * appraisals finish in.
+     */
+    public byte[] issue(String akId, Duration ttl, Registry.TpmState knownState) throws ApiException {
         Duration effective = ttl.compareTo(MAX_TTL) > 0 ? MAX_TTL : ttl;
         if (outstanding.size() >= MAX_OUTSTANDING) {
             purgeExpired();
@@ -48,7 +61,7 @@ public final class NonceService {
         byte[] nonce = new byte[32];
         random.nextBytes(nonce);
         String key = HexFormat.of().formatHex(nonce);
-        outstanding.put(key, new Issued(akId, clock.instant().plus(effective)));
+        outstanding.put(key, new Issued(akId, clock.instant().plus(effective), knownState));
         java.util.Deque<String> mine = byAk.computeIfAbsent(akId, k -> new java.util.concurrent.ConcurrentLinkedDeque<>());
         mine.addLast(key);
         while (mine.size() > MAX_PER_AK) {
@@ -66,23 +79,24 @@ public final class NonceService {
     }
 
     /**
-     * Consumes a nonce. Returns null if it was outstanding for {@code akId} and not expired; otherwise the refusal.
-     * Either way the nonce cannot be used again.
+     * Consumes a nonce: no refusal if it was outstanding for {@code akId} and not expired. Either way the nonce
+     * cannot be used again.
      */
-    public Refusal consume(byte[] nonce, String akId) {
+    public Consumed consume(byte[] nonce, String akId) {
         String key = HexFormat.of().formatHex(nonce);
         Issued issued = outstanding.remove(key);
         if (issued == null) {
-            return Refusal.UNKNOWN;
+            return new Consumed(Refusal.UNKNOWN, null);
         }
         java.util.Deque<String> mine = byAk.get(issued.akId());
         if (mine != null) {
             mine.remove(key);
         }
         if (!clock.instant().isBefore(issued.expiresAt())) {
-            return Refusal.EXPIRED;
+            return new Consumed(Refusal.EXPIRED, null);
         }
-        return issued.akId().equals(akId) ? null : Refusal.OTHER_KEY;
+        return issued.akId().equals(akId) ? new Consumed(null, issued.knownAtIssue())
+                : new Consumed(Refusal.OTHER_KEY, null);
     }
 
     private void purgeExpired() {

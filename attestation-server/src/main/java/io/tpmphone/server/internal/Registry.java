@@ -146,8 +146,9 @@ public final class Registry implements AutoCloseable {
     }
 
     /**
-     * Atomically advances a TPM's clock state. Returns the stored state if the new one is behind it (a rolled-back
-     * TPM; nothing is stored), else empty. Within the same boot the accepted log is kept.
+     * Atomically advances a TPM's clock state to the newer of the stored and the given one (so concurrent appraisals
+     * never move it back). Returns the stored state if the given one is behind it, else empty. Within the same boot
+     * the accepted log is kept.
      */
     public Optional<TpmState> advanceClock(byte[] ekName, long reset, long restart, long clk) {
         String key = HexFormat.of().formatHex(ekName);

@@ -94,7 +94,8 @@ public final class V1Routes {
         api.route("POST", "/v1/nonces", false, call -> {
             ObjectNode req = Json.object(call.body(), Set.of("akId"), Set.of());
             String akId = Json.text(req, "akId", 200);
-            if (s.registry().hostByAkId(akId).isEmpty()) {
+            java.util.Optional<Registry.Host> owner = s.registry().hostByAkId(akId);
+            if (owner.isEmpty()) {
                 Map<String, Object> detail = new LinkedHashMap<>();
                 detail.put("check", "AK_ENROLLED");
                 detail.put("akId", akId);
@@ -102,7 +103,8 @@ public final class V1Routes {
                 throw new ApiException(404, "unknown_ak", "AK_ENROLLED", "no host is enrolled with AK " + akId);
             }
             AttestationPolicy p = requirePolicy(policy);
-            byte[] nonce = s.nonces().issue(akId, p.nonceTtl());
+            byte[] nonce = s.nonces().issue(akId, p.nonceTtl(),
+                    s.registry().tpmState(owner.get().ekName()).orElse(null));
             Map<String, Object> m = new LinkedHashMap<>();
             m.put("nonce", HexFormat.of().formatHex(nonce));
             m.put("expiresAt", s.nonces().expiry(nonce).toString());
