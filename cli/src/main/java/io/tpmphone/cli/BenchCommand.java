@@ -14,7 +14,9 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
 /** Benchmarks that print figures (performance is measured here, never by timed unit tests). */
-@Command(name = "bench", mixinStandardHelpOptions = true, description = "Benchmarks that print figures.",
+@Command(name = "bench", mixinStandardHelpOptions = true, description = {"Benchmarks that print figures.",
+        "./tpmphone bench appraisal [--clients N --requests N --rounds N] runs the appraisal benchmarks",
+        "(JMH in-process, then HTTPS load; see benchmarks/README.md)."},
         subcommands = {BenchCommand.Tpm.class})
 final class BenchCommand {
 

@@ -1,0 +1,295 @@
+package io.tpmphone.benchmarks;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.tpmphone.agent.HostAttestation;
+import io.tpmphone.attestation.Appraisal;
+import io.tpmphone.attestation.AppraisalContext;
+import io.tpmphone.attestation.Appraiser;
+import io.tpmphone.attestation.AttestationPolicy;
+import io.tpmphone.attestation.IntegrityLevel;
+import io.tpmphone.attestation.MeasurementLog;
+import io.tpmphone.attestation.PcrSelection;
+import io.tpmphone.attestation.PcrValues;
+import io.tpmphone.attestation.QuoteVerifier;
+import io.tpmphone.attestation.TpmtPublic;
+import io.tpmphone.attestation.VerifiedQuote;
+import io.tpmphone.server.internal.ResultSigner;
+import io.tpmphone.swtpm.SwtpmProcess;
+import io.tpmphone.tpm.TpmQuote;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.KeyPairGenerator;
+import java.security.SecureRandom;
+import java.security.spec.ECGenParameterSpec;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Measurement;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
+import org.openjdk.jmh.annotations.Threads;
+import org.openjdk.jmh.annotations.Warmup;
+import org.openjdk.jmh.infra.BenchmarkParams;
+
+/**
+ * Appraisals per second in-process, with evidence from real swtpm processes (see benchmarks/README.md).
+ *
+ * <ul>
+ *   <li>{@code core} / {@code coreSigned}: the verification core over pre-generated quotes — parse the enrolled AK,
+ *       {@link QuoteVerifier#verify} (ECDSA P-256 signature, structure, nonce, PCR digest), parse and replay the event
+ *       log and {@link Appraiser#appraise} it against the policy; {@code coreSigned} adds the ES256 result JWS. No
+ *       nonce is consumed, so a small pool of quotes is reused.</li>
+ *   <li>{@code pipeline} / {@code pipeline2Threads}: {@code Appraisals.appraise(body)}, i.e. everything
+ *       {@code POST /v1/appraisals} does after Jetty: JSON parsing, nonce consumption, quote verification, TPM clock
+ *       monotonicity, log appraisal, result JWS and the durable (fsynced, group-committed) hash-chained audit append.
+ *       Each call needs a fresh server nonce and a TPM quote over it, and the server keeps at most 8 outstanding
+ *       nonces per AK; so each thread has hosts of its own (own swtpm and AK; a host's quotes must also reach the
+ *       server in TPM clock order) and before every (short) iteration makes 8 appraisals' evidence per host, untimed.
+ *       Running dry fails the run.</li>
+ * </ul>
+ * Every appraisal must come out {@code MEASURED}, or the benchmark throws: a refusal is cheaper and would flatter the
+ * figure.
+ */
+@Fork(value = 1, jvmArgsAppend = {"-Xms1g", "-Xmx1g"})
+@Warmup(iterations = 5, time = 1)
+@Measurement(iterations = 5, time = 1)
+@BenchmarkMode(Mode.Throughput)
+@OutputTimeUnit(TimeUnit.SECONDS)
+public class AppraisalBenchmark {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    // ---- the verification core ------------------------------------------------------------------------------------
+
+    /** A few quotes of one host, each over a random nonce. Read-only after set-up. */
+    @State(Scope.Benchmark)
+    public static class Quotes {
+        private static final int COUNT = 16;
+        private Path directory;
+        AttestationPolicy policy;
+        byte[] akPublic;
+        byte[][] nonces;
+        TpmQuote[] quotes;
+        byte[] logBytes;
+        MeasurementLog acceptedLog;
+        ResultSigner signer;
+        final AtomicInteger cursor = new AtomicInteger();
+
+        @Setup(Level.Trial)
+        public void setUp() throws Exception {
+            directory = Files.createTempDirectory("tpmphone-bench-core-");
+            var spec = Release.spec(directory);
+            policy = AttestationPolicy.parse(Release.policy(spec));
+            try (MeasuredHost host = MeasuredHost.start("core-host", directory, spec)) {
+                akPublic = host.akPublic().encoded();
+                logBytes = host.log().encode();
+                acceptedLog = host.log();
+                nonces = new byte[COUNT][];
+                quotes = new TpmQuote[COUNT];
+                SecureRandom random = new SecureRandom();
+                for (int i = 0; i < COUNT; i++) {
+                    nonces[i] = new byte[32];
+                    random.nextBytes(nonces[i]);
+                    quotes[i] = host.quote(policy.requiredPcrSelection(), nonces[i]);
+                }
+            }
+            KeyPairGenerator kpg = KeyPairGenerator.getInstance("EC");
+            kpg.initialize(new ECGenParameterSpec("secp256r1"));
+            signer = new ResultSigner(kpg.generateKeyPair());
+            for (int i = 0; i < COUNT; i++) {
+                appraise(this, i); // throws unless MEASURED
+            }
+        }
+
+        @TearDown(Level.Trial)
+        public void tearDown() {
+            SwtpmProcess.deleteDirectory(directory);
+        }
+
+        int next() {
+            return cursor.getAndIncrement() & (COUNT - 1);
+        }
+    }
+
+    private static Appraisal appraise(Quotes q, int i) throws Exception {
+        TpmtPublic ak = TpmtPublic.parse(q.akPublic);
+        PcrValues pcrs = q.quotes[i].pcrValues();
+        VerifiedQuote verified = QuoteVerifier.verify(q.quotes[i].attest(), q.quotes[i].signature(), ak, q.nonces[i],
+                pcrs);
+        MeasurementLog log = MeasurementLog.parse(q.logBytes);
+        // As the server does once a host has been appraised before: the log may only grow within a boot.
+        Appraisal a = Appraiser.appraise(q.policy, log, verified.pcrValues(),
+                AppraisalContext.builder().quoteVerified(true).previouslyAcceptedLog(q.acceptedLog).build());
+        if (a.level() != IntegrityLevel.MEASURED) {
+            throw new IllegalStateException("expected MEASURED, got " + a.level() + ": " + a.reasons());
+        }
+        return a;
+    }
+
+    @Benchmark
+    public Appraisal core(Quotes q) throws Exception {
+        return appraise(q, q.next());
+    }
+
+    /** {@link #core} on both cores of the machine. */
+    @Benchmark
+    @Threads(2)
+    public Appraisal core2Threads(Quotes q) throws Exception {
+        return appraise(q, q.next());
+    }
+
+    /** {@link #coreSigned} on both cores of the machine. */
+    @Benchmark
+    @Threads(2)
+    public String coreSigned2Threads(Quotes q) throws Exception {
+        return coreSigned(q);
+    }
+
+    @Benchmark
+    public String coreSigned(Quotes q) throws Exception {
+        int i = q.next();
+        Appraisal a = appraise(q, i);
+        // The claims of the server's EAR-like result (Appraisals.appraise), signed ES256.
+        Instant now = Instant.now();
+        Map<String, Object> claims = new LinkedHashMap<>();
+        claims.put("iss", "tpmphone-attestation-server");
+        claims.put("sub", "core-host");
+        claims.put("iat", now.getEpochSecond());
+        claims.put("exp", now.plus(q.policy.resultTtl()).getEpochSecond());
+        claims.put("eat_nonce", HexFormat.of().formatHex(q.nonces[i]));
+        claims.put("level", a.level().name());
+        Map<String, Object> claimVector = new LinkedHashMap<>();
+        a.claims().asMap().forEach((name, claim) -> claimVector.put(name.name(), Map.of("status",
+                claim.status().name())));
+        claims.put("claims", claimVector);
+        claims.put("policyVersion", q.policy.version());
+        a.matchedRelease().ifPresent(r -> claims.put("release", r));
+        claims.put("reasons", a.reasons());
+        return q.signer.sign(claims);
+    }
+
+    // ---- the full verifier pipeline -------------------------------------------------------------------------------
+
+    /**
+     * The server keeps at most this many outstanding nonces per AK (NonceService), so one host can have at most this
+     * many appraisals prepared ahead.
+     */
+    static final int EVIDENCE_PER_HOST = 8;
+    /** Hosts (swtpm processes) per benchmark thread: a pool holds {@code HOSTS_PER_THREAD × 8} appraisals. */
+    static final int HOSTS_PER_THREAD = Integer.getInteger("tpmphone.bench.hostsPerThread", 16);
+
+    /** The in-process verifier and {@link #HOSTS_PER_THREAD} enrolled hosts per benchmark thread. */
+    @State(Scope.Benchmark)
+    public static class Verifier {
+        private Path directory;
+        InProcessVerifier verifier;
+        List<MeasuredHost> hosts = new ArrayList<>();
+        final List<String> akIds = new ArrayList<>();
+        PcrSelection selection;
+        final AtomicInteger nextThread = new AtomicInteger();
+
+        @Setup(Level.Trial)
+        public void setUp(BenchmarkParams params) throws Exception {
+            // On disk (not tmpfs), so the audit log's fsyncs are real.
+            directory = Files.createTempDirectory(Path.of(System.getProperty("java.io.tmpdir")),
+                    "tpmphone-bench-pipeline-");
+            var spec = Release.spec(directory);
+            String policy = Release.policy(spec);
+            hosts = MeasuredHost.startAll(params.getThreads() * HOSTS_PER_THREAD, directory, spec);
+            verifier = InProcessVerifier.open(directory.resolve("server"), hosts.get(0).ekCaChain(), policy);
+            for (MeasuredHost h : hosts) {
+                akIds.add(verifier.enroll(h));
+            }
+            selection = verifier.policy().requiredPcrSelection();
+        }
+
+        @TearDown(Level.Trial)
+        public void tearDown() throws Exception {
+            try {
+                verifier.close();
+            } finally {
+                hosts.forEach(MeasuredHost::close);
+                SwtpmProcess.deleteDirectory(directory);
+            }
+        }
+    }
+
+    /**
+     * One thread's hosts and its pool of fresh evidence (request bodies), refilled before each iteration: 8 per host,
+     * host after host, so each host's quotes are appraised in the order its TPM made them.
+     */
+    @State(Scope.Thread)
+    public static class Evidence {
+        private int firstHost;
+        String[] bodies = new String[0];
+        int next;
+
+        @Setup(Level.Trial)
+        public void claimHosts(Verifier v) {
+            firstHost = v.nextThread.getAndIncrement() * HOSTS_PER_THREAD;
+        }
+
+        @Setup(Level.Iteration)
+        public void refill(Verifier v) throws Exception {
+            bodies = new String[HOSTS_PER_THREAD * EVIDENCE_PER_HOST];
+            int n = 0;
+            for (int h = firstHost; h < firstHost + HOSTS_PER_THREAD; h++) {
+                MeasuredHost host = v.hosts.get(h);
+                String akId = v.akIds.get(h);
+                MeasurementLog log = host.log();
+                for (int i = 0; i < EVIDENCE_PER_HOST; i++) {
+                    byte[] nonce = v.verifier.nonces().issue(akId, v.verifier.policy().nonceTtl());
+                    TpmQuote quote = host.quote(v.selection, nonce);
+                    bodies[n++] = JSON.writeValueAsString(HostAttestation.appraisalRequest(akId, nonce, quote, log));
+                }
+            }
+            next = 0;
+        }
+
+        String take() {
+            if (next == bodies.length) {
+                throw new IllegalStateException("the evidence pool of " + bodies.length + " appraisals ran dry within"
+                        + " one iteration: shorten the iterations (-r 100ms) or add hosts (-jvmArgsAppend"
+                        + " -Dtpmphone.bench.hostsPerThread=" + 2 * HOSTS_PER_THREAD + ")");
+            }
+            return bodies[next++];
+        }
+    }
+
+    private static Map<String, Object> pipelineOnce(Verifier v, Evidence e) throws Exception {
+        Map<String, Object> response = v.verifier.appraisals().appraise(e.take());
+        if (!"MEASURED".equals(response.get("level"))) {
+            throw new IllegalStateException("expected MEASURED, got " + response.get("level") + " at "
+                    + response.get("failedCheck") + ": " + response.get("reasons"));
+        }
+        return response;
+    }
+
+    @Benchmark
+    @Threads(1)
+    @Warmup(iterations = 40, time = 50, timeUnit = TimeUnit.MILLISECONDS)
+    @Measurement(iterations = 50, time = 50, timeUnit = TimeUnit.MILLISECONDS)
+    public Map<String, Object> pipeline(Verifier v, Evidence e) throws Exception {
+        return pipelineOnce(v, e);
+    }
+
+    @Benchmark
+    @Threads(2)
+    @Warmup(iterations = 40, time = 50, timeUnit = TimeUnit.MILLISECONDS)
+    @Measurement(iterations = 50, time = 50, timeUnit = TimeUnit.MILLISECONDS)
+    public Map<String, Object> pipeline2Threads(Verifier v, Evidence e) throws Exception {
+        return pipelineOnce(v, e);
+    }
+}

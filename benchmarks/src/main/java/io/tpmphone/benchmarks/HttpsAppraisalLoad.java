@@ -1,0 +1,403 @@
+package io.tpmphone.benchmarks;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.tpmphone.agent.AttestationClient;
+import io.tpmphone.agent.HostAttestation;
+import io.tpmphone.agent.LaunchSpec;
+import io.tpmphone.attestation.PcrSelection;
+import io.tpmphone.server.AttestationServer;
+import io.tpmphone.server.audit.AuditEventType;
+import io.tpmphone.server.audit.AuditReader;
+import io.tpmphone.server.audit.AuditRecord;
+import io.tpmphone.server.audit.AuditVerifier;
+import io.tpmphone.server.audit.VerificationReport;
+import io.tpmphone.swtpm.SwtpmProcess;
+import io.tpmphone.tpm.TpmQuote;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.KeyStore;
+import java.security.PublicKey;
+import java.security.cert.X509Certificate;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.CyclicBarrier;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import javax.net.ssl.SSLContext;
+import javax.net.ssl.TrustManagerFactory;
+
+/**
+ * Appraisals per second over HTTPS: a real {@link AttestationServer} (Jetty, TLS 1.3, SQLite registry and
+ * hash-chained audit log with {@code synchronous=FULL}), {@code --hosts} enrolled hosts (each its own swtpm, EK
+ * certificate and AK, enrolled over HTTPS with an enrollment token) and {@code --clients} concurrent closed-loop
+ * clients, each serving its own share of the hosts: a host's quotes must reach the server in TPM clock order, so one
+ * host never has two appraisals in flight, as with a real agent.
+ *
+ * <p>A round of {@code --requests} appraisals runs in batches: the server keeps at most 8 outstanding nonces per AK,
+ * so each batch first has every host fetch up to 8 nonces over HTTPS and quote them (untimed), then all clients fire
+ * together, POSTing their appraisals one after another on one keep-alive HTTP/1.1 connection each and timing each
+ * request. Throughput is requests over the summed firing time. Every response must be 200 with level MEASURED or the
+ * run fails. At the end the audit log must hold one MEASURED appraisal record per request and {@link AuditVerifier}
+ * must find the chain and checkpoint signatures intact.
+ *
+ * <p>Usage: {@code HttpsAppraisalLoad [--clients 16] [--hosts 64] [--requests 5000] [--rounds 3]
+ * [--server-threads 64] [--state DIR]}. Load goes to 127.0.0.1 only; every loop is bounded.
+ */
+public final class HttpsAppraisalLoad {
+    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final String ADMIN_TOKEN = "benchmark-admin-token-0123456789";
+    private static final Duration REQUEST_TIMEOUT = Duration.ofSeconds(30);
+    /** Evidence older than this when the round starts risks expiring (30 s TTL) before it is sent. */
+    private static final Duration MAX_PREPARATION = Duration.ofSeconds(20);
+    /** The server keeps at most 8 outstanding nonces per AK (NonceService): a host prepares at most that many. */
+    private static final int EVIDENCE_PER_HOST = AppraisalBenchmark.EVIDENCE_PER_HOST;
+
+    private HttpsAppraisalLoad() {
+    }
+
+    private record Options(int clients, int hosts, int requests, int rounds, int serverThreads,
+                           Optional<Path> state) {
+        static Options parse(String[] args) {
+            int clients = 16;
+            int hosts = 64;
+            int requests = 5000;
+            int rounds = 3;
+            int serverThreads = 64;
+            Optional<Path> state = Optional.empty();
+            for (int i = 0; i < args.length; i++) {
+                String value = i + 1 < args.length ? args[i + 1] : null;
+                switch (args[i]) {
+                    case "--clients" -> clients = positive(args[i], value);
+                    case "--hosts" -> hosts = positive(args[i], value);
+                    case "--requests" -> requests = positive(args[i], value);
+                    case "--rounds" -> rounds = positive(args[i], value);
+                    case "--server-threads" -> serverThreads = positive(args[i], value);
+                    case "--state" -> state = Optional.of(Path.of(require(args[i], value)));
+                    default -> throw new IllegalArgumentException("unknown option " + args[i] + "; options: --clients N"
+                            + " --hosts N --requests N --rounds N --server-threads N --state DIR");
+                }
+                i++;
+            }
+            if (hosts < clients || hosts > 256) {
+                throw new IllegalArgumentException("--hosts (one swtpm each) must be at least --clients and at most 256");
+            }
+            return new Options(clients, hosts, requests, rounds, serverThreads, state);
+        }
+
+        private static String require(String option, String value) {
+            if (value == null) {
+                throw new IllegalArgumentException(option + " needs a value");
+            }
+            return value;
+        }
+
+        private static int positive(String option, String value) {
+            int n = Integer.parseInt(require(option, value));
+            if (n <= 0) {
+                throw new IllegalArgumentException(option + " must be positive, got " + n);
+            }
+            return n;
+        }
+    }
+
+    /** An enrolled host. */
+    private record Host(MeasuredHost tpm, String akId) {
+    }
+
+    /**
+     * One client: its hosts, its own HTTP client (one keep-alive connection), the request bodies of the current batch
+     * (host after host, each host's in the order its TPM made them) and what came back.
+     */
+    private static final class Client {
+        final String name;
+        final List<Host> hosts = new ArrayList<>();
+        final HttpClient http;
+        String[] bodies = new String[0];
+        final List<Long> latencies = new ArrayList<>();
+        final List<String> responses = new ArrayList<>();
+        final List<Integer> statuses = new ArrayList<>();
+        long finishedAt;
+
+        Client(String name, HttpClient http) {
+            this.name = name;
+            this.http = http;
+        }
+    }
+
+    /** One round's figures; seconds are the firing phases' only. */
+    private record RoundResult(int clients, int requests, double seconds, long[] sortedLatencies) {
+        double rate() {
+            return requests / seconds;
+        }
+
+        double percentileMillis(double p) {
+            int i = (int) Math.ceil(p / 100.0 * sortedLatencies.length) - 1;
+            return sortedLatencies[Math.max(0, Math.min(i, sortedLatencies.length - 1))] / 1e6;
+        }
+    }
+
+    public static void main(String[] args) throws Exception {
+        Options o;
+        try {
+            o = Options.parse(args);
+        } catch (IllegalArgumentException e) {
+            System.err.println("HttpsAppraisalLoad: " + e.getMessage());
+            System.exit(2);
+            return;
+        }
+        boolean keepState = o.state().isPresent();
+        Path dir = o.state().orElse(Files.createTempDirectory(Path.of(System.getProperty("java.io.tmpdir")),
+                "tpmphone-bench-https-"));
+        Files.createDirectories(dir);
+        int failures;
+        try {
+            failures = run(o, dir);
+        } finally {
+            if (!keepState) {
+                SwtpmProcess.deleteDirectory(dir);
+            }
+        }
+        System.exit(failures == 0 ? 0 : 1);
+    }
+
+    private static int run(Options o, Path dir) throws Exception {
+        LaunchSpec spec = Release.spec(dir);
+        String policy = Release.policy(spec);
+        List<MeasuredHost> hosts = MeasuredHost.startAll(o.hosts(), dir, spec);
+        ExecutorService pool = Executors.newFixedThreadPool(o.clients(), r -> {
+            Thread t = new Thread(r, "bench-client");
+            t.setDaemon(true);
+            return t;
+        });
+        AttestationServer server = null;
+        try {
+            AttestationServer.Builder b = AttestationServer.builder().stateDirectory(dir.resolve("server"))
+                    .adminToken(ADMIN_TOKEN).policy(policy).maxThreads(o.serverThreads());
+            for (X509Certificate ca : hosts.get(0).ekCaChain()) {
+                b.trustEkCa(ca);
+            }
+            server = b.start();
+            AttestationClient admin = new AttestationClient(server.uri(), server.tlsCertificate(), REQUEST_TIMEOUT);
+            SSLContext tls = pinned(server.tlsCertificate());
+            List<Client> clients = new ArrayList<>();
+            for (int c = 0; c < o.clients(); c++) {
+                clients.add(new Client("client-" + c, HttpClient.newBuilder().sslContext(tls)
+                        .connectTimeout(REQUEST_TIMEOUT).version(HttpClient.Version.HTTP_1_1).build()));
+            }
+            for (int i = 0; i < hosts.size(); i++) {
+                MeasuredHost h = hosts.get(i);
+                String token = admin.post("/v1/enrollment-tokens", Map.of("host", h.name()), ADMIN_TOKEN)
+                        .get("enrollmentToken").asText();
+                String akId = new HostAttestation(h.tpm(), admin).enroll(h.name(), token).akId();
+                clients.get(i % o.clients()).hosts.add(new Host(h, akId));
+            }
+            System.out.printf(Locale.ROOT, "server %s, %d Jetty threads max, %d clients, %d hosts (one swtpm each),"
+                    + " %d requests per round in batches of %d, %d rounds, %d cores%n", server.uri(), o.serverThreads(),
+                    o.clients(), o.hosts(), o.requests(), o.hosts() * EVIDENCE_PER_HOST, o.rounds(),
+                    Runtime.getRuntime().availableProcessors());
+            System.out.printf(Locale.ROOT, "%-6s %8s %9s %8s %14s %9s %9s %9s%n", "round", "clients", "requests",
+                    "seconds", "appraisals/s", "p50 ms", "p99 ms", "max ms");
+            List<RoundResult> results = new ArrayList<>();
+            for (int round = 1; round <= o.rounds(); round++) {
+                RoundResult r = round(o, server.uri(), clients, pool);
+                results.add(r);
+                print(Integer.toString(round), r);
+                int failures = checkResponses(clients);
+                if (failures > 0) {
+                    return failures;
+                }
+            }
+            if (results.size() > 1) {
+                long[] all = results.subList(1, results.size()).stream().flatMapToLong(r -> Arrays.stream(
+                        r.sortedLatencies())).sorted().toArray();
+                double seconds = results.subList(1, results.size()).stream().mapToDouble(RoundResult::seconds).sum();
+                print("2.." + results.size(), new RoundResult(o.clients(), all.length, seconds, all));
+            }
+            PublicKey checkpointKey = server.resultVerificationKey();
+            server.close();
+            server = null;
+            return checkAudit(dir.resolve("server/audit.db"), checkpointKey, (long) o.requests() * o.rounds());
+        } finally {
+            pool.shutdownNow();
+            if (server != null) {
+                server.close();
+            }
+            hosts.forEach(MeasuredHost::close);
+        }
+    }
+
+    private static RoundResult round(Options o, URI server, List<Client> clients, ExecutorService pool)
+            throws Exception {
+        for (Client c : clients) {
+            c.latencies.clear();
+            c.responses.clear();
+            c.statuses.clear();
+        }
+        int left = o.requests();
+        long firingNanos = 0;
+        while (left > 0) {
+            int batch = Math.min(left, o.hosts() * EVIDENCE_PER_HOST);
+            firingNanos += batch(clients, server, batch, pool);
+            left -= batch;
+        }
+        long[] all = clients.stream().flatMapToLong(c -> c.latencies.stream().mapToLong(Long::longValue)).sorted()
+                .toArray();
+        return new RoundResult(clients.size(), all.length, firingNanos / 1e9, all);
+    }
+
+    /**
+     * One batch: every client prepares the evidence of its hosts (at most 8 per host, the server's limit of
+     * outstanding nonces per AK), then all fire together. Returns the firing time.
+     */
+    private static long batch(List<Client> clients, URI server, int requests, ExecutorService pool) throws Exception {
+        int n = clients.size();
+        CyclicBarrier start = new CyclicBarrier(n + 1);
+        List<Future<?>> work = new ArrayList<>();
+        long preparing = System.nanoTime();
+        int hosts = clients.stream().mapToInt(c -> c.hosts.size()).sum();
+        int perHost = requests / hosts;
+        int extra = requests % hosts;
+        int hostIndex = 0;
+        for (Client client : clients) {
+            int[] counts = new int[client.hosts.size()];
+            for (int h = 0; h < counts.length; h++, hostIndex++) {
+                counts[h] = perHost + (hostIndex < extra ? 1 : 0);
+            }
+            work.add(pool.submit(() -> {
+                prepare(client, server, counts);
+                start.await();
+                fire(client, server);
+                return null;
+            }));
+        }
+        start.await();
+        long started = System.nanoTime();
+        for (Future<?> f : work) {
+            f.get();
+        }
+        if (Duration.ofNanos(started - preparing).compareTo(MAX_PREPARATION) > 0) {
+            System.out.printf(Locale.ROOT, "warning: preparing the evidence took %d s; nonces live 30 s%n",
+                    Duration.ofNanos(started - preparing).toSeconds());
+        }
+        return clients.stream().mapToLong(c -> c.finishedAt).max().orElseThrow() - started;
+    }
+
+    /** Nonces over HTTPS, a TPM quote for each, request bodies serialized: nothing of this is timed. */
+    private static void prepare(Client c, URI server, int[] counts) throws Exception {
+        c.bodies = new String[Arrays.stream(counts).sum()];
+        int n = 0;
+        for (int h = 0; h < counts.length; h++) {
+            Host host = c.hosts.get(h);
+            String nonceRequest = JSON.writeValueAsString(Map.of("akId", host.akId()));
+            for (int i = 0; i < counts[h]; i++) {
+                HttpResponse<String> grant = c.http.send(post(server, "/v1/nonces", nonceRequest),
+                        HttpResponse.BodyHandlers.ofString());
+                if (grant.statusCode() != 200) {
+                    throw new IllegalStateException("POST /v1/nonces: HTTP " + grant.statusCode() + " "
+                            + grant.body());
+                }
+                JsonNode g = JSON.readTree(grant.body());
+                byte[] nonce = HexFormat.of().parseHex(g.get("nonce").asText());
+                TpmQuote quote = host.tpm().quote(PcrSelection.parse(g.get("pcrSelection").asText()), nonce);
+                c.bodies[n++] = JSON.writeValueAsString(HostAttestation.appraisalRequest(host.akId(), nonce, quote,
+                        host.tpm().log()));
+            }
+        }
+    }
+
+    /** Closed loop: one request in flight per client. */
+    private static void fire(Client c, URI server) throws Exception {
+        for (String body : c.bodies) {
+            HttpRequest request = post(server, "/v1/appraisals", body);
+            long t0 = System.nanoTime();
+            HttpResponse<String> r = c.http.send(request, HttpResponse.BodyHandlers.ofString());
+            c.latencies.add(System.nanoTime() - t0);
+            c.statuses.add(r.statusCode());
+            c.responses.add(r.body());
+        }
+        c.finishedAt = System.nanoTime();
+    }
+
+    private static HttpRequest post(URI server, String path, String body) {
+        return HttpRequest.newBuilder(server.resolve(path)).timeout(REQUEST_TIMEOUT)
+                .header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(body)).build();
+    }
+
+    /** Every response 200 and MEASURED; prints the first few failures. */
+    private static int checkResponses(List<Client> clients) throws Exception {
+        int failures = 0;
+        for (Client c : clients) {
+            for (int i = 0; i < c.responses.size(); i++) {
+                String level = c.statuses.get(i) == 200 ? JSON.readTree(c.responses.get(i)).path("level").asText()
+                        : null;
+                if (!"MEASURED".equals(level)) {
+                    if (failures++ < 5) {
+                        System.out.printf(Locale.ROOT, "FAILED: %s request %d: HTTP %d %s%n", c.name, i,
+                                c.statuses.get(i), c.responses.get(i));
+                    }
+                }
+            }
+            c.responses.clear();
+        }
+        if (failures > 0) {
+            System.out.printf(Locale.ROOT, "FAILED: %d appraisals were not 200 MEASURED%n", failures);
+        }
+        return failures;
+    }
+
+    private static int checkAudit(Path db, PublicKey checkpointKey, long expectedAppraisals) throws Exception {
+        long measured = 0;
+        try (AuditReader reader = AuditReader.open(db)) {
+            long from = 1;
+            while (true) {
+                List<AuditRecord> page = reader.records(from, AuditReader.MAX_PAGE);
+                if (page.isEmpty()) {
+                    break;
+                }
+                for (AuditRecord r : page) {
+                    if (r.type() == AuditEventType.APPRAISAL && "MEASURED".equals(r.outcome())) {
+                        measured++;
+                    }
+                }
+                from = page.get(page.size() - 1).seq() + 1;
+            }
+        }
+        VerificationReport report = AuditVerifier.verify(db, Optional.of(checkpointKey));
+        System.out.printf(Locale.ROOT, "audit: %d MEASURED appraisal records (expected %d); %s%n", measured,
+                expectedAppraisals, report.summary());
+        if (measured != expectedAppraisals || !report.intact()) {
+            System.out.println("FAILED: the audit log does not hold every appraisal, or its chain is broken");
+            return 1;
+        }
+        return 0;
+    }
+
+    private static void print(String round, RoundResult r) {
+        System.out.printf(Locale.ROOT, "%-6s %8d %9d %8.2f %14.0f %9.2f %9.2f %9.2f%n", round, r.clients(),
+                r.requests(), r.seconds(), r.rate(), r.percentileMillis(50), r.percentileMillis(99),
+                r.percentileMillis(100));
+    }
+
+    private static SSLContext pinned(X509Certificate certificate) throws Exception {
+        KeyStore trust = KeyStore.getInstance("PKCS12");
+        trust.load(null, null);
+        trust.setCertificateEntry("attestation-server", certificate);
+        TrustManagerFactory tmf = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
+        tmf.init(trust);
+        SSLContext tls = SSLContext.getInstance("TLSv1.3");
+        tls.init(null, tmf.getTrustManagers(), null);
+        return tls;
+    }
+}
