@@ -28,8 +28,8 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HexFormat;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
+import java.util.Objects;
 import java.util.Optional;
 import java.util.concurrent.CyclicBarrier;
 import java.util.concurrent.ExecutorService;
@@ -37,6 +37,8 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import javax.net.ssl.SSLContext;
 import javax.net.ssl.TrustManagerFactory;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Appraisals per second over HTTPS: a real {@link AttestationServer} (Jetty, TLS 1.3, SQLite registry and
@@ -52,10 +54,11 @@ import javax.net.ssl.TrustManagerFactory;
  * run fails. At the end the audit log must hold one MEASURED appraisal record per request and {@link AuditVerifier}
  * must find the chain and checkpoint signatures intact.
  *
- * <p>Usage: {@code HttpsAppraisalLoad [--clients 16] [--hosts 64] [--requests 5000] [--rounds 3]
- * [--server-threads 64] [--state DIR]}. Load goes to 127.0.0.1 only; every loop is bounded.
+ * <p>{@link #run(Options)} returns the figures (a {@link Report}) and prints nothing; {@code tpmphone bench appraisal}
+ * prints them. Progress and warnings go to SLF4J. Load goes to 127.0.0.1 only; every loop is bounded.
  */
 public final class HttpsAppraisalLoad {
+    private static final Logger LOG = LoggerFactory.getLogger(HttpsAppraisalLoad.class);
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final String ADMIN_TOKEN = "benchmark-admin-token-0123456789";
     private static final Duration REQUEST_TIMEOUT = Duration.ofSeconds(30);
@@ -67,48 +70,80 @@ public final class HttpsAppraisalLoad {
     private HttpsAppraisalLoad() {
     }
 
-    private record Options(int clients, int hosts, int requests, int rounds, int serverThreads,
-                           Optional<Path> state) {
-        static Options parse(String[] args) {
-            int clients = 16;
-            int hosts = 64;
-            int requests = 5000;
-            int rounds = 3;
-            int serverThreads = 64;
-            Optional<Path> state = Optional.empty();
-            for (int i = 0; i < args.length; i++) {
-                String value = i + 1 < args.length ? args[i + 1] : null;
-                switch (args[i]) {
-                    case "--clients" -> clients = positive(args[i], value);
-                    case "--hosts" -> hosts = positive(args[i], value);
-                    case "--requests" -> requests = positive(args[i], value);
-                    case "--rounds" -> rounds = positive(args[i], value);
-                    case "--server-threads" -> serverThreads = positive(args[i], value);
-                    case "--state" -> state = Optional.of(Path.of(require(args[i], value)));
-                    default -> throw new IllegalArgumentException("unknown option " + args[i] + "; options: --clients N"
-                            + " --hosts N --requests N --rounds N --server-threads N --state DIR");
-                }
-                i++;
-            }
+    /**
+     * What to run.
+     *
+     * @param clients       concurrent closed-loop clients (default 16)
+     * @param hosts         enrolled hosts, one swtpm each; at least {@code clients}, at most 256 (default 64)
+     * @param requests      appraisals per round (default 5000)
+     * @param rounds        rounds; round 1 warms the JIT (default 3)
+     * @param serverThreads Jetty's thread pool maximum (default 64)
+     * @param state         where to keep the server state for inspection; empty: a temporary directory, deleted
+     */
+    public record Options(int clients, int hosts, int requests, int rounds, int serverThreads,
+                          Optional<Path> state) {
+        /** @throws IllegalArgumentException if a count is not positive or the hosts do not fit the clients */
+        public Options {
+            positive("clients", clients);
+            positive("hosts", hosts);
+            positive("requests", requests);
+            positive("rounds", rounds);
+            positive("server threads", serverThreads);
+            Objects.requireNonNull(state, "state");
             if (hosts < clients || hosts > 256) {
-                throw new IllegalArgumentException("--hosts (one swtpm each) must be at least --clients and at most 256");
+                throw new IllegalArgumentException("hosts (one swtpm each) must be at least the clients (" + clients
+                        + ") and at most 256, got " + hosts);
             }
-            return new Options(clients, hosts, requests, rounds, serverThreads, state);
         }
 
-        private static String require(String option, String value) {
-            if (value == null) {
-                throw new IllegalArgumentException(option + " needs a value");
-            }
-            return value;
+        /** 16 clients, 64 hosts, 5000 requests, 3 rounds, 64 server threads, temporary state. */
+        public static Options defaults() {
+            return new Options(16, 64, 5000, 3, 64, Optional.empty());
         }
 
-        private static int positive(String option, String value) {
-            int n = Integer.parseInt(require(option, value));
+        private static void positive(String what, int n) {
             if (n <= 0) {
-                throw new IllegalArgumentException(option + " must be positive, got " + n);
+                throw new IllegalArgumentException(what + " must be positive, got " + n);
             }
-            return n;
+        }
+    }
+
+    /**
+     * One row of figures: a round ({@code "1"}, {@code "2"}, ...) or rounds 2.. together ({@code "2..N"}). Seconds
+     * are the firing phases' only; latencies are per request.
+     */
+    public record Round(String round, int clients, int requests, double seconds, double appraisalsPerSecond,
+                        double p50Millis, double p99Millis, double maxMillis) {
+    }
+
+    /** The audit log after the run: MEASURED appraisal records found and expected, and the verifier's summary. */
+    public record AuditCheck(long measuredRecords, long expectedRecords, boolean intact, String summary) {
+    }
+
+    /**
+     * A run's figures.
+     *
+     * @param server        the server's URI (127.0.0.1, an ephemeral port)
+     * @param options       what was run
+     * @param batchSize     appraisals per batch ({@code hosts × 8})
+     * @param cores         available processors
+     * @param rounds        one row per round
+     * @param steadyState   rounds 2.. together, when there were at least two rounds
+     * @param audit         the audit check (always passed: a failed check throws)
+     */
+    public record Report(URI server, Options options, int batchSize, int cores, List<Round> rounds,
+                         Optional<Round> steadyState, AuditCheck audit) {
+        public Report {
+            rounds = List.copyOf(rounds);
+        }
+    }
+
+    /** The run failed: an appraisal was not 200 MEASURED, or the audit log does not hold every appraisal intact. */
+    public static final class LoadFailedException extends Exception {
+        private static final long serialVersionUID = 1L;
+
+        LoadFailedException(String message) {
+            super(message);
         }
     }
 
@@ -146,33 +181,35 @@ public final class HttpsAppraisalLoad {
             int i = (int) Math.ceil(p / 100.0 * sortedLatencies.length) - 1;
             return sortedLatencies[Math.max(0, Math.min(i, sortedLatencies.length - 1))] / 1e6;
         }
+
+        Round toRound(String round) {
+            return new Round(round, clients, requests, seconds, rate(), percentileMillis(50), percentileMillis(99),
+                    percentileMillis(100));
+        }
     }
 
-    public static void main(String[] args) throws Exception {
-        Options o;
-        try {
-            o = Options.parse(args);
-        } catch (IllegalArgumentException e) {
-            System.err.println("HttpsAppraisalLoad: " + e.getMessage());
-            System.exit(2);
-            return;
-        }
+    /**
+     * Starts the hosts and the server, enrolls the hosts, runs the rounds and checks the audit log.
+     *
+     * @throws LoadFailedException if an appraisal was not 200 MEASURED, or the audit log does not hold one MEASURED
+     *                             record per request with its chain and checkpoint signatures intact
+     * @throws Exception           if the set-up fails (swtpm, server, enrollment) or a request fails outright
+     */
+    public static Report run(Options o) throws Exception {
+        Objects.requireNonNull(o, "options");
         boolean keepState = o.state().isPresent();
-        Path dir = o.state().orElse(Files.createTempDirectory(Path.of(System.getProperty("java.io.tmpdir")),
-                "tpmphone-bench-https-"));
-        Files.createDirectories(dir);
-        int failures;
+        Path dir = keepState ? Files.createDirectories(o.state().get())
+                : Files.createTempDirectory(Path.of(System.getProperty("java.io.tmpdir")), "tpmphone-bench-https-");
         try {
-            failures = run(o, dir);
+            return run(o, dir);
         } finally {
             if (!keepState) {
                 SwtpmProcess.deleteDirectory(dir);
             }
         }
-        System.exit(failures == 0 ? 0 : 1);
     }
 
-    private static int run(Options o, Path dir) throws Exception {
+    private static Report run(Options o, Path dir) throws Exception {
         LaunchSpec spec = Release.spec(dir);
         String policy = Release.policy(spec);
         List<MeasuredHost> hosts = MeasuredHost.startAll(o.hosts(), dir, spec);
@@ -203,32 +240,37 @@ public final class HttpsAppraisalLoad {
                 String akId = new HostAttestation(h.tpm(), admin).enroll(h.name(), token).akId();
                 clients.get(i % o.clients()).hosts.add(new Host(h, akId));
             }
-            System.out.printf(Locale.ROOT, "server %s, %d Jetty threads max, %d clients, %d hosts (one swtpm each),"
-                    + " %d requests per round in batches of %d, %d rounds, %d cores%n", server.uri(), o.serverThreads(),
-                    o.clients(), o.hosts(), o.requests(), o.hosts() * EVIDENCE_PER_HOST, o.rounds(),
-                    Runtime.getRuntime().availableProcessors());
-            System.out.printf(Locale.ROOT, "%-6s %8s %9s %8s %14s %9s %9s %9s%n", "round", "clients", "requests",
-                    "seconds", "appraisals/s", "p50 ms", "p99 ms", "max ms");
+            URI uri = server.uri();
+            int batchSize = o.hosts() * EVIDENCE_PER_HOST;
+            int cores = Runtime.getRuntime().availableProcessors();
+            LOG.info("server {}, {} Jetty threads max, {} clients, {} hosts (one swtpm each), {} requests per round in"
+                    + " batches of {}, {} rounds, {} cores", uri, o.serverThreads(), o.clients(), o.hosts(),
+                    o.requests(), batchSize, o.rounds(), cores);
             List<RoundResult> results = new ArrayList<>();
+            List<Round> rows = new ArrayList<>();
             for (int round = 1; round <= o.rounds(); round++) {
                 RoundResult r = round(o, server.uri(), clients, pool);
                 results.add(r);
-                print(Integer.toString(round), r);
-                int failures = checkResponses(clients);
-                if (failures > 0) {
-                    return failures;
-                }
+                Round row = r.toRound(Integer.toString(round));
+                rows.add(row);
+                LOG.info("round {}: {} requests in {} s, {} appraisals/s", round, row.requests(), row.seconds(),
+                        Math.round(row.appraisalsPerSecond()));
+                checkResponses(clients);
             }
+            Optional<Round> steadyState = Optional.empty();
             if (results.size() > 1) {
                 long[] all = results.subList(1, results.size()).stream().flatMapToLong(r -> Arrays.stream(
                         r.sortedLatencies())).sorted().toArray();
                 double seconds = results.subList(1, results.size()).stream().mapToDouble(RoundResult::seconds).sum();
-                print("2.." + results.size(), new RoundResult(o.clients(), all.length, seconds, all));
+                steadyState = Optional.of(new RoundResult(o.clients(), all.length, seconds, all)
+                        .toRound("2.." + results.size()));
             }
             PublicKey checkpointKey = server.resultVerificationKey();
             server.close();
             server = null;
-            return checkAudit(dir.resolve("server/audit.db"), checkpointKey, (long) o.requests() * o.rounds());
+            AuditCheck audit = checkAudit(dir.resolve("server/audit.db"), checkpointKey,
+                    (long) o.requests() * o.rounds());
+            return new Report(uri, o, batchSize, cores, rows, steadyState, audit);
         } finally {
             pool.shutdownNow();
             if (server != null) {
@@ -288,7 +330,7 @@ public final class HttpsAppraisalLoad {
             f.get();
         }
         if (Duration.ofNanos(started - preparing).compareTo(MAX_PREPARATION) > 0) {
-            System.out.printf(Locale.ROOT, "warning: preparing the evidence took %d s; nonces live 30 s%n",
+            LOG.warn("preparing the evidence took {} s; nonces live 30 s",
                     Duration.ofNanos(started - preparing).toSeconds());
         }
         return clients.stream().mapToLong(c -> c.finishedAt).max().orElseThrow() - started;
@@ -335,29 +377,30 @@ public final class HttpsAppraisalLoad {
                 .header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(body)).build();
     }
 
-    /** Every response 200 and MEASURED; prints the first few failures. */
-    private static int checkResponses(List<Client> clients) throws Exception {
+    /** Every response 200 and MEASURED; throws naming the first few failures. */
+    private static void checkResponses(List<Client> clients) throws Exception {
         int failures = 0;
+        StringBuilder first = new StringBuilder();
         for (Client c : clients) {
             for (int i = 0; i < c.responses.size(); i++) {
                 String level = c.statuses.get(i) == 200 ? JSON.readTree(c.responses.get(i)).path("level").asText()
                         : null;
                 if (!"MEASURED".equals(level)) {
                     if (failures++ < 5) {
-                        System.out.printf(Locale.ROOT, "FAILED: %s request %d: HTTP %d %s%n", c.name, i,
-                                c.statuses.get(i), c.responses.get(i));
+                        first.append(System.lineSeparator()).append("  ").append(c.name).append(" request ").append(i)
+                                .append(": HTTP ").append(c.statuses.get(i)).append(' ').append(c.responses.get(i));
                     }
                 }
             }
             c.responses.clear();
         }
         if (failures > 0) {
-            System.out.printf(Locale.ROOT, "FAILED: %d appraisals were not 200 MEASURED%n", failures);
+            throw new LoadFailedException(failures + " appraisals were not 200 MEASURED; the first "
+                    + Math.min(failures, 5) + ":" + first);
         }
-        return failures;
     }
 
-    private static int checkAudit(Path db, PublicKey checkpointKey, long expectedAppraisals) throws Exception {
+    private static AuditCheck checkAudit(Path db, PublicKey checkpointKey, long expectedAppraisals) throws Exception {
         long measured = 0;
         try (AuditReader reader = AuditReader.open(db)) {
             long from = 1;
@@ -375,19 +418,13 @@ public final class HttpsAppraisalLoad {
             }
         }
         VerificationReport report = AuditVerifier.verify(db, Optional.of(checkpointKey));
-        System.out.printf(Locale.ROOT, "audit: %d MEASURED appraisal records (expected %d); %s%n", measured,
-                expectedAppraisals, report.summary());
+        AuditCheck check = new AuditCheck(measured, expectedAppraisals, report.intact(), report.summary());
         if (measured != expectedAppraisals || !report.intact()) {
-            System.out.println("FAILED: the audit log does not hold every appraisal, or its chain is broken");
-            return 1;
+            throw new LoadFailedException("the audit log does not hold every appraisal, or its chain is broken: "
+                    + measured + " MEASURED appraisal records (expected " + expectedAppraisals + "); "
+                    + report.summary());
         }
-        return 0;
-    }
-
-    private static void print(String round, RoundResult r) {
-        System.out.printf(Locale.ROOT, "%-6s %8d %9d %8.2f %14.0f %9.2f %9.2f %9.2f%n", round, r.clients(),
-                r.requests(), r.seconds(), r.rate(), r.percentileMillis(50), r.percentileMillis(99),
-                r.percentileMillis(100));
+        return check;
     }
 
     private static SSLContext pinned(X509Certificate certificate) throws Exception {
