@@ -77,6 +77,8 @@ public final class TpmClient implements AutoCloseable {
     private static final int HT_LOADED_SESSION = 0x02000000;
     private static final int HT_POLICY_SESSION = 0x03000000;
     private static final int NV_CHUNK = 512;
+    /** {@code TPMA_PERMANENT.inLockout} (TPM 2.0 Part 2 §8.6). */
+    private static final int TPMA_PERMANENT_IN_LOCKOUT = 1 << 9;
 
     private final TpmUri uri;
     private final TssDevice device;
@@ -571,6 +573,146 @@ public final class TpmClient implements AutoCloseable {
         });
     }
 
+    // ---------------------------------------------------------------------------------------------- passwords, DA
+
+    /**
+     * Seals {@code secret} (at most 128 bytes) under {@code parent} as a keyed-hash data object opened by a password:
+     * userWithAuth set and <em>noDA clear</em>, so every wrong password counts against the TPM's dictionary-attack
+     * protection (TPM 2.0 Part 1 §19.8) and, after {@code maxTries} of them, the TPM refuses every DA-protected
+     * authorization ({@code LOCKOUT}) until the recovery time passes or {@link #dictionaryAttackLockReset} runs.
+     *
+     * @param password the object's authValue, 1..32 bytes (the SHA-256 digest size); the TPM ignores trailing zero
+     *                 bytes, so a password should not end with one
+     */
+    public TpmObjectBlob sealWithPassword(PersistentHandle parent, SecretBytes secret, SecretBytes password)
+            throws TpmException {
+        Objects.requireNonNull(parent, "parent");
+        Objects.requireNonNull(secret, "secret");
+        Objects.requireNonNull(password, "password");
+        if (password.length() < 1 || password.length() > 32) {
+            throw new IllegalArgumentException("a sealed object's password is 1..32 bytes, got " + password.length());
+        }
+        return call("Create", scope -> {
+            byte[] data = secret.reveal();
+            byte[] auth = password.reveal();
+            try {
+                run("Create", () -> tpm.Create(persistent(parent), new TPMS_SENSITIVE_CREATE(auth, data),
+                        Templates.passwordSealedData(), new byte[0], new TPMS_PCR_SELECTION[0]));
+            } finally {
+                Arrays.fill(data, (byte) 0);
+                Arrays.fill(auth, (byte) 0);
+            }
+            return createdObject();
+        });
+    }
+
+    /**
+     * Unseals an object made by {@link #sealWithPassword} with a password session (PWAP, TPM 2.0 Part 1 §19.6.5): the
+     * password crosses the transport in clear. A wrong password fails with {@code AUTH_FAIL} (or {@code BAD_AUTH})
+     * and counts as a dictionary-attack failure; while the TPM is in lockout every attempt, even with the right
+     * password, fails with {@code LOCKOUT}.
+     */
+    public SecretBytes unsealWithPassword(PersistentHandle parent, TpmObjectBlob sealed, SecretBytes password)
+            throws TpmException {
+        Objects.requireNonNull(parent, "parent");
+        Objects.requireNonNull(sealed, "sealed");
+        Objects.requireNonNull(password, "password");
+        byte[] auth = password.reveal();
+        try {
+            return call("Unseal", scope -> {
+                TPM_HANDLE object = load(scope, parent, sealed);
+                // TSS.Java 1.0.0: without explicit sessions a command gets a password session carrying the AuthValue
+                // of the handle it authorizes.
+                object.AuthValue = auth;
+                try {
+                    byte[] data = run("Unseal", () -> tpm.Unseal(object));
+                    try {
+                        return SecretBytes.copyOf(data);
+                    } finally {
+                        Arrays.fill(data, (byte) 0);
+                        device.wipeLastResponse();
+                    }
+                } finally {
+                    object.AuthValue = null;
+                }
+            });
+        } finally {
+            Arrays.fill(auth, (byte) 0);
+        }
+    }
+
+    /**
+     * {@code TPM2_DictionaryAttackParameters} with the lockout hierarchy's authorization (empty on a fresh TPM and on
+     * swtpm): after {@code maxTries} failures the TPM locks out; one failure is forgotten every
+     * {@code recoveryTimeSeconds} (0: only {@link #dictionaryAttackLockReset} recovers); after a failed lockout
+     * authorization the lockout hierarchy waits {@code lockoutRecoverySeconds} (0: until the next TPM reset).
+     */
+    public void dictionaryAttackParameters(SecretBytes lockoutAuth, int maxTries, int recoveryTimeSeconds,
+                                           int lockoutRecoverySeconds) throws TpmException {
+        Objects.requireNonNull(lockoutAuth, "lockoutAuth");
+        if (maxTries < 1 || recoveryTimeSeconds < 0 || lockoutRecoverySeconds < 0) {
+            throw new IllegalArgumentException("maxTries must be >= 1 and the times >= 0, got " + maxTries + ", "
+                    + recoveryTimeSeconds + ", " + lockoutRecoverySeconds);
+        }
+        TPM_HANDLE lockout = lockoutHandle(lockoutAuth);
+        try {
+            call("DictionaryAttackParameters", scope -> {
+                run("DictionaryAttackParameters", () -> tpm.DictionaryAttackParameters(lockout, maxTries,
+                        recoveryTimeSeconds, lockoutRecoverySeconds));
+                return null;
+            });
+        } finally {
+            Arrays.fill(lockout.AuthValue, (byte) 0);
+        }
+    }
+
+    /**
+     * {@code TPM2_DictionaryAttackLockReset} with the lockout hierarchy's authorization: clears the failure counter and
+     * ends a lockout. A wrong {@code lockoutAuth} fails with {@code AUTH_FAIL} and blocks the lockout hierarchy for
+     * the lockout-recovery time.
+     */
+    public void dictionaryAttackLockReset(SecretBytes lockoutAuth) throws TpmException {
+        Objects.requireNonNull(lockoutAuth, "lockoutAuth");
+        TPM_HANDLE lockout = lockoutHandle(lockoutAuth);
+        try {
+            call("DictionaryAttackLockReset", scope -> {
+                run("DictionaryAttackLockReset", () -> tpm.DictionaryAttackLockReset(lockout));
+                return null;
+            });
+        } finally {
+            Arrays.fill(lockout.AuthValue, (byte) 0);
+        }
+    }
+
+    /**
+     * The dictionary-attack state from {@code TPM2_GetCapability(TPM_PROPERTIES)}: {@code TPM_PT_LOCKOUT_COUNTER},
+     * {@code TPM_PT_MAX_AUTH_FAIL}, {@code TPM_PT_LOCKOUT_INTERVAL}, {@code TPM_PT_LOCKOUT_RECOVERY} and the
+     * {@code inLockout} bit of {@code TPM_PT_PERMANENT}.
+     */
+    public DictionaryAttackState readDictionaryAttackState() throws TpmException {
+        return call("GetCapability", scope -> {
+            int first = TPM_PT.PERMANENT.toInt();
+            Map<Integer, Integer> p = new TreeMap<>();
+            GetCapabilityResponse r = run("GetCapability",
+                    () -> tpm.GetCapability(TPM_CAP.TPM_PROPERTIES, first, 32));
+            for (TPMS_TAGGED_PROPERTY t : ((TPML_TAGGED_TPM_PROPERTY) r.capabilityData).tpmProperty) {
+                p.put(t.property.toInt(), t.value);
+            }
+            int[] wanted = {first, TPM_PT.LOCKOUT_COUNTER.toInt(), TPM_PT.MAX_AUTH_FAIL.toInt(),
+                TPM_PT.LOCKOUT_INTERVAL.toInt(), TPM_PT.LOCKOUT_RECOVERY.toInt()};
+            for (int w : wanted) {
+                if (!p.containsKey(w)) {
+                    throw new TpmTransportException(String.format(Locale.ROOT,
+                            "the TPM did not report property 0x%x in TPM2_GetCapability(TPM_PROPERTIES)", w));
+                }
+            }
+            boolean inLockout = (p.get(first) & TPMA_PERMANENT_IN_LOCKOUT) != 0;
+            return new DictionaryAttackState(Integer.toUnsignedLong(p.get(wanted[1])),
+                    Integer.toUnsignedLong(p.get(wanted[2])), Integer.toUnsignedLong(p.get(wanted[3])),
+                    Integer.toUnsignedLong(p.get(wanted[4])), inLockout);
+        });
+    }
+
     // ---------------------------------------------------------------------------------------------- lifecycle
 
     /**
@@ -617,6 +759,12 @@ public final class TpmClient implements AutoCloseable {
             Arrays.fill(data, (byte) 0);
             device.wipeLastResponse();
         }
+    }
+
+    private static TPM_HANDLE lockoutHandle(SecretBytes lockoutAuth) {
+        TPM_HANDLE lockout = TPM_HANDLE.from(TPM_RH.LOCKOUT);
+        lockout.AuthValue = lockoutAuth.reveal();
+        return lockout;
     }
 
     /** The outPrivate and outPublic of the TPM2_Create that just ran, byte-exact. */

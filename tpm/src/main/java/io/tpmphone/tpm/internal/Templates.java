@@ -96,6 +96,17 @@ public final class Templates {
                 new TPMS_KEYEDHASH_PARMS(new TPMS_NULL_SCHEME_KEYEDHASH()), new TPM2B_DIGEST_KEYEDHASH(new byte[0]));
     }
 
+    /**
+     * A keyed-hash data object opened by its authValue (a PIN): userWithAuth, and <em>not</em> noDA, so the TPM's
+     * dictionary-attack protection counts wrong values; no authPolicy.
+     */
+    public static TPMT_PUBLIC passwordSealedData() {
+        TPMA_OBJECT attributes = new TPMA_OBJECT(TPMA_OBJECT.fixedTPM, TPMA_OBJECT.fixedParent,
+                TPMA_OBJECT.userWithAuth);
+        return new TPMT_PUBLIC(TPM_ALG_ID.SHA256, attributes, new byte[0],
+                new TPMS_KEYEDHASH_PARMS(new TPMS_NULL_SCHEME_KEYEDHASH()), new TPM2B_DIGEST_KEYEDHASH(new byte[0]));
+    }
+
     /** Whether {@code actual} was made from {@code template}: everything but the unique field is equal. */
     public static boolean matches(TPMT_PUBLIC template, TPMT_PUBLIC actual) {
         TPMT_PUBLIC copy = TPMT_PUBLIC.fromBytes(actual.toBytes());

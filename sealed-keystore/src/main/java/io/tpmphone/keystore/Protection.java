@@ -1,0 +1,78 @@
+package io.tpmphone.keystore;
+
+import io.tpmphone.attestation.PcrSelection;
+import io.tpmphone.attestation.TpmtPublic;
+import java.nio.charset.StandardCharsets;
+import java.util.Objects;
+import java.util.Optional;
+
+/**
+ * How a keystore's root secret is sealed. {@link Mode#AUTHORIZED}: {@code PolicyAuthorize(authority, policyRef)}, so
+ * the root opens in any PCR state the authority has signed an approval for — approving a new release needs no
+ * re-sealing. {@link Mode#PCR_ONLY}: {@code PolicyPCR} of the PCR values at creation, for a single host without an
+ * attestation server. Immutable and thread-safe.
+ */
+public final class Protection {
+    /** The policyRef every approval for a keystore carries (and the authority signs): {@code tpmphone-keystore-v1}. */
+    public static final String POLICY_REF = "tpmphone-keystore-v1";
+
+    /** The default PCRs: the boot chain (0-7) and the softphone measurement PCR 14. */
+    public static final PcrSelection DEFAULT_PCRS = PcrSelection.parse("sha256:0,1,2,3,4,5,6,7,14");
+
+    /** The two sealing modes. */
+    public enum Mode { AUTHORIZED, PCR_ONLY }
+
+    private final Mode mode;
+    private final PcrSelection pcrs;
+    private final TpmtPublic authority;
+
+    private Protection(Mode mode, PcrSelection pcrs, TpmtPublic authority) {
+        this.mode = mode;
+        this.pcrs = Objects.requireNonNull(pcrs, "pcrs");
+        this.authority = authority;
+    }
+
+    /** Sealed to {@code PolicyAuthorize(authority, POLICY_REF)}; approvals are PolicyPCR digests over {@code pcrs}. */
+    public static Protection authorized(PcrSelection pcrs, TpmtPublic authority) {
+        return new Protection(Mode.AUTHORIZED, pcrs, Objects.requireNonNull(authority, "authority"));
+    }
+
+    /** Sealed to {@code PolicyPCR(pcrs)} of the values at creation. */
+    public static Protection pcrOnly(PcrSelection pcrs) {
+        return new Protection(Mode.PCR_ONLY, pcrs, null);
+    }
+
+    public Mode mode() {
+        return mode;
+    }
+
+    public PcrSelection pcrs() {
+        return pcrs;
+    }
+
+    /** The policy authority's public area (AUTHORIZED mode). */
+    public Optional<TpmtPublic> authority() {
+        return Optional.ofNullable(authority);
+    }
+
+    /** {@link #POLICY_REF} as bytes. */
+    public static byte[] policyRef() {
+        return POLICY_REF.getBytes(StandardCharsets.US_ASCII);
+    }
+
+    @Override
+    public boolean equals(Object o) {
+        return o instanceof Protection p && mode == p.mode && pcrs.equals(p.pcrs)
+                && Objects.equals(authority, p.authority);
+    }
+
+    @Override
+    public int hashCode() {
+        return Objects.hash(mode, pcrs, authority);
+    }
+
+    @Override
+    public String toString() {
+        return "Protection[" + mode + ", " + pcrs + "]";
+    }
+}

@@ -1,0 +1,548 @@
+package io.tpmphone.keystore;
+
+import io.tpmphone.attestation.HashAlgorithm;
+import io.tpmphone.attestation.MalformedStructureException;
+import io.tpmphone.attestation.PcrSelection;
+import io.tpmphone.attestation.PolicyDigest;
+import io.tpmphone.attestation.SecretBytes;
+import io.tpmphone.attestation.TpmtPublic;
+import io.tpmphone.keystore.internal.FingerprintLog;
+import io.tpmphone.keystore.internal.Hkdf;
+import io.tpmphone.keystore.internal.KeystoreDirectory;
+import io.tpmphone.tpm.PersistentHandle;
+import io.tpmphone.tpm.PolicyApproval;
+import io.tpmphone.tpm.TpmClient;
+import io.tpmphone.tpm.TpmException;
+import io.tpmphone.tpm.TpmObjectBlob;
+import io.tpmphone.tpm.TpmResponseException;
+import io.tpmphone.tpm.TpmTransportException;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.security.SecureRandom;
+import java.util.Arrays;
+import java.util.HexFormat;
+import java.util.Objects;
+import java.util.Optional;
+import java.util.Properties;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A keystore whose root secret only the TPM can release, and only in an approved measured state: SRTP master keys
+ * are derived from it per call, and it never issues or accepts the same key material twice.
+ *
+ * <p><b>Root secret.</b> 32 bytes of TPM randomness XORed with 32 bytes of {@link SecureRandom}, sealed under the ECC
+ * storage root key ({@code 0x81000002}) as a keyed-hash object whose only authorization is its policy (see
+ * {@link Protection}). Optionally a second sealed object, opened by the user's PIN as its authValue and
+ * <em>not</em> noDA, holds a 32-byte PIN share: derivation then uses {@code HKDF-Extract("tpmphone-keystore-pin-v1",
+ * root || pinShare)}, so the PIN is cryptographically required and the TPM's dictionary-attack protection counts
+ * every wrong PIN.
+ *
+ * <p><b>SRTP keys.</b> {@code HKDF-SHA256(salt = 32 fresh TPM random bytes, IKM = root,
+ * info = "tpmphone-srtp-v1" || suite name || callId (UTF-8))}, split into master key and master salt. The root and
+ * every intermediate are wiped right after derivation. The SHA-256 fingerprint of {@code masterKey || masterSalt} of
+ * every issued key and of every key checked by {@link #checkOffered} is appended to a durable log before the call
+ * returns; key material with a known fingerprint is never issued and is refused when offered.
+ *
+ * <p><b>Thread-safety.</b> Thread-safe: key releases are serialized (the TPM serializes them anyway). The
+ * {@link TpmClient} is the caller's; the keystore does not close it. Errors are {@link KeystoreException}s with a
+ * {@link KeystoreException.Reason}; messages and logs never contain key material.
+ */
+public final class SealedKeystore implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(SealedKeystore.class);
+    private static final String FORMAT = "tpmphone-keystore-v1";
+    private static final PersistentHandle PARENT = PersistentHandle.SRK_ECC;
+    private static final byte[] SRTP_INFO = "tpmphone-srtp-v1".getBytes(StandardCharsets.US_ASCII);
+    private static final byte[] PIN_SALT = "tpmphone-keystore-pin-v1".getBytes(StandardCharsets.US_ASCII);
+    private static final int ROOT_LENGTH = 32;
+    private static final int MAX_CALL_ID_LENGTH = 1024;
+    private static final int MAX_DERIVATION_ATTEMPTS = 4;
+
+    private final TpmClient tpm;
+    private final Path directory;
+    private final Protection protection;
+    private final TpmObjectBlob root;
+    private final TpmObjectBlob pinObject;
+    private final FingerprintLog fingerprints;
+    private boolean closed;
+
+    private SealedKeystore(TpmClient tpm, Path directory, Protection protection, TpmObjectBlob root,
+                           TpmObjectBlob pinObject, FingerprintLog fingerprints) {
+        this.tpm = tpm;
+        this.directory = directory;
+        this.protection = protection;
+        this.root = root;
+        this.pinObject = pinObject;
+        this.fingerprints = fingerprints;
+    }
+
+    // ---------------------------------------------------------------------------------------------- lifecycle
+
+    /**
+     * Creates a keystore in {@code directory} (created if absent; must not hold a keystore): a fresh root secret
+     * sealed per {@code protection}, and a PIN object if {@code pin} is given. In PCR_ONLY mode the root is sealed to
+     * the PCR values read now.
+     *
+     * @param pin the user's PIN as UTF-8, 1..32 bytes; not retained
+     */
+    public static SealedKeystore create(TpmClient tpm, Path directory, Protection protection,
+                                        Optional<SecretBytes> pin) throws KeystoreException {
+        Objects.requireNonNull(tpm, "tpm");
+        Objects.requireNonNull(directory, "directory");
+        Objects.requireNonNull(protection, "protection");
+        Objects.requireNonNull(pin, "pin");
+        if (pin.isPresent() && (pin.get().length() < 1 || pin.get().length() > 32)) {
+            throw new IllegalArgumentException("a PIN is 1..32 bytes of UTF-8, got " + pin.get().length());
+        }
+        Path metadata = directory.resolve(KeystoreDirectory.METADATA);
+        if (Files.exists(metadata)) {
+            throw new KeystoreException(KeystoreException.Reason.STORAGE, directory + " already holds a keystore;"
+                    + " open it, or delete the directory to start over (all keys derived from it become unusable)");
+        }
+        try {
+            tpm.ensureStorageRootKey(TpmClient.StorageKeyType.ECC_P256);
+            byte[] authPolicy = switch (protection.mode()) {
+                case AUTHORIZED -> PolicyDigest.initial(HashAlgorithm.SHA256)
+                        .policyAuthorize(protection.authority().orElseThrow().name(), Protection.policyRef()).value();
+                case PCR_ONLY -> PolicyDigest.initial(HashAlgorithm.SHA256)
+                        .policyPcr(tpm.pcrRead(protection.pcrs())).value();
+            };
+            TpmObjectBlob rootBlob;
+            SecretBytes rootSecret = freshSecret(tpm);
+            try {
+                rootBlob = tpm.seal(PARENT, rootSecret, authPolicy);
+            } finally {
+                rootSecret.destroy();
+            }
+            TpmObjectBlob pinBlob = null;
+            if (pin.isPresent()) {
+                SecretBytes share = freshSecret(tpm);
+                try {
+                    pinBlob = tpm.sealWithPassword(PARENT, share, pin.get());
+                } finally {
+                    share.destroy();
+                }
+            }
+            Files.createDirectories(directory);
+            KeystoreDirectory.writeAtomically(directory.resolve(KeystoreDirectory.ROOT), rootBlob.toBytes());
+            if (pinBlob != null) {
+                KeystoreDirectory.writeAtomically(directory.resolve(KeystoreDirectory.PIN), pinBlob.toBytes());
+            }
+            Properties p = new Properties();
+            p.setProperty("format", FORMAT);
+            p.setProperty("mode", protection.mode().name());
+            p.setProperty("pcrs", protection.pcrs().toString());
+            p.setProperty("parent", PARENT.toString());
+            p.setProperty("pin", Boolean.toString(pinBlob != null));
+            protection.authority().ifPresent(a -> p.setProperty("authority", HexFormat.of().formatHex(a.encoded())));
+            Files.deleteIfExists(directory.resolve(KeystoreDirectory.FINGERPRINTS));
+            KeystoreDirectory.writeProperties(metadata, p);
+            LOG.info("created {} keystore in {} over PCRs {}{}", protection.mode(), directory, protection.pcrs(),
+                    pinBlob != null ? " with a PIN" : "");
+            return new SealedKeystore(tpm, directory, protection, rootBlob, pinBlob,
+                    FingerprintLog.open(directory.resolve(KeystoreDirectory.FINGERPRINTS)));
+        } catch (TpmException e) {
+            throw tpmFailure(directory, protection.pcrs(), "creating the keystore", e);
+        } catch (IOException e) {
+            throw new KeystoreException(KeystoreException.Reason.STORAGE, "cannot write the keystore in " + directory
+                    + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** Opens the keystore in {@code directory}, reloading the fingerprints of all key material seen so far. */
+    public static SealedKeystore open(TpmClient tpm, Path directory) throws KeystoreException {
+        Objects.requireNonNull(tpm, "tpm");
+        Objects.requireNonNull(directory, "directory");
+        try {
+            Properties p = KeystoreDirectory.readProperties(directory.resolve(KeystoreDirectory.METADATA));
+            if (!FORMAT.equals(p.getProperty("format"))) {
+                throw new KeystoreException(KeystoreException.Reason.STORAGE, directory + " holds keystore format "
+                        + p.getProperty("format") + "; expected " + FORMAT);
+            }
+            PcrSelection pcrs = PcrSelection.parse(required(p, "pcrs"));
+            Protection protection = switch (Protection.Mode.valueOf(required(p, "mode"))) {
+                case AUTHORIZED -> Protection.authorized(pcrs,
+                        TpmtPublic.parse(HexFormat.of().parseHex(required(p, "authority"))));
+                case PCR_ONLY -> Protection.pcrOnly(pcrs);
+            };
+            TpmObjectBlob rootBlob = TpmObjectBlob.fromBytes(
+                    Files.readAllBytes(directory.resolve(KeystoreDirectory.ROOT)));
+            TpmObjectBlob pinBlob = Boolean.parseBoolean(required(p, "pin"))
+                    ? TpmObjectBlob.fromBytes(Files.readAllBytes(directory.resolve(KeystoreDirectory.PIN))) : null;
+            FingerprintLog log = FingerprintLog.open(directory.resolve(KeystoreDirectory.FINGERPRINTS));
+            LOG.info("opened {} keystore in {} ({} fingerprints)", protection.mode(), directory, log.size());
+            return new SealedKeystore(tpm, directory, protection, rootBlob, pinBlob, log);
+        } catch (NoSuchFileException e) {
+            throw new KeystoreException(KeystoreException.Reason.STORAGE, "no keystore in " + directory + " (missing "
+                    + e.getFile() + "); create one first", e);
+        } catch (IOException | MalformedStructureException | IllegalArgumentException e) {
+            throw new KeystoreException(KeystoreException.Reason.STORAGE, "the keystore in " + directory
+                    + " is unreadable or corrupt: " + e.getMessage(), e);
+        }
+    }
+
+    private static String required(Properties p, String key) throws IOException {
+        String v = p.getProperty(key);
+        if (v == null) {
+            throw new IOException("keystore metadata lacks '" + key + "'");
+        }
+        return v;
+    }
+
+    @Override
+    public synchronized void close() {
+        if (!closed) {
+            closed = true;
+            try {
+                fingerprints.close();
+            } catch (IOException e) {
+                LOG.warn("closing the fingerprint log of {} failed: {}", directory, e.toString());
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------- queries
+
+    public Protection protection() {
+        return protection;
+    }
+
+    public boolean hasPin() {
+        return pinObject != null;
+    }
+
+    /** The authPolicy of the sealed root object (compare with {@code tpm2_createpolicy}). */
+    public PolicyDigest sealedPolicy() {
+        try {
+            return PolicyDigest.of(HashAlgorithm.SHA256, TpmtPublic.parse(root.publicArea()).authPolicy());
+        } catch (MalformedStructureException e) {
+            throw new IllegalStateException("the sealed root's public area was checked when loaded", e);
+        }
+    }
+
+    /**
+     * The digest an authority approves for the current state: {@code PolicyPCR} of the current values of
+     * {@link Protection#pcrs()}. The authority signs {@code SHA256(digest || Protection.POLICY_REF)}.
+     */
+    public PolicyDigest currentStatePolicy() throws KeystoreException {
+        try {
+            return PolicyDigest.initial(HashAlgorithm.SHA256).policyPcr(tpm.pcrRead(protection.pcrs()));
+        } catch (TpmException e) {
+            throw tpmFailure("reading PCRs", e);
+        }
+    }
+
+    /** How many distinct key fingerprints the keystore remembers. */
+    public synchronized int fingerprintCount() {
+        return fingerprints.size();
+    }
+
+    // ---------------------------------------------------------------------------------------------- keys
+
+    /** {@link #srtpKey(String, SrtpSuite, Unlock)} for an AUTHORIZED keystore without a PIN. */
+    public SrtpKeys srtpKey(String callId, SrtpSuite suite, PolicyApproval approval) throws KeystoreException {
+        return srtpKey(callId, suite, Unlock.approved(approval));
+    }
+
+    /** {@link #srtpKey(String, SrtpSuite, Unlock)} for a PCR_ONLY keystore without a PIN. */
+    public SrtpKeys srtpKey(String callId, SrtpSuite suite) throws KeystoreException {
+        return srtpKey(callId, suite, Unlock.measuredState());
+    }
+
+    /**
+     * A fresh SRTP master key and salt for one call. Unseals the root (the TPM checks the policy), derives, records
+     * the key's fingerprint durably, and only then returns it. The caller destroys the result after use.
+     *
+     * @throws KeystoreException {@code POLICY_FAIL}, {@code NOT_APPROVED}, {@code BAD_APPROVAL}, {@code PIN_REQUIRED},
+     *                           {@code PIN_WRONG}, {@code LOCKED_OUT}, {@code TPM_UNAVAILABLE}, {@code TPM_ERROR},
+     *                           {@code STORAGE}
+     * @throws IllegalArgumentException if the unlock does not fit the keystore's mode (an approval for a PCR_ONLY
+     *                                  keystore or none for an AUTHORIZED one, a PIN for a keystore without one)
+     */
+    public SrtpKeys srtpKey(String callId, SrtpSuite suite, Unlock unlock) throws KeystoreException {
+        Objects.requireNonNull(callId, "callId");
+        Objects.requireNonNull(suite, "suite");
+        Objects.requireNonNull(unlock, "unlock");
+        if (callId.isEmpty() || callId.length() > MAX_CALL_ID_LENGTH) {
+            throw new IllegalArgumentException("a call id is 1.." + MAX_CALL_ID_LENGTH + " characters, got "
+                    + callId.length());
+        }
+        checkUnlockFits(unlock);
+        byte[] info = concat(SRTP_INFO, suite.name().getBytes(StandardCharsets.US_ASCII),
+                callId.getBytes(StandardCharsets.UTF_8));
+        synchronized (this) {
+            checkOpen();
+            SecretBytes ikm = releaseRoot(unlock);
+            try {
+                for (int attempt = 0; attempt < MAX_DERIVATION_ATTEMPTS; attempt++) {
+                    byte[] salt = tpm.getRandom(32);
+                    byte[] rootBytes = ikm.reveal();
+                    byte[] okm = Hkdf.derive(salt, rootBytes, info, suite.keyLength() + suite.saltLength());
+                    Arrays.fill(rootBytes, (byte) 0);
+                    try {
+                        byte[] fingerprint = HashAlgorithm.SHA256.digest(okm);
+                        if (fingerprints.add(fingerprint)) {
+                            SrtpKeys keys = split(suite, okm);
+                            LOG.debug("issued an SRTP key ({}) for call {}", suite, callId);
+                            return keys;
+                        }
+                        LOG.warn("derived SRTP key material that was seen before; deriving again with new"
+                                + " randomness (attempt {})", attempt + 1);
+                    } finally {
+                        Arrays.fill(okm, (byte) 0);
+                    }
+                }
+                throw refuse(new KeystoreException(KeystoreException.Reason.TPM_ERROR, "the TPM's random numbers gave "
+                        + MAX_DERIVATION_ATTEMPTS + " already-seen keys in a row; its RNG is broken"));
+            } catch (TpmException e) {
+                throw tpmFailure("getting randomness for call " + callId, e);
+            } catch (IOException e) {
+                throw refuse(new KeystoreException(KeystoreException.Reason.STORAGE, "cannot record the key"
+                        + " fingerprint in " + directory + " (no key issued): " + e.getMessage(), e));
+            } finally {
+                ikm.destroy();
+            }
+        }
+    }
+
+    /**
+     * Checks key material offered by a peer (an SDES crypto attribute): refuses it if this keystore issued it or saw
+     * it offered before (a replayed offer would make SRTP reuse keystream), else records it durably.
+     *
+     * @throws KeystoreException {@code SEEN_BEFORE} for a replay, {@code STORAGE} if it cannot be recorded
+     */
+    public void checkOffered(SecretBytes masterKey, SecretBytes masterSalt) throws KeystoreException {
+        Objects.requireNonNull(masterKey, "masterKey");
+        Objects.requireNonNull(masterSalt, "masterSalt");
+        byte[] key = masterKey.reveal();
+        byte[] salt = masterSalt.reveal();
+        byte[] both = concat(key, salt);
+        Arrays.fill(key, (byte) 0);
+        Arrays.fill(salt, (byte) 0);
+        byte[] fingerprint = HashAlgorithm.SHA256.digest(both);
+        Arrays.fill(both, (byte) 0);
+        synchronized (this) {
+            checkOpen();
+            try {
+                if (!fingerprints.add(fingerprint)) {
+                    throw refuse(new KeystoreException(KeystoreException.Reason.SEEN_BEFORE, "the offered SRTP key"
+                            + " material was issued or offered before (a replayed offer); reject the offer"));
+                }
+            } catch (IOException e) {
+                throw refuse(new KeystoreException(KeystoreException.Reason.STORAGE, "cannot record the offered key's"
+                        + " fingerprint in " + directory + ": " + e.getMessage(), e));
+            }
+        }
+    }
+
+    /**
+     * Ends a dictionary-attack lockout ({@code TPM2_DictionaryAttackLockReset}) with the TPM's lockout authorization
+     * (empty on a fresh TPM). This resets the failure counter of the whole TPM, not only of this keystore's PIN.
+     */
+    public void resetLockout(SecretBytes lockoutAuth) throws KeystoreException {
+        Objects.requireNonNull(lockoutAuth, "lockoutAuth");
+        try {
+            tpm.dictionaryAttackLockReset(lockoutAuth);
+            LOG.info("dictionary-attack lockout reset with the lockout authorization");
+        } catch (TpmException e) {
+            throw tpmFailure("resetting the lockout", e);
+        }
+    }
+
+    /** {@link #resetLockout(SecretBytes)} with the empty lockout authorization of a fresh TPM. */
+    public void resetLockout() throws KeystoreException {
+        resetLockout(SecretBytes.copyOf(new byte[0]));
+    }
+
+    // ---------------------------------------------------------------------------------------------- internals
+
+    private void checkUnlockFits(Unlock unlock) {
+        if (protection.mode() == Protection.Mode.AUTHORIZED && unlock.approval().isEmpty()) {
+            throw new IllegalArgumentException("this keystore is AUTHORIZED: releasing a key needs the authority's"
+                    + " approval of the current state (Unlock.approved)");
+        }
+        if (protection.mode() == Protection.Mode.PCR_ONLY && unlock.approval().isPresent()) {
+            throw new IllegalArgumentException("this keystore is PCR_ONLY: it takes no approval"
+                    + " (Unlock.measuredState)");
+        }
+        if (pinObject == null && unlock.pin().isPresent()) {
+            throw new IllegalArgumentException("this keystore has no PIN; do not pass one");
+        }
+        if (unlock.pin().isPresent() && (unlock.pin().get().length() < 1 || unlock.pin().get().length() > 32)) {
+            throw new IllegalArgumentException("a PIN is 1..32 bytes of UTF-8, got " + unlock.pin().get().length());
+        }
+    }
+
+    /** Unseals the root (and the PIN share) and returns the derivation key; the caller destroys it. */
+    private SecretBytes releaseRoot(Unlock unlock) throws KeystoreException {
+        if (pinObject != null && unlock.pin().isEmpty()) {
+            throw refuse(new KeystoreException(KeystoreException.Reason.PIN_REQUIRED, "this keystore needs the user's"
+                    + " PIN; ask the user for it"));
+        }
+        SecretBytes rootSecret;
+        try {
+            if (protection.mode() == Protection.Mode.AUTHORIZED) {
+                PolicyApproval approval = unlock.approval().orElseThrow();
+                checkApprovalAuthority(approval);
+                try {
+                    rootSecret = tpm.unsealWithAuthorizedPolicy(PARENT, root, protection.pcrs(), approval);
+                } catch (IllegalArgumentException e) {
+                    throw refuse(new KeystoreException(KeystoreException.Reason.BAD_APPROVAL, "the approval is"
+                            + " malformed: " + e.getMessage(), e));
+                }
+            } else {
+                rootSecret = tpm.unsealWithPcrPolicy(PARENT, root, protection.pcrs());
+            }
+        } catch (TpmException e) {
+            throw tpmFailure("unsealing the root secret", e);
+        }
+        if (pinObject == null) {
+            return rootSecret;
+        }
+        try {
+            SecretBytes share = tpm.unsealWithPassword(PARENT, pinObject, unlock.pin().orElseThrow());
+            byte[] r = rootSecret.reveal();
+            byte[] s = share.reveal();
+            byte[] both = concat(r, s);
+            byte[] prk = Hkdf.extract(PIN_SALT, both);
+            Arrays.fill(r, (byte) 0);
+            Arrays.fill(s, (byte) 0);
+            Arrays.fill(both, (byte) 0);
+            share.destroy();
+            try {
+                return SecretBytes.copyOf(prk);
+            } finally {
+                Arrays.fill(prk, (byte) 0);
+            }
+        } catch (TpmException e) {
+            throw tpmFailure("opening the PIN share", e);
+        } finally {
+            rootSecret.destroy();
+        }
+    }
+
+    private void checkApprovalAuthority(PolicyApproval approval) throws KeystoreException {
+        TpmtPublic authority = protection.authority().orElseThrow();
+        if (!Arrays.equals(approval.authorityPublic(), authority.encoded())) {
+            throw refuse(new KeystoreException(KeystoreException.Reason.BAD_APPROVAL, "the approval is signed by"
+                    + " another key than the keystore's policy authority (name "
+                    + HexFormat.of().formatHex(authority.name()) + "); ask that authority for an approval"));
+        }
+        if (!Arrays.equals(approval.policyRef(), Protection.policyRef())) {
+            throw refuse(new KeystoreException(KeystoreException.Reason.BAD_APPROVAL, "the approval's policyRef is not"
+                    + " '" + Protection.POLICY_REF + "'"));
+        }
+    }
+
+    private KeystoreException tpmFailure(String what, TpmException e) {
+        return tpmFailure(directory, protection.pcrs(), what, e);
+    }
+
+    private static KeystoreException tpmFailure(Path directory, PcrSelection pcrs, String what, TpmException e) {
+        if (e instanceof TpmTransportException) {
+            return refuse(directory, new KeystoreException(KeystoreException.Reason.TPM_UNAVAILABLE, what + ": the TPM is"
+                    + " unreachable (" + e.getMessage() + "); check that it runs and retry", e));
+        }
+        if (e instanceof TpmResponseException r) {
+            String rc = r.responseCodeName();
+            KeystoreException.Reason reason;
+            String next;
+            switch (rc) {
+                case "POLICY_FAIL" -> {
+                    reason = KeystoreException.Reason.POLICY_FAIL;
+                    next = "the PCRs " + pcrs + " are not in the sealed/approved state (another"
+                            + " measurement, or the softphone ended); relaunch the approved softphone";
+                }
+                case "VALUE" -> {
+                    reason = KeystoreException.Reason.NOT_APPROVED;
+                    next = "the approval is for another PCR state than the current one; get an approval of the"
+                            + " current state";
+                }
+                case "SIGNATURE" -> {
+                    reason = KeystoreException.Reason.BAD_APPROVAL;
+                    next = "the approval's signature is not the policy authority's";
+                }
+                case "AUTH_FAIL", "BAD_AUTH" -> {
+                    reason = KeystoreException.Reason.PIN_WRONG;
+                    next = "wrong PIN; the TPM counted a failed try";
+                }
+                case "LOCKOUT" -> {
+                    reason = KeystoreException.Reason.LOCKED_OUT;
+                    next = "the TPM is locked out after too many wrong PINs; wait for the recovery time or reset it"
+                            + " with the lockout authorization (docs/keystore.md)";
+                }
+                default -> {
+                    reason = KeystoreException.Reason.TPM_ERROR;
+                    next = "the TPM refused";
+                }
+            }
+            return refuse(directory, new KeystoreException(reason, what + ": " + next + " (TPM2_" + r.command() + ": TPM_RC_" + rc
+                    + ")", rc, e));
+        }
+        return refuse(directory, new KeystoreException(KeystoreException.Reason.TPM_ERROR, what + ": " + e.getMessage(), e));
+    }
+
+    // The audit trail of refusals: reason and TPM code only.
+    private KeystoreException refuse(KeystoreException e) {
+        return refuse(directory, e);
+    }
+
+    private static KeystoreException refuse(Path directory, KeystoreException e) {
+        LOG.warn("keystore {} refused: {} {}", directory, e.reason(), e.tpmResponseCode().orElse(""));
+        return e;
+    }
+
+    private void checkOpen() {
+        if (closed) {
+            throw new IllegalStateException("the keystore in " + directory + " is closed");
+        }
+    }
+
+    private static SrtpKeys split(SrtpSuite suite, byte[] okm) {
+        byte[] key = Arrays.copyOfRange(okm, 0, suite.keyLength());
+        byte[] salt = Arrays.copyOfRange(okm, suite.keyLength(), suite.keyLength() + suite.saltLength());
+        try {
+            return new SrtpKeys(suite, SecretBytes.copyOf(key), SecretBytes.copyOf(salt));
+        } finally {
+            Arrays.fill(key, (byte) 0);
+            Arrays.fill(salt, (byte) 0);
+        }
+    }
+
+    private static SecretBytes freshSecret(TpmClient tpm) throws TpmException {
+        byte[] fromTpm = tpm.getRandom(ROOT_LENGTH);
+        byte[] local = new byte[ROOT_LENGTH];
+        new SecureRandom().nextBytes(local);
+        for (int i = 0; i < ROOT_LENGTH; i++) {
+            fromTpm[i] ^= local[i];
+        }
+        try {
+            return SecretBytes.copyOf(fromTpm);
+        } finally {
+            Arrays.fill(fromTpm, (byte) 0);
+            Arrays.fill(local, (byte) 0);
+        }
+    }
+
+    private static byte[] concat(byte[]... parts) {
+        int n = 0;
+        for (byte[] p : parts) {
+            n += p.length;
+        }
+        byte[] out = new byte[n];
+        int at = 0;
+        for (byte[] p : parts) {
+            System.arraycopy(p, 0, out, at, p.length);
+            at += p.length;
+        }
+        return out;
+    }
+
+    @Override
+    public String toString() {
+        return "SealedKeystore[" + protection + ", " + directory + (pinObject != null ? ", PIN]" : "]");
+    }
+}

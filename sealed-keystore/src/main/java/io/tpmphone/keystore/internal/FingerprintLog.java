@@ -1,0 +1,151 @@
+package io.tpmphone.keystore.internal;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.Arrays;
+import java.util.HashSet;
+import java.util.Set;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * An append-only file of 32-byte SHA-256 fingerprints of SRTP key material, mirrored in a hash set. Each append is
+ * forced to disk before {@link #add} returns, so a key handed out is remembered across a crash. Growth: 32 bytes on
+ * disk and about 100 bytes of heap per key; nothing is ever removed (a fresh keystore starts a fresh log).
+ * A torn last record (a crash during an append) is cut off when the log is opened.
+ *
+ * <p>Not thread-safe: the keystore serializes access.
+ */
+public final class FingerprintLog implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(FingerprintLog.class);
+    private static final byte[] HEADER = "TPFP0001".getBytes(StandardCharsets.US_ASCII);
+    public static final int FINGERPRINT_LENGTH = 32;
+
+    private final Path file;
+    private final FileChannel channel;
+    private final Set<Fingerprint> seen = new HashSet<>();
+
+    private record Fingerprint(byte[] value) {
+        @Override
+        public boolean equals(Object o) {
+            return o instanceof Fingerprint f && Arrays.equals(value, f.value);
+        }
+
+        @Override
+        public int hashCode() {
+            return Arrays.hashCode(value);
+        }
+
+        @Override
+        public String toString() {
+            return "Fingerprint";
+        }
+    }
+
+    private FingerprintLog(Path file, FileChannel channel) {
+        this.file = file;
+        this.channel = channel;
+    }
+
+    /** Opens (or creates) the log and loads every fingerprint in it. */
+    public static FingerprintLog open(Path file) throws IOException {
+        FileChannel channel = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.READ,
+                StandardOpenOption.WRITE);
+        try {
+            FingerprintLog log = new FingerprintLog(file, channel);
+            log.load();
+            return log;
+        } catch (IOException | RuntimeException e) {
+            channel.close();
+            throw e;
+        }
+    }
+
+    private void load() throws IOException {
+        long size = channel.size();
+        if (size == 0) {
+            channel.write(ByteBuffer.wrap(HEADER), 0);
+            channel.force(true);
+            size = HEADER.length;
+        }
+        ByteBuffer header = ByteBuffer.allocate(HEADER.length);
+        if (size < HEADER.length || channel.read(header, 0) != HEADER.length
+                || !Arrays.equals(header.array(), HEADER)) {
+            throw new IOException(file + " is not a fingerprint log (bad header); restore it from a backup");
+        }
+        long records = (size - HEADER.length) / FINGERPRINT_LENGTH;
+        long end = HEADER.length + records * FINGERPRINT_LENGTH;
+        if (end != size) {
+            LOG.warn("fingerprint log {} ends with a torn record ({} bytes); cutting it off", file, size - end);
+            channel.truncate(end);
+            channel.force(true);
+        }
+        ByteBuffer all = ByteBuffer.allocate((int) Math.min(Integer.MAX_VALUE, end - HEADER.length));
+        long position = HEADER.length;
+        while (all.hasRemaining()) {
+            int n = channel.read(all, position);
+            if (n < 0) {
+                throw new IOException(file + " shrank while being read");
+            }
+            position += n;
+        }
+        all.flip();
+        while (all.remaining() >= FINGERPRINT_LENGTH) {
+            byte[] f = new byte[FINGERPRINT_LENGTH];
+            all.get(f);
+            seen.add(new Fingerprint(f));
+        }
+        channel.position(end);
+    }
+
+    public boolean contains(byte[] fingerprint) {
+        return seen.contains(new Fingerprint(fingerprint.clone()));
+    }
+
+    /**
+     * Records a fingerprint durably.
+     *
+     * @return false if it was already recorded (nothing written)
+     */
+    public boolean add(byte[] fingerprint) throws IOException {
+        if (fingerprint.length != FINGERPRINT_LENGTH) {
+            throw new IllegalArgumentException("a fingerprint has 32 bytes, got " + fingerprint.length);
+        }
+        Fingerprint f = new Fingerprint(fingerprint.clone());
+        if (seen.contains(f)) {
+            return false;
+        }
+        long before = channel.position();
+        try {
+            ByteBuffer b = ByteBuffer.wrap(f.value());
+            while (b.hasRemaining()) {
+                channel.write(b);
+            }
+            channel.force(false);
+        } catch (IOException e) {
+            try {
+                channel.truncate(before);
+                channel.position(before);
+            } catch (IOException suppressed) {
+                e.addSuppressed(suppressed);
+            }
+            throw e;
+        }
+        seen.add(f);
+        return true;
+    }
+
+    public int size() {
+        return seen.size();
+    }
+
+    @Override
+    public void close() throws IOException {
+        channel.close();
+    }
+}

@@ -1,0 +1,50 @@
+package io.tpmphone.keystore;
+
+import io.tpmphone.tpm.PolicyApproval;
+
+import io.tpmphone.attestation.EccCurve;
+import io.tpmphone.attestation.HashAlgorithm;
+import io.tpmphone.attestation.KeyType;
+import io.tpmphone.attestation.ObjectAttribute;
+import io.tpmphone.attestation.SchemeAlgorithm;
+import io.tpmphone.attestation.TpmtPublic;
+import io.tpmphone.attestation.TpmtSignature;
+import java.security.KeyPair;
+import java.security.KeyPairGenerator;
+import java.security.Signature;
+import java.security.spec.ECGenParameterSpec;
+
+/** A policy authority in software (the attestation server's role): signs PolicyAuthorize approvals (copied from tpm's tests). */
+final class AuthorityKey {
+    private final KeyPair pair;
+    private final TpmtPublic publicArea;
+
+    AuthorityKey() throws Exception {
+        KeyPairGenerator g = KeyPairGenerator.getInstance("EC");
+        g.initialize(new ECGenParameterSpec("secp256r1"));
+        pair = g.generateKeyPair();
+        publicArea = TpmtPublic.builder(KeyType.ECC).nameAlg(HashAlgorithm.SHA256)
+                .attributes(ObjectAttribute.SIGN_ENCRYPT, ObjectAttribute.USER_WITH_AUTH)
+                .scheme(SchemeAlgorithm.ECDSA, HashAlgorithm.SHA256).publicKey(pair.getPublic()).build();
+    }
+
+    TpmtPublic publicArea() {
+        return publicArea;
+    }
+
+    /** An approval of a keystore state: {@code approve(policy, Protection.policyRef())}. */
+    PolicyApproval approve(io.tpmphone.attestation.PolicyDigest state) throws Exception {
+        return approve(state.value(), Protection.policyRef());
+    }
+
+    /** An approval of {@code approvedPolicy}: ECDSA over {@code SHA256(approvedPolicy || policyRef)}. */
+    PolicyApproval approve(byte[] approvedPolicy, byte[] policyRef) throws Exception {
+        byte[] aHash = HashAlgorithm.SHA256.digest(approvedPolicy, policyRef);
+        Signature ecdsa = Signature.getInstance("NONEwithECDSA");
+        ecdsa.initSign(pair.getPrivate());
+        ecdsa.update(aHash);
+        return new PolicyApproval(approvedPolicy, policyRef,
+                TpmtSignature.ecdsaFromDer(HashAlgorithm.SHA256, ecdsa.sign(), EccCurve.NIST_P256).encoded(),
+                publicArea.encoded());
+    }
+}
