@@ -1,7 +1,5 @@
 -- TPM state is kept per EK, not per AK: a host that enrolls a new AK must not reset the rollback check. The old
 -- per-AK table also referenced hosts(ak_name), which made AK replacement fail on the foreign key.
-DROP TABLE ak_clock;
-
 CREATE TABLE tpm_state (
     ek_name         BLOB    PRIMARY KEY NOT NULL REFERENCES hosts (ek_name),
     reset_count     INTEGER NOT NULL,
@@ -11,6 +9,12 @@ CREATE TABLE tpm_state (
     accepted_log    BLOB,
     updated_at      TEXT    NOT NULL
 );
+
+-- Keep the rollback history of every host across the upgrade.
+INSERT INTO tpm_state (ek_name, reset_count, restart_count, clock, accepted_log, updated_at)
+    SELECT h.ek_name, c.reset_count, c.restart_count, c.clock, NULL, c.updated_at
+    FROM ak_clock c JOIN hosts h ON h.ak_name = c.ak_name;
+DROP TABLE ak_clock;
 
 -- Single-use permissions to enroll a new host name, issued by an operator.
 CREATE TABLE enrollment_tokens (

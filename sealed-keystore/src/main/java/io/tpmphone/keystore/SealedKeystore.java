@@ -127,6 +127,10 @@ public final class SealedKeystore implements AutoCloseable {
                 }
             }
             Files.createDirectories(directory);
+            KeystoreDirectory.restrictToOwner(directory);
+            // The log exists before the metadata that makes the directory a keystore; a re-created keystore keeps
+            // the fingerprints of everything issued or offered before (still "seen").
+            FingerprintLog fingerprints = FingerprintLog.open(directory.resolve(KeystoreDirectory.FINGERPRINTS), true);
             KeystoreDirectory.writeAtomically(directory.resolve(KeystoreDirectory.ROOT), rootBlob.toBytes());
             if (pinBlob != null) {
                 KeystoreDirectory.writeAtomically(directory.resolve(KeystoreDirectory.PIN), pinBlob.toBytes());
@@ -138,12 +142,10 @@ public final class SealedKeystore implements AutoCloseable {
             p.setProperty("parent", PARENT.toString());
             p.setProperty("pin", Boolean.toString(pinBlob != null));
             protection.authority().ifPresent(a -> p.setProperty("authority", HexFormat.of().formatHex(a.encoded())));
-            Files.deleteIfExists(directory.resolve(KeystoreDirectory.FINGERPRINTS));
             KeystoreDirectory.writeProperties(metadata, p);
             LOG.info("created {} keystore in {} over PCRs {}{}", protection.mode(), directory, protection.pcrs(),
                     pinBlob != null ? " with a PIN" : "");
-            return new SealedKeystore(tpm, directory, protection, rootBlob, pinBlob,
-                    FingerprintLog.open(directory.resolve(KeystoreDirectory.FINGERPRINTS)));
+            return new SealedKeystore(tpm, directory, protection, rootBlob, pinBlob, fingerprints);
         } catch (TpmException e) {
             throw tpmFailure(directory, protection.pcrs(), "creating the keystore", e);
         } catch (IOException e) {
@@ -172,7 +174,7 @@ public final class SealedKeystore implements AutoCloseable {
                     Files.readAllBytes(directory.resolve(KeystoreDirectory.ROOT)));
             TpmObjectBlob pinBlob = Boolean.parseBoolean(required(p, "pin"))
                     ? TpmObjectBlob.fromBytes(Files.readAllBytes(directory.resolve(KeystoreDirectory.PIN))) : null;
-            FingerprintLog log = FingerprintLog.open(directory.resolve(KeystoreDirectory.FINGERPRINTS));
+            FingerprintLog log = FingerprintLog.open(directory.resolve(KeystoreDirectory.FINGERPRINTS), false);
             LOG.info("opened {} keystore in {} ({} fingerprints)", protection.mode(), directory, log.size());
             return new SealedKeystore(tpm, directory, protection, rootBlob, pinBlob, log);
         } catch (NoSuchFileException e) {

@@ -206,7 +206,10 @@ public final class Appraisals {
                                             PcrValues pcrs, byte[] logBytes) {
         int v = p.version();
         ClockInfo ci = auth.quote().attest().clockInfo();
-        // The quote was made after its nonce was issued, so it cannot be behind what the server knew then.
+        // The quote was made after its nonce was issued, so it cannot be behind what the server knew then. Comparing
+        // with the newest state instead would refuse honest appraisals that finish out of TPM-clock order. The price:
+        // a TPM rolled back to a snapshot taken after this nonce was issued (at most one nonce TTL, 30 s, earlier)
+        // is not caught; closing that needs authenticated nonce requests with one outstanding nonce per AK.
         Registry.TpmState before = auth.knownAtIssue();
         registry.advanceClock(host.ekName(), ci.resetCount(), ci.restartCount(), ci.clock());
         if (before != null && before.isAfter(ci.resetCount(), ci.restartCount(), ci.clock())) {

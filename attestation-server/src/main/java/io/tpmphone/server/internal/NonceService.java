@@ -21,15 +21,19 @@ public final class NonceService {
     /** Why a nonce was not accepted. */
     public enum Refusal { UNKNOWN, EXPIRED, OTHER_KEY }
 
-    private record Issued(String akId, Instant expiresAt, Registry.TpmState knownAtIssue) {
+    private record Issued(String akId, String requester, Instant expiresAt, Registry.TpmState knownAtIssue) {
     }
 
     /** A consumed nonce: the refusal, or the TPM state the server knew when it issued the nonce (may be null). */
     public record Consumed(Refusal refusal, Registry.TpmState knownAtIssue) {
     }
 
-    /** Outstanding nonces per AK at most; issuing one more drops that AK's oldest, so no AK can crowd out others. */
-    private static final int MAX_PER_AK = 8;
+    /**
+     * Outstanding nonces per (AK, client address) at most; issuing one more drops that pair's oldest. Keyed by the
+     * requester too, because nonce requests are not authenticated yet and AK ids are public: a cap per AK alone
+     * would let anyone evict a host's nonce and keep it from ever being appraised.
+     */
+    private static final int MAX_PER_REQUESTER = 8;
 
     private final Map<String, Issued> outstanding = new ConcurrentHashMap<>();
     private final Map<String, java.util.Deque<String>> byAk = new ConcurrentHashMap<>();
@@ -42,7 +46,7 @@ public final class NonceService {
 
     /** A fresh 32-byte nonce for {@code akId}, valid for {@code ttl} (capped at 30 s). */
     public byte[] issue(String akId, Duration ttl) throws ApiException {
-        return issue(akId, ttl, null);
+        return issue(akId, "-", ttl, null);
     }
 
     /**
@@ -50,7 +54,8 @@ public final class NonceService {
      * a quote over this nonce was made after it, so its clock cannot be behind it — whatever order concurrent
      * appraisals finish in.
      */
-    public byte[] issue(String akId, Duration ttl, Registry.TpmState knownState) throws ApiException {
+    public byte[] issue(String akId, String requester, Duration ttl, Registry.TpmState knownState)
+            throws ApiException {
         Duration effective = ttl.compareTo(MAX_TTL) > 0 ? MAX_TTL : ttl;
         if (outstanding.size() >= MAX_OUTSTANDING) {
             purgeExpired();
@@ -61,10 +66,11 @@ public final class NonceService {
         byte[] nonce = new byte[32];
         random.nextBytes(nonce);
         String key = HexFormat.of().formatHex(nonce);
-        outstanding.put(key, new Issued(akId, clock.instant().plus(effective), knownState));
-        java.util.Deque<String> mine = byAk.computeIfAbsent(akId, k -> new java.util.concurrent.ConcurrentLinkedDeque<>());
+        String pair = akId + " " + requester;
+        outstanding.put(key, new Issued(akId, pair, clock.instant().plus(effective), knownState));
+        java.util.Deque<String> mine = byAk.computeIfAbsent(pair, k -> new java.util.concurrent.ConcurrentLinkedDeque<>());
         mine.addLast(key);
-        while (mine.size() > MAX_PER_AK) {
+        while (mine.size() > MAX_PER_REQUESTER) {
             String oldest = mine.pollFirst();
             if (oldest != null) {
                 outstanding.remove(oldest);
@@ -88,7 +94,7 @@ public final class NonceService {
         if (issued == null) {
             return new Consumed(Refusal.UNKNOWN, null);
         }
-        java.util.Deque<String> mine = byAk.get(issued.akId());
+        java.util.Deque<String> mine = byAk.get(issued.requester());
         if (mine != null) {
             mine.remove(key);
         }

@@ -102,6 +102,13 @@ public final class Registrar {
         boolean newHost = existing.isEmpty();
         if (newHost) {
             requireToken(host, enrollmentToken);
+            // Used up now, not at activation: one token, one challenge; a failed activation needs a new token.
+            try {
+                registry.deleteEnrollmentToken(host);
+            } catch (SQLException e) {
+                throw new ApiException(503, "registry_unavailable", "cannot consume the enrollment token: "
+                        + e.getMessage());
+            }
         }
         byte[] secret = new byte[32];
         random.nextBytes(secret);
@@ -142,9 +149,6 @@ public final class Registrar {
                     p.ak().name(), p.ak().encoded(), clock.instant().toString());
             try {
                 registry.enroll(host);
-                if (p.newHost()) {
-                    registry.deleteEnrollmentToken(p.host());
-                }
             } catch (SQLException e) {
                 throw refuse(p.host(), 409, "HOST_EK", "enrollment conflicts with the registry: " + e.getMessage());
             }

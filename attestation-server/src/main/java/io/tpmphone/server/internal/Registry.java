@@ -167,11 +167,22 @@ public final class Registry implements AutoCloseable {
         return Optional.ofNullable(refused[0]);
     }
 
-    /** Records the log accepted for a TPM in its current boot (if the state is still that boot). */
+    /**
+     * Records the log accepted for a TPM in its current boot — only if it extends the one accepted before (the wire
+     * format is a plain concatenation of events, so "extends" is a byte prefix), so that concurrent appraisals
+     * cannot replace a longer accepted log with a shorter one.
+     */
     public void acceptLog(byte[] ekName, long reset, long restart, byte[] log) {
         String key = HexFormat.of().formatHex(ekName);
-        stateByEk.computeIfPresent(key, (k, old) -> old.sameBoot(reset, restart)
-                ? new TpmState(old.resetCount(), old.restartCount(), old.clock(), log.clone()) : old);
+        stateByEk.computeIfPresent(key, (k, old) -> {
+            if (!old.sameBoot(reset, restart)) {
+                return old;
+            }
+            byte[] accepted = old.acceptedLog();
+            boolean extendsAccepted = accepted == null || (log.length >= accepted.length
+                    && java.util.Arrays.equals(log, 0, accepted.length, accepted, 0, accepted.length));
+            return extendsAccepted ? new TpmState(old.resetCount(), old.restartCount(), old.clock(), log.clone()) : old;
+        });
         dirtyStates.add(key);
     }
 

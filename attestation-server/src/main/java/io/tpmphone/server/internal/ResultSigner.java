@@ -73,8 +73,15 @@ public final class ResultSigner {
         signingInput[encodedHeader.length] = '.';
         System.arraycopy(payload, 0, signingInput, encodedHeader.length + 1, payload.length);
         Signature s = signers.get();
-        s.update(signingInput);
-        byte[] signature = B64URL.encode(derToJose(s.sign()));
+        byte[] der;
+        try {
+            s.update(signingInput);
+            der = s.sign();
+        } catch (GeneralSecurityException | RuntimeException e) {
+            signers.remove(); // never reuse a Signature that may hold half an input
+            throw e;
+        }
+        byte[] signature = B64URL.encode(derToJose(der));
         StringBuilder jws = new StringBuilder(signingInput.length + 1 + signature.length);
         jws.append(new String(signingInput, StandardCharsets.US_ASCII)).append('.')
                 .append(new String(signature, StandardCharsets.US_ASCII));
@@ -83,16 +90,19 @@ public final class ResultSigner {
 
     /** DER SEQUENCE { INTEGER r, INTEGER s } to the 64-byte r || s of JWS ES256. */
     static byte[] derToJose(byte[] der) throws GeneralSecurityException {
-        if (der.length < 8 || der[0] != 0x30) {
+        if (der.length < 8 || der[0] != 0x30 || (der[1] & 0x80) != 0 || der[1] != der.length - 2) {
             throw new GeneralSecurityException("not a DER ECDSA signature");
         }
-        int offset = (der[1] & 0x80) != 0 ? 3 : 2;
+        int offset = 2;
         byte[] out = new byte[64];
         for (int part = 0; part < 2; part++) {
             if (der[offset] != 0x02) {
                 throw new GeneralSecurityException("not a DER ECDSA signature");
             }
             int len = der[offset + 1];
+            if (len <= 0 || offset + 2 + len > der.length) {
+                throw new GeneralSecurityException("not a DER ECDSA signature");
+            }
             byte[] v = Arrays.copyOfRange(der, offset + 2, offset + 2 + len);
             int start = 0;
             while (v.length - start > 32 && v[start] == 0) {
@@ -103,6 +113,9 @@ public final class ResultSigner {
             }
             System.arraycopy(v, start, out, part * 32 + 32 - (v.length - start), v.length - start);
             offset += 2 + len;
+        }
+        if (offset != der.length) {
+            throw new GeneralSecurityException("trailing bytes after a DER ECDSA signature");
         }
         return out;
     }

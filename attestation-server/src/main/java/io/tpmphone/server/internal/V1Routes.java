@@ -103,7 +103,7 @@ public final class V1Routes {
                 throw new ApiException(404, "unknown_ak", "AK_ENROLLED", "no host is enrolled with AK " + akId);
             }
             AttestationPolicy p = requirePolicy(policy);
-            byte[] nonce = s.nonces().issue(akId, p.nonceTtl(),
+            byte[] nonce = s.nonces().issue(akId, call.remoteAddress(), p.nonceTtl(),
                     s.registry().tpmState(owner.get().ekName()).orElse(null));
             Map<String, Object> m = new LinkedHashMap<>();
             m.put("nonce", HexFormat.of().formatHex(nonce));

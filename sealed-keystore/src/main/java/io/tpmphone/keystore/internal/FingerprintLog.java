@@ -52,10 +52,15 @@ public final class FingerprintLog implements AutoCloseable {
         this.channel = channel;
     }
 
-    /** Opens (or creates) the log and loads every fingerprint in it. */
-    public static FingerprintLog open(Path file) throws IOException {
-        FileChannel channel = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.READ,
-                StandardOpenOption.WRITE);
+    /**
+     * Opens the log and loads every fingerprint in it; creates it only when {@code create} is set (a new keystore).
+     * An existing keystore whose log is missing must not silently start a new one: that would forget every key
+     * issued or offered before and accept a replayed SDES offer again.
+     */
+    public static FingerprintLog open(Path file, boolean create) throws IOException {
+        FileChannel channel = create
+                ? FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.READ, StandardOpenOption.WRITE)
+                : FileChannel.open(file, StandardOpenOption.READ, StandardOpenOption.WRITE);
         try {
             FingerprintLog log = new FingerprintLog(file, channel);
             log.load();

@@ -39,6 +39,7 @@ public final class KeystoreDirectory {
             c.force(true);
         }
         try {
+            restrictToOwner(tmp);
             Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
         } catch (AtomicMoveNotSupportedException e) {
             Files.deleteIfExists(tmp);
@@ -62,5 +63,15 @@ public final class KeystoreDirectory {
         Properties p = new Properties();
         p.load(new StringReader(Files.readString(file, StandardCharsets.UTF_8)));
         return p;
+    }
+
+    /** Owner-only (0700 / 0600): the sealed objects and the PIN object are of use to anyone who can reach the TPM. */
+    public static void restrictToOwner(Path path) throws IOException {
+        try {
+            java.nio.file.Files.setPosixFilePermissions(path, java.nio.file.attribute.PosixFilePermissions.fromString(
+                    java.nio.file.Files.isDirectory(path) ? "rwx------" : "rw-------"));
+        } catch (UnsupportedOperationException e) {
+            // not a POSIX file system: the directory's own protection applies
+        }
     }
 }

@@ -26,13 +26,13 @@ class FingerprintLogTest {
     @Test
     void fingerprints_surviveReopening_andAreAddedOnce() throws Exception {
         Path file = dir.resolve("f.log");
-        try (FingerprintLog log = FingerprintLog.open(file)) {
+        try (FingerprintLog log = FingerprintLog.open(file, true)) {
             assertTrue(log.add(fp(1)));
             assertTrue(log.add(fp(2)));
             assertFalse(log.add(fp(1)));
         }
         assertEquals(8 + 64, Files.size(file));
-        try (FingerprintLog log = FingerprintLog.open(file)) {
+        try (FingerprintLog log = FingerprintLog.open(file, true)) {
             assertEquals(2, log.size());
             assertTrue(log.contains(fp(2)));
             assertFalse(log.add(fp(2)));
@@ -43,15 +43,15 @@ class FingerprintLogTest {
     @Test
     void tornLastRecord_isCutOff_andLaterAppendsStayAligned() throws Exception {
         Path file = dir.resolve("f.log");
-        try (FingerprintLog log = FingerprintLog.open(file)) {
+        try (FingerprintLog log = FingerprintLog.open(file, true)) {
             log.add(fp(1));
         }
         Files.write(file, new byte[] {1, 2, 3, 4, 5}, StandardOpenOption.APPEND);
-        try (FingerprintLog log = FingerprintLog.open(file)) {
+        try (FingerprintLog log = FingerprintLog.open(file, true)) {
             assertEquals(1, log.size());
             log.add(fp(2));
         }
-        try (FingerprintLog log = FingerprintLog.open(file)) {
+        try (FingerprintLog log = FingerprintLog.open(file, true)) {
             assertTrue(log.contains(fp(1)) && log.contains(fp(2)));
             assertEquals(2, log.size());
         }
@@ -61,12 +61,12 @@ class FingerprintLogTest {
     void aFileThatIsNotAFingerprintLog_isRefused() throws Exception {
         Path file = dir.resolve("f.log");
         Files.writeString(file, "something else entirely, 32+ bytes long");
-        assertThrows(IOException.class, () -> FingerprintLog.open(file));
+        assertThrows(IOException.class, () -> FingerprintLog.open(file, true));
     }
 
     @Test
     void fingerprintsOfTheWrongLength_areArgumentErrors() throws Exception {
-        try (FingerprintLog log = FingerprintLog.open(dir.resolve("f.log"))) {
+        try (FingerprintLog log = FingerprintLog.open(dir.resolve("f.log"), true)) {
             assertThrows(IllegalArgumentException.class, () -> log.add(new byte[31]));
         }
     }
