@@ -22,6 +22,8 @@ public final class KeystoreException extends Exception {
         PIN_REQUIRED,
         /** The PIN is wrong ({@code AUTH_FAIL} / {@code BAD_AUTH}); the TPM counted one dictionary-attack failure. */
         PIN_WRONG,
+        /** The lockout authorization given to {@code resetLockout} is wrong. */
+        LOCKOUT_AUTH_WRONG,
         /** The TPM is in dictionary-attack lockout ({@code LOCKOUT}): wait, or reset with the lockout authorization. */
         LOCKED_OUT,
         /** The key material was issued or offered before: a replay. */

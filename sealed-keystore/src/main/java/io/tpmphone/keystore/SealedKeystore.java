@@ -349,6 +349,13 @@ public final class SealedKeystore implements AutoCloseable {
         try {
             tpm.dictionaryAttackLockReset(lockoutAuth);
             LOG.info("dictionary-attack lockout reset with the lockout authorization");
+        } catch (io.tpmphone.tpm.TpmResponseException e) {
+            if (e.responseCodeName().equals("AUTH_FAIL") || e.responseCodeName().equals("BAD_AUTH")) {
+                throw refuse(new KeystoreException(KeystoreException.Reason.LOCKOUT_AUTH_WRONG, "the lockout"
+                        + " authorization is wrong (TPM_RC_" + e.responseCodeName() + "); the TPM now locks the"
+                        + " lockout hierarchy for its lockout recovery time", e));
+            }
+            throw tpmFailure("resetting the lockout", e);
         } catch (TpmException e) {
             throw tpmFailure("resetting the lockout", e);
         }

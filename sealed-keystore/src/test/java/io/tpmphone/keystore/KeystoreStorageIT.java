@@ -17,7 +17,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /** What the keystore keeps on disk: owner-only, and never silently forgotten. */
-@WithSwtpm
+@WithSwtpm(perMethod = true)
 class KeystoreStorageIT {
     @TempDir
     Path dir;
@@ -57,6 +57,31 @@ class KeystoreStorageIT {
                 }
             }
             assertTrue(ks.fingerprintCount() >= 0);
+        }
+    }
+
+    @Test
+    void aSecondInstanceOnTheSameDirectory_isRefused(SwtpmProcess swtpm) throws Exception {
+        Path store = dir.resolve("ks");
+        try (TpmClient tpm = TpmClient.open(TpmUri.parse(swtpm.tpmUri()));
+             SealedKeystore first = SealedKeystore.create(tpm, store, Protection.pcrOnly(Protection.DEFAULT_PCRS),
+                     Optional.empty())) {
+            KeystoreException e = assertThrows(KeystoreException.class, () -> SealedKeystore.open(tpm, store));
+            assertEquals(KeystoreException.Reason.STORAGE, e.reason(), e.getMessage());
+            assertTrue(e.getMessage().contains("another keystore instance"), e.getMessage());
+            first.srtpKey("still-usable", SrtpSuite.AES_CM_128_HMAC_SHA1_80).destroy();
+        }
+    }
+
+    @Test
+    void aWrongLockoutAuthorization_isItsOwnReason_notAWrongPin(SwtpmProcess swtpm) throws Exception {
+        try (TpmClient tpm = TpmClient.open(TpmUri.parse(swtpm.tpmUri()));
+             SealedKeystore ks = SealedKeystore.create(tpm, dir.resolve("ks"),
+                     Protection.pcrOnly(Protection.DEFAULT_PCRS), Optional.empty())) {
+            KeystoreException e = assertThrows(KeystoreException.class, () -> ks.resetLockout(
+                    io.tpmphone.attestation.SecretBytes.copyOf("not-the-lockout-auth".getBytes(
+                            java.nio.charset.StandardCharsets.US_ASCII))));
+            assertEquals(KeystoreException.Reason.LOCKOUT_AUTH_WRONG, e.reason(), e.getMessage());
         }
     }
 }

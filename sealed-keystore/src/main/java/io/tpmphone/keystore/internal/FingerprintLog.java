@@ -28,6 +28,8 @@ public final class FingerprintLog implements AutoCloseable {
 
     private final Path file;
     private final FileChannel channel;
+    /** Set when an append failed and could not be undone: later records would be misaligned, so none are taken. */
+    private boolean broken;
     private final Set<Fingerprint> seen = new HashSet<>();
 
     private record Fingerprint(byte[] value) {
@@ -62,6 +64,16 @@ public final class FingerprintLog implements AutoCloseable {
                 ? FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.READ, StandardOpenOption.WRITE)
                 : FileChannel.open(file, StandardOpenOption.READ, StandardOpenOption.WRITE);
         try {
+            // One keystore instance per directory, across processes: two would not see each other's fingerprints.
+            java.nio.channels.FileLock lock;
+            try {
+                lock = channel.tryLock();
+            } catch (java.nio.channels.OverlappingFileLockException e) {
+                lock = null;
+            }
+            if (lock == null) {
+                throw new IOException(file + " is in use by another keystore instance; one instance per keystore");
+            }
             FingerprintLog log = new FingerprintLog(file, channel);
             log.load();
             return log;
@@ -125,6 +137,9 @@ public final class FingerprintLog implements AutoCloseable {
         if (seen.contains(f)) {
             return false;
         }
+        if (broken) {
+            throw new IOException(file + " could not be repaired after a failed write; reopen the keystore");
+        }
         long before = channel.position();
         try {
             ByteBuffer b = ByteBuffer.wrap(f.value());
@@ -137,6 +152,7 @@ public final class FingerprintLog implements AutoCloseable {
                 channel.truncate(before);
                 channel.position(before);
             } catch (IOException suppressed) {
+                broken = true;
                 e.addSuppressed(suppressed);
             }
             throw e;
