@@ -14,6 +14,7 @@ import io.tpmphone.attestation.HashAlgorithm;
 import io.tpmphone.attestation.SecretBytes;
 import io.tpmphone.swtpm.SwtpmProcess;
 import io.tpmphone.swtpm.WithSwtpm;
+import io.tpmphone.tpm.AuthorityKey;
 import io.tpmphone.tpm.PersistentHandle;
 import io.tpmphone.tpm.PolicyApproval;
 import io.tpmphone.tpm.TpmClient;
@@ -56,7 +57,7 @@ class LogHygieneIT {
             secrets.add(pinText.getBytes(StandardCharsets.UTF_8));
             try (SealedKeystore ks = SealedKeystore.create(tpm, dir,
                     Protection.authorized(Protection.DEFAULT_PCRS, authority.publicArea()), Optional.of(pin))) {
-                PolicyApproval approval = authority.approve(ks.currentStatePolicy());
+                PolicyApproval approval = authority.approve(ks.currentStatePolicy().value(), Protection.policyRef());
                 Unlock unlock = Unlock.approved(approval).withPin(pin);
                 for (int i = 0; i < 5; i++) {
                     SrtpKeys k = ks.srtpKey("call-" + i, SrtpSuite.AES_CM_128_HMAC_SHA1_80, unlock);

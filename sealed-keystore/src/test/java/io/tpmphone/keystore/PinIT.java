@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.tpmphone.attestation.SecretBytes;
 import io.tpmphone.swtpm.SwtpmProcess;
 import io.tpmphone.swtpm.WithSwtpm;
+import io.tpmphone.tpm.AuthorityKey;
 import io.tpmphone.tpm.PolicyApproval;
 import io.tpmphone.tpm.TpmClient;
 import io.tpmphone.tpm.TpmUri;
@@ -69,7 +70,7 @@ class PinIT {
         AuthorityKey authority = new AuthorityKey();
         try (SealedKeystore ks = SealedKeystore.create(tpm, dir,
                 Protection.authorized(Protection.DEFAULT_PCRS, authority.publicArea()), Optional.of(pin("2468")))) {
-            PolicyApproval approval = authority.approve(ks.currentStatePolicy());
+            PolicyApproval approval = authority.approve(ks.currentStatePolicy().value(), Protection.policyRef());
             Unlock right = Unlock.approved(approval).withPin(pin("2468"));
             Unlock wrong = Unlock.approved(approval).withPin(pin("0000"));
             for (int i = 0; i < 3; i++) {

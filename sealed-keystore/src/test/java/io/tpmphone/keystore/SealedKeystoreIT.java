@@ -10,6 +10,7 @@ import io.tpmphone.attestation.HashAlgorithm;
 import io.tpmphone.attestation.SecretBytes;
 import io.tpmphone.swtpm.SwtpmProcess;
 import io.tpmphone.swtpm.WithSwtpm;
+import io.tpmphone.tpm.AuthorityKey;
 import io.tpmphone.tpm.PolicyApproval;
 import io.tpmphone.tpm.TpmClient;
 import io.tpmphone.tpm.TpmUri;
@@ -57,7 +58,7 @@ class SealedKeystoreIT {
         measure("softphone 1.0");
         try (SealedKeystore ks = SealedKeystore.create(tpm, dir,
                 Protection.authorized(Protection.DEFAULT_PCRS, authority.publicArea()), Optional.empty())) {
-            PolicyApproval v10 = authority.approve(ks.currentStatePolicy());
+            PolicyApproval v10 = authority.approve(ks.currentStatePolicy().value(), Protection.policyRef());
             SrtpKeys keys = ks.srtpKey("call-1@example.org", SrtpSuite.AES_CM_128_HMAC_SHA1_80, v10);
             assertEquals(16, keys.masterKey().length());
             assertEquals(14, keys.masterSalt().length());
@@ -70,7 +71,7 @@ class SealedKeystoreIT {
             assertTrue(refused.tpmResponseCode().isPresent());
 
             byte[] sealedPolicyBefore = ks.sealedPolicy().value();
-            PolicyApproval v11 = authority.approve(ks.currentStatePolicy());
+            PolicyApproval v11 = authority.approve(ks.currentStatePolicy().value(), Protection.policyRef());
             SrtpKeys again = ks.srtpKey("call-3", SrtpSuite.AES_CM_128_HMAC_SHA1_80, v11);
             assertFalse(keys.masterKey().equalsConstantTime(again.masterKey()));
             assertArrayEquals(sealedPolicyBefore, ks.sealedPolicy().value(), "not re-sealed");
@@ -84,7 +85,7 @@ class SealedKeystoreIT {
         AuthorityKey authority = new AuthorityKey();
         try (SealedKeystore ks = SealedKeystore.create(tpm, dir,
                 Protection.authorized(Protection.DEFAULT_PCRS, authority.publicArea()), Optional.empty())) {
-            PolicyApproval old = authority.approve(ks.currentStatePolicy());
+            PolicyApproval old = authority.approve(ks.currentStatePolicy().value(), Protection.policyRef());
             measure("tampered softphone jar");
             KeystoreException e = assertThrows(KeystoreException.class,
                     () -> ks.srtpKey("c", SrtpSuite.AES_CM_128_HMAC_SHA1_80, old));
@@ -100,7 +101,7 @@ class SealedKeystoreIT {
         AuthorityKey impostor = new AuthorityKey();
         try (SealedKeystore ks = SealedKeystore.create(tpm, dir,
                 Protection.authorized(Protection.DEFAULT_PCRS, authority.publicArea()), Optional.empty())) {
-            PolicyApproval forged = impostor.approve(ks.currentStatePolicy());
+            PolicyApproval forged = impostor.approve(ks.currentStatePolicy().value(), Protection.policyRef());
             KeystoreException otherKey = assertThrows(KeystoreException.class,
                     () -> ks.srtpKey("c", SrtpSuite.AES_CM_128_HMAC_SHA1_80, forged));
             assertEquals(KeystoreException.Reason.BAD_APPROVAL, otherKey.reason(), otherKey.getMessage());
@@ -112,7 +113,7 @@ class SealedKeystoreIT {
             assertEquals(KeystoreException.Reason.BAD_APPROVAL, badSignature.reason());
             assertEquals(Optional.of("SIGNATURE"), badSignature.tpmResponseCode());
 
-            PolicyApproval good = authority.approve(ks.currentStatePolicy());
+            PolicyApproval good = authority.approve(ks.currentStatePolicy().value(), Protection.policyRef());
             PolicyApproval wrongRef = new PolicyApproval(good.approvedPolicy(), new byte[] {1}, good.signature(),
                     good.authorityPublic());
             assertEquals(KeystoreException.Reason.BAD_APPROVAL, assertThrows(KeystoreException.class,
@@ -148,7 +149,7 @@ class SealedKeystoreIT {
         try (SealedKeystore ks = SealedKeystore.create(tpm, dir,
                 Protection.authorized(Protection.DEFAULT_PCRS, authority.publicArea()), Optional.empty())) {
             assertThrows(IllegalArgumentException.class, () -> ks.srtpKey("c", SrtpSuite.AES_CM_128_HMAC_SHA1_80));
-            PolicyApproval a = authority.approve(ks.currentStatePolicy());
+            PolicyApproval a = authority.approve(ks.currentStatePolicy().value(), Protection.policyRef());
             assertThrows(IllegalArgumentException.class, () -> ks.srtpKey("c", SrtpSuite.AES_CM_128_HMAC_SHA1_80,
                     Unlock.approved(a).withPin(SecretBytes.copyOf(new byte[] {'1'}))));
             assertThrows(IllegalArgumentException.class, () -> ks.srtpKey("", SrtpSuite.AES_CM_128_HMAC_SHA1_80, a));
@@ -209,7 +210,7 @@ class SealedKeystoreIT {
         assertEquals(KeystoreException.Reason.STORAGE, exists.reason());
         try (SealedKeystore ks = SealedKeystore.open(tpm, dir)) {
             assertEquals(protection, ks.protection());
-            ks.srtpKey("c", SrtpSuite.AES_CM_128_HMAC_SHA1_80, authority.approve(ks.currentStatePolicy())).destroy();
+            ks.srtpKey("c", SrtpSuite.AES_CM_128_HMAC_SHA1_80, authority.approve(ks.currentStatePolicy().value(), Protection.policyRef())).destroy();
         }
         assertEquals(KeystoreException.Reason.STORAGE, assertThrows(KeystoreException.class,
                 () -> SealedKeystore.open(tpm, dir.resolve("nothing-here"))).reason());

@@ -12,12 +12,12 @@ import java.security.KeyPairGenerator;
 import java.security.Signature;
 import java.security.spec.ECGenParameterSpec;
 
-/** A policy authority in software (the attestation server's role): signs PolicyAuthorize approvals. */
-final class AuthorityKey {
+/** A policy authority in software (the attestation server's role): signs PolicyAuthorize approvals. Shared with other modules' tests through tpm's test-jar. */
+public final class AuthorityKey {
     private final KeyPair pair;
     private final TpmtPublic publicArea;
 
-    AuthorityKey() throws Exception {
+    public AuthorityKey() throws Exception {
         KeyPairGenerator g = KeyPairGenerator.getInstance("EC");
         g.initialize(new ECGenParameterSpec("secp256r1"));
         pair = g.generateKeyPair();
@@ -26,12 +26,12 @@ final class AuthorityKey {
                 .scheme(SchemeAlgorithm.ECDSA, HashAlgorithm.SHA256).publicKey(pair.getPublic()).build();
     }
 
-    TpmtPublic publicArea() {
+    public TpmtPublic publicArea() {
         return publicArea;
     }
 
     /** An approval of {@code approvedPolicy}: ECDSA over {@code SHA256(approvedPolicy || policyRef)}. */
-    PolicyApproval approve(byte[] approvedPolicy, byte[] policyRef) throws Exception {
+    public PolicyApproval approve(byte[] approvedPolicy, byte[] policyRef) throws Exception {
         byte[] aHash = HashAlgorithm.SHA256.digest(approvedPolicy, policyRef);
         Signature ecdsa = Signature.getInstance("NONEwithECDSA");
         ecdsa.initSign(pair.getPrivate());

@@ -146,25 +146,20 @@ public final class Registry implements AutoCloseable {
     }
 
     /**
-     * Atomically advances a TPM's clock state to the newer of the stored and the given one (so concurrent appraisals
-     * never move it back). Returns the stored state if the given one is behind it, else empty. Within the same boot
-     * the accepted log is kept.
+     * Atomically advances a TPM's clock state to the newer of the stored and the given one, so that concurrent
+     * appraisals never move it back. Within the same boot the accepted log is kept. (Whether a quote is behind what
+     * the server knew is decided against the state known at nonce issue; see Appraisals.)
      */
-    public Optional<TpmState> advanceClock(byte[] ekName, long reset, long restart, long clk) {
+    public void advanceClock(byte[] ekName, long reset, long restart, long clk) {
         String key = HexFormat.of().formatHex(ekName);
-        TpmState[] refused = new TpmState[1];
         stateByEk.compute(key, (k, old) -> {
             if (old != null && old.isAfter(reset, restart, clk)) {
-                refused[0] = old;
                 return old;
             }
+            dirtyStates.add(k);
             byte[] log = old != null && old.sameBoot(reset, restart) ? old.acceptedLog() : null;
             return new TpmState(reset, restart, clk, log);
         });
-        if (refused[0] == null) {
-            dirtyStates.add(key);
-        }
-        return Optional.ofNullable(refused[0]);
     }
 
     /**

@@ -8,7 +8,6 @@ import io.tpmphone.server.audit.AuditRecord;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
-import java.security.interfaces.ECPublicKey;
 import java.time.Clock;
 import java.util.ArrayList;
 import java.util.Base64;
@@ -234,9 +233,5 @@ public final class V1Routes {
             }
             return new String(in.readAllBytes(), StandardCharsets.UTF_8);
         }
-    }
-
-    static String keyId(ECPublicKey key) {
-        return ResultSigner.keyId(key);
     }
 }
