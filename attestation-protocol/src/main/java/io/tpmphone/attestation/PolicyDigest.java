@@ -23,6 +23,12 @@ public final class PolicyDigest {
     public static final int TPM_CC_POLICY_AUTH_VALUE = 0x0000016B;
     /** {@code TPM_CC_PolicyCommandCode}. */
     public static final int TPM_CC_POLICY_COMMAND_CODE = 0x0000016C;
+    /** {@code TPM_CC_PolicyCounterTimer}. */
+    public static final int TPM_CC_POLICY_COUNTER_TIMER = 0x0000016D;
+    /** {@code TPM_EO_UNSIGNED_LT}: operand A (the TPM's value) below operand B. */
+    public static final int TPM_EO_UNSIGNED_LT = 0x0005;
+    /** Offset of {@code clockInfo.clock} in a marshalled {@code TPMS_TIME_INFO} (after the 8-byte {@code time}). */
+    public static final int TIME_INFO_CLOCK_OFFSET = 8;
     /** {@code TPM_CC_PolicyOR}. */
     public static final int TPM_CC_POLICY_OR = 0x00000171;
     /** {@code TPM_CC_PolicyPCR}. */
@@ -91,6 +97,33 @@ public final class PolicyDigest {
         return extend(u32(TPM_CC_POLICY_AUTH_VALUE));
     }
 
+    /**
+     * TPM2_PolicyCounterTimer: {@code H(old || TPM_CC_PolicyCounterTimer || args)} with
+     * {@code args = H(operandB || offset (UINT16) || operation (UINT16))} (TPM 2.0 Part 3 §23.10).
+     */
+    public PolicyDigest policyCounterTimer(byte[] operandB, int offset, int operation) {
+        Objects.requireNonNull(operandB, "operandB");
+        if (offset < 0 || offset > 0xFFFF || operation < 0 || operation > 0xFFFF) {
+            throw new IllegalArgumentException("offset and operation are UINT16");
+        }
+        byte[] args = algorithm.digest(operandB, u16(offset), u16(operation));
+        return extend(u32(TPM_CC_POLICY_COUNTER_TIMER), args);
+    }
+
+    /**
+     * {@link #policyCounterTimer} for "the TPM's clock is below {@code clockLimit}": {@code TPMS_TIME_INFO.clockInfo
+     * .clock} (milliseconds the TPM has been powered since its last TPM2_Clear, never going back) UNSIGNED_LT the
+     * 8-byte big-endian limit. A policy with this step expires in the TPM's own time.
+     */
+    public PolicyDigest policyClockBefore(long clockLimit) {
+        return policyCounterTimer(clockOperand(clockLimit), TIME_INFO_CLOCK_OFFSET, TPM_EO_UNSIGNED_LT);
+    }
+
+    /** The 8-byte big-endian operand of {@link #policyClockBefore}. */
+    public static byte[] clockOperand(long clockLimit) {
+        return java.nio.ByteBuffer.allocate(8).putLong(clockLimit).array();
+    }
+
     /** TPM2_PolicyCommandCode: {@code H(old || TPM_CC_PolicyCommandCode || code)}. */
     public PolicyDigest policyCommandCode(int commandCode) {
         return extend(u32(TPM_CC_POLICY_COMMAND_CODE), u32(commandCode));
@@ -131,6 +164,10 @@ public final class PolicyDigest {
         all[0] = value;
         System.arraycopy(parts, 0, all, 1, parts.length);
         return new PolicyDigest(algorithm, algorithm.digest(all));
+    }
+
+    private static byte[] u16(int v) {
+        return new byte[] {(byte) (v >>> 8), (byte) v};
     }
 
     private static byte[] u32(int v) {

@@ -16,6 +16,11 @@ public final class KeystoreException extends Exception {
         POLICY_FAIL,
         /** The approval is for another PCR state than the current one ({@code TPM_RC_VALUE}): ask for a new approval. */
         NOT_APPROVED,
+        /**
+         * The approval's lifetime is over: the TPM's clock passed its limit ({@code TPM_RC_POLICY} in
+         * {@code TPM2_PolicyCounterTimer}). Re-attest to get a fresh approval; a revoked host or release gets none.
+         */
+        APPROVAL_EXPIRED,
         /** The approval is not the keystore authority's: wrong key, bad signature ({@code SIGNATURE}) or malformed. */
         BAD_APPROVAL,
         /** The keystore has a PIN and none was given. */

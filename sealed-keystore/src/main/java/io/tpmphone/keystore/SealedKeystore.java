@@ -470,6 +470,13 @@ public final class SealedKeystore implements AutoCloseable {
                     next = "the approval is for another PCR state than the current one; get an approval of the"
                             + " current state";
                 }
+                case "POLICY" -> {
+                    reason = r.command().equals("PolicyCounterTimer") ? KeystoreException.Reason.APPROVAL_EXPIRED
+                            : KeystoreException.Reason.TPM_ERROR;
+                    next = reason == KeystoreException.Reason.APPROVAL_EXPIRED
+                            ? "the approval expired (the TPM clock passed its limit); re-attest for a fresh one"
+                            : "the TPM refused the policy";
+                }
                 case "SIGNATURE" -> {
                     reason = KeystoreException.Reason.BAD_APPROVAL;
                     next = "the approval's signature is not the policy authority's";

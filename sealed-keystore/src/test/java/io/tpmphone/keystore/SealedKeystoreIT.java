@@ -96,6 +96,29 @@ class SealedKeystoreIT {
     }
 
     @Test
+    void clockLimitedApproval_expiresInTpmTime_andAFreshOneWorksWithoutResealing() throws Exception {
+        AuthorityKey authority = new AuthorityKey();
+        measure("softphone 1.0");
+        try (SealedKeystore ks = SealedKeystore.create(tpm, dir,
+                Protection.authorized(Protection.DEFAULT_PCRS, authority.publicArea()), Optional.empty())) {
+            long now = tpm.readClock().clock();
+            PolicyApproval approval = authority.approveUntil(ks.currentStatePolicy().value(), now + 300_000,
+                    Protection.policyRef());
+            ks.srtpKey("before-expiry", SrtpSuite.AES_CM_128_HMAC_SHA1_80, approval).destroy();
+
+            tpm.clockSet(SecretBytes.copyOf(new byte[0]), now + 300_000);
+            KeystoreException expired = assertThrows(KeystoreException.class,
+                    () -> ks.srtpKey("after-expiry", SrtpSuite.AES_CM_128_HMAC_SHA1_80, approval));
+            assertEquals(KeystoreException.Reason.APPROVAL_EXPIRED, expired.reason(), expired.getMessage());
+            assertEquals(Optional.of("POLICY"), expired.tpmResponseCode());
+
+            PolicyApproval fresh = authority.approveUntil(ks.currentStatePolicy().value(),
+                    tpm.readClock().clock() + 300_000, Protection.policyRef());
+            ks.srtpKey("fresh", SrtpSuite.AES_CM_128_HMAC_SHA1_80, fresh).destroy();
+        }
+    }
+
+    @Test
     void approvalSignedByAnotherKey_isBadApproval() throws Exception {
         AuthorityKey authority = new AuthorityKey();
         AuthorityKey impostor = new AuthorityKey();

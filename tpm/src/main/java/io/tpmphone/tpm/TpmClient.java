@@ -5,6 +5,7 @@ import io.tpmphone.attestation.HashAlgorithm;
 import io.tpmphone.attestation.MalformedStructureException;
 import io.tpmphone.attestation.PcrSelection;
 import io.tpmphone.attestation.PcrValues;
+import io.tpmphone.attestation.PolicyDigest;
 import io.tpmphone.attestation.SecretBytes;
 import io.tpmphone.attestation.TpmtPublic;
 import io.tpmphone.attestation.TpmtSignature;
@@ -40,6 +41,7 @@ import tss.tpm.TPML_HANDLE;
 import tss.tpm.TPML_TAGGED_TPM_PROPERTY;
 import tss.tpm.TPMS_ID_OBJECT;
 import tss.tpm.TPMS_NULL_SIG_SCHEME;
+import tss.tpm.TPM_EO;
 import tss.tpm.TPMS_PCR_SELECTION;
 import tss.tpm.TPMS_SENSITIVE_CREATE;
 import tss.tpm.TPMS_TAGGED_PROPERTY;
@@ -544,6 +546,11 @@ public final class TpmClient implements AutoCloseable {
             TPM_HANDLE object = load(scope, parent, sealed);
             TPM_HANDLE session = startPolicySession(scope, TPM_SE.POLICY);
             run("PolicyPCR", () -> tpm.PolicyPCR(session, new byte[0], new TPMS_PCR_SELECTION[] {selection(selection)}));
+            if (approval.clockBefore().isPresent()) {
+                byte[] operand = PolicyDigest.clockOperand(approval.clockBefore().getAsLong());
+                run("PolicyCounterTimer", () -> tpm.PolicyCounterTimer(session, operand,
+                        PolicyDigest.TIME_INFO_CLOCK_OFFSET, TPM_EO.UNSIGNED_LT));
+            }
             run("PolicyAuthorize", () -> tpm.PolicyAuthorize(session, approval.approvedPolicy(), approval.policyRef(),
                     authorityPublic.name(), ticket));
             return unseal(object, session);
@@ -559,6 +566,43 @@ public final class TpmClient implements AutoCloseable {
             run("PolicyPCR", () -> tpm.PolicyPCR(session, digest, new TPMS_PCR_SELECTION[] {selection(selection)}));
             return run("PolicyGetDigest", () -> tpm.PolicyGetDigest(session));
         });
+    }
+
+    /**
+     * The policy digest a TPM trial session computes for {@code PolicyPCR(selection, pcrDigest)} followed by
+     * {@code PolicyCounterTimer(clock UNSIGNED_LT clockBefore)}.
+     */
+    public byte[] trialPolicyPcrClockBefore(PcrSelection selection, byte[] pcrDigest, long clockBefore)
+            throws TpmException {
+        Objects.requireNonNull(selection, "selection");
+        byte[] digest = pcrDigest.clone();
+        byte[] operand = PolicyDigest.clockOperand(clockBefore);
+        return call("PolicyGetDigest", scope -> {
+            TPM_HANDLE session = startPolicySession(scope, TPM_SE.TRIAL);
+            run("PolicyPCR", () -> tpm.PolicyPCR(session, digest, new TPMS_PCR_SELECTION[] {selection(selection)}));
+            run("PolicyCounterTimer", () -> tpm.PolicyCounterTimer(session, operand,
+                    PolicyDigest.TIME_INFO_CLOCK_OFFSET, TPM_EO.UNSIGNED_LT));
+            return run("PolicyGetDigest", () -> tpm.PolicyGetDigest(session));
+        });
+    }
+
+    /**
+     * {@code TPM2_ClockSet} with owner authorization {@code ownerAuth}: moves the TPM's clock forward to
+     * {@code newClock} ms (the TPM refuses to move it back). Expires every clock-limited approval below it.
+     */
+    public void clockSet(SecretBytes ownerAuth, long newClock) throws TpmException {
+        Objects.requireNonNull(ownerAuth, "ownerAuth");
+        byte[] auth = ownerAuth.reveal();
+        try {
+            call("ClockSet", scope -> {
+                TPM_HANDLE owner = TPM_HANDLE.from(TPM_RH.OWNER);
+                owner.AuthValue = auth;
+                run("ClockSet", () -> tpm.ClockSet(owner, newClock));
+                return null;
+            });
+        } finally {
+            java.util.Arrays.fill(auth, (byte) 0);
+        }
     }
 
     /** The policy digest a TPM trial session computes for {@code PolicyAuthorize(keyName, policyRef)}. */

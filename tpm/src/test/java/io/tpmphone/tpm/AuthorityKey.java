@@ -32,12 +32,24 @@ public final class AuthorityKey {
 
     /** An approval of {@code approvedPolicy}: ECDSA over {@code SHA256(approvedPolicy || policyRef)}. */
     public PolicyApproval approve(byte[] approvedPolicy, byte[] policyRef) throws Exception {
+        return sign(approvedPolicy, policyRef, java.util.OptionalLong.empty());
+    }
+
+    /** An approval of {@code PolicyPCR(pcrPolicy) + PolicyCounterTimer(clock < clockBefore)}. */
+    public PolicyApproval approveUntil(byte[] pcrPolicy, long clockBefore, byte[] policyRef) throws Exception {
+        byte[] approved = io.tpmphone.attestation.PolicyDigest.of(HashAlgorithm.SHA256, pcrPolicy)
+                .policyClockBefore(clockBefore).value();
+        return sign(approved, policyRef, java.util.OptionalLong.of(clockBefore));
+    }
+
+    private PolicyApproval sign(byte[] approvedPolicy, byte[] policyRef, java.util.OptionalLong clockBefore)
+            throws Exception {
         byte[] aHash = HashAlgorithm.SHA256.digest(approvedPolicy, policyRef);
         Signature ecdsa = Signature.getInstance("NONEwithECDSA");
         ecdsa.initSign(pair.getPrivate());
         ecdsa.update(aHash);
         return new PolicyApproval(approvedPolicy, policyRef,
                 TpmtSignature.ecdsaFromDer(HashAlgorithm.SHA256, ecdsa.sign(), EccCurve.NIST_P256).encoded(),
-                publicArea.encoded());
+                publicArea.encoded(), clockBefore);
     }
 }

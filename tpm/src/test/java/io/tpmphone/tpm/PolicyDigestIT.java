@@ -41,6 +41,19 @@ class PolicyDigestIT {
     }
 
     @ParameterizedTest
+    @ValueSource(longs = {0L, 1L, 600_000L, 0x7FFF_FFFF_FFFF_FFFFL, -1L})
+    void policyPcrThenClockBefore_equalsTrialSession(long clockBefore, SwtpmProcess swtpm) throws Exception {
+        PcrSelection sel = PcrSelection.parse("sha256:0-7,14");
+        byte[] pcrDigest = HashAlgorithm.SHA256.digest(new byte[] {7});
+        try (TpmClient client = TpmClient.open(TpmUri.parse(swtpm.tpmUri()))) {
+            byte[] tpm = client.trialPolicyPcrClockBefore(sel, pcrDigest, clockBefore);
+            byte[] ours = PolicyDigest.initial(HashAlgorithm.SHA256).policyPcr(sel, pcrDigest)
+                    .policyClockBefore(clockBefore).value();
+            assertArrayEquals(tpm, ours, Long.toUnsignedString(clockBefore));
+        }
+    }
+
+    @ParameterizedTest
     @ValueSource(strings = {"", "tpmphone-keystore-v1"})
     void policyAuthorize_equalsTrialSession(String policyRef, SwtpmProcess swtpm) throws Exception {
         AuthorityKey authority = new AuthorityKey();

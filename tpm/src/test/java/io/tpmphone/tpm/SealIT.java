@@ -103,6 +103,35 @@ class SealIT {
         assertEquals(List.of(), client.handles(TpmClient.HandleType.TRANSIENT));
     }
 
+    @Test
+    void clockLimitedApproval_unsealsUntilTheTpmClockPassesItsLimit_thenFailsInPolicyCounterTimer() throws Exception {
+        AuthorityKey authority = new AuthorityKey();
+        byte[] authPolicy = PolicyDigest.initial(HashAlgorithm.SHA256)
+                .policyAuthorize(authority.publicArea().name(), POLICY_REF).value();
+        SecretBytes root = SecretBytes.copyOf(client.getRandom(32));
+        TpmObjectBlob sealed = client.seal(PersistentHandle.SRK_ECC, root, authPolicy);
+        measure("softphone release 1.0");
+        long now = client.readClock().clock();
+        PolicyApproval approval = authority.approveUntil(currentPcrPolicy(), now + 600_000, POLICY_REF);
+        assertTrue(root.equalsConstantTime(
+                client.unsealWithAuthorizedPolicy(PersistentHandle.SRK_ECC, sealed, MEASURED, approval)));
+
+        // An approval whose clock step is dropped no longer matches what the authority signed.
+        PolicyApproval stripped = new PolicyApproval(approval.approvedPolicy(), approval.policyRef(),
+                approval.signature(), approval.authorityPublic());
+        TpmResponseException strippedFails = assertThrows(TpmResponseException.class,
+                () -> client.unsealWithAuthorizedPolicy(PersistentHandle.SRK_ECC, sealed, MEASURED, stripped));
+        assertEquals("VALUE", strippedFails.responseCodeName(), strippedFails.getMessage());
+
+        client.clockSet(SecretBytes.copyOf(new byte[0]), now + 600_001);
+        TpmResponseException expired = assertThrows(TpmResponseException.class,
+                () -> client.unsealWithAuthorizedPolicy(PersistentHandle.SRK_ECC, sealed, MEASURED, approval));
+        assertEquals("POLICY", expired.responseCodeName(), expired.getMessage());
+        assertEquals("PolicyCounterTimer", expired.command(), expired.getMessage());
+        assertEquals(List.of(), client.handles(TpmClient.HandleType.TRANSIENT));
+        assertEquals(List.of(), client.handles(TpmClient.HandleType.LOADED_SESSION));
+    }
+
     private byte[] currentPcrPolicy() throws TpmException {
         return PolicyDigest.initial(HashAlgorithm.SHA256).policyPcr(client.pcrRead(MEASURED)).value();
     }
