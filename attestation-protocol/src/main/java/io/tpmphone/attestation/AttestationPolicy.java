@@ -40,9 +40,15 @@ public final class AttestationPolicy {
     public static final int MAX_NONCE_TTL_SECONDS = 30;
     /** The largest {@code resultTtlSeconds}. */
     public static final int MAX_RESULT_TTL_SECONDS = 300;
+    /** The default {@code keyApprovalTtlSeconds}: how long a keystore approval holds in the host TPM's clock. */
+    public static final int DEFAULT_KEY_APPROVAL_TTL_SECONDS = 600;
+    /** The bounds of {@code keyApprovalTtlSeconds}. */
+    public static final int MIN_KEY_APPROVAL_TTL_SECONDS = 10;
+    public static final int MAX_KEY_APPROVAL_TTL_SECONDS = 86_400;
 
     private static final List<String> TOP_FIELDS = List.of("version", "measurementPcr", "measurementPcrBaselines",
-            "pcrBank", "bootPcrs", "bootReferenceValues", "releases", "requireIsolation", "nonceTtlSeconds", "resultTtlSeconds");
+            "pcrBank", "bootPcrs", "bootReferenceValues", "releases", "requireIsolation", "nonceTtlSeconds", "resultTtlSeconds",
+            "keyApprovalTtlSeconds");
     private static final List<String> RELEASE_FIELDS = List.of("name", "jvm", "jars", "configuration",
             "commandLine");
     private static final int MAX_NAME_BYTES = MeasurementEvent.MAX_DATA_LENGTH;
@@ -63,10 +69,13 @@ public final class AttestationPolicy {
     private final List<String> measurementPcrBaselines;
     private final int nonceTtlSeconds;
     private final int resultTtlSeconds;
+    private final int keyApprovalTtlSeconds;
 
     private AttestationPolicy(int version, int measurementPcr, HashAlgorithm pcrBank, SortedSet<Integer> bootPcrs,
             SortedMap<Integer, List<String>> bootReferenceValues, List<ApprovedRelease> releases,
-            boolean requireIsolation, int nonceTtlSeconds, int resultTtlSeconds, List<String> baselines) {
+            boolean requireIsolation, int nonceTtlSeconds, int resultTtlSeconds, List<String> baselines,
+            int keyApprovalTtlSeconds) {
+        this.keyApprovalTtlSeconds = keyApprovalTtlSeconds;
         this.measurementPcrBaselines = List.copyOf(baselines);
         this.version = version;
         this.measurementPcr = measurementPcr;
@@ -134,6 +143,14 @@ public final class AttestationPolicy {
     /** Lifetime of a signed attestation result (1..300 s). */
     public Duration resultTtl() {
         return Duration.ofSeconds(resultTtlSeconds);
+    }
+
+    /**
+     * How long a sealed-keystore approval holds, counted in the host TPM's clock from the quote it was issued for
+     * (default 10 min): the longest a host keeps releasing keys after the server stops approving its state.
+     */
+    public Duration keyApprovalTtl() {
+        return Duration.ofSeconds(keyApprovalTtlSeconds);
     }
 
     /** The PCRs a quote must select: the measurement PCR and the boot PCRs, in the policy's bank. */
@@ -294,8 +311,16 @@ public final class AttestationPolicy {
             throw new PolicyException("/resultTtlSeconds", resultTtl + " is outside 1.." + MAX_RESULT_TTL_SECONDS
                     + " seconds (results expire within 5 minutes)");
         }
+        int keyApprovalTtl = DEFAULT_KEY_APPROVAL_TTL_SECONDS;
+        if (root.has("keyApprovalTtlSeconds")) {
+            keyApprovalTtl = integer(root.get("keyApprovalTtlSeconds"), "/keyApprovalTtlSeconds");
+            if (keyApprovalTtl < MIN_KEY_APPROVAL_TTL_SECONDS || keyApprovalTtl > MAX_KEY_APPROVAL_TTL_SECONDS) {
+                throw new PolicyException("/keyApprovalTtlSeconds", keyApprovalTtl + " is outside "
+                        + MIN_KEY_APPROVAL_TTL_SECONDS + ".." + MAX_KEY_APPROVAL_TTL_SECONDS + " seconds");
+            }
+        }
         return new AttestationPolicy(version, pcr, HashAlgorithm.SHA256, bootPcrs, refs, releases,
-                requireIsolation, nonceTtl, resultTtl, baselines);
+                requireIsolation, nonceTtl, resultTtl, baselines, keyApprovalTtl);
     }
 
     private static ApprovedRelease release(JsonNode node, String at) throws PolicyException {
@@ -461,6 +486,7 @@ public final class AttestationPolicy {
         doc.put("requireIsolation", requireIsolation);
         doc.put("nonceTtlSeconds", nonceTtlSeconds);
         doc.put("resultTtlSeconds", resultTtlSeconds);
+        doc.put("keyApprovalTtlSeconds", keyApprovalTtlSeconds);
         try {
             return MAPPER.writeValueAsString(doc);
         } catch (JsonProcessingException e) {
@@ -474,14 +500,15 @@ public final class AttestationPolicy {
                 && pcrBank == p.pcrBank && bootPcrs.equals(p.bootPcrs)
                 && bootReferenceValues.equals(p.bootReferenceValues) && releases.equals(p.releases)
                 && requireIsolation == p.requireIsolation && nonceTtlSeconds == p.nonceTtlSeconds
-                && resultTtlSeconds == p.resultTtlSeconds
+                && resultTtlSeconds == p.resultTtlSeconds && keyApprovalTtlSeconds == p.keyApprovalTtlSeconds
                 && measurementPcrBaselines.equals(p.measurementPcrBaselines);
     }
 
     @Override
     public int hashCode() {
         return Objects.hash(version, measurementPcr, pcrBank, bootPcrs, bootReferenceValues, releases,
-                requireIsolation, nonceTtlSeconds, resultTtlSeconds, measurementPcrBaselines);
+                requireIsolation, nonceTtlSeconds, resultTtlSeconds, measurementPcrBaselines,
+                keyApprovalTtlSeconds);
     }
 
     @Override

@@ -11,6 +11,7 @@ import io.tpmphone.server.internal.ApiException;
 import io.tpmphone.server.internal.Appraisals;
 import io.tpmphone.server.internal.AuditTrail;
 import io.tpmphone.server.internal.EkCertificates;
+import io.tpmphone.server.internal.KeyApprover;
 import io.tpmphone.server.internal.NonceService;
 import io.tpmphone.server.internal.Registrar;
 import io.tpmphone.server.internal.Registry;
@@ -60,7 +61,8 @@ final class InProcessVerifier implements AutoCloseable {
         nonces = new NonceService(clock);
         signer = new ResultSigner(identity.resultKeyPair());
         policy = AttestationPolicy.parse(policyJson);
-        appraisals = new Appraisals(registry, nonces, signer, audit, clock, () -> policy);
+        appraisals = new Appraisals(registry, nonces, signer,
+                new KeyApprover(identity.keystoreAuthorityKeyPair()), audit, clock, () -> policy);
         housekeeping = Executors.newSingleThreadScheduledExecutor(r -> {
             Thread t = new Thread(r, "bench-housekeeping");
             t.setDaemon(true);

@@ -519,42 +519,81 @@ public final class TpmClient implements AutoCloseable {
                                                   PcrSelection selection, PolicyApproval approval) throws TpmException {
         Objects.requireNonNull(sealed, "sealed");
         Objects.requireNonNull(selection, "selection");
-        Objects.requireNonNull(approval, "approval");
-        // Everything the caller supplied is checked before the first TPM command, so bad input never loads anything.
-        TpmtPublic authorityPublic;
-        TPMT_SIGNATURE sig;
-        TPMT_PUBLIC authority;
-        try {
-            authorityPublic = TpmtPublic.parse(approval.authorityPublic());
-            TpmtSignature.parse(approval.signature());
-            sig = TPMT_SIGNATURE.fromBytes(approval.signature());
-            authority = TPMT_PUBLIC.fromBytes(approval.authorityPublic());
-        } catch (MalformedStructureException | RuntimeException e) {
-            throw new IllegalArgumentException("malformed policy approval: " + e.getMessage(), e);
-        }
-        if (approval.approvedPolicy().length != 32 || approval.policyRef().length > 32) {
-            throw new IllegalArgumentException("an approval holds a 32-byte SHA-256 policy and a policyRef of at most"
-                    + " 32 bytes");
-        }
+        ParsedApproval parsed = ParsedApproval.of(approval);
         return call("Unseal", scope -> {
-            TPM_HANDLE key = run("LoadExternal", () -> tpm.LoadExternal(null, authority,
-                    TPM_HANDLE.from(TPM_RH.OWNER)));
-            scope.track(key);
-            byte[] aHash = HashAlgorithm.SHA256.digest(approval.approvedPolicy(), approval.policyRef());
-            TPMT_TK_VERIFIED ticket = run("VerifySignature", () -> tpm.VerifySignature(key, aHash, sig.signature));
-            scope.flushNow(key);
+            TPMT_TK_VERIFIED ticket = verifyApproval(scope, parsed);
             TPM_HANDLE object = load(scope, parent, sealed);
-            TPM_HANDLE session = startPolicySession(scope, TPM_SE.POLICY);
-            run("PolicyPCR", () -> tpm.PolicyPCR(session, new byte[0], new TPMS_PCR_SELECTION[] {selection(selection)}));
-            if (approval.clockBefore().isPresent()) {
-                byte[] operand = PolicyDigest.clockOperand(approval.clockBefore().getAsLong());
-                run("PolicyCounterTimer", () -> tpm.PolicyCounterTimer(session, operand,
-                        PolicyDigest.TIME_INFO_CLOCK_OFFSET, TPM_EO.UNSIGNED_LT));
-            }
-            run("PolicyAuthorize", () -> tpm.PolicyAuthorize(session, approval.approvedPolicy(), approval.policyRef(),
-                    authorityPublic.name(), ticket));
+            TPM_HANDLE session = authorizedPolicySession(scope, selection, parsed, ticket);
             return unseal(object, session);
         });
+    }
+
+    /**
+     * {@code TPM2_Sign} of a digest with a key whose authPolicy is {@code PolicyAuthorize(authority, policyRef)}
+     * (the TIK): authorized by the same approval that releases a sealed keystore, so the key signs only in a
+     * measured state the authority approved, and only until the approval expires. Returns the TPMT_SIGNATURE.
+     */
+    public byte[] signWithAuthorizedPolicy(PersistentHandle key, byte[] digest, PcrSelection selection,
+                                           PolicyApproval approval) throws TpmException {
+        Objects.requireNonNull(key, "key");
+        Objects.requireNonNull(selection, "selection");
+        byte[] d = digest.clone();
+        ParsedApproval parsed = ParsedApproval.of(approval);
+        return call("Sign", scope -> {
+            TPMT_TK_VERIFIED ticket = verifyApproval(scope, parsed);
+            tpm._withSession(authorizedPolicySession(scope, selection, parsed, ticket));
+            run("Sign", () -> tpm.Sign(persistent(key), d, new TPMS_NULL_SIG_SCHEME(),
+                    new TPMT_TK_HASHCHECK(TPM_HANDLE.from(TPM_RH.NULL), new byte[0])));
+            return ResponseParameters.of(device.lastResponse(), 0).rest();
+        });
+    }
+
+    /** An approval checked before the first TPM command, so bad input never loads anything. */
+    private record ParsedApproval(PolicyApproval approval, TpmtPublic authorityPublic, TPMT_PUBLIC authority,
+                                  TPMT_SIGNATURE signature) {
+        static ParsedApproval of(PolicyApproval approval) {
+            Objects.requireNonNull(approval, "approval");
+            try {
+                TpmtPublic authorityPublic = TpmtPublic.parse(approval.authorityPublic());
+                TpmtSignature.parse(approval.signature());
+                TPMT_SIGNATURE sig = TPMT_SIGNATURE.fromBytes(approval.signature());
+                TPMT_PUBLIC authority = TPMT_PUBLIC.fromBytes(approval.authorityPublic());
+                if (approval.approvedPolicy().length != 32 || approval.policyRef().length > 32) {
+                    throw new IllegalArgumentException("an approval holds a 32-byte SHA-256 policy and a policyRef"
+                            + " of at most 32 bytes");
+                }
+                return new ParsedApproval(approval, authorityPublic, authority, sig);
+            } catch (MalformedStructureException | RuntimeException e) {
+                throw new IllegalArgumentException("malformed policy approval: " + e.getMessage(), e);
+            }
+        }
+    }
+
+    /** LoadExternal of the authority, VerifySignature of the approval: the ticket PolicyAuthorize needs. */
+    private TPMT_TK_VERIFIED verifyApproval(Scope scope, ParsedApproval p) throws TpmException {
+        TPM_HANDLE key = run("LoadExternal", () -> tpm.LoadExternal(null, p.authority(),
+                TPM_HANDLE.from(TPM_RH.OWNER)));
+        scope.track(key);
+        byte[] aHash = HashAlgorithm.SHA256.digest(p.approval().approvedPolicy(), p.approval().policyRef());
+        TPMT_TK_VERIFIED ticket = run("VerifySignature", () -> tpm.VerifySignature(key, aHash,
+                p.signature().signature));
+        scope.flushNow(key);
+        return ticket;
+    }
+
+    /** PolicyPCR, then PolicyCounterTimer for a clock-limited approval, then PolicyAuthorize with the ticket. */
+    private TPM_HANDLE authorizedPolicySession(Scope scope, PcrSelection selection, ParsedApproval p,
+                                               TPMT_TK_VERIFIED ticket) throws TpmException {
+        TPM_HANDLE session = startPolicySession(scope, TPM_SE.POLICY);
+        run("PolicyPCR", () -> tpm.PolicyPCR(session, new byte[0], new TPMS_PCR_SELECTION[] {selection(selection)}));
+        if (p.approval().clockBefore().isPresent()) {
+            byte[] operand = PolicyDigest.clockOperand(p.approval().clockBefore().getAsLong());
+            run("PolicyCounterTimer", () -> tpm.PolicyCounterTimer(session, operand,
+                    PolicyDigest.TIME_INFO_CLOCK_OFFSET, TPM_EO.UNSIGNED_LT));
+        }
+        run("PolicyAuthorize", () -> tpm.PolicyAuthorize(session, p.approval().approvedPolicy(),
+                p.approval().policyRef(), p.authorityPublic().name(), ticket));
+        return session;
     }
 
     /** The policy digest a TPM trial session computes for {@code PolicyPCR(selection, pcrDigest)}. */

@@ -185,6 +185,42 @@ class SealIT {
     }
 
     @Test
+    void authorizedSigningKey_signsOnlyWithAFreshApprovalOfTheCurrentState() throws Exception {
+        AuthorityKey authority = new AuthorityKey();
+        byte[] authPolicy = PolicyDigest.initial(HashAlgorithm.SHA256)
+                .policyAuthorize(authority.publicArea().name(), POLICY_REF).value();
+        TpmObjectBlob tik = client.createSigningKey(PersistentHandle.SRK_ECC, Optional.of(authPolicy));
+        TpmtPublic tikPublic = TpmtPublic.parse(tik.publicArea());
+        client.persist(PersistentHandle.SRK_ECC, tik, PersistentHandle.TIK);
+        measure("approved softphone");
+        long now = client.readClock().clock();
+        PolicyApproval approval = authority.approveUntil(currentPcrPolicy(), now + 60_000, POLICY_REF);
+
+        byte[] digest = HashAlgorithm.SHA256.digest(new byte[] {4, 5, 6});
+        TpmtSignature sig = TpmtSignature.parse(
+                client.signWithAuthorizedPolicy(PersistentHandle.TIK, digest, MEASURED, approval));
+        Signature ecdsa = Signature.getInstance("NONEwithECDSA");
+        ecdsa.initVerify(tikPublic.toPublicKey());
+        ecdsa.update(digest);
+        assertTrue(ecdsa.verify(sig.toDer()));
+        assertEquals("AUTH_UNAVAILABLE", assertThrows(TpmResponseException.class,
+                () -> client.sign(PersistentHandle.TIK, digest, Optional.empty())).responseCodeName());
+
+        measure("tampered softphone");
+        assertEquals("VALUE", assertThrows(TpmResponseException.class,
+                () -> client.signWithAuthorizedPolicy(PersistentHandle.TIK, digest, MEASURED, approval))
+                .responseCodeName(), "an approval of another state does not sign");
+        PolicyApproval second = authority.approveUntil(currentPcrPolicy(), now + 60_000, POLICY_REF);
+        client.signWithAuthorizedPolicy(PersistentHandle.TIK, digest, MEASURED, second);
+        client.clockSet(SecretBytes.copyOf(new byte[0]), now + 60_000);
+        assertEquals("POLICY", assertThrows(TpmResponseException.class,
+                () -> client.signWithAuthorizedPolicy(PersistentHandle.TIK, digest, MEASURED, second))
+                .responseCodeName(), "an expired approval does not sign");
+        assertEquals(List.of(), client.handles(TpmClient.HandleType.TRANSIENT));
+        assertEquals(List.of(), client.handles(TpmClient.HandleType.LOADED_SESSION));
+    }
+
+    @Test
     void malformedApprovals_areArgumentErrors_andLoadNothing() throws Exception {
         AuthorityKey authority = new AuthorityKey();
         byte[] authPolicy = PolicyDigest.initial(HashAlgorithm.SHA256)

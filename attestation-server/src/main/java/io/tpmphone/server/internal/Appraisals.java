@@ -58,6 +58,7 @@ public final class Appraisals {
     private final Registry registry;
     private final NonceService nonces;
     private final ResultSigner signer;
+    private final KeyApprover approver;
     private final AuditTrail audit;
     private final Clock clock;
     private final Supplier<AttestationPolicy> policy;
@@ -66,11 +67,12 @@ public final class Appraisals {
     private final Map<String, TpmtPublic> akCache = new ConcurrentHashMap<>();
 
 
-    public Appraisals(Registry registry, NonceService nonces, ResultSigner signer, AuditTrail audit, Clock clock,
-                      Supplier<AttestationPolicy> policy) {
+    public Appraisals(Registry registry, NonceService nonces, ResultSigner signer, KeyApprover approver,
+                      AuditTrail audit, Clock clock, Supplier<AttestationPolicy> policy) {
         this.registry = registry;
         this.nonces = nonces;
         this.signer = signer;
+        this.approver = approver;
         this.audit = audit;
         this.clock = clock;
         this.policy = policy;
@@ -88,7 +90,15 @@ public final class Appraisals {
      */
     public Map<String, Object> appraise(String body) throws Exception {
         AttestationPolicy p = policy.get();
-        ObjectNode req = Json.object(body, FIELDS, Set.of());
+        ObjectNode req = Json.object(body, FIELDS, Set.of("keyApprovalPcrs"));
+        PcrSelection keystorePcrs = null;
+        if (req.has("keyApprovalPcrs")) {
+            try {
+                keystorePcrs = PcrSelection.parse(Json.text(req, "keyApprovalPcrs", 200));
+            } catch (IllegalArgumentException e) {
+                throw ApiException.badRequest("keyApprovalPcrs: " + e.getMessage());
+            }
+        }
         String akId = Json.text(req, "akId", 200);
         byte[] nonce = Json.hex(req, "nonce", 64);
         byte[] attest = Json.base64(req, "attest", 4096);
@@ -120,6 +130,21 @@ public final class Appraisals {
         claims.put("reasons", a.reasons());
         String jws = signer.sign(claims);
 
+        Map<String, Object> keyApproval = null;
+        String keyApprovalRefused = null;
+        if (keystorePcrs != null) {
+            if (!a.level().atLeast(IntegrityLevel.MEASURED)) {
+                keyApprovalRefused = "the host's level is " + a.level() + "; keystore approvals need MEASURED or"
+                        + " above";
+            } else {
+                keyApprovalRefused = KeyApprover.refusal(keystorePcrs, pcrs.selection(), p.requiredPcrSelection());
+                if (keyApprovalRefused == null) {
+                    keyApproval = approver.approve(pcrs, keystorePcrs,
+                            auth.quote().attest().clockInfo().clock(), p.keyApprovalTtl());
+                }
+            }
+        }
+
         Map<String, Object> detail = new LinkedHashMap<>();
         detail.put("akId", akId);
         detail.put("evidenceSha256", HexFormat.of().formatHex(evidenceHash));
@@ -127,6 +152,15 @@ public final class Appraisals {
         a.failedCheck().ifPresent(c -> detail.put("failedCheck", c));
         detail.put("reasons", a.reasons());
         detail.put("policyVersion", p.version());
+        if (keyApproval != null) {
+            Map<String, Object> approvalAudit = new LinkedHashMap<>();
+            approvalAudit.put("pcrSelection", keyApproval.get("pcrSelection"));
+            approvalAudit.put("approvedPolicy", keyApproval.get("approvedPolicy"));
+            approvalAudit.put("clockBefore", keyApproval.get("clockBefore"));
+            detail.put("keyApproval", approvalAudit);
+        } else if (keyApprovalRefused != null) {
+            detail.put("keyApprovalRefused", keyApprovalRefused);
+        }
         audit.record("APPRAISAL", host.host(), a.level().name(), detail);
         lastByHost.put(host.host(), new LastAppraisal(host.host(), a.level(), a.failedCheck().orElse(null), now,
                 expires));
@@ -140,6 +174,11 @@ public final class Appraisals {
         response.put("policyVersion", p.version());
         response.put("expiresAt", expires.toString());
         response.put("result", jws);
+        if (keyApproval != null) {
+            response.put("keyApproval", keyApproval);
+        } else if (keyApprovalRefused != null) {
+            response.put("keyApprovalRefused", keyApprovalRefused);
+        }
         return response;
     }
 

@@ -36,13 +36,15 @@ import org.bouncycastle.openssl.jcajce.JcaPEMWriter;
 
 /**
  * The server's keys, created on first start and kept in its state directory: a TLS key with a self-signed
- * certificate (SAN localhost, 127.0.0.1 and configured names) that agents pin, and a result-signing key (ECDSA
- * P-256) whose public half relying parties use to check attestation results and audit checkpoints. Stored in a
+ * certificate (SAN localhost, 127.0.0.1 and configured names) that agents pin, a result-signing key (ECDSA
+ * P-256) whose public half relying parties use to check attestation results and audit checkpoints, and the keystore
+ * authority (ECDSA P-256) whose approvals release hosts' sealed keystores. Stored in a
  * PKCS#12 file whose random password sits next to it, both readable by the owner only.
  */
 public final class ServerIdentity {
     private static final String TLS = "tls";
     private static final String RESULTS = "results";
+    private static final String AUTHORITY = "keystore-authority";
     private static final String KEYSTORE = "server-keys.p12";
     private static final String PASSWORD = "server-keys.pass";
 
@@ -70,6 +72,11 @@ public final class ServerIdentity {
                 throw new GeneralSecurityException(store + " lacks the '" + TLS + "' or '" + RESULTS
                         + "' key; move it away to create new server keys");
             }
+            if (!ks.isKeyEntry(AUTHORITY)) {
+                // A state directory from before keystore approvals: add the authority key, keep the others.
+                addAuthority(ks, password);
+                storeAtomically(directory, ks, password);
+            }
             return new ServerIdentity(ks, password);
         }
         byte[] random = new byte[24];
@@ -83,17 +90,36 @@ public final class ServerIdentity {
         KeyPair results = ecKeyPair();
         ks.setKeyEntry(RESULTS, results.getPrivate(), password,
                 new X509Certificate[] {selfSigned(results, "tpmphone attestation results", List.of(), false)});
+        addAuthority(ks, password);
         writeOwnerOnly(pass, new String(password).getBytes(StandardCharsets.US_ASCII));
+        storeAtomically(directory, ks, password);
+        ServerIdentity identity = new ServerIdentity(ks, password);
+        Files.writeString(directory.resolve("tls-cert.pem"), pem(identity.tlsCertificate()));
+        Files.writeString(directory.resolve("result-signing-cert.pem"), pem(identity.resultCertificate()));
+        return identity;
+    }
+
+    private static void addAuthority(KeyStore ks, char[] password) throws GeneralSecurityException {
+        KeyPair authority = ecKeyPair();
+        ks.setKeyEntry(AUTHORITY, authority.getPrivate(), password,
+                new X509Certificate[] {selfSigned(authority, "tpmphone keystore authority", List.of(), false)});
+    }
+
+    private static void storeAtomically(Path directory, KeyStore ks, char[] password)
+            throws IOException, GeneralSecurityException {
         Path tmp = directory.resolve(KEYSTORE + ".tmp");
         try (OutputStream out = Files.newOutputStream(tmp)) {
             ks.store(out, password);
         }
         restrict(tmp);
-        Files.move(tmp, store, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
-        ServerIdentity identity = new ServerIdentity(ks, password);
-        Files.writeString(directory.resolve("tls-cert.pem"), pem(identity.tlsCertificate()));
-        Files.writeString(directory.resolve("result-signing-cert.pem"), pem(identity.resultCertificate()));
-        return identity;
+        Files.move(tmp, directory.resolve(KEYSTORE), java.nio.file.StandardCopyOption.ATOMIC_MOVE,
+                java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+    }
+
+    /** The policy authority whose signatures approve a host's measured state for its sealed keystore. */
+    public KeyPair keystoreAuthorityKeyPair() throws GeneralSecurityException {
+        return new KeyPair(keyStore.getCertificate(AUTHORITY).getPublicKey(),
+                (PrivateKey) keyStore.getKey(AUTHORITY, password));
     }
 
     public KeyStore keyStore() {

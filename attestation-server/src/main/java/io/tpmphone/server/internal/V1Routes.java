@@ -32,7 +32,9 @@ public final class V1Routes {
     public static void install(HttpApi api, Services s) throws Exception {
         AtomicReference<AttestationPolicy> policy = new AtomicReference<>(initialPolicy(s));
         ResultSigner signer = new ResultSigner(s.identity().resultKeyPair());
-        Appraisals appraisals = new Appraisals(s.registry(), s.nonces(), signer, s.audit(), s.clock(), policy::get);
+        KeyApprover approver = new KeyApprover(s.identity().keystoreAuthorityKeyPair());
+        Appraisals appraisals = new Appraisals(s.registry(), s.nonces(), signer, approver, s.audit(), s.clock(),
+                policy::get);
         String openApi = resource("/openapi.json");
 
         api.route("GET", "/v1/openapi\\.json", false, call -> openApi);
@@ -42,6 +44,8 @@ public final class V1Routes {
             m.put("resultKeyId", signer.keyId());
             m.put("resultSigningKey", ServerIdentity.pem(s.identity().resultCertificate().getPublicKey()));
             m.put("tlsCertificate", ServerIdentity.pem(s.identity().tlsCertificate()));
+            m.put("keystoreAuthority", Base64.getEncoder().encodeToString(approver.publicArea().encoded()));
+            m.put("keystoreAuthorityName", HexFormat.of().formatHex(approver.publicArea().name()));
             m.put("policyVersion", policy.get() == null ? null : policy.get().version());
             return m;
         });
