@@ -41,7 +41,7 @@ public final class Agent implements AutoCloseable {
     /** What the agent reports (tpmphone agent status --json). */
     public record Status(String host, String akId, String level, String failedCheck, List<String> reasons,
                          Instant appraisedAt, String expiresAt, String logState, int measurements,
-                         Long childPid, boolean childAlive) {
+                         Long childPid, boolean childAlive, boolean keysApproved, String keyApprovalRefused) {
     }
 
     private final TpmClient tpm;
@@ -55,6 +55,7 @@ public final class Agent implements AutoCloseable {
     private final ScheduledExecutorService scheduler;
 
     private MeasurementLogStore store;
+    private HostKeys keys;
     private Broker broker;
     private MeasuredLauncher.Launched child;
     private String akId;
@@ -92,6 +93,25 @@ public final class Agent implements AutoCloseable {
     public synchronized Status start() throws Exception {
         Files.createDirectories(stateDirectory);
         akId = enrollOnce();
+        keys = HostKeys.open(tpm, stateDirectory, PcrSelection.parse("sha256:0-7," + pcr),
+                attestation.keystoreAuthority(), clock);
+        keys.attester(new HostKeys.Attester() {
+            @Override
+            public void attestNow() throws Exception {
+                Agent.this.attestNow();
+            }
+
+            @Override
+            public void attestSoon() {
+                if (!scheduler.isShutdown()) {
+                    try {
+                        scheduler.execute(Agent.this::tick);
+                    } catch (java.util.concurrent.RejectedExecutionException e) {
+                        LOG.debug("agent closing; key events stay pending");
+                    }
+                }
+            }
+        });
         store = MeasurementLogStore.open(stateDirectory.resolve("log"), tpm, pcr);
         bootId = bootId(tpm.readClock());
         closeOrphanedLaunch();
@@ -116,6 +136,11 @@ public final class Agent implements AutoCloseable {
 
     public Broker broker() {
         return broker;
+    }
+
+    /** The host's keys (the sealed keystore, the latest approval, the identity key); null before {@link #start}. */
+    public HostKeys keys() {
+        return keys;
     }
 
     /** One round of watching: reboot check, then re-attestation. Runs on the agent's thread. */
@@ -170,17 +195,31 @@ public final class Agent implements AutoCloseable {
                 status = new Status(host, akId, "NOT_APPRAISED", "runtime", List.of("the softphone core (pid "
                         + exited.process().pid() + ") exited but its end could not be measured: " + e
                         + "; not attesting until it is (retried every interval)"), clock.instant(), null,
-                        store.state().name(), store.log().size(), exited.process().pid(), false);
+                        store.state().name(), store.log().size(), exited.process().pid(), false, false,
+                        "not attested");
+                keys.approvalReceived(Optional.empty(), Optional.of("the softphone core's end is not measured"));
                 writeStatus(status);
                 throw new IOException("the softphone core exited but its TERMINATED measurement failed; not"
                         + " attesting until it is recorded", e);
             }
         }
-        HostAttestation.Verdict v = attestation.attest(akId, store.log());
+        Optional<HostKeys.Report> report = keys.pendingReport();
+        HostAttestation.Verdict v = attestation.attest(akId, store.log(), Optional.of(keys.pcrs()),
+                report.map(HostKeys.Report::json).orElse(null));
+        report.ifPresent(keys::reported);
+        keys.approvalReceived(v.keyApproval(), v.keyApprovalRefused());
         MeasuredLauncher.Launched c = child;
         status = new Status(host, akId, v.level(), v.failedCheck(), v.reasons(), clock.instant(), v.expiresAt(),
                 store.state().name(), store.log().size(), c == null ? null : c.process().pid(),
-                c != null && c.process().isAlive());
+                c != null && c.process().isAlive(), keys.approved(), v.keyApprovalRefused().orElse(null));
+        if (keys.approved() && keys.certificateDue()) {
+            try {
+                keys.storeCertificate(attestation.requestDeviceCertificate(akId, keys.keystore()));
+                LOG.info("the attestation server issued the device certificate for the TLS identity key");
+            } catch (Exception e) {
+                LOG.warn("requesting the device certificate failed (retried next round): {}", e.toString());
+            }
+        }
         LOG.info("appraised: {}{}", v.level(), v.failedCheck() == null ? "" : " (" + v.failedCheck() + ")");
         writeStatus(status);
         return status;
@@ -266,7 +305,7 @@ public final class Agent implements AutoCloseable {
     }
 
     private void launchChild() throws IOException, TpmException {
-        broker = Broker.start(stateDirectory.resolve("broker"), this::quoteForChild);
+        broker = Broker.start(stateDirectory.resolve("broker"), new ChildService());
         child = new MeasuredLauncher(store, stateDirectory.resolve("launch")).launch(spec, broker);
         MeasuredLauncher.Launched launched = child;
         // An unexpected exit is re-appraised at once (which also retries a failed TERMINATED); a child the agent
@@ -276,6 +315,36 @@ public final class Agent implements AutoCloseable {
                 scheduler.execute(this::tick);
             }
         });
+    }
+
+    /** What the broker does for the measured child. */
+    private final class ChildService implements Broker.Service {
+        @Override
+        public String quote(byte[] binder) throws TpmException {
+            return quoteForChild(binder);
+        }
+
+        @Override
+        public io.tpmphone.keystore.SrtpKeys srtpKey(String callId, io.tpmphone.keystore.SrtpSuite suite)
+                throws io.tpmphone.keystore.KeystoreException {
+            return keys.srtpKey(callId, suite);
+        }
+
+        @Override
+        public void checkOffered(io.tpmphone.attestation.SecretBytes key, io.tpmphone.attestation.SecretBytes salt,
+                                 String callId) throws io.tpmphone.keystore.KeystoreException {
+            keys.checkOffered(key, salt, callId);
+        }
+
+        @Override
+        public byte[] sign(byte[] digest) throws io.tpmphone.keystore.KeystoreException {
+            return keys.sign(digest);
+        }
+
+        @Override
+        public List<byte[]> certificateChain() throws Exception {
+            return keys.certificateChain();
+        }
     }
 
     /** The broker's quote for the child: the measured state over the child's binder. */
@@ -334,6 +403,9 @@ public final class Agent implements AutoCloseable {
     public synchronized void close() {
         scheduler.shutdownNow();
         stopChild(true);
+        if (keys != null) {
+            keys.close();
+        }
         if (store != null) {
             try {
                 store.close();

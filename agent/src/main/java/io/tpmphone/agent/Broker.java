@@ -1,5 +1,9 @@
 package io.tpmphone.agent;
 
+import io.tpmphone.attestation.SecretBytes;
+import io.tpmphone.keystore.KeystoreException;
+import io.tpmphone.keystore.SrtpKeys;
+import io.tpmphone.keystore.SrtpSuite;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
@@ -16,7 +20,11 @@ import java.nio.file.attribute.PosixFilePermissions;
 import java.security.MessageDigest;
 import java.security.SecureRandom;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Base64;
 import java.util.HexFormat;
+import java.util.List;
 import java.util.concurrent.Executors;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledExecutorService;
@@ -34,19 +42,52 @@ import org.slf4j.LoggerFactory;
  * that connection, and so does silence: a connection has {@link #HELLO_DEADLINE} to present the token, and HELLOs are
  * read concurrently (at most 32 at once), so a process that connects and says nothing cannot keep the child out.
  *
- * <p>Protocol (UTF-8 lines): {@code HELLO <token>} → {@code OK}; {@code QUOTE <binder hex>} →
- * {@code OK akId=<hex> attest=<b64> signature=<b64> pcrs=<selection> values=<hex,...> log=<b64>}; anything else or any
- * failure → {@code ERR <reason>}. Requests are at most 4 KiB.
+ * <p>Protocol (UTF-8 lines, requests at most 4 KiB):
+ * <ul>
+ *   <li>{@code HELLO <token>} → {@code OK};</li>
+ *   <li>{@code QUOTE <binder hex>} → {@code OK akId=<hex> attest=<b64> signature=<b64> pcrs=<selection>
+ *       values=<hex,...> log=<b64>};</li>
+ *   <li>{@code SRTPKEY <suite> <callId>} → {@code OK <master key b64> <master salt b64>}: a fresh key from the sealed
+ *       keystore; the reply is built in a byte buffer that is wiped after it is written;</li>
+ *   <li>{@code OFFERED <key b64> <salt b64> <callId>} → {@code OK}, or {@code ERR SEEN_BEFORE ...} for a replayed
+ *       SDES offer;</li>
+ *   <li>{@code SIGN <SHA-256 digest hex>} → {@code OK <ECDSA signature, DER, b64>} by the TLS identity key;</li>
+ *   <li>{@code CERTS} → {@code OK <device certificate DER b64>,<CA DER b64>};</li>
+ * </ul>
+ * anything else or any failure → {@code ERR <REASON> <message>}, REASON a keystore reason
+ * ({@code NOT_APPROVED}, {@code POLICY_FAIL}, {@code APPROVAL_EXPIRED}, {@code SEEN_BEFORE}, ...) or
+ * {@code BAD_REQUEST}, {@code UNAVAILABLE}, {@code FAILED}.
  */
 public final class Broker implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(Broker.class);
     private static final int MAX_LINE = 4096;
+    private static final int MAX_CALL_ID = 1024;
 
-    /** What the broker does for the child. */
+    /** What the broker does for the child. Only {@link #quote} is required; the rest answer UNAVAILABLE. */
     @FunctionalInterface
     public interface Service {
         /** Quote over the measured state with {@code binder} as qualifying data; the reply line after "OK ". */
         String quote(byte[] binder) throws Exception;
+
+        /** A fresh SRTP master key and salt for a call; the broker destroys them once sent. */
+        default SrtpKeys srtpKey(String callId, SrtpSuite suite) throws Exception {
+            throw new UnsupportedOperationException("no keystore");
+        }
+
+        /** Refuses SDES key material seen before. */
+        default void checkOffered(SecretBytes key, SecretBytes salt, String callId) throws Exception {
+            throw new UnsupportedOperationException("no keystore");
+        }
+
+        /** An ECDSA signature (DER) of a SHA-256 digest by the TLS identity key. */
+        default byte[] sign(byte[] digest) throws Exception {
+            throw new UnsupportedOperationException("no identity key");
+        }
+
+        /** The device certificate and its CA, DER each; empty if none was issued yet. */
+        default List<byte[]> certificateChain() throws Exception {
+            throw new UnsupportedOperationException("no identity key");
+        }
     }
 
     /** How long a connection may take to present its token before the broker closes it. */
@@ -184,7 +225,7 @@ public final class Broker implements AutoCloseable {
                     ? HexFormat.of().parseHex(hello.substring(6).trim()) : new byte[0];
             if (!MessageDigest.isEqual(presented, token) || !claimed.compareAndSet(false, true)) {
                 LOG.warn("broker: refused a connection without the child's token");
-                write(out, "ERR not the measured child");
+                write(out, "ERR REFUSED not the measured child");
                 return;
             }
             server.close();
@@ -210,28 +251,121 @@ public final class Broker implements AutoCloseable {
 
     private void serveSession(BufferedReader in, OutputStream out) throws IOException {
         for (String line; (line = readLine(in)) != null; ) {
-            if (line.startsWith("QUOTE ")) {
+            String op = line.split(" ", 2)[0];
+            if (op.equals("SRTPKEY") || op.equals("OFFERED") || op.equals("SIGN") || line.equals("CERTS")) {
+                keyRequest(line, out);
+            } else if (line.startsWith("QUOTE ")) {
                 byte[] binder;
                 try {
                     binder = HexFormat.of().parseHex(line.substring(6).trim());
                 } catch (IllegalArgumentException e) {
-                    write(out, "ERR binder is not hex");
+                    write(out, "ERR BAD_REQUEST binder is not hex");
                     continue;
                 }
                 if (binder.length < 16 || binder.length > 64) {
-                    write(out, "ERR binder must be 16..64 bytes");
+                    write(out, "ERR BAD_REQUEST binder must be 16..64 bytes");
                     continue;
                 }
                 try {
                     write(out, "OK " + service.quote(binder));
                 } catch (Exception e) {
                     LOG.warn("broker: quote failed: {}", e.toString());
-                    write(out, "ERR quote failed: " + e.getClass().getSimpleName());
+                    write(out, "ERR FAILED quote: " + e.getClass().getSimpleName());
                 }
             } else {
-                write(out, "ERR unknown request");
+                write(out, "ERR BAD_REQUEST unknown request");
             }
         }
+    }
+
+    private void keyRequest(String line, OutputStream out) throws IOException {
+        String[] f = line.split(" ");
+        try {
+            switch (f[0]) {
+                case "SRTPKEY" -> {
+                    if (f.length != 3) {
+                        throw new IllegalArgumentException("SRTPKEY <suite> <callId>");
+                    }
+                    SrtpSuite suite = SrtpSuite.valueOf(f[1]);
+                    SrtpKeys keys = service.srtpKey(callId(f[2]), suite);
+                    byte[] key = keys.masterKey().reveal();
+                    byte[] salt = keys.masterSalt().reveal();
+                    keys.destroy();
+                    byte[] k64 = Base64.getEncoder().encode(key);
+                    byte[] s64 = Base64.getEncoder().encode(salt);
+                    byte[] reply = new byte[3 + k64.length + 1 + s64.length + 1];
+                    reply[0] = 'O';
+                    reply[1] = 'K';
+                    reply[2] = ' ';
+                    System.arraycopy(k64, 0, reply, 3, k64.length);
+                    reply[3 + k64.length] = ' ';
+                    System.arraycopy(s64, 0, reply, 4 + k64.length, s64.length);
+                    reply[reply.length - 1] = '\n';
+                    try {
+                        out.write(reply);
+                        out.flush();
+                    } finally {
+                        Arrays.fill(key, (byte) 0);
+                        Arrays.fill(salt, (byte) 0);
+                        Arrays.fill(k64, (byte) 0);
+                        Arrays.fill(s64, (byte) 0);
+                        Arrays.fill(reply, (byte) 0);
+                    }
+                }
+                case "OFFERED" -> {
+                    if (f.length != 4) {
+                        throw new IllegalArgumentException("OFFERED <key b64> <salt b64> <callId>");
+                    }
+                    byte[] key = Base64.getDecoder().decode(f[1]);
+                    byte[] salt = Base64.getDecoder().decode(f[2]);
+                    try {
+                        service.checkOffered(SecretBytes.copyOf(key), SecretBytes.copyOf(salt), callId(f[3]));
+                    } finally {
+                        Arrays.fill(key, (byte) 0);
+                        Arrays.fill(salt, (byte) 0);
+                    }
+                    write(out, "OK");
+                }
+                case "SIGN" -> {
+                    byte[] digest = f.length == 2 ? HexFormat.of().parseHex(f[1]) : new byte[0];
+                    if (digest.length != 32) {
+                        throw new IllegalArgumentException("SIGN <32-byte SHA-256 digest, hex>");
+                    }
+                    write(out, "OK " + Base64.getEncoder().encodeToString(service.sign(digest)));
+                }
+                default -> {
+                    List<byte[]> chain = service.certificateChain();
+                    if (chain.isEmpty()) {
+                        write(out, "ERR NO_CERTIFICATE the server has not issued a device certificate yet");
+                    } else {
+                        List<String> parts = new ArrayList<>();
+                        chain.forEach(c -> parts.add(Base64.getEncoder().encodeToString(c)));
+                        write(out, "OK " + String.join(",", parts));
+                    }
+                }
+            }
+        } catch (KeystoreException e) {
+            write(out, "ERR " + e.reason().name() + " " + oneLine(e.getMessage()));
+        } catch (IllegalArgumentException e) {
+            write(out, "ERR BAD_REQUEST " + oneLine(e.getMessage()));
+        } catch (UnsupportedOperationException e) {
+            write(out, "ERR UNAVAILABLE " + oneLine(e.getMessage()));
+        } catch (Exception e) {
+            LOG.warn("broker: {} failed: {}", f[0], e.toString());
+            write(out, "ERR FAILED " + e.getClass().getSimpleName());
+        }
+    }
+
+    private static String callId(String s) {
+        if (s.isEmpty() || s.length() > MAX_CALL_ID) {
+            throw new IllegalArgumentException("a call id is 1.." + MAX_CALL_ID + " characters");
+        }
+        return s;
+    }
+
+    private static String oneLine(String s) {
+        String t = s == null ? "" : s.replaceAll("[\\r\\n]+", " ");
+        return t.length() > 1000 ? t.substring(0, 1000) : t;
     }
 
     private static String readLine(BufferedReader in) throws IOException {

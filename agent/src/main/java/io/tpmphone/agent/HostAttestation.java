@@ -1,6 +1,7 @@
 package io.tpmphone.agent;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import io.tpmphone.attestation.HashAlgorithm;
 import io.tpmphone.attestation.MeasurementLog;
 import io.tpmphone.attestation.PcrSelection;
 import io.tpmphone.attestation.SecretBytes;
@@ -10,6 +11,13 @@ import io.tpmphone.tpm.PersistentHandle;
 import io.tpmphone.tpm.TpmClient;
 import io.tpmphone.tpm.TpmException;
 import io.tpmphone.tpm.TpmQuote;
+import io.tpmphone.tpm.PolicyApproval;
+import io.tpmphone.tpm.TpmCertification;
+import io.tpmphone.keystore.KeystoreException;
+import io.tpmphone.keystore.SealedKeystore;
+import java.nio.charset.StandardCharsets;
+import java.util.Optional;
+import java.util.OptionalLong;
 import java.util.ArrayList;
 import java.util.Base64;
 import java.util.HexFormat;
@@ -42,6 +50,29 @@ public final class HostAttestation {
     /** The server's verdict. */
     public record Verdict(String level, String failedCheck, List<String> reasons, String result, String expiresAt,
                           JsonNode raw) {
+        /** The keystore approval the server signed with this verdict, if it was asked for one and granted it. */
+        public Optional<PolicyApproval> keyApproval() {
+            JsonNode a = raw.get("keyApproval");
+            if (a == null || !a.isObject()) {
+                return Optional.empty();
+            }
+            Base64.Decoder d = Base64.getDecoder();
+            return Optional.of(new PolicyApproval(HexFormat.of().parseHex(a.path("approvedPolicy").asText()),
+                    a.path("policyRef").asText().getBytes(StandardCharsets.US_ASCII),
+                    d.decode(a.path("signature").asText()), d.decode(a.path("authorityPublic").asText()),
+                    a.hasNonNull("clockBefore") ? OptionalLong.of(a.get("clockBefore").asLong())
+                            : OptionalLong.empty()));
+        }
+
+        /** Why the server did not approve the keystore state, if it was asked to. */
+        public Optional<String> keyApprovalRefused() {
+            return raw.hasNonNull("keyApprovalRefused") ? Optional.of(raw.get("keyApprovalRefused").asText())
+                    : Optional.empty();
+        }
+    }
+
+    /** A device-identity certificate and its CA, PEM. */
+    public record DeviceCertificate(String certificatePem, String caCertificatePem) {
     }
 
     /** Enrolls without a token: only a host already enrolled with this TPM's EK (AK replacement) is accepted. */
@@ -97,11 +128,69 @@ public final class HostAttestation {
 
     /** A fresh nonce from the server, then a quote and the log, appraised. */
     public Verdict attest(String akId, MeasurementLog log) throws TpmException, AttestationClientException {
+        return attest(akId, log, Optional.empty(), null);
+    }
+
+    /**
+     * As {@link #attest(String, MeasurementLog)}, asking the server to approve the current state of the keystore's
+     * {@code keystorePcrs} and reporting {@code keyEvents} (UTF-8 JSON array, or null), which the quote's qualifying
+     * data binds: {@code SHA256("tpmphone-key-events-v1" || nonce || SHA256(keyEvents))}.
+     */
+    public Verdict attest(String akId, MeasurementLog log, Optional<PcrSelection> keystorePcrs, byte[] keyEvents)
+            throws TpmException, AttestationClientException {
+        Grant grant = nonce(akId);
+        byte[] nonce = grant.nonce();
+        PcrSelection selection = grant.pcrSelection();
+        byte[] qualifying = keyEvents == null ? nonce : HashAlgorithm.SHA256.digest(
+                "tpmphone-key-events-v1".getBytes(StandardCharsets.US_ASCII), nonce,
+                HashAlgorithm.SHA256.digest(keyEvents));
+        TpmQuote quote = tpm.quote(AK, selection, qualifying);
+        Map<String, Object> request = appraisalRequest(akId, nonce, quote, log);
+        keystorePcrs.ifPresent(p -> request.put("keyApprovalPcrs", p.toString()));
+        if (keyEvents != null) {
+            request.put("keyEvents", Base64.getEncoder().encodeToString(keyEvents));
+        }
+        return appraise(request);
+    }
+
+    private record Grant(byte[] nonce, PcrSelection pcrSelection) {
+    }
+
+    private Grant nonce(String akId) throws AttestationClientException {
         JsonNode grant = server.post("/v1/nonces", Map.of("akId", akId), null);
-        byte[] nonce = HexFormat.of().parseHex(grant.get("nonce").asText());
-        PcrSelection selection = PcrSelection.parse(grant.get("pcrSelection").asText());
-        TpmQuote quote = tpm.quote(AK, selection, nonce);
-        return appraise(appraisalRequest(akId, nonce, quote, log));
+        return new Grant(HexFormat.of().parseHex(grant.get("nonce").asText()),
+                PcrSelection.parse(grant.get("pcrSelection").asText()));
+    }
+
+    /**
+     * Has the server's device CA certify the keystore's TLS identity key: a fresh nonce, {@code TPM2_Certify} of the
+     * TIK by the AK over it, then the request. The server issues only for an unexpired MEASURED appraisal.
+     */
+    public DeviceCertificate requestDeviceCertificate(String akId, SealedKeystore keystore)
+            throws TpmException, AttestationClientException, KeystoreException {
+        TpmtPublic tik = keystore.identityKey();
+        byte[] nonce = nonce(akId).nonce();
+        TpmCertification c = keystore.certifyIdentityKey(AK, nonce);
+        Base64.Encoder b64 = Base64.getEncoder();
+        Map<String, Object> request = new LinkedHashMap<>();
+        request.put("akId", akId);
+        request.put("nonce", HexFormat.of().formatHex(nonce));
+        request.put("tikPublic", b64.encodeToString(tik.encoded()));
+        request.put("certifyInfo", b64.encodeToString(c.attest()));
+        request.put("signature", b64.encodeToString(c.signature()));
+        JsonNode r = server.post("/v1/device-certificates", request, null);
+        return new DeviceCertificate(r.get("certificate").asText(), r.get("caCertificate").asText());
+    }
+
+    /** The server's keystore authority ({@code GET /v1/server}; the connection is pinned to the server). */
+    public TpmtPublic keystoreAuthority() throws AttestationClientException {
+        JsonNode info = server.get("/v1/server", null);
+        try {
+            return TpmtPublic.parse(Base64.getDecoder().decode(info.get("keystoreAuthority").asText()));
+        } catch (io.tpmphone.attestation.MalformedStructureException | RuntimeException e) {
+            throw new AttestationClientException(200, "bad_response", null, "the server's keystoreAuthority is"
+                    + " unusable: " + e.getMessage(), e);
+        }
     }
 
     /** The body of POST /v1/appraisals for a quote (tests alter it to play attacker). */

@@ -340,6 +340,96 @@ public final class SealedKeystore implements AutoCloseable {
         }
     }
 
+    // ---------------------------------------------------------------------------------------------- identity key
+
+    /**
+     * The TLS identity key (TIK): an unrestricted ECC P-256 ECDSA-SHA256 signing key created in the TPM under the
+     * storage root key and persisted at {@link PersistentHandle#TIK}, with the <em>same authPolicy as the sealed
+     * root</em> — so it signs only when a key release would succeed: with a fresh approval of the current measured
+     * state (AUTHORIZED) or in the sealed PCR state (PCR_ONLY). Created on first use; its public area is kept in the
+     * keystore directory, and a different key at the handle is replaced.
+     */
+    public synchronized TpmtPublic identityKey() throws KeystoreException {
+        checkOpen();
+        Path file = directory.resolve(KeystoreDirectory.IDENTITY_KEY);
+        try {
+            Optional<TpmtPublic> persisted = tpm.readPublic(PersistentHandle.TIK);
+            if (Files.exists(file) && persisted.isPresent()
+                    && Arrays.equals(Files.readAllBytes(file), persisted.get().encoded())) {
+                return persisted.get();
+            }
+            if (persisted.isPresent()) {
+                LOG.warn("replacing the key at {} that is not this keystore's identity key", PersistentHandle.TIK);
+                tpm.evict(PersistentHandle.TIK);
+            }
+            TpmObjectBlob tik = tpm.createSigningKey(PARENT, Optional.of(sealedPolicy().value()));
+            tpm.persist(PARENT, tik, PersistentHandle.TIK);
+            TpmtPublic pub = TpmtPublic.parse(tik.publicArea());
+            KeystoreDirectory.writeAtomically(file, pub.encoded());
+            LOG.info("created the TLS identity key at {} (name {})", PersistentHandle.TIK,
+                    HexFormat.of().formatHex(pub.name()));
+            return pub;
+        } catch (TpmException e) {
+            throw tpmFailure("creating the TLS identity key", e);
+        } catch (MalformedStructureException e) {
+            throw new KeystoreException(KeystoreException.Reason.TPM_ERROR, "the TPM returned an identity key we"
+                    + " cannot parse: " + e.getMessage(), e);
+        } catch (IOException e) {
+            throw new KeystoreException(KeystoreException.Reason.STORAGE, "cannot record the identity key in "
+                    + directory + ": " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * Signs a SHA-256 digest with the identity key inside the TPM under the same conditions as a key release (the
+     * PIN, if any, guards key release only). Returns the {@code TPMT_SIGNATURE}.
+     *
+     * @throws KeystoreException as {@link #srtpKey(String, SrtpSuite, Unlock)}
+     */
+    public byte[] sign(byte[] digest, Unlock unlock) throws KeystoreException {
+        Objects.requireNonNull(digest, "digest");
+        Objects.requireNonNull(unlock, "unlock");
+        if (digest.length != 32) {
+            throw new IllegalArgumentException("the identity key signs SHA-256 digests (32 bytes), got "
+                    + digest.length);
+        }
+        checkUnlockFits(unlock);
+        synchronized (this) {
+            checkOpen();
+            try {
+                if (protection.mode() == Protection.Mode.AUTHORIZED) {
+                    PolicyApproval approval = unlock.approval().orElseThrow();
+                    checkApprovalAuthority(approval);
+                    try {
+                        return tpm.signWithAuthorizedPolicy(PersistentHandle.TIK, digest, protection.pcrs(),
+                                approval);
+                    } catch (IllegalArgumentException e) {
+                        throw refuse(new KeystoreException(KeystoreException.Reason.BAD_APPROVAL, "the approval is"
+                                + " malformed: " + e.getMessage(), e));
+                    }
+                }
+                return tpm.sign(PersistentHandle.TIK, digest, Optional.of(protection.pcrs()));
+            } catch (TpmException e) {
+                throw tpmFailure("signing with the identity key", e);
+            }
+        }
+    }
+
+    /**
+     * {@code TPM2_Certify} of the identity key by {@code signingKey} (the AK) over {@code qualifyingData}: the
+     * evidence a certificate authority needs that the key lives in this TPM (with its policy).
+     */
+    public synchronized io.tpmphone.tpm.TpmCertification certifyIdentityKey(PersistentHandle signingKey,
+                                                                           byte[] qualifyingData)
+            throws KeystoreException {
+        checkOpen();
+        try {
+            return tpm.certify(PersistentHandle.TIK, signingKey, qualifyingData);
+        } catch (TpmException e) {
+            throw tpmFailure("certifying the identity key", e);
+        }
+    }
+
     /**
      * Ends a dictionary-attack lockout ({@code TPM2_DictionaryAttackLockReset}) with the TPM's lockout authorization
      * (empty on a fresh TPM). This resets the failure counter of the whole TPM, not only of this keystore's PIN.

@@ -15,10 +15,15 @@ public final class SrtpKeys implements Destroyable {
     private final SecretBytes masterKey;
     private final SecretBytes masterSalt;
 
-    SrtpKeys(SrtpSuite suite, SecretBytes masterKey, SecretBytes masterSalt) {
+    /** Takes ownership of both parts, which must have the suite's lengths. */
+    public SrtpKeys(SrtpSuite suite, SecretBytes masterKey, SecretBytes masterSalt) {
         this.suite = Objects.requireNonNull(suite, "suite");
         this.masterKey = Objects.requireNonNull(masterKey, "masterKey");
         this.masterSalt = Objects.requireNonNull(masterSalt, "masterSalt");
+        if (masterKey.length() != suite.keyLength() || masterSalt.length() != suite.saltLength()) {
+            throw new IllegalArgumentException(suite + " needs a " + suite.keyLength() + "-byte key and a "
+                    + suite.saltLength() + "-byte salt");
+        }
     }
 
     public SrtpSuite suite() {

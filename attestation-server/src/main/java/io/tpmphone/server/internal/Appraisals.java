@@ -90,7 +90,9 @@ public final class Appraisals {
      */
     public Map<String, Object> appraise(String body) throws Exception {
         AttestationPolicy p = policy.get();
-        ObjectNode req = Json.object(body, FIELDS, Set.of("keyApprovalPcrs"));
+        ObjectNode req = Json.object(body, FIELDS, Set.of("keyApprovalPcrs", "keyEvents"));
+        byte[] keyEventBytes = req.has("keyEvents") ? Json.base64(req, "keyEvents", KeyEvents.MAX_BYTES) : null;
+        List<KeyEvents.Event> keyEvents = keyEventBytes == null ? List.of() : KeyEvents.parse(keyEventBytes);
         PcrSelection keystorePcrs = null;
         if (req.has("keyApprovalPcrs")) {
             try {
@@ -106,8 +108,11 @@ public final class Appraisals {
         byte[] logBytes = Json.base64(req, "eventLog", HttpApi.MAX_BODY);
         PcrValues pcrs = pcrValues(req);
         byte[] evidenceHash = HttpApi.sha256(concat(attest, signature, pcrs, logBytes));
+        // Key events ride on the quote: its qualifying data binds them to this nonce, so only the host's TPM can
+        // have reported them.
+        byte[] qualifyingData = keyEventBytes == null ? nonce : KeyEvents.qualifyingData(nonce, keyEventBytes);
 
-        Authenticated auth = authenticate(p, akId, nonce, attest, signature, pcrs, evidenceHash);
+        Authenticated auth = authenticate(p, akId, nonce, qualifyingData, attest, signature, pcrs, evidenceHash);
         Registry.Host host = auth.host();
         Appraisal a = appraiseAuthenticated(p, host, auth, pcrs, logBytes);
 
@@ -162,6 +167,9 @@ public final class Appraisals {
             detail.put("keyApprovalRefused", keyApprovalRefused);
         }
         audit.record("APPRAISAL", host.host(), a.level().name(), detail);
+        for (KeyEvents.Event e : keyEvents) {
+            audit.record("KEY_RELEASE", host.host(), e.outcome(), e.auditDetail(akId));
+        }
         lastByHost.put(host.host(), new LastAppraisal(host.host(), a.level(), a.failedCheck().orElse(null), now,
                 expires));
 
@@ -188,7 +196,8 @@ public final class Appraisals {
 
 
     /** PCR_SELECTION, AK_ENROLLED, NONCE, then the quote; throws a 403 refusal naming the failed check. */
-    private Authenticated authenticate(AttestationPolicy p, String akId, byte[] nonce, byte[] attest,
+    private Authenticated authenticate(AttestationPolicy p, String akId, byte[] nonce, byte[] qualifyingData,
+                                       byte[] attest,
                                                     byte[] signature, PcrValues pcrs, byte[] evidenceHash)
             throws ApiException {
         PcrSelection required = p.requiredPcrSelection();
@@ -221,7 +230,7 @@ public final class Appraisals {
                 ak = TpmtPublic.parse(host.get().akPublic());
                 akCache.put(akId, ak);
             }
-            return new Authenticated(host.get(), QuoteVerifier.verify(attest, signature, ak, nonce, pcrs),
+            return new Authenticated(host.get(), QuoteVerifier.verify(attest, signature, ak, qualifyingData, pcrs),
                     consumed.knownAtIssue());
         } catch (VerificationException e) {
             throw refuse(akId, e.check().name(), e.getMessage(), evidenceHash);

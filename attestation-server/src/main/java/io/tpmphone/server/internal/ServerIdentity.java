@@ -45,6 +45,7 @@ public final class ServerIdentity {
     private static final String TLS = "tls";
     private static final String RESULTS = "results";
     private static final String AUTHORITY = "keystore-authority";
+    private static final String DEVICE_CA = "device-ca";
     private static final String KEYSTORE = "server-keys.p12";
     private static final String PASSWORD = "server-keys.pass";
 
@@ -72,8 +73,8 @@ public final class ServerIdentity {
                 throw new GeneralSecurityException(store + " lacks the '" + TLS + "' or '" + RESULTS
                         + "' key; move it away to create new server keys");
             }
-            if (!ks.isKeyEntry(AUTHORITY)) {
-                // A state directory from before keystore approvals: add the authority key, keep the others.
+            if (!ks.isKeyEntry(AUTHORITY) || !ks.isKeyEntry(DEVICE_CA)) {
+                // A state directory from before keystore approvals: add the new keys, keep the others.
                 addAuthority(ks, password);
                 storeAtomically(directory, ks, password);
             }
@@ -100,9 +101,25 @@ public final class ServerIdentity {
     }
 
     private static void addAuthority(KeyStore ks, char[] password) throws GeneralSecurityException {
-        KeyPair authority = ecKeyPair();
-        ks.setKeyEntry(AUTHORITY, authority.getPrivate(), password,
-                new X509Certificate[] {selfSigned(authority, "tpmphone keystore authority", List.of(), false)});
+        if (!ks.isKeyEntry(AUTHORITY)) {
+            KeyPair authority = ecKeyPair();
+            ks.setKeyEntry(AUTHORITY, authority.getPrivate(), password,
+                    new X509Certificate[] {selfSigned(authority, "tpmphone keystore authority", List.of(), false)});
+        }
+        if (!ks.isKeyEntry(DEVICE_CA)) {
+            KeyPair ca = ecKeyPair();
+            ks.setKeyEntry(DEVICE_CA, ca.getPrivate(), password,
+                    new X509Certificate[] {selfSigned(ca, "tpmphone device CA", List.of(), true)});
+        }
+    }
+
+    /** The CA that issues device-identity certificates for TPM-resident TLS identity keys. */
+    public X509Certificate deviceCaCertificate() throws GeneralSecurityException {
+        return (X509Certificate) keyStore.getCertificate(DEVICE_CA);
+    }
+
+    public PrivateKey deviceCaKey() throws GeneralSecurityException {
+        return (PrivateKey) keyStore.getKey(DEVICE_CA, password);
     }
 
     private static void storeAtomically(Path directory, KeyStore ks, char[] password)
@@ -171,6 +188,10 @@ public final class ServerIdentity {
                 Date.from(now.plus(Duration.ofDays(3650))), subject, pair.getPublic());
         try {
             builder.addExtension(Extension.basicConstraints, true, new BasicConstraints(ca));
+            if (ca) {
+                builder.addExtension(Extension.keyUsage, true, new org.bouncycastle.asn1.x509.KeyUsage(
+                        org.bouncycastle.asn1.x509.KeyUsage.keyCertSign | org.bouncycastle.asn1.x509.KeyUsage.cRLSign));
+            }
             List<GeneralName> names = new ArrayList<>();
             names.add(new GeneralName(GeneralName.dNSName, "localhost"));
             names.add(new GeneralName(GeneralName.iPAddress, "127.0.0.1"));

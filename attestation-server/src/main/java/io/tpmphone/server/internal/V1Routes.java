@@ -35,6 +35,8 @@ public final class V1Routes {
         KeyApprover approver = new KeyApprover(s.identity().keystoreAuthorityKeyPair());
         Appraisals appraisals = new Appraisals(s.registry(), s.nonces(), signer, approver, s.audit(), s.clock(),
                 policy::get);
+        DeviceCertificates certificates = new DeviceCertificates(s.registry(), s.nonces(), s.identity(), approver,
+                s.audit(), s.clock(), appraisals::last);
         String openApi = resource("/openapi.json");
 
         api.route("GET", "/v1/openapi\\.json", false, call -> openApi);
@@ -46,6 +48,7 @@ public final class V1Routes {
             m.put("tlsCertificate", ServerIdentity.pem(s.identity().tlsCertificate()));
             m.put("keystoreAuthority", Base64.getEncoder().encodeToString(approver.publicArea().encoded()));
             m.put("keystoreAuthorityName", HexFormat.of().formatHex(approver.publicArea().name()));
+            m.put("deviceCaCertificate", ServerIdentity.pem(s.identity().deviceCaCertificate()));
             m.put("policyVersion", policy.get() == null ? null : policy.get().version());
             return m;
         });
@@ -119,6 +122,8 @@ public final class V1Routes {
             requirePolicy(policy);
             return appraisals.appraise(call.body());
         });
+
+        api.route("POST", "/v1/device-certificates", false, call -> certificates.issue(call.body()));
 
         api.route("GET", "/v1/hosts", true, call -> {
             List<Map<String, Object>> hosts = new ArrayList<>();

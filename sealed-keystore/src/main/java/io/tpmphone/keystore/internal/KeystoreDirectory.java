@@ -24,6 +24,7 @@ public final class KeystoreDirectory {
     public static final String ROOT = "root.sealed";
     public static final String PIN = "pin.sealed";
     public static final String FINGERPRINTS = "fingerprints.log";
+    public static final String IDENTITY_KEY = "identity-key.public";
 
     private KeystoreDirectory() {
     }

@@ -1,0 +1,148 @@
+package io.tpmphone.agent;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.tpmphone.attestation.SecretBytes;
+import io.tpmphone.keystore.KeystoreException;
+import io.tpmphone.keystore.SrtpKeys;
+import io.tpmphone.keystore.SrtpSuite;
+import io.tpmphone.softphone.internal.BrokerClient;
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.io.OutputStream;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.channels.Channels;
+import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HexFormat;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The broker's key operations over the real socket, with the child's real client, and its answers to bad input. */
+class BrokerKeyProtocolTest {
+
+    /** A keystore stand-in: key = 0x11.., salt = 0x22..; refuses the call id "refused" and any offered 0x33 key. */
+    private static final class FakeKeys implements Broker.Service {
+        final List<SrtpKeys> issued = new ArrayList<>();
+        final List<String> offeredFor = new ArrayList<>();
+
+        @Override
+        public String quote(byte[] binder) {
+            return "akId=00";
+        }
+
+        @Override
+        public SrtpKeys srtpKey(String callId, SrtpSuite suite) throws KeystoreException {
+            if (callId.equals("refused")) {
+                throw new KeystoreException(KeystoreException.Reason.NOT_APPROVED, "the state is not approved");
+            }
+            byte[] k = new byte[suite.keyLength()];
+            byte[] s = new byte[suite.saltLength()];
+            Arrays.fill(k, (byte) 0x11);
+            Arrays.fill(s, (byte) 0x22);
+            SrtpKeys keys = new SrtpKeys(suite, SecretBytes.copyOf(k), SecretBytes.copyOf(s));
+            issued.add(keys);
+            return keys;
+        }
+
+        @Override
+        public void checkOffered(SecretBytes key, SecretBytes salt, String callId) throws KeystoreException {
+            offeredFor.add(callId);
+            if (key.reveal()[0] == 0x33) {
+                throw new KeystoreException(KeystoreException.Reason.SEEN_BEFORE, "a replayed offer");
+            }
+        }
+
+        @Override
+        public byte[] sign(byte[] digest) {
+            return new byte[] {0x30, 0x00, digest[0]};
+        }
+
+        @Override
+        public List<byte[]> certificateChain() {
+            return List.of(new byte[] {1, 2}, new byte[] {3});
+        }
+    }
+
+    @Test
+    void keysSignaturesAndCertificates_reachTheChild_andRefusalsNameTheReason(@TempDir Path dir) throws Exception {
+        FakeKeys keys = new FakeKeys();
+        try (Broker broker = Broker.start(dir, keys);
+             BrokerClient child = BrokerClient.connect(broker.socketPath(), broker.token())) {
+            try (BrokerClient.SrtpKeyMaterial m = child.srtpKey("AES_CM_128_HMAC_SHA1_80", "call-1@example.org")) {
+                byte[] k = new byte[16];
+                byte[] s = new byte[14];
+                Arrays.fill(k, (byte) 0x11);
+                Arrays.fill(s, (byte) 0x22);
+                assertArrayEquals(k, m.key());
+                assertArrayEquals(s, m.salt());
+            }
+            assertTrue(keys.issued.get(0).isDestroyed(), "the broker destroyed the keys it sent");
+
+            BrokerClient.RefusedException refused = assertThrows(BrokerClient.RefusedException.class,
+                    () -> child.srtpKey("AES_CM_128_HMAC_SHA1_80", "refused"));
+            assertEquals("NOT_APPROVED", refused.reason());
+            assertTrue(refused.getMessage().contains("not approved"), refused.getMessage());
+
+            child.checkOffered(new byte[16], new byte[14], "call-2");
+            byte[] replayed = new byte[16];
+            replayed[0] = 0x33;
+            assertEquals("SEEN_BEFORE", assertThrows(BrokerClient.RefusedException.class,
+                    () -> child.checkOffered(replayed, new byte[14], "call-3")).reason());
+            assertEquals(List.of("call-2", "call-3"), keys.offeredFor);
+
+            byte[] digest = new byte[32];
+            digest[0] = 7;
+            assertArrayEquals(new byte[] {0x30, 0x00, 7}, child.sign(digest));
+            List<byte[]> chain = child.certificates();
+            assertEquals(2, chain.size());
+            assertArrayEquals(new byte[] {3}, chain.get(1));
+
+            assertEquals("BAD_REQUEST", assertThrows(BrokerClient.RefusedException.class,
+                    () -> child.srtpKey("NOT_A_SUITE", "call-4")).reason());
+            assertEquals("BAD_REQUEST", assertThrows(BrokerClient.RefusedException.class,
+                    () -> child.sign(new byte[31])).reason());
+            // The session survives every refusal.
+            child.srtpKey("AES_CM_128_HMAC_SHA1_32", "call-5").close();
+        }
+    }
+
+    @Test
+    void malformedKeyRequests_getErrBadRequest_andTheSessionContinues(@TempDir Path dir) throws Exception {
+        try (Broker broker = Broker.start(dir, new FakeKeys());
+             SocketChannel ch = SocketChannel.open(StandardProtocolFamily.UNIX)) {
+            ch.connect(UnixDomainSocketAddress.of(broker.socketPath()));
+            BufferedReader in = new BufferedReader(new InputStreamReader(Channels.newInputStream(ch),
+                    StandardCharsets.UTF_8));
+            OutputStream out = Channels.newOutputStream(ch);
+            out.write(("HELLO " + broker.token() + "\n").getBytes(StandardCharsets.UTF_8));
+            assertEquals("OK", in.readLine());
+            for (String bad : List.of("SRTPKEY", "SRTPKEY AES_CM_128_HMAC_SHA1_80", "SRTPKEY a b c",
+                    "OFFERED !!! AAAA c", "OFFERED AAAA", "SIGN zz", "SIGN " + HexFormat.of().formatHex(new byte[64]),
+                    "SRTPKEY AES_CM_128_HMAC_SHA1_80 " + "x".repeat(2000))) {
+                out.write((bad + "\n").getBytes(StandardCharsets.UTF_8));
+                String answer = in.readLine();
+                assertTrue(answer.startsWith("ERR BAD_REQUEST "), bad + " -> " + answer);
+            }
+            out.write("CERTS\n".getBytes(StandardCharsets.UTF_8));
+            assertTrue(in.readLine().startsWith("OK "));
+        }
+    }
+
+    @Test
+    void withoutAKeystore_keyRequestsAreUnavailable(@TempDir Path dir) throws Exception {
+        try (Broker broker = Broker.start(dir, binder -> "akId=00");
+             BrokerClient child = BrokerClient.connect(broker.socketPath(), broker.token())) {
+            assertEquals("UNAVAILABLE", assertThrows(BrokerClient.RefusedException.class,
+                    () -> child.srtpKey("AES_CM_128_HMAC_SHA1_80", "c")).reason());
+        }
+    }
+}

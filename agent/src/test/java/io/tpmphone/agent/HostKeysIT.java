@@ -1,0 +1,228 @@
+package io.tpmphone.agent;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.tpmphone.attestation.HashAlgorithm;
+import io.tpmphone.attestation.SecretBytes;
+import io.tpmphone.attestation.TpmtPublic;
+import io.tpmphone.keystore.KeystoreException;
+import io.tpmphone.keystore.SrtpKeys;
+import io.tpmphone.keystore.SrtpSuite;
+import io.tpmphone.keystore.Unlock;
+import io.tpmphone.server.AttestationServer;
+import io.tpmphone.swtpm.SwtpmProcess;
+import io.tpmphone.swtpm.WithSwtpm;
+import io.tpmphone.tpm.PolicyApproval;
+import io.tpmphone.tpm.TpmClient;
+import io.tpmphone.tpm.TpmUri;
+import java.io.ByteArrayInputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.Signature;
+import java.security.cert.CertificateFactory;
+import java.security.cert.X509Certificate;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.List;
+import java.util.Optional;
+import java.util.function.Predicate;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The sealed keystore on a real host: the server approves the measured state, keys are released only then, the TLS
+ * identity key gets its device certificate, and refusals reach the server's audit log.
+ */
+@WithSwtpm(ekCertificate = true, perMethod = true)
+class HostKeysIT {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private static JsonNode audit(AttestationClient client) throws Exception {
+        return client.get("/v1/audit?from=1&limit=1000", Fixture.ADMIN_TOKEN).get("records");
+    }
+
+    /** Polls the audit log (key events are reported asynchronously) until a record matches or 10 s pass. */
+    private static JsonNode awaitAudit(AttestationClient client, Predicate<JsonNode> match) throws Exception {
+        Instant deadline = Instant.now().plusSeconds(10);
+        do {
+            for (JsonNode r : audit(client)) {
+                if (match.test(r)) {
+                    return r;
+                }
+            }
+            java.util.concurrent.TimeUnit.MILLISECONDS.sleep(50);
+        } while (Instant.now().isBefore(deadline));
+        throw new AssertionError("no matching audit record in " + audit(client));
+    }
+
+    /** The policy with its one release replaced by another build's (the running one is revoked). */
+    private static String revokingTheRelease(String policy, int version, Path dir) throws Exception {
+        Path other = Files.createDirectories(dir.resolve("other")).resolve("softphone-core.jar");
+        Files.writeString(other, "another build");
+        ObjectNode p = (ObjectNode) JSON.readTree(policy);
+        p.put("version", version);
+        ArrayNode releases = JSON.createArrayNode();
+        releases.add((ObjectNode) JSON.valueToTree(ReleaseManifest.of("softphone-other",
+                Fixture.spec(other, Fixture.config(Files.createDirectories(dir.resolve("other-config")), "b=2\n"),
+                        List.of()))));
+        p.set("releases", releases);
+        return JSON.writeValueAsString(p);
+    }
+
+    private static String alsoApproving(String policy, int version, LaunchSpec spec) throws Exception {
+        ObjectNode p = (ObjectNode) JSON.readTree(policy);
+        p.put("version", version);
+        ObjectNode release = JSON.valueToTree(ReleaseManifest.of("softphone-next", spec));
+        ((ArrayNode) p.get("releases")).add(release);
+        return JSON.writeValueAsString(p);
+    }
+
+    @Test
+    void approvedState_releasesKeys_andTheTikGetsADeviceCertificate_thenRevocationStopsBoth(SwtpmProcess swtpm,
+            @TempDir Path dir) throws Exception {
+        LaunchSpec spec = Fixture.spec(Fixture.softphoneJar(dir), Fixture.config(dir, "a=1\n"), List.of());
+        String policy = Fixture.policy(1, spec);
+        try (AttestationServer server = Fixture.server(dir.resolve("server"), swtpm, policy, Clock.systemUTC());
+             TpmClient tpm = TpmClient.open(TpmUri.parse(swtpm.tpmUri()));
+             Agent agent = new Agent(tpm, Fixture.client(server), dir.resolve("agent"), "host-k", Fixture.PCR, spec,
+                     Duration.ofHours(1), Clock.systemUTC())
+                     .withEnrollmentToken(Fixture.enrollmentToken(Fixture.client(server), "host-k"))) {
+            AttestationClient client = Fixture.client(server);
+            Agent.Status status = agent.start();
+            assertEquals("MEASURED", status.level(), () -> "reasons: " + status.reasons());
+            assertTrue(status.keysApproved(), "the server approved the measured state for the keystore");
+
+            SrtpKeys first = agent.keys().srtpKey("call-1@host-k", SrtpSuite.AES_CM_128_HMAC_SHA1_80);
+            SrtpKeys second = agent.keys().srtpKey("call-2@host-k", SrtpSuite.AES_CM_128_HMAC_SHA1_80);
+            assertFalse(first.masterKey().equalsConstantTime(second.masterKey()));
+            KeystoreException replay = assertThrows(KeystoreException.class,
+                    () -> agent.keys().checkOffered(first.masterKey(), first.masterSalt(), "call-3"));
+            assertEquals(KeystoreException.Reason.SEEN_BEFORE, replay.reason());
+
+            // The device certificate: issued by the server's device CA for exactly the TPM's TIK.
+            X509Certificate ca = (X509Certificate) CertificateFactory.getInstance("X.509").generateCertificate(
+                    new ByteArrayInputStream(client.get("/v1/server", null).get("deviceCaCertificate").asText()
+                            .getBytes(StandardCharsets.US_ASCII)));
+            X509Certificate cert = agent.keys().certificate().orElseThrow();
+            cert.verify(ca.getPublicKey());
+            cert.checkValidity();
+            TpmtPublic tik = agent.keys().keystore().identityKey();
+            assertArrayEquals(tik.subjectPublicKeyInfo(), cert.getPublicKey().getEncoded());
+            assertTrue(cert.getSubjectX500Principal().getName().contains("CN=host-k"), cert.toString());
+            byte[] digest = HashAlgorithm.SHA256.digest("CertificateVerify content".getBytes(StandardCharsets.UTF_8));
+            Signature ecdsa = Signature.getInstance("NONEwithECDSA");
+            ecdsa.initVerify(cert.getPublicKey());
+            ecdsa.update(digest);
+            assertTrue(ecdsa.verify(agent.keys().sign(digest)), "the TIK signs inside the TPM for the certificate");
+            awaitAudit(client, r -> r.path("outcome").asText().equals("DEVICE_CERTIFICATE_ISSUED")
+                    && r.path("subject").asText().equals("host-k"));
+
+            // The approval the host holds now: PolicyPCR of this state, valid until the quote's TPM clock + TTL.
+            PolicyApproval held = new HostAttestation(tpm, client).attest(status.akId(), agent.store().log(),
+                    Optional.of(agent.keys().pcrs()), null).keyApproval().orElseThrow();
+            long clockBefore = held.clockBefore().orElseThrow();
+
+            // Revocation: the operator withdraws the release. The next attestation brings no approval ...
+            client.put("/v1/policy", revokingTheRelease(policy, 2, dir), Fixture.ADMIN_TOKEN);
+            Agent.Status revoked = agent.attestNow();
+            assertFalse(revoked.keysApproved(), "no approval for a revoked release");
+            KeystoreException refused = assertThrows(KeystoreException.class,
+                    () -> agent.keys().srtpKey("call-4@host-k", SrtpSuite.AES_CM_128_HMAC_SHA1_80));
+            assertEquals(KeystoreException.Reason.NOT_APPROVED, refused.reason(), refused.getMessage());
+            assertTrue(refused.getMessage().contains("keystore approvals need MEASURED"), refused.getMessage());
+            assertEquals(KeystoreException.Reason.NOT_APPROVED,
+                    assertThrows(KeystoreException.class, () -> agent.keys().sign(digest)).reason());
+            // ... and one the host kept stops working in the TPM once its clock passes the approval's limit.
+            agent.keys().keystore().srtpKey("call-5@host-k", SrtpSuite.AES_CM_128_HMAC_SHA1_80,
+                    Unlock.approved(held)).destroy();
+            tpm.clockSet(SecretBytes.copyOf(new byte[0]), clockBefore);
+            KeystoreException expired = assertThrows(KeystoreException.class, () -> agent.keys().keystore()
+                    .srtpKey("call-6@host-k", SrtpSuite.AES_CM_128_HMAC_SHA1_80, Unlock.approved(held)));
+            assertEquals(KeystoreException.Reason.APPROVAL_EXPIRED, expired.reason(), expired.getMessage());
+
+            JsonNode record = awaitAudit(client, r -> r.path("type").asText().equals("KEY_RELEASE")
+                    && r.path("outcome").asText().equals("REFUSED")
+                    && r.at("/detail/callId").asText().equals("call-4@host-k"));
+            assertEquals("host-k", record.get("subject").asText());
+            assertEquals("NOT_APPROVED", record.at("/detail/reason").asText());
+            awaitAudit(client, r -> r.path("type").asText().equals("KEY_RELEASE")
+                    && r.path("outcome").asText().equals("RELEASED")
+                    && r.at("/detail/callId").asText().equals("call-1@host-k"));
+        }
+    }
+
+    @Test
+    void tamperedJar_isRefusedWithAnAuditRecord_anApprovedNewReleaseWorksWithoutResealing_andAnExitedChildIsRefused(
+            SwtpmProcess swtpm, @TempDir Path dir) throws Exception {
+        Path jar = Fixture.softphoneJar(dir);
+        Path config = Fixture.config(dir, "a=1\n");
+        String policy = Fixture.policy(1, Fixture.spec(jar, config, List.of()));
+        Path tampered = Files.createDirectories(dir.resolve("tampered")).resolve(jar.getFileName());
+        // A working build that is not the approved one: the same classes plus one extra entry.
+        try (java.util.zip.ZipInputStream in = new java.util.zip.ZipInputStream(Files.newInputStream(jar));
+             java.util.zip.ZipOutputStream out = new java.util.zip.ZipOutputStream(Files.newOutputStream(tampered))) {
+            for (java.util.zip.ZipEntry e; (e = in.getNextEntry()) != null; ) {
+                out.putNextEntry(new java.util.zip.ZipEntry(e.getName()));
+                in.transferTo(out);
+                out.closeEntry();
+            }
+            out.putNextEntry(new java.util.zip.ZipEntry("implant.properties"));
+            out.write("exfiltrate=keys\n".getBytes(StandardCharsets.US_ASCII));
+            out.closeEntry();
+        }
+        LaunchSpec tamperedSpec = Fixture.spec(tampered, config, List.of());
+        try (AttestationServer server = Fixture.server(dir.resolve("server"), swtpm, policy, Clock.systemUTC());
+             TpmClient tpm = TpmClient.open(TpmUri.parse(swtpm.tpmUri()));
+             Agent agent = new Agent(tpm, Fixture.client(server), dir.resolve("agent"), "host-t", Fixture.PCR,
+                     tamperedSpec, Duration.ofHours(1), Clock.systemUTC())
+                     .withEnrollmentToken(Fixture.enrollmentToken(Fixture.client(server), "host-t"))) {
+            AttestationClient client = Fixture.client(server);
+            assertEquals("FAILED", agent.start().level());
+            KeystoreException e = assertThrows(KeystoreException.class,
+                    () -> agent.keys().srtpKey("call-t1", SrtpSuite.AES_CM_128_HMAC_SHA1_80));
+            assertEquals(KeystoreException.Reason.NOT_APPROVED, e.reason());
+            assertTrue(e.getMessage().contains("FAILED"), "names why the state is not approved: " + e.getMessage());
+            JsonNode record = awaitAudit(client, r -> r.path("type").asText().equals("KEY_RELEASE")
+                    && r.at("/detail/callId").asText().equals("call-t1"));
+            assertEquals("REFUSED", record.get("outcome").asText());
+            assertEquals("host-t", record.get("subject").asText());
+            assertTrue(record.at("/detail/message").asText().contains("FAILED"), record.toString());
+            assertFalse(agent.keys().certificate().isPresent(), "no device certificate for a FAILED host");
+            AttestationClientException noCert = assertThrows(AttestationClientException.class,
+                    () -> new HostAttestation(tpm, client).requestDeviceCertificate(agent.status().akId(),
+                            agent.keys().keystore()));
+            assertEquals(Optional.of("LEVEL"), noCert.check(), noCert.getMessage());
+
+            // The operator approves this build as a new release: keys flow, and nothing was re-sealed.
+            byte[] sealedBefore = Files.readAllBytes(dir.resolve("agent/keystore/root.sealed"));
+            client.put("/v1/policy", alsoApproving(policy, 2, tamperedSpec), Fixture.ADMIN_TOKEN);
+            Agent.Status approved = agent.attestNow();
+            assertEquals("MEASURED", approved.level(), () -> "reasons: " + approved.reasons());
+            agent.keys().srtpKey("call-t2", SrtpSuite.AES_CM_128_HMAC_SHA1_80).destroy();
+            assertArrayEquals(sealedBefore, Files.readAllBytes(dir.resolve("agent/keystore/root.sealed")));
+
+            // The softphone exits: TERMINATED caps the PCR, and its approval no longer fits.
+            Process child = agent.child().orElseThrow();
+            child.getOutputStream().close();
+            assertTrue(child.waitFor(10, java.util.concurrent.TimeUnit.SECONDS));
+            Instant deadline = Instant.now().plusSeconds(10);
+            while (agent.store().log().events().get(agent.store().log().size() - 1).type()
+                    != io.tpmphone.attestation.EventType.TERMINATED && Instant.now().isBefore(deadline)) {
+                java.util.concurrent.TimeUnit.MILLISECONDS.sleep(20);
+            }
+            KeystoreException afterExit = assertThrows(KeystoreException.class,
+                    () -> agent.keys().srtpKey("call-t3", SrtpSuite.AES_CM_128_HMAC_SHA1_80));
+            assertEquals(KeystoreException.Reason.NOT_APPROVED, afterExit.reason(), afterExit.getMessage());
+        }
+    }
+}
