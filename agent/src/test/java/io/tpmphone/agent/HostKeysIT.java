@@ -225,4 +225,86 @@ class HostKeysIT {
             assertEquals(KeystoreException.Reason.NOT_APPROVED, afterExit.reason(), afterExit.getMessage());
         }
     }
+
+    @Test
+    void keysThroughTheBroker_toTheChildsClient_neverAppearInLogsOrErrors(SwtpmProcess swtpm, @TempDir Path dir)
+            throws Exception {
+        LaunchSpec spec = Fixture.spec(Fixture.softphoneJar(dir), Fixture.config(dir, "a=1\n"), List.of());
+        ch.qos.logback.classic.Logger root = (ch.qos.logback.classic.Logger) org.slf4j.LoggerFactory.getLogger(
+                org.slf4j.Logger.ROOT_LOGGER_NAME);
+        ch.qos.logback.classic.Level before = root.getLevel();
+        ch.qos.logback.core.read.ListAppender<ch.qos.logback.classic.spi.ILoggingEvent> captured =
+                new ch.qos.logback.core.read.ListAppender<>();
+        captured.start();
+        List<byte[]> secrets = new java.util.ArrayList<>();
+        List<String> texts = new java.util.ArrayList<>();
+        try (AttestationServer server = Fixture.server(dir.resolve("server"), swtpm, Fixture.policy(1, spec),
+                Clock.systemUTC());
+             TpmClient tpm = TpmClient.open(TpmUri.parse(swtpm.tpmUri()));
+             Agent agent = new Agent(tpm, Fixture.client(server), dir.resolve("agent"), "host-l", Fixture.PCR, spec,
+                     Duration.ofHours(1), Clock.systemUTC())
+                     .withEnrollmentToken(Fixture.enrollmentToken(Fixture.client(server), "host-l"))) {
+            assertEquals("MEASURED", agent.start().level());
+            root.addAppender(captured);
+            root.setLevel(ch.qos.logback.classic.Level.TRACE);
+            // The same calls the agent's broker makes for its child, over a broker of our own.
+            Broker.Service service = new Broker.Service() {
+                @Override
+                public String quote(byte[] binder) {
+                    return "akId=00";
+                }
+
+                @Override
+                public SrtpKeys srtpKey(String callId, SrtpSuite suite) throws KeystoreException {
+                    return agent.keys().srtpKey(callId, suite);
+                }
+
+                @Override
+                public void checkOffered(SecretBytes key, SecretBytes salt, String callId) throws KeystoreException {
+                    agent.keys().checkOffered(key, salt, callId);
+                }
+            };
+            try (Broker broker = Broker.start(dir.resolve("own-broker"), service);
+                 io.tpmphone.softphone.internal.BrokerClient child = io.tpmphone.softphone.internal.BrokerClient
+                         .connect(broker.socketPath(), broker.token())) {
+                for (int i = 0; i < 5; i++) {
+                    try (var m = child.srtpKey("AES_CM_128_HMAC_SHA1_80", "call-" + i)) {
+                        secrets.add(m.key().clone());
+                        secrets.add(m.salt().clone());
+                        texts.add(m.toString());
+                        texts.add(assertThrows(io.tpmphone.softphone.internal.BrokerClient.RefusedException.class,
+                                () -> child.checkOffered(m.key(), m.salt(), "replay")).getMessage());
+                    }
+                }
+                agent.attestNow(); // reports the events to the server
+                tpm.pcrExtend(Fixture.PCR, HashAlgorithm.SHA256.digest(new byte[] {9}));
+                texts.add(assertThrows(io.tpmphone.softphone.internal.BrokerClient.RefusedException.class,
+                        () -> child.srtpKey("AES_CM_128_HMAC_SHA1_80", "after-extend")).getMessage());
+            }
+            for (JsonNode r : audit(Fixture.client(server))) {
+                texts.add(r.toString());
+            }
+        } finally {
+            root.setLevel(before);
+            root.detachAppender(captured);
+        }
+        for (ch.qos.logback.classic.spi.ILoggingEvent e : captured.list) {
+            texts.add(e.getFormattedMessage());
+            for (ch.qos.logback.classic.spi.IThrowableProxy t = e.getThrowableProxy(); t != null; t = t.getCause()) {
+                texts.add(t.getClassName() + ": " + t.getMessage());
+            }
+        }
+        assertTrue(captured.list.size() > 5, "the cycle was logged");
+        assertEquals(10, secrets.size());
+        String all = String.join("\n", texts).toLowerCase(java.util.Locale.ROOT);
+        for (byte[] secret : secrets) {
+            for (String form : List.of(java.util.HexFormat.of().formatHex(secret),
+                    java.util.Base64.getEncoder().encodeToString(secret),
+                    java.util.Base64.getEncoder().withoutPadding().encodeToString(secret),
+                    java.util.HexFormat.of().formatHex(java.util.Arrays.copyOf(secret, 8)))) {
+                assertFalse(all.contains(form.toLowerCase(java.util.Locale.ROOT)),
+                        "key material appeared in logs, errors or the audit log");
+            }
+        }
+    }
 }

@@ -158,6 +158,8 @@ final class AgentCommand {
                 for (JsonNode r : s.path("reasons")) {
                     out.println("  - " + r.asText());
                 }
+                out.println(s.path("keysApproved").asBoolean() ? "  keystore: approved by the server"
+                        : "  keystore: not approved (" + s.path("keyApprovalRefused").asText("no approval") + ")");
             }
             return 0;
         }

@@ -103,6 +103,10 @@ class OperatorFlowIT {
                     "--json"));
             assertEquals("MEASURED", status.get("level").asText());
             assertTrue(status.get("childAlive").asBoolean(), status.toString());
+            assertTrue(status.get("keysApproved").asBoolean(), "the server approved the keystore: " + status);
+            assertTrue(run(home, dir, "agent", "status", "--state", agentState.toString())
+                    .contains("keystore: approved by the server"));
+            assertTrue(Files.exists(agentState.resolve("device-cert.pem")), "the TIK's device certificate");
 
             JsonNode shown = JSON.readTree(run(home, dir, "policy", "show", "--server", "https://127.0.0.1:" + port,
                     "--server-cert", serverState.resolve("keys/tls-cert.pem").toString(), "--admin-token-file",
