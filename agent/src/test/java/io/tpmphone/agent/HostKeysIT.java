@@ -191,7 +191,9 @@ class HostKeysIT {
             KeystoreException e = assertThrows(KeystoreException.class,
                     () -> agent.keys().srtpKey("call-t1", SrtpSuite.AES_CM_128_HMAC_SHA1_80));
             assertEquals(KeystoreException.Reason.NOT_APPROVED, e.reason());
-            assertTrue(e.getMessage().contains("FAILED"), "names why the state is not approved: " + e.getMessage());
+            assertTrue(e.getMessage().contains("level is FAILED (failed check executables)")
+                    && e.getMessage().contains("jar softphone-core.jar: digest"),
+                    "names the policy failure: " + e.getMessage());
             JsonNode record = awaitAudit(client, r -> r.path("type").asText().equals("KEY_RELEASE")
                     && r.at("/detail/callId").asText().equals("call-t1"));
             assertEquals("REFUSED", record.get("outcome").asText());

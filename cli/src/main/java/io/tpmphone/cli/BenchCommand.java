@@ -6,6 +6,7 @@ import io.tpmphone.benchmarks.HttpsAppraisalLoad;
 import io.tpmphone.swtpm.SwtpmProcess;
 import io.tpmphone.tpm.TpmBenchmark;
 import java.io.PrintWriter;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -26,7 +27,8 @@ import picocli.CommandLine.Spec;
         "See benchmarks/README.md."},
         footer = {"", "Examples:", "  ./tpmphone bench tpm", "  ./tpmphone bench appraisal",
                 "  ./tpmphone bench audit"},
-        subcommands = {BenchCommand.Tpm.class, BenchCommand.Appraisal.class, BenchCommand.Audit.class})
+        subcommands = {BenchCommand.Tpm.class, BenchCommand.Appraisal.class, BenchCommand.Audit.class,
+                BenchCommand.Keystore.class})
 final class BenchCommand {
 
     /** Prints "error: message" (and the causes) on stderr; the run's exit code is then 1. */
@@ -246,6 +248,59 @@ final class BenchCommand {
                                      TpmBenchmark.Device d) {
             return figures.stream().filter(f -> f.operation() == o && f.device() == d).findFirst()
                     .orElseThrow().medianMillis();
+        }
+    }
+
+    @Command(name = "keystore", mixinStandardHelpOptions = true,
+            description = {"Key release latency on a private swtpm (unseal + derive + durable fingerprint): AUTHORIZED",
+                    "with a clock-limited approval, PCR_ONLY, and a TIK signature, side by side (alternating rounds)."},
+            footer = {"", "Example:", "  ./tpmphone bench keystore --rounds 5 --samples 400"})
+    static final class Keystore implements Callable<Integer> {
+        @Spec
+        CommandSpec spec;
+        @Option(names = "--rounds", defaultValue = "5", description = "alternating rounds (default ${DEFAULT-VALUE})")
+        int rounds;
+        @Option(names = "--samples", defaultValue = "400",
+                description = "samples per operation per round (default ${DEFAULT-VALUE})")
+        int samples;
+        @Option(names = "--warmup", defaultValue = "200", description = "unmeasured releases first (default ${DEFAULT-VALUE})")
+        int warmup;
+        @Option(names = "--directory", paramLabel = "DIR", defaultValue = "${sys:java.io.tmpdir}",
+                description = "where the keystores are created (default ${DEFAULT-VALUE})")
+        Path directory;
+        @Option(names = "--json", description = "machine-readable output")
+        boolean json;
+
+        @Override
+        public Integer call() throws Exception {
+            if (rounds < 1 || samples < 1 || warmup < 0) {
+                throw new picocli.CommandLine.ParameterException(spec.commandLine(),
+                        "--rounds and --samples must be at least 1, --warmup at least 0");
+            }
+            PrintWriter out = spec.commandLine().getOut();
+            Path dir = Files.createTempDirectory(directory, "tpmphone-bench-keystore");
+            try {
+                List<io.tpmphone.benchmarks.KeystoreBenchmark.Figure> figures =
+                        io.tpmphone.benchmarks.KeystoreBenchmark.run(dir, rounds, samples, warmup);
+                if (json) {
+                    Map<String, Object> doc = new LinkedHashMap<>();
+                    doc.put("rounds", rounds);
+                    doc.put("figures", figures);
+                    out.println(TpmCommand.JSON.writeValueAsString(doc));
+                    return 0;
+                }
+                out.printf(Locale.ROOT, "%-46s %7s %10s %10s %10s%n", "operation", "samples", "median ms", "p95 ms",
+                        "min ms");
+                for (io.tpmphone.benchmarks.KeystoreBenchmark.Figure f : figures) {
+                    out.printf(Locale.ROOT, "%-46s %7d %10.3f %10.3f %10.3f%n", f.operation(), f.samples(),
+                            f.medianMillis(), f.p95Millis(), f.minMillis());
+                }
+                return 0;
+            } finally {
+                try (java.util.stream.Stream<Path> files = Files.walk(dir)) {
+                    files.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+                }
+            }
         }
     }
 }

@@ -10,8 +10,16 @@ import java.util.Objects;
  * Returns figures, prints nothing. Each measured key is destroyed right away. Not thread-safe (run one at a time).
  */
 public final class KeyReleaseBenchmark {
-    /** Latency figures over {@code rounds} releases after {@code warmup} unmeasured ones. */
-    public record Result(int rounds, Duration median, Duration p95, Duration min, Duration max) {
+    /** Latency figures over {@code rounds} releases after {@code warmup} unmeasured ones, and every sample. */
+    public record Result(int rounds, Duration median, Duration p95, Duration min, Duration max, long[] sortedNanos) {
+        public Result {
+            sortedNanos = sortedNanos.clone();
+        }
+
+        @Override
+        public long[] sortedNanos() {
+            return sortedNanos.clone();
+        }
     }
 
     private KeyReleaseBenchmark() {
@@ -37,6 +45,6 @@ public final class KeyReleaseBenchmark {
         Arrays.sort(nanos);
         return new Result(rounds, Duration.ofNanos(nanos[(rounds - 1) / 2]),
                 Duration.ofNanos(nanos[(int) Math.ceil(rounds * 0.95) - 1]), Duration.ofNanos(nanos[0]),
-                Duration.ofNanos(nanos[rounds - 1]));
+                Duration.ofNanos(nanos[rounds - 1]), nanos);
     }
 }

@@ -18,6 +18,7 @@ import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Deque;
+import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -86,6 +87,19 @@ public final class TpmClient implements AutoCloseable {
     private final TssDevice device;
     private final Tpm tpm;
     private final ReentrantLock lock = new ReentrantLock();
+    /**
+     * VerifySignature tickets of recent approvals (guarded by {@link #lock}): a ticket is the TPM's HMAC under the
+     * owner hierarchy's proof, valid until TPM2_Clear, so a repeated release skips LoadExternal, the ECDSA
+     * verification and the flush. PolicyAuthorize still checks the ticket and the policy every time.
+     */
+    private final Map<String, TPMT_TK_VERIFIED> tickets = new LinkedHashMap<>(16, 0.75f, true) {
+        private static final long serialVersionUID = 1L;
+
+        @Override
+        protected boolean removeEldestEntry(Map.Entry<String, TPMT_TK_VERIFIED> eldest) {
+            return size() > 8;
+        }
+    };
     private boolean closed;
 
     private TpmClient(TpmUri uri, TpmTransport transport) {
@@ -571,13 +585,20 @@ public final class TpmClient implements AutoCloseable {
 
     /** LoadExternal of the authority, VerifySignature of the approval: the ticket PolicyAuthorize needs. */
     private TPMT_TK_VERIFIED verifyApproval(Scope scope, ParsedApproval p) throws TpmException {
+        byte[] aHash = HashAlgorithm.SHA256.digest(p.approval().approvedPolicy(), p.approval().policyRef());
+        String cacheKey = HexFormat.of().formatHex(aHash) + ":" + HexFormat.of().formatHex(p.authorityPublic().name())
+                + ":" + HexFormat.of().formatHex(p.approval().signature());
+        TPMT_TK_VERIFIED cached = tickets.get(cacheKey);
+        if (cached != null) {
+            return cached;
+        }
         TPM_HANDLE key = run("LoadExternal", () -> tpm.LoadExternal(null, p.authority(),
                 TPM_HANDLE.from(TPM_RH.OWNER)));
         scope.track(key);
-        byte[] aHash = HashAlgorithm.SHA256.digest(p.approval().approvedPolicy(), p.approval().policyRef());
         TPMT_TK_VERIFIED ticket = run("VerifySignature", () -> tpm.VerifySignature(key, aHash,
                 p.signature().signature));
         scope.flushNow(key);
+        tickets.put(cacheKey, ticket);
         return ticket;
     }
 
@@ -591,8 +612,14 @@ public final class TpmClient implements AutoCloseable {
             run("PolicyCounterTimer", () -> tpm.PolicyCounterTimer(session, operand,
                     PolicyDigest.TIME_INFO_CLOCK_OFFSET, TPM_EO.UNSIGNED_LT));
         }
-        run("PolicyAuthorize", () -> tpm.PolicyAuthorize(session, p.approval().approvedPolicy(),
-                p.approval().policyRef(), p.authorityPublic().name(), ticket));
+        try {
+            run("PolicyAuthorize", () -> tpm.PolicyAuthorize(session, p.approval().approvedPolicy(),
+                    p.approval().policyRef(), p.authorityPublic().name(), ticket));
+        } catch (TpmResponseException e) {
+            // A ticket the TPM no longer accepts (TPM_RC_TICKET after TPM2_Clear) must not be offered again.
+            tickets.clear();
+            throw e;
+        }
         return session;
     }
 

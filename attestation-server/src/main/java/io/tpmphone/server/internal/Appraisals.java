@@ -139,8 +139,10 @@ public final class Appraisals {
         String keyApprovalRefused = null;
         if (keystorePcrs != null) {
             if (!a.level().atLeast(IntegrityLevel.MEASURED)) {
-                keyApprovalRefused = "the host's level is " + a.level() + "; keystore approvals need MEASURED or"
-                        + " above";
+                keyApprovalRefused = "the host's level is " + a.level()
+                        + a.failedCheck().map(c -> " (failed check " + c + ")").orElse("")
+                        + (a.reasons().isEmpty() ? "" : ": " + a.reasons().get(0))
+                        + "; keystore approvals need MEASURED or above";
             } else {
                 keyApprovalRefused = KeyApprover.refusal(keystorePcrs, pcrs.selection(), p.requiredPcrSelection());
                 if (keyApprovalRefused == null) {
