@@ -37,6 +37,8 @@ import org.slf4j.LoggerFactory;
  */
 public final class Agent implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(Agent.class);
+    /** A passport that expires sooner than this is renewed before it is handed out. */
+    private static final Duration PASSPORT_MARGIN = Duration.ofSeconds(60);
 
     /** What the agent reports (tpmphone agent status --json). */
     public record Status(String host, String akId, String level, String failedCheck, List<String> reasons,
@@ -61,6 +63,11 @@ public final class Agent implements AutoCloseable {
     private String akId;
     private String bootId;
     private volatile Status status;
+    private volatile HostAttestation.Verdict lastVerdict;
+    private volatile boolean closed;
+    private final java.util.concurrent.atomic.AtomicBoolean attestSoonPending =
+            new java.util.concurrent.atomic.AtomicBoolean();
+    private final ChildService childService = new ChildService();
     private String enrollmentToken;
 
     public Agent(TpmClient tpm, AttestationClient server, Path stateDirectory, String host, int measurementPcr,
@@ -94,7 +101,8 @@ public final class Agent implements AutoCloseable {
         Files.createDirectories(stateDirectory);
         akId = enrollOnce();
         keys = HostKeys.open(tpm, stateDirectory, PcrSelection.parse("sha256:0-7," + pcr),
-                attestation.keystoreAuthority(), clock);
+                attestation.keystoreAuthority(), tpm.ensureEndorsementKey(io.tpmphone.tpm.EkType.RSA_2048).name(),
+                clock);
         keys.attester(new HostKeys.Attester() {
             @Override
             public void attestNow() throws Exception {
@@ -103,12 +111,18 @@ public final class Agent implements AutoCloseable {
 
             @Override
             public void attestSoon() {
-                if (!scheduler.isShutdown()) {
-                    try {
-                        scheduler.execute(Agent.this::tick);
-                    } catch (java.util.concurrent.RejectedExecutionException e) {
-                        LOG.debug("agent closing; key events stay pending");
-                    }
+                // Coalesced: one pending round reports everything recorded until it runs.
+                if (closed || !attestSoonPending.compareAndSet(false, true)) {
+                    return;
+                }
+                try {
+                    scheduler.execute(() -> {
+                        attestSoonPending.set(false);
+                        tick();
+                    });
+                } catch (java.util.concurrent.RejectedExecutionException e) {
+                    attestSoonPending.set(false);
+                    LOG.debug("agent closing; key events stay pending");
                 }
             }
         });
@@ -136,6 +150,14 @@ public final class Agent implements AutoCloseable {
 
     public Broker broker() {
         return broker;
+    }
+
+    /**
+     * What the broker serves the measured child (quote, SRTP keys, TIK signatures, certificates, the latest signed
+     * result); for in-process embedding and tests of the child's side.
+     */
+    public Broker.Service childService() {
+        return childService;
     }
 
     /** The host's keys (the sealed keystore, the latest approval, the identity key); null before {@link #start}. */
@@ -186,6 +208,9 @@ public final class Agent implements AutoCloseable {
 
     /** Gets a fresh appraisal of the current state. */
     public synchronized Status attestNow() throws Exception {
+        if (closed) {
+            throw new IllegalStateException("the agent is closed");
+        }
         MeasuredLauncher.Launched exited = child;
         if (exited != null && exited.terminationPending()) {
             // Never let a quote present the launch-time PCR value of a child that is gone: cap the PCR first.
@@ -204,9 +229,21 @@ public final class Agent implements AutoCloseable {
             }
         }
         Optional<HostKeys.Report> report = keys.pendingReport();
-        HostAttestation.Verdict v = attestation.attest(akId, store.log(), Optional.of(keys.pcrs()),
-                report.map(HostKeys.Report::json).orElse(null));
+        HostAttestation.Verdict v;
+        try {
+            v = attestation.attest(akId, store.log(), Optional.of(keys.pcrs()),
+                    report.map(HostKeys.Report::json).orElse(null));
+        } catch (AttestationClientException e) {
+            if (report.isEmpty() || e.status() != 400 || !String.valueOf(e.getMessage()).contains("keyEvents")) {
+                throw e;
+            }
+            // A report the server cannot take must not stop attestation: drop it (counted) and attest without.
+            keys.refused(report.get());
+            report = Optional.empty();
+            v = attestation.attest(akId, store.log(), Optional.of(keys.pcrs()), null);
+        }
         report.ifPresent(keys::reported);
+        lastVerdict = v;
         keys.approvalReceived(v.keyApproval(), v.keyApprovalRefused());
         MeasuredLauncher.Launched c = child;
         status = new Status(host, akId, v.level(), v.failedCheck(), v.reasons(), clock.instant(), v.expiresAt(),
@@ -305,7 +342,7 @@ public final class Agent implements AutoCloseable {
     }
 
     private void launchChild() throws IOException, TpmException {
-        broker = Broker.start(stateDirectory.resolve("broker"), new ChildService());
+        broker = Broker.start(stateDirectory.resolve("broker"), childService);
         child = new MeasuredLauncher(store, stateDirectory.resolve("launch")).launch(spec, broker);
         MeasuredLauncher.Launched launched = child;
         // An unexpected exit is re-appraised at once (which also retries a failed TERMINATED); a child the agent
@@ -331,9 +368,8 @@ public final class Agent implements AutoCloseable {
         }
 
         @Override
-        public void checkOffered(io.tpmphone.attestation.SecretBytes key, io.tpmphone.attestation.SecretBytes salt,
-                                 String callId) throws io.tpmphone.keystore.KeystoreException {
-            keys.checkOffered(key, salt, callId);
+        public void checkOffered(byte[] fingerprint, String callId) throws io.tpmphone.keystore.KeystoreException {
+            keys.checkOffered(fingerprint, callId);
         }
 
         @Override
@@ -344,6 +380,21 @@ public final class Agent implements AutoCloseable {
         @Override
         public List<byte[]> certificateChain() throws Exception {
             return keys.certificateChain();
+        }
+
+        @Override
+        public String passport() throws Exception {
+            HostAttestation.Verdict v = lastVerdict;
+            if (v == null || v.result() == null || Instant.parse(v.expiresAt()).isBefore(
+                    clock.instant().plus(PASSPORT_MARGIN))) {
+                // A passport the peer would find expired (or nearly): attest now for a fresh one.
+                attestNow();
+                v = lastVerdict;
+            }
+            if (v == null || v.result() == null) {
+                throw new IllegalStateException("no attestation result");
+            }
+            return v.result();
         }
     }
 
@@ -359,6 +410,7 @@ public final class Agent implements AutoCloseable {
         }
         Map<String, String> f = new LinkedHashMap<>();
         f.put("akId", akId);
+        f.put("ak", b64.encodeToString(akPublic()));
         f.put("attest", b64.encodeToString(q.attest()));
         f.put("signature", b64.encodeToString(q.signature()));
         f.put("pcrs", selection.toString());
@@ -367,6 +419,16 @@ public final class Agent implements AutoCloseable {
         StringBuilder s = new StringBuilder();
         f.forEach((k, v) -> s.append(s.length() == 0 ? "" : " ").append(k).append('=').append(v));
         return s.toString();
+    }
+
+    private volatile byte[] akPublicArea;
+
+    private byte[] akPublic() throws TpmException {
+        if (akPublicArea == null) {
+            akPublicArea = tpm.readPublic(HostAttestation.AK).orElseThrow(() -> new TpmException(
+                    "the AK at " + HostAttestation.AK + " is gone")).encoded();
+        }
+        return akPublicArea;
     }
 
     /** Stops the child; {@code measured}: record TERMINATED (false only when its TPM boot is over). */
@@ -401,6 +463,7 @@ public final class Agent implements AutoCloseable {
     /** Stops watching and the child (which measures TERMINATED). Does not close the TPM client. */
     @Override
     public synchronized void close() {
+        closed = true;
         scheduler.shutdownNow();
         stopChild(true);
         if (keys != null) {

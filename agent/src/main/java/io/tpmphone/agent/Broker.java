@@ -1,6 +1,5 @@
 package io.tpmphone.agent;
 
-import io.tpmphone.attestation.SecretBytes;
 import io.tpmphone.keystore.KeystoreException;
 import io.tpmphone.keystore.SrtpKeys;
 import io.tpmphone.keystore.SrtpSuite;
@@ -45,14 +44,15 @@ import org.slf4j.LoggerFactory;
  * <p>Protocol (UTF-8 lines, requests at most 4 KiB):
  * <ul>
  *   <li>{@code HELLO <token>} → {@code OK};</li>
- *   <li>{@code QUOTE <binder hex>} → {@code OK akId=<hex> attest=<b64> signature=<b64> pcrs=<selection>
+ *   <li>{@code QUOTE <binder hex>} → {@code OK akId=<hex> ak=<TPMT_PUBLIC b64> attest=<b64> signature=<b64> pcrs=<selection>
  *       values=<hex,...> log=<b64>};</li>
  *   <li>{@code SRTPKEY <suite> <callId>} → {@code OK <master key b64> <master salt b64>}: a fresh key from the sealed
  *       keystore; the reply is built in a byte buffer that is wiped after it is written;</li>
- *   <li>{@code OFFERED <key b64> <salt b64> <callId>} → {@code OK}, or {@code ERR SEEN_BEFORE ...} for a replayed
- *       SDES offer;</li>
+ *   <li>{@code OFFERED <SHA-256(key || salt) hex> <callId>} → {@code OK}, or {@code ERR SEEN_BEFORE ...} for a
+ *       replayed SDES offer (only the fingerprint travels, never the peer's key);</li>
  *   <li>{@code SIGN <SHA-256 digest hex>} → {@code OK <ECDSA signature, DER, b64>} by the TLS identity key;</li>
  *   <li>{@code CERTS} → {@code OK <device certificate DER b64>,<CA DER b64>};</li>
+ *   <li>{@code RESULT} → {@code OK <compact JWS>}: the latest signed attestation result (the passport);</li>
  * </ul>
  * anything else or any failure → {@code ERR <REASON> <message>}, REASON a keystore reason
  * ({@code NOT_APPROVED}, {@code POLICY_FAIL}, {@code APPROVAL_EXPIRED}, {@code SEEN_BEFORE}, ...) or
@@ -74,8 +74,8 @@ public final class Broker implements AutoCloseable {
             throw new UnsupportedOperationException("no keystore");
         }
 
-        /** Refuses SDES key material seen before. */
-        default void checkOffered(SecretBytes key, SecretBytes salt, String callId) throws Exception {
+        /** Refuses SDES key material seen before, by its fingerprint {@code SHA-256(key || salt)}. */
+        default void checkOffered(byte[] fingerprint, String callId) throws Exception {
             throw new UnsupportedOperationException("no keystore");
         }
 
@@ -87,6 +87,11 @@ public final class Broker implements AutoCloseable {
         /** The device certificate and its CA, DER each; empty if none was issued yet. */
         default List<byte[]> certificateChain() throws Exception {
             throw new UnsupportedOperationException("no identity key");
+        }
+
+        /** The latest signed attestation result (compact JWS) of this host: its passport. */
+        default String passport() throws Exception {
+            throw new UnsupportedOperationException("no attestation result");
         }
     }
 
@@ -252,7 +257,8 @@ public final class Broker implements AutoCloseable {
     private void serveSession(BufferedReader in, OutputStream out) throws IOException {
         for (String line; (line = readLine(in)) != null; ) {
             String op = line.split(" ", 2)[0];
-            if (op.equals("SRTPKEY") || op.equals("OFFERED") || op.equals("SIGN") || line.equals("CERTS")) {
+            if (op.equals("SRTPKEY") || op.equals("OFFERED") || op.equals("SIGN") || line.equals("CERTS")
+                    || line.equals("RESULT")) {
                 keyRequest(line, out);
             } else if (line.startsWith("QUOTE ")) {
                 byte[] binder;
@@ -313,17 +319,11 @@ public final class Broker implements AutoCloseable {
                     }
                 }
                 case "OFFERED" -> {
-                    if (f.length != 4) {
-                        throw new IllegalArgumentException("OFFERED <key b64> <salt b64> <callId>");
+                    byte[] fingerprint = f.length == 3 ? HexFormat.of().parseHex(f[1]) : new byte[0];
+                    if (fingerprint.length != 32) {
+                        throw new IllegalArgumentException("OFFERED <SHA-256(key || salt) hex> <callId>");
                     }
-                    byte[] key = Base64.getDecoder().decode(f[1]);
-                    byte[] salt = Base64.getDecoder().decode(f[2]);
-                    try {
-                        service.checkOffered(SecretBytes.copyOf(key), SecretBytes.copyOf(salt), callId(f[3]));
-                    } finally {
-                        Arrays.fill(key, (byte) 0);
-                        Arrays.fill(salt, (byte) 0);
-                    }
+                    service.checkOffered(fingerprint, callId(f[2]));
                     write(out, "OK");
                 }
                 case "SIGN" -> {
@@ -333,6 +333,7 @@ public final class Broker implements AutoCloseable {
                     }
                     write(out, "OK " + Base64.getEncoder().encodeToString(service.sign(digest)));
                 }
+                case "RESULT" -> write(out, "OK " + service.passport());
                 default -> {
                     List<byte[]> chain = service.certificateChain();
                     if (chain.isEmpty()) {
@@ -348,7 +349,7 @@ public final class Broker implements AutoCloseable {
             write(out, "ERR " + e.reason().name() + " " + oneLine(e.getMessage()));
         } catch (IllegalArgumentException e) {
             write(out, "ERR BAD_REQUEST " + oneLine(e.getMessage()));
-        } catch (UnsupportedOperationException e) {
+        } catch (UnsupportedOperationException | IllegalStateException e) {
             write(out, "ERR UNAVAILABLE " + oneLine(e.getMessage()));
         } catch (Exception e) {
             LOG.warn("broker: {} failed: {}", f[0], e.toString());

@@ -17,7 +17,6 @@ import io.tpmphone.keystore.KeystoreException;
 import io.tpmphone.keystore.SealedKeystore;
 import java.nio.charset.StandardCharsets;
 import java.util.Optional;
-import java.util.OptionalLong;
 import java.util.ArrayList;
 import java.util.Base64;
 import java.util.HexFormat;
@@ -58,10 +57,10 @@ public final class HostAttestation {
             }
             Base64.Decoder d = Base64.getDecoder();
             return Optional.of(new PolicyApproval(HexFormat.of().parseHex(a.path("approvedPolicy").asText()),
-                    a.path("policyRef").asText().getBytes(StandardCharsets.US_ASCII),
+                    HexFormat.of().parseHex(a.path("policyRef").asText()),
                     d.decode(a.path("signature").asText()), d.decode(a.path("authorityPublic").asText()),
-                    a.hasNonNull("clockBefore") ? OptionalLong.of(a.get("clockBefore").asLong())
-                            : OptionalLong.empty()));
+                    a.hasNonNull("clockBefore") ? Optional.of(new PolicyApproval.Limit(
+                            a.get("resetCount").asLong(), a.get("clockBefore").asLong())) : Optional.empty()));
         }
 
         /** Why the server did not approve the keystore state, if it was asked to. */

@@ -65,7 +65,9 @@ public final class HostKeys implements AutoCloseable {
     private final SealedKeystore keystore;
     private final Path stateDirectory;
     private final Clock clock;
-    private final Deque<Map<String, Object>> events = new ArrayDeque<>();
+    private final Deque<PendingEvent> events = new ArrayDeque<>();
+    private long sequence;
+    private Instant lastApprovalCheck = Instant.EPOCH;
     private volatile Attester attester;
     private PolicyApproval approval;
     private String approvalRefused = "no attestation yet";
@@ -79,16 +81,15 @@ public final class HostKeys implements AutoCloseable {
 
     /**
      * Opens the keystore in {@code stateDirectory/keystore}, creating it sealed to {@code authority} over
-     * {@code pcrs} on first use. A keystore sealed to another authority (the server's keys changed) is refused.
+     * {@code pcrs}, for this host's EK ({@code ekName}), on first use. A keystore sealed to another authority (the server's keys changed) is refused.
      */
     public static HostKeys open(TpmClient tpm, Path stateDirectory, PcrSelection pcrs, TpmtPublic authority,
-                                Clock clock) throws KeystoreException {
+                                byte[] ekName, Clock clock) throws KeystoreException {
         Path dir = stateDirectory.resolve("keystore");
+        Protection wanted = Protection.authorizedForHost(pcrs, authority, ekName);
         SealedKeystore ks = Files.exists(dir.resolve("keystore.properties")) ? SealedKeystore.open(tpm, dir)
-                : SealedKeystore.create(tpm, dir, Protection.authorized(pcrs, authority), Optional.empty());
-        Optional<TpmtPublic> sealedTo = ks.protection().authority();
-        if (sealedTo.isEmpty() || !Arrays.equals(sealedTo.get().encoded(), authority.encoded())
-                || !ks.protection().pcrs().equals(pcrs)) {
+                : SealedKeystore.create(tpm, dir, wanted, Optional.empty());
+        if (!ks.protection().equals(wanted)) {
             ks.close();
             throw new KeystoreException(KeystoreException.Reason.STORAGE, "the keystore in " + dir + " is sealed to"
                     + " another authority or PCR set than the server's (" + HexFormat.of().formatHex(authority.name())
@@ -113,6 +114,7 @@ public final class HostKeys implements AutoCloseable {
     /** Takes the outcome of an attestation: the server's approval, or why it gave none. */
     public synchronized void approvalReceived(Optional<PolicyApproval> granted, Optional<String> refused) {
         approval = granted.orElse(null);
+        lastApprovalCheck = clock.instant();
         approvalRefused = granted.isPresent() ? null : refused.orElse("the server returned no approval");
     }
 
@@ -139,6 +141,16 @@ public final class HostKeys implements AutoCloseable {
     public void checkOffered(SecretBytes key, SecretBytes salt, String callId) throws KeystoreException {
         try {
             keystore.checkOffered(key, salt);
+        } catch (KeystoreException e) {
+            record("OFFERED_KEY", "REFUSED", e, callId);
+            throw e;
+        }
+    }
+
+    /** As {@link #checkOffered(SecretBytes, SecretBytes, String)} by the fingerprint {@code SHA-256(key || salt)}. */
+    public void checkOffered(byte[] fingerprint, String callId) throws KeystoreException {
+        try {
+            keystore.checkOfferedFingerprint(fingerprint);
         } catch (KeystoreException e) {
             record("OFFERED_KEY", "REFUSED", e, callId);
             throw e;
@@ -174,9 +186,10 @@ public final class HostKeys implements AutoCloseable {
             }
             first = e;
         }
-        // The approval expired, or the state moved on since: one fresh attestation, then one more try.
+        // The approval expired, or the state moved on since: one fresh attestation, then one more try — but not
+        // more often than RETRY_INTERVAL when the server gave none, so a child looping on refusals cannot flood it.
         Attester a = attester;
-        if (a == null) {
+        if (a == null || !retryAllowed()) {
             throw first;
         }
         try {
@@ -186,6 +199,17 @@ public final class HostKeys implements AutoCloseable {
             throw first;
         }
         return release.run(currentApproval());
+    }
+
+    /** How long after an attestation that brought no approval a refused release does not attest again. */
+    static final Duration RETRY_INTERVAL = Duration.ofSeconds(5);
+
+    private synchronized boolean retryAllowed() {
+        Instant now = clock.instant();
+        if (approval == null && now.isBefore(lastApprovalCheck.plus(RETRY_INTERVAL))) {
+            return false;
+        }
+        return true;
     }
 
     private static boolean retryable(KeystoreException.Reason r) {
@@ -221,7 +245,7 @@ public final class HostKeys implements AutoCloseable {
                 events.removeFirst();
                 dropped++;
             }
-            events.addLast(m);
+            events.addLast(new PendingEvent(++sequence, m));
         }
         Attester a = attester;
         if (e != null && a != null) {
@@ -229,42 +253,86 @@ public final class HostKeys implements AutoCloseable {
         }
     }
 
-    /** Events not yet reported, oldest first: the JSON array to send, and how many it holds. */
-    public record Report(byte[] json, int count) {
+    private record PendingEvent(long sequence, Map<String, Object> event) {
     }
 
-    /** The pending events as a report, or empty; {@link #reported} removes them once the server took them. */
+    /**
+     * Events not yet reported, oldest first: the JSON array to send, the last event's sequence number, whether it
+     * carries the count of dropped events, and whether more are waiting (reports stay within the server's limits:
+     * {@link #MAX_REPORT_EVENTS} events, {@link #MAX_REPORT_BYTES} bytes).
+     */
+    public record Report(byte[] json, long lastSequence, int droppedReported, boolean more) {
+    }
+
+    /** At most this many events in one report (the server takes 256). */
+    static final int MAX_REPORT_EVENTS = 200;
+    /** At most this many bytes in one report (the server takes 64 KiB). */
+    static final int MAX_REPORT_BYTES = 48 * 1024;
+
+    /** The oldest pending events as a report, or empty; {@link #reported} forgets them once the server took them. */
     public synchronized Optional<Report> pendingReport() {
         if (events.isEmpty() && dropped == 0) {
             return Optional.empty();
         }
-        List<Map<String, Object>> list = new ArrayList<>(events);
-        if (dropped > 0) {
+        List<Map<String, Object>> list = new ArrayList<>();
+        int droppedNow = dropped;
+        int bytes = 2;
+        if (droppedNow > 0) {
             Map<String, Object> m = new LinkedHashMap<>();
             m.put("at", clock.instant().toString());
             m.put("operation", "SRTP_KEY");
             m.put("outcome", "REFUSED");
             m.put("reason", "EVENTS_DROPPED");
-            m.put("message", dropped + " earlier key events were dropped while the server was unreachable");
-            list.add(0, m);
+            m.put("message", droppedNow + " earlier key events were dropped (server unreachable or refusing them)");
+            list.add(m);
+            bytes += 300;
         }
+        long last = 0;
+        boolean more = false;
+        for (PendingEvent e : events) {
+            int size = encode(e.event()).length + 1;
+            if (list.size() >= MAX_REPORT_EVENTS || bytes + size > MAX_REPORT_BYTES) {
+                more = true;
+                break;
+            }
+            list.add(e.event());
+            bytes += size;
+            last = e.sequence();
+        }
+        return Optional.of(new Report(encode(list), last, droppedNow, more));
+    }
+
+    private static byte[] encode(Object value) {
         try {
-            return Optional.of(new Report(JSON.writeValueAsBytes(list), list.size()));
+            return JSON.writeValueAsBytes(value);
         } catch (IOException e) {
             throw new IllegalStateException("cannot serialize plain maps", e);
         }
     }
 
-    /** The server accepted a report: forget its events. */
-    public synchronized void reported(Report r) {
-        int n = r.count();
-        if (dropped > 0) {
-            dropped = 0;
-            n--;
+    /** The server accepted a report: forget its events; ask for another round if more are waiting. */
+    public void reported(Report r) {
+        synchronized (this) {
+            dropped = Math.max(0, dropped - r.droppedReported());
+            while (!events.isEmpty() && events.peekFirst().sequence() <= r.lastSequence()) {
+                events.removeFirst();
+            }
         }
-        for (int i = 0; i < n && !events.isEmpty(); i++) {
+        Attester a = attester;
+        if (r.more() && a != null) {
+            a.attestSoon();
+        }
+    }
+
+    /** The server refused a report as malformed: drop its events, counted, so attestation goes on. */
+    public synchronized void refused(Report r) {
+        int n = 0;
+        while (!events.isEmpty() && events.peekFirst().sequence() <= r.lastSequence()) {
             events.removeFirst();
+            n++;
         }
+        dropped += n;
+        LOG.warn("the attestation server refused a key-event report; {} events are reported as dropped", n);
     }
 
     // ---------------------------------------------------------------------------------------------- certificate

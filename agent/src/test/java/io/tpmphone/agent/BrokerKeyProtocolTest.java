@@ -54,9 +54,11 @@ class BrokerKeyProtocolTest {
         }
 
         @Override
-        public void checkOffered(SecretBytes key, SecretBytes salt, String callId) throws KeystoreException {
+        public void checkOffered(byte[] fingerprint, String callId) throws KeystoreException {
             offeredFor.add(callId);
-            if (key.reveal()[0] == 0x33) {
+            byte[] replayed = new byte[30];
+            replayed[0] = 0x33;
+            if (java.util.Arrays.equals(fingerprint, io.tpmphone.attestation.HashAlgorithm.SHA256.digest(replayed))) {
                 throw new KeystoreException(KeystoreException.Reason.SEEN_BEFORE, "a replayed offer");
             }
         }
@@ -126,7 +128,7 @@ class BrokerKeyProtocolTest {
             out.write(("HELLO " + broker.token() + "\n").getBytes(StandardCharsets.UTF_8));
             assertEquals("OK", in.readLine());
             for (String bad : List.of("SRTPKEY", "SRTPKEY AES_CM_128_HMAC_SHA1_80", "SRTPKEY a b c",
-                    "OFFERED !!! AAAA c", "OFFERED AAAA", "SIGN zz", "SIGN " + HexFormat.of().formatHex(new byte[64]),
+                    "OFFERED !!! c", "OFFERED " + "ab".repeat(31) + " c", "OFFERED " + "ab".repeat(32), "SIGN zz", "SIGN " + HexFormat.of().formatHex(new byte[64]),
                     "SRTPKEY AES_CM_128_HMAC_SHA1_80 " + "x".repeat(2000))) {
                 out.write((bad + "\n").getBytes(StandardCharsets.UTF_8));
                 String answer = in.readLine();

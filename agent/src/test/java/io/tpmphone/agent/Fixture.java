@@ -21,16 +21,19 @@ import java.util.jar.JarEntry;
 import java.util.jar.JarOutputStream;
 import java.util.stream.Stream;
 
-/** Shared set-up of the end-to-end tests: a policy for the real child, a server that trusts the swtpm's EK CA. */
-final class Fixture {
-    static final String ADMIN_TOKEN = "admin-token-for-tests-0123456789";
-    static final int PCR = 14;
+/**
+ * Shared set-up of the end-to-end tests: a policy for the real child, a server that trusts the swtpm's EK CA. Public in
+ * the agent's test-jar, for other modules' end-to-end tests.
+ */
+public final class Fixture {
+    public static final String ADMIN_TOKEN = "admin-token-for-tests-0123456789";
+    public static final int PCR = 14;
 
     private Fixture() {
     }
 
     /** The softphone-core classes as a jar (a classes directory in IDE runs is packed into one). */
-    static Path softphoneJar(Path dir) throws IOException {
+    public static Path softphoneJar(Path dir) throws IOException {
         Path location;
         try {
             location = Path.of(SoftphoneMain.class.getProtectionDomain().getCodeSource().getLocation().toURI());
@@ -53,12 +56,12 @@ final class Fixture {
         return jar;
     }
 
-    static LaunchSpec spec(Path jar, Path config, List<String> jvmOptions) {
+    public static LaunchSpec spec(Path jar, Path config, List<String> jvmOptions) {
         return new LaunchSpec(Path.of(System.getProperty("java.home")), List.of(jar), config,
                 SoftphoneMain.class.getName(), jvmOptions, List.of(), true);
     }
 
-    static String policy(int version, LaunchSpec approved) throws IOException {
+    public static String policy(int version, LaunchSpec approved) throws IOException {
         Map<String, Object> p = new LinkedHashMap<>();
         p.put("version", version);
         p.put("measurementPcr", PCR);
@@ -71,7 +74,7 @@ final class Fixture {
         return new ObjectMapper().writeValueAsString(p);
     }
 
-    static List<X509Certificate> caChain(SwtpmProcess swtpm) throws Exception {
+    public static List<X509Certificate> caChain(SwtpmProcess swtpm) throws Exception {
         CertificateFactory cf = CertificateFactory.getInstance("X.509");
         List<X509Certificate> chain = new ArrayList<>();
         for (Path p : List.of(swtpm.caCertificate(), swtpm.rootCertificate())) {
@@ -82,7 +85,7 @@ final class Fixture {
         return chain;
     }
 
-    static AttestationServer server(Path state, SwtpmProcess swtpm, String policy, Clock clock) throws Exception {
+    public static AttestationServer server(Path state, SwtpmProcess swtpm, String policy, Clock clock) throws Exception {
         AttestationServer.Builder b = AttestationServer.builder().stateDirectory(state).adminToken(ADMIN_TOKEN)
                 .policy(policy).clock(clock);
         for (X509Certificate c : caChain(swtpm)) {
@@ -91,16 +94,16 @@ final class Fixture {
         return b.start();
     }
 
-    static AttestationClient client(AttestationServer server) throws Exception {
+    public static AttestationClient client(AttestationServer server) throws Exception {
         return new AttestationClient(server.uri(), server.tlsCertificate(), Duration.ofSeconds(10));
     }
 
     /** An operator's enrollment token for a new host name. */
-    static String enrollmentToken(AttestationClient client, String host) throws Exception {
+    public static String enrollmentToken(AttestationClient client, String host) throws Exception {
         return client.post("/v1/enrollment-tokens", Map.of("host", host), ADMIN_TOKEN).get("enrollmentToken").asText();
     }
 
-    static Path config(Path dir, String content) throws IOException {
+    public static Path config(Path dir, String content) throws IOException {
         Path c = dir.resolve("softphone.properties");
         Files.writeString(c, content, StandardCharsets.UTF_8);
         return c;

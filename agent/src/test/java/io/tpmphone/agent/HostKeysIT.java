@@ -66,6 +66,16 @@ class HostKeysIT {
     }
 
     /** The policy with its one release replaced by another build's (the running one is revoked). */
+    private static long count(JsonNode records, String type) {
+        long n = 0;
+        for (JsonNode r : records) {
+            if (r.path("type").asText().equals(type)) {
+                n++;
+            }
+        }
+        return n;
+    }
+
     private static String revokingTheRelease(String policy, int version, Path dir) throws Exception {
         Path other = Files.createDirectories(dir.resolve("other")).resolve("softphone-core.jar");
         Files.writeString(other, "another build");
@@ -105,6 +115,14 @@ class HostKeysIT {
             SrtpKeys first = agent.keys().srtpKey("call-1@host-k", SrtpSuite.AES_CM_128_HMAC_SHA1_80);
             SrtpKeys second = agent.keys().srtpKey("call-2@host-k", SrtpSuite.AES_CM_128_HMAC_SHA1_80);
             assertFalse(first.masterKey().equalsConstantTime(second.masterKey()));
+            // The TPM clock passes the approval's limit: the release is refused in the TPM (APPROVAL_EXPIRED), the
+            // agent attests once more for a fresh approval and releases the key.
+            long appraisalsBefore = count(audit(client), "APPRAISAL");
+            io.tpmphone.attestation.ClockInfo ci = tpm.readClock();
+            tpm.clockSet(SecretBytes.copyOf(new byte[0]), ci.clock() + 3_600_000L);
+            agent.keys().srtpKey("call-after-expiry@host-k", SrtpSuite.AES_CM_128_HMAC_SHA1_80).destroy();
+            assertEquals(appraisalsBefore + 1, count(audit(client), "APPRAISAL"), "one fresh attestation");
+
             KeystoreException replay = assertThrows(KeystoreException.class,
                     () -> agent.keys().checkOffered(first.masterKey(), first.masterSalt(), "call-3"));
             assertEquals(KeystoreException.Reason.SEEN_BEFORE, replay.reason());
@@ -130,7 +148,7 @@ class HostKeysIT {
             // The approval the host holds now: PolicyPCR of this state, valid until the quote's TPM clock + TTL.
             PolicyApproval held = new HostAttestation(tpm, client).attest(status.akId(), agent.store().log(),
                     Optional.of(agent.keys().pcrs()), null).keyApproval().orElseThrow();
-            long clockBefore = held.clockBefore().orElseThrow();
+            long clockBefore = held.limit().orElseThrow().clockBefore();
 
             // Revocation: the operator withdraws the release. The next attestation brings no approval ...
             client.put("/v1/policy", revokingTheRelease(policy, 2, dir), Fixture.ADMIN_TOKEN);
@@ -262,8 +280,8 @@ class HostKeysIT {
                 }
 
                 @Override
-                public void checkOffered(SecretBytes key, SecretBytes salt, String callId) throws KeystoreException {
-                    agent.keys().checkOffered(key, salt, callId);
+                public void checkOffered(byte[] fingerprint, String callId) throws KeystoreException {
+                    agent.keys().checkOffered(fingerprint, callId);
                 }
             };
             try (Broker broker = Broker.start(dir.resolve("own-broker"), service);

@@ -147,7 +147,8 @@ public final class AttestationPolicy {
 
     /**
      * How long a sealed-keystore approval holds, counted in the host TPM's clock from the quote it was issued for
-     * (default 10 min): the longest a host keeps releasing keys after the server stops approving its state.
+     * (default 10 min) and within that TPM reset cycle: the longest a host keeps releasing keys after the server stops
+     * approving its state, in powered TPM time (docs/keystore.md).
      */
     public Duration keyApprovalTtl() {
         return Duration.ofSeconds(keyApprovalTtlSeconds);

@@ -27,8 +27,12 @@ public final class PolicyDigest {
     public static final int TPM_CC_POLICY_COUNTER_TIMER = 0x0000016D;
     /** {@code TPM_EO_UNSIGNED_LT}: operand A (the TPM's value) below operand B. */
     public static final int TPM_EO_UNSIGNED_LT = 0x0005;
+    /** {@code TPM_EO_EQ}: operand A (the TPM's value) equals operand B. */
+    public static final int TPM_EO_EQ = 0x0000;
     /** Offset of {@code clockInfo.clock} in a marshalled {@code TPMS_TIME_INFO} (after the 8-byte {@code time}). */
     public static final int TIME_INFO_CLOCK_OFFSET = 8;
+    /** Offset of {@code clockInfo.resetCount} in a marshalled {@code TPMS_TIME_INFO}. */
+    public static final int TIME_INFO_RESET_COUNT_OFFSET = 16;
     /** {@code TPM_CC_PolicyOR}. */
     public static final int TPM_CC_POLICY_OR = 0x00000171;
     /** {@code TPM_CC_PolicyPCR}. */
@@ -117,6 +121,32 @@ public final class PolicyDigest {
      */
     public PolicyDigest policyClockBefore(long clockLimit) {
         return policyCounterTimer(clockOperand(clockLimit), TIME_INFO_CLOCK_OFFSET, TPM_EO_UNSIGNED_LT);
+    }
+
+    /**
+     * {@link #policyCounterTimer} for "the TPM has not been reset since": {@code clockInfo.resetCount} EQ the 4-byte
+     * big-endian value. After a TPM Reset without an orderly shutdown the clock may go back (by up to the TPM's NV
+     * save interval; on swtpm to almost zero), so a clock limit alone could be used again; the reset count only grows.
+     */
+    public PolicyDigest policyResetCountIs(long resetCount) {
+        return policyCounterTimer(resetCountOperand(resetCount), TIME_INFO_RESET_COUNT_OFFSET, TPM_EO_EQ);
+    }
+
+    /** The 4-byte big-endian operand of {@link #policyResetCountIs}. */
+    public static byte[] resetCountOperand(long resetCount) {
+        if (resetCount < 0 || resetCount > 0xFFFF_FFFFL) {
+            throw new IllegalArgumentException("resetCount is a UINT32");
+        }
+        return new byte[] {(byte) (resetCount >>> 24), (byte) (resetCount >>> 16), (byte) (resetCount >>> 8),
+            (byte) resetCount};
+    }
+
+    /**
+     * The approved policy of a time-limited keystore approval: {@code PolicyPCR} (this digest), then
+     * {@link #policyResetCountIs}, then {@link #policyClockBefore}.
+     */
+    public PolicyDigest policyValidWithin(long resetCount, long clockBefore) {
+        return policyResetCountIs(resetCount).policyClockBefore(clockBefore);
     }
 
     /** The 8-byte big-endian operand of {@link #policyClockBefore}. */

@@ -66,4 +66,30 @@ public final class QuoteVerifier {
         }
         return new VerifiedQuote(parsed, pcrValues, signingKey);
     }
+
+    /**
+     * Verifies a quote against a PCR digest known from elsewhere — e.g. a signed attestation result that appraised
+     * the same state (a passport) — instead of PCR values: the same checks up to QUALIFYING_DATA, then
+     * {@link Check#PCR_DIGEST}: pcrDigest equals {@code expectedPcrDigest}. Returns the parsed attestation.
+     */
+    public static TpmsAttest verifyDigest(byte[] attest, byte[] signature, TpmtPublic signingKey,
+            byte[] expectedQualifyingData, byte[] expectedPcrDigest) throws VerificationException {
+        Objects.requireNonNull(attest, "attest");
+        Objects.requireNonNull(signature, "signature");
+        Objects.requireNonNull(signingKey, "signingKey");
+        Objects.requireNonNull(expectedQualifyingData, "expectedQualifyingData");
+        Objects.requireNonNull(expectedPcrDigest, "expectedPcrDigest");
+        AttestationChecks.requireUsableNonce(expectedQualifyingData);
+        byte[] attestCopy = attest.clone();
+        AttestationChecks.verifySignature(attestCopy, signature, signingKey);
+        TpmsAttest parsed = AttestationChecks.parse(attestCopy, AttestType.QUOTE);
+        AttestationChecks.checkQualifyingData(parsed, expectedQualifyingData);
+        byte[] actualDigest = parsed.quoteInfo().orElseThrow().pcrDigest();
+        if (!MessageDigest.isEqual(expectedPcrDigest, actualDigest)) {
+            throw new VerificationException(Check.PCR_DIGEST, "the quoted pcrDigest "
+                    + HexFormat.of().formatHex(actualDigest) + " is not the appraised "
+                    + HexFormat.of().formatHex(expectedPcrDigest) + " (the state changed since it was appraised)");
+        }
+        return parsed;
+    }
 }

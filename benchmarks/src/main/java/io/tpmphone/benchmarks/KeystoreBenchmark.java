@@ -25,7 +25,6 @@ import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
-import java.util.OptionalLong;
 
 /**
  * Key release latency on a private swtpm, side by side in one run (alternating rounds): an SRTP key from an
@@ -49,19 +48,21 @@ public final class KeystoreBenchmark {
             KeyPairGenerator g = KeyPairGenerator.getInstance("EC");
             g.initialize(new ECGenParameterSpec("secp256r1"));
             KeyApprover approver = new KeyApprover(g.generateKeyPair());
-            Map<String, Object> a = approver.approve(tpm.pcrRead(pcrs), pcrs, tpm.readClock().clock(),
-                    Duration.ofHours(1));
+            byte[] ekName = tpm.ensureEndorsementKey(io.tpmphone.tpm.EkType.RSA_2048).name();
+            io.tpmphone.attestation.ClockInfo clock = tpm.readClock();
+            Map<String, Object> a = approver.approve(tpm.pcrRead(pcrs), pcrs, clock.resetCount(), clock.clock(),
+                    Duration.ofHours(1), ekName);
             PolicyApproval approval = new PolicyApproval(HexFormat.of().parseHex((String) a.get("approvedPolicy")),
-                    KeyApprover.POLICY_REF.getBytes(StandardCharsets.US_ASCII),
-                    Base64.getDecoder().decode((String) a.get("signature")),
-                    approver.publicArea().encoded(), OptionalLong.of((Long) a.get("clockBefore")));
+                    HexFormat.of().parseHex((String) a.get("policyRef")),
+                    Base64.getDecoder().decode((String) a.get("signature")), approver.publicArea().encoded(),
+                    Optional.of(new PolicyApproval.Limit(clock.resetCount(), (Long) a.get("clockBefore"))));
             Unlock approved = Unlock.approved(approval);
             Files.createDirectories(directory);
             List<long[]> authorized = new ArrayList<>();
             List<long[]> pcrOnly = new ArrayList<>();
             List<long[]> sign = new ArrayList<>();
             try (SealedKeystore auth = SealedKeystore.create(tpm, Files.createTempDirectory(directory, "authorized"),
-                    Protection.authorized(pcrs, approver.publicArea()), Optional.empty());
+                    Protection.authorizedForHost(pcrs, approver.publicArea(), ekName), Optional.empty());
                  SealedKeystore plain = SealedKeystore.create(tpm, Files.createTempDirectory(directory, "pcr-only"),
                          Protection.pcrOnly(pcrs), Optional.<SecretBytes>empty())) {
                 auth.identityKey();

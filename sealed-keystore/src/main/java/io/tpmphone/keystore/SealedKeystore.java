@@ -106,7 +106,8 @@ public final class SealedKeystore implements AutoCloseable {
             tpm.ensureStorageRootKey(TpmClient.StorageKeyType.ECC_P256);
             byte[] authPolicy = switch (protection.mode()) {
                 case AUTHORIZED -> PolicyDigest.initial(HashAlgorithm.SHA256)
-                        .policyAuthorize(protection.authority().orElseThrow().name(), Protection.policyRef()).value();
+                        .policyAuthorize(protection.authority().orElseThrow().name(),
+                                protection.approvalPolicyRef().orElseThrow()).value();
                 case PCR_ONLY -> PolicyDigest.initial(HashAlgorithm.SHA256)
                         .policyPcr(tpm.pcrRead(protection.pcrs())).value();
             };
@@ -142,6 +143,7 @@ public final class SealedKeystore implements AutoCloseable {
             p.setProperty("parent", PARENT.toString());
             p.setProperty("pin", Boolean.toString(pinBlob != null));
             protection.authority().ifPresent(a -> p.setProperty("authority", HexFormat.of().formatHex(a.encoded())));
+            protection.approvalPolicyRef().ifPresent(r -> p.setProperty("policyRef", HexFormat.of().formatHex(r)));
             KeystoreDirectory.writeProperties(metadata, p);
             LOG.info("created {} keystore in {} over PCRs {}{}", protection.mode(), directory, protection.pcrs(),
                     pinBlob != null ? " with a PIN" : "");
@@ -167,7 +169,9 @@ public final class SealedKeystore implements AutoCloseable {
             PcrSelection pcrs = PcrSelection.parse(required(p, "pcrs"));
             Protection protection = switch (Protection.Mode.valueOf(required(p, "mode"))) {
                 case AUTHORIZED -> Protection.authorized(pcrs,
-                        TpmtPublic.parse(HexFormat.of().parseHex(required(p, "authority"))));
+                        TpmtPublic.parse(HexFormat.of().parseHex(required(p, "authority"))),
+                        p.getProperty("policyRef") == null ? Protection.policyRef()   // keystores before v0.1 hosts
+                                : HexFormat.of().parseHex(p.getProperty("policyRef")));
                 case PCR_ONLY -> Protection.pcrOnly(pcrs);
             };
             TpmObjectBlob rootBlob = TpmObjectBlob.fromBytes(
@@ -227,7 +231,7 @@ public final class SealedKeystore implements AutoCloseable {
 
     /**
      * The digest an authority approves for the current state: {@code PolicyPCR} of the current values of
-     * {@link Protection#pcrs()}. The authority signs {@code SHA256(digest || Protection.POLICY_REF)}.
+     * {@link Protection#pcrs()}. The authority signs {@code SHA256(approved policy || the keystore's policyRef)}.
      */
     public PolicyDigest currentStatePolicy() throws KeystoreException {
         try {
@@ -326,10 +330,22 @@ public final class SealedKeystore implements AutoCloseable {
         Arrays.fill(salt, (byte) 0);
         byte[] fingerprint = HashAlgorithm.SHA256.digest(both);
         Arrays.fill(both, (byte) 0);
+        checkOfferedFingerprint(fingerprint);
+    }
+
+    /**
+     * {@link #checkOffered(SecretBytes, SecretBytes)} for a caller that has only the key material's fingerprint,
+     * {@code SHA-256(masterKey || masterSalt)} — so the key itself need not travel (the broker's {@code OFFERED}).
+     */
+    public void checkOfferedFingerprint(byte[] fingerprint) throws KeystoreException {
+        Objects.requireNonNull(fingerprint, "fingerprint");
+        if (fingerprint.length != 32) {
+            throw new IllegalArgumentException("a key fingerprint is SHA-256(masterKey || masterSalt), 32 bytes");
+        }
         synchronized (this) {
             checkOpen();
             try {
-                if (!fingerprints.add(fingerprint)) {
+                if (!fingerprints.add(fingerprint.clone())) {
                     throw refuse(new KeystoreException(KeystoreException.Reason.SEEN_BEFORE, "the offered SRTP key"
                             + " material was issued or offered before (a replayed offer); reject the offer"));
                 }
@@ -530,9 +546,9 @@ public final class SealedKeystore implements AutoCloseable {
                     + " another key than the keystore's policy authority (name "
                     + HexFormat.of().formatHex(authority.name()) + "); ask that authority for an approval"));
         }
-        if (!Arrays.equals(approval.policyRef(), Protection.policyRef())) {
+        if (!Arrays.equals(approval.policyRef(), protection.approvalPolicyRef().orElseThrow())) {
             throw refuse(new KeystoreException(KeystoreException.Reason.BAD_APPROVAL, "the approval's policyRef is not"
-                    + " '" + Protection.POLICY_REF + "'"));
+                    + " this keystore's (an approval for another host, or not for a keystore)"));
         }
     }
 

@@ -101,9 +101,10 @@ class SealedKeystoreIT {
         measure("softphone 1.0");
         try (SealedKeystore ks = SealedKeystore.create(tpm, dir,
                 Protection.authorized(Protection.DEFAULT_PCRS, authority.publicArea()), Optional.empty())) {
-            long now = tpm.readClock().clock();
-            PolicyApproval approval = authority.approveUntil(ks.currentStatePolicy().value(), now + 300_000,
-                    Protection.policyRef());
+            io.tpmphone.attestation.ClockInfo ci = tpm.readClock();
+            long now = ci.clock();
+            PolicyApproval approval = authority.approveUntil(ks.currentStatePolicy().value(), ci.resetCount(),
+                    now + 300_000, Protection.policyRef());
             ks.srtpKey("before-expiry", SrtpSuite.AES_CM_128_HMAC_SHA1_80, approval).destroy();
 
             tpm.clockSet(SecretBytes.copyOf(new byte[0]), now + 300_000);
@@ -112,7 +113,7 @@ class SealedKeystoreIT {
             assertEquals(KeystoreException.Reason.APPROVAL_EXPIRED, expired.reason(), expired.getMessage());
             assertEquals(Optional.of("POLICY"), expired.tpmResponseCode());
 
-            PolicyApproval fresh = authority.approveUntil(ks.currentStatePolicy().value(),
+            PolicyApproval fresh = authority.approveUntil(ks.currentStatePolicy().value(), ci.resetCount(),
                     tpm.readClock().clock() + 300_000, Protection.policyRef());
             ks.srtpKey("fresh", SrtpSuite.AES_CM_128_HMAC_SHA1_80, fresh).destroy();
         }

@@ -607,10 +607,8 @@ public final class TpmClient implements AutoCloseable {
                                                TPMT_TK_VERIFIED ticket) throws TpmException {
         TPM_HANDLE session = startPolicySession(scope, TPM_SE.POLICY);
         run("PolicyPCR", () -> tpm.PolicyPCR(session, new byte[0], new TPMS_PCR_SELECTION[] {selection(selection)}));
-        if (p.approval().clockBefore().isPresent()) {
-            byte[] operand = PolicyDigest.clockOperand(p.approval().clockBefore().getAsLong());
-            run("PolicyCounterTimer", () -> tpm.PolicyCounterTimer(session, operand,
-                    PolicyDigest.TIME_INFO_CLOCK_OFFSET, TPM_EO.UNSIGNED_LT));
+        if (p.approval().limit().isPresent()) {
+            timeLimit(session, p.approval().limit().get());
         }
         try {
             run("PolicyAuthorize", () -> tpm.PolicyAuthorize(session, p.approval().approvedPolicy(),
@@ -634,20 +632,29 @@ public final class TpmClient implements AutoCloseable {
         });
     }
 
+    /** PolicyCounterTimer(resetCount EQ), then PolicyCounterTimer(clock UNSIGNED_LT): an approval's time limit. */
+    private void timeLimit(TPM_HANDLE session, PolicyApproval.Limit limit) throws TpmException {
+        byte[] reset = PolicyDigest.resetCountOperand(limit.resetCount());
+        run("PolicyCounterTimer", () -> tpm.PolicyCounterTimer(session, reset,
+                PolicyDigest.TIME_INFO_RESET_COUNT_OFFSET, TPM_EO.EQ));
+        byte[] clock = PolicyDigest.clockOperand(limit.clockBefore());
+        run("PolicyCounterTimer", () -> tpm.PolicyCounterTimer(session, clock,
+                PolicyDigest.TIME_INFO_CLOCK_OFFSET, TPM_EO.UNSIGNED_LT));
+    }
+
     /**
-     * The policy digest a TPM trial session computes for {@code PolicyPCR(selection, pcrDigest)} followed by
-     * {@code PolicyCounterTimer(clock UNSIGNED_LT clockBefore)}.
+     * The policy digest a TPM trial session computes for {@code PolicyPCR(selection, pcrDigest)} followed by the
+     * time limit's two {@code PolicyCounterTimer} steps.
      */
-    public byte[] trialPolicyPcrClockBefore(PcrSelection selection, byte[] pcrDigest, long clockBefore)
+    public byte[] trialPolicyPcrWithin(PcrSelection selection, byte[] pcrDigest, PolicyApproval.Limit limit)
             throws TpmException {
         Objects.requireNonNull(selection, "selection");
+        Objects.requireNonNull(limit, "limit");
         byte[] digest = pcrDigest.clone();
-        byte[] operand = PolicyDigest.clockOperand(clockBefore);
         return call("PolicyGetDigest", scope -> {
             TPM_HANDLE session = startPolicySession(scope, TPM_SE.TRIAL);
             run("PolicyPCR", () -> tpm.PolicyPCR(session, digest, new TPMS_PCR_SELECTION[] {selection(selection)}));
-            run("PolicyCounterTimer", () -> tpm.PolicyCounterTimer(session, operand,
-                    PolicyDigest.TIME_INFO_CLOCK_OFFSET, TPM_EO.UNSIGNED_LT));
+            timeLimit(session, limit);
             return run("PolicyGetDigest", () -> tpm.PolicyGetDigest(session));
         });
     }

@@ -32,17 +32,22 @@ public final class AuthorityKey {
 
     /** An approval of {@code approvedPolicy}: ECDSA over {@code SHA256(approvedPolicy || policyRef)}. */
     public PolicyApproval approve(byte[] approvedPolicy, byte[] policyRef) throws Exception {
-        return sign(approvedPolicy, policyRef, java.util.OptionalLong.empty());
+        return sign(approvedPolicy, policyRef, java.util.Optional.empty());
     }
 
-    /** An approval of {@code PolicyPCR(pcrPolicy) + PolicyCounterTimer(clock < clockBefore)}. */
-    public PolicyApproval approveUntil(byte[] pcrPolicy, long clockBefore, byte[] policyRef) throws Exception {
+    /**
+     * An approval of {@code PolicyPCR(pcrPolicy)} then {@code PolicyCounterTimer(resetCount == resetCount)} and
+     * {@code PolicyCounterTimer(clock < clockBefore)}.
+     */
+    public PolicyApproval approveUntil(byte[] pcrPolicy, long resetCount, long clockBefore, byte[] policyRef)
+            throws Exception {
         byte[] approved = io.tpmphone.attestation.PolicyDigest.of(HashAlgorithm.SHA256, pcrPolicy)
-                .policyClockBefore(clockBefore).value();
-        return sign(approved, policyRef, java.util.OptionalLong.of(clockBefore));
+                .policyValidWithin(resetCount, clockBefore).value();
+        return sign(approved, policyRef, java.util.Optional.of(new PolicyApproval.Limit(resetCount, clockBefore)));
     }
 
-    private PolicyApproval sign(byte[] approvedPolicy, byte[] policyRef, java.util.OptionalLong clockBefore)
+    private PolicyApproval sign(byte[] approvedPolicy, byte[] policyRef,
+                                java.util.Optional<PolicyApproval.Limit> limit)
             throws Exception {
         byte[] aHash = HashAlgorithm.SHA256.digest(approvedPolicy, policyRef);
         Signature ecdsa = Signature.getInstance("NONEwithECDSA");
@@ -50,6 +55,6 @@ public final class AuthorityKey {
         ecdsa.update(aHash);
         return new PolicyApproval(approvedPolicy, policyRef,
                 TpmtSignature.ecdsaFromDer(HashAlgorithm.SHA256, ecdsa.sign(), EccCurve.NIST_P256).encoded(),
-                publicArea.encoded(), clockBefore);
+                publicArea.encoded(), limit);
     }
 }

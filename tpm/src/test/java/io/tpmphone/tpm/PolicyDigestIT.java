@@ -46,9 +46,11 @@ class PolicyDigestIT {
         PcrSelection sel = PcrSelection.parse("sha256:0-7,14");
         byte[] pcrDigest = HashAlgorithm.SHA256.digest(new byte[] {7});
         try (TpmClient client = TpmClient.open(TpmUri.parse(swtpm.tpmUri()))) {
-            byte[] tpm = client.trialPolicyPcrClockBefore(sel, pcrDigest, clockBefore);
+            long resetCount = clockBefore == -1L ? 0xFFFF_FFFFL : clockBefore & 0xFFFF_FFFFL;
+            byte[] tpm = client.trialPolicyPcrWithin(sel, pcrDigest, new PolicyApproval.Limit(resetCount,
+                    clockBefore));
             byte[] ours = PolicyDigest.initial(HashAlgorithm.SHA256).policyPcr(sel, pcrDigest)
-                    .policyClockBefore(clockBefore).value();
+                    .policyValidWithin(resetCount, clockBefore).value();
             assertArrayEquals(tpm, ours, Long.toUnsignedString(clockBefore));
         }
     }

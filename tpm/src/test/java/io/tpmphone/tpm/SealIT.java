@@ -111,8 +111,10 @@ class SealIT {
         SecretBytes root = SecretBytes.copyOf(client.getRandom(32));
         TpmObjectBlob sealed = client.seal(PersistentHandle.SRK_ECC, root, authPolicy);
         measure("softphone release 1.0");
-        long now = client.readClock().clock();
-        PolicyApproval approval = authority.approveUntil(currentPcrPolicy(), now + 600_000, POLICY_REF);
+        io.tpmphone.attestation.ClockInfo ci = client.readClock();
+        long now = ci.clock();
+        PolicyApproval approval = authority.approveUntil(currentPcrPolicy(), ci.resetCount(), now + 600_000,
+                POLICY_REF);
         assertTrue(root.equalsConstantTime(
                 client.unsealWithAuthorizedPolicy(PersistentHandle.SRK_ECC, sealed, MEASURED, approval)));
 
@@ -130,6 +132,56 @@ class SealIT {
         assertEquals("PolicyCounterTimer", expired.command(), expired.getMessage());
         assertEquals(List.of(), client.handles(TpmClient.HandleType.TRANSIENT));
         assertEquals(List.of(), client.handles(TpmClient.HandleType.LOADED_SESSION));
+    }
+
+    @Test
+    void anExpiredApproval_staysDead_afterAPowerLossTurnsTheClockBack(SwtpmProcess swtpm) throws Exception {
+        AuthorityKey authority = new AuthorityKey();
+        byte[] authPolicy = PolicyDigest.initial(HashAlgorithm.SHA256)
+                .policyAuthorize(authority.publicArea().name(), POLICY_REF).value();
+        SecretBytes root = SecretBytes.copyOf(client.getRandom(32));
+        TpmObjectBlob sealed = client.seal(PersistentHandle.SRK_ECC, root, authPolicy);
+        measure("softphone 1.0");
+        io.tpmphone.attestation.ClockInfo before = client.readClock();
+        PolicyApproval approval = authority.approveUntil(currentPcrPolicy(), before.resetCount(),
+                before.clock() + 60_000, POLICY_REF);
+        client.unsealWithAuthorizedPolicy(PersistentHandle.SRK_ECC, sealed, MEASURED, approval).destroy();
+        client.clockSet(SecretBytes.copyOf(new byte[0]), before.clock() + 600_000);
+        assertEquals("POLICY", assertThrows(TpmResponseException.class,
+                () -> client.unsealWithAuthorizedPolicy(PersistentHandle.SRK_ECC, sealed, MEASURED, approval))
+                .responseCodeName());
+
+        // Power loss: no TPM2_Shutdown, so the clock restarts from its last NV save (on swtpm, near zero).
+        client.disconnect();
+        swtpm.kill();
+        swtpm.restart();
+        client.close();
+        client = TpmClient.open(TpmUri.parse(swtpm.tpmUri()));
+        measure("softphone 1.0");
+        io.tpmphone.attestation.ClockInfo after = client.readClock();
+        assertTrue(after.clock() < before.clock() + 60_000, "the clock went back: " + after.clock());
+        assertTrue(after.resetCount() > before.resetCount());
+        TpmResponseException e = assertThrows(TpmResponseException.class,
+                () -> client.unsealWithAuthorizedPolicy(PersistentHandle.SRK_ECC, sealed, MEASURED, approval));
+        assertEquals("POLICY", e.responseCodeName(), "the reset count no longer matches: " + e.getMessage());
+    }
+
+    @Test
+    void anApprovalForOneHostsPolicyRef_opensNothingSealedForAnother() throws Exception {
+        AuthorityKey authority = new AuthorityKey();
+        byte[] hostA = io.tpmphone.attestation.KeystorePolicy.hostPolicyRef(new byte[] {0, 11, 1, 2, 3});
+        byte[] hostB = io.tpmphone.attestation.KeystorePolicy.hostPolicyRef(new byte[] {0, 11, 4, 5, 6});
+        SecretBytes root = SecretBytes.copyOf(client.getRandom(32));
+        TpmObjectBlob sealedForB = client.seal(PersistentHandle.SRK_ECC, root, PolicyDigest.initial(
+                HashAlgorithm.SHA256).policyAuthorize(authority.publicArea().name(), hostB).value());
+        measure("same release on both hosts");
+        io.tpmphone.attestation.ClockInfo ci = client.readClock();
+        PolicyApproval forA = authority.approveUntil(currentPcrPolicy(), ci.resetCount(), ci.clock() + 60_000, hostA);
+        assertThrows(TpmResponseException.class,
+                () -> client.unsealWithAuthorizedPolicy(PersistentHandle.SRK_ECC, sealedForB, MEASURED, forA));
+        PolicyApproval forB = authority.approveUntil(currentPcrPolicy(), ci.resetCount(), ci.clock() + 60_000, hostB);
+        assertTrue(root.equalsConstantTime(
+                client.unsealWithAuthorizedPolicy(PersistentHandle.SRK_ECC, sealedForB, MEASURED, forB)));
     }
 
     private byte[] currentPcrPolicy() throws TpmException {
@@ -193,8 +245,10 @@ class SealIT {
         TpmtPublic tikPublic = TpmtPublic.parse(tik.publicArea());
         client.persist(PersistentHandle.SRK_ECC, tik, PersistentHandle.TIK);
         measure("approved softphone");
-        long now = client.readClock().clock();
-        PolicyApproval approval = authority.approveUntil(currentPcrPolicy(), now + 60_000, POLICY_REF);
+        io.tpmphone.attestation.ClockInfo ci = client.readClock();
+        long now = ci.clock();
+        PolicyApproval approval = authority.approveUntil(currentPcrPolicy(), ci.resetCount(), now + 60_000,
+                POLICY_REF);
 
         byte[] digest = HashAlgorithm.SHA256.digest(new byte[] {4, 5, 6});
         TpmtSignature sig = TpmtSignature.parse(
@@ -210,7 +264,8 @@ class SealIT {
         assertEquals("VALUE", assertThrows(TpmResponseException.class,
                 () -> client.signWithAuthorizedPolicy(PersistentHandle.TIK, digest, MEASURED, approval))
                 .responseCodeName(), "an approval of another state does not sign");
-        PolicyApproval second = authority.approveUntil(currentPcrPolicy(), now + 60_000, POLICY_REF);
+        PolicyApproval second = authority.approveUntil(currentPcrPolicy(), ci.resetCount(), now + 60_000,
+                POLICY_REF);
         client.signWithAuthorizedPolicy(PersistentHandle.TIK, digest, MEASURED, second);
         client.clockSet(SecretBytes.copyOf(new byte[0]), now + 60_000);
         assertEquals("POLICY", assertThrows(TpmResponseException.class,

@@ -146,8 +146,9 @@ public final class Appraisals {
             } else {
                 keyApprovalRefused = KeyApprover.refusal(keystorePcrs, pcrs.selection(), p.requiredPcrSelection());
                 if (keyApprovalRefused == null) {
-                    keyApproval = approver.approve(pcrs, keystorePcrs,
-                            auth.quote().attest().clockInfo().clock(), p.keyApprovalTtl());
+                    ClockInfo quoted = auth.quote().attest().clockInfo();
+                    keyApproval = approver.approve(pcrs, keystorePcrs, quoted.resetCount(), quoted.clock(),
+                            p.keyApprovalTtl(), host.ekName());
                 }
             }
         }
@@ -163,6 +164,7 @@ public final class Appraisals {
             Map<String, Object> approvalAudit = new LinkedHashMap<>();
             approvalAudit.put("pcrSelection", keyApproval.get("pcrSelection"));
             approvalAudit.put("approvedPolicy", keyApproval.get("approvedPolicy"));
+            approvalAudit.put("resetCount", keyApproval.get("resetCount"));
             approvalAudit.put("clockBefore", keyApproval.get("clockBefore"));
             detail.put("keyApproval", approvalAudit);
         } else if (keyApprovalRefused != null) {

@@ -6,6 +6,7 @@ import io.tpmphone.attestation.EccCurve;
 import io.tpmphone.attestation.HashAlgorithm;
 import io.tpmphone.attestation.IntegrityLevel;
 import io.tpmphone.attestation.KeyType;
+import io.tpmphone.attestation.KeystorePolicy;
 import io.tpmphone.attestation.MalformedStructureException;
 import io.tpmphone.attestation.ObjectAttribute;
 import io.tpmphone.attestation.PolicyDigest;
@@ -13,7 +14,6 @@ import io.tpmphone.attestation.SchemeAlgorithm;
 import io.tpmphone.attestation.TpmtPublic;
 import io.tpmphone.attestation.VerificationException;
 import java.math.BigInteger;
-import java.nio.charset.StandardCharsets;
 import java.security.GeneralSecurityException;
 import java.security.InvalidKeyException;
 import java.security.SecureRandom;
@@ -55,7 +55,7 @@ import org.bouncycastle.operator.jcajce.JcaContentSignerBuilder;
  * (AK_ENROLLED); the nonce is ours, fresh and for this AK (NONCE); {@code TPM2_Certify} by that AK over the nonce
  * names exactly the offered public area (CERTIFY); the key is a TPM-generated, non-duplicable, unrestricted ECC P-256
  * ECDSA-SHA256 signing key that only a policy can use, and that policy is {@code PolicyAuthorize(keystore authority,
- * "tpmphone-keystore-v1")} — so the key signs only in a state this server approved (KEY_POLICY); and the host's latest
+ * SHA256("tpmphone-keystore-v1" || this host's EK name))} — so the key signs only in a state this server approved (KEY_POLICY); and the host's latest
  * appraisal is MEASURED or better and not expired (LEVEL). Every outcome is audited. Thread-safe.
  */
 public final class DeviceCertificates {
@@ -70,7 +70,6 @@ public final class DeviceCertificates {
             "2.25.314599016102347099429551459005819449691.1");
     private static final Pattern DNS_NAME = Pattern.compile("(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)"
             + "(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*");
-    private static final byte[] POLICY_REF = KeyApprover.POLICY_REF.getBytes(StandardCharsets.US_ASCII);
     private static final int ALLOWED_ATTRIBUTES = ObjectAttribute.FIXED_TPM.mask() | ObjectAttribute.FIXED_PARENT.mask()
             | ObjectAttribute.SENSITIVE_DATA_ORIGIN.mask() | ObjectAttribute.NO_DA.mask()
             | ObjectAttribute.SIGN_ENCRYPT.mask();
@@ -125,7 +124,7 @@ public final class DeviceCertificates {
             throw refuse(subject, akId, "CERTIFY", e.check() + ": " + e.getMessage());
         }
         String name = host.get().host();
-        String keyProblem = keyProblem(tik);
+        String keyProblem = keyProblem(tik, host.get().ekName());
         if (keyProblem != null) {
             throw refuse(name, akId, "KEY_POLICY", keyProblem);
         }
@@ -154,7 +153,7 @@ public final class DeviceCertificates {
     }
 
     /** Why {@code tik} may not get a device certificate, or null. */
-    String keyProblem(TpmtPublic tik) {
+    String keyProblem(TpmtPublic tik, byte[] ekName) {
         if (tik.type() != KeyType.ECC || tik.curve().orElse(null) != EccCurve.NIST_P256
                 || tik.scheme() != SchemeAlgorithm.ECDSA || tik.schemeHash().orElse(null) != HashAlgorithm.SHA256
                 || tik.nameAlg() != HashAlgorithm.SHA256) {
@@ -168,10 +167,10 @@ public final class DeviceCertificates {
                     + " decrypt";
         }
         byte[] expected = PolicyDigest.initial(HashAlgorithm.SHA256)
-                .policyAuthorize(approver.publicArea().name(), POLICY_REF).value();
+                .policyAuthorize(approver.publicArea().name(), KeystorePolicy.hostPolicyRef(ekName)).value();
         if (!Arrays.equals(expected, tik.authPolicy())) {
-            return "the identity key's policy is not PolicyAuthorize(this server's keystore authority, \""
-                    + KeyApprover.POLICY_REF + "\"): it could sign outside an approved state";
+            return "the identity key's policy is not PolicyAuthorize(this server's keystore authority, this host's"
+                    + " policyRef): it could sign outside a state approved for this host";
         }
         return null;
     }

@@ -3,6 +3,7 @@ package io.tpmphone.server.internal;
 import io.tpmphone.attestation.EccCurve;
 import io.tpmphone.attestation.HashAlgorithm;
 import io.tpmphone.attestation.KeyType;
+import io.tpmphone.attestation.KeystorePolicy;
 import io.tpmphone.attestation.ObjectAttribute;
 import io.tpmphone.attestation.PcrSelection;
 import io.tpmphone.attestation.PcrValues;
@@ -10,7 +11,6 @@ import io.tpmphone.attestation.PolicyDigest;
 import io.tpmphone.attestation.SchemeAlgorithm;
 import io.tpmphone.attestation.TpmtPublic;
 import io.tpmphone.attestation.TpmtSignature;
-import java.nio.charset.StandardCharsets;
 import java.security.GeneralSecurityException;
 import java.security.KeyPair;
 import java.security.Signature;
@@ -28,13 +28,13 @@ import java.util.Map;
  *
  * <p>An approval is the authority's ECDSA P-256 signature, in the TPM's {@code TPMT_SIGNATURE} form, over
  * {@code aHash = SHA256(approvedPolicy || policyRef)} with {@code approvedPolicy = PolicyCounterTimer(clock
- * UNSIGNED_LT clockBefore)} applied after {@code PolicyPCR} of the quoted values of the requested PCRs, and
- * {@code clockBefore = quoted TPM clock + ttl}. The lifetime is counted in the host TPM's own clock, read from the
+ * UNSIGNED_LT clockBefore)} after {@code PolicyCounterTimer(resetCount EQ quoted resetCount)} after {@code PolicyPCR}
+ * of the quoted values of the requested PCRs, {@code clockBefore = quoted TPM clock + ttl}, and {@code policyRef =
+ * SHA256("tpmphone-keystore-v1" || EK name)} of the quoted host, so the approval opens nothing on another TPM and
+ * dies with a TPM Reset (after which the clock may have gone back). The lifetime is counted in the host TPM's own clock, read from the
  * signed quote, so neither the server's wall clock nor the host's matters, and the TPM enforces it. Thread-safe.
  */
 public final class KeyApprover {
-    /** The policyRef of every keystore approval; equals the keystore's {@code Protection.POLICY_REF}. */
-    public static final String POLICY_REF = "tpmphone-keystore-v1";
 
     private final KeyPair authority;
     private final TpmtPublic publicArea;
@@ -70,9 +70,12 @@ public final class KeyApprover {
         return null;
     }
 
-    /** An approval of the quoted state over {@code requested} PCRs until {@code quoteClock + ttl}; the JSON form. */
-    public Map<String, Object> approve(PcrValues quoted, PcrSelection requested, long quoteClock, Duration ttl)
-            throws GeneralSecurityException {
+    /**
+     * An approval, for the host whose EK has TPM name {@code ekName}, of the quoted state over {@code requested} PCRs,
+     * valid while the TPM's reset count is the quoted one and its clock below {@code quoteClock + ttl}; the JSON form.
+     */
+    public Map<String, Object> approve(PcrValues quoted, PcrSelection requested, long quoteResetCount,
+                                       long quoteClock, Duration ttl, byte[] ekName) throws GeneralSecurityException {
         List<byte[]> values = new ArrayList<>();
         for (int pcr : requested.pcrs()) {
             values.add(quoted.value(pcr));
@@ -80,8 +83,8 @@ public final class KeyApprover {
         PcrValues subset = PcrValues.of(requested, values);
         PolicyDigest pcrPolicy = PolicyDigest.initial(HashAlgorithm.SHA256).policyPcr(subset);
         long clockBefore = quoteClock + ttl.toMillis();
-        byte[] approved = pcrPolicy.policyClockBefore(clockBefore).value();
-        byte[] ref = POLICY_REF.getBytes(StandardCharsets.US_ASCII);
+        byte[] approved = pcrPolicy.policyValidWithin(quoteResetCount, clockBefore).value();
+        byte[] ref = KeystorePolicy.hostPolicyRef(ekName);
         Signature ecdsa = Signature.getInstance("NONEwithECDSA");
         ecdsa.initSign(authority.getPrivate());
         ecdsa.update(PolicyDigest.approvalDigest(HashAlgorithm.SHA256, approved, ref));
@@ -90,9 +93,10 @@ public final class KeyApprover {
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("pcrSelection", requested.toString());
         m.put("pcrPolicy", HexFormat.of().formatHex(pcrPolicy.value()));
+        m.put("resetCount", quoteResetCount);
         m.put("clockBefore", clockBefore);
         m.put("approvedPolicy", HexFormat.of().formatHex(approved));
-        m.put("policyRef", POLICY_REF);
+        m.put("policyRef", HexFormat.of().formatHex(ref));
         m.put("signature", Base64.getEncoder().encodeToString(signature));
         m.put("authorityPublic", Base64.getEncoder().encodeToString(publicArea.encoded()));
         return m;

@@ -74,7 +74,13 @@ public final class KeyEvents {
                 || (tpmCode != null && !REASON.matcher(tpmCode).matches())) {
             throw ApiException.badRequest("reason and tpmCode are upper-case names");
         }
-        return new Event(Json.text(e, "at", 40), operation, outcome, reason, tpmCode,
+        String at = Json.text(e, "at", 40);
+        try {
+            java.time.Instant.parse(at);
+        } catch (java.time.format.DateTimeParseException ex) {
+            throw ApiException.badRequest("at is not an ISO-8601 instant");
+        }
+        return new Event(at, operation, outcome, reason, tpmCode,
                 e.has("callId") ? Json.text(e, "callId", 256) : null,
                 e.has("message") ? Json.text(e, "message", 512) : null);
     }

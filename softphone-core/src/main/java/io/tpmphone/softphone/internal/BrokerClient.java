@@ -151,8 +151,19 @@ public final class BrokerClient implements AutoCloseable {
     /** Asks the keystore whether a peer's SDES key was seen before; a replay is a {@link RefusedException}. */
     public void checkOffered(byte[] key, byte[] salt, String callId) throws IOException {
         checkWord(callId, "call id");
-        Base64.Encoder b64 = Base64.getEncoder();
-        ok(request("OFFERED " + b64.encodeToString(key) + " " + b64.encodeToString(salt) + " " + callId));
+        byte[] both = new byte[key.length + salt.length];
+        System.arraycopy(key, 0, both, 0, key.length);
+        System.arraycopy(salt, 0, both, key.length, salt.length);
+        byte[] fingerprint;
+        try {
+            fingerprint = java.security.MessageDigest.getInstance("SHA-256").digest(both);
+        } catch (java.security.NoSuchAlgorithmException e) {
+            throw new IllegalStateException("every JDK has SHA-256", e);
+        } finally {
+            Arrays.fill(both, (byte) 0);
+        }
+        // Only the fingerprint crosses the socket: it is what the keystore remembers.
+        ok(request("OFFERED " + HexFormat.of().formatHex(fingerprint) + " " + callId));
     }
 
     /** An ECDSA signature (DER) of a SHA-256 digest by the TPM-resident TLS identity key. */
@@ -167,6 +178,11 @@ public final class BrokerClient implements AutoCloseable {
             chain.add(Base64.getDecoder().decode(c));
         }
         return chain;
+    }
+
+    /** The host's latest signed attestation result (compact JWS), its passport for attested TLS. */
+    public String passport() throws IOException {
+        return ok(request("RESULT"));
     }
 
     private static void checkWord(String s, String what) {
