@@ -1,0 +1,188 @@
+package io.tpmphone.softphone;
+
+import io.tpmphone.attestation.IntegrityLevel;
+import io.tpmphone.tls.PeerAttestation;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.Objects;
+import java.util.Optional;
+import java.util.regex.Pattern;
+
+/**
+ * The integrity-level call policy: a global minimum peer level, and rules per destination (outgoing) or caller
+ * (incoming) pattern that override it. Below the required level the rule's action applies: {@code REJECT} (SIP 403
+ * with a {@code Warning} naming the peer's level and the required one) or {@code RESTRICT} (the call proceeds, marked
+ * restricted for the user). Immutable and thread-safe.
+ *
+ * <p>Text form, one rule per line ({@code #} starts a comment):
+ * <pre>
+ * default MEASURED reject
+ * in  sip:*@partner.example   UNATTESTED accept
+ * out sip:ceo@example.org     HARDENED   reject
+ * any sips:*@*.example.org    IDENTIFIED restrict
+ * </pre>
+ * Patterns are SIP URIs where {@code *} matches any run of characters other than {@code @}; the scheme must match
+ * ({@code sip:} and {@code sips:} are different). The first matching rule wins; otherwise the default.
+ */
+public final class CallPolicy {
+    /** What happens to a call. */
+    public enum Action { ACCEPT, REJECT, RESTRICT }
+
+    /** Which calls a rule is for. */
+    public enum Direction { IN, OUT, ANY }
+
+    /** One rule: calls in {@code direction} whose peer URI matches need {@code minimumLevel}, else {@code below}. */
+    public record Rule(Direction direction, String pattern, IntegrityLevel minimumLevel, Action below) {
+        public Rule {
+            Objects.requireNonNull(direction, "direction");
+            Objects.requireNonNull(pattern, "pattern");
+            Objects.requireNonNull(minimumLevel, "minimumLevel");
+            Objects.requireNonNull(below, "below");
+        }
+
+        boolean matches(Direction d, String uri) {
+            return (direction == Direction.ANY || direction == d) && compile(pattern).matcher(uri).matches();
+        }
+    }
+
+    /** The decision for one call, with the reason to show the user, audit, and put in a {@code Warning}. */
+    public record Decision(Action action, IntegrityLevel peerLevel, IntegrityLevel requiredLevel, String rule,
+                           String reason) {
+        /** The SIP {@code Warning} header value (RFC 3261 §20.43, code 399 miscellaneous) for a rejection. */
+        public String warning(String agent) {
+            return "399 " + agent + " \"" + reason.replace("\"", "'") + "\"";
+        }
+    }
+
+    private final IntegrityLevel defaultLevel;
+    private final Action defaultBelow;
+    private final List<Rule> rules;
+
+    public CallPolicy(IntegrityLevel defaultLevel, Action defaultBelow, List<Rule> rules) {
+        this.defaultLevel = Objects.requireNonNull(defaultLevel, "defaultLevel");
+        this.defaultBelow = Objects.requireNonNull(defaultBelow, "defaultBelow");
+        if (defaultBelow == Action.ACCEPT && defaultLevel != IntegrityLevel.FAILED) {
+            throw new IllegalArgumentException("'accept' below a required level is a contradiction; lower the level");
+        }
+        this.rules = List.copyOf(rules);
+    }
+
+    /** Every call accepted whatever the peer's level (still recorded). */
+    public static CallPolicy acceptAll() {
+        return new CallPolicy(IntegrityLevel.FAILED, Action.REJECT, List.of());
+    }
+
+    /** Decides a call in {@code direction} with the peer at {@code peerUri} whose connection attested {@code peer}. */
+    public Decision decide(Direction direction, String peerUri, PeerAttestation peer) {
+        Objects.requireNonNull(direction, "direction");
+        Objects.requireNonNull(peerUri, "peerUri");
+        Objects.requireNonNull(peer, "peer");
+        String uri = peerUri.toLowerCase(Locale.ROOT);
+        IntegrityLevel required = defaultLevel;
+        Action below = defaultBelow;
+        String ruleName = "default";
+        for (Rule r : rules) {
+            if (r.matches(direction, uri)) {
+                required = r.minimumLevel();
+                below = r.below();
+                ruleName = r.direction().name().toLowerCase(Locale.ROOT) + " " + r.pattern();
+                break;
+            }
+        }
+        if (peer.level().atLeast(required)) {
+            return new Decision(Action.ACCEPT, peer.level(), required, ruleName, "peer level " + peer.level()
+                    + " meets the required " + required + " (" + ruleName + ")");
+        }
+        return new Decision(below, peer.level(), required, ruleName, "peer level " + peer.level()
+                + " is below the required " + required + " (" + ruleName + "): " + peer.reason());
+    }
+
+    /**
+     * Parses the text form. Errors name the line: {@code line 3: unknown level "MEASURD"}.
+     *
+     * @throws IllegalArgumentException for a malformed policy
+     */
+    public static CallPolicy parse(String text) {
+        Objects.requireNonNull(text, "text");
+        IntegrityLevel defaultLevel = null;
+        Action defaultBelow = null;
+        List<Rule> rules = new ArrayList<>();
+        String[] lines = text.split("\r?\n", -1);
+        for (int i = 0; i < lines.length; i++) {
+            String line = lines[i];
+            int hash = line.indexOf('#');
+            String[] f = (hash >= 0 ? line.substring(0, hash) : line).trim().split("\\s+");
+            if (f.length == 1 && f[0].isEmpty()) {
+                continue;
+            }
+            String at = "line " + (i + 1) + ": ";
+            if (f[0].equalsIgnoreCase("default")) {
+                if (f.length != 3) {
+                    throw new IllegalArgumentException(at + "expected 'default LEVEL reject|restrict'");
+                }
+                if (defaultLevel != null) {
+                    throw new IllegalArgumentException(at + "a second 'default' line");
+                }
+                defaultLevel = level(f[1], at);
+                defaultBelow = action(f[2], at);
+                continue;
+            }
+            if (f.length != 4) {
+                throw new IllegalArgumentException(at + "expected 'in|out|any PATTERN LEVEL accept|reject|restrict'");
+            }
+            Direction d;
+            try {
+                d = Direction.valueOf(f[0].toUpperCase(Locale.ROOT));
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException(at + "unknown direction \"" + f[0] + "\" (in, out, any)", e);
+            }
+            String pattern = f[1].toLowerCase(Locale.ROOT);
+            if (!pattern.startsWith("sip:") && !pattern.startsWith("sips:")) {
+                throw new IllegalArgumentException(at + "a pattern is a sip: or sips: URI, got \"" + f[1] + "\"");
+            }
+            IntegrityLevel level = level(f[2], at);
+            Action action = action(f[3], at);
+            rules.add(new Rule(d, pattern, action == Action.ACCEPT ? IntegrityLevel.FAILED : level,
+                    action == Action.ACCEPT ? Action.REJECT : action));
+        }
+        if (defaultLevel == null) {
+            throw new IllegalArgumentException("the policy needs a 'default LEVEL reject|restrict' line");
+        }
+        return new CallPolicy(defaultLevel, defaultBelow, rules);
+    }
+
+    private static IntegrityLevel level(String s, String at) {
+        try {
+            return IntegrityLevel.valueOf(s.toUpperCase(Locale.ROOT));
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(at + "unknown level \"" + s + "\" (FAILED, UNATTESTED, IDENTIFIED,"
+                    + " MEASURED, HARDENED)", e);
+        }
+    }
+
+    private static Action action(String s, String at) {
+        try {
+            return Action.valueOf(s.toUpperCase(Locale.ROOT));
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(at + "unknown action \"" + s + "\" (accept, reject, restrict)", e);
+        }
+    }
+
+    private static Pattern compile(String glob) {
+        StringBuilder re = new StringBuilder();
+        for (String part : glob.split("\\*", -1)) {
+            if (re.length() > 0) {
+                re.append("[^@]*");
+            }
+            re.append(Pattern.quote(part));
+        }
+        return Pattern.compile(re.toString());
+    }
+
+    /** The rule for a peer URI, if one matches (for display). */
+    public Optional<Rule> ruleFor(Direction d, String uri) {
+        String u = uri.toLowerCase(Locale.ROOT);
+        return rules.stream().filter(r -> r.matches(d, u)).findFirst();
+    }
+}
