@@ -21,11 +21,12 @@ import org.bouncycastle.tls.crypto.TlsCrypto;
  * with evidence bound to the server's nonce, CertificateVerify signed by the TIK. Never resumes a session (no PSK,
  * no 0-RTT). One instance per connection; {@link #peer()} is the result.
  */
-public final class AttestedTlsClient extends DefaultTlsClient {
+public final class AttestedTlsClient extends DefaultTlsClient implements AttestedTlsPeer {
     private final AttestedTlsConfig config;
     private final AttestationRequest ours;
     private AttestationRequest servers;
     private volatile PeerAttestation peer;
+    private volatile java.util.List<java.security.cert.X509Certificate> peerChain = java.util.List.of();
 
     public AttestedTlsClient(TlsCrypto crypto, AttestedTlsConfig config) {
         super(crypto);
@@ -34,8 +35,26 @@ public final class AttestedTlsClient extends DefaultTlsClient {
     }
 
     /** The server's attestation, once its Certificate message was processed. */
+    @Override
     public Optional<PeerAttestation> peer() {
         return Optional.ofNullable(peer);
+    }
+
+    @Override
+    public java.util.List<java.security.cert.X509Certificate> peerCertificates() {
+        return peerChain;
+    }
+
+    @Override
+    public Optional<HostIdentity> identity() {
+        return config.identity();
+    }
+
+    @Override
+    public int cipherSuite() {
+        org.bouncycastle.tls.SecurityParameters sp = context == null ? null
+                : context.getSecurityParametersConnection();
+        return sp == null ? -1 : sp.getCipherSuite();
     }
 
     @Override
@@ -68,6 +87,7 @@ public final class AttestedTlsClient extends DefaultTlsClient {
         return new TlsAuthentication() {
             @Override
             public void notifyServerCertificate(TlsServerCertificate serverCertificate) throws IOException {
+                peerChain = Handshakes.x509(serverCertificate.getCertificate());
                 PeerAttestation p = Handshakes.appraise(config, context, serverCertificate.getCertificate(),
                         ours.nonce(), true);
                 peer = p;

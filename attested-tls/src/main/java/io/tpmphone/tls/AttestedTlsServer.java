@@ -22,11 +22,12 @@ import org.bouncycastle.tls.crypto.TlsCrypto;
  * client's evidence. A client without the extension (an ordinary SIP phone) gets no extension back, since TLS forbids
  * unsolicited ones, and is rated UNATTESTED. One instance per connection; {@link #peer()} is the result.
  */
-public final class AttestedTlsServer extends DefaultTlsServer {
+public final class AttestedTlsServer extends DefaultTlsServer implements AttestedTlsPeer {
     private final AttestedTlsConfig config;
     private final AttestationRequest ours;
     private AttestationRequest clients;
     private volatile PeerAttestation peer;
+    private volatile java.util.List<java.security.cert.X509Certificate> peerChain = java.util.List.of();
 
     public AttestedTlsServer(TlsCrypto crypto, AttestedTlsConfig config) {
         super(crypto);
@@ -38,8 +39,26 @@ public final class AttestedTlsServer extends DefaultTlsServer {
     }
 
     /** The client's attestation, once its Certificate message was processed. */
+    @Override
     public Optional<PeerAttestation> peer() {
         return Optional.ofNullable(peer);
+    }
+
+    @Override
+    public java.util.List<java.security.cert.X509Certificate> peerCertificates() {
+        return peerChain;
+    }
+
+    @Override
+    public Optional<HostIdentity> identity() {
+        return config.identity();
+    }
+
+    @Override
+    public int cipherSuite() {
+        org.bouncycastle.tls.SecurityParameters sp = context == null ? null
+                : context.getSecurityParametersConnection();
+        return sp == null ? -1 : sp.getCipherSuite();
     }
 
     @Override
@@ -85,6 +104,8 @@ public final class AttestedTlsServer extends DefaultTlsServer {
 
     @Override
     public void notifyClientCertificate(Certificate clientCertificate) throws IOException {
+        peerChain = clientCertificate == null || clientCertificate.isEmpty() ? java.util.List.of()
+                : Handshakes.x509(clientCertificate);
         PeerAttestation p = Handshakes.appraise(config, context, clientCertificate,
                 clients == null ? null : ours.nonce(), false);
         peer = p;

@@ -58,6 +58,11 @@ public final class BrokerClient implements AutoCloseable {
             this.salt = salt;
         }
 
+        /** Takes ownership of both arrays (wiped by {@link #close()}). */
+        public static SrtpKeyMaterial of(byte[] key, byte[] salt) {
+            return new SrtpKeyMaterial(key, salt);
+        }
+
         /** The master key (the array itself: do not keep it beyond {@link #close()}). */
         public byte[] key() {
             return key;

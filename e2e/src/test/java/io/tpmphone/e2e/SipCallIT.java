@@ -1,0 +1,203 @@
+package io.tpmphone.e2e;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.tpmphone.attestation.IntegrityLevel;
+import io.tpmphone.softphone.CallPolicy;
+import io.tpmphone.softphone.internal.BrokerClient;
+import io.tpmphone.softphone.sip.Call;
+import io.tpmphone.softphone.sip.SipPhone;
+import io.tpmphone.tls.AttestedTlsConfig;
+import java.io.IOException;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.nio.file.Path;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.atomic.AtomicReference;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * SIP calls between the two measured hosts' softphones over attested TLS 1.3 (JAIN-SIP on our network layer),
+ * with SDES keys from each host's sealed keystore: a measured call, and each refusal the issue names, with its reason.
+ */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+class SipCallIT {
+    private static final InetAddress LOOPBACK = InetAddress.getLoopbackAddress();
+
+    @TempDir
+    static Path dir;
+    private TwoHosts hosts;
+    private final List<SipPhone> phones = new CopyOnWriteArrayList<>();
+
+    @BeforeAll
+    void start() throws Exception {
+        hosts = new TwoHosts(dir);
+    }
+
+    @AfterAll
+    void stop() throws Exception {
+        phones.forEach(SipPhone::close);
+        hosts.close();
+    }
+
+    /** What a phone's user saw. */
+    private static final class Seen implements SipPhone.Listener {
+        final List<CallPolicy.Decision> decisions = new CopyOnWriteArrayList<>();
+        final List<String> displays = new CopyOnWriteArrayList<>();
+
+        @Override
+        public void decided(Call call, CallPolicy.Decision decision) {
+            decisions.add(decision);
+        }
+
+        @Override
+        public void ringing(Call call) {
+            displays.add(call.display());
+        }
+    }
+
+    private static int freePort() throws IOException {
+        try (ServerSocket s = new ServerSocket(0, 1, LOOPBACK)) {
+            return s.getLocalPort();
+        }
+    }
+
+    private static SipPhone.Keys keys(BrokerClient broker) {
+        return new SipPhone.Keys() {
+            @Override
+            public BrokerClient.SrtpKeyMaterial srtpKey(String suite, String callId) throws IOException {
+                synchronized (broker) {
+                    return broker.srtpKey(suite, callId);
+                }
+            }
+
+            @Override
+            public void checkOffered(byte[] key, byte[] salt, String callId) throws IOException {
+                synchronized (broker) {
+                    broker.checkOffered(key, salt, callId);
+                }
+            }
+        };
+    }
+
+    private SipPhone phone(TwoHosts.Host host, String fromHost, String policy, SipPhone.Keys keys,
+                           SipPhone.Listener listener) throws Exception {
+        SipPhone p = SipPhone.start(new SipPhone.Config(host.name(), fromHost, LOOPBACK, freePort(), 0, 0,
+                        Duration.ofSeconds(15)), AttestedTlsConfig.of(host.identity(), hosts.verifier, Clock.systemUTC()),
+                CallPolicy.parse(policy), keys, listener, Clock.systemUTC());
+        phones.add(p);
+        return p;
+    }
+
+    private static InetSocketAddress at(SipPhone p) {
+        return new InetSocketAddress(LOOPBACK, p.config().tlsPort());
+    }
+
+    @Test
+    void twoMeasuredPhones_callEachOther_bothSeeMeasured_andKeysComeFromTheKeystores() throws Exception {
+        Seen aliceSaw = new Seen();
+        Seen bobSaw = new Seen();
+        SipPhone alice = phone(hosts.alice, "alice", "default MEASURED reject", keys(hosts.alice.broker()), aliceSaw);
+        SipPhone bob = phone(hosts.bob, "bob", "default MEASURED reject", keys(hosts.bob.broker()), bobSaw);
+        Call call = alice.await(alice.call("sips:bob@bob", at(bob)));
+        assertEquals(Call.State.ESTABLISHED, call.state(), call.reason());
+        assertEquals(IntegrityLevel.MEASURED, call.peer().orElseThrow().level());
+        assertEquals("bob", call.peer().orElseThrow().host().orElseThrow());
+        Call atBob = bob.await(bob.callById(call.callId()).orElseThrow());
+        assertEquals(Call.State.ESTABLISHED, atBob.state(), atBob.reason());
+        assertEquals(IntegrityLevel.MEASURED, atBob.peer().orElseThrow().level());
+        assertEquals("alice", atBob.peer().orElseThrow().host().orElseThrow());
+        assertTrue(bobSaw.displays.get(0).contains("MEASURED alice") && bobSaw.displays.get(0).contains("release"),
+                "at ring time bob sees alice's level and claims: " + bobSaw.displays);
+        assertEquals(1, call.remoteSdp().orElseThrow().cryptos().size(), "bob answered with his SDES key");
+        assertEquals(CallPolicy.Action.ACCEPT, aliceSaw.decisions.get(0).action());
+
+        alice.hangUp(call);
+        Instant deadline = Instant.now().plusSeconds(10);
+        while (atBob.state() != Call.State.ENDED && Instant.now().isBefore(deadline)) {
+            java.util.concurrent.TimeUnit.MILLISECONDS.sleep(20);
+        }
+        assertEquals(Call.State.ENDED, atBob.state());
+        assertEquals("the peer hung up", atBob.reason());
+    }
+
+    @Test
+    void aCalleeRequiringMoreThanMeasured_refuses403_withAWarningNamingBothLevels() throws Exception {
+        SipPhone alice = phone(hosts.alice, "alice", "default MEASURED reject", keys(hosts.alice.broker()),
+                new Seen());
+        SipPhone bob = phone(hosts.bob, "bob", "default HARDENED reject", keys(hosts.bob.broker()), new Seen());
+        Call call = alice.await(alice.call("sips:bob@bob", at(bob)));
+        assertEquals(Call.State.REFUSED, call.state());
+        assertTrue(call.reason().startsWith("403") && call.reason().contains("peer level MEASURED is below the"
+                + " required HARDENED"), call.reason());
+    }
+
+    @Test
+    void aCallerWhosePolicyRefusesTheCallee_neverSendsTheInvite() throws Exception {
+        Seen bobSaw = new Seen();
+        SipPhone alice = phone(hosts.alice, "alice", "default MEASURED reject\nout sips:bob@bob HARDENED reject",
+                keys(hosts.alice.broker()), new Seen());
+        SipPhone bob = phone(hosts.bob, "bob", "default MEASURED reject", keys(hosts.bob.broker()), bobSaw);
+        Call call = alice.await(alice.call("sips:bob@bob", at(bob)));
+        assertEquals(Call.State.REFUSED, call.state());
+        assertTrue(call.reason().contains("our call policy") && call.reason().contains("HARDENED"), call.reason());
+        assertTrue(bobSaw.decisions.isEmpty(), "bob never saw an INVITE: " + bobSaw.decisions);
+    }
+
+    @Test
+    void aFromIdentityOtherThanTheAttestedHost_isRefused() throws Exception {
+        SipPhone impostor = phone(hosts.alice, "carol", "default MEASURED reject", keys(hosts.alice.broker()),
+                new Seen());
+        SipPhone bob = phone(hosts.bob, "bob", "default MEASURED reject", keys(hosts.bob.broker()), new Seen());
+        Call call = impostor.await(impostor.call("sips:bob@bob", at(bob)));
+        assertEquals(Call.State.REFUSED, call.state());
+        assertTrue(call.reason().startsWith("403") && call.reason().contains("differs from the attested host alice"),
+                call.reason());
+    }
+
+    @Test
+    void aReplayedSdesOffer_isRefused488() throws Exception {
+        // A caller that offers the same key material twice (a replayed SDES offer).
+        AtomicReference<byte[][]> first = new AtomicReference<>();
+        SipPhone.Keys real = keys(hosts.alice.broker());
+        SipPhone.Keys replaying = new SipPhone.Keys() {
+            @Override
+            public BrokerClient.SrtpKeyMaterial srtpKey(String suite, String callId) throws IOException {
+                byte[][] kept = first.get();
+                if (kept != null) {
+                    return copy(kept);
+                }
+                try (BrokerClient.SrtpKeyMaterial m = real.srtpKey(suite, callId)) {
+                    first.set(new byte[][] {m.key().clone(), m.salt().clone()});
+                }
+                return copy(first.get());
+            }
+
+            private BrokerClient.SrtpKeyMaterial copy(byte[][] kept) throws IOException {
+                return BrokerClient.SrtpKeyMaterial.of(kept[0].clone(), kept[1].clone());
+            }
+
+            @Override
+            public void checkOffered(byte[] key, byte[] salt, String callId) throws IOException {
+                real.checkOffered(key, salt, callId);
+            }
+        };
+        SipPhone alice = phone(hosts.alice, "alice", "default MEASURED reject", replaying, new Seen());
+        SipPhone bob = phone(hosts.bob, "bob", "default MEASURED reject", keys(hosts.bob.broker()), new Seen());
+        Call once = alice.await(alice.call("sips:bob@bob", at(bob)));
+        assertEquals(Call.State.ESTABLISHED, once.state(), once.reason());
+        Call again = alice.await(alice.call("sips:bob@bob", at(bob)));
+        assertEquals(Call.State.REFUSED, again.state());
+        assertTrue(again.reason().startsWith("488") && again.reason().contains("seen before"), again.reason());
+    }
+}

@@ -1,0 +1,154 @@
+package io.tpmphone.softphone.sip;
+
+import io.tpmphone.softphone.CallPolicy;
+import io.tpmphone.softphone.SdesCrypto;
+import io.tpmphone.tls.PeerAttestation;
+import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
+import javax.sip.Dialog;
+
+/**
+ * One call as the user sees it: who, which direction, the peer's attestation and the policy's decision, the media
+ * keys agreed, and its state. Thread-safe (state changes are synchronized; the future completes once).
+ */
+public final class Call {
+    /** Where a call is. */
+    public enum State { SETTING_UP, RINGING, ESTABLISHED, REFUSED, ENDED }
+
+    private final String callId;
+    private final CallPolicy.Direction direction;
+    private final String peerUri;
+    private final CompletableFuture<Call> settled = new CompletableFuture<>();
+    private volatile PeerAttestation peer;
+    private volatile CallPolicy.Decision decision;
+    private volatile State state = State.SETTING_UP;
+    private volatile String reason = "";
+    private volatile Sdp remoteSdp;
+    private volatile SdesCrypto localCrypto;
+    private volatile Dialog dialog;
+
+    Call(String callId, CallPolicy.Direction direction, String peerUri) {
+        this.callId = callId;
+        this.direction = direction;
+        this.peerUri = peerUri;
+    }
+
+    public String callId() {
+        return callId;
+    }
+
+    public CallPolicy.Direction direction() {
+        return direction;
+    }
+
+    public String peerUri() {
+        return peerUri;
+    }
+
+    /** The peer's attestation on the connection the call came over (the first hop). */
+    public Optional<PeerAttestation> peer() {
+        return Optional.ofNullable(peer);
+    }
+
+    public Optional<CallPolicy.Decision> decision() {
+        return Optional.ofNullable(decision);
+    }
+
+    public State state() {
+        return state;
+    }
+
+    /** Why the call was refused or ended, or "" while it runs. */
+    public String reason() {
+        return reason;
+    }
+
+    /** The peer's SDP (its media address, port and keys), once known. */
+    public Optional<Sdp> remoteSdp() {
+        return Optional.ofNullable(remoteSdp);
+    }
+
+    /** Completes when the call is established, refused or ended. */
+    public CompletableFuture<Call> settled() {
+        return settled;
+    }
+
+    /** What the user sees at ring and answer time: the peer's level, a one-line claim summary and its freshness. */
+    public String display() {
+        PeerAttestation p = peer;
+        return direction + " " + peerUri + ": " + (p == null ? "not yet verified" : p.display())
+                + (decision != null && decision.action() == CallPolicy.Action.RESTRICT ? " [RESTRICTED]" : "");
+    }
+
+    void attested(PeerAttestation p, CallPolicy.Decision d) {
+        this.peer = p;
+        this.decision = d;
+    }
+
+    void remoteSdp(Sdp sdp) {
+        this.remoteSdp = sdp;
+    }
+
+    void localCrypto(SdesCrypto c) {
+        this.localCrypto = c;
+    }
+
+    Optional<SdesCrypto> localCrypto() {
+        return Optional.ofNullable(localCrypto);
+    }
+
+    void dialog(Dialog d) {
+        this.dialog = d;
+    }
+
+    Optional<Dialog> dialog() {
+        return Optional.ofNullable(dialog);
+    }
+
+    synchronized void ringing() {
+        if (state == State.SETTING_UP) {
+            state = State.RINGING;
+        }
+    }
+
+    synchronized void established() {
+        if (state == State.SETTING_UP || state == State.RINGING) {
+            state = State.ESTABLISHED;
+            settled.complete(this);
+        }
+    }
+
+    synchronized void refused(String why) {
+        if (state != State.ENDED && state != State.REFUSED) {
+            state = State.REFUSED;
+            reason = why;
+            wipe();
+            settled.complete(this);
+        }
+    }
+
+    synchronized void ended(String why) {
+        if (state != State.ENDED && state != State.REFUSED) {
+            state = State.ENDED;
+            reason = why;
+            wipe();
+            settled.complete(this);
+        }
+    }
+
+    private void wipe() {
+        SdesCrypto c = localCrypto;
+        if (c != null) {
+            c.destroy();
+        }
+        Sdp r = remoteSdp;
+        if (r != null) {
+            r.cryptos().forEach(SdesCrypto::destroy);
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "Call[" + callId + " " + state + (reason.isEmpty() ? "" : ": " + reason) + "]";
+    }
+}
