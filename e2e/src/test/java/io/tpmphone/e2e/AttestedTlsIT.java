@@ -2,22 +2,14 @@ package io.tpmphone.e2e;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
-import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.tpmphone.agent.Agent;
 import io.tpmphone.agent.AttestationClient;
-import io.tpmphone.agent.Broker;
-import io.tpmphone.agent.Fixture;
 import io.tpmphone.agent.HostAttestation;
-import io.tpmphone.agent.LaunchSpec;
 import io.tpmphone.attestation.IntegrityLevel;
 import io.tpmphone.attestation.MeasurementEvent;
 import io.tpmphone.attestation.MeasurementLog;
-import io.tpmphone.server.AttestationServer;
-import io.tpmphone.softphone.BrokerHostIdentity;
-import io.tpmphone.softphone.internal.BrokerClient;
-import io.tpmphone.swtpm.SwtpmProcess;
 import io.tpmphone.tls.AttestationRequest;
 import io.tpmphone.tls.AttestedTlsClient;
 import io.tpmphone.tls.AttestedTlsConfig;
@@ -29,8 +21,6 @@ import io.tpmphone.tls.PassportVerifier;
 import io.tpmphone.tls.PeerAttestation;
 import io.tpmphone.tpm.TpmClient;
 import io.tpmphone.tpm.TpmQuote;
-import io.tpmphone.tpm.TpmUri;
-import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.net.InetAddress;
 import java.net.ServerSocket;
@@ -38,7 +28,6 @@ import java.net.Socket;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.security.SecureRandom;
-import java.security.cert.CertificateFactory;
 import java.security.cert.X509Certificate;
 import java.time.Clock;
 import java.time.Duration;
@@ -79,72 +68,31 @@ import org.junit.jupiter.api.io.TempDir;
 class AttestedTlsIT {
     @TempDir
     static Path dir;
-    private final List<AutoCloseable> resources = new ArrayList<>();
     private final ExecutorService pool = Executors.newCachedThreadPool();
     private final TlsCrypto crypto = new JcaTlsCryptoProvider().create(new SecureRandom());
-    private AttestationServer server;
-    private AttestationClient client;
+    private TwoHosts hosts;
     private Agent alice;
-    private Agent bob;
     private TpmClient aliceTpm;
+    private AttestationClient client;
     private HostIdentity aliceId;
     private HostIdentity bobId;
     private PassportVerifier verifier;
 
     @BeforeAll
     void start() throws Exception {
-        LaunchSpec spec = Fixture.spec(Fixture.softphoneJar(dir), Fixture.config(dir, "a=1\n"), List.of());
-        SwtpmProcess tpmA = keep(SwtpmProcess.builder().withEkCertificate(true).start());
-        SwtpmProcess tpmB = keep(SwtpmProcess.builder().withEkCertificate(true).start());
-        AttestationServer.Builder b = AttestationServer.builder().stateDirectory(dir.resolve("server"))
-                .adminToken(Fixture.ADMIN_TOKEN).policy(Fixture.policy(1, spec)).clock(Clock.systemUTC());
-        for (SwtpmProcess t : List.of(tpmA, tpmB)) {
-            for (X509Certificate ca : Fixture.caChain(t)) {
-                b.trustEkCa(ca);
-            }
-        }
-        server = b.start();
-        client = Fixture.client(server);
-        aliceTpm = keep(TpmClient.open(TpmUri.parse(tpmA.tpmUri())));
-        alice = startAgent(aliceTpm, "alice", spec);
-        bob = startAgent(keep(TpmClient.open(TpmUri.parse(tpmB.tpmUri()))), "bob", spec);
-        aliceId = identity(alice, "alice");
-        bobId = identity(bob, "bob");
-        X509Certificate deviceCa = (X509Certificate) CertificateFactory.getInstance("X.509").generateCertificate(
-                new ByteArrayInputStream(client.get("/v1/server", null).get("deviceCaCertificate").asText()
-                        .getBytes(StandardCharsets.US_ASCII)));
-        verifier = new PassportVerifier(server.resultVerificationKey(), List.of(deviceCa), Clock.systemUTC());
-    }
-
-    private Agent startAgent(TpmClient tpm, String host, LaunchSpec spec) throws Exception {
-        Agent a = keep(new Agent(tpm, client, dir.resolve(host), host, Fixture.PCR, spec, Duration.ofHours(1),
-                Clock.systemUTC()).withEnrollmentToken(Fixture.enrollmentToken(client, host)));
-        Agent.Status s = a.start();
-        assertEquals("MEASURED", s.level(), () -> host + ": " + s.reasons());
-        return a;
-    }
-
-    /** The identity the softphone would have: its own broker session over the agent's child service. */
-    private HostIdentity identity(Agent agent, String name) throws Exception {
-        Broker broker = keep(Broker.start(dir.resolve(name + "-broker"), agent.childService()));
-        BrokerClient c = keep(BrokerClient.connect(broker.socketPath(), broker.token()));
-        return new BrokerHostIdentity(c);
-    }
-
-    private <T extends AutoCloseable> T keep(T resource) {
-        resources.add(0, resource);
-        return resource;
+        hosts = new TwoHosts(dir);
+        client = hosts.client;
+        alice = hosts.alice.agent();
+        aliceTpm = hosts.alice.tpm();
+        aliceId = hosts.alice.identity();
+        bobId = hosts.bob.identity();
+        verifier = hosts.verifier;
     }
 
     @AfterAll
     void stop() throws Exception {
         pool.shutdownNow();
-        for (AutoCloseable r : resources) {
-            r.close();
-        }
-        if (server != null) {
-            server.close();
-        }
+        hosts.close();
     }
 
     /** What one connection ended with on each side. */

@@ -398,7 +398,7 @@ public final class SipPhone implements AutoCloseable {
         SdesCrypto local = ownKey(callId, theirs.get().tag());
         call.localCrypto(local);
         Response ok = messages.createResponse(Response.OK, request);
-        ((ToHeader) ok.getHeader(ToHeader.NAME)).setTag(tag());
+        tagTo(request, ok);
         ok.addHeader(contact());
         ok.setContent(answer(local).getBytes(StandardCharsets.US_ASCII),
                 headers.createContentTypeHeader("application", "sdp"));
@@ -407,12 +407,31 @@ public final class SipPhone implements AutoCloseable {
 
     private void refuse(ServerTransaction st, Call call, int status, String why) throws Exception {
         Response r = messages.createResponse(status, st.getRequest());
-        ((ToHeader) r.getHeader(ToHeader.NAME)).setTag(tag());
+        tagTo(st.getRequest(), r);
         r.addHeader(headers.createWarningHeader(config.host(), WarningHeader.MISCELLANEOUS_WARNING,
                 why.length() > 500 ? why.substring(0, 500) : why));
-        st.sendResponse(r);
+        sendFinal(st, r);
         call.refused(status + " " + why);
         listener.ended(call);
+    }
+
+    private static void sendFinal(ServerTransaction st, Response r) throws SipException {
+        try {
+            st.sendResponse(r);
+        } catch (InvalidArgumentException e) {
+            throw new SipException("cannot send " + r.getStatusCode(), e);
+        }
+    }
+
+    /**
+     * Adds our To tag to a response — except for an RFC 2543 request (no {@code z9hG4bK} branch), whose transaction
+     * JAIN-SIP matches by the request's (tagless) To, so a tagged response would not belong to it.
+     */
+    private void tagTo(Request request, Response r) throws java.text.ParseException {
+        ViaHeader via = (ViaHeader) request.getHeader(ViaHeader.NAME);
+        if (via != null && via.getBranch() != null && via.getBranch().startsWith("z9hG4bK")) {
+            ((ToHeader) r.getHeader(ToHeader.NAME)).setTag(tag());
+        }
     }
 
     /** The attestation of the connection a message arrived on: TLS → the peer's; UDP/TCP → UNATTESTED. */
@@ -532,6 +551,18 @@ public final class SipPhone implements AutoCloseable {
                     }
                     default -> respond(event, Response.METHOD_NOT_ALLOWED);
                 }
+            } catch (javax.sip.TransactionUnavailableException e) {
+                // A request JAIN-SIP cannot make a transaction of (e.g. a missing Contact or Max-Forwards): 400,
+                // statelessly, naming what is wrong.
+                LOG.info("refusing a malformed {}: {}", r.getMethod(), e.getMessage());
+                try {
+                    Response bad = messages.createResponse(Response.BAD_REQUEST, r);
+                    bad.setReasonPhrase(e.getMessage() == null ? "Bad Request" : e.getMessage().replaceAll(
+                            "[\\r\\n]", " "));
+                    provider.sendResponse(bad);
+                } catch (Exception ignored) {
+                    // the peer's address may be unreachable; the request is dropped
+                }
             } catch (Exception e) {
                 LOG.warn("handling {} failed: {}", r.getMethod(), e.toString());
                 try {
@@ -559,7 +590,7 @@ public final class SipPhone implements AutoCloseable {
                 }
                 st = provider.getNewServerTransaction(event.getRequest());
             }
-            st.sendResponse(response);
+            sendFinal(st, response);
         }
 
         @Override
