@@ -6,6 +6,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.tpmphone.attestation.IntegrityLevel;
 import io.tpmphone.softphone.CallPolicy;
 import io.tpmphone.softphone.internal.BrokerClient;
+import io.tpmphone.softphone.media.AudioSession;
+import io.tpmphone.softphone.media.Wav;
 import io.tpmphone.softphone.sip.Call;
 import io.tpmphone.softphone.sip.SipPhone;
 import io.tpmphone.tls.AttestedTlsConfig;
@@ -129,6 +131,42 @@ class SipCallIT {
         }
         assertEquals(Call.State.ENDED, atBob.state());
         assertEquals("the peer hung up", atBob.reason());
+    }
+
+    @Test
+    void aMeasuredCall_carriesSrtpAudio_bothTonesArrive_andRtcpShowsNoLoss() throws Exception {
+        SipPhone alice = SipPhone.start(new SipPhone.Config("alice", "alice", LOOPBACK, freePort(), 0, 0,
+                        Duration.ofSeconds(15)), AttestedTlsConfig.of(hosts.alice.identity(), hosts.verifier,
+                        Clock.systemUTC()), CallPolicy.parse("default MEASURED reject"), keys(hosts.alice.broker()),
+                new Seen(), callId -> AudioSession.open(LOOPBACK, Wav.tone(1000, 0.5, 1)), Clock.systemUTC());
+        phones.add(alice);
+        SipPhone bob = SipPhone.start(new SipPhone.Config("bob", "bob", LOOPBACK, freePort(), 0, 0,
+                        Duration.ofSeconds(15)), AttestedTlsConfig.of(hosts.bob.identity(), hosts.verifier,
+                        Clock.systemUTC()), CallPolicy.parse("default MEASURED reject"), keys(hosts.bob.broker()),
+                new Seen(), callId -> AudioSession.open(LOOPBACK, Wav.tone(440, 0.5, 1)), Clock.systemUTC());
+        phones.add(bob);
+        Call call = alice.await(alice.call("sips:bob@bob", at(bob)));
+        assertEquals(Call.State.ESTABLISHED, call.state(), call.reason());
+        Call atBob = bob.await(bob.callById(call.callId()).orElseThrow());
+        AudioSession aliceAudio = call.audio().orElseThrow();
+        AudioSession bobAudio = atBob.audio().orElseThrow();
+        // Wait (bounded) until each side decoded 1.5 s of the other's audio: the receive path needs ~1 s to start.
+        Instant deadline = Instant.now().plusSeconds(20);
+        while ((aliceAudio.received().samples().length < 12_000 || bobAudio.received().samples().length < 12_000)
+                && Instant.now().isBefore(deadline)) {
+            java.util.concurrent.TimeUnit.MILLISECONDS.sleep(50);
+        }
+        assertEquals(1000.0, Wav.dominantFrequency(bobAudio.received().samples(), 4000), 20.0,
+                "bob hears alice's 1 kHz tone");
+        assertEquals(440.0, Wav.dominantFrequency(aliceAudio.received().samples(), 4000), 20.0,
+                "alice hears bob's 440 Hz tone");
+        AudioSession.Stats s = bobAudio.stats();
+        assertTrue(s.packetsReceived() > 50 && s.packetsSent() > 50, s.toString());
+        assertEquals(0, s.packetsLost(), "no loss on loopback: " + s);
+        Path wav = dir.resolve("bob-received.wav");
+        bobAudio.received().writeWav(wav);
+        assertEquals(1000.0, Wav.dominantFrequency(Wav.decode(java.nio.file.Files.readAllBytes(wav)), 4000), 20.0);
+        alice.hangUp(call);
     }
 
     @Test

@@ -26,6 +26,7 @@ public final class Call {
     private volatile Sdp remoteSdp;
     private volatile SdesCrypto localCrypto;
     private volatile Dialog dialog;
+    private volatile io.tpmphone.softphone.media.AudioSession audio;
 
     Call(String callId, CallPolicy.Direction direction, String peerUri) {
         this.callId = callId;
@@ -97,6 +98,15 @@ public final class Call {
         return Optional.ofNullable(localCrypto);
     }
 
+    /** The call's SRTP audio, when the phone has media. */
+    public Optional<io.tpmphone.softphone.media.AudioSession> audio() {
+        return Optional.ofNullable(audio);
+    }
+
+    void audio(io.tpmphone.softphone.media.AudioSession a) {
+        this.audio = a;
+    }
+
     void dialog(Dialog d) {
         this.dialog = d;
     }
@@ -137,6 +147,10 @@ public final class Call {
     }
 
     private void wipe() {
+        io.tpmphone.softphone.media.AudioSession a = audio;
+        if (a != null) {
+            a.close();
+        }
         SdesCrypto c = localCrypto;
         if (c != null) {
             c.destroy();

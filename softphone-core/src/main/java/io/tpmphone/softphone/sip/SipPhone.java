@@ -102,6 +102,11 @@ public final class SipPhone implements AutoCloseable {
         void checkOffered(byte[] key, byte[] salt, String callId) throws IOException;
     }
 
+    /** Opens a call's audio (binds its RTP port); {@code null} media means signalling only. */
+    public interface Media {
+        io.tpmphone.softphone.media.AudioSession open(String callId) throws IOException;
+    }
+
     /** What the user sees. */
     public interface Listener {
         /** A call's policy decision (both directions), with the peer's level: for the user and the audit log. */
@@ -121,6 +126,7 @@ public final class SipPhone implements AutoCloseable {
     private final CallPolicy policy;
     private final Keys keys;
     private final Listener listener;
+    private final Media media;
     private final Clock clock;
     private final String stackName;
     private final SipStack stack;
@@ -135,12 +141,13 @@ public final class SipPhone implements AutoCloseable {
     private final Map<SocketAddress, Call> connecting = new ConcurrentHashMap<>();
     private final SecureRandom random = new SecureRandom();
 
-    private SipPhone(Config config, CallPolicy policy, Keys keys, Listener listener, Clock clock, String stackName,
-                     SipStack stack, SipProvider provider, SipFactory factory) throws SipException {
+    private SipPhone(Config config, CallPolicy policy, Keys keys, Listener listener, Media media, Clock clock,
+                     String stackName, SipStack stack, SipProvider provider, SipFactory factory) throws SipException {
         this.config = config;
         this.policy = policy;
         this.keys = keys;
         this.listener = listener;
+        this.media = media;
         this.clock = clock;
         this.stackName = stackName;
         this.stack = stack;
@@ -157,6 +164,12 @@ public final class SipPhone implements AutoCloseable {
     /** Starts the stack and listens on the configured ports (TLS attested; UDP/TCP plain). */
     public static SipPhone start(Config config, AttestedTlsConfig tls, CallPolicy policy, Keys keys, Listener listener,
                                  Clock clock) throws SipException {
+        return start(config, tls, policy, keys, listener, null, clock);
+    }
+
+    /** As above, with SRTP audio for every established call. */
+    public static SipPhone start(Config config, AttestedTlsConfig tls, CallPolicy policy, Keys keys, Listener listener,
+                                 Media media, Clock clock) throws SipException {
         String stackName = "tpmphone-" + config.host() + "-" + STACKS.incrementAndGet();
         Holder holder = new Holder();
         AttestedNetworkLayer.register(stackName, tls, (remote, peer) -> holder.admit(remote, peer));
@@ -194,7 +207,8 @@ public final class SipPhone implements AutoCloseable {
             if (config.udpPort() > 0) {
                 provider.addListeningPoint(stack.createListeningPoint(ip, config.udpPort(), ListeningPoint.UDP));
             }
-            SipPhone phone = new SipPhone(config, policy, keys, listener, clock, stackName, stack, provider, factory);
+            SipPhone phone = new SipPhone(config, policy, keys, listener, media, clock, stackName, stack, provider,
+                    factory);
             holder.phone = phone;
             provider.addSipListener(phone.new Events());
             stack.start();
@@ -260,7 +274,8 @@ public final class SipPhone implements AutoCloseable {
             invite.addHeader(contact());
             SdesCrypto local = ownKey(callId);
             call.localCrypto(local);
-            invite.setContent(offer(local).getBytes(StandardCharsets.US_ASCII),
+            openAudio(call);
+            invite.setContent(offer(call, local).getBytes(StandardCharsets.US_ASCII),
                     headers.createContentTypeHeader("application", "sdp"));
             InetSocketAddress key = new InetSocketAddress(next.getAddress(), next.getPort());
             PeerAttestation known = connections.get(key);
@@ -370,10 +385,12 @@ public final class SipPhone implements AutoCloseable {
             refuse(st, call, Response.NOT_ACCEPTABLE_HERE, "the SDP offer is unusable: " + e.getMessage());
             return;
         }
-        call.remoteSdp(offer);
         Optional<SdesCrypto> theirs = offer.cryptos().stream()
                 .filter(c -> c.suite() == SdesCrypto.Suite.AES_CM_128_HMAC_SHA1_80).findFirst()
                 .or(() -> offer.cryptos().stream().findFirst());
+        // keep only the key we accept: it is the one media uses
+        call.remoteSdp(new Sdp(offer.address(), offer.port(), offer.payloadTypes(),
+                theirs.map(List::of).orElse(List.of())));
         if (theirs.isEmpty()) {
             refuse(st, call, Response.NOT_ACCEPTABLE_HERE, "SRTP with SDES (a=crypto) is required");
             return;
@@ -397,10 +414,11 @@ public final class SipPhone implements AutoCloseable {
         listener.ringing(call);
         SdesCrypto local = ownKey(callId, theirs.get().tag());
         call.localCrypto(local);
+        openAudio(call);
         Response ok = messages.createResponse(Response.OK, request);
         tagTo(request, ok);
         ok.addHeader(contact());
-        ok.setContent(answer(local).getBytes(StandardCharsets.US_ASCII),
+        ok.setContent(offer(call, local).getBytes(StandardCharsets.US_ASCII),
                 headers.createContentTypeHeader("application", "sdp"));
         st.sendResponse(ok);
     }
@@ -463,18 +481,33 @@ public final class SipPhone implements AutoCloseable {
         }
     }
 
-    private String offer(SdesCrypto local) {
-        return new Sdp(config.address().getHostAddress(), mediaPort(), Sdp.AUDIO_PAYLOADS, List.of(local))
+    /** Our SDP (offer or answer): our media address and RTP port, PCMU/PCMA, our SDES key. */
+    private String offer(Call call, SdesCrypto local) {
+        int port = call.audio().map(io.tpmphone.softphone.media.AudioSession::localPort).orElse(9);
+        return new Sdp(config.address().getHostAddress(), port, Sdp.AUDIO_PAYLOADS, List.of(local))
                 .encode(config.user(), clock.millis());
     }
 
-    private String answer(SdesCrypto local) {
-        return offer(local);
+    private void openAudio(Call call) throws IOException {
+        if (media != null) {
+            call.audio(media.open(call.callId()));
+        }
     }
 
-    /** The RTP port we announce (media runs on it once the media engine is attached). */
-    private int mediaPort() {
-        return 40_000 + (config.tlsPort() % 10_000) * 2 % 20_000;
+    /** Starts SRTP audio once the call is established: our key out, the peer's in, to the peer's SDP address. */
+    private void startAudio(Call call) {
+        Optional<io.tpmphone.softphone.media.AudioSession> audio = call.audio();
+        Optional<Sdp> remote = call.remoteSdp();
+        Optional<SdesCrypto> local = call.localCrypto();
+        if (audio.isEmpty() || remote.isEmpty() || local.isEmpty() || remote.get().cryptos().isEmpty()) {
+            return;
+        }
+        try {
+            audio.get().start(local.get(), remote.get().cryptos().get(0),
+                    new InetSocketAddress(InetAddress.getByName(remote.get().address()), remote.get().port()));
+        } catch (IOException | RuntimeException e) {
+            LOG.warn("call {}: starting SRTP audio failed: {}", call.callId(), e.toString());
+        }
     }
 
     private ContactHeader contact() throws java.text.ParseException {
@@ -524,7 +557,8 @@ public final class SipPhone implements AutoCloseable {
                     case Request.INVITE -> incomingInvite(event);
                     case Request.ACK -> {
                         Call c = callOf(r);
-                        if (c != null) {
+                        if (c != null && c.state() != Call.State.ESTABLISHED) {
+                            startAudio(c);
                             c.established();
                         }
                     }
@@ -636,6 +670,7 @@ public final class SipPhone implements AutoCloseable {
                         call.ended(problem);
                         listener.ended(call);
                     } else {
+                        startAudio(call);
                         call.established();
                     }
                 } else if (status >= 300) {

@@ -1,0 +1,174 @@
+package io.tpmphone.softphone.media;
+
+import ch.imvs.sdes4j.srtp.SrtpCryptoAttribute;
+import ch.imvs.sdes4j.srtp.SrtpCryptoSuite;
+import ch.imvs.sdes4j.srtp.SrtpKeyParam;
+import io.tpmphone.softphone.SdesCrypto;
+import java.io.IOException;
+import java.net.DatagramSocket;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.util.Arrays;
+import java.util.Objects;
+import org.jitsi.service.neomedia.DefaultStreamConnector;
+import org.jitsi.service.neomedia.MediaDirection;
+import org.jitsi.service.neomedia.MediaService;
+import org.jitsi.service.neomedia.MediaStream;
+import org.jitsi.service.neomedia.MediaStreamTarget;
+import org.jitsi.service.neomedia.event.SrtpListener;
+import org.jitsi.service.neomedia.format.MediaFormat;
+import org.jitsi.service.neomedia.stats.MediaStreamStats2;
+import org.jitsi.utils.MediaType;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * One call's audio: PCMU/8000 over SRTP (SDES, AES_CM_128_HMAC_SHA1_80) with libjitsi, our key for sending and the
+ * peer's for receiving, both agreed in SDP. The RTP and RTCP sockets are bound when the session is opened, so the
+ * port can go into the SDP; {@link #start} begins sending the source (a tone or a WAV file's samples) and keeping what
+ * arrives in a {@link PcmSink}. {@link #close()} stops the stream and releases the sockets. Thread-safe.
+ */
+public final class AudioSession implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(AudioSession.class);
+
+    /** RTP statistics (RTCP-based where noted), for the caller. */
+    public record Stats(long packetsSent, long packetsReceived, long packetsLost, double lossRate,
+                        double jitterMs) {
+    }
+
+    private final DatagramSocket rtp;
+    private final DatagramSocket rtcp;
+    private final HeadlessAudioDevice device;
+    private MediaStream stream;
+    private boolean closed;
+
+    private AudioSession(DatagramSocket rtp, DatagramSocket rtcp, short[] source) {
+        this.rtp = rtp;
+        this.rtcp = rtcp;
+        this.device = new HeadlessAudioDevice(source);
+    }
+
+    /** Binds RTP on an even port and RTCP on the next one, on {@code address}; {@code source} is what we send. */
+    public static AudioSession open(InetAddress address, short[] source) throws IOException {
+        Objects.requireNonNull(address, "address");
+        for (int attempt = 0; attempt < 50; attempt++) {
+            DatagramSocket r = new DatagramSocket(new InetSocketAddress(address, 0));
+            int port = r.getLocalPort();
+            if (port % 2 != 0 || port == 65_535) {
+                r.close();
+                continue;
+            }
+            try {
+                DatagramSocket c = new DatagramSocket(new InetSocketAddress(address, port + 1));
+                return new AudioSession(r, c, source);
+            } catch (java.net.BindException e) {
+                r.close();
+            }
+        }
+        throw new IOException("no free RTP/RTCP port pair on " + address);
+    }
+
+    /** The RTP port to put in the SDP. */
+    public int localPort() {
+        return rtp.getLocalPort();
+    }
+
+    /**
+     * Starts media towards {@code remoteRtp} (RTCP on the next port): SRTP with {@code ours} for sending and
+     * {@code theirs} for receiving. The keys are copied into libjitsi's SRTP contexts.
+     */
+    public synchronized void start(SdesCrypto ours, SdesCrypto theirs, InetSocketAddress remoteRtp) throws IOException {
+        if (closed || stream != null) {
+            throw new IllegalStateException("a session starts once");
+        }
+        MediaService ms = MediaEngine.service();
+        SuppliedKeySDesControl control = new SuppliedKeySDesControl(attribute(theirs), attribute(ours));
+        control.setSrtpListener(new Listener());
+        MediaFormat pcmu = ms.getFormatFactory().createMediaFormat("PCMU", 8000);
+        MediaStream s = ms.createMediaStream(new DefaultStreamConnector(rtp, rtcp), device, control);
+        s.setName("audio");
+        s.setFormat(pcmu);
+        s.setTarget(new MediaStreamTarget(remoteRtp, new InetSocketAddress(remoteRtp.getAddress(),
+                remoteRtp.getPort() + 1)));
+        s.setDirection(MediaDirection.SENDRECV);
+        control.start(MediaType.AUDIO);
+        s.start();
+        stream = s;
+        LOG.info("SRTP audio {} <-> {} started", rtp.getLocalSocketAddress(), remoteRtp);
+    }
+
+    private static SrtpCryptoAttribute attribute(SdesCrypto c) {
+        byte[] key = c.masterKey();
+        byte[] salt = c.masterSalt();
+        byte[] both = Arrays.copyOf(key, key.length + salt.length);
+        System.arraycopy(salt, 0, both, key.length, salt.length);
+        Arrays.fill(key, (byte) 0);
+        Arrays.fill(salt, (byte) 0);
+        try {
+            return new SrtpCryptoAttribute(c.tag(), new SrtpCryptoSuite(c.suite().name()),
+                    new SrtpKeyParam[] {new SrtpKeyParam(SrtpKeyParam.KEYMETHOD_INLINE, both, 0, 0, 0)}, null);
+        } finally {
+            Arrays.fill(both, (byte) 0);
+        }
+    }
+
+    /** What the peer sent, decoded. */
+    public PcmSink received() {
+        return device.sink();
+    }
+
+    /** Packets, loss and jitter; loss and jitter of what we receive are our own RTP receiver statistics. */
+    public synchronized Stats stats() {
+        if (stream == null) {
+            return new Stats(0, 0, 0, 0, 0);
+        }
+        MediaStreamStats2 st = stream.getMediaStreamStats();
+        st.updateStats();
+        var send = st.getSendStats();
+        var receive = st.getReceiveStats();
+        return new Stats(send.getPackets(), receive.getPackets(), receive.getPacketsLost(), receive.getLossRate(),
+                receive.getJitter());
+    }
+
+    @Override
+    public synchronized void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        if (stream != null) {
+            // stop() and close() end FMJ's non-daemon threads; close() also closes the connector's sockets
+            stream.stop();
+            stream.close();
+        }
+        rtp.close();
+        rtcp.close();
+    }
+
+    private static final class Listener implements SrtpListener {
+        @Override
+        public void securityTurnedOn(MediaType mediaType, String suite, org.jitsi.service.neomedia.SrtpControl c) {
+            LOG.debug("SRTP on for {} ({})", mediaType, suite);
+        }
+
+        @Override
+        public void securityTurnedOff(MediaType mediaType) {
+            LOG.debug("SRTP off for {}", mediaType);
+        }
+
+        @Override
+        public void securityMessageReceived(String message, String i18nMessage, int severity) {
+            LOG.warn("SRTP: {}", message);
+        }
+
+        @Override
+        public void securityTimeout(MediaType mediaType) {
+            LOG.warn("SRTP negotiation timed out for {}", mediaType);
+        }
+
+        @Override
+        public void securityNegotiationStarted(MediaType mediaType, org.jitsi.service.neomedia.SrtpControl c) {
+            LOG.debug("SRTP negotiation for {}", mediaType);
+        }
+    }
+}
