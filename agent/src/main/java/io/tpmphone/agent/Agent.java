@@ -383,6 +383,12 @@ public final class Agent implements AutoCloseable {
         }
 
         @Override
+        public void callDecision(String direction, String action, String peerUri, String peerLevel,
+                                 String requiredLevel, String callId, String reason) {
+            keys.recordCallDecision(direction, action, peerUri, peerLevel, requiredLevel, callId, reason);
+        }
+
+        @Override
         public String passport() throws Exception {
             HostAttestation.Verdict v = lastVerdict;
             if (v == null || v.result() == null || Instant.parse(v.expiresAt()).isBefore(

@@ -53,6 +53,8 @@ import org.slf4j.LoggerFactory;
  *   <li>{@code SIGN <SHA-256 digest hex>} → {@code OK <ECDSA signature, DER, b64>} by the TLS identity key;</li>
  *   <li>{@code CERTS} → {@code OK <device certificate DER b64>,<CA DER b64>};</li>
  *   <li>{@code RESULT} → {@code OK <compact JWS>}: the latest signed attestation result (the passport);</li>
+ *   <li>{@code DECISION <IN|OUT> <ACCEPT|REJECT|RESTRICT> <peer level> <required level> <callId> <peer URI>
+ *       <reason...>} → {@code OK}: a call decision for the server's audit log;</li>
  * </ul>
  * anything else or any failure → {@code ERR <REASON> <message>}, REASON a keystore reason
  * ({@code NOT_APPROVED}, {@code POLICY_FAIL}, {@code APPROVAL_EXPIRED}, {@code SEEN_BEFORE}, ...) or
@@ -62,6 +64,8 @@ public final class Broker implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(Broker.class);
     private static final int MAX_LINE = 4096;
     private static final int MAX_CALL_ID = 1024;
+    private static final java.util.Set<String> LEVELS = java.util.Set.of("FAILED", "UNATTESTED", "IDENTIFIED",
+            "MEASURED", "HARDENED");
 
     /** What the broker does for the child. Only {@link #quote} is required; the rest answer UNAVAILABLE. */
     @FunctionalInterface
@@ -87,6 +91,12 @@ public final class Broker implements AutoCloseable {
         /** The device certificate and its CA, DER each; empty if none was issued yet. */
         default List<byte[]> certificateChain() throws Exception {
             throw new UnsupportedOperationException("no identity key");
+        }
+
+        /** Records a call decision of the softphone for the audit log. */
+        default void callDecision(String direction, String action, String peerUri, String peerLevel,
+                                  String requiredLevel, String callId, String reason) throws Exception {
+            throw new UnsupportedOperationException("no audit channel");
         }
 
         /** The latest signed attestation result (compact JWS) of this host: its passport. */
@@ -258,7 +268,7 @@ public final class Broker implements AutoCloseable {
         for (String line; (line = readLine(in)) != null; ) {
             String op = line.split(" ", 2)[0];
             if (op.equals("SRTPKEY") || op.equals("OFFERED") || op.equals("SIGN") || line.equals("CERTS")
-                    || line.equals("RESULT")) {
+                    || line.equals("RESULT") || op.equals("DECISION")) {
                 keyRequest(line, out);
             } else if (line.startsWith("QUOTE ")) {
                 byte[] binder;
@@ -334,6 +344,17 @@ public final class Broker implements AutoCloseable {
                     write(out, "OK " + Base64.getEncoder().encodeToString(service.sign(digest)));
                 }
                 case "RESULT" -> write(out, "OK " + service.passport());
+                case "DECISION" -> {
+                    String[] d = line.split(" ", 8);
+                    if (d.length != 8 || !java.util.Set.of("IN", "OUT").contains(d[1])
+                            || !java.util.Set.of("ACCEPT", "REJECT", "RESTRICT").contains(d[2])
+                            || !LEVELS.contains(d[3]) || !LEVELS.contains(d[4])) {
+                        throw new IllegalArgumentException("DECISION <IN|OUT> <ACCEPT|REJECT|RESTRICT> <level> <level>"
+                                + " <callId> <peer URI> <reason>");
+                    }
+                    service.callDecision(d[1], d[2], d[6], d[3], d[4], callId(d[5]), d[7]);
+                    write(out, "OK");
+                }
                 default -> {
                     List<byte[]> chain = service.certificateChain();
                     if (chain.isEmpty()) {

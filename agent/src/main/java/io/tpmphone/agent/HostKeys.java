@@ -257,6 +257,35 @@ public final class HostKeys implements AutoCloseable {
     }
 
     /**
+     * Records the softphone's call decision for the server's audit log (a {@code CALL_DECISION} record); a rejection is
+     * reported at once, the others with the next attestation.
+     */
+    public void recordCallDecision(String direction, String action, String peerUri, String peerLevel,
+                                   String requiredLevel, String callId, String reason) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("at", clock.instant().toString());
+        m.put("operation", "CALL_DECISION");
+        m.put("outcome", action);
+        m.put("direction", direction);
+        m.put("peer", peerUri.length() > 256 ? peerUri.substring(0, 256) : peerUri);
+        m.put("peerLevel", peerLevel);
+        m.put("requiredLevel", requiredLevel);
+        m.put("callId", callId.length() > 256 ? callId.substring(0, 256) : callId);
+        m.put("message", reason.length() > 500 ? reason.substring(0, 500) : reason);
+        synchronized (this) {
+            if (events.size() >= MAX_PENDING_EVENTS) {
+                events.removeFirst();
+                dropped++;
+            }
+            events.addLast(new PendingEvent(++sequence, m));
+        }
+        Attester a = attester;
+        if (a != null && action.equals("REJECT")) {
+            a.attestSoon();
+        }
+    }
+
+    /**
      * Events not yet reported, oldest first: the JSON array to send, the last event's sequence number, whether it
      * carries the count of dropped events, and whether more are waiting (reports stay within the server's limits:
      * {@link #MAX_REPORT_EVENTS} events, {@link #MAX_REPORT_BYTES} bytes).

@@ -8,6 +8,9 @@ import io.tpmphone.softphone.CallPolicy;
 import io.tpmphone.softphone.internal.BrokerClient;
 import io.tpmphone.softphone.media.AudioSession;
 import io.tpmphone.softphone.media.Wav;
+import com.fasterxml.jackson.databind.JsonNode;
+import io.tpmphone.agent.Fixture;
+import io.tpmphone.softphone.sip.AuditedDecisions;
 import io.tpmphone.softphone.sip.Call;
 import io.tpmphone.softphone.sip.SipPhone;
 import io.tpmphone.tls.AttestedTlsConfig;
@@ -190,6 +193,41 @@ class SipCallIT {
         assertEquals(Call.State.REFUSED, call.state());
         assertTrue(call.reason().contains("our call policy") && call.reason().contains("HARDENED"), call.reason());
         assertTrue(bobSaw.decisions.isEmpty(), "bob never saw an INVITE: " + bobSaw.decisions);
+    }
+
+    @Test
+    void everyCallDecision_ofBothPhones_isInTheServersAuditLog() throws Exception {
+        SipPhone alice = phone(hosts.alice, "alice", "default MEASURED reject", keys(hosts.alice.broker()),
+                new AuditedDecisions(hosts.alice.broker(), new Seen()));
+        SipPhone bob = phone(hosts.bob, "bob", "default HARDENED reject", keys(hosts.bob.broker()),
+                new AuditedDecisions(hosts.bob.broker(), new Seen()));
+        Call call = alice.await(alice.call("sips:bob@bob", at(bob)));
+        assertEquals(Call.State.REFUSED, call.state());
+        // Bob's REJECT is reported at once; alice's ACCEPT travels with her next attestation.
+        hosts.alice.agent().attestNow();
+        Instant deadline = Instant.now().plusSeconds(10);
+        JsonNode bobs = null;
+        JsonNode alices = null;
+        while ((bobs == null || alices == null) && Instant.now().isBefore(deadline)) {
+            for (JsonNode r : hosts.client.get("/v1/audit?from=1&limit=1000", Fixture.ADMIN_TOKEN).get("records")) {
+                if (r.path("type").asText().equals("CALL_DECISION")
+                        && r.at("/detail/callId").asText().equals(call.callId())) {
+                    if (r.path("subject").asText().equals("bob")) {
+                        bobs = r;
+                    } else if (r.path("subject").asText().equals("alice")) {
+                        alices = r;
+                    }
+                }
+            }
+            java.util.concurrent.TimeUnit.MILLISECONDS.sleep(50);
+        }
+        assertTrue(bobs != null && alices != null, "both decisions are audited");
+        assertEquals("REJECT", bobs.get("outcome").asText());
+        assertEquals("IN", bobs.at("/detail/direction").asText());
+        assertEquals("MEASURED", bobs.at("/detail/peerLevel").asText());
+        assertEquals("HARDENED", bobs.at("/detail/requiredLevel").asText());
+        assertEquals("ACCEPT", alices.get("outcome").asText());
+        assertEquals("sips:bob@bob", alices.at("/detail/peer").asText());
     }
 
     @Test

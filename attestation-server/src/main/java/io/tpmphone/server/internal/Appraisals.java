@@ -172,7 +172,7 @@ public final class Appraisals {
         }
         audit.record("APPRAISAL", host.host(), a.level().name(), detail);
         for (KeyEvents.Event e : keyEvents) {
-            audit.record("KEY_RELEASE", host.host(), e.outcome(), e.auditDetail(akId));
+            audit.record(e.auditType(), host.host(), e.outcome(), e.auditDetail(akId));
         }
         lastByHost.put(host.host(), new LastAppraisal(host.host(), a.level(), a.failedCheck().orElse(null), now,
                 expires));

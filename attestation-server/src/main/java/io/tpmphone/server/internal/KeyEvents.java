@@ -23,13 +23,24 @@ public final class KeyEvents {
     /** The most events in one report. */
     public static final int MAX_EVENTS = 256;
     private static final byte[] LABEL = "tpmphone-key-events-v1".getBytes(StandardCharsets.US_ASCII);
-    private static final Set<String> OPERATIONS = Set.of("SRTP_KEY", "OFFERED_KEY", "SIGN");
+    private static final Set<String> OPERATIONS = Set.of("SRTP_KEY", "OFFERED_KEY", "SIGN", "CALL_DECISION");
     private static final Set<String> OUTCOMES = Set.of("RELEASED", "REFUSED");
+    private static final Set<String> DECISIONS = Set.of("ACCEPT", "REJECT", "RESTRICT");
+    private static final Set<String> LEVELS = Set.of("FAILED", "UNATTESTED", "IDENTIFIED", "MEASURED", "HARDENED");
+    private static final Set<String> DIRECTIONS = Set.of("IN", "OUT");
     private static final Pattern REASON = Pattern.compile("[A-Z_]{1,32}");
 
-    /** One event: when (the host's clock), which operation, the outcome, the keystore's reason and message. */
+    /**
+     * One event: when (the host's clock), which operation, the outcome, the keystore's reason and message; for a call
+     * decision also the direction, the peer's URI and level and the level the policy required.
+     */
     public record Event(String at, String operation, String outcome, String reason, String tpmCode, String callId,
-                        String message) {
+                        String message, Map<String, String> call) {
+        /** The audit record type: CALL_DECISION for call decisions, KEY_RELEASE for key operations. */
+        String auditType() {
+            return operation.equals("CALL_DECISION") ? "CALL_DECISION" : "KEY_RELEASE";
+        }
+
         Map<String, Object> auditDetail(String akId) {
             Map<String, Object> m = new LinkedHashMap<>();
             m.put("akId", akId);
@@ -47,6 +58,7 @@ public final class KeyEvents {
             if (message != null) {
                 m.put("message", message);
             }
+            m.putAll(call);
             return m;
         }
     }
@@ -61,12 +73,27 @@ public final class KeyEvents {
 
     private static Event event(ObjectNode o) throws ApiException {
         ObjectNode e = Json.object(o.toString(), Set.of("at", "operation", "outcome"),
-                Set.of("reason", "tpmCode", "callId", "message"));
+                Set.of("reason", "tpmCode", "callId", "message", "direction", "peer", "peerLevel", "requiredLevel"));
         String operation = Json.text(e, "operation", 16);
         String outcome = Json.text(e, "outcome", 16);
-        if (!OPERATIONS.contains(operation) || !OUTCOMES.contains(outcome)) {
-            throw ApiException.badRequest("operation must be one of " + OPERATIONS
-                    + " and outcome one of " + OUTCOMES);
+        boolean decision = operation.equals("CALL_DECISION");
+        if (!OPERATIONS.contains(operation) || !(decision ? DECISIONS : OUTCOMES).contains(outcome)) {
+            throw ApiException.badRequest("operation must be one of " + OPERATIONS + " and outcome one of "
+                    + (decision ? DECISIONS : OUTCOMES));
+        }
+        Map<String, String> call = new LinkedHashMap<>();
+        if (decision) {
+            String direction = Json.text(e, "direction", 3);
+            String peerLevel = Json.text(e, "peerLevel", 10);
+            String required = Json.text(e, "requiredLevel", 10);
+            if (!DIRECTIONS.contains(direction) || !LEVELS.contains(peerLevel) || !LEVELS.contains(required)) {
+                throw ApiException.badRequest("a call decision needs direction IN|OUT and peerLevel and"
+                        + " requiredLevel from " + LEVELS);
+            }
+            call.put("direction", direction);
+            call.put("peer", Json.text(e, "peer", 256));
+            call.put("peerLevel", peerLevel);
+            call.put("requiredLevel", required);
         }
         String reason = e.has("reason") ? Json.text(e, "reason", 32) : null;
         String tpmCode = e.has("tpmCode") ? Json.text(e, "tpmCode", 32) : null;
@@ -82,7 +109,7 @@ public final class KeyEvents {
         }
         return new Event(at, operation, outcome, reason, tpmCode,
                 e.has("callId") ? Json.text(e, "callId", 256) : null,
-                e.has("message") ? Json.text(e, "message", 512) : null);
+                e.has("message") ? Json.text(e, "message", 512) : null, call);
     }
 
     /** Parses a report strictly; a malformed one is a 400 naming what is wrong. */

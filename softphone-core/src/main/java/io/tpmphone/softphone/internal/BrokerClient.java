@@ -185,6 +185,16 @@ public final class BrokerClient implements AutoCloseable {
         return chain;
     }
 
+    /** Reports a call decision for the attestation server's audit log (through the agent). */
+    public void reportDecision(String direction, String action, String peerLevel, String requiredLevel,
+                               String callId, String peerUri, String reason) throws IOException {
+        checkWord(callId, "call id");
+        checkWord(peerUri, "peer URI");
+        ok(request("DECISION " + direction + " " + action + " " + peerLevel + " " + requiredLevel + " " + callId + " "
+                + peerUri + " " + (reason.length() > 500 ? reason.substring(0, 500) : reason)
+                .replaceAll("[\\r\\n]+", " ")));
+    }
+
     /** The host's latest signed attestation result (compact JWS), its passport for attested TLS. */
     public String passport() throws IOException {
         return ok(request("RESULT"));

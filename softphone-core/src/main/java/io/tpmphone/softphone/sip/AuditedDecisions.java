@@ -1,0 +1,47 @@
+package io.tpmphone.softphone.sip;
+
+import io.tpmphone.softphone.CallPolicy;
+import io.tpmphone.softphone.internal.BrokerClient;
+import java.io.IOException;
+import java.util.Objects;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A {@link SipPhone.Listener} that records every call decision in the attestation server's audit log, through the
+ * agent broker (the agent reports it bound to its next quote), then passes every event on to the user's listener.
+ */
+public final class AuditedDecisions implements SipPhone.Listener {
+    private static final Logger LOG = LoggerFactory.getLogger(AuditedDecisions.class);
+    private final BrokerClient broker;
+    private final SipPhone.Listener next;
+
+    public AuditedDecisions(BrokerClient broker, SipPhone.Listener next) {
+        this.broker = Objects.requireNonNull(broker, "broker");
+        this.next = Objects.requireNonNull(next, "next");
+    }
+
+    @Override
+    public void decided(Call call, CallPolicy.Decision d) {
+        try {
+            synchronized (broker) {
+                broker.reportDecision(call.direction().name(), d.action().name(), d.peerLevel().name(),
+                        d.requiredLevel().name(), call.callId(), call.peerUri().replace(' ', '_'), d.reason());
+            }
+        } catch (IOException | IllegalArgumentException e) {
+            LOG.warn("call {}: the decision could not be handed to the agent for the audit log: {}", call.callId(),
+                    e.getMessage());
+        }
+        next.decided(call, d);
+    }
+
+    @Override
+    public void ringing(Call call) {
+        next.ringing(call);
+    }
+
+    @Override
+    public void ended(Call call) {
+        next.ended(call);
+    }
+}
