@@ -71,7 +71,9 @@ public final class AttestedTlsClient extends DefaultTlsClient implements Atteste
     public Hashtable<Integer, byte[]> getClientExtensions() throws IOException {
         @SuppressWarnings("unchecked")
         Hashtable<Integer, byte[]> ext = TlsExtensionsUtils.ensureExtensionsInitialised(super.getClientExtensions());
-        ext.put(AttestationRequest.EXTENSION_TYPE, ours.encode());
+        if (config.attest()) {
+            ext.put(AttestationRequest.EXTENSION_TYPE, ours.encode());
+        }
         return ext;
     }
 
@@ -89,7 +91,7 @@ public final class AttestedTlsClient extends DefaultTlsClient implements Atteste
             public void notifyServerCertificate(TlsServerCertificate serverCertificate) throws IOException {
                 peerChain = Handshakes.x509(serverCertificate.getCertificate());
                 PeerAttestation p = Handshakes.appraise(config, context, serverCertificate.getCertificate(),
-                        ours.nonce(), true);
+                        config.attest() ? ours.nonce() : null, true);
                 peer = p;
                 Handshakes.enforceFloor(config, p);
             }

@@ -13,7 +13,8 @@ import java.util.Optional;
  * to a user than a TLS alert). Immutable.
  */
 public record AttestedTlsConfig(Optional<HostIdentity> identity, PassportVerifier verifier,
-                                IntegrityLevel requestedLevel, IntegrityLevel handshakeFloor, Clock clock) {
+                                IntegrityLevel requestedLevel, IntegrityLevel handshakeFloor, Clock clock,
+                                boolean attest) {
     public AttestedTlsConfig {
         Objects.requireNonNull(identity, "identity");
         Objects.requireNonNull(verifier, "verifier");
@@ -25,10 +26,18 @@ public record AttestedTlsConfig(Optional<HostIdentity> identity, PassportVerifie
     /** A host that attests itself and reports the peer's level, asking for at least MEASURED. */
     public static AttestedTlsConfig of(HostIdentity identity, PassportVerifier verifier, Clock clock) {
         return new AttestedTlsConfig(Optional.of(identity), verifier, IntegrityLevel.MEASURED, IntegrityLevel.FAILED,
-                clock);
+                clock, true);
     }
 
     public AttestedTlsConfig withHandshakeFloor(IntegrityLevel floor) {
-        return new AttestedTlsConfig(identity, verifier, requestedLevel, floor, clock);
+        return new AttestedTlsConfig(identity, verifier, requestedLevel, floor, clock, attest);
+    }
+
+    /**
+     * The same TLS 1.3 without attestation: no {@code attestation_request} is sent, so neither side produces evidence
+     * (the baseline the call-setup benchmark compares against, and how an ordinary TLS peer is treated).
+     */
+    public AttestedTlsConfig withoutAttestation() {
+        return new AttestedTlsConfig(identity, verifier, requestedLevel, handshakeFloor, clock, false);
     }
 }

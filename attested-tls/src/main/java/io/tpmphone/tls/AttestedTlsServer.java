@@ -75,7 +75,7 @@ public final class AttestedTlsServer extends DefaultTlsServer implements Atteste
     @SuppressWarnings("rawtypes") // the Bouncy Castle API is raw
     public void processClientExtensions(Hashtable clientExtensions) throws IOException {
         super.processClientExtensions(clientExtensions);
-        clients = Handshakes.parseRequest(clientExtensions);
+        clients = config.attest() ? Handshakes.parseRequest(clientExtensions) : null;
     }
 
     @Override

@@ -28,7 +28,7 @@ import picocli.CommandLine.Spec;
         footer = {"", "Examples:", "  ./tpmphone bench tpm", "  ./tpmphone bench appraisal",
                 "  ./tpmphone bench audit"},
         subcommands = {BenchCommand.Tpm.class, BenchCommand.Appraisal.class, BenchCommand.Audit.class,
-                BenchCommand.Keystore.class})
+                BenchCommand.Keystore.class, BenchCommand.CallSetup.class})
 final class BenchCommand {
 
     /** Prints "error: message" (and the causes) on stderr; the run's exit code is then 1. */
@@ -295,6 +295,63 @@ final class BenchCommand {
                     out.printf(Locale.ROOT, "%-46s %7d %10.3f %10.3f %10.3f%n", f.operation(), f.samples(),
                             f.medianMillis(), f.p95Millis(), f.minMillis());
                 }
+                return 0;
+            } finally {
+                try (java.util.stream.Stream<Path> files = Files.walk(dir)) {
+                    files.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+                }
+            }
+        }
+    }
+
+    @Command(name = "call", mixinStandardHelpOptions = true,
+            description = {"Call set-up time (INVITE -> 200 OK -> ACK) between two measured softphones on loopback,",
+                    "each on a new TLS 1.3 connection: attested vs the same TLS without attestation, alternating rounds.",
+                    "Starts two swtpm hosts, the attestation server and two agents first (a few seconds)."},
+            footer = {"", "Example:", "  ./tpmphone bench call --rounds 5 --calls 20"})
+    static final class CallSetup implements Callable<Integer> {
+        @Spec
+        CommandSpec spec;
+        @Option(names = "--rounds", defaultValue = "5", description = "alternating rounds (default ${DEFAULT-VALUE})")
+        int rounds;
+        @Option(names = "--calls", defaultValue = "20",
+                description = "calls of each kind per round (default ${DEFAULT-VALUE})")
+        int calls;
+        @Option(names = "--warmup", defaultValue = "5", description = "unmeasured calls of each kind first (default"
+                + " ${DEFAULT-VALUE})")
+        int warmup;
+        @Option(names = "--directory", paramLabel = "DIR", defaultValue = "${sys:java.io.tmpdir}",
+                description = "where the hosts' state goes (default ${DEFAULT-VALUE})")
+        Path directory;
+        @Option(names = "--json", description = "machine-readable output")
+        boolean json;
+
+        @Override
+        public Integer call() throws Exception {
+            if (rounds < 1 || calls < 1 || warmup < 0) {
+                throw new picocli.CommandLine.ParameterException(spec.commandLine(),
+                        "--rounds and --calls must be at least 1, --warmup at least 0");
+            }
+            PrintWriter out = spec.commandLine().getOut();
+            Path dir = Files.createTempDirectory(directory, "tpmphone-bench-call");
+            try {
+                List<io.tpmphone.benchmarks.CallSetupBenchmark.Figure> figures =
+                        io.tpmphone.benchmarks.CallSetupBenchmark.run(dir, rounds, calls, warmup);
+                if (json) {
+                    Map<String, Object> doc = new LinkedHashMap<>();
+                    doc.put("rounds", rounds);
+                    doc.put("figures", figures);
+                    out.println(TpmCommand.JSON.writeValueAsString(doc));
+                    return 0;
+                }
+                out.printf(Locale.ROOT, "%-18s %6s %9s %9s %9s %9s%n", "call set-up", "calls", "p50 ms", "p95 ms",
+                        "min ms", "max ms");
+                for (io.tpmphone.benchmarks.CallSetupBenchmark.Figure f : figures) {
+                    out.printf(Locale.ROOT, "%-18s %6d %9.2f %9.2f %9.2f %9.2f%n", f.kind(), f.calls(),
+                            f.p50Millis(), f.p95Millis(), f.minMillis(), f.maxMillis());
+                }
+                out.printf(Locale.ROOT, "attested/plain p50 ratio: %.2fx%n",
+                        figures.get(0).p50Millis() / figures.get(1).p50Millis());
                 return 0;
             } finally {
                 try (java.util.stream.Stream<Path> files = Files.walk(dir)) {

@@ -1,5 +1,6 @@
 package io.tpmphone.e2e;
 
+import io.tpmphone.benchmarks.TwoHostRig;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -9,7 +10,6 @@ import io.tpmphone.softphone.internal.BrokerClient;
 import io.tpmphone.softphone.media.AudioSession;
 import io.tpmphone.softphone.media.Wav;
 import com.fasterxml.jackson.databind.JsonNode;
-import io.tpmphone.agent.Fixture;
 import io.tpmphone.softphone.sip.AuditedDecisions;
 import io.tpmphone.softphone.sip.Call;
 import io.tpmphone.softphone.sip.SipPhone;
@@ -41,12 +41,12 @@ class SipCallIT {
 
     @TempDir
     static Path dir;
-    private TwoHosts hosts;
+    private TwoHostRig hosts;
     private final List<SipPhone> phones = new CopyOnWriteArrayList<>();
 
     @BeforeAll
     void start() throws Exception {
-        hosts = new TwoHosts(dir);
+        hosts = TwoHostRig.start(dir);
     }
 
     @AfterAll
@@ -95,10 +95,10 @@ class SipCallIT {
         };
     }
 
-    private SipPhone phone(TwoHosts.Host host, String fromHost, String policy, SipPhone.Keys keys,
+    private SipPhone phone(TwoHostRig.Host host, String fromHost, String policy, SipPhone.Keys keys,
                            SipPhone.Listener listener) throws Exception {
         SipPhone p = SipPhone.start(new SipPhone.Config(host.name(), fromHost, LOOPBACK, freePort(), 0, 0,
-                        Duration.ofSeconds(15)), AttestedTlsConfig.of(host.identity(), hosts.verifier, Clock.systemUTC()),
+                        Duration.ofSeconds(15)), AttestedTlsConfig.of(host.identity(), hosts.verifier(), Clock.systemUTC()),
                 CallPolicy.parse(policy), keys, listener, Clock.systemUTC());
         phones.add(p);
         return p;
@@ -112,8 +112,8 @@ class SipCallIT {
     void twoMeasuredPhones_callEachOther_bothSeeMeasured_andKeysComeFromTheKeystores() throws Exception {
         Seen aliceSaw = new Seen();
         Seen bobSaw = new Seen();
-        SipPhone alice = phone(hosts.alice, "alice", "default MEASURED reject", keys(hosts.alice.broker()), aliceSaw);
-        SipPhone bob = phone(hosts.bob, "bob", "default MEASURED reject", keys(hosts.bob.broker()), bobSaw);
+        SipPhone alice = phone(hosts.alice(), "alice", "default MEASURED reject", keys(hosts.alice().broker()), aliceSaw);
+        SipPhone bob = phone(hosts.bob(), "bob", "default MEASURED reject", keys(hosts.bob().broker()), bobSaw);
         Call call = alice.await(alice.call("sips:bob@bob", at(bob)));
         assertEquals(Call.State.ESTABLISHED, call.state(), call.reason());
         assertEquals(IntegrityLevel.MEASURED, call.peer().orElseThrow().level());
@@ -139,13 +139,13 @@ class SipCallIT {
     @Test
     void aMeasuredCall_carriesSrtpAudio_bothTonesArrive_andRtcpShowsNoLoss() throws Exception {
         SipPhone alice = SipPhone.start(new SipPhone.Config("alice", "alice", LOOPBACK, freePort(), 0, 0,
-                        Duration.ofSeconds(15)), AttestedTlsConfig.of(hosts.alice.identity(), hosts.verifier,
-                        Clock.systemUTC()), CallPolicy.parse("default MEASURED reject"), keys(hosts.alice.broker()),
+                        Duration.ofSeconds(15)), AttestedTlsConfig.of(hosts.alice().identity(), hosts.verifier(),
+                        Clock.systemUTC()), CallPolicy.parse("default MEASURED reject"), keys(hosts.alice().broker()),
                 new Seen(), callId -> AudioSession.open(LOOPBACK, Wav.tone(1000, 0.5, 1)), Clock.systemUTC());
         phones.add(alice);
         SipPhone bob = SipPhone.start(new SipPhone.Config("bob", "bob", LOOPBACK, freePort(), 0, 0,
-                        Duration.ofSeconds(15)), AttestedTlsConfig.of(hosts.bob.identity(), hosts.verifier,
-                        Clock.systemUTC()), CallPolicy.parse("default MEASURED reject"), keys(hosts.bob.broker()),
+                        Duration.ofSeconds(15)), AttestedTlsConfig.of(hosts.bob().identity(), hosts.verifier(),
+                        Clock.systemUTC()), CallPolicy.parse("default MEASURED reject"), keys(hosts.bob().broker()),
                 new Seen(), callId -> AudioSession.open(LOOPBACK, Wav.tone(440, 0.5, 1)), Clock.systemUTC());
         phones.add(bob);
         Call call = alice.await(alice.call("sips:bob@bob", at(bob)));
@@ -174,9 +174,9 @@ class SipCallIT {
 
     @Test
     void aCalleeRequiringMoreThanMeasured_refuses403_withAWarningNamingBothLevels() throws Exception {
-        SipPhone alice = phone(hosts.alice, "alice", "default MEASURED reject", keys(hosts.alice.broker()),
+        SipPhone alice = phone(hosts.alice(), "alice", "default MEASURED reject", keys(hosts.alice().broker()),
                 new Seen());
-        SipPhone bob = phone(hosts.bob, "bob", "default HARDENED reject", keys(hosts.bob.broker()), new Seen());
+        SipPhone bob = phone(hosts.bob(), "bob", "default HARDENED reject", keys(hosts.bob().broker()), new Seen());
         Call call = alice.await(alice.call("sips:bob@bob", at(bob)));
         assertEquals(Call.State.REFUSED, call.state());
         assertTrue(call.reason().startsWith("403") && call.reason().contains("peer level MEASURED is below the"
@@ -186,9 +186,9 @@ class SipCallIT {
     @Test
     void aCallerWhosePolicyRefusesTheCallee_neverSendsTheInvite() throws Exception {
         Seen bobSaw = new Seen();
-        SipPhone alice = phone(hosts.alice, "alice", "default MEASURED reject\nout sips:bob@bob HARDENED reject",
-                keys(hosts.alice.broker()), new Seen());
-        SipPhone bob = phone(hosts.bob, "bob", "default MEASURED reject", keys(hosts.bob.broker()), bobSaw);
+        SipPhone alice = phone(hosts.alice(), "alice", "default MEASURED reject\nout sips:bob@bob HARDENED reject",
+                keys(hosts.alice().broker()), new Seen());
+        SipPhone bob = phone(hosts.bob(), "bob", "default MEASURED reject", keys(hosts.bob().broker()), bobSaw);
         Call call = alice.await(alice.call("sips:bob@bob", at(bob)));
         assertEquals(Call.State.REFUSED, call.state());
         assertTrue(call.reason().contains("our call policy") && call.reason().contains("HARDENED"), call.reason());
@@ -197,19 +197,19 @@ class SipCallIT {
 
     @Test
     void everyCallDecision_ofBothPhones_isInTheServersAuditLog() throws Exception {
-        SipPhone alice = phone(hosts.alice, "alice", "default MEASURED reject", keys(hosts.alice.broker()),
-                new AuditedDecisions(hosts.alice.broker(), new Seen()));
-        SipPhone bob = phone(hosts.bob, "bob", "default HARDENED reject", keys(hosts.bob.broker()),
-                new AuditedDecisions(hosts.bob.broker(), new Seen()));
+        SipPhone alice = phone(hosts.alice(), "alice", "default MEASURED reject", keys(hosts.alice().broker()),
+                new AuditedDecisions(hosts.alice().broker(), new Seen()));
+        SipPhone bob = phone(hosts.bob(), "bob", "default HARDENED reject", keys(hosts.bob().broker()),
+                new AuditedDecisions(hosts.bob().broker(), new Seen()));
         Call call = alice.await(alice.call("sips:bob@bob", at(bob)));
         assertEquals(Call.State.REFUSED, call.state());
         // Bob's REJECT is reported at once; alice's ACCEPT travels with her next attestation.
-        hosts.alice.agent().attestNow();
+        hosts.alice().agent().attestNow();
         Instant deadline = Instant.now().plusSeconds(10);
         JsonNode bobs = null;
         JsonNode alices = null;
         while ((bobs == null || alices == null) && Instant.now().isBefore(deadline)) {
-            for (JsonNode r : hosts.client.get("/v1/audit?from=1&limit=1000", Fixture.ADMIN_TOKEN).get("records")) {
+            for (JsonNode r : hosts.client().get("/v1/audit?from=1&limit=1000", TwoHostRig.ADMIN_TOKEN).get("records")) {
                 if (r.path("type").asText().equals("CALL_DECISION")
                         && r.at("/detail/callId").asText().equals(call.callId())) {
                     if (r.path("subject").asText().equals("bob")) {
@@ -232,9 +232,9 @@ class SipCallIT {
 
     @Test
     void aFromIdentityOtherThanTheAttestedHost_isRefused() throws Exception {
-        SipPhone impostor = phone(hosts.alice, "carol", "default MEASURED reject", keys(hosts.alice.broker()),
+        SipPhone impostor = phone(hosts.alice(), "carol", "default MEASURED reject", keys(hosts.alice().broker()),
                 new Seen());
-        SipPhone bob = phone(hosts.bob, "bob", "default MEASURED reject", keys(hosts.bob.broker()), new Seen());
+        SipPhone bob = phone(hosts.bob(), "bob", "default MEASURED reject", keys(hosts.bob().broker()), new Seen());
         Call call = impostor.await(impostor.call("sips:bob@bob", at(bob)));
         assertEquals(Call.State.REFUSED, call.state());
         assertTrue(call.reason().startsWith("403") && call.reason().contains("differs from the attested host alice"),
@@ -245,7 +245,7 @@ class SipCallIT {
     void aReplayedSdesOffer_isRefused488() throws Exception {
         // A caller that offers the same key material twice (a replayed SDES offer).
         AtomicReference<byte[][]> first = new AtomicReference<>();
-        SipPhone.Keys real = keys(hosts.alice.broker());
+        SipPhone.Keys real = keys(hosts.alice().broker());
         SipPhone.Keys replaying = new SipPhone.Keys() {
             @Override
             public BrokerClient.SrtpKeyMaterial srtpKey(String suite, String callId) throws IOException {
@@ -268,8 +268,8 @@ class SipCallIT {
                 real.checkOffered(key, salt, callId);
             }
         };
-        SipPhone alice = phone(hosts.alice, "alice", "default MEASURED reject", replaying, new Seen());
-        SipPhone bob = phone(hosts.bob, "bob", "default MEASURED reject", keys(hosts.bob.broker()), new Seen());
+        SipPhone alice = phone(hosts.alice(), "alice", "default MEASURED reject", replaying, new Seen());
+        SipPhone bob = phone(hosts.bob(), "bob", "default MEASURED reject", keys(hosts.bob().broker()), new Seen());
         Call once = alice.await(alice.call("sips:bob@bob", at(bob)));
         assertEquals(Call.State.ESTABLISHED, once.state(), once.reason());
         Call again = alice.await(alice.call("sips:bob@bob", at(bob)));
