@@ -173,6 +173,31 @@ class SipCallIT {
     }
 
     @Test
+    void hold_andResume_byReInvite_keepTheCallsKeys() throws Exception {
+        SipPhone alice = phone(hosts.alice(), "alice", "default MEASURED reject", hosts.alice().keys(), new Seen());
+        SipPhone bob = phone(hosts.bob(), "bob", "default MEASURED reject", hosts.bob().keys(), new Seen());
+        Call call = alice.await(alice.call("sips:bob@bob", at(bob)));
+        assertEquals(Call.State.ESTABLISHED, call.state(), call.reason());
+        Call atBob = bob.await(bob.callById(call.callId()).orElseThrow());
+        alice.hold(call, true);
+        awaitTrue(() -> call.held() && atBob.held(), "both sides see the call on hold");
+        assertEquals("sendonly", atBob.remoteSdp().orElseThrow().direction());
+        alice.hold(call, false);
+        awaitTrue(() -> !call.held() && !atBob.held(), "both sides see it resumed");
+        assertEquals(Call.State.ESTABLISHED, call.state(), "the same key in a re-INVITE is not a replay");
+        assertEquals(Call.State.ESTABLISHED, atBob.state());
+        alice.hangUp(call);
+    }
+
+    private static void awaitTrue(java.util.function.BooleanSupplier condition, String what) throws Exception {
+        Instant deadline = Instant.now().plusSeconds(10);
+        while (!condition.getAsBoolean() && Instant.now().isBefore(deadline)) {
+            java.util.concurrent.TimeUnit.MILLISECONDS.sleep(20);
+        }
+        assertTrue(condition.getAsBoolean(), what);
+    }
+
+    @Test
     void aCalleeRequiringMoreThanMeasured_refuses403_withAWarningNamingBothLevels() throws Exception {
         SipPhone alice = phone(hosts.alice(), "alice", "default MEASURED reject", keys(hosts.alice().broker()),
                 new Seen());

@@ -112,6 +112,19 @@ public final class AudioSession implements AutoCloseable {
         }
     }
 
+    /** Changes the stream's direction: sendrecv, sendonly, recvonly or inactive (hold and resume). */
+    public synchronized void direction(String direction) {
+        MediaDirection d = switch (direction) {
+            case "sendonly" -> MediaDirection.SENDONLY;
+            case "recvonly" -> MediaDirection.RECVONLY;
+            case "inactive" -> MediaDirection.INACTIVE;
+            default -> MediaDirection.SENDRECV;
+        };
+        if (stream != null) {
+            stream.setDirection(d);
+        }
+    }
+
     /** What the peer sent, decoded. */
     public PcmSink received() {
         return device.sink();

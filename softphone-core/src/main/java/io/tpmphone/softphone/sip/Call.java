@@ -27,6 +27,7 @@ public final class Call {
     private volatile SdesCrypto localCrypto;
     private volatile Dialog dialog;
     private volatile io.tpmphone.softphone.media.AudioSession audio;
+    private volatile boolean held;
 
     Call(String callId, CallPolicy.Direction direction, String peerUri) {
         this.callId = callId;
@@ -96,6 +97,15 @@ public final class Call {
 
     Optional<SdesCrypto> localCrypto() {
         return Optional.ofNullable(localCrypto);
+    }
+
+    /** Whether the call is on hold (either side put it there with a re-INVITE). */
+    public boolean held() {
+        return held;
+    }
+
+    void held(boolean h) {
+        this.held = h;
     }
 
     /** The call's SRTP audio, when the phone has media. */

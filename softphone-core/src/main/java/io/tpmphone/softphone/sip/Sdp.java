@@ -11,13 +11,28 @@ import java.util.Objects;
  * its payload types, and its crypto attributes. Anything else in the peer's SDP is ignored; a missing or malformed
  * essential line is an {@link IllegalArgumentException} naming it. Immutable.
  */
-public record Sdp(String address, int port, List<Integer> payloadTypes, List<SdesCrypto> cryptos) {
+public record Sdp(String address, int port, List<Integer> payloadTypes, List<SdesCrypto> cryptos,
+                  String direction) {
     /** PCMU/8000 and PCMA/8000. */
     public static final List<Integer> AUDIO_PAYLOADS = List.of(0, 8);
     private static final int MAX_LENGTH = 16 * 1024;
+    private static final List<String> DIRECTIONS = List.of("sendrecv", "sendonly", "recvonly", "inactive");
+
+    /** A sendrecv stream. */
+    public Sdp(String address, int port, List<Integer> payloadTypes, List<SdesCrypto> cryptos) {
+        this(address, port, payloadTypes, cryptos, "sendrecv");
+    }
+
+    /** The same stream with another direction attribute (sendrecv, sendonly, recvonly, inactive). */
+    public Sdp withDirection(String d) {
+        return new Sdp(address, port, payloadTypes, cryptos, d);
+    }
 
     public Sdp {
         Objects.requireNonNull(address, "address");
+        if (!DIRECTIONS.contains(direction)) {
+            throw new IllegalArgumentException("unknown media direction " + direction);
+        }
         payloadTypes = List.copyOf(payloadTypes);
         cryptos = List.copyOf(cryptos);
     }
@@ -47,7 +62,7 @@ public record Sdp(String address, int port, List<Integer> payloadTypes, List<Sde
         for (SdesCrypto c : cryptos) {
             s.append("a=").append(c.format()).append("\r\n");
         }
-        s.append("a=sendrecv\r\n");
+        s.append("a=").append(direction).append("\r\n");
         return s.toString();
     }
 
@@ -68,6 +83,8 @@ public record Sdp(String address, int port, List<Integer> payloadTypes, List<Sde
         List<SdesCrypto> cryptos = new ArrayList<>();
         boolean inAudio = false;
         boolean seenAudio = false;
+        String sessionDirection = "sendrecv";
+        String mediaDirection = null;
         for (String raw : text.split("\r?\n")) {
             String line = raw.strip();
             if (line.length() < 2 || line.charAt(1) != '=') {
@@ -109,6 +126,12 @@ public record Sdp(String address, int port, List<Integer> payloadTypes, List<Sde
                 } else if (inAudio) {
                     mediaAddress = f[2];
                 }
+            } else if (type == 'a' && DIRECTIONS.contains(value)) {
+                if (inAudio) {
+                    mediaDirection = value;
+                } else if (!seenAudio) {
+                    sessionDirection = value;
+                }
             } else if (type == 'a' && inAudio && value.startsWith("crypto:")) {
                 try {
                     cryptos.add(SdesCrypto.parse(value));
@@ -127,7 +150,7 @@ public record Sdp(String address, int port, List<Integer> payloadTypes, List<Sde
         if (address == null) {
             throw new IllegalArgumentException("the SDP has no c= line for the audio stream");
         }
-        return new Sdp(address, port, payloads, cryptos);
+        return new Sdp(address, port, payloads, cryptos, mediaDirection != null ? mediaDirection : sessionDirection);
     }
 
     private static String abbreviate(String s) {

@@ -351,6 +351,12 @@ public final class SipPhone implements AutoCloseable {
         ServerTransaction st = event.getServerTransaction() != null ? event.getServerTransaction()
                 : provider.getNewServerTransaction(request);
         String callId = ((CallIdHeader) request.getHeader(CallIdHeader.NAME)).getCallId();
+        Call existing = calls.get(callId);
+        if (existing != null && existing.state() == Call.State.ESTABLISHED
+                && ((ToHeader) request.getHeader(ToHeader.NAME)).getTag() != null) {
+            reInvite(st, request, existing);
+            return;
+        }
         FromHeader from = (FromHeader) request.getHeader(FromHeader.NAME);
         String fromUri = from.getAddress().getURI().toString();
         Call call = new Call(callId, CallPolicy.Direction.IN, fromUri);
@@ -390,7 +396,7 @@ public final class SipPhone implements AutoCloseable {
                 .or(() -> offer.cryptos().stream().findFirst());
         // keep only the key we accept: it is the one media uses
         call.remoteSdp(new Sdp(offer.address(), offer.port(), offer.payloadTypes(),
-                theirs.map(List::of).orElse(List.of())));
+                theirs.map(List::of).orElse(List.of()), offer.direction()));
         if (theirs.isEmpty()) {
             refuse(st, call, Response.NOT_ACCEPTABLE_HERE, "SRTP with SDES (a=crypto) is required");
             return;
@@ -421,6 +427,87 @@ public final class SipPhone implements AutoCloseable {
         ok.setContent(offer(call, local).getBytes(StandardCharsets.US_ASCII),
                 headers.createContentTypeHeader("application", "sdp"));
         st.sendResponse(ok);
+    }
+
+    /**
+     * A re-INVITE in an established call (hold and resume, RFC 3264 §8.4): the same SDES key of this call is no replay;
+     * a new one is checked like any offer. We answer with our key of this call and the complementary direction.
+     */
+    private void reInvite(ServerTransaction st, Request request, Call call) throws Exception {
+        Sdp offer;
+        try {
+            offer = Sdp.parse(new String(request.getRawContent() == null ? new byte[0] : request.getRawContent(),
+                    StandardCharsets.US_ASCII));
+        } catch (IllegalArgumentException e) {
+            sendFinal(st, messages.createResponse(Response.NOT_ACCEPTABLE_HERE, request));
+            return;
+        }
+        Optional<SdesCrypto> theirs = offer.cryptos().stream().findFirst();
+        Optional<SdesCrypto> current = call.remoteSdp().flatMap(s -> s.cryptos().stream().findFirst());
+        if (theirs.isEmpty() || current.isEmpty() || !sameKey(theirs.get(), current.get())) {
+            Response r = messages.createResponse(Response.NOT_ACCEPTABLE_HERE, request);
+            r.addHeader(headers.createWarningHeader(config.host(), WarningHeader.MISCELLANEOUS_WARNING,
+                    "a re-INVITE must keep this call's SDES key (rekeying is not supported)"));
+            sendFinal(st, r);
+            return;
+        }
+        String ours = switch (offer.direction()) {
+            case "sendonly" -> "recvonly";
+            case "recvonly" -> "sendonly";
+            case "inactive" -> "inactive";
+            default -> "sendrecv";
+        };
+        call.remoteSdp(offer);
+        call.held(!offer.direction().equals("sendrecv"));
+        call.audio().ifPresent(a -> a.direction(ours));
+        Response ok = messages.createResponse(Response.OK, request);
+        ok.addHeader(contact());
+        SdesCrypto local = call.localCrypto().orElseThrow();
+        int port = call.audio().map(io.tpmphone.softphone.media.AudioSession::localPort).orElse(9);
+        ok.setContent(new Sdp(config.address().getHostAddress(), port, Sdp.AUDIO_PAYLOADS, List.of(local), ours)
+                .encode(config.user(), clock.millis()).getBytes(StandardCharsets.US_ASCII),
+                headers.createContentTypeHeader("application", "sdp"));
+        sendFinal(st, ok);
+        LOG.info("call {}: the peer {}", call.callId(), call.held() ? "put it on hold" : "resumed it");
+    }
+
+    private static boolean sameKey(SdesCrypto a, SdesCrypto b) {
+        byte[] x = a.masterKey();
+        byte[] y = b.masterKey();
+        byte[] sx = a.masterSalt();
+        byte[] sy = b.masterSalt();
+        try {
+            return java.security.MessageDigest.isEqual(x, y) & java.security.MessageDigest.isEqual(sx, sy);
+        } finally {
+            java.util.Arrays.fill(x, (byte) 0);
+            java.util.Arrays.fill(y, (byte) 0);
+            java.util.Arrays.fill(sx, (byte) 0);
+            java.util.Arrays.fill(sy, (byte) 0);
+        }
+    }
+
+    /**
+     * Puts an established call on hold ({@code hold}: re-INVITE with {@code a=sendonly}) or resumes it
+     * ({@code a=sendrecv}), keeping the call's SDES keys. The answer arrives asynchronously; {@link Call#held()}
+     * follows it.
+     */
+    public void hold(Call call, boolean hold) throws SipException {
+        if (call.state() != Call.State.ESTABLISHED || call.dialog().isEmpty() || call.localCrypto().isEmpty()) {
+            throw new SipException("only an established call can be put on hold");
+        }
+        Dialog dialog = call.dialog().get();
+        Request reinvite = dialog.createRequest(Request.INVITE);
+        try {
+            reinvite.addHeader(contact());
+            int port = call.audio().map(io.tpmphone.softphone.media.AudioSession::localPort).orElse(9);
+            reinvite.setContent(new Sdp(config.address().getHostAddress(), port, Sdp.AUDIO_PAYLOADS,
+                    List.of(call.localCrypto().get()), hold ? "sendonly" : "sendrecv").encode(config.user(),
+                    clock.millis()).getBytes(StandardCharsets.US_ASCII),
+                    headers.createContentTypeHeader("application", "sdp"));
+        } catch (java.text.ParseException e) {
+            throw new SipException("cannot build the re-INVITE", e);
+        }
+        dialog.sendRequest(provider.getNewClientTransaction(reinvite));
     }
 
     private void refuse(ServerTransaction st, Call call, int status, String why) throws Exception {
@@ -648,11 +735,20 @@ public final class SipPhone implements AutoCloseable {
                     call.dialog(dialog);
                     Sdp answer = Sdp.parse(new String(r.getRawContent() == null ? new byte[0] : r.getRawContent(),
                             StandardCharsets.US_ASCII));
-                    call.remoteSdp(answer);
                     Optional<SdesCrypto> theirs = answer.cryptos().stream().findFirst();
+                    boolean reInvite = call.state() == Call.State.ESTABLISHED;
+                    boolean sameKey = reInvite && theirs.isPresent() && call.remoteSdp().isPresent()
+                            && !call.remoteSdp().get().cryptos().isEmpty()
+                            && sameKey(theirs.get(), call.remoteSdp().get().cryptos().get(0));
+                    call.remoteSdp(answer);
                     String problem = null;
                     if (theirs.isEmpty()) {
                         problem = "the answer has no SDES key";
+                    } else if (sameKey) {
+                        // a re-INVITE answered with the key of this very call: no replay
+                        call.held(!answer.direction().equals("sendrecv"));
+                        call.audio().ifPresent(a -> a.direction(answer.direction().equals("inactive") ? "inactive"
+                                : call.held() ? "sendonly" : "sendrecv"));
                     } else {
                         byte[] k = theirs.get().masterKey();
                         byte[] s = theirs.get().masterSalt();
@@ -669,7 +765,7 @@ public final class SipPhone implements AutoCloseable {
                         dialog.sendRequest(provider.getNewClientTransaction(dialog.createRequest(Request.BYE)));
                         call.ended(problem);
                         listener.ended(call);
-                    } else {
+                    } else if (!reInvite) {
                         startAudio(call);
                         call.established();
                     }
