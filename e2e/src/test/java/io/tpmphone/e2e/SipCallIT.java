@@ -148,6 +148,7 @@ class SipCallIT {
                         Clock.systemUTC()), CallPolicy.parse("default MEASURED reject"), keys(hosts.bob().broker()),
                 new Seen(), callId -> AudioSession.open(LOOPBACK, Wav.tone(440, 0.5, 1)), Clock.systemUTC());
         phones.add(bob);
+        Capture capture = Capture.start(dir.resolve("call.pcap"));
         Call call = alice.await(alice.call("sips:bob@bob", at(bob)));
         assertEquals(Call.State.ESTABLISHED, call.state(), call.reason());
         Call atBob = bob.await(bob.callById(call.callId()).orElseThrow());
@@ -166,6 +167,11 @@ class SipCallIT {
         AudioSession.Stats s = bobAudio.stats();
         assertTrue(s.packetsReceived() > 50 && s.packetsSent() > 50, s.toString());
         assertEquals(0, s.packetsLost(), "no loss on loopback: " + s);
+        // On the wire (tshark on loopback): RTP to bob's port is SRTP — its payload is no PCMU encoding of the tone.
+        List<byte[]> payloads = capture.stopAndReadRtpPayloads(bobAudio.localPort());
+        assertTrue(payloads.size() > 50, "captured " + payloads.size() + " RTP packets to bob");
+        double share = Capture.toneShareIfPcmu(payloads, 1000);
+        assertTrue(share < 0.10, "the wire payload decoded as PCMU must not carry the 1 kHz tone: share " + share);
         Path wav = dir.resolve("bob-received.wav");
         bobAudio.received().writeWav(wav);
         assertEquals(1000.0, Wav.dominantFrequency(Wav.decode(java.nio.file.Files.readAllBytes(wav)), 4000), 20.0);

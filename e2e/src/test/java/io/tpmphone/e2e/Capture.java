@@ -1,0 +1,111 @@
+package io.tpmphone.e2e;
+
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * A packet capture on loopback with tshark (installed by the test prerequisites; a missing tshark fails the test),
+ * and what the wire shows: the RTP payloads sent to a port, and how much of a tone they carry if decoded as PCMU.
+ */
+final class Capture {
+    private final Process tshark;
+    private final Path file;
+
+    private Capture(Process tshark, Path file) {
+        this.tshark = tshark;
+        this.file = file;
+    }
+
+    /** Starts capturing UDP on loopback into {@code file}; returns once tshark says it is capturing. */
+    static Capture start(Path file) throws IOException, InterruptedException {
+        Process p = new ProcessBuilder("tshark", "-i", "lo", "-f", "udp", "-w", file.toString(), "-q")
+                .redirectErrorStream(true).start();
+        BufferedReader out = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+        for (String line; (line = out.readLine()) != null; ) {
+            if (line.startsWith("Capturing on")) {
+                Thread drain = new Thread(() -> {
+                    try {
+                        while (out.readLine() != null) {
+                            // keep tshark's output pipe from filling up
+                        }
+                    } catch (IOException ignored) {
+                        // tshark ended
+                    }
+                }, "tshark-output");
+                drain.setDaemon(true);
+                drain.start();
+                return new Capture(p, file);
+            }
+            if (System.nanoTime() > deadline) {
+                break;
+            }
+        }
+        p.destroyForcibly();
+        throw new IOException("tshark did not start capturing on lo (is it installed, and are we root?)");
+    }
+
+    /** Stops the capture and returns the RTP payloads of the packets sent to {@code port}. */
+    List<byte[]> stopAndReadRtpPayloads(int port) throws IOException, InterruptedException {
+        tshark.destroy();
+        if (!tshark.waitFor(10, TimeUnit.SECONDS)) {
+            tshark.destroyForcibly();
+        }
+        Process read = new ProcessBuilder("tshark", "-r", file.toString(), "-d", "udp.port==" + port + ",rtp",
+                "-Y", "rtp && udp.dstport==" + port, "-T", "fields", "-e", "rtp.payload").start();
+        List<byte[]> payloads = new ArrayList<>();
+        try (BufferedReader r = new BufferedReader(new InputStreamReader(read.getInputStream(),
+                StandardCharsets.US_ASCII))) {
+            for (String line; (line = r.readLine()) != null; ) {
+                String hex = line.replace(":", "").trim();
+                if (!hex.isEmpty()) {
+                    payloads.add(HexFormat.of().parseHex(hex));
+                }
+            }
+        }
+        if (!read.waitFor(30, TimeUnit.SECONDS) || read.exitValue() != 0) {
+            throw new IOException("tshark could not read " + file);
+        }
+        return payloads;
+    }
+
+    /** The share of energy at {@code frequency} if the payloads are decoded as PCMU (near 1 for the clear tone). */
+    static double toneShareIfPcmu(List<byte[]> payloads, double frequency) {
+        List<Double> samples = new ArrayList<>();
+        for (byte[] p : payloads) {
+            for (byte b : p) {
+                samples.add(ulaw(b) / 32768.0);
+            }
+        }
+        int n = Math.min(samples.size(), 8000);
+        double w = 2 * Math.PI * frequency / 8000;
+        double coeff = 2 * Math.cos(w);
+        double s1 = 0;
+        double s2 = 0;
+        double total = 0;
+        for (int i = samples.size() - n; i < samples.size(); i++) {
+            double x = samples.get(i);
+            total += x * x;
+            double s0 = x + coeff * s1 - s2;
+            s2 = s1;
+            s1 = s0;
+        }
+        double power = (s1 * s1 + s2 * s2 - coeff * s1 * s2) * 2 / n;
+        return total == 0 ? 0 : power / total;
+    }
+
+    /** G.711 μ-law to 16-bit linear. */
+    private static int ulaw(byte b) {
+        int u = ~b & 0xff;
+        int t = ((u & 0x0f) << 3) + 0x84;
+        t <<= (u & 0x70) >> 4;
+        return (u & 0x80) != 0 ? 0x84 - t : t - 0x84;
+    }
+}

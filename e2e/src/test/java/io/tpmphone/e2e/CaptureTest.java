@@ -1,0 +1,45 @@
+package io.tpmphone.e2e;
+
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+
+/** The wire check can tell clear PCMU audio from SRTP ciphertext. */
+class CaptureTest {
+    /** G.711 μ-law encoding of a 16-bit sample. */
+    private static byte ulaw(short pcm) {
+        int sign = pcm < 0 ? 0x80 : 0;
+        int magnitude = Math.min(Math.abs((int) pcm), 32_635) + 0x84;
+        int exponent = 7;
+        for (int mask = 0x4000; (magnitude & mask) == 0 && exponent > 0; mask >>= 1) {
+            exponent--;
+        }
+        int mantissa = (magnitude >> (exponent + 3)) & 0x0f;
+        return (byte) ~(sign | (exponent << 4) | mantissa);
+    }
+
+    @Test
+    void aClearPcmuToneIsFound_andRandomBytesAreNot() {
+        List<byte[]> clear = new ArrayList<>();
+        List<byte[]> noise = new ArrayList<>();
+        Random random = new Random(7);
+        int n = 0;
+        for (int packet = 0; packet < 100; packet++) {
+            byte[] p = new byte[160];
+            for (int i = 0; i < p.length; i++, n++) {
+                p[i] = ulaw((short) (16_000 * Math.sin(2 * Math.PI * 1000 * n / 8000.0)));
+            }
+            clear.add(p);
+            byte[] r = new byte[160];
+            random.nextBytes(r);
+            noise.add(r);
+        }
+        double clearShare = Capture.toneShareIfPcmu(clear, 1000);
+        double noiseShare = Capture.toneShareIfPcmu(noise, 1000);
+        assertTrue(clearShare > 0.9, "clear tone share " + clearShare);
+        assertTrue(noiseShare < 0.01, "ciphertext-like share " + noiseShare);
+    }
+}
