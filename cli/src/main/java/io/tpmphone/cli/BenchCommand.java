@@ -223,10 +223,7 @@ final class BenchCommand {
                 List<TpmBenchmark.Figure> figures = new TpmBenchmark(swtpm.host(), swtpm.port())
                         .run(rounds, samples, stockSamples);
                 if (json) {
-                    Map<String, Object> doc = new LinkedHashMap<>();
-                    doc.put("rounds", rounds);
-                    doc.put("figures", figures);
-                    out.println(TpmCommand.JSON.writeValueAsString(doc));
+                    printJson(out, rounds, figures);
                     return 0;
                 }
                 out.printf(Locale.ROOT, "%-11s %-15s %7s %11s %11s %11s%n", "operation", "device", "samples",
@@ -283,10 +280,7 @@ final class BenchCommand {
                 List<io.tpmphone.benchmarks.KeystoreBenchmark.Figure> figures =
                         io.tpmphone.benchmarks.KeystoreBenchmark.run(dir, rounds, samples, warmup);
                 if (json) {
-                    Map<String, Object> doc = new LinkedHashMap<>();
-                    doc.put("rounds", rounds);
-                    doc.put("figures", figures);
-                    out.println(TpmCommand.JSON.writeValueAsString(doc));
+                    printJson(out, rounds, figures);
                     return 0;
                 }
                 out.printf(Locale.ROOT, "%-46s %7s %10s %10s %10s%n", "operation", "samples", "median ms", "p95 ms",
@@ -297,9 +291,7 @@ final class BenchCommand {
                 }
                 return 0;
             } finally {
-                try (java.util.stream.Stream<Path> files = Files.walk(dir)) {
-                    files.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
-                }
+                deleteTree(dir);
             }
         }
     }
@@ -338,10 +330,7 @@ final class BenchCommand {
                 List<io.tpmphone.benchmarks.CallSetupBenchmark.Figure> figures =
                         io.tpmphone.benchmarks.CallSetupBenchmark.run(dir, rounds, calls, warmup);
                 if (json) {
-                    Map<String, Object> doc = new LinkedHashMap<>();
-                    doc.put("rounds", rounds);
-                    doc.put("figures", figures);
-                    out.println(TpmCommand.JSON.writeValueAsString(doc));
+                    printJson(out, rounds, figures);
                     return 0;
                 }
                 out.printf(Locale.ROOT, "%-18s %6s %9s %9s %9s %9s%n", "call set-up", "calls", "p50 ms", "p95 ms",
@@ -354,10 +343,22 @@ final class BenchCommand {
                         figures.get(0).p50Millis() / figures.get(1).p50Millis());
                 return 0;
             } finally {
-                try (java.util.stream.Stream<Path> files = Files.walk(dir)) {
-                    files.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
-                }
+                deleteTree(dir);
             }
+        }
+    }
+
+    private static void printJson(PrintWriter out, int rounds, List<?> figures) throws java.io.IOException {
+        Map<String, Object> doc = new LinkedHashMap<>();
+        doc.put("rounds", rounds);
+        doc.put("figures", figures);
+        out.println(TpmCommand.JSON.writeValueAsString(doc));
+    }
+
+    /** Removes a benchmark's scratch directory. */
+    private static void deleteTree(Path dir) throws java.io.IOException {
+        try (java.util.stream.Stream<Path> files = Files.walk(dir)) {
+            files.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
         }
     }
 }

@@ -77,24 +77,6 @@ class SipCallIT {
         }
     }
 
-    private static SipPhone.Keys keys(BrokerClient broker) {
-        return new SipPhone.Keys() {
-            @Override
-            public BrokerClient.SrtpKeyMaterial srtpKey(String suite, String callId) throws IOException {
-                synchronized (broker) {
-                    return broker.srtpKey(suite, callId);
-                }
-            }
-
-            @Override
-            public void checkOffered(byte[] key, byte[] salt, String callId) throws IOException {
-                synchronized (broker) {
-                    broker.checkOffered(key, salt, callId);
-                }
-            }
-        };
-    }
-
     private SipPhone phone(TwoHostRig.Host host, String fromHost, String policy, SipPhone.Keys keys,
                            SipPhone.Listener listener) throws Exception {
         SipPhone p = SipPhone.start(new SipPhone.Config(host.name(), fromHost, LOOPBACK, freePort(), 0, 0,
@@ -112,8 +94,8 @@ class SipCallIT {
     void twoMeasuredPhones_callEachOther_bothSeeMeasured_andKeysComeFromTheKeystores() throws Exception {
         Seen aliceSaw = new Seen();
         Seen bobSaw = new Seen();
-        SipPhone alice = phone(hosts.alice(), "alice", "default MEASURED reject", keys(hosts.alice().broker()), aliceSaw);
-        SipPhone bob = phone(hosts.bob(), "bob", "default MEASURED reject", keys(hosts.bob().broker()), bobSaw);
+        SipPhone alice = phone(hosts.alice(), "alice", "default MEASURED reject", hosts.alice().keys(), aliceSaw);
+        SipPhone bob = phone(hosts.bob(), "bob", "default MEASURED reject", hosts.bob().keys(), bobSaw);
         Call call = alice.await(alice.call("sips:bob@bob", at(bob)));
         assertEquals(Call.State.ESTABLISHED, call.state(), call.reason());
         assertEquals(IntegrityLevel.MEASURED, call.peer().orElseThrow().level());
@@ -140,12 +122,12 @@ class SipCallIT {
     void aMeasuredCall_carriesSrtpAudio_bothTonesArrive_andRtcpShowsNoLoss() throws Exception {
         SipPhone alice = SipPhone.start(new SipPhone.Config("alice", "alice", LOOPBACK, freePort(), 0, 0,
                         Duration.ofSeconds(15)), AttestedTlsConfig.of(hosts.alice().identity(), hosts.verifier(),
-                        Clock.systemUTC()), CallPolicy.parse("default MEASURED reject"), keys(hosts.alice().broker()),
+                        Clock.systemUTC()), CallPolicy.parse("default MEASURED reject"), hosts.alice().keys(),
                 new Seen(), callId -> AudioSession.open(LOOPBACK, Wav.tone(1000, 0.5, 1)), Clock.systemUTC());
         phones.add(alice);
         SipPhone bob = SipPhone.start(new SipPhone.Config("bob", "bob", LOOPBACK, freePort(), 0, 0,
                         Duration.ofSeconds(15)), AttestedTlsConfig.of(hosts.bob().identity(), hosts.verifier(),
-                        Clock.systemUTC()), CallPolicy.parse("default MEASURED reject"), keys(hosts.bob().broker()),
+                        Clock.systemUTC()), CallPolicy.parse("default MEASURED reject"), hosts.bob().keys(),
                 new Seen(), callId -> AudioSession.open(LOOPBACK, Wav.tone(440, 0.5, 1)), Clock.systemUTC());
         phones.add(bob);
         Capture capture = Capture.start(dir.resolve("call.pcap"));
@@ -205,9 +187,9 @@ class SipCallIT {
 
     @Test
     void aCalleeRequiringMoreThanMeasured_refuses403_withAWarningNamingBothLevels() throws Exception {
-        SipPhone alice = phone(hosts.alice(), "alice", "default MEASURED reject", keys(hosts.alice().broker()),
+        SipPhone alice = phone(hosts.alice(), "alice", "default MEASURED reject", hosts.alice().keys(),
                 new Seen());
-        SipPhone bob = phone(hosts.bob(), "bob", "default HARDENED reject", keys(hosts.bob().broker()), new Seen());
+        SipPhone bob = phone(hosts.bob(), "bob", "default HARDENED reject", hosts.bob().keys(), new Seen());
         Call call = alice.await(alice.call("sips:bob@bob", at(bob)));
         assertEquals(Call.State.REFUSED, call.state());
         assertTrue(call.reason().startsWith("403") && call.reason().contains("peer level MEASURED is below the"
@@ -218,8 +200,8 @@ class SipCallIT {
     void aCallerWhosePolicyRefusesTheCallee_neverSendsTheInvite() throws Exception {
         Seen bobSaw = new Seen();
         SipPhone alice = phone(hosts.alice(), "alice", "default MEASURED reject\nout sips:bob@bob HARDENED reject",
-                keys(hosts.alice().broker()), new Seen());
-        SipPhone bob = phone(hosts.bob(), "bob", "default MEASURED reject", keys(hosts.bob().broker()), bobSaw);
+                hosts.alice().keys(), new Seen());
+        SipPhone bob = phone(hosts.bob(), "bob", "default MEASURED reject", hosts.bob().keys(), bobSaw);
         Call call = alice.await(alice.call("sips:bob@bob", at(bob)));
         assertEquals(Call.State.REFUSED, call.state());
         assertTrue(call.reason().contains("our call policy") && call.reason().contains("HARDENED"), call.reason());
@@ -228,9 +210,9 @@ class SipCallIT {
 
     @Test
     void everyCallDecision_ofBothPhones_isInTheServersAuditLog() throws Exception {
-        SipPhone alice = phone(hosts.alice(), "alice", "default MEASURED reject", keys(hosts.alice().broker()),
+        SipPhone alice = phone(hosts.alice(), "alice", "default MEASURED reject", hosts.alice().keys(),
                 new AuditedDecisions(hosts.alice().broker(), new Seen()));
-        SipPhone bob = phone(hosts.bob(), "bob", "default HARDENED reject", keys(hosts.bob().broker()),
+        SipPhone bob = phone(hosts.bob(), "bob", "default HARDENED reject", hosts.bob().keys(),
                 new AuditedDecisions(hosts.bob().broker(), new Seen()));
         Call call = alice.await(alice.call("sips:bob@bob", at(bob)));
         assertEquals(Call.State.REFUSED, call.state());
@@ -263,9 +245,9 @@ class SipCallIT {
 
     @Test
     void aFromIdentityOtherThanTheAttestedHost_isRefused() throws Exception {
-        SipPhone impostor = phone(hosts.alice(), "carol", "default MEASURED reject", keys(hosts.alice().broker()),
+        SipPhone impostor = phone(hosts.alice(), "carol", "default MEASURED reject", hosts.alice().keys(),
                 new Seen());
-        SipPhone bob = phone(hosts.bob(), "bob", "default MEASURED reject", keys(hosts.bob().broker()), new Seen());
+        SipPhone bob = phone(hosts.bob(), "bob", "default MEASURED reject", hosts.bob().keys(), new Seen());
         Call call = impostor.await(impostor.call("sips:bob@bob", at(bob)));
         assertEquals(Call.State.REFUSED, call.state());
         assertTrue(call.reason().startsWith("403") && call.reason().contains("differs from the attested host alice"),
@@ -276,7 +258,7 @@ class SipCallIT {
     void aReplayedSdesOffer_isRefused488() throws Exception {
         // A caller that offers the same key material twice (a replayed SDES offer).
         AtomicReference<byte[][]> first = new AtomicReference<>();
-        SipPhone.Keys real = keys(hosts.alice().broker());
+        SipPhone.Keys real = hosts.alice().keys();
         SipPhone.Keys replaying = new SipPhone.Keys() {
             @Override
             public BrokerClient.SrtpKeyMaterial srtpKey(String suite, String callId) throws IOException {
@@ -300,7 +282,7 @@ class SipCallIT {
             }
         };
         SipPhone alice = phone(hosts.alice(), "alice", "default MEASURED reject", replaying, new Seen());
-        SipPhone bob = phone(hosts.bob(), "bob", "default MEASURED reject", keys(hosts.bob().broker()), new Seen());
+        SipPhone bob = phone(hosts.bob(), "bob", "default MEASURED reject", hosts.bob().keys(), new Seen());
         Call once = alice.await(alice.call("sips:bob@bob", at(bob)));
         assertEquals(Call.State.ESTABLISHED, once.state(), once.reason());
         Call again = alice.await(alice.call("sips:bob@bob", at(bob)));
