@@ -280,12 +280,15 @@ public final class SipPhone implements AutoCloseable {
             InetSocketAddress key = new InetSocketAddress(next.getAddress(), next.getPort());
             PeerAttestation known = connections.get(key);
             if (known != null) {
+                // An open connection to this hop: its attestation is decided on now, no handshake will ask.
                 CallPolicy.Decision d = decide(call, known);
                 if (d.action() == CallPolicy.Action.REJECT) {
                     return call;
                 }
+            } else {
+                // A new connection: the TLS gate decides right after its handshake, before the INVITE is written.
+                connecting.put(key, call);
             }
-            connecting.put(key, call);
             ClientTransaction ct = provider.getNewClientTransaction(invite);
             call.dialog(ct.getDialog());
             ct.sendRequest();
