@@ -25,6 +25,8 @@ import java.util.Optional;
 import java.util.Properties;
 import java.util.TooManyListenersException;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import javax.net.ssl.HandshakeCompletedEvent;
@@ -50,7 +52,13 @@ import javax.sip.address.AddressFactory;
 import javax.sip.address.SipURI;
 import javax.sip.header.CSeqHeader;
 import javax.sip.header.CallIdHeader;
+import javax.sip.header.AuthorizationHeader;
 import javax.sip.header.ContactHeader;
+import javax.sip.header.ExpiresHeader;
+import javax.sip.header.MinExpiresHeader;
+import javax.sip.header.ProxyAuthenticateHeader;
+import javax.sip.header.ProxyAuthorizationHeader;
+import javax.sip.header.WWWAuthenticateHeader;
 import javax.sip.header.FromHeader;
 import javax.sip.header.HeaderFactory;
 import javax.sip.header.ToHeader;
@@ -120,6 +128,10 @@ public final class SipPhone implements AutoCloseable {
         /** A call ended or was refused; {@link Call#reason()} says why. */
         default void ended(Call call) {
         }
+
+        /** A registration changed state (registered, refreshed, failed or ended); its reason says why. */
+        default void registration(Registration registration) {
+        }
     }
 
     private final Config config;
@@ -140,6 +152,12 @@ public final class SipPhone implements AutoCloseable {
     /** Outgoing calls waiting for their connection, by the destination's address. */
     private final Map<SocketAddress, Call> connecting = new ConcurrentHashMap<>();
     private final SecureRandom random = new SecureRandom();
+    /** Registrations by their Call-ID (one per registration, RFC 3261 §10.2.4). */
+    private final Map<String, Registration> registrations = new ConcurrentHashMap<>();
+    /** The account of each call placed through a registrar: it answers the proxy's digest challenge. */
+    private final Map<String, Registration.Account> callAccounts = new ConcurrentHashMap<>();
+    /** Registration refreshes and retries. */
+    private final ScheduledExecutorService timers;
 
     private SipPhone(Config config, CallPolicy policy, Keys keys, Listener listener, Media media, Clock clock,
                      String stackName, SipStack stack, SipProvider provider, SipFactory factory) throws SipException {
@@ -152,6 +170,11 @@ public final class SipPhone implements AutoCloseable {
         this.stackName = stackName;
         this.stack = stack;
         this.provider = provider;
+        this.timers = Executors.newSingleThreadScheduledExecutor(r -> {
+            Thread t = new Thread(r, "sip-timers-" + config.host());
+            t.setDaemon(true);
+            return t;
+        });
         try {
             this.addresses = factory.createAddressFactory();
             this.headers = factory.createHeaderFactory();
@@ -253,32 +276,51 @@ public final class SipPhone implements AutoCloseable {
     public Call call(String target, InetSocketAddress next) throws SipException {
         Objects.requireNonNull(target, "target");
         Objects.requireNonNull(next, "next");
+        return place(target, true, next, "tls", uri(), null);
+    }
+
+    /**
+     * Calls {@code target} through the registrar of {@code registration} (its outbound proxy), as that registration's
+     * address of record, answering the proxy's digest challenge with its credentials. The first hop is the proxy: over
+     * TLS it is rated by its handshake (an ordinary proxy is {@code UNATTESTED}) and the call policy for
+     * {@code target} decides on that, before the INVITE is written.
+     */
+    public Call call(String target, Registration registration) throws SipException {
+        Objects.requireNonNull(target, "target");
+        Registration.Account a = registration.account();
+        return place(target, false, a.registrar(), a.transport(), a.aor(), a);
+    }
+
+    private Call place(String target, boolean secure, InetSocketAddress next, String transport, String fromUri,
+                       Registration.Account account) throws SipException {
         String callId = HexFormat.of().formatHex(randomBytes(12)) + "@" + config.host();
         Call call = new Call(callId, CallPolicy.Direction.OUT, target);
         calls.put(callId, call);
+        if (account != null) {
+            callAccounts.put(callId, account);
+        }
         try {
             SipURI requestUri = (SipURI) addresses.createURI(target);
-            requestUri.setSecure(true);
-            SipURI route = addresses.createSipURI(null, next.getAddress().getHostAddress());
-            route.setPort(next.getPort());
-            route.setTransportParam("tls");
-            route.setLrParam();
-            Address from = addresses.createAddress(addresses.createURI(uri()));
+            if (secure) {
+                requestUri.setSecure(true);
+            }
+            Address from = addresses.createAddress(addresses.createURI(fromUri));
             Address to = addresses.createAddress(requestUri);
-            ViaHeader via = headers.createViaHeader(config.address().getHostAddress(), config.tlsPort(), "tls", null);
             Request invite = messages.createRequest(requestUri, Request.INVITE, headers.createCallIdHeader(callId),
                     headers.createCSeqHeader(1L, Request.INVITE), headers.createFromHeader(from, tag()),
-                    headers.createToHeader(to, null), new ArrayList<>(List.of(via)),
+                    headers.createToHeader(to, null), new ArrayList<>(List.of(via(transport))),
                     headers.createMaxForwardsHeader(70));
-            invite.addHeader(headers.createRouteHeader(addresses.createAddress(route)));
-            invite.addHeader(contact());
+            invite.addHeader(route(next, transport));
+            invite.addHeader(contact(transport));
             SdesCrypto local = ownKey(callId);
             call.localCrypto(local);
             openAudio(call);
             invite.setContent(offer(call, local).getBytes(StandardCharsets.US_ASCII),
                     headers.createContentTypeHeader("application", "sdp"));
             InetSocketAddress key = new InetSocketAddress(next.getAddress(), next.getPort());
-            PeerAttestation known = connections.get(key);
+            PeerAttestation known = transport.equals("tls") ? connections.get(key)
+                    : PeerAttestation.unattested(Optional.empty(), clock.instant(), "the first hop is over "
+                    + transport.toUpperCase(java.util.Locale.ROOT) + ", which carries no attestation");
             if (known != null) {
                 // An open connection to this hop: its attestation is decided on now, no handshake will ask.
                 CallPolicy.Decision d = decide(call, known);
@@ -601,10 +643,278 @@ public final class SipPhone implements AutoCloseable {
     }
 
     private ContactHeader contact() throws java.text.ParseException {
+        return contact("tls");
+    }
+
+    /** Our contact for {@code transport}: where requests in a dialog (or for our registration) reach us. */
+    private ContactHeader contact(String transport) throws java.text.ParseException {
         SipURI c = addresses.createSipURI(config.user(), config.address().getHostAddress());
-        c.setPort(config.tlsPort());
-        c.setTransportParam("tls");
+        c.setPort(port(transport));
+        c.setTransportParam(transport);
         return headers.createContactHeader(addresses.createAddress(c));
+    }
+
+    private int port(String transport) {
+        return switch (transport) {
+            case "tls" -> config.tlsPort();
+            case "tcp" -> config.tcpPort();
+            default -> config.udpPort();
+        };
+    }
+
+    private ViaHeader via(String transport) throws java.text.ParseException {
+        try {
+            return headers.createViaHeader(config.address().getHostAddress(), port(transport), transport, null);
+        } catch (InvalidArgumentException e) {
+            throw new java.text.ParseException("bad Via port: " + e.getMessage(), 0);
+        }
+    }
+
+    /** A loose route to the next hop (a peer, or a registrar acting as outbound proxy). */
+    private javax.sip.header.RouteHeader route(InetSocketAddress next, String transport)
+            throws java.text.ParseException {
+        SipURI route = addresses.createSipURI(null, next.getAddress().getHostAddress());
+        route.setPort(next.getPort());
+        route.setTransportParam(transport);
+        route.setLrParam();
+        return headers.createRouteHeader(addresses.createAddress(route));
+    }
+
+    // ---------------------------------------------------------------------------------------------- registration
+
+    /**
+     * Registers our contact for {@code account}'s address of record. Returns at once; {@link
+     * Registration#firstOutcome()} completes when the registrar accepted (or refused) it. A digest challenge is
+     * answered with the account's credentials (MD5 or SHA-256, the registrar's topmost that we support); the binding is
+     * refreshed at half the granted time; a failure is retried after 5 s, doubling up to 60 s.
+     */
+    public Registration register(Registration.Account account) {
+        Objects.requireNonNull(account, "account");
+        if (port(account.transport()) <= 0) {
+            throw new IllegalArgumentException("this phone does not listen on " + account.transport());
+        }
+        Registration reg = new Registration(account, HexFormat.of().formatHex(randomBytes(12)) + "@"
+                + config.host());
+        registrations.put(reg.callId(), reg);
+        sendRegister(reg, account.expires().toSeconds());
+        return reg;
+    }
+
+    /** Removes our binding (REGISTER with Expires 0) and stops refreshing; waits at most {@code timeout}. */
+    public void unregister(Registration reg, Duration timeout) throws InterruptedException {
+        reg.cancelSchedule();
+        if (reg.state() != Registration.State.REGISTERED) {
+            reg.unregistered("not registered");
+            return;
+        }
+        java.util.concurrent.CountDownLatch done = new java.util.concurrent.CountDownLatch(1);
+        unregistering.put(reg.callId(), done);
+        sendRegister(reg, 0);
+        if (!done.await(timeout.toMillis(), TimeUnit.MILLISECONDS)) {
+            reg.unregistered("the registrar did not confirm the unregistration within " + timeout.toSeconds()
+                    + " s");
+        }
+        unregistering.remove(reg.callId());
+    }
+
+    private final Map<String, java.util.concurrent.CountDownLatch> unregistering = new ConcurrentHashMap<>();
+
+    private void sendRegister(Registration reg, long expires) {
+        Registration.Account a = reg.account();
+        try {
+            SipURI aor = (SipURI) addresses.createURI(a.aor());
+            SipURI registrar = addresses.createSipURI(null, aor.getHost());
+            registrar.setSecure(aor.isSecure());
+            Address address = addresses.createAddress(aor);
+            Request r = messages.createRequest(registrar, Request.REGISTER,
+                    headers.createCallIdHeader(reg.callId()),
+                    headers.createCSeqHeader(reg.nextCseq(), Request.REGISTER),
+                    headers.createFromHeader(address, tag()), headers.createToHeader(address, null),
+                    new ArrayList<>(List.of(via(a.transport()))), headers.createMaxForwardsHeader(70));
+            r.addHeader(route(a.registrar(), a.transport()));
+            r.addHeader(contact(a.transport()));
+            r.addHeader(headers.createExpiresHeader((int) Math.min(Integer.MAX_VALUE, expires)));
+            provider.getNewClientTransaction(r).sendRequest();
+        } catch (java.text.ParseException | InvalidArgumentException | ClassCastException e) {
+            registrationFailed(reg, "cannot build the REGISTER for " + a.aor() + ": " + e.getMessage());
+        } catch (SipException e) {
+            registrationFailed(reg, "cannot send the REGISTER to " + a.registrar() + ": " + rootMessage(e));
+        }
+    }
+
+    private void registrationFailed(Registration reg, String why) {
+        java.util.concurrent.CountDownLatch unreg = unregistering.get(reg.callId());
+        if (unreg != null) {
+            reg.unregistered("unregistration failed: " + why);
+            unreg.countDown();
+            return;
+        }
+        int failures = reg.failed(why);
+        long delay = Math.min(60, 5L << Math.min(4, failures - 1));
+        LOG.info("registration of {} failed ({}); retrying in {} s", reg.account().aor(), why, delay);
+        listener.registration(reg);
+        reg.schedule(timers.schedule(() -> sendRegister(reg, reg.account().expires().toSeconds()), delay,
+                TimeUnit.SECONDS));
+    }
+
+    private void registerResponse(ClientTransaction ct, Response r, Registration reg) {
+        int status = r.getStatusCode();
+        if (status < 200) {
+            return;
+        }
+        Request sent = ct.getRequest();
+        ExpiresHeader asked = sent.getExpires();
+        boolean removing = asked != null && asked.getExpires() == 0;
+        if (status == Response.UNAUTHORIZED || status == Response.PROXY_AUTHENTICATION_REQUIRED) {
+            String problem = answerChallenge(ct, r, reg.account(), reg.nextCseq());
+            if (problem != null) {
+                registrationFailed(reg, status + " from the registrar: " + problem);
+            }
+            return;
+        }
+        if (status == Response.INTERVAL_TOO_BRIEF && !removing) {
+            MinExpiresHeader min = (MinExpiresHeader) r.getHeader(MinExpiresHeader.NAME);
+            if (min != null && min.getExpires() > (asked == null ? 0 : asked.getExpires())) {
+                sendRegister(reg, min.getExpires());
+                return;
+            }
+        }
+        if (status >= 300) {
+            WarningHeader w = (WarningHeader) r.getHeader(WarningHeader.NAME);
+            registrationFailed(reg, "the registrar answered " + status + " " + r.getReasonPhrase()
+                    + (w != null ? ": " + w.getText() : ""));
+            return;
+        }
+        if (removing) {
+            reg.unregistered("unregistered");
+            java.util.concurrent.CountDownLatch done = unregistering.get(reg.callId());
+            if (done != null) {
+                done.countDown();
+            }
+            listener.registration(reg);
+            return;
+        }
+        long granted = grantedSeconds(r, asked == null ? reg.account().expires().toSeconds() : asked.getExpires());
+        if (granted <= 0) {
+            registrationFailed(reg, "the registrar's 200 lists no binding for our contact");
+            return;
+        }
+        AuthorizationHeader used = (AuthorizationHeader) sent.getHeader(AuthorizationHeader.NAME);
+        if (used == null) {
+            used = (AuthorizationHeader) sent.getHeader(ProxyAuthorizationHeader.NAME);
+        }
+        reg.registered(Duration.ofSeconds(granted), clock.instant(), used == null ? null
+                : used.getAlgorithm() == null ? "MD5" : used.getAlgorithm());
+        LOG.info("registered {} at {} for {} s", reg.account().aor(), reg.account().registrar(), granted);
+        listener.registration(reg);
+        long refreshMs = Math.max(1000, granted * 500);
+        reg.schedule(timers.schedule(() -> sendRegister(reg, reg.account().expires().toSeconds()), refreshMs,
+                TimeUnit.MILLISECONDS));
+    }
+
+    /** The time granted to our contact: its expires parameter in the 200, else the Expires header, else asked. */
+    private long grantedSeconds(Response r, long asked) {
+        ExpiresHeader global = r.getExpires();
+        java.util.ListIterator<?> it = r.getHeaders(ContactHeader.NAME);
+        boolean anyContact = false;
+        while (it.hasNext()) {
+            ContactHeader c = (ContactHeader) it.next();
+            anyContact = true;
+            if (c.getAddress().getURI() instanceof SipURI u && config.user().equals(u.getUser())
+                    && config.address().getHostAddress().equals(u.getHost()) && isOurPort(u.getPort())) {
+                return c.getExpires() >= 0 ? c.getExpires() : global != null ? global.getExpires() : asked;
+            }
+        }
+        return anyContact ? 0 : global != null ? global.getExpires() : asked;
+    }
+
+    private boolean isOurPort(int port) {
+        return port == config.tlsPort() || port == config.tcpPort() || port == config.udpPort();
+    }
+
+    /**
+     * Answers a 401/407 by sending the challenged request again with our credentials (a new transaction, CSeq
+     * {@code cseq}). Returns null when sent, or why the challenge cannot be answered: no usable challenge, or the same
+     * realm challenged again after we answered it without the nonce being stale (the credentials were refused).
+     */
+    private String answerChallenge(ClientTransaction ct, Response r, Registration.Account account, long cseq) {
+        boolean proxy = r.getStatusCode() == Response.PROXY_AUTHENTICATION_REQUIRED;
+        Request challenged = ct.getRequest();
+        List<DigestAuth.Challenge> offered = new ArrayList<>();
+        boolean stale = false;
+        java.util.ListIterator<?> it = r.getHeaders(proxy ? ProxyAuthenticateHeader.NAME : WWWAuthenticateHeader.NAME);
+        while (it.hasNext()) {
+            WWWAuthenticateHeader h = (WWWAuthenticateHeader) it.next();
+            if (h.getScheme() != null && h.getScheme().equalsIgnoreCase("Digest") && h.getRealm() != null
+                    && h.getNonce() != null) {
+                offered.add(new DigestAuth.Challenge(h.getRealm(), h.getNonce(), h.getAlgorithm(), h.getQop(),
+                        h.getOpaque()));
+                stale |= h.isStale();
+            }
+        }
+        String authName = proxy ? ProxyAuthorizationHeader.NAME : AuthorizationHeader.NAME;
+        DigestAuth.Challenge chosen;
+        try {
+            chosen = DigestAuth.choose(offered);
+        } catch (DigestAuth.UnsupportedChallengeException e) {
+            return e.getMessage();
+        }
+        java.util.ListIterator<?> previous = challenged.getHeaders(authName);
+        while (previous.hasNext()) {
+            AuthorizationHeader p = (AuthorizationHeader) previous.next();
+            if (chosen.realm().equals(p.getRealm()) && !stale) {
+                return "our credentials for " + account.username() + " in realm \"" + chosen.realm()
+                        + "\" were refused";
+            }
+        }
+        char[] password = account.password().get();
+        DigestAuth.Answer answer;
+        try {
+            answer = DigestAuth.answer(chosen, challenged.getMethod(), challenged.getRequestURI().toString(),
+                    account.username(), password, HexFormat.of().formatHex(randomBytes(16)), 1);
+        } catch (DigestAuth.UnsupportedChallengeException e) {
+            return e.getMessage();
+        } finally {
+            java.util.Arrays.fill(password, '\0');
+        }
+        try {
+            Request retry = (Request) challenged.clone();
+            retry.removeHeader(authName);
+            retry.removeHeader(ViaHeader.NAME);
+            ViaHeader old = (ViaHeader) challenged.getHeader(ViaHeader.NAME);
+            retry.addHeader(via(old.getTransport().toLowerCase(java.util.Locale.ROOT)));
+            ((CSeqHeader) retry.getHeader(CSeqHeader.NAME)).setSeqNumber(cseq);
+            AuthorizationHeader auth = proxy ? headers.createProxyAuthorizationHeader("Digest")
+                    : headers.createAuthorizationHeader("Digest");
+            auth.setUsername(answer.username());
+            auth.setRealm(answer.realm());
+            auth.setNonce(answer.nonce());
+            auth.setURI(challenged.getRequestURI());
+            auth.setResponse(answer.response());
+            auth.setAlgorithm(answer.algorithm().token());
+            if (answer.qop().isPresent()) {
+                auth.setQop(answer.qop().get());
+                auth.setCNonce(answer.cnonce().orElseThrow());
+                auth.setNonceCount(1);
+            } else if (answer.cnonce().isPresent()) {
+                auth.setCNonce(answer.cnonce().get());
+            }
+            if (answer.opaque().isPresent()) {
+                auth.setOpaque(answer.opaque().get());
+            }
+            retry.addHeader(auth);
+            ClientTransaction next = provider.getNewClientTransaction(retry);
+            next.sendRequest();
+            if (Request.INVITE.equals(retry.getMethod())) {
+                Call call = calls.get(((CallIdHeader) retry.getHeader(CallIdHeader.NAME)).getCallId());
+                if (call != null) {
+                    call.dialog(next.getDialog());
+                }
+            }
+            return null;
+        } catch (java.text.ParseException | InvalidArgumentException | SipException e) {
+            return "cannot send the request again with credentials: " + rootMessage(e);
+        }
     }
 
     private String tag() {
@@ -631,6 +941,15 @@ public final class SipPhone implements AutoCloseable {
 
     @Override
     public void close() {
+        for (Registration reg : registrations.values()) {
+            try {
+                unregister(reg, Duration.ofSeconds(2));
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                break;
+            }
+        }
+        timers.shutdownNow();
         stack.stop();
         AttestedNetworkLayer.unregister(stackName);
         calls.values().forEach(c -> c.ended("the phone stopped"));
@@ -722,11 +1041,29 @@ public final class SipPhone implements AutoCloseable {
             Response r = event.getResponse();
             CSeqHeader cseq = (CSeqHeader) r.getHeader(CSeqHeader.NAME);
             CallIdHeader id = (CallIdHeader) r.getHeader(CallIdHeader.NAME);
+            if (id != null && cseq != null && cseq.getMethod().equals(Request.REGISTER)) {
+                Registration reg = registrations.get(id.getCallId());
+                if (reg != null && event.getClientTransaction() != null) {
+                    registerResponse(event.getClientTransaction(), r, reg);
+                }
+                return;
+            }
             Call call = id == null ? null : calls.get(id.getCallId());
             if (call == null || cseq == null || !cseq.getMethod().equals(Request.INVITE)) {
                 return;
             }
             int status = r.getStatusCode();
+            Registration.Account account = callAccounts.get(call.callId());
+            if ((status == Response.UNAUTHORIZED || status == Response.PROXY_AUTHENTICATION_REQUIRED)
+                    && account != null && event.getClientTransaction() != null
+                    && call.state() != Call.State.ESTABLISHED) {
+                String problem = answerChallenge(event.getClientTransaction(), r, account, cseq.getSeqNumber() + 1);
+                if (problem != null) {
+                    call.refused(status + " " + r.getReasonPhrase() + ": " + problem);
+                    listener.ended(call);
+                }
+                return;
+            }
             try {
                 if (status >= 180 && status < 200) {
                     call.ringing();
@@ -788,6 +1125,14 @@ public final class SipPhone implements AutoCloseable {
         public void processTimeout(TimeoutEvent event) {
             Request r = event.isServerTransaction() ? event.getServerTransaction().getRequest()
                     : event.getClientTransaction().getRequest();
+            if (r.getMethod().equals(Request.REGISTER)) {
+                Registration reg = registrations.get(((CallIdHeader) r.getHeader(CallIdHeader.NAME)).getCallId());
+                if (reg != null) {
+                    registrationFailed(reg, "no answer from the registrar " + reg.account().registrar()
+                            + " (SIP timer expired)");
+                }
+                return;
+            }
             Call c = callOf(r);
             if (c != null) {
                 c.ended("no answer (SIP timer expired for " + r.getMethod() + ")");

@@ -1,0 +1,171 @@
+package io.tpmphone.e2e;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+
+/**
+ * A real kamailio (Debian's package, with its TLS module) as registrar and proxy for the end-to-end tests: its own
+ * self-signed certificate and no attestation (an {@code UNATTESTED} hop), digest authentication with one algorithm,
+ * users and passwords given by the test. Started in the foreground in a private directory; {@link #close()} ends it
+ * and everything it forked.
+ */
+final class Kamailio implements AutoCloseable {
+    private static final InetAddress LOOPBACK = InetAddress.getLoopbackAddress();
+
+    private final Process process;
+    private final Path dir;
+    private final int tlsPort;
+    private final String domain;
+
+    private Kamailio(Process process, Path dir, int tlsPort, String domain) {
+        this.process = process;
+        this.dir = dir;
+        this.tlsPort = tlsPort;
+        this.domain = domain;
+    }
+
+    /** Starts kamailio for {@code domain} with digest {@code algorithm} ("MD5" or "SHA-256") and these users. */
+    static Kamailio start(Path dir, String domain, String algorithm, Map<String, String> passwords) throws Exception {
+        Path binary = Stream.of("/usr/sbin/kamailio", "/usr/local/sbin/kamailio").map(Path::of)
+                .filter(Files::isExecutable).findFirst().orElseThrow(() -> new IllegalStateException(
+                        "kamailio is not installed: ./tpmphone test installs it (apt-get install -y kamailio"
+                                + " kamailio-tls-modules)"));
+        Path modules = modulesDirectory();
+        Files.createDirectories(dir);
+        Path key = dir.resolve("key.pem");
+        Path cert = dir.resolve("cert.pem");
+        run(dir, "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                "-keyout", key.toString(), "-out", cert.toString(), "-days", "2", "-subj", "/CN=" + domain,
+                "-addext", "subjectAltName=DNS:" + domain + ",IP:127.0.0.1");
+        Path tlsCfg = dir.resolve("tls.cfg");
+        Files.writeString(tlsCfg, String.join("\n",
+                "[server:default]", "method = TLSv1.2+", "verify_certificate = no", "require_certificate = no",
+                "private_key = " + key, "certificate = " + cert, "",
+                "[client:default]", "method = TLSv1.2+", "verify_certificate = no", "require_certificate = no",
+                ""));
+        int tlsPort = freePort();
+        int udpPort = freeUdpPort();
+        StringBuilder pw = new StringBuilder();
+        passwords.forEach((user, password) -> pw.append("    if ($au == \"").append(user)
+                .append("\") {\n        $var(pw) = \"").append(password).append("\";\n    }\n"));
+        String cfg;
+        try (InputStream in = Kamailio.class.getResourceAsStream("/kamailio/kamailio.cfg")) {
+            cfg = new String(in.readAllBytes(), StandardCharsets.UTF_8);
+        }
+        cfg = cfg.replace("@TLS_PORT@", Integer.toString(tlsPort)).replace("@UDP_PORT@", Integer.toString(udpPort))
+                .replace("@DOMAIN@", domain).replace("@MODULES@", modules.toString())
+                .replace("@TLS_CFG@", tlsCfg.toString()).replace("@ALGORITHM@", algorithm)
+                .replace("@PASSWORDS@", pw.toString());
+        Path cfgFile = dir.resolve("kamailio.cfg");
+        Files.writeString(cfgFile, cfg);
+        Path run = Files.createDirectories(dir.resolve("run"));
+        Path log = dir.resolve("kamailio.log");
+        // -DD: stay in the foreground (its workers stay our descendants); -E: log to stderr; small shared memory.
+        Process p = new ProcessBuilder(binary.toString(), "-f", cfgFile.toString(), "-DD", "-E", "-m", "64", "-M",
+                "8", "-Y", run.toString(), "-P", run.resolve("kamailio.pid").toString(), "-w", dir.toString())
+                .redirectErrorStream(true).redirectOutput(log.toFile()).start();
+        Kamailio k = new Kamailio(p, dir, tlsPort, domain);
+        Instant deadline = Instant.now().plusSeconds(20);
+        while (Instant.now().isBefore(deadline)) {
+            if (!p.isAlive()) {
+                throw new IllegalStateException("kamailio exited with " + p.exitValue() + ":\n" + k.log());
+            }
+            try (Socket s = new Socket()) {
+                s.connect(new InetSocketAddress(LOOPBACK, tlsPort), 200);
+                return k;
+            } catch (IOException notYet) {
+                TimeUnit.MILLISECONDS.sleep(50);
+            }
+        }
+        k.close();
+        throw new IllegalStateException("kamailio did not listen on TLS port " + tlsPort + " within 20 s:\n"
+                + k.log());
+    }
+
+    private static Path modulesDirectory() throws IOException {
+        for (String base : List.of("/usr/lib", "/usr/local/lib", "/usr/lib64")) {
+            Path b = Path.of(base);
+            if (!Files.isDirectory(b)) {
+                continue;
+            }
+            try (Stream<Path> s = Files.find(b, 4, (p, a) -> p.getFileName().toString().equals("tls.so")
+                    && p.getParent().endsWith(Path.of("kamailio", "modules")))) {
+                var found = s.findFirst();
+                if (found.isPresent()) {
+                    return found.get().getParent();
+                }
+            }
+        }
+        throw new IllegalStateException("kamailio's TLS module (tls.so) is not installed: ./tpmphone test installs"
+                + " it (apt-get install -y kamailio-tls-modules)");
+    }
+
+    private static void run(Path dir, String... command) throws Exception {
+        Process p = new ProcessBuilder(command).directory(dir.toFile()).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        if (!p.waitFor(30, TimeUnit.SECONDS) || p.exitValue() != 0) {
+            throw new IllegalStateException(String.join(" ", command) + " failed:\n" + out);
+        }
+    }
+
+    private static int freePort() throws IOException {
+        try (ServerSocket s = new ServerSocket(0, 1, LOOPBACK)) {
+            return s.getLocalPort();
+        }
+    }
+
+    private static int freeUdpPort() throws IOException {
+        try (java.net.DatagramSocket s = new java.net.DatagramSocket(0, LOOPBACK)) {
+            return s.getLocalPort();
+        }
+    }
+
+    /** Where the phones reach it (TLS). */
+    InetSocketAddress tls() {
+        return new InetSocketAddress(LOOPBACK, tlsPort);
+    }
+
+    String domain() {
+        return domain;
+    }
+
+    /** Everything kamailio logged so far (for assertion messages). */
+    String log() {
+        try {
+            return Files.readString(dir.resolve("kamailio.log"), StandardCharsets.UTF_8);
+        } catch (IOException e) {
+            return "(no log: " + e + ")";
+        }
+    }
+
+    @Override
+    public void close() throws InterruptedException {
+        List<ProcessHandle> children = process.descendants().toList();
+        process.destroy();
+        if (!process.waitFor(5, TimeUnit.SECONDS)) {
+            process.destroyForcibly();
+            process.waitFor(5, TimeUnit.SECONDS);
+        }
+        for (ProcessHandle c : children) {
+            c.destroyForcibly();
+        }
+        Duration wait = Duration.ofSeconds(5);
+        Instant deadline = Instant.now().plus(wait);
+        while (children.stream().anyMatch(ProcessHandle::isAlive) && Instant.now().isBefore(deadline)) {
+            TimeUnit.MILLISECONDS.sleep(20);
+        }
+    }
+}

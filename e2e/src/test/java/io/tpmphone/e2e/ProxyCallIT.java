@@ -1,0 +1,211 @@
+package io.tpmphone.e2e;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.tpmphone.attestation.IntegrityLevel;
+import io.tpmphone.benchmarks.TwoHostRig;
+import io.tpmphone.softphone.CallPolicy;
+import io.tpmphone.softphone.media.AudioSession;
+import io.tpmphone.softphone.media.Wav;
+import io.tpmphone.softphone.sip.Call;
+import io.tpmphone.softphone.sip.Registration;
+import io.tpmphone.softphone.sip.SipPhone;
+import io.tpmphone.tls.AttestedTlsConfig;
+import java.io.IOException;
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.nio.file.Path;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The two measured softphones through a real SIP proxy and registrar — kamailio with its TLS module, which does not
+ * attest: REGISTER with digest authentication (SHA-256 on one instance, MD5 on another), refreshed and removed; calls
+ * through the proxy, where each phone's first hop is the proxy, rated {@code UNATTESTED}, and its policy decides.
+ */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+class ProxyCallIT {
+    private static final InetAddress LOOPBACK = InetAddress.getLoopbackAddress();
+    private static final String DOMAIN = "example.test";
+    private static final Map<String, String> PASSWORDS = Map.of("alice", "alice-Secret-1", "bob", "bob-Secret-2");
+    /** Attested peers must be MEASURED; a call through the enterprise proxy (an UNATTESTED hop) is allowed. */
+    private static final String ALLOW_PROXY = "default MEASURED reject\nany sip:*@" + DOMAIN + " UNATTESTED reject\n";
+    private static final String MEASURED_ONLY = "default MEASURED reject\n";
+
+    @TempDir
+    static Path dir;
+    private TwoHostRig hosts;
+    private Kamailio sha256;
+    private Kamailio md5;
+    private final List<SipPhone> phones = new CopyOnWriteArrayList<>();
+
+    @BeforeAll
+    void start() throws Exception {
+        hosts = TwoHostRig.start(dir.resolve("hosts"));
+        sha256 = Kamailio.start(dir.resolve("kamailio-sha256"), DOMAIN, "SHA-256", PASSWORDS);
+        md5 = Kamailio.start(dir.resolve("kamailio-md5"), DOMAIN, "MD5", PASSWORDS);
+    }
+
+    /** Closing a phone removes its registrations: the next test's phones are the only bindings (no forking). */
+    @AfterEach
+    void closePhones() {
+        phones.forEach(SipPhone::close);
+        phones.clear();
+    }
+
+    @AfterAll
+    void stop() throws Exception {
+        if (sha256 != null) {
+            sha256.close();
+        }
+        if (md5 != null) {
+            md5.close();
+        }
+        if (hosts != null) {
+            hosts.close();
+        }
+    }
+
+    private static int freePort() throws IOException {
+        try (ServerSocket s = new ServerSocket(0, 1, LOOPBACK)) {
+            return s.getLocalPort();
+        }
+    }
+
+    private SipPhone phone(TwoHostRig.Host host, String user, String policy, SipPhone.Media media)
+            throws Exception {
+        SipPhone p = SipPhone.start(new SipPhone.Config(user, user, LOOPBACK, freePort(), 0, 0, Duration.ofSeconds(15)),
+                AttestedTlsConfig.of(host.identity(), hosts.verifier(), Clock.systemUTC()), CallPolicy.parse(policy),
+                host.keys(), new SipPhone.Listener() { }, media, Clock.systemUTC());
+        phones.add(p);
+        return p;
+    }
+
+    private static Registration.Account account(Kamailio k, String user, String password, Duration expires) {
+        return new Registration.Account("sip:" + user + "@" + DOMAIN, k.tls(), "tls", user, password::toCharArray,
+                expires);
+    }
+
+    private static Registration registered(SipPhone phone, Registration.Account a, Kamailio k) throws Exception {
+        Registration r = phone.register(a).firstOutcome().get(15, TimeUnit.SECONDS);
+        assertEquals(Registration.State.REGISTERED, r.state(), r.reason() + "\nkamailio:\n" + k.log());
+        return r;
+    }
+
+    @Test
+    void register_withSha256Digest_isRefreshed_andRemoved() throws Exception {
+        SipPhone alice = phone(hosts.alice(), "alice", ALLOW_PROXY, null);
+        Registration r = registered(alice, account(sha256, "alice", PASSWORDS.get("alice"), Duration.ofSeconds(4)),
+                sha256);
+        assertEquals("SHA-256", r.digestAlgorithm().orElseThrow(), "answered the SHA-256 challenge");
+        assertEquals(Duration.ofSeconds(4), r.granted());
+        // refreshed at half the granted time: two refreshes within ~5 s, the binding never lapsing
+        Instant deadline = Instant.now().plusSeconds(10);
+        while (r.refreshes() < 2 && Instant.now().isBefore(deadline)) {
+            TimeUnit.MILLISECONDS.sleep(50);
+        }
+        assertTrue(r.refreshes() >= 2, "refreshes: " + r.refreshes() + ", " + r.reason());
+        assertEquals(Registration.State.REGISTERED, r.state(), r.reason());
+        alice.unregister(r, Duration.ofSeconds(5));
+        assertEquals(Registration.State.UNREGISTERED, r.state(), r.reason());
+        assertEquals("unregistered", r.reason());
+    }
+
+    @Test
+    void register_withMd5Digest() throws Exception {
+        SipPhone bob = phone(hosts.bob(), "bob", ALLOW_PROXY, null);
+        Registration r = registered(bob, account(md5, "bob", PASSWORDS.get("bob"), Duration.ofSeconds(60)), md5);
+        assertEquals("MD5", r.digestAlgorithm().orElseThrow());
+        bob.unregister(r, Duration.ofSeconds(5));
+        assertEquals(Registration.State.UNREGISTERED, r.state(), r.reason());
+    }
+
+    @Test
+    void aWrongPassword_isRefused_withAReason_andNoLoop() throws Exception {
+        SipPhone alice = phone(hosts.alice(), "alice", ALLOW_PROXY, null);
+        Registration r = alice.register(account(sha256, "alice", "not-the-password", Duration.ofSeconds(60)))
+                .firstOutcome().get(15, TimeUnit.SECONDS);
+        assertEquals(Registration.State.FAILED, r.state());
+        assertTrue(r.reason().contains("credentials for alice in realm \"" + DOMAIN + "\" were refused"),
+                r.reason());
+        assertTrue(!r.reason().contains("not-the-password"), "no password in the reason");
+        alice.unregister(r, Duration.ofSeconds(1));
+    }
+
+    @Test
+    void aCallThroughTheProxy_works_whenPolicyAllowsTheUnattestedHop_withSrtpAudio() throws Exception {
+        SipPhone alice = phone(hosts.alice(), "alice", ALLOW_PROXY,
+                callId -> AudioSession.open(LOOPBACK, Wav.tone(1000, 0.5, 1)));
+        SipPhone bob = phone(hosts.bob(), "bob", ALLOW_PROXY,
+                callId -> AudioSession.open(LOOPBACK, Wav.tone(440, 0.5, 1)));
+        Registration ra = registered(alice, account(sha256, "alice", PASSWORDS.get("alice"), Duration.ofSeconds(60)),
+                sha256);
+        registered(bob, account(sha256, "bob", PASSWORDS.get("bob"), Duration.ofSeconds(60)), sha256);
+        Call call = alice.await(alice.call("sip:bob@" + DOMAIN, ra));
+        assertEquals(Call.State.ESTABLISHED, call.state(), call.reason() + "\nkamailio:\n" + sha256.log());
+        assertEquals(IntegrityLevel.UNATTESTED, call.peer().orElseThrow().level(), "alice's first hop: the proxy");
+        assertEquals(CallPolicy.Action.ACCEPT, call.decision().orElseThrow().action());
+        assertTrue(sha256.log().contains("authenticated INVITE from alice"), "alice answered the proxy's 407");
+        Call atBob = bob.await(bob.callById(call.callId()).orElseThrow());
+        assertEquals(Call.State.ESTABLISHED, atBob.state(), atBob.reason());
+        assertEquals(IntegrityLevel.UNATTESTED, atBob.peer().orElseThrow().level(), "bob's first hop: the proxy");
+        assertEquals("sip:alice@" + DOMAIN, atBob.peerUri());
+        AudioSession aliceAudio = call.audio().orElseThrow();
+        AudioSession bobAudio = atBob.audio().orElseThrow();
+        Instant deadline = Instant.now().plusSeconds(20);
+        while ((aliceAudio.received().samples().length < 8_000 || bobAudio.received().samples().length < 8_000)
+                && Instant.now().isBefore(deadline)) {
+            TimeUnit.MILLISECONDS.sleep(50);
+        }
+        assertEquals(1000.0, Wav.dominantFrequency(bobAudio.received().samples(), 4000), 20.0, "bob hears alice");
+        assertEquals(440.0, Wav.dominantFrequency(aliceAudio.received().samples(), 4000), 20.0, "alice hears bob");
+        alice.hangUp(call);
+        deadline = Instant.now().plusSeconds(10);
+        while (atBob.state() != Call.State.ENDED && Instant.now().isBefore(deadline)) {
+            TimeUnit.MILLISECONDS.sleep(20);
+        }
+        assertEquals("the peer hung up", atBob.reason(), "the BYE went through the proxy (Record-Route)");
+    }
+
+    @Test
+    void aCallerRequiringMeasured_refusesTheUnattestedProxyHop_beforeTheInvite() throws Exception {
+        SipPhone alice = phone(hosts.alice(), "alice", MEASURED_ONLY, null);
+        SipPhone bob = phone(hosts.bob(), "bob", ALLOW_PROXY, null);
+        Registration ra = registered(alice, account(sha256, "alice", PASSWORDS.get("alice"), Duration.ofSeconds(60)),
+                sha256);
+        registered(bob, account(sha256, "bob", PASSWORDS.get("bob"), Duration.ofSeconds(60)), sha256);
+        Call call = alice.await(alice.call("sip:bob@" + DOMAIN, ra));
+        assertEquals(Call.State.REFUSED, call.state());
+        assertTrue(call.reason().startsWith("refused by our call policy: peer level UNATTESTED is below the required"
+                + " MEASURED"), call.reason());
+        TimeUnit.MILLISECONDS.sleep(300);
+        assertTrue(bob.callById(call.callId()).isEmpty(), "no INVITE reached bob");
+    }
+
+    @Test
+    void aCalleeRequiringMeasured_refuses403_throughTheProxy_withAWarning() throws Exception {
+        SipPhone alice = phone(hosts.alice(), "alice", ALLOW_PROXY, null);
+        SipPhone bob = phone(hosts.bob(), "bob", MEASURED_ONLY, null);
+        Registration ra = registered(alice, account(sha256, "alice", PASSWORDS.get("alice"), Duration.ofSeconds(60)),
+                sha256);
+        registered(bob, account(sha256, "bob", PASSWORDS.get("bob"), Duration.ofSeconds(60)), sha256);
+        Call call = alice.await(alice.call("sip:bob@" + DOMAIN, ra));
+        assertEquals(Call.State.REFUSED, call.state());
+        assertTrue(call.reason().startsWith("403") && call.reason().contains("peer level UNATTESTED is below the"
+                + " required MEASURED"), call.reason());
+        Call atBob = bob.callById(call.callId()).orElseThrow();
+        assertEquals(IntegrityLevel.UNATTESTED, atBob.peer().orElseThrow().level());
+    }
+}
