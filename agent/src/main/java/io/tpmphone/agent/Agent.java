@@ -68,12 +68,15 @@ public final class Agent implements AutoCloseable {
     private final java.util.concurrent.atomic.AtomicBoolean attestSoonPending =
             new java.util.concurrent.atomic.AtomicBoolean();
     private final ChildService childService = new ChildService();
+    private final AttestationClient server;
+    private volatile byte[] resultKey;
     private String enrollmentToken;
 
     public Agent(TpmClient tpm, AttestationClient server, Path stateDirectory, String host, int measurementPcr,
                  LaunchSpec spec, Duration interval, Clock clock) {
         this.tpm = Objects.requireNonNull(tpm, "tpm");
         this.attestation = new HostAttestation(tpm, server);
+        this.server = server;
         this.stateDirectory = stateDirectory;
         this.host = host;
         this.pcr = measurementPcr;
@@ -401,6 +404,20 @@ public final class Agent implements AutoCloseable {
                 throw new IllegalStateException("no attestation result");
             }
             return v.result();
+        }
+
+        @Override
+        public byte[] resultVerificationKey() throws Exception {
+            byte[] k = resultKey;
+            if (k == null) {
+                String pem = server.get("/v1/server", null).path("resultSigningKey").asText("");
+                String body = pem.replaceAll("-----(BEGIN|END) PUBLIC KEY-----", "").replaceAll("\\s", "");
+                k = java.util.Base64.getDecoder().decode(body);
+                // parse once: a server answering garbage fails here, not in the child
+                java.security.KeyFactory.getInstance("EC").generatePublic(new java.security.spec.X509EncodedKeySpec(k));
+                resultKey = k;
+            }
+            return k.clone();
         }
     }
 

@@ -53,6 +53,8 @@ import org.slf4j.LoggerFactory;
  *   <li>{@code SIGN <SHA-256 digest hex>} → {@code OK <ECDSA signature, DER, b64>} by the TLS identity key;</li>
  *   <li>{@code CERTS} → {@code OK <device certificate DER b64>,<CA DER b64>};</li>
  *   <li>{@code RESULT} → {@code OK <compact JWS>}: the latest signed attestation result (the passport);</li>
+ *   <li>{@code TRUST} → {@code OK <SubjectPublicKeyInfo DER b64>}: the attestation server's result-signing key, with
+ *       which the child verifies its peers' passports (the agent holds the server pinned);</li>
  *   <li>{@code DECISION <IN|OUT> <ACCEPT|REJECT|RESTRICT> <peer level> <required level> <callId> <peer URI>
  *       <reason...>} → {@code OK}: a call decision for the server's audit log;</li>
  * </ul>
@@ -102,6 +104,11 @@ public final class Broker implements AutoCloseable {
         /** The latest signed attestation result (compact JWS) of this host: its passport. */
         default String passport() throws Exception {
             throw new UnsupportedOperationException("no attestation result");
+        }
+
+        /** The attestation server's result-signing public key (SubjectPublicKeyInfo, DER). */
+        default byte[] resultVerificationKey() throws Exception {
+            throw new UnsupportedOperationException("no attestation server");
         }
     }
 
@@ -268,7 +275,7 @@ public final class Broker implements AutoCloseable {
         for (String line; (line = readLine(in)) != null; ) {
             String op = line.split(" ", 2)[0];
             if (op.equals("SRTPKEY") || op.equals("OFFERED") || op.equals("SIGN") || line.equals("CERTS")
-                    || line.equals("RESULT") || op.equals("DECISION")) {
+                    || line.equals("RESULT") || line.equals("TRUST") || op.equals("DECISION")) {
                 keyRequest(line, out);
             } else if (line.startsWith("QUOTE ")) {
                 byte[] binder;
@@ -344,6 +351,7 @@ public final class Broker implements AutoCloseable {
                     write(out, "OK " + Base64.getEncoder().encodeToString(service.sign(digest)));
                 }
                 case "RESULT" -> write(out, "OK " + service.passport());
+                case "TRUST" -> write(out, "OK " + Base64.getEncoder().encodeToString(service.resultVerificationKey()));
                 case "DECISION" -> {
                     String[] d = line.split(" ", 8);
                     if (d.length != 8 || !java.util.Set.of("IN", "OUT").contains(d[1])

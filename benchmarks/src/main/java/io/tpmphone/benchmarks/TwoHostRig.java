@@ -8,6 +8,7 @@ import io.tpmphone.agent.ReleaseManifest;
 import io.tpmphone.server.AttestationServer;
 import io.tpmphone.softphone.BrokerHostIdentity;
 import io.tpmphone.softphone.SoftphoneMain;
+import io.tpmphone.softphone.SoftphoneRelease;
 import io.tpmphone.softphone.internal.BrokerClient;
 import io.tpmphone.softphone.sip.SipPhone;
 import io.tpmphone.swtpm.SwtpmProcess;
@@ -48,8 +49,13 @@ public final class TwoHostRig implements AutoCloseable {
     /** The measurement PCR. */
     public static final int PCR = 14;
 
-    /** One host as its softphone sees it. */
-    public record Host(String name, Agent agent, TpmClient tpm, BrokerClient broker, BrokerHostIdentity identity) {
+    /**
+     * One host as its softphone sees it: its agent and TPM, a broker session of its own for phones run in this JVM
+     * ({@code broker}, {@code identity}, {@link #keys()}), and the measured softphone process the agent launched,
+     * reachable over SIP at {@code childTlsPort} and driven through its control socket {@code childControl}.
+     */
+    public record Host(String name, Agent agent, TpmClient tpm, BrokerClient broker, BrokerHostIdentity identity,
+                       int childTlsPort, Path childControl) {
         /** SRTP keys and replay checks from this host's sealed keystore, through its broker. */
         public SipPhone.Keys keys() {
             return new SipPhone.Keys() {
@@ -76,16 +82,31 @@ public final class TwoHostRig implements AutoCloseable {
     private final Host alice;
     private final Host bob;
     private final PassportVerifier verifier;
-    private final LaunchSpec release;
+    private final Map<String, LaunchSpec> releases = new LinkedHashMap<>();
+    private final Map<String, Integer> childPorts = new LinkedHashMap<>();
+    private final Path controlRoot;
+
+    private final Path dir;
 
     private TwoHostRig(Path dir) throws Exception {
+        this.dir = dir;
         try {
-            release = new LaunchSpec(Path.of(System.getProperty("java.home")), List.of(softphoneJar(dir)),
-                    config(dir), SoftphoneMain.class.getName(), List.of(), List.of(), true);
+            controlRoot = Files.createTempDirectory("tpmphone-control");
+            resources.add(() -> deleteTree(controlRoot));
+            List<Path> classPath = SoftphoneRelease.classPath(softphoneJar(dir));
+            for (String[] h : new String[][] {{"alice", "1000"}, {"bob", "440"}}) {
+                int port = freePort();
+                childPorts.put(h[0], port);
+                Path control = Files.createDirectories(controlRoot.resolve(h[0]));
+                grantToChild(control);
+                releases.put(h[0], new LaunchSpec(Path.of(System.getProperty("java.home")), classPath,
+                        config(dir.resolve(h[0] + "-release"), h[0], port, h[1], control.resolve("control.sock")),
+                        SoftphoneMain.class.getName(), List.of(), List.of(), true));
+            }
             SwtpmProcess tpmA = keep(SwtpmProcess.builder().withEkCertificate(true).start());
             SwtpmProcess tpmB = keep(SwtpmProcess.builder().withEkCertificate(true).start());
             AttestationServer.Builder b = AttestationServer.builder().stateDirectory(dir.resolve("server"))
-                    .adminToken(ADMIN_TOKEN).policy(policy(release)).clock(Clock.systemUTC());
+                    .adminToken(ADMIN_TOKEN).policy(policy(releases.values())).clock(Clock.systemUTC());
             for (SwtpmProcess t : List.of(tpmA, tpmB)) {
                 for (X509Certificate ca : caChain(t)) {
                     b.trustEkCa(ca);
@@ -128,21 +149,30 @@ public final class TwoHostRig implements AutoCloseable {
         return client;
     }
 
+    /** What the measured softphone process of {@code host} logged so far (for failure messages). */
+    public String childLog(String host) {
+        try {
+            return Files.readString(dir.resolve(host).resolve("launch").resolve("child.log"));
+        } catch (IOException e) {
+            return "(no child log: " + e + ")";
+        }
+    }
+
     /** The passport verifier both softphones use: the server's result key and device CA. */
     public PassportVerifier verifier() {
         return verifier;
     }
 
-    /** The measured softphone release the policy approves. */
-    public LaunchSpec release() {
-        return release;
+    /** The measured softphone release of {@code host} ("alice" or "bob") the policy approves. */
+    public LaunchSpec release(String host) {
+        return releases.get(host);
     }
 
     private Host host(Path dir, SwtpmProcess swtpm, String name) throws Exception {
         TpmClient tpm = keep(TpmClient.open(TpmUri.parse(swtpm.tpmUri())));
         String token = client.post("/v1/enrollment-tokens", Map.of("host", name), ADMIN_TOKEN)
                 .get("enrollmentToken").asText();
-        Agent agent = keep(new Agent(tpm, client, dir.resolve(name), name, PCR, release, Duration.ofMinutes(2),
+        Agent agent = keep(new Agent(tpm, client, dir.resolve(name), name, PCR, releases.get(name), Duration.ofMinutes(2),
                 Clock.systemUTC()).withEnrollmentToken(token));
         Agent.Status s = agent.start();
         if (!s.level().equals("MEASURED")) {
@@ -150,26 +180,66 @@ public final class TwoHostRig implements AutoCloseable {
         }
         Broker broker = keep(Broker.start(dir.resolve(name + "-broker"), agent.childService()));
         BrokerClient c = keep(BrokerClient.connect(broker.socketPath(), broker.token()));
-        return new Host(name, agent, tpm, c, new BrokerHostIdentity(c));
+        return new Host(name, agent, tpm, c, new BrokerHostIdentity(c), childPorts.get(name),
+                controlRoot.resolve(name).resolve("control.sock"));
     }
 
-    private static String policy(LaunchSpec release) throws IOException {
+    private static String policy(java.util.Collection<LaunchSpec> releases) throws IOException {
         Map<String, Object> p = new LinkedHashMap<>();
         p.put("version", 1);
         p.put("measurementPcr", PCR);
         p.put("pcrBank", "sha256");
         p.put("bootPcrs", List.of(0, 1, 2, 3, 4, 5, 6, 7));
-        p.put("releases", List.of(ReleaseManifest.of("softphone", release)));
+        List<Object> approved = new ArrayList<>();
+        int i = 0;
+        for (LaunchSpec r : releases) {
+            approved.add(ReleaseManifest.of("softphone-" + (++i), r));
+        }
+        p.put("releases", approved);
         p.put("requireIsolation", true);
         p.put("nonceTtlSeconds", 30);
         p.put("resultTtlSeconds", 300);
         return new com.fasterxml.jackson.databind.ObjectMapper().writeValueAsString(p);
     }
 
-    private static Path config(Path dir) throws IOException {
+    /** The measured softphone's configuration for one host (it is measured: part of the approved release). */
+    private static Path config(Path dir, String user, int tlsPort, String toneHz, Path control) throws IOException {
+        Files.createDirectories(dir);
         Path c = dir.resolve("softphone.properties");
-        Files.writeString(c, "sip.transport=tls\n", StandardCharsets.UTF_8);
+        Files.writeString(c, String.join("\n", "sip.user=" + user, "sip.host=" + user, "sip.address=127.0.0.1",
+                "sip.tls.port=" + tlsPort, "policy.1=default MEASURED reject", "media.tone.hz=" + toneHz,
+                "control.socket=" + control, ""), StandardCharsets.UTF_8);
         return c;
+    }
+
+    private static int freePort() throws IOException {
+        try (java.net.ServerSocket s = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+            return s.getLocalPort();
+        }
+    }
+
+    /** The isolated child runs as an unprivileged user: it must be able to create its control socket here. */
+    private static void grantToChild(Path dir) throws IOException {
+        if (!"root".equals(System.getProperty("user.name"))) {
+            return; // not isolated as another user: the child is us
+        }
+        java.nio.file.attribute.UserPrincipal child = dir.getFileSystem().getUserPrincipalLookupService()
+                .lookupPrincipalByName(LaunchSpec.DEFAULT_CHILD_USER);
+        Files.setOwner(dir, child);
+        Files.setPosixFilePermissions(dir, java.nio.file.attribute.PosixFilePermissions.fromString("rwx------"));
+        Files.setPosixFilePermissions(dir.getParent(), java.nio.file.attribute.PosixFilePermissions.fromString(
+                "rwx--x--x"));
+    }
+
+    private static void deleteTree(Path root) throws IOException {
+        if (!Files.exists(root)) {
+            return;
+        }
+        try (Stream<Path> s = Files.walk(root)) {
+            for (Path p : (Iterable<Path>) s.sorted(java.util.Comparator.reverseOrder())::iterator) {
+                Files.deleteIfExists(p);
+            }
+        }
     }
 
     /** The softphone core's code as one jar (a classes directory, in IDE and reactor runs, is packed into one). */

@@ -1,54 +1,157 @@
 package io.tpmphone.softphone;
 
+import io.tpmphone.softphone.control.ControlServer;
 import io.tpmphone.softphone.internal.BrokerClient;
+import io.tpmphone.softphone.media.AudioSession;
+import io.tpmphone.softphone.media.Wav;
+import io.tpmphone.softphone.sip.AuditedDecisions;
+import io.tpmphone.softphone.sip.Call;
+import io.tpmphone.softphone.sip.SipPhone;
+import io.tpmphone.tls.AttestedTlsConfig;
+import io.tpmphone.tls.PassportVerifier;
 import java.io.BufferedReader;
+import java.io.ByteArrayInputStream;
+import java.io.IOException;
 import java.io.InputStreamReader;
-import java.lang.System.Logger.Level;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.security.SecureRandom;
+import java.security.KeyFactory;
+import java.security.PublicKey;
+import java.security.cert.CertificateFactory;
+import java.security.cert.X509Certificate;
+import java.security.spec.X509EncodedKeySpec;
+import java.time.Clock;
+import java.util.List;
 import java.util.Map;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
- * The softphone core process the agent launches and measures. Until the SIP/SRTP user agent lands (issue 5) it does
- * what the launcher and broker need proven: reads its configuration, takes the broker token from stdin, connects to
- * the broker named by {@code TPMPHONE_BROKER}, obtains one quote over a fresh binder, and then runs until the agent
- * closes its stdin (or the agent dies and {@code unshare --kill-child} ends it).
+ * The softphone core process the agent launches and measures. It reads its configuration ({@link PhoneConfig}),
+ * takes the broker token from stdin, connects to the agent broker named by {@code TPMPHONE_BROKER}, proves the broker
+ * answers with one quote, and runs the SIP phone: attested TLS with the host's TPM-resident identity key, SRTP keys
+ * from the sealed keystore, every call decision recorded in the server's audit log, and a control channel for the
+ * user interface. It runs until the agent closes its stdin (or the agent dies and {@code unshare --kill-child} ends
+ * it), then ends its calls and registrations. Exit codes: 0 stopped by the agent, 2 bad configuration or start.
  */
 public final class SoftphoneMain {
-    private static final System.Logger LOG = System.getLogger("io.tpmphone.softphone");
+    private static final Logger LOG = LoggerFactory.getLogger(SoftphoneMain.class);
 
     private SoftphoneMain() {
     }
 
     public static void main(String[] args) throws Exception {
         if (args.length != 2 || !args[0].equals("--config")) {
-            LOG.log(Level.ERROR, "usage: SoftphoneMain --config FILE");
+            LOG.error("usage: SoftphoneMain --config FILE");
             System.exit(2);
         }
-        Path config = Path.of(args[1]);
-        if (!Files.isReadable(config)) {
-            LOG.log(Level.ERROR, "configuration " + config + " is not readable");
+        PhoneConfig config;
+        try {
+            config = PhoneConfig.read(Path.of(args[1]));
+        } catch (IOException | IllegalArgumentException e) {
+            LOG.error("configuration {}: {}", args[1], e.getMessage());
             System.exit(2);
+            return;
         }
         String broker = System.getenv("TPMPHONE_BROKER");
         BufferedReader stdin = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.US_ASCII));
         String token = stdin.readLine();
         if (broker == null || token == null) {
-            LOG.log(Level.ERROR, "no broker (TPMPHONE_BROKER) or no token on stdin: start me through the agent");
+            LOG.error("no broker (TPMPHONE_BROKER) or no token on stdin: start me through the agent");
             System.exit(2);
         }
         try (BrokerClient client = BrokerClient.connect(Path.of(broker), token.trim())) {
             byte[] binder = new byte[32];
-            new SecureRandom().nextBytes(binder);
+            new java.security.SecureRandom().nextBytes(binder);
             Map<String, String> quote = client.quote(binder);
-            LOG.log(Level.INFO, "attested through the agent broker: AK " + quote.get("akId") + ", PCRs "
-                    + quote.get("pcrs"));
-            while (stdin.readLine() != null) {
-                // the agent talks to us only by closing stdin
+            LOG.info("attested through the agent broker: AK {}, PCRs {}", quote.get("akId"), quote.get("pcrs"));
+            Clock clock = Clock.systemUTC();
+            PassportVerifier verifier = verifier(client, clock);
+            BrokerHostIdentity identity = new BrokerHostIdentity(client);
+            short[] source = config.toneHz() > 0 ? Wav.tone(config.toneHz(), 0.5, 1) : new short[Wav.SAMPLE_RATE];
+            SipPhone.Listener shown = new SipPhone.Listener() {
+                @Override
+                public void ringing(Call call) {
+                    LOG.info("ringing: {}", call.display());
+                }
+
+                @Override
+                public void ended(Call call) {
+                    LOG.info("call {} {}: {}", call.callId(), call.state(), call.reason());
+                }
+            };
+            try (SipPhone phone = SipPhone.start(new SipPhone.Config(config.user(), config.host(), config.address(),
+                            config.tlsPort(), config.tcpPort(), config.udpPort(), config.setupTimeout()),
+                    AttestedTlsConfig.of(identity, verifier, clock), config.policy(), keys(client),
+                    new AuditedDecisions(client, shown), callId -> AudioSession.open(config.address(), source),
+                    clock);
+                 ControlServer control = config.controlSocket().isPresent()
+                         ? ControlServer.start(phone, config.controlSocket().get()) : null) {
+                LOG.info("softphone {} ready (TLS {}), control {}", phone.uri(), config.tlsPort(),
+                        control == null ? "off" : config.controlSocket().orElseThrow());
+                while (stdin.readLine() != null) {
+                    // the agent talks to us only by closing stdin
+                }
+                LOG.info("agent closed our stdin: stopping");
+            }
+        } catch (IOException | javax.sip.SipException | java.security.GeneralSecurityException e) {
+            LOG.error("the softphone could not start: {}", e.getMessage());
+            System.exit(2);
+        }
+        // FMJ and libjitsi leave non-daemon threads behind
+        System.exit(0);
+    }
+
+    /** Peers' passports are verified with the server's result key and device CA, both handed over by the agent. */
+    private static PassportVerifier verifier(BrokerClient client, Clock clock) throws IOException,
+            java.security.GeneralSecurityException {
+        PublicKey resultKey;
+        synchronized (client) {
+            resultKey = KeyFactory.getInstance("EC").generatePublic(new X509EncodedKeySpec(
+                    client.resultVerificationKey()));
+        }
+        // The device certificate is issued once the agent's first appraisal of this very launch is MEASURED, which
+        // may come a moment after we start.
+        List<byte[]> chain = List.of();
+        long deadline = System.nanoTime() + java.util.concurrent.TimeUnit.SECONDS.toNanos(60);
+        while (chain.size() < 2) {
+            try {
+                synchronized (client) {
+                    chain = client.certificates();
+                }
+            } catch (BrokerClient.RefusedException notYet) {
+                if (System.nanoTime() > deadline) {
+                    throw new IOException("the agent has no device certificate for this host after 60 s: "
+                            + notYet.getMessage(), notYet);
+                }
+                try {
+                    Thread.sleep(250);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new IOException("interrupted", e);
+                }
             }
         }
-        LOG.log(Level.INFO, "agent closed our stdin: exiting");
+        X509Certificate ca = (X509Certificate) CertificateFactory.getInstance("X.509").generateCertificate(
+                new ByteArrayInputStream(chain.get(chain.size() - 1)));
+        return new PassportVerifier(resultKey, List.of(ca), clock);
+    }
+
+    private static SipPhone.Keys keys(BrokerClient broker) {
+        return new SipPhone.Keys() {
+            @Override
+            public BrokerClient.SrtpKeyMaterial srtpKey(String suite, String callId) throws IOException {
+                synchronized (broker) {
+                    return broker.srtpKey(suite, callId);
+                }
+            }
+
+            @Override
+            public void checkOffered(byte[] key, byte[] salt, String callId) throws IOException {
+                synchronized (broker) {
+                    broker.checkOffered(key, salt, callId);
+                }
+            }
+        };
     }
 }

@@ -195,6 +195,11 @@ public final class BrokerClient implements AutoCloseable {
                 .replaceAll("[\\r\\n]+", " ")));
     }
 
+    /** The attestation server's result-signing key (SubjectPublicKeyInfo, DER), to verify peers' passports. */
+    public byte[] resultVerificationKey() throws IOException {
+        return Base64.getDecoder().decode(ok(request("TRUST")));
+    }
+
     /** The host's latest signed attestation result (compact JWS), its passport for attested TLS. */
     public String passport() throws IOException {
         return ok(request("RESULT"));

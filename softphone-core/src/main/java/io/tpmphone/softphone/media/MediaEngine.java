@@ -1,5 +1,9 @@
 package io.tpmphone.softphone.media;
 
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.List;
 import org.jitsi.service.libjitsi.LibJitsi;
 import org.jitsi.service.neomedia.MediaService;
@@ -9,6 +13,7 @@ import org.jitsi.service.neomedia.MediaService;
  * disabled (there is no sound card; capture and playback are our own devices) and AWT is headless. Thread-safe.
  */
 public final class MediaEngine {
+    private static final String HOME_LOCATION = "net.java.sip.communicator.SC_HOME_DIR_LOCATION";
     private static MediaService service;
 
     private MediaEngine() {
@@ -21,6 +26,21 @@ public final class MediaEngine {
                 System.setProperty("org.jitsi.impl.neomedia.device." + system + ".disabled", "true");
             }
             System.setProperty("java.awt.headless", "true");
+            // libjitsi keeps a configuration store under the user's home; the measured softphone runs as an
+            // unprivileged user without one, and wants no persistent media state anyway: a private directory per
+            // process, unless the embedding application chose one.
+            if (System.getProperty(HOME_LOCATION) == null) {
+                try {
+                    Path home = Files.createTempDirectory("tpmphone-media");
+                    home.toFile().deleteOnExit();
+                    System.setProperty(HOME_LOCATION, home.toString());
+                    System.setProperty("net.java.sip.communicator.SC_HOME_DIR_NAME", "libjitsi");
+                    System.setProperty("net.java.sip.communicator.SC_CACHE_DIR_LOCATION", home.toString());
+                    System.setProperty("net.java.sip.communicator.SC_LOG_DIR_LOCATION", home.toString());
+                } catch (IOException e) {
+                    throw new UncheckedIOException("cannot create libjitsi's private directory", e);
+                }
+            }
             LibJitsi.start();
             service = LibJitsi.getMediaService();
         }

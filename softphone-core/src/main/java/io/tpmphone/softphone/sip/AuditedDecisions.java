@@ -44,4 +44,9 @@ public final class AuditedDecisions implements SipPhone.Listener {
     public void ended(Call call) {
         next.ended(call);
     }
+
+    @Override
+    public void registration(Registration registration) {
+        next.registration(registration);
+    }
 }

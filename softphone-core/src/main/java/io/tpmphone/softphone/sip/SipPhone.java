@@ -935,6 +935,11 @@ public final class SipPhone implements AutoCloseable {
         return c.getMessage() == null ? c.toString() : c.getMessage();
     }
 
+    /** Every call this phone has seen (set up, established, refused or ended). */
+    public java.util.Collection<Call> calls() {
+        return java.util.List.copyOf(calls.values());
+    }
+
     public Optional<Call> callById(String callId) {
         return Optional.ofNullable(calls.get(callId));
     }

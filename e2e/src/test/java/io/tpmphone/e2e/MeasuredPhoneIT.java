@@ -1,0 +1,102 @@
+package io.tpmphone.e2e;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.tpmphone.benchmarks.TwoHostRig;
+import io.tpmphone.softphone.control.ControlClient;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The softphone as it is deployed: SIP and SRTP inside the measured, isolated process each agent launched (its full
+ * class path measured and approved), driven through its control channel. Alice's process calls Bob's; both see
+ * MEASURED; each hears the other's tone.
+ */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+class MeasuredPhoneIT {
+    @TempDir
+    static Path dir;
+    private TwoHostRig hosts;
+
+    @BeforeAll
+    void start() throws Exception {
+        hosts = TwoHostRig.start(dir);
+    }
+
+    @AfterAll
+    void stop() {
+        if (hosts != null) {
+            hosts.close();
+        }
+    }
+
+    @Test
+    void theMeasuredProcesses_callEachOther_bothSeeMeasured_andHearEachOther() throws Exception {
+        try (ControlClient alice = ControlClient.connect(hosts.alice().childControl(), Duration.ofSeconds(60));
+             ControlClient bob = ControlClient.connect(hosts.bob().childControl(), Duration.ofSeconds(60))) {
+            String callId = alice.call("sips:bob@bob", "127.0.0.1:" + hosts.bob().childTlsPort());
+            JsonNode call = alice.await(callId, Duration.ofSeconds(20));
+            assertEquals("ESTABLISHED", call.path("state").asText(), call.toString());
+            assertEquals("MEASURED", call.path("level").asText());
+            assertEquals("bob", call.path("peerHost").asText());
+            JsonNode atBob = bob.await(callId, Duration.ofSeconds(10));
+            assertEquals("ESTABLISHED", atBob.path("state").asText(), atBob.toString());
+            assertEquals("MEASURED", atBob.path("level").asText());
+            assertEquals("alice", atBob.path("peerHost").asText());
+            assertTrue(atBob.path("display").asText().contains("MEASURED alice"), atBob.toString());
+
+            JsonNode aliceHears = awaitAudio(alice, callId);
+            JsonNode bobHears = awaitAudio(bob, callId);
+            assertEquals(440.0, aliceHears.path("dominantHz").asDouble(), 20.0, "alice hears bob: " + aliceHears
+                    + "\nalice's softphone log:\n" + hosts.childLog("alice"));
+            assertEquals(1000.0, bobHears.path("dominantHz").asDouble(), 20.0, "bob hears alice: " + bobHears);
+            assertEquals(0, bobHears.path("packetsLost").asLong(), bobHears.toString());
+
+            alice.hangUp(callId);
+            Instant deadline = Instant.now().plusSeconds(10);
+            JsonNode ended = bob.await(callId, Duration.ofSeconds(1));
+            while (!ended.path("state").asText().equals("ENDED") && Instant.now().isBefore(deadline)) {
+                TimeUnit.MILLISECONDS.sleep(50);
+                ended = bob.await(callId, Duration.ofSeconds(1));
+            }
+            assertEquals("ENDED", ended.path("state").asText(), ended.toString());
+            assertEquals("the peer hung up", ended.path("reason").asText());
+        }
+    }
+
+    @Test
+    void malformedControlRequests_getAClearError_andTheChannelStaysUsable() throws Exception {
+        try (ControlClient alice = ControlClient.connect(hosts.alice().childControl(), Duration.ofSeconds(60))) {
+            IOException notJson = assertThrows(IOException.class, () -> alice.request(
+                    (com.fasterxml.jackson.databind.node.ObjectNode) new com.fasterxml.jackson.databind.ObjectMapper()
+                            .readTree("{\"op\":\"call\",\"target\":\"mailto:x\",\"next\":\"127.0.0.1:1\"}")));
+            assertTrue(notJson.getMessage().contains("sip: or sips: URI"), notJson.getMessage());
+            IOException unknown = assertThrows(IOException.class, () -> alice.request(ControlClient.op("dance")));
+            assertTrue(unknown.getMessage().contains("unknown op"), unknown.getMessage());
+            IOException noCall = assertThrows(IOException.class, () -> alice.hangUp("nope"));
+            assertTrue(noCall.getMessage().contains("no call nope"), noCall.getMessage());
+            assertEquals("sips:alice@alice", alice.request(ControlClient.op("status")).path("uri").asText());
+        }
+    }
+
+    private static JsonNode awaitAudio(ControlClient c, String callId) throws Exception {
+        Instant deadline = Instant.now().plusSeconds(20);
+        JsonNode a = c.audio(callId);
+        while (a.path("secondsReceived").asDouble() < 2.0 && Instant.now().isBefore(deadline)) {
+            TimeUnit.MILLISECONDS.sleep(100);
+            a = c.audio(callId);
+        }
+        return a;
+    }
+}

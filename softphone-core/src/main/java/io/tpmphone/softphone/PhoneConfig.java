@@ -1,0 +1,141 @@
+package io.tpmphone.softphone;
+
+import java.io.IOException;
+import java.io.Reader;
+import java.net.InetAddress;
+import java.net.UnknownHostException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import java.util.Properties;
+import java.util.Set;
+import java.util.TreeMap;
+
+/**
+ * The measured softphone's configuration file (Java properties; it is measured with the code, so a changed file is a
+ * different, unapproved state):
+ * <pre>
+ *   sip.user=alice                  # our user part
+ *   sip.host=alice                  # our attested host name (the device certificate's CN); default: sip.user
+ *   sip.address=127.0.0.1           # where SIP and RTP listen
+ *   sip.tls.port=5061               # attested TLS (required)
+ *   sip.tcp.port=0                  # plain TCP, 0 = off
+ *   sip.udp.port=0                  # plain UDP, 0 = off
+ *   sip.setup.timeout.seconds=15
+ *   policy.1=default MEASURED reject   # the call policy, one line per key, in key order
+ *   policy.2=in sips:*@lab HARDENED reject
+ *   media.tone.hz=1000              # the headless capture device plays this tone (0 = silence)
+ *   control.socket=/run/tpmphone/alice/control.sock   # the control channel (JSON lines), see ControlServer
+ * </pre>
+ * Unknown keys are refused, so a typo does not silently fall back to a default. Immutable.
+ */
+public record PhoneConfig(String user, String host, InetAddress address, int tlsPort, int tcpPort, int udpPort,
+                          Duration setupTimeout, CallPolicy policy, List<String> policyLines, double toneHz,
+                          Optional<Path> controlSocket) {
+    private static final Set<String> KEYS = Set.of("sip.user", "sip.host", "sip.address", "sip.tls.port",
+            "sip.tcp.port", "sip.udp.port", "sip.setup.timeout.seconds", "media.tone.hz", "control.socket");
+
+    public PhoneConfig {
+        policyLines = List.copyOf(policyLines);
+    }
+
+    /** Reads and checks {@code file}; errors name the key and what is wrong. */
+    public static PhoneConfig read(Path file) throws IOException {
+        Properties p = new Properties();
+        try (Reader r = Files.newBufferedReader(file, StandardCharsets.UTF_8)) {
+            p.load(r);
+        }
+        return of(p);
+    }
+
+    public static PhoneConfig of(Properties p) {
+        TreeMap<Integer, String> policy = new TreeMap<>();
+        for (String key : p.stringPropertyNames()) {
+            if (key.startsWith("policy.")) {
+                try {
+                    policy.put(Integer.parseInt(key.substring(7)), p.getProperty(key));
+                } catch (NumberFormatException e) {
+                    throw new IllegalArgumentException("policy keys are policy.1, policy.2, ...: got " + key, e);
+                }
+            } else if (!KEYS.contains(key)) {
+                throw new IllegalArgumentException("unknown configuration key " + key + " (known: "
+                        + String.join(", ", new java.util.TreeSet<>(KEYS)) + ", policy.N)");
+            }
+        }
+        String user = required(p, "sip.user");
+        if (!user.matches("[A-Za-z0-9._~-]{1,64}")) {
+            throw new IllegalArgumentException("sip.user must be 1-64 characters of A-Z a-z 0-9 . _ ~ -: " + user);
+        }
+        String host = p.getProperty("sip.host", user).trim();
+        InetAddress address;
+        try {
+            address = InetAddress.getByName(p.getProperty("sip.address", "127.0.0.1").trim());
+        } catch (UnknownHostException e) {
+            throw new IllegalArgumentException("sip.address is not an address: " + e.getMessage(), e);
+        }
+        int tls = port(p, "sip.tls.port", -1);
+        if (tls <= 0) {
+            throw new IllegalArgumentException("sip.tls.port is required (1-65535)");
+        }
+        List<String> lines = new ArrayList<>(policy.values());
+        if (lines.isEmpty()) {
+            throw new IllegalArgumentException("no call policy: add policy.1=default MEASURED reject (and more lines)");
+        }
+        CallPolicy parsed;
+        try {
+            parsed = CallPolicy.parse(String.join("\n", lines));
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("policy: " + e.getMessage(), e);
+        }
+        double tone;
+        try {
+            tone = Double.parseDouble(p.getProperty("media.tone.hz", "0").trim());
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("media.tone.hz is not a number", e);
+        }
+        if (tone < 0 || tone > 3900) {
+            throw new IllegalArgumentException("media.tone.hz must be 0..3900 (8 kHz sampling)");
+        }
+        long timeout;
+        try {
+            timeout = Long.parseLong(p.getProperty("sip.setup.timeout.seconds", "15").trim());
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("sip.setup.timeout.seconds is not a number", e);
+        }
+        if (timeout < 1 || timeout > 300) {
+            throw new IllegalArgumentException("sip.setup.timeout.seconds must be 1..300");
+        }
+        String control = p.getProperty("control.socket");
+        return new PhoneConfig(user, host, address, tls, port(p, "sip.tcp.port", 0), port(p, "sip.udp.port", 0),
+                Duration.ofSeconds(timeout), parsed, lines, tone,
+                control == null || control.isBlank() ? Optional.empty() : Optional.of(Path.of(control.trim())));
+    }
+
+    private static String required(Properties p, String key) {
+        String v = p.getProperty(key);
+        if (v == null || v.isBlank()) {
+            throw new IllegalArgumentException(key + " is required");
+        }
+        return v.trim();
+    }
+
+    private static int port(Properties p, String key, int absent) {
+        String v = p.getProperty(key);
+        if (v == null) {
+            return absent;
+        }
+        try {
+            int port = Integer.parseInt(v.trim());
+            if (port < 0 || port > 65535) {
+                throw new IllegalArgumentException(key + " must be 0..65535");
+            }
+            return port;
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException(key + " is not a port number: " + v, e);
+        }
+    }
+}

@@ -1,0 +1,97 @@
+package io.tpmphone.softphone.control;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.io.OutputStream;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.channels.Channels;
+import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.concurrent.TimeUnit;
+
+/** A user interface's side of a running softphone's {@link ControlServer}. Not thread-safe. */
+public final class ControlClient implements AutoCloseable {
+    private static final ObjectMapper JSON = new ObjectMapper();
+    private final SocketChannel channel;
+    private final BufferedReader in;
+    private final OutputStream out;
+
+    private ControlClient(SocketChannel channel) {
+        this.channel = channel;
+        this.in = new BufferedReader(new InputStreamReader(Channels.newInputStream(channel), StandardCharsets.UTF_8));
+        this.out = Channels.newOutputStream(channel);
+    }
+
+    /** Connects to the softphone's control socket, waiting up to {@code wait} for it to appear (it is starting). */
+    public static ControlClient connect(Path socket, Duration wait) throws IOException, InterruptedException {
+        Instant deadline = Instant.now().plus(wait);
+        while (true) {
+            SocketChannel ch = SocketChannel.open(StandardProtocolFamily.UNIX);
+            try {
+                ch.connect(UnixDomainSocketAddress.of(socket));
+                return new ControlClient(ch);
+            } catch (IOException e) {
+                ch.close();
+                if (Instant.now().isAfter(deadline)) {
+                    throw new IOException("the softphone's control socket " + socket + " did not answer within "
+                            + wait.toSeconds() + " s: " + e.getMessage(), e);
+                }
+                TimeUnit.MILLISECONDS.sleep(100);
+            }
+        }
+    }
+
+    /** Sends one request and returns the reply; a reply with {@code "ok":false} throws with its error. */
+    public JsonNode request(ObjectNode request) throws IOException {
+        out.write((JSON.writeValueAsString(request) + "\n").getBytes(StandardCharsets.UTF_8));
+        out.flush();
+        String line = in.readLine();
+        if (line == null) {
+            throw new IOException("the softphone closed its control channel");
+        }
+        JsonNode reply = JSON.readTree(line);
+        if (!reply.path("ok").asBoolean(false)) {
+            throw new IOException(reply.path("error").asText("the softphone refused the request"));
+        }
+        return reply;
+    }
+
+    public static ObjectNode op(String op) {
+        return JSON.createObjectNode().put("op", op);
+    }
+
+    /** Places a call; returns its id at once. */
+    public String call(String target, String next) throws IOException {
+        return request(op("call").put("target", target).put("next", next)).get("callId").asText();
+    }
+
+    /** The call once it is established, refused or ended (or as it is after {@code timeout}). */
+    public JsonNode await(String callId, Duration timeout) throws IOException {
+        return request(op("await").put("callId", callId).put("timeoutMs", timeout.toMillis())).get("call");
+    }
+
+    public JsonNode calls() throws IOException {
+        return request(op("calls")).get("calls");
+    }
+
+    public JsonNode audio(String callId) throws IOException {
+        return request(op("audio").put("callId", callId));
+    }
+
+    public void hangUp(String callId) throws IOException {
+        request(op("hangup").put("callId", callId));
+    }
+
+    @Override
+    public void close() throws IOException {
+        channel.close();
+    }
+}

@@ -1,0 +1,285 @@
+package io.tpmphone.softphone.control;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.tpmphone.softphone.media.AudioSession;
+import io.tpmphone.softphone.media.Wav;
+import io.tpmphone.softphone.sip.Call;
+import io.tpmphone.softphone.sip.SipPhone;
+import io.tpmphone.tls.PeerAttestation;
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.io.OutputStream;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.channels.Channels;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.Arrays;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The running softphone's control channel: a Unix-domain socket (mode 0660) over which a user interface — the
+ * {@code tpmphone} CLI, the demo, a test — places and ends calls and reads what the user would see. One JSON object
+ * per line each way, requests at most 8 KiB; every request gets exactly one reply, {@code {"ok":true,...}} or
+ * {@code {"ok":false,"error":"..."}}:
+ * <ul>
+ *   <li>{@code {"op":"status"}} → {@code {"uri","tlsPort"}};</li>
+ *   <li>{@code {"op":"call","target":"sips:bob@bob","next":"127.0.0.1:5061"}} → {@code {"callId"}}: returns at once;</li>
+ *   <li>{@code {"op":"await","callId":ID,"timeoutMs":N}} → {@code {"call":{...}}} once the call is established,
+ *       refused or ended (or N ms passed: the call as it is);</li>
+ *   <li>{@code {"op":"calls"}} → {@code {"calls":[{...}]}};</li>
+ *   <li>{@code {"op":"audio","callId":ID}} → RTP/RTCP statistics and the dominant frequency of the last second
+ *       received;</li>
+ *   <li>{@code {"op":"hangup","callId":ID}}.</li>
+ * </ul>
+ * A call is {@code {"callId","direction","peerUri","state","reason","level","peerHost","display","action",
+ * "requiredLevel","held"}}. Malformed requests get an error reply and the connection stays usable.
+ */
+public final class ControlServer implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(ControlServer.class);
+    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final int MAX_LINE = 8192;
+    private static final int MAX_CONNECTIONS = 16;
+    private static final long MAX_AWAIT_MS = 120_000;
+
+    private final SipPhone phone;
+    private final Path path;
+    private final ServerSocketChannel server;
+    private final Thread acceptor;
+    private final AtomicInteger open = new AtomicInteger();
+    private final Map<SocketChannel, Boolean> clients = new ConcurrentHashMap<>();
+    private volatile boolean closed;
+
+    private ControlServer(SipPhone phone, Path path, ServerSocketChannel server) {
+        this.phone = phone;
+        this.path = path;
+        this.server = server;
+        this.acceptor = new Thread(this::accept, "control-accept");
+        this.acceptor.setDaemon(true);
+    }
+
+    /** Listens on {@code path} (replacing a stale socket file there) for {@code phone}. */
+    public static ControlServer start(SipPhone phone, Path path) throws IOException {
+        Files.deleteIfExists(path);
+        ServerSocketChannel ch = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
+        try {
+            ch.bind(UnixDomainSocketAddress.of(path));
+            Files.setPosixFilePermissions(path, PosixFilePermissions.fromString("rw-rw----"));
+        } catch (IOException | RuntimeException e) {
+            ch.close();
+            throw e;
+        }
+        ControlServer s = new ControlServer(phone, path, ch);
+        s.acceptor.start();
+        LOG.info("control channel listening on {}", path);
+        return s;
+    }
+
+    private void accept() {
+        while (!closed) {
+            SocketChannel c;
+            try {
+                c = server.accept();
+            } catch (IOException e) {
+                if (!closed) {
+                    LOG.warn("control channel: accept failed: {}", e.toString());
+                }
+                return;
+            }
+            if (open.incrementAndGet() > MAX_CONNECTIONS) {
+                open.decrementAndGet();
+                closeQuietly(c);
+                continue;
+            }
+            clients.put(c, Boolean.TRUE);
+            Thread t = new Thread(() -> serve(c), "control-session");
+            t.setDaemon(true);
+            t.start();
+        }
+    }
+
+    private void serve(SocketChannel c) {
+        try (c; BufferedReader in = new BufferedReader(new InputStreamReader(Channels.newInputStream(c),
+                StandardCharsets.UTF_8)); OutputStream out = Channels.newOutputStream(c)) {
+            for (String line; (line = readLine(in)) != null; ) {
+                ObjectNode reply;
+                try {
+                    reply = handle(JSON.readTree(line));
+                } catch (JsonProcessingException e) {
+                    reply = error("the request is not JSON: " + e.getOriginalMessage());
+                } catch (IllegalArgumentException e) {
+                    reply = error(e.getMessage());
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    return;
+                } catch (Exception e) {
+                    LOG.warn("control request failed: {}", e.toString());
+                    reply = error("failed: " + e.getMessage());
+                }
+                out.write((JSON.writeValueAsString(reply) + "\n").getBytes(StandardCharsets.UTF_8));
+                out.flush();
+            }
+        } catch (IOException e) {
+            if (!closed) {
+                LOG.debug("control session ended: {}", e.toString());
+            }
+        } finally {
+            clients.remove(c);
+            open.decrementAndGet();
+        }
+    }
+
+    /** A line of at most {@link #MAX_LINE} characters; a longer one ends the session (no unbounded buffering). */
+    private static String readLine(BufferedReader in) throws IOException {
+        StringBuilder sb = new StringBuilder();
+        for (int ch; (ch = in.read()) != -1; ) {
+            if (ch == '\n') {
+                return sb.toString();
+            }
+            if (sb.length() >= MAX_LINE) {
+                throw new IOException("control request longer than " + MAX_LINE + " characters");
+            }
+            sb.append((char) ch);
+        }
+        return sb.length() == 0 ? null : sb.toString();
+    }
+
+    private ObjectNode handle(JsonNode req) throws Exception {
+        if (!req.isObject() || !req.path("op").isTextual()) {
+            throw new IllegalArgumentException("a request is a JSON object with an \"op\"");
+        }
+        String op = req.get("op").asText();
+        ObjectNode ok = JSON.createObjectNode().put("ok", true);
+        switch (op) {
+            case "status" -> {
+                ok.put("uri", phone.uri());
+                ok.put("tlsPort", phone.config().tlsPort());
+                return ok;
+            }
+            case "call" -> {
+                String target = text(req, "target");
+                String next = text(req, "next");
+                int colon = next.lastIndexOf(':');
+                if (colon <= 0) {
+                    throw new IllegalArgumentException("next is HOST:PORT, got " + next);
+                }
+                int port;
+                try {
+                    port = Integer.parseInt(next.substring(colon + 1));
+                } catch (NumberFormatException e) {
+                    throw new IllegalArgumentException("next is HOST:PORT, got " + next, e);
+                }
+                if (port < 1 || port > 65535) {
+                    throw new IllegalArgumentException("the port of next must be 1..65535");
+                }
+                if (!target.startsWith("sips:") && !target.startsWith("sip:")) {
+                    throw new IllegalArgumentException("target is a sip: or sips: URI, got " + target);
+                }
+                Call call = phone.call(target, new InetSocketAddress(InetAddress.getByName(next.substring(0, colon)),
+                        port));
+                return ok.put("callId", call.callId());
+            }
+            case "await" -> {
+                Call call = call(req);
+                long timeout = Math.min(MAX_AWAIT_MS, Math.max(0, req.path("timeoutMs").asLong(15_000)));
+                try {
+                    call.settled().get(timeout, TimeUnit.MILLISECONDS);
+                } catch (java.util.concurrent.TimeoutException e) {
+                    // the call as it is now
+                }
+                ok.set("call", describe(call));
+                return ok;
+            }
+            case "calls" -> {
+                ArrayNode a = ok.putArray("calls");
+                phone.calls().forEach(c -> a.add(describe(c)));
+                return ok;
+            }
+            case "audio" -> {
+                Call call = call(req);
+                AudioSession audio = call.audio().orElseThrow(() -> new IllegalArgumentException("call "
+                        + call.callId() + " has no audio"));
+                AudioSession.Stats s = audio.stats();
+                short[] received = audio.received().samples();
+                ok.put("packetsSent", s.packetsSent()).put("packetsReceived", s.packetsReceived())
+                        .put("packetsLost", s.packetsLost()).put("jitterMs", s.jitterMs())
+                        .put("secondsReceived", received.length / (double) Wav.SAMPLE_RATE);
+                if (received.length >= Wav.SAMPLE_RATE) {
+                    short[] last = Arrays.copyOfRange(received, received.length - Wav.SAMPLE_RATE, received.length);
+                    ok.put("dominantHz", Wav.dominantFrequency(last, 4000));
+                }
+                return ok;
+            }
+            case "hangup" -> {
+                phone.hangUp(call(req));
+                return ok;
+            }
+            default -> throw new IllegalArgumentException("unknown op \"" + op + "\" (status, call, await, calls,"
+                    + " audio, hangup)");
+        }
+    }
+
+    private Call call(JsonNode req) {
+        String id = text(req, "callId");
+        return phone.callById(id).orElseThrow(() -> new IllegalArgumentException("no call " + id));
+    }
+
+    private static String text(JsonNode req, String field) {
+        JsonNode n = req.get(field);
+        if (n == null || !n.isTextual() || n.asText().isBlank() || n.asText().length() > 1024) {
+            throw new IllegalArgumentException("\"" + field + "\" (a non-empty string) is required");
+        }
+        return n.asText();
+    }
+
+    /** What the user sees of a call. */
+    static ObjectNode describe(Call c) {
+        ObjectNode n = JSON.createObjectNode();
+        n.put("callId", c.callId()).put("direction", c.direction().name()).put("peerUri", c.peerUri())
+                .put("state", c.state().name()).put("reason", c.reason()).put("held", c.held());
+        c.peer().ifPresent((PeerAttestation p) -> {
+            n.put("level", p.level().name());
+            n.put("peerHost", p.host().orElse(null));
+            n.put("display", c.display());
+        });
+        c.decision().ifPresent(d -> n.put("action", d.action().name()).put("requiredLevel",
+                d.requiredLevel().name()));
+        return n;
+    }
+
+    private static ObjectNode error(String message) {
+        return JSON.createObjectNode().put("ok", false).put("error", message == null ? "failed" : message);
+    }
+
+    private static void closeQuietly(SocketChannel c) {
+        try {
+            c.close();
+        } catch (IOException ignored) {
+            // already gone
+        }
+    }
+
+    @Override
+    public void close() throws IOException {
+        closed = true;
+        server.close();
+        clients.keySet().forEach(ControlServer::closeQuietly);
+        Files.deleteIfExists(path);
+    }
+}

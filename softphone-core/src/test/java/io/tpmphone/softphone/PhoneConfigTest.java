@@ -1,0 +1,50 @@
+package io.tpmphone.softphone;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.StringReader;
+import java.nio.file.Path;
+import java.util.Optional;
+import java.util.Properties;
+import org.junit.jupiter.api.Test;
+
+class PhoneConfigTest {
+    private static Properties props(String text) throws Exception {
+        Properties p = new Properties();
+        p.load(new StringReader(text));
+        return p;
+    }
+
+    @Test
+    void aFullConfiguration() throws Exception {
+        PhoneConfig c = PhoneConfig.of(props("sip.user=alice\nsip.tls.port=5061\npolicy.2=in sips:*@lab HARDENED"
+                + " reject\npolicy.1=default MEASURED reject\nmedia.tone.hz=1000\ncontrol.socket=/run/x/c.sock\n"));
+        assertEquals("alice", c.host(), "the host defaults to the user");
+        assertEquals(5061, c.tlsPort());
+        assertEquals(0, c.udpPort());
+        assertEquals("default MEASURED reject", c.policyLines().get(0), "policy lines in key order");
+        assertEquals(Optional.of(Path.of("/run/x/c.sock")), c.controlSocket());
+        assertEquals(1000.0, c.toneHz());
+    }
+
+    @Test
+    void mistakesAreNamed() {
+        String base = "sip.user=alice\nsip.tls.port=5061\npolicy.1=default MEASURED reject\n";
+        for (String[] bad : new String[][] {
+                {base + "sip.tsl.port=1\n", "unknown configuration key sip.tsl.port"},
+                {"sip.tls.port=5061\npolicy.1=default MEASURED reject\n", "sip.user is required"},
+                {"sip.user=alice\npolicy.1=default MEASURED reject\n", "sip.tls.port is required"},
+                {"sip.user=alice\nsip.tls.port=5061\n", "no call policy"},
+                {base + "policy.x=default FAILED reject\n", "policy keys are policy.1"},
+                {"sip.user=alice\nsip.tls.port=5061\npolicy.1=default MEASURD reject\n", "unknown level"},
+                {base + "sip.udp.port=70000\n", "sip.udp.port must be 0..65535"},
+                {base + "media.tone.hz=loud\n", "media.tone.hz is not a number"},
+                {"sip.user=al ice\nsip.tls.port=5061\npolicy.1=default MEASURED reject\n", "sip.user must be"}}) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> PhoneConfig.of(props(bad[0])), bad[1]);
+            assertTrue(e.getMessage().contains(bad[1]), e.getMessage() + " should say " + bad[1]);
+        }
+    }
+}
