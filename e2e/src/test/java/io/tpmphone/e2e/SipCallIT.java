@@ -24,6 +24,7 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -206,6 +207,31 @@ class SipCallIT {
         assertEquals(Call.State.REFUSED, call.state());
         assertTrue(call.reason().contains("our call policy") && call.reason().contains("HARDENED"), call.reason());
         assertTrue(bobSaw.decisions.isEmpty(), "bob never saw an INVITE: " + bobSaw.decisions);
+    }
+
+    @Test
+    void aSilentReconnectToTheSameHop_isDecidedAgain_onTheNewConnectionsAttestation() throws Exception {
+        SipPhone alice = phone(hosts.alice(), "alice", "default MEASURED reject", hosts.alice().keys(), new Seen());
+        SipPhone bob = phone(hosts.bob(), "bob", "default MEASURED reject", hosts.bob().keys(), new Seen());
+        int port = bob.config().tlsPort();
+        Call first = alice.await(alice.call("sips:bob@bob", at(bob)));
+        assertEquals(Call.State.ESTABLISHED, first.state(), first.reason());
+        // Bob's phone goes away; an ordinary TLS endpoint (no attestation) takes its port. Alice still remembers a
+        // MEASURED connection to that hop, but JAIN-SIP has to open a new one for the next INVITE.
+        bob.close();
+        phones.remove(bob);
+        SipPhone impostor = SipPhone.start(new SipPhone.Config("bob", "bob", LOOPBACK, port, 0, 0,
+                        Duration.ofSeconds(15)), AttestedTlsConfig.of(hosts.bob().identity(), hosts.verifier(),
+                        Clock.systemUTC()).withoutAttestation(), CallPolicy.parse("default FAILED reject"),
+                hosts.bob().keys(), new Seen(), Clock.systemUTC());
+        phones.add(impostor);
+        TimeUnit.MILLISECONDS.sleep(500);
+        Call second = alice.await(alice.call("sips:bob@bob", new InetSocketAddress(LOOPBACK, port)));
+        assertEquals(Call.State.REFUSED, second.state(), second.reason());
+        assertTrue(second.reason().contains("peer level UNATTESTED is below the required MEASURED"), second.reason());
+        assertEquals(IntegrityLevel.UNATTESTED, second.peer().orElseThrow().level(),
+                "decided on the new connection, not on the remembered one");
+        assertTrue(impostor.callById(second.callId()).isEmpty(), "no INVITE was written on the new connection");
     }
 
     @Test

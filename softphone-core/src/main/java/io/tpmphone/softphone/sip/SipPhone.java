@@ -149,8 +149,12 @@ public final class SipPhone implements AutoCloseable {
     private final Map<String, Call> calls = new ConcurrentHashMap<>();
     /** The attestation of every TLS connection this phone made or accepted, by remote address. */
     private final Map<SocketAddress, PeerAttestation> connections = new ConcurrentHashMap<>();
-    /** Outgoing calls waiting for their connection, by the destination's address. */
-    private final Map<SocketAddress, Call> connecting = new ConcurrentHashMap<>();
+    /**
+     * Outgoing calls being set up, by their first hop, until they settle: every new TLS connection to that hop decides
+     * each of them (again) on its own attestation before any byte of SIP is written — the first connection, and any
+     * JAIN-SIP opens silently later (a reconnect), so no INVITE ever leaves on a connection its policy did not see.
+     */
+    private final Map<SocketAddress, java.util.Set<Call>> settingUp = new ConcurrentHashMap<>();
     private final SecureRandom random = new SecureRandom();
     /** Registrations by their Call-ID (one per registration, RFC 3261 §10.2.4). */
     private final Map<String, Registration> registrations = new ConcurrentHashMap<>();
@@ -321,16 +325,18 @@ public final class SipPhone implements AutoCloseable {
             PeerAttestation known = transport.equals("tls") ? connections.get(key)
                     : PeerAttestation.unattested(Optional.empty(), clock.instant(), "the first hop is over "
                     + transport.toUpperCase(java.util.Locale.ROOT) + ", which carries no attestation");
+            java.util.Set<Call> onHop = settingUp.computeIfAbsent(key, k -> ConcurrentHashMap.newKeySet());
+            onHop.add(call);
+            call.settled().whenComplete((c, e) -> onHop.remove(call));
             if (known != null) {
-                // An open connection to this hop: its attestation is decided on now, no handshake will ask.
+                // An open connection to this hop: its attestation is decided on now. Should JAIN-SIP open a new
+                // connection for the INVITE after all, the TLS gate decides again on that one.
                 CallPolicy.Decision d = decide(call, known);
                 if (d.action() == CallPolicy.Action.REJECT) {
                     return call;
                 }
-            } else {
-                // A new connection: the TLS gate decides right after its handshake, before the INVITE is written.
-                connecting.put(key, call);
             }
+            // Otherwise a new connection: the TLS gate decides right after its handshake, before the INVITE is written.
             ClientTransaction ct = provider.getNewClientTransaction(invite);
             call.dialog(ct.getDialog());
             ct.sendRequest();
@@ -352,13 +358,19 @@ public final class SipPhone implements AutoCloseable {
         PeerAttestation p = peer.orElse(PeerAttestation.unattested(Optional.empty(), clock.instant(),
                 "the peer's TLS handshake carried no attestation"));
         connections.put(remote, p);
-        Call call = connecting.remove(remote);
-        if (call == null) {
-            return;
+        String refusal = null;
+        for (Call call : settingUp.getOrDefault(remote, java.util.Set.of())) {
+            if (call.state() != Call.State.SETTING_UP) {
+                continue;
+            }
+            CallPolicy.Decision d = decide(call, p);
+            if (d.action() == CallPolicy.Action.REJECT) {
+                refusal = d.reason();
+            }
         }
-        CallPolicy.Decision d = decide(call, p);
-        if (d.action() == CallPolicy.Action.REJECT) {
-            throw new SSLHandshakeException("call policy: " + d.reason());
+        if (refusal != null) {
+            // the stricter decision wins: the connection ends before any call's INVITE is written on it
+            throw new SSLHandshakeException("call policy: " + refusal);
         }
     }
 
