@@ -2,7 +2,7 @@ package io.tpmphone.agent;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.tpmphone.server.AttestationServer;
-import io.tpmphone.softphone.SoftphoneMain;
+import io.tpmphone.softphone.BrokerProbe;
 import io.tpmphone.swtpm.SwtpmProcess;
 import java.io.IOException;
 import java.io.InputStream;
@@ -36,7 +36,7 @@ public final class Fixture {
     public static Path softphoneJar(Path dir) throws IOException {
         Path location;
         try {
-            location = Path.of(SoftphoneMain.class.getProtectionDomain().getCodeSource().getLocation().toURI());
+            location = Path.of(BrokerProbe.class.getProtectionDomain().getCodeSource().getLocation().toURI());
         } catch (java.net.URISyntaxException e) {
             throw new IOException(e);
         }
@@ -58,7 +58,7 @@ public final class Fixture {
 
     public static LaunchSpec spec(Path jar, Path config, List<String> jvmOptions) {
         return new LaunchSpec(Path.of(System.getProperty("java.home")), List.of(jar), config,
-                SoftphoneMain.class.getName(), jvmOptions, List.of(), true);
+                BrokerProbe.class.getName(), jvmOptions, List.of(), true);
     }
 
     public static String policy(int version, LaunchSpec approved) throws IOException {

@@ -100,6 +100,7 @@ public final class AttestedSslSocket extends SSLSocket {
                 throw handshakeFailure(failure);
             }
             AttestedTlsPeer p = peers.get();
+            boolean handshaken = false;
             try {
                 if (client) {
                     TlsClientProtocol c = new TlsClientProtocol(raw.getInputStream(), raw.getOutputStream());
@@ -110,9 +111,24 @@ public final class AttestedSslSocket extends SSLSocket {
                     protocol = s;
                     s.accept((TlsServer) p);
                 }
+                handshaken = true;
                 gate.admit(raw.getRemoteSocketAddress(), p.peer());
             } catch (IOException | RuntimeException e) {
-                failure = e instanceof IOException io ? io : new IOException(e.getMessage(), e);
+                IOException cause = e instanceof IOException io ? io : new IOException(e.getMessage(), e);
+                Optional<PeerAttestation> seen = p.peer();
+                if (client && !handshaken && seen.isPresent()) {
+                    // The server's evidence was appraised before the handshake broke (e.g. a tampered host whose TPM
+                    // will not sign its CertificateVerify): the caller's policy decides on what was seen, and the
+                    // failure names it, rather than a bare TLS alert.
+                    try {
+                        gate.admit(raw.getRemoteSocketAddress(), seen);
+                        cause = new IOException("the peer, rated " + seen.get().display() + ", ended the handshake: "
+                                + cause.getMessage(), cause);
+                    } catch (IOException refusedByPolicy) {
+                        cause = refusedByPolicy;
+                    }
+                }
+                failure = cause;
                 closeQuietly();
                 throw handshakeFailure(failure);
             }

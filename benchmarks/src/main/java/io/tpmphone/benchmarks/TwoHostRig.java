@@ -46,6 +46,10 @@ import java.util.stream.Stream;
 public final class TwoHostRig implements AutoCloseable {
     /** The admin token of the rig's server. */
     public static final String ADMIN_TOKEN = HexFormat.of().formatHex(randomBytes(24));
+    /** The measured softphone's own logging configuration (a resource of softphone-core). */
+    public static final String SOFTPHONE_LOGGING = "-Dlogback.configurationFile=tpmphone-softphone-logback.xml";
+    /** Namespace isolation of the softphones needs root (unshare, setpriv); without it the policy cannot ask for it. */
+    public static final boolean ISOLATE = "root".equals(System.getProperty("user.name"));
     /** The measurement PCR. */
     public static final int PCR = 14;
 
@@ -79,8 +83,8 @@ public final class TwoHostRig implements AutoCloseable {
     private final List<AutoCloseable> resources = new ArrayList<>();
     private final AttestationServer server;
     private final AttestationClient client;
-    private final Host alice;
-    private final Host bob;
+    private volatile Host alice;
+    private volatile Host bob;
     private final PassportVerifier verifier;
     private final Map<String, LaunchSpec> releases = new LinkedHashMap<>();
     private final Map<String, Integer> childPorts = new LinkedHashMap<>();
@@ -101,7 +105,7 @@ public final class TwoHostRig implements AutoCloseable {
                 grantToChild(control);
                 releases.put(h[0], new LaunchSpec(Path.of(System.getProperty("java.home")), classPath,
                         config(dir.resolve(h[0] + "-release"), h[0], port, h[1], control.resolve("control.sock")),
-                        SoftphoneMain.class.getName(), List.of(), List.of(), true));
+                        SoftphoneMain.class.getName(), List.of(SOFTPHONE_LOGGING), List.of(), ISOLATE));
             }
             SwtpmProcess tpmA = keep(SwtpmProcess.builder().withEkCertificate(true).start());
             SwtpmProcess tpmB = keep(SwtpmProcess.builder().withEkCertificate(true).start());
@@ -144,6 +148,11 @@ public final class TwoHostRig implements AutoCloseable {
         return server;
     }
 
+    /** The server's state directory (audit.db, keys/). */
+    public Path serverDirectory() {
+        return dir.resolve("server");
+    }
+
     /** An HTTPS client of the server, pinned to its certificate; admin calls take {@link #ADMIN_TOKEN}. */
     public AttestationClient client() {
         return client;
@@ -178,10 +187,56 @@ public final class TwoHostRig implements AutoCloseable {
         if (!s.level().equals("MEASURED")) {
             throw new IllegalStateException(name + " is " + s.level() + ", not MEASURED: " + s.reasons());
         }
-        Broker broker = keep(Broker.start(dir.resolve(name + "-broker"), agent.childService()));
+        return withBroker(name, agent, tpm, 1);
+    }
+
+    private Host withBroker(String name, Agent agent, TpmClient tpm, int generation) throws Exception {
+        Broker broker = keep(Broker.start(dir.resolve(name + "-broker-" + generation), agent.childService()));
         BrokerClient c = keep(BrokerClient.connect(broker.socketPath(), broker.token()));
         return new Host(name, agent, tpm, c, new BrokerHostIdentity(c), childPorts.get(name),
                 controlRoot.resolve(name).resolve("control.sock"));
+    }
+
+    /**
+     * Tampers with {@code name}'s softphone the way an attacker with write access to its installation would: the same
+     * classes plus one extra entry in softphone-core.jar (a working build that is not the approved one). The host's
+     * agent is restarted on it: it stops the running softphone (measuring TERMINATED), measures and launches the
+     * tampered one and attests — FAILED, so the server approves no key release. Returns the agent's status.
+     */
+    public Agent.Status tamperAndRelaunch(String name) throws Exception {
+        Host old = name.equals("alice") ? alice : bob;
+        LaunchSpec approved = releases.get(name);
+        Path original = approved.classPath().get(0);
+        Path tampered = Files.createDirectories(dir.resolve(name + "-tampered")).resolve(original.getFileName());
+        try (java.util.zip.ZipInputStream in = new java.util.zip.ZipInputStream(Files.newInputStream(original));
+             java.util.zip.ZipOutputStream out = new java.util.zip.ZipOutputStream(Files.newOutputStream(tampered))) {
+            for (java.util.zip.ZipEntry e; (e = in.getNextEntry()) != null; ) {
+                out.putNextEntry(new java.util.zip.ZipEntry(e.getName()));
+                in.transferTo(out);
+                out.closeEntry();
+            }
+            out.putNextEntry(new java.util.zip.ZipEntry("implant.properties"));
+            out.write("exfiltrate=srtp-keys\n".getBytes(StandardCharsets.US_ASCII));
+            out.closeEntry();
+        }
+        List<Path> classPath = new ArrayList<>(approved.classPath());
+        classPath.set(0, tampered);
+        LaunchSpec spec = new LaunchSpec(approved.javaHome(), classPath, approved.configFile(), approved.mainClass(),
+                approved.jvmOptions(), approved.arguments(), approved.isolate(), approved.childUser());
+        old.broker().close();
+        old.agent().close();
+        resources.remove(old.broker());
+        resources.remove(old.agent());
+        Agent agent = keep(new Agent(old.tpm(), client, dir.resolve(name), name, PCR, spec, Duration.ofMinutes(2),
+                Clock.systemUTC()));
+        Agent.Status s = agent.start();
+        Host h = withBroker(name, agent, old.tpm(), 2);
+        if (name.equals("alice")) {
+            alice = h;
+        } else {
+            bob = h;
+        }
+        return s;
     }
 
     private static String policy(java.util.Collection<LaunchSpec> releases) throws IOException {
@@ -196,7 +251,7 @@ public final class TwoHostRig implements AutoCloseable {
             approved.add(ReleaseManifest.of("softphone-" + (++i), r));
         }
         p.put("releases", approved);
-        p.put("requireIsolation", true);
+        p.put("requireIsolation", ISOLATE);
         p.put("nonceTtlSeconds", 30);
         p.put("resultTtlSeconds", 300);
         return new com.fasterxml.jackson.databind.ObjectMapper().writeValueAsString(p);

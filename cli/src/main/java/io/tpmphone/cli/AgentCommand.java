@@ -5,7 +5,8 @@ import io.tpmphone.agent.Agent;
 import io.tpmphone.agent.AttestationClient;
 import io.tpmphone.agent.LaunchSpec;
 import io.tpmphone.cli.internal.Pem;
-import io.tpmphone.softphone.SoftphoneMain;
+import io.tpmphone.benchmarks.TwoHostRig;
+import io.tpmphone.softphone.SoftphoneRelease;
 import io.tpmphone.tpm.TpmClient;
 import io.tpmphone.tpm.TpmUri;
 import java.io.PrintWriter;
@@ -34,10 +35,10 @@ final class AgentCommand {
         @Option(names = "--java-home", description = "JVM for the softphone core (default: this one)")
         Path javaHome;
         @Option(names = "--classpath", description = "jars of the softphone core, ':'-separated (default: the"
-                + " distribution's softphone-core jar)")
+                + " distribution's softphone-core jar and its runtime dependencies)")
         String classPath;
         @Option(names = "--config", description = "softphone configuration file (default: STATE/softphone.properties,"
-                + " created empty)")
+                + " created by `agent run` for sips:HOST@HOST on port 5061)")
         Path config;
         @Option(names = "--main-class", description = "main class (default: ${DEFAULT-VALUE})",
                 defaultValue = "io.tpmphone.softphone.SoftphoneMain")
@@ -50,7 +51,13 @@ final class AgentCommand {
                 description = "unprivileged user the softphone core runs as (default ${DEFAULT-VALUE})")
         String childUser;
 
-        LaunchSpec spec(Path state) throws Exception {
+        /**
+         * The launch: the softphone-core jar and its runtime dependencies (from this distribution's lib/), the
+         * configuration, the softphone's logging option first. Without --config, STATE/softphone.properties is used;
+         * {@code host} non-null creates it if missing (a phone for sips:HOST@HOST on TLS port 5061 that needs MEASURED
+         * peers, with its control socket in STATE/control/).
+         */
+        LaunchSpec spec(Path state, String host) throws Exception {
             Path home = javaHome != null ? javaHome : Path.of(System.getProperty("java.home"));
             List<Path> jars = new ArrayList<>();
             if (classPath != null) {
@@ -58,17 +65,33 @@ final class AgentCommand {
                     jars.add(Path.of(p).toAbsolutePath());
                 }
             } else {
-                jars.add(Path.of(SoftphoneMain.class.getProtectionDomain().getCodeSource().getLocation().toURI()));
+                jars.addAll(SoftphoneRelease.classPath(SoftphoneRelease.codeLocation()));
             }
             Path cfg = config;
             if (cfg == null) {
                 cfg = state.resolve("softphone.properties");
                 if (!Files.exists(cfg)) {
+                    if (host == null) {
+                        throw new IllegalArgumentException("no --config and no " + cfg + ": give --config, or run"
+                                + " `tpmphone agent run` once to create the default configuration there");
+                    }
                     Files.createDirectories(state);
-                    Files.writeString(cfg, "# tpmphone softphone core configuration\n");
+                    Path control = Files.createDirectories(state.resolve("control"));
+                    if ("root".equals(System.getProperty("user.name")) && !noIsolation) {
+                        Files.setOwner(control, control.getFileSystem().getUserPrincipalLookupService()
+                                .lookupPrincipalByName(childUser));
+                    }
+                    String user = host.replaceAll("[^A-Za-z0-9._~-]", "-");
+                    Files.writeString(cfg, String.join("\n", "# tpmphone softphone core configuration (measured:"
+                            + " a change needs a new approved release)", "sip.user=" + user, "sip.host=" + host,
+                            "sip.address=127.0.0.1", "sip.tls.port=5061", "policy.1=default MEASURED reject",
+                            "control.socket=" + control.toAbsolutePath().resolve("control.sock"), ""));
                 }
             }
-            return new LaunchSpec(home, jars, cfg, mainClass, jvmOptions, List.of(), !noIsolation)
+            List<String> options = new ArrayList<>();
+            options.add(TwoHostRig.SOFTPHONE_LOGGING);
+            options.addAll(jvmOptions);
+            return new LaunchSpec(home, jars, cfg, mainClass, options, List.of(), !noIsolation)
                     .withChildUser(childUser);
         }
     }
@@ -107,7 +130,7 @@ final class AgentCommand {
             AttestationClient client = new AttestationClient(server, Pem.certificates(serverCert).get(0),
                     Duration.ofSeconds(15));
             TpmClient tpmClient = TpmClient.open(TpmUri.parse(tpm));
-            Agent agent = new Agent(tpmClient, client, state, host, pcr, launch.spec(state),
+            Agent agent = new Agent(tpmClient, client, state, host, pcr, launch.spec(state, host),
                     Duration.ofSeconds(interval), Clock.systemUTC()).withEnrollmentToken(enrollmentTokenFile == null
                     ? null : Pem.secret(enrollmentTokenFile, false));
             CountDownLatch stopped = new CountDownLatch(1);

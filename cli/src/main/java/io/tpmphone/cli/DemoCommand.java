@@ -1,23 +1,330 @@
 package io.tpmphone.cli;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import io.tpmphone.agent.Agent;
+import io.tpmphone.benchmarks.TwoHostRig;
+import io.tpmphone.softphone.control.ControlClient;
+import io.tpmphone.softphone.internal.BrokerClient;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
 import java.util.concurrent.Callable;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Help.Ansi;
 import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
-/** The end-to-end demo. Not built yet: it needs the attestation server, the agent and the softphone. */
+/**
+ * The whole story on one machine (DESIGN §4): two TPM hosts, attestation, an attested SRTP call between the measured
+ * softphones, a tampered softphone refused with its keys kept sealed, and the audit log verified. Every step checks
+ * what it shows; the exit code is 0 only if all did what they should.
+ */
 @Command(name = "demo", mixinStandardHelpOptions = true,
-        description = "The whole story on one machine: two TPM hosts, attestation, an attested SRTP call, a tamper.",
-        footer = {"", "Example:", "  ./tpmphone demo"})
+        description = {"The whole story on one machine, with embedded defaults:",
+                "two swtpm hosts (alice, bob), the attestation server, two agents that measure and launch",
+                "isolated softphones; an attested SRTP call with both integrity levels shown; bob's softphone",
+                "tampered with, the call refused and bob's keys sealed; the audit log verified.",
+                "Exit 0 only if every step did what it should; Ctrl-C stops everything it started."},
+        footer = {"", "Examples:", "  ./tpmphone demo", "  ./tpmphone demo --json > summary.json",
+                "  ./tpmphone demo --keep /tmp/demo    # keep the servers' state and logs to look at"})
 final class DemoCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
 
+    @Option(names = "--json", description = "print a JSON summary on stdout (the story still goes to stderr)")
+    boolean json;
+
+    @Option(names = "--keep", paramLabel = "DIR", description = "keep the state (server database, agents' logs,"
+            + " the softphones' logs) in DIR instead of deleting it")
+    Path keep;
+
+    /** One step of the story as the summary reports it. */
+    record Step(String name, boolean ok, double seconds, List<String> facts) {
+    }
+
+    private final List<Step> steps = new ArrayList<>();
+    private PrintWriter out;
+    private Ansi ansi;
+
     @Override
-    public Integer call() {
-        spec.commandLine().getErr().println("tpmphone demo is not built yet: it needs the attestation server, the agent"
-                + " and the softphone (issues 3-6). What works today: `./tpmphone test`, `tpmphone swtpm start`,"
-                + " `tpmphone tpm info|pcrread|quote`, `tpmphone bench tpm`.");
-        return 3;
+    public Integer call() throws Exception {
+        // The story is for a person: stderr when --json owns stdout.
+        out = json ? spec.commandLine().getErr() : spec.commandLine().getOut();
+        ansi = Ansi.AUTO;
+        Instant started = Instant.now();
+        if (keep != null && Files.isDirectory(keep)) {
+            try (Stream<Path> entries = Files.list(keep)) {
+                if (entries.findAny().isPresent()) {
+                    throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--keep " + keep
+                            + " is not empty: the demo starts from nothing; name a new or empty directory");
+                }
+            }
+        }
+        Path dir = keep != null ? Files.createDirectories(keep) : Files.createTempDirectory("tpmphone-demo");
+        TwoHostRig[] rig = new TwoHostRig[1];
+        Thread cleanup = new Thread(() -> stop(rig[0], dir), "demo-cleanup");
+        Runtime.getRuntime().addShutdownHook(cleanup);
+        boolean ok;
+        try {
+            ok = story(dir, rig);
+        } finally {
+            stop(rig[0], dir);
+            rig[0] = null;
+            try {
+                Runtime.getRuntime().removeShutdownHook(cleanup);
+            } catch (IllegalStateException shuttingDown) {
+                // Ctrl-C: the hook is running
+            }
+        }
+        double seconds = Duration.between(started, Instant.now()).toMillis() / 1000.0;
+        say("");
+        say(ok ? ansi.string("@|bold,green Every step did what it should|@") + String.format(Locale.ROOT,
+                " (%.1f s).", seconds) : ansi.string("@|bold,red The demo failed|@") + ": see the step marked ✗ above.");
+        if (keep != null) {
+            say("State and logs kept in " + keep.toAbsolutePath() + " (server/audit.db, */launch/child.log).");
+        }
+        if (json) {
+            Map<String, Object> summary = new LinkedHashMap<>();
+            summary.put("ok", ok);
+            summary.put("seconds", seconds);
+            summary.put("steps", steps);
+            spec.commandLine().getOut().println(TpmCommand.JSON.writeValueAsString(summary));
+        }
+        return ok ? 0 : 1;
+    }
+
+    private boolean story(Path dir, TwoHostRig[] rig) {
+        say(ansi.string("@|bold tpmphone demo|@") + ": two hosts whose softphones prove their integrity to each other"
+                + " before a call.");
+        say("");
+        boolean ok = step("Start two TPM hosts, the attestation server, two agents and their measured softphones",
+                "swtpm ×2 with EK certificates, enrollment (EK → AK), measured launch, appraisal; ~20 s", facts -> {
+                    rig[0] = TwoHostRig.start(dir.resolve("state"));
+                    for (TwoHostRig.Host h : List.of(rig[0].alice(), rig[0].bob())) {
+                        Agent.Status s = h.agent().status();
+                        facts.add(h.name() + ": " + level(s.level()) + " — AK " + s.akId().substring(0, 12)
+                                + "…, softphone " + (TwoHostRig.ISOLATE ? "isolated (PID/mount/IPC namespaces, user"
+                                + " nobody)" : "not isolated (run as root for namespaces)")
+                                + ", SRTP keys sealed to this state");
+                    }
+                    return true;
+                });
+        if (!ok) {
+            return false;
+        }
+        String[] callId = new String[1];
+        ok = step("Alice calls bob: attested TLS 1.3, SDES-SRTP with keys from the sealed keystores",
+                "evidence travels inside the TLS handshake, bound to it; each side's policy needs MEASURED", facts -> {
+                    try (ControlClient alice = ControlClient.connect(rig[0].alice().childControl(),
+                            Duration.ofSeconds(60));
+                         ControlClient bob = ControlClient.connect(rig[0].bob().childControl(),
+                                 Duration.ofSeconds(60))) {
+                        callId[0] = alice.call("sips:bob@bob", "127.0.0.1:" + rig[0].bob().childTlsPort());
+                        JsonNode a = alice.await(callId[0], Duration.ofSeconds(20));
+                        JsonNode b = bob.await(callId[0], Duration.ofSeconds(10));
+                        facts.add("alice sees: " + a.path("display").asText(a.path("reason").asText()));
+                        facts.add("bob sees:   " + b.path("display").asText(b.path("reason").asText()));
+                        if (!a.path("state").asText().equals("ESTABLISHED")
+                                || !b.path("state").asText().equals("ESTABLISHED")
+                                || !a.path("level").asText().equals("MEASURED")
+                                || !b.path("level").asText().equals("MEASURED")) {
+                            facts.add("expected an established call with MEASURED on both sides: " + a + " " + b);
+                            return false;
+                        }
+                        JsonNode ah = audio(alice, callId[0]);
+                        JsonNode bh = audio(bob, callId[0]);
+                        facts.add(String.format(Locale.ROOT, "audio (SRTP AES_CM_128_HMAC_SHA1_80): bob hears %.0f Hz"
+                                + " (alice sends 1000), alice hears %.0f Hz (bob sends 440); %d packets lost",
+                                bh.path("dominantHz").asDouble(), ah.path("dominantHz").asDouble(),
+                                bh.path("packetsLost").asLong() + ah.path("packetsLost").asLong()));
+                        alice.hangUp(callId[0]);
+                        return Math.abs(bh.path("dominantHz").asDouble() - 1000) < 20
+                                && Math.abs(ah.path("dominantHz").asDouble() - 440) < 20;
+                    }
+                });
+        if (!ok) {
+            return false;
+        }
+        ok = step("Tamper with bob's softphone: one extra entry in its jar; bob's agent relaunches it",
+                "the agent measures what it launches; the server compares it with the approved release", facts -> {
+                    Agent.Status s = rig[0].tamperAndRelaunch("bob");
+                    facts.add("bob: " + level(s.level()) + (s.failedCheck() == null ? "" : " — failed check "
+                            + s.failedCheck()));
+                    s.reasons().stream().limit(2).forEach(r -> facts.add("  " + r));
+                    // The tampered build runs: its phone answers as before, with what its TPM can prove.
+                    try (ControlClient bob = ControlClient.connect(rig[0].bob().childControl(),
+                            Duration.ofSeconds(60))) {
+                        facts.add("bob's tampered softphone is running: " + bob.request(ControlClient.op("status"))
+                                .path("uri").asText());
+                    }
+                    return s.level().equals("FAILED");
+                });
+        if (!ok) {
+            return false;
+        }
+        ok = step("Alice calls bob again: refused, and bob's keys stay sealed",
+                "alice's policy needs MEASURED; the TPM releases bob's keys only for an approved state", facts -> {
+                    boolean refused;
+                    try (ControlClient alice = ControlClient.connect(rig[0].alice().childControl(),
+                            Duration.ofSeconds(30))) {
+                        String id = alice.call("sips:bob@bob", "127.0.0.1:" + rig[0].bob().childTlsPort());
+                        JsonNode a = alice.await(id, Duration.ofSeconds(20));
+                        refused = a.path("state").asText().equals("REFUSED")
+                                && a.path("level").asText().equals("FAILED");
+                        facts.add("alice: " + a.path("state").asText() + " — " + a.path("reason").asText());
+                    }
+                    boolean sealed;
+                    try (BrokerClient.SrtpKeyMaterial leaked = rig[0].bob().broker().srtpKey(
+                            "AES_CM_128_HMAC_SHA1_80", "demo-after-tamper")) {
+                        facts.add("bob's keystore released a key: that must not happen (" + leaked + ")");
+                        sealed = false;
+                    } catch (BrokerClient.RefusedException e) {
+                        facts.add("bob asks his TPM for an SRTP key: refused " + e.reason() + " — " + firstLine(
+                                e.getMessage()).replaceFirst("^(" + e.reason() + ": )+", ""));
+                        sealed = e.reason().equals("NOT_APPROVED") || e.reason().equals("POLICY_FAIL");
+                    }
+                    return refused && sealed;
+                });
+        if (!ok) {
+            return false;
+        }
+        return step("Verify the audit log: hash chain and signed checkpoints, every decision recorded",
+                "what a security team reviews after the fact", facts -> {
+                    rig[0].alice().agent().attestNow(); // alice's call decisions ride on her next attestation
+                    JsonNode records = rig[0].client().get("/v1/audit?from=1&limit=1000", TwoHostRig.ADMIN_TOKEN)
+                            .get("records");
+                    Map<String, Integer> byType = new java.util.TreeMap<>();
+                    records.forEach(r -> byType.merge(r.path("type").asText() + " " + r.path("outcome").asText(),
+                            1, Integer::sum));
+                    var report = io.tpmphone.server.audit.AuditVerifier.verify(
+                            rig[0].serverDirectory().resolve("audit.db"),
+                            java.util.Optional.of(rig[0].server().resultVerificationKey()));
+                    facts.add(records.size() + " records: " + byType);
+                    facts.add(String.format(Locale.ROOT, "verified with the server's result key: %d records, %d"
+                            + " signed checkpoints, %s", report.recordsChecked(), report.checkpointsChecked(),
+                            report.intact() ? "intact" : "BROKEN: " + report.firstProblem().map(Object::toString)
+                                    .orElse("?")));
+                    boolean decisions = byType.keySet().stream().anyMatch(k -> k.startsWith("CALL_DECISION"));
+                    boolean refusedKey = byType.keySet().stream().anyMatch(k -> k.startsWith("KEY_RELEASE")
+                            && k.endsWith("REFUSED"));
+                    return report.intact() && decisions && refusedKey;
+                });
+    }
+
+    private static String firstLine(String s) {
+        int nl = s == null ? -1 : s.indexOf('\n');
+        return s == null ? "" : nl < 0 ? s : s.substring(0, nl);
+    }
+
+    private String level(String level) {
+        String color = switch (level) {
+            case "MEASURED", "HARDENED" -> "green";
+            case "FAILED" -> "red";
+            default -> "yellow";
+        };
+        return ansi.string("@|bold," + color + " " + level + "|@");
+    }
+
+    private static JsonNode audio(ControlClient c, String callId) throws Exception {
+        Instant deadline = Instant.now().plusSeconds(20);
+        JsonNode a = c.audio(callId);
+        while (a.path("secondsReceived").asDouble() < 2.0 && Instant.now().isBefore(deadline)) {
+            TimeUnit.MILLISECONDS.sleep(100);
+            a = c.audio(callId);
+        }
+        return a;
+    }
+
+    /** What a step does, filling in the facts it shows; returns whether it did what it should. */
+    @FunctionalInterface
+    interface Action {
+        boolean run(List<String> facts) throws Exception;
+    }
+
+    /** Runs one step: its title and why, a ticking clock on a terminal while it runs, ✓ or ✗ and its facts. */
+    private boolean step(String title, String why, Action action) {
+        int n = steps.size() + 1;
+        say(ansi.string("@|bold " + n + ". " + title + "|@"));
+        say(ansi.string("   @|faint " + why + "|@"));
+        Instant t0 = Instant.now();
+        List<String> facts = new ArrayList<>();
+        boolean ok;
+        Thread ticker = null;
+        if (ansi.enabled()) {
+            ticker = new Thread(() -> {
+                try {
+                    while (true) {
+                        TimeUnit.MILLISECONDS.sleep(500);
+                        out.printf(Locale.ROOT, "\r   … %.0f s", Duration.between(t0, Instant.now()).toMillis() / 1000.0);
+                        out.flush();
+                    }
+                } catch (InterruptedException done) {
+                    out.print("\r\u001b[2K");
+                    out.flush();
+                }
+            }, "demo-progress");
+            ticker.setDaemon(true);
+            ticker.start();
+        }
+        String failure = null;
+        try {
+            ok = action.run(facts);
+        } catch (Exception e) {
+            ok = false;
+            failure = e.getMessage() == null ? e.toString() : e.getMessage();
+        } finally {
+            if (ticker != null) {
+                ticker.interrupt();
+                try {
+                    ticker.join(1000);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }
+        }
+        double seconds = Duration.between(t0, Instant.now()).toMillis() / 1000.0;
+        for (String f : facts) {
+            say("   " + f);
+        }
+        if (failure != null) {
+            facts.add("error: " + failure);
+            say(ansi.string("   @|red error: " + failure.replace("|@", "| @") + "|@"));
+        }
+        say(String.format(Locale.ROOT, "   %s %.1f s", ok ? ansi.string("@|green ✓|@") : ansi.string("@|red ✗|@"),
+                seconds));
+        steps.add(new Step(title, ok, seconds, List.copyOf(facts)));
+        return ok;
+    }
+
+    private void say(String line) {
+        out.println(line);
+        out.flush();
+    }
+
+    /** Stops everything the demo started and removes its state (unless --keep); safe to call twice. */
+    private synchronized void stop(TwoHostRig rig, Path dir) {
+        if (rig != null) {
+            rig.close();
+        }
+        if (keep == null) {
+            try (Stream<Path> s = Files.exists(dir) ? Files.walk(dir) : Stream.empty()) {
+                for (Path p : (Iterable<Path>) s.sorted(java.util.Comparator.reverseOrder())::iterator) {
+                    Files.deleteIfExists(p);
+                }
+            } catch (IOException e) {
+                // best effort; a leftover temporary directory does not fail the demo
+            }
+        }
     }
 }

@@ -61,6 +61,7 @@ final class PolicyCommand {
                     "`agent run`) and add it to a policy as a new version — a policy file (--policy/--out), a",
                     "server (--server ...), or just print the release entry. No re-sealing is needed."},
             footer = {"", "Examples:", "  tpmphone policy approve --name softphone-1.2 --config softphone.properties",
+                    "  tpmphone policy approve --name softphone-1.2 --state /var/lib/tpmphone-agent --host $(hostname)",
                     "  tpmphone policy approve --name softphone-1.2 --policy policy.json --out policy.json",
                     "  tpmphone policy approve --name softphone-1.2 --server https://127.0.0.1:8443 \\",
                     "      --server-cert tls-cert.pem --admin-token-file admin.token"})
@@ -72,6 +73,9 @@ final class PolicyCommand {
         @Option(names = "--state", defaultValue = ".", description = "agent state directory for the default"
                 + " configuration file (default: current directory)")
         Path state;
+        @Option(names = "--host", description = "create STATE/softphone.properties for this host if it is missing,"
+                + " exactly as `agent run --host` would (so both measure the same file)")
+        String host;
         @ArgGroup(exclusive = false)
         AgentCommand.LaunchOptions launch = new AgentCommand.LaunchOptions();
         @Option(names = "--policy", description = "policy file to add the release to")
@@ -83,7 +87,7 @@ final class PolicyCommand {
 
         @Override
         public Integer call() throws Exception {
-            Map<String, Object> release = ReleaseManifest.of(name, launch.spec(state));
+            Map<String, Object> release = ReleaseManifest.of(name, launch.spec(state, host));
             if (policyFile == null && server == null) {
                 spec.commandLine().getOut().println(TpmCommand.JSON.writeValueAsString(release));
                 return 0;

@@ -69,7 +69,7 @@ class OperatorFlowIT {
         try {
             Path agentState = dir.resolve("agent");
             String release = run(home, dir, "policy", "approve", "--name", "softphone-dev", "--state",
-                    agentState.toString());
+                    agentState.toString(), "--host", "host1");
             Path policy = dir.resolve("policy.json");
             Files.writeString(policy, "{\"version\":1,\"measurementPcr\":14,\"pcrBank\":\"sha256\",\"bootPcrs\":[0,1,"
                     + "2,3,4,5,6,7],\"releases\":[" + release.trim() + "],\"requireIsolation\":true,"

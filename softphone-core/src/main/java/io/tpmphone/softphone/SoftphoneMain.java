@@ -41,6 +41,11 @@ public final class SoftphoneMain {
     }
 
     public static void main(String[] args) throws Exception {
+        // libjitsi and FMJ log through java.util.logging at INFO per packet stream: warnings are what matters here.
+        java.util.logging.Logger.getLogger("").setLevel(java.util.logging.Level.WARNING);
+        for (java.util.logging.Handler h : java.util.logging.Logger.getLogger("").getHandlers()) {
+            h.setLevel(java.util.logging.Level.WARNING);
+        }
         if (args.length != 2 || !args[0].equals("--config")) {
             LOG.error("usage: SoftphoneMain --config FILE");
             System.exit(2);
