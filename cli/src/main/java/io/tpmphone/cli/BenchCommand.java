@@ -3,6 +3,7 @@ package io.tpmphone.cli;
 import io.tpmphone.benchmarks.AppraisalBenchmarks;
 import io.tpmphone.benchmarks.AuditAppendLoad;
 import io.tpmphone.benchmarks.HttpsAppraisalLoad;
+import io.tpmphone.benchmarks.SrtpBenchmarks;
 import io.tpmphone.swtpm.SwtpmProcess;
 import io.tpmphone.tpm.TpmBenchmark;
 import java.io.PrintWriter;
@@ -13,6 +14,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
@@ -24,11 +26,12 @@ import picocli.CommandLine.Spec;
         "  tpm        TPM round trips, our transport vs TSS.Java's stock device",
         "  appraisal  appraisals/s: JMH in-process, then HTTPS load",
         "  audit      durable audit-log appends/s with concurrent callers",
+        "  srtp       SRTP ns per 172-byte packet, ours vs the system's libsrtp2",
         "See benchmarks/README.md."},
         footer = {"", "Examples:", "  ./tpmphone bench tpm", "  ./tpmphone bench appraisal",
-                "  ./tpmphone bench audit"},
+                "  ./tpmphone bench audit", "  ./tpmphone bench srtp"},
         subcommands = {BenchCommand.Tpm.class, BenchCommand.Appraisal.class, BenchCommand.Audit.class,
-                BenchCommand.Keystore.class, BenchCommand.CallSetup.class})
+                BenchCommand.Keystore.class, BenchCommand.CallSetup.class, BenchCommand.Srtp.class})
 final class BenchCommand {
 
     /** Prints "error: message" (and the causes) on stderr; the run's exit code is then 1. */
@@ -345,6 +348,140 @@ final class BenchCommand {
             } finally {
                 deleteTree(dir);
             }
+        }
+    }
+
+    @Command(name = "srtp", mixinStandardHelpOptions = true,
+            description = {"SRTP cost per 172-byte RTP packet (12-byte header + 20 ms of PCMU),",
+                    "AES_CM_128_HMAC_SHA1_80: our media path (libjitsi over jitsi-srtp, JMH in",
+                    "forked JVMs; a row per AES implementation jitsi-srtp may pick) and the",
+                    "system's libsrtp2 (srtp_bench.c, compiled with gcc into the build directory),",
+                    "in alternating passes on this machine. Prints protect and unprotect ns per",
+                    "packet (medians), the ratios ours/libsrtp2, the CPU and the AES each used.",
+                    "Both must protect a reference packet to the same bytes, or it exits 1. Needs",
+                    "gcc and libsrtp2-dev (./tpmphone bench srtp installs them as root). About 2",
+                    "minutes; JMH's progress goes to stderr."},
+            footer = {"", "Examples:", "  ./tpmphone bench srtp",
+                    "  ./tpmphone bench srtp --aes elected --passes 4 --iterations 5 --rounds 5 --json"})
+    static final class Srtp implements Callable<Integer> {
+        /** Our design target: at most 1 µs per packet and faster than libsrtp2 on the same machine. */
+        private static final double TARGET_NANOS = 1000;
+
+        @Spec
+        CommandSpec spec;
+        @Option(names = "--passes", paramLabel = "N", defaultValue = "2",
+                description = "alternating passes, each running both implementations (default ${DEFAULT-VALUE})")
+        int passes;
+        @Option(names = "--iterations", paramLabel = "N", defaultValue = "8",
+                description = "JMH: measured 1-second iterations per operation and AES per pass, after 4 of "
+                        + "warm-up (default ${DEFAULT-VALUE})")
+        int iterations;
+        @Option(names = "--rounds", paramLabel = "N", defaultValue = "10",
+                description = "libsrtp2: measured rounds of 102400 packets per pass, after 2 of warm-up "
+                        + "(default ${DEFAULT-VALUE})")
+        int rounds;
+        @Option(names = "--aes", paramLabel = "LIST", split = ",", defaultValue = "OpenSSL,SunJCE",
+                description = "our AES implementations, a row each: OpenSSL, SunJCE, BouncyCastle pin one in "
+                        + "jitsi-srtp; elected leaves its per-JVM election alone (default ${DEFAULT-VALUE})")
+        List<String> aes;
+        @Option(names = "--build-dir", paramLabel = "DIR",
+                description = "where the C program is compiled (default: the CLI's target/ directory)")
+        Path buildDirectory;
+        @Option(names = "--json", description = "machine-readable output")
+        boolean json;
+
+        @Override
+        public Integer call() throws Exception {
+            if (passes < 1 || iterations < 1 || rounds < 1) {
+                throw new picocli.CommandLine.ParameterException(spec.commandLine(),
+                        "--passes, --iterations and --rounds must be at least 1");
+            }
+            if (!SrtpBenchmarks.Options.AES_CHOICES.containsAll(aes) || Set.copyOf(aes).size() != aes.size()) {
+                throw new picocli.CommandLine.ParameterException(spec.commandLine(),
+                        "--aes takes distinct values of " + SrtpBenchmarks.Options.AES_CHOICES + ", got " + aes);
+            }
+            PrintWriter out = spec.commandLine().getOut();
+            SrtpBenchmarks.Report r;
+            try {
+                Path dir = buildDirectory != null ? buildDirectory : defaultBuildDirectory();
+                // JMH's own progress (iterations, forked VM output) on stderr; stdout stays for the figures.
+                r = SrtpBenchmarks.run(new SrtpBenchmarks.Options(passes, iterations, rounds, aes, dir), System.err);
+            } catch (Exception e) {
+                return failed(spec, e);
+            }
+            if (json) {
+                out.println(TpmCommand.JSON.writeValueAsString(r));
+                return 0;
+            }
+            List<SrtpBenchmarks.Implementation> rows = r.implementations();
+            out.printf(Locale.ROOT, "SRTP %s, %d-byte RTP packets (12-byte header + 160-byte PCMU payload), one "
+                    + "thread, in place%n", r.suite(), r.packetBytes());
+            out.printf(Locale.ROOT, "CPU: %s (%d cores, AES instructions: %s)%n%n", r.cpu(), r.cores(),
+                    r.cpuHasAesInstructions() ? "yes" : "no");
+            int nameWidth = "implementation".length();
+            int aesWidth = "AES".length();
+            for (SrtpBenchmarks.Implementation i : rows) {
+                nameWidth = Math.max(nameWidth, i.name().length());
+                aesWidth = Math.max(aesWidth, i.aes().length());
+            }
+            String row = "%-" + nameWidth + "s  %-" + aesWidth + "s %11s %13s %14s %16s%n";
+            out.printf(Locale.ROOT, row, "implementation", "AES", "protect ns", "unprotect ns", "protect ratio",
+                    "unprotect ratio");
+            for (SrtpBenchmarks.Implementation i : rows) {
+                out.printf(Locale.ROOT, row, i.name(), i.aes(), nanos(i.protectNanos()), nanos(i.unprotectNanos()),
+                        ratio(i.protectRatio()), ratio(i.unprotectRatio()));
+            }
+            out.println("ns per packet, medians; ratio = this row / libsrtp2 (below 1: faster than libsrtp2)");
+            out.println();
+            SrtpBenchmarks.Implementation lib = rows.get(rows.size() - 1);
+            out.printf(Locale.ROOT, "medians of %d alternating passes, per pass protect/unprotect ns:%n", r.passes());
+            for (SrtpBenchmarks.Implementation i : rows) {
+                out.printf(Locale.ROOT, "  %-" + aesWidth + "s  %s%n", i.aes(), perPass(i));
+            }
+            out.printf(Locale.ROOT, "samples: ours %d per pass, each a %s; libsrtp2 %d per pass, each a %s%n",
+                    rows.get(0).samplesPerPass(), rows.get(0).sample(), lib.samplesPerPass(), lib.sample());
+            out.printf(Locale.ROOT, "ours: %s; HMAC %s; native: %s%n", rows.get(0).stack(), rows.get(0).hmac(),
+                    rows.get(0).cryptoLibraries());
+            out.printf(Locale.ROOT, "libsrtp2: %s; AES and HMAC from %s; mapped at run time: %s%n", lib.stack(),
+                    lib.aes(), lib.cryptoLibraries());
+            out.printf(Locale.ROOT, "reference packet (index 0x1234, fresh context): identical %d-byte SRTP output"
+                    + " from both%n", r.referencePacket().length() / 2);
+            out.printf(Locale.ROOT, "design target (<= %.0f ns per packet and faster than libsrtp2):%n",
+                    TARGET_NANOS);
+            for (SrtpBenchmarks.Implementation i : rows.subList(0, rows.size() - 1)) {
+                out.printf(Locale.ROOT, "  %-" + aesWidth + "s  protect %s, unprotect %s%n", i.aes(),
+                        met(i.protectNanos(), i.protectRatio()), met(i.unprotectNanos(), i.unprotectRatio()));
+            }
+            out.printf(Locale.ROOT, "1-minute load average before/after: %.2f/%.2f (other processes share these"
+                    + " cores)%n", r.loadAverages().get(0), r.loadAverages().get(1));
+            return 0;
+        }
+
+        private static String nanos(double ns) {
+            return String.format(Locale.ROOT, "%.0f", ns);
+        }
+
+        private static String ratio(double ratio) {
+            return String.format(Locale.ROOT, "%.2fx", ratio);
+        }
+
+        private static String met(double ns, double ratio) {
+            return ns <= TARGET_NANOS && ratio < 1 ? "met" : "NOT met";
+        }
+
+        private static String perPass(SrtpBenchmarks.Implementation i) {
+            StringBuilder s = new StringBuilder();
+            for (int p = 0; p < i.protectNanosPerPass().size(); p++) {
+                s.append(p == 0 ? "" : ", ").append(nanos(i.protectNanosPerPass().get(p))).append('/')
+                        .append(nanos(i.unprotectNanosPerPass().get(p)));
+            }
+            return s.toString();
+        }
+
+        /** The directory holding the CLI's jar (or classes): cli/target when run through ./tpmphone. */
+        private static Path defaultBuildDirectory() throws java.net.URISyntaxException {
+            Path location = Path.of(Srtp.class.getProtectionDomain().getCodeSource().getLocation().toURI());
+            return location.getParent();
         }
     }
 
