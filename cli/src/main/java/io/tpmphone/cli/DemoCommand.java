@@ -200,19 +200,23 @@ final class DemoCommand implements Callable<Integer> {
             return false;
         }
         return step("Verify the audit log: hash chain and signed checkpoints, every decision recorded",
-                "what a security team reviews after the fact", facts -> {
+                "what a security team reviews after the fact: the server stops, its database is checked offline",
+                facts -> {
                     rig[0].alice().agent().attestNow(); // alice's call decisions ride on her next attestation
                     JsonNode records = rig[0].client().get("/v1/audit?from=1&limit=1000", TwoHostRig.ADMIN_TOKEN)
                             .get("records");
                     Map<String, Integer> byType = new java.util.TreeMap<>();
                     records.forEach(r -> byType.merge(r.path("type").asText() + " " + r.path("outcome").asText(),
                             1, Integer::sum));
+                    // As an auditor would: stop the server (it signs a final checkpoint), then check its database
+                    // offline with the server's public key.
+                    java.security.PublicKey key = rig[0].server().resultVerificationKey();
+                    rig[0].server().close();
                     var report = io.tpmphone.server.audit.AuditVerifier.verify(
-                            rig[0].serverDirectory().resolve("audit.db"),
-                            java.util.Optional.of(rig[0].server().resultVerificationKey()));
+                            rig[0].serverDirectory().resolve("audit.db"), java.util.Optional.of(key));
                     facts.add(records.size() + " records: " + byType);
                     facts.add(String.format(Locale.ROOT, "verified with the server's result key: %d records, %d"
-                            + " signed checkpoints, %s", report.recordsChecked(), report.checkpointsChecked(),
+                            + " signed checkpoint(s), %s", report.recordsChecked(), report.checkpointsChecked(),
                             report.intact() ? "intact" : "BROKEN: " + report.firstProblem().map(Object::toString)
                                     .orElse("?")));
                     boolean decisions = byType.keySet().stream().anyMatch(k -> k.startsWith("CALL_DECISION"));

@@ -68,13 +68,6 @@ class SwtpmCommandIT {
     }
 
     @Test
-    void demo_saysItIsNotBuiltYet_andFails(@TempDir Path home) throws Exception {
-        Run demo = tpmphone(home, "demo");
-        assertNotEquals(0, demo.exit());
-        assertTrue(demo.err().contains("not built yet"), demo.err());
-    }
-
-    @Test
     void badInstanceName_isAUsageErrorNotAnException(@TempDir Path home) throws Exception {
         for (String name : new String[] {"../etc", "..", "."}) {
             Run bad = tpmphone(home, "swtpm", "start", "--name", name);

@@ -1,0 +1,125 @@
+package io.tpmphone.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * {@code tpmphone demo} as a user runs it, each run its own process: it passes twice in a row on the same machine
+ * and leaves nothing behind (no process whose command line names its temporary directory, no files there), and when
+ * interrupted with Ctrl-C (SIGINT) in the middle it stops everything it started.
+ */
+class DemoIT {
+    private static final ObjectMapper JSON = new ObjectMapper();
+    /** Where the demo's temporary files go: world-traversable, since its softphones run as nobody. */
+    private Path tmp;
+
+    @BeforeEach
+    void tmp() throws IOException {
+        tmp = Files.createTempDirectory(Path.of("/tmp"), "demo-it-");
+        Files.setPosixFilePermissions(tmp, PosixFilePermissions.fromString("rwx--x--x"));
+    }
+
+    @AfterEach
+    void clean() throws IOException {
+        try (Stream<Path> s = Files.walk(tmp)) {
+            for (Path p : (Iterable<Path>) s.sorted(java.util.Comparator.reverseOrder())::iterator) {
+                Files.deleteIfExists(p);
+            }
+        }
+    }
+
+    private ProcessBuilder demo(Path log, String... args) {
+        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "-Djava.io.tmpdir=" + tmp, "-cp", System.getProperty("java.class.path"), Main.class.getName(),
+                "demo"));
+        cmd.addAll(List.of(args));
+        return new ProcessBuilder(cmd).redirectError(log.toFile());
+    }
+
+    @Test
+    void passesTwiceInARow_andLeavesNothingBehind() throws Exception {
+        for (int run = 1; run <= 2; run++) {
+            Path log = Files.createTempFile("demo-" + run + "-", ".log");
+            Instant t0 = Instant.now();
+            Process p = demo(log, "--json").start();
+            String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+            assertTrue(p.waitFor(180, TimeUnit.SECONDS), "run " + run + " finished within 3 minutes");
+            String story = Files.readString(log);
+            assertEquals(0, p.exitValue(), "run " + run + ":\n" + story + out);
+            JsonNode summary = JSON.readTree(out);
+            assertTrue(summary.path("ok").asBoolean(), summary.toString());
+            assertEquals(5, summary.path("steps").size(), summary.toString());
+            summary.path("steps").forEach(s -> assertTrue(s.path("ok").asBoolean(), s.toString()));
+            assertTrue(story.contains("bob: FAILED") && story.contains("refused by our call policy: peer level"
+                    + " FAILED") && story.contains("refused NOT_APPROVED") && story.contains("intact"), story);
+            assertTrue(Duration.between(t0, Instant.now()).toSeconds() < 180);
+            assertNothingLeft();
+            Files.deleteIfExists(log);
+        }
+    }
+
+    @Test
+    void ctrlC_inTheMiddle_stopsEverythingItStarted() throws Exception {
+        Path log = Files.createTempFile("demo-int-", ".log");
+        // Without --json the story goes to stdout: both streams into the log
+        Process p = demo(log).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+        // Wait until the hosts run (swtpm, server, agents, isolated softphones) and the call begins.
+        Instant deadline = Instant.now().plusSeconds(120);
+        while (!Files.readString(log).contains("2. Alice calls bob") && p.isAlive()
+                && Instant.now().isBefore(deadline)) {
+            TimeUnit.MILLISECONDS.sleep(100);
+        }
+        String story = Files.readString(log);
+        assertTrue(p.isAlive(), "the demo was still running when interrupted: " + story);
+        List<ProcessHandle> started = p.descendants().toList();
+        assertTrue(started.size() >= 4, "swtpm ×2 and two softphones run: " + started.size());
+        new ProcessBuilder("kill", "-INT", Long.toString(p.pid())).start().waitFor(10, TimeUnit.SECONDS);
+        assertTrue(p.waitFor(60, TimeUnit.SECONDS), "the demo stopped after Ctrl-C");
+        for (ProcessHandle h : started) {
+            Instant until = Instant.now().plusSeconds(10);
+            while (h.isAlive() && Instant.now().isBefore(until)) {
+                TimeUnit.MILLISECONDS.sleep(50);
+            }
+            assertTrue(!h.isAlive(), "left running after Ctrl-C: " + h.pid() + " " + h.info().commandLine()
+                    .orElse("?"));
+        }
+        assertNothingLeft();
+    }
+
+    /** No process names our temporary directory, and nothing of the demo's is left in it. */
+    private void assertNothingLeft() throws Exception {
+        Instant until = Instant.now().plusSeconds(10);
+        List<String> alive;
+        do {
+            alive = ProcessHandle.allProcesses().filter(h -> h.info().commandLine().map(c -> c.contains(tmp
+                    .toString())).orElse(false)).map(h -> h.pid() + " " + h.info().commandLine().orElse("")).toList();
+            if (alive.isEmpty()) {
+                break;
+            }
+            TimeUnit.MILLISECONDS.sleep(100);
+        } while (Instant.now().isBefore(until));
+        assertTrue(alive.isEmpty(), "processes left behind: " + alive);
+        try (Stream<Path> left = Files.list(tmp)) {
+            List<String> names = left.map(f -> f.getFileName().toString()).filter(n -> n.startsWith("tpmphone"))
+                    .toList();
+            assertTrue(names.isEmpty(), "files left in the temporary directory: " + names);
+        }
+    }
+}
