@@ -107,7 +107,9 @@ public final class AttestedTlsServer extends DefaultTlsServer implements Atteste
         peerChain = clientCertificate == null || clientCertificate.isEmpty() ? java.util.List.of()
                 : Handshakes.x509(clientCertificate);
         PeerAttestation p = Handshakes.appraise(config, context, clientCertificate,
-                clients == null ? null : ours.nonce(), false);
+                clients == null ? null : ours.nonce(), false, config.attest()
+                        ? "the peer does not attest (its ClientHello had no attestation_request)"
+                        : "attestation is off on this side");
         peer = p;
         Handshakes.enforceFloor(config, p);
     }

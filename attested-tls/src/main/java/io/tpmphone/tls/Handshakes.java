@@ -106,6 +106,12 @@ final class Handshakes {
      */
     static PeerAttestation appraise(AttestedTlsConfig config, TlsContext context, Certificate peer, byte[] ourNonce,
                                     boolean peerIsServer) throws IOException {
+        return appraise(config, context, peer, ourNonce, peerIsServer, "no evidence was asked for");
+    }
+
+    /** As above; {@code whyNotAsked} says why there is no nonce of ours (for the UNATTESTED reason). */
+    static PeerAttestation appraise(AttestedTlsConfig config, TlsContext context, Certificate peer, byte[] ourNonce,
+                                    boolean peerIsServer, String whyNotAsked) throws IOException {
         java.time.Instant now = config.clock().instant();
         if (peer == null || peer.isEmpty()) {
             return PeerAttestation.unattested(Optional.empty(), now, "the peer presented no certificate");
@@ -115,7 +121,7 @@ final class Handshakes {
         Hashtable<?, ?> ext = peer.getCertificateEntryAt(0).getExtensions();
         byte[] data = ext == null ? null : (byte[]) ext.get(Evidence.EXTENSION_TYPE);
         if (data == null) {
-            return PeerAttestation.unattested(host, now, ourNonce == null ? "no evidence was asked for"
+            return PeerAttestation.unattested(host, now, ourNonce == null ? whyNotAsked
                     : "the peer sent no evidence (it does not attest, or the attestation extension was stripped)");
         }
         if (ourNonce == null) {

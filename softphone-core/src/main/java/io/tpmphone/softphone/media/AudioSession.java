@@ -23,7 +23,7 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * One call's audio: PCMU/8000 over SRTP (SDES, AES_CM_128_HMAC_SHA1_80) with libjitsi, our key for sending and the
+ * One call's audio: PCMU or PCMA/8000 over SRTP (SDES, AES_CM_128_HMAC_SHA1_80) with libjitsi, our key for sending and the
  * peer's for receiving, both agreed in SDP. The RTP and RTCP sockets are bound when the session is opened, so the
  * port can go into the SDP; {@link #start} begins sending the source (a tone or a WAV file's samples) and keeping what
  * arrives in a {@link PcmSink}. {@link #close()} stops the stream and releases the sockets. Thread-safe.
@@ -78,38 +78,50 @@ public final class AudioSession implements AutoCloseable {
      * {@code theirs} for receiving. The keys are copied into libjitsi's SRTP contexts.
      */
     public synchronized void start(SdesCrypto ours, SdesCrypto theirs, InetSocketAddress remoteRtp) throws IOException {
+        start(ours, theirs, remoteRtp, 0);
+    }
+
+    /** As above with the negotiated codec: static payload type 0 (PCMU) or 8 (PCMA), both 8 kHz. */
+    public synchronized void start(SdesCrypto ours, SdesCrypto theirs, InetSocketAddress remoteRtp, int payloadType)
+            throws IOException {
+        String encoding = switch (payloadType) {
+            case 0 -> "PCMU";
+            case 8 -> "PCMA";
+            default -> throw new IllegalArgumentException("payload type " + payloadType + " is not PCMU (0) or PCMA"
+                    + " (8)");
+        };
         if (closed || stream != null) {
             throw new IllegalStateException("a session starts once");
         }
         MediaService ms = MediaEngine.service();
         SuppliedKeySDesControl control = new SuppliedKeySDesControl(attribute(theirs), attribute(ours));
         control.setSrtpListener(new Listener());
-        MediaFormat pcmu = ms.getFormatFactory().createMediaFormat("PCMU", 8000);
+        MediaFormat format = ms.getFormatFactory().createMediaFormat(encoding, 8000);
         MediaStream s = ms.createMediaStream(new DefaultStreamConnector(rtp, rtcp), device, control);
         s.setName("audio");
-        s.setFormat(pcmu);
+        s.setFormat(format);
         s.setTarget(new MediaStreamTarget(remoteRtp, new InetSocketAddress(remoteRtp.getAddress(),
                 remoteRtp.getPort() + 1)));
         s.setDirection(MediaDirection.SENDRECV);
         control.start(MediaType.AUDIO);
         s.start();
         stream = s;
-        LOG.info("SRTP audio {} <-> {} started", rtp.getLocalSocketAddress(), remoteRtp);
+        LOG.info("SRTP audio ({}) {} <-> {} started", encoding, rtp.getLocalSocketAddress(), remoteRtp);
     }
 
-    private static SrtpCryptoAttribute attribute(SdesCrypto c) {
+    /**
+     * The sdes4j attribute of a key. Its key array is the attribute's own (sdes4j keeps it, uncopied): it must stay
+     * intact until the SRTP engine is built, and {@link SuppliedKeySDesControl} wipes it then.
+     */
+    static SrtpCryptoAttribute attribute(SdesCrypto c) {
         byte[] key = c.masterKey();
         byte[] salt = c.masterSalt();
         byte[] both = Arrays.copyOf(key, key.length + salt.length);
         System.arraycopy(salt, 0, both, key.length, salt.length);
         Arrays.fill(key, (byte) 0);
         Arrays.fill(salt, (byte) 0);
-        try {
-            return new SrtpCryptoAttribute(c.tag(), new SrtpCryptoSuite(c.suite().name()),
-                    new SrtpKeyParam[] {new SrtpKeyParam(SrtpKeyParam.KEYMETHOD_INLINE, both, 0, 0, 0)}, null);
-        } finally {
-            Arrays.fill(both, (byte) 0);
-        }
+        return new SrtpCryptoAttribute(c.tag(), new SrtpCryptoSuite(c.suite().name()),
+                new SrtpKeyParam[] {new SrtpKeyParam(SrtpKeyParam.KEYMETHOD_INLINE, both, 0, 0, 0)}, null);
     }
 
     /** Changes the stream's direction: sendrecv, sendonly, recvonly or inactive (hold and resume). */

@@ -103,7 +103,10 @@ final class PcmCaptureDevice extends AbstractPushBufferCaptureDevice {
             buffer.setOffset(0);
             buffer.setLength(bytes);
             buffer.setFormat(getFormat());
-            buffer.setTimeStamp(position * 1_000_000_000L / (long) SAMPLE_RATE);
+            // FLAG_SYSTEM_TIME means "stamped with the capture instant", as libjitsi's own capture devices do. A stamp
+            // counted from 0 per session lags by the time since FMJ started: for a session opened some 20-30 s after
+            // that, FMJ passed 3-5 frames on and then nothing (the peer heard silence, RTCP went on).
+            buffer.setTimeStamp(System.nanoTime());
             buffer.setFlags(Buffer.FLAG_SYSTEM_TIME | Buffer.FLAG_LIVE_DATA);
             position += SAMPLES_PER_FRAME;
         }

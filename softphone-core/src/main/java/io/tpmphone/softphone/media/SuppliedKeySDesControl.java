@@ -1,6 +1,8 @@
 package io.tpmphone.softphone.media;
 
 import ch.imvs.sdes4j.srtp.SrtpCryptoAttribute;
+import ch.imvs.sdes4j.srtp.SrtpKeyParam;
+import java.util.Arrays;
 import org.jitsi.impl.neomedia.transform.sdes.SDesControlImpl;
 import org.jitsi.impl.neomedia.transform.sdes.SDesTransformEngine;
 import org.jitsi.service.neomedia.event.SrtpListener;
@@ -8,16 +10,33 @@ import org.jitsi.utils.MediaType;
 
 /**
  * An SDES control keyed with the master keys we agreed in SDP — ours (from the sealed keystore) for sending, the
- * peer's for receiving — instead of keys libjitsi would generate (its responder path always makes its own). It must
- * be keyed before the stream is created: the stream asks for its transform engine while it is built.
+ * peer's for receiving — instead of keys libjitsi would generate (its responder path always makes its own).
+ *
+ * <p>The transform engine is built here, at once, and then the attributes' inline key bytes are wiped: sdes4j's
+ * {@code SrtpKeyParam} keeps the caller's array (no copy) and libjitsi copies the key only when it builds the engine,
+ * so a key wiped before that would silently key SRTP with zeros (which both ends of a libjitsi-to-libjitsi call would
+ * "agree" on). A second engine cannot be built from wiped keys: {@link #createTransformEngine()} refuses.
  */
 final class SuppliedKeySDesControl extends SDesControlImpl {
     private final SrtpCryptoAttribute in;
     private final SrtpCryptoAttribute out;
 
+    /** Takes ownership of the attributes: their key arrays are zeroed once the engine holds its own copies. */
     SuppliedKeySDesControl(SrtpCryptoAttribute in, SrtpCryptoAttribute out) {
         this.in = in;
         this.out = out;
+        try {
+            transformEngine = new SDesTransformEngine(in, out);
+        } finally {
+            wipe(in);
+            wipe(out);
+        }
+    }
+
+    private static void wipe(SrtpCryptoAttribute a) {
+        for (SrtpKeyParam p : a.getKeyParams()) {
+            Arrays.fill(p.getKey(), (byte) 0);
+        }
     }
 
     @Override
@@ -35,9 +54,11 @@ final class SuppliedKeySDesControl extends SDesControlImpl {
         return new SrtpCryptoAttribute[] {out};
     }
 
+    /** Only reached when libjitsi cleaned the engine up and wants another: the keys are gone by then. */
     @Override
     protected SDesTransformEngine createTransformEngine() {
-        return new SDesTransformEngine(in, out);
+        throw new IllegalStateException("this call's SRTP keys were wiped once its engine was built; a new stream"
+                + " needs a new SuppliedKeySDesControl");
     }
 
     @Override

@@ -28,6 +28,7 @@ public final class Call {
     private volatile Dialog dialog;
     private volatile io.tpmphone.softphone.media.AudioSession audio;
     private volatile boolean held;
+    private volatile int payloadType;
 
     Call(String callId, CallPolicy.Direction direction, String peerUri) {
         this.callId = callId;
@@ -100,6 +101,15 @@ public final class Call {
     }
 
     /** Whether the call is on hold (either side put it there with a re-INVITE). */
+    /** The negotiated audio codec: RTP static payload type 0 (PCMU) or 8 (PCMA). */
+    public int payloadType() {
+        return payloadType;
+    }
+
+    void payloadType(int pt) {
+        this.payloadType = pt;
+    }
+
     public boolean held() {
         return held;
     }

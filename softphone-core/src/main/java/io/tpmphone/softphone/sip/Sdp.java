@@ -15,6 +15,14 @@ public record Sdp(String address, int port, List<Integer> payloadTypes, List<Sde
                   String direction) {
     /** PCMU/8000 and PCMA/8000. */
     public static final List<Integer> AUDIO_PAYLOADS = List.of(0, 8);
+
+    /**
+     * The codec an answer takes from an offer (RFC 3264 §6.1): the offerer's first listed payload type that we
+     * support ({@link #AUDIO_PAYLOADS}); empty if there is none.
+     */
+    public static java.util.Optional<Integer> choose(List<Integer> offered) {
+        return offered.stream().filter(AUDIO_PAYLOADS::contains).findFirst();
+    }
     private static final int MAX_LENGTH = 16 * 1024;
     private static final List<String> DIRECTIONS = List.of("sendrecv", "sendonly", "recvonly", "inactive");
 

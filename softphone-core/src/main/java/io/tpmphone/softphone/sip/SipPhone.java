@@ -458,6 +458,13 @@ public final class SipPhone implements AutoCloseable {
             refuse(st, call, Response.NOT_ACCEPTABLE_HERE, "SRTP with SDES (a=crypto) is required");
             return;
         }
+        Optional<Integer> codec = Sdp.choose(offer.payloadTypes());
+        if (codec.isEmpty()) {
+            refuse(st, call, Response.NOT_ACCEPTABLE_HERE, "no common audio codec: offered " + offer.payloadTypes()
+                    + ", we support PCMU (0) and PCMA (8)");
+            return;
+        }
+        call.payloadType(codec.get());
         try {
             byte[] k = theirs.get().masterKey();
             byte[] s = theirs.get().masterSalt();
@@ -481,7 +488,7 @@ public final class SipPhone implements AutoCloseable {
         Response ok = messages.createResponse(Response.OK, request);
         tagTo(request, ok);
         ok.addHeader(contact());
-        ok.setContent(offer(call, local).getBytes(StandardCharsets.US_ASCII),
+        ok.setContent(sdp(call, local, List.of(codec.get())).getBytes(StandardCharsets.US_ASCII),
                 headers.createContentTypeHeader("application", "sdp"));
         st.sendResponse(ok);
     }
@@ -521,7 +528,8 @@ public final class SipPhone implements AutoCloseable {
         ok.addHeader(contact());
         SdesCrypto local = call.localCrypto().orElseThrow();
         int port = call.audio().map(io.tpmphone.softphone.media.AudioSession::localPort).orElse(9);
-        ok.setContent(new Sdp(config.address().getHostAddress(), port, Sdp.AUDIO_PAYLOADS, List.of(local), ours)
+        ok.setContent(new Sdp(config.address().getHostAddress(), port, List.of(call.payloadType()), List.of(local),
+                ours)
                 .encode(config.user(), clock.millis()).getBytes(StandardCharsets.US_ASCII),
                 headers.createContentTypeHeader("application", "sdp"));
         sendFinal(st, ok);
@@ -557,7 +565,7 @@ public final class SipPhone implements AutoCloseable {
         try {
             reinvite.addHeader(contact());
             int port = call.audio().map(io.tpmphone.softphone.media.AudioSession::localPort).orElse(9);
-            reinvite.setContent(new Sdp(config.address().getHostAddress(), port, Sdp.AUDIO_PAYLOADS,
+            reinvite.setContent(new Sdp(config.address().getHostAddress(), port, List.of(call.payloadType()),
                     List.of(call.localCrypto().get()), hold ? "sendonly" : "sendrecv").encode(config.user(),
                     clock.millis()).getBytes(StandardCharsets.US_ASCII),
                     headers.createContentTypeHeader("application", "sdp"));
@@ -625,10 +633,14 @@ public final class SipPhone implements AutoCloseable {
         }
     }
 
-    /** Our SDP (offer or answer): our media address and RTP port, PCMU/PCMA, our SDES key. */
+    /** Our offer: our media address and RTP port, PCMU and PCMA, our SDES key. */
     private String offer(Call call, SdesCrypto local) {
+        return sdp(call, local, Sdp.AUDIO_PAYLOADS);
+    }
+
+    private String sdp(Call call, SdesCrypto local, List<Integer> payloads) {
         int port = call.audio().map(io.tpmphone.softphone.media.AudioSession::localPort).orElse(9);
-        return new Sdp(config.address().getHostAddress(), port, Sdp.AUDIO_PAYLOADS, List.of(local))
+        return new Sdp(config.address().getHostAddress(), port, payloads, List.of(local))
                 .encode(config.user(), clock.millis());
     }
 
@@ -648,7 +660,8 @@ public final class SipPhone implements AutoCloseable {
         }
         try {
             audio.get().start(local.get(), remote.get().cryptos().get(0),
-                    new InetSocketAddress(InetAddress.getByName(remote.get().address()), remote.get().port()));
+                    new InetSocketAddress(InetAddress.getByName(remote.get().address()), remote.get().port()),
+                    call.payloadType());
         } catch (IOException | RuntimeException e) {
             LOG.warn("call {}: starting SRTP audio failed: {}", call.callId(), e.toString());
         }
@@ -1099,8 +1112,11 @@ public final class SipPhone implements AutoCloseable {
                             && sameKey(theirs.get(), call.remoteSdp().get().cryptos().get(0));
                     call.remoteSdp(answer);
                     String problem = null;
+                    Optional<Integer> codec = Sdp.choose(answer.payloadTypes());
                     if (theirs.isEmpty()) {
                         problem = "the answer has no SDES key";
+                    } else if (codec.isEmpty() && !reInvite) {
+                        problem = "the answer has no codec we offered: " + answer.payloadTypes();
                     } else if (sameKey) {
                         // a re-INVITE answered with the key of this very call: no replay
                         call.held(!answer.direction().equals("sendrecv"));
@@ -1123,6 +1139,7 @@ public final class SipPhone implements AutoCloseable {
                         call.ended(problem);
                         listener.ended(call);
                     } else if (!reInvite) {
+                        call.payloadType(codec.orElseThrow());
                         startAudio(call);
                         call.established();
                     }
