@@ -219,7 +219,9 @@ final class DemoCommand implements Callable<Integer> {
                             + " signed checkpoint(s), %s", report.recordsChecked(), report.checkpointsChecked(),
                             report.intact() ? "intact" : "BROKEN: " + report.firstProblem().map(Object::toString)
                                     .orElse("?")));
-                    boolean decisions = byType.keySet().stream().anyMatch(k -> k.startsWith("CALL_DECISION"));
+                    // both sides' acceptance of the first call, and alice's refusal of the tampered bob
+                    boolean decisions = byType.getOrDefault("CALL_DECISION ACCEPT", 0) >= 2
+                            && byType.getOrDefault("CALL_DECISION REJECT", 0) >= 1;
                     boolean refusedKey = byType.keySet().stream().anyMatch(k -> k.startsWith("KEY_RELEASE")
                             && k.endsWith("REFUSED"));
                     return report.intact() && decisions && refusedKey;
