@@ -62,21 +62,7 @@ public final class TwoHostRig implements AutoCloseable {
                        int childTlsPort, Path childControl) {
         /** SRTP keys and replay checks from this host's sealed keystore, through its broker. */
         public SipPhone.Keys keys() {
-            return new SipPhone.Keys() {
-                @Override
-                public BrokerClient.SrtpKeyMaterial srtpKey(String suite, String callId) throws IOException {
-                    synchronized (broker) {
-                        return broker.srtpKey(suite, callId);
-                    }
-                }
-
-                @Override
-                public void checkOffered(byte[] key, byte[] salt, String callId) throws IOException {
-                    synchronized (broker) {
-                        broker.checkOffered(key, salt, callId);
-                    }
-                }
-            };
+            return SipPhone.Keys.fromBroker(broker);
         }
     }
 

@@ -142,8 +142,8 @@ final class DemoCommand implements Callable<Integer> {
                             facts.add("expected an established call with MEASURED on both sides: " + a + " " + b);
                             return false;
                         }
-                        JsonNode ah = audio(alice, callId[0]);
-                        JsonNode bh = audio(bob, callId[0]);
+                        JsonNode ah = alice.awaitAudio(callId[0], 2.0, Duration.ofSeconds(20));
+                        JsonNode bh = bob.awaitAudio(callId[0], 2.0, Duration.ofSeconds(20));
                         facts.add(String.format(Locale.ROOT, "audio (SRTP AES_CM_128_HMAC_SHA1_80): bob hears %.0f Hz"
                                 + " (alice sends 1000), alice hears %.0f Hz (bob sends 440); %d packets lost",
                                 bh.path("dominantHz").asDouble(), ah.path("dominantHz").asDouble(),
@@ -240,16 +240,6 @@ final class DemoCommand implements Callable<Integer> {
             default -> "yellow";
         };
         return ansi.string("@|bold," + color + " " + level + "|@");
-    }
-
-    private static JsonNode audio(ControlClient c, String callId) throws Exception {
-        Instant deadline = Instant.now().plusSeconds(20);
-        JsonNode a = c.audio(callId);
-        while (a.path("secondsReceived").asDouble() < 2.0 && Instant.now().isBefore(deadline)) {
-            TimeUnit.MILLISECONDS.sleep(100);
-            a = c.audio(callId);
-        }
-        return a;
     }
 
     /** What a step does, filling in the facts it shows; returns whether it did what it should. */

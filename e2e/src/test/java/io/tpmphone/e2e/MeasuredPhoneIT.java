@@ -56,8 +56,8 @@ class MeasuredPhoneIT {
             assertEquals("alice", atBob.path("peerHost").asText());
             assertTrue(atBob.path("display").asText().contains("MEASURED alice"), atBob.toString());
 
-            JsonNode aliceHears = awaitAudio(alice, callId);
-            JsonNode bobHears = awaitAudio(bob, callId);
+            JsonNode aliceHears = alice.awaitAudio(callId, 2.0, Duration.ofSeconds(20));
+            JsonNode bobHears = bob.awaitAudio(callId, 2.0, Duration.ofSeconds(20));
             assertEquals(440.0, aliceHears.path("dominantHz").asDouble(), 20.0, "alice hears bob: " + aliceHears
                     + "\nalice's softphone log:\n" + hosts.childLog("alice"));
             assertEquals(1000.0, bobHears.path("dominantHz").asDouble(), 20.0, "bob hears alice: " + bobHears);
@@ -88,15 +88,5 @@ class MeasuredPhoneIT {
             assertTrue(noCall.getMessage().contains("no call nope"), noCall.getMessage());
             assertEquals("sips:alice@alice", alice.request(ControlClient.op("status")).path("uri").asText());
         }
-    }
-
-    private static JsonNode awaitAudio(ControlClient c, String callId) throws Exception {
-        Instant deadline = Instant.now().plusSeconds(20);
-        JsonNode a = c.audio(callId);
-        while (a.path("secondsReceived").asDouble() < 2.0 && Instant.now().isBefore(deadline)) {
-            TimeUnit.MILLISECONDS.sleep(100);
-            a = c.audio(callId);
-        }
-        return a;
     }
 }

@@ -87,7 +87,7 @@ public final class SoftphoneMain {
             };
             try (SipPhone phone = SipPhone.start(new SipPhone.Config(config.user(), config.host(), config.address(),
                             config.tlsPort(), config.tcpPort(), config.udpPort(), config.setupTimeout()),
-                    AttestedTlsConfig.of(identity, verifier, clock), config.policy(), keys(client),
+                    AttestedTlsConfig.of(identity, verifier, clock), config.policy(), SipPhone.Keys.fromBroker(client),
                     new AuditedDecisions(client, shown), callId -> AudioSession.open(config.address(), source),
                     clock);
                  ControlServer control = config.controlSocket().isPresent()
@@ -140,23 +140,5 @@ public final class SoftphoneMain {
         X509Certificate ca = (X509Certificate) CertificateFactory.getInstance("X.509").generateCertificate(
                 new ByteArrayInputStream(chain.get(chain.size() - 1)));
         return new PassportVerifier(resultKey, List.of(ca), clock);
-    }
-
-    private static SipPhone.Keys keys(BrokerClient broker) {
-        return new SipPhone.Keys() {
-            @Override
-            public BrokerClient.SrtpKeyMaterial srtpKey(String suite, String callId) throws IOException {
-                synchronized (broker) {
-                    return broker.srtpKey(suite, callId);
-                }
-            }
-
-            @Override
-            public void checkOffered(byte[] key, byte[] salt, String callId) throws IOException {
-                synchronized (broker) {
-                    broker.checkOffered(key, salt, callId);
-                }
-            }
-        };
     }
 }

@@ -86,6 +86,21 @@ public final class ControlClient implements AutoCloseable {
         return request(op("audio").put("callId", callId));
     }
 
+    /**
+     * The call's audio statistics once at least {@code seconds} of the peer's audio arrived, or as they are after
+     * {@code timeout} (the receive path takes about a second to start).
+     */
+    public JsonNode awaitAudio(String callId, double seconds, Duration timeout) throws IOException,
+            InterruptedException {
+        Instant deadline = Instant.now().plus(timeout);
+        JsonNode a = audio(callId);
+        while (a.path("secondsReceived").asDouble() < seconds && Instant.now().isBefore(deadline)) {
+            TimeUnit.MILLISECONDS.sleep(100);
+            a = audio(callId);
+        }
+        return a;
+    }
+
     public void hangUp(String callId) throws IOException {
         request(op("hangup").put("callId", callId));
     }

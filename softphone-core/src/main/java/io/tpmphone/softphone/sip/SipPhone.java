@@ -108,6 +108,25 @@ public final class SipPhone implements AutoCloseable {
 
         /** Refuses a replayed SDES key ({@link BrokerClient.RefusedException} with reason SEEN_BEFORE). */
         void checkOffered(byte[] key, byte[] salt, String callId) throws IOException;
+
+        /** Keys and replay checks from the sealed keystore through the agent broker (one request at a time). */
+        static Keys fromBroker(BrokerClient broker) {
+            return new Keys() {
+                @Override
+                public BrokerClient.SrtpKeyMaterial srtpKey(String suite, String callId) throws IOException {
+                    synchronized (broker) {
+                        return broker.srtpKey(suite, callId);
+                    }
+                }
+
+                @Override
+                public void checkOffered(byte[] key, byte[] salt, String callId) throws IOException {
+                    synchronized (broker) {
+                        broker.checkOffered(key, salt, callId);
+                    }
+                }
+            };
+        }
     }
 
     /** Opens a call's audio (binds its RTP port); {@code null} media means signalling only. */
