@@ -72,6 +72,19 @@ public final class AttestationClient {
         return send(HttpRequest.newBuilder(base.resolve(path)).timeout(timeout).GET(), adminToken, path);
     }
 
+    /** The JDK's HTTP client reports a refused connection and an unknown host as a ConnectException without text. */
+    private String reason(IOException e) {
+        if (e.getMessage() != null && !e.getMessage().isBlank()) {
+            return e.getMessage();
+        }
+        for (Throwable t = e; t != null; t = t.getCause()) {
+            if (t instanceof java.nio.channels.UnresolvedAddressException) {
+                return "unknown host " + base.getHost();
+            }
+        }
+        return e instanceof java.net.ConnectException ? "connection refused" : e.getClass().getSimpleName();
+    }
+
     private JsonNode send(HttpRequest.Builder request, String adminToken, String path)
             throws AttestationClientException {
         if (adminToken != null) {
@@ -82,7 +95,7 @@ public final class AttestationClient {
             response = http.send(request.build(), HttpResponse.BodyHandlers.ofString());
         } catch (IOException e) {
             throw new AttestationClientException(0, "unreachable", null, "attestation server " + base
-                    + " unreachable for " + path + ": " + e.getMessage(), e);
+                    + " unreachable for " + path + ": " + reason(e), e);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new AttestationClientException(0, "interrupted", null, "interrupted calling " + path, e);

@@ -27,6 +27,11 @@ import picocli.CommandLine.Spec;
 /** The host agent: enroll, measure and launch the softphone core, keep it attested. */
 @Command(name = "agent", mixinStandardHelpOptions = true,
         description = "The host agent: enrollment, measured launch of the softphone core, broker, re-attestation.",
+        footer = {"", "Examples:",
+                "  tpmphone agent run --tpm device:/dev/tpmrm0 --host $(hostname) \\",
+                "      --server https://attest.example:8443 --server-cert server-tls.pem \\",
+                "      --state /var/lib/tpmphone-agent",
+                "  tpmphone agent status --state /var/lib/tpmphone-agent"},
         subcommands = {AgentCommand.Run.class, AgentCommand.Status.class})
 final class AgentCommand {
 
@@ -99,8 +104,9 @@ final class AgentCommand {
     @Command(name = "run", mixinStandardHelpOptions = true,
             description = {"Enroll (once), measure and launch the softphone core, and keep it attested until",
                     "interrupted. Writes STATE/status.json after every appraisal."},
-            footer = {"", "Example:", "  tpmphone agent run --tpm device:/dev/tpmrm0 --server https://attest.example:8443 \\",
-                    "      --server-cert /etc/tpmphone/server-tls.pem --state /var/lib/tpmphone-agent --host $(hostname)"})
+            footer = {"", "Example:", "  tpmphone agent run --tpm device:/dev/tpmrm0 --host $(hostname) \\",
+                    "      --server https://attest.example:8443 \\",
+                    "      --server-cert /etc/tpmphone/server-tls.pem --state /var/lib/tpmphone-agent"})
     static final class Run implements Callable<Integer> {
         @Spec
         CommandSpec spec;
@@ -127,8 +133,8 @@ final class AgentCommand {
 
         @Override
         public Integer call() throws Exception {
-            AttestationClient client = new AttestationClient(server, Pem.certificates(serverCert).get(0),
-                    Duration.ofSeconds(15));
+            AttestationClient client = new AttestationClient(PolicyCommand.requireHttps(server),
+                    Pem.certificates(serverCert).get(0), Duration.ofSeconds(15));
             TpmClient tpmClient = TpmClient.open(TpmUri.parse(tpm));
             Agent agent = new Agent(tpmClient, client, state, host, pcr, launch.spec(state, host),
                     Duration.ofSeconds(interval), Clock.systemUTC()).withEnrollmentToken(enrollmentTokenFile == null
@@ -163,8 +169,9 @@ final class AgentCommand {
         public Integer call() throws Exception {
             Path file = Agent.statusFile(state);
             if (!Files.exists(file)) {
-                spec.commandLine().getErr().println("no agent status in " + state
-                        + " (is `tpmphone agent run --state " + state + "` running?)");
+                ErrorReport.of("no agent status in " + state + " (no " + file.getFileName() + ")", "check --state:"
+                        + " it must be the --state of a `tpmphone agent run` that has appraised at least once")
+                        .print(spec.commandLine().getErr(), spec.commandLine().getColorScheme().ansi());
                 return 1;
             }
             JsonNode s = TpmCommand.JSON.readTree(file.toFile());

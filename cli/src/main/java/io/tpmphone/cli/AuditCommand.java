@@ -12,6 +12,7 @@ import java.io.InputStream;
 import java.io.OutputStream;
 import java.io.PrintWriter;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.security.PublicKey;
@@ -27,9 +28,21 @@ import picocli.CommandLine.Spec;
 /** Offline tools for the attestation server's hash-chained audit log (docs/audit.md). */
 @Command(name = "audit", mixinStandardHelpOptions = true,
         description = "Verify, export or show the attestation server's tamper-evident audit log.",
+        footer = {"", "Examples:",
+                "  tpmphone audit verify --db /var/lib/tpmphone-server/audit.db \\",
+                "      --public-key /var/lib/tpmphone-server/keys/result-signing-cert.pem",
+                "  tpmphone audit tail --db /var/lib/tpmphone-server/audit.db -n 50"},
         subcommands = {AuditCommand.Verify.class, AuditCommand.Export.class, AuditCommand.Tail.class})
 final class AuditCommand {
     private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+
+    /** {@code db} if it exists; otherwise the error names the file (and the command line, the option). */
+    static Path existing(Path db) throws NoSuchFileException {
+        if (!Files.exists(db)) {
+            throw new NoSuchFileException(db.toString());
+        }
+        return db;
+    }
 
     static final class Source {
         @Option(names = "--db", required = true, paramLabel = "FILE", description = "audit database (opened read-only)")
@@ -45,7 +58,7 @@ final class AuditCommand {
                     "Exit 0 if intact; exit 1 and print the first broken record otherwise.",
                     "Without the signer's key a whole rewritten chain would look intact, so --public-key is required",
                     "unless --unsigned says you accept that (exit 3 then, even when the chain is consistent)."},
-            footer = {"", "Example:", "  tpmphone audit verify --db audit.db --public-key audit-key.pem",
+            footer = {"", "Examples:", "  tpmphone audit verify --db audit.db --public-key audit-key.pem",
                     "  tpmphone audit verify --export audit.json --public-key audit-key.pem"})
     static final class Verify implements Callable<Integer> {
         @Spec
@@ -74,7 +87,7 @@ final class AuditCommand {
             }
             VerificationReport report;
             if (source.db != null) {
-                report = AuditVerifier.verify(source.db, key);
+                report = AuditVerifier.verify(existing(source.db), key);
             } else {
                 try (InputStream in = Files.newInputStream(source.export)) {
                     report = AuditVerifier.verifyExport(in, key);
@@ -100,8 +113,9 @@ final class AuditCommand {
             } else {
                 out.println(report.summary());
                 if (!report.signaturesChecked()) {
-                    spec.commandLine().getErr().println("warning: checkpoint signatures not checked; pass "
-                            + "--public-key to detect a chain rewritten after the last good record");
+                    spec.commandLine().getErr().println(spec.commandLine().getColorScheme().ansi().string(
+                            "@|bold,yellow warning:|@") + " checkpoint signatures not checked; pass --public-key to"
+                            + " detect a chain rewritten after the last good record");
                 }
             }
             out.flush();
@@ -128,7 +142,7 @@ final class AuditCommand {
 
         @Override
         public Integer call() throws Exception {
-            try (AuditReader reader = AuditReader.open(db)) {
+            try (AuditReader reader = AuditReader.open(existing(db))) {
                 if (out == null) {
                     PrintWriter writer = spec.commandLine().getOut();
                     reader.exportJson(writer);
@@ -174,7 +188,7 @@ final class AuditCommand {
                 throw new IllegalArgumentException("-n must be 0.." + AuditReader.MAX_PAGE + ", got " + n);
             }
             List<AuditRecord> records;
-            try (AuditReader reader = AuditReader.open(db)) {
+            try (AuditReader reader = AuditReader.open(existing(db))) {
                 records = reader.tail(n);
             }
             PrintWriter out = spec.commandLine().getOut();

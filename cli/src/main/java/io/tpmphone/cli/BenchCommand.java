@@ -34,19 +34,18 @@ import picocli.CommandLine.Spec;
                 BenchCommand.Keystore.class, BenchCommand.CallSetup.class, BenchCommand.Srtp.class})
 final class BenchCommand {
 
-    /** Prints "error: message" (and the causes) on stderr; the run's exit code is then 1. */
+    /**
+     * Prints the error as every command does ("error: message", the causes, what to do next) on stderr; returns the
+     * run's exit code (1, or 2 for a value that means nothing).
+     */
     static int failed(CommandSpec spec, Exception e) {
         PrintWriter err = spec.commandLine().getErr();
-        err.println("error: " + message(e));
-        for (Throwable cause = e.getCause(); cause != null; cause = cause.getCause()) {
-            err.println("  caused by: " + message(cause));
+        if (ErrorReport.stackTraces(System.getenv())) {
+            e.printStackTrace(err);
         }
-        err.flush();
-        return 1;
-    }
-
-    private static String message(Throwable t) {
-        return t.getMessage() != null ? t.getMessage() : t.getClass().getSimpleName();
+        ErrorReport report = ErrorReport.of(e, spec.commandLine());
+        report.print(err, spec.commandLine().getColorScheme().ansi());
+        return report.exitCode();
     }
 
     @Command(name = "appraisal", mixinStandardHelpOptions = true,
@@ -362,7 +361,8 @@ final class BenchCommand {
                     "gcc and libsrtp2-dev (./tpmphone bench srtp installs them as root). About 2",
                     "minutes; JMH's progress goes to stderr."},
             footer = {"", "Examples:", "  ./tpmphone bench srtp",
-                    "  ./tpmphone bench srtp --aes elected --passes 4 --iterations 5 --rounds 5 --json"})
+                    "  ./tpmphone bench srtp --aes elected --passes 4 --iterations 5 \\",
+                    "      --rounds 5 --json"})
     static final class Srtp implements Callable<Integer> {
         /** Our design target: at most 1 µs per packet and faster than libsrtp2 on the same machine. */
         private static final double TARGET_NANOS = 1000;

@@ -37,7 +37,7 @@ import picocli.CommandLine.Spec;
                 "tampered with, the call refused and bob's keys sealed; the audit log verified.",
                 "Exit 0 only if every step did what it should; Ctrl-C stops everything it started."},
         footer = {"", "Examples:", "  ./tpmphone demo", "  ./tpmphone demo --json > summary.json",
-                "  ./tpmphone demo --keep /tmp/demo    # keep the servers' state and logs to look at"})
+                "  ./tpmphone demo --keep /tmp/demo   # keep state and logs"})
 final class DemoCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;

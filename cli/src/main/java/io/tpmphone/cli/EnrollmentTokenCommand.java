@@ -16,11 +16,12 @@ import picocli.CommandLine.Spec;
 
 /** Lets a new host name enroll: an operator's single-use token for that name. */
 @Command(name = "enrollment-token", mixinStandardHelpOptions = true,
-        description = {"Issue a single-use token that lets a new host enroll under one name (an EK certificate",
-                "proves a genuine TPM, not the right to a name). Give it to that host's agent",
-                "(agent run --enrollment-token-file). Re-enrolling a host with its own TPM needs none."},
-        footer = {"", "Example:", "  tpmphone enrollment-token --host host1 --out host1.token --server https://127.0.0.1:8443 \\",
-                "      --server-cert tls-cert.pem --admin-token-file admin.token"})
+        description = {"Issue a single-use token that lets a new host enroll under one name.",
+                "An EK certificate proves a genuine TPM, not the right to a name. Give the token to that",
+                "host's agent (agent run --enrollment-token-file). Re-enrolling a host with its own TPM needs none."},
+        footer = {"", "Example:", "  tpmphone enrollment-token --host host1 --out host1.token \\",
+                "      --server https://127.0.0.1:8443 --server-cert tls-cert.pem \\",
+                "      --admin-token-file admin.token"})
 final class EnrollmentTokenCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;

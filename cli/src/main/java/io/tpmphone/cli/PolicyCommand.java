@@ -23,6 +23,10 @@ import picocli.CommandLine.Spec;
 /** The integrity-level policy: show it, approve a softphone release. */
 @Command(name = "policy", mixinStandardHelpOptions = true,
         description = "Show the attestation policy or approve a softphone release in it.",
+        footer = {"", "Examples:", "  tpmphone policy show --server https://127.0.0.1:8443 \\",
+                "      --server-cert tls-cert.pem --admin-token-file admin.token",
+                "  tpmphone policy approve --name softphone-1.2 --policy policy.json \\",
+                "      --out policy.json"},
         subcommands = {PolicyCommand.Show.class, PolicyCommand.Approve.class})
 final class PolicyCommand {
 
@@ -35,13 +39,23 @@ final class PolicyCommand {
         Path adminTokenFile;
 
         AttestationClient client() throws Exception {
-            return new AttestationClient(server, Pem.certificates(serverCert).get(0), Duration.ofSeconds(15));
+            return new AttestationClient(requireHttps(server), Pem.certificates(serverCert).get(0),
+                    Duration.ofSeconds(15));
         }
     }
 
+    /** The server speaks HTTPS only: an http:// URL would fail later with an HTTP parser error. */
+    static URI requireHttps(URI server) {
+        if (!"https".equalsIgnoreCase(server.getScheme()) || server.getHost() == null) {
+            throw new IllegalArgumentException("--server must be an https://HOST:PORT URL, e.g."
+                    + " https://127.0.0.1:8443, got '" + server + "'");
+        }
+        return server;
+    }
+
     @Command(name = "show", mixinStandardHelpOptions = true, description = "The policy in force at a server.",
-            footer = {"", "Example:", "  tpmphone policy show --server https://127.0.0.1:8443 --server-cert tls-cert.pem"
-                    + " --admin-token-file admin.token"})
+            footer = {"", "Example:", "  tpmphone policy show --server https://127.0.0.1:8443 \\",
+                    "      --server-cert tls-cert.pem --admin-token-file admin.token"})
     static final class Show implements Callable<Integer> {
         @Spec
         CommandSpec spec;
@@ -61,8 +75,10 @@ final class PolicyCommand {
                     "`agent run`) and add it to a policy as a new version — a policy file (--policy/--out), a",
                     "server (--server ...), or just print the release entry. No re-sealing is needed."},
             footer = {"", "Examples:", "  tpmphone policy approve --name softphone-1.2 --config softphone.properties",
-                    "  tpmphone policy approve --name softphone-1.2 --state /var/lib/tpmphone-agent --host $(hostname)",
-                    "  tpmphone policy approve --name softphone-1.2 --policy policy.json --out policy.json",
+                    "  tpmphone policy approve --name softphone-1.2 --state /var/lib/tpmphone-agent \\",
+                    "      --host $(hostname)",
+                    "  tpmphone policy approve --name softphone-1.2 --policy policy.json \\",
+                    "      --out policy.json",
                     "  tpmphone policy approve --name softphone-1.2 --server https://127.0.0.1:8443 \\",
                     "      --server-cert tls-cert.pem --admin-token-file admin.token"})
     static final class Approve implements Callable<Integer> {

@@ -43,11 +43,13 @@ final class ServerCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         int colon = listen.lastIndexOf(':');
-        if (colon <= 0) {
-            throw new IllegalArgumentException("--listen must be host:port, got '" + listen + "'");
+        int port = colon <= 0 ? -1 : parsePort(listen.substring(colon + 1));
+        if (port < 1 || port > 65535) {
+            throw new IllegalArgumentException("--listen must be host:port with a port 1..65535, e.g. 127.0.0.1:8443,"
+                    + " got '" + listen + "'");
         }
         AttestationServer.Builder b = AttestationServer.builder().stateDirectory(state)
-                .listen(listen.substring(0, colon), Integer.parseInt(listen.substring(colon + 1)))
+                .listen(listen.substring(0, colon), port)
                 .adminToken(Pem.secret(adminTokenFile, generate));
         for (Path ca : ekCas) {
             for (X509Certificate c : Pem.certificates(ca)) {
@@ -71,5 +73,13 @@ final class ServerCommand implements Callable<Integer> {
         spec.commandLine().getOut().flush();
         stopped.await();
         return 0;
+    }
+
+    private static int parsePort(String text) {
+        try {
+            return Integer.parseInt(text);
+        } catch (NumberFormatException e) {
+            return -1;
+        }
     }
 }

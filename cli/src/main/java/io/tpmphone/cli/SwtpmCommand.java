@@ -1,12 +1,16 @@
 package io.tpmphone.cli;
 
 import io.tpmphone.swtpm.SwtpmProcess;
+import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
+import java.util.stream.Collectors;
+import java.util.stream.Stream;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
@@ -15,6 +19,7 @@ import picocli.CommandLine.Spec;
 /** A local swtpm for development and CI that outlives this command, stopped with {@code swtpm stop}. */
 @Command(name = "swtpm", mixinStandardHelpOptions = true,
         description = "Start or stop a local swtpm (software TPM) for development and CI.",
+        footer = {"", "Examples:", "  tpmphone swtpm start --name dev", "  tpmphone swtpm stop --name dev --purge"},
         subcommands = {SwtpmCommand.Start.class, SwtpmCommand.Stop.class})
 final class SwtpmCommand {
 
@@ -27,10 +32,21 @@ final class SwtpmCommand {
         return Path.of(base, "swtpm", name);
     }
 
+    /** The names of the instances under {@code swtpmHome} that have a descriptor (were started, not stopped). */
+    static List<String> instances(Path swtpmHome) throws IOException {
+        if (!Files.isDirectory(swtpmHome)) {
+            return List.of();
+        }
+        try (Stream<Path> dirs = Files.list(swtpmHome)) {
+            return dirs.filter(d -> Files.exists(d.resolve("instance.json"))).map(d -> d.getFileName().toString())
+                    .sorted().collect(Collectors.toList());
+        }
+    }
+
     @Command(name = "start", mixinStandardHelpOptions = true,
             description = {"Start a swtpm on free loopback ports with its state in $TPMPHONE_HOME/swtpm/NAME",
                     "(default ~/.tpmphone). Prints the TPM URI to use with --tpm, or JSON."},
-            footer = {"", "Example:", "  tpmphone swtpm start --ek-cert --json",
+            footer = {"", "Examples:", "  tpmphone swtpm start --ek-cert --json",
                     "  tpmphone tpm info --tpm \"$(tpmphone swtpm start --uri-only)\""})
     static final class Start implements Callable<Integer> {
         @Spec
@@ -122,7 +138,13 @@ final class SwtpmCommand {
             Path dir = home(name);
             Path descriptor = dir.resolve("instance.json");
             if (!Files.exists(descriptor)) {
-                spec.commandLine().getErr().println("no swtpm '" + name + "' is running (no " + descriptor + ")");
+                List<String> started = instances(dir.getParent());
+                String next = started.isEmpty()
+                        ? "nothing to stop: no swtpm started with `tpmphone swtpm start` is running"
+                        : "started and not stopped: " + String.join(", ", started) + "; stop one with: tpmphone swtpm"
+                        + " stop --name " + started.get(0);
+                ErrorReport.of("no swtpm '" + name + "' is running (no " + descriptor + ")", next)
+                        .print(spec.commandLine().getErr(), spec.commandLine().getColorScheme().ansi());
                 return 1;
             }
             Map<?, ?> info = TpmCommand.JSON.readValue(descriptor.toFile(), Map.class);

@@ -28,6 +28,8 @@ import picocli.CommandLine.Model.CommandSpec;
 
 /** TPM diagnostics against a TPM URI. */
 @Command(name = "tpm", mixinStandardHelpOptions = true, description = "TPM diagnostics: info, pcrread, extend, quote.",
+        footer = {"", "Examples:", "  tpmphone tpm info --tpm swtpm:host=127.0.0.1,port=2321",
+                "  TPMPHONE_TPM=device:/dev/tpmrm0 tpmphone tpm pcrread --pcrs sha256:0-7"},
         subcommands = {TpmCommand.Info.class, TpmCommand.PcrRead.class, TpmCommand.Extend.class,
                 TpmCommand.Quote.class})
 final class TpmCommand {
@@ -105,10 +107,12 @@ final class TpmCommand {
 
     @Command(name = "extend", mixinStandardHelpOptions = true,
             description = "Extend a SHA-256 PCR with a digest, or with the SHA-256 of a file.",
-            footer = {"", "Example:", "  tpmphone tpm extend --tpm swtpm:host=127.0.0.1,port=2321 --pcr 16 --file app.jar"})
+            footer = {"", "Example:", "  tpmphone tpm extend --tpm swtpm:port=2321 --pcr 16 --file app.jar"})
     static final class Extend implements Callable<Integer> {
         @ParentCommand
         TpmCommand parent;
+        @Spec
+        CommandSpec spec;
         @Option(names = "--pcr", required = true, description = "PCR index 0..23")
         int pcr;
         @Option(names = "--digest", description = "32-byte SHA-256 digest in hex")
@@ -119,7 +123,7 @@ final class TpmCommand {
         @Override
         public Integer call() throws Exception {
             if ((digest == null) == (file == null)) {
-                throw new picocli.CommandLine.ParameterException(new picocli.CommandLine(this),
+                throw new picocli.CommandLine.ParameterException(spec.commandLine(),
                         "give exactly one of --digest or --file");
             }
             byte[] d = digest != null ? HexFormat.of().parseHex(digest)
@@ -132,12 +136,15 @@ final class TpmCommand {
     }
 
     @Command(name = "quote", mixinStandardHelpOptions = true,
-            description = {"Quote PCRs with the host's attestation key (created under the RSA EK if absent) and write",
-                    "quote.msg (TPMS_ATTEST), quote.sig (TPMT_SIGNATURE), pcrs.bin (as tpm2_quote -o writes it) and",
-                    "ak.pub.pem, which tpm2_checkquote accepts."},
-            footer = {"", "Example:",
-                    "  tpmphone tpm quote --tpm swtpm:host=127.0.0.1,port=2321 --pcrs sha256:0,1,16 --nonce abcd --out q",
-                    "  tpm2_checkquote -u q/ak.pub.pem -m q/quote.msg -s q/quote.sig -f q/pcrs.bin -g sha256 -q abcd"})
+            description = {"Quote PCRs and write files that tpm2_checkquote accepts.",
+                    "The quote is signed by the host's attestation key (created under the RSA EK if absent); the",
+                    "files are quote.msg (TPMS_ATTEST), quote.sig (TPMT_SIGNATURE), pcrs.bin (as tpm2_quote -o",
+                    "writes it) and ak.pub.pem."},
+            footer = {"", "Examples:",
+                    "  tpmphone tpm quote --tpm swtpm:port=2321 --pcrs sha256:0,1,16 --nonce abcd \\",
+                    "      --out q",
+                    "  tpm2_checkquote -u q/ak.pub.pem -m q/quote.msg -s q/quote.sig \\",
+                    "      -f q/pcrs.bin -g sha256 -q abcd"})
     static final class Quote implements Callable<Integer> {
         @ParentCommand
         TpmCommand parent;

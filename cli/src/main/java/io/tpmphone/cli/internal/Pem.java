@@ -4,10 +4,12 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.security.GeneralSecurityException;
 import java.security.SecureRandom;
+import java.security.cert.CertificateException;
 import java.security.cert.CertificateFactory;
 import java.security.cert.X509Certificate;
 import java.util.ArrayList;
@@ -19,7 +21,12 @@ public final class Pem {
     private Pem() {
     }
 
-    /** Every certificate in a PEM or DER file. */
+    /**
+     * Every certificate in a PEM or DER file.
+     *
+     * @throws NoSuchFileException if there is no such file (the command line names the option)
+     * @throws CertificateException naming the file if it holds no certificate
+     */
     public static List<X509Certificate> certificates(Path file) throws IOException, GeneralSecurityException {
         CertificateFactory cf = CertificateFactory.getInstance("X.509");
         List<X509Certificate> out = new ArrayList<>();
@@ -27,9 +34,11 @@ public final class Pem {
             for (java.security.cert.Certificate c : cf.generateCertificates(in)) {
                 out.add((X509Certificate) c);
             }
+        } catch (CertificateException e) {
+            throw new CertificateException(file + " is not a certificate (PEM or DER expected): " + e.getMessage(), e);
         }
         if (out.isEmpty()) {
-            throw new GeneralSecurityException("no certificate in " + file);
+            throw new CertificateException(file + " holds no certificate (PEM or DER expected)");
         }
         return out;
     }
@@ -39,11 +48,17 @@ public final class Pem {
                 .encodeToString(c.getEncoded()) + "\n-----END CERTIFICATE-----\n";
     }
 
-    /** A secret (admin token) from a file; created with 32 random bytes, owner-only, when {@code create} is set. */
+    /**
+     * A secret (admin or enrollment token) from a file; created with 32 random bytes, owner-only, when {@code create}
+     * is set.
+     *
+     * @throws NoSuchFileException if there is no such file and {@code create} is not set (the command line says
+     *     which option and how to get one)
+     */
     public static String secret(Path file, boolean create) throws IOException {
         if (!Files.exists(file)) {
             if (!create) {
-                throw new IOException("no such file " + file + " (pass --generate-admin-token to create one)");
+                throw new NoSuchFileException(file.toString());
             }
             byte[] random = new byte[32];
             new SecureRandom().nextBytes(random);
@@ -53,7 +68,7 @@ public final class Pem {
         }
         String token = Files.readString(file, StandardCharsets.UTF_8).trim();
         if (token.length() < 16) {
-            throw new IOException(file + " holds fewer than 16 characters: not a usable admin token");
+            throw new IOException(file + " holds fewer than 16 characters: not a usable token");
         }
         return token;
     }

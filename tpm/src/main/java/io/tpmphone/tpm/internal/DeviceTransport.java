@@ -4,6 +4,8 @@ import io.tpmphone.tpm.TpmTransportException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
+import java.nio.file.AccessDeniedException;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.time.Duration;
@@ -47,7 +49,7 @@ final class DeviceTransport implements TpmTransport {
             FileChannel ch = ensureOpen();
             result = io.submit(() -> roundTrip(ch, command));
         } catch (IOException e) {
-            throw new TpmTransportException("cannot open TPM device " + path + ": " + e.getMessage()
+            throw new TpmTransportException("cannot open TPM device " + path + ": " + reason(e)
                     + "; check that it exists and that this user may read and write it (group tss)", e);
         }
         try {
@@ -101,6 +103,17 @@ final class DeviceTransport implements TpmTransport {
                     + " arrived");
         }
         return Arrays.copyOf(in.array(), size);
+    }
+
+    /** NIO's messages for these are just the path, which the caller's message already names. */
+    private static String reason(IOException e) {
+        if (e instanceof NoSuchFileException) {
+            return "no such file";
+        }
+        if (e instanceof AccessDeniedException) {
+            return "permission denied";
+        }
+        return e.getMessage();
     }
 
     private FileChannel ensureOpen() throws IOException {
