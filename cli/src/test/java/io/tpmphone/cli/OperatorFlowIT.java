@@ -16,6 +16,7 @@ import java.sql.DriverManager;
 import java.sql.Statement;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -63,44 +64,48 @@ class OperatorFlowIT {
     @Test
     void swtpmPolicyServerAgentStatusAndAudit(@TempDir Path dir) throws Exception {
         Path home = dir.resolve("home");
-        JsonNode tpm = JSON.readTree(run(home, dir, "swtpm", "start", "--name", "host1", "--ek-cert", "--json"));
+        Path guide = DocCommands.documents().stream().filter(d -> d.endsWith("operations.md")).findFirst()
+                .orElseThrow();
+        JsonNode tpm = JSON.readTree(run(home, dir, DocCommands.find(guide, "swtpm start").substitute(Map.of(),
+                Map.of())));
+        int port;
+        try (ServerSocket s = new ServerSocket(0)) {
+            port = s.getLocalPort();
+        }
+        Path serverState = dir.resolve("server");
+        Path agentState = dir.resolve("agent");
+        // The guide's example paths and ports, and this run's.
+        Map<String, String> files = Map.of("issuer-cert.pem", tpm.get("caCertificate").asText(),
+                "root-cert.pem", tpm.get("rootCertificate").asText(), "policy.json", dir.resolve("policy.json")
+                        .toString(), "host1.token", dir.resolve("host1.token").toString(), "audit.json",
+                dir.resolve("audit.json").toString(), "result-signing-cert.pem",
+                serverState.resolve("keys/result-signing-cert.pem").toString());
+        Map<String, String> parts = new java.util.LinkedHashMap<>();
+        parts.put("/var/lib/tpmphone-server", serverState.toString());
+        parts.put("/var/lib/tpmphone-agent", agentState.toString());
+        parts.put("/etc/tpmphone/admin.token", dir.resolve("admin.token").toString());
+        parts.put("127.0.0.1:8443", "127.0.0.1:" + port);
+        parts.put("swtpm:host=127.0.0.1,port=P", tpm.get("tpmUri").asText());
         Process server = null;
         Process agent = null;
         try {
-            Path agentState = dir.resolve("agent");
-            String release = run(home, dir, "policy", "approve", "--name", "softphone-dev", "--state",
-                    agentState.toString(), "--host", "host1");
-            Path policy = dir.resolve("policy.json");
-            Files.writeString(policy, "{\"version\":1,\"measurementPcr\":14,\"pcrBank\":\"sha256\",\"bootPcrs\":[0,1,"
-                    + "2,3,4,5,6,7],\"releases\":[" + release.trim() + "],\"requireIsolation\":true,"
-                    + "\"nonceTtlSeconds\":30,\"resultTtlSeconds\":300}");
+            String release = run(home, dir, DocCommands.find(guide, "policy approve --name softphone-dev")
+                    .substitute(files, parts));
+            Files.writeString(dir.resolve("policy.json"), "{\"version\":1,\"measurementPcr\":14,\"pcrBank\":"
+                    + "\"sha256\",\"bootPcrs\":[0,1,2,3,4,5,6,7],\"releases\":[" + release.trim() + "],"
+                    + "\"requireIsolation\":true,\"nonceTtlSeconds\":30,\"resultTtlSeconds\":300}");
 
-            int port;
-            try (ServerSocket s = new ServerSocket(0)) {
-                port = s.getLocalPort();
-            }
-            Path serverState = dir.resolve("server");
             Path serverLog = dir.resolve("server.log");
-            server = tpmphone(home, serverLog, "server", "--state", serverState.toString(), "--listen",
-                    "127.0.0.1:" + port, "--admin-token-file", dir.resolve("admin.token").toString(),
-                    "--generate-admin-token", "--ek-ca", tpm.get("caCertificate").asText(), "--ek-ca",
-                    tpm.get("rootCertificate").asText(), "--policy", policy.toString()).start();
+            server = tpmphone(home, serverLog, DocCommands.find(guide, "server").substitute(files, parts)).start();
             awaitLine(server, "attestation server on https://127.0.0.1:" + port, serverLog);
 
-            String serverCert = serverState.resolve("keys/tls-cert.pem").toString();
-            Path token = dir.resolve("host1.token");
-            run(home, dir, "enrollment-token", "--host", "host1", "--out", token.toString(), "--server",
-                    "https://127.0.0.1:" + port, "--server-cert", serverCert, "--admin-token-file",
-                    dir.resolve("admin.token").toString());
+            run(home, dir, DocCommands.find(guide, "enrollment-token").substitute(files, parts));
             Path agentLog = dir.resolve("agent.log");
-            agent = tpmphone(home, agentLog, "agent", "run", "--tpm", tpm.get("tpmUri").asText(), "--server",
-                    "https://127.0.0.1:" + port, "--server-cert", serverState.resolve("keys/tls-cert.pem").toString(),
-                    "--state", agentState.toString(), "--host", "host1", "--enrollment-token-file", token.toString())
-                    .start();
+            agent = tpmphone(home, agentLog, DocCommands.find(guide, "agent run").substitute(files, parts)).start();
             awaitLine(agent, "agent for host1: MEASURED", agentLog);
 
-            JsonNode status = JSON.readTree(run(home, dir, "agent", "status", "--state", agentState.toString(),
-                    "--json"));
+            JsonNode status = JSON.readTree(run(home, dir, DocCommands.find(guide, "agent status")
+                    .substitute(files, parts)));
             assertEquals("MEASURED", status.get("level").asText());
             assertTrue(status.get("childAlive").asBoolean(), status.toString());
             assertTrue(status.get("keysApproved").asBoolean(), "the server approved the keystore: " + status);
@@ -108,9 +113,8 @@ class OperatorFlowIT {
                     .contains("keystore: approved by the server"));
             assertTrue(Files.exists(agentState.resolve("device-cert.pem")), "the TIK's device certificate");
 
-            JsonNode shown = JSON.readTree(run(home, dir, "policy", "show", "--server", "https://127.0.0.1:" + port,
-                    "--server-cert", serverState.resolve("keys/tls-cert.pem").toString(), "--admin-token-file",
-                    dir.resolve("admin.token").toString()));
+            JsonNode shown = JSON.readTree(run(home, dir, DocCommands.find(guide, "policy show")
+                    .substitute(files, parts)));
             assertEquals(1, shown.get("version").asInt());
             assertEquals("softphone-dev", shown.at("/releases/0/name").asText());
         } finally {
@@ -123,17 +127,14 @@ class OperatorFlowIT {
             run(home, dir, "swtpm", "stop", "--name", "host1", "--purge");
         }
 
-        Path db = dir.resolve("server").resolve("audit.db");
-        Path key = dir.resolve("server").resolve("keys").resolve("result-signing-cert.pem");
-        String intact = run(home, dir, "audit", "verify", "--db", db.toString(), "--public-key", key.toString());
+        Path db = serverState.resolve("audit.db");
+        Path key = serverState.resolve("keys").resolve("result-signing-cert.pem");
+        String intact = run(home, dir, DocCommands.find(guide, "audit verify --db").substitute(files, parts));
         assertTrue(intact.startsWith("OK ") && !intact.contains("NOT checked"), intact);
-        JsonNode tail = JSON.readTree(run(home, dir, "audit", "tail", "--db", db.toString(), "-n", "2", "--json"));
-        assertEquals(2, tail.isArray() ? tail.size() : tail.path("records").size(), tail.toString());
-        assertTrue(tail.toString().contains("APPRAISAL"), "the last records include the appraisal: " + tail);
-        Path export = dir.resolve("audit-export.json");
-        run(home, dir, "audit", "export", "--db", db.toString(), "--json", "--out", export.toString());
-        String exportOk = run(home, dir, "audit", "verify", "--export", export.toString(), "--public-key",
-                key.toString());
+        String tail = run(home, dir, DocCommands.find(guide, "audit tail").substitute(files, parts));
+        assertTrue(tail.contains("APPRAISAL"), "the last records include the appraisal: " + tail);
+        run(home, dir, DocCommands.find(guide, "audit export").substitute(files, parts));
+        String exportOk = run(home, dir, DocCommands.find(guide, "audit verify --export").substitute(files, parts));
         assertTrue(exportOk.startsWith("OK "), exportOk);
 
         try (Connection c = DriverManager.getConnection("jdbc:sqlite:" + db);
