@@ -54,6 +54,8 @@ public final class AttestationServer implements AutoCloseable {
     private final ScheduledExecutorService housekeeping;
     private final String host;
 
+    private final HttpApi api;
+
     private AttestationServer(Builder b) throws Exception {
         this.host = b.host;
         identity = ServerIdentity.loadOrCreate(b.stateDirectory.resolve("keys"), b.hostNames);
@@ -72,6 +74,7 @@ public final class AttestationServer implements AutoCloseable {
         Registrar registrar = new Registrar(registry, ekCas, audit, b.clock);
         NonceService nonces = new NonceService(b.clock);
         HttpApi api = new HttpApi(sha256(b.adminToken), audit);
+        this.api = api;
         V1Routes.install(api, new V1Routes.Services(registry, registrar, nonces, auditLog, identity, audit,
                 b.clock, b.initialPolicy));
 
@@ -118,6 +121,11 @@ public final class AttestationServer implements AutoCloseable {
         }
         LOG.info("attestation server listening on {}", uri());
         return this;
+    }
+
+    /** The HTTP routes served, each as {@code METHOD path-regex}; {@code GET /v1/openapi.json} describes them. */
+    public java.util.List<String> routes() {
+        return api.routes();
     }
 
     public int port() {

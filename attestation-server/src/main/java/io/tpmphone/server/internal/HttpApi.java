@@ -65,6 +65,11 @@ public final class HttpApi extends Handler.Abstract {
         this.audit = audit;
     }
 
+    /** The routes served, each as {@code METHOD path-regex} (for checking the API description against them). */
+    public List<String> routes() {
+        return routes.stream().map(r -> r.method() + " " + r.path().pattern()).toList();
+    }
+
     /** Adds a route; {@code path} is a regex whose groups become path parameters. */
     public HttpApi route(String method, String path, boolean admin, Endpoint endpoint) {
         routes.add(new Route(method, Pattern.compile(path), admin, endpoint));
