@@ -96,7 +96,7 @@ public final class TwoHostRig implements AutoCloseable {
             SwtpmProcess tpmA = keep(SwtpmProcess.builder().withEkCertificate(true).start());
             SwtpmProcess tpmB = keep(SwtpmProcess.builder().withEkCertificate(true).start());
             AttestationServer.Builder b = AttestationServer.builder().stateDirectory(dir.resolve("server"))
-                    .adminToken(ADMIN_TOKEN).policy(policy(releases.values())).clock(Clock.systemUTC());
+                    .adminToken(ADMIN_TOKEN).policy(policy(releases)).clock(Clock.systemUTC());
             for (SwtpmProcess t : List.of(tpmA, tpmB)) {
                 for (X509Certificate ca : caChain(t)) {
                     b.trustEkCa(ca);
@@ -225,16 +225,16 @@ public final class TwoHostRig implements AutoCloseable {
         return s;
     }
 
-    private static String policy(java.util.Collection<LaunchSpec> releases) throws IOException {
+    private static String policy(Map<String, LaunchSpec> releases) throws IOException {
         Map<String, Object> p = new LinkedHashMap<>();
         p.put("version", 1);
         p.put("measurementPcr", PCR);
         p.put("pcrBank", "sha256");
         p.put("bootPcrs", List.of(0, 1, 2, 3, 4, 5, 6, 7));
+        // One release per host: the same build, each with its own (measured) configuration.
         List<Object> approved = new ArrayList<>();
-        int i = 0;
-        for (LaunchSpec r : releases) {
-            approved.add(ReleaseManifest.of("softphone-" + (++i), r));
+        for (Map.Entry<String, LaunchSpec> r : releases.entrySet()) {
+            approved.add(ReleaseManifest.of("softphone-" + r.getKey(), r.getValue()));
         }
         p.put("releases", approved);
         p.put("requireIsolation", ISOLATE);
