@@ -13,7 +13,7 @@ import picocli.CommandLine.Help.Ansi;
 @Command(name = "tpmphone", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = "A softphone host whose integrity a peer can verify before it talks to it.",
         subcommands = {ServerCommand.class, AgentCommand.class, PolicyCommand.class, EnrollmentTokenCommand.class,
-                AuditCommand.class,
+                AuditCommand.class, PhoneCommands.Call.class, PhoneCommands.Phone.class,
                 SwtpmCommand.class, TpmCommand.class, BenchCommand.class, DemoCommand.class,
                 HelpCommand.class},
         exitCodeListHeading = "%nExit codes:%n",

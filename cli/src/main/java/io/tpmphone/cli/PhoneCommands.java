@@ -1,0 +1,116 @@
+package io.tpmphone.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.tpmphone.softphone.control.ControlClient;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+
+/**
+ * The user's side of a running softphone, through its control socket ({@code control.socket} in its configuration;
+ * {@code STATE/control/control.sock} for an agent's default one): place a call, list calls, hang up.
+ */
+final class PhoneCommands {
+    private PhoneCommands() {
+    }
+
+    private static final String SOCKET_HELP = "the softphone's control socket (control.socket in its configuration;"
+            + " default ${DEFAULT-VALUE})";
+    private static final String DEFAULT_SOCKET = "/var/lib/tpmphone-agent/control/control.sock";
+
+    static ControlClient connect(Path socket) throws IOException, InterruptedException {
+        try {
+            return ControlClient.connect(socket, Duration.ofSeconds(2));
+        } catch (IOException e) {
+            throw new IOException("no softphone answers on " + socket + " (is the agent running, and is this its"
+                    + " control.socket?): " + e.getMessage(), e);
+        }
+    }
+
+    /** One line per call, as the user sees it. */
+    static String line(JsonNode c) {
+        String level = c.path("level").asText("");
+        return c.path("callId").asText() + "  " + c.path("direction").asText() + " " + c.path("peerUri").asText()
+                + "  " + c.path("state").asText() + (level.isEmpty() ? "" : "  " + c.path("display").asText(level))
+                + (c.path("reason").asText("").isEmpty() ? "" : "  (" + c.path("reason").asText() + ")");
+    }
+
+    @Command(name = "call", mixinStandardHelpOptions = true,
+            description = {"Place a call from a running softphone and wait until it is established or refused.",
+                    "Shows the peer's integrity level, claims and freshness, or why the call was refused."},
+            footer = {"", "Example:", "  tpmphone call sips:bob@bob --next 192.0.2.7:5061 \\",
+                    "      --control /var/lib/tpmphone-agent/control/control.sock"})
+    static final class Call implements Callable<Integer> {
+        @Spec
+        CommandSpec spec;
+        @Parameters(paramLabel = "URI", description = "whom to call, e.g. sips:bob@bob")
+        String target;
+        @Option(names = "--next", required = true, paramLabel = "HOST:PORT",
+                description = "where to send the call: the peer's (or a proxy's) TLS address")
+        String next;
+        @Option(names = "--control", paramLabel = "SOCKET", defaultValue = DEFAULT_SOCKET, description = SOCKET_HELP)
+        Path control;
+        @Option(names = "--timeout", defaultValue = "20", description = "seconds to wait (default ${DEFAULT-VALUE})")
+        int timeout;
+        @Option(names = "--json", description = "print the call as JSON")
+        boolean json;
+
+        @Override
+        public Integer call() throws Exception {
+            if (timeout < 1 || timeout > 120) {
+                throw new IllegalArgumentException("--timeout must be 1..120 seconds");
+            }
+            try (ControlClient phone = connect(control)) {
+                String id = phone.call(target, next);
+                JsonNode c = phone.await(id, Duration.ofSeconds(timeout));
+                PrintWriter out = spec.commandLine().getOut();
+                out.println(json ? c.toString() : line(c));
+                return c.path("state").asText().equals("ESTABLISHED") ? 0 : 1;
+            }
+        }
+    }
+
+    @Command(name = "phone", mixinStandardHelpOptions = true,
+            description = {"What a running softphone is doing: its address and its calls (one line each: id,",
+                    "direction, peer, state, the peer's level and claims, the reason), or hang one up."},
+            footer = {"", "Examples:", "  tpmphone phone --control /var/lib/tpmphone-agent/control/control.sock",
+                    "  tpmphone phone --hangup 1f2e3d4c5b6a7980a1b2c3d4@alice --json"})
+    static final class Phone implements Callable<Integer> {
+        @Spec
+        CommandSpec spec;
+        @Option(names = "--control", paramLabel = "SOCKET", defaultValue = DEFAULT_SOCKET, description = SOCKET_HELP)
+        Path control;
+        @Option(names = "--hangup", paramLabel = "CALL-ID", description = "end this call")
+        String hangup;
+        @Option(names = "--json", description = "print the status and calls as JSON")
+        boolean json;
+
+        @Override
+        public Integer call() throws Exception {
+            try (ControlClient phone = connect(control)) {
+                PrintWriter out = spec.commandLine().getOut();
+                if (hangup != null) {
+                    phone.hangUp(hangup);
+                }
+                JsonNode status = phone.request(ControlClient.op("status"));
+                JsonNode calls = phone.calls();
+                if (json) {
+                    out.println("{\"uri\":" + status.path("uri") + ",\"tlsPort\":" + status.path("tlsPort")
+                            + ",\"calls\":" + calls + "}");
+                } else {
+                    out.println(status.path("uri").asText() + " on TLS port " + status.path("tlsPort").asInt()
+                            + ", " + calls.size() + " call(s)");
+                    calls.forEach(c -> out.println("  " + line(c)));
+                }
+                return 0;
+            }
+        }
+    }
+}

@@ -1,0 +1,69 @@
+package io.tpmphone.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.tpmphone.benchmarks.TwoHostRig;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.file.Path;
+import java.time.Instant;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** {@code tpmphone call} and {@code tpmphone phone} against the measured softphone processes of two real hosts. */
+class PhoneCommandsIT {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private record Run(int exit, String out, String err) {
+    }
+
+    private static Run tpmphone(String... args) {
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        int exit = Main.run(new PrintWriter(out, true), new PrintWriter(err, true), args);
+        return new Run(exit, out.toString(), err.toString());
+    }
+
+    @Test
+    void callListAndHangUp_throughTheSoftphonesControlSockets(@TempDir Path dir) throws Exception {
+        try (TwoHostRig hosts = TwoHostRig.start(dir)) {
+            String alice = hosts.alice().childControl().toString();
+            String bob = hosts.bob().childControl().toString();
+            // the softphones start a moment after their agents: wait until both answer
+            Instant deadline = Instant.now().plusSeconds(60);
+            while ((tpmphone("phone", "--control", alice).exit() != 0 || tpmphone("phone", "--control", bob).exit()
+                    != 0) && Instant.now().isBefore(deadline)) {
+                TimeUnit.MILLISECONDS.sleep(200);
+            }
+            Run call = tpmphone("call", "sips:bob@bob", "--next", "127.0.0.1:" + hosts.bob().childTlsPort(),
+                    "--control", alice, "--json");
+            assertEquals(0, call.exit(), call.err() + call.out());
+            JsonNode c = JSON.readTree(call.out());
+            assertEquals("ESTABLISHED", c.path("state").asText());
+            assertEquals("MEASURED", c.path("level").asText());
+            assertEquals("bob", c.path("peerHost").asText());
+
+            Run atBob = tpmphone("phone", "--control", bob);
+            assertEquals(0, atBob.exit(), atBob.err());
+            assertTrue(atBob.out().startsWith("sips:bob@bob on TLS port " + hosts.bob().childTlsPort()), atBob.out());
+            assertTrue(atBob.out().contains(c.path("callId").asText() + "  IN sips:alice@alice  ESTABLISHED")
+                    && atBob.out().contains("MEASURED alice"), atBob.out());
+
+            Run hangup = tpmphone("phone", "--control", alice, "--hangup", c.path("callId").asText(), "--json");
+            assertEquals(0, hangup.exit(), hangup.err());
+            assertEquals("ENDED", JSON.readTree(hangup.out()).at("/calls/0/state").asText(), hangup.out());
+
+            Run refused = tpmphone("call", "sips:bob@bob", "--next", "127.0.0.1:1", "--control", alice);
+            assertEquals(1, refused.exit(), refused.out());
+            assertTrue(refused.out().contains("REFUSED"), refused.out());
+        }
+        Run nobody = tpmphone("phone", "--control", dir.resolve("none.sock").toString());
+        assertEquals(1, nobody.exit());
+        assertTrue(nobody.err().contains("no softphone answers on") && nobody.err().contains("is the agent running"),
+                nobody.err());
+    }
+}
