@@ -47,7 +47,13 @@ class PhoneCommandsIT {
             assertEquals("MEASURED", c.path("level").asText());
             assertEquals("bob", c.path("peerHost").asText());
 
+            // bob's side is established when alice's ACK arrives, a moment after alice's 200
             Run atBob = tpmphone("phone", "--control", bob);
+            Instant acked = Instant.now().plusSeconds(10);
+            while (!atBob.out().contains("ESTABLISHED") && Instant.now().isBefore(acked)) {
+                TimeUnit.MILLISECONDS.sleep(50);
+                atBob = tpmphone("phone", "--control", bob);
+            }
             assertEquals(0, atBob.exit(), atBob.err());
             assertTrue(atBob.out().startsWith("sips:bob@bob on TLS port " + hosts.bob().childTlsPort()), atBob.out());
             assertTrue(atBob.out().contains(c.path("callId").asText() + "  IN sips:alice@alice  ESTABLISHED")
