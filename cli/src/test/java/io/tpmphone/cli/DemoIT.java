@@ -29,9 +29,11 @@ class DemoIT {
     private static final ObjectMapper JSON = new ObjectMapper();
     /** Where the demo's temporary files go: world-traversable, since its softphones run as nobody. */
     private Path tmp;
+    private java.nio.file.attribute.FileTime started;
 
     @BeforeEach
     void tmp() throws IOException {
+        started = java.nio.file.attribute.FileTime.from(Instant.now().minusSeconds(1));
         tmp = Files.createTempDirectory(Path.of("/tmp"), "demo-it-");
         Files.setPosixFilePermissions(tmp, PosixFilePermissions.fromString("rwx--x--x"));
     }
@@ -120,6 +122,19 @@ class DemoIT {
             List<String> names = left.map(f -> f.getFileName().toString()).filter(n -> n.startsWith("tpmphone"))
                     .toList();
             assertTrue(names.isEmpty(), "files left in the temporary directory: " + names);
+        }
+        // The isolated softphones run as another user with the system's temporary directory: libjitsi's private home
+        // there must go too.
+        try (Stream<Path> left = Files.list(Path.of("/tmp"))) {
+            List<String> media = left.filter(f -> f.getFileName().toString().startsWith("tpmphone-media"))
+                    .filter(f -> {
+                        try {
+                            return Files.getLastModifiedTime(f).compareTo(started) >= 0;
+                        } catch (IOException gone) {
+                            return false;
+                        }
+                    }).map(Path::toString).toList();
+            assertTrue(media.isEmpty(), "the softphones' media directories were left behind: " + media);
         }
     }
 }

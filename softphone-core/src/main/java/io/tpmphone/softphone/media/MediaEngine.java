@@ -19,6 +19,16 @@ public final class MediaEngine {
     private MediaEngine() {
     }
 
+    private static void deleteTree(Path root) {
+        try (java.util.stream.Stream<Path> s = Files.walk(root)) {
+            for (Path p : (Iterable<Path>) s.sorted(java.util.Comparator.reverseOrder())::iterator) {
+                Files.deleteIfExists(p);
+            }
+        } catch (IOException | UncheckedIOException e) {
+            // best effort at exit: a leftover temporary directory harms nothing
+        }
+    }
+
     /** The media service, starting libjitsi on first use. */
     public static synchronized MediaService service() {
         if (service == null) {
@@ -32,7 +42,8 @@ public final class MediaEngine {
             if (System.getProperty(HOME_LOCATION) == null) {
                 try {
                     Path home = Files.createTempDirectory("tpmphone-media");
-                    home.toFile().deleteOnExit();
+                    // deleteOnExit cannot remove a non-empty directory: the whole tree goes when the JVM exits
+                    Runtime.getRuntime().addShutdownHook(new Thread(() -> deleteTree(home), "libjitsi-home-cleanup"));
                     System.setProperty(HOME_LOCATION, home.toString());
                     System.setProperty("net.java.sip.communicator.SC_HOME_DIR_NAME", "libjitsi");
                     System.setProperty("net.java.sip.communicator.SC_CACHE_DIR_LOCATION", home.toString());
