@@ -21,6 +21,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
@@ -40,10 +41,34 @@ public final class Agent implements AutoCloseable {
     /** A passport that expires sooner than this is renewed before it is handed out. */
     private static final Duration PASSPORT_MARGIN = Duration.ofSeconds(60);
 
-    /** What the agent reports (tpmphone agent status --json). */
+    /**
+     * What the agent reports (tpmphone agent status --json). {@code softphone} is where the measured softphone is in
+     * its life ({@link SoftphoneState}); {@code softphoneDetail} says what it serves as when READY, and why it ended
+     * when EXITED (its exit status and the errors it logged).
+     */
     public record Status(String host, String akId, String level, String failedCheck, List<String> reasons,
                          Instant appraisedAt, String expiresAt, String logState, int measurements,
-                         Long childPid, boolean childAlive, boolean keysApproved, String keyApprovalRefused) {
+                         Long childPid, boolean childAlive, boolean keysApproved, String keyApprovalRefused,
+                         SoftphoneState softphone, String softphoneDetail) {
+        Status withSoftphone(Softphone s) {
+            return new Status(host, akId, level, failedCheck, reasons, appraisedAt, expiresAt, logState, measurements,
+                    childPid, childAlive && s.state() != SoftphoneState.EXITED, keysApproved, keyApprovalRefused,
+                    s.state(), s.detail());
+        }
+    }
+
+    /** Where the measured softphone of the current launch is. */
+    public enum SoftphoneState {
+        /** launched; it has not said it serves yet */
+        STARTING,
+        /** it told the broker it serves (SIP and its control socket are up) */
+        READY,
+        /** it ended (by itself or stopped by the agent) */
+        EXITED
+    }
+
+    /** The current launch's softphone: its state and what to tell a person about it. */
+    public record Softphone(SoftphoneState state, String detail) {
     }
 
     private final TpmClient tpm;
@@ -71,6 +96,19 @@ public final class Agent implements AutoCloseable {
     private final AttestationClient server;
     private volatile byte[] resultKey;
     private String enrollmentToken;
+    /** The current launch's softphone; replaced on every launch, completed by READY or by the child's exit. */
+    private volatile Launch launch;
+
+    /** One launch's softphone life: {@code ready} completes with READY or EXITED, whichever comes first. */
+    private static final class Launch {
+        final CompletableFuture<Softphone> settled = new CompletableFuture<>();
+        volatile Softphone current = new Softphone(SoftphoneState.STARTING, "launched; not serving yet");
+
+        void set(Softphone s) {
+            current = s;
+            settled.complete(s);
+        }
+    }
 
     public Agent(TpmClient tpm, AttestationClient server, Path stateDirectory, String host, int measurementPcr,
                  LaunchSpec spec, Duration interval, Clock clock) {
@@ -140,6 +178,35 @@ public final class Agent implements AutoCloseable {
 
     public Status status() {
         return status;
+    }
+
+    /** Where this agent keeps the softphone's control socket ({@code STATE/control/control.sock}). */
+    public static Path controlSocket(Path stateDirectory) {
+        return stateDirectory.resolve("control").resolve(MeasuredLauncher.CONTROL_SOCKET);
+    }
+
+    /** The current launch's softphone as it is now. */
+    public Softphone softphone() {
+        Launch l = launch;
+        return l == null ? new Softphone(SoftphoneState.EXITED, "not launched") : l.current;
+    }
+
+    /**
+     * Waits until the current launch's softphone says it serves (READY) or exits (EXITED), at most {@code timeout};
+     * STARTING if neither happened by then.
+     */
+    public Softphone awaitSoftphone(Duration timeout) throws InterruptedException {
+        Launch l = launch;
+        if (l == null) {
+            return softphone();
+        }
+        try {
+            return l.settled.get(timeout.toMillis(), TimeUnit.MILLISECONDS);
+        } catch (java.util.concurrent.TimeoutException e) {
+            return l.current;
+        } catch (java.util.concurrent.ExecutionException e) {
+            throw new IllegalStateException(e.getCause());
+        }
     }
 
     public MeasurementLogStore store() {
@@ -220,13 +287,16 @@ public final class Agent implements AutoCloseable {
             try {
                 exited.recordTermination();
             } catch (IOException | TpmException | RuntimeException e) {
-                status = new Status(host, akId, "NOT_APPRAISED", "runtime", List.of("the softphone core (pid "
-                        + exited.process().pid() + ") exited but its end could not be measured: " + e
-                        + "; not attesting until it is (retried every interval)"), clock.instant(), null,
-                        store.state().name(), store.log().size(), exited.process().pid(), false, false,
-                        "not attested");
                 keys.approvalReceived(Optional.empty(), Optional.of("the softphone core's end is not measured"));
-                writeStatus(status);
+                synchronized (statusLock) {
+                    Softphone sp = softphone();
+                    status = new Status(host, akId, "NOT_APPRAISED", "runtime", List.of("the softphone core (pid "
+                            + exited.process().pid() + ") exited but its end could not be measured: " + e
+                            + "; not attesting until it is (retried every interval)"), clock.instant(), null,
+                            store.state().name(), store.log().size(), exited.process().pid(), false, false,
+                            "not attested", sp.state(), sp.detail());
+                    writeStatus(status);
+                }
                 throw new IOException("the softphone core exited but its TERMINATED measurement failed; not"
                         + " attesting until it is recorded", e);
             }
@@ -248,10 +318,6 @@ public final class Agent implements AutoCloseable {
         report.ifPresent(keys::reported);
         lastVerdict = v;
         keys.approvalReceived(v.keyApproval(), v.keyApprovalRefused());
-        MeasuredLauncher.Launched c = child;
-        status = new Status(host, akId, v.level(), v.failedCheck(), v.reasons(), clock.instant(), v.expiresAt(),
-                store.state().name(), store.log().size(), c == null ? null : c.process().pid(),
-                c != null && c.process().isAlive(), keys.approved(), v.keyApprovalRefused().orElse(null));
         if (keys.approved() && keys.certificateDue()) {
             try {
                 keys.storeCertificate(attestation.requestDeviceCertificate(akId, keys.keystore()));
@@ -261,8 +327,16 @@ public final class Agent implements AutoCloseable {
             }
         }
         LOG.info("appraised: {}{}", v.level(), v.failedCheck() == null ? "" : " (" + v.failedCheck() + ")");
-        writeStatus(status);
-        return status;
+        MeasuredLauncher.Launched c = child;
+        synchronized (statusLock) {
+            Softphone sp = softphone();
+            status = new Status(host, akId, v.level(), v.failedCheck(), v.reasons(), clock.instant(), v.expiresAt(),
+                    store.state().name(), store.log().size(), c == null ? null : c.process().pid(),
+                    c != null && c.process().isAlive() && sp.state() != SoftphoneState.EXITED, keys.approved(),
+                    v.keyApprovalRefused().orElse(null), sp.state(), sp.detail());
+            writeStatus(status);
+            return status;
+        }
     }
 
     /**
@@ -316,6 +390,26 @@ public final class Agent implements AutoCloseable {
         return stateDirectory.resolve("status.json");
     }
 
+    /** Records where the softphone is, and rewrites the status file with it (between appraisals too). */
+    private void softphoneChanged(Launch l, Softphone s) {
+        if (l.current.state() == SoftphoneState.EXITED) {
+            return; // its end is final
+        }
+        l.set(s);
+        if (l != launch) {
+            return;
+        }
+        synchronized (statusLock) {
+            Status now = status;
+            if (now != null) {
+                status = now.withSoftphone(s);
+                writeStatus(status);
+            }
+        }
+    }
+
+    private final Object statusLock = new Object();
+
     private void writeStatus(Status s) {
         try {
             Path tmp = stateDirectory.resolve("status.json.tmp");
@@ -346,15 +440,39 @@ public final class Agent implements AutoCloseable {
 
     private void launchChild() throws IOException, TpmException {
         broker = Broker.start(stateDirectory.resolve("broker"), childService);
-        child = new MeasuredLauncher(store, stateDirectory.resolve("launch")).launch(spec, broker);
+        Launch l = new Launch();
+        launch = l;
+        child = new MeasuredLauncher(store, stateDirectory.resolve("launch")).launch(spec, broker,
+                controlSocket(stateDirectory).getParent());
         MeasuredLauncher.Launched launched = child;
         // An unexpected exit is re-appraised at once (which also retries a failed TERMINATED); a child the agent
         // stopped itself is not.
         launched.process().onExit().thenRun(() -> {
-            if (child == launched && !scheduler.isShutdown()) {
-                scheduler.execute(this::tick);
+            boolean unexpected = child == launched;
+            softphoneChanged(l, new Softphone(SoftphoneState.EXITED, exitDetail(launched, unexpected)));
+            if (unexpected) {
+                LOG.warn("the softphone core exited: {}",
+                        io.tpmphone.attestation.UntrustedText.forTerminal(l.current.detail()));
+            }
+            if (unexpected && !scheduler.isShutdown()) {
+                try {
+                    scheduler.execute(this::tick);
+                } catch (java.util.concurrent.RejectedExecutionException closing) {
+                    LOG.debug("agent closing; not re-appraising");
+                }
             }
         });
+    }
+
+    /** Why a child ended, for a person: its exit status and, if it ended by itself, the errors it logged. */
+    private static String exitDetail(MeasuredLauncher.Launched launched, boolean unexpected) {
+        String exit = "exit status " + launched.process().exitValue();
+        if (!unexpected) {
+            return "stopped by the agent (" + exit + ")";
+        }
+        List<String> errors = launched.errorLines(3);
+        return exit + (errors.isEmpty() ? ", no error logged" : ": " + String.join(" | ", errors)) + " (see "
+                + launched.logFile() + ")";
     }
 
     /** What the broker does for the measured child. */
@@ -404,6 +522,16 @@ public final class Agent implements AutoCloseable {
                 throw new IllegalStateException("no attestation result");
             }
             return v.result();
+        }
+
+        @Override
+        public void ready(String uri) {
+            Launch l = launch;
+            if (l != null) {
+                softphoneChanged(l, new Softphone(SoftphoneState.READY, "serving " + uri + ", control socket "
+                        + controlSocket(stateDirectory)));
+                LOG.info("the softphone core serves {}", uri);
+            }
         }
 
         @Override

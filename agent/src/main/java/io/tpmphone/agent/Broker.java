@@ -57,6 +57,8 @@ import org.slf4j.LoggerFactory;
  *       which the child verifies its peers' passports (the agent holds the server pinned);</li>
  *   <li>{@code DECISION <IN|OUT> <ACCEPT|REJECT|RESTRICT> <peer level> <required level> <callId> <peer URI>
  *       <reason...>} → {@code OK}: a call decision for the server's audit log;</li>
+ *   <li>{@code READY <SIP URI>} → {@code OK}: the child is serving (its SIP transports and control socket are up);
+ *       sent once, after start-up, so the agent can tell a person that the softphone runs, or why it does not;</li>
  * </ul>
  * anything else or any failure → {@code ERR <REASON> <message>}, REASON a keystore reason
  * ({@code NOT_APPROVED}, {@code POLICY_FAIL}, {@code APPROVAL_EXPIRED}, {@code SEEN_BEFORE}, ...) or
@@ -109,6 +111,11 @@ public final class Broker implements AutoCloseable {
         /** The attestation server's result-signing public key (SubjectPublicKeyInfo, DER). */
         default byte[] resultVerificationKey() throws Exception {
             throw new UnsupportedOperationException("no attestation server");
+        }
+
+        /** The child says it is serving as {@code uri} (one word, at most 1 KiB). */
+        default void ready(String uri) {
+            // nobody is waiting for it
         }
     }
 
@@ -275,7 +282,7 @@ public final class Broker implements AutoCloseable {
         for (String line; (line = readLine(in)) != null; ) {
             String op = line.split(" ", 2)[0];
             if (op.equals("SRTPKEY") || op.equals("OFFERED") || op.equals("SIGN") || line.equals("CERTS")
-                    || line.equals("RESULT") || line.equals("TRUST") || op.equals("DECISION")) {
+                    || line.equals("RESULT") || line.equals("TRUST") || op.equals("DECISION") || op.equals("READY")) {
                 keyRequest(line, out);
             } else if (line.startsWith("QUOTE ")) {
                 byte[] binder;
@@ -361,6 +368,13 @@ public final class Broker implements AutoCloseable {
                                 + " <callId> <peer URI> <reason>");
                     }
                     service.callDecision(d[1], d[2], d[6], d[3], d[4], callId(d[5]), d[7]);
+                    write(out, "OK");
+                }
+                case "READY" -> {
+                    if (f.length != 2 || f[1].length() > MAX_CALL_ID) {
+                        throw new IllegalArgumentException("READY <SIP URI>");
+                    }
+                    service.ready(f[1]);
                     write(out, "OK");
                 }
                 default -> {

@@ -10,6 +10,7 @@ import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
@@ -45,7 +46,8 @@ import org.slf4j.LoggerFactory;
  * <p>The child gets an empty environment (no {@code JAVA_TOOL_OPTIONS} and the like) and the hardening options of
  * {@link LaunchSpec#HARDENING_OPTIONS}. When isolated it runs in new PID, mount and IPC namespaces
  * ({@code unshare --pid --fork --mount --ipc --mount-proc --kill-child}); there, still as root, its code directory is
- * bind-mounted read-only at {@link #CHILD_CODE_MOUNT} and the broker's directory at {@code broker/} inside that; then
+ * bind-mounted read-only at {@link #CHILD_CODE_MOUNT}, the broker's directory at {@code broker/} and the control
+ * directory at {@code control/} inside that; then
  * {@code setpriv --reuid U --regid G --clear-groups --no-new-privs --bounding-set -all --inh-caps -all
  * --pdeathsig KILL} runs the JVM as {@link LaunchSpec#childUser()}: no capabilities (effective, permitted, bounding,
  * inheritable, ambient), {@code no_new_privs}. The child's working directory is that view of its code directory (0755,
@@ -58,6 +60,10 @@ public final class MeasuredLauncher {
     private static final Logger LOG = LoggerFactory.getLogger(MeasuredLauncher.class);
     /** Where the broker's directory appears inside an isolated child's code directory. */
     static final String BROKER_MOUNT = "broker";
+    /** Where the control directory appears inside an isolated child's code directory. */
+    static final String CONTROL_MOUNT = "control";
+    /** The control socket's file name in the control directory. */
+    public static final String CONTROL_SOCKET = "control.sock";
     /**
      * Where an isolated child sees its code: the staged directory is bind-mounted here, read-only, in the child's
      * mount namespace (every child has its own, so one mount point serves all). Its ancestors are world-traversable,
@@ -65,6 +71,8 @@ public final class MeasuredLauncher {
      */
     public static final Path CHILD_CODE_MOUNT = Path.of("/run/tpmphone-agent/child");
     private static final List<Path> SETPRIV = List.of(Path.of("/usr/bin/setpriv"), Path.of("/bin/setpriv"));
+    /** How much of the end of {@code child.log} {@link Launched#errorLines} reads at most. */
+    private static final int MAX_LOG_TAIL = 64 * 1024;
 
     private final MeasurementLogStore store;
     private final Path stagingRoot;
@@ -126,8 +134,13 @@ public final class MeasuredLauncher {
         private final CompletableFuture<Optional<MeasurementEvent>> terminated = new CompletableFuture<>();
         private boolean measureExit = true;
 
+        private final Path log;
+        private final long logOffset;
+
         Launched(Process process, Path codeDirectory, List<MeasurementEvent> events, MeasurementLogStore store,
-                 String mainClass) {
+                 String mainClass, Path log, long logOffset) {
+            this.log = log;
+            this.logOffset = logOffset;
             this.process = process;
             this.codeDirectory = codeDirectory;
             this.events = List.copyOf(events);
@@ -142,6 +155,37 @@ public final class MeasuredLauncher {
 
         public Path codeDirectory() {
             return codeDirectory;
+        }
+
+        /** The file the child's output goes to ({@code child.log}, shared by every launch from one staging root). */
+        public Path logFile() {
+            return log;
+        }
+
+        /**
+         * The lines this launch's child wrote to {@link #logFile()} that report an error (logged at ERROR, or a JVM
+         * error such as {@code Error: Could not find or load main class}), at most {@code max}, the last ones, each cut
+         * at 500 characters: what to tell a person when the child exits unexpectedly. They are the child's words:
+         * render them with {@link io.tpmphone.attestation.UntrustedText} before they reach a terminal or a log.
+         */
+        public List<String> errorLines(int max) {
+            List<String> found = new ArrayList<>();
+            try (java.nio.channels.SeekableByteChannel ch = Files.newByteChannel(log)) {
+                long start = Math.max(logOffset, ch.size() - MAX_LOG_TAIL);
+                ch.position(start);
+                java.nio.ByteBuffer buf = java.nio.ByteBuffer.allocate((int) Math.max(0, ch.size() - start));
+                while (buf.hasRemaining() && ch.read(buf) > 0) {
+                    // read what is there
+                }
+                for (String line : new String(buf.array(), 0, buf.position(), StandardCharsets.UTF_8).split("\n")) {
+                    if (line.contains(" ERROR ") || line.startsWith("Error:") || line.startsWith("Exception in thread")) {
+                        found.add(line.length() > 500 ? line.substring(0, 500) + "…" : line);
+                    }
+                }
+            } catch (IOException e) {
+                return List.of("(cannot read " + log + ": " + e + ")");
+            }
+            return List.copyOf(found.subList(Math.max(0, found.size() - max), found.size()));
         }
 
         /** The events measured for this launch, LAUNCH last. */
@@ -403,34 +447,77 @@ public final class MeasuredLauncher {
     }
 
     /** What the ISOLATION event records for a child running as {@code user}. */
-    static String isolationDescription(ChildUser user) {
+    static String isolationDescription(ChildUser user, boolean controlDirectory) {
         return "unshare --pid --fork --mount --ipc --mount-proc --kill-child; code dir ro-bind at " + CHILD_CODE_MOUNT
+                + (controlDirectory ? "; control dir bind at " + CONTROL_MOUNT + "/ (owner-only, child's user)" : "")
                 + "; setpriv uid "
                 + user.uid() + " gid " + user.gid() + " clear-groups no_new_privs bounding-set -all inh-caps -all"
                 + " (no capabilities)";
     }
 
     /**
+     * Stages, measures and starts the child, connected to {@code broker}, with its control directory at
+     * {@code control/} in the staging root; see {@link #launch(LaunchSpec, Broker, Path)}.
+     */
+    public synchronized Launched launch(LaunchSpec spec, Broker broker) throws IOException, TpmException {
+        return launch(spec, broker, stagingRoot.resolve(CONTROL_MOUNT));
+    }
+
+    /**
      * Stages, measures and starts the child, connected to {@code broker}: makes the broker reachable for the child's
      * user (see {@link Broker}; when isolated the child finds it at {@code broker/broker.sock} relative to its working
      * directory), sets {@code TPMPHONE_BROKER} and gives the child the token on its stdin.
+     *
+     * <p>{@code controlDirectory} is where the child listens for its user interface: the agent creates it (owner-only,
+     * owned by the child's user when isolated, so the child may create its socket there and nobody else but root may
+     * enter), removes a stale socket, bind-mounts it at {@code control/} in an isolated child's view (the child never
+     * traverses the agent's private state directory) and names the socket in {@code TPMPHONE_CONTROL}. Outside, the
+     * socket is {@code controlDirectory/control.sock}.
      */
-    public synchronized Launched launch(LaunchSpec spec, Broker broker) throws IOException, TpmException {
+    public synchronized Launched launch(LaunchSpec spec, Broker broker, Path controlDirectory)
+            throws IOException, TpmException {
         Objects.requireNonNull(broker, "broker");
+        Objects.requireNonNull(controlDirectory, "controlDirectory");
         String socketName = broker.socketPath().getFileName().toString();
         Launched launched;
         if (spec.isolate()) {
             ChildUser user = resolveChildUser(spec);
             broker.admitUser(user.uid());
-            launched = launch(spec, Map.of("TPMPHONE_BROKER", BROKER_MOUNT + "/" + socketName), user,
-                    broker.directory());
+            prepareControlDirectory(controlDirectory, user);
+            launched = launch(spec, Map.of("TPMPHONE_BROKER", BROKER_MOUNT + "/" + socketName,
+                    "TPMPHONE_CONTROL", CONTROL_MOUNT + "/" + CONTROL_SOCKET), user, broker.directory(),
+                    controlDirectory);
         } else {
-            launched = launch(spec, Map.of("TPMPHONE_BROKER", broker.socketPath().toString()), null, null);
+            prepareControlDirectory(controlDirectory, null);
+            launched = launch(spec, Map.of("TPMPHONE_BROKER", broker.socketPath().toString(), "TPMPHONE_CONTROL",
+                    controlDirectory.toAbsolutePath().resolve(CONTROL_SOCKET).toString()), null, null, null);
         }
         OutputStream stdin = launched.process().getOutputStream();
         stdin.write((broker.token() + "\n").getBytes(StandardCharsets.US_ASCII));
         stdin.flush();
         return launched;
+    }
+
+    /**
+     * Creates {@code dir} (not through a symbolic link), owner-only, owned by {@code user} when given (the agent is
+     * root then), and removes a socket left there by an earlier child.
+     */
+    private static void prepareControlDirectory(Path dir, ChildUser user) throws IOException {
+        try {
+            if (Files.isSymbolicLink(dir) || (Files.exists(dir, LinkOption.NOFOLLOW_LINKS)
+                    && !Files.isDirectory(dir, LinkOption.NOFOLLOW_LINKS))) {
+                throw new IOException(dir + " exists and is not a directory: remove it");
+            }
+            Files.createDirectories(dir);
+            Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwx------"));
+            if (user != null) {
+                Files.setAttribute(dir, "unix:uid", user.uid(), LinkOption.NOFOLLOW_LINKS);
+                Files.setAttribute(dir, "unix:gid", user.gid(), LinkOption.NOFOLLOW_LINKS);
+            }
+            Files.deleteIfExists(dir.resolve(CONTROL_SOCKET));
+        } catch (IOException e) {
+            throw new IOException("cannot prepare the softphone's control directory " + dir + ": " + e, e);
+        }
     }
 
     /**
@@ -440,11 +527,11 @@ public final class MeasuredLauncher {
      */
     public synchronized Launched launch(LaunchSpec spec, Map<String, String> environment)
             throws IOException, TpmException {
-        return launch(spec, environment, spec.isolate() ? resolveChildUser(spec) : null, null);
+        return launch(spec, environment, spec.isolate() ? resolveChildUser(spec) : null, null, null);
     }
 
-    private Launched launch(LaunchSpec spec, Map<String, String> environment, ChildUser user, Path brokerDirectory)
-            throws IOException, TpmException {
+    private Launched launch(LaunchSpec spec, Map<String, String> environment, ChildUser user, Path brokerDirectory,
+                            Path controlDirectory) throws IOException, TpmException {
         List<String> argv = commandLine(spec);
         Path setpriv = null;
         if (spec.isolate()) {
@@ -453,7 +540,7 @@ public final class MeasuredLauncher {
                             + " isolation"));
         }
         JvmDigest jvm = jvmDigest(spec);
-        Path code = stage(spec, brokerDirectory != null);
+        Path code = stage(spec, brokerDirectory != null, controlDirectory != null);
         List<MeasurementEvent> events = new ArrayList<>();
         events.add(store.measure(EventType.JVM, jvm.digest(), jvm.javaHome()));
         for (Path jar : spec.classPath()) {
@@ -467,24 +554,29 @@ public final class MeasuredLauncher {
                 HashAlgorithm.SHA256.digest(joined.getBytes(StandardCharsets.UTF_8)), joined));
         List<String> command = new ArrayList<>();
         if (spec.isolate()) {
-            String isolation = isolationDescription(user);
+            String isolation = isolationDescription(user, controlDirectory != null);
             events.add(store.measure(EventType.ISOLATION,
                     HashAlgorithm.SHA256.digest(isolation.getBytes(StandardCharsets.UTF_8)), isolation));
             Path view = childCodeMount();
-            // $1 code dir, $2 its view, $3 broker dir or "", then argv. Mounts (as root), then drop to the child user.
-            String script = "code=\"$1\"; view=\"$2\"; brokerdir=\"$3\"; shift 3"
+            // $1 code dir, $2 its view, $3 broker dir or "", $4 control dir or "", then argv. Mounts (as root), then
+            // drop to the child user.
+            String script = "code=\"$1\"; view=\"$2\"; brokerdir=\"$3\"; controldir=\"$4\"; shift 4"
                     + " && mount --bind \"$code\" \"$view\" && mount -o remount,bind,ro \"$view\""
                     + " && { [ -z \"$brokerdir\" ] || mount --bind \"$brokerdir\" \"$view/" + BROKER_MOUNT + "\"; }"
+                    + " && { [ -z \"$controldir\" ] || mount --bind \"$controldir\" \"$view/" + CONTROL_MOUNT + "\"; }"
                     + " && cd \"$view\""
                     + " && exec " + setpriv + " --reuid=" + user.uid() + " --regid=" + user.gid()
                     + " --clear-groups --no-new-privs --bounding-set=-all --inh-caps=-all --pdeathsig=KILL -- \"$@\"";
             command.addAll(List.of("unshare", "--pid", "--fork", "--mount", "--ipc", "--mount-proc", "--kill-child",
                     "--", "/bin/sh", "-c", script, "launch", code.toString(), view.toString(),
-                    brokerDirectory == null ? "" : brokerDirectory.toString()));
+                    brokerDirectory == null ? "" : brokerDirectory.toString(),
+                    controlDirectory == null ? "" : controlDirectory.toAbsolutePath().toString()));
         }
         command.addAll(argv);
+        Path log = stagingRoot.resolve("child.log");
+        long logOffset = Files.exists(log) ? Files.size(log) : 0;
         ProcessBuilder pb = new ProcessBuilder(command).directory(code.toFile())
-                .redirectOutput(ProcessBuilder.Redirect.appendTo(stagingRoot.resolve("child.log").toFile()))
+                .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()))
                 .redirectErrorStream(true);
         pb.environment().clear();
         pb.environment().put("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
@@ -495,7 +587,7 @@ public final class MeasuredLauncher {
                 HashAlgorithm.SHA256.digest(launch.getBytes(StandardCharsets.US_ASCII)), launch));
         LOG.info("launched {} ({}{}), {} measurements in PCR {}", spec.mainClass(), launch,
                 user == null ? "" : ", as uid " + user.uid(), events.size(), store.pcr());
-        Launched launched = new Launched(process, code, events, store, spec.mainClass());
+        Launched launched = new Launched(process, code, events, store, spec.mainClass(), log, logOffset);
         process.onExit().thenRun(() -> {
             try {
                 launched.recordTermination();
@@ -530,7 +622,7 @@ public final class MeasuredLauncher {
      * Copies the jars and the configuration into a fresh directory (0755, files 0644, owned by the agent: the child
      * user may read, never write, and the directory is mounted read-only anyway); the copies are what is measured.
      */
-    private Path stage(LaunchSpec spec, boolean brokerMountPoint) throws IOException {
+    private Path stage(LaunchSpec spec, boolean brokerMountPoint, boolean controlMountPoint) throws IOException {
         Files.createDirectories(stagingRoot);
         Path code = Files.createTempDirectory(stagingRoot, "code-");
         Map<String, Path> files = new LinkedHashMap<>();
@@ -546,6 +638,10 @@ public final class MeasuredLauncher {
             }
             if (brokerMountPoint) {
                 Files.setPosixFilePermissions(Files.createDirectory(code.resolve(BROKER_MOUNT)),
+                        PosixFilePermissions.fromString("rwxr-xr-x"));
+            }
+            if (controlMountPoint) {
+                Files.setPosixFilePermissions(Files.createDirectory(code.resolve(CONTROL_MOUNT)),
                         PosixFilePermissions.fromString("rwxr-xr-x"));
             }
             Files.setPosixFilePermissions(code, PosixFilePermissions.fromString("rwxr-xr-x"));

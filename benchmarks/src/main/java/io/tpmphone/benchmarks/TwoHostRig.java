@@ -74,23 +74,18 @@ public final class TwoHostRig implements AutoCloseable {
     private final PassportVerifier verifier;
     private final Map<String, LaunchSpec> releases = new LinkedHashMap<>();
     private final Map<String, Integer> childPorts = new LinkedHashMap<>();
-    private final Path controlRoot;
 
     private final Path dir;
 
     private TwoHostRig(Path dir) throws Exception {
         this.dir = dir;
         try {
-            controlRoot = Files.createTempDirectory("tpmphone-control");
-            resources.add(() -> deleteTree(controlRoot));
             List<Path> classPath = SoftphoneRelease.classPath(softphoneJar(dir));
             for (String[] h : new String[][] {{"alice", "1000"}, {"bob", "440"}}) {
                 int port = freePort();
                 childPorts.put(h[0], port);
-                Path control = Files.createDirectories(controlRoot.resolve(h[0]));
-                grantToChild(control);
                 releases.put(h[0], new LaunchSpec(Path.of(System.getProperty("java.home")), classPath,
-                        config(dir.resolve(h[0] + "-release"), h[0], port, h[1], control.resolve("control.sock")),
+                        config(dir.resolve(h[0] + "-release"), h[0], port, h[1]),
                         SoftphoneMain.class.getName(), List.of(SOFTPHONE_LOGGING), List.of(), ISOLATE));
             }
             SwtpmProcess tpmA = keep(SwtpmProcess.builder().withEkCertificate(true).start());
@@ -180,7 +175,7 @@ public final class TwoHostRig implements AutoCloseable {
         Broker broker = keep(Broker.start(dir.resolve(name + "-broker-" + generation), agent.childService()));
         BrokerClient c = keep(BrokerClient.connect(broker.socketPath(), broker.token()));
         return new Host(name, agent, tpm, c, new BrokerHostIdentity(c), childPorts.get(name),
-                controlRoot.resolve(name).resolve("control.sock"));
+                Agent.controlSocket(dir.resolve(name)));
     }
 
     /**
@@ -244,42 +239,18 @@ public final class TwoHostRig implements AutoCloseable {
     }
 
     /** The measured softphone's configuration for one host (it is measured: part of the approved release). */
-    private static Path config(Path dir, String user, int tlsPort, String toneHz, Path control) throws IOException {
+    private static Path config(Path dir, String user, int tlsPort, String toneHz) throws IOException {
         Files.createDirectories(dir);
         Path c = dir.resolve("softphone.properties");
         Files.writeString(c, String.join("\n", "sip.user=" + user, "sip.host=" + user, "sip.address=127.0.0.1",
-                "sip.tls.port=" + tlsPort, "policy.1=default MEASURED reject", "media.tone.hz=" + toneHz,
-                "control.socket=" + control, ""), StandardCharsets.UTF_8);
+                "sip.tls.port=" + tlsPort, "policy.1=default MEASURED reject", "media.tone.hz=" + toneHz, ""),
+                StandardCharsets.UTF_8);
         return c;
     }
 
     private static int freePort() throws IOException {
         try (java.net.ServerSocket s = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
             return s.getLocalPort();
-        }
-    }
-
-    /** The isolated child runs as an unprivileged user: it must be able to create its control socket here. */
-    private static void grantToChild(Path dir) throws IOException {
-        if (!"root".equals(System.getProperty("user.name"))) {
-            return; // not isolated as another user: the child is us
-        }
-        java.nio.file.attribute.UserPrincipal child = dir.getFileSystem().getUserPrincipalLookupService()
-                .lookupPrincipalByName(LaunchSpec.DEFAULT_CHILD_USER);
-        Files.setOwner(dir, child);
-        Files.setPosixFilePermissions(dir, java.nio.file.attribute.PosixFilePermissions.fromString("rwx------"));
-        Files.setPosixFilePermissions(dir.getParent(), java.nio.file.attribute.PosixFilePermissions.fromString(
-                "rwx--x--x"));
-    }
-
-    private static void deleteTree(Path root) throws IOException {
-        if (!Files.exists(root)) {
-            return;
-        }
-        try (Stream<Path> s = Files.walk(root)) {
-            for (Path p : (Iterable<Path>) s.sorted(java.util.Comparator.reverseOrder())::iterator) {
-                Files.deleteIfExists(p);
-            }
         }
     }
 

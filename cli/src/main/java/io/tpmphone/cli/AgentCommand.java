@@ -4,11 +4,15 @@ import com.fasterxml.jackson.databind.JsonNode;
 import io.tpmphone.agent.Agent;
 import io.tpmphone.agent.AttestationClient;
 import io.tpmphone.agent.LaunchSpec;
+import io.tpmphone.attestation.UntrustedText;
 import io.tpmphone.cli.internal.Pem;
 import io.tpmphone.benchmarks.TwoHostRig;
+import io.tpmphone.softphone.PhoneConfig;
+import io.tpmphone.softphone.SoftphoneMain;
 import io.tpmphone.softphone.SoftphoneRelease;
 import io.tpmphone.tpm.TpmClient;
 import io.tpmphone.tpm.TpmUri;
+import java.io.IOException;
 import java.io.PrintWriter;
 import java.net.URI;
 import java.nio.file.Files;
@@ -35,6 +39,9 @@ import picocli.CommandLine.Spec;
         subcommands = {AgentCommand.Run.class, AgentCommand.Status.class})
 final class AgentCommand {
 
+    /** How long `agent run` waits for the softphone to serve (it waits up to 60 s for its device certificate). */
+    static final Duration SOFTPHONE_START = Duration.ofSeconds(90);
+
     /** What the agent launches, shared with `policy approve` so both measure the same thing. */
     static final class LaunchOptions {
         @Option(names = "--java-home", description = "JVM for the softphone core (default: this one)")
@@ -60,7 +67,11 @@ final class AgentCommand {
          * The launch: the softphone-core jar and its runtime dependencies (from this distribution's lib/), the
          * configuration, the softphone's logging option first. Without --config, STATE/softphone.properties is used;
          * {@code host} non-null creates it if missing (a phone for sips:HOST@HOST on TLS port 5061 that needs MEASURED
-         * peers, with its control socket in STATE/control/).
+         * peers). The softphone's configuration is checked here as the softphone will check it, so a release that
+         * could never start is neither approved nor launched (the agent prepares everything else the child needs,
+         * such as its control socket's directory, STATE/control/).
+         *
+         * @throws InvalidConfigurationException naming the file and the line when the configuration is not valid
          */
         LaunchSpec spec(Path state, String host) throws Exception {
             Path home = javaHome != null ? javaHome : Path.of(System.getProperty("java.home"));
@@ -81,23 +92,42 @@ final class AgentCommand {
                                 + " `tpmphone agent run` once to create the default configuration there");
                     }
                     Files.createDirectories(state);
-                    Path control = Files.createDirectories(state.resolve("control"));
-                    if ("root".equals(System.getProperty("user.name")) && !noIsolation) {
-                        Files.setOwner(control, control.getFileSystem().getUserPrincipalLookupService()
-                                .lookupPrincipalByName(childUser));
-                    }
                     String user = host.replaceAll("[^A-Za-z0-9._~-]", "-");
                     Files.writeString(cfg, String.join("\n", "# tpmphone softphone core configuration (measured:"
                             + " a change needs a new approved release)", "sip.user=" + user, "sip.host=" + host,
-                            "sip.address=127.0.0.1", "sip.tls.port=5061", "policy.1=default MEASURED reject",
-                            "control.socket=" + control.toAbsolutePath().resolve("control.sock"), ""));
+                            "sip.address=127.0.0.1", "sip.tls.port=5061", "policy.1=default MEASURED reject", ""));
                 }
+            }
+            if (mainClass.equals(SoftphoneMain.class.getName())) {
+                checkConfiguration(cfg);
             }
             List<String> options = new ArrayList<>();
             options.add(TwoHostRig.SOFTPHONE_LOGGING);
             options.addAll(jvmOptions);
             return new LaunchSpec(home, jars, cfg, mainClass, options, List.of(), !noIsolation)
                     .withChildUser(childUser);
+        }
+    }
+
+    /** A softphone configuration the softphone would refuse (exit 1: the operation failed, not the options). */
+    static final class InvalidConfigurationException extends Exception {
+        private static final long serialVersionUID = 1L;
+
+        InvalidConfigurationException(String message, Throwable cause) {
+            super(message, cause);
+        }
+    }
+
+    /** Reads {@code cfg} as the softphone will; the error names the file, the line and what to do. */
+    static void checkConfiguration(Path cfg) throws InvalidConfigurationException {
+        try {
+            PhoneConfig.read(cfg);
+        } catch (IOException e) {
+            throw new InvalidConfigurationException("cannot read the softphone configuration " + cfg + ": " + e, e);
+        } catch (IllegalArgumentException e) {
+            throw new InvalidConfigurationException("the softphone configuration " + cfg + " is not valid: "
+                    + e.getMessage() + ". Fix it (see docs/softphone.md); a changed configuration is a new release"
+                    + " to approve with `tpmphone policy approve`", e);
         }
     }
 
@@ -146,9 +176,24 @@ final class AgentCommand {
                 stopped.countDown();
             }, "agent-shutdown"));
             Agent.Status s = agent.start();
-            spec.commandLine().getOut().println("agent for " + host + ": " + s.level()
+            PrintWriter out = spec.commandLine().getOut();
+            out.println("agent for " + host + ": " + s.level()
                     + (s.failedCheck() == null ? "" : " (" + s.failedCheck() + ")") + "; Ctrl-C stops it");
-            spec.commandLine().getOut().flush();
+            out.flush();
+            // The softphone waits for its device certificate (up to 60 s) before it serves.
+            Agent.Softphone phone = agent.awaitSoftphone(SOFTPHONE_START);
+            switch (phone.state()) {
+                case READY -> out.println("softphone: " + UntrustedText.forTerminal(phone.detail()));
+                case STARTING -> out.println("softphone: not serving after " + SOFTPHONE_START.toSeconds() + " s"
+                        + " (see " + state.resolve("launch/child.log") + "; `tpmphone agent status` tells when it"
+                        + " does)");
+                case EXITED -> ErrorReport.of("the softphone core did not start: "
+                                + UntrustedText.forTerminal(phone.detail()),
+                        "fix what it names, then run the agent again (the agent keeps attesting this host until"
+                                + " it is stopped)").print(spec.commandLine().getErr(),
+                        spec.commandLine().getColorScheme().ansi());
+            }
+            out.flush();
             stopped.await();
             return 0;
         }
@@ -190,6 +235,9 @@ final class AgentCommand {
                 }
                 out.println(s.path("keysApproved").asBoolean() ? "  keystore: approved by the server"
                         : "  keystore: not approved (" + s.path("keyApprovalRefused").asText("no approval") + ")");
+                out.println("  softphone: " + s.path("softphone").asText("unknown").toLowerCase(java.util.Locale.ROOT)
+                        + (s.hasNonNull("softphoneDetail")
+                        ? ", " + UntrustedText.forTerminal(s.get("softphoneDetail").asText()) : ""));
             }
             return 0;
         }

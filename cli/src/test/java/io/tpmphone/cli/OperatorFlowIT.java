@@ -45,6 +45,44 @@ class OperatorFlowIT {
         return out;
     }
 
+    /** Runs a command that must fail; returns its stderr. */
+    private static String runFailing(Path home, Path dir, String... args) throws Exception {
+        Path log = Files.createTempFile(dir, "cmd-", ".log");
+        Process p = tpmphone(home, log, args).start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(p.waitFor(60, TimeUnit.SECONDS), () -> String.join(" ", args) + " did not end: " + out);
+        assertEquals(1, p.exitValue(), () -> String.join(" ", args) + " should fail with 1; out: " + out + " err: "
+                + read(log));
+        return read(log);
+    }
+
+    /** Reads {@code p}'s stderr until a line contains {@code what}; then drains the rest in the background. */
+    private static String awaitError(Process p, String what) throws Exception {
+        BufferedReader r = new BufferedReader(new InputStreamReader(p.getErrorStream(), StandardCharsets.UTF_8));
+        StringBuilder seen = new StringBuilder();
+        for (String line; (line = r.readLine()) != null; ) {
+            seen.append(line).append('\n');
+            if (line.contains(what)) {
+                Thread drain = new Thread(() -> {
+                    try {
+                        r.transferTo(java.io.Writer.nullWriter());
+                    } catch (java.io.IOException ignored) {
+                        // the process ended
+                    }
+                }, "drain-stderr");
+                drain.setDaemon(true);
+                drain.start();
+                return line;
+            }
+        }
+        throw new AssertionError("the process ended without printing '" + what + "'; its stderr: " + seen);
+    }
+
+    private static void stop(Process p) throws Exception {
+        p.destroy(); // SIGTERM: agent stops its child, server writes its final checkpoint
+        assertTrue(p.waitFor(30, TimeUnit.SECONDS), "the process " + p.pid() + " ended within 30 s of SIGTERM");
+    }
+
     private static String read(Path p) {
         try {
             return Files.readString(p);
@@ -54,15 +92,28 @@ class OperatorFlowIT {
     }
 
     private static String awaitLine(Process p, String prefix, Path log) throws Exception {
-        BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
+        return awaitLine(new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8)),
+                prefix, log);
+    }
+
+    private static String awaitLine(BufferedReader r, String prefix, Path log) throws Exception {
         String line = r.readLine();
         assertTrue(line != null && line.startsWith(prefix), () -> "expected '" + prefix + "...', got '" + line
                 + "': " + read(log));
         return line;
     }
 
+    /**
+     * Also what a newcomer meets next: the state directory is private (JUnit's 0700 temporary directory, as
+     * {@code mktemp -d} makes), and the child runs as another user; a hand-written configuration whose port is taken
+     * makes the softphone fail, which {@code agent run} and {@code agent status} say; the same configuration works once
+     * the port is free; and a wrong configuration is refused, naming the line, by {@code policy approve} and
+     * {@code agent run}.
+     */
     @Test
     void swtpmPolicyServerAgentStatusAndAudit(@TempDir Path dir) throws Exception {
+        assertEquals("rwx------", java.nio.file.attribute.PosixFilePermissions.toString(
+                Files.getPosixFilePermissions(dir)), "the agent's state lies in a private directory, as in production");
         Path home = dir.resolve("home");
         Path guide = DocCommands.documents().stream().filter(d -> d.endsWith("operations.md")).findFirst()
                 .orElseThrow();
@@ -88,11 +139,26 @@ class OperatorFlowIT {
         parts.put("swtpm:host=127.0.0.1,port=P", tpm.get("tpmUri").asText());
         Process server = null;
         Process agent = null;
+        ServerSocket takenPort = new ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress());
         try {
             String release = run(home, dir, DocCommands.find(guide, "policy approve --name softphone-dev")
                     .substitute(files, parts));
+            // A configuration written by hand, elsewhere, for a port that is taken at first.
+            Path handWritten = Files.createDirectories(dir.resolve("etc")).resolve("phone.properties");
+            Files.writeString(handWritten, "sip.user=host1\nsip.host=host1\nsip.tls.port=" + takenPort.getLocalPort()
+                    + "\npolicy.1=default MEASURED reject\n");
+            String handRelease = run(home, dir, "policy", "approve", "--name", "hand-written", "--config",
+                    handWritten.toString());
+            // A wrong one is refused where it is approved, naming the line.
+            Path wrong = dir.resolve("etc").resolve("wrong.properties");
+            Files.writeString(wrong, "sip.user=host1\nsip.tls.port=5999\npolicy.1=default MEASURD reject\n");
+            String refused = runFailing(home, dir, "policy", "approve", "--name", "wrong", "--config",
+                    wrong.toString());
+            assertTrue(refused.contains(wrong + " is not valid: policy.1=default MEASURD reject: ")
+                    && refused.contains("unknown level"), "policy approve names the file and the line: " + refused);
             Files.writeString(dir.resolve("policy.json"), "{\"version\":1,\"measurementPcr\":14,\"pcrBank\":"
-                    + "\"sha256\",\"bootPcrs\":[0,1,2,3,4,5,6,7],\"releases\":[" + release.trim() + "],"
+                    + "\"sha256\",\"bootPcrs\":[0,1,2,3,4,5,6,7],\"releases\":[" + release.trim() + ","
+                    + handRelease.trim() + "],"
                     + "\"requireIsolation\":true,\"nonceTtlSeconds\":30,\"resultTtlSeconds\":300}");
 
             Path serverLog = dir.resolve("server.log");
@@ -101,13 +167,23 @@ class OperatorFlowIT {
 
             run(home, dir, DocCommands.find(guide, "enrollment-token").substitute(files, parts));
             Path agentLog = dir.resolve("agent.log");
-            agent = tpmphone(home, agentLog, DocCommands.find(guide, "agent run").substitute(files, parts)).start();
-            awaitLine(agent, "agent for host1: MEASURED", agentLog);
+            String[] agentRun = DocCommands.find(guide, "agent run").substitute(files, parts);
+            agent = tpmphone(home, agentLog, agentRun).start();
+            BufferedReader agentOut = new BufferedReader(new InputStreamReader(agent.getInputStream(),
+                    StandardCharsets.UTF_8));
+            awaitLine(agentOut, "agent for host1: MEASURED", agentLog);
+            Path control = agentState.resolve("control").resolve("control.sock");
+            String ready = awaitLine(agentOut, "softphone: serving sips:host1@host1", agentLog);
+            assertTrue(ready.contains("control socket " + control), "agent run names the control socket: " + ready);
 
             JsonNode status = JSON.readTree(run(home, dir, DocCommands.find(guide, "agent status")
                     .substitute(files, parts)));
-            assertEquals("MEASURED", status.get("level").asText());
+            assertEquals("MEASURED", status.get("level").asText(), status.toString());
+            assertEquals("READY", status.path("softphone").asText(), status.toString());
             assertTrue(status.get("childAlive").asBoolean(), status.toString());
+            String phone = run(home, dir, "phone", "--control", control.toString());
+            assertTrue(phone.startsWith("sips:host1@host1 on TLS port 5061, 0 call(s)"),
+                    "the operator reaches the softphone through its control socket: " + phone);
             assertTrue(status.get("keysApproved").asBoolean(), "the server approved the keystore: " + status);
             assertTrue(run(home, dir, "agent", "status", "--state", agentState.toString())
                     .contains("keystore: approved by the server"));
@@ -115,13 +191,48 @@ class OperatorFlowIT {
 
             JsonNode shown = JSON.readTree(run(home, dir, DocCommands.find(guide, "policy show")
                     .substitute(files, parts)));
-            assertEquals(1, shown.get("version").asInt());
-            assertEquals("softphone-dev", shown.at("/releases/0/name").asText());
+            assertEquals(1, shown.get("version").asInt(), shown.toString());
+            assertEquals("softphone-dev", shown.at("/releases/0/name").asText(), shown.toString());
+            stop(agent);
+
+            // The hand-written configuration: its port is taken, so the softphone cannot start, and both commands
+            // say why.
+            List<String> handRun = new ArrayList<>(List.of(agentRun));
+            handRun.addAll(List.of("--config", handWritten.toString()));
+            agent = tpmphone(home, agentLog, handRun.toArray(String[]::new))
+                    .redirectError(ProcessBuilder.Redirect.PIPE).start();
+            String failed = awaitError(agent, "the softphone core did not start");
+            assertTrue(failed.contains("TLS port " + takenPort.getLocalPort()) && failed.contains("failed: ")
+                    && failed.contains("exit status 2"), "agent run says what failed: " + failed);
+            String shownStatus = run(home, dir, "agent", "status", "--state", agentState.toString());
+            assertTrue(shownStatus.contains("softphone: exited, exit status 2: ")
+                    && shownStatus.contains("TLS port " + takenPort.getLocalPort()),
+                    "agent status names the failure: " + shownStatus);
+            stop(agent);
+
+            // The same configuration once the port is free: the child finds what it needs although nobody
+            // prepared anything for it by hand.
+            takenPort.close();
+            agent = tpmphone(home, agentLog, handRun.toArray(String[]::new)).start();
+            agentOut = new BufferedReader(new InputStreamReader(agent.getInputStream(), StandardCharsets.UTF_8));
+            awaitLine(agentOut, "agent for host1: MEASURED", agentLog);
+            awaitLine(agentOut, "softphone: serving sips:host1@host1", agentLog);
+            String handPhone = run(home, dir, "phone", "--control", control.toString());
+            assertTrue(handPhone.startsWith("sips:host1@host1 on TLS port " + takenPort.getLocalPort()),
+                    "the hand-configured softphone answers on its control socket: " + handPhone);
+            stop(agent);
+
+            // A wrong configuration stops the agent before it launches anything, naming the line.
+            List<String> wrongRun = new ArrayList<>(List.of(agentRun));
+            wrongRun.addAll(List.of("--config", wrong.toString()));
+            String agentRefused = runFailing(home, dir, wrongRun.toArray(String[]::new));
+            assertTrue(agentRefused.contains("policy.1=default MEASURD reject: "),
+                    "agent run names the line: " + agentRefused);
         } finally {
+            takenPort.close();
             for (Process p : new Process[] {agent, server}) {
                 if (p != null) {
-                    p.destroy(); // SIGTERM: agent stops its child, server writes its final checkpoint
-                    assertTrue(p.waitFor(30, TimeUnit.SECONDS));
+                    stop(p);
                 }
             }
             run(home, dir, "swtpm", "stop", "--name", "host1", "--purge");

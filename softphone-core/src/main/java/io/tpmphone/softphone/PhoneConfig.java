@@ -10,7 +10,6 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Optional;
 import java.util.Properties;
 import java.util.Set;
 import java.util.TreeMap;
@@ -29,15 +28,15 @@ import java.util.TreeMap;
  *   policy.1=default MEASURED reject   # the call policy, one line per key, in key order
  *   policy.2=in sips:*@lab HARDENED reject
  *   media.tone.hz=1000              # the headless capture device plays this tone (0 = silence)
- *   control.socket=/run/tpmphone/alice/control.sock   # the control channel (JSON lines), see ControlServer
  * </pre>
- * Unknown keys are refused, so a typo does not silently fall back to a default. Immutable.
+ * Unknown keys are refused, so a typo does not silently fall back to a default; errors name the key (and for a policy
+ * line, the line as written). The control socket is not configured here: the agent that launches the softphone
+ * prepares its place and names it ({@code STATE/control/control.sock}). Immutable.
  */
 public record PhoneConfig(String user, String host, InetAddress address, int tlsPort, int tcpPort, int udpPort,
-                          Duration setupTimeout, CallPolicy policy, List<String> policyLines, double toneHz,
-                          Optional<Path> controlSocket) {
+                          Duration setupTimeout, CallPolicy policy, List<String> policyLines, double toneHz) {
     private static final Set<String> KEYS = Set.of("sip.user", "sip.host", "sip.address", "sip.tls.port",
-            "sip.tcp.port", "sip.udp.port", "sip.setup.timeout.seconds", "media.tone.hz", "control.socket");
+            "sip.tcp.port", "sip.udp.port", "sip.setup.timeout.seconds", "media.tone.hz");
 
     public PhoneConfig {
         policyLines = List.copyOf(policyLines);
@@ -58,9 +57,16 @@ public record PhoneConfig(String user, String host, InetAddress address, int tls
             if (key.startsWith("policy.")) {
                 try {
                     policy.put(Integer.parseInt(key.substring(7)), p.getProperty(key));
+                    if (p.getProperty(key).contains("\n") || p.getProperty(key).contains("\r")) {
+                        throw new IllegalArgumentException(key + ": one rule per key (no line breaks in a rule)");
+                    }
                 } catch (NumberFormatException e) {
                     throw new IllegalArgumentException("policy keys are policy.1, policy.2, ...: got " + key, e);
                 }
+            } else if (key.equals("control.socket")) {
+                throw new IllegalArgumentException("control.socket=" + p.getProperty(key) + ": the agent places the"
+                        + " control socket itself (at STATE/control/control.sock, for the softphone's user only):"
+                        + " remove this line");
             } else if (!KEYS.contains(key)) {
                 throw new IllegalArgumentException("unknown configuration key " + key + " (known: "
                         + String.join(", ", new java.util.TreeSet<>(KEYS)) + ", policy.N)");
@@ -89,7 +95,7 @@ public record PhoneConfig(String user, String host, InetAddress address, int tls
         try {
             parsed = CallPolicy.parse(String.join("\n", lines));
         } catch (IllegalArgumentException e) {
-            throw new IllegalArgumentException("policy: " + e.getMessage(), e);
+            throw new IllegalArgumentException(policyError(policy, e.getMessage()), e);
         }
         double tone;
         try {
@@ -109,10 +115,27 @@ public record PhoneConfig(String user, String host, InetAddress address, int tls
         if (timeout < 1 || timeout > 300) {
             throw new IllegalArgumentException("sip.setup.timeout.seconds must be 1..300");
         }
-        String control = p.getProperty("control.socket");
         return new PhoneConfig(user, host, address, tls, port(p, "sip.tcp.port", 0), port(p, "sip.udp.port", 0),
-                Duration.ofSeconds(timeout), parsed, lines, tone,
-                control == null || control.isBlank() ? Optional.empty() : Optional.of(Path.of(control.trim())));
+                Duration.ofSeconds(timeout), parsed, lines, tone);
+    }
+
+    /**
+     * {@link CallPolicy#parse}'s "line N: why" as the configuration line a person wrote: "policy.7=...: why". The
+     * policy's lines are its keys in numeric order, so line N is the N-th key.
+     */
+    private static String policyError(TreeMap<Integer, String> policy, String message) {
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("line ([0-9]+): (.*)", java.util.regex.Pattern
+                .DOTALL).matcher(message == null ? "" : message);
+        if (m.matches()) {
+            int n = Integer.parseInt(m.group(1));
+            int i = 1;
+            for (var e : policy.entrySet()) {
+                if (i++ == n) {
+                    return "policy." + e.getKey() + "=" + e.getValue().trim() + ": " + m.group(2);
+                }
+            }
+        }
+        return "policy: " + message;
     }
 
     private static String required(Properties p, String key) {

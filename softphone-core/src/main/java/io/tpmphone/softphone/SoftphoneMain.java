@@ -32,7 +32,10 @@ import org.slf4j.LoggerFactory;
  * answers with one quote, and runs the SIP phone: attested TLS with the host's TPM-resident identity key, SRTP keys
  * from the sealed keystore, every call decision recorded in the server's audit log, and a control channel for the
  * user interface. It runs until the agent closes its stdin (or the agent dies and {@code unshare --kill-child} ends
- * it), then ends its calls and registrations. Exit codes: 0 stopped by the agent, 2 bad configuration or start.
+ * it), then ends its calls and registrations. The agent names its control socket in {@code TPMPHONE_CONTROL} (a
+ * directory it prepared for us); once SIP and the control socket are up, we tell the agent (broker {@code READY}).
+ * Exit codes: 0 stopped by the agent, 2 bad configuration or start (the error line names the step, and the kind and
+ * reason of the failure).
  */
 public final class SoftphoneMain {
     private static final Logger LOG = LoggerFactory.getLogger(SoftphoneMain.class);
@@ -59,18 +62,23 @@ public final class SoftphoneMain {
             return;
         }
         String broker = System.getenv("TPMPHONE_BROKER");
+        String controlSocket = System.getenv("TPMPHONE_CONTROL");
         BufferedReader stdin = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.US_ASCII));
         String token = stdin.readLine();
-        if (broker == null || token == null) {
-            LOG.error("no broker (TPMPHONE_BROKER) or no token on stdin: start me through the agent");
+        if (broker == null || controlSocket == null || token == null) {
+            LOG.error("no broker (TPMPHONE_BROKER), no control socket (TPMPHONE_CONTROL) or no token on stdin: start"
+                    + " me through the agent");
             System.exit(2);
         }
+        String step = "connecting to the agent's broker " + broker;
         try (BrokerClient client = BrokerClient.connect(Path.of(broker), token.trim())) {
+            step = "quoting through the agent's broker";
             byte[] binder = new byte[32];
             new java.security.SecureRandom().nextBytes(binder);
             Map<String, String> quote = client.quote(binder);
             LOG.info("attested through the agent broker: AK {}, PCRs {}", quote.get("akId"), quote.get("pcrs"));
             Clock clock = Clock.systemUTC();
+            step = "getting the server's result key and the device certificate from the agent";
             PassportVerifier verifier = verifier(client, clock);
             BrokerHostIdentity identity = new BrokerHostIdentity(client);
             short[] source = config.toneHz() > 0 ? Wav.tone(config.toneHz(), 0.5, 1) : new short[Wav.SAMPLE_RATE];
@@ -85,26 +93,59 @@ public final class SoftphoneMain {
                     LOG.info("call {} {}: {}", call.callId(), call.state(), call.reason());
                 }
             };
+            step = "starting SIP on " + config.address().getHostAddress() + " (TLS port " + config.tlsPort()
+                    + (config.tcpPort() > 0 ? ", TCP port " + config.tcpPort() : "")
+                    + (config.udpPort() > 0 ? ", UDP port " + config.udpPort() : "") + ")";
             try (SipPhone phone = SipPhone.start(new SipPhone.Config(config.user(), config.host(), config.address(),
                             config.tlsPort(), config.tcpPort(), config.udpPort(), config.setupTimeout()),
                     AttestedTlsConfig.of(identity, verifier, clock), config.policy(), SipPhone.Keys.fromBroker(client),
                     new AuditedDecisions(client, shown), callId -> AudioSession.open(config.address(), source),
-                    clock);
-                 ControlServer control = config.controlSocket().isPresent()
-                         ? ControlServer.start(phone, config.controlSocket().get()) : null) {
-                LOG.info("softphone {} ready (TLS {}), control {}", phone.uri(), config.tlsPort(),
-                        control == null ? "off" : config.controlSocket().orElseThrow());
-                while (stdin.readLine() != null) {
-                    // the agent talks to us only by closing stdin
+                    clock)) {
+                step = "listening on the control socket " + controlSocket;
+                try (ControlServer control = ControlServer.start(phone, Path.of(controlSocket))) {
+                    step = "telling the agent we are ready";
+                    synchronized (client) {
+                        client.ready(phone.uri());
+                    }
+                    LOG.info("softphone {} ready (TLS {}), control {}", phone.uri(), config.tlsPort(), control.path());
+                    while (stdin.readLine() != null) {
+                        // the agent talks to us only by closing stdin
+                    }
+                    LOG.info("agent closed our stdin: stopping");
                 }
-                LOG.info("agent closed our stdin: stopping");
             }
-        } catch (IOException | javax.sip.SipException | java.security.GeneralSecurityException e) {
-            LOG.error("the softphone could not start: {}", e.getMessage());
+        } catch (IOException | javax.sip.SipException | java.security.GeneralSecurityException
+                 | RuntimeException e) {
+            LOG.error("the softphone could not start: {} failed: {}", step, describe(e));
             System.exit(2);
         }
         // FMJ and libjitsi leave non-daemon threads behind
         System.exit(0);
+    }
+
+    /**
+     * The kind and reason of a failure and of its causes: a bare {@code AccessDeniedException} message is only a
+     * path, which tells nobody what went wrong.
+     */
+    static String describe(Throwable e) {
+        StringBuilder s = new StringBuilder();
+        for (Throwable t = e; t != null && s.length() < 2000; t = t.getCause() == t ? null : t.getCause()) {
+            if (s.length() > 0) {
+                s.append("; caused by ");
+            }
+            s.append(t.getClass().getSimpleName());
+            if (t instanceof java.nio.file.FileSystemException f) {
+                s.append(" (").append(f.getFile() == null ? "" : f.getFile())
+                        .append(f.getOtherFile() == null ? "" : " -> " + f.getOtherFile()).append("): ")
+                        .append(f.getReason() != null ? f.getReason()
+                                : f instanceof java.nio.file.AccessDeniedException ? "permission denied"
+                                : f instanceof java.nio.file.NoSuchFileException ? "no such file or directory"
+                                : "failed");
+            } else if (t.getMessage() != null) {
+                s.append(": ").append(t.getMessage());
+            }
+        }
+        return s.toString();
     }
 
     /** Peers' passports are verified with the server's result key and device CA, both handed over by the agent. */

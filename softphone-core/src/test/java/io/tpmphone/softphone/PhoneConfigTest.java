@@ -5,8 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.StringReader;
-import java.nio.file.Path;
-import java.util.Optional;
 import java.util.Properties;
 import org.junit.jupiter.api.Test;
 
@@ -20,12 +18,11 @@ class PhoneConfigTest {
     @Test
     void aFullConfiguration() throws Exception {
         PhoneConfig c = PhoneConfig.of(props("sip.user=alice\nsip.tls.port=5061\npolicy.2=in sips:*@lab HARDENED"
-                + " reject\npolicy.1=default MEASURED reject\nmedia.tone.hz=1000\ncontrol.socket=/run/x/c.sock\n"));
+                + " reject\npolicy.1=default MEASURED reject\nmedia.tone.hz=1000\n"));
         assertEquals("alice", c.host(), "the host defaults to the user");
         assertEquals(5061, c.tlsPort());
         assertEquals(0, c.udpPort());
         assertEquals("default MEASURED reject", c.policyLines().get(0), "policy lines in key order");
-        assertEquals(Optional.of(Path.of("/run/x/c.sock")), c.controlSocket());
         assertEquals(1000.0, c.toneHz());
     }
 
@@ -38,7 +35,14 @@ class PhoneConfigTest {
                 {"sip.user=alice\npolicy.1=default MEASURED reject\n", "sip.tls.port is required"},
                 {"sip.user=alice\nsip.tls.port=5061\n", "no call policy"},
                 {base + "policy.x=default FAILED reject\n", "policy keys are policy.1"},
-                {"sip.user=alice\nsip.tls.port=5061\npolicy.1=default MEASURD reject\n", "unknown level"},
+                {"sip.user=alice\nsip.tls.port=5061\npolicy.1=default MEASURD reject\n",
+                        "policy.1=default MEASURD reject: unknown level"},
+                {base + "policy.7=any sip:*@x MEASURD accept\npolicy.3=in sips:*@lab HARDENED reject\n",
+                        "policy.7=any sip:*@x MEASURD accept: unknown level"},
+                {base + "policy.2=in sips:*@lab HARDENED reject\\n  default FAILED reject\n",
+                        "policy.2: one rule per key"},
+                {base + "control.socket=/tmp/c.sock\n", "control.socket=/tmp/c.sock: the agent places the control"
+                        + " socket itself"},
                 {base + "sip.udp.port=70000\n", "sip.udp.port must be 0..65535"},
                 {base + "media.tone.hz=loud\n", "media.tone.hz is not a number"},
                 {"sip.user=al ice\nsip.tls.port=5061\npolicy.1=default MEASURED reject\n", "sip.user must be"}}) {

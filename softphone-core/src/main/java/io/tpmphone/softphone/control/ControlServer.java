@@ -91,6 +91,11 @@ public final class ControlServer implements AutoCloseable {
         return s;
     }
 
+    /** The socket this server listens on. */
+    public Path path() {
+        return path;
+    }
+
     private void accept() {
         while (!closed) {
             SocketChannel c;

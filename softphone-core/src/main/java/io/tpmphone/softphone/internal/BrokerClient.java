@@ -200,6 +200,12 @@ public final class BrokerClient implements AutoCloseable {
         return Base64.getDecoder().decode(ok(request("TRUST")));
     }
 
+    /** Tells the agent that the softphone serves as {@code uri} (its SIP transports and control socket are up). */
+    public void ready(String uri) throws IOException {
+        checkWord(uri, "SIP URI");
+        ok(request("READY " + uri));
+    }
+
     /** The host's latest signed attestation result (compact JWS), its passport for attested TLS. */
     public String passport() throws IOException {
         return ok(request("RESULT"));
