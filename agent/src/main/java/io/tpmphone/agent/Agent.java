@@ -530,7 +530,7 @@ public final class Agent implements AutoCloseable {
             if (l != null) {
                 softphoneChanged(l, new Softphone(SoftphoneState.READY, "serving " + uri + ", control socket "
                         + controlSocket(stateDirectory)));
-                LOG.info("the softphone core serves {}", uri);
+                LOG.info("the softphone core serves {}", io.tpmphone.attestation.UntrustedText.forTerminal(uri));
             }
         }
 
