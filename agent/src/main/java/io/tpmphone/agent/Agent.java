@@ -52,19 +52,25 @@ public final class Agent implements AutoCloseable {
                          SoftphoneState softphone, String softphoneDetail) {
         Status withSoftphone(Softphone s) {
             return new Status(host, akId, level, failedCheck, reasons, appraisedAt, expiresAt, logState, measurements,
-                    childPid, childAlive && s.state() != SoftphoneState.EXITED, keysApproved, keyApprovalRefused,
+                    childPid, childAlive && !s.state().isFinal(), keysApproved, keyApprovalRefused,
                     s.state(), s.detail());
         }
     }
 
-    /** Where the measured softphone of the current launch is. */
+    /** Where the measured softphone of the current launch is. STOPPED and EXITED are final. */
     public enum SoftphoneState {
         /** launched; it has not said it serves yet */
         STARTING,
         /** it told the broker it serves (SIP and its control socket are up) */
         READY,
-        /** it ended (by itself or stopped by the agent) */
-        EXITED
+        /** the agent stopped it (agent stopping, TPM reboot) */
+        STOPPED,
+        /** it ended by itself, or could not be launched: the detail says why */
+        EXITED;
+
+        boolean isFinal() {
+            return this == STOPPED || this == EXITED;
+        }
     }
 
     /** The current launch's softphone: its state and what to tell a person about it. */
@@ -92,22 +98,21 @@ public final class Agent implements AutoCloseable {
     private volatile boolean closed;
     private final java.util.concurrent.atomic.AtomicBoolean attestSoonPending =
             new java.util.concurrent.atomic.AtomicBoolean();
-    private final ChildService childService = new ChildService();
+    /** The service for brokers not tied to a launch (in-process phones, tests): a READY through it changes nothing. */
+    private final ChildService childService = new ChildService(null);
     private final AttestationClient server;
     private volatile byte[] resultKey;
     private String enrollmentToken;
     /** The current launch's softphone; replaced on every launch, completed by READY or by the child's exit. */
     private volatile Launch launch;
 
-    /** One launch's softphone life: {@code ready} completes with READY or EXITED, whichever comes first. */
+    /**
+     * One launch's softphone life: STARTING, then READY and/or a final state. {@code settled} completes with the first
+     * of READY or a final state. Transitions happen under the agent's status lock.
+     */
     private static final class Launch {
         final CompletableFuture<Softphone> settled = new CompletableFuture<>();
         volatile Softphone current = new Softphone(SoftphoneState.STARTING, "launched; not serving yet");
-
-        void set(Softphone s) {
-            current = s;
-            settled.complete(s);
-        }
     }
 
     public Agent(TpmClient tpm, AttestationClient server, Path stateDirectory, String host, int measurementPcr,
@@ -137,9 +142,19 @@ public final class Agent implements AutoCloseable {
         return this;
     }
 
-    /** Enrolls if needed, measures and launches the child, attests; then keeps watching. */
+    /**
+     * Enrolls if needed, measures and launches the child, attests; then keeps watching. The state directory is made
+     * owner-only (0700, tightened if it exists): nothing in it is for anyone else, and the child reaches what it needs
+     * (broker, control socket) through bind mounts.
+     */
     public synchronized Status start() throws Exception {
         Files.createDirectories(stateDirectory);
+        try {
+            Files.setPosixFilePermissions(stateDirectory, java.nio.file.attribute.PosixFilePermissions.fromString(
+                    "rwx------"));
+        } catch (UnsupportedOperationException notPosix) {
+            LOG.warn("cannot make {} owner-only on this file system", stateDirectory);
+        }
         akId = enrollOnce();
         keys = HostKeys.open(tpm, stateDirectory, PcrSelection.parse("sha256:0-7," + pcr),
                 attestation.keystoreAuthority(), tpm.ensureEndorsementKey(io.tpmphone.tpm.EkType.RSA_2048).name(),
@@ -178,6 +193,11 @@ public final class Agent implements AutoCloseable {
 
     public Status status() {
         return status;
+    }
+
+    /** The user the softphone runs as when isolated. */
+    public String childUser() {
+        return spec.childUser();
     }
 
     /** Where this agent keeps the softphone's control socket ({@code STATE/control/control.sock}). */
@@ -332,7 +352,7 @@ public final class Agent implements AutoCloseable {
             Softphone sp = softphone();
             status = new Status(host, akId, v.level(), v.failedCheck(), v.reasons(), clock.instant(), v.expiresAt(),
                     store.state().name(), store.log().size(), c == null ? null : c.process().pid(),
-                    c != null && c.process().isAlive() && sp.state() != SoftphoneState.EXITED, keys.approved(),
+                    c != null && c.process().isAlive() && !sp.state().isFinal(), keys.approved(),
                     v.keyApprovalRefused().orElse(null), sp.state(), sp.detail());
             writeStatus(status);
             return status;
@@ -390,18 +410,19 @@ public final class Agent implements AutoCloseable {
         return stateDirectory.resolve("status.json");
     }
 
-    /** Records where the softphone is, and rewrites the status file with it (between appraisals too). */
+    /**
+     * Records where launch {@code l}'s softphone is (a final state is never left), and rewrites the status file with
+     * it when {@code l} is the current launch (between appraisals too).
+     */
     private void softphoneChanged(Launch l, Softphone s) {
-        if (l.current.state() == SoftphoneState.EXITED) {
-            return; // its end is final
-        }
-        l.set(s);
-        if (l != launch) {
-            return;
-        }
         synchronized (statusLock) {
+            if (l.current.state().isFinal()) {
+                return;
+            }
+            l.current = s;
+            l.settled.complete(s);
             Status now = status;
-            if (now != null) {
+            if (l == launch && now != null) {
                 status = now.withSoftphone(s);
                 writeStatus(status);
             }
@@ -439,17 +460,31 @@ public final class Agent implements AutoCloseable {
     }
 
     private void launchChild() throws IOException, TpmException {
-        broker = Broker.start(stateDirectory.resolve("broker"), childService);
         Launch l = new Launch();
         launch = l;
-        child = new MeasuredLauncher(store, stateDirectory.resolve("launch")).launch(spec, broker,
-                controlSocket(stateDirectory).getParent());
+        try {
+            broker = Broker.start(stateDirectory.resolve("broker"), new ChildService(l));
+            child = new MeasuredLauncher(store, stateDirectory.resolve("launch")).launch(spec, broker,
+                    controlSocket(stateDirectory).getParent());
+        } catch (IOException | TpmException | RuntimeException e) {
+            softphoneChanged(l, new Softphone(SoftphoneState.EXITED, "could not be launched: " + e));
+            if (broker != null) {
+                try {
+                    broker.close();
+                } catch (IOException closing) {
+                    e.addSuppressed(closing);
+                }
+                broker = null;
+            }
+            throw e;
+        }
         MeasuredLauncher.Launched launched = child;
         // An unexpected exit is re-appraised at once (which also retries a failed TERMINATED); a child the agent
         // stopped itself is not.
         launched.process().onExit().thenRun(() -> {
             boolean unexpected = child == launched;
-            softphoneChanged(l, new Softphone(SoftphoneState.EXITED, exitDetail(launched, unexpected)));
+            softphoneChanged(l, new Softphone(unexpected ? SoftphoneState.EXITED : SoftphoneState.STOPPED,
+                    exitDetail(launched, unexpected)));
             if (unexpected) {
                 LOG.warn("the softphone core exited: {}",
                         io.tpmphone.attestation.UntrustedText.forTerminal(l.current.detail()));
@@ -475,8 +510,14 @@ public final class Agent implements AutoCloseable {
                 + launched.logFile() + ")";
     }
 
-    /** What the broker does for the measured child. */
+    /** What the broker does for the measured child of {@code launch} (null: a broker not tied to a launch). */
     private final class ChildService implements Broker.Service {
+        private final Launch launch;
+
+        ChildService(Launch launch) {
+            this.launch = launch;
+        }
+
         @Override
         public String quote(byte[] binder) throws TpmException {
             return quoteForChild(binder);
@@ -527,7 +568,7 @@ public final class Agent implements AutoCloseable {
         @Override
         public void ready(String uri) {
             Launch l = launch;
-            if (l != null) {
+            if (l != null && l.current.state() == SoftphoneState.STARTING) {
                 softphoneChanged(l, new Softphone(SoftphoneState.READY, "serving " + uri + ", control socket "
                         + controlSocket(stateDirectory)));
                 LOG.info("the softphone core serves {}", io.tpmphone.attestation.UntrustedText.forTerminal(uri));

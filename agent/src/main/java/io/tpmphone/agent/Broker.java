@@ -371,8 +371,8 @@ public final class Broker implements AutoCloseable {
                     write(out, "OK");
                 }
                 case "READY" -> {
-                    if (f.length != 2 || f[1].length() > MAX_CALL_ID) {
-                        throw new IllegalArgumentException("READY <SIP URI>");
+                    if (f.length != 2 || f[1].length() > MAX_CALL_ID || !f[1].matches("sips?:[\\x21-\\x7e]+")) {
+                        throw new IllegalArgumentException("READY <SIP URI, printable ASCII>");
                     }
                     service.ready(f[1]);
                     write(out, "OK");

@@ -25,8 +25,14 @@ import java.util.regex.Pattern;
  */
 public record LaunchSpec(Path javaHome, List<Path> classPath, Path configFile, String mainClass,
                          List<String> jvmOptions, List<String> arguments, boolean isolate, String childUser) {
-    /** The user an isolated child runs as unless the spec says otherwise. */
-    public static final String DEFAULT_CHILD_USER = "nobody";
+    /**
+     * The user an isolated child runs as unless the spec says otherwise: a dedicated system user, created by the
+     * launcher when missing ({@link MeasuredLauncher#resolveChildUser}). Two softphones on one machine need two users
+     * ({@link #childUserFor}).
+     */
+    public static final String DEFAULT_CHILD_USER = "tpmphone-softphone";
+    /** The prefix of the dedicated users the launcher creates when they do not exist yet. */
+    public static final String DEDICATED_USER_PREFIX = "tpmphone-";
 
     /** The JVM options every launch gets first: no attach mechanism, no perf-data file others could read. */
     public static final List<String> HARDENING_OPTIONS = List.of("-XX:+DisableAttachMechanism", "-XX:-UsePerfData");
@@ -65,6 +71,11 @@ public record LaunchSpec(Path javaHome, List<Path> classPath, Path configFile, S
             throw new IllegalArgumentException("the child must not run as root: name an unprivileged user such as "
                     + DEFAULT_CHILD_USER);
         }
+        if (childUser.equals("nobody") || childUser.equals("65534")) {
+            throw new IllegalArgumentException("the child must not run as nobody, a user other services share (any"
+                    + " of them could take over the softphone's broker session): name a user of its own such as "
+                    + DEFAULT_CHILD_USER + ", which the agent creates");
+        }
         int length = commandLineLength(javaHome, classPath, configName, mainClass, jvmOptions, arguments);
         if (length > MeasurementEvent.MAX_DATA_LENGTH) {
             throw new IllegalArgumentException("the command line is " + length + " bytes; a measured command line"
@@ -77,6 +88,15 @@ public record LaunchSpec(Path javaHome, List<Path> classPath, Path configFile, S
     public LaunchSpec(Path javaHome, List<Path> classPath, Path configFile, String mainClass, List<String> jvmOptions,
                       List<String> arguments, boolean isolate) {
         this(javaHome, classPath, configFile, mainClass, jvmOptions, arguments, isolate, DEFAULT_CHILD_USER);
+    }
+
+    /**
+     * The dedicated user for the softphone of host {@code host}: {@code tpmphone-HOST}, lower case, characters other
+     * than a-z 0-9 . _ - replaced by '-', at most 32 characters.
+     */
+    public static String childUserFor(String host) {
+        String name = DEDICATED_USER_PREFIX + host.toLowerCase(java.util.Locale.ROOT).replaceAll("[^a-z0-9._-]", "-");
+        return name.length() > 32 ? name.substring(0, 32) : name;
     }
 
     /** This spec with its isolated child running as {@code user}. */

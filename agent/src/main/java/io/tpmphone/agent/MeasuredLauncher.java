@@ -71,6 +71,12 @@ public final class MeasuredLauncher {
      */
     public static final Path CHILD_CODE_MOUNT = Path.of("/run/tpmphone-agent/child");
     private static final List<Path> SETPRIV = List.of(Path.of("/usr/bin/setpriv"), Path.of("/bin/setpriv"));
+    /**
+     * What the JVM and the launch wrapper (unshare, mount, setpriv, the {@code launch} shell script) write when they
+     * fail, before our logging exists.
+     */
+    private static final java.util.regex.Pattern WRAPPER_ERROR = java.util.regex.Pattern.compile(
+            "Error:|Exception in thread|(unshare|mount|setpriv|launch|sh|/bin/sh): ");
     /** How much of the end of {@code child.log} {@link Launched#errorLines} reads at most. */
     private static final int MAX_LOG_TAIL = 64 * 1024;
 
@@ -163,8 +169,9 @@ public final class MeasuredLauncher {
         }
 
         /**
-         * The lines this launch's child wrote to {@link #logFile()} that report an error (logged at ERROR, or a JVM
-         * error such as {@code Error: Could not find or load main class}), at most {@code max}, the last ones, each cut
+         * The lines this launch's child wrote to {@link #logFile()} that report an error (logged at ERROR, a JVM error
+         * such as {@code Error: Could not find or load main class}, or a failure of the launch wrapper such as
+         * {@code mount: ...}), at most {@code max}, the last ones, each cut
          * at 500 characters: what to tell a person when the child exits unexpectedly. They are the child's words:
          * render them with {@link io.tpmphone.attestation.UntrustedText} before they reach a terminal or a log.
          */
@@ -178,7 +185,7 @@ public final class MeasuredLauncher {
                     // read what is there
                 }
                 for (String line : new String(buf.array(), 0, buf.position(), StandardCharsets.UTF_8).split("\n")) {
-                    if (line.contains(" ERROR ") || line.startsWith("Error:") || line.startsWith("Exception in thread")) {
+                    if (line.contains(" ERROR ") || WRAPPER_ERROR.matcher(line).lookingAt()) {
                         found.add(line.length() > 500 ? line.substring(0, 500) + "…" : line);
                     }
                 }
@@ -411,39 +418,106 @@ public final class MeasuredLauncher {
     }
 
     /**
-     * Resolves {@code spec}'s child user to its uid and gid ({@code id -u}, {@code id -g}, so NSS users work too).
+     * Resolves {@code spec}'s child user to its uid and gid ({@code id -u}, {@code id -g}, so NSS users work too),
+     * creating it first if it is a missing dedicated user ({@link LaunchSpec#DEDICATED_USER_PREFIX}: a system user with
+     * its own group, no home and no login shell). The user must be the softphone's own: a user with running processes
+     * is refused, since any process of the same user could take the child's broker session (ptrace, pidfd_getfd).
      *
-     * @throws IOException if the user does not exist, or is root
+     * @throws IOException if the user does not exist and cannot be created, is root, or has running processes
      */
     public static ChildUser resolveChildUser(LaunchSpec spec) throws IOException {
         String user = spec.childUser();
+        if (user.startsWith(LaunchSpec.DEDICATED_USER_PREFIX) && !exists(user)) {
+            createDedicatedUser(user);
+        }
         int uid = Integer.parseInt(id("-u", user));
         int gid = Integer.parseInt(id("-g", user));
         if (uid == 0 || gid == 0) {
             throw new IOException("child user " + user + " resolves to uid " + uid + " gid " + gid
                     + ": the child must not run as root or group root; name an unprivileged user");
         }
+        List<Long> running = processesOf(uid);
+        if (!running.isEmpty()) {
+            throw new IOException("child user " + user + " (uid " + uid + ") has running processes " + running
+                    + ": a softphone's user must be its own (any process of that user could take over its broker"
+                    + " session); stop them, or give each softphone its own --child-user");
+        }
         return new ChildUser(user, uid, gid);
     }
 
-    private static String id(String option, String user) throws IOException {
-        Process p = new ProcessBuilder("id", option, user).redirectErrorStream(true).start();
+    /** The pids of the processes whose real, effective, saved or file-system uid is {@code uid}. */
+    static List<Long> processesOf(int uid) throws IOException {
+        List<Long> pids = new ArrayList<>();
+        try (Stream<Path> procs = Files.list(Path.of("/proc"))) {
+            for (Path proc : (Iterable<Path>) procs::iterator) {
+                String name = proc.getFileName().toString();
+                if (!name.chars().allMatch(Character::isDigit)) {
+                    continue;
+                }
+                List<String> lines;
+                try {
+                    lines = Files.readAllLines(proc.resolve("status"), StandardCharsets.US_ASCII);
+                } catch (IOException gone) {
+                    continue; // it ended while we looked
+                }
+                for (String line : lines) {
+                    if (line.startsWith("Uid:")) {
+                        for (String id : line.substring(4).trim().split("\\s+")) {
+                            if (id.equals(Integer.toString(uid))) {
+                                pids.add(Long.parseLong(name));
+                                break;
+                            }
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+        return pids;
+    }
+
+    private static boolean exists(String user) throws IOException {
+        return run(List.of("id", "-u", user), 10).exitCode() == 0;
+    }
+
+    /** useradd a system user with its own group, no home directory and no login shell. */
+    private static void createDedicatedUser(String user) throws IOException {
+        Result r = run(List.of("useradd", "--system", "--user-group", "--no-create-home", "--home-dir",
+                "/nonexistent", "--shell", "/usr/sbin/nologin", "--comment", "tpmphone softphone", user), 30);
+        if (r.exitCode() != 0 && !exists(user)) { // another agent may have created it meanwhile
+            throw new IOException("cannot create the softphone's user " + user + " (useradd exit " + r.exitCode()
+                    + ": " + r.output() + "): the agent needs root to create it, or create it yourself: useradd"
+                    + " --system --user-group --no-create-home --shell /usr/sbin/nologin " + user);
+        }
+        LOG.info("created the softphone's own user {}", user);
+    }
+
+    private record Result(int exitCode, String output) {
+    }
+
+    private static Result run(List<String> command, int timeoutSeconds) throws IOException {
+        Process p = new ProcessBuilder(command).redirectErrorStream(true).start();
         try {
             p.getOutputStream().close();
-            if (!p.waitFor(10, TimeUnit.SECONDS)) {
+            if (!p.waitFor(timeoutSeconds, TimeUnit.SECONDS)) {
                 p.destroyForcibly();
-                throw new IOException("id " + option + " " + user + " did not answer within 10 s");
+                throw new IOException(String.join(" ", command) + " did not finish within " + timeoutSeconds + " s");
             }
-            String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).trim();
-            if (p.exitValue() != 0 || !out.matches("[0-9]{1,10}")) {
-                throw new IOException("cannot resolve the child user '" + user + "' (id " + option + ": " + out
-                        + "): create it or set another child user");
-            }
-            return out;
+            return new Result(p.exitValue(), new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8)
+                    .trim());
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
-            throw new IOException("interrupted resolving the child user", e);
+            throw new IOException("interrupted running " + command.get(0), e);
         }
+    }
+
+    private static String id(String option, String user) throws IOException {
+        Result r = run(List.of("id", option, user), 10);
+        if (r.exitCode() != 0 || !r.output().matches("[0-9]{1,10}")) {
+            throw new IOException("cannot resolve the child user '" + user + "' (id " + option + ": " + r.output()
+                    + "): create it or set another child user");
+        }
+        return r.output();
     }
 
     /** What the ISOLATION event records for a child running as {@code user}. */
@@ -499,25 +573,48 @@ public final class MeasuredLauncher {
     }
 
     /**
-     * Creates {@code dir} (not through a symbolic link), owner-only, owned by {@code user} when given (the agent is
-     * root then), and removes a socket left there by an earlier child.
+     * Makes {@code dir} anew for this launch: whatever an earlier child left there is removed (symbolic links as
+     * links, never followed: the earlier child owned the directory), then an empty directory is created owner-only and,
+     * when {@code user} is given (isolated, the agent is root), handed to that user; otherwise it stays ours. Its
+     * parent must be a directory only the agent can write (the agent's 0700 state directory), so nobody else can
+     * replace {@code dir} itself in between.
      */
     private static void prepareControlDirectory(Path dir, ChildUser user) throws IOException {
         try {
-            if (Files.isSymbolicLink(dir) || (Files.exists(dir, LinkOption.NOFOLLOW_LINKS)
-                    && !Files.isDirectory(dir, LinkOption.NOFOLLOW_LINKS))) {
-                throw new IOException(dir + " exists and is not a directory: remove it");
+            if (Files.exists(dir, LinkOption.NOFOLLOW_LINKS)) {
+                deleteTreeNoFollow(dir);
             }
-            Files.createDirectories(dir);
-            Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwx------"));
+            Files.createDirectories(dir.getParent());
+            Files.createDirectory(dir, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString(
+                    "rwx------")));
+            Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwx------")); // whatever the umask
             if (user != null) {
                 Files.setAttribute(dir, "unix:uid", user.uid(), LinkOption.NOFOLLOW_LINKS);
                 Files.setAttribute(dir, "unix:gid", user.gid(), LinkOption.NOFOLLOW_LINKS);
             }
-            Files.deleteIfExists(dir.resolve(CONTROL_SOCKET));
         } catch (IOException e) {
             throw new IOException("cannot prepare the softphone's control directory " + dir + ": " + e, e);
         }
+    }
+
+    /** Deletes {@code root} and everything below it; a symbolic link is deleted, never followed. */
+    private static void deleteTreeNoFollow(Path root) throws IOException {
+        Files.walkFileTree(root, new java.nio.file.SimpleFileVisitor<>() {
+            @Override
+            public java.nio.file.FileVisitResult visitFile(Path file, BasicFileAttributes attrs) throws IOException {
+                Files.delete(file);
+                return java.nio.file.FileVisitResult.CONTINUE;
+            }
+
+            @Override
+            public java.nio.file.FileVisitResult postVisitDirectory(Path d, IOException e) throws IOException {
+                if (e != null) {
+                    throw e;
+                }
+                Files.delete(d);
+                return java.nio.file.FileVisitResult.CONTINUE;
+            }
+        });
     }
 
     /**

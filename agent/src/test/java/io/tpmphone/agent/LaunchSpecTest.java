@@ -38,13 +38,16 @@ class LaunchSpecTest {
     }
 
     @Test
-    void theChildUser_defaultsToNobody_andIsNeverRoot() {
+    void theChildUser_defaultsToADedicatedUser_andIsNeverRootOrNobody() {
         LaunchSpec spec = new LaunchSpec(HOME, List.of(Path.of("/a/app.jar")), Path.of("/b/app.properties"), "Main",
                 List.of(), List.of(), true);
-        assertEquals("nobody", spec.childUser());
-        for (String root : List.of("root", "0", "00")) {
-            assertThrows(IllegalArgumentException.class, () -> spec.withChildUser(root), root);
+        assertEquals("tpmphone-softphone", spec.childUser());
+        for (String shared : List.of("root", "0", "00", "nobody", "65534")) {
+            assertThrows(IllegalArgumentException.class, () -> spec.withChildUser(shared), shared);
         }
+        assertEquals("tpmphone-host1", LaunchSpec.childUserFor("Host1"));
+        assertEquals("tpmphone-a-b-c", LaunchSpec.childUserFor("a b/c"));
+        assertEquals(32, LaunchSpec.childUserFor("x".repeat(40)).length());
         assertThrows(IllegalArgumentException.class, () -> spec.withChildUser("a b; rm -rf /"));
     }
 }

@@ -4,12 +4,16 @@ import java.util.Objects;
 
 /**
  * Renders text that someone else controls (a peer's URI, display name or reason, a child process's log line, a claim)
- * so that it can be shown on a terminal or written to a log without acting on it: every control character (C0, DEL,
- * C1 — so no escape sequence can move the cursor, erase a line or change colours), every bidirectional formatting
- * character (so no right-to-left override can reorder what follows) and every other invisible format character
- * becomes a visible escape, {@code \xHH} or {@code <U+HHHH>}, and a backslash becomes {@code \\} so an escape written
- * by the peer cannot pass for one of ours. Printable text, including non-ASCII letters, stays as it is. Stateless and
- * thread-safe.
+ * so that it can be shown on a terminal or written to a log without acting on it. The text is first put in Unicode
+ * normalization form C (so an accent stays with its letter); then every code point that a terminal would obey or that
+ * would not show as itself becomes a visible escape, {@code \xHH} for C0 controls, DEL and C1 controls (so no escape
+ * sequence can move the cursor, erase a line or change colours) and <code>&#92;u{HHHH}</code> for the rest: bidirectional
+ * formatting (no right-to-left override can reorder what follows) and every other format character, combining marks
+ * left after normalization (they would stack on our text), separators other than the plain space (NBSP, the
+ * U+2000 spaces, line and paragraph separators), unassigned, private-use and surrogate code points, and the
+ * "filler" letters that draw nothing (U+115F, U+1160, U+2800, U+3164, U+FFA0). A backslash becomes {@code \\}, so
+ * an escape written by the peer cannot pass for one of ours. Printable text, including non-ASCII letters, stays as it
+ * is. Stateless and thread-safe.
  */
 public final class UntrustedText {
     /** What {@link #forTerminal(String, int)} keeps at most by default, in code points. */
@@ -31,22 +35,23 @@ public final class UntrustedText {
         if (text == null) {
             return "null";
         }
-        StringBuilder out = new StringBuilder(Math.min(text.length(), max) + 8);
+        String normalized = java.text.Normalizer.normalize(text, java.text.Normalizer.Form.NFC);
+        StringBuilder out = new StringBuilder(Math.min(normalized.length(), max) + 8);
         int kept = 0;
-        for (int i = 0; i < text.length(); ) {
+        for (int i = 0; i < normalized.length(); ) {
             if (kept == max) {
                 out.append('…');
                 break;
             }
-            int c = text.codePointAt(i);
+            int c = normalized.codePointAt(i);
             i += Character.charCount(c);
             kept++;
             if (c == '\\') {
                 out.append("\\\\");
-            } else if (c < 0x20 || c == 0x7f || (c >= 0x80 && c < 0xa0)) {
+            } else if (control(c)) {
                 out.append(String.format("\\x%02x", c));
             } else if (invisible(c)) {
-                out.append(String.format("<U+%04X>", c));
+                out.append(String.format("\\u{%04X}", c));
             } else {
                 out.appendCodePoint(c);
             }
@@ -57,16 +62,23 @@ public final class UntrustedText {
     /** Whether {@code text} would be shown unchanged by {@link #forTerminal(String, int)} with no length limit. */
     public static boolean isPlain(String text) {
         Objects.requireNonNull(text, "text");
-        return text.codePoints().noneMatch(c -> c == '\\' || c < 0x20 || c == 0x7f || (c >= 0x80 && c < 0xa0)
-                || invisible(c));
+        return java.text.Normalizer.isNormalized(text, java.text.Normalizer.Form.NFC)
+                && text.codePoints().noneMatch(c -> c == '\\' || control(c) || invisible(c));
+    }
+
+    private static boolean control(int c) {
+        return c < 0x20 || c == 0x7f || (c >= 0x80 && c < 0xa0);
     }
 
     private static boolean invisible(int c) {
-        int type = Character.getType(c);
-        // FORMAT covers the bidi embeddings, overrides and isolates (U+202A-202E, U+2066-2069), LRM/RLM, zero-width
-        // joiners and the BOM; the rest are separators other than the plain space, unassigned and private-use code
-        // points, and lone surrogates (which a terminal may draw as anything).
-        return type == Character.FORMAT || type == Character.LINE_SEPARATOR || type == Character.PARAGRAPH_SEPARATOR
-                || type == Character.UNASSIGNED || type == Character.PRIVATE_USE || type == Character.SURROGATE;
+        switch (Character.getType(c)) {
+            case Character.FORMAT, Character.LINE_SEPARATOR, Character.PARAGRAPH_SEPARATOR, Character.UNASSIGNED,
+                 Character.PRIVATE_USE, Character.SURROGATE, Character.NON_SPACING_MARK, Character.ENCLOSING_MARK:
+                return true;
+            case Character.SPACE_SEPARATOR:
+                return c != ' ';
+            default:
+                return c == 0x115f || c == 0x1160 || c == 0x2800 || c == 0x3164 || c == 0xffa0;
+        }
     }
 }

@@ -18,9 +18,13 @@ class UntrustedTextTest {
 
     @Test
     void bidiOverridesAndInvisibleCharacters_becomeVisible() {
-        assertEquals("sip:<U+202E>moc.evil@bob", UntrustedText.forTerminal("sip:\u202emoc.evil@bob"));
-        assertEquals("a<U+2066>b<U+200B>c<U+FEFF>", UntrustedText.forTerminal("a\u2066b\u200bc\ufeff"));
-        assertEquals("line<U+2028>two", UntrustedText.forTerminal("line\u2028two"));
+        assertEquals("sip:\\u{202E}moc.evil@bob", UntrustedText.forTerminal("sip:\u202emoc.evil@bob"));
+        assertEquals("a\\u{2066}b\\u{200B}c\\u{FEFF}", UntrustedText.forTerminal("a\u2066b\u200bc\ufeff"));
+        assertEquals("line\\u{2028}two", UntrustedText.forTerminal("line\u2028two"));
+        assertEquals("no\\u{00A0}break\\u{2003}em\\u{3164}filler\\u{2800}", UntrustedText.forTerminal(
+                "no\u00a0break\u2003em\u3164filler\u2800"));
+        assertEquals("stack\\u{0336}\\u{0336}", UntrustedText.forTerminal("stack\u0336\u0336"),
+                "combining marks that do not compose would draw over our text");
         assertEquals("c1 \\x9b31m", UntrustedText.forTerminal("c1 \u009b31m"));
         assertEquals("del\\x7f", UntrustedText.forTerminal("del\u007f"));
     }
@@ -28,6 +32,12 @@ class UntrustedTextTest {
     @Test
     void aBackslashFromThePeer_cannotPassForOurEscape() {
         assertEquals("\\\\x1b", UntrustedText.forTerminal("\\x1b"));
+        assertEquals("\\\\u{202E}", UntrustedText.forTerminal("\\u{202E}"));
+    }
+
+    @Test
+    void decomposedAccents_stayWithTheirLetter() {
+        assertEquals("Zo\u00eb", UntrustedText.forTerminal("Zoe\u0308"), "NFC composes e + U+0308");
     }
 
     @Test

@@ -33,7 +33,10 @@ import java.util.List;
  * one connection); quotes come out in TPM clock order, which is the order the server must see them in.
  */
 final class MeasuredHost implements AutoCloseable {
-    /** What {@link MeasuredLauncher} records as the ISOLATION event's data for a child running as nobody. */
+    /**
+     * An ISOLATION event's data like the one {@link MeasuredLauncher} records for a child running as nobody (the
+     * appraiser checks that the event is there, not its words).
+     */
     private static final String ISOLATION = "unshare --pid --fork --mount --ipc --mount-proc --kill-child; code dir"
             + " ro-bind at " + MeasuredLauncher.CHILD_CODE_MOUNT + "; setpriv uid 65534 gid 65534 clear-groups"
             + " no_new_privs bounding-set -all inh-caps -all (no capabilities)";

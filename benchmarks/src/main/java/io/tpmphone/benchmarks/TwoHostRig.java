@@ -86,7 +86,8 @@ public final class TwoHostRig implements AutoCloseable {
                 childPorts.put(h[0], port);
                 releases.put(h[0], new LaunchSpec(Path.of(System.getProperty("java.home")), classPath,
                         config(dir.resolve(h[0] + "-release"), h[0], port, h[1]),
-                        SoftphoneMain.class.getName(), List.of(SOFTPHONE_LOGGING), List.of(), ISOLATE));
+                        SoftphoneMain.class.getName(), List.of(SOFTPHONE_LOGGING), List.of(), ISOLATE)
+                        .withChildUser(LaunchSpec.childUserFor(h[0]))); // each softphone its own user
             }
             SwtpmProcess tpmA = keep(SwtpmProcess.builder().withEkCertificate(true).start());
             SwtpmProcess tpmB = keep(SwtpmProcess.builder().withEkCertificate(true).start());

@@ -59,8 +59,8 @@ final class AgentCommand {
         List<String> jvmOptions = new ArrayList<>();
         @Option(names = "--no-isolation", description = "do not use PID/mount/IPC namespaces (no HARDENED level)")
         boolean noIsolation;
-        @Option(names = "--child-user", defaultValue = "nobody",
-                description = "unprivileged user the softphone core runs as (default ${DEFAULT-VALUE})")
+        @Option(names = "--child-user", description = "the softphone core's own unprivileged user (default:"
+                + " tpmphone-HOST, created if missing; never a user other processes run as, such as nobody)")
         String childUser;
 
         /**
@@ -105,7 +105,8 @@ final class AgentCommand {
             options.add(TwoHostRig.SOFTPHONE_LOGGING);
             options.addAll(jvmOptions);
             return new LaunchSpec(home, jars, cfg, mainClass, options, List.of(), !noIsolation)
-                    .withChildUser(childUser);
+                    .withChildUser(childUser != null ? childUser
+                            : host != null ? LaunchSpec.childUserFor(host) : LaunchSpec.DEFAULT_CHILD_USER);
         }
     }
 
@@ -184,6 +185,7 @@ final class AgentCommand {
             Agent.Softphone phone = agent.awaitSoftphone(SOFTPHONE_START);
             switch (phone.state()) {
                 case READY -> out.println("softphone: " + UntrustedText.forTerminal(phone.detail()));
+                case STOPPED -> out.println("softphone: " + UntrustedText.forTerminal(phone.detail()));
                 case STARTING -> out.println("softphone: not serving after " + SOFTPHONE_START.toSeconds() + " s"
                         + " (see " + state.resolve("launch/child.log") + "; `tpmphone agent status` tells when it"
                         + " does)");
@@ -222,7 +224,10 @@ final class AgentCommand {
             JsonNode s = TpmCommand.JSON.readTree(file.toFile());
             PrintWriter out = spec.commandLine().getOut();
             if (json) {
-                out.println(TpmCommand.JSON.writeValueAsString(s));
+                // Text from the server and the child may hold anything: non-ASCII is escaped, so no control or
+                // bidi character reaches the terminal.
+                out.println(TpmCommand.JSON.writer().with(com.fasterxml.jackson.core.json.JsonWriteFeature
+                        .ESCAPE_NON_ASCII).writeValueAsString(s));
             } else {
                 out.printf("host %s: %s%s%n  appraised %s, result valid until %s%n  log: %s, %d events; softphone"
                                 + " pid %s (%s)%n", s.path("host").asText(), s.path("level").asText(),
@@ -231,7 +236,7 @@ final class AgentCommand {
                         s.path("measurements").asInt(), s.path("childPid").asText(),
                         s.path("childAlive").asBoolean() ? "running" : "not running");
                 for (JsonNode r : s.path("reasons")) {
-                    out.println("  - " + r.asText());
+                    out.println("  - " + UntrustedText.forTerminal(r.asText()));
                 }
                 out.println(s.path("keysApproved").asBoolean() ? "  keystore: approved by the server"
                         : "  keystore: not approved (" + s.path("keyApprovalRefused").asText("no approval") + ")");

@@ -114,8 +114,8 @@ final class DemoCommand implements Callable<Integer> {
                     for (TwoHostRig.Host h : List.of(rig[0].alice(), rig[0].bob())) {
                         Agent.Status s = h.agent().status();
                         facts.add(h.name() + ": " + level(s.level()) + " — AK " + s.akId().substring(0, 12)
-                                + "…, softphone " + (TwoHostRig.ISOLATE ? "isolated (PID/mount/IPC namespaces, user"
-                                + " nobody)" : "not isolated (run as root for namespaces)")
+                                + "…, softphone " + (TwoHostRig.ISOLATE ? "isolated (PID/mount/IPC namespaces, its own"
+                                + " user " + h.agent().childUser() + ")" : "not isolated (run as root for namespaces)")
                                 + ", SRTP keys sealed to this state");
                     }
                     return true;

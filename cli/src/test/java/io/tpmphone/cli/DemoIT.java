@@ -27,7 +27,7 @@ import org.junit.jupiter.api.Test;
  */
 class DemoIT {
     private static final ObjectMapper JSON = new ObjectMapper();
-    /** Where the demo's temporary files go: world-traversable, since its softphones run as nobody. */
+    /** Where the demo's temporary files go: world-traversable, since its softphones run as their own users. */
     private Path tmp;
     private java.nio.file.attribute.FileTime started;
 

@@ -1,0 +1,110 @@
+package io.tpmphone.agent;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.tpmphone.swtpm.SwtpmProcess;
+import io.tpmphone.swtpm.WithSwtpm;
+import io.tpmphone.tpm.TpmClient;
+import io.tpmphone.tpm.TpmUri;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The attack of a process that shares the softphone's user: with the child running as {@code nobody}, any other
+ * {@code nobody} process could copy the child's authenticated broker socket with {@code pidfd_getfd} and have the TPM
+ * sign, quote and release keys for it. The child now runs as a user of its own, and the launcher refuses a user that
+ * other processes run as.
+ */
+@WithSwtpm(ekCertificate = true, perMethod = true)
+class ChildUserIT {
+    /**
+     * Tries {@code pidfd_getfd} (x86-64 syscalls 434, 438) on fds 3..63 of pid ARGV[0]; prints how many it copied and
+     * the last error. perl is part of every Debian system (perl-base is essential).
+     */
+    private static final String STEAL = "my $p = syscall(434, $ARGV[0] + 0, 0); if ($p < 0) { print \"stolen=0"
+            + " err=pidfd_open: $!\\n\"; exit 0; } my ($n, $e) = (0, ''); for my $fd (3..63) { my $r = syscall(438,"
+            + " $p, $fd, 0); if ($r >= 0) { $n++ } else { $e = \"$!\" } } print \"stolen=$n err=$e\\n\";";
+
+    private static String stealAs(String uid, String gid, long pid) throws Exception {
+        Process p = new ProcessBuilder("setpriv", "--reuid=" + uid, "--regid=" + gid, "--clear-groups", "perl", "-e",
+                STEAL, Long.toString(pid)).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).trim();
+        assertTrue(p.waitFor(30, TimeUnit.SECONDS), "the thief ended: " + out);
+        return out;
+    }
+
+    private static String id(String option, String user) throws Exception {
+        Process p = new ProcessBuilder("id", option, user).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).trim();
+        assertTrue(p.waitFor(10, TimeUnit.SECONDS) && p.exitValue() == 0, "id " + option + " " + user + ": " + out);
+        return out;
+    }
+
+    @Test
+    void aProcessOfAnotherUser_cannotCopyTheChildsBrokerSocket(SwtpmProcess swtpm, @TempDir Path dir)
+            throws Exception {
+        LaunchSpec spec = Fixture.spec(Fixture.softphoneJar(dir), Fixture.config(dir, "a=1\n"), List.of());
+        CompletableFuture<Void> quoted = new CompletableFuture<>();
+        try (TpmClient tpm = TpmClient.open(TpmUri.parse(swtpm.tpmUri()));
+             MeasurementLogStore store = MeasurementLogStore.open(dir.resolve("log"), tpm, Fixture.PCR);
+             Broker broker = Broker.start(dir.resolve("broker"), binder -> {
+                 quoted.complete(null);
+                 return "akId=00 pcrs=sha256:14";
+             })) {
+            MeasuredLauncher.Launched child = new MeasuredLauncher(store, dir.resolve("launch")).launch(spec, broker);
+            try {
+                quoted.get(30, TimeUnit.SECONDS); // the child is in its broker session now
+                ProcessHandle jvm = child.process().toHandle().descendants().filter(h -> h.info().command()
+                        .map(c -> c.endsWith("/java")).orElse(false)).findFirst().orElseThrow(() ->
+                        new AssertionError("no JVM under the launch wrapper: " + child.process().toHandle()
+                                .descendants().map(h -> h.info().commandLine().orElse("?")).toList()));
+                String childUser = spec.childUser();
+                String uid = id("-u", childUser);
+                assertEquals(uid, Files.readAllLines(Path.of("/proc/" + jvm.pid() + "/status")).stream()
+                        .filter(l -> l.startsWith("Uid:")).findFirst().orElseThrow().split("\\s+")[1],
+                        "the child runs as its own user " + childUser);
+
+                // The thief as nobody, the user the child used to share with other services: refused.
+                String asNobody = stealAs(id("-u", "nobody"), id("-g", "nobody"), jvm.pid());
+                assertTrue(asNobody.startsWith("stolen=0 ") && asNobody.contains("Operation not permitted"),
+                        "a nobody process copies none of the child's sockets: " + asNobody);
+                // The same attack as the child's own user works: so the refusal above is the user, not the method.
+                String asChild = stealAs(uid, id("-g", childUser), jvm.pid());
+                assertTrue(asChild.matches("stolen=[1-9][0-9]* .*"), "the method works for the same user: " + asChild);
+            } finally {
+                child.stop(java.time.Duration.ofSeconds(5));
+            }
+        }
+    }
+
+    @Test
+    void aChildUserWithRunningProcesses_isRefused(SwtpmProcess swtpm, @TempDir Path dir) throws Exception {
+        LaunchSpec spec = Fixture.spec(Fixture.softphoneJar(dir), Fixture.config(dir, "a=1\n"), List.of())
+                .withChildUser("tpmphone-shared-test");
+        MeasuredLauncher.ChildUser user = MeasuredLauncher.resolveChildUser(spec); // created if missing
+        Process squatter = new ProcessBuilder("setpriv", "--reuid=" + user.uid(), "--regid=" + user.gid(),
+                "--clear-groups", "cat").start(); // runs until its stdin closes
+        try (TpmClient tpm = TpmClient.open(TpmUri.parse(swtpm.tpmUri()));
+             MeasurementLogStore store = MeasurementLogStore.open(dir.resolve("log"), tpm, Fixture.PCR);
+             Broker broker = Broker.start(dir.resolve("broker"), binder -> "akId=00 pcrs=sha256:14")) {
+            IOException refused = assertThrows(IOException.class,
+                    () -> new MeasuredLauncher(store, dir.resolve("launch")).launch(spec, broker));
+            assertTrue(refused.getMessage().contains("has running processes") && refused.getMessage().contains(
+                    Long.toString(squatter.pid())), "the launch names the other process: " + refused.getMessage());
+            assertTrue(store.log().events().stream().allMatch(e -> e.type() == io.tpmphone.attestation.EventType
+                    .BASELINE), "nothing was measured for a launch that was refused: " + store.log().events());
+        } finally {
+            squatter.getOutputStream().close();
+            assertTrue(squatter.waitFor(10, TimeUnit.SECONDS), "the squatter ended with its stdin");
+        }
+    }
+}
