@@ -2,6 +2,10 @@ package io.tpmphone.swtpm.testing;
 
 import java.time.Duration;
 import java.util.Objects;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.concurrent.locks.LockSupport;
 import java.util.function.Function;
 import java.util.function.Predicate;
@@ -74,14 +78,42 @@ public final class Await {
         Objects.requireNonNull(condition, "condition");
         Objects.requireNonNull(seen, "seen");
         poll(what, timeout, condition::holds, Boolean::booleanValue, lastSeen -> {
-            String now;
-            try {
-                now = seen.describe();
-            } catch (Exception e) {
-                now = "(cannot describe: " + e + ")";
-            }
+            String now = describe(seen);
             return lastSeen instanceof Exception ? now + " (the condition last threw " + lastSeen + ")" : now;
         });
+    }
+
+    /**
+     * Waits for an event: {@code event} completing (a {@code CompletableFuture} of a listener, {@code
+     * Process.onExit()}, ...), and returns its value. No polling.
+     *
+     * @param what what is awaited, read as "waiting for {@code what}"
+     * @param seen what is there instead, asked once on time-out for the failure message
+     * @throws AssertionError after {@code timeout}, naming {@code what} and what {@code seen} describes; or at once if
+     *                        the event failed, with its exception as the cause
+     */
+    public static <T> T event(String what, Duration timeout, Future<T> event, Seen seen) {
+        Objects.requireNonNull(what, "what");
+        Objects.requireNonNull(seen, "seen");
+        try {
+            return event.get(timeout.toNanos(), TimeUnit.NANOSECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new AssertionError("interrupted while waiting for " + what, e);
+        } catch (ExecutionException e) {
+            throw new AssertionError(what + " failed: " + e.getCause() + "; last seen: " + describe(seen), e.getCause());
+        } catch (TimeoutException e) {
+            throw new AssertionError("timed out after " + format(timeout) + " waiting for " + what + "; last seen: "
+                    + describe(seen));
+        }
+    }
+
+    private static String describe(Seen seen) {
+        try {
+            return seen.describe();
+        } catch (Exception e) {
+            return "(cannot describe: " + e + ")";
+        }
     }
 
     private static <T> T poll(String what, Duration timeout, Probe<T> probe, Predicate<? super T> done,

@@ -77,6 +77,16 @@ class AwaitTest {
     }
 
     @Test
+    void anEvent_isAwaitedWithoutPolling_andItsTimeOutSaysWhatWasSeen() {
+        java.util.concurrent.CompletableFuture<String> done = java.util.concurrent.CompletableFuture.completedFuture("ok");
+        assertEquals("ok", Await.event("done", Duration.ofSeconds(1), done, () -> "never asked"));
+        AssertionError e = assertThrows(AssertionError.class, () -> Await.event("the call to end", Duration.ofMillis(50),
+                new java.util.concurrent.CompletableFuture<String>(), () -> "Call[x ESTABLISHED]"));
+        assertEquals("timed out after 50 ms waiting for the call to end; last seen: Call[x ESTABLISHED]",
+                e.getMessage());
+    }
+
+    @Test
     void freePorts_areUsableAtOnce() throws IOException {
         int tcp = FreePorts.tcp();
         try (java.net.ServerSocket s = new java.net.ServerSocket(tcp, 1, java.net.InetAddress.getLoopbackAddress())) {
