@@ -56,6 +56,30 @@ public final class FreePorts {
         return find(true);
     }
 
+    /** An even UDP port P whose P + 1 was free too, a moment ago: an RTP and RTCP pair (RFC 3550 §11). */
+    public static int rtpPair() {
+        IOException last = null;
+        for (int i = 0; i < MAX_TRIES; i++) {
+            try (DatagramSocket rtp = new DatagramSocket(new InetSocketAddress(LOOPBACK, 0))) {
+                int port = rtp.getLocalPort();
+                if (port % 2 != 0 || port >= 65_535) {
+                    continue;
+                }
+                try (DatagramSocket rtcp = new DatagramSocket(new InetSocketAddress(LOOPBACK, port + 1))) {
+                    if (rtcp.isBound()) {
+                        return port;
+                    }
+                } catch (IOException taken) {
+                    last = taken;
+                }
+            } catch (IOException e) {
+                throw new UncheckedIOException("cannot bind an ephemeral UDP port on " + LOOPBACK, e);
+            }
+        }
+        throw new UncheckedIOException("found no free RTP/RTCP port pair on " + LOOPBACK + " in " + MAX_TRIES
+                + " tries", last == null ? new IOException("only odd ports") : last);
+    }
+
     /** A port P such that TCP ports P and P + 1 were free a moment ago (swtpm's data and control ports). */
     public static int consecutiveTcpPair() {
         return LoopbackPorts.pickConsecutivePair();
