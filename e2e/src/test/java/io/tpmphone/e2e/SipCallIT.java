@@ -246,7 +246,7 @@ class SipCallIT {
         assertEquals(IntegrityLevel.UNATTESTED, second.peer().orElseThrow().level(),
                 "decided on the new connection, not on the remembered one");
         // Shown by the impostor moving on: a later call from a phone that accepts it arrives, the refused one did not.
-        SipPhone carol = phone(hosts.alice(), "alice", "default UNATTESTED accept", hosts.alice().keys(), new Seen());
+        SipPhone carol = phone(hosts.alice(), "alice", "default UNATTESTED reject", hosts.alice().keys(), new Seen());
         Call later = carol.await(carol.call("sips:bob@bob", new InetSocketAddress(LOOPBACK, port)));
         assertEquals(Call.State.ESTABLISHED, later.state(), later::toString);
         Call laterAtImpostor = impostor.await(impostor.callById(later.callId()).orElseThrow(
