@@ -12,6 +12,7 @@ import io.tpmphone.server.audit.AuditVerifier;
 import io.tpmphone.server.audit.VerificationReport;
 import io.tpmphone.swtpm.SwtpmProcess;
 import io.tpmphone.swtpm.WithSwtpm;
+import io.tpmphone.swtpm.testing.Await;
 import io.tpmphone.tpm.TpmClient;
 import io.tpmphone.tpm.TpmUri;
 import java.nio.file.Path;
@@ -42,7 +43,8 @@ class AgentLifecycleIT {
                      .withEnrollmentToken(Fixture.enrollmentToken(Fixture.client(server), "host-a"))) {
             Agent.Status status = agent.start();
             assertEquals("MEASURED", status.level(), () -> "reasons: " + status.reasons());
-            assertTrue(waitFor(() -> agent.broker().childConnected()), "the measured child used the broker");
+            Await.until("the measured child to connect to the broker", Duration.ofSeconds(10),
+                    () -> agent.broker().childConnected(), () -> "not connected; the child: " + agent.child());
             assertChildIsolated(agent.child().orElseThrow());
 
             SignedJWT jwt = SignedJWT.parse(new HostAttestation(tpm, Fixture.client(server)).attest(status.akId(),
@@ -156,13 +158,9 @@ class AgentLifecycleIT {
 
     /** The JVM under unshare runs in other PID/mount/IPC namespaces, with its code directory mounted read-only. */
     private static void assertChildIsolated(Process wrapper) throws Exception {
-        ProcessHandle jvm = null;
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
-        while (jvm == null && System.nanoTime() < deadline) {
-            jvm = wrapper.toHandle().descendants().filter(h -> h.info().command().map(c -> c.endsWith("/java"))
-                    .orElse(false)).findFirst().orElse(null);
-            TimeUnit.MILLISECONDS.sleep(20);
-        }
+        ProcessHandle jvm = Await.until("the softphone JVM to run under the wrapper " + wrapper.pid(),
+                Duration.ofSeconds(10), () -> wrapper.toHandle().descendants().filter(h -> h.info().command()
+                        .map(c -> c.endsWith("/java")).orElse(false)).findFirst(), Optional::isPresent).orElseThrow();
         assertNotNull(jvm, "the softphone JVM runs under the wrapper");
         for (String ns : List.of("pid", "mnt", "ipc")) {
             assertFalse(java.nio.file.Files.readSymbolicLink(Path.of("/proc/self/ns/" + ns)).equals(
@@ -179,16 +177,5 @@ class AgentLifecycleIT {
         String environ = new String(java.nio.file.Files.readAllBytes(Path.of("/proc/" + jvm.pid() + "/environ")),
                 java.nio.charset.StandardCharsets.UTF_8);
         assertFalse(environ.contains("JAVA_TOOL_OPTIONS") || environ.contains("_JAVA_OPTIONS"), environ);
-    }
-
-    private static boolean waitFor(java.util.function.BooleanSupplier condition) throws InterruptedException {
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
-        while (System.nanoTime() < deadline) {
-            if (condition.getAsBoolean()) {
-                return true;
-            }
-            TimeUnit.MILLISECONDS.sleep(20);
-        }
-        return false;
     }
 }

@@ -3,6 +3,7 @@ package io.tpmphone.agent;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.tpmphone.swtpm.testing.Await;
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
 import java.net.StandardProtocolFamily;
@@ -13,6 +14,8 @@ import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
@@ -35,10 +38,10 @@ class BrokerHelloDeadlineTest {
                         .getBytes(StandardCharsets.US_ASCII));
                 String answer = new BufferedReader(new InputStreamReader(Channels.newInputStream(child),
                         StandardCharsets.US_ASCII)).readLine();
-                assertEquals("OK", answer);
+                assertEquals("OK", answer, "the broker's answer to the child's HELLO");
             }
             long ms = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - started);
-            assertTrue(broker.childConnected());
+            assertTrue(broker.childConnected(), "the broker reports the child connected after its OK");
             assertTrue(ms < Broker.HELLO_DEADLINE.toMillis() + 1000, "the child waited " + ms + " ms");
 
             CompletableFuture<Integer> eof = CompletableFuture.supplyAsync(() -> {
@@ -63,13 +66,29 @@ class BrokerHelloDeadlineTest {
                 silent[i] = SocketChannel.open(StandardProtocolFamily.UNIX);
                 silent[i].connect(UnixDomainSocketAddress.of(broker.socketPath()));
             }
-            TimeUnit.MILLISECONDS.sleep(600);
+            // The broker's own close of each silent connection at its deadline is the event to wait for.
+            List<CompletableFuture<Integer>> closed = new ArrayList<>();
+            for (SocketChannel s : silent) {
+                closed.add(CompletableFuture.supplyAsync(() -> {
+                    try {
+                        return s.read(ByteBuffer.allocate(64));
+                    } catch (java.io.IOException e) {
+                        return -2;
+                    }
+                }));
+            }
+            Await.event("the broker to close all " + silent.length + " silent connections", Duration.ofSeconds(10),
+                    CompletableFuture.allOf(closed.toArray(CompletableFuture[]::new)),
+                    () -> closed.stream().filter(CompletableFuture::isDone).count() + " closed");
+            for (CompletableFuture<Integer> c : closed) {
+                assertTrue(c.join() < 0, "a silent connection was closed by the broker, read " + c.join());
+            }
             try (SocketChannel child = SocketChannel.open(StandardProtocolFamily.UNIX)) {
                 child.connect(UnixDomainSocketAddress.of(broker.socketPath()));
                 Channels.newOutputStream(child).write(("HELLO " + broker.token() + "\n")
                         .getBytes(StandardCharsets.US_ASCII));
                 assertEquals("OK", new BufferedReader(new InputStreamReader(Channels.newInputStream(child),
-                        StandardCharsets.US_ASCII)).readLine());
+                        StandardCharsets.US_ASCII)).readLine(), "the broker's answer to the child's HELLO");
             }
             for (SocketChannel s : silent) {
                 s.close();

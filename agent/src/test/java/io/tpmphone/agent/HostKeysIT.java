@@ -20,6 +20,7 @@ import io.tpmphone.keystore.Unlock;
 import io.tpmphone.server.AttestationServer;
 import io.tpmphone.swtpm.SwtpmProcess;
 import io.tpmphone.swtpm.WithSwtpm;
+import io.tpmphone.swtpm.testing.Await;
 import io.tpmphone.tpm.PolicyApproval;
 import io.tpmphone.tpm.TpmClient;
 import io.tpmphone.tpm.TpmUri;
@@ -52,17 +53,19 @@ class HostKeysIT {
     }
 
     /** Polls the audit log (key events are reported asynchronously) until a record matches or 10 s pass. */
-    private static JsonNode awaitAudit(AttestationClient client, Predicate<JsonNode> match) throws Exception {
-        Instant deadline = Instant.now().plusSeconds(10);
-        do {
-            for (JsonNode r : audit(client)) {
-                if (match.test(r)) {
-                    return r;
-                }
+    private static JsonNode awaitAudit(AttestationClient client, Predicate<JsonNode> match) {
+        JsonNode records = Await.until("a matching audit record", Duration.ofSeconds(10), () -> audit(client),
+                rs -> first(rs, match) != null);
+        return first(records, match);
+    }
+
+    private static JsonNode first(JsonNode records, Predicate<JsonNode> match) {
+        for (JsonNode r : records) {
+            if (match.test(r)) {
+                return r;
             }
-            java.util.concurrent.TimeUnit.MILLISECONDS.sleep(50);
-        } while (Instant.now().isBefore(deadline));
-        throw new AssertionError("no matching audit record in " + audit(client));
+        }
+        return null;
     }
 
     /** The policy with its one release replaced by another build's (the running one is revoked). */
@@ -234,12 +237,11 @@ class HostKeysIT {
             // The softphone exits: TERMINATED caps the PCR, and its approval no longer fits.
             Process child = agent.child().orElseThrow();
             child.getOutputStream().close();
-            assertTrue(child.waitFor(10, java.util.concurrent.TimeUnit.SECONDS));
-            Instant deadline = Instant.now().plusSeconds(10);
-            while (agent.store().log().events().get(agent.store().log().size() - 1).type()
-                    != io.tpmphone.attestation.EventType.TERMINATED && Instant.now().isBefore(deadline)) {
-                java.util.concurrent.TimeUnit.MILLISECONDS.sleep(20);
-            }
+            Await.event("the softphone to exit after its stdin closed", Duration.ofSeconds(10), child.onExit(),
+                    () -> "still running: " + child);
+            Await.until("TERMINATED to be the last event of the measurement log", Duration.ofSeconds(10),
+                    () -> agent.store().log().events().get(agent.store().log().size() - 1).type(),
+                    type -> type == io.tpmphone.attestation.EventType.TERMINATED);
             KeystoreException afterExit = assertThrows(KeystoreException.class,
                     () -> agent.keys().srtpKey("call-t3", SrtpSuite.AES_CM_128_HMAC_SHA1_80));
             assertEquals(KeystoreException.Reason.NOT_APPROVED, afterExit.reason(), afterExit.getMessage());

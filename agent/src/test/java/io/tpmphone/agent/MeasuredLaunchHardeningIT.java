@@ -17,6 +17,7 @@ import io.tpmphone.attestation.TpmtPublic;
 import io.tpmphone.server.AttestationServer;
 import io.tpmphone.swtpm.SwtpmProcess;
 import io.tpmphone.swtpm.WithSwtpm;
+import io.tpmphone.swtpm.testing.Await;
 import io.tpmphone.tpm.EkType;
 import io.tpmphone.tpm.TpmClient;
 import io.tpmphone.tpm.TpmException;
@@ -37,7 +38,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
-import java.util.function.BooleanSupplier;
 import java.util.stream.Collectors;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -74,11 +74,12 @@ class MeasuredLaunchHardeningIT {
                 assertTrue(status.get("Groups").isBlank() || !List.of(status.get("Groups").split("\\s+"))
                         .contains("0"), "no root group: " + status.get("Groups"));
 
-                assertTrue(waitFor(broker::childConnected, Duration.ofSeconds(15)),
-                        "the unprivileged child connected to the broker: " + read(dir.resolve("launch/child.log")));
+                Await.until("the unprivileged child to connect to the broker", Duration.ofSeconds(15),
+                        broker::childConnected, () -> "not connected; child.log: " + read(dir.resolve("launch/child.log")));
                 long ms = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - started);
-                assertTrue(waitFor(() -> read(dir.resolve("launch/child.log")).contains("attested through the agent"
-                        + " broker"), Duration.ofSeconds(10)), read(dir.resolve("launch/child.log")));
+                Await.until("the child to log that it attested through the agent broker", Duration.ofSeconds(10),
+                        () -> read(dir.resolve("launch/child.log")), log -> log.contains("attested through the agent"
+                                + " broker"));
                 System.err.println("child connected through the broker " + ms + " ms after launch");
 
                 // Code: readable by the child, owned by the agent, mounted read-only in the child.
@@ -100,11 +101,12 @@ class MeasuredLaunchHardeningIT {
                         "setpriv", "--reuid=" + uid, "--regid=" + status.get("Gid").split("\\s+")[0],
                         "--clear-groups", "/bin/sh", "-c", "touch '" + cwd + "/evil.jar'").redirectErrorStream(true)
                         .start();
-                assertTrue(write.waitFor(10, TimeUnit.SECONDS));
+                assertTrue(write.waitFor(10, TimeUnit.SECONDS), () -> "nsenter as the child's user (" + write.info()
+                        .commandLine().orElse("?") + ") did not exit within 10 s");
                 String out = new String(write.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
                 assertNotEquals(0, write.exitValue(), "the child's user could write its code: " + out);
                 assertTrue(out.contains("Read-only") || out.contains("Permission denied"), out);
-                assertFalse(Files.exists(code.resolve("evil.jar")));
+                assertFalse(Files.exists(code.resolve("evil.jar")), "no evil.jar in " + code + " after: " + out);
 
                 // The ISOLATION event says what was applied.
                 MeasurementEvent isolation = store.log().events().stream()
@@ -141,11 +143,14 @@ class MeasuredLaunchHardeningIT {
              MeasurementLogStore store = MeasurementLogStore.open(dir.resolve("log"), tpm, Fixture.PCR);
              Broker broker = Broker.start(dir.resolve("broker"), binder -> "akId=00")) {
             MeasuredLauncher.Launched child = new MeasuredLauncher(store, dir.resolve("launch")).launch(spec, broker);
-            assertTrue(waitFor(broker::childConnected, Duration.ofSeconds(15)), read(dir.resolve("launch/child.log")));
+            Await.until("the child to connect to the broker", Duration.ofSeconds(15), broker::childConnected,
+                    () -> "not connected; child.log: " + read(dir.resolve("launch/child.log")));
             store.failNextExtend(new TpmException("injected: TPM unreachable"));
             child.process().getOutputStream().close();
-            assertTrue(child.process().waitFor(15, TimeUnit.SECONDS));
-            assertTrue(waitFor(store::extendPending, Duration.ofSeconds(5)), "the exit handler tried and failed");
+            Await.event("the child to exit after its stdin closed", Duration.ofSeconds(15), child.process().onExit(),
+                    () -> "still running; child.log: " + read(dir.resolve("launch/child.log")));
+            Await.until("the exit handler to try, and fail, to extend TERMINATED", Duration.ofSeconds(5),
+                    store::extendPending, () -> "no extend pending; the child: " + child.process());
             assertTrue(child.terminationPending(), "dead, TERMINATED not yet in the PCR");
             assertFalse(child.terminated().isDone());
 
@@ -280,16 +285,9 @@ class MeasuredLaunchHardeningIT {
     }
 
     private static ProcessHandle childJvm(Process wrapper) throws Exception {
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(15);
-        while (System.nanoTime() < deadline) {
-            Optional<ProcessHandle> jvm = wrapper.toHandle().descendants().filter(h -> h.info().command()
-                    .map(c -> c.endsWith("/java")).orElse(false)).findFirst();
-            if (jvm.isPresent()) {
-                return jvm.get();
-            }
-            TimeUnit.MILLISECONDS.sleep(20);
-        }
-        throw new AssertionError("no JVM under the wrapper");
+        return Await.until("a JVM under the wrapper " + wrapper.pid(), Duration.ofSeconds(15),
+                () -> wrapper.toHandle().descendants().filter(h -> h.info().command().map(c -> c.endsWith("/java"))
+                        .orElse(false)).findFirst(), Optional::isPresent).orElseThrow();
     }
 
     private static Map<String, String> procStatus(long pid) throws Exception {
@@ -304,17 +302,6 @@ class MeasuredLaunchHardeningIT {
         } catch (java.io.IOException e) {
             return e.toString();
         }
-    }
-
-    private static boolean waitFor(BooleanSupplier condition, Duration timeout) throws InterruptedException {
-        long deadline = System.nanoTime() + timeout.toNanos();
-        while (System.nanoTime() < deadline) {
-            if (condition.getAsBoolean()) {
-                return true;
-            }
-            TimeUnit.MILLISECONDS.sleep(20);
-        }
-        return false;
     }
 
 }

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.tpmphone.swtpm.testing.Await;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -71,7 +72,8 @@ class DemoIT {
             summary.path("steps").forEach(s -> assertTrue(s.path("ok").asBoolean(), s.toString()));
             assertTrue(story.contains("bob: FAILED") && story.contains("refused by our call policy: peer level"
                     + " FAILED") && story.contains("refused NOT_APPROVED") && story.contains("intact"), story);
-            assertTrue(Duration.between(t0, Instant.now()).toSeconds() < 180);
+            assertTrue(Duration.between(t0, Instant.now()).toSeconds() < 180, () -> "the demo took "
+                    + Duration.between(t0, Instant.now()).toSeconds() + " s");
             assertNothingLeft();
             Files.deleteIfExists(log);
         }
@@ -83,21 +85,18 @@ class DemoIT {
         // Without --json the story goes to stdout: both streams into the log
         Process p = demo(log).redirectErrorStream(true).redirectOutput(log.toFile()).start();
         // Wait until the hosts run (swtpm, server, agents, isolated softphones) and the call begins.
-        Instant deadline = Instant.now().plusSeconds(120);
-        while (!Files.readString(log).contains("2. Alice calls bob") && p.isAlive()
-                && Instant.now().isBefore(deadline)) {
-            TimeUnit.MILLISECONDS.sleep(100);
-        }
-        String story = Files.readString(log);
+        String story = Await.until("the demo to tell '2. Alice calls bob' (or to exit)", Duration.ofSeconds(120),
+                () -> Files.readString(log), told -> told.contains("2. Alice calls bob") || !p.isAlive());
         assertTrue(p.isAlive(), "the demo was still running when interrupted: " + story);
         List<ProcessHandle> started = p.descendants().toList();
         assertTrue(started.size() >= 4, "swtpm ×2 and two softphones run: " + started.size());
         new ProcessBuilder("kill", "-INT", Long.toString(p.pid())).start().waitFor(10, TimeUnit.SECONDS);
         assertTrue(p.waitFor(60, TimeUnit.SECONDS), "the demo stopped after Ctrl-C");
         for (ProcessHandle h : started) {
-            Instant until = Instant.now().plusSeconds(10);
-            while (h.isAlive() && Instant.now().isBefore(until)) {
-                TimeUnit.MILLISECONDS.sleep(50);
+            try {
+                h.onExit().get(10, TimeUnit.SECONDS); // its exit is the event; still alive after 10 s fails below
+            } catch (java.util.concurrent.TimeoutException stillAlive) {
+                // asserted next, with its command line
             }
             assertTrue(!h.isAlive(), "left running after Ctrl-C: " + h.pid() + " " + h.info().commandLine()
                     .orElse("?"));
@@ -107,16 +106,10 @@ class DemoIT {
 
     /** No process names our temporary directory, and nothing of the demo's is left in it. */
     private void assertNothingLeft() throws Exception {
-        Instant until = Instant.now().plusSeconds(10);
-        List<String> alive;
-        do {
-            alive = ProcessHandle.allProcesses().filter(h -> h.info().commandLine().map(c -> c.contains(tmp
-                    .toString())).orElse(false)).map(h -> h.pid() + " " + h.info().commandLine().orElse("")).toList();
-            if (alive.isEmpty()) {
-                break;
-            }
-            TimeUnit.MILLISECONDS.sleep(100);
-        } while (Instant.now().isBefore(until));
+        List<String> alive = Await.until("no process to name " + tmp, Duration.ofSeconds(10),
+                () -> ProcessHandle.allProcesses().filter(h -> h.info().commandLine().map(c -> c.contains(tmp
+                        .toString())).orElse(false)).map(h -> h.pid() + " " + h.info().commandLine().orElse(""))
+                        .toList(), List::isEmpty);
         assertTrue(alive.isEmpty(), "processes left behind: " + alive);
         try (Stream<Path> left = Files.list(tmp)) {
             List<String> names = left.map(f -> f.getFileName().toString()).filter(n -> n.startsWith("tpmphone"))

@@ -7,10 +7,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import io.tpmphone.swtpm.testing.FreePorts;
 import java.io.InputStream;
 import java.io.PrintWriter;
 import java.io.StringWriter;
-import java.net.ServerSocket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -234,10 +234,7 @@ class MainTest {
     void serverNotListening_asksWhetherItRuns(@TempDir Path dir) throws Exception {
         Path cert = testCertificate(dir);
         Path token = Files.writeString(dir.resolve("admin.token"), "a".repeat(32));
-        int closedPort;
-        try (ServerSocket s = new ServerSocket(0)) {
-            closedPort = s.getLocalPort();
-        }
+        int closedPort = FreePorts.tcp();
         Run r = run("policy", "show", "--server", "https://127.0.0.1:" + closedPort, "--server-cert",
                 cert.toString(), "--admin-token-file", token.toString());
         assertEquals(1, r.exit());

@@ -7,10 +7,10 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.tpmphone.benchmarks.TwoHostRig;
 import java.io.PrintWriter;
+import io.tpmphone.swtpm.testing.Await;
 import java.io.StringWriter;
 import java.nio.file.Path;
-import java.time.Instant;
-import java.util.concurrent.TimeUnit;
+import java.time.Duration;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -34,26 +34,21 @@ class PhoneCommandsIT {
             String alice = hosts.alice().childControl().toString();
             String bob = hosts.bob().childControl().toString();
             // the softphones start a moment after their agents: wait until both answer
-            Instant deadline = Instant.now().plusSeconds(60);
-            while ((tpmphone("phone", "--control", alice).exit() != 0 || tpmphone("phone", "--control", bob).exit()
-                    != 0) && Instant.now().isBefore(deadline)) {
-                TimeUnit.MILLISECONDS.sleep(200);
-            }
+            Await.until("alice's softphone to answer `tpmphone phone`", Duration.ofSeconds(60),
+                    () -> tpmphone("phone", "--control", alice), r -> r.exit() == 0);
+            Await.until("bob's softphone to answer `tpmphone phone`", Duration.ofSeconds(60),
+                    () -> tpmphone("phone", "--control", bob), r -> r.exit() == 0);
             Run call = tpmphone("call", "sips:bob@bob", "--next", "127.0.0.1:" + hosts.bob().childTlsPort(),
                     "--control", alice, "--json");
             assertEquals(0, call.exit(), call.err() + call.out());
             JsonNode c = JSON.readTree(call.out());
-            assertEquals("ESTABLISHED", c.path("state").asText());
-            assertEquals("MEASURED", c.path("level").asText());
-            assertEquals("bob", c.path("peerHost").asText());
+            assertEquals("ESTABLISHED", c.path("state").asText(), c.toString());
+            assertEquals("MEASURED", c.path("level").asText(), c.toString());
+            assertEquals("bob", c.path("peerHost").asText(), c.toString());
 
             // bob's side is established when alice's ACK arrives, a moment after alice's 200
-            Run atBob = tpmphone("phone", "--control", bob);
-            Instant acked = Instant.now().plusSeconds(10);
-            while (!atBob.out().contains("ESTABLISHED") && Instant.now().isBefore(acked)) {
-                TimeUnit.MILLISECONDS.sleep(50);
-                atBob = tpmphone("phone", "--control", bob);
-            }
+            Run atBob = Await.until("bob's `tpmphone phone` to list the call ESTABLISHED", Duration.ofSeconds(10),
+                    () -> tpmphone("phone", "--control", bob), r -> r.out().contains("ESTABLISHED"));
             assertEquals(0, atBob.exit(), atBob.err());
             assertTrue(atBob.out().startsWith("sips:bob@bob on TLS port " + hosts.bob().childTlsPort()), atBob.out());
             assertTrue(atBob.out().contains(c.path("callId").asText() + "  IN sips:alice@alice  ESTABLISHED")
@@ -68,7 +63,7 @@ class PhoneCommandsIT {
             assertTrue(refused.out().contains("REFUSED"), refused.out());
         }
         Run nobody = tpmphone("phone", "--control", dir.resolve("none.sock").toString());
-        assertEquals(1, nobody.exit());
+        assertEquals(1, nobody.exit(), nobody::toString);
         assertTrue(nobody.err().contains("no softphone answers on") && nobody.err().contains("is the agent running"),
                 nobody.err());
     }

@@ -4,6 +4,8 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.tpmphone.softphone.media.Wav;
+import io.tpmphone.swtpm.testing.Await;
+import io.tpmphone.swtpm.testing.FreePorts;
 import java.io.BufferedInputStream;
 import java.io.EOFException;
 import java.io.IOException;
@@ -11,10 +13,8 @@ import java.io.InputStream;
 import java.io.OutputStream;
 import java.io.StringWriter;
 import java.math.BigInteger;
-import java.net.DatagramSocket;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
-import java.net.ServerSocket;
 import java.net.Socket;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -111,9 +111,9 @@ final class Baresip implements AutoCloseable {
         Path tone = dir.resolve("tone.wav");
         // aufile reads the whole file and stops at its end: long enough for any test call.
         Files.write(tone, Wav.encode(Wav.tone(toneHz, 0.5, 60)));
-        int sip = freeSipPort();
-        int ctrl = freeTcpPort();
-        int rtp = freeRtpPair();
+        int sip = FreePorts.tcpAndUdpWithNextTcp();
+        int ctrl = FreePorts.tcp();
+        int rtp = FreePorts.rtpPair();
         Files.writeString(dir.resolve("config"), config(dir, cert, tone, sip, ctrl, rtp), StandardCharsets.UTF_8);
         Files.writeString(dir.resolve("accounts"), "<sip:" + user + "@127.0.0.1;transport=tls>;regint=0"
                 + ";answermode=auto;mediaenc=srtp-mand;audio_codecs=PCMU;ptime=20\n", StandardCharsets.UTF_8);
@@ -126,26 +126,30 @@ final class Baresip implements AutoCloseable {
                 .redirectErrorStream(true)
                 .redirectOutput(log.toFile())
                 .start();
-        Instant deadline = Instant.now().plus(START_TIMEOUT);
-        while (true) {
-            if (!p.isAlive()) {
-                throw new IOException("baresip exited with " + p.exitValue() + " while starting; its log:\n"
-                        + read(log));
-            }
-            Socket s = new Socket();
-            try {
-                s.connect(new InetSocketAddress(LOOPBACK, ctrl), 500);
-                return new Baresip(user, dir, log, sip, p, s);
-            } catch (IOException e) {
-                s.close();
-                if (Instant.now().isAfter(deadline)) {
-                    kill(p);
-                    throw new IOException("baresip did not open its ctrl_tcp port " + ctrl + " within "
-                            + START_TIMEOUT.toSeconds() + " s; its log:\n" + read(log), e);
+        // Up when its control port accepts a connection (its SIP transports are up by then); a dead process ends the wait.
+        Socket control;
+        try {
+            control = Await.until("baresip to open its ctrl_tcp port " + ctrl, START_TIMEOUT, () -> {
+                if (!p.isAlive()) {
+                    throw new AssertionError("baresip exited with " + p.exitValue() + " while starting; its log:\n"
+                            + read(log));
                 }
-                TimeUnit.MILLISECONDS.sleep(50);
-            }
+                Socket s = new Socket();
+                try {
+                    s.connect(new InetSocketAddress(LOOPBACK, ctrl), 500);
+                    return s;
+                } catch (IOException notYet) {
+                    s.close();
+                    throw notYet;
+                }
+            }, s -> true);
+        } catch (AssertionError notStarted) {
+            boolean alive = p.isAlive();
+            kill(p);
+            throw alive ? new AssertionError(notStarted.getMessage() + "; its log:\n" + read(log), notStarted)
+                    : notStarted;
         }
+        return new Baresip(user, dir, log, sip, p, control);
     }
 
     private static void checkInstalled() throws IOException {
@@ -224,48 +228,8 @@ final class Baresip implements AutoCloseable {
 
     // ------------------------------------------------------------------------------------------------ ports
 
-    private static int freeTcpPort() throws IOException {
-        try (ServerSocket s = new ServerSocket(0, 1, LOOPBACK)) {
-            return s.getLocalPort();
-        }
-    }
-
-    /** A port P free for UDP and TCP whose P + 1 (baresip's TLS port) is free for TCP. */
-    private static int freeSipPort() throws IOException {
-        for (int attempt = 0; attempt < 50; attempt++) {
-            try (ServerSocket tcp = new ServerSocket(0, 1, LOOPBACK)) {
-                int p = tcp.getLocalPort();
-                if (p >= 65_535) {
-                    continue;
-                }
-                try (DatagramSocket udp = new DatagramSocket(new InetSocketAddress(LOOPBACK, p));
-                     ServerSocket tls = new ServerSocket(p + 1, 1, LOOPBACK)) {
-                    return p;
-                } catch (IOException taken) {
-                    // try another
-                }
-            }
-        }
-        throw new IOException("no free SIP port pair on " + LOOPBACK);
-    }
-
-    /** An even UDP port whose next one is free too (RTP and RTCP). */
-    private static int freeRtpPair() throws IOException {
-        for (int attempt = 0; attempt < 50; attempt++) {
-            try (DatagramSocket r = new DatagramSocket(new InetSocketAddress(LOOPBACK, 0))) {
-                int p = r.getLocalPort();
-                if (p % 2 != 0 || p >= 65_535) {
-                    continue;
-                }
-                try (DatagramSocket c = new DatagramSocket(new InetSocketAddress(LOOPBACK, p + 1))) {
-                    return p;
-                } catch (IOException taken) {
-                    // try another
-                }
-            }
-        }
-        throw new IOException("no free RTP port pair on " + LOOPBACK);
-    }
+    // Ports come from FreePorts (swtpm-test): P free for UDP and TCP with P + 1 (baresip's TLS port) free for TCP,
+    // the control port, and an RTP/RTCP pair.
 
     // ------------------------------------------------------------------------------------------------ use
 
@@ -395,19 +359,13 @@ final class Baresip implements AutoCloseable {
     }
 
     /** The samples of {@link #receivedWav()}, once its header is complete (after the call ended). */
-    short[] receivedSamples(Duration timeout) throws IOException, InterruptedException {
-        Instant deadline = Instant.now().plus(timeout);
-        IOException last = null;
-        while (Instant.now().isBefore(deadline)) {
-            try {
-                return Wav.decode(Files.readAllBytes(receivedWav()));
-            } catch (IOException e) {
-                last = e;
-                TimeUnit.MILLISECONDS.sleep(50);
-            }
-        }
-        throw new IOException("baresip's recording did not become a complete WAV file: " + last + diagnostics(),
-                last);
+    short[] receivedSamples(Duration timeout) {
+        java.util.concurrent.atomic.AtomicReference<short[]> samples = new java.util.concurrent.atomic.AtomicReference<>();
+        Await.until("baresip's recording to become a complete WAV file", timeout, () -> {
+            samples.set(Wav.decode(Files.readAllBytes(receivedWav())));
+            return true;
+        }, this::diagnostics);
+        return samples.get();
     }
 
     // ------------------------------------------------------------------------------------------------ control

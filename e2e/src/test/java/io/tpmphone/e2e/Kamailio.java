@@ -1,18 +1,19 @@
 package io.tpmphone.e2e;
 
+import io.tpmphone.swtpm.testing.Await;
+import io.tpmphone.swtpm.testing.FreePorts;
 import java.io.IOException;
 import java.io.InputStream;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
-import java.net.ServerSocket;
 import java.net.Socket;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.time.Instant;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 
@@ -56,8 +57,8 @@ final class Kamailio implements AutoCloseable {
                 "private_key = " + key, "certificate = " + cert, "",
                 "[client:default]", "method = TLSv1.2+", "verify_certificate = no", "require_certificate = no",
                 ""));
-        int tlsPort = freePort();
-        int udpPort = freeUdpPort();
+        int tlsPort = FreePorts.tcp();
+        int udpPort = FreePorts.udp();
         StringBuilder pw = new StringBuilder();
         passwords.forEach((user, password) -> pw.append("    if ($au == \"").append(user)
                 .append("\") {\n        $var(pw) = \"").append(password).append("\";\n    }\n"));
@@ -78,21 +79,22 @@ final class Kamailio implements AutoCloseable {
                 "8", "-Y", run.toString(), "-P", run.resolve("kamailio.pid").toString(), "-w", dir.toString())
                 .redirectErrorStream(true).redirectOutput(log.toFile()).start();
         Kamailio k = new Kamailio(p, dir, tlsPort, domain);
-        Instant deadline = Instant.now().plusSeconds(20);
-        while (Instant.now().isBefore(deadline)) {
-            if (!p.isAlive()) {
-                throw new IllegalStateException("kamailio exited with " + p.exitValue() + ":\n" + k.log());
-            }
-            try (Socket s = new Socket()) {
-                s.connect(new InetSocketAddress(LOOPBACK, tlsPort), 200);
-                return k;
-            } catch (IOException notYet) {
-                TimeUnit.MILLISECONDS.sleep(50);
-            }
+        // Up when its TLS port accepts a connection; a dead process ends the wait at once.
+        try {
+            Await.until("kamailio to listen on TLS port " + tlsPort, Duration.ofSeconds(20), () -> {
+                if (!p.isAlive()) {
+                    throw new AssertionError("kamailio exited with " + p.exitValue() + ":\n" + k.log());
+                }
+                try (Socket s = new Socket()) {
+                    s.connect(new InetSocketAddress(LOOPBACK, tlsPort), 200);
+                    return true;
+                }
+            }, k::log);
+        } catch (AssertionError notStarted) {
+            k.close();
+            throw notStarted;
         }
-        k.close();
-        throw new IllegalStateException("kamailio did not listen on TLS port " + tlsPort + " within 20 s:\n"
-                + k.log());
+        return k;
     }
 
     private static Path modulesDirectory() throws IOException {
@@ -118,18 +120,6 @@ final class Kamailio implements AutoCloseable {
         String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
         if (!p.waitFor(30, TimeUnit.SECONDS) || p.exitValue() != 0) {
             throw new IllegalStateException(String.join(" ", command) + " failed:\n" + out);
-        }
-    }
-
-    private static int freePort() throws IOException {
-        try (ServerSocket s = new ServerSocket(0, 1, LOOPBACK)) {
-            return s.getLocalPort();
-        }
-    }
-
-    private static int freeUdpPort() throws IOException {
-        try (java.net.DatagramSocket s = new java.net.DatagramSocket(0, LOOPBACK)) {
-            return s.getLocalPort();
         }
     }
 
@@ -162,10 +152,12 @@ final class Kamailio implements AutoCloseable {
         for (ProcessHandle c : children) {
             c.destroyForcibly();
         }
-        Duration wait = Duration.ofSeconds(5);
-        Instant deadline = Instant.now().plus(wait);
-        while (children.stream().anyMatch(ProcessHandle::isAlive) && Instant.now().isBefore(deadline)) {
-            TimeUnit.MILLISECONDS.sleep(20);
+        // Each worker's exit is an event (ProcessHandle.onExit); wait for all of them, at most 5 s.
+        try {
+            CompletableFuture.allOf(children.stream().map(ProcessHandle::onExit).toArray(CompletableFuture[]::new))
+                    .get(5, TimeUnit.SECONDS);
+        } catch (java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException e) {
+            // best effort: a worker that outlives SIGKILL is the kernel's to reap; the test's result stands
         }
     }
 }

@@ -7,11 +7,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.tpmphone.benchmarks.TwoHostRig;
 import io.tpmphone.softphone.control.ControlClient;
+import io.tpmphone.swtpm.testing.Await;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.time.Instant;
-import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -48,12 +47,12 @@ class MeasuredPhoneIT {
             String callId = alice.call("sips:bob@bob", "127.0.0.1:" + hosts.bob().childTlsPort());
             JsonNode call = alice.await(callId, Duration.ofSeconds(20));
             assertEquals("ESTABLISHED", call.path("state").asText(), call.toString());
-            assertEquals("MEASURED", call.path("level").asText());
-            assertEquals("bob", call.path("peerHost").asText());
+            assertEquals("MEASURED", call.path("level").asText(), call.toString());
+            assertEquals("bob", call.path("peerHost").asText(), call.toString());
             JsonNode atBob = bob.await(callId, Duration.ofSeconds(10));
             assertEquals("ESTABLISHED", atBob.path("state").asText(), atBob.toString());
-            assertEquals("MEASURED", atBob.path("level").asText());
-            assertEquals("alice", atBob.path("peerHost").asText());
+            assertEquals("MEASURED", atBob.path("level").asText(), atBob.toString());
+            assertEquals("alice", atBob.path("peerHost").asText(), atBob.toString());
             assertTrue(atBob.path("display").asText().contains("MEASURED alice"), atBob.toString());
 
             JsonNode aliceHears = alice.awaitAudio(callId, 2.0, Duration.ofSeconds(20));
@@ -64,14 +63,10 @@ class MeasuredPhoneIT {
             assertEquals(0, bobHears.path("packetsLost").asLong(), bobHears.toString());
 
             alice.hangUp(callId);
-            Instant deadline = Instant.now().plusSeconds(10);
-            JsonNode ended = bob.await(callId, Duration.ofSeconds(1));
-            while (!ended.path("state").asText().equals("ENDED") && Instant.now().isBefore(deadline)) {
-                TimeUnit.MILLISECONDS.sleep(50);
-                ended = bob.await(callId, Duration.ofSeconds(1));
-            }
+            JsonNode ended = Await.until("bob's softphone to report call " + callId + " ENDED", Duration.ofSeconds(10),
+                    () -> bob.await(callId, Duration.ofSeconds(1)), c -> c.path("state").asText().equals("ENDED"));
             assertEquals("ENDED", ended.path("state").asText(), ended.toString());
-            assertEquals("the peer hung up", ended.path("reason").asText());
+            assertEquals("the peer hung up", ended.path("reason").asText(), ended.toString());
         }
     }
 
@@ -86,7 +81,8 @@ class MeasuredPhoneIT {
             assertTrue(unknown.getMessage().contains("unknown op"), unknown.getMessage());
             IOException noCall = assertThrows(IOException.class, () -> alice.hangUp("nope"));
             assertTrue(noCall.getMessage().contains("no call nope"), noCall.getMessage());
-            assertEquals("sips:alice@alice", alice.request(ControlClient.op("status")).path("uri").asText());
+            JsonNode status = alice.request(ControlClient.op("status"));
+            assertEquals("sips:alice@alice", status.path("uri").asText(), () -> "the channel still answers: " + status);
         }
     }
 }

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.tpmphone.softphone.CallPolicy;
 import io.tpmphone.softphone.internal.BrokerClient;
+import io.tpmphone.swtpm.testing.FreePorts;
 import io.tpmphone.tls.AttestedTlsConfig;
 import io.tpmphone.tls.Evidence;
 import io.tpmphone.tls.HostIdentity;
@@ -16,7 +17,6 @@ import java.net.DatagramPacket;
 import java.net.DatagramSocket;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
-import java.net.ServerSocket;
 import java.net.Socket;
 import java.net.SocketTimeoutException;
 import java.nio.charset.StandardCharsets;
@@ -92,9 +92,9 @@ class TortureMessagesIT {
                 // every offer is new here
             }
         };
-        udpPort = freePort();
-        tcpPort = freePort();
-        phone = SipPhone.start(new SipPhone.Config("victim", "victim", LOOPBACK, freePort(), tcpPort, udpPort,
+        udpPort = FreePorts.udp();
+        tcpPort = FreePorts.tcp();
+        phone = SipPhone.start(new SipPhone.Config("victim", "victim", LOOPBACK, FreePorts.tcp(), tcpPort, udpPort,
                         Duration.ofSeconds(5)), AttestedTlsConfig.of(none, verifier, Clock.systemUTC()),
                 CallPolicy.parse("default MEASURED reject"), keys, new SipPhone.Listener() { }, Clock.systemUTC());
     }
@@ -119,12 +119,6 @@ class TortureMessagesIT {
     void stop() {
         if (phone != null) {
             phone.close();
-        }
-    }
-
-    private static int freePort() throws IOException {
-        try (ServerSocket s = new ServerSocket(0, 1, LOOPBACK)) {
-            return s.getLocalPort();
         }
     }
 
