@@ -26,8 +26,8 @@ import java.util.TreeMap;
  *   sip.tcp.port=0                  # plain TCP, 0 = off
  *   sip.udp.port=0                  # plain UDP, 0 = off
  *   sip.setup.timeout.seconds=15
- *   policy.1=default MEASURED reject   # the call policy, one line per key, in key order
- *   policy.2=in sips:*@lab HARDENED reject
+ *   policy.1=default MEASURED reject   # the call policy (CallPolicy), one line per key, in key order
+ *   policy.2=in sips:*@lab HARDENED reject  # each level is the lowest one that line accepts
  *   media.tone.hz=1000              # the headless capture device plays this tone (0 = silence)
  *   control.socket=/run/tpmphone/alice/control.sock   # the control channel (JSON lines), see ControlServer
  * </pre>
@@ -85,12 +85,9 @@ public record PhoneConfig(String user, String host, InetAddress address, int tls
         if (lines.isEmpty()) {
             throw new IllegalArgumentException("no call policy: add policy.1=default MEASURED reject (and more lines)");
         }
-        CallPolicy parsed;
-        try {
-            parsed = CallPolicy.parse(String.join("\n", lines));
-        } catch (IllegalArgumentException e) {
-            throw new IllegalArgumentException("policy: " + e.getMessage(), e);
-        }
+        // Errors name the key the line came from ("policy.3: unknown level ..."), not its position among the keys.
+        List<Integer> numbers = new ArrayList<>(policy.keySet());
+        CallPolicy parsed = CallPolicy.parse(lines, i -> "policy." + numbers.get(i));
         double tone;
         try {
             tone = Double.parseDouble(p.getProperty("media.tone.hz", "0").trim());

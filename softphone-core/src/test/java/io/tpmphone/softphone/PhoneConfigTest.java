@@ -38,7 +38,8 @@ class PhoneConfigTest {
                 {"sip.user=alice\npolicy.1=default MEASURED reject\n", "sip.tls.port is required"},
                 {"sip.user=alice\nsip.tls.port=5061\n", "no call policy"},
                 {base + "policy.x=default FAILED reject\n", "policy keys are policy.1"},
-                {"sip.user=alice\nsip.tls.port=5061\npolicy.1=default MEASURD reject\n", "unknown level"},
+                {"sip.user=alice\nsip.tls.port=5061\npolicy.1=default MEASURD reject\n", "policy.1: unknown level"},
+                {base + "policy.7=in sip:*@x FAILED restrict\n", "policy.7: no peer is below FAILED"},
                 {base + "sip.udp.port=70000\n", "sip.udp.port must be 0..65535"},
                 {base + "media.tone.hz=loud\n", "media.tone.hz is not a number"},
                 {"sip.user=al ice\nsip.tls.port=5061\npolicy.1=default MEASURED reject\n", "sip.user must be"}}) {
