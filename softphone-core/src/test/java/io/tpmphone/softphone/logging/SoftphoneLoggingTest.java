@@ -58,4 +58,14 @@ class SoftphoneLoggingTest {
         assertTrue(log.contains("decision — peer level FAILED → REJECT"), "the log is UTF-8: " + log);
         assertFalse(log.contains("?"), log);
     }
+
+    @Test
+    void libjitsisInvalidRttWarnings_areSilenced_andItsOtherWarningsAreNot() throws Exception {
+        Run r = run();
+        List<String> lines = r.stdout().lines().toList();
+        assertTrue(lines.contains("julWarning " + STATS_LOGGER + "=false"),
+                "MediaStreamStatsImpl's JUL warnings (invalid_rtt every 5 s) are off: " + r.stdout());
+        assertTrue(lines.contains("julWarning " + OTHER_JITSI_LOGGER + "=true"),
+                "other libjitsi warnings still reach the log: " + r.stdout());
+    }
 }
