@@ -35,7 +35,7 @@ public final class CallSetupBenchmark {
         try (TwoHostRig rig = TwoHostRig.start(directory)) {
             Clock clock = Clock.systemUTC();
             CallPolicy policy = CallPolicy.parse("default MEASURED reject");
-            CallPolicy anyone = CallPolicy.parse("default FAILED reject");
+            CallPolicy anyone = CallPolicy.parse("default FAILED accept");
             AttestedTlsConfig bobTls = AttestedTlsConfig.of(rig.bob().identity(), rig.verifier(), clock);
             AttestedTlsConfig aliceTls = AttestedTlsConfig.of(rig.alice().identity(), rig.verifier(), clock);
             List<Long> attested = new ArrayList<>();

@@ -20,6 +20,7 @@ import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 
 /**
  * {@code tpmphone demo} as a user runs it, each run its own process: it passes twice in a row on the same machine
@@ -57,6 +58,7 @@ class DemoIT {
     }
 
     @Test
+    @Timeout(value = 7, unit = TimeUnit.MINUTES) // two runs of up to 3 minutes each, above the 5-minute default
     void passesTwiceInARow_andLeavesNothingBehind() throws Exception {
         for (int run = 1; run <= 2; run++) {
             Path log = Files.createTempFile("demo-" + run + "-", ".log");

@@ -7,13 +7,24 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Objects;
 import java.util.Optional;
+import java.util.function.IntFunction;
 import java.util.regex.Pattern;
 
 /**
- * The integrity-level call policy: a global minimum peer level, and rules per destination (outgoing) or caller
- * (incoming) pattern that override it. Below the required level the rule's action applies: {@code REJECT} (SIP 403
- * with a {@code Warning} naming the peer's level and the required one) or {@code RESTRICT} (the call proceeds, marked
- * restricted for the user). Immutable and thread-safe.
+ * The integrity-level call policy: a default, and rules per destination (outgoing) or caller (incoming) pattern that
+ * override it. Every line, {@code default} included, reads the same way: its level is a <em>floor</em>. A peer at that
+ * level or above is accepted; a peer below it gets the line's action:
+ * <ul>
+ *   <li>{@code accept} or {@code reject}: refused (SIP 403 with a {@code Warning} naming the peer's level and the
+ *       required one; an outgoing call ends before the INVITE). {@code L accept} says "accept L and better";
+ *       {@code L reject} says "reject worse than L": the same rule;</li>
+ *   <li>{@code restrict}: the call proceeds, marked restricted for the user.</li>
+ * </ul>
+ * The decision always reports the line's level as the required one. Levels are ordered FAILED &lt; UNATTESTED &lt;
+ * IDENTIFIED &lt; MEASURED &lt; HARDENED. No peer is below {@code FAILED}, so a {@code FAILED} line admits everyone and
+ * is written {@code FAILED accept}; {@code FAILED reject} and {@code FAILED restrict} are refused, since their action
+ * could never apply (to refuse or restrict FAILED peers only, the floor is {@code UNATTESTED}). Immutable and
+ * thread-safe.
  *
  * <p>Text form, one rule per line ({@code #} starts a comment):
  * <pre>
@@ -32,13 +43,17 @@ public final class CallPolicy {
     /** Which calls a rule is for. */
     public enum Direction { IN, OUT, ANY }
 
-    /** One rule: calls in {@code direction} whose peer URI matches need {@code minimumLevel}, else {@code below}. */
+    /**
+     * One rule: calls in {@code direction} whose peer URI matches are accepted at {@code minimumLevel} or above, and
+     * get {@code below} under it. {@code below} is {@code REJECT} or {@code RESTRICT}; {@code ACCEPT} is taken as
+     * {@code REJECT} ("accept only at the level or above").
+     */
     public record Rule(Direction direction, String pattern, IntegrityLevel minimumLevel, Action below) {
         public Rule {
             Objects.requireNonNull(direction, "direction");
             Objects.requireNonNull(pattern, "pattern");
             Objects.requireNonNull(minimumLevel, "minimumLevel");
-            Objects.requireNonNull(below, "below");
+            below = belowTheFloor(below);
         }
 
         boolean matches(Direction d, String uri) {
@@ -59,18 +74,24 @@ public final class CallPolicy {
     private final Action defaultBelow;
     private final List<Rule> rules;
 
+    /**
+     * A policy whose default accepts peers at {@code defaultLevel} or above and gives {@code defaultBelow} to the
+     * others ({@code ACCEPT} is taken as {@code REJECT}, as in a {@link Rule}).
+     */
     public CallPolicy(IntegrityLevel defaultLevel, Action defaultBelow, List<Rule> rules) {
         this.defaultLevel = Objects.requireNonNull(defaultLevel, "defaultLevel");
-        this.defaultBelow = Objects.requireNonNull(defaultBelow, "defaultBelow");
-        if (defaultBelow == Action.ACCEPT && defaultLevel != IntegrityLevel.FAILED) {
-            throw new IllegalArgumentException("'accept' below a required level is a contradiction; lower the level");
-        }
+        this.defaultBelow = belowTheFloor(defaultBelow);
         this.rules = List.copyOf(rules);
+    }
+
+    /** What a peer below a line's level gets: {@code accept} admits only at the level, so below it is refused. */
+    private static Action belowTheFloor(Action action) {
+        return Objects.requireNonNull(action, "action") == Action.ACCEPT ? Action.REJECT : action;
     }
 
     /** Every call accepted whatever the peer's level (still recorded). */
     public static CallPolicy acceptAll() {
-        return new CallPolicy(IntegrityLevel.FAILED, Action.REJECT, List.of());
+        return new CallPolicy(IntegrityLevel.FAILED, Action.ACCEPT, List.of());
     }
 
     /** Decides a call in {@code direction} with the peer at {@code peerUri} whose connection attested {@code peer}. */
@@ -105,27 +126,39 @@ public final class CallPolicy {
      */
     public static CallPolicy parse(String text) {
         Objects.requireNonNull(text, "text");
+        return parse(List.of(text.split("\r?\n", -1)), i -> "line " + (i + 1));
+    }
+
+    /**
+     * Parses {@code lines}, naming line {@code i} in errors as {@code name.apply(i)} (e.g. the configuration key it
+     * came from: {@code policy.3: unknown level "MEASURD"}).
+     *
+     * @throws IllegalArgumentException for a malformed policy
+     */
+    public static CallPolicy parse(List<String> lines, IntFunction<String> name) {
+        Objects.requireNonNull(lines, "lines");
+        Objects.requireNonNull(name, "name");
         IntegrityLevel defaultLevel = null;
         Action defaultBelow = null;
         List<Rule> rules = new ArrayList<>();
-        String[] lines = text.split("\r?\n", -1);
-        for (int i = 0; i < lines.length; i++) {
-            String line = lines[i];
+        for (int i = 0; i < lines.size(); i++) {
+            String line = lines.get(i);
             int hash = line.indexOf('#');
             String[] f = (hash >= 0 ? line.substring(0, hash) : line).trim().split("\\s+");
             if (f.length == 1 && f[0].isEmpty()) {
                 continue;
             }
-            String at = "line " + (i + 1) + ": ";
+            String at = name.apply(i) + ": ";
             if (f[0].equalsIgnoreCase("default")) {
                 if (f.length != 3) {
-                    throw new IllegalArgumentException(at + "expected 'default LEVEL reject|restrict'");
+                    throw new IllegalArgumentException(at + "expected 'default LEVEL accept|reject|restrict'");
                 }
                 if (defaultLevel != null) {
                     throw new IllegalArgumentException(at + "a second 'default' line");
                 }
                 defaultLevel = level(f[1], at);
                 defaultBelow = action(f[2], at);
+                floorMeansSomething(defaultLevel, defaultBelow, at);
                 continue;
             }
             if (f.length != 4) {
@@ -143,13 +176,26 @@ public final class CallPolicy {
             }
             IntegrityLevel level = level(f[2], at);
             Action action = action(f[3], at);
-            rules.add(new Rule(d, pattern, action == Action.ACCEPT ? IntegrityLevel.FAILED : level,
-                    action == Action.ACCEPT ? Action.REJECT : action));
+            floorMeansSomething(level, action, at);
+            rules.add(new Rule(d, pattern, level, action));
         }
         if (defaultLevel == null) {
-            throw new IllegalArgumentException("the policy needs a 'default LEVEL reject|restrict' line");
+            throw new IllegalArgumentException("the policy needs a 'default LEVEL accept|reject|restrict' line");
         }
         return new CallPolicy(defaultLevel, defaultBelow, rules);
+    }
+
+    /**
+     * No peer is below FAILED, so "FAILED reject" and "FAILED restrict" would never reject or restrict anyone: they
+     * admit every peer, which is rarely what the writer meant (usually: refuse or restrict the FAILED ones).
+     */
+    private static void floorMeansSomething(IntegrityLevel level, Action action, String at) {
+        if (level == IntegrityLevel.FAILED && action != Action.ACCEPT) {
+            String verb = action.name().toLowerCase(Locale.ROOT);
+            throw new IllegalArgumentException(at + "no peer is below FAILED, so 'FAILED " + verb + "' would never "
+                    + verb + " anyone (a level is the lowest one accepted): write 'FAILED accept' to accept every "
+                    + "peer, or 'UNATTESTED " + verb + "' to " + verb + " only FAILED peers");
+        }
     }
 
     private static IntegrityLevel level(String s, String at) {

@@ -25,8 +25,8 @@ import java.util.TreeMap;
  *   sip.tcp.port=0                  # plain TCP, 0 = off
  *   sip.udp.port=0                  # plain UDP, 0 = off
  *   sip.setup.timeout.seconds=15
- *   policy.1=default MEASURED reject   # the call policy, one line per key, in key order
- *   policy.2=in sips:*@lab HARDENED reject
+ *   policy.1=default MEASURED reject   # the call policy (CallPolicy), one line per key, in key order
+ *   policy.2=in sips:*@lab HARDENED reject  # each level is the lowest one that line accepts
  *   media.tone.hz=1000              # the headless capture device plays this tone (0 = silence)
  * </pre>
  * Unknown keys are refused, so a typo does not silently fall back to a default; errors name the key (and for a policy
@@ -91,12 +91,10 @@ public record PhoneConfig(String user, String host, InetAddress address, int tls
         if (lines.isEmpty()) {
             throw new IllegalArgumentException("no call policy: add policy.1=default MEASURED reject (and more lines)");
         }
-        CallPolicy parsed;
-        try {
-            parsed = CallPolicy.parse(String.join("\n", lines));
-        } catch (IllegalArgumentException e) {
-            throw new IllegalArgumentException(policyError(policy, e.getMessage()), e);
-        }
+        // Errors name the line as written ("policy.3=in sip:*@x MEASURD accept: unknown level ..."), not its position
+        // among the keys.
+        List<Integer> numbers = new ArrayList<>(policy.keySet());
+        CallPolicy parsed = CallPolicy.parse(lines, i -> "policy." + numbers.get(i) + "=" + lines.get(i).trim());
         double tone;
         try {
             tone = Double.parseDouble(p.getProperty("media.tone.hz", "0").trim());
@@ -117,25 +115,6 @@ public record PhoneConfig(String user, String host, InetAddress address, int tls
         }
         return new PhoneConfig(user, host, address, tls, port(p, "sip.tcp.port", 0), port(p, "sip.udp.port", 0),
                 Duration.ofSeconds(timeout), parsed, lines, tone);
-    }
-
-    /**
-     * {@link CallPolicy#parse}'s "line N: why" as the configuration line a person wrote: "policy.7=...: why". The
-     * policy's lines are its keys in numeric order, so line N is the N-th key.
-     */
-    private static String policyError(TreeMap<Integer, String> policy, String message) {
-        java.util.regex.Matcher m = java.util.regex.Pattern.compile("line ([0-9]+): (.*)", java.util.regex.Pattern
-                .DOTALL).matcher(message == null ? "" : message);
-        if (m.matches()) {
-            int n = Integer.parseInt(m.group(1));
-            int i = 1;
-            for (var e : policy.entrySet()) {
-                if (i++ == n) {
-                    return "policy." + e.getKey() + "=" + e.getValue().trim() + ": " + m.group(2);
-                }
-            }
-        }
-        return "policy: " + message;
     }
 
     private static String required(Properties p, String key) {

@@ -48,6 +48,7 @@ public final class SoftphoneMain {
         java.util.logging.Logger.getLogger("").setLevel(java.util.logging.Level.WARNING);
         for (java.util.logging.Handler h : java.util.logging.Logger.getLogger("").getHandlers()) {
             h.setLevel(java.util.logging.Level.WARNING);
+            h.setEncoding("UTF-8"); // the agent gives us no locale: the platform default would be ASCII
         }
         if (args.length != 2 || !args[0].equals("--config")) {
             LOG.error("usage: SoftphoneMain --config FILE");

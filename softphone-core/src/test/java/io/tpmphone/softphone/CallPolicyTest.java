@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.tpmphone.attestation.IntegrityLevel;
 import io.tpmphone.tls.PeerAttestation;
 import java.time.Instant;
+import java.util.List;
 import java.util.Optional;
 import org.junit.jupiter.api.Test;
 
@@ -61,10 +62,104 @@ class CallPolicyTest {
         assertTrue(assertThrows(IllegalArgumentException.class, () -> CallPolicy.parse(
                 "default MEASURED reject\nin bob@x MEASURED reject")).getMessage().contains("sip: or sips:"));
         assertThrows(IllegalArgumentException.class, () -> CallPolicy.parse("in sip:* MEASURED reject"));
-        assertThrows(IllegalArgumentException.class, () -> CallPolicy.parse("default MEASURED accept"));
         assertThrows(IllegalArgumentException.class, () -> CallPolicy.parse(
                 "default MEASURED reject\ndefault FAILED reject"));
         assertThrows(IllegalArgumentException.class, () -> CallPolicy.parse(
                 "default MEASURED reject\nin sip:* MEASURED frobnicate"));
+    }
+
+    @Test
+    void integrityLevels_areOrderedFromFailedToHardened() {
+        assertEquals(List.of(IntegrityLevel.FAILED, IntegrityLevel.UNATTESTED, IntegrityLevel.IDENTIFIED,
+                IntegrityLevel.MEASURED, IntegrityLevel.HARDENED), List.of(IntegrityLevel.values()));
+        IntegrityLevel[] v = IntegrityLevel.values();
+        for (int i = 0; i < v.length; i++) {
+            for (int j = 0; j < v.length; j++) {
+                assertEquals(i >= j, v[i].atLeast(v[j]), v[i] + " at least " + v[j]);
+            }
+        }
+    }
+
+    /** What {@code line} decides for a peer at each level, in level order, as "ACTION/requiredLevel". */
+    private static List<String> decisions(String policy, String uri) {
+        CallPolicy p = CallPolicy.parse(policy);
+        return List.of(IntegrityLevel.values()).stream().map(l -> {
+            CallPolicy.Decision d = p.decide(CallPolicy.Direction.IN, uri, at(l));
+            assertEquals(l, d.peerLevel());
+            return d.action() + "/" + d.requiredLevel();
+        }).toList();
+    }
+
+    @Test
+    void anAcceptRule_admitsItsLevelAndAbove_andRefusesBelow_reportingItsLevel() {
+        // The reported case: a FAILED host is not let in by an UNATTESTED accept rule.
+        CallPolicy.Decision d = CallPolicy.parse("default MEASURED reject\nany sip:*@x UNATTESTED accept")
+                .decide(CallPolicy.Direction.IN, "sip:mallory@x", at(IntegrityLevel.FAILED));
+        assertEquals(CallPolicy.Action.REJECT, d.action());
+        assertEquals(IntegrityLevel.UNATTESTED, d.requiredLevel());
+        assertEquals("any sip:*@x", d.rule());
+        assertTrue(d.reason().contains("FAILED is below the required UNATTESTED"), d.reason());
+
+        assertEquals(List.of("REJECT/UNATTESTED", "ACCEPT/UNATTESTED", "ACCEPT/UNATTESTED", "ACCEPT/UNATTESTED",
+                "ACCEPT/UNATTESTED"), decisions("default MEASURED reject\nany sip:*@x UNATTESTED accept", "sip:a@x"));
+        assertEquals(List.of("REJECT/IDENTIFIED", "REJECT/IDENTIFIED", "ACCEPT/IDENTIFIED", "ACCEPT/IDENTIFIED",
+                "ACCEPT/IDENTIFIED"), decisions("default MEASURED reject\nin sip:*@x IDENTIFIED accept", "sip:a@x"));
+        assertEquals(List.of("ACCEPT/FAILED", "ACCEPT/FAILED", "ACCEPT/FAILED", "ACCEPT/FAILED", "ACCEPT/FAILED"),
+                decisions("default MEASURED reject\nin sip:*@x FAILED accept", "sip:a@x"),
+                "FAILED accept admits every peer");
+    }
+
+    @Test
+    void aRejectRule_admitsItsLevelAndAbove_andRefusesBelow_likeAccept() {
+        assertEquals(List.of("REJECT/UNATTESTED", "ACCEPT/UNATTESTED", "ACCEPT/UNATTESTED", "ACCEPT/UNATTESTED",
+                "ACCEPT/UNATTESTED"), decisions("default MEASURED reject\nany sip:*@x UNATTESTED reject", "sip:a@x"));
+        assertEquals(List.of("REJECT/HARDENED", "REJECT/HARDENED", "REJECT/HARDENED", "REJECT/HARDENED",
+                "ACCEPT/HARDENED"), decisions("default MEASURED reject\nin sip:*@x HARDENED reject", "sip:a@x"));
+    }
+
+    @Test
+    void aRestrictRule_admitsItsLevelAndAbove_andRestrictsBelow() {
+        assertEquals(List.of("RESTRICT/MEASURED", "RESTRICT/MEASURED", "RESTRICT/MEASURED", "ACCEPT/MEASURED",
+                "ACCEPT/MEASURED"), decisions("default HARDENED reject\nin sip:*@x MEASURED restrict", "sip:a@x"));
+        assertEquals(List.of("RESTRICT/UNATTESTED", "ACCEPT/UNATTESTED", "ACCEPT/UNATTESTED", "ACCEPT/UNATTESTED",
+                "ACCEPT/UNATTESTED"), decisions("default MEASURED reject\nin sip:*@x UNATTESTED restrict", "sip:a@x"),
+                "UNATTESTED restrict restricts exactly the FAILED peers");
+    }
+
+    @Test
+    void theDefaultLine_readsLikeEveryOtherLine() {
+        for (String action : List.of("accept", "reject")) {
+            assertEquals(List.of("REJECT/MEASURED", "REJECT/MEASURED", "REJECT/MEASURED", "ACCEPT/MEASURED",
+                    "ACCEPT/MEASURED"), decisions("default MEASURED " + action, "sip:a@x"), action);
+            assertEquals(List.of("REJECT/UNATTESTED", "ACCEPT/UNATTESTED", "ACCEPT/UNATTESTED", "ACCEPT/UNATTESTED",
+                    "ACCEPT/UNATTESTED"), decisions("default UNATTESTED " + action, "sip:a@x"), action);
+        }
+        assertEquals(List.of("RESTRICT/IDENTIFIED", "RESTRICT/IDENTIFIED", "ACCEPT/IDENTIFIED", "ACCEPT/IDENTIFIED",
+                "ACCEPT/IDENTIFIED"), decisions("default IDENTIFIED restrict", "sip:a@x"));
+        assertEquals(List.of("ACCEPT/FAILED", "ACCEPT/FAILED", "ACCEPT/FAILED", "ACCEPT/FAILED", "ACCEPT/FAILED"),
+                decisions("default FAILED accept", "sip:a@x"));
+        assertEquals(CallPolicy.Action.ACCEPT, CallPolicy.acceptAll().decide(CallPolicy.Direction.OUT, "sip:a@x",
+                at(IntegrityLevel.FAILED)).action());
+    }
+
+    @Test
+    void aFailedFloorWithRejectOrRestrict_isRefused_sayingWhatToWriteInstead() {
+        for (String line : List.of("default FAILED reject", "default MEASURED reject\nin sip:*@x FAILED reject")) {
+            String m = assertThrows(IllegalArgumentException.class, () -> CallPolicy.parse(line)).getMessage();
+            assertTrue(m.startsWith("line " + line.split("\n").length + ": no peer is below FAILED"), m);
+            assertTrue(m.contains("'FAILED accept'") && m.contains("'UNATTESTED reject'"), m);
+        }
+        String m = assertThrows(IllegalArgumentException.class,
+                () -> CallPolicy.parse("default MEASURED reject\n\nany sip:*@x FAILED restrict")).getMessage();
+        assertTrue(m.startsWith("line 3: no peer is below FAILED, so 'FAILED restrict' would never restrict"), m);
+        assertTrue(m.contains("'FAILED accept'") && m.contains("'UNATTESTED restrict'"), m);
+    }
+
+    @Test
+    void linesFromElsewhere_areNamedByTheCaller() {
+        String m = assertThrows(IllegalArgumentException.class, () -> CallPolicy.parse(
+                List.of("default MEASURED reject", "in sip:*@x MEASURD accept"), i -> "policy." + (i * 5 + 1)))
+                .getMessage();
+        assertTrue(m.startsWith("policy.6: unknown level \"MEASURD\""), m);
     }
 }

@@ -43,6 +43,8 @@ class PhoneConfigTest {
                         "policy.2: one rule per key"},
                 {base + "control.socket=/tmp/c.sock\n", "control.socket=/tmp/c.sock: the agent places the control"
                         + " socket itself"},
+                {base + "policy.7=in sip:*@x FAILED restrict\n", "policy.7=in sip:*@x FAILED restrict: no peer is"
+                        + " below FAILED"},
                 {base + "sip.udp.port=70000\n", "sip.udp.port must be 0..65535"},
                 {base + "media.tone.hz=loud\n", "media.tone.hz is not a number"},
                 {"sip.user=al ice\nsip.tls.port=5061\npolicy.1=default MEASURED reject\n", "sip.user must be"}}) {
