@@ -1,5 +1,6 @@
 package io.tpmphone.cli;
 
+import io.tpmphone.attestation.UntrustedText;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ArrayNode;
@@ -34,7 +35,7 @@ import picocli.CommandLine.Spec;
                 "  tpmphone audit tail --db /var/lib/tpmphone-server/audit.db -n 50"},
         subcommands = {AuditCommand.Verify.class, AuditCommand.Export.class, AuditCommand.Tail.class})
 final class AuditCommand {
-    private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+    private static final ObjectMapper JSON = TpmCommand.JSON;
 
     /** {@code db} if it exists; otherwise the error names the file (and the command line, the option). */
     static Path existing(Path db) throws NoSuchFileException {
@@ -111,7 +112,7 @@ final class AuditCommand {
                 });
                 out.println(JSON.writeValueAsString(node));
             } else {
-                out.println(report.summary());
+                out.println(UntrustedText.forTerminal(report.summary(), 4000));
                 if (!report.signaturesChecked()) {
                     spec.commandLine().getErr().println(spec.commandLine().getColorScheme().ansi().string(
                             "@|bold,yellow warning:|@") + " checkpoint signatures not checked; pass --public-key to"
@@ -208,8 +209,10 @@ final class AuditCommand {
                 out.println(JSON.writeValueAsString(array));
             } else {
                 for (AuditRecord r : records) {
-                    out.printf("%8d  %s  %-13s  %-24s  %-10s  %s  %s%n", r.seq(), r.timestamp(), r.type(), r.subject(),
-                            r.outcome(), r.hashHex().substring(0, 16), r.detailJson());
+                    // subject, outcome and detail hold what hosts and peers sent: rendered, never obeyed
+                    out.printf("%8d  %s  %-13s  %-24s  %-10s  %s  %s%n", r.seq(), r.timestamp(), r.type(),
+                            UntrustedText.forTerminal(r.subject(), 200), UntrustedText.forTerminal(r.outcome(), 100),
+                            r.hashHex().substring(0, 16), UntrustedText.forTerminal(r.detailJson(), 2000));
                 }
             }
             out.flush();

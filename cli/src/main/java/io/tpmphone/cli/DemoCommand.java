@@ -1,5 +1,6 @@
 package io.tpmphone.cli;
 
+import io.tpmphone.attestation.UntrustedText;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.tpmphone.agent.Agent;
 import io.tpmphone.benchmarks.TwoHostRig;
@@ -133,13 +134,16 @@ final class DemoCommand implements Callable<Integer> {
                         callId[0] = alice.call("sips:bob@bob", "127.0.0.1:" + rig[0].bob().childTlsPort());
                         JsonNode a = alice.await(callId[0], Duration.ofSeconds(20));
                         JsonNode b = bob.await(callId[0], Duration.ofSeconds(10));
-                        facts.add("alice sees: " + a.path("display").asText(a.path("reason").asText()));
-                        facts.add("bob sees:   " + b.path("display").asText(b.path("reason").asText()));
+                        facts.add("alice sees: " + UntrustedText.forTerminal(a.path("display").asText(a.path("reason")
+                                .asText())));
+                        facts.add("bob sees:   " + UntrustedText.forTerminal(b.path("display").asText(b.path("reason")
+                                .asText())));
                         if (!a.path("state").asText().equals("ESTABLISHED")
                                 || !b.path("state").asText().equals("ESTABLISHED")
                                 || !a.path("level").asText().equals("MEASURED")
                                 || !b.path("level").asText().equals("MEASURED")) {
-                            facts.add("expected an established call with MEASURED on both sides: " + a + " " + b);
+                            facts.add("expected an established call with MEASURED on both sides: "
+                                    + UntrustedText.forTerminal(a + " " + b, 4000));
                             return false;
                         }
                         JsonNode ah = alice.awaitAudio(callId[0], 2.0, Duration.ofSeconds(20));
@@ -161,7 +165,7 @@ final class DemoCommand implements Callable<Integer> {
                     Agent.Status s = rig[0].tamperAndRelaunch("bob");
                     facts.add("bob: " + level(s.level()) + (s.failedCheck() == null ? "" : " — failed check "
                             + s.failedCheck()));
-                    s.reasons().stream().limit(2).forEach(r -> facts.add("  " + r));
+                    s.reasons().stream().limit(2).forEach(r -> facts.add("  " + UntrustedText.forTerminal(r)));
                     // The tampered build runs: its phone answers as before, with what its TPM can prove.
                     try (ControlClient bob = ControlClient.connect(rig[0].bob().childControl(),
                             Duration.ofSeconds(60))) {
@@ -182,7 +186,8 @@ final class DemoCommand implements Callable<Integer> {
                         JsonNode a = alice.await(id, Duration.ofSeconds(20));
                         refused = a.path("state").asText().equals("REFUSED")
                                 && a.path("level").asText().equals("FAILED");
-                        facts.add("alice: " + a.path("state").asText() + " — " + a.path("reason").asText());
+                        facts.add("alice: " + a.path("state").asText() + " — " + UntrustedText.forTerminal(
+                                a.path("reason").asText()));
                     }
                     boolean sealed;
                     try (BrokerClient.SrtpKeyMaterial leaked = rig[0].bob().broker().srtpKey(
@@ -295,7 +300,7 @@ final class DemoCommand implements Callable<Integer> {
         }
         if (failure != null) {
             facts.add("error: " + failure);
-            say(ansi.string("   @|red error: " + failure.replace("|@", "| @") + "|@"));
+            say(ansi.string("   @|red error: " + UntrustedText.forTerminal(failure).replace("|@", "| @") + "|@"));
         }
         say(String.format(Locale.ROOT, "   %s %.1f s", ok ? ansi.string("@|green ✓|@") : ansi.string("@|red ✗|@"),
                 seconds));

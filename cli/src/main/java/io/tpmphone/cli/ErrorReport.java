@@ -1,5 +1,6 @@
 package io.tpmphone.cli;
 
+import io.tpmphone.attestation.UntrustedText;
 import io.tpmphone.agent.AttestationClientException;
 import io.tpmphone.swtpm.SwtpmNotInstalledException;
 import io.tpmphone.tpm.TpmTransportException;
@@ -104,8 +105,9 @@ final class ErrorReport {
     /** The lines as printed with colours off. */
     List<String> lines() {
         List<String> lines = new ArrayList<>();
-        lines.add("error: " + message);
-        causes.forEach(c -> lines.add("  caused by: " + c));
+        // A message may quote a server's or a peer's words: rendered, never obeyed.
+        lines.add("error: " + UntrustedText.forTerminal(message, 4000));
+        causes.forEach(c -> lines.add("  caused by: " + UntrustedText.forTerminal(c, 4000)));
         if (lastLine != null) {
             lines.add(lastLine);
         }

@@ -1,5 +1,6 @@
 package io.tpmphone.cli;
 
+import io.tpmphone.attestation.UntrustedText;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.tpmphone.softphone.control.ControlClient;
 import java.io.IOException;
@@ -35,11 +36,19 @@ final class PhoneCommands {
     }
 
     /** One line per call, as the user sees it. */
+    /**
+     * One call for a person. Every field may carry the far end's words (its URI, display name, an SDP line quoted in
+     * a refusal reason), so each is rendered by {@link UntrustedText}: no escape sequence can redraw the line.
+     */
     static String line(JsonNode c) {
         String level = c.path("level").asText("");
-        return c.path("callId").asText() + "  " + c.path("direction").asText() + " " + c.path("peerUri").asText()
-                + "  " + c.path("state").asText() + (level.isEmpty() ? "" : "  " + c.path("display").asText(level))
-                + (c.path("reason").asText("").isEmpty() ? "" : "  (" + c.path("reason").asText() + ")");
+        return safe(c, "callId") + "  " + safe(c, "direction") + " " + safe(c, "peerUri") + "  " + safe(c, "state")
+                + (level.isEmpty() ? "" : "  " + UntrustedText.forTerminal(c.path("display").asText(level)))
+                + (c.path("reason").asText("").isEmpty() ? "" : "  (" + safe(c, "reason") + ")");
+    }
+
+    private static String safe(JsonNode c, String field) {
+        return UntrustedText.forTerminal(c.path(field).asText());
     }
 
     @Command(name = "call", mixinStandardHelpOptions = true,
@@ -71,7 +80,7 @@ final class PhoneCommands {
                 String id = phone.call(target, next);
                 JsonNode c = phone.await(id, Duration.ofSeconds(timeout));
                 PrintWriter out = spec.commandLine().getOut();
-                out.println(json ? c.toString() : line(c));
+                out.println(json ? TpmCommand.JSON_LINE.writeValueAsString(c) : line(c));
                 return c.path("state").asText().equals("ESTABLISHED") ? 0 : 1;
             }
         }
@@ -102,10 +111,13 @@ final class PhoneCommands {
                 JsonNode status = phone.request(ControlClient.op("status"));
                 JsonNode calls = phone.calls();
                 if (json) {
-                    out.println("{\"uri\":" + status.path("uri") + ",\"tlsPort\":" + status.path("tlsPort")
-                            + ",\"calls\":" + calls + "}");
+                    com.fasterxml.jackson.databind.node.ObjectNode all = TpmCommand.JSON.createObjectNode();
+                    all.set("uri", status.path("uri"));
+                    all.set("tlsPort", status.path("tlsPort"));
+                    all.set("calls", calls);
+                    out.println(TpmCommand.JSON_LINE.writeValueAsString(all));
                 } else {
-                    out.println(status.path("uri").asText() + " on TLS port " + status.path("tlsPort").asInt()
+                    out.println(safe(status, "uri") + " on TLS port " + status.path("tlsPort").asInt()
                             + ", " + calls.size() + " call(s)");
                     calls.forEach(c -> out.println("  " + line(c)));
                 }

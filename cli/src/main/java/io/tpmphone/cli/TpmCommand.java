@@ -34,7 +34,16 @@ import picocli.CommandLine.Model.CommandSpec;
                 TpmCommand.Quote.class})
 final class TpmCommand {
 
-    static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+    /**
+     * JSON for the terminal (every command's {@code --json}): indented, and every non-ASCII character escaped, so text
+     * that others control (a peer's URI, a server's reason, a log line) cannot carry a control, bidi or invisible
+     * character to the terminal; JSON itself escapes the ASCII controls.
+     */
+    static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT)
+            .enable(com.fasterxml.jackson.core.json.JsonWriteFeature.ESCAPE_NON_ASCII.mappedFeature());
+    /** {@link #JSON} on one line. */
+    static final com.fasterxml.jackson.databind.ObjectWriter JSON_LINE = JSON.writer()
+            .without(SerializationFeature.INDENT_OUTPUT);
 
     @Option(names = "--tpm", description = "TPM URI: swtpm:host=H,port=P or device:/dev/tpmrm0 (default: ${DEFAULT-VALUE}"
             + " or $TPMPHONE_TPM)", defaultValue = "${env:TPMPHONE_TPM:-device:/dev/tpmrm0}", scope = picocli.CommandLine.ScopeType.INHERIT)
