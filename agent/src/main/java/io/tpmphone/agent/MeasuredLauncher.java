@@ -575,6 +575,9 @@ public final class MeasuredLauncher {
         command.addAll(argv);
         Path log = stagingRoot.resolve("child.log");
         long logOffset = Files.exists(log) ? Files.size(log) : 0;
+        // The child's output may hold anything it logged: owner-only before the redirect opens it (which would
+        // create it with the umask).
+        io.tpmphone.attestation.OwnerOnlyFiles.createPrivateFile(log);
         ProcessBuilder pb = new ProcessBuilder(command).directory(code.toFile())
                 .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()))
                 .redirectErrorStream(true);
