@@ -626,7 +626,8 @@ public final class MeasuredLauncher {
      * user may read, never write, and the directory is mounted read-only anyway); the copies are what is measured.
      */
     private Path stage(LaunchSpec spec, boolean brokerMountPoint, boolean controlMountPoint) throws IOException {
-        Files.createDirectories(stagingRoot);
+        // Holds child.log; an isolated child reaches its code through the bind mount, never through this directory.
+        io.tpmphone.attestation.OwnerOnlyFiles.createPrivateDirectories(stagingRoot);
         Path code = Files.createTempDirectory(stagingRoot, "code-");
         Map<String, Path> files = new LinkedHashMap<>();
         for (Path jar : spec.classPath()) {
