@@ -2,6 +2,7 @@ package io.tpmphone.agent;
 
 import io.tpmphone.attestation.ClockInfo;
 import io.tpmphone.attestation.MeasurementLog;
+import io.tpmphone.attestation.OwnerOnlyFiles;
 import io.tpmphone.attestation.PcrSelection;
 import io.tpmphone.tpm.TpmClient;
 import io.tpmphone.tpm.TpmException;
@@ -40,6 +41,10 @@ public final class Agent implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(Agent.class);
     /** A passport that expires sooner than this is renewed before it is handed out. */
     private static final Duration PASSPORT_MARGIN = Duration.ofSeconds(60);
+    /** Files in the state directory that earlier versions wrote readable by others (their own parts restrict the rest). */
+    private static final List<String> STATE_FILES = List.of("status.json", "status.json.tmp", "enrollment",
+            "softphone.properties", "device-cert.pem", "device-cert.pem.tmp", "device-ca.pem", "device-ca.pem.tmp",
+            "launch/child.log");
 
     /**
      * What the agent reports (tpmphone agent status --json). {@code softphone} is where the measured softphone is in
@@ -148,12 +153,11 @@ public final class Agent implements AutoCloseable {
      * (broker, control socket) through bind mounts.
      */
     public synchronized Status start() throws Exception {
-        Files.createDirectories(stateDirectory);
-        try {
-            Files.setPosixFilePermissions(stateDirectory, java.nio.file.attribute.PosixFilePermissions.fromString(
-                    "rwx------"));
-        } catch (UnsupportedOperationException notPosix) {
-            LOG.warn("cannot make {} owner-only on this file system", stateDirectory);
+        // 0700 before anything is created in it. An existing state directory open to others is tightened rather
+        // than refused: earlier versions made it 0755, and tightening is what the operator would have to do.
+        OwnerOnlyFiles.createPrivateDirectories(stateDirectory);
+        for (String name : STATE_FILES) {
+            OwnerOnlyFiles.restrict(stateDirectory.resolve(name)); // written world-readable by earlier versions
         }
         akId = enrollOnce();
         keys = HostKeys.open(tpm, stateDirectory, PcrSelection.parse("sha256:0-7," + pcr),
@@ -433,13 +437,10 @@ public final class Agent implements AutoCloseable {
 
     private void writeStatus(Status s) {
         try {
-            Path tmp = stateDirectory.resolve("status.json.tmp");
-            Files.writeString(tmp, new com.fasterxml.jackson.databind.ObjectMapper()
+            OwnerOnlyFiles.replace(statusFile(stateDirectory), new com.fasterxml.jackson.databind.ObjectMapper()
                     .registerModule(new com.fasterxml.jackson.databind.module.SimpleModule()
                             .addSerializer(Instant.class, new com.fasterxml.jackson.databind.ser.std.ToStringSerializer()))
-                    .writerWithDefaultPrettyPrinter().writeValueAsString(s));
-            Files.move(tmp, statusFile(stateDirectory), java.nio.file.StandardCopyOption.ATOMIC_MOVE,
-                    java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+                    .writerWithDefaultPrettyPrinter().writeValueAsBytes(s));
         } catch (IOException e) {
             LOG.warn("cannot write {}: {}", statusFile(stateDirectory), e.toString());
         }
@@ -454,7 +455,7 @@ public final class Agent implements AutoCloseable {
             }
         }
         HostAttestation.Enrollment e = attestation.enroll(host, enrollmentToken);
-        Files.writeString(file, e.host() + "\n" + e.akId() + "\n", StandardCharsets.US_ASCII);
+        OwnerOnlyFiles.replace(file, (e.host() + "\n" + e.akId() + "\n").getBytes(StandardCharsets.US_ASCII));
         LOG.info("enrolled as {} (AK {})", e.host(), e.akId());
         return e.akId();
     }

@@ -157,7 +157,7 @@ public final class Broker implements AutoCloseable {
 
     /** As {@link #start(Path, Service)}, with another HELLO deadline (tests). */
     static Broker start(Path directory, Service service, Duration helloDeadline) throws IOException {
-        Files.createDirectories(directory);
+        io.tpmphone.attestation.OwnerOnlyFiles.createPrivateDirectories(directory);
         try {
             Files.setPosixFilePermissions(directory, PosixFilePermissions.fromString("rwx------"));
         } catch (UnsupportedOperationException e) {

@@ -427,10 +427,7 @@ public final class HostKeys implements AutoCloseable {
     }
 
     private static void write(Path file, String pem) throws IOException {
-        Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
-        Files.writeString(tmp, pem, StandardCharsets.US_ASCII);
-        Files.move(tmp, file, java.nio.file.StandardCopyOption.ATOMIC_MOVE,
-                java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        io.tpmphone.attestation.OwnerOnlyFiles.replace(file, pem.getBytes(StandardCharsets.US_ASCII));
     }
 
     private static List<X509Certificate> read(Path file) throws IOException, GeneralSecurityException {

@@ -672,6 +672,9 @@ public final class MeasuredLauncher {
         command.addAll(argv);
         Path log = stagingRoot.resolve("child.log");
         long logOffset = Files.exists(log) ? Files.size(log) : 0;
+        // The child's output may hold anything it logged: owner-only before the redirect opens it (which would
+        // create it with the umask).
+        io.tpmphone.attestation.OwnerOnlyFiles.createPrivateFile(log);
         ProcessBuilder pb = new ProcessBuilder(command).directory(code.toFile())
                 .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()))
                 .redirectErrorStream(true);
@@ -720,7 +723,8 @@ public final class MeasuredLauncher {
      * user may read, never write, and the directory is mounted read-only anyway); the copies are what is measured.
      */
     private Path stage(LaunchSpec spec, boolean brokerMountPoint, boolean controlMountPoint) throws IOException {
-        Files.createDirectories(stagingRoot);
+        // Holds child.log; an isolated child reaches its code through the bind mount, never through this directory.
+        io.tpmphone.attestation.OwnerOnlyFiles.createPrivateDirectories(stagingRoot);
         Path code = Files.createTempDirectory(stagingRoot, "code-");
         Map<String, Path> files = new LinkedHashMap<>();
         for (Path jar : spec.classPath()) {

@@ -6,6 +6,7 @@ import io.tpmphone.attestation.HashAlgorithm;
 import io.tpmphone.attestation.MalformedStructureException;
 import io.tpmphone.attestation.MeasurementEvent;
 import io.tpmphone.attestation.MeasurementLog;
+import io.tpmphone.attestation.OwnerOnlyFiles;
 import io.tpmphone.attestation.PcrSelection;
 import io.tpmphone.tpm.TpmClient;
 import io.tpmphone.tpm.TpmException;
@@ -73,9 +74,15 @@ public final class MeasurementLogStore implements AutoCloseable {
         if (pcr < 0 || pcr > 23 || pcr == 16 || pcr == 23) {
             throw new IllegalArgumentException("measurement PCR must be 0..22 and not resettable (16, 23), got " + pcr);
         }
-        Files.createDirectories(directory);
+        // The log tells anyone who reads it what to replay into a cloned TPM: owner-only, from the first byte.
+        OwnerOnlyFiles.createPrivateDirectories(directory);
+        try (java.util.stream.Stream<Path> files = Files.list(directory)) {
+            for (Path f : (Iterable<Path>) files::iterator) {
+                OwnerOnlyFiles.restrict(f); // logs of earlier versions, which wrote them readable by others
+            }
+        }
         MeasurementLogStore store = new MeasurementLogStore(directory, tpm, pcr);
-        store.lockChannel = FileChannel.open(directory.resolve("lock"), StandardOpenOption.CREATE,
+        store.lockChannel = FileChannel.open(OwnerOnlyFiles.createPrivateFile(directory.resolve("lock")),
                 StandardOpenOption.WRITE);
         try {
             store.lock = store.lockChannel.tryLock();
@@ -314,10 +321,7 @@ public final class MeasurementLogStore implements AutoCloseable {
 
     private State startNewLog(String boot, byte[] pcrNow, String why) throws IOException {
         log = MeasurementLog.builder(pcr, pcrNow).build();
-        Path tmp = directory.resolve(LOG_FILE + ".new");
-        writeSynced(tmp, log.encode());
-        Files.move(tmp, directory.resolve(LOG_FILE), StandardCopyOption.ATOMIC_MOVE,
-                StandardCopyOption.REPLACE_EXISTING);
+        OwnerOnlyFiles.replace(directory.resolve(LOG_FILE), log.encode());
         pending = null;
         writeBoot(boot);
         LOG.info("new measurement log for PCR {}: {}", pcr, why);
@@ -326,10 +330,7 @@ public final class MeasurementLogStore implements AutoCloseable {
     }
 
     private void writeBoot(String boot) throws IOException {
-        Path bootTmp = directory.resolve(BOOT_FILE + ".new");
-        writeSynced(bootTmp, boot.getBytes(StandardCharsets.US_ASCII));
-        Files.move(bootTmp, directory.resolve(BOOT_FILE), StandardCopyOption.ATOMIC_MOVE,
-                StandardCopyOption.REPLACE_EXISTING);
+        OwnerOnlyFiles.replace(directory.resolve(BOOT_FILE), boot.getBytes(StandardCharsets.US_ASCII));
     }
 
     /** Releases the log for another agent. */
@@ -348,14 +349,6 @@ public final class MeasurementLogStore implements AutoCloseable {
     private void appendDurably(byte[] bytes) throws IOException {
         try (FileChannel ch = FileChannel.open(directory.resolve(LOG_FILE), StandardOpenOption.WRITE,
                 StandardOpenOption.APPEND)) {
-            ch.write(ByteBuffer.wrap(bytes));
-            ch.force(true);
-        }
-    }
-
-    private static void writeSynced(Path file, byte[] bytes) throws IOException {
-        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
-                StandardOpenOption.TRUNCATE_EXISTING)) {
             ch.write(ByteBuffer.wrap(bytes));
             ch.force(true);
         }

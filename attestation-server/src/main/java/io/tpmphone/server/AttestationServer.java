@@ -41,7 +41,7 @@ import org.slf4j.LoggerFactory;
  * The attestation server: registrar, verifier, policy store and audit log behind a versioned HTTPS API
  * ({@code /v1}, described by {@code /v1/openapi.json}). Everything it decides is in its state directory: server keys
  * ({@code keys/}), the registry ({@code registry.db}) and the audit log ({@code audit.db}), so a restart loses
- * nothing. Start with {@link #builder()}, stop with {@link #close()}. Thread-safe.
+ * nothing. The state directory is made owner-only (0700) and every file in it is created 0600. Start with {@link #builder()}, stop with {@link #close()}. Thread-safe.
  */
 public final class AttestationServer implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(AttestationServer.class);
@@ -58,6 +58,9 @@ public final class AttestationServer implements AutoCloseable {
 
     private AttestationServer(Builder b) throws Exception {
         this.host = b.host;
+        // 0700 before anything is created in it; an existing state directory open to others is tightened rather
+        // than refused: that is what an operator upgrading from a version that made it 0755 would do anyway.
+        io.tpmphone.attestation.OwnerOnlyFiles.createPrivateDirectories(b.stateDirectory);
         identity = ServerIdentity.loadOrCreate(b.stateDirectory.resolve("keys"), b.hostNames);
         auditLog = AuditLog.open(b.stateDirectory.resolve("audit.db"),
                 AuditSigner.ecdsa(identity.resultKeyPair()), AuditLog.Options.defaults());
@@ -198,7 +201,10 @@ public final class AttestationServer implements AutoCloseable {
         private Builder() {
         }
 
-        /** Where keys, registry and audit log live (created if absent). Required. */
+        /**
+         * Where keys, registry and audit log live (created 0700 if absent; an existing one loses group and other
+         * permissions). Required.
+         */
         public Builder stateDirectory(Path dir) {
             this.stateDirectory = Objects.requireNonNull(dir, "dir").toAbsolutePath();
             return this;

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import io.tpmphone.agent.Agent;
 import io.tpmphone.agent.AttestationClient;
 import io.tpmphone.agent.LaunchSpec;
+import io.tpmphone.attestation.OwnerOnlyFiles;
 import io.tpmphone.attestation.UntrustedText;
 import io.tpmphone.cli.internal.Pem;
 import io.tpmphone.benchmarks.TwoHostRig;
@@ -15,6 +16,7 @@ import io.tpmphone.tpm.TpmUri;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.net.URI;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Clock;
@@ -91,11 +93,12 @@ final class AgentCommand {
                         throw new IllegalArgumentException("no --config and no " + cfg + ": give --config, or run"
                                 + " `tpmphone agent run` once to create the default configuration there");
                     }
-                    Files.createDirectories(state);
+                    OwnerOnlyFiles.createPrivateDirectories(state);
                     String user = host.replaceAll("[^A-Za-z0-9._~-]", "-");
-                    Files.writeString(cfg, String.join("\n", "# tpmphone softphone core configuration (measured:"
+                    OwnerOnlyFiles.writeNew(cfg, String.join("\n", "# tpmphone softphone core configuration (measured:"
                             + " a change needs a new approved release)", "sip.user=" + user, "sip.host=" + host,
-                            "sip.address=127.0.0.1", "sip.tls.port=5061", "policy.1=default MEASURED reject", ""));
+                            "sip.address=127.0.0.1", "sip.tls.port=5061", "policy.1=default MEASURED reject", "")
+                            .getBytes(StandardCharsets.UTF_8));
                 }
             }
             if (mainClass.equals(SoftphoneMain.class.getName())) {

@@ -1,10 +1,10 @@
 package io.tpmphone.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import io.tpmphone.attestation.OwnerOnlyFiles;
 import io.tpmphone.cli.internal.Pem;
-import java.nio.file.Files;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
-import java.nio.file.attribute.PosixFilePermissions;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.concurrent.Callable;
@@ -42,8 +42,8 @@ final class EnrollmentTokenCommand implements Callable<Integer> {
         JsonNode r = server.client().post("/v1/enrollment-tokens", request, Pem.secret(server.adminTokenFile, false));
         String token = r.get("enrollmentToken").asText();
         if (out != null) {
-            Files.writeString(out, token + "\n");
-            Files.setPosixFilePermissions(out, PosixFilePermissions.fromString("rw-------"));
+            // Owner-only from its first byte; an existing file (an earlier token) is replaced, not rewritten in place.
+            OwnerOnlyFiles.replace(out, (token + "\n").getBytes(StandardCharsets.US_ASCII));
             spec.commandLine().getOut().println("enrollment token for " + host + " written to " + out + " (valid until "
                     + r.get("expiresAt").asText() + ")");
         } else {

@@ -2,6 +2,7 @@ package io.tpmphone.keystore;
 
 import io.tpmphone.attestation.HashAlgorithm;
 import io.tpmphone.attestation.MalformedStructureException;
+import io.tpmphone.attestation.OwnerOnlyFiles;
 import io.tpmphone.attestation.PcrSelection;
 import io.tpmphone.attestation.PolicyDigest;
 import io.tpmphone.attestation.SecretBytes;
@@ -127,8 +128,7 @@ public final class SealedKeystore implements AutoCloseable {
                     share.destroy();
                 }
             }
-            Files.createDirectories(directory);
-            KeystoreDirectory.restrictToOwner(directory);
+            OwnerOnlyFiles.createPrivateDirectories(directory);
             // The log exists before the metadata that makes the directory a keystore; a re-created keystore keeps
             // the fingerprints of everything issued or offered before (still "seen").
             FingerprintLog fingerprints = FingerprintLog.open(directory.resolve(KeystoreDirectory.FINGERPRINTS), true);

@@ -1,5 +1,6 @@
 package io.tpmphone.server.audit;
 
+import io.tpmphone.attestation.OwnerOnlyFiles;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.channels.FileChannel;
@@ -55,6 +56,8 @@ import org.sqlite.SQLiteDataSource;
 public final class AuditLog implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(AuditLog.class);
     private static final long POLL_MILLIS = 50;
+    /** The database file and the files SQLite keeps next to it. */
+    private static final List<String> SQLITE_FILE_SUFFIXES = List.of("", "-wal", "-shm", "-journal");
     private static final String INSERT_RECORD = "INSERT INTO audit_record (" + AuditDatabase.RECORD_COLUMNS
             + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
     private static final String INSERT_CHECKPOINT = "INSERT INTO audit_checkpoint ("
@@ -104,7 +107,9 @@ public final class AuditLog implements AutoCloseable {
     }
 
     /**
-     * Opens (creating if needed) the audit database at {@code databaseFile} for appending.
+     * Opens (creating if needed) the audit database at {@code databaseFile} for appending. The database, the files
+     * SQLite keeps next to it and the lock file are owner-only (0600) from their creation; existing ones are
+     * restricted. Put it in an owner-only directory.
      *
      * @param signer  signs checkpoints; its key id is stored with each
      * @param options timeouts, checkpoint interval, batch sizes
@@ -124,7 +129,14 @@ public final class AuditLog implements AutoCloseable {
         Connection connection = null;
         AuditReader reader = null;
         try {
-            lockChannel = FileChannel.open(lockFile, StandardOpenOption.CREATE, StandardOpenOption.WRITE);
+            // SQLite creates its -wal, -shm and -journal files with the mode of the database file: create that 0600
+            // before SQLite opens it (an empty file is a new database), and restrict files of earlier versions.
+            for (String suffix : SQLITE_FILE_SUFFIXES) {
+                OwnerOnlyFiles.restrict(file.resolveSibling(file.getFileName() + suffix));
+            }
+            OwnerOnlyFiles.createPrivateFile(file);
+            OwnerOnlyFiles.createPrivateFile(lockFile);
+            lockChannel = FileChannel.open(lockFile, StandardOpenOption.WRITE);
             try {
                 lock = lockChannel.tryLock();
             } catch (OverlappingFileLockException e) {
@@ -150,8 +162,8 @@ public final class AuditLog implements AutoCloseable {
             return log;
         } catch (IOException e) {
             release(lock, lockChannel, connection, reader);
-            throw new AuditException(AuditException.Code.STORAGE, "cannot create or lock " + lockFile + ": "
-                    + e.getMessage(), e);
+            throw new AuditException(AuditException.Code.STORAGE, "cannot create owner-only or lock " + file
+                    + " (lock " + lockFile + "): " + e.getMessage(), e);
         } catch (SQLException e) {
             release(lock, lockChannel, connection, reader);
             throw new AuditException(AuditException.Code.STORAGE, "cannot open audit database " + file + ": "

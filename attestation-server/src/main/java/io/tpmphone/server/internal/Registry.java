@@ -1,5 +1,7 @@
 package io.tpmphone.server.internal;
 
+import io.tpmphone.attestation.OwnerOnlyFiles;
+import java.io.IOException;
 import java.nio.file.Path;
 import java.sql.Connection;
 import java.sql.DriverManager;
@@ -9,6 +11,7 @@ import java.sql.SQLException;
 import java.sql.Statement;
 import java.time.Clock;
 import java.util.HexFormat;
+import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.ConcurrentHashMap;
@@ -66,7 +69,17 @@ public final class Registry implements AutoCloseable {
         this.clock = clock;
     }
 
-    public static Registry open(Path database, Clock clock) throws SQLException {
+    /**
+     * Opens (creating if needed) the registry database. It and the files SQLite keeps next to it are owner-only
+     * (0600) from their creation; existing ones are restricted. Put it in an owner-only directory.
+     */
+    public static Registry open(Path database, Clock clock) throws SQLException, IOException {
+        // SQLite creates its -wal, -shm and -journal files with the mode of the database file: create that 0600
+        // before SQLite opens it (an empty file is a new database), and restrict files of earlier versions.
+        for (String suffix : List.of("-wal", "-shm", "-journal")) {
+            OwnerOnlyFiles.restrict(database.resolveSibling(database.getFileName() + suffix));
+        }
+        OwnerOnlyFiles.createPrivateFile(database);
         String url = "jdbc:sqlite:" + database.toAbsolutePath();
         Flyway.configure().dataSource(url, null, null).locations("classpath:db/registry")
                 .failOnMissingLocations(true).load().migrate();

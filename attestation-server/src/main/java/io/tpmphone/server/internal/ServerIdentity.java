@@ -1,14 +1,14 @@
 package io.tpmphone.server.internal;
 
+import io.tpmphone.attestation.OwnerOnlyFiles;
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
-import java.io.OutputStream;
 import java.io.StringWriter;
 import java.math.BigInteger;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.attribute.PosixFilePermissions;
 import java.security.GeneralSecurityException;
 import java.security.KeyPair;
 import java.security.KeyPairGenerator;
@@ -39,7 +39,8 @@ import org.bouncycastle.openssl.jcajce.JcaPEMWriter;
  * certificate (SAN localhost, 127.0.0.1 and configured names) that agents pin, a result-signing key (ECDSA
  * P-256) whose public half relying parties use to check attestation results and audit checkpoints, and the keystore
  * authority (ECDSA P-256) whose approvals release hosts' sealed keystores. Stored in a
- * PKCS#12 file whose random password sits next to it, both readable by the owner only.
+ * PKCS#12 file whose random password sits next to it. The directory is 0700 and every file in it is created 0600
+ * (never restricted after the fact, see {@link OwnerOnlyFiles}); files of earlier versions are restricted on load.
  */
 public final class ServerIdentity {
     private static final String TLS = "tls";
@@ -48,6 +49,8 @@ public final class ServerIdentity {
     private static final String DEVICE_CA = "device-ca";
     private static final String KEYSTORE = "server-keys.p12";
     private static final String PASSWORD = "server-keys.pass";
+    private static final String TLS_CERTIFICATE = "tls-cert.pem";
+    private static final String RESULT_CERTIFICATE = "result-signing-cert.pem";
 
     private final KeyStore keyStore;
     private final char[] password;
@@ -60,9 +63,12 @@ public final class ServerIdentity {
     /** Loads the identity from {@code directory}, creating it on first use. */
     public static ServerIdentity loadOrCreate(Path directory, List<String> hostNames)
             throws IOException, GeneralSecurityException {
-        Files.createDirectories(directory);
+        OwnerOnlyFiles.createPrivateDirectories(directory);
         Path store = directory.resolve(KEYSTORE);
         Path pass = directory.resolve(PASSWORD);
+        for (String name : List.of(KEYSTORE, PASSWORD, TLS_CERTIFICATE, RESULT_CERTIFICATE, KEYSTORE + ".tmp")) {
+            OwnerOnlyFiles.restrict(directory.resolve(name)); // state directories of earlier versions
+        }
         if (Files.exists(store) && Files.exists(pass)) {
             char[] password = Files.readString(pass, StandardCharsets.US_ASCII).trim().toCharArray();
             KeyStore ks = KeyStore.getInstance("PKCS12");
@@ -92,11 +98,13 @@ public final class ServerIdentity {
         ks.setKeyEntry(RESULTS, results.getPrivate(), password,
                 new X509Certificate[] {selfSigned(results, "tpmphone attestation results", List.of(), false)});
         addAuthority(ks, password);
-        writeOwnerOnly(pass, new String(password).getBytes(StandardCharsets.US_ASCII));
+        OwnerOnlyFiles.replace(pass, new String(password).getBytes(StandardCharsets.US_ASCII));
         storeAtomically(directory, ks, password);
         ServerIdentity identity = new ServerIdentity(ks, password);
-        Files.writeString(directory.resolve("tls-cert.pem"), pem(identity.tlsCertificate()));
-        Files.writeString(directory.resolve("result-signing-cert.pem"), pem(identity.resultCertificate()));
+        OwnerOnlyFiles.replace(directory.resolve(TLS_CERTIFICATE),
+                pem(identity.tlsCertificate()).getBytes(StandardCharsets.US_ASCII));
+        OwnerOnlyFiles.replace(directory.resolve(RESULT_CERTIFICATE),
+                pem(identity.resultCertificate()).getBytes(StandardCharsets.US_ASCII));
         return identity;
     }
 
@@ -124,13 +132,9 @@ public final class ServerIdentity {
 
     private static void storeAtomically(Path directory, KeyStore ks, char[] password)
             throws IOException, GeneralSecurityException {
-        Path tmp = directory.resolve(KEYSTORE + ".tmp");
-        try (OutputStream out = Files.newOutputStream(tmp)) {
-            ks.store(out, password);
-        }
-        restrict(tmp);
-        Files.move(tmp, directory.resolve(KEYSTORE), java.nio.file.StandardCopyOption.ATOMIC_MOVE,
-                java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        ks.store(out, password);
+        OwnerOnlyFiles.replace(directory.resolve(KEYSTORE), out.toByteArray());
     }
 
     /** The policy authority whose signatures approve a host's measured state for its sealed keystore. */
@@ -207,19 +211,6 @@ public final class ServerIdentity {
                     builder.build(new JcaContentSignerBuilder("SHA256withECDSA").build(pair.getPrivate())));
         } catch (IOException | OperatorCreationException e) {
             throw new GeneralSecurityException("cannot create the self-signed certificate for " + commonName, e);
-        }
-    }
-
-    private static void writeOwnerOnly(Path file, byte[] content) throws IOException {
-        Files.write(file, content);
-        restrict(file);
-    }
-
-    private static void restrict(Path file) throws IOException {
-        try {
-            Files.setPosixFilePermissions(file, PosixFilePermissions.fromString("rw-------"));
-        } catch (UnsupportedOperationException e) {
-            // not a POSIX file system; the directory's permissions must protect it
         }
     }
 }

@@ -1,18 +1,19 @@
 package io.tpmphone.cli.internal;
 
+import io.tpmphone.attestation.OwnerOnlyFiles;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
-import java.nio.file.attribute.PosixFilePermissions;
 import java.security.GeneralSecurityException;
 import java.security.SecureRandom;
 import java.security.cert.CertificateException;
 import java.security.cert.CertificateFactory;
 import java.security.cert.X509Certificate;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Base64;
 import java.util.List;
 
@@ -49,8 +50,9 @@ public final class Pem {
     }
 
     /**
-     * A secret (admin or enrollment token) from a file; created with 32 random bytes, owner-only, when {@code create}
-     * is set.
+     * A secret (admin or enrollment token) from a file; created with 32 random bytes when {@code create} is set. A
+     * new file is 0600 from its creation (in a 0700 directory if its directory is new); an existing file with group
+     * or other permissions loses them when {@code create} is set (the file is then ours, made on an earlier run).
      *
      * @throws NoSuchFileException if there is no such file and {@code create} is not set (the command line says
      *     which option and how to get one)
@@ -62,9 +64,23 @@ public final class Pem {
             }
             byte[] random = new byte[32];
             new SecureRandom().nextBytes(random);
-            Files.createDirectories(file.toAbsolutePath().getParent());
-            Files.writeString(file, Base64.getUrlEncoder().withoutPadding().encodeToString(random) + "\n");
-            Files.setPosixFilePermissions(file, PosixFilePermissions.fromString("rw-------"));
+            Path parent = file.toAbsolutePath().getParent();
+            if (!Files.isDirectory(parent)) {
+                OwnerOnlyFiles.createPrivateDirectories(parent); // only a directory made for it; never the cwd
+            }
+            byte[] content = (Base64.getUrlEncoder().withoutPadding().encodeToString(random) + "\n")
+                    .getBytes(StandardCharsets.US_ASCII);
+            try {
+                OwnerOnlyFiles.writeNew(file, content);
+            } catch (java.nio.file.FileAlreadyExistsException raced) {
+                // made by another process since the check: use that one
+            } finally {
+                Arrays.fill(content, (byte) 0);
+            }
+        } else if (create) {
+            // The file this option made on an earlier start, perhaps by a version that left it readable by others
+            // for a moment: nobody else should hold it. (A token file given without it is the operator's to set.)
+            OwnerOnlyFiles.restrict(file);
         }
         String token = Files.readString(file, StandardCharsets.UTF_8).trim();
         if (token.length() < 16) {

@@ -60,9 +60,12 @@ public final class FingerprintLog implements AutoCloseable {
      * issued or offered before and accept a replayed SDES offer again.
      */
     public static FingerprintLog open(Path file, boolean create) throws IOException {
-        FileChannel channel = create
-                ? FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.READ, StandardOpenOption.WRITE)
-                : FileChannel.open(file, StandardOpenOption.READ, StandardOpenOption.WRITE);
+        if (create) {
+            io.tpmphone.attestation.OwnerOnlyFiles.createPrivateFile(file);
+        } else {
+            io.tpmphone.attestation.OwnerOnlyFiles.restrict(file); // earlier versions created it with the umask
+        }
+        FileChannel channel = FileChannel.open(file, StandardOpenOption.READ, StandardOpenOption.WRITE);
         try {
             // One keystore instance per directory, across processes: two would not see each other's fingerprints.
             java.nio.channels.FileLock lock;
