@@ -47,7 +47,8 @@ import org.slf4j.LoggerFactory;
  * {@link LaunchSpec#HARDENING_OPTIONS}. When isolated it runs in new PID, mount and IPC namespaces
  * ({@code unshare --pid --fork --mount --ipc --mount-proc --kill-child}); there, still as root, its code directory is
  * bind-mounted read-only at {@link #CHILD_CODE_MOUNT}, the broker's directory at {@code broker/} and the control
- * directory at {@code control/} inside that; then
+ * directory at {@code control/} inside that, and a private {@code /tmp} (tmpfs: what the child leaves there, such as
+ * libjitsi's home, is gone with its mount namespace, and no other process sees it); then
  * {@code setpriv --reuid U --regid G --clear-groups --no-new-privs --bounding-set -all --inh-caps -all
  * --pdeathsig KILL} runs the JVM as {@link LaunchSpec#childUser()}: no capabilities (effective, permitted, bounding,
  * inheritable, ambient), {@code no_new_privs}. The child's working directory is that view of its code directory (0755,
@@ -524,6 +525,7 @@ public final class MeasuredLauncher {
     static String isolationDescription(ChildUser user, boolean controlDirectory) {
         return "unshare --pid --fork --mount --ipc --mount-proc --kill-child; code dir ro-bind at " + CHILD_CODE_MOUNT
                 + (controlDirectory ? "; control dir bind at " + CONTROL_MOUNT + "/ (owner-only, child's user)" : "")
+                + "; private /tmp (tmpfs)"
                 + "; setpriv uid "
                 + user.uid() + " gid " + user.gid() + " clear-groups no_new_privs bounding-set -all inh-caps -all"
                 + " (no capabilities)";
@@ -661,6 +663,7 @@ public final class MeasuredLauncher {
                     + " && mount --bind \"$code\" \"$view\" && mount -o remount,bind,ro \"$view\""
                     + " && { [ -z \"$brokerdir\" ] || mount --bind \"$brokerdir\" \"$view/" + BROKER_MOUNT + "\"; }"
                     + " && { [ -z \"$controldir\" ] || mount --bind \"$controldir\" \"$view/" + CONTROL_MOUNT + "\"; }"
+                    + " && mount -t tmpfs -o mode=1777,nosuid,nodev,size=128m tpmphone-tmp /tmp"
                     + " && cd \"$view\""
                     + " && exec " + setpriv + " --reuid=" + user.uid() + " --regid=" + user.gid()
                     + " --clear-groups --no-new-privs --bounding-set=-all --inh-caps=-all --pdeathsig=KILL -- \"$@\"";

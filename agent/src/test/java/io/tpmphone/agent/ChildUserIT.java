@@ -73,6 +73,10 @@ class ChildUserIT {
                         .filter(l -> l.startsWith("Uid:")).findFirst().orElseThrow().split("\\s+")[1],
                         "the child runs as its own user " + childUser);
 
+                List<String> mounts = Files.readAllLines(Path.of("/proc/" + jvm.pid() + "/mountinfo"));
+                assertTrue(mounts.stream().map(l -> l.split(" ")).anyMatch(f -> f[4].equals("/tmp")
+                        && List.of(f).contains("tmpfs")), "the child has a private /tmp: " + mounts);
+
                 // The thief as nobody, the user the child used to share with other services: refused.
                 String asNobody = stealAs(id("-u", "nobody"), id("-g", "nobody"), jvm.pid());
                 assertTrue(asNobody.startsWith("stolen=0 ") && asNobody.contains("Operation not permitted"),

@@ -258,6 +258,8 @@ class HostKeysIT {
         ch.qos.logback.core.read.ListAppender<ch.qos.logback.classic.spi.ILoggingEvent> captured =
                 new ch.qos.logback.core.read.ListAppender<>();
         captured.start();
+        List<ch.qos.logback.core.Appender<ch.qos.logback.classic.spi.ILoggingEvent>> console =
+                new java.util.ArrayList<>();
         List<byte[]> secrets = new java.util.ArrayList<>();
         List<String> texts = new java.util.ArrayList<>();
         try (AttestationServer server = Fixture.server(dir.resolve("server"), swtpm, Fixture.policy(1, spec),
@@ -267,6 +269,9 @@ class HostKeysIT {
                      Duration.ofHours(1), Clock.systemUTC())
                      .withEnrollmentToken(Fixture.enrollmentToken(Fixture.client(server), "host-l"))) {
             assertEquals("MEASURED", agent.start().level());
+            // Everything at TRACE goes to our list only: the console (and CI's output) stays at WARN.
+            root.iteratorForAppenders().forEachRemaining(console::add);
+            console.forEach(root::detachAppender);
             root.addAppender(captured);
             root.setLevel(ch.qos.logback.classic.Level.TRACE);
             // The same calls the agent's broker makes for its child, over a broker of our own.
@@ -309,6 +314,7 @@ class HostKeysIT {
         } finally {
             root.setLevel(before);
             root.detachAppender(captured);
+            console.forEach(root::addAppender);
         }
         for (ch.qos.logback.classic.spi.ILoggingEvent e : captured.list) {
             texts.add(e.getFormattedMessage());

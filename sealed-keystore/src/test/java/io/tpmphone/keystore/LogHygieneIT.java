@@ -46,6 +46,10 @@ class LogHygieneIT {
         Level before = root.getLevel();
         ListAppender<ILoggingEvent> captured = new ListAppender<>();
         captured.start();
+        // Everything at TRACE goes to our list only: the console (and CI's output) stays at WARN.
+        List<ch.qos.logback.core.Appender<ILoggingEvent>> console = new ArrayList<>();
+        root.iteratorForAppenders().forEachRemaining(console::add);
+        console.forEach(root::detachAppender);
         root.addAppender(captured);
         root.setLevel(Level.TRACE);
         List<byte[]> secrets = new ArrayList<>();
@@ -92,6 +96,7 @@ class LogHygieneIT {
         } finally {
             root.setLevel(before);
             root.detachAppender(captured);
+            console.forEach(root::addAppender);
         }
         for (ILoggingEvent e : captured.list) {
             texts.add(e.getFormattedMessage());
