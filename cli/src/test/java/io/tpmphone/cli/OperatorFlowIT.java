@@ -40,7 +40,8 @@ class OperatorFlowIT {
         Path log = Files.createTempFile(dir, "cmd-", ".log");
         Process p = tpmphone(home, log, args).start();
         String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        assertTrue(p.waitFor(60, TimeUnit.SECONDS));
+        assertTrue(p.waitFor(60, TimeUnit.SECONDS), () -> "tpmphone " + String.join(" ", args)
+                + " finished within 60 s; stderr so far: " + read(log) + "; stdout: " + out);
         assertEquals(0, p.exitValue(), () -> String.join(" ", args) + " failed: " + read(log) + out);
         return out;
     }
@@ -265,7 +266,8 @@ class OperatorFlowIT {
         Process verify = tpmphone(home, log, "audit", "verify", "--db", db.toString(), "--public-key",
                 key.toString()).start();
         String out = new String(verify.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        assertTrue(verify.waitFor(60, TimeUnit.SECONDS));
+        assertTrue(verify.waitFor(60, TimeUnit.SECONDS), () -> "tpmphone audit verify finished within 60 s; "
+                + "stderr so far: " + read(log) + "; stdout: " + out);
         assertEquals(1, verify.exitValue(), out + read(log));
         assertTrue((out + read(log)).contains("record 2"), out + read(log));
     }

@@ -28,7 +28,8 @@ class TpmQuoteCommandIT {
         assertEquals(0, Main.run("tpm", "quote", "--tpm", swtpm.tpmUri(), "--pcrs", pcrs, "--nonce", "c0ffee01",
                 "--out", dir.toString()));
         for (String f : List.of("quote.msg", "quote.sig", "pcrs.bin", "ak.pub.pem")) {
-            assertTrue(Files.size(dir.resolve(f)) > 0, f);
+            assertTrue(Files.size(dir.resolve(f)) > 0, f + " is not empty; the output directory holds "
+                    + java.util.Arrays.toString(dir.toFile().list()));
         }
         Tpm2Tools.Result ok = checkquote(dir, "c0ffee01");
         assertEquals(0, ok.exitCode(), ok.stderr() + ok.stdout());

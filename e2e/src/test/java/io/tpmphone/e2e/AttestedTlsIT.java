@@ -152,7 +152,8 @@ class AttestedTlsIT {
         assertEquals(IntegrityLevel.MEASURED, seenByBob.level(), seenByBob.reason());
         assertEquals(Optional.of("alice"), seenByBob.host());
         assertTrue(seenByAlice.summary().contains("release softphone-"), seenByAlice.summary());
-        assertTrue(seenByAlice.freshness().orElseThrow().compareTo(Duration.ofMinutes(5)) <= 0);
+        assertTrue(seenByAlice.freshness().orElseThrow().compareTo(Duration.ofMinutes(5)) <= 0,
+                () -> "evidence at most 5 minutes old: " + seenByAlice.freshness() + "; " + seenByAlice.summary());
         assertTrue(seenByBob.display().startsWith("MEASURED alice"), seenByBob.display());
     }
 

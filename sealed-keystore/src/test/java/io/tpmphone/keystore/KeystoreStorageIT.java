@@ -56,7 +56,8 @@ class KeystoreStorageIT {
                     }
                 }
             }
-            assertTrue(ks.fingerprintCount() >= 0);
+            assertTrue(ks.fingerprintCount() >= 0, () -> "the keystore still reads its fingerprints: count "
+                    + ks.fingerprintCount());
         }
     }
 

@@ -43,8 +43,9 @@ class MintIT {
                 k.destroy();
             }
             LOG.info("minted {} keys in {} ms", KEYS, (System.nanoTime() - start) / 1_000_000);
-            assertEquals(KEYS, ks.fingerprintCount());
-            assertEquals(8 + 32L * KEYS, Files.size(dir.resolve("fingerprints.log")));
+            assertEquals(KEYS, ks.fingerprintCount(), "one fingerprint per minted key");
+            assertEquals(8 + 32L * KEYS, Files.size(dir.resolve("fingerprints.log")),
+                    () -> "an 8-byte header and 32 bytes per key; fingerprint count " + ks.fingerprintCount());
         }
     }
 }

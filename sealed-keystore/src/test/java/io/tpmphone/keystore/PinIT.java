@@ -48,17 +48,18 @@ class PinIT {
     void keystoreWithPin_needsThePin_andCountsWrongOnes() throws Exception {
         try (SealedKeystore ks = SealedKeystore.create(tpm, dir, Protection.pcrOnly(Protection.DEFAULT_PCRS),
                 Optional.of(pin("2468")))) {
-            assertTrue(ks.hasPin());
+            assertTrue(ks.hasPin(), "created with a PIN, the keystore says it has one");
             ks.srtpKey("c", SrtpSuite.AES_CM_128_HMAC_SHA1_80, Unlock.measuredState().withPin(pin("2468"))).destroy();
             assertEquals(KeystoreException.Reason.PIN_REQUIRED, assertThrows(KeystoreException.class,
                     () -> ks.srtpKey("c", SrtpSuite.AES_CM_128_HMAC_SHA1_80)).reason());
             KeystoreException wrong = assertThrows(KeystoreException.class, () -> ks.srtpKey("c",
                     SrtpSuite.AES_CM_128_HMAC_SHA1_80, Unlock.measuredState().withPin(pin("1357"))));
             assertEquals(KeystoreException.Reason.PIN_WRONG, wrong.reason(), wrong.getMessage());
-            assertEquals(1, tpm.readDictionaryAttackState().failedTries());
+            var afterWrong = tpm.readDictionaryAttackState();
+            assertEquals(1, afterWrong.failedTries(), () -> "one wrong PIN counts one TPM failure: " + afterWrong);
         }
         try (SealedKeystore reopened = SealedKeystore.open(tpm, dir)) {
-            assertTrue(reopened.hasPin());
+            assertTrue(reopened.hasPin(), () -> "reopened from " + dir + ", the keystore still has its PIN");
             reopened.srtpKey("c", SrtpSuite.AES_CM_128_HMAC_SHA1_80, Unlock.measuredState().withPin(pin("2468")))
                     .destroy();
         }
@@ -77,7 +78,8 @@ class PinIT {
                 assertEquals(KeystoreException.Reason.PIN_WRONG, assertThrows(KeystoreException.class,
                         () -> ks.srtpKey("c", SrtpSuite.AES_CM_128_HMAC_SHA1_80, wrong)).reason());
             }
-            assertTrue(tpm.readDictionaryAttackState().inLockout());
+            var afterThree = tpm.readDictionaryAttackState();
+            assertTrue(afterThree.inLockout(), () -> "three wrong PINs lock the TPM out: " + afterThree);
             KeystoreException locked = assertThrows(KeystoreException.class,
                     () -> ks.srtpKey("c", SrtpSuite.AES_CM_128_HMAC_SHA1_80, right));
             assertEquals(KeystoreException.Reason.LOCKED_OUT, locked.reason(), locked.getMessage());
@@ -85,7 +87,8 @@ class PinIT {
                     () -> ks.srtpKey("c", SrtpSuite.AES_CM_128_HMAC_SHA1_80, wrong)).reason());
 
             ks.resetLockout();
-            assertFalse(tpm.readDictionaryAttackState().inLockout());
+            var afterReset = tpm.readDictionaryAttackState();
+            assertFalse(afterReset.inLockout(), () -> "resetLockout() ends the lockout: " + afterReset);
             ks.srtpKey("c", SrtpSuite.AES_CM_128_HMAC_SHA1_80, right).destroy();
         }
         assertEquals(List.of(), tpm.handles(TpmClient.HandleType.TRANSIENT));

@@ -68,12 +68,14 @@ class SealedKeystoreIT {
                     () -> ks.srtpKey("call-2", SrtpSuite.AES_CM_128_HMAC_SHA1_80, v10));
             assertTrue(Set.of(KeystoreException.Reason.POLICY_FAIL, KeystoreException.Reason.NOT_APPROVED)
                     .contains(refused.reason()), refused.getMessage());
-            assertTrue(refused.tpmResponseCode().isPresent());
+            assertTrue(refused.tpmResponseCode().isPresent(), () -> "the refusal came from the TPM: " + refused.reason()
+                    + ": " + refused.getMessage());
 
             byte[] sealedPolicyBefore = ks.sealedPolicy().value();
             PolicyApproval v11 = authority.approve(ks.currentStatePolicy().value(), Protection.policyRef());
             SrtpKeys again = ks.srtpKey("call-3", SrtpSuite.AES_CM_128_HMAC_SHA1_80, v11);
-            assertFalse(keys.masterKey().equalsConstantTime(again.masterKey()));
+            assertFalse(keys.masterKey().equalsConstantTime(again.masterKey()),
+                    "call-3 gets a new master key, not call-1's again");
             assertArrayEquals(sealedPolicyBefore, ks.sealedPolicy().value(), "not re-sealed");
         }
         assertEquals(List.of(), tpm.handles(TpmClient.HandleType.TRANSIENT));
@@ -134,8 +136,8 @@ class SealedKeystoreIT {
                     forged.signature(), authority.publicArea().encoded());
             KeystoreException badSignature = assertThrows(KeystoreException.class,
                     () -> ks.srtpKey("c", SrtpSuite.AES_CM_128_HMAC_SHA1_80, forgedUnderRealName));
-            assertEquals(KeystoreException.Reason.BAD_APPROVAL, badSignature.reason());
-            assertEquals(Optional.of("SIGNATURE"), badSignature.tpmResponseCode());
+            assertEquals(KeystoreException.Reason.BAD_APPROVAL, badSignature.reason(), badSignature.getMessage());
+            assertEquals(Optional.of("SIGNATURE"), badSignature.tpmResponseCode(), badSignature.getMessage());
 
             PolicyApproval good = authority.approve(ks.currentStatePolicy().value(), Protection.policyRef());
             PolicyApproval wrongRef = new PolicyApproval(good.approvedPolicy(), new byte[] {1}, good.signature(),
@@ -155,14 +157,14 @@ class SealedKeystoreIT {
             assertEquals("SrtpKeys[AES_CM_128_HMAC_SHA1_32]", k.toString());
             assertEquals(14, k.masterSalt().length());
             k.destroy();
-            assertTrue(k.isDestroyed());
+            assertTrue(k.isDestroyed(), () -> "destroy() destroyed the keys: " + k);
             assertThrows(IllegalStateException.class, () -> k.masterKey().reveal());
 
             measure("softphone exited");
             KeystoreException e = assertThrows(KeystoreException.class,
                     () -> ks.srtpKey("call", SrtpSuite.AES_CM_128_HMAC_SHA1_80));
-            assertEquals(KeystoreException.Reason.POLICY_FAIL, e.reason());
-            assertEquals(Optional.of("POLICY_FAIL"), e.tpmResponseCode());
+            assertEquals(KeystoreException.Reason.POLICY_FAIL, e.reason(), e.getMessage());
+            assertEquals(Optional.of("POLICY_FAIL"), e.tpmResponseCode(), e.getMessage());
         }
         assertEquals(List.of(), tpm.handles(TpmClient.HandleType.TRANSIENT));
     }
@@ -187,8 +189,11 @@ class SealedKeystoreIT {
             Set<String> seen = new HashSet<>();
             for (int i = 0; i < 20; i++) {
                 SrtpKeys k = ks.srtpKey(i % 2 == 0 ? "same-call" : "call-" + i, SrtpSuite.AES_CM_128_HMAC_SHA1_80);
-                assertTrue(seen.add(hex(k.masterKey())));
-                assertTrue(seen.add(hex(k.masterSalt())));
+                int key = i;
+                assertTrue(seen.add(hex(k.masterKey())), () -> "key " + key + "'s master key repeats one of the "
+                        + seen.size() + " values issued before");
+                assertTrue(seen.add(hex(k.masterSalt())), () -> "key " + key + "'s master salt repeats one of the "
+                        + seen.size() + " values issued before");
             }
             assertEquals(20, ks.fingerprintCount());
         }
@@ -207,7 +212,7 @@ class SealedKeystoreIT {
             issuedSalt = SecretBytes.copyOf(issued.masterSalt().reveal());
             KeystoreException replayOfIssued = assertThrows(KeystoreException.class,
                     () -> ks.checkOffered(issuedKey, issuedSalt));
-            assertEquals(KeystoreException.Reason.SEEN_BEFORE, replayOfIssued.reason());
+            assertEquals(KeystoreException.Reason.SEEN_BEFORE, replayOfIssued.reason(), replayOfIssued.getMessage());
 
             ks.checkOffered(offeredKey, offeredSalt);
             assertEquals(KeystoreException.Reason.SEEN_BEFORE,
@@ -231,7 +236,7 @@ class SealedKeystoreIT {
         SealedKeystore.create(tpm, dir, protection, Optional.empty()).close();
         KeystoreException exists = assertThrows(KeystoreException.class,
                 () -> SealedKeystore.create(tpm, dir, protection, Optional.empty()));
-        assertEquals(KeystoreException.Reason.STORAGE, exists.reason());
+        assertEquals(KeystoreException.Reason.STORAGE, exists.reason(), exists.getMessage());
         try (SealedKeystore ks = SealedKeystore.open(tpm, dir)) {
             assertEquals(protection, ks.protection());
             ks.srtpKey("c", SrtpSuite.AES_CM_128_HMAC_SHA1_80, authority.approve(ks.currentStatePolicy().value(), Protection.policyRef())).destroy();

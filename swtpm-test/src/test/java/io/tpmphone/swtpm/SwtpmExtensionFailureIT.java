@@ -25,9 +25,9 @@ class SwtpmExtensionFailureIT {
     void missingSwtpm_failsTheTestsInsteadOfSkippingThem() {
         Events events = execute(MissingSwtpmFixture.class);
 
-        assertEquals(0, events.skipped().count(), "nothing skipped");
+        assertEquals(0, events.skipped().count(), () -> "nothing skipped: " + events.list());
         assertEquals(0, events.succeeded().filter(Event.byTestDescriptor(d -> d.isTest())).count(),
-                "no test passed");
+                () -> "no test passed: " + events.list());
         Throwable cause = failureCause(events);
         assertTrue(cause instanceof SwtpmNotInstalledException, String.valueOf(cause));
         assertTrue(cause.getMessage().startsWith("swtpm is not installed: run `./tpmphone test`"),
@@ -40,11 +40,12 @@ class SwtpmExtensionFailureIT {
 
         Events events = execute(FailingTestFixture.class);
 
-        assertEquals(1, events.failed().filter(Event.byTestDescriptor(d -> d.isTest())).count());
+        assertEquals(1, events.failed().filter(Event.byTestDescriptor(d -> d.isTest())).count(),
+                () -> "the fixture's one test failed: " + events.list());
         SwtpmProcess seen = FailingTestFixture.seen;
-        assertNotNull(seen, "the fixture ran");
-        assertFalse(seen.isAlive());
-        assertFalse(Files.exists(seen.stateDirectory()));
+        assertNotNull(seen, () -> "the fixture ran: " + events.list());
+        assertFalse(seen.isAlive(), () -> "the failed test's swtpm was stopped: " + Seen.swtpm(seen));
+        assertFalse(Files.exists(seen.stateDirectory()), () -> "and its state deleted: " + Seen.swtpm(seen));
     }
 
     @Test

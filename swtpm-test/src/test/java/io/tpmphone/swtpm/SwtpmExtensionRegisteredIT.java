@@ -13,10 +13,12 @@ class SwtpmExtensionRegisteredIT {
 
     @Test
     void processAndParameterAreTheClassInstance(SwtpmProcess tpm) {
-        assertSame(SWTPM.process(), tpm);
-        assertTrue(tpm.isAlive());
-        assertTrue(tpm.hasEkCertificates());
-        assertTrue(Files.isRegularFile(tpm.caCertificate()));
-        assertTrue(Files.isRegularFile(tpm.rootCertificate()));
+        assertSame(SWTPM.process(), tpm, "the parameter is the extension's instance");
+        assertTrue(tpm.isAlive(), () -> "the class's swtpm runs: " + Seen.swtpm(tpm));
+        assertTrue(tpm.hasEkCertificates(), () -> "withEkCertificate(true) gave EK certificates: " + Seen.swtpm(tpm));
+        assertTrue(Files.isRegularFile(tpm.caCertificate()),
+                () -> "the CA certificate is a file: " + tpm.caCertificate());
+        assertTrue(Files.isRegularFile(tpm.rootCertificate()),
+                () -> "the root certificate is a file: " + tpm.rootCertificate());
     }
 }

@@ -29,6 +29,7 @@ import java.security.interfaces.RSAPublicKey;
 import java.security.spec.X509EncodedKeySpec;
 import java.util.ArrayList;
 import java.util.HashSet;
+import java.util.HexFormat;
 import java.util.List;
 import java.util.Set;
 import java.util.regex.Matcher;
@@ -45,7 +46,7 @@ class SwtpmProcessIT {
     @Test
     void start_dataPortAnswersRawGetRandom() throws IOException {
         try (SwtpmProcess tpm = SwtpmProcess.builder().start()) {
-            assertTrue(tpm.isAlive());
+            assertTrue(tpm.isAlive(), () -> "swtpm runs after start(): " + Seen.swtpm(tpm));
             assertEquals("127.0.0.1", tpm.host());
             assertEquals("swtpm:host=127.0.0.1,port=" + tpm.port(), tpm.tctiString());
             assertEquals(tpm.tctiString(), tpm.tpmUri());
@@ -53,10 +54,11 @@ class SwtpmProcessIT {
             byte[] response = RawTpm.exchange(tpm.host(), tpm.port(), RawTpm.getRandomCommand(16));
 
             ByteBuffer buffer = ByteBuffer.wrap(response);
-            assertEquals(RawTpm.TPM_ST_NO_SESSIONS, buffer.getShort(), "tag");
-            assertEquals(10 + 2 + 16, buffer.getInt(), "responseSize");
-            assertEquals(0, buffer.getInt(), "TPM_RC_SUCCESS");
-            assertEquals(16, buffer.getShort(), "randomBytes.size");
+            String hex = HexFormat.of().formatHex(response);
+            assertEquals(RawTpm.TPM_ST_NO_SESSIONS, buffer.getShort(), () -> "tag; response " + hex);
+            assertEquals(10 + 2 + 16, buffer.getInt(), () -> "responseSize; response " + hex);
+            assertEquals(0, buffer.getInt(), () -> "TPM_RC_SUCCESS; response " + hex + "; " + Seen.swtpm(tpm));
+            assertEquals(16, buffer.getShort(), () -> "randomBytes.size; response " + hex);
         }
     }
 
@@ -78,9 +80,10 @@ class SwtpmProcessIT {
 
             tpm.restart();
 
-            assertTrue(tpm.isAlive());
-            assertNotEquals(oldPid, tpm.pid());
-            assertFalse(ProcessHandle.of(oldPid).map(ProcessHandle::isAlive).orElse(false), "old process gone");
+            assertTrue(tpm.isAlive(), () -> "swtpm runs after restart(): " + Seen.swtpm(tpm));
+            assertNotEquals(oldPid, tpm.pid(), () -> "restart() started a new process: " + Seen.swtpm(tpm));
+            assertFalse(ProcessHandle.of(oldPid).map(ProcessHandle::isAlive).orElse(false),
+                () -> "old process gone: " + Seen.process(oldPid));
             assertEquals(ZERO_SHA256, pcr10Sha256(tpm), "PCR 10 is reset by the reboot");
             Path read = work.resolve("read.bin");
             Tpm2Tools.run(tpm, "tpm2_nvread", "0x01500100", "-C", "o", "-o", read.toString()).requireSuccess();
@@ -118,11 +121,13 @@ class SwtpmProcessIT {
 
             tpm.kill();
 
-            assertFalse(tpm.isAlive());
-            assertFalse(ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false), "pid " + pid + " gone");
-            assertThrows(IOException.class, () -> RawTpm.exchange(tpm.host(), tpm.port(), RawTpm.getRandomCommand(8)));
+            assertFalse(tpm.isAlive(), () -> "kill() leaves no running swtpm: " + Seen.swtpm(tpm));
+            assertFalse(ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false),
+                () -> "pid " + pid + " gone: " + Seen.process(pid));
+            assertThrows(IOException.class, () -> RawTpm.exchange(tpm.host(), tpm.port(), RawTpm.getRandomCommand(8)),
+                    () -> "nothing answers on the killed swtpm's port " + tpm.port());
             tpm.close();
-            assertFalse(Files.exists(state), state + " deleted");
+            assertFalse(Files.exists(state), () -> state + " deleted by close(); it holds " + list(state));
         } finally {
             tpm.close();
         }
@@ -140,11 +145,13 @@ class SwtpmProcessIT {
                 tpm.kill();
 
                 InputStream in = client.getInputStream();
-                assertEquals(-1, readOrEndOfStream(in), "connection closed by the dying swtpm");
+                assertEquals(-1, readOrEndOfStream(in),
+                        () -> "connection closed by the dying swtpm: " + Seen.swtpm(tpm));
             }
             tpm.restart();
             byte[] response = RawTpm.exchange(tpm.host(), tpm.port(), RawTpm.getRandomCommand(8));
-            assertEquals(0, RawTpm.responseCode(response));
+            assertEquals(0, RawTpm.responseCode(response), () -> "TPM_RC_SUCCESS; response "
+                    + HexFormat.of().formatHex(response) + "; " + Seen.swtpm(tpm));
         }
     }
 
@@ -160,8 +167,8 @@ class SwtpmProcessIT {
 
             tpm.stop(); // TPM2_Shutdown cannot get through (1 s timeout), SIGTERM still works
 
-            assertFalse(tpm.isAlive());
-            assertFalse(ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false));
+            assertFalse(tpm.isAlive(), () -> "stop() ended swtpm despite the busy client: " + Seen.swtpm(tpm));
+            assertFalse(ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false), () -> Seen.process(pid));
         }
     }
 
@@ -173,10 +180,12 @@ class SwtpmProcessIT {
             try (ServerSocket squatter = new ServerSocket(oldPort, 1, InetAddress.getLoopbackAddress())) {
                 tpm.restart();
 
-                assertNotEquals(squatter.getLocalPort(), tpm.port());
-                assertEquals(tpm.port() + 1, tpm.controlPort());
-                assertEquals(0, RawTpm.responseCode(RawTpm.exchange(tpm.host(), tpm.port(),
-                        RawTpm.getRandomCommand(4))));
+                assertNotEquals(squatter.getLocalPort(), tpm.port(),
+                        () -> "moved off the taken port: " + Seen.swtpm(tpm));
+                assertEquals(tpm.port() + 1, tpm.controlPort(), () -> "control port is data port + 1: " + tpm);
+                byte[] response = RawTpm.exchange(tpm.host(), tpm.port(), RawTpm.getRandomCommand(4));
+                assertEquals(0, RawTpm.responseCode(response), () -> "TPM_RC_SUCCESS on the new port; response "
+                        + HexFormat.of().formatHex(response) + "; " + Seen.swtpm(tpm));
             }
         }
     }
@@ -187,16 +196,16 @@ class SwtpmProcessIT {
         Path state = tpm.stateDirectory();
         long pid = tpm.pid();
         try {
-            assertTrue(Files.isDirectory(state));
+            assertTrue(Files.isDirectory(state), () -> "the private state directory exists: " + Seen.swtpm(tpm));
         } finally {
             tpm.close();
         }
         tpm.close(); // idempotent
 
-        assertFalse(Files.exists(state));
-        assertFalse(Files.exists(tpm.logFile()));
-        assertFalse(ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false));
-        assertThrows(IllegalStateException.class, tpm::restart);
+        assertFalse(Files.exists(state), () -> state + " deleted by close(); it holds " + list(state));
+        assertFalse(Files.exists(tpm.logFile()), () -> "the log is deleted by close(): " + Seen.logTail(tpm.logFile()));
+        assertFalse(ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false), () -> Seen.process(pid));
+        assertThrows(IllegalStateException.class, tpm::restart, "restart() after close() is an error");
     }
 
     @Test
@@ -206,24 +215,27 @@ class SwtpmProcessIT {
             Tpm2Tools.run(tpm, "tpm2_nvdefine", "0x01500102", "-C", "o", "-s", "4", "-a", "ownerread|ownerwrite")
                     .requireSuccess();
         }
-        assertTrue(Files.isRegularFile(state.resolve("tpm2-00.permall")));
+        assertTrue(Files.isRegularFile(state.resolve("tpm2-00.permall")),
+                () -> "the given state directory is kept on close(); it holds " + list(state));
         try (SwtpmProcess again = SwtpmProcess.builder().stateDirectory(state).start()) {
             String indices = Tpm2Tools.run(again, "tpm2_getcap", "handles-nv-index").requireSuccess().stdout();
-            assertTrue(indices.contains("0x1500102"), indices);
+            assertTrue(indices.contains("0x1500102"), "NV index 0x1500102 carried to the next instance: " + indices);
         }
     }
 
     @Test
     void ekCertificates_areInNv_andChainToTheExposedCa(@TempDir Path work) throws Exception {
         try (SwtpmProcess tpm = SwtpmProcess.builder().withEkCertificate(true).start()) {
-            assertTrue(tpm.hasEkCertificates());
+            assertTrue(tpm.hasEkCertificates(),
+                    () -> "withEkCertificate(true) gave EK certificates: " + Seen.swtpm(tpm));
             X509Certificate rsaEk = readNvCertificate(tpm, SwtpmProcess.EK_CERTIFICATE_RSA_2048_NV_INDEX, work);
             X509Certificate eccEk = readNvCertificate(tpm, SwtpmProcess.EK_CERTIFICATE_ECC_P384_NV_INDEX, work);
 
             RSAPublicKey rsaKey = (RSAPublicKey) rsaEk.getPublicKey();
-            assertEquals(2048, rsaKey.getModulus().bitLength());
+            assertEquals(2048, rsaKey.getModulus().bitLength(), () -> "RSA EK size; certificate " + rsaEk);
             ECPublicKey eccKey = (ECPublicKey) eccEk.getPublicKey();
-            assertEquals(384, eccKey.getParams().getCurve().getField().getFieldSize());
+            assertEquals(384, eccKey.getParams().getCurve().getField().getFieldSize(),
+                    () -> "ECC EK curve size; certificate " + eccEk);
 
             X509Certificate issuer = readPem(tpm.caCertificate());
             X509Certificate root = readPem(tpm.rootCertificate());
@@ -236,7 +248,7 @@ class SwtpmProcessIT {
                     .requireSuccess();
             PublicKey persistentEk = KeyFactory.getInstance("RSA")
                     .generatePublic(new X509EncodedKeySpec(Files.readAllBytes(ekPublic)));
-            assertEquals(rsaKey, persistentEk);
+            assertEquals(rsaKey, persistentEk, "the RSA EK certificate is for the persistent EK at 0x81010001");
 
             String banks = Tpm2Tools.run(tpm, "tpm2_getcap", "pcrs").requireSuccess().stdout();
             assertTrue(banks.contains("sha1: [ 0,") && banks.contains("sha256: [ 0,"), "all banks active: " + banks);
@@ -247,7 +259,8 @@ class SwtpmProcessIT {
     void platformCertificate_isInNv_andImpliesEkCertificates() {
         try (SwtpmProcess tpm = SwtpmProcess.builder().withPlatformCertificate(true).start()) {
             String indices = Tpm2Tools.run(tpm, "tpm2_getcap", "handles-nv-index").requireSuccess().stdout();
-            assertTrue(indices.contains("0x1C08000") || indices.contains("0x1c08000"), indices);
+            assertTrue(indices.contains("0x1C08000") || indices.contains("0x1c08000"),
+                    "platform certificate index 0x1C08000 defined: " + indices);
             assertTrue(indices.contains("0x1C00002") || indices.contains("0x1c00002"), "implies EK: " + indices);
         }
     }
@@ -261,18 +274,21 @@ class SwtpmProcessIT {
             X509Certificate ownEk = readNvCertificate(own, SwtpmProcess.EK_CERTIFICATE_RSA_2048_NV_INDEX, work);
             validate(ownEk, readPem(own.caCertificate()), readPem(own.rootCertificate()));
             assertThrows(CertPathValidatorException.class,
-                    () -> validate(ownEk, readPem(shared.caCertificate()), readPem(shared.rootCertificate())));
+                    () -> validate(ownEk, readPem(shared.caCertificate()), readPem(shared.rootCertificate())),
+                    () -> "the shared CA does not verify the private CA's EK certificate, issued by "
+                            + ownEk.getIssuerX500Principal());
             Path ownCa = own.caCertificate();
             own.close();
-            assertFalse(Files.exists(ownCa), "a private CA is deleted with its instance");
-            assertTrue(Files.exists(shared.caCertificate()), "the shared CA lives until JVM exit");
+            assertFalse(Files.exists(ownCa), () -> "a private CA is deleted with its instance: " + ownCa + " exists");
+            assertTrue(Files.exists(shared.caCertificate()),
+                    () -> "the shared CA lives until JVM exit: " + shared.caCertificate() + " is gone");
         }
     }
 
     @Test
     void withoutEkCertificate_caCertificateIsAnError() {
         try (SwtpmProcess tpm = SwtpmProcess.builder().start()) {
-            assertFalse(tpm.hasEkCertificates());
+            assertFalse(tpm.hasEkCertificates(), () -> "no EK certificates by default: " + Seen.swtpm(tpm));
             IllegalStateException e = assertThrows(IllegalStateException.class, tpm::caCertificate);
             assertTrue(e.getMessage().contains("withEkCertificate(true)"), e.getMessage());
         }
@@ -285,11 +301,13 @@ class SwtpmProcessIT {
             Set<Integer> ports = new HashSet<>(List.of(first.port(), first.controlPort(), second.port(),
                     second.controlPort()));
             assertEquals(4, ports.size(), "four distinct ports: " + ports);
-            assertNotEquals(first.stateDirectory(), second.stateDirectory());
-            assertEquals(0, RawTpm.responseCode(RawTpm.exchange(first.host(), first.port(),
-                    RawTpm.getRandomCommand(4))));
-            assertEquals(0, RawTpm.responseCode(RawTpm.exchange(second.host(), second.port(),
-                    RawTpm.getRandomCommand(4))));
+            assertNotEquals(first.stateDirectory(), second.stateDirectory(), "each instance has its own state");
+            byte[] fromFirst = RawTpm.exchange(first.host(), first.port(), RawTpm.getRandomCommand(4));
+            assertEquals(0, RawTpm.responseCode(fromFirst), () -> "first instance: TPM_RC_SUCCESS; response "
+                    + HexFormat.of().formatHex(fromFirst) + "; " + Seen.swtpm(first));
+            byte[] fromSecond = RawTpm.exchange(second.host(), second.port(), RawTpm.getRandomCommand(4));
+            assertEquals(0, RawTpm.responseCode(fromSecond), () -> "second instance: TPM_RC_SUCCESS; response "
+                    + HexFormat.of().formatHex(fromSecond) + "; " + Seen.swtpm(second));
         }
     }
 
@@ -309,7 +327,7 @@ class SwtpmProcessIT {
             long started = System.nanoTime();
             try (SwtpmProcess tpm = SwtpmProcess.builder().start()) {
                 plain.add((System.nanoTime() - started) / 1_000_000);
-                assertTrue(tpm.isAlive());
+                assertTrue(tpm.isAlive(), () -> "swtpm runs after start(): " + Seen.swtpm(tpm));
             }
         }
         List<Long> restarts = new ArrayList<>();
@@ -335,17 +353,30 @@ class SwtpmProcessIT {
 
     // ---------------------------------------------------------------------------------------------------------------
 
+    /** The files under a directory, for a message saying it should be gone. */
+    private static String list(Path dir) {
+        if (!Files.exists(dir)) {
+            return "nothing (it is gone)";
+        }
+        try (var files = Files.walk(dir)) {
+            return files.map(Path::toString).toList().toString();
+        } catch (IOException | RuntimeException e) {
+            return "(cannot list: " + e + ")";
+        }
+    }
+
     private static String pcr10Sha256(SwtpmProcess tpm) {
         String out = Tpm2Tools.run(tpm, "tpm2_pcrread", "sha256:10").requireSuccess().stdout();
         Matcher matcher = Pattern.compile("10\\s*:\\s*0x([0-9A-Fa-f]+)").matcher(out);
-        assertTrue(matcher.find(), out);
+        assertTrue(matcher.find(), () -> "tpm2_pcrread sha256:10 prints PCR 10; it printed: " + out);
         return matcher.group(1).toLowerCase();
     }
 
     private static int lockoutCounter(SwtpmProcess tpm) {
         String out = Tpm2Tools.run(tpm, "tpm2_getcap", "properties-variable").requireSuccess().stdout();
         Matcher matcher = Pattern.compile("TPM2_PT_LOCKOUT_COUNTER:\\s*0x([0-9A-Fa-f]+)").matcher(out);
-        assertTrue(matcher.find(), out);
+        assertTrue(matcher.find(),
+                () -> "tpm2_getcap properties-variable prints the lockout counter; it printed: " + out);
         return Integer.parseInt(matcher.group(1), 16);
     }
 

@@ -27,14 +27,17 @@ class WithSwtpmClassLevelIT {
     void constructorAndMethodGetTheSameRunningInstance(SwtpmProcess tpm) throws IOException {
         assertSame(fromBeforeAll, tpm);
         assertSame(fromConstructor, tpm);
-        assertTrue(tpm.isAlive());
-        assertFalse(tpm.hasEkCertificates());
-        assertEquals(0, RawTpm.responseCode(RawTpm.exchange(tpm.host(), tpm.port(), RawTpm.getRandomCommand(8))));
+        assertTrue(tpm.isAlive(), () -> "the class's swtpm runs: " + Seen.swtpm(tpm));
+        assertFalse(tpm.hasEkCertificates(),
+                () -> "@WithSwtpm makes no EK certificates by default: " + Seen.swtpm(tpm));
+        byte[] response = RawTpm.exchange(tpm.host(), tpm.port(), RawTpm.getRandomCommand(8));
+        assertEquals(0, RawTpm.responseCode(response), () -> "TPM2_GetRandom answered with TPM_RC_SUCCESS; response "
+                + java.util.HexFormat.of().formatHex(response) + "; " + Seen.swtpm(tpm));
     }
 
     @Test
     void everyTestMethodSharesTheClassInstance(SwtpmProcess tpm) {
         assertSame(fromBeforeAll, tpm);
-        assertTrue(tpm.isAlive());
+        assertTrue(tpm.isAlive(), () -> "the class's swtpm still runs: " + Seen.swtpm(tpm));
     }
 }

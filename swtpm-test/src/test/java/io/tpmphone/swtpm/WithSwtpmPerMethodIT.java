@@ -29,8 +29,8 @@ class WithSwtpmPerMethodIT {
     @Order(1)
     void firstMethodGetsAnInstanceWithEkCertificates(SwtpmProcess tpm) {
         assertSame(fromBeforeEach, tpm);
-        assertTrue(tpm.isAlive());
-        assertTrue(tpm.hasEkCertificates());
+        assertTrue(tpm.isAlive(), () -> "the method's swtpm runs: " + Seen.swtpm(tpm));
+        assertTrue(tpm.hasEkCertificates(), () -> "ekCertificate = true gave EK certificates: " + Seen.swtpm(tpm));
         first = tpm;
     }
 
@@ -39,11 +39,11 @@ class WithSwtpmPerMethodIT {
     void secondMethodGetsAnotherOne_andTheFirstWasClosed(SwtpmProcess tpm) {
         assertNotNull(first, "runs after the first method");
         assertSame(fromBeforeEach, tpm);
-        assertNotSame(first, tpm);
-        assertNotEquals(first.pid(), tpm.pid());
-        assertNotEquals(first.stateDirectory(), tpm.stateDirectory());
-        assertFalse(first.isAlive(), "the first method's swtpm was stopped after it");
-        assertFalse(Files.exists(first.stateDirectory()), "and its state deleted");
-        assertTrue(tpm.isAlive());
+        assertNotSame(first, tpm, () -> "a new instance per method, got the first one again: " + tpm);
+        assertNotEquals(first.pid(), tpm.pid(), () -> "a new process per method: " + first + " and " + tpm);
+        assertNotEquals(first.stateDirectory(), tpm.stateDirectory(), "a new state directory per method");
+        assertFalse(first.isAlive(), () -> "the first method's swtpm was stopped after it: " + Seen.swtpm(first));
+        assertFalse(Files.exists(first.stateDirectory()), () -> "and its state deleted: " + first.stateDirectory());
+        assertTrue(tpm.isAlive(), () -> "the second method's swtpm runs: " + Seen.swtpm(tpm));
     }
 }

@@ -76,7 +76,9 @@ class DeviceTransportIT {
     void silentDevice_timesOutAndIsClosed(SwtpmProcess swtpm) throws Exception {
         try (TpmClient client = TpmClient.open(TpmUri.parse("device:" + device + ",timeout=400"))) {
             Process stop = new ProcessBuilder("kill", "-STOP", Long.toString(swtpm.pid())).start();
-            assertTrue(stop.waitFor(5, TimeUnit.SECONDS) && stop.exitValue() == 0);
+            assertTrue(stop.waitFor(5, TimeUnit.SECONDS) && stop.exitValue() == 0,
+                    () -> "kill -STOP " + swtpm.pid() + " finished with exit code 0 within 5 s; it is "
+                            + (stop.isAlive() ? "still running" : "done with exit code " + stop.exitValue()));
             try {
                 TpmTransportException e = assertTimeoutPreemptively(Duration.ofSeconds(5),
                         () -> assertThrows(TpmTransportException.class, () -> client.getRandom(8)));

@@ -28,7 +28,9 @@ class EndorsementIT {
             X509Certificate cert = (X509Certificate) cf.generateCertificate(new ByteArrayInputStream(der));
             assertArrayEquals(cert.getPublicKey().getEncoded(), ek.toPublicKey().getEncoded());
             assertTrue(ek.has(ObjectAttribute.RESTRICTED) && ek.has(ObjectAttribute.DECRYPT)
-                    && ek.has(ObjectAttribute.ADMIN_WITH_POLICY) && !ek.has(ObjectAttribute.USER_WITH_AUTH));
+                    && ek.has(ObjectAttribute.ADMIN_WITH_POLICY) && !ek.has(ObjectAttribute.USER_WITH_AUTH),
+                    () -> "the EK has the TCG template's attributes (restricted, decrypt, adminWithPolicy, no "
+                            + "userWithAuth); it has " + ek.attributes());
 
             X509Certificate issuer;
             try (InputStream in = Files.newInputStream(swtpm.caCertificate())) {
@@ -46,7 +48,9 @@ class EndorsementIT {
     void missingCertificate_isEmpty(SwtpmProcess swtpm) throws Exception {
         try (TpmClient client = TpmClient.open(TpmUri.parse(swtpm.tpmUri()))) {
             // swtpm_localca issues RSA-2048 and ECC P-384 certificates, never P-256.
-            assertTrue(client.readEndorsementCertificate(EkType.ECC_P256).isEmpty());
+            var p256 = client.readEndorsementCertificate(EkType.ECC_P256);
+            assertTrue(p256.isEmpty(), () -> "no ECC P-256 EK certificate; read " + p256.map(der -> der.length
+                    + " bytes: " + java.util.HexFormat.of().formatHex(der)).orElse("none"));
         }
     }
 

@@ -43,14 +43,19 @@ class PasswordSealIT {
         SecretBytes secret = SecretBytes.copyOf(client.getRandom(32));
         TpmObjectBlob sealed = client.sealWithPassword(PersistentHandle.SRK_ECC, secret, pin("1234"));
         TpmtPublic pub = TpmtPublic.parse(sealed.publicArea());
-        assertTrue(pub.has(ObjectAttribute.USER_WITH_AUTH));
-        assertFalse(pub.has(ObjectAttribute.NO_DA));
+        assertTrue(pub.has(ObjectAttribute.USER_WITH_AUTH),
+                () -> "a password authorizes it; attributes " + pub.attributes());
+        assertFalse(pub.has(ObjectAttribute.NO_DA),
+                () -> "dictionary-attack protected; attributes " + pub.attributes());
 
-        assertTrue(secret.equalsConstantTime(client.unsealWithPassword(PersistentHandle.SRK_ECC, sealed, pin("1234"))));
+        SecretBytes unsealed = client.unsealWithPassword(PersistentHandle.SRK_ECC, sealed, pin("1234"));
+        assertTrue(secret.equalsConstantTime(unsealed), () -> "the right password unseals the sealed " + secret.length()
+                + " bytes; got " + unsealed.length() + " other bytes");
         TpmResponseException wrong = assertThrows(TpmResponseException.class,
                 () -> client.unsealWithPassword(PersistentHandle.SRK_ECC, sealed, pin("4321")));
         assertTrue(Set.of("AUTH_FAIL", "BAD_AUTH").contains(wrong.responseCodeName()), wrong.getMessage());
-        assertEquals(1, client.readDictionaryAttackState().failedTries());
+        DictionaryAttackState afterWrong = client.readDictionaryAttackState();
+        assertEquals(1, afterWrong.failedTries(), () -> "one wrong password counts one failure: " + afterWrong);
         assertEquals(List.of(), client.handles(TpmClient.HandleType.TRANSIENT));
     }
 
@@ -66,16 +71,20 @@ class PasswordSealIT {
             assertThrows(TpmResponseException.class,
                     () -> client.unsealWithPassword(PersistentHandle.SRK_ECC, sealed, pin("0000")));
         }
-        assertTrue(client.readDictionaryAttackState().inLockout());
+        DictionaryAttackState afterThree = client.readDictionaryAttackState();
+        assertTrue(afterThree.inLockout(),
+                () -> "three wrong passwords of three allowed lock the TPM out: " + afterThree);
         TpmResponseException locked = assertThrows(TpmResponseException.class,
                 () -> client.unsealWithPassword(PersistentHandle.SRK_ECC, sealed, pin("1234")));
         assertEquals("LOCKOUT", locked.responseCodeName(), locked.getMessage());
 
         client.dictionaryAttackLockReset(NO_LOCKOUT_AUTH);
         DictionaryAttackState reset = client.readDictionaryAttackState();
-        assertFalse(reset.inLockout());
-        assertEquals(0, reset.failedTries());
-        assertTrue(secret.equalsConstantTime(client.unsealWithPassword(PersistentHandle.SRK_ECC, sealed, pin("1234"))));
+        assertFalse(reset.inLockout(), () -> "the lockout reset ends the lockout: " + reset);
+        assertEquals(0, reset.failedTries(), () -> "the lockout reset clears the failures: " + reset);
+        SecretBytes again = client.unsealWithPassword(PersistentHandle.SRK_ECC, sealed, pin("1234"));
+        assertTrue(secret.equalsConstantTime(again), () -> "after the reset the right password unseals the sealed "
+                + secret.length() + " bytes; got " + again.length() + " other bytes");
     }
 
     @Test

@@ -166,7 +166,8 @@ class QuoteIT {
         java.security.Signature jca = java.security.Signature.getInstance("SHA256withECDSA");
         jca.initVerify(tik.toPublicKey());
         jca.update(message);
-        assertTrue(jca.verify(sig.toDer()));
+        assertTrue(jca.verify(sig.toDer()), () -> "the TPM's signature verifies with the AK's public key; DER "
+                + java.util.HexFormat.of().formatHex(sig.toDer()));
     }
 
     @Test

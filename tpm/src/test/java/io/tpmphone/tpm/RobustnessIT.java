@@ -41,7 +41,8 @@ class RobustnessIT {
                     client.ensureStorageRootKey(TpmClient.StorageKeyType.RSA_2048);
                 }
             });
-            assertTrue(started.await(5, TimeUnit.SECONDS));
+            assertTrue(started.await(5, TimeUnit.SECONDS),
+                    () -> "the load worker started within 5 s; its future: " + load);
             client.getRandom(1); // waits for the lock, so the worker is inside a command loop by now
             swtpm.kill();
             java.util.concurrent.ExecutionException e = assertThrows(java.util.concurrent.ExecutionException.class,
@@ -75,7 +76,9 @@ class RobustnessIT {
 
     private static void signal(String name, long pid) throws Exception {
         Process p = new ProcessBuilder("kill", "-" + name, Long.toString(pid)).start();
-        assertTrue(p.waitFor(5, TimeUnit.SECONDS) && p.exitValue() == 0, "kill -" + name);
+        assertTrue(p.waitFor(5, TimeUnit.SECONDS) && p.exitValue() == 0, () -> "kill -" + name + " " + pid
+                + " finished with exit code 0 within 5 s; it is "
+                + (p.isAlive() ? "still running" : "done with exit code " + p.exitValue()));
     }
 
     @Test
@@ -88,7 +91,8 @@ class RobustnessIT {
                 SecretBytes secret = SecretBytes.copyOf(new byte[] {(byte) i, (byte) (i >> 8), 7});
                 TpmObjectBlob sealed = client.seal(PersistentHandle.SRK_ECC, secret, policy);
                 assertTrue(secret.equalsConstantTime(
-                        client.unsealWithPcrPolicy(PersistentHandle.SRK_ECC, sealed, sel)), "cycle " + i);
+                        client.unsealWithPcrPolicy(PersistentHandle.SRK_ECC, sealed, sel)),
+                        "cycle " + i + ": the unsealed bytes differ from the sealed ones");
             }
             assertEquals(List.of(), client.handles(TpmClient.HandleType.TRANSIENT));
             assertEquals(List.of(), client.handles(TpmClient.HandleType.LOADED_SESSION));
@@ -129,7 +133,8 @@ class RobustnessIT {
             }
             go.countDown();
             for (Future<Integer> f : results) {
-                assertEquals(25, f.get(120, TimeUnit.SECONDS));
+                assertEquals(25, f.get(120, TimeUnit.SECONDS),
+                        () -> "each thread's 25 commands succeeded; results " + results);
             }
             pool.shutdown();
             assertEquals(List.of(), client.handles(TpmClient.HandleType.TRANSIENT));

@@ -55,13 +55,15 @@ class SealIT {
         TpmObjectBlob sealed = client.seal(PersistentHandle.SRK_ECC, secret, policy);
 
         SecretBytes unsealed = client.unsealWithPcrPolicy(PersistentHandle.SRK_ECC, sealed, MEASURED);
-        assertTrue(secret.equalsConstantTime(unsealed));
+        assertTrue(secret.equalsConstantTime(unsealed), () -> "unsealing in the measured state gives back the sealed "
+                + secret.length() + " bytes; got " + unsealed.length() + " other bytes");
 
         measure("terminated");
         TpmResponseException e = assertThrows(TpmResponseException.class,
                 () -> client.unsealWithPcrPolicy(PersistentHandle.SRK_ECC, sealed, MEASURED));
         assertEquals("POLICY_FAIL", e.responseCodeName(), e.getMessage());
-        assertTrue(e.getMessage().contains("POLICY_FAIL"));
+        assertTrue(e.getMessage().contains("POLICY_FAIL"),
+                () -> "the message names the response code: " + e.getMessage());
         assertEquals(List.of(), client.handles(TpmClient.HandleType.TRANSIENT));
         assertEquals(List.of(), client.handles(TpmClient.HandleType.LOADED_SESSION));
     }
@@ -77,7 +79,8 @@ class SealIT {
         measure("softphone release 1.0");
         PolicyApproval approvedV1 = authority.approve(currentPcrPolicy(), POLICY_REF);
         assertTrue(root.equalsConstantTime(
-                client.unsealWithAuthorizedPolicy(PersistentHandle.SRK_ECC, sealed, MEASURED, approvedV1)));
+                client.unsealWithAuthorizedPolicy(PersistentHandle.SRK_ECC, sealed, MEASURED, approvedV1)),
+                "the approved state v1 unseals the sealed root (the unsealed bytes differ)");
 
         measure("softphone release 1.1");
         TpmResponseException stale = assertThrows(TpmResponseException.class,
@@ -116,7 +119,8 @@ class SealIT {
         PolicyApproval approval = authority.approveUntil(currentPcrPolicy(), ci.resetCount(), now + 600_000,
                 POLICY_REF);
         assertTrue(root.equalsConstantTime(
-                client.unsealWithAuthorizedPolicy(PersistentHandle.SRK_ECC, sealed, MEASURED, approval)));
+                client.unsealWithAuthorizedPolicy(PersistentHandle.SRK_ECC, sealed, MEASURED, approval)),
+                "the approval unseals the sealed root (the unsealed bytes differ)");
 
         // An approval whose clock step is dropped no longer matches what the authority signed.
         PolicyApproval stripped = new PolicyApproval(approval.approvedPolicy(), approval.policyRef(),
@@ -160,7 +164,8 @@ class SealIT {
         measure("softphone 1.0");
         io.tpmphone.attestation.ClockInfo after = client.readClock();
         assertTrue(after.clock() < before.clock() + 60_000, "the clock went back: " + after.clock());
-        assertTrue(after.resetCount() > before.resetCount());
+        assertTrue(after.resetCount() > before.resetCount(), () -> "the restart raised the reset count: before "
+                + before.resetCount() + ", after " + after.resetCount());
         TpmResponseException e = assertThrows(TpmResponseException.class,
                 () -> client.unsealWithAuthorizedPolicy(PersistentHandle.SRK_ECC, sealed, MEASURED, approval));
         assertEquals("POLICY", e.responseCodeName(), "the reset count no longer matches: " + e.getMessage());
@@ -181,7 +186,8 @@ class SealIT {
                 () -> client.unsealWithAuthorizedPolicy(PersistentHandle.SRK_ECC, sealedForB, MEASURED, forA));
         PolicyApproval forB = authority.approveUntil(currentPcrPolicy(), ci.resetCount(), ci.clock() + 60_000, hostB);
         assertTrue(root.equalsConstantTime(
-                client.unsealWithAuthorizedPolicy(PersistentHandle.SRK_ECC, sealedForB, MEASURED, forB)));
+                client.unsealWithAuthorizedPolicy(PersistentHandle.SRK_ECC, sealedForB, MEASURED, forB)),
+                "B's approval unseals the root sealed for B (the unsealed bytes differ)");
     }
 
     private byte[] currentPcrPolicy() throws TpmException {
@@ -204,11 +210,13 @@ class SealIT {
         TpmtPublic srk = client.ensureStorageRootKey(type);
         PersistentHandle handle = type == TpmClient.StorageKeyType.RSA_2048 ? PersistentHandle.SRK_RSA
                 : PersistentHandle.SRK_ECC;
-        assertTrue(srk.has(ObjectAttribute.RESTRICTED) && srk.has(ObjectAttribute.DECRYPT));
+        assertTrue(srk.has(ObjectAttribute.RESTRICTED) && srk.has(ObjectAttribute.DECRYPT),
+                () -> "a storage key is restricted and decrypts; attributes " + srk.attributes());
         SecretBytes secret = SecretBytes.copyOf(client.getRandom(32));
         byte[] policy = PolicyDigest.initial(HashAlgorithm.SHA256).policyPcr(client.pcrRead(MEASURED)).value();
         TpmObjectBlob sealed = client.seal(handle, secret, policy);
-        assertTrue(secret.equalsConstantTime(client.unsealWithPcrPolicy(handle, sealed, MEASURED)));
+        assertTrue(secret.equalsConstantTime(client.unsealWithPcrPolicy(handle, sealed, MEASURED)),
+                "the PCR policy unseals the secret under this storage key (the unsealed bytes differ)");
     }
 
     @Test
@@ -217,7 +225,8 @@ class SealIT {
         byte[] policy = PolicyDigest.initial(HashAlgorithm.SHA256).policyPcr(client.pcrRead(MEASURED)).value();
         TpmObjectBlob tik = client.createSigningKey(PersistentHandle.SRK_ECC, Optional.of(policy));
         TpmtPublic tikPublic = TpmtPublic.parse(tik.publicArea());
-        assertTrue(!tikPublic.has(ObjectAttribute.USER_WITH_AUTH) && !tikPublic.has(ObjectAttribute.RESTRICTED));
+        assertTrue(!tikPublic.has(ObjectAttribute.USER_WITH_AUTH) && !tikPublic.has(ObjectAttribute.RESTRICTED),
+                () -> "neither userWithAuth nor restricted; attributes " + tikPublic.attributes());
         client.persist(PersistentHandle.SRK_ECC, tik, PersistentHandle.TIK);
 
         byte[] digest = HashAlgorithm.SHA256.digest(new byte[] {1, 2, 3});
@@ -225,7 +234,8 @@ class SealIT {
         Signature ecdsa = Signature.getInstance("NONEwithECDSA");
         ecdsa.initVerify(tikPublic.toPublicKey());
         ecdsa.update(digest);
-        assertTrue(ecdsa.verify(sig.toDer()));
+        assertTrue(ecdsa.verify(sig.toDer()), () -> "the TPM's signature verifies with the public key; DER "
+                + java.util.HexFormat.of().formatHex(sig.toDer()));
 
         TpmResponseException noPolicy = assertThrows(TpmResponseException.class,
                 () -> client.sign(PersistentHandle.TIK, digest, Optional.empty()));
@@ -256,7 +266,8 @@ class SealIT {
         Signature ecdsa = Signature.getInstance("NONEwithECDSA");
         ecdsa.initVerify(tikPublic.toPublicKey());
         ecdsa.update(digest);
-        assertTrue(ecdsa.verify(sig.toDer()));
+        assertTrue(ecdsa.verify(sig.toDer()), () -> "the TPM's signature verifies with the public key; DER "
+                + java.util.HexFormat.of().formatHex(sig.toDer()));
         assertEquals("AUTH_UNAVAILABLE", assertThrows(TpmResponseException.class,
                 () -> client.sign(PersistentHandle.TIK, digest, Optional.empty())).responseCodeName());
 

@@ -55,6 +55,13 @@ class TortureMessagesIT {
             "badbranch", "insuf", "unkscm", "novelsc", "unksm2", "bext01", "invut", "regaut01", "multi01", "mcl01",
             "bcast", "zeromf", "cparam01", "cparam02", "regescrt", "sdp01", "inv2543");
 
+    /** How long the phone may take to answer a probe (a slow, shared CI machine). */
+    private static final Duration PROBE_TIMEOUT = Duration.ofSeconds(10);
+    /** The shortest quiet time after a UDP probe's answer that ends the drain of late answers (see udp()). */
+    private static final Duration UDP_QUIET = Duration.ofMillis(50);
+
+    /** How each TCP exchange ended (the probe answered, the connection closed, ...), for failure messages. */
+    private final Map<String, String> tcpEnds = new LinkedHashMap<>();
     private SipPhone phone;
     private int udpPort;
     private int tcpPort;
@@ -131,17 +138,55 @@ class TortureMessagesIT {
         }
     }
 
-    /** Sends over UDP; the status lines of whatever comes back within {@code wait} (until a 200 if asked). */
-    private List<Integer> udp(byte[] datagram, Duration wait) throws IOException {
-        return udp(datagram, wait, false);
-    }
-
-    private List<Integer> udp(byte[] datagram, Duration wait, boolean untilOk) throws IOException {
+    /**
+     * Sends {@code datagram} over UDP, then an OPTIONS probe from the same socket, and returns the status lines of
+     * what came back for {@code datagram} before the phone answered the probe (the probe's own answer is checked to be
+     * a 200: the phone is still alive).
+     *
+     * <p>The probe's answer is the event that shows the phone moved on. Over UDP it is not a strict ordering barrier:
+     * JAIN-SIP's UDP processor hands each datagram to a pool of THREAD_POOL_SIZE (8) threads, so the probe (taken off
+     * the queue after {@code datagram}) may be answered before the thread handling {@code datagram} has sent its answer
+     * (seen here: badinv01's 400 arriving after the probe's 200). There is no event for "that thread is done", so
+     * after the probe's answer, what is queued on the socket is drained until it stays quiet for a while scaled to the
+     * probe's own round trip (at least {@link #UDP_QUIET}): a slow phone gets a longer drain. Over TCP the barrier is
+     * strict.
+     */
+    private List<Integer> udp(String name, byte[] datagram) throws IOException {
         List<Integer> statuses = new ArrayList<>();
         try (DatagramSocket s = new DatagramSocket(0, LOOPBACK)) {
-            s.setSoTimeout((int) wait.toMillis());
-            s.send(new DatagramPacket(datagram, datagram.length, new InetSocketAddress(LOOPBACK, udpPort)));
+            InetSocketAddress phoneAddress = new InetSocketAddress(LOOPBACK, udpPort);
+            s.send(new DatagramPacket(datagram, datagram.length, phoneAddress));
+            String callId = "probe-udp-" + name + "-" + System.nanoTime();
+            byte[] probe = options("UDP", s.getLocalPort(), callId);
+            long sent = System.nanoTime();
+            s.send(new DatagramPacket(probe, probe.length, phoneAddress));
             byte[] buf = new byte[65_536];
+            long deadline = System.nanoTime() + PROBE_TIMEOUT.toNanos();
+            Integer probeStatus = null;
+            while (probeStatus == null || probeStatus < 200) {
+                long left = (deadline - System.nanoTime()) / 1_000_000;
+                DatagramPacket p = new DatagramPacket(buf, buf.length);
+                try {
+                    s.setSoTimeout((int) Math.max(1, left));
+                    s.receive(p);
+                } catch (SocketTimeoutException e) {
+                    throw new AssertionError("the phone stopped answering after " + name + "/udp: no answer to an "
+                            + "OPTIONS probe (Call-ID " + callId + ") within " + PROBE_TIMEOUT.toSeconds()
+                            + " s; it had answered " + name + " with " + statuses + ", the probe with "
+                            + probeStatus);
+                }
+                String text = new String(buf, 0, p.getLength(), StandardCharsets.ISO_8859_1);
+                Integer status = status(text);
+                if (status != null && isFor(text, callId)) {
+                    probeStatus = status;
+                } else if (status != null) {
+                    statuses.add(status);
+                }
+            }
+            assertEquals(200, probeStatus, "the phone answers an OPTIONS probe right after " + name
+                    + "/udp; it answered " + name + " with " + statuses);
+            long roundTripMillis = (System.nanoTime() - sent) / 1_000_000;
+            s.setSoTimeout((int) Math.max(UDP_QUIET.toMillis(), 4 * roundTripMillis));
             while (true) {
                 DatagramPacket p = new DatagramPacket(buf, buf.length);
                 try {
@@ -149,47 +194,155 @@ class TortureMessagesIT {
                 } catch (SocketTimeoutException e) {
                     return statuses;
                 }
-                Matcher m = STATUS.matcher(new String(buf, 0, p.getLength(), StandardCharsets.ISO_8859_1));
-                if (m.find()) {
-                    statuses.add(Integer.parseInt(m.group(1)));
-                    if (untilOk && statuses.contains(200)) {
-                        return statuses;
+                Integer status = status(new String(buf, 0, p.getLength(), StandardCharsets.ISO_8859_1));
+                if (status != null) {
+                    statuses.add(status);
+                }
+            }
+        }
+    }
+
+    /**
+     * Sends {@code bytes} over a new TCP connection, then an OPTIONS probe on the same connection, and returns the
+     * status lines of what came back for {@code bytes} before the phone answered the probe or closed the connection.
+     *
+     * <p>Over TCP both are strict barriers: JAIN-SIP reads one connection's messages in order in one thread, so what it
+     * answers to {@code bytes} is written to the connection before the probe's answer, and before its close. One
+     * exception: a message whose Content-Length promises more body than it carries (clerr) leaves the phone waiting
+     * for the rest (RFC 4475 §3.1.2.2); a probe would only become that body. For it, there is nothing the phone can
+     * answer on this connection; what it sent anyway is read once a probe over UDP has been answered.
+     */
+    private List<Integer> tcp(String name, byte[] bytes) throws IOException {
+        StringBuilder got = new StringBuilder();
+        String callId = "probe-tcp-" + name + "-" + System.nanoTime();
+        String end;
+        try (Socket s = new Socket(LOOPBACK, tcpPort)) {
+            s.getOutputStream().write(bytes);
+            s.getOutputStream().flush();
+            InputStream in = s.getInputStream();
+            byte[] buf = new byte[65_536];
+            if (!completeBody(bytes)) {
+                assertAlive(name + "/tcp (incomplete body, still open)");
+                for (int n = Math.min(in.available(), buf.length); n > 0; n = Math.min(in.available(), buf.length)) {
+                    got.append(new String(buf, 0, in.read(buf, 0, n), StandardCharsets.ISO_8859_1));
+                }
+                end = "the phone waits for the promised body";
+            } else {
+                try {
+                    s.getOutputStream().write(options("TCP", s.getLocalPort(), callId));
+                    s.getOutputStream().flush();
+                } catch (IOException e) {
+                    // the phone already closed the connection: what it sent before is still to be read
+                }
+                end = null;
+                long deadline = System.nanoTime() + PROBE_TIMEOUT.toNanos();
+                while (end == null) {
+                    long left = (deadline - System.nanoTime()) / 1_000_000;
+                    try {
+                        s.setSoTimeout((int) Math.max(1, left));
+                        int n = in.read(buf);
+                        if (n < 0) {
+                            end = "the phone closed the connection";
+                        } else {
+                            got.append(new String(buf, 0, n, StandardCharsets.ISO_8859_1));
+                            if (isFor(got, callId)) {
+                                end = "the phone answered the probe";
+                            }
+                        }
+                    } catch (SocketTimeoutException e) {
+                        throw new AssertionError("the phone neither answered an OPTIONS probe (Call-ID " + callId
+                                + ") nor closed the connection within " + PROBE_TIMEOUT.toSeconds() + " s after "
+                                + name + "/tcp; it sent: " + got);
+                    } catch (java.net.SocketException e) {
+                        end = "the phone reset the connection (" + e.getMessage() + ")";
                     }
                 }
             }
         }
-    }
-
-    private List<Integer> tcp(byte[] bytes, Duration wait) throws IOException {
         List<Integer> statuses = new ArrayList<>();
-        try (Socket s = new Socket(LOOPBACK, tcpPort)) {
-            s.setSoTimeout((int) wait.toMillis());
-            s.getOutputStream().write(bytes);
-            s.getOutputStream().flush();
-            byte[] buf = new byte[65_536];
-            StringBuilder got = new StringBuilder();
-            try {
-                for (int n; (n = s.getInputStream().read(buf)) > 0; ) {
-                    got.append(new String(buf, 0, n, StandardCharsets.ISO_8859_1));
-                }
-            } catch (SocketTimeoutException | java.net.SocketException e) {
-                // done waiting, or the phone closed the connection
-            }
-            Matcher m = Pattern.compile("(?m)^SIP/2\\.0 (\\d{3}) ").matcher(got);
-            while (m.find()) {
-                statuses.add(Integer.parseInt(m.group(1)));
-            }
+        // the probe's answer is the last message on the connection; cut it off with everything after it
+        String text = got.toString();
+        Matcher probe = callIdLine(callId).matcher(text);
+        if (probe.find()) {
+            int start = text.lastIndexOf("SIP/2.0 ", probe.start());
+            assertTrue(text.startsWith("SIP/2.0 200 ", start), () -> "the phone answers an OPTIONS probe with 200 "
+                    + "right after " + name + "/tcp; it sent: " + got);
+            text = text.substring(0, start);
         }
+        Matcher m = Pattern.compile("(?m)^SIP/2\\.0 (\\d{3}) ").matcher(text);
+        while (m.find()) {
+            statuses.add(Integer.parseInt(m.group(1)));
+        }
+        tcpEnds.put(name, end);
         return statuses;
     }
 
-    private void assertAlive(String after) throws IOException {
-        String options = "OPTIONS sip:victim@127.0.0.1 SIP/2.0\r\n"
-                + "Via: SIP/2.0/UDP 127.0.0.1:9;rport;branch=z9hG4bK" + Long.toHexString(System.nanoTime()) + "\r\n"
+    /** An OPTIONS request whose answer comes back to {@code port} (rport) and can be told apart by its Call-ID. */
+    private static byte[] options(String transport, int port, String callId) {
+        return ("OPTIONS sip:victim@127.0.0.1 SIP/2.0\r\n"
+                + "Via: SIP/2.0/" + transport + " 127.0.0.1:" + port + ";rport;branch=z9hG4bK"
+                + Long.toHexString(System.nanoTime()) + "\r\n"
                 + "Max-Forwards: 70\r\nTo: <sip:victim@127.0.0.1>\r\nFrom: <sip:probe@127.0.0.1>;tag=p1\r\n"
-                + "Call-ID: alive-" + System.nanoTime() + "\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
-        List<Integer> r = udp(options.getBytes(StandardCharsets.US_ASCII), Duration.ofSeconds(3), true);
-        assertTrue(r.contains(200), "the phone stopped answering after " + after + ": " + r);
+                + "Call-ID: " + callId + "\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n")
+                .getBytes(StandardCharsets.US_ASCII);
+    }
+
+    /** The status code of a response, or null for anything else. */
+    private static Integer status(String message) {
+        Matcher m = STATUS.matcher(message);
+        return m.find() ? Integer.parseInt(m.group(1)) : null;
+    }
+
+    private static boolean isFor(CharSequence message, String callId) {
+        return callIdLine(callId).matcher(message).find();
+    }
+
+    /** The Call-ID header line (long or compact form) of a message with {@code callId}. */
+    private static Pattern callIdLine(String callId) {
+        return Pattern.compile("(?im)^(Call-ID|i)[ \\t]*:[ \\t]*" + Pattern.quote(callId) + "[ \\t]*$");
+    }
+
+    /** False when a message's Content-Length promises more body bytes than follow its header (a stream would wait). */
+    private static boolean completeBody(byte[] message) {
+        String text = new String(message, StandardCharsets.ISO_8859_1);
+        int headerEnd = text.indexOf("\r\n\r\n");
+        Matcher length = Pattern.compile("(?im)^(Content-Length|l)[ \\t]*:[ \\t]*(\\d+)[ \\t]*$").matcher(text);
+        if (headerEnd < 0 || !length.find() || length.start() > headerEnd) {
+            return true;
+        }
+        try {
+            return Long.parseLong(length.group(2)) <= text.length() - headerEnd - 4;
+        } catch (NumberFormatException tooLong) {
+            return true;
+        }
+    }
+
+    /** The phone answers an OPTIONS over UDP with 200 (from a socket of its own, so nothing else is in the way). */
+    private void assertAlive(String after) throws IOException {
+        try (DatagramSocket s = new DatagramSocket(0, LOOPBACK)) {
+            String callId = "alive-" + System.nanoTime();
+            byte[] probe = options("UDP", s.getLocalPort(), callId);
+            s.setSoTimeout((int) PROBE_TIMEOUT.toMillis());
+            s.send(new DatagramPacket(probe, probe.length, new InetSocketAddress(LOOPBACK, udpPort)));
+            byte[] buf = new byte[65_536];
+            List<String> seen = new ArrayList<>();
+            while (true) {
+                DatagramPacket p = new DatagramPacket(buf, buf.length);
+                try {
+                    s.receive(p);
+                } catch (SocketTimeoutException e) {
+                    throw new AssertionError("the phone stopped answering after " + after + ": no answer to an "
+                            + "OPTIONS probe within " + PROBE_TIMEOUT.toSeconds() + " s; it sent " + seen);
+                }
+                String text = new String(buf, 0, p.getLength(), StandardCharsets.ISO_8859_1);
+                seen.add(text.lines().findFirst().orElse(""));
+                Integer status = status(text);
+                if (status != null && status >= 200 && isFor(text, callId)) {
+                    assertEquals(200, status, "the phone answers OPTIONS after " + after + ": " + seen);
+                    return;
+                }
+            }
+        }
     }
 
     @Test
@@ -197,28 +350,31 @@ class TortureMessagesIT {
         Map<String, List<Integer>> seen = new LinkedHashMap<>();
         for (String name : ALL) {
             byte[] m = message(name);
-            List<Integer> viaUdp = udp(m, Duration.ofMillis(200));
-            List<Integer> viaTcp = tcp(m, Duration.ofMillis(300));
+            List<Integer> viaUdp = udp(name, m);
+            List<Integer> viaTcp = tcp(name, m);
             seen.put(name + "/udp", viaUdp);
             seen.put(name + "/tcp", viaTcp);
             for (int status : concat(viaUdp, viaTcp)) {
                 assertFalse(status >= 500 && status != 505 && status != 501 && status != 513,
-                        name + " made the phone fail: " + status);
+                        () -> name + " made the phone fail: " + status + " (udp " + viaUdp + ", tcp " + viaTcp
+                                + ", tcp ended: " + tcpEnds.get(name) + ")");
                 if (INVALID.contains(name)) {
-                    assertFalse(status >= 200 && status < 300, name + " is invalid but got " + status);
+                    assertFalse(status >= 200 && status < 300, () -> name + " is invalid but got " + status
+                            + " (udp " + viaUdp + ", tcp " + viaTcp + ")");
                 }
             }
             assertAlive(name);
         }
-        assertEquals(ALL.size() * 2, seen.size());
+        assertEquals(ALL.size() * 2, seen.size(), () -> "one result per message and transport: " + seen.keySet());
         // Over UDP, responses to parseable requests go to each message's Via (documentation addresses): what we see
         // are the 400s the stack sends back for unparseable ones. Every invalid message got a 400 or nothing.
         for (String name : INVALID) {
             for (String t : List.of("/udp", "/tcp")) {
-                assertTrue(seen.get(name + t).stream().allMatch(x -> x == 400), name + t + ": " + seen.get(name + t));
+                assertTrue(seen.get(name + t).stream().allMatch(x -> x == 400), () -> name + t + ": "
+                        + seen.get(name + t) + (t.equals("/tcp") ? " (tcp ended: " + tcpEnds.get(name) + ")" : ""));
             }
         }
-        assertTrue(seen.values().stream().filter(l -> l.contains(400)).count() >= 8, "invalid messages get 400s: "
+        assertTrue(seen.values().stream().filter(l -> l.contains(400)).count() >= 8, () -> "invalid messages get 400s: "
                 + seen);
     }
 
