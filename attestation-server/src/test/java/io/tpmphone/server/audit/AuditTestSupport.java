@@ -48,6 +48,7 @@ final class AuditTestSupport {
         "DROP TRIGGER audit_record_append_continues_chain",
         "DROP TRIGGER audit_checkpoint_no_update",
         "DROP TRIGGER audit_checkpoint_no_delete",
+        "DROP TRIGGER audit_checkpoint_append_in_order",
     };
 
     static String[] withTriggersDropped(String... sql) {
