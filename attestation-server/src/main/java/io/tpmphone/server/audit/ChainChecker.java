@@ -143,15 +143,26 @@ final class ChainChecker {
         long checked = 0;
         long legacy = 0;
         VerificationReport.Problem found = null;
+        // Written order is seq order: a checkpoint stored after one with a higher seq was moved. Named at its own
+        // seq, before anything the move makes look missing above it.
+        VerificationReport.Problem reordered = null;
+        long highest = -1;
+        for (AuditCheckpoint checkpoint : checkpoints) {
+            if (checkpoint.seq() < highest && (reordered == null || checkpoint.seq() < reordered.seq())) {
+                reordered = new VerificationReport.Problem(checkpoint.seq(),
+                        VerificationReport.ProblemKind.CHECKPOINT_CHAIN_BROKEN, "checkpoint at " + checkpoint.seq()
+                                + " is stored after the checkpoint at " + highest + " (checkpoints were reordered)");
+            }
+            highest = Math.max(highest, checkpoint.seq());
+        }
         for (AuditCheckpoint checkpoint : checkpoints) {
             long seq = checkpoint.seq();
-            if (last != null && seq < last.seq()) {
-                found = new VerificationReport.Problem(seq, VerificationReport.ProblemKind.CHECKPOINT_CHAIN_BROKEN,
-                        "checkpoint at " + seq + " comes after the checkpoint at " + last.seq()
-                                + " (checkpoints were reordered)");
-            } else if (!hasV1 || sawV2 || checkpoint.version() == 2) {
+            if (reordered != null && seq >= reordered.seq()) {
+                found = reordered;
+            } else if (!hasV1 || sawV2) {
+                // Before the first v2 checkpoint of an upgraded log, v1 rules: no interval is known.
                 long required = AuditLog.nextMultiple(previousSeq, interval);
-                if (!(hasV1 && !sawV2) && seq > required && required <= head) {
+                if (seq > required && required <= head) {
                     found = missing(required, interval, last);
                 }
             }
