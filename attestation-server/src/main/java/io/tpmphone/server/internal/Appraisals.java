@@ -278,7 +278,9 @@ public final class Appraisals {
         if (unenrolledFrom != null && aggregator != null) {
             detail.put("akId", abbreviate(akId));
             detail.put("detail", reason);
-            aggregator.refuse("APPRAISAL_REFUSED", unenrolledFrom, check, detail);
+            detail.put("remote", unenrolledFrom);
+            aggregator.refuse("APPRAISAL_REFUSED", unenrolledFrom, check, detail, "ak:" + abbreviate(akId),
+                    "ak:(unenrolled) from " + unenrolledFrom);
         } else {
             detail.put("reason", reason);
             audit.record("REFUSAL", "ak:" + abbreviate(akId), "APPRAISAL_REFUSED", detail);

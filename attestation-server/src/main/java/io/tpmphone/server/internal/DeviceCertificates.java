@@ -127,7 +127,9 @@ public final class DeviceCertificates {
                 Map<String, Object> detail = new LinkedHashMap<>();
                 detail.put("akId", subject.substring("ak:".length()));
                 detail.put("check", "AK_ENROLLED");
-                aggregator.refuse("DEVICE_CERTIFICATE_REFUSED", remote, "AK_ENROLLED", detail);
+                detail.put("remote", remote);
+                aggregator.refuse("DEVICE_CERTIFICATE_REFUSED", remote, "AK_ENROLLED", detail, subject,
+                        "ak:(unenrolled) from " + remote);
                 throw new ApiException(403, "certificate_refused", "AK_ENROLLED",
                         "AK is not enrolled: enroll the host first");
             }

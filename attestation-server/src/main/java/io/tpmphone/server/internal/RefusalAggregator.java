@@ -39,17 +39,19 @@ public final class RefusalAggregator {
     }
 
     private static final class Bucket {
+        final String summarySubject;
         long windowStart;
         long count; // refusals since the last record of this key
         long firstMillis;
         long lastMillis;
 
-        Bucket(long now) {
-            windowStart = now;
+        Bucket(long now, String summarySubject) {
+            this.windowStart = now;
+            this.summarySubject = summarySubject;
         }
     }
 
-    private record Summary(Key key, long count, long firstMillis, long lastMillis) {
+    private record Summary(Key key, String subject, long count, long firstMillis, long lastMillis) {
     }
 
     private final AuditTrail trail;
@@ -84,6 +86,16 @@ public final class RefusalAggregator {
      */
     public void refuse(String outcome, String source, String reason, Map<String, Object> detail)
             throws ApiException {
+        refuse(outcome, source, reason, detail, source, source);
+    }
+
+    /**
+     * As {@link #refuse(String, String, String, Map)}, with the records' subjects: {@code firstSubject} for the
+     * first record (e.g. the AK it named), {@code summarySubject} for the key's summaries (e.g. "ak:(unenrolled)
+     * from 192.0.2.1"; keep it short, it is kept per key).
+     */
+    public void refuse(String outcome, String source, String reason, Map<String, Object> detail,
+            String firstSubject, String summarySubject) throws ApiException {
         long now = clock.millis();
         boolean first = false;
         Key key = new Key(outcome, source, reason);
@@ -95,7 +107,7 @@ public final class RefusalAggregator {
                 bucket = buckets.get(key);
             }
             if (bucket == null) {
-                bucket = new Bucket(now);
+                bucket = new Bucket(now, OTHER_SOURCES.equals(key.source()) ? OTHER_SOURCES : summarySubject);
                 buckets.put(key, bucket);
                 if (OTHER_SOURCES.equals(key.source())) {
                     overflowKeys++;
@@ -120,7 +132,7 @@ public final class RefusalAggregator {
                 m.put("reason", reason);
             }
             m.put("count", 1);
-            trail.record("REFUSAL", key.source(), outcome, m);
+            trail.record("REFUSAL", OTHER_SOURCES.equals(key.source()) ? OTHER_SOURCES : firstSubject, outcome, m);
         }
         write(due);
     }
@@ -161,7 +173,7 @@ public final class RefusalAggregator {
                 continue;
             }
             if (b.count > 0) {
-                due.add(new Summary(e.getKey(), b.count, b.firstMillis, b.lastMillis));
+                due.add(new Summary(e.getKey(), b.summarySubject, b.count, b.firstMillis, b.lastMillis));
                 b.count = 0;
                 b.windowStart = now;
             } else if (!all) {
@@ -183,12 +195,13 @@ public final class RefusalAggregator {
             m.put("first", Instant.ofEpochMilli(s.firstMillis()).toString());
             m.put("last", Instant.ofEpochMilli(s.lastMillis()).toString());
             try {
-                trail.record("REFUSAL", s.key().source(), s.key().outcome(), m);
+                m.put("source", s.key().source());
+                trail.record("REFUSAL", s.subject(), s.key().outcome(), m);
             } catch (ApiException e) {
                 LOG.warn("summary of {} {} refusals from {} not recorded, retried later: {}", s.count(),
                         s.key().outcome(), s.key().source(), e.getMessage());
                 synchronized (this) {
-                    Bucket b = buckets.computeIfAbsent(s.key(), k -> new Bucket(clock.millis()));
+                    Bucket b = buckets.computeIfAbsent(s.key(), k -> new Bucket(clock.millis(), s.subject()));
                     if (b.count == 0) {
                         b.firstMillis = s.firstMillis();
                         b.lastMillis = s.lastMillis();

@@ -107,7 +107,10 @@ public final class V1Routes {
                 detail.put("check", "AK_ENROLLED");
                 // Anyone can ask for a nonce for any AK: rate-limited per source, the AK id in the first record.
                 detail.put("akId", akId.length() > 80 ? akId.substring(0, 80) + "…" : akId);
-                s.refusals().refuse("NONCE_REFUSED", call.remoteAddress(), "AK_ENROLLED", detail);
+                detail.put("remote", call.remoteAddress());
+                s.refusals().refuse("NONCE_REFUSED", call.remoteAddress(), "AK_ENROLLED", detail,
+                        "ak:" + (akId.length() > 20 ? akId.substring(0, 20) + "…" : akId),
+                        "ak:(unenrolled) from " + call.remoteAddress());
                 throw new ApiException(404, "unknown_ak", "AK_ENROLLED", "no host is enrolled with AK " + akId);
             }
             AttestationPolicy p = requirePolicy(policy);
