@@ -7,6 +7,7 @@ import io.tpmphone.server.audit.AuditLog;
 import io.tpmphone.server.audit.AuditSigner;
 import io.tpmphone.server.internal.ApiException;
 import io.tpmphone.server.internal.AuditTrail;
+import io.tpmphone.server.internal.RefusalAggregator;
 import io.tpmphone.server.internal.EkCertificates;
 import io.tpmphone.server.internal.HttpApi;
 import io.tpmphone.server.internal.NonceService;
@@ -55,6 +56,7 @@ public final class AttestationServer implements AutoCloseable {
     private final String host;
 
     private final HttpApi api;
+    private final RefusalAggregator refusals;
 
     private AttestationServer(Builder b) throws Exception {
         this.host = b.host;
@@ -76,10 +78,12 @@ public final class AttestationServer implements AutoCloseable {
         EkCertificates ekCas = new EkCertificates(b.trustedEkCas, b.clock);
         Registrar registrar = new Registrar(registry, ekCas, audit, b.clock);
         NonceService nonces = new NonceService(b.clock);
-        HttpApi api = new HttpApi(sha256(b.adminToken), audit);
+        refusals = new RefusalAggregator(audit, b.clock, RefusalAggregator.DEFAULT_WINDOW,
+                RefusalAggregator.DEFAULT_MAX_KEYS);
+        HttpApi api = new HttpApi(sha256(b.adminToken), refusals);
         this.api = api;
         V1Routes.install(api, new V1Routes.Services(registry, registrar, nonces, auditLog, identity, audit,
-                b.clock, b.initialPolicy));
+                refusals, b.clock, b.initialPolicy));
 
         QueuedThreadPool threads = new QueuedThreadPool(b.maxThreads, 4);
         threads.setName("attestation-http");
@@ -108,6 +112,7 @@ public final class AttestationServer implements AutoCloseable {
             return t;
         });
         housekeeping.scheduleWithFixedDelay(this::flushClocks, 1, 1, TimeUnit.SECONDS);
+        housekeeping.scheduleWithFixedDelay(refusals::flushDue, 1, 1, TimeUnit.SECONDS);
     }
 
     /** Configuration; only the state directory and the admin token are required. */
@@ -166,6 +171,7 @@ public final class AttestationServer implements AutoCloseable {
             LOG.warn("stopping Jetty: {}", e.toString());
         }
         housekeeping.shutdownNow();
+        refusals.flushAll(); // the counts of the current windows, before the closing checkpoint
         try {
             registry.close();
         } catch (Exception e) {

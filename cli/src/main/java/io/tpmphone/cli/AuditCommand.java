@@ -9,6 +9,7 @@ import io.tpmphone.server.audit.AuditReader;
 import io.tpmphone.server.audit.AuditRecord;
 import io.tpmphone.server.audit.AuditVerifier;
 import io.tpmphone.server.audit.VerificationReport;
+import io.tpmphone.server.audit.VerifyOptions;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.io.PrintWriter;
@@ -56,7 +57,11 @@ final class AuditCommand {
     @Command(name = "verify", mixinStandardHelpOptions = true,
             description = {"Re-check every record hash, prev link and seq, and every checkpoint, of a database or an "
                     + "export, offline and read-only.",
-                    "Exit 0 if intact; exit 1 and print the first broken record otherwise.",
+                    "Exit 0 if intact; exit 1 and print the first problem otherwise (e.g. CHECKPOINT_MISSING at 1000,",
+                    "NOT_CLOSED at 4001: records after the last checkpoint are not signed).",
+                    "A log must end with the closing checkpoint the server writes when it stops; for a running",
+                    "server's database (or an export of it) give --open, which accepts a short, recent unsigned tail",
+                    "and says how many records it holds: nothing protects those records yet.",
                     "Without the signer's key a whole rewritten chain would look intact, so --public-key is required",
                     "unless --unsigned says you accept that (exit 3 then, even when the chain is consistent)."},
             footer = {"", "Examples:", "  tpmphone audit verify --db audit.db --public-key audit-key.pem",
@@ -73,6 +78,12 @@ final class AuditCommand {
         @Option(names = "--unsigned", description = "check the hash chain only, without signatures (exit 3 if"
                 + " consistent)")
         boolean unsigned;
+        @Option(names = "--open", description = "the log is still being written (a running server): accept"
+                + " records after the last checkpoint if fewer than the checkpoint interval and recent")
+        boolean open;
+        @Option(names = "--accept-v1", description = "also accept checkpoints of the old v1 format, whose deletion"
+                + " goes unnoticed (only for a log never opened by a server with checkpoint v2)")
+        boolean acceptV1;
         @Option(names = "--json", description = "machine-readable output")
         boolean json;
 
@@ -86,12 +97,16 @@ final class AuditCommand {
             if (publicKey != null) {
                 key = Optional.of(AuditVerifier.publicKeyFromPem(Files.readString(publicKey)));
             }
+            VerifyOptions options = open ? VerifyOptions.open(java.time.Clock.systemUTC()) : VerifyOptions.closed();
+            if (acceptV1) {
+                options = options.acceptV1();
+            }
             VerificationReport report;
             if (source.db != null) {
-                report = AuditVerifier.verify(existing(source.db), key);
+                report = AuditVerifier.verify(existing(source.db), key, options);
             } else {
                 try (InputStream in = Files.newInputStream(source.export)) {
-                    report = AuditVerifier.verifyExport(in, key);
+                    report = AuditVerifier.verifyExport(in, key, options);
                 }
             }
             PrintWriter out = spec.commandLine().getOut();
@@ -103,6 +118,9 @@ final class AuditCommand {
                 node.put("checkpointsChecked", report.checkpointsChecked());
                 node.put("signaturesChecked", report.signaturesChecked());
                 node.put("headSeq", report.headSeq());
+                node.put("open", report.open());
+                node.put("unsignedRecords", report.unsignedRecords());
+                node.put("legacyCheckpoints", report.legacyCheckpoints());
                 report.headHashHex().ifPresent(h -> node.put("headHash", h));
                 report.firstProblem().ifPresent(p -> {
                     ObjectNode problem = node.putObject("firstProblem");
@@ -113,6 +131,17 @@ final class AuditCommand {
                 out.println(JSON.writeValueAsString(node));
             } else {
                 out.println(UntrustedText.forTerminal(report.summary(), 4000));
+                if (report.intact() && report.unsignedRecords() > 0) {
+                    spec.commandLine().getErr().println(spec.commandLine().getColorScheme().ansi().string(
+                            "@|bold,yellow warning:|@") + " " + report.unsignedRecords() + " records after the last"
+                            + " checkpoint are not signed yet; they could be cut off or rewritten unnoticed. Keep the"
+                            + " head above to detect that later");
+                }
+                if (report.legacyCheckpoints() > 0) {
+                    spec.commandLine().getErr().println(spec.commandLine().getColorScheme().ansi().string(
+                            "@|bold,yellow warning:|@") + " " + report.legacyCheckpoints() + " v1 checkpoints"
+                            + " accepted: deleting one of them would go unnoticed");
+                }
                 if (!report.signaturesChecked()) {
                     spec.commandLine().getErr().println(spec.commandLine().getColorScheme().ansi().string(
                             "@|bold,yellow warning:|@") + " checkpoint signatures not checked; pass --public-key to"

@@ -249,6 +249,26 @@ class OperatorFlowIT {
         String exportOk = run(home, dir, DocCommands.find(guide, "audit verify --export").substitute(files, parts));
         assertTrue(exportOk.startsWith("OK "), exportOk);
 
+        // The attack of finding 3 on a copy: every checkpoint deleted, so a rewrite of the records would be
+        // unprovable. The closed log no longer ends with its closing checkpoint: exit 1, naming the problem.
+        Path stripped = dir.resolve("stripped.db");
+        Files.copy(db, stripped);
+        try (Connection c = DriverManager.getConnection("jdbc:sqlite:" + stripped);
+             Statement s = c.createStatement()) {
+            for (String t : List.of("audit_checkpoint_no_delete", "audit_checkpoint_no_update")) {
+                s.execute("DROP TRIGGER " + t);
+            }
+            s.execute("DELETE FROM audit_checkpoint");
+        }
+        Path strippedLog = dir.resolve("verify-stripped.log");
+        Process strippedVerify = tpmphone(home, strippedLog, "audit", "verify", "--db", stripped.toString(),
+                "--public-key", key.toString()).start();
+        String strippedOut = new String(strippedVerify.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(strippedVerify.waitFor(60, TimeUnit.SECONDS));
+        assertEquals(1, strippedVerify.exitValue(), "a log without its checkpoints must be refused: " + strippedOut
+                + read(strippedLog));
+        assertTrue(strippedOut.contains("NOT_CLOSED at 1: records 1.."), "names the problem: " + strippedOut);
+
         try (Connection c = DriverManager.getConnection("jdbc:sqlite:" + db);
              Statement s = c.createStatement()) {
             List<String> triggers = new ArrayList<>();

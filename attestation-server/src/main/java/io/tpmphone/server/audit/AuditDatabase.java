@@ -33,7 +33,9 @@ final class AuditDatabase {
     /** Raw bytes of the text columns, exactly as stored, so verification hashes what is on disk. */
     static final String RAW_RECORD_COLUMNS = "seq, ts_millis, CAST(type AS BLOB), CAST(subject AS BLOB), "
             + "CAST(outcome AS BLOB), CAST(detail AS BLOB), prev_hash, hash";
-    static final String CHECKPOINT_COLUMNS = "seq, hash, ts_millis, key_id, signature";
+    /** Schema 2 (V2__chained_checkpoints.sql): checkpoints in written order {@code n}, v1 or v2. */
+    static final String CHECKPOINT_COLUMNS = "n, seq, hash, ts_millis, key_id, signature, version, every, "
+            + "max_unsigned_millis, closed, prev_digest";
 
     private AuditDatabase() {
     }
@@ -158,17 +160,47 @@ final class AuditDatabase {
         }
     }
 
+    /**
+     * All checkpoints in the order they were written (schema 2: by {@code n}; a schema-1 database, which a read-only
+     * verifier does not migrate, holds only v1 checkpoints, read by seq).
+     */
     static List<AuditCheckpoint> checkpoints(Connection connection) throws SQLException {
         List<AuditCheckpoint> checkpoints = new ArrayList<>();
+        boolean schema2 = hasColumn(connection, "audit_checkpoint", "version");
+        String query = schema2 ? "SELECT seq, hash, ts_millis, key_id, signature, version, every, max_unsigned_millis,"
+                + " closed, prev_digest FROM audit_checkpoint ORDER BY n"
+                : "SELECT seq, hash, ts_millis, key_id, signature FROM audit_checkpoint ORDER BY seq";
         try (Statement statement = connection.createStatement();
-                ResultSet rows = statement.executeQuery("SELECT " + CHECKPOINT_COLUMNS
-                        + " FROM audit_checkpoint ORDER BY seq")) {
+                ResultSet rows = statement.executeQuery(query)) {
             while (rows.next()) {
-                checkpoints.add(new AuditCheckpoint(rows.getLong(1), rows.getBytes(2),
-                        Instant.ofEpochMilli(rows.getLong(3)), rows.getString(4), rows.getBytes(5)));
+                byte[] hash = nonNull(rows.getBytes(2));
+                byte[] signature = nonNull(rows.getBytes(5));
+                Instant at = Instant.ofEpochMilli(rows.getLong(3));
+                if (!schema2 || rows.getInt(6) == 1) {
+                    checkpoints.add(new AuditCheckpoint(rows.getLong(1), hash, at, rows.getString(4), signature));
+                } else {
+                    checkpoints.add(new AuditCheckpoint(2, rows.getLong(1), hash, at, rows.getString(4), signature,
+                            rows.getInt(7), rows.getLong(8), rows.getInt(9) == 1, nonNull(rows.getBytes(10))));
+                }
             }
         }
         return checkpoints;
+    }
+
+    private static boolean hasColumn(Connection connection, String table, String column) throws SQLException {
+        try (Statement statement = connection.createStatement();
+                ResultSet rows = statement.executeQuery("PRAGMA table_info(" + table + ")")) {
+            while (rows.next()) {
+                if (column.equals(rows.getString("name"))) {
+                    return true;
+                }
+            }
+        }
+        return false;
+    }
+
+    private static byte[] nonNull(byte[] bytes) {
+        return bytes == null ? new byte[0] : bytes;
     }
 
     private static List<AuditRecord> readRecords(PreparedStatement query) throws SQLException, AuditException {

@@ -16,7 +16,10 @@ import java.util.HexFormat;
 final class AuditEncoding {
     static final int HASH_LENGTH = 32;
     static final String RECORD_TAG = "tpmphone.audit.record.v1";
+    /** The first checkpoint encoding: still verified (see {@code VerifyOptions#acceptV1()}), no longer written. */
     static final String CHECKPOINT_TAG = "tpmphone.audit.checkpoint.v1";
+    /** The checkpoint encoding written since v2: chained, with the interval, age bound and a closed flag. */
+    static final String CHECKPOINT_V2_TAG = "tpmphone.audit.checkpoint.v2";
     private static final HexFormat HEX = HexFormat.of();
 
     private AuditEncoding() {
@@ -55,6 +58,24 @@ final class AuditEncoding {
         out.writeBytes(ByteBuffer.allocate(8).putLong(seq).array());
         lengthPrefixed(out, hash);
         out.writeBytes(ByteBuffer.allocate(8).putLong(timestampMillis).array());
+        return out.toByteArray();
+    }
+
+    /**
+     * {@code lp(tag.v2) || u64(seq) || lp(hash) || i64(timestampMillis) || u32(every) || u64(maxUnsignedMillis) ||
+     * u8(closed) || lp(prevDigest)}: what a v2 checkpoint signature covers. {@code prevDigest} is the SHA-256 of the
+     * previous checkpoint's signed data (v1 or v2), or 32 zero bytes for the log's first checkpoint, so a checkpoint
+     * cannot be removed or moved without breaking the next one.
+     */
+    static byte[] checkpointV2SignedData(long seq, byte[] hash, long timestampMillis, int every,
+            long maxUnsignedMillis, boolean closed, byte[] prevDigest) {
+        ByteArrayOutputStream out = new ByteArrayOutputStream(160);
+        lengthPrefixed(out, CHECKPOINT_V2_TAG.getBytes(StandardCharsets.US_ASCII));
+        out.writeBytes(ByteBuffer.allocate(8).putLong(seq).array());
+        lengthPrefixed(out, hash);
+        out.writeBytes(ByteBuffer.allocate(8 + 4 + 8 + 1).putLong(timestampMillis).putInt(every)
+                .putLong(maxUnsignedMillis).put((byte) (closed ? 1 : 0)).array());
+        lengthPrefixed(out, prevDigest);
         return out.toByteArray();
     }
 

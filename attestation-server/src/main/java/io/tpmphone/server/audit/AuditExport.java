@@ -23,7 +23,8 @@ import java.util.List;
  */
 final class AuditExport {
     static final String FORMAT = "tpmphone-audit-export";
-    static final int VERSION = 1;
+    /** 2 since checkpoint encoding v2: checkpoints carry "version" and, for v2, the chained fields. */
+    static final int VERSION = 2;
     static final DateTimeFormatter TIMESTAMP = DateTimeFormatter.ofPattern("uuuu-MM-dd'T'HH:mm:ss.SSS'Z'")
             .withZone(ZoneOffset.UTC);
 
@@ -56,18 +57,25 @@ final class AuditExport {
             json.writeNumberField("version", VERSION);
             json.writeStringField("hashAlgorithm", "SHA-256");
             json.writeStringField("recordEncoding", AuditEncoding.RECORD_TAG);
-            json.writeStringField("checkpointEncoding", AuditEncoding.CHECKPOINT_TAG);
+            json.writeStringField("checkpointEncoding", AuditEncoding.CHECKPOINT_V2_TAG);
             json.writeStringField("signatureAlgorithm", AuditVerifier.SIGNATURE_ALGORITHM);
             json.writeNumberField("recordCount", lastSeq);
             List<AuditCheckpoint> checkpoints = AuditDatabase.checkpoints(connection);
             json.writeArrayFieldStart("checkpoints");
             for (AuditCheckpoint checkpoint : checkpoints) {
                 json.writeStartObject();
+                json.writeNumberField("version", checkpoint.version());
                 json.writeNumberField("seq", checkpoint.seq());
                 json.writeStringField("hash", checkpoint.hashHex());
                 json.writeStringField("timestamp", timestamp(checkpoint.timestamp().toEpochMilli()));
                 json.writeStringField("keyId", checkpoint.keyId());
                 json.writeStringField("signature", Base64.getEncoder().encodeToString(checkpoint.signature()));
+                if (checkpoint.version() == 2) {
+                    json.writeNumberField("every", checkpoint.every());
+                    json.writeNumberField("maxUnsignedMillis", checkpoint.maxUnsignedMillis());
+                    json.writeBooleanField("closed", checkpoint.closed());
+                    json.writeStringField("prevDigest", AuditEncoding.hex(checkpoint.prevDigest()));
+                }
                 json.writeEndObject();
             }
             json.writeEndArray();

@@ -61,7 +61,7 @@ public final class AuditLog implements AutoCloseable {
     private static final String INSERT_RECORD = "INSERT INTO audit_record (" + AuditDatabase.RECORD_COLUMNS
             + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
     private static final String INSERT_CHECKPOINT = "INSERT INTO audit_checkpoint ("
-            + AuditDatabase.CHECKPOINT_COLUMNS + ") VALUES (?, ?, ?, ?, ?)";
+            + AuditDatabase.CHECKPOINT_COLUMNS + ") VALUES (?, ?, ?, ?, ?, ?, 2, ?, ?, ?, ?)";
 
     private final Path file;
     private final AuditSigner signer;
@@ -84,6 +84,15 @@ public final class AuditLog implements AutoCloseable {
     private byte[] headHash;
     private long headMillis;
     private long lastCheckpointSeq;
+    private long checkpointCount;
+    /** SHA-256 of the last checkpoint's signed data; zeros if there is none. The next checkpoint covers it. */
+    private byte[] lastCheckpointDigest;
+    private boolean lastCheckpointClosed;
+    private boolean lastCheckpointV2;
+    /** The seq at which the interval requires the next checkpoint. */
+    private long nextCheckpointSeq;
+    /** Timestamp of record lastCheckpointSeq + 1 if it exists (the oldest unsigned record), else -1. */
+    private long firstUnsignedMillis;
 
     private AuditLog(Path file, AuditSigner signer, Options options, FileChannel lockChannel, FileLock lock,
             Connection connection, AuditReader reader, Head head) throws SQLException {
@@ -101,6 +110,14 @@ public final class AuditLog implements AutoCloseable {
         this.headHash = head.hash;
         this.headMillis = head.millis;
         this.lastCheckpointSeq = head.lastCheckpointSeq;
+        this.checkpointCount = head.checkpointCount;
+        this.lastCheckpointDigest = head.lastCheckpoint == null ? AuditEncoding.zeroHash()
+                : head.lastCheckpoint.digest();
+        this.lastCheckpointClosed = head.lastCheckpoint != null && head.lastCheckpoint.closed();
+        this.lastCheckpointV2 = head.lastCheckpoint != null && head.lastCheckpoint.version() == 2;
+        int interval = lastCheckpointV2 ? head.lastCheckpoint.every() : options.checkpointEvery();
+        this.nextCheckpointSeq = nextMultiple(head.lastCheckpointSeq, interval);
+        this.firstUnsignedMillis = head.firstUnsignedMillis;
         this.committedSeq = head.seq;
         this.writer = new Thread(this::writeLoop, "audit-writer-" + file.getFileName());
         this.writer.setDaemon(true); // close() drains; a daemon never keeps a JVM alive for an unclosed log
@@ -156,6 +173,11 @@ public final class AuditLog implements AutoCloseable {
             connection.rollback(); // end the read transaction of checkHead
             reader = AuditReader.open(file, options.busyTimeout());
             AuditLog log = new AuditLog(file, signer, options, lockChannel, lock, connection, reader, head);
+            if (head.seq > 0 && (!log.lastCheckpointV2 || head.lastCheckpointSeq < head.seq)) {
+                // Sign what a crash or an older version left unsigned (or signed only in v1) before appending:
+                // from here on, every record is covered by the v2 chain.
+                log.openCheckpoint();
+            }
             log.writer.start();
             LOG.info("audit log {} open: {} records, last checkpoint at {}, signer key id {}", file, head.seq,
                     head.lastCheckpointSeq, signer.keyId());
@@ -259,8 +281,10 @@ public final class AuditLog implements AutoCloseable {
     }
 
     /**
-     * Stops accepting appends, commits everything already queued, writes a final checkpoint if records were added
-     * since the last one, and closes the database. Waits at most {@link Options#closeTimeout()} for the writer.
+     * Stops accepting appends, commits everything already queued, writes the closing checkpoint (v2, marked
+     * closed, at the head — also for an empty log, at seq 0) unless the last checkpoint already is one at the head,
+     * and closes the database. A verifier refuses a log whose last checkpoint is not a closing one at its head
+     * (unless told the log is open). Waits at most {@link Options#closeTimeout()} for the writer.
      * Idempotent.
      */
     @Override
@@ -299,6 +323,7 @@ public final class AuditLog implements AutoCloseable {
                     if (draining && queue.isEmpty()) {
                         break;
                     }
+                    signIfAged();
                     continue;
                 }
                 batch.add(first);
@@ -306,7 +331,7 @@ public final class AuditLog implements AutoCloseable {
                 writeBatch(batch);
                 batch.clear();
             }
-            if (headSeq > lastCheckpointSeq) {
+            if (!(lastCheckpointClosed && lastCheckpointSeq == headSeq)) {
                 writeFinalCheckpoint();
             }
         } catch (InterruptedException e) {
@@ -344,6 +369,9 @@ public final class AuditLog implements AutoCloseable {
         long seq = headSeq;
         byte[] prev = headHash;
         long checkpointSeq = lastCheckpointSeq;
+        long count = checkpointCount;
+        byte[] digest = lastCheckpointDigest;
+        long next = nextCheckpointSeq;
         List<AuditRecord> records = new ArrayList<>(live.size());
         try {
             for (Pending pending : live) {
@@ -362,10 +390,11 @@ public final class AuditLog implements AutoCloseable {
                 insertRecord.setBytes(7, prev);
                 insertRecord.setBytes(8, hash);
                 insertRecord.addBatch();
-                if (seq % options.checkpointEvery() == 0) {
+                if (seq == next) {
                     insertRecord.executeBatch();
-                    addCheckpoint(seq, hash, millis);
+                    digest = addCheckpoint(++count, seq, hash, millis, false, digest).digest();
                     checkpointSeq = seq;
+                    next = nextMultiple(seq, options.checkpointEvery());
                 }
                 prev = hash;
             }
@@ -380,36 +409,105 @@ public final class AuditLog implements AutoCloseable {
             fail(live, new AuditException(code, "audit record not committed to " + file + ": " + e.getMessage(), e));
             return;
         }
+        if (checkpointSeq != lastCheckpointSeq) {
+            lastCheckpointClosed = false;
+            lastCheckpointV2 = true;
+            firstUnsignedMillis = checkpointSeq == seq ? -1 : millis;
+        } else if (firstUnsignedMillis < 0) {
+            firstUnsignedMillis = millis;
+        }
         headSeq = seq;
         headHash = prev;
         headMillis = millis;
         lastCheckpointSeq = checkpointSeq;
+        checkpointCount = count;
+        lastCheckpointDigest = digest;
+        nextCheckpointSeq = next;
         committedSeq = seq;
+        signIfAged(); // before the callers return, so a quiet log's old tail is signed by the next append at latest
         for (int i = 0; i < live.size(); i++) {
             live.get(i).future.complete(records.get(i));
         }
     }
 
-    private void addCheckpoint(long seq, byte[] hash, long millis) throws SQLException, GeneralSecurityException {
-        byte[] signature = signer.sign(AuditEncoding.checkpointSignedData(seq, hash, millis));
-        insertCheckpoint.setLong(1, seq);
-        insertCheckpoint.setBytes(2, hash);
-        insertCheckpoint.setLong(3, millis);
-        insertCheckpoint.setString(4, signer.keyId());
-        insertCheckpoint.setBytes(5, signature);
+    private AuditCheckpoint addCheckpoint(long n, long seq, byte[] hash, long millis, boolean closed,
+            byte[] prevDigest) throws SQLException, GeneralSecurityException {
+        int every = options.checkpointEvery();
+        long maxUnsigned = options.maxUnsignedAge().toMillis();
+        byte[] signature = signer.sign(AuditEncoding.checkpointV2SignedData(seq, hash, millis, every, maxUnsigned,
+                closed, prevDigest));
+        insertCheckpoint.setLong(1, n);
+        insertCheckpoint.setLong(2, seq);
+        insertCheckpoint.setBytes(3, hash);
+        insertCheckpoint.setLong(4, millis);
+        insertCheckpoint.setString(5, signer.keyId());
+        insertCheckpoint.setBytes(6, signature);
+        insertCheckpoint.setInt(7, every);
+        insertCheckpoint.setLong(8, maxUnsigned);
+        insertCheckpoint.setInt(9, closed ? 1 : 0);
+        insertCheckpoint.setBytes(10, prevDigest);
         insertCheckpoint.executeUpdate();
-        LOG.debug("audit checkpoint at {} signed by {}", seq, signer.keyId());
+        LOG.debug("audit checkpoint {} at {}{} signed by {}", n, seq, closed ? " (closed)" : "", signer.keyId());
+        return new AuditCheckpoint(2, seq, hash, Instant.ofEpochMilli(millis), signer.keyId(), signature, every,
+                maxUnsigned, closed, prevDigest);
+    }
+
+    /** Signs the head in its own transaction and makes it the last checkpoint. */
+    private void checkpointHead(boolean closed) throws SQLException, GeneralSecurityException {
+        long millis = Math.max(options.clock().millis(), headMillis);
+        AuditCheckpoint checkpoint = addCheckpoint(checkpointCount + 1, headSeq, headHash, millis, closed,
+                lastCheckpointDigest);
+        connection.commit();
+        checkpointCount++;
+        lastCheckpointSeq = headSeq;
+        lastCheckpointDigest = checkpoint.digest();
+        lastCheckpointClosed = closed;
+        lastCheckpointV2 = true;
+        firstUnsignedMillis = -1;
+        nextCheckpointSeq = nextMultiple(headSeq, options.checkpointEvery());
+    }
+
+    /** On open, before the writer starts: signs an unsigned (or only v1-signed) head. */
+    private void openCheckpoint() throws AuditException {
+        try {
+            checkpointHead(false);
+            LOG.info("audit log {}: signed the head at {} on open", file, headSeq);
+        } catch (SQLException | GeneralSecurityException | RuntimeException e) {
+            rollback();
+            AuditDatabase.closeQuietly(insertRecord);
+            AuditDatabase.closeQuietly(insertCheckpoint);
+            throw new AuditException(e instanceof GeneralSecurityException ? AuditException.Code.SIGNING
+                    : AuditException.Code.STORAGE, "cannot sign the head of " + file + " on open: " + e.getMessage(),
+                    e);
+        }
+    }
+
+    /** Time-based checkpoint: signs the head once its oldest unsigned record reaches {@code maxUnsignedAge}. */
+    private void signIfAged() {
+        if (headSeq <= lastCheckpointSeq || firstUnsignedMillis < 0
+                || options.clock().millis() - firstUnsignedMillis < options.maxUnsignedAge().toMillis()) {
+            return;
+        }
+        try {
+            checkpointHead(false);
+        } catch (SQLException | GeneralSecurityException | RuntimeException e) {
+            rollback();
+            LOG.warn("time checkpoint at {} of {} not written (retrying): {}", headSeq, file, e.toString());
+        }
     }
 
     private void writeFinalCheckpoint() {
         try {
-            addCheckpoint(headSeq, headHash, Math.max(options.clock().millis(), headMillis));
-            connection.commit();
-            lastCheckpointSeq = headSeq;
+            checkpointHead(true);
         } catch (SQLException | GeneralSecurityException | RuntimeException e) {
             rollback();
-            LOG.warn("final audit checkpoint at {} of {} not written: {}", headSeq, file, e.toString());
+            LOG.warn("closing audit checkpoint at {} of {} not written: {}", headSeq, file, e.toString());
         }
+    }
+
+    /** The first multiple of {@code every} above {@code seq}. */
+    static long nextMultiple(long seq, long every) {
+        return (seq / every + 1) * every;
     }
 
     private void rollback() {
@@ -441,8 +539,15 @@ public final class AuditLog implements AutoCloseable {
         if (lastSeq != count) {
             throw corrupt(file, "it has " + count + " records but the last seq is " + lastSeq + " (records missing)");
         }
+        List<AuditCheckpoint> checkpoints = AuditDatabase.checkpoints(connection);
+        AuditCheckpoint lastCheckpoint = checkpoints.isEmpty() ? null : checkpoints.get(checkpoints.size() - 1);
         if (lastSeq == 0) {
-            return new Head(0, AuditEncoding.zeroHash(), 0, 0);
+            if (lastCheckpoint != null && (lastCheckpoint.seq() != 0 || (lastCheckpoint.keyId().equals(signer.keyId())
+                    && !signatureValid(lastCheckpoint, signer)))) {
+                throw corrupt(file, "it has no records but a checkpoint at " + lastCheckpoint.seq()
+                        + " (records were removed)");
+            }
+            return new Head(0, AuditEncoding.zeroHash(), 0, 0, checkpoints.size(), lastCheckpoint, -1);
         }
         byte[] lastHash = null;
         byte[] expectedPrev = null;
@@ -474,21 +579,16 @@ public final class AuditLog implements AutoCloseable {
             }
         }
         long lastCheckpointSeq = 0;
-        List<AuditCheckpoint> checkpoints = AuditDatabase.checkpoints(connection);
-        if (!checkpoints.isEmpty()) {
-            AuditCheckpoint checkpoint = checkpoints.get(checkpoints.size() - 1);
+        long firstUnsignedMillis = -1;
+        if (lastCheckpoint != null) {
+            AuditCheckpoint checkpoint = lastCheckpoint;
             lastCheckpointSeq = checkpoint.seq();
             if (checkpoint.seq() > lastSeq) {
                 throw corrupt(file, "checkpoint at " + checkpoint.seq() + " is beyond the last record " + lastSeq
                         + " (records were removed)");
             }
-            byte[] recordHash;
-            try (PreparedStatement query = connection.prepareStatement("SELECT hash FROM audit_record WHERE seq = ?")) {
-                query.setLong(1, checkpoint.seq());
-                try (ResultSet rows = query.executeQuery()) {
-                    recordHash = rows.next() ? rows.getBytes(1) : null;
-                }
-            }
+            byte[] recordHash = checkpoint.seq() == 0 ? AuditEncoding.zeroHash() : recordHash(connection,
+                    checkpoint.seq());
             if (!Arrays.equals(recordHash, checkpoint.hash())) {
                 throw corrupt(file, "checkpoint at " + checkpoint.seq() + ": hash does not match record "
                         + checkpoint.seq() + "'s hash");
@@ -497,15 +597,33 @@ public final class AuditLog implements AutoCloseable {
                 throw corrupt(file, "checkpoint at " + checkpoint.seq() + ": signature invalid");
             }
         }
-        return new Head(lastSeq, lastHash, lastMillis, lastCheckpointSeq);
+        if (lastSeq > lastCheckpointSeq) {
+            try (PreparedStatement query = connection.prepareStatement(
+                    "SELECT ts_millis FROM audit_record WHERE seq = ?")) {
+                query.setLong(1, lastCheckpointSeq + 1);
+                try (ResultSet rows = query.executeQuery()) {
+                    firstUnsignedMillis = rows.next() ? rows.getLong(1) : lastMillis;
+                }
+            }
+        }
+        return new Head(lastSeq, lastHash, lastMillis, lastCheckpointSeq, checkpoints.size(), lastCheckpoint,
+                firstUnsignedMillis);
+    }
+
+    private static byte[] recordHash(Connection connection, long seq) throws SQLException {
+        try (PreparedStatement query = connection.prepareStatement("SELECT hash FROM audit_record WHERE seq = ?")) {
+            query.setLong(1, seq);
+            try (ResultSet rows = query.executeQuery()) {
+                return rows.next() ? rows.getBytes(1) : null;
+            }
+        }
     }
 
     private static boolean signatureValid(AuditCheckpoint checkpoint, AuditSigner signer) {
         try {
             Signature verifier = Signature.getInstance(AuditVerifier.SIGNATURE_ALGORITHM);
             verifier.initVerify(signer.publicKey());
-            verifier.update(AuditEncoding.checkpointSignedData(checkpoint.seq(), checkpoint.hash(),
-                    checkpoint.timestamp().toEpochMilli()));
+            verifier.update(checkpoint.signedData());
             return verifier.verify(checkpoint.signature());
         } catch (GeneralSecurityException e) {
             return false;
@@ -525,7 +643,8 @@ public final class AuditLog implements AutoCloseable {
         AuditDatabase.closeQuietly(channel);
     }
 
-    private record Head(long seq, byte[] hash, long millis, long lastCheckpointSeq) {
+    private record Head(long seq, byte[] hash, long millis, long lastCheckpointSeq, long checkpointCount,
+            AuditCheckpoint lastCheckpoint, long firstUnsignedMillis) {
     }
 
     /** An append waiting for the writer. The state decides, once, whether the writer or the caller owns it. */
@@ -546,12 +665,17 @@ public final class AuditLog implements AutoCloseable {
      * Settings of an {@link AuditLog}. Immutable and thread-safe; {@link #defaults()} or {@link #builder()}.
      */
     public static final class Options {
+        /** The documented default interval; a verifier assumes it for a log that has no v2 checkpoint at all. */
+        public static final int DEFAULT_CHECKPOINT_EVERY = 1000;
+        /** The documented default bound on how long a record stays unsigned; assumed likewise. */
+        public static final Duration DEFAULT_MAX_UNSIGNED_AGE = Duration.ofSeconds(10);
         private final Duration appendTimeout;
         private final int checkpointEvery;
         private final int maxBatch;
         private final int queueCapacity;
         private final Duration busyTimeout;
         private final Duration closeTimeout;
+        private final Duration maxUnsignedAge;
         private final Clock clock;
 
         private Options(Builder b) {
@@ -561,10 +685,14 @@ public final class AuditLog implements AutoCloseable {
             this.queueCapacity = b.queueCapacity;
             this.busyTimeout = b.busyTimeout;
             this.closeTimeout = b.closeTimeout;
+            this.maxUnsignedAge = b.maxUnsignedAge;
             this.clock = b.clock;
         }
 
-        /** Append timeout 5 s, checkpoint every 1000 records, batches of up to 1024, queue of 65,536. */
+        /**
+         * Append timeout 5 s, checkpoint every {@value #DEFAULT_CHECKPOINT_EVERY} records and whenever a record has
+         * been unsigned for {@link #DEFAULT_MAX_UNSIGNED_AGE}, batches of up to 1024, queue of 65,536.
+         */
         public static Options defaults() {
             return builder().build();
         }
@@ -578,7 +706,11 @@ public final class AuditLog implements AutoCloseable {
             return appendTimeout;
         }
 
-        /** A signed checkpoint is written at every seq that is a multiple of this, and on close. */
+        /**
+         * A signed checkpoint is written at every seq that is a multiple of this (in the same transaction as that
+         * record), on open if the head is unsigned, when a record has been unsigned for {@link #maxUnsignedAge()},
+         * and on close. Signed into every checkpoint, so a verifier knows where checkpoints must be.
+         */
         public int checkpointEvery() {
             return checkpointEvery;
         }
@@ -603,7 +735,16 @@ public final class AuditLog implements AutoCloseable {
             return closeTimeout;
         }
 
-        /** Source of record and checkpoint timestamps (UTC, millisecond precision). */
+        /**
+         * The longest a committed record stays unsigned while the log is open: the writer then signs the head
+         * (checked after every batch and every 50 ms when idle). Signed into every
+         * checkpoint; {@code audit verify --open} refuses an unsigned tail older than this (plus a grace period).
+         */
+        public Duration maxUnsignedAge() {
+            return maxUnsignedAge;
+        }
+
+        /** Source of record and checkpoint timestamps (UTC, millisecond precision) and of checkpoint ages. */
         public Clock clock() {
             return clock;
         }
@@ -611,7 +752,8 @@ public final class AuditLog implements AutoCloseable {
         /** Builds {@link Options}; each setter says which rule a value breaks. Not thread-safe. */
         public static final class Builder {
             private Duration appendTimeout = Duration.ofSeconds(5);
-            private int checkpointEvery = 1000;
+            private int checkpointEvery = DEFAULT_CHECKPOINT_EVERY;
+            private Duration maxUnsignedAge = DEFAULT_MAX_UNSIGNED_AGE;
             private int maxBatch = 1024;
             private int queueCapacity = 65_536;
             private Duration busyTimeout = Duration.ofSeconds(5);
@@ -628,6 +770,14 @@ public final class AuditLog implements AutoCloseable {
 
             public Builder checkpointEvery(int value) {
                 this.checkpointEvery = atLeastOne("checkpointEvery", value);
+                return this;
+            }
+
+            public Builder maxUnsignedAge(Duration value) {
+                this.maxUnsignedAge = positive("maxUnsignedAge", value);
+                if (value.toMillis() < 1) {
+                    throw new IllegalArgumentException("maxUnsignedAge must be at least 1 ms, got " + value);
+                }
                 return this;
             }
 

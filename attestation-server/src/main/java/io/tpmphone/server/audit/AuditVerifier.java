@@ -33,8 +33,10 @@ import java.util.Set;
 
 /**
  * Offline verification of an audit database or JSON export: recomputes every record hash and prev link, checks
- * that seq runs 1..n without gaps, and checks every checkpoint against the record at its seq and, given the public
- * key, its signature. Returns a {@link VerificationReport} naming the first broken record; throws
+ * that seq runs 1..n without gaps, checks every checkpoint against the record at its seq and, given the public
+ * key, its signature, and checks that the checkpoints cover the log as docs/audit.md promises: chained to each
+ * other, one wherever the signed interval requires it, and a closing one at the head of a closed log
+ * ({@link VerifyOptions}). Returns a {@link VerificationReport} naming the first broken record; throws
  * {@link AuditException} only when the input cannot be read at all (missing file, not an audit database, malformed
  * export).
  *
@@ -48,25 +50,41 @@ public final class AuditVerifier {
     private static final Set<String> RECORD_FIELDS = Set.of("seq", "timestamp", "type", "subject", "outcome",
             "detail", "prevHash", "hash");
     private static final Set<String> CHECKPOINT_FIELDS = Set.of("seq", "hash", "timestamp", "keyId", "signature");
+    private static final Set<String> CHECKPOINT_V1_FIELDS = Set.of("version", "seq", "hash", "timestamp", "keyId",
+            "signature");
+    private static final Set<String> CHECKPOINT_V2_FIELDS = Set.of("version", "seq", "hash", "timestamp", "keyId",
+            "signature", "every", "maxUnsignedMillis", "closed", "prevDigest");
 
     private AuditVerifier() {
     }
 
     /**
-     * Verifies the database at {@code databaseFile}, read-only.
+     * Verifies the database at {@code databaseFile}, read-only, as a closed log ({@link VerifyOptions#closed()}).
      *
      * @param checkpointKey the checkpoint signer's public key; without it signatures are not checked
      * @throws AuditException {@code STORAGE} if the file is missing, unreadable or not an audit database
      */
     public static VerificationReport verify(Path databaseFile, Optional<PublicKey> checkpointKey)
             throws AuditException {
+        return verify(databaseFile, checkpointKey, VerifyOptions.closed());
+    }
+
+    /**
+     * Verifies the database at {@code databaseFile}, read-only, with the given coverage rules.
+     *
+     * @param checkpointKey the checkpoint signer's public key; without it signatures are not checked
+     * @throws AuditException {@code STORAGE} if the file is missing, unreadable or not an audit database
+     */
+    public static VerificationReport verify(Path databaseFile, Optional<PublicKey> checkpointKey,
+            VerifyOptions options) throws AuditException {
         Objects.requireNonNull(databaseFile, "databaseFile");
         Objects.requireNonNull(checkpointKey, "checkpointKey");
+        Objects.requireNonNull(options, "options");
         try (Connection connection = AuditDatabase.openReadOnly(databaseFile, BUSY_TIMEOUT)) {
             connection.setAutoCommit(false); // one snapshot: checkpoints and records
             try {
                 List<AuditCheckpoint> checkpoints = AuditDatabase.checkpoints(connection);
-                ChainChecker checker = new ChainChecker(checkpointKey, checkpoints);
+                ChainChecker checker = new ChainChecker(checkpointKey, checkpoints, options);
                 try (PreparedStatement query = connection.prepareStatement("SELECT "
                         + AuditDatabase.RAW_RECORD_COLUMNS + " FROM audit_record ORDER BY seq")) {
                     query.setFetchSize(1000);
@@ -89,17 +107,28 @@ public final class AuditVerifier {
     }
 
     /**
-     * Verifies a JSON export ({@link AuditLog#exportJson}, format in {@code docs/audit.md}). Streams records; keeps
-     * 32 bytes per record in memory only if the checkpoints come after the records.
+     * Verifies a JSON export ({@link AuditLog#exportJson}, format in {@code docs/audit.md}) as a closed log. Streams
+     * records; keeps 40 bytes per record in memory only if the checkpoints come after the records.
      *
      * @throws AuditException {@code MALFORMED_EXPORT} naming the place if the document is not a well-formed export
      */
     public static VerificationReport verifyExport(InputStream json, Optional<PublicKey> checkpointKey)
             throws AuditException {
+        return verifyExport(json, checkpointKey, VerifyOptions.closed());
+    }
+
+    /**
+     * Verifies a JSON export with the given coverage rules; an export of a running server's log is open.
+     *
+     * @throws AuditException {@code MALFORMED_EXPORT} naming the place if the document is not a well-formed export
+     */
+    public static VerificationReport verifyExport(InputStream json, Optional<PublicKey> checkpointKey,
+            VerifyOptions options) throws AuditException {
         Objects.requireNonNull(json, "json");
         Objects.requireNonNull(checkpointKey, "checkpointKey");
+        Objects.requireNonNull(options, "options");
         try (JsonParser parser = CanonicalJson.MAPPER.getFactory().createParser(json)) {
-            return verifyExport(parser, checkpointKey);
+            return verifyExport(parser, checkpointKey, options);
         } catch (JsonProcessingException e) {
             JsonLocation at = e.getLocation();
             throw new AuditException(AuditException.Code.MALFORMED_EXPORT, "audit export is not valid JSON"
@@ -111,14 +140,16 @@ public final class AuditVerifier {
         }
     }
 
-    private static VerificationReport verifyExport(JsonParser parser, Optional<PublicKey> key)
-            throws IOException, AuditException {
+    private static VerificationReport verifyExport(JsonParser parser, Optional<PublicKey> key,
+            VerifyOptions options) throws IOException, AuditException {
         if (parser.nextToken() != JsonToken.START_OBJECT) {
             throw malformed("audit export must be a JSON object with \"format\": \"" + AuditExport.FORMAT + "\"");
         }
         List<AuditCheckpoint> checkpoints = null;
         ChainChecker checker = null;
         String format = null;
+        String checkpointEncoding = null;
+        long version = 1;
         long declaredCount = -1;
         while (parser.nextToken() == JsonToken.FIELD_NAME) {
             String field = parser.currentName();
@@ -126,14 +157,24 @@ public final class AuditVerifier {
             switch (field) {
                 case "format" -> format = text(parser, value, field);
                 case "version" -> {
-                    if (value != JsonToken.VALUE_NUMBER_INT || parser.getLongValue() != AuditExport.VERSION) {
+                    if (value != JsonToken.VALUE_NUMBER_INT || parser.getLongValue() < 1
+                            || parser.getLongValue() > AuditExport.VERSION) {
                         throw malformed("audit export version " + parser.getText() + " is not supported (expected "
-                                + AuditExport.VERSION + ")");
+                                + "1.." + AuditExport.VERSION + ")");
                     }
+                    version = parser.getLongValue();
                 }
                 case "hashAlgorithm" -> expect(parser, value, field, "SHA-256");
                 case "recordEncoding" -> expect(parser, value, field, AuditEncoding.RECORD_TAG);
-                case "checkpointEncoding" -> expect(parser, value, field, AuditEncoding.CHECKPOINT_TAG);
+                case "checkpointEncoding" -> {
+                    checkpointEncoding = text(parser, value, field);
+                    if (!checkpointEncoding.equals(AuditEncoding.CHECKPOINT_TAG)
+                            && !checkpointEncoding.equals(AuditEncoding.CHECKPOINT_V2_TAG)) {
+                        throw malformed("audit export field \"checkpointEncoding\" is \"" + checkpointEncoding
+                                + "\"; this verifier supports only \"" + AuditEncoding.CHECKPOINT_TAG + "\" and \""
+                                + AuditEncoding.CHECKPOINT_V2_TAG + "\"");
+                    }
+                }
                 case "signatureAlgorithm" -> expect(parser, value, field, SIGNATURE_ALGORITHM);
                 case "recordCount" -> {
                     if (value != JsonToken.VALUE_NUMBER_INT || parser.getLongValue() < 0) {
@@ -151,7 +192,7 @@ public final class AuditVerifier {
                     if (checker != null) {
                         throw malformed("audit export has two \"records\" arrays");
                     }
-                    checker = new ChainChecker(key, checkpoints);
+                    checker = new ChainChecker(key, checkpoints, options);
                     readRecords(parser, value, checker);
                 }
                 default -> throw malformed("audit export has an unknown field \"" + field + "\"");
@@ -170,6 +211,14 @@ public final class AuditVerifier {
         if (checkpoints == null) {
             throw malformed("audit export has no \"checkpoints\" array");
         }
+        String expectedEncoding = version == 1 ? AuditEncoding.CHECKPOINT_TAG : AuditEncoding.CHECKPOINT_V2_TAG;
+        if (checkpointEncoding != null && !checkpointEncoding.equals(expectedEncoding)) {
+            throw malformed("audit export version " + version + " must have \"checkpointEncoding\": \""
+                    + expectedEncoding + "\", not \"" + checkpointEncoding + "\"");
+        }
+        if (version == 1 && checkpoints.stream().anyMatch(c -> c.version() != 1)) {
+            throw malformed("audit export version 1 cannot hold v2 checkpoints");
+        }
         return checker.finish("export", checkpoints, declaredCount);
     }
 
@@ -182,13 +231,38 @@ public final class AuditVerifier {
         while (parser.nextToken() != JsonToken.END_ARRAY) {
             JsonNode node = CanonicalJson.MAPPER.readTree(parser);
             String where = "audit export checkpoint #" + (checkpoints.size() + 1);
-            requireFields(node, CHECKPOINT_FIELDS, where);
+            if (node == null || !node.isObject()) {
+                throw malformed(where + " is not a JSON object");
+            }
+            // No "version": an export of format version 1, whose checkpoints are all v1.
+            long checkpointVersion = node.has("version") ? integer(node, "version", where) : 1;
+            if (checkpointVersion != 1 && checkpointVersion != 2) {
+                throw malformed(where + ": checkpoint \"version\" must be 1 or 2, got " + checkpointVersion);
+            }
+            requireFields(node, !node.has("version") ? CHECKPOINT_FIELDS
+                    : checkpointVersion == 1 ? CHECKPOINT_V1_FIELDS : CHECKPOINT_V2_FIELDS, where);
             long seq = integer(node, "seq", where);
+            byte[] signature;
             try {
-                checkpoints.add(new AuditCheckpoint(seq, hexField(node, "hash", where), instant(node, where),
-                        string(node, "keyId", where), Base64.getDecoder().decode(string(node, "signature", where))));
+                signature = Base64.getDecoder().decode(string(node, "signature", where));
             } catch (IllegalArgumentException e) {
                 throw malformed(where + " (seq " + seq + "): \"signature\" is not base64", e);
+            }
+            if (checkpointVersion == 1) {
+                checkpoints.add(new AuditCheckpoint(seq, hexField(node, "hash", where), instant(node, where),
+                        string(node, "keyId", where), signature));
+            } else {
+                long every = integer(node, "every", where);
+                if (every < 1 || every > Integer.MAX_VALUE) {
+                    throw malformed(where + " (seq " + seq + "): \"every\" must be 1.." + Integer.MAX_VALUE);
+                }
+                JsonNode closed = node.get("closed");
+                if (!closed.isBoolean()) {
+                    throw malformed(where + " (seq " + seq + "): \"closed\" must be true or false");
+                }
+                checkpoints.add(new AuditCheckpoint(2, seq, hexField(node, "hash", where), instant(node, where),
+                        string(node, "keyId", where), signature, (int) every, integer(node, "maxUnsignedMillis",
+                        where), closed.booleanValue(), hexField(node, "prevDigest", where)));
             }
         }
         return checkpoints;

@@ -29,7 +29,27 @@ public final class VerificationReport {
         /** A checkpoint's hash is not the hash of the record at its seq. */
         CHECKPOINT_HASH_MISMATCH,
         /** A checkpoint refers to a record beyond the end of the log: records were removed from the end. */
-        CHECKPOINT_BEYOND_END
+        CHECKPOINT_BEYOND_END,
+        /**
+         * No checkpoint where the signed interval (or, without any v2 checkpoint, the documented default) requires
+         * one: checkpoints were deleted, possibly with a rewrite of the records they covered.
+         */
+        CHECKPOINT_MISSING,
+        /**
+         * A v2 checkpoint does not cover the checkpoint before it (its {@code prevDigest}), or seqs go backwards:
+         * a checkpoint was removed, reordered or inserted.
+         */
+        CHECKPOINT_CHAIN_BROKEN,
+        /**
+         * The log does not end with a closing checkpoint at its last record: records after the last checkpoint are
+         * unsigned, or the closing checkpoint was removed with or without the records after it. A running server's
+         * log is verified with {@link VerifyOptions#open}.
+         */
+        NOT_CLOSED,
+        /** Open mode: the unsigned tail is older than the signed bound allows; the writer would have signed it. */
+        UNSIGNED_TAIL_TOO_OLD,
+        /** A v1 checkpoint, which cannot show that checkpoints were deleted, without {@link VerifyOptions#acceptV1}. */
+        LEGACY_CHECKPOINT
     }
 
     /**
@@ -53,9 +73,22 @@ public final class VerificationReport {
     private final long headSeq;
     private final String headHashHex;
     private final Problem problem;
+    private final boolean open;
+    private final long unsignedRecords;
+    private final long legacyCheckpoints;
 
     VerificationReport(String source, long recordsChecked, long checkpointsChecked, boolean signaturesChecked,
             long headSeq, String headHashHex, Problem problem) {
+        this(source, recordsChecked, checkpointsChecked, signaturesChecked, headSeq, headHashHex, problem, false, 0,
+                0);
+    }
+
+    VerificationReport(String source, long recordsChecked, long checkpointsChecked, boolean signaturesChecked,
+            long headSeq, String headHashHex, Problem problem, boolean open, long unsignedRecords,
+            long legacyCheckpoints) {
+        this.open = open;
+        this.unsignedRecords = unsignedRecords;
+        this.legacyCheckpoints = legacyCheckpoints;
         this.source = Objects.requireNonNull(source, "source");
         this.recordsChecked = recordsChecked;
         this.checkpointsChecked = checkpointsChecked;
@@ -111,10 +144,29 @@ public final class VerificationReport {
         return Optional.ofNullable(headHashHex);
     }
 
+    /** Whether the log was verified as open ({@link VerifyOptions#open}). */
+    public boolean open() {
+        return open;
+    }
+
+    /**
+     * Records after the last checkpoint, accepted unsigned because the log was verified as open (0 for a closed
+     * log). Nothing protects them: anyone with file access could cut them off or rewrite them.
+     */
+    public long unsignedRecords() {
+        return unsignedRecords;
+    }
+
+    /** v1 (legacy, weaker) checkpoints accepted with {@link VerifyOptions#acceptV1()}. */
+    public long legacyCheckpoints() {
+        return legacyCheckpoints;
+    }
+
     /** Returns this report if intact, else throws {@link AuditException.Code#NOT_INTACT} with the problem. */
     public VerificationReport requireIntact() throws AuditException {
         if (problem != null) {
-            throw new AuditException(AuditException.Code.NOT_INTACT, source + ": " + problem.message());
+            throw new AuditException(AuditException.Code.NOT_INTACT, source + ": " + problem.kind() + " at "
+                    + problem.seq() + ": " + problem.message());
         }
         return this;
     }
@@ -122,11 +174,16 @@ public final class VerificationReport {
     /** One line for people. */
     public String summary() {
         if (problem != null) {
-            return "BROKEN " + source + ": " + problem.message();
+            return "BROKEN " + source + ": " + problem.kind() + " at " + problem.seq() + ": " + problem.message();
         }
         return "OK " + source + ": " + recordsChecked + " records, " + checkpointsChecked + " checkpoints"
                 + (signaturesChecked ? " (signatures verified)" : " (signatures NOT checked: no public key given)")
-                + (headHashHex == null ? "" : ", head " + headSeq + " " + headHashHex);
+                + (headHashHex == null ? "" : ", head " + headSeq + " " + headHashHex)
+                + (open ? (unsignedRecords == 0 ? "; open log, every record signed"
+                        : "; open log: the last " + unsignedRecords + " records (" + (headSeq - unsignedRecords + 1)
+                                + ".." + headSeq + ") are not signed yet") : "; closed")
+                + (legacyCheckpoints == 0 ? "" : "; WEAKER: " + legacyCheckpoints + " v1 checkpoints accepted"
+                        + " (their deletion would go unnoticed)");
     }
 
     @Override

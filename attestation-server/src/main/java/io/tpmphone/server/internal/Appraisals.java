@@ -59,6 +59,7 @@ public final class Appraisals {
     private final NonceService nonces;
     private final ResultSigner signer;
     private final KeyApprover approver;
+    private volatile RefusalAggregator refusals;
     private final AuditTrail audit;
     private final Clock clock;
     private final Supplier<AttestationPolicy> policy;
@@ -89,6 +90,21 @@ public final class Appraisals {
      * host marked FAILED. After that, every outcome is a signed result for the host.
      */
     public Map<String, Object> appraise(String body) throws Exception {
+        return appraise(body, null);
+    }
+
+    /**
+     * Rate-limits the records of refusals for AKs nobody enrolled (anyone can send those) through
+     * {@code refusals}, per client address; refusals for an enrolled AK stay one record each. Call once, before
+     * serving.
+     */
+    public Appraisals withRefusals(RefusalAggregator refusals) {
+        this.refusals = refusals;
+        return this;
+    }
+
+    /** As {@link #appraise(String)}, for a client at {@code remote} (null: unknown, every refusal recorded). */
+    public Map<String, Object> appraise(String body, String remote) throws Exception {
         AttestationPolicy p = policy.get();
         ObjectNode req = Json.object(body, FIELDS, Set.of("keyApprovalPcrs", "keyEvents"));
         byte[] keyEventBytes = req.has("keyEvents") ? Json.base64(req, "keyEvents", KeyEvents.MAX_BYTES) : null;
@@ -112,7 +128,8 @@ public final class Appraisals {
         // have reported them.
         byte[] qualifyingData = keyEventBytes == null ? nonce : KeyEvents.qualifyingData(nonce, keyEventBytes);
 
-        Authenticated auth = authenticate(p, akId, nonce, qualifyingData, attest, signature, pcrs, evidenceHash);
+        Authenticated auth = authenticate(p, akId, nonce, qualifyingData, attest, signature, pcrs, evidenceHash,
+                remote);
         Registry.Host host = auth.host();
         Appraisal a = appraiseAuthenticated(p, host, auth, pcrs, logBytes);
 
@@ -202,21 +219,24 @@ public final class Appraisals {
     /** PCR_SELECTION, AK_ENROLLED, NONCE, then the quote; throws a 403 refusal naming the failed check. */
     private Authenticated authenticate(AttestationPolicy p, String akId, byte[] nonce, byte[] qualifyingData,
                                        byte[] attest,
-                                                    byte[] signature, PcrValues pcrs, byte[] evidenceHash)
+                                                    byte[] signature, PcrValues pcrs, byte[] evidenceHash,
+                                                    String remote)
             throws ApiException {
         PcrSelection required = p.requiredPcrSelection();
+        Optional<Registry.Host> host = registry.hostByAkId(akId);
+        // For an AK nobody enrolled, anyone can provoke these: rate-limited per source (docs/audit.md).
+        String unenrolledFrom = host.isEmpty() ? remote : null;
         if (pcrs.selection().bank() != p.pcrBank()) {
             throw refuse(akId, "PCR_SELECTION", "PCR bank " + pcrs.selection().bank() + " is not the policy's "
-                    + p.pcrBank(), evidenceHash);
+                    + p.pcrBank(), evidenceHash, unenrolledFrom);
         }
         if (!pcrs.selection().pcrs().containsAll(required.pcrs())) {
             throw refuse(akId, "PCR_SELECTION", "the quote covers " + pcrs.selection() + " but the policy needs "
-                    + required, evidenceHash);
+                    + required, evidenceHash, unenrolledFrom);
         }
-        Optional<Registry.Host> host = registry.hostByAkId(akId);
         if (host.isEmpty()) {
             throw refuse(akId, "AK_ENROLLED", "AK " + abbreviate(akId) + " is not enrolled: enroll the host first",
-                    evidenceHash);
+                    evidenceHash, unenrolledFrom);
         }
         NonceService.Consumed consumed = nonces.consume(nonce, akId);
         NonceService.Refusal refusal = consumed.refusal();
@@ -244,12 +264,27 @@ public final class Appraisals {
     }
 
     private ApiException refuse(String akId, String check, String reason, byte[] evidenceHash) throws ApiException {
+        return refuse(akId, check, reason, evidenceHash, null);
+    }
+
+    /** {@code unenrolledFrom}: the client's address if the AK is not enrolled (aggregated), else null. */
+    private ApiException refuse(String akId, String check, String reason, byte[] evidenceHash,
+                                String unenrolledFrom) throws ApiException {
         Map<String, Object> detail = new LinkedHashMap<>();
         detail.put("akId", akId);
         detail.put("check", check);
-        detail.put("reason", reason);
         detail.put("evidenceSha256", HexFormat.of().formatHex(evidenceHash));
-        audit.record("REFUSAL", "ak:" + abbreviate(akId), "APPRAISAL_REFUSED", detail);
+        RefusalAggregator aggregator = refusals;
+        if (unenrolledFrom != null && aggregator != null) {
+            detail.put("akId", abbreviate(akId));
+            detail.put("detail", reason);
+            detail.put("remote", unenrolledFrom);
+            aggregator.refuse("APPRAISAL_REFUSED", unenrolledFrom, check, detail, "ak:" + abbreviate(akId),
+                    "ak:(unenrolled) from " + unenrolledFrom);
+        } else {
+            detail.put("reason", reason);
+            audit.record("REFUSAL", "ak:" + abbreviate(akId), "APPRAISAL_REFUSED", detail);
+        }
         return new ApiException(403, "appraisal_refused", check, reason);
     }
 

@@ -78,6 +78,7 @@ public final class DeviceCertificates {
     private final NonceService nonces;
     private final ServerIdentity identity;
     private final KeyApprover approver;
+    private volatile RefusalAggregator refusals;
     private final AuditTrail audit;
     private final Clock clock;
     private final Function<String, Optional<Appraisals.LastAppraisal>> lastAppraisal;
@@ -94,8 +95,22 @@ public final class DeviceCertificates {
         this.lastAppraisal = lastAppraisal;
     }
 
+    /**
+     * Rate-limits the records of refusals for AKs nobody enrolled (anyone can send those) through
+     * {@code refusals}, per client address. Call once, before serving.
+     */
+    public DeviceCertificates withRefusals(RefusalAggregator refusals) {
+        this.refusals = refusals;
+        return this;
+    }
+
     /** POST /v1/device-certificates. */
     public Map<String, Object> issue(String body) throws Exception {
+        return issue(body, null);
+    }
+
+    /** POST /v1/device-certificates from a client at {@code remote} (null: unknown). */
+    public Map<String, Object> issue(String body, String remote) throws Exception {
         ObjectNode req = Json.object(body, Set.of("akId", "nonce", "tikPublic", "certifyInfo", "signature"),
                 Set.of());
         String akId = Json.text(req, "akId", 200);
@@ -107,6 +122,17 @@ public final class DeviceCertificates {
 
         Optional<Registry.Host> host = registry.hostByAkId(akId);
         if (host.isEmpty()) {
+            RefusalAggregator aggregator = refusals;
+            if (remote != null && aggregator != null) {
+                Map<String, Object> detail = new LinkedHashMap<>();
+                detail.put("akId", subject.substring("ak:".length()));
+                detail.put("check", "AK_ENROLLED");
+                detail.put("remote", remote);
+                aggregator.refuse("DEVICE_CERTIFICATE_REFUSED", remote, "AK_ENROLLED", detail, subject,
+                        "ak:(unenrolled) from " + remote);
+                throw new ApiException(403, "certificate_refused", "AK_ENROLLED",
+                        "AK is not enrolled: enroll the host first");
+            }
             throw refuse(subject, akId, "AK_ENROLLED", "AK is not enrolled: enroll the host first");
         }
         NonceService.Consumed consumed = nonces.consume(nonce, akId);

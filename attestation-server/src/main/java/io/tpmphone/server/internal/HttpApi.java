@@ -20,7 +20,8 @@ import org.slf4j.LoggerFactory;
 /**
  * The versioned HTTP API ({@code /v1/...}) as one Jetty core handler with a small router. Bodies are JSON of at
  * most 1 MiB with a Content-Length; every refusal is a JSON object {@code {error, check, message}}. Admin routes need
- * {@code Authorization: Bearer <admin token>}: 401 without it, 403 with a wrong one, both audited.
+ * {@code Authorization: Bearer <admin token>}: 401 without it, 403 with a wrong one, both audited through the
+ * {@link RefusalAggregator} (the first per source and reason at once, then a count per window).
  */
 public final class HttpApi extends Handler.Abstract {
     private static final Logger LOG = LoggerFactory.getLogger(HttpApi.class);
@@ -58,11 +59,14 @@ public final class HttpApi extends Handler.Abstract {
 
     private final List<Route> routes = new ArrayList<>();
     private final byte[] adminTokenSha256;
-    private final AuditTrail audit;
+    private final RefusalAggregator refusals;
 
-    public HttpApi(byte[] adminTokenSha256, AuditTrail audit) {
+    /**
+     * @param refusals records refused admin calls, rate-limited: anyone can send them, so each is not a record
+     */
+    public HttpApi(byte[] adminTokenSha256, RefusalAggregator refusals) {
         this.adminTokenSha256 = adminTokenSha256.clone();
-        this.audit = audit;
+        this.refusals = refusals;
     }
 
     /** The routes served, each as {@code METHOD path-regex} (for checking the API description against them). */
@@ -145,7 +149,7 @@ public final class HttpApi extends Handler.Abstract {
         detail.put("request", method + " " + path);
         detail.put("remote", remote);
         detail.put("reason", why);
-        audit.record("REFUSAL", remote, "ADMIN_REFUSED", detail);
+        refusals.refuse("ADMIN_REFUSED", remote, why, detail);
     }
 
     private static String readBody(Request request) throws Exception {

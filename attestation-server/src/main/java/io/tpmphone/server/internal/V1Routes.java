@@ -23,7 +23,8 @@ public final class V1Routes {
 
     /** What the routes need. */
     public record Services(Registry registry, Registrar registrar, NonceService nonces, AuditLog auditLog,
-                           ServerIdentity identity, AuditTrail audit, Clock clock, String initialPolicy) {
+                           ServerIdentity identity, AuditTrail audit, RefusalAggregator refusals, Clock clock,
+                           String initialPolicy) {
     }
 
     private V1Routes() {
@@ -34,9 +35,9 @@ public final class V1Routes {
         ResultSigner signer = new ResultSigner(s.identity().resultKeyPair());
         KeyApprover approver = new KeyApprover(s.identity().keystoreAuthorityKeyPair());
         Appraisals appraisals = new Appraisals(s.registry(), s.nonces(), signer, approver, s.audit(), s.clock(),
-                policy::get);
+                policy::get).withRefusals(s.refusals());
         DeviceCertificates certificates = new DeviceCertificates(s.registry(), s.nonces(), s.identity(), approver,
-                s.audit(), s.clock(), appraisals::last);
+                s.audit(), s.clock(), appraisals::last).withRefusals(s.refusals());
         String openApi = resource("/openapi.json");
 
         api.route("GET", "/v1/openapi\\.json", false, call -> openApi);
@@ -104,8 +105,12 @@ public final class V1Routes {
             if (owner.isEmpty()) {
                 Map<String, Object> detail = new LinkedHashMap<>();
                 detail.put("check", "AK_ENROLLED");
-                detail.put("akId", akId);
-                s.audit().record("REFUSAL", "ak:" + akId, "NONCE_REFUSED", detail);
+                // Anyone can ask for a nonce for any AK: rate-limited per source, the AK id in the first record.
+                detail.put("akId", akId.length() > 80 ? akId.substring(0, 80) + "…" : akId);
+                detail.put("remote", call.remoteAddress());
+                s.refusals().refuse("NONCE_REFUSED", call.remoteAddress(), "AK_ENROLLED", detail,
+                        "ak:" + (akId.length() > 20 ? akId.substring(0, 20) + "…" : akId),
+                        "ak:(unenrolled) from " + call.remoteAddress());
                 throw new ApiException(404, "unknown_ak", "AK_ENROLLED", "no host is enrolled with AK " + akId);
             }
             AttestationPolicy p = requirePolicy(policy);
@@ -120,10 +125,11 @@ public final class V1Routes {
 
         api.route("POST", "/v1/appraisals", false, call -> {
             requirePolicy(policy);
-            return appraisals.appraise(call.body());
+            return appraisals.appraise(call.body(), call.remoteAddress());
         });
 
-        api.route("POST", "/v1/device-certificates", false, call -> certificates.issue(call.body()));
+        api.route("POST", "/v1/device-certificates", false, call -> certificates.issue(call.body(),
+                call.remoteAddress()));
 
         api.route("GET", "/v1/hosts", true, call -> {
             List<Map<String, Object>> hosts = new ArrayList<>();

@@ -25,6 +25,35 @@ class AuditEncodingTest {
     }
 
     @Test
+    void checkpointV2Encoding_matchesTheDocumentedVector() {
+        byte[] data = AuditEncoding.checkpointV2SignedData(1000, AuditEncoding.unhex("11".repeat(32)),
+                1_700_000_000_123L, 1000, 10_000, true, AuditEncoding.unhex("22".repeat(32)));
+        assertEquals(CHECKPOINT_V2_VECTOR, AuditEncoding.hex(data));
+        assertEquals(CHECKPOINT_V2_DIGEST, AuditEncoding.hex(new AuditCheckpoint(2, 1000,
+                AuditEncoding.unhex("11".repeat(32)), java.time.Instant.ofEpochMilli(1_700_000_000_123L), "k",
+                new byte[0], 1000, 10_000, true, AuditEncoding.unhex("22".repeat(32))).digest()));
+    }
+
+    @Test
+    void everyCheckpointV2Field_isCovered() {
+        byte[] h = new byte[32];
+        byte[] base = AuditEncoding.checkpointV2SignedData(10, h, 5, 10, 100, false, h);
+        byte[] other = h.clone();
+        other[0] = 1;
+        for (byte[] changed : new byte[][] {
+                AuditEncoding.checkpointV2SignedData(11, h, 5, 10, 100, false, h),
+                AuditEncoding.checkpointV2SignedData(10, other, 5, 10, 100, false, h),
+                AuditEncoding.checkpointV2SignedData(10, h, 6, 10, 100, false, h),
+                AuditEncoding.checkpointV2SignedData(10, h, 5, 11, 100, false, h),
+                AuditEncoding.checkpointV2SignedData(10, h, 5, 10, 101, false, h),
+                AuditEncoding.checkpointV2SignedData(10, h, 5, 10, 100, true, h),
+                AuditEncoding.checkpointV2SignedData(10, h, 5, 10, 100, false, other),
+                AuditEncoding.checkpointSignedData(10, h, 5)}) {
+            assertFalse(Arrays.equals(base, changed), "a signed field or the tag is not covered");
+        }
+    }
+
+    @Test
     void movingBytesBetweenFields_changesTheHash() {
         byte[] a = AuditEncoding.recordHash(1, 0, "ADMIN", "ab", "c", "{}", new byte[32]);
         byte[] b = AuditEncoding.recordHash(1, 0, "ADMIN", "a", "bc", "{}", new byte[32]);
@@ -52,4 +81,10 @@ class AuditEncodingTest {
     static final String CHECKPOINT_VECTOR = "0000001c74706d70686f6e652e61756469742e636865636b706f696e742e7631"
             + "00000000000003e8000000201111111111111111111111111111111111111111111111111111111111111111"
             + "0000018bcfe5687b";
+    /** Computed independently (Python struct/hashlib) from the layout in docs/audit.md. */
+    static final String CHECKPOINT_V2_VECTOR = "0000001c74706d70686f6e652e61756469742e636865636b706f696e742e7632"
+            + "00000000000003e8000000201111111111111111111111111111111111111111111111111111111111111111"
+            + "0000018bcfe5687b" + "000003e8" + "0000000000002710" + "01"
+            + "000000202222222222222222222222222222222222222222222222222222222222222222";
+    static final String CHECKPOINT_V2_DIGEST = "80ab7bfd779a05ebee5f8a2926d64fa5095bcc609dc64c342de85825faa2cd86";
 }

@@ -192,11 +192,18 @@ class AuditLogTest {
             fill(log, 7);
             log.exportJson(out);
         }
+        // Exported while the log was open: record 7 is not signed yet, so it verifies as an open log, saying so,
+        // and not as a closed one.
         VerificationReport report = AuditVerifier.verifyExport(new ByteArrayInputStream(out.toByteArray()),
-                Optional.of(keys.getPublic()));
+                Optional.of(keys.getPublic()), VerifyOptions.open(java.time.Clock.systemUTC()));
         assertTrue(report.intact(), report.summary());
         assertEquals(7, report.recordsChecked());
         assertEquals(2, report.checkpointsChecked());
+        assertEquals(1, report.unsignedRecords(), report.summary());
+        VerificationReport closed = AuditVerifier.verifyExport(new ByteArrayInputStream(out.toByteArray()),
+                Optional.of(keys.getPublic()));
+        assertEquals(VerificationReport.ProblemKind.NOT_CLOSED, closed.firstProblem().orElseThrow().kind(),
+                closed.summary());
     }
 
     @Test

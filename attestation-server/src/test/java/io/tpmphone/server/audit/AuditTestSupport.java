@@ -43,11 +43,12 @@ final class AuditTestSupport {
     }
 
     static final String DROP_TRIGGERS[] = {
-        "DROP TRIGGER audit_record_no_update",
-        "DROP TRIGGER audit_record_no_delete",
-        "DROP TRIGGER audit_record_append_continues_chain",
-        "DROP TRIGGER audit_checkpoint_no_update",
-        "DROP TRIGGER audit_checkpoint_no_delete",
+        "DROP TRIGGER IF EXISTS audit_record_no_update",
+        "DROP TRIGGER IF EXISTS audit_record_no_delete",
+        "DROP TRIGGER IF EXISTS audit_record_append_continues_chain",
+        "DROP TRIGGER IF EXISTS audit_checkpoint_no_update",
+        "DROP TRIGGER IF EXISTS audit_checkpoint_no_delete",
+        "DROP TRIGGER IF EXISTS audit_checkpoint_append_in_order",
     };
 
     static String[] withTriggersDropped(String... sql) {

@@ -270,7 +270,7 @@ class AuditVerifierTest {
     @ParameterizedTest
     @ValueSource(strings = {"", "not json", "[]", "{}", "{\"format\":\"tpmphone-audit-export\"",
             "{\"format\":\"other\",\"checkpoints\":[],\"records\":[]}",
-            "{\"format\":\"tpmphone-audit-export\",\"version\":2,\"checkpoints\":[],\"records\":[]}",
+            "{\"format\":\"tpmphone-audit-export\",\"version\":3,\"checkpoints\":[],\"records\":[]}",
             "{\"format\":\"tpmphone-audit-export\",\"checkpoints\":[],\"records\":{}}",
             "{\"format\":\"tpmphone-audit-export\",\"checkpoints\":[],\"records\":[1]}",
             "{\"format\":\"tpmphone-audit-export\",\"checkpoints\":[],\"records\":[{\"seq\":1}]}",
