@@ -80,6 +80,7 @@ public final class AttestationServer implements AutoCloseable {
         NonceService nonces = new NonceService(b.clock);
         refusals = new RefusalAggregator(audit, b.clock, RefusalAggregator.DEFAULT_WINDOW,
                 RefusalAggregator.DEFAULT_MAX_KEYS);
+        registrar.withRefusals(refusals);
         HttpApi api = new HttpApi(sha256(b.adminToken), refusals);
         this.api = api;
         V1Routes.install(api, new V1Routes.Services(registry, registrar, nonces, auditLog, identity, audit,

@@ -89,13 +89,13 @@ final class InProcessVerifier implements AutoCloseable {
     String enroll(MeasuredHost host) throws Exception {
         String token = registrar.issueToken(host.name(), java.time.Duration.ofMinutes(10), "benchmark");
         Registrar.Challenge c = registrar.enroll(host.name(), host.ekPublic().encoded(), host.ekCertificate(),
-                host.akPublic().encoded(), token);
+                host.akPublic().encoded(), token, "benchmark");
         SecretBytes secret = host.tpm().activateCredential(PersistentHandle.AK, EkType.RSA_2048.defaultHandle(),
                 c.credential().integrityHmac(), c.credential().encIdentity(), c.credential().encryptedSecret());
         try {
             byte[] s = secret.reveal();
             try {
-                return registrar.activate(c.enrollmentId(), s).akId();
+                return registrar.activate(c.enrollmentId(), s, "benchmark").akId();
             } finally {
                 java.util.Arrays.fill(s, (byte) 0);
             }

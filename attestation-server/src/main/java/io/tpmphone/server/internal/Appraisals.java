@@ -224,19 +224,20 @@ public final class Appraisals {
             throws ApiException {
         PcrSelection required = p.requiredPcrSelection();
         Optional<Registry.Host> host = registry.hostByAkId(akId);
-        // For an AK nobody enrolled, anyone can provoke these: rate-limited per source (docs/audit.md).
-        String unenrolledFrom = host.isEmpty() ? remote : null;
+        // Nothing is authenticated before the quote's signature verifies: anyone can provoke these refusals (AK ids
+        // are not secret), so they are rate-limited per source, check and AK (docs/audit.md).
+        boolean enrolled = host.isPresent();
         if (pcrs.selection().bank() != p.pcrBank()) {
             throw refuse(akId, "PCR_SELECTION", "PCR bank " + pcrs.selection().bank() + " is not the policy's "
-                    + p.pcrBank(), evidenceHash, unenrolledFrom);
+                    + p.pcrBank(), evidenceHash, remote, enrolled);
         }
         if (!pcrs.selection().pcrs().containsAll(required.pcrs())) {
             throw refuse(akId, "PCR_SELECTION", "the quote covers " + pcrs.selection() + " but the policy needs "
-                    + required, evidenceHash, unenrolledFrom);
+                    + required, evidenceHash, remote, enrolled);
         }
         if (host.isEmpty()) {
             throw refuse(akId, "AK_ENROLLED", "AK " + abbreviate(akId) + " is not enrolled: enroll the host first",
-                    evidenceHash, unenrolledFrom);
+                    evidenceHash, remote, enrolled);
         }
         NonceService.Consumed consumed = nonces.consume(nonce, akId);
         NonceService.Refusal refusal = consumed.refusal();
@@ -246,7 +247,7 @@ public final class Appraisals {
                 case EXPIRED -> "expired (nonces live at most " + p.nonceTtl().toSeconds() + " s)";
                 case OTHER_KEY -> "issued for another AK";
             };
-            throw refuse(akId, "NONCE", "the nonce is " + why, evidenceHash);
+            throw refuse(akId, "NONCE", "the nonce is " + why, evidenceHash, remote, true);
         }
         try {
             TpmtPublic ak = akCache.get(akId);
@@ -257,30 +258,32 @@ public final class Appraisals {
             return new Authenticated(host.get(), QuoteVerifier.verify(attest, signature, ak, qualifyingData, pcrs),
                     consumed.knownAtIssue());
         } catch (VerificationException e) {
-            throw refuse(akId, e.check().name(), e.getMessage(), evidenceHash);
+            throw refuse(akId, e.check().name(), e.getMessage(), evidenceHash, remote, true);
         } catch (MalformedStructureException e) {
-            throw refuse(akId, "AK_ENROLLED", "the enrolled AK cannot be parsed: " + e.getMessage(), evidenceHash);
+            throw refuse(akId, "AK_ENROLLED", "the enrolled AK cannot be parsed: " + e.getMessage(), evidenceHash,
+                    remote, true);
         }
     }
 
-    private ApiException refuse(String akId, String check, String reason, byte[] evidenceHash) throws ApiException {
-        return refuse(akId, check, reason, evidenceHash, null);
-    }
-
-    /** {@code unenrolledFrom}: the client's address if the AK is not enrolled (aggregated), else null. */
-    private ApiException refuse(String akId, String check, String reason, byte[] evidenceHash,
-                                String unenrolledFrom) throws ApiException {
+    /**
+     * A refusal before the quote authenticated. {@code from}: the client's address; with a refusal aggregator the
+     * record is rate-limited per source, check and (for an enrolled AK) AK: the first one in a window is recorded in
+     * full, the rest are counted (docs/audit.md).
+     */
+    private ApiException refuse(String akId, String check, String reason, byte[] evidenceHash, String from,
+                                boolean enrolled) throws ApiException {
         Map<String, Object> detail = new LinkedHashMap<>();
         detail.put("akId", akId);
         detail.put("check", check);
         detail.put("evidenceSha256", HexFormat.of().formatHex(evidenceHash));
         RefusalAggregator aggregator = refusals;
-        if (unenrolledFrom != null && aggregator != null) {
+        if (from != null && aggregator != null) {
             detail.put("akId", abbreviate(akId));
             detail.put("detail", reason);
-            detail.put("remote", unenrolledFrom);
-            aggregator.refuse("APPRAISAL_REFUSED", unenrolledFrom, check, detail, "ak:" + abbreviate(akId),
-                    "ak:(unenrolled) from " + unenrolledFrom);
+            detail.put("remote", from);
+            aggregator.refuse("APPRAISAL_REFUSED", from, enrolled ? check + " ak:" + abbreviate(akId) : check,
+                    detail, "ak:" + abbreviate(akId), (enrolled ? "ak:" + abbreviate(akId) : "ak:(unenrolled)")
+                            + " from " + from);
         } else {
             detail.put("reason", reason);
             audit.record("REFUSAL", "ak:" + abbreviate(akId), "APPRAISAL_REFUSED", detail);

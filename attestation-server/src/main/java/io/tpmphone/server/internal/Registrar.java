@@ -61,47 +61,47 @@ public final class Registrar {
      * with its own EK (to replace its AK) needs no token — the TPM proves it is that host.
      */
     public Challenge enroll(String host, byte[] ekPublicBytes, byte[] ekCertificate, byte[] akPublicBytes,
-                            String enrollmentToken) throws ApiException {
+                            String enrollmentToken, String source) throws ApiException {
         if (!HOST.matcher(host).matches()) {
-            throw refuse(host, 400, "HOST_NAME", "host name must be 1-253 letters, digits, '.' or '-'");
+            throw refuse(source, host, 400, "HOST_NAME", "host name must be 1-253 letters, digits, '.' or '-'");
         }
-        TpmtPublic ek = parse(host, ekPublicBytes, "ekPublic");
-        TpmtPublic ak = parse(host, akPublicBytes, "akPublic");
+        TpmtPublic ek = parse(source, host, ekPublicBytes, "ekPublic");
+        TpmtPublic ak = parse(source, host, akPublicBytes, "akPublic");
         X509Certificate cert;
         try {
             cert = ekCas.validate(ekCertificate);
         } catch (GeneralSecurityException e) {
-            throw refuse(host, 403, "EK_CERTIFICATE", "EK certificate not accepted: " + e.getMessage()
+            throw refuse(source, host, 403, "EK_CERTIFICATE", "EK certificate not accepted: " + e.getMessage()
                     + " (is the TPM manufacturer's CA in the server's --ek-ca list?)");
         }
         try {
             if (!MessageDigest.isEqual(cert.getPublicKey().getEncoded(), ek.toPublicKey().getEncoded())) {
-                throw refuse(host, 403, "EK_CERTIFICATE", "the EK public key is not the certificate's key");
+                throw refuse(source, host, 403, "EK_CERTIFICATE", "the EK public key is not the certificate's key");
             }
         } catch (java.security.InvalidKeyException e) {
-            throw refuse(host, 400, "EK_PUBLIC", "EK public area has no usable key: " + e.getMessage());
+            throw refuse(source, host, 400, "EK_PUBLIC", "EK public area has no usable key: " + e.getMessage());
         }
         if (!ek.has(ObjectAttribute.RESTRICTED) || !ek.has(ObjectAttribute.DECRYPT)) {
-            throw refuse(host, 400, "EK_PUBLIC", "the EK must be a restricted decryption key");
+            throw refuse(source, host, 400, "EK_PUBLIC", "the EK must be a restricted decryption key");
         }
         List<String> violations = AkTemplate.violations(ak);
         if (!violations.isEmpty()) {
-            throw refuse(host, 403, "AK_TEMPLATE", "the offered AK is not an attestation key: "
+            throw refuse(source, host, 403, "AK_TEMPLATE", "the offered AK is not an attestation key: "
                     + String.join("; ", violations));
         }
         Optional<Registry.Host> existing = registry.hostByName(host);
         if (existing.isPresent() && !Arrays.equals(existing.get().ekName(), ek.name())) {
-            throw refuse(host, 409, "HOST_EK", "host '" + host + "' is enrolled with another EK; a host keeps its TPM"
+            throw refuse(source, host, 409, "HOST_EK", "host '" + host + "' is enrolled with another EK; a host keeps its TPM"
                     + " (an operator must remove the old enrollment first)");
         }
         for (Registry.Host h : registryHosts()) {
             if (Arrays.equals(h.ekName(), ek.name()) && !h.host().equals(host)) {
-                throw refuse(host, 409, "HOST_EK", "this EK is enrolled as host '" + h.host() + "'");
+                throw refuse(source, host, 409, "HOST_EK", "this EK is enrolled as host '" + h.host() + "'");
             }
         }
         boolean newHost = existing.isEmpty();
         if (newHost) {
-            requireToken(host, enrollmentToken);
+            requireToken(source, host, enrollmentToken);
             // Used up now, not at activation: one token, one challenge; a failed activation needs a new token.
             try {
                 registry.deleteEnrollmentToken(host);
@@ -116,7 +116,7 @@ public final class Registrar {
         try {
             credential = MakeCredential.make(ek, ak.name(), secret, random);
         } catch (GeneralSecurityException e) {
-            throw refuse(host, 400, "EK_PUBLIC", "cannot make a credential for this EK: " + e.getMessage());
+            throw refuse(source, host, 400, "EK_PUBLIC", "cannot make a credential for this EK: " + e.getMessage());
         }
         purgeExpired();
         if (pending.size() >= MAX_PENDING) {
@@ -131,18 +131,18 @@ public final class Registrar {
     }
 
     /** Completes an enrollment; returns the enrolled host. */
-    public Registry.Host activate(String enrollmentId, byte[] answer) throws ApiException {
+    public Registry.Host activate(String enrollmentId, byte[] answer, String source) throws ApiException {
         Pending p = pending.remove(enrollmentId);
         if (p == null) {
-            throw refuse("-", 404, "ACTIVATION", "no pending enrollment " + enrollmentId
+            throw refuse(source, "-", 404, "ACTIVATION", "no pending enrollment " + enrollmentId
                     + " (unknown, already answered, or expired after 60 s): enroll again");
         }
         try {
             if (!clock.instant().isBefore(p.expiresAt())) {
-                throw refuse(p.host(), 403, "ACTIVATION", "the enrollment challenge expired: enroll again");
+                throw refuse(source, p.host(), 403, "ACTIVATION", "the enrollment challenge expired: enroll again");
             }
             if (!MessageDigest.isEqual(p.secret(), answer)) {
-                throw refuse(p.host(), 403, "ACTIVATION", "the activation proof is wrong: the AK is not in the TPM"
+                throw refuse(source, p.host(), 403, "ACTIVATION", "the activation proof is wrong: the AK is not in the TPM"
                         + " that holds this EK");
             }
             Registry.Host host = new Registry.Host(p.host(), p.ek().name(), p.ek().encoded(), p.ekCertificate(),
@@ -150,7 +150,7 @@ public final class Registrar {
             try {
                 registry.enroll(host);
             } catch (SQLException e) {
-                throw refuse(p.host(), 409, "HOST_EK", "enrollment conflicts with the registry: " + e.getMessage());
+                throw refuse(source, p.host(), 409, "HOST_EK", "enrollment conflicts with the registry: " + e.getMessage());
             }
             Map<String, Object> detail = new LinkedHashMap<>();
             detail.put("akId", host.akId());
@@ -184,7 +184,7 @@ public final class Registrar {
         return token;
     }
 
-    private void requireToken(String host, String token) throws ApiException {
+    private void requireToken(String source, String host, String token) throws ApiException {
         Optional<Registry.EnrollmentToken> stored;
         try {
             stored = registry.enrollmentToken(host);
@@ -192,16 +192,16 @@ public final class Registrar {
             throw new ApiException(503, "registry_unavailable", "cannot read enrollment tokens: " + e.getMessage());
         }
         if (token == null || stored.isEmpty()) {
-            throw refuse(host, 403, "ENROLLMENT_TOKEN", "enrolling the new host '" + host + "' needs an enrollment"
+            throw refuse(source, host, 403, "ENROLLMENT_TOKEN", "enrolling the new host '" + host + "' needs an enrollment"
                     + " token for that name from an operator (tpmphone enrollment-token --host " + host + ")");
         }
         byte[] presented = HttpApi.sha256(token.getBytes(java.nio.charset.StandardCharsets.UTF_8));
         if (!MessageDigest.isEqual(presented, stored.get().tokenSha256())) {
-            throw refuse(host, 403, "ENROLLMENT_TOKEN", "the enrollment token is not the one issued for '" + host
+            throw refuse(source, host, 403, "ENROLLMENT_TOKEN", "the enrollment token is not the one issued for '" + host
                     + "'");
         }
         if (!clock.instant().isBefore(stored.get().expiresAt())) {
-            throw refuse(host, 403, "ENROLLMENT_TOKEN", "the enrollment token for '" + host + "' expired at "
+            throw refuse(source, host, 403, "ENROLLMENT_TOKEN", "the enrollment token for '" + host + "' expired at "
                     + stored.get().expiresAt() + ": ask for a new one");
         }
     }
@@ -210,21 +210,40 @@ public final class Registrar {
         return registry.hosts();
     }
 
-    private TpmtPublic parse(String host, byte[] bytes, String field) throws ApiException {
+    private TpmtPublic parse(String source, String host, byte[] bytes, String field) throws ApiException {
         try {
             return TpmtPublic.parse(bytes);
         } catch (MalformedStructureException e) {
-            throw refuse(host, 400, field.startsWith("ek") ? "EK_PUBLIC" : "AK_TEMPLATE",
+            throw refuse(source, host, 400, field.startsWith("ek") ? "EK_PUBLIC" : "AK_TEMPLATE",
                     field + " is not a TPMT_PUBLIC: " + e.getMessage());
         }
     }
 
-    private ApiException refuse(String host, int status, String check, String message) throws ApiException {
+    /**
+     * The refusal of an enrollment step. Nothing is authenticated before the activation succeeds (an EK certificate
+     * is public), so anyone can provoke these: with a {@link RefusalAggregator} they are recorded per client address
+     * and check (the first at once, then a count per window), never one record per request.
+     */
+    private ApiException refuse(String source, String host, int status, String check, String message)
+            throws ApiException {
         Map<String, Object> detail = new LinkedHashMap<>();
         detail.put("check", check);
         detail.put("reason", message);
-        audit.record("REFUSAL", host, "ENROLLMENT_REFUSED", detail);
+        RefusalAggregator aggregator = refusals;
+        if (aggregator != null) {
+            aggregator.refuse("ENROLLMENT_REFUSED", source, check, detail, host, "enrollment from " + source);
+        } else {
+            audit.record("REFUSAL", host, "ENROLLMENT_REFUSED", detail);
+        }
         return new ApiException(status, "enrollment_refused", check, message);
+    }
+
+    private volatile RefusalAggregator refusals;
+
+    /** Rate-limits the records of enrollment refusals through {@code refusals}. Call once, before serving. */
+    public Registrar withRefusals(RefusalAggregator refusals) {
+        this.refusals = refusals;
+        return this;
     }
 
     private void purgeExpired() {

@@ -60,7 +60,8 @@ public final class V1Routes {
             Registrar.Challenge c = s.registrar().enroll(Json.text(req, "host", 253),
                     Json.base64(req, "ekPublic", 1024), Json.base64(req, "ekCertificate", 8192),
                     Json.base64(req, "akPublic", 1024),
-                    req.hasNonNull("enrollmentToken") ? Json.text(req, "enrollmentToken", 200) : null);
+                    req.hasNonNull("enrollmentToken") ? Json.text(req, "enrollmentToken", 200) : null,
+                    call.remoteAddress());
             Base64.Encoder b64 = Base64.getEncoder();
             Map<String, Object> credential = new LinkedHashMap<>();
             credential.put("integrityHmac", b64.encodeToString(c.credential().integrityHmac()));
@@ -75,7 +76,8 @@ public final class V1Routes {
 
         api.route("POST", "/v1/enrollments/([0-9a-f]{32})/activation", false, call -> {
             ObjectNode req = Json.object(call.body(), Set.of("secret"), Set.of());
-            Registry.Host h = s.registrar().activate(call.pathParameters().get(0), Json.base64(req, "secret", 64));
+            Registry.Host h = s.registrar().activate(call.pathParameters().get(0), Json.base64(req, "secret", 64),
+                    call.remoteAddress());
             Map<String, Object> m = new LinkedHashMap<>();
             m.put("host", h.host());
             m.put("akId", h.akId());
