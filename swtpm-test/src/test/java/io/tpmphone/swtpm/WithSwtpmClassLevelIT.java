@@ -29,7 +29,7 @@ class WithSwtpmClassLevelIT {
         assertSame(fromConstructor, tpm);
         assertTrue(tpm.isAlive());
         assertFalse(tpm.hasEkCertificates());
-        assertEquals(0, RawTpm.responseCode(RawTpm.exchange(tpm.host(), tpm.port(), RawTpm.getRandomCommand(8))));
+        assertEquals(0, RawTpm.responseCode(RawTpm.exchange(tpm, RawTpm.getRandomCommand(8))));
     }
 
     @Test
