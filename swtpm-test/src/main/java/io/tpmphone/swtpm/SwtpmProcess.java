@@ -140,7 +140,8 @@ public final class SwtpmProcess implements AutoCloseable {
         this.stateKeyFile = builder.stateKeyFile != null
                 ? builder.stateKeyFile.toAbsolutePath()
                 : stateDirectory.resolveSibling(stateDirectory.getFileName() + ".key");
-        this.runDirectory = workDirectory.resolve("run");
+        this.runDirectory = builder.socketDirectory != null ? builder.socketDirectory.toAbsolutePath()
+                : workDirectory.resolve("run");
         this.insecureTcp = builder.insecureTcp;
         this.startTimeout = builder.startTimeout;
         boolean certificates = builder.ekCertificate || builder.platformCertificate;
@@ -484,13 +485,14 @@ public final class SwtpmProcess implements AutoCloseable {
         requireUsablePath(stateDirectory);
         requireUsablePath(workDirectory);
         requireUsablePath(stateKeyFile);
+        requireUsablePath(runDirectory);
         if (!insecureTcp) {
             for (String socket : List.of(SERVER_SOCKET, CONTROL_SOCKET)) {
                 int bytes = runDirectory.resolve(socket).toString().getBytes(StandardCharsets.UTF_8).length;
                 if (bytes > MAX_SOCKET_PATH_BYTES) {
                     throw new SwtpmException("the swtpm socket path " + runDirectory.resolve(socket) + " is " + bytes
-                            + " bytes long, Unix sockets allow " + MAX_SOCKET_PATH_BYTES + ": set java.io.tmpdir to a"
-                            + " shorter directory");
+                            + " bytes long, Unix sockets allow " + MAX_SOCKET_PATH_BYTES + ": use a shorter socket"
+                            + " directory (or java.io.tmpdir)");
                 }
             }
         }
@@ -907,6 +909,7 @@ public final class SwtpmProcess implements AutoCloseable {
         private boolean privateCertificateAuthority;
         private Path stateDirectory;
         private Path stateKeyFile;
+        private Path socketDirectory;
         private boolean insecureTcp;
         private Path swtpmExecutable;
         private Duration startTimeout = DEFAULT_START_TIMEOUT;
@@ -955,6 +958,16 @@ public final class SwtpmProcess implements AutoCloseable {
          */
         public Builder stateKeyFile(Path stateKeyFile) {
             this.stateKeyFile = Objects.requireNonNull(stateKeyFile, "stateKeyFile");
+            return this;
+        }
+
+        /**
+         * The directory for the data and control sockets, created or made owner-only (0700); stale sockets in it are
+         * replaced. Default: {@code run/} in the private work directory. Its socket paths must fit a Unix socket
+         * address (107 bytes).
+         */
+        public Builder socketDirectory(Path socketDirectory) {
+            this.socketDirectory = Objects.requireNonNull(socketDirectory, "socketDirectory");
             return this;
         }
 
