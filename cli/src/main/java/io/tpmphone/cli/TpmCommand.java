@@ -45,8 +45,8 @@ final class TpmCommand {
     }
 
     @Command(name = "info", mixinStandardHelpOptions = true, description = "Manufacturer, firmware and spec revision.",
-            footer = {"", "Example:",
-                    "  tpmphone tpm info --tpm swtpm:socket=$HOME/.tpmphone/swtpm/default/run/server.sock --json"})
+            footer = {"", "Examples:", "  tpmphone tpm info --tpm device:/dev/tpmrm0 --json",
+                    "  tpmphone tpm info --tpm \"$(tpmphone swtpm start --uri-only)\""})
     static final class Info implements Callable<Integer> {
         @ParentCommand
         TpmCommand parent;
