@@ -72,7 +72,7 @@ class AgentLifecycleIT {
             assertEquals("MEASURED", agent.start().level());
             assertFalse(agent.checkForReboot(), "no reboot yet");
             swtpm.restart();
-            assertEquals(uri.port(), swtpm.port(), "swtpm came back on its port");
+            assertEquals(uri.socketPath().orElseThrow(), swtpm.serverSocket(), "swtpm came back on its socket");
             assertTrue(agent.checkForReboot(), "the agent noticed the reboot");
             Agent.Status recovered = agent.status();
             assertEquals("NEW_BOOT", recovered.logState(), "a rebooted TPM starts a new log");

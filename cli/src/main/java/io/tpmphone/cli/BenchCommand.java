@@ -221,7 +221,9 @@ final class BenchCommand {
         @Override
         public Integer call() throws Exception {
             PrintWriter out = spec.commandLine().getOut();
-            try (SwtpmProcess swtpm = SwtpmProcess.builder().start()) {
+            // TCP on purpose: the comparison runs TSS.Java's stock TpmDeviceTcp, which speaks only TCP. The TPM is a
+            // throwaway (no enrollment, deleted at the end), so what a local user could copy from it is worthless.
+            try (SwtpmProcess swtpm = SwtpmProcess.builder().insecureTcp(true).start()) {
                 List<TpmBenchmark.Figure> figures = new TpmBenchmark(swtpm.host(), swtpm.port())
                         .run(rounds, samples, stockSamples);
                 if (json) {

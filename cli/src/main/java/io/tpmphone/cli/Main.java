@@ -19,7 +19,7 @@ import picocli.CommandLine.Help.Ansi;
         exitCodeListHeading = "%nExit codes:%n",
         exitCodeList = {"0:ok", "1:the operation failed", "2:usage error (the message says which option)"},
         footer = {"", "Examples:", "  tpmphone swtpm start --json",
-                "  tpmphone tpm info --tpm swtpm:host=127.0.0.1,port=2321",
+                "  tpmphone tpm info --tpm device:/dev/tpmrm0",
                 "  tpmphone help tpm quote",
                 "", "Every command has --help with an example.",
                 "", "Environment:",

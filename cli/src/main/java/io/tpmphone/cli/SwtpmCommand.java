@@ -32,6 +32,16 @@ final class SwtpmCommand {
         return Path.of(base, "swtpm", name);
     }
 
+    /** Creates {@code directory} with mode 0700, or makes an existing one 0700: it holds a TPM and its key. */
+    static void ownerOnlyDirectory(Path directory) throws IOException {
+        java.util.Set<java.nio.file.attribute.PosixFilePermission> ownerOnly =
+                java.nio.file.attribute.PosixFilePermissions.fromString("rwx------");
+        if (!Files.isDirectory(directory)) {
+            Files.createDirectories(directory, java.nio.file.attribute.PosixFilePermissions.asFileAttribute(ownerOnly));
+        }
+        Files.setPosixFilePermissions(directory, ownerOnly);
+    }
+
     /** The names of the instances under {@code swtpmHome} that have a descriptor (were started, not stopped). */
     static List<String> instances(Path swtpmHome) throws IOException {
         if (!Files.isDirectory(swtpmHome)) {
@@ -44,8 +54,9 @@ final class SwtpmCommand {
     }
 
     @Command(name = "start", mixinStandardHelpOptions = true,
-            description = {"Start a swtpm on free loopback ports with its state in $TPMPHONE_HOME/swtpm/NAME",
-                    "(default ~/.tpmphone). Prints the TPM URI to use with --tpm, or JSON."},
+            description = {"Start a swtpm with its state in $TPMPHONE_HOME/swtpm/NAME (default ~/.tpmphone),",
+                    "encrypted with a key of its own, reachable only by this user through Unix sockets in a private",
+                    "directory. Prints the TPM URI to use with --tpm, or JSON."},
             footer = {"", "Examples:", "  tpmphone swtpm start --ek-cert --json",
                     "  tpmphone tpm info --tpm \"$(tpmphone swtpm start --uri-only)\""})
     static final class Start implements Callable<Integer> {
@@ -73,20 +84,23 @@ final class SwtpmCommand {
                 }
                 Files.delete(descriptor);
             }
-            Files.createDirectories(dir);
+            ownerOnlyDirectory(dir.getParent());
+            ownerOnlyDirectory(dir);
+            // The state key is created beside the state (NAME/state.key), so a copy of NAME/state alone is useless.
+            // Sockets at a stable place (NAME/run/server.sock), so the TPM URI stays the same across restarts.
             SwtpmProcess swtpm = SwtpmProcess.builder().stateDirectory(dir.resolve("state"))
-                    .withEkCertificate(ekCert).start();
+                    .socketDirectory(dir.resolve("run")).withEkCertificate(ekCert).start();
             Path workDirectory = swtpm.detach();
             Map<String, Object> info = new LinkedHashMap<>();
             try {
                 info.put("name", name);
                 info.put("tpmUri", swtpm.tpmUri());
                 info.put("tcti", swtpm.tctiString());
-                info.put("host", swtpm.host());
-                info.put("port", swtpm.port());
-                info.put("controlPort", swtpm.controlPort());
+                info.put("serverSocket", swtpm.serverSocket().toString());
+                info.put("controlSocket", swtpm.controlSocket().toString());
                 info.put("pid", swtpm.pid());
                 info.put("stateDirectory", swtpm.stateDirectory().toString());
+                info.put("stateKeyFile", swtpm.stateKeyFile().toString());
                 info.put("workDirectory", workDirectory.toString());
                 // The descriptor is written before anything else can fail, so `stop` always finds the process.
                 Files.writeString(descriptor, TpmCommand.JSON.writeValueAsString(info));
@@ -102,7 +116,7 @@ final class SwtpmCommand {
                     Files.writeString(descriptor, TpmCommand.JSON.writeValueAsString(info));
                 }
             } catch (Exception e) {
-                SwtpmProcess.stopDetached(swtpm.pid(), swtpm.host(), swtpm.port());
+                SwtpmProcess.stopDetached(swtpm.pid(), swtpm.serverSocket());
                 Files.deleteIfExists(descriptor);
                 SwtpmProcess.deleteDirectory(workDirectory);
                 throw e;
@@ -115,7 +129,8 @@ final class SwtpmCommand {
             } else {
                 out.println("swtpm '" + name + "' running, pid " + swtpm.pid());
                 out.println("  TPM URI:      " + swtpm.tpmUri() + "   (tpmphone ... --tpm URI)");
-                out.println("  tpm2-tools:   export TPM2TOOLS_TCTI=" + swtpm.tctiString());
+                out.println("  tpm2-tools:   export TPM2TOOLS_TCTI='" + swtpm.tctiString() + "'");
+                out.println("  reachable by: this user (and root) only; state encrypted with " + swtpm.stateKeyFile());
                 out.println("  stop with:    tpmphone swtpm stop --name " + name);
             }
             return 0;
@@ -149,7 +164,12 @@ final class SwtpmCommand {
             }
             Map<?, ?> info = TpmCommand.JSON.readValue(descriptor.toFile(), Map.class);
             long pid = ((Number) info.get("pid")).longValue();
-            SwtpmProcess.stopDetached(pid, (String) info.get("host"), ((Number) info.get("port")).intValue());
+            if (info.get("serverSocket") != null) {
+                SwtpmProcess.stopDetached(pid, Path.of(info.get("serverSocket").toString()));
+            } else {
+                // An instance started by an older tpmphone, on TCP ports.
+                SwtpmProcess.stopDetached(pid, (String) info.get("host"), ((Number) info.get("port")).intValue());
+            }
             Files.delete(descriptor);
             Object work = info.get("workDirectory");
             if (work != null) {

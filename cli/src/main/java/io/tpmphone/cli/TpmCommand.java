@@ -28,7 +28,7 @@ import picocli.CommandLine.Model.CommandSpec;
 
 /** TPM diagnostics against a TPM URI. */
 @Command(name = "tpm", mixinStandardHelpOptions = true, description = "TPM diagnostics: info, pcrread, extend, quote.",
-        footer = {"", "Examples:", "  tpmphone tpm info --tpm swtpm:host=127.0.0.1,port=2321",
+        footer = {"", "Examples:", "  tpmphone tpm info --tpm device:/dev/tpmrm0",
                 "  TPMPHONE_TPM=device:/dev/tpmrm0 tpmphone tpm pcrread --pcrs sha256:0-7"},
         subcommands = {TpmCommand.Info.class, TpmCommand.PcrRead.class, TpmCommand.Extend.class,
                 TpmCommand.Quote.class})
@@ -45,8 +45,8 @@ final class TpmCommand {
     static final com.fasterxml.jackson.databind.ObjectWriter JSON_LINE = JSON.writer()
             .without(SerializationFeature.INDENT_OUTPUT);
 
-    @Option(names = "--tpm", description = "TPM URI: swtpm:host=H,port=P or device:/dev/tpmrm0 (default: ${DEFAULT-VALUE}"
-            + " or $TPMPHONE_TPM)", defaultValue = "${env:TPMPHONE_TPM:-device:/dev/tpmrm0}", scope = picocli.CommandLine.ScopeType.INHERIT)
+    @Option(names = "--tpm", description = "TPM URI: swtpm:socket=PATH, device:/dev/tpmrm0 or (insecure)"
+            + " swtpm:host=H,port=P (default: ${DEFAULT-VALUE} or $TPMPHONE_TPM)", defaultValue = "${env:TPMPHONE_TPM:-device:/dev/tpmrm0}", scope = picocli.CommandLine.ScopeType.INHERIT)
     String tpm;
 
     TpmClient open() throws Exception {
@@ -54,7 +54,8 @@ final class TpmCommand {
     }
 
     @Command(name = "info", mixinStandardHelpOptions = true, description = "Manufacturer, firmware and spec revision.",
-            footer = {"", "Example:", "  tpmphone tpm info --tpm swtpm:host=127.0.0.1,port=2321 --json"})
+            footer = {"", "Examples:", "  tpmphone tpm info --tpm device:/dev/tpmrm0 --json",
+                    "  tpmphone tpm info --tpm \"$(tpmphone swtpm start --uri-only)\""})
     static final class Info implements Callable<Integer> {
         @ParentCommand
         TpmCommand parent;
@@ -81,7 +82,7 @@ final class TpmCommand {
     }
 
     @Command(name = "pcrread", mixinStandardHelpOptions = true, description = "Read PCR values.",
-            footer = {"", "Example:", "  tpmphone tpm pcrread --tpm swtpm:host=127.0.0.1,port=2321 --pcrs sha256:0,1,16"})
+            footer = {"", "Example:", "  tpmphone tpm pcrread --tpm device:/dev/tpmrm0 --pcrs sha256:0,1,16"})
     static final class PcrRead implements Callable<Integer> {
         @ParentCommand
         TpmCommand parent;

@@ -159,7 +159,8 @@ class MainTest {
         Run r = run("tpm", "info", "--tpm", "bogus");
         assertEquals(2, r.exit());
         assertTrue(r.errLines().get(0).startsWith("error: invalid TPM URI 'bogus'"), r.err());
-        assertTrue(r.err().contains("expected swtpm:host=127.0.0.1,port=2321 or device:/dev/tpmrm0"), r.err());
+        assertTrue(r.err().contains("expected swtpm:socket=/path/to/server.sock, swtpm:host=127.0.0.1,port=2321 or "
+                + "device:/dev/tpmrm0"), r.err());
         assertEquals("see: tpmphone tpm info --help", r.lastErrLine());
     }
 

@@ -137,7 +137,7 @@ class OperatorFlowIT {
         parts.put("/var/lib/tpmphone-agent", agentState.toString());
         parts.put("/etc/tpmphone/admin.token", dir.resolve("admin.token").toString());
         parts.put("127.0.0.1:8443", "127.0.0.1:" + port);
-        parts.put("swtpm:host=127.0.0.1,port=P", tpm.get("tpmUri").asText());
+        parts.put("swtpm:socket=S", tpm.get("tpmUri").asText());
         Process server = null;
         Process agent = null;
         ServerSocket takenPort = new ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress());

@@ -42,6 +42,15 @@ class SwtpmCommandIT {
             pid = info.get("pid").asLong();
             String uri = info.get("tpmUri").asText();
             assertTrue(ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false), "swtpm still running");
+            Path instance = home.resolve("swtpm").resolve("ci");
+            assertEquals("swtpm:socket=" + instance.resolve("run/server.sock"), uri, "a Unix socket, not a port");
+            assertFalse(info.has("port") || info.has("controlPort"), "no TCP port: " + info);
+            assertTrue(info.get("tcti").asText().startsWith("cmd:socat - UNIX-CONNECT:"), info.toString());
+            assertEquals("rwx------", mode(instance), "the instance directory is owner-only");
+            assertEquals("rwx------", mode(instance.resolve("run")), "the socket directory is owner-only");
+            assertEquals("rwx------", mode(instance.resolve("state")), "the state directory is owner-only");
+            assertEquals(instance.resolve("state.key").toString(), info.get("stateKeyFile").asText());
+            assertEquals("rw-------", mode(instance.resolve("state.key")), "the state key is owner-only");
             assertTrue(Files.exists(Path.of(info.get("caCertificate").asText())), "CA certificate kept");
 
             Run infoRun = tpmphone(home, "tpm", "info", "--tpm", uri);
@@ -65,6 +74,10 @@ class SwtpmCommandIT {
         Run stopAgain = tpmphone(home, "swtpm", "stop", "--name", "ci");
         assertNotEquals(0, stopAgain.exit());
         assertTrue(stopAgain.err().contains("no swtpm 'ci' is running"), stopAgain.err());
+    }
+
+    private static String mode(Path path) throws java.io.IOException {
+        return java.nio.file.attribute.PosixFilePermissions.toString(java.nio.file.Files.getPosixFilePermissions(path));
     }
 
     @Test

@@ -18,10 +18,10 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * docs/tpm.md's walk-through, run as written, each command in its own process: a swtpm started and stopped, its
  * info, PCRs and a quote read with tpmphone, and the quote checked by tpm2-tools' {@code tpm2_checkquote} with the
- * documented arguments. Only the swtpm port ({@code P}) and the output directory ({@code q}) are this run's.
+ * documented arguments. Only the swtpm socket ({@code S}) and the output directory ({@code q}) are this run's.
  */
 class TpmGuideIT {
-    private static final Pattern URI = Pattern.compile("swtpm:host=127\\.0\\.0\\.1,port=(\\d+)");
+    private static final Pattern URI = Pattern.compile("swtpm:socket=(/\\S+/server\\.sock)");
 
     private static String run(Path home, List<String> args) throws Exception {
         List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
@@ -46,7 +46,7 @@ class TpmGuideIT {
         String started = run(home, List.of(DocCommands.find(guide, "swtpm start").substitute(Map.of(), Map.of())));
         Matcher m = URI.matcher(started);
         assertTrue(m.find(), started);
-        Map<String, String> parts = Map.of("port=P", "port=" + m.group(1));
+        Map<String, String> parts = Map.of("socket=S", "socket=" + m.group(1));
         try {
             String info = run(home, List.of(DocCommands.find(guide, "tpm info").substitute(Map.of(), parts)));
             assertTrue(info.toLowerCase(java.util.Locale.ROOT).contains("manufacturer"), info);

@@ -10,28 +10,49 @@ import io.tpmphone.swtpm.internal.TpmWire;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.PosixFilePermission;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.security.SecureRandom;
 import java.time.Duration;
+import java.util.Arrays;
+import java.util.EnumSet;
+import java.util.HexFormat;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
 import java.util.Objects;
+import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * A real software TPM 2.0 ({@code swtpm socket --tpm2}) for tests, listening on 127.0.0.1 on two consecutive free
- * ports: the <em>data port</em> P for TPM commands (raw or MS-simulator framing) and the <em>control port</em> P+1
- * for swtpm's own control protocol. It is started with {@code --flags not-need-init,startup-clear}: it takes
+ * A real software TPM 2.0 ({@code swtpm socket --tpm2}) for tests, the demo and {@code tpmphone swtpm start},
+ * reachable only by the user who started it: its <em>data channel</em> (TPM commands) and its <em>control
+ * channel</em> (swtpm's own protocol, which can save, restore and reset the whole TPM) are Unix-domain sockets in an
+ * owner-only directory ({@link #serverSocket()}, {@link #controlSocket()}), and its state is encrypted with a key of
+ * its own ({@link #stateKeyFile()}). It is started with {@code --flags not-need-init,startup-clear}: it takes
  * commands at once, as after {@code TPM2_Startup(TPM_SU_CLEAR)}.
  *
  * <pre>{@code
  * try (SwtpmProcess tpm = SwtpmProcess.builder().withEkCertificate(true).start()) {
- *     connect(tpm.host(), tpm.port());
+ *     TpmClient.open(TpmUri.parse(tpm.tpmUri()));   // swtpm:socket=/tmp/tpmphone-swtpm-…/run/server.sock
  *     tpm.restart();                       // a reboot: PCRs reset, NV indices and persistent objects kept
  * }                                        // stopped and its private directories deleted
  * }</pre>
+ *
+ * <h2>Who can reach it</h2>
+ * Why not TCP: a loopback port is open to every local user, and swtpm's control channel has no authentication, so
+ * any user could save the TPM's whole state (EK, AK and TIK seeds included), run a clone of the host's TPM and pass
+ * its attestation. Here the sockets live in a directory of mode 0700, the state directory is 0700 with files 0600,
+ * and the state is encrypted (AES-256-CBC) with a random key in an owner-only file created with its final mode
+ * beside the state directory ({@code STATE.key}): a copy of the state directory alone is useless. Root, and anyone
+ * with the starting user's rights, can still clone it: a software TPM protects nothing against them
+ * (docs/threat-model.md). {@link Builder#insecureTcp(boolean)} restores the old TCP ports for programs that can only
+ * speak TCP (TSS.Java's stock {@code TpmDeviceTcp}), and only for throwaway TPMs.
  *
  * <h2>Guarantees</h2>
  * <ul>
@@ -77,6 +98,14 @@ public final class SwtpmProcess implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(SwtpmProcess.class);
     private static final String HOST = "127.0.0.1";
     private static final String STATE_FILE = "tpm2-00.permall";
+    private static final String SERVER_SOCKET = "server.sock";
+    private static final String CONTROL_SOCKET = "ctrl.sock";
+    /** swtpm's and swtpm_setup's name for the state cipher; the key file holds its 256-bit key as hex. */
+    private static final String STATE_CIPHER = "aes-256-cbc";
+    private static final int STATE_KEY_BYTES = 32;
+    private static final int MAX_SOCKET_PATH_BYTES = 107;
+    private static final Set<PosixFilePermission> OWNER_ONLY_DIRECTORY = PosixFilePermissions.fromString("rwx------");
+    private static final Set<PosixFilePermission> OWNER_ONLY_FILE = PosixFilePermissions.fromString("rw-------");
     private static final int MAX_START_ATTEMPTS = 5;
     private static final int LOG_TAIL_LINES = 20;
     private static final Duration DEFAULT_START_TIMEOUT = Duration.ofSeconds(10);
@@ -89,6 +118,9 @@ public final class SwtpmProcess implements AutoCloseable {
     private final Path swtpm;
     private final Path workDirectory;
     private final Path stateDirectory;
+    private final Path stateKeyFile;
+    private final Path runDirectory;
+    private final boolean insecureTcp;
     private final Duration startTimeout;
     private final LocalCertificateAuthority certificateAuthority;
     private final JvmExitCleanup.Registration exitCleanup;
@@ -105,6 +137,12 @@ public final class SwtpmProcess implements AutoCloseable {
         this.stateDirectory = builder.stateDirectory != null
                 ? builder.stateDirectory.toAbsolutePath()
                 : workDirectory.resolve("state");
+        this.stateKeyFile = builder.stateKeyFile != null
+                ? builder.stateKeyFile.toAbsolutePath()
+                : stateDirectory.resolveSibling(stateDirectory.getFileName() + ".key");
+        this.runDirectory = builder.socketDirectory != null ? builder.socketDirectory.toAbsolutePath()
+                : workDirectory.resolve("run");
+        this.insecureTcp = builder.insecureTcp;
         this.startTimeout = builder.startTimeout;
         boolean certificates = builder.ekCertificate || builder.platformCertificate;
         this.certificateAuthority = !certificates ? null
@@ -120,14 +158,60 @@ public final class SwtpmProcess implements AutoCloseable {
         return new Builder();
     }
 
-    /** {@code "127.0.0.1"}: swtpm listens on loopback only. */
+    /**
+     * {@code "127.0.0.1"}: with {@link Builder#insecureTcp(boolean)}, swtpm listens on loopback only.
+     *
+     * @throws IllegalStateException if this swtpm listens on Unix sockets (the default)
+     */
     public String host() {
+        requireTcp("host()");
         return HOST;
     }
 
-    /** The data port (TPM commands). May change on {@link #restart()} if the old port was taken meanwhile. */
+    /**
+     * The TCP data port (TPM commands) of an {@link Builder#insecureTcp(boolean) insecure-TCP} swtpm. May change on
+     * {@link #restart()} if the old port was taken meanwhile.
+     *
+     * @throws IllegalStateException if this swtpm listens on Unix sockets (the default)
+     */
     public int port() {
+        requireTcp("port()");
         return port;
+    }
+
+    /** Whether this swtpm listens on loopback TCP ports ({@link Builder#insecureTcp(boolean)}) instead of sockets. */
+    public boolean isInsecureTcp() {
+        return insecureTcp;
+    }
+
+    /**
+     * The data channel's Unix-domain socket (TPM commands, raw or MS-simulator framing), in an owner-only directory.
+     *
+     * @throws IllegalStateException if this swtpm was started with {@link Builder#insecureTcp(boolean)}
+     */
+    public Path serverSocket() {
+        requireUnixSockets("serverSocket()");
+        return runDirectory.resolve(SERVER_SOCKET);
+    }
+
+    /**
+     * The control channel's Unix-domain socket ({@code swtpm_ioctl --unix PATH}), beside {@link #serverSocket()}. It
+     * speaks swtpm's control protocol, not TPM commands, and can save and restore the whole TPM: never hand it out.
+     *
+     * @throws IllegalStateException if this swtpm was started with {@link Builder#insecureTcp(boolean)}
+     */
+    public Path controlSocket() {
+        requireUnixSockets("controlSocket()");
+        return runDirectory.resolve(CONTROL_SOCKET);
+    }
+
+    /**
+     * The file holding the key that encrypts the TPM's state (64 hex digits, mode 0600), beside the state directory
+     * unless {@link Builder#stateKeyFile(Path)} says otherwise. Kept with a kept state directory: without it the
+     * state cannot be started again.
+     */
+    public Path stateKeyFile() {
+        return stateKeyFile;
     }
 
     /**
@@ -136,17 +220,26 @@ public final class SwtpmProcess implements AutoCloseable {
      * ({@code swtpm_ioctl --tcp 127.0.0.1:PORT}), not TPM commands.
      */
     public int controlPort() {
+        requireTcp("controlPort()");
         return controlPort;
     }
 
-    /** {@code swtpm:host=127.0.0.1,port=P}: the TPM's address as a URI-like string for our configuration. */
+    /**
+     * The TPM's address for our configuration ({@code io.tpmphone.tpm.TpmUri}): {@code swtpm:socket=PATH} (its
+     * {@link #serverSocket()}), or {@code swtpm:host=127.0.0.1,port=P} for an insecure-TCP swtpm.
+     */
     public String tpmUri() {
-        return "swtpm:host=" + HOST + ",port=" + port;
+        return insecureTcp ? "swtpm:host=" + HOST + ",port=" + port : "swtpm:socket=" + serverSocket();
     }
 
-    /** {@code swtpm:host=127.0.0.1,port=P}: the TCTI for tpm2-tools' {@code -T} option or {@code TPM2TOOLS_TCTI}. */
+    /**
+     * The TCTI for tpm2-tools' {@code -T} option or {@code TPM2TOOLS_TCTI}: {@code cmd:socat - UNIX-CONNECT:PATH}
+     * (tpm2-tss's command TCTI speaks raw TPM commands over a child's stdin and stdout, and socat carries them to the
+     * data socket; tpm2-tss's swtpm TCTI is TCP-only), or {@code swtpm:host=127.0.0.1,port=P} for an insecure-TCP
+     * swtpm. Needs {@code socat}.
+     */
     public String tctiString() {
-        return "swtpm:host=" + HOST + ",port=" + port;
+        return insecureTcp ? "swtpm:host=" + HOST + ",port=" + port : "cmd:socat - UNIX-CONNECT:" + serverSocket();
     }
 
     /** The directory holding the TPM's state ({@code tpm2-00.permall}). */
@@ -209,7 +302,7 @@ public final class SwtpmProcess implements AutoCloseable {
         long startedAt = System.nanoTime();
         stop();
         launch(oldPort);
-        LOG.debug("swtpm restarted in {} ms (pid {}, data port {})", elapsedMillis(startedAt), pid(), port);
+        LOG.debug("swtpm restarted in {} ms (pid {}, {})", elapsedMillis(startedAt), pid(), tpmUri());
     }
 
     /**
@@ -287,6 +380,26 @@ public final class SwtpmProcess implements AutoCloseable {
      * @throws SwtpmException if the process does not end
      */
     public static void stopDetached(long pid, String host, int port) {
+        stopDetached(pid, host + ":" + port, timeout -> TpmWire.execute(host, port, TpmWire.shutdownClearCommand(),
+                timeout));
+    }
+
+    /**
+     * Stops a swtpm left running by {@link #detach()} that listens on the Unix socket {@code serverSocket}, as
+     * {@link #stopDetached(long, String, int)} does for one on a TCP port.
+     *
+     * @throws SwtpmException if the process does not end
+     */
+    public static void stopDetached(long pid, Path serverSocket) {
+        stopDetached(pid, serverSocket.toString(), timeout -> TpmWire.execute(serverSocket,
+                TpmWire.shutdownClearCommand(), timeout));
+    }
+
+    private interface TpmExchange {
+        int send(Duration timeout) throws IOException;
+    }
+
+    private static void stopDetached(long pid, String where, TpmExchange shutdown) {
         Optional<ProcessHandle> handle = ProcessHandle.of(pid);
         if (handle.isEmpty() || !handle.get().isAlive()) {
             return;
@@ -296,10 +409,10 @@ public final class SwtpmProcess implements AutoCloseable {
                     + ", not swtpm: refusing to stop it (stale instance file?)");
         }
         try {
-            TpmWire.execute(host, port, TpmWire.shutdownClearCommand(), SHUTDOWN_COMMAND_TIMEOUT);
+            shutdown.send(SHUTDOWN_COMMAND_TIMEOUT);
         } catch (IOException e) {
-            LOG.warn("TPM2_Shutdown(CLEAR) not delivered to {}:{} ({}); stopping without an orderly shutdown", host,
-                    port, e.toString());
+            LOG.warn("TPM2_Shutdown(CLEAR) not delivered to {} ({}); stopping without an orderly shutdown", where,
+                    e.toString());
         }
         handle.get().destroy();
         try {
@@ -329,7 +442,8 @@ public final class SwtpmProcess implements AutoCloseable {
 
     @Override
     public String toString() {
-        return "SwtpmProcess[" + tpmUri() + ", control port " + controlPort + ", state " + stateDirectory + "]";
+        return "SwtpmProcess[" + tpmUri() + ", control " + (insecureTcp ? "port " + controlPort
+                : "socket " + runDirectory.resolve(CONTROL_SOCKET)) + ", state " + stateDirectory + "]";
     }
 
     // ---------------------------------------------------------------------------------------------------------------
@@ -340,7 +454,10 @@ public final class SwtpmProcess implements AutoCloseable {
                 : Executables.find("swtpm", null);
         Path workDirectory;
         try {
-            workDirectory = Files.createTempDirectory("tpmphone-swtpm-");
+            // Owner-only from creation (the JDK's default for temporary directories, said explicitly): it holds the
+            // sockets, the log and, by default, the state and its key.
+            workDirectory = Files.createTempDirectory("tpmphone-swtpm-",
+                    PosixFilePermissions.asFileAttribute(OWNER_ONLY_DIRECTORY));
         } catch (IOException e) {
             throw new SwtpmException("cannot create a private directory for swtpm under "
                     + System.getProperty("java.io.tmpdir") + ": " + e, e);
@@ -351,9 +468,8 @@ public final class SwtpmProcess implements AutoCloseable {
             long startedAt = System.nanoTime();
             instance.prepareState(builder.platformCertificate);
             instance.launch(0);
-            LOG.debug("swtpm started in {} ms (pid {}, data port {}, control port {}, EK certificates {})",
-                    elapsedMillis(startedAt), instance.pid(), instance.port, instance.controlPort,
-                    instance.certificatesCreated);
+            LOG.debug("swtpm started in {} ms (pid {}, {}, EK certificates {})", elapsedMillis(startedAt),
+                    instance.pid(), instance.tpmUri(), instance.certificatesCreated);
             return instance;
         } catch (RuntimeException | Error e) {
             if (instance != null) {
@@ -368,15 +484,31 @@ public final class SwtpmProcess implements AutoCloseable {
     private void prepareState(boolean platformCertificate) {
         requireUsablePath(stateDirectory);
         requireUsablePath(workDirectory);
-        try {
-            Files.createDirectories(stateDirectory);
-        } catch (IOException e) {
-            throw new SwtpmException("cannot create the TPM state directory " + stateDirectory + ": " + e, e);
+        requireUsablePath(stateKeyFile);
+        requireUsablePath(runDirectory);
+        if (!insecureTcp) {
+            for (String socket : List.of(SERVER_SOCKET, CONTROL_SOCKET)) {
+                int bytes = runDirectory.resolve(socket).toString().getBytes(StandardCharsets.UTF_8).length;
+                if (bytes > MAX_SOCKET_PATH_BYTES) {
+                    throw new SwtpmException("the swtpm socket path " + runDirectory.resolve(socket) + " is " + bytes
+                            + " bytes long, Unix sockets allow " + MAX_SOCKET_PATH_BYTES + ": use a shorter socket"
+                            + " directory (or java.io.tmpdir)");
+                }
+            }
         }
+        try {
+            ownerOnlyDirectory(stateDirectory);
+            ownerOnlyDirectory(runDirectory);
+        } catch (IOException e) {
+            throw new SwtpmException("cannot create the TPM state directory " + stateDirectory + " owner-only: " + e,
+                    e);
+        }
+        boolean existingTpm = Files.exists(stateDirectory.resolve(STATE_FILE));
+        prepareStateKey(existingTpm);
         if (certificateAuthority == null) {
             return;
         }
-        if (Files.exists(stateDirectory.resolve(STATE_FILE))) {
+        if (existingTpm) {
             LOG.info("{} already holds a TPM: not manufacturing new EK certificates", stateDirectory);
             return;
         }
@@ -387,6 +519,69 @@ public final class SwtpmProcess implements AutoCloseable {
         });
         certificatesCreated = true;
         LOG.debug("swtpm_setup made EK certificates in {} ms", elapsedMillis(startedAt));
+    }
+
+    /** Creates {@code directory} (and missing parents) with mode 0700, or makes an existing one 0700. */
+    private static void ownerOnlyDirectory(Path directory) throws IOException {
+        if (Files.isSymbolicLink(directory)) {
+            throw new IOException(directory + " is a symbolic link; give the real directory");
+        }
+        if (!Files.isDirectory(directory)) {
+            Files.createDirectories(directory, PosixFilePermissions.asFileAttribute(OWNER_ONLY_DIRECTORY));
+        }
+        Set<PosixFilePermission> current = Files.getPosixFilePermissions(directory, LinkOption.NOFOLLOW_LINKS);
+        if (!current.equals(OWNER_ONLY_DIRECTORY)) {
+            LOG.info("{} was {}; making it owner-only (rwx------)", directory, PosixFilePermissions.toString(current));
+            Files.setPosixFilePermissions(directory, OWNER_ONLY_DIRECTORY);
+        }
+    }
+
+    /**
+     * Makes sure the state key exists, is a regular owner-only file, and that an existing TPM state has one. A new key
+     * is 32 bytes from {@link SecureRandom}, written as hex (the format swtpm_setup's {@code --keyfile} reads) into a
+     * file created with mode 0600 — never created readable and narrowed afterwards.
+     */
+    private void prepareStateKey(boolean existingTpm) {
+        if (Files.exists(stateKeyFile, LinkOption.NOFOLLOW_LINKS)) {
+            try {
+                if (!Files.isRegularFile(stateKeyFile, LinkOption.NOFOLLOW_LINKS)) {
+                    throw new SwtpmException("the TPM state key " + stateKeyFile + " is not a regular file (a "
+                            + "symbolic link?); remove it");
+                }
+                Set<PosixFilePermission> mode = Files.getPosixFilePermissions(stateKeyFile, LinkOption.NOFOLLOW_LINKS);
+                if (!OWNER_ONLY_FILE.containsAll(mode)) {
+                    throw new SwtpmException("the TPM state key " + stateKeyFile + " is readable by others (mode "
+                            + PosixFilePermissions.toString(mode) + "): anyone who read it can decrypt a copy of the "
+                            + "state and clone this TPM; make a new TPM (delete " + stateDirectory + " and the key)");
+                }
+            } catch (IOException e) {
+                throw new SwtpmException("cannot check the TPM state key " + stateKeyFile + ": " + e, e);
+            }
+            return;
+        }
+        if (existingTpm) {
+            throw new SwtpmException(stateDirectory + " holds a TPM state but there is no key " + stateKeyFile
+                    + ": it is unencrypted (made by an older tpmphone) or its key was lost. Its EK, AK and TIK may"
+                    + " have been copied while it was reachable; make a new TPM (tpmphone swtpm stop --purge, or"
+                    + " delete " + stateDirectory + ") and enroll it again");
+        }
+        byte[] key = new byte[STATE_KEY_BYTES];
+        byte[] hex = null;
+        try {
+            new SecureRandom().nextBytes(key);
+            hex = HexFormat.of().formatHex(key).getBytes(StandardCharsets.US_ASCII);
+            Files.createFile(stateKeyFile, PosixFilePermissions.asFileAttribute(OWNER_ONLY_FILE));
+            Files.write(stateKeyFile, hex, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING,
+                    LinkOption.NOFOLLOW_LINKS);
+        } catch (IOException e) {
+            throw new SwtpmException("cannot create the TPM state key " + stateKeyFile + ": " + e, e);
+        } finally {
+            Arrays.fill(key, (byte) 0);
+            if (hex != null) {
+                Arrays.fill(hex, (byte) 0);
+            }
+        }
+        LOG.debug("created a new TPM state key {}", stateKeyFile);
     }
 
     /** Runs swtpm_setup: EKs, their certificates from our private CA, all PCR banks left active. */
@@ -414,6 +609,8 @@ public final class SwtpmProcess implements AutoCloseable {
                 "--tpmstate", stateDirectory.toString(),
                 "--tpm", swtpm + " socket",
                 "--config", config.toString(),
+                "--keyfile", stateKeyFile.toString(),
+                "--cipher", STATE_CIPHER,
                 "--create-ek-cert"));
         if (platformCertificate) {
             command.add("--create-platform-cert");
@@ -452,8 +649,79 @@ public final class SwtpmProcess implements AutoCloseable {
                 + LogTail.describe("swtpm_setup output", setupOutput, 0, LOG_TAIL_LINES);
     }
 
-    /** Starts swtpm, on the preferred data port first if given (non-zero), and waits until that port answers. */
+    /** The swtpm command line, with the given channels. The key is named by its file, never put on the line. */
+    private List<String> swtpmCommand(String server, String control) {
+        return List.of(swtpm.toString(), "socket", "--tpm2",
+                "--tpmstate", "dir=" + stateDirectory + ",mode=0600",
+                "--key", "file=" + stateKeyFile + ",mode=" + STATE_CIPHER + ",format=hex",
+                "--server", server,
+                "--ctrl", control,
+                "--flags", "not-need-init,startup-clear",
+                "--log", "file=" + logFile() + ",level=1");
+    }
+
+    /**
+     * Starts swtpm and waits until its data channel answers a TPM command: on the Unix sockets, or (insecure TCP) on
+     * the preferred data port first if given (non-zero).
+     */
     private void launch(int preferredPort) {
+        if (insecureTcp) {
+            launchTcp(preferredPort);
+        } else {
+            launchUnixSockets();
+        }
+    }
+
+    private void launchUnixSockets() {
+        Path log = logFile();
+        Path output = workDirectory.resolve("swtpm.out");
+        long deadline = System.nanoTime() + startTimeout.toNanos();
+        Path server = runDirectory.resolve(SERVER_SOCKET);
+        Path control = runDirectory.resolve(CONTROL_SOCKET);
+        try {
+            // Left behind by a killed swtpm; ours to remove (the directory is private).
+            Files.deleteIfExists(server);
+            Files.deleteIfExists(control);
+        } catch (IOException e) {
+            throw new SwtpmException("cannot remove the old swtpm sockets in " + runDirectory + ": " + e, e);
+        }
+        long logOffset = LogTail.size(log);
+        long outputOffset = LogTail.size(output);
+        // mode=0600 on top of the 0700 directory, so that a socket moved or linked elsewhere stays private too.
+        List<String> command = swtpmCommand("type=unixio,path=" + server + ",mode=0600",
+                "type=unixio,path=" + control + ",mode=0600");
+        Process started = startProcess(command, output);
+        process = started;
+        port = 0;
+        controlPort = 0;
+        Readiness readiness = awaitReady(started, timeout -> TpmWire.execute(server, TpmWire.getRandomCommand(1),
+                timeout), deadline);
+        if (readiness == Readiness.READY) {
+            return;
+        }
+        String diagnostics = LogTail.describe("swtpm log", log, logOffset, LOG_TAIL_LINES)
+                + LogTail.describe("swtpm output", output, outputOffset, LOG_TAIL_LINES);
+        if (readiness == Readiness.EXITED) {
+            throw new SwtpmException("swtpm exited with code " + started.exitValue() + " before answering on "
+                    + server + " (command: " + String.join(" ", command) + ")" + diagnostics);
+        }
+        terminate(started, false);
+        throw new SwtpmException("swtpm did not answer a TPM command on " + server + " within "
+                + startTimeout.toMillis() + " ms (command: " + String.join(" ", command) + ")" + diagnostics);
+    }
+
+    private Process startProcess(List<String> command, Path output) {
+        try {
+            return new ProcessBuilder(command)
+                    .redirectErrorStream(true)
+                    .redirectOutput(ProcessBuilder.Redirect.appendTo(output.toFile()))
+                    .start();
+        } catch (IOException e) {
+            throw new SwtpmException("cannot run " + swtpm + ": " + e, e);
+        }
+    }
+
+    private void launchTcp(int preferredPort) {
         Path log = logFile();
         Path output = workDirectory.resolve("swtpm.out");
         long deadline = System.nanoTime() + startTimeout.toNanos();
@@ -462,25 +730,14 @@ public final class SwtpmProcess implements AutoCloseable {
             int[] ports = {dataPort, dataPort + 1};
             long logOffset = LogTail.size(log);
             long outputOffset = LogTail.size(output);
-            List<String> command = List.of(swtpm.toString(), "socket", "--tpm2",
-                    "--tpmstate", "dir=" + stateDirectory,
-                    "--server", "type=tcp,port=" + ports[0] + ",bindaddr=" + HOST,
-                    "--ctrl", "type=tcp,port=" + ports[1] + ",bindaddr=" + HOST,
-                    "--flags", "not-need-init,startup-clear",
-                    "--log", "file=" + log + ",level=1");
-            Process started;
-            try {
-                started = new ProcessBuilder(command)
-                        .redirectErrorStream(true)
-                        .redirectOutput(ProcessBuilder.Redirect.appendTo(output.toFile()))
-                        .start();
-            } catch (IOException e) {
-                throw new SwtpmException("cannot run " + swtpm + ": " + e, e);
-            }
+            List<String> command = swtpmCommand("type=tcp,port=" + ports[0] + ",bindaddr=" + HOST,
+                    "type=tcp,port=" + ports[1] + ",bindaddr=" + HOST);
+            Process started = startProcess(command, output);
             process = started;
             port = ports[0];
             controlPort = ports[1];
-            Readiness readiness = awaitDataPort(started, ports[0], deadline);
+            Readiness readiness = awaitReady(started, timeout -> TpmWire.execute(HOST, ports[0],
+                    TpmWire.getRandomCommand(1), timeout), deadline);
             if (readiness == Readiness.READY) {
                 return;
             }
@@ -505,7 +762,7 @@ public final class SwtpmProcess implements AutoCloseable {
 
     private enum Readiness { READY, EXITED, TIMED_OUT }
 
-    private static Readiness awaitDataPort(Process started, int dataPort, long deadline) {
+    private static Readiness awaitReady(Process started, TpmExchange probe, long deadline) {
         while (true) {
             if (!started.isAlive()) {
                 return Readiness.EXITED;
@@ -513,7 +770,7 @@ public final class SwtpmProcess implements AutoCloseable {
             try {
                 // A TPM response, not just an accepted connection: a port we lost to another program's listening
                 // socket also accepts connections (into its backlog) while our swtpm is on its way out.
-                TpmWire.execute(HOST, dataPort, TpmWire.getRandomCommand(1), PROBE_TIMEOUT);
+                probe.send(PROBE_TIMEOUT);
                 return Readiness.READY;
             } catch (IOException notYet) {
                 // not listening yet, or not swtpm
@@ -526,14 +783,16 @@ public final class SwtpmProcess implements AutoCloseable {
             } catch (InterruptedException e) {
                 killTree(started);
                 Thread.currentThread().interrupt();
-                throw new SwtpmException("interrupted while waiting for swtpm to listen on port " + dataPort, e);
+                throw new SwtpmException("interrupted while waiting for swtpm to answer", e);
             }
         }
     }
 
     private void sendOrderlyShutdown() {
         try {
-            int responseCode = TpmWire.execute(HOST, port, TpmWire.shutdownClearCommand(), SHUTDOWN_COMMAND_TIMEOUT);
+            int responseCode = insecureTcp
+                    ? TpmWire.execute(HOST, port, TpmWire.shutdownClearCommand(), SHUTDOWN_COMMAND_TIMEOUT)
+                    : TpmWire.execute(serverSocket(), TpmWire.shutdownClearCommand(), SHUTDOWN_COMMAND_TIMEOUT);
             if (responseCode != 0) {
                 LOG.debug("TPM2_Shutdown(CLEAR) returned TPM_RC 0x{}", Integer.toHexString(responseCode));
             }
@@ -610,6 +869,20 @@ public final class SwtpmProcess implements AutoCloseable {
         return certificateAuthority;
     }
 
+    private void requireTcp(String accessor) {
+        if (!insecureTcp) {
+            throw new IllegalStateException(accessor + ": this swtpm listens on Unix sockets, not TCP; use tpmUri(), "
+                    + "serverSocket() or tctiString() (or start it with SwtpmProcess.builder().insecureTcp(true))");
+        }
+    }
+
+    private void requireUnixSockets(String accessor) {
+        if (insecureTcp) {
+            throw new IllegalStateException(accessor + ": this swtpm was started with insecureTcp(true) and has no "
+                    + "Unix sockets; use host() and port()");
+        }
+    }
+
     private void requireOpen() {
         if (closed) {
             throw new IllegalStateException("this SwtpmProcess is closed; start a new one with SwtpmProcess.builder()");
@@ -635,6 +908,9 @@ public final class SwtpmProcess implements AutoCloseable {
         private boolean platformCertificate;
         private boolean privateCertificateAuthority;
         private Path stateDirectory;
+        private Path stateKeyFile;
+        private Path socketDirectory;
+        private boolean insecureTcp;
         private Path swtpmExecutable;
         private Duration startTimeout = DEFAULT_START_TIMEOUT;
 
@@ -675,13 +951,44 @@ public final class SwtpmProcess implements AutoCloseable {
             return this;
         }
 
+        /**
+         * The file holding the state's encryption key: created (mode 0600) with a new TPM, required for an existing
+         * one. Default: beside the state directory, named after it with {@code .key} ({@code …/state.key}), so that
+         * copying the state directory does not copy the key. Must not contain ',' or white space.
+         */
+        public Builder stateKeyFile(Path stateKeyFile) {
+            this.stateKeyFile = Objects.requireNonNull(stateKeyFile, "stateKeyFile");
+            return this;
+        }
+
+        /**
+         * The directory for the data and control sockets, created or made owner-only (0700); stale sockets in it are
+         * replaced. Default: {@code run/} in the private work directory. Its socket paths must fit a Unix socket
+         * address (107 bytes).
+         */
+        public Builder socketDirectory(Path socketDirectory) {
+            this.socketDirectory = Objects.requireNonNull(socketDirectory, "socketDirectory");
+            return this;
+        }
+
+        /**
+         * Listen on two consecutive loopback TCP ports (data P, control P+1) instead of owner-only Unix sockets.
+         * <strong>Insecure on a shared host</strong>: every local user can connect to both, and the control channel
+         * can save and restore the whole TPM, so a local user can clone it. Only for throwaway TPMs that something
+         * TCP-only must reach (TSS.Java's stock {@code TpmDeviceTcp} in {@code tpmphone bench tpm}). Default false.
+         */
+        public Builder insecureTcp(boolean insecureTcp) {
+            this.insecureTcp = insecureTcp;
+            return this;
+        }
+
         /** The swtpm program to run. Default: {@code swtpm} on {@code PATH}, else {@code /usr/bin/swtpm}. */
         public Builder swtpmExecutable(Path swtpmExecutable) {
             this.swtpmExecutable = Objects.requireNonNull(swtpmExecutable, "swtpmExecutable");
             return this;
         }
 
-        /** How long to wait for the TPM to answer on its data port (including port retries). Default 10 s. */
+        /** How long to wait for the TPM to answer on its data channel (including port retries). Default 10 s. */
         public Builder startTimeout(Duration startTimeout) {
             Objects.requireNonNull(startTimeout, "startTimeout");
             if (startTimeout.isNegative() || startTimeout.isZero()) {

@@ -16,7 +16,7 @@ import org.junit.jupiter.api.extension.ExtendWith;
  * @WithSwtpm(ekCertificate = true)
  * class QuoteIT {
  *     @Test
- *     void quoteVerifies(SwtpmProcess tpm) { ... tpm.port() ... }
+ *     void quoteVerifies(SwtpmProcess tpm) { ... TpmUri.parse(tpm.tpmUri()) ... }
  * }
  * }</pre>
  *

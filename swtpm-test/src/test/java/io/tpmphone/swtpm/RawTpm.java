@@ -4,7 +4,12 @@ import java.io.DataInputStream;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.net.Socket;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
 import java.nio.ByteBuffer;
+import java.nio.channels.Channels;
+import java.nio.channels.SocketChannel;
+import java.nio.file.Path;
 
 /** Hand-built TPM 2.0 commands (TCG TPM 2.0 Part 3) over a raw socket, for tests. */
 final class RawTpm {
@@ -39,6 +44,27 @@ final class RawTpm {
             in.readFully(response, 10, size - 10);
             return response;
         }
+    }
+
+    /** Sends one command over a swtpm's Unix data socket and reads the whole response. */
+    static byte[] exchange(Path socket, byte[] command) throws IOException {
+        try (SocketChannel channel = SocketChannel.open(StandardProtocolFamily.UNIX)) {
+            channel.connect(UnixDomainSocketAddress.of(socket));
+            channel.write(ByteBuffer.wrap(command));
+            DataInputStream in = new DataInputStream(Channels.newInputStream(channel));
+            byte[] header = new byte[10];
+            in.readFully(header);
+            int size = ByteBuffer.wrap(header, 2, 4).getInt();
+            byte[] response = new byte[size];
+            System.arraycopy(header, 0, response, 0, 10);
+            in.readFully(response, 10, size - 10);
+            return response;
+        }
+    }
+
+    /** Sends one command to the TPM's data channel, whichever kind it has. */
+    static byte[] exchange(SwtpmProcess tpm, byte[] command) throws IOException {
+        return tpm.isInsecureTcp() ? exchange(tpm.host(), tpm.port(), command) : exchange(tpm.serverSocket(), command);
     }
 
     /** Asserts-free helper: the response code of a response. */

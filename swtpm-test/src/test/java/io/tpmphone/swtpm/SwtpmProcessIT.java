@@ -44,9 +44,32 @@ class SwtpmProcessIT {
     private static final String ZERO_SHA256 = "0".repeat(64);
 
     @Test
-    void start_dataPortAnswersRawGetRandom() throws IOException {
+    void start_dataSocketAnswersRawGetRandom_andTpm2ToolsReachIt() throws IOException {
         try (SwtpmProcess tpm = SwtpmProcess.builder().start()) {
             assertTrue(tpm.isAlive(), () -> "swtpm runs after start(): " + Seen.swtpm(tpm));
+            assertFalse(tpm.isInsecureTcp());
+            assertEquals("swtpm:socket=" + tpm.serverSocket(), tpm.tpmUri());
+            assertEquals("cmd:socat - UNIX-CONNECT:" + tpm.serverSocket(), tpm.tctiString());
+            assertEquals(tpm.serverSocket().getParent(), tpm.controlSocket().getParent(), "sockets side by side");
+            IllegalStateException noPort = assertThrows(IllegalStateException.class, tpm::port);
+            assertTrue(noPort.getMessage().contains("Unix sockets"), noPort.getMessage());
+
+            byte[] response = RawTpm.exchange(tpm.serverSocket(), RawTpm.getRandomCommand(16));
+
+            ByteBuffer buffer = ByteBuffer.wrap(response);
+            assertEquals(RawTpm.TPM_ST_NO_SESSIONS, buffer.getShort(), "tag");
+            assertEquals(10 + 2 + 16, buffer.getInt(), "responseSize");
+            assertEquals(0, buffer.getInt(), "TPM_RC_SUCCESS");
+            assertEquals(16, buffer.getShort(), "randomBytes.size");
+            String random = Tpm2Tools.run(tpm, "tpm2_getrandom", "--hex", "8").requireSuccess().stdout();
+            assertTrue(random.matches("[0-9a-f]{16}\\s*"), "tpm2_getrandom through socat: " + random);
+        }
+    }
+
+    @Test
+    void insecureTcp_dataPortAnswersRawGetRandom() throws IOException {
+        try (SwtpmProcess tpm = SwtpmProcess.builder().insecureTcp(true).start()) {
+            assertTrue(tpm.isAlive());
             assertEquals("127.0.0.1", tpm.host());
             assertEquals("swtpm:host=127.0.0.1,port=" + tpm.port(), tpm.tctiString());
             assertEquals(tpm.tctiString(), tpm.tpmUri());
@@ -124,8 +147,8 @@ class SwtpmProcessIT {
             assertFalse(tpm.isAlive(), () -> "kill() leaves no running swtpm: " + Seen.swtpm(tpm));
             assertFalse(ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false),
                 () -> "pid " + pid + " gone: " + Seen.process(pid));
-            assertThrows(IOException.class, () -> RawTpm.exchange(tpm.host(), tpm.port(), RawTpm.getRandomCommand(8)),
-                    () -> "nothing answers on the killed swtpm's port " + tpm.port());
+            assertThrows(IOException.class, () -> RawTpm.exchange(tpm, RawTpm.getRandomCommand(8)),
+                    () -> "nothing answers on the killed swtpm");
             tpm.close();
             assertFalse(Files.exists(state), () -> state + " deleted by close(); it holds " + list(state));
         } finally {
@@ -135,7 +158,7 @@ class SwtpmProcessIT {
 
     @Test
     void killMidCommand_dropsTheClientConnection_andRestartRecovers() throws IOException {
-        try (SwtpmProcess tpm = SwtpmProcess.builder().start()) {
+        try (SwtpmProcess tpm = SwtpmProcess.builder().insecureTcp(true).start()) {
             try (Socket client = new Socket()) {
                 client.connect(new InetSocketAddress(tpm.host(), tpm.port()), 5_000);
                 client.setSoTimeout(5_000);
@@ -157,7 +180,7 @@ class SwtpmProcessIT {
 
     @Test
     void stop_whileAClientHoldsTheDataPort_stillEndsTheProcess() throws IOException {
-        try (SwtpmProcess tpm = SwtpmProcess.builder().start();
+        try (SwtpmProcess tpm = SwtpmProcess.builder().insecureTcp(true).start();
              Socket client = new Socket()) {
             client.connect(new InetSocketAddress(tpm.host(), tpm.port()), 5_000);
             client.setSoTimeout(5_000);
@@ -174,7 +197,7 @@ class SwtpmProcessIT {
 
     @Test
     void restart_whenTheOldPortWasTakenMeanwhile_movesToFreePorts() throws IOException {
-        try (SwtpmProcess tpm = SwtpmProcess.builder().start()) {
+        try (SwtpmProcess tpm = SwtpmProcess.builder().insecureTcp(true).start()) {
             int oldPort = tpm.port();
             tpm.kill();
             try (ServerSocket squatter = new ServerSocket(oldPort, 1, InetAddress.getLoopbackAddress())) {
@@ -217,6 +240,7 @@ class SwtpmProcessIT {
         }
         assertTrue(Files.isRegularFile(state.resolve("tpm2-00.permall")),
                 () -> "the given state directory is kept on close(); it holds " + list(state));
+        assertTrue(Files.isRegularFile(work.resolve("tpm-state.key")), "the state key is kept beside the state");
         try (SwtpmProcess again = SwtpmProcess.builder().stateDirectory(state).start()) {
             String indices = Tpm2Tools.run(again, "tpm2_getcap", "handles-nv-index").requireSuccess().stdout();
             assertTrue(indices.contains("0x1500102"), "NV index 0x1500102 carried to the next instance: " + indices);
@@ -295,9 +319,21 @@ class SwtpmProcessIT {
     }
 
     @Test
-    void twoInstances_runAtOnceOnDifferentPorts() throws IOException {
+    void twoInstances_runAtOnceOnDifferentSockets() throws IOException {
         try (SwtpmProcess first = SwtpmProcess.builder().start();
              SwtpmProcess second = SwtpmProcess.builder().start()) {
+            assertNotEquals(first.serverSocket(), second.serverSocket());
+            assertNotEquals(first.stateDirectory(), second.stateDirectory());
+            assertNotEquals(first.stateKeyFile(), second.stateKeyFile());
+            assertEquals(0, RawTpm.responseCode(RawTpm.exchange(first, RawTpm.getRandomCommand(4))));
+            assertEquals(0, RawTpm.responseCode(RawTpm.exchange(second, RawTpm.getRandomCommand(4))));
+        }
+    }
+
+    @Test
+    void twoInsecureTcpInstances_runAtOnceOnDifferentPorts() throws IOException {
+        try (SwtpmProcess first = SwtpmProcess.builder().insecureTcp(true).start();
+             SwtpmProcess second = SwtpmProcess.builder().insecureTcp(true).start()) {
             Set<Integer> ports = new HashSet<>(List.of(first.port(), first.controlPort(), second.port(),
                     second.controlPort()));
             assertEquals(4, ports.size(), "four distinct ports: " + ports);
@@ -381,7 +417,7 @@ class SwtpmProcessIT {
     }
 
     private static X509Certificate readNvCertificate(SwtpmProcess tpm, int index, Path work) throws Exception {
-        Path der = work.resolve(Integer.toHexString(index) + "-" + tpm.port() + ".der");
+        Path der = work.resolve(Integer.toHexString(index) + "-" + tpm.pid() + ".der");
         Tpm2Tools.run(tpm, "tpm2_nvread", "0x" + Integer.toHexString(index), "-o", der.toString()).requireSuccess();
         try (InputStream in = Files.newInputStream(der)) {
             return (X509Certificate) CertificateFactory.getInstance("X.509").generateCertificate(in);

@@ -30,7 +30,7 @@ class WithSwtpmClassLevelIT {
         assertTrue(tpm.isAlive(), () -> "the class's swtpm runs: " + Seen.swtpm(tpm));
         assertFalse(tpm.hasEkCertificates(),
                 () -> "@WithSwtpm makes no EK certificates by default: " + Seen.swtpm(tpm));
-        byte[] response = RawTpm.exchange(tpm.host(), tpm.port(), RawTpm.getRandomCommand(8));
+        byte[] response = RawTpm.exchange(tpm, RawTpm.getRandomCommand(8));
         assertEquals(0, RawTpm.responseCode(response), () -> "TPM2_GetRandom answered with TPM_RC_SUCCESS; response "
                 + java.util.HexFormat.of().formatHex(response) + "; " + Seen.swtpm(tpm));
     }

@@ -11,13 +11,18 @@ import java.util.Optional;
  * Where a TPM is reached, written in the style of tpm2-tss TCTI strings.
  *
  * <ul>
- *   <li>{@code swtpm:host=127.0.0.1,port=2321} — the data port of a swtpm (raw TPM commands over TCP; the control
- *       port is never touched);</li>
+ *   <li>{@code swtpm:socket=/path/server.sock} — the data channel of a swtpm on a Unix-domain socket
+ *       ({@code swtpm socket --server type=unixio,path=…}); reachable only by users who may enter the socket's
+ *       directory, which {@code tpmphone swtpm start} makes owner-only. The preferred form for swtpm.</li>
+ *   <li>{@code swtpm:host=127.0.0.1,port=2321} — the data port of a swtpm over TCP. <em>Insecure on a shared
+ *       host</em>: any local user can connect to a loopback port (and to its control port P+1, which can save and
+ *       restore the whole TPM state), so use it only for tools that need TCP.</li>
  *   <li>{@code device:/dev/tpmrm0} — a Linux TPM character device, normally the kernel resource manager.</li>
  * </ul>
  *
- * Both accept an optional {@code timeout=MS} option ({@code swtpm:port=2321,timeout=5000},
- * {@code device:/dev/tpmrm0,timeout=5000}) bounding connect and each command's round trip. Immutable.
+ * All accept an optional {@code timeout=MS} option ({@code swtpm:socket=/run/s.sock,timeout=5000},
+ * {@code device:/dev/tpmrm0,timeout=5000}) bounding connect and each command's round trip. The control channel of a
+ * swtpm is never named or touched. Immutable.
  */
 public final class TpmUri {
 
@@ -25,12 +30,24 @@ public final class TpmUri {
     public static final Duration DEFAULT_TIMEOUT = Duration.ofSeconds(10);
 
     /** The kind of transport a URI names. */
-    public enum Kind { SWTPM, DEVICE }
+    public enum Kind {
+        /** A swtpm data port over TCP ({@code swtpm:host=H,port=P}). */
+        SWTPM,
+        /** A swtpm data channel on a Unix-domain socket ({@code swtpm:socket=PATH}). */
+        SWTPM_SOCKET,
+        /** A TPM character device ({@code device:PATH}). */
+        DEVICE
+    }
+
+    /**
+     * The longest Unix-domain socket path Linux accepts ({@code sun_path} is 108 bytes with its terminating NUL).
+     */
+    public static final int MAX_SOCKET_PATH_BYTES = 107;
 
     private final Kind kind;
     private final String host;
     private final int port;
-    private final Path devicePath;
+    private final Path devicePath; // the device, or the swtpm socket
     private final Duration timeout;
 
     private TpmUri(Kind kind, String host, int port, Path devicePath, Duration timeout) {
@@ -45,6 +62,30 @@ public final class TpmUri {
     public static TpmUri swtpm(String host, int port) {
         checkPort(port);
         return new TpmUri(Kind.SWTPM, Objects.requireNonNull(host, "host"), port, null, DEFAULT_TIMEOUT);
+    }
+
+    /**
+     * A swtpm data channel on a Unix-domain socket.
+     *
+     * @throws IllegalArgumentException if the path is relative, names a directory ('/' at the end), contains ',' or
+     *     white space (which the URI form cannot carry), or is longer than {@link #MAX_SOCKET_PATH_BYTES} bytes
+     */
+    public static TpmUri swtpmSocket(Path socket) {
+        Objects.requireNonNull(socket, "socket");
+        String text = socket.toString();
+        if (!socket.isAbsolute()) {
+            throw new IllegalArgumentException("the swtpm socket path must be absolute, got '" + text + "'");
+        }
+        if (text.contains(",") || text.chars().anyMatch(Character::isWhitespace)) {
+            throw new IllegalArgumentException("the swtpm socket path must not contain ',' or white space: '" + text
+                    + "'");
+        }
+        int bytes = text.getBytes(java.nio.charset.StandardCharsets.UTF_8).length;
+        if (bytes > MAX_SOCKET_PATH_BYTES) {
+            throw new IllegalArgumentException("the swtpm socket path is " + bytes + " bytes long, Unix sockets allow "
+                    + MAX_SOCKET_PATH_BYTES + ": '" + text + "'; use a shorter directory");
+        }
+        return new TpmUri(Kind.SWTPM_SOCKET, null, 0, socket.normalize(), DEFAULT_TIMEOUT);
     }
 
     /** A TPM character device such as {@code /dev/tpmrm0}. */
@@ -62,7 +103,8 @@ public final class TpmUri {
     }
 
     /**
-     * Parses {@code swtpm:host=H,port=P[,timeout=MS]} or {@code device:PATH[,timeout=MS]}.
+     * Parses {@code swtpm:socket=PATH[,timeout=MS]}, {@code swtpm:host=H,port=P[,timeout=MS]} or
+     * {@code device:PATH[,timeout=MS]}.
      *
      * @throws IllegalArgumentException naming what is wrong and showing the accepted forms
      */
@@ -77,10 +119,26 @@ public final class TpmUri {
         switch (scheme) {
             case "swtpm": {
                 Map<String, String> options = options(text, rest, true);
+                String socket = options.get("socket");
+                if (socket != null) {
+                    if (options.containsKey("host") || options.containsKey("port")) {
+                        throw invalid(text, "socket= cannot be combined with host= or port=");
+                    }
+                    if (socket.isEmpty()) {
+                        throw invalid(text, "socket= needs the path of swtpm's data socket");
+                    }
+                    TpmUri uri;
+                    try {
+                        uri = swtpmSocket(Path.of(socket));
+                    } catch (IllegalArgumentException e) { // also InvalidPathException
+                        throw invalid(text, e.getMessage());
+                    }
+                    return withTimeoutOption(uri, text, options);
+                }
                 String host = options.getOrDefault("host", "127.0.0.1");
                 String portText = options.get("port");
                 if (portText == null) {
-                    throw invalid(text, "swtpm needs port=P (the swtpm data port)");
+                    throw invalid(text, "swtpm needs socket=PATH (its data socket) or port=P (its TCP data port)");
                 }
                 int port = parseInt(text, "port", portText);
                 if (port > 65535) {
@@ -119,7 +177,12 @@ public final class TpmUri {
 
     /** The device path; empty for swtpm. */
     public Optional<Path> devicePath() {
-        return Optional.ofNullable(devicePath);
+        return kind == Kind.DEVICE ? Optional.of(devicePath) : Optional.empty();
+    }
+
+    /** The swtpm data socket; empty unless {@link Kind#SWTPM_SOCKET}. */
+    public Optional<Path> socketPath() {
+        return kind == Kind.SWTPM_SOCKET ? Optional.of(devicePath) : Optional.empty();
     }
 
     public Duration timeout() {
@@ -128,7 +191,17 @@ public final class TpmUri {
 
     @Override
     public String toString() {
-        String base = kind == Kind.SWTPM ? "swtpm:host=" + host + ",port=" + port : "device:" + devicePath;
+        String base;
+        switch (kind) {
+            case SWTPM:
+                base = "swtpm:host=" + host + ",port=" + port;
+                break;
+            case SWTPM_SOCKET:
+                base = "swtpm:socket=" + devicePath;
+                break;
+            default:
+                base = "device:" + devicePath;
+        }
         return timeout.equals(DEFAULT_TIMEOUT) ? base : base + ",timeout=" + timeout.toMillis();
     }
 
@@ -164,7 +237,8 @@ public final class TpmUri {
                 throw invalid(text, "option '" + item + "' is not key=value");
             }
             String key = item.substring(0, eq).trim();
-            boolean known = key.equals("timeout") || (hostAndPortAllowed && (key.equals("host") || key.equals("port")));
+            boolean known = key.equals("timeout")
+                    || (hostAndPortAllowed && (key.equals("host") || key.equals("port") || key.equals("socket")));
             if (!known) {
                 throw invalid(text, "unknown option '" + key + "'");
             }
@@ -195,6 +269,6 @@ public final class TpmUri {
 
     private static IllegalArgumentException invalid(String text, String why) {
         return new IllegalArgumentException("invalid TPM URI '" + text + "': " + why
-                + " (expected swtpm:host=127.0.0.1,port=2321 or device:/dev/tpmrm0)");
+                + " (expected swtpm:socket=/path/to/server.sock, swtpm:host=127.0.0.1,port=2321 or device:/dev/tpmrm0)");
     }
 }

@@ -34,7 +34,7 @@ class DeviceTransportIT {
     void bridge(SwtpmProcess swtpm, @TempDir Path dir) throws Exception {
         device = dir.resolve("tpm0");
         socat = new ProcessBuilder("socat", "PTY,link=" + device + ",rawer",
-                "TCP:" + swtpm.host() + ":" + swtpm.port()).redirectErrorStream(true)
+                "UNIX-CONNECT:" + swtpm.serverSocket()).redirectErrorStream(true)
                 .redirectOutput(dir.resolve("socat.log").toFile()).start();
         Instant deadline = Instant.now().plusSeconds(10);
         while (!Files.exists(device)) {

@@ -160,10 +160,10 @@ class RobustnessIT {
         d.writeShort(0x000B);
         byte[] command = cmd.toByteArray();
         java.nio.ByteBuffer.wrap(command).putInt(2, command.length);
-        try (java.net.Socket raw = new java.net.Socket(swtpm.host(), swtpm.port())) {
-            raw.setSoTimeout(5000);
-            raw.getOutputStream().write(command);
-            byte[] header = raw.getInputStream().readNBytes(10);
+        try (java.nio.channels.SocketChannel raw = java.nio.channels.SocketChannel.open(
+                java.net.UnixDomainSocketAddress.of(swtpm.serverSocket()))) {
+            raw.write(java.nio.ByteBuffer.wrap(command));
+            byte[] header = java.nio.channels.Channels.newInputStream(raw).readNBytes(10);
             assertEquals(0, java.nio.ByteBuffer.wrap(header).getInt(6), "StartAuthSession succeeded");
         }
         try (TpmClient client = TpmClient.open(TpmUri.parse(swtpm.tpmUri()))) {

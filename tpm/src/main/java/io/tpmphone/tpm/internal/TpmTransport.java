@@ -27,6 +27,8 @@ public interface TpmTransport extends AutoCloseable {
         switch (uri.kind()) {
             case SWTPM:
                 return new SwtpmSocketTransport(uri.host().orElseThrow(), uri.port(), uri.timeout());
+            case SWTPM_SOCKET:
+                return new SwtpmUnixSocketTransport(uri.socketPath().orElseThrow(), uri.timeout());
             case DEVICE:
                 return new DeviceTransport(uri.devicePath().orElseThrow(), uri.timeout());
             default:
