@@ -515,31 +515,22 @@ public final class SipPhone implements AutoCloseable {
             }
             return;
         }
+        try {
+            // what JAIN-SIP checks before it makes a transaction: a malformed INVITE gets its 400 and leaves no call
+            ((gov.nist.javax.sip.message.SIPRequest) request).checkHeaders();
+        } catch (java.text.ParseException e) {
+            throw new javax.sip.TransactionUnavailableException(e.getMessage(), e);
+        }
         FromHeader from = (FromHeader) request.getHeader(FromHeader.NAME);
         String fromUri = from.getAddress().getURI().toString();
         Call call = new Call(callId, CallPolicy.Direction.IN, fromUri);
-        Optional<String> full = calls.add(call, null);
-        if (full.isPresent()) {
-            turnAway(request, full.get());
-            return;
+        // Over UDP (where a flood costs nothing and source addresses are anyone's) a refused INVITE is answered
+        // statelessly: JAIN-SIP keeps no transaction for it (a refused INVITE's would wait 32 s for an ACK). Over
+        // TCP and TLS the answer must go back on the connection, through a transaction.
+        ServerTransaction st = event.getServerTransaction();
+        if (st == null && !overUdp(request)) {
+            st = serverTransaction(call, request);
         }
-        ServerTransaction st;
-        try {
-            st = event.getServerTransaction() != null ? event.getServerTransaction()
-                    : provider.getNewServerTransaction(request);
-        } catch (SipException | RuntimeException e) {
-            call.refused("no SIP transaction for the INVITE: " + UntrustedText.forTerminal(rootMessage(e), 300));
-            throw e;
-        }
-        // A caller that never ACKs (or a flood of INVITEs) holds a place among the calls being set up, and after our
-        // 200 a media session, for at most the setup timeout.
-        java.util.concurrent.ScheduledFuture<?> deadline = timers.schedule(() -> {
-            if (call.abandon("not set up within " + config.setupTimeout().toSeconds() + " s (no ACK)")) {
-                listener.ended(call);
-            }
-        }, config.setupTimeout().toMillis(), TimeUnit.MILLISECONDS);
-        call.settled().whenComplete((c, e) -> deadline.cancel(false));
-        call.dialog(st.getDialog());
         PeerAttestation peer = peerOf(request);
 
         // The From identity must be the attested one: a measured host cannot call in someone else's name.
@@ -551,7 +542,7 @@ public final class SipPhone implements AutoCloseable {
                     + peer.host().get());
             call.attested(peer, d);
             listener.decided(call, d);
-            refuse(st, call, Response.FORBIDDEN, d.reason());
+            refuse(request, st, call, Response.FORBIDDEN, d.reason());
             return;
         }
         CallPolicy.Decision d = policy.decide(CallPolicy.Direction.IN, fromUri, peer);
@@ -560,7 +551,7 @@ public final class SipPhone implements AutoCloseable {
                 UntrustedText.forTerminal(fromUri, 200), peer.display(), d.action());
         listener.decided(call, d);
         if (d.action() == CallPolicy.Action.REJECT) {
-            refuse(st, call, Response.FORBIDDEN, d.reason());
+            refuse(request, st, call, Response.FORBIDDEN, d.reason());
             return;
         }
         Sdp offer;
@@ -568,7 +559,7 @@ public final class SipPhone implements AutoCloseable {
             offer = Sdp.parse(new String(request.getRawContent() == null ? new byte[0] : request.getRawContent(),
                     StandardCharsets.US_ASCII));
         } catch (IllegalArgumentException e) {
-            refuse(st, call, Response.NOT_ACCEPTABLE_HERE, "the SDP offer is unusable: " + e.getMessage());
+            refuse(request, st, call, Response.NOT_ACCEPTABLE_HERE, "the SDP offer is unusable: " + e.getMessage());
             return;
         }
         Optional<SdesCrypto> theirs = offer.cryptos().stream()
@@ -578,12 +569,12 @@ public final class SipPhone implements AutoCloseable {
         call.remoteSdp(new Sdp(offer.address(), offer.port(), offer.payloadTypes(),
                 theirs.map(List::of).orElse(List.of()), offer.direction()));
         if (theirs.isEmpty()) {
-            refuse(st, call, Response.NOT_ACCEPTABLE_HERE, "SRTP with SDES (a=crypto) is required");
+            refuse(request, st, call, Response.NOT_ACCEPTABLE_HERE, "SRTP with SDES (a=crypto) is required");
             return;
         }
         Optional<Integer> codec = Sdp.choose(offer.payloadTypes());
         if (codec.isEmpty()) {
-            refuse(st, call, Response.NOT_ACCEPTABLE_HERE, "no common audio codec: offered " + offer.payloadTypes()
+            refuse(request, st, call, Response.NOT_ACCEPTABLE_HERE, "no common audio codec: offered " + offer.payloadTypes()
                     + ", we support PCMU (0) and PCMA (8)");
             return;
         }
@@ -598,10 +589,34 @@ public final class SipPhone implements AutoCloseable {
                 java.util.Arrays.fill(s, (byte) 0);
             }
         } catch (BrokerClient.RefusedException e) {
-            refuse(st, call, Response.NOT_ACCEPTABLE_HERE, "the offered SRTP key was seen before (a replayed SDES"
+            refuse(request, st, call, Response.NOT_ACCEPTABLE_HERE, "the offered SRTP key was seen before (a replayed SDES"
                     + " offer): " + e.reason());
             return;
         }
+        // Accepted: only now does the call take a place among those being set up (refusals above take none, so a
+        // flood the policy refuses cannot crowd out callers it accepts), and a caller that never ACKs holds it, and
+        // after our 200 a media session, for at most the setup timeout.
+        Optional<String> full = calls.add(call, null);
+        if (full.isPresent()) {
+            call.refused("503 this phone is busy: " + full.get());
+            if (st != null) {
+                sendFinal(st, busy(request, full.get()));
+                countTurnedAway(full.get());
+            } else {
+                turnAway(request, full.get());
+            }
+            return;
+        }
+        java.util.concurrent.ScheduledFuture<?> deadline = timers.schedule(() -> {
+            if (call.abandon("not set up within " + config.setupTimeout().toSeconds() + " s (no ACK)")) {
+                listener.ended(call);
+            }
+        }, config.setupTimeout().toMillis(), TimeUnit.MILLISECONDS);
+        call.settled().whenComplete((c, e) -> deadline.cancel(false));
+        if (st == null) {
+            st = serverTransaction(call, request);
+        }
+        call.dialog(st.getDialog());
         st.sendResponse(messages.createResponse(Response.RINGING, request));
         call.ringing();
         listener.ringing(call);
@@ -622,15 +637,23 @@ public final class SipPhone implements AutoCloseable {
      */
     private void turnAway(Request request, String why) {
         try {
-            Response r = messages.createResponse(Response.SERVICE_UNAVAILABLE, request);
-            tagTo(request, r);
-            r.addHeader(headers.createRetryAfterHeader(5));
-            r.addHeader(headers.createWarningHeader(config.host(), WarningHeader.MISCELLANEOUS_WARNING,
-                    "this phone is busy: " + why));
-            provider.sendResponse(r);
+            provider.sendResponse(busy(request, why));
         } catch (Exception e) {
             // the peer's address may be unreachable; the INVITE is dropped all the same
         }
+        countTurnedAway(why);
+    }
+
+    private Response busy(Request request, String why) throws java.text.ParseException, InvalidArgumentException {
+        Response r = messages.createResponse(Response.SERVICE_UNAVAILABLE, request);
+        tagTo(request, r);
+        r.addHeader(headers.createRetryAfterHeader(5));
+        r.addHeader(headers.createWarningHeader(config.host(), WarningHeader.MISCELLANEOUS_WARNING,
+                "this phone is busy: " + why));
+        return r;
+    }
+
+    private void countTurnedAway(String why) {
         if (turnedAway.incrementAndGet() == 1) {
             try {
                 timers.schedule(() -> LOG.warn("turned away {} INVITEs with 503 in the last second: {}",
@@ -723,15 +746,38 @@ public final class SipPhone implements AutoCloseable {
         dialog.sendRequest(provider.getNewClientTransaction(reinvite));
     }
 
-    /** {@code why} may carry the peer's text (a URI, an SDP line): it goes out and to the user escaped. */
-    private void refuse(ServerTransaction st, Call call, int status, String why) throws Exception {
+    /**
+     * Refuses an incoming INVITE, through its transaction or (null: over UDP) statelessly. {@code why} may carry the
+     * peer's text (a URI, an SDP line): it goes out and to the user escaped.
+     */
+    private void refuse(Request request, ServerTransaction st, Call call, int status, String why) throws Exception {
         String shown = UntrustedText.forTerminal(why, 500);
         call.refused(status + " " + shown);
+        calls.remember(call);
         listener.ended(call);
-        Response r = messages.createResponse(status, st.getRequest());
-        tagTo(st.getRequest(), r);
+        Response r = messages.createResponse(status, request);
+        tagTo(request, r);
         r.addHeader(headers.createWarningHeader(config.host(), WarningHeader.MISCELLANEOUS_WARNING, shown));
-        sendFinal(st, r);
+        if (st != null) {
+            sendFinal(st, r);
+        } else {
+            provider.sendResponse(r);
+        }
+    }
+
+    private ServerTransaction serverTransaction(Call call, Request request) throws SipException {
+        try {
+            return provider.getNewServerTransaction(request);
+        } catch (SipException | RuntimeException e) {
+            call.refused("no SIP transaction for the INVITE: " + UntrustedText.forTerminal(rootMessage(e), 300));
+            throw e;
+        }
+    }
+
+    private static boolean overUdp(Request request) {
+        Object channel = ((gov.nist.javax.sip.message.SIPRequest) request).getMessageChannel();
+        return channel instanceof gov.nist.javax.sip.stack.MessageChannel mc
+                && ListeningPoint.UDP.equalsIgnoreCase(mc.getTransport());
     }
 
     private static void sendFinal(ServerTransaction st, Response r) throws SipException {
