@@ -6,17 +6,21 @@ import java.net.ServerSocket;
 import java.net.Socket;
 import java.net.SocketAddress;
 import java.net.SocketException;
+import java.util.Optional;
 import java.util.function.Supplier;
 import javax.net.ssl.SSLServerSocket;
 
 /**
  * A JSSE-shaped {@link SSLServerSocket} whose {@link #accept()} returns {@link AttestedSslSocket}s in server mode,
  * without handshaking: the handshake runs on the connection's own thread (a silent client cannot block accepting).
+ * With a {@link HandshakeGuard}, every returned socket's handshake has a deadline, and a connection beyond the guard's
+ * limits is closed inside {@code accept} (which goes on accepting) before any TLS work or thread is spent on it.
  * {@link #close()} unblocks {@code accept}.
  */
 public final class AttestedSslServerSocket extends SSLServerSocket {
     private final ServerSocket raw;
     private final Supplier<AttestedTlsServer> servers;
+    private final HandshakeGuard guard;
     private String[] enabledProtocols = {"TLSv1.3"};
     private String[] enabledSuites = AttestedSslSocket.Session.SUITES.clone();
     private boolean needClientAuth;
@@ -24,20 +28,62 @@ public final class AttestedSslServerSocket extends SSLServerSocket {
     private boolean sessionCreation = true;
 
     public AttestedSslServerSocket(ServerSocket raw, Supplier<AttestedTlsServer> servers) throws IOException {
+        this(raw, servers, null);
+    }
+
+    /** As above, bounding handshakes with {@code guard} (null: unbounded); closing this socket closes the guard. */
+    public AttestedSslServerSocket(ServerSocket raw, Supplier<AttestedTlsServer> servers, HandshakeGuard guard)
+            throws IOException {
         this.raw = raw;
         this.servers = servers;
+        this.guard = guard;
     }
 
     @Override
     public Socket accept() throws IOException {
-        Socket s = raw.accept();
-        s.setTcpNoDelay(true);
-        return new AttestedSslSocket(s, false, servers);
+        while (true) {
+            Socket s = raw.accept();
+            if (guard == null) {
+                s.setTcpNoDelay(true);
+                return new AttestedSslSocket(s, false, servers);
+            }
+            Optional<HandshakeGuard.Ticket> ticket = guard.admit(s);
+            if (ticket.isEmpty()) {
+                refuse(s);
+                continue;
+            }
+            try {
+                s.setTcpNoDelay(true);
+            } catch (SocketException gone) {
+                // the peer left already; the handshake will fail and release its place
+            }
+            return new AttestedSslSocket(s, false, servers, (remote, peer) -> { }, ticket.get());
+        }
+    }
+
+    /** Closes a connection beyond the guard's limits with a reset: no TLS work, no thread, no TIME_WAIT here. */
+    private static void refuse(Socket s) {
+        try {
+            s.setSoLinger(true, 0);
+        } catch (SocketException ignored) {
+            // closing is what matters
+        }
+        try {
+            s.close();
+        } catch (IOException ignored) {
+            // already gone
+        }
     }
 
     @Override
     public void close() throws IOException {
-        raw.close();
+        try {
+            raw.close();
+        } finally {
+            if (guard != null) {
+                guard.close();
+            }
+        }
     }
 
     @Override

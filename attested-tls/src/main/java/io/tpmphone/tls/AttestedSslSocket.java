@@ -46,6 +46,10 @@ public final class AttestedSslSocket extends SSLSocket {
     private final boolean client;
     private final Supplier<? extends AttestedTlsPeer> peers;
     private final Gate gate;
+    private final HandshakeGuard.Ticket ticket;
+    /** Whether the gate was asked about this connection, so it hears once that the connection closed. */
+    private final java.util.concurrent.atomic.AtomicReference<Optional<PeerAttestation>> admitted =
+            new java.util.concurrent.atomic.AtomicReference<>();
     private final List<HandshakeCompletedListener> listeners = new CopyOnWriteArrayList<>();
     private final Object handshakeLock = new Object();
     private volatile TlsProtocol protocol;
@@ -69,10 +73,20 @@ public final class AttestedSslSocket extends SSLSocket {
 
     /** As above, with a {@link Gate} that decides, right after the handshake, whether the connection may be used. */
     public AttestedSslSocket(Socket raw, boolean client, Supplier<? extends AttestedTlsPeer> peers, Gate gate) {
+        this(raw, client, peers, gate, null);
+    }
+
+    /**
+     * As above, holding {@code ticket} (a place among the handshakes in progress, with a deadline, from a
+     * {@link HandshakeGuard}) until the handshake completed or failed, or the socket closed.
+     */
+    public AttestedSslSocket(Socket raw, boolean client, Supplier<? extends AttestedTlsPeer> peers, Gate gate,
+                             HandshakeGuard.Ticket ticket) {
         this.raw = raw;
         this.client = client;
         this.peers = peers;
         this.gate = gate;
+        this.ticket = ticket;
     }
 
     /**
@@ -82,6 +96,13 @@ public final class AttestedSslSocket extends SSLSocket {
     @FunctionalInterface
     public interface Gate {
         void admit(SocketAddress remote, Optional<PeerAttestation> peer) throws IOException;
+
+        /**
+         * A connection this gate was asked about (whatever it answered) is closed: called once per such connection,
+         * with what {@link #admit} was given, so per-connection state can go with it.
+         */
+        default void closed(SocketAddress remote, Optional<PeerAttestation> peer) {
+        }
     }
 
     /** The peer's attestation once the handshake completed. */
@@ -112,7 +133,7 @@ public final class AttestedSslSocket extends SSLSocket {
                     s.accept((TlsServer) p);
                 }
                 handshaken = true;
-                gate.admit(raw.getRemoteSocketAddress(), p.peer());
+                admit(p.peer());
             } catch (IOException | RuntimeException e) {
                 IOException cause = e instanceof IOException io ? io : new IOException(e.getMessage(), e);
                 Optional<PeerAttestation> seen = p.peer();
@@ -121,7 +142,7 @@ public final class AttestedSslSocket extends SSLSocket {
                     // will not sign its CertificateVerify): the caller's policy decides on what was seen, and the
                     // failure names it, rather than a bare TLS alert.
                     try {
-                        gate.admit(raw.getRemoteSocketAddress(), seen);
+                        admit(seen);
                         cause = new IOException("the peer, rated " + seen.get().display() + ", ended the handshake: "
                                 + cause.getMessage(), cause);
                     } catch (IOException refusedByPolicy) {
@@ -131,6 +152,8 @@ public final class AttestedSslSocket extends SSLSocket {
                 failure = cause;
                 closeQuietly();
                 throw handshakeFailure(failure);
+            } finally {
+                releaseTicket();
             }
             tlsPeer = p;
             Session s = new Session(p, p.cipherSuite());
@@ -150,11 +173,31 @@ public final class AttestedSslSocket extends SSLSocket {
         return e;
     }
 
+    private void admit(Optional<PeerAttestation> peer) throws IOException {
+        admitted.set(peer);
+        gate.admit(raw.getRemoteSocketAddress(), peer);
+    }
+
+    private void releaseTicket() {
+        if (ticket != null) {
+            ticket.release();
+        }
+    }
+
     private void closeQuietly() {
         try {
             raw.close();
         } catch (IOException ignored) {
             // already failing
+        }
+        closed();
+    }
+
+    /** Tells the gate once that a connection it was asked about is closed. */
+    private void closed() {
+        Optional<PeerAttestation> peer = admitted.getAndSet(null);
+        if (peer != null) {
+            gate.closed(raw.getRemoteSocketAddress(), peer);
         }
     }
 
@@ -249,7 +292,12 @@ public final class AttestedSslSocket extends SSLSocket {
                 // the peer may be gone already
             }
         }
-        raw.close();
+        try {
+            raw.close();
+        } finally {
+            releaseTicket();
+            closed();
+        }
     }
 
     @Override

@@ -155,6 +155,11 @@ public final class AudioSession implements AutoCloseable {
                 receive.getJitter());
     }
 
+    /** Whether {@link #close()} released the session's sockets. */
+    public synchronized boolean isClosed() {
+        return closed;
+    }
+
     @Override
     public synchronized void close() {
         if (closed) {

@@ -7,6 +7,7 @@ import io.tpmphone.tls.AttestedSslSocket;
 import io.tpmphone.tls.AttestedTlsClient;
 import io.tpmphone.tls.AttestedTlsConfig;
 import io.tpmphone.tls.AttestedTlsServer;
+import io.tpmphone.tls.HandshakeGuard;
 import java.io.IOException;
 import java.net.DatagramSocket;
 import java.net.InetAddress;
@@ -31,25 +32,36 @@ import org.bouncycastle.tls.crypto.impl.jcajce.JcaTlsCryptoProvider;
 public final class AttestedNetworkLayer implements NetworkLayer {
     private static final Map<String, AttestedTlsConfig> CONFIGS = new ConcurrentHashMap<>();
     private static final Map<String, AttestedSslSocket.Gate> GATES = new ConcurrentHashMap<>();
+    private static final Map<String, HandshakeGuard> GUARDS = new ConcurrentHashMap<>();
     private static final int CONNECT_TIMEOUT_MS = 5_000;
 
     private final TlsCrypto crypto = new JcaTlsCryptoProvider().create(new SecureRandom());
     private volatile AttestedTlsConfig config;
     private volatile AttestedSslSocket.Gate gate = (remote, peer) -> { };
+    private volatile HandshakeGuard guard;
 
     public AttestedNetworkLayer() {
         // configured through setSipStack
     }
 
-    /** The attested TLS configuration of the stack named {@code stackName}; call before creating the stack. */
-    public static void register(String stackName, AttestedTlsConfig config, AttestedSslSocket.Gate outgoingGate) {
+    /**
+     * The attested TLS configuration of the stack named {@code stackName}, the gate for connections it opens, and the
+     * guard that bounds the handshakes of connections it accepts; call before creating the stack.
+     */
+    public static void register(String stackName, AttestedTlsConfig config, AttestedSslSocket.Gate outgoingGate,
+                                HandshakeGuard incomingGuard) {
         CONFIGS.put(stackName, config);
         GATES.put(stackName, outgoingGate);
+        GUARDS.put(stackName, incomingGuard);
     }
 
     public static void unregister(String stackName) {
         CONFIGS.remove(stackName);
         GATES.remove(stackName);
+        HandshakeGuard g = GUARDS.remove(stackName);
+        if (g != null) {
+            g.close();
+        }
     }
 
     @Override
@@ -59,6 +71,7 @@ public final class AttestedNetworkLayer implements NetworkLayer {
         if (g != null) {
             gate = g;
         }
+        guard = GUARDS.get(sipStack.getStackName());
         if (config == null) {
             throw new IllegalStateException("no attested TLS configuration registered for stack "
                     + sipStack.getStackName());
@@ -74,7 +87,7 @@ public final class AttestedNetworkLayer implements NetworkLayer {
     public SSLServerSocket createSSLServerSocket(int port, int backlog, InetAddress bindAddress) throws IOException {
         AttestedTlsConfig c = config;
         return new AttestedSslServerSocket(new ServerSocket(port, backlog, bindAddress),
-                () -> new AttestedTlsServer(crypto, c));
+                () -> new AttestedTlsServer(crypto, c), guard);
     }
 
     @Override

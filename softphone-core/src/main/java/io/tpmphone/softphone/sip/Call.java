@@ -1,5 +1,6 @@
 package io.tpmphone.softphone.sip;
 
+import io.tpmphone.attestation.UntrustedText;
 import io.tpmphone.softphone.CallPolicy;
 import io.tpmphone.softphone.SdesCrypto;
 import io.tpmphone.tls.PeerAttestation;
@@ -19,6 +20,7 @@ public final class Call {
     private final CallPolicy.Direction direction;
     private final String peerUri;
     private final CompletableFuture<Call> settled = new CompletableFuture<>();
+    private final CompletableFuture<Call> finished = new CompletableFuture<>();
     private volatile PeerAttestation peer;
     private volatile CallPolicy.Decision decision;
     private volatile State state = State.SETTING_UP;
@@ -76,10 +78,19 @@ public final class Call {
         return settled;
     }
 
-    /** What the user sees at ring and answer time: the peer's level, a one-line claim summary and its freshness. */
+    /** Completes when the call is refused or ended (after {@link #settled()}). */
+    CompletableFuture<Call> finished() {
+        return finished;
+    }
+
+    /**
+     * What the user sees at ring and answer time: the peer's level, a one-line claim summary and its freshness. The
+     * peer's URI is the peer's own text: it is shown escaped ({@link UntrustedText#forTerminal}).
+     */
     public String display() {
         PeerAttestation p = peer;
-        return direction + " " + peerUri + ": " + (p == null ? "not yet verified" : p.display())
+        return direction + " " + UntrustedText.forTerminal(peerUri, 200) + ": "
+                + (p == null ? "not yet verified" : p.display())
                 + (decision != null && decision.action() == CallPolicy.Action.RESTRICT ? " [RESTRICTED]" : "");
     }
 
@@ -127,8 +138,11 @@ public final class Call {
         this.audio = a;
     }
 
-    void dialog(Dialog d) {
-        this.dialog = d;
+    /** Ignored once the call is over: a refused or ended call keeps no JAIN-SIP dialog (and its messages) alive. */
+    synchronized void dialog(Dialog d) {
+        if (state != State.ENDED && state != State.REFUSED) {
+            this.dialog = d;
+        }
     }
 
     Optional<Dialog> dialog() {
@@ -154,7 +168,17 @@ public final class Call {
             reason = why;
             wipe();
             settled.complete(this);
+            finished.complete(this);
         }
+    }
+
+    /** Ends a call that is still being set up (not yet established); whether it did. */
+    synchronized boolean abandon(String why) {
+        if (state == State.SETTING_UP || state == State.RINGING) {
+            ended(why);
+            return true;
+        }
+        return false;
     }
 
     synchronized void ended(String why) {
@@ -163,10 +187,12 @@ public final class Call {
             reason = why;
             wipe();
             settled.complete(this);
+            finished.complete(this);
         }
     }
 
     private void wipe() {
+        dialog = null;
         io.tpmphone.softphone.media.AudioSession a = audio;
         if (a != null) {
             a.close();

@@ -2,11 +2,13 @@ package io.tpmphone.softphone.sip;
 
 import gov.nist.javax.sip.message.SIPMessage;
 import gov.nist.javax.sip.stack.TLSMessageChannel;
+import io.tpmphone.attestation.UntrustedText;
 import io.tpmphone.softphone.CallPolicy;
 import io.tpmphone.softphone.SdesCrypto;
 import io.tpmphone.softphone.internal.BrokerClient;
 import io.tpmphone.tls.AttestedSslSocket;
 import io.tpmphone.tls.AttestedTlsConfig;
+import io.tpmphone.tls.HandshakeGuard;
 import io.tpmphone.tls.PeerAttestation;
 import java.io.IOException;
 import java.net.InetAddress;
@@ -25,8 +27,6 @@ import java.util.Optional;
 import java.util.Properties;
 import java.util.TooManyListenersException;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.Executors;
-import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import javax.net.ssl.HandshakeCompletedEvent;
@@ -102,6 +102,30 @@ public final class SipPhone implements AutoCloseable {
         }
     }
 
+    /**
+     * How much state peers can make this phone hold, whatever they send (docs/softphone.md, "Bounds"). An INVITE beyond
+     * {@code maxSettingUp} calls being set up, or {@code maxCalls} in progress, gets {@code 503} with
+     * {@code Retry-After} before any media or key is allocated; refused and ended calls leave the table at once and the
+     * last {@code endedHistory} of them are kept for the user; TLS handshakes are bounded by {@code tlsHandshakes}.
+     */
+    public record Limits(int maxCalls, int maxSettingUp, int endedHistory, HandshakeGuard.Limits tlsHandshakes) {
+        /**
+         * 32 calls in progress, 16 being set up (a person answers a handful of calls; a softphone that auto-answers
+         * still settles each within its setup timeout), the last 100 ended calls, and {@link
+         * HandshakeGuard.Limits#DEFAULTS} for TLS.
+         */
+        public static final Limits DEFAULTS = new Limits(32, 16, 100, HandshakeGuard.Limits.DEFAULTS);
+
+        public Limits {
+            Objects.requireNonNull(tlsHandshakes, "tlsHandshakes");
+            if (maxSettingUp < 1 || maxCalls < maxSettingUp || endedHistory < 0) {
+                throw new IllegalArgumentException("limits need 1 <= maxSettingUp <= maxCalls and endedHistory >= 0,"
+                        + " got maxCalls " + maxCalls + ", maxSettingUp " + maxSettingUp + ", endedHistory "
+                        + endedHistory);
+            }
+        }
+    }
+
     /** Media keys: from the agent broker in the softphone (the sealed keystore). */
     public interface Keys {
         BrokerClient.SrtpKeyMaterial srtpKey(String suite, String callId) throws IOException;
@@ -165,9 +189,17 @@ public final class SipPhone implements AutoCloseable {
     private final AddressFactory addresses;
     private final HeaderFactory headers;
     private final MessageFactory messages;
-    private final Map<String, Call> calls = new ConcurrentHashMap<>();
-    /** The attestation of every TLS connection this phone made or accepted, by remote address. */
-    private final Map<SocketAddress, PeerAttestation> connections = new ConcurrentHashMap<>();
+    /** Calls in progress and a bounded history of ended ones, with each call's registrar account. */
+    private final CallTable calls;
+    private final Limits limits;
+    /** INVITEs answered 503 because the phone was full, since the last log line about them (one line per burst). */
+    private final java.util.concurrent.atomic.AtomicInteger turnedAway = new java.util.concurrent.atomic.AtomicInteger();
+    /** The attestation of every open TLS connection this phone made, by remote address; removed when it closes. */
+    private final Map<SocketAddress, Hop> connections = new ConcurrentHashMap<>();
+
+    /** The newest attestation of the open TLS connections to one remote address, and how many are open. */
+    private record Hop(PeerAttestation attestation, int open) {
+    }
     /**
      * Outgoing calls being set up, by their first hop, until they settle: every new TLS connection to that hop decides
      * each of them (again) on its own attestation before any byte of SIP is written — the first connection, and any
@@ -177,14 +209,15 @@ public final class SipPhone implements AutoCloseable {
     private final SecureRandom random = new SecureRandom();
     /** Registrations by their Call-ID (one per registration, RFC 3261 §10.2.4). */
     private final Map<String, Registration> registrations = new ConcurrentHashMap<>();
-    /** The account of each call placed through a registrar: it answers the proxy's digest challenge. */
-    private final Map<String, Registration.Account> callAccounts = new ConcurrentHashMap<>();
-    /** Registration refreshes and retries. */
-    private final ScheduledExecutorService timers;
+    /** Registration refreshes and retries, setup deadlines of incoming calls. */
+    private final java.util.concurrent.ScheduledThreadPoolExecutor timers;
 
     private SipPhone(Config config, CallPolicy policy, Keys keys, Listener listener, Media media, Clock clock,
-                     String stackName, SipStack stack, SipProvider provider, SipFactory factory) throws SipException {
+                     String stackName, SipStack stack, SipProvider provider, SipFactory factory, Limits limits)
+            throws SipException {
         this.config = config;
+        this.limits = limits;
+        this.calls = new CallTable(limits.maxCalls(), limits.maxSettingUp(), limits.endedHistory());
         this.policy = policy;
         this.keys = keys;
         this.listener = listener;
@@ -193,11 +226,13 @@ public final class SipPhone implements AutoCloseable {
         this.stackName = stackName;
         this.stack = stack;
         this.provider = provider;
-        this.timers = Executors.newSingleThreadScheduledExecutor(r -> {
+        this.timers = new java.util.concurrent.ScheduledThreadPoolExecutor(1, r -> {
             Thread t = new Thread(r, "sip-timers-" + config.host());
             t.setDaemon(true);
             return t;
         });
+        // a cancelled setup deadline must not keep its call in the queue until it would have fired
+        this.timers.setRemoveOnCancelPolicy(true);
         try {
             this.addresses = factory.createAddressFactory();
             this.headers = factory.createHeaderFactory();
@@ -216,9 +251,16 @@ public final class SipPhone implements AutoCloseable {
     /** As above, with SRTP audio for every established call. */
     public static SipPhone start(Config config, AttestedTlsConfig tls, CallPolicy policy, Keys keys, Listener listener,
                                  Media media, Clock clock) throws SipException {
+        return start(config, tls, policy, keys, listener, media, clock, Limits.DEFAULTS);
+    }
+
+    /** As above, with the given bounds on what peers can make the phone hold. */
+    public static SipPhone start(Config config, AttestedTlsConfig tls, CallPolicy policy, Keys keys, Listener listener,
+                                 Media media, Clock clock, Limits limits) throws SipException {
+        Objects.requireNonNull(limits, "limits");
         String stackName = "tpmphone-" + config.host() + "-" + STACKS.incrementAndGet();
         Holder holder = new Holder();
-        AttestedNetworkLayer.register(stackName, tls, (remote, peer) -> holder.admit(remote, peer));
+        AttestedNetworkLayer.register(stackName, tls, holder, new HandshakeGuard(limits.tlsHandshakes()));
         Properties p = new Properties();
         p.setProperty("javax.sip.STACK_NAME", stackName);
         p.setProperty("gov.nist.javax.sip.NETWORK_LAYER", AttestedNetworkLayer.class.getName());
@@ -230,6 +272,12 @@ public final class SipPhone implements AutoCloseable {
         p.setProperty("gov.nist.javax.sip.THREAD_POOL_SIZE", "8");
         p.setProperty("gov.nist.javax.sip.MAX_MESSAGE_SIZE", "65536");
         p.setProperty("gov.nist.javax.sip.READ_TIMEOUT", "10000");
+        // JAIN-SIP's own state, bounded: beyond 1,000 server (client) transactions it drops new requests instead of
+        // growing; beyond 256 connections its accept loop waits for one to close instead of starting another thread.
+        // (TLS handshakes are bounded earlier and tighter by the HandshakeGuard.)
+        p.setProperty("gov.nist.javax.sip.MAX_SERVER_TRANSACTIONS", "1000");
+        p.setProperty("gov.nist.javax.sip.MAX_CLIENT_TRANSACTIONS", "1000");
+        p.setProperty("gov.nist.javax.sip.MAX_CONNECTIONS", "256");
         p.setProperty("gov.nist.javax.sip.TRACE_LEVEL", "0");
         p.setProperty("gov.nist.javax.sip.STACK_LOGGER", Slf4jStackLogger.class.getName());
         p.setProperty("gov.nist.javax.sip.SERVER_LOGGER", Slf4jServerLogger.class.getName());
@@ -254,7 +302,7 @@ public final class SipPhone implements AutoCloseable {
                 provider.addListeningPoint(stack.createListeningPoint(ip, config.udpPort(), ListeningPoint.UDP));
             }
             SipPhone phone = new SipPhone(config, policy, keys, listener, media, clock, stackName, stack, provider,
-                    factory);
+                    factory, limits);
             holder.phone = phone;
             provider.addSipListener(phone.new Events());
             stack.start();
@@ -270,13 +318,22 @@ public final class SipPhone implements AutoCloseable {
     }
 
     /** Late binding of the TLS gate to the phone the stack serves. */
-    private static final class Holder {
+    private static final class Holder implements AttestedSslSocket.Gate {
         private volatile SipPhone phone;
 
-        void admit(SocketAddress remote, Optional<PeerAttestation> peer) throws IOException {
+        @Override
+        public void admit(SocketAddress remote, Optional<PeerAttestation> peer) throws IOException {
             SipPhone p = phone;
             if (p != null) {
                 p.admitOutgoing(remote, peer);
+            }
+        }
+
+        @Override
+        public void closed(SocketAddress remote, Optional<PeerAttestation> peer) {
+            SipPhone p = phone;
+            if (p != null) {
+                p.connectionClosed(remote);
             }
         }
     }
@@ -318,9 +375,12 @@ public final class SipPhone implements AutoCloseable {
                        Registration.Account account) throws SipException {
         String callId = HexFormat.of().formatHex(randomBytes(12)) + "@" + config.host();
         Call call = new Call(callId, CallPolicy.Direction.OUT, target);
-        calls.put(callId, call);
-        if (account != null) {
-            callAccounts.put(callId, account);
+        Optional<String> full = calls.add(call, account);
+        if (full.isPresent()) {
+            call.refused("this phone is busy: " + full.get());
+            calls.remember(call);
+            listener.ended(call);
+            return call;
         }
         try {
             SipURI requestUri = (SipURI) addresses.createURI(target);
@@ -341,12 +401,20 @@ public final class SipPhone implements AutoCloseable {
             invite.setContent(offer(call, local).getBytes(StandardCharsets.US_ASCII),
                     headers.createContentTypeHeader("application", "sdp"));
             InetSocketAddress key = new InetSocketAddress(next.getAddress(), next.getPort());
-            PeerAttestation known = transport.equals("tls") ? connections.get(key)
+            Hop hop = connections.get(key);
+            PeerAttestation known = transport.equals("tls") ? (hop == null ? null : hop.attestation())
                     : PeerAttestation.unattested(Optional.empty(), clock.instant(), "the first hop is over "
                     + transport.toUpperCase(java.util.Locale.ROOT) + ", which carries no attestation");
-            java.util.Set<Call> onHop = settingUp.computeIfAbsent(key, k -> ConcurrentHashMap.newKeySet());
-            onHop.add(call);
-            call.settled().whenComplete((c, e) -> onHop.remove(call));
+            settingUp.compute(key, (k, onHop) -> {
+                java.util.Set<Call> set = onHop != null ? onHop : ConcurrentHashMap.newKeySet();
+                set.add(call);
+                return set;
+            });
+            // the hop's entry goes with its last call being set up
+            call.settled().whenComplete((c, e) -> settingUp.computeIfPresent(key, (k, onHop) -> {
+                onHop.remove(call);
+                return onHop.isEmpty() ? null : onHop;
+            }));
             if (known != null) {
                 // An open connection to this hop: its attestation is decided on now. Should JAIN-SIP open a new
                 // connection for the INVITE after all, the TLS gate decides again on that one.
@@ -362,6 +430,7 @@ public final class SipPhone implements AutoCloseable {
             return call;
         } catch (java.text.ParseException | InvalidArgumentException | IOException e) {
             call.refused("cannot build the INVITE: " + e.getMessage());
+            listener.ended(call);
             return call;
         } catch (SipException e) {
             if (call.state() != Call.State.REFUSED) {
@@ -376,7 +445,7 @@ public final class SipPhone implements AutoCloseable {
     private void admitOutgoing(SocketAddress remote, Optional<PeerAttestation> peer) throws IOException {
         PeerAttestation p = peer.orElse(PeerAttestation.unattested(Optional.empty(), clock.instant(),
                 "the peer's TLS handshake carried no attestation"));
-        connections.put(remote, p);
+        connections.compute(remote, (k, hop) -> new Hop(p, hop == null ? 1 : hop.open() + 1));
         String refusal = null;
         for (Call call : settingUp.getOrDefault(remote, java.util.Set.of())) {
             if (call.state() != Call.State.SETTING_UP) {
@@ -391,6 +460,14 @@ public final class SipPhone implements AutoCloseable {
             // the stricter decision wins: the connection ends before any call's INVITE is written on it
             throw new SSLHandshakeException("call policy: " + refusal);
         }
+    }
+
+    /** A TLS connection this phone made is closed: its attestation no longer decides anything. */
+    private void connectionClosed(SocketAddress remote) {
+        // Only when the last one to that address closes: while any is open, JAIN-SIP may reuse it without a new
+        // handshake, and place() must find the attestation it was admitted on.
+        connections.computeIfPresent(remote, (k, hop) -> hop.open() <= 1 ? null : new Hop(hop.attestation(),
+                hop.open() - 1));
     }
 
     private CallPolicy.Decision decide(Call call, PeerAttestation peer) {
@@ -424,39 +501,57 @@ public final class SipPhone implements AutoCloseable {
 
     private void incomingInvite(RequestEvent event) throws Exception {
         Request request = event.getRequest();
-        ServerTransaction st = event.getServerTransaction() != null ? event.getServerTransaction()
-                : provider.getNewServerTransaction(request);
         String callId = ((CallIdHeader) request.getHeader(CallIdHeader.NAME)).getCallId();
-        Call existing = calls.get(callId);
-        if (existing != null && existing.state() == Call.State.ESTABLISHED
-                && ((ToHeader) request.getHeader(ToHeader.NAME)).getTag() != null) {
-            reInvite(st, request, existing);
+        Optional<Call> existing = calls.active(callId);
+        if (existing.isPresent()) {
+            if (existing.get().state() == Call.State.ESTABLISHED
+                    && ((ToHeader) request.getHeader(ToHeader.NAME)).getTag() != null) {
+                reInvite(event.getServerTransaction() != null ? event.getServerTransaction()
+                        : provider.getNewServerTransaction(request), request, existing.get());
+            } else {
+                // Not a re-INVITE of an established call: a retransmission that raced its transaction, or someone
+                // else's INVITE with this call's Call-ID. Neither may replace the call; the first one is answered.
+                LOG.debug("ignoring an INVITE for call {} in progress", UntrustedText.forTerminal(callId, 200));
+            }
             return;
+        }
+        try {
+            // what JAIN-SIP checks before it makes a transaction: a malformed INVITE gets its 400 and leaves no call
+            ((gov.nist.javax.sip.message.SIPRequest) request).checkHeaders();
+        } catch (java.text.ParseException e) {
+            throw new javax.sip.TransactionUnavailableException(e.getMessage(), e);
         }
         FromHeader from = (FromHeader) request.getHeader(FromHeader.NAME);
         String fromUri = from.getAddress().getURI().toString();
         Call call = new Call(callId, CallPolicy.Direction.IN, fromUri);
-        calls.put(callId, call);
-        call.dialog(st.getDialog());
+        // Over UDP (where a flood costs nothing and source addresses are anyone's) a refused INVITE is answered
+        // statelessly: JAIN-SIP keeps no transaction for it (a refused INVITE's would wait 32 s for an ACK). Over
+        // TCP and TLS the answer must go back on the connection, through a transaction.
+        ServerTransaction st = event.getServerTransaction();
+        if (st == null && !overUdp(request)) {
+            st = serverTransaction(call, request);
+        }
         PeerAttestation peer = peerOf(request);
 
         // The From identity must be the attested one: a measured host cannot call in someone else's name.
         if (peer.host().isPresent() && from.getAddress().getURI() instanceof SipURI su
                 && !peer.host().get().equalsIgnoreCase(su.getHost())) {
             CallPolicy.Decision d = new CallPolicy.Decision(CallPolicy.Action.REJECT, peer.level(),
-                    peer.level(), "identity", "the From identity " + fromUri + " differs from the attested host "
+                    peer.level(), "identity", "the From identity " + UntrustedText.forTerminal(fromUri, 200)
+                    + " differs from the attested host "
                     + peer.host().get());
             call.attested(peer, d);
             listener.decided(call, d);
-            refuse(st, call, Response.FORBIDDEN, d.reason());
+            refuse(request, st, call, Response.FORBIDDEN, d.reason());
             return;
         }
         CallPolicy.Decision d = policy.decide(CallPolicy.Direction.IN, fromUri, peer);
         call.attested(peer, d);
-        LOG.info("call {} IN from {}: {} → {}", callId, fromUri, peer.display(), d.action());
+        LOG.info("call {} IN from {}: {} → {}", UntrustedText.forTerminal(callId, 200),
+                UntrustedText.forTerminal(fromUri, 200), peer.display(), d.action());
         listener.decided(call, d);
         if (d.action() == CallPolicy.Action.REJECT) {
-            refuse(st, call, Response.FORBIDDEN, d.reason());
+            refuse(request, st, call, Response.FORBIDDEN, d.reason());
             return;
         }
         Sdp offer;
@@ -464,7 +559,7 @@ public final class SipPhone implements AutoCloseable {
             offer = Sdp.parse(new String(request.getRawContent() == null ? new byte[0] : request.getRawContent(),
                     StandardCharsets.US_ASCII));
         } catch (IllegalArgumentException e) {
-            refuse(st, call, Response.NOT_ACCEPTABLE_HERE, "the SDP offer is unusable: " + e.getMessage());
+            refuse(request, st, call, Response.NOT_ACCEPTABLE_HERE, "the SDP offer is unusable: " + e.getMessage());
             return;
         }
         Optional<SdesCrypto> theirs = offer.cryptos().stream()
@@ -474,12 +569,12 @@ public final class SipPhone implements AutoCloseable {
         call.remoteSdp(new Sdp(offer.address(), offer.port(), offer.payloadTypes(),
                 theirs.map(List::of).orElse(List.of()), offer.direction()));
         if (theirs.isEmpty()) {
-            refuse(st, call, Response.NOT_ACCEPTABLE_HERE, "SRTP with SDES (a=crypto) is required");
+            refuse(request, st, call, Response.NOT_ACCEPTABLE_HERE, "SRTP with SDES (a=crypto) is required");
             return;
         }
         Optional<Integer> codec = Sdp.choose(offer.payloadTypes());
         if (codec.isEmpty()) {
-            refuse(st, call, Response.NOT_ACCEPTABLE_HERE, "no common audio codec: offered " + offer.payloadTypes()
+            refuse(request, st, call, Response.NOT_ACCEPTABLE_HERE, "no common audio codec: offered " + offer.payloadTypes()
                     + ", we support PCMU (0) and PCMA (8)");
             return;
         }
@@ -494,10 +589,34 @@ public final class SipPhone implements AutoCloseable {
                 java.util.Arrays.fill(s, (byte) 0);
             }
         } catch (BrokerClient.RefusedException e) {
-            refuse(st, call, Response.NOT_ACCEPTABLE_HERE, "the offered SRTP key was seen before (a replayed SDES"
+            refuse(request, st, call, Response.NOT_ACCEPTABLE_HERE, "the offered SRTP key was seen before (a replayed SDES"
                     + " offer): " + e.reason());
             return;
         }
+        // Accepted: only now does the call take a place among those being set up (refusals above take none, so a
+        // flood the policy refuses cannot crowd out callers it accepts), and a caller that never ACKs holds it, and
+        // after our 200 a media session, for at most the setup timeout.
+        Optional<String> full = calls.add(call, null);
+        if (full.isPresent()) {
+            call.refused("503 this phone is busy: " + full.get());
+            if (st != null) {
+                sendFinal(st, busy(request, full.get()));
+                countTurnedAway(full.get());
+            } else {
+                turnAway(request, full.get());
+            }
+            return;
+        }
+        java.util.concurrent.ScheduledFuture<?> deadline = timers.schedule(() -> {
+            if (call.abandon("not set up within " + config.setupTimeout().toSeconds() + " s (no ACK)")) {
+                listener.ended(call);
+            }
+        }, config.setupTimeout().toMillis(), TimeUnit.MILLISECONDS);
+        call.settled().whenComplete((c, e) -> deadline.cancel(false));
+        if (st == null) {
+            st = serverTransaction(call, request);
+        }
+        call.dialog(st.getDialog());
         st.sendResponse(messages.createResponse(Response.RINGING, request));
         call.ringing();
         listener.ringing(call);
@@ -510,6 +629,39 @@ public final class SipPhone implements AutoCloseable {
         ok.setContent(sdp(call, local, List.of(codec.get())).getBytes(StandardCharsets.US_ASCII),
                 headers.createContentTypeHeader("application", "sdp"));
         st.sendResponse(ok);
+    }
+
+    /**
+     * Answers an INVITE the phone has no room for with {@code 503} and {@code Retry-After}, statelessly: no call, no
+     * transaction, no dialog, no media and no key are made for it. One log line per burst, not per INVITE.
+     */
+    private void turnAway(Request request, String why) {
+        try {
+            provider.sendResponse(busy(request, why));
+        } catch (Exception e) {
+            // the peer's address may be unreachable; the INVITE is dropped all the same
+        }
+        countTurnedAway(why);
+    }
+
+    private Response busy(Request request, String why) throws java.text.ParseException, InvalidArgumentException {
+        Response r = messages.createResponse(Response.SERVICE_UNAVAILABLE, request);
+        tagTo(request, r);
+        r.addHeader(headers.createRetryAfterHeader(5));
+        r.addHeader(headers.createWarningHeader(config.host(), WarningHeader.MISCELLANEOUS_WARNING,
+                "this phone is busy: " + why));
+        return r;
+    }
+
+    private void countTurnedAway(String why) {
+        if (turnedAway.incrementAndGet() == 1) {
+            try {
+                timers.schedule(() -> LOG.warn("turned away {} INVITEs with 503 in the last second: {}",
+                        turnedAway.getAndSet(0), why), 1, TimeUnit.SECONDS);
+            } catch (java.util.concurrent.RejectedExecutionException stopping) {
+                turnedAway.set(0);
+            }
+        }
     }
 
     /**
@@ -552,7 +704,7 @@ public final class SipPhone implements AutoCloseable {
                 .encode(config.user(), clock.millis()).getBytes(StandardCharsets.US_ASCII),
                 headers.createContentTypeHeader("application", "sdp"));
         sendFinal(st, ok);
-        LOG.info("call {}: the peer {}", call.callId(), call.held() ? "put it on hold" : "resumed it");
+        LOG.info("call {}: the peer {}", UntrustedText.forTerminal(call.callId(), 200), call.held() ? "put it on hold" : "resumed it");
     }
 
     private static boolean sameKey(SdesCrypto a, SdesCrypto b) {
@@ -594,14 +746,38 @@ public final class SipPhone implements AutoCloseable {
         dialog.sendRequest(provider.getNewClientTransaction(reinvite));
     }
 
-    private void refuse(ServerTransaction st, Call call, int status, String why) throws Exception {
-        Response r = messages.createResponse(status, st.getRequest());
-        tagTo(st.getRequest(), r);
-        r.addHeader(headers.createWarningHeader(config.host(), WarningHeader.MISCELLANEOUS_WARNING,
-                why.length() > 500 ? why.substring(0, 500) : why));
-        sendFinal(st, r);
-        call.refused(status + " " + why);
+    /**
+     * Refuses an incoming INVITE, through its transaction or (null: over UDP) statelessly. {@code why} may carry the
+     * peer's text (a URI, an SDP line): it goes out and to the user escaped.
+     */
+    private void refuse(Request request, ServerTransaction st, Call call, int status, String why) throws Exception {
+        String shown = UntrustedText.forTerminal(why, 500);
+        call.refused(status + " " + shown);
+        calls.remember(call);
         listener.ended(call);
+        Response r = messages.createResponse(status, request);
+        tagTo(request, r);
+        r.addHeader(headers.createWarningHeader(config.host(), WarningHeader.MISCELLANEOUS_WARNING, shown));
+        if (st != null) {
+            sendFinal(st, r);
+        } else {
+            provider.sendResponse(r);
+        }
+    }
+
+    private ServerTransaction serverTransaction(Call call, Request request) throws SipException {
+        try {
+            return provider.getNewServerTransaction(request);
+        } catch (SipException | RuntimeException e) {
+            call.refused("no SIP transaction for the INVITE: " + UntrustedText.forTerminal(rootMessage(e), 300));
+            throw e;
+        }
+    }
+
+    private static boolean overUdp(Request request) {
+        Object channel = ((gov.nist.javax.sip.message.SIPRequest) request).getMessageChannel();
+        return channel instanceof gov.nist.javax.sip.stack.MessageChannel mc
+                && ListeningPoint.UDP.equalsIgnoreCase(mc.getTransport());
     }
 
     private static void sendFinal(ServerTransaction st, Response r) throws SipException {
@@ -682,7 +858,8 @@ public final class SipPhone implements AutoCloseable {
                     new InetSocketAddress(InetAddress.getByName(remote.get().address()), remote.get().port()),
                     call.payloadType());
         } catch (IOException | RuntimeException e) {
-            LOG.warn("call {}: starting SRTP audio failed: {}", call.callId(), e.toString());
+            LOG.warn("call {}: starting SRTP audio failed: {}", UntrustedText.forTerminal(call.callId(), 200),
+                    UntrustedText.forTerminal(e.toString()));
         }
     }
 
@@ -825,8 +1002,8 @@ public final class SipPhone implements AutoCloseable {
         }
         if (status >= 300) {
             WarningHeader w = (WarningHeader) r.getHeader(WarningHeader.NAME);
-            registrationFailed(reg, "the registrar answered " + status + " " + r.getReasonPhrase()
-                    + (w != null ? ": " + w.getText() : ""));
+            registrationFailed(reg, "the registrar answered " + status + " " + UntrustedText.forTerminal(
+                    r.getReasonPhrase(), 200) + (w != null ? ": " + UntrustedText.forTerminal(w.getText(), 500) : ""));
             return;
         }
         if (removing) {
@@ -950,10 +1127,8 @@ public final class SipPhone implements AutoCloseable {
             ClientTransaction next = provider.getNewClientTransaction(retry);
             next.sendRequest();
             if (Request.INVITE.equals(retry.getMethod())) {
-                Call call = calls.get(((CallIdHeader) retry.getHeader(CallIdHeader.NAME)).getCallId());
-                if (call != null) {
-                    call.dialog(next.getDialog());
-                }
+                calls.active(((CallIdHeader) retry.getHeader(CallIdHeader.NAME)).getCallId())
+                        .ifPresent(call -> call.dialog(next.getDialog()));
             }
             return null;
         } catch (java.text.ParseException | InvalidArgumentException | SipException e) {
@@ -979,13 +1154,28 @@ public final class SipPhone implements AutoCloseable {
         return c.getMessage() == null ? c.toString() : c.getMessage();
     }
 
-    /** Every call this phone has seen (set up, established, refused or ended). */
+    /**
+     * The calls in progress (being set up or established), then the last {@link Limits#endedHistory()} refused or
+     * ended ones, oldest first.
+     */
     public java.util.Collection<Call> calls() {
-        return java.util.List.copyOf(calls.values());
+        return calls.all();
     }
 
+    /** A call in progress, or one of the recent ended ones, by its Call-ID. */
     public Optional<Call> callById(String callId) {
-        return Optional.ofNullable(calls.get(callId));
+        return calls.any(callId);
+    }
+
+    /** What the phone holds for its calls and connections; for diagnostics and the bounds tests. */
+    record Held(int callsInProgress, int callsSettingUp, int endedCalls, int hopsSettingUp, int tlsConnections,
+                int registrations) {
+    }
+
+    Held held() {
+        CallTable.Counts c = calls.counts();
+        return new Held(c.active(), c.settingUp(), c.ended(), settingUp.size(), connections.size(),
+                registrations.size());
     }
 
     @Override
@@ -1001,7 +1191,7 @@ public final class SipPhone implements AutoCloseable {
         timers.shutdownNow();
         stack.stop();
         AttestedNetworkLayer.unregister(stackName);
-        calls.values().forEach(c -> c.ended("the phone stopped"));
+        calls.inProgress().forEach(c -> c.ended("the phone stopped"));
     }
 
     // ---------------------------------------------------------------------------------------------- events
@@ -1046,7 +1236,8 @@ public final class SipPhone implements AutoCloseable {
             } catch (javax.sip.TransactionUnavailableException e) {
                 // A request JAIN-SIP cannot make a transaction of (e.g. a missing Contact or Max-Forwards): 400,
                 // statelessly, naming what is wrong.
-                LOG.info("refusing a malformed {}: {}", r.getMethod(), e.getMessage());
+                LOG.info("refusing a malformed {}: {}", UntrustedText.forTerminal(r.getMethod(), 50),
+                        UntrustedText.forTerminal(e.getMessage()));
                 try {
                     Response bad = messages.createResponse(Response.BAD_REQUEST, r);
                     bad.setReasonPhrase(e.getMessage() == null ? "Bad Request" : e.getMessage().replaceAll(
@@ -1056,7 +1247,8 @@ public final class SipPhone implements AutoCloseable {
                     // the peer's address may be unreachable; the request is dropped
                 }
             } catch (Exception e) {
-                LOG.warn("handling {} failed: {}", r.getMethod(), e.toString());
+                LOG.warn("handling {} failed: {}", UntrustedText.forTerminal(r.getMethod(), 50),
+                        UntrustedText.forTerminal(e.toString()));
                 try {
                     respond(event, Response.SERVER_INTERNAL_ERROR);
                 } catch (Exception ignored) {
@@ -1067,7 +1259,7 @@ public final class SipPhone implements AutoCloseable {
 
         private Call callOf(Request r) {
             CallIdHeader id = (CallIdHeader) r.getHeader(CallIdHeader.NAME);
-            return id == null ? null : calls.get(id.getCallId());
+            return id == null ? null : calls.active(id.getCallId()).orElse(null);
         }
 
         private void respond(RequestEvent event, int status) throws Exception {
@@ -1097,18 +1289,19 @@ public final class SipPhone implements AutoCloseable {
                 }
                 return;
             }
-            Call call = id == null ? null : calls.get(id.getCallId());
+            Call call = id == null ? null : calls.active(id.getCallId()).orElse(null);
             if (call == null || cseq == null || !cseq.getMethod().equals(Request.INVITE)) {
                 return;
             }
             int status = r.getStatusCode();
-            Registration.Account account = callAccounts.get(call.callId());
+            Registration.Account account = calls.account(call.callId()).orElse(null);
             if ((status == Response.UNAUTHORIZED || status == Response.PROXY_AUTHENTICATION_REQUIRED)
                     && account != null && event.getClientTransaction() != null
                     && call.state() != Call.State.ESTABLISHED) {
                 String problem = answerChallenge(event.getClientTransaction(), r, account, cseq.getSeqNumber() + 1);
                 if (problem != null) {
-                    call.refused(status + " " + r.getReasonPhrase() + ": " + problem);
+                    call.refused(status + " " + UntrustedText.forTerminal(r.getReasonPhrase(), 200) + ": "
+                            + UntrustedText.forTerminal(problem, 500));
                     listener.ended(call);
                 }
                 return;
@@ -1164,12 +1357,13 @@ public final class SipPhone implements AutoCloseable {
                     }
                 } else if (status >= 300) {
                     WarningHeader w = (WarningHeader) r.getHeader(WarningHeader.NAME);
-                    call.refused(status + " " + r.getReasonPhrase() + (w != null ? ": " + w.getText() : ""));
+                    call.refused(status + " " + UntrustedText.forTerminal(r.getReasonPhrase(), 200)
+                            + (w != null ? ": " + UntrustedText.forTerminal(w.getText(), 500) : ""));
                     listener.ended(call);
                 }
             } catch (Exception e) {
-                LOG.warn("handling the {} to INVITE failed: {}", status, e.toString());
-                call.ended("handling the answer failed: " + e.getMessage());
+                LOG.warn("handling the {} to INVITE failed: {}", status, UntrustedText.forTerminal(e.toString()));
+                call.ended("handling the answer failed: " + UntrustedText.forTerminal(e.getMessage(), 500));
                 listener.ended(call);
             }
         }
@@ -1195,8 +1389,8 @@ public final class SipPhone implements AutoCloseable {
 
         @Override
         public void processIOException(IOExceptionEvent event) {
-            LOG.info("SIP transport error towards {}:{} ({})", event.getHost(), event.getPort(),
-                    event.getTransport());
+            LOG.info("SIP transport error towards {}:{} ({})", UntrustedText.forTerminal(event.getHost(), 100),
+                    event.getPort(), UntrustedText.forTerminal(event.getTransport(), 20));
         }
 
         @Override

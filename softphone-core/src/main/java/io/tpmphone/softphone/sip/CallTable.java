@@ -1,0 +1,157 @@
+package io.tpmphone.softphone.sip;
+
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.Deque;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+
+/**
+ * The phone's calls, bounded whatever peers send: calls in progress (at most {@code maxCalls}, of which at most
+ * {@code maxSettingUp} are still being set up) and the last {@code endedHistory} refused or ended calls for the user.
+ * A call leaves the table of calls in progress the moment it is refused or ended, with the state that belonged to it
+ * (the registrar account its digest challenge needs); the oldest ended call falls out of the history. Thread-safe
+ * (one lock; every operation is O(1) except listing).
+ */
+final class CallTable {
+    private final int maxCalls;
+    private final int maxSettingUp;
+    private final int endedHistory;
+    private final Map<String, Entry> active = new LinkedHashMap<>();
+    private final Deque<Call> ended = new ArrayDeque<>();
+    private int settingUp;
+
+    private static final class Entry {
+        final Call call;
+        final Registration.Account account;
+        boolean setUp;
+
+        Entry(Call call, Registration.Account account) {
+            this.call = call;
+            this.account = account;
+        }
+    }
+
+    CallTable(int maxCalls, int maxSettingUp, int endedHistory) {
+        if (maxSettingUp < 1 || maxCalls < maxSettingUp || endedHistory < 0) {
+            throw new IllegalArgumentException("need 1 <= maxSettingUp <= maxCalls and endedHistory >= 0, got "
+                    + maxSettingUp + ", " + maxCalls + ", " + endedHistory);
+        }
+        this.maxCalls = maxCalls;
+        this.maxSettingUp = maxSettingUp;
+        this.endedHistory = endedHistory;
+    }
+
+    /**
+     * Adds a new call being set up, or says why there is no room (a sentence for a 503 and the user); a call whose
+     * Call-ID is already in progress is refused as well (it would replace that call). The call leaves by itself when
+     * it settles.
+     */
+    Optional<String> add(Call call, Registration.Account account) {
+        synchronized (this) {
+            if (active.containsKey(call.callId())) {
+                return Optional.of("a call with this Call-ID is already in progress");
+            }
+            if (settingUp >= maxSettingUp) {
+                return Optional.of(settingUp + " calls are being set up already (at most " + maxSettingUp + ")");
+            }
+            if (active.size() >= maxCalls) {
+                return Optional.of(active.size() + " calls are in progress already (at most " + maxCalls + ")");
+            }
+            active.put(call.callId(), new Entry(call, account));
+            settingUp++;
+        }
+        call.settled().whenComplete((c, e) -> settled(call));
+        return Optional.empty();
+    }
+
+    /** Once a call is established it no longer counts as being set up; once it is over it moves to the history. */
+    private void settled(Call call) {
+        synchronized (this) {
+            Entry e = active.get(call.callId());
+            if (e == null || e.call != call) {
+                return;
+            }
+            if (!e.setUp) {
+                e.setUp = true;
+                settingUp--;
+            }
+        }
+        if (call.state() != Call.State.ESTABLISHED) {
+            finished(call);
+        } else {
+            call.finished().whenComplete((c, x) -> finished(call));
+        }
+    }
+
+    private synchronized void finished(Call call) {
+        Entry e = active.get(call.callId());
+        if (e != null && e.call == call) {
+            active.remove(call.callId());
+            remember(call);
+        }
+    }
+
+    /** Keeps a call that never entered the table (refused at once) in the ended history, for its caller. */
+    synchronized void remember(Call call) {
+        if (endedHistory > 0) {
+            if (ended.size() == endedHistory) {
+                ended.removeFirst();
+            }
+            ended.addLast(call);
+        }
+    }
+
+    /** The call in progress with this Call-ID. */
+    synchronized Optional<Call> active(String callId) {
+        Entry e = active.get(callId);
+        return e == null ? Optional.empty() : Optional.of(e.call);
+    }
+
+    /** The call in progress with this Call-ID, else the most recent ended one. */
+    synchronized Optional<Call> any(String callId) {
+        Optional<Call> a = active(callId);
+        if (a.isPresent()) {
+            return a;
+        }
+        for (var it = ended.descendingIterator(); it.hasNext(); ) {
+            Call c = it.next();
+            if (c.callId().equals(callId)) {
+                return Optional.of(c);
+            }
+        }
+        return Optional.empty();
+    }
+
+    /** The registrar account a call in progress was placed through (it answers the proxy's challenge). */
+    synchronized Optional<Registration.Account> account(String callId) {
+        Entry e = active.get(callId);
+        return e == null ? Optional.empty() : Optional.ofNullable(e.account);
+    }
+
+    /** Calls in progress, then the ended history, oldest first. */
+    synchronized Collection<Call> all() {
+        List<Call> out = new ArrayList<>(active.size() + ended.size());
+        active.values().forEach(e -> out.add(e.call));
+        out.addAll(ended);
+        return List.copyOf(out);
+    }
+
+    /** Calls in progress (for stopping the phone). */
+    synchronized List<Call> inProgress() {
+        List<Call> out = new ArrayList<>(active.size());
+        active.values().forEach(e -> out.add(e.call));
+        return out;
+    }
+
+    /** How much is held: calls in progress, of them being set up, and ended calls kept. For diagnostics and tests. */
+    record Counts(int active, int settingUp, int ended) {
+    }
+
+    synchronized Counts counts() {
+        return new Counts(active.size(), settingUp, ended.size());
+    }
+}
