@@ -123,7 +123,7 @@ public final class Agent implements AutoCloseable {
     public Agent(TpmClient tpm, AttestationClient server, Path stateDirectory, String host, int measurementPcr,
                  LaunchSpec spec, Duration interval, Clock clock) {
         this.tpm = Objects.requireNonNull(tpm, "tpm");
-        this.attestation = new HostAttestation(tpm, server);
+        this.attestation = new HostAttestation(tpm, server, clock);
         this.server = server;
         this.stateDirectory = stateDirectory;
         this.host = host;

@@ -3,6 +3,7 @@ package io.tpmphone.agent;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.tpmphone.attestation.HashAlgorithm;
 import io.tpmphone.attestation.MeasurementLog;
+import io.tpmphone.attestation.NonceRequest;
 import io.tpmphone.attestation.PcrSelection;
 import io.tpmphone.attestation.SecretBytes;
 import io.tpmphone.attestation.TpmtPublic;
@@ -16,6 +17,10 @@ import io.tpmphone.tpm.TpmCertification;
 import io.tpmphone.keystore.KeystoreException;
 import io.tpmphone.keystore.SealedKeystore;
 import java.nio.charset.StandardCharsets;
+import java.time.Clock;
+import java.util.concurrent.atomic.AtomicLong;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 import java.util.Optional;
 import java.util.ArrayList;
 import java.util.Base64;
@@ -34,12 +39,28 @@ public final class HostAttestation {
     /** The AK this agent uses. */
     public static final PersistentHandle AK = PersistentHandle.AK;
 
+    private static final Logger LOG = LoggerFactory.getLogger(HostAttestation.class);
+
     private final TpmClient tpm;
     private final AttestationClient server;
+    private final Clock clock;
+    /**
+     * The requestedAt of this process's last nonce request: the server refuses one that is not after the AK's last
+     * (replay). Per process, not per instance: one process owns the TPM, and tests make several instances.
+     */
+    private static final AtomicLong LAST_REQUESTED_AT = new AtomicLong();
+    /** Test seam: runs with the attempt number (1, 2) after the quote, before the appraisal is posted. */
+    private volatile java.util.function.IntConsumer beforeAppraisal = attempt -> { };
 
     public HostAttestation(TpmClient tpm, AttestationClient server) {
+        this(tpm, server, Clock.systemUTC());
+    }
+
+    /** @param clock the time nonce requests carry; the server refuses one more than 5 min off its own clock */
+    public HostAttestation(TpmClient tpm, AttestationClient server, Clock clock) {
         this.tpm = Objects.requireNonNull(tpm, "tpm");
         this.server = Objects.requireNonNull(server, "server");
+        this.clock = Objects.requireNonNull(clock, "clock");
     }
 
     /** An enrolled host. */
@@ -137,7 +158,32 @@ public final class HostAttestation {
      */
     public Verdict attest(String akId, MeasurementLog log, Optional<PcrSelection> keystorePcrs, byte[] keyEvents)
             throws TpmException, AttestationClientException {
-        Grant grant = nonce(akId);
+        try {
+            return attestOnce(akId, log, keystorePcrs, keyEvents, 1);
+        } catch (AttestationClientException e) {
+            if (!nonceRefused(e)) {
+                throw e;
+            }
+            // Our nonce was replaced, had expired or is unknown to the server (e.g. it restarted): a fresh one now,
+            // rather than a whole interval without an appraisal. Once: a second refusal is not a race.
+            LOG.info("the server refused the nonce ({}); retrying at once with a fresh one", e.getMessage());
+            return attestOnce(akId, log, keystorePcrs, keyEvents, 2);
+        }
+    }
+
+    /** Tests only: {@code hook} runs between the quote and the appraisal of each attempt (1, then 2 on a retry). */
+    void beforeAppraisal(java.util.function.IntConsumer hook) {
+        beforeAppraisal = Objects.requireNonNull(hook, "hook");
+    }
+
+    /** An appraisal or device-certificate request refused at its nonce: 403 with check NONCE. */
+    static boolean nonceRefused(AttestationClientException e) {
+        return e.status() == 403 && e.check().map("NONCE"::equals).orElse(false);
+    }
+
+    private Verdict attestOnce(String akId, MeasurementLog log, Optional<PcrSelection> keystorePcrs, byte[] keyEvents,
+                               int attempt) throws TpmException, AttestationClientException {
+        Grant grant = requestNonce(akId);
         byte[] nonce = grant.nonce();
         PcrSelection selection = grant.pcrSelection();
         byte[] qualifying = keyEvents == null ? nonce : HashAlgorithm.SHA256.digest(
@@ -149,16 +195,56 @@ public final class HostAttestation {
         if (keyEvents != null) {
             request.put("keyEvents", Base64.getEncoder().encodeToString(keyEvents));
         }
+        beforeAppraisal.accept(attempt);
         return appraise(request);
     }
 
-    private record Grant(byte[] nonce, PcrSelection pcrSelection) {
+    /** A nonce the server issued, and the PCR selection to quote. */
+    public record Grant(byte[] nonce, PcrSelection pcrSelection) {
+        public Grant {
+            nonce = nonce.clone();
+        }
+
+        @Override
+        public byte[] nonce() {
+            return nonce.clone();
+        }
     }
 
-    private Grant nonce(String akId) throws AttestationClientException {
-        JsonNode grant = server.post("/v1/nonces", Map.of("akId", akId), null);
+    /**
+     * Asks the server for a nonce with a request signed by the AK ({@link #signedNonceRequest}); it replaces any
+     * nonce the server still holds for this AK.
+     */
+    public Grant requestNonce(String akId) throws TpmException, AttestationClientException {
+        JsonNode grant = server.post("/v1/nonces", signedNonceRequest(akId), null);
         return new Grant(HexFormat.of().parseHex(grant.get("nonce").asText()),
                 PcrSelection.parse(grant.get("pcrSelection").asText()));
+    }
+
+    /**
+     * The body of POST /v1/nonces: the request's time (strictly after the previous one of this instance, so two
+     * requests in one millisecond or a clock step back do not look like a replay) and the AK's signature over it.
+     * Public so that tests can replay and alter it.
+     */
+    public Map<String, Object> signedNonceRequest(String akId) throws TpmException {
+        long now = clock.millis();
+        long requestedAt = LAST_REQUESTED_AT.updateAndGet(last -> Math.max(now, last + 1));
+        return nonceRequest(tpm, AK, akId, requestedAt);
+    }
+
+    /**
+     * The body of POST /v1/nonces for {@code akId} at {@code requestedAt} (ms since the epoch), signed by the AK at
+     * {@code ak}: {@code TPMT_SIGNATURE} over SHA-256 of {@link NonceRequest#encoded()} (docs/api.md).
+     */
+    public static Map<String, Object> nonceRequest(TpmClient tpm, PersistentHandle ak, String akId, long requestedAt)
+            throws TpmException {
+        NonceRequest request = new NonceRequest(akId, requestedAt);
+        byte[] signature = tpm.signWithRestrictedKey(ak, request.encoded());
+        Map<String, Object> body = new LinkedHashMap<>();
+        body.put("akId", akId);
+        body.put("requestedAt", requestedAt);
+        body.put("signature", Base64.getEncoder().encodeToString(signature));
+        return body;
     }
 
     /**
@@ -167,8 +253,21 @@ public final class HostAttestation {
      */
     public DeviceCertificate requestDeviceCertificate(String akId, SealedKeystore keystore)
             throws TpmException, AttestationClientException, KeystoreException {
+        try {
+            return requestDeviceCertificateOnce(akId, keystore);
+        } catch (AttestationClientException e) {
+            if (!nonceRefused(e)) {
+                throw e;
+            }
+            LOG.info("the server refused the nonce ({}); retrying at once with a fresh one", e.getMessage());
+            return requestDeviceCertificateOnce(akId, keystore);
+        }
+    }
+
+    private DeviceCertificate requestDeviceCertificateOnce(String akId, SealedKeystore keystore)
+            throws TpmException, AttestationClientException, KeystoreException {
         TpmtPublic tik = keystore.identityKey();
-        byte[] nonce = nonce(akId).nonce();
+        byte[] nonce = requestNonce(akId).nonce();
         TpmCertification c = keystore.certifyIdentityKey(AK, nonce);
         Base64.Encoder b64 = Base64.getEncoder();
         Map<String, Object> request = new LinkedHashMap<>();

@@ -191,9 +191,9 @@ class AttestationAttacksIT {
     @Test
     void aReplayedQuote_isFailedAtTheNonce() throws Exception {
         reboot();
-        JsonNode grant = client.post("/v1/nonces", Map.of("akId", akId), null);
-        byte[] nonce = HexFormat.of().parseHex(grant.get("nonce").asText());
-        TpmQuote quote = tpm.quote(HostAttestation.AK, PcrSelection.parse(grant.get("pcrSelection").asText()),
+        HostAttestation.Grant grant = host.requestNonce(akId);
+        byte[] nonce = grant.nonce();
+        TpmQuote quote = tpm.quote(HostAttestation.AK, grant.pcrSelection(),
                 nonce);
         Map<String, Object> request = HostAttestation.appraisalRequest(akId, nonce, quote, store.log());
         assertEquals("IDENTIFIED", host.appraise(request).level(), "the first presentation is appraised (no softphone"
@@ -204,9 +204,9 @@ class AttestationAttacksIT {
     @Test
     void anExpiredNonce_isFailed() throws Exception {
         reboot();
-        JsonNode grant = client.post("/v1/nonces", Map.of("akId", akId), null);
-        byte[] nonce = HexFormat.of().parseHex(grant.get("nonce").asText());
-        TpmQuote quote = tpm.quote(HostAttestation.AK, PcrSelection.parse(grant.get("pcrSelection").asText()),
+        HostAttestation.Grant grant = host.requestNonce(akId);
+        byte[] nonce = grant.nonce();
+        TpmQuote quote = tpm.quote(HostAttestation.AK, grant.pcrSelection(),
                 nonce);
         clock.advance(Duration.ofSeconds(31));
         assertRefused403(() -> host.appraise(HostAttestation.appraisalRequest(akId, nonce, quote, store.log())),
@@ -236,9 +236,9 @@ class AttestationAttacksIT {
         assertTrue(lastRefusal("NONCE_REFUSED", "AK_ENROLLED").path("subject").asText().startsWith("ak:"),
                 "the refused nonce request is recorded under the AK it named");
 
-        JsonNode grant = client.post("/v1/nonces", Map.of("akId", akId), null);
-        byte[] nonce = HexFormat.of().parseHex(grant.get("nonce").asText());
-        TpmQuote forged = tpm.quote(rogue, PcrSelection.parse(grant.get("pcrSelection").asText()), nonce);
+        HostAttestation.Grant grant = host.requestNonce(akId);
+        byte[] nonce = grant.nonce();
+        TpmQuote forged = tpm.quote(rogue, grant.pcrSelection(), nonce);
         assertRefused403(() -> host.appraise(HostAttestation.appraisalRequest(akId, nonce, forged, store.log())),
                 "SIGNATURE", null);
         assertRefused403(() -> host.appraise(HostAttestation.appraisalRequest(rogueId, nonce, forged,
@@ -314,8 +314,8 @@ class AttestationAttacksIT {
     void aPcrSelectionWithoutTheMeasurementPcrOrOnTheSha1Bank_isFailed() throws Exception {
         reboot();
         for (String selection : List.of("sha256:0-7", "sha1:0-7,14")) {
-            JsonNode grant = client.post("/v1/nonces", Map.of("akId", akId), null);
-            byte[] nonce = HexFormat.of().parseHex(grant.get("nonce").asText());
+            HostAttestation.Grant grant = host.requestNonce(akId);
+            byte[] nonce = grant.nonce();
             TpmQuote quote = tpm.quote(HostAttestation.AK, PcrSelection.parse(selection), nonce);
             assertRefused403(() -> host.appraise(HostAttestation.appraisalRequest(akId, nonce, quote,
                     store.log())), "PCR_SELECTION", null);
@@ -435,19 +435,167 @@ class AttestationAttacksIT {
     }
 
     @Test
-    void appraisalsFinishingOutOfTpmClockOrder_areNotMistakenForARollback() throws Exception {
+    void aSecondNonce_replacesTheFirst_soAHostCannotHoldQuotesForLaterAppraisal() throws Exception {
         reboot();
         List<Map<String, Object>> requests = new ArrayList<>();
         for (int i = 0; i < 2; i++) {
-            JsonNode grant = client.post("/v1/nonces", Map.of("akId", akId), null);
-            byte[] nonce = HexFormat.of().parseHex(grant.get("nonce").asText());
-            TpmQuote quote = tpm.quote(HostAttestation.AK, PcrSelection.parse(grant.get("pcrSelection").asText()),
-                    nonce);
-            requests.add(HostAttestation.appraisalRequest(akId, nonce, quote, store.log()));
+            HostAttestation.Grant grant = host.requestNonce(akId);
+            TpmQuote quote = tpm.quote(HostAttestation.AK, grant.pcrSelection(), grant.nonce());
+            requests.add(HostAttestation.appraisalRequest(akId, grant.nonce(), quote, store.log()));
             awaitTpmClockPast(quote);
         }
-        assertNotEquals("FAILED", host.appraise(requests.get(1)).level(), "the later quote first");
-        HostAttestation.Verdict earlier = host.appraise(requests.get(0));
-        assertNotEquals("FAILED", earlier.level(), () -> "the earlier quote, appraised second: " + earlier.reasons());
+        assertNotEquals("FAILED", host.appraise(requests.get(1)).level(), "the later quote, over the AK's nonce");
+        // One outstanding nonce per AK: the first was replaced, so quotes cannot reach the server out of TPM-clock
+        // order, and the server compares each quote with the newest clock it holds for the TPM.
+        assertRefused403(() -> host.appraise(requests.get(0)), "NONCE", "not issued by this server");
+    }
+
+    // ---- finding 5: nonce requests are authenticated by the AK; nobody else can evict the host's nonce ----------
+
+    /** A nonce request as an attacker sharing the host's address sends it: the public AK id, no signature. */
+    private static final int OLD_CAP = 20;
+
+    @Test
+    void aFloodOfUnsignedNonceRequests_betweenTheAgentsNonceAndItsAppraisal_doesNotMakeItFail() throws Exception {
+        reboot();
+        List<String> flood = new ArrayList<>();
+        host.beforeAppraisal(attempt -> {
+            for (int i = 0; i < OLD_CAP; i++) {
+                try {
+                    client.post("/v1/nonces", Map.of("akId", akId), null);
+                    flood.add("200 (a nonce was issued)");
+                } catch (AttestationClientException e) {
+                    flood.add(e.status() + " " + e.check().orElse("-"));
+                }
+            }
+        });
+        HostAttestation.Verdict v;
+        try {
+            v = host.attest(akId, store.log());
+        } finally {
+            host.beforeAppraisal(attempt -> { });
+        }
+        assertEquals("IDENTIFIED", v.level(), () -> "the host's appraisal survives the flood (no softphone runs in"
+                + " this boot, so not MEASURED): " + v.reasons());
+        assertEquals(OLD_CAP, flood.size(), "the flood ran once, before the first appraisal: " + flood);
+        assertTrue(flood.stream().allMatch("401 NONCE_REQUEST_SIGNED"::equals),
+                () -> "every unsigned request is refused 401 and evicts nothing: " + flood);
+        assertEquals("NONCE_REFUSED", lastAuditOf("REFUSAL").get("outcome").asText());
+    }
+
+    @Test
+    void aFloodOfWronglySignedNonceRequests_doesNotEvictTheHostsNonce() throws Exception {
+        reboot();
+        HostAttestation.Grant grant = host.requestNonce(akId);
+        TpmQuote quote = tpm.quote(HostAttestation.AK, grant.pcrSelection(), grant.nonce());
+        Map<String, Object> signed = host.signedNonceRequest(akId);
+        for (int i = 0; i < OLD_CAP; i++) {
+            Map<String, Object> forged = new java.util.LinkedHashMap<>(signed);
+            forged.put("requestedAt", (Long) signed.get("requestedAt") + 1 + i); // the signature covers the time
+            assertNonceRequestRefused(forged, 403, "NONCE_REQUEST_SIGNATURE", "does not verify");
+        }
+        HostAttestation.Verdict v = host.appraise(HostAttestation.appraisalRequest(akId, grant.nonce(), quote,
+                store.log()));
+        assertEquals("IDENTIFIED", v.level(), () -> "the host's nonce was not evicted: " + v.reasons());
+    }
+
+    @Test
+    void unsignedWronglySignedOtherAksAndReplayedNonceRequests_areRefusedEachWithItsReason() throws Exception {
+        Map<String, Object> good = host.signedNonceRequest(akId);
+        // Unsigned: 401.
+        assertNonceRequestRefused(Map.of("akId", akId), 401, "NONCE_REQUEST_SIGNED", "must be signed by the AK");
+        assertNonceRequestRefused(Map.of("akId", akId, "requestedAt", good.get("requestedAt")), 401,
+                "NONCE_REQUEST_SIGNED", "must be signed by the AK");
+        // Garbage in place of a TPMT_SIGNATURE.
+        Map<String, Object> garbage = new java.util.LinkedHashMap<>(good);
+        garbage.put("signature", java.util.Base64.getEncoder().encodeToString(new byte[] {1, 2, 3}));
+        assertNonceRequestRefused(garbage, 403, "NONCE_REQUEST_SIGNATURE", "cannot parse the signature");
+        // Another AK's signature over a request naming the host's AK.
+        PersistentHandle rogue = new PersistentHandle(0x81010012);
+        tpm.evict(rogue);
+        tpm.createAttestationKey(EkType.RSA_2048.defaultHandle(), rogue);
+        try {
+            Map<String, Object> otherAks = HostAttestation.nonceRequest(tpm, rogue, akId,
+                    (Long) good.get("requestedAt"));
+            assertNonceRequestRefused(otherAks, 403, "NONCE_REQUEST_SIGNATURE", "does not verify");
+        } finally {
+            tpm.evict(rogue);
+        }
+        // The good one is accepted once; presented again it is a replay.
+        JsonNode first = client.post("/v1/nonces", good, null);
+        assertEquals(64, first.get("nonce").asText().length(), first.toString());
+        assertNonceRequestRefused(good, 403, "NONCE_REQUEST_REPLAYED", "not after the last accepted request");
+        // A request made (and signed) long ago or far ahead: refused by time.
+        Map<String, Object> stale = HostAttestation.nonceRequest(tpm, HostAttestation.AK, akId,
+                clock.millis() - Duration.ofMinutes(10).toMillis());
+        assertNonceRequestRefused(stale, 403, "NONCE_REQUEST_TIME", "min off");
+        // None of these refusals evicted the nonce the good request got.
+        byte[] nonce = HexFormat.of().parseHex(first.get("nonce").asText());
+        TpmQuote quote = tpm.quote(HostAttestation.AK, PcrSelection.parse(first.get("pcrSelection").asText()), nonce);
+        assertNotEquals("FAILED", host.appraise(HostAttestation.appraisalRequest(akId, nonce, quote, store.log()))
+                .level());
+    }
+
+    @Test
+    void anExpiredNonce_isRetriedAtOnce_andTheRetrySucceeds() throws Exception {
+        reboot();
+        List<Integer> attempts = new ArrayList<>();
+        host.beforeAppraisal(attempt -> {
+            attempts.add(attempt);
+            if (attempt == 1) {
+                clock.advance(Duration.ofSeconds(31)); // the first nonce expires between quote and appraisal
+            }
+        });
+        HostAttestation.Verdict v;
+        try {
+            v = host.attest(akId, store.log());
+        } finally {
+            host.beforeAppraisal(attempt -> { });
+        }
+        assertEquals(List.of(1, 2), attempts, "one retry, at once, after the refusal");
+        assertEquals("IDENTIFIED", v.level(), () -> "the retry with a fresh nonce is appraised: " + v.reasons());
+        JsonNode refusal = lastAuditOf("REFUSAL");
+        assertEquals("NONCE", refusal.at("/detail/check").asText(), refusal.toString());
+        assertTrue(refusal.at("/detail/reason").asText().contains("expired"), refusal.toString());
+    }
+
+    @Test
+    void aSecondNonceRefusal_isNotRetriedAgain() throws Exception {
+        reboot();
+        List<Integer> attempts = new ArrayList<>();
+        host.beforeAppraisal(attempt -> {
+            attempts.add(attempt);
+            clock.advance(Duration.ofSeconds(31));
+        });
+        try {
+            assertRefused403(() -> host.attest(akId, store.log()), "NONCE", "expired");
+        } finally {
+            host.beforeAppraisal(attempt -> { });
+        }
+        assertEquals(List.of(1, 2), attempts, "exactly one retry");
+    }
+
+    private void assertNonceRequestRefused(Map<String, Object> body, int status, String check, String messageContains)
+            throws Exception {
+        AttestationClientException e = assertThrows(AttestationClientException.class,
+                () -> client.post("/v1/nonces", body, null), () -> "expected " + status + " " + check);
+        assertEquals(status, e.status(), e.getMessage());
+        assertEquals(Optional.of(check), e.check(), e.getMessage());
+        assertTrue(e.getMessage().contains(messageContains), () -> "expected '" + messageContains + "' in: "
+                + e.getMessage());
+        JsonNode audit = lastAudit();
+        assertEquals("NONCE_REFUSED", audit.get("outcome").asText(), audit.toString());
+        assertEquals(check, audit.at("/detail/check").asText(), audit.toString());
+    }
+
+    /** The newest audit record of {@code type}. */
+    private JsonNode lastAuditOf(String type) throws Exception {
+        JsonNode records = client.get("/v1/audit?from=1&limit=1000", Fixture.ADMIN_TOKEN).get("records");
+        for (int i = records.size() - 1; i >= 0; i--) {
+            if (records.get(i).get("type").asText().equals(type)) {
+                return records.get(i);
+            }
+        }
+        throw new AssertionError("no " + type + " audit record among " + records.size());
     }
 }

@@ -77,7 +77,7 @@ class KeyAttacksIT {
     }
 
     private String nonce() throws Exception {
-        return client.post("/v1/nonces", Map.of("akId", akId), null).get("nonce").asText();
+        return HexFormat.of().formatHex(new HostAttestation(tpm, client).requestNonce(akId).nonce());
     }
 
     private Map<String, Object> certificateRequest(String nonce, PersistentHandle certified, TpmtPublic offered)

@@ -55,9 +55,9 @@ import org.openjdk.jmh.infra.BenchmarkParams;
  *   <li>{@code pipeline} / {@code pipeline2Threads}: {@code Appraisals.appraise(body)}, i.e. everything
  *       {@code POST /v1/appraisals} does after Jetty: JSON parsing, nonce consumption, quote verification, TPM clock
  *       monotonicity, log appraisal, result JWS and the durable (fsynced, group-committed) hash-chained audit append.
- *       Each call needs a fresh server nonce and a TPM quote over it, and the server keeps at most 8 outstanding
- *       nonces per AK; so each thread has hosts of its own (own swtpm and AK; a host's quotes must also reach the
- *       server in TPM clock order) and before every (short) iteration makes 8 appraisals' evidence per host, untimed.
+ *       Each call needs a fresh server nonce and a TPM quote over it, and the server keeps one outstanding nonce
+ *       per AK; so each thread has hosts of its own (own swtpm and AK; a host's quotes must also reach the server in
+ *       TPM clock order) and before every (short) iteration makes one appraisal's evidence per host, untimed.
  *       Running dry fails the run.</li>
  * </ul>
  * Every appraisal must come out {@code MEASURED}, or the benchmark throws: a refusal is cheaper and would flatter the
@@ -183,12 +183,12 @@ public class AppraisalBenchmark {
     // ---- the full verifier pipeline -------------------------------------------------------------------------------
 
     /**
-     * The server keeps at most this many outstanding nonces per AK (NonceService), so one host can have at most this
-     * many appraisals prepared ahead.
+     * The server keeps one outstanding nonce per AK (NonceService: each signed nonce request replaces the AK's
+     * last), so one host can have one appraisal prepared ahead.
      */
-    static final int EVIDENCE_PER_HOST = 8;
-    /** Hosts (swtpm processes) per benchmark thread: a pool holds {@code HOSTS_PER_THREAD × 8} appraisals. */
-    static final int HOSTS_PER_THREAD = Integer.getInteger("tpmphone.bench.hostsPerThread", 16);
+    static final int EVIDENCE_PER_HOST = 1;
+    /** Hosts (swtpm processes) per benchmark thread: a pool holds {@code HOSTS_PER_THREAD} appraisals. */
+    static final int HOSTS_PER_THREAD = Integer.getInteger("tpmphone.bench.hostsPerThread", 32);
 
     /** The in-process verifier and {@link #HOSTS_PER_THREAD} enrolled hosts per benchmark thread. */
     @State(Scope.Benchmark)
@@ -227,8 +227,9 @@ public class AppraisalBenchmark {
     }
 
     /**
-     * One thread's hosts and its pool of fresh evidence (request bodies), refilled before each iteration: 8 per host,
-     * host after host, so each host's quotes are appraised in the order its TPM made them.
+     * One thread's hosts and its pool of fresh evidence (request bodies), refilled before each iteration: one per host
+     * (the server keeps one outstanding nonce per AK), so each host's quotes are appraised in the order its TPM made
+     * them.
      */
     @State(Scope.Thread)
     public static class Evidence {
@@ -279,16 +280,16 @@ public class AppraisalBenchmark {
 
     @Benchmark
     @Threads(1)
-    @Warmup(iterations = 40, time = 50, timeUnit = TimeUnit.MILLISECONDS)
-    @Measurement(iterations = 50, time = 50, timeUnit = TimeUnit.MILLISECONDS)
+    @Warmup(iterations = 40, time = 10, timeUnit = TimeUnit.MILLISECONDS)
+    @Measurement(iterations = 50, time = 10, timeUnit = TimeUnit.MILLISECONDS)
     public Map<String, Object> pipeline(Verifier v, Evidence e) throws Exception {
         return pipelineOnce(v, e);
     }
 
     @Benchmark
     @Threads(2)
-    @Warmup(iterations = 40, time = 50, timeUnit = TimeUnit.MILLISECONDS)
-    @Measurement(iterations = 50, time = 50, timeUnit = TimeUnit.MILLISECONDS)
+    @Warmup(iterations = 40, time = 10, timeUnit = TimeUnit.MILLISECONDS)
+    @Measurement(iterations = 50, time = 10, timeUnit = TimeUnit.MILLISECONDS)
     public Map<String, Object> pipeline2Threads(Verifier v, Evidence e) throws Exception {
         return pipelineOnce(v, e);
     }

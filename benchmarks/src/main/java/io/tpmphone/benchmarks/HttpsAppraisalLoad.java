@@ -13,6 +13,7 @@ import io.tpmphone.server.audit.AuditRecord;
 import io.tpmphone.server.audit.AuditVerifier;
 import io.tpmphone.server.audit.VerificationReport;
 import io.tpmphone.swtpm.SwtpmProcess;
+import io.tpmphone.tpm.PersistentHandle;
 import io.tpmphone.tpm.TpmQuote;
 import java.net.URI;
 import java.net.http.HttpClient;
@@ -47,8 +48,9 @@ import org.slf4j.LoggerFactory;
  * clients, each serving its own share of the hosts: a host's quotes must reach the server in TPM clock order, so one
  * host never has two appraisals in flight, as with a real agent.
  *
- * <p>A round of {@code --requests} appraisals runs in batches: the server keeps at most 8 outstanding nonces per AK,
- * so each batch first has every host fetch up to 8 nonces over HTTPS and quote them (untimed), then all clients fire
+ * <p>A round of {@code --requests} appraisals runs in batches: the server keeps one outstanding nonce per AK (each
+ * nonce request, signed by the AK, replaces the last), so each batch first has every host fetch one nonce over HTTPS
+ * and quote it (untimed), then all clients fire
  * together, POSTing their appraisals one after another on one keep-alive HTTP/1.1 connection each and timing each
  * request. Throughput is requests over the summed firing time. Every response must be 200 with level MEASURED or the
  * run fails. At the end the audit log must hold one MEASURED appraisal record per request and {@link AuditVerifier}
@@ -64,8 +66,11 @@ public final class HttpsAppraisalLoad {
     private static final Duration REQUEST_TIMEOUT = Duration.ofSeconds(30);
     /** Evidence older than this when the round starts risks expiring (30 s TTL) before it is sent. */
     private static final Duration MAX_PREPARATION = Duration.ofSeconds(20);
-    /** The server keeps at most 8 outstanding nonces per AK (NonceService): a host prepares at most that many. */
+    /** The server keeps one outstanding nonce per AK (NonceService): a host prepares one appraisal at a time. */
     private static final int EVIDENCE_PER_HOST = AppraisalBenchmark.EVIDENCE_PER_HOST;
+    /** Nonce request times, strictly increasing across all hosts (the server refuses one not after the last). */
+    private static final java.util.concurrent.atomic.AtomicLong REQUEST_TIME =
+            new java.util.concurrent.atomic.AtomicLong();
 
     private HttpsAppraisalLoad() {
     }
@@ -125,7 +130,7 @@ public final class HttpsAppraisalLoad {
      *
      * @param server        the server's URI (127.0.0.1, an ephemeral port)
      * @param options       what was run
-     * @param batchSize     appraisals per batch ({@code hosts × 8})
+     * @param batchSize     appraisals per batch ({@code hosts}, one per host)
      * @param cores         available processors
      * @param rounds        one row per round
      * @param steadyState   rounds 2.. together, when there were at least two rounds
@@ -300,8 +305,8 @@ public final class HttpsAppraisalLoad {
     }
 
     /**
-     * One batch: every client prepares the evidence of its hosts (at most 8 per host, the server's limit of
-     * outstanding nonces per AK), then all fire together. Returns the firing time.
+     * One batch: every client prepares the evidence of its hosts (one per host, the server's limit of outstanding
+     * nonces per AK), then all fire together. Returns the firing time.
      */
     private static long batch(List<Client> clients, URI server, int requests, ExecutorService pool) throws Exception {
         int n = clients.size();
@@ -342,8 +347,10 @@ public final class HttpsAppraisalLoad {
         int n = 0;
         for (int h = 0; h < counts.length; h++) {
             Host host = c.hosts.get(h);
-            String nonceRequest = JSON.writeValueAsString(Map.of("akId", host.akId()));
             for (int i = 0; i < counts[h]; i++) {
+                long requestedAt = REQUEST_TIME.updateAndGet(last -> Math.max(System.currentTimeMillis(), last + 1));
+                String nonceRequest = JSON.writeValueAsString(HostAttestation.nonceRequest(host.tpm().tpm(),
+                        PersistentHandle.AK, host.akId(), requestedAt));
                 HttpResponse<String> grant = c.http.send(post(server, "/v1/nonces", nonceRequest),
                         HttpResponse.BodyHandlers.ofString());
                 if (grant.statusCode() != 200) {

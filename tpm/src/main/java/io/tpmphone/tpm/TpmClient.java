@@ -460,6 +460,49 @@ public final class TpmClient implements AutoCloseable {
         });
     }
 
+    /** TPM2_Hash takes at most MAX_DIGEST_BUFFER bytes; 1024 is what every TPM we know offers. */
+    private static final int MAX_HASHED_MESSAGE = 1024;
+    private static final byte[] TPM_GENERATED = {(byte) 0xff, 0x54, 0x43, 0x47};
+
+    /**
+     * Signs {@code message} with a <em>restricted</em> signing key (an AK), for proofs of possession such as an
+     * authenticated nonce request: {@code TPM2_Hash} of the message with the key's scheme hash in the owner
+     * hierarchy yields the digest and a {@code TPMT_TK_HASHCHECK} ticket, which {@code TPM2_Sign} requires of a
+     * restricted key. The TPM issues no ticket for data that starts with {@code TPM_GENERATED_VALUE}, so such a
+     * signature can never pass for a quote; this method refuses such a message up front. Loads nothing (the key
+     * is persistent), so nothing is left to flush. Serialized with every other operation.
+     *
+     * @param message at most 1024 bytes, not starting with {@code 0xff544347}
+     * @return the {@code TPMT_SIGNATURE} bytes (the key's own scheme), over {@code H(message)}
+     * @throws IllegalArgumentException if the message is too long or starts with {@code TPM_GENERATED_VALUE}
+     */
+    public byte[] signWithRestrictedKey(PersistentHandle key, byte[] message) throws TpmException {
+        Objects.requireNonNull(key, "key");
+        byte[] m = message.clone();
+        if (m.length > MAX_HASHED_MESSAGE) {
+            throw new IllegalArgumentException("a message signed through TPM2_Hash is at most " + MAX_HASHED_MESSAGE
+                    + " bytes, got " + m.length);
+        }
+        if (m.length >= 4 && Arrays.equals(m, 0, 4, TPM_GENERATED, 0, 4)) {
+            throw new IllegalArgumentException("the message starts with TPM_GENERATED_VALUE 0xff544347: a"
+                    + " restricted key signs such data only as TPM-made attestations (use quote or certify)");
+        }
+        return call("Sign", scope -> {
+            TpmtPublic pub = parsePublic(readPublicRaw(key).orElseThrow(() -> new TpmException(
+                    "no key at persistent handle " + key + "; create and persist the attestation key first")));
+            HashAlgorithm hash = pub.schemeHash().orElse(HashAlgorithm.SHA256);
+            TPM_ALG_ID alg = TPM_ALG_ID.fromInt(hash.tpmId());
+            tss.tpm.HashResponse hashed = run("Hash", () -> tpm.Hash(m, alg, TPM_HANDLE.from(TPM_RH.OWNER)));
+            if (hashed.validation == null || hashed.validation.digest == null
+                    || hashed.validation.digest.length == 0) {
+                throw new TpmException("TPM2_Hash returned no hashcheck ticket; the owner hierarchy may be disabled");
+            }
+            run("Sign", () -> tpm.Sign(persistent(key), hashed.outHash, new TPMS_NULL_SIG_SCHEME(),
+                    hashed.validation));
+            return ResponseParameters.of(device.lastResponse(), 0).rest();
+        });
+    }
+
     /**
      * {@code TPM2_ActivateCredential}: releases the credential that {@code MakeCredential} bound to the EK at
      * {@code ek} and to the name of the key at {@code ak}. Only the TPM holding that EK can do it.

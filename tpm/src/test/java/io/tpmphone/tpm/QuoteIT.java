@@ -9,6 +9,8 @@ import io.tpmphone.attestation.AttestType;
 import io.tpmphone.attestation.CertifyVerifier;
 import io.tpmphone.attestation.HashAlgorithm;
 import io.tpmphone.attestation.MalformedStructureException;
+import io.tpmphone.attestation.NonceRequest;
+import io.tpmphone.attestation.NonceRequestVerifier;
 import io.tpmphone.attestation.PcrSelection;
 import io.tpmphone.attestation.PcrValues;
 import io.tpmphone.attestation.QuoteVerifier;
@@ -17,10 +19,12 @@ import io.tpmphone.attestation.TpmtPublic;
 import io.tpmphone.attestation.TpmtSignature;
 import io.tpmphone.attestation.VerificationException;
 import io.tpmphone.attestation.VerifiedCertify;
+import io.tpmphone.attestation.VerifiedNonceRequest;
 import io.tpmphone.attestation.VerifiedQuote;
 import io.tpmphone.swtpm.SwtpmProcess;
 import io.tpmphone.swtpm.WithSwtpm;
 import java.util.Arrays;
+import java.util.HexFormat;
 import java.util.Optional;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -193,5 +197,30 @@ class QuoteIT {
         assertEquals("", captured.toString(java.nio.charset.StandardCharsets.UTF_8), "TSS.Java printed to stdout");
         assertEquals("Sign", e.command());
         assertTrue(e.getMessage().startsWith("TPM2_Sign failed: TPM_RC_" + e.responseCodeName()), e.getMessage());
+    }
+
+    @Test
+    void signWithRestrictedKey_signsANonceRequestThatVerifiesWithTheAkOnly() throws Exception {
+        NonceRequest request = new NonceRequest(HexFormat.of().formatHex(ak.name()), 1_700_000_000_123L);
+        byte[] signature = client.signWithRestrictedKey(PersistentHandle.AK, request.encoded());
+        VerifiedNonceRequest v = NonceRequestVerifier.verify(request, signature, ak);
+        assertEquals(HashAlgorithm.SHA256, v.signature().hash(), "the AK's scheme hash");
+        NonceRequest otherAksRequest = new NonceRequest(HexFormat.of().formatHex(otherAk.name()),
+                request.requestedAt());
+        VerificationException e = assertThrows(VerificationException.class,
+                () -> NonceRequestVerifier.verify(otherAksRequest, signature, otherAk));
+        assertEquals(VerificationException.Check.SIGNATURE, e.check(), e.getMessage());
+        NonceRequest later = new NonceRequest(request.akId(), request.requestedAt() + 1);
+        e = assertThrows(VerificationException.class, () -> NonceRequestVerifier.verify(later, signature, ak));
+        assertEquals(VerificationException.Check.SIGNATURE, e.check(), "a signature covers requestedAt: " + e);
+    }
+
+    @Test
+    void signWithRestrictedKey_refusesDataThatCouldPassForAnAttestation() {
+        byte[] forged = TpmsAttest.encodeQuote(ak.name(), new byte[32], new io.tpmphone.attestation.ClockInfo(1, 0,
+                0, true), 0, SELECTION, new byte[32]);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> client.signWithRestrictedKey(PersistentHandle.AK, forged));
+        assertTrue(e.getMessage().contains("TPM_GENERATED_VALUE"), e.getMessage());
     }
 }

@@ -66,6 +66,8 @@ public final class Appraisals {
     private final Map<String, LastAppraisal> lastByHost = new ConcurrentHashMap<>();
     /** Parsed AK public areas (immutable), so the hot path does not parse and validate the point every time. */
     private final Map<String, TpmtPublic> akCache = new ConcurrentHashMap<>();
+    /** Striped by AK id: appraisals of one TPM run one at a time (an AK belongs to one TPM). */
+    private final Object[] tpmLocks = new Object[256];
 
 
     public Appraisals(Registry registry, NonceService nonces, ResultSigner signer, KeyApprover approver,
@@ -77,6 +79,19 @@ public final class Appraisals {
         this.audit = audit;
         this.clock = clock;
         this.policy = policy;
+        for (int i = 0; i < tpmLocks.length; i++) {
+            tpmLocks[i] = new Object();
+        }
+    }
+
+    /** The enrolled AK's parsed public area (cached: parsing validates the point). */
+    TpmtPublic akPublic(Registry.Host host) throws MalformedStructureException {
+        TpmtPublic ak = akCache.get(host.akId());
+        if (ak == null || !java.util.Arrays.equals(ak.encoded(), host.akPublic())) {
+            ak = TpmtPublic.parse(host.akPublic());
+            akCache.put(host.akId(), ak);
+        }
+        return ak;
     }
 
     public Optional<LastAppraisal> last(String host) {
@@ -128,10 +143,16 @@ public final class Appraisals {
         // have reported them.
         byte[] qualifyingData = keyEventBytes == null ? nonce : KeyEvents.qualifyingData(nonce, keyEventBytes);
 
-        Authenticated auth = authenticate(p, akId, nonce, qualifyingData, attest, signature, pcrs, evidenceHash,
-                remote);
+        Authenticated auth;
+        Appraisal a;
+        // One appraisal of a TPM at a time, from consuming its nonce to recording its clock: a nonce for the next
+        // quote can only be issued after this one's was consumed (one outstanding nonce per AK), so the next
+        // appraisal of this TPM always sees this one's clock (see CLOCK in appraiseAuthenticated).
+        synchronized (tpmLocks[Math.floorMod(akId.hashCode(), tpmLocks.length)]) {
+            auth = authenticate(p, akId, nonce, qualifyingData, attest, signature, pcrs, evidenceHash, remote);
+            a = appraiseAuthenticated(p, auth.host(), auth, pcrs, logBytes);
+        }
         Registry.Host host = auth.host();
-        Appraisal a = appraiseAuthenticated(p, host, auth, pcrs, logBytes);
 
         Instant now = clock.instant();
         Instant expires = now.plus(p.resultTtl());
@@ -212,7 +233,7 @@ public final class Appraisals {
     }
 
     /** Evidence from an enrolled host's TPM, fresh for our nonce. */
-    private record Authenticated(Registry.Host host, VerifiedQuote quote, Registry.TpmState knownAtIssue) {
+    private record Authenticated(Registry.Host host, VerifiedQuote quote) {
     }
 
 
@@ -250,13 +271,8 @@ public final class Appraisals {
             throw refuse(akId, "NONCE", "the nonce is " + why, evidenceHash, remote, true);
         }
         try {
-            TpmtPublic ak = akCache.get(akId);
-            if (ak == null || !java.util.Arrays.equals(ak.encoded(), host.get().akPublic())) {
-                ak = TpmtPublic.parse(host.get().akPublic());
-                akCache.put(akId, ak);
-            }
-            return new Authenticated(host.get(), QuoteVerifier.verify(attest, signature, ak, qualifyingData, pcrs),
-                    consumed.knownAtIssue());
+            TpmtPublic ak = akPublic(host.get());
+            return new Authenticated(host.get(), QuoteVerifier.verify(attest, signature, ak, qualifyingData, pcrs));
         } catch (VerificationException e) {
             throw refuse(akId, e.check().name(), e.getMessage(), evidenceHash, remote, true);
         } catch (MalformedStructureException e) {
@@ -296,11 +312,14 @@ public final class Appraisals {
                                             PcrValues pcrs, byte[] logBytes) {
         int v = p.version();
         ClockInfo ci = auth.quote().attest().clockInfo();
-        // The quote was made after its nonce was issued, so it cannot be behind what the server knew then. Comparing
-        // with the newest state instead would refuse honest appraisals that finish out of TPM-clock order. The price:
-        // a TPM rolled back to a snapshot taken after this nonce was issued (at most one nonce TTL, 30 s, earlier)
-        // is not caught; closing that needs authenticated nonce requests with one outstanding nonce per AK.
-        Registry.TpmState before = auth.knownAtIssue();
+        // The quote was made after its nonce was issued. Nonce requests are signed by the AK and each replaces the
+        // AK's outstanding nonce, so this nonce was issued after every earlier nonce of this AK was consumed, and
+        // (under the per-TPM lock in appraise) every appraisal that consumed one has recorded its clock: every quote
+        // the server ever accepted from this TPM was made before this one. So the quote cannot be behind the newest
+        // state the server holds, and is compared with that — a TPM rolled back to any earlier snapshot is caught,
+        // including one taken after this nonce was issued (the window the old per-requester nonces left open).
+        // Honest appraisals cannot finish out of TPM-clock order any more: a host cannot hold two nonces at once.
+        Registry.TpmState before = registry.tpmState(host.ekName()).orElse(null);
         registry.advanceClock(host.ekName(), ci.resetCount(), ci.restartCount(), ci.clock());
         if (before != null && before.isAfter(ci.resetCount(), ci.restartCount(), ci.clock())) {
             Registry.TpmState b = before;

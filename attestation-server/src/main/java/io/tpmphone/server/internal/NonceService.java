@@ -4,39 +4,83 @@ import java.security.SecureRandom;
 import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
+import java.util.HashMap;
 import java.util.HexFormat;
 import java.util.Iterator;
 import java.util.Map;
-import java.util.concurrent.ConcurrentHashMap;
 
 /**
- * Single-use appraisal nonces bound to one attestation key, valid for at most 30 s. A nonce is consumed by the
- * first appraisal that presents it, whether that appraisal passes or not. Thread-safe.
+ * Single-use appraisal nonces, <b>at most one outstanding per attestation key</b>, valid for at most 30 s. Nonces are
+ * issued only for nonce requests the AK signed (V1Routes verifies the signature, this class the freshness): a new
+ * request for an AK replaces its outstanding nonce, and since only the AK's holder can make one, nobody else can
+ * evict it (docs/attestation.md, "Nonce requests"). A nonce is consumed by the first appraisal or device-certificate
+ * request that presents it, whether that passes or not.
+ *
+ * <p>Freshness of a signed request: its {@code requestedAt} must be within {@link #MAX_SKEW} of the server's clock and
+ * strictly after the last one accepted for the AK — so a captured request cannot be replayed to take the nonce of a
+ * later one. A request older than the skew window is refused by time alone, so the last accepted time of an AK is
+ * remembered only that long.
+ *
+ * <p>Memory: one outstanding nonce and one last request time per AK that made a verified request, i.e. at most the
+ * number of enrolled AKs; expired entries are dropped as new ones arrive. Thread-safe (one lock; every operation is
+ * a few map lookups).
  */
 public final class NonceService {
-    /** Outstanding nonces at most; beyond that the oldest expired ones are purged, then issuing is refused. */
-    private static final int MAX_OUTSTANDING = 200_000;
     public static final Duration MAX_TTL = Duration.ofSeconds(30);
+    /** How far a request's {@code requestedAt} may be from the server's clock, either way. */
+    public static final Duration MAX_SKEW = Duration.ofMinutes(5);
+    /** Sweep expired entries when a map grows past this (amortised; the maps hold one entry per active AK). */
+    private static final int SWEEP_ABOVE = 1024;
 
     /** Why a nonce was not accepted. */
     public enum Refusal { UNKNOWN, EXPIRED, OTHER_KEY }
 
-    private record Issued(String akId, String requester, Instant expiresAt, Registry.TpmState knownAtIssue) {
+    /** Why a signed nonce request was not accepted. */
+    public enum RequestRefusal {
+        /** requestedAt is more than {@link #MAX_SKEW} away from the server's clock. */
+        TIME,
+        /** requestedAt is not after the last request accepted for this AK: a replay (or a clock gone back). */
+        REPLAYED
     }
 
-    /** A consumed nonce: the refusal, or the TPM state the server knew when it issued the nonce (may be null). */
-    public record Consumed(Refusal refusal, Registry.TpmState knownAtIssue) {
+    /** A nonce request refused for its freshness; {@link #refusal()} says why. Carries no secret. */
+    public static final class RequestRefusedException extends Exception {
+        private static final long serialVersionUID = 1L;
+        private final RequestRefusal refusal;
+
+        RequestRefusedException(RequestRefusal refusal, String message) {
+            super(message);
+            this.refusal = refusal;
+        }
+
+        public RequestRefusal refusal() {
+            return refusal;
+        }
     }
 
-    /**
-     * Outstanding nonces per (AK, client address) at most; issuing one more drops that pair's oldest. Keyed by the
-     * requester too, because nonce requests are not authenticated yet and AK ids are public: a cap per AK alone
-     * would let anyone evict a host's nonce and keep it from ever being appraised.
-     */
-    private static final int MAX_PER_REQUESTER = 8;
+    private record Issued(String akId, String nonce, Instant expiresAt) {
+    }
 
-    private final Map<String, Issued> outstanding = new ConcurrentHashMap<>();
-    private final Map<String, java.util.Deque<String>> byAk = new ConcurrentHashMap<>();
+    /** A consumed nonce: the refusal, or null if the nonce was good. */
+    public record Consumed(Refusal refusal) {
+    }
+
+    /** A nonce handed out: the value and when it expires. */
+    public record Grant(byte[] nonce, Instant expiresAt) {
+        public Grant {
+            nonce = nonce.clone();
+        }
+
+        @Override
+        public byte[] nonce() {
+            return nonce.clone();
+        }
+    }
+
+    private final Object lock = new Object();
+    private final Map<String, Issued> byAk = new HashMap<>();
+    private final Map<String, Issued> byNonce = new HashMap<>();
+    private final Map<String, Long> lastRequestedAt = new HashMap<>();
     private final SecureRandom random = new SecureRandom();
     private final Clock clock;
 
@@ -44,73 +88,97 @@ public final class NonceService {
         this.clock = clock;
     }
 
-    /** A fresh 32-byte nonce for {@code akId}, valid for {@code ttl} (capped at 30 s). */
-    public byte[] issue(String akId, Duration ttl) throws ApiException {
-        return issue(akId, "-", ttl, null);
+    /**
+     * Issues the nonce for a nonce request whose AK signature the caller verified: checks {@code requestedAt}
+     * (milliseconds since the epoch, as signed), then replaces the AK's outstanding nonce, if any, with a fresh one.
+     *
+     * @throws RequestRefusedException if the request is not fresh; nothing changes then
+     */
+    public Grant issueForVerifiedRequest(String akId, long requestedAt, Duration ttl)
+            throws RequestRefusedException {
+        Instant now = clock.instant();
+        long nowMillis = now.toEpochMilli();
+        long skew = MAX_SKEW.toMillis();
+        if (requestedAt < nowMillis - skew || requestedAt > nowMillis + skew) {
+            throw new RequestRefusedException(RequestRefusal.TIME, "the request was made at "
+                    + Instant.ofEpochMilli(requestedAt) + " but the server's time is " + now + "; requests more than "
+                    + MAX_SKEW.toMinutes() + " min off are refused: set the host's clock (NTP)");
+        }
+        synchronized (lock) {
+            Long last = lastRequestedAt.get(akId);
+            if (last != null && requestedAt <= last) {
+                throw new RequestRefusedException(RequestRefusal.REPLAYED, "the request's time "
+                        + Instant.ofEpochMilli(requestedAt) + " is not after the last accepted request of this AK ("
+                        + Instant.ofEpochMilli(last) + "): a replayed request, or the host's clock went back");
+            }
+            lastRequestedAt.put(akId, requestedAt);
+            return issueLocked(akId, ttl, now);
+        }
     }
 
     /**
-     * A fresh nonce that also remembers {@code knownState}, the newest TPM state the server has seen for this TPM:
-     * a quote over this nonce was made after it, so its clock cannot be behind it — whatever order concurrent
-     * appraisals finish in.
+     * Issues a nonce for {@code akId} without a request: in-process benchmarks and tests only, never reachable
+     * over HTTP. It replaces the AK's outstanding nonce like a verified request does.
      */
-    public byte[] issue(String akId, String requester, Duration ttl, Registry.TpmState knownState)
-            throws ApiException {
+    public byte[] issue(String akId, Duration ttl) {
+        synchronized (lock) {
+            return issueLocked(akId, ttl, clock.instant()).nonce();
+        }
+    }
+
+    private Grant issueLocked(String akId, Duration ttl, Instant now) {
         Duration effective = ttl.compareTo(MAX_TTL) > 0 ? MAX_TTL : ttl;
-        if (outstanding.size() >= MAX_OUTSTANDING) {
-            purgeExpired();
-            if (outstanding.size() >= MAX_OUTSTANDING) {
-                throw new ApiException(503, "busy", "too many outstanding nonces; retry in a few seconds");
-            }
+        if (byAk.size() > SWEEP_ABOVE || lastRequestedAt.size() > SWEEP_ABOVE) {
+            sweep(now);
         }
         byte[] nonce = new byte[32];
         random.nextBytes(nonce);
         String key = HexFormat.of().formatHex(nonce);
-        String pair = akId + " " + requester;
-        outstanding.put(key, new Issued(akId, pair, clock.instant().plus(effective), knownState));
-        java.util.Deque<String> mine = byAk.computeIfAbsent(pair, k -> new java.util.concurrent.ConcurrentLinkedDeque<>());
-        mine.addLast(key);
-        while (mine.size() > MAX_PER_REQUESTER) {
-            String oldest = mine.pollFirst();
-            if (oldest != null) {
-                outstanding.remove(oldest);
-            }
+        Issued issued = new Issued(akId, key, now.plus(effective));
+        Issued replaced = byAk.put(akId, issued);
+        if (replaced != null) {
+            byNonce.remove(replaced.nonce());
         }
-        return nonce;
+        byNonce.put(key, issued);
+        return new Grant(nonce, issued.expiresAt());
     }
 
-    public Instant expiry(byte[] nonce) {
-        Issued i = outstanding.get(HexFormat.of().formatHex(nonce));
-        return i == null ? Instant.EPOCH : i.expiresAt();
+    /** The number of outstanding nonces (at most one per AK). */
+    public int outstanding() {
+        synchronized (lock) {
+            return byAk.size();
+        }
     }
 
     /**
-     * Consumes a nonce: no refusal if it was outstanding for {@code akId} and not expired. Either way the nonce
-     * cannot be used again.
+     * Consumes a nonce: no refusal if it is the outstanding one of {@code akId} and not expired. Either way the
+     * nonce cannot be used again (a nonce presented for another AK is used up too: it was disclosed).
      */
     public Consumed consume(byte[] nonce, String akId) {
         String key = HexFormat.of().formatHex(nonce);
-        Issued issued = outstanding.remove(key);
-        if (issued == null) {
-            return new Consumed(Refusal.UNKNOWN, null);
-        }
-        java.util.Deque<String> mine = byAk.get(issued.requester());
-        if (mine != null) {
-            mine.remove(key);
+        Issued issued;
+        synchronized (lock) {
+            issued = byNonce.remove(key);
+            if (issued == null) {
+                return new Consumed(Refusal.UNKNOWN);
+            }
+            byAk.remove(issued.akId(), issued);
         }
         if (!clock.instant().isBefore(issued.expiresAt())) {
-            return new Consumed(Refusal.EXPIRED, null);
+            return new Consumed(Refusal.EXPIRED);
         }
-        return issued.akId().equals(akId) ? new Consumed(null, issued.knownAtIssue())
-                : new Consumed(Refusal.OTHER_KEY, null);
+        return new Consumed(issued.akId().equals(akId) ? null : Refusal.OTHER_KEY);
     }
 
-    private void purgeExpired() {
-        Instant now = clock.instant();
-        for (Iterator<Issued> it = outstanding.values().iterator(); it.hasNext(); ) {
-            if (!now.isBefore(it.next().expiresAt())) {
+    private void sweep(Instant now) {
+        for (Iterator<Issued> it = byAk.values().iterator(); it.hasNext(); ) {
+            Issued i = it.next();
+            if (!now.isBefore(i.expiresAt())) {
                 it.remove();
+                byNonce.remove(i.nonce());
             }
         }
+        long horizon = now.toEpochMilli() - MAX_SKEW.toMillis();
+        lastRequestedAt.values().removeIf(t -> t < horizon);
     }
 }

@@ -161,7 +161,7 @@ public final class Registry implements AutoCloseable {
     /**
      * Atomically advances a TPM's clock state to the newer of the stored and the given one, so that concurrent
      * appraisals never move it back. Within the same boot the accepted log is kept. (Whether a quote is behind what
-     * the server knew is decided against the state known at nonce issue; see Appraisals.)
+     * the server knew is decided by Appraisals against the state before this call, under its per-TPM lock.)
      */
     public void advanceClock(byte[] ekName, long reset, long restart, long clk) {
         String key = HexFormat.of().formatHex(ekName);

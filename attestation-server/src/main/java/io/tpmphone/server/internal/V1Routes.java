@@ -2,7 +2,11 @@ package io.tpmphone.server.internal;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.tpmphone.attestation.AttestationPolicy;
+import io.tpmphone.attestation.MalformedStructureException;
+import io.tpmphone.attestation.NonceRequest;
+import io.tpmphone.attestation.NonceRequestVerifier;
 import io.tpmphone.attestation.PolicyException;
+import io.tpmphone.attestation.VerificationException;
 import io.tpmphone.server.audit.AuditLog;
 import io.tpmphone.server.audit.AuditRecord;
 import java.io.IOException;
@@ -101,26 +105,45 @@ public final class V1Routes {
         });
 
         api.route("POST", "/v1/nonces", false, call -> {
-            ObjectNode req = Json.object(call.body(), Set.of("akId"), Set.of());
-            String akId = Json.text(req, "akId", 200);
+            ObjectNode req = Json.object(call.body(), Set.of("akId"), Set.of("requestedAt", "signature"));
+            String akId = Json.text(req, "akId", NonceRequest.MAX_AK_ID_LENGTH);
             java.util.Optional<Registry.Host> owner = s.registry().hostByAkId(akId);
             if (owner.isEmpty()) {
-                Map<String, Object> detail = new LinkedHashMap<>();
-                detail.put("check", "AK_ENROLLED");
-                // Anyone can ask for a nonce for any AK: rate-limited per source, the AK id in the first record.
-                detail.put("akId", akId.length() > 80 ? akId.substring(0, 80) + "…" : akId);
-                detail.put("remote", call.remoteAddress());
-                s.refusals().refuse("NONCE_REFUSED", call.remoteAddress(), "AK_ENROLLED", detail,
-                        "ak:" + (akId.length() > 20 ? akId.substring(0, 20) + "…" : akId),
-                        "ak:(unenrolled) from " + call.remoteAddress());
-                throw new ApiException(404, "unknown_ak", "AK_ENROLLED", "no host is enrolled with AK " + akId);
+                throw nonceRefused(s, call.remoteAddress(), akId, 404, "unknown_ak", "AK_ENROLLED", "no host is enrolled with AK " + akId);
+            }
+            // Only the AK's holder may have a nonce issued, because issuing replaces the AK's outstanding one: an
+            // unauthenticated request must not evict anything (finding 5), so it is refused before any state changes.
+            if (!req.hasNonNull("requestedAt") || !req.hasNonNull("signature")) {
+                throw nonceRefused(s, call.remoteAddress(), akId, 401, "nonce_request_unsigned", "NONCE_REQUEST_SIGNED", "nonce requests"
+                        + " must be signed by the AK: send requestedAt (ms since the epoch) and signature (base64"
+                        + " TPMT_SIGNATURE over the request's canonical encoding, docs/api.md); upgrade the agent");
+            }
+            if (!req.get("requestedAt").canConvertToLong() || !req.get("requestedAt").isIntegralNumber()
+                    || req.get("requestedAt").asLong() < 0) {
+                throw ApiException.badRequest("requestedAt must be a non-negative integer (ms since the epoch)");
+            }
+            NonceRequest request = new NonceRequest(akId, req.get("requestedAt").asLong());
+            byte[] signature = Json.base64(req, "signature", 1024);
+            try {
+                NonceRequestVerifier.verify(request, signature, appraisals.akPublic(owner.get()));
+            } catch (VerificationException e) {
+                throw nonceRefused(s, call.remoteAddress(), akId, 403, "nonce_request_refused", "NONCE_REQUEST_SIGNATURE",
+                        "the nonce request is not signed by the enrolled AK: " + e.getMessage());
+            } catch (MalformedStructureException e) {
+                throw nonceRefused(s, call.remoteAddress(), akId, 403, "nonce_request_refused", "NONCE_REQUEST_SIGNATURE",
+                        "the enrolled AK cannot be parsed: " + e.getMessage());
             }
             AttestationPolicy p = requirePolicy(policy);
-            byte[] nonce = s.nonces().issue(akId, call.remoteAddress(), p.nonceTtl(),
-                    s.registry().tpmState(owner.get().ekName()).orElse(null));
+            NonceService.Grant grant;
+            try {
+                grant = s.nonces().issueForVerifiedRequest(akId, request.requestedAt(), p.nonceTtl());
+            } catch (NonceService.RequestRefusedException e) {
+                throw nonceRefused(s, call.remoteAddress(), akId, 403, "nonce_request_refused", "NONCE_REQUEST_" + e.refusal().name(),
+                        e.getMessage());
+            }
             Map<String, Object> m = new LinkedHashMap<>();
-            m.put("nonce", HexFormat.of().formatHex(nonce));
-            m.put("expiresAt", s.nonces().expiry(nonce).toString());
+            m.put("nonce", HexFormat.of().formatHex(grant.nonce()));
+            m.put("expiresAt", grant.expiresAt().toString());
             m.put("pcrSelection", p.requiredPcrSelection().toString());
             return m;
         });
@@ -196,6 +219,24 @@ public final class V1Routes {
             }
             return Map.of("records", records);
         });
+    }
+
+    /** A refused nonce request: audited under the AK (no host is attributed anything), then the API error. */
+    /**
+     * A refused nonce request. Anyone can send one for any AK id (they are not secret), so the record is
+     * rate-limited per client, check and AK: the first of a kind in a window in full, the rest counted (docs/audit.md).
+     */
+    private static ApiException nonceRefused(Services s, String remote, String akId, int status, String error,
+                                             String check, String reason) throws ApiException {
+        String ak = akId.length() > 20 ? akId.substring(0, 20) + "…" : akId;
+        Map<String, Object> detail = new LinkedHashMap<>();
+        detail.put("check", check);
+        detail.put("akId", akId.length() > 80 ? akId.substring(0, 80) + "…" : akId);
+        detail.put("reason", reason);
+        detail.put("remote", remote);
+        s.refusals().refuse("NONCE_REFUSED", remote, check + " ak:" + ak, detail, "ak:" + ak,
+                "ak:" + ak + " from " + remote);
+        return new ApiException(status, error, check, reason);
     }
 
     private static AttestationPolicy requirePolicy(AtomicReference<AttestationPolicy> policy) throws ApiException {
