@@ -21,6 +21,7 @@ import java.nio.file.Path;
 import java.security.PublicKey;
 import java.security.cert.X509Certificate;
 import java.time.Clock;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
@@ -78,7 +79,7 @@ public final class AttestationServer implements AutoCloseable {
         EkCertificates ekCas = new EkCertificates(b.trustedEkCas, b.clock);
         Registrar registrar = new Registrar(registry, ekCas, audit, b.clock);
         NonceService nonces = new NonceService(b.clock);
-        refusals = new RefusalAggregator(audit, b.clock, RefusalAggregator.DEFAULT_WINDOW,
+        refusals = new RefusalAggregator(audit, b.clock, b.refusalWindow,
                 RefusalAggregator.DEFAULT_MAX_KEYS);
         registrar.withRefusals(refusals);
         HttpApi api = new HttpApi(sha256(b.adminToken), refusals);
@@ -202,6 +203,7 @@ public final class AttestationServer implements AutoCloseable {
         private final List<X509Certificate> trustedEkCas = new ArrayList<>();
         private final List<String> hostNames = new ArrayList<>();
         private Clock clock = Clock.systemUTC();
+        private Duration refusalWindow = RefusalAggregator.DEFAULT_WINDOW;
         private String initialPolicy;
         private int maxThreads = 64;
 
@@ -251,6 +253,19 @@ public final class AttestationServer implements AutoCloseable {
         /** The policy to use when the registry holds none with a higher version (JSON). */
         public Builder policy(String json) {
             this.initialPolicy = Objects.requireNonNull(json, "json");
+            return this;
+        }
+
+        /**
+         * How long refusals that anyone can provoke are counted per client and check before one summary record
+         * (default {@link RefusalAggregator#DEFAULT_WINDOW}); zero records every refusal on its own, which lets a
+         * flood grow the audit log: for tests that look at each refusal.
+         */
+        public Builder refusalWindow(Duration window) {
+            if (window.isNegative()) {
+                throw new IllegalArgumentException("the refusal window must not be negative: " + window);
+            }
+            this.refusalWindow = window;
             return this;
         }
 

@@ -65,8 +65,8 @@ public final class RefusalAggregator {
     public RefusalAggregator(AuditTrail trail, Clock clock, Duration window, int maxKeys) {
         this.trail = Objects.requireNonNull(trail, "trail");
         this.clock = Objects.requireNonNull(clock, "clock");
-        if (window.isNegative() || window.isZero()) {
-            throw new IllegalArgumentException("window must be positive, got " + window);
+        if (window.isNegative()) {
+            throw new IllegalArgumentException("window must not be negative, got " + window);
         }
         if (maxKeys < 1) {
             throw new IllegalArgumentException("maxKeys must be >= 1, got " + maxKeys);
@@ -96,6 +96,13 @@ public final class RefusalAggregator {
      */
     public void refuse(String outcome, String source, String reason, Map<String, Object> detail,
             String firstSubject, String summarySubject) throws ApiException {
+        if (windowMillis == 0) { // no aggregation: every refusal is its own record
+            Map<String, Object> m = new LinkedHashMap<>(detail);
+            m.put("reason", reason);
+            m.put("count", 1);
+            trail.record("REFUSAL", firstSubject, outcome, m);
+            return;
+        }
         long now = clock.millis();
         boolean first = false;
         Key key = new Key(outcome, source, reason);

@@ -228,11 +228,13 @@ public final class Registrar {
             throws ApiException {
         Map<String, Object> detail = new LinkedHashMap<>();
         detail.put("check", check);
-        detail.put("reason", message);
         RefusalAggregator aggregator = refusals;
         if (aggregator != null) {
+            detail.put("detail", message); // "reason" is the aggregation key's
+            detail.put("remote", source);
             aggregator.refuse("ENROLLMENT_REFUSED", source, check, detail, host, "enrollment from " + source);
         } else {
+            detail.put("reason", message);
             audit.record("REFUSAL", host, "ENROLLMENT_REFUSED", detail);
         }
         return new ApiException(status, "enrollment_refused", check, message);

@@ -232,7 +232,7 @@ public final class V1Routes {
         Map<String, Object> detail = new LinkedHashMap<>();
         detail.put("check", check);
         detail.put("akId", akId.length() > 80 ? akId.substring(0, 80) + "…" : akId);
-        detail.put("reason", reason);
+        detail.put("detail", reason); // "reason" is the aggregation key's
         detail.put("remote", remote);
         s.refusals().refuse("NONCE_REFUSED", remote, check + " ak:" + ak, detail, "ak:" + ak,
                 "ak:" + ak + " from " + remote);
