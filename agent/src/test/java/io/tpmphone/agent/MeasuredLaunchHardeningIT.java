@@ -176,7 +176,11 @@ class MeasuredLaunchHardeningIT {
             MeasurementLog log = store.log();
             assertEquals(1, log.events().stream().filter(e -> e.type() == EventType.TERMINATED).count(),
                     () -> "TERMINATED once: " + log.events());
-            assertArrayEquals(log.replay(Fixture.PCR).value(), pcr(tpm), "the log replays to the PCR");
+            byte[] replayed = log.replay(Fixture.PCR).value();
+            byte[] inTpm = pcr(tpm);
+            assertArrayEquals(replayed, inTpm, () -> "the log replays to the PCR: replayed "
+                    + java.util.HexFormat.of().formatHex(replayed) + ", PCR " + Fixture.PCR + " "
+                    + java.util.HexFormat.of().formatHex(inTpm) + "; log " + log.events());
             assertEquals(recorded, child.recordTermination(), "idempotent");
         }
     }
@@ -249,7 +253,8 @@ class MeasuredLaunchHardeningIT {
                             + archived.events());
             MeasurementLog fresh = agent.store().log();
             assertArrayEquals(new byte[32], fresh.event(0).contentDigest(),
-                    "the new log starts from the reset PCR value: nothing was extended before it began");
+                    () -> "the new log starts from the reset PCR value: nothing was extended before it began; it "
+                            + "starts with " + fresh.event(0));
             assertEquals(0, fresh.events().stream().filter(e -> e.type() == EventType.TERMINATED).count(),
                     () -> "no TERMINATED in the new boot's log: " + fresh.events());
             assertEquals("MEASURED", agent.status().level(), () -> "reasons: " + agent.status().reasons());
