@@ -38,6 +38,7 @@ class SecretFileModesIT {
         Path enrollmentToken = tokens.resolve("host1.token");
         List<String> jvm = List.of("-Dtpmphone.home=" + dir.resolve("home"));
         List<FileCreationTrace.Creation> createdByServer = new java.util.ArrayList<>();
+        List<FileCreationTrace.Creation> createdByIssue = new java.util.ArrayList<>();
         try (FileCreationTrace server = FileCreationTrace.start(Files.createDirectory(dir.resolve("trace-server")),
                 Main.class.getName(), jvm, "server", "--state", state.toString(), "--listen", "127.0.0.1:" + port,
                 "--admin-token-file", adminToken.toString(), "--generate-admin-token")) {
@@ -49,6 +50,7 @@ class SecretFileModesIT {
                 issue.awaitLine("enrollment token for host1 written to");
                 assertEquals(0, issue.awaitExit(Duration.ofSeconds(60)), () -> "enrollment-token: " + issue.stderr());
                 List<FileCreationTrace.Creation> created = issue.assertOwnerOnly(tokens, p -> false);
+                createdByIssue.addAll(created);
                 assertTrue(created.stream().anyMatch(c -> c.path().getParent().equals(tokens) && !c.directory()),
                         "the trace saw no file created for --out in " + tokens + ": " + created);
             }
@@ -63,7 +65,8 @@ class SecretFileModesIT {
                 () -> "mode of the generated admin token; the trace saw " + createdByServer.stream()
                         .filter(c -> c.path().equals(adminToken)).toList());
         assertEquals("rw-------", PosixFilePermissions.toString(Files.getPosixFilePermissions(enrollmentToken)),
-                "mode of the enrollment token written by --out");
+                () -> "mode of the enrollment token written by --out; the trace saw " + createdByIssue.stream()
+                        .filter(c -> c.path().equals(enrollmentToken)).toList());
         assertEquals("rwx------", PosixFilePermissions.toString(Files.getPosixFilePermissions(etc)),
                 () -> "mode of the directory the server made for the admin token; the trace saw "
                         + createdByServer.stream().filter(c -> c.path().equals(etc)).toList());
