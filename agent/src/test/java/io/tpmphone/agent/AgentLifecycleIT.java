@@ -197,6 +197,7 @@ class AgentLifecycleIT {
         String environ = new String(java.nio.file.Files.readAllBytes(Path.of("/proc/" + jvm.pid() + "/environ")),
                 java.nio.charset.StandardCharsets.UTF_8);
         assertFalse(environ.contains("JAVA_TOOL_OPTIONS") || environ.contains("_JAVA_OPTIONS"),
-                () -> "no JAVA_TOOL_OPTIONS or _JAVA_OPTIONS in the child's environment: " + environ.replace('\0', ' '));
+                () -> "no JAVA_TOOL_OPTIONS or _JAVA_OPTIONS in the child's environment: "
+                        + environ.replace('\0', ' '));
     }
 }
