@@ -30,7 +30,9 @@ class AgentFileModesIT {
     void agentState_isOwnerOnlyFromCreation_evenUnderUmask000(SwtpmProcess swtpm, @TempDir Path dir)
             throws Exception {
         // An integration test fails, never skips, when its tool is missing: ./tpmphone test installs strace.
-        assertTrue(FileCreationTrace.available(), "strace is needed to see the mode files are created with");
+        assertTrue(FileCreationTrace.available(), () -> "strace is needed to see the mode files are created with; "
+                + "'strace -f true' did not succeed here (not installed, or ptrace not allowed); PATH "
+                + System.getenv("PATH"));
         Path jar = Fixture.softphoneJar(dir);
         Path config = Fixture.config(dir, "sip.port=5061\n");
         LaunchSpec spec = Fixture.spec(jar, config, List.of());
@@ -45,7 +47,8 @@ class AgentFileModesIT {
                     AgentProcessMain.class.getName(), List.of(), swtpm.tpmUri(), server.uri().toString(),
                     pem.toString(), state.toString(), "host-a", jar.toString(), config.toString(),
                     Fixture.enrollmentToken(Fixture.client(server), "host-a"))) {
-                assertEquals("LEVEL MEASURED", agent.awaitLine("LEVEL"), "the traced agent's level");
+                assertEquals("LEVEL MEASURED", agent.awaitLine("LEVEL"), () -> "the traced agent's level; its stderr: "
+                        + agent.stderr());
                 creations = agent.assertOwnerOnly(state, p -> p.equals(state.resolve("broker"))
                         || (p.getParent().equals(state.resolve("launch"))
                         && p.getFileName().toString().startsWith("code-")));
@@ -59,11 +62,14 @@ class AgentFileModesIT {
                     "launch/child.log", "keystore/root.sealed", "keystore/keystore.properties",
                     "keystore/fingerprints.log")) {
                 assertEquals("rw-------", PosixFilePermissions.toString(Files.getPosixFilePermissions(
-                        state.resolve(file))), "mode of " + file);
+                        state.resolve(file))), () -> "mode of " + file + "; the trace saw it created as "
+                        + creations.stream().filter(c -> c.path().equals(state.resolve(file))).toList());
             }
             for (String directory : List.of("", "log", "launch", "keystore")) {
                 assertEquals("rwx------", PosixFilePermissions.toString(Files.getPosixFilePermissions(
-                        state.resolve(directory))), "mode of the directory " + state.resolve(directory));
+                        state.resolve(directory))), () -> "mode of the directory " + state.resolve(directory)
+                        + "; the trace saw it created as " + creations.stream()
+                        .filter(c -> c.path().equals(state.resolve(directory))).toList());
             }
         }
     }

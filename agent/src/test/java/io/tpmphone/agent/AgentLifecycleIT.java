@@ -49,9 +49,11 @@ class AgentLifecycleIT {
 
             SignedJWT jwt = SignedJWT.parse(new HostAttestation(tpm, Fixture.client(server)).attest(status.akId(),
                     agent.store().log()).result());
-            assertTrue(jwt.verify(new ECDSAVerifier((ECPublicKey) server.resultVerificationKey())));
-            assertEquals("MEASURED", jwt.getJWTClaimsSet().getStringClaim("level"));
-            assertEquals("host-a", jwt.getJWTClaimsSet().getSubject());
+            assertTrue(jwt.verify(new ECDSAVerifier((ECPublicKey) server.resultVerificationKey())),
+                    () -> "the result verifies with the server's result key; header " + jwt.getHeader()
+                            + ", claims " + claims(jwt));
+            assertEquals("MEASURED", jwt.getJWTClaimsSet().getStringClaim("level"), () -> "claims " + claims(jwt));
+            assertEquals("host-a", jwt.getJWTClaimsSet().getSubject(), () -> "claims " + claims(jwt));
             Instant iat = jwt.getJWTClaimsSet().getIssueTime().toInstant();
             Instant exp = jwt.getJWTClaimsSet().getExpirationTime().toInstant();
             assertTrue(exp.isAfter(Instant.now()) && Duration.between(iat, exp).compareTo(Duration.ofMinutes(5)) <= 0,
@@ -69,15 +71,18 @@ class AgentLifecycleIT {
              Agent agent = new Agent(tpm, Fixture.client(server), dir.resolve("agent"), "host-b", Fixture.PCR, spec,
                      Duration.ofHours(1), Clock.systemUTC())
                      .withEnrollmentToken(Fixture.enrollmentToken(Fixture.client(server), "host-b"))) {
-            assertEquals("MEASURED", agent.start().level());
-            assertFalse(agent.checkForReboot(), "no reboot yet");
+            Agent.Status started = agent.start();
+            assertEquals("MEASURED", started.level(), () -> "the agent starts MEASURED: " + started);
+            assertFalse(agent.checkForReboot(), () -> "no reboot yet; status " + agent.status());
             swtpm.restart();
-            assertEquals(uri.socketPath().orElseThrow(), swtpm.serverSocket(), "swtpm came back on its socket");
-            assertTrue(agent.checkForReboot(), "the agent noticed the reboot");
+            assertEquals(uri.socketPath().orElseThrow(), swtpm.serverSocket(),
+                    () -> "swtpm came back on its socket: " + swtpm);
+            assertTrue(agent.checkForReboot(), () -> "the agent noticed the reboot; status " + agent.status()
+                    + ", swtpm " + swtpm);
             Agent.Status recovered = agent.status();
-            assertEquals("NEW_BOOT", recovered.logState(), "a rebooted TPM starts a new log");
+            assertEquals("NEW_BOOT", recovered.logState(), () -> "a rebooted TPM starts a new log: " + recovered);
             assertEquals("MEASURED", recovered.level(), () -> "reasons: " + recovered.reasons());
-            assertTrue(recovered.childAlive(), "the softphone core was launched again");
+            assertTrue(recovered.childAlive(), () -> "the softphone core was launched again: " + recovered);
         }
     }
 
@@ -108,14 +113,25 @@ class AgentLifecycleIT {
                          spec, Duration.ofHours(1), Clock.systemUTC())
                          .withEnrollmentToken(Fixture.enrollmentToken(Fixture.client(server), "host-c"))) {
                 Agent.Status after = second.start();
-                assertEquals("CONTINUED", after.logState(), "the log of this boot was kept");
+                assertEquals("CONTINUED", after.logState(), () -> "the log of this boot was kept: " + after);
                 assertEquals("MEASURED", after.level(), () -> "reasons: " + after.reasons());
                 assertTrue(second.store().log().events().stream()
-                        .anyMatch(e -> e.dataAsString().startsWith("agent restarted")), "the orphaned launch ended");
+                        .anyMatch(e -> e.dataAsString().startsWith("agent restarted")),
+                        () -> "the orphaned launch ended: " + second.store().log().events());
                 java.io.IOException locked = org.junit.jupiter.api.Assertions.assertThrows(java.io.IOException.class,
                         () -> MeasurementLogStore.open(dir.resolve("agent").resolve("log"), tpm, Fixture.PCR));
-                assertTrue(locked.getMessage().contains("another agent"), locked.getMessage());
+                assertTrue(locked.getMessage().contains("another agent"),
+                        () -> "the second open names the other agent's lock: " + locked);
             }
+        }
+    }
+
+    /** The JWT's claims (a signed result, no secret), or why they could not be read. */
+    private static String claims(SignedJWT jwt) {
+        try {
+            return jwt.getJWTClaimsSet().toString();
+        } catch (java.text.ParseException e) {
+            return "unparseable (" + e + ")";
         }
     }
 
@@ -145,10 +161,11 @@ class AgentLifecycleIT {
                  Agent agent = new Agent(tpm, Fixture.client(restarted), dir.resolve("agent"), "host-d",
                          Fixture.PCR, spec, Duration.ofHours(1), Clock.systemUTC())) {
                 Agent.Status s = agent.start();
-                assertEquals(akId, s.akId());
+                assertEquals(akId, s.akId(), () -> "the restarted server knows the enrolled AK: " + s);
                 assertEquals("MEASURED", s.level(), () -> "reasons: " + s.reasons());
-                assertNotNull(Fixture.client(restarted).get("/v1/hosts/host-d", Fixture.ADMIN_TOKEN)
-                        .get("lastAppraisal"));
+                var hostD = Fixture.client(restarted).get("/v1/hosts/host-d", Fixture.ADMIN_TOKEN);
+                assertNotNull(hostD
+                        .get("lastAppraisal"), () -> "the restarted server shows host-d's last appraisal: " + hostD);
             }
         }
         VerificationReport report = AuditVerifier.verify(serverState.resolve("audit.db"), Optional.empty());
@@ -163,19 +180,25 @@ class AgentLifecycleIT {
                         .map(c -> c.endsWith("/java")).orElse(false)).findFirst(), Optional::isPresent).orElseThrow();
         assertNotNull(jvm, "the softphone JVM runs under the wrapper");
         for (String ns : List.of("pid", "mnt", "ipc")) {
-            assertFalse(java.nio.file.Files.readSymbolicLink(Path.of("/proc/self/ns/" + ns)).equals(
+            Path mine = java.nio.file.Files.readSymbolicLink(Path.of("/proc/self/ns/" + ns));
+            assertFalse(mine.equals(
                     java.nio.file.Files.readSymbolicLink(Path.of("/proc/" + jvm.pid() + "/ns/" + ns))),
-                    "the child has its own " + ns + " namespace");
+                    () -> "the child has its own " + ns + " namespace; the child JVM " + jvm.pid() + " shares ours: "
+                            + mine);
         }
         String cwd = java.nio.file.Files.readSymbolicLink(Path.of("/proc/" + jvm.pid() + "/cwd")).toString();
-        boolean readOnly = java.nio.file.Files.readAllLines(Path.of("/proc/" + jvm.pid() + "/mountinfo")).stream()
+        List<String> mountinfo = java.nio.file.Files.readAllLines(Path.of("/proc/" + jvm.pid() + "/mountinfo"));
+        boolean readOnly = mountinfo.stream()
                 .map(l -> l.split(" "))
                 .anyMatch(f -> f.length > 5 && f[4].equals(cwd) && List.of(f[5].split(",")).contains("ro"));
-        assertTrue(readOnly, "the code directory " + cwd + " is mounted read-only in the child");
+        assertTrue(readOnly, () -> "the code directory " + cwd + " is mounted read-only in the child; its mountinfo "
+                + "lines: " + mountinfo.stream().filter(l -> l.contains(" " + cwd + " ")).toList());
         List<String> args = List.of(jvm.info().arguments().orElse(new String[0]));
         assertTrue(args.contains("-XX:+DisableAttachMechanism"), "no attach mechanism: " + args);
         String environ = new String(java.nio.file.Files.readAllBytes(Path.of("/proc/" + jvm.pid() + "/environ")),
                 java.nio.charset.StandardCharsets.UTF_8);
-        assertFalse(environ.contains("JAVA_TOOL_OPTIONS") || environ.contains("_JAVA_OPTIONS"), environ);
+        assertFalse(environ.contains("JAVA_TOOL_OPTIONS") || environ.contains("_JAVA_OPTIONS"),
+                () -> "no JAVA_TOOL_OPTIONS or _JAVA_OPTIONS in the child's environment: "
+                        + environ.replace('\0', ' '));
     }
 }

@@ -69,9 +69,11 @@ class ChildUserIT {
                                 .descendants().map(h -> h.info().commandLine().orElse("?")).toList()));
                 String childUser = spec.childUser();
                 String uid = id("-u", childUser);
-                assertEquals(uid, Files.readAllLines(Path.of("/proc/" + jvm.pid() + "/status")).stream()
+                List<String> procStatus = Files.readAllLines(Path.of("/proc/" + jvm.pid() + "/status"));
+                assertEquals(uid, procStatus.stream()
                         .filter(l -> l.startsWith("Uid:")).findFirst().orElseThrow().split("\\s+")[1],
-                        "the child runs as its own user " + childUser);
+                        () -> "the child runs as its own user " + childUser + "; its ids: " + procStatus.stream()
+                                .filter(l -> l.startsWith("Uid:") || l.startsWith("Gid:")).toList());
 
                 List<String> mounts = Files.readAllLines(Path.of("/proc/" + jvm.pid() + "/mountinfo"));
                 assertTrue(mounts.stream().map(l -> l.split(" ")).anyMatch(f -> f[4].equals("/tmp")
@@ -108,7 +110,8 @@ class ChildUserIT {
                     .BASELINE), "nothing was measured for a launch that was refused: " + store.log().events());
         } finally {
             squatter.getOutputStream().close();
-            assertTrue(squatter.waitFor(10, TimeUnit.SECONDS), "the squatter ended with its stdin");
+            assertTrue(squatter.waitFor(10, TimeUnit.SECONDS), () -> "the squatter ended with its stdin; pid "
+                    + squatter.pid() + " is " + (squatter.isAlive() ? "still running" : "done"));
         }
     }
 }

@@ -79,6 +79,17 @@ class HostKeysIT {
         return n;
     }
 
+    /** The records of one type, for assertion messages. */
+    private static List<JsonNode> ofType(JsonNode records, String type) {
+        List<JsonNode> found = new java.util.ArrayList<>();
+        for (JsonNode r : records) {
+            if (r.path("type").asText().equals(type)) {
+                found.add(r);
+            }
+        }
+        return found;
+    }
+
     private static String revokingTheRelease(String policy, int version, Path dir) throws Exception {
         Path other = Files.createDirectories(dir.resolve("other")).resolve("softphone-core.jar");
         Files.writeString(other, "another build");
@@ -113,22 +124,26 @@ class HostKeysIT {
             AttestationClient client = Fixture.client(server);
             Agent.Status status = agent.start();
             assertEquals("MEASURED", status.level(), () -> "reasons: " + status.reasons());
-            assertTrue(status.keysApproved(), "the server approved the measured state for the keystore");
+            assertTrue(status.keysApproved(), () -> "the server approved the measured state for the keystore: "
+                    + status);
 
             SrtpKeys first = agent.keys().srtpKey("call-1@host-k", SrtpSuite.AES_CM_128_HMAC_SHA1_80);
             SrtpKeys second = agent.keys().srtpKey("call-2@host-k", SrtpSuite.AES_CM_128_HMAC_SHA1_80);
-            assertFalse(first.masterKey().equalsConstantTime(second.masterKey()));
+            assertFalse(first.masterKey().equalsConstantTime(second.masterKey()),
+                    "call-2 gets a master key of its own, not call-1's again");
             // The TPM clock passes the approval's limit: the release is refused in the TPM (APPROVAL_EXPIRED), the
             // agent attests once more for a fresh approval and releases the key.
             long appraisalsBefore = count(audit(client), "APPRAISAL");
             io.tpmphone.attestation.ClockInfo ci = tpm.readClock();
             tpm.clockSet(SecretBytes.copyOf(new byte[0]), ci.clock() + 3_600_000L);
             agent.keys().srtpKey("call-after-expiry@host-k", SrtpSuite.AES_CM_128_HMAC_SHA1_80).destroy();
-            assertEquals(appraisalsBefore + 1, count(audit(client), "APPRAISAL"), "one fresh attestation");
+            JsonNode afterExpiry = audit(client);
+            assertEquals(appraisalsBefore + 1, count(afterExpiry, "APPRAISAL"), () -> "one fresh attestation; the "
+                    + "APPRAISAL records: " + ofType(afterExpiry, "APPRAISAL"));
 
             KeystoreException replay = assertThrows(KeystoreException.class,
                     () -> agent.keys().checkOffered(first.masterKey(), first.masterSalt(), "call-3"));
-            assertEquals(KeystoreException.Reason.SEEN_BEFORE, replay.reason());
+            assertEquals(KeystoreException.Reason.SEEN_BEFORE, replay.reason(), replay.getMessage());
 
             // The device certificate: issued by the server's device CA for exactly the TPM's TIK.
             X509Certificate ca = (X509Certificate) CertificateFactory.getInstance("X.509").generateCertificate(
@@ -138,13 +153,17 @@ class HostKeysIT {
             cert.verify(ca.getPublicKey());
             cert.checkValidity();
             TpmtPublic tik = agent.keys().keystore().identityKey();
-            assertArrayEquals(tik.subjectPublicKeyInfo(), cert.getPublicKey().getEncoded());
-            assertTrue(cert.getSubjectX500Principal().getName().contains("CN=host-k"), cert.toString());
+            assertArrayEquals(tik.subjectPublicKeyInfo(), cert.getPublicKey().getEncoded(),
+                    () -> "the device certificate is for the TIK; it certifies " + cert.getPublicKey());
+            assertTrue(cert.getSubjectX500Principal().getName().contains("CN=host-k"),
+                    () -> "the subject names host-k: " + cert);
             byte[] digest = HashAlgorithm.SHA256.digest("CertificateVerify content".getBytes(StandardCharsets.UTF_8));
             Signature ecdsa = Signature.getInstance("NONEwithECDSA");
             ecdsa.initVerify(cert.getPublicKey());
             ecdsa.update(digest);
-            assertTrue(ecdsa.verify(agent.keys().sign(digest)), "the TIK signs inside the TPM for the certificate");
+            byte[] tikSignature = agent.keys().sign(digest);
+            assertTrue(ecdsa.verify(tikSignature), () -> "the TIK signs inside the TPM for the certificate; DER "
+                    + java.util.HexFormat.of().formatHex(tikSignature));
             awaitAudit(client, r -> r.path("outcome").asText().equals("DEVICE_CERTIFICATE_ISSUED")
                     && r.path("subject").asText().equals("host-k"));
 
@@ -156,13 +175,13 @@ class HostKeysIT {
             // Revocation: the operator withdraws the release. The next attestation brings no approval ...
             client.put("/v1/policy", revokingTheRelease(policy, 2, dir), Fixture.ADMIN_TOKEN);
             Agent.Status revoked = agent.attestNow();
-            assertFalse(revoked.keysApproved(), "no approval for a revoked release");
+            assertFalse(revoked.keysApproved(), () -> "no approval for a revoked release: " + revoked);
             KeystoreException refused = assertThrows(KeystoreException.class,
                     () -> agent.keys().srtpKey("call-4@host-k", SrtpSuite.AES_CM_128_HMAC_SHA1_80));
             assertEquals(KeystoreException.Reason.NOT_APPROVED, refused.reason(), refused.getMessage());
             assertTrue(refused.getMessage().contains("keystore approvals need MEASURED"), refused.getMessage());
-            assertEquals(KeystoreException.Reason.NOT_APPROVED,
-                    assertThrows(KeystoreException.class, () -> agent.keys().sign(digest)).reason());
+            KeystoreException signRefused = assertThrows(KeystoreException.class, () -> agent.keys().sign(digest));
+            assertEquals(KeystoreException.Reason.NOT_APPROVED, signRefused.reason(), signRefused.getMessage());
             // ... and one the host kept stops working in the TPM once its clock passes the approval's limit.
             agent.keys().keystore().srtpKey("call-5@host-k", SrtpSuite.AES_CM_128_HMAC_SHA1_80,
                     Unlock.approved(held)).destroy();
@@ -174,8 +193,8 @@ class HostKeysIT {
             JsonNode record = awaitAudit(client, r -> r.path("type").asText().equals("KEY_RELEASE")
                     && r.path("outcome").asText().equals("REFUSED")
                     && r.at("/detail/callId").asText().equals("call-4@host-k"));
-            assertEquals("host-k", record.get("subject").asText());
-            assertEquals("NOT_APPROVED", record.at("/detail/reason").asText());
+            assertEquals("host-k", record.get("subject").asText(), record::toString);
+            assertEquals("NOT_APPROVED", record.at("/detail/reason").asText(), record::toString);
             awaitAudit(client, r -> r.path("type").asText().equals("KEY_RELEASE")
                     && r.path("outcome").asText().equals("RELEASED")
                     && r.at("/detail/callId").asText().equals("call-1@host-k"));
@@ -208,19 +227,22 @@ class HostKeysIT {
                      tamperedSpec, Duration.ofHours(1), Clock.systemUTC())
                      .withEnrollmentToken(Fixture.enrollmentToken(Fixture.client(server), "host-t"))) {
             AttestationClient client = Fixture.client(server);
-            assertEquals("FAILED", agent.start().level());
+            Agent.Status started = agent.start();
+            assertEquals("FAILED", started.level(), () -> "the tampered jar fails the appraisal: " + started);
             KeystoreException e = assertThrows(KeystoreException.class,
                     () -> agent.keys().srtpKey("call-t1", SrtpSuite.AES_CM_128_HMAC_SHA1_80));
-            assertEquals(KeystoreException.Reason.NOT_APPROVED, e.reason());
+            assertEquals(KeystoreException.Reason.NOT_APPROVED, e.reason(), e.getMessage());
             assertTrue(e.getMessage().contains("level is FAILED (failed check executables)")
                     && e.getMessage().contains("jar softphone-core.jar: digest"),
                     "names the policy failure: " + e.getMessage());
             JsonNode record = awaitAudit(client, r -> r.path("type").asText().equals("KEY_RELEASE")
                     && r.at("/detail/callId").asText().equals("call-t1"));
-            assertEquals("REFUSED", record.get("outcome").asText());
-            assertEquals("host-t", record.get("subject").asText());
+            assertEquals("REFUSED", record.get("outcome").asText(), record::toString);
+            assertEquals("host-t", record.get("subject").asText(), record::toString);
             assertTrue(record.at("/detail/message").asText().contains("FAILED"), record.toString());
-            assertFalse(agent.keys().certificate().isPresent(), "no device certificate for a FAILED host");
+            Optional<X509Certificate> failedCert = agent.keys().certificate();
+            assertFalse(failedCert.isPresent(), () -> "no device certificate for a FAILED host; it has "
+                    + failedCert.map(c -> c.getSubjectX500Principal() + " serial " + c.getSerialNumber().toString(16)));
             AttestationClientException noCert = assertThrows(AttestationClientException.class,
                     () -> new HostAttestation(tpm, client).requestDeviceCertificate(agent.status().akId(),
                             agent.keys().keystore()));
@@ -232,7 +254,9 @@ class HostKeysIT {
             Agent.Status approved = agent.attestNow();
             assertEquals("MEASURED", approved.level(), () -> "reasons: " + approved.reasons());
             agent.keys().srtpKey("call-t2", SrtpSuite.AES_CM_128_HMAC_SHA1_80).destroy();
-            assertArrayEquals(sealedBefore, Files.readAllBytes(dir.resolve("agent/keystore/root.sealed")));
+            byte[] sealedAfter = Files.readAllBytes(dir.resolve("agent/keystore/root.sealed"));
+            assertArrayEquals(sealedBefore, sealedAfter, () -> "nothing was re-sealed; root.sealed was "
+                    + sealedBefore.length + " bytes, is " + sealedAfter.length + " bytes");
 
             // The softphone exits: TERMINATED caps the PCR, and its approval no longer fits.
             Process child = agent.child().orElseThrow();
@@ -268,7 +292,8 @@ class HostKeysIT {
              Agent agent = new Agent(tpm, Fixture.client(server), dir.resolve("agent"), "host-l", Fixture.PCR, spec,
                      Duration.ofHours(1), Clock.systemUTC())
                      .withEnrollmentToken(Fixture.enrollmentToken(Fixture.client(server), "host-l"))) {
-            assertEquals("MEASURED", agent.start().level());
+            Agent.Status started = agent.start();
+            assertEquals("MEASURED", started.level(), () -> "the agent starts MEASURED: " + started);
             // Everything at TRACE goes to our list only: the console (and CI's output) stays at WARN.
             root.iteratorForAppenders().forEachRemaining(console::add);
             console.forEach(root::detachAppender);
@@ -322,8 +347,8 @@ class HostKeysIT {
                 texts.add(t.getClassName() + ": " + t.getMessage());
             }
         }
-        assertTrue(captured.list.size() > 5, "the cycle was logged");
-        assertEquals(10, secrets.size());
+        assertTrue(captured.list.size() > 5, () -> "the cycle was logged: " + captured.list.size() + " events");
+        assertEquals(10, secrets.size(), "a key and a salt from each of the 5 calls");
         String all = String.join("\n", texts).toLowerCase(java.util.Locale.ROOT);
         for (byte[] secret : secrets) {
             for (String form : List.of(java.util.HexFormat.of().formatHex(secret),
@@ -331,7 +356,10 @@ class HostKeysIT {
                     java.util.Base64.getEncoder().withoutPadding().encodeToString(secret),
                     java.util.HexFormat.of().formatHex(java.util.Arrays.copyOf(secret, 8)))) {
                 assertFalse(all.contains(form.toLowerCase(java.util.Locale.ROOT)),
-                        "key material appeared in logs, errors or the audit log");
+                        () -> "key material appeared in logs, errors or the audit log: secret "
+                                + (secrets.indexOf(secret) + 1) + " of " + secrets.size() + " (" + secret.length
+                                + " bytes) as a " + form.length() + "-character encoding, in " + texts.size()
+                                + " texts searched");
             }
         }
     }

@@ -101,7 +101,7 @@ class KeyAttacksIT {
         JsonNode records = client.get("/v1/audit?from=1&limit=1000", Fixture.ADMIN_TOKEN).get("records");
         JsonNode last = records.get(records.size() - 1);
         assertEquals("DEVICE_CERTIFICATE_REFUSED", last.get("outcome").asText(), last.toString());
-        assertEquals(check, last.at("/detail/check").asText());
+        assertEquals(check, last.at("/detail/check").asText(), () -> "the refusal's audit record: " + last);
     }
 
     @Test
@@ -121,8 +121,10 @@ class KeyAttacksIT {
         TpmtPublic tik = agent.keys().keystore().identityKey();
         String nonce = nonce();
         Map<String, Object> genuine = certificateRequest(nonce, PersistentHandle.TIK, tik);
-        assertTrue(client.post("/v1/device-certificates", genuine, null).get("certificate").asText()
-                .startsWith("-----BEGIN CERTIFICATE-----"));
+        JsonNode issued = client.post("/v1/device-certificates", genuine, null);
+        assertTrue(issued.get("certificate").asText()
+                .startsWith("-----BEGIN CERTIFICATE-----"), () -> "the genuine request gets a PEM certificate; the "
+                        + "answer: " + issued);
         assertRefused(genuine, "NONCE");
     }
 
@@ -158,10 +160,13 @@ class KeyAttacksIT {
             AttestationClientException e = assertThrows(AttestationClientException.class,
                     () -> client.post("/v1/appraisals", request, null), bad);
             assertEquals(400, e.status(), bad + ": " + e.getMessage());
-            assertTrue(e.getMessage().contains("keyEvents"), e.getMessage());
+            assertTrue(e.getMessage().contains("keyEvents"), () -> bad + ": the 400 names keyEvents: "
+                    + e.getMessage());
             request.remove("keyEvents");
-            assertEquals("MEASURED", client.post("/v1/appraisals", request, null).get("level").asText(),
-                    "the refused request did not use up the nonce");
+            JsonNode appraisal = client.post("/v1/appraisals", request, null);
+            assertEquals("MEASURED", appraisal.get("level").asText(), () -> "the refused request did not use up the "
+                    + "nonce; failedCheck " + appraisal.path("failedCheck").asText("none") + ", reasons "
+                    + appraisal.path("reasons"));
         }
     }
 }

@@ -67,9 +67,9 @@ class MeasuredLaunchHardeningIT {
                 Map<String, String> status = procStatus(jvm.pid());
                 assertNotEquals("0", status.get("Uid").split("\\s+")[0], "the child does not run as root: " + status);
                 assertFalse(List.of(status.get("Uid").split("\\s+")).contains("0"), "no uid 0 at all: " + status);
-                assertEquals("1", status.get("NoNewPrivs"));
+                assertEquals("1", status.get("NoNewPrivs"), () -> "no_new_privs is set: " + status);
                 for (String caps : List.of("CapEff", "CapPrm", "CapBnd", "CapInh", "CapAmb")) {
-                    assertEquals("0000000000000000", status.get(caps), caps);
+                    assertEquals("0000000000000000", status.get(caps), () -> caps + " is empty: " + status);
                 }
                 assertTrue(status.get("Groups").isBlank() || !List.of(status.get("Groups").split("\\s+"))
                         .contains("0"), "no root group: " + status.get("Groups"));
@@ -84,17 +84,22 @@ class MeasuredLaunchHardeningIT {
 
                 // Code: readable by the child, owned by the agent, mounted read-only in the child.
                 Path code = child.codeDirectory();
-                assertEquals("rwxr-xr-x", PosixFilePermissions.toString(Files.getPosixFilePermissions(code)));
+                assertEquals("rwxr-xr-x", PosixFilePermissions.toString(Files.getPosixFilePermissions(code)),
+                        () -> "mode of the staged code directory " + code);
                 assertEquals("rw-r--r--", PosixFilePermissions.toString(Files.getPosixFilePermissions(
-                        code.resolve("softphone-core.jar"))));
-                assertEquals(0, Files.getAttribute(code, "unix:uid"));
+                        code.resolve("softphone-core.jar"))), () -> "mode of " + code.resolve("softphone-core.jar"));
+                assertEquals(0, Files.getAttribute(code, "unix:uid"), () -> "owner uid of " + code);
                 String cwd = Files.readSymbolicLink(Path.of("/proc/" + jvm.pid() + "/cwd")).toString();
-                assertEquals(MeasuredLauncher.CHILD_CODE_MOUNT.toString(), cwd);
+                assertEquals(MeasuredLauncher.CHILD_CODE_MOUNT.toString(), cwd,
+                        () -> "the child JVM " + jvm.pid() + " runs in the code mount: " + jvm.info());
                 assertEquals(Files.readAttributes(code, "unix:ino").get("ino"), Files.readAttributes(
                         Path.of("/proc/" + jvm.pid() + "/cwd"), "unix:ino").get("ino"), "the view is the staged code");
-                assertTrue(Files.readAllLines(Path.of("/proc/" + jvm.pid() + "/mountinfo")).stream()
+                List<String> mountinfo = Files.readAllLines(Path.of("/proc/" + jvm.pid() + "/mountinfo"));
+                assertTrue(mountinfo.stream()
                         .map(l -> l.split(" ")).anyMatch(f -> f[4].equals(cwd)
-                                && List.of(f[5].split(",")).contains("ro")), "the code directory is read-only");
+                                && List.of(f[5].split(",")).contains("ro")), () -> "the code directory " + cwd
+                                + " is mounted read-only; its mountinfo lines: " + mountinfo.stream()
+                                .filter(l -> l.contains(" " + cwd + " ")).toList());
                 // As the child's user, with its mounts, writing the code directory fails.
                 String uid = status.get("Uid").split("\\s+")[0];
                 Process write = new ProcessBuilder("nsenter", "-t", Long.toString(jvm.pid()), "-m", "-p",
@@ -105,7 +110,9 @@ class MeasuredLaunchHardeningIT {
                         .commandLine().orElse("?") + ") did not exit within 10 s");
                 String out = new String(write.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
                 assertNotEquals(0, write.exitValue(), "the child's user could write its code: " + out);
-                assertTrue(out.contains("Read-only") || out.contains("Permission denied"), out);
+                assertTrue(out.contains("Read-only") || out.contains("Permission denied"),
+                        () -> "the write fails read-only or permission denied; exit code " + write.exitValue()
+                                + ", output: " + out);
                 assertFalse(Files.exists(code.resolve("evil.jar")), "no evil.jar in " + code + " after: " + out);
 
                 // The ISOLATION event says what was applied.
@@ -119,19 +126,23 @@ class MeasuredLaunchHardeningIT {
                 // One JVM event, for the whole java.home.
                 List<MeasurementEvent> jvmEvents = store.log().events().stream()
                         .filter(e -> e.type() == EventType.JVM).toList();
-                assertEquals(1, jvmEvents.size());
-                assertEquals(spec.javaHome().toRealPath().toString(), jvmEvents.get(0).dataAsString());
-                assertArrayEquals(MeasuredLauncher.jvmDigest(spec).digest(), jvmEvents.get(0).contentDigest());
+                assertEquals(1, jvmEvents.size(), () -> "one JVM event: " + jvmEvents);
+                assertEquals(spec.javaHome().toRealPath().toString(), jvmEvents.get(0).dataAsString(),
+                        () -> "the JVM event names the real java.home: " + jvmEvents.get(0));
+                assertArrayEquals(MeasuredLauncher.jvmDigest(spec).digest(), jvmEvents.get(0).contentDigest(),
+                        () -> "the JVM event's digest is java.home's " + jvmDigestHex(spec) + ": " + jvmEvents.get(0));
                 // LAUNCH names the pid and its start time.
                 String launch = child.events().get(child.events().size() - 1).dataAsString();
                 assertEquals("pid " + child.process().pid() + " start "
-                        + child.process().toHandle().info().startInstant().orElseThrow(), launch);
+                        + child.process().toHandle().info().startInstant().orElseThrow(), launch,
+                        () -> "the last launch event names the pid and start time: " + child.events());
             } finally {
                 child.process().getOutputStream().close();
                 child.terminated().get(15, TimeUnit.SECONDS);
                 silent.close();
             }
-            assertEquals(EventType.TERMINATED, store.log().event(store.log().size() - 1).type());
+            assertEquals(EventType.TERMINATED, store.log().event(store.log().size() - 1).type(),
+                    () -> "the log ends with TERMINATED: " + store.log().events());
         }
     }
 
@@ -151,17 +162,25 @@ class MeasuredLaunchHardeningIT {
                     () -> "still running; child.log: " + read(dir.resolve("launch/child.log")));
             Await.until("the exit handler to try, and fail, to extend TERMINATED", Duration.ofSeconds(5),
                     store::extendPending, () -> "no extend pending; the child: " + child.process());
-            assertTrue(child.terminationPending(), "dead, TERMINATED not yet in the PCR");
-            assertFalse(child.terminated().isDone());
+            assertTrue(child.terminationPending(), () -> "dead, TERMINATED not yet in the PCR; process "
+                    + child.process() + " alive " + child.process().isAlive() + ", log " + store.log().events());
+            assertFalse(child.terminated().isDone(), () -> "the termination waits for the retried extend; it is "
+                    + child.terminated() + ", log " + store.log().events());
 
             Optional<MeasurementEvent> recorded = child.recordTermination();
-            assertEquals(EventType.TERMINATED, recorded.orElseThrow().type());
-            assertFalse(child.terminationPending());
-            assertFalse(store.extendPending());
+            assertEquals(EventType.TERMINATED, recorded.orElseThrow().type(),
+                    () -> "recordTermination() recorded TERMINATED: " + recorded);
+            assertFalse(child.terminationPending(), () -> "recorded " + recorded + ", nothing pending any more");
+            assertFalse(store.extendPending(), () -> "recorded " + recorded + ", no extend pending; log "
+                    + store.log().events());
             MeasurementLog log = store.log();
             assertEquals(1, log.events().stream().filter(e -> e.type() == EventType.TERMINATED).count(),
-                    "TERMINATED once");
-            assertArrayEquals(log.replay(Fixture.PCR).value(), pcr(tpm), "the log replays to the PCR");
+                    () -> "TERMINATED once: " + log.events());
+            byte[] replayed = log.replay(Fixture.PCR).value();
+            byte[] inTpm = pcr(tpm);
+            assertArrayEquals(replayed, inTpm, () -> "the log replays to the PCR: replayed "
+                    + java.util.HexFormat.of().formatHex(replayed) + ", PCR " + Fixture.PCR + " "
+                    + java.util.HexFormat.of().formatHex(inTpm) + "; log " + log.events());
             assertEquals(recorded, child.recordTermination(), "idempotent");
         }
     }
@@ -172,10 +191,14 @@ class MeasuredLaunchHardeningIT {
         ProcessHandle self = ProcessHandle.current();
         Instant selfStart = self.info().startInstant().orElseThrow();
         String reused = "pid " + self.pid() + " start " + selfStart.minusSeconds(3600);
-        assertTrue(Agent.orphan(reused).isEmpty(), "same pid, other start time: not our child");
+        Optional<ProcessHandle> reusedOrphan = Agent.orphan(reused);
+        assertTrue(reusedOrphan.isEmpty(), () -> "same pid, other start time: not our child; found "
+                + reusedOrphan.map(h -> h.pid() + " " + h.info()));
         assertEquals(Optional.of(self.pid()), Agent.orphan("pid " + self.pid() + " start " + selfStart)
                 .map(ProcessHandle::pid), "pid and start time match: the orphan");
-        assertTrue(Agent.orphan("pid " + self.pid()).isEmpty(), "a pid alone is never enough");
+        Optional<ProcessHandle> pidOnly = Agent.orphan("pid " + self.pid());
+        assertTrue(pidOnly.isEmpty(), () -> "a pid alone is never enough; found "
+                + pidOnly.map(h -> h.pid() + " " + h.info()));
 
         LaunchSpec spec = Fixture.spec(Fixture.softphoneJar(dir), Fixture.config(dir, "a=1\n"), List.of());
         try (TpmClient tpm = TpmClient.open(TpmUri.parse(swtpm.tpmUri()))) {
@@ -191,9 +214,12 @@ class MeasuredLaunchHardeningIT {
                 agent.start();
                 assertTrue(self.isAlive(), "this JVM (the pid in the LAUNCH) was not killed");
                 List<MeasurementEvent> events = agent.store().log().events();
-                assertEquals(EventType.LAUNCH, events.get(1).type());
-                assertEquals(EventType.TERMINATED, events.get(2).type(), "the orphaned launch is still ended");
-                assertTrue(events.get(2).dataAsString().startsWith("agent restarted"));
+                assertEquals(EventType.LAUNCH, events.get(1).type(), () -> "the stored LAUNCH comes first: "
+                        + events);
+                assertEquals(EventType.TERMINATED, events.get(2).type(),
+                        () -> "the orphaned launch is still ended: " + events);
+                assertTrue(events.get(2).dataAsString().startsWith("agent restarted"),
+                        () -> "TERMINATED says the agent restarted: " + events.get(2));
             }
         }
     }
@@ -209,24 +235,30 @@ class MeasuredLaunchHardeningIT {
              Agent agent = new Agent(tpm, Fixture.client(server), dir.resolve("agent"), "host-r", Fixture.PCR, spec,
                      Duration.ofHours(1), Clock.systemUTC())) {
             enroll(server, tpm, dir.resolve("agent"), "host-r");
-            assertEquals("MEASURED", agent.start().level());
+            Agent.Status started = agent.start();
+            assertEquals("MEASURED", started.level(), () -> "the agent starts MEASURED: " + started);
             Process first = agent.child().orElseThrow();
             String oldBoot = Files.readString(dir.resolve("agent/log/boot")).trim();
             tpm.disconnect();
             swtpm.restart();
-            assertTrue(agent.checkForReboot());
-            assertFalse(first.isAlive(), "the old child was stopped");
+            assertTrue(agent.checkForReboot(), () -> "the agent notices the swtpm restart; boot before " + oldBoot
+                    + ", status " + agent.status());
+            assertFalse(first.isAlive(), () -> "the old child was stopped; pid " + first.pid() + " is alive: "
+                    + first.info());
 
             MeasurementLog archived = MeasurementLog.parse(Files.readAllBytes(
                     dir.resolve("agent/log/measurements-boot-" + oldBoot + ".log")));
             assertEquals(EventType.LAUNCH, archived.event(archived.size() - 1).type(),
-                    "the old boot's log ends at its LAUNCH: no TERMINATED was measured for it");
+                    () -> "the old boot's log ends at its LAUNCH: no TERMINATED was measured for it: "
+                            + archived.events());
             MeasurementLog fresh = agent.store().log();
             assertArrayEquals(new byte[32], fresh.event(0).contentDigest(),
-                    "the new log starts from the reset PCR value: nothing was extended before it began");
-            assertEquals(0, fresh.events().stream().filter(e -> e.type() == EventType.TERMINATED).count());
+                    () -> "the new log starts from the reset PCR value: nothing was extended before it began; it "
+                            + "starts with " + fresh.event(0));
+            assertEquals(0, fresh.events().stream().filter(e -> e.type() == EventType.TERMINATED).count(),
+                    () -> "no TERMINATED in the new boot's log: " + fresh.events());
             assertEquals("MEASURED", agent.status().level(), () -> "reasons: " + agent.status().reasons());
-            assertTrue(agent.status().childAlive());
+            assertTrue(agent.status().childAlive(), () -> "the relaunched child is alive: " + agent.status());
         }
     }
 
@@ -236,12 +268,16 @@ class MeasuredLaunchHardeningIT {
         try (TpmClient tpm = TpmClient.open(TpmUri.parse(swtpm.tpmUri()));
              MeasurementLogStore store = MeasurementLogStore.open(dir.resolve("log"), tpm, Fixture.PCR)) {
             store.measure(EventType.CONFIGURATION, HashAlgorithm.SHA256.digest(new byte[] {1}), "x");
-            assertEquals(MeasurementLogStore.State.CONTINUED, store.reconcile());
-            assertFalse(store.tpmRebooted());
+            assertEquals(MeasurementLogStore.State.CONTINUED, store.reconcile(),
+                    () -> "an unchanged boot continues the log: " + store.log().events());
+            assertFalse(store.tpmRebooted(), () -> "no reboot before the restart; PCR " + Fixture.PCR + " "
+                    + pcrHex(tpm) + ", log " + store.log().events());
             tpm.disconnect();
             swtpm.restart();
-            assertTrue(store.tpmRebooted(), "swtpm restart changed the reset count and reset the PCR");
-            assertEquals(MeasurementLogStore.State.NEW_BOOT, store.reconcile());
+            assertTrue(store.tpmRebooted(), () -> "swtpm restart changed the reset count and reset the PCR; PCR "
+                    + Fixture.PCR + " " + pcrHex(tpm) + ", swtpm " + swtpm);
+            assertEquals(MeasurementLogStore.State.NEW_BOOT, store.reconcile(),
+                    () -> "after the restart the log starts anew: " + store.log().events());
         }
     }
 
@@ -282,6 +318,23 @@ class MeasuredLaunchHardeningIT {
 
     private static byte[] pcr(TpmClient tpm) throws Exception {
         return tpm.pcrRead(PcrSelection.of(HashAlgorithm.SHA256, Fixture.PCR)).value(Fixture.PCR);
+    }
+
+    /** The PCR's value in hex, or why it could not be read (for assertion messages). */
+    private static String pcrHex(TpmClient tpm) {
+        try {
+            return java.util.HexFormat.of().formatHex(pcr(tpm));
+        } catch (Exception e) {
+            return "unreadable (" + e + ")";
+        }
+    }
+
+    private static String jvmDigestHex(LaunchSpec spec) {
+        try {
+            return MeasuredLauncher.jvmDigest(spec).digestHex();
+        } catch (java.io.IOException e) {
+            return "unknown (" + e + ")";
+        }
     }
 
     private static ProcessHandle childJvm(Process wrapper) throws Exception {

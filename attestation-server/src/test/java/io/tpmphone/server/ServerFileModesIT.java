@@ -23,7 +23,9 @@ class ServerFileModesIT {
     @Test
     void serverState_isOwnerOnlyFromCreation_evenUnderUmask000(@TempDir Path dir) throws Exception {
         // An integration test fails, never skips, when its tool is missing: ./tpmphone test installs strace.
-        assertTrue(FileCreationTrace.available(), "strace is needed to see the mode files are created with");
+        assertTrue(FileCreationTrace.available(), () -> "strace is needed to see the mode files are created with; "
+                + "'strace -f true' did not succeed here (not installed, or ptrace not allowed); PATH "
+                + System.getenv("PATH"));
         Path state = dir.resolve("var/lib/tpmphone-server");
         Path trace = Files.createDirectory(dir.resolve("trace"));
         List<FileCreationTrace.Creation> creations;
@@ -44,11 +46,13 @@ class ServerFileModesIT {
         for (String file : List.of("keys/server-keys.p12", "keys/server-keys.pass", "keys/tls-cert.pem",
                 "keys/result-signing-cert.pem", "audit.db", "registry.db")) {
             assertEquals("rw-------", PosixFilePermissions.toString(Files.getPosixFilePermissions(state.resolve(file))),
-                    "mode of " + file);
+                    () -> "mode of " + file + "; the trace saw it created as " + creations.stream()
+                            .filter(c -> c.path().equals(state.resolve(file))).toList());
         }
         for (Path directory : List.of(state, state.resolve("keys"), state.getParent())) {
             assertEquals("rwx------", PosixFilePermissions.toString(Files.getPosixFilePermissions(directory)),
-                    "mode of the directory " + directory);
+                    () -> "mode of the directory " + directory + "; the trace saw it created as " + creations.stream()
+                            .filter(c -> c.path().equals(directory)).toList());
         }
     }
 
@@ -57,7 +61,7 @@ class ServerFileModesIT {
         Path state = dir.resolve("state");
         try (AttestationServer server = AttestationServer.builder().stateDirectory(state)
                 .adminToken("admin-token-of-the-file-modes-test").start()) {
-            assertTrue(server.port() > 0, "the server listens");
+            assertTrue(server.port() > 0, () -> "the server listens: port " + server.port() + ", " + server.uri());
         }
         List<Path> opened = List.of(state, state.resolve("keys"), state.resolve("audit.db"),
                 state.resolve("registry.db"), state.resolve("keys/server-keys.pass"),

@@ -65,15 +65,20 @@ class DemoIT {
             Instant t0 = Instant.now();
             Process p = demo(log, "--json").start();
             String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-            assertTrue(p.waitFor(180, TimeUnit.SECONDS), "run " + run + " finished within 3 minutes");
+            int runNumber = run;
+            assertTrue(p.waitFor(180, TimeUnit.SECONDS), () -> "run " + runNumber + " finished within 3 minutes; "
+                    + "stderr so far: " + tail(read(log)) + "\nstdout: " + out);
             String story = Files.readString(log);
             assertEquals(0, p.exitValue(), "run " + run + ":\n" + story + out);
             JsonNode summary = JSON.readTree(out);
-            assertTrue(summary.path("ok").asBoolean(), summary.toString());
-            assertEquals(5, summary.path("steps").size(), summary.toString());
-            summary.path("steps").forEach(s -> assertTrue(s.path("ok").asBoolean(), s.toString()));
+            assertTrue(summary.path("ok").asBoolean(), () -> "the demo's summary says ok: " + summary + "\n"
+                    + tail(story));
+            assertEquals(5, summary.path("steps").size(), () -> "five steps: " + summary);
+            summary.path("steps").forEach(s -> assertTrue(s.path("ok").asBoolean(), () -> "step ok: " + s));
             assertTrue(story.contains("bob: FAILED") && story.contains("refused by our call policy: peer level"
-                    + " FAILED") && story.contains("refused NOT_APPROVED") && story.contains("intact"), story);
+                    + " FAILED") && story.contains("refused NOT_APPROVED") && story.contains("intact"),
+                    () -> "the story tells bob FAILED, the refused call, NOT_APPROVED keys and an intact audit log: "
+                            + story);
             assertTrue(Duration.between(t0, Instant.now()).toSeconds() < 180, () -> "the demo took "
                     + Duration.between(t0, Instant.now()).toSeconds() + " s");
             assertNothingLeft();
@@ -91,9 +96,11 @@ class DemoIT {
                 () -> Files.readString(log), told -> told.contains("2. Alice calls bob") || !p.isAlive());
         assertTrue(p.isAlive(), "the demo was still running when interrupted: " + story);
         List<ProcessHandle> started = p.descendants().toList();
-        assertTrue(started.size() >= 4, "swtpm ×2 and two softphones run: " + started.size());
+        assertTrue(started.size() >= 4, () -> "swtpm ×2 and two softphones run: " + started.size() + " "
+                + started.stream().map(h -> h.pid() + " " + h.info().commandLine().orElse("?")).toList());
         new ProcessBuilder("kill", "-INT", Long.toString(p.pid())).start().waitFor(10, TimeUnit.SECONDS);
-        assertTrue(p.waitFor(60, TimeUnit.SECONDS), "the demo stopped after Ctrl-C");
+        assertTrue(p.waitFor(60, TimeUnit.SECONDS), () -> "the demo stopped after Ctrl-C; its output: "
+                + tail(read(log)));
         for (ProcessHandle h : started) {
             try {
                 h.onExit().get(10, TimeUnit.SECONDS); // its exit is the event; still alive after 10 s fails below
@@ -104,6 +111,19 @@ class DemoIT {
                     .orElse("?"));
         }
         assertNothingLeft();
+    }
+
+    private static String read(Path p) {
+        try {
+            return Files.readString(p);
+        } catch (IOException e) {
+            return e.toString();
+        }
+    }
+
+    /** The last 8000 characters of a demo's output, for assertion messages. */
+    private static String tail(String s) {
+        return s.length() <= 8000 ? s : "…" + s.substring(s.length() - 8000);
     }
 
     /** No process names our temporary directory, and nothing of the demo's is left in it. */

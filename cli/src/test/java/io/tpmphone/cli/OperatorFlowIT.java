@@ -81,7 +81,9 @@ class OperatorFlowIT {
 
     private static void stop(Process p) throws Exception {
         p.destroy(); // SIGTERM: agent stops its child, server writes its final checkpoint
-        assertTrue(p.waitFor(30, TimeUnit.SECONDS), "the process " + p.pid() + " ended within 30 s of SIGTERM");
+        assertTrue(p.waitFor(30, TimeUnit.SECONDS), () -> "the process " + p.pid() + " ended within 30 s of SIGTERM;"
+                + " it still runs: " + p.info() + ", its children " + p.descendants().map(h -> h.pid() + " "
+                + h.info().commandLine().orElse("?")).toList());
     }
 
     private static String read(Path p) {
@@ -179,16 +181,20 @@ class OperatorFlowIT {
 
             JsonNode status = JSON.readTree(run(home, dir, DocCommands.find(guide, "agent status")
                     .substitute(files, parts)));
-            assertEquals("MEASURED", status.get("level").asText(), status.toString());
-            assertEquals("READY", status.path("softphone").asText(), status.toString());
-            assertTrue(status.get("childAlive").asBoolean(), status.toString());
+            assertEquals("MEASURED", status.get("level").asText(), () -> status + "\nagent log: " + read(agentLog));
+            assertEquals("READY", status.path("softphone").asText(), () -> status + "\nagent log: " + read(agentLog));
+            assertTrue(status.get("childAlive").asBoolean(), () -> "agent status says the child is alive: " + status);
             String phone = run(home, dir, "phone", "--control", control.toString());
             assertTrue(phone.startsWith("sips:host1@host1 on TLS port 5061, 0 call(s)"),
                     "the operator reaches the softphone through its control socket: " + phone);
             assertTrue(status.get("keysApproved").asBoolean(), "the server approved the keystore: " + status);
-            assertTrue(run(home, dir, "agent", "status", "--state", agentState.toString())
-                    .contains("keystore: approved by the server"));
-            assertTrue(Files.exists(agentState.resolve("device-cert.pem")), "the TIK's device certificate");
+            String statusText = run(home, dir, "agent", "status", "--state", agentState.toString());
+            assertTrue(statusText
+                    .contains("keystore: approved by the server"), () -> "agent status says the keystore is approved: "
+                    + statusText);
+            assertTrue(Files.exists(agentState.resolve("device-cert.pem")), () -> "the TIK's device certificate; "
+                    + agentState + " holds " + java.util.Arrays.toString(agentState.toFile().list()) + "; status "
+                    + status);
 
             JsonNode shown = JSON.readTree(run(home, dir, DocCommands.find(guide, "policy show")
                     .substitute(files, parts)));
@@ -242,12 +248,13 @@ class OperatorFlowIT {
         Path db = serverState.resolve("audit.db");
         Path key = serverState.resolve("keys").resolve("result-signing-cert.pem");
         String intact = run(home, dir, DocCommands.find(guide, "audit verify --db").substitute(files, parts));
-        assertTrue(intact.startsWith("OK ") && !intact.contains("NOT checked"), intact);
+        assertTrue(intact.startsWith("OK ") && !intact.contains("NOT checked"),
+                () -> "audit verify says OK and checked everything: " + intact);
         String tail = run(home, dir, DocCommands.find(guide, "audit tail").substitute(files, parts));
         assertTrue(tail.contains("APPRAISAL"), "the last records include the appraisal: " + tail);
         run(home, dir, DocCommands.find(guide, "audit export").substitute(files, parts));
         String exportOk = run(home, dir, DocCommands.find(guide, "audit verify --export").substitute(files, parts));
-        assertTrue(exportOk.startsWith("OK "), exportOk);
+        assertTrue(exportOk.startsWith("OK "), () -> "audit verify --export says OK: " + exportOk);
 
         // The attack of finding 3 on a copy: every checkpoint deleted, so a rewrite of the records would be
         // unprovable. The closed log no longer ends with its closing checkpoint: exit 1, naming the problem.
@@ -288,7 +295,8 @@ class OperatorFlowIT {
         String out = new String(verify.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
         assertTrue(verify.waitFor(60, TimeUnit.SECONDS), () -> "tpmphone audit verify finished within 60 s; "
                 + "stderr so far: " + read(log) + "; stdout: " + out);
-        assertEquals(1, verify.exitValue(), out + read(log));
-        assertTrue((out + read(log)).contains("record 2"), out + read(log));
+        assertEquals(1, verify.exitValue(), () -> "the modified row fails the verification: " + out + read(log));
+        assertTrue((out + read(log)).contains("record 2"), () -> "the verification names record 2: " + out
+                + read(log));
     }
 }

@@ -19,6 +19,10 @@ class PhoneCommandsIT {
     private static final ObjectMapper JSON = new ObjectMapper();
 
     private record Run(int exit, String out, String err) {
+        @Override
+        public String toString() {
+            return "exit code " + exit + ", stderr: " + err + ", stdout: " + out;
+        }
     }
 
     private static Run tpmphone(String... args) {
@@ -42,29 +46,31 @@ class PhoneCommandsIT {
                     "--control", alice, "--json");
             assertEquals(0, call.exit(), call.err() + call.out());
             JsonNode c = JSON.readTree(call.out());
-            assertEquals("ESTABLISHED", c.path("state").asText(), c.toString());
+            assertEquals("ESTABLISHED", c.path("state").asText(), () -> c + "; stderr: " + call.err());
             assertEquals("MEASURED", c.path("level").asText(), c.toString());
             assertEquals("bob", c.path("peerHost").asText(), c.toString());
 
             // bob's side is established when alice's ACK arrives, a moment after alice's 200
             Run atBob = Await.until("bob's `tpmphone phone` to list the call ESTABLISHED", Duration.ofSeconds(10),
                     () -> tpmphone("phone", "--control", bob), r -> r.out().contains("ESTABLISHED"));
-            assertEquals(0, atBob.exit(), atBob.err());
-            assertTrue(atBob.out().startsWith("sips:bob@bob on TLS port " + hosts.bob().childTlsPort()), atBob.out());
+            assertEquals(0, atBob.exit(), atBob::toString);
+            assertTrue(atBob.out().startsWith("sips:bob@bob on TLS port " + hosts.bob().childTlsPort()),
+                    () -> "bob's phone names its URI and TLS port " + hosts.bob().childTlsPort() + ": " + atBob.out());
             assertTrue(atBob.out().contains(c.path("callId").asText() + "  IN sips:alice@alice  ESTABLISHED")
-                    && atBob.out().contains("MEASURED alice"), atBob.out());
+                    && atBob.out().contains("MEASURED alice"), () -> "bob lists call " + c.path("callId").asText()
+                    + " IN from alice, ESTABLISHED and MEASURED: " + atBob.out());
 
             Run hangup = tpmphone("phone", "--control", alice, "--hangup", c.path("callId").asText(), "--json");
-            assertEquals(0, hangup.exit(), hangup.err());
-            assertEquals("ENDED", JSON.readTree(hangup.out()).at("/calls/0/state").asText(), hangup.out());
+            assertEquals(0, hangup.exit(), hangup::toString);
+            assertEquals("ENDED", JSON.readTree(hangup.out()).at("/calls/0/state").asText(), hangup::toString);
 
             Run refused = tpmphone("call", "sips:bob@bob", "--next", "127.0.0.1:1", "--control", alice);
-            assertEquals(1, refused.exit(), refused.out());
-            assertTrue(refused.out().contains("REFUSED"), refused.out());
+            assertEquals(1, refused.exit(), refused::toString);
+            assertTrue(refused.out().contains("REFUSED"), () -> "a call to port 1 is REFUSED: " + refused);
         }
         Run nobody = tpmphone("phone", "--control", dir.resolve("none.sock").toString());
         assertEquals(1, nobody.exit(), nobody::toString);
         assertTrue(nobody.err().contains("no softphone answers on") && nobody.err().contains("is the agent running"),
-                nobody.err());
+                () -> "no softphone answers, and the hint asks whether the agent runs: " + nobody);
     }
 }

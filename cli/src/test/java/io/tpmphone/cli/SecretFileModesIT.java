@@ -23,7 +23,9 @@ class SecretFileModesIT {
     @Test
     void adminTokenAndEnrollmentToken_areOwnerOnlyFromCreation_evenUnderUmask000(@TempDir Path dir) throws Exception {
         // An integration test fails, never skips, when its tool is missing: ./tpmphone test installs strace.
-        assertTrue(FileCreationTrace.available(), "strace is needed to see the mode files are created with");
+        assertTrue(FileCreationTrace.available(), () -> "strace is needed to see the mode files are created with; "
+                + "'strace -f true' did not succeed here (not installed, or ptrace not allowed); PATH "
+                + System.getenv("PATH"));
         int port;
         try (ServerSocket s = new ServerSocket(0)) {
             port = s.getLocalPort();
@@ -35,6 +37,8 @@ class SecretFileModesIT {
                 PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
         Path enrollmentToken = tokens.resolve("host1.token");
         List<String> jvm = List.of("-Dtpmphone.home=" + dir.resolve("home"));
+        List<FileCreationTrace.Creation> createdByServer = new java.util.ArrayList<>();
+        List<FileCreationTrace.Creation> createdByIssue = new java.util.ArrayList<>();
         try (FileCreationTrace server = FileCreationTrace.start(Files.createDirectory(dir.resolve("trace-server")),
                 Main.class.getName(), jvm, "server", "--state", state.toString(), "--listen", "127.0.0.1:" + port,
                 "--admin-token-file", adminToken.toString(), "--generate-admin-token")) {
@@ -46,20 +50,25 @@ class SecretFileModesIT {
                 issue.awaitLine("enrollment token for host1 written to");
                 assertEquals(0, issue.awaitExit(Duration.ofSeconds(60)), () -> "enrollment-token: " + issue.stderr());
                 List<FileCreationTrace.Creation> created = issue.assertOwnerOnly(tokens, p -> false);
+                createdByIssue.addAll(created);
                 assertTrue(created.stream().anyMatch(c -> c.path().getParent().equals(tokens) && !c.directory()),
                         "the trace saw no file created for --out in " + tokens + ": " + created);
             }
             server.close();
             List<FileCreationTrace.Creation> created = server.assertOwnerOnly(etc.getParent(), p -> false);
+            createdByServer.addAll(created);
             assertTrue(created.stream().anyMatch(c -> c.path().equals(adminToken)),
                     "the trace saw no creation of the admin token " + adminToken + ": " + created);
             server.assertOwnerOnly(state, p -> false);
         }
         assertEquals("rw-------", PosixFilePermissions.toString(Files.getPosixFilePermissions(adminToken)),
-                "mode of the generated admin token");
+                () -> "mode of the generated admin token; the trace saw " + createdByServer.stream()
+                        .filter(c -> c.path().equals(adminToken)).toList());
         assertEquals("rw-------", PosixFilePermissions.toString(Files.getPosixFilePermissions(enrollmentToken)),
-                "mode of the enrollment token written by --out");
+                () -> "mode of the enrollment token written by --out; the trace saw " + createdByIssue.stream()
+                        .filter(c -> c.path().equals(enrollmentToken)).toList());
         assertEquals("rwx------", PosixFilePermissions.toString(Files.getPosixFilePermissions(etc)),
-                "mode of the directory the server made for the admin token");
+                () -> "mode of the directory the server made for the admin token; the trace saw "
+                        + createdByServer.stream().filter(c -> c.path().equals(etc)).toList());
     }
 }

@@ -20,6 +20,10 @@ import org.junit.jupiter.api.io.TempDir;
 class SwtpmCommandIT {
 
     private record Run(int exit, String out, String err) {
+        @Override
+        public String toString() {
+            return "exit code " + exit + ", stderr: " + err + ", stdout: " + out;
+        }
     }
 
     private static Run tpmphone(Path home, String... args) throws Exception {
@@ -27,7 +31,8 @@ class SwtpmCommandIT {
                 "-Dtpmphone.home=" + home, "-cp", System.getProperty("java.class.path"), Main.class.getName()));
         cmd.addAll(List.of(args));
         Process p = new ProcessBuilder(cmd).start();
-        assertTrue(p.waitFor(60, TimeUnit.SECONDS), "tpmphone " + String.join(" ", args) + " finished");
+        assertTrue(p.waitFor(60, TimeUnit.SECONDS), () -> "tpmphone " + String.join(" ", args)
+                + " finished within 60 s; it is still running: " + p.info());
         return new Run(p.exitValue(), new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8),
                 new String(p.getErrorStream().readAllBytes(), StandardCharsets.UTF_8));
     }
@@ -41,7 +46,10 @@ class SwtpmCommandIT {
             JsonNode info = new ObjectMapper().readTree(start.out());
             pid = info.get("pid").asLong();
             String uri = info.get("tpmUri").asText();
-            assertTrue(ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false), "swtpm still running");
+            long started = pid;
+            assertTrue(ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false),
+                    () -> "swtpm still running after the command ended; pid " + started + " is gone; start said "
+                            + info);
             Path instance = home.resolve("swtpm").resolve("ci");
             assertEquals("swtpm:socket=" + instance.resolve("run/server.sock"), uri, "a Unix socket, not a port");
             assertFalse(info.has("port") || info.has("controlPort"), "no TCP port: " + info);
@@ -49,31 +57,38 @@ class SwtpmCommandIT {
             assertEquals("rwx------", mode(instance), "the instance directory is owner-only");
             assertEquals("rwx------", mode(instance.resolve("run")), "the socket directory is owner-only");
             assertEquals("rwx------", mode(instance.resolve("state")), "the state directory is owner-only");
-            assertEquals(instance.resolve("state.key").toString(), info.get("stateKeyFile").asText());
+            assertEquals(instance.resolve("state.key").toString(), info.get("stateKeyFile").asText(), info::toString);
             assertEquals("rw-------", mode(instance.resolve("state.key")), "the state key is owner-only");
-            assertTrue(Files.exists(Path.of(info.get("caCertificate").asText())), "CA certificate kept");
+            assertTrue(Files.exists(Path.of(info.get("caCertificate").asText())),
+                    () -> "CA certificate kept: " + info);
 
             Run infoRun = tpmphone(home, "tpm", "info", "--tpm", uri);
             assertEquals(0, infoRun.exit(), infoRun.err());
-            assertTrue(infoRun.out().contains("manufacturer: IBM"), infoRun.out());
+            assertTrue(infoRun.out().contains("manufacturer: IBM"), () -> "tpm info names the manufacturer IBM: "
+                    + infoRun);
 
             Run pcrs = tpmphone(home, "tpm", "pcrread", "--tpm", uri, "--pcrs", "sha256:16", "--json");
             assertEquals(0, pcrs.exit(), pcrs.err());
-            assertEquals("00".repeat(32), new ObjectMapper().readTree(pcrs.out()).at("/pcrs/16").asText());
+            assertEquals("00".repeat(32), new ObjectMapper().readTree(pcrs.out()).at("/pcrs/16").asText(),
+                    () -> "PCR 16 of a fresh swtpm is all zeros: " + pcrs.out());
 
             Run again = tpmphone(home, "swtpm", "start", "--name", "ci");
-            assertEquals(1, again.exit());
-            assertTrue(again.err().contains("already running"), again.err());
+            assertEquals(1, again.exit(), again::toString);
+            assertTrue(again.err().contains("already running"), () -> "a second start says ci is already running: "
+                    + again);
         } finally {
             Run stop = tpmphone(home, "swtpm", "stop", "--name", "ci", "--purge");
             assertEquals(0, stop.exit(), stop.err());
         }
         long stopped = pid;
-        assertTrue(ProcessHandle.of(stopped).map(h -> !h.isAlive()).orElse(true), "swtpm stopped");
-        assertFalse(Files.exists(home.resolve("swtpm").resolve("ci")), "--purge deletes the state");
+        assertTrue(ProcessHandle.of(stopped).map(h -> !h.isAlive()).orElse(true), () -> "swtpm stopped; pid "
+                + stopped + " is alive: " + ProcessHandle.of(stopped).map(ProcessHandle::info));
+        assertFalse(Files.exists(home.resolve("swtpm").resolve("ci")), () -> "--purge deletes the state; left: "
+                + java.util.Arrays.toString(home.resolve("swtpm").resolve("ci").toFile().list()));
         Run stopAgain = tpmphone(home, "swtpm", "stop", "--name", "ci");
-        assertNotEquals(0, stopAgain.exit());
-        assertTrue(stopAgain.err().contains("no swtpm 'ci' is running"), stopAgain.err());
+        assertNotEquals(0, stopAgain.exit(), stopAgain::toString);
+        assertTrue(stopAgain.err().contains("no swtpm 'ci' is running"), () -> "stopping again says no swtpm 'ci' "
+                + "is running: " + stopAgain);
     }
 
     private static String mode(Path path) throws java.io.IOException {
@@ -84,8 +99,9 @@ class SwtpmCommandIT {
     void badInstanceName_isAUsageErrorNotAnException(@TempDir Path home) throws Exception {
         for (String name : new String[] {"../etc", "..", "."}) {
             Run bad = tpmphone(home, "swtpm", "start", "--name", name);
-            assertEquals(2, bad.exit(), name);
-            assertTrue(bad.err().contains("--name must be"), bad.err());
+            assertEquals(2, bad.exit(), () -> "--name " + name + " is a usage error: " + bad);
+            assertTrue(bad.err().contains("--name must be"), () -> "--name " + name + " says what a name must be: "
+                    + bad);
         }
     }
 }

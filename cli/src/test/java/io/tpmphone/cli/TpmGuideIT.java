@@ -33,7 +33,8 @@ class TpmGuideIT {
     private static String exec(List<String> cmd) throws Exception {
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
         String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        assertTrue(p.waitFor(60, TimeUnit.SECONDS), String.join(" ", cmd));
+        assertTrue(p.waitFor(60, TimeUnit.SECONDS), () -> String.join(" ", cmd) + " finished within 60 s; output: "
+                + out);
         assertEquals(0, p.exitValue(), () -> String.join(" ", cmd) + " failed:\n" + out);
         return out;
     }
@@ -45,11 +46,12 @@ class TpmGuideIT {
         Path q = dir.resolve("q");
         String started = run(home, List.of(DocCommands.find(guide, "swtpm start").substitute(Map.of(), Map.of())));
         Matcher m = URI.matcher(started);
-        assertTrue(m.find(), started);
+        assertTrue(m.find(), () -> "swtpm start prints its URI: " + started);
         Map<String, String> parts = Map.of("socket=S", "socket=" + m.group(1));
         try {
             String info = run(home, List.of(DocCommands.find(guide, "tpm info").substitute(Map.of(), parts)));
-            assertTrue(info.toLowerCase(java.util.Locale.ROOT).contains("manufacturer"), info);
+            assertTrue(info.toLowerCase(java.util.Locale.ROOT).contains("manufacturer"),
+                    () -> "tpm info names the manufacturer: " + info);
             String pcrs = run(home, List.of(DocCommands.find(guide, "tpm pcrread").substitute(Map.of(), parts)));
             com.fasterxml.jackson.databind.JsonNode read = new com.fasterxml.jackson.databind.ObjectMapper()
                     .readTree(pcrs);
@@ -68,7 +70,8 @@ class TpmGuideIT {
         }
         Path instances = home.resolve("swtpm");
         try (var left = Files.exists(instances) ? Files.list(instances) : java.util.stream.Stream.<Path>empty()) {
-            assertTrue(left.findAny().isEmpty(), "--purge deleted the swtpm's state");
+            List<Path> remaining = left.toList();
+            assertTrue(remaining.isEmpty(), () -> "--purge deleted the swtpm's state; left: " + remaining);
         }
     }
 }

@@ -23,16 +23,19 @@ class TpmQuoteCommandIT {
     @ValueSource(strings = {"sha256:0,1,16", "sha256:0-9,14,16,23"})
     void tpm2Checkquote_acceptsWhatTpmQuoteWrites(String pcrs, SwtpmProcess swtpm, @TempDir Path dir)
             throws Exception {
-        assertEquals(0, Main.run("tpm", "extend", "--tpm", swtpm.tpmUri(), "--pcr", "16", "--digest",
-                "00".repeat(31) + "01"));
-        assertEquals(0, Main.run("tpm", "quote", "--tpm", swtpm.tpmUri(), "--pcrs", pcrs, "--nonce", "c0ffee01",
-                "--out", dir.toString()));
+        Run extend = tpmphone("tpm", "extend", "--tpm", swtpm.tpmUri(), "--pcr", "16", "--digest",
+                "00".repeat(31) + "01");
+        assertEquals(0, extend.exit(), extend::toString);
+        Run quote = tpmphone("tpm", "quote", "--tpm", swtpm.tpmUri(), "--pcrs", pcrs, "--nonce", "c0ffee01",
+                "--out", dir.toString());
+        assertEquals(0, quote.exit(), quote::toString);
         for (String f : List.of("quote.msg", "quote.sig", "pcrs.bin", "ak.pub.pem")) {
             assertTrue(Files.size(dir.resolve(f)) > 0, f + " is not empty; the output directory holds "
                     + java.util.Arrays.toString(dir.toFile().list()));
         }
         Tpm2Tools.Result ok = checkquote(dir, "c0ffee01");
-        assertEquals(0, ok.exitCode(), ok.stderr() + ok.stdout());
+        assertEquals(0, ok.exitCode(), () -> "tpm2_checkquote accepts the quote of " + pcrs + ": " + ok.stderr()
+                + ok.stdout());
 
         Tpm2Tools.Result wrongNonce = checkquote(dir, "c0ffee02");
         assertNotEquals(0, wrongNonce.exitCode(), "another nonce must fail: " + wrongNonce.stderr() + wrongNonce.stdout());
@@ -54,13 +57,34 @@ class TpmQuoteCommandIT {
 
     @Test
     void badArguments_exitWithUsageErrorAndSayWhatToDo(SwtpmProcess swtpm, @TempDir Path dir) {
-        assertEquals(2, Main.run("tpm", "quote", "--tpm", swtpm.tpmUri(), "--pcrs", "sha256:0", "--nonce", "xyz",
-                "--out", dir.toString()));
-        assertEquals(2, Main.run("tpm", "quote", "--tpm", "swtpm:port=nope", "--pcrs", "sha256:0", "--nonce",
-                "00", "--out", dir.toString()));
-        assertEquals(2, Main.run("tpm", "pcrread", "--tpm", swtpm.tpmUri(), "--pcrs", "sha256:99"));
-        assertEquals(1, Main.run("tpm", "info", "--tpm", "swtpm:host=127.0.0.1,port=1,timeout=500"),
-                "nothing listens on port 1: an operation failure, not a usage error");
+        Run badNonce = tpmphone("tpm", "quote", "--tpm", swtpm.tpmUri(), "--pcrs", "sha256:0", "--nonce", "xyz",
+                "--out", dir.toString());
+        assertEquals(2, badNonce.exit(), () -> "a nonce that is not hex is a usage error: " + badNonce);
+        Run badUri = tpmphone("tpm", "quote", "--tpm", "swtpm:port=nope", "--pcrs", "sha256:0", "--nonce",
+                "00", "--out", dir.toString());
+        assertEquals(2, badUri.exit(), () -> "a port that is no number is a usage error: " + badUri);
+        Run badPcr = tpmphone("tpm", "pcrread", "--tpm", swtpm.tpmUri(), "--pcrs", "sha256:99");
+        assertEquals(2, badPcr.exit(), () -> "PCR 99 is a usage error: " + badPcr);
+        Run nobody = tpmphone("tpm", "info", "--tpm", "swtpm:host=127.0.0.1,port=1,timeout=500");
+        assertEquals(1, nobody.exit(),
+                () -> "nothing listens on port 1: an operation failure, not a usage error: " + nobody);
+    }
+
+    /** What a command wrote and its exit code (the output is echoed to this JVM's console, as before). */
+    private record Run(int exit, String out, String err) {
+        @Override
+        public String toString() {
+            return "exit code " + exit + ", stderr: " + err + ", stdout: " + out;
+        }
+    }
+
+    private static Run tpmphone(String... args) {
+        java.io.StringWriter out = new java.io.StringWriter();
+        java.io.StringWriter err = new java.io.StringWriter();
+        int exit = Main.run(new java.io.PrintWriter(out, true), new java.io.PrintWriter(err, true), args);
+        System.out.print(out);
+        System.err.print(err);
+        return new Run(exit, out.toString(), err.toString());
     }
 
     private static Tpm2Tools.Result checkquote(Path dir, String nonce) {

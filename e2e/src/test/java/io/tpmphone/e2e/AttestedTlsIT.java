@@ -148,13 +148,15 @@ class AttestedTlsIT {
         PeerAttestation seenByAlice = o.clientSawServer().orElseThrow();
         PeerAttestation seenByBob = o.serverSawClient().orElseThrow();
         assertEquals(IntegrityLevel.MEASURED, seenByAlice.level(), seenByAlice.reason());
-        assertEquals(Optional.of("bob"), seenByAlice.host());
+        assertEquals(Optional.of("bob"), seenByAlice.host(), seenByAlice::display);
         assertEquals(IntegrityLevel.MEASURED, seenByBob.level(), seenByBob.reason());
-        assertEquals(Optional.of("alice"), seenByBob.host());
-        assertTrue(seenByAlice.summary().contains("release softphone-"), seenByAlice.summary());
+        assertEquals(Optional.of("alice"), seenByBob.host(), seenByBob::display);
+        assertTrue(seenByAlice.summary().contains("release softphone-"),
+                () -> "the summary names the softphone release: " + seenByAlice.summary());
         assertTrue(seenByAlice.freshness().orElseThrow().compareTo(Duration.ofMinutes(5)) <= 0,
                 () -> "evidence at most 5 minutes old: " + seenByAlice.freshness() + "; " + seenByAlice.summary());
-        assertTrue(seenByBob.display().startsWith("MEASURED alice"), seenByBob.display());
+        assertTrue(seenByBob.display().startsWith("MEASURED alice"),
+                () -> "bob's display starts with MEASURED alice: " + seenByBob.display());
     }
 
     @Test
@@ -180,12 +182,14 @@ class AttestedTlsIT {
         };
         Outcome genuine = connect(new AttestedTlsClient(crypto, config(aliceId)),
                 new AttestedTlsServer(crypto, config(relaying)));
-        assertEquals(IntegrityLevel.MEASURED, genuine.clientSawServer().orElseThrow().level());
+        assertEquals(IntegrityLevel.MEASURED, genuine.clientSawServer().orElseThrow().level(),
+                () -> genuine.clientSawServer().orElseThrow().reason());
         Outcome relayed = connect(new AttestedTlsClient(crypto, config(aliceId)),
                 new AttestedTlsServer(crypto, config(relaying)));
         PeerAttestation p = relayed.clientSawServer().orElseThrow();
-        assertEquals(IntegrityLevel.FAILED, p.level());
-        assertTrue(p.reason().startsWith("QUOTE: QUALIFYING_DATA"), p.reason());
+        assertEquals(IntegrityLevel.FAILED, p.level(), p::reason);
+        assertTrue(p.reason().startsWith("QUOTE: QUALIFYING_DATA"),
+                () -> "relayed evidence fails at the quote's qualifying data: " + p.reason());
 
         // With a floor of MEASURED the client ends that handshake itself.
         Outcome refused = connect(new AttestedTlsClient(crypto, config(aliceId)
@@ -194,9 +198,11 @@ class AttestedTlsIT {
         assertInstanceOf(org.bouncycastle.tls.TlsFatalAlert.class, refused.clientError(),
                 String.valueOf(refused.clientError()));
         assertEquals(AlertDescription.access_denied,
-                ((org.bouncycastle.tls.TlsFatalAlert) refused.clientError()).getAlertDescription());
-        assertTrue(refused.serverError() != null, "the server's handshake did not complete");
-        assertEquals(null, refused.echoed());
+                ((org.bouncycastle.tls.TlsFatalAlert) refused.clientError()).getAlertDescription(),
+                () -> "the client's alert: " + refused.clientError());
+        assertTrue(refused.serverError() != null, () -> "the server's handshake did not complete; it saw the client "
+                + refused.serverSawClient().map(PeerAttestation::display) + " and echoed " + refused.echoed());
+        assertEquals(null, refused.echoed(), () -> "nothing echoed; the client's error " + refused.clientError());
     }
 
     @Test
@@ -213,13 +219,15 @@ class AttestedTlsIT {
         Evidence forOtherKey = bobId.evidence(Binder.compute(true, clientRandom, serverRandom, aliceSpki, nonce));
         PeerAttestation p = verifier.verify(bobChain, forOtherKey, Binder.compute(true, clientRandom, serverRandom,
                 bobChain.get(0).getPublicKey().getEncoded(), nonce));
-        assertEquals(IntegrityLevel.FAILED, p.level());
-        assertTrue(p.reason().startsWith("QUOTE: QUALIFYING_DATA"), p.reason());
+        assertEquals(IntegrityLevel.FAILED, p.level(), p::reason);
+        assertTrue(p.reason().startsWith("QUOTE: QUALIFYING_DATA"),
+                () -> "a binder over another TIK fails at the quote's qualifying data: " + p.reason());
         // The same evidence with Bob's own key in the binder verifies: the TIK is what made the difference.
         Evidence own = bobId.evidence(Binder.compute(true, clientRandom, serverRandom,
                 bobChain.get(0).getPublicKey().getEncoded(), nonce));
-        assertEquals(IntegrityLevel.MEASURED, verifier.verify(bobChain, own, Binder.compute(true, clientRandom,
-                serverRandom, bobChain.get(0).getPublicKey().getEncoded(), nonce)).level());
+        PeerAttestation ownSeen = verifier.verify(bobChain, own, Binder.compute(true, clientRandom,
+                serverRandom, bobChain.get(0).getPublicKey().getEncoded(), nonce));
+        assertEquals(IntegrityLevel.MEASURED, ownSeen.level(), ownSeen::reason);
     }
 
     @Test
@@ -232,7 +240,8 @@ class AttestedTlsIT {
                 last.dataAsString() + " (edited)"));
         HostAttestation.Verdict failed = new HostAttestation(aliceTpm, client).attest(alice.status().akId(),
                 MeasurementLog.of(events));
-        assertEquals("FAILED", failed.level());
+        assertEquals("FAILED", failed.level(), () -> "the edited log fails; failedCheck " + failed.failedCheck()
+                + ", reasons " + failed.reasons());
         byte[] cr = new byte[32];
         byte[] sr = new byte[32];
         byte[] nonce = new byte[32];
@@ -245,8 +254,9 @@ class AttestedTlsIT {
                 failed.result());
         PeerAttestation p = verifier.verify(chain, e, binder);
         assertEquals(IntegrityLevel.FAILED, p.level(), p.reason());
-        assertEquals(Optional.of("alice"), p.host());
-        assertEquals("MEASURED", alice.attestNow().level(), "alice's own state is unchanged");
+        assertEquals(Optional.of("alice"), p.host(), p::display);
+        Agent.Status now = alice.attestNow();
+        assertEquals("MEASURED", now.level(), () -> "alice's own state is unchanged: " + now);
     }
 
     /** A TLS 1.3 client without the attestation extension (an ordinary SIP phone, or a stripped ClientHello). */
@@ -274,7 +284,7 @@ class AttestedTlsIT {
         Outcome reported = connect(plainClient(), new AttestedTlsServer(crypto, config(bobId)));
         assertEquals("hello", reported.echoed(), String.valueOf(reported.serverError()));
         PeerAttestation p = reported.serverSawClient().orElseThrow();
-        assertEquals(IntegrityLevel.UNATTESTED, p.level());
+        assertEquals(IntegrityLevel.UNATTESTED, p.level(), p::reason);
 
         Outcome refused = connect(plainClient(), new AttestedTlsServer(crypto, config(bobId)
                 .withHandshakeFloor(IntegrityLevel.MEASURED)));
@@ -283,14 +293,19 @@ class AttestedTlsIT {
         assertInstanceOf(org.bouncycastle.tls.TlsFatalAlert.class, refused.serverError(),
                 String.valueOf(refused.serverError()));
         assertEquals(AlertDescription.access_denied,
-                ((org.bouncycastle.tls.TlsFatalAlert) refused.serverError()).getAlertDescription());
+                ((org.bouncycastle.tls.TlsFatalAlert) refused.serverError()).getAlertDescription(),
+                () -> "the server's alert: " + refused.serverError());
         if (refused.clientError() instanceof TlsFatalAlertReceived alert) {
-            assertEquals(AlertDescription.access_denied, alert.getAlertDescription());
+            assertEquals(AlertDescription.access_denied, alert.getAlertDescription(),
+                    () -> "the alert the client received: " + AlertDescription.getText(alert.getAlertDescription()));
         } else {
-            assertInstanceOf(java.io.IOException.class, refused.clientError(), "the client's connection ended");
+            assertInstanceOf(java.io.IOException.class, refused.clientError(),
+                    () -> "the client's connection ended: " + refused.clientError());
         }
-        assertEquals(null, refused.echoed(), "no application data was served");
-        assertEquals(IntegrityLevel.UNATTESTED, refused.serverSawClient().orElseThrow().level());
+        assertEquals(null, refused.echoed(), () -> "no application data was served; the client's error "
+                + refused.clientError());
+        assertEquals(IntegrityLevel.UNATTESTED, refused.serverSawClient().orElseThrow().level(),
+                () -> refused.serverSawClient().orElseThrow().reason());
     }
 
     @Test
@@ -326,10 +341,13 @@ class AttestedTlsIT {
             assertInstanceOf(TlsFatalAlertReceived.class, o.clientError(), String.valueOf(o.clientError()));
             short alert = ((TlsFatalAlertReceived) o.clientError()).getAlertDescription();
             assertTrue(alert == AlertDescription.decode_error || alert == AlertDescription.illegal_parameter,
-                    "alert " + AlertDescription.getText(alert));
+                    () -> "a decode_error or illegal_parameter alert for " + junk.length + " junk bytes; got alert "
+                            + AlertDescription.getText(alert) + " (server: " + o.serverError() + ")");
         }
         Outcome after = connect(new AttestedTlsClient(crypto, config(aliceId)),
                 new AttestedTlsServer(crypto, config(bobId)));
-        assertEquals(IntegrityLevel.MEASURED, after.clientSawServer().orElseThrow().level());
+        assertEquals(IntegrityLevel.MEASURED, after.clientSawServer().orElseThrow().level(),
+                () -> "the server keeps serving: " + after.clientSawServer().orElseThrow().reason() + "; client error "
+                        + after.clientError() + ", server error " + after.serverError());
     }
 }

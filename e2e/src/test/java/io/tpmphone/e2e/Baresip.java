@@ -328,9 +328,19 @@ final class Baresip implements AutoCloseable {
         return read(log);
     }
 
-    /** For assertion messages: what baresip reported and logged. */
+    /**
+     * For assertion messages: what baresip reported and logged. The SDES keys in its SIP trace's SDP
+     * ({@code a=crypto:... inline:<key||salt>}) are hidden: a failure message never shows key material.
+     */
     String diagnostics() {
-        return "\n--- baresip events: " + events() + "\n--- baresip log (" + log + "):\n" + tail(read(log), 20_000);
+        return "\n--- baresip events: " + events() + "\n--- baresip log (" + log + ", SDES keys hidden):\n"
+                + tail(hideKeys(read(log)), 20_000);
+    }
+
+    /** {@code text} with every SDES {@code inline:} key parameter replaced by its length. */
+    static String hideKeys(String text) {
+        return java.util.regex.Pattern.compile("inline:([A-Za-z0-9+/=]+)").matcher(text)
+                .replaceAll(m -> "inline:<hidden, " + m.group(1).length() + " base64 characters>");
     }
 
     /**

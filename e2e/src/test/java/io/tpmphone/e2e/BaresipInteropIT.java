@@ -128,23 +128,26 @@ class BaresipInteropIT {
         Baresip.Event established = peer.await("CALL_ESTABLISHED", EVENT_TIMEOUT);
         assertEquals("outgoing", established.direction(), "baresip's event: " + established);
         Call call = alice.await(seen.firstCall(peer));
-        assertEquals(Call.State.ESTABLISHED, call.state(), call.reason() + peer.diagnostics());
+        assertEquals(Call.State.ESTABLISHED, call.state(), () -> call.reason() + peer.diagnostics());
         assertEquals(established.callId(), call.callId(), "our call " + call + ", baresip's " + established);
         assertEquals(IntegrityLevel.UNATTESTED, call.peer().orElseThrow().level(), () -> "peer of " + call + ": "
                 + call.peer().orElseThrow().display());
         assertEquals(CallPolicy.Action.ACCEPT, seen.decisions.get(0).action(), () -> "decisions: " + seen.decisions);
         assertEquals("in sip:baresip@127.0.0.1", seen.decisions.get(0).rule(), () -> "decisions: " + seen.decisions);
         assertTrue(overTls(peer.log(), alice.config().tlsPort(), "INVITE " + tlsUri(alice) + ";transport=tls"),
-                "baresip's trace shows its INVITE sent over TLS" + peer.diagnostics());
-        assertEquals("0,audio,AES_CM_128_HMAC_SHA1_80", peer.await("CALL_MENC", EVENT_TIMEOUT).param(),
-                "baresip uses SDES-SRTP with our suite");
+                () -> "baresip's trace shows its INVITE sent over TLS" + peer.diagnostics());
+        Baresip.Event menc = peer.await("CALL_MENC", EVENT_TIMEOUT);
+        assertEquals("0,audio,AES_CM_128_HMAC_SHA1_80", menc.param(),
+                () -> "baresip uses SDES-SRTP with our suite: " + menc);
 
         AudioSession audio = call.audio().orElseThrow();
         awaitAudio(audio, peer);
         assertEquals(BARESIP_TONE, Wav.dominantFrequency(audio.received().samples(), 4000), 20.0,
-                "we hear baresip's tone");
+                () -> "we hear baresip's tone; we decoded " + audio.received().samples().length + " samples, "
+                        + audio.stats());
         AudioSession.Stats s = audio.stats();
-        assertTrue(s.packetsReceived() > 50 && s.packetsSent() > 50, s.toString());
+        assertTrue(s.packetsReceived() > 50 && s.packetsSent() > 50,
+                () -> "we sent and received more than 50 RTP packets: " + s);
 
         peer.hangUp();
         Baresip.Event closed = peer.await("CALL_CLOSED", EVENT_TIMEOUT);
@@ -161,21 +164,23 @@ class BaresipInteropIT {
         SipPhone alice = alice("default MEASURED reject\nout sips:baresip@127.0.0.1 UNATTESTED accept", seen);
         Baresip peer = baresip();
         Call call = alice.await(alice.call("sips:baresip@127.0.0.1", peer.tlsAddress()));
-        assertEquals(Call.State.ESTABLISHED, call.state(), call.reason() + peer.diagnostics());
+        assertEquals(Call.State.ESTABLISHED, call.state(), () -> call.reason() + peer.diagnostics());
         assertEquals(IntegrityLevel.UNATTESTED, call.peer().orElseThrow().level(), () -> "peer of " + call + ": "
                 + call.peer().orElseThrow().display());
         assertEquals(CallPolicy.Action.ACCEPT, seen.decisions.get(0).action(), () -> "decisions: " + seen.decisions);
         Baresip.Event established = peer.await("CALL_ESTABLISHED", EVENT_TIMEOUT);
         assertEquals("incoming", established.direction(), "baresip's event: " + established);
         assertTrue(overTls(peer.log(), peer.tlsAddress().getPort(), "INVITE sips:baresip@127.0.0.1"),
-                "baresip's trace shows our INVITE received over TLS" + peer.diagnostics());
+                () -> "baresip's trace shows our INVITE received over TLS" + peer.diagnostics());
         assertEquals(call.callId(), established.callId(), "our call " + call + ", baresip's " + established);
-        assertEquals(1, call.remoteSdp().orElseThrow().cryptos().size(), "baresip answered with its SDES key");
+        assertEquals(1, call.remoteSdp().orElseThrow().cryptos().size(), () -> "baresip answered with its SDES key: "
+                + call.remoteSdp().orElseThrow().cryptos());
 
         AudioSession audio = call.audio().orElseThrow();
         awaitAudio(audio, peer);
         assertEquals(BARESIP_TONE, Wav.dominantFrequency(audio.received().samples(), 4000), 20.0,
-                "we hear baresip's tone");
+                () -> "we hear baresip's tone; we decoded " + audio.received().samples().length + " samples, "
+                        + audio.stats());
 
         alice.hangUp(call);
         Baresip.Event closed = peer.await("CALL_CLOSED", EVENT_TIMEOUT);
@@ -192,17 +197,18 @@ class BaresipInteropIT {
         Baresip peer = baresip();
         peer.dial(tlsUri(alice));
         Baresip.Event closed = peer.await("CALL_CLOSED", EVENT_TIMEOUT);
-        assertTrue(closed.param().startsWith("403"), "baresip's reason: " + closed + peer.diagnostics());
+        assertTrue(closed.param().startsWith("403"), () -> "baresip's reason: " + closed + peer.diagnostics());
         Call call = alice.await(seen.firstCall(peer));
         assertEquals(Call.State.REFUSED, call.state(), () -> call + peer.diagnostics());
         assertEquals(IntegrityLevel.UNATTESTED, call.peer().orElseThrow().level(), () -> "peer of " + call + ": "
                 + call.peer().orElseThrow().display());
         assertTrue(call.reason().startsWith("403") && call.reason().contains("peer level UNATTESTED is below the"
-                + " required MEASURED"), call.reason());
+                + " required MEASURED"), () -> "a 403 naming both levels; the call: " + call + ", " + call.display());
         // baresip's SIP trace shows the 403 it received, with our Warning.
         String log = peer.log();
         assertTrue(log.contains("SIP/2.0 403") && log.matches("(?s).*Warning: 399 alice \"peer level UNATTESTED is"
-                + " below the required MEASURED.*"), "baresip received our 403 with its Warning" + peer.diagnostics());
+                + " below the required MEASURED.*"), () -> "baresip received our 403 with its Warning"
+                + peer.diagnostics());
         assertFalse(peer.events().stream().anyMatch(e -> e.type().equals("CALL_ESTABLISHED")),
                 () -> "baresip established no call" + peer.diagnostics());
 
@@ -221,7 +227,8 @@ class BaresipInteropIT {
         Call call = alice.await(alice.call("sips:baresip@127.0.0.1", peer.tlsAddress()));
         assertEquals(Call.State.REFUSED, call.state(), () -> call + peer.diagnostics());
         assertTrue(call.reason().contains("our call policy") && call.reason().contains("peer level UNATTESTED is"
-                + " below the required MEASURED"), call.reason());
+                + " below the required MEASURED"), () -> "refused by our call policy, naming both levels; the call: "
+                + call + ", " + call.display());
         assertEquals(IntegrityLevel.UNATTESTED, call.peer().orElseThrow().level(), () -> "peer of " + call + ": "
                 + call.peer().orElseThrow().display());
         // baresip accepted the TLS connection (its handshake is what rated it) but never received a request. To show
@@ -234,17 +241,17 @@ class BaresipInteropIT {
                         + " UNATTESTED accept"), hosts.alice().keys(), new Seen(), Clock.systemUTC());
         phones.add(accepting);
         Call later = accepting.await(accepting.call("sips:baresip@127.0.0.1", peer.tlsAddress()));
-        assertEquals(Call.State.ESTABLISHED, later.state(), later.reason() + peer.diagnostics());
+        assertEquals(Call.State.ESTABLISHED, later.state(), () -> later.reason() + peer.diagnostics());
         peer.await(e -> e.type().equals("CALL_ESTABLISHED") && e.callId().equals(later.callId()),
                 "CALL_ESTABLISHED of the later call " + later.callId(), EVENT_TIMEOUT);
         assertTrue(peer.events().stream().filter(e -> e.type().startsWith("CALL_"))
                         .allMatch(e -> e.callId().equals(later.callId())),
-                "baresip saw no call but the later one (" + later.callId() + ")" + peer.diagnostics());
-        assertFalse(peer.log().contains(call.callId()), "no request of the refused call " + call.callId()
+                () -> "baresip saw no call but the later one (" + later.callId() + ")" + peer.diagnostics());
+        assertFalse(peer.log().contains(call.callId()), () -> "no request of the refused call " + call.callId()
                 + " reached baresip" + peer.diagnostics());
         assertEquals(1, Pattern.compile("TLS 127\\.0\\.0\\.1:\\d+ -> 127\\.0\\.0\\.1:" + peer.tlsAddress().getPort()
                         + "\\s+INVITE sips:baresip@127\\.0\\.0\\.1 SIP/2\\.0").matcher(peer.log()).results().count(),
-                "only the later call's INVITE reached baresip" + peer.diagnostics());
+                () -> "only the later call's INVITE reached baresip" + peer.diagnostics());
         accepting.hangUp(later);
 
         JsonNode record = auditRecord(call.callId());

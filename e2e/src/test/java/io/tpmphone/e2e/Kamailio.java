@@ -141,6 +141,14 @@ final class Kamailio implements AutoCloseable {
         }
     }
 
+    /** The last {@code lines} lines kamailio logged (for assertion messages that need only the recent ones). */
+    String logTail(int lines) {
+        List<String> all = log().lines().toList();
+        return "kamailio log (" + dir.resolve("kamailio.log") + ", last " + Math.min(lines, all.size()) + " of "
+                + all.size() + " lines):\n" + String.join("\n", all.subList(Math.max(0, all.size() - lines),
+                all.size()));
+    }
+
     @Override
     public void close() throws InterruptedException {
         List<ProcessHandle> children = process.descendants().toList();

@@ -11,6 +11,7 @@ import io.tpmphone.swtpm.testing.Await;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -46,21 +47,25 @@ class MeasuredPhoneIT {
              ControlClient bob = ControlClient.connect(hosts.bob().childControl(), Duration.ofSeconds(60))) {
             String callId = alice.call("sips:bob@bob", "127.0.0.1:" + hosts.bob().childTlsPort());
             JsonNode call = alice.await(callId, Duration.ofSeconds(20));
-            assertEquals("ESTABLISHED", call.path("state").asText(), call.toString());
+            assertEquals("ESTABLISHED", call.path("state").asText(), () -> call + "\nalice's softphone log:\n"
+                    + childLogTail("alice"));
             assertEquals("MEASURED", call.path("level").asText(), call.toString());
             assertEquals("bob", call.path("peerHost").asText(), call.toString());
             JsonNode atBob = bob.await(callId, Duration.ofSeconds(10));
-            assertEquals("ESTABLISHED", atBob.path("state").asText(), atBob.toString());
+            assertEquals("ESTABLISHED", atBob.path("state").asText(), () -> atBob + "\nbob's softphone log:\n"
+                    + childLogTail("bob"));
             assertEquals("MEASURED", atBob.path("level").asText(), atBob.toString());
             assertEquals("alice", atBob.path("peerHost").asText(), atBob.toString());
-            assertTrue(atBob.path("display").asText().contains("MEASURED alice"), atBob.toString());
+            assertTrue(atBob.path("display").asText().contains("MEASURED alice"),
+                    () -> "bob's display shows MEASURED alice: " + atBob);
 
             JsonNode aliceHears = alice.awaitAudio(callId, 2.0, Duration.ofSeconds(20));
             JsonNode bobHears = bob.awaitAudio(callId, 2.0, Duration.ofSeconds(20));
             assertEquals(440.0, aliceHears.path("dominantHz").asDouble(), 20.0, "alice hears bob: " + aliceHears
                     + "\nalice's softphone log:\n" + hosts.childLog("alice"));
-            assertEquals(1000.0, bobHears.path("dominantHz").asDouble(), 20.0, "bob hears alice: " + bobHears);
-            assertEquals(0, bobHears.path("packetsLost").asLong(), bobHears.toString());
+            assertEquals(1000.0, bobHears.path("dominantHz").asDouble(), 20.0, () -> "bob hears alice: " + bobHears
+                    + "\nbob's softphone log:\n" + childLogTail("bob"));
+            assertEquals(0, bobHears.path("packetsLost").asLong(), () -> "no loss on loopback: " + bobHears);
 
             alice.hangUp(callId);
             JsonNode ended = Await.until("bob's softphone to report call " + callId + " ENDED", Duration.ofSeconds(10),
@@ -70,17 +75,26 @@ class MeasuredPhoneIT {
         }
     }
 
+    /** The last lines of a host's measured softphone log, for assertion messages. */
+    private String childLogTail(String host) {
+        List<String> lines = hosts.childLog(host).lines().toList();
+        return "(last " + Math.min(80, lines.size()) + " of " + lines.size() + " lines)\n"
+                + String.join("\n", lines.subList(Math.max(0, lines.size() - 80), lines.size()));
+    }
+
     @Test
     void malformedControlRequests_getAClearError_andTheChannelStaysUsable() throws Exception {
         try (ControlClient alice = ControlClient.connect(hosts.alice().childControl(), Duration.ofSeconds(60))) {
             IOException notJson = assertThrows(IOException.class, () -> alice.request(
                     (com.fasterxml.jackson.databind.node.ObjectNode) new com.fasterxml.jackson.databind.ObjectMapper()
                             .readTree("{\"op\":\"call\",\"target\":\"mailto:x\",\"next\":\"127.0.0.1:1\"}")));
-            assertTrue(notJson.getMessage().contains("sip: or sips: URI"), notJson.getMessage());
+            assertTrue(notJson.getMessage().contains("sip: or sips: URI"),
+                    () -> "a mailto: target is refused as no sip: or sips: URI: " + notJson);
             IOException unknown = assertThrows(IOException.class, () -> alice.request(ControlClient.op("dance")));
-            assertTrue(unknown.getMessage().contains("unknown op"), unknown.getMessage());
+            assertTrue(unknown.getMessage().contains("unknown op"), () -> "op dance is an unknown op: " + unknown);
             IOException noCall = assertThrows(IOException.class, () -> alice.hangUp("nope"));
-            assertTrue(noCall.getMessage().contains("no call nope"), noCall.getMessage());
+            assertTrue(noCall.getMessage().contains("no call nope"), () -> "hanging up nope names no call nope: "
+                    + noCall);
             JsonNode status = alice.request(ControlClient.op("status"));
             assertEquals("sips:alice@alice", status.path("uri").asText(), () -> "the channel still answers: " + status);
         }

@@ -93,7 +93,7 @@ class ProxyCallIT {
 
     private static Registration registered(SipPhone phone, Registration.Account a, Kamailio k) throws Exception {
         Registration r = phone.register(a).firstOutcome().get(15, TimeUnit.SECONDS);
-        assertEquals(Registration.State.REGISTERED, r.state(), r.reason() + "\nkamailio:\n" + k.log());
+        assertEquals(Registration.State.REGISTERED, r.state(), () -> r.reason() + "\nkamailio:\n" + k.log());
         return r;
     }
 
@@ -102,14 +102,15 @@ class ProxyCallIT {
         SipPhone alice = phone(hosts.alice(), "alice", ALLOW_PROXY, null);
         Registration r = registered(alice, account(sha256, "alice", PASSWORDS.get("alice"), Duration.ofSeconds(4)),
                 sha256);
-        assertEquals("SHA-256", r.digestAlgorithm().orElseThrow(), "answered the SHA-256 challenge");
+        assertEquals("SHA-256", r.digestAlgorithm().orElseThrow(), () -> "answered the SHA-256 challenge: " + r);
         assertEquals(Duration.ofSeconds(4), r.granted(), r::reason);
         // refreshed at half the granted time: two refreshes within ~5 s, the binding never lapsing
         Await.until("two refreshes of alice's registration", Duration.ofSeconds(10), () -> r.refreshes() >= 2,
                 () -> "refreshes: " + r.refreshes() + ", " + r.state() + " " + r.reason());
-        assertEquals(Registration.State.REGISTERED, r.state(), r.reason());
+        assertEquals(Registration.State.REGISTERED, r.state(), () -> r.reason() + ", after " + r.refreshes()
+                + " refreshes\n" + sha256.logTail(60));
         alice.unregister(r, Duration.ofSeconds(5));
-        assertEquals(Registration.State.UNREGISTERED, r.state(), r.reason());
+        assertEquals(Registration.State.UNREGISTERED, r.state(), () -> r.reason() + "\n" + sha256.logTail(60));
         assertEquals("unregistered", r.reason(), () -> "state " + r.state());
     }
 
@@ -119,7 +120,7 @@ class ProxyCallIT {
         Registration r = registered(bob, account(md5, "bob", PASSWORDS.get("bob"), Duration.ofSeconds(60)), md5);
         assertEquals("MD5", r.digestAlgorithm().orElseThrow(), r::reason);
         bob.unregister(r, Duration.ofSeconds(5));
-        assertEquals(Registration.State.UNREGISTERED, r.state(), r.reason());
+        assertEquals(Registration.State.UNREGISTERED, r.state(), () -> r.reason() + "\n" + md5.logTail(60));
     }
 
     @Test
@@ -129,7 +130,7 @@ class ProxyCallIT {
                 .firstOutcome().get(15, TimeUnit.SECONDS);
         assertEquals(Registration.State.FAILED, r.state(), r::reason);
         assertTrue(r.reason().contains("credentials for alice in realm \"" + DOMAIN + "\" were refused"),
-                r.reason());
+                () -> "the reason says alice's credentials for " + DOMAIN + " were refused: " + r.reason());
         assertTrue(!r.reason().contains("not-the-password"), () -> "no password in the reason: " + r.reason());
         alice.unregister(r, Duration.ofSeconds(1));
     }
@@ -144,14 +145,16 @@ class ProxyCallIT {
                 sha256);
         registered(bob, account(sha256, "bob", PASSWORDS.get("bob"), Duration.ofSeconds(60)), sha256);
         Call call = alice.await(alice.call("sip:bob@" + DOMAIN, ra));
-        assertEquals(Call.State.ESTABLISHED, call.state(), call.reason() + "\nkamailio:\n" + sha256.log());
-        assertEquals(IntegrityLevel.UNATTESTED, call.peer().orElseThrow().level(), "alice's first hop: the proxy");
+        assertEquals(Call.State.ESTABLISHED, call.state(), () -> call.reason() + "\nkamailio:\n" + sha256.log());
+        assertEquals(IntegrityLevel.UNATTESTED, call.peer().orElseThrow().level(),
+                () -> "alice's first hop: the proxy; " + call.display());
         assertEquals(CallPolicy.Action.ACCEPT, call.decision().orElseThrow().action(), () -> call.display());
         assertTrue(sha256.log().contains("authenticated INVITE from alice"), () -> "alice answered the proxy's 407;"
                 + " kamailio:\n" + sha256.log());
         Call atBob = bob.await(bob.callById(call.callId()).orElseThrow());
-        assertEquals(Call.State.ESTABLISHED, atBob.state(), atBob.reason());
-        assertEquals(IntegrityLevel.UNATTESTED, atBob.peer().orElseThrow().level(), "bob's first hop: the proxy");
+        assertEquals(Call.State.ESTABLISHED, atBob.state(), () -> atBob.reason() + "\n" + sha256.logTail(60));
+        assertEquals(IntegrityLevel.UNATTESTED, atBob.peer().orElseThrow().level(),
+                () -> "bob's first hop: the proxy; " + atBob.display());
         assertEquals("sip:alice@" + DOMAIN, atBob.peerUri(), atBob::toString);
         AudioSession aliceAudio = call.audio().orElseThrow();
         AudioSession bobAudio = atBob.audio().orElseThrow();
@@ -159,8 +162,12 @@ class ProxyCallIT {
                 () -> aliceAudio.received().samples().length >= 8_000 && bobAudio.received().samples().length >= 8_000,
                 () -> "alice decoded " + aliceAudio.received().samples().length + " (" + aliceAudio.stats()
                         + "), bob " + bobAudio.received().samples().length + " (" + bobAudio.stats() + ")");
-        assertEquals(1000.0, Wav.dominantFrequency(bobAudio.received().samples(), 4000), 20.0, "bob hears alice");
-        assertEquals(440.0, Wav.dominantFrequency(aliceAudio.received().samples(), 4000), 20.0, "alice hears bob");
+        assertEquals(1000.0, Wav.dominantFrequency(bobAudio.received().samples(), 4000), 20.0,
+                () -> "bob hears alice's 1 kHz tone; he decoded " + bobAudio.received().samples().length
+                        + " samples, " + bobAudio.stats());
+        assertEquals(440.0, Wav.dominantFrequency(aliceAudio.received().samples(), 4000), 20.0,
+                () -> "alice hears bob's 440 Hz tone; she decoded " + aliceAudio.received().samples().length
+                        + " samples, " + aliceAudio.stats());
         alice.hangUp(call);
         Await.until("bob's call to end", Duration.ofSeconds(10), atBob::state, st -> st == Call.State.ENDED);
         assertEquals("the peer hung up", atBob.reason(), () -> "the BYE went through the proxy (Record-Route): " + atBob
@@ -177,7 +184,8 @@ class ProxyCallIT {
         Call call = alice.await(alice.call("sip:bob@" + DOMAIN, ra));
         assertEquals(Call.State.REFUSED, call.state(), call::toString);
         assertTrue(call.reason().startsWith("refused by our call policy: peer level UNATTESTED is below the required"
-                + " MEASURED"), call.reason());
+                + " MEASURED"), () -> "our policy refuses the UNATTESTED proxy hop; the call: " + call + ", "
+                + call.display());
         // Shown by bob moving on: a later call through the same proxy from a phone that allows it reaches bob; the
         // refused INVITE, had it left, would have been there first.
         SipPhone allowing = phone(hosts.alice(), "alice", ALLOW_PROXY, null);
@@ -202,7 +210,8 @@ class ProxyCallIT {
         Call call = alice.await(alice.call("sip:bob@" + DOMAIN, ra));
         assertEquals(Call.State.REFUSED, call.state(), () -> call + "\nkamailio:\n" + sha256.log());
         assertTrue(call.reason().startsWith("403") && call.reason().contains("peer level UNATTESTED is below the"
-                + " required MEASURED"), call.reason());
+                + " required MEASURED"), () -> "a 403 naming both levels; the call: " + call + "\n"
+                + sha256.logTail(60));
         Call atBob = bob.callById(call.callId()).orElseThrow();
         assertEquals(IntegrityLevel.UNATTESTED, atBob.peer().orElseThrow().level(), atBob::display);
     }

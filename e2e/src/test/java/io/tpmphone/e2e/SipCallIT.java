@@ -114,7 +114,8 @@ class SipCallIT {
         assertEquals("alice", atBob.peer().orElseThrow().host().orElseThrow(), () -> atBob.display());
         assertTrue(bobSaw.displays.get(0).contains("MEASURED alice") && bobSaw.displays.get(0).contains("release"),
                 "at ring time bob sees alice's level and claims: " + bobSaw.displays);
-        assertEquals(1, call.remoteSdp().orElseThrow().cryptos().size(), "bob answered with his SDES key");
+        assertEquals(1, call.remoteSdp().orElseThrow().cryptos().size(), () -> "bob answered with his SDES key: "
+                + call.remoteSdp().orElseThrow().cryptos());
         assertEquals(CallPolicy.Action.ACCEPT, aliceSaw.decisions.get(0).action(), () -> "decisions: "
                 + aliceSaw.decisions);
 
@@ -150,11 +151,14 @@ class SipCallIT {
                 () -> "alice decoded " + aliceAudio.received().samples().length + " (" + aliceAudio.stats()
                         + "), bob " + bobAudio.received().samples().length + " (" + bobAudio.stats() + ")");
         assertEquals(1000.0, Wav.dominantFrequency(bobAudio.received().samples(), 4000), 20.0,
-                "bob hears alice's 1 kHz tone");
+                () -> "bob hears alice's 1 kHz tone; he decoded " + bobAudio.received().samples().length
+                        + " samples, " + bobAudio.stats());
         assertEquals(440.0, Wav.dominantFrequency(aliceAudio.received().samples(), 4000), 20.0,
-                "alice hears bob's 440 Hz tone");
+                () -> "alice hears bob's 440 Hz tone; she decoded " + aliceAudio.received().samples().length
+                        + " samples, " + aliceAudio.stats());
         AudioSession.Stats s = bobAudio.stats();
-        assertTrue(s.packetsReceived() > 50 && s.packetsSent() > 50, s.toString());
+        assertTrue(s.packetsReceived() > 50 && s.packetsSent() > 50,
+                () -> "bob sent and received more than 50 RTP packets: " + s);
         assertEquals(0, s.packetsLost(), "no loss on loopback: " + s);
         // On the wire (tshark on loopback): RTP to bob's port is SRTP — its payload is no PCMU encoding of the tone.
         List<byte[]> payloads = capture.stopAndReadRtpPayloads(bobAudio.localPort());
@@ -164,7 +168,7 @@ class SipCallIT {
         Path wav = dir.resolve("bob-received.wav");
         bobAudio.received().writeWav(wav);
         assertEquals(1000.0, Wav.dominantFrequency(Wav.decode(java.nio.file.Files.readAllBytes(wav)), 4000), 20.0,
-                "the tone in " + wav);
+                () -> "the 1 kHz tone in " + wav + " (" + wav.toFile().length() + " bytes)");
         alice.hangUp(call);
     }
 
@@ -195,7 +199,7 @@ class SipCallIT {
         Call call = alice.await(alice.call("sips:bob@bob", at(bob)));
         assertEquals(Call.State.REFUSED, call.state(), call::toString);
         assertTrue(call.reason().startsWith("403") && call.reason().contains("peer level MEASURED is below the"
-                + " required HARDENED"), call.reason());
+                + " required HARDENED"), () -> "a 403 naming both levels; the call: " + call + ", " + call.display());
     }
 
     @Test
@@ -206,7 +210,8 @@ class SipCallIT {
         SipPhone bob = phone(hosts.bob(), "bob", "default MEASURED reject", hosts.bob().keys(), bobSaw);
         Call call = alice.await(alice.call("sips:bob@bob", at(bob)));
         assertEquals(Call.State.REFUSED, call.state(), call::toString);
-        assertTrue(call.reason().contains("our call policy") && call.reason().contains("HARDENED"), call.reason());
+        assertTrue(call.reason().contains("our call policy") && call.reason().contains("HARDENED"),
+                () -> "refused by our call policy, naming HARDENED; the call: " + call + ", " + call.display());
         // Shown by bob moving on: a later call from a phone whose policy allows it reaches bob; the refused one did not.
         SipPhone allowing = phone(hosts.alice(), "alice", "default MEASURED reject", hosts.alice().keys(), new Seen());
         Call later = allowing.await(allowing.call("sips:bob@bob", at(bob)));
@@ -242,9 +247,10 @@ class SipCallIT {
                 () -> TcpConnections.toPort(port), List::isEmpty);
         Call second = alice.await(alice.call("sips:bob@bob", new InetSocketAddress(LOOPBACK, port)));
         assertEquals(Call.State.REFUSED, second.state(), second.reason());
-        assertTrue(second.reason().contains("peer level UNATTESTED is below the required MEASURED"), second.reason());
+        assertTrue(second.reason().contains("peer level UNATTESTED is below the required MEASURED"),
+                () -> "refused for the UNATTESTED peer; the call: " + second + ", " + second.display());
         assertEquals(IntegrityLevel.UNATTESTED, second.peer().orElseThrow().level(),
-                "decided on the new connection, not on the remembered one");
+                () -> "decided on the new connection, not on the remembered one: " + second.display());
         // Shown by the impostor moving on: a later call from a phone that accepts it arrives, the refused one did not.
         SipPhone carol = phone(hosts.alice(), "alice", "default UNATTESTED reject", hosts.alice().keys(), new Seen());
         Call later = carol.await(carol.call("sips:bob@bob", new InetSocketAddress(LOOPBACK, port)));
@@ -299,7 +305,7 @@ class SipCallIT {
         Call call = impostor.await(impostor.call("sips:bob@bob", at(bob)));
         assertEquals(Call.State.REFUSED, call.state(), call::toString);
         assertTrue(call.reason().startsWith("403") && call.reason().contains("differs from the attested host alice"),
-                call.reason());
+                () -> "a 403 naming the attested host alice; the call: " + call + ", " + call.display());
     }
 
     @Test
@@ -335,6 +341,7 @@ class SipCallIT {
         assertEquals(Call.State.ESTABLISHED, once.state(), once.reason());
         Call again = alice.await(alice.call("sips:bob@bob", at(bob)));
         assertEquals(Call.State.REFUSED, again.state(), again::toString);
-        assertTrue(again.reason().startsWith("488") && again.reason().contains("seen before"), again.reason());
+        assertTrue(again.reason().startsWith("488") && again.reason().contains("seen before"),
+                () -> "a 488 for the key seen before; the call: " + again + ", " + again.display());
     }
 }

@@ -54,26 +54,33 @@ class AuditLogConcurrencyIT {
             for (Future<?> f : futures) {
                 f.get(60, TimeUnit.SECONDS);
             }
-            assertEquals(THREADS * PER_THREAD, log.size());
+            assertEquals(THREADS * PER_THREAD, log.size(), () -> THREADS + " threads × " + PER_THREAD
+                    + " appends stored; the callers were told of " + returned.size());
             TreeSet<Long> seqs = new TreeSet<>();
             returned.forEach(r -> seqs.add(r.seq()));
-            assertEquals(THREADS * PER_THREAD, seqs.size(), "every caller got its own seq");
-            assertEquals(1L, seqs.first());
-            assertEquals((long) THREADS * PER_THREAD, seqs.last());
+            assertEquals(THREADS * PER_THREAD, seqs.size(), () -> "every caller got its own seq; " + returned.size()
+                    + " appends returned " + seqs.size() + " distinct seqs from " + seqs.first() + " to "
+                    + seqs.last());
+            assertEquals(1L, seqs.first(), () -> "the seqs start at 1; " + seqs.size() + " distinct up to "
+                    + seqs.last());
+            assertEquals((long) THREADS * PER_THREAD, seqs.last(), () -> "the seqs are contiguous; " + seqs.size()
+                    + " distinct from " + seqs.first());
             // what callers were told is what is stored
             for (AuditRecord r : returned) {
                 if (r.seq() % 97 == 0) {
-                    assertEquals(r, log.records(r.seq(), 1).get(0));
+                    assertEquals(r, log.records(r.seq(), 1).get(0), () -> "record " + r.seq() + " as stored is as "
+                            + "its caller was told");
                 }
             }
             List<AuditRecord> page = log.records(1000, 2);
-            assertArrayEquals(page.get(0).hash(), page.get(1).prevHash());
+            assertArrayEquals(page.get(0).hash(), page.get(1).prevHash(), () -> "record " + page.get(1).seq()
+                    + " chains to record " + page.get(0).seq() + ": " + page);
         } finally {
             pool.shutdownNow();
         }
         VerificationReport report = AuditVerifier.verify(db, Optional.of(keys.getPublic()));
         assertTrue(report.intact(), report.summary());
-        assertEquals(THREADS * PER_THREAD, report.recordsChecked());
+        assertEquals(THREADS * PER_THREAD, report.recordsChecked(), report::summary);
         assertEquals(4, report.checkpointsChecked(), "1000, 2000, 3000 and 3200 on close: " + report.summary());
     }
 }
