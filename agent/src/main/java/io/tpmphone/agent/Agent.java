@@ -328,7 +328,7 @@ public final class Agent implements AutoCloseable {
         Optional<HostKeys.Report> report = keys.pendingReport();
         HostAttestation.Verdict v;
         try {
-            v = attestation.attest(akId, store.log(), Optional.of(keys.pcrs()),
+            v = attestation.attest(akId, store, Optional.of(keys.pcrs()),
                     report.map(HostKeys.Report::json).orElse(null));
         } catch (AttestationClientException e) {
             if (report.isEmpty() || e.status() != 400 || !String.valueOf(e.getMessage()).contains("keyEvents")) {
@@ -337,7 +337,7 @@ public final class Agent implements AutoCloseable {
             // A report the server cannot take must not stop attestation: drop it (counted) and attest without.
             keys.refused(report.get());
             report = Optional.empty();
-            v = attestation.attest(akId, store.log(), Optional.of(keys.pcrs()), null);
+            v = attestation.attest(akId, store, Optional.of(keys.pcrs()), null);
         }
         report.ifPresent(keys::reported);
         lastVerdict = v;
@@ -593,9 +593,13 @@ public final class Agent implements AutoCloseable {
 
     /** The broker's quote for the child: the measured state over the child's binder. */
     private String quoteForChild(byte[] binder) throws TpmException {
-        MeasurementLog log = store.log();
         PcrSelection selection = PcrSelection.parse("sha256:0-7," + pcr);
-        TpmQuote q = tpm.quote(HostAttestation.AK, selection, binder);
+        MeasurementLog log;
+        TpmQuote q;
+        synchronized (store) { // no measurement between the log and the quote (see HostAttestation.attest)
+            log = store.log();
+            q = tpm.quote(HostAttestation.AK, selection, binder);
+        }
         Base64.Encoder b64 = Base64.getEncoder();
         List<String> values = new ArrayList<>();
         for (byte[] v : q.pcrValues().values()) {

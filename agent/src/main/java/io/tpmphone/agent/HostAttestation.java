@@ -158,8 +158,29 @@ public final class HostAttestation {
      */
     public Verdict attest(String akId, MeasurementLog log, Optional<PcrSelection> keystorePcrs, byte[] keyEvents)
             throws TpmException, AttestationClientException {
+        return attest(akId, new Object(), () -> log, keystorePcrs, keyEvents);
+    }
+
+    /**
+     * As {@link #attest(String, MeasurementLog)} with the log of {@code store}, read together with the quote under the
+     * store's lock: a measurement that lands meanwhile (the child exiting: TERMINATED) falls either before both or
+     * after both, never between them, where it would make the log disagree with the quoted PCR (a false FAILED).
+     */
+    public Verdict attest(String akId, MeasurementLogStore store) throws TpmException, AttestationClientException {
+        return attest(akId, store, Optional.empty(), null);
+    }
+
+    /** As {@link #attest(String, MeasurementLogStore)}, with a keystore approval request and key events. */
+    public Verdict attest(String akId, MeasurementLogStore store, Optional<PcrSelection> keystorePcrs,
+                          byte[] keyEvents) throws TpmException, AttestationClientException {
+        return attest(akId, store, store::log, keystorePcrs, keyEvents);
+    }
+
+    private Verdict attest(String akId, Object logLock, java.util.function.Supplier<MeasurementLog> log,
+                           Optional<PcrSelection> keystorePcrs, byte[] keyEvents)
+            throws TpmException, AttestationClientException {
         try {
-            return attestOnce(akId, log, keystorePcrs, keyEvents, 1);
+            return attestOnce(akId, logLock, log, keystorePcrs, keyEvents, 1);
         } catch (AttestationClientException e) {
             if (!nonceRefused(e)) {
                 throw e;
@@ -167,7 +188,7 @@ public final class HostAttestation {
             // Our nonce was replaced, had expired or is unknown to the server (e.g. it restarted): a fresh one now,
             // rather than a whole interval without an appraisal. Once: a second refusal is not a race.
             LOG.info("the server refused the nonce ({}); retrying at once with a fresh one", e.getMessage());
-            return attestOnce(akId, log, keystorePcrs, keyEvents, 2);
+            return attestOnce(akId, logLock, log, keystorePcrs, keyEvents, 2);
         }
     }
 
@@ -181,15 +202,21 @@ public final class HostAttestation {
         return e.status() == 403 && e.check().map("NONCE"::equals).orElse(false);
     }
 
-    private Verdict attestOnce(String akId, MeasurementLog log, Optional<PcrSelection> keystorePcrs, byte[] keyEvents,
-                               int attempt) throws TpmException, AttestationClientException {
+    private Verdict attestOnce(String akId, Object logLock, java.util.function.Supplier<MeasurementLog> logSource,
+                               Optional<PcrSelection> keystorePcrs, byte[] keyEvents, int attempt)
+            throws TpmException, AttestationClientException {
         Grant grant = requestNonce(akId);
         byte[] nonce = grant.nonce();
         PcrSelection selection = grant.pcrSelection();
         byte[] qualifying = keyEvents == null ? nonce : HashAlgorithm.SHA256.digest(
                 "tpmphone-key-events-v1".getBytes(StandardCharsets.US_ASCII), nonce,
                 HashAlgorithm.SHA256.digest(keyEvents));
-        TpmQuote quote = tpm.quote(AK, selection, qualifying);
+        MeasurementLog log;
+        TpmQuote quote;
+        synchronized (logLock) {
+            log = logSource.get();
+            quote = tpm.quote(AK, selection, qualifying);
+        }
         Map<String, Object> request = appraisalRequest(akId, nonce, quote, log);
         keystorePcrs.ifPresent(p -> request.put("keyApprovalPcrs", p.toString()));
         if (keyEvents != null) {

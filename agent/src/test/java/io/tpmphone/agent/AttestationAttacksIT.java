@@ -87,7 +87,7 @@ class AttestationAttacksIT {
         Broker broker = Broker.start(dir.resolve("broker-" + (++launches)), binder -> "unused");
         MeasuredLauncher.Launched child = new MeasuredLauncher(store, dir.resolve("launch")).launch(spec, broker);
         try {
-            return host.attest(akId, store.log());
+            return host.attest(akId, store);
         } finally {
             child.process().getOutputStream().close();
             child.process().waitFor(10, TimeUnit.SECONDS);
