@@ -91,7 +91,8 @@ public final class SoftphoneMain {
 
                 @Override
                 public void ended(Call call) {
-                    LOG.info("call {} {}: {}", call.callId(), call.state(), call.reason());
+                    LOG.info("call {} {}: {}", io.tpmphone.attestation.UntrustedText.forTerminal(call.callId(), 200),
+                            call.state(), io.tpmphone.attestation.UntrustedText.forTerminal(call.reason()));
                 }
             };
             step = "starting SIP on " + config.address().getHostAddress() + " (TLS port " + config.tlsPort()

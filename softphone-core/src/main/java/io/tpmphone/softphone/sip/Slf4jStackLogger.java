@@ -1,5 +1,6 @@
 package io.tpmphone.softphone.sip;
 
+import io.tpmphone.attestation.UntrustedText;
 import gov.nist.core.StackLogger;
 import java.util.Properties;
 import org.slf4j.Logger;
@@ -32,33 +33,33 @@ public final class Slf4jStackLogger implements StackLogger {
 
     @Override
     public void logException(Throwable ex) {
-        LOG.warn("JAIN-SIP: {}", ex.toString());
+        LOG.warn("JAIN-SIP: {}", safe(ex.toString()));
         LOG.debug("JAIN-SIP exception", ex);
     }
 
     @Override
     public void logDebug(String message) {
-        LOG.debug(message);
+        LOG.debug("{}", safe(message));
     }
 
     @Override
     public void logDebug(String message, Exception ex) {
-        LOG.debug(message, ex);
+        LOG.debug("{}", safe(message), ex);
     }
 
     @Override
     public void logTrace(String message) {
-        LOG.trace(message);
+        LOG.trace("{}", safe(message));
     }
 
     @Override
     public void logFatalError(String message) {
-        LOG.error(message);
+        LOG.error("{}", safe(message));
     }
 
     @Override
     public void logError(String message) {
-        LOG.error(message);
+        LOG.error("{}", safe(message));
     }
 
     @Override
@@ -82,17 +83,17 @@ public final class Slf4jStackLogger implements StackLogger {
 
     @Override
     public void logError(String message, Exception ex) {
-        LOG.error(message, ex);
+        LOG.error("{}", safe(message), ex);
     }
 
     @Override
     public void logWarning(String message) {
-        LOG.warn(message);
+        LOG.warn("{}", safe(message));
     }
 
     @Override
     public void logInfo(String message) {
-        LOG.debug(message);
+        LOG.debug("{}", safe(message));
     }
 
     @Override
@@ -118,5 +119,13 @@ public final class Slf4jStackLogger implements StackLogger {
     @Override
     public String getLoggerName() {
         return LOG.getName();
+    }
+
+    /**
+     * JAIN-SIP's messages quote what peers sent (whole SIP messages at DEBUG): rendered, never obeyed, on one line
+     * each ({@link UntrustedText}).
+     */
+    private static String safe(String message) {
+        return UntrustedText.forTerminal(message, 8000);
     }
 }
