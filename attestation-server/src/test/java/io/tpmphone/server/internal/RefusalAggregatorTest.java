@@ -3,11 +3,8 @@ package io.tpmphone.server.internal;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.time.Clock;
+import io.tpmphone.swtpm.testing.ManualClock;
 import java.time.Duration;
-import java.time.Instant;
-import java.time.ZoneId;
-import java.time.ZoneOffset;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -20,27 +17,8 @@ class RefusalAggregatorTest {
         }
     }
 
-    static final class FakeClock extends Clock {
-        Instant now = Instant.parse("2025-01-31T12:00:00Z");
-
-        @Override
-        public ZoneId getZone() {
-            return ZoneOffset.UTC;
-        }
-
-        @Override
-        public Clock withZone(ZoneId zone) {
-            return this;
-        }
-
-        @Override
-        public Instant instant() {
-            return now;
-        }
-    }
-
     final List<Rec> records = new ArrayList<>();
-    final FakeClock clock = new FakeClock();
+    final ManualClock clock = new ManualClock();
 
     RefusalAggregator aggregator(int maxKeys) {
         return new RefusalAggregator((type, subject, outcome, detail) -> records.add(new Rec(type, subject, outcome,
@@ -57,12 +35,12 @@ class RefusalAggregatorTest {
         for (int i = 0; i < 2000; i++) {
             a.refuse("ADMIN_REFUSED", "203.0.113.7", "no admin credential", Map.of("request", "GET /v1/hosts"));
             if (i == 999) {
-                clock.now = clock.now.plusSeconds(30);
+                clock.advance(java.time.Duration.ofSeconds(30));
             }
         }
         assertEquals(1, records.size(), "only the first is recorded within the window: " + records);
         assertEquals("GET /v1/hosts", records.get(0).detail().get("request"));
-        clock.now = clock.now.plusSeconds(30);
+        clock.advance(java.time.Duration.ofSeconds(30));
         a.flushDue();
         assertEquals(2, records.size(), "one summary when the window ends: " + records);
         Rec summary = records.get(1);
@@ -79,7 +57,7 @@ class RefusalAggregatorTest {
     void aKeyIdleForAWindow_isForgotten_andItsNextRefusalRecordedInFull() throws Exception {
         RefusalAggregator a = aggregator(4);
         a.refuse("ADMIN_REFUSED", "198.51.100.1", "wrong admin credential", Map.of());
-        clock.now = clock.now.plusSeconds(61);
+        clock.advance(java.time.Duration.ofSeconds(61));
         a.flushDue();
         assertEquals(0, a.keys(), "an idle key is dropped");
         a.refuse("ADMIN_REFUSED", "198.51.100.1", "wrong admin credential", Map.of());
