@@ -509,9 +509,21 @@ public final class SipPhone implements AutoCloseable {
                 reInvite(event.getServerTransaction() != null ? event.getServerTransaction()
                         : provider.getNewServerTransaction(request), request, existing.get());
             } else {
-                // Not a re-INVITE of an established call: a retransmission that raced its transaction, or someone
-                // else's INVITE with this call's Call-ID. Neither may replace the call; the first one is answered.
-                LOG.debug("ignoring an INVITE for call {} in progress", UntrustedText.forTerminal(callId, 200));
+                // Not a re-INVITE of an established call, and not a retransmission (JAIN-SIP's transaction absorbs
+                // those): another transaction with this call's Call-ID, a merged request or someone else's. It may
+                // not replace the call, and it gets an answer (RFC 3261 §8.2.2.2: 482; with a To tag, no such
+                // dialog: 481), so a peer is never left waiting and its connection stays usable.
+                boolean tagged = ((ToHeader) request.getHeader(ToHeader.NAME)).getTag() != null;
+                Response r = messages.createResponse(tagged ? Response.CALL_OR_TRANSACTION_DOES_NOT_EXIST
+                        : Response.LOOP_DETECTED, request);
+                LOG.debug("answered {} to another INVITE for call {} in progress", r.getStatusCode(),
+                        UntrustedText.forTerminal(callId, 200));
+                if (event.getServerTransaction() == null && overUdp(request)) {
+                    provider.sendResponse(r);
+                } else {
+                    sendFinal(event.getServerTransaction() != null ? event.getServerTransaction()
+                            : provider.getNewServerTransaction(request), r);
+                }
             }
             return;
         }
