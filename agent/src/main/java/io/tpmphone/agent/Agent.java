@@ -657,9 +657,23 @@ public final class Agent implements AutoCloseable {
         return MeasurementLogStore.bootId(c);
     }
 
-    /** Stops watching and the child (which measures TERMINATED). Does not close the TPM client. */
+    /**
+     * Reports pending key and call events (one last attestation, if there are any), then stops watching and the
+     * child (which measures TERMINATED). Does not close the TPM client.
+     */
     @Override
     public synchronized void close() {
+        // Key releases and accepted calls ride on the next attestation; they live only in memory until then. Report
+        // them before stopping, so an agent restart (an upgrade, a relaunch) loses no audit event. Best effort: if
+        // the server cannot be reached they are lost, as the log line says.
+        if (!closed && keys != null && keys.pendingReport().isPresent()) {
+            try {
+                attestNow();
+            } catch (Exception e) {
+                LOG.warn("stopping with unreported key and call events (the server did not take them): {}",
+                        e.toString());
+            }
+        }
         closed = true;
         scheduler.shutdownNow();
         stopChild(true);

@@ -211,8 +211,12 @@ final class DemoCommand implements Callable<Integer> {
                     JsonNode records = rig[0].client().get("/v1/audit?from=1&limit=1000", TwoHostRig.ADMIN_TOKEN)
                             .get("records");
                     Map<String, Integer> byType = new java.util.TreeMap<>();
-                    records.forEach(r -> byType.merge(r.path("type").asText() + " " + r.path("outcome").asText(),
-                            1, Integer::sum));
+                    java.util.Set<String> decided = new java.util.HashSet<>();
+                    records.forEach(r -> {
+                        byType.merge(r.path("type").asText() + " " + r.path("outcome").asText(), 1, Integer::sum);
+                        decided.add(r.path("type").asText() + " " + r.path("subject").asText() + " "
+                                + r.path("outcome").asText());
+                    });
                     // As an auditor would: stop the server (it signs a final checkpoint), then check its database
                     // offline with the server's public key.
                     java.security.PublicKey key = rig[0].server().resultVerificationKey();
@@ -224,9 +228,10 @@ final class DemoCommand implements Callable<Integer> {
                             + " signed checkpoint(s), %s", report.recordsChecked(), report.checkpointsChecked(),
                             report.intact() ? "intact" : "BROKEN: " + report.firstProblem().map(Object::toString)
                                     .orElse("?")));
-                    // both sides' acceptance of the first call, and alice's refusal of the tampered bob
-                    boolean decisions = byType.getOrDefault("CALL_DECISION ACCEPT", 0) >= 2
-                            && byType.getOrDefault("CALL_DECISION REJECT", 0) >= 1;
+                    // both sides' acceptance of the first call (bob's was reported by his agent as it stopped for the
+                    // tamper), and alice's refusal of the tampered bob
+                    boolean decisions = decided.containsAll(List.of("CALL_DECISION alice ACCEPT",
+                            "CALL_DECISION bob ACCEPT", "CALL_DECISION alice REJECT"));
                     boolean refusedKey = byType.keySet().stream().anyMatch(k -> k.startsWith("KEY_RELEASE")
                             && k.endsWith("REFUSED"));
                     return report.intact() && decisions && refusedKey;
