@@ -169,8 +169,8 @@ final class DemoCommand implements Callable<Integer> {
                     // The tampered build runs: its phone answers as before, with what its TPM can prove.
                     try (ControlClient bob = ControlClient.connect(rig[0].bob().childControl(),
                             Duration.ofSeconds(60))) {
-                        facts.add("bob's tampered softphone is running: " + bob.request(ControlClient.op("status"))
-                                .path("uri").asText());
+                        facts.add("bob's tampered softphone is running: " + UntrustedText.forTerminal(bob.request(
+                                ControlClient.op("status")).path("uri").asText()));
                     }
                     return s.level().equals("FAILED");
                 });

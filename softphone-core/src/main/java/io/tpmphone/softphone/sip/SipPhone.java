@@ -273,11 +273,11 @@ public final class SipPhone implements AutoCloseable {
         p.setProperty("gov.nist.javax.sip.MAX_MESSAGE_SIZE", "65536");
         p.setProperty("gov.nist.javax.sip.READ_TIMEOUT", "10000");
         // JAIN-SIP's own state, bounded: beyond 1,000 server (client) transactions it drops new requests instead of
-        // growing; beyond 256 connections its accept loop waits for one to close instead of starting another thread.
-        // (TLS handshakes are bounded earlier and tighter by the HandshakeGuard.)
+        // growing. Not MAX_CONNECTIONS: JAIN-SIP 1.3 counts every accepted TLS socket but uncounts it only when an
+        // established connection closes, so each failed handshake would hold a slot for good and 256 of them would
+        // stop the TLS listener until a restart. TLS handshakes are bounded by the HandshakeGuard instead.
         p.setProperty("gov.nist.javax.sip.MAX_SERVER_TRANSACTIONS", "1000");
         p.setProperty("gov.nist.javax.sip.MAX_CLIENT_TRANSACTIONS", "1000");
-        p.setProperty("gov.nist.javax.sip.MAX_CONNECTIONS", "256");
         p.setProperty("gov.nist.javax.sip.TRACE_LEVEL", "0");
         p.setProperty("gov.nist.javax.sip.STACK_LOGGER", Slf4jStackLogger.class.getName());
         p.setProperty("gov.nist.javax.sip.SERVER_LOGGER", Slf4jServerLogger.class.getName());
