@@ -271,7 +271,8 @@ class OperatorFlowIT {
         Process strippedVerify = tpmphone(home, strippedLog, "audit", "verify", "--db", stripped.toString(),
                 "--public-key", key.toString()).start();
         String strippedOut = new String(strippedVerify.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        assertTrue(strippedVerify.waitFor(60, TimeUnit.SECONDS));
+        assertTrue(strippedVerify.waitFor(60, TimeUnit.SECONDS), () -> "audit verify of the stripped log ended within"
+                + " 60 s; it printed " + strippedOut + read(strippedLog));
         assertEquals(1, strippedVerify.exitValue(), "a log without its checkpoints must be refused: " + strippedOut
                 + read(strippedLog));
         assertTrue(strippedOut.contains("NOT_CLOSED at 1: records 1.."), "names the problem: " + strippedOut);

@@ -83,7 +83,7 @@ class SwtpmExtensionFailureIT {
 
         @Test
         void needsTheTpm(SwtpmProcess tpm) {
-            assertTrue(tpm.isAlive());
+            assertTrue(tpm.isAlive(), () -> "the injected swtpm runs: " + Seen.swtpm(tpm));
         }
     }
 

@@ -47,7 +47,7 @@ class SwtpmProcessIT {
     void start_dataSocketAnswersRawGetRandom_andTpm2ToolsReachIt() throws IOException {
         try (SwtpmProcess tpm = SwtpmProcess.builder().start()) {
             assertTrue(tpm.isAlive(), () -> "swtpm runs after start(): " + Seen.swtpm(tpm));
-            assertFalse(tpm.isInsecureTcp());
+            assertFalse(tpm.isInsecureTcp(), () -> "the default swtpm is on Unix sockets: " + Seen.swtpm(tpm));
             assertEquals("swtpm:socket=" + tpm.serverSocket(), tpm.tpmUri());
             assertEquals("cmd:socat - UNIX-CONNECT:" + tpm.serverSocket(), tpm.tctiString());
             assertEquals(tpm.serverSocket().getParent(), tpm.controlSocket().getParent(), "sockets side by side");
@@ -69,7 +69,7 @@ class SwtpmProcessIT {
     @Test
     void insecureTcp_dataPortAnswersRawGetRandom() throws IOException {
         try (SwtpmProcess tpm = SwtpmProcess.builder().insecureTcp(true).start()) {
-            assertTrue(tpm.isAlive());
+            assertTrue(tpm.isAlive(), () -> "the insecure-TCP swtpm runs: " + Seen.swtpm(tpm));
             assertEquals("127.0.0.1", tpm.host());
             assertEquals("swtpm:host=127.0.0.1,port=" + tpm.port(), tpm.tctiString());
             assertEquals(tpm.tctiString(), tpm.tpmUri());
