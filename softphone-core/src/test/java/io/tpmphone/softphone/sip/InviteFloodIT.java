@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.tpmphone.softphone.CallPolicy;
 import io.tpmphone.softphone.media.AudioSession;
+import io.tpmphone.swtpm.testing.Await;
 import io.tpmphone.tls.AttestedTlsConfig;
 import java.io.IOException;
 import java.lang.management.ManagementFactory;
@@ -17,7 +18,6 @@ import java.net.SocketTimeoutException;
 import java.nio.charset.StandardCharsets;
 import java.time.Clock;
 import java.time.Duration;
-import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Base64;
 import java.util.List;
@@ -285,12 +285,8 @@ class InviteFloodIT {
         return used;
     }
 
-    static void awaitTrue(BooleanSupplier condition, Duration within, java.util.function.Supplier<String> what)
-            throws InterruptedException {
-        Instant deadline = Instant.now().plus(within);
-        while (!condition.getAsBoolean() && Instant.now().isBefore(deadline)) {
-            TimeUnit.MILLISECONDS.sleep(20);
-        }
-        assertTrue(condition.getAsBoolean(), what);
+    /** The shared poll ({@link Await}): fails naming {@code what} when {@code condition} does not hold in time. */
+    static void awaitTrue(BooleanSupplier condition, Duration within, java.util.function.Supplier<String> what) {
+        Await.until("the flood's condition", within, condition::getAsBoolean, what::get);
     }
 }
