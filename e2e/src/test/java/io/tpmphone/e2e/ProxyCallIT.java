@@ -158,16 +158,7 @@ class ProxyCallIT {
         assertEquals("sip:alice@" + DOMAIN, atBob.peerUri(), atBob::toString);
         AudioSession aliceAudio = call.audio().orElseThrow();
         AudioSession bobAudio = atBob.audio().orElseThrow();
-        Await.until("each side to decode 8000 samples of the other's audio", Duration.ofSeconds(20),
-                () -> aliceAudio.received().samples().length >= 8_000 && bobAudio.received().samples().length >= 8_000,
-                () -> "alice decoded " + aliceAudio.received().samples().length + " (" + aliceAudio.stats()
-                        + "), bob " + bobAudio.received().samples().length + " (" + bobAudio.stats() + ")");
-        assertEquals(1000.0, Wav.dominantFrequency(bobAudio.received().samples(), 4000), 20.0,
-                () -> "bob hears alice's 1 kHz tone; he decoded " + bobAudio.received().samples().length
-                        + " samples, " + bobAudio.stats());
-        assertEquals(440.0, Wav.dominantFrequency(aliceAudio.received().samples(), 4000), 20.0,
-                () -> "alice hears bob's 440 Hz tone; she decoded " + aliceAudio.received().samples().length
-                        + " samples, " + aliceAudio.stats());
+        Tones.eachHearsTheOther(aliceAudio, bobAudio, 8_000);
         alice.hangUp(call);
         Await.until("bob's call to end", Duration.ofSeconds(10), atBob::state, st -> st == Call.State.ENDED);
         assertEquals("the peer hung up", atBob.reason(), () -> "the BYE went through the proxy (Record-Route): " + atBob

@@ -145,17 +145,7 @@ class SipCallIT {
         AudioSession aliceAudio = call.audio().orElseThrow();
         AudioSession bobAudio = atBob.audio().orElseThrow();
         // Each side decodes 1.5 s of the other's audio: the receive path needs ~1 s to start.
-        Await.until("each side to decode 12000 samples of the other's audio", Duration.ofSeconds(20),
-                () -> aliceAudio.received().samples().length >= 12_000
-                        && bobAudio.received().samples().length >= 12_000,
-                () -> "alice decoded " + aliceAudio.received().samples().length + " (" + aliceAudio.stats()
-                        + "), bob " + bobAudio.received().samples().length + " (" + bobAudio.stats() + ")");
-        assertEquals(1000.0, Wav.dominantFrequency(bobAudio.received().samples(), 4000), 20.0,
-                () -> "bob hears alice's 1 kHz tone; he decoded " + bobAudio.received().samples().length
-                        + " samples, " + bobAudio.stats());
-        assertEquals(440.0, Wav.dominantFrequency(aliceAudio.received().samples(), 4000), 20.0,
-                () -> "alice hears bob's 440 Hz tone; she decoded " + aliceAudio.received().samples().length
-                        + " samples, " + aliceAudio.stats());
+        Tones.eachHearsTheOther(aliceAudio, bobAudio, 12_000);
         AudioSession.Stats s = bobAudio.stats();
         assertTrue(s.packetsReceived() > 50 && s.packetsSent() > 50,
                 () -> "bob sent and received more than 50 RTP packets: " + s);
