@@ -84,6 +84,10 @@ final class AuditCommand {
         @Option(names = "--accept-v1", description = "also accept checkpoints of the old v1 format, whose deletion"
                 + " goes unnoticed (only for a log never opened by a server with checkpoint v2)")
         boolean acceptV1;
+        @Option(names = "--expect-head", paramLabel = "SEQ:HASH", description = "also require that the log still"
+                + " holds record SEQ with hash HASH: a head this command printed earlier and you kept where the"
+                + " server cannot write. Shows a log cut back to an earlier clean state, which nothing in the file can")
+        String expectHead;
         @Option(names = "--json", description = "machine-readable output")
         boolean json;
 
@@ -100,6 +104,9 @@ final class AuditCommand {
             VerifyOptions options = open ? VerifyOptions.open(java.time.Clock.systemUTC()) : VerifyOptions.closed();
             if (acceptV1) {
                 options = options.acceptV1();
+            }
+            if (expectHead != null) {
+                options = expectedHead(spec.commandLine(), options, expectHead);
             }
             VerificationReport report;
             if (source.db != null) {
@@ -153,6 +160,23 @@ final class AuditCommand {
                 return 1;
             }
             return report.signaturesChecked() ? 0 : 3;
+        }
+    }
+
+    private static VerifyOptions expectedHead(picocli.CommandLine commandLine, VerifyOptions options, String value) {
+        int colon = value.indexOf(':');
+        String seqText = colon < 0 ? "" : value.substring(0, colon);
+        String hashText = colon < 0 ? "" : value.substring(colon + 1);
+        long seq;
+        byte[] hash;
+        try {
+            seq = Long.parseLong(seqText);
+            hash = java.util.HexFormat.of().parseHex(hashText);
+            return options.expectHead(seq, hash);
+        } catch (IllegalArgumentException e) {
+            throw new picocli.CommandLine.ParameterException(commandLine, "--expect-head must be SEQ:HASH as `audit "
+                    + "verify` prints the head (\"head 4039 694b…\": 4039:694b…, 64 hex digits), got "
+                    + UntrustedText.forTerminal(value, 100));
         }
     }
 

@@ -193,6 +193,40 @@ class MainTest {
     // ------------------------------------------------------------------------------------------------ failures
 
     @Test
+    void auditVerify_expectHead_refusesALogThatNoLongerHoldsTheKeptHead(@TempDir Path dir) throws Exception {
+        java.security.KeyPairGenerator generator = java.security.KeyPairGenerator.getInstance("EC");
+        generator.initialize(new java.security.spec.ECGenParameterSpec("secp256r1"));
+        java.security.KeyPair keys = generator.generateKeyPair();
+        Path db = dir.resolve("audit.db");
+        Path pem = dir.resolve("audit-key.pem");
+        Files.writeString(pem, io.tpmphone.server.audit.AuditVerifier.publicKeyPem(keys.getPublic()));
+        try (io.tpmphone.server.audit.AuditLog log = io.tpmphone.server.audit.AuditLog.open(db,
+                io.tpmphone.server.audit.AuditSigner.ecdsa(keys), io.tpmphone.server.audit.AuditLog.Options.defaults())) {
+            for (int i = 0; i < 3; i++) {
+                log.append(new io.tpmphone.server.audit.AuditEntry(io.tpmphone.server.audit.AuditEventType.ADMIN,
+                        "admin", "ACCEPTED", "{\"i\":" + i + "}"));
+            }
+        }
+        Run first = run("audit", "verify", "--db", db.toString(), "--public-key", pem.toString());
+        assertEquals(0, first.exit(), first.out() + first.err());
+        java.util.regex.Matcher head = java.util.regex.Pattern.compile("head (\\d+) ([0-9a-f]{64})").matcher(first.out());
+        assertTrue(head.find(), "verify prints the head to keep: " + first.out());
+        String kept = head.group(1) + ":" + head.group(2);
+        Run same = run("audit", "verify", "--db", db.toString(), "--public-key", pem.toString(), "--expect-head", kept);
+        assertEquals(0, same.exit(), "the log still holds " + kept + ": " + same.out() + same.err());
+        String other = "2:" + head.group(2);
+        Run moved = run("audit", "verify", "--db", db.toString(), "--public-key", pem.toString(), "--expect-head",
+                other);
+        assertEquals(1, moved.exit(), moved.out() + moved.err());
+        assertTrue(moved.out().contains("ANCHOR_MISMATCH at 2"), moved.out());
+        Run bad = run("audit", "verify", "--db", db.toString(), "--public-key", pem.toString(), "--expect-head",
+                "3:\u001b[32mzz");
+        assertEquals(2, bad.exit(), bad.out() + bad.err());
+        assertTrue(bad.err().contains("--expect-head must be SEQ:HASH"), bad.err());
+        assertFalse(bad.err().contains("\u001b[32m"), "the bad value is shown escaped: " + bad.err());
+    }
+
+    @Test
     void missingFile_namesTheOptionThatGaveIt(@TempDir Path dir) {
         Path missing = dir.resolve("audit.json");
         Run r = run("audit", "verify", "--export", missing.toString(), "--unsigned");

@@ -12,6 +12,7 @@ import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
+import java.util.Optional;
 import org.flywaydb.core.Flyway;
 import org.flywaydb.core.api.FlywayException;
 import org.flywaydb.core.api.output.MigrateResult;
@@ -185,6 +186,32 @@ final class AuditDatabase {
             }
         }
         return checkpoints;
+    }
+
+    /** Whether the database has the signed-head table (schema 3 and later). */
+    static boolean hasHeadTable(Connection connection) throws SQLException {
+        try (Statement statement = connection.createStatement();
+                ResultSet rows = statement.executeQuery(
+                        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit_head'")) {
+            return rows.next();
+        }
+    }
+
+    /** The signed head, if the schema has one and it was written. */
+    static Optional<AuditHead> head(Connection connection) throws SQLException {
+        if (!hasHeadTable(connection)) {
+            return Optional.empty();
+        }
+        try (Statement statement = connection.createStatement();
+                ResultSet rows = statement.executeQuery("SELECT seq, hash, ts_millis, checkpoints, checkpoint_digest,"
+                        + " refresh_millis, key_id, signature FROM audit_head WHERE id = 1")) {
+            if (!rows.next()) {
+                return Optional.empty();
+            }
+            return Optional.of(new AuditHead(rows.getLong(1), nonNull(rows.getBytes(2)),
+                    Instant.ofEpochMilli(rows.getLong(3)), rows.getLong(4), nonNull(rows.getBytes(5)),
+                    rows.getLong(6), rows.getString(7), nonNull(rows.getBytes(8))));
+        }
     }
 
     private static boolean hasColumn(Connection connection, String table, String column) throws SQLException {

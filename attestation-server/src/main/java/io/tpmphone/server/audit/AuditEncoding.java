@@ -20,6 +20,8 @@ final class AuditEncoding {
     static final String CHECKPOINT_TAG = "tpmphone.audit.checkpoint.v1";
     /** The checkpoint encoding written since v2: chained, with the interval, age bound and a closed flag. */
     static final String CHECKPOINT_V2_TAG = "tpmphone.audit.checkpoint.v2";
+    /** The signed head: re-signed by a running writer at least every refresh interval (docs/audit.md). */
+    static final String HEAD_TAG = "tpmphone.audit.head.v1";
     private static final HexFormat HEX = HexFormat.of();
 
     private AuditEncoding() {
@@ -76,6 +78,23 @@ final class AuditEncoding {
         out.writeBytes(ByteBuffer.allocate(8 + 4 + 8 + 1).putLong(timestampMillis).putInt(every)
                 .putLong(maxUnsignedMillis).put((byte) (closed ? 1 : 0)).array());
         lengthPrefixed(out, prevDigest);
+        return out.toByteArray();
+    }
+
+    /**
+     * {@code lp(head tag) || u64(seq) || lp(hash) || i64(timestampMillis) || u64(checkpoints) ||
+     * lp(checkpointDigest) || u64(refreshMillis)}: what the signed head covers. {@code checkpointDigest} is the
+     * SHA-256 of the last checkpoint's signed data (32 zero bytes if there is none), {@code checkpoints} their count.
+     */
+    static byte[] headSignedData(long seq, byte[] hash, long timestampMillis, long checkpoints,
+            byte[] checkpointDigest, long refreshMillis) {
+        ByteArrayOutputStream out = new ByteArrayOutputStream(160);
+        lengthPrefixed(out, HEAD_TAG.getBytes(StandardCharsets.US_ASCII));
+        out.writeBytes(ByteBuffer.allocate(8).putLong(seq).array());
+        lengthPrefixed(out, hash);
+        out.writeBytes(ByteBuffer.allocate(16).putLong(timestampMillis).putLong(checkpoints).array());
+        lengthPrefixed(out, checkpointDigest);
+        out.writeBytes(ByteBuffer.allocate(8).putLong(refreshMillis).array());
         return out.toByteArray();
     }
 

@@ -14,6 +14,7 @@ import java.time.ZoneOffset;
 import java.time.format.DateTimeFormatter;
 import java.util.Base64;
 import java.util.List;
+import java.util.Optional;
 
 /**
  * Writes the JSON export of an audit database (format in {@code docs/audit.md}): checkpoints first, then records,
@@ -23,8 +24,11 @@ import java.util.List;
  */
 final class AuditExport {
     static final String FORMAT = "tpmphone-audit-export";
-    /** 2 since checkpoint encoding v2: checkpoints carry "version" and, for v2, the chained fields. */
-    static final int VERSION = 2;
+    /**
+     * 2 since checkpoint encoding v2: checkpoints carry "version" and, for v2, the chained fields; 3 since the signed
+     * head: a "head" object before the records.
+     */
+    static final int VERSION = 3;
     static final DateTimeFormatter TIMESTAMP = DateTimeFormatter.ofPattern("uuuu-MM-dd'T'HH:mm:ss.SSS'Z'")
             .withZone(ZoneOffset.UTC);
 
@@ -60,6 +64,20 @@ final class AuditExport {
             json.writeStringField("checkpointEncoding", AuditEncoding.CHECKPOINT_V2_TAG);
             json.writeStringField("signatureAlgorithm", AuditVerifier.SIGNATURE_ALGORITHM);
             json.writeNumberField("recordCount", lastSeq);
+            Optional<AuditHead> head = AuditDatabase.head(connection);
+            if (head.isPresent()) {
+                AuditHead h = head.get();
+                json.writeObjectFieldStart("head");
+                json.writeNumberField("seq", h.seq());
+                json.writeStringField("hash", h.hashHex());
+                json.writeStringField("timestamp", timestamp(h.timestamp().toEpochMilli()));
+                json.writeNumberField("checkpoints", h.checkpoints());
+                json.writeStringField("checkpointDigest", AuditEncoding.hex(h.checkpointDigest()));
+                json.writeNumberField("refreshMillis", h.refreshMillis());
+                json.writeStringField("keyId", h.keyId());
+                json.writeStringField("signature", Base64.getEncoder().encodeToString(h.signature()));
+                json.writeEndObject();
+            }
             List<AuditCheckpoint> checkpoints = AuditDatabase.checkpoints(connection);
             json.writeArrayFieldStart("checkpoints");
             for (AuditCheckpoint checkpoint : checkpoints) {

@@ -62,6 +62,11 @@ public final class AuditLog implements AutoCloseable {
             + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
     private static final String INSERT_CHECKPOINT = "INSERT INTO audit_checkpoint ("
             + AuditDatabase.CHECKPOINT_COLUMNS + ") VALUES (?, ?, ?, ?, ?, ?, 2, ?, ?, ?, ?)";
+    private static final String UPSERT_HEAD = "INSERT INTO audit_head (id, seq, hash, ts_millis, checkpoints, "
+            + "checkpoint_digest, refresh_millis, key_id, signature) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?) "
+            + "ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, ts_millis = excluded.ts_millis,"
+            + " checkpoints = excluded.checkpoints, checkpoint_digest = excluded.checkpoint_digest, "
+            + "refresh_millis = excluded.refresh_millis, key_id = excluded.key_id, signature = excluded.signature";
 
     private final Path file;
     private final AuditSigner signer;
@@ -71,6 +76,7 @@ public final class AuditLog implements AutoCloseable {
     private final Connection connection;
     private final PreparedStatement insertRecord;
     private final PreparedStatement insertCheckpoint;
+    private final PreparedStatement upsertHead;
     private final AuditReader reader;
     private final BlockingQueue<Pending> queue;
     private final ReentrantReadWriteLock gate = new ReentrantReadWriteLock();
@@ -91,6 +97,8 @@ public final class AuditLog implements AutoCloseable {
     private boolean lastCheckpointV2;
     /** The seq at which the interval requires the next checkpoint. */
     private long nextCheckpointSeq;
+    /** When the head was last signed (committed), or -1: the writer re-signs it every {@code headRefresh}. */
+    private long headSignedMillis = -1;
     /** Timestamp of record lastCheckpointSeq + 1 if it exists (the oldest unsigned record), else -1. */
     private long firstUnsignedMillis;
 
@@ -105,10 +113,12 @@ public final class AuditLog implements AutoCloseable {
         this.reader = reader;
         this.insertRecord = connection.prepareStatement(INSERT_RECORD);
         this.insertCheckpoint = connection.prepareStatement(INSERT_CHECKPOINT);
+        this.upsertHead = connection.prepareStatement(UPSERT_HEAD);
         this.queue = new ArrayBlockingQueue<>(options.queueCapacity());
         this.headSeq = head.seq;
         this.headHash = head.hash;
         this.headMillis = head.millis;
+        this.headSignedMillis = head.signedHead == null ? -1 : head.signedHead.timestamp().toEpochMilli();
         this.lastCheckpointSeq = head.lastCheckpointSeq;
         this.checkpointCount = head.checkpointCount;
         this.lastCheckpointDigest = head.lastCheckpoint == null ? AuditEncoding.zeroHash()
@@ -177,6 +187,10 @@ public final class AuditLog implements AutoCloseable {
                 // Sign what a crash or an older version left unsigned (or signed only in v1) before appending:
                 // from here on, every record is covered by the v2 chain.
                 log.openCheckpoint();
+            } else {
+                // A fresh signed head on every open: a verifier of the running log needs one younger than the
+                // refresh interval, and a restart is when an older copy of the file would be brought back.
+                log.openHead();
             }
             log.writer.start();
             LOG.info("audit log {} open: {} records, last checkpoint at {}, signer key id {}", file, head.seq,
@@ -324,6 +338,7 @@ public final class AuditLog implements AutoCloseable {
                         break;
                     }
                     signIfAged();
+                    refreshHeadIfDue();
                     continue;
                 }
                 batch.add(first);
@@ -349,6 +364,7 @@ public final class AuditLog implements AutoCloseable {
                     + "record was committed; not recorded"));
             AuditDatabase.closeQuietly(insertRecord);
             AuditDatabase.closeQuietly(insertCheckpoint);
+            AuditDatabase.closeQuietly(upsertHead);
             AuditDatabase.closeQuietly(connection);
         }
     }
@@ -399,7 +415,14 @@ public final class AuditLog implements AutoCloseable {
                 prev = hash;
             }
             insertRecord.executeBatch();
+            long signedAt = -1;
+            if (count != checkpointCount) {
+                signedAt = writeHead(seq, prev, millis, count, digest);
+            }
             connection.commit();
+            if (signedAt >= 0) {
+                headSignedMillis = signedAt;
+            }
         } catch (SQLException | GeneralSecurityException | RuntimeException e) {
             rollback();
             AuditException.Code code = e instanceof GeneralSecurityException ? AuditException.Code.SIGNING
@@ -425,6 +448,7 @@ public final class AuditLog implements AutoCloseable {
         nextCheckpointSeq = next;
         committedSeq = seq;
         signIfAged(); // before the callers return, so a quiet log's old tail is signed by the next append at latest
+        refreshHeadIfDue();
         for (int i = 0; i < live.size(); i++) {
             live.get(i).future.complete(records.get(i));
         }
@@ -457,7 +481,9 @@ public final class AuditLog implements AutoCloseable {
         long millis = Math.max(options.clock().millis(), headMillis);
         AuditCheckpoint checkpoint = addCheckpoint(checkpointCount + 1, headSeq, headHash, millis, closed,
                 lastCheckpointDigest);
+        long signedAt = writeHead(headSeq, headHash, millis, checkpointCount + 1, checkpoint.digest());
         connection.commit();
+        headSignedMillis = signedAt;
         checkpointCount++;
         lastCheckpointSeq = headSeq;
         lastCheckpointDigest = checkpoint.digest();
@@ -476,9 +502,65 @@ public final class AuditLog implements AutoCloseable {
             rollback();
             AuditDatabase.closeQuietly(insertRecord);
             AuditDatabase.closeQuietly(insertCheckpoint);
+            AuditDatabase.closeQuietly(upsertHead);
             throw new AuditException(e instanceof GeneralSecurityException ? AuditException.Code.SIGNING
                     : AuditException.Code.STORAGE, "cannot sign the head of " + file + " on open: " + e.getMessage(),
                     e);
+        }
+    }
+
+    /** On open, before the writer starts, when no checkpoint is due: signs the head alone. */
+    private void openHead() throws AuditException {
+        try {
+            long signedAt = writeHead(headSeq, headHash, headMillis, checkpointCount, lastCheckpointDigest);
+            connection.commit();
+            headSignedMillis = signedAt;
+        } catch (SQLException | GeneralSecurityException | RuntimeException e) {
+            rollback();
+            AuditDatabase.closeQuietly(insertRecord);
+            AuditDatabase.closeQuietly(insertCheckpoint);
+            AuditDatabase.closeQuietly(upsertHead);
+            throw new AuditException(e instanceof GeneralSecurityException ? AuditException.Code.SIGNING
+                    : AuditException.Code.STORAGE, "cannot sign the head of " + file + " on open: " + e.getMessage(),
+                    e);
+        }
+    }
+
+    /**
+     * Signs and stores the head (seq, hash, checkpoint count and last digest) in the current transaction; the caller
+     * commits. Returns the head's timestamp, which never goes back.
+     */
+    private long writeHead(long seq, byte[] hash, long recordMillis, long checkpoints, byte[] checkpointDigest)
+            throws SQLException, GeneralSecurityException {
+        long millis = Math.max(Math.max(options.clock().millis(), recordMillis), headSignedMillis);
+        long refresh = options.headRefresh().toMillis();
+        byte[] signature = signer.sign(AuditEncoding.headSignedData(seq, hash, millis, checkpoints, checkpointDigest,
+                refresh));
+        upsertHead.setLong(1, seq);
+        upsertHead.setBytes(2, hash);
+        upsertHead.setLong(3, millis);
+        upsertHead.setLong(4, checkpoints);
+        upsertHead.setBytes(5, checkpointDigest);
+        upsertHead.setLong(6, refresh);
+        upsertHead.setString(7, signer.keyId());
+        upsertHead.setBytes(8, signature);
+        upsertHead.executeUpdate();
+        return millis;
+    }
+
+    /** Re-signs the head once it is {@code headRefresh} old, so a running log's head is never older than that. */
+    private void refreshHeadIfDue() {
+        if (headSignedMillis >= 0
+                && options.clock().millis() - headSignedMillis < options.headRefresh().toMillis()) {
+            return;
+        }
+        try {
+            long signedAt = writeHead(headSeq, headHash, headMillis, checkpointCount, lastCheckpointDigest);
+            connection.commit();
+            headSignedMillis = signedAt;
+        } catch (SQLException | GeneralSecurityException | RuntimeException e) {
+            rollback();
+            LOG.warn("signed head of {} not refreshed (retrying): {}", file, e.toString());
         }
     }
 
@@ -547,7 +629,8 @@ public final class AuditLog implements AutoCloseable {
                 throw corrupt(file, "it has no records but a checkpoint at " + lastCheckpoint.seq()
                         + " (records were removed)");
             }
-            return new Head(0, AuditEncoding.zeroHash(), 0, 0, checkpoints.size(), lastCheckpoint, -1);
+            AuditHead signedHead = checkSignedHead(connection, file, signer, checkpoints, 0);
+            return new Head(0, AuditEncoding.zeroHash(), 0, 0, checkpoints.size(), lastCheckpoint, -1, signedHead);
         }
         byte[] lastHash = null;
         byte[] expectedPrev = null;
@@ -606,8 +689,50 @@ public final class AuditLog implements AutoCloseable {
                 }
             }
         }
+        AuditHead signedHead = checkSignedHead(connection, file, signer, checkpoints, lastSeq);
+        if (lastCheckpoint == null || !lastCheckpoint.closed() || lastCheckpoint.seq() != lastSeq) {
+            LOG.warn("audit log {} was not closed cleanly: {} records, last checkpoint {}, signed head {}", file,
+                    lastSeq, lastCheckpoint == null ? "none" : "at " + lastCheckpoint.seq(),
+                    signedHead == null ? "none" : "at " + signedHead.seq() + " signed " + signedHead.timestamp());
+        }
         return new Head(lastSeq, lastHash, lastMillis, lastCheckpointSeq, checkpoints.size(), lastCheckpoint,
-                firstUnsignedMillis);
+                firstUnsignedMillis, signedHead);
+    }
+
+    /**
+     * The stored signed head, checked against the log: a head that names records or checkpoints the log no longer
+     * has means the log was cut back (or an older copy of it put in place) while the head was left, and the writer
+     * must not sign over that.
+     */
+    private static AuditHead checkSignedHead(Connection connection, Path file, AuditSigner signer,
+            List<AuditCheckpoint> checkpoints, long lastSeq) throws SQLException, AuditException {
+        AuditHead head = AuditDatabase.head(connection).orElse(null);
+        if (head == null) {
+            return null;
+        }
+        String signed = "its signed head (signed " + head.timestamp() + ") ";
+        if (head.keyId().equals(signer.keyId()) && !signatureValid(head.signedData(), head.signature(), signer)) {
+            throw corrupt(file, signed + "has an invalid signature");
+        }
+        if (head.seq() > lastSeq || head.checkpoints() > checkpoints.size()) {
+            throw corrupt(file, signed + "covers record " + head.seq() + " and " + head.checkpoints()
+                    + " checkpoints, but the log ends at record " + lastSeq + " with " + checkpoints.size()
+                    + " checkpoints: it was cut back, or an older copy was put in place");
+        }
+        if (head.checkpoints() < checkpoints.size()) {
+            throw corrupt(file, signed + "counts " + head.checkpoints() + " checkpoints, but the log has "
+                    + checkpoints.size() + ": checkpoints were added after it");
+        }
+        byte[] expectedDigest = checkpoints.isEmpty() ? AuditEncoding.zeroHash()
+                : checkpoints.get(checkpoints.size() - 1).digest();
+        if (!Arrays.equals(expectedDigest, head.checkpointDigest())) {
+            throw corrupt(file, signed + "names another last checkpoint than the log's: checkpoints were replaced");
+        }
+        byte[] recordHash = head.seq() == 0 ? AuditEncoding.zeroHash() : recordHash(connection, head.seq());
+        if (!Arrays.equals(recordHash, head.hash())) {
+            throw corrupt(file, signed + "names another hash for record " + head.seq() + ": records were rewritten");
+        }
+        return head;
     }
 
     private static byte[] recordHash(Connection connection, long seq) throws SQLException {
@@ -620,11 +745,15 @@ public final class AuditLog implements AutoCloseable {
     }
 
     private static boolean signatureValid(AuditCheckpoint checkpoint, AuditSigner signer) {
+        return signatureValid(checkpoint.signedData(), checkpoint.signature(), signer);
+    }
+
+    private static boolean signatureValid(byte[] signedData, byte[] signature, AuditSigner signer) {
         try {
             Signature verifier = Signature.getInstance(AuditVerifier.SIGNATURE_ALGORITHM);
             verifier.initVerify(signer.publicKey());
-            verifier.update(checkpoint.signedData());
-            return verifier.verify(checkpoint.signature());
+            verifier.update(signedData);
+            return verifier.verify(signature);
         } catch (GeneralSecurityException e) {
             return false;
         }
@@ -644,7 +773,7 @@ public final class AuditLog implements AutoCloseable {
     }
 
     private record Head(long seq, byte[] hash, long millis, long lastCheckpointSeq, long checkpointCount,
-            AuditCheckpoint lastCheckpoint, long firstUnsignedMillis) {
+            AuditCheckpoint lastCheckpoint, long firstUnsignedMillis, AuditHead signedHead) {
     }
 
     /** An append waiting for the writer. The state decides, once, whether the writer or the caller owns it. */
@@ -669,7 +798,10 @@ public final class AuditLog implements AutoCloseable {
         public static final int DEFAULT_CHECKPOINT_EVERY = 1000;
         /** The documented default bound on how long a record stays unsigned; assumed likewise. */
         public static final Duration DEFAULT_MAX_UNSIGNED_AGE = Duration.ofSeconds(10);
+        /** The default for {@link #headRefresh()}. */
+        public static final Duration DEFAULT_HEAD_REFRESH = Duration.ofSeconds(60);
         private final Duration appendTimeout;
+        private final Duration headRefresh;
         private final int checkpointEvery;
         private final int maxBatch;
         private final int queueCapacity;
@@ -686,6 +818,7 @@ public final class AuditLog implements AutoCloseable {
             this.busyTimeout = b.busyTimeout;
             this.closeTimeout = b.closeTimeout;
             this.maxUnsignedAge = b.maxUnsignedAge;
+            this.headRefresh = b.headRefresh;
             this.clock = b.clock;
         }
 
@@ -744,6 +877,15 @@ public final class AuditLog implements AutoCloseable {
             return maxUnsignedAge;
         }
 
+        /**
+         * The longest the signed head ({@link AuditHead}) goes without being re-signed while the log is open, even
+         * with no records arriving. Signed into the head; {@code audit verify --open} refuses a head older than this
+         * (plus a grace period), which is what shows a log cut back to an older state.
+         */
+        public Duration headRefresh() {
+            return headRefresh;
+        }
+
         /** Source of record and checkpoint timestamps (UTC, millisecond precision) and of checkpoint ages. */
         public Clock clock() {
             return clock;
@@ -754,6 +896,7 @@ public final class AuditLog implements AutoCloseable {
             private Duration appendTimeout = Duration.ofSeconds(5);
             private int checkpointEvery = DEFAULT_CHECKPOINT_EVERY;
             private Duration maxUnsignedAge = DEFAULT_MAX_UNSIGNED_AGE;
+            private Duration headRefresh = DEFAULT_HEAD_REFRESH;
             private int maxBatch = 1024;
             private int queueCapacity = 65_536;
             private Duration busyTimeout = Duration.ofSeconds(5);
@@ -777,6 +920,14 @@ public final class AuditLog implements AutoCloseable {
                 this.maxUnsignedAge = positive("maxUnsignedAge", value);
                 if (value.toMillis() < 1) {
                     throw new IllegalArgumentException("maxUnsignedAge must be at least 1 ms, got " + value);
+                }
+                return this;
+            }
+
+            public Builder headRefresh(Duration value) {
+                this.headRefresh = positive("headRefresh", value);
+                if (value.toMillis() < 1) {
+                    throw new IllegalArgumentException("headRefresh must be at least 1 ms, got " + value);
                 }
                 return this;
             }

@@ -9,6 +9,7 @@ import java.sql.SQLException;
 import java.time.Duration;
 import java.util.List;
 import java.util.Objects;
+import java.util.Optional;
 
 /**
  * Read-only access to an audit database, for tools and for {@link AuditLog}'s own reads: never creates, migrates
@@ -87,6 +88,16 @@ public final class AuditReader implements AutoCloseable {
             return AuditDatabase.checkpoints(connection);
         } catch (SQLException e) {
             throw storage("read checkpoints", e);
+        }
+    }
+
+    /** The signed head ({@link AuditHead}), if the log has one (written by a server since schema 3). */
+    public synchronized Optional<AuditHead> head() throws AuditException {
+        checkOpen();
+        try {
+            return AuditDatabase.head(connection);
+        } catch (SQLException e) {
+            throw storage("read the signed head", e);
         }
     }
 

@@ -50,6 +50,8 @@ public final class AuditVerifier {
     private static final Set<String> RECORD_FIELDS = Set.of("seq", "timestamp", "type", "subject", "outcome",
             "detail", "prevHash", "hash");
     private static final Set<String> CHECKPOINT_FIELDS = Set.of("seq", "hash", "timestamp", "keyId", "signature");
+    private static final Set<String> HEAD_FIELDS = Set.of("seq", "hash", "timestamp", "checkpoints",
+            "checkpointDigest", "refreshMillis", "keyId", "signature");
     private static final Set<String> CHECKPOINT_V1_FIELDS = Set.of("version", "seq", "hash", "timestamp", "keyId",
             "signature");
     private static final Set<String> CHECKPOINT_V2_FIELDS = Set.of("version", "seq", "hash", "timestamp", "keyId",
@@ -84,7 +86,9 @@ public final class AuditVerifier {
             connection.setAutoCommit(false); // one snapshot: checkpoints and records
             try {
                 List<AuditCheckpoint> checkpoints = AuditDatabase.checkpoints(connection);
-                ChainChecker checker = new ChainChecker(checkpointKey, checkpoints, options);
+                boolean headRequired = AuditDatabase.hasHeadTable(connection);
+                AuditHead head = AuditDatabase.head(connection).orElse(null);
+                ChainChecker checker = new ChainChecker(checkpointKey, checkpoints, head, options);
                 try (PreparedStatement query = connection.prepareStatement("SELECT "
                         + AuditDatabase.RAW_RECORD_COLUMNS + " FROM audit_record ORDER BY seq")) {
                     query.setFetchSize(1000);
@@ -96,7 +100,7 @@ public final class AuditVerifier {
                         }
                     }
                 }
-                return checker.finish(databaseFile.toString(), checkpoints, -1);
+                return checker.finish(databaseFile.toString(), checkpoints, head, headRequired, -1);
             } finally {
                 connection.rollback();
             }
@@ -146,6 +150,7 @@ public final class AuditVerifier {
             throw malformed("audit export must be a JSON object with \"format\": \"" + AuditExport.FORMAT + "\"");
         }
         List<AuditCheckpoint> checkpoints = null;
+        AuditHead head = null;
         ChainChecker checker = null;
         String format = null;
         String checkpointEncoding = null;
@@ -188,11 +193,20 @@ public final class AuditVerifier {
                     }
                     checkpoints = readCheckpoints(parser, value);
                 }
+                case "head" -> {
+                    if (head != null) {
+                        throw malformed("audit export has two \"head\" objects");
+                    }
+                    if (checker != null) {
+                        throw malformed("audit export field \"head\" must come before \"records\"");
+                    }
+                    head = readHead(parser, value);
+                }
                 case "records" -> {
                     if (checker != null) {
                         throw malformed("audit export has two \"records\" arrays");
                     }
-                    checker = new ChainChecker(key, checkpoints, options);
+                    checker = new ChainChecker(key, checkpoints, head, options);
                     readRecords(parser, value, checker);
                 }
                 default -> throw malformed("audit export has an unknown field \"" + field + "\"");
@@ -219,7 +233,39 @@ public final class AuditVerifier {
         if (version == 1 && checkpoints.stream().anyMatch(c -> c.version() != 1)) {
             throw malformed("audit export version 1 cannot hold v2 checkpoints");
         }
-        return checker.finish("export", checkpoints, declaredCount);
+        if (version < 3 && head != null) {
+            throw malformed("audit export version " + version + " cannot hold a \"head\" (since version 3)");
+        }
+        return checker.finish("export", checkpoints, head, version >= 3, declaredCount);
+    }
+
+    private static AuditHead readHead(JsonParser parser, JsonToken token) throws IOException, AuditException {
+        String where = "audit export head";
+        if (token != JsonToken.START_OBJECT) {
+            throw malformed(where + " must be a JSON object");
+        }
+        JsonNode node = CanonicalJson.MAPPER.readTree(parser);
+        requireFields(node, HEAD_FIELDS, where);
+        byte[] signature;
+        try {
+            signature = Base64.getDecoder().decode(string(node, "signature", where));
+        } catch (IllegalArgumentException e) {
+            throw malformed(where + ": \"signature\" is not base64", e);
+        }
+        long seq = integer(node, "seq", where);
+        long checkpoints = integer(node, "checkpoints", where);
+        long refresh = integer(node, "refreshMillis", where);
+        if (seq < 0 || checkpoints < 0 || refresh < 1) {
+            throw malformed(where + ": \"seq\" and \"checkpoints\" must be >= 0, \"refreshMillis\" >= 1");
+        }
+        byte[] hash = hexField(node, "hash", where);
+        byte[] digest = hexField(node, "checkpointDigest", where);
+        if (hash.length != AuditEncoding.HASH_LENGTH || digest.length != AuditEncoding.HASH_LENGTH) {
+            throw malformed(where + ": \"hash\" and \"checkpointDigest\" must be " + AuditEncoding.HASH_LENGTH
+                    + " bytes");
+        }
+        return new AuditHead(seq, hash, instant(node, where), checkpoints, digest, refresh,
+                string(node, "keyId", where), signature);
     }
 
     private static List<AuditCheckpoint> readCheckpoints(JsonParser parser, JsonToken token)

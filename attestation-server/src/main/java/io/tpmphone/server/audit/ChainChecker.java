@@ -37,21 +37,38 @@ final class ChainChecker {
     private byte[] allHashes = new byte[0];
 
     private long expectedSeq = 1;
+    private long lastMillis = Long.MIN_VALUE;
     private byte[] lastHash = AuditEncoding.zeroHash();
     private long recordsChecked;
     private VerificationReport.Problem recordProblem;
 
-    ChainChecker(Optional<PublicKey> key, List<AuditCheckpoint> knownCheckpoints, VerifyOptions options) {
+    /**
+     * @param knownCheckpoints the checkpoints if known before the records (then only the hashes they, the signed head
+     *                         and the anchor need are kept), or null
+     * @param knownHead        the signed head if known before the records, or null
+     */
+    ChainChecker(Optional<PublicKey> key, List<AuditCheckpoint> knownCheckpoints, AuditHead knownHead,
+            VerifyOptions options) {
         this.key = key;
         this.options = options;
-        this.firstUnsignedSeq = knownCheckpoints == null ? -1
-                : knownCheckpoints.stream().mapToLong(AuditCheckpoint::seq).max().orElse(0) + 1;
+        long covered = knownCheckpoints == null ? -1
+                : knownCheckpoints.stream().mapToLong(AuditCheckpoint::seq).max().orElse(0);
+        if (knownCheckpoints != null && knownHead != null) {
+            covered = Math.max(covered, knownHead.seq());
+        }
+        this.firstUnsignedSeq = knownCheckpoints == null ? -1 : covered + 1;
         this.keyId = key.map(AuditSigner::keyIdOf).orElse(null);
         if (knownCheckpoints == null) {
             this.wanted = null;
         } else {
             this.wanted = new TreeSet<>();
             knownCheckpoints.forEach(c -> wanted.add(c.seq()));
+            if (knownHead != null) {
+                wanted.add(knownHead.seq());
+            }
+            if (options.anchorSeq() >= 0) {
+                wanted.add(options.anchorSeq());
+            }
         }
     }
 
@@ -104,6 +121,11 @@ final class ChainChecker {
                     + ": stored hash does not match its contents (timestamp, type, subject, outcome or detail was "
                     + "changed, or the hash itself)");
         }
+        if (timestampMillis < lastMillis) {
+            return problem(seq, VerificationReport.ProblemKind.TIMESTAMP_INVALID, "record " + seq + ": timestamp "
+                    + timestampMillis + " is before record " + (seq - 1) + "'s (" + lastMillis + "); the writer never"
+                    + " dates a record before the previous one, so this one or its neighbour was rewritten");
+        }
         String typeName = new String(type, StandardCharsets.UTF_8);
         if (Arrays.stream(AuditEventType.values()).noneMatch(t -> t.name().equals(typeName))) {
             return problem(seq, VerificationReport.ProblemKind.MALFORMED, "record " + seq + ": unknown type '"
@@ -111,6 +133,7 @@ final class ChainChecker {
         }
         retain(seq, hash, timestampMillis);
         lastHash = hash.clone();
+        lastMillis = timestampMillis;
         expectedSeq = seq + 1;
         recordsChecked++;
         return true;
@@ -120,9 +143,12 @@ final class ChainChecker {
      * Checks the checkpoints, in the order they were written, against the records seen and the coverage rules, and
      * returns the report.
      *
+     * @param head                the signed head, or null if the log has none
+     * @param headRequired        whether the log's format has a signed head (so a missing one was removed)
      * @param declaredRecordCount the record count an export declares, or -1
      */
-    VerificationReport finish(String source, List<AuditCheckpoint> checkpoints, long declaredRecordCount) {
+    VerificationReport finish(String source, List<AuditCheckpoint> checkpoints, AuditHead signedHead,
+            boolean headRequired, long declaredRecordCount) {
         long head = expectedSeq - 1;
         if (recordProblem == null && declaredRecordCount > head) {
             problem(head + 1, VerificationReport.ProblemKind.SEQ_GAP, (declaredRecordCount - head == 1
@@ -213,11 +239,28 @@ final class ChainChecker {
         if (found != null && found.seq() < limit) {
             problem = found;
         }
+        if (problem == null) {
+            problem = checkSignedHead(signedHead, headRequired, checkpoints,
+                    signedHead == null ? 0 : Math.min(signedHead.seq(), head));
+        }
+        if (problem == null) {
+            problem = checkAnchor();
+        }
+        if (problem == null && options.isOpen() && head > 0) {
+            // Timestamps never decrease, so the last is the latest: none may be later than now (plus grace).
+            long now = options.openClock().millis();
+            if (lastMillis > now && lastMillis - now > VerifyOptions.OPEN_GRACE.toMillis()) {
+                problem = new VerificationReport.Problem(head, VerificationReport.ProblemKind.TIMESTAMP_INVALID,
+                        "record " + head + " is dated " + (lastMillis - now) + " ms after this verifier's clock: "
+                                + "its timestamp was rewritten, or the clocks disagree");
+            }
+        }
         long unsigned = 0;
-        boolean legacyOnly = hasV1 && !sawV2;
+        // A head is written only by a server that also writes v2 checkpoints: with one, the v2 end rules apply.
+        boolean legacyOnly = hasV1 && !sawV2 && signedHead == null;
         if (problem == null && !legacyOnly) {
             long required = AuditLog.nextMultiple(previousSeq, interval);
-            long covered = last == null ? 0 : last.seq();
+            long covered = Math.max(last == null ? 0 : last.seq(), signedHead == null ? 0 : signedHead.seq());
             if (required <= head) {
                 problem = missing(required, interval, last);
             } else if (!options.isOpen()) {
@@ -227,9 +270,17 @@ final class ChainChecker {
             } else if (head > covered) {
                 unsigned = head - covered;
                 long oldest = oldestUnsignedMillis(covered + 1);
-                long age = options.openClock().millis() - oldest;
-                long bound = maxUnsignedMillis + VerifyOptions.OPEN_GRACE.toMillis();
-                if (age > bound) {
+                long now = options.openClock().millis();
+                long grace = VerifyOptions.OPEN_GRACE.toMillis();
+                // Unsigned timestamps are the attacker's to choose: compare without overflow, and refuse the future.
+                long bound = maxUnsignedMillis > Long.MAX_VALUE - grace ? Long.MAX_VALUE : maxUnsignedMillis + grace;
+                long age = oldest > now ? 0 : (now - oldest < 0 ? Long.MAX_VALUE : now - oldest);
+                if (oldest > now && oldest - now > grace) {
+                    problem = new VerificationReport.Problem(covered + 1,
+                            VerificationReport.ProblemKind.TIMESTAMP_INVALID, "record " + (covered + 1)
+                                    + " (not signed yet) is dated " + (oldest - now) + " ms after this verifier's "
+                                    + "clock: its timestamp was rewritten, or the clocks disagree");
+                } else if (age > bound) {
                     problem = new VerificationReport.Problem(covered + 1,
                             VerificationReport.ProblemKind.UNSIGNED_TAIL_TOO_OLD, "records " + (covered + 1) + ".."
                                     + head + " are not signed, and record " + (covered + 1) + " is " + age
@@ -243,6 +294,105 @@ final class ChainChecker {
         return new VerificationReport(source, recordsChecked, checked, key.isPresent(), head,
                 head == 0 ? null : AuditEncoding.hex(lastHash), problem, options.isOpen(), problem == null
                         ? unsigned : 0, legacy);
+    }
+
+    private VerificationReport.Problem checkSignedHead(AuditHead head, boolean headRequired,
+            List<AuditCheckpoint> checkpoints, long seqForProblems) {
+        long logHead = expectedSeq - 1;
+        if (head == null) {
+            if (headRequired || options.isOpen()) {
+                return new VerificationReport.Problem(logHead, VerificationReport.ProblemKind.SIGNED_HEAD_MISSING,
+                        options.isOpen() ? "the log has no signed head; a running server keeps one and re-signs it "
+                                + "at least every minute: it was removed (the log may have been cut back), or this "
+                                + "log is not being written by a current server (verify it without --open)"
+                                : "the log's format has a signed head but there is none: it was removed (the log "
+                                        + "may have been cut back or stripped of checkpoints)");
+            }
+            return null;
+        }
+        String signed = "the signed head (signed " + head.timestamp() + ", record " + head.seq() + ", "
+                + head.checkpoints() + " checkpoints) ";
+        if (head.refreshMillis() < 1 || head.seq() < 0 || head.checkpoints() < 0
+                || head.hash().length != AuditEncoding.HASH_LENGTH
+                || head.checkpointDigest().length != AuditEncoding.HASH_LENGTH) {
+            return new VerificationReport.Problem(seqForProblems, VerificationReport.ProblemKind.MALFORMED,
+                    signed + "has a malformed field");
+        }
+        if (key.isPresent()) {
+            if (!keyId.equals(head.keyId())) {
+                return new VerificationReport.Problem(seqForProblems, VerificationReport.ProblemKind.SIGNED_HEAD_INVALID,
+                        signed + "is signed by key id " + head.keyId() + ", not by the given public key (key id "
+                                + keyId + ")");
+            }
+            if (!signatureValid(head.signedData(), head.signature())) {
+                return new VerificationReport.Problem(seqForProblems, VerificationReport.ProblemKind.SIGNED_HEAD_INVALID,
+                        signed + "has an invalid signature (a field or the signature was changed)");
+            }
+        }
+        if (head.seq() > logHead) {
+            return new VerificationReport.Problem(logHead + 1, VerificationReport.ProblemKind.SIGNED_HEAD_MISMATCH,
+                    signed + "covers record " + head.seq() + ", but the log ends at record " + logHead + ": records "
+                            + "were removed from its end");
+        }
+        if (head.checkpoints() != checkpoints.size()) {
+            return new VerificationReport.Problem(seqForProblems, VerificationReport.ProblemKind.SIGNED_HEAD_MISMATCH,
+                    signed + "counts " + head.checkpoints() + " checkpoints, but the log has " + checkpoints.size()
+                            + (head.checkpoints() > checkpoints.size() ? ": checkpoints were removed (the log was cut"
+                            + " back)" : ": checkpoints were added after it"));
+        }
+        byte[] lastDigest = checkpoints.isEmpty() ? AuditEncoding.zeroHash()
+                : checkpoints.get(checkpoints.size() - 1).digest();
+        if (!Arrays.equals(lastDigest, head.checkpointDigest())) {
+            return new VerificationReport.Problem(seqForProblems, VerificationReport.ProblemKind.SIGNED_HEAD_MISMATCH,
+                    signed + "names another last checkpoint than the log's: checkpoints were replaced");
+        }
+        long lastCheckpointSeq = checkpoints.isEmpty() ? 0 : checkpoints.get(checkpoints.size() - 1).seq();
+        if (head.seq() < lastCheckpointSeq) {
+            return new VerificationReport.Problem(seqForProblems, VerificationReport.ProblemKind.SIGNED_HEAD_MISMATCH,
+                    signed + "is behind the last checkpoint (at " + lastCheckpointSeq + ")");
+        }
+        if (!Arrays.equals(head.hash(), retainedHash(head.seq()))) {
+            return new VerificationReport.Problem(seqForProblems, VerificationReport.ProblemKind.SIGNED_HEAD_MISMATCH,
+                    signed + "names another hash for record " + head.seq() + ": records up to it were rewritten");
+        }
+        if (options.isOpen()) {
+            long now = options.openClock().millis();
+            long at = head.timestamp().toEpochMilli();
+            long grace = VerifyOptions.OPEN_GRACE.toMillis();
+            long bound = head.refreshMillis() > Long.MAX_VALUE - grace ? Long.MAX_VALUE : head.refreshMillis() + grace;
+            if (at > now && at - now > grace) {
+                return new VerificationReport.Problem(seqForProblems, VerificationReport.ProblemKind.TIMESTAMP_INVALID,
+                        signed + "is dated " + (at - now) + " ms after this verifier's clock: the clocks disagree");
+            }
+            long age = at >= now ? 0 : (now - at < 0 ? Long.MAX_VALUE : now - at);
+            if (age > bound) {
+                return new VerificationReport.Problem(seqForProblems, VerificationReport.ProblemKind.SIGNED_HEAD_STALE,
+                        signed + "is " + age + " ms old; a running server re-signs it every " + head.refreshMillis()
+                                + " ms (+ " + grace + " ms grace): the log was cut back or replaced by an older "
+                                + "copy, or its server is stalled or stopped (verify a stopped server's log without "
+                                + "--open)");
+            }
+        }
+        return null;
+    }
+
+    private VerificationReport.Problem checkAnchor() {
+        long seq = options.anchorSeq();
+        if (seq < 0) {
+            return null;
+        }
+        long logHead = expectedSeq - 1;
+        if (seq > logHead) {
+            return new VerificationReport.Problem(logHead + 1, VerificationReport.ProblemKind.ANCHOR_MISMATCH,
+                    "the expected head names record " + seq + ", but the log ends at record " + logHead + ": it was "
+                            + "cut back (or another log was given)");
+        }
+        if (!Arrays.equals(options.anchorHash(), retainedHash(seq))) {
+            return new VerificationReport.Problem(seq, VerificationReport.ProblemKind.ANCHOR_MISMATCH,
+                    "record " + seq + " does not have the expected hash " + AuditEncoding.hex(options.anchorHash())
+                            + ": the log was rewritten up to it (or another log was given)");
+        }
+        return null;
     }
 
     private static VerificationReport.Problem missing(long required, int interval, AuditCheckpoint last) {
@@ -313,11 +463,15 @@ final class ChainChecker {
     }
 
     private boolean signatureValid(AuditCheckpoint checkpoint) {
+        return signatureValid(checkpoint.signedData(), checkpoint.signature());
+    }
+
+    private boolean signatureValid(byte[] signedData, byte[] signature) {
         try {
             Signature verifier = Signature.getInstance(AuditVerifier.SIGNATURE_ALGORITHM);
             verifier.initVerify(key.orElseThrow());
-            verifier.update(checkpoint.signedData());
-            return verifier.verify(checkpoint.signature());
+            verifier.update(signedData);
+            return verifier.verify(signature);
         } catch (GeneralSecurityException e) {
             // A signature that is not even DER, or a key of another algorithm: not valid.
             return false;

@@ -49,7 +49,28 @@ public final class VerificationReport {
         /** Open mode: the unsigned tail is older than the signed bound allows; the writer would have signed it. */
         UNSIGNED_TAIL_TOO_OLD,
         /** A v1 checkpoint, which cannot show that checkpoints were deleted, without {@link VerifyOptions#acceptV1}. */
-        LEGACY_CHECKPOINT
+        LEGACY_CHECKPOINT,
+        /** A record's timestamp is before the previous record's, or (open mode) later than the verifier's clock. */
+        TIMESTAMP_INVALID,
+        /**
+         * The log has no signed head ({@link AuditHead}) where one must be: in open mode always (a running writer
+         * keeps one), otherwise when the database or export format has one. It was removed.
+         */
+        SIGNED_HEAD_MISSING,
+        /** The signed head is signed by another key, or its signature does not verify. */
+        SIGNED_HEAD_INVALID,
+        /**
+         * The signed head names records or checkpoints the log does not have (or others): the log was cut back, an
+         * older copy was put in place with a newer head, or checkpoints were replaced.
+         */
+        SIGNED_HEAD_MISMATCH,
+        /**
+         * Open mode: the signed head is older than its refresh interval (plus grace): the log was cut back to an older
+         * state or replaced by an older copy, or its writer is stalled or stopped.
+         */
+        SIGNED_HEAD_STALE,
+        /** The record {@link VerifyOptions#expectHead} names is missing or has another hash: the log was cut back. */
+        ANCHOR_MISMATCH
     }
 
     /**

@@ -13,7 +13,9 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.security.KeyPair;
 import java.util.ArrayList;
 import java.util.List;
@@ -27,6 +29,10 @@ import org.junit.jupiter.api.io.TempDir;
  * The attacks of finding 3 ("audit verify accepts a rewritten history whose checkpoints were deleted"), each on a
  * database and on an export. Assertions use only the one-line summary, so this class also runs against the code
  * before checkpoint v2, where every one of them said OK.
+ *
+ * <p>Each attack is judged twice: with the signed head left in place, which names what was cut
+ * ({@code SIGNED_HEAD_MISMATCH}), and by a more thorough attacker who also drops the head with its table, so the log
+ * looks as if written before the signed head — the checkpoint rules alone must still refuse it.
  */
 class AuditCheckpointAttackTest {
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -53,6 +59,31 @@ class AuditCheckpointAttackTest {
         return AuditVerifier.verify(db, Optional.of(keys.getPublic()));
     }
 
+    /**
+     * Runs the attack on the database, and on a copy also without the signed head; asserts that the first is
+     * refused for its head and the second with {@code expectedWithoutHead}.
+     */
+    private void attackDb(String expectedWithoutHead, String... sql) throws Exception {
+        Path stripped = dir.resolve("stripped.db");
+        Files.copy(db, stripped, StandardCopyOption.REPLACE_EXISTING);
+        tamper(db, sql);
+        List<String> more = new ArrayList<>(List.of(sql));
+        more.add(AuditTestSupport.DROP_HEAD);
+        tamper(stripped, more.toArray(String[]::new));
+        assertRefusedFor(verifyDb(), expectedWithoutHead);
+        assertRefused(AuditVerifier.verify(stripped, Optional.of(keys.getPublic())), expectedWithoutHead);
+    }
+
+    /** The same for an export: with its head, and without it (as a version 2 export). */
+    private void attackExport(byte[] export, Consumer<ObjectNode> edit, String expectedWithoutHead)
+            throws Exception {
+        assertRefusedFor(verifyExport(export, edit), expectedWithoutHead);
+        assertRefused(verifyExport(export, edit.andThen(doc -> {
+            doc.remove("head");
+            doc.put("version", 2);
+        })), expectedWithoutHead);
+    }
+
     private byte[] export() throws Exception {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         try (AuditReader reader = AuditReader.open(db)) {
@@ -72,6 +103,13 @@ class AuditCheckpointAttackTest {
         assertFalse(report.intact(), "the attack went unnoticed: " + report.summary());
         assertTrue(report.summary().contains(expected), "expected the summary to name '" + expected + "', got: "
                 + report.summary());
+    }
+
+    /** Refused either by the checkpoint rule or, first, by the signed head that names what was cut. */
+    private static void assertRefusedFor(VerificationReport report, String checkpointRule) {
+        assertFalse(report.intact(), "the attack went unnoticed: " + report.summary());
+        assertTrue(report.summary().contains(checkpointRule) || report.summary().contains("SIGNED_HEAD_MISMATCH"),
+                "expected '" + checkpointRule + "' or SIGNED_HEAD_MISMATCH, got: " + report.summary());
     }
 
     /** SQL that rewrites record {@code seq}'s detail and recomputes every later hash, as the attacker did. */
@@ -105,26 +143,23 @@ class AuditCheckpointAttackTest {
         byte[] honestExport = export();
         List<String> sql = new ArrayList<>(List.of(rewriteFrom(5)));
         sql.add("DELETE FROM audit_checkpoint");
-        tamper(db, sql.toArray(String[]::new));
-        VerificationReport report = verifyDb();
-        assertRefused(report, "CHECKPOINT_MISSING at 1000");
+        attackDb("CHECKPOINT_MISSING at 1000", sql.toArray(String[]::new));
+        VerificationReport report = AuditVerifier.verify(dir.resolve("stripped.db"), Optional.of(keys.getPublic()));
         assertEquals(999, report.recordsChecked() - 3040, "every record still links: " + report.summary());
 
         // The same attack on an export: the rewritten records with no checkpoints at all.
         byte[] rewrittenExport = export();
-        assertRefused(verifyExport(rewrittenExport, doc -> { }), "CHECKPOINT_MISSING at 1000");
+        attackExport(rewrittenExport, doc -> { }, "CHECKPOINT_MISSING at 1000");
         // And the honest export with its checkpoints removed.
-        assertRefused(verifyExport(honestExport, doc -> doc.putArray("checkpoints")), "CHECKPOINT_MISSING at 1000");
+        attackExport(honestExport, doc -> doc.putArray("checkpoints"), "CHECKPOINT_MISSING at 1000");
     }
 
     @Test
     void oneMiddleCheckpointDeleted_isRefused() throws Exception {
         write(10, 25); // checkpoints 10, 20, 25 (closing)
         byte[] export = export();
-        tamper(db, withTriggersDropped("DELETE FROM audit_checkpoint WHERE seq = 20"));
-        assertRefused(verifyDb(), "CHECKPOINT_MISSING at 20");
-        assertRefused(verifyExport(export, doc -> ((ArrayNode) doc.get("checkpoints")).remove(1)),
-                "CHECKPOINT_MISSING at 20");
+        attackDb("CHECKPOINT_MISSING at 20", withTriggersDropped("DELETE FROM audit_checkpoint WHERE seq = 20"));
+        attackExport(export, doc -> ((ArrayNode) doc.get("checkpoints")).remove(1), "CHECKPOINT_MISSING at 20");
     }
 
     @Test
@@ -136,55 +171,48 @@ class AuditCheckpointAttackTest {
         }
         byte[] export = export();
         // The closing checkpoint at 25 is on no interval: only the chain shows it is gone.
-        tamper(db, withTriggersDropped("DELETE FROM audit_checkpoint WHERE seq = 25"));
-        assertRefused(verifyDb(), "CHECKPOINT_CHAIN_BROKEN at 27");
-        assertRefused(verifyExport(export, doc -> ((ArrayNode) doc.get("checkpoints")).remove(2)),
-                "CHECKPOINT_CHAIN_BROKEN at 27");
+        attackDb("CHECKPOINT_CHAIN_BROKEN at 27", withTriggersDropped("DELETE FROM audit_checkpoint WHERE seq = 25"));
+        attackExport(export, doc -> ((ArrayNode) doc.get("checkpoints")).remove(2), "CHECKPOINT_CHAIN_BROKEN at 27");
     }
 
     @Test
     void tailCutWithItsCheckpoints_fromAClosedLog_isRefused() throws Exception {
         write(10, 25);
         byte[] export = export();
-        tamper(db, withTriggersDropped("DELETE FROM audit_record WHERE seq > 22",
+        attackDb("NOT_CLOSED at 21", withTriggersDropped("DELETE FROM audit_record WHERE seq > 22",
                 "DELETE FROM audit_checkpoint WHERE seq > 22"));
-        assertRefused(verifyDb(), "NOT_CLOSED at 21");
-        assertRefused(verifyExport(export, doc -> {
+        attackExport(export, doc -> {
             ArrayNode records = (ArrayNode) doc.get("records");
             while (records.size() > 22) {
                 records.remove(22);
             }
             ((ArrayNode) doc.get("checkpoints")).remove(2);
             doc.put("recordCount", 22);
-        }), "NOT_CLOSED at 21");
+        }, "NOT_CLOSED at 21");
     }
 
     @Test
     void tailCutBackToAnIntervalCheckpoint_isRefused() throws Exception {
         write(10, 25);
-        tamper(db, withTriggersDropped("DELETE FROM audit_record WHERE seq > 20",
+        attackDb("NOT_CLOSED at 20", withTriggersDropped("DELETE FROM audit_record WHERE seq > 20",
                 "DELETE FROM audit_checkpoint WHERE seq > 20"));
-        assertRefused(verifyDb(), "NOT_CLOSED at 20");
     }
 
     @Test
     void closingCheckpointDropped_isRefused() throws Exception {
         write(10, 25);
         byte[] export = export();
-        tamper(db, withTriggersDropped("DELETE FROM audit_checkpoint WHERE seq = 25"));
-        assertRefused(verifyDb(), "NOT_CLOSED at 21");
-        assertRefused(verifyExport(export, doc -> ((ArrayNode) doc.get("checkpoints")).remove(2)),
-                "NOT_CLOSED at 21");
+        attackDb("NOT_CLOSED at 21", withTriggersDropped("DELETE FROM audit_checkpoint WHERE seq = 25"));
+        attackExport(export, doc -> ((ArrayNode) doc.get("checkpoints")).remove(2), "NOT_CLOSED at 21");
     }
 
     @Test
     void closingCheckpointOnAnIntervalCheckpointDropped_isRefused() throws Exception {
         write(5, 25); // 5, 10, 15, 20, 25 and the closing one at 25 too
         byte[] export = export();
-        tamper(db, withTriggersDropped("DELETE FROM audit_checkpoint WHERE n = (SELECT MAX(n) FROM audit_checkpoint)"));
-        assertRefused(verifyDb(), "NOT_CLOSED at 25");
-        assertRefused(verifyExport(export, doc -> ((ArrayNode) doc.get("checkpoints")).remove(5)),
-                "NOT_CLOSED at 25");
+        attackDb("NOT_CLOSED at 25",
+                withTriggersDropped("DELETE FROM audit_checkpoint WHERE n = (SELECT MAX(n) FROM audit_checkpoint)"));
+        attackExport(export, doc -> ((ArrayNode) doc.get("checkpoints")).remove(5), "NOT_CLOSED at 25");
     }
 
     @Test
@@ -204,7 +232,6 @@ class AuditCheckpointAttackTest {
     @Test
     void allRecordsAndCheckpointsDeleted_isRefused() throws Exception {
         write(10, 25);
-        tamper(db, withTriggersDropped("DELETE FROM audit_record", "DELETE FROM audit_checkpoint"));
-        assertRefused(verifyDb(), "NOT_CLOSED at 0");
+        attackDb("NOT_CLOSED at 0", withTriggersDropped("DELETE FROM audit_record", "DELETE FROM audit_checkpoint"));
     }
 }

@@ -3,6 +3,7 @@ package io.tpmphone.server.audit;
 import static io.tpmphone.server.audit.AuditTestSupport.ecKeyPair;
 import static io.tpmphone.server.audit.AuditTestSupport.entry;
 import static io.tpmphone.server.audit.AuditTestSupport.fill;
+import static io.tpmphone.server.audit.AuditTestSupport.signHead;
 import static io.tpmphone.server.audit.AuditTestSupport.tamper;
 import static io.tpmphone.server.audit.AuditTestSupport.withTriggersDropped;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -96,9 +97,11 @@ class AuditCoverageTest {
         try (AuditLog log = open(10)) {
             fill(log, 13);
         }
-        // A closed log whose closing checkpoint was removed, verified as open much later: the writer would have
+        // A log whose writer signed the head at 10 and then stalled (the closing checkpoint is removed and the head
+        // re-signed as it stood), verified as open 16 s later: the head is young enough, but the writer would have
         // signed records 11..13 within 10 s.
         tamper(db, withTriggersDropped("DELETE FROM audit_checkpoint WHERE closed = 1"));
+        signHead(db, keys, 10, clock.millis(), 60_000);
         clock.advance(Duration.ofSeconds(16));
         VerificationReport report = AuditVerifier.verify(db, Optional.of(keys.getPublic()),
                 VerifyOptions.open(clock));
@@ -153,6 +156,28 @@ class AuditCoverageTest {
                 VerifyOptions.closed().acceptV1());
         assertEquals("CHECKPOINT_CHAIN_BROKEN at 25", cut.firstProblem().map(p -> p.kind() + " at " + p.seq())
                 .orElse("none"), cut.summary());
+    }
+
+    @Test
+    void upgradedLog_strippedToItsV1Prefix_isRefusedEvenWithAcceptV1() throws Exception {
+        writeV1Log(25, 10);
+        try (AuditLog log = open(10)) { // upgrades: v2 checkpoints at 25, 30, 32 and a signed head
+            fill(log, 7);
+        }
+        // The review's attack: strip the v2 checkpoints and cut after the last v1 one; with --accept-v1 this
+        // looked like a legacy log that no v2 server had opened.
+        tamper(db, withTriggersDropped("DELETE FROM audit_checkpoint WHERE version = 2",
+                "DELETE FROM audit_record WHERE seq > 20"));
+        VerificationReport stripped = AuditVerifier.verify(db, Optional.of(keys.getPublic()),
+                VerifyOptions.closed().acceptV1());
+        assertEquals(VerificationReport.ProblemKind.SIGNED_HEAD_MISMATCH, stripped.firstProblem().orElseThrow()
+                .kind(), stripped.summary());
+        // Removing the head too: the schema has one, so its absence shows.
+        tamper(db, "DROP TRIGGER audit_head_no_delete", "DELETE FROM audit_head");
+        VerificationReport headless = AuditVerifier.verify(db, Optional.of(keys.getPublic()),
+                VerifyOptions.closed().acceptV1());
+        assertEquals(VerificationReport.ProblemKind.SIGNED_HEAD_MISSING, headless.firstProblem().orElseThrow()
+                .kind(), headless.summary());
     }
 
     /** A schema-1 database with v1 checkpoints, built the way the code before checkpoint v2 did. */

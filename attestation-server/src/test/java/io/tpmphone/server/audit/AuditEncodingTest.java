@@ -54,6 +54,31 @@ class AuditEncodingTest {
     }
 
     @Test
+    void headEncoding_matchesTheDocumentedVector() {
+        byte[] data = AuditEncoding.headSignedData(1000, AuditEncoding.unhex("11".repeat(32)), 1_700_000_000_123L,
+                3, AuditEncoding.unhex("22".repeat(32)), 60_000);
+        assertEquals(HEAD_VECTOR, AuditEncoding.hex(data));
+    }
+
+    @Test
+    void everyHeadField_isCovered() {
+        byte[] h = new byte[32];
+        byte[] other = h.clone();
+        other[0] = 1;
+        byte[] base = AuditEncoding.headSignedData(10, h, 5, 2, h, 100);
+        for (byte[] changed : new byte[][] {
+                AuditEncoding.headSignedData(11, h, 5, 2, h, 100),
+                AuditEncoding.headSignedData(10, other, 5, 2, h, 100),
+                AuditEncoding.headSignedData(10, h, 6, 2, h, 100),
+                AuditEncoding.headSignedData(10, h, 5, 3, h, 100),
+                AuditEncoding.headSignedData(10, h, 5, 2, other, 100),
+                AuditEncoding.headSignedData(10, h, 5, 2, h, 101),
+                AuditEncoding.checkpointV2SignedData(10, h, 5, 2, 100, false, h)}) {
+            assertFalse(Arrays.equals(base, changed), "a signed field or the tag is not covered");
+        }
+    }
+
+    @Test
     void movingBytesBetweenFields_changesTheHash() {
         byte[] a = AuditEncoding.recordHash(1, 0, "ADMIN", "ab", "c", "{}", new byte[32]);
         byte[] b = AuditEncoding.recordHash(1, 0, "ADMIN", "a", "bc", "{}", new byte[32]);
@@ -86,5 +111,8 @@ class AuditEncodingTest {
             + "00000000000003e8000000201111111111111111111111111111111111111111111111111111111111111111"
             + "0000018bcfe5687b" + "000003e8" + "0000000000002710" + "01"
             + "000000202222222222222222222222222222222222222222222222222222222222222222";
+    static final String HEAD_VECTOR = "0000001674706d70686f6e652e61756469742e686561642e7631" + "00000000000003e8"
+            + "00000020" + "11".repeat(32) + "0000018bcfe5687b" + "0000000000000003" + "00000020" + "22".repeat(32)
+            + "000000000000ea60";
     static final String CHECKPOINT_V2_DIGEST = "80ab7bfd779a05ebee5f8a2926d64fa5095bcc609dc64c342de85825faa2cd86";
 }

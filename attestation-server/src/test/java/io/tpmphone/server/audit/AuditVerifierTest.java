@@ -270,7 +270,14 @@ class AuditVerifierTest {
     @ParameterizedTest
     @ValueSource(strings = {"", "not json", "[]", "{}", "{\"format\":\"tpmphone-audit-export\"",
             "{\"format\":\"other\",\"checkpoints\":[],\"records\":[]}",
-            "{\"format\":\"tpmphone-audit-export\",\"version\":3,\"checkpoints\":[],\"records\":[]}",
+            "{\"format\":\"tpmphone-audit-export\",\"version\":4,\"checkpoints\":[],\"records\":[]}",
+            "{\"format\":\"tpmphone-audit-export\",\"version\":3,\"head\":[],\"checkpoints\":[],\"records\":[]}",
+            "{\"format\":\"tpmphone-audit-export\",\"version\":3,\"head\":{\"seq\":0},\"checkpoints\":[],"
+                    + "\"records\":[]}",
+            "{\"format\":\"tpmphone-audit-export\",\"version\":2,\"head\":{\"seq\":0,\"hash\":\"00\"},"
+                    + "\"checkpoints\":[],\"records\":[]}",
+            "{\"format\":\"tpmphone-audit-export\",\"version\":3,\"checkpoints\":[],\"records\":[],"
+                    + "\"head\":{}}",
             "{\"format\":\"tpmphone-audit-export\",\"checkpoints\":[],\"records\":{}}",
             "{\"format\":\"tpmphone-audit-export\",\"checkpoints\":[],\"records\":[1]}",
             "{\"format\":\"tpmphone-audit-export\",\"checkpoints\":[],\"records\":[{\"seq\":1}]}",
