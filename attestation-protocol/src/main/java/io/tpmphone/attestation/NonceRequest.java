@@ -19,8 +19,8 @@ import java.util.Objects;
  * {@code TPM_GENERATED_VALUE} — so a signed nonce request can never pass for a quote or a certification, and a quote
  * never for a nonce request (the label starts with {@code 't'}, not {@code 0xff}).
  *
- * <p>Freshness is not this type's business: the server refuses a {@code requestedAt} outside its skew window or not
- * after the last one it accepted for the AK.
+ * <p>Freshness is not this type's business: the server refuses a {@code requestedAt} more than 5 min behind or 30 s
+ * ahead of its clock, and one it accepted for the AK already or not after the AK's newest accepted request.
  */
 public record NonceRequest(String akId, long requestedAt) {
     /** The domain-separation label that starts every encoding, followed by one zero byte. */

@@ -10,10 +10,13 @@ import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.BasicFileAttributes;
 import java.nio.file.attribute.FileAttribute;
 import java.nio.file.attribute.PosixFileAttributeView;
+import java.nio.file.attribute.PosixFileAttributes;
 import java.nio.file.attribute.PosixFilePermission;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.util.Arrays;
 import java.util.EnumSet;
 import java.util.Objects;
 import java.util.Set;
@@ -41,6 +44,9 @@ public final class OwnerOnlyFiles {
     private static final Set<PosixFilePermission> GROUP_OR_OTHER = EnumSet.of(PosixFilePermission.GROUP_READ,
             PosixFilePermission.GROUP_WRITE, PosixFilePermission.GROUP_EXECUTE, PosixFilePermission.OTHERS_READ,
             PosixFilePermission.OTHERS_WRITE, PosixFilePermission.OTHERS_EXECUTE);
+
+    /** The largest secret file {@link #readPrivateFile} reads. */
+    public static final int MAX_SECRET_FILE_BYTES = 1 << 20;
 
     private OwnerOnlyFiles() {
     }
@@ -129,6 +135,82 @@ public final class OwnerOnlyFiles {
     }
 
     /**
+     * Reads a secret file that must be its owner's alone, without following a symbolic link at any point: {@code file}
+     * itself (as {@code lstat} sees it) must be a regular file, owned by the user this process runs as, with no group
+     * or other permission, in a directory that only this user or root can change (or a sticky one such as
+     * {@code /tmp}, where nobody can rename another's file). Otherwise the file is not read, and the
+     * {@link IOException} says what is wrong and what to do. Nothing is created or changed: a file that others could
+     * read may have been read, so it is refused rather than restricted.
+     *
+     * <p>The file is opened with {@code O_NOFOLLOW} and must still be the same file (device and inode) after it was
+     * read, so a file swapped in between the check and the read is refused too. Only the file's own directory is
+     * checked, not the directories above it.
+     *
+     * @param maxBytes the largest content accepted
+     * @return the content; the caller wipes it when done
+     * @throws java.nio.file.NoSuchFileException if there is no such file
+     * @throws IOException if the file is not its owner's alone, as above, larger than {@code maxBytes}, or unreadable
+     */
+    public static byte[] readPrivateFile(Path file, int maxBytes) throws IOException {
+        Objects.requireNonNull(file, "file");
+        if (maxBytes < 0 || maxBytes > MAX_SECRET_FILE_BYTES) {
+            throw new IllegalArgumentException("maxBytes must be 0.." + MAX_SECRET_FILE_BYTES + ", got " + maxBytes);
+        }
+        requirePosix(file.toAbsolutePath().getParent());
+        PosixFileAttributes before = Files.readAttributes(file, PosixFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
+        if (before.isSymbolicLink()) {
+            throw new IOException(file + " is a symbolic link (to " + Files.readSymbolicLink(file) + "); a secret file"
+                    + " must be the file itself, or whoever can change the link or its target chooses the secret:"
+                    + " put the file itself at " + file + " (move the target there), owned by the user that reads it,"
+                    + " mode 0600");
+        }
+        if (!before.isRegularFile()) {
+            throw new IOException(file + " is not a regular file: give the path of the secret file itself");
+        }
+        long self = processUid();
+        long owner = uid(file, LinkOption.NOFOLLOW_LINKS);
+        if (owner != self) {
+            throw new IOException(file + " belongs to " + before.owner().getName() + " (uid " + owner + "), not to"
+                    + " the user reading it (uid " + self + "): its owner can choose or read the secret. Have this user"
+                    + " create it, mode 0600 (`chown` it only if you trust everyone who owned it)");
+        }
+        if (before.permissions().stream().anyMatch(GROUP_OR_OTHER::contains)) {
+            throw new IOException(file + " is accessible to other users (" + PosixFilePermissions.toString(
+                    before.permissions()) + "): anyone who could read it may hold the secret. Make it owner-only"
+                    + " (`chmod 600 " + file + "`) and, if others may have read it, make a new secret");
+        }
+        Path directory = file.toAbsolutePath().getParent().toRealPath();
+        int directoryMode = (Integer) unixAttribute(directory, "mode");
+        long directoryOwner = uid(directory);
+        boolean othersMayWrite = (directoryMode & 0022) != 0 && (directoryMode & 01000) == 0; // not sticky
+        if (othersMayWrite || (directoryOwner != self && directoryOwner != 0)) {
+            throw new IOException("the directory " + directory + " of " + file + " can be changed by other users ("
+                    + (othersMayWrite ? "mode " + Integer.toOctalString(directoryMode & 07777)
+                    : "it belongs to uid " + directoryOwner) + "), who could replace the secret file: keep it in a"
+                    + " directory that only you or root can change");
+        }
+        byte[] content;
+        try (FileChannel channel = FileChannel.open(file, Set.of(StandardOpenOption.READ,
+                LinkOption.NOFOLLOW_LINKS))) {
+            ByteBuffer buffer = ByteBuffer.allocate(maxBytes + 1);
+            while (buffer.hasRemaining() && channel.read(buffer) >= 0) {
+                if (buffer.position() > maxBytes) {
+                    Arrays.fill(buffer.array(), (byte) 0);
+                    throw new IOException(file + " is larger than " + maxBytes + " bytes: not the secret file");
+                }
+            }
+            content = Arrays.copyOf(buffer.array(), buffer.position());
+            Arrays.fill(buffer.array(), (byte) 0);
+        }
+        Object after = Files.readAttributes(file, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS).fileKey();
+        if (before.fileKey() == null || !before.fileKey().equals(after)) {
+            Arrays.fill(content, (byte) 0);
+            throw new IOException(file + " was replaced while it was read: check who else can change " + directory);
+        }
+        return content;
+    }
+
+    /**
      * Removes every group and other permission from an existing file or directory (a symbolic link itself is not
      * followed, and left alone). Does nothing if there is none or it is owner-only already.
      *
@@ -165,6 +247,22 @@ public final class OwnerOnlyFiles {
         LOG.warn("{} was accessible to other users ({}); made it owner-only ({})", path,
                 PosixFilePermissions.toString(permissions), PosixFilePermissions.toString(owner));
         return true;
+    }
+
+    private static long processUid() {
+        return new com.sun.security.auth.module.UnixSystem().getUid();
+    }
+
+    private static long uid(Path path, LinkOption... options) throws IOException {
+        return ((Number) unixAttribute(path, "uid", options)).longValue();
+    }
+
+    private static Object unixAttribute(Path path, String name, LinkOption... options) throws IOException {
+        try {
+            return Files.getAttribute(path, "unix:" + name, options);
+        } catch (UnsupportedOperationException | IllegalArgumentException e) {
+            throw notPosix(path);
+        }
     }
 
     private static FileAttribute<Set<PosixFilePermission>> fileAttribute() {

@@ -15,9 +15,12 @@ import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.util.List;
 import java.util.stream.Stream;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
+@Timeout(30)
 class OwnerOnlyFilesTest {
     @TempDir
     Path dir;
@@ -94,5 +97,80 @@ class OwnerOnlyFilesTest {
         assertEquals("r-x------", mode(f), "mode after restrict");
         assertFalse(OwnerOnlyFiles.restrict(f), "restrict of an owner-only file said it changed it");
         assertFalse(OwnerOnlyFiles.restrict(dir.resolve("absent")), "restrict of a missing file said it changed it");
+    }
+
+    // ----------------------------------------------------------------------------------------- readPrivateFile
+
+    private Path secret(String name, String mode) throws IOException {
+        Path f = Files.writeString(dir.resolve(name), "a-secret-of-this-test\n");
+        Files.setPosixFilePermissions(f, PosixFilePermissions.fromString(mode));
+        return f;
+    }
+
+    private static IOException refused(Path f) {
+        return assertThrows(IOException.class, () -> OwnerOnlyFiles.readPrivateFile(f, 4096), "reading " + f);
+    }
+
+    @Test
+    void readPrivateFile_readsAnOwnerOnlyFile() throws IOException {
+        for (String mode : List.of("rw-------", "r--------")) {
+            Path f = secret("token-" + mode.replace('-', '_'), mode);
+            assertEquals("a-secret-of-this-test\n", new String(OwnerOnlyFiles.readPrivateFile(f, 4096),
+                    StandardCharsets.US_ASCII), "content of a " + mode + " file");
+        }
+    }
+
+    @Test
+    void readPrivateFile_refusesASymbolicLink_evenToAnOwnerOnlyFile() throws IOException {
+        Path target = secret("elsewhere", "rw-------");
+        Path link = Files.createSymbolicLink(dir.resolve("admin.token"), target);
+        IOException e = refused(link);
+        assertTrue(e.getMessage().contains("is a symbolic link (to " + target + ")")
+                && e.getMessage().contains("put the file itself at " + link), e.getMessage());
+        assertFalse(e.getMessage().contains("a-secret-of-this-test"), "the message holds no secret: " + e.getMessage());
+    }
+
+    @Test
+    void readPrivateFile_refusesAFileOthersCanRead_sayingHowToFixIt() throws IOException {
+        for (String mode : List.of("rw-r--r--", "rw-r-----", "rw----r--", "rw--w----")) {
+            Path f = secret("token-" + mode.replace('-', '_'), mode);
+            IOException e = refused(f);
+            assertTrue(e.getMessage().contains("is accessible to other users (" + mode + ")")
+                    && e.getMessage().contains("chmod 600 " + f), mode + ": " + e.getMessage());
+            assertEquals(mode, mode(f), "the mode is left as it was");
+        }
+    }
+
+    @Test
+    void readPrivateFile_refusesAFileOfAnotherUser() throws IOException {
+        Assumptions.assumeTrue(new com.sun.security.auth.module.UnixSystem().getUid() == 0,
+                "only root can give a file to another user");
+        Path f = secret("token", "rw-------");
+        Files.setAttribute(f, "unix:uid", 65534, LinkOption.NOFOLLOW_LINKS);
+        IOException e = refused(f);
+        assertTrue(e.getMessage().contains("(uid 65534), not to the user reading it (uid 0)"), e.getMessage());
+    }
+
+    @Test
+    void readPrivateFile_refusesAFileInADirectoryOthersCanChange() throws IOException {
+        Path open = Files.createDirectory(dir.resolve("open"));
+        Path f = Files.writeString(open.resolve("token"), "a-secret-of-this-test");
+        Files.setPosixFilePermissions(f, PosixFilePermissions.fromString("rw-------"));
+        Files.setPosixFilePermissions(open, PosixFilePermissions.fromString("rwxrwxrwx"));
+        IOException e = refused(f);
+        assertTrue(e.getMessage().contains("the directory " + open.toRealPath() + " of " + f
+                + " can be changed by other users (mode 777)"), e.getMessage());
+        Files.setAttribute(open, "unix:mode", 01777); // sticky, like /tmp: nobody can rename another's file
+        assertEquals(21, OwnerOnlyFiles.readPrivateFile(f, 4096).length, "read in a sticky directory");
+    }
+
+    @Test
+    void readPrivateFile_refusesWhatIsNotARegularFile_orIsTooLarge() throws IOException {
+        assertTrue(refused(dir).getMessage().contains("is not a regular file"));
+        Path big = secret("big", "rw-------");
+        assertTrue(assertThrows(IOException.class, () -> OwnerOnlyFiles.readPrivateFile(big, 8)).getMessage()
+                .contains("is larger than 8 bytes"));
+        assertThrows(java.nio.file.NoSuchFileException.class,
+                () -> OwnerOnlyFiles.readPrivateFile(dir.resolve("missing"), 4096));
     }
 }

@@ -5,6 +5,7 @@ import io.tpmphone.server.audit.AuditEventType;
 import io.tpmphone.server.audit.AuditException;
 import io.tpmphone.server.audit.AuditLog;
 import io.tpmphone.server.audit.AuditSigner;
+import io.tpmphone.server.internal.AdminTokenFile;
 import io.tpmphone.server.internal.ApiException;
 import io.tpmphone.server.internal.AuditTrail;
 import io.tpmphone.server.internal.RefusalAggregator;
@@ -236,6 +237,20 @@ public final class AttestationServer implements AutoCloseable {
             }
             this.adminToken = token;
             return this;
+        }
+
+        /**
+         * The admin bearer token from {@code file}, as {@code tpmphone server --admin-token-file} gives it: the file
+         * must be this user's alone — not a symbolic link, owned by the user the server runs as, no group or other
+         * permission, in a directory others cannot change — or it is refused, saying what to do (whoever can choose
+         * the file's content would be the server's admin). With {@code generate}, a random token is written there
+         * first if nothing is at that name (0600; a missing directory 0700). Only the token's SHA-256 is kept.
+         *
+         * @throws java.nio.file.NoSuchFileException if there is no such file and {@code generate} is not set
+         * @throws java.io.IOException if the file is refused or holds no token of at least 16 characters
+         */
+        public Builder adminTokenFile(Path file, boolean generate) throws java.io.IOException {
+            return adminToken(AdminTokenFile.load(file, generate));
         }
 
         /** A TPM manufacturer CA certificate (root or intermediate) trusted for EK certificates. */

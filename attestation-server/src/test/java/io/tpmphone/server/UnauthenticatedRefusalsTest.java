@@ -19,12 +19,14 @@ import javax.net.ssl.HttpsURLConnection;
 import javax.net.ssl.SSLContext;
 import javax.net.ssl.TrustManagerFactory;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Finding 7: unauthenticated requests must not grow the audit log without bound. Before the refusal aggregation,
  * each of these 2,000 requests left a durable record.
  */
+@Timeout(120)
 class UnauthenticatedRefusalsTest {
     private static final ObjectMapper JSON = new ObjectMapper();
 
@@ -36,14 +38,7 @@ class UnauthenticatedRefusalsTest {
         try (AttestationServer server = AttestationServer.builder().stateDirectory(dir)
                 .adminToken("an-admin-token-for-this-test").start()) {
             key = server.resultVerificationKey();
-            KeyStore trust = KeyStore.getInstance("PKCS12");
-            trust.load(null, null);
-            trust.setCertificateEntry("server", server.tlsCertificate());
-            TrustManagerFactory tmf = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
-            tmf.init(trust);
-            SSLContext tls = SSLContext.getInstance("TLS");
-            tls.init(null, tmf.getTrustManagers(), null);
-            javax.net.ssl.SSLSocketFactory sockets = tls.getSocketFactory(); // one instance: connections are reused
+            javax.net.ssl.SSLSocketFactory sockets = pinned(server); // one instance: connections are reused
             for (int i = 0; i < requests; i++) {
                 HttpsURLConnection c = (HttpsURLConnection) new URL(server.uri() + (i % 2 == 0 ? "/v1/hosts"
                         : "/v1/policy")).openConnection();
@@ -77,5 +72,81 @@ class UnauthenticatedRefusalsTest {
         assertEquals(requests, counted, "the counts add up to the refused requests: " + refusals);
         VerificationReport report = AuditVerifier.verify(db, Optional.of(key));
         assertTrue(report.intact(), report.summary());
+    }
+
+    /**
+     * The nonce endpoint's refusals were keyed by a prefix of the AK id the client sent: one client sending made-up
+     * ids filled the 1024-key table (and wrote 1024 full records a minute). Every id nobody enrolled is one key now,
+     * and the ids, which the client chooses, reach the log escaped: a terminal showing it is not painted, and an id
+     * that is valid JSON but not valid Unicode is a refusal like any other rather than a lost record and a 500.
+     */
+    @Test
+    void nonceRequestsForMadeUpAkIds_fromOneClient_areOneKey_andTheIdsAreEscaped(@TempDir Path dir)
+            throws Exception {
+        int requests = 1500;
+        java.security.PublicKey key;
+        try (AttestationServer server = AttestationServer.builder().stateDirectory(dir)
+                .adminToken("an-admin-token-for-this-test").start()) {
+            key = server.resultVerificationKey();
+            javax.net.ssl.SSLSocketFactory sockets = pinned(server);
+            for (int i = 0; i < requests; i++) {
+                // JSON escapes: ESC [2J clears a terminal, U+202E reverses the text, a lone surrogate is no Unicode.
+                String akId = switch (i % 500) {
+                    case 0 -> "\\u001b[2J\\u202eDEVRESAP-" + i;
+                    case 1 -> "000b\\ud800" + i;
+                    default -> "000b" + String.format("%08x", i) + "0".repeat(56); // each its own 20-char prefix
+                };
+                HttpsURLConnection c = (HttpsURLConnection) new URL(server.uri() + "/v1/nonces").openConnection();
+                c.setSSLSocketFactory(sockets);
+                c.setHostnameVerifier((host, session) -> true); // trust is pinned to the server's certificate
+                c.setRequestMethod("POST");
+                c.setDoOutput(true);
+                byte[] body = ("{\"akId\":\"" + akId + "\"}").getBytes(java.nio.charset.StandardCharsets.UTF_8);
+                c.setFixedLengthStreamingMode(body.length);
+                c.setRequestProperty("Content-Type", "application/json");
+                try (java.io.OutputStream out = c.getOutputStream()) {
+                    out.write(body);
+                }
+                int status = c.getResponseCode();
+                String answer;
+                try (InputStream err = c.getErrorStream()) {
+                    answer = err == null ? "" : new String(err.readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+                }
+                assertEquals(404, status, "request " + i + " for AK id " + akId + ": " + answer);
+            }
+        }
+        Path db = dir.resolve("audit.db");
+        List<AuditRecord> refusals;
+        try (AuditReader reader = AuditReader.open(db)) {
+            refusals = reader.records(1, AuditReader.MAX_PAGE).stream()
+                    .filter(r -> r.outcome().equals("NONCE_REFUSED")).toList();
+        }
+        assertTrue(refusals.size() <= 2, "one first record and one summary for all made-up ids, got "
+                + refusals.size() + " records, the first: " + refusals.subList(0, Math.min(3, refusals.size())));
+        long counted = 0;
+        for (AuditRecord r : refusals) {
+            assertTrue(r.subject().codePoints().noneMatch(c -> c < 0x20 || c == 0x7f || c == 0x202e),
+                    "the subject is escaped: " + r.subject());
+            assertTrue(r.detailJson().codePoints().noneMatch(c -> c == 0x1b || c == 0x202e),
+                    "the detail is escaped: " + r.detailJson());
+            counted += JSON.readTree(r.detailJson()).get("count").asLong();
+        }
+        assertEquals("ak:\\x1b[2J\\u{202E}DEVRESAP-0", refusals.get(0).subject(), "the first record's subject");
+        assertEquals("ak:(unenrolled) from 127.0.0.1", refusals.get(refusals.size() - 1).subject(),
+                "the summary's subject");
+        assertEquals(requests, counted, "the counts add up to the refused requests: " + refusals);
+        VerificationReport report = AuditVerifier.verify(db, Optional.of(key));
+        assertTrue(report.intact(), report.summary());
+    }
+
+    private static javax.net.ssl.SSLSocketFactory pinned(AttestationServer server) throws Exception {
+        KeyStore trust = KeyStore.getInstance("PKCS12");
+        trust.load(null, null);
+        trust.setCertificateEntry("server", server.tlsCertificate());
+        TrustManagerFactory tmf = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
+        tmf.init(trust);
+        SSLContext tls = SSLContext.getInstance("TLS");
+        tls.init(null, tmf.getTrustManagers(), null);
+        return tls.getSocketFactory();
     }
 }

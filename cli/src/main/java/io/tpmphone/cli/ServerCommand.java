@@ -50,7 +50,7 @@ final class ServerCommand implements Callable<Integer> {
         }
         AttestationServer.Builder b = AttestationServer.builder().stateDirectory(state)
                 .listen(listen.substring(0, colon), port)
-                .adminToken(Pem.secret(adminTokenFile, generate));
+                .adminTokenFile(adminTokenFile, generate); // refuses a link or a file others can read or own
         for (Path ca : ekCas) {
             for (X509Certificate c : Pem.certificates(ca)) {
                 b.trustEkCa(c);

@@ -17,6 +17,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 import picocli.CommandLine;
 import picocli.CommandLine.Help.Ansi;
@@ -263,6 +264,20 @@ class MainTest {
         assertEquals(1, r.exit());
         assertEquals("next: --admin-token-file " + token + " does not exist: give the admin token file the server"
                 + " was started with (`tpmphone server --admin-token-file`)", r.lastErrLine());
+    }
+
+    @Test
+    @Timeout(60) // the server used to take the link's target as its token and serve until this timeout
+    void serverWithASymlinkedAdminTokenFile_refusesToStart_sayingWhatToDo(@TempDir Path dir) throws Exception {
+        Path chosen = Files.writeString(dir.resolve("chosen.token"), "a-token-someone-else-chose-0123456789\n");
+        Files.setPosixFilePermissions(chosen, java.nio.file.attribute.PosixFilePermissions.fromString("rw-------"));
+        Path token = Files.createSymbolicLink(dir.resolve("admin.token"), chosen);
+        Run r = run("server", "--state", dir.resolve("state").toString(), "--listen", "127.0.0.1:" + FreePorts.tcp(),
+                "--admin-token-file", token.toString(), "--generate-admin-token");
+        assertEquals(1, r.exit(), "exit code; stderr: " + r.err());
+        assertTrue(r.errLines().get(0).startsWith("error: " + token + " is a symbolic link (to " + chosen + ")")
+                && r.err().contains("put the file itself at " + token), "stderr: " + r.err());
+        assertFalse(r.err().contains("someone-else-chose"), "the token is not shown: " + r.err());
     }
 
     @Test

@@ -66,8 +66,13 @@ public final class Appraisals {
     private final Map<String, LastAppraisal> lastByHost = new ConcurrentHashMap<>();
     /** Parsed AK public areas (immutable), so the hot path does not parse and validate the point every time. */
     private final Map<String, TpmtPublic> akCache = new ConcurrentHashMap<>();
-    /** Striped by AK id: appraisals of one TPM run one at a time (an AK belongs to one TPM). */
-    private final Object[] tpmLocks = new Object[256];
+    /**
+     * Appraisals of one TPM run one at a time: striped by the enrolled host's EK name, looked up from the AK id, never
+     * by the AK id the client sent (an id nobody enrolled takes no lock, and an AK replaced by a new enrollment locks
+     * the same TPM as its successor). A fixed number of stripes, so no client can make the server hold more locks.
+     */
+    private final Object[] tpmLocks = new Object[TPM_LOCK_STRIPES];
+    private static final int TPM_LOCK_STRIPES = 256;
 
 
     public Appraisals(Registry registry, NonceService nonces, ResultSigner signer, KeyApprover approver,
@@ -143,13 +148,15 @@ public final class Appraisals {
         // have reported them.
         byte[] qualifyingData = keyEventBytes == null ? nonce : KeyEvents.qualifyingData(nonce, keyEventBytes);
 
+        Registry.Host enrolled = enrolledHost(p, akId, pcrs, evidenceHash, remote);
         Authenticated auth;
         Appraisal a;
         // One appraisal of a TPM at a time, from consuming its nonce to recording its clock: a nonce for the next
         // quote can only be issued after this one's was consumed (one outstanding nonce per AK), so the next
         // appraisal of this TPM always sees this one's clock (see CLOCK in appraiseAuthenticated).
-        synchronized (tpmLocks[Math.floorMod(akId.hashCode(), tpmLocks.length)]) {
-            auth = authenticate(p, akId, nonce, qualifyingData, attest, signature, pcrs, evidenceHash, remote);
+        synchronized (tpmLock(enrolled.ekName())) {
+            auth = authenticate(p, enrolled, akId, nonce, qualifyingData, attest, signature, pcrs, evidenceHash,
+                    remote);
             a = appraiseAuthenticated(p, auth.host(), auth, pcrs, logBytes);
         }
         Registry.Host host = auth.host();
@@ -237,12 +244,17 @@ public final class Appraisals {
     }
 
 
-    /** PCR_SELECTION, AK_ENROLLED, NONCE, then the quote; throws a 403 refusal naming the failed check. */
-    private Authenticated authenticate(AttestationPolicy p, String akId, byte[] nonce, byte[] qualifyingData,
-                                       byte[] attest,
-                                                    byte[] signature, PcrValues pcrs, byte[] evidenceHash,
-                                                    String remote)
-            throws ApiException {
+    /** The lock of the TPM with EK name {@code ekName}: one of a fixed set of stripes. */
+    private Object tpmLock(byte[] ekName) {
+        return tpmLocks[Math.floorMod(java.util.Arrays.hashCode(ekName), tpmLocks.length)];
+    }
+
+    /**
+     * PCR_SELECTION, then AK_ENROLLED: the host the AK is enrolled to, before any lock is taken (so an AK id nobody
+     * enrolled, which anyone can send, contends for nothing); throws a 403 refusal naming the failed check.
+     */
+    private Registry.Host enrolledHost(AttestationPolicy p, String akId, PcrValues pcrs, byte[] evidenceHash,
+                                       String remote) throws ApiException {
         PcrSelection required = p.requiredPcrSelection();
         Optional<Registry.Host> host = registry.hostByAkId(akId);
         // Nothing is authenticated before the quote's signature verifies: anyone can provoke these refusals (AK ids
@@ -259,6 +271,22 @@ public final class Appraisals {
         if (host.isEmpty()) {
             throw refuse(akId, "AK_ENROLLED", "AK " + abbreviate(akId) + " is not enrolled: enroll the host first",
                     evidenceHash, remote, enrolled);
+        }
+        return host.get();
+    }
+
+    /**
+     * Under the TPM's lock: the AK is still enrolled to that TPM (an enrollment may have replaced it since the
+     * lookup), NONCE, then the quote; throws a 403 refusal naming the failed check.
+     */
+    private Authenticated authenticate(AttestationPolicy p, Registry.Host enrolled, String akId, byte[] nonce,
+                                       byte[] qualifyingData, byte[] attest, byte[] signature, PcrValues pcrs,
+                                       byte[] evidenceHash, String remote) throws ApiException {
+        Optional<Registry.Host> host = registry.hostByAkId(akId)
+                .filter(h -> java.util.Arrays.equals(h.ekName(), enrolled.ekName()));
+        if (host.isEmpty()) {
+            throw refuse(akId, "AK_ENROLLED", "AK " + abbreviate(akId) + " was replaced by a new enrollment of its"
+                    + " host: attest with the new AK", evidenceHash, remote, true);
         }
         NonceService.Consumed consumed = nonces.consume(nonce, akId);
         NonceService.Refusal refusal = consumed.refusal();

@@ -16,19 +16,33 @@ import java.util.Map;
  * evict it (docs/attestation.md, "Nonce requests"). A nonce is consumed by the first appraisal or device-certificate
  * request that presents it, whether that passes or not.
  *
- * <p>Freshness of a signed request: its {@code requestedAt} must be within {@link #MAX_SKEW} of the server's clock and
- * strictly after the last one accepted for the AK — so a captured request cannot be replayed to take the nonce of a
- * later one. A request older than the skew window is refused by time alone, so the last accepted time of an AK is
- * remembered only that long.
+ * <p>Freshness of a signed request: its {@code requestedAt} must be at most {@link #MAX_AGE} behind the server's clock
+ * and at most {@link #MAX_AHEAD} ahead of it, and not one already accepted for the AK — so a captured request cannot
+ * be replayed to take the nonce of a later one. The client chooses its time, so the check must not let one request
+ * dated ahead lock the AK out until that time comes (as "strictly after the last accepted time" did, for up to
+ * 5 min): per AK the server remembers a floor, the newest accepted time but never more than the server's clock when
+ * it accepted it, and the few accepted times above the floor (requests dated ahead). A request at or below the
+ * floor, or equal to a remembered time, is a replay. An honest request made after a request dated ahead is above
+ * the floor and accepted. If an AK sends more than {@value #MAX_AHEAD_REMEMBERED} requests dated ahead whose times
+ * the floor has not passed, the floor rises to the oldest of them: only the AK's holder can do that, and it holds
+ * itself to its own times for at most {@link #MAX_AHEAD}. A request older than {@link #MAX_AGE} is refused by time
+ * alone, so an AK's times are remembered only that long.
  *
- * <p>Memory: one outstanding nonce and one last request time per AK that made a verified request, i.e. at most the
- * number of enrolled AKs; expired entries are dropped as new ones arrive. Thread-safe (one lock; every operation is
- * a few map lookups).
+ * <p>Memory: one outstanding nonce and at most {@value #MAX_AHEAD_REMEMBERED} + 1 times per AK that made a verified
+ * request, i.e. bounded by the number of enrolled AKs; expired entries are dropped as new ones arrive. Thread-safe
+ * (one lock; every operation is a few map lookups).
  */
 public final class NonceService {
     public static final Duration MAX_TTL = Duration.ofSeconds(30);
-    /** How far a request's {@code requestedAt} may be from the server's clock, either way. */
-    public static final Duration MAX_SKEW = Duration.ofMinutes(5);
+    /** How far a request's {@code requestedAt} may be behind the server's clock (network delay, clock drift). */
+    public static final Duration MAX_AGE = Duration.ofMinutes(5);
+    /**
+     * How far a request's {@code requestedAt} may be ahead of the server's clock. Small: the client chooses its time,
+     * and a host whose clock runs further ahead should set it (NTP) rather than be trusted with times to come.
+     */
+    public static final Duration MAX_AHEAD = Duration.ofSeconds(30);
+    /** Accepted times above an AK's floor (requests dated ahead) remembered per AK. */
+    static final int MAX_AHEAD_REMEMBERED = 16;
     /** Sweep expired entries when a map grows past this (amortised; the maps hold one entry per active AK). */
     private static final int SWEEP_ABOVE = 1024;
 
@@ -37,9 +51,9 @@ public final class NonceService {
 
     /** Why a signed nonce request was not accepted. */
     public enum RequestRefusal {
-        /** requestedAt is more than {@link #MAX_SKEW} away from the server's clock. */
+        /** requestedAt is more than {@link #MAX_AGE} behind or {@link #MAX_AHEAD} ahead of the server's clock. */
         TIME,
-        /** requestedAt is not after the last request accepted for this AK: a replay (or a clock gone back). */
+        /** requestedAt was accepted for this AK already, or is not after its floor: a replay (or a clock gone back). */
         REPLAYED
     }
 
@@ -80,7 +94,7 @@ public final class NonceService {
     private final Object lock = new Object();
     private final Map<String, Issued> byAk = new HashMap<>();
     private final Map<String, Issued> byNonce = new HashMap<>();
-    private final Map<String, Long> lastRequestedAt = new HashMap<>();
+    private final Map<String, AcceptedTimes> accepted = new HashMap<>();
     private final SecureRandom random = new SecureRandom();
     private final Clock clock;
 
@@ -98,21 +112,86 @@ public final class NonceService {
             throws RequestRefusedException {
         Instant now = clock.instant();
         long nowMillis = now.toEpochMilli();
-        long skew = MAX_SKEW.toMillis();
-        if (requestedAt < nowMillis - skew || requestedAt > nowMillis + skew) {
+        if (requestedAt < nowMillis - MAX_AGE.toMillis()) {
             throw new RequestRefusedException(RequestRefusal.TIME, "the request was made at "
                     + Instant.ofEpochMilli(requestedAt) + " but the server's time is " + now + "; requests more than "
-                    + MAX_SKEW.toMinutes() + " min off are refused: set the host's clock (NTP)");
+                    + MAX_AGE.toMinutes() + " min old are refused: set the host's clock (NTP)");
+        }
+        if (requestedAt > nowMillis + MAX_AHEAD.toMillis()) {
+            throw new RequestRefusedException(RequestRefusal.TIME, "the request is dated "
+                    + Instant.ofEpochMilli(requestedAt) + ", " + (requestedAt - nowMillis) / 1000 + " s ahead of the"
+                    + " server's time " + now + "; requests more than " + MAX_AHEAD.toSeconds() + " s ahead are"
+                    + " refused: set the host's clock (NTP)");
         }
         synchronized (lock) {
-            Long last = lastRequestedAt.get(akId);
-            if (last != null && requestedAt <= last) {
-                throw new RequestRefusedException(RequestRefusal.REPLAYED, "the request's time "
-                        + Instant.ofEpochMilli(requestedAt) + " is not after the last accepted request of this AK ("
-                        + Instant.ofEpochMilli(last) + "): a replayed request, or the host's clock went back");
+            AcceptedTimes times = accepted.get(akId);
+            if (times != null && times.seen(requestedAt)) {
+                throw new RequestRefusedException(RequestRefusal.REPLAYED, "a request of this AK dated "
+                        + Instant.ofEpochMilli(requestedAt) + " was accepted already, or is not after "
+                        + Instant.ofEpochMilli(times.floor) + " (its newest accepted request, at most the server's time"
+                        + " then): a replayed request, or the host's clock went back; send the current time");
             }
-            lastRequestedAt.put(akId, requestedAt);
+            if (times == null) {
+                times = new AcceptedTimes();
+                accepted.put(akId, times);
+            }
+            times.accept(requestedAt, nowMillis);
             return issueLocked(akId, ttl, now);
+        }
+    }
+
+    /**
+     * The request times accepted for one AK: a floor (the newest accepted time, but never more than the server's
+     * clock when it was accepted) and the accepted times above it, which only requests dated ahead leave. Guarded by
+     * the service's lock.
+     */
+    private static final class AcceptedTimes {
+        long floor = Long.MIN_VALUE;
+        final long[] ahead = new long[MAX_AHEAD_REMEMBERED];
+        int aheadCount;
+
+        /** Whether {@code t} cannot be accepted again: at or below the floor, or an accepted time above it. */
+        boolean seen(long t) {
+            if (t <= floor) {
+                return true;
+            }
+            for (int i = 0; i < aheadCount; i++) {
+                if (ahead[i] == t) {
+                    return true;
+                }
+            }
+            return false;
+        }
+
+        void accept(long t, long now) {
+            floor = Math.max(floor, Math.min(t, now));
+            if (t > floor && aheadCount == ahead.length) {
+                // Only the AK's holder can send this many requests dated ahead: hold it to the oldest of them.
+                long oldest = Long.MAX_VALUE;
+                for (int i = 0; i < aheadCount; i++) {
+                    oldest = Math.min(oldest, ahead[i]);
+                }
+                floor = oldest;
+            }
+            int kept = 0;
+            for (int i = 0; i < aheadCount; i++) {
+                if (ahead[i] > floor) {
+                    ahead[kept++] = ahead[i];
+                }
+            }
+            aheadCount = kept;
+            if (t > floor) {
+                ahead[aheadCount++] = t; // room: a full array lost at least its oldest time above
+            }
+        }
+
+        /** The newest time remembered: a request at or before it is refused by replay or by age. */
+        long newest() {
+            long newest = floor;
+            for (int i = 0; i < aheadCount; i++) {
+                newest = Math.max(newest, ahead[i]);
+            }
+            return newest;
         }
     }
 
@@ -128,7 +207,7 @@ public final class NonceService {
 
     private Grant issueLocked(String akId, Duration ttl, Instant now) {
         Duration effective = ttl.compareTo(MAX_TTL) > 0 ? MAX_TTL : ttl;
-        if (byAk.size() > SWEEP_ABOVE || lastRequestedAt.size() > SWEEP_ABOVE) {
+        if (byAk.size() > SWEEP_ABOVE || accepted.size() > SWEEP_ABOVE) {
             sweep(now);
         }
         byte[] nonce = new byte[32];
@@ -178,7 +257,7 @@ public final class NonceService {
                 byNonce.remove(i.nonce());
             }
         }
-        long horizon = now.toEpochMilli() - MAX_SKEW.toMillis();
-        lastRequestedAt.values().removeIf(t -> t < horizon);
+        long horizon = now.toEpochMilli() - MAX_AGE.toMillis();
+        accepted.values().removeIf(t -> t.newest() < horizon);
     }
 }

@@ -109,14 +109,16 @@ public final class V1Routes {
             String akId = Json.text(req, "akId", NonceRequest.MAX_AK_ID_LENGTH);
             java.util.Optional<Registry.Host> owner = s.registry().hostByAkId(akId);
             if (owner.isEmpty()) {
-                throw nonceRefused(s, call.remoteAddress(), akId, 404, "unknown_ak", "AK_ENROLLED", "no host is enrolled with AK " + akId);
+                throw nonceRefused(s, call.remoteAddress(), akId, false, 404, "unknown_ak", "AK_ENROLLED",
+                        "no host is enrolled with AK " + akId);
             }
             // Only the AK's holder may have a nonce issued, because issuing replaces the AK's outstanding one: an
             // unauthenticated request must not evict anything (finding 5), so it is refused before any state changes.
             if (!req.hasNonNull("requestedAt") || !req.hasNonNull("signature")) {
-                throw nonceRefused(s, call.remoteAddress(), akId, 401, "nonce_request_unsigned", "NONCE_REQUEST_SIGNED", "nonce requests"
-                        + " must be signed by the AK: send requestedAt (ms since the epoch) and signature (base64"
-                        + " TPMT_SIGNATURE over the request's canonical encoding, docs/api.md); upgrade the agent");
+                throw nonceRefused(s, call.remoteAddress(), akId, true, 401, "nonce_request_unsigned",
+                        "NONCE_REQUEST_SIGNED", "nonce requests must be signed by the AK: send requestedAt (ms"
+                        + " since the epoch) and signature (base64 TPMT_SIGNATURE over the request's canonical"
+                        + " encoding, docs/api.md); upgrade the agent");
             }
             if (!req.get("requestedAt").canConvertToLong() || !req.get("requestedAt").isIntegralNumber()
                     || req.get("requestedAt").asLong() < 0) {
@@ -127,19 +129,20 @@ public final class V1Routes {
             try {
                 NonceRequestVerifier.verify(request, signature, appraisals.akPublic(owner.get()));
             } catch (VerificationException e) {
-                throw nonceRefused(s, call.remoteAddress(), akId, 403, "nonce_request_refused", "NONCE_REQUEST_SIGNATURE",
+                throw nonceRefused(s, call.remoteAddress(), akId, true, 403, "nonce_request_refused",
+                        "NONCE_REQUEST_SIGNATURE",
                         "the nonce request is not signed by the enrolled AK: " + e.getMessage());
             } catch (MalformedStructureException e) {
-                throw nonceRefused(s, call.remoteAddress(), akId, 403, "nonce_request_refused", "NONCE_REQUEST_SIGNATURE",
-                        "the enrolled AK cannot be parsed: " + e.getMessage());
+                throw nonceRefused(s, call.remoteAddress(), akId, true, 403, "nonce_request_refused",
+                        "NONCE_REQUEST_SIGNATURE", "the enrolled AK cannot be parsed: " + e.getMessage());
             }
             AttestationPolicy p = requirePolicy(policy);
             NonceService.Grant grant;
             try {
                 grant = s.nonces().issueForVerifiedRequest(akId, request.requestedAt(), p.nonceTtl());
             } catch (NonceService.RequestRefusedException e) {
-                throw nonceRefused(s, call.remoteAddress(), akId, 403, "nonce_request_refused", "NONCE_REQUEST_" + e.refusal().name(),
-                        e.getMessage());
+                throw nonceRefused(s, call.remoteAddress(), akId, true, 403, "nonce_request_refused",
+                        "NONCE_REQUEST_" + e.refusal().name(), e.getMessage());
             }
             Map<String, Object> m = new LinkedHashMap<>();
             m.put("nonce", HexFormat.of().formatHex(grant.nonce()));
@@ -221,21 +224,23 @@ public final class V1Routes {
         });
     }
 
-    /** A refused nonce request: audited under the AK (no host is attributed anything), then the API error. */
     /**
      * A refused nonce request. Anyone can send one for any AK id (they are not secret), so the record is
-     * rate-limited per client, check and AK: the first of a kind in a window in full, the rest counted (docs/audit.md).
+     * rate-limited per client and check (docs/audit.md): the first of a kind in a window in full, the rest counted.
+     * An enrolled AK is a key of its own (there are as many as enrolled hosts); every AK id nobody enrolled is one
+     * subject, "(unenrolled)", since the client chooses it: a client rotating made-up ids must not fill the table.
      */
-    private static ApiException nonceRefused(Services s, String remote, String akId, int status, String error,
-                                             String check, String reason) throws ApiException {
+    private static ApiException nonceRefused(Services s, String remote, String akId, boolean enrolled, int status,
+                                             String error, String check, String reason) throws ApiException {
         String ak = akId.length() > 20 ? akId.substring(0, 20) + "…" : akId;
+        String keyed = enrolled ? ak : "(unenrolled)";
         Map<String, Object> detail = new LinkedHashMap<>();
         detail.put("check", check);
         detail.put("akId", akId.length() > 80 ? akId.substring(0, 80) + "…" : akId);
         detail.put("detail", reason); // "reason" is the aggregation key's
         detail.put("remote", remote);
-        s.refusals().refuse("NONCE_REFUSED", remote, check + " ak:" + ak, detail, "ak:" + ak,
-                "ak:" + ak + " from " + remote);
+        s.refusals().refuse("NONCE_REFUSED", remote, check + " ak:" + keyed, detail, "ak:" + ak,
+                "ak:" + keyed + " from " + remote);
         return new ApiException(status, error, check, reason);
     }
 

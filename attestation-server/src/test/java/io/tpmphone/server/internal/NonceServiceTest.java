@@ -3,11 +3,16 @@ package io.tpmphone.server.internal;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.tpmphone.swtpm.testing.ManualClock;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 
+@Timeout(30)
 class NonceServiceTest {
     private static final Duration TTL = Duration.ofSeconds(30);
 
@@ -64,14 +69,70 @@ class NonceServiceTest {
 
     @Test
     void aRequestOutsideTheSkewWindow_isRefused() throws Exception {
-        for (Duration off : new Duration[] {Duration.ofMinutes(-5).minusMillis(1), Duration.ofMinutes(5).plusMillis(1)}) {
+        for (Duration off : new Duration[] {Duration.ofMinutes(-5).minusMillis(1), Duration.ofSeconds(30).plusMillis(1)}) {
             NonceService.RequestRefusedException e = assertThrows(NonceService.RequestRefusedException.class,
                     () -> nonces.issueForVerifiedRequest("ak-1", clock.millis(off), TTL), "offset " + off);
             assertEquals(NonceService.RequestRefusal.TIME, e.refusal(), e.getMessage());
         }
         nonces.issueForVerifiedRequest("ak-1", clock.millis(Duration.ofMinutes(-5)), TTL);
-        nonces.issueForVerifiedRequest("ak-1", clock.millis(Duration.ofMinutes(5)), TTL);
+        nonces.issueForVerifiedRequest("ak-1", clock.millis(Duration.ofSeconds(30)), TTL);
         assertEquals(1, nonces.outstanding());
+    }
+
+    /**
+     * The client chooses requestedAt. A request dated 4 minutes ahead was accepted, and every honest request after it
+     * looked older ("not after the last accepted request"): the host could get no nonce for 4 minutes, and its
+     * passport and keystore approval lapsed.
+     */
+    @Test
+    void aRequestDatedMinutesAhead_isRefusedAsTime_andTheHonestAgentStillGetsItsNonce() throws Exception {
+        NonceService.RequestRefusedException e = assertThrows(NonceService.RequestRefusedException.class,
+                () -> nonces.issueForVerifiedRequest("ak-1", clock.millis(Duration.ofMinutes(4)), TTL));
+        assertEquals(NonceService.RequestRefusal.TIME, e.refusal(), e.getMessage());
+        assertTrue(e.getMessage().contains("240 s ahead") && e.getMessage().contains("more than 30 s ahead are refused")
+                && e.getMessage().contains("NTP"), "says how far ahead, the bound and what to do: " + e.getMessage());
+        clock.advance(Duration.ofSeconds(1));
+        byte[] honest = nonces.issueForVerifiedRequest("ak-1", clock.millis(Duration.ZERO), TTL).nonce();
+        assertNull(nonces.consume(honest, "ak-1").refusal(), "the honest request right after is served");
+    }
+
+    @Test
+    void aRequestDatedAheadWithinTheSkew_doesNotLockTheAkOut_andIsStillNotReplayable() throws Exception {
+        long ahead = clock.millis(Duration.ofSeconds(29));
+        nonces.issueForVerifiedRequest("ak-1", ahead, TTL);
+        clock.advance(Duration.ofMillis(5));
+        long honest = clock.millis(Duration.ZERO);
+        byte[] n = nonces.issueForVerifiedRequest("ak-1", honest, TTL).nonce();
+        assertNull(nonces.consume(n, "ak-1").refusal(), "an honest request after one dated ahead is served");
+        for (long replayed : new long[] {ahead, honest}) {
+            NonceService.RequestRefusedException e = assertThrows(NonceService.RequestRefusedException.class,
+                    () -> nonces.issueForVerifiedRequest("ak-1", replayed, TTL), "replay of " + replayed);
+            assertEquals(NonceService.RequestRefusal.REPLAYED, e.refusal(), e.getMessage());
+        }
+        clock.advance(Duration.ofSeconds(40)); // the server's clock passes the request dated ahead
+        NonceService.RequestRefusedException e = assertThrows(NonceService.RequestRefusedException.class,
+                () -> nonces.issueForVerifiedRequest("ak-1", ahead, TTL));
+        assertEquals(NonceService.RequestRefusal.REPLAYED, e.refusal(), "still a replay later: " + e.getMessage());
+        nonces.issueForVerifiedRequest("ak-1", clock.millis(Duration.ZERO), TTL);
+    }
+
+    @Test
+    void manyRequestsDatedAhead_keepMemoryBounded_andNoneCanBeReplayed() throws Exception {
+        List<Long> times = new ArrayList<>();
+        for (int i = 0; i < 100; i++) {
+            long t = clock.millis(Duration.ofSeconds(20).plusMillis(i)); // 20 s ahead, each a new time
+            nonces.issueForVerifiedRequest("ak-1", t, TTL);
+            times.add(t);
+            clock.advance(Duration.ofMillis(1));
+        }
+        for (long t : times) {
+            NonceService.RequestRefusedException e = assertThrows(NonceService.RequestRefusedException.class,
+                    () -> nonces.issueForVerifiedRequest("ak-1", t, TTL), "replay of " + t);
+            assertEquals(NonceService.RequestRefusal.REPLAYED, e.refusal(), e.getMessage());
+        }
+        // The AK's holder held itself to its own times, for at most MAX_AHEAD.
+        clock.advance(Duration.ofSeconds(30)); // NonceService.MAX_AHEAD
+        nonces.issueForVerifiedRequest("ak-1", clock.millis(Duration.ZERO), TTL);
     }
 
     @Test

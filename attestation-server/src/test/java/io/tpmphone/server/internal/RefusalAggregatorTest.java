@@ -1,15 +1,21 @@
 package io.tpmphone.server.internal;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.tpmphone.server.audit.AuditEntry;
+import io.tpmphone.server.audit.AuditEventType;
 import io.tpmphone.swtpm.testing.ManualClock;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 
+@Timeout(30)
 class RefusalAggregatorTest {
     record Rec(String type, String subject, String outcome, Map<String, Object> detail) {
         long count() {
@@ -100,5 +106,101 @@ class RefusalAggregatorTest {
         a.flushAll();
         assertEquals(2, records.size(), records.toString());
         assertEquals(2, total());
+    }
+
+    @Test
+    void oneSourceWithManyKindsOfRefusal_holdsOnlyItsShareOfTheTable_andANewSourceStillGetsItsOwnRecord()
+            throws Exception {
+        RefusalAggregator a = aggregator(1024); // a source may hold 1024 / 16 = 64 keys
+        for (int i = 0; i < 5000; i++) {
+            a.refuse("APPRAISAL_REFUSED", "203.0.113.66", "NONCE ak:000b" + i, Map.of("check", "NONCE"));
+        }
+        assertEquals(65, a.keys(), "64 keys of its own and one bucket for the rest");
+        assertEquals(65, records.size(), "a first record per key and one for the bucket: " + records.get(64));
+        Rec bucketFirst = records.get(64);
+        assertEquals("various", bucketFirst.detail().get("reason"), bucketFirst.toString());
+        assertEquals("various from 203.0.113.66", bucketFirst.subject());
+
+        a.refuse("APPRAISAL_REFUSED", "198.51.100.9", "NONCE ak:000bvictim", Map.of("check", "NONCE"));
+        Rec victim = records.get(records.size() - 1);
+        assertEquals("198.51.100.9", victim.subject(),
+                "another source's refusal is recorded on its own, not counted under other-sources: " + victim);
+        assertEquals("NONCE ak:000bvictim", victim.detail().get("reason"), victim.toString());
+        a.flushAll();
+        assertEquals(5001, total(), "every refusal is counted: " + records.subList(65, records.size()));
+    }
+
+    @Test
+    void clientTextInSubjectsAndDetail_isEscaped() throws Exception {
+        RefusalAggregator a = aggregator(16);
+        // ESC [2J clears a terminal, U+202E reverses what follows, a newline forges a line of its own.
+        String painted = "ak:" + (char) 0x1b + "[2J" + (char) 0x202e + "DEVRESAP\nforged line";
+        a.refuse("NONCE_REFUSED", "192.0.2.5", "AK_ENROLLED ak:(unenrolled)", Map.of("akId", painted.substring(3)),
+                painted, "ak:(unenrolled) from 192.0.2.5");
+        Rec first = records.get(0);
+        assertEquals("ak:\\x1b[2J\\u{202E}DEVRESAP\\x0aforged line", first.subject(), "subject as recorded");
+        assertEquals("\\x1b[2J\\u{202E}DEVRESAP\\x0aforged line", first.detail().get("akId"), "detail as recorded");
+        assertTrue(first.subject().codePoints().noneMatch(c -> c < 0x20 || c == 0x202e), first.subject());
+    }
+
+    @Test
+    void aSubjectTheAuditLogWouldRefuse_isRenderedSafely_andNoRecordIsLost() throws Exception {
+        // The server's trail: the audit log's own rules for a record (AuditEntry) decide what it accepts.
+        RefusalAggregator a = new RefusalAggregator((type, subject, outcome, detail) -> {
+            AuditEntry.of(AuditEventType.valueOf(type), subject, outcome, detail);
+            records.add(new Rec(type, subject, outcome, Map.copyOf(detail)));
+        }, clock, Duration.ofSeconds(60), 16);
+        String unpaired = "ak:" + (char) 0xd800 + "x"; // valid JSON ("\ud800"), not valid Unicode
+        String[] subjects = {unpaired, "", "ak:" + "f".repeat(5000)};
+        for (int i = 0; i < subjects.length; i++) {
+            String source = "192.0.2." + i;
+            a.refuse("NONCE_REFUSED", source, "AK_ENROLLED ak:(unenrolled)", Map.of("akId", subjects[i]),
+                    subjects[i], "ak:(unenrolled) from " + source);
+            a.refuse("NONCE_REFUSED", source, "AK_ENROLLED ak:(unenrolled)", Map.of("akId", subjects[i]),
+                    subjects[i], "ak:(unenrolled) from " + source);
+        }
+        assertEquals(3, records.size(), "one first record per source: " + records);
+        assertEquals("ak:\\u{D800}x", records.get(0).subject());
+        assertEquals("(empty)", records.get(1).subject());
+        assertTrue(records.get(2).subject().length() <= AuditEntry.MAX_SUBJECT_CHARS
+                && records.get(2).subject().endsWith("…"), "shortened: " + records.get(2).subject().length());
+        a.flushAll();
+        assertEquals(6, total(), "every refusal is counted: " + records);
+    }
+
+    @Test
+    void aRecordTheAuditLogRefusesForItsForm_isWrittenWithoutSubjectAndDetail() throws Exception {
+        RefusalAggregator a = new RefusalAggregator((type, subject, outcome, detail) -> {
+            if (!subject.equals("(unrenderable)")) {
+                throw new IllegalArgumentException("audit entry subject refused by a rule of the log");
+            }
+            records.add(new Rec(type, subject, outcome, Map.copyOf(detail)));
+        }, clock, Duration.ofSeconds(60), 16);
+        a.refuse("ADMIN_REFUSED", "192.0.2.1", "no admin credential", Map.of("request", "GET /v1/hosts"));
+        assertEquals(1, records.size(), records.toString());
+        assertEquals(1L, records.get(0).count());
+        assertEquals("no admin credential", records.get(0).detail().get("reason"));
+        assertTrue(String.valueOf(records.get(0).detail().get("note")).contains("refused by a rule of the log"),
+                records.get(0).toString());
+    }
+
+    @Test
+    void aFirstRecordTheLogCannotWrite_isNotCounted_soTheNextRefusalIsRecordedInFull() throws Exception {
+        boolean[] failing = {true};
+        RefusalAggregator a = new RefusalAggregator((type, subject, outcome, detail) -> {
+            if (failing[0]) {
+                throw new ApiException(503, "audit_unavailable", "disk full");
+            }
+            records.add(new Rec(type, subject, outcome, Map.copyOf(detail)));
+        }, clock, Duration.ofSeconds(60), 8);
+        assertThrows(ApiException.class, () -> a.refuse("ADMIN_REFUSED", "192.0.2.1", "no admin credential",
+                Map.of("request", "GET /v1/hosts")));
+        failing[0] = false;
+        a.refuse("ADMIN_REFUSED", "192.0.2.1", "no admin credential", Map.of("request", "GET /v1/policy"));
+        assertEquals(1, records.size(), "the second refusal is the key's first record: " + records);
+        assertEquals("GET /v1/policy", records.get(0).detail().get("request"));
+        a.flushAll();
+        assertEquals(1, total(), records.toString());
+        assertFalse(records.stream().anyMatch(r -> r.detail().containsKey("aggregated")), records.toString());
     }
 }

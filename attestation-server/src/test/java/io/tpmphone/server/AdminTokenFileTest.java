@@ -1,0 +1,106 @@
+package io.tpmphone.server;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The admin token file ({@code tpmphone server --admin-token-file F [--generate-admin-token]}) was read through a
+ * symbolic link and whatever its mode and owner: a local user who could put a link at that name (or who owned the
+ * file) chose the server's admin token, and one that others could read was used as it was. It is now read only if it
+ * is the server user's alone, by {@code lstat}; each refusal says what to do and never shows the token.
+ */
+@Timeout(30)
+class AdminTokenFileTest {
+    private static final String CHOSEN = "a-token-someone-else-chose-0123456789";
+
+    @TempDir
+    Path dir;
+
+    private Path file(String name, String content, String mode) throws IOException {
+        Path f = Files.writeString(dir.resolve(name), content + "\n");
+        Files.setPosixFilePermissions(f, PosixFilePermissions.fromString(mode));
+        return f;
+    }
+
+    private static IOException refused(Path token, boolean generate) {
+        IOException e = assertThrows(IOException.class,
+                () -> AttestationServer.builder().adminTokenFile(token, generate),
+                "the server took " + token + " as its admin token file (generate " + generate + ")");
+        assertFalse(e.getMessage().contains(CHOSEN), "the refusal shows the token: " + e.getMessage());
+        return e;
+    }
+
+    @Test
+    void aSymbolicLinkAtTheAdminTokenPath_isRefused_withOrWithoutGenerate() throws Exception {
+        Path chosen = file("chosen", CHOSEN, "rw-------"); // owner-only, so only the link is wrong
+        Path token = Files.createSymbolicLink(dir.resolve("admin.token"), chosen);
+        for (boolean generate : new boolean[] {false, true}) {
+            IOException e = refused(token, generate);
+            assertTrue(e.getMessage().contains(token + " is a symbolic link (to " + chosen + ")")
+                    && e.getMessage().contains("put the file itself at " + token), e.getMessage());
+        }
+        assertEquals(CHOSEN + "\n", Files.readString(chosen), "the link's target is left alone");
+    }
+
+    @Test
+    void aDanglingSymbolicLink_withGenerate_isRefused_andNothingIsCreatedAtItsTarget() throws Exception {
+        Path target = dir.resolve("made-through-the-link");
+        Path token = Files.createSymbolicLink(dir.resolve("admin.token"), target);
+        IOException e = refused(token, true);
+        assertTrue(e.getMessage().contains("is a symbolic link"), e.getMessage());
+        assertFalse(Files.exists(target, LinkOption.NOFOLLOW_LINKS), "a token was written through the link");
+    }
+
+    @Test
+    void aWorldOrGroupReadableAdminTokenFile_isRefused_andLeftAsItWas() throws Exception {
+        for (String mode : new String[] {"rw-r--r--", "rw-r-----"}) {
+            Path token = file("admin.token." + mode.replace('-', '_'), CHOSEN, mode);
+            for (boolean generate : new boolean[] {false, true}) {
+                IOException e = refused(token, generate);
+                assertTrue(e.getMessage().contains("is accessible to other users (" + mode + ")")
+                        && e.getMessage().contains("chmod 600 " + token)
+                        && e.getMessage().contains("make a new secret"), e.getMessage());
+            }
+            assertEquals(mode, PosixFilePermissions.toString(Files.getPosixFilePermissions(token)),
+                    "the mode is not changed behind the operator's back");
+        }
+    }
+
+    @Test
+    void anAdminTokenFileOfAnotherUser_isRefused() throws Exception {
+        Assumptions.assumeTrue(new com.sun.security.auth.module.UnixSystem().getUid() == 0,
+                "only root can give a file to another user");
+        Path token = file("admin.token", CHOSEN, "rw-------");
+        Files.setAttribute(token, "unix:uid", 65534, LinkOption.NOFOLLOW_LINKS);
+        IOException e = refused(token, false);
+        assertTrue(e.getMessage().contains("(uid 65534), not to the user reading it"), e.getMessage());
+    }
+
+    @Test
+    void generate_makesAnOwnerOnlyToken_whichTheNextStartReads() throws Exception {
+        Path token = dir.resolve("etc").resolve("admin.token");
+        AttestationServer.builder().adminTokenFile(token, true);
+        assertEquals("rw-------", PosixFilePermissions.toString(Files.getPosixFilePermissions(token)));
+        assertEquals("rwx------", PosixFilePermissions.toString(Files.getPosixFilePermissions(token.getParent())));
+        String written = Files.readString(token).trim();
+        assertTrue(written.length() >= 16, "a generated token has " + written.length() + " characters");
+        AttestationServer.builder().adminTokenFile(token, false); // an owner-only file of ours is read as it is
+        assertThrows(NoSuchFileException.class,
+                () -> AttestationServer.builder().adminTokenFile(dir.resolve("missing.token"), false));
+        Path shortToken = file("short.token", "too-short", "rw-------");
+        assertTrue(refused(shortToken, false).getMessage().contains("fewer than 16 characters"));
+    }
+}
