@@ -13,6 +13,9 @@ import java.util.Objects;
  *       {@link #closed()} there, and {@link #prevDigest()}, the SHA-256 of the previous checkpoint's signed data).
  *       Because each checkpoint covers the one before and states the interval, a verifier can tell when one was
  *       removed, reordered, or never written where the interval requires one.</li>
+ *   <li><b>v3</b> (written since the signed head): v2's fields under its own tag. Because the tag is signed, a v3
+ *       checkpoint commits the log to keeping an {@link AuditHead}: wherever one is left, a missing head means the
+ *       log was cut back.</li>
  *   <li><b>v1</b> (legacy, only read): signs (seq, hash, timestamp). Checkpoints can be deleted unnoticed.</li>
  * </ul>
  *
@@ -37,8 +40,8 @@ public final class AuditCheckpoint {
 
     AuditCheckpoint(int version, long seq, byte[] hash, Instant timestamp, String keyId, byte[] signature, int every,
             long maxUnsignedMillis, boolean closed, byte[] prevDigest) {
-        if (version != 1 && version != 2) {
-            throw new IllegalArgumentException("checkpoint version must be 1 or 2, got " + version);
+        if (version < 1 || version > 3) {
+            throw new IllegalArgumentException("checkpoint version must be 1, 2 or 3, got " + version);
         }
         this.version = version;
         this.seq = seq;
@@ -52,9 +55,17 @@ public final class AuditCheckpoint {
         this.prevDigest = prevDigest.clone();
     }
 
-    /** 1 (legacy encoding {@code tpmphone.audit.checkpoint.v1}) or 2 ({@code tpmphone.audit.checkpoint.v2}). */
+    /**
+     * 1 (legacy encoding {@code tpmphone.audit.checkpoint.v1}), 2 ({@code tpmphone.audit.checkpoint.v2}) or 3
+     * ({@code tpmphone.audit.checkpoint.v3}: v2's fields, signed by a writer that keeps a signed head).
+     */
     public int version() {
         return version;
+    }
+
+    /** True for v2 and v3: chained, with an interval, an age bound and a closed flag. */
+    public boolean chained() {
+        return version >= 2;
     }
 
     public long seq() {
@@ -85,7 +96,7 @@ public final class AuditCheckpoint {
         return signature.clone();
     }
 
-    /** v2: the writer's checkpoint interval (a checkpoint at every multiple of it); 0 for v1. */
+    /** v2, v3: the writer's checkpoint interval (a checkpoint at every multiple of it); 0 for v1. */
     public int every() {
         return every;
     }
@@ -107,9 +118,13 @@ public final class AuditCheckpoint {
 
     /** The bytes the signature covers, in this checkpoint's encoding. */
     byte[] signedData() {
-        return version == 1 ? AuditEncoding.checkpointSignedData(seq, hash, timestamp.toEpochMilli())
-                : AuditEncoding.checkpointV2SignedData(seq, hash, timestamp.toEpochMilli(), every,
-                        maxUnsignedMillis, closed, prevDigest);
+        return switch (version) {
+            case 1 -> AuditEncoding.checkpointSignedData(seq, hash, timestamp.toEpochMilli());
+            case 2 -> AuditEncoding.checkpointV2SignedData(seq, hash, timestamp.toEpochMilli(), every,
+                    maxUnsignedMillis, closed, prevDigest);
+            default -> AuditEncoding.checkpointV3SignedData(seq, hash, timestamp.toEpochMilli(), every,
+                    maxUnsignedMillis, closed, prevDigest);
+        };
     }
 
     /** SHA-256 of {@link #signedData()}: what the next v2 checkpoint's {@link #prevDigest()} must be. */
@@ -133,7 +148,7 @@ public final class AuditCheckpoint {
     @Override
     public String toString() {
         return "AuditCheckpoint{v" + version + ", seq=" + seq + ", hash=" + hashHex() + ", " + timestamp + ", keyId="
-                + keyId + (version == 2 ? ", every=" + every + ", maxUnsignedMillis=" + maxUnsignedMillis
+                + keyId + (version >= 2 ? ", every=" + every + ", maxUnsignedMillis=" + maxUnsignedMillis
                 + (closed ? ", closed" : "") : "") + "}";
     }
 }

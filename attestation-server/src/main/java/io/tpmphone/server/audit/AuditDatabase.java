@@ -180,7 +180,8 @@ final class AuditDatabase {
                 if (!schema2 || rows.getInt(6) == 1) {
                     checkpoints.add(new AuditCheckpoint(rows.getLong(1), hash, at, rows.getString(4), signature));
                 } else {
-                    checkpoints.add(new AuditCheckpoint(2, rows.getLong(1), hash, at, rows.getString(4), signature,
+                    checkpoints.add(new AuditCheckpoint(rows.getInt(6) == 2 ? 2 : 3, rows.getLong(1), hash, at,
+                            rows.getString(4), signature,
                             rows.getInt(7), rows.getLong(8), rows.getInt(9) == 1, nonNull(rows.getBytes(10))));
                 }
             }
@@ -204,13 +205,15 @@ final class AuditDatabase {
         }
         try (Statement statement = connection.createStatement();
                 ResultSet rows = statement.executeQuery("SELECT seq, hash, ts_millis, checkpoints, checkpoint_digest,"
-                        + " refresh_millis, key_id, signature FROM audit_head WHERE id = 1")) {
+                        + " refresh_millis, closed, key_id, signature FROM audit_head WHERE id = 1")) {
             if (!rows.next()) {
                 return Optional.empty();
             }
+            // A NULL key id (the table rebuilt without its constraints) is no key: refused as another key's head.
+            String keyId = rows.getString(8);
             return Optional.of(new AuditHead(rows.getLong(1), nonNull(rows.getBytes(2)),
                     Instant.ofEpochMilli(rows.getLong(3)), rows.getLong(4), nonNull(rows.getBytes(5)),
-                    rows.getLong(6), rows.getString(7), nonNull(rows.getBytes(8))));
+                    rows.getLong(6), rows.getInt(7) == 1, keyId == null ? "" : keyId, nonNull(rows.getBytes(9))));
         }
     }
 

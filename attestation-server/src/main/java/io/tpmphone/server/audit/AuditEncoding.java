@@ -20,6 +20,11 @@ final class AuditEncoding {
     static final String CHECKPOINT_TAG = "tpmphone.audit.checkpoint.v1";
     /** The checkpoint encoding written since v2: chained, with the interval, age bound and a closed flag. */
     static final String CHECKPOINT_V2_TAG = "tpmphone.audit.checkpoint.v2";
+    /**
+     * v2's fields under a new tag, written since the signed head: a v3 checkpoint also signs "this log keeps a signed
+     * head", so a verifier (and the server on open) requires one wherever a v3 checkpoint is left.
+     */
+    static final String CHECKPOINT_V3_TAG = "tpmphone.audit.checkpoint.v3";
     /** The signed head: re-signed by a running writer at least every refresh interval (docs/audit.md). */
     static final String HEAD_TAG = "tpmphone.audit.head.v1";
     private static final HexFormat HEX = HexFormat.of();
@@ -71,8 +76,21 @@ final class AuditEncoding {
      */
     static byte[] checkpointV2SignedData(long seq, byte[] hash, long timestampMillis, int every,
             long maxUnsignedMillis, boolean closed, byte[] prevDigest) {
+        return chainedCheckpointSignedData(CHECKPOINT_V2_TAG, seq, hash, timestampMillis, every, maxUnsignedMillis,
+                closed, prevDigest);
+    }
+
+    /** As {@link #checkpointV2SignedData}, under the v3 tag. */
+    static byte[] checkpointV3SignedData(long seq, byte[] hash, long timestampMillis, int every,
+            long maxUnsignedMillis, boolean closed, byte[] prevDigest) {
+        return chainedCheckpointSignedData(CHECKPOINT_V3_TAG, seq, hash, timestampMillis, every, maxUnsignedMillis,
+                closed, prevDigest);
+    }
+
+    private static byte[] chainedCheckpointSignedData(String tag, long seq, byte[] hash, long timestampMillis,
+            int every, long maxUnsignedMillis, boolean closed, byte[] prevDigest) {
         ByteArrayOutputStream out = new ByteArrayOutputStream(160);
-        lengthPrefixed(out, CHECKPOINT_V2_TAG.getBytes(StandardCharsets.US_ASCII));
+        lengthPrefixed(out, tag.getBytes(StandardCharsets.US_ASCII));
         out.writeBytes(ByteBuffer.allocate(8).putLong(seq).array());
         lengthPrefixed(out, hash);
         out.writeBytes(ByteBuffer.allocate(8 + 4 + 8 + 1).putLong(timestampMillis).putInt(every)
@@ -83,18 +101,19 @@ final class AuditEncoding {
 
     /**
      * {@code lp(head tag) || u64(seq) || lp(hash) || i64(timestampMillis) || u64(checkpoints) ||
-     * lp(checkpointDigest) || u64(refreshMillis)}: what the signed head covers. {@code checkpointDigest} is the
-     * SHA-256 of the last checkpoint's signed data (32 zero bytes if there is none), {@code checkpoints} their count.
+     * lp(checkpointDigest) || u64(refreshMillis) || u8(closed)}: what the signed head covers. {@code checkpointDigest}
+     * is the SHA-256 of the last checkpoint's signed data (32 zero bytes if there is none), {@code checkpoints} their
+     * count; {@code closed} says the writer closed the log here, so no record may follow.
      */
     static byte[] headSignedData(long seq, byte[] hash, long timestampMillis, long checkpoints,
-            byte[] checkpointDigest, long refreshMillis) {
+            byte[] checkpointDigest, long refreshMillis, boolean closed) {
         ByteArrayOutputStream out = new ByteArrayOutputStream(160);
         lengthPrefixed(out, HEAD_TAG.getBytes(StandardCharsets.US_ASCII));
         out.writeBytes(ByteBuffer.allocate(8).putLong(seq).array());
         lengthPrefixed(out, hash);
         out.writeBytes(ByteBuffer.allocate(16).putLong(timestampMillis).putLong(checkpoints).array());
         lengthPrefixed(out, checkpointDigest);
-        out.writeBytes(ByteBuffer.allocate(8).putLong(refreshMillis).array());
+        out.writeBytes(ByteBuffer.allocate(9).putLong(refreshMillis).put((byte) (closed ? 1 : 0)).array());
         return out.toByteArray();
     }
 

@@ -61,7 +61,7 @@ final class AuditExport {
             json.writeNumberField("version", VERSION);
             json.writeStringField("hashAlgorithm", "SHA-256");
             json.writeStringField("recordEncoding", AuditEncoding.RECORD_TAG);
-            json.writeStringField("checkpointEncoding", AuditEncoding.CHECKPOINT_V2_TAG);
+            json.writeStringField("checkpointEncoding", AuditEncoding.CHECKPOINT_V3_TAG);
             json.writeStringField("signatureAlgorithm", AuditVerifier.SIGNATURE_ALGORITHM);
             json.writeNumberField("recordCount", lastSeq);
             Optional<AuditHead> head = AuditDatabase.head(connection);
@@ -74,6 +74,7 @@ final class AuditExport {
                 json.writeNumberField("checkpoints", h.checkpoints());
                 json.writeStringField("checkpointDigest", AuditEncoding.hex(h.checkpointDigest()));
                 json.writeNumberField("refreshMillis", h.refreshMillis());
+                json.writeBooleanField("closed", h.closed());
                 json.writeStringField("keyId", h.keyId());
                 json.writeStringField("signature", Base64.getEncoder().encodeToString(h.signature()));
                 json.writeEndObject();
@@ -88,7 +89,7 @@ final class AuditExport {
                 json.writeStringField("timestamp", timestamp(checkpoint.timestamp().toEpochMilli()));
                 json.writeStringField("keyId", checkpoint.keyId());
                 json.writeStringField("signature", Base64.getEncoder().encodeToString(checkpoint.signature()));
-                if (checkpoint.version() == 2) {
+                if (checkpoint.chained()) {
                     json.writeNumberField("every", checkpoint.every());
                     json.writeNumberField("maxUnsignedMillis", checkpoint.maxUnsignedMillis());
                     json.writeBooleanField("closed", checkpoint.closed());

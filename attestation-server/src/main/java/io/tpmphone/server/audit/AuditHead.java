@@ -6,9 +6,10 @@ import java.util.Objects;
 
 /**
  * The signed head of a log: a statement "at {@link #timestamp()} the log ended at record {@link #seq()} with hash
- * {@link #hash()}, after {@link #checkpoints()} checkpoints of which the last has digest {@link #checkpointDigest()}".
- * One per log, replaced (never appended) by the writer with every checkpoint, on open, and at least every
- * {@link #refreshMillis()} while the log is open. Encoding {@code tpmphone.audit.head.v1} (docs/audit.md).
+ * {@link #hash()}, after {@link #checkpoints()} checkpoints of which the last has digest {@link #checkpointDigest()}
+ * (and was {@link #closed()} there)". One per log, replaced (never appended) by the writer with every checkpoint, on
+ * open, and at least every {@link #refreshMillis()} while the log is open. Encoding {@code tpmphone.audit.head.v1}
+ * (docs/audit.md). Every checkpoint such a writer signs is v3, which commits the log to having a head.
  *
  * <p>Why: checkpoints are only written when records arrive, so in a quiet log the newest one can be hours old, and a
  * log cut back to any earlier checkpoint looked like a quiet live log. A running writer's head is never older than
@@ -25,17 +26,19 @@ public final class AuditHead {
     private final long checkpoints;
     private final byte[] checkpointDigest;
     private final long refreshMillis;
+    private final boolean closed;
     private final String keyId;
     private final byte[] signature;
 
     AuditHead(long seq, byte[] hash, Instant timestamp, long checkpoints, byte[] checkpointDigest,
-            long refreshMillis, String keyId, byte[] signature) {
+            long refreshMillis, boolean closed, String keyId, byte[] signature) {
         this.seq = seq;
         this.hash = hash.clone();
         this.timestamp = Objects.requireNonNull(timestamp, "timestamp");
         this.checkpoints = checkpoints;
         this.checkpointDigest = checkpointDigest.clone();
         this.refreshMillis = refreshMillis;
+        this.closed = closed;
         this.keyId = Objects.requireNonNull(keyId, "keyId");
         this.signature = signature.clone();
     }
@@ -74,6 +77,11 @@ public final class AuditHead {
         return refreshMillis;
     }
 
+    /** True if written when the log was closed: no record may follow {@link #seq()}. */
+    public boolean closed() {
+        return closed;
+    }
+
     /** {@link AuditSigner#keyId()} of the signer. */
     public String keyId() {
         return keyId;
@@ -86,7 +94,7 @@ public final class AuditHead {
 
     byte[] signedData() {
         return AuditEncoding.headSignedData(seq, hash, timestamp.toEpochMilli(), checkpoints, checkpointDigest,
-                refreshMillis);
+                refreshMillis, closed);
     }
 
     @Override
@@ -94,6 +102,7 @@ public final class AuditHead {
         return o instanceof AuditHead h && seq == h.seq && Arrays.equals(hash, h.hash)
                 && timestamp.equals(h.timestamp) && checkpoints == h.checkpoints
                 && Arrays.equals(checkpointDigest, h.checkpointDigest) && refreshMillis == h.refreshMillis
+                && closed == h.closed
                 && keyId.equals(h.keyId) && Arrays.equals(signature, h.signature);
     }
 
@@ -105,6 +114,6 @@ public final class AuditHead {
     @Override
     public String toString() {
         return "AuditHead{seq=" + seq + ", hash=" + hashHex() + ", " + timestamp + ", checkpoints=" + checkpoints
-                + ", refreshMillis=" + refreshMillis + ", keyId=" + keyId + "}";
+                + ", refreshMillis=" + refreshMillis + (closed ? ", closed" : "") + ", keyId=" + keyId + "}";
     }
 }

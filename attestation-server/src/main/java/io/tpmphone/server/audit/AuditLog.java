@@ -61,12 +61,13 @@ public final class AuditLog implements AutoCloseable {
     private static final String INSERT_RECORD = "INSERT INTO audit_record (" + AuditDatabase.RECORD_COLUMNS
             + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
     private static final String INSERT_CHECKPOINT = "INSERT INTO audit_checkpoint ("
-            + AuditDatabase.CHECKPOINT_COLUMNS + ") VALUES (?, ?, ?, ?, ?, ?, 2, ?, ?, ?, ?)";
-    private static final String UPSERT_HEAD = "INSERT INTO audit_head (id, seq, hash, ts_millis, checkpoints, "
-            + "checkpoint_digest, refresh_millis, key_id, signature) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?) "
-            + "ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, ts_millis = excluded.ts_millis,"
-            + " checkpoints = excluded.checkpoints, checkpoint_digest = excluded.checkpoint_digest, "
-            + "refresh_millis = excluded.refresh_millis, key_id = excluded.key_id, signature = excluded.signature";
+            + AuditDatabase.CHECKPOINT_COLUMNS + ") VALUES (?, ?, ?, ?, ?, ?, 3, ?, ?, ?, ?)";
+    // Update, and insert only the first time: the table refuses a second INSERT (INSERT OR REPLACE would bypass
+    // its other triggers).
+    private static final String UPDATE_HEAD = "UPDATE audit_head SET seq = ?, hash = ?, ts_millis = ?, checkpoints = ?,"
+            + " checkpoint_digest = ?, refresh_millis = ?, closed = ?, key_id = ?, signature = ? WHERE id = 1";
+    private static final String INSERT_HEAD = "INSERT INTO audit_head (seq, hash, ts_millis, checkpoints, "
+            + "checkpoint_digest, refresh_millis, closed, key_id, signature, id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1)";
 
     private final Path file;
     private final AuditSigner signer;
@@ -76,7 +77,8 @@ public final class AuditLog implements AutoCloseable {
     private final Connection connection;
     private final PreparedStatement insertRecord;
     private final PreparedStatement insertCheckpoint;
-    private final PreparedStatement upsertHead;
+    private final PreparedStatement updateHead;
+    private final PreparedStatement insertHead;
     private final AuditReader reader;
     private final BlockingQueue<Pending> queue;
     private final ReentrantReadWriteLock gate = new ReentrantReadWriteLock();
@@ -94,7 +96,8 @@ public final class AuditLog implements AutoCloseable {
     /** SHA-256 of the last checkpoint's signed data; zeros if there is none. The next checkpoint covers it. */
     private byte[] lastCheckpointDigest;
     private boolean lastCheckpointClosed;
-    private boolean lastCheckpointV2;
+    /** Whether the last checkpoint is v3 (so the log is committed to its signed head). */
+    private boolean lastCheckpointV3;
     /** The seq at which the interval requires the next checkpoint. */
     private long nextCheckpointSeq;
     /** When the head was last signed (committed), or -1: the writer re-signs it every {@code headRefresh}. */
@@ -113,7 +116,8 @@ public final class AuditLog implements AutoCloseable {
         this.reader = reader;
         this.insertRecord = connection.prepareStatement(INSERT_RECORD);
         this.insertCheckpoint = connection.prepareStatement(INSERT_CHECKPOINT);
-        this.upsertHead = connection.prepareStatement(UPSERT_HEAD);
+        this.updateHead = connection.prepareStatement(UPDATE_HEAD);
+        this.insertHead = connection.prepareStatement(INSERT_HEAD);
         this.queue = new ArrayBlockingQueue<>(options.queueCapacity());
         this.headSeq = head.seq;
         this.headHash = head.hash;
@@ -124,8 +128,9 @@ public final class AuditLog implements AutoCloseable {
         this.lastCheckpointDigest = head.lastCheckpoint == null ? AuditEncoding.zeroHash()
                 : head.lastCheckpoint.digest();
         this.lastCheckpointClosed = head.lastCheckpoint != null && head.lastCheckpoint.closed();
-        this.lastCheckpointV2 = head.lastCheckpoint != null && head.lastCheckpoint.version() == 2;
-        int interval = lastCheckpointV2 ? head.lastCheckpoint.every() : options.checkpointEvery();
+        this.lastCheckpointV3 = head.lastCheckpoint != null && head.lastCheckpoint.version() == 3;
+        int interval = head.lastCheckpoint != null && head.lastCheckpoint.chained() ? head.lastCheckpoint.every()
+                : options.checkpointEvery();
         this.nextCheckpointSeq = nextMultiple(head.lastCheckpointSeq, interval);
         this.firstUnsignedMillis = head.firstUnsignedMillis;
         this.committedSeq = head.seq;
@@ -183,9 +188,10 @@ public final class AuditLog implements AutoCloseable {
             connection.rollback(); // end the read transaction of checkHead
             reader = AuditReader.open(file, options.busyTimeout());
             AuditLog log = new AuditLog(file, signer, options, lockChannel, lock, connection, reader, head);
-            if (head.seq > 0 && (!log.lastCheckpointV2 || head.lastCheckpointSeq < head.seq)) {
-                // Sign what a crash or an older version left unsigned (or signed only in v1) before appending:
-                // from here on, every record is covered by the v2 chain.
+            if (head.seq > 0 && (!log.lastCheckpointV3 || head.lastCheckpointSeq < head.seq)) {
+                // Sign what a crash or an older version left unsigned (or signed only in v1 or v2) before appending:
+                // from here on, every record is covered by the chain, and a v3 checkpoint commits the log to its
+                // signed head, so cutting the log back and deleting the head shows.
                 log.openCheckpoint();
             } else {
                 // A fresh signed head on every open: a verifier of the running log needs one younger than the
@@ -348,6 +354,8 @@ public final class AuditLog implements AutoCloseable {
             }
             if (!(lastCheckpointClosed && lastCheckpointSeq == headSeq)) {
                 writeFinalCheckpoint();
+            } else {
+                writeClosedHead(); // reopened and closed without appends: the head still says "closed here"
             }
         } catch (InterruptedException e) {
             LOG.warn("audit writer of {} interrupted; {} queued records fail", file, queue.size());
@@ -364,7 +372,8 @@ public final class AuditLog implements AutoCloseable {
                     + "record was committed; not recorded"));
             AuditDatabase.closeQuietly(insertRecord);
             AuditDatabase.closeQuietly(insertCheckpoint);
-            AuditDatabase.closeQuietly(upsertHead);
+            AuditDatabase.closeQuietly(updateHead);
+            AuditDatabase.closeQuietly(insertHead);
             AuditDatabase.closeQuietly(connection);
         }
     }
@@ -417,10 +426,10 @@ public final class AuditLog implements AutoCloseable {
             insertRecord.executeBatch();
             long signedAt = -1;
             if (count != checkpointCount) {
-                signedAt = writeHead(seq, prev, millis, count, digest);
+                signedAt = writeHead(seq, prev, count, digest, false);
             }
             connection.commit();
-            if (signedAt >= 0) {
+            if (signedAt != -1) {
                 headSignedMillis = signedAt;
             }
         } catch (SQLException | GeneralSecurityException | RuntimeException e) {
@@ -434,7 +443,7 @@ public final class AuditLog implements AutoCloseable {
         }
         if (checkpointSeq != lastCheckpointSeq) {
             lastCheckpointClosed = false;
-            lastCheckpointV2 = true;
+            lastCheckpointV3 = true;
             firstUnsignedMillis = checkpointSeq == seq ? -1 : millis;
         } else if (firstUnsignedMillis < 0) {
             firstUnsignedMillis = millis;
@@ -458,7 +467,7 @@ public final class AuditLog implements AutoCloseable {
             byte[] prevDigest) throws SQLException, GeneralSecurityException {
         int every = options.checkpointEvery();
         long maxUnsigned = options.maxUnsignedAge().toMillis();
-        byte[] signature = signer.sign(AuditEncoding.checkpointV2SignedData(seq, hash, millis, every, maxUnsigned,
+        byte[] signature = signer.sign(AuditEncoding.checkpointV3SignedData(seq, hash, millis, every, maxUnsigned,
                 closed, prevDigest));
         insertCheckpoint.setLong(1, n);
         insertCheckpoint.setLong(2, seq);
@@ -472,7 +481,7 @@ public final class AuditLog implements AutoCloseable {
         insertCheckpoint.setBytes(10, prevDigest);
         insertCheckpoint.executeUpdate();
         LOG.debug("audit checkpoint {} at {}{} signed by {}", n, seq, closed ? " (closed)" : "", signer.keyId());
-        return new AuditCheckpoint(2, seq, hash, Instant.ofEpochMilli(millis), signer.keyId(), signature, every,
+        return new AuditCheckpoint(3, seq, hash, Instant.ofEpochMilli(millis), signer.keyId(), signature, every,
                 maxUnsigned, closed, prevDigest);
     }
 
@@ -481,14 +490,14 @@ public final class AuditLog implements AutoCloseable {
         long millis = Math.max(options.clock().millis(), headMillis);
         AuditCheckpoint checkpoint = addCheckpoint(checkpointCount + 1, headSeq, headHash, millis, closed,
                 lastCheckpointDigest);
-        long signedAt = writeHead(headSeq, headHash, millis, checkpointCount + 1, checkpoint.digest());
+        long signedAt = writeHead(headSeq, headHash, checkpointCount + 1, checkpoint.digest(), closed);
         connection.commit();
         headSignedMillis = signedAt;
         checkpointCount++;
         lastCheckpointSeq = headSeq;
         lastCheckpointDigest = checkpoint.digest();
         lastCheckpointClosed = closed;
-        lastCheckpointV2 = true;
+        lastCheckpointV3 = true;
         firstUnsignedMillis = -1;
         nextCheckpointSeq = nextMultiple(headSeq, options.checkpointEvery());
     }
@@ -502,7 +511,8 @@ public final class AuditLog implements AutoCloseable {
             rollback();
             AuditDatabase.closeQuietly(insertRecord);
             AuditDatabase.closeQuietly(insertCheckpoint);
-            AuditDatabase.closeQuietly(upsertHead);
+            AuditDatabase.closeQuietly(updateHead);
+            AuditDatabase.closeQuietly(insertHead);
             throw new AuditException(e instanceof GeneralSecurityException ? AuditException.Code.SIGNING
                     : AuditException.Code.STORAGE, "cannot sign the head of " + file + " on open: " + e.getMessage(),
                     e);
@@ -512,14 +522,15 @@ public final class AuditLog implements AutoCloseable {
     /** On open, before the writer starts, when no checkpoint is due: signs the head alone. */
     private void openHead() throws AuditException {
         try {
-            long signedAt = writeHead(headSeq, headHash, headMillis, checkpointCount, lastCheckpointDigest);
+            long signedAt = writeHead(headSeq, headHash, checkpointCount, lastCheckpointDigest, false);
             connection.commit();
             headSignedMillis = signedAt;
         } catch (SQLException | GeneralSecurityException | RuntimeException e) {
             rollback();
             AuditDatabase.closeQuietly(insertRecord);
             AuditDatabase.closeQuietly(insertCheckpoint);
-            AuditDatabase.closeQuietly(upsertHead);
+            AuditDatabase.closeQuietly(updateHead);
+            AuditDatabase.closeQuietly(insertHead);
             throw new AuditException(e instanceof GeneralSecurityException ? AuditException.Code.SIGNING
                     : AuditException.Code.STORAGE, "cannot sign the head of " + file + " on open: " + e.getMessage(),
                     e);
@@ -527,35 +538,45 @@ public final class AuditLog implements AutoCloseable {
     }
 
     /**
-     * Signs and stores the head (seq, hash, checkpoint count and last digest) in the current transaction; the caller
-     * commits. Returns the head's timestamp, which never goes back.
+     * Signs and stores the head (seq, hash, checkpoint count and last digest, closed) in the current transaction; the
+     * caller commits. Returns the head's timestamp: the clock's time, even if that went back (unlike record times,
+     * which never do), so a verifier on the same clock sees a fresh head after a clock step.
      */
-    private long writeHead(long seq, byte[] hash, long recordMillis, long checkpoints, byte[] checkpointDigest)
+    private long writeHead(long seq, byte[] hash, long checkpoints, byte[] checkpointDigest, boolean closed)
             throws SQLException, GeneralSecurityException {
-        long millis = Math.max(Math.max(options.clock().millis(), recordMillis), headSignedMillis);
+        long millis = options.clock().millis();
         long refresh = options.headRefresh().toMillis();
         byte[] signature = signer.sign(AuditEncoding.headSignedData(seq, hash, millis, checkpoints, checkpointDigest,
-                refresh));
-        upsertHead.setLong(1, seq);
-        upsertHead.setBytes(2, hash);
-        upsertHead.setLong(3, millis);
-        upsertHead.setLong(4, checkpoints);
-        upsertHead.setBytes(5, checkpointDigest);
-        upsertHead.setLong(6, refresh);
-        upsertHead.setString(7, signer.keyId());
-        upsertHead.setBytes(8, signature);
-        upsertHead.executeUpdate();
+                refresh, closed));
+        for (PreparedStatement statement : List.of(updateHead, insertHead)) {
+            statement.setLong(1, seq);
+            statement.setBytes(2, hash);
+            statement.setLong(3, millis);
+            statement.setLong(4, checkpoints);
+            statement.setBytes(5, checkpointDigest);
+            statement.setLong(6, refresh);
+            statement.setInt(7, closed ? 1 : 0);
+            statement.setString(8, signer.keyId());
+            statement.setBytes(9, signature);
+        }
+        if (updateHead.executeUpdate() == 0) {
+            insertHead.executeUpdate();
+        }
         return millis;
     }
 
-    /** Re-signs the head once it is {@code headRefresh} old, so a running log's head is never older than that. */
+    /**
+     * Re-signs the head once it is {@code headRefresh} old, so a running log's head is never older than that; at once
+     * if the clock went back behind it.
+     */
     private void refreshHeadIfDue() {
-        if (headSignedMillis >= 0
-                && options.clock().millis() - headSignedMillis < options.headRefresh().toMillis()) {
+        long now = options.clock().millis();
+        if (headSignedMillis != -1 && now >= headSignedMillis
+                && now - headSignedMillis < options.headRefresh().toMillis()) {
             return;
         }
         try {
-            long signedAt = writeHead(headSeq, headHash, headMillis, checkpointCount, lastCheckpointDigest);
+            long signedAt = writeHead(headSeq, headHash, checkpointCount, lastCheckpointDigest, false);
             connection.commit();
             headSignedMillis = signedAt;
         } catch (SQLException | GeneralSecurityException | RuntimeException e) {
@@ -584,6 +605,16 @@ public final class AuditLog implements AutoCloseable {
         } catch (SQLException | GeneralSecurityException | RuntimeException e) {
             rollback();
             LOG.warn("closing audit checkpoint at {} of {} not written: {}", headSeq, file, e.toString());
+        }
+    }
+
+    private void writeClosedHead() {
+        try {
+            headSignedMillis = writeHead(headSeq, headHash, checkpointCount, lastCheckpointDigest, true);
+            connection.commit();
+        } catch (SQLException | GeneralSecurityException | RuntimeException e) {
+            rollback();
+            LOG.warn("closing signed head of {} not written: {}", file, e.toString());
         }
     }
 
@@ -708,11 +739,24 @@ public final class AuditLog implements AutoCloseable {
             List<AuditCheckpoint> checkpoints, long lastSeq) throws SQLException, AuditException {
         AuditHead head = AuditDatabase.head(connection).orElse(null);
         if (head == null) {
+            if (checkpoints.stream().anyMatch(c -> c.version() == 3)) {
+                throw corrupt(file, "its signed head is missing, though its v3 checkpoints commit the log to one: "
+                        + "the log was cut back and the head removed");
+            }
             return null;
         }
         String signed = "its signed head (signed " + head.timestamp() + ") ";
-        if (head.keyId().equals(signer.keyId()) && !signatureValid(head.signedData(), head.signature(), signer)) {
+        if (!head.keyId().equals(signer.keyId())) {
+            throw corrupt(file, signed + "is signed by key id '" + head.keyId() + "', not by this server's key ("
+                    + signer.keyId() + "), so nothing shows it was not forged. A log continues under one key: to "
+                    + "change the result-signing key, archive this log and start a new one");
+        }
+        if (!signatureValid(head.signedData(), head.signature(), signer)) {
             throw corrupt(file, signed + "has an invalid signature");
+        }
+        if (head.closed() && lastSeq > head.seq()) {
+            throw corrupt(file, "records " + (head.seq() + 1) + ".." + lastSeq + " follow the head that closed the "
+                    + "log at record " + head.seq() + ": they were appended by someone other than the server");
         }
         if (head.seq() > lastSeq || head.checkpoints() > checkpoints.size()) {
             throw corrupt(file, signed + "covers record " + head.seq() + " and " + head.checkpoints()

@@ -51,7 +51,7 @@ public final class AuditVerifier {
             "detail", "prevHash", "hash");
     private static final Set<String> CHECKPOINT_FIELDS = Set.of("seq", "hash", "timestamp", "keyId", "signature");
     private static final Set<String> HEAD_FIELDS = Set.of("seq", "hash", "timestamp", "checkpoints",
-            "checkpointDigest", "refreshMillis", "keyId", "signature");
+            "checkpointDigest", "refreshMillis", "closed", "keyId", "signature");
     private static final Set<String> CHECKPOINT_V1_FIELDS = Set.of("version", "seq", "hash", "timestamp", "keyId",
             "signature");
     private static final Set<String> CHECKPOINT_V2_FIELDS = Set.of("version", "seq", "hash", "timestamp", "keyId",
@@ -86,7 +86,6 @@ public final class AuditVerifier {
             connection.setAutoCommit(false); // one snapshot: checkpoints and records
             try {
                 List<AuditCheckpoint> checkpoints = AuditDatabase.checkpoints(connection);
-                boolean headRequired = AuditDatabase.hasHeadTable(connection);
                 AuditHead head = AuditDatabase.head(connection).orElse(null);
                 ChainChecker checker = new ChainChecker(checkpointKey, checkpoints, head, options);
                 try (PreparedStatement query = connection.prepareStatement("SELECT "
@@ -100,7 +99,7 @@ public final class AuditVerifier {
                         }
                     }
                 }
-                return checker.finish(databaseFile.toString(), checkpoints, head, headRequired, -1);
+                return checker.finish(databaseFile.toString(), checkpoints, head, -1);
             } finally {
                 connection.rollback();
             }
@@ -174,10 +173,11 @@ public final class AuditVerifier {
                 case "checkpointEncoding" -> {
                     checkpointEncoding = text(parser, value, field);
                     if (!checkpointEncoding.equals(AuditEncoding.CHECKPOINT_TAG)
-                            && !checkpointEncoding.equals(AuditEncoding.CHECKPOINT_V2_TAG)) {
+                            && !checkpointEncoding.equals(AuditEncoding.CHECKPOINT_V2_TAG)
+                            && !checkpointEncoding.equals(AuditEncoding.CHECKPOINT_V3_TAG)) {
                         throw malformed("audit export field \"checkpointEncoding\" is \"" + checkpointEncoding
-                                + "\"; this verifier supports only \"" + AuditEncoding.CHECKPOINT_TAG + "\" and \""
-                                + AuditEncoding.CHECKPOINT_V2_TAG + "\"");
+                                + "\"; this verifier supports only \"" + AuditEncoding.CHECKPOINT_TAG + "\", \""
+                                + AuditEncoding.CHECKPOINT_V2_TAG + "\" and \"" + AuditEncoding.CHECKPOINT_V3_TAG + "\"");
                     }
                 }
                 case "signatureAlgorithm" -> expect(parser, value, field, SIGNATURE_ALGORITHM);
@@ -225,7 +225,8 @@ public final class AuditVerifier {
         if (checkpoints == null) {
             throw malformed("audit export has no \"checkpoints\" array");
         }
-        String expectedEncoding = version == 1 ? AuditEncoding.CHECKPOINT_TAG : AuditEncoding.CHECKPOINT_V2_TAG;
+        String expectedEncoding = version == 1 ? AuditEncoding.CHECKPOINT_TAG
+                : version == 2 ? AuditEncoding.CHECKPOINT_V2_TAG : AuditEncoding.CHECKPOINT_V3_TAG;
         if (checkpointEncoding != null && !checkpointEncoding.equals(expectedEncoding)) {
             throw malformed("audit export version " + version + " must have \"checkpointEncoding\": \""
                     + expectedEncoding + "\", not \"" + checkpointEncoding + "\"");
@@ -233,10 +234,11 @@ public final class AuditVerifier {
         if (version == 1 && checkpoints.stream().anyMatch(c -> c.version() != 1)) {
             throw malformed("audit export version 1 cannot hold v2 checkpoints");
         }
-        if (version < 3 && head != null) {
-            throw malformed("audit export version " + version + " cannot hold a \"head\" (since version 3)");
+        if (version < 3 && (head != null || checkpoints.stream().anyMatch(c -> c.version() == 3))) {
+            throw malformed("audit export version " + version + " cannot hold a \"head\" or v3 checkpoints (since "
+                    + "version 3)");
         }
-        return checker.finish("export", checkpoints, head, version >= 3, declaredCount);
+        return checker.finish("export", checkpoints, head, declaredCount);
     }
 
     private static AuditHead readHead(JsonParser parser, JsonToken token) throws IOException, AuditException {
@@ -264,7 +266,11 @@ public final class AuditVerifier {
             throw malformed(where + ": \"hash\" and \"checkpointDigest\" must be " + AuditEncoding.HASH_LENGTH
                     + " bytes");
         }
-        return new AuditHead(seq, hash, instant(node, where), checkpoints, digest, refresh,
+        JsonNode closed = node.get("closed");
+        if (!closed.isBoolean()) {
+            throw malformed(where + ": \"closed\" must be true or false");
+        }
+        return new AuditHead(seq, hash, instant(node, where), checkpoints, digest, refresh, closed.booleanValue(),
                 string(node, "keyId", where), signature);
     }
 
@@ -282,8 +288,8 @@ public final class AuditVerifier {
             }
             // No "version": an export of format version 1, whose checkpoints are all v1.
             long checkpointVersion = node.has("version") ? integer(node, "version", where) : 1;
-            if (checkpointVersion != 1 && checkpointVersion != 2) {
-                throw malformed(where + ": checkpoint \"version\" must be 1 or 2, got " + checkpointVersion);
+            if (checkpointVersion < 1 || checkpointVersion > 3) {
+                throw malformed(where + ": checkpoint \"version\" must be 1, 2 or 3, got " + checkpointVersion);
             }
             requireFields(node, !node.has("version") ? CHECKPOINT_FIELDS
                     : checkpointVersion == 1 ? CHECKPOINT_V1_FIELDS : CHECKPOINT_V2_FIELDS, where);
@@ -306,7 +312,8 @@ public final class AuditVerifier {
                 if (!closed.isBoolean()) {
                     throw malformed(where + " (seq " + seq + "): \"closed\" must be true or false");
                 }
-                checkpoints.add(new AuditCheckpoint(2, seq, hexField(node, "hash", where), instant(node, where),
+                checkpoints.add(new AuditCheckpoint((int) checkpointVersion, seq, hexField(node, "hash", where),
+                        instant(node, where),
                         string(node, "keyId", where), signature, (int) every, integer(node, "maxUnsignedMillis",
                         where), closed.booleanValue(), hexField(node, "prevDigest", where)));
             }
@@ -425,7 +432,10 @@ public final class AuditVerifier {
             if (instant.getNano() % 1_000_000 != 0) {
                 throw malformed(where + ": \"timestamp\" has sub-millisecond digits: " + text);
             }
+            instant.toEpochMilli(); // within the signed 64-bit millisecond range, or ArithmeticException
             return instant;
+        } catch (ArithmeticException e) {
+            throw malformed(where + ": \"timestamp\" is outside the range of 64-bit epoch milliseconds: " + text, e);
         } catch (DateTimeParseException e) {
             throw malformed(where + ": \"timestamp\" is not ISO-8601 UTC (e.g. 2025-01-31T12:00:00.000Z): " + text, e);
         }

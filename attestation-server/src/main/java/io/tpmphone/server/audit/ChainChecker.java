@@ -36,6 +36,8 @@ final class ChainChecker {
     private final Map<Long, byte[]> retained = new HashMap<>();
     private byte[] allHashes = new byte[0];
 
+    /** Open mode: the verifier's time, read once when verification starts (when the snapshot is taken). */
+    private final long nowMillis;
     private long expectedSeq = 1;
     private long lastMillis = Long.MIN_VALUE;
     private byte[] lastHash = AuditEncoding.zeroHash();
@@ -51,6 +53,8 @@ final class ChainChecker {
             VerifyOptions options) {
         this.key = key;
         this.options = options;
+        // Read now, not after streaming a large log: ages must not grow with the verifier's own running time.
+        this.nowMillis = options.isOpen() ? options.openClock().millis() : 0;
         long covered = knownCheckpoints == null ? -1
                 : knownCheckpoints.stream().mapToLong(AuditCheckpoint::seq).max().orElse(0);
         if (knownCheckpoints != null && knownHead != null) {
@@ -144,11 +148,12 @@ final class ChainChecker {
      * returns the report.
      *
      * @param head                the signed head, or null if the log has none
-     * @param headRequired        whether the log's format has a signed head (so a missing one was removed)
      * @param declaredRecordCount the record count an export declares, or -1
      */
     VerificationReport finish(String source, List<AuditCheckpoint> checkpoints, AuditHead signedHead,
-            boolean headRequired, long declaredRecordCount) {
+            long declaredRecordCount) {
+        // A v3 checkpoint signs that its writer keeps a signed head: where one is left, the head must be there.
+        boolean headRequired = checkpoints.stream().anyMatch(c -> c.version() == 3);
         long head = expectedSeq - 1;
         if (recordProblem == null && declaredRecordCount > head) {
             problem(head + 1, VerificationReport.ProblemKind.SEQ_GAP, (declaredRecordCount - head == 1
@@ -159,10 +164,11 @@ final class ChainChecker {
         boolean hasV1 = checkpoints.stream().anyMatch(c -> c.version() == 1);
         // The interval in force: the first v2 checkpoint's for the records before it, then each one's own. Without
         // any v2 checkpoint, the documented default: a log whose checkpoints were all deleted is still judged.
-        int interval = checkpoints.stream().filter(c -> c.version() == 2).mapToInt(AuditCheckpoint::every)
+        int interval = checkpoints.stream().filter(AuditCheckpoint::chained).mapToInt(AuditCheckpoint::every)
                 .filter(e -> e >= 1).findFirst().orElse(AuditLog.Options.DEFAULT_CHECKPOINT_EVERY);
         long maxUnsignedMillis = AuditLog.Options.DEFAULT_MAX_UNSIGNED_AGE.toMillis();
         boolean sawV2 = false;
+        boolean sawV3 = false;
         byte[] expectedPrev = AuditEncoding.zeroHash();
         long previousSeq = 0;
         AuditCheckpoint last = null;
@@ -204,10 +210,14 @@ final class ChainChecker {
                 } else if (sawV2) {
                     found = new VerificationReport.Problem(seq,
                             VerificationReport.ProblemKind.CHECKPOINT_CHAIN_BROKEN, "checkpoint at " + seq
-                                    + " is v1 but follows a v2 checkpoint (v2 writers never write v1)");
+                                    + " is v1 but follows a v2 or v3 checkpoint (they are never followed by v1)");
                 }
             }
-            if (found == null && checkpoint.version() == 2) {
+            if (found == null && checkpoint.version() == 2 && sawV3) {
+                found = new VerificationReport.Problem(seq, VerificationReport.ProblemKind.CHECKPOINT_CHAIN_BROKEN,
+                        "checkpoint at " + seq + " is v2 but follows a v3 checkpoint (v3 writers never write v2)");
+            }
+            if (found == null && checkpoint.chained()) {
                 if (checkpoint.every() < 1 || checkpoint.maxUnsignedMillis() < 1) {
                     found = new VerificationReport.Problem(seq, VerificationReport.ProblemKind.MALFORMED,
                             "checkpoint at " + seq + ": interval or unsigned-age bound is not positive");
@@ -223,8 +233,9 @@ final class ChainChecker {
             if (found != null) {
                 break;
             }
-            if (checkpoint.version() == 2) {
+            if (checkpoint.chained()) {
                 sawV2 = true;
+                sawV3 |= checkpoint.version() == 3;
                 interval = checkpoint.every();
                 maxUnsignedMillis = checkpoint.maxUnsignedMillis();
             } else {
@@ -246,15 +257,6 @@ final class ChainChecker {
         if (problem == null) {
             problem = checkAnchor();
         }
-        if (problem == null && options.isOpen() && head > 0) {
-            // Timestamps never decrease, so the last is the latest: none may be later than now (plus grace).
-            long now = options.openClock().millis();
-            if (lastMillis > now && lastMillis - now > VerifyOptions.OPEN_GRACE.toMillis()) {
-                problem = new VerificationReport.Problem(head, VerificationReport.ProblemKind.TIMESTAMP_INVALID,
-                        "record " + head + " is dated " + (lastMillis - now) + " ms after this verifier's clock: "
-                                + "its timestamp was rewritten, or the clocks disagree");
-            }
-        }
         long unsigned = 0;
         // A head is written only by a server that also writes v2 checkpoints: with one, the v2 end rules apply.
         boolean legacyOnly = hasV1 && !sawV2 && signedHead == null;
@@ -270,7 +272,7 @@ final class ChainChecker {
             } else if (head > covered) {
                 unsigned = head - covered;
                 long oldest = oldestUnsignedMillis(covered + 1);
-                long now = options.openClock().millis();
+                long now = nowMillis;
                 long grace = VerifyOptions.OPEN_GRACE.toMillis();
                 // Unsigned timestamps are the attacker's to choose: compare without overflow, and refuse the future.
                 long bound = maxUnsignedMillis > Long.MAX_VALUE - grace ? Long.MAX_VALUE : maxUnsignedMillis + grace;
@@ -279,7 +281,8 @@ final class ChainChecker {
                     problem = new VerificationReport.Problem(covered + 1,
                             VerificationReport.ProblemKind.TIMESTAMP_INVALID, "record " + (covered + 1)
                                     + " (not signed yet) is dated " + (oldest - now) + " ms after this verifier's "
-                                    + "clock: its timestamp was rewritten, or the clocks disagree");
+                                    + "clock: its timestamp was rewritten, or the clocks disagree (record times never "
+                                    + "go back, so after the server's clock was set back they run ahead of it)");
                 } else if (age > bound) {
                     problem = new VerificationReport.Problem(covered + 1,
                             VerificationReport.ProblemKind.UNSIGNED_TAIL_TOO_OLD, "records " + (covered + 1) + ".."
@@ -305,14 +308,15 @@ final class ChainChecker {
                         options.isOpen() ? "the log has no signed head; a running server keeps one and re-signs it "
                                 + "at least every minute: it was removed (the log may have been cut back), or this "
                                 + "log is not being written by a current server (verify it without --open)"
-                                : "the log's format has a signed head but there is none: it was removed (the log "
-                                        + "may have been cut back or stripped of checkpoints)");
+                                : "the log has v3 checkpoints, which commit it to a signed head, but there is none: "
+                                        + "it was removed (the log may have been cut back or stripped of "
+                                        + "checkpoints)");
             }
             return null;
         }
         String signed = "the signed head (signed " + head.timestamp() + ", record " + head.seq() + ", "
                 + head.checkpoints() + " checkpoints) ";
-        if (head.refreshMillis() < 1 || head.seq() < 0 || head.checkpoints() < 0
+        if (head.refreshMillis() < 1 || head.seq() < 0 || head.checkpoints() < 0 || head.keyId().isEmpty()
                 || head.hash().length != AuditEncoding.HASH_LENGTH
                 || head.checkpointDigest().length != AuditEncoding.HASH_LENGTH) {
             return new VerificationReport.Problem(seqForProblems, VerificationReport.ProblemKind.MALFORMED,
@@ -333,6 +337,11 @@ final class ChainChecker {
             return new VerificationReport.Problem(logHead + 1, VerificationReport.ProblemKind.SIGNED_HEAD_MISMATCH,
                     signed + "covers record " + head.seq() + ", but the log ends at record " + logHead + ": records "
                             + "were removed from its end");
+        }
+        if (head.closed() && logHead > head.seq()) {
+            return new VerificationReport.Problem(head.seq() + 1, VerificationReport.ProblemKind.SIGNED_HEAD_MISMATCH,
+                    signed + "closed the log at record " + head.seq() + ", but records up to " + logHead + " follow:"
+                            + " they were appended by someone other than the server");
         }
         if (head.checkpoints() != checkpoints.size()) {
             return new VerificationReport.Problem(seqForProblems, VerificationReport.ProblemKind.SIGNED_HEAD_MISMATCH,
@@ -356,7 +365,7 @@ final class ChainChecker {
                     signed + "names another hash for record " + head.seq() + ": records up to it were rewritten");
         }
         if (options.isOpen()) {
-            long now = options.openClock().millis();
+            long now = nowMillis;
             long at = head.timestamp().toEpochMilli();
             long grace = VerifyOptions.OPEN_GRACE.toMillis();
             long bound = head.refreshMillis() > Long.MAX_VALUE - grace ? Long.MAX_VALUE : head.refreshMillis() + grace;
@@ -398,7 +407,7 @@ final class ChainChecker {
     private static VerificationReport.Problem missing(long required, int interval, AuditCheckpoint last) {
         return new VerificationReport.Problem(required, VerificationReport.ProblemKind.CHECKPOINT_MISSING,
                 "no checkpoint at record " + required + ", where the interval of " + interval + " records ("
-                        + (last == null || last.version() != 2 ? "the documented default, no earlier checkpoint "
+                        + (last == null || !last.chained() ? "the documented default, no earlier checkpoint "
                         + "states one" : "signed in the checkpoint at " + last.seq()) + ") requires one: "
                         + "checkpoints were removed, and the records after " + (last == null ? 0 : last.seq())
                         + " may have been rewritten");
@@ -437,7 +446,7 @@ final class ChainChecker {
                     "checkpoint at " + seq + ": record " + seq + " is missing; the log ends at record " + head
                             + " (records after " + head + " were removed)");
         }
-        if (seq < (checkpoint.version() == 2 ? 0 : 1) || checkpoint.hash().length != AuditEncoding.HASH_LENGTH) {
+        if (seq < (checkpoint.chained() ? 0 : 1) || checkpoint.hash().length != AuditEncoding.HASH_LENGTH) {
             return new VerificationReport.Problem(seq, VerificationReport.ProblemKind.MALFORMED,
                     "checkpoint at " + seq + ": seq or hash is malformed");
         }

@@ -48,6 +48,7 @@ class AuditEncodingTest {
                 AuditEncoding.checkpointV2SignedData(10, h, 5, 10, 101, false, h),
                 AuditEncoding.checkpointV2SignedData(10, h, 5, 10, 100, true, h),
                 AuditEncoding.checkpointV2SignedData(10, h, 5, 10, 100, false, other),
+                AuditEncoding.checkpointV3SignedData(10, h, 5, 10, 100, false, h),
                 AuditEncoding.checkpointSignedData(10, h, 5)}) {
             assertFalse(Arrays.equals(base, changed), "a signed field or the tag is not covered");
         }
@@ -56,7 +57,7 @@ class AuditEncodingTest {
     @Test
     void headEncoding_matchesTheDocumentedVector() {
         byte[] data = AuditEncoding.headSignedData(1000, AuditEncoding.unhex("11".repeat(32)), 1_700_000_000_123L,
-                3, AuditEncoding.unhex("22".repeat(32)), 60_000);
+                3, AuditEncoding.unhex("22".repeat(32)), 60_000, true);
         assertEquals(HEAD_VECTOR, AuditEncoding.hex(data));
     }
 
@@ -65,14 +66,15 @@ class AuditEncodingTest {
         byte[] h = new byte[32];
         byte[] other = h.clone();
         other[0] = 1;
-        byte[] base = AuditEncoding.headSignedData(10, h, 5, 2, h, 100);
+        byte[] base = AuditEncoding.headSignedData(10, h, 5, 2, h, 100, false);
         for (byte[] changed : new byte[][] {
-                AuditEncoding.headSignedData(11, h, 5, 2, h, 100),
-                AuditEncoding.headSignedData(10, other, 5, 2, h, 100),
-                AuditEncoding.headSignedData(10, h, 6, 2, h, 100),
-                AuditEncoding.headSignedData(10, h, 5, 3, h, 100),
-                AuditEncoding.headSignedData(10, h, 5, 2, other, 100),
-                AuditEncoding.headSignedData(10, h, 5, 2, h, 101),
+                AuditEncoding.headSignedData(11, h, 5, 2, h, 100, false),
+                AuditEncoding.headSignedData(10, other, 5, 2, h, 100, false),
+                AuditEncoding.headSignedData(10, h, 6, 2, h, 100, false),
+                AuditEncoding.headSignedData(10, h, 5, 3, h, 100, false),
+                AuditEncoding.headSignedData(10, h, 5, 2, other, 100, false),
+                AuditEncoding.headSignedData(10, h, 5, 2, h, 101, false),
+                AuditEncoding.headSignedData(10, h, 5, 2, h, 100, true),
                 AuditEncoding.checkpointV2SignedData(10, h, 5, 2, 100, false, h)}) {
             assertFalse(Arrays.equals(base, changed), "a signed field or the tag is not covered");
         }
@@ -113,6 +115,6 @@ class AuditEncodingTest {
             + "000000202222222222222222222222222222222222222222222222222222222222222222";
     static final String HEAD_VECTOR = "0000001674706d70686f6e652e61756469742e686561642e7631" + "00000000000003e8"
             + "00000020" + "11".repeat(32) + "0000018bcfe5687b" + "0000000000000003" + "00000020" + "22".repeat(32)
-            + "000000000000ea60";
+            + "000000000000ea60" + "01";
     static final String CHECKPOINT_V2_DIGEST = "80ab7bfd779a05ebee5f8a2926d64fa5095bcc609dc64c342de85825faa2cd86";
 }

@@ -185,7 +185,7 @@ class AuditSignedHeadTest {
         tamper(db, sql.toArray(String[]::new));
         AuditTestSupport.signHead(db, keys, 10, clock.millis(), REFRESH.toMillis());
         VerificationReport future = verifyOpen(db);
-        assertEquals("TIMESTAMP_INVALID at 13", kindAndSeq(future), future.summary());
+        assertEquals("TIMESTAMP_INVALID at 11", kindAndSeq(future), future.summary());
     }
 
     @Test
@@ -262,5 +262,151 @@ class AuditSignedHeadTest {
                     "an export of a live log is verified --open right after it is taken: " + later.summary());
         }
         assertTrue(Files.exists(db));
+    }
+
+    @Test
+    void aLogCutBackToAnyRecord_withItsHeadDeleted_isRefused_andNotSignedOverOnOpen() throws Exception {
+        try (AuditLog log = open()) {
+            fill(log, 35);
+        }
+        // The review's attack: cut at record 17 (no checkpoint there), drop later checkpoints and the head.
+        tamper(db, withTriggersDropped("DROP TRIGGER audit_head_no_delete", "DELETE FROM audit_record WHERE seq > 17",
+                "DELETE FROM audit_checkpoint WHERE seq > 10", "DELETE FROM audit_head"));
+        assertEquals("SIGNED_HEAD_MISSING at 17", kindAndSeq(verifyClosed(db)), verifyClosed(db).summary());
+        AuditException refused = assertThrows(AuditException.class, this::open,
+                "the server would sign a checkpoint at 17 and a new head over the cut");
+        assertEquals(AuditException.Code.CORRUPT, refused.code(), refused.getMessage());
+        assertTrue(refused.getMessage().contains("signed head is missing, though its v3 checkpoints"),
+                refused.getMessage());
+        assertEquals("SIGNED_HEAD_MISSING at 17", kindAndSeq(verifyClosed(db)), "nothing was signed over the cut");
+    }
+
+    @Test
+    void aHeadUnderAnotherKeyId_isNotTrustedByTheServer() throws Exception {
+        try (AuditLog log = open()) {
+            fill(log, 35);
+        }
+        // Cut at 17 and leave a head that matches the cut log, under a key id the server would not check.
+        tamper(db, withTriggersDropped("DELETE FROM audit_record WHERE seq > 17",
+                "DELETE FROM audit_checkpoint WHERE seq > 10"));
+        AuditTestSupport.signHead(db, ecKeyPair(), 17, clock.millis(), REFRESH.toMillis());
+        tamper(db, "UPDATE audit_head SET key_id = 'ffffffffffffffffffffffffffffffff'");
+        AuditException refused = assertThrows(AuditException.class, this::open);
+        assertEquals(AuditException.Code.CORRUPT, refused.code(), refused.getMessage());
+        assertTrue(refused.getMessage().contains("is signed by key id 'ffffffffffffffffffffffffffffffff'"),
+                refused.getMessage());
+        assertEquals(VerificationReport.ProblemKind.SIGNED_HEAD_INVALID, verifyClosed(db).firstProblem()
+                .orElseThrow().kind(), verifyClosed(db).summary());
+    }
+
+    @Test
+    void aRecordAppendedAfterTheLogWasClosed_isRefused_andNotSignedOnOpen() throws Exception {
+        try (AuditLog log = open()) {
+            fill(log, 12);
+        }
+        AuditRecord last;
+        try (AuditReader reader = AuditReader.open(db)) {
+            last = reader.records(12, 1).get(0);
+        }
+        AuditEntry forged = new AuditEntry(AuditEventType.ADMIN, "mallory", "ACCEPTED", "{\"policy\":\"any\"}");
+        long millis = last.timestamp().toEpochMilli();
+        byte[] hash = AuditEncoding.recordHash(13, millis, forged.type().name(), forged.subject(), forged.outcome(),
+                forged.detailJson(), last.hash());
+        // The insert trigger lets a chain-continuing record in: no trigger is dropped.
+        tamper(db, "INSERT INTO audit_record VALUES (13, " + millis + ", 'ADMIN', 'mallory', 'ACCEPTED', '"
+                + forged.detailJson() + "', x'" + AuditEncoding.hex(last.hash()) + "', x'" + AuditEncoding.hex(hash)
+                + "')");
+        assertEquals("SIGNED_HEAD_MISMATCH at 13", kindAndSeq(verifyClosed(db)), verifyClosed(db).summary());
+        AuditException refused = assertThrows(AuditException.class, this::open,
+                "the server would sign the forged record on its next start");
+        assertTrue(refused.getMessage().contains("records 13..13 follow the head that closed the log at record 12"),
+                refused.getMessage());
+    }
+
+    @Test
+    void aCleanShutdownCutBack_withTheHeadTableDropped_isRefused() throws Exception {
+        try (AuditLog log = open()) {
+            fill(log, 12);
+        }
+        try (AuditLog log = open()) {
+            fill(log, 5);
+        }
+        tamper(db, withTriggersDropped("DELETE FROM audit_record WHERE seq > 12",
+                "DELETE FROM audit_checkpoint WHERE n > 2", "DROP TABLE audit_head"));
+        VerificationReport report = verifyClosed(db);
+        assertEquals(VerificationReport.ProblemKind.SIGNED_HEAD_MISSING, report.firstProblem().orElseThrow().kind(),
+                "v3 checkpoints commit the log to a head: " + report.summary());
+    }
+
+    @Test
+    void aServerClockSetBack_reSignsTheHeadAtOnce_soTheRunningLogStillVerifies() throws Exception {
+        try (AuditLog log = open()) {
+            fill(log, 3);
+            clock.advance(Duration.ofMinutes(-10));
+            Instant back = clock.instant();
+            Await.until("the head to be re-signed at the earlier time " + back, Duration.ofSeconds(10),
+                    () -> head(db), h -> h.timestamp().equals(back));
+            VerificationReport report = verifyOpen(db);
+            assertTrue(report.intact(), "after a clock step back: " + report.summary());
+        }
+    }
+
+    @Test
+    void insertOrReplaceOfTheHead_isRefusedByTheDatabase() throws Exception {
+        try (AuditLog log = open()) {
+            fill(log, 3);
+        }
+        java.sql.SQLException refused = assertThrows(java.sql.SQLException.class, () -> tamper(db,
+                "INSERT OR REPLACE INTO audit_head SELECT 1, 0, hash, 0, 0, checkpoint_digest, 1, 0, key_id, "
+                        + "signature FROM audit_head"));
+        assertTrue(refused.getMessage().contains("audit_head has one row"), refused.getMessage());
+        assertEquals(3, head(db).seq(), "the head is unchanged");
+    }
+
+    @Test
+    void anExportHeadDatedBeyondTheMillisecondRange_isAMalformedExport() throws Exception {
+        java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
+        try (AuditLog log = open()) {
+            fill(log, 3);
+            log.exportJson(out);
+        }
+        com.fasterxml.jackson.databind.ObjectMapper json = new com.fasterxml.jackson.databind.ObjectMapper();
+        com.fasterxml.jackson.databind.node.ObjectNode doc =
+                (com.fasterxml.jackson.databind.node.ObjectNode) json.readTree(out.toByteArray());
+        ((com.fasterxml.jackson.databind.node.ObjectNode) doc.get("head")).put("timestamp",
+                "+1000000000-01-01T00:00:00.000Z");
+        AuditException refused = assertThrows(AuditException.class, () -> AuditVerifier.verifyExport(
+                new java.io.ByteArrayInputStream(json.writeValueAsBytes(doc)), Optional.of(keys.getPublic())));
+        assertEquals(AuditException.Code.MALFORMED_EXPORT, refused.code(), refused.getMessage());
+        assertTrue(refused.getMessage().contains("outside the range"), refused.getMessage());
+    }
+
+    @Test
+    void theVerifiersClock_isReadOnceWhenVerificationStarts() throws Exception {
+        try (AuditLog log = open()) {
+            fill(log, 25);
+            // A clock that is an hour later every time it is read: any second read sees a stale head.
+            java.util.concurrent.atomic.AtomicInteger reads = new java.util.concurrent.atomic.AtomicInteger();
+            java.time.Clock jumping = new java.time.Clock() {
+                @Override
+                public java.time.ZoneId getZone() {
+                    return java.time.ZoneOffset.UTC;
+                }
+
+                @Override
+                public java.time.Clock withZone(java.time.ZoneId zone) {
+                    return this;
+                }
+
+                @Override
+                public Instant instant() {
+                    return clock.instant().plus(Duration.ofHours(reads.getAndIncrement()));
+                }
+            };
+            VerificationReport report = AuditVerifier.verify(db, Optional.of(keys.getPublic()),
+                    VerifyOptions.open(jumping));
+            assertTrue(report.intact(), report.summary());
+            assertEquals(1, reads.get(), "the clock is read once");
+        }
     }
 }

@@ -70,13 +70,14 @@ final class AuditTestSupport {
             }
             Signature signer = Signature.getInstance("SHA256withECDSA");
             signer.initSign(keys.getPrivate());
-            signer.update(AuditEncoding.headSignedData(seq, hash, millis, checkpoints.size(), digest, refreshMillis));
+            signer.update(AuditEncoding.headSignedData(seq, hash, millis, checkpoints.size(), digest, refreshMillis,
+                    false));
             try (Statement statement = connection.createStatement()) {
                 statement.execute("DROP TRIGGER IF EXISTS audit_head_forward_only");
             }
             try (PreparedStatement update = connection.prepareStatement("UPDATE audit_head SET seq = ?, hash = ?, "
-                    + "ts_millis = ?, checkpoints = ?, checkpoint_digest = ?, refresh_millis = ?, signature = ? "
-                    + "WHERE id = 1")) {
+                    + "ts_millis = ?, checkpoints = ?, checkpoint_digest = ?, refresh_millis = ?, signature = ?, "
+                    + "closed = 0 WHERE id = 1")) {
                 update.setLong(1, seq);
                 update.setBytes(2, hash);
                 update.setLong(3, millis);
