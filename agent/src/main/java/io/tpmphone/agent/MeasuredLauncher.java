@@ -421,15 +421,21 @@ public final class MeasuredLauncher {
     /**
      * Resolves {@code spec}'s child user to its uid and gid ({@code id -u}, {@code id -g}, so NSS users work too),
      * creating it first if it is a missing dedicated user ({@link LaunchSpec#DEDICATED_USER_PREFIX}: a system user with
-     * its own group, no home and no login shell). The user must be the softphone's own: a user with running processes
-     * is refused, since any process of the same user could take the child's broker session (ptrace, pidfd_getfd).
+     * its own group, no home and no login shell). An existing dedicated user must be one the agent created
+     * ({@link DedicatedAccounts}): whoever made it first would otherwise decide what the softphone runs with. The user
+     * must be the softphone's own: a user with running processes is refused, since any process of the same user could
+     * take the child's broker session (ptrace, pidfd_getfd).
      *
-     * @throws IOException if the user does not exist and cannot be created, is root, or has running processes
+     * @throws IOException if the user does not exist and cannot be created, is a dedicated user the agent did not
+     *     create, is root, or has running processes
      */
     public static ChildUser resolveChildUser(LaunchSpec spec) throws IOException {
         String user = spec.childUser();
-        if (user.startsWith(LaunchSpec.DEDICATED_USER_PREFIX) && !exists(user)) {
-            createDedicatedUser(user);
+        if (user.startsWith(LaunchSpec.DEDICATED_USER_PREFIX)) {
+            if (!DedicatedAccounts.exists(user)) {
+                DedicatedAccounts.create(user);
+            }
+            DedicatedAccounts.verify(user); // also when just created: another useradd may have won the race
         }
         int uid = Integer.parseInt(id("-u", user));
         int gid = Integer.parseInt(id("-g", user));
@@ -477,35 +483,30 @@ public final class MeasuredLauncher {
         return pids;
     }
 
-    private static boolean exists(String user) throws IOException {
-        return run(List.of("id", "-u", user), 10).exitCode() == 0;
+    record Result(int exitCode, String output) {
     }
 
-    /** useradd a system user with its own group, no home directory and no login shell. */
-    private static void createDedicatedUser(String user) throws IOException {
-        Result r = run(List.of("useradd", "--system", "--user-group", "--no-create-home", "--home-dir",
-                "/nonexistent", "--shell", "/usr/sbin/nologin", "--comment", "tpmphone softphone", user), 30);
-        if (r.exitCode() != 0 && !exists(user)) { // another agent may have created it meanwhile
-            throw new IOException("cannot create the softphone's user " + user + " (useradd exit " + r.exitCode()
-                    + ": " + r.output() + "): the agent needs root to create it, or create it yourself: useradd"
-                    + " --system --user-group --no-create-home --shell /usr/sbin/nologin " + user);
-        }
-        LOG.info("created the softphone's own user {}", user);
-    }
-
-    private record Result(int exitCode, String output) {
-    }
-
-    private static Result run(List<String> command, int timeoutSeconds) throws IOException {
+    /** Runs {@code command} (stdin closed, stderr with stdout) for at most {@code timeoutSeconds}. */
+    static Result run(List<String> command, int timeoutSeconds) throws IOException {
         Process p = new ProcessBuilder(command).redirectErrorStream(true).start();
+        // Read while it runs: output beyond the pipe's buffer (getent passwd on a large directory) would block it.
+        CompletableFuture<byte[]> output = CompletableFuture.supplyAsync(() -> {
+            try (java.io.InputStream in = p.getInputStream()) {
+                return in.readAllBytes();
+            } catch (IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+        });
         try {
             p.getOutputStream().close();
             if (!p.waitFor(timeoutSeconds, TimeUnit.SECONDS)) {
                 p.destroyForcibly();
                 throw new IOException(String.join(" ", command) + " did not finish within " + timeoutSeconds + " s");
             }
-            return new Result(p.exitValue(), new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8)
-                    .trim());
+            return new Result(p.exitValue(), new String(output.get(timeoutSeconds, TimeUnit.SECONDS),
+                    StandardCharsets.UTF_8).trim());
+        } catch (java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException e) {
+            throw new IOException("cannot read the output of " + String.join(" ", command) + ": " + e, e);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new IOException("interrupted running " + command.get(0), e);
