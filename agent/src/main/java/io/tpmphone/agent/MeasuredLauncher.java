@@ -48,7 +48,8 @@ import org.slf4j.LoggerFactory;
  * ({@code unshare --pid --fork --mount --ipc --mount-proc --kill-child}); there, still as root, its code directory is
  * bind-mounted read-only at {@link #CHILD_CODE_MOUNT}, the broker's directory at {@code broker/} and the control
  * directory at {@code control/} inside that, and a private {@code /tmp} (tmpfs: what the child leaves there, such as
- * libjitsi's home, is gone with its mount namespace, and no other process sees it); then
+ * libjitsi's home, is gone with its mount namespace, and no other process sees it), and so are {@code /var/tmp},
+ * {@code /dev/shm} and {@code /run/lock} ({@link #PRIVATE_SHARED_DIRECTORIES}); then
  * {@code setpriv --reuid U --regid G --clear-groups --no-new-privs --bounding-set -all --inh-caps -all
  * --pdeathsig KILL} runs the JVM as {@link LaunchSpec#childUser()}: no capabilities (effective, permitted, bounding,
  * inheritable, ambient), {@code no_new_privs}. The child's working directory is that view of its code directory (0755,
@@ -71,6 +72,12 @@ public final class MeasuredLauncher {
      * unlike the agent's state directory, so the unprivileged JVM can resolve the absolute class path it derives.
      */
     public static final Path CHILD_CODE_MOUNT = Path.of("/run/tpmphone-agent/child");
+    /**
+     * The other directories every user may write (sticky, mode 1777) that an isolated child gets a private, empty tmpfs
+     * at, like {@code /tmp}: shared, they would let it see and leave files other processes see (a POSIX shared-memory
+     * segment, a lock file), both ways. Each only where it exists as a directory.
+     */
+    static final List<String> PRIVATE_SHARED_DIRECTORIES = List.of("/var/tmp", "/dev/shm", "/run/lock");
     private static final List<Path> SETPRIV = List.of(Path.of("/usr/bin/setpriv"), Path.of("/bin/setpriv"));
     /**
      * What the JVM and the launch wrapper (unshare, mount, setpriv, the {@code launch} shell script) write when they
@@ -526,7 +533,7 @@ public final class MeasuredLauncher {
     static String isolationDescription(ChildUser user, boolean controlDirectory) {
         return "unshare --pid --fork --mount --ipc --mount-proc --kill-child; code dir ro-bind at " + CHILD_CODE_MOUNT
                 + (controlDirectory ? "; control dir bind at " + CONTROL_MOUNT + "/ (owner-only, child's user)" : "")
-                + "; private /tmp (tmpfs)"
+                + "; private /tmp, " + String.join(", ", PRIVATE_SHARED_DIRECTORIES) + " (tmpfs)"
                 + "; setpriv uid "
                 + user.uid() + " gid " + user.gid() + " clear-groups no_new_privs bounding-set -all inh-caps -all"
                 + " (no capabilities)";
@@ -665,6 +672,8 @@ public final class MeasuredLauncher {
                     + " && { [ -z \"$brokerdir\" ] || mount --bind \"$brokerdir\" \"$view/" + BROKER_MOUNT + "\"; }"
                     + " && { [ -z \"$controldir\" ] || mount --bind \"$controldir\" \"$view/" + CONTROL_MOUNT + "\"; }"
                     + " && mount -t tmpfs -o mode=1777,nosuid,nodev,size=128m tpmphone-tmp /tmp"
+                    + " && for d in " + String.join(" ", PRIVATE_SHARED_DIRECTORIES) + "; do [ ! -d \"$d\" ]"
+                    + " || mount -t tmpfs -o mode=1777,nosuid,nodev,size=64m tpmphone-tmp \"$d\" || exit 1; done"
                     + " && cd \"$view\""
                     + " && exec " + setpriv + " --reuid=" + user.uid() + " --regid=" + user.gid()
                     + " --clear-groups --no-new-privs --bounding-set=-all --inh-caps=-all --pdeathsig=KILL -- \"$@\"";
