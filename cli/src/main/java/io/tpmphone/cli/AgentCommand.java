@@ -145,7 +145,8 @@ final class AgentCommand {
     static final class Run implements Callable<Integer> {
         @Spec
         CommandSpec spec;
-        @Option(names = "--tpm", required = true, description = "TPM URI")
+        @Option(names = "--tpm", required = true, description = "TPM URI: device:/dev/tpmrm0, or"
+                + " swtpm:socket=PATH for a swtpm's Unix socket (`tpmphone swtpm start` prints it)")
         String tpm;
         @Option(names = "--server", required = true, description = "attestation server URL")
         URI server;
