@@ -25,7 +25,8 @@ import org.slf4j.LoggerFactory;
  * <p>Ours: comment (GECOS) {@value #MARKER}; a system uid (below {@code UID_MIN} of {@code /etc/login.defs}) that no
  * other account has; a group of its own, named like it, that no other account has as primary group and that lists no
  * members; no other groups; a shell that refuses logins; a locked password; a home directory that does not exist.
- * Accounts made by earlier versions of the agent pass.
+ * Accounts made by earlier versions of the agent pass. Likewise the group {@value #NODUMP_GROUP}, the real gid of every
+ * isolated softphone ({@link #nodumpGroup()}): a system gid, no members, nobody's primary group.
  *
  * <p>Reads the accounts through NSS ({@code getent}, {@code id}), so it needs root (for the shadow entry), as isolation
  * does. Stateless and thread-safe; two agents creating one account at once are settled by {@code useradd}'s lock.
@@ -41,8 +42,19 @@ final class DedicatedAccounts {
     static final String NO_HOME = "/nonexistent";
     /** Shells that refuse every login. */
     static final Set<String> NO_LOGIN_SHELLS = Set.of(NOLOGIN, "/sbin/nologin", "/bin/false", "/usr/bin/false");
-    /** {@code UID_MIN} when {@code /etc/login.defs} does not say. */
+    /** {@code UID_MIN} and {@code GID_MIN} when {@code /etc/login.defs} does not say. */
     static final long DEFAULT_UID_MIN = 1000;
+    /**
+     * The group every isolated softphone has as its real gid, while its effective gid stays its own group. A process
+     * whose real and effective gids differ when it calls {@code execve} is treated by the kernel like a set-gid program:
+     * it is not dumpable ({@code fs.suid_dumpable}), and no process without {@code CAP_SYS_PTRACE} passes the ptrace
+     * access check against it, since that asks the caller's gid to equal all of the target's (real, effective, saved)
+     * — so not even a process of the softphone's own uid can ptrace it, read its {@code /proc/PID/mem} or copy its
+     * descriptors with {@code pidfd_getfd}. The group owns nothing and has no members; the agent creates it
+     * ({@code groupadd --system}) when it is missing.
+     */
+    static final String NODUMP_GROUP = "tpmphone-nodump";
+    private static final Path LOGIN_DEFS = Path.of("/etc/login.defs");
 
     private DedicatedAccounts() {
     }
@@ -193,15 +205,19 @@ final class DedicatedAccounts {
             throw new IOException("cannot read the groups of " + user + " (id -G: " + ids.output() + ")");
         }
         List<Long> groups = List.of(ids.output().split(" ")).stream().map(Long::parseLong).toList();
+        List<PasswdEntry> everyone = everyone();
+        boolean home = !entry.home().isEmpty() && (Files.exists(Path.of(entry.home()))
+                || Files.exists(Path.of(entry.home()), LinkOption.NOFOLLOW_LINKS));
+        return new Account(entry, shadow, groups, group, everyone, home, uidMin(LOGIN_DEFS));
+    }
+
+    /** Every passwd entry NSS lists. */
+    private static List<PasswdEntry> everyone() throws IOException {
         MeasuredLauncher.Result all = MeasuredLauncher.run(List.of("getent", "passwd"), 30);
         if (all.exitCode() != 0) {
             throw new IOException("cannot list the accounts (getent passwd exit " + all.exitCode() + ")");
         }
-        List<PasswdEntry> everyone = all.output().lines().map(PasswdEntry::parse).flatMap(Optional::stream)
-                .toList();
-        boolean home = !entry.home().isEmpty() && (Files.exists(Path.of(entry.home()))
-                || Files.exists(Path.of(entry.home()), LinkOption.NOFOLLOW_LINKS));
-        return new Account(entry, shadow, groups, group, everyone, home, uidMin(Path.of("/etc/login.defs")));
+        return all.output().lines().map(PasswdEntry::parse).flatMap(Optional::stream).toList();
     }
 
     private static Optional<String> getent(String database, String key) throws IOException {
@@ -211,7 +227,16 @@ final class DedicatedAccounts {
 
     /** {@code UID_MIN} of a login.defs file, {@link #DEFAULT_UID_MIN} if it has none or cannot be read. */
     static long uidMin(Path loginDefs) {
-        Pattern line = Pattern.compile("\\s*UID_MIN\\s+([0-9]{1,10})\\s*");
+        return loginDefsNumber(loginDefs, "UID_MIN");
+    }
+
+    /** {@code GID_MIN} of a login.defs file, {@link #DEFAULT_UID_MIN} if it has none or cannot be read. */
+    static long gidMin(Path loginDefs) {
+        return loginDefsNumber(loginDefs, "GID_MIN");
+    }
+
+    private static long loginDefsNumber(Path loginDefs, String key) {
+        Pattern line = Pattern.compile("\\s*" + key + "\\s+([0-9]{1,10})\\s*");
         try {
             for (String l : Files.readAllLines(loginDefs, StandardCharsets.UTF_8)) {
                 Matcher m = line.matcher(l);
@@ -220,8 +245,59 @@ final class DedicatedAccounts {
                 }
             }
         } catch (IOException | java.io.UncheckedIOException e) {
-            LOG.debug("cannot read {} ({}); UID_MIN {}", loginDefs, e.toString(), DEFAULT_UID_MIN);
+            LOG.debug("cannot read {} ({}); {} {}", loginDefs, e.toString(), key, DEFAULT_UID_MIN);
         }
         return DEFAULT_UID_MIN;
+    }
+
+    /**
+     * Why {@code group} is not the agent's {@link #NODUMP_GROUP}, one phrase per reason; empty if it is: a system gid,
+     * no members, nobody's primary group.
+     */
+    static List<String> groupProblems(GroupEntry group, List<PasswdEntry> everyone, long gidMin) {
+        List<String> problems = new ArrayList<>();
+        if (group.gid() == 0 || group.gid() >= gidMin) {
+            problems.add("gid " + group.gid() + " is not a system gid (GID_MIN is " + gidMin + ")");
+        }
+        if (!group.members().isEmpty()) {
+            problems.add("it lists members " + String.join(", ", group.members()));
+        }
+        List<String> primary = everyone.stream().filter(e -> e.gid() == group.gid()).map(PasswdEntry::name).toList();
+        if (!primary.isEmpty()) {
+            problems.add("it is the primary group of " + String.join(", ", primary));
+        }
+        return List.copyOf(problems);
+    }
+
+    /** The gid of {@link #NODUMP_GROUP}, created if missing, verified ({@link #groupProblems}). */
+    static long nodumpGroup() throws IOException {
+        return verifiedGroup(NODUMP_GROUP);
+    }
+
+    /**
+     * The gid of the group {@code name}, created ({@code groupadd --system}) if missing and verified to be one the
+     * agent would have created: {@link #nodumpGroup()} with another name, for tests.
+     *
+     * @throws IOException if it cannot be created, or exists and is not what the agent creates
+     */
+    static long verifiedGroup(String name) throws IOException {
+        if (getent("group", name).isEmpty()) {
+            MeasuredLauncher.Result r = MeasuredLauncher.run(List.of("groupadd", "--system", name), 30);
+            if (r.exitCode() != 0 && getent("group", name).isEmpty()) {
+                throw new IOException("cannot create the group " + name + " that isolated softphones run with as"
+                        + " their real gid (groupadd exit " + r.exitCode() + ": " + r.output() + "): the agent needs"
+                        + " root, or create it yourself: groupadd --system " + name);
+            }
+            LOG.info("created the group {} (the real gid of isolated softphones: not dumpable)", name);
+        }
+        GroupEntry group = getent("group", name).flatMap(GroupEntry::parse).orElseThrow(() -> new IOException(
+                "cannot read the group entry of " + name + " (getent group " + name + ")"));
+        List<String> problems = groupProblems(group, everyone(), gidMin(LOGIN_DEFS));
+        if (!problems.isEmpty()) {
+            throw new IOException("the group " + name + " exists but is not the one the agent creates as the real"
+                    + " gid of isolated softphones: " + String.join("; ", problems) + ". If nothing else uses it,"
+                    + " remove it (groupdel " + name + ") and the agent creates its own at the next launch");
+        }
+        return group.gid();
     }
 }

@@ -50,9 +50,14 @@ import org.slf4j.LoggerFactory;
  * directory at {@code control/} inside that, and a private {@code /tmp} (tmpfs: what the child leaves there, such as
  * libjitsi's home, is gone with its mount namespace, and no other process sees it), and so are {@code /var/tmp},
  * {@code /dev/shm} and {@code /run/lock} ({@link #PRIVATE_SHARED_DIRECTORIES}); then
- * {@code setpriv --reuid U --regid G --clear-groups --no-new-privs --bounding-set -all --inh-caps -all
- * --pdeathsig KILL} runs the JVM as {@link LaunchSpec#childUser()}: no capabilities (effective, permitted, bounding,
- * inheritable, ambient), {@code no_new_privs}. The child's working directory is that view of its code directory (0755,
+ * {@code setpriv --reuid U --rgid N --egid G --clear-groups --no-new-privs --bounding-set -all --inh-caps -all} runs
+ * the JVM as {@link LaunchSpec#childUser()}: no capabilities (effective, permitted, bounding, inheritable, ambient),
+ * {@code no_new_privs}, and its real gid the group {@code tpmphone-nodump} while its effective gid is
+ * the user's own group G. The kernel treats an exec with real and effective gids apart like a set-gid program: the JVM
+ * is not dumpable, and no process without {@code CAP_SYS_PTRACE} — not even one of its own uid — passes the ptrace
+ * access check against it (no ptrace, {@code /proc/PID/mem} or {@code pidfd_getfd}), which Java itself cannot
+ * arrange ({@code prctl(PR_SET_DUMPABLE)} needs native code). The wrapper shell stays as the PID namespace's init, so
+ * {@code --kill-child} still ends the JVM with {@code unshare} (such an exec clears a parent-death signal). The child's working directory is that view of its code directory (0755,
  * files 0644, owned by the agent), so it never traverses the agent's state directory; its output goes to
  * {@code child.log}, opened by the agent.
  *
@@ -529,14 +534,15 @@ public final class MeasuredLauncher {
         return r.output();
     }
 
-    /** What the ISOLATION event records for a child running as {@code user}. */
-    static String isolationDescription(ChildUser user, boolean controlDirectory) {
+    /** What the ISOLATION event records for a child running as {@code user} with the real gid {@code realGid}. */
+    static String isolationDescription(ChildUser user, long realGid, boolean controlDirectory) {
         return "unshare --pid --fork --mount --ipc --mount-proc --kill-child; code dir ro-bind at " + CHILD_CODE_MOUNT
                 + (controlDirectory ? "; control dir bind at " + CONTROL_MOUNT + "/ (owner-only, child's user)" : "")
                 + "; private /tmp, " + String.join(", ", PRIVATE_SHARED_DIRECTORIES) + " (tmpfs)"
                 + "; setpriv uid "
                 + user.uid() + " gid " + user.gid() + " clear-groups no_new_privs bounding-set -all inh-caps -all"
-                + " (no capabilities)";
+                + " (no capabilities); real gid " + realGid + " (" + DedicatedAccounts.NODUMP_GROUP + "): not dumpable,"
+                + " no ptrace by its own uid";
     }
 
     /**
@@ -641,10 +647,12 @@ public final class MeasuredLauncher {
                             Path controlDirectory) throws IOException, TpmException {
         List<String> argv = commandLine(spec);
         Path setpriv = null;
+        long realGid = -1;
         if (spec.isolate()) {
             setpriv = SETPRIV.stream().filter(Files::isExecutable).findFirst().orElseThrow(() -> new IOException(
                     "setpriv (util-linux) is not installed at " + SETPRIV + ": install it, or launch without"
                             + " isolation"));
+            realGid = DedicatedAccounts.nodumpGroup();
         }
         JvmDigest jvm = jvmDigest(spec);
         Path code = stage(spec, brokerDirectory != null, controlDirectory != null);
@@ -661,12 +669,14 @@ public final class MeasuredLauncher {
                 HashAlgorithm.SHA256.digest(joined.getBytes(StandardCharsets.UTF_8)), joined));
         List<String> command = new ArrayList<>();
         if (spec.isolate()) {
-            String isolation = isolationDescription(user, controlDirectory != null);
+            String isolation = isolationDescription(user, realGid, controlDirectory != null);
             events.add(store.measure(EventType.ISOLATION,
                     HashAlgorithm.SHA256.digest(isolation.getBytes(StandardCharsets.UTF_8)), isolation));
             Path view = childCodeMount();
             // $1 code dir, $2 its view, $3 broker dir or "", $4 control dir or "", then argv. Mounts (as root), then
-            // drop to the child user.
+            // drop to the child user. The shell stays, as the namespace's init, instead of exec'ing setpriv: the JVM's
+            // exec is set-gid-like (real gid N, effective G), which clears any parent-death signal, so the JVM cannot
+            // hold one; the shell keeps unshare's (--kill-child), and when it dies the kernel kills the namespace.
             String script = "code=\"$1\"; view=\"$2\"; brokerdir=\"$3\"; controldir=\"$4\"; shift 4"
                     + " && mount --bind \"$code\" \"$view\" && mount -o remount,bind,ro \"$view\""
                     + " && { [ -z \"$brokerdir\" ] || mount --bind \"$brokerdir\" \"$view/" + BROKER_MOUNT + "\"; }"
@@ -675,8 +685,8 @@ public final class MeasuredLauncher {
                     + " && for d in " + String.join(" ", PRIVATE_SHARED_DIRECTORIES) + "; do [ ! -d \"$d\" ]"
                     + " || mount -t tmpfs -o mode=1777,nosuid,nodev,size=64m tpmphone-tmp \"$d\" || exit 1; done"
                     + " && cd \"$view\""
-                    + " && exec " + setpriv + " --reuid=" + user.uid() + " --regid=" + user.gid()
-                    + " --clear-groups --no-new-privs --bounding-set=-all --inh-caps=-all --pdeathsig=KILL -- \"$@\"";
+                    + " && " + setpriv + " --reuid=" + user.uid() + " --rgid=" + realGid + " --egid=" + user.gid()
+                    + " --clear-groups --no-new-privs --bounding-set=-all --inh-caps=-all -- \"$@\"";
             command.addAll(List.of("unshare", "--pid", "--fork", "--mount", "--ipc", "--mount-proc", "--kill-child",
                     "--", "/bin/sh", "-c", script, "launch", code.toString(), view.toString(),
                     brokerDirectory == null ? "" : brokerDirectory.toString(),

@@ -147,4 +147,26 @@ class DedicatedAccountsTest {
         assertEquals(500, DedicatedAccounts.uidMin(defs), "from the file");
         assertEquals(1000, DedicatedAccounts.uidMin(dir.resolve("missing")), "default");
     }
+
+    @Test
+    @Timeout(10)
+    void theNodumpGroup_mustBeASystemGroupWithoutMembers_andNobodysPrimaryGroup() {
+        List<PasswdEntry> everyone = List.of(ROOT, DAEMON, OURS);
+        assertEquals(List.of(), DedicatedAccounts.groupProblems(new GroupEntry("tpmphone-nodump", 980, List.of()),
+                everyone, 1000), "as groupadd --system makes it");
+        List<List<String>> refused = List.of(
+                DedicatedAccounts.groupProblems(new GroupEntry("tpmphone-nodump", 1000, List.of()), everyone, 1000),
+                DedicatedAccounts.groupProblems(new GroupEntry("tpmphone-nodump", 0, List.of()), List.of(OURS), 1000),
+                DedicatedAccounts.groupProblems(new GroupEntry("tpmphone-nodump", 980, List.of("mallory")), everyone,
+                        1000),
+                DedicatedAccounts.groupProblems(new GroupEntry("tpmphone-nodump", 985, List.of()), everyone, 1000));
+        List<String> expected = List.of("gid 1000 is not a system gid", "gid 0 is not a system gid",
+                "it lists members mallory", "it is the primary group of " + NAME);
+        for (int i = 0; i < expected.size(); i++) {
+            List<String> problems = refused.get(i);
+            String reason = expected.get(i);
+            assertTrue(problems.size() == 1 && problems.get(0).contains(reason), () -> "one problem, " + reason + ": "
+                    + problems);
+        }
+    }
 }

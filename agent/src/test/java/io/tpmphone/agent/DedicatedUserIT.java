@@ -173,6 +173,38 @@ class DedicatedUserIT {
         }
     }
 
+    /**
+     * The group isolated softphones have as their real gid, pre-created by someone else with a member: that member's
+     * processes would share the softphone's real gid. Under another name than the agent's own group, which other tests
+     * use.
+     */
+    @Test
+    @Timeout(60)
+    void aPreCreatedNodumpGroupWithMembers_isRefused_andOneTheAgentCreated_isAccepted() throws Exception {
+        String group = "tpmphone-it-nodump";
+        if (run("getent", "group", group).exitCode() == 0) {
+            mustRun("groupdel", group);
+        }
+        try {
+            mustRun("groupadd", "--system", "--users", "daemon", group);
+            String entry = run("getent", "group", group).output();
+            IOException refused = assertThrows(IOException.class, () -> DedicatedAccounts.verifiedGroup(group),
+                    () -> "the group " + entry + " is refused");
+            assertTrue(refused.getMessage().contains("it lists members daemon")
+                    && refused.getMessage().contains("groupdel " + group),
+                    () -> "the refusal of " + entry + " names the member and what to do: " + refused.getMessage());
+            mustRun("groupdel", group);
+            long created = DedicatedAccounts.verifiedGroup(group);
+            String made = run("getent", "group", group).output();
+            assertEquals(group + ":x:" + created + ":", made, "the group the agent made: no members");
+            assertEquals(created, DedicatedAccounts.verifiedGroup(group), () -> made + " is accepted later too");
+        } finally {
+            if (run("getent", "group", group).exitCode() == 0) {
+                mustRun("groupdel", group);
+            }
+        }
+    }
+
     private static List<String> list(Path dir) {
         try (Stream<Path> files = Files.list(dir)) {
             return files.map(p -> p.getFileName().toString()).toList();
