@@ -46,12 +46,12 @@ final class DedicatedAccounts {
     static final long DEFAULT_UID_MIN = 1000;
     /**
      * The group every isolated softphone has as its real gid, while its effective gid stays its own group. A process
-     * whose real and effective gids differ when it calls {@code execve} is treated by the kernel like a set-gid program:
-     * it is not dumpable ({@code fs.suid_dumpable}), and no process without {@code CAP_SYS_PTRACE} passes the ptrace
-     * access check against it, since that asks the caller's gid to equal all of the target's (real, effective, saved)
-     * — so not even a process of the softphone's own uid can ptrace it, read its {@code /proc/PID/mem} or copy its
-     * descriptors with {@code pidfd_getfd}. The group owns nothing and has no members; the agent creates it
-     * ({@code groupadd --system}) when it is missing.
+     * whose real and effective gids differ when it calls {@code execve} is treated by the kernel like a set-gid
+     * program: it is not dumpable ({@code fs.suid_dumpable}), and no process without {@code CAP_SYS_PTRACE} passes
+     * the ptrace access check against it, since that asks the caller's gid to equal all of the target's (real,
+     * effective, saved) — so not even a process of the softphone's own uid can ptrace it, read its
+     * {@code /proc/PID/mem} or copy its descriptors with {@code pidfd_getfd}. The group owns nothing and has no
+     * members; the agent creates it ({@code groupadd --system}) when it is missing (docs/decisions/0006).
      */
     static final String NODUMP_GROUP = "tpmphone-nodump";
     private static final Path LOGIN_DEFS = Path.of("/etc/login.defs");

@@ -52,14 +52,14 @@ import org.slf4j.LoggerFactory;
  * {@code /dev/shm} and {@code /run/lock} ({@link #PRIVATE_SHARED_DIRECTORIES}); then
  * {@code setpriv --reuid U --rgid N --egid G --clear-groups --no-new-privs --bounding-set -all --inh-caps -all} runs
  * the JVM as {@link LaunchSpec#childUser()}: no capabilities (effective, permitted, bounding, inheritable, ambient),
- * {@code no_new_privs}, and its real gid the group {@code tpmphone-nodump} while its effective gid is
- * the user's own group G. The kernel treats an exec with real and effective gids apart like a set-gid program: the JVM
- * is not dumpable, and no process without {@code CAP_SYS_PTRACE} — not even one of its own uid — passes the ptrace
- * access check against it (no ptrace, {@code /proc/PID/mem} or {@code pidfd_getfd}), which Java itself cannot
- * arrange ({@code prctl(PR_SET_DUMPABLE)} needs native code). The wrapper shell stays as the PID namespace's init, so
- * {@code --kill-child} still ends the JVM with {@code unshare} (such an exec clears a parent-death signal). The child's working directory is that view of its code directory (0755,
- * files 0644, owned by the agent), so it never traverses the agent's state directory; its output goes to
- * {@code child.log}, opened by the agent.
+ * {@code no_new_privs}, and its real gid the group {@code tpmphone-nodump} while its effective gid is the user's own
+ * group G. The kernel treats an exec with real and effective gids apart like a set-gid program: the JVM is not
+ * dumpable, and no process without {@code CAP_SYS_PTRACE} — not even one of its own uid — passes the ptrace access
+ * check against it (no ptrace, {@code /proc/PID/mem} or {@code pidfd_getfd}), which Java itself cannot arrange
+ * ({@code prctl(PR_SET_DUMPABLE)} needs native code; docs/decisions/0006). The wrapper shell stays as the PID
+ * namespace's init, so {@code --kill-child} still ends the JVM with {@code unshare} (such an exec clears a parent-death
+ * signal). The child's working directory is that view of its code directory (0755, files 0644, owned by the agent),
+ * so it never traverses the agent's state directory; its output goes to {@code child.log}, opened by the agent.
  *
  * <p>Thread-safety: {@link #launch} is serialized per instance.
  */

@@ -62,8 +62,8 @@ final class AgentCommand {
         @Option(names = "--no-isolation", description = "do not use PID/mount/IPC namespaces (no HARDENED level)")
         boolean noIsolation;
         @Option(names = "--child-user", description = "the softphone core's own unprivileged user (default:"
-                + " tpmphone-HOST-HASH, HASH from the full host name, created if missing; never a user other processes run"
-                + " as, such as nobody)")
+                + " tpmphone-HOST-HASH, HASH from the full host name, created if missing; never a user other"
+                + " processes run as, such as nobody)")
         String childUser;
 
         /**
