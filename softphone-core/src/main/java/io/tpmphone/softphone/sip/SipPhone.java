@@ -272,8 +272,10 @@ public final class SipPhone implements AutoCloseable {
         p.setProperty("gov.nist.javax.sip.THREAD_POOL_SIZE", "8");
         p.setProperty("gov.nist.javax.sip.MAX_MESSAGE_SIZE", "65536");
         p.setProperty("gov.nist.javax.sip.READ_TIMEOUT", "10000");
-        // JAIN-SIP's own state, bounded: beyond 1,000 server (client) transactions it drops new requests instead of
-        // growing. Not MAX_CONNECTIONS: JAIN-SIP 1.3 counts every accepted TLS socket but uncounts it only when an
+        // JAIN-SIP's own state, bounded: beyond 800 server transactions it drops new requests at random, beyond
+        // 1,000 all of them, instead of growing (enforceServerTransactionLimit). A backstop: the phone makes a
+        // transaction only for an INVITE it accepted and a request in a call in progress, everything else is
+        // answered statelessly. Client transactions are the phone's own requests. Not MAX_CONNECTIONS: JAIN-SIP 1.3 counts every accepted TLS socket but uncounts it only when an
         // established connection closes, so each failed handshake would hold a slot for good and 256 of them would
         // stop the TLS listener until a restart. TLS handshakes are bounded by the HandshakeGuard instead.
         p.setProperty("gov.nist.javax.sip.MAX_SERVER_TRANSACTIONS", "1000");
@@ -291,6 +293,7 @@ public final class SipPhone implements AutoCloseable {
             AttestedNetworkLayer.unregister(stackName);
             throw new SipException("cannot create the SIP stack: " + e.getMessage(), e);
         }
+        enforceServerTransactionLimit(stack);
         try {
             String ip = config.address().getHostAddress();
             ListeningPoint tlsLp = stack.createListeningPoint(ip, config.tlsPort(), ListeningPoint.TLS);
@@ -314,6 +317,24 @@ public final class SipPhone implements AutoCloseable {
             stack.stop();
             AttestedNetworkLayer.unregister(stackName);
             throw new SipException("cannot listen: " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * JAIN-SIP 1.3.0-91 reads {@code MAX_SERVER_TRANSACTIONS} but never turns its limit on ({@code SipStackImpl}
+     * leaves {@code unlimitedServerTransactionTableSize} true), so its table of server transactions could grow
+     * without bound. This turns it on. Without it (a JAIN-SIP that renamed the field) the phone still makes no
+     * transaction for what it refuses; the warning says the backstop is missing.
+     */
+    private static void enforceServerTransactionLimit(SipStack stack) {
+        try {
+            java.lang.reflect.Field unlimited = gov.nist.javax.sip.stack.SIPTransactionStack.class
+                    .getDeclaredField("unlimitedServerTransactionTableSize");
+            unlimited.setAccessible(true);
+            unlimited.setBoolean(stack, false);
+        } catch (ReflectiveOperationException | RuntimeException e) {
+            LOG.warn("cannot turn on JAIN-SIP's limit on server transactions ({}); its table has no bound",
+                    e.toString());
         }
     }
 
@@ -518,11 +539,10 @@ public final class SipPhone implements AutoCloseable {
                         : Response.LOOP_DETECTED, request);
                 LOG.debug("answered {} to another INVITE for call {} in progress", r.getStatusCode(),
                         UntrustedText.forTerminal(callId, 200));
-                if (event.getServerTransaction() == null && overUdp(request)) {
-                    provider.sendResponse(r);
+                if (event.getServerTransaction() == null) {
+                    statelessly(request, r);
                 } else {
-                    sendFinal(event.getServerTransaction() != null ? event.getServerTransaction()
-                            : provider.getNewServerTransaction(request), r);
+                    sendFinal(event.getServerTransaction(), r);
                 }
             }
             return;
@@ -536,13 +556,11 @@ public final class SipPhone implements AutoCloseable {
         FromHeader from = (FromHeader) request.getHeader(FromHeader.NAME);
         String fromUri = from.getAddress().getURI().toString();
         Call call = new Call(callId, CallPolicy.Direction.IN, fromUri);
-        // Over UDP (where a flood costs nothing and source addresses are anyone's) a refused INVITE is answered
-        // statelessly: JAIN-SIP keeps no transaction for it (a refused INVITE's would wait 32 s for an ACK). Over
-        // TCP and TLS the answer must go back on the connection, through a transaction.
+        // Until the INVITE is accepted it has no transaction: every refusal below is answered statelessly (over TCP
+        // and TLS on the connection it came over), because an INVITE transaction refused with 4xx-5xx waits 32 s for
+        // an ACK (Timer H) that an attacker never sends, and JAIN-SIP holds every one of them (its
+        // MAX_SERVER_TRANSACTIONS is not enforced by 1.3.0-91). The peer's ACK for such an answer reaches nothing.
         ServerTransaction st = event.getServerTransaction();
-        if (st == null && !overUdp(request)) {
-            st = serverTransaction(call, request);
-        }
         PeerAttestation peer = peerOf(request);
 
         // The From identity must be the attested one: a measured host cannot call in someone else's name.
@@ -649,7 +667,7 @@ public final class SipPhone implements AutoCloseable {
      */
     private void turnAway(Request request, String why) {
         try {
-            provider.sendResponse(busy(request, why));
+            statelessly(request, busy(request, why));
         } catch (Exception e) {
             // the peer's address may be unreachable; the INVITE is dropped all the same
         }
@@ -660,8 +678,10 @@ public final class SipPhone implements AutoCloseable {
         Response r = messages.createResponse(Response.SERVICE_UNAVAILABLE, request);
         tagTo(request, r);
         r.addHeader(headers.createRetryAfterHeader(5));
-        r.addHeader(headers.createWarningHeader(config.host(), WarningHeader.MISCELLANEOUS_WARNING,
-                "this phone is busy: " + why));
+        if (!overUdp(request)) {
+            r.addHeader(headers.createWarningHeader(config.host(), WarningHeader.MISCELLANEOUS_WARNING,
+                    "this phone is busy: " + why));
+        }
         return r;
     }
 
@@ -759,8 +779,10 @@ public final class SipPhone implements AutoCloseable {
     }
 
     /**
-     * Refuses an incoming INVITE, through its transaction or (null: over UDP) statelessly. {@code why} may carry the
-     * peer's text (a URI, an SDP line): it goes out and to the user escaped.
+     * Refuses an incoming INVITE, through its transaction or (null: not accepted yet, the usual case) statelessly.
+     * {@code why} may carry the peer's text (a URI, an SDP line): it goes to the user escaped, and over TCP and TLS
+     * escaped in a {@code Warning}; over UDP, where the source address is anyone's, the answer carries no
+     * {@code Warning} at all (nothing to reflect at a spoofed source, and never more bytes than the INVITE).
      */
     private void refuse(Request request, ServerTransaction st, Call call, int status, String why) throws Exception {
         String shown = UntrustedText.forTerminal(why, 500);
@@ -769,11 +791,59 @@ public final class SipPhone implements AutoCloseable {
         listener.ended(call);
         Response r = messages.createResponse(status, request);
         tagTo(request, r);
-        r.addHeader(headers.createWarningHeader(config.host(), WarningHeader.MISCELLANEOUS_WARNING, shown));
+        if (!overUdp(request)) {
+            r.addHeader(headers.createWarningHeader(config.host(), WarningHeader.MISCELLANEOUS_WARNING, shown));
+        }
         if (st != null) {
             sendFinal(st, r);
         } else {
-            provider.sendResponse(r);
+            statelessly(request, r);
+        }
+    }
+
+    /**
+     * Sends a final answer without a transaction, so it holds nothing. Over TCP and TLS on the connection the request
+     * came over (not wherever its Via points). Over UDP to the request's source (JAIN-SIP reads Via's {@code received}
+     * and {@code rport}, RFC 3261 §18.2.2, RFC 3581), and a refusal only if it is no larger than the request: a spoofed
+     * source gets no more bytes than the spoofer sent (a request in compact form, whose answer JAIN-SIP writes in long
+     * form, may get none). A 200 to an OPTIONS keeps its {@code Allow} and may be a few bytes larger than a minimal
+     * request.
+     */
+    private void statelessly(Request request, Response r) throws SipException {
+        gov.nist.javax.sip.message.SIPRequest sr = (gov.nist.javax.sip.message.SIPRequest) request;
+        if (sr.getMessageChannel() instanceof gov.nist.javax.sip.stack.MessageChannel channel
+                && channel.isReliable()) {
+            try {
+                channel.sendMessage((gov.nist.javax.sip.message.SIPResponse) r);
+            } catch (IOException e) {
+                throw new SipException("cannot answer " + r.getStatusCode() + " on the connection", e);
+            }
+            return;
+        }
+        int requestBytes = sr.getSize() + (sr.getRawContent() == null ? 0 : sr.getRawContent().length);
+        int responseBytes = ((gov.nist.javax.sip.message.SIPResponse) r).encodeAsBytes(ListeningPoint.UDP).length;
+        if (r.getStatusCode() >= 300 && sr.getSize() > 0 && responseBytes > requestBytes) {
+            countUnanswered(r.getStatusCode(), requestBytes, responseBytes);
+            return;
+        }
+        provider.sendResponse(r);
+    }
+
+    /** UDP answers not sent because they were larger than their request, since the last log line about them. */
+    private final java.util.concurrent.atomic.AtomicInteger unanswered = new java.util.concurrent.atomic.AtomicInteger();
+    /** Every UDP answer not sent because it was larger than its request (for the bounds tests). */
+    private final AtomicLong unansweredTotal = new AtomicLong();
+
+    private void countUnanswered(int status, int requestBytes, int responseBytes) {
+        unansweredTotal.incrementAndGet();
+        if (unanswered.incrementAndGet() == 1) {
+            try {
+                timers.schedule(() -> LOG.info("did not send {} UDP answers in the last second that were larger than"
+                        + " their requests (the first: {} of {} bytes to a request of {})", unanswered.getAndSet(0),
+                        status, responseBytes, requestBytes), 1, TimeUnit.SECONDS);
+            } catch (java.util.concurrent.RejectedExecutionException stopping) {
+                unanswered.set(0);
+            }
         }
     }
 
@@ -1179,15 +1249,20 @@ public final class SipPhone implements AutoCloseable {
         return calls.any(callId);
     }
 
-    /** What the phone holds for its calls and connections; for diagnostics and the bounds tests. */
+    /**
+     * What the phone holds for its calls and connections, and what JAIN-SIP holds for it (server transactions,
+     * dialogs); for diagnostics and the bounds tests.
+     */
     record Held(int callsInProgress, int callsSettingUp, int endedCalls, int hopsSettingUp, int tlsConnections,
-                int registrations) {
+                int registrations, int sipServerTransactions, int sipDialogs, long udpAnswersWithheld) {
     }
 
     Held held() {
         CallTable.Counts c = calls.counts();
+        gov.nist.javax.sip.stack.SIPTransactionStack jain = (gov.nist.javax.sip.stack.SIPTransactionStack) stack;
         return new Held(c.active(), c.settingUp(), c.ended(), settingUp.size(), connections.size(),
-                registrations.size());
+                registrations.size(), jain.getServerTransactionTableSize(), jain.getDialogs().size(),
+                unansweredTotal.get());
     }
 
     @Override
@@ -1223,16 +1298,18 @@ public final class SipPhone implements AutoCloseable {
                         }
                     }
                     case Request.BYE -> {
-                        respond(event, Response.OK);
                         Call c = callOf(r);
+                        respond(event, c == null && event.getServerTransaction() == null
+                                ? Response.CALL_OR_TRANSACTION_DOES_NOT_EXIST : Response.OK);
                         if (c != null) {
                             c.ended("the peer hung up");
                             listener.ended(c);
                         }
                     }
                     case Request.CANCEL -> {
-                        respond(event, Response.OK);
                         Call c = callOf(r);
+                        respond(event, c == null && event.getServerTransaction() == null
+                                ? Response.CALL_OR_TRANSACTION_DOES_NOT_EXIST : Response.OK);
                         if (c != null) {
                             c.ended("the caller cancelled");
                             listener.ended(c);
@@ -1252,9 +1329,11 @@ public final class SipPhone implements AutoCloseable {
                         UntrustedText.forTerminal(e.getMessage()));
                 try {
                     Response bad = messages.createResponse(Response.BAD_REQUEST, r);
-                    bad.setReasonPhrase(e.getMessage() == null ? "Bad Request" : e.getMessage().replaceAll(
-                            "[\\r\\n]", " "));
-                    provider.sendResponse(bad);
+                    // over UDP the standard phrase: nothing of the request's goes back to a source anyone can spoof
+                    if (e.getMessage() != null && !overUdp(r)) {
+                        bad.setReasonPhrase(UntrustedText.forTerminal(e.getMessage(), 200));
+                    }
+                    statelessly(r, bad);
                 } catch (Exception ignored) {
                     // the peer's address may be unreachable; the request is dropped
                 }
@@ -1278,13 +1357,23 @@ public final class SipPhone implements AutoCloseable {
             send(event, messages.createResponse(status, event.getRequest()));
         }
 
+        /**
+         * Answers through the request's transaction; a request without one gets a transaction only if it belongs to
+         * a call in progress, and is otherwise answered statelessly: an OPTIONS, a request we do not support or one
+         * for a call we do not have holds nothing (over UDP a non-INVITE transaction lingers 32 s, Timer J).
+         */
         private void send(RequestEvent event, Response response) throws Exception {
             ServerTransaction st = event.getServerTransaction();
+            Request request = event.getRequest();
             if (st == null) {
-                if (event.getRequest().getMethod().equals(Request.ACK)) {
+                if (request.getMethod().equals(Request.ACK)) {
                     return;
                 }
-                st = provider.getNewServerTransaction(event.getRequest());
+                if (callOf(request) == null) {
+                    statelessly(request, response);
+                    return;
+                }
+                st = provider.getNewServerTransaction(request);
             }
             sendFinal(st, response);
         }
