@@ -24,14 +24,14 @@ import org.slf4j.LoggerFactory;
 /**
  * Bounds what unauthenticated TCP peers can make an attested TLS server spend before a handshake completes: every
  * accepted connection gets a handshake deadline after which its socket is closed, and there are at most
- * {@link Limits#perSource()} handshakes in progress per source and {@link Limits#total()} overall — a connection beyond
- * them is closed at once, before any TLS work. Per source, at most {@link Limits#perSource()} new handshakes may start
- * in a burst, refilled at {@link Limits#perSourcePerSecond()} a second; overall, at most {@link Limits#total()} in a
- * burst, refilled at {@link Limits#totalPerSecond()} a second, whatever the sources. The server's CertificateVerify is
- * a TPM signature (and its evidence a quote when the client asks for it), and TLS 1.3 makes the server sign before the
- * client proves anything, so these rates are how fast one source, and everyone together, can make the TPM work. No TPM
- * work happens before a complete ClientHello arrives ({@link AttestedTlsServer#getCredentials()} runs after
- * ServerHello).
+ * {@link Limits#perSource()} handshakes in progress per source and {@link Limits#total()} overall — a connection
+ * beyond them is closed at once, before any TLS work. Per source, at most {@link Limits#perSource()} new handshakes
+ * may start in a burst, refilled at {@link Limits#perSourcePerSecond()} a second; overall, at most
+ * {@link Limits#total()} in a burst, refilled at {@link Limits#totalPerSecond()} a second, whatever the sources. The
+ * server's CertificateVerify is a TPM signature (and its evidence a quote when the client asks for it), and TLS 1.3
+ * makes the server sign before the client proves anything, so these rates are how fast one source, and everyone
+ * together, can make the TPM work. No TPM work happens before a complete ClientHello arrives
+ * ({@link AttestedTlsServer#getCredentials()} runs after ServerHello).
  *
  * <p>A source is what one party can be assumed to hold ({@link #sourceOf}): an IPv4 address, or an IPv6 /64 prefix (a
  * single host or subscriber gets a whole /64, RFC 6177, so counting IPv6 addresses one by one would give it 2^64
