@@ -106,23 +106,56 @@ public final class SipPhone implements AutoCloseable {
      * How much state peers can make this phone hold, whatever they send (docs/softphone.md, "Bounds"). An INVITE beyond
      * {@code maxSettingUp} calls being set up, or {@code maxCalls} in progress, gets {@code 503} with
      * {@code Retry-After} before any media or key is allocated; refused and ended calls leave the table at once and the
-     * last {@code endedHistory} of them are kept for the user; TLS handshakes are bounded by {@code tlsHandshakes}.
+     * last {@code endedHistory} of them are kept for the user; TLS handshakes are bounded by {@code tlsHandshakes}. A
+     * TCP or TLS connection on which nothing arrived for {@code idleTimeout} is closed unless it carries a call in
+     * progress or a registration; at most {@code connectionsPerSource} accepted connections are open per source (an
+     * IPv4 address, an IPv6 /64) and {@code connections} overall, a connection beyond them is reset at once.
      */
-    public record Limits(int maxCalls, int maxSettingUp, int endedHistory, HandshakeGuard.Limits tlsHandshakes) {
+    public record Limits(int maxCalls, int maxSettingUp, int endedHistory, HandshakeGuard.Limits tlsHandshakes,
+                         Duration idleTimeout, int connectionsPerSource, int connections) {
         /**
          * 32 calls in progress, 16 being set up (a person answers a handful of calls; a softphone that auto-answers
-         * still settles each within its setup timeout), the last 100 ended calls, and {@link
-         * HandshakeGuard.Limits#DEFAULTS} for TLS.
+         * still settles each within its setup timeout), the last 100 ended calls, {@link
+         * HandshakeGuard.Limits#DEFAULTS} for TLS; connections idle for 5 minutes closed (a registered client behind
+         * a NAT sends keep-alives every two minutes or so, RFC 5626 §4.4.1), 16 accepted ones per source and 256 in
+         * all (each costs JAIN-SIP a thread).
          */
-        public static final Limits DEFAULTS = new Limits(32, 16, 100, HandshakeGuard.Limits.DEFAULTS);
+        public static final Limits DEFAULTS = new Limits(32, 16, 100, HandshakeGuard.Limits.DEFAULTS,
+                Duration.ofMinutes(5), 16, 256);
 
         public Limits {
             Objects.requireNonNull(tlsHandshakes, "tlsHandshakes");
+            Objects.requireNonNull(idleTimeout, "idleTimeout");
             if (maxSettingUp < 1 || maxCalls < maxSettingUp || endedHistory < 0) {
                 throw new IllegalArgumentException("limits need 1 <= maxSettingUp <= maxCalls and endedHistory >= 0,"
                         + " got maxCalls " + maxCalls + ", maxSettingUp " + maxSettingUp + ", endedHistory "
                         + endedHistory);
             }
+            if (idleTimeout.isNegative() || idleTimeout.isZero()) {
+                throw new IllegalArgumentException("the idle timeout of connections must be positive, got "
+                        + idleTimeout);
+            }
+            if (connectionsPerSource < 1 || connections < connectionsPerSource) {
+                throw new IllegalArgumentException("limits need 1 <= connectionsPerSource <= connections, got "
+                        + connectionsPerSource + " and " + connections);
+            }
+        }
+
+        /** These limits with other bounds on calls. */
+        public Limits withCalls(int maxCalls, int maxSettingUp, int endedHistory) {
+            return new Limits(maxCalls, maxSettingUp, endedHistory, tlsHandshakes, idleTimeout, connectionsPerSource,
+                    connections);
+        }
+
+        /** These limits with other bounds on TLS handshakes. */
+        public Limits withTlsHandshakes(HandshakeGuard.Limits tls) {
+            return new Limits(maxCalls, maxSettingUp, endedHistory, tls, idleTimeout, connectionsPerSource,
+                    connections);
+        }
+
+        /** These limits with other bounds on connections. */
+        public Limits withConnections(Duration idle, int perSource, int total) {
+            return new Limits(maxCalls, maxSettingUp, endedHistory, tlsHandshakes, idle, perSource, total);
         }
     }
 
@@ -189,6 +222,8 @@ public final class SipPhone implements AutoCloseable {
     private final AddressFactory addresses;
     private final HeaderFactory headers;
     private final MessageFactory messages;
+    /** Every TCP and TLS connection: capped per source and overall, closed when idle. */
+    private final ConnectionTable connectionTable;
     /** Calls in progress and a bounded history of ended ones, with each call's registrar account. */
     private final CallTable calls;
     private final Limits limits;
@@ -213,10 +248,12 @@ public final class SipPhone implements AutoCloseable {
     private final java.util.concurrent.ScheduledThreadPoolExecutor timers;
 
     private SipPhone(Config config, CallPolicy policy, Keys keys, Listener listener, Media media, Clock clock,
-                     String stackName, SipStack stack, SipProvider provider, SipFactory factory, Limits limits)
+                     String stackName, SipStack stack, SipProvider provider, SipFactory factory, Limits limits,
+                     ConnectionTable connectionTable)
             throws SipException {
         this.config = config;
         this.limits = limits;
+        this.connectionTable = connectionTable;
         this.calls = new CallTable(limits.maxCalls(), limits.maxSettingUp(), limits.endedHistory());
         this.policy = policy;
         this.keys = keys;
@@ -260,7 +297,10 @@ public final class SipPhone implements AutoCloseable {
         Objects.requireNonNull(limits, "limits");
         String stackName = "tpmphone-" + config.host() + "-" + STACKS.incrementAndGet();
         Holder holder = new Holder();
-        AttestedNetworkLayer.register(stackName, tls, holder, new HandshakeGuard(limits.tlsHandshakes()));
+        ConnectionTable connections = new ConnectionTable(limits.idleTimeout(), limits.connectionsPerSource(),
+                limits.connections(), clock, holder::carriesCallOrRegistration);
+        AttestedNetworkLayer.register(stackName, tls, holder, new HandshakeGuard(limits.tlsHandshakes(), clock),
+                connections);
         Properties p = new Properties();
         p.setProperty("javax.sip.STACK_NAME", stackName);
         p.setProperty("gov.nist.javax.sip.NETWORK_LAYER", AttestedNetworkLayer.class.getName());
@@ -275,9 +315,11 @@ public final class SipPhone implements AutoCloseable {
         // JAIN-SIP's own state, bounded: beyond 800 server transactions it drops new requests at random, beyond
         // 1,000 all of them, instead of growing (enforceServerTransactionLimit). A backstop: the phone makes a
         // transaction only for an INVITE it accepted and a request in a call in progress, everything else is
-        // answered statelessly. Client transactions are the phone's own requests. Not MAX_CONNECTIONS: JAIN-SIP 1.3 counts every accepted TLS socket but uncounts it only when an
-        // established connection closes, so each failed handshake would hold a slot for good and 256 of them would
-        // stop the TLS listener until a restart. TLS handshakes are bounded by the HandshakeGuard instead.
+        // answered statelessly. Client transactions are the phone's own requests (JAIN-SIP 1.3.0-91 does not enforce
+        // MAX_CLIENT_TRANSACTIONS either). Not MAX_CONNECTIONS: JAIN-SIP 1.3 counts every accepted TLS socket but
+        // uncounts it only when an established connection closes, so each failed handshake would hold a slot for
+        // good and 256 of them would stop the TLS listener until a restart. Connections are bounded by the
+        // ConnectionTable, TLS handshakes by the HandshakeGuard instead.
         p.setProperty("gov.nist.javax.sip.MAX_SERVER_TRANSACTIONS", "1000");
         p.setProperty("gov.nist.javax.sip.MAX_CLIENT_TRANSACTIONS", "1000");
         p.setProperty("gov.nist.javax.sip.TRACE_LEVEL", "0");
@@ -305,7 +347,7 @@ public final class SipPhone implements AutoCloseable {
                 provider.addListeningPoint(stack.createListeningPoint(ip, config.udpPort(), ListeningPoint.UDP));
             }
             SipPhone phone = new SipPhone(config, policy, keys, listener, media, clock, stackName, stack, provider,
-                    factory, limits);
+                    factory, limits, connections);
             holder.phone = phone;
             provider.addSipListener(phone.new Events());
             stack.start();
@@ -338,9 +380,14 @@ public final class SipPhone implements AutoCloseable {
         }
     }
 
-    /** Late binding of the TLS gate to the phone the stack serves. */
+    /** Late binding of the TLS gate, and of what keeps a connection open, to the phone the stack serves. */
     private static final class Holder implements AttestedSslSocket.Gate {
         private volatile SipPhone phone;
+
+        boolean carriesCallOrRegistration(InetSocketAddress remote) {
+            SipPhone p = phone;
+            return p != null && p.carriesCallOrRegistration(remote);
+        }
 
         @Override
         public void admit(SocketAddress remote, Optional<PeerAttestation> peer) throws IOException {
@@ -422,6 +469,7 @@ public final class SipPhone implements AutoCloseable {
             invite.setContent(offer(call, local).getBytes(StandardCharsets.US_ASCII),
                     headers.createContentTypeHeader("application", "sdp"));
             InetSocketAddress key = new InetSocketAddress(next.getAddress(), next.getPort());
+            call.hop(key);
             Hop hop = connections.get(key);
             PeerAttestation known = transport.equals("tls") ? (hop == null ? null : hop.attestation())
                     : PeerAttestation.unattested(Optional.empty(), clock.instant(), "the first hop is over "
@@ -481,6 +529,27 @@ public final class SipPhone implements AutoCloseable {
             // the stricter decision wins: the connection ends before any call's INVITE is written on it
             throw new SSLHandshakeException("call policy: " + refusal);
         }
+    }
+
+    /**
+     * Whether the connection to {@code remote} carries a call in progress (the first hop of one we placed, or the
+     * connection an incoming one came over) or one of our registrations (the connection to its registrar): such a
+     * connection stays open however idle.
+     */
+    private boolean carriesCallOrRegistration(InetSocketAddress remote) {
+        for (Call c : calls.inProgress()) {
+            if (remote.equals(c.hop().orElse(null))) {
+                return true;
+            }
+        }
+        for (Registration r : registrations.values()) {
+            InetSocketAddress registrar = r.account().registrar();
+            if (r.state() != Registration.State.UNREGISTERED && remote.getPort() == registrar.getPort()
+                    && remote.getAddress().equals(registrar.getAddress())) {
+                return true;
+            }
+        }
+        return false;
     }
 
     /** A TLS connection this phone made is closed: its attestation no longer decides anything. */
@@ -623,6 +692,7 @@ public final class SipPhone implements AutoCloseable {
                     + " offer): " + e.reason());
             return;
         }
+        call.hop(connectionOf(request).orElse(null));
         // Accepted: only now does the call take a place among those being set up (refusals above take none, so a
         // flood the policy refuses cannot crowd out callers it accepts), and a caller that never ACKs holds it, and
         // after our 200 a media session, for at most the setup timeout.
@@ -803,20 +873,37 @@ public final class SipPhone implements AutoCloseable {
 
     /**
      * Sends a final answer without a transaction, so it holds nothing. Over TCP and TLS on the connection the request
-     * came over (not wherever its Via points). Over UDP to the request's source (JAIN-SIP reads Via's {@code received}
-     * and {@code rport}, RFC 3261 §18.2.2, RFC 3581), and a refusal only if it is no larger than the request: a spoofed
-     * source gets no more bytes than the spoofer sent (a request in compact form, whose answer JAIN-SIP writes in long
-     * form, may get none). A 200 to an OPTIONS keeps its {@code Allow} and may be a few bytes larger than a minimal
-     * request.
+     * came over, or not at all: not if that connection is closed already, nor if the request's Via names another
+     * transport (JAIN-SIP would then connect anew, or send a datagram, to the Via's host). Over UDP to the request's
+     * source (JAIN-SIP reads Via's {@code received} and {@code rport}, RFC 3261 §18.2.2, RFC 3581), and a refusal only
+     * if it is no larger than the request: a spoofed source gets no more bytes than the spoofer sent (a request in
+     * compact form, whose answer JAIN-SIP writes in long form, may get none). A 200 to an OPTIONS keeps its
+     * {@code Allow} and may be a few bytes larger than a minimal request.
      */
     private void statelessly(Request request, Response r) throws SipException {
         gov.nist.javax.sip.message.SIPRequest sr = (gov.nist.javax.sip.message.SIPRequest) request;
         if (sr.getMessageChannel() instanceof gov.nist.javax.sip.stack.MessageChannel channel
                 && channel.isReliable()) {
+            Optional<InetSocketAddress> connection = connectionOf(request);
+            String sentOver = sr.getTopmostVia() == null ? "" : sr.getTopmostVia().getTransport();
+            if (!channel.getTransport().equalsIgnoreCase(sentOver)) {
+                // JAIN-SIP sends on a connection with the transport the request's Via names: a Via saying UDP on a
+                // TCP connection would send the answer as a datagram to the source's port, then to the Via's host
+                LOG.debug("not answering {}: the request came over {} but its Via says {}", r.getStatusCode(),
+                        channel.getTransport(), UntrustedText.forTerminal(sentOver, 20));
+                return;
+            }
+            if (connection.isEmpty() || !connectionTable.isOpen(connection.get())) {
+                // gone: JAIN-SIP would connect anew, to the source or to whatever the Via names
+                LOG.debug("not answering {}: the connection it came over is closed", r.getStatusCode());
+                return;
+            }
             try {
                 channel.sendMessage((gov.nist.javax.sip.message.SIPResponse) r);
             } catch (IOException e) {
-                throw new SipException("cannot answer " + r.getStatusCode() + " on the connection", e);
+                // the peer left meanwhile: an answer nobody can receive is dropped
+                LOG.debug("could not answer {} on the connection from {}: {}", r.getStatusCode(),
+                        connection.get(), e.toString());
             }
             return;
         }
@@ -830,7 +917,8 @@ public final class SipPhone implements AutoCloseable {
     }
 
     /** UDP answers not sent because they were larger than their request, since the last log line about them. */
-    private final java.util.concurrent.atomic.AtomicInteger unanswered = new java.util.concurrent.atomic.AtomicInteger();
+    private final java.util.concurrent.atomic.AtomicInteger unanswered =
+            new java.util.concurrent.atomic.AtomicInteger();
     /** Every UDP answer not sent because it was larger than its request (for the bounds tests). */
     private final AtomicLong unansweredTotal = new AtomicLong();
 
@@ -854,6 +942,17 @@ public final class SipPhone implements AutoCloseable {
             call.refused("no SIP transaction for the INVITE: " + UntrustedText.forTerminal(rootMessage(e), 300));
             throw e;
         }
+    }
+
+    /** The remote address of the TCP or TLS connection a request came over; empty over UDP. */
+    private static Optional<InetSocketAddress> connectionOf(Request request) {
+        if (((gov.nist.javax.sip.message.SIPRequest) request).getMessageChannel()
+                instanceof gov.nist.javax.sip.stack.MessageChannel channel && channel.isReliable()
+                && channel.getPeerPacketSourceAddress() != null) {
+            return Optional.of(new InetSocketAddress(channel.getPeerPacketSourceAddress(),
+                    channel.getPeerPacketSourcePort()));
+        }
+        return Optional.empty();
     }
 
     private static boolean overUdp(Request request) {
@@ -1254,7 +1353,8 @@ public final class SipPhone implements AutoCloseable {
      * dialogs); for diagnostics and the bounds tests.
      */
     record Held(int callsInProgress, int callsSettingUp, int endedCalls, int hopsSettingUp, int tlsConnections,
-                int registrations, int sipServerTransactions, int sipDialogs, long udpAnswersWithheld) {
+                int registrations, int sipServerTransactions, int sipDialogs, long udpAnswersWithheld,
+                int connectionsOpen, long connectionsClosedIdle) {
     }
 
     Held held() {
@@ -1262,7 +1362,12 @@ public final class SipPhone implements AutoCloseable {
         gov.nist.javax.sip.stack.SIPTransactionStack jain = (gov.nist.javax.sip.stack.SIPTransactionStack) stack;
         return new Held(c.active(), c.settingUp(), c.ended(), settingUp.size(), connections.size(),
                 registrations.size(), jain.getServerTransactionTableSize(), jain.getDialogs().size(),
-                unansweredTotal.get());
+                unansweredTotal.get(), connectionTable.openCount(), connectionTable.closedIdle());
+    }
+
+    /** The remote addresses of the open TCP and TLS connections (for the bounds tests). */
+    List<InetSocketAddress> connectionRemotes() {
+        return connectionTable.remotes();
     }
 
     @Override

@@ -48,7 +48,7 @@ class HandshakeFloodIT {
         SipPhone victim = SipPhone.start(new SipPhone.Config("victim", "victim", LOOPBACK, TestHosts.freePort(), 0,
                         0, Duration.ofSeconds(10)), AttestedTlsConfig.of(victimId, hosts.verifier(), Clock.systemUTC()),
                 CallPolicy.parse("default FAILED accept"), TestHosts.keys(), new SipPhone.Listener() { }, null,
-                Clock.systemUTC(), new SipPhone.Limits(32, 16, 100, tls));
+                Clock.systemUTC(), SipPhone.Limits.DEFAULTS.withTlsHandshakes(tls));
         phones.add(victim);
         SipPhone caller = SipPhone.start(new SipPhone.Config("caller", "caller", LOOPBACK, TestHosts.freePort(), 0,
                         0, Duration.ofSeconds(10)),

@@ -47,7 +47,7 @@ class UdpRefusalIT {
                         TestHosts.freePort(), Duration.ofSeconds(30)),
                 AttestedTlsConfig.of(hosts.identity("victim"), hosts.verifier(), Clock.systemUTC()),
                 CallPolicy.parse(POLICY), TestHosts.keys(), new SipPhone.Listener() { }, null, Clock.systemUTC(),
-                new SipPhone.Limits(32, 1, 100, SipPhone.Limits.DEFAULTS.tlsHandshakes()));
+                SipPhone.Limits.DEFAULTS.withCalls(32, 1, 100));
         socket = new DatagramSocket(0, LOOPBACK);
     }
 
