@@ -229,6 +229,9 @@ public final class SipPhone implements AutoCloseable {
     private final Limits limits;
     /** INVITEs answered 503 because the phone was full, since the last log line about them (one line per burst). */
     private final java.util.concurrent.atomic.AtomicInteger turnedAway = new java.util.concurrent.atomic.AtomicInteger();
+    /** Incoming call decisions logged per second at most: anyone can send INVITEs (the audit log sums them up). */
+    static final int DECISION_LINES_PER_SECOND = 20;
+    private final LogBudget decisionLines;
     /** The attestation of every open TLS connection this phone made, by remote address; removed when it closes. */
     private final Map<SocketAddress, Hop> connections = new ConcurrentHashMap<>();
 
@@ -260,6 +263,7 @@ public final class SipPhone implements AutoCloseable {
         this.listener = listener;
         this.media = media;
         this.clock = clock;
+        this.decisionLines = new LogBudget(clock, DECISION_LINES_PER_SECOND);
         this.stackName = stackName;
         this.stack = stack;
         this.provider = provider;
@@ -646,8 +650,15 @@ public final class SipPhone implements AutoCloseable {
         }
         CallPolicy.Decision d = policy.decide(CallPolicy.Direction.IN, fromUri, peer);
         call.attested(peer, d);
-        LOG.info("call {} IN from {}: {} → {}", UntrustedText.forTerminal(callId, 200),
-                UntrustedText.forTerminal(fromUri, 200), peer.display(), d.action());
+        LogBudget.Take line = decisionLines.take();
+        if (line.leftOut().isPresent()) {
+            LOG.info("{} more incoming call decisions were not logged (at most {} a second)",
+                    line.leftOut().getAsLong(), DECISION_LINES_PER_SECOND);
+        }
+        if (line.log()) {
+            LOG.info("call {} IN from {}: {} → {}", UntrustedText.forTerminal(callId, 200),
+                    UntrustedText.forTerminal(fromUri, 200), peer.display(), d.action());
+        }
         listener.decided(call, d);
         if (d.action() == CallPolicy.Action.REJECT) {
             refuse(request, st, call, Response.FORBIDDEN, d.reason());
