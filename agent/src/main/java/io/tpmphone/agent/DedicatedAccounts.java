@@ -154,7 +154,10 @@ final class DedicatedAccounts {
             problems.add(account.shadowPassword().isEmpty() ? "it has no shadow entry that locks its password"
                     : password.isEmpty() ? "it has an empty password" : "its password is not locked");
         }
-        if (account.homeExists()) {
+        if (!e.home().equals(NO_HOME)) {
+            // A home that does not exist now could be made later by whoever may write its parent directory.
+            problems.add("its home directory is " + e.home() + ", not " + NO_HOME);
+        } else if (account.homeExists()) {
             problems.add("its home directory " + e.home() + " exists (the agent's accounts have " + NO_HOME
                     + ", never created)");
         }

@@ -95,10 +95,18 @@ public final class MeasuredLauncher {
 
     private final MeasurementLogStore store;
     private final Path stagingRoot;
+    /** The shell that runs the launch wrapper: /bin/sh, whichever shell that is on the host. */
+    private final String shell;
 
     public MeasuredLauncher(MeasurementLogStore store, Path stagingRoot) {
+        this(store, stagingRoot, "/bin/sh");
+    }
+
+    /** With another shell for the launch wrapper: the tests run it under bash as well as dash. */
+    MeasuredLauncher(MeasurementLogStore store, Path stagingRoot, String shell) {
         this.store = Objects.requireNonNull(store, "store");
         this.stagingRoot = Objects.requireNonNull(stagingRoot, "stagingRoot");
+        this.shell = Objects.requireNonNull(shell, "shell");
     }
 
     /** The user an isolated child runs as, resolved. */
@@ -538,7 +546,8 @@ public final class MeasuredLauncher {
     static String isolationDescription(ChildUser user, long realGid, boolean controlDirectory) {
         return "unshare --pid --fork --mount --ipc --mount-proc --kill-child; code dir ro-bind at " + CHILD_CODE_MOUNT
                 + (controlDirectory ? "; control dir bind at " + CONTROL_MOUNT + "/ (owner-only, child's user)" : "")
-                + "; private /tmp, " + String.join(", ", PRIVATE_SHARED_DIRECTORIES) + " (tmpfs)"
+                + "; private /tmp, " + String.join(", ", PRIVATE_SHARED_DIRECTORIES) + " (tmpfs), /dev/mqueue (its own"
+                + " IPC namespace's)"
                 + "; setpriv uid "
                 + user.uid() + " gid " + user.gid() + " clear-groups no_new_privs bounding-set -all inh-caps -all"
                 + " (no capabilities); real gid " + realGid + " (" + DedicatedAccounts.NODUMP_GROUP + "): not dumpable,"
@@ -684,11 +693,17 @@ public final class MeasuredLauncher {
                     + " && mount -t tmpfs -o mode=1777,nosuid,nodev,size=128m tpmphone-tmp /tmp"
                     + " && for d in " + String.join(" ", PRIVATE_SHARED_DIRECTORIES) + "; do [ ! -d \"$d\" ]"
                     + " || mount -t tmpfs -o mode=1777,nosuid,nodev,size=64m tpmphone-tmp \"$d\" || exit 1; done"
+                    // systemd mounts the host IPC namespace's queues at /dev/mqueue (mode 1777); the mount stays tied
+                    // to that namespace after unshare --ipc, so mount this namespace's own.
+                    + " && { [ ! -d /dev/mqueue ] || mount -t mqueue -o nosuid,nodev,noexec tpmphone-mqueue /dev/mqueue; }"
                     + " && cd \"$view\""
                     + " && " + setpriv + " --reuid=" + user.uid() + " --rgid=" + realGid + " --egid=" + user.gid()
-                    + " --clear-groups --no-new-privs --bounding-set=-all --inh-caps=-all -- \"$@\"";
+                    + " --clear-groups --no-new-privs --bounding-set=-all --inh-caps=-all -- \"$@\""
+                    // Not the last command of the script: bash (/bin/sh on Fedora, Arch, openSUSE) execs a script's
+                    // last command in place of the shell, which would end the shell's parent-death signal.
+                    + "; exit $?";
             command.addAll(List.of("unshare", "--pid", "--fork", "--mount", "--ipc", "--mount-proc", "--kill-child",
-                    "--", "/bin/sh", "-c", script, "launch", code.toString(), view.toString(),
+                    "--", shell, "-c", script, "launch", code.toString(), view.toString(),
                     brokerDirectory == null ? "" : brokerDirectory.toString(),
                     controlDirectory == null ? "" : controlDirectory.toAbsolutePath().toString()));
         }

@@ -106,6 +106,14 @@ class DedicatedAccountsTest {
 
     @Test
     @Timeout(10)
+    void aHomeOtherThanNonexistent_isRefused_evenIfItDoesNotExistYet() {
+        // A local user who may write /var/tmp could create the home later and fill it (the JVM's user.home).
+        assertRefused(with(e -> new PasswdEntry(e.name(), e.uid(), e.gid(), e.comment(), "/var/tmp/softphone-home",
+                e.shell())), "its home directory is /var/tmp/softphone-home, not /nonexistent");
+    }
+
+    @Test
+    @Timeout(10)
     void supplementaryGroups_areRefused() {
         Account a = ours();
         assertRefused(new Account(a.entry(), a.shadowPassword(), List.of(985L, 27L, 6L), a.primaryGroup(),

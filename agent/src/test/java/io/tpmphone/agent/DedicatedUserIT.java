@@ -147,7 +147,7 @@ class DedicatedUserIT {
                     List.of()).withChildUser(user);
             IOException refused = assertThrows(IOException.class, () -> MeasuredLauncher.resolveChildUser(spec),
                     () -> "an account whose home " + home + " holds " + list(home) + " is refused");
-            assertTrue(refused.getMessage().contains("its home directory " + home + " exists"),
+            assertTrue(refused.getMessage().contains("its home directory is " + home + ", not /nonexistent"),
                     () -> "the refusal names the home: " + refused.getMessage());
         } finally {
             remove(user);

@@ -342,16 +342,20 @@ class MeasuredLaunchHardeningIT {
      * hold one: the wrapper shell stays as the PID namespace's init and holds unshare's {@code --kill-child}. Killing
      * {@code unshare} (as an agent that dies hard does not, but an operator or the OOM killer may) must still end it.
      */
-    @Test
+    @org.junit.jupiter.params.ParameterizedTest(name = "wrapper run by {0}")
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"/bin/sh", "/bin/bash"})
     @org.junit.jupiter.api.Timeout(120)
-    void theJvm_endsWhenTheLaunchWrapperIsKilled(SwtpmProcess swtpm, @TempDir Path dir) throws Exception {
+    void theJvm_endsWhenTheLaunchWrapperIsKilled(String shell, SwtpmProcess swtpm, @TempDir Path dir)
+            throws Exception {
+        // bash, unlike Debian's dash, execs a script's last command in place of the shell: the wrapper must not end
+        // with setpriv, or the JVM takes the shell's place and outlives unshare (seen on bash before the fix).
         // A child that ignores its stdin (which closes when unshare dies): only the wrapper can end it.
         LaunchSpec spec = new LaunchSpec(Path.of(System.getProperty("java.home")),
                 List.of(Fixture.jarOf(dir, IdleProbe.class)), Fixture.config(dir, "a=1\n"), IdleProbe.class.getName(),
                 List.of(), List.of(), true);
         try (TpmClient tpm = TpmClient.open(TpmUri.parse(swtpm.tpmUri()));
              MeasurementLogStore store = MeasurementLogStore.open(dir.resolve("log"), tpm, Fixture.PCR)) {
-            MeasuredLauncher.Launched child = new MeasuredLauncher(store, dir.resolve("launch")).launch(spec,
+            MeasuredLauncher.Launched child = new MeasuredLauncher(store, dir.resolve("launch"), shell).launch(spec,
                     Map.of());
             ProcessHandle jvm = childJvm(child.process());
             Await.until("the child to run", Duration.ofSeconds(30), () -> read(dir.resolve("launch/child.log")),

@@ -23,7 +23,8 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The directories every user may write, seen from inside a launched isolated child ({@link SharedDirectoryProbe}):
- * {@code /tmp} was private, {@code /var/tmp}, {@code /dev/shm} and {@code /run/lock} were the host's, so the child saw
+ * {@code /tmp} was private, {@code /var/tmp}, {@code /dev/shm}, {@code /run/lock} and {@code /dev/mqueue} were the host's,
+ * so the child saw
  * what other processes left there (a shared-memory segment, a lock file) and left files they could see. Needs root.
  */
 @WithSwtpm
@@ -35,10 +36,22 @@ class PrivateSharedDirectoriesIT {
             @TempDir Path dir) throws Exception {
         String hostFile = "tpmphone-it-host-" + System.nanoTime();
         String childFile = "tpmphone-it-child-" + System.nanoTime();
+        // systemd hosts have the host IPC namespace's message queues at /dev/mqueue (mode 1777); this machine may
+        // not: mount them as systemd does, for the duration of the test.
+        Path mqueue = Path.of("/dev/mqueue");
+        boolean mountedMqueue = false;
+        if (!Files.isDirectory(mqueue)) {
+            Files.createDirectory(mqueue);
+            mountedMqueue = true;
+            Process mount = new ProcessBuilder("mount", "-t", "mqueue", "mqueue", mqueue.toString())
+                    .redirectErrorStream(true).start();
+            assertTrue(mount.waitFor(10, java.util.concurrent.TimeUnit.SECONDS) && mount.exitValue() == 0,
+                    () -> "mounting an mqueue file system at /dev/mqueue (needs root): " + read(mount));
+        }
         List<Path> onHost = new ArrayList<>();
         for (String d : SharedDirectoryProbe.DIRECTORIES) {
             if (Files.isDirectory(Path.of(d))) {
-                onHost.add(Files.writeString(Path.of(d, hostFile), "the host's\n"));
+                onHost.add(Files.createFile(Path.of(d, hostFile))); // a message queue, under /dev/mqueue
             }
         }
         LaunchSpec spec = new LaunchSpec(Path.of(System.getProperty("java.home")),
@@ -67,7 +80,7 @@ class PrivateSharedDirectoriesIT {
                 }
                 String isolation = store.log().events().stream().filter(e -> e.type()
                         == io.tpmphone.attestation.EventType.ISOLATION).findFirst().orElseThrow().dataAsString();
-                assertTrue(isolation.contains("private /tmp, /var/tmp, /dev/shm, /run/lock (tmpfs)"),
+                assertTrue(isolation.contains("private /tmp, /var/tmp, /dev/shm, /run/lock (tmpfs), /dev/mqueue"),
                         () -> "the ISOLATION event names the private directories: " + isolation);
             } finally {
                 child.process().getOutputStream().close();
@@ -85,6 +98,19 @@ class PrivateSharedDirectoriesIT {
                 Files.deleteIfExists(host);
                 Files.deleteIfExists(host.resolveSibling(childFile)); // left there by a child that shared it
             }
+            if (mountedMqueue) {
+                new ProcessBuilder("umount", mqueue.toString()).inheritIO().start().waitFor(10,
+                        java.util.concurrent.TimeUnit.SECONDS);
+                Files.deleteIfExists(mqueue);
+            }
+        }
+    }
+
+    private static String read(Process p) {
+        try {
+            return new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        } catch (IOException e) {
+            return "(unreadable: " + e + ")";
         }
     }
 

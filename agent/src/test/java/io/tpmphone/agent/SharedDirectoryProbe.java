@@ -13,7 +13,7 @@ import java.util.List;
  * class alone.
  */
 public final class SharedDirectoryProbe {
-    static final List<String> DIRECTORIES = List.of("/tmp", "/var/tmp", "/dev/shm", "/run/lock");
+    static final List<String> DIRECTORIES = List.of("/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/dev/mqueue");
 
     private SharedDirectoryProbe() {
     }
@@ -26,7 +26,8 @@ public final class SharedDirectoryProbe {
             StringBuilder line = new StringBuilder("probe ").append(dir).append(" sees-host-file=")
                     .append(Files.exists(d.resolve(hostFile), LinkOption.NOFOLLOW_LINKS));
             try {
-                Files.writeString(d.resolve(childFile), "left by the isolated child\n");
+                // A file in an mqueue file system is a message queue: it can be created, not written.
+                Files.createFile(d.resolve(childFile));
                 line.append(" wrote=true");
             } catch (IOException | RuntimeException e) {
                 line.append(" wrote=false (").append(e).append(')');
