@@ -326,8 +326,7 @@ public final class Appraisals {
             detail.put("detail", reason);
             detail.put("remote", from);
             aggregator.refuse("APPRAISAL_REFUSED", from, enrolled ? check + " ak:" + abbreviate(akId) : check,
-                    detail, "ak:" + abbreviate(akId), (enrolled ? "ak:" + abbreviate(akId) : "ak:(unenrolled)")
-                            + " from " + from);
+                    detail, "ak:" + abbreviate(akId), enrolled ? "ak:" + abbreviate(akId) : "ak:(unenrolled)");
         } else {
             detail.put("reason", reason);
             audit.record("REFUSAL", "ak:" + abbreviate(akId), "APPRAISAL_REFUSED", detail);

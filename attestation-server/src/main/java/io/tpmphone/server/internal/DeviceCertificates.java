@@ -129,7 +129,7 @@ public final class DeviceCertificates {
                 detail.put("check", "AK_ENROLLED");
                 detail.put("remote", remote);
                 aggregator.refuse("DEVICE_CERTIFICATE_REFUSED", remote, "AK_ENROLLED", detail, subject,
-                        "ak:(unenrolled) from " + remote);
+                        "ak:(unenrolled)");
                 throw new ApiException(403, "certificate_refused", "AK_ENROLLED",
                         "AK is not enrolled: enroll the host first");
             }

@@ -239,8 +239,7 @@ public final class V1Routes {
         detail.put("akId", akId.length() > 80 ? akId.substring(0, 80) + "…" : akId);
         detail.put("detail", reason); // "reason" is the aggregation key's
         detail.put("remote", remote);
-        s.refusals().refuse("NONCE_REFUSED", remote, check + " ak:" + keyed, detail, "ak:" + ak,
-                "ak:" + keyed + " from " + remote);
+        s.refusals().refuse("NONCE_REFUSED", remote, check + " ak:" + keyed, detail, "ak:" + ak, "ak:" + keyed);
         return new ApiException(status, error, check, reason);
     }
 
