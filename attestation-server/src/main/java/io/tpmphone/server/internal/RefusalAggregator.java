@@ -46,9 +46,11 @@ import org.slf4j.LoggerFactory;
  * form is written without its subject and detail rather than lost. A refusal whose first record cannot be written
  * (the audit log is unavailable) is not counted, so the next one of its key is recorded in full.
  *
- * <p>Summaries are written by {@link #flushDue()} (the server calls it every second, and each refusal triggers it)
- * and by {@link #flushAll()} on shutdown; counts of the last window are lost if the process dies. Times come from the
- * injected {@link Clock}. Thread-safe: the table is guarded by this object's lock; records are written outside it.
+ * <p>Summaries are written only by {@link #flushDue()} (the server calls it every second from its housekeeping
+ * thread) and by {@link #flushAll()} on shutdown, never by {@link #refuse}: a refusal's caller may hold a lock (the
+ * appraisal of one TPM) that a slow audit write must not extend to other refusals' summaries. Counts of the last
+ * window are lost if the process dies. Times come from the injected {@link Clock}. Thread-safe: the table is guarded
+ * by this object's lock; records are written outside it.
  */
 public final class RefusalAggregator {
     private static final Logger LOG = LoggerFactory.getLogger(RefusalAggregator.class);
@@ -166,7 +168,6 @@ public final class RefusalAggregator {
         long now = clock.millis();
         Key key = new Key(outcome, source, reason, Kind.OWN);
         Bucket created = null;
-        List<Summary> due;
         synchronized (this) {
             Bucket bucket = buckets.get(key);
             if (bucket == null) {
@@ -188,14 +189,10 @@ public final class RefusalAggregator {
                 bucket.count++;
                 bucket.lastMillis = now;
             }
-            due = takeDue(now, false);
         }
-        try {
-            if (created != null) {
-                recordFirst(key, detail, firstSubject, created);
-            }
-        } finally {
-            write(due);
+        // Summaries are not written here, on the refusing request's thread: see the class comment.
+        if (created != null) {
+            recordFirst(key, detail, firstSubject, created);
         }
     }
 

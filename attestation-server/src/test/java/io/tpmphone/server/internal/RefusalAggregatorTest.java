@@ -173,6 +173,27 @@ class RefusalAggregatorTest {
         assertEquals("abc:def", RefusalAggregator.sourceOf("abc:def"), "not an IPv6 literal: itself");
     }
 
+    /**
+     * refuse() wrote the summaries that were due on the refusing request's thread, which may hold the lock of a TPM's
+     * appraisal: one slow audit write then held up that TPM's other appraisals. Only flushDue (the housekeeping
+     * thread) and flushAll write summaries now.
+     */
+    @Test
+    void refuse_neverWritesASummary_onlyFlushDueDoes() throws Exception {
+        RefusalAggregator a = aggregator(16);
+        a.refuse("ADMIN_REFUSED", "192.0.2.1", "no admin credential", Map.of());
+        a.refuse("ADMIN_REFUSED", "192.0.2.1", "no admin credential", Map.of());
+        clock.advance(Duration.ofSeconds(61)); // the window is over: a summary of one refusal is due
+        a.refuse("ADMIN_REFUSED", "192.0.2.2", "no admin credential", Map.of());
+        assertEquals(2, records.size(), "a refusal wrote only its own first record: " + records);
+        assertFalse(records.stream().anyMatch(r -> r.detail().containsKey("aggregated")), records.toString());
+        a.flushDue();
+        assertEquals(3, records.size(), "the housekeeping flush wrote the summary: " + records);
+        assertEquals(1L, records.get(2).count(), records.get(2).toString());
+        a.flushAll();
+        assertEquals(3, total(), records.toString());
+    }
+
     @Test
     void clientTextInSubjectsAndDetail_isEscaped() throws Exception {
         RefusalAggregator a = aggregator(16);
