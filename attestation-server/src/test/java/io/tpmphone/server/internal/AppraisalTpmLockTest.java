@@ -36,8 +36,8 @@ import org.junit.jupiter.api.io.TempDir;
  * striped by the AK id the client sent. So an AK id nobody enrolled, chosen to fall on an enrolled host's stripe, held
  * that host's appraisals up while its refusal was written, and two AKs of one TPM (an appraisal of the AK that a new
  * enrollment replaced, and one of its successor) were not serialised. The lock is now taken by the enrolled host's EK
- * name, after the lookup. And a refusal found under that lock (NONCE, the quote's checks) was recorded while holding it,
- * so one slow audit write (an fsync) held up every other appraisal of the TPM; it is recorded after the lock now.
+ * name, after the lookup. And a refusal found under that lock (NONCE, the quote's checks) was recorded while holding
+ * it, so one slow audit write (an fsync) held up every other appraisal of the TPM; it is recorded after the lock now.
  * Each test holds one appraisal at a latch (in the audit trail, or in the nonce service's clock, which is read under
  * the lock) and looks at where a second one is: finished, or blocked on the first one's lock.
  */
