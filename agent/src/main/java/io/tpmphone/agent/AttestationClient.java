@@ -108,8 +108,11 @@ public final class AttestationClient {
                     + path + " with " + response.statusCode() + " and no JSON", e);
         }
         if (response.statusCode() != 200) {
+            JsonNode serverTime = body.path("serverTime");
             throw new AttestationClientException(response.statusCode(), body.path("error").asText("error"),
                     body.hasNonNull("check") ? body.get("check").asText() : null,
+                    serverTime.isIntegralNumber() && serverTime.canConvertToLong()
+                            ? java.time.Instant.ofEpochMilli(serverTime.asLong()) : null,
                     path + " refused (" + response.statusCode() + "): " + body.path("message").asText(), null);
         }
         return body;

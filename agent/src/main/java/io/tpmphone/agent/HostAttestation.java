@@ -49,6 +49,11 @@ public final class HostAttestation {
      * (replay). Per process, not per instance: one process owns the TPM, and tests make several instances.
      */
     private static final AtomicLong LAST_REQUESTED_AT = new AtomicLong();
+    /**
+     * How far the server's clock is ahead of {@link #clock} (ms; negative if behind), as the server stated it when it
+     * last refused a nonce request for its time; nonce requests carry our time plus this. 0 until such a refusal.
+     */
+    private final AtomicLong serverClockOffset = new AtomicLong();
     /** Test seam: runs with the attempt number (1, 2) after the quote, before the appraisal is posted. */
     private volatile java.util.function.IntConsumer beforeAppraisal = attempt -> { };
 
@@ -56,7 +61,10 @@ public final class HostAttestation {
         this(tpm, server, Clock.systemUTC());
     }
 
-    /** @param clock the time nonce requests carry; the server refuses one more than 5 min off its own clock */
+    /**
+     * @param clock the time nonce requests carry. The server refuses one more than 5 min behind or 30 s ahead of its
+     *              own clock, stating its time; then this instance corrects by the difference from then on
+     */
     public HostAttestation(TpmClient tpm, AttestationClient server, Clock clock) {
         this.tpm = Objects.requireNonNull(tpm, "tpm");
         this.server = Objects.requireNonNull(server, "server");
@@ -243,18 +251,40 @@ public final class HostAttestation {
      * nonce the server still holds for this AK.
      */
     public Grant requestNonce(String akId) throws TpmException, AttestationClientException {
-        JsonNode grant = server.post("/v1/nonces", signedNonceRequest(akId), null);
+        JsonNode grant;
+        try {
+            grant = server.post("/v1/nonces", signedNonceRequest(akId), null);
+        } catch (AttestationClientException e) {
+            Optional<java.time.Instant> serverTime = e.serverTime();
+            if (e.status() != 403 || !e.check().map("NONCE_REQUEST_TIME"::equals).orElse(false)
+                    || serverTime.isEmpty()) {
+                throw e;
+            }
+            // Our clock is off the server's by more than it accepts. Retrying with the same clock would be refused
+            // for as long as the clock stays off, and the host would go unappraised: correct by the server's time
+            // from now on, and retry once. The AK signs the corrected request as any other.
+            long serverMillis = serverTime.get().toEpochMilli();
+            long offset = serverMillis - clock.millis();
+            serverClockOffset.set(offset);
+            // The refused time was never accepted, so later requests need not come after it (it may be minutes ahead).
+            LAST_REQUESTED_AT.accumulateAndGet(serverMillis, Math::min);
+            LOG.warn("the server refused a nonce request for its time: this host's clock is {} s {} the server's."
+                    + " Nonce requests now carry the server's time; set the host's clock (NTP)",
+                    Math.abs(offset) / 1000, offset < 0 ? "ahead of" : "behind");
+            grant = server.post("/v1/nonces", signedNonceRequest(akId), null);
+        }
         return new Grant(HexFormat.of().parseHex(grant.get("nonce").asText()),
                 PcrSelection.parse(grant.get("pcrSelection").asText()));
     }
 
     /**
-     * The body of POST /v1/nonces: the request's time (strictly after the previous one of this instance, so two
-     * requests in one millisecond or a clock step back do not look like a replay) and the AK's signature over it.
-     * Public so that tests can replay and alter it.
+     * The body of POST /v1/nonces: the request's time (our clock, corrected by the server's if it stated it in a
+     * refusal, and strictly after the previous request of this process, so two requests in one millisecond or a clock
+     * step back do not look like a replay) and the AK's signature over it. Public so that tests can replay and alter
+     * it.
      */
     public Map<String, Object> signedNonceRequest(String akId) throws TpmException {
-        long now = clock.millis();
+        long now = clock.millis() + serverClockOffset.get();
         long requestedAt = LAST_REQUESTED_AT.updateAndGet(last -> Math.max(now, last + 1));
         return nonceRequest(tpm, AK, akId, requestedAt);
     }

@@ -3,6 +3,7 @@ package io.tpmphone.attestation;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
+import java.nio.file.DirectoryStream;
 import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
@@ -16,9 +17,15 @@ import java.nio.file.attribute.PosixFileAttributeView;
 import java.nio.file.attribute.PosixFileAttributes;
 import java.nio.file.attribute.PosixFilePermission;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Deque;
 import java.util.EnumSet;
+import java.util.List;
+import java.util.Map;
 import java.util.Objects;
+import java.util.Optional;
 import java.util.Set;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -135,79 +142,299 @@ public final class OwnerOnlyFiles {
     }
 
     /**
-     * Reads a secret file that must be its owner's alone, without following a symbolic link at any point: {@code file}
-     * itself (as {@code lstat} sees it) must be a regular file, owned by the user this process runs as, with no group
-     * or other permission, in a directory that only this user or root can change (or a sticky one such as
-     * {@code /tmp}, where nobody can rename another's file). Otherwise the file is not read, and the
-     * {@link IOException} says what is wrong and what to do. Nothing is created or changed: a file that others could
-     * read may have been read, so it is refused rather than restricted.
-     *
-     * <p>The file is opened with {@code O_NOFOLLOW} and must still be the same file (device and inode) after it was
-     * read, so a file swapped in between the check and the read is refused too. Only the file's own directory is
-     * checked, not the directories above it.
+     * Reads a secret file whose content decides who is trusted (an admin token), if nobody but this process's user
+     * and root can choose what it holds, and nobody else can read it. It may be reached through symbolic links, as a
+     * Kubernetes Secret volume or a systemd credential is, as long as nobody else can change any of them:
+     * <ul>
+     *   <li>The file, after every link is resolved, is a regular file owned by this user or root, with no permission
+     *       for others and no group write; group read only if its group is one this process is in, or root's.</li>
+     *   <li>Every directory from {@code /} down to the file, and down to every link followed, is owned by this user
+     *       or root and not writable by group or others; a directory on a read-only mount passes whatever its owner
+     *       and mode (nobody can change it). A sticky directory that others can write (such as {@code /tmp}) may
+     *       hold the file, or a directory on its path (nobody can rename another's entry there), but no link.</li>
+     *   <li>Every link followed is owned by this user or root (or on a read-only mount). At most 40 links.</li>
+     *   <li>The descriptor opened is the file that was checked: its device and inode (from {@code /proc/self}, where
+     *       there is one; else the file's, once more after reading) are the checked file's.</li>
+     * </ul>
+     * Otherwise the file is not read, and the {@link IOException} names the file or directory at fault and what to
+     * do. Nothing is created or changed: a file that others could read may have been read, so it is refused rather
+     * than restricted. POSIX ACLs are not read (Java cannot): an ACL entry for another user or group needs the group
+     * read bit (the ACL mask), so a file without group permissions grants nobody else anything; with group read
+     * allowed, whoever owns the file (this user or root) decided who else may read it.
      *
      * @param maxBytes the largest content accepted
      * @return the content; the caller wipes it when done
-     * @throws java.nio.file.NoSuchFileException if there is no such file
-     * @throws IOException if the file is not its owner's alone, as above, larger than {@code maxBytes}, or unreadable
+     * @throws java.nio.file.NoSuchFileException if there is no such file (or a link on the way leads nowhere)
+     * @throws IOException if the file is not protected as above, larger than {@code maxBytes}, or unreadable
      */
     public static byte[] readPrivateFile(Path file, int maxBytes) throws IOException {
+        return readPrivateFile(file, maxBytes, Reader.current());
+    }
+
+    /** The user and groups a secret file is checked for: this process's (a test gives others). */
+    record Reader(long uid, Set<Long> groups) {
+        Reader {
+            groups = Set.copyOf(groups);
+        }
+
+        static Reader current() {
+            com.sun.security.auth.module.UnixSystem unix = new com.sun.security.auth.module.UnixSystem();
+            Set<Long> groups = new java.util.HashSet<>();
+            groups.add(unix.getGid());
+            for (long g : unix.getGroups() == null ? new long[0] : unix.getGroups()) {
+                groups.add(g);
+            }
+            return new Reader(unix.getUid(), groups);
+        }
+
+        boolean trusts(long owner) {
+            return owner == uid || owner == 0;
+        }
+    }
+
+    /** How a directory on a secret file's path was found safe. */
+    private enum Directory {
+        /** Owned by the reader or root, not writable by group or others. */
+        OWNED,
+        /** On a read-only mount: nobody can change it. */
+        READ_ONLY,
+        /** Owned by the reader or root, writable by others but sticky: they cannot rename the reader's entries. */
+        STICKY
+    }
+
+    private static final int MAX_LINKS = 40;
+
+    static byte[] readPrivateFile(Path file, int maxBytes, Reader reader) throws IOException {
+        return readPrivateFile(file, maxBytes, reader, () -> { });
+    }
+
+    /** As {@link #readPrivateFile(Path, int)}; tests swap the file in {@code beforeOpen}, after it was checked. */
+    static byte[] readPrivateFile(Path file, int maxBytes, Reader reader, Runnable beforeOpen) throws IOException {
         Objects.requireNonNull(file, "file");
         if (maxBytes < 0 || maxBytes > MAX_SECRET_FILE_BYTES) {
             throw new IllegalArgumentException("maxBytes must be 0.." + MAX_SECRET_FILE_BYTES + ", got " + maxBytes);
         }
-        requirePosix(file.toAbsolutePath().getParent());
-        PosixFileAttributes before = Files.readAttributes(file, PosixFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
-        if (before.isSymbolicLink()) {
-            throw new IOException(file + " is a symbolic link (to " + Files.readSymbolicLink(file) + "); a secret file"
-                    + " must be the file itself, or whoever can change the link or its target chooses the secret:"
-                    + " put the file itself at " + file + " (move the target there), owned by the user that reads it,"
-                    + " mode 0600");
+        Path absolute = file.toAbsolutePath();
+        requirePosix(absolute.getParent());
+        Path resolved = resolveSafely(file, absolute, reader);
+        Map<String, Object> checked = unixAttributes(resolved, "*"); // one lstat: every rule below is of one file
+        String at = resolved.equals(absolute) ? file.toString() : file + " (" + resolved + ")";
+        if (!Boolean.TRUE.equals(checked.get("isRegularFile"))) {
+            throw new IOException(at + " is not a regular file: give the path of the secret file itself");
         }
-        if (!before.isRegularFile()) {
-            throw new IOException(file + " is not a regular file: give the path of the secret file itself");
+        int mode = (Integer) checked.get("mode");
+        long owner = ((Number) checked.get("uid")).longValue();
+        long group = ((Number) checked.get("gid")).longValue();
+        String ownerName = ((java.nio.file.attribute.UserPrincipal) checked.get("owner")).getName();
+        String groupName = ((java.nio.file.attribute.GroupPrincipal) checked.get("group")).getName();
+        Object fileKey = checked.get("fileKey");
+        if (!reader.trusts(owner)) {
+            throw new IOException(at + " belongs to " + ownerName + " (uid " + owner + "), not to the user reading it"
+                    + " (uid " + reader.uid() + ") or root: its owner can choose or read the secret. Have this user or"
+                    + " root create it, mode 0600 or 0400 (`chown` it only if you trust everyone who owned it)");
         }
-        long self = processUid();
-        long owner = uid(file, LinkOption.NOFOLLOW_LINKS);
-        if (owner != self) {
-            throw new IOException(file + " belongs to " + before.owner().getName() + " (uid " + owner + "), not to"
-                    + " the user reading it (uid " + self + "): its owner can choose or read the secret. Have this user"
-                    + " create it, mode 0600 (`chown` it only if you trust everyone who owned it)");
+        @SuppressWarnings("unchecked")
+        String permissions = PosixFilePermissions.toString((Set<PosixFilePermission>) checked.get("permissions"));
+        if ((mode & 0007) != 0) {
+            throw new IOException(at + " is accessible to other users (" + permissions + "): anyone who could read"
+                    + " it may hold the secret. Make it owner-only (`chmod 600 " + resolved + "`, or 640 for a group"
+                    + " the server runs in) and, if others may have read it, make a new secret. A Docker secret is"
+                    + " mounted 0444 unless its mode is set: give it mode 0400 (or 0440 and the server's gid); a"
+                    + " Kubernetes Secret volume: defaultMode 0400 (or 0440 with fsGroup)");
         }
-        if (before.permissions().stream().anyMatch(GROUP_OR_OTHER::contains)) {
-            throw new IOException(file + " is accessible to other users (" + PosixFilePermissions.toString(
-                    before.permissions()) + "): anyone who could read it may hold the secret. Make it owner-only"
-                    + " (`chmod 600 " + file + "`) and, if others may have read it, make a new secret");
+        if ((mode & 0020) != 0) {
+            throw new IOException(at + " is writable by its group " + groupName + " (" + permissions + "): the"
+                    + " group's members could choose the secret. Remove group write (`chmod g-w " + resolved + "`)");
         }
-        Path directory = file.toAbsolutePath().getParent().toRealPath();
-        int directoryMode = (Integer) unixAttribute(directory, "mode");
-        long directoryOwner = uid(directory);
-        boolean othersMayWrite = (directoryMode & 0022) != 0 && (directoryMode & 01000) == 0; // not sticky
-        if (othersMayWrite || (directoryOwner != self && directoryOwner != 0)) {
-            throw new IOException("the directory " + directory + " of " + file + " can be changed by other users ("
-                    + (othersMayWrite ? "mode " + Integer.toOctalString(directoryMode & 07777)
-                    : "it belongs to uid " + directoryOwner) + "), who could replace the secret file: keep it in a"
-                    + " directory that only you or root can change");
+        if ((mode & 0070) != 0 && group != 0 && !reader.groups().contains(group)) {
+            throw new IOException(at + " is accessible to other users (" + permissions + "): its group " + groupName
+                    + " (gid " + group + ") may read it, and the server is not in that group. Make it owner-only"
+                    + " (`chmod 600 " + resolved + "`), or give it to a group the server runs in (`chgrp`); if others"
+                    + " may have read it, make a new secret");
         }
-        byte[] content;
-        try (FileChannel channel = FileChannel.open(file, Set.of(StandardOpenOption.READ,
+        beforeOpen.run();
+        try (FileChannel channel = FileChannel.open(resolved, Set.of(StandardOpenOption.READ,
                 LinkOption.NOFOLLOW_LINKS))) {
-            ByteBuffer buffer = ByteBuffer.allocate(maxBytes + 1);
-            while (buffer.hasRemaining() && channel.read(buffer) >= 0) {
-                if (buffer.position() > maxBytes) {
-                    Arrays.fill(buffer.array(), (byte) 0);
-                    throw new IOException(file + " is larger than " + maxBytes + " bytes: not the secret file");
+            Optional<Object> opened = openedFileKey(channel);
+            if (opened.isPresent() && !opened.get().equals(fileKey)) {
+                throw new IOException(at + " was replaced between its check and its opening: check who else can"
+                        + " change " + resolved.getParent());
+            }
+            byte[] content = readAtMost(channel, maxBytes, at);
+            if (opened.isEmpty()) { // no /proc: the file at that name must still be the one checked
+                Object after = Files.readAttributes(resolved, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS)
+                        .fileKey();
+                if (fileKey == null || !fileKey.equals(after)) {
+                    Arrays.fill(content, (byte) 0);
+                    throw new IOException(at + " was replaced while it was read: check who else can change "
+                            + resolved.getParent());
                 }
             }
-            content = Arrays.copyOf(buffer.array(), buffer.position());
+            return content;
+        }
+    }
+
+    /**
+     * The real path of {@code file}, resolved one name at a time from {@code /} with {@code lstat}: every directory
+     * a name is looked up in, and every link followed, is checked as {@link #readPrivateFile} says.
+     */
+    private static Path resolveSafely(Path file, Path absolute, Reader reader) throws IOException {
+        Path root = absolute.getRoot();
+        Map<Path, Directory> checked = new java.util.HashMap<>();
+        Deque<String> rest = new ArrayDeque<>();
+        absolute.forEach(name -> rest.addLast(name.toString()));
+        Path current = root;
+        int links = 0;
+        while (!rest.isEmpty()) {
+            String name = rest.removeFirst();
+            if (name.isEmpty() || name.equals(".")) {
+                continue;
+            }
+            if (name.equals("..")) {
+                current = current.getParent() == null ? current : current.getParent(); // a real path: no link in it
+                continue;
+            }
+            Directory directory = checked.get(current);
+            if (directory == null) {
+                directory = checkDirectory(current, file, reader);
+                checked.put(current, directory);
+            }
+            Path next = current.resolve(name);
+            PosixFileAttributes a;
+            try {
+                a = Files.readAttributes(next, PosixFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
+            } catch (java.nio.file.NoSuchFileException e) {
+                if (next.equals(absolute)) {
+                    throw e;
+                }
+                throw new java.nio.file.NoSuchFileException(file.toString(), next.toString(),
+                        "no such file on the way (through a symbolic link?)");
+            }
+            if (a.isSymbolicLink()) {
+                Path target = Files.readSymbolicLink(next);
+                checkLink(next, target, directory, file, reader);
+                if (++links > MAX_LINKS) {
+                    throw new IOException(file + " leads through more than " + MAX_LINKS + " symbolic links (a loop?)");
+                }
+                List<String> names = new ArrayList<>();
+                target.forEach(n -> names.add(n.toString()));
+                for (int i = names.size() - 1; i >= 0; i--) {
+                    rest.addFirst(names.get(i));
+                }
+                if (target.isAbsolute()) {
+                    current = root;
+                }
+                continue;
+            }
+            if (!rest.isEmpty() && !a.isDirectory()) {
+                throw new java.nio.file.NotDirectoryException(next.toString());
+            }
+            current = next;
+        }
+        return current;
+    }
+
+    /** Whether others could change what {@code directory} holds; throws if they could. */
+    private static Directory checkDirectory(Path directory, Path file, Reader reader) throws IOException {
+        Map<String, Object> a = unixAttributes(directory, "mode,uid");
+        int mode = (Integer) a.get("mode");
+        long owner = ((Number) a.get("uid")).longValue();
+        boolean othersWrite = (mode & 0022) != 0;
+        if (reader.trusts(owner) && !othersWrite) {
+            return Directory.OWNED;
+        }
+        if (onReadOnlyMount(directory)) {
+            return Directory.READ_ONLY;
+        }
+        if (reader.trusts(owner) && (mode & 01000) != 0) {
+            return Directory.STICKY;
+        }
+        throw new IOException("the directory " + directory + " on the path of " + file + " can be changed by "
+                + (reader.trusts(owner) ? "other users (mode " + Integer.toOctalString(mode & 07777) + ")"
+                : "uid " + owner + ", its owner") + ", who could replace the secret file or a directory or link on"
+                + " its way: keep it where only its user and root can change every directory from / down to it");
+    }
+
+    private static void checkLink(Path link, Path target, Directory directory, Path file, Reader reader)
+            throws IOException {
+        if (directory == Directory.STICKY) {
+            throw new IOException(file + " leads through the symbolic link " + link + " (to " + target + ") in "
+                    + link.getParent() + ", a directory others can write (like /tmp): a secret file is not read"
+                    + " through a link there. Put the file itself at " + link + ", or the link in a directory only"
+                    + " its user and root can change");
+        }
+        long owner = uid(link, LinkOption.NOFOLLOW_LINKS);
+        if (directory != Directory.READ_ONLY && !reader.trusts(owner)) {
+            throw new IOException(file + " leads through the symbolic link " + link + " (to " + target + "), which"
+                    + " belongs to uid " + owner + ", not to the user reading it (uid " + reader.uid() + ") or root:"
+                    + " whoever made it chose the secret file. Remove it and put the file itself at " + link);
+        }
+    }
+
+    private static boolean onReadOnlyMount(Path directory) {
+        try {
+            return Files.getFileStore(directory).isReadOnly();
+        } catch (IOException e) {
+            return false; // unknown: treated as writable
+        }
+    }
+
+    /**
+     * The key (device and inode) of the file open on {@code channel}, as the kernel sees its descriptor: the channel
+     * is moved to a random position, which tells its descriptor apart in {@code /proc/self/fdinfo}, and
+     * {@code /proc/self/fd/N} is stat'ed (stat follows that link to the open file, whatever its name now). Empty if
+     * there is no {@code /proc/self/fdinfo}. Leaves the position at 0.
+     */
+    static Optional<Object> openedFileKey(FileChannel channel) throws IOException {
+        Path fdinfo = Path.of("/proc/self/fdinfo");
+        if (!Files.isDirectory(fdinfo)) {
+            return Optional.empty();
+        }
+        long marker = (1L << 40) + (new java.security.SecureRandom().nextLong() >>> 23);
+        channel.position(marker);
+        String pos = "pos:\t" + marker + "\n";
+        List<String> found = new ArrayList<>();
+        try (DirectoryStream<Path> descriptors = Files.newDirectoryStream(fdinfo)) {
+            for (Path d : descriptors) {
+                try {
+                    if (Files.readString(d).startsWith(pos)) {
+                        found.add(d.getFileName().toString());
+                    }
+                } catch (IOException gone) {
+                    // closed meanwhile by another thread: not ours
+                }
+            }
+        }
+        channel.position(0);
+        if (found.size() != 1) {
+            throw new IOException("cannot tell which descriptor is the secret file just opened (" + found.size()
+                    + " in /proc/self/fdinfo at its position)");
+        }
+        return Optional.of(Files.readAttributes(Path.of("/proc/self/fd", found.get(0)), BasicFileAttributes.class)
+                .fileKey());
+    }
+
+    private static byte[] readAtMost(FileChannel channel, int maxBytes, String at) throws IOException {
+        ByteBuffer buffer = ByteBuffer.allocate(maxBytes + 1);
+        try {
+            while (buffer.hasRemaining() && channel.read(buffer) >= 0) {
+                if (buffer.position() > maxBytes) {
+                    throw new IOException(at + " is larger than " + maxBytes + " bytes: not the secret file");
+                }
+            }
+            return Arrays.copyOf(buffer.array(), buffer.position());
+        } finally {
             Arrays.fill(buffer.array(), (byte) 0);
         }
-        Object after = Files.readAttributes(file, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS).fileKey();
-        if (before.fileKey() == null || !before.fileKey().equals(after)) {
-            Arrays.fill(content, (byte) 0);
-            throw new IOException(file + " was replaced while it was read: check who else can change " + directory);
+    }
+
+    /** The {@code unix:} attributes {@code names} of {@code path} itself (not followed), read with one lstat. */
+    private static Map<String, Object> unixAttributes(Path path, String names) throws IOException {
+        try {
+            return Files.readAttributes(path, "unix:" + names, LinkOption.NOFOLLOW_LINKS);
+        } catch (UnsupportedOperationException | IllegalArgumentException e) {
+            throw notPosix(path);
         }
-        return content;
     }
 
     /**
@@ -247,10 +474,6 @@ public final class OwnerOnlyFiles {
         LOG.warn("{} was accessible to other users ({}); made it owner-only ({})", path,
                 PosixFilePermissions.toString(permissions), PosixFilePermissions.toString(owner));
         return true;
-    }
-
-    private static long processUid() {
-        return new com.sun.security.auth.module.UnixSystem().getUid();
     }
 
     private static long uid(Path path, LinkOption... options) throws IOException {

@@ -240,11 +240,14 @@ public final class AttestationServer implements AutoCloseable {
         }
 
         /**
-         * The admin bearer token from {@code file}, as {@code tpmphone server --admin-token-file} gives it: the file
-         * must be this user's alone — not a symbolic link, owned by the user the server runs as, no group or other
-         * permission, in a directory others cannot change — or it is refused, saying what to do (whoever can choose
-         * the file's content would be the server's admin). With {@code generate}, a random token is written there
-         * first if nothing is at that name (0600; a missing directory 0700). Only the token's SHA-256 is kept.
+         * The admin bearer token from {@code file}, as {@code tpmphone server --admin-token-file} gives it. Whoever can
+         * choose the file's content would be the server's admin, so it is refused, saying what to do, unless only the
+         * user the server runs as and root can change it and everything that leads to it, and nobody else can read it:
+         * a regular file (links followed only if this user or root made them, in directories others cannot write)
+         * owned by this user or root, nothing for others, no group write, group read only for a group the server is
+         * in or root's, and every directory from / down this user's or root's and not writable by others
+         * (docs/operations.md). With {@code generate}, a random token is written there first if nothing is at that
+         * name (0600; a missing directory 0700), never through a link. Only the token's SHA-256 is kept.
          *
          * @throws java.nio.file.NoSuchFileException if there is no such file and {@code generate} is not set
          * @throws java.io.IOException if the file is refused or holds no token of at least 16 characters

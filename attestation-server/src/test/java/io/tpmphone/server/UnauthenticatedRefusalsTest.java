@@ -139,6 +139,91 @@ class UnauthenticatedRefusalsTest {
         assertTrue(report.intact(), report.summary());
     }
 
+    /**
+     * Review of the issue-12 fixes, finding 1: {@code POST /v1/device-certificates} naming an ENROLLED AK (AK ids are
+     * public: passports and results carry them) wrote one audit record per NONCE or CERTIFY refusal, although nothing
+     * is authenticated before the certify signature verifies: anyone could grow the log by a record a request. Only
+     * AKs nobody enrolled were counted. Now these refusals are counted per client, check and AK.
+     */
+    @Test
+    void junkDeviceCertificateRequestsForAnEnrolledAk_leaveAFewRecordsWhoseCountsAddUp(@TempDir Path dir)
+            throws Exception {
+        int requests = 150;
+        String akId = "000b" + "c0ffee".repeat(10) + "0123"; // a SHA-256 AK name, as the registry holds it
+        try (io.tpmphone.server.internal.Registry registry = io.tpmphone.server.internal.Registry.open(
+                dir.resolve("registry.db"), java.time.Clock.systemUTC())) {
+            registry.enroll(new io.tpmphone.server.internal.Registry.Host("victim",
+                    java.util.HexFormat.of().parseHex("000b" + "e1".repeat(32)), new byte[] {1}, new byte[] {2},
+                    java.util.HexFormat.of().parseHex(akId), new byte[] {3}, "2025-01-31T12:00:00Z"));
+        }
+        java.security.PublicKey key;
+        java.security.SecureRandom random = new java.security.SecureRandom();
+        try (AttestationServer server = AttestationServer.builder().stateDirectory(dir)
+                .adminToken("an-admin-token-for-this-test").start()) {
+            key = server.resultVerificationKey();
+            javax.net.ssl.SSLSocketFactory sockets = pinned(server);
+            java.util.Base64.Encoder b64 = java.util.Base64.getEncoder();
+            for (int i = 0; i < requests; i++) {
+                byte[] nonce = new byte[32];
+                random.nextBytes(nonce);
+                byte[] junk = new byte[16 + i];
+                random.nextBytes(junk);
+                String body = "{\"akId\":\"" + akId + "\",\"nonce\":\"" + java.util.HexFormat.of().formatHex(nonce)
+                        + "\",\"tikPublic\":\"" + b64.encodeToString(junk) + "\",\"certifyInfo\":\""
+                        + b64.encodeToString(junk) + "\",\"signature\":\"" + b64.encodeToString(junk) + "\"}";
+                Answer answer = post(server, sockets, "/v1/device-certificates", body);
+                assertEquals(403, answer.status(), "request " + i + ": " + answer.body());
+                assertEquals("NONCE", JSON.readTree(answer.body()).path("check").asText(),
+                        "request " + i + " is refused at its nonce: " + answer.body());
+            }
+        }
+        Path db = dir.resolve("audit.db");
+        List<AuditRecord> refusals;
+        try (AuditReader reader = AuditReader.open(db)) {
+            refusals = reader.records(1, AuditReader.MAX_PAGE).stream()
+                    .filter(r -> r.outcome().equals("DEVICE_CERTIFICATE_REFUSED")).toList();
+        }
+        assertTrue(refusals.size() <= 2, "one first record and one summary for the AK's NONCE refusals from this"
+                + " client, got " + refusals.size() + " records, the first: "
+                + refusals.subList(0, Math.min(3, refusals.size())));
+        long counted = 0;
+        for (AuditRecord r : refusals) {
+            counted += JSON.readTree(r.detailJson()).get("count").asLong();
+        }
+        String subject = "ak:" + akId.substring(0, 20) + "…";
+        assertEquals(subject, refusals.get(0).subject(), "the first record names the AK: " + refusals.get(0));
+        assertEquals("NONCE", JSON.readTree(refusals.get(0).detailJson()).path("check").asText(),
+                refusals.get(0).detailJson());
+        assertEquals(subject + " from 127.0.0.1", refusals.get(refusals.size() - 1).subject(),
+                "the summary's subject");
+        assertEquals(requests, counted, "the counts add up to the refused requests: " + refusals);
+        VerificationReport report = AuditVerifier.verify(db, Optional.of(key));
+        assertTrue(report.intact(), report.summary());
+    }
+
+    private record Answer(int status, String body) {
+    }
+
+    private static Answer post(AttestationServer server, javax.net.ssl.SSLSocketFactory sockets, String path,
+                               String json) throws Exception {
+        HttpsURLConnection c = (HttpsURLConnection) new URL(server.uri() + path).openConnection();
+        c.setSSLSocketFactory(sockets);
+        c.setHostnameVerifier((host, session) -> true); // trust is pinned to the server's certificate
+        c.setRequestMethod("POST");
+        c.setDoOutput(true);
+        byte[] body = json.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        c.setFixedLengthStreamingMode(body.length);
+        c.setRequestProperty("Content-Type", "application/json");
+        try (java.io.OutputStream out = c.getOutputStream()) {
+            out.write(body);
+        }
+        int status = c.getResponseCode();
+        try (InputStream in = status < 400 ? c.getInputStream() : c.getErrorStream()) {
+            return new Answer(status, in == null ? "" : new String(in.readAllBytes(),
+                    java.nio.charset.StandardCharsets.UTF_8));
+        }
+    }
+
     private static javax.net.ssl.SSLSocketFactory pinned(AttestationServer server) throws Exception {
         KeyStore trust = KeyStore.getInstance("PKCS12");
         trust.load(null, null);

@@ -293,15 +293,18 @@ class MainTest {
 
     @Test
     @Timeout(60) // the server used to take the link's target as its token and serve until this timeout
-    void serverWithASymlinkedAdminTokenFile_refusesToStart_sayingWhatToDo(@TempDir Path dir) throws Exception {
+    void serverWithAnAdminTokenLinkOthersCouldHaveMade_refusesToStart_sayingWhatToDo(@TempDir Path dir)
+            throws Exception {
         Path chosen = Files.writeString(dir.resolve("chosen.token"), "a-token-someone-else-chose-0123456789\n");
         Files.setPosixFilePermissions(chosen, java.nio.file.attribute.PosixFilePermissions.fromString("rw-------"));
-        Path token = Files.createSymbolicLink(dir.resolve("admin.token"), chosen);
+        Path shared = Files.createDirectory(dir.resolve("shared"));
+        Files.setAttribute(shared, "unix:mode", 01777); // like /tmp: anyone may put a link there
+        Path token = Files.createSymbolicLink(shared.resolve("admin.token"), chosen);
         Run r = run("server", "--state", dir.resolve("state").toString(), "--listen", "127.0.0.1:" + FreePorts.tcp(),
                 "--admin-token-file", token.toString(), "--generate-admin-token");
         assertEquals(1, r.exit(), "exit code; stderr: " + r.err());
-        assertTrue(r.errLines().get(0).startsWith("error: " + token + " is a symbolic link (to " + chosen + ")")
-                && r.err().contains("put the file itself at " + token), "stderr: " + r.err());
+        assertTrue(r.errLines().get(0).startsWith("error: " + token + " leads through the symbolic link " + token
+                + " (to " + chosen + ")") && r.err().contains("Put the file itself at " + token), "stderr: " + r.err());
         assertFalse(r.err().contains("someone-else-chose"), "the token is not shown: " + r.err());
     }
 

@@ -19,9 +19,12 @@ import java.util.Objects;
 /**
  * The file that holds the server's admin token, as {@code tpmphone server --admin-token-file F
  * [--generate-admin-token]} uses it. Whoever can choose this file's content is the server's admin, and whoever can
- * read it can act as one, so it is read only if it is the server user's alone ({@link OwnerOnlyFiles#readPrivateFile}:
- * not a symbolic link, owned by this user, no group or other permission, in a directory others cannot change), and
- * never followed through a link when it is created. Stateless and thread-safe.
+ * read it can act as one, so it is read only if nobody but the server's user and root can change it or what leads to
+ * it, and nobody else can read it ({@link OwnerOnlyFiles#readPrivateFile}: a regular file of this user or root,
+ * nothing for others, no group write, group read only for a group the server is in or root's; every directory and
+ * link on its path this user's or root's and not writable by others; the opened descriptor the checked file). So a
+ * Kubernetes Secret volume, a systemd credential and a {@code root:tpmphone 0640} file are read; a Docker secret must
+ * be given mode 0400 or 0440. A new token is never written through a link. Stateless and thread-safe.
  */
 public final class AdminTokenFile {
     /** Tokens shorter than this are refused (a generated one has 43 characters). */
@@ -37,13 +40,17 @@ public final class AdminTokenFile {
      * token.
      *
      * @throws NoSuchFileException if there is no such file and {@code generate} is not set
-     * @throws IOException if the file is not the server user's alone, or holds no usable token; the message says
+     * @throws IOException if others could choose or read the file, or it holds no usable token; the message says
      *     what to do
      */
     public static String load(Path file, boolean generate) throws IOException {
         Objects.requireNonNull(file, "file");
         if (generate && !Files.exists(file, LinkOption.NOFOLLOW_LINKS)) {
             create(file);
+        } else if (generate && Files.isSymbolicLink(file) && !Files.exists(file)) {
+            throw new IOException(file + " is a symbolic link to " + Files.readSymbolicLink(file) + ", which does not"
+                    + " exist: --generate-admin-token writes a new file only, never through a link. Remove the link,"
+                    + " or put the token where it leads");
         }
         byte[] content = OwnerOnlyFiles.readPrivateFile(file, MAX_BYTES);
         try {

@@ -114,8 +114,8 @@ public final class Appraisals {
     }
 
     /**
-     * Rate-limits the records of refusals for AKs nobody enrolled (anyone can send those) through
-     * {@code refusals}, per client address; refusals for an enrolled AK stay one record each. Call once, before
+     * Rate-limits the records of refusals before the quote authenticated (anyone can provoke those: AK ids are
+     * public) through {@code refusals}, per client source, check and, for an enrolled AK, that AK. Call once, before
      * serving.
      */
     public Appraisals withRefusals(RefusalAggregator refusals) {
@@ -151,13 +151,18 @@ public final class Appraisals {
         Registry.Host enrolled = enrolledHost(p, akId, pcrs, evidenceHash, remote);
         Authenticated auth;
         Appraisal a;
-        // One appraisal of a TPM at a time, from consuming its nonce to recording its clock: a nonce for the next
-        // quote can only be issued after this one's was consumed (one outstanding nonce per AK), so the next
-        // appraisal of this TPM always sees this one's clock (see CLOCK in appraiseAuthenticated).
-        synchronized (tpmLock(enrolled.ekName())) {
-            auth = authenticate(p, enrolled, akId, nonce, qualifyingData, attest, signature, pcrs, evidenceHash,
-                    remote);
-            a = appraiseAuthenticated(p, auth.host(), auth, pcrs, logBytes);
+        try {
+            // One appraisal of a TPM at a time, from consuming its nonce to recording its clock: a nonce for the next
+            // quote can only be issued after this one's was consumed (one outstanding nonce per AK), so the next
+            // appraisal of this TPM always sees this one's clock (see CLOCK in appraiseAuthenticated).
+            synchronized (tpmLock(enrolled.ekName())) {
+                auth = authenticate(p, enrolled, akId, nonce, qualifyingData, attest, signature, pcrs);
+                a = appraiseAuthenticated(p, auth.host(), auth, pcrs, logBytes);
+            }
+        } catch (NotAuthenticated e) {
+            // Recorded once the TPM's lock is released: an audit write (an fsync, or a slow disk) must not hold up
+            // the TPM's other appraisals, and anyone can provoke these refusals with the host's public AK id.
+            throw refuse(akId, e.check, e.getMessage(), evidenceHash, remote, true);
         }
         Registry.Host host = auth.host();
 
@@ -243,6 +248,17 @@ public final class Appraisals {
     private record Authenticated(Registry.Host host, VerifiedQuote quote) {
     }
 
+    /** Evidence that did not authenticate, found under the TPM's lock: refused and recorded after it is released. */
+    private static final class NotAuthenticated extends Exception {
+        private static final long serialVersionUID = 1L;
+        final String check;
+
+        NotAuthenticated(String check, String reason, Throwable cause) {
+            super(reason, cause, false, false);
+            this.check = check;
+        }
+    }
+
 
     /** The lock of the TPM with EK name {@code ekName}: one of a fixed set of stripes. */
     private Object tpmLock(byte[] ekName) {
@@ -277,16 +293,17 @@ public final class Appraisals {
 
     /**
      * Under the TPM's lock: the AK is still enrolled to that TPM (an enrollment may have replaced it since the
-     * lookup), NONCE, then the quote; throws a 403 refusal naming the failed check.
+     * lookup), NONCE, then the quote. Writes nothing: a failure is thrown as {@link NotAuthenticated} naming the check,
+     * for the caller to record once the lock is released.
      */
     private Authenticated authenticate(AttestationPolicy p, Registry.Host enrolled, String akId, byte[] nonce,
-                                       byte[] qualifyingData, byte[] attest, byte[] signature, PcrValues pcrs,
-                                       byte[] evidenceHash, String remote) throws ApiException {
+                                       byte[] qualifyingData, byte[] attest, byte[] signature, PcrValues pcrs)
+            throws NotAuthenticated {
         Optional<Registry.Host> host = registry.hostByAkId(akId)
                 .filter(h -> java.util.Arrays.equals(h.ekName(), enrolled.ekName()));
         if (host.isEmpty()) {
-            throw refuse(akId, "AK_ENROLLED", "AK " + abbreviate(akId) + " was replaced by a new enrollment of its"
-                    + " host: attest with the new AK", evidenceHash, remote, true);
+            throw new NotAuthenticated("AK_ENROLLED", "AK " + abbreviate(akId) + " was replaced by a new enrollment"
+                    + " of its host: attest with the new AK", null);
         }
         NonceService.Consumed consumed = nonces.consume(nonce, akId);
         NonceService.Refusal refusal = consumed.refusal();
@@ -296,16 +313,15 @@ public final class Appraisals {
                 case EXPIRED -> "expired (nonces live at most " + p.nonceTtl().toSeconds() + " s)";
                 case OTHER_KEY -> "issued for another AK";
             };
-            throw refuse(akId, "NONCE", "the nonce is " + why, evidenceHash, remote, true);
+            throw new NotAuthenticated("NONCE", "the nonce is " + why, null);
         }
         try {
             TpmtPublic ak = akPublic(host.get());
             return new Authenticated(host.get(), QuoteVerifier.verify(attest, signature, ak, qualifyingData, pcrs));
         } catch (VerificationException e) {
-            throw refuse(akId, e.check().name(), e.getMessage(), evidenceHash, remote, true);
+            throw new NotAuthenticated(e.check().name(), e.getMessage(), e);
         } catch (MalformedStructureException e) {
-            throw refuse(akId, "AK_ENROLLED", "the enrolled AK cannot be parsed: " + e.getMessage(), evidenceHash,
-                    remote, true);
+            throw new NotAuthenticated("AK_ENROLLED", "the enrolled AK cannot be parsed: " + e.getMessage(), e);
         }
     }
 
@@ -326,8 +342,7 @@ public final class Appraisals {
             detail.put("detail", reason);
             detail.put("remote", from);
             aggregator.refuse("APPRAISAL_REFUSED", from, enrolled ? check + " ak:" + abbreviate(akId) : check,
-                    detail, "ak:" + abbreviate(akId), (enrolled ? "ak:" + abbreviate(akId) : "ak:(unenrolled)")
-                            + " from " + from);
+                    detail, "ak:" + abbreviate(akId), enrolled ? "ak:" + abbreviate(akId) : "ak:(unenrolled)");
         } else {
             detail.put("reason", reason);
             audit.record("REFUSAL", "ak:" + abbreviate(akId), "APPRAISAL_REFUSED", detail);

@@ -55,8 +55,10 @@ import org.bouncycastle.operator.jcajce.JcaContentSignerBuilder;
  * (AK_ENROLLED); the nonce is ours, fresh and for this AK (NONCE); {@code TPM2_Certify} by that AK over the nonce
  * names exactly the offered public area (CERTIFY); the key is a TPM-generated, non-duplicable, unrestricted ECC P-256
  * ECDSA-SHA256 signing key that only a policy can use, and that policy is {@code PolicyAuthorize(keystore authority,
- * SHA256("tpmphone-keystore-v1" || this host's EK name))} — so the key signs only in a state this server approved (KEY_POLICY); and the host's latest
- * appraisal is MEASURED or better and not expired (LEVEL). Every outcome is audited. Thread-safe.
+ * SHA256("tpmphone-keystore-v1" || this host's EK name))} — so the key signs only in a state this server approved
+ * (KEY_POLICY); and the host's latest appraisal is MEASURED or better and not expired (LEVEL). Every outcome is
+ * audited: issued certificates and KEY_POLICY and LEVEL refusals one record each, the refusals before the certify
+ * signature verified rate-limited per client (docs/audit.md, "Refusals"). Thread-safe.
  */
 public final class DeviceCertificates {
     /** How long a device certificate is valid. */
@@ -96,8 +98,9 @@ public final class DeviceCertificates {
     }
 
     /**
-     * Rate-limits the records of refusals for AKs nobody enrolled (anyone can send those) through
-     * {@code refusals}, per client address. Call once, before serving.
+     * Rate-limits the records of refusals before the certify signature verified (anyone can provoke those: AK ids
+     * are public) through {@code refusals}, per client source, check and, for an enrolled AK, that AK. Call once,
+     * before serving.
      */
     public DeviceCertificates withRefusals(RefusalAggregator refusals) {
         this.refusals = refusals;
@@ -118,36 +121,28 @@ public final class DeviceCertificates {
         byte[] tikBytes = Json.base64(req, "tikPublic", 1024);
         byte[] attest = Json.base64(req, "certifyInfo", 4096);
         byte[] signature = Json.base64(req, "signature", 4096);
-        String subject = "ak:" + (akId.length() > 20 ? akId.substring(0, 20) + "…" : akId);
 
+        // Nothing is authenticated before the certify signature verifies, and AK ids are public (passports, results):
+        // anyone can provoke AK_ENROLLED, NONCE and CERTIFY, so their records are rate-limited per source, check and
+        // (if enrolled) AK. Only KEY_POLICY and LEVEL, after the AK signed over our nonce, are one record each.
         Optional<Registry.Host> host = registry.hostByAkId(akId);
         if (host.isEmpty()) {
-            RefusalAggregator aggregator = refusals;
-            if (remote != null && aggregator != null) {
-                Map<String, Object> detail = new LinkedHashMap<>();
-                detail.put("akId", subject.substring("ak:".length()));
-                detail.put("check", "AK_ENROLLED");
-                detail.put("remote", remote);
-                aggregator.refuse("DEVICE_CERTIFICATE_REFUSED", remote, "AK_ENROLLED", detail, subject,
-                        "ak:(unenrolled) from " + remote);
-                throw new ApiException(403, "certificate_refused", "AK_ENROLLED",
-                        "AK is not enrolled: enroll the host first");
-            }
-            throw refuse(subject, akId, "AK_ENROLLED", "AK is not enrolled: enroll the host first");
+            throw refuseUnauthenticated(akId, false, "AK_ENROLLED", "AK is not enrolled: enroll the host first",
+                    remote);
         }
         NonceService.Consumed consumed = nonces.consume(nonce, akId);
         if (consumed.refusal() != null) {
-            throw refuse(subject, akId, "NONCE", "the nonce is " + consumed.refusal().name().toLowerCase()
-                    .replace('_', ' ') + "; request a fresh one");
+            throw refuseUnauthenticated(akId, true, "NONCE", "the nonce is " + consumed.refusal().name()
+                    .toLowerCase().replace('_', ' ') + "; request a fresh one", remote);
         }
         TpmtPublic tik;
         try {
             tik = TpmtPublic.parse(tikBytes);
             CertifyVerifier.verify(attest, signature, TpmtPublic.parse(host.get().akPublic()), nonce, tik);
         } catch (MalformedStructureException e) {
-            throw refuse(subject, akId, "CERTIFY", "malformed: " + e.getMessage());
+            throw refuseUnauthenticated(akId, true, "CERTIFY", "malformed: " + e.getMessage(), remote);
         } catch (VerificationException e) {
-            throw refuse(subject, akId, "CERTIFY", e.check() + ": " + e.getMessage());
+            throw refuseUnauthenticated(akId, true, "CERTIFY", e.check() + ": " + e.getMessage(), remote);
         }
         String name = host.get().host();
         String keyProblem = keyProblem(tik, host.get().ekName());
@@ -231,6 +226,35 @@ public final class DeviceCertificates {
         }
     }
 
+    /**
+     * A refusal before the certify signature verified. From a client at {@code remote}, through the refusal
+     * aggregator: the first of its key (outcome, source, check and, for an enrolled AK, the AK) in a window is recorded
+     * in full, the rest are counted (docs/audit.md). Without an address or an aggregator (in-process callers), one
+     * record each.
+     */
+    private ApiException refuseUnauthenticated(String akId, boolean enrolled, String check, String reason,
+                                               String remote) throws ApiException {
+        String ak = abbreviate(akId);
+        RefusalAggregator aggregator = refusals;
+        if (remote == null || aggregator == null) {
+            return refuse("ak:" + ak, akId, check, reason);
+        }
+        String keyed = enrolled ? "ak:" + ak : "ak:(unenrolled)";
+        Map<String, Object> detail = new LinkedHashMap<>();
+        detail.put("akId", ak);
+        detail.put("check", check);
+        detail.put("detail", reason); // "reason" is the aggregation key's
+        detail.put("remote", remote);
+        aggregator.refuse("DEVICE_CERTIFICATE_REFUSED", remote, enrolled ? check + " " + keyed : check, detail,
+                "ak:" + ak, keyed);
+        return new ApiException(403, "certificate_refused", check, reason);
+    }
+
+    private static String abbreviate(String akId) {
+        return akId.length() > 20 ? akId.substring(0, 20) + "…" : akId;
+    }
+
+    /** A refusal after the AK signed over our nonce (KEY_POLICY, LEVEL): one record each. */
     private ApiException refuse(String subject, String akId, String check, String reason) throws ApiException {
         Map<String, Object> detail = new LinkedHashMap<>();
         detail.put("akId", akId);

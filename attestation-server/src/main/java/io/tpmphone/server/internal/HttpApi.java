@@ -90,7 +90,9 @@ public final class HttpApi extends Handler.Abstract {
             body = dispatch(request, method, path);
         } catch (ApiException e) {
             status = e.status();
-            body = error(e.error(), e.check(), e.getMessage());
+            Map<String, Object> refusal = error(e.error(), e.check(), e.getMessage());
+            refusal.putAll(e.fields());
+            body = refusal;
         } catch (Exception e) {
             LOG.error("{} {} failed", method, path, e);
             status = 500;

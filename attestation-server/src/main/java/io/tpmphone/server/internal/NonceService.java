@@ -57,18 +57,28 @@ public final class NonceService {
         REPLAYED
     }
 
-    /** A nonce request refused for its freshness; {@link #refusal()} says why. Carries no secret. */
+    /**
+     * A nonce request refused for its freshness; {@link #refusal()} says why, {@link #serverTime()} the server's
+     * clock when it refused it. Carries no secret.
+     */
     public static final class RequestRefusedException extends Exception {
         private static final long serialVersionUID = 1L;
         private final RequestRefusal refusal;
+        private final Instant serverTime;
 
-        RequestRefusedException(RequestRefusal refusal, String message) {
+        RequestRefusedException(RequestRefusal refusal, Instant serverTime, String message) {
             super(message);
             this.refusal = refusal;
+            this.serverTime = serverTime;
         }
 
         public RequestRefusal refusal() {
             return refusal;
+        }
+
+        /** The server's time when the request was refused: a client whose clock is off corrects by it. */
+        public Instant serverTime() {
+            return serverTime;
         }
     }
 
@@ -113,12 +123,12 @@ public final class NonceService {
         Instant now = clock.instant();
         long nowMillis = now.toEpochMilli();
         if (requestedAt < nowMillis - MAX_AGE.toMillis()) {
-            throw new RequestRefusedException(RequestRefusal.TIME, "the request was made at "
+            throw new RequestRefusedException(RequestRefusal.TIME, now, "the request was made at "
                     + Instant.ofEpochMilli(requestedAt) + " but the server's time is " + now + "; requests more than "
                     + MAX_AGE.toMinutes() + " min old are refused: set the host's clock (NTP)");
         }
         if (requestedAt > nowMillis + MAX_AHEAD.toMillis()) {
-            throw new RequestRefusedException(RequestRefusal.TIME, "the request is dated "
+            throw new RequestRefusedException(RequestRefusal.TIME, now, "the request is dated "
                     + Instant.ofEpochMilli(requestedAt) + ", " + (requestedAt - nowMillis) / 1000 + " s ahead of the"
                     + " server's time " + now + "; requests more than " + MAX_AHEAD.toSeconds() + " s ahead are"
                     + " refused: set the host's clock (NTP)");
@@ -126,7 +136,7 @@ public final class NonceService {
         synchronized (lock) {
             AcceptedTimes times = accepted.get(akId);
             if (times != null && times.seen(requestedAt)) {
-                throw new RequestRefusedException(RequestRefusal.REPLAYED, "a request of this AK dated "
+                throw new RequestRefusedException(RequestRefusal.REPLAYED, now, "a request of this AK dated "
                         + Instant.ofEpochMilli(requestedAt) + " was accepted already, or is not after "
                         + Instant.ofEpochMilli(times.floor) + " (its newest accepted request, at most the server's time"
                         + " then): a replayed request, or the host's clock went back; send the current time");

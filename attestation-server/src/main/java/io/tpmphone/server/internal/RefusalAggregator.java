@@ -1,10 +1,14 @@
 package io.tpmphone.server.internal;
 
 import io.tpmphone.attestation.UntrustedText;
+import java.net.Inet4Address;
+import java.net.InetAddress;
+import java.net.UnknownHostException;
 import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collection;
 import java.util.HashMap;
 import java.util.Iterator;
@@ -20,11 +24,15 @@ import org.slf4j.LoggerFactory;
  * token, an AK nobody enrolled), so that unauthenticated requests cannot grow the append-only audit log without bound
  * (docs/audit.md, "Refusals").
  *
- * <p>Per key (outcome, source address, reason) the first refusal is recorded at once, with its detail and
+ * <p>Per key (outcome, source, reason) the first refusal is recorded at once, with its detail and
  * {@code "count": 1}; later ones within the window are only counted, and at most one summary record per window
  * carries their {@code count} ({@code "aggregated": true}, first and last time). The counts of a key's records add up
  * to its refusals. A key with nothing to report for a whole window is forgotten, so its next refusal is recorded
  * again in full.
+ *
+ * <p>A source is what one client can be assumed to hold ({@link #sourceOf}): an IPv4 address, or an IPv6 /64 (a
+ * host or subscriber is given a whole /64, RFC 6177; counted address by address, 16 addresses of it took the whole
+ * table); an IPv4-mapped IPv6 address is its IPv4 address.
  *
  * <p>Bounds: one source holds at most {@code maxKeysPerSource} keys (by default {@code maxKeys /} {@value
  * #SOURCE_SHARE}); its further kinds of refusal are counted in one bucket per outcome, reason {@value #VARIOUS}, so
@@ -38,9 +46,11 @@ import org.slf4j.LoggerFactory;
  * form is written without its subject and detail rather than lost. A refusal whose first record cannot be written
  * (the audit log is unavailable) is not counted, so the next one of its key is recorded in full.
  *
- * <p>Summaries are written by {@link #flushDue()} (the server calls it every second, and each refusal triggers it)
- * and by {@link #flushAll()} on shutdown; counts of the last window are lost if the process dies. Times come from the
- * injected {@link Clock}. Thread-safe: the table is guarded by this object's lock; records are written outside it.
+ * <p>Summaries are written only by {@link #flushDue()} (the server calls it every second from its housekeeping
+ * thread) and by {@link #flushAll()} on shutdown, never by {@link #refuse}: a refusal's caller may hold a lock (the
+ * appraisal of one TPM) that a slow audit write must not extend to other refusals' summaries. Counts of the last
+ * window are lost if the process dies. Times come from the injected {@link Clock}. Thread-safe: the table is guarded
+ * by this object's lock; records are written outside it.
  */
 public final class RefusalAggregator {
     private static final Logger LOG = LoggerFactory.getLogger(RefusalAggregator.class);
@@ -121,28 +131,30 @@ public final class RefusalAggregator {
     }
 
     /**
-     * Counts one refusal and records it if it is the first of its key in a window.
+     * Counts one refusal and records it if it is the first of its key in a window; its summaries have the source as
+     * their subject.
      *
      * @param outcome the record's outcome, e.g. {@code ADMIN_REFUSED}
-     * @param source  the client's address
+     * @param address the client's address (counted under its {@linkplain #sourceOf source})
      * @param reason  a server-chosen reason from a small fixed set (not client text: it is part of the key)
      * @param detail  the first record's detail; keep it small (never a request body)
      * @throws ApiException 503 if the first record cannot be written (as {@link AuditTrail#record})
      */
-    public void refuse(String outcome, String source, String reason, Map<String, Object> detail)
+    public void refuse(String outcome, String address, String reason, Map<String, Object> detail)
             throws ApiException {
-        refuse(outcome, source, reason, detail, source, source);
+        refuse(outcome, address, reason, detail, address, null);
     }
 
     /**
      * As {@link #refuse(String, String, String, Map)}, with the records' subjects: {@code firstSubject} for the
-     * first record (e.g. the AK it named; it may hold client text), {@code summarySubject} for the key's summaries
-     * (e.g. "ak:(unenrolled) from 192.0.2.1"; keep it short and free of client text, it is kept per key).
+     * first record (e.g. the AK it named; it may hold client text); the key's summaries are {@code summaryLabel}
+     * "from" its source (e.g. "ak:(unenrolled) from 192.0.2.1", "ak:(unenrolled) from 2001:db8:0:1:0:0:0:0/64";
+     * keep the label short and free of client text, it is kept per key).
      */
-    public void refuse(String outcome, String source, String reason, Map<String, Object> detail,
-            String firstSubject, String summarySubject) throws ApiException {
+    public void refuse(String outcome, String address, String reason, Map<String, Object> detail,
+            String firstSubject, String summaryLabel) throws ApiException {
         Objects.requireNonNull(outcome, "outcome");
-        Objects.requireNonNull(source, "source");
+        Objects.requireNonNull(address, "address");
         Objects.requireNonNull(reason, "reason");
         Objects.requireNonNull(detail, "detail");
         if (windowMillis == 0) { // no aggregation: every refusal is its own record
@@ -152,10 +164,10 @@ public final class RefusalAggregator {
             record(subject(firstSubject), outcome, m);
             return;
         }
+        String source = sourceOf(address);
         long now = clock.millis();
         Key key = new Key(outcome, source, reason, Kind.OWN);
         Bucket created = null;
-        List<Summary> due;
         synchronized (this) {
             Bucket bucket = buckets.get(key);
             if (bucket == null) {
@@ -164,7 +176,7 @@ public final class RefusalAggregator {
             }
             if (bucket == null) {
                 bucket = new Bucket(now, switch (key.kind()) {
-                    case OWN -> subject(summarySubject);
+                    case OWN -> subject(summaryLabel == null ? source : summaryLabel + " from " + source);
                     case SOURCE_OVERFLOW -> subject(VARIOUS + " from " + source);
                     case OTHER_SOURCES -> OTHER_SOURCES;
                 });
@@ -177,14 +189,42 @@ public final class RefusalAggregator {
                 bucket.count++;
                 bucket.lastMillis = now;
             }
-            due = takeDue(now, false);
+        }
+        // Summaries are not written here, on the refusing request's thread: see the class comment.
+        if (created != null) {
+            recordFirst(key, detail, firstSubject, created);
+        }
+    }
+
+    /**
+     * The source a client address is counted under: an IPv4 address itself; an IPv6 address its /64 prefix, as
+     * {@code 2001:db8:0:1:0:0:0:0/64}; an IPv4-mapped IPv6 address its IPv4 address. Accepts what Jetty reports
+     * ({@code 192.0.2.1}, {@code [2001:db8::1]}, with or without brackets and a zone). Never resolves a name: text
+     * that is not an IP literal is its own source.
+     */
+    static String sourceOf(String address) {
+        String a = address;
+        if (a.startsWith("[") && a.endsWith("]")) {
+            a = a.substring(1, a.length() - 1);
+        }
+        int zone = a.indexOf('%');
+        if (zone >= 0) {
+            a = a.substring(0, zone);
+        }
+        if (a.indexOf(':') < 0 || !a.chars().allMatch(c -> c == ':' || c == '.' || Character.digit(c, 16) >= 0)) {
+            return address; // IPv4 (the address is the source), or not an address at all
         }
         try {
-            if (created != null) {
-                recordFirst(key, detail, firstSubject, created);
+            // In brackets, InetAddress parses an IPv6 literal or fails; it never looks the text up as a name.
+            InetAddress parsed = InetAddress.getByName("[" + a + "]");
+            if (parsed instanceof Inet4Address) { // ::ffff:a.b.c.d
+                return parsed.getHostAddress();
             }
-        } finally {
-            write(due);
+            byte[] bytes = parsed.getAddress();
+            Arrays.fill(bytes, 8, 16, (byte) 0);
+            return InetAddress.getByAddress(bytes).getHostAddress() + "/64";
+        } catch (UnknownHostException e) {
+            return address;
         }
     }
 

@@ -232,7 +232,7 @@ public final class Registrar {
         if (aggregator != null) {
             detail.put("detail", message); // "reason" is the aggregation key's
             detail.put("remote", source);
-            aggregator.refuse("ENROLLMENT_REFUSED", source, check, detail, host, "enrollment from " + source);
+            aggregator.refuse("ENROLLMENT_REFUSED", source, check, detail, host, "enrollment");
         } else {
             detail.put("reason", message);
             audit.record("REFUSAL", host, "ENROLLMENT_REFUSED", detail);

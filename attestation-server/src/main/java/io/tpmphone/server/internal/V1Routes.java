@@ -141,8 +141,13 @@ public final class V1Routes {
             try {
                 grant = s.nonces().issueForVerifiedRequest(akId, request.requestedAt(), p.nonceTtl());
             } catch (NonceService.RequestRefusedException e) {
+                // The server's time, so that a host whose clock is off can correct and retry at once (its AK signs
+                // the corrected request too) instead of being refused until its clock is set. Only the AK's holder
+                // gets this far.
+                Map<String, Object> fields = e.refusal() == NonceService.RequestRefusal.TIME
+                        ? Map.of("serverTime", e.serverTime().toEpochMilli()) : Map.of();
                 throw nonceRefused(s, call.remoteAddress(), akId, true, 403, "nonce_request_refused",
-                        "NONCE_REQUEST_" + e.refusal().name(), e.getMessage());
+                        "NONCE_REQUEST_" + e.refusal().name(), e.getMessage(), fields);
             }
             Map<String, Object> m = new LinkedHashMap<>();
             m.put("nonce", HexFormat.of().formatHex(grant.nonce()));
@@ -232,6 +237,12 @@ public final class V1Routes {
      */
     private static ApiException nonceRefused(Services s, String remote, String akId, boolean enrolled, int status,
                                              String error, String check, String reason) throws ApiException {
+        return nonceRefused(s, remote, akId, enrolled, status, error, check, reason, Map.of());
+    }
+
+    private static ApiException nonceRefused(Services s, String remote, String akId, boolean enrolled, int status,
+                                             String error, String check, String reason, Map<String, Object> fields)
+            throws ApiException {
         String ak = akId.length() > 20 ? akId.substring(0, 20) + "…" : akId;
         String keyed = enrolled ? ak : "(unenrolled)";
         Map<String, Object> detail = new LinkedHashMap<>();
@@ -239,9 +250,8 @@ public final class V1Routes {
         detail.put("akId", akId.length() > 80 ? akId.substring(0, 80) + "…" : akId);
         detail.put("detail", reason); // "reason" is the aggregation key's
         detail.put("remote", remote);
-        s.refusals().refuse("NONCE_REFUSED", remote, check + " ak:" + keyed, detail, "ak:" + ak,
-                "ak:" + keyed + " from " + remote);
-        return new ApiException(status, error, check, reason);
+        s.refusals().refuse("NONCE_REFUSED", remote, check + " ak:" + keyed, detail, "ak:" + ak, "ak:" + keyed);
+        return new ApiException(status, error, check, reason, fields);
     }
 
     private static AttestationPolicy requirePolicy(AtomicReference<AttestationPolicy> policy) throws ApiException {

@@ -1,6 +1,7 @@
 package io.tpmphone.server.internal;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -12,7 +13,10 @@ import java.lang.management.ThreadInfo;
 import java.nio.file.Path;
 import java.security.KeyPairGenerator;
 import java.security.spec.ECGenParameterSpec;
+import java.time.Clock;
 import java.time.Duration;
+import java.time.Instant;
+import java.time.ZoneId;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.HexFormat;
@@ -32,8 +36,10 @@ import org.junit.jupiter.api.io.TempDir;
  * striped by the AK id the client sent. So an AK id nobody enrolled, chosen to fall on an enrolled host's stripe, held
  * that host's appraisals up while its refusal was written, and two AKs of one TPM (an appraisal of the AK that a new
  * enrollment replaced, and one of its successor) were not serialised. The lock is now taken by the enrolled host's EK
- * name, after the lookup. Each test holds one appraisal inside the audit record of its refusal (a latch in the audit
- * trail) and looks at where a second one is: finished, or blocked on the first one's lock.
+ * name, after the lookup. And a refusal found under that lock (NONCE, the quote's checks) was recorded while holding
+ * it, so one slow audit write (an fsync) held up every other appraisal of the TPM; it is recorded after the lock now.
+ * Each test holds one appraisal at a latch (in the audit trail, or in the nonce service's clock, which is read under
+ * the lock) and looks at where a second one is: finished, or blocked on the first one's lock.
  */
 @Timeout(60)
 class AppraisalTpmLockTest {
@@ -48,11 +54,34 @@ class AppraisalTpmLockTest {
     @TempDir
     Path dir;
     private final ManualClock clock = new ManualClock();
+    /** The nonce service's clock: holds the thread named {@link #holdInClock} once, when it consumes a nonce. */
+    private final Clock nonceClock = new Clock() {
+        @Override
+        public Instant instant() {
+            if (Thread.currentThread().getName().equals(holdInClock)) {
+                holdInClock = "";
+                hold();
+            }
+            return clock.instant();
+        }
+
+        @Override
+        public ZoneId getZone() {
+            return clock.getZone();
+        }
+
+        @Override
+        public Clock withZone(ZoneId zone) {
+            return this;
+        }
+    };
+    private volatile String holdInClock = "";
     private final CountDownLatch holding = new CountDownLatch(1);
     private final CountDownLatch release = new CountDownLatch(1);
     private final List<String> recorded = Collections.synchronizedList(new ArrayList<>());
     private volatile String holdAtSubject = "";
     private Registry registry;
+    private NonceService nonces;
     private Appraisals appraisals;
     private AttestationPolicy policy;
 
@@ -65,18 +94,25 @@ class AppraisalTpmLockTest {
         AuditTrail trail = (type, subject, outcome, detail) -> {
             recorded.add(subject + " " + outcome + " " + detail.get("check"));
             if (subject.equals(holdAtSubject)) {
-                holding.countDown();
-                try {
-                    if (!release.await(WAIT.toSeconds(), TimeUnit.SECONDS)) {
-                        throw new AssertionError("the test never released the held appraisal");
-                    }
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                }
+                holdAtSubject = ""; // the first record of that subject only
+                hold();
             }
         };
-        appraisals = new Appraisals(registry, new NonceService(clock), new ResultSigner(ec.generateKeyPair()),
+        nonces = new NonceService(nonceClock);
+        appraisals = new Appraisals(registry, nonces, new ResultSigner(ec.generateKeyPair()),
                 new KeyApprover(ec.generateKeyPair()), trail, clock, () -> policy);
+    }
+
+    /** Holds the calling thread until the test releases it. */
+    private void hold() {
+        holding.countDown();
+        try {
+            if (!release.await(WAIT.toSeconds(), TimeUnit.SECONDS)) {
+                throw new AssertionError("the test never released the held appraisal");
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
     }
 
     @AfterEach
@@ -108,9 +144,10 @@ class AppraisalTpmLockTest {
     void theAkAnEnrollmentReplaced_andItsSuccessor_areAppraisedOneAtATime() throws Exception {
         String first = akId("b1");
         enroll("host1", "e2", first);
-        holdAtSubject = subject(first);
-        Appraising a = appraise(first); // looked up as enrolled, then held inside its NONCE refusal, under the lock
-        assertTrue(holding.await(WAIT.toSeconds(), TimeUnit.SECONDS), "the first AK's refusal is being recorded");
+        String nonce = HexFormat.of().formatHex(nonces.issue(first, Duration.ofSeconds(30)));
+        holdInClock = threadName(first); // held while it consumes its nonce: looked up as enrolled, under the lock
+        Appraising a = appraise(first, nonce);
+        assertTrue(holding.await(WAIT.toSeconds(), TimeUnit.SECONDS), "the first AK's nonce is being consumed");
 
         String successor = otherOldStripeThan(first);
         enroll("host1", "e2", successor); // the host enrolls a new AK in the same TPM
@@ -120,8 +157,34 @@ class AppraisalTpmLockTest {
         assertTrue(b.blockedOn(a), "two appraisals of one TPM ran at once, under two AK ids: " + b.state()
                 + "; recorded " + recorded);
         release.countDown();
-        assertEquals("NONCE", refusedCheck(a));
+        assertEquals("AK_ENROLLED", refusedCheck(a), "the first went on past its nonce (to its AK, a stub that does"
+                + " not parse)");
         assertEquals("NONCE", refusedCheck(b), "the successor is appraised once the first is done");
+    }
+
+    /**
+     * A refusal found under the TPM's lock (here NONCE, for the host's public AK id, which anyone can send) was
+     * recorded while holding it: a slow audit write held up the host's own appraisal until it finished.
+     */
+    @Test
+    void aSlowAuditWriteOfARefusal_doesNotHoldUpAnotherAppraisalOfTheSameTpm() throws Exception {
+        String ak = akId("c1");
+        enroll("host2", "e3", ak);
+        holdAtSubject = subject(ak); // the first refusal of this AK is held in its audit write
+        Appraising a = appraise(ak);
+        assertTrue(holding.await(WAIT.toSeconds(), TimeUnit.SECONDS), "the first refusal is being recorded");
+
+        Appraising b = appraise(ak); // the same TPM
+        Await.until("the second appraisal to finish or to wait for the TPM's lock", WAIT,
+                () -> b.result.isDone() || b.blockedOn(a), () -> b.state());
+        assertTrue(b.result.isDone(), "the second appraisal of the TPM waited for the first one's audit write: "
+                + b.state() + "; recorded " + recorded);
+        assertEquals("NONCE", refusedCheck(b));
+        assertFalse(a.result.isDone(), "the first one is still in its audit write: " + a.state());
+        release.countDown();
+        assertEquals("NONCE", refusedCheck(a));
+        assertEquals(Collections.nCopies(2, subject(ak) + " APPRAISAL_REFUSED NONCE"), recorded,
+                "both refusals are recorded");
     }
 
     /** One appraisal running on a thread of its own, so the test can see where it waits. */
@@ -158,11 +221,19 @@ class AppraisalTpmLockTest {
     }
 
     private Appraising appraise(String akId) {
+        return appraise(akId, "5a".repeat(32)); // a nonce nobody issued
+    }
+
+    private Appraising appraise(String akId, String nonceHex) {
         String zeros = "\"" + "00".repeat(32) + "\"";
-        String body = "{\"akId\":\"" + akId + "\",\"nonce\":\"" + "5a".repeat(32) + "\",\"attest\":\"AAAA\","
+        String body = "{\"akId\":\"" + akId + "\",\"nonce\":\"" + nonceHex + "\",\"attest\":\"AAAA\","
                 + "\"signature\":\"AAAA\",\"pcrSelection\":\"" + policy.requiredPcrSelection() + "\",\"pcrValues\":["
                 + zeros + "," + zeros + "],\"eventLog\":\"\"}";
-        return new Appraising(appraisals, "appraisal of " + subject(akId), body);
+        return new Appraising(appraisals, threadName(akId), body);
+    }
+
+    private static String threadName(String akId) {
+        return "appraisal of " + subject(akId);
     }
 
     private static String refusedCheck(Appraising a) throws InterruptedException {

@@ -91,6 +91,7 @@ class NonceServiceTest {
         assertEquals(NonceService.RequestRefusal.TIME, e.refusal(), e.getMessage());
         assertTrue(e.getMessage().contains("240 s ahead") && e.getMessage().contains("more than 30 s ahead are refused")
                 && e.getMessage().contains("NTP"), "says how far ahead, the bound and what to do: " + e.getMessage());
+        assertEquals(clock.instant(), e.serverTime(), "states the server's time, for the agent to correct by");
         clock.advance(Duration.ofSeconds(1));
         byte[] honest = nonces.issueForVerifiedRequest("ak-1", clock.millis(Duration.ZERO), TTL).nonce();
         assertNull(nonces.consume(honest, "ak-1").refusal(), "the honest request right after is served");

@@ -130,13 +130,77 @@ class RefusalAggregatorTest {
         assertEquals(5001, total(), "every refusal is counted: " + records.subList(65, records.size()));
     }
 
+    /**
+     * Sources were keyed by their full address, so one client with an IPv6 /64 (2^64 addresses) used 16 of them, 64
+     * kinds of refusal each, to take all 1024 keys: every other client's refusals were then only counted under
+     * other-sources, and their first records were never written. A /64 is one source now.
+     */
+    @Test
+    void sixteenAddressesOfOneIpv6Slash64_areOneSource_andLeaveTheTableToOthers() throws Exception {
+        RefusalAggregator a = aggregator(1024); // a source may hold 1024 / 16 = 64 keys
+        for (int host = 1; host <= 16; host++) {
+            // As Jetty reports them: in brackets, full or compressed.
+            String address = host % 2 == 0 ? "[2001:db8:0:1::" + Integer.toHexString(host) + "]"
+                    : "[2001:db8:0:1:" + host + ":0:0:" + Integer.toHexString(host * 4097) + "]";
+            for (int kind = 0; kind < 64; kind++) {
+                a.refuse("APPRAISAL_REFUSED", address, "NONCE ak:000b" + kind + "x" + host,
+                        Map.of("check", "NONCE"), "ak:000b" + kind, "ak:000b" + kind);
+            }
+        }
+        assertEquals(65, a.keys(), "the /64 holds its share of 64 keys and one bucket for the rest, not 1024");
+        assertEquals("various from 2001:db8:0:1:0:0:0:0/64", records.get(64).subject(), records.get(64).toString());
+
+        a.refuse("ADMIN_REFUSED", "198.51.100.9", "no admin credential", Map.of("request", "GET /v1/hosts"));
+        Rec other = records.get(records.size() - 1);
+        assertEquals("198.51.100.9", other.subject(), "another client's refusal is recorded on its own, not only"
+                + " counted under other-sources: " + other);
+        a.flushAll();
+        assertEquals(16 * 64 + 1, total(), "every refusal is counted");
+        assertTrue(records.stream().anyMatch(r -> "2001:db8:0:1:0:0:0:0/64".equals(r.detail().get("source"))),
+                "summaries name the /64: " + records.subList(65, records.size()));
+    }
+
+    @Test
+    void sourceOf_isTheIpv4Address_theIpv6Slash64_orTheIpv4OfAMappedAddress_withoutNameLookups() {
+        assertEquals("192.0.2.7", RefusalAggregator.sourceOf("192.0.2.7"));
+        assertEquals("2001:db8:0:1:0:0:0:0/64", RefusalAggregator.sourceOf("[2001:db8:0:1:ab::7]"));
+        assertEquals("2001:db8:0:1:0:0:0:0/64", RefusalAggregator.sourceOf("2001:db8:0:1:ffff:ffff:ffff:ffff"));
+        assertEquals("2001:db8:0:2:0:0:0:0/64", RefusalAggregator.sourceOf("2001:db8:0:2::1"));
+        assertEquals("fe80:0:0:0:0:0:0:0/64", RefusalAggregator.sourceOf("[fe80::1%eth0]"));
+        assertEquals("0:0:0:0:0:0:0:0/64", RefusalAggregator.sourceOf("[0:0:0:0:0:0:0:1]"));
+        assertEquals("192.0.2.7", RefusalAggregator.sourceOf("[::ffff:192.0.2.7]"), "IPv4-mapped");
+        assertEquals("localhost", RefusalAggregator.sourceOf("localhost"), "not an address: itself, not resolved");
+        assertEquals("abc:def", RefusalAggregator.sourceOf("abc:def"), "not an IPv6 literal: itself");
+    }
+
+    /**
+     * refuse() wrote the summaries that were due on the refusing request's thread, which may hold the lock of a TPM's
+     * appraisal: one slow audit write then held up that TPM's other appraisals. Only flushDue (the housekeeping
+     * thread) and flushAll write summaries now.
+     */
+    @Test
+    void refuse_neverWritesASummary_onlyFlushDueDoes() throws Exception {
+        RefusalAggregator a = aggregator(16);
+        a.refuse("ADMIN_REFUSED", "192.0.2.1", "no admin credential", Map.of());
+        a.refuse("ADMIN_REFUSED", "192.0.2.1", "no admin credential", Map.of());
+        clock.advance(Duration.ofSeconds(61)); // the window is over: a summary of one refusal is due
+        a.refuse("ADMIN_REFUSED", "192.0.2.2", "no admin credential", Map.of());
+        assertEquals(2, records.size(), "a refusal wrote only its own first record: " + records);
+        assertFalse(records.stream().anyMatch(r -> r.detail().containsKey("aggregated")), records.toString());
+        a.flushDue();
+        assertEquals(3, records.size(), "the housekeeping flush wrote the summary: " + records);
+        assertEquals(1L, records.get(2).count(), records.get(2).toString());
+        a.flushAll();
+        assertEquals(3, total(), records.toString());
+    }
+
     @Test
     void clientTextInSubjectsAndDetail_isEscaped() throws Exception {
         RefusalAggregator a = aggregator(16);
         // ESC [2J clears a terminal, U+202E reverses what follows, a newline forges a line of its own.
         String painted = "ak:" + (char) 0x1b + "[2J" + (char) 0x202e + "DEVRESAP\nforged line";
         a.refuse("NONCE_REFUSED", "192.0.2.5", "AK_ENROLLED ak:(unenrolled)", Map.of("akId", painted.substring(3)),
-                painted, "ak:(unenrolled) from 192.0.2.5");
+                painted, "ak:(unenrolled)");
         Rec first = records.get(0);
         assertEquals("ak:\\x1b[2J\\u{202E}DEVRESAP\\x0aforged line", first.subject(), "subject as recorded");
         assertEquals("\\x1b[2J\\u{202E}DEVRESAP\\x0aforged line", first.detail().get("akId"), "detail as recorded");
@@ -155,9 +219,9 @@ class RefusalAggregatorTest {
         for (int i = 0; i < subjects.length; i++) {
             String source = "192.0.2." + i;
             a.refuse("NONCE_REFUSED", source, "AK_ENROLLED ak:(unenrolled)", Map.of("akId", subjects[i]),
-                    subjects[i], "ak:(unenrolled) from " + source);
+                    subjects[i], "ak:(unenrolled)");
             a.refuse("NONCE_REFUSED", source, "AK_ENROLLED ak:(unenrolled)", Map.of("akId", subjects[i]),
-                    subjects[i], "ak:(unenrolled) from " + source);
+                    subjects[i], "ak:(unenrolled)");
         }
         assertEquals(3, records.size(), "one first record per source: " + records);
         assertEquals("ak:\\u{D800}x", records.get(0).subject());
