@@ -257,7 +257,7 @@ class OperatorFlowIT {
         assertTrue(exportOk.startsWith("OK "), () -> "audit verify --export says OK: " + exportOk);
 
         // The attack of finding 3 on a copy: every checkpoint deleted, so a rewrite of the records would be
-        // unprovable. The closed log no longer ends with its closing checkpoint: exit 1, naming the problem.
+        // unprovable. The signed head still counts them: exit 1, naming the problem.
         Path stripped = dir.resolve("stripped.db");
         Files.copy(db, stripped);
         try (Connection c = DriverManager.getConnection("jdbc:sqlite:" + stripped);
@@ -275,7 +275,8 @@ class OperatorFlowIT {
                 + " 60 s; it printed " + strippedOut + read(strippedLog));
         assertEquals(1, strippedVerify.exitValue(), "a log without its checkpoints must be refused: " + strippedOut
                 + read(strippedLog));
-        assertTrue(strippedOut.contains("NOT_CLOSED at 1: records 1.."), "names the problem: " + strippedOut);
+        assertTrue(strippedOut.contains("SIGNED_HEAD_MISMATCH") && strippedOut.contains("but the log has 0: "
+                + "checkpoints were removed"), "names the problem: " + strippedOut);
 
         try (Connection c = DriverManager.getConnection("jdbc:sqlite:" + db);
              Statement s = c.createStatement()) {
