@@ -8,6 +8,7 @@ import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
+import java.net.SocketAddress;
 import java.net.SocketException;
 import java.time.Clock;
 import java.time.Duration;
@@ -45,6 +46,8 @@ final class ConnectionTable implements AutoCloseable {
     private final Duration idleTimeout;
     private final int perSource;
     private final int total;
+    private final int outgoingCap;
+    private int outgoingOpen;
     private final Clock clock;
     private final Predicate<InetSocketAddress> inUse;
     private final ScheduledThreadPoolExecutor sweeper;
@@ -58,10 +61,12 @@ final class ConnectionTable implements AutoCloseable {
      * @param inUse whether the connection to a remote address carries a call in progress or a registration, and so
      *              stays however idle; asked from the sweeping thread, outside this table's lock
      */
-    ConnectionTable(Duration idleTimeout, int perSource, int total, Clock clock, Predicate<InetSocketAddress> inUse) {
+    ConnectionTable(Duration idleTimeout, int perSource, int total, int outgoing, Clock clock,
+                    Predicate<InetSocketAddress> inUse) {
         this.idleTimeout = Objects.requireNonNull(idleTimeout, "idleTimeout");
         this.perSource = perSource;
         this.total = total;
+        this.outgoingCap = outgoing;
         this.clock = Objects.requireNonNull(clock, "clock");
         this.inUse = Objects.requireNonNull(inUse, "inUse");
         this.sweeper = new ScheduledThreadPoolExecutor(1, r -> {
@@ -78,25 +83,51 @@ final class ConnectionTable implements AutoCloseable {
         return new Listener(port, backlog, bindAddress);
     }
 
-    /** An unconnected socket for a connection the phone opens; tracked from now until it is closed. */
-    Socket outgoing() {
+    /**
+     * An unconnected socket for a connection the phone opens to {@code to}; tracked from now until it is closed. At
+     * most {@code outgoing} of them are open at once (beyond that, an {@link IOException}).
+     */
+    Socket outgoing(InetSocketAddress to) throws IOException {
         Tracked t = new Tracked();
         synchronized (this) {
+            if (outgoingOpen >= outgoingCap) {
+                throw new IOException("not connecting to " + to + ": " + outgoingOpen + " connections this phone"
+                        + " opened are open (at most " + outgoingCap + ")");
+            }
+            outgoingOpen++;
+            t.outgoing = true;
             open.add(t);
         }
         return t;
     }
 
-    /** Whether a tracked connection to {@code remote} is open: an answer for it can go out on it. */
-    boolean isOpen(InetSocketAddress remote) {
-        synchronized (this) {
-            for (Tracked t : open) {
-                if (!t.isClosed() && remote.equals(t.getRemoteSocketAddress())) {
-                    return true;
-                }
+    /**
+     * A complete SIP message arrived on {@code connection} (a tracked socket, or a TLS socket over one): it is not
+     * idle.
+     */
+    void messageArrived(Socket connection) {
+        Tracked t = find(connection);
+        if (t != null) {
+            t.lastRead.set(clock.millis());
+        }
+    }
+
+    /** The tracked socket that is, or carries, {@code connection}: the same local port and remote address. */
+    private synchronized Tracked find(Socket connection) {
+        if (connection instanceof Tracked t) {
+            return t;
+        }
+        if (connection == null) {
+            return null;
+        }
+        SocketAddress remote = connection.getRemoteSocketAddress();
+        int local = connection.getLocalPort();
+        for (Tracked t : open) {
+            if (t.getLocalPort() == local && remote != null && remote.equals(t.getRemoteSocketAddress())) {
+                return t;
             }
         }
-        return false;
+        return null;
     }
 
     /** The remote addresses of the open connections, for diagnostics and tests. */
@@ -178,7 +209,13 @@ final class ConnectionTable implements AutoCloseable {
     }
 
     private synchronized void forget(Tracked t) {
-        if (!open.remove(t) || t.source == null) {
+        if (!open.remove(t)) {
+            return;
+        }
+        if (t.outgoing) {
+            outgoingOpen--;
+        }
+        if (t.source == null) {
             return;
         }
         accepted--;
@@ -213,13 +250,15 @@ final class ConnectionTable implements AutoCloseable {
 
     /**
      * A connection that notes when something arrived on it and leaves the table when it is closed. An accepted one is
-     * added by {@code admit}, an outgoing one by {@link #outgoing()}.
+     * added by {@code admit}, an outgoing one by {@link #outgoing}.
      */
     private final class Tracked extends Socket {
         private final AtomicLong lastRead = new AtomicLong(clock.millis());
         private final AtomicBoolean forgotten = new AtomicBoolean();
         /** The source it is counted under, for an accepted connection within the caps; null otherwise. */
         private volatile InetAddress source;
+        /** Whether the phone opened it (counted against the cap on those). */
+        private volatile boolean outgoing;
         private InputStream in;
 
         @Override

@@ -78,6 +78,17 @@ final class RawSip implements AutoCloseable {
         return socket.getLocalAddress().getHostAddress() + ":" + socket.getLocalPort();
     }
 
+    /** Our port. */
+    int localPort() {
+        return socket.getLocalPort();
+    }
+
+    /** Closes the connection with a reset (no FIN): the phone's next write on it fails. */
+    void reset() throws IOException {
+        socket.setSoLinger(true, 0);
+        socket.close();
+    }
+
     void send(byte[] message) throws IOException {
         socket.getOutputStream().write(message);
         socket.getOutputStream().flush();
