@@ -264,6 +264,8 @@ public final class SipPhone implements AutoCloseable {
     private final MessageFactory messages;
     /** Every TCP and TLS connection: capped per source and overall, closed when idle. */
     private final ConnectionTable connectionTable;
+    /** The bounds on TLS handshakes of accepted connections. */
+    private final HandshakeGuard guard;
     /** Calls in progress and a bounded history of ended ones, with each call's registrar account. */
     private final CallTable calls;
     private final Limits limits;
@@ -292,11 +294,12 @@ public final class SipPhone implements AutoCloseable {
 
     private SipPhone(Config config, CallPolicy policy, Keys keys, Listener listener, Media media, Clock clock,
                      String stackName, SipStack stack, SipProvider provider, SipFactory factory, Limits limits,
-                     ConnectionTable connectionTable)
+                     ConnectionTable connectionTable, HandshakeGuard guard)
             throws SipException {
         this.config = config;
         this.limits = limits;
         this.connectionTable = connectionTable;
+        this.guard = guard;
         this.calls = new CallTable(limits.maxCalls(), limits.maxSettingUp(), limits.endedHistory());
         this.policy = policy;
         this.keys = keys;
@@ -343,8 +346,9 @@ public final class SipPhone implements AutoCloseable {
         Holder holder = new Holder();
         ConnectionTable connections = new ConnectionTable(limits.idleTimeout(), limits.connectionsPerSource(),
                 limits.connections(), limits.outgoing().connections(), clock, holder::carriesCallOrRegistration);
-        AttestedNetworkLayer.register(stackName, new AttestedNetworkLayer.Stack(tls, holder,
-                new HandshakeGuard(limits.tlsHandshakes(), clock), connections, holder::chose,
+        HandshakeGuard guard = new HandshakeGuard(limits.tlsHandshakes(), clock);
+        AttestedNetworkLayer.register(stackName, new AttestedNetworkLayer.Stack(tls, holder, guard, connections,
+                holder::chose,
                 new TokenBucket(clock, limits.outgoing().handshakes(), limits.outgoing().handshakesPerSecond()),
                 clock));
         Properties p = new Properties();
@@ -397,7 +401,7 @@ public final class SipPhone implements AutoCloseable {
                 provider.addListeningPoint(stack.createListeningPoint(ip, config.udpPort(), ListeningPoint.UDP));
             }
             SipPhone phone = new SipPhone(config, policy, keys, listener, media, clock, stackName, stack, provider,
-                    factory, limits, connections);
+                    factory, limits, connections, guard);
             holder.phone = phone;
             provider.addSipListener(phone.new Events());
             stack.start();
@@ -1485,7 +1489,7 @@ public final class SipPhone implements AutoCloseable {
      */
     record Held(int callsInProgress, int callsSettingUp, int endedCalls, int hopsSettingUp, int tlsConnections,
                 int registrations, int sipServerTransactions, int sipDialogs, long udpAnswersWithheld,
-                int connectionsOpen, long connectionsClosedIdle) {
+                int connectionsOpen, long connectionsClosedIdle, int tlsHandshakesInProgress) {
     }
 
     Held held() {
@@ -1493,7 +1497,8 @@ public final class SipPhone implements AutoCloseable {
         gov.nist.javax.sip.stack.SIPTransactionStack jain = (gov.nist.javax.sip.stack.SIPTransactionStack) stack;
         return new Held(c.active(), c.settingUp(), c.ended(), settingUp.size(), connections.size(),
                 registrations.size(), jain.getServerTransactionTableSize(), jain.getDialogs().size(),
-                unansweredTotal.get(), connectionTable.openCount(), connectionTable.closedIdle());
+                unansweredTotal.get(), connectionTable.openCount(), connectionTable.closedIdle(),
+                guard.inProgress());
     }
 
     /** The remote addresses of the open TCP and TLS connections (for the bounds tests). */
