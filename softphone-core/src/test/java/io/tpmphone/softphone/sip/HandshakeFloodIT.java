@@ -60,6 +60,14 @@ class HandshakeFloodIT {
                 Clock.systemUTC());
         phones.add(caller);
         InetSocketAddress tlsPort = new InetSocketAddress(LOOPBACK, victim.config().tlsPort());
+        // what JAIN-SIP logs about the failed handshakes (each was an ERROR with a whole stack trace)
+        ch.qos.logback.classic.Logger sipLog = (ch.qos.logback.classic.Logger) org.slf4j.LoggerFactory.getLogger(
+                "gov.nist.javax.sip");
+        ch.qos.logback.core.read.ListAppender<ch.qos.logback.classic.spi.ILoggingEvent> logged =
+                new ch.qos.logback.core.read.ListAppender<>();
+        logged.start();
+        sipLog.addAppender(logged);
+        long logFrom = System.nanoTime();
         ThreadMXBean threads = ManagementFactory.getThreadMXBean();
         int threadsBefore = threads.getThreadCount();
         threads.resetPeakThreadCount();
@@ -125,7 +133,16 @@ class HandshakeFloodIT {
             for (Socket s : idle) {
                 s.close();
             }
+            sipLog.detachAppender(logged);
         }
+        List<ch.qos.logback.classic.spi.ILoggingEvent> traced = logged.list.stream()
+                .filter(e -> e.getThrowableProxy() != null).toList();
+        assertTrue(traced.isEmpty(), traced.size() + " of JAIN-SIP's " + logged.list.size() + " lines carried a stack"
+                + " trace, the first: " + (traced.isEmpty() ? "" : traced.get(0).getFormattedMessage()));
+        long seconds = (System.nanoTime() - logFrom) / 1_000_000_000L + 2; // the seconds the log may have begun
+        assertTrue(logged.list.size() <= seconds * (Slf4jStackLogger.LINES_PER_SECOND + 1), "JAIN-SIP logged "
+                + logged.list.size() + " lines in " + (seconds - 2) + " s of the flood (at most "
+                + Slf4jStackLogger.LINES_PER_SECOND + " a second and a count of those left out)");
         // TPM work: the real call's handshakes only (the phone signs as server, and as client should it connect back),
         // none for the 100 connections that never sent a whole ClientHello.
         assertTrue(victimId.signatures.get() <= 2 && victimId.signatures.get() >= 1, "TPM signatures by the phone: "
