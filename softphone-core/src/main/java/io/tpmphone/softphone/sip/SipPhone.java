@@ -344,8 +344,9 @@ public final class SipPhone implements AutoCloseable {
         Objects.requireNonNull(limits, "limits");
         String stackName = "tpmphone-" + config.host() + "-" + STACKS.incrementAndGet();
         Holder holder = new Holder();
-        ConnectionTable connections = new ConnectionTable(limits.idleTimeout(), limits.connectionsPerSource(),
-                limits.connections(), limits.outgoing().connections(), clock, holder::carriesCallOrRegistration);
+        ConnectionTable connections = new ConnectionTable(limits.idleTimeout(), limits.maxAge(),
+                limits.connectionsPerSource(), limits.connections(), limits.outgoing().connections(), clock,
+                holder::carriesCallOrRegistration);
         HandshakeGuard guard = new HandshakeGuard(limits.tlsHandshakes(), clock);
         AttestedNetworkLayer.register(stackName, new AttestedNetworkLayer.Stack(tls, holder, guard, connections,
                 holder::chose,

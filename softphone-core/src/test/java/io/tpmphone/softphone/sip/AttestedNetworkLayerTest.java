@@ -45,7 +45,8 @@ class AttestedNetworkLayerTest {
 
     private AttestedNetworkLayer layer(int outgoingCap, int handshakes) throws Exception {
         TestHosts hosts = new TestHosts();
-        ConnectionTable table = new ConnectionTable(Duration.ofMinutes(5), 16, 256, outgoingCap, clock, a -> false);
+        ConnectionTable table = new ConnectionTable(Duration.ofMinutes(5), Duration.ofMinutes(10), 16, 256, outgoingCap,
+                clock, a -> false);
         closing.add(table);
         HandshakeGuard guard = new HandshakeGuard(HandshakeGuard.Limits.DEFAULTS, clock);
         closing.add(guard);
