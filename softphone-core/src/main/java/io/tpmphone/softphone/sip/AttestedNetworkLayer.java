@@ -50,11 +50,14 @@ public final class AttestedNetworkLayer implements NetworkLayer {
     /**
      * What one stack's network layer works with: the attested TLS configuration, the gate for connections it opens,
      * the guard that bounds the handshakes of connections it accepts, the table of its connections, the destinations
-     * the phone chose, the allowance of TLS handshakes it makes as a client, and its clock.
+     * the phone chose, the allowance of TLS handshakes it makes as a client, the bytes that pay for its UDP refusals,
+     * and its clock.
      */
     record Stack(AttestedTlsConfig tls, AttestedSslSocket.Gate gate, HandshakeGuard guard, ConnectionTable connections,
-                 Predicate<InetSocketAddress> chosen, TokenBucket outgoingHandshakes, Clock clock) {
+                 Predicate<InetSocketAddress> chosen, TokenBucket outgoingHandshakes, UdpRefusalBudget udpRefusals,
+                 Clock clock) {
         Stack {
+            Objects.requireNonNull(udpRefusals, "udpRefusals");
             Objects.requireNonNull(tls, "tls");
             Objects.requireNonNull(gate, "gate");
             Objects.requireNonNull(guard, "guard");
@@ -177,9 +180,30 @@ public final class AttestedNetworkLayer implements NetworkLayer {
         };
     }
 
+    /**
+     * The listening UDP socket: every answer over UDP goes out through it, to the request's source; a refusal only
+     * within what its source sent ({@link UdpRefusalBudget}), whichever part of JAIN-SIP or the phone made it.
+     */
     @Override
     public DatagramSocket createDatagramSocket(int port, InetAddress bindAddress) throws SocketException {
-        return new DatagramSocket(port, bindAddress);
+        UdpRefusalBudget budget = stack.udpRefusals();
+        return new DatagramSocket(new InetSocketAddress(bindAddress, port)) {
+            @Override
+            public void receive(java.net.DatagramPacket p) throws IOException {
+                super.receive(p);
+                budget.received(p.getAddress(), p.getLength());
+            }
+
+            @Override
+            public void send(java.net.DatagramPacket p) throws IOException {
+                if (budget.maySend(p)) {
+                    super.send(p);
+                } else {
+                    refused(new InetSocketAddress(p.getAddress(), p.getPort()), "a UDP refusal of " + p.getLength()
+                            + " bytes, more than its source sent (not sent)");
+                }
+            }
+        };
     }
 
     private Socket connect(InetAddress address, int port, InetSocketAddress local) throws IOException {

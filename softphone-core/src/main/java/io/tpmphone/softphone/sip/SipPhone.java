@@ -266,6 +266,8 @@ public final class SipPhone implements AutoCloseable {
     private final ConnectionTable connectionTable;
     /** The bounds on TLS handshakes of accepted connections. */
     private final HandshakeGuard guard;
+    /** What pays for refusals over UDP, whoever makes them. */
+    private final UdpRefusalBudget udpRefusals;
     /** Calls in progress and a bounded history of ended ones, with each call's registrar account. */
     private final CallTable calls;
     private final Limits limits;
@@ -294,8 +296,9 @@ public final class SipPhone implements AutoCloseable {
 
     private SipPhone(Config config, CallPolicy policy, Keys keys, Listener listener, Media media, Clock clock,
                      String stackName, SipStack stack, SipProvider provider, SipFactory factory, Limits limits,
-                     ConnectionTable connectionTable, HandshakeGuard guard)
+                     ConnectionTable connectionTable, HandshakeGuard guard, UdpRefusalBudget udpRefusals)
             throws SipException {
+        this.udpRefusals = udpRefusals;
         this.config = config;
         this.limits = limits;
         this.connectionTable = connectionTable;
@@ -348,10 +351,11 @@ public final class SipPhone implements AutoCloseable {
                 limits.connectionsPerSource(), limits.connections(), limits.outgoing().connections(), clock,
                 holder::carriesCallOrRegistration);
         HandshakeGuard guard = new HandshakeGuard(limits.tlsHandshakes(), clock);
+        UdpRefusalBudget udpRefusals = new UdpRefusalBudget();
         AttestedNetworkLayer.register(stackName, new AttestedNetworkLayer.Stack(tls, holder, guard, connections,
                 holder::chose,
                 new TokenBucket(clock, limits.outgoing().handshakes(), limits.outgoing().handshakesPerSecond()),
-                clock));
+                udpRefusals, clock));
         Properties p = new Properties();
         p.setProperty("javax.sip.STACK_NAME", stackName);
         p.setProperty("gov.nist.javax.sip.NETWORK_LAYER", AttestedNetworkLayer.class.getName());
@@ -402,7 +406,7 @@ public final class SipPhone implements AutoCloseable {
                 provider.addListeningPoint(stack.createListeningPoint(ip, config.udpPort(), ListeningPoint.UDP));
             }
             SipPhone phone = new SipPhone(config, policy, keys, listener, media, clock, stackName, stack, provider,
-                    factory, limits, connections, guard);
+                    factory, limits, connections, guard, udpRefusals);
             holder.phone = phone;
             provider.addSipListener(phone.new Events());
             stack.start();
@@ -838,7 +842,7 @@ public final class SipPhone implements AutoCloseable {
         // Accepted: only now does the call take a place among those being set up (refusals above take none, so a
         // flood the policy refuses cannot crowd out callers it accepts), and a caller that never ACKs holds it, and
         // after our 200 a media session, for at most the setup timeout.
-        Optional<String> full = calls.add(call, null);
+        Optional<String> full = calls.add(call, null, sourceOf(request));
         if (full.isPresent()) {
             call.refused("503 this phone is busy: " + full.get());
             if (st != null) {
@@ -1089,6 +1093,14 @@ public final class SipPhone implements AutoCloseable {
                     channel.getPeerPacketSourcePort()));
         }
         return Optional.empty();
+    }
+
+    /** The source a request came from (an IPv4 address, an IPv6 /64): its connection's peer, or its datagram's. */
+    private static InetAddress sourceOf(Request request) {
+        gov.nist.javax.sip.message.SIPRequest sr = (gov.nist.javax.sip.message.SIPRequest) request;
+        InetAddress from = sr.getPeerPacketSourceAddress() != null ? sr.getPeerPacketSourceAddress()
+                : sr.getRemoteAddress();
+        return from == null ? null : HandshakeGuard.sourceOf(from);
     }
 
     private static boolean overUdp(Request request) {
@@ -1490,7 +1502,8 @@ public final class SipPhone implements AutoCloseable {
      */
     record Held(int callsInProgress, int callsSettingUp, int endedCalls, int hopsSettingUp, int tlsConnections,
                 int registrations, int sipServerTransactions, int sipDialogs, long udpAnswersWithheld,
-                int connectionsOpen, long connectionsClosedIdle, int tlsHandshakesInProgress) {
+                int connectionsOpen, long connectionsClosedIdle, int tlsHandshakesInProgress,
+                long udpRefusalsWithheld) {
     }
 
     Held held() {
@@ -1499,7 +1512,7 @@ public final class SipPhone implements AutoCloseable {
         return new Held(c.active(), c.settingUp(), c.ended(), settingUp.size(), connections.size(),
                 registrations.size(), jain.getServerTransactionTableSize(), jain.getDialogs().size(),
                 unansweredTotal.get(), connectionTable.openCount(), connectionTable.closedIdle(),
-                guard.inProgress());
+                guard.inProgress(), udpRefusals.withheld());
     }
 
     /** The remote addresses of the open TCP and TLS connections (for the bounds tests). */

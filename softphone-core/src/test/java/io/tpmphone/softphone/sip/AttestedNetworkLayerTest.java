@@ -53,7 +53,7 @@ class AttestedNetworkLayerTest {
         AttestedNetworkLayer layer = new AttestedNetworkLayer();
         layer.bind(new AttestedNetworkLayer.Stack(AttestedTlsConfig.of(hosts.identity("phone"), hosts.verifier(),
                 Clock.systemUTC()), (remote, peer) -> { }, guard, table, chosen::contains,
-                new TokenBucket(clock, handshakes, 1.0), clock));
+                new TokenBucket(clock, handshakes, 1.0), new UdpRefusalBudget(), clock));
         return layer;
     }
 
