@@ -133,6 +133,10 @@ public final class AttestedSslSocket extends SSLSocket {
                     s.accept((TlsServer) p);
                 }
                 handshaken = true;
+                if (ticket != null) {
+                    // a client that proved a device key certified by the device CA: its source is known-good
+                    ticket.completed(p.peer().flatMap(PeerAttestation::host).isPresent());
+                }
                 admit(p.peer());
             } catch (IOException | RuntimeException e) {
                 IOException cause = e instanceof IOException io ? io : new IOException(e.getMessage(), e);

@@ -8,8 +8,10 @@ import java.net.Socket;
 import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
+import java.util.ArrayDeque;
 import java.util.Arrays;
 import java.util.HashMap;
+import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
@@ -24,14 +26,30 @@ import org.slf4j.LoggerFactory;
 /**
  * Bounds what unauthenticated TCP peers can make an attested TLS server spend before a handshake completes: every
  * accepted connection gets a handshake deadline after which its socket is closed, and there are at most
- * {@link Limits#perSource()} handshakes in progress per source and {@link Limits#total()} overall — a connection
- * beyond them is closed at once, before any TLS work. Per source, at most {@link Limits#perSource()} new handshakes
- * may start in a burst, refilled at {@link Limits#perSourcePerSecond()} a second; overall, at most
- * {@link Limits#total()} in a burst, refilled at {@link Limits#totalPerSecond()} a second, whatever the sources. The
- * server's CertificateVerify is a TPM signature (and its evidence a quote when the client asks for it), and TLS 1.3
- * makes the server sign before the client proves anything, so these rates are how fast one source, and everyone
- * together, can make the TPM work. No TPM work happens before a complete ClientHello arrives
- * ({@link AttestedTlsServer#getCredentials()} runs after ServerHello).
+ * {@link Limits#perSource()} handshakes in progress per source and {@link Limits#total()} overall. Per source, at most
+ * {@link Limits#perSource()} new handshakes may start in a burst, refilled at {@link Limits#perSourcePerSecond()} a
+ * second; overall, at most {@link Limits#total()} in a burst, refilled at {@link Limits#totalPerSecond()} a second,
+ * whatever the sources. The server's CertificateVerify is a TPM signature (and its evidence a quote when the client
+ * asks for it), and TLS 1.3 makes the server sign before the client proves anything, so these rates are how fast one
+ * source, and everyone together, can make the TPM work. No TPM work happens before a complete ClientHello arrives
+ * ({@link AttestedTlsServer#getCredentials()} runs after ServerHello). A connection beyond the limits is closed at
+ * once, before any TLS work.
+ *
+ * <p>A flood from a few sources must not keep everyone else out, so two rules favour the many over the few:
+ * <ul>
+ *   <li>When {@link Limits#total()} handshakes are in progress, a newcomer takes the place of the oldest handshake of
+ *       the source with the most in progress, if that source has at least two more than the newcomer's (a
+ *       known-good newcomer: at least one); that handshake's connection is closed. Eight sources holding eight idle
+ *       handshakes each no longer fill the table for everyone.</li>
+ *   <li>A <em>known-good</em> source, whose last handshake completed with a client certificate from the device CA
+ *       (the peer proved a device key; {@link Ticket#completed}), may start handshakes from a reserve of its own
+ *       ({@link Limits#reserve()} at once, refilled at {@link Limits#reservePerSecond()}) when the allowance shared
+ *       by all sources is spent, and its handshakes in progress are never the ones closed to make room. The guard
+ *       remembers the last {@link Limits#knownGood()} such sources; a source whose handshake fails is no longer
+ *       known-good.</li>
+ * </ul>
+ * All together the TPM signs for at most {@code totalPerSecond + reservePerSecond} new handshakes a second after the
+ * bursts.
  *
  * <p>A source is what one party can be assumed to hold ({@link #sourceOf}): an IPv4 address, or an IPv6 /64 prefix (a
  * single host or subscriber gets a whole /64, RFC 6177, so counting IPv6 addresses one by one would give it 2^64
@@ -40,8 +58,8 @@ import org.slf4j.LoggerFactory;
  * busy source's count. When every remembered source is busy, connections from new sources are refused until one is
  * not.
  *
- * <p>Refusals are logged one line per burst (per second at most), not per connection. Thread-safe; one daemon timer
- * thread per guard closes overdue sockets.
+ * <p>Refusals and evictions are logged one line per burst (per second at most), not per connection. Thread-safe; one
+ * daemon timer thread per guard closes overdue sockets.
  */
 public final class HandshakeGuard implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(HandshakeGuard.class);
@@ -51,16 +69,20 @@ public final class HandshakeGuard implements AutoCloseable {
      * and quote takes milliseconds; a few seconds leaves room for a slow network and a busy TPM). {@code perSource} and
      * {@code total}: handshakes in progress, and the bursts of new ones, per source and overall; {@code
      * perSourcePerSecond} and {@code totalPerSecond}: how fast those bursts refill; {@code sources}: how many sources
-     * the guard remembers at most.
+     * the guard remembers at most; {@code knownGood}: how many known-good sources it remembers; {@code reserve} and
+     * {@code reservePerSecond}: the allowance only known-good sources may use once the shared one is spent (0: none).
      */
     public record Limits(Duration deadline, int perSource, int total, double perSourcePerSecond,
-                         double totalPerSecond, int sources) {
+                         double totalPerSecond, int sources, int knownGood, int reserve, double reservePerSecond) {
         /**
          * 5 s; 8 handshakes in progress per source, 64 overall; 8 new ones per source in a burst, then 2 a second; 64
          * new ones overall in a burst, then 16 a second (a software TPM signs thousands a second, a hardware one tens:
-         * well above what people calling one phone need); 4,096 sources remembered.
+         * well above what people calling one phone need); 4,096 sources remembered; the last 1,024 known-good sources
+         * with a reserve of 16 handshakes at once, then 4 a second (the phones that called lately keep getting
+         * through a flood from new sources; at most 20 signatures a second in all).
          */
-        public static final Limits DEFAULTS = new Limits(Duration.ofSeconds(5), 8, 64, 2.0, 16.0, 4096);
+        public static final Limits DEFAULTS = new Limits(Duration.ofSeconds(5), 8, 64, 2.0, 16.0, 4096, 1024, 16,
+                4.0);
 
         public Limits {
             Objects.requireNonNull(deadline, "deadline");
@@ -79,22 +101,55 @@ public final class HandshakeGuard implements AutoCloseable {
                 throw new IllegalArgumentException("the guard must remember at least as many sources as handshakes may"
                         + " be in progress (total " + total + "), got sources " + sources);
             }
+            if (knownGood < 0 || reserve < 0 || !(reservePerSecond >= 0)) {
+                throw new IllegalArgumentException("known-good sources and their reserve need knownGood >= 0, reserve"
+                        + " >= 0 and reservePerSecond >= 0, got " + knownGood + ", " + reserve + ", "
+                        + reservePerSecond);
+            }
+        }
+
+        /** Limits without a reserve for known-good sources (the remembered ones still go first to make room). */
+        public Limits(Duration deadline, int perSource, int total, double perSourcePerSecond, double totalPerSecond,
+                      int sources) {
+            this(deadline, perSource, total, perSourcePerSecond, totalPerSecond, sources, 1024, 0, 0.0);
         }
 
         /** These limits with another deadline. */
         public Limits withDeadline(Duration d) {
-            return new Limits(d, perSource, total, perSourcePerSecond, totalPerSecond, sources);
+            return new Limits(d, perSource, total, perSourcePerSecond, totalPerSecond, sources, knownGood, reserve,
+                    reservePerSecond);
+        }
+
+        /** These limits with another reserve for known-good sources. */
+        public Limits withReserve(int knownGoodSources, int reserveBurst, double reserveRate) {
+            return new Limits(deadline, perSource, total, perSourcePerSecond, totalPerSecond, sources,
+                    knownGoodSources, reserveBurst, reserveRate);
         }
     }
 
-    /** One admitted connection's place; {@link #release()} when its handshake ended (either way). Idempotent. */
+    /**
+     * One admitted connection's place; {@link #completed} when its handshake completed, {@link #release()} when it ended
+     * (either way). Idempotent.
+     */
     public final class Ticket {
         private final InetAddress source;
+        private final Closeable connection;
         private final AtomicBoolean released = new AtomicBoolean();
+        private volatile boolean succeeded;
         private volatile ScheduledFuture<?> deadline;
 
-        private Ticket(InetAddress source) {
+        private Ticket(InetAddress source, Closeable connection) {
             this.source = source;
+            this.connection = connection;
+        }
+
+        /**
+         * The handshake completed; {@code certifiedDevice}: the client presented a certificate from the device CA and
+         * proved its key, so its source is known-good from now on (otherwise it is not).
+         */
+        public void completed(boolean certifiedDevice) {
+            succeeded = true;
+            HandshakeGuard.this.completed(source, certifiedDevice);
         }
 
         /** The handshake completed or failed: the deadline no longer applies and the place is free. */
@@ -104,14 +159,14 @@ public final class HandshakeGuard implements AutoCloseable {
                 if (d != null) {
                     d.cancel(false);
                 }
-                HandshakeGuard.this.release(source);
+                HandshakeGuard.this.release(this);
             }
         }
     }
 
-    /** What is remembered of one source: its handshakes in progress and its allowance of new ones. */
+    /** What is remembered of one source: its handshakes in progress (oldest first) and its allowance of new ones. */
     private static final class Source {
-        int inProgress;
+        final ArrayDeque<Ticket> inProgress = new ArrayDeque<>();
         double tokens;
         long refilledNanos;
     }
@@ -120,11 +175,16 @@ public final class HandshakeGuard implements AutoCloseable {
     private final Clock clock;
     private final ScheduledThreadPoolExecutor timer;
     private final Map<InetAddress, Source> sources = new HashMap<>();
+    /** Known-good sources, least recently good first; at most {@link Limits#knownGood()}. */
+    private final LinkedHashMap<InetAddress, Boolean> knownGood = new LinkedHashMap<>(16, 0.75f, true);
     private int inProgress;
     private double totalTokens;
     private long totalRefilledNanos;
+    private double reserveTokens;
+    private long reserveRefilledNanos;
     private final AtomicInteger refusedInBurst = new AtomicInteger();
     private final AtomicInteger deadlinesInBurst = new AtomicInteger();
+    private final AtomicInteger evictedInBurst = new AtomicInteger();
 
     public HandshakeGuard(Limits limits) {
         this(limits, Clock.systemUTC());
@@ -145,6 +205,8 @@ public final class HandshakeGuard implements AutoCloseable {
         timer.setRemoveOnCancelPolicy(true);
         this.totalTokens = limits.total();
         this.totalRefilledNanos = nanos();
+        this.reserveTokens = limits.reserve();
+        this.reserveRefilledNanos = totalRefilledNanos;
     }
 
     public Limits limits() {
@@ -193,12 +255,16 @@ public final class HandshakeGuard implements AutoCloseable {
     /** As {@link #admit(Socket)}, for a connection from {@code peer} that {@code connection} closes. */
     Optional<Ticket> admit(InetAddress peer, Closeable connection) {
         InetAddress source = sourceOf(peer);
-        String refusal = take(source);
-        if (refusal != null) {
-            refused(source, refusal);
+        Ticket t = new Ticket(source, connection);
+        Decision d = take(source, t);
+        if (d.evicted() != null) {
+            evicted(d.evicted(), d.evictedFrom());
+            closeQuietly(d.evicted().connection);
+        }
+        if (d.refusal() != null) {
+            refused(source, d.refusal());
             return Optional.empty();
         }
-        Ticket t = new Ticket(source);
         try {
             t.deadline = timer.schedule(() -> {
                 if (!t.released.get()) {
@@ -212,6 +278,11 @@ public final class HandshakeGuard implements AutoCloseable {
             return Optional.empty();
         }
         return Optional.of(t);
+    }
+
+    /** Whether a source is known-good now (for diagnostics and tests). */
+    public synchronized boolean knownGood(InetAddress peer) {
+        return knownGood.containsKey(sourceOf(peer));
     }
 
     /** Handshakes in progress now, overall (for diagnostics and tests). */
@@ -229,7 +300,11 @@ public final class HandshakeGuard implements AutoCloseable {
         return now.getEpochSecond() * 1_000_000_000L + now.getNano();
     }
 
-    private synchronized String take(InetAddress key) {
+    /** What {@link #take} decided: a refusal (or null), and a handshake closed to make room (or null). */
+    private record Decision(String refusal, Ticket evicted, int evictedFrom) {
+    }
+
+    private synchronized Decision take(InetAddress key, Ticket t) {
         long now = nanos();
         Source s = sources.get(key);
         boolean known = s != null;
@@ -238,8 +313,8 @@ public final class HandshakeGuard implements AutoCloseable {
                 prune(now);
             }
             if (sources.size() >= limits.sources()) {
-                return "every one of the " + limits.sources() + " sources remembered has a TLS handshake in progress"
-                        + " or has started one recently";
+                return new Decision("every one of the " + limits.sources() + " sources remembered has a TLS handshake"
+                        + " in progress or has started one recently", null, 0);
             }
             s = new Source();
             s.tokens = limits.perSource();
@@ -249,28 +324,70 @@ public final class HandshakeGuard implements AutoCloseable {
         totalTokens = Math.min(limits.total(), totalTokens + elapsedSeconds(totalRefilledNanos, now)
                 * limits.totalPerSecond());
         totalRefilledNanos = now;
-        if (inProgress >= limits.total()) {
-            return inProgress + " TLS handshakes in progress (at most " + limits.total() + ")";
-        }
-        if (s.inProgress >= limits.perSource()) {
-            return s.inProgress + " TLS handshakes in progress from one source (at most " + limits.perSource() + ")";
+        reserveTokens = Math.min(limits.reserve(), reserveTokens + elapsedSeconds(reserveRefilledNanos, now)
+                * limits.reservePerSecond());
+        reserveRefilledNanos = now;
+        boolean good = knownGood.containsKey(key);
+        if (s.inProgress.size() >= limits.perSource()) {
+            return new Decision(s.inProgress.size() + " TLS handshakes in progress from one source (at most "
+                    + limits.perSource() + ")", null, 0);
         }
         if (s.tokens < 1) {
-            return "more than " + limits.perSource() + " new TLS handshakes from one source, then more than "
-                    + limits.perSourcePerSecond() + " a second";
+            return new Decision("more than " + limits.perSource() + " new TLS handshakes from one source, then more"
+                    + " than " + limits.perSourcePerSecond() + " a second", null, 0);
         }
+        boolean fromReserve = false;
         if (totalTokens < 1) {
-            return "more than " + limits.total() + " new TLS handshakes, then more than " + limits.totalPerSecond()
-                    + " a second, from all sources together";
+            if (!good || reserveTokens < 1) {
+                return new Decision("more than " + limits.total() + " new TLS handshakes, then more than "
+                        + limits.totalPerSecond() + " a second, from all sources together" + (good
+                        ? ", and the reserve of sources known to be good is spent too" : ""), null, 0);
+            }
+            fromReserve = true;
+        }
+        Ticket evicted = null;
+        int evictedFrom = 0;
+        if (inProgress >= limits.total()) {
+            Source heaviest = heaviestUnknown(key);
+            int mine = s.inProgress.size();
+            if (heaviest == null || heaviest.inProgress.size() < (good ? 1 : mine + 2)) {
+                return new Decision(inProgress + " TLS handshakes in progress (at most " + limits.total()
+                        + "), none of them from a source with more in progress than this one", null, 0);
+            }
+            evictedFrom = heaviest.inProgress.size();
+            evicted = heaviest.inProgress.pollFirst();
+            evicted.released.set(true);
+            ScheduledFuture<?> d = evicted.deadline;
+            if (d != null) {
+                d.cancel(false);
+            }
+            inProgress--;
         }
         s.tokens -= 1;
-        totalTokens -= 1;
-        s.inProgress++;
+        if (fromReserve) {
+            reserveTokens -= 1;
+        } else {
+            totalTokens -= 1;
+        }
+        s.inProgress.addLast(t);
         inProgress++;
         if (!known) {
             sources.put(key, s);
         }
-        return null;
+        return new Decision(null, evicted, evictedFrom);
+    }
+
+    /** The source, other than {@code except} and the known-good ones, with the most handshakes in progress. */
+    private Source heaviestUnknown(InetAddress except) {
+        Source heaviest = null;
+        for (Map.Entry<InetAddress, Source> e : sources.entrySet()) {
+            Source c = e.getValue();
+            if (!e.getKey().equals(except) && !knownGood.containsKey(e.getKey()) && !c.inProgress.isEmpty()
+                    && (heaviest == null || c.inProgress.size() > heaviest.inProgress.size())) {
+                heaviest = c;
+            }
+        }
+        return heaviest;
     }
 
     private static double elapsedSeconds(long from, long to) {
@@ -291,18 +408,45 @@ public final class HandshakeGuard implements AutoCloseable {
     private void prune(long now) {
         sources.values().removeIf(s -> {
             refill(s, now);
-            return s.inProgress == 0 && s.tokens >= limits.perSource();
+            return s.inProgress.isEmpty() && s.tokens >= limits.perSource();
         });
     }
 
-    private synchronized void release(InetAddress source) {
-        inProgress--;
-        Source s = sources.get(source);
-        if (s != null) {
-            s.inProgress--;
+    private synchronized void release(Ticket t) {
+        Source s = sources.get(t.source);
+        if (s != null && s.inProgress.remove(t)) {
+            inProgress--;
             refill(s, nanos());
-            if (s.inProgress == 0 && s.tokens >= limits.perSource()) {
-                sources.remove(source);
+            if (s.inProgress.isEmpty() && s.tokens >= limits.perSource()) {
+                sources.remove(t.source);
+            }
+        }
+        if (!t.succeeded) {
+            // its last handshake failed (an error, the deadline, or closed to make room): no longer known-good
+            knownGood.remove(t.source);
+        }
+    }
+
+    private synchronized void completed(InetAddress source, boolean certifiedDevice) {
+        if (!certifiedDevice) {
+            knownGood.remove(source);
+            return;
+        }
+        knownGood.put(source, Boolean.TRUE);
+        if (knownGood.size() > limits.knownGood()) {
+            knownGood.remove(knownGood.keySet().iterator().next());
+        }
+    }
+
+    private void evicted(Ticket t, int inProgressThen) {
+        if (evictedInBurst.incrementAndGet() == 1) {
+            String first = display(t.source);
+            try {
+                timer.schedule(() -> LOG.warn("closed {} TLS handshakes in progress to make room for other sources"
+                        + " (the first from {}, which had {} in progress)", evictedInBurst.getAndSet(0), first,
+                        inProgressThen), 1, TimeUnit.SECONDS);
+            } catch (java.util.concurrent.RejectedExecutionException closed) {
+                evictedInBurst.set(0);
             }
         }
     }

@@ -170,6 +170,140 @@ class HandshakeGuardTest {
                 () -> "handshakes in progress: " + g.inProgress());
     }
 
+    /** A connection that notes when the guard closes it. */
+    private static final class Connection implements Closeable {
+        final CompletableFuture<Void> closed = new CompletableFuture<>();
+
+        @Override
+        public void close() {
+            closed.complete(null);
+        }
+    }
+
+    @Test
+    @Timeout(10)
+    void aFullTable_makesRoomForANewSource_byClosingTheOldestHandshakeOfTheSourceWithTheMost() throws Exception {
+        // the review's flood: 8 sources with 8 idle handshakes each fill the 64 places
+        HandshakeGuard g = guard(8, 64, 100.0, 1_000.0, 4096);
+        List<List<Connection>> flood = new ArrayList<>();
+        for (int s = 1; s <= 8; s++) {
+            List<Connection> mine = new ArrayList<>();
+            for (int i = 0; i < 8; i++) {
+                Connection c = new Connection();
+                assertTrue(g.admit(InetAddress.getByName("198.51.100." + s), c).isPresent(), "flood " + s + "/" + i);
+                mine.add(c);
+            }
+            flood.add(mine);
+        }
+        assertEquals(64, g.inProgress());
+        clock.advance(Duration.ofSeconds(1)); // the overall allowance refills; the places do not
+        Connection newcomer = new Connection();
+        assertTrue(g.admit(InetAddress.getByName("192.0.2.1"), newcomer).isPresent(), "a new source with the table"
+                + " full of eight sources' handshakes");
+        assertEquals(64, g.inProgress(), "one place changed hands");
+        // the oldest handshake of one of the heaviest sources was closed, nothing else
+        List<String> closed = new ArrayList<>();
+        for (int s = 0; s < 8; s++) {
+            for (int i = 0; i < 8; i++) {
+                if (flood.get(s).get(i).closed.isDone()) {
+                    closed.add((s + 1) + "/" + i);
+                }
+            }
+        }
+        assertEquals(1, closed.size(), "flood handshakes closed: " + closed);
+        assertTrue(closed.get(0).endsWith("/0"), "the oldest of its source's: " + closed);
+        assertTrue(!newcomer.closed.isDone(), "the newcomer's connection stays");
+    }
+
+    @Test
+    @Timeout(10)
+    void aSourceOnlyOneAheadOfTheNewcomer_keepsItsHandshake_soPlacesDoNotChurn() throws Exception {
+        HandshakeGuard g = guard(2, 4, 100.0, 1_000.0, 4096);
+        List<Connection> one = new ArrayList<>();
+        for (int s = 1; s <= 4; s++) {
+            Connection c = new Connection();
+            g.admit(InetAddress.getByName("198.51.100." + s), c).orElseThrow();
+            one.add(c);
+        }
+        clock.advance(Duration.ofSeconds(1)); // the overall allowance refills; the places do not
+        assertTrue(g.admit(InetAddress.getByName("192.0.2.1"), new Connection()).isEmpty(), "four sources with one"
+                + " each: a fifth would only swap places with one of them");
+        assertTrue(one.stream().noneMatch(c -> c.closed.isDone()), "none closed");
+        // a source with two more than the newcomer does make room
+        HandshakeGuard h = guard(2, 4, 100.0, 1_000.0, 4096);
+        Connection oldest = new Connection();
+        h.admit(InetAddress.getByName("198.51.100.1"), oldest).orElseThrow();
+        h.admit(InetAddress.getByName("198.51.100.1"), new Connection()).orElseThrow();
+        h.admit(InetAddress.getByName("198.51.100.2"), new Connection()).orElseThrow();
+        h.admit(InetAddress.getByName("198.51.100.3"), new Connection()).orElseThrow();
+        clock.advance(Duration.ofSeconds(1));
+        assertTrue(h.admit(InetAddress.getByName("192.0.2.1"), new Connection()).isPresent());
+        assertTrue(oldest.closed.isDone(), "the oldest handshake of the source with two was closed");
+    }
+
+    @Test
+    @Timeout(10)
+    void aKnownGoodSource_getsThroughWhenNewSourcesHaveSpentTheSharedAllowance() throws Exception {
+        // 64 places, 64 at once overall then 16 a second; a reserve of 4, then 1 a second, for known-good sources
+        HandshakeGuard g = new HandshakeGuard(HandshakeGuard.Limits.DEFAULTS.withDeadline(NEVER).withReserve(16, 4,
+                1.0), clock);
+        guards.add(g);
+        InetAddress caller = InetAddress.getByName("192.0.2.7");
+        HandshakeGuard.Ticket first = g.admit(caller, new Connection()).orElseThrow();
+        first.completed(true);
+        first.release();
+        assertTrue(g.knownGood(caller), "a source whose handshake completed with a device certificate");
+        // the flood: eight new sources take every place and the whole shared allowance
+        for (int s = 1; s <= 8; s++) {
+            for (int i = 0; i < 8; i++) {
+                if (g.admit(InetAddress.getByName("198.51.100." + s), new Connection()).isEmpty()) {
+                    assertEquals(63, g.inProgress(), "only the shared allowance runs out: source " + s + "/" + i);
+                }
+            }
+        }
+        assertTrue(g.admit(InetAddress.getByName("203.0.113.9"), new Connection()).isEmpty(), "a new source, with"
+                + " the shared allowance spent");
+        for (int i = 0; i < 4; i++) {
+            HandshakeGuard.Ticket t = g.admit(caller, new Connection()).orElseThrow(() -> new AssertionError(
+                    "the known-good source was refused; in progress " + g.inProgress()));
+            t.completed(true);
+            t.release();
+        }
+        assertTrue(g.admit(caller, new Connection()).isEmpty(), "the reserve is 4 at once");
+        clock.advance(Duration.ofSeconds(1));
+        // a second later the shared allowance has 16 again for anyone; the reserve one more
+        assertTrue(g.admit(InetAddress.getByName("203.0.113.9"), new Connection()).isPresent());
+    }
+
+    @Test
+    @Timeout(10)
+    void aSourceWhoseHandshakeFails_isNoLongerKnownGood_andKnownGoodSourcesAreBounded() throws Exception {
+        HandshakeGuard g = new HandshakeGuard(HandshakeGuard.Limits.DEFAULTS.withDeadline(NEVER).withReserve(2, 4,
+                1.0), clock);
+        guards.add(g);
+        InetAddress a = InetAddress.getByName("192.0.2.1");
+        InetAddress b = InetAddress.getByName("192.0.2.2");
+        InetAddress c = InetAddress.getByName("192.0.2.3");
+        for (InetAddress x : List.of(a, b)) {
+            HandshakeGuard.Ticket t = g.admit(x, new Connection()).orElseThrow();
+            t.completed(true);
+            t.release();
+        }
+        g.admit(a, new Connection()).orElseThrow().release(); // failed: no completion
+        assertTrue(!g.knownGood(a) && g.knownGood(b), "a failed, b did not");
+        HandshakeGuard.Ticket t = g.admit(c, new Connection()).orElseThrow();
+        t.completed(false); // completed without a device certificate (an ordinary SIP phone)
+        t.release();
+        assertTrue(!g.knownGood(c), "no device certificate, not known-good");
+        for (InetAddress x : List.of(a, c)) {
+            HandshakeGuard.Ticket u = g.admit(x, new Connection()).orElseThrow();
+            u.completed(true);
+            u.release();
+        }
+        assertTrue(g.knownGood(a) && g.knownGood(c) && !g.knownGood(b), "at most two remembered, the least recent"
+                + " forgotten");
+    }
+
     @Test
     @Timeout(10)
     void limitsThatContradictEachOther_areRefusedNamingTheRule() {

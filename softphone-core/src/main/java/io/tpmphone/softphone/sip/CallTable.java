@@ -1,9 +1,11 @@
 package io.tpmphone.softphone.sip;
 
+import java.net.InetAddress;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.Deque;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -12,6 +14,8 @@ import java.util.Optional;
 /**
  * The phone's calls, bounded whatever peers send: calls in progress (at most {@code maxCalls}, of which at most
  * {@code maxSettingUp} are still being set up) and the last {@code endedHistory} refused or ended calls for the user.
+ * One source of incoming calls (an IPv4 address, an IPv6 /64) has a share of half of each (rounded down, at least
+ * one): a peer the policy accepts cannot take every place.
  * A call leaves the table of calls in progress the moment it is refused or ended, with the state that belonged to it
  * (the registrar account its digest challenge needs); the oldest ended call falls out of the history. Thread-safe
  * (one lock; every operation is O(1) except listing).
@@ -20,18 +24,24 @@ final class CallTable {
     private final int maxCalls;
     private final int maxSettingUp;
     private final int endedHistory;
+    private final int perSourceCalls;
+    private final int perSourceSettingUp;
     private final Map<String, Entry> active = new LinkedHashMap<>();
     private final Deque<Call> ended = new ArrayDeque<>();
+    /** Incoming calls in progress and being set up, per source: {active, settingUp}. */
+    private final Map<InetAddress, int[]> bySource = new HashMap<>();
     private int settingUp;
 
     private static final class Entry {
         final Call call;
         final Registration.Account account;
+        final InetAddress source;
         boolean setUp;
 
-        Entry(Call call, Registration.Account account) {
+        Entry(Call call, Registration.Account account, InetAddress source) {
             this.call = call;
             this.account = account;
+            this.source = source;
         }
     }
 
@@ -43,6 +53,8 @@ final class CallTable {
         this.maxCalls = maxCalls;
         this.maxSettingUp = maxSettingUp;
         this.endedHistory = endedHistory;
+        this.perSourceCalls = Math.max(1, maxCalls / 2);
+        this.perSourceSettingUp = Math.max(1, maxSettingUp / 2);
     }
 
     /**
@@ -51,6 +63,11 @@ final class CallTable {
      * it settles.
      */
     Optional<String> add(Call call, Registration.Account account) {
+        return add(call, account, null);
+    }
+
+    /** As above, for an incoming call from {@code source} (its share is checked too); null for our own calls. */
+    Optional<String> add(Call call, Registration.Account account, InetAddress source) {
         synchronized (this) {
             if (active.containsKey(call.callId())) {
                 return Optional.of("a call with this Call-ID is already in progress");
@@ -61,8 +78,22 @@ final class CallTable {
             if (active.size() >= maxCalls) {
                 return Optional.of(active.size() + " calls are in progress already (at most " + maxCalls + ")");
             }
-            active.put(call.callId(), new Entry(call, account));
+            int[] mine = source == null ? null : bySource.getOrDefault(source, new int[2]);
+            if (mine != null && mine[1] >= perSourceSettingUp) {
+                return Optional.of(mine[1] + " calls from one source are being set up already (at most "
+                        + perSourceSettingUp + ")");
+            }
+            if (mine != null && mine[0] >= perSourceCalls) {
+                return Optional.of(mine[0] + " calls from one source are in progress already (at most "
+                        + perSourceCalls + ")");
+            }
+            active.put(call.callId(), new Entry(call, account, source));
             settingUp++;
+            if (mine != null) {
+                mine[0]++;
+                mine[1]++;
+                bySource.put(source, mine);
+            }
         }
         call.settled().whenComplete((c, e) -> settled(call));
         return Optional.empty();
@@ -78,6 +109,9 @@ final class CallTable {
             if (!e.setUp) {
                 e.setUp = true;
                 settingUp--;
+                if (e.source != null) {
+                    bySource.get(e.source)[1]--;
+                }
             }
         }
         if (call.state() != Call.State.ESTABLISHED) {
@@ -91,6 +125,12 @@ final class CallTable {
         Entry e = active.get(call.callId());
         if (e != null && e.call == call) {
             active.remove(call.callId());
+            if (e.source != null) {
+                int[] mine = bySource.get(e.source);
+                if (--mine[0] == 0) {
+                    bySource.remove(e.source);
+                }
+            }
             remember(call);
         }
     }

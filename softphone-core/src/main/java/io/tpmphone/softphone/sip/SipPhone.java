@@ -105,35 +105,41 @@ public final class SipPhone implements AutoCloseable {
     /**
      * How much state peers can make this phone hold, whatever they send (docs/softphone.md, "Bounds"). An INVITE beyond
      * {@code maxSettingUp} calls being set up, or {@code maxCalls} in progress, gets {@code 503} with
-     * {@code Retry-After} before any media or key is allocated; refused and ended calls leave the table at once and the
-     * last {@code endedHistory} of them are kept for the user; TLS handshakes are bounded by {@code tlsHandshakes}. A
-     * TCP or TLS connection on which nothing arrived for {@code idleTimeout} is closed unless it carries a call in
-     * progress or a registration; at most {@code connectionsPerSource} accepted connections are open per source (an
-     * IPv4 address, an IPv6 /64) and {@code connections} overall, a connection beyond them is reset at once.
+     * {@code Retry-After} before any media or key is allocated, and so does one beyond a source's share (half of
+     * each); refused and ended calls leave the table at once and the last {@code endedHistory} of them are kept for
+     * the user; TLS handshakes are bounded by {@code tlsHandshakes}. A TCP or TLS connection on which no SIP message
+     * arrived for {@code idleTimeout}, or one accepted more than {@code maxAge} ago, is closed unless it carries a call
+     * in progress or a registration; at most {@code connectionsPerSource} accepted connections are open per source (an
+     * IPv4 address, an IPv6 /64) and {@code connections} overall. What the phone opens itself is bounded by
+     * {@code outgoing}.
      */
     public record Limits(int maxCalls, int maxSettingUp, int endedHistory, HandshakeGuard.Limits tlsHandshakes,
-                         Duration idleTimeout, int connectionsPerSource, int connections) {
+                         Duration idleTimeout, Duration maxAge, int connectionsPerSource, int connections,
+                         Outgoing outgoing) {
         /**
          * 32 calls in progress, 16 being set up (a person answers a handful of calls; a softphone that auto-answers
          * still settles each within its setup timeout), the last 100 ended calls, {@link
          * HandshakeGuard.Limits#DEFAULTS} for TLS; connections idle for 5 minutes closed (a registered client behind
-         * a NAT sends keep-alives every two minutes or so, RFC 5626 §4.4.1), 16 accepted ones per source and 256 in
-         * all (each costs JAIN-SIP a thread).
+         * a NAT sends keep-alives every two minutes or so, RFC 5626 §4.4.1, and re-registers well within 10 minutes),
+         * those without a call or a registration after 10 minutes at most, 16 accepted ones per source and 256 in all
+         * (each costs JAIN-SIP a thread); {@link Outgoing#DEFAULTS}.
          */
         public static final Limits DEFAULTS = new Limits(32, 16, 100, HandshakeGuard.Limits.DEFAULTS,
-                Duration.ofMinutes(5), 16, 256);
+                Duration.ofMinutes(5), Duration.ofMinutes(10), 16, 256, Outgoing.DEFAULTS);
 
         public Limits {
             Objects.requireNonNull(tlsHandshakes, "tlsHandshakes");
             Objects.requireNonNull(idleTimeout, "idleTimeout");
+            Objects.requireNonNull(maxAge, "maxAge");
+            Objects.requireNonNull(outgoing, "outgoing");
             if (maxSettingUp < 1 || maxCalls < maxSettingUp || endedHistory < 0) {
                 throw new IllegalArgumentException("limits need 1 <= maxSettingUp <= maxCalls and endedHistory >= 0,"
                         + " got maxCalls " + maxCalls + ", maxSettingUp " + maxSettingUp + ", endedHistory "
                         + endedHistory);
             }
-            if (idleTimeout.isNegative() || idleTimeout.isZero()) {
-                throw new IllegalArgumentException("the idle timeout of connections must be positive, got "
-                        + idleTimeout);
+            if (idleTimeout.isNegative() || idleTimeout.isZero() || maxAge.compareTo(idleTimeout) < 0) {
+                throw new IllegalArgumentException("connections need 0 < idle timeout <= maximum age, got "
+                        + idleTimeout + " and " + maxAge);
             }
             if (connectionsPerSource < 1 || connections < connectionsPerSource) {
                 throw new IllegalArgumentException("limits need 1 <= connectionsPerSource <= connections, got "
@@ -141,21 +147,55 @@ public final class SipPhone implements AutoCloseable {
             }
         }
 
+        /**
+         * What the phone opens itself, always to destinations it chose: at most {@code connections} open at once, and
+         * TLS handshakes as a client (a TPM signature each, and a quote when the peer asks) at most {@code handshakes}
+         * at once, refilled at {@code handshakesPerSecond}.
+         */
+        public record Outgoing(int connections, int handshakes, double handshakesPerSecond) {
+            /**
+             * 64 connections (two per call in progress: its first hop, and its peer's contact when that differs); 16
+             * handshakes at once, then 2 a second (a person places a call every few seconds at most; a registrar or a
+             * peer that drops the phone's connection again and again costs a TPM signature twice a second at most).
+             */
+            public static final Outgoing DEFAULTS = new Outgoing(64, 16, 2.0);
+
+            public Outgoing {
+                if (connections < 1 || handshakes < 1 || !(handshakesPerSecond > 0)) {
+                    throw new IllegalArgumentException("outgoing limits need connections >= 1, handshakes >= 1 and a"
+                            + " positive rate, got " + connections + ", " + handshakes + ", " + handshakesPerSecond);
+                }
+            }
+        }
+
         /** These limits with other bounds on calls. */
         public Limits withCalls(int maxCalls, int maxSettingUp, int endedHistory) {
-            return new Limits(maxCalls, maxSettingUp, endedHistory, tlsHandshakes, idleTimeout, connectionsPerSource,
-                    connections);
+            return new Limits(maxCalls, maxSettingUp, endedHistory, tlsHandshakes, idleTimeout, maxAge,
+                    connectionsPerSource, connections, outgoing);
         }
 
         /** These limits with other bounds on TLS handshakes. */
         public Limits withTlsHandshakes(HandshakeGuard.Limits tls) {
-            return new Limits(maxCalls, maxSettingUp, endedHistory, tls, idleTimeout, connectionsPerSource,
-                    connections);
+            return new Limits(maxCalls, maxSettingUp, endedHistory, tls, idleTimeout, maxAge, connectionsPerSource,
+                    connections, outgoing);
         }
 
-        /** These limits with other bounds on connections. */
+        /** These limits with other bounds on accepted connections (the maximum age at least the idle timeout). */
         public Limits withConnections(Duration idle, int perSource, int total) {
-            return new Limits(maxCalls, maxSettingUp, endedHistory, tlsHandshakes, idle, perSource, total);
+            return new Limits(maxCalls, maxSettingUp, endedHistory, tlsHandshakes, idle,
+                    maxAge.compareTo(idle) < 0 ? idle : maxAge, perSource, total, outgoing);
+        }
+
+        /** These limits with another maximum age of connections without a call or a registration. */
+        public Limits withMaxAge(Duration age) {
+            return new Limits(maxCalls, maxSettingUp, endedHistory, tlsHandshakes, idleTimeout, age,
+                    connectionsPerSource, connections, outgoing);
+        }
+
+        /** These limits with other bounds on what the phone opens itself. */
+        public Limits withOutgoing(Outgoing o) {
+            return new Limits(maxCalls, maxSettingUp, endedHistory, tlsHandshakes, idleTimeout, maxAge,
+                    connectionsPerSource, connections, o);
         }
     }
 
@@ -224,6 +264,10 @@ public final class SipPhone implements AutoCloseable {
     private final MessageFactory messages;
     /** Every TCP and TLS connection: capped per source and overall, closed when idle. */
     private final ConnectionTable connectionTable;
+    /** The bounds on TLS handshakes of accepted connections. */
+    private final HandshakeGuard guard;
+    /** What pays for refusals over UDP, whoever makes them. */
+    private final UdpRefusalBudget udpRefusals;
     /** Calls in progress and a bounded history of ended ones, with each call's registrar account. */
     private final CallTable calls;
     private final Limits limits;
@@ -252,11 +296,13 @@ public final class SipPhone implements AutoCloseable {
 
     private SipPhone(Config config, CallPolicy policy, Keys keys, Listener listener, Media media, Clock clock,
                      String stackName, SipStack stack, SipProvider provider, SipFactory factory, Limits limits,
-                     ConnectionTable connectionTable)
+                     ConnectionTable connectionTable, HandshakeGuard guard, UdpRefusalBudget udpRefusals)
             throws SipException {
+        this.udpRefusals = udpRefusals;
         this.config = config;
         this.limits = limits;
         this.connectionTable = connectionTable;
+        this.guard = guard;
         this.calls = new CallTable(limits.maxCalls(), limits.maxSettingUp(), limits.endedHistory());
         this.policy = policy;
         this.keys = keys;
@@ -301,13 +347,22 @@ public final class SipPhone implements AutoCloseable {
         Objects.requireNonNull(limits, "limits");
         String stackName = "tpmphone-" + config.host() + "-" + STACKS.incrementAndGet();
         Holder holder = new Holder();
-        ConnectionTable connections = new ConnectionTable(limits.idleTimeout(), limits.connectionsPerSource(),
-                limits.connections(), clock, holder::carriesCallOrRegistration);
-        AttestedNetworkLayer.register(stackName, tls, holder, new HandshakeGuard(limits.tlsHandshakes(), clock),
-                connections);
+        ConnectionTable connections = new ConnectionTable(limits.idleTimeout(), limits.maxAge(),
+                limits.connectionsPerSource(), limits.connections(), limits.outgoing().connections(), clock,
+                holder::carriesCallOrRegistration);
+        HandshakeGuard guard = new HandshakeGuard(limits.tlsHandshakes(), clock);
+        UdpRefusalBudget udpRefusals = new UdpRefusalBudget();
+        AttestedNetworkLayer.register(stackName, new AttestedNetworkLayer.Stack(tls, holder, guard, connections,
+                holder::chose,
+                new TokenBucket(clock, limits.outgoing().handshakes(), limits.outgoing().handshakesPerSecond()),
+                udpRefusals, clock));
         Properties p = new Properties();
         p.setProperty("javax.sip.STACK_NAME", stackName);
         p.setProperty("gov.nist.javax.sip.NETWORK_LAYER", AttestedNetworkLayer.class.getName());
+        // TCP and TLS channels that answer only on their own connection and never reconnect to a Via's address,
+        // and a valve that closes a connection whose request names another transport (docs/softphone.md, "Bounds")
+        p.setProperty("gov.nist.javax.sip.MESSAGE_PROCESSOR_FACTORY", ConnectionBoundProcessors.class.getName());
+        p.setProperty("gov.nist.javax.sip.SIP_MESSAGE_VALVE", ViaTransportValve.class.getName());
         p.setProperty("gov.nist.javax.sip.TLS_CLIENT_PROTOCOLS", "TLSv1.3");
         p.setProperty("gov.nist.javax.sip.ENABLED_CIPHER_SUITES",
                 "TLS_AES_128_GCM_SHA256 TLS_AES_256_GCM_SHA384 TLS_CHACHA20_POLY1305_SHA256");
@@ -351,7 +406,7 @@ public final class SipPhone implements AutoCloseable {
                 provider.addListeningPoint(stack.createListeningPoint(ip, config.udpPort(), ListeningPoint.UDP));
             }
             SipPhone phone = new SipPhone(config, policy, keys, listener, media, clock, stackName, stack, provider,
-                    factory, limits, connections);
+                    factory, limits, connections, guard, udpRefusals);
             holder.phone = phone;
             provider.addSipListener(phone.new Events());
             stack.start();
@@ -391,6 +446,11 @@ public final class SipPhone implements AutoCloseable {
         boolean carriesCallOrRegistration(InetSocketAddress remote) {
             SipPhone p = phone;
             return p != null && p.carriesCallOrRegistration(remote);
+        }
+
+        boolean chose(InetSocketAddress destination) {
+            SipPhone p = phone;
+            return p != null && p.chose(destination);
         }
 
         @Override
@@ -556,6 +616,81 @@ public final class SipPhone implements AutoCloseable {
         return false;
     }
 
+    /**
+     * Whether this phone chose {@code destination} to send to: a registrar of a registration not ended, the first hop of
+     * a call it places, or, for a call in progress either way, its dialog's remote target or first route (where
+     * requests within the call go, RFC 3261 §12.2.1.1). Nothing else gets a connection or a datagram the phone opens
+     * ({@link AttestedNetworkLayer}), whatever a peer's Via says. A host name is resolved as JAIN-SIP would.
+     */
+    private boolean chose(InetSocketAddress destination) {
+        for (Registration r : registrations.values()) {
+            if (r.state() != Registration.State.UNREGISTERED && same(r.account().registrar(), destination)) {
+                return true;
+            }
+        }
+        for (SocketAddress hop : settingUp.keySet()) {
+            if (hop instanceof InetSocketAddress h && same(h, destination)) {
+                return true;
+            }
+        }
+        for (Call c : calls.inProgress()) {
+            if (c.direction() == CallPolicy.Direction.OUT && c.hop().filter(h -> same(h, destination)).isPresent()) {
+                return true;
+            }
+            Optional<Dialog> dialog = c.dialog();
+            if (dialog.isEmpty()) {
+                continue;
+            }
+            Address target = dialog.get().getRemoteTarget();
+            if (target != null && isAt(target.getURI(), destination)) {
+                return true;
+            }
+            java.util.Iterator<?> routes = dialog.get().getRouteSet();
+            if (routes != null && routes.hasNext() && routes.next() instanceof javax.sip.header.RouteHeader first
+                    && isAt(first.getAddress().getURI(), destination)) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private static boolean same(InetSocketAddress a, InetSocketAddress b) {
+        if (a.getPort() != b.getPort()) {
+            return false;
+        }
+        if (a.getAddress() != null) {
+            return a.getAddress().equals(b.getAddress());
+        }
+        return resolvesTo(a.getHostString(), b.getAddress());
+    }
+
+    /** Whether a SIP URI's host and port (5061 for sips: or transport=tls, else 5060) are {@code destination}. */
+    private static boolean isAt(javax.sip.address.URI uri, InetSocketAddress destination) {
+        if (!(uri instanceof SipURI u) || u.getHost() == null) {
+            return false;
+        }
+        int port = u.getPort() > 0 ? u.getPort()
+                : u.isSecure() || "tls".equalsIgnoreCase(u.getTransportParam()) ? 5061 : 5060;
+        return port == destination.getPort() && resolvesTo(u.getHost(), destination.getAddress());
+    }
+
+    private static boolean resolvesTo(String host, InetAddress address) {
+        if (address == null) {
+            return false;
+        }
+        String h = host.startsWith("[") && host.endsWith("]") ? host.substring(1, host.length() - 1) : host;
+        try {
+            for (InetAddress a : InetAddress.getAllByName(h)) {
+                if (a.equals(address)) {
+                    return true;
+                }
+            }
+        } catch (java.net.UnknownHostException e) {
+            return false;
+        }
+        return false;
+    }
+
     /** A TLS connection this phone made is closed: its attestation no longer decides anything. */
     private void connectionClosed(SocketAddress remote) {
         // Only when the last one to that address closes: while any is open, JAIN-SIP may reuse it without a new
@@ -707,7 +842,7 @@ public final class SipPhone implements AutoCloseable {
         // Accepted: only now does the call take a place among those being set up (refusals above take none, so a
         // flood the policy refuses cannot crowd out callers it accepts), and a caller that never ACKs holds it, and
         // after our 200 a media session, for at most the setup timeout.
-        Optional<String> full = calls.add(call, null);
+        Optional<String> full = calls.add(call, null, sourceOf(request));
         if (full.isPresent()) {
             call.refused("503 this phone is busy: " + full.get());
             if (st != null) {
@@ -883,38 +1018,32 @@ public final class SipPhone implements AutoCloseable {
     }
 
     /**
-     * Sends a final answer without a transaction, so it holds nothing. Over TCP and TLS on the connection the request
-     * came over, or not at all: not if that connection is closed already, nor if the request's Via names another
-     * transport (JAIN-SIP would then connect anew, or send a datagram, to the Via's host). Over UDP to the request's
-     * source (JAIN-SIP reads Via's {@code received} and {@code rport}, RFC 3261 §18.2.2, RFC 3581), and a refusal only
-     * if it is no larger than the request: a spoofed source gets no more bytes than the spoofer sent (a request in
-     * compact form, whose answer JAIN-SIP writes in long form, may get none). A 200 to an OPTIONS keeps its
-     * {@code Allow} and may be a few bytes larger than a minimal request.
+     * Sends a final answer without a transaction, so it holds nothing. Over TCP and TLS on the very connection the
+     * request came over (the socket of its channel, {@link ConnectionBoundProcessors.BoundChannel#answer}), or not at
+     * all when that connection is closed: never through an address lookup, a reconnect or a datagram (a request whose
+     * Via named another transport never gets here: {@link ViaTransportValve} closed its connection). Over UDP to the
+     * request's source (its Via says UDP: {@link ViaTransportValve}; JAIN-SIP reads Via's {@code received} and
+     * {@code rport}, RFC 3261 §18.2.2, RFC 3581), and a refusal only if it is no larger than the request: a spoofed
+     * source gets no more bytes than the spoofer sent (a request in compact form, whose answer JAIN-SIP writes in long
+     * form, may get none). A 200 to an OPTIONS keeps its {@code Allow} and may be a few bytes larger than a minimal
+     * request.
      */
     private void statelessly(Request request, Response r) throws SipException {
         gov.nist.javax.sip.message.SIPRequest sr = (gov.nist.javax.sip.message.SIPRequest) request;
         if (sr.getMessageChannel() instanceof gov.nist.javax.sip.stack.MessageChannel channel
                 && channel.isReliable()) {
-            Optional<InetSocketAddress> connection = connectionOf(request);
-            String sentOver = sr.getTopmostVia() == null ? "" : sr.getTopmostVia().getTransport();
-            if (!channel.getTransport().equalsIgnoreCase(sentOver)) {
-                // JAIN-SIP sends on a connection with the transport the request's Via names: a Via saying UDP on a
-                // TCP connection would send the answer as a datagram to the source's port, then to the Via's host
-                LOG.debug("not answering {}: the request came over {} but its Via says {}", r.getStatusCode(),
-                        channel.getTransport(), UntrustedText.forTerminal(sentOver, 20));
-                return;
-            }
-            if (connection.isEmpty() || !connectionTable.isOpen(connection.get())) {
-                // gone: JAIN-SIP would connect anew, to the source or to whatever the Via names
-                LOG.debug("not answering {}: the connection it came over is closed", r.getStatusCode());
+            if (!(channel instanceof ConnectionBoundProcessors.BoundChannel bound)) {
+                // every TCP and TLS channel of this stack is bound (ConnectionBoundProcessors); never another's
+                LOG.warn("not answering {}: the request came over a channel not bound to its connection ({})",
+                        r.getStatusCode(), channel.getClass().getName());
                 return;
             }
             try {
-                channel.sendMessage((gov.nist.javax.sip.message.SIPResponse) r);
+                bound.answer((gov.nist.javax.sip.message.SIPResponse) r);
             } catch (IOException e) {
                 // the peer left meanwhile: an answer nobody can receive is dropped
                 LOG.debug("could not answer {} on the connection from {}: {}", r.getStatusCode(),
-                        connection.get(), e.toString());
+                        connectionOf(request).map(Object::toString).orElse("?"), e.toString());
             }
             return;
         }
@@ -964,6 +1093,14 @@ public final class SipPhone implements AutoCloseable {
                     channel.getPeerPacketSourcePort()));
         }
         return Optional.empty();
+    }
+
+    /** The source a request came from (an IPv4 address, an IPv6 /64): its connection's peer, or its datagram's. */
+    private static InetAddress sourceOf(Request request) {
+        gov.nist.javax.sip.message.SIPRequest sr = (gov.nist.javax.sip.message.SIPRequest) request;
+        InetAddress from = sr.getPeerPacketSourceAddress() != null ? sr.getPeerPacketSourceAddress()
+                : sr.getRemoteAddress();
+        return from == null ? null : HandshakeGuard.sourceOf(from);
     }
 
     private static boolean overUdp(Request request) {
@@ -1365,7 +1502,8 @@ public final class SipPhone implements AutoCloseable {
      */
     record Held(int callsInProgress, int callsSettingUp, int endedCalls, int hopsSettingUp, int tlsConnections,
                 int registrations, int sipServerTransactions, int sipDialogs, long udpAnswersWithheld,
-                int connectionsOpen, long connectionsClosedIdle) {
+                int connectionsOpen, long connectionsClosedIdle, int tlsHandshakesInProgress,
+                long udpRefusalsWithheld) {
     }
 
     Held held() {
@@ -1373,7 +1511,8 @@ public final class SipPhone implements AutoCloseable {
         gov.nist.javax.sip.stack.SIPTransactionStack jain = (gov.nist.javax.sip.stack.SIPTransactionStack) stack;
         return new Held(c.active(), c.settingUp(), c.ended(), settingUp.size(), connections.size(),
                 registrations.size(), jain.getServerTransactionTableSize(), jain.getDialogs().size(),
-                unansweredTotal.get(), connectionTable.openCount(), connectionTable.closedIdle());
+                unansweredTotal.get(), connectionTable.openCount(), connectionTable.closedIdle(),
+                guard.inProgress(), udpRefusals.withheld());
     }
 
     /** The remote addresses of the open TCP and TLS connections (for the bounds tests). */

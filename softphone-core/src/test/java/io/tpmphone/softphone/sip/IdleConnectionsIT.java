@@ -127,9 +127,15 @@ class IdleConnectionsIT {
         assertEquals(3L, victim.held().connectionsClosedIdle(), "closed as idle: " + victim.held());
     }
 
+    /**
+     * Issue 12's second review, finding 4: the overall cap was 16 sources × 16 connections, held for ever, and a
+     * newcomer was refused. Beyond the overall cap, a newcomer now takes the place of the connection idle longest of
+     * the source with the most, if that source has two more than the newcomer's; when no source is that far ahead it
+     * is reset, as a connection beyond its source's cap is.
+     */
     @Test
     @Timeout(60)
-    void connectionsBeyondTheCaps_areResetAtOnce_andAClosedOneMakesRoom() throws Exception {
+    void connectionsBeyondTheCaps_makeRoomFromTheSourceWithTheMost_orAreResetAtOnce() throws Exception {
         TestHosts hosts = new TestHosts();
         SipPhone victim = victim(hosts, 3, 5);
         InetAddress busy = InetAddress.getByName("127.0.0.4");
@@ -139,17 +145,73 @@ class IdleConnectionsIT {
         }
         // a fourth from the same source: reset inside accept, before JAIN-SIP sees it
         resetAtOnce(busy, victim, "the fourth connection from " + busy);
+        answering(InetAddress.getByName("127.0.0.5"), victim, "other-5");
+        RawSip other6 = answering(InetAddress.getByName("127.0.0.6"), victim, "other-6");
 
-        // other sources, up to the overall cap of 5
-        answering(InetAddress.getByName("127.0.0.5"), victim, "other-1");
-        answering(InetAddress.getByName("127.0.0.5"), victim, "other-2");
-        resetAtOnce(InetAddress.getByName("127.0.0.6"), victim, "a sixth connection overall");
+        // 5 open: a new source takes the place of the busy source's connection idle longest (the first, on this clock)
+        answering(InetAddress.getByName("127.0.0.7"), victim, "newcomer-7");
+        String end = Await.event("the busy source's first connection to make room", Duration.ofSeconds(10),
+                within.get(0).closedByPeer(), () -> "open: " + victim.connectionRemotes());
+        assertTrue(!within.get(1).closedByPeer().isDone() && !within.get(2).closedByPeer().isDone(), "only the first"
+                + " made room (" + end + ")");
+        // the busy source still has two, two more than a new source: once more
+        answering(InetAddress.getByName("127.0.0.8"), victim, "newcomer-8");
+        Await.event("the busy source's second connection to make room", Duration.ofSeconds(10),
+                within.get(1).closedByPeer(), () -> "open: " + victim.connectionRemotes());
+        // now every source has one: a sixth source would only swap places, and is reset
+        resetAtOnce(InetAddress.getByName("127.0.0.9"), victim, "a connection beyond the overall cap with every"
+                + " source at one");
+        assertEquals(5, victim.held().connectionsOpen(), "open: " + victim.connectionRemotes());
 
-        // the peer closes one of its three: a new one from the same source is taken
-        within.get(0).close();
+        // a peer closes one of its own: a new one is taken
+        other6.close();
         Await.until("the phone to forget the closed connection", Duration.ofSeconds(10),
                 () -> victim.held().connectionsOpen(), n -> n == 4);
-        answering(busy, victim, "after-close");
+        answering(InetAddress.getByName("127.0.0.9"), victim, "after-close");
+    }
+
+    /**
+     * Finding 4 again: a CRLF keep-alive (which JAIN-SIP answers by itself) counted as activity, so a peer kept an idle
+     * connection, and its thread, for ever. Only a complete SIP message counts now.
+     */
+    @Test
+    @Timeout(60)
+    void keepAlivesAlone_doNotKeepAConnectionOpen() throws Exception {
+        TestHosts hosts = new TestHosts();
+        SipPhone victim = victim(hosts, 16, 256);
+        RawSip c = answering(InetAddress.getByName("127.0.0.2"), victim, "ka-first");
+        clock.advance(Duration.ofMinutes(3));
+        c.send("\r\n\r\n");
+        Await.until("the phone to answer the keep-alive", Duration.ofSeconds(10), c::keepAliveAnswers, n -> n >= 1);
+        // 6 minutes after its last SIP message, 3 after its keep-alive
+        clock.advance(Duration.ofMinutes(3));
+        String end = Await.event("the phone to close the connection that only sent a keep-alive", Duration.ofSeconds(10),
+                c.closedByPeer(), () -> "open: " + victim.connectionRemotes() + "; " + victim.held());
+        assertEquals(1L, victim.held().connectionsClosedIdle(), "closed as idle (" + end + ")");
+    }
+
+    /**
+     * Finding 4 again: a connection without a call or a registration is closed at its maximum age (10 minutes) however
+     * busy it is with requests outside a call.
+     */
+    @Test
+    @Timeout(60)
+    void aConnectionWithoutACallOrRegistration_isClosedAtItsMaximumAge_howeverBusy() throws Exception {
+        TestHosts hosts = new TestHosts();
+        SipPhone victim = victim(hosts, 16, 256);
+        RawSip c = answering(InetAddress.getByName("127.0.0.2"), victim, "busy-0");
+        for (int minutes = 4; minutes <= 8; minutes += 4) {
+            clock.advance(Duration.ofMinutes(4));
+            String callId = "busy-" + minutes;
+            c.send(RawSip.options(callId, "TCP", c.via()));
+            RawSip.Response r = Await.until("an answer after " + minutes + " minutes", Duration.ofSeconds(10),
+                    () -> c.finals().get(callId), x -> x != null);
+            assertEquals(200, r.status(), "still open and answering after " + minutes + " minutes: " + r.text());
+        }
+        clock.advance(Duration.ofMinutes(4));
+        String end = Await.event("the phone to close the 12-minute-old connection", Duration.ofSeconds(10),
+                c.closedByPeer(), () -> "open: " + victim.connectionRemotes() + "; " + victim.held());
+        assertEquals(1L, victim.held().connectionsClosedIdle(), "closed (" + end + ")");
     }
 
     /**

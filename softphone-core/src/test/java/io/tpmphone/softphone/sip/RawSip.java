@@ -39,6 +39,8 @@ final class RawSip implements AutoCloseable {
     /** Final responses by Call-ID (the first one). */
     private final Map<String, Response> finals = new ConcurrentHashMap<>();
     private final CompletableFuture<String> closedByPeer = new CompletableFuture<>();
+    /** CRLFs the phone sent outside a message: its answers to our CRLF CRLF keep-alives (RFC 5626 §3.5.1). */
+    private final java.util.concurrent.atomic.AtomicInteger keepAliveAnswers = new java.util.concurrent.atomic.AtomicInteger();
 
     private RawSip(Socket socket) {
         this.socket = socket;
@@ -78,6 +80,17 @@ final class RawSip implements AutoCloseable {
         return socket.getLocalAddress().getHostAddress() + ":" + socket.getLocalPort();
     }
 
+    /** Our port. */
+    int localPort() {
+        return socket.getLocalPort();
+    }
+
+    /** Closes the connection with a reset (no FIN): the phone's next write on it fails. */
+    void reset() throws IOException {
+        socket.setSoLinger(true, 0);
+        socket.close();
+    }
+
     void send(byte[] message) throws IOException {
         socket.getOutputStream().write(message);
         socket.getOutputStream().flush();
@@ -93,6 +106,11 @@ final class RawSip implements AutoCloseable {
 
     Map<String, Response> finals() {
         return Map.copyOf(finals);
+    }
+
+    /** How many CRLF keep-alive answers the phone sent. */
+    int keepAliveAnswers() {
+        return keepAliveAnswers.get();
     }
 
     /** Completes (with what ended the connection) once the phone closed it: end of stream or a reset. */
@@ -129,6 +147,7 @@ final class RawSip implements AutoCloseable {
         while (true) {
             while (text.startsWith("\r\n", at)) {
                 at += 2; // keep-alive answers
+                keepAliveAnswers.incrementAndGet();
             }
             int end = text.indexOf("\r\n\r\n", at);
             if (end < 0) {

@@ -131,6 +131,29 @@ class UdpRefusalIT {
                 + " (" + compact.length + " bytes) was sent: " + received);
     }
 
+    /**
+     * Issue 12's second review, finding 6: JAIN-SIP answers a request whose CSeq names another method by itself, with a
+     * 400 larger than a small request, before the phone sees it. The listening socket lets no refusal carry more bytes
+     * to an address than came from it.
+     */
+    @Test
+    @Timeout(60)
+    void jainSipsOwn400ForAMismatchedCSeq_isNotSentWhenLargerThanTheRequest() throws Exception {
+        String m = "OPTIONS sip:v@127.0.0.1 SIP/2.0\r\nv: SIP/2.0/UDP 127.0.0.1:" + socket.getLocalPort()
+                + ";branch=z9hG4bKb\r\nf: <sip:a@b>;tag=1\r\nt: <sip:v@c>\r\ni: mismatch-1\r\nCSeq: 1 INVITE\r\n"
+                + "l: 0\r\n\r\n";
+        byte[] mismatched = m.getBytes(StandardCharsets.US_ASCII);
+        send(mismatched);
+        Await.until("the phone to withhold JAIN-SIP's 400, larger than the request", Duration.ofSeconds(10),
+                () -> victim.held().udpRefusalsWithheld() == 1, () -> "withheld: " + victim.held()
+                        + "; received " + received);
+        // the phone has moved on: a normal INVITE after it is answered, and nothing came for the mismatched one
+        String after = exchange(invite("policy-3", "<sip:mallory@evil.test>", sdp("0", true)), "policy-3");
+        assertStatus(403, after);
+        assertTrue(received.stream().noneMatch(r -> callId(r).equals("mismatch-1")), "an answer to the "
+                + mismatched.length + "-byte request was sent: " + received);
+    }
+
     private static void assertStatus(int status, String answer) {
         assertTrue(answer.startsWith("SIP/2.0 " + status + " "), "expected " + status + ", got: " + firstLine(answer));
     }
