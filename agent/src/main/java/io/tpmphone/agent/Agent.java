@@ -185,6 +185,19 @@ public final class Agent implements AutoCloseable {
                     LOG.debug("agent closing; key events stay pending");
                 }
             }
+
+            @Override
+            public void attestAfter(Duration delay) {
+                if (delay.isZero() || delay.isNegative()) {
+                    attestSoon();
+                    return;
+                }
+                try {
+                    scheduler.schedule(this::attestSoon, delay.toMillis(), TimeUnit.MILLISECONDS);
+                } catch (java.util.concurrent.RejectedExecutionException e) {
+                    LOG.debug("agent closing; key events stay pending");
+                }
+            }
         });
         store = MeasurementLogStore.open(stateDirectory.resolve("log"), tpm, pcr);
         bootId = bootId(tpm.readClock());

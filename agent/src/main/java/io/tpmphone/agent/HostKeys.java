@@ -60,6 +60,11 @@ public final class HostKeys implements AutoCloseable {
 
         /** Attests soon, on the agent's own thread, to report events. */
         void attestSoon();
+
+        /** Attests after {@code delay} (soon if it is zero), on the agent's own thread, to report events. */
+        default void attestAfter(java.time.Duration delay) {
+            attestSoon();
+        }
     }
 
     private final SealedKeystore keystore;
@@ -286,8 +291,8 @@ public final class HostKeys implements AutoCloseable {
             enqueue(m);
         }
         Attester a = attester;
-        if (a != null && reject && attestSoonDue()) {
-            a.attestSoon();
+        if (a != null && reject) {
+            nextAttestation().ifPresent(a::attestAfter);
         }
     }
 
@@ -300,8 +305,9 @@ public final class HostKeys implements AutoCloseable {
         events.addLast(new PendingEvent(++sequence, m));
     }
 
-    private synchronized boolean attestSoonDue() {
-        return rejected.attestSoonDue();
+    /** When to attest for a rejection or a backlog: now, at the end of the gap, or not (one is already set). */
+    private synchronized Optional<java.time.Duration> nextAttestation() {
+        return rejected.nextAttestation();
     }
 
     /**
@@ -370,8 +376,8 @@ public final class HostKeys implements AutoCloseable {
             }
         }
         Attester a = attester;
-        if (r.more() && a != null && attestSoonDue()) {
-            a.attestSoon();
+        if (r.more() && a != null) {
+            nextAttestation().ifPresent(a::attestAfter);
         }
     }
 

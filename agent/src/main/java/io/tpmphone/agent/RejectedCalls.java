@@ -8,6 +8,7 @@ import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 
 /**
  * Rejected call decisions, summed up so that a peer cannot make the host report (and the server record) one audit
@@ -16,8 +17,8 @@ import java.util.Map;
  *
  * <p>Per (direction, peer level, required level) — at most 2 × 5 × 5 keys, whatever the peers send — the first
  * rejection of a {@link #WINDOW} is reported in full; the rest are counted and reported as one summary event with a
- * {@code count} with the next report. Immediate attestations for rejections are at most one per
- * {@link #ATTEST_SOON_GAP}. Not thread-safe: {@link HostKeys} calls it under its own lock.
+ * {@code count} with the next report. Attestations for rejections are at most one per {@link #ATTEST_SOON_GAP}: one
+ * asked for within the gap is set for its end, not dropped. Not thread-safe: {@link HostKeys} calls it under its own lock.
  */
 final class RejectedCalls {
     /** How long after a full report the same kind of rejection is only counted. */
@@ -27,7 +28,8 @@ final class RejectedCalls {
 
     private final Clock clock;
     private final Map<String, Window> windows = new LinkedHashMap<>();
-    private Instant lastAttestSoon;
+    /** When the latest attestation for rejections was set for (now or later), or null. */
+    private Instant next;
 
     RejectedCalls(Clock clock) {
         this.clock = clock;
@@ -98,15 +100,22 @@ final class RejectedCalls {
         return summaries;
     }
 
-    /** True (and remembered) if an immediate attestation may be asked for now. */
-    boolean attestSoonDue() {
+    /**
+     * When to attest for a rejection or a report backlog: now if none was set within {@link #ATTEST_SOON_GAP} before
+     * now, else at the end of that gap — unless one is already set for later (empty). So a rejection is reported
+     * within the gap, and a flood costs one attestation per gap.
+     */
+    Optional<Duration> nextAttestation() {
         Instant now = clock.instant();
-        if (lastAttestSoon != null && now.isBefore(lastAttestSoon.plus(ATTEST_SOON_GAP))
-                && !now.isBefore(lastAttestSoon)) {
-            return false;
+        if (next == null || !now.isBefore(next.plus(ATTEST_SOON_GAP)) || next.isAfter(now.plus(ATTEST_SOON_GAP))) {
+            next = now; // none within the gap (or the clock was set back past it)
+            return Optional.of(Duration.ZERO);
         }
-        lastAttestSoon = now;
-        return true;
+        if (next.isAfter(now)) {
+            return Optional.empty(); // one is set for later and will report this too
+        }
+        next = next.plus(ATTEST_SOON_GAP);
+        return Optional.of(Duration.between(now, next));
     }
 
     private void forgetExpired(Instant now) {

@@ -9,6 +9,7 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -64,14 +65,18 @@ class RejectedCallsTest {
     }
 
     @Test
-    void immediateAttestations_areAtMostOnePerGap() {
-        assertTrue(rejected.attestSoonDue());
-        int due = 0;
+    void attestationsForRejections_areAtMostOnePerGap_andOneWithinTheGapIsSetForItsEnd_notDropped() {
+        assertEquals(Optional.of(Duration.ZERO), rejected.nextAttestation(), "the first: now");
+        clock.advance(Duration.ofSeconds(3));
+        assertEquals(Optional.of(RejectedCalls.ATTEST_SOON_GAP.minusSeconds(3)), rejected.nextAttestation(),
+                "one within the gap is set for its end (a rejection right after another is still reported soon)");
         for (int i = 0; i < 1000; i++) {
-            due += rejected.attestSoonDue() ? 1 : 0;
+            assertEquals(Optional.empty(), rejected.nextAttestation(), "a flood adds none: one is set (" + i + ")");
         }
-        assertEquals(0, due, "none within the gap");
-        clock.advance(RejectedCalls.ATTEST_SOON_GAP);
-        assertTrue(rejected.attestSoonDue(), "one after the gap");
+        clock.advance(RejectedCalls.ATTEST_SOON_GAP.minusSeconds(3));
+        assertEquals(Optional.of(RejectedCalls.ATTEST_SOON_GAP), rejected.nextAttestation(),
+                "at the set time, the next is one gap later");
+        clock.advance(RejectedCalls.ATTEST_SOON_GAP.multipliedBy(3));
+        assertEquals(Optional.of(Duration.ZERO), rejected.nextAttestation(), "after a quiet gap: now again");
     }
 }
