@@ -46,8 +46,6 @@ import java.util.stream.Stream;
 public final class TwoHostRig implements AutoCloseable {
     /** The admin token of the rig's server. */
     public static final String ADMIN_TOKEN = HexFormat.of().formatHex(randomBytes(24));
-    /** The measured softphone's own logging configuration (a resource of softphone-core). */
-    public static final String SOFTPHONE_LOGGING = "-Dlogback.configurationFile=tpmphone-softphone-logback.xml";
     /** Namespace isolation of the softphones needs root (unshare, setpriv); without it the policy cannot ask for it. */
     public static final boolean ISOLATE = "root".equals(System.getProperty("user.name"));
     /** The measurement PCR. */
@@ -86,7 +84,7 @@ public final class TwoHostRig implements AutoCloseable {
                 childPorts.put(h[0], port);
                 releases.put(h[0], new LaunchSpec(Path.of(System.getProperty("java.home")), classPath,
                         config(dir.resolve(h[0] + "-release"), h[0], port, h[1]),
-                        SoftphoneMain.class.getName(), List.of(SOFTPHONE_LOGGING), List.of(), ISOLATE)
+                        SoftphoneMain.class.getName(), List.of(SoftphoneRelease.LOGGING_OPTION), List.of(), ISOLATE)
                         .withChildUser(LaunchSpec.childUserFor(h[0]))); // each softphone its own user
             }
             SwtpmProcess tpmA = keep(SwtpmProcess.builder().withEkCertificate(true).start());
