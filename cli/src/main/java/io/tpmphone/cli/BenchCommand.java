@@ -5,7 +5,7 @@ import io.tpmphone.benchmarks.AuditAppendLoad;
 import io.tpmphone.benchmarks.HttpsAppraisalLoad;
 import io.tpmphone.benchmarks.SrtpBenchmarks;
 import io.tpmphone.swtpm.SwtpmProcess;
-import io.tpmphone.tpm.TpmBenchmark;
+import io.tpmphone.benchmarks.TpmBenchmark;
 import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
