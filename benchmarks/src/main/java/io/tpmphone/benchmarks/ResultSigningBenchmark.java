@@ -51,7 +51,9 @@ import org.openjdk.jmh.annotations.Warmup;
  *   <li>{@code nimbusOnBc}: nimbus-jose-jwt's {@code ECDSASigner} on the Bouncy Castle provider (it signs DER through
  *       JCA and transcodes), with its own header and serialization.</li>
  * </ul>
- * Plain JMH ({@code java -cp … org.openjdk.jmh.Main ResultSigningBenchmark}); see benchmarks/README.md.
+ * Plain JMH ({@code java -cp … org.openjdk.jmh.Main ResultSigningBenchmark}); on a machine shared with other work,
+ * where JMH's wall-clock throughput of one benchmark after another mostly measures the neighbours,
+ * {@link #main} runs the four interleaved and reports CPU time per signature instead. See benchmarks/README.md.
  */
 @Fork(value = 1, jvmArgsAppend = {"-Xms512m", "-Xmx512m"})
 @Warmup(iterations = 4, time = 1)
@@ -148,6 +150,60 @@ public class ResultSigningBenchmark {
 
     private static String compact(byte[] input, byte[] rs) {
         return new String(input, StandardCharsets.US_ASCII) + '.' + B64URL.encodeToString(rs);
+    }
+
+    /** One way of signing, for {@link #main}. */
+    @FunctionalInterface
+    private interface Way {
+        String sign() throws Exception;
+    }
+
+    /**
+     * The four ways interleaved in {@code ROUNDS} rounds (default 12, the order rotating each round) of {@code N}
+     * signatures each (default 1000), after 3000 of warm-up each; prints the median, min and max of the per-round
+     * CPU time per signature (this thread's CPU time: time the scheduler gives to other processes is not counted).
+     */
+    public static void main(String[] args) throws Exception {
+        int rounds = args.length > 0 ? Integer.parseInt(args[0]) : 12;
+        int n = args.length > 1 ? Integer.parseInt(args[1]) : 1000;
+        ResultSigningBenchmark b = new ResultSigningBenchmark();
+        b.setUp();
+        try {
+            Map<String, Way> ways = new LinkedHashMap<>();
+            ways.put("server", b::server);
+            ways.put("bcDerToJose", b::bcDerToJose);
+            ways.put("bcPlain", b::bcPlain);
+            ways.put("nimbusOnBc", b::nimbusOnBc);
+            java.lang.management.ThreadMXBean cpu = java.lang.management.ManagementFactory.getThreadMXBean();
+            for (Way w : ways.values()) {
+                for (int i = 0; i < 3000; i++) {
+                    w.sign();
+                }
+            }
+            Map<String, List<Double>> micros = new LinkedHashMap<>();
+            List<String> order = new java.util.ArrayList<>(ways.keySet());
+            for (int r = 0; r < rounds; r++) {
+                java.util.Collections.rotate(order, 1);
+                for (String name : order) {
+                    Way w = ways.get(name);
+                    long t0 = cpu.getCurrentThreadCpuTime();
+                    for (int i = 0; i < n; i++) {
+                        w.sign();
+                    }
+                    micros.computeIfAbsent(name, k -> new java.util.ArrayList<>())
+                            .add((cpu.getCurrentThreadCpuTime() - t0) / 1e3 / n);
+                }
+            }
+            System.out.printf(java.util.Locale.ROOT, "CPU us per signed result, %d interleaved rounds of %d:%n",
+                    rounds, n);
+            for (Map.Entry<String, List<Double>> e : micros.entrySet()) {
+                List<Double> v = e.getValue().stream().sorted().toList();
+                System.out.printf(java.util.Locale.ROOT, "  %-12s median %6.1f  min %6.1f  max %6.1f%n", e.getKey(),
+                        v.get(v.size() / 2), v.get(0), v.get(v.size() - 1));
+            }
+        } finally {
+            b.tearDown();
+        }
     }
 
     /** DER SEQUENCE { INTEGER r, INTEGER s } to the 64-byte r || s of ES256: the conversion the server dropped. */
