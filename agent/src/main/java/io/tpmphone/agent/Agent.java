@@ -11,6 +11,7 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.security.GeneralSecurityException;
 import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
@@ -26,6 +27,8 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
+import org.bouncycastle.util.io.pem.PemObject;
+import org.bouncycastle.util.io.pem.PemReader;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -593,15 +596,36 @@ public final class Agent implements AutoCloseable {
         public byte[] resultVerificationKey() throws Exception {
             byte[] k = resultKey;
             if (k == null) {
-                String pem = server.get("/v1/server", null).path("resultSigningKey").asText("");
-                String body = pem.replaceAll("-----(BEGIN|END) PUBLIC KEY-----", "").replaceAll("\\s", "");
-                k = java.util.Base64.getDecoder().decode(body);
-                // parse once: a server answering garbage fails here, not in the child
-                java.security.KeyFactory.getInstance("EC").generatePublic(new java.security.spec.X509EncodedKeySpec(k));
+                // parsed once: a server answering garbage fails here, not in the child
+                k = resultKeyFromPem(server.get("/v1/server", null).path("resultSigningKey").asText(""));
                 resultKey = k;
             }
             return k.clone();
         }
+    }
+
+    /**
+     * The DER SubjectPublicKeyInfo of the server's result key, from the PEM {@code PUBLIC KEY} that {@code GET
+     * /v1/server} publishes as {@code resultSigningKey} (read by Bouncy Castle's {@link PemReader}); it must be an EC
+     * key.
+     *
+     * @throws GeneralSecurityException if the text holds no PEM public key, or not an EC one
+     */
+    static byte[] resultKeyFromPem(String pem) throws GeneralSecurityException {
+        PemObject object;
+        try (PemReader reader = new PemReader(new java.io.StringReader(pem))) {
+            object = reader.readPemObject();
+        } catch (IOException e) {
+            throw new GeneralSecurityException("the server's resultSigningKey is not readable as PEM: "
+                    + e.getMessage(), e);
+        }
+        if (object == null || !object.getType().equals("PUBLIC KEY")) {
+            throw new GeneralSecurityException("the server's resultSigningKey is not a PEM \"PUBLIC KEY\" block: "
+                    + (object == null ? "no PEM block" : object.getType()));
+        }
+        byte[] der = object.getContent();
+        java.security.KeyFactory.getInstance("EC").generatePublic(new java.security.spec.X509EncodedKeySpec(der));
+        return der;
     }
 
     /** The broker's quote for the child: the measured state over the child's binder. */

@@ -4,8 +4,8 @@ import io.tpmphone.attestation.internal.EcCurves;
 import io.tpmphone.attestation.internal.TpmReader;
 import io.tpmphone.attestation.internal.TpmWriter;
 import java.io.IOException;
+import java.io.StringWriter;
 import java.math.BigInteger;
-import java.nio.charset.StandardCharsets;
 import java.security.GeneralSecurityException;
 import java.security.InvalidKeyException;
 import java.security.KeyFactory;
@@ -19,7 +19,6 @@ import java.security.spec.ECPublicKeySpec;
 import java.security.spec.InvalidKeySpecException;
 import java.security.spec.RSAPublicKeySpec;
 import java.util.Arrays;
-import java.util.Base64;
 import java.util.Collections;
 import java.util.EnumSet;
 import java.util.HexFormat;
@@ -33,6 +32,8 @@ import org.bouncycastle.asn1.pkcs.PKCSObjectIdentifiers;
 import org.bouncycastle.asn1.x509.AlgorithmIdentifier;
 import org.bouncycastle.asn1.x509.SubjectPublicKeyInfo;
 import org.bouncycastle.asn1.x9.X9ObjectIdentifiers;
+import org.bouncycastle.util.io.pem.PemObject;
+import org.bouncycastle.util.io.pem.PemWriter;
 
 /**
  * A strictly parsed {@code TPMT_PUBLIC} (TPM 2.0 Part 2 §12.2.4): the public area of an RSA, ECC, KEYEDHASH or
@@ -449,11 +450,18 @@ public final class TpmtPublic {
         }
     }
 
-    /** {@link #subjectPublicKeyInfo()} as PEM ({@code -----BEGIN PUBLIC KEY-----}), e.g. for tpm2_checkquote. */
+    /**
+     * {@link #subjectPublicKeyInfo()} as PEM ({@code -----BEGIN PUBLIC KEY-----}, RFC 7468 §13), e.g. for
+     * tpm2_checkquote; written by Bouncy Castle's {@link PemWriter}.
+     */
     public String toPem() throws InvalidKeyException {
-        String b64 = Base64.getMimeEncoder(64, "\n".getBytes(StandardCharsets.US_ASCII))
-                .encodeToString(subjectPublicKeyInfo());
-        return "-----BEGIN PUBLIC KEY-----\n" + b64 + "\n-----END PUBLIC KEY-----\n";
+        StringWriter out = new StringWriter();
+        try (PemWriter w = new PemWriter(out)) {
+            w.writeObject(new PemObject("PUBLIC KEY", subjectPublicKeyInfo()));
+        } catch (IOException e) {
+            throw new IllegalStateException("writing PEM to a string failed", e);
+        }
+        return out.toString();
     }
 
     @Override

@@ -107,7 +107,8 @@ class TpmtPublicTest {
         TpmtPublic p = TpmtPublic.parse(HAND_ECC_AK);
         String pem = p.toPem();
         assertTrue(pem.startsWith("-----BEGIN PUBLIC KEY-----\n"), pem);
-        assertTrue(pem.endsWith("-----END PUBLIC KEY-----\n"), pem);
+        assertTrue(pem.strip().endsWith("-----END PUBLIC KEY-----"), pem);
+        assertTrue(pem.lines().allMatch(l -> l.length() <= 64), "RFC 7468: lines of at most 64 characters: " + pem);
         String body = pem.replaceAll("-----[A-Z ]+-----", "").replace("\n", "");
         PublicKey key = KeyFactory.getInstance("EC").generatePublic(new X509EncodedKeySpec(
                 Base64.getDecoder().decode(body)));

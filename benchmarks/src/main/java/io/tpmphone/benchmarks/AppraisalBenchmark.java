@@ -13,14 +13,12 @@ import io.tpmphone.attestation.PcrValues;
 import io.tpmphone.attestation.QuoteVerifier;
 import io.tpmphone.attestation.TpmtPublic;
 import io.tpmphone.attestation.VerifiedQuote;
-import io.tpmphone.server.internal.ResultSigner;
+import io.tpmphone.server.InProcessVerifier;
 import io.tpmphone.swtpm.SwtpmProcess;
 import io.tpmphone.tpm.TpmQuote;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.security.KeyPairGenerator;
 import java.security.SecureRandom;
-import java.security.spec.ECGenParameterSpec;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.HexFormat;
@@ -84,7 +82,8 @@ public class AppraisalBenchmark {
         TpmQuote[] quotes;
         byte[] logBytes;
         MeasurementLog acceptedLog;
-        ResultSigner signer;
+        /** Signs as the server does (ES256 with its result key); no appraisal runs through it here. */
+        InProcessVerifier signer;
         final AtomicInteger cursor = new AtomicInteger();
 
         @Setup(Level.Trial)
@@ -93,6 +92,7 @@ public class AppraisalBenchmark {
             var spec = Release.spec(directory);
             policy = AttestationPolicy.parse(Release.policy(spec));
             try (MeasuredHost host = MeasuredHost.start("core-host", directory, spec)) {
+                signer = InProcessVerifier.open(directory.resolve("server"), host.ekCaChain(), Release.policy(spec));
                 akPublic = host.akPublic().encoded();
                 logBytes = host.log().encode();
                 acceptedLog = host.log();
@@ -105,17 +105,20 @@ public class AppraisalBenchmark {
                     quotes[i] = host.quote(policy.requiredPcrSelection(), nonces[i]);
                 }
             }
-            KeyPairGenerator kpg = KeyPairGenerator.getInstance("EC");
-            kpg.initialize(new ECGenParameterSpec("secp256r1"));
-            signer = new ResultSigner(kpg.generateKeyPair());
             for (int i = 0; i < COUNT; i++) {
                 appraise(this, i); // throws unless MEASURED
             }
         }
 
         @TearDown(Level.Trial)
-        public void tearDown() {
-            SwtpmProcess.deleteDirectory(directory);
+        public void tearDown() throws Exception {
+            try {
+                if (signer != null) {
+                    signer.close();
+                }
+            } finally {
+                SwtpmProcess.deleteDirectory(directory);
+            }
         }
 
         int next() {
@@ -177,7 +180,7 @@ public class AppraisalBenchmark {
         claims.put("policyVersion", q.policy.version());
         a.matchedRelease().ifPresent(r -> claims.put("release", r));
         claims.put("reasons", a.reasons());
-        return q.signer.sign(claims);
+        return q.signer.signResult(claims);
     }
 
     // ---- the full verifier pipeline -------------------------------------------------------------------------------
@@ -210,7 +213,8 @@ public class AppraisalBenchmark {
             hosts = MeasuredHost.startAll(params.getThreads() * HOSTS_PER_THREAD, directory, spec);
             verifier = InProcessVerifier.open(directory.resolve("server"), hosts.get(0).ekCaChain(), policy);
             for (MeasuredHost h : hosts) {
-                akIds.add(verifier.enroll(h));
+                akIds.add(verifier.enroll(h.name(), h.ekPublic().encoded(), h.ekCertificate(), h.akPublic().encoded(),
+                        h::activate));
             }
             selection = verifier.policy().requiredPcrSelection();
         }
@@ -251,7 +255,7 @@ public class AppraisalBenchmark {
                 String akId = v.akIds.get(h);
                 MeasurementLog log = host.log();
                 for (int i = 0; i < EVIDENCE_PER_HOST; i++) {
-                    byte[] nonce = v.verifier.nonces().issue(akId, v.verifier.policy().nonceTtl());
+                    byte[] nonce = v.verifier.issueNonce(akId);
                     TpmQuote quote = host.quote(v.selection, nonce);
                     bodies[n++] = JSON.writeValueAsString(HostAttestation.appraisalRequest(akId, nonce, quote, log));
                 }
@@ -269,20 +273,20 @@ public class AppraisalBenchmark {
         }
     }
 
-    private static Map<String, Object> pipelineOnce(Verifier v, Evidence e) throws Exception {
-        Map<String, Object> response = v.verifier.appraisals().appraise(e.take());
-        if (!"MEASURED".equals(response.get("level"))) {
-            throw new IllegalStateException("expected MEASURED, got " + response.get("level") + " at "
-                    + response.get("failedCheck") + ": " + response.get("reasons"));
+    private static InProcessVerifier.Outcome pipelineOnce(Verifier v, Evidence e) throws Exception {
+        InProcessVerifier.Outcome outcome = v.verifier.appraise(e.take());
+        if (outcome.level() != IntegrityLevel.MEASURED) {
+            throw new IllegalStateException("expected MEASURED, got " + outcome.level() + " at "
+                    + outcome.failedCheck().orElse("-") + ": " + outcome.reasons());
         }
-        return response;
+        return outcome;
     }
 
     @Benchmark
     @Threads(1)
     @Warmup(iterations = 40, time = 10, timeUnit = TimeUnit.MILLISECONDS)
     @Measurement(iterations = 50, time = 10, timeUnit = TimeUnit.MILLISECONDS)
-    public Map<String, Object> pipeline(Verifier v, Evidence e) throws Exception {
+    public InProcessVerifier.Outcome pipeline(Verifier v, Evidence e) throws Exception {
         return pipelineOnce(v, e);
     }
 
@@ -290,7 +294,7 @@ public class AppraisalBenchmark {
     @Threads(2)
     @Warmup(iterations = 40, time = 10, timeUnit = TimeUnit.MILLISECONDS)
     @Measurement(iterations = 50, time = 10, timeUnit = TimeUnit.MILLISECONDS)
-    public Map<String, Object> pipeline2Threads(Verifier v, Evidence e) throws Exception {
+    public InProcessVerifier.Outcome pipeline2Threads(Verifier v, Evidence e) throws Exception {
         return pipelineOnce(v, e);
     }
 }

@@ -1,5 +1,6 @@
 package io.tpmphone.benchmarks;
 
+import io.tpmphone.rig.TwoHostRig;
 import io.tpmphone.softphone.CallPolicy;
 import io.tpmphone.softphone.sip.Call;
 import io.tpmphone.softphone.sip.SipPhone;

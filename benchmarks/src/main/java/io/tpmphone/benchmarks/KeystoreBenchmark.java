@@ -1,36 +1,34 @@
 package io.tpmphone.benchmarks;
 
 import io.tpmphone.attestation.HashAlgorithm;
+import io.tpmphone.attestation.KeystorePolicy;
 import io.tpmphone.attestation.PcrSelection;
+import io.tpmphone.attestation.PolicyDigest;
 import io.tpmphone.attestation.SecretBytes;
-import io.tpmphone.keystore.KeyReleaseBenchmark;
 import io.tpmphone.keystore.Protection;
 import io.tpmphone.keystore.SealedKeystore;
 import io.tpmphone.keystore.Unlock;
-import io.tpmphone.server.internal.KeyApprover;
 import io.tpmphone.swtpm.SwtpmProcess;
+import io.tpmphone.tpm.AuthorityKey;
 import io.tpmphone.tpm.PolicyApproval;
 import io.tpmphone.tpm.TpmClient;
 import io.tpmphone.tpm.TpmUri;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.security.KeyPairGenerator;
-import java.security.spec.ECGenParameterSpec;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.Base64;
-import java.util.HexFormat;
 import java.util.List;
-import java.util.Map;
 import java.util.Optional;
 
 /**
  * Key release latency on a private swtpm, side by side in one run (alternating rounds): an SRTP key from an
  * AUTHORIZED keystore with the server's clock-limited approval (VerifySignature, PolicyPCR, PolicyCounterTimer,
  * PolicyAuthorize, Unseal, HKDF, durable fingerprint), from a PCR_ONLY keystore (PolicyPCR, Unseal, ...), and a
- * TLS identity key signature under the same approval. Returns figures; prints nothing.
+ * TLS identity key signature under the same approval. The approval is signed by a software policy authority
+ * ({@code AuthorityKey} from tpm's test helpers) over the same policy the attestation server approves. Returns
+ * figures; prints nothing.
  */
 public final class KeystoreBenchmark {
     /** One operation's latency over all rounds, in milliseconds. */
@@ -45,24 +43,21 @@ public final class KeystoreBenchmark {
         try (SwtpmProcess swtpm = SwtpmProcess.builder().start();
              TpmClient tpm = TpmClient.open(TpmUri.parse(swtpm.tpmUri()))) {
             tpm.pcrExtend(14, HashAlgorithm.SHA256.digest("softphone".getBytes(StandardCharsets.US_ASCII)));
-            KeyPairGenerator g = KeyPairGenerator.getInstance("EC");
-            g.initialize(new ECGenParameterSpec("secp256r1"));
-            KeyApprover approver = new KeyApprover(g.generateKeyPair());
+            // The server's role, in software: an approval of the current PCRs, limited to this boot (reset count)
+            // and the next hour of TPM clock, for this host's EK (policyRef), as the attestation server signs it.
+            AuthorityKey authority = new AuthorityKey();
             byte[] ekName = tpm.ensureEndorsementKey(io.tpmphone.tpm.EkType.RSA_2048).name();
             io.tpmphone.attestation.ClockInfo clock = tpm.readClock();
-            Map<String, Object> a = approver.approve(tpm.pcrRead(pcrs), pcrs, clock.resetCount(), clock.clock(),
-                    Duration.ofHours(1), ekName);
-            PolicyApproval approval = new PolicyApproval(HexFormat.of().parseHex((String) a.get("approvedPolicy")),
-                    HexFormat.of().parseHex((String) a.get("policyRef")),
-                    Base64.getDecoder().decode((String) a.get("signature")), approver.publicArea().encoded(),
-                    Optional.of(new PolicyApproval.Limit(clock.resetCount(), (Long) a.get("clockBefore"))));
+            byte[] pcrPolicy = PolicyDigest.initial(HashAlgorithm.SHA256).policyPcr(tpm.pcrRead(pcrs)).value();
+            PolicyApproval approval = authority.approveUntil(pcrPolicy, clock.resetCount(),
+                    clock.clock() + Duration.ofHours(1).toMillis(), KeystorePolicy.hostPolicyRef(ekName));
             Unlock approved = Unlock.approved(approval);
             Files.createDirectories(directory);
             List<long[]> authorized = new ArrayList<>();
             List<long[]> pcrOnly = new ArrayList<>();
             List<long[]> sign = new ArrayList<>();
             try (SealedKeystore auth = SealedKeystore.create(tpm, Files.createTempDirectory(directory, "authorized"),
-                    Protection.authorizedForHost(pcrs, approver.publicArea(), ekName), Optional.empty());
+                    Protection.authorizedForHost(pcrs, authority.publicArea(), ekName), Optional.empty());
                  SealedKeystore plain = SealedKeystore.create(tpm, Files.createTempDirectory(directory, "pcr-only"),
                          Protection.pcrOnly(pcrs), Optional.<SecretBytes>empty())) {
                 auth.identityKey();

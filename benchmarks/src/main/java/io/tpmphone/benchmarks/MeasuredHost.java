@@ -3,10 +3,12 @@ package io.tpmphone.benchmarks;
 import io.tpmphone.agent.LaunchSpec;
 import io.tpmphone.agent.MeasuredLauncher;
 import io.tpmphone.agent.MeasurementLogStore;
+import io.tpmphone.attestation.CredentialBlob;
 import io.tpmphone.attestation.EventType;
 import io.tpmphone.attestation.HashAlgorithm;
 import io.tpmphone.attestation.MeasurementLog;
 import io.tpmphone.attestation.PcrSelection;
+import io.tpmphone.attestation.SecretBytes;
 import io.tpmphone.attestation.TpmtPublic;
 import io.tpmphone.swtpm.SwtpmProcess;
 import io.tpmphone.tpm.EkType;
@@ -151,6 +153,20 @@ final class MeasuredHost implements AutoCloseable {
 
     MeasurementLog log() {
         return store.log();
+    }
+
+    /**
+     * Answers the registrar's MakeCredential challenge with this host's TPM (TPM2_ActivateCredential with the AK and
+     * the RSA EK): the recovered secret, a copy the caller wipes.
+     */
+    byte[] activate(CredentialBlob challenge) throws TpmException {
+        SecretBytes secret = tpm.activateCredential(PersistentHandle.AK, EkType.RSA_2048.defaultHandle(),
+                challenge.integrityHmac(), challenge.encIdentity(), challenge.encryptedSecret());
+        try {
+            return secret.reveal();
+        } finally {
+            secret.destroy();
+        }
     }
 
     TpmQuote quote(PcrSelection selection, byte[] nonce) throws TpmException {

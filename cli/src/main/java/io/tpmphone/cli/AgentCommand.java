@@ -7,7 +7,6 @@ import io.tpmphone.agent.LaunchSpec;
 import io.tpmphone.attestation.OwnerOnlyFiles;
 import io.tpmphone.attestation.UntrustedText;
 import io.tpmphone.cli.internal.Pem;
-import io.tpmphone.benchmarks.TwoHostRig;
 import io.tpmphone.softphone.PhoneConfig;
 import io.tpmphone.softphone.SoftphoneMain;
 import io.tpmphone.softphone.SoftphoneRelease;
@@ -106,7 +105,7 @@ final class AgentCommand {
                 checkConfiguration(cfg);
             }
             List<String> options = new ArrayList<>();
-            options.add(TwoHostRig.SOFTPHONE_LOGGING);
+            options.add(SoftphoneRelease.LOGGING_OPTION);
             options.addAll(jvmOptions);
             return new LaunchSpec(home, jars, cfg, mainClass, options, List.of(), !noIsolation)
                     .withChildUser(childUser != null ? childUser

@@ -3,9 +3,8 @@ package io.tpmphone.cli;
 import io.tpmphone.attestation.UntrustedText;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.tpmphone.agent.Agent;
-import io.tpmphone.benchmarks.TwoHostRig;
+import io.tpmphone.rig.TwoHostRig;
 import io.tpmphone.softphone.control.ControlClient;
-import io.tpmphone.softphone.internal.BrokerClient;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Files;
@@ -190,14 +189,16 @@ final class DemoCommand implements Callable<Integer> {
                                 a.path("reason").asText()));
                     }
                     boolean sealed;
-                    try (BrokerClient.SrtpKeyMaterial leaked = rig[0].bob().broker().srtpKey(
-                            "AES_CM_128_HMAC_SHA1_80", "demo-after-tamper")) {
-                        facts.add("bob's keystore released a key: that must not happen (" + leaked + ")");
+                    TwoHostRig.KeyRequest k = rig[0].bob().requestSrtpKey("AES_CM_128_HMAC_SHA1_80",
+                            "demo-after-tamper");
+                    if (k.released()) {
+                        facts.add("bob's keystore released a key: that must not happen (" + k.message() + ")");
                         sealed = false;
-                    } catch (BrokerClient.RefusedException e) {
-                        facts.add("bob asks his TPM for an SRTP key: refused " + e.reason() + " — " + firstLine(
-                                e.getMessage()).replaceFirst("^(" + e.reason() + ": )+", ""));
-                        sealed = e.reason().equals("NOT_APPROVED") || e.reason().equals("POLICY_FAIL");
+                    } else {
+                        String reason = k.refusal().orElseThrow();
+                        facts.add("bob asks his TPM for an SRTP key: refused " + reason + " — " + firstLine(
+                                k.message()).replaceFirst("^(" + reason + ": )+", ""));
+                        sealed = reason.equals("NOT_APPROVED") || reason.equals("POLICY_FAIL");
                     }
                     return refused && sealed;
                 });

@@ -14,7 +14,7 @@ import picocli.CommandLine.Help.Ansi;
         description = "A softphone host whose integrity a peer can verify before it talks to it.",
         subcommands = {ServerCommand.class, AgentCommand.class, PolicyCommand.class, EnrollmentTokenCommand.class,
                 AuditCommand.class, PhoneCommands.Call.class, PhoneCommands.Phone.class,
-                SwtpmCommand.class, TpmCommand.class, BenchCommand.class, DemoCommand.class,
+                SwtpmCommand.class, TpmCommand.class, DemoCommand.class,
                 HelpCommand.class},
         exitCodeListHeading = "%nExit codes:%n",
         exitCodeList = {"0:ok", "1:the operation failed", "2:usage error (the message says which option)"},
@@ -27,7 +27,9 @@ import picocli.CommandLine.Help.Ansi;
                 "  TPMPHONE_HOME  where `swtpm start` keeps its instances (default ~/.tpmphone)",
                 "  TPMPHONE_LOG   log level on stderr (default warn); debug also prints the stack",
                 "                 trace of an error",
-                "  NO_COLOR       if set and not empty: no colours (there are none when piped)"})
+                "  NO_COLOR       if set and not empty: no colours (there are none when piped)",
+                "", "Benchmarks are not part of this program: ./tpmphone bench --help runs them",
+                "from the benchmarks module (benchmarks/README.md)."})
 public final class Main implements Runnable {
 
     @CommandLine.Spec
@@ -61,7 +63,15 @@ public final class Main implements Runnable {
      * do next; stack traces only with {@code TPMPHONE_LOG=debug}.
      */
     static CommandLine commandLine(Map<String, String> env) {
-        CommandLine cli = new CommandLine(new Main());
+        return withConventions(new CommandLine(new Main()), env);
+    }
+
+    /**
+     * Gives {@code cli} what every tpmphone command does (see {@link #commandLine}): colours, and usage errors and
+     * failed operations reported with what to do next. Public for the benchmark commands ({@code ./tpmphone bench}),
+     * a command tree of their own outside this distribution. Returns {@code cli}.
+     */
+    public static CommandLine withConventions(CommandLine cli, Map<String, String> env) {
         cli.setColorScheme(CommandLine.Help.defaultColorScheme(ansi(env)));
         boolean stackTraces = ErrorReport.stackTraces(env);
         cli.setParameterExceptionHandler((ex, args) -> usageError(ex, stackTraces));

@@ -150,7 +150,7 @@ class DemoIT {
                             return demoUsers.contains(Files.getOwner(f).getName())
                                     || Files.getLastModifiedTime(f).compareTo(started) >= 0
                                     && Files.getOwner(f).getName().equals(System.getProperty("user.name"))
-                                    && !io.tpmphone.benchmarks.TwoHostRig.ISOLATE;
+                                    && !io.tpmphone.rig.TwoHostRig.ISOLATE;
                         } catch (IOException gone) {
                             return false;
                         }

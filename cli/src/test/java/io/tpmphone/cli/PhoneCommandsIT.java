@@ -5,7 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import io.tpmphone.benchmarks.TwoHostRig;
+import io.tpmphone.rig.TwoHostRig;
 import java.io.PrintWriter;
 import io.tpmphone.swtpm.testing.Await;
 import java.io.StringWriter;

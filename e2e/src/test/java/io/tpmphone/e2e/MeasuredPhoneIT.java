@@ -5,7 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import io.tpmphone.benchmarks.TwoHostRig;
+import io.tpmphone.rig.TwoHostRig;
 import io.tpmphone.softphone.control.ControlClient;
 import io.tpmphone.swtpm.testing.Await;
 import java.io.IOException;

@@ -18,6 +18,14 @@ import java.util.Map;
  * agent stages and measures exactly these jars.
  */
 public final class SoftphoneRelease {
+    /**
+     * The JVM option that gives the measured softphone its own logging configuration ({@code
+     * tpmphone-softphone-logback.xml}, a resource of this module). It is part of the measured command line, so PCR 14
+     * of every host and every approved release depend on these exact bytes: changing it is a new release that
+     * operators must approve ({@code SoftphoneReleaseTest} pins it).
+     */
+    public static final String LOGGING_OPTION = "-Dlogback.configurationFile=tpmphone-softphone-logback.xml";
+
     private static final String RESOURCE = "/META-INF/tpmphone/runtime-classpath.txt";
 
     private SoftphoneRelease() {

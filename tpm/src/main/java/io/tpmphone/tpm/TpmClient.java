@@ -11,6 +11,7 @@ import io.tpmphone.attestation.TpmtPublic;
 import io.tpmphone.attestation.TpmtSignature;
 import io.tpmphone.tpm.internal.ResponseParameters;
 import io.tpmphone.tpm.internal.Templates;
+import io.tpmphone.tpm.internal.StockTcpTransport;
 import io.tpmphone.tpm.internal.TpmTransport;
 import io.tpmphone.tpm.internal.TssDevice;
 import java.io.ByteArrayOutputStream;
@@ -119,7 +120,20 @@ public final class TpmClient implements AutoCloseable {
         return open(uri, TpmTransport.open(uri));
     }
 
-    /** A client over a given transport (the benchmark compares transports this way). */
+    /**
+     * A client whose commands travel over TSS.Java's own {@code TpmDeviceTcp} to the swtpm data port {@code host:port}
+     * (it also opens the control port {@code port + 1}, sending nothing there) instead of our transport: no timeouts
+     * and about 100x slower per command. It exists so that {@code tpmphone bench tpm} can run the same command
+     * sequences over both devices; use {@link #open(TpmUri)} for anything else.
+     *
+     * @throws TpmTransportException if the swtpm cannot be reached
+     */
+    public static TpmClient openOverStockTcpDevice(String host, int port) throws TpmException {
+        Objects.requireNonNull(host, "host");
+        return open(TpmUri.swtpm(host, port), new StockTcpTransport(host, port));
+    }
+
+    /** A client over a given transport. */
     static TpmClient open(TpmUri uri, TpmTransport transport) throws TpmException {
         TpmClient client = new TpmClient(uri, transport);
         try {

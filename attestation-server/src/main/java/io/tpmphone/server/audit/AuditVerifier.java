@@ -5,17 +5,15 @@ import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.databind.JsonNode;
-import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.io.InputStream;
+import java.io.StringReader;
+import java.io.StringWriter;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.security.GeneralSecurityException;
-import java.security.KeyFactory;
 import java.security.PublicKey;
-import java.security.cert.CertificateFactory;
-import java.security.cert.X509Certificate;
-import java.security.spec.X509EncodedKeySpec;
+import java.security.interfaces.ECPublicKey;
 import java.sql.Connection;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
@@ -29,6 +27,12 @@ import java.util.Iterator;
 import java.util.List;
 import java.util.Objects;
 import java.util.Optional;
+import org.bouncycastle.asn1.x509.SubjectPublicKeyInfo;
+import org.bouncycastle.cert.X509CertificateHolder;
+import org.bouncycastle.cert.jcajce.JcaX509CertificateConverter;
+import org.bouncycastle.openssl.PEMParser;
+import org.bouncycastle.openssl.jcajce.JcaPEMKeyConverter;
+import org.bouncycastle.openssl.jcajce.JcaPEMWriter;
 import java.util.Set;
 
 /**
@@ -345,35 +349,49 @@ public final class AuditVerifier {
     }
 
     /**
-     * Reads a public key from PEM: {@code PUBLIC KEY} (X.509 SubjectPublicKeyInfo) or {@code CERTIFICATE}.
+     * Reads a public key from PEM: {@code PUBLIC KEY} (X.509 SubjectPublicKeyInfo) or {@code CERTIFICATE} (its key),
+     * the first PEM object in {@code pem}; parsed by Bouncy Castle's {@link PEMParser}.
      *
      * @throws IllegalArgumentException saying what is wrong with the text
      */
     public static PublicKey publicKeyFromPem(String pem) {
         Objects.requireNonNull(pem, "pem");
-        try {
-            if (pem.contains("-----BEGIN CERTIFICATE-----")) {
-                X509Certificate certificate = (X509Certificate) CertificateFactory.getInstance("X.509")
-                        .generateCertificate(new ByteArrayInputStream(pem.getBytes(StandardCharsets.US_ASCII)));
-                return certificate.getPublicKey();
-            }
-            int begin = pem.indexOf("-----BEGIN PUBLIC KEY-----");
-            int end = pem.indexOf("-----END PUBLIC KEY-----");
-            if (begin < 0 || end < begin) {
-                throw new IllegalArgumentException("expected a PEM \"PUBLIC KEY\" or \"CERTIFICATE\" block");
-            }
-            byte[] der = Base64.getMimeDecoder().decode(pem.substring(begin + "-----BEGIN PUBLIC KEY-----".length(), end));
-            return KeyFactory.getInstance("EC").generatePublic(new X509EncodedKeySpec(der));
-        } catch (GeneralSecurityException e) {
-            throw new IllegalArgumentException("not an EC public key or certificate in PEM: " + e.getMessage(), e);
+        Object object;
+        try (PEMParser parser = new PEMParser(new StringReader(pem))) {
+            object = parser.readObject();
+        } catch (IOException e) { // also a PEMException for a damaged block
+            throw new IllegalArgumentException("not readable as PEM: " + e.getMessage(), e);
         }
+        PublicKey key;
+        try {
+            if (object instanceof SubjectPublicKeyInfo spki) {
+                key = new JcaPEMKeyConverter().getPublicKey(spki);
+            } else if (object instanceof X509CertificateHolder certificate) {
+                key = new JcaX509CertificateConverter().getCertificate(certificate).getPublicKey();
+            } else {
+                throw new IllegalArgumentException("expected a PEM \"PUBLIC KEY\" or \"CERTIFICATE\" block, found "
+                        + (object == null ? "none" : "a " + object.getClass().getSimpleName()));
+            }
+        } catch (GeneralSecurityException | IOException e) {
+            throw new IllegalArgumentException("not a public key or certificate in PEM: " + e.getMessage(), e);
+        }
+        if (!(key instanceof ECPublicKey)) {
+            throw new IllegalArgumentException("the PEM holds a " + key.getAlgorithm() + " key; audit checkpoints are"
+                    + " signed with ECDSA P-256: give the server's result-signing key or certificate");
+        }
+        return key;
     }
 
     /** The PEM {@code PUBLIC KEY} text of {@code key}, for handing the checkpoint key to auditors. */
     public static String publicKeyPem(PublicKey key) {
-        return "-----BEGIN PUBLIC KEY-----\n"
-                + Base64.getMimeEncoder(64, new byte[] {'\n'}).encodeToString(key.getEncoded())
-                + "\n-----END PUBLIC KEY-----\n";
+        Objects.requireNonNull(key, "key");
+        StringWriter out = new StringWriter();
+        try (JcaPEMWriter w = new JcaPEMWriter(out)) {
+            w.writeObject(key);
+        } catch (IOException e) {
+            throw new IllegalStateException("writing PEM to a string failed", e);
+        }
+        return out.toString();
     }
 
     private static byte[] nonNull(byte[] bytes) {

@@ -8,7 +8,6 @@ import java.security.PrivateKey;
 import java.security.Provider;
 import java.security.Signature;
 import java.security.interfaces.ECPublicKey;
-import java.util.Arrays;
 import java.util.Base64;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -18,13 +17,19 @@ import java.util.Map;
  * = r || s, 32 bytes each) and the server's result key. Header: {@code alg ES256, kid, typ ear+jwt}. The key id is
  * the hex of the first 16 bytes of SHA-256 over the key's SubjectPublicKeyInfo, as {@code GET /v1/server} shows.
  *
- * <p>Signing runs on Bouncy Castle with one {@link Signature} per thread: ~7x faster than the JDK's SunEC for P-256
- * on this project's machine (benchmarks/EcdsaBenchmark); its ECDSA multiplies k·G with a fixed-point comb. Standard
- * JWS libraries verify the output (the end-to-end tests check it with nimbus-jose-jwt). Thread-safe.
+ * <p>Signing runs on Bouncy Castle's {@code SHA256withPLAIN-ECDSA}, which returns r || s (each left-padded to 32
+ * bytes) as JWS wants it, with one {@link Signature} per thread. Bouncy Castle rather than the JDK's SunEC because it
+ * signs P-256 several times faster (it computes k·G with a precomputed fixed-point comb;
+ * benchmarks/EcdsaBenchmark); its plain encoding rather than DER plus a conversion of our own, or nimbus-jose-jwt,
+ * because it is as fast or faster (benchmarks/ResultSigningBenchmark, figures in docs/decisions/0006). Standard JWS
+ * libraries verify the output (the tests check it with nimbus-jose-jwt). Thread-safe.
  */
 public final class ResultSigner {
     private static final Provider BOUNCY_CASTLE = new org.bouncycastle.jce.provider.BouncyCastleProvider();
     private static final Base64.Encoder B64URL = Base64.getUrlEncoder().withoutPadding();
+    /** ECDSA with SHA-256 whose signature is r || s, each as long as the curve order (32 bytes for P-256). */
+    private static final String ALGORITHM = "SHA256withPLAIN-ECDSA";
+    private static final int ES256_SIGNATURE_BYTES = 64;
 
     private final PrivateKey key;
     private final String keyId;
@@ -39,10 +44,10 @@ public final class ResultSigner {
         header.put("kid", keyId);
         header.put("typ", "ear+jwt");
         this.encodedHeader = B64URL.encode(Json.write(header).getBytes(StandardCharsets.UTF_8));
-        Signature.getInstance("SHA256withECDSA", BOUNCY_CASTLE).initSign(key); // fail now, not per request
+        Signature.getInstance(ALGORITHM, BOUNCY_CASTLE).initSign(key); // fail now, not per request
         this.signers = ThreadLocal.withInitial(() -> {
             try {
-                Signature s = Signature.getInstance("SHA256withECDSA", BOUNCY_CASTLE);
+                Signature s = Signature.getInstance(ALGORITHM, BOUNCY_CASTLE);
                 s.initSign(key);
                 return s;
             } catch (GeneralSecurityException e) {
@@ -73,50 +78,22 @@ public final class ResultSigner {
         signingInput[encodedHeader.length] = '.';
         System.arraycopy(payload, 0, signingInput, encodedHeader.length + 1, payload.length);
         Signature s = signers.get();
-        byte[] der;
+        byte[] rs;
         try {
             s.update(signingInput);
-            der = s.sign();
+            rs = s.sign();
         } catch (GeneralSecurityException | RuntimeException e) {
             signers.remove(); // never reuse a Signature that may hold half an input
             throw e;
         }
-        byte[] signature = B64URL.encode(derToJose(der));
+        if (rs.length != ES256_SIGNATURE_BYTES) { // a key on another curve: refuse rather than emit a bad JWS
+            throw new GeneralSecurityException("ES256 needs a " + ES256_SIGNATURE_BYTES + "-byte r || s, the result key"
+                    + " gave " + rs.length + " bytes: it is not a P-256 key");
+        }
+        byte[] signature = B64URL.encode(rs);
         StringBuilder jws = new StringBuilder(signingInput.length + 1 + signature.length);
         jws.append(new String(signingInput, StandardCharsets.US_ASCII)).append('.')
                 .append(new String(signature, StandardCharsets.US_ASCII));
         return jws.toString();
-    }
-
-    /** DER SEQUENCE { INTEGER r, INTEGER s } to the 64-byte r || s of JWS ES256. */
-    static byte[] derToJose(byte[] der) throws GeneralSecurityException {
-        if (der.length < 8 || der[0] != 0x30 || (der[1] & 0x80) != 0 || der[1] != der.length - 2) {
-            throw new GeneralSecurityException("not a DER ECDSA signature");
-        }
-        int offset = 2;
-        byte[] out = new byte[64];
-        for (int part = 0; part < 2; part++) {
-            if (der[offset] != 0x02) {
-                throw new GeneralSecurityException("not a DER ECDSA signature");
-            }
-            int len = der[offset + 1];
-            if (len <= 0 || offset + 2 + len > der.length) {
-                throw new GeneralSecurityException("not a DER ECDSA signature");
-            }
-            byte[] v = Arrays.copyOfRange(der, offset + 2, offset + 2 + len);
-            int start = 0;
-            while (v.length - start > 32 && v[start] == 0) {
-                start++;
-            }
-            if (v.length - start > 32) {
-                throw new GeneralSecurityException("ECDSA component longer than 32 bytes");
-            }
-            System.arraycopy(v, start, out, part * 32 + 32 - (v.length - start), v.length - start);
-            offset += 2 + len;
-        }
-        if (offset != der.length) {
-            throw new GeneralSecurityException("trailing bytes after a DER ECDSA signature");
-        }
-        return out;
     }
 }

@@ -4,6 +4,7 @@ import static io.tpmphone.server.audit.AuditTestSupport.ecKeyPair;
 import static io.tpmphone.server.audit.AuditTestSupport.fill;
 import static io.tpmphone.server.audit.AuditTestSupport.tamper;
 import static io.tpmphone.server.audit.AuditTestSupport.withTriggersDropped;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -306,8 +307,38 @@ class AuditVerifierTest {
     @Test
     void publicKeyPem_roundTrips() {
         String pem = AuditVerifier.publicKeyPem(keys.getPublic());
-        assertEquals(keys.getPublic(), AuditVerifier.publicKeyFromPem(pem));
+        assertTrue(pem.startsWith("-----BEGIN PUBLIC KEY-----\n") && pem.strip().endsWith("-----END PUBLIC KEY-----"),
+                pem);
+        assertTrue(pem.lines().allMatch(l -> l.length() <= 64), "RFC 7468 lines of at most 64 characters: " + pem);
+        assertArrayEquals(keys.getPublic().getEncoded(), AuditVerifier.publicKeyFromPem(pem).getEncoded());
+        assertArrayEquals(keys.getPublic().getEncoded(),
+                AuditVerifier.publicKeyFromPem("text before the block\n" + pem).getEncoded());
         assertThrows(IllegalArgumentException.class, () -> AuditVerifier.publicKeyFromPem("hello"));
-        assertEquals(Map.of(), Map.of());
+    }
+
+    @Test
+    void publicKeyFromPem_takesACertificatesKey_andRejectsRsaAndDamagedBlocks() throws Exception {
+        java.security.KeyPairGenerator rsa = java.security.KeyPairGenerator.getInstance("RSA");
+        rsa.initialize(2048);
+        String rsaPem = AuditVerifier.publicKeyPem(rsa.generateKeyPair().getPublic());
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> AuditVerifier.publicKeyFromPem(rsaPem));
+        assertTrue(e.getMessage().contains("RSA key"), e.getMessage());
+
+        String damaged = AuditVerifier.publicKeyPem(keys.getPublic()).replace("-----END PUBLIC KEY-----", "");
+        assertThrows(IllegalArgumentException.class, () -> AuditVerifier.publicKeyFromPem(damaged));
+
+        java.security.KeyPair ca = keys;
+        org.bouncycastle.asn1.x500.X500Name name = new org.bouncycastle.asn1.x500.X500Name("CN=audit");
+        java.time.Instant now = java.time.Instant.now();
+        org.bouncycastle.cert.X509CertificateHolder holder = new org.bouncycastle.cert.jcajce
+                .JcaX509v3CertificateBuilder(name, java.math.BigInteger.ONE, java.util.Date.from(now),
+                java.util.Date.from(now.plusSeconds(3600)), name, ca.getPublic())
+                .build(new org.bouncycastle.operator.jcajce.JcaContentSignerBuilder("SHA256withECDSA")
+                        .build(ca.getPrivate()));
+        String certificatePem = "-----BEGIN CERTIFICATE-----\n" + java.util.Base64.getMimeEncoder(64,
+                new byte[] {'\n'}).encodeToString(holder.getEncoded()) + "\n-----END CERTIFICATE-----\n";
+        assertArrayEquals(keys.getPublic().getEncoded(),
+                AuditVerifier.publicKeyFromPem(certificatePem).getEncoded());
     }
 }

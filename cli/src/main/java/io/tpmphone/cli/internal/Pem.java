@@ -17,7 +17,10 @@ import java.util.Arrays;
 import java.util.Base64;
 import java.util.List;
 
-/** Certificates and secrets in files, as operators keep them. */
+/**
+ * Certificates and secrets in files, as operators keep them. Certificates are read by the JDK's X.509
+ * {@link CertificateFactory} (PEM or DER); this class writes no PEM.
+ */
 public final class Pem {
     private Pem() {
     }
@@ -42,11 +45,6 @@ public final class Pem {
             throw new CertificateException(file + " holds no certificate (PEM or DER expected)");
         }
         return out;
-    }
-
-    public static String certificatePem(X509Certificate c) throws GeneralSecurityException {
-        return "-----BEGIN CERTIFICATE-----\n" + Base64.getMimeEncoder(64, "\n".getBytes(StandardCharsets.US_ASCII))
-                .encodeToString(c.getEncoded()) + "\n-----END CERTIFICATE-----\n";
     }
 
     /**

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.tpmphone.softphone.SoftphoneRelease;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -33,8 +34,7 @@ class SoftphoneLoggingTest {
         Path err = dir.resolve("child.log");
         ProcessBuilder pb = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
                 "-cp", System.getProperty("java.class.path"),
-                "-Dlogback.configurationFile=tpmphone-softphone-logback.xml",
-                LoggingProbe.class.getName(), STATS_LOGGER, OTHER_JITSI_LOGGER)
+                SoftphoneRelease.LOGGING_OPTION, LoggingProbe.class.getName(), STATS_LOGGER, OTHER_JITSI_LOGGER)
                 .redirectOutput(out.toFile()).redirectError(err.toFile());
         pb.environment().clear();
         Process p = pb.start();

@@ -4,8 +4,8 @@ import io.tpmphone.tpm.TpmTransportException;
 import tss.TpmDeviceTcp;
 
 /**
- * TSS.Java's own {@code TpmDeviceTcp} behind our transport interface — for the benchmark only, so that the same
- * command sequences run over both devices. It opens the control port (P+1) as well, without sending anything there.
+ * TSS.Java's own {@code TpmDeviceTcp} behind our transport interface — for {@code TpmClient.openOverStockTcpDevice}
+ * only (the TPM benchmark in benchmarks), so that the same command sequences run over both devices. It opens the control port (P+1) as well, without sending anything there.
  */
 public final class StockTcpTransport implements TpmTransport {
     private final String host;

@@ -1,11 +1,8 @@
-package io.tpmphone.cli;
+package io.tpmphone.benchmarks;
 
-import io.tpmphone.benchmarks.AppraisalBenchmarks;
-import io.tpmphone.benchmarks.AuditAppendLoad;
-import io.tpmphone.benchmarks.HttpsAppraisalLoad;
-import io.tpmphone.benchmarks.SrtpBenchmarks;
 import io.tpmphone.swtpm.SwtpmProcess;
-import io.tpmphone.tpm.TpmBenchmark;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
 import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -21,11 +18,17 @@ import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
-/** Benchmarks that print figures (performance is measured here, never by timed unit tests). */
+/**
+ * {@code tpmphone bench}: benchmarks that print figures (performance is measured here, never by timed unit tests).
+ * The benchmark classes return figures; this command prints them. Run by {@code ./tpmphone bench} on the benchmarks
+ * module's own class path ({@link BenchMain}): the CLI's distribution does not carry the benchmarks.
+ */
 @Command(name = "bench", mixinStandardHelpOptions = true, description = {"Benchmarks that print figures:",
         "  tpm        TPM round trips, our transport vs TSS.Java's stock device",
         "  appraisal  appraisals/s: JMH in-process, then HTTPS load",
         "  audit      durable audit-log appends/s with concurrent callers",
+        "  keystore   SRTP key release and TIK signature latency on a swtpm",
+        "  call       call set-up time, attested TLS vs plain TLS",
         "  srtp       SRTP ns per 172-byte packet, ours vs the system's libsrtp2",
         "See benchmarks/README.md."},
         footer = {"", "Examples:", "  ./tpmphone bench tpm", "  ./tpmphone bench appraisal",
@@ -34,19 +37,9 @@ import picocli.CommandLine.Spec;
                 BenchCommand.Keystore.class, BenchCommand.CallSetup.class, BenchCommand.Srtp.class})
 final class BenchCommand {
 
-    /**
-     * Prints the error as every command does ("error: message", the causes, what to do next) on stderr; returns the
-     * run's exit code (1, or 2 for a value that means nothing).
-     */
-    static int failed(CommandSpec spec, Exception e) {
-        PrintWriter err = spec.commandLine().getErr();
-        if (ErrorReport.stackTraces(System.getenv())) {
-            e.printStackTrace(err);
-        }
-        ErrorReport report = ErrorReport.of(e, spec.commandLine());
-        report.print(err, spec.commandLine().getColorScheme().ansi());
-        return report.exitCode();
-    }
+    /** JSON for --json: indented, non-ASCII escaped (as the CLI's own commands print it). */
+    static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT)
+            .enable(com.fasterxml.jackson.core.json.JsonWriteFeature.ESCAPE_NON_ASCII.mappedFeature());
 
     @Command(name = "appraisal", mixinStandardHelpOptions = true,
             description = {"Appraisals per second: JMH in-process, then HTTPS load.",
@@ -94,15 +87,10 @@ final class BenchCommand {
             PrintWriter out = spec.commandLine().getOut();
             HttpsAppraisalLoad.Options options = new HttpsAppraisalLoad.Options(clients, hosts, requests, rounds,
                     serverThreads, Optional.ofNullable(state));
-            List<AppraisalBenchmarks.Row> rows;
-            HttpsAppraisalLoad.Report report;
-            try {
-                // JMH's own progress (iterations, forked VM output) on stderr; stdout stays for the figures.
-                rows = skipJmh ? List.of() : AppraisalBenchmarks.run(jmh, System.err);
-                report = HttpsAppraisalLoad.run(options);
-            } catch (Exception e) {
-                return failed(spec, e);
-            }
+            // JMH's own progress (iterations, forked VM output) on stderr; stdout stays for the figures. A failure
+            // propagates to the command line's handler, which prints it as every tpmphone command does.
+            List<AppraisalBenchmarks.Row> rows = skipJmh ? List.of() : AppraisalBenchmarks.run(jmh, System.err);
+            HttpsAppraisalLoad.Report report = HttpsAppraisalLoad.run(options);
             if (json) {
                 Map<String, Object> doc = new LinkedHashMap<>();
                 if (!skipJmh) {
@@ -120,7 +108,7 @@ final class BenchCommand {
                 https.put("steadyState", report.steadyState().orElse(null));
                 https.put("audit", report.audit());
                 doc.put("https", https);
-                out.println(TpmCommand.JSON.writeValueAsString(doc));
+                out.println(JSON.writeValueAsString(doc));
                 return 0;
             }
             if (!skipJmh) {
@@ -180,14 +168,9 @@ final class BenchCommand {
         @Override
         public Integer call() throws Exception {
             PrintWriter out = spec.commandLine().getOut();
-            AuditAppendLoad.Result r;
-            try {
-                r = AuditAppendLoad.run(threads, seconds, directory);
-            } catch (Exception e) {
-                return failed(spec, e);
-            }
+            AuditAppendLoad.Result r = AuditAppendLoad.run(threads, seconds, directory);
             if (json) {
-                out.println(TpmCommand.JSON.writeValueAsString(r));
+                out.println(JSON.writeValueAsString(r));
                 return 0;
             }
             out.printf(Locale.ROOT, "threads=%d seconds=%.1f appends=%d -> %.0f durable appends/s%n", r.threads(),
@@ -281,15 +264,15 @@ final class BenchCommand {
             PrintWriter out = spec.commandLine().getOut();
             Path dir = Files.createTempDirectory(directory, "tpmphone-bench-keystore");
             try {
-                List<io.tpmphone.benchmarks.KeystoreBenchmark.Figure> figures =
-                        io.tpmphone.benchmarks.KeystoreBenchmark.run(dir, rounds, samples, warmup);
+                List<KeystoreBenchmark.Figure> figures =
+                        KeystoreBenchmark.run(dir, rounds, samples, warmup);
                 if (json) {
                     printJson(out, rounds, figures);
                     return 0;
                 }
                 out.printf(Locale.ROOT, "%-46s %7s %10s %10s %10s%n", "operation", "samples", "median ms", "p95 ms",
                         "min ms");
-                for (io.tpmphone.benchmarks.KeystoreBenchmark.Figure f : figures) {
+                for (KeystoreBenchmark.Figure f : figures) {
                     out.printf(Locale.ROOT, "%-46s %7d %10.3f %10.3f %10.3f%n", f.operation(), f.samples(),
                             f.medianMillis(), f.p95Millis(), f.minMillis());
                 }
@@ -331,15 +314,15 @@ final class BenchCommand {
             PrintWriter out = spec.commandLine().getOut();
             Path dir = Files.createTempDirectory(directory, "tpmphone-bench-call");
             try {
-                List<io.tpmphone.benchmarks.CallSetupBenchmark.Figure> figures =
-                        io.tpmphone.benchmarks.CallSetupBenchmark.run(dir, rounds, calls, warmup);
+                List<CallSetupBenchmark.Figure> figures =
+                        CallSetupBenchmark.run(dir, rounds, calls, warmup);
                 if (json) {
                     printJson(out, rounds, figures);
                     return 0;
                 }
                 out.printf(Locale.ROOT, "%-18s %6s %9s %9s %9s %9s%n", "call set-up", "calls", "p50 ms", "p95 ms",
                         "min ms", "max ms");
-                for (io.tpmphone.benchmarks.CallSetupBenchmark.Figure f : figures) {
+                for (CallSetupBenchmark.Figure f : figures) {
                     out.printf(Locale.ROOT, "%-18s %6d %9.2f %9.2f %9.2f %9.2f%n", f.kind(), f.calls(),
                             f.p50Millis(), f.p95Millis(), f.minMillis(), f.maxMillis());
                 }
@@ -387,7 +370,7 @@ final class BenchCommand {
                         + "jitsi-srtp; elected leaves its per-JVM election alone (default ${DEFAULT-VALUE})")
         List<String> aes;
         @Option(names = "--build-dir", paramLabel = "DIR",
-                description = "where the C program is compiled (default: the CLI's target/ directory)")
+                description = "where the C program is compiled (default: the benchmarks' target/ directory)")
         Path buildDirectory;
         @Option(names = "--json", description = "machine-readable output")
         boolean json;
@@ -403,16 +386,12 @@ final class BenchCommand {
                         "--aes takes distinct values of " + SrtpBenchmarks.Options.AES_CHOICES + ", got " + aes);
             }
             PrintWriter out = spec.commandLine().getOut();
-            SrtpBenchmarks.Report r;
-            try {
-                Path dir = buildDirectory != null ? buildDirectory : defaultBuildDirectory();
-                // JMH's own progress (iterations, forked VM output) on stderr; stdout stays for the figures.
-                r = SrtpBenchmarks.run(new SrtpBenchmarks.Options(passes, iterations, rounds, aes, dir), System.err);
-            } catch (Exception e) {
-                return failed(spec, e);
-            }
+            Path dir = buildDirectory != null ? buildDirectory : defaultBuildDirectory();
+            // JMH's own progress (iterations, forked VM output) on stderr; stdout stays for the figures.
+            SrtpBenchmarks.Report r = SrtpBenchmarks.run(new SrtpBenchmarks.Options(passes, iterations, rounds, aes,
+                    dir), System.err);
             if (json) {
-                out.println(TpmCommand.JSON.writeValueAsString(r));
+                out.println(JSON.writeValueAsString(r));
                 return 0;
             }
             List<SrtpBenchmarks.Implementation> rows = r.implementations();
@@ -480,7 +459,7 @@ final class BenchCommand {
             return s.toString();
         }
 
-        /** The directory holding the CLI's jar (or classes): cli/target when run through ./tpmphone. */
+        /** The directory holding the benchmarks' jar (or classes): benchmarks/target when run through ./tpmphone. */
         private static Path defaultBuildDirectory() throws java.net.URISyntaxException {
             Path location = Path.of(Srtp.class.getProtectionDomain().getCodeSource().getLocation().toURI());
             return location.getParent();
@@ -491,7 +470,7 @@ final class BenchCommand {
         Map<String, Object> doc = new LinkedHashMap<>();
         doc.put("rounds", rounds);
         doc.put("figures", figures);
-        out.println(TpmCommand.JSON.writeValueAsString(doc));
+        out.println(JSON.writeValueAsString(doc));
     }
 
     /** Removes a benchmark's scratch directory. */

@@ -1,5 +1,10 @@
-package io.tpmphone.keystore;
+package io.tpmphone.benchmarks;
 
+import io.tpmphone.keystore.KeystoreException;
+import io.tpmphone.keystore.SealedKeystore;
+import io.tpmphone.keystore.SrtpKeys;
+import io.tpmphone.keystore.SrtpSuite;
+import io.tpmphone.keystore.Unlock;
 import java.time.Duration;
 import java.util.Arrays;
 import java.util.Objects;
@@ -9,7 +14,7 @@ import java.util.Objects;
  * derivation, and the durable fingerprint record — through {@link SealedKeystore#srtpKey(String, SrtpSuite, Unlock)}.
  * Returns figures, prints nothing. Each measured key is destroyed right away. Not thread-safe (run one at a time).
  */
-public final class KeyReleaseBenchmark {
+final class KeyReleaseBenchmark {
     /** Latency figures over {@code rounds} releases after {@code warmup} unmeasured ones, and every sample. */
     public record Result(int rounds, Duration median, Duration p95, Duration min, Duration max, long[] sortedNanos) {
         public Result {
@@ -25,7 +30,7 @@ public final class KeyReleaseBenchmark {
     private KeyReleaseBenchmark() {
     }
 
-    public static Result measure(SealedKeystore keystore, Unlock unlock, int warmup, int rounds)
+    static Result measure(SealedKeystore keystore, Unlock unlock, int warmup, int rounds)
             throws KeystoreException {
         Objects.requireNonNull(keystore, "keystore");
         Objects.requireNonNull(unlock, "unlock");

@@ -1,4 +1,4 @@
-package io.tpmphone.benchmarks;
+package io.tpmphone.rig;
 
 import io.tpmphone.agent.Agent;
 import io.tpmphone.agent.AttestationClient;
@@ -33,6 +33,7 @@ import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.jar.JarEntry;
 import java.util.jar.JarOutputStream;
 import java.util.stream.Stream;
@@ -41,13 +42,16 @@ import java.util.stream.Stream;
  * Two measured hosts on one machine, "alice" and "bob": each its own swtpm (with an EK certificate), agent and
  * measured softphone core; one attestation server (HTTPS, SQLite audit) trusting both EK CAs and approving the
  * softphone release that runs; and, per host, the softphone's view of its agent broker (identity, keys, audit
- * channel). For benchmarks, end-to-end tests and the demo. Closes everything it started.
+ * channel). What {@code tpmphone demo}, the end-to-end tests and the call benchmark start from. Closes everything it
+ * started.
+ *
+ * <p>This module is product code in that the CLI ships it for the demo; it has neither JMH nor JUnit. Nothing of
+ * what it composes is measured on real hosts: a production host's release comes from {@code tpmphone agent run}
+ * (the CLI's own launch options), not from here.
  */
 public final class TwoHostRig implements AutoCloseable {
     /** The admin token of the rig's server. */
     public static final String ADMIN_TOKEN = HexFormat.of().formatHex(randomBytes(24));
-    /** The measured softphone's own logging configuration (a resource of softphone-core). */
-    public static final String SOFTPHONE_LOGGING = "-Dlogback.configurationFile=tpmphone-softphone-logback.xml";
     /** Namespace isolation of the softphones needs root (unshare, setpriv); without it the policy cannot ask for it. */
     public static final boolean ISOLATE = "root".equals(System.getProperty("user.name"));
     /** The measurement PCR. */
@@ -64,6 +68,28 @@ public final class TwoHostRig implements AutoCloseable {
         public SipPhone.Keys keys() {
             return SipPhone.Keys.fromBroker(broker);
         }
+
+        /**
+         * Asks this host's sealed keystore, through its broker, for an SRTP key of {@code suite} for {@code callId},
+         * as its softphone would; a released key is destroyed at once. For showing that a host whose state is not
+         * approved gets no key.
+         *
+         * @throws IOException if the broker cannot be reached (a refusal is an outcome, not an exception)
+         */
+        public KeyRequest requestSrtpKey(String suite, String callId) throws IOException {
+            try (BrokerClient.SrtpKeyMaterial key = broker.srtpKey(suite, callId)) {
+                return new KeyRequest(true, Optional.empty(), key.toString());
+            } catch (BrokerClient.RefusedException e) {
+                return new KeyRequest(false, Optional.of(e.reason()), String.valueOf(e.getMessage()));
+            }
+        }
+    }
+
+    /**
+     * The outcome of {@link Host#requestSrtpKey}: released, or refused with the broker's reason code (such as
+     * {@code NOT_APPROVED} or {@code POLICY_FAIL}); {@code message} says what happened and never holds key material.
+     */
+    public record KeyRequest(boolean released, Optional<String> refusal, String message) {
     }
 
     private final List<AutoCloseable> resources = new ArrayList<>();
@@ -86,7 +112,7 @@ public final class TwoHostRig implements AutoCloseable {
                 childPorts.put(h[0], port);
                 releases.put(h[0], new LaunchSpec(Path.of(System.getProperty("java.home")), classPath,
                         config(dir.resolve(h[0] + "-release"), h[0], port, h[1]),
-                        SoftphoneMain.class.getName(), List.of(SOFTPHONE_LOGGING), List.of(), ISOLATE)
+                        SoftphoneMain.class.getName(), List.of(SoftphoneRelease.LOGGING_OPTION), List.of(), ISOLATE)
                         .withChildUser(LaunchSpec.childUserFor(h[0]))); // each softphone its own user
             }
             SwtpmProcess tpmA = keep(SwtpmProcess.builder().withEkCertificate(true).start());

@@ -1,11 +1,15 @@
-package io.tpmphone.tpm;
+package io.tpmphone.benchmarks;
 
 import io.tpmphone.attestation.HashAlgorithm;
 import io.tpmphone.attestation.PcrSelection;
 import io.tpmphone.attestation.PolicyDigest;
 import io.tpmphone.attestation.SecretBytes;
-import io.tpmphone.tpm.internal.StockTcpTransport;
-import io.tpmphone.tpm.internal.TpmTransport;
+import io.tpmphone.tpm.EkType;
+import io.tpmphone.tpm.PersistentHandle;
+import io.tpmphone.tpm.TpmClient;
+import io.tpmphone.tpm.TpmException;
+import io.tpmphone.tpm.TpmObjectBlob;
+import io.tpmphone.tpm.TpmUri;
 import java.util.ArrayList;
 import java.util.EnumMap;
 import java.util.List;
@@ -83,10 +87,9 @@ public final class TpmBenchmark {
             Device[] order = round % 2 == 0 ? new Device[] {Device.TPMPHONE, Device.TSS_JAVA_STOCK}
                     : new Device[] {Device.TSS_JAVA_STOCK, Device.TPMPHONE};
             for (Device device : order) {
-                TpmTransport transport = device == Device.TPMPHONE ? TpmTransport.open(uri)
-                        : new StockTcpTransport(host, port);
                 int n = device == Device.TPMPHONE ? samplesPerRound : stockSamplesPerRound;
-                try (TpmClient client = TpmClient.open(uri, transport)) {
+                try (TpmClient client = device == Device.TPMPHONE ? TpmClient.open(uri)
+                        : TpmClient.openOverStockTcpDevice(host, port)) {
                     measureRound(client, sealed, n, 2, samples.get(device));
                 }
             }

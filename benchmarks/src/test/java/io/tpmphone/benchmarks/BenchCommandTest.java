@@ -1,0 +1,156 @@
+package io.tpmphone.benchmarks;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import picocli.CommandLine;
+import picocli.CommandLine.Help.Ansi;
+
+/**
+ * {@code ./tpmphone bench …} runs {@link BenchMain} from this module's class path, not the CLI: so the checks the
+ * CLI's tests make of its own commands (help with an example that parses; every command the documentation shows
+ * parses) are made here for the bench commands. Nothing here runs a benchmark.
+ */
+@Timeout(value = 60, unit = TimeUnit.SECONDS)
+class BenchCommandTest {
+
+    private static List<CommandLine> allCommands(CommandLine root) {
+        List<CommandLine> all = new ArrayList<>();
+        all.add(root);
+        for (CommandLine sub : root.getSubcommands().values()) {
+            all.addAll(allCommands(sub));
+        }
+        return all;
+    }
+
+    @Test
+    void everyBenchCommand_hasHelpADescriptionAndAnExampleThatParses() {
+        CommandLine bench = BenchMain.commandLine(Map.of()).getSubcommands().get("bench");
+        List<CommandLine> commands = allCommands(bench);
+        assertEquals(7, commands.size(), "bench and its six benchmarks");
+        for (CommandLine c : commands) {
+            String name = c.getCommandSpec().qualifiedName();
+            assertTrue(c.getCommandSpec().mixinStandardHelpOptions(), name + ": --help");
+            assertFalse(c.getCommandSpec().usageMessage().description()[0].isBlank(), name + ": a description");
+            List<String> examples = new ArrayList<>();
+            boolean in = false;
+            for (String line : c.getUsageMessage(Ansi.OFF).lines().toList()) {
+                if (line.matches("Examples?:\\s*")) {
+                    in = true;
+                } else if (in && line.startsWith("  ./tpmphone ")) {
+                    examples.add(line.strip());
+                }
+            }
+            assertFalse(examples.isEmpty(), name + " shows an example");
+            assertTrue(examples.stream().anyMatch(e -> e.startsWith("./" + name)), name + ": " + examples);
+            for (String e : examples) {
+                List<String> words = words(e.replace("\\", ""));
+                parse(words.subList(1, words.size()), name + " example " + e);
+            }
+        }
+    }
+
+    @Test
+    void everyDocumentedBenchCommand_parses() throws IOException {
+        Path root = Files.isDirectory(Path.of("..", "docs")) ? Path.of("..") : Path.of(".");
+        List<Path> docs = new ArrayList<>(List.of(root.resolve("README.md"), root.resolve("benchmarks/README.md")));
+        try (Stream<Path> s = Files.list(root.resolve("docs"))) {
+            s.filter(p -> p.toString().endsWith(".md")).sorted().forEach(docs::add);
+        }
+        int parsed = 0;
+        for (Path doc : docs) {
+            List<String> lines = Files.readAllLines(doc, StandardCharsets.UTF_8);
+            boolean fenced = false;
+            for (int i = 0; i < lines.size(); i++) {
+                String line = lines.get(i);
+                if (line.startsWith("```")) {
+                    fenced = !fenced;
+                    continue;
+                }
+                String t = line.strip();
+                if (!t.startsWith("./tpmphone bench") && !(fenced && t.startsWith("tpmphone bench"))) {
+                    continue;
+                }
+                int first = i;
+                StringBuilder text = new StringBuilder();
+                while (true) {
+                    String part = lines.get(i).strip();
+                    boolean more = part.endsWith("\\") && i + 1 < lines.size();
+                    text.append(more ? part.substring(0, part.length() - 1) : part).append(' ');
+                    if (!more) {
+                        break;
+                    }
+                    i++;
+                }
+                List<String> words = words(text.toString());
+                parse(words.subList(1, words.size()), doc.getFileName() + ":" + (first + 1) + ": " + text);
+                parsed++;
+            }
+        }
+        assertTrue(parsed >= 15, "the docs show bench commands: " + parsed);
+    }
+
+    @Test
+    void noArguments_printsTheBenchCommandInTheUsage() {
+        StringWriter out = new StringWriter();
+        CommandLine cli = BenchMain.commandLine(Map.of());
+        cli.setOut(new PrintWriter(out));
+        assertEquals(0, cli.execute());
+        assertTrue(out.toString().contains("bench"), out.toString());
+    }
+
+    private static void parse(List<String> args, String where) {
+        try {
+            BenchMain.commandLine(Map.of()).parseArgs(args.toArray(String[]::new));
+        } catch (CommandLine.ParameterException e) {
+            throw new AssertionError(where + " does not parse: " + e.getMessage(), e);
+        }
+    }
+
+    /** A shell line's words: quotes removed, up to a comment ("#") or a redirection. */
+    private static List<String> words(String line) {
+        List<String> words = new ArrayList<>();
+        StringBuilder word = null;
+        char quote = 0;
+        for (char ch : line.toCharArray()) {
+            if (quote != 0) {
+                if (ch == quote) {
+                    quote = 0;
+                } else {
+                    word.append(ch);
+                }
+            } else if (ch == '\'' || ch == '"') {
+                quote = ch;
+                word = word == null ? new StringBuilder() : word;
+            } else if (Character.isWhitespace(ch)) {
+                if (word != null) {
+                    words.add(word.toString());
+                    word = null;
+                }
+            } else if (word == null && (ch == '#' || ch == '>' || ch == '|')) {
+                break;
+            } else {
+                word = word == null ? new StringBuilder() : word;
+                word.append(ch);
+            }
+        }
+        if (word != null) {
+            words.add(word.toString());
+        }
+        return words;
+    }
+}
