@@ -21,7 +21,7 @@ import java.util.Map;
  * bytes) as JWS wants it, with one {@link Signature} per thread. Bouncy Castle rather than the JDK's SunEC because it
  * signs P-256 several times faster (it computes k·G with a precomputed fixed-point comb;
  * benchmarks/EcdsaBenchmark); its plain encoding rather than DER plus a conversion of our own, or nimbus-jose-jwt,
- * because it is as fast or faster (benchmarks/ResultSigningBenchmark, figures in docs/decisions/0006). Standard JWS
+ * because it is as fast or faster (benchmarks/ResultSigningBenchmark, figures in docs/decisions/0007). Standard JWS
  * libraries verify the output (the tests check it with nimbus-jose-jwt). Thread-safe.
  */
 public final class ResultSigner {
