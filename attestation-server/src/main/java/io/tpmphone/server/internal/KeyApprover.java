@@ -81,13 +81,13 @@ public final class KeyApprover {
             values.add(quoted.value(pcr));
         }
         PcrValues subset = PcrValues.of(requested, values);
-        PolicyDigest pcrPolicy = PolicyDigest.initial(HashAlgorithm.SHA256).policyPcr(subset);
+        PolicyDigest pcrPolicy = KeystorePolicy.approvedPolicy(subset);
         long clockBefore = quoteClock + ttl.toMillis();
-        byte[] approved = pcrPolicy.policyValidWithin(quoteResetCount, clockBefore).value();
+        byte[] approved = KeystorePolicy.approvedPolicy(subset, quoteResetCount, clockBefore).value();
         byte[] ref = KeystorePolicy.hostPolicyRef(ekName);
         Signature ecdsa = Signature.getInstance("NONEwithECDSA");
         ecdsa.initSign(authority.getPrivate());
-        ecdsa.update(PolicyDigest.approvalDigest(HashAlgorithm.SHA256, approved, ref));
+        ecdsa.update(KeystorePolicy.approvalDigest(PolicyDigest.of(KeystorePolicy.HASH, approved), ref));
         byte[] signature = TpmtSignature.ecdsaFromDer(HashAlgorithm.SHA256, ecdsa.sign(), EccCurve.NIST_P256)
                 .encoded();
         Map<String, Object> m = new LinkedHashMap<>();
