@@ -20,10 +20,7 @@ import java.security.spec.ECGenParameterSpec;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.Base64;
-import java.util.HexFormat;
 import java.util.List;
-import java.util.Map;
 import java.util.Optional;
 
 /**
@@ -50,12 +47,8 @@ public final class KeystoreBenchmark {
             KeyApprover approver = new KeyApprover(g.generateKeyPair());
             byte[] ekName = tpm.ensureEndorsementKey(io.tpmphone.tpm.EkType.RSA_2048).name();
             io.tpmphone.attestation.ClockInfo clock = tpm.readClock();
-            Map<String, Object> a = approver.approve(tpm.pcrRead(pcrs), pcrs, clock.resetCount(), clock.clock(),
-                    Duration.ofHours(1), ekName);
-            PolicyApproval approval = new PolicyApproval(HexFormat.of().parseHex((String) a.get("approvedPolicy")),
-                    HexFormat.of().parseHex((String) a.get("policyRef")),
-                    Base64.getDecoder().decode((String) a.get("signature")), approver.publicArea().encoded(),
-                    Optional.of(new PolicyApproval.Limit(clock.resetCount(), (Long) a.get("clockBefore"))));
+            PolicyApproval approval = PolicyApproval.of(approver.approve(tpm.pcrRead(pcrs), pcrs, clock.resetCount(),
+                    clock.clock(), Duration.ofHours(1), ekName));
             Unlock approved = Unlock.approved(approval);
             Files.createDirectories(directory);
             List<long[]> authorized = new ArrayList<>();

@@ -10,6 +10,7 @@ import io.tpmphone.attestation.Claim;
 import io.tpmphone.attestation.ClaimName;
 import io.tpmphone.attestation.ClockInfo;
 import io.tpmphone.attestation.IntegrityLevel;
+import io.tpmphone.attestation.KeystoreApproval;
 import io.tpmphone.attestation.MalformedStructureException;
 import io.tpmphone.attestation.MeasurementLog;
 import io.tpmphone.attestation.PcrSelection;
@@ -180,7 +181,7 @@ public final class Appraisals {
         claims.put("reasons", a.reasons());
         String jws = signer.sign(claims);
 
-        Map<String, Object> keyApproval = null;
+        KeystoreApproval keyApproval = null;
         String keyApprovalRefused = null;
         if (keystorePcrs != null) {
             if (!a.level().atLeast(IntegrityLevel.MEASURED)) {
@@ -189,7 +190,8 @@ public final class Appraisals {
                         + (a.reasons().isEmpty() ? "" : ": " + a.reasons().get(0))
                         + "; keystore approvals need MEASURED or above";
             } else {
-                keyApprovalRefused = KeyApprover.refusal(keystorePcrs, pcrs.selection(), p.requiredPcrSelection());
+                keyApprovalRefused = KeyApprover.refusal(keystorePcrs, pcrs.selection(), p.requiredPcrSelection())
+                        .orElse(null);
                 if (keyApprovalRefused == null) {
                     ClockInfo quoted = auth.quote().attest().clockInfo();
                     keyApproval = approver.approve(pcrs, keystorePcrs, quoted.resetCount(), quoted.clock(),
@@ -207,10 +209,10 @@ public final class Appraisals {
         detail.put("policyVersion", p.version());
         if (keyApproval != null) {
             Map<String, Object> approvalAudit = new LinkedHashMap<>();
-            approvalAudit.put("pcrSelection", keyApproval.get("pcrSelection"));
-            approvalAudit.put("approvedPolicy", keyApproval.get("approvedPolicy"));
-            approvalAudit.put("resetCount", keyApproval.get("resetCount"));
-            approvalAudit.put("clockBefore", keyApproval.get("clockBefore"));
+            approvalAudit.put("pcrSelection", keyApproval.pcrSelection().toString());
+            approvalAudit.put("approvedPolicy", HexFormat.of().formatHex(keyApproval.approvedPolicy().value()));
+            approvalAudit.put("resetCount", keyApproval.resetCount());
+            approvalAudit.put("clockBefore", keyApproval.clockBefore());
             detail.put("keyApproval", approvalAudit);
         } else if (keyApprovalRefused != null) {
             detail.put("keyApprovalRefused", keyApprovalRefused);
@@ -232,7 +234,7 @@ public final class Appraisals {
         response.put("expiresAt", expires.toString());
         response.put("result", jws);
         if (keyApproval != null) {
-            response.put("keyApproval", keyApproval);
+            response.put("keyApproval", keyApproval.toJsonMap());
         } else if (keyApprovalRefused != null) {
             response.put("keyApprovalRefused", keyApprovalRefused);
         }
