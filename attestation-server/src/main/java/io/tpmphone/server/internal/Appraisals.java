@@ -6,6 +6,7 @@ import io.tpmphone.attestation.Appraisal;
 import io.tpmphone.attestation.AppraisalContext;
 import io.tpmphone.attestation.Appraiser;
 import io.tpmphone.attestation.AttestationPolicy;
+import io.tpmphone.attestation.AttestationResult;
 import io.tpmphone.attestation.Claim;
 import io.tpmphone.attestation.ClaimName;
 import io.tpmphone.attestation.ClockInfo;
@@ -165,21 +166,8 @@ public final class Appraisals {
         Instant now = clock.instant();
         Instant expires = now.plus(p.resultTtl());
         byte[] pcrDigest = auth.quote().attest().quoteInfo().orElseThrow().pcrDigest();
-        Map<String, Object> claims = new LinkedHashMap<>();
-        claims.put("iss", "tpmphone-attestation-server");
-        claims.put("sub", host.host());
-        claims.put("iat", now.getEpochSecond());
-        claims.put("exp", expires.getEpochSecond());
-        claims.put("eat_nonce", HexFormat.of().formatHex(nonce));
-        claims.put("level", a.level().name());
-        claims.put("claims", claimMap(a));
-        claims.put("akId", akId);
-        claims.put("pcrDigest", HexFormat.of().formatHex(pcrDigest));
-        claims.put("policyVersion", p.version());
-        a.matchedRelease().ifPresent(r -> claims.put("release", r));
-        a.failedCheck().ifPresent(c -> claims.put("failedCheck", c));
-        claims.put("reasons", a.reasons());
-        String jws = signer.sign(claims);
+        String jws = signer.sign(AttestationResult.builder(a).host(host.host()).issuedAt(now).expiresAt(expires)
+                .nonce(nonce).akId(host.akId()).pcrDigest(pcrDigest).build());
 
         KeystoreApproval keyApproval = null;
         String keyApprovalRefused = null;
