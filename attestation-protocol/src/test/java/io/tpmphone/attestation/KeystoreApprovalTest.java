@@ -20,7 +20,7 @@ class KeystoreApprovalTest {
     /** An authority's TPMT_PUBLIC (ECC P-256, ECDSA-SHA256), as KeyApprover builds it. */
     private static final String AUTHORITY = "ACMACwAEAEAAAAAQABgACwADABAAIPjP//3vUY8k3W64Eg1DVMnSo/+KI+5O15xxv+7/n+Te"
             + "ACDNIIxOhzih9Ecll3uz5FD5mMY5jjoQtJ2VAbd/tjGVdA==";
-    /** A TPMT_SIGNATURE: ECDSA, SHA-256, r = 32 x 0x5a, s = 32 x 0x3c (the decoder does not verify it; the TPM does). */
+    /** A TPMT_SIGNATURE: ECDSA, SHA-256, r = 32 x 0x5a, s = 32 x 0x3c (the TPM verifies it, not the decoder). */
     private static final String SIGNATURE = "ABgACwAgWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWloAIDw8PDw8PDw8PDw8PDw8"
             + "PDw8PDw8PDw8PDw8PDw8PDw8";
     /** The state and lifetime of KeystorePolicyTest, whose digests came from tpm2-tools. */

@@ -29,7 +29,8 @@ import javax.naming.ldap.Rdn;
 
 /**
  * Verifies a peer's evidence locally, without a server round trip (the passport model of DESIGN §3). In order, the
- * first failure ending the verification with a {@link PassportException} that names it ({@link PassportException.Check}):
+ * first failure ends the verification with a {@link PassportException} that names it
+ * ({@link PassportException.Check}):
  * <ol>
  *   <li>CERTIFICATE — the peer's end-entity certificate is issued by a trusted device CA and valid now; its CN is the
  *       host;</li>

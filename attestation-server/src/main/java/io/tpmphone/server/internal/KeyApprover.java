@@ -27,8 +27,9 @@ import java.util.Optional;
  * {@code TPMT_SIGNATURE} form, over {@link KeystorePolicy#approvalDigest} of
  * {@link KeystorePolicy#approvedPolicy(PcrValues, long, long)} of the quoted values of the requested PCRs, with
  * {@code clockBefore = quoted TPM clock + ttl} and the quoted host's {@link KeystorePolicy#hostPolicyRef}, so the
- * approval opens nothing on another TPM and dies with a TPM Reset (after which the clock may have gone back). The lifetime is counted in the host TPM's own clock, read from the
- * signed quote, so neither the server's wall clock nor the host's matters, and the TPM enforces it. Thread-safe.
+ * approval opens nothing on another TPM and dies with a TPM Reset (after which the clock may have gone back). The
+ * lifetime is counted in the host TPM's own clock, read from the signed quote, so neither the server's wall clock nor
+ * the host's matters, and the TPM enforces it. Thread-safe.
  */
 public final class KeyApprover {
 

@@ -14,9 +14,10 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 
 /**
- * Signs attestation results ({@link AttestationResult}) as compact JWS (RFC 7515) with ES256 (RFC 7518 §3.4: ECDSA P-256 SHA-256, signature
- * = r || s, 32 bytes each) and the server's result key. Header: {@code alg ES256, kid, typ ear+jwt}. The key id is
- * the hex of the first 16 bytes of SHA-256 over the key's SubjectPublicKeyInfo, as {@code GET /v1/server} shows.
+ * Signs attestation results ({@link AttestationResult}) as compact JWS (RFC 7515) with ES256 (RFC 7518 §3.4: ECDSA
+ * P-256 SHA-256, signature = r || s, 32 bytes each) and the server's result key. Header: {@code alg ES256, kid, typ
+ * ear+jwt}. The key id is the hex of the first 16 bytes of SHA-256 over the key's SubjectPublicKeyInfo, as
+ * {@code GET /v1/server} shows.
  *
  * <p>Signing runs on Bouncy Castle with one {@link Signature} per thread: ~7x faster than the JDK's SunEC for P-256
  * on this project's machine (benchmarks/EcdsaBenchmark); its ECDSA multiplies k·G with a fixed-point comb. Standard

@@ -47,9 +47,10 @@ import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * The verifier ({@link Appraisals}) in the server module itself, with real objects: quotes from a real swtpm, a SQLite registry in a temporary
- * directory, generated result and keystore-authority keys, and an audit trail that keeps what it is given. Each test
- * starts from an empty registry with the host enrolled; the TPM (and its measured launch) is shared by the class.
+ * The verifier ({@link Appraisals}) in the server module itself, with real objects: quotes from a real swtpm, a SQLite
+ * registry in a temporary directory, generated result and keystore-authority keys, and an audit trail that keeps what
+ * it is given. Each test starts from an empty registry with the host enrolled; the TPM (and its measured launch) is
+ * shared by the class.
  */
 @Timeout(60)
 class AppraisalsIT {
