@@ -72,11 +72,14 @@ public final class HostKeys implements AutoCloseable {
     private PolicyApproval approval;
     private String approvalRefused = "no attestation yet";
     private int dropped;
+    /** Guarded by this. */
+    private final RejectedCalls rejected;
 
     private HostKeys(SealedKeystore keystore, Path stateDirectory, Clock clock) {
         this.keystore = keystore;
         this.stateDirectory = stateDirectory;
         this.clock = clock;
+        this.rejected = new RejectedCalls(clock);
     }
 
     /**
@@ -241,11 +244,7 @@ public final class HostKeys implements AutoCloseable {
             m.put("callId", callId.length() > 256 ? callId.substring(0, 256) : callId);
         }
         synchronized (this) {
-            if (events.size() >= MAX_PENDING_EVENTS) {
-                events.removeFirst();
-                dropped++;
-            }
-            events.addLast(new PendingEvent(++sequence, m));
+            enqueue(m);
         }
         Attester a = attester;
         if (e != null && a != null) {
@@ -257,11 +256,22 @@ public final class HostKeys implements AutoCloseable {
     }
 
     /**
-     * Records the softphone's call decision for the server's audit log (a {@code CALL_DECISION} record); a rejection is
-     * reported at once, the others with the next attestation.
+     * Records the softphone's call decision for the server's audit log (a {@code CALL_DECISION} record). The others
+     * go with the next attestation; a rejection is reported sooner (at most one attestation per 10 s for it), and
+     * rejections alike (direction, levels) within a minute of one reported in full are only counted, then reported
+     * as one event with their {@code count}: a peer sending INVITEs cannot grow the audit log or the TPM's work per
+     * INVITE ({@link RejectedCalls}).
      */
     public void recordCallDecision(String direction, String action, String peerUri, String peerLevel,
                                    String requiredLevel, String callId, String reason) {
+        boolean reject = action.equals("REJECT");
+        if (reject) {
+            synchronized (this) {
+                if (!rejected.admit(direction, peerLevel, requiredLevel)) {
+                    return;
+                }
+            }
+        }
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("at", clock.instant().toString());
         m.put("operation", "CALL_DECISION");
@@ -273,16 +283,25 @@ public final class HostKeys implements AutoCloseable {
         m.put("callId", callId.length() > 256 ? callId.substring(0, 256) : callId);
         m.put("message", reason.length() > 500 ? reason.substring(0, 500) : reason);
         synchronized (this) {
-            if (events.size() >= MAX_PENDING_EVENTS) {
-                events.removeFirst();
-                dropped++;
-            }
-            events.addLast(new PendingEvent(++sequence, m));
+            enqueue(m);
         }
         Attester a = attester;
-        if (a != null && action.equals("REJECT")) {
+        if (a != null && reject && attestSoonDue()) {
             a.attestSoon();
         }
+    }
+
+    /** Queues an event for the server; the caller holds this lock. Beyond the bound the oldest is dropped, counted. */
+    private void enqueue(Map<String, Object> m) {
+        if (events.size() >= MAX_PENDING_EVENTS) {
+            events.removeFirst();
+            dropped++;
+        }
+        events.addLast(new PendingEvent(++sequence, m));
+    }
+
+    private synchronized boolean attestSoonDue() {
+        return rejected.attestSoonDue();
     }
 
     /**
@@ -300,6 +319,9 @@ public final class HostKeys implements AutoCloseable {
 
     /** The oldest pending events as a report, or empty; {@link #reported} forgets them once the server took them. */
     public synchronized Optional<Report> pendingReport() {
+        for (Map<String, Object> summary : rejected.drainSummaries()) {
+            enqueue(summary);
+        }
         if (events.isEmpty() && dropped == 0) {
             return Optional.empty();
         }
@@ -348,7 +370,7 @@ public final class HostKeys implements AutoCloseable {
             }
         }
         Attester a = attester;
-        if (r.more() && a != null) {
+        if (r.more() && a != null && attestSoonDue()) {
             a.attestSoon();
         }
     }

@@ -2,6 +2,7 @@ package io.tpmphone.agent;
 
 import io.tpmphone.attestation.MeasuredCommandLine;
 import io.tpmphone.attestation.MeasurementEvent;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashSet;
@@ -89,12 +90,35 @@ public record LaunchSpec(Path javaHome, List<Path> classPath, Path configFile, S
     }
 
     /**
-     * The dedicated user for the softphone of host {@code host}: {@code tpmphone-HOST}, lower case, characters other
-     * than a-z 0-9 . _ - replaced by '-', at most 32 characters.
+     * The dedicated user for the softphone of host {@code host}: {@code tpmphone-READABLE-HASH}, at most 32 characters
+     * (Linux's limit), valid for {@code useradd} (lower-case letters, digits, '_' and '-', starting with a letter).
+     * READABLE is the host name lower-cased, every other character as '-', cut at {@value #READABLE_HOST_CHARS}
+     * characters: only for people reading {@code ps}. HASH is the first 60 bits of SHA-256 over the exact host name
+     * (UTF-8), as 12 base32 characters (RFC 4648 alphabet, lower case), so hosts that read alike ({@code Host1} and
+     * {@code host1}, {@code a b} and {@code a/b}, long names that differ only after the cut) get users of their own:
+     * two hosts share a user only if their hashes collide (2<sup>-60</sup> for a pair).
      */
     public static String childUserFor(String host) {
-        String name = DEDICATED_USER_PREFIX + host.toLowerCase(java.util.Locale.ROOT).replaceAll("[^a-z0-9._-]", "-");
-        return name.length() > 32 ? name.substring(0, 32) : name;
+        Objects.requireNonNull(host, "host");
+        String readable = host.toLowerCase(java.util.Locale.ROOT).replaceAll("[^a-z0-9_-]", "-");
+        if (readable.length() > READABLE_HOST_CHARS) {
+            readable = readable.substring(0, READABLE_HOST_CHARS);
+        }
+        return DEDICATED_USER_PREFIX + readable + "-" + hostHash(host);
+    }
+
+    /** How much of the host name {@link #childUserFor} keeps: 32 - "tpmphone-" - "-" - 12 hash characters. */
+    static final int READABLE_HOST_CHARS = 32 - 9 - 1 - 12;
+
+    private static String hostHash(String host) {
+        byte[] digest = io.tpmphone.attestation.HashAlgorithm.SHA256.digest(host.getBytes(StandardCharsets.UTF_8));
+        long bits = java.nio.ByteBuffer.wrap(digest).getLong(); // the first 64 bits; 60 of them are used
+        String alphabet = "abcdefghijklmnopqrstuvwxyz234567";
+        StringBuilder out = new StringBuilder(12);
+        for (int i = 0; i < 12; i++) {
+            out.append(alphabet.charAt((int) (bits >>> (59 - 5 * i)) & 31)); // bits 63..4, five at a time
+        }
+        return out.toString();
     }
 
     /** This spec with its isolated child running as {@code user}. */

@@ -49,12 +49,18 @@ import org.slf4j.LoggerFactory;
  * ({@code unshare --pid --fork --mount --ipc --mount-proc --kill-child}); there, still as root, its code directory is
  * bind-mounted read-only at {@link #CHILD_CODE_MOUNT}, the broker's directory at {@code broker/} and the control
  * directory at {@code control/} inside that, and a private {@code /tmp} (tmpfs: what the child leaves there, such as
- * libjitsi's home, is gone with its mount namespace, and no other process sees it); then
- * {@code setpriv --reuid U --regid G --clear-groups --no-new-privs --bounding-set -all --inh-caps -all
- * --pdeathsig KILL} runs the JVM as {@link LaunchSpec#childUser()}: no capabilities (effective, permitted, bounding,
- * inheritable, ambient), {@code no_new_privs}. The child's working directory is that view of its code directory (0755,
- * files 0644, owned by the agent), so it never traverses the agent's state directory; its output goes to
- * {@code child.log}, opened by the agent.
+ * libjitsi's home, is gone with its mount namespace, and no other process sees it), and so are {@code /var/tmp},
+ * {@code /dev/shm} and {@code /run/lock} ({@link #PRIVATE_SHARED_DIRECTORIES}); then
+ * {@code setpriv --reuid U --rgid N --egid G --clear-groups --no-new-privs --bounding-set -all --inh-caps -all} runs
+ * the JVM as {@link LaunchSpec#childUser()}: no capabilities (effective, permitted, bounding, inheritable, ambient),
+ * {@code no_new_privs}, and its real gid the group {@code tpmphone-nodump} while its effective gid is the user's own
+ * group G. The kernel treats an exec with real and effective gids apart like a set-gid program: the JVM is not
+ * dumpable, and no process without {@code CAP_SYS_PTRACE} — not even one of its own uid — passes the ptrace access
+ * check against it (no ptrace, {@code /proc/PID/mem} or {@code pidfd_getfd}), which Java itself cannot arrange
+ * ({@code prctl(PR_SET_DUMPABLE)} needs native code; docs/decisions/0006). The wrapper shell stays as the PID
+ * namespace's init, so {@code --kill-child} still ends the JVM with {@code unshare} (such an exec clears a parent-death
+ * signal). The child's working directory is that view of its code directory (0755, files 0644, owned by the agent),
+ * so it never traverses the agent's state directory; its output goes to {@code child.log}, opened by the agent.
  *
  * <p>Thread-safety: {@link #launch} is serialized per instance.
  */
@@ -72,6 +78,12 @@ public final class MeasuredLauncher {
      * unlike the agent's state directory, so the unprivileged JVM can resolve the absolute class path it derives.
      */
     public static final Path CHILD_CODE_MOUNT = Path.of("/run/tpmphone-agent/child");
+    /**
+     * The other directories every user may write (sticky, mode 1777) that an isolated child gets a private, empty tmpfs
+     * at, like {@code /tmp}: shared, they would let it see and leave files other processes see (a POSIX shared-memory
+     * segment, a lock file), both ways. Each only where it exists as a directory.
+     */
+    static final List<String> PRIVATE_SHARED_DIRECTORIES = List.of("/var/tmp", "/dev/shm", "/run/lock");
     private static final List<Path> SETPRIV = List.of(Path.of("/usr/bin/setpriv"), Path.of("/bin/setpriv"));
     /**
      * What the JVM and the launch wrapper (unshare, mount, setpriv, the {@code launch} shell script) write when they
@@ -84,10 +96,18 @@ public final class MeasuredLauncher {
 
     private final MeasurementLogStore store;
     private final Path stagingRoot;
+    /** The shell that runs the launch wrapper: /bin/sh, whichever shell that is on the host. */
+    private final String shell;
 
     public MeasuredLauncher(MeasurementLogStore store, Path stagingRoot) {
+        this(store, stagingRoot, "/bin/sh");
+    }
+
+    /** With another shell for the launch wrapper: the tests run it under bash as well as dash. */
+    MeasuredLauncher(MeasurementLogStore store, Path stagingRoot, String shell) {
         this.store = Objects.requireNonNull(store, "store");
         this.stagingRoot = Objects.requireNonNull(stagingRoot, "stagingRoot");
+        this.shell = Objects.requireNonNull(shell, "shell");
     }
 
     /** The user an isolated child runs as, resolved. */
@@ -413,15 +433,21 @@ public final class MeasuredLauncher {
     /**
      * Resolves {@code spec}'s child user to its uid and gid ({@code id -u}, {@code id -g}, so NSS users work too),
      * creating it first if it is a missing dedicated user ({@link LaunchSpec#DEDICATED_USER_PREFIX}: a system user with
-     * its own group, no home and no login shell). The user must be the softphone's own: a user with running processes
-     * is refused, since any process of the same user could take the child's broker session (ptrace, pidfd_getfd).
+     * its own group, no home and no login shell). An existing dedicated user must be one the agent created
+     * ({@link DedicatedAccounts}): whoever made it first would otherwise decide what the softphone runs with. The user
+     * must be the softphone's own: a user with running processes is refused, since any process of the same user could
+     * take the child's broker session (ptrace, pidfd_getfd).
      *
-     * @throws IOException if the user does not exist and cannot be created, is root, or has running processes
+     * @throws IOException if the user does not exist and cannot be created, is a dedicated user the agent did not
+     *     create, is root, or has running processes
      */
     public static ChildUser resolveChildUser(LaunchSpec spec) throws IOException {
         String user = spec.childUser();
-        if (user.startsWith(LaunchSpec.DEDICATED_USER_PREFIX) && !exists(user)) {
-            createDedicatedUser(user);
+        if (user.startsWith(LaunchSpec.DEDICATED_USER_PREFIX)) {
+            if (!DedicatedAccounts.exists(user)) {
+                DedicatedAccounts.create(user);
+            }
+            DedicatedAccounts.verify(user); // also when just created: another useradd may have won the race
         }
         int uid = Integer.parseInt(id("-u", user));
         int gid = Integer.parseInt(id("-g", user));
@@ -469,35 +495,30 @@ public final class MeasuredLauncher {
         return pids;
     }
 
-    private static boolean exists(String user) throws IOException {
-        return run(List.of("id", "-u", user), 10).exitCode() == 0;
+    record Result(int exitCode, String output) {
     }
 
-    /** useradd a system user with its own group, no home directory and no login shell. */
-    private static void createDedicatedUser(String user) throws IOException {
-        Result r = run(List.of("useradd", "--system", "--user-group", "--no-create-home", "--home-dir",
-                "/nonexistent", "--shell", "/usr/sbin/nologin", "--comment", "tpmphone softphone", user), 30);
-        if (r.exitCode() != 0 && !exists(user)) { // another agent may have created it meanwhile
-            throw new IOException("cannot create the softphone's user " + user + " (useradd exit " + r.exitCode()
-                    + ": " + r.output() + "): the agent needs root to create it, or create it yourself: useradd"
-                    + " --system --user-group --no-create-home --shell /usr/sbin/nologin " + user);
-        }
-        LOG.info("created the softphone's own user {}", user);
-    }
-
-    private record Result(int exitCode, String output) {
-    }
-
-    private static Result run(List<String> command, int timeoutSeconds) throws IOException {
+    /** Runs {@code command} (stdin closed, stderr with stdout) for at most {@code timeoutSeconds}. */
+    static Result run(List<String> command, int timeoutSeconds) throws IOException {
         Process p = new ProcessBuilder(command).redirectErrorStream(true).start();
+        // Read while it runs: output beyond the pipe's buffer (getent passwd on a large directory) would block it.
+        CompletableFuture<byte[]> output = CompletableFuture.supplyAsync(() -> {
+            try (java.io.InputStream in = p.getInputStream()) {
+                return in.readAllBytes();
+            } catch (IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+        });
         try {
             p.getOutputStream().close();
             if (!p.waitFor(timeoutSeconds, TimeUnit.SECONDS)) {
                 p.destroyForcibly();
                 throw new IOException(String.join(" ", command) + " did not finish within " + timeoutSeconds + " s");
             }
-            return new Result(p.exitValue(), new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8)
-                    .trim());
+            return new Result(p.exitValue(), new String(output.get(timeoutSeconds, TimeUnit.SECONDS),
+                    StandardCharsets.UTF_8).trim());
+        } catch (java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException e) {
+            throw new IOException("cannot read the output of " + String.join(" ", command) + ": " + e, e);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new IOException("interrupted running " + command.get(0), e);
@@ -513,14 +534,16 @@ public final class MeasuredLauncher {
         return r.output();
     }
 
-    /** What the ISOLATION event records for a child running as {@code user}. */
-    static String isolationDescription(ChildUser user, boolean controlDirectory) {
+    /** What the ISOLATION event records for a child running as {@code user} with the real gid {@code realGid}. */
+    static String isolationDescription(ChildUser user, long realGid, boolean controlDirectory) {
         return "unshare --pid --fork --mount --ipc --mount-proc --kill-child; code dir ro-bind at " + CHILD_CODE_MOUNT
                 + (controlDirectory ? "; control dir bind at " + CONTROL_MOUNT + "/ (owner-only, child's user)" : "")
-                + "; private /tmp (tmpfs)"
+                + "; private /tmp, " + String.join(", ", PRIVATE_SHARED_DIRECTORIES) + " (tmpfs), /dev/mqueue (its own"
+                + " IPC namespace's)"
                 + "; setpriv uid "
                 + user.uid() + " gid " + user.gid() + " clear-groups no_new_privs bounding-set -all inh-caps -all"
-                + " (no capabilities)";
+                + " (no capabilities); real gid " + realGid + " (" + DedicatedAccounts.NODUMP_GROUP + "): not dumpable,"
+                + " no ptrace by its own uid";
     }
 
     /**
@@ -626,10 +649,12 @@ public final class MeasuredLauncher {
         MeasuredCommandLine commandLine = measuredCommandLine(spec);
         List<String> argv = commandLine.argv();
         Path setpriv = null;
+        long realGid = -1;
         if (spec.isolate()) {
             setpriv = SETPRIV.stream().filter(Files::isExecutable).findFirst().orElseThrow(() -> new IOException(
                     "setpriv (util-linux) is not installed at " + SETPRIV + ": install it, or launch without"
                             + " isolation"));
+            realGid = DedicatedAccounts.nodumpGroup();
         }
         JvmDigest jvm = jvmDigest(spec);
         Path code = stage(spec, brokerDirectory != null, controlDirectory != null);
@@ -645,22 +670,32 @@ public final class MeasuredLauncher {
                 new String(commandLine.encoded(), StandardCharsets.UTF_8)));
         List<String> command = new ArrayList<>();
         if (spec.isolate()) {
-            String isolation = isolationDescription(user, controlDirectory != null);
+            String isolation = isolationDescription(user, realGid, controlDirectory != null);
             events.add(store.measure(EventType.ISOLATION,
                     HashAlgorithm.SHA256.digest(isolation.getBytes(StandardCharsets.UTF_8)), isolation));
             Path view = childCodeMount();
             // $1 code dir, $2 its view, $3 broker dir or "", $4 control dir or "", then argv. Mounts (as root), then
-            // drop to the child user.
+            // drop to the child user. The shell stays, as the namespace's init, instead of exec'ing setpriv: the JVM's
+            // exec is set-gid-like (real gid N, effective G), which clears any parent-death signal, so the JVM cannot
+            // hold one; the shell keeps unshare's (--kill-child), and when it dies the kernel kills the namespace.
             String script = "code=\"$1\"; view=\"$2\"; brokerdir=\"$3\"; controldir=\"$4\"; shift 4"
                     + " && mount --bind \"$code\" \"$view\" && mount -o remount,bind,ro \"$view\""
                     + " && { [ -z \"$brokerdir\" ] || mount --bind \"$brokerdir\" \"$view/" + BROKER_MOUNT + "\"; }"
                     + " && { [ -z \"$controldir\" ] || mount --bind \"$controldir\" \"$view/" + CONTROL_MOUNT + "\"; }"
                     + " && mount -t tmpfs -o mode=1777,nosuid,nodev,size=128m tpmphone-tmp /tmp"
+                    + " && for d in " + String.join(" ", PRIVATE_SHARED_DIRECTORIES) + "; do [ ! -d \"$d\" ]"
+                    + " || mount -t tmpfs -o mode=1777,nosuid,nodev,size=64m tpmphone-tmp \"$d\" || exit 1; done"
+                    // systemd mounts the host IPC namespace's queues at /dev/mqueue (mode 1777); the mount stays tied
+                    // to that namespace after unshare --ipc, so mount this namespace's own.
+                    + " && { [ ! -d /dev/mqueue ] || mount -t mqueue -o nosuid,nodev,noexec tpmphone-mqueue /dev/mqueue; }"
                     + " && cd \"$view\""
-                    + " && exec " + setpriv + " --reuid=" + user.uid() + " --regid=" + user.gid()
-                    + " --clear-groups --no-new-privs --bounding-set=-all --inh-caps=-all --pdeathsig=KILL -- \"$@\"";
+                    + " && " + setpriv + " --reuid=" + user.uid() + " --rgid=" + realGid + " --egid=" + user.gid()
+                    + " --clear-groups --no-new-privs --bounding-set=-all --inh-caps=-all -- \"$@\""
+                    // Not the last command of the script: bash (/bin/sh on Fedora, Arch, openSUSE) execs a script's
+                    // last command in place of the shell, which would end the shell's parent-death signal.
+                    + "; exit $?";
             command.addAll(List.of("unshare", "--pid", "--fork", "--mount", "--ipc", "--mount-proc", "--kill-child",
-                    "--", "/bin/sh", "-c", script, "launch", code.toString(), view.toString(),
+                    "--", shell, "-c", script, "launch", code.toString(), view.toString(),
                     brokerDirectory == null ? "" : brokerDirectory.toString(),
                     controlDirectory == null ? "" : controlDirectory.toAbsolutePath().toString()));
         }

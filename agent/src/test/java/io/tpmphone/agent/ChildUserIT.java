@@ -21,8 +21,9 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * The attack of a process that shares the softphone's user: with the child running as {@code nobody}, any other
  * {@code nobody} process could copy the child's authenticated broker socket with {@code pidfd_getfd} and have the TPM
- * sign, quote and release keys for it. The child now runs as a user of its own, and the launcher refuses a user that
- * other processes run as.
+ * sign, quote and release keys for it. The child now runs as a user of its own, the launcher refuses a user that
+ * other processes run as, and the JVM is not dumpable (real gid apart from its effective gid), so even a process of
+ * its own uid that appears later cannot take its descriptors.
  */
 @WithSwtpm(ekCertificate = true, perMethod = true)
 class ChildUserIT {
@@ -50,7 +51,8 @@ class ChildUserIT {
     }
 
     @Test
-    void aProcessOfAnotherUser_cannotCopyTheChildsBrokerSocket(SwtpmProcess swtpm, @TempDir Path dir)
+    @org.junit.jupiter.api.Timeout(120)
+    void aProcessOfAnotherUserOrOfItsOwn_cannotCopyTheChildsBrokerSocket(SwtpmProcess swtpm, @TempDir Path dir)
             throws Exception {
         LaunchSpec spec = Fixture.spec(Fixture.softphoneJar(dir), Fixture.config(dir, "a=1\n"), List.of());
         CompletableFuture<Void> quoted = new CompletableFuture<>();
@@ -83,9 +85,31 @@ class ChildUserIT {
                 String asNobody = stealAs(id("-u", "nobody"), id("-g", "nobody"), jvm.pid());
                 assertTrue(asNobody.startsWith("stolen=0 ") && asNobody.contains("Operation not permitted"),
                         "a nobody process copies none of the child's sockets: " + asNobody);
-                // The same attack as the child's own user works: so the refusal above is the user, not the method.
-                String asChild = stealAs(uid, id("-g", childUser), jvm.pid());
-                assertTrue(asChild.matches("stolen=[1-9][0-9]* .*"), "the method works for the same user: " + asChild);
+                // The thief as the child's own uid and group (a process of that user that appears after the launch):
+                // refused too, since the JVM is not dumpable.
+                String gid = id("-g", childUser);
+                String asChild = stealAs(uid, gid, jvm.pid());
+                assertTrue(asChild.startsWith("stolen=0 ") && asChild.contains("Operation not permitted"),
+                        "a process of the child's own user copies none of its sockets: " + asChild);
+                List<String> ids = procStatus.stream().filter(l -> l.startsWith("Gid:")).toList();
+                String[] gids = ids.get(0).split("\\s+"); // Gid: real effective saved filesystem
+                assertTrue(!gids[1].equals(gid) && gids[2].equals(gid),
+                        () -> "the JVM's real gid is not its effective gid " + gid + ": " + ids);
+                Object environOwner = Files.getAttribute(Path.of("/proc/" + jvm.pid() + "/environ"), "unix:uid");
+                assertEquals(0, environOwner, () -> "/proc/" + jvm.pid() + "/environ of a non-dumpable process is"
+                        + " root's; it is uid " + environOwner + "'s");
+                // The same method as the same user against a dumpable process of that user works: so the refusal
+                // above is the launch, not the method.
+                Process dumpable = new ProcessBuilder("setpriv", "--reuid=" + uid, "--regid=" + gid,
+                        "--clear-groups", "/bin/sh", "-c", "exec cat 3</dev/null").start(); // until stdin closes
+                try {
+                    String control = stealAs(uid, gid, dumpable.pid());
+                    assertTrue(control.matches("stolen=[1-9][0-9]* .*"),
+                            "the method works against a dumpable process of the same user: " + control);
+                } finally {
+                    dumpable.getOutputStream().close();
+                    assertTrue(dumpable.waitFor(10, TimeUnit.SECONDS), "the dumpable cat ended with its stdin");
+                }
             } finally {
                 child.stop(java.time.Duration.ofSeconds(5));
             }
@@ -93,6 +117,7 @@ class ChildUserIT {
     }
 
     @Test
+    @org.junit.jupiter.api.Timeout(120)
     void aChildUserWithRunningProcesses_isRefused(SwtpmProcess swtpm, @TempDir Path dir) throws Exception {
         LaunchSpec spec = Fixture.spec(Fixture.softphoneJar(dir), Fixture.config(dir, "a=1\n"), List.of())
                 .withChildUser("tpmphone-shared-test");

@@ -56,6 +56,25 @@ public final class Fixture {
         return jar;
     }
 
+    /**
+     * A jar named {@code NAME.jar} in {@code dir} holding the single class {@code main} (from the test classes), to
+     * launch as a stand-in child; {@code main} must need no other class of ours (no nested classes).
+     */
+    public static Path jarOf(Path dir, Class<?> main) throws IOException {
+        String entry = main.getName().replace('.', '/') + ".class";
+        Path jar = dir.resolve(main.getSimpleName() + ".jar");
+        try (JarOutputStream out = new JarOutputStream(Files.newOutputStream(jar));
+             InputStream in = main.getClassLoader().getResourceAsStream(entry)) {
+            if (in == null) {
+                throw new IOException("no " + entry + " on the class path");
+            }
+            out.putNextEntry(new JarEntry(entry));
+            in.transferTo(out);
+            out.closeEntry();
+        }
+        return jar;
+    }
+
     public static LaunchSpec spec(Path jar, Path config, List<String> jvmOptions) {
         return new LaunchSpec(Path.of(System.getProperty("java.home")), List.of(jar), config,
                 BrokerProbe.class.getName(), jvmOptions, List.of(), true);

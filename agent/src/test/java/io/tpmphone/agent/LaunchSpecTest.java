@@ -8,7 +8,10 @@ import io.tpmphone.attestation.MeasuredCommandLine;
 import io.tpmphone.attestation.MeasurementEvent;
 import java.nio.file.Path;
 import java.util.Collections;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
@@ -61,9 +64,51 @@ class LaunchSpecTest {
         for (String shared : List.of("root", "0", "00", "nobody", "65534")) {
             assertThrows(IllegalArgumentException.class, () -> spec.withChildUser(shared), shared);
         }
-        assertEquals("tpmphone-host1", LaunchSpec.childUserFor("Host1"));
-        assertEquals("tpmphone-a-b-c", LaunchSpec.childUserFor("a b/c"));
-        assertEquals(32, LaunchSpec.childUserFor("x".repeat(40)).length());
         assertThrows(IllegalArgumentException.class, () -> spec.withChildUser("a b; rm -rf /"));
+    }
+
+    /**
+     * Host names that the old derivation (lower case, other characters as '-', cut at 32) mapped to one user: two
+     * softphones would have shared a uid, and so each other's broker sessions.
+     */
+    @Test
+    @Timeout(10)
+    void hostsThatReadAlike_getUsersOfTheirOwn() {
+        List<List<String>> alike = List.of(
+                List.of("Host1", "host1", "HOST1"),
+                List.of("a b/c", "a-b-c", "a.b.c", "a:b@c", "a\u00e9b-c"),
+                List.of("x".repeat(40), "x".repeat(41), "x".repeat(23)),
+                List.of("alice.example.org-phone-1", "alice.example.org-phone-2"),
+                List.of("", "-", "."));
+        for (List<String> hosts : alike) {
+            Map<String, String> users = new LinkedHashMap<>();
+            for (String host : hosts) {
+                users.put(host, LaunchSpec.childUserFor(host));
+            }
+            assertEquals(hosts.size(), new HashSet<>(users.values()).size(), () -> "each host its own user: " + users);
+        }
+    }
+
+    @Test
+    @Timeout(10)
+    void theDedicatedUserName_isValidForUseradd_andStable() {
+        // shadow's useradd and Debian's adduser (NAME_REGEX): a lower-case letter or '_' first, at most 32.
+        java.util.regex.Pattern valid = java.util.regex.Pattern.compile("[a-z_][a-z0-9_-]{0,31}");
+        for (String host : List.of("Host1", "a b/c", "x".repeat(200), "", "caf\u00e9.example", "1.2.3.4", "-rf",
+                "bob;rm -rf /", "UPPER.lower.123")) {
+            String user = LaunchSpec.childUserFor(host);
+            assertTrue(valid.matcher(user).matches() && user.startsWith(LaunchSpec.DEDICATED_USER_PREFIX),
+                    () -> "host '" + host + "' gives the user name '" + user + "' (" + user.length() + " characters)");
+            LaunchSpec spec = new LaunchSpec(HOME, List.of(Path.of("/a/app.jar")), Path.of("/b/app.properties"),
+                    "Main", List.of(), List.of(), true).withChildUser(user); // the spec accepts it
+            assertEquals(user, spec.childUser(), "the spec's child user");
+        }
+        // The readable part, then 12 characters of the host's hash: the same host always gets the same user.
+        String alice = LaunchSpec.childUserFor("alice");
+        assertTrue(alice.matches("tpmphone-alice-[a-z2-7]{12}"), "alice's user: " + alice);
+        assertEquals(alice, LaunchSpec.childUserFor("alice"), "stable");
+        String long1 = LaunchSpec.childUserFor("x".repeat(40));
+        assertEquals(32, long1.length(), "a long host's user is cut to 32: " + long1);
+        assertTrue(long1.startsWith("tpmphone-" + "x".repeat(LaunchSpec.READABLE_HOST_CHARS) + "-"), long1);
     }
 }

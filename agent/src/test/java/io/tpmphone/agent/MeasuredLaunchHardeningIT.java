@@ -337,6 +337,37 @@ class MeasuredLaunchHardeningIT {
         }
     }
 
+    /**
+     * The JVM's exec is set-gid-like (real gid apart from effective), which clears a parent-death signal, so it cannot
+     * hold one: the wrapper shell stays as the PID namespace's init and holds unshare's {@code --kill-child}. Killing
+     * {@code unshare} (as an agent that dies hard does not, but an operator or the OOM killer may) must still end it.
+     */
+    @org.junit.jupiter.params.ParameterizedTest(name = "wrapper run by {0}")
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"/bin/sh", "/bin/bash"})
+    @org.junit.jupiter.api.Timeout(120)
+    void theJvm_endsWhenTheLaunchWrapperIsKilled(String shell, SwtpmProcess swtpm, @TempDir Path dir)
+            throws Exception {
+        // bash, unlike Debian's dash, execs a script's last command in place of the shell: the wrapper must not end
+        // with setpriv, or the JVM takes the shell's place and outlives unshare (seen on bash before the fix).
+        // A child that ignores its stdin (which closes when unshare dies): only the wrapper can end it.
+        LaunchSpec spec = new LaunchSpec(Path.of(System.getProperty("java.home")),
+                List.of(Fixture.jarOf(dir, IdleProbe.class)), Fixture.config(dir, "a=1\n"), IdleProbe.class.getName(),
+                List.of(), List.of(), true);
+        try (TpmClient tpm = TpmClient.open(TpmUri.parse(swtpm.tpmUri()));
+             MeasurementLogStore store = MeasurementLogStore.open(dir.resolve("log"), tpm, Fixture.PCR)) {
+            MeasuredLauncher.Launched child = new MeasuredLauncher(store, dir.resolve("launch"), shell).launch(spec,
+                    Map.of());
+            ProcessHandle jvm = childJvm(child.process());
+            Await.until("the child to run", Duration.ofSeconds(30), () -> read(dir.resolve("launch/child.log")),
+                    l -> l.contains("probe ready"));
+            child.process().destroyForcibly(); // SIGKILL to unshare: no handler of its own runs
+            Await.event("the JVM " + jvm.pid() + " to end with its wrapper", Duration.ofSeconds(15), jvm.onExit(),
+                    () -> "still running: " + jvm.info() + "; child.log: " + read(dir.resolve("launch/child.log")));
+            Await.event("the wrapper's end to be measured", Duration.ofSeconds(15), child.terminated(),
+                    () -> "not measured; log " + store.log().events());
+        }
+    }
+
     private static ProcessHandle childJvm(Process wrapper) throws Exception {
         return Await.until("a JVM under the wrapper " + wrapper.pid(), Duration.ofSeconds(15),
                 () -> wrapper.toHandle().descendants().filter(h -> h.info().command().map(c -> c.endsWith("/java"))

@@ -62,7 +62,8 @@ final class AgentCommand {
         @Option(names = "--no-isolation", description = "do not use PID/mount/IPC namespaces (no HARDENED level)")
         boolean noIsolation;
         @Option(names = "--child-user", description = "the softphone core's own unprivileged user (default:"
-                + " tpmphone-HOST, created if missing; never a user other processes run as, such as nobody)")
+                + " tpmphone-HOST-HASH, HASH from the full host name, created if missing; never a user other"
+                + " processes run as, such as nobody)")
         String childUser;
 
         /**
@@ -144,7 +145,8 @@ final class AgentCommand {
     static final class Run implements Callable<Integer> {
         @Spec
         CommandSpec spec;
-        @Option(names = "--tpm", required = true, description = "TPM URI")
+        @Option(names = "--tpm", required = true, description = "TPM URI: device:/dev/tpmrm0, or"
+                + " swtpm:socket=PATH for a swtpm's Unix socket (`tpmphone swtpm start` prints it)")
         String tpm;
         @Option(names = "--server", required = true, description = "attestation server URL")
         URI server;

@@ -32,6 +32,14 @@ final class SwtpmCommand {
         return Path.of(base, "swtpm", name);
     }
 
+    /**
+     * {@code text} as one word for a POSIX shell: single-quoted, a {@code '} in it as {@code '\''}. The TCTI holds the
+     * instance's path, which may hold quotes of its own ({@code TPMPHONE_HOME} is the user's choice).
+     */
+    static String shellWord(String text) {
+        return "'" + text.replace("'", "'\\''") + "'";
+    }
+
     /** Creates {@code directory} with mode 0700, or makes an existing one 0700: it holds a TPM and its key. */
     static void ownerOnlyDirectory(Path directory) throws IOException {
         java.util.Set<java.nio.file.attribute.PosixFilePermission> ownerOnly =
@@ -129,7 +137,7 @@ final class SwtpmCommand {
             } else {
                 out.println("swtpm '" + name + "' running, pid " + swtpm.pid());
                 out.println("  TPM URI:      " + swtpm.tpmUri() + "   (tpmphone ... --tpm URI)");
-                out.println("  tpm2-tools:   export TPM2TOOLS_TCTI='" + swtpm.tctiString() + "'");
+                out.println("  tpm2-tools:   export TPM2TOOLS_TCTI=" + shellWord(swtpm.tctiString()));
                 out.println("  reachable by: this user (and root) only; state encrypted with " + swtpm.stateKeyFile());
                 out.println("  stop with:    tpmphone swtpm stop --name " + name);
             }

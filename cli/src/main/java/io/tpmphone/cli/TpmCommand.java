@@ -45,8 +45,10 @@ final class TpmCommand {
     static final com.fasterxml.jackson.databind.ObjectWriter JSON_LINE = JSON.writer()
             .without(SerializationFeature.INDENT_OUTPUT);
 
-    @Option(names = "--tpm", description = "TPM URI: swtpm:socket=PATH, device:/dev/tpmrm0 or (insecure)"
-            + " swtpm:host=H,port=P (default: ${DEFAULT-VALUE} or $TPMPHONE_TPM)", defaultValue = "${env:TPMPHONE_TPM:-device:/dev/tpmrm0}", scope = picocli.CommandLine.ScopeType.INHERIT)
+    @Option(names = "--tpm", description = "TPM URI: device:/dev/tpmrm0, or swtpm:socket=PATH for a swtpm's Unix"
+            + " socket (`tpmphone swtpm start` prints it; docs/tpm.md lists every form) (default: ${DEFAULT-VALUE}"
+            + " or $TPMPHONE_TPM)", defaultValue = "${env:TPMPHONE_TPM:-device:/dev/tpmrm0}",
+            scope = picocli.CommandLine.ScopeType.INHERIT)
     String tpm;
 
     TpmClient open() throws Exception {
@@ -117,7 +119,7 @@ final class TpmCommand {
 
     @Command(name = "extend", mixinStandardHelpOptions = true,
             description = "Extend a SHA-256 PCR with a digest, or with the SHA-256 of a file.",
-            footer = {"", "Example:", "  tpmphone tpm extend --tpm swtpm:port=2321 --pcr 16 --file app.jar"})
+            footer = {"", "Example:", "  tpmphone tpm extend --tpm device:/dev/tpmrm0 --pcr 16 --file app.jar"})
     static final class Extend implements Callable<Integer> {
         @ParentCommand
         TpmCommand parent;
@@ -151,8 +153,8 @@ final class TpmCommand {
                     "files are quote.msg (TPMS_ATTEST), quote.sig (TPMT_SIGNATURE), pcrs.bin (as tpm2_quote -o",
                     "writes it) and ak.pub.pem."},
             footer = {"", "Examples:",
-                    "  tpmphone tpm quote --tpm swtpm:port=2321 --pcrs sha256:0,1,16 --nonce abcd \\",
-                    "      --out q",
+                    "  tpmphone tpm quote --tpm device:/dev/tpmrm0 --pcrs sha256:0,1,16 \\",
+                    "      --nonce abcd --out q",
                     "  tpm2_checkquote -u q/ak.pub.pem -m q/quote.msg -s q/quote.sig \\",
                     "      -f q/pcrs.bin -g sha256 -q abcd"})
     static final class Quote implements Callable<Integer> {

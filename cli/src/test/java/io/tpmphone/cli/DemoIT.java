@@ -141,7 +141,8 @@ class DemoIT {
         // libjitsi's private home must not outlive a softphone. The demo's isolated softphones have a private /tmp
         // (it goes with their mount namespace), so none of theirs may appear in the system's /tmp at all. They run as
         // their own users, which tells their directories from those of other processes on this machine.
-        java.util.Set<String> demoUsers = java.util.Set.of("tpmphone-alice", "tpmphone-bob");
+        java.util.Set<String> demoUsers = java.util.Set.of(io.tpmphone.agent.LaunchSpec.childUserFor("alice"),
+                io.tpmphone.agent.LaunchSpec.childUserFor("bob"));
         try (Stream<Path> left = Files.list(Path.of("/tmp"))) {
             List<String> media = left.filter(f -> f.getFileName().toString().startsWith("tpmphone-media"))
                     .filter(f -> {

@@ -87,6 +87,31 @@ class MainTest {
         }
     }
 
+    /**
+     * The help names the TPM URI a swtpm has now ({@code swtpm:socket=PATH}, what {@code swtpm start} prints), not the
+     * loopback-TCP form ({@code swtpm:host=H,port=P}, {@code swtpm:port=2321}) that any local user can clone a TPM
+     * through; that form is only in docs/tpm.md, marked insecure.
+     */
+    @Test
+    @org.junit.jupiter.api.Timeout(30)
+    void theHelp_showsTheSocketFormOfASwtpmUri_neverTheTcpForm() {
+        int tpmOptions = 0;
+        for (CommandLine c : allCommands(new CommandLine(new Main()))) {
+            String usage = c.getUsageMessage(Ansi.OFF);
+            String name = c.getCommandSpec().qualifiedName();
+            assertFalse(usage.contains("swtpm:host=") || usage.contains("swtpm:port="),
+                    () -> name + "'s help shows the TCP form of a swtpm URI:\n" + usage);
+            picocli.CommandLine.Model.OptionSpec tpm = c.getCommandSpec().findOption("--tpm");
+            if (tpm != null) {
+                tpmOptions++;
+                String description = String.join(" ", tpm.description());
+                assertTrue(description.contains("swtpm:socket=PATH") && description.contains("device:/dev/tpmrm0"),
+                        () -> name + " --tpm names both forms: " + description);
+            }
+        }
+        assertTrue(tpmOptions >= 5, "commands with --tpm: " + tpmOptions);
+    }
+
     @Test
     void footers_fitTheHelpWidth_soExamplesCanBeCopied() {
         for (CommandLine c : allCommands(new CommandLine(new Main()))) {

@@ -91,6 +91,39 @@ class SwtpmCommandIT {
                 + "is running: " + stopAgain);
     }
 
+    /**
+     * The tpm2-tools line {@code swtpm start} prints, pasted into a shell, for a {@code TPMPHONE_HOME} whose name has
+     * quotes and socat's syntax: it used to wrap the TCTI in single quotes as it was, so a quote in the path ended the
+     * word, socat split the address at ':' and {@code !!}, and what followed a ';' ran.
+     */
+    @Test
+    @org.junit.jupiter.api.Timeout(180)
+    void theTpm2ToolsLine_worksPastedIntoAShell_whenTheHomeHasQuotesAndSocatSyntax(@TempDir Path dir)
+            throws Exception {
+        Path home = dir.resolve("o'brien:x!!y;touch${IFS}pwned;'");
+        Run start = tpmphone(home, "swtpm", "start", "--name", "ci");
+        assertEquals(0, start.exit(), start::toString);
+        try {
+            String line = start.out().lines().filter(l -> l.contains("export TPM2TOOLS_TCTI=")).findFirst()
+                    .orElseThrow(() -> new AssertionError("no tpm2-tools line in: " + start));
+            String export = line.substring(line.indexOf("export "));
+            Process p = new ProcessBuilder("/bin/sh", "-c", export + " && exec tpm2_getrandom --hex 8")
+                    .directory(dir.toFile()).redirectErrorStream(true).start();
+            String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+            assertTrue(p.waitFor(30, TimeUnit.SECONDS), () -> "the shell ended: " + out);
+            assertTrue(p.exitValue() == 0 && out.matches("[0-9a-f]{16}\\s*"), () -> "`" + export
+                    + " && tpm2_getrandom --hex 8` reached the swtpm: exit code " + p.exitValue() + ", output " + out);
+            try (java.util.stream.Stream<Path> files = Files.list(dir)) {
+                List<String> names = files.map(f -> f.getFileName().toString()).toList();
+                assertEquals(List.of(home.getFileName().toString()), names, () -> "nothing in the shell's working"
+                        + " directory but the home: no command of the path ran; the line was " + export);
+            }
+        } finally {
+            Run stop = tpmphone(home, "swtpm", "stop", "--name", "ci", "--purge");
+            assertEquals(0, stop.exit(), stop::toString);
+        }
+    }
+
     private static String mode(Path path) throws java.io.IOException {
         return java.nio.file.attribute.PosixFilePermissions.toString(java.nio.file.Files.getPosixFilePermissions(path));
     }

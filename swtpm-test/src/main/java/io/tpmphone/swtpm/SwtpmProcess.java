@@ -26,6 +26,7 @@ import java.util.Optional;
 import java.util.Objects;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
+import java.util.regex.Pattern;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -235,12 +236,32 @@ public final class SwtpmProcess implements AutoCloseable {
     /**
      * The TCTI for tpm2-tools' {@code -T} option or {@code TPM2TOOLS_TCTI}: {@code cmd:socat - UNIX-CONNECT:PATH}
      * (tpm2-tss's command TCTI speaks raw TPM commands over a child's stdin and stdout, and socat carries them to the
-     * data socket; tpm2-tss's swtpm TCTI is TCP-only), or {@code swtpm:host=127.0.0.1,port=P} for an insecure-TCP
-     * swtpm. Needs {@code socat}.
+     * data socket; tpm2-tss's swtpm TCTI is TCP-only; see {@link #commandTcti}), or
+     * {@code swtpm:host=127.0.0.1,port=P} for an insecure-TCP swtpm. Needs {@code socat}.
      */
     public String tctiString() {
-        return insecureTcp ? "swtpm:host=" + HOST + ",port=" + port : "cmd:socat - UNIX-CONNECT:" + serverSocket();
+        return insecureTcp ? "swtpm:host=" + HOST + ",port=" + port : commandTcti(serverSocket());
     }
+
+    /**
+     * tpm2-tss's command TCTI for a TPM on the Unix socket {@code socket}: {@code cmd:socat - UNIX-CONNECT:PATH}, the
+     * address written so that each of the two parsers it passes through reads the path back exactly. socat first:
+     * in an address ',' starts an option, ':' a parameter, {@code !!} a second address, and brackets and quotes nest,
+     * so every character of the path other than {@code A-Z a-z 0-9 / . _ + @ % = -} gets a backslash. Then
+     * {@code /bin/sh}, which the command TCTI hands the string to ({@code sh -c}): an address that is not plain any
+     * more is single-quoted ({@code '} as {@code '\''}). A plain path stays as it is
+     * ({@code cmd:socat - UNIX-CONNECT:/run/swtpm/server.sock}).
+     */
+    public static String commandTcti(Path socket) {
+        String address = "UNIX-CONNECT:" + SOCAT_SPECIAL.matcher(socket.toString()).replaceAll("\\\\$0");
+        return "cmd:socat - " + (SHELL_PLAIN.matcher(address).matches() ? address
+                : "'" + address.replace("'", "'\\''") + "'");
+    }
+
+    /** Characters socat's address parser may treat as syntax (or that are not ASCII): escaped with a backslash. */
+    private static final Pattern SOCAT_SPECIAL = Pattern.compile("[^A-Za-z0-9/._+@%=-]");
+    /** Words {@code /bin/sh} takes as they are. */
+    private static final Pattern SHELL_PLAIN = Pattern.compile("[A-Za-z0-9/._+@%=:-]+");
 
     /** The directory holding the TPM's state ({@code tpm2-00.permall}). */
     public Path stateDirectory() {

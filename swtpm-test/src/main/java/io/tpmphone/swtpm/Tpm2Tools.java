@@ -9,8 +9,8 @@ import java.util.List;
 import java.util.concurrent.TimeUnit;
 
 /**
- * Runs tpm2-tools commands for tests — against a {@link SwtpmProcess} ({@code -T swtpm:host=H,port=P}) or offline
- * (e.g. {@code tpm2_checkquote}) — with a 30 s timeout. A TPM client of yours must not hold the swtpm connection
+ * Runs tpm2-tools commands for tests — against a {@link SwtpmProcess} ({@code -T} with its
+ * {@link SwtpmProcess#tctiString()}) or offline (e.g. {@code tpm2_checkquote}) — with a 30 s timeout. A TPM client of yours must not hold the swtpm connection
  * meanwhile: swtpm serves one connection at a time. Failures to run the tool are {@link AssertionError}s, so a test
  * that uses it fails clearly. Stateless and thread-safe.
  */

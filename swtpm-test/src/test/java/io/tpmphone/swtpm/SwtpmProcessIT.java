@@ -66,6 +66,33 @@ class SwtpmProcessIT {
         }
     }
 
+    /**
+     * tpm2-tools through {@link SwtpmProcess#tctiString()} to a swtpm whose socket directory has socat's and the
+     * shell's syntax in its name (swtpm itself takes any path without ',' or white space). The TCTI used to carry the
+     * path as it was: socat split it at ':' and {@code !!}, and {@code sh} ran what followed a ';'.
+     */
+    @Test
+    @org.junit.jupiter.api.Timeout(120)
+    void tpm2Tools_reachASwtpmWhoseSocketPathHasShellAndSocatSyntax(@TempDir Path dir) throws Exception {
+        Path sockets = dir.resolve("a:b!!c'd\"e(f)[g]{h}\\i;touch${IFS}pwned;$(touch${IFS}pwned2)");
+        try (SwtpmProcess tpm = SwtpmProcess.builder().socketDirectory(sockets).start()) {
+            String tcti = tpm.tctiString();
+            // tpm2-tss runs the command TCTI with sh -c in the tool's working directory: run the tool in dir.
+            Process p = new ProcessBuilder("tpm2_getrandom", "-T", tcti, "--hex", "8").directory(dir.toFile())
+                    .redirectErrorStream(true).start();
+            String out = new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+            assertTrue(p.waitFor(30, java.util.concurrent.TimeUnit.SECONDS), () -> "tpm2_getrandom ended: " + out);
+            assertTrue(p.exitValue() == 0 && out.matches("[0-9a-f]{16}\\s*"), () -> "tpm2_getrandom -T " + tcti
+                    + " reached the swtpm at " + tpm.serverSocket() + ": exit code " + p.exitValue() + ", output "
+                    + out);
+            try (java.util.stream.Stream<Path> files = Files.list(dir)) {
+                List<String> names = files.map(f -> f.getFileName().toString()).toList();
+                assertEquals(List.of(sockets.getFileName().toString()), names, () -> "nothing in the tool's"
+                        + " working directory but the socket directory: no command of the path ran; TCTI " + tcti);
+            }
+        }
+    }
+
     @Test
     void insecureTcp_dataPortAnswersRawGetRandom() throws IOException {
         try (SwtpmProcess tpm = SwtpmProcess.builder().insecureTcp(true).start()) {

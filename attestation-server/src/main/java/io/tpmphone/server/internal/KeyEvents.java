@@ -15,7 +15,8 @@ import java.util.regex.Pattern;
  * What a host's keystore did since its last report (docs/keystore.md, "Key events"): the agent sends them as
  * base64 of a UTF-8 JSON array in an appraisal request, and its quote's qualifying data is
  * {@code SHA256("tpmphone-key-events-v1" || nonce || SHA256(those bytes))}, so a report is accepted only with the
- * host TPM's signature. Each event becomes one {@code KEY_RELEASE} audit record. Immutable.
+ * host TPM's signature. Each event becomes one {@code KEY_RELEASE} (or {@code CALL_DECISION}) audit record; a call
+ * decision with a {@code count} stands for that many rejected calls the agent summed up. Immutable.
  */
 public final class KeyEvents {
     /** The largest report, in bytes. */
@@ -35,7 +36,7 @@ public final class KeyEvents {
      * decision also the direction, the peer's URI and level and the level the policy required.
      */
     public record Event(String at, String operation, String outcome, String reason, String tpmCode, String callId,
-                        String message, Map<String, String> call) {
+                        String message, Map<String, String> call, Long count) {
         /** The audit record type: CALL_DECISION for call decisions, KEY_RELEASE for key operations. */
         String auditType() {
             return operation.equals("CALL_DECISION") ? "CALL_DECISION" : "KEY_RELEASE";
@@ -59,6 +60,9 @@ public final class KeyEvents {
                 m.put("message", message);
             }
             m.putAll(call);
+            if (count != null) {
+                m.put("count", count);
+            }
             return m;
         }
     }
@@ -73,7 +77,8 @@ public final class KeyEvents {
 
     private static Event event(ObjectNode o) throws ApiException {
         ObjectNode e = Json.object(o.toString(), Set.of("at", "operation", "outcome"),
-                Set.of("reason", "tpmCode", "callId", "message", "direction", "peer", "peerLevel", "requiredLevel"));
+                Set.of("reason", "tpmCode", "callId", "message", "direction", "peer", "peerLevel", "requiredLevel",
+                        "count"));
         String operation = Json.text(e, "operation", 16);
         String outcome = Json.text(e, "outcome", 16);
         boolean decision = operation.equals("CALL_DECISION");
@@ -101,6 +106,16 @@ public final class KeyEvents {
                 || (tpmCode != null && !REASON.matcher(tpmCode).matches())) {
             throw ApiException.badRequest("reason and tpmCode are upper-case names");
         }
+        Long count = null;
+        if (e.has("count")) {
+            JsonNode c = e.get("count");
+            if (!decision || !c.canConvertToLong() || !c.isIntegralNumber() || c.asLong() < 1
+                    || c.asLong() > 1_000_000_000L) {
+                throw ApiException.badRequest("count (rejected calls summed up in one call decision) must be an "
+                        + "integer 1..1000000000, and only on a call decision");
+            }
+            count = c.asLong();
+        }
         String at = Json.text(e, "at", 40);
         try {
             java.time.Instant.parse(at);
@@ -109,7 +124,7 @@ public final class KeyEvents {
         }
         return new Event(at, operation, outcome, reason, tpmCode,
                 e.has("callId") ? Json.text(e, "callId", 256) : null,
-                e.has("message") ? Json.text(e, "message", 512) : null, call);
+                e.has("message") ? Json.text(e, "message", 512) : null, call, count);
     }
 
     /** Parses a report strictly; a malformed one is a 400 naming what is wrong. */

@@ -26,41 +26,50 @@ import org.bouncycastle.tls.crypto.impl.jcajce.JcaTlsCryptoProvider;
 /**
  * JAIN-SIP's {@code gov.nist.javax.sip.NETWORK_LAYER}: plain sockets for UDP and TCP, and for TLS our
  * {@link AttestedSslSocket}s — Bouncy Castle TLS 1.3 with attestation — under the stack's blocking TLS transport.
- * JAIN-SIP instantiates this class by name, so each stack's {@link AttestedTlsConfig} is registered under its stack
- * name first ({@link #register}).
+ * Every TCP and TLS connection, accepted or opened, is one of the stack's {@link ConnectionTable} (capped per source
+ * and overall when accepted, closed when idle). JAIN-SIP instantiates this class by name, so each stack's
+ * {@link AttestedTlsConfig} is registered under its stack name first ({@link #register}).
  */
 public final class AttestedNetworkLayer implements NetworkLayer {
     private static final Map<String, AttestedTlsConfig> CONFIGS = new ConcurrentHashMap<>();
     private static final Map<String, AttestedSslSocket.Gate> GATES = new ConcurrentHashMap<>();
     private static final Map<String, HandshakeGuard> GUARDS = new ConcurrentHashMap<>();
+    private static final Map<String, ConnectionTable> TABLES = new ConcurrentHashMap<>();
     private static final int CONNECT_TIMEOUT_MS = 5_000;
 
     private final TlsCrypto crypto = new JcaTlsCryptoProvider().create(new SecureRandom());
     private volatile AttestedTlsConfig config;
     private volatile AttestedSslSocket.Gate gate = (remote, peer) -> { };
     private volatile HandshakeGuard guard;
+    private volatile ConnectionTable connections;
 
     public AttestedNetworkLayer() {
         // configured through setSipStack
     }
 
     /**
-     * The attested TLS configuration of the stack named {@code stackName}, the gate for connections it opens, and the
-     * guard that bounds the handshakes of connections it accepts; call before creating the stack.
+     * The attested TLS configuration of the stack named {@code stackName}, the gate for connections it opens, the
+     * guard that bounds the handshakes of connections it accepts, and the table of its connections; call before
+     * creating the stack.
      */
-    public static void register(String stackName, AttestedTlsConfig config, AttestedSslSocket.Gate outgoingGate,
-                                HandshakeGuard incomingGuard) {
+    static void register(String stackName, AttestedTlsConfig config, AttestedSslSocket.Gate outgoingGate,
+                         HandshakeGuard incomingGuard, ConnectionTable connections) {
         CONFIGS.put(stackName, config);
         GATES.put(stackName, outgoingGate);
         GUARDS.put(stackName, incomingGuard);
+        TABLES.put(stackName, connections);
     }
 
-    public static void unregister(String stackName) {
+    static void unregister(String stackName) {
         CONFIGS.remove(stackName);
         GATES.remove(stackName);
         HandshakeGuard g = GUARDS.remove(stackName);
         if (g != null) {
             g.close();
+        }
+        ConnectionTable t = TABLES.remove(stackName);
+        if (t != null) {
+            t.close();
         }
     }
 
@@ -72,7 +81,8 @@ public final class AttestedNetworkLayer implements NetworkLayer {
             gate = g;
         }
         guard = GUARDS.get(sipStack.getStackName());
-        if (config == null) {
+        connections = TABLES.get(sipStack.getStackName());
+        if (config == null || connections == null) {
             throw new IllegalStateException("no attested TLS configuration registered for stack "
                     + sipStack.getStackName());
         }
@@ -80,13 +90,13 @@ public final class AttestedNetworkLayer implements NetworkLayer {
 
     @Override
     public ServerSocket createServerSocket(int port, int backlog, InetAddress bindAddress) throws IOException {
-        return new ServerSocket(port, backlog, bindAddress);
+        return connections.listen(port, backlog, bindAddress);
     }
 
     @Override
     public SSLServerSocket createSSLServerSocket(int port, int backlog, InetAddress bindAddress) throws IOException {
         AttestedTlsConfig c = config;
-        return new AttestedSslServerSocket(new ServerSocket(port, backlog, bindAddress),
+        return new AttestedSslServerSocket(connections.listen(port, backlog, bindAddress),
                 () -> new AttestedTlsServer(crypto, c), guard);
     }
 
@@ -127,8 +137,8 @@ public final class AttestedNetworkLayer implements NetworkLayer {
         return new DatagramSocket(port, bindAddress);
     }
 
-    private static Socket connect(InetAddress address, int port, InetSocketAddress local) throws IOException {
-        Socket s = new Socket();
+    private Socket connect(InetAddress address, int port, InetSocketAddress local) throws IOException {
+        Socket s = connections.outgoing();
         try {
             if (local != null) {
                 s.bind(local);

@@ -1,5 +1,6 @@
 package io.tpmphone.softphone.sip;
 
+import io.tpmphone.attestation.UntrustedText;
 import io.tpmphone.softphone.CallPolicy;
 import io.tpmphone.softphone.internal.BrokerClient;
 import java.io.IOException;
@@ -29,8 +30,8 @@ public final class AuditedDecisions implements SipPhone.Listener {
                         d.requiredLevel().name(), call.callId(), call.peerUri().replace(' ', '_'), d.reason());
             }
         } catch (IOException | IllegalArgumentException e) {
-            LOG.warn("call {}: the decision could not be handed to the agent for the audit log: {}", call.callId(),
-                    e.getMessage());
+            LOG.warn("call {}: the decision could not be handed to the agent for the audit log: {}",
+                    UntrustedText.forTerminal(call.callId(), 200), UntrustedText.forTerminal(e.getMessage(), 300));
         }
         next.decided(call, d);
     }

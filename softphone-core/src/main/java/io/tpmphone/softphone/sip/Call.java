@@ -31,6 +31,8 @@ public final class Call {
     private volatile io.tpmphone.softphone.media.AudioSession audio;
     private volatile boolean held;
     private volatile int payloadType;
+    /** The remote address of the TCP or TLS connection that carries the call's signalling (its first hop). */
+    private volatile java.net.InetSocketAddress hop;
 
     Call(String callId, CallPolicy.Direction direction, String peerUri) {
         this.callId = callId;
@@ -136,6 +138,14 @@ public final class Call {
 
     void audio(io.tpmphone.softphone.media.AudioSession a) {
         this.audio = a;
+    }
+
+    void hop(java.net.InetSocketAddress h) {
+        this.hop = h;
+    }
+
+    Optional<java.net.InetSocketAddress> hop() {
+        return Optional.ofNullable(hop);
     }
 
     /** Ignored once the call is over: a refused or ended call keeps no JAIN-SIP dialog (and its messages) alive. */

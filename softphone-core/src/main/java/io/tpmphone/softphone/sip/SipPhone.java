@@ -106,23 +106,56 @@ public final class SipPhone implements AutoCloseable {
      * How much state peers can make this phone hold, whatever they send (docs/softphone.md, "Bounds"). An INVITE beyond
      * {@code maxSettingUp} calls being set up, or {@code maxCalls} in progress, gets {@code 503} with
      * {@code Retry-After} before any media or key is allocated; refused and ended calls leave the table at once and the
-     * last {@code endedHistory} of them are kept for the user; TLS handshakes are bounded by {@code tlsHandshakes}.
+     * last {@code endedHistory} of them are kept for the user; TLS handshakes are bounded by {@code tlsHandshakes}. A
+     * TCP or TLS connection on which nothing arrived for {@code idleTimeout} is closed unless it carries a call in
+     * progress or a registration; at most {@code connectionsPerSource} accepted connections are open per source (an
+     * IPv4 address, an IPv6 /64) and {@code connections} overall, a connection beyond them is reset at once.
      */
-    public record Limits(int maxCalls, int maxSettingUp, int endedHistory, HandshakeGuard.Limits tlsHandshakes) {
+    public record Limits(int maxCalls, int maxSettingUp, int endedHistory, HandshakeGuard.Limits tlsHandshakes,
+                         Duration idleTimeout, int connectionsPerSource, int connections) {
         /**
          * 32 calls in progress, 16 being set up (a person answers a handful of calls; a softphone that auto-answers
-         * still settles each within its setup timeout), the last 100 ended calls, and {@link
-         * HandshakeGuard.Limits#DEFAULTS} for TLS.
+         * still settles each within its setup timeout), the last 100 ended calls, {@link
+         * HandshakeGuard.Limits#DEFAULTS} for TLS; connections idle for 5 minutes closed (a registered client behind
+         * a NAT sends keep-alives every two minutes or so, RFC 5626 §4.4.1), 16 accepted ones per source and 256 in
+         * all (each costs JAIN-SIP a thread).
          */
-        public static final Limits DEFAULTS = new Limits(32, 16, 100, HandshakeGuard.Limits.DEFAULTS);
+        public static final Limits DEFAULTS = new Limits(32, 16, 100, HandshakeGuard.Limits.DEFAULTS,
+                Duration.ofMinutes(5), 16, 256);
 
         public Limits {
             Objects.requireNonNull(tlsHandshakes, "tlsHandshakes");
+            Objects.requireNonNull(idleTimeout, "idleTimeout");
             if (maxSettingUp < 1 || maxCalls < maxSettingUp || endedHistory < 0) {
                 throw new IllegalArgumentException("limits need 1 <= maxSettingUp <= maxCalls and endedHistory >= 0,"
                         + " got maxCalls " + maxCalls + ", maxSettingUp " + maxSettingUp + ", endedHistory "
                         + endedHistory);
             }
+            if (idleTimeout.isNegative() || idleTimeout.isZero()) {
+                throw new IllegalArgumentException("the idle timeout of connections must be positive, got "
+                        + idleTimeout);
+            }
+            if (connectionsPerSource < 1 || connections < connectionsPerSource) {
+                throw new IllegalArgumentException("limits need 1 <= connectionsPerSource <= connections, got "
+                        + connectionsPerSource + " and " + connections);
+            }
+        }
+
+        /** These limits with other bounds on calls. */
+        public Limits withCalls(int maxCalls, int maxSettingUp, int endedHistory) {
+            return new Limits(maxCalls, maxSettingUp, endedHistory, tlsHandshakes, idleTimeout, connectionsPerSource,
+                    connections);
+        }
+
+        /** These limits with other bounds on TLS handshakes. */
+        public Limits withTlsHandshakes(HandshakeGuard.Limits tls) {
+            return new Limits(maxCalls, maxSettingUp, endedHistory, tls, idleTimeout, connectionsPerSource,
+                    connections);
+        }
+
+        /** These limits with other bounds on connections. */
+        public Limits withConnections(Duration idle, int perSource, int total) {
+            return new Limits(maxCalls, maxSettingUp, endedHistory, tlsHandshakes, idle, perSource, total);
         }
     }
 
@@ -189,11 +222,16 @@ public final class SipPhone implements AutoCloseable {
     private final AddressFactory addresses;
     private final HeaderFactory headers;
     private final MessageFactory messages;
+    /** Every TCP and TLS connection: capped per source and overall, closed when idle. */
+    private final ConnectionTable connectionTable;
     /** Calls in progress and a bounded history of ended ones, with each call's registrar account. */
     private final CallTable calls;
     private final Limits limits;
     /** INVITEs answered 503 because the phone was full, since the last log line about them (one line per burst). */
     private final java.util.concurrent.atomic.AtomicInteger turnedAway = new java.util.concurrent.atomic.AtomicInteger();
+    /** Incoming call decisions logged per second at most: anyone can send INVITEs (the audit log sums them up). */
+    static final int DECISION_LINES_PER_SECOND = 20;
+    private final LogBudget decisionLines;
     /** The attestation of every open TLS connection this phone made, by remote address; removed when it closes. */
     private final Map<SocketAddress, Hop> connections = new ConcurrentHashMap<>();
 
@@ -213,16 +251,19 @@ public final class SipPhone implements AutoCloseable {
     private final java.util.concurrent.ScheduledThreadPoolExecutor timers;
 
     private SipPhone(Config config, CallPolicy policy, Keys keys, Listener listener, Media media, Clock clock,
-                     String stackName, SipStack stack, SipProvider provider, SipFactory factory, Limits limits)
+                     String stackName, SipStack stack, SipProvider provider, SipFactory factory, Limits limits,
+                     ConnectionTable connectionTable)
             throws SipException {
         this.config = config;
         this.limits = limits;
+        this.connectionTable = connectionTable;
         this.calls = new CallTable(limits.maxCalls(), limits.maxSettingUp(), limits.endedHistory());
         this.policy = policy;
         this.keys = keys;
         this.listener = listener;
         this.media = media;
         this.clock = clock;
+        this.decisionLines = new LogBudget(clock, DECISION_LINES_PER_SECOND);
         this.stackName = stackName;
         this.stack = stack;
         this.provider = provider;
@@ -260,7 +301,10 @@ public final class SipPhone implements AutoCloseable {
         Objects.requireNonNull(limits, "limits");
         String stackName = "tpmphone-" + config.host() + "-" + STACKS.incrementAndGet();
         Holder holder = new Holder();
-        AttestedNetworkLayer.register(stackName, tls, holder, new HandshakeGuard(limits.tlsHandshakes()));
+        ConnectionTable connections = new ConnectionTable(limits.idleTimeout(), limits.connectionsPerSource(),
+                limits.connections(), clock, holder::carriesCallOrRegistration);
+        AttestedNetworkLayer.register(stackName, tls, holder, new HandshakeGuard(limits.tlsHandshakes(), clock),
+                connections);
         Properties p = new Properties();
         p.setProperty("javax.sip.STACK_NAME", stackName);
         p.setProperty("gov.nist.javax.sip.NETWORK_LAYER", AttestedNetworkLayer.class.getName());
@@ -272,10 +316,14 @@ public final class SipPhone implements AutoCloseable {
         p.setProperty("gov.nist.javax.sip.THREAD_POOL_SIZE", "8");
         p.setProperty("gov.nist.javax.sip.MAX_MESSAGE_SIZE", "65536");
         p.setProperty("gov.nist.javax.sip.READ_TIMEOUT", "10000");
-        // JAIN-SIP's own state, bounded: beyond 1,000 server (client) transactions it drops new requests instead of
-        // growing. Not MAX_CONNECTIONS: JAIN-SIP 1.3 counts every accepted TLS socket but uncounts it only when an
-        // established connection closes, so each failed handshake would hold a slot for good and 256 of them would
-        // stop the TLS listener until a restart. TLS handshakes are bounded by the HandshakeGuard instead.
+        // JAIN-SIP's own state, bounded: beyond 800 server transactions it drops new requests at random, beyond
+        // 1,000 all of them, instead of growing (enforceServerTransactionLimit). A backstop: the phone makes a
+        // transaction only for an INVITE it accepted and a request in a call in progress, everything else is
+        // answered statelessly. Client transactions are the phone's own requests (JAIN-SIP 1.3.0-91 does not enforce
+        // MAX_CLIENT_TRANSACTIONS either). Not MAX_CONNECTIONS: JAIN-SIP 1.3 counts every accepted TLS socket but
+        // uncounts it only when an established connection closes, so each failed handshake would hold a slot for
+        // good and 256 of them would stop the TLS listener until a restart. Connections are bounded by the
+        // ConnectionTable, TLS handshakes by the HandshakeGuard instead.
         p.setProperty("gov.nist.javax.sip.MAX_SERVER_TRANSACTIONS", "1000");
         p.setProperty("gov.nist.javax.sip.MAX_CLIENT_TRANSACTIONS", "1000");
         p.setProperty("gov.nist.javax.sip.TRACE_LEVEL", "0");
@@ -291,6 +339,7 @@ public final class SipPhone implements AutoCloseable {
             AttestedNetworkLayer.unregister(stackName);
             throw new SipException("cannot create the SIP stack: " + e.getMessage(), e);
         }
+        enforceServerTransactionLimit(stack);
         try {
             String ip = config.address().getHostAddress();
             ListeningPoint tlsLp = stack.createListeningPoint(ip, config.tlsPort(), ListeningPoint.TLS);
@@ -302,7 +351,7 @@ public final class SipPhone implements AutoCloseable {
                 provider.addListeningPoint(stack.createListeningPoint(ip, config.udpPort(), ListeningPoint.UDP));
             }
             SipPhone phone = new SipPhone(config, policy, keys, listener, media, clock, stackName, stack, provider,
-                    factory, limits);
+                    factory, limits, connections);
             holder.phone = phone;
             provider.addSipListener(phone.new Events());
             stack.start();
@@ -317,9 +366,32 @@ public final class SipPhone implements AutoCloseable {
         }
     }
 
-    /** Late binding of the TLS gate to the phone the stack serves. */
+    /**
+     * JAIN-SIP 1.3.0-91 reads {@code MAX_SERVER_TRANSACTIONS} but never turns its limit on ({@code SipStackImpl}
+     * leaves {@code unlimitedServerTransactionTableSize} true), so its table of server transactions could grow
+     * without bound. This turns it on. Without it (a JAIN-SIP that renamed the field) the phone still makes no
+     * transaction for what it refuses; the warning says the backstop is missing.
+     */
+    private static void enforceServerTransactionLimit(SipStack stack) {
+        try {
+            java.lang.reflect.Field unlimited = gov.nist.javax.sip.stack.SIPTransactionStack.class
+                    .getDeclaredField("unlimitedServerTransactionTableSize");
+            unlimited.setAccessible(true);
+            unlimited.setBoolean(stack, false);
+        } catch (ReflectiveOperationException | RuntimeException e) {
+            LOG.warn("cannot turn on JAIN-SIP's limit on server transactions ({}); its table has no bound",
+                    e.toString());
+        }
+    }
+
+    /** Late binding of the TLS gate, and of what keeps a connection open, to the phone the stack serves. */
     private static final class Holder implements AttestedSslSocket.Gate {
         private volatile SipPhone phone;
+
+        boolean carriesCallOrRegistration(InetSocketAddress remote) {
+            SipPhone p = phone;
+            return p != null && p.carriesCallOrRegistration(remote);
+        }
 
         @Override
         public void admit(SocketAddress remote, Optional<PeerAttestation> peer) throws IOException {
@@ -401,6 +473,7 @@ public final class SipPhone implements AutoCloseable {
             invite.setContent(offer(call, local).getBytes(StandardCharsets.US_ASCII),
                     headers.createContentTypeHeader("application", "sdp"));
             InetSocketAddress key = new InetSocketAddress(next.getAddress(), next.getPort());
+            call.hop(key);
             Hop hop = connections.get(key);
             PeerAttestation known = transport.equals("tls") ? (hop == null ? null : hop.attestation())
                     : PeerAttestation.unattested(Optional.empty(), clock.instant(), "the first hop is over "
@@ -462,6 +535,27 @@ public final class SipPhone implements AutoCloseable {
         }
     }
 
+    /**
+     * Whether the connection to {@code remote} carries a call in progress (the first hop of one we placed, or the
+     * connection an incoming one came over) or one of our registrations (the connection to its registrar): such a
+     * connection stays open however idle.
+     */
+    private boolean carriesCallOrRegistration(InetSocketAddress remote) {
+        for (Call c : calls.inProgress()) {
+            if (remote.equals(c.hop().orElse(null))) {
+                return true;
+            }
+        }
+        for (Registration r : registrations.values()) {
+            InetSocketAddress registrar = r.account().registrar();
+            if (r.state() != Registration.State.UNREGISTERED && remote.getPort() == registrar.getPort()
+                    && remote.getAddress().equals(registrar.getAddress())) {
+                return true;
+            }
+        }
+        return false;
+    }
+
     /** A TLS connection this phone made is closed: its attestation no longer decides anything. */
     private void connectionClosed(SocketAddress remote) {
         // Only when the last one to that address closes: while any is open, JAIN-SIP may reuse it without a new
@@ -518,11 +612,10 @@ public final class SipPhone implements AutoCloseable {
                         : Response.LOOP_DETECTED, request);
                 LOG.debug("answered {} to another INVITE for call {} in progress", r.getStatusCode(),
                         UntrustedText.forTerminal(callId, 200));
-                if (event.getServerTransaction() == null && overUdp(request)) {
-                    provider.sendResponse(r);
+                if (event.getServerTransaction() == null) {
+                    statelessly(request, r);
                 } else {
-                    sendFinal(event.getServerTransaction() != null ? event.getServerTransaction()
-                            : provider.getNewServerTransaction(request), r);
+                    sendFinal(event.getServerTransaction(), r);
                 }
             }
             return;
@@ -536,13 +629,11 @@ public final class SipPhone implements AutoCloseable {
         FromHeader from = (FromHeader) request.getHeader(FromHeader.NAME);
         String fromUri = from.getAddress().getURI().toString();
         Call call = new Call(callId, CallPolicy.Direction.IN, fromUri);
-        // Over UDP (where a flood costs nothing and source addresses are anyone's) a refused INVITE is answered
-        // statelessly: JAIN-SIP keeps no transaction for it (a refused INVITE's would wait 32 s for an ACK). Over
-        // TCP and TLS the answer must go back on the connection, through a transaction.
+        // Until the INVITE is accepted it has no transaction: every refusal below is answered statelessly (over TCP
+        // and TLS on the connection it came over), because an INVITE transaction refused with 4xx-5xx waits 32 s for
+        // an ACK (Timer H) that an attacker never sends, and JAIN-SIP holds every one of them (its
+        // MAX_SERVER_TRANSACTIONS is not enforced by 1.3.0-91). The peer's ACK for such an answer reaches nothing.
         ServerTransaction st = event.getServerTransaction();
-        if (st == null && !overUdp(request)) {
-            st = serverTransaction(call, request);
-        }
         PeerAttestation peer = peerOf(request);
 
         // The From identity must be the attested one: a measured host cannot call in someone else's name.
@@ -559,8 +650,15 @@ public final class SipPhone implements AutoCloseable {
         }
         CallPolicy.Decision d = policy.decide(CallPolicy.Direction.IN, fromUri, peer);
         call.attested(peer, d);
-        LOG.info("call {} IN from {}: {} → {}", UntrustedText.forTerminal(callId, 200),
-                UntrustedText.forTerminal(fromUri, 200), peer.display(), d.action());
+        LogBudget.Take line = decisionLines.take();
+        if (line.leftOut().isPresent()) {
+            LOG.info("{} more incoming call decisions were not logged (at most {} a second)",
+                    line.leftOut().getAsLong(), DECISION_LINES_PER_SECOND);
+        }
+        if (line.log()) {
+            LOG.info("call {} IN from {}: {} → {}", UntrustedText.forTerminal(callId, 200),
+                    UntrustedText.forTerminal(fromUri, 200), peer.display(), d.action());
+        }
         listener.decided(call, d);
         if (d.action() == CallPolicy.Action.REJECT) {
             refuse(request, st, call, Response.FORBIDDEN, d.reason());
@@ -605,6 +703,7 @@ public final class SipPhone implements AutoCloseable {
                     + " offer): " + e.reason());
             return;
         }
+        call.hop(connectionOf(request).orElse(null));
         // Accepted: only now does the call take a place among those being set up (refusals above take none, so a
         // flood the policy refuses cannot crowd out callers it accepts), and a caller that never ACKs holds it, and
         // after our 200 a media session, for at most the setup timeout.
@@ -649,7 +748,7 @@ public final class SipPhone implements AutoCloseable {
      */
     private void turnAway(Request request, String why) {
         try {
-            provider.sendResponse(busy(request, why));
+            statelessly(request, busy(request, why));
         } catch (Exception e) {
             // the peer's address may be unreachable; the INVITE is dropped all the same
         }
@@ -660,8 +759,10 @@ public final class SipPhone implements AutoCloseable {
         Response r = messages.createResponse(Response.SERVICE_UNAVAILABLE, request);
         tagTo(request, r);
         r.addHeader(headers.createRetryAfterHeader(5));
-        r.addHeader(headers.createWarningHeader(config.host(), WarningHeader.MISCELLANEOUS_WARNING,
-                "this phone is busy: " + why));
+        if (!overUdp(request)) {
+            r.addHeader(headers.createWarningHeader(config.host(), WarningHeader.MISCELLANEOUS_WARNING,
+                    "this phone is busy: " + why));
+        }
         return r;
     }
 
@@ -759,8 +860,10 @@ public final class SipPhone implements AutoCloseable {
     }
 
     /**
-     * Refuses an incoming INVITE, through its transaction or (null: over UDP) statelessly. {@code why} may carry the
-     * peer's text (a URI, an SDP line): it goes out and to the user escaped.
+     * Refuses an incoming INVITE, through its transaction or (null: not accepted yet, the usual case) statelessly.
+     * {@code why} may carry the peer's text (a URI, an SDP line): it goes to the user escaped, and over TCP and TLS
+     * escaped in a {@code Warning}; over UDP, where the source address is anyone's, the answer carries no
+     * {@code Warning} at all (nothing to reflect at a spoofed source, and never more bytes than the INVITE).
      */
     private void refuse(Request request, ServerTransaction st, Call call, int status, String why) throws Exception {
         String shown = UntrustedText.forTerminal(why, 500);
@@ -769,11 +872,77 @@ public final class SipPhone implements AutoCloseable {
         listener.ended(call);
         Response r = messages.createResponse(status, request);
         tagTo(request, r);
-        r.addHeader(headers.createWarningHeader(config.host(), WarningHeader.MISCELLANEOUS_WARNING, shown));
+        if (!overUdp(request)) {
+            r.addHeader(headers.createWarningHeader(config.host(), WarningHeader.MISCELLANEOUS_WARNING, shown));
+        }
         if (st != null) {
             sendFinal(st, r);
         } else {
-            provider.sendResponse(r);
+            statelessly(request, r);
+        }
+    }
+
+    /**
+     * Sends a final answer without a transaction, so it holds nothing. Over TCP and TLS on the connection the request
+     * came over, or not at all: not if that connection is closed already, nor if the request's Via names another
+     * transport (JAIN-SIP would then connect anew, or send a datagram, to the Via's host). Over UDP to the request's
+     * source (JAIN-SIP reads Via's {@code received} and {@code rport}, RFC 3261 §18.2.2, RFC 3581), and a refusal only
+     * if it is no larger than the request: a spoofed source gets no more bytes than the spoofer sent (a request in
+     * compact form, whose answer JAIN-SIP writes in long form, may get none). A 200 to an OPTIONS keeps its
+     * {@code Allow} and may be a few bytes larger than a minimal request.
+     */
+    private void statelessly(Request request, Response r) throws SipException {
+        gov.nist.javax.sip.message.SIPRequest sr = (gov.nist.javax.sip.message.SIPRequest) request;
+        if (sr.getMessageChannel() instanceof gov.nist.javax.sip.stack.MessageChannel channel
+                && channel.isReliable()) {
+            Optional<InetSocketAddress> connection = connectionOf(request);
+            String sentOver = sr.getTopmostVia() == null ? "" : sr.getTopmostVia().getTransport();
+            if (!channel.getTransport().equalsIgnoreCase(sentOver)) {
+                // JAIN-SIP sends on a connection with the transport the request's Via names: a Via saying UDP on a
+                // TCP connection would send the answer as a datagram to the source's port, then to the Via's host
+                LOG.debug("not answering {}: the request came over {} but its Via says {}", r.getStatusCode(),
+                        channel.getTransport(), UntrustedText.forTerminal(sentOver, 20));
+                return;
+            }
+            if (connection.isEmpty() || !connectionTable.isOpen(connection.get())) {
+                // gone: JAIN-SIP would connect anew, to the source or to whatever the Via names
+                LOG.debug("not answering {}: the connection it came over is closed", r.getStatusCode());
+                return;
+            }
+            try {
+                channel.sendMessage((gov.nist.javax.sip.message.SIPResponse) r);
+            } catch (IOException e) {
+                // the peer left meanwhile: an answer nobody can receive is dropped
+                LOG.debug("could not answer {} on the connection from {}: {}", r.getStatusCode(),
+                        connection.get(), e.toString());
+            }
+            return;
+        }
+        int requestBytes = sr.getSize() + (sr.getRawContent() == null ? 0 : sr.getRawContent().length);
+        int responseBytes = ((gov.nist.javax.sip.message.SIPResponse) r).encodeAsBytes(ListeningPoint.UDP).length;
+        if (r.getStatusCode() >= 300 && sr.getSize() > 0 && responseBytes > requestBytes) {
+            countUnanswered(r.getStatusCode(), requestBytes, responseBytes);
+            return;
+        }
+        provider.sendResponse(r);
+    }
+
+    /** UDP answers not sent because they were larger than their request, since the last log line about them. */
+    private final java.util.concurrent.atomic.AtomicInteger unanswered =
+            new java.util.concurrent.atomic.AtomicInteger();
+    /** Every UDP answer not sent because it was larger than its request (for the bounds tests). */
+    private final AtomicLong unansweredTotal = new AtomicLong();
+
+    private void countUnanswered(int status, int requestBytes, int responseBytes) {
+        unansweredTotal.incrementAndGet();
+        if (unanswered.incrementAndGet() == 1) {
+            try {
+                timers.schedule(() -> LOG.info("did not send {} UDP answers in the last second that were larger than"
+                        + " their requests (the first: {} of {} bytes to a request of {})", unanswered.getAndSet(0),
+                        status, responseBytes, requestBytes), 1, TimeUnit.SECONDS);
+            } catch (java.util.concurrent.RejectedExecutionException stopping) {
+                unanswered.set(0);
+            }
         }
     }
 
@@ -784,6 +953,17 @@ public final class SipPhone implements AutoCloseable {
             call.refused("no SIP transaction for the INVITE: " + UntrustedText.forTerminal(rootMessage(e), 300));
             throw e;
         }
+    }
+
+    /** The remote address of the TCP or TLS connection a request came over; empty over UDP. */
+    private static Optional<InetSocketAddress> connectionOf(Request request) {
+        if (((gov.nist.javax.sip.message.SIPRequest) request).getMessageChannel()
+                instanceof gov.nist.javax.sip.stack.MessageChannel channel && channel.isReliable()
+                && channel.getPeerPacketSourceAddress() != null) {
+            return Optional.of(new InetSocketAddress(channel.getPeerPacketSourceAddress(),
+                    channel.getPeerPacketSourcePort()));
+        }
+        return Optional.empty();
     }
 
     private static boolean overUdp(Request request) {
@@ -1179,15 +1359,26 @@ public final class SipPhone implements AutoCloseable {
         return calls.any(callId);
     }
 
-    /** What the phone holds for its calls and connections; for diagnostics and the bounds tests. */
+    /**
+     * What the phone holds for its calls and connections, and what JAIN-SIP holds for it (server transactions,
+     * dialogs); for diagnostics and the bounds tests.
+     */
     record Held(int callsInProgress, int callsSettingUp, int endedCalls, int hopsSettingUp, int tlsConnections,
-                int registrations) {
+                int registrations, int sipServerTransactions, int sipDialogs, long udpAnswersWithheld,
+                int connectionsOpen, long connectionsClosedIdle) {
     }
 
     Held held() {
         CallTable.Counts c = calls.counts();
+        gov.nist.javax.sip.stack.SIPTransactionStack jain = (gov.nist.javax.sip.stack.SIPTransactionStack) stack;
         return new Held(c.active(), c.settingUp(), c.ended(), settingUp.size(), connections.size(),
-                registrations.size());
+                registrations.size(), jain.getServerTransactionTableSize(), jain.getDialogs().size(),
+                unansweredTotal.get(), connectionTable.openCount(), connectionTable.closedIdle());
+    }
+
+    /** The remote addresses of the open TCP and TLS connections (for the bounds tests). */
+    List<InetSocketAddress> connectionRemotes() {
+        return connectionTable.remotes();
     }
 
     @Override
@@ -1223,16 +1414,18 @@ public final class SipPhone implements AutoCloseable {
                         }
                     }
                     case Request.BYE -> {
-                        respond(event, Response.OK);
                         Call c = callOf(r);
+                        respond(event, c == null && event.getServerTransaction() == null
+                                ? Response.CALL_OR_TRANSACTION_DOES_NOT_EXIST : Response.OK);
                         if (c != null) {
                             c.ended("the peer hung up");
                             listener.ended(c);
                         }
                     }
                     case Request.CANCEL -> {
-                        respond(event, Response.OK);
                         Call c = callOf(r);
+                        respond(event, c == null && event.getServerTransaction() == null
+                                ? Response.CALL_OR_TRANSACTION_DOES_NOT_EXIST : Response.OK);
                         if (c != null) {
                             c.ended("the caller cancelled");
                             listener.ended(c);
@@ -1252,9 +1445,11 @@ public final class SipPhone implements AutoCloseable {
                         UntrustedText.forTerminal(e.getMessage()));
                 try {
                     Response bad = messages.createResponse(Response.BAD_REQUEST, r);
-                    bad.setReasonPhrase(e.getMessage() == null ? "Bad Request" : e.getMessage().replaceAll(
-                            "[\\r\\n]", " "));
-                    provider.sendResponse(bad);
+                    // over UDP the standard phrase: nothing of the request's goes back to a source anyone can spoof
+                    if (e.getMessage() != null && !overUdp(r)) {
+                        bad.setReasonPhrase(UntrustedText.forTerminal(e.getMessage(), 200));
+                    }
+                    statelessly(r, bad);
                 } catch (Exception ignored) {
                     // the peer's address may be unreachable; the request is dropped
                 }
@@ -1278,13 +1473,23 @@ public final class SipPhone implements AutoCloseable {
             send(event, messages.createResponse(status, event.getRequest()));
         }
 
+        /**
+         * Answers through the request's transaction; a request without one gets a transaction only if it belongs to
+         * a call in progress, and is otherwise answered statelessly: an OPTIONS, a request we do not support or one
+         * for a call we do not have holds nothing (over UDP a non-INVITE transaction lingers 32 s, Timer J).
+         */
         private void send(RequestEvent event, Response response) throws Exception {
             ServerTransaction st = event.getServerTransaction();
+            Request request = event.getRequest();
             if (st == null) {
-                if (event.getRequest().getMethod().equals(Request.ACK)) {
+                if (request.getMethod().equals(Request.ACK)) {
                     return;
                 }
-                st = provider.getNewServerTransaction(event.getRequest());
+                if (callOf(request) == null) {
+                    statelessly(request, response);
+                    return;
+                }
+                st = provider.getNewServerTransaction(request);
             }
             sendFinal(st, response);
         }

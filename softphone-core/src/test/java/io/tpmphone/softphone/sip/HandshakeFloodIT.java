@@ -44,11 +44,11 @@ class HandshakeFloodIT {
             throws Exception {
         TestHosts hosts = new TestHosts();
         TestHosts.CountingIdentity victimId = hosts.identity("victim");
-        HandshakeGuard.Limits tls = new HandshakeGuard.Limits(DEADLINE, 8, 64, 2.0);
+        HandshakeGuard.Limits tls = HandshakeGuard.Limits.DEFAULTS.withDeadline(DEADLINE);
         SipPhone victim = SipPhone.start(new SipPhone.Config("victim", "victim", LOOPBACK, TestHosts.freePort(), 0,
                         0, Duration.ofSeconds(10)), AttestedTlsConfig.of(victimId, hosts.verifier(), Clock.systemUTC()),
                 CallPolicy.parse("default FAILED accept"), TestHosts.keys(), new SipPhone.Listener() { }, null,
-                Clock.systemUTC(), new SipPhone.Limits(32, 16, 100, tls));
+                Clock.systemUTC(), SipPhone.Limits.DEFAULTS.withTlsHandshakes(tls));
         phones.add(victim);
         SipPhone caller = SipPhone.start(new SipPhone.Config("caller", "caller", LOOPBACK, TestHosts.freePort(), 0,
                         0, Duration.ofSeconds(10)),

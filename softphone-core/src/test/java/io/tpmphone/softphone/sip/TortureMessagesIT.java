@@ -48,6 +48,12 @@ class TortureMessagesIT {
     private static final List<String> INVALID = List.of("badinv01", "clerr", "ncl", "scalar02", "scalarlg",
             "quotbal", "ltgtruri", "lwsruri", "lwsstart", "trws", "escruri", "baddate", "regbadct", "badaspec",
             "baddn", "badvers", "mismatch01", "mismatch02", "bigcode");
+    /**
+     * Invalid messages that RFC 4475 lets an element accept liberally: trws, whose Request-Line ends in SP characters
+     * (§3.1.2.10: rejecting it with 400 is reasonable, ignoring the trailing SP is allowed). JAIN-SIP ignores them, so
+     * this OPTIONS gets its 200 (or, where the answer cannot reach the Via's host, nothing).
+     */
+    private static final List<String> LENIENT = List.of("trws");
     private static final List<String> ALL = List.of("wsinv", "intmeth", "esc01", "escnull", "esc02", "lwsdisp",
             "longreq", "dblreq", "semiuri", "transports", "mpart01", "unreason", "noreason", "badinv01", "clerr",
             "ncl", "scalar02", "scalarlg", "quotbal", "ltgtruri", "lwsruri", "lwsstart", "trws", "escruri",
@@ -383,7 +389,7 @@ class TortureMessagesIT {
                 assertFalse(status >= 500 && status != 505 && status != 501 && status != 513,
                         () -> name + " made the phone fail: " + status + " (udp " + viaUdp + ", tcp " + viaTcp
                                 + ", tcp ended: " + tcpEnds.get(name) + ")");
-                if (INVALID.contains(name)) {
+                if (INVALID.contains(name) && !LENIENT.contains(name)) {
                     assertFalse(status >= 200 && status < 300, () -> name + " is invalid but got " + status
                             + " (udp " + viaUdp + ", tcp " + viaTcp + ")");
                 }
@@ -395,7 +401,8 @@ class TortureMessagesIT {
         // are the 400s the stack sends back for unparseable ones. Every invalid message got a 400 or nothing.
         for (String name : INVALID) {
             for (String t : List.of("/udp", "/tcp")) {
-                assertTrue(seen.get(name + t).stream().allMatch(x -> x == 400), () -> name + t + ": "
+                List<Integer> allowed = LENIENT.contains(name) ? List.of(400, 200) : List.of(400);
+                assertTrue(allowed.containsAll(seen.get(name + t)), () -> name + t + ": "
                         + seen.get(name + t) + (t.equals("/tcp") ? " (tcp ended: " + tcpEnds.get(name) + ")" : ""));
             }
         }

@@ -1,0 +1,41 @@
+package io.tpmphone.server.internal;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.nio.charset.StandardCharsets;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/** A summed-up rejection (a call decision with a count) is accepted; a count anywhere else is refused. */
+@Timeout(value = 10, unit = TimeUnit.SECONDS)
+class KeyEventsTest {
+    private static final String DECISION = "{\"at\":\"2026-12-06T12:00:00Z\",\"operation\":\"CALL_DECISION\","
+            + "\"outcome\":\"REJECT\",\"direction\":\"IN\",\"peer\":\"(12 calls)\",\"peerLevel\":\"UNATTESTED\","
+            + "\"requiredLevel\":\"MEASURED\"";
+
+    private static List<KeyEvents.Event> parse(String json) throws ApiException {
+        return KeyEvents.parse(json.getBytes(StandardCharsets.UTF_8));
+    }
+
+    @Test
+    void aCallDecisionWithACount_becomesOneRecordCarryingIt() throws Exception {
+        List<KeyEvents.Event> events = parse("[" + DECISION + ",\"count\":12}]");
+        assertEquals(1, events.size());
+        assertEquals(12L, events.get(0).auditDetail("ak").get("count"), events.get(0).toString());
+        assertEquals("CALL_DECISION", events.get(0).auditType());
+    }
+
+    @Test
+    void aCountThatIsNotAPositiveInteger_orNotOnACallDecision_isRefused() {
+        for (String bad : List.of("[" + DECISION + ",\"count\":0}]", "[" + DECISION + ",\"count\":1.5}]",
+                "[" + DECISION + ",\"count\":\"12\"}]", "[" + DECISION + ",\"count\":10000000000}]",
+                "[{\"at\":\"2026-12-06T12:00:00Z\",\"operation\":\"SIGN\",\"outcome\":\"RELEASED\",\"count\":3}]")) {
+            ApiException e = assertThrows(ApiException.class, () -> parse(bad), bad);
+            assertTrue(e.getMessage().contains("count"), e.getMessage());
+        }
+    }
+}
