@@ -7,13 +7,12 @@ import java.time.Duration;
 import java.time.Instant;
 import java.time.temporal.ChronoUnit;
 import java.util.EnumMap;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.Set;
-import java.util.regex.Pattern;
+import java.util.function.Supplier;
 
 /**
  * The attestation result, wire format version {@value #VERSION}: what the attestation server signs for a host after
@@ -57,7 +56,6 @@ public final class AttestationResult {
     private static final Set<String> REQUIRED = Set.of("version", "iss", "sub", "iat", "exp", "eat_nonce", "level",
             "claims", "akId", "pcrDigest", "policyVersion", "reasons");
     private static final Set<String> OPTIONAL = Set.of("release", "failedCheck");
-    private static final Pattern HOST = Pattern.compile("[A-Za-z0-9][A-Za-z0-9.-]{0,252}");
     private static final int MAX_NAME_LENGTH = 200;
     private static final int MAX_AK_ID_BYTES = 2 + 64;
 
@@ -170,35 +168,41 @@ public final class AttestationResult {
 
     /** The UTF-8 JSON (see the class documentation): the JWS payload. */
     public byte[] encode() {
-        Map<String, Object> m = new LinkedHashMap<>();
-        m.put("version", VERSION);
-        m.put("iss", ISSUER);
-        m.put("sub", host);
-        m.put("iat", issuedAt.getEpochSecond());
-        m.put("exp", expiresAt.getEpochSecond());
-        m.put("eat_nonce", nonceHex);
-        m.put("level", level.name());
-        Map<String, Object> c = new LinkedHashMap<>();
-        claims.asMap().forEach((name, claim) -> {
-            Map<String, Object> one = new LinkedHashMap<>();
-            one.put("status", claim.status().name());
-            if (!claim.reason().isEmpty()) {
-                one.put("reason", claim.reason());
+        return StrictJson.write(g -> {
+            g.writeStartObject();
+            g.writeNumberField("version", VERSION);
+            g.writeStringField("iss", ISSUER);
+            g.writeStringField("sub", host);
+            g.writeNumberField("iat", issuedAt.getEpochSecond());
+            g.writeNumberField("exp", expiresAt.getEpochSecond());
+            g.writeStringField("eat_nonce", nonceHex);
+            g.writeStringField("level", level.name());
+            g.writeObjectFieldStart("claims");
+            for (Map.Entry<ClaimName, Claim> e : claims.asMap().entrySet()) {
+                g.writeObjectFieldStart(e.getKey().name());
+                g.writeStringField("status", e.getValue().status().name());
+                if (!e.getValue().reason().isEmpty()) {
+                    g.writeStringField("reason", e.getValue().reason());
+                }
+                g.writeEndObject();
             }
-            c.put(name.name(), one);
+            g.writeEndObject();
+            g.writeStringField("akId", akId);
+            g.writeStringField("pcrDigest", pcrDigestHex);
+            g.writeNumberField("policyVersion", policyVersion);
+            if (release != null) {
+                g.writeStringField("release", release);
+            }
+            if (failedCheck != null) {
+                g.writeStringField("failedCheck", failedCheck);
+            }
+            g.writeArrayFieldStart("reasons");
+            for (String reason : reasons) {
+                g.writeString(reason);
+            }
+            g.writeEndArray();
+            g.writeEndObject();
         });
-        m.put("claims", c);
-        m.put("akId", akId);
-        m.put("pcrDigest", pcrDigestHex);
-        m.put("policyVersion", policyVersion);
-        if (release != null) {
-            m.put("release", release);
-        }
-        if (failedCheck != null) {
-            m.put("failedCheck", failedCheck);
-        }
-        m.put("reasons", reasons);
-        return StrictJson.write(m);
     }
 
     /**
@@ -388,48 +392,69 @@ public final class AttestationResult {
          * @throws IllegalArgumentException naming the rule that failed (see the class documentation)
          */
         public AttestationResult build() {
-            require("sub", host != null && HOST.matcher(host).matches(),
-                    "sub must be a host name: 1..253 letters, digits, '.' or '-'");
-            require("iat", issuedAt != null, "iat is not set");
-            require("exp", expiresAt != null, "exp is not set");
-            require("exp", expiresAt.isAfter(issuedAt), "exp " + expiresAt + " is not after iat " + issuedAt);
+            // The messages are built only when a rule fails: this runs once per appraisal.
+            require("sub", host != null && isHostName(host),
+                    () -> "sub must be a host name: 1..253 letters, digits, '.' or '-'");
+            require("iat", issuedAt != null, () -> "iat is not set");
+            require("exp", expiresAt != null, () -> "exp is not set");
+            require("exp", expiresAt.isAfter(issuedAt), () -> "exp " + expiresAt + " is not after iat " + issuedAt);
             Duration validity = Duration.between(issuedAt, expiresAt);
-            require("exp", validity.compareTo(MAX_VALIDITY) <= 0, "the validity " + validity.getSeconds()
+            require("exp", validity.compareTo(MAX_VALIDITY) <= 0, () -> "the validity " + validity.getSeconds()
                     + " s exceeds the maximum " + MAX_VALIDITY.getSeconds() + " s");
             require("eat_nonce", nonceHex != null && Hex.isLowerEven(nonceHex) && nonceHex.length() >= 32
-                    && nonceHex.length() <= 128, "eat_nonce must be 16..64 bytes of lower-case hex");
-            require("level", level != null, "level is not set");
-            require("level", level != IntegrityLevel.UNATTESTED, "a result is never UNATTESTED (that is no"
+                    && nonceHex.length() <= 128, () -> "eat_nonce must be 16..64 bytes of lower-case hex");
+            require("level", level != null, () -> "level is not set");
+            require("level", level != IntegrityLevel.UNATTESTED, () -> "a result is never UNATTESTED (that is no"
                     + " evidence at all)");
-            require("claims", claims != null, "claims are not set");
+            require("claims", claims != null, () -> "claims are not set");
             require("akId", akId != null && Hex.isLowerEven(akId) && akId.length() <= 2 * MAX_AK_ID_BYTES,
-                    "akId must be a TPM name in lower-case hex");
+                    () -> "akId must be a TPM name in lower-case hex");
             require("pcrDigest", pcrDigestHex != null && Hex.isLowerEven(pcrDigestHex)
-                    && pcrDigestHex.length() == 64, "pcrDigest must be 64 lower-case hex digits (SHA-256)");
-            require("policyVersion", policyVersion >= 1, "policyVersion " + policyVersion + " is not positive");
+                    && pcrDigestHex.length() == 64, () -> "pcrDigest must be 64 lower-case hex digits (SHA-256)");
+            require("policyVersion", policyVersion >= 1, () -> "policyVersion " + policyVersion
+                    + " is not positive");
             require("release", release == null || !release.isBlank() && release.length() <= MAX_NAME_LENGTH,
-                    "release must be 1.." + MAX_NAME_LENGTH + " characters, as a policy names it");
+                    () -> "release must be 1.." + MAX_NAME_LENGTH + " characters, as a policy names it");
             if (failedCheck != null) {
                 requireName("failedCheck", failedCheck);
             }
-            require("level", claims.cap().atLeast(level),
-                    "level " + level + " is better than the claims allow (" + claims.cap() + ")");
+            IntegrityLevel cap = claims.cap();
+            require("level", cap.atLeast(level),
+                    () -> "level " + level + " is better than the claims allow (" + cap + ")");
             require("level", !level.atLeast(IntegrityLevel.IDENTIFIED)
                     || claims.status(ClaimName.INSTANCE_IDENTITY) == ClaimStatus.AFFIRMING,
-                    "level " + level + " needs an affirming INSTANCE_IDENTITY claim");
+                    () -> "level " + level + " needs an affirming INSTANCE_IDENTITY claim");
             return new AttestationResult(this);
         }
 
         private void requireName(String member, String v) {
-            require(member, !v.isEmpty() && v.length() <= MAX_NAME_LENGTH
-                    && v.chars().allMatch(ch -> ch >= 0x20 && ch != 0x7F),
-                    member + " must be 1.." + MAX_NAME_LENGTH + " characters without control characters");
+            boolean plain = !v.isEmpty() && v.length() <= MAX_NAME_LENGTH;
+            for (int i = 0; plain && i < v.length(); i++) {
+                char c = v.charAt(i);
+                plain = c >= 0x20 && c != 0x7F;
+            }
+            require(member, plain, () -> member + " must be 1.." + MAX_NAME_LENGTH
+                    + " characters without control characters");
         }
 
-        private void require(String member, boolean ok, String rule) {
+        /** 1..253 letters, digits, '.' or '-', not starting with '.' or '-' (a loop: this is on the hot path). */
+        private static boolean isHostName(String h) {
+            if (h.isEmpty() || h.length() > 253 || h.charAt(0) == '.' || h.charAt(0) == '-') {
+                return false;
+            }
+            for (int i = 0; i < h.length(); i++) {
+                char c = h.charAt(i);
+                if ((c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && (c < '0' || c > '9') && c != '.' && c != '-') {
+                    return false;
+                }
+            }
+            return true;
+        }
+
+        private void require(String member, boolean ok, Supplier<String> rule) {
             if (!ok) {
                 failedMember = member;
-                throw new IllegalArgumentException(rule);
+                throw new IllegalArgumentException(rule.get());
             }
         }
     }

@@ -1,6 +1,9 @@
 package io.tpmphone.attestation.internal;
 
+import com.fasterxml.jackson.core.JsonEncoding;
+import com.fasterxml.jackson.core.JsonGenerator;
 import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.util.ByteArrayBuilder;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
@@ -39,6 +42,30 @@ public final class StrictJson {
             return MAPPER.writeValueAsBytes(value);
         } catch (JsonProcessingException e) {
             throw new IllegalArgumentException("not serializable as JSON", e);
+        }
+    }
+
+    /** Writes one JSON document to a generator. */
+    @FunctionalInterface
+    public interface Document {
+        void write(JsonGenerator g) throws IOException;
+    }
+
+    /**
+     * The UTF-8 JSON that {@code document} writes (no whitespace): a streaming writer for encodings on the appraisal
+     * path, which build no intermediate maps.
+     */
+    public static byte[] write(Document document) {
+        // As ObjectMapper.writeValueAsBytes does: the factory's recycled buffers, not a fresh stream per document.
+        try (ByteArrayBuilder out = new ByteArrayBuilder(MAPPER.getFactory()._getBufferRecycler())) {
+            try (JsonGenerator g = MAPPER.getFactory().createGenerator(out, JsonEncoding.UTF8)) {
+                document.write(g);
+            }
+            byte[] json = out.toByteArray();
+            out.release();
+            return json;
+        } catch (IOException e) {
+            throw new IllegalStateException("cannot write JSON to memory", e);
         }
     }
 
