@@ -2,6 +2,8 @@ package io.tpmphone.agent;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.tpmphone.attestation.HashAlgorithm;
+import io.tpmphone.attestation.KeystoreApproval;
+import io.tpmphone.attestation.MalformedStructureException;
 import io.tpmphone.attestation.MeasurementLog;
 import io.tpmphone.attestation.NonceRequest;
 import io.tpmphone.attestation.PcrSelection;
@@ -75,27 +77,21 @@ public final class HostAttestation {
     public record Enrollment(String host, String akId) {
     }
 
-    /** The server's verdict. */
+    /**
+     * The server's verdict. {@code approval}: the keystore approval the server signed with it, decoded strictly
+     * ({@link KeystoreApproval}); {@code approvalRefused}: why there is none, if the agent asked for one (the server's
+     * reason, or why its approval could not be read).
+     */
     public record Verdict(String level, String failedCheck, List<String> reasons, String result, String expiresAt,
-                          JsonNode raw) {
+                          JsonNode raw, Optional<KeystoreApproval> approval, Optional<String> approvalRefused) {
         /** The keystore approval the server signed with this verdict, if it was asked for one and granted it. */
         public Optional<PolicyApproval> keyApproval() {
-            JsonNode a = raw.get("keyApproval");
-            if (a == null || !a.isObject()) {
-                return Optional.empty();
-            }
-            Base64.Decoder d = Base64.getDecoder();
-            return Optional.of(new PolicyApproval(HexFormat.of().parseHex(a.path("approvedPolicy").asText()),
-                    HexFormat.of().parseHex(a.path("policyRef").asText()),
-                    d.decode(a.path("signature").asText()), d.decode(a.path("authorityPublic").asText()),
-                    a.hasNonNull("clockBefore") ? Optional.of(new PolicyApproval.Limit(
-                            a.get("resetCount").asLong(), a.get("clockBefore").asLong())) : Optional.empty()));
+            return approval.map(PolicyApproval::of);
         }
 
         /** Why the server did not approve the keystore state, if it was asked to. */
         public Optional<String> keyApprovalRefused() {
-            return raw.hasNonNull("keyApprovalRefused") ? Optional.of(raw.get("keyApprovalRefused").asText())
-                    : Optional.empty();
+            return approvalRefused;
         }
     }
 
@@ -370,7 +366,20 @@ public final class HostAttestation {
         JsonNode r = server.post("/v1/appraisals", request, null);
         List<String> reasons = new ArrayList<>();
         r.path("reasons").forEach(n -> reasons.add(n.asText()));
+        Optional<KeystoreApproval> approval = Optional.empty();
+        Optional<String> refused = r.hasNonNull("keyApprovalRefused")
+                ? Optional.of(r.get("keyApprovalRefused").asText()) : Optional.empty();
+        JsonNode a = r.get("keyApproval");
+        if (a != null) {
+            try {
+                approval = Optional.of(KeystoreApproval.decode(a.toString()));
+            } catch (MalformedStructureException e) {
+                // Keep the verdict (the level and the passport are good), but release no key with this approval.
+                LOG.warn("the server's keystore approval is not readable, so none is used: {}", e.getMessage());
+                refused = Optional.of("the server's keystore approval is not readable: " + e.getMessage());
+            }
+        }
         return new Verdict(r.get("level").asText(), r.hasNonNull("failedCheck") ? r.get("failedCheck").asText() : null,
-                reasons, r.get("result").asText(), r.get("expiresAt").asText(), r);
+                reasons, r.get("result").asText(), r.get("expiresAt").asText(), r, approval, refused);
     }
 }

@@ -1,8 +1,10 @@
 package io.tpmphone.agent;
 
+import io.tpmphone.attestation.MeasuredCommandLine;
 import io.tpmphone.attestation.MeasurementEvent;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Objects;
@@ -35,7 +37,7 @@ public record LaunchSpec(Path javaHome, List<Path> classPath, Path configFile, S
     public static final String DEDICATED_USER_PREFIX = "tpmphone-";
 
     /** The JVM options every launch gets first: no attach mechanism, no perf-data file others could read. */
-    public static final List<String> HARDENING_OPTIONS = List.of("-XX:+DisableAttachMechanism", "-XX:-UsePerfData");
+    public static final List<String> HARDENING_OPTIONS = MeasuredCommandLine.HARDENING_OPTIONS;
 
     private static final Pattern USER = Pattern.compile("[a-z_][a-z0-9_.-]{0,31}|[0-9]{1,10}");
 
@@ -76,12 +78,9 @@ public record LaunchSpec(Path javaHome, List<Path> classPath, Path configFile, S
                     + " of them could take over the softphone's broker session): name a user of its own such as "
                     + DEFAULT_CHILD_USER + ", which the agent creates");
         }
-        int length = commandLineLength(javaHome, classPath, configName, mainClass, jvmOptions, arguments);
-        if (length > MeasurementEvent.MAX_DATA_LENGTH) {
-            throw new IllegalArgumentException("the command line is " + length + " bytes; a measured command line"
-                    + " holds at most " + MeasurementEvent.MAX_DATA_LENGTH + " (UTF-8, arguments separated by NUL):"
-                    + " use fewer or shorter JVM options, arguments or jar names");
-        }
+        // The measured command line must fit in one event; the launcher checks again with the launcher's real path.
+        MeasuredCommandLine.forLaunch(javaHome.resolve("bin/java").toString(), jvmOptions, classPathNames(classPath),
+                mainClass, configName, arguments);
     }
 
     /** A spec whose isolated child runs as {@link #DEFAULT_CHILD_USER}. */
@@ -127,40 +126,12 @@ public record LaunchSpec(Path javaHome, List<Path> classPath, Path configFile, S
         return new LaunchSpec(javaHome, classPath, configFile, mainClass, jvmOptions, arguments, isolate, user);
     }
 
-    /**
-     * The UTF-8 length of the measured command line ({@link MeasuredLauncher#commandLine}) without touching the file
-     * system (the launcher counts with the given path; {@link MeasuredLauncher#commandLine} checks again with its
-     * real path).
-     */
-    private static int commandLineLength(Path javaHome, List<Path> classPath, String configName, String mainClass,
-                                         List<String> jvmOptions, List<String> arguments) {
-        int length = utf8(javaHome.resolve("bin/java").toString());
-        int count = 1;
-        for (String o : HARDENING_OPTIONS) {
-            length += utf8(o);
-            count++;
-        }
-        for (String o : jvmOptions) {
-            length += utf8(o);
-            count++;
-        }
-        length += utf8("-cp");
-        count++;
+    /** The file names of {@code classPath}, in order: what the measured command line's {@code -cp} lists. */
+    static List<String> classPathNames(List<Path> classPath) {
+        List<String> names = new ArrayList<>();
         for (Path jar : classPath) {
-            length += utf8(jar.getFileName().toString()) + 1;
+            names.add(jar.getFileName().toString());
         }
-        length -= 1;
-        count++;
-        length += utf8(mainClass) + utf8("--config") + utf8(configName);
-        count += 3;
-        for (String a : arguments) {
-            length += utf8(a);
-            count++;
-        }
-        return length + count - 1;
-    }
-
-    private static int utf8(String s) {
-        return s.getBytes(StandardCharsets.UTF_8).length;
+        return names;
     }
 }

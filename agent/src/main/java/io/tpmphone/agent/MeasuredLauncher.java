@@ -2,6 +2,7 @@ package io.tpmphone.agent;
 
 import io.tpmphone.attestation.EventType;
 import io.tpmphone.attestation.HashAlgorithm;
+import io.tpmphone.attestation.MeasuredCommandLine;
 import io.tpmphone.attestation.MeasurementEvent;
 import io.tpmphone.attestation.MeasurementLog;
 import io.tpmphone.tpm.TpmException;
@@ -314,34 +315,25 @@ public final class MeasuredLauncher {
     }
 
     /**
-     * The argument vector the child runs with (what COMMAND_LINE measures): the real path of the Java launcher, the
-     * hardening options, the spec's JVM options, {@code -cp} with the jar file names, the main class, {@code --config}
-     * with the configuration file name, then the arguments.
+     * The argument vector the child runs with (what COMMAND_LINE measures): {@link #measuredCommandLine}'s.
      *
-     * @throws IllegalArgumentException if it does not fit in one event ({@link MeasurementEvent#MAX_DATA_LENGTH})
+     * @throws IllegalArgumentException if it does not fit in one event ({@link MeasuredCommandLine#MAX_LENGTH})
      */
     public static List<String> commandLine(LaunchSpec spec) throws IOException {
-        List<String> argv = new ArrayList<>();
-        argv.add(spec.javaHome().resolve("bin/java").toRealPath().toString());
-        argv.addAll(LaunchSpec.HARDENING_OPTIONS);
-        argv.addAll(spec.jvmOptions());
-        argv.add("-cp");
-        List<String> names = new ArrayList<>();
-        for (Path jar : spec.classPath()) {
-            names.add(jar.getFileName().toString());
-        }
-        argv.add(String.join(":", names));
-        argv.add(spec.mainClass());
-        argv.add("--config");
-        argv.add(spec.configFile().getFileName().toString());
-        argv.addAll(spec.arguments());
-        int length = String.join("\0", argv).getBytes(StandardCharsets.UTF_8).length;
-        if (length > MeasurementEvent.MAX_DATA_LENGTH) {
-            throw new IllegalArgumentException("the command line is " + length + " bytes; a measured command line"
-                    + " holds at most " + MeasurementEvent.MAX_DATA_LENGTH + ": use fewer or shorter JVM options,"
-                    + " arguments or jar names");
-        }
-        return argv;
+        return measuredCommandLine(spec).argv();
+    }
+
+    /**
+     * The command line the child runs with, as COMMAND_LINE measures it ({@link MeasuredCommandLine#forLaunch}): the
+     * real path of the Java launcher, the hardening options, the spec's JVM options, {@code -cp} with the jar file
+     * names, the main class, {@code --config} with the configuration file name, then the arguments.
+     *
+     * @throws IllegalArgumentException if it does not fit in one event ({@link MeasuredCommandLine#MAX_LENGTH})
+     */
+    public static MeasuredCommandLine measuredCommandLine(LaunchSpec spec) throws IOException {
+        return MeasuredCommandLine.forLaunch(spec.javaHome().resolve("bin/java").toRealPath().toString(),
+                spec.jvmOptions(), LaunchSpec.classPathNames(spec.classPath()), spec.mainClass(),
+                spec.configFile().getFileName().toString(), spec.arguments());
     }
 
     /** The JVM of {@code spec} as it is measured and approved: {@code java.home} by real path, and its tree digest. */
@@ -654,7 +646,8 @@ public final class MeasuredLauncher {
 
     private Launched launch(LaunchSpec spec, Map<String, String> environment, ChildUser user, Path brokerDirectory,
                             Path controlDirectory) throws IOException, TpmException {
-        List<String> argv = commandLine(spec);
+        MeasuredCommandLine commandLine = measuredCommandLine(spec);
+        List<String> argv = commandLine.argv();
         Path setpriv = null;
         long realGid = -1;
         if (spec.isolate()) {
@@ -673,9 +666,8 @@ public final class MeasuredLauncher {
         }
         String configName = spec.configFile().getFileName().toString();
         events.add(store.measureFile(EventType.CONFIGURATION, code.resolve(configName), configName));
-        String joined = String.join("\0", argv);
-        events.add(store.measure(EventType.COMMAND_LINE,
-                HashAlgorithm.SHA256.digest(joined.getBytes(StandardCharsets.UTF_8)), joined));
+        events.add(store.measure(MeasuredCommandLine.EVENT_TYPE, commandLine.digest(),
+                new String(commandLine.encoded(), StandardCharsets.UTF_8)));
         List<String> command = new ArrayList<>();
         if (spec.isolate()) {
             String isolation = isolationDescription(user, realGid, controlDirectory != null);

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.tpmphone.attestation.MeasuredCommandLine;
 import io.tpmphone.attestation.MeasurementEvent;
 import java.nio.file.Path;
 import java.util.Collections;
@@ -14,6 +15,7 @@ import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
+@Timeout(30)
 class LaunchSpecTest {
     private static final Path HOME = Path.of(System.getProperty("java.home"));
 
@@ -39,6 +41,19 @@ class LaunchSpecTest {
         int length = String.join("\0", MeasuredLauncher.commandLine(spec)).getBytes(
                 java.nio.charset.StandardCharsets.UTF_8).length;
         assertTrue(length <= MeasurementEvent.MAX_DATA_LENGTH, "length " + length);
+    }
+
+    @Test
+    void theMeasuredCommandLine_isTheVersion1Layout_withTheLaunchersRealPath() throws Exception {
+        LaunchSpec spec = new LaunchSpec(HOME, List.of(Path.of("/a/softphone-core.jar"), Path.of("/c/b.jar")),
+                Path.of("/b/app.properties"), "io.tpmphone.softphone.SoftphoneMain", List.of("-Xmx64m"),
+                List.of("--headless"), true);
+        String java = HOME.resolve("bin/java").toRealPath().toString();
+        List<String> expected = List.of(java, "-XX:+DisableAttachMechanism", "-XX:-UsePerfData", "-Xmx64m", "-cp",
+                "softphone-core.jar:b.jar", "io.tpmphone.softphone.SoftphoneMain", "--config", "app.properties",
+                "--headless");
+        assertEquals(expected, MeasuredLauncher.commandLine(spec));
+        assertEquals(MeasuredCommandLine.of(expected), MeasuredLauncher.measuredCommandLine(spec));
     }
 
     @Test

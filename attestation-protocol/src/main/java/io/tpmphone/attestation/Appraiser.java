@@ -1,10 +1,8 @@
 package io.tpmphone.attestation;
 
 import io.tpmphone.attestation.internal.Hex;
-import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.EnumMap;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -301,7 +299,14 @@ public final class Appraiser {
                     + ": the command line's digest is not SHA-256 of its recorded arguments");
             return;
         }
-        List<String> argv = Arrays.asList(new String(data, StandardCharsets.UTF_8).split("\0", -1));
+        List<String> argv;
+        try {
+            argv = MeasuredCommandLine.decode(data).argv();
+        } catch (MalformedStructureException ex) {
+            f.add(ClaimName.CONFIGURATION, ClaimStatus.CONTRAINDICATED, "configuration", "event " + i
+                    + ": the command line is not a measured command line: " + ex.getMessage());
+            return;
+        }
         List<String> approved = r.commandLine();
         for (int k = 0; k < Math.max(argv.size(), approved.size()); k++) {
             if (k >= argv.size()) {
@@ -451,7 +456,7 @@ public final class Appraiser {
                     }
                     case JVM -> jvm += digest.equals(r.jvm().get(name)) ? 1 : 0;
                     case CONFIGURATION -> config += digest.equals(r.configuration().get(name)) ? 1 : 0;
-                    case COMMAND_LINE -> argv |= name.equals(String.join("\0", r.commandLine()));
+                    case COMMAND_LINE -> argv |= r.measuredCommandLine().matches(e.data());
                     default -> {
                     }
                 }

@@ -17,6 +17,7 @@ public final class ApprovedRelease {
     private final Map<String, String> jars;
     private final Map<String, String> configuration;
     private final List<String> commandLine;
+    private final MeasuredCommandLine measuredCommandLine;
 
     ApprovedRelease(String name, Map<String, String> jvm, Map<String, String> jars,
             Map<String, String> configuration, List<String> commandLine) {
@@ -25,6 +26,7 @@ public final class ApprovedRelease {
         this.jars = Collections.unmodifiableMap(new TreeMap<>(jars));
         this.configuration = Collections.unmodifiableMap(new TreeMap<>(configuration));
         this.commandLine = List.copyOf(commandLine);
+        this.measuredCommandLine = MeasuredCommandLine.of(this.commandLine);
     }
 
     public String name() {
@@ -49,6 +51,11 @@ public final class ApprovedRelease {
     /** The exact approved argument vector (unmodifiable). */
     public List<String> commandLine() {
         return commandLine;
+    }
+
+    /** {@link #commandLine()} as the agent measures it. */
+    public MeasuredCommandLine measuredCommandLine() {
+        return measuredCommandLine;
     }
 
     @Override

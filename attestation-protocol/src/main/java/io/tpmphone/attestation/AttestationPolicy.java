@@ -348,9 +348,9 @@ public final class AttestationPolicy {
             }
             argv.add(a);
         }
-        if (String.join("\0", argv).getBytes(StandardCharsets.UTF_8).length > MeasurementEvent.MAX_DATA_LENGTH) {
+        if (String.join("\0", argv).getBytes(StandardCharsets.UTF_8).length > MeasuredCommandLine.MAX_LENGTH) {
             throw new PolicyException(at + "/commandLine", "the command line is longer than the "
-                    + MeasurementEvent.MAX_DATA_LENGTH + " bytes an event can record");
+                    + MeasuredCommandLine.MAX_LENGTH + " bytes an event can record");
         }
         return new ApprovedRelease(name, jvm, jars, config, argv);
     }

@@ -221,11 +221,11 @@ public final class InProcessVerifier implements AutoCloseable {
     }
 
     /**
-     * Signs {@code claims} as the server signs its attestation results (compact JWS, ES256, this verifier's result
+     * Signs {@code result} as the server signs its attestation results (compact JWS, ES256, this verifier's result
      * key). For measuring what signing costs next to an appraisal; whoever holds this object holds the key anyway.
      */
-    public String signResult(Map<String, Object> claims) throws GeneralSecurityException {
-        return signer.sign(Objects.requireNonNull(claims, "claims"));
+    public String sign(io.tpmphone.attestation.AttestationResult result) throws GeneralSecurityException {
+        return signer.sign(Objects.requireNonNull(result, "result"));
     }
 
     /** The policy appraisals are made against. */

@@ -64,16 +64,25 @@ class InProcessVerifierTest {
         assertTrue(report.recordsChecked() >= 2, "the token issued and the refusal: " + report);
     }
 
+    private static io.tpmphone.attestation.AttestationResult result(String host) {
+        java.time.Instant now = java.time.Instant.now();
+        return io.tpmphone.attestation.AttestationResult.builder().host(host).issuedAt(now)
+                .expiresAt(now.plusSeconds(60)).nonceHex("00".repeat(32))
+                .level(io.tpmphone.attestation.IntegrityLevel.FAILED)
+                .claims(io.tpmphone.attestation.ClaimVector.empty()).akId("000b" + "11".repeat(32))
+                .pcrDigestHex("22".repeat(32)).policyVersion(1).build();
+    }
+
     @Test
     void signedResults_verifyWithTheServersResultKey_andSurviveAReopen() throws Exception {
         String first;
         try (InProcessVerifier v = InProcessVerifier.open(dir, List.of(), POLICY)) {
-            first = v.signResult(Map.of("sub", "host-a", "level", "MEASURED"));
+            first = v.sign(result("host-a"));
             assertEquals(1, v.policy().version());
             assertEquals(32, v.issueNonce("00".repeat(34)).length);
         }
         try (InProcessVerifier v = InProcessVerifier.open(dir, List.of(), POLICY)) {
-            String second = v.signResult(Map.of("sub", "host-b"));
+            String second = v.sign(result("host-b"));
             ECPublicKey key = (ECPublicKey) AuditVerifier.publicKeyFromPem(java.nio.file.Files.readString(
                     dir.resolve("keys").resolve("result-signing-cert.pem")));
             ECDSAVerifier verifier = new ECDSAVerifier(key);

@@ -136,7 +136,7 @@ final class Handshakes {
         SecurityParameters sp = context.getSecurityParametersHandshake();
         byte[] binder = Binder.compute(peerIsServer, sp.getClientRandom(), sp.getServerRandom(),
                 chain.get(0).getPublicKey().getEncoded(), ourNonce);
-        PeerAttestation result = config.verifier().verify(chain, evidence, binder);
+        PeerAttestation result = config.verifier().appraise(chain, evidence, binder);
         LOG.info("peer attestation: {}", result.display());
         return result;
     }

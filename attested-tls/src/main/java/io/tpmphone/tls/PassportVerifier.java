@@ -2,13 +2,14 @@ package io.tpmphone.tls;
 
 import com.nimbusds.jose.JOSEException;
 import com.nimbusds.jose.JWSAlgorithm;
+import com.nimbusds.jose.JWSObject;
 import com.nimbusds.jose.crypto.ECDSAVerifier;
-import com.nimbusds.jwt.JWTClaimsSet;
-import com.nimbusds.jwt.SignedJWT;
+import io.tpmphone.attestation.AttestationResult;
 import io.tpmphone.attestation.IntegrityLevel;
 import io.tpmphone.attestation.MalformedStructureException;
 import io.tpmphone.attestation.QuoteVerifier;
 import io.tpmphone.attestation.TpmtPublic;
+import io.tpmphone.attestation.UntrustedText;
 import io.tpmphone.attestation.VerificationException;
 import java.security.GeneralSecurityException;
 import java.security.PublicKey;
@@ -28,12 +29,17 @@ import javax.naming.ldap.Rdn;
 
 /**
  * Verifies a peer's evidence locally, without a server round trip (the passport model of DESIGN §3). In order, the
- * first failure making the peer {@code FAILED} with the check named:
+ * first failure ends the verification with a {@link PassportException} that names it
+ * ({@link PassportException.Check}):
  * <ol>
  *   <li>CERTIFICATE — the peer's end-entity certificate is issued by a trusted device CA and valid now; its CN is the
  *       host;</li>
- *   <li>PASSPORT — the attestation result is an ES256 JWS by the trusted result key, unexpired, issued not in the
- *       future, for that host;</li>
+ *   <li>PASSPORT, ALGORITHM, SIGNATURE — the attestation result is a compact JWS, signed ES256 by the trusted result
+ *       key;</li>
+ *   <li>RESULT — its payload is a version-1 {@link AttestationResult} (strictly decoded: another version, an unknown,
+ *       missing or mistyped member is refused);</li>
+ *   <li>EXPIRED, NOT_YET_VALID — it is unexpired and not issued in the future (30 s tolerated);</li>
+ *   <li>HOST — it is for the host the certificate names;</li>
  *   <li>AK — the evidence's AK public area parses and its TPM name is the result's {@code akId};</li>
  *   <li>QUOTE — the quote is the AK's (signature), a TPM-generated quote whose qualifying data is this handshake's
  *       binder, and whose PCR digest is the one the server appraised ({@code pcrDigest}).</li>
@@ -67,103 +73,86 @@ public final class PassportVerifier {
         if (chain.isEmpty()) {
             return Optional.empty();
         }
-        return checkCertificate(chain.get(0)) == null ? commonName(chain.get(0)) : Optional.empty();
+        try {
+            return Optional.of(trustedHost(chain.get(0), clock.instant()));
+        } catch (PassportException e) {
+            return Optional.empty();
+        }
     }
 
     /**
      * Verifies {@code evidence} from a peer that presented {@code chain} in a handshake whose expected binder (for
      * the peer's evidence) is {@code binder}.
+     *
+     * @throws PassportException naming the first check that failed (see the class documentation)
      */
-    public PeerAttestation verify(List<X509Certificate> chain, Evidence evidence, byte[] binder) {
+    public VerifiedPassport verify(List<X509Certificate> chain, Evidence evidence, byte[] binder)
+            throws PassportException {
+        Objects.requireNonNull(chain, "chain");
+        Objects.requireNonNull(evidence, "evidence");
+        Objects.requireNonNull(binder, "binder");
         Instant now = clock.instant();
         if (chain.isEmpty()) {
-            return PeerAttestation.failed(Optional.empty(), now, "CERTIFICATE", "evidence without a certificate");
+            throw new PassportException(PassportException.Check.CERTIFICATE, "evidence without a certificate");
         }
-        X509Certificate leaf = chain.get(0);
-        String certProblem = checkCertificate(leaf);
-        Optional<String> cn = commonName(leaf);
-        if (certProblem != null || cn.isEmpty()) {
-            return PeerAttestation.failed(Optional.empty(), now, "CERTIFICATE",
-                    certProblem != null ? certProblem : "the device certificate has no CN");
+        String host = trustedHost(chain.get(0), now);
+        AttestationResult result = signedResult(evidence.passport());
+        if (!now.isBefore(result.expiresAt())) {
+            throw new PassportException(PassportException.Check.EXPIRED, "the result expired at "
+                    + result.expiresAt() + " (now " + now + "): the peer's agent renews it every attestation");
         }
-        String host = cn.get();
-        JWTClaimsSet claims;
-        try {
-            SignedJWT jwt = SignedJWT.parse(evidence.passport());
-            if (!JWSAlgorithm.ES256.equals(jwt.getHeader().getAlgorithm())) {
-                return PeerAttestation.failed(Optional.of(host), now, "PASSPORT", "the result is signed with "
-                        + jwt.getHeader().getAlgorithm() + ", not ES256");
-            }
-            if (!jwt.verify(new ECDSAVerifier(resultKey))) {
-                return PeerAttestation.failed(Optional.of(host), now, "PASSPORT", "the result's signature is not the"
-                        + " trusted attestation server's");
-            }
-            claims = jwt.getJWTClaimsSet();
-        } catch (ParseException | JOSEException e) {
-            return PeerAttestation.failed(Optional.of(host), now, "PASSPORT", evidence.passport().isEmpty()
-                    ? "no attestation result attached" : "the result is not a valid JWS: " + e.getMessage());
+        if (result.issuedAt().isAfter(now.plus(SKEW))) {
+            throw new PassportException(PassportException.Check.NOT_YET_VALID, "the result is issued at "
+                    + result.issuedAt() + ", more than " + SKEW.toSeconds() + " s after now (" + now
+                    + "): check this host's clock");
         }
-        Instant iat = claims.getIssueTime() == null ? null : claims.getIssueTime().toInstant();
-        Instant exp = claims.getExpirationTime() == null ? null : claims.getExpirationTime().toInstant();
-        if (iat == null || exp == null || !exp.isAfter(now) || iat.isAfter(now.plus(SKEW))) {
-            return PeerAttestation.failed(Optional.of(host), now, "PASSPORT", "the result is expired or not yet"
-                    + " valid (issued " + iat + ", expires " + exp + ", now " + now + ")");
-        }
-        if (!host.equals(claims.getSubject())) {
-            return PeerAttestation.failed(Optional.of(host), now, "PASSPORT", "the result is for host '"
-                    + claims.getSubject() + "', the certificate for '" + host + "'");
-        }
-        String akId;
-        String pcrDigest;
-        IntegrityLevel level;
-        try {
-            akId = claims.getStringClaim("akId");
-            pcrDigest = claims.getStringClaim("pcrDigest");
-            level = IntegrityLevel.valueOf(claims.getStringClaim("level"));
-        } catch (ParseException | IllegalArgumentException | NullPointerException e) {
-            return PeerAttestation.failed(Optional.of(host), now, "PASSPORT", "the result lacks akId, pcrDigest or"
-                    + " a known level");
-        }
-        if (akId == null || pcrDigest == null) {
-            return PeerAttestation.failed(Optional.of(host), now, "PASSPORT", "the result lacks akId or pcrDigest");
+        if (!host.equals(result.host())) {
+            throw new PassportException(PassportException.Check.HOST, "the result is for host '" + result.host()
+                    + "', the device certificate for '" + host + "'");
         }
         TpmtPublic ak;
         try {
             ak = TpmtPublic.parse(evidence.akPublic());
         } catch (MalformedStructureException e) {
-            return PeerAttestation.failed(Optional.of(host), now, "AK", "the AK public area is malformed: "
-                    + e.getMessage());
+            throw new PassportException(PassportException.Check.AK, "the AK public area is malformed: "
+                    + e.getMessage(), e);
         }
-        if (!HexFormat.of().formatHex(ak.name()).equals(akId)) {
-            return PeerAttestation.failed(Optional.of(host), now, "AK", "the quoting AK is not the one the result"
-                    + " names");
+        String akId = HexFormat.of().formatHex(ak.name());
+        if (!akId.equals(result.akId())) {
+            throw new PassportException(PassportException.Check.AK, "the quoting AK " + abbreviate(akId)
+                    + " is not the AK " + abbreviate(result.akId()) + " the result names");
         }
         try {
-            QuoteVerifier.verifyDigest(evidence.quote(), evidence.signature(), ak, binder,
-                    HexFormat.of().parseHex(pcrDigest));
+            QuoteVerifier.verifyDigest(evidence.quote(), evidence.signature(), ak, binder, result.pcrDigest());
         } catch (VerificationException e) {
-            return PeerAttestation.failed(Optional.of(host), now, "QUOTE", e.check() + ": " + e.getMessage());
+            throw new PassportException(PassportException.Check.QUOTE, e.getMessage(), e);
         } catch (IllegalArgumentException e) {
-            return PeerAttestation.failed(Optional.of(host), now, "QUOTE", e.getMessage());
+            throw new PassportException(PassportException.Check.QUOTE, e.getMessage(), e);
         }
-        String release = null;
-        Long policyVersion = null;
-        try {
-            release = claims.getStringClaim("release");
-            policyVersion = claims.getLongClaim("policyVersion");
-        } catch (ParseException e) {
-            // optional display fields
-        }
-        String summary = (release != null ? "release " + release : "no approved release")
-                + (policyVersion != null ? ", policy v" + policyVersion : "")
-                + ", AK " + akId.substring(0, Math.min(12, akId.length())) + "…";
-        return new PeerAttestation(level, Optional.of(host), summary, Optional.of(iat), now,
-                "the attestation server rated it " + level + "; the quote is fresh for this handshake");
+        return new VerifiedPassport(host, result, ak, now);
     }
 
-    /** Null if {@code leaf} is issued by a trusted device CA and valid now, else why not. */
-    private String checkCertificate(X509Certificate leaf) {
-        Instant now = clock.instant();
+    /**
+     * The peer's attestation for the TLS layer: {@link #verify}'s level with a summary for the user, or
+     * {@link IntegrityLevel#FAILED} naming the check that failed. Never throws for bad evidence.
+     */
+    public PeerAttestation appraise(List<X509Certificate> chain, Evidence evidence, byte[] binder) {
+        try {
+            VerifiedPassport v = verify(chain, evidence, binder);
+            AttestationResult r = v.result();
+            String summary = r.release().map(n -> "release " + UntrustedText.forTerminal(n, 200))
+                    .orElse("no approved release") + ", policy v" + r.policyVersion() + ", AK "
+                    + abbreviate(r.akId());
+            return new PeerAttestation(r.level(), Optional.of(v.host()), summary, Optional.of(r.issuedAt()),
+                    v.verifiedAt(), "the attestation server rated it " + r.level()
+                    + "; the quote is fresh for this handshake");
+        } catch (PassportException e) {
+            return PeerAttestation.failed(deviceHost(chain), clock.instant(), e);
+        }
+    }
+
+    /** The CN of {@code leaf} if it is issued by a trusted device CA, valid at {@code now} and not a CA. */
+    private String trustedHost(X509Certificate leaf, Instant now) throws PassportException {
         for (X509Certificate ca : deviceCas) {
             if (!ca.getSubjectX500Principal().equals(leaf.getIssuerX500Principal())) {
                 continue;
@@ -172,15 +161,57 @@ public final class PassportVerifier {
                 leaf.verify(ca.getPublicKey());
                 leaf.checkValidity(java.util.Date.from(now));
                 ca.checkValidity(java.util.Date.from(now));
-                if (leaf.getBasicConstraints() != -1) {
-                    return "the end-entity certificate is a CA certificate";
-                }
-                return null;
             } catch (GeneralSecurityException e) {
-                return "the device certificate does not verify under the trusted device CA: " + e.getMessage();
+                throw new PassportException(PassportException.Check.CERTIFICATE, "the device certificate does not"
+                        + " verify under the trusted device CA: " + e.getMessage(), e);
             }
+            if (leaf.getBasicConstraints() != -1) {
+                throw new PassportException(PassportException.Check.CERTIFICATE,
+                        "the end-entity certificate is a CA certificate");
+            }
+            return commonName(leaf).orElseThrow(() -> new PassportException(PassportException.Check.CERTIFICATE,
+                    "the device certificate has no CN"));
         }
-        return "the certificate is not issued by a trusted device CA (issuer " + leaf.getIssuerX500Principal() + ")";
+        throw new PassportException(PassportException.Check.CERTIFICATE, "the certificate is not issued by a"
+                + " trusted device CA (issuer " + leaf.getIssuerX500Principal() + ")");
+    }
+
+    /** PASSPORT, ALGORITHM, SIGNATURE, then RESULT: the signed payload, strictly decoded. */
+    private AttestationResult signedResult(String passport) throws PassportException {
+        if (passport.isEmpty()) {
+            throw new PassportException(PassportException.Check.PASSPORT, "no attestation result attached: the"
+                    + " peer's agent has none yet (it needs an appraisal first)");
+        }
+        JWSObject jws;
+        try {
+            jws = JWSObject.parse(passport);
+        } catch (ParseException e) {
+            throw new PassportException(PassportException.Check.PASSPORT, "the result is not a compact JWS: "
+                    + e.getMessage(), e);
+        }
+        if (!JWSAlgorithm.ES256.equals(jws.getHeader().getAlgorithm())) {
+            throw new PassportException(PassportException.Check.ALGORITHM, "the result is signed with "
+                    + jws.getHeader().getAlgorithm() + ", not ES256");
+        }
+        try {
+            if (!jws.verify(new ECDSAVerifier(resultKey))) {
+                throw new PassportException(PassportException.Check.SIGNATURE, "the result's signature is not the"
+                        + " trusted attestation server's");
+            }
+        } catch (JOSEException e) {
+            throw new PassportException(PassportException.Check.SIGNATURE, "the result's signature cannot be"
+                    + " checked: " + e.getMessage(), e);
+        }
+        try {
+            return AttestationResult.decode(jws.getPayload().toBytes());
+        } catch (MalformedStructureException e) {
+            throw new PassportException(PassportException.Check.RESULT, "the signed result is not one this verifier"
+                    + " reads: " + e.getMessage(), e);
+        }
+    }
+
+    private static String abbreviate(String hex) {
+        return hex.substring(0, Math.min(12, hex.length())) + "\u2026";
     }
 
     static Optional<String> commonName(X509Certificate cert) {

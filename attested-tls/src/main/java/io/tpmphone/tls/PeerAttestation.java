@@ -29,10 +29,13 @@ public record PeerAttestation(IntegrityLevel level, Optional<String> host, Strin
                 now, reason);
     }
 
-    /** Evidence that did not verify. */
-    public static PeerAttestation failed(Optional<String> host, Instant now, String check, String reason) {
-        return new PeerAttestation(IntegrityLevel.FAILED, host, "evidence refused at " + check, Optional.empty(), now,
-                check + ": " + reason);
+    /**
+     * Evidence that did not verify: FAILED, with a summary naming the check and the reason {@code "CHECK: what
+     * failed"} (for a quote, {@code "QUOTE: QUALIFYING_DATA: ..."}).
+     */
+    public static PeerAttestation failed(Optional<String> host, Instant now, PassportException refusal) {
+        return new PeerAttestation(IntegrityLevel.FAILED, host, "evidence refused at " + refusal.check(),
+                Optional.empty(), now, refusal.getMessage());
     }
 
     /** How old the appraisal behind the level is, at verification time. */

@@ -6,11 +6,13 @@ import io.tpmphone.attestation.Appraisal;
 import io.tpmphone.attestation.AppraisalContext;
 import io.tpmphone.attestation.Appraiser;
 import io.tpmphone.attestation.AttestationPolicy;
+import io.tpmphone.attestation.AttestationResult;
 import io.tpmphone.attestation.IntegrityLevel;
 import io.tpmphone.attestation.MeasurementLog;
 import io.tpmphone.attestation.PcrSelection;
 import io.tpmphone.attestation.PcrValues;
 import io.tpmphone.attestation.QuoteVerifier;
+import io.tpmphone.attestation.TpmsAttest;
 import io.tpmphone.attestation.TpmtPublic;
 import io.tpmphone.attestation.VerifiedQuote;
 import io.tpmphone.server.InProcessVerifier;
@@ -22,7 +24,6 @@ import java.security.SecureRandom;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.HexFormat;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
@@ -78,7 +79,9 @@ public class AppraisalBenchmark {
         private Path directory;
         AttestationPolicy policy;
         byte[] akPublic;
+        String akId;
         byte[][] nonces;
+        byte[][] pcrDigests;
         TpmQuote[] quotes;
         byte[] logBytes;
         MeasurementLog acceptedLog;
@@ -94,15 +97,18 @@ public class AppraisalBenchmark {
             try (MeasuredHost host = MeasuredHost.start("core-host", directory, spec)) {
                 signer = InProcessVerifier.open(directory.resolve("server"), host.ekCaChain(), Release.policy(spec));
                 akPublic = host.akPublic().encoded();
+                akId = HexFormat.of().formatHex(host.akPublic().name());
                 logBytes = host.log().encode();
                 acceptedLog = host.log();
                 nonces = new byte[COUNT][];
+                pcrDigests = new byte[COUNT][];
                 quotes = new TpmQuote[COUNT];
                 SecureRandom random = new SecureRandom();
                 for (int i = 0; i < COUNT; i++) {
                     nonces[i] = new byte[32];
                     random.nextBytes(nonces[i]);
                     quotes[i] = host.quote(policy.requiredPcrSelection(), nonces[i]);
+                    pcrDigests[i] = TpmsAttest.parse(quotes[i].attest()).quoteInfo().orElseThrow().pcrDigest();
                 }
             }
             for (int i = 0; i < COUNT; i++) {
@@ -164,23 +170,11 @@ public class AppraisalBenchmark {
     public String coreSigned(Quotes q) throws Exception {
         int i = q.next();
         Appraisal a = appraise(q, i);
-        // The claims of the server's EAR-like result (Appraisals.appraise), signed ES256.
+        // The server's result (Appraisals.appraise), in its one encoding, signed ES256.
         Instant now = Instant.now();
-        Map<String, Object> claims = new LinkedHashMap<>();
-        claims.put("iss", "tpmphone-attestation-server");
-        claims.put("sub", "core-host");
-        claims.put("iat", now.getEpochSecond());
-        claims.put("exp", now.plus(q.policy.resultTtl()).getEpochSecond());
-        claims.put("eat_nonce", HexFormat.of().formatHex(q.nonces[i]));
-        claims.put("level", a.level().name());
-        Map<String, Object> claimVector = new LinkedHashMap<>();
-        a.claims().asMap().forEach((name, claim) -> claimVector.put(name.name(), Map.of("status",
-                claim.status().name())));
-        claims.put("claims", claimVector);
-        claims.put("policyVersion", q.policy.version());
-        a.matchedRelease().ifPresent(r -> claims.put("release", r));
-        claims.put("reasons", a.reasons());
-        return q.signer.signResult(claims);
+        return q.signer.sign(AttestationResult.builder(a).host("core-host").issuedAt(now)
+                .expiresAt(now.plus(q.policy.resultTtl())).nonce(q.nonces[i]).akId(q.akId)
+                .pcrDigest(q.pcrDigests[i]).build());
     }
 
     // ---- the full verifier pipeline -------------------------------------------------------------------------------

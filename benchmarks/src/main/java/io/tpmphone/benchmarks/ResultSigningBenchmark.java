@@ -43,7 +43,7 @@ import org.openjdk.jmh.annotations.Warmup;
  * What one signed attestation result (compact JWS, ES256, RFC 7515/7518 §3.4) costs, from the claims to the
  * {@code header.payload.signature} string, four ways on one P-256 key:
  * <ul>
- *   <li>{@code server}: what the attestation server runs ({@link InProcessVerifier#signResult}, i.e. its
+ *   <li>{@code server}: what the attestation server runs ({@link InProcessVerifier#sign}, i.e. its
  *       {@code ResultSigner});</li>
  *   <li>{@code bcDerToJose}: Bouncy Castle's {@code SHA256withECDSA} (DER) and a hand-written DER→r||s conversion —
  *       the server's signer before issue 13, kept here for the comparison;</li>
@@ -68,7 +68,7 @@ public class ResultSigningBenchmark {
 
     private Path directory;
     private InProcessVerifier server;
-    private Map<String, Object> claims;
+    private io.tpmphone.attestation.AttestationResult result;
     private byte[] encodedHeader;
     private Signature bcDer;
     private Signature bcPlain;
@@ -83,17 +83,15 @@ public class ResultSigningBenchmark {
         KeyPairGenerator g = KeyPairGenerator.getInstance("EC");
         g.initialize(new ECGenParameterSpec("secp256r1"));
         KeyPair keys = g.generateKeyPair();
-        claims = new LinkedHashMap<>();
-        claims.put("iss", "tpmphone-attestation-server");
-        claims.put("sub", "bench-host-0");
-        claims.put("iat", 1_700_000_000L);
-        claims.put("exp", 1_700_000_300L);
-        claims.put("eat_nonce", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff");
-        claims.put("level", "MEASURED");
-        claims.put("claims", Map.of("BOOT_STATE", Map.of("status", "AFFIRMING"), "RELEASE",
-                Map.of("status", "AFFIRMING")));
-        claims.put("policyVersion", 1);
-        claims.put("reasons", List.of());
+        // A FAILED result (any claim vector allows that level), in the server's one encoding: every variant signs
+        // exactly these payload bytes, encoded per signature as the server does.
+        result = io.tpmphone.attestation.AttestationResult.builder().host("bench-host-0")
+                .issuedAt(java.time.Instant.ofEpochSecond(1_700_000_000L))
+                .expiresAt(java.time.Instant.ofEpochSecond(1_700_000_300L))
+                .nonceHex("00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff")
+                .level(io.tpmphone.attestation.IntegrityLevel.FAILED)
+                .claims(io.tpmphone.attestation.ClaimVector.empty()).akId("000b" + "11".repeat(32))
+                .pcrDigestHex("22".repeat(32)).policyVersion(1).build();
         encodedHeader = B64URL.encode(("{\"alg\":\"ES256\",\"kid\":\"00112233445566778899aabbccddeeff\","
                 + "\"typ\":\"ear+jwt\"}").getBytes(StandardCharsets.UTF_8));
         bcDer = Signature.getInstance("SHA256withECDSA", BOUNCY_CASTLE);
@@ -116,7 +114,7 @@ public class ResultSigningBenchmark {
 
     @Benchmark
     public String server() throws Exception {
-        return server.signResult(claims);
+        return server.sign(result);
     }
 
     @Benchmark
@@ -135,13 +133,13 @@ public class ResultSigningBenchmark {
 
     @Benchmark
     public String nimbusOnBc() throws Exception {
-        JWSObject jws = new JWSObject(nimbusHeader, new Payload(JSON.writeValueAsBytes(claims)));
+        JWSObject jws = new JWSObject(nimbusHeader, new Payload(result.encode()));
         jws.sign(nimbus);
         return jws.serialize();
     }
 
     private byte[] signingInput() throws Exception {
-        byte[] payload = B64URL.encode(JSON.writeValueAsBytes(claims));
+        byte[] payload = B64URL.encode(result.encode());
         byte[] input = Arrays.copyOf(encodedHeader, encodedHeader.length + 1 + payload.length);
         input[encodedHeader.length] = '.';
         System.arraycopy(payload, 0, input, encodedHeader.length + 1, payload.length);

@@ -217,7 +217,7 @@ class AttestedTlsIT {
         byte[] aliceSpki = aliceId.certificateChain().get(0).getPublicKey().getEncoded();
         // Bob's TPM quotes a binder over Alice's TIK; Bob presents it with his own certificate.
         Evidence forOtherKey = bobId.evidence(Binder.compute(true, clientRandom, serverRandom, aliceSpki, nonce));
-        PeerAttestation p = verifier.verify(bobChain, forOtherKey, Binder.compute(true, clientRandom, serverRandom,
+        PeerAttestation p = verifier.appraise(bobChain, forOtherKey, Binder.compute(true, clientRandom, serverRandom,
                 bobChain.get(0).getPublicKey().getEncoded(), nonce));
         assertEquals(IntegrityLevel.FAILED, p.level(), p::reason);
         assertTrue(p.reason().startsWith("QUOTE: QUALIFYING_DATA"),
@@ -225,7 +225,7 @@ class AttestedTlsIT {
         // The same evidence with Bob's own key in the binder verifies: the TIK is what made the difference.
         Evidence own = bobId.evidence(Binder.compute(true, clientRandom, serverRandom,
                 bobChain.get(0).getPublicKey().getEncoded(), nonce));
-        PeerAttestation ownSeen = verifier.verify(bobChain, own, Binder.compute(true, clientRandom,
+        PeerAttestation ownSeen = verifier.appraise(bobChain, own, Binder.compute(true, clientRandom,
                 serverRandom, bobChain.get(0).getPublicKey().getEncoded(), nonce));
         assertEquals(IntegrityLevel.MEASURED, ownSeen.level(), ownSeen::reason);
     }
@@ -252,7 +252,7 @@ class AttestedTlsIT {
         Evidence e = new Evidence(AttestationRequest.FORMAT_TPM2_PASSPORT,
                 aliceTpm.readPublic(HostAttestation.AK).orElseThrow().encoded(), q.attest(), q.signature(),
                 failed.result());
-        PeerAttestation p = verifier.verify(chain, e, binder);
+        PeerAttestation p = verifier.appraise(chain, e, binder);
         assertEquals(IntegrityLevel.FAILED, p.level(), p.reason());
         assertEquals(Optional.of("alice"), p.host(), p::display);
         Agent.Status now = alice.attestNow();

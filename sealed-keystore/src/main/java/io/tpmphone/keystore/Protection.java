@@ -3,7 +3,6 @@ package io.tpmphone.keystore;
 import io.tpmphone.attestation.KeystorePolicy;
 import io.tpmphone.attestation.PcrSelection;
 import io.tpmphone.attestation.TpmtPublic;
-import java.nio.charset.StandardCharsets;
 import java.util.Objects;
 import java.util.Optional;
 
@@ -53,8 +52,8 @@ public final class Protection {
 
     /** Sealed to {@code PolicyAuthorize(authority, policyRef)} (at most 32 bytes). */
     public static Protection authorized(PcrSelection pcrs, TpmtPublic authority, byte[] policyRef) {
-        if (policyRef.length > 32) {
-            throw new IllegalArgumentException("a policyRef is at most 32 bytes");
+        if (policyRef.length > KeystorePolicy.MAX_POLICY_REF) {
+            throw new IllegalArgumentException("a policyRef is at most " + KeystorePolicy.MAX_POLICY_REF + " bytes");
         }
         return new Protection(Mode.AUTHORIZED, pcrs, Objects.requireNonNull(authority, "authority"),
                 policyRef.clone());
@@ -85,7 +84,7 @@ public final class Protection {
 
     /** {@link #POLICY_REF} as bytes. */
     public static byte[] policyRef() {
-        return POLICY_REF.getBytes(StandardCharsets.US_ASCII);
+        return KeystorePolicy.genericPolicyRef();
     }
 
     @Override

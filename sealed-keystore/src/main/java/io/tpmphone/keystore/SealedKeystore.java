@@ -1,6 +1,7 @@
 package io.tpmphone.keystore;
 
 import io.tpmphone.attestation.HashAlgorithm;
+import io.tpmphone.attestation.KeystorePolicy;
 import io.tpmphone.attestation.MalformedStructureException;
 import io.tpmphone.attestation.OwnerOnlyFiles;
 import io.tpmphone.attestation.PcrSelection;
@@ -106,9 +107,8 @@ public final class SealedKeystore implements AutoCloseable {
         try {
             tpm.ensureStorageRootKey(TpmClient.StorageKeyType.ECC_P256);
             byte[] authPolicy = switch (protection.mode()) {
-                case AUTHORIZED -> PolicyDigest.initial(HashAlgorithm.SHA256)
-                        .policyAuthorize(protection.authority().orElseThrow().name(),
-                                protection.approvalPolicyRef().orElseThrow()).value();
+                case AUTHORIZED -> KeystorePolicy.sealingPolicy(protection.authority().orElseThrow().name(),
+                        protection.approvalPolicyRef().orElseThrow()).value();
                 case PCR_ONLY -> PolicyDigest.initial(HashAlgorithm.SHA256)
                         .policyPcr(tpm.pcrRead(protection.pcrs())).value();
             };
@@ -235,7 +235,7 @@ public final class SealedKeystore implements AutoCloseable {
      */
     public PolicyDigest currentStatePolicy() throws KeystoreException {
         try {
-            return PolicyDigest.initial(HashAlgorithm.SHA256).policyPcr(tpm.pcrRead(protection.pcrs()));
+            return KeystorePolicy.approvedPolicy(tpm.pcrRead(protection.pcrs()));
         } catch (TpmException e) {
             throw tpmFailure("reading PCRs", e);
         }

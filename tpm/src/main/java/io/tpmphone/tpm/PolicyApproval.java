@@ -1,5 +1,6 @@
 package io.tpmphone.tpm;
 
+import io.tpmphone.attestation.KeystoreApproval;
 import java.util.Objects;
 import java.util.Optional;
 
@@ -30,6 +31,14 @@ public record PolicyApproval(byte[] approvedPolicy, byte[] policyRef, byte[] sig
         signature = signature.clone();
         authorityPublic = authorityPublic.clone();
         Objects.requireNonNull(limit, "limit");
+    }
+
+    /** The approval a keystore authority sent ({@link KeystoreApproval}, decoded strictly), for the TPM. */
+    public static PolicyApproval of(KeystoreApproval approval) {
+        Objects.requireNonNull(approval, "approval");
+        return new PolicyApproval(approval.approvedPolicy().value(), approval.policyRef(),
+                approval.signature().encoded(), approval.authority().encoded(),
+                Optional.of(new Limit(approval.resetCount(), approval.clockBefore())));
     }
 
     /** An approval of a PolicyPCR digest alone, which never expires by itself. */

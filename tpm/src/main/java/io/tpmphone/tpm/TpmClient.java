@@ -2,10 +2,12 @@ package io.tpmphone.tpm;
 
 import io.tpmphone.attestation.ClockInfo;
 import io.tpmphone.attestation.HashAlgorithm;
+import io.tpmphone.attestation.KeystorePolicy;
 import io.tpmphone.attestation.MalformedStructureException;
 import io.tpmphone.attestation.PcrSelection;
 import io.tpmphone.attestation.PcrValues;
 import io.tpmphone.attestation.PolicyDigest;
+import io.tpmphone.attestation.PolicyStep;
 import io.tpmphone.attestation.SecretBytes;
 import io.tpmphone.attestation.TpmtPublic;
 import io.tpmphone.attestation.TpmtSignature;
@@ -642,7 +644,8 @@ public final class TpmClient implements AutoCloseable {
 
     /** LoadExternal of the authority, VerifySignature of the approval: the ticket PolicyAuthorize needs. */
     private TPMT_TK_VERIFIED verifyApproval(Scope scope, ParsedApproval p) throws TpmException {
-        byte[] aHash = HashAlgorithm.SHA256.digest(p.approval().approvedPolicy(), p.approval().policyRef());
+        byte[] aHash = KeystorePolicy.approvalDigest(PolicyDigest.of(KeystorePolicy.HASH,
+                p.approval().approvedPolicy()), p.approval().policyRef());
         String cacheKey = HexFormat.of().formatHex(aHash) + ":" + HexFormat.of().formatHex(p.authorityPublic().name())
                 + ":" + HexFormat.of().formatHex(p.approval().signature());
         TPMT_TK_VERIFIED cached = tickets.get(cacheKey);
@@ -659,14 +662,14 @@ public final class TpmClient implements AutoCloseable {
         return ticket;
     }
 
-    /** PolicyPCR, then PolicyCounterTimer for a clock-limited approval, then PolicyAuthorize with the ticket. */
+    /**
+     * The approved state's steps ({@link KeystorePolicy#approvedPolicySteps}: PolicyPCR, then PolicyCounterTimer for
+     * a clock-limited approval), then PolicyAuthorize with the ticket.
+     */
     private TPM_HANDLE authorizedPolicySession(Scope scope, PcrSelection selection, ParsedApproval p,
                                                TPMT_TK_VERIFIED ticket) throws TpmException {
         TPM_HANDLE session = startPolicySession(scope, TPM_SE.POLICY);
-        run("PolicyPCR", () -> tpm.PolicyPCR(session, new byte[0], new TPMS_PCR_SELECTION[] {selection(selection)}));
-        if (p.approval().limit().isPresent()) {
-            timeLimit(session, p.approval().limit().get());
-        }
+        runSteps(session, approvedPolicySteps(selection, p.approval().limit()), new byte[0]);
         try {
             run("PolicyAuthorize", () -> tpm.PolicyAuthorize(session, p.approval().approvedPolicy(),
                     p.approval().policyRef(), p.authorityPublic().name(), ticket));
@@ -689,14 +692,29 @@ public final class TpmClient implements AutoCloseable {
         });
     }
 
-    /** PolicyCounterTimer(resetCount EQ), then PolicyCounterTimer(clock UNSIGNED_LT): an approval's time limit. */
-    private void timeLimit(TPM_HANDLE session, PolicyApproval.Limit limit) throws TpmException {
-        byte[] reset = PolicyDigest.resetCountOperand(limit.resetCount());
-        run("PolicyCounterTimer", () -> tpm.PolicyCounterTimer(session, reset,
-                PolicyDigest.TIME_INFO_RESET_COUNT_OFFSET, TPM_EO.EQ));
-        byte[] clock = PolicyDigest.clockOperand(limit.clockBefore());
-        run("PolicyCounterTimer", () -> tpm.PolicyCounterTimer(session, clock,
-                PolicyDigest.TIME_INFO_CLOCK_OFFSET, TPM_EO.UNSIGNED_LT));
+    private static List<PolicyStep> approvedPolicySteps(PcrSelection selection,
+                                                        Optional<PolicyApproval.Limit> limit) {
+        return limit.isPresent()
+                ? KeystorePolicy.approvedPolicySteps(selection, limit.get().resetCount(), limit.get().clockBefore())
+                : KeystorePolicy.approvedPolicySteps(selection);
+    }
+
+    /**
+     * Runs {@code steps} in {@code session}; a PolicyPCR step passes {@code pcrDigest} (empty: the TPM's current
+     * values; a trial session takes the digest of given values).
+     */
+    private void runSteps(TPM_HANDLE session, List<PolicyStep> steps, byte[] pcrDigest) throws TpmException {
+        for (PolicyStep step : steps) {
+            if (step instanceof PolicyStep.Pcr pcr) {
+                run("PolicyPCR", () -> tpm.PolicyPCR(session, pcrDigest,
+                        new TPMS_PCR_SELECTION[] {selection(pcr.selection())}));
+            } else if (step instanceof PolicyStep.CounterTimer c) {
+                run("PolicyCounterTimer", () -> tpm.PolicyCounterTimer(session, c.operandB(), c.offset(),
+                        TPM_EO.fromInt(c.operation())));
+            } else {
+                throw new IllegalStateException("unknown policy step " + step);
+            }
+        }
     }
 
     /**
@@ -710,8 +728,7 @@ public final class TpmClient implements AutoCloseable {
         byte[] digest = pcrDigest.clone();
         return call("PolicyGetDigest", scope -> {
             TPM_HANDLE session = startPolicySession(scope, TPM_SE.TRIAL);
-            run("PolicyPCR", () -> tpm.PolicyPCR(session, digest, new TPMS_PCR_SELECTION[] {selection(selection)}));
-            timeLimit(session, limit);
+            runSteps(session, approvedPolicySteps(selection, Optional.of(limit)), digest);
             return run("PolicyGetDigest", () -> tpm.PolicyGetDigest(session));
         });
     }

@@ -6,10 +6,12 @@ import io.tpmphone.attestation.Appraisal;
 import io.tpmphone.attestation.AppraisalContext;
 import io.tpmphone.attestation.Appraiser;
 import io.tpmphone.attestation.AttestationPolicy;
+import io.tpmphone.attestation.AttestationResult;
 import io.tpmphone.attestation.Claim;
 import io.tpmphone.attestation.ClaimName;
 import io.tpmphone.attestation.ClockInfo;
 import io.tpmphone.attestation.IntegrityLevel;
+import io.tpmphone.attestation.KeystoreApproval;
 import io.tpmphone.attestation.MalformedStructureException;
 import io.tpmphone.attestation.MeasurementLog;
 import io.tpmphone.attestation.PcrSelection;
@@ -169,23 +171,10 @@ public final class Appraisals {
         Instant now = clock.instant();
         Instant expires = now.plus(p.resultTtl());
         byte[] pcrDigest = auth.quote().attest().quoteInfo().orElseThrow().pcrDigest();
-        Map<String, Object> claims = new LinkedHashMap<>();
-        claims.put("iss", "tpmphone-attestation-server");
-        claims.put("sub", host.host());
-        claims.put("iat", now.getEpochSecond());
-        claims.put("exp", expires.getEpochSecond());
-        claims.put("eat_nonce", HexFormat.of().formatHex(nonce));
-        claims.put("level", a.level().name());
-        claims.put("claims", claimMap(a));
-        claims.put("akId", akId);
-        claims.put("pcrDigest", HexFormat.of().formatHex(pcrDigest));
-        claims.put("policyVersion", p.version());
-        a.matchedRelease().ifPresent(r -> claims.put("release", r));
-        a.failedCheck().ifPresent(c -> claims.put("failedCheck", c));
-        claims.put("reasons", a.reasons());
-        String jws = signer.sign(claims);
+        String jws = signer.sign(AttestationResult.builder(a).host(host.host()).issuedAt(now).expiresAt(expires)
+                .nonce(nonce).akId(host.akId()).pcrDigest(pcrDigest).build());
 
-        Map<String, Object> keyApproval = null;
+        KeystoreApproval keyApproval = null;
         String keyApprovalRefused = null;
         if (keystorePcrs != null) {
             if (!a.level().atLeast(IntegrityLevel.MEASURED)) {
@@ -194,7 +183,8 @@ public final class Appraisals {
                         + (a.reasons().isEmpty() ? "" : ": " + a.reasons().get(0))
                         + "; keystore approvals need MEASURED or above";
             } else {
-                keyApprovalRefused = KeyApprover.refusal(keystorePcrs, pcrs.selection(), p.requiredPcrSelection());
+                keyApprovalRefused = KeyApprover.refusal(keystorePcrs, pcrs.selection(), p.requiredPcrSelection())
+                        .orElse(null);
                 if (keyApprovalRefused == null) {
                     ClockInfo quoted = auth.quote().attest().clockInfo();
                     keyApproval = approver.approve(pcrs, keystorePcrs, quoted.resetCount(), quoted.clock(),
@@ -212,10 +202,10 @@ public final class Appraisals {
         detail.put("policyVersion", p.version());
         if (keyApproval != null) {
             Map<String, Object> approvalAudit = new LinkedHashMap<>();
-            approvalAudit.put("pcrSelection", keyApproval.get("pcrSelection"));
-            approvalAudit.put("approvedPolicy", keyApproval.get("approvedPolicy"));
-            approvalAudit.put("resetCount", keyApproval.get("resetCount"));
-            approvalAudit.put("clockBefore", keyApproval.get("clockBefore"));
+            approvalAudit.put("pcrSelection", keyApproval.pcrSelection().toString());
+            approvalAudit.put("approvedPolicy", HexFormat.of().formatHex(keyApproval.approvedPolicy().value()));
+            approvalAudit.put("resetCount", keyApproval.resetCount());
+            approvalAudit.put("clockBefore", keyApproval.clockBefore());
             detail.put("keyApproval", approvalAudit);
         } else if (keyApprovalRefused != null) {
             detail.put("keyApprovalRefused", keyApprovalRefused);
@@ -237,7 +227,7 @@ public final class Appraisals {
         response.put("expiresAt", expires.toString());
         response.put("result", jws);
         if (keyApproval != null) {
-            response.put("keyApproval", keyApproval);
+            response.put("keyApproval", keyApproval.toJsonMap());
         } else if (keyApprovalRefused != null) {
             response.put("keyApprovalRefused", keyApprovalRefused);
         }

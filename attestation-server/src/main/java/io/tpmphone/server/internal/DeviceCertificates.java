@@ -9,7 +9,6 @@ import io.tpmphone.attestation.KeyType;
 import io.tpmphone.attestation.KeystorePolicy;
 import io.tpmphone.attestation.MalformedStructureException;
 import io.tpmphone.attestation.ObjectAttribute;
-import io.tpmphone.attestation.PolicyDigest;
 import io.tpmphone.attestation.SchemeAlgorithm;
 import io.tpmphone.attestation.TpmtPublic;
 import io.tpmphone.attestation.VerificationException;
@@ -187,8 +186,8 @@ public final class DeviceCertificates {
                     + " sensitiveDataOrigin, sign (noDA allowed) without userWithAuth, adminWithPolicy, restricted or"
                     + " decrypt";
         }
-        byte[] expected = PolicyDigest.initial(HashAlgorithm.SHA256)
-                .policyAuthorize(approver.publicArea().name(), KeystorePolicy.hostPolicyRef(ekName)).value();
+        byte[] expected = KeystorePolicy.sealingPolicy(approver.publicArea().name(),
+                KeystorePolicy.hostPolicyRef(ekName)).value();
         if (!Arrays.equals(expected, tik.authPolicy())) {
             return "the identity key's policy is not PolicyAuthorize(this server's keystore authority, this host's"
                     + " policyRef): it could sign outside a state approved for this host";

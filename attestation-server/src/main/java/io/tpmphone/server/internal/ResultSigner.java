@@ -1,6 +1,6 @@
 package io.tpmphone.server.internal;
 
-import com.fasterxml.jackson.core.JsonProcessingException;
+import io.tpmphone.attestation.AttestationResult;
 import java.nio.charset.StandardCharsets;
 import java.security.GeneralSecurityException;
 import java.security.KeyPair;
@@ -13,9 +13,10 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 
 /**
- * Signs attestation results as compact JWS (RFC 7515) with ES256 (RFC 7518 §3.4: ECDSA P-256 SHA-256, signature
- * = r || s, 32 bytes each) and the server's result key. Header: {@code alg ES256, kid, typ ear+jwt}. The key id is
- * the hex of the first 16 bytes of SHA-256 over the key's SubjectPublicKeyInfo, as {@code GET /v1/server} shows.
+ * Signs attestation results ({@link AttestationResult}) as compact JWS (RFC 7515) with ES256 (RFC 7518 §3.4: ECDSA
+ * P-256 SHA-256, signature = r || s, 32 bytes each) and the server's result key. Header: {@code alg ES256, kid, typ
+ * ear+jwt}. The key id is the hex of the first 16 bytes of SHA-256 over the key's SubjectPublicKeyInfo, as
+ * {@code GET /v1/server} shows.
  *
  * <p>Signing runs on Bouncy Castle's {@code SHA256withPLAIN-ECDSA}, which returns r || s (each left-padded to 32
  * bytes) as JWS wants it, with one {@link Signature} per thread. Bouncy Castle rather than the JDK's SunEC because it
@@ -65,14 +66,9 @@ public final class ResultSigner {
         return keyId;
     }
 
-    /** The compact JWS of {@code claims}. */
-    public String sign(Map<String, Object> claims) throws GeneralSecurityException {
-        byte[] payload;
-        try {
-            payload = B64URL.encode(Json.MAPPER.writeValueAsBytes(claims));
-        } catch (JsonProcessingException e) {
-            throw new IllegalArgumentException("result claims are not serializable", e);
-        }
+    /** The compact JWS of {@code result}: its one encoding ({@link AttestationResult#encode()}) as the payload. */
+    public String sign(AttestationResult result) throws GeneralSecurityException {
+        byte[] payload = B64URL.encode(result.encode());
         byte[] signingInput = new byte[encodedHeader.length + 1 + payload.length];
         System.arraycopy(encodedHeader, 0, signingInput, 0, encodedHeader.length);
         signingInput[encodedHeader.length] = '.';
