@@ -16,6 +16,7 @@ import gov.nist.javax.sip.stack.TLSMessageProcessor;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.net.InetAddress;
+import java.net.InetSocketAddress;
 import java.net.Socket;
 import java.net.SocketException;
 import java.net.UnknownHostException;
@@ -76,6 +77,16 @@ public final class ConnectionBoundProcessors implements MessageProcessorFactory 
          * anywhere else.
          */
         void answer(SIPResponse response) throws IOException;
+
+        /** Whether the phone accepted this connection (rather than opened it). */
+        boolean accepted();
+
+        /** The address this connection's peer sends from, or null once it is closed. */
+        InetSocketAddress remote();
+    }
+
+    private static InetSocketAddress remoteOf(Socket s) {
+        return s == null || s.isClosed() || !(s.getRemoteSocketAddress() instanceof InetSocketAddress a) ? null : a;
     }
 
     /** The table of the connections of the stack that {@code stack} is, if it is still registered. */
@@ -172,8 +183,14 @@ public final class ConnectionBoundProcessors implements MessageProcessorFactory 
             super(peer, port, stack, processor);
         }
 
-        private boolean accepted() {
+        @Override
+        public boolean accepted() {
             return mythread != null;
+        }
+
+        @Override
+        public InetSocketAddress remote() {
+            return remoteOf(mySock);
         }
 
         void cached() {
@@ -293,8 +310,14 @@ public final class ConnectionBoundProcessors implements MessageProcessorFactory 
             super(peer, port, stack, processor);
         }
 
-        private boolean accepted() {
+        @Override
+        public boolean accepted() {
             return mythread != null;
+        }
+
+        @Override
+        public InetSocketAddress remote() {
+            return remoteOf(mySock);
         }
 
         void cached() {
