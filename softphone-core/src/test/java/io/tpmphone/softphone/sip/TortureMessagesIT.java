@@ -51,9 +51,12 @@ class TortureMessagesIT {
     /**
      * Invalid messages that RFC 4475 lets an element accept liberally: trws, whose Request-Line ends in SP characters
      * (§3.1.2.10: rejecting it with 400 is reasonable, ignoring the trailing SP is allowed). JAIN-SIP ignores them, so
-     * this OPTIONS gets its 200 (or, where the answer cannot reach the Via's host, nothing).
+     * this OPTIONS gets its 200. And badaspec, whose To has spaces inside its angle brackets (§3.1.2.14: rejecting it
+     * with 400 is reasonable, "elements attempting to be liberal may ignore the spaces"): JAIN-SIP ignores them. Its 200
+     * used to go to the Via's documentation host and was never seen; since every answer goes to its request's source
+     * (issue 12's third review, finding 1) it arrives.
      */
-    private static final List<String> LENIENT = List.of("trws");
+    private static final List<String> LENIENT = List.of("trws", "badaspec");
     private static final List<String> ALL = List.of("wsinv", "intmeth", "esc01", "escnull", "esc02", "lwsdisp",
             "longreq", "dblreq", "semiuri", "transports", "mpart01", "unreason", "noreason", "badinv01", "clerr",
             "ncl", "scalar02", "scalarlg", "quotbal", "ltgtruri", "lwsruri", "lwsstart", "trws", "escruri",
