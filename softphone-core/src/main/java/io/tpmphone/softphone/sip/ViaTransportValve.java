@@ -48,6 +48,20 @@ public final class ViaTransportValve implements SIPMessageValve {
         if (via == null) {
             return false; // JAIN-SIP refuses such a request before this; nothing to answer to
         }
+        // JAIN-SIP 1.3.0-91 reads "SIP/7.0" in a request line as SIP/2.0 and would answer it (RFC 4475 badvers got a
+        // 200 once its answer reached the sender); the Via keeps what was sent. A version we do not speak is dropped,
+        // never answered as if we did.
+        var sent = via.getSentProtocol();
+        String version = sent == null ? null : sent.getProtocolName() + "/" + sent.getProtocolVersion();
+        if (version == null || !version.equalsIgnoreCase("SIP/2.0")) {
+            LogBudget.Take line = lines.take();
+            if (line.log()) {
+                LOG.info("dropped a request in {} (only SIP/2.0 is spoken){}",
+                        UntrustedText.forTerminal(String.valueOf(version), 20), line.leftOut().isPresent()
+                                ? " (and " + line.leftOut().getAsLong() + " more such since the last line)" : "");
+            }
+            return false;
+        }
         String sentOver = via.getTransport() == null ? "" : via.getTransport();
         if (channel.isReliable()) {
             if (!(channel instanceof ConnectionBoundProcessors.BoundChannel bound)) {
