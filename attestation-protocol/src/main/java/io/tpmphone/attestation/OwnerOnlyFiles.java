@@ -150,9 +150,10 @@ public final class OwnerOnlyFiles {
      *       for others and no group write; group read only if its group is one this process is in, or root's.</li>
      *   <li>Every directory from {@code /} down to the file, and down to every link followed, is owned by this user
      *       or root and not writable by group or others; a directory on a read-only mount passes whatever its owner
-     *       and mode (nobody can change it). A sticky directory that others can write (such as {@code /tmp}) may
+     *       and mode if it is tmpfs or ramfs (nobody can change it). A sticky directory that others can write (such as {@code /tmp}) may
      *       hold the file, or a directory on its path (nobody can rename another's entry there), but no link.</li>
      *   <li>Every link followed is owned by this user or root (or on a read-only mount). At most 40 links.</li>
+     *   <li>Nothing on the way, nor the file, is on a FUSE file system (its daemon chooses owner and mode).</li>
      *   <li>The descriptor opened is the file that was checked: its device and inode (from {@code /proc/self}, where
      *       there is one; else the file's, once more after reading) are the checked file's.</li>
      * </ul>
@@ -172,9 +173,14 @@ public final class OwnerOnlyFiles {
     }
 
     /** The user and groups a secret file is checked for: this process's (a test gives others). */
-    record Reader(long uid, Set<Long> groups) {
+    record Reader(long uid, Set<Long> groups, java.util.function.Function<Path, String> fileSystemType) {
         Reader {
             groups = Set.copyOf(groups);
+            Objects.requireNonNull(fileSystemType, "fileSystemType");
+        }
+
+        Reader(long uid, Set<Long> groups) {
+            this(uid, groups, OwnerOnlyFiles::fileSystemType);
         }
 
         static Reader current() {
@@ -222,6 +228,7 @@ public final class OwnerOnlyFiles {
         if (!Boolean.TRUE.equals(checked.get("isRegularFile"))) {
             throw new IOException(at + " is not a regular file: give the path of the secret file itself");
         }
+        requireNotUserMounted(reader.fileSystemType().apply(resolved), resolved, file); // a FUSE mount on the file
         int mode = (Integer) checked.get("mode");
         long owner = ((Number) checked.get("uid")).longValue();
         long group = ((Number) checked.get("gid")).longValue();
@@ -336,6 +343,8 @@ public final class OwnerOnlyFiles {
 
     /** Whether others could change what {@code directory} holds; throws if they could. */
     private static Directory checkDirectory(Path directory, Path file, Reader reader) throws IOException {
+        String type = reader.fileSystemType().apply(directory);
+        requireNotUserMounted(type, directory, file);
         Map<String, Object> a = unixAttributes(directory, "mode,uid");
         int mode = (Integer) a.get("mode");
         long owner = ((Number) a.get("uid")).longValue();
@@ -343,7 +352,9 @@ public final class OwnerOnlyFiles {
         if (reader.trusts(owner) && !othersWrite) {
             return Directory.OWNED;
         }
-        if (onReadOnlyMount(directory)) {
+        // Only a read-only tmpfs or ramfs: a read-only bind mount may stay writable through its source path, and
+        // what a FUSE daemon reports (owner, mode) is whatever that daemon's user chooses.
+        if (IN_MEMORY_FILE_SYSTEMS.contains(type) && onReadOnlyMount(directory)) {
             return Directory.READ_ONLY;
         }
         if (reader.trusts(owner) && (mode & 01000) != 0) {
@@ -368,6 +379,30 @@ public final class OwnerOnlyFiles {
             throw new IOException(file + " leads through the symbolic link " + link + " (to " + target + "), which"
                     + " belongs to uid " + owner + ", not to the user reading it (uid " + reader.uid() + ") or root:"
                     + " whoever made it chose the secret file. Remove it and put the file itself at " + link);
+        }
+    }
+
+    /** File systems that exist only as mounted, whose read-only mounts nobody can change (Kubernetes Secrets). */
+    private static final Set<String> IN_MEMORY_FILE_SYSTEMS = Set.of("tmpfs", "ramfs");
+
+    /**
+     * Refuses a FUSE file system on a secret's path: with {@code user_allow_other} in /etc/fuse.conf, any user may
+     * mount one (on a name they create in a sticky directory such as /tmp) whose daemon reports root as the owner.
+     */
+    private static void requireNotUserMounted(String type, Path at, Path file) throws IOException {
+        if (type.equals("fuse") || type.startsWith("fuse.") || type.equals("fuseblk")) {
+            throw new IOException(at + " on the path of " + file + " is on a FUSE file system (" + type + "), whose"
+                    + " owner and modes are whatever its daemon reports (any user may mount one where fuse.conf has"
+                    + " user_allow_other): keep the secret file on a local file system");
+        }
+    }
+
+    /** The type of the file system {@code path} is on ({@code ext4}, {@code tmpfs}, {@code fuse.sshfs}), or "". */
+    static String fileSystemType(Path path) {
+        try {
+            return Files.getFileStore(path).type();
+        } catch (IOException e) {
+            return "";
         }
     }
 

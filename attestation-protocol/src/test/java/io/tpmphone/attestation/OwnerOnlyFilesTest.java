@@ -105,7 +105,7 @@ class OwnerOnlyFilesTest {
     // The rules (OwnerOnlyFiles.readPrivateFile): the file, links resolved, is a regular file of this user or root,
     // nothing for others, no group write, group read only for a group the reader is in (or root's); every directory
     // from / down to it and to every link is this user's or root's and not writable by others (sticky ones may hold
-    // the file but no link; read-only mounts pass); links belong to this user or root; the descriptor is the file.
+    // the file but no link; read-only tmpfs/ramfs mounts pass; nothing on FUSE); links belong to this user or root; the descriptor is the file.
 
     private static final String SECRET = "a-secret-of-this-test\n";
     /** A server user that is not root, in its own group and the group tpmphone (4242), as a test reader. */
@@ -151,6 +151,27 @@ class OwnerOnlyFilesTest {
                 "reading " + f);
         assertFalse(e.getMessage().contains("a-secret-of-this-test"), "the message holds no secret: " + e.getMessage());
         return e;
+    }
+
+    /**
+     * A FUSE mount whose daemon reports root as the owner: where fuse.conf has user_allow_other, any user may mount
+     * one on a name they create in /tmp and serve the token they want. The file system type is the reader's view
+     * here (no FUSE on the test machines); a real mount reports {@code fuse.NAME}.
+     */
+    @Test
+    void readPrivateFile_refusesASecretOnAFuseFileSystem_whoseOwnerIsWhateverItsDaemonSays() throws IOException {
+        Path f = secret("fuse.token", "r--------");
+        Path parent = f.getParent();
+        OwnerOnlyFiles.Reader fileOnFuse = new OwnerOnlyFiles.Reader(0, Set.of(0L),
+                p -> p.equals(f) ? "fuse.attacker" : OwnerOnlyFiles.fileSystemType(p));
+        assertTrue(refused(f, fileOnFuse).getMessage().contains("is on a FUSE file system (fuse.attacker)"),
+                "a FUSE mount on the file itself");
+        OwnerOnlyFiles.Reader directoryOnFuse = new OwnerOnlyFiles.Reader(0, Set.of(0L),
+                p -> p.equals(parent) ? "fuse" : OwnerOnlyFiles.fileSystemType(p));
+        assertTrue(refused(f, directoryOnFuse).getMessage().contains(parent + " on the path of " + f
+                + " is on a FUSE file system (fuse)"), "a FUSE directory on the way");
+        assertEquals(SECRET, read(f, new OwnerOnlyFiles.Reader(0, Set.of(0L))), "the same file on its real file"
+                + " system (" + OwnerOnlyFiles.fileSystemType(f) + ") is read");
     }
 
     @Test

@@ -133,11 +133,12 @@ public final class AttestedSslSocket extends SSLSocket {
                     s.accept((TlsServer) p);
                 }
                 handshaken = true;
+                admit(p.peer());
                 if (ticket != null) {
-                    // a client that proved a device key certified by the device CA: its source is known-good
+                    // accepted by the policy, a client that proved a device key certified by the device CA: its
+                    // source is known-good (never before the policy: a FAILED or UNATTESTED device is not)
                     ticket.completed(p.peer().flatMap(PeerAttestation::host).isPresent());
                 }
-                admit(p.peer());
             } catch (IOException | RuntimeException e) {
                 IOException cause = e instanceof IOException io ? io : new IOException(e.getMessage(), e);
                 Optional<PeerAttestation> seen = p.peer();

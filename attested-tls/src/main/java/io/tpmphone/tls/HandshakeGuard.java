@@ -136,6 +136,8 @@ public final class HandshakeGuard implements AutoCloseable {
         private final Closeable connection;
         private final AtomicBoolean released = new AtomicBoolean();
         private volatile boolean succeeded;
+        /** Taken from the known-good reserve (counted against its source's share of the reserve until released). */
+        private boolean fromReserve;
         private volatile ScheduledFuture<?> deadline;
 
         private Ticket(InetAddress source, Closeable connection) {
@@ -144,8 +146,10 @@ public final class HandshakeGuard implements AutoCloseable {
         }
 
         /**
-         * The handshake completed; {@code certifiedDevice}: the client presented a certificate from the device CA and
-         * proved its key, so its source is known-good from now on (otherwise it is not).
+         * The handshake completed and the connection was accepted (its peer passed the policy, at the minimum level
+         * the policy asks); {@code certifiedDevice}: the client presented a certificate from the device CA and proved
+         * its key, so its source is known-good from now on. Call it only after the policy admitted the peer: a
+         * handshake the policy refuses is a failure (issue 12's third review, finding 4).
          */
         public void completed(boolean certifiedDevice) {
             succeeded = true;
@@ -167,6 +171,7 @@ public final class HandshakeGuard implements AutoCloseable {
     /** What is remembered of one source: its handshakes in progress (oldest first) and its allowance of new ones. */
     private static final class Source {
         final ArrayDeque<Ticket> inProgress = new ArrayDeque<>();
+        int fromReserve;
         double tokens;
         long refilledNanos;
     }
@@ -176,7 +181,9 @@ public final class HandshakeGuard implements AutoCloseable {
     private final ScheduledThreadPoolExecutor timer;
     private final Map<InetAddress, Source> sources = new HashMap<>();
     /** Known-good sources, least recently good first; at most {@link Limits#knownGood()}. */
-    private final LinkedHashMap<InetAddress, Boolean> knownGood = new LinkedHashMap<>(16, 0.75f, true);
+    private final LinkedHashMap<InetAddress, Integer> knownGood = new LinkedHashMap<>(16, 0.75f, true);
+    /** Failed handshakes in a row after which a known-good source is no longer known-good. */
+    static final int FAILURES_TO_FORGET = 3;
     private int inProgress;
     private double totalTokens;
     private long totalRefilledNanos;
@@ -338,7 +345,7 @@ public final class HandshakeGuard implements AutoCloseable {
         }
         boolean fromReserve = false;
         if (totalTokens < 1) {
-            if (!good || reserveTokens < 1) {
+            if (!good || reserveTokens < 1 || s.fromReserve >= reservePerSource()) {
                 return new Decision("more than " + limits.total() + " new TLS handshakes, then more than "
                         + limits.totalPerSecond() + " a second, from all sources together" + (good
                         ? ", and the reserve of sources known to be good is spent too" : ""), null, 0);
@@ -351,12 +358,20 @@ public final class HandshakeGuard implements AutoCloseable {
             Source heaviest = heaviestUnknown(key);
             int mine = s.inProgress.size();
             if (heaviest == null || heaviest.inProgress.size() < (good ? 1 : mine + 2)) {
+                // no unknown source to take it from: the known-good source with the most, if it has two more
+                Source heaviestGood = heaviestKnownGood(key);
+                heaviest = heaviestGood != null && heaviestGood.inProgress.size() >= mine + 2 ? heaviestGood : null;
+            }
+            if (heaviest == null) {
                 return new Decision(inProgress + " TLS handshakes in progress (at most " + limits.total()
                         + "), none of them from a source with more in progress than this one", null, 0);
             }
             evictedFrom = heaviest.inProgress.size();
             evicted = heaviest.inProgress.pollFirst();
             evicted.released.set(true);
+            if (evicted.fromReserve) {
+                heaviest.fromReserve--;
+            }
             ScheduledFuture<?> d = evicted.deadline;
             if (d != null) {
                 d.cancel(false);
@@ -366,6 +381,8 @@ public final class HandshakeGuard implements AutoCloseable {
         s.tokens -= 1;
         if (fromReserve) {
             reserveTokens -= 1;
+            t.fromReserve = true;
+            s.fromReserve++;
         } else {
             totalTokens -= 1;
         }
@@ -388,6 +405,24 @@ public final class HandshakeGuard implements AutoCloseable {
             }
         }
         return heaviest;
+    }
+
+    /** The known-good source, other than {@code except}, with the most handshakes in progress. */
+    private Source heaviestKnownGood(InetAddress except) {
+        Source heaviest = null;
+        for (InetAddress k : knownGood.keySet()) {
+            Source c = sources.get(k);
+            if (c != null && !k.equals(except) && !c.inProgress.isEmpty()
+                    && (heaviest == null || c.inProgress.size() > heaviest.inProgress.size())) {
+                heaviest = c;
+            }
+        }
+        return heaviest;
+    }
+
+    /** How many handshakes in progress one known-good source may hold from the reserve: a quarter of it, at least 1. */
+    private int reservePerSource() {
+        return Math.max(1, limits.reserve() / 4);
     }
 
     private static double elapsedSeconds(long from, long to) {
@@ -416,23 +451,33 @@ public final class HandshakeGuard implements AutoCloseable {
         Source s = sources.get(t.source);
         if (s != null && s.inProgress.remove(t)) {
             inProgress--;
+            if (t.fromReserve) {
+                s.fromReserve--;
+            }
             refill(s, nanos());
             if (s.inProgress.isEmpty() && s.tokens >= limits.perSource()) {
                 sources.remove(t.source);
             }
         }
         if (!t.succeeded) {
-            // its last handshake failed (an error, the deadline, or closed to make room): no longer known-good
-            knownGood.remove(t.source);
+            // a failed handshake (an error, the deadline, closed to make room, or refused by the policy): a source
+            // that shares its address with a real phone (a NAT, a /64) strips it only with several in a row
+            Integer failures = knownGood.get(t.source);
+            if (failures != null) {
+                if (failures + 1 >= FAILURES_TO_FORGET) {
+                    knownGood.remove(t.source);
+                } else {
+                    knownGood.put(t.source, failures + 1);
+                }
+            }
         }
     }
 
     private synchronized void completed(InetAddress source, boolean certifiedDevice) {
         if (!certifiedDevice) {
-            knownGood.remove(source);
-            return;
+            return; // an ordinary phone: neither known-good nor a failure
         }
-        knownGood.put(source, Boolean.TRUE);
+        knownGood.put(source, 0);
         if (knownGood.size() > limits.knownGood()) {
             knownGood.remove(knownGood.keySet().iterator().next());
         }

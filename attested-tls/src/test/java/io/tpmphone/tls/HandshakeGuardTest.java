@@ -289,8 +289,14 @@ class HandshakeGuardTest {
             t.completed(true);
             t.release();
         }
-        g.admit(a, new Connection()).orElseThrow().release(); // failed: no completion
-        assertTrue(!g.knownGood(a) && g.knownGood(b), "a failed, b did not");
+        // issue 12's third review, finding 4: one or two failures (anyone behind the same NAT) do not strip it
+        for (int i = 1; i < HandshakeGuard.FAILURES_TO_FORGET; i++) {
+            g.admit(a, new Connection()).orElseThrow().release(); // failed: no completion
+            assertTrue(g.knownGood(a), "a after " + i + " failed handshake(s) in a row");
+        }
+        g.admit(a, new Connection()).orElseThrow().release();
+        assertTrue(!g.knownGood(a) && g.knownGood(b), "a failed " + HandshakeGuard.FAILURES_TO_FORGET
+                + " times in a row, b did not");
         HandshakeGuard.Ticket t = g.admit(c, new Connection()).orElseThrow();
         t.completed(false); // completed without a device certificate (an ordinary SIP phone)
         t.release();
@@ -313,5 +319,62 @@ class HandshakeGuardTest {
         e = assertThrows(IllegalArgumentException.class, () -> new HandshakeGuard.Limits(NEVER, 8, 64, 2.0, 1.0,
                 4096));
         assertTrue(e.getMessage().contains("perSourcePerSecond <= totalPerSecond"), e.getMessage());
+    }
+
+    /** Issue 12's third review, finding 4: one known-good source holds at most a quarter of the reserve at once. */
+    @Test
+    @Timeout(10)
+    void oneKnownGoodSource_holdsAtMostAQuarterOfTheReserve() throws Exception {
+        HandshakeGuard g = new HandshakeGuard(HandshakeGuard.Limits.DEFAULTS.withDeadline(NEVER).withReserve(16, 8,
+                1.0), clock);
+        guards.add(g);
+        InetAddress one = InetAddress.getByName("192.0.2.7");
+        InetAddress other = InetAddress.getByName("192.0.2.8");
+        for (InetAddress x : List.of(one, other)) {
+            HandshakeGuard.Ticket t = g.admit(x, new Connection()).orElseThrow();
+            t.completed(true);
+            t.release();
+        }
+        for (int s = 1; s <= 8; s++) {
+            for (int i = 0; i < 8; i++) {
+                g.admit(InetAddress.getByName("198.51.100." + s), new Connection());
+            }
+        }
+        assertTrue(g.admit(InetAddress.getByName("203.0.113.9"), new Connection()).isEmpty(), "shared allowance spent");
+        int held = 0;
+        while (g.admit(one, new Connection()).isPresent()) {
+            held++;
+            assertTrue(held <= 8, "one source took " + held + " from a reserve of 8");
+        }
+        assertEquals(2, held, "handshakes one known-good source holds from a reserve of 8");
+        assertTrue(g.admit(other, new Connection()).isPresent(), "another known-good source still gets the reserve");
+    }
+
+    /**
+     * Issue 12's third review, finding 4: known-good sources were never closed to make room, so a few of them could
+     * hold every place. Once no unknown source can give one up, the known-good source with the most does.
+     */
+    @Test
+    @Timeout(10)
+    void knownGoodSources_makeRoomAmongThemselves_whenNoUnknownSourceCan() throws Exception {
+        HandshakeGuard g = new HandshakeGuard(new HandshakeGuard.Limits(NEVER, 8, 8, 8.0, 64.0, 4096), clock);
+        guards.add(g);
+        InetAddress heavy = InetAddress.getByName("192.0.2.1");
+        InetAddress newcomer = InetAddress.getByName("192.0.2.2");
+        HandshakeGuard.Ticket t = g.admit(heavy, new Connection()).orElseThrow();
+        t.completed(true);
+        t.release();
+        assertTrue(g.knownGood(heavy), "heavy is known-good");
+        clock.advance(Duration.ofSeconds(1)); // its allowance full again
+        Connection oldest = new Connection();
+        g.admit(heavy, oldest).orElseThrow();
+        for (int i = 1; i < 8; i++) {
+            g.admit(heavy, new Connection()).orElseThrow();
+        }
+        assertEquals(8, g.inProgress(), "every place is the known-good source's");
+        clock.advance(Duration.ofSeconds(1)); // the shared allowance is not what stops the newcomer: the places are
+        assertTrue(g.admit(newcomer, new Connection()).isPresent(), "a newcomer gets a place from the known-good"
+                + " source holding all 8; in progress " + g.inProgress());
+        assertTrue(oldest.closed.isDone(), "the known-good source's oldest handshake was closed to make room");
     }
 }

@@ -508,15 +508,19 @@ public final class AuditLog implements AutoCloseable {
             checkpointHead(false);
             LOG.info("audit log {}: signed the head at {} on open", file, headSeq);
         } catch (SQLException | GeneralSecurityException | RuntimeException e) {
-            rollback();
-            AuditDatabase.closeQuietly(insertRecord);
-            AuditDatabase.closeQuietly(insertCheckpoint);
-            AuditDatabase.closeQuietly(updateHead);
-            AuditDatabase.closeQuietly(insertHead);
-            throw new AuditException(e instanceof GeneralSecurityException ? AuditException.Code.SIGNING
-                    : AuditException.Code.STORAGE, "cannot sign the head of " + file + " on open: " + e.getMessage(),
-                    e);
+            throw failedOnOpen(e);
         }
+    }
+
+    /** Undoes a failed signing on open and releases the statements: the log is not opened. */
+    private AuditException failedOnOpen(Exception e) {
+        rollback();
+        AuditDatabase.closeQuietly(insertRecord);
+        AuditDatabase.closeQuietly(insertCheckpoint);
+        AuditDatabase.closeQuietly(updateHead);
+        AuditDatabase.closeQuietly(insertHead);
+        return new AuditException(e instanceof GeneralSecurityException ? AuditException.Code.SIGNING
+                : AuditException.Code.STORAGE, "cannot sign the head of " + file + " on open: " + e.getMessage(), e);
     }
 
     /** On open, before the writer starts, when no checkpoint is due: signs the head alone. */
@@ -526,14 +530,7 @@ public final class AuditLog implements AutoCloseable {
             connection.commit();
             headSignedMillis = signedAt;
         } catch (SQLException | GeneralSecurityException | RuntimeException e) {
-            rollback();
-            AuditDatabase.closeQuietly(insertRecord);
-            AuditDatabase.closeQuietly(insertCheckpoint);
-            AuditDatabase.closeQuietly(updateHead);
-            AuditDatabase.closeQuietly(insertHead);
-            throw new AuditException(e instanceof GeneralSecurityException ? AuditException.Code.SIGNING
-                    : AuditException.Code.STORAGE, "cannot sign the head of " + file + " on open: " + e.getMessage(),
-                    e);
+            throw failedOnOpen(e);
         }
     }
 

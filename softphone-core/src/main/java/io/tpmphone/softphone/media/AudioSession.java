@@ -166,13 +166,30 @@ public final class AudioSession implements AutoCloseable {
             return;
         }
         closed = true;
-        if (stream != null) {
-            // stop() and close() end FMJ's non-daemon threads; close() also closes the connector's sockets
-            stream.stop();
-            stream.close();
+        try {
+            if (stream != null) {
+                // stop() and close() end FMJ's non-daemon threads; close() also closes the connector's sockets
+                try {
+                    stream.stop();
+                    stream.close();
+                } catch (javax.media.ClockStartedError | RuntimeException e) {
+                    // FMJ throws ClockStartedError ("deallocate cannot be used on a started controller") when its
+                    // processor, still prefetching, was started by its own thread after stop() (seen in CI when a
+                    // call set up moments before ended with the phone): stop the now-started one and close again.
+                    LOG.debug("closing the media stream raced its start ({}); stopping and closing again",
+                            e.toString());
+                    try {
+                        stream.stop();
+                        stream.close();
+                    } catch (javax.media.ClockStartedError | RuntimeException again) {
+                        LOG.warn("the media stream did not close cleanly: {}", again.toString());
+                    }
+                }
+            }
+        } finally {
+            rtp.close(); // whatever FMJ did, the call's sockets are released
+            rtcp.close();
         }
-        rtp.close();
-        rtcp.close();
     }
 
     private static final class Listener implements SrtpListener {

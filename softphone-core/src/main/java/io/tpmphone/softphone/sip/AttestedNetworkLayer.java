@@ -181,26 +181,33 @@ public final class AttestedNetworkLayer implements NetworkLayer {
     }
 
     /**
-     * The listening UDP socket: every answer over UDP goes out through it, to the request's source; a refusal only
-     * within what its source sent ({@link UdpRefusalBudget}), whichever part of JAIN-SIP or the phone made it.
+     * The listening UDP socket: every datagram JAIN-SIP sends, answers and the phone's own requests, goes out through
+     * it. It sends only to a destination the phone chose or to the address and port a datagram came from lately (one
+     * of the last {@value UdpRefusalBudget#ADDRESSES} sources): a peer-written {@code received} or {@code maddr}
+     * cannot aim the phone's answers at a third party (issue 12's third review, finding 1). A refusal goes only within
+     * what its destination sent ({@link UdpRefusalBudget}), whichever part of JAIN-SIP or the phone made it.
      */
     @Override
     public DatagramSocket createDatagramSocket(int port, InetAddress bindAddress) throws SocketException {
-        UdpRefusalBudget budget = stack.udpRefusals();
+        Stack s = stack;
+        UdpRefusalBudget budget = s.udpRefusals();
         return new DatagramSocket(new InetSocketAddress(bindAddress, port)) {
             @Override
             public void receive(java.net.DatagramPacket p) throws IOException {
                 super.receive(p);
-                budget.received(p.getAddress(), p.getLength());
+                budget.received(new InetSocketAddress(p.getAddress(), p.getPort()), p.getLength());
             }
 
             @Override
             public void send(java.net.DatagramPacket p) throws IOException {
+                InetSocketAddress to = new InetSocketAddress(p.getAddress(), p.getPort());
+                if (!budget.heardFrom(to)) {
+                    refuseUnchosen(s, to, "UDP");
+                }
                 if (budget.maySend(p)) {
                     super.send(p);
                 } else {
-                    refused(new InetSocketAddress(p.getAddress(), p.getPort()), "a UDP refusal of " + p.getLength()
-                            + " bytes, more than its source sent (not sent)");
+                    refused(to, "a UDP refusal of " + p.getLength() + " bytes, more than its source sent (not sent)");
                 }
             }
         };

@@ -16,6 +16,7 @@ import gov.nist.javax.sip.stack.TLSMessageProcessor;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.net.InetAddress;
+import java.net.InetSocketAddress;
 import java.net.Socket;
 import java.net.SocketException;
 import java.net.UnknownHostException;
@@ -76,6 +77,16 @@ public final class ConnectionBoundProcessors implements MessageProcessorFactory 
          * anywhere else.
          */
         void answer(SIPResponse response) throws IOException;
+
+        /** Whether the phone accepted this connection (rather than opened it). */
+        boolean accepted();
+
+        /** The address this connection's peer sends from, or null once it is closed. */
+        InetSocketAddress remote();
+    }
+
+    private static InetSocketAddress remoteOf(Socket s) {
+        return s == null || s.isClosed() || !(s.getRemoteSocketAddress() instanceof InetSocketAddress a) ? null : a;
     }
 
     /** The table of the connections of the stack that {@code stack} is, if it is still registered. */
@@ -105,6 +116,31 @@ public final class ConnectionBoundProcessors implements MessageProcessorFactory 
         write(socket, bytes, "the connection from " + address + ":" + port);
     }
 
+    /** How long an accept loop pauses after {@code accept()} failed on an open listening socket. */
+    static final long ACCEPT_BACKOFF_NANOS = java.util.concurrent.TimeUnit.MILLISECONDS.toNanos(100);
+
+    /**
+     * An accept loop's {@code accept()} threw {@code e}: whether the loop ends (only when its listening socket is
+     * closed). Otherwise, out of file descriptors or any other failure, it waits {@link #ACCEPT_BACKOFF_NANOS} (the
+     * failure would repeat at once) and goes on.
+     */
+    private static boolean acceptFailed(java.net.ServerSocket listening, Exception e, String transport) {
+        if (listening == null || listening.isClosed()) {
+            return true;
+        }
+        LOG.debug("accepting a {} connection failed: {}", transport, e.toString());
+        java.util.concurrent.locks.LockSupport.parkNanos(ACCEPT_BACKOFF_NANOS);
+        return Thread.currentThread().isInterrupted() && listening.isClosed();
+    }
+
+    private static void closeQuietly(Socket s) {
+        try {
+            s.close();
+        } catch (IOException ignored) {
+            // closing is all
+        }
+    }
+
     // ------------------------------------------------------------------------------------------------------- TCP
 
     /** JAIN-SIP's TCP processor, making {@link TcpChannel}s. */
@@ -113,15 +149,28 @@ public final class ConnectionBoundProcessors implements MessageProcessorFactory 
             super(address, stack, port);
         }
 
-        /** JAIN-SIP's accept loop (the stack sets no MAX_CONNECTIONS: the ConnectionTable caps connections). */
+        /**
+         * JAIN-SIP's accept loop (the stack sets no MAX_CONNECTIONS: the ConnectionTable caps connections). Only a closed
+         * listening socket ends it (issue 12's third review, finding 3): a connection closed between {@code accept()}
+         * and its channel (the table making room from the TLS listener's thread) is dropped, and a failing
+         * {@code accept()} (out of file descriptors) is retried after a pause.
+         */
         @Override
         public void run() {
             while (isRunning) {
+                Socket s;
                 try {
-                    Socket s = sock.accept();
+                    s = sock.accept();
                     synchronized (this) {
                         nConnections++;
                     }
+                } catch (IOException | RuntimeException e) {
+                    if (acceptFailed(sock, e, "TCP")) {
+                        isRunning = false;
+                    }
+                    continue;
+                }
+                try {
                     try {
                         s.setTcpNoDelay(true);
                     } catch (SocketException gone) {
@@ -129,10 +178,9 @@ public final class ConnectionBoundProcessors implements MessageProcessorFactory 
                     }
                     TcpChannel channel = new TcpChannel(s, sipStack, this, "TCPMessageChannelThread-" + nConnections);
                     incomingMessageChannels.put(channel.getKey(), channel);
-                } catch (SocketException e) {
-                    isRunning = false; // the listening socket was closed
                 } catch (IOException | RuntimeException e) {
-                    LOG.debug("accepting a TCP connection failed: {}", e.toString());
+                    closeQuietly(s);
+                    LOG.debug("taking a TCP connection failed: {}", e.toString());
                 }
             }
         }
@@ -172,8 +220,14 @@ public final class ConnectionBoundProcessors implements MessageProcessorFactory 
             super(peer, port, stack, processor);
         }
 
-        private boolean accepted() {
+        @Override
+        public boolean accepted() {
             return mythread != null;
+        }
+
+        @Override
+        public InetSocketAddress remote() {
+            return remoteOf(mySock);
         }
 
         void cached() {
@@ -241,11 +295,11 @@ public final class ConnectionBoundProcessors implements MessageProcessorFactory 
                     synchronized (this) {
                         nConnections++;
                     }
-                } catch (SocketException e) {
-                    isRunning = false;
-                    break;
                 } catch (IOException | RuntimeException e) {
-                    LOG.debug("accepting a TLS connection failed: {}", e.toString());
+                    if (acceptFailed(sock, e, "TLS")) {
+                        isRunning = false;
+                        break;
+                    }
                     continue;
                 }
                 try {
@@ -254,6 +308,7 @@ public final class ConnectionBoundProcessors implements MessageProcessorFactory 
                         incomingMessageChannels.put(channel.getKey(), channel);
                     }
                 } catch (IOException | RuntimeException e) {
+                    closeQuietly(s);
                     LOG.debug("taking a TLS connection failed: {}", e.toString());
                 }
             }
@@ -293,8 +348,14 @@ public final class ConnectionBoundProcessors implements MessageProcessorFactory 
             super(peer, port, stack, processor);
         }
 
-        private boolean accepted() {
+        @Override
+        public boolean accepted() {
             return mythread != null;
+        }
+
+        @Override
+        public InetSocketAddress remote() {
+            return remoteOf(mySock);
         }
 
         void cached() {

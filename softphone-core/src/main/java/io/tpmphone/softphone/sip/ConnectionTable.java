@@ -84,6 +84,12 @@ final class ConnectionTable implements AutoCloseable {
         sweeper.scheduleWithFixedDelay(this::sweepQuietly, period, period, TimeUnit.MILLISECONDS);
     }
 
+    /**
+     * Tests only: called with each admitted connection just before {@code accept()} returns it, as if another thread
+     * (the TLS listener making room) closed it then.
+     */
+    volatile java.util.function.Consumer<Socket> afterAdmit;
+
     /** A listening socket whose {@code accept()} returns tracked connections within the caps. */
     ServerSocket listen(int port, int backlog, InetAddress bindAddress) throws IOException {
         return new Listener(port, backlog, bindAddress);
@@ -368,6 +374,10 @@ final class ConnectionTable implements AutoCloseable {
                     refusal = admit(t);
                 }
                 if (refusal == null) {
+                    java.util.function.Consumer<Socket> hook = afterAdmit;
+                    if (hook != null) {
+                        hook.accept(t);
+                    }
                     return t;
                 }
                 refused(t.getInetAddress(), refusal.why());

@@ -1515,6 +1515,11 @@ public final class SipPhone implements AutoCloseable {
                 guard.inProgress(), udpRefusals.withheld());
     }
 
+    /** The stack's connection table (for the bounds tests). */
+    ConnectionTable connectionTable() {
+        return connectionTable;
+    }
+
     /** The remote addresses of the open TCP and TLS connections (for the bounds tests). */
     List<InetSocketAddress> connectionRemotes() {
         return connectionTable.remotes();

@@ -2,6 +2,7 @@ package io.tpmphone.softphone.sip;
 
 import java.net.DatagramPacket;
 import java.net.InetAddress;
+import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -25,7 +26,28 @@ final class UdpRefusalBudget {
             return size() > ADDRESSES;
         }
     };
+    /** The address:port of the latest {@value #ADDRESSES} sources a datagram came from, least recent first. */
+    private final Map<InetSocketAddress, Boolean> heard = new LinkedHashMap<>(64, 0.75f, true) {
+        @Override
+        protected boolean removeEldestEntry(Map.Entry<InetSocketAddress, Boolean> eldest) {
+            return size() > ADDRESSES;
+        }
+    };
     private long withheld;
+
+    /** A datagram of {@code bytes} arrived from {@code source}. */
+    synchronized void received(InetSocketAddress source, int bytes) {
+        heard.put(source, Boolean.TRUE);
+        received(source.getAddress(), bytes);
+    }
+
+    /**
+     * Whether a datagram came from {@code to} lately (it is one of the last {@value #ADDRESSES} sources): the only
+     * addresses, besides those the phone chose, its listening socket answers (issue 12's third review, finding 1).
+     */
+    synchronized boolean heardFrom(InetSocketAddress to) {
+        return heard.get(to) != null;
+    }
 
     /** {@code bytes} arrived from {@code source}. */
     synchronized void received(InetAddress source, int bytes) {

@@ -6,6 +6,8 @@ import gov.nist.javax.sip.message.SIPRequest;
 import gov.nist.javax.sip.stack.MessageChannel;
 import gov.nist.javax.sip.stack.SIPMessageValve;
 import io.tpmphone.attestation.UntrustedText;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
 import java.time.Clock;
 import javax.sip.ListeningPoint;
 import javax.sip.SipStack;
@@ -18,8 +20,12 @@ import org.slf4j.LoggerFactory;
  * listener, and after JAIN-SIP has taken the request's top Via as where its channel sends (docs/softphone.md, "Bounds").
  *
  * <ul>
- *   <li>Over TCP and TLS, a request whose top Via names another transport than the connection's ends the connection:
- *       it is closed and the request dropped. A peer on a connection knows which transport it uses; a Via that says
+ *   <li>Every request's top Via is made to name where the request came from: {@code received} the source IP,
+ *       {@code rport} the source port, no {@code maddr} (issue 12's third review, findings 1 and 2). JAIN-SIP routes
+ *       answers by them; a peer-written {@code received} or {@code maddr} would send them to another address (over
+ *       UDP) or onto another connection (over TCP and TLS: the hop's key names a cached channel).</li>
+ *   <li>Over TCP and TLS, a request whose top Via names another transport than the connection's is dropped, and the
+ *       connection closed if the phone accepted it (never one the phone opened, such as its registrar's). A peer on a connection knows which transport it uses; a Via that says
  *       otherwise (UDP on a TCP connection) would turn the channel's sends into datagrams, or connections, to wherever
  *       the Via says. Nothing is answered.</li>
  *   <li>Over UDP, the top Via of a request whose Via names another transport is rewritten to UDP, so its answers
@@ -39,28 +45,77 @@ public final class ViaTransportValve implements SIPMessageValve {
     @Override
     public boolean processRequest(SIPRequest request, MessageChannel channel) {
         Via via = request.getTopmostVia();
-        String sentOver = via == null || via.getTransport() == null ? "" : via.getTransport();
-        if (channel.isReliable()) {
-            if (channel.getTransport().equalsIgnoreCase(sentOver)) {
-                return true;
-            }
-            channel.close();
+        if (via == null) {
+            return false; // JAIN-SIP refuses such a request before this; nothing to answer to
+        }
+        // JAIN-SIP 1.3.0-91 reads "SIP/7.0" in a request line as SIP/2.0 and would answer it (RFC 4475 badvers got a
+        // 200 once its answer reached the sender); the Via keeps what was sent. A version we do not speak is dropped,
+        // never answered as if we did.
+        var sent = via.getSentProtocol();
+        String version = sent == null ? null : sent.getProtocolName() + "/" + sent.getProtocolVersion();
+        if (version == null || !version.equalsIgnoreCase("SIP/2.0")) {
             LogBudget.Take line = lines.take();
             if (line.log()) {
-                LOG.info("closed a {} connection from {}: its request's Via says {}{}", channel.getTransport(),
-                        channel.getPeerAddress(), UntrustedText.forTerminal(sentOver, 20), line.leftOut().isPresent()
+                LOG.info("dropped a request in {} (only SIP/2.0 is spoken){}",
+                        UntrustedText.forTerminal(String.valueOf(version), 20), line.leftOut().isPresent()
                                 ? " (and " + line.leftOut().getAsLong() + " more such since the last line)" : "");
             }
             return false;
         }
-        if (via != null && !ListeningPoint.UDP.equalsIgnoreCase(sentOver)) {
+        String sentOver = via.getTransport() == null ? "" : via.getTransport();
+        if (channel.isReliable()) {
+            if (!(channel instanceof ConnectionBoundProcessors.BoundChannel bound)) {
+                return false; // every TCP and TLS channel is one of ConnectionBoundProcessors'
+            }
+            InetSocketAddress remote = bound.remote();
+            if (remote == null) {
+                return false; // its connection is closed: nothing can be answered
+            }
+            if (!channel.getTransport().equalsIgnoreCase(sentOver)) {
+                if (bound.accepted()) {
+                    channel.close();
+                }
+                // a connection the phone opened (its registrar's) is never closed for what a request on it says
+                LogBudget.Take line = lines.take();
+                if (line.log()) {
+                    LOG.info("{} a {} request from {}: its Via says {}{}", bound.accepted() ? "closed the connection of"
+                                    : "dropped", channel.getTransport(), remote,
+                            UntrustedText.forTerminal(sentOver, 20), line.leftOut().isPresent()
+                                    ? " (and " + line.leftOut().getAsLong() + " more such since the last line)" : "");
+                }
+                return false;
+            }
+            return answerTo(via, remote);
+        }
+        if (!ListeningPoint.UDP.equalsIgnoreCase(sentOver)) {
             try {
                 via.setTransport(ListeningPoint.UDP);
             } catch (java.text.ParseException e) {
                 return false; // cannot happen for "UDP"; then the request goes unanswered
             }
         }
-        return true;
+        InetAddress source = channel.getPeerPacketSourceAddress();
+        int port = channel.getPeerPacketSourcePort();
+        if (source == null || port <= 0) {
+            return false;
+        }
+        return answerTo(via, new InetSocketAddress(source, port));
+    }
+
+    /**
+     * Makes {@code via} say that answers go to {@code source}, the address the request came from: {@code received}
+     * its IP, {@code rport} its port, no {@code maddr}. JAIN-SIP routes every answer (stateless or in a transaction) by
+     * these, and keeps a {@code received} the peer wrote itself when the Via's host is the source's IP.
+     */
+    static boolean answerTo(Via via, InetSocketAddress source) {
+        try {
+            via.removeParameter(Via.MADDR);
+            via.setParameter(Via.RECEIVED, source.getAddress().getHostAddress());
+            via.setParameter(Via.RPORT, Integer.toString(source.getPort()));
+            return true;
+        } catch (java.text.ParseException | RuntimeException e) {
+            return false; // cannot happen for an address and a number; then the request goes unanswered
+        }
     }
 
     @Override

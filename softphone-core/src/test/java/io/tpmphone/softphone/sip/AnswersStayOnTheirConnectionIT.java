@@ -278,6 +278,117 @@ class AnswersStayOnTheirConnectionIT {
         assertEquals(signaturesBefore, victimId.signatures.get(), "TPM signatures by the phone");
     }
 
+    /**
+     * Issue 12's third review, finding 1: JAIN-SIP keeps a {@code received} the peer wrote when the Via's host is the
+     * packet's source and there is no {@code rport}, and answers there (and in a transaction, to a {@code maddr}): a
+     * datagram from 127.0.0.1 had the phone's 200 sent to 127.0.0.2. Now the Via is made to name the source, and the
+     * listening socket sends only to destinations the phone chose or to sources it heard from lately.
+     */
+    @Test
+    @Timeout(60)
+    void aUdpRequestsReceivedOrMaddr_cannotAimTheAnswerAtAThirdParty() throws Exception {
+        TestHosts hosts = new TestHosts();
+        SipPhone victim = victim(hosts.identity("victim"), hosts, TestHosts.freePort(), TestHosts.freePort(),
+                TestHosts.keys(), Clock.systemUTC());
+        InetAddress third = InetAddress.getByName("127.0.0.2");
+        try (DatagramSocket attacker = new DatagramSocket(0, LOOPBACK);
+             DatagramSocket victimOfIt = new DatagramSocket(new InetSocketAddress(third, 0))) {
+            attacker.setSoTimeout((int) WAIT.toMillis());
+            String[] params = {";received=127.0.0.2", ";maddr=127.0.0.2", ";received=127.0.0.2;maddr=127.0.0.2"};
+            for (int i = 0; i < params.length; i++) {
+                String callId = "aim-" + i;
+                // the Via names the third party's port at the attacker's own address, as the review's repro
+                String m = "OPTIONS sip:victim@127.0.0.1 SIP/2.0\r\n"
+                        + "Via: SIP/2.0/UDP 127.0.0.1:" + victimOfIt.getLocalPort() + ";branch=z9hG4bKaim" + i
+                        + params[i] + "\r\nMax-Forwards: 70\r\nTo: <sip:victim@127.0.0.1>\r\n"
+                        + "From: <sip:probe@probe.test>;tag=p1\r\nCall-ID: " + callId + "\r\nCSeq: 1 OPTIONS\r\n"
+                        + "Content-Length: 0\r\n\r\n";
+                byte[] b = m.getBytes(StandardCharsets.US_ASCII);
+                attacker.send(new DatagramPacket(b, b.length, new InetSocketAddress(LOOPBACK,
+                        victim.config().udpPort())));
+                byte[] buf = new byte[65_536];
+                DatagramPacket p = new DatagramPacket(buf, buf.length);
+                try {
+                    attacker.receive(p);
+                } catch (SocketTimeoutException e) {
+                    victimOfIt.setSoTimeout(1_000);
+                    String stray;
+                    try {
+                        victimOfIt.receive(p);
+                        stray = new String(buf, 0, p.getLength(), StandardCharsets.ISO_8859_1);
+                    } catch (SocketTimeoutException none) {
+                        stray = "nothing";
+                    }
+                    throw new AssertionError("no answer at the source of " + callId + " (Via" + params[i] + ") within "
+                            + WAIT.toSeconds() + " s; 127.0.0.2:" + victimOfIt.getLocalPort() + " got: " + stray);
+                }
+                String answer = new String(buf, 0, p.getLength(), StandardCharsets.ISO_8859_1);
+                assertTrue(answer.startsWith("SIP/2.0 200 ") && answer.contains("Call-ID: " + callId),
+                        "the answer to " + callId + " at its source: " + answer);
+            }
+            // the answers went to the source; had any gone to the third party it would be there by now (one send each)
+            victimOfIt.setSoTimeout(500);
+            byte[] buf = new byte[65_536];
+            DatagramPacket p = new DatagramPacket(buf, buf.length);
+            String stray = null;
+            try {
+                victimOfIt.receive(p);
+                stray = new String(buf, 0, p.getLength(), StandardCharsets.ISO_8859_1);
+            } catch (SocketTimeoutException none) {
+                // as it should be
+            }
+            assertEquals(null, stray, "a datagram reached the third party named in received/maddr");
+        }
+    }
+
+    /**
+     * Issue 12's third review, finding 2: JAIN-SIP's dialog layer answers a CANCEL without an INVITE transaction, a
+     * NOTIFY without a subscription and a PRACK without a dialog with a stateless 481 routed by the Via: over TCP it
+     * keeps a peer-written {@code received} when the Via's host is the peer's IP, and puts the source port in
+     * {@code rport}. A peer at 127.0.0.2 connecting from the registrar's port number, its Via saying
+     * {@code received=127.0.0.1}, had the 481s written on the phone's connection to its registrar (127.0.0.1:port).
+     */
+    @Test
+    @Timeout(60)
+    void statelessAnswersOfTheDialogLayer_goOnTheirOwnConnection_notTheRegistrars() throws Exception {
+        TestHosts hosts = new TestHosts();
+        SipPhone victim = victim(hosts.identity("victim"), hosts, TestHosts.freePort(), 0, TestHosts.keys(),
+                new ManualClock());
+        RecordingRegistrar registrar = new RecordingRegistrar();
+        closing.add(registrar);
+        registered(victim, registrar);
+        int r = registrar.address().getPort();
+        int openBefore = victim.held().connectionsOpen();
+
+        InetAddress a = InetAddress.getByName("127.0.0.2");
+        RawSip attacker = RawSip.tcp(new InetSocketAddress(a, r), victim.config().tcpPort());
+        closing.add(attacker);
+        String via = "127.0.0.2:" + r + ";received=127.0.0.1";
+        String[] methods = {"CANCEL", "NOTIFY", "PRACK"};
+        for (String method : methods) {
+            // no rport: JAIN-SIP then keeps the received the peer wrote (its Via host is the peer's IP)
+            String m = RawSip.request(method, "stray-" + method, "TCP", via).replace(";rport", "");
+            String extra = switch (method) {
+                case "NOTIFY" -> "Event: presence\r\nSubscription-State: active\r\n";
+                case "PRACK" -> "RAck: 1 1 INVITE\r\n";
+                default -> "";
+            };
+            attacker.send(m.replace("Content-Length: 0\r\n", extra + "Content-Length: 0\r\n"));
+        }
+        attacker.send(RawSip.options("stray-last", "TCP", attacker.via()));
+        Await.until("the answer to the last OPTIONS on the attacker's connection", WAIT,
+                () -> attacker.finals().get("stray-last"), x -> x != null);
+        assertEquals(List.of("REGISTER"), registrar.methodsReceived(), "what reached the registrar on the phone's"
+                + " connection: " + registrar.received());
+        assertEquals(openBefore + 1, victim.held().connectionsOpen(), "connections: the registrar's and the"
+                + " attacker's, no new one: " + victim.connectionRemotes());
+        for (String method : methods) {
+            RawSip.Response got = attacker.finals().get("stray-" + method);
+            assertTrue(got == null || got.status() == 481, "the answer to the stray " + method + " on its own"
+                    + " connection: " + got);
+        }
+    }
+
     /** A plain and a TLS listener on an attacker's address, counting the connections they get. */
     private static final class Listeners implements AutoCloseable {
         final ServerSocket plain;

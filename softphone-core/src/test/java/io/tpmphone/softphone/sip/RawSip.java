@@ -57,6 +57,15 @@ final class RawSip implements AutoCloseable {
         return new RawSip(s);
     }
 
+    /** A plain TCP connection from {@code from} (an address and port of our choosing) to {@code port} on loopback. */
+    static RawSip tcp(InetSocketAddress from, int port) throws IOException {
+        Socket s = new Socket();
+        s.setReuseAddress(true);
+        s.bind(from);
+        s.connect(new InetSocketAddress(TestHosts.LOOPBACK, port), 5_000);
+        return new RawSip(s);
+    }
+
     /** An attested TLS connection from {@code from} to {@code port} on loopback, handshaken with {@code tls}. */
     static RawSip tls(InetAddress from, int port, AttestedTlsConfig tls) throws IOException {
         Socket raw = new Socket();

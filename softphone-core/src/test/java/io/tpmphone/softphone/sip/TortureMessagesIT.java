@@ -51,9 +51,14 @@ class TortureMessagesIT {
     /**
      * Invalid messages that RFC 4475 lets an element accept liberally: trws, whose Request-Line ends in SP characters
      * (§3.1.2.10: rejecting it with 400 is reasonable, ignoring the trailing SP is allowed). JAIN-SIP ignores them, so
-     * this OPTIONS gets its 200 (or, where the answer cannot reach the Via's host, nothing).
+     * this OPTIONS gets its 200. And badaspec, whose To has spaces inside its angle brackets (§3.1.2.14: rejecting it
+     * with 400 is reasonable, "elements attempting to be liberal may ignore the spaces"): JAIN-SIP ignores them. Its 200
+     * used to go to the Via's documentation host and was never seen; since every answer goes to its request's source
+     * (issue 12's third review, finding 1) it arrives.
      */
-    private static final List<String> LENIENT = List.of("trws");
+    // RFC 4475 lets an element accept these: trailing spaces in the request line (§3.1.2.10), a Request-URI with
+    // escaped characters (§3.1.2.14) and an unquoted display name with a comma (§3.1.2.15, "be liberal").
+    private static final List<String> LENIENT = List.of("trws", "badaspec", "baddn");
     private static final List<String> ALL = List.of("wsinv", "intmeth", "esc01", "escnull", "esc02", "lwsdisp",
             "longreq", "dblreq", "semiuri", "transports", "mpart01", "unreason", "noreason", "badinv01", "clerr",
             "ncl", "scalar02", "scalarlg", "quotbal", "ltgtruri", "lwsruri", "lwsstart", "trws", "escruri",
@@ -397,12 +402,13 @@ class TortureMessagesIT {
             assertAlive(name);
         }
         assertEquals(ALL.size() * 2, seen.size(), () -> "one result per message and transport: " + seen.keySet());
-        // Over UDP, responses to parseable requests go to each message's Via (documentation addresses): what we see
-        // are the 400s the stack sends back for unparseable ones. Every invalid message got a 400 or nothing.
+        // Answers go to each message's source (its Via's received/rport are the packet's or the connection's). Every
+        // invalid message got a refusal (400 from the stack, or a 4xx from the phone for one the stack tolerated,
+        // such as the policy's 403 for an INVITE from nobody), or nothing; a 200 only where RFC 4475 allows it.
         for (String name : INVALID) {
             for (String t : List.of("/udp", "/tcp")) {
-                List<Integer> allowed = LENIENT.contains(name) ? List.of(400, 200) : List.of(400);
-                assertTrue(allowed.containsAll(seen.get(name + t)), () -> name + t + ": "
+                assertTrue(seen.get(name + t).stream().allMatch(status -> (status >= 400 && status < 500)
+                        || (status == 200 && LENIENT.contains(name))), () -> name + t + ": "
                         + seen.get(name + t) + (t.equals("/tcp") ? " (tcp ended: " + tcpEnds.get(name) + ")" : ""));
             }
         }
