@@ -21,6 +21,7 @@ public final class AttestedSslServerSocket extends SSLServerSocket {
     private final ServerSocket raw;
     private final Supplier<AttestedTlsServer> servers;
     private final HandshakeGuard guard;
+    private final AttestedSslSocket.Gate gate;
     private String[] enabledProtocols = {"TLSv1.3"};
     private String[] enabledSuites = AttestedSslSocket.Session.SUITES.clone();
     private boolean needClientAuth;
@@ -34,9 +35,19 @@ public final class AttestedSslServerSocket extends SSLServerSocket {
     /** As above, bounding handshakes with {@code guard} (null: unbounded); closing this socket closes the guard. */
     public AttestedSslServerSocket(ServerSocket raw, Supplier<AttestedTlsServer> servers, HandshakeGuard guard)
             throws IOException {
+        this(raw, servers, guard, (remote, peer) -> { });
+    }
+
+    /**
+     * As above, with a {@link AttestedSslSocket.Gate} for every accepted connection: it decides right after each
+     * handshake whether the connection may carry traffic, and hears of every handshake that failed.
+     */
+    public AttestedSslServerSocket(ServerSocket raw, Supplier<AttestedTlsServer> servers, HandshakeGuard guard,
+                                   AttestedSslSocket.Gate gate) throws IOException {
         this.raw = raw;
         this.servers = servers;
         this.guard = guard;
+        this.gate = java.util.Objects.requireNonNull(gate, "gate");
     }
 
     @Override
@@ -45,7 +56,7 @@ public final class AttestedSslServerSocket extends SSLServerSocket {
             Socket s = raw.accept();
             if (guard == null) {
                 s.setTcpNoDelay(true);
-                return new AttestedSslSocket(s, false, servers);
+                return new AttestedSslSocket(s, false, servers, gate);
             }
             Optional<HandshakeGuard.Ticket> ticket = guard.admit(s);
             if (ticket.isEmpty()) {
@@ -57,7 +68,7 @@ public final class AttestedSslServerSocket extends SSLServerSocket {
             } catch (SocketException gone) {
                 // the peer left already; the handshake will fail and release its place
             }
-            return new AttestedSslSocket(s, false, servers, (remote, peer) -> { }, ticket.get());
+            return new AttestedSslSocket(s, false, servers, gate, ticket.get());
         }
     }
 

@@ -103,6 +103,15 @@ public final class AttestedSslSocket extends SSLSocket {
          */
         default void closed(SocketAddress remote, Optional<PeerAttestation> peer) {
         }
+
+        /**
+         * The handshake of a connection with {@code remote} failed (once per connection, before its socket is
+         * closed): a TLS alert either side raised (a {@code TlsFatalAlert} or {@code TlsFatalAlertReceived} in the
+         * cause chain), the peer leaving, the handshake's deadline, or this gate's own refusal. For telling the user
+         * why a peer could not connect; must not block.
+         */
+        default void failed(SocketAddress remote, IOException cause) {
+        }
     }
 
     /** The peer's attestation once the handshake completed. */
@@ -155,6 +164,11 @@ public final class AttestedSslSocket extends SSLSocket {
                     }
                 }
                 failure = cause;
+                try {
+                    gate.failed(raw.getRemoteSocketAddress(), cause);
+                } catch (RuntimeException listenerFailed) {
+                    // the gate's trouble must not change how the handshake ends
+                }
                 closeQuietly();
                 throw handshakeFailure(failure);
             } finally {
