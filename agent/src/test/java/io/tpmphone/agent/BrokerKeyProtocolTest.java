@@ -9,7 +9,9 @@ import io.tpmphone.attestation.SecretBytes;
 import io.tpmphone.keystore.KeystoreException;
 import io.tpmphone.keystore.SrtpKeys;
 import io.tpmphone.keystore.SrtpSuite;
-import io.tpmphone.softphone.internal.BrokerClient;
+import io.tpmphone.softphone.AgentBroker;
+import io.tpmphone.softphone.BrokerRefusedException;
+import io.tpmphone.softphone.SrtpKeyMaterial;
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
 import java.io.OutputStream;
@@ -78,8 +80,8 @@ class BrokerKeyProtocolTest {
     void keysSignaturesAndCertificates_reachTheChild_andRefusalsNameTheReason(@TempDir Path dir) throws Exception {
         FakeKeys keys = new FakeKeys();
         try (Broker broker = Broker.start(dir, keys);
-             BrokerClient child = BrokerClient.connect(broker.socketPath(), broker.token())) {
-            try (BrokerClient.SrtpKeyMaterial m = child.srtpKey("AES_CM_128_HMAC_SHA1_80", "call-1@example.org")) {
+             AgentBroker child = AgentBroker.connect(broker.socketPath(), broker.token())) {
+            try (SrtpKeyMaterial m = child.srtpKey("AES_CM_128_HMAC_SHA1_80", "call-1@example.org")) {
                 byte[] k = new byte[16];
                 byte[] s = new byte[14];
                 Arrays.fill(k, (byte) 0x11);
@@ -89,7 +91,7 @@ class BrokerKeyProtocolTest {
             }
             assertTrue(keys.issued.get(0).isDestroyed(), "the broker destroyed the keys it sent");
 
-            BrokerClient.RefusedException refused = assertThrows(BrokerClient.RefusedException.class,
+            BrokerRefusedException refused = assertThrows(BrokerRefusedException.class,
                     () -> child.srtpKey("AES_CM_128_HMAC_SHA1_80", "refused"));
             assertEquals("NOT_APPROVED", refused.reason());
             assertTrue(refused.getMessage().contains("not approved"), refused.getMessage());
@@ -97,7 +99,7 @@ class BrokerKeyProtocolTest {
             child.checkOffered(new byte[16], new byte[14], "call-2");
             byte[] replayed = new byte[16];
             replayed[0] = 0x33;
-            assertEquals("SEEN_BEFORE", assertThrows(BrokerClient.RefusedException.class,
+            assertEquals("SEEN_BEFORE", assertThrows(BrokerRefusedException.class,
                     () -> child.checkOffered(replayed, new byte[14], "call-3")).reason());
             assertEquals(List.of("call-2", "call-3"), keys.offeredFor);
 
@@ -108,9 +110,9 @@ class BrokerKeyProtocolTest {
             assertEquals(2, chain.size());
             assertArrayEquals(new byte[] {3}, chain.get(1));
 
-            assertEquals("BAD_REQUEST", assertThrows(BrokerClient.RefusedException.class,
+            assertEquals("BAD_REQUEST", assertThrows(BrokerRefusedException.class,
                     () -> child.srtpKey("NOT_A_SUITE", "call-4")).reason());
-            assertEquals("BAD_REQUEST", assertThrows(BrokerClient.RefusedException.class,
+            assertEquals("BAD_REQUEST", assertThrows(BrokerRefusedException.class,
                     () -> child.sign(new byte[31])).reason());
             // The session survives every refusal.
             child.srtpKey("AES_CM_128_HMAC_SHA1_32", "call-5").close();
@@ -142,8 +144,8 @@ class BrokerKeyProtocolTest {
     @Test
     void withoutAKeystore_keyRequestsAreUnavailable(@TempDir Path dir) throws Exception {
         try (Broker broker = Broker.start(dir, binder -> "akId=00");
-             BrokerClient child = BrokerClient.connect(broker.socketPath(), broker.token())) {
-            assertEquals("UNAVAILABLE", assertThrows(BrokerClient.RefusedException.class,
+             AgentBroker child = AgentBroker.connect(broker.socketPath(), broker.token())) {
+            assertEquals("UNAVAILABLE", assertThrows(BrokerRefusedException.class,
                     () -> child.srtpKey("AES_CM_128_HMAC_SHA1_80", "c")).reason());
         }
     }

@@ -317,20 +317,20 @@ class HostKeysIT {
                 }
             };
             try (Broker broker = Broker.start(dir.resolve("own-broker"), service);
-                 io.tpmphone.softphone.internal.BrokerClient child = io.tpmphone.softphone.internal.BrokerClient
-                         .connect(broker.socketPath(), broker.token())) {
+                 io.tpmphone.softphone.AgentBroker child = io.tpmphone.softphone.AgentBroker.connect(
+                         broker.socketPath(), broker.token())) {
                 for (int i = 0; i < 5; i++) {
                     try (var m = child.srtpKey("AES_CM_128_HMAC_SHA1_80", "call-" + i)) {
                         secrets.add(m.key().clone());
                         secrets.add(m.salt().clone());
                         texts.add(m.toString());
-                        texts.add(assertThrows(io.tpmphone.softphone.internal.BrokerClient.RefusedException.class,
+                        texts.add(assertThrows(io.tpmphone.softphone.BrokerRefusedException.class,
                                 () -> child.checkOffered(m.key(), m.salt(), "replay")).getMessage());
                     }
                 }
                 agent.attestNow(); // reports the events to the server
                 tpm.pcrExtend(Fixture.PCR, HashAlgorithm.SHA256.digest(new byte[] {9}));
-                texts.add(assertThrows(io.tpmphone.softphone.internal.BrokerClient.RefusedException.class,
+                texts.add(assertThrows(io.tpmphone.softphone.BrokerRefusedException.class,
                         () -> child.srtpKey("AES_CM_128_HMAC_SHA1_80", "after-extend")).getMessage());
             }
             for (JsonNode r : audit(Fixture.client(server))) {

@@ -6,7 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.tpmphone.attestation.IntegrityLevel;
 import io.tpmphone.softphone.CallPolicy;
-import io.tpmphone.softphone.internal.BrokerClient;
+import io.tpmphone.softphone.SrtpKeyMaterial;
 import io.tpmphone.softphone.media.AudioSession;
 import io.tpmphone.softphone.media.Wav;
 import com.fasterxml.jackson.databind.JsonNode;
@@ -305,19 +305,19 @@ class SipCallIT {
         SipPhone.Keys real = hosts.alice().keys();
         SipPhone.Keys replaying = new SipPhone.Keys() {
             @Override
-            public BrokerClient.SrtpKeyMaterial srtpKey(String suite, String callId) throws IOException {
+            public SrtpKeyMaterial srtpKey(String suite, String callId) throws IOException {
                 byte[][] kept = first.get();
                 if (kept != null) {
                     return copy(kept);
                 }
-                try (BrokerClient.SrtpKeyMaterial m = real.srtpKey(suite, callId)) {
+                try (SrtpKeyMaterial m = real.srtpKey(suite, callId)) {
                     first.set(new byte[][] {m.key().clone(), m.salt().clone()});
                 }
                 return copy(first.get());
             }
 
-            private BrokerClient.SrtpKeyMaterial copy(byte[][] kept) throws IOException {
-                return BrokerClient.SrtpKeyMaterial.of(kept[0].clone(), kept[1].clone());
+            private SrtpKeyMaterial copy(byte[][] kept) throws IOException {
+                return SrtpKeyMaterial.of(kept[0].clone(), kept[1].clone());
             }
 
             @Override

@@ -6,10 +6,12 @@ import io.tpmphone.agent.Broker;
 import io.tpmphone.agent.LaunchSpec;
 import io.tpmphone.agent.ReleaseManifest;
 import io.tpmphone.server.AttestationServer;
+import io.tpmphone.softphone.AgentBroker;
 import io.tpmphone.softphone.BrokerHostIdentity;
+import io.tpmphone.softphone.BrokerRefusedException;
 import io.tpmphone.softphone.SoftphoneMain;
 import io.tpmphone.softphone.SoftphoneRelease;
-import io.tpmphone.softphone.internal.BrokerClient;
+import io.tpmphone.softphone.SrtpKeyMaterial;
 import io.tpmphone.softphone.sip.SipPhone;
 import io.tpmphone.swtpm.SwtpmProcess;
 import io.tpmphone.tls.PassportVerifier;
@@ -62,7 +64,7 @@ public final class TwoHostRig implements AutoCloseable {
      * ({@code broker}, {@code identity}, {@link #keys()}), and the measured softphone process the agent launched,
      * reachable over SIP at {@code childTlsPort} and driven through its control socket {@code childControl}.
      */
-    public record Host(String name, Agent agent, TpmClient tpm, BrokerClient broker, BrokerHostIdentity identity,
+    public record Host(String name, Agent agent, TpmClient tpm, AgentBroker broker, BrokerHostIdentity identity,
                        int childTlsPort, Path childControl) {
         /** SRTP keys and replay checks from this host's sealed keystore, through its broker. */
         public SipPhone.Keys keys() {
@@ -77,9 +79,9 @@ public final class TwoHostRig implements AutoCloseable {
          * @throws IOException if the broker cannot be reached (a refusal is an outcome, not an exception)
          */
         public KeyRequest requestSrtpKey(String suite, String callId) throws IOException {
-            try (BrokerClient.SrtpKeyMaterial key = broker.srtpKey(suite, callId)) {
+            try (SrtpKeyMaterial key = broker.srtpKey(suite, callId)) {
                 return new KeyRequest(true, Optional.empty(), key.toString());
-            } catch (BrokerClient.RefusedException e) {
+            } catch (BrokerRefusedException e) {
                 return new KeyRequest(false, Optional.of(e.reason()), String.valueOf(e.getMessage()));
             }
         }
@@ -200,7 +202,7 @@ public final class TwoHostRig implements AutoCloseable {
 
     private Host withBroker(String name, Agent agent, TpmClient tpm, int generation) throws Exception {
         Broker broker = keep(Broker.start(dir.resolve(name + "-broker-" + generation), agent.childService()));
-        BrokerClient c = keep(BrokerClient.connect(broker.socketPath(), broker.token()));
+        AgentBroker c = keep(AgentBroker.connect(broker.socketPath(), broker.token()));
         return new Host(name, agent, tpm, c, new BrokerHostIdentity(c), childPorts.get(name),
                 Agent.controlSocket(dir.resolve(name)));
     }

@@ -1,6 +1,5 @@
 package io.tpmphone.softphone;
 
-import io.tpmphone.softphone.internal.BrokerClient;
 import io.tpmphone.tls.AttestationRequest;
 import io.tpmphone.tls.Evidence;
 import io.tpmphone.tls.HostIdentity;
@@ -19,13 +18,13 @@ import java.util.Objects;
  * The measured softphone's TLS identity, all of it from the agent broker: the device certificate chain
  * ({@code CERTS}), CertificateVerify signatures by the TIK inside the TPM ({@code SIGN}), and evidence — a quote
  * over the binder ({@code QUOTE}) with the host's latest signed result ({@code RESULT}). Thread-safe: requests are
- * serialized on the one broker connection.
+ * serialized on the one broker connection ({@link AgentBroker}).
  */
 public final class BrokerHostIdentity implements HostIdentity {
-    private final BrokerClient broker;
+    private final AgentBroker broker;
     private volatile List<X509Certificate> chain;
 
-    public BrokerHostIdentity(BrokerClient broker) {
+    public BrokerHostIdentity(AgentBroker broker) {
         this.broker = Objects.requireNonNull(broker, "broker");
     }
 
@@ -35,10 +34,7 @@ public final class BrokerHostIdentity implements HostIdentity {
         if (c != null && !expired(c)) {
             return c;
         }
-        List<byte[]> der;
-        synchronized (broker) {
-            der = broker.certificates();
-        }
+        List<byte[]> der = broker.certificates();
         List<X509Certificate> parsed = new ArrayList<>();
         try {
             CertificateFactory cf = CertificateFactory.getInstance("X.509");
@@ -63,19 +59,13 @@ public final class BrokerHostIdentity implements HostIdentity {
 
     @Override
     public byte[] sign(byte[] sha256Digest) throws IOException {
-        synchronized (broker) {
-            return broker.sign(sha256Digest);
-        }
+        return broker.sign(sha256Digest);
     }
 
     @Override
     public Evidence evidence(byte[] binder) throws IOException {
-        Map<String, String> q;
-        String passport;
-        synchronized (broker) {
-            q = broker.quote(binder);
-            passport = broker.passport();
-        }
+        Map<String, String> q = broker.quote(binder);
+        String passport = broker.passport();
         try {
             Base64.Decoder d = Base64.getDecoder();
             return new Evidence(AttestationRequest.FORMAT_TPM2_PASSPORT, d.decode(q.get("ak")),

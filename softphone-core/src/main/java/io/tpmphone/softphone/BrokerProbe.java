@@ -1,6 +1,5 @@
 package io.tpmphone.softphone;
 
-import io.tpmphone.softphone.internal.BrokerClient;
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
 import java.lang.System.Logger.Level;
@@ -40,7 +39,7 @@ public final class BrokerProbe {
             LOG.log(Level.ERROR, "no broker (TPMPHONE_BROKER) or no token on stdin: start me through the agent");
             System.exit(2);
         }
-        try (BrokerClient client = BrokerClient.connect(Path.of(broker), token.trim())) {
+        try (AgentBroker client = AgentBroker.connect(Path.of(broker), token.trim())) {
             byte[] binder = new byte[32];
             new SecureRandom().nextBytes(binder);
             Map<String, String> quote = client.quote(binder);

@@ -1,7 +1,6 @@
 package io.tpmphone.softphone;
 
 import io.tpmphone.softphone.control.ControlServer;
-import io.tpmphone.softphone.internal.BrokerClient;
 import io.tpmphone.softphone.media.AudioSession;
 import io.tpmphone.softphone.media.Wav;
 import io.tpmphone.softphone.sip.AuditedDecisions;
@@ -72,7 +71,7 @@ public final class SoftphoneMain {
             System.exit(2);
         }
         String step = "connecting to the agent's broker " + broker;
-        try (BrokerClient client = BrokerClient.connect(Path.of(broker), token.trim())) {
+        try (AgentBroker client = AgentBroker.connect(Path.of(broker), token.trim())) {
             step = "quoting through the agent's broker";
             byte[] binder = new byte[32];
             new java.security.SecureRandom().nextBytes(binder);
@@ -106,9 +105,7 @@ public final class SoftphoneMain {
                 step = "listening on the control socket " + controlSocket;
                 try (ControlServer control = ControlServer.start(phone, Path.of(controlSocket))) {
                     step = "telling the agent we are ready";
-                    synchronized (client) {
-                        client.ready(phone.uri());
-                    }
+                    client.ready(phone.uri());
                     LOG.info("softphone {} ready (TLS {}), control {}", phone.uri(), config.tlsPort(), control.path());
                     while (stdin.readLine() != null) {
                         // the agent talks to us only by closing stdin
@@ -116,7 +113,7 @@ public final class SoftphoneMain {
                     LOG.info("agent closed our stdin: stopping");
                 }
             }
-        } catch (IOException | javax.sip.SipException | java.security.GeneralSecurityException
+        } catch (IOException | io.tpmphone.softphone.sip.PhoneException | java.security.GeneralSecurityException
                  | RuntimeException e) {
             LOG.error("the softphone could not start: {} failed: {}", step, describe(e));
             System.exit(2);
@@ -151,23 +148,18 @@ public final class SoftphoneMain {
     }
 
     /** Peers' passports are verified with the server's result key and device CA, both handed over by the agent. */
-    private static PassportVerifier verifier(BrokerClient client, Clock clock) throws IOException,
+    private static PassportVerifier verifier(AgentBroker client, Clock clock) throws IOException,
             java.security.GeneralSecurityException {
-        PublicKey resultKey;
-        synchronized (client) {
-            resultKey = KeyFactory.getInstance("EC").generatePublic(new X509EncodedKeySpec(
-                    client.resultVerificationKey()));
-        }
+        PublicKey resultKey = KeyFactory.getInstance("EC").generatePublic(new X509EncodedKeySpec(
+                client.resultVerificationKey()));
         // The device certificate is issued once the agent's first appraisal of this very launch is MEASURED, which
         // may come a moment after we start.
         List<byte[]> chain = List.of();
         long deadline = System.nanoTime() + java.util.concurrent.TimeUnit.SECONDS.toNanos(60);
         while (chain.size() < 2) {
             try {
-                synchronized (client) {
-                    chain = client.certificates();
-                }
-            } catch (BrokerClient.RefusedException notYet) {
+                chain = client.certificates();
+            } catch (BrokerRefusedException notYet) {
                 if (System.nanoTime() > deadline) {
                     throw new IOException("the agent has no device certificate for this host after 60 s: "
                             + notYet.getMessage(), notYet);

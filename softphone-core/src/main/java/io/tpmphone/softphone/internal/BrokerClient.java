@@ -1,16 +1,19 @@
 package io.tpmphone.softphone.internal;
 
+import io.tpmphone.softphone.BrokerRefusedException;
+import io.tpmphone.softphone.SrtpKeyMaterial;
 import java.io.IOException;
-import java.io.InputStream;
-import java.io.OutputStream;
+import java.net.SocketTimeoutException;
 import java.net.StandardProtocolFamily;
 import java.net.UnixDomainSocketAddress;
 import java.nio.ByteBuffer;
-import java.nio.channels.Channels;
+import java.nio.channels.SelectionKey;
+import java.nio.channels.Selector;
 import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.time.Duration;
 import java.util.Arrays;
 import java.util.Base64;
 import java.util.HashMap;
@@ -19,83 +22,64 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * The softphone's side of the agent broker (see the agent's {@code Broker} for the protocol). JDK only: the
- * measured child loads as little as it can. Replies are read as bytes; a key reply is decoded from them and the
- * buffers are wiped, so no key material is left in a {@code String}. Not thread-safe: one request at a time.
+ * The softphone's side of the agent broker (see the agent's {@code Broker} for the protocol); the public face is
+ * {@link io.tpmphone.softphone.AgentBroker}. JDK only: the measured child loads as little as it can. Replies are read
+ * as bytes; a key reply is decoded from them and the buffers are wiped, so no key material is left in a
+ * {@code String}. Every request must be written and answered within the timeout: a broker that does not answer in
+ * time gets its connection closed (a late answer would otherwise be read as the answer to the next request), and
+ * every later request fails at once. Not thread-safe: one request at a time.
  */
 public final class BrokerClient implements AutoCloseable {
     private static final int MAX_REPLY = 1 << 20;
 
     private final SocketChannel channel;
-    private final InputStream in;
-    private final OutputStream out;
+    private final Selector selector;
+    private final long timeoutNanos;
+    private final Duration timeout;
     private final byte[] readBuffer = new byte[8192];
     private int readPosition;
     private int readLimit;
+    /** Why the connection can no longer be used (a request timed out), or null. */
+    private String broken;
 
-    /** The broker refused a request: {@link #reason()} is its REASON word (a keystore reason or BAD_REQUEST, ...). */
-    public static final class RefusedException extends IOException {
-        private static final long serialVersionUID = 1L;
-        private final String reason;
-
-        RefusedException(String reason, String message) {
-            super(reason + ": " + message);
-            this.reason = reason;
-        }
-
-        public String reason() {
-            return reason;
-        }
-    }
-
-    /** An SRTP master key and salt from the sealed keystore; {@link #close()} wipes them. */
-    public static final class SrtpKeyMaterial implements AutoCloseable {
-        private final byte[] key;
-        private final byte[] salt;
-
-        SrtpKeyMaterial(byte[] key, byte[] salt) {
-            this.key = key;
-            this.salt = salt;
-        }
-
-        /** Takes ownership of both arrays (wiped by {@link #close()}). */
-        public static SrtpKeyMaterial of(byte[] key, byte[] salt) {
-            return new SrtpKeyMaterial(key, salt);
-        }
-
-        /** The master key (the array itself: do not keep it beyond {@link #close()}). */
-        public byte[] key() {
-            return key;
-        }
-
-        public byte[] salt() {
-            return salt;
-        }
-
-        @Override
-        public void close() {
-            Arrays.fill(key, (byte) 0);
-            Arrays.fill(salt, (byte) 0);
-        }
-
-        @Override
-        public String toString() {
-            return "SrtpKeyMaterial[" + key.length + "+" + salt.length + " bytes]";
-        }
-    }
-
-    private BrokerClient(SocketChannel channel) {
+    private BrokerClient(SocketChannel channel, Selector selector, Duration timeout) {
         this.channel = channel;
-        this.in = Channels.newInputStream(channel);
-        this.out = Channels.newOutputStream(channel);
+        this.selector = selector;
+        this.timeout = timeout;
+        this.timeoutNanos = timeout.toNanos();
     }
 
-    /** Connects and presents the one-time token. */
-    public static BrokerClient connect(Path socket, String token) throws IOException {
+    /**
+     * Connects and presents the one-time token; every request (this one included) must be answered within
+     * {@code timeout}.
+     */
+    public static BrokerClient connect(Path socket, String token, Duration timeout) throws IOException {
+        if (timeout.isNegative() || timeout.isZero()) {
+            throw new IllegalArgumentException("the broker timeout must be positive, got " + timeout);
+        }
         SocketChannel ch = SocketChannel.open(StandardProtocolFamily.UNIX);
-        ch.connect(UnixDomainSocketAddress.of(socket));
-        BrokerClient c = new BrokerClient(ch);
-        String answer = c.request("HELLO " + token);
+        Selector selector = null;
+        BrokerClient c;
+        try {
+            ch.connect(UnixDomainSocketAddress.of(socket));
+            ch.configureBlocking(false);
+            selector = Selector.open();
+            ch.register(selector, 0);
+            c = new BrokerClient(ch, selector, timeout);
+        } catch (IOException | RuntimeException e) {
+            ch.close();
+            if (selector != null) {
+                selector.close();
+            }
+            throw e;
+        }
+        String answer;
+        try {
+            answer = c.request("HELLO " + token);
+        } catch (IOException | RuntimeException e) {
+            c.close();
+            throw e;
+        }
         if (!answer.equals("OK")) {
             c.close();
             throw new IOException("the agent broker refused us: " + answer);
@@ -145,7 +129,7 @@ public final class BrokerClient implements AutoCloseable {
             salt.get(saltBytes);
             wipe(key);
             wipe(salt);
-            return new SrtpKeyMaterial(keyBytes, saltBytes);
+            return SrtpKeyMaterial.of(keyBytes, saltBytes);
         } catch (IllegalArgumentException e) {
             throw new IOException("the agent broker's key reply is not base64", e);
         } finally {
@@ -153,7 +137,7 @@ public final class BrokerClient implements AutoCloseable {
         }
     }
 
-    /** Asks the keystore whether a peer's SDES key was seen before; a replay is a {@link RefusedException}. */
+    /** Asks the keystore whether a peer's SDES key was seen before; a replay is a {@link BrokerRefusedException}. */
     public void checkOffered(byte[] key, byte[] salt, String callId) throws IOException {
         checkWord(callId, "call id");
         byte[] both = new byte[key.length + salt.length];
@@ -231,7 +215,8 @@ public final class BrokerClient implements AutoCloseable {
         if (answer.startsWith("ERR ")) {
             String rest = answer.substring(4);
             int sp = rest.indexOf(' ');
-            return new RefusedException(sp < 0 ? rest : rest.substring(0, sp), sp < 0 ? "" : rest.substring(sp + 1));
+            return new BrokerRefusedException(sp < 0 ? rest : rest.substring(0, sp), sp < 0 ? ""
+                    : rest.substring(sp + 1));
         }
         return new IOException("the agent broker answered: " + answer);
     }
@@ -248,28 +233,87 @@ public final class BrokerClient implements AutoCloseable {
     }
 
     private void send(String line) throws IOException {
-        out.write((line + "\n").getBytes(StandardCharsets.UTF_8));
-        out.flush();
+        usable();
+        ByteBuffer b = ByteBuffer.wrap((line + "\n").getBytes(StandardCharsets.UTF_8));
+        long deadline = System.nanoTime() + timeoutNanos;
+        while (b.hasRemaining()) {
+            if (channel.write(b) == 0) {
+                await(SelectionKey.OP_WRITE, deadline, "take our request");
+            }
+        }
     }
 
-    private int nextByte() throws IOException {
+    private int nextByte(long deadline) throws IOException {
         if (readPosition == readLimit) {
             Arrays.fill(readBuffer, (byte) 0);
             readPosition = 0;
-            readLimit = Math.max(0, in.read(readBuffer));
-            if (readLimit == 0) {
+            readLimit = 0;
+            ByteBuffer b = ByteBuffer.wrap(readBuffer);
+            int n;
+            while ((n = channel.read(b)) == 0) {
+                await(SelectionKey.OP_READ, deadline, "answer");
+            }
+            if (n < 0) {
                 return -1;
             }
+            readLimit = n;
         }
         return readBuffer[readPosition++] & 0xff;
+    }
+
+    /**
+     * Waits until the channel is ready for {@code op}, at most until {@code deadline}; past it the connection is
+     * closed for good and this throws.
+     */
+    private void await(int op, long deadline, String what) throws IOException {
+        SelectionKey key = channel.keyFor(selector);
+        if (key == null || !key.isValid()) {
+            throw new IOException("the connection to the agent broker is closed");
+        }
+        try {
+            key.interestOps(op);
+            while (true) {
+                long left = deadline - System.nanoTime();
+                if (left <= 0) {
+                    broken = "the agent broker did not " + what + " within " + timeout.toMillis() + " ms";
+                    close();
+                    throw new SocketTimeoutException(broken + "; the connection to it is closed");
+                }
+                if (selector.select(Math.max(1, java.util.concurrent.TimeUnit.NANOSECONDS.toMillis(left))) > 0) {
+                    selector.selectedKeys().clear();
+                    return;
+                }
+            }
+        } catch (java.nio.channels.ClosedSelectorException | java.nio.channels.CancelledKeyException e) {
+            // closed by another thread meanwhile (the softphone stopping)
+            throw new IOException("the connection to the agent broker was closed", e);
+        } finally {
+            if (key.isValid()) {
+                try {
+                    key.interestOps(0);
+                } catch (java.nio.channels.CancelledKeyException closedMeanwhile) {
+                    // nothing left to reset
+                }
+            }
+        }
+    }
+
+    private void usable() throws IOException {
+        if (broken != null) {
+            throw new IOException(broken + " earlier; the connection to it is closed");
+        }
+        if (!channel.isOpen()) {
+            throw new IOException("the connection to the agent broker is closed");
+        }
     }
 
     /** One reply line without its newline; every intermediate buffer is wiped (a key reply passes through). */
     private byte[] readReply() throws IOException {
         byte[] buf = new byte[256];
         int n = 0;
+        long deadline = System.nanoTime() + timeoutNanos;
         try {
-            for (int c; (c = nextByte()) >= 0; ) {
+            for (int c; (c = nextByte(deadline)) >= 0; ) {
                 if (c == '\n') {
                     Arrays.fill(readBuffer, 0, readPosition, (byte) 0);
                     return Arrays.copyOf(buf, n);
@@ -292,6 +336,10 @@ public final class BrokerClient implements AutoCloseable {
 
     @Override
     public void close() throws IOException {
-        channel.close();
+        try {
+            channel.close();
+        } finally {
+            selector.close();
+        }
     }
 }

@@ -48,18 +48,19 @@ public final class AttestedNetworkLayer implements NetworkLayer {
     private static final int CONNECT_TIMEOUT_MS = 5_000;
 
     /**
-     * What one stack's network layer works with: the attested TLS configuration, the gate for connections it opens,
-     * the guard that bounds the handshakes of connections it accepts, the table of its connections, the destinations
-     * the phone chose, the allowance of TLS handshakes it makes as a client, the bytes that pay for its UDP refusals,
-     * and its clock.
+     * What one stack's network layer works with: the attested TLS configuration, the gate for connections it opens
+     * and the one for connections it accepts (which hears of their failed handshakes), the guard that bounds the
+     * handshakes of connections it accepts, the table of its connections, the destinations the phone chose, the
+     * allowance of TLS handshakes it makes as a client, the bytes that pay for its UDP refusals, and its clock.
      */
-    record Stack(AttestedTlsConfig tls, AttestedSslSocket.Gate gate, HandshakeGuard guard, ConnectionTable connections,
-                 Predicate<InetSocketAddress> chosen, TokenBucket outgoingHandshakes, UdpRefusalBudget udpRefusals,
-                 Clock clock) {
+    record Stack(AttestedTlsConfig tls, AttestedSslSocket.Gate gate, AttestedSslSocket.Gate accepted,
+                 HandshakeGuard guard, ConnectionTable connections, Predicate<InetSocketAddress> chosen,
+                 TokenBucket outgoingHandshakes, UdpRefusalBudget udpRefusals, Clock clock) {
         Stack {
             Objects.requireNonNull(udpRefusals, "udpRefusals");
             Objects.requireNonNull(tls, "tls");
             Objects.requireNonNull(gate, "gate");
+            Objects.requireNonNull(accepted, "accepted");
             Objects.requireNonNull(guard, "guard");
             Objects.requireNonNull(connections, "connections");
             Objects.requireNonNull(chosen, "chosen");
@@ -126,7 +127,7 @@ public final class AttestedNetworkLayer implements NetworkLayer {
     public SSLServerSocket createSSLServerSocket(int port, int backlog, InetAddress bindAddress) throws IOException {
         Stack s = stack;
         return new AttestedSslServerSocket(s.connections().listen(port, backlog, bindAddress),
-                () -> new AttestedTlsServer(crypto, s.tls()), s.guard());
+                () -> new AttestedTlsServer(crypto, s.tls()), s.guard(), s.accepted());
     }
 
     @Override

@@ -2,7 +2,7 @@ package io.tpmphone.softphone.sip;
 
 import io.tpmphone.attestation.UntrustedText;
 import io.tpmphone.softphone.CallPolicy;
-import io.tpmphone.softphone.internal.BrokerClient;
+import io.tpmphone.softphone.AgentBroker;
 import java.io.IOException;
 import java.util.Objects;
 import org.slf4j.Logger;
@@ -14,10 +14,10 @@ import org.slf4j.LoggerFactory;
  */
 public final class AuditedDecisions implements SipPhone.Listener {
     private static final Logger LOG = LoggerFactory.getLogger(AuditedDecisions.class);
-    private final BrokerClient broker;
+    private final AgentBroker broker;
     private final SipPhone.Listener next;
 
-    public AuditedDecisions(BrokerClient broker, SipPhone.Listener next) {
+    public AuditedDecisions(AgentBroker broker, SipPhone.Listener next) {
         this.broker = Objects.requireNonNull(broker, "broker");
         this.next = Objects.requireNonNull(next, "next");
     }
@@ -25,10 +25,8 @@ public final class AuditedDecisions implements SipPhone.Listener {
     @Override
     public void decided(Call call, CallPolicy.Decision d) {
         try {
-            synchronized (broker) {
-                broker.reportDecision(call.direction().name(), d.action().name(), d.peerLevel().name(),
-                        d.requiredLevel().name(), call.callId(), call.peerUri().replace(' ', '_'), d.reason());
-            }
+            broker.reportDecision(call.direction().name(), d.action().name(), d.peerLevel().name(),
+                    d.requiredLevel().name(), call.callId(), call.peerUri().replace(' ', '_'), d.reason());
         } catch (IOException | IllegalArgumentException e) {
             LOG.warn("call {}: the decision could not be handed to the agent for the audit log: {}",
                     UntrustedText.forTerminal(call.callId(), 200), UntrustedText.forTerminal(e.getMessage(), 300));

@@ -6,7 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.tpmphone.softphone.CallPolicy;
-import io.tpmphone.softphone.internal.BrokerClient;
+import io.tpmphone.softphone.SrtpKeyMaterial;
 import io.tpmphone.swtpm.testing.Await;
 import io.tpmphone.swtpm.testing.ManualClock;
 import io.tpmphone.tls.AttestedSslSocket;
@@ -138,7 +138,7 @@ class AnswersStayOnTheirConnectionIT {
         CountDownLatch release = new CountDownLatch(1);
         SipPhone.Keys holding = new SipPhone.Keys() {
             @Override
-            public BrokerClient.SrtpKeyMaterial srtpKey(String suite, String callId) throws IOException {
+            public SrtpKeyMaterial srtpKey(String suite, String callId) throws IOException {
                 if (!keyAsked.isDone() && callId.startsWith("held")) {
                     keyAsked.complete(Thread.currentThread());
                     try {
@@ -147,7 +147,7 @@ class AnswersStayOnTheirConnectionIT {
                         Thread.currentThread().interrupt();
                     }
                 }
-                return BrokerClient.SrtpKeyMaterial.of(new byte[16], new byte[14]);
+                return SrtpKeyMaterial.of(new byte[16], new byte[14]);
             }
 
             @Override

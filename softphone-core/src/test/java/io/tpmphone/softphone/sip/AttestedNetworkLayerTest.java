@@ -52,7 +52,7 @@ class AttestedNetworkLayerTest {
         closing.add(guard);
         AttestedNetworkLayer layer = new AttestedNetworkLayer();
         layer.bind(new AttestedNetworkLayer.Stack(AttestedTlsConfig.of(hosts.identity("phone"), hosts.verifier(),
-                Clock.systemUTC()), (remote, peer) -> { }, guard, table, chosen::contains,
+                Clock.systemUTC()), (remote, peer) -> { }, (remote, peer) -> { }, guard, table, chosen::contains,
                 new TokenBucket(clock, handshakes, 1.0), new UdpRefusalBudget(), clock));
         return layer;
     }

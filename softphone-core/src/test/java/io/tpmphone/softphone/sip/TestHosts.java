@@ -1,6 +1,6 @@
 package io.tpmphone.softphone.sip;
 
-import io.tpmphone.softphone.internal.BrokerClient;
+import io.tpmphone.softphone.SrtpKeyMaterial;
 import io.tpmphone.tls.Evidence;
 import io.tpmphone.tls.HostIdentity;
 import io.tpmphone.tls.PassportVerifier;
@@ -89,8 +89,8 @@ final class TestHosts {
     static SipPhone.Keys keys() {
         return new SipPhone.Keys() {
             @Override
-            public BrokerClient.SrtpKeyMaterial srtpKey(String suite, String callId) {
-                return BrokerClient.SrtpKeyMaterial.of(new byte[16], new byte[14]);
+            public SrtpKeyMaterial srtpKey(String suite, String callId) {
+                return SrtpKeyMaterial.of(new byte[16], new byte[14]);
             }
 
             @Override

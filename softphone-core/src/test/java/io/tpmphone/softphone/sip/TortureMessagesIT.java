@@ -5,7 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.tpmphone.softphone.CallPolicy;
-import io.tpmphone.softphone.internal.BrokerClient;
+import io.tpmphone.softphone.SrtpKeyMaterial;
 import io.tpmphone.swtpm.testing.FreePorts;
 import io.tpmphone.tls.AttestedTlsConfig;
 import io.tpmphone.tls.Evidence;
@@ -101,8 +101,8 @@ class TortureMessagesIT {
                 List.of(selfSigned()), Clock.systemUTC());
         SipPhone.Keys keys = new SipPhone.Keys() {
             @Override
-            public BrokerClient.SrtpKeyMaterial srtpKey(String suite, String callId) {
-                return BrokerClient.SrtpKeyMaterial.of(new byte[16], new byte[14]);
+            public SrtpKeyMaterial srtpKey(String suite, String callId) {
+                return SrtpKeyMaterial.of(new byte[16], new byte[14]);
             }
 
             @Override

@@ -1,0 +1,348 @@
+package io.tpmphone.softphone.sip;
+
+import gov.nist.javax.sip.message.SIPRequest;
+import io.tpmphone.attestation.UntrustedText;
+import io.tpmphone.softphone.CallPolicy;
+import io.tpmphone.softphone.SdesCrypto;
+import io.tpmphone.tls.PeerAttestation;
+import java.nio.charset.StandardCharsets;
+import java.text.ParseException;
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import javax.sip.InvalidArgumentException;
+import javax.sip.RequestEvent;
+import javax.sip.ServerTransaction;
+import javax.sip.SipException;
+import javax.sip.TransactionUnavailableException;
+import javax.sip.address.SipURI;
+import javax.sip.header.CallIdHeader;
+import javax.sip.header.FromHeader;
+import javax.sip.header.ToHeader;
+import javax.sip.header.WarningHeader;
+import javax.sip.message.Request;
+import javax.sip.message.Response;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The decision pipeline of an INVITE that arrives, in this order: a request for a call in progress (a re-INVITE, or
+ * another transaction with its Call-ID: {@code 482}/{@code 481}) and a malformed one ({@code 400}) are dealt with
+ * first; then the peer's attestation on the connection it came over; a {@code From} identity other than the attested
+ * host ({@code 403}); the call policy ({@code 403} with a {@code Warning}); the SDP offer and its SDES key (none, no
+ * common codec, or a key seen before: {@code 488}); room among the calls being set up ({@code 503}); and only then
+ * {@code 180} and {@code 200} with our key from the sealed keystore. Every refusal is sent without a transaction and
+ * holds nothing. The call is established by the peer's ACK. Thread-safe.
+ */
+final class IncomingCalls {
+    private static final Logger LOG = LoggerFactory.getLogger(SipPhone.class);
+    /** Incoming call decisions logged per second at most: anyone can send INVITEs (the audit log sums them up). */
+    static final int DECISION_LINES_PER_SECOND = 20;
+
+    private final Signalling sip;
+    private final CallTable calls;
+    private final ConnectionAttestation attestation;
+    private final CallPolicy policy;
+    private final MediaKeys keys;
+    private final CallMedia media;
+    private final CallTimers callTimers;
+    private final SipPhone.Listener listener;
+    private final ScheduledExecutorService timers;
+    private final LogBudget decisionLines;
+    /** INVITEs answered 503 because the phone was full, since the last log line about them (one line per burst). */
+    private final AtomicInteger turnedAway = new AtomicInteger();
+
+    IncomingCalls(Signalling sip, CallTable calls, ConnectionAttestation attestation, CallPolicy policy,
+                  MediaKeys keys, CallMedia media, CallTimers callTimers, SipPhone.Listener listener,
+                  ScheduledExecutorService timers, LogBudget decisionLines) {
+        this.sip = sip;
+        this.calls = calls;
+        this.attestation = attestation;
+        this.policy = policy;
+        this.keys = keys;
+        this.media = media;
+        this.callTimers = callTimers;
+        this.listener = listener;
+        this.timers = timers;
+        this.decisionLines = decisionLines;
+    }
+
+    /** An INVITE arrived: a new call through the pipeline, or a request within a call in progress. */
+    void invite(RequestEvent event) throws Exception {
+        Request request = event.getRequest();
+        String callId = ((CallIdHeader) request.getHeader(CallIdHeader.NAME)).getCallId();
+        Optional<Call> existing = calls.active(callId);
+        if (existing.isPresent()) {
+            inProgress(event, existing.get());
+            return;
+        }
+        try {
+            // what JAIN-SIP checks before it makes a transaction: a malformed INVITE gets its 400 and leaves no call
+            ((SIPRequest) request).checkHeaders();
+        } catch (ParseException e) {
+            throw new TransactionUnavailableException(e.getMessage(), e);
+        }
+        FromHeader from = (FromHeader) request.getHeader(FromHeader.NAME);
+        String fromUri = from.getAddress().getURI().toString();
+        Call call = new Call(callId, CallPolicy.Direction.IN, fromUri);
+        // Until the INVITE is accepted it has no transaction: every refusal below is answered statelessly (over TCP
+        // and TLS on the connection it came over), because an INVITE transaction refused with 4xx-5xx waits 32 s for
+        // an ACK (Timer H) that an attacker never sends, and JAIN-SIP holds every one of them (its
+        // MAX_SERVER_TRANSACTIONS is not enforced by 1.3.0-91). The peer's ACK for such an answer reaches nothing.
+        ServerTransaction st = event.getServerTransaction();
+
+        // attestation: the level of the connection it came over
+        PeerAttestation peer = attestation.peerOf(request);
+        // identity: the From host must be the attested one (a measured host cannot call in someone else's name)
+        if (peer.host().isPresent() && from.getAddress().getURI() instanceof SipURI su
+                && !peer.host().get().equalsIgnoreCase(su.getHost())) {
+            CallPolicy.Decision d = new CallPolicy.Decision(CallPolicy.Action.REJECT, peer.level(),
+                    peer.level(), "identity", "the From identity " + UntrustedText.forTerminal(fromUri, 200)
+                    + " differs from the attested host " + peer.host().get());
+            call.attested(peer, d);
+            listener.decided(call, d);
+            refuse(request, st, call, Response.FORBIDDEN, d.reason());
+            return;
+        }
+        // policy
+        CallPolicy.Decision d = policy.decide(CallPolicy.Direction.IN, fromUri, peer);
+        call.attested(peer, d);
+        logDecision(callId, fromUri, peer, d);
+        listener.decided(call, d);
+        if (d.action() == CallPolicy.Action.REJECT) {
+            refuse(request, st, call, Response.FORBIDDEN, d.reason());
+            return;
+        }
+        // the offer: SDES key, codec, replay
+        Sdp offer;
+        try {
+            offer = Sdp.parse(body(request));
+        } catch (IllegalArgumentException e) {
+            refuse(request, st, call, Response.NOT_ACCEPTABLE_HERE, "the SDP offer is unusable: " + e.getMessage());
+            return;
+        }
+        Optional<SdesCrypto> theirs = offer.cryptos().stream()
+                .filter(c -> c.suite() == MediaKeys.SUITE).findFirst()
+                .or(() -> offer.cryptos().stream().findFirst());
+        // keep only the key we accept: it is the one media uses
+        call.remoteSdp(new Sdp(offer.address(), offer.port(), offer.payloadTypes(),
+                theirs.map(List::of).orElse(List.of()), offer.direction()));
+        if (theirs.isEmpty()) {
+            refuse(request, st, call, Response.NOT_ACCEPTABLE_HERE, "SRTP with SDES (a=crypto) is required");
+            return;
+        }
+        Optional<Integer> codec = Sdp.choose(offer.payloadTypes());
+        if (codec.isEmpty()) {
+            refuse(request, st, call, Response.NOT_ACCEPTABLE_HERE, "no common audio codec: offered "
+                    + offer.payloadTypes() + ", we support PCMU (0) and PCMA (8)");
+            return;
+        }
+        call.payloadType(codec.get());
+        Optional<String> replayed = keys.refused(theirs.get(), callId);
+        if (replayed.isPresent()) {
+            refuse(request, st, call, Response.NOT_ACCEPTABLE_HERE, "the offered SRTP key was seen before (a"
+                    + " replayed SDES offer): " + replayed.get());
+            return;
+        }
+        call.hop(Signalling.connectionOf(request).orElse(null));
+        // bounds: only now does the call take a place among those being set up (refusals above take none, so a
+        // flood the policy refuses cannot crowd out callers it accepts), and a caller that never ACKs holds it, and
+        // after our 200 a media session, for at most the setup timeout.
+        Optional<String> full = calls.add(call, null, Signalling.sourceOf(request));
+        if (full.isPresent()) {
+            call.refused("503 this phone is busy: " + full.get());
+            if (st != null) {
+                Signalling.sendFinal(st, busy(request, full.get()));
+                countTurnedAway(full.get());
+            } else {
+                turnAway(request, full.get());
+            }
+            return;
+        }
+        callTimers.setupDeadline(call);
+        answer(request, st, call, theirs.get(), codec.get());
+    }
+
+    /** Accepted: 180, then 200 with our key. */
+    private void answer(Request request, ServerTransaction st, Call call, SdesCrypto theirs, int codec)
+            throws Exception {
+        if (st == null) {
+            st = serverTransaction(call, request);
+        }
+        call.dialog(st.getDialog());
+        st.sendResponse(sip.messages.createResponse(Response.RINGING, request));
+        call.ringing();
+        listener.ringing(call);
+        SdesCrypto local = keys.own(call.callId(), theirs.tag());
+        call.localCrypto(local);
+        media.open(call);
+        Response ok = sip.messages.createResponse(Response.OK, request);
+        sip.tagTo(request, ok);
+        ok.addHeader(sip.contact("tls"));
+        ok.setContent(media.sdp(call, local, List.of(codec)), sip.headers.createContentTypeHeader("application",
+                "sdp"));
+        st.sendResponse(ok);
+    }
+
+    /** An ACK of a call in progress: the call is established and its audio starts. */
+    void ack(Call call) {
+        if (call.state() != Call.State.ESTABLISHED) {
+            media.start(call);
+            call.established();
+        }
+    }
+
+    /**
+     * An INVITE for a call in progress: a re-INVITE of an established call (hold and resume), or — not a
+     * retransmission, which JAIN-SIP's transaction absorbs — another transaction with this call's Call-ID, a merged
+     * request or someone else's. It may not replace the call, and it gets an answer (RFC 3261 §8.2.2.2: 482; with a To
+     * tag, no such dialog: 481), so a peer is never left waiting and its connection stays usable.
+     */
+    private void inProgress(RequestEvent event, Call call) throws Exception {
+        Request request = event.getRequest();
+        boolean tagged = ((ToHeader) request.getHeader(ToHeader.NAME)).getTag() != null;
+        if (call.state() == Call.State.ESTABLISHED && tagged) {
+            reInvite(event.getServerTransaction() != null ? event.getServerTransaction()
+                    : sip.provider.getNewServerTransaction(request), request, call);
+            return;
+        }
+        Response r = sip.messages.createResponse(tagged ? Response.CALL_OR_TRANSACTION_DOES_NOT_EXIST
+                : Response.LOOP_DETECTED, request);
+        LOG.debug("answered {} to another INVITE for call {} in progress", r.getStatusCode(),
+                UntrustedText.forTerminal(call.callId(), 200));
+        if (event.getServerTransaction() == null) {
+            sip.statelessly(request, r);
+        } else {
+            Signalling.sendFinal(event.getServerTransaction(), r);
+        }
+    }
+
+    /**
+     * A re-INVITE in an established call (hold and resume, RFC 3264 §8.4): the same SDES key of this call is no replay;
+     * a new one is refused (no rekeying). We answer with our key of this call and the complementary direction.
+     */
+    private void reInvite(ServerTransaction st, Request request, Call call) throws Exception {
+        Sdp offer;
+        try {
+            offer = Sdp.parse(body(request));
+        } catch (IllegalArgumentException e) {
+            Signalling.sendFinal(st, sip.messages.createResponse(Response.NOT_ACCEPTABLE_HERE, request));
+            return;
+        }
+        Optional<SdesCrypto> theirs = offer.cryptos().stream().findFirst();
+        Optional<SdesCrypto> current = call.remoteSdp().flatMap(s -> s.cryptos().stream().findFirst());
+        if (theirs.isEmpty() || current.isEmpty() || !MediaKeys.sameKey(theirs.get(), current.get())) {
+            Response r = sip.messages.createResponse(Response.NOT_ACCEPTABLE_HERE, request);
+            r.addHeader(sip.headers.createWarningHeader(sip.config.host(), WarningHeader.MISCELLANEOUS_WARNING,
+                    "a re-INVITE must keep this call's SDES key (rekeying is not supported)"));
+            Signalling.sendFinal(st, r);
+            return;
+        }
+        String ours = switch (offer.direction()) {
+            case "sendonly" -> "recvonly";
+            case "recvonly" -> "sendonly";
+            case "inactive" -> "inactive";
+            default -> "sendrecv";
+        };
+        call.remoteSdp(offer);
+        call.held(!offer.direction().equals("sendrecv"));
+        call.audio().ifPresent(a -> a.direction(ours));
+        Response ok = sip.messages.createResponse(Response.OK, request);
+        ok.addHeader(sip.contact("tls"));
+        SdesCrypto local = call.localCrypto().orElseThrow();
+        ok.setContent(media.sdp(call, local, List.of(call.payloadType()), ours),
+                sip.headers.createContentTypeHeader("application", "sdp"));
+        Signalling.sendFinal(st, ok);
+        LOG.info("call {}: the peer {}", UntrustedText.forTerminal(call.callId(), 200),
+                call.held() ? "put it on hold" : "resumed it");
+    }
+
+    private void logDecision(String callId, String fromUri, PeerAttestation peer, CallPolicy.Decision d) {
+        LogBudget.Take line = decisionLines.take();
+        if (line.leftOut().isPresent()) {
+            LOG.info("{} more incoming call decisions were not logged (at most {} a second)",
+                    line.leftOut().getAsLong(), DECISION_LINES_PER_SECOND);
+        }
+        if (line.log()) {
+            LOG.info("call {} IN from {}: {} → {}", UntrustedText.forTerminal(callId, 200),
+                    UntrustedText.forTerminal(fromUri, 200), peer.display(), d.action());
+        }
+    }
+
+    private static String body(Request request) {
+        return new String(request.getRawContent() == null ? new byte[0] : request.getRawContent(),
+                StandardCharsets.US_ASCII);
+    }
+
+    /**
+     * Refuses an incoming INVITE, through its transaction or (null: not accepted yet, the usual case) statelessly.
+     * {@code why} may carry the peer's text (a URI, an SDP line): it goes to the user escaped, and over TCP and TLS
+     * escaped in a {@code Warning}; over UDP, where the source address is anyone's, the answer carries no
+     * {@code Warning} at all (nothing to reflect at a spoofed source, and never more bytes than the INVITE).
+     */
+    private void refuse(Request request, ServerTransaction st, Call call, int status, String why) throws Exception {
+        String shown = UntrustedText.forTerminal(why, 500);
+        call.refused(status + " " + shown);
+        calls.remember(call);
+        listener.ended(call);
+        Response r = sip.messages.createResponse(status, request);
+        sip.tagTo(request, r);
+        if (!Signalling.overUdp(request)) {
+            r.addHeader(sip.headers.createWarningHeader(sip.config.host(), WarningHeader.MISCELLANEOUS_WARNING,
+                    shown));
+        }
+        if (st != null) {
+            Signalling.sendFinal(st, r);
+        } else {
+            sip.statelessly(request, r);
+        }
+    }
+
+    /**
+     * Answers an INVITE the phone has no room for with {@code 503} and {@code Retry-After}, statelessly: no call, no
+     * transaction, no dialog, no media and no key are made for it. One log line per burst, not per INVITE.
+     */
+    private void turnAway(Request request, String why) {
+        try {
+            sip.statelessly(request, busy(request, why));
+        } catch (Exception e) {
+            // the peer's address may be unreachable; the INVITE is dropped all the same
+        }
+        countTurnedAway(why);
+    }
+
+    private Response busy(Request request, String why) throws ParseException, InvalidArgumentException {
+        Response r = sip.messages.createResponse(Response.SERVICE_UNAVAILABLE, request);
+        sip.tagTo(request, r);
+        r.addHeader(sip.headers.createRetryAfterHeader(5));
+        if (!Signalling.overUdp(request)) {
+            r.addHeader(sip.headers.createWarningHeader(sip.config.host(), WarningHeader.MISCELLANEOUS_WARNING,
+                    "this phone is busy: " + why));
+        }
+        return r;
+    }
+
+    private void countTurnedAway(String why) {
+        if (turnedAway.incrementAndGet() == 1) {
+            try {
+                timers.schedule(() -> LOG.warn("turned away {} INVITEs with 503 in the last second: {}",
+                        turnedAway.getAndSet(0), why), 1, TimeUnit.SECONDS);
+            } catch (RejectedExecutionException stopping) {
+                turnedAway.set(0);
+            }
+        }
+    }
+
+    private ServerTransaction serverTransaction(Call call, Request request) throws SipException {
+        try {
+            return sip.provider.getNewServerTransaction(request);
+        } catch (SipException | RuntimeException e) {
+            call.refused("no SIP transaction for the INVITE: "
+                    + UntrustedText.forTerminal(Signalling.rootMessage(e), 300));
+            throw e;
+        }
+    }
+}

@@ -1,0 +1,199 @@
+package io.tpmphone.softphone.sip;
+
+import io.tpmphone.attestation.UntrustedText;
+import io.tpmphone.softphone.CallPolicy;
+import io.tpmphone.softphone.SdesCrypto;
+import io.tpmphone.tls.PeerAttestation;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.nio.charset.StandardCharsets;
+import java.text.ParseException;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import javax.sip.ClientTransaction;
+import javax.sip.Dialog;
+import javax.sip.InvalidArgumentException;
+import javax.sip.ResponseEvent;
+import javax.sip.SipException;
+import javax.sip.address.Address;
+import javax.sip.address.SipURI;
+import javax.sip.header.CSeqHeader;
+import javax.sip.header.WarningHeader;
+import javax.sip.message.Request;
+import javax.sip.message.Response;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Calls the phone places: an INVITE with our key from the sealed keystore, decided by the call policy for the
+ * destination on its first hop's attestation before it is written ({@link ConnectionAttestation}); the answers to it —
+ * a proxy's digest challenge answered with the registration's credentials, {@code 180}, a {@code 2xx} ACKed whose SDES
+ * key must be new (a replayed answer is hung up), a refusal shown with its {@code Warning}. Thread-safe.
+ */
+final class OutgoingCalls {
+    private static final Logger LOG = LoggerFactory.getLogger(SipPhone.class);
+
+    private final Signalling sip;
+    private final CallTable calls;
+    private final ConnectionAttestation attestation;
+    private final MediaKeys keys;
+    private final CallMedia media;
+    private final DigestChallenges challenges;
+    private final SipPhone.Listener listener;
+
+    OutgoingCalls(Signalling sip, CallTable calls, ConnectionAttestation attestation, MediaKeys keys, CallMedia media,
+                  DigestChallenges challenges, SipPhone.Listener listener) {
+        this.sip = sip;
+        this.calls = calls;
+        this.attestation = attestation;
+        this.keys = keys;
+        this.media = media;
+        this.challenges = challenges;
+        this.listener = listener;
+    }
+
+    /**
+     * Calls {@code target} through {@code next} over {@code transport} as {@code fromUri} ({@code sips:} when
+     * {@code secure}), answering {@code account}'s registrar's challenges (null: none). Returns at once with the call;
+     * a call that cannot be placed is returned refused, saying why.
+     */
+    Call place(String target, boolean secure, InetSocketAddress next, String transport, String fromUri,
+               Registration.Account account) {
+        Call call = new Call(sip.callId(), CallPolicy.Direction.OUT, target);
+        Optional<String> full = calls.add(call, account);
+        if (full.isPresent()) {
+            call.refused("this phone is busy: " + full.get());
+            calls.remember(call);
+            listener.ended(call);
+            return call;
+        }
+        try {
+            SipURI requestUri = (SipURI) sip.addresses.createURI(target);
+            if (secure) {
+                requestUri.setSecure(true);
+            }
+            Address from = sip.addresses.createAddress(sip.addresses.createURI(fromUri));
+            Address to = sip.addresses.createAddress(requestUri);
+            Request invite = sip.messages.createRequest(requestUri, Request.INVITE,
+                    sip.headers.createCallIdHeader(call.callId()), sip.headers.createCSeqHeader(1L, Request.INVITE),
+                    sip.headers.createFromHeader(from, sip.tag()), sip.headers.createToHeader(to, null),
+                    new ArrayList<>(List.of(sip.via(transport))), sip.headers.createMaxForwardsHeader(70));
+            invite.addHeader(sip.route(next, transport));
+            invite.addHeader(sip.contact(transport));
+            SdesCrypto local = keys.own(call.callId(), 1);
+            call.localCrypto(local);
+            media.open(call);
+            invite.setContent(media.sdp(call, local, Sdp.AUDIO_PAYLOADS),
+                    sip.headers.createContentTypeHeader("application", "sdp"));
+            InetSocketAddress hop = new InetSocketAddress(next.getAddress(), next.getPort());
+            call.hop(hop);
+            Optional<PeerAttestation> known = attestation.known(hop, transport);
+            attestation.watch(call, hop);
+            if (known.isPresent()) {
+                // An open connection to this hop: its attestation is decided on now. Should JAIN-SIP open a new
+                // connection for the INVITE after all, the TLS gate decides again on that one.
+                CallPolicy.Decision d = attestation.decide(call, known.get());
+                if (d.action() == CallPolicy.Action.REJECT) {
+                    return call;
+                }
+            }
+            // Otherwise a new connection: the TLS gate decides right after its handshake, before the INVITE is written.
+            ClientTransaction ct = sip.provider.getNewClientTransaction(invite);
+            call.dialog(ct.getDialog());
+            ct.sendRequest();
+            return call;
+        } catch (ParseException | InvalidArgumentException | IOException | ClassCastException e) {
+            call.refused("cannot build the INVITE: " + e.getMessage());
+            listener.ended(call);
+            return call;
+        } catch (SipException e) {
+            if (call.state() != Call.State.REFUSED) {
+                call.refused("cannot send the INVITE: " + Signalling.rootMessage(e));
+            }
+            listener.ended(call);
+            return call;
+        }
+    }
+
+    /** An answer to one of our INVITEs (the first, a retry with credentials, or a re-INVITE). */
+    void answered(ResponseEvent event, Call call) {
+        Response r = event.getResponse();
+        CSeqHeader cseq = (CSeqHeader) r.getHeader(CSeqHeader.NAME);
+        int status = r.getStatusCode();
+        Registration.Account account = calls.account(call.callId()).orElse(null);
+        if ((status == Response.UNAUTHORIZED || status == Response.PROXY_AUTHENTICATION_REQUIRED)
+                && account != null && event.getClientTransaction() != null
+                && call.state() != Call.State.ESTABLISHED) {
+            challenges.answer(event.getClientTransaction(), r, account, cseq.getSeqNumber() + 1,
+                    next -> call.dialog(next.getDialog())).ifPresent(problem -> {
+                        call.refused(status + " " + UntrustedText.forTerminal(r.getReasonPhrase(), 200) + ": "
+                                + UntrustedText.forTerminal(problem, 500));
+                        listener.ended(call);
+                    });
+            return;
+        }
+        try {
+            if (status >= 180 && status < 200) {
+                call.ringing();
+            } else if (status >= 200 && status < 300) {
+                accepted(event, call, cseq);
+            } else if (status >= 300) {
+                WarningHeader w = (WarningHeader) r.getHeader(WarningHeader.NAME);
+                call.refused(status + " " + UntrustedText.forTerminal(r.getReasonPhrase(), 200)
+                        + (w != null ? ": " + UntrustedText.forTerminal(w.getText(), 500) : ""));
+                listener.ended(call);
+            }
+        } catch (Exception e) {
+            LOG.warn("handling the {} to INVITE failed: {}", status, UntrustedText.forTerminal(e.toString()));
+            call.ended("handling the answer failed: " + UntrustedText.forTerminal(e.getMessage(), 500));
+            listener.ended(call);
+        }
+    }
+
+    /**
+     * A 2xx: ACKed, then the answer's SDES key checked — the key of this very call in the answer to a re-INVITE (hold,
+     * resume), otherwise a key never seen before — and the call established with its audio started, or hung up.
+     */
+    private void accepted(ResponseEvent event, Call call, CSeqHeader cseq) throws Exception {
+        Response r = event.getResponse();
+        Dialog dialog = event.getDialog() != null ? event.getDialog() : event.getClientTransaction().getDialog();
+        Request ack = dialog.createAck(cseq.getSeqNumber());
+        dialog.sendAck(ack);
+        call.dialog(dialog);
+        Sdp answer = Sdp.parse(new String(r.getRawContent() == null ? new byte[0] : r.getRawContent(),
+                StandardCharsets.US_ASCII));
+        Optional<SdesCrypto> theirs = answer.cryptos().stream().findFirst();
+        boolean reInvite = call.state() == Call.State.ESTABLISHED;
+        boolean sameKey = reInvite && theirs.isPresent() && call.remoteSdp().isPresent()
+                && !call.remoteSdp().get().cryptos().isEmpty()
+                && MediaKeys.sameKey(theirs.get(), call.remoteSdp().get().cryptos().get(0));
+        call.remoteSdp(answer);
+        String problem = null;
+        Optional<Integer> codec = Sdp.choose(answer.payloadTypes());
+        if (theirs.isEmpty()) {
+            problem = "the answer has no SDES key";
+        } else if (codec.isEmpty() && !reInvite) {
+            problem = "the answer has no codec we offered: " + answer.payloadTypes();
+        } else if (sameKey) {
+            // a re-INVITE answered with the key of this very call: no replay
+            call.held(!answer.direction().equals("sendrecv"));
+            call.audio().ifPresent(a -> a.direction(answer.direction().equals("inactive") ? "inactive"
+                    : call.held() ? "sendonly" : "sendrecv"));
+        } else {
+            Optional<String> replayed = keys.refused(theirs.get(), call.callId());
+            if (replayed.isPresent()) {
+                problem = "the answered SRTP key was seen before (replayed): " + replayed.get();
+            }
+        }
+        if (problem != null) {
+            dialog.sendRequest(sip.provider.getNewClientTransaction(dialog.createRequest(Request.BYE)));
+            call.ended(problem);
+            listener.ended(call);
+        } else if (!reInvite) {
+            call.payloadType(codec.orElseThrow());
+            media.start(call);
+            call.established();
+        }
+    }
+}

@@ -1,0 +1,237 @@
+package io.tpmphone.softphone.sip;
+
+import gov.nist.javax.sip.message.SIPRequest;
+import gov.nist.javax.sip.message.SIPResponse;
+import gov.nist.javax.sip.stack.MessageChannel;
+import io.tpmphone.tls.HandshakeGuard;
+import java.io.IOException;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.security.SecureRandom;
+import java.text.ParseException;
+import java.util.HexFormat;
+import java.util.Optional;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+import javax.sip.InvalidArgumentException;
+import javax.sip.ListeningPoint;
+import javax.sip.ServerTransaction;
+import javax.sip.SipException;
+import javax.sip.SipFactory;
+import javax.sip.SipProvider;
+import javax.sip.address.AddressFactory;
+import javax.sip.address.SipURI;
+import javax.sip.header.ContactHeader;
+import javax.sip.header.HeaderFactory;
+import javax.sip.header.RouteHeader;
+import javax.sip.header.ToHeader;
+import javax.sip.header.ViaHeader;
+import javax.sip.message.MessageFactory;
+import javax.sip.message.Request;
+import javax.sip.message.Response;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * What every part of the phone's SIP stack writes with: JAIN-SIP's factories and provider, our own addresses
+ * (Contact, Via, Route), tags and Call-IDs, and the two ways an answer leaves — through its transaction, or without one
+ * ({@link #statelessly}), on the very connection or to the very source its request came from. Thread-safe.
+ */
+final class Signalling {
+    private static final Logger LOG = LoggerFactory.getLogger(SipPhone.class);
+
+    final SipPhone.Config config;
+    final SipProvider provider;
+    final AddressFactory addresses;
+    final HeaderFactory headers;
+    final MessageFactory messages;
+    private final ScheduledExecutorService timers;
+    private final SecureRandom random = new SecureRandom();
+    /** UDP answers not sent because they were larger than their request, since the last log line about them. */
+    private final AtomicInteger unanswered = new AtomicInteger();
+    /** Every UDP answer not sent because it was larger than its request (for the bounds tests). */
+    private final AtomicLong unansweredTotal = new AtomicLong();
+
+    Signalling(SipPhone.Config config, SipProvider provider, SipFactory factory, ScheduledExecutorService timers)
+            throws SipException {
+        this.config = config;
+        this.provider = provider;
+        this.timers = timers;
+        try {
+            this.addresses = factory.createAddressFactory();
+            this.headers = factory.createHeaderFactory();
+            this.messages = factory.createMessageFactory();
+        } catch (javax.sip.PeerUnavailableException e) {
+            throw new SipException("JAIN-SIP factories unavailable", e);
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------ our addresses
+
+    /**
+     * Our contact for {@code transport} ({@code tls}, {@code tcp} or {@code udp}): where requests in a dialog (or for
+     * our registration) reach us.
+     */
+    ContactHeader contact(String transport) throws ParseException {
+        SipURI c = addresses.createSipURI(config.user(), config.address().getHostAddress());
+        c.setPort(port(transport));
+        c.setTransportParam(transport);
+        return headers.createContactHeader(addresses.createAddress(c));
+    }
+
+    /** The port we listen on for {@code transport}; 0 when the phone does not serve it. */
+    int port(String transport) {
+        return switch (transport) {
+            case "tls" -> config.tlsPort();
+            case "tcp" -> config.tcpPort();
+            default -> config.udpPort();
+        };
+    }
+
+    ViaHeader via(String transport) throws ParseException {
+        try {
+            return headers.createViaHeader(config.address().getHostAddress(), port(transport), transport, null);
+        } catch (InvalidArgumentException e) {
+            throw new ParseException("bad Via port: " + e.getMessage(), 0);
+        }
+    }
+
+    /** A loose route to the next hop (a peer, or a registrar acting as outbound proxy). */
+    RouteHeader route(InetSocketAddress next, String transport) throws ParseException {
+        SipURI route = addresses.createSipURI(null, next.getAddress().getHostAddress());
+        route.setPort(next.getPort());
+        route.setTransportParam(transport);
+        route.setLrParam();
+        return headers.createRouteHeader(addresses.createAddress(route));
+    }
+
+    String tag() {
+        return hex(6);
+    }
+
+    /** A fresh Call-ID of ours. */
+    String callId() {
+        return hex(12) + "@" + config.host();
+    }
+
+    /** {@code n} random bytes in hex. */
+    String hex(int n) {
+        byte[] b = new byte[n];
+        random.nextBytes(b);
+        return HexFormat.of().formatHex(b);
+    }
+
+    // ------------------------------------------------------------------------------------------ requests we got
+
+    static boolean overUdp(Request request) {
+        return ((SIPRequest) request).getMessageChannel() instanceof MessageChannel channel
+                && ListeningPoint.UDP.equalsIgnoreCase(channel.getTransport());
+    }
+
+    /** The remote address of the TCP or TLS connection a request came over; empty over UDP. */
+    static Optional<InetSocketAddress> connectionOf(Request request) {
+        if (((SIPRequest) request).getMessageChannel() instanceof MessageChannel channel && channel.isReliable()
+                && channel.getPeerPacketSourceAddress() != null) {
+            return Optional.of(new InetSocketAddress(channel.getPeerPacketSourceAddress(),
+                    channel.getPeerPacketSourcePort()));
+        }
+        return Optional.empty();
+    }
+
+    /** The source a request came from (an IPv4 address, an IPv6 /64): its connection's peer, or its datagram's. */
+    static InetAddress sourceOf(Request request) {
+        SIPRequest sr = (SIPRequest) request;
+        InetAddress from = sr.getPeerPacketSourceAddress() != null ? sr.getPeerPacketSourceAddress()
+                : sr.getRemoteAddress();
+        return from == null ? null : HandshakeGuard.sourceOf(from);
+    }
+
+    // ------------------------------------------------------------------------------------------ answering
+
+    /**
+     * Adds our To tag to a response — except for an RFC 2543 request (no {@code z9hG4bK} branch), whose transaction
+     * JAIN-SIP matches by the request's (tagless) To, so a tagged response would not belong to it.
+     */
+    void tagTo(Request request, Response r) throws ParseException {
+        ViaHeader via = (ViaHeader) request.getHeader(ViaHeader.NAME);
+        if (via != null && via.getBranch() != null && via.getBranch().startsWith("z9hG4bK")) {
+            ((ToHeader) r.getHeader(ToHeader.NAME)).setTag(tag());
+        }
+    }
+
+    static void sendFinal(ServerTransaction st, Response r) throws SipException {
+        try {
+            st.sendResponse(r);
+        } catch (InvalidArgumentException e) {
+            throw new SipException("cannot send " + r.getStatusCode(), e);
+        }
+    }
+
+    /**
+     * Sends a final answer without a transaction, so it holds nothing. Over TCP and TLS on the very connection the
+     * request came over (the socket of its channel, {@link ConnectionBoundProcessors.BoundChannel#answer}), or not at
+     * all when that connection is closed: never through an address lookup, a reconnect or a datagram (a request whose
+     * Via named another transport never gets here: {@link ViaTransportValve} closed its connection). Over UDP to the
+     * request's source (its Via says UDP: {@link ViaTransportValve}; JAIN-SIP reads Via's {@code received} and
+     * {@code rport}, RFC 3261 §18.2.2, RFC 3581), and a refusal only if it is no larger than the request: a spoofed
+     * source gets no more bytes than the spoofer sent (a request in compact form, whose answer JAIN-SIP writes in long
+     * form, may get none). A 200 to an OPTIONS keeps its {@code Allow} and may be a few bytes larger than a minimal
+     * request.
+     */
+    void statelessly(Request request, Response r) throws SipException {
+        SIPRequest sr = (SIPRequest) request;
+        if (sr.getMessageChannel() instanceof MessageChannel channel && channel.isReliable()) {
+            if (!(channel instanceof ConnectionBoundProcessors.BoundChannel bound)) {
+                // every TCP and TLS channel of this stack is bound (ConnectionBoundProcessors); never another's
+                LOG.warn("not answering {}: the request came over a channel not bound to its connection ({})",
+                        r.getStatusCode(), channel.getClass().getName());
+                return;
+            }
+            try {
+                bound.answer((SIPResponse) r);
+            } catch (IOException e) {
+                // the peer left meanwhile: an answer nobody can receive is dropped
+                LOG.debug("could not answer {} on the connection from {}: {}", r.getStatusCode(),
+                        connectionOf(request).map(Object::toString).orElse("?"), e.toString());
+            }
+            return;
+        }
+        int requestBytes = sr.getSize() + (sr.getRawContent() == null ? 0 : sr.getRawContent().length);
+        int responseBytes = ((SIPResponse) r).encodeAsBytes(ListeningPoint.UDP).length;
+        if (r.getStatusCode() >= 300 && sr.getSize() > 0 && responseBytes > requestBytes) {
+            countUnanswered(r.getStatusCode(), requestBytes, responseBytes);
+            return;
+        }
+        provider.sendResponse(r);
+    }
+
+    private void countUnanswered(int status, int requestBytes, int responseBytes) {
+        unansweredTotal.incrementAndGet();
+        if (unanswered.incrementAndGet() == 1) {
+            try {
+                timers.schedule(() -> LOG.info("did not send {} UDP answers in the last second that were larger than"
+                        + " their requests (the first: {} of {} bytes to a request of {})", unanswered.getAndSet(0),
+                        status, responseBytes, requestBytes), 1, TimeUnit.SECONDS);
+            } catch (RejectedExecutionException stopping) {
+                unanswered.set(0);
+            }
+        }
+    }
+
+    /** UDP answers withheld because they were larger than their requests, in all. */
+    long unansweredTotal() {
+        return unansweredTotal.get();
+    }
+
+    /** The innermost cause's message: what JAIN-SIP's wrappers hide. */
+    static String rootMessage(Throwable t) {
+        Throwable c = t;
+        while (c.getCause() != null && c.getCause() != c) {
+            c = c.getCause();
+        }
+        return c.getMessage() == null ? c.toString() : c.getMessage();
+    }
+}

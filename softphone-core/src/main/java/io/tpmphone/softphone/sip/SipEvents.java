@@ -1,0 +1,195 @@
+package io.tpmphone.softphone.sip;
+
+import io.tpmphone.attestation.UntrustedText;
+import javax.sip.DialogTerminatedEvent;
+import javax.sip.IOExceptionEvent;
+import javax.sip.RequestEvent;
+import javax.sip.ResponseEvent;
+import javax.sip.ServerTransaction;
+import javax.sip.SipListener;
+import javax.sip.TimeoutEvent;
+import javax.sip.TransactionTerminatedEvent;
+import javax.sip.TransactionUnavailableException;
+import javax.sip.header.CSeqHeader;
+import javax.sip.header.CallIdHeader;
+import javax.sip.message.Request;
+import javax.sip.message.Response;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * JAIN-SIP's events, handed to the part of the phone they concern: INVITEs and their ACKs to {@link IncomingCalls},
+ * answers to our INVITEs to {@link OutgoingCalls}, answers to our REGISTERs to {@link Registrations}; BYE, CANCEL,
+ * OPTIONS and the methods we do not support are answered here. A request outside any call gets its answer without a
+ * transaction (it holds nothing); one JAIN-SIP cannot make a transaction of gets {@code 400}; a failure in handling
+ * one gets {@code 500}. Runs on JAIN-SIP's threads (reentrant).
+ */
+final class SipEvents implements SipListener {
+    private static final Logger LOG = LoggerFactory.getLogger(SipPhone.class);
+
+    private final Signalling sip;
+    private final CallTable calls;
+    private final IncomingCalls incoming;
+    private final OutgoingCalls outgoing;
+    private final Registrations registrations;
+    private final SipPhone.Listener listener;
+
+    SipEvents(Signalling sip, CallTable calls, IncomingCalls incoming, OutgoingCalls outgoing,
+              Registrations registrations, SipPhone.Listener listener) {
+        this.sip = sip;
+        this.calls = calls;
+        this.incoming = incoming;
+        this.outgoing = outgoing;
+        this.registrations = registrations;
+        this.listener = listener;
+    }
+
+    @Override
+    public void processRequest(RequestEvent event) {
+        Request r = event.getRequest();
+        try {
+            switch (r.getMethod()) {
+                case Request.INVITE -> incoming.invite(event);
+                case Request.ACK -> {
+                    Call c = callOf(r);
+                    if (c != null) {
+                        incoming.ack(c);
+                    }
+                }
+                case Request.BYE -> {
+                    Call c = callOf(r);
+                    respond(event, c == null && event.getServerTransaction() == null
+                            ? Response.CALL_OR_TRANSACTION_DOES_NOT_EXIST : Response.OK);
+                    if (c != null) {
+                        c.ended("the peer hung up");
+                        listener.ended(c);
+                    }
+                }
+                case Request.CANCEL -> {
+                    Call c = callOf(r);
+                    respond(event, c == null && event.getServerTransaction() == null
+                            ? Response.CALL_OR_TRANSACTION_DOES_NOT_EXIST : Response.OK);
+                    if (c != null) {
+                        c.ended("the caller cancelled");
+                        listener.ended(c);
+                    }
+                }
+                case Request.OPTIONS -> {
+                    Response ok = sip.messages.createResponse(Response.OK, r);
+                    ok.addHeader(sip.headers.createAllowHeader("INVITE, ACK, BYE, CANCEL, OPTIONS"));
+                    send(event, ok);
+                }
+                default -> respond(event, Response.METHOD_NOT_ALLOWED);
+            }
+        } catch (TransactionUnavailableException e) {
+            // A request JAIN-SIP cannot make a transaction of (e.g. a missing Contact or Max-Forwards): 400,
+            // statelessly, naming what is wrong.
+            LOG.info("refusing a malformed {}: {}", UntrustedText.forTerminal(r.getMethod(), 50),
+                    UntrustedText.forTerminal(e.getMessage()));
+            try {
+                Response bad = sip.messages.createResponse(Response.BAD_REQUEST, r);
+                // over UDP the standard phrase: nothing of the request's goes back to a source anyone can spoof
+                if (e.getMessage() != null && !Signalling.overUdp(r)) {
+                    bad.setReasonPhrase(UntrustedText.forTerminal(e.getMessage(), 200));
+                }
+                sip.statelessly(r, bad);
+            } catch (Exception ignored) {
+                // the peer's address may be unreachable; the request is dropped
+            }
+        } catch (Exception e) {
+            LOG.warn("handling {} failed: {}", UntrustedText.forTerminal(r.getMethod(), 50),
+                    UntrustedText.forTerminal(e.toString()));
+            try {
+                respond(event, Response.SERVER_INTERNAL_ERROR);
+            } catch (Exception ignored) {
+                // the transaction may be gone already
+            }
+        }
+    }
+
+    private Call callOf(Request r) {
+        CallIdHeader id = (CallIdHeader) r.getHeader(CallIdHeader.NAME);
+        return id == null ? null : calls.active(id.getCallId()).orElse(null);
+    }
+
+    private void respond(RequestEvent event, int status) throws Exception {
+        send(event, sip.messages.createResponse(status, event.getRequest()));
+    }
+
+    /**
+     * Answers through the request's transaction; a request without one gets a transaction only if it belongs to a
+     * call in progress, and is otherwise answered statelessly: an OPTIONS, a request we do not support or one for a
+     * call we do not have holds nothing (over UDP a non-INVITE transaction lingers 32 s, Timer J).
+     */
+    private void send(RequestEvent event, Response response) throws Exception {
+        ServerTransaction st = event.getServerTransaction();
+        Request request = event.getRequest();
+        if (st == null) {
+            if (request.getMethod().equals(Request.ACK)) {
+                return;
+            }
+            if (callOf(request) == null) {
+                sip.statelessly(request, response);
+                return;
+            }
+            st = sip.provider.getNewServerTransaction(request);
+        }
+        Signalling.sendFinal(st, response);
+    }
+
+    @Override
+    public void processResponse(ResponseEvent event) {
+        Response r = event.getResponse();
+        CSeqHeader cseq = (CSeqHeader) r.getHeader(CSeqHeader.NAME);
+        CallIdHeader id = (CallIdHeader) r.getHeader(CallIdHeader.NAME);
+        if (id == null || cseq == null) {
+            return;
+        }
+        if (cseq.getMethod().equals(Request.REGISTER)) {
+            Registration reg = registrations.byCallId(id.getCallId());
+            if (reg != null && event.getClientTransaction() != null) {
+                registrations.answered(event.getClientTransaction(), r, reg);
+            }
+            return;
+        }
+        Call call = calls.active(id.getCallId()).orElse(null);
+        if (call != null && cseq.getMethod().equals(Request.INVITE)) {
+            outgoing.answered(event, call);
+        }
+    }
+
+    @Override
+    public void processTimeout(TimeoutEvent event) {
+        Request r = event.isServerTransaction() ? event.getServerTransaction().getRequest()
+                : event.getClientTransaction().getRequest();
+        if (r.getMethod().equals(Request.REGISTER)) {
+            Registration reg = registrations.byCallId(((CallIdHeader) r.getHeader(CallIdHeader.NAME)).getCallId());
+            if (reg != null) {
+                registrations.failed(reg, "no answer from the registrar " + reg.account().registrar()
+                        + " (SIP timer expired)");
+            }
+            return;
+        }
+        Call c = callOf(r);
+        if (c != null) {
+            c.ended("no answer (SIP timer expired for " + r.getMethod() + ")");
+            listener.ended(c);
+        }
+    }
+
+    @Override
+    public void processIOException(IOExceptionEvent event) {
+        LOG.info("SIP transport error towards {}:{} ({})", UntrustedText.forTerminal(event.getHost(), 100),
+                event.getPort(), UntrustedText.forTerminal(event.getTransport(), 20));
+    }
+
+    @Override
+    public void processTransactionTerminated(TransactionTerminatedEvent event) {
+        // nothing to clean up: calls are keyed by Call-ID
+    }
+
+    @Override
+    public void processDialogTerminated(DialogTerminatedEvent event) {
+        // the call's state is already final when its dialog ends
+    }
+}
