@@ -33,6 +33,8 @@ public final class Call {
     private volatile int payloadType;
     /** The remote address of the TCP or TLS connection that carries the call's signalling (its first hop). */
     private volatile java.net.InetSocketAddress hop;
+    /** The transport of the call's signalling, {@code tls}, {@code tcp} or {@code udp}: our Contact in it names it. */
+    private volatile String transport = "tls";
 
     Call(String callId, CallPolicy.Direction direction, String peerUri) {
         this.callId = callId;
@@ -138,6 +140,14 @@ public final class Call {
 
     void audio(io.tpmphone.softphone.media.AudioSession a) {
         this.audio = a;
+    }
+
+    void transport(String t) {
+        this.transport = t;
+    }
+
+    String transport() {
+        return transport;
     }
 
     void hop(java.net.InetSocketAddress h) {

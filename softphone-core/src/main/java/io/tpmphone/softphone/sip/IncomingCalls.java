@@ -34,8 +34,9 @@ import org.slf4j.LoggerFactory;
  * first; then the peer's attestation on the connection it came over; a {@code From} identity other than the attested
  * host ({@code 403}); the call policy ({@code 403} with a {@code Warning}); the SDP offer and its SDES key (none, no
  * common codec, or a key seen before: {@code 488}); room among the calls being set up ({@code 503}); and only then
- * {@code 180} and {@code 200} with our key from the sealed keystore. Every refusal is sent without a transaction and
- * holds nothing. The call is established by the peer's ACK. Thread-safe.
+ * {@code 180} and {@code 200} with our key from the sealed keystore, whose Contact names the transport the INVITE came
+ * over. Every refusal is sent without a transaction and holds nothing. The call is established by the peer's ACK.
+ * Thread-safe.
  */
 final class IncomingCalls {
     private static final Logger LOG = LoggerFactory.getLogger(SipPhone.class);
@@ -148,6 +149,7 @@ final class IncomingCalls {
             return;
         }
         call.hop(Signalling.connectionOf(request).orElse(null));
+        call.transport(Signalling.transportOf(request));
         // bounds: only now does the call take a place among those being set up (refusals above take none, so a
         // flood the policy refuses cannot crowd out callers it accepts), and a caller that never ACKs holds it, and
         // after our 200 a media session, for at most the setup timeout.
@@ -166,7 +168,7 @@ final class IncomingCalls {
         answer(request, st, call, theirs.get(), codec.get());
     }
 
-    /** Accepted: 180, then 200 with our key. */
+    /** Accepted: 180, then 200 with our key and a Contact for the transport the INVITE came over. */
     private void answer(Request request, ServerTransaction st, Call call, SdesCrypto theirs, int codec)
             throws Exception {
         if (st == null) {
@@ -181,7 +183,7 @@ final class IncomingCalls {
         media.open(call);
         Response ok = sip.messages.createResponse(Response.OK, request);
         sip.tagTo(request, ok);
-        ok.addHeader(sip.contact("tls"));
+        ok.addHeader(sip.contact(call.transport()));
         ok.setContent(media.sdp(call, local, List.of(codec)), sip.headers.createContentTypeHeader("application",
                 "sdp"));
         st.sendResponse(ok);
@@ -251,7 +253,7 @@ final class IncomingCalls {
         call.held(!offer.direction().equals("sendrecv"));
         call.audio().ifPresent(a -> a.direction(ours));
         Response ok = sip.messages.createResponse(Response.OK, request);
-        ok.addHeader(sip.contact("tls"));
+        ok.addHeader(sip.contact(Signalling.transportOf(request)));
         SdesCrypto local = call.localCrypto().orElseThrow();
         ok.setContent(media.sdp(call, local, List.of(call.payloadType()), ours),
                 sip.headers.createContentTypeHeader("application", "sdp"));

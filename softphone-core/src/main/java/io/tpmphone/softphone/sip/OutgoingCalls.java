@@ -81,6 +81,7 @@ final class OutgoingCalls {
                     new ArrayList<>(List.of(sip.via(transport))), sip.headers.createMaxForwardsHeader(70));
             invite.addHeader(sip.route(next, transport));
             invite.addHeader(sip.contact(transport));
+            call.transport(transport);
             SdesCrypto local = keys.own(call.callId(), 1);
             call.localCrypto(local);
             media.open(call);

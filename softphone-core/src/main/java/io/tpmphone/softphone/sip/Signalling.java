@@ -10,6 +10,7 @@ import java.net.InetSocketAddress;
 import java.security.SecureRandom;
 import java.text.ParseException;
 import java.util.HexFormat;
+import java.util.Locale;
 import java.util.Optional;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledExecutorService;
@@ -73,7 +74,8 @@ final class Signalling {
 
     /**
      * Our contact for {@code transport} ({@code tls}, {@code tcp} or {@code udp}): where requests in a dialog (or for
-     * our registration) reach us.
+     * our registration) reach us. A dialog's contact names the transport its INVITE came over: a peer that called over
+     * UDP sends its ACK and BYE over UDP.
      */
     ContactHeader contact(String transport) throws ParseException {
         SipURI c = addresses.createSipURI(config.user(), config.address().getHostAddress());
@@ -125,6 +127,18 @@ final class Signalling {
     }
 
     // ------------------------------------------------------------------------------------------ requests we got
+
+    /**
+     * The transport a request came over, as a Contact or Via names it: {@code tls}, {@code tcp} or {@code udp} (its
+     * channel's, never what the peer wrote in its Via; {@code tls} for a request that came over no channel).
+     */
+    static String transportOf(Request request) {
+        if (((SIPRequest) request).getMessageChannel() instanceof MessageChannel channel
+                && channel.getTransport() != null) {
+            return channel.getTransport().toLowerCase(Locale.ROOT);
+        }
+        return "tls";
+    }
 
     static boolean overUdp(Request request) {
         return ((SIPRequest) request).getMessageChannel() instanceof MessageChannel channel

@@ -455,7 +455,7 @@ public final class SipPhone implements AutoCloseable {
         Dialog dialog = call.dialog().get();
         try {
             Request reinvite = dialog.createRequest(Request.INVITE);
-            reinvite.addHeader(sip.contact("tls"));
+            reinvite.addHeader(sip.contact(call.transport()));
             reinvite.setContent(media.sdp(call, call.localCrypto().get(), List.of(call.payloadType()),
                     hold ? "sendonly" : "sendrecv"), sip.headers.createContentTypeHeader("application", "sdp"));
             dialog.sendRequest(sip.provider.getNewClientTransaction(reinvite));

@@ -22,8 +22,8 @@ import org.bouncycastle.tls.crypto.impl.jcajce.JcaTlsCryptoProvider;
 
 /**
  * A SIP peer that writes raw messages, as an attacker does: over a plain TCP or an attested TLS connection from a
- * chosen loopback address, with a reader thread that collects every response and notices when the phone closes the
- * connection.
+ * chosen loopback address, with a reader thread that collects every response (and every request the phone sends on
+ * the connection) and notices when the phone closes the connection.
  */
 final class RawSip implements AutoCloseable {
     private static final Pattern STATUS = Pattern.compile("^SIP/2\\.0 (\\d{3}) ");
@@ -34,8 +34,15 @@ final class RawSip implements AutoCloseable {
     record Response(int status, String callId, String text) {
     }
 
+    /** One request the phone sent on this connection: its method, its Call-ID and its bytes. */
+    record Request(String method, String callId, String text) {
+    }
+
+    private static final Pattern METHOD = Pattern.compile("^([A-Z]+) \\S+ SIP/2\\.0\r\n");
+
     private final Socket socket;
     private final List<Response> responses = new CopyOnWriteArrayList<>();
+    private final List<Request> requests = new CopyOnWriteArrayList<>();
     /** Final responses by Call-ID (the first one). */
     private final Map<String, Response> finals = new ConcurrentHashMap<>();
     private final CompletableFuture<String> closedByPeer = new CompletableFuture<>();
@@ -117,6 +124,11 @@ final class RawSip implements AutoCloseable {
         return Map.copyOf(finals);
     }
 
+    /** The requests the phone sent on this connection (a BYE, an in-dialog request). */
+    List<Request> requests() {
+        return List.copyOf(requests);
+    }
+
     /** How many CRLF keep-alive answers the phone sent. */
     int keepAliveAnswers() {
         return keepAliveAnswers.get();
@@ -172,6 +184,12 @@ final class RawSip implements AutoCloseable {
             at = end + 4 + body;
             Matcher st = STATUS.matcher(message);
             Matcher id = CALL_ID.matcher(message);
+            Matcher method = METHOD.matcher(message);
+            if (method.find() && id.find()) {
+                requests.add(new Request(method.group(1), id.group(1), message));
+                continue;
+            }
+            id.reset();
             if (st.find() && id.find()) {
                 Response r = new Response(Integer.parseInt(st.group(1)), id.group(1), message);
                 responses.add(r);
