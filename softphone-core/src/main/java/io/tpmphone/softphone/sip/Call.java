@@ -35,6 +35,8 @@ public final class Call {
     private volatile java.net.InetSocketAddress hop;
     /** The transport of the call's signalling, {@code tls}, {@code tcp} or {@code udp}: our Contact in it names it. */
     private volatile String transport = "tls";
+    /** Whether we answered the call's INVITE with our 200 (its dialog is confirmed on our side). */
+    private volatile boolean answered;
 
     Call(String callId, CallPolicy.Direction direction, String peerUri) {
         this.callId = callId;
@@ -148,6 +150,14 @@ public final class Call {
 
     String transport() {
         return transport;
+    }
+
+    void answered() {
+        this.answered = true;
+    }
+
+    boolean isAnswered() {
+        return answered;
     }
 
     void hop(java.net.InetSocketAddress h) {

@@ -35,8 +35,8 @@ import org.slf4j.LoggerFactory;
  * host ({@code 403}); the call policy ({@code 403} with a {@code Warning}); the SDP offer and its SDES key (none, no
  * common codec, or a key seen before: {@code 488}); room among the calls being set up ({@code 503}); and only then
  * {@code 180} and {@code 200} with our key from the sealed keystore, whose Contact names the transport the INVITE came
- * over. Every refusal is sent without a transaction and holds nothing. The call is established by the peer's ACK.
- * Thread-safe.
+ * over. Every refusal is sent without a transaction and holds nothing. The call is established by the peer's ACK of our
+ * 200 — only a call we answered, never one we placed. Thread-safe.
  */
 final class IncomingCalls {
     private static final Logger LOG = LoggerFactory.getLogger(SipPhone.class);
@@ -186,12 +186,19 @@ final class IncomingCalls {
         ok.addHeader(sip.contact(call.transport()));
         ok.setContent(media.sdp(call, local, List.of(codec)), sip.headers.createContentTypeHeader("application",
                 "sdp"));
+        // before the 200 leaves: its ACK may come back at once, on another thread
+        call.answered();
         st.sendResponse(ok);
     }
 
-    /** An ACK of a call in progress: the call is established and its audio starts. */
+    /**
+     * The ACK of our 200: the call we answered is established and its audio starts. Any other ACK changes nothing —
+     * one for a call we placed (a proxy that sends our own ACK back, or a stray one while it rings) would otherwise
+     * establish it before its 200, or start its audio a second time.
+     */
     void ack(Call call) {
-        if (call.state() != Call.State.ESTABLISHED) {
+        if (call.direction() == CallPolicy.Direction.IN && call.isAnswered()
+                && call.state() != Call.State.ESTABLISHED) {
             media.start(call);
             call.established();
         }
