@@ -38,34 +38,64 @@ public final class AudioSession implements AutoCloseable {
 
     private final DatagramSocket rtp;
     private final DatagramSocket rtcp;
+    /** Datagrams that arrived on either socket (libjitsi reads them through {@link DatagramSocket#receive}). */
+    private final java.util.concurrent.atomic.AtomicLong received;
     private final HeadlessAudioDevice device;
     private MediaStream stream;
     private boolean closed;
 
-    private AudioSession(DatagramSocket rtp, DatagramSocket rtcp, short[] source) {
+    private AudioSession(DatagramSocket rtp, DatagramSocket rtcp, java.util.concurrent.atomic.AtomicLong received,
+                         short[] source) {
         this.rtp = rtp;
         this.rtcp = rtcp;
+        this.received = received;
         this.device = new HeadlessAudioDevice(source);
     }
 
     /** Binds RTP on an even port and RTCP on the next one, on {@code address}; {@code source} is what we send. */
     public static AudioSession open(InetAddress address, short[] source) throws IOException {
         Objects.requireNonNull(address, "address");
+        java.util.concurrent.atomic.AtomicLong received = new java.util.concurrent.atomic.AtomicLong();
         for (int attempt = 0; attempt < 50; attempt++) {
-            DatagramSocket r = new DatagramSocket(new InetSocketAddress(address, 0));
+            DatagramSocket r = new CountingSocket(new InetSocketAddress(address, 0), received);
             int port = r.getLocalPort();
             if (port % 2 != 0 || port == 65_535) {
                 r.close();
                 continue;
             }
             try {
-                DatagramSocket c = new DatagramSocket(new InetSocketAddress(address, port + 1));
-                return new AudioSession(r, c, source);
+                DatagramSocket c = new CountingSocket(new InetSocketAddress(address, port + 1), received);
+                return new AudioSession(r, c, received, source);
             } catch (java.net.BindException e) {
                 r.close();
             }
         }
         throw new IOException("no free RTP/RTCP port pair on " + address);
+    }
+
+    /** A socket that counts the datagrams read from it. */
+    private static final class CountingSocket extends DatagramSocket {
+        private final java.util.concurrent.atomic.AtomicLong received;
+
+        CountingSocket(InetSocketAddress bind, java.util.concurrent.atomic.AtomicLong received)
+                throws java.net.SocketException {
+            super(bind);
+            this.received = received;
+        }
+
+        @Override
+        public void receive(java.net.DatagramPacket p) throws IOException {
+            super.receive(p);
+            received.incrementAndGet();
+        }
+    }
+
+    /**
+     * How many datagrams arrived on the session's RTP and RTCP sockets so far, from anyone: whether media still
+     * flows (a peer that stops sending RTP still sends RTCP reports every few seconds while its media runs).
+     */
+    public long datagramsReceived() {
+        return received.get();
     }
 
     /** The RTP port to put in the SDP. */

@@ -37,6 +37,9 @@ public final class Call {
     private volatile String transport = "tls";
     /** Whether we answered the call's INVITE with our 200 (its dialog is confirmed on our side). */
     private volatile boolean answered;
+    /** The media watch's last look: datagrams received by then (-1: none yet), and since when that count stood. */
+    private long mediaSeen = -1;
+    private long mediaStillSince;
 
     Call(String callId, CallPolicy.Direction direction, String peerUri) {
         this.callId = callId;
@@ -158,6 +161,23 @@ public final class Call {
 
     boolean isAnswered() {
         return answered;
+    }
+
+    /**
+     * The media watch looks at the call: {@code received} datagrams so far, at {@code now} (System.nanoTime). Returns
+     * since when that count has not moved.
+     */
+    synchronized long mediaStillSince(long received, long now) {
+        if (received != mediaSeen) {
+            mediaSeen = received;
+            mediaStillSince = now;
+        }
+        return mediaStillSince;
+    }
+
+    /** The media watch starts over (the call was on hold: a held peer may send nothing). */
+    synchronized void mediaWatchReset() {
+        mediaSeen = -1;
     }
 
     void hop(java.net.InetSocketAddress h) {

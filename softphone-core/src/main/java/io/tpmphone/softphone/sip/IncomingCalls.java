@@ -152,7 +152,7 @@ final class IncomingCalls {
         call.transport(Signalling.transportOf(request));
         // bounds: only now does the call take a place among those being set up (refusals above take none, so a
         // flood the policy refuses cannot crowd out callers it accepts), and a caller that never ACKs holds it, and
-        // after our 200 a media session, for at most the setup timeout.
+        // after our 200 a media session, until the setup timeout or the ACK timeout ends it.
         Optional<String> full = calls.add(call, null, Signalling.sourceOf(request));
         if (full.isPresent()) {
             call.refused("503 this phone is busy: " + full.get());
@@ -187,7 +187,7 @@ final class IncomingCalls {
         ok.setContent(media.sdp(call, local, List.of(codec)), sip.headers.createContentTypeHeader("application",
                 "sdp"));
         // before the 200 leaves: its ACK may come back at once, on another thread
-        call.answered();
+        callTimers.awaitAck(call);
         st.sendResponse(ok);
     }
 

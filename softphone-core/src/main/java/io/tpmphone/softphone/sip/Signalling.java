@@ -17,6 +17,8 @@ import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
+import javax.sip.Dialog;
+import javax.sip.DialogState;
 import javax.sip.InvalidArgumentException;
 import javax.sip.ListeningPoint;
 import javax.sip.ServerTransaction;
@@ -238,6 +240,22 @@ final class Signalling {
     /** UDP answers withheld because they were larger than their requests, in all. */
     long unansweredTotal() {
         return unansweredTotal.get();
+    }
+
+    // ------------------------------------------------------------------------------------------ within a call
+
+    /**
+     * Sends a BYE in {@code call}'s dialog if it has one that was confirmed and not ended: the phone ends a call the
+     * peer still thinks is up. Returns whether one was sent. Take the dialog before the call ends (an ended call drops
+     * it).
+     */
+    boolean bye(Optional<Dialog> dialog) throws SipException {
+        if (dialog.isEmpty() || dialog.get().getState() != DialogState.CONFIRMED) {
+            return false;
+        }
+        Request bye = dialog.get().createRequest(Request.BYE);
+        dialog.get().sendRequest(provider.getNewClientTransaction(bye));
+        return true;
     }
 
     /** The innermost cause's message: what JAIN-SIP's wrappers hide. */

@@ -49,8 +49,8 @@ import org.slf4j.LoggerFactory;
  *       ({@link OutgoingCalls}, {@link ConnectionAttestation});</li>
  *   <li>OPTIONS → 200; BYE → 200; CANCEL → 200 and 487; other methods → 405.</li>
  * </ul>
- * What peers can make it hold is bounded ({@link Limits}). Thread-safe. {@link Listener} callbacks run on JAIN-SIP's
- * threads and the phone's timer thread.
+ * What peers can make it hold is bounded ({@link Limits}), and calls nobody ends are ended: no ACK, no media
+ * ({@link CallTimers}). Thread-safe. {@link Listener} callbacks run on JAIN-SIP's threads and the phone's timer thread.
  */
 public final class SipPhone implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(SipPhone.class);
@@ -76,27 +76,34 @@ public final class SipPhone implements AutoCloseable {
      * arrived for {@code idleTimeout}, or one accepted more than {@code maxAge} ago, is closed unless it carries a call
      * in progress or a registration; at most {@code connectionsPerSource} accepted connections are open per source (an
      * IPv4 address, an IPv6 /64) and {@code connections} overall. What the phone opens itself is bounded by
-     * {@code outgoing}.
+     * {@code outgoing}. A call we answered whose ACK has not come {@code ackTimeout} after our 200 (64·T1, RFC 3261
+     * §13.3.1.4), and an established call not on hold on whose media sockets nothing arrived for {@code mediaSilence},
+     * are hung up with a BYE and their media released.
      */
     public record Limits(int maxCalls, int maxSettingUp, int endedHistory, HandshakeGuard.Limits tlsHandshakes,
                          Duration idleTimeout, Duration maxAge, int connectionsPerSource, int connections,
-                         Outgoing outgoing) {
+                         Outgoing outgoing, Duration ackTimeout, Duration mediaSilence) {
         /**
          * 32 calls in progress, 16 being set up (a person answers a handful of calls; a softphone that auto-answers
          * still settles each within its setup timeout), the last 100 ended calls, {@link
          * HandshakeGuard.Limits#DEFAULTS} for TLS; connections idle for 5 minutes closed (a registered client behind
          * a NAT sends keep-alives every two minutes or so, RFC 5626 §4.4.1, and re-registers well within 10 minutes),
          * those without a call or a registration after 10 minutes at most, 16 accepted ones per source and 256 in all
-         * (each costs JAIN-SIP a thread); {@link Outgoing#DEFAULTS}.
+         * (each costs JAIN-SIP a thread); {@link Outgoing#DEFAULTS}; the ACK within 64·T1 = 32 s (T1 = 500 ms); media
+         * silent for 30 s (RTCP alone arrives every 5 s or so while a peer's media runs, even when it sends no RTP
+         * during silence).
          */
         public static final Limits DEFAULTS = new Limits(32, 16, 100, HandshakeGuard.Limits.DEFAULTS,
-                Duration.ofMinutes(5), Duration.ofMinutes(10), 16, 256, Outgoing.DEFAULTS);
+                Duration.ofMinutes(5), Duration.ofMinutes(10), 16, 256, Outgoing.DEFAULTS, Duration.ofSeconds(32),
+                Duration.ofSeconds(30));
 
         public Limits {
             Objects.requireNonNull(tlsHandshakes, "tlsHandshakes");
             Objects.requireNonNull(idleTimeout, "idleTimeout");
             Objects.requireNonNull(maxAge, "maxAge");
             Objects.requireNonNull(outgoing, "outgoing");
+            Objects.requireNonNull(ackTimeout, "ackTimeout");
+            Objects.requireNonNull(mediaSilence, "mediaSilence");
             if (maxSettingUp < 1 || maxCalls < maxSettingUp || endedHistory < 0) {
                 throw new IllegalArgumentException("limits need 1 <= maxSettingUp <= maxCalls and endedHistory >= 0,"
                         + " got maxCalls " + maxCalls + ", maxSettingUp " + maxSettingUp + ", endedHistory "
@@ -109,6 +116,10 @@ public final class SipPhone implements AutoCloseable {
             if (connectionsPerSource < 1 || connections < connectionsPerSource) {
                 throw new IllegalArgumentException("limits need 1 <= connectionsPerSource <= connections, got "
                         + connectionsPerSource + " and " + connections);
+            }
+            if (ackTimeout.toMillis() < 1 || mediaSilence.toMillis() < 1) {
+                throw new IllegalArgumentException("the ACK timeout and the media silence limit must be at least"
+                        + " 1 ms, got " + ackTimeout + " and " + mediaSilence);
             }
         }
 
@@ -136,33 +147,38 @@ public final class SipPhone implements AutoCloseable {
         /** These limits with other bounds on calls. */
         public Limits withCalls(int maxCalls, int maxSettingUp, int endedHistory) {
             return new Limits(maxCalls, maxSettingUp, endedHistory, tlsHandshakes, idleTimeout, maxAge,
-                    connectionsPerSource, connections, outgoing);
+                    connectionsPerSource, connections, outgoing, ackTimeout, mediaSilence);
         }
 
         /** These limits with other bounds on TLS handshakes. */
         public Limits withTlsHandshakes(HandshakeGuard.Limits tls) {
             return new Limits(maxCalls, maxSettingUp, endedHistory, tls, idleTimeout, maxAge, connectionsPerSource,
-                    connections, outgoing);
+                    connections, outgoing, ackTimeout, mediaSilence);
         }
 
         /** These limits with other bounds on accepted connections (the maximum age at least the idle timeout). */
         public Limits withConnections(Duration idle, int perSource, int total) {
             return new Limits(maxCalls, maxSettingUp, endedHistory, tlsHandshakes, idle,
-                    maxAge.compareTo(idle) < 0 ? idle : maxAge, perSource, total, outgoing);
+                    maxAge.compareTo(idle) < 0 ? idle : maxAge, perSource, total, outgoing, ackTimeout, mediaSilence);
         }
 
         /** These limits with another maximum age of connections without a call or a registration. */
         public Limits withMaxAge(Duration age) {
             return new Limits(maxCalls, maxSettingUp, endedHistory, tlsHandshakes, idleTimeout, age,
-                    connectionsPerSource, connections, outgoing);
+                    connectionsPerSource, connections, outgoing, ackTimeout, mediaSilence);
         }
 
         /** These limits with other bounds on what the phone opens itself. */
         public Limits withOutgoing(Outgoing o) {
             return new Limits(maxCalls, maxSettingUp, endedHistory, tlsHandshakes, idleTimeout, maxAge,
-                    connectionsPerSource, connections, o);
+                    connectionsPerSource, connections, o, ackTimeout, mediaSilence);
         }
 
+        /** These limits with other clocks for calls nobody ends: the wait for an ACK, and media silence. */
+        public Limits withCallTimers(Duration ack, Duration silence) {
+            return new Limits(maxCalls, maxSettingUp, endedHistory, tlsHandshakes, idleTimeout, maxAge,
+                    connectionsPerSource, connections, outgoing, ack, silence);
+        }
     }
 
     /** Media keys: from the agent broker in the softphone (the sealed keystore). */
@@ -349,7 +365,7 @@ public final class SipPhone implements AutoCloseable {
             DigestChallenges challenges = new DigestChallenges(sip);
             ConnectionAttestation attestation = new ConnectionAttestation(policy, listener, clock);
             Registrations registrations = new Registrations(sip, challenges, listener, clock, timers);
-            CallTimers callTimers = new CallTimers(timers, calls, listener, config.setupTimeout());
+            CallTimers callTimers = new CallTimers(timers, sip, calls, listener, config.setupTimeout(), limits);
             IncomingCalls incoming = new IncomingCalls(sip, calls, attestation, policy, mediaKeys, media, callTimers,
                     listener, timers, new LogBudget(clock, IncomingCalls.DECISION_LINES_PER_SECOND));
             OutgoingCalls outgoing = new OutgoingCalls(sip, calls, attestation, mediaKeys, media, challenges,
@@ -357,6 +373,7 @@ public final class SipPhone implements AutoCloseable {
             this.destinations = new Destinations(registrations, calls, attestation);
             this.attestation = attestation;
             JainSipStack.listenWith(provider, new SipEvents(sip, calls, incoming, outgoing, registrations, listener));
+            callTimers.start();
             return new SipPhone(this, sip, stack, timers, calls, media, listener, attestation, registrations,
                     outgoing);
         }

@@ -119,9 +119,13 @@ class StandardPhoneIT {
     }
 
     static String invite(String callId, String transport, String via) {
-        String sdp = "v=0\r\no=phone 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-                + "m=audio 40000 RTP/SAVP 0\r\n"
-                + "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n";
+        return invite(callId, transport, via, "v=0\r\no=phone 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
+                + "t=0 0\r\nm=audio 40000 RTP/SAVP 0\r\n"
+                + "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n");
+    }
+
+    /** An INVITE from {@code sip:phone@phone.test} whose Via and Contact are {@code via}, offering {@code sdp}. */
+    static String invite(String callId, String transport, String via, String sdp) {
         return "INVITE sip:victim@127.0.0.1 SIP/2.0\r\n"
                 + "Via: SIP/2.0/" + transport + " " + via + ";rport;branch=z9hG4bKinv" + callId.hashCode() + "\r\n"
                 + "Max-Forwards: 70\r\n"
