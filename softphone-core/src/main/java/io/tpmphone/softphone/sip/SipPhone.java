@@ -292,7 +292,7 @@ public final class SipPhone implements AutoCloseable {
         Objects.requireNonNull(clock, "clock");
         Objects.requireNonNull(limits, "limits");
         Parts parts = new Parts(config, limits, clock);
-        AttestedNetworkLayer.register(parts.stackName, new AttestedNetworkLayer.Stack(tls, parts, (remote, peer) -> { },
+        AttestedNetworkLayer.register(parts.stackName, new AttestedNetworkLayer.Stack(tls, parts, parts.failures,
                 parts.guard, parts.connections, parts::chose,
                 new TokenBucket(clock, limits.outgoing().handshakes(), limits.outgoing().handshakesPerSecond()),
                 parts.udpRefusals, clock));
@@ -341,6 +341,8 @@ public final class SipPhone implements AutoCloseable {
         final HandshakeGuard guard;
         final UdpRefusalBudget udpRefusals = new UdpRefusalBudget();
         final CallTable calls;
+        /** The gate of accepted connections: it hears of their failed handshakes (set once the phone is wired). */
+        final AcceptedGate failures = new AcceptedGate();
         private volatile ConnectionAttestation attestation;
         private volatile Destinations destinations;
 
@@ -372,6 +374,7 @@ public final class SipPhone implements AutoCloseable {
                     listener);
             this.destinations = new Destinations(registrations, calls, attestation);
             this.attestation = attestation;
+            failures.to = new HandshakeFailures(calls, listener, sip, clock);
             JainSipStack.listenWith(provider, new SipEvents(sip, calls, incoming, outgoing, registrations, listener));
             callTimers.start();
             return new SipPhone(this, sip, stack, timers, calls, media, listener, attestation, registrations,
@@ -401,6 +404,24 @@ public final class SipPhone implements AutoCloseable {
             ConnectionAttestation a = attestation;
             if (a != null) {
                 a.closed(remote, peer);
+            }
+        }
+
+        /** The gate of accepted connections, bound late to the phone's {@link HandshakeFailures}. */
+        static final class AcceptedGate implements AttestedSslSocket.Gate {
+            private volatile HandshakeFailures to;
+
+            @Override
+            public void admit(SocketAddress remote, Optional<PeerAttestation> peer) {
+                // an accepted connection's requests are decided one by one
+            }
+
+            @Override
+            public void failed(SocketAddress remote, IOException cause) {
+                HandshakeFailures f = to;
+                if (f != null) {
+                    f.failed(remote, cause);
+                }
             }
         }
     }
@@ -500,7 +521,7 @@ public final class SipPhone implements AutoCloseable {
 
     /**
      * The calls in progress (being set up or established), then the last {@link Limits#endedHistory()} refused or
-     * ended ones, oldest first.
+     * ended ones, oldest first — incoming TLS connections whose handshake failed with a TLS alert among them.
      */
     public Collection<Call> calls() {
         return calls.all();

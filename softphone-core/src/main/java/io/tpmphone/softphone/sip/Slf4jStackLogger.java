@@ -21,7 +21,9 @@ import org.slf4j.event.Level;
  *   <li>lines at INFO and above are budgeted: at most {@value #LINES_PER_SECOND} a second, and the first line of a
  *       later second says how many were left out. DEBUG and TRACE, off by default, are for debugging and are not.</li>
  * </ul>
- * JAIN-SIP's "info" goes to DEBUG. Instantiated by JAIN-SIP by name (one logger serves every stack of the JVM, so the
+ * JAIN-SIP's "info" goes to DEBUG, and so does its error about an inbound TLS handshake that failed: the phone logs
+ * one line of its own for that, naming the peer and the reason ({@link HandshakeFailures}). Instantiated by JAIN-SIP by
+ * name (one logger serves every stack of the JVM, so the
  * budget is the JVM's). Thread-safe.
  */
 public final class Slf4jStackLogger implements StackLogger {
@@ -31,6 +33,8 @@ public final class Slf4jStackLogger implements StackLogger {
     /** What one line at INFO and above shows of a message. */
     static final int LINE_CHARS = 500;
     private static final LogBudget SHARED = new LogBudget(Clock.systemUTC(), LINES_PER_SECOND);
+    /** How JAIN-SIP 1.3.0-91's TLS channel begins its error line about an inbound handshake that failed. */
+    static final String FAILED_INBOUND_HANDSHAKE = "A problem occured while Accepting connection";
     private final LogBudget budget;
     private volatile boolean enabled = true;
 
@@ -95,6 +99,12 @@ public final class Slf4jStackLogger implements StackLogger {
 
     @Override
     public void logError(String message, Exception ex) {
+        if (ex instanceof javax.net.ssl.SSLHandshakeException && message != null
+                && message.startsWith(FAILED_INBOUND_HANDSHAKE)) {
+            // the phone logs its own line for it, naming the peer and the reason in words (HandshakeFailures)
+            LOG.debug("JAIN-SIP: {}: {}", message, debug(ex.toString()));
+            return;
+        }
         line(Level.ERROR, line(message) + (ex == null ? "" : ": " + line(ex.toString())));
         if (ex != null && LOG.isDebugEnabled()) {
             LOG.debug("JAIN-SIP: " + debug(message), ex);

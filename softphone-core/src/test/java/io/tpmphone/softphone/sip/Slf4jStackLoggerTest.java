@@ -80,6 +80,20 @@ class Slf4jStackLoggerTest {
 
     @Test
     @Timeout(10)
+    void aFailedInboundHandshake_isLeftToThePhonesOwnLine() {
+        Slf4jStackLogger log = new Slf4jStackLogger(new LogBudget(clock, 10));
+        log.logError(Slf4jStackLogger.FAILED_INBOUND_HANDSHAKE, new javax.net.ssl.SSLHandshakeException(
+                "attested TLS handshake with /127.0.0.1:40000 failed: protocol_version(70)"));
+        assertEquals(List.of(), lines.list.stream().map(ILoggingEvent::getFormattedMessage).toList(),
+                "nothing at INFO and above: HandshakeFailures logs the one line");
+        sip.setLevel(Level.DEBUG);
+        log.logError(Slf4jStackLogger.FAILED_INBOUND_HANDSHAKE, new javax.net.ssl.SSLHandshakeException("again"));
+        assertEquals(1, lines.list.size(), "at DEBUG: " + lines.list);
+        assertEquals(Level.DEBUG, lines.list.get(0).getLevel());
+    }
+
+    @Test
+    @Timeout(10)
     void debugLines_areNotBudgeted_andStackTracesAppearOnlyThere() {
         sip.setLevel(Level.DEBUG);
         Slf4jStackLogger log = new Slf4jStackLogger(new LogBudget(clock, 1));
