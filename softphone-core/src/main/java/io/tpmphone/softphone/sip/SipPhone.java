@@ -3,14 +3,11 @@ package io.tpmphone.softphone.sip;
 import io.tpmphone.softphone.AgentBroker;
 import io.tpmphone.softphone.CallPolicy;
 import io.tpmphone.softphone.SrtpKeyMaterial;
-import io.tpmphone.tls.AttestedSslSocket;
 import io.tpmphone.tls.AttestedTlsConfig;
 import io.tpmphone.tls.HandshakeGuard;
-import io.tpmphone.tls.PeerAttestation;
 import java.io.IOException;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
-import java.net.SocketAddress;
 import java.text.ParseException;
 import java.time.Clock;
 import java.time.Duration;
@@ -22,7 +19,6 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
-import java.util.concurrent.atomic.AtomicLong;
 import javax.sip.Dialog;
 import javax.sip.SipException;
 import javax.sip.SipFactory;
@@ -54,7 +50,6 @@ import org.slf4j.LoggerFactory;
  */
 public final class SipPhone implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(SipPhone.class);
-    private static final AtomicLong STACKS = new AtomicLong();
 
     /** Where the phone listens and who it is. {@code host} is its attested host name (its device certificate CN). */
     public record Config(String user, String host, InetAddress address, int tlsPort, int tcpPort, int udpPort,
@@ -251,7 +246,7 @@ public final class SipPhone implements AutoCloseable {
     /** What pays for refusals over UDP, whoever makes them. */
     private final UdpRefusalBudget udpRefusals;
 
-    private SipPhone(Parts parts, Signalling sip, SipStack stack, ScheduledThreadPoolExecutor timers, CallTable calls,
+    SipPhone(PhoneParts parts, Signalling sip, SipStack stack, ScheduledThreadPoolExecutor timers, CallTable calls,
                      CallMedia media, Listener listener, ConnectionAttestation attestation, Registrations registrations,
                      OutgoingCalls outgoing) {
         this.sip = sip;
@@ -291,7 +286,7 @@ public final class SipPhone implements AutoCloseable {
         Objects.requireNonNull(listener, "listener");
         Objects.requireNonNull(clock, "clock");
         Objects.requireNonNull(limits, "limits");
-        Parts parts = new Parts(config, limits, clock);
+        PhoneParts parts = new PhoneParts(config, limits, clock);
         AttestedNetworkLayer.register(parts.stackName, new AttestedNetworkLayer.Stack(tls, parts, parts.failures,
                 parts.guard, parts.connections, parts::chose,
                 new TokenBucket(clock, limits.outgoing().handshakes(), limits.outgoing().handshakesPerSecond()),
@@ -325,104 +320,6 @@ public final class SipPhone implements AutoCloseable {
             AttestedNetworkLayer.unregister(parts.stackName);
             throw new PhoneException(PhoneException.Code.CANNOT_START, "cannot start the SIP phone on "
                     + config.address().getHostAddress() + ": " + Signalling.rootMessage(e), e);
-        }
-    }
-
-    /**
-     * The phone's parts, made before the stack (its network layer needs the bounds and the gates) and wired to the
-     * stack once it exists; until then the gates and predicates answer as for a phone that chose nothing.
-     */
-    private static final class Parts implements AttestedSslSocket.Gate {
-        final String stackName;
-        final Config config;
-        final Limits limits;
-        final Clock clock;
-        final ConnectionTable connections;
-        final HandshakeGuard guard;
-        final UdpRefusalBudget udpRefusals = new UdpRefusalBudget();
-        final CallTable calls;
-        /** The gate of accepted connections: it hears of their failed handshakes (set once the phone is wired). */
-        final AcceptedGate failures = new AcceptedGate();
-        private volatile ConnectionAttestation attestation;
-        private volatile Destinations destinations;
-
-        Parts(Config config, Limits limits, Clock clock) {
-            this.stackName = "tpmphone-" + config.host() + "-" + STACKS.incrementAndGet();
-            this.config = config;
-            this.limits = limits;
-            this.clock = clock;
-            this.connections = new ConnectionTable(limits.idleTimeout(), limits.maxAge(),
-                    limits.connectionsPerSource(), limits.connections(), limits.outgoing().connections(), clock,
-                    this::carriesCallOrRegistration);
-            this.guard = new HandshakeGuard(limits.tlsHandshakes(), clock);
-            this.calls = new CallTable(limits.maxCalls(), limits.maxSettingUp(), limits.endedHistory());
-        }
-
-        SipPhone assemble(SipFactory factory, SipStack stack, SipProvider provider,
-                          ScheduledThreadPoolExecutor timers, CallPolicy policy, Keys keys, Listener listener,
-                          Media mediaFactory) throws SipException {
-            Signalling sip = new Signalling(config, provider, factory, timers);
-            MediaKeys mediaKeys = new MediaKeys(keys);
-            CallMedia media = new CallMedia(config, mediaFactory, clock);
-            DigestChallenges challenges = new DigestChallenges(sip);
-            ConnectionAttestation attestation = new ConnectionAttestation(policy, listener, clock);
-            Registrations registrations = new Registrations(sip, challenges, listener, clock, timers);
-            CallTimers callTimers = new CallTimers(timers, sip, calls, listener, config.setupTimeout(), limits);
-            IncomingCalls incoming = new IncomingCalls(sip, calls, attestation, policy, mediaKeys, media, callTimers,
-                    listener, timers, new LogBudget(clock, IncomingCalls.DECISION_LINES_PER_SECOND));
-            OutgoingCalls outgoing = new OutgoingCalls(sip, calls, attestation, mediaKeys, media, challenges,
-                    listener);
-            this.destinations = new Destinations(registrations, calls, attestation);
-            this.attestation = attestation;
-            failures.to = new HandshakeFailures(calls, listener, sip, clock);
-            JainSipStack.listenWith(provider, new SipEvents(sip, calls, incoming, outgoing, registrations, listener));
-            callTimers.start();
-            return new SipPhone(this, sip, stack, timers, calls, media, listener, attestation, registrations,
-                    outgoing);
-        }
-
-        boolean carriesCallOrRegistration(InetSocketAddress remote) {
-            Destinations d = destinations;
-            return d != null && d.carriesCallOrRegistration(remote);
-        }
-
-        boolean chose(InetSocketAddress destination) {
-            Destinations d = destinations;
-            return d != null && d.chose(destination);
-        }
-
-        @Override
-        public void admit(SocketAddress remote, Optional<PeerAttestation> peer) throws IOException {
-            ConnectionAttestation a = attestation;
-            if (a != null) {
-                a.admit(remote, peer);
-            }
-        }
-
-        @Override
-        public void closed(SocketAddress remote, Optional<PeerAttestation> peer) {
-            ConnectionAttestation a = attestation;
-            if (a != null) {
-                a.closed(remote, peer);
-            }
-        }
-
-        /** The gate of accepted connections, bound late to the phone's {@link HandshakeFailures}. */
-        static final class AcceptedGate implements AttestedSslSocket.Gate {
-            private volatile HandshakeFailures to;
-
-            @Override
-            public void admit(SocketAddress remote, Optional<PeerAttestation> peer) {
-                // an accepted connection's requests are decided one by one
-            }
-
-            @Override
-            public void failed(SocketAddress remote, IOException cause) {
-                HandshakeFailures f = to;
-                if (f != null) {
-                    f.failed(remote, cause);
-                }
-            }
         }
     }
 
