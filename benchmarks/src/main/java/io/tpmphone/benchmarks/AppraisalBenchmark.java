@@ -186,8 +186,13 @@ public class AppraisalBenchmark {
      * last), so one host can have one appraisal prepared ahead.
      */
     static final int EVIDENCE_PER_HOST = 1;
-    /** Hosts (swtpm processes) per benchmark thread: a pool holds {@code HOSTS_PER_THREAD} appraisals. */
-    static final int HOSTS_PER_THREAD = Integer.getInteger("tpmphone.bench.hostsPerThread", 32);
+    /**
+     * Hosts (swtpm processes) per benchmark thread: a pool holds {@code HOSTS_PER_THREAD} appraisals. It must last a
+     * measured window, which is the iteration time (10 ms) plus however late JMH's timer thread gets the CPU to end
+     * it: on the shared 2-core machine at load 13-20 a single thread once appraised 32 within one window (about
+     * 40 ms at 800/s). 64 last 10 ms at 6,400/s, or 64 ms at 1,000/s.
+     */
+    static final int HOSTS_PER_THREAD = Integer.getInteger("tpmphone.bench.hostsPerThread", 64);
 
     /** The in-process verifier and {@link #HOSTS_PER_THREAD} enrolled hosts per benchmark thread. */
     @State(Scope.Benchmark)
@@ -276,7 +281,7 @@ public class AppraisalBenchmark {
     /**
      * One appraisal of fresh evidence, if JMH is measuring. With several threads JMH synchronizes iterations: a thread
      * that finished its iteration set-up calls the benchmark, unmeasured, until every other thread has finished its
-     * own (here: up to 32 nonces and swtpm quotes each, which on a shared machine took up to 220 ms), and again after
+     * own (32 nonces and swtpm quotes each took up to 220 ms on the shared 2-core machine), and again after
      * its measured window until the others leave theirs. Spending evidence on those calls emptied a pool sized for
      * the measured window ("ran dry"), by an amount that depended on how long the slowest thread's set-up took. So
      * before the measured window ({@link Control#startMeasurement} still false) a call spends nothing and yields;
