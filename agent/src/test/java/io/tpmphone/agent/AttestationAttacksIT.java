@@ -140,7 +140,7 @@ class AttestationAttacksIT {
         }
         JsonNode audit = lastAudit();
         assertEquals("APPRAISAL", audit.get("type").asText());
-        assertEquals(level, audit.get("outcome").asText());
+        assertEquals(level.name(), audit.get("outcome").asText(), audit::toString);
         if (check != null) {
             assertEquals(check, audit.at("/detail/failedCheck").asText(), audit.toString());
         }
