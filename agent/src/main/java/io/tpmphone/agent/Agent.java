@@ -1,12 +1,16 @@
 package io.tpmphone.agent;
 
 import io.tpmphone.attestation.ClockInfo;
+import io.tpmphone.attestation.IntegrityLevel;
 import io.tpmphone.attestation.MeasurementLog;
 import io.tpmphone.attestation.OwnerOnlyFiles;
 import io.tpmphone.attestation.PcrSelection;
+import io.tpmphone.attestation.UntrustedText;
+import io.tpmphone.keystore.KeystoreException;
 import io.tpmphone.tpm.TpmClient;
 import io.tpmphone.tpm.TpmException;
 import io.tpmphone.tpm.TpmQuote;
+import io.tpmphone.tpm.TpmTransportException;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -38,7 +42,8 @@ import org.slf4j.LoggerFactory;
  * softphone core and has it appraised. It re-attests on every new measurement and every {@code interval}, and when
  * the TPM rebooted (its reset or restart count changed) it starts a new log, relaunches and re-attests, so the
  * level recovers. A child that exited is measured as TERMINATED before anything is attested again; if that extend
- * fails, the agent reports NOT_APPRAISED and retries on its next round. Thread-safe; one agent per TPM.
+ * fails, the agent reports no level ({@link Status#NOT_APPRAISED}) and retries on its next round. Failures are
+ * {@link AgentException}s whose {@link AgentException.Reason reason} says what failed. Thread-safe; one agent per TPM.
  */
 public final class Agent implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(Agent.class);
@@ -50,14 +55,59 @@ public final class Agent implements AutoCloseable {
             "launch/child.log");
 
     /**
-     * What the agent reports (tpmphone agent status --json). {@code softphone} is where the measured softphone is in
-     * its life ({@link SoftphoneState}); {@code softphoneDetail} says what it serves as when READY, and why it ended
-     * when EXITED (its exit status and the errors it logged).
+     * What the agent reports ({@code tpmphone agent status --json}, from {@link #toJson()}). {@code level} is the
+     * level the server gave the current state, or empty when the agent has none for it (the softphone core exited and
+     * its end could not be measured, so nothing is attested until it is); {@code failedCheck} and {@code reasons}
+     * then say why. {@code softphone} is where the measured softphone is in its life ({@link SoftphoneState});
+     * {@code softphoneDetail} says what it serves as when READY, and why it ended when EXITED (its exit status and the
+     * errors it logged). Immutable.
      */
-    public record Status(String host, String akId, String level, String failedCheck, List<String> reasons,
-                         Instant appraisedAt, String expiresAt, String logState, int measurements,
-                         Long childPid, boolean childAlive, boolean keysApproved, String keyApprovalRefused,
-                         SoftphoneState softphone, String softphoneDetail) {
+    public record Status(String host, String akId, Optional<IntegrityLevel> level, String failedCheck,
+                         List<String> reasons, Instant appraisedAt, String expiresAt, String logState,
+                         int measurements, Long childPid, boolean childAlive, boolean keysApproved,
+                         String keyApprovalRefused, SoftphoneState softphone, String softphoneDetail) {
+        /** What {@link #levelName()} and the status file say when there is no level: not one of the levels. */
+        public static final String NOT_APPRAISED = "NOT_APPRAISED";
+
+        public Status {
+            Objects.requireNonNull(level, "level");
+            reasons = List.copyOf(reasons);
+        }
+
+        /** The level's name, or {@link #NOT_APPRAISED} when there is none. */
+        public String levelName() {
+            return level.map(IntegrityLevel::name).orElse(NOT_APPRAISED);
+        }
+
+        /** Whether the server appraised the current state at exactly {@code wanted}. */
+        public boolean is(IntegrityLevel wanted) {
+            return level.equals(Optional.of(Objects.requireNonNull(wanted, "wanted")));
+        }
+
+        /**
+         * The status file's JSON object (docs/operations.md): the components by name, in order, {@code level} as
+         * {@link #levelName()} and the instant as ISO-8601 text; absent values are JSON null.
+         */
+        public Map<String, Object> toJson() {
+            Map<String, Object> m = new LinkedHashMap<>();
+            m.put("host", host);
+            m.put("akId", akId);
+            m.put("level", levelName());
+            m.put("failedCheck", failedCheck);
+            m.put("reasons", reasons);
+            m.put("appraisedAt", appraisedAt == null ? null : appraisedAt.toString());
+            m.put("expiresAt", expiresAt);
+            m.put("logState", logState);
+            m.put("measurements", measurements);
+            m.put("childPid", childPid);
+            m.put("childAlive", childAlive);
+            m.put("keysApproved", keysApproved);
+            m.put("keyApprovalRefused", keyApprovalRefused);
+            m.put("softphone", softphone);
+            m.put("softphoneDetail", softphoneDetail);
+            return m;
+        }
+
         Status withSoftphone(Softphone s) {
             return new Status(host, akId, level, failedCheck, reasons, appraisedAt, expiresAt, logState, measurements,
                     childPid, childAlive && !s.state().isFinal(), keysApproved, keyApprovalRefused,
@@ -154,21 +204,29 @@ public final class Agent implements AutoCloseable {
      * Enrolls if needed, measures and launches the child, attests; then keeps watching. The state directory is made
      * owner-only (0700, tightened if it exists): nothing in it is for anyone else, and the child reaches what it needs
      * (broker, control socket) through bind mounts.
+     *
+     * @return the status after the first appraisal, whatever level it brought
+     * @throws AgentException if a step failed: its reason says what failed (the state directory, the TPM, the server,
+     *                        the keystore, the launch), its cause the typed failure
      */
-    public synchronized Status start() throws Exception {
-        // 0700 before anything is created in it. An existing state directory open to others is tightened rather
-        // than refused: earlier versions made it 0755, and tightening is what the operator would have to do.
-        OwnerOnlyFiles.createPrivateDirectories(stateDirectory);
-        for (String name : STATE_FILES) {
-            OwnerOnlyFiles.restrict(stateDirectory.resolve(name)); // written world-readable by earlier versions
-        }
+    public synchronized Status start() throws AgentException {
+        step("making the state directory " + stateDirectory + " owner-only", AgentException.Reason.STATE, () -> {
+            // 0700 before anything is created in it. An existing state directory open to others is tightened rather
+            // than refused: earlier versions made it 0755, and tightening is what the operator would have to do.
+            OwnerOnlyFiles.createPrivateDirectories(stateDirectory);
+            for (String name : STATE_FILES) {
+                OwnerOnlyFiles.restrict(stateDirectory.resolve(name)); // written world-readable by earlier versions
+            }
+            return null;
+        });
         akId = enrollOnce();
-        keys = HostKeys.open(tpm, stateDirectory, PcrSelection.parse("sha256:0-7," + pcr),
-                attestation.keystoreAuthority(), tpm.ensureEndorsementKey(io.tpmphone.tpm.EkType.RSA_2048).name(),
-                clock);
+        keys = step("opening the sealed keystore in " + stateDirectory.resolve("keystore"),
+                AgentException.Reason.STATE, () -> HostKeys.open(tpm, stateDirectory,
+                        PcrSelection.parse("sha256:0-7," + pcr), attestation.keystoreAuthority(),
+                        tpm.ensureEndorsementKey(io.tpmphone.tpm.EkType.RSA_2048).name(), clock));
         keys.attester(new HostKeys.Attester() {
             @Override
-            public void attestNow() throws Exception {
+            public void attestNow() throws AgentException {
                 Agent.this.attestNow();
             }
 
@@ -202,10 +260,17 @@ public final class Agent implements AutoCloseable {
                 }
             }
         });
-        store = MeasurementLogStore.open(stateDirectory.resolve("log"), tpm, pcr);
-        bootId = bootId(tpm.readClock());
-        closeOrphanedLaunch();
-        launchChild();
+        store = step("opening the measurement log in " + stateDirectory.resolve("log"), AgentException.Reason.STATE,
+                () -> MeasurementLogStore.open(stateDirectory.resolve("log"), tpm, pcr));
+        bootId = step("reading the TPM's clock", AgentException.Reason.STATE, () -> bootId(tpm.readClock()));
+        step("ending the softphone core an earlier agent launched", AgentException.Reason.STATE, () -> {
+            closeOrphanedLaunch();
+            return null;
+        });
+        step("launching the softphone core", AgentException.Reason.LAUNCH, () -> {
+            launchChild();
+            return null;
+        });
         Status s = attestNow();
         scheduler.scheduleWithFixedDelay(this::tick, interval.toMillis(), interval.toMillis(), TimeUnit.MILLISECONDS);
         return s;
@@ -280,29 +345,39 @@ public final class Agent implements AutoCloseable {
         try {
             checkForReboot();
             attestNow();
-        } catch (Exception e) {
-            LOG.warn("re-attestation failed: {}", e.toString());
+        } catch (AgentException e) {
+            // The message may quote the server.
+            LOG.warn("re-attestation failed: {}", UntrustedText.forTerminal(e.getMessage()));
+        } catch (RuntimeException e) {
+            // Not only logged: an exception out of a scheduled task would end the re-attestation rounds.
+            LOG.warn("re-attestation failed: {}", UntrustedText.forTerminal(e.toString()));
         }
     }
 
-    /** If the TPM rebooted, start a new log, relaunch the child and re-attest. Returns whether it had. */
-    public synchronized boolean checkForReboot() throws Exception {
-        ClockInfo clock;
-        try {
-            clock = tpm.readClock();
-        } catch (io.tpmphone.tpm.TpmTransportException e) {
-            // A rebooted swtpm dropped our connection; the client reconnects on the next command.
-            clock = tpm.readClock();
-        }
+    /**
+     * If the TPM rebooted, start a new log, relaunch the child and re-attest. Returns whether it had.
+     *
+     * @throws AgentException if reading the TPM, the log, the relaunch or the appraisal failed
+     */
+    public synchronized boolean checkForReboot() throws AgentException {
+        ClockInfo clock = step("reading the TPM's clock", AgentException.Reason.STATE, () -> {
+            try {
+                return tpm.readClock();
+            } catch (TpmTransportException e) {
+                // A rebooted swtpm dropped our connection; the client reconnects on the next command.
+                return tpm.readClock();
+            }
+        });
         String now = bootId(clock);
         if (now.equals(bootId)) {
             return false;
         }
-        if (!store.tpmRebooted()) {
+        if (!step("checking the measurement log against the TPM", AgentException.Reason.STATE,
+                () -> store.tpmRebooted())) {
             // Only the restart count moved and the PCR still holds the log: a TPM Resume, PCRs kept.
             LOG.info("the TPM resumed (boot {} -> {}); the measured state is intact", bootId, now);
             bootId = now;
-            store.reconcile();
+            step("reconciling the measurement log", AgentException.Reason.STATE, () -> store.reconcile());
             return false;
         }
         LOG.warn("the TPM rebooted (boot {} -> {}): measuring and launching again", bootId, now);
@@ -310,14 +385,54 @@ public final class Agent implements AutoCloseable {
         // The old child's PCR value is gone and its log is archived by reconcile: its end is not measured, since a
         // TERMINATED now would be extended into the new boot's PCR ahead of the new log.
         stopChild(false);
-        store.reconcile();
-        launchChild();
+        step("starting a new measurement log for the new TPM boot", AgentException.Reason.STATE,
+                () -> store.reconcile());
+        step("launching the softphone core again", AgentException.Reason.LAUNCH, () -> {
+            launchChild();
+            return null;
+        });
         attestNow();
         return true;
     }
 
-    /** Gets a fresh appraisal of the current state. */
-    public synchronized Status attestNow() throws Exception {
+    /** A step of start-up or attestation, with the typed failures it can have. */
+    @FunctionalInterface
+    private interface Step<T> {
+        T run() throws IOException, TpmException, AttestationClientException, KeystoreException;
+    }
+
+    /**
+     * Runs {@code step}; a failure becomes an {@link AgentException} saying that {@code doing} failed, with the reason
+     * the cause's type gives ({@code io} for an {@link IOException}: which files it concerns).
+     */
+    private static <T> T step(String doing, AgentException.Reason io, Step<T> step) throws AgentException {
+        try {
+            return step.run();
+        } catch (IOException e) {
+            throw new AgentException(io, doing + " failed: " + text(e), e);
+        } catch (TpmException e) {
+            throw new AgentException(AgentException.Reason.TPM, doing + " failed: " + text(e), e);
+        } catch (AttestationClientException e) {
+            throw new AgentException(AgentException.Reason.SERVER, doing + " failed: " + text(e), e);
+        } catch (KeystoreException e) {
+            throw new AgentException(AgentException.Reason.KEYSTORE, doing + " failed: " + text(e), e);
+        }
+    }
+
+    private static String text(Exception e) {
+        return e.getMessage() == null || e.getMessage().isBlank() ? e.getClass().getSimpleName() : e.getMessage();
+    }
+
+    /**
+     * Gets a fresh appraisal of the current state.
+     *
+     * @return the new status, whatever level the server gave
+     * @throws AgentException {@link AgentException.Reason#TERMINATION_NOT_MEASURED} if the softphone core exited and
+     *                        its end could not be measured (the status then has no level), {@code SERVER} or
+     *                        {@code TPM} if the appraisal failed
+     * @throws IllegalStateException if the agent is closed
+     */
+    public synchronized Status attestNow() throws AgentException {
         if (closed) {
             throw new IllegalStateException("the agent is closed");
         }
@@ -330,30 +445,30 @@ public final class Agent implements AutoCloseable {
                 keys.approvalReceived(Optional.empty(), Optional.of("the softphone core's end is not measured"));
                 synchronized (statusLock) {
                     Softphone sp = softphone();
-                    status = new Status(host, akId, "NOT_APPRAISED", "runtime", List.of("the softphone core (pid "
+                    status = new Status(host, akId, Optional.empty(), "runtime", List.of("the softphone core (pid "
                             + exited.process().pid() + ") exited but its end could not be measured: " + e
                             + "; not attesting until it is (retried every interval)"), clock.instant(), null,
                             store.state().name(), store.log().size(), exited.process().pid(), false, false,
                             "not attested", sp.state(), sp.detail());
                     writeStatus(status);
                 }
-                throw new IOException("the softphone core exited but its TERMINATED measurement failed; not"
-                        + " attesting until it is recorded", e);
+                throw new AgentException(AgentException.Reason.TERMINATION_NOT_MEASURED, "the softphone core (pid "
+                        + exited.process().pid() + ") exited but its TERMINATED measurement failed: " + e
+                        + "; not attesting until it is recorded (retried every interval)", e);
             }
         }
         Optional<HostKeys.Report> report = keys.pendingReport();
         HostAttestation.Verdict v;
         try {
-            v = attestation.attest(akId, store, Optional.of(keys.pcrs()),
-                    report.map(HostKeys.Report::json).orElse(null));
-        } catch (AttestationClientException e) {
-            if (report.isEmpty() || e.status() != 400 || !String.valueOf(e.getMessage()).contains("keyEvents")) {
+            v = appraise(report);
+        } catch (AgentException e) {
+            if (report.isEmpty() || !e.serverRefusal().map(HostAttestation::keyEventsRefused).orElse(false)) {
                 throw e;
             }
             // A report the server cannot take must not stop attestation: drop it (counted) and attest without.
             keys.refused(report.get());
             report = Optional.empty();
-            v = attestation.attest(akId, store, Optional.of(keys.pcrs()), null);
+            v = appraise(report);
         }
         report.ifPresent(keys::reported);
         lastVerdict = v;
@@ -366,17 +481,24 @@ public final class Agent implements AutoCloseable {
                 LOG.warn("requesting the device certificate failed (retried next round): {}", e.toString());
             }
         }
-        LOG.info("appraised: {}{}", v.level(), v.failedCheck() == null ? "" : " (" + v.failedCheck() + ")");
+        LOG.info("appraised: {}{}", v.level(), v.failedCheck() == null ? ""
+                : " (" + UntrustedText.forTerminal(v.failedCheck(), 100) + ")");
         MeasuredLauncher.Launched c = child;
         synchronized (statusLock) {
             Softphone sp = softphone();
-            status = new Status(host, akId, v.level(), v.failedCheck(), v.reasons(), clock.instant(), v.expiresAt(),
-                    store.state().name(), store.log().size(), c == null ? null : c.process().pid(),
+            status = new Status(host, akId, Optional.of(v.level()), v.failedCheck(), v.reasons(), clock.instant(),
+                    v.expiresAt(), store.state().name(), store.log().size(), c == null ? null : c.process().pid(),
                     c != null && c.process().isAlive() && !sp.state().isFinal(), keys.approved(),
                     v.keyApprovalRefused().orElse(null), sp.state(), sp.detail());
             writeStatus(status);
             return status;
         }
+    }
+
+    /** The server's appraisal of the current state, with {@code report} (key events) if present. */
+    private HostAttestation.Verdict appraise(Optional<HostKeys.Report> report) throws AgentException {
+        return step("having this host appraised", AgentException.Reason.STATE, () -> attestation.attest(akId, store,
+                Optional.of(keys.pcrs()), report.map(HostKeys.Report::json).orElse(null)));
     }
 
     /**
@@ -451,27 +573,37 @@ public final class Agent implements AutoCloseable {
 
     private final Object statusLock = new Object();
 
+    private static final com.fasterxml.jackson.databind.ObjectWriter STATUS_JSON =
+            new com.fasterxml.jackson.databind.ObjectMapper().writerWithDefaultPrettyPrinter();
+
     private void writeStatus(Status s) {
         try {
-            OwnerOnlyFiles.replace(statusFile(stateDirectory), new com.fasterxml.jackson.databind.ObjectMapper()
-                    .registerModule(new com.fasterxml.jackson.databind.module.SimpleModule()
-                            .addSerializer(Instant.class, new com.fasterxml.jackson.databind.ser.std.ToStringSerializer()))
-                    .writerWithDefaultPrettyPrinter().writeValueAsBytes(s));
+            OwnerOnlyFiles.replace(statusFile(stateDirectory), STATUS_JSON.writeValueAsBytes(s.toJson()));
         } catch (IOException e) {
             LOG.warn("cannot write {}: {}", statusFile(stateDirectory), e.toString());
         }
     }
 
-    private String enrollOnce() throws Exception {
+    private String enrollOnce() throws AgentException {
         Path file = stateDirectory.resolve("enrollment");
-        if (Files.exists(file)) {
-            List<String> lines = Files.readAllLines(file, StandardCharsets.US_ASCII);
-            if (lines.size() == 2 && lines.get(0).equals(host)) {
-                return lines.get(1);
+        Optional<String> kept = step("reading " + file, AgentException.Reason.STATE, () -> {
+            if (Files.exists(file)) {
+                List<String> lines = Files.readAllLines(file, StandardCharsets.US_ASCII);
+                if (lines.size() == 2 && lines.get(0).equals(host)) {
+                    return Optional.of(lines.get(1));
+                }
             }
+            return Optional.empty();
+        });
+        if (kept.isPresent()) {
+            return kept.get();
         }
-        HostAttestation.Enrollment e = attestation.enroll(host, enrollmentToken);
-        OwnerOnlyFiles.replace(file, (e.host() + "\n" + e.akId() + "\n").getBytes(StandardCharsets.US_ASCII));
+        HostAttestation.Enrollment e = step("enrolling " + host + " with the attestation server",
+                AgentException.Reason.STATE, () -> attestation.enroll(host, enrollmentToken));
+        step("writing " + file, AgentException.Reason.STATE, () -> {
+            OwnerOnlyFiles.replace(file, (e.host() + "\n" + e.akId() + "\n").getBytes(StandardCharsets.US_ASCII));
+            return null;
+        });
         LOG.info("enrolled as {} (AK {})", e.host(), e.akId());
         return e.akId();
     }
@@ -557,7 +689,7 @@ public final class Agent implements AutoCloseable {
         }
 
         @Override
-        public List<byte[]> certificateChain() throws Exception {
+        public List<byte[]> certificateChain() throws IOException, GeneralSecurityException {
             return keys.certificateChain();
         }
 
@@ -568,7 +700,7 @@ public final class Agent implements AutoCloseable {
         }
 
         @Override
-        public String passport() throws Exception {
+        public String passport() throws AgentException {
             HostAttestation.Verdict v = lastVerdict;
             if (v == null || v.result() == null || Instant.parse(v.expiresAt()).isBefore(
                     clock.instant().plus(PASSPORT_MARGIN))) {
@@ -593,7 +725,7 @@ public final class Agent implements AutoCloseable {
         }
 
         @Override
-        public byte[] resultVerificationKey() throws Exception {
+        public byte[] resultVerificationKey() throws AttestationClientException, GeneralSecurityException {
             byte[] k = resultKey;
             if (k == null) {
                 // parsed once: a server answering garbage fails here, not in the child
@@ -706,9 +838,9 @@ public final class Agent implements AutoCloseable {
         if (!closed && keys != null && keys.pendingReport().isPresent()) {
             try {
                 attestNow();
-            } catch (Exception e) {
+            } catch (AgentException | RuntimeException e) {
                 LOG.warn("stopping with unreported key and call events (the server did not take them): {}",
-                        e.toString());
+                        UntrustedText.forTerminal(e.getMessage()));
             }
         }
         closed = true;

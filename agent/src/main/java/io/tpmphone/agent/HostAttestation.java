@@ -2,6 +2,7 @@ package io.tpmphone.agent;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.tpmphone.attestation.HashAlgorithm;
+import io.tpmphone.attestation.IntegrityLevel;
 import io.tpmphone.attestation.KeystoreApproval;
 import io.tpmphone.attestation.MalformedStructureException;
 import io.tpmphone.attestation.MeasurementLog;
@@ -78,12 +79,14 @@ public final class HostAttestation {
     }
 
     /**
-     * The server's verdict. {@code approval}: the keystore approval the server signed with it, decoded strictly
-     * ({@link KeystoreApproval}); {@code approvalRefused}: why there is none, if the agent asked for one (the server's
-     * reason, or why its approval could not be read).
+     * The server's verdict: the level it gave, the check that failed first (or null), its reasons, the signed result
+     * (compact JWS) and when it expires. {@code approval}: the keystore approval the server signed with it, decoded
+     * strictly ({@link KeystoreApproval}); {@code approvalRefused}: why there is none, if the agent asked for one (the
+     * server's reason, or why its approval could not be read).
      */
-    public record Verdict(String level, String failedCheck, List<String> reasons, String result, String expiresAt,
-                          JsonNode raw, Optional<KeystoreApproval> approval, Optional<String> approvalRefused) {
+    public record Verdict(IntegrityLevel level, String failedCheck, List<String> reasons, String result,
+                          String expiresAt, JsonNode raw, Optional<KeystoreApproval> approval,
+                          Optional<String> approvalRefused) {
         /** The keystore approval the server signed with this verdict, if it was asked for one and granted it. */
         public Optional<PolicyApproval> keyApproval() {
             return approval.map(PolicyApproval::of);
@@ -204,6 +207,18 @@ public final class HostAttestation {
     /** An appraisal or device-certificate request refused at its nonce: 403 with check NONCE. */
     static boolean nonceRefused(AttestationClientException e) {
         return e.status() == 403 && e.check().map("NONCE"::equals).orElse(false);
+    }
+
+    /** The check of the server's 400 for a malformed key-event report (docs/api.md). */
+    static final String KEY_EVENTS = "KEY_EVENTS";
+
+    /**
+     * An appraisal refused for its key-event report alone: 400 with check {@code KEY_EVENTS}, given before the server
+     * looks at the nonce or the quote. The status and the check decide, never the message's words: any other 400 is
+     * not this, whatever it says.
+     */
+    static boolean keyEventsRefused(AttestationClientException e) {
+        return e.status() == 400 && e.check().map(KEY_EVENTS::equals).orElse(false);
     }
 
     private Verdict attestOnce(String akId, Object logLock, java.util.function.Supplier<MeasurementLog> logSource,
@@ -362,8 +377,21 @@ public final class HostAttestation {
         return request;
     }
 
+    /**
+     * Posts an appraisal request and reads the verdict.
+     *
+     * @throws AttestationClientException if the server refused it, or answered 200 without a known {@code level}, a
+     *                                    {@code result} or an {@code expiresAt} ({@code bad_response})
+     */
     public Verdict appraise(Map<String, Object> request) throws AttestationClientException {
         JsonNode r = server.post("/v1/appraisals", request, null);
+        IntegrityLevel level = level(r);
+        for (String field : List.of("result", "expiresAt")) {
+            if (!r.path(field).isTextual()) {
+                throw new AttestationClientException(200, "bad_response", null, "the server's appraisal has no "
+                        + field + " text", null);
+            }
+        }
         List<String> reasons = new ArrayList<>();
         r.path("reasons").forEach(n -> reasons.add(n.asText()));
         Optional<KeystoreApproval> approval = Optional.empty();
@@ -379,7 +407,19 @@ public final class HostAttestation {
                 refused = Optional.of("the server's keystore approval is not readable: " + e.getMessage());
             }
         }
-        return new Verdict(r.get("level").asText(), r.hasNonNull("failedCheck") ? r.get("failedCheck").asText() : null,
+        return new Verdict(level, r.hasNonNull("failedCheck") ? r.get("failedCheck").asText() : null,
                 reasons, r.get("result").asText(), r.get("expiresAt").asText(), r, approval, refused);
+    }
+
+    /** The appraisal's {@code level}: one of the {@link IntegrityLevel} names, or the answer is refused. */
+    static IntegrityLevel level(JsonNode appraisal) throws AttestationClientException {
+        JsonNode level = appraisal.path("level");
+        for (IntegrityLevel l : IntegrityLevel.values()) {
+            if (level.isTextual() && l.name().equals(level.textValue())) {
+                return l;
+            }
+        }
+        throw new AttestationClientException(200, "bad_response", null, "the server's appraisal has no known level: "
+                + io.tpmphone.attestation.UntrustedText.forTerminal(level.toString(), 40), null);
     }
 }

@@ -56,7 +56,7 @@ public final class HostKeys implements AutoCloseable {
     /** Re-attests now, or soon; the agent implements it. */
     public interface Attester {
         /** Attests now (the caller waits); afterwards {@link #approvalReceived} has run. */
-        void attestNow() throws Exception;
+        void attestNow() throws AgentException;
 
         /** Attests soon, on the agent's own thread, to report events. */
         void attestSoon();
@@ -202,8 +202,9 @@ public final class HostKeys implements AutoCloseable {
         }
         try {
             a.attestNow();
-        } catch (Exception e) {
-            LOG.warn("re-attesting for a fresh keystore approval failed: {}", e.toString());
+        } catch (AgentException | RuntimeException e) {
+            LOG.warn("re-attesting for a fresh keystore approval failed: {}",
+                    io.tpmphone.attestation.UntrustedText.forTerminal(e.getMessage()));
             throw first;
         }
         return release.run(currentApproval());

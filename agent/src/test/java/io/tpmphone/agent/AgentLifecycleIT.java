@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.nimbusds.jose.crypto.ECDSAVerifier;
 import com.nimbusds.jwt.SignedJWT;
+import io.tpmphone.attestation.IntegrityLevel;
 import io.tpmphone.server.AttestationServer;
 import io.tpmphone.server.audit.AuditVerifier;
 import io.tpmphone.server.audit.VerificationReport;
@@ -42,7 +43,7 @@ class AgentLifecycleIT {
                      Duration.ofHours(1), Clock.systemUTC())
                      .withEnrollmentToken(Fixture.enrollmentToken(Fixture.client(server), "host-a"))) {
             Agent.Status status = agent.start();
-            assertEquals("MEASURED", status.level(), () -> "reasons: " + status.reasons());
+            assertEquals(Optional.of(IntegrityLevel.MEASURED), status.level(), () -> "reasons: " + status.reasons());
             Await.until("the measured child to connect to the broker", Duration.ofSeconds(10),
                     () -> agent.broker().childConnected(), () -> "not connected; the child: " + agent.child());
             assertChildIsolated(agent.child().orElseThrow());
@@ -72,7 +73,8 @@ class AgentLifecycleIT {
                      Duration.ofHours(1), Clock.systemUTC())
                      .withEnrollmentToken(Fixture.enrollmentToken(Fixture.client(server), "host-b"))) {
             Agent.Status started = agent.start();
-            assertEquals("MEASURED", started.level(), () -> "the agent starts MEASURED: " + started);
+            assertEquals(Optional.of(IntegrityLevel.MEASURED), started.level(),
+                    () -> "the agent starts MEASURED: " + started);
             assertFalse(agent.checkForReboot(), () -> "no reboot yet; status " + agent.status());
             swtpm.restart();
             assertEquals(uri.socketPath().orElseThrow(), swtpm.serverSocket(),
@@ -81,7 +83,8 @@ class AgentLifecycleIT {
                     + ", swtpm " + swtpm);
             Agent.Status recovered = agent.status();
             assertEquals("NEW_BOOT", recovered.logState(), () -> "a rebooted TPM starts a new log: " + recovered);
-            assertEquals("MEASURED", recovered.level(), () -> "reasons: " + recovered.reasons());
+            assertEquals(Optional.of(IntegrityLevel.MEASURED), recovered.level(),
+                    () -> "reasons: " + recovered.reasons());
             assertTrue(recovered.childAlive(), () -> "the softphone core was launched again: " + recovered);
         }
     }
@@ -114,7 +117,7 @@ class AgentLifecycleIT {
                          .withEnrollmentToken(Fixture.enrollmentToken(Fixture.client(server), "host-c"))) {
                 Agent.Status after = second.start();
                 assertEquals("CONTINUED", after.logState(), () -> "the log of this boot was kept: " + after);
-                assertEquals("MEASURED", after.level(), () -> "reasons: " + after.reasons());
+                assertEquals(Optional.of(IntegrityLevel.MEASURED), after.level(), () -> "reasons: " + after.reasons());
                 assertTrue(second.store().log().events().stream()
                         .anyMatch(e -> e.dataAsString().startsWith("agent restarted")),
                         () -> "the orphaned launch ended: " + second.store().log().events());
@@ -162,7 +165,7 @@ class AgentLifecycleIT {
                          Fixture.PCR, spec, Duration.ofHours(1), Clock.systemUTC())) {
                 Agent.Status s = agent.start();
                 assertEquals(akId, s.akId(), () -> "the restarted server knows the enrolled AK: " + s);
-                assertEquals("MEASURED", s.level(), () -> "reasons: " + s.reasons());
+                assertEquals(Optional.of(IntegrityLevel.MEASURED), s.level(), () -> "reasons: " + s.reasons());
                 var hostD = Fixture.client(restarted).get("/v1/hosts/host-d", Fixture.ADMIN_TOKEN);
                 assertNotNull(hostD
                         .get("lastAppraisal"), () -> "the restarted server shows host-d's last appraisal: " + hostD);

@@ -29,7 +29,7 @@ public final class AgentProcessMain {
         LaunchSpec spec = Fixture.spec(Path.of(args[5]), Path.of(args[6]), List.of());
         Agent agent = new Agent(tpm, client, Path.of(args[3]), args[4], Fixture.PCR, spec, Duration.ofHours(1),
                 Clock.systemUTC()).withEnrollmentToken(args.length > 7 ? args[7] : null);
-        System.out.println("LEVEL " + agent.start().level());
+        System.out.println("LEVEL " + agent.start().levelName());
         System.out.flush();
         Thread.currentThread().join();
     }

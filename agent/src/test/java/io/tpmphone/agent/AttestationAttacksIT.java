@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.tpmphone.attestation.EventType;
 import io.tpmphone.attestation.HashAlgorithm;
+import io.tpmphone.attestation.IntegrityLevel;
 import io.tpmphone.attestation.MeasurementEvent;
 import io.tpmphone.attestation.MeasurementLog;
 import io.tpmphone.attestation.PcrSelection;
@@ -127,7 +128,7 @@ class AttestationAttacksIT {
                 + " records; the last: " + records.get(records.size() - 1));
     }
 
-    private void assertRefused(HostAttestation.Verdict v, String level, String check, String reasonContains)
+    private void assertRefused(HostAttestation.Verdict v, IntegrityLevel level, String check, String reasonContains)
             throws Exception {
         assertEquals(level, v.level(), () -> "reasons: " + v.reasons());
         if (check != null) {
@@ -139,7 +140,7 @@ class AttestationAttacksIT {
         }
         JsonNode audit = lastAudit();
         assertEquals("APPRAISAL", audit.get("type").asText());
-        assertEquals(level, audit.get("outcome").asText());
+        assertEquals(level.name(), audit.get("outcome").asText(), audit::toString);
         if (check != null) {
             assertEquals(check, audit.at("/detail/failedCheck").asText(), audit.toString());
         }
@@ -161,7 +162,7 @@ class AttestationAttacksIT {
     @Test
     void theApprovedRelease_isMeasured() throws Exception {
         HostAttestation.Verdict v = launchAndAttest(approved);
-        assertEquals("MEASURED", v.level(), () -> "reasons: " + v.reasons());
+        assertEquals(IntegrityLevel.MEASURED, v.level(), () -> "reasons: " + v.reasons());
     }
 
     @Test
@@ -171,7 +172,7 @@ class AttestationAttacksIT {
         bytes[bytes.length / 2] ^= 0x01;
         Files.write(tampered, bytes);
         HostAttestation.Verdict v = launchAndAttest(Fixture.spec(tampered, config, List.of()));
-        assertRefused(v, "FAILED", "executables", "softphone-core.jar");
+        assertRefused(v, IntegrityLevel.FAILED, "executables", "softphone-core.jar");
     }
 
     @Test
@@ -179,13 +180,13 @@ class AttestationAttacksIT {
         Path other = Files.createDirectories(dir.resolve("other-config")).resolve("softphone.properties");
         Files.writeString(other, "sip.port=5061\ndebug=true\n");
         HostAttestation.Verdict v = launchAndAttest(Fixture.spec(jar, other, List.of()));
-        assertRefused(v, "IDENTIFIED", "configuration", "softphone.properties");
+        assertRefused(v, IntegrityLevel.IDENTIFIED, "configuration", "softphone.properties");
     }
 
     @Test
     void anExtraJavaAgentOption_isNotMeasured() throws Exception {
         HostAttestation.Verdict v = launchAndAttest(Fixture.spec(jar, config, List.of("-javaagent:spy.jar")));
-        assertRefused(v, "IDENTIFIED", "configuration", "-javaagent:spy.jar");
+        assertRefused(v, IntegrityLevel.IDENTIFIED, "configuration", "-javaagent:spy.jar");
     }
 
     @Test
@@ -196,7 +197,8 @@ class AttestationAttacksIT {
         TpmQuote quote = tpm.quote(HostAttestation.AK, grant.pcrSelection(),
                 nonce);
         Map<String, Object> request = HostAttestation.appraisalRequest(akId, nonce, quote, store.log());
-        assertEquals("IDENTIFIED", host.appraise(request).level(), "the first presentation is appraised (no softphone"
+        assertEquals(IntegrityLevel.IDENTIFIED, host.appraise(request).level(),
+                "the first presentation is appraised (no softphone"
                 + " runs in this boot, so not MEASURED)");
         assertRefused403(() -> host.appraise(request), "NONCE", "already used");
     }
@@ -285,23 +287,24 @@ class AttestationAttacksIT {
         MeasuredLauncher.Launched child = new MeasuredLauncher(store, dir.resolve("launch")).launch(approved, broker);
         try {
             MeasurementLog good = store.log();
-            assertEquals("MEASURED", host.attest(akId, good).level(), "the genuine log is accepted first");
+            assertEquals(IntegrityLevel.MEASURED, host.attest(akId, good).level(), "the genuine log is accepted first");
             List<MeasurementEvent> events = good.events();
 
             List<MeasurementEvent> removed = new ArrayList<>(events);
             removed.remove(3);
-            assertRefused(host.attest(akId, MeasurementLog.of(removed)), "FAILED", null, "sequence 3 is missing");
+            assertRefused(host.attest(akId, MeasurementLog.of(removed)), IntegrityLevel.FAILED,
+                    null, "sequence 3 is missing");
 
             List<MeasurementEvent> inserted = new ArrayList<>(events);
             inserted.add(4, MeasurementEvent.of(4, Fixture.PCR, EventType.CLASSPATH_JAR,
                     HashAlgorithm.SHA256.digest(new byte[] {1}), "evil.jar"));
-            assertRefused(host.attest(akId, MeasurementLog.of(inserted)), "FAILED", null,
+            assertRefused(host.attest(akId, MeasurementLog.of(inserted)), IntegrityLevel.FAILED, null,
                     "event 4 (CLASSPATH_JAR) was inserted");
 
             List<MeasurementEvent> modified = new ArrayList<>(events);
             MeasurementEvent e2 = events.get(2);
             modified.set(2, MeasurementEvent.of(2, e2.pcrIndex(), e2.type(), e2.contentDigest(), "renamed.jar"));
-            assertRefused(host.attest(akId, MeasurementLog.of(modified)), "FAILED", null,
+            assertRefused(host.attest(akId, MeasurementLog.of(modified)), IntegrityLevel.FAILED, null,
                     "event 2 differs from the log accepted before");
         } finally {
             child.process().getOutputStream().close();
@@ -333,14 +336,15 @@ class AttestationAttacksIT {
         swtpm.restart();
         store.reconcile();
         awaitTpmClockPast(null); // the TPM clock runs past the snapshot
-        assertNotEquals("FAILED", host.attest(akId, store.log()).level(), "the server saw the newer clock");
+        assertNotEquals(IntegrityLevel.FAILED, host.attest(akId, store.log()).level(),
+                "the server saw the newer clock");
 
         tpm.disconnect();
         swtpm.stop();
         copyState(snapshot, swtpm.stateDirectory()); // roll the TPM back to the older state
         swtpm.restart();
         store.reconcile();
-        assertRefused(host.attest(akId, store.log()), "FAILED", "CLOCK", "went back");
+        assertRefused(host.attest(akId, store.log()), IntegrityLevel.FAILED, "CLOCK", "went back");
     }
 
     /** Waits (≤ 5 s) until the TPM clock is past the quote's (or past now, for null): TPM clocks tick in ms. */
@@ -421,7 +425,7 @@ class AttestationAttacksIT {
     void aRewrittenLogWithinOneBoot_isFailed_evenThoughItReplays() throws Exception {
         reboot();
         HostAttestation.Verdict first = launchAndAttest(approved);
-        assertEquals("MEASURED", first.level());
+        assertEquals(IntegrityLevel.MEASURED, first.level());
         // An attacker with the host deletes the log and the agent starts anew in the same boot: the new log begins
         // at the current PCR value and replays, but it is not the history the server accepted.
         store.close();
@@ -430,7 +434,7 @@ class AttestationAttacksIT {
         store = MeasurementLogStore.open(logDir, tpm, Fixture.PCR);
         assertEquals(MeasurementLogStore.State.NEW_BOOT, store.state());
         HostAttestation.Verdict rewritten = host.attest(akId, store.log());
-        assertEquals("FAILED", rewritten.level(), rewritten.reasons().toString());
+        assertEquals(IntegrityLevel.FAILED, rewritten.level(), rewritten.reasons().toString());
         assertTrue(String.join(" ", rewritten.reasons()).contains("rewritten"), rewritten.reasons().toString());
     }
 
@@ -444,7 +448,8 @@ class AttestationAttacksIT {
             requests.add(HostAttestation.appraisalRequest(akId, grant.nonce(), quote, store.log()));
             awaitTpmClockPast(quote);
         }
-        assertNotEquals("FAILED", host.appraise(requests.get(1)).level(), "the later quote, over the AK's nonce");
+        assertNotEquals(IntegrityLevel.FAILED, host.appraise(requests.get(1)).level(),
+                "the later quote, over the AK's nonce");
         // One outstanding nonce per AK: the first was replaced, so quotes cannot reach the server out of TPM-clock
         // order, and the server compares each quote with the newest clock it holds for the TPM.
         assertRefused403(() -> host.appraise(requests.get(0)), "NONCE", "not issued by this server");
@@ -475,7 +480,8 @@ class AttestationAttacksIT {
         } finally {
             host.beforeAppraisal(attempt -> { });
         }
-        assertEquals("IDENTIFIED", v.level(), () -> "the host's appraisal survives the flood (no softphone runs in"
+        assertEquals(IntegrityLevel.IDENTIFIED, v.level(),
+                () -> "the host's appraisal survives the flood (no softphone runs in"
                 + " this boot, so not MEASURED): " + v.reasons());
         assertEquals(OLD_CAP, flood.size(), "the flood ran once, before the first appraisal: " + flood);
         assertTrue(flood.stream().allMatch("401 NONCE_REQUEST_SIGNED"::equals),
@@ -498,7 +504,7 @@ class AttestationAttacksIT {
         }
         HostAttestation.Verdict v = host.appraise(HostAttestation.appraisalRequest(akId, grant.nonce(), quote,
                 store.log()));
-        assertEquals("IDENTIFIED", v.level(), () -> "the host's nonce was not evicted: " + v.reasons());
+        assertEquals(IntegrityLevel.IDENTIFIED, v.level(), () -> "the host's nonce was not evicted: " + v.reasons());
     }
 
     @Test
@@ -534,7 +540,8 @@ class AttestationAttacksIT {
         // None of these refusals evicted the nonce the good request got.
         byte[] nonce = HexFormat.of().parseHex(first.get("nonce").asText());
         TpmQuote quote = tpm.quote(HostAttestation.AK, PcrSelection.parse(first.get("pcrSelection").asText()), nonce);
-        assertNotEquals("FAILED", host.appraise(HostAttestation.appraisalRequest(akId, nonce, quote, store.log()))
+        assertNotEquals(IntegrityLevel.FAILED,
+                host.appraise(HostAttestation.appraisalRequest(akId, nonce, quote, store.log()))
                 .level());
     }
 
@@ -555,7 +562,8 @@ class AttestationAttacksIT {
             host.beforeAppraisal(attempt -> { });
         }
         assertEquals(List.of(1, 2), attempts, "one retry, at once, after the refusal");
-        assertEquals("IDENTIFIED", v.level(), () -> "the retry with a fresh nonce is appraised: " + v.reasons());
+        assertEquals(IntegrityLevel.IDENTIFIED, v.level(),
+                () -> "the retry with a fresh nonce is appraised: " + v.reasons());
         JsonNode refusal = lastAuditOf("REFUSAL");
         assertEquals("NONCE", refusal.at("/detail/check").asText(), refusal.toString());
         assertTrue(refusal.at("/detail/detail").asText().contains("expired"), refusal.toString());
@@ -595,7 +603,7 @@ class AttestationAttacksIT {
         assertTrue(Math.abs(next - clock.millis()) < 10_000, "later requests carry the server's time, not the host's"
                 + " (server " + clock.millis() + ", request " + next + ", host " + (clock.millis() + 120_000) + ")");
         HostAttestation.Verdict v = ahead.attest(akId, store.log());
-        assertEquals("IDENTIFIED", v.level(), () -> "the host is appraised with its clock still ahead: "
+        assertEquals(IntegrityLevel.IDENTIFIED, v.level(), () -> "the host is appraised with its clock still ahead: "
                 + v.reasons());
     }
 

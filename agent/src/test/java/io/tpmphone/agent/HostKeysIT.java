@@ -11,6 +11,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.tpmphone.attestation.HashAlgorithm;
+import io.tpmphone.attestation.IntegrityLevel;
 import io.tpmphone.attestation.SecretBytes;
 import io.tpmphone.attestation.TpmtPublic;
 import io.tpmphone.keystore.KeystoreException;
@@ -123,7 +124,7 @@ class HostKeysIT {
                      .withEnrollmentToken(Fixture.enrollmentToken(Fixture.client(server), "host-k"))) {
             AttestationClient client = Fixture.client(server);
             Agent.Status status = agent.start();
-            assertEquals("MEASURED", status.level(), () -> "reasons: " + status.reasons());
+            assertEquals(Optional.of(IntegrityLevel.MEASURED), status.level(), () -> "reasons: " + status.reasons());
             assertTrue(status.keysApproved(), () -> "the server approved the measured state for the keystore: "
                     + status);
 
@@ -228,7 +229,8 @@ class HostKeysIT {
                      .withEnrollmentToken(Fixture.enrollmentToken(Fixture.client(server), "host-t"))) {
             AttestationClient client = Fixture.client(server);
             Agent.Status started = agent.start();
-            assertEquals("FAILED", started.level(), () -> "the tampered jar fails the appraisal: " + started);
+            assertEquals(Optional.of(IntegrityLevel.FAILED), started.level(),
+                    () -> "the tampered jar fails the appraisal: " + started);
             KeystoreException e = assertThrows(KeystoreException.class,
                     () -> agent.keys().srtpKey("call-t1", SrtpSuite.AES_CM_128_HMAC_SHA1_80));
             assertEquals(KeystoreException.Reason.NOT_APPROVED, e.reason(), e.getMessage());
@@ -252,7 +254,8 @@ class HostKeysIT {
             byte[] sealedBefore = Files.readAllBytes(dir.resolve("agent/keystore/root.sealed"));
             client.put("/v1/policy", alsoApproving(policy, 2, tamperedSpec), Fixture.ADMIN_TOKEN);
             Agent.Status approved = agent.attestNow();
-            assertEquals("MEASURED", approved.level(), () -> "reasons: " + approved.reasons());
+            assertEquals(Optional.of(IntegrityLevel.MEASURED), approved.level(),
+                    () -> "reasons: " + approved.reasons());
             agent.keys().srtpKey("call-t2", SrtpSuite.AES_CM_128_HMAC_SHA1_80).destroy();
             byte[] sealedAfter = Files.readAllBytes(dir.resolve("agent/keystore/root.sealed"));
             assertArrayEquals(sealedBefore, sealedAfter, () -> "nothing was re-sealed; root.sealed was "
@@ -293,7 +296,8 @@ class HostKeysIT {
                      Duration.ofHours(1), Clock.systemUTC())
                      .withEnrollmentToken(Fixture.enrollmentToken(Fixture.client(server), "host-l"))) {
             Agent.Status started = agent.start();
-            assertEquals("MEASURED", started.level(), () -> "the agent starts MEASURED: " + started);
+            assertEquals(Optional.of(IntegrityLevel.MEASURED), started.level(),
+                    () -> "the agent starts MEASURED: " + started);
             // Everything at TRACE goes to our list only: the console (and CI's output) stays at WARN.
             root.iteratorForAppenders().forEachRemaining(console::add);
             console.forEach(root::detachAppender);
@@ -361,6 +365,54 @@ class HostKeysIT {
                                 + " bytes) as a " + form.length() + "-character encoding, in " + texts.size()
                                 + " texts searched");
             }
+        }
+    }
+
+    /**
+     * A key-event report the server refuses as malformed (here a call decision naming a level that does not exist,
+     * which the keystore passes on as it got it) must not stop attestation: the server's 400 carries the check
+     * KEY_EVENTS, the agent drops the report and is appraised without it in the same round, and its next report says
+     * that one event was dropped. Nothing of the dropped event reaches the audit log.
+     */
+    @Test
+    void aReportTheServerRefusesAsMalformed_isDropped_andTheHostIsAppraisedAtOnce(SwtpmProcess swtpm,
+            @TempDir Path dir) throws Exception {
+        LaunchSpec spec = Fixture.spec(Fixture.softphoneJar(dir), Fixture.config(dir, "a=1\n"), List.of());
+        try (AttestationServer server = Fixture.server(dir.resolve("server"), swtpm, Fixture.policy(1, spec),
+                Clock.systemUTC());
+             TpmClient tpm = TpmClient.open(TpmUri.parse(swtpm.tpmUri()));
+             Agent agent = new Agent(tpm, Fixture.client(server), dir.resolve("agent"), "host-m", Fixture.PCR, spec,
+                     Duration.ofHours(1), Clock.systemUTC())
+                     .withEnrollmentToken(Fixture.enrollmentToken(Fixture.client(server), "host-m"))) {
+            AttestationClient client = Fixture.client(server);
+            Agent.Status started = agent.start();
+            assertEquals(Optional.of(IntegrityLevel.MEASURED), started.level(),
+                    () -> "the agent starts MEASURED: " + started);
+            assertEquals(Optional.empty(), agent.keys().pendingReport(), "no event is pending before the test's");
+            long appraisalsBefore = count(audit(client), "APPRAISAL");
+
+            agent.keys().recordCallDecision("IN", "ACCEPT", "sip:mallory@example.org", "SUPREME", "MEASURED",
+                    "call-malformed", "a level no server knows");
+            Agent.Status after = agent.attestNow();
+
+            assertEquals(Optional.of(IntegrityLevel.MEASURED), after.level(),
+                    () -> "the round went on without the report: " + after);
+            JsonNode records = Await.until("the appraisal without the report in the audit log",
+                    Duration.ofSeconds(10), () -> audit(client), rs -> count(rs, "APPRAISAL") > appraisalsBefore);
+            assertEquals(appraisalsBefore + 1, count(records, "APPRAISAL"),
+                    () -> "one more appraisal, the one without the report: " + ofType(records, "APPRAISAL"));
+            assertEquals(null, first(records, r -> r.toString().contains("call-malformed")),
+                    () -> "the dropped event was not recorded: " + ofType(records, "CALL_DECISION"));
+            assertTrue(agent.keys().pendingReport().isPresent(), "the drop itself waits to be reported");
+
+            agent.attestNow();
+            JsonNode dropped = awaitAudit(client, r -> r.path("type").asText().equals("KEY_RELEASE")
+                    && r.at("/detail/reason").asText().equals("EVENTS_DROPPED"));
+            assertTrue(dropped.at("/detail/message").asText().startsWith("1 earlier key events were dropped"),
+                    () -> "the next report says one event was dropped: " + dropped);
+            assertEquals(null, first(audit(client), r -> r.toString().contains("call-malformed")),
+                    "the dropped event was not recorded later either");
+            assertEquals(Optional.empty(), agent.keys().pendingReport(), "nothing is left to report");
         }
     }
 }

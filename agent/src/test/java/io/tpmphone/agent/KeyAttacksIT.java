@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import io.tpmphone.attestation.IntegrityLevel;
 import io.tpmphone.attestation.PcrSelection;
 import io.tpmphone.attestation.TpmtPublic;
 import io.tpmphone.server.AttestationServer;
@@ -61,7 +62,7 @@ class KeyAttacksIT {
         agent = new Agent(tpm, client, dir.resolve("agent"), "host-x", Fixture.PCR, spec, Duration.ofHours(1),
                 Clock.systemUTC()).withEnrollmentToken(Fixture.enrollmentToken(client, "host-x"));
         Agent.Status s = agent.start();
-        assertEquals("MEASURED", s.level(), () -> "reasons: " + s.reasons());
+        assertEquals(Optional.of(IntegrityLevel.MEASURED), s.level(), () -> "reasons: " + s.reasons());
         akId = s.akId();
         // A signing key that any local process could use: no policy, userWithAuth.
         TpmObjectBlob rogue = tpm.createSigningKey(PersistentHandle.SRK_ECC, Optional.empty());
@@ -148,7 +149,7 @@ class KeyAttacksIT {
     }
 
     @Test
-    void malformedKeyEvents_are400_beforeAnyNonceIsUsed() throws Exception {
+    void malformedKeyEvents_are400WithCheckKeyEvents_beforeAnyNonceIsUsed() throws Exception {
         for (String bad : List.of("not json", "{}", "[1]", "[{\"at\":\"x\",\"operation\":\"STEAL\",\"outcome\":\"RELEASED\"}]",
                 "[{\"at\":\"x\",\"operation\":\"SIGN\",\"outcome\":\"RELEASED\",\"extra\":1}]",
                 "[{\"at\":\"x\",\"operation\":\"SIGN\",\"outcome\":\"REFUSED\",\"reason\":\"lower case\"}]",
@@ -160,6 +161,8 @@ class KeyAttacksIT {
             AttestationClientException e = assertThrows(AttestationClientException.class,
                     () -> client.post("/v1/appraisals", request, null), bad);
             assertEquals(400, e.status(), bad + ": " + e.getMessage());
+            assertEquals(Optional.of("KEY_EVENTS"), e.check(), () -> bad + ": the 400 carries the check KEY_EVENTS: "
+                    + e.getMessage());
             assertTrue(e.getMessage().contains("keyEvents"), () -> bad + ": the 400 names keyEvents: "
                     + e.getMessage());
             request.remove("keyEvents");

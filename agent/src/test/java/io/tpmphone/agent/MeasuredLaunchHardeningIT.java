@@ -9,6 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.tpmphone.attestation.EventType;
 import io.tpmphone.attestation.HashAlgorithm;
+import io.tpmphone.attestation.IntegrityLevel;
 import io.tpmphone.attestation.MeasurementEvent;
 import io.tpmphone.attestation.MeasurementLog;
 import io.tpmphone.attestation.PcrSelection;
@@ -236,7 +237,8 @@ class MeasuredLaunchHardeningIT {
                      Duration.ofHours(1), Clock.systemUTC())) {
             enroll(server, tpm, dir.resolve("agent"), "host-r");
             Agent.Status started = agent.start();
-            assertEquals("MEASURED", started.level(), () -> "the agent starts MEASURED: " + started);
+            assertEquals(Optional.of(IntegrityLevel.MEASURED), started.level(),
+                    () -> "the agent starts MEASURED: " + started);
             Process first = agent.child().orElseThrow();
             String oldBoot = Files.readString(dir.resolve("agent/log/boot")).trim();
             tpm.disconnect();
@@ -257,7 +259,8 @@ class MeasuredLaunchHardeningIT {
                             + "starts with " + fresh.event(0));
             assertEquals(0, fresh.events().stream().filter(e -> e.type() == EventType.TERMINATED).count(),
                     () -> "no TERMINATED in the new boot's log: " + fresh.events());
-            assertEquals("MEASURED", agent.status().level(), () -> "reasons: " + agent.status().reasons());
+            assertEquals(Optional.of(IntegrityLevel.MEASURED), agent.status().level(),
+                    () -> "reasons: " + agent.status().reasons());
             assertTrue(agent.status().childAlive(), () -> "the relaunched child is alive: " + agent.status());
         }
     }

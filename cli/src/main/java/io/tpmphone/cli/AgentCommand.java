@@ -182,8 +182,9 @@ final class AgentCommand {
             }, "agent-shutdown"));
             Agent.Status s = agent.start();
             PrintWriter out = spec.commandLine().getOut();
-            out.println("agent for " + host + ": " + s.level()
-                    + (s.failedCheck() == null ? "" : " (" + s.failedCheck() + ")") + "; Ctrl-C stops it");
+            out.println("agent for " + host + ": " + s.levelName()
+                    + (s.failedCheck() == null ? "" : " (" + UntrustedText.forTerminal(s.failedCheck(), 100) + ")")
+                    + "; Ctrl-C stops it");
             out.flush();
             // The softphone waits for its device certificate (up to 60 s) before it serves.
             Agent.Softphone phone = agent.awaitSoftphone(SOFTPHONE_START);

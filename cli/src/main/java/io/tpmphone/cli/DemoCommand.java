@@ -1,5 +1,6 @@
 package io.tpmphone.cli;
 
+import io.tpmphone.attestation.IntegrityLevel;
 import io.tpmphone.attestation.UntrustedText;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.tpmphone.agent.Agent;
@@ -113,7 +114,7 @@ final class DemoCommand implements Callable<Integer> {
                     rig[0] = TwoHostRig.start(dir.resolve("state"));
                     for (TwoHostRig.Host h : List.of(rig[0].alice(), rig[0].bob())) {
                         Agent.Status s = h.agent().status();
-                        facts.add(h.name() + ": " + level(s.level()) + " — AK " + s.akId().substring(0, 12)
+                        facts.add(h.name() + ": " + level(s.levelName()) + " — AK " + s.akId().substring(0, 12)
                                 + "…, softphone " + (TwoHostRig.ISOLATE ? "isolated (PID/mount/IPC namespaces, its own"
                                 + " user " + h.agent().childUser() + ")" : "not isolated (run as root for namespaces)")
                                 + ", SRTP keys sealed to this state");
@@ -162,7 +163,7 @@ final class DemoCommand implements Callable<Integer> {
         ok = step("Tamper with bob's softphone: one extra entry in its jar; bob's agent relaunches it",
                 "the agent measures what it launches; the server compares it with the approved release", facts -> {
                     Agent.Status s = rig[0].tamperAndRelaunch("bob");
-                    facts.add("bob: " + level(s.level()) + (s.failedCheck() == null ? "" : " — failed check "
+                    facts.add("bob: " + level(s.levelName()) + (s.failedCheck() == null ? "" : " — failed check "
                             + s.failedCheck()));
                     s.reasons().stream().limit(2).forEach(r -> facts.add("  " + UntrustedText.forTerminal(r)));
                     // The tampered build runs: its phone answers as before, with what its TPM can prove.
@@ -171,7 +172,7 @@ final class DemoCommand implements Callable<Integer> {
                         facts.add("bob's tampered softphone is running: " + UntrustedText.forTerminal(bob.request(
                                 ControlClient.op("status")).path("uri").asText()));
                     }
-                    return s.level().equals("FAILED");
+                    return s.is(IntegrityLevel.FAILED);
                 });
         if (!ok) {
             return false;

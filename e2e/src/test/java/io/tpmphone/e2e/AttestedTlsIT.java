@@ -1,5 +1,6 @@
 package io.tpmphone.e2e;
 
+import io.tpmphone.attestation.IntegrityLevel;
 import io.tpmphone.rig.TwoHostRig;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
@@ -8,7 +9,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.tpmphone.agent.Agent;
 import io.tpmphone.agent.AttestationClient;
 import io.tpmphone.agent.HostAttestation;
-import io.tpmphone.attestation.IntegrityLevel;
 import io.tpmphone.attestation.MeasurementEvent;
 import io.tpmphone.attestation.MeasurementLog;
 import io.tpmphone.tls.AttestationRequest;
@@ -240,7 +240,8 @@ class AttestedTlsIT {
                 last.dataAsString() + " (edited)"));
         HostAttestation.Verdict failed = new HostAttestation(aliceTpm, client).attest(alice.status().akId(),
                 MeasurementLog.of(events));
-        assertEquals("FAILED", failed.level(), () -> "the edited log fails; failedCheck " + failed.failedCheck()
+        assertEquals(IntegrityLevel.FAILED, failed.level(),
+                () -> "the edited log fails; failedCheck " + failed.failedCheck()
                 + ", reasons " + failed.reasons());
         byte[] cr = new byte[32];
         byte[] sr = new byte[32];
@@ -256,7 +257,7 @@ class AttestedTlsIT {
         assertEquals(IntegrityLevel.FAILED, p.level(), p.reason());
         assertEquals(Optional.of("alice"), p.host(), p::display);
         Agent.Status now = alice.attestNow();
-        assertEquals("MEASURED", now.level(), () -> "alice's own state is unchanged: " + now);
+        assertEquals(Optional.of(IntegrityLevel.MEASURED), now.level(), () -> "alice's own state is unchanged: " + now);
     }
 
     /** A TLS 1.3 client without the attestation extension (an ordinary SIP phone, or a stripped ClientHello). */

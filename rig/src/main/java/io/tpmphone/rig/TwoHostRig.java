@@ -5,6 +5,7 @@ import io.tpmphone.agent.AttestationClient;
 import io.tpmphone.agent.Broker;
 import io.tpmphone.agent.LaunchSpec;
 import io.tpmphone.agent.ReleaseManifest;
+import io.tpmphone.attestation.IntegrityLevel;
 import io.tpmphone.server.AttestationServer;
 import io.tpmphone.softphone.AgentBroker;
 import io.tpmphone.softphone.BrokerHostIdentity;
@@ -194,8 +195,8 @@ public final class TwoHostRig implements AutoCloseable {
         Agent agent = keep(new Agent(tpm, client, dir.resolve(name), name, PCR, releases.get(name), Duration.ofMinutes(2),
                 Clock.systemUTC()).withEnrollmentToken(token));
         Agent.Status s = agent.start();
-        if (!s.level().equals("MEASURED")) {
-            throw new IllegalStateException(name + " is " + s.level() + ", not MEASURED: " + s.reasons());
+        if (!s.is(IntegrityLevel.MEASURED)) {
+            throw new IllegalStateException(name + " is " + s.levelName() + ", not MEASURED: " + s.reasons());
         }
         return withBroker(name, agent, tpm, 1);
     }

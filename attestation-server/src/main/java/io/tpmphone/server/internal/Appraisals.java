@@ -129,7 +129,7 @@ public final class Appraisals {
     public Map<String, Object> appraise(String body, String remote) throws Exception {
         AttestationPolicy p = policy.get();
         ObjectNode req = Json.object(body, FIELDS, Set.of("keyApprovalPcrs", "keyEvents"));
-        byte[] keyEventBytes = req.has("keyEvents") ? Json.base64(req, "keyEvents", KeyEvents.MAX_BYTES) : null;
+        byte[] keyEventBytes = req.has("keyEvents") ? KeyEvents.bytes(req) : null;
         List<KeyEvents.Event> keyEvents = keyEventBytes == null ? List.of() : KeyEvents.parse(keyEventBytes);
         PcrSelection keystorePcrs = null;
         if (req.has("keyApprovalPcrs")) {

@@ -16,9 +16,17 @@ import java.util.regex.Pattern;
  * base64 of a UTF-8 JSON array in an appraisal request, and its quote's qualifying data is
  * {@code SHA256("tpmphone-key-events-v1" || nonce || SHA256(those bytes))}, so a report is accepted only with the
  * host TPM's signature. Each event becomes one {@code KEY_RELEASE} (or {@code CALL_DECISION}) audit record; a call
- * decision with a {@code count} stands for that many rejected calls the agent summed up. Immutable.
+ * decision with a {@code count} stands for that many rejected calls the agent summed up. A report that is not
+ * readable or breaks a rule is refused with 400 and the check {@link #CHECK} ({@code KEY_EVENTS}), before anything
+ * else in the request is looked at: the agent acts on that check (it drops the report, counted, and attests without
+ * it), never on the message. Immutable.
  */
 public final class KeyEvents {
+    /**
+     * The check a 400 names when the report itself is malformed ({@code "check": "KEY_EVENTS"} in the refusal's
+     * body, docs/api.md): not base64, too large, not a JSON array of valid events.
+     */
+    public static final String CHECK = "KEY_EVENTS";
     /** The largest report, in bytes. */
     public static final int MAX_BYTES = 64 * 1024;
     /** The most events in one report. */
@@ -127,34 +135,50 @@ public final class KeyEvents {
                 e.has("message") ? Json.text(e, "message", 512) : null, call, count);
     }
 
-    /** Parses a report strictly; a malformed one is a 400 naming what is wrong. */
+    /**
+     * The report's bytes from the {@code keyEvents} field of an appraisal request: base64 of at most
+     * {@link #MAX_BYTES} bytes. Anything else is a 400 with check {@link #CHECK}.
+     */
+    public static byte[] bytes(JsonNode request) throws ApiException {
+        try {
+            return Json.base64(request, "keyEvents", MAX_BYTES);
+        } catch (ApiException e) {
+            throw refused(e.getMessage());
+        }
+    }
+
+    /** Parses a report strictly; a malformed one is a 400 with check {@link #CHECK}, naming what is wrong. */
     public static List<Event> parse(byte[] report) throws ApiException {
         JsonNode root;
         try {
             root = Json.MAPPER.readTree(report);
         } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
-            throw ApiException.badRequest("keyEvents: not a JSON array: " + e.getOriginalMessage());
+            throw refused("keyEvents: not a JSON array: " + e.getOriginalMessage());
         } catch (java.io.IOException e) {
-            throw ApiException.badRequest("keyEvents: unreadable: " + e.getMessage());
+            throw refused("keyEvents: unreadable: " + e.getMessage());
         }
         if (root == null || !root.isArray()) {
-            throw ApiException.badRequest("keyEvents: expected a JSON array of events");
+            throw refused("keyEvents: expected a JSON array of events");
         }
         if (root.size() > MAX_EVENTS) {
-            throw ApiException.badRequest("keyEvents: " + root.size() + " events; at most " + MAX_EVENTS);
+            throw refused("keyEvents: " + root.size() + " events; at most " + MAX_EVENTS);
         }
         List<Event> events = new ArrayList<>();
         for (int i = 0; i < root.size(); i++) {
             JsonNode n = root.get(i);
             if (!(n instanceof ObjectNode o)) {
-                throw ApiException.badRequest("keyEvents[" + i + "]: not an object");
+                throw refused("keyEvents[" + i + "]: not an object");
             }
             try {
                 events.add(event(o));
             } catch (ApiException e) {
-                throw ApiException.badRequest("keyEvents[" + i + "]: " + e.getMessage());
+                throw refused("keyEvents[" + i + "]: " + e.getMessage());
             }
         }
         return events;
+    }
+
+    private static ApiException refused(String message) {
+        return new ApiException(400, "bad_request", CHECK, message);
     }
 }

@@ -251,6 +251,39 @@ class AppraisalsIT {
                 Map.of("keyApprovalPcrs", "sha999:1"))));
         assertEquals(400, pcrs.status(), pcrs::getMessage);
         assertTrue(pcrs.getMessage().contains("keyApprovalPcrs"), pcrs::getMessage);
+        assertEquals(null, pcrs.check(), () -> "a malformed field other than keyEvents names no check: " + pcrs);
+        // Its message names keyEvents (among the allowed fields), yet it is not a key-event refusal.
+        ApiException unknown = assertThrows(ApiException.class, () -> appraisals.appraise(host.appraisalRequest(
+                new byte[32], host.quote(policy.requiredPcrSelection(), new byte[32]), host.log(),
+                Map.of("extra", 1))));
+        assertTrue(unknown.getMessage().contains("keyEvents"), unknown::getMessage);
+        assertEquals(400, unknown.status(), unknown::getMessage);
+        assertEquals(null, unknown.check(), () -> "an unknown field names no check: " + unknown);
+    }
+
+    @Test
+    void aMalformedKeyEventReport_is400WithCheckKeyEvents_andLeavesTheNonceUnused() throws Exception {
+        byte[] nonce = nonces.issue(host.akId(), policy.nonceTtl());
+        TpmQuote quote = host.quote(policy.requiredPcrSelection(), nonce);
+        java.util.Base64.Encoder b64 = java.util.Base64.getEncoder();
+        List<Object> bad = List.of("not base64!", 42, b64.encodeToString(new byte[KeyEvents.MAX_BYTES + 3]),
+                b64.encodeToString("not json".getBytes(java.nio.charset.StandardCharsets.UTF_8)),
+                b64.encodeToString("{}".getBytes(java.nio.charset.StandardCharsets.UTF_8)),
+                b64.encodeToString(("[{\"at\":\"2026-12-06T12:00:00Z\",\"operation\":\"CALL_DECISION\","
+                        + "\"outcome\":\"ACCEPT\",\"direction\":\"IN\",\"peer\":\"sip:a@b\","
+                        + "\"peerLevel\":\"SUPREME\",\"requiredLevel\":\"MEASURED\"}]")
+                        .getBytes(java.nio.charset.StandardCharsets.UTF_8)));
+        for (Object report : bad) {
+            String body = host.appraisalRequest(nonce, quote, host.log(), Map.of("keyEvents", report));
+            ApiException e = assertThrows(ApiException.class, () -> appraisals.appraise(body),
+                    () -> "keyEvents " + String.valueOf(report).substring(0, Math.min(40, String.valueOf(report)
+                            .length())));
+            assertEquals(400, e.status(), e::getMessage);
+            assertEquals(KeyEvents.CHECK, e.check(), () -> "check of " + e.getMessage());
+        }
+        assertEquals(List.of(), audited, "a refused report is not recorded");
+        Map<String, Object> response = appraisals.appraise(host.appraisalRequest(nonce, quote, host.log(), Map.of()));
+        assertEquals("MEASURED", response.get("level"), () -> "the nonce was still unused; response " + response);
     }
 
     @Test

@@ -30,6 +30,34 @@ class KeyEventsTest {
     }
 
     @Test
+    void everyMalformedReport_isRefusedWithCheckKeyEvents() {
+        for (String bad : List.of("not json", "{}", "[1]", "[" + DECISION + ",\"count\":0}]",
+                "[" + DECISION.replace("UNATTESTED", "SUPREME") + "}]", "[" + DECISION + ",\"extra\":1}]",
+                "[" + DECISION + "}]".repeat(2),
+                "[" + (DECISION + "},").repeat(KeyEvents.MAX_EVENTS) + DECISION + "}]")) {
+            ApiException e = assertThrows(ApiException.class, () -> parse(bad), bad);
+            assertEquals(400, e.status(), e.getMessage());
+            assertEquals(KeyEvents.CHECK, e.check(), () -> "check of " + e.getMessage());
+        }
+    }
+
+    @Test
+    void aKeyEventsFieldThatIsNotBase64OfAtMost64KiB_isRefusedWithCheckKeyEvents() throws Exception {
+        String tooLarge = java.util.Base64.getEncoder().encodeToString(new byte[KeyEvents.MAX_BYTES + 3]);
+        for (String field : List.of("{\"keyEvents\":\"not base64!\"}", "{\"keyEvents\":42}", "{\"keyEvents\":null}",
+                "{\"keyEvents\":\"" + tooLarge + "\"}")) {
+            com.fasterxml.jackson.databind.JsonNode request = Json.MAPPER.readTree(field);
+            ApiException e = assertThrows(ApiException.class, () -> KeyEvents.bytes(request), field.substring(0,
+                    Math.min(40, field.length())));
+            assertEquals(400, e.status(), e.getMessage());
+            assertEquals(KeyEvents.CHECK, e.check(), () -> "check of " + e.getMessage());
+        }
+        String exact = java.util.Base64.getEncoder().encodeToString(new byte[KeyEvents.MAX_BYTES]);
+        assertEquals(KeyEvents.MAX_BYTES, KeyEvents.bytes(Json.MAPPER.readTree("{\"keyEvents\":\"" + exact + "\"}"))
+                .length, "64 KiB is taken");
+    }
+
+    @Test
     void aCountThatIsNotAPositiveInteger_orNotOnACallDecision_isRefused() {
         for (String bad : List.of("[" + DECISION + ",\"count\":0}]", "[" + DECISION + ",\"count\":1.5}]",
                 "[" + DECISION + ",\"count\":\"12\"}]", "[" + DECISION + ",\"count\":10000000000}]",

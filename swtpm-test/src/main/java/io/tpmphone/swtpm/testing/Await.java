@@ -22,7 +22,7 @@ import java.util.function.Predicate;
  *
  * <pre>{@code
  * Status s = Await.until("the agent to report MEASURED", Duration.ofSeconds(10), agent::status,
- *         st -> st.level().equals("MEASURED"));
+ *         st -> st.is(IntegrityLevel.MEASURED));
  * Await.until("the PID file to disappear", Duration.ofSeconds(5), () -> !Files.exists(pid),
  *         () -> "the PID file still holds " + Files.readString(pid));
  * }</pre>
