@@ -79,6 +79,16 @@ public record DtlsFingerprint(String hashFunction, byte[] digest) {
         return new DtlsFingerprint(function, digest);
     }
 
+    /** Whether an attribute value names a hash function we check (sha-256, sha-384, sha-512), whatever follows. */
+    public static boolean supportsHashFunctionOf(String value) {
+        if (value == null) {
+            return false;
+        }
+        int space = value.indexOf(' ');
+        String function = (space < 0 ? value : value.substring(0, space)).toLowerCase(Locale.ROOT);
+        return function.equals("sha-256") || function.equals("sha-384") || function.equals("sha-512");
+    }
+
     /** Whether this is the fingerprint of {@code certificateDer} (constant time over the digest). */
     public boolean matches(byte[] certificateDer) {
         return MessageDigest.isEqual(digest, hash(hashFunction, certificateDer));
