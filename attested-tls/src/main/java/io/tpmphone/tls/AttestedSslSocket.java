@@ -491,10 +491,11 @@ public final class AttestedSslSocket extends SSLSocket {
                 + raw.getRemoteSocketAddress() + "]";
     }
 
-    /** The session JSSE callers see: peer certificates, the cipher suite, TLSv1.3, and the peer's attestation. */
+    /** The session JSSE callers see: peer certificates, the cipher suite, the protocol, and the peer's attestation. */
     static final class Session implements SSLSession {
         static final String[] SUITES = {"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384",
-            "TLS_CHACHA20_POLY1305_SHA256"};
+            "TLS_CHACHA20_POLY1305_SHA256", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+            "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"};
         private final AttestedTlsPeer peer;
         private final int cipherSuite;
         private final java.util.Map<String, Object> values = new java.util.concurrent.ConcurrentHashMap<>();
@@ -549,13 +550,16 @@ public final class AttestedSslSocket extends SSLSocket {
                 case 0x1301 -> SUITES[0];
                 case 0x1302 -> SUITES[1];
                 case 0x1303 -> SUITES[2];
+                case 0xC02B -> SUITES[3];
+                case 0xC02C -> SUITES[4];
+                case 0xCCA9 -> SUITES[5];
                 default -> "SSL_NULL_WITH_NULL_NULL";
             };
         }
 
         @Override
         public String getProtocol() {
-            return peer == null ? "NONE" : "TLSv1.3";
+            return peer == null ? "NONE" : peer.protocol();
         }
 
         @Override

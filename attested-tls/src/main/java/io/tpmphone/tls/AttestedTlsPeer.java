@@ -16,6 +16,11 @@ public interface AttestedTlsPeer extends TlsPeer {
     /** The negotiated TLS cipher suite code (e.g. 0x1301), or -1 before the handshake completed. */
     int cipherSuite();
 
+    /** The negotiated protocol as JSSE names it ("TLSv1.3", "TLSv1.2"), or "NONE" before it was chosen. */
+    default String protocol() {
+        return "TLSv1.3";
+    }
+
     /** This side's identity, if it presents one. */
     Optional<HostIdentity> identity();
 }

@@ -15,6 +15,12 @@ public final class Binder {
     public static final String CLIENT_LABEL = "tpmphone attested TLS client evidence v1";
     public static final String SERVER_LABEL = "tpmphone attested TLS server evidence v1";
 
+    public static final String DTLS_CLIENT_LABEL = "tpmphone attested DTLS-SRTP client evidence v1";
+    public static final String DTLS_SERVER_LABEL = "tpmphone attested DTLS-SRTP server evidence v1";
+    /** RFC 5705 exporter label of the association value a DTLS binder covers (an EXPORTER- label is private use). */
+    public static final String DTLS_EXPORTER_LABEL = "EXPORTER-tpmphone-evidence-v1";
+    public static final int DTLS_EXPORTER_LENGTH = 32;
+
     private Binder() {
     }
 
@@ -31,5 +37,22 @@ public final class Binder {
         byte[] label = (server ? SERVER_LABEL : CLIENT_LABEL).getBytes(StandardCharsets.US_ASCII);
         return HashAlgorithm.SHA256.digest(label, clientRandom, serverRandom, HashAlgorithm.SHA256.digest(tikSpki),
                 peerNonce);
+    }
+
+    /**
+     * The binder of evidence sent over a DTLS-SRTP association: {@code SHA-256(label || exporter || SHA-256(SPKI of
+     * the certificate that signed the sender's handshake) || peer nonce)}, where {@code exporter} is this
+     * association's {@link #DTLS_EXPORTER_LABEL} value (with extended master secret it covers the whole handshake,
+     * randoms and certificates included, so a relay that terminates DTLS has another one on each leg).
+     */
+    public static byte[] computeDtls(boolean server, byte[] exporter, byte[] tikSpki, byte[] peerNonce) {
+        Objects.requireNonNull(exporter, "exporter");
+        Objects.requireNonNull(tikSpki, "tikSpki");
+        Objects.requireNonNull(peerNonce, "peerNonce");
+        if (exporter.length != DTLS_EXPORTER_LENGTH) {
+            throw new IllegalArgumentException("the DTLS exporter value is " + DTLS_EXPORTER_LENGTH + " bytes");
+        }
+        byte[] label = (server ? DTLS_SERVER_LABEL : DTLS_CLIENT_LABEL).getBytes(StandardCharsets.US_ASCII);
+        return HashAlgorithm.SHA256.digest(label, exporter, HashAlgorithm.SHA256.digest(tikSpki), peerNonce);
     }
 }

@@ -1,18 +1,49 @@
 package io.tpmphone.softphone.sip;
 
 import io.tpmphone.softphone.SdesCrypto;
+import io.tpmphone.tls.DtlsFingerprint;
+import io.tpmphone.tls.DtlsSetup;
+import io.tpmphone.tls.MalformedExtensionException;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
+import java.util.Optional;
 
 /**
- * The SDP we offer and answer (RFC 4566, RFC 4568): one audio stream over RTP/SAVP with PCMU and PCMA and one SDES
- * crypto attribute per key — and a strict reader for the peer's: one audio m-line, its connection address and port,
- * its payload types, and its crypto attributes. Anything else in the peer's SDP is ignored; a missing or malformed
- * essential line is an {@link IllegalArgumentException} naming it. Immutable.
+ * The SDP we offer and answer (RFC 4566, RFC 4568, RFC 5763): one audio stream with PCMU and PCMA, protected either by
+ * SDES ({@code RTP/SAVP}, one crypto attribute per key) or by DTLS-SRTP ({@code UDP/TLS/RTP/SAVP} with
+ * {@code a=fingerprint}, {@code a=setup} and {@code a=rtcp-mux}: {@link #dtls()} present) — and a strict reader for
+ * the peer's: one audio m-line, its connection address and port, its payload types, its crypto attributes, and its
+ * DTLS attributes when its protocol is DTLS-SRTP. Anything else in the peer's SDP is ignored; a missing or malformed
+ * essential line is an {@link IllegalArgumentException} naming it (never echoing more than a few characters of the
+ * peer's text). Immutable.
  */
 public record Sdp(String address, int port, List<Integer> payloadTypes, List<SdesCrypto> cryptos,
-                  String direction) {
+                  String direction, Optional<DtlsAttributes> dtls) {
+    /** The DTLS-SRTP media protocol (RFC 5764 §8). */
+    public static final String DTLS_PROTOCOL = "UDP/TLS/RTP/SAVP";
+    /** More fingerprints than this in one SDP are refused (RFC 8122 allows several; nobody needs many). */
+    public static final int MAX_FINGERPRINTS = 4;
+
+    /**
+     * A DTLS-SRTP stream's attributes: the certificate fingerprints (any may match; RFC 8122 §5), who starts the
+     * handshake, and whether RTCP shares the RTP port (we always ask for it, and need it: one DTLS association per
+     * call).
+     */
+    public record DtlsAttributes(List<DtlsFingerprint> fingerprints, DtlsSetup setup, boolean rtcpMux) {
+        public DtlsAttributes {
+            fingerprints = List.copyOf(fingerprints);
+            Objects.requireNonNull(setup, "setup");
+            if (fingerprints.isEmpty() || fingerprints.size() > MAX_FINGERPRINTS) {
+                throw new IllegalArgumentException("a DTLS-SRTP stream has 1.." + MAX_FINGERPRINTS + " fingerprints");
+            }
+        }
+
+        /** Ours: one SHA-256 fingerprint, RTCP multiplexed. */
+        public static DtlsAttributes of(DtlsFingerprint fingerprint, DtlsSetup setup) {
+            return new DtlsAttributes(List.of(fingerprint), setup, true);
+        }
+    }
     /** PCMU/8000 and PCMA/8000. */
     public static final List<Integer> AUDIO_PAYLOADS = List.of(0, 8);
 
@@ -26,14 +57,24 @@ public record Sdp(String address, int port, List<Integer> payloadTypes, List<Sde
     private static final int MAX_LENGTH = 16 * 1024;
     private static final List<String> DIRECTIONS = List.of("sendrecv", "sendonly", "recvonly", "inactive");
 
-    /** A sendrecv stream. */
+    /** A sendrecv SDES stream. */
     public Sdp(String address, int port, List<Integer> payloadTypes, List<SdesCrypto> cryptos) {
         this(address, port, payloadTypes, cryptos, "sendrecv");
     }
 
+    /** An SDES stream with a direction. */
+    public Sdp(String address, int port, List<Integer> payloadTypes, List<SdesCrypto> cryptos, String direction) {
+        this(address, port, payloadTypes, cryptos, direction, Optional.empty());
+    }
+
+    /** A sendrecv DTLS-SRTP stream. */
+    public static Sdp dtlsSrtp(String address, int port, List<Integer> payloadTypes, DtlsAttributes dtls) {
+        return new Sdp(address, port, payloadTypes, List.of(), "sendrecv", Optional.of(dtls));
+    }
+
     /** The same stream with another direction attribute (sendrecv, sendonly, recvonly, inactive). */
     public Sdp withDirection(String d) {
-        return new Sdp(address, port, payloadTypes, cryptos, d);
+        return new Sdp(address, port, payloadTypes, cryptos, d, dtls);
     }
 
     public Sdp {
@@ -43,6 +84,15 @@ public record Sdp(String address, int port, List<Integer> payloadTypes, List<Sde
         }
         payloadTypes = List.copyOf(payloadTypes);
         cryptos = List.copyOf(cryptos);
+        Objects.requireNonNull(dtls, "dtls");
+        if (dtls.isPresent() && !cryptos.isEmpty()) {
+            throw new IllegalArgumentException("a DTLS-SRTP stream carries no SDES keys");
+        }
+    }
+
+    /** The m= line's protocol: {@link #DTLS_PROTOCOL} for DTLS-SRTP, {@code RTP/SAVP} for SDES. */
+    public String protocol() {
+        return dtls.isPresent() ? DTLS_PROTOCOL : "RTP/SAVP";
     }
 
     /** The SDP text (CRLF line ends). {@code sessionId} is the o= line's session id and version. */
@@ -55,7 +105,7 @@ public record Sdp(String address, int port, List<Integer> payloadTypes, List<Sde
         s.append("s=tpmphone\r\n");
         s.append("c=IN ").append(ip).append(' ').append(address).append("\r\n");
         s.append("t=0 0\r\n");
-        s.append("m=audio ").append(port).append(" RTP/SAVP");
+        s.append("m=audio ").append(port).append(' ').append(protocol());
         for (int pt : payloadTypes) {
             s.append(' ').append(pt);
         }
@@ -69,6 +119,15 @@ public record Sdp(String address, int port, List<Integer> payloadTypes, List<Sde
         }
         for (SdesCrypto c : cryptos) {
             s.append("a=").append(c.format()).append("\r\n");
+        }
+        if (dtls.isPresent()) {
+            for (DtlsFingerprint f : dtls.get().fingerprints()) {
+                s.append("a=fingerprint:").append(f.toSdp()).append("\r\n");
+            }
+            s.append("a=setup:").append(dtls.get().setup().sdp()).append("\r\n");
+            if (dtls.get().rtcpMux()) {
+                s.append("a=rtcp-mux\r\n");
+            }
         }
         s.append("a=").append(direction).append("\r\n");
         return s.toString();
@@ -93,6 +152,12 @@ public record Sdp(String address, int port, List<Integer> payloadTypes, List<Sde
         boolean seenAudio = false;
         String sessionDirection = "sendrecv";
         String mediaDirection = null;
+        String protocol = null;
+        List<DtlsFingerprint> sessionFingerprints = new ArrayList<>();
+        List<DtlsFingerprint> mediaFingerprints = new ArrayList<>();
+        String sessionSetup = null;
+        String mediaSetup = null;
+        boolean rtcpMux = false;
         for (String raw : text.split("\r?\n")) {
             String line = raw.strip();
             if (line.length() < 2 || line.charAt(1) != '=') {
@@ -110,6 +175,7 @@ public record Sdp(String address, int port, List<Integer> payloadTypes, List<Sde
                     if (f.length < 4) {
                         throw new IllegalArgumentException("the m=audio line has no port, protocol or formats");
                     }
+                    protocol = f[2];
                     try {
                         port = Integer.parseInt(f[1]);
                         for (int i = 3; i < f.length; i++) {
@@ -140,6 +206,28 @@ public record Sdp(String address, int port, List<Integer> payloadTypes, List<Sde
                 } else if (!seenAudio) {
                     sessionDirection = value;
                 }
+            } else if (type == 'a' && value.startsWith("fingerprint:") && (inAudio || !seenAudio)) {
+                List<DtlsFingerprint> to = inAudio ? mediaFingerprints : sessionFingerprints;
+                if (to.size() == MAX_FINGERPRINTS) {
+                    throw new IllegalArgumentException("the SDP has more than " + MAX_FINGERPRINTS + " fingerprints");
+                }
+                String fingerprint = value.substring("fingerprint:".length());
+                if (!DtlsFingerprint.supportsHashFunctionOf(fingerprint)) {
+                    continue; // another hash function beside ours is fine (RFC 8122 §5); none of ours is not
+                }
+                try {
+                    to.add(DtlsFingerprint.parse(fingerprint));
+                } catch (MalformedExtensionException e) {
+                    throw new IllegalArgumentException(e.getMessage(), e);
+                }
+            } else if (type == 'a' && value.startsWith("setup:") && (inAudio || !seenAudio)) {
+                if (inAudio) {
+                    mediaSetup = value.substring("setup:".length());
+                } else {
+                    sessionSetup = value.substring("setup:".length());
+                }
+            } else if (type == 'a' && inAudio && value.equals("rtcp-mux")) {
+                rtcpMux = true;
             } else if (type == 'a' && inAudio && value.startsWith("crypto:")) {
                 try {
                     cryptos.add(SdesCrypto.parse(value));
@@ -158,7 +246,25 @@ public record Sdp(String address, int port, List<Integer> payloadTypes, List<Sde
         if (address == null) {
             throw new IllegalArgumentException("the SDP has no c= line for the audio stream");
         }
-        return new Sdp(address, port, payloads, cryptos, mediaDirection != null ? mediaDirection : sessionDirection);
+        String direction = mediaDirection != null ? mediaDirection : sessionDirection;
+        if (!DTLS_PROTOCOL.equals(protocol) && !"UDP/TLS/RTP/SAVPF".equals(protocol)) {
+            return new Sdp(address, port, payloads, cryptos, direction);
+        }
+        List<DtlsFingerprint> fingerprints = mediaFingerprints.isEmpty() ? sessionFingerprints : mediaFingerprints;
+        if (fingerprints.isEmpty()) {
+            throw new IllegalArgumentException("the DTLS-SRTP stream has no a=fingerprint we can check (sha-256, "
+                    + "sha-384 or sha-512)");
+        }
+        String setupValue = mediaSetup != null ? mediaSetup : sessionSetup;
+        DtlsSetup setup;
+        try {
+            setup = setupValue == null ? DtlsSetup.ACTIVE : DtlsSetup.parse(setupValue); // RFC 4145 §4's default
+        } catch (MalformedExtensionException e) {
+            throw new IllegalArgumentException(e.getMessage(), e);
+        }
+        // SDES keys beside DTLS-SRTP are ignored: the keys come from the handshake, never from the signalling.
+        return new Sdp(address, port, payloads, List.of(), direction,
+                Optional.of(new DtlsAttributes(fingerprints, setup, rtcpMux)));
     }
 
     private static String abbreviate(String s) {

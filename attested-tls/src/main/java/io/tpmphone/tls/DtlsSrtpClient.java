@@ -1,0 +1,166 @@
+package io.tpmphone.tls;
+
+import java.io.IOException;
+import java.security.cert.X509Certificate;
+import java.util.Hashtable;
+import java.util.List;
+import org.bouncycastle.tls.CertificateRequest;
+import org.bouncycastle.tls.DefaultTlsClient;
+import org.bouncycastle.tls.ProtocolVersion;
+import org.bouncycastle.tls.TlsAuthentication;
+import org.bouncycastle.tls.TlsCredentials;
+import org.bouncycastle.tls.TlsExtensionsUtils;
+import org.bouncycastle.tls.TlsSRTPUtils;
+import org.bouncycastle.tls.TlsServerCertificate;
+import org.bouncycastle.tls.TlsSession;
+import org.bouncycastle.tls.crypto.TlsCrypto;
+
+/**
+ * The DTLS-SRTP client ({@code a=setup:active}): offers {@code use_srtp} and, when this side attests, the
+ * {@code attestation_request} extension with its nonce; checks the server's certificate against the SDP fingerprint
+ * and answers the certificate request with the device certificate (the TIK signs CertificateVerify). One instance per
+ * association.
+ */
+final class DtlsSrtpClient extends DefaultTlsClient implements DtlsSrtpPeer {
+    private final DtlsSrtpConfig config;
+    private final AttestationRequest ours;
+    private AttestationRequest theirs;
+    private int profile;
+    private volatile List<X509Certificate> peerChain = List.of();
+    private volatile DtlsSrtpException.Reason failure;
+    private byte[] srtpMaterial;
+    private byte[] evidenceExporter;
+
+    DtlsSrtpClient(TlsCrypto crypto, DtlsSrtpConfig config) {
+        super(crypto);
+        this.config = config;
+        this.ours = config.tls().attest() ? Handshakes.request(config.tls()) : null;
+    }
+
+    @Override
+    public AttestationRequest ours() {
+        return ours;
+    }
+
+    @Override
+    public AttestationRequest theirs() {
+        return theirs;
+    }
+
+    @Override
+    public int profile() {
+        return profile;
+    }
+
+    @Override
+    public List<X509Certificate> peerChain() {
+        return peerChain;
+    }
+
+    @Override
+    public DtlsSrtpException.Reason failure() {
+        return failure;
+    }
+
+    @Override
+    public byte[] takeSrtpMaterial() {
+        byte[] m = srtpMaterial;
+        srtpMaterial = null;
+        return m;
+    }
+
+    @Override
+    public byte[] evidenceExporter() {
+        return evidenceExporter;
+    }
+
+    /** Bouncy Castle allows exporting only here (it forgets the master secret afterwards). */
+    @Override
+    public void notifyHandshakeComplete() throws java.io.IOException {
+        super.notifyHandshakeComplete();
+        srtpMaterial = context.exportKeyingMaterial(SrtpKeys.EXPORTER_LABEL, null,
+                2 * (SrtpKeys.KEY_LENGTH + SrtpKeys.SALT_LENGTH));
+        evidenceExporter = context.exportKeyingMaterial(Binder.DTLS_EXPORTER_LABEL, null,
+                Binder.DTLS_EXPORTER_LENGTH);
+    }
+
+    @Override
+    protected ProtocolVersion[] getSupportedVersions() {
+        return DtlsSrtpHandshakes.VERSIONS;
+    }
+
+    @Override
+    protected int[] getSupportedCipherSuites() {
+        return DtlsSrtpHandshakes.supported(getCrypto(), DtlsSrtpHandshakes.CLIENT_SUITES);
+    }
+
+    @Override
+    public boolean requiresExtendedMasterSecret() {
+        return true;
+    }
+
+    @Override
+    public int getHandshakeTimeoutMillis() {
+        return (int) Math.min(Integer.MAX_VALUE, config.handshakeTimeout().toMillis());
+    }
+
+    @Override
+    public int getMaxHandshakeMessageSize() {
+        return DtlsSrtpHandshakes.MAX_HANDSHAKE_MESSAGE;
+    }
+
+    @Override
+    public TlsSession getSessionToResume() {
+        return null;
+    }
+
+    @Override
+    public Hashtable<Integer, byte[]> getClientExtensions() throws IOException {
+        @SuppressWarnings("unchecked")
+        Hashtable<Integer, byte[]> ext = TlsExtensionsUtils.ensureExtensionsInitialised(super.getClientExtensions());
+        TlsSRTPUtils.addUseSRTPExtension(ext, DtlsSrtpHandshakes.offer());
+        if (ours != null) {
+            ext.put(AttestationRequest.EXTENSION_TYPE, ours.encode());
+        }
+        return ext;
+    }
+
+    @Override
+    @SuppressWarnings("rawtypes") // the Bouncy Castle API is raw
+    public void processServerExtensions(Hashtable serverExtensions) throws IOException {
+        super.processServerExtensions(serverExtensions);
+        try {
+            profile = DtlsSrtpHandshakes.chosenProfile(serverExtensions);
+        } catch (DtlsRefusal e) {
+            failure = e.reason;
+            throw e;
+        }
+        // Only an answer to our own request is possible: Bouncy Castle refuses unsolicited server extensions.
+        theirs = Handshakes.parseRequest(serverExtensions);
+    }
+
+    @Override
+    public TlsAuthentication getAuthentication() {
+        return new TlsAuthentication() {
+            @Override
+            public void notifyServerCertificate(TlsServerCertificate serverCertificate) throws IOException {
+                peerChain = checked(serverCertificate.getCertificate());
+            }
+
+            @Override
+            public TlsCredentials getClientCredentials(CertificateRequest request) throws IOException {
+                HostIdentity id = config.tls().identity().orElseThrow();
+                return new TikCredentials(DtlsSrtpHandshakes.certificate(context, id), id);
+            }
+        };
+    }
+
+    private List<X509Certificate> checked(org.bouncycastle.tls.Certificate c) throws IOException {
+        try {
+            return DtlsSrtpHandshakes.checkFingerprint(c, config.remoteFingerprint());
+        } catch (DtlsRefusal e) {
+            failure = e.reason;
+            throw e;
+        }
+    }
+}

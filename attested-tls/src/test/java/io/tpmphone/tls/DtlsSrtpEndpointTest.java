@@ -1,0 +1,364 @@
+package io.tpmphone.tls;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.tpmphone.attestation.IntegrityLevel;
+import java.io.IOException;
+import java.net.DatagramSocket;
+import java.net.InetAddress;
+import java.time.Clock;
+import java.time.Duration;
+import java.util.Optional;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.function.UnaryOperator;
+import org.bouncycastle.tls.DatagramTransport;
+import org.bouncycastle.tls.UDPTransport;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/**
+ * DTLS-SRTP associations over real UDP sockets on loopback, with hosts made in software ({@link SoftwareHosts}): the
+ * handshake, the SRTP keys, the fingerprint check, and the end-to-end evidence with each way it can fail.
+ */
+@Timeout(60)
+class DtlsSrtpEndpointTest {
+    private static final Duration SHORT = Duration.ofSeconds(2);
+    private static SoftwareHosts hosts;
+    private static SoftwareHosts.Host alice;
+    private static SoftwareHosts.Host bob;
+    private static SoftwareHosts.Host mallory;
+    private static SoftwareHosts.Host tampered;
+    private static SoftwareHosts.Host standardPhone;
+    private static ExecutorService threads;
+
+    @BeforeAll
+    static void hosts() throws Exception {
+        hosts = new SoftwareHosts(Clock.systemUTC());
+        alice = hosts.host("alice", IntegrityLevel.MEASURED);
+        bob = hosts.host("bob", IntegrityLevel.MEASURED);
+        mallory = hosts.host("mallory", IntegrityLevel.MEASURED);
+        tampered = hosts.host("tampered", IntegrityLevel.FAILED);
+        standardPhone = hosts.selfSigned("baresip");
+        threads = Executors.newCachedThreadPool();
+    }
+
+    @AfterAll
+    static void stop() {
+        threads.shutdownNow();
+    }
+
+    /** The outcome of one side: an association or why there is none. */
+    private record Side(DtlsSrtpAssociation association, DtlsSrtpException failure) {
+        PeerAttestation peer() {
+            assertNotNull(association, () -> "expected an association, saw " + failure);
+            return association.peer();
+        }
+
+        DtlsSrtpException.Reason reason() {
+            assertNotNull(failure, () -> "expected a failure, saw an association with " + association.peer()
+                    .display());
+            return failure.reason();
+        }
+    }
+
+    private record Outcome(Side client, Side server) implements AutoCloseable {
+        @Override
+        public void close() {
+            for (Side s : new Side[] {client, server}) {
+                if (s.association() != null) {
+                    s.association().close();
+                }
+            }
+        }
+    }
+
+    private static DtlsSrtpConfig config(HostIdentity us, SoftwareHosts.Host them) throws Exception {
+        return DtlsSrtpConfig.of(AttestedTlsConfig.of(us, hosts.verifier(), Clock.systemUTC()), them.fingerprint())
+                .withTimeouts(Duration.ofSeconds(10), SHORT);
+    }
+
+    private static Outcome associate(DtlsSrtpConfig client, DtlsSrtpConfig server) throws Exception {
+        return associate(client, server, t -> t);
+    }
+
+    /** Runs both sides over a pair of connected loopback UDP sockets; {@code serverWire} may wrap the server's. */
+    private static Outcome associate(DtlsSrtpConfig client, DtlsSrtpConfig server,
+                                     UnaryOperator<DatagramTransport> serverWire) throws Exception {
+        InetAddress lo = InetAddress.getLoopbackAddress();
+        try (DatagramSocket c = new DatagramSocket(0, lo); DatagramSocket s = new DatagramSocket(0, lo)) {
+            c.connect(lo, s.getLocalPort());
+            s.connect(lo, c.getLocalPort());
+            DatagramTransport ct = new UDPTransport(c, 1200);
+            DatagramTransport st = serverWire.apply(new UDPTransport(s, 1200));
+            Future<Side> fs = threads.submit(() -> side(st, false, server));
+            Future<Side> fc = threads.submit(() -> side(ct, true, client));
+            return new Outcome(fc.get(30, TimeUnit.SECONDS), fs.get(30, TimeUnit.SECONDS));
+        }
+    }
+
+    private static Side side(DatagramTransport t, boolean client, DtlsSrtpConfig config) throws IOException {
+        try {
+            return new Side(new DtlsSrtpEndpoint().establish(t, client, config), null);
+        } catch (DtlsSrtpException e) {
+            return new Side(null, e);
+        }
+    }
+
+    @Test
+    void twoAttestingHosts_seeEachOtherMeasuredEndToEnd_andAgreeOnTheSrtpKeys() throws Exception {
+        try (Outcome o = associate(config(alice, bob), config(bob, alice))) {
+            assertEquals(IntegrityLevel.MEASURED, o.client().peer().level(), o.client().peer().reason());
+            assertEquals(Optional.of("bob"), o.client().peer().host(), o.client().peer().display());
+            assertEquals(IntegrityLevel.MEASURED, o.server().peer().level(), o.server().peer().display());
+            assertEquals(Optional.of("alice"), o.server().peer().host(), o.server().peer().display());
+            SrtpKeys ck = o.client().association().keys();
+            SrtpKeys sk = o.server().association().keys();
+            assertEquals(SrtpKeys.SRTP_AES128_CM_HMAC_SHA1_80, ck.profile());
+            assertArrayEquals(ck.localKey(), sk.remoteKey(), "the client's write key is the server's read key");
+            assertArrayEquals(ck.localSalt(), sk.remoteSalt(), "the client's write salt is the server's read salt");
+            assertArrayEquals(sk.localKey(), ck.remoteKey(), "the server's write key is the client's read key");
+            assertFalse(java.util.Arrays.equals(ck.localKey(), ck.remoteKey()), "the two directions' keys differ");
+        }
+    }
+
+    @Test
+    void aCertificateThatIsNotTheSdpFingerprint_endsTheHandshake_withItsReason() throws Exception {
+        // The client expects bob, but mallory answers (with a valid device certificate of its own).
+        try (Outcome o = associate(config(alice, bob), config(mallory, alice))) {
+            assertEquals(DtlsSrtpException.Reason.FINGERPRINT_MISMATCH, o.client().reason(),
+                    String.valueOf(o.client().failure()));
+            assertEquals(DtlsSrtpException.Reason.HANDSHAKE_FAILED, o.server().reason(),
+                    String.valueOf(o.server().failure()));
+        }
+        // And the other way: the server expects bob, but alice's client connects.
+        try (Outcome o = associate(config(alice, mallory), config(mallory, bob))) {
+            assertEquals(DtlsSrtpException.Reason.FINGERPRINT_MISMATCH, o.server().reason(),
+                    String.valueOf(o.server().failure()));
+        }
+    }
+
+    @Test
+    void aStandardPhoneThatSendsNoEvidence_isUnattestedEndToEnd_butItsFingerprintIsChecked() throws Exception {
+        DtlsSrtpConfig phone = config(standardPhone, alice);
+        phone = new DtlsSrtpConfig(phone.tls().withoutAttestation(), phone.remoteFingerprint(),
+                phone.handshakeTimeout(), phone.evidenceTimeout());
+        int quotesBefore = alice.quotes.get();
+        try (Outcome o = associate(config(alice, standardPhone), phone)) {
+            PeerAttestation p = o.client().peer();
+            assertEquals(IntegrityLevel.UNATTESTED, p.level(), p.display());
+            assertTrue(p.reason().contains("does not attest"), p.reason());
+            assertEquals(quotesBefore, alice.quotes.get(), "no evidence is made for a standard phone");
+            assertArrayEquals(o.client().association().keys().localKey(),
+                    o.server().association().keys().remoteKey(), "SRTP keys still agree");
+        }
+        // Its fingerprint is still what authenticates it: another self-signed certificate is refused.
+        SoftwareHosts.Host impostor = hosts.selfSigned("baresip");
+        DtlsSrtpConfig impostorPhone = new DtlsSrtpConfig(config(impostor, alice).tls().withoutAttestation(),
+                alice.fingerprint(), phone.handshakeTimeout(), phone.evidenceTimeout());
+        try (Outcome o = associate(config(alice, standardPhone), impostorPhone)) {
+            assertEquals(DtlsSrtpException.Reason.FINGERPRINT_MISMATCH, o.client().reason(),
+                    String.valueOf(o.client().failure()));
+        }
+    }
+
+    @Test
+    void aFarEndWhosePassportSaysFailed_isFailed() throws Exception {
+        try (Outcome o = associate(config(alice, tampered), config(tampered, alice))) {
+            assertEquals(IntegrityLevel.FAILED, o.client().peer().level(), o.client().peer().display());
+        }
+    }
+
+    @Test
+    void evidenceReplayedFromAnEarlierAssociation_isRefusedAtTheQuote() throws Exception {
+        Replaying replayer = new Replaying(bob);
+        try (Outcome first = associate(config(alice, bob), config(replayer, alice))) {
+            assertEquals(IntegrityLevel.MEASURED, first.client().peer().level(), first.client().peer().display());
+        }
+        replayer.replay = true;
+        try (Outcome o = associate(config(alice, bob), config(replayer, alice))) {
+            PeerAttestation p = o.client().peer();
+            assertEquals(IntegrityLevel.FAILED, p.level(), p.display());
+            assertTrue(p.summary().contains("QUOTE"), "a replayed quote fails at its binder: " + p.display());
+        }
+    }
+
+    @Test
+    void anotherHostsPassport_isRefusedAtTheHost() throws Exception {
+        HostIdentity withMallorysPassport = new Delegating(bob) {
+            @Override
+            public Evidence evidence(byte[] binder) {
+                return bob.evidence(binder, mallory.passport);
+            }
+        };
+        try (Outcome o = associate(config(alice, bob), config(withMallorysPassport, alice))) {
+            PeerAttestation p = o.client().peer();
+            assertEquals(IntegrityLevel.FAILED, p.level(), p.display());
+            assertTrue(p.summary().contains("HOST"), "another host's passport fails at HOST: " + p.display());
+        }
+    }
+
+    @Test
+    void aRelayThatRewritesTheFingerprintsAndTerminatesDtls_cannotPassOnAGenuineHostsEvidence() throws Exception {
+        // Leg 2: the relay (mallory, a valid device certificate of its own) is the client of the genuine alice, and
+        // records the evidence alice sends it over that association.
+        Recording genuine = new Recording(alice);
+        try (Outcome leg2 = associate(config(mallory, alice), config(genuine, mallory))) {
+            assertEquals(IntegrityLevel.MEASURED, leg2.client().peer().level(), leg2.client().peer().reason());
+        }
+        assertNotNull(genuine.last, "alice sent evidence on leg 2");
+        // Leg 1: bob calls; the proxy rewrote alice's fingerprint to the relay's, and the relay passes on alice's
+        // genuine evidence as its own.
+        HostIdentity relay = new Delegating(mallory) {
+            @Override
+            public Evidence evidence(byte[] binder) {
+                return genuine.last;
+            }
+        };
+        try (Outcome leg1 = associate(config(bob, mallory), config(relay, bob))) {
+            PeerAttestation p = leg1.client().peer();
+            assertEquals(IntegrityLevel.FAILED, p.level(), "the relay passed: " + p.display());
+        }
+    }
+
+    @Test
+    void strippedEvidence_endsTheAssociation_withEvidenceMissing() throws Exception {
+        // Everything the server sends after its handshake (application data, content type 23) is dropped.
+        try (Outcome o = associate(config(alice, bob), config(bob, alice), DropApplicationData::new)) {
+            assertEquals(DtlsSrtpException.Reason.EVIDENCE_MISSING, o.client().reason(),
+                    String.valueOf(o.client().failure()));
+            // The server got the client's evidence and decided; that its own never arrived is the client's loss.
+            assertEquals(IntegrityLevel.MEASURED, o.server().peer().level(), o.server().peer().display());
+        }
+    }
+
+    @Test
+    void aLostAcknowledgement_isAnsweredAgainAfterTheExchange() throws Exception {
+        // The first packet of application data the server sends (its first evidence fragment) is lost.
+        try (Outcome o = associate(config(alice, bob), config(bob, alice), t -> new DropApplicationData(t, 1))) {
+            assertEquals(IntegrityLevel.MEASURED, o.client().peer().level(), o.client().peer().reason());
+            assertEquals(IntegrityLevel.MEASURED, o.server().peer().level(), o.server().peer().display());
+        }
+    }
+
+    @Test
+    void theKeysAreWipedWhenTheAssociationCloses() throws Exception {
+        Outcome o = associate(config(alice, bob), config(bob, alice));
+        SrtpKeys keys = o.client().association().keys();
+        o.close();
+        assertTrue(keys.isDestroyed(), "keys destroyed on close");
+        IllegalStateException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalStateException.class,
+                keys::localKey);
+        assertTrue(e.getMessage().contains("destroyed"), e.getMessage());
+    }
+
+    /** Returns the evidence of its first association again in later ones (a replay). */
+    private static final class Replaying extends Delegating {
+        private Evidence recorded;
+        volatile boolean replay;
+
+        Replaying(SoftwareHosts.Host host) {
+            super(host);
+        }
+
+        @Override
+        public synchronized Evidence evidence(byte[] binder) throws IOException {
+            if (replay && recorded != null) {
+                return recorded;
+            }
+            recorded = super.evidence(binder);
+            return recorded;
+        }
+    }
+
+    /** Remembers the last evidence it made. */
+    private static final class Recording extends Delegating {
+        volatile Evidence last;
+
+        Recording(SoftwareHosts.Host host) {
+            super(host);
+        }
+
+        @Override
+        public Evidence evidence(byte[] binder) throws IOException {
+            last = super.evidence(binder);
+            return last;
+        }
+    }
+
+    private static class Delegating implements HostIdentity {
+        private final HostIdentity host;
+
+        Delegating(HostIdentity host) {
+            this.host = host;
+        }
+
+        @Override
+        public java.util.List<java.security.cert.X509Certificate> certificateChain() throws IOException {
+            return host.certificateChain();
+        }
+
+        @Override
+        public byte[] sign(byte[] sha256Digest) throws IOException {
+            return host.sign(sha256Digest);
+        }
+
+        @Override
+        public Evidence evidence(byte[] binder) throws IOException {
+            return host.evidence(binder);
+        }
+    }
+
+    /** Drops outgoing DTLS application-data records (content type 23): all of them, or the first {@code n}. */
+    private static final class DropApplicationData implements DatagramTransport {
+        private final DatagramTransport wire;
+        private int toDrop;
+
+        DropApplicationData(DatagramTransport wire) {
+            this(wire, Integer.MAX_VALUE);
+        }
+
+        DropApplicationData(DatagramTransport wire, int n) {
+            this.wire = wire;
+            this.toDrop = n;
+        }
+
+        @Override
+        public int getReceiveLimit() throws IOException {
+            return wire.getReceiveLimit();
+        }
+
+        @Override
+        public int getSendLimit() throws IOException {
+            return wire.getSendLimit();
+        }
+
+        @Override
+        public int receive(byte[] buf, int off, int len, int waitMillis) throws IOException {
+            return wire.receive(buf, off, len, waitMillis);
+        }
+
+        @Override
+        public synchronized void send(byte[] buf, int off, int len) throws IOException {
+            if (len > 0 && buf[off] == 23 && toDrop > 0) {
+                toDrop--;
+                return;
+            }
+            wire.send(buf, off, len);
+        }
+
+        @Override
+        public void close() throws IOException {
+            wire.close();
+        }
+    }
+}
