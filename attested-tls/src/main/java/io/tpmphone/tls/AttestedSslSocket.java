@@ -36,7 +36,8 @@ import org.bouncycastle.tls.TlsServerProtocol;
  * exception). Listeners get the {@link HandshakeCompletedEvent} synchronously before {@code startHandshake}
  * returns. The peer's {@link PeerAttestation} is in the session as value {@link #PEER_ATTESTATION} and via
  * {@link #peerAttestation()}. Reads and writes may run concurrently (full duplex). Closing either stream closes the
- * socket. Protocol and cipher-suite settings are recorded but do not change what is negotiated: TLS 1.3 only.
+ * socket. Protocol and cipher-suite settings are recorded but do not change what is negotiated: TLS 1.3, and as a
+ * server TLS 1.2 with AEAD suites for a peer that cannot attest ({@link AttestedTlsServer}).
  */
 public final class AttestedSslSocket extends SSLSocket {
     /** The session value under which the peer's {@link PeerAttestation} is stored. */

@@ -132,8 +132,8 @@ final class HandshakeFailures implements AttestedSslSocket.Gate {
     private static String ourAlert(short alert) {
         String name = AlertDescription.getText(alert);
         return switch (alert) {
-            case AlertDescription.protocol_version -> "the peer offers no TLS 1.3; this phone speaks TLS 1.3 only"
-                    + " (" + name + ")";
+            case AlertDescription.protocol_version -> "the peer offers neither TLS 1.3 nor TLS 1.2; this phone"
+                    + " speaks only those (" + name + ")";
             case AlertDescription.handshake_failure, AlertDescription.insufficient_security -> "the peer offers no"
                     + " cipher suite, key exchange group or signature algorithm this phone accepts (" + name + ")";
             case AlertDescription.bad_certificate, AlertDescription.unsupported_certificate,
@@ -156,7 +156,7 @@ final class HandshakeFailures implements AttestedSslSocket.Gate {
                  AlertDescription.certificate_revoked, AlertDescription.unknown_ca, AlertDescription.access_denied ->
                     "the peer refused this phone's device certificate (" + name + "); it would have to trust the"
                             + " device CA";
-            case AlertDescription.protocol_version -> "the peer does not speak TLS 1.3 (" + name + ")";
+            case AlertDescription.protocol_version -> "the peer speaks neither TLS 1.3 nor TLS 1.2 (" + name + ")";
             case AlertDescription.handshake_failure, AlertDescription.insufficient_security -> "the peer found no"
                     + " cipher suite, key exchange group or signature algorithm in common (" + name + ")";
             default -> "the peer ended the handshake (" + name + ")";

@@ -19,7 +19,8 @@ import org.slf4j.LoggerFactory;
 /**
  * The JAIN-SIP 1.3 stack of one phone, configured for what it must hold and where it may send: our network layer
  * (attested TLS, chosen destinations: {@link AttestedNetworkLayer}), channels bound to their connection
- * ({@link ConnectionBoundProcessors}), the Via valve ({@link ViaTransportValve}), TLS 1.3 only, its logs through
+ * ({@link ConnectionBoundProcessors}), the Via valve ({@link ViaTransportValve}), TLS 1.3 (and 1.2 for peers that
+ * cannot attest), its logs through
  * SLF4J, and its table of server transactions bounded. Not thread-safe: used once, while the phone starts.
  */
 final class JainSipStack {
