@@ -329,33 +329,12 @@ public final class SipPhone implements AutoCloseable {
         }
     }
 
-    /** Starts the stack and listens on the configured ports (TLS attested; UDP/TCP plain). */
-    public static SipPhone start(Config config, AttestedTlsConfig tls, CallPolicy policy, Keys keys, Listener listener,
-                                 Clock clock) throws SipException {
-        return start(config, tls, policy, keys, listener, null, clock);
-    }
-
-    /** As above, with SRTP audio for every established call. */
-    public static SipPhone start(Config config, AttestedTlsConfig tls, CallPolicy policy, Keys keys, Listener listener,
-                                 Media media, Clock clock) throws SipException {
-        return start(config, tls, policy, keys, listener, media, clock, Limits.DEFAULTS);
-    }
-
-    /** As above, with the given bounds on what peers can make the phone hold. */
-    public static SipPhone start(Config config, AttestedTlsConfig tls, CallPolicy policy, Keys keys, Listener listener,
-                                 Media media, Clock clock, Limits limits) throws SipException {
-        Objects.requireNonNull(limits, "limits");
-        String stackName = "tpmphone-" + config.host() + "-" + STACKS.incrementAndGet();
-        Holder holder = new Holder();
-        ConnectionTable connections = new ConnectionTable(limits.idleTimeout(), limits.maxAge(),
-                limits.connectionsPerSource(), limits.connections(), limits.outgoing().connections(), clock,
-                holder::carriesCallOrRegistration);
-        HandshakeGuard guard = new HandshakeGuard(limits.tlsHandshakes(), clock);
-        UdpRefusalBudget udpRefusals = new UdpRefusalBudget();
-        AttestedNetworkLayer.register(stackName, new AttestedNetworkLayer.Stack(tls, holder, guard, connections,
-                holder::chose,
-                new TokenBucket(clock, limits.outgoing().handshakes(), limits.outgoing().handshakesPerSecond()),
-                udpRefusals, clock));
+    /**
+     * The JAIN-SIP stack's configuration for a phone whose stack is named {@code stackName}: the connection-bound
+     * processors, the valve, TLS 1.3, the bounds on transactions and message sizes, and our loggers. The SIP fuzz tests
+     * parse with it.
+     */
+    static Properties stackProperties(String stackName) {
         Properties p = new Properties();
         p.setProperty("javax.sip.STACK_NAME", stackName);
         p.setProperty("gov.nist.javax.sip.NETWORK_LAYER", AttestedNetworkLayer.class.getName());
@@ -385,6 +364,37 @@ public final class SipPhone implements AutoCloseable {
         p.setProperty("gov.nist.javax.sip.STACK_LOGGER", Slf4jStackLogger.class.getName());
         p.setProperty("gov.nist.javax.sip.SERVER_LOGGER", Slf4jServerLogger.class.getName());
         p.setProperty("javax.sip.AUTOMATIC_DIALOG_SUPPORT", "on");
+        return p;
+    }
+
+    /** Starts the stack and listens on the configured ports (TLS attested; UDP/TCP plain). */
+    public static SipPhone start(Config config, AttestedTlsConfig tls, CallPolicy policy, Keys keys, Listener listener,
+                                 Clock clock) throws SipException {
+        return start(config, tls, policy, keys, listener, null, clock);
+    }
+
+    /** As above, with SRTP audio for every established call. */
+    public static SipPhone start(Config config, AttestedTlsConfig tls, CallPolicy policy, Keys keys, Listener listener,
+                                 Media media, Clock clock) throws SipException {
+        return start(config, tls, policy, keys, listener, media, clock, Limits.DEFAULTS);
+    }
+
+    /** As above, with the given bounds on what peers can make the phone hold. */
+    public static SipPhone start(Config config, AttestedTlsConfig tls, CallPolicy policy, Keys keys, Listener listener,
+                                 Media media, Clock clock, Limits limits) throws SipException {
+        Objects.requireNonNull(limits, "limits");
+        String stackName = "tpmphone-" + config.host() + "-" + STACKS.incrementAndGet();
+        Holder holder = new Holder();
+        ConnectionTable connections = new ConnectionTable(limits.idleTimeout(), limits.maxAge(),
+                limits.connectionsPerSource(), limits.connections(), limits.outgoing().connections(), clock,
+                holder::carriesCallOrRegistration);
+        HandshakeGuard guard = new HandshakeGuard(limits.tlsHandshakes(), clock);
+        UdpRefusalBudget udpRefusals = new UdpRefusalBudget();
+        AttestedNetworkLayer.register(stackName, new AttestedNetworkLayer.Stack(tls, holder, guard, connections,
+                holder::chose,
+                new TokenBucket(clock, limits.outgoing().handshakes(), limits.outgoing().handshakesPerSecond()),
+                udpRefusals, clock));
+        Properties p = stackProperties(stackName);
         SipFactory factory = SipFactory.getInstance();
         factory.setPathName("gov.nist");
         SipStack stack;
