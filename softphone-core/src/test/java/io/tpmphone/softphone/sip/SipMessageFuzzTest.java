@@ -118,21 +118,64 @@ class SipMessageFuzzTest {
 
     /**
      * Runs JAIN-SIP's pipelined parser over {@code data} (after its first byte, the split) on this thread, as the
-     * channel's parser thread runs it, and returns the messages it passed on. Throws what would end that thread.
+     * channel's parser thread runs it, and returns the messages it passed on. The bytes reach it as the connection's
+     * channel passes them ({@code ConnectionOrientedMessageChannel.run}): through {@link SipStreamGuard} (as
+     * {@link ConnectionBoundProcessors} reads every connection), one socket read at a time, then {@code "\r\n"} at the
+     * end of the stream or {@code "\r\n\r\n"} after a read error. Throws what would end the parser's thread.
      */
     private static List<SIPMessage> pipelined(byte[] data) throws IOException {
         if (data.length == 0) {
             return List.of();
         }
-        Pipeline pipe = new Pipeline(new ByteArrayInputStream(new byte[0]), -1, null);
         int max = data[0] & 0xff;
         SplittableRandom split = new SplittableRandom(max);
+        List<byte[]> reads = new ArrayList<>();
         for (int at = 1; at < data.length; ) {
             int n = max == 0 ? data.length - at : Math.min(1 + split.nextInt(max), data.length - at);
-            pipe.write(Arrays.copyOfRange(data, at, at + n), 0, n);
+            reads.add(Arrays.copyOfRange(data, at, at + n));
             at += n;
         }
-        pipe.write("\r\n".getBytes(StandardCharsets.US_ASCII));
+        InputStream socket = SipStreamGuard.around(new InputStream() {
+            private int i;
+            private int at;
+
+            @Override
+            public int read() {
+                throw new UnsupportedOperationException("the channel reads blocks");
+            }
+
+            @Override
+            public int read(byte[] b, int off, int len) {
+                if (i == reads.size()) {
+                    return -1;
+                }
+                byte[] r = reads.get(i);
+                int n = Math.min(len, r.length - at);
+                System.arraycopy(r, at, b, off, n);
+                at += n;
+                if (at == r.length) {
+                    i++;
+                    at = 0;
+                }
+                return n;
+            }
+        });
+        Pipeline pipe = new Pipeline(new ByteArrayInputStream(new byte[0]), -1, null);
+        while (true) {
+            byte[] msg = new byte[4096];
+            int n;
+            try {
+                n = socket.read(msg, 0, msg.length);
+            } catch (IOException closed) {
+                pipe.write("\r\n\r\n".getBytes(StandardCharsets.US_ASCII));
+                break;
+            }
+            if (n == -1) {
+                pipe.write("\r\n".getBytes(StandardCharsets.US_ASCII));
+                break;
+            }
+            pipe.write(msg, 0, n);
+        }
         pipe.close();
         Collector collector = new Collector();
         new PipelinedMsgParser(stack, collector, pipe, stack.getMaxMessageSize()).run();
@@ -141,12 +184,15 @@ class SipMessageFuzzTest {
 
     /** What the valve, the stack and the phone do with a message that parsed. */
     private static void afterParsing(SIPMessage m) throws Exception {
-        assertNotNull(m.encode());
+        assertNotNull(m.encode()); // what the stack's message log writes
+        if (m.getTopmostVia() == null || m.getCSeq() == null || m.getFrom() == null || m.getTo() == null
+                || m.getCallId() == null) {
+            return; // the channels drop these before anything else sees them
+        }
         m.encodeAsBytes("TCP");
         if (m instanceof SIPRequest r) {
-            if (r.getRequestLine() == null || r.getTopmostVia() == null || r.getCSeq() == null
-                    || r.getFrom() == null || r.getTo() == null || r.getCallId() == null) {
-                return; // the channels drop these before anything else sees them
+            if (r.getRequestLine() == null) {
+                return;
             }
             Via via = r.getTopmostVia();
             ViaTransportValve.answerTo(via, SOURCE);
