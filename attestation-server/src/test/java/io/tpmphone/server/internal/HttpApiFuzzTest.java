@@ -113,7 +113,9 @@ class HttpApiFuzzTest {
         assertTrue(status.find(), () -> "no HTTP response to " + requestLine + ": " + abbreviate(response));
         int code = Integer.parseInt(status.group(1));
         assertTrue(code < 500, () -> requestLine + " answered " + code + ": " + abbreviate(response));
-        assertTrue(code < 400 || !response.contains(ADMIN_TOKEN), "a refusal never repeats the credential");
+        assertTrue(code < 400 || !response.contains(ADMIN_TOKEN)
+                || new String(data, StandardCharsets.ISO_8859_1).contains(ADMIN_TOKEN),
+                "a refusal never repeats the credential (unless the request itself carried it where it is echoed)");
         if (response.contains("\r\nContent-Type: application/json")) {
             String json = response.substring(response.indexOf("\r\n\r\n") + 4);
             JsonNode answer = Json.MAPPER.readTree(json);
