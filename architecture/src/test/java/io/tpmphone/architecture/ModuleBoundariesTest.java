@@ -179,6 +179,13 @@ class ModuleBoundariesTest {
     }
 
     @Test
+    void productCode_doesNotUseJazzer() {
+        noClasses().should().dependOnClassesThat().resideInAnyPackage("com.code_intelligence..")
+                .because("Jazzer drives the fuzz tests (docs/fuzzing.md); it is a test dependency, never shipped")
+                .check(MAIN);
+    }
+
+    @Test
     void libraryCode_printsNothing() {
         noClasses().that().resideOutsideOfPackages("io.tpmphone.cli..", "io.tpmphone.benchmarks..")
                 .should(GeneralCodingRules.ACCESS_STANDARD_STREAMS)

@@ -29,7 +29,8 @@ import picocli.CommandLine.Help.Ansi;
                 "                 trace of an error",
                 "  NO_COLOR       if set and not empty: no colours (there are none when piped)",
                 "", "Benchmarks are not part of this program: ./tpmphone bench --help runs them",
-                "from the benchmarks module (benchmarks/README.md)."})
+                "from the benchmarks module (benchmarks/README.md). Nor is fuzzing:",
+                "./tpmphone fuzz --help lists the fuzz targets and runs them (docs/fuzzing.md)."})
 public final class Main implements Runnable {
 
     @CommandLine.Spec

@@ -162,7 +162,13 @@ public final class HttpApi extends Handler.Abstract {
         if (length > MAX_BODY) {
             throw new ApiException(413, "too_large", "request body of " + length + " bytes exceeds " + MAX_BODY);
         }
-        return Content.Source.asString(request, StandardCharsets.UTF_8);
+        try {
+            return Content.Source.asString(request, StandardCharsets.UTF_8);
+        } catch (java.nio.charset.CharacterCodingException e) {
+            // A client error, not the server's (found by HttpApiFuzzTest: it was a 500 with a stack trace at ERROR,
+            // which any client could have the server log).
+            throw ApiException.badRequest("the request body is not valid UTF-8 (JSON text is UTF-8, RFC 8259 §8.1)");
+        }
     }
 
     private static Map<String, String> query(Request request) throws ApiException {
@@ -173,8 +179,15 @@ public final class HttpApi extends Handler.Abstract {
         }
         for (String pair : q.split("&")) {
             int eq = pair.indexOf('=');
-            String k = java.net.URLDecoder.decode(eq < 0 ? pair : pair.substring(0, eq), StandardCharsets.UTF_8);
-            String v = eq < 0 ? "" : java.net.URLDecoder.decode(pair.substring(eq + 1), StandardCharsets.UTF_8);
+            String k;
+            String v;
+            try {
+                k = java.net.URLDecoder.decode(eq < 0 ? pair : pair.substring(0, eq), StandardCharsets.UTF_8);
+                v = eq < 0 ? "" : java.net.URLDecoder.decode(pair.substring(eq + 1), StandardCharsets.UTF_8);
+            } catch (IllegalArgumentException e) {
+                // e.g. "%5": a client error, not the server's (found by HttpApiFuzzTest: it was a 500)
+                throw ApiException.badRequest("the query is not URL-encoded: " + e.getMessage());
+            }
             if (m.put(k, v) != null) {
                 throw ApiException.badRequest("query parameter '" + k + "' given twice");
             }

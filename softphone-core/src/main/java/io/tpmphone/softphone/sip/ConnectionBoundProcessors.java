@@ -42,7 +42,8 @@ import org.slf4j.LoggerFactory;
  * for, over its own transport, never to a Via's address. {@link BoundChannel#answer} writes a response on the
  * channel's own connection, whichever kind. Every complete SIP message that arrives counts as activity of its
  * connection ({@link ConnectionTable#messageArrived}); a bare CRLF does not. The transport check that closes a
- * connection whose request names another transport is {@link ViaTransportValve}'s.
+ * connection whose request names another transport is {@link ViaTransportValve}'s. Every connection's bytes pass
+ * {@link SipStreamGuard} on their way to JAIN-SIP's parser.
  *
  * <p>Instantiated by JAIN-SIP by name; the stack's {@link ConnectionTable} comes from {@link AttestedNetworkLayer}'s
  * registration under the stack's name.
@@ -263,6 +264,16 @@ public final class ConnectionBoundProcessors implements MessageProcessorFactory 
                     + peerPort);
         }
 
+        /**
+         * The channel's reader: JAIN-SIP's, over the connection's bytes as {@link SipStreamGuard} passes them. Runs on
+         * the channel's thread, before anything is read (a reconnect runs it again: guarded once).
+         */
+        @Override
+        public void run() {
+            myClientInputStream = SipStreamGuard.around(myClientInputStream);
+            super.run();
+        }
+
         @Override
         public void processMessage(SIPMessage message) throws Exception {
             ConnectionTable t = table(sipStack);
@@ -388,6 +399,16 @@ public final class ConnectionBoundProcessors implements MessageProcessorFactory 
         public synchronized void answer(SIPResponse response) throws IOException {
             write(mySock, response.encodeAsBytes(getTransport()), "the connection with " + peerAddress + ":"
                     + peerPort);
+        }
+
+        /**
+         * The channel's reader: JAIN-SIP's, over the connection's bytes as {@link SipStreamGuard} passes them. Runs on
+         * the channel's thread, before anything is read (a reconnect runs it again: guarded once).
+         */
+        @Override
+        public void run() {
+            myClientInputStream = SipStreamGuard.around(myClientInputStream);
+            super.run();
         }
 
         @Override

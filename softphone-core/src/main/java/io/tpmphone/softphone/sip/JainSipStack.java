@@ -38,6 +38,16 @@ final class JainSipStack {
 
     /** A new stack named {@code stackName}, whose network layer must already be registered under that name. */
     static SipStack create(SipFactory factory, String stackName) throws PeerUnavailableException {
+        SipStack stack = factory.createSipStack(properties(stackName));
+        enforceServerTransactionLimit(stack);
+        return stack;
+    }
+
+    /**
+     * The configuration of a stack named {@code stackName}: the connection-bound processors, the valve, TLS 1.3, the
+     * bounds on transactions and message sizes, and our loggers. The SIP fuzz tests parse with it.
+     */
+    static Properties properties(String stackName) {
         Properties p = new Properties();
         p.setProperty("javax.sip.STACK_NAME", stackName);
         p.setProperty("gov.nist.javax.sip.NETWORK_LAYER", AttestedNetworkLayer.class.getName());
@@ -67,9 +77,7 @@ final class JainSipStack {
         p.setProperty("gov.nist.javax.sip.STACK_LOGGER", Slf4jStackLogger.class.getName());
         p.setProperty("gov.nist.javax.sip.SERVER_LOGGER", Slf4jServerLogger.class.getName());
         p.setProperty("javax.sip.AUTOMATIC_DIALOG_SUPPORT", "on");
-        SipStack stack = factory.createSipStack(p);
-        enforceServerTransactionLimit(stack);
-        return stack;
+        return p;
     }
 
     /** A provider listening on the configured ports (TLS always; TCP and UDP when their port is not 0). */

@@ -48,6 +48,15 @@ public final class ViaTransportValve implements SIPMessageValve {
         if (via == null) {
             return false; // JAIN-SIP refuses such a request before this; nothing to answer to
         }
+        if (!answerable(request)) {
+            LogBudget.Take line = lines.take();
+            if (line.log()) {
+                LOG.info("dropped a request whose Via has an rport that is not a port number (it cannot be answered){}",
+                        line.leftOut().isPresent() ? " (and " + line.leftOut().getAsLong()
+                                + " more such since the last line)" : "");
+            }
+            return false;
+        }
         // JAIN-SIP 1.3.0-91 reads "SIP/7.0" in a request line as SIP/2.0 and would answer it (RFC 4475 badvers got a
         // 200 once its answer reached the sender); the Via keeps what was sent. A version we do not speak is dropped,
         // never answered as if we did.
@@ -100,6 +109,28 @@ public final class ViaTransportValve implements SIPMessageValve {
             return false;
         }
         return answerTo(via, new InetSocketAddress(source, port));
+    }
+
+    /**
+     * Whether JAIN-SIP can answer {@code request} at all: an answer copies every Via, and JAIN-SIP 1.3.0-91 keeps a
+     * Via's {@code rport} as the text it was sent and reads it as a number only when it copies the Via
+     * ({@code Via.clone}), so a Via with {@code rport=abc} (or beyond an int) made every answer to its request throw a
+     * {@code NumberFormatException}: the phone's own stateless answers and JAIN-SIP's alike (found by
+     * {@code SipMessageFuzzTest}). Such a request is dropped unanswered, as RFC 3581 allows no other rport.
+     */
+    static boolean answerable(SIPRequest request) {
+        var vias = request.getViaHeaders();
+        if (vias == null || vias.isEmpty()) {
+            return false;
+        }
+        for (Via v : vias) {
+            try {
+                v.getRPort();
+            } catch (NumberFormatException e) {
+                return false;
+            }
+        }
+        return true;
     }
 
     /**

@@ -381,6 +381,86 @@ class TortureMessagesIT {
         }
     }
 
+    /**
+     * What the fuzzer found in JAIN-SIP's stream parser ({@code SipMessageFuzzTest#stream}): a line that starts with
+     * two carriage returns and then a third or a line feed overflows its line reader, and so does one carriage return
+     * at the end of the stream (the channel appends CRLF there). The connection's parser thread died of an uncaught
+     * {@code ArrayIndexOutOfBoundsException}. Now {@link SipStreamGuard} closes such a connection before the parser
+     * sees the bytes: each of these is sent over TCP, the phone closes the connection, no thread dies, and it still
+     * answers.
+     */
+    @Test
+    void carriageReturnsJainSipsStreamParserCannotRead_closeTheConnection_andKillNoThread() throws Exception {
+        List<String> died = new java.util.concurrent.CopyOnWriteArrayList<>();
+        Thread.UncaughtExceptionHandler before = Thread.getDefaultUncaughtExceptionHandler();
+        Thread.setDefaultUncaughtExceptionHandler((t, e) -> died.add(t.getName() + ": " + e));
+        try {
+            byte[] crash;
+            try (InputStream in = TortureMessagesIT.class.getResourceAsStream(
+                    "SipMessageFuzzTestInputs/stream/crash-f05a209c14de58c305f3aadf16f112a511e05b2a")) {
+                byte[] input = in.readAllBytes();
+                crash = java.util.Arrays.copyOfRange(input, 1, input.length); // the first byte is the split
+            }
+            byte[] options = options("TCP", 5060, "cr-" + System.nanoTime());
+            Map<String, byte[]> streams = new LinkedHashMap<>();
+            streams.put("three CRs", "\r\r\r".getBytes(StandardCharsets.US_ASCII));
+            streams.put("two CRs and a LF", "\r\r\n".getBytes(StandardCharsets.US_ASCII));
+            streams.put("a message, then one CR and the end", concat(options, "\r".getBytes(StandardCharsets.US_ASCII)));
+            streams.put("the fuzzer's input", crash);
+            for (Map.Entry<String, byte[]> stream : streams.entrySet()) {
+                java.util.Set<Thread> parsersBefore = parserThreads();
+                try (Socket s = new Socket(LOOPBACK, tcpPort)) {
+                    s.getOutputStream().write(stream.getValue());
+                    s.getOutputStream().flush();
+                    s.shutdownOutput();
+                    s.setSoTimeout((int) PROBE_TIMEOUT.toMillis());
+                    InputStream in = s.getInputStream();
+                    byte[] buf = new byte[8192];
+                    try {
+                        while (in.read(buf) >= 0) {
+                            // answers (the OPTIONS gets one), until the phone closes the connection
+                        }
+                    } catch (SocketTimeoutException e) {
+                        throw new AssertionError("the phone kept the connection of '" + stream.getKey() + "' open for "
+                                + PROBE_TIMEOUT.toSeconds() + " s after its end");
+                    } catch (java.net.SocketException reset) {
+                        // closed with a reset: closed all the same
+                    }
+                }
+                // The parser threads of this connection end too (they are where the overflow was thrown).
+                long deadline = System.nanoTime() + PROBE_TIMEOUT.toNanos();
+                java.util.Set<Thread> left = parserThreads();
+                left.removeAll(parsersBefore);
+                while (!left.isEmpty() && System.nanoTime() < deadline) {
+                    left.iterator().next().join(100);
+                    left.removeIf(t -> !t.isAlive());
+                }
+                assertTrue(left.isEmpty(), "parser threads still running after '" + stream.getKey() + "': " + left);
+                assertEquals(List.of(), died, "threads that died of an uncaught exception after '" + stream.getKey()
+                        + "'");
+                assertAlive(stream.getKey());
+            }
+        } finally {
+            Thread.setDefaultUncaughtExceptionHandler(before);
+        }
+    }
+
+    private static java.util.Set<Thread> parserThreads() {
+        java.util.Set<Thread> threads = new java.util.HashSet<>();
+        for (Thread t : Thread.getAllStackTraces().keySet()) {
+            if (t.getName().startsWith("PipelineThread-")) {
+                threads.add(t);
+            }
+        }
+        return threads;
+    }
+
+    private static byte[] concat(byte[] a, byte[] b) {
+        byte[] out = java.util.Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, out, a.length, b.length);
+        return out;
+    }
+
     @Test
     void everyTortureMessage_overUdpAndTcp_getsAResponseOrIsDropped_andThePhoneSurvives() throws Exception {
         Map<String, List<Integer>> seen = new LinkedHashMap<>();

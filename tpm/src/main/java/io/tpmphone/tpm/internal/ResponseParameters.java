@@ -26,11 +26,17 @@ public final class ResponseParameters {
             throw new TpmTransportException("no complete TPM response to read");
         }
         int tag = ((response[0] & 0xff) << 8) | (response[1] & 0xff);
+        // The handles first: a frame too short for them left the reader positioned past its end, and rest() then
+        // threw IllegalArgumentException instead of this (found by ResponseParametersFuzzTest).
+        if (handleCount < 0 || handleCount > (response.length - TpmTransport.HEADER) / 4) {
+            throw new TpmTransportException("malformed TPM response: " + response.length + " bytes cannot hold the"
+                    + " header and " + handleCount + " response handle(s)");
+        }
         ResponseParameters r = new ResponseParameters(response, TpmTransport.HEADER, response.length);
         r.pos += 4 * handleCount;
         if (tag == TPM_ST_SESSIONS) {
             int size = r.u32();
-            if (size < 0 || r.pos + size > response.length) {
+            if (size < 0 || size > response.length - r.pos) {
                 throw new TpmTransportException("malformed TPM response: parameterSize " + size + " exceeds frame");
             }
             return new ResponseParameters(response, r.pos, r.pos + size);
@@ -74,7 +80,7 @@ public final class ResponseParameters {
     }
 
     private void need(int n) throws TpmTransportException {
-        if (n < 0 || pos + n > end) {
+        if (n < 0 || n > end - pos) {
             throw new TpmTransportException("malformed TPM response: needs " + n + " bytes at offset " + pos
                     + " but the parameter area ends at " + end);
         }
