@@ -93,6 +93,11 @@ public final class HttpApi extends Handler.Abstract {
             Map<String, Object> refusal = error(e.error(), e.check(), e.getMessage());
             refusal.putAll(e.fields());
             body = refusal;
+        } catch (StorageUnavailableException e) {
+            // Nothing was decided; the client retries (another instance, on a shared database).
+            LOG.warn("{} {}: {}", method, path, e.getMessage());
+            status = 503;
+            body = error("storage_unavailable", null, "the server's database is unavailable; retry shortly");
         } catch (Exception e) {
             LOG.error("{} {} failed", method, path, e);
             status = 500;
