@@ -45,7 +45,9 @@ import org.slf4j.LoggerFactory;
  * The attestation server: registrar, verifier, policy store and audit log behind a versioned HTTPS API
  * ({@code /v1}, described by {@code /v1/openapi.json}). Everything it decides is in its state directory: server keys
  * ({@code keys/}), the registry ({@code registry.db}) and the audit log ({@code audit.db}), so a restart loses
- * nothing. The state directory is made owner-only (0700) and every file in it is created 0600. Start with {@link #builder()}, stop with {@link #close()}. Thread-safe.
+ * nothing. With {@link Builder#database} the registry and the audit log are in a PostgreSQL database instead, which
+ * several instances share (with the same keys): then no instance keeps anything authoritative in memory, and all of
+ * them append to one audit chain (docs/operations.md §9). The state directory is made owner-only (0700) and every file in it is created 0600. Start with {@link #builder()}, stop with {@link #close()}. Thread-safe.
  */
 public final class AttestationServer implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(AttestationServer.class);
@@ -67,8 +69,19 @@ public final class AttestationServer implements AutoCloseable {
         // than refused: that is what an operator upgrading from a version that made it 0755 would do anyway.
         io.tpmphone.attestation.OwnerOnlyFiles.createPrivateDirectories(b.stateDirectory);
         identity = ServerIdentity.loadOrCreate(b.stateDirectory.resolve("keys"), b.hostNames);
-        auditLog = AuditLog.open(b.stateDirectory.resolve("audit.db"),
-                AuditSigner.ecdsa(identity.resultKeyPair()), AuditLog.Options.defaults());
+        Registry opened = openRegistry(b, identity);
+        try {
+            // On PostgreSQL the audit log is the cluster's one chain, in the registry's database.
+            auditLog = opened.shared() ? AuditLog.openShared(opened.database().dataSource(),
+                    opened.database().description(), AuditSigner.ecdsa(identity.resultKeyPair()),
+                    AuditLog.Options.defaults())
+                    : AuditLog.open(b.stateDirectory.resolve("audit.db"), AuditSigner.ecdsa(identity.resultKeyPair()),
+                    AuditLog.Options.defaults());
+        } catch (Exception e) {
+            opened.close();
+            throw e;
+        }
+        registry = opened;
         AuditTrail audit = (type, subject, outcome, detail) -> {
             try {
                 auditLog.append(AuditEntry.of(AuditEventType.valueOf(type), subject, outcome, detail));
@@ -77,14 +90,6 @@ public final class AttestationServer implements AutoCloseable {
                         + " was not made: " + e.getMessage());
             }
         };
-        Registry opened;
-        try {
-            opened = openRegistry(b, identity);
-        } catch (Exception e) {
-            auditLog.close();
-            throw e;
-        }
-        registry = opened;
         EkCertificates ekCas = new EkCertificates(b.trustedEkCas, b.clock);
         Registrar registrar = new Registrar(registry, ekCas, audit, b.clock);
         NonceService nonces = NonceService.shared(b.clock, registry.database());
@@ -214,14 +219,14 @@ public final class AttestationServer implements AutoCloseable {
         housekeeping.shutdownNow();
         refusals.flushAll(); // the counts of the current windows, before the closing checkpoint
         try {
+            auditLog.close(); // first: on PostgreSQL it writes through the registry's pool
+        } catch (Exception e) {
+            LOG.warn("closing the audit log: {}", e.toString());
+        }
+        try {
             registry.close();
         } catch (Exception e) {
             LOG.warn("closing the registry: {}", e.toString());
-        }
-        try {
-            auditLog.close();
-        } catch (Exception e) {
-            LOG.warn("closing the audit log: {}", e.toString());
         }
     }
 

@@ -122,10 +122,23 @@ public final class InProcessVerifier implements AutoCloseable {
             throws IOException, GeneralSecurityException, SQLException, AuditException {
         OwnerOnlyFiles.createPrivateDirectories(state);
         ServerIdentity identity = ServerIdentity.loadOrCreate(state.resolve("keys"), List.of());
-        auditLog = AuditLog.open(state.resolve("audit.db"), AuditSigner.ecdsa(identity.resultKeyPair()),
-                AuditLog.Options.defaults());
-        Registry opened = null;
+        Registry opened;
+        if (databaseUrl == null) {
+            opened = Registry.open(state.resolve("registry.db"), clock);
+        } else {
+            opened = Registry.open(ServerDatabase.postgresql(databaseUrl, null, ServerDatabase.DEFAULT_POOL_SIZE),
+                    clock);
+        }
+        AuditLog audited = null;
         try {
+            opened.requireClusterKeys(identity.clusterKeyIds());
+            // On PostgreSQL the audit log is the cluster's one chain, in the registry's database.
+            audited = opened.shared() ? AuditLog.openShared(opened.database().dataSource(),
+                    opened.database().description(), AuditSigner.ecdsa(identity.resultKeyPair()),
+                    AuditLog.Options.defaults())
+                    : AuditLog.open(state.resolve("audit.db"), AuditSigner.ecdsa(identity.resultKeyPair()),
+                    AuditLog.Options.defaults());
+            auditLog = audited;
             AuditTrail audit = (type, subject, outcome, detail) -> {
                 try {
                     auditLog.append(AuditEntry.of(AuditEventType.valueOf(type), subject, outcome, detail));
@@ -134,13 +147,6 @@ public final class InProcessVerifier implements AutoCloseable {
                             + " it was not made: " + e.getMessage());
                 }
             };
-            if (databaseUrl == null) {
-                opened = Registry.open(state.resolve("registry.db"), clock);
-            } else {
-                opened = Registry.open(ServerDatabase.postgresql(databaseUrl, null, ServerDatabase.DEFAULT_POOL_SIZE),
-                        clock);
-                opened.requireClusterKeys(identity.clusterKeyIds());
-            }
             registry = opened;
             registrar = new Registrar(registry, new EkCertificates(trustedEkCas, clock), audit, clock);
             nonces = NonceService.shared(clock, registry.database());
@@ -148,11 +154,11 @@ public final class InProcessVerifier implements AutoCloseable {
             this.policy = policy;
             appraisals = new Appraisals(registry, nonces, signer, new KeyApprover(identity.keystoreAuthorityKeyPair()),
                     audit, clock, () -> this.policy);
-        } catch (IOException | GeneralSecurityException | SQLException | RuntimeException e) {
-            if (opened != null) {
-                opened.close();
+        } catch (GeneralSecurityException | SQLException | AuditException | RuntimeException e) {
+            if (audited != null) {
+                audited.close();
             }
-            auditLog.close();
+            opened.close();
             throw e;
         }
         housekeeping = Executors.newSingleThreadScheduledExecutor(r -> {
@@ -182,7 +188,7 @@ public final class InProcessVerifier implements AutoCloseable {
     /**
      * As {@link #open(Path, List, String)}, with the registry in the PostgreSQL database at {@code databaseUrl}
      * (several verifiers and servers may share it; each needs the same keys, so copy {@code keys/} from the first
-     * one's state directory). The audit log stays in the state directory.
+     * one's state directory). The audit log is then the cluster's one chain in that database.
      *
      * @throws IllegalStateException if this state directory's keys are not the ones recorded in the database
      */
@@ -272,9 +278,9 @@ public final class InProcessVerifier implements AutoCloseable {
     public void close() throws SQLException, AuditException {
         housekeeping.shutdownNow();
         try {
-            registry.close();
+            auditLog.close(); // first: on PostgreSQL it writes through the registry's pool
         } finally {
-            auditLog.close();
+            registry.close();
         }
     }
 }

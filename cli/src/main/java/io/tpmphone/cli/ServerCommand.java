@@ -18,7 +18,8 @@ import picocli.CommandLine.Spec;
 /** Runs the attestation server until interrupted. */
 @Command(name = "server", mixinStandardHelpOptions = true,
         description = {"Run the attestation server (HTTPS, /v1 API): registrar, verifier, policy, audit log.",
-                "Keys, registry and audit database live in --state; a restart loses nothing."},
+                "Keys, registry and audit database live in --state; a restart loses nothing.",
+                "With --database, registry and audit log are in PostgreSQL, shared by several instances."},
         footer = {"", "Example:", "  tpmphone server --state /var/lib/tpmphone-server --listen 0.0.0.0:8443 \\",
                 "      --admin-token-file /etc/tpmphone/admin.token --generate-admin-token \\",
                 "      --ek-ca /etc/tpmphone/tpm-vendor-ca.pem --policy /etc/tpmphone/policy.json"})

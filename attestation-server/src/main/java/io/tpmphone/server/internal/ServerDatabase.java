@@ -126,8 +126,9 @@ public final class ServerDatabase implements AutoCloseable {
             throw new SQLException("cannot connect to " + description + ": " + rootMessage(e), e);
         }
         try {
+            // The audit log's tables (own history) share the database: start this history at 0, then V1.
             migrate(Flyway.configure().dataSource(pool).locations("classpath:db/postgresql/registry")
-                    .table("registry_schema_history"), description);
+                    .table("registry_schema_history").baselineOnMigrate(true).baselineVersion("0"), description);
             requireDurableCommits(pool, description);
         } catch (SQLException | RuntimeException e) {
             pool.close();
@@ -244,6 +245,11 @@ public final class ServerDatabase implements AutoCloseable {
         } finally {
             c.setAutoCommit(auto);
         }
+    }
+
+    /** The connection pool of a PostgreSQL database (for the shared audit log), or null on SQLite. */
+    public javax.sql.DataSource dataSource() {
+        return pool;
     }
 
     /** {@code " FOR UPDATE"} where the engine locks rows that way (PostgreSQL); SQLite locks the whole database. */
