@@ -315,7 +315,10 @@ public final class AuditLog implements AutoCloseable {
                 + "the log (check with tail)", cause);
     }
 
-    /** Number of committed records, which is also the last seq (0 for an empty log). Does not block. */
+    /**
+     * Number of committed records, which is also the last seq (0 for an empty log). Does not block. On a shared
+     * chain ({@link #openShared}): the highest seq this instance committed or saw, which others may have passed.
+     */
     public long size() {
         if (shared != null) {
             return shared.size();

@@ -120,14 +120,14 @@ public final class Registrar {
         byte[] secret = new byte[32];
         random.nextBytes(secret);
         CredentialBlob credential;
+        // Only the secret's hash is kept (in the registry, for whichever instance gets the answer).
+        byte[] secretSha256 = HttpApi.sha256(secret);
         try {
             credential = MakeCredential.make(ek, ak.name(), secret, random);
         } catch (GeneralSecurityException e) {
             throw refuse(source, host, 400, "EK_PUBLIC", "cannot make a credential for this EK: " + e.getMessage());
         } finally {
-            byte[] kept = HttpApi.sha256(secret);
             Arrays.fill(secret, (byte) 0);
-            secret = kept;
         }
         Instant now = clock.instant();
         byte[] id = new byte[16];
@@ -139,7 +139,7 @@ public final class Registrar {
                 throw new ApiException(503, "busy", "too many pending enrollments; retry later");
             }
             registry.storeChallenge(new Registry.Challenge(enrollmentId, host, ek.encoded(), ekCertificate.clone(),
-                    ak.encoded(), secret, expires, newHost));
+                    ak.encoded(), secretSha256, expires, newHost));
         } catch (SQLException e) {
             throw new ApiException(503, "registry_unavailable", "cannot store the enrollment challenge: "
                     + e.getMessage());
