@@ -86,6 +86,26 @@ class TwoServersOnPostgresIT {
         assertTrue(report.intact(), "one chain, closed by the last server: " + report.summary());
     }
 
+    /** Nothing is decided on stale memory: with its database gone, a server answers 503 and says to retry. */
+    @Test
+    void aServerWhoseDatabaseIsGone_answers503StorageUnavailable(TestBackend db) throws Exception {
+        try (AttestationServer server = AttestationServer.builder().stateDirectory(dir.resolve("a")).adminToken(ADMIN)
+                .database(db.databaseUrl()).policy(policy(1)).start()) {
+            SSLSocketFactory tls = pinned(server);
+            assertEquals(200, call(server, tls, "GET", "/v1/hosts", null).status, "served while the database is up");
+            String name = db.databaseUrl().substring(db.databaseUrl().lastIndexOf('/') + 1,
+                    db.databaseUrl().indexOf('?'));
+            try (java.sql.Connection c = java.sql.DriverManager.getConnection(db.databaseUrl().replace("/" + name
+                    + "?", "/postgres?")); java.sql.Statement s = c.createStatement()) {
+                s.execute("DROP DATABASE " + name + " WITH (FORCE)");
+            }
+            Answer gone = call(server, tls, "GET", "/v1/hosts", null);
+            assertEquals(503, gone.status, "with the database gone: " + gone.body);
+            assertEquals("storage_unavailable", gone.body.get("error").asText(), "says why: " + gone.body);
+            assertTrue(!gone.body.toString().contains("postgres"), "names no database internals: " + gone.body);
+        }
+    }
+
     private record Answer(int status, JsonNode body) {
     }
 
