@@ -81,12 +81,16 @@ final class BenchCommand {
         Path state;
         @Option(names = "--json", description = "machine-readable output")
         boolean json;
+        @Option(names = "--database", paramLabel = "URL", description = {"HTTPS load: the server on PostgreSQL"
+                + " (registry and audit chain) instead of SQLite: jdbc:postgresql://HOST:PORT/DB?user=USER of a role",
+                "that may CREATE DATABASE (a scratch database is created next to DB and dropped)"})
+        String database;
 
         @Override
         public Integer call() throws Exception {
             PrintWriter out = spec.commandLine().getOut();
             HttpsAppraisalLoad.Options options = new HttpsAppraisalLoad.Options(clients, hosts, requests, rounds,
-                    serverThreads, Optional.ofNullable(state));
+                    serverThreads, Optional.ofNullable(state), Optional.ofNullable(database));
             // JMH's own progress (iterations, forked VM output) on stderr; stdout stays for the figures. A failure
             // propagates to the command line's handler, which prints it as every tpmphone command does.
             List<AppraisalBenchmarks.Row> rows = skipJmh ? List.of() : AppraisalBenchmarks.run(jmh, System.err);
