@@ -97,18 +97,20 @@ class AuditLogOnEachBackendIT {
         AuditRecord third;
         try (AuditLog log = open(every(2))) {
             AuditRecord first = log.append(entry(1));
-            assertEquals(1, first.seq());
-            assertArrayEquals(new byte[32], first.prevHash());
+            assertEquals(1, first.seq(), "the first record: " + first);
+            assertArrayEquals(new byte[32], first.prevHash(), "the first record chains to zeros: " + first);
             fill(log, 2);
             third = log.tail(1).get(0);
             assertEquals(3, third.seq(), "saw " + third);
-            assertEquals(List.of(2L), log.checkpoints().stream().map(AuditCheckpoint::seq).toList());
+            List<Long> at = log.checkpoints().stream().map(AuditCheckpoint::seq).toList();
+            assertEquals(List.of(2L), at, "checkpoints at " + at);
         }
         try (AuditLog log = open(every(2))) {
             AuditRecord fourth = log.append(entry(4));
-            assertEquals(4, fourth.seq());
+            assertEquals(4, fourth.seq(), "after the restart: " + fourth);
             assertArrayEquals(third.hash(), fourth.prevHash(), "the chain continues across the restart");
-            assertEquals(List.of(third, fourth), log.records(3, 10));
+            List<AuditRecord> page = log.records(3, 10);
+            assertEquals(List.of(third, fourth), page, "records from 3: " + page);
         }
         VerificationReport report = verify(VerifyOptions.closed());
         assertTrue(report.intact(), report.summary());

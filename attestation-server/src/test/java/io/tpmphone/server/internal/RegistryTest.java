@@ -45,7 +45,7 @@ class RegistryTest {
 
     @OnEachBackend
     void aTpmState_movesOnlyFromTheVersionItWasReadAt() {
-        assertTrue(registry.tpmState(EK).isEmpty(), "no state before the first appraisal");
+        assertTrue(registry.tpmState(EK).isEmpty(), "no state before the first appraisal: " + registry.tpmState(EK));
         Registry.TpmState first = Registry.TpmState.next(null, 1, 0, 100, null);
         assertTrue(registry.compareAndSetTpmState(EK, null, first), "the first state is recorded");
         assertFalse(registry.compareAndSetTpmState(EK, null, Registry.TpmState.next(null, 1, 0, 50, null)),
@@ -92,7 +92,7 @@ class RegistryTest {
         assertFalse(registry.consumeEnrollmentToken("bob", HttpApi.sha256(new byte[] {8})), "another token");
         assertTrue(registry.consumeEnrollmentToken("bob", hash), "the token, once");
         assertFalse(registry.consumeEnrollmentToken("bob", hash), "and never again");
-        assertTrue(registry.enrollmentToken("bob").isEmpty());
+        assertTrue(registry.enrollmentToken("bob").isEmpty(), "gone: " + registry.enrollmentToken("bob"));
     }
 
     @OnEachBackend
@@ -110,23 +110,23 @@ class RegistryTest {
         assertTrue(registry.takeChallenge("c1").isEmpty(), "taken once");
         clock.advance(Duration.ofSeconds(2));
         assertEquals(0, registry.purgeChallenges(clock.instant()), "the expired one is purged");
-        assertTrue(registry.takeChallenge("c2").isEmpty());
+        assertTrue(registry.takeChallenge("c2").isEmpty(), "the expired challenge is gone");
     }
 
     @OnEachBackend
     void aPolicyVersion_isStoredOnlyIfNewerThanEveryStoredOne() throws SQLException {
-        assertEquals(0, registry.latestPolicyVersion());
+        assertEquals(0, registry.latestPolicyVersion(), "no policy stored yet");
         assertTrue(registry.storePolicy(3, "{\"v\":3}", "operator"));
         assertFalse(registry.storePolicy(3, "{\"v\":3}", "operator"), "the same version again");
         assertFalse(registry.storePolicy(2, "{\"v\":2}", "operator"), "an older version");
         assertTrue(registry.storePolicy(4, "{\"v\":4}", "operator"));
-        assertEquals(4, registry.latestPolicyVersion());
+        assertEquals(4, registry.latestPolicyVersion(), "the newest stored version");
         assertEquals("{\"v\":4}", registry.latestPolicy().orElseThrow().getValue());
     }
 
     @OnEachBackend
     void theLastAppraisal_isKeptPerHost() {
-        assertTrue(registry.lastAppraisal("alice").isEmpty());
+        assertTrue(registry.lastAppraisal("alice").isEmpty(), "none yet: " + registry.lastAppraisal("alice"));
         Instant at = clock.instant();
         registry.recordAppraisal(new Registry.LastAppraisal("alice", IntegrityLevel.MEASURED, null, at,
                 at.plusSeconds(300)));
@@ -149,7 +149,7 @@ class RegistryTest {
         registry.enroll(new Registry.Host("alice", EK, new byte[] {1}, new byte[] {2}, newAk, new byte[] {4}, "now"));
         assertTrue(registry.hostByAkId(java.util.HexFormat.of().formatHex(AK)).isEmpty(), "the old AK is gone");
         assertEquals("alice", registry.hostByEkName(EK).orElseThrow().host());
-        assertEquals(1, registry.hosts().size());
+        assertEquals(1, registry.hosts().size(), "hosts: " + registry.hosts());
     }
 
     private static byte[] name(int fill) {

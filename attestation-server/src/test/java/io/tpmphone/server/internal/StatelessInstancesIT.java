@@ -114,7 +114,7 @@ class StatelessInstancesIT {
                     dir.resolve("other"), List.of(), policy, db.databaseUrl()).close());
             assertTrue(e.getMessage().contains("every instance must have the same keys")
                     && e.getMessage().contains("Copy the keys/ directory"), "says what to do: " + e.getMessage());
-            assertTrue(first.policy().version() == 3, "the first instance is unaffected");
+            assertEquals(3, first.policy().version(), "the first instance is unaffected: " + first.policy());
         }
     }
 
@@ -206,8 +206,9 @@ class StatelessInstancesIT {
             PolicyStore policiesB = new PolicyStore(atB.registry);
             policiesA.load(AttestationPolicy.parse(TpmHost.policy(3)), "configuration");
             policiesB.load(null, "configuration");
-            assertEquals(3, policiesB.current().version());
-            assertTrue(policiesA.replace(AttestationPolicy.parse(TpmHost.policy(4)), "operator"));
+            assertEquals(3, policiesB.current().version(), "B loads the version A stored on start");
+            assertTrue(policiesA.replace(AttestationPolicy.parse(TpmHost.policy(4)), "operator"),
+                    "A stores version 4 over 3");
             assertEquals(4, policiesB.current().version(), "B serves the version A stored");
             assertTrue(!policiesB.replace(AttestationPolicy.parse(TpmHost.policy(4)), "operator"),
                     "B cannot store the same version again");

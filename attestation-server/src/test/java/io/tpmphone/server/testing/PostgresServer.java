@@ -91,7 +91,10 @@ public final class PostgresServer implements AutoCloseable {
                 }
                 s.run(List.of(bin.resolve("pg_ctl").toString(), "-D", s.data.toString(), "-l",
                         dir.resolve("server.log").toString(), "-w", "-t", "60", "-o", "-p " + s.port + " -k " + dir
-                                + " -c listen_addresses=127.0.0.1 -c max_connections=200", "start"));
+                                // Commits stay synchronous (the server checks synchronous_commit), but the test
+                                // cluster does not wait for the disk: the tests kill clients, never this server.
+                                + " -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off"
+                                + " -c full_page_writes=off", "start"));
                 return s;
             } catch (IOException e) {
                 last = e; // most likely the port was taken between choosing and binding it: another port
