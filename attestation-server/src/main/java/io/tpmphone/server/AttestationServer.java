@@ -14,6 +14,7 @@ import io.tpmphone.server.internal.HttpApi;
 import io.tpmphone.server.internal.NonceService;
 import io.tpmphone.server.internal.Registrar;
 import io.tpmphone.server.internal.Registry;
+import io.tpmphone.server.internal.ServerDatabase;
 import io.tpmphone.server.internal.ServerIdentity;
 import io.tpmphone.server.internal.V1Routes;
 import java.net.URI;
@@ -44,7 +45,9 @@ import org.slf4j.LoggerFactory;
  * The attestation server: registrar, verifier, policy store and audit log behind a versioned HTTPS API
  * ({@code /v1}, described by {@code /v1/openapi.json}). Everything it decides is in its state directory: server keys
  * ({@code keys/}), the registry ({@code registry.db}) and the audit log ({@code audit.db}), so a restart loses
- * nothing. The state directory is made owner-only (0700) and every file in it is created 0600. Start with {@link #builder()}, stop with {@link #close()}. Thread-safe.
+ * nothing. With {@link Builder#database} the registry and the audit log are in a PostgreSQL database instead, which
+ * several instances share (with the same keys): then no instance keeps anything authoritative in memory, and all of
+ * them append to one audit chain (docs/operations.md §9). The state directory is made owner-only (0700) and every file in it is created 0600. Start with {@link #builder()}, stop with {@link #close()}. Thread-safe.
  */
 public final class AttestationServer implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(AttestationServer.class);
@@ -66,8 +69,19 @@ public final class AttestationServer implements AutoCloseable {
         // than refused: that is what an operator upgrading from a version that made it 0755 would do anyway.
         io.tpmphone.attestation.OwnerOnlyFiles.createPrivateDirectories(b.stateDirectory);
         identity = ServerIdentity.loadOrCreate(b.stateDirectory.resolve("keys"), b.hostNames);
-        auditLog = AuditLog.open(b.stateDirectory.resolve("audit.db"),
-                AuditSigner.ecdsa(identity.resultKeyPair()), AuditLog.Options.defaults());
+        Registry opened = openRegistry(b, identity);
+        try {
+            // On PostgreSQL the audit log is the cluster's one chain, in the registry's database.
+            auditLog = opened.shared() ? AuditLog.openShared(opened.database().dataSource(),
+                    opened.database().description(), AuditSigner.ecdsa(identity.resultKeyPair()),
+                    AuditLog.Options.defaults())
+                    : AuditLog.open(b.stateDirectory.resolve("audit.db"), AuditSigner.ecdsa(identity.resultKeyPair()),
+                    AuditLog.Options.defaults());
+        } catch (Exception e) {
+            opened.close();
+            throw e;
+        }
+        registry = opened;
         AuditTrail audit = (type, subject, outcome, detail) -> {
             try {
                 auditLog.append(AuditEntry.of(AuditEventType.valueOf(type), subject, outcome, detail));
@@ -76,10 +90,9 @@ public final class AttestationServer implements AutoCloseable {
                         + " was not made: " + e.getMessage());
             }
         };
-        registry = Registry.open(b.stateDirectory.resolve("registry.db"), b.clock);
         EkCertificates ekCas = new EkCertificates(b.trustedEkCas, b.clock);
         Registrar registrar = new Registrar(registry, ekCas, audit, b.clock);
-        NonceService nonces = new NonceService(b.clock);
+        NonceService nonces = NonceService.shared(b.clock, registry.database());
         refusals = new RefusalAggregator(audit, b.clock, b.refusalWindow,
                 RefusalAggregator.DEFAULT_MAX_KEYS);
         registrar.withRefusals(refusals);
@@ -116,6 +129,36 @@ public final class AttestationServer implements AutoCloseable {
         });
         housekeeping.scheduleWithFixedDelay(this::flushClocks, 1, 1, TimeUnit.SECONDS);
         housekeeping.scheduleWithFixedDelay(refusals::flushDue, 1, 1, TimeUnit.SECONDS);
+        if (registry.shared()) {
+            housekeeping.scheduleWithFixedDelay(() -> sweep(nonces), 60, 60, TimeUnit.SECONDS);
+        }
+    }
+
+    /**
+     * The registry: SQLite in the state directory, or the shared PostgreSQL database, where this instance's keys
+     * must be the cluster's.
+     */
+    static Registry openRegistry(Builder b, ServerIdentity identity) throws Exception {
+        if (b.databaseUrl == null) {
+            return Registry.open(b.stateDirectory.resolve("registry.db"), b.clock);
+        }
+        Registry r = Registry.open(ServerDatabase.postgresql(b.databaseUrl, b.databasePassword, b.databasePoolSize),
+                b.clock);
+        try {
+            r.requireClusterKeys(identity.clusterKeyIds());
+        } catch (Exception e) {
+            r.close();
+            throw e;
+        }
+        return r;
+    }
+
+    static void sweep(NonceService nonces) {
+        try {
+            nonces.sweep();
+        } catch (RuntimeException e) {
+            LOG.warn("could not sweep expired nonces: {}", e.toString());
+        }
     }
 
     /** Configuration; only the state directory and the admin token are required. */
@@ -176,14 +219,14 @@ public final class AttestationServer implements AutoCloseable {
         housekeeping.shutdownNow();
         refusals.flushAll(); // the counts of the current windows, before the closing checkpoint
         try {
+            auditLog.close(); // first: on PostgreSQL it writes through the registry's pool
+        } catch (Exception e) {
+            LOG.warn("closing the audit log: {}", e.toString());
+        }
+        try {
             registry.close();
         } catch (Exception e) {
             LOG.warn("closing the registry: {}", e.toString());
-        }
-        try {
-            auditLog.close();
-        } catch (Exception e) {
-            LOG.warn("closing the audit log: {}", e.toString());
         }
     }
 
@@ -207,8 +250,54 @@ public final class AttestationServer implements AutoCloseable {
         private Duration refusalWindow = RefusalAggregator.DEFAULT_WINDOW;
         private String initialPolicy;
         private int maxThreads = 64;
+        private String databaseUrl;
+        private char[] databasePassword;
+        private int databasePoolSize = ServerDatabase.DEFAULT_POOL_SIZE;
 
         private Builder() {
+        }
+
+        /**
+         * Keeps the registry (hosts, TPM states, nonces, policies, enrollment tokens and challenges) in the PostgreSQL
+         * database at {@code jdbcUrl} ({@code jdbc:postgresql://HOST:PORT/DB?user=USER}) instead of SQLite in the
+         * state directory, so that several instances can serve the same hosts (docs/operations.md). Every instance
+         * needs the same keys (copy {@code keys/}); an instance with other keys refuses to start. The password comes
+         * from {@link #databasePasswordFile} or what the driver finds itself ({@code ~/.pgpass}, {@code PGPASSFILE}).
+         *
+         * @throws IllegalArgumentException if it is not a {@code jdbc:postgresql://} URL
+         */
+        public Builder database(String jdbcUrl) {
+            ServerDatabase.requirePostgresqlUrl(jdbcUrl);
+            this.databaseUrl = jdbcUrl;
+            return this;
+        }
+
+        /**
+         * The database password, read from {@code file} under the same rules as the admin token file (owner-only,
+         * in directories others cannot change; docs/operations.md). Trailing white space is ignored.
+         */
+        public Builder databasePasswordFile(Path file) throws java.io.IOException {
+            byte[] content = io.tpmphone.attestation.OwnerOnlyFiles.readPrivateFile(
+                    Objects.requireNonNull(file, "file"), 4096);
+            try {
+                String text = new String(content, StandardCharsets.UTF_8).strip();
+                if (text.isEmpty()) {
+                    throw new java.io.IOException(file + " is empty: put the database password in it");
+                }
+                this.databasePassword = text.toCharArray();
+            } finally {
+                java.util.Arrays.fill(content, (byte) 0);
+            }
+            return this;
+        }
+
+        /** Connections to PostgreSQL this instance keeps at most (default {@value ServerDatabase#DEFAULT_POOL_SIZE}). */
+        public Builder databasePoolSize(int n) {
+            if (n < 2 || n > 1000) {
+                throw new IllegalArgumentException("the database pool size must be 2..1000, got " + n);
+            }
+            this.databasePoolSize = n;
+            return this;
         }
 
         /**

@@ -18,6 +18,7 @@ import io.tpmphone.server.internal.NonceService;
 import io.tpmphone.server.internal.Registrar;
 import io.tpmphone.server.internal.Registry;
 import io.tpmphone.server.internal.ResultSigner;
+import io.tpmphone.server.internal.ServerDatabase;
 import io.tpmphone.server.internal.ServerIdentity;
 import java.io.IOException;
 import java.nio.file.Path;
@@ -116,14 +117,28 @@ public final class InProcessVerifier implements AutoCloseable {
     private final AttestationPolicy policy;
     private final ScheduledExecutorService housekeeping;
 
-    private InProcessVerifier(Path state, List<X509Certificate> trustedEkCas, AttestationPolicy policy, Clock clock)
+    private InProcessVerifier(Path state, List<X509Certificate> trustedEkCas, AttestationPolicy policy, Clock clock,
+                              String databaseUrl)
             throws IOException, GeneralSecurityException, SQLException, AuditException {
         OwnerOnlyFiles.createPrivateDirectories(state);
         ServerIdentity identity = ServerIdentity.loadOrCreate(state.resolve("keys"), List.of());
-        auditLog = AuditLog.open(state.resolve("audit.db"), AuditSigner.ecdsa(identity.resultKeyPair()),
-                AuditLog.Options.defaults());
-        Registry opened = null;
+        Registry opened;
+        if (databaseUrl == null) {
+            opened = Registry.open(state.resolve("registry.db"), clock);
+        } else {
+            opened = Registry.open(ServerDatabase.postgresql(databaseUrl, null, ServerDatabase.DEFAULT_POOL_SIZE),
+                    clock);
+        }
+        AuditLog audited = null;
         try {
+            opened.requireClusterKeys(identity.clusterKeyIds());
+            // On PostgreSQL the audit log is the cluster's one chain, in the registry's database.
+            audited = opened.shared() ? AuditLog.openShared(opened.database().dataSource(),
+                    opened.database().description(), AuditSigner.ecdsa(identity.resultKeyPair()),
+                    AuditLog.Options.defaults())
+                    : AuditLog.open(state.resolve("audit.db"), AuditSigner.ecdsa(identity.resultKeyPair()),
+                    AuditLog.Options.defaults());
+            auditLog = audited;
             AuditTrail audit = (type, subject, outcome, detail) -> {
                 try {
                     auditLog.append(AuditEntry.of(AuditEventType.valueOf(type), subject, outcome, detail));
@@ -132,19 +147,18 @@ public final class InProcessVerifier implements AutoCloseable {
                             + " it was not made: " + e.getMessage());
                 }
             };
-            opened = Registry.open(state.resolve("registry.db"), clock);
             registry = opened;
             registrar = new Registrar(registry, new EkCertificates(trustedEkCas, clock), audit, clock);
-            nonces = new NonceService(clock);
+            nonces = NonceService.shared(clock, registry.database());
             signer = new ResultSigner(identity.resultKeyPair());
             this.policy = policy;
             appraisals = new Appraisals(registry, nonces, signer, new KeyApprover(identity.keystoreAuthorityKeyPair()),
                     audit, clock, () -> this.policy);
-        } catch (IOException | GeneralSecurityException | SQLException | RuntimeException e) {
-            if (opened != null) {
-                opened.close();
+        } catch (GeneralSecurityException | SQLException | AuditException | RuntimeException e) {
+            if (audited != null) {
+                audited.close();
             }
-            auditLog.close();
+            opened.close();
             throw e;
         }
         housekeeping = Executors.newSingleThreadScheduledExecutor(r -> {
@@ -168,7 +182,25 @@ public final class InProcessVerifier implements AutoCloseable {
         Objects.requireNonNull(trustedEkCas, "trustedEkCas");
         Objects.requireNonNull(policyJson, "policyJson");
         return new InProcessVerifier(stateDirectory, List.copyOf(trustedEkCas), AttestationPolicy.parse(policyJson),
-                Clock.systemUTC());
+                Clock.systemUTC(), null);
+    }
+
+    /**
+     * As {@link #open(Path, List, String)}, with the registry in the PostgreSQL database at {@code databaseUrl}
+     * (several verifiers and servers may share it; each needs the same keys, so copy {@code keys/} from the first
+     * one's state directory). The audit log is then the cluster's one chain in that database.
+     *
+     * @throws IllegalStateException if this state directory's keys are not the ones recorded in the database
+     */
+    public static InProcessVerifier open(Path stateDirectory, List<X509Certificate> trustedEkCas, String policyJson,
+                                         String databaseUrl)
+            throws IOException, GeneralSecurityException, SQLException, AuditException {
+        Objects.requireNonNull(stateDirectory, "stateDirectory");
+        Objects.requireNonNull(trustedEkCas, "trustedEkCas");
+        Objects.requireNonNull(policyJson, "policyJson");
+        ServerDatabase.requirePostgresqlUrl(databaseUrl);
+        return new InProcessVerifier(stateDirectory, List.copyOf(trustedEkCas), AttestationPolicy.parse(policyJson),
+                Clock.systemUTC(), databaseUrl);
     }
 
     /**
@@ -246,9 +278,9 @@ public final class InProcessVerifier implements AutoCloseable {
     public void close() throws SQLException, AuditException {
         housekeeping.shutdownNow();
         try {
-            registry.close();
+            auditLog.close(); // first: on PostgreSQL it writes through the registry's pool
         } finally {
-            auditLog.close();
+            registry.close();
         }
     }
 }

@@ -79,6 +79,92 @@ public final class AuditAppendLoad {
         }
     }
 
+    /**
+     * As {@link #run}, against the shared chain of several server instances on PostgreSQL: a fresh database is created
+     * next to the one {@code adminUrl} names (which needs CREATE DATABASE), {@code instances} audit logs are opened on
+     * it ({@link AuditLog#openShared}, each with its own connection pool, as separate servers would have), the callers
+     * are spread over them, and the database is dropped afterwards. The result's database size is PostgreSQL's.
+     */
+    public static Result runShared(int threads, int seconds, String adminUrl, int instances) throws Exception {
+        if (threads <= 0 || seconds <= 0 || instances <= 0) {
+            throw new IllegalArgumentException("threads, seconds and instances must be positive, got " + threads
+                    + ", " + seconds + " and " + instances);
+        }
+        if (!adminUrl.startsWith("jdbc:postgresql://")) {
+            throw new IllegalArgumentException("--database must be jdbc:postgresql://HOST:PORT/DB?user=USER");
+        }
+        String name = "tpmphone_bench_" + Long.toHexString(System.nanoTime());
+        try (java.sql.Connection c = java.sql.DriverManager.getConnection(adminUrl);
+             java.sql.Statement s = c.createStatement()) {
+            s.execute("CREATE DATABASE " + name);
+        }
+        int slash = adminUrl.indexOf('/', "jdbc:postgresql://".length());
+        int q = adminUrl.indexOf('?');
+        String url = adminUrl.substring(0, slash + 1) + name + (q < 0 ? "" : adminUrl.substring(q));
+        List<com.zaxxer.hikari.HikariDataSource> pools = new ArrayList<>();
+        try {
+            KeyPair keys = ecKeyPair();
+            List<AuditLog> logs = new ArrayList<>();
+            for (int i = 0; i < instances; i++) {
+                com.zaxxer.hikari.HikariDataSource pool = new com.zaxxer.hikari.HikariDataSource();
+                pool.setJdbcUrl(url);
+                pool.setMaximumPoolSize(10);
+                pools.add(pool);
+                logs.add(AuditLog.openShared(pool, name, AuditSigner.ecdsa(keys), AuditLog.Options.defaults()));
+            }
+            double elapsed;
+            long appended;
+            long[] latencies;
+            try {
+                append(logs, threads, WARMUP_NANOS);
+                long before = size(url);
+                long start = System.nanoTime();
+                latencies = append(logs, threads, TimeUnit.SECONDS.toNanos(seconds));
+                elapsed = (System.nanoTime() - start) / 1e9;
+                appended = size(url) - before;
+                Arrays.sort(latencies);
+            } finally {
+                for (AuditLog log : logs) {
+                    log.close();
+                }
+            }
+            long verifyStart = System.nanoTime();
+            VerificationReport report = AuditVerifier.verify(url, Optional.of(keys.getPublic()),
+                    io.tpmphone.server.audit.VerifyOptions.closed());
+            double verifySeconds = (System.nanoTime() - verifyStart) / 1e9;
+            if (!report.intact()) {
+                throw new IllegalStateException("the audit log does not verify: " + report.summary());
+            }
+            long bytes;
+            try (java.sql.Connection c = java.sql.DriverManager.getConnection(url);
+                 java.sql.Statement s = c.createStatement();
+                 java.sql.ResultSet rs = s.executeQuery("SELECT pg_database_size(current_database())")) {
+                rs.next();
+                bytes = rs.getLong(1);
+            }
+            return new Result(threads, elapsed, appended, appended / elapsed, pct(latencies, 0.50),
+                    pct(latencies, 0.99), latencies[latencies.length - 1] / 1e6, verifySeconds, report.summary(),
+                    bytes);
+        } finally {
+            for (com.zaxxer.hikari.HikariDataSource pool : pools) {
+                pool.close();
+            }
+            try (java.sql.Connection c = java.sql.DriverManager.getConnection(adminUrl);
+                 java.sql.Statement s = c.createStatement()) {
+                s.execute("DROP DATABASE IF EXISTS " + name);
+            }
+        }
+    }
+
+    private static long size(String url) throws java.sql.SQLException {
+        try (java.sql.Connection c = java.sql.DriverManager.getConnection(url);
+             java.sql.Statement s = c.createStatement();
+             java.sql.ResultSet rs = s.executeQuery("SELECT seq FROM audit_tip WHERE id = 1")) {
+            rs.next();
+            return rs.getLong(1);
+        }
+    }
+
     private static Result measure(int threads, int seconds, Path db) throws Exception {
         KeyPair keys = ecKeyPair();
         double elapsed;
@@ -113,6 +199,11 @@ public final class AuditAppendLoad {
      * with a bounded wait. Returns every append's latency in nanoseconds.
      */
     private static long[] append(AuditLog log, int threads, long durationNanos) throws Exception {
+        return append(List.of(log), threads, durationNanos);
+    }
+
+    /** As {@link #append(AuditLog, int, long)}, caller {@code t} appending to {@code logs.get(t % logs.size())}. */
+    private static long[] append(List<AuditLog> logs, int threads, long durationNanos) throws Exception {
         ExecutorService pool = Executors.newFixedThreadPool(threads, r -> {
             Thread t = new Thread(r, "audit-bench");
             t.setDaemon(true);
@@ -123,6 +214,7 @@ public final class AuditAppendLoad {
             List<Future<long[]>> results = new ArrayList<>();
             for (int t = 0; t < threads; t++) {
                 int thread = t;
+                AuditLog log = logs.get(t % logs.size());
                 results.add(pool.submit(() -> {
                     long[] lat = new long[1 << 16];
                     int n = 0;

@@ -81,12 +81,16 @@ final class BenchCommand {
         Path state;
         @Option(names = "--json", description = "machine-readable output")
         boolean json;
+        @Option(names = "--database", paramLabel = "URL", description = {"HTTPS load: the server on PostgreSQL"
+                + " (registry and audit chain) instead of SQLite: jdbc:postgresql://HOST:PORT/DB?user=USER of a role",
+                "that may CREATE DATABASE (a scratch database is created next to DB and dropped)"})
+        String database;
 
         @Override
         public Integer call() throws Exception {
             PrintWriter out = spec.commandLine().getOut();
             HttpsAppraisalLoad.Options options = new HttpsAppraisalLoad.Options(clients, hosts, requests, rounds,
-                    serverThreads, Optional.ofNullable(state));
+                    serverThreads, Optional.ofNullable(state), Optional.ofNullable(database));
             // JMH's own progress (iterations, forked VM output) on stderr; stdout stays for the figures. A failure
             // propagates to the command line's handler, which prints it as every tpmphone command does.
             List<AppraisalBenchmarks.Row> rows = skipJmh ? List.of() : AppraisalBenchmarks.run(jmh, System.err);
@@ -149,6 +153,8 @@ final class BenchCommand {
                     "time AuditVerifier takes over the whole log. The scratch database goes under",
                     "--directory and is deleted afterwards: use the disk you care about (not tmpfs)."},
             footer = {"", "Examples:", "  ./tpmphone bench audit --threads 16 --seconds 10",
+                    "  ./tpmphone bench audit --database 'jdbc:postgresql://127.0.0.1:5432/postgres?user=postgres'"
+                            + " --instances 2",
                     "  ./tpmphone bench audit --threads 1 --directory /var/lib/tpmphone --json"})
     static final class Audit implements Callable<Integer> {
         @Spec
@@ -164,11 +170,19 @@ final class BenchCommand {
         Path directory;
         @Option(names = "--json", description = "machine-readable output")
         boolean json;
+        @Option(names = "--database", paramLabel = "URL", description = {"measure the shared chain of several server"
+                + " instances on PostgreSQL instead: jdbc:postgresql://HOST:PORT/DB?user=USER of a role that may",
+                "CREATE DATABASE (a scratch database is created next to DB and dropped)"})
+        String database;
+        @Option(names = "--instances", paramLabel = "N", defaultValue = "1", description = "with --database: server"
+                + " instances appending to the one chain, each with its own pool (default ${DEFAULT-VALUE})")
+        int instances;
 
         @Override
         public Integer call() throws Exception {
             PrintWriter out = spec.commandLine().getOut();
-            AuditAppendLoad.Result r = AuditAppendLoad.run(threads, seconds, directory);
+            AuditAppendLoad.Result r = database == null ? AuditAppendLoad.run(threads, seconds, directory)
+                    : AuditAppendLoad.runShared(threads, seconds, database, instances);
             if (json) {
                 out.println(JSON.writeValueAsString(r));
                 return 0;
@@ -179,6 +193,9 @@ final class BenchCommand {
                     r.maxMillis());
             out.printf(Locale.ROOT, "verify: %s in %.2f s%n", r.verifySummary(), r.verifySeconds());
             out.printf(Locale.ROOT, "database: %d bytes (scratch, deleted)%n", r.databaseBytes());
+            if (database != null) {
+                out.printf(Locale.ROOT, "instances: %d on one PostgreSQL chain%n", instances);
+            }
             return 0;
         }
     }

@@ -86,7 +86,7 @@ public final class HttpsAppraisalLoad {
      * @param state         where to keep the server state for inspection; empty: a temporary directory, deleted
      */
     public record Options(int clients, int hosts, int requests, int rounds, int serverThreads,
-                          Optional<Path> state) {
+                          Optional<Path> state, Optional<String> database) {
         /** @throws IllegalArgumentException if a count is not positive or the hosts do not fit the clients */
         public Options {
             positive("clients", clients);
@@ -95,6 +95,10 @@ public final class HttpsAppraisalLoad {
             positive("rounds", rounds);
             positive("server threads", serverThreads);
             Objects.requireNonNull(state, "state");
+            Objects.requireNonNull(database, "database");
+            if (database.isPresent() && !database.get().startsWith("jdbc:postgresql://")) {
+                throw new IllegalArgumentException("the database must be jdbc:postgresql://HOST:PORT/DB?user=USER");
+            }
             if (hosts < clients || hosts > 256) {
                 throw new IllegalArgumentException("hosts (one swtpm each) must be at least the clients (" + clients
                         + ") and at most 256, got " + hosts);
@@ -103,7 +107,7 @@ public final class HttpsAppraisalLoad {
 
         /** 16 clients, 64 hosts, 5000 requests, 3 rounds, 64 server threads, temporary state. */
         public static Options defaults() {
-            return new Options(16, 64, 5000, 3, 64, Optional.empty());
+            return new Options(16, 64, 5000, 3, 64, Optional.empty(), Optional.empty());
         }
 
         private static void positive(String what, int n) {
@@ -215,6 +219,29 @@ public final class HttpsAppraisalLoad {
     }
 
     private static Report run(Options o, Path dir) throws Exception {
+        if (o.database().isEmpty()) {
+            return run(o, dir, null);
+        }
+        // A scratch database next to the one named, dropped afterwards: the server's registry and audit chain.
+        String admin = o.database().get();
+        String name = "tpmphone_bench_" + Long.toHexString(System.nanoTime());
+        try (java.sql.Connection c = java.sql.DriverManager.getConnection(admin);
+             java.sql.Statement s = c.createStatement()) {
+            s.execute("CREATE DATABASE " + name);
+        }
+        int slash = admin.indexOf('/', "jdbc:postgresql://".length());
+        int q = admin.indexOf('?');
+        try {
+            return run(o, dir, admin.substring(0, slash + 1) + name + (q < 0 ? "" : admin.substring(q)));
+        } finally {
+            try (java.sql.Connection c = java.sql.DriverManager.getConnection(admin);
+                 java.sql.Statement s = c.createStatement()) {
+                s.execute("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)");
+            }
+        }
+    }
+
+    private static Report run(Options o, Path dir, String scratchUrl) throws Exception {
         LaunchSpec spec = Release.spec(dir);
         String policy = Release.policy(spec);
         List<MeasuredHost> hosts = MeasuredHost.startAll(o.hosts(), dir, spec);
@@ -227,6 +254,9 @@ public final class HttpsAppraisalLoad {
         try {
             AttestationServer.Builder b = AttestationServer.builder().stateDirectory(dir.resolve("server"))
                     .adminToken(ADMIN_TOKEN).policy(policy).maxThreads(o.serverThreads());
+            if (scratchUrl != null) {
+                b.database(scratchUrl);
+            }
             for (X509Certificate ca : hosts.get(0).ekCaChain()) {
                 b.trustEkCa(ca);
             }
@@ -273,7 +303,7 @@ public final class HttpsAppraisalLoad {
             PublicKey checkpointKey = server.resultVerificationKey();
             server.close();
             server = null;
-            AuditCheck audit = checkAudit(dir.resolve("server/audit.db"), checkpointKey,
+            AuditCheck audit = checkAudit(dir.resolve("server/audit.db"), scratchUrl, checkpointKey,
                     (long) o.requests() * o.rounds());
             return new Report(uri, o, batchSize, cores, rows, steadyState, audit);
         } finally {
@@ -407,9 +437,11 @@ public final class HttpsAppraisalLoad {
         }
     }
 
-    private static AuditCheck checkAudit(Path db, PublicKey checkpointKey, long expectedAppraisals) throws Exception {
+    /** The audit log in {@code db}, or in the PostgreSQL database {@code url} if it is not null. */
+    private static AuditCheck checkAudit(Path db, String url, PublicKey checkpointKey, long expectedAppraisals)
+            throws Exception {
         long measured = 0;
-        try (AuditReader reader = AuditReader.open(db)) {
+        try (AuditReader reader = url == null ? AuditReader.open(db) : AuditReader.openDatabase(url)) {
             long from = 1;
             while (true) {
                 List<AuditRecord> page = reader.records(from, AuditReader.MAX_PAGE);
@@ -424,7 +456,8 @@ public final class HttpsAppraisalLoad {
                 from = page.get(page.size() - 1).seq() + 1;
             }
         }
-        VerificationReport report = AuditVerifier.verify(db, Optional.of(checkpointKey));
+        VerificationReport report = url == null ? AuditVerifier.verify(db, Optional.of(checkpointKey))
+                : AuditVerifier.verify(url, Optional.of(checkpointKey), io.tpmphone.server.audit.VerifyOptions.closed());
         AuditCheck check = new AuditCheck(measured, expectedAppraisals, report.intact(), report.summary());
         if (measured != expectedAppraisals || !report.intact()) {
             throw new LoadFailedException("the audit log does not hold every appraisal, or its chain is broken: "

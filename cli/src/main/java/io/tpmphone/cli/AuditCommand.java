@@ -52,6 +52,22 @@ final class AuditCommand {
         @Option(names = "--export", required = true, paramLabel = "FILE",
                 description = "JSON export from `tpmphone audit export`")
         Path export;
+        @Option(names = "--database", required = true, paramLabel = "URL", description = "the shared audit log of"
+                + " several server instances: jdbc:postgresql://HOST:PORT/DB?user=USER (read-only)")
+        String database;
+    }
+
+    /** An SQLite audit file, or the shared log of several instances in PostgreSQL. */
+    static final class Database {
+        @Option(names = "--db", required = true, paramLabel = "FILE", description = "audit database")
+        Path db;
+        @Option(names = "--database", required = true, paramLabel = "URL", description = "the shared audit log of"
+                + " several server instances: jdbc:postgresql://HOST:PORT/DB?user=USER")
+        String database;
+
+        AuditReader open() throws Exception {
+            return db != null ? AuditReader.open(existing(db)) : AuditReader.openDatabase(database);
+        }
     }
 
     @Command(name = "verify", mixinStandardHelpOptions = true,
@@ -111,6 +127,8 @@ final class AuditCommand {
             VerificationReport report;
             if (source.db != null) {
                 report = AuditVerifier.verify(existing(source.db), key, options);
+            } else if (source.database != null) {
+                report = AuditVerifier.verify(source.database, key, options);
             } else {
                 try (InputStream in = Files.newInputStream(source.export)) {
                     report = AuditVerifier.verifyExport(in, key, options);
@@ -187,8 +205,8 @@ final class AuditCommand {
     static final class Export implements Callable<Integer> {
         @Spec
         CommandSpec spec;
-        @Option(names = "--db", required = true, paramLabel = "FILE", description = "audit database")
-        Path db;
+        @ArgGroup(exclusive = true, multiplicity = "1")
+        Database source;
         @Option(names = "--json", required = true, description = "export as JSON (the only format)")
         boolean json;
         @Option(names = "--out", paramLabel = "FILE", description = "write to FILE instead of standard output")
@@ -196,7 +214,7 @@ final class AuditCommand {
 
         @Override
         public Integer call() throws Exception {
-            try (AuditReader reader = AuditReader.open(existing(db))) {
+            try (AuditReader reader = source.open()) {
                 if (out == null) {
                     PrintWriter writer = spec.commandLine().getOut();
                     reader.exportJson(writer);
@@ -228,8 +246,8 @@ final class AuditCommand {
     static final class Tail implements Callable<Integer> {
         @Spec
         CommandSpec spec;
-        @Option(names = "--db", required = true, paramLabel = "FILE", description = "audit database")
-        Path db;
+        @ArgGroup(exclusive = true, multiplicity = "1")
+        Database source;
         @Option(names = "-n", defaultValue = "20", paramLabel = "N",
                 description = "number of records (default ${DEFAULT-VALUE}, at most " + AuditReader.MAX_PAGE + ")")
         int n;
@@ -242,7 +260,7 @@ final class AuditCommand {
                 throw new IllegalArgumentException("-n must be 0.." + AuditReader.MAX_PAGE + ", got " + n);
             }
             List<AuditRecord> records;
-            try (AuditReader reader = AuditReader.open(existing(db))) {
+            try (AuditReader reader = source.open()) {
                 records = reader.tail(n);
             }
             PrintWriter out = spec.commandLine().getOut();

@@ -18,7 +18,8 @@ import picocli.CommandLine.Spec;
 /** Runs the attestation server until interrupted. */
 @Command(name = "server", mixinStandardHelpOptions = true,
         description = {"Run the attestation server (HTTPS, /v1 API): registrar, verifier, policy, audit log.",
-                "Keys, registry and audit database live in --state; a restart loses nothing."},
+                "Keys, registry and audit database live in --state; a restart loses nothing.",
+                "With --database, registry and audit log are in PostgreSQL, shared by several instances."},
         footer = {"", "Example:", "  tpmphone server --state /var/lib/tpmphone-server --listen 0.0.0.0:8443 \\",
                 "      --admin-token-file /etc/tpmphone/admin.token --generate-admin-token \\",
                 "      --ek-ca /etc/tpmphone/tpm-vendor-ca.pem --policy /etc/tpmphone/policy.json"})
@@ -39,6 +40,16 @@ final class ServerCommand implements Callable<Integer> {
     Path policy;
     @Option(names = "--tls-name", description = "extra host name/IP for the TLS certificate made on first start")
     List<String> tlsNames = new ArrayList<>();
+    @Option(names = "--database", paramLabel = "URL", description = {"keep the registry in PostgreSQL, shared by "
+            + "several server instances: jdbc:postgresql://HOST:PORT/DB?user=USER (default: SQLite in --state)",
+            "every instance needs the same keys/ (docs/operations.md)"})
+    String database;
+    @Option(names = "--database-password-file", paramLabel = "FILE", description = "the database password (owner-only"
+            + " file, the admin token file's rules); else ~/.pgpass or PGPASSFILE")
+    Path databasePasswordFile;
+    @Option(names = "--database-pool", paramLabel = "N", defaultValue = "10", description = "PostgreSQL connections"
+            + " of this instance (default ${DEFAULT-VALUE})")
+    int databasePool;
 
     @Override
     public Integer call() throws Exception {
@@ -60,6 +71,14 @@ final class ServerCommand implements Callable<Integer> {
             b.policy(Files.readString(policy, StandardCharsets.UTF_8));
         }
         tlsNames.forEach(b::tlsHostName);
+        if (database != null) {
+            b.database(database).databasePoolSize(databasePool);
+            if (databasePasswordFile != null) {
+                b.databasePasswordFile(databasePasswordFile);
+            }
+        } else if (databasePasswordFile != null) {
+            throw new IllegalArgumentException("--database-password-file needs --database (SQLite has no password)");
+        }
         CountDownLatch stopped = new CountDownLatch(1);
         AttestationServer server = b.start();
         // The JVM does not wait for main after SIGINT: the hook itself closes the server (final audit checkpoint).

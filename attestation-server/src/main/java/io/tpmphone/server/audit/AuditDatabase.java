@@ -34,11 +34,24 @@ final class AuditDatabase {
     /** Raw bytes of the text columns, exactly as stored, so verification hashes what is on disk. */
     static final String RAW_RECORD_COLUMNS = "seq, ts_millis, CAST(type AS BLOB), CAST(subject AS BLOB), "
             + "CAST(outcome AS BLOB), CAST(detail AS BLOB), prev_hash, hash";
+    /** The same raw bytes on PostgreSQL (the shared chain, {@link SharedAuditLog}). */
+    static final String RAW_RECORD_COLUMNS_POSTGRESQL = "seq, ts_millis, convert_to(type, 'UTF8'),"
+            + " convert_to(subject, 'UTF8'), convert_to(outcome, 'UTF8'), convert_to(detail, 'UTF8'), prev_hash, hash";
     /** Schema 2 (V2__chained_checkpoints.sql): checkpoints in written order {@code n}, v1 or v2. */
     static final String CHECKPOINT_COLUMNS = "n, seq, hash, ts_millis, key_id, signature, version, every, "
             + "max_unsigned_millis, closed, prev_digest";
 
     private AuditDatabase() {
+    }
+
+    /** Whether {@code connection} is to PostgreSQL (the shared chain) rather than an SQLite file. */
+    static boolean postgresql(Connection connection) throws SQLException {
+        return "PostgreSQL".equals(connection.getMetaData().getDatabaseProductName());
+    }
+
+    /** {@link #RAW_RECORD_COLUMNS} in the connection's dialect. */
+    static String rawRecordColumns(Connection connection) throws SQLException {
+        return postgresql(connection) ? RAW_RECORD_COLUMNS_POSTGRESQL : RAW_RECORD_COLUMNS;
     }
 
     /** Read-write: WAL, synchronous=FULL (every commit is fsynced), bounded lock waits. */
@@ -167,7 +180,7 @@ final class AuditDatabase {
      */
     static List<AuditCheckpoint> checkpoints(Connection connection) throws SQLException {
         List<AuditCheckpoint> checkpoints = new ArrayList<>();
-        boolean schema2 = hasColumn(connection, "audit_checkpoint", "version");
+        boolean schema2 = postgresql(connection) || hasColumn(connection, "audit_checkpoint", "version");
         String query = schema2 ? "SELECT seq, hash, ts_millis, key_id, signature, version, every, max_unsigned_millis,"
                 + " closed, prev_digest FROM audit_checkpoint ORDER BY n"
                 : "SELECT seq, hash, ts_millis, key_id, signature FROM audit_checkpoint ORDER BY seq";
@@ -191,6 +204,9 @@ final class AuditDatabase {
 
     /** Whether the database has the signed-head table (schema 3 and later). */
     static boolean hasHeadTable(Connection connection) throws SQLException {
+        if (postgresql(connection)) {
+            return true; // the PostgreSQL schema has had it from its first version
+        }
         try (Statement statement = connection.createStatement();
                 ResultSet rows = statement.executeQuery(
                         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit_head'")) {

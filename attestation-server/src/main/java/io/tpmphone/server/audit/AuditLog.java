@@ -69,6 +69,8 @@ public final class AuditLog implements AutoCloseable {
     private static final String INSERT_HEAD = "INSERT INTO audit_head (seq, hash, ts_millis, checkpoints, "
             + "checkpoint_digest, refresh_millis, closed, key_id, signature, id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1)";
 
+    /** The shared chain on PostgreSQL this log delegates to, or null for an SQLite file. */
+    private final SharedAuditLog shared;
     private final Path file;
     private final AuditSigner signer;
     private final Options options;
@@ -107,6 +109,7 @@ public final class AuditLog implements AutoCloseable {
 
     private AuditLog(Path file, AuditSigner signer, Options options, FileChannel lockChannel, FileLock lock,
             Connection connection, AuditReader reader, Head head) throws SQLException {
+        this.shared = null;
         this.file = file;
         this.signer = signer;
         this.options = options;
@@ -136,6 +139,45 @@ public final class AuditLog implements AutoCloseable {
         this.committedSeq = head.seq;
         this.writer = new Thread(this::writeLoop, "audit-writer-" + file.getFileName());
         this.writer.setDaemon(true); // close() drains; a daemon never keeps a JVM alive for an unclosed log
+    }
+
+    private AuditLog(SharedAuditLog shared, AuditSigner signer) {
+        this.shared = shared;
+        this.signer = signer;
+        this.file = null;
+        this.options = null;
+        this.lockChannel = null;
+        this.lock = null;
+        this.connection = null;
+        this.insertRecord = null;
+        this.insertCheckpoint = null;
+        this.updateHead = null;
+        this.insertHead = null;
+        this.reader = null;
+        this.queue = null;
+        this.writer = null;
+    }
+
+    /**
+     * Opens the audit log on a PostgreSQL database that several server instances share, creating or migrating its
+     * schema ({@code db/postgresql/audit}): one hash chain for all of them. Each instance appends in batches under a
+     * row lock on the chain's tip (gapless seqs in commit order); interval checkpoints are signed in the batch that
+     * reaches them, time-based checkpoints and the signed head by the one instance that holds the signer's lease; the
+     * last instance to close signs the closing checkpoint (docs/audit.md, "Several instances"). Every instance must
+     * sign with the same key.
+     *
+     * @param database    a pool of connections to the database (the caller closes it after this log)
+     * @param description the database for messages, without credentials
+     * @throws AuditException {@code STORAGE} if it cannot be reached, migrated, or commits are not durable,
+     *                        {@code CORRUPT} if the chain's tip does not check out
+     */
+    public static AuditLog openShared(javax.sql.DataSource database, String description, AuditSigner signer,
+            Options options) throws AuditException {
+        Objects.requireNonNull(database, "database");
+        Objects.requireNonNull(description, "description");
+        Objects.requireNonNull(signer, "signer");
+        Objects.requireNonNull(options, "options");
+        return new AuditLog(SharedAuditLog.open(database, description, signer, options), signer);
     }
 
     /**
@@ -225,6 +267,9 @@ public final class AuditLog implements AutoCloseable {
      */
     public AuditRecord append(AuditEntry entry) throws AuditException {
         Objects.requireNonNull(entry, "entry");
+        if (shared != null) {
+            return shared.append(entry);
+        }
         long timeoutNanos = options.appendTimeout().toNanos();
         long deadline = System.nanoTime() + timeoutNanos;
         Pending pending = new Pending(entry);
@@ -270,28 +315,47 @@ public final class AuditLog implements AutoCloseable {
                 + "the log (check with tail)", cause);
     }
 
-    /** Number of committed records, which is also the last seq (0 for an empty log). Does not block. */
+    /**
+     * Number of committed records, which is also the last seq (0 for an empty log). Does not block. On a shared
+     * chain ({@link #openShared}): the highest seq this instance committed or saw, which others may have passed.
+     */
     public long size() {
+        if (shared != null) {
+            return shared.size();
+        }
         return committedSeq;
     }
 
     /** The last {@code n} (0..{@value AuditReader#MAX_PAGE}) committed records in seq order. */
     public List<AuditRecord> tail(int n) throws AuditException {
+        if (shared != null) {
+            return shared.tail(n);
+        }
         return reader.tail(n);
     }
 
     /** One page: up to {@code limit} (0..{@value AuditReader#MAX_PAGE}) records from {@code fromSeq} on. */
     public List<AuditRecord> records(long fromSeq, int limit) throws AuditException {
+        if (shared != null) {
+            return shared.records(fromSeq, limit);
+        }
         return reader.records(fromSeq, limit);
     }
 
     /** All committed checkpoints in seq order. */
     public List<AuditCheckpoint> checkpoints() throws AuditException {
+        if (shared != null) {
+            return shared.checkpoints();
+        }
         return reader.checkpoints();
     }
 
     /** All committed records and checkpoints as JSON for {@link AuditVerifier#verifyExport}. Does not close out. */
     public void exportJson(OutputStream out) throws AuditException {
+        if (shared != null) {
+            shared.exportJson(out);
+            return;
+        }
         reader.exportJson(out);
     }
 
@@ -309,6 +373,10 @@ public final class AuditLog implements AutoCloseable {
      */
     @Override
     public void close() throws AuditException {
+        if (shared != null) {
+            shared.close();
+            return;
+        }
         if (closed) {
             return;
         }
@@ -789,7 +857,7 @@ public final class AuditLog implements AutoCloseable {
         return signatureValid(checkpoint.signedData(), checkpoint.signature(), signer);
     }
 
-    private static boolean signatureValid(byte[] signedData, byte[] signature, AuditSigner signer) {
+    static boolean signatureValid(byte[] signedData, byte[] signature, AuditSigner signer) {
         try {
             Signature verifier = Signature.getInstance(AuditVerifier.SIGNATURE_ALGORITHM);
             verifier.initVerify(signer.publicKey());

@@ -23,11 +23,12 @@ public final class AuditReader implements AutoCloseable {
     public static final int MAX_PAGE = 10_000;
     private static final Duration DEFAULT_BUSY_TIMEOUT = Duration.ofSeconds(5);
 
-    private final Path file;
+    /** The file, or the database URL without its parameters: for messages. */
+    private final String file;
     private final Connection connection;
     private boolean closed;
 
-    private AuditReader(Path file, Connection connection) {
+    private AuditReader(String file, Connection connection) {
         this.file = file;
         this.connection = connection;
     }
@@ -43,7 +44,32 @@ public final class AuditReader implements AutoCloseable {
 
     static AuditReader open(Path databaseFile, Duration busyTimeout) throws AuditException {
         Objects.requireNonNull(databaseFile, "databaseFile");
-        return new AuditReader(databaseFile, AuditDatabase.openReadOnly(databaseFile, busyTimeout));
+        return new AuditReader(databaseFile.toString(), AuditDatabase.openReadOnly(databaseFile, busyTimeout));
+    }
+
+    /**
+     * Opens the shared audit log of several server instances in the PostgreSQL database at {@code jdbcUrl}
+     * ({@code jdbc:postgresql://HOST:PORT/DB?user=USER}; the password as the driver finds it, e.g. {@code ~/.pgpass}),
+     * read-only.
+     *
+     * @throws AuditException {@code STORAGE} if it cannot be reached
+     */
+    public static AuditReader openDatabase(String jdbcUrl) throws AuditException {
+        Objects.requireNonNull(jdbcUrl, "jdbcUrl");
+        if (!jdbcUrl.startsWith("jdbc:postgresql://")) {
+            throw new IllegalArgumentException("the audit database URL must be jdbc:postgresql://HOST:PORT/DB?user=USER");
+        }
+        int q = jdbcUrl.indexOf('?');
+        String name = q < 0 ? jdbcUrl : jdbcUrl.substring(0, q);
+        try {
+            Connection connection = java.sql.DriverManager.getConnection(jdbcUrl);
+            connection.setReadOnly(true);
+            connection.setTransactionIsolation(Connection.TRANSACTION_REPEATABLE_READ);
+            return new AuditReader(name, connection);
+        } catch (java.sql.SQLException e) {
+            throw new AuditException(AuditException.Code.STORAGE, "cannot open the audit log on " + name + ": "
+                    + e.getMessage(), e);
+        }
     }
 
     /** Number of records, which is also the last seq (seqs run 1..n). */

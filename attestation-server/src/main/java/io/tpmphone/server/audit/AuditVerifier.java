@@ -87,29 +87,60 @@ public final class AuditVerifier {
         Objects.requireNonNull(checkpointKey, "checkpointKey");
         Objects.requireNonNull(options, "options");
         try (Connection connection = AuditDatabase.openReadOnly(databaseFile, BUSY_TIMEOUT)) {
-            connection.setAutoCommit(false); // one snapshot: checkpoints and records
-            try {
-                List<AuditCheckpoint> checkpoints = AuditDatabase.checkpoints(connection);
-                AuditHead head = AuditDatabase.head(connection).orElse(null);
-                ChainChecker checker = new ChainChecker(checkpointKey, checkpoints, head, options);
-                try (PreparedStatement query = connection.prepareStatement("SELECT "
-                        + AuditDatabase.RAW_RECORD_COLUMNS + " FROM audit_record ORDER BY seq")) {
-                    query.setFetchSize(1000);
-                    try (ResultSet rows = query.executeQuery()) {
-                        while (rows.next() && checker.accept(rows.getLong(1), rows.getLong(2), nonNull(rows.getBytes(3)),
-                                nonNull(rows.getBytes(4)), nonNull(rows.getBytes(5)), nonNull(rows.getBytes(6)),
-                                rows.getBytes(7), rows.getBytes(8))) {
-                            // accept() does the work
-                        }
-                    }
-                }
-                return checker.finish(databaseFile.toString(), checkpoints, head, -1);
-            } finally {
-                connection.rollback();
-            }
+            return verify(connection, databaseFile.toString(), checkpointKey, options);
         } catch (SQLException e) {
             throw new AuditException(AuditException.Code.STORAGE, "cannot read audit database " + databaseFile
                     + ": " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * Verifies the shared audit log of several server instances in the PostgreSQL database at {@code jdbcUrl}
+     * ({@code jdbc:postgresql://HOST:PORT/DB?user=USER}; the password as the driver finds it, e.g. {@code ~/.pgpass}),
+     * as {@link #verify(Path, Optional, VerifyOptions)} verifies a file: in one read-only snapshot (repeatable read),
+     * so a running cluster may go on appending.
+     */
+    public static VerificationReport verify(String jdbcUrl, Optional<PublicKey> checkpointKey, VerifyOptions options)
+            throws AuditException {
+        Objects.requireNonNull(jdbcUrl, "jdbcUrl");
+        Objects.requireNonNull(checkpointKey, "checkpointKey");
+        Objects.requireNonNull(options, "options");
+        if (!jdbcUrl.startsWith("jdbc:postgresql://")) {
+            throw new IllegalArgumentException("the audit database URL must be jdbc:postgresql://HOST:PORT/DB?user=USER");
+        }
+        int q = jdbcUrl.indexOf('?');
+        String name = q < 0 ? jdbcUrl : jdbcUrl.substring(0, q);
+        try (Connection connection = java.sql.DriverManager.getConnection(jdbcUrl)) {
+            connection.setReadOnly(true);
+            connection.setTransactionIsolation(Connection.TRANSACTION_REPEATABLE_READ);
+            return verify(connection, name, checkpointKey, options);
+        } catch (SQLException e) {
+            throw new AuditException(AuditException.Code.STORAGE, "cannot read the audit log on " + name + ": "
+                    + e.getMessage(), e);
+        }
+    }
+
+    private static VerificationReport verify(Connection connection, String name, Optional<PublicKey> checkpointKey,
+            VerifyOptions options) throws SQLException, AuditException {
+        connection.setAutoCommit(false); // one snapshot: checkpoints and records
+        try {
+            List<AuditCheckpoint> checkpoints = AuditDatabase.checkpoints(connection);
+            AuditHead head = AuditDatabase.head(connection).orElse(null);
+            ChainChecker checker = new ChainChecker(checkpointKey, checkpoints, head, options);
+            try (PreparedStatement query = connection.prepareStatement("SELECT "
+                    + AuditDatabase.rawRecordColumns(connection) + " FROM audit_record ORDER BY seq")) {
+                query.setFetchSize(1000);
+                try (ResultSet rows = query.executeQuery()) {
+                    while (rows.next() && checker.accept(rows.getLong(1), rows.getLong(2), nonNull(rows.getBytes(3)),
+                            nonNull(rows.getBytes(4)), nonNull(rows.getBytes(5)), nonNull(rows.getBytes(6)),
+                            rows.getBytes(7), rows.getBytes(8))) {
+                        // accept() does the work
+                    }
+                }
+            }
+            return checker.finish(name, checkpoints, head, -1);
+        } finally {
+            connection.rollback();
         }
     }
 

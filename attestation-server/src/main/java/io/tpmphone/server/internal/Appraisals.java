@@ -53,9 +53,8 @@ public final class Appraisals {
     private static final Set<String> FIELDS = Set.of("akId", "nonce", "attest", "signature", "pcrSelection",
             "pcrValues", "eventLog");
 
-    /** The last appraisal of a host, for operators. */
-    public record LastAppraisal(String host, IntegrityLevel level, String failedCheck, Instant at, Instant expiresAt) {
-    }
+    /** How often an appraisal re-reads a TPM's state that another appraisal changed before it gives up (fails). */
+    static final int STATE_ATTEMPTS = 3;
 
     private final Registry registry;
     private final NonceService nonces;
@@ -65,7 +64,6 @@ public final class Appraisals {
     private final AuditTrail audit;
     private final Clock clock;
     private final Supplier<AttestationPolicy> policy;
-    private final Map<String, LastAppraisal> lastByHost = new ConcurrentHashMap<>();
     /** Parsed AK public areas (immutable), so the hot path does not parse and validate the point every time. */
     private final Map<String, TpmtPublic> akCache = new ConcurrentHashMap<>();
     /**
@@ -101,8 +99,9 @@ public final class Appraisals {
         return ak;
     }
 
-    public Optional<LastAppraisal> last(String host) {
-        return Optional.ofNullable(lastByHost.get(host));
+    /** The last appraisal of {@code host}, as the registry holds it (shared by every instance on PostgreSQL). */
+    public Optional<Registry.LastAppraisal> last(String host) {
+        return registry.lastAppraisal(host);
     }
 
     /**
@@ -152,14 +151,14 @@ public final class Appraisals {
 
         Registry.Host enrolled = enrolledHost(p, akId, pcrs, evidenceHash, remote);
         Authenticated auth;
-        Appraisal a;
+        Judged judged;
         try {
             // One appraisal of a TPM at a time, from consuming its nonce to recording its clock: a nonce for the next
             // quote can only be issued after this one's was consumed (one outstanding nonce per AK), so the next
             // appraisal of this TPM always sees this one's clock (see CLOCK in appraiseAuthenticated).
             synchronized (tpmLock(enrolled.ekName())) {
                 auth = authenticate(p, enrolled, akId, nonce, qualifyingData, attest, signature, pcrs);
-                a = appraiseAuthenticated(p, auth.host(), auth, pcrs, logBytes);
+                judged = appraiseAuthenticated(p, auth.host(), auth, pcrs, logBytes);
             }
         } catch (NotAuthenticated e) {
             // Recorded once the TPM's lock is released: an audit write (an fsync, or a slow disk) must not hold up
@@ -167,6 +166,7 @@ public final class Appraisals {
             throw refuse(akId, e.check, e.getMessage(), evidenceHash, remote, true);
         }
         Registry.Host host = auth.host();
+        Appraisal a = judged.appraisal();
 
         Instant now = clock.instant();
         Instant expires = now.plus(p.resultTtl());
@@ -200,6 +200,11 @@ public final class Appraisals {
         a.failedCheck().ifPresent(c -> detail.put("failedCheck", c));
         detail.put("reasons", a.reasons());
         detail.put("policyVersion", p.version());
+        if (judged.stateConflicts() > 0) {
+            // Another appraisal of this TPM (at another instance, or a replay raced) changed its state between our
+            // read and our compare-and-set: we re-read and decided against the newer state.
+            detail.put("stateConflicts", judged.stateConflicts());
+        }
         if (keyApproval != null) {
             Map<String, Object> approvalAudit = new LinkedHashMap<>();
             approvalAudit.put("pcrSelection", keyApproval.pcrSelection().toString());
@@ -214,7 +219,7 @@ public final class Appraisals {
         for (KeyEvents.Event e : keyEvents) {
             audit.record(e.auditType(), host.host(), e.outcome(), e.auditDetail(akId));
         }
-        lastByHost.put(host.host(), new LastAppraisal(host.host(), a.level(), a.failedCheck().orElse(null), now,
+        registry.recordAppraisal(new Registry.LastAppraisal(host.host(), a.level(), a.failedCheck().orElse(null), now,
                 expires));
 
         Map<String, Object> response = new LinkedHashMap<>();
@@ -232,6 +237,10 @@ public final class Appraisals {
             response.put("keyApprovalRefused", keyApprovalRefused);
         }
         return response;
+    }
+
+    /** An appraisal, and how often the TPM's state changed under it (compare-and-set conflicts). */
+    private record Judged(Appraisal appraisal, int stateConflicts) {
     }
 
     /** Evidence from an enrolled host's TPM, fresh for our nonce. */
@@ -340,41 +349,68 @@ public final class Appraisals {
         return new ApiException(403, "appraisal_refused", check, reason);
     }
 
-    /** CLOCK, the history of this boot, then the log against the policy. */
-    private Appraisal appraiseAuthenticated(AttestationPolicy p, Registry.Host host, Authenticated auth,
-                                            PcrValues pcrs, byte[] logBytes) {
+    /**
+     * CLOCK, the history of this boot, then the log against the policy; then the TPM's new state is recorded by
+     * compare-and-set. If another appraisal changed the state since it was read (another instance, on a shared
+     * database), the state is read again and the evidence judged against that — a quote now behind it fails CLOCK —
+     * at most {@link #STATE_ATTEMPTS} times; then it fails closed.
+     */
+    private Judged appraiseAuthenticated(AttestationPolicy p, Registry.Host host, Authenticated auth,
+                                         PcrValues pcrs, byte[] logBytes) {
         int v = p.version();
         ClockInfo ci = auth.quote().attest().clockInfo();
-        // The quote was made after its nonce was issued. Nonce requests are signed by the AK and each replaces the
-        // AK's outstanding nonce, so this nonce was issued after every earlier nonce of this AK was consumed, and
-        // (under the per-TPM lock in appraise) every appraisal that consumed one has recorded its clock: every quote
-        // the server ever accepted from this TPM was made before this one. So the quote cannot be behind the newest
-        // state the server holds, and is compared with that — a TPM rolled back to any earlier snapshot is caught,
-        // including one taken after this nonce was issued (the window the old per-requester nonces left open).
-        // Honest appraisals cannot finish out of TPM-clock order any more: a host cannot hold two nonces at once.
-        Registry.TpmState before = registry.tpmState(host.ekName()).orElse(null);
-        registry.advanceClock(host.ekName(), ci.resetCount(), ci.restartCount(), ci.clock());
-        if (before != null && before.isAfter(ci.resetCount(), ci.restartCount(), ci.clock())) {
-            Registry.TpmState b = before;
-            return Appraisal.failed(ClaimName.HARDWARE, "CLOCK", "the TPM clock went back: reset "
-                    + b.resetCount() + "→" + ci.resetCount() + ", restart " + b.restartCount() + "→"
-                    + ci.restartCount() + ", clock " + b.clock() + "→" + ci.clock()
-                    + " (replayed or rolled-back TPM state)", v);
-        }
         MeasurementLog log;
+        String malformed = null;
         try {
             log = MeasurementLog.parse(logBytes);
         } catch (MalformedStructureException e) {
-            return Appraisal.failed(ClaimName.EXECUTABLES, "EVENT_LOG", "the event log is malformed: "
-                    + e.getMessage(), v);
+            log = null;
+            malformed = e.getMessage();
         }
+        boolean replays = log != null && java.util.Arrays.equals(log.replay(p.measurementPcr()).value(),
+                pcrs.value(p.measurementPcr()));
+        for (int attempt = 0; attempt < STATE_ATTEMPTS; attempt++) {
+            // The quote was made after its nonce was issued. Nonce requests are signed by the AK and each replaces the
+            // AK's outstanding nonce, so this nonce was issued after every earlier nonce of this AK was consumed, and
+            // every appraisal that consumed one has recorded its clock or failed: every quote the server ever
+            // accepted from this TPM was made before this one. So the quote cannot be behind the newest state the
+            // server holds, and is compared with that — a TPM rolled back to any earlier snapshot is caught. The
+            // state only moves by compare-and-set from the state this appraisal judged against, so two appraisals
+            // of one TPM at once (on two instances) cannot both move it, and the later clock wins.
+            Registry.TpmState before = registry.tpmState(host.ekName()).orElse(null);
+            if (before != null && before.isAfter(ci.resetCount(), ci.restartCount(), ci.clock())) {
+                Registry.TpmState b = before;
+                return new Judged(Appraisal.failed(ClaimName.HARDWARE, "CLOCK", "the TPM clock went back: reset "
+                        + b.resetCount() + "→" + ci.resetCount() + ", restart " + b.restartCount() + "→"
+                        + ci.restartCount() + ", clock " + b.clock() + "→" + ci.clock()
+                        + (attempt > 0 ? " (a concurrent appraisal of this TPM recorded the newer state)"
+                        : " (replayed or rolled-back TPM state)"), v), attempt);
+            }
+            // The log accepted before counts only within the quote's boot: a new boot starts a new log.
+            byte[] acceptedThisBoot = before != null && before.sameBoot(ci.resetCount(), ci.restartCount())
+                    ? before.acceptedLog() : null;
+            Appraisal a = log == null ? Appraisal.failed(ClaimName.EXECUTABLES, "EVENT_LOG",
+                    "the event log is malformed: " + malformed, v) : judge(p, acceptedThisBoot, log, pcrs, v);
+            Registry.TpmState next = Registry.TpmState.next(before, ci.resetCount(), ci.restartCount(), ci.clock(),
+                    replays ? logBytes : null);
+            if (registry.compareAndSetTpmState(host.ekName(), before, next)) {
+                return new Judged(a, attempt);
+            }
+        }
+        return new Judged(Appraisal.failed(ClaimName.HARDWARE, "CLOCK", "the TPM's state changed under this"
+                + " appraisal " + STATE_ATTEMPTS + " times (concurrent appraisals of one TPM); not accepted", v),
+                STATE_ATTEMPTS);
+    }
+
+    /** The log against the one accepted before in this boot (null: none), then against the policy. */
+    private static Appraisal judge(AttestationPolicy p, byte[] acceptedLog, MeasurementLog log, PcrValues pcrs,
+                                   int v) {
         // Within one boot the log only grows: a log that does not extend the one accepted before was rewritten
         // (e.g. deleted and started anew after an unapproved launch), even if it replays.
         AppraisalContext.Builder ctx = AppraisalContext.builder().quoteVerified(true);
-        Optional<Registry.TpmState> state = registry.tpmState(host.ekName());
-        if (state.isPresent() && state.get().acceptedLog() != null) {
+        if (acceptedLog != null) {
             try {
-                MeasurementLog accepted = MeasurementLog.parse(state.get().acceptedLog());
+                MeasurementLog accepted = MeasurementLog.parse(acceptedLog);
                 ctx.previouslyAcceptedLog(accepted);
                 int differs = firstDifference(accepted, log);
                 if (differs >= 0 && java.util.Arrays.equals(log.replay(p.measurementPcr()).value(),
@@ -387,11 +423,7 @@ public final class Appraisals {
                 throw new IllegalStateException("the registry holds an unparseable accepted log", e);
             }
         }
-        Appraisal a = Appraiser.appraise(p, log, pcrs, ctx.build());
-        if (java.util.Arrays.equals(log.replay(p.measurementPcr()).value(), pcrs.value(p.measurementPcr()))) {
-            registry.acceptLog(host.ekName(), ci.resetCount(), ci.restartCount(), logBytes);
-        }
-        return a;
+        return Appraiser.appraise(p, log, pcrs, ctx.build());
     }
 
     /** The first index where {@code log} does not continue {@code accepted}, or -1 if it extends it. */

@@ -82,11 +82,11 @@ public final class DeviceCertificates {
     private volatile RefusalAggregator refusals;
     private final AuditTrail audit;
     private final Clock clock;
-    private final Function<String, Optional<Appraisals.LastAppraisal>> lastAppraisal;
+    private final Function<String, Optional<Registry.LastAppraisal>> lastAppraisal;
 
     public DeviceCertificates(Registry registry, NonceService nonces, ServerIdentity identity, KeyApprover approver,
                               AuditTrail audit, Clock clock,
-                              Function<String, Optional<Appraisals.LastAppraisal>> lastAppraisal) {
+                              Function<String, Optional<Registry.LastAppraisal>> lastAppraisal) {
         this.registry = registry;
         this.nonces = nonces;
         this.identity = identity;
@@ -148,7 +148,7 @@ public final class DeviceCertificates {
         if (keyProblem != null) {
             throw refuse(name, akId, "KEY_POLICY", keyProblem);
         }
-        Optional<Appraisals.LastAppraisal> last = lastAppraisal.apply(name);
+        Optional<Registry.LastAppraisal> last = lastAppraisal.apply(name);
         Instant now = clock.instant();
         if (last.isEmpty() || !last.get().level().atLeast(IntegrityLevel.MEASURED)
                 || !last.get().expiresAt().isAfter(now)) {

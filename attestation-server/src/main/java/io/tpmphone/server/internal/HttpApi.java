@@ -1,5 +1,6 @@
 package io.tpmphone.server.internal;
 
+import io.tpmphone.attestation.UntrustedText;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.util.ArrayList;
@@ -93,8 +94,14 @@ public final class HttpApi extends Handler.Abstract {
             Map<String, Object> refusal = error(e.error(), e.check(), e.getMessage());
             refusal.putAll(e.fields());
             body = refusal;
+        } catch (StorageUnavailableException e) {
+            // Nothing was decided; the client retries (another instance, on a shared database).
+            LOG.warn("{} {}: {}", UntrustedText.forTerminal(method, 20), UntrustedText.forTerminal(path, 200),
+                    e.getMessage());
+            status = 503;
+            body = error("storage_unavailable", null, "the server's database is unavailable; retry shortly");
         } catch (Exception e) {
-            LOG.error("{} {} failed", method, path, e);
+            LOG.error("{} {} failed", UntrustedText.forTerminal(method, 20), UntrustedText.forTerminal(path, 200), e);
             status = 500;
             body = error("internal_error", null, "the server failed to handle this request; see its log");
         }

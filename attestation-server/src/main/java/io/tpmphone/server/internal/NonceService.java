@@ -4,6 +4,10 @@ import java.security.SecureRandom;
 import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.HexFormat;
 import java.util.Iterator;
@@ -28,9 +32,15 @@ import java.util.Map;
  * itself to its own times for at most {@link #MAX_AHEAD}. A request older than {@link #MAX_AGE} is refused by time
  * alone, so an AK's times are remembered only that long.
  *
+ * <p>Where this state lives: in memory ({@link #NonceService(Clock)}, one server instance on SQLite), or in a database
+ * that several instances share ({@link #shared}: PostgreSQL). Shared, the outstanding nonce of an AK (its SHA-256) and
+ * the AK's accepted request times are rows: issuing checks and updates the AK's request times under a row lock and
+ * replaces its nonce in one transaction, and consuming deletes the nonce's row, so a nonce issued by one instance is
+ * redeemed exactly once, at any instance, and a request replayed to another instance is refused as at the first.
+ *
  * <p>Memory: one outstanding nonce and at most {@value #MAX_AHEAD_REMEMBERED} + 1 times per AK that made a verified
- * request, i.e. bounded by the number of enrolled AKs; expired entries are dropped as new ones arrive. Thread-safe
- * (one lock; every operation is a few map lookups).
+ * request, i.e. bounded by the number of enrolled AKs; expired entries are dropped as new ones arrive (in memory) or
+ * by {@link #sweep()} (shared). Thread-safe (in memory: one lock, every operation is a few map lookups).
  */
 public final class NonceService {
     public static final Duration MAX_TTL = Duration.ofSeconds(30);
@@ -101,15 +111,27 @@ public final class NonceService {
         }
     }
 
-    private final Object lock = new Object();
-    private final Map<String, Issued> byAk = new HashMap<>();
-    private final Map<String, Issued> byNonce = new HashMap<>();
-    private final Map<String, AcceptedTimes> accepted = new HashMap<>();
     private final SecureRandom random = new SecureRandom();
     private final Clock clock;
+    private final Store store;
 
+    /** Nonces in this server's memory: for one server instance. */
     public NonceService(Clock clock) {
         this.clock = clock;
+        this.store = new MemoryStore();
+    }
+
+    private NonceService(Clock clock, Store store) {
+        this.clock = clock;
+        this.store = store;
+    }
+
+    /**
+     * Nonces in {@code db}, where several server instances share them: on a database that is not shared (SQLite),
+     * in memory as {@link #NonceService(Clock)}.
+     */
+    public static NonceService shared(Clock clock, ServerDatabase db) {
+        return db.shared() ? new NonceService(clock, new DatabaseStore(db)) : new NonceService(clock);
     }
 
     /**
@@ -133,20 +155,25 @@ public final class NonceService {
                     + " server's time " + now + "; requests more than " + MAX_AHEAD.toSeconds() + " s ahead are"
                     + " refused: set the host's clock (NTP)");
         }
-        synchronized (lock) {
-            AcceptedTimes times = accepted.get(akId);
-            if (times != null && times.seen(requestedAt)) {
-                throw new RequestRefusedException(RequestRefusal.REPLAYED, now, "a request of this AK dated "
-                        + Instant.ofEpochMilli(requestedAt) + " was accepted already, or is not after "
-                        + Instant.ofEpochMilli(times.floor) + " (its newest accepted request, at most the server's time"
-                        + " then): a replayed request, or the host's clock went back; send the current time");
-            }
-            if (times == null) {
-                times = new AcceptedTimes();
-                accepted.put(akId, times);
-            }
-            times.accept(requestedAt, nowMillis);
-            return issueLocked(akId, ttl, now);
+        return store.issue(akId, requestedAt, now, nonceFor(ttl, now));
+    }
+
+    /** A fresh nonce for an AK, expiring after {@code ttl} (at most {@link #MAX_TTL}). */
+    private Grant nonceFor(Duration ttl, Instant now) {
+        Duration effective = ttl.compareTo(MAX_TTL) > 0 ? MAX_TTL : ttl;
+        byte[] nonce = new byte[32];
+        random.nextBytes(nonce);
+        return new Grant(nonce, now.plus(effective));
+    }
+
+    /** Refuses a request time that {@code times} has seen (a replay), naming the floor. */
+    private static void refuseIfSeen(AcceptedTimes times, long requestedAt, Instant now)
+            throws RequestRefusedException {
+        if (times != null && times.seen(requestedAt)) {
+            throw new RequestRefusedException(RequestRefusal.REPLAYED, now, "a request of this AK dated "
+                    + Instant.ofEpochMilli(requestedAt) + " was accepted already, or is not after "
+                    + Instant.ofEpochMilli(times.floor) + " (its newest accepted request, at most the server's time"
+                    + " then): a replayed request, or the host's clock went back; send the current time");
         }
     }
 
@@ -159,6 +186,18 @@ public final class NonceService {
         long floor = Long.MIN_VALUE;
         final long[] ahead = new long[MAX_AHEAD_REMEMBERED];
         int aheadCount;
+
+        static AcceptedTimes of(long floor, long[] ahead) {
+            AcceptedTimes t = new AcceptedTimes();
+            t.floor = floor;
+            t.aheadCount = Math.min(ahead.length, MAX_AHEAD_REMEMBERED);
+            System.arraycopy(ahead, 0, t.ahead, 0, t.aheadCount);
+            return t;
+        }
+
+        long[] aheadTimes() {
+            return Arrays.copyOf(ahead, aheadCount);
+        }
 
         /** Whether {@code t} cannot be accepted again: at or below the floor, or an accepted time above it. */
         boolean seen(long t) {
@@ -210,33 +249,17 @@ public final class NonceService {
      * over HTTP. It replaces the AK's outstanding nonce like a verified request does.
      */
     public byte[] issue(String akId, Duration ttl) {
-        synchronized (lock) {
-            return issueLocked(akId, ttl, clock.instant()).nonce();
+        Instant now = clock.instant();
+        try {
+            return store.issue(akId, null, now, nonceFor(ttl, now)).nonce();
+        } catch (RequestRefusedException e) {
+            throw new IllegalStateException("a nonce without a request cannot be refused for its time", e);
         }
-    }
-
-    private Grant issueLocked(String akId, Duration ttl, Instant now) {
-        Duration effective = ttl.compareTo(MAX_TTL) > 0 ? MAX_TTL : ttl;
-        if (byAk.size() > SWEEP_ABOVE || accepted.size() > SWEEP_ABOVE) {
-            sweep(now);
-        }
-        byte[] nonce = new byte[32];
-        random.nextBytes(nonce);
-        String key = HexFormat.of().formatHex(nonce);
-        Issued issued = new Issued(akId, key, now.plus(effective));
-        Issued replaced = byAk.put(akId, issued);
-        if (replaced != null) {
-            byNonce.remove(replaced.nonce());
-        }
-        byNonce.put(key, issued);
-        return new Grant(nonce, issued.expiresAt());
     }
 
     /** The number of outstanding nonces (at most one per AK). */
     public int outstanding() {
-        synchronized (lock) {
-            return byAk.size();
-        }
+        return store.outstanding(clock.instant());
     }
 
     /**
@@ -244,14 +267,9 @@ public final class NonceService {
      * nonce cannot be used again (a nonce presented for another AK is used up too: it was disclosed).
      */
     public Consumed consume(byte[] nonce, String akId) {
-        String key = HexFormat.of().formatHex(nonce);
-        Issued issued;
-        synchronized (lock) {
-            issued = byNonce.remove(key);
-            if (issued == null) {
-                return new Consumed(Refusal.UNKNOWN);
-            }
-            byAk.remove(issued.akId(), issued);
+        Issued issued = store.take(nonce);
+        if (issued == null) {
+            return new Consumed(Refusal.UNKNOWN);
         }
         if (!clock.instant().isBefore(issued.expiresAt())) {
             return new Consumed(Refusal.EXPIRED);
@@ -259,15 +277,230 @@ public final class NonceService {
         return new Consumed(issued.akId().equals(akId) ? null : Refusal.OTHER_KEY);
     }
 
-    private void sweep(Instant now) {
-        for (Iterator<Issued> it = byAk.values().iterator(); it.hasNext(); ) {
-            Issued i = it.next();
-            if (!now.isBefore(i.expiresAt())) {
-                it.remove();
-                byNonce.remove(i.nonce());
+    /** Drops expired nonces and request times (a shared store; in memory this happens as nonces are issued). */
+    public void sweep() {
+        store.sweep(clock.instant());
+    }
+
+    /** Where outstanding nonces and accepted request times are kept. */
+    private interface Store {
+        /**
+         * Atomically for the AK: refuses {@code requestedAt} (if not null) if seen, records it, and replaces the AK's
+         * outstanding nonce with {@code grant}.
+         */
+        Grant issue(String akId, Long requestedAt, Instant now, Grant grant) throws RequestRefusedException;
+
+        /** Removes and returns the nonce's grant, or null if there is none: one caller gets it. */
+        Issued take(byte[] nonce);
+
+        int outstanding(Instant now);
+
+        void sweep(Instant now);
+    }
+
+    /** One server instance: maps under one lock. */
+    private static final class MemoryStore implements Store {
+        private final Object lock = new Object();
+        private final Map<String, Issued> byAk = new HashMap<>();
+        private final Map<String, Issued> byNonce = new HashMap<>();
+        private final Map<String, AcceptedTimes> accepted = new HashMap<>();
+
+        @Override
+        public Grant issue(String akId, Long requestedAt, Instant now, Grant grant) throws RequestRefusedException {
+            synchronized (lock) {
+                if (requestedAt != null) {
+                    AcceptedTimes times = accepted.get(akId);
+                    refuseIfSeen(times, requestedAt, now);
+                    if (times == null) {
+                        times = new AcceptedTimes();
+                        accepted.put(akId, times);
+                    }
+                    times.accept(requestedAt, now.toEpochMilli());
+                }
+                if (byAk.size() > SWEEP_ABOVE || accepted.size() > SWEEP_ABOVE) {
+                    sweep(now);
+                }
+                String key = HexFormat.of().formatHex(grant.nonce());
+                Issued issued = new Issued(akId, key, grant.expiresAt());
+                Issued replaced = byAk.put(akId, issued);
+                if (replaced != null) {
+                    byNonce.remove(replaced.nonce());
+                }
+                byNonce.put(key, issued);
+                return grant;
             }
         }
-        long horizon = now.toEpochMilli() - MAX_AGE.toMillis();
-        accepted.values().removeIf(t -> t.newest() < horizon);
+
+        @Override
+        public Issued take(byte[] nonce) {
+            synchronized (lock) {
+                Issued issued = byNonce.remove(HexFormat.of().formatHex(nonce));
+                if (issued != null) {
+                    byAk.remove(issued.akId(), issued);
+                }
+                return issued;
+            }
+        }
+
+        @Override
+        public int outstanding(Instant now) {
+            synchronized (lock) {
+                return byAk.size();
+            }
+        }
+
+        @Override
+        public void sweep(Instant now) {
+            synchronized (lock) {
+                for (Iterator<Issued> it = byAk.values().iterator(); it.hasNext(); ) {
+                    Issued i = it.next();
+                    if (!now.isBefore(i.expiresAt())) {
+                        it.remove();
+                        byNonce.remove(i.nonce());
+                    }
+                }
+                long horizon = now.toEpochMilli() - MAX_AGE.toMillis();
+                accepted.values().removeIf(t -> t.newest() < horizon);
+            }
+        }
+    }
+
+    /**
+     * Several server instances: rows in the shared database. An AK's request times are read and written under a row
+     * lock in the transaction that replaces its nonce; a nonce is taken by deleting its row. Only the SHA-256 of a
+     * nonce is stored.
+     */
+    private static final class DatabaseStore implements Store {
+        private final ServerDatabase db;
+
+        DatabaseStore(ServerDatabase db) {
+            this.db = db;
+        }
+
+        @Override
+        public Grant issue(String akId, Long requestedAt, Instant now, Grant grant) throws RequestRefusedException {
+            RequestRefusedException[] refused = new RequestRefusedException[1];
+            try {
+                db.transaction(c -> {
+                    if (requestedAt != null) {
+                        try (PreparedStatement p = c.prepareStatement("INSERT INTO nonce_requests (ak_id,"
+                                + " floor_millis, ahead_millis, newest_millis) VALUES (?, ?, ?, ?)"
+                                + " ON CONFLICT (ak_id) DO NOTHING")) {
+                            p.setString(1, akId);
+                            p.setLong(2, Long.MIN_VALUE);
+                            p.setArray(3, c.createArrayOf("bigint", new Long[0]));
+                            p.setLong(4, Long.MIN_VALUE);
+                            p.executeUpdate();
+                        }
+                        AcceptedTimes times;
+                        try (PreparedStatement p = c.prepareStatement("SELECT floor_millis, ahead_millis FROM"
+                                + " nonce_requests WHERE ak_id = ?" + db.forUpdate())) {
+                            p.setString(1, akId);
+                            try (ResultSet rs = p.executeQuery()) {
+                                rs.next();
+                                Long[] ahead = (Long[]) rs.getArray(2).getArray();
+                                long[] times0 = new long[ahead.length];
+                                for (int i = 0; i < ahead.length; i++) {
+                                    times0[i] = ahead[i];
+                                }
+                                times = AcceptedTimes.of(rs.getLong(1), times0);
+                            }
+                        }
+                        try {
+                            refuseIfSeen(times, requestedAt, now);
+                        } catch (RequestRefusedException e) {
+                            refused[0] = e;
+                            throw new SQLException("refused");
+                        }
+                        times.accept(requestedAt, now.toEpochMilli());
+                        long[] ahead = times.aheadTimes();
+                        Long[] boxed = new Long[ahead.length];
+                        for (int i = 0; i < ahead.length; i++) {
+                            boxed[i] = ahead[i];
+                        }
+                        try (PreparedStatement p = c.prepareStatement("UPDATE nonce_requests SET floor_millis = ?,"
+                                + " ahead_millis = ?, newest_millis = ? WHERE ak_id = ?")) {
+                            p.setLong(1, times.floor);
+                            p.setArray(2, c.createArrayOf("bigint", boxed));
+                            p.setLong(3, times.newest());
+                            p.setString(4, akId);
+                            p.executeUpdate();
+                        }
+                    }
+                    try (PreparedStatement p = c.prepareStatement("INSERT INTO nonce_grants (ak_id, nonce_sha256,"
+                            + " expires_millis) VALUES (?, ?, ?) ON CONFLICT (ak_id) DO UPDATE SET"
+                            + " nonce_sha256 = excluded.nonce_sha256, expires_millis = excluded.expires_millis")) {
+                        p.setString(1, akId);
+                        p.setBytes(2, HttpApi.sha256(grant.nonce()));
+                        p.setLong(3, grant.expiresAt().toEpochMilli());
+                        p.executeUpdate();
+                    }
+                    return null;
+                });
+            } catch (SQLException e) {
+                if (refused[0] != null) {
+                    throw refused[0];
+                }
+                throw new StorageUnavailableException("cannot issue a nonce", e);
+            }
+            return grant;
+        }
+
+        @Override
+        public Issued take(byte[] nonce) {
+            try {
+                return db.read(c -> {
+                    try (PreparedStatement p = c.prepareStatement("DELETE FROM nonce_grants WHERE nonce_sha256 = ?"
+                            + " RETURNING ak_id, expires_millis")) {
+                        p.setBytes(1, HttpApi.sha256(nonce));
+                        try (ResultSet rs = p.executeQuery()) {
+                            return rs.next() ? new Issued(rs.getString(1), "", Instant.ofEpochMilli(rs.getLong(2)))
+                                    : null;
+                        }
+                    }
+                });
+            } catch (SQLException e) {
+                throw new StorageUnavailableException("cannot consume a nonce", e);
+            }
+        }
+
+        @Override
+        public int outstanding(Instant now) {
+            try {
+                return db.read(c -> {
+                    try (PreparedStatement p = c.prepareStatement(
+                            "SELECT count(*) FROM nonce_grants WHERE expires_millis > ?")) {
+                        p.setLong(1, now.toEpochMilli());
+                        try (ResultSet rs = p.executeQuery()) {
+                            rs.next();
+                            return rs.getInt(1);
+                        }
+                    }
+                });
+            } catch (SQLException e) {
+                throw new StorageUnavailableException("cannot count nonces", e);
+            }
+        }
+
+        @Override
+        public void sweep(Instant now) {
+            try {
+                db.read(c -> {
+                    try (PreparedStatement p = c.prepareStatement(
+                            "DELETE FROM nonce_grants WHERE expires_millis <= ?")) {
+                        p.setLong(1, now.toEpochMilli());
+                        p.executeUpdate();
+                    }
+                    try (PreparedStatement p = c.prepareStatement(
+                            "DELETE FROM nonce_requests WHERE newest_millis < ?")) {
+                        p.setLong(1, now.toEpochMilli() - MAX_AGE.toMillis());
+                        p.executeUpdate();
+                    }
+                    return null;
+                });
+            } catch (SQLException e) {
+                throw new StorageUnavailableException("cannot sweep expired nonces", e);
+            }
+        }
     }
 }

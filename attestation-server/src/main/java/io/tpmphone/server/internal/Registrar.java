@@ -19,23 +19,20 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
-import java.util.concurrent.ConcurrentHashMap;
 import java.util.regex.Pattern;
 
 /**
  * Enrollment: EK certificate chain → EK public key matches the certificate → AK template → host/EK conflicts →
  * MakeCredential bound to the AK's name; then activation: the agent returns the credential, which only the TPM that
  * holds the EK and has that AK loaded can release. One activation attempt per challenge; challenges expire after
- * 60 s. Every outcome, accepted or refused, is audited. Thread-safe.
+ * 60 s. Every outcome, accepted or refused, is audited. Challenges and tokens are in the registry's database (only
+ * the SHA-256 of a challenge's secret), so with a shared database any instance can complete what another started, and
+ * each token and challenge is used once across instances. Thread-safe.
  */
 public final class Registrar {
     private static final Duration CHALLENGE_TTL = Duration.ofSeconds(60);
     private static final int MAX_PENDING = 10_000;
     private static final Pattern HOST = Pattern.compile("[A-Za-z0-9][A-Za-z0-9.-]{0,252}");
-
-    private record Pending(String host, TpmtPublic ek, byte[] ekCertificate, TpmtPublic ak, byte[] secret,
-                           Instant expiresAt, boolean newHost) {
-    }
 
     /** The challenge the agent must answer with TPM2_ActivateCredential. */
     public record Challenge(String enrollmentId, CredentialBlob credential, Instant expiresAt) {
@@ -46,7 +43,6 @@ public final class Registrar {
     private final AuditTrail audit;
     private final Clock clock;
     private final SecureRandom random = new SecureRandom();
-    private final Map<String, Pending> pending = new ConcurrentHashMap<>();
 
     public Registrar(Registry registry, EkCertificates ekCas, AuditTrail audit, Clock clock) {
         this.registry = registry;
@@ -89,77 +85,109 @@ public final class Registrar {
             throw refuse(source, host, 403, "AK_TEMPLATE", "the offered AK is not an attestation key: "
                     + String.join("; ", violations));
         }
-        Optional<Registry.Host> existing = registry.hostByName(host);
+        Optional<Registry.Host> existing;
+        Optional<Registry.Host> holderOfEk;
+        try {
+            existing = registry.hostByName(host);
+            holderOfEk = registry.hostByEkName(ek.name());
+        } catch (StorageUnavailableException e) {
+            throw new ApiException(503, "registry_unavailable", "cannot read the registry: " + e.getMessage());
+        }
         if (existing.isPresent() && !Arrays.equals(existing.get().ekName(), ek.name())) {
             throw refuse(source, host, 409, "HOST_EK", "host '" + host + "' is enrolled with another EK; a host keeps its TPM"
                     + " (an operator must remove the old enrollment first)");
         }
-        for (Registry.Host h : registryHosts()) {
-            if (Arrays.equals(h.ekName(), ek.name()) && !h.host().equals(host)) {
-                throw refuse(source, host, 409, "HOST_EK", "this EK is enrolled as host '" + h.host() + "'");
-            }
+        if (holderOfEk.isPresent() && !holderOfEk.get().host().equals(host)) {
+            throw refuse(source, host, 409, "HOST_EK", "this EK is enrolled as host '" + holderOfEk.get().host() + "'");
         }
         boolean newHost = existing.isEmpty();
         if (newHost) {
-            requireToken(source, host, enrollmentToken);
-            // Used up now, not at activation: one token, one challenge; a failed activation needs a new token.
+            byte[] presented = requireToken(source, host, enrollmentToken);
+            // Used up now, not at activation: one token, one challenge; a failed activation needs a new token. The
+            // delete names the token, so of two requests with it (at any instances) exactly one gets the challenge.
+            boolean consumed;
             try {
-                registry.deleteEnrollmentToken(host);
+                consumed = registry.consumeEnrollmentToken(host, presented);
             } catch (SQLException e) {
                 throw new ApiException(503, "registry_unavailable", "cannot consume the enrollment token: "
                         + e.getMessage());
+            }
+            if (!consumed) {
+                throw refuse(source, host, 403, "ENROLLMENT_TOKEN", "the enrollment token for '" + host + "' was used"
+                        + " already: ask for a new one");
             }
         }
         byte[] secret = new byte[32];
         random.nextBytes(secret);
         CredentialBlob credential;
+        // Only the secret's hash is kept (in the registry, for whichever instance gets the answer).
+        byte[] secretSha256 = HttpApi.sha256(secret);
         try {
             credential = MakeCredential.make(ek, ak.name(), secret, random);
         } catch (GeneralSecurityException e) {
             throw refuse(source, host, 400, "EK_PUBLIC", "cannot make a credential for this EK: " + e.getMessage());
+        } finally {
+            Arrays.fill(secret, (byte) 0);
         }
-        purgeExpired();
-        if (pending.size() >= MAX_PENDING) {
-            throw new ApiException(503, "busy", "too many pending enrollments; retry later");
-        }
+        Instant now = clock.instant();
         byte[] id = new byte[16];
         random.nextBytes(id);
         String enrollmentId = HexFormat.of().formatHex(id);
-        Instant expires = clock.instant().plus(CHALLENGE_TTL);
-        pending.put(enrollmentId, new Pending(host, ek, ekCertificate.clone(), ak, secret, expires, newHost));
+        Instant expires = now.plus(CHALLENGE_TTL);
+        try {
+            if (registry.purgeChallenges(now) >= MAX_PENDING) {
+                throw new ApiException(503, "busy", "too many pending enrollments; retry later");
+            }
+            registry.storeChallenge(new Registry.Challenge(enrollmentId, host, ek.encoded(), ekCertificate.clone(),
+                    ak.encoded(), secretSha256, expires, newHost));
+        } catch (SQLException e) {
+            throw new ApiException(503, "registry_unavailable", "cannot store the enrollment challenge: "
+                    + e.getMessage());
+        }
         return new Challenge(enrollmentId, credential, expires);
     }
 
     /** Completes an enrollment; returns the enrolled host. */
     public Registry.Host activate(String enrollmentId, byte[] answer, String source) throws ApiException {
-        Pending p = pending.remove(enrollmentId);
-        if (p == null) {
+        Optional<Registry.Challenge> taken;
+        try {
+            taken = registry.takeChallenge(enrollmentId);
+        } catch (SQLException e) {
+            throw new ApiException(503, "registry_unavailable", "cannot read the enrollment challenge: "
+                    + e.getMessage());
+        }
+        if (taken.isEmpty()) {
             throw refuse(source, "-", 404, "ACTIVATION", "no pending enrollment " + enrollmentId
                     + " (unknown, already answered, or expired after 60 s): enroll again");
         }
-        try {
-            if (!clock.instant().isBefore(p.expiresAt())) {
-                throw refuse(source, p.host(), 403, "ACTIVATION", "the enrollment challenge expired: enroll again");
-            }
-            if (!MessageDigest.isEqual(p.secret(), answer)) {
-                throw refuse(source, p.host(), 403, "ACTIVATION", "the activation proof is wrong: the AK is not in the TPM"
-                        + " that holds this EK");
-            }
-            Registry.Host host = new Registry.Host(p.host(), p.ek().name(), p.ek().encoded(), p.ekCertificate(),
-                    p.ak().name(), p.ak().encoded(), clock.instant().toString());
-            try {
-                registry.enroll(host);
-            } catch (SQLException e) {
-                throw refuse(source, p.host(), 409, "HOST_EK", "enrollment conflicts with the registry: " + e.getMessage());
-            }
-            Map<String, Object> detail = new LinkedHashMap<>();
-            detail.put("akId", host.akId());
-            detail.put("ekName", HexFormat.of().formatHex(host.ekName()));
-            audit.record("ENROLLMENT", p.host(), "ACCEPTED", detail);
-            return host;
-        } finally {
-            Arrays.fill(p.secret(), (byte) 0);
+        Registry.Challenge p = taken.get();
+        if (!clock.instant().isBefore(p.expiresAt())) {
+            throw refuse(source, p.host(), 403, "ACTIVATION", "the enrollment challenge expired: enroll again");
         }
+        if (!MessageDigest.isEqual(p.secretSha256(), HttpApi.sha256(answer))) {
+            throw refuse(source, p.host(), 403, "ACTIVATION", "the activation proof is wrong: the AK is not in the TPM"
+                    + " that holds this EK");
+        }
+        TpmtPublic ek;
+        TpmtPublic ak;
+        try {
+            ek = TpmtPublic.parse(p.ekPublic());
+            ak = TpmtPublic.parse(p.akPublic());
+        } catch (MalformedStructureException e) {
+            throw new IllegalStateException("the registry holds an unparseable enrollment challenge", e);
+        }
+        Registry.Host host = new Registry.Host(p.host(), ek.name(), ek.encoded(), p.ekCertificate(),
+                ak.name(), ak.encoded(), clock.instant().toString());
+        try {
+            registry.enroll(host);
+        } catch (SQLException e) {
+            throw refuse(source, p.host(), 409, "HOST_EK", "enrollment conflicts with the registry: " + e.getMessage());
+        }
+        Map<String, Object> detail = new LinkedHashMap<>();
+        detail.put("akId", host.akId());
+        detail.put("ekName", HexFormat.of().formatHex(host.ekName()));
+        audit.record("ENROLLMENT", p.host(), "ACCEPTED", detail);
+        return host;
     }
 
     /** Issues a single-use enrollment token for a new host name; returns the token (only its hash is kept). */
@@ -184,7 +212,8 @@ public final class Registrar {
         return token;
     }
 
-    private void requireToken(String source, String host, String token) throws ApiException {
+    /** Checks the token against the stored one; returns its SHA-256. */
+    private byte[] requireToken(String source, String host, String token) throws ApiException {
         Optional<Registry.EnrollmentToken> stored;
         try {
             stored = registry.enrollmentToken(host);
@@ -204,10 +233,7 @@ public final class Registrar {
             throw refuse(source, host, 403, "ENROLLMENT_TOKEN", "the enrollment token for '" + host + "' expired at "
                     + stored.get().expiresAt() + ": ask for a new one");
         }
-    }
-
-    private java.util.Collection<Registry.Host> registryHosts() {
-        return registry.hosts();
+        return presented;
     }
 
     private TpmtPublic parse(String source, String host, byte[] bytes, String field) throws ApiException {
@@ -246,10 +272,5 @@ public final class Registrar {
     public Registrar withRefusals(RefusalAggregator refusals) {
         this.refusals = refusals;
         return this;
-    }
-
-    private void purgeExpired() {
-        Instant now = clock.instant();
-        pending.values().removeIf(p -> !now.isBefore(p.expiresAt()));
     }
 }

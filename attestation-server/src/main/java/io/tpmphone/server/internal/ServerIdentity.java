@@ -167,6 +167,24 @@ public final class ServerIdentity {
         return new KeyPair(resultCertificate().getPublicKey(), (PrivateKey) keyStore.getKey(RESULTS, password));
     }
 
+    /**
+     * The ids of the keys that every instance of a cluster must share, by role: the result-signing key (results and
+     * audit checkpoints), the keystore authority (approvals that sealed keystores accept) and the device CA. An id is
+     * the lowercase hex of the first 16 bytes of SHA-256 over the public key's SubjectPublicKeyInfo.
+     */
+    public java.util.Map<String, String> clusterKeyIds() throws GeneralSecurityException {
+        java.util.Map<String, String> ids = new java.util.LinkedHashMap<>();
+        ids.put("result-signing", keyId(resultKeyPair().getPublic()));
+        ids.put("keystore-authority", keyId(keystoreAuthorityKeyPair().getPublic()));
+        ids.put("device-ca", keyId(deviceCaCertificate().getPublicKey()));
+        return ids;
+    }
+
+    private static String keyId(java.security.PublicKey key) throws GeneralSecurityException {
+        byte[] digest = java.security.MessageDigest.getInstance("SHA-256").digest(key.getEncoded());
+        return java.util.HexFormat.of().formatHex(digest, 0, 16);
+    }
+
     public static String pem(Object value) {
         StringWriter out = new StringWriter();
         try (JcaPEMWriter w = new JcaPEMWriter(out)) {

@@ -20,7 +20,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
-import java.util.concurrent.atomic.AtomicReference;
 
 /** The {@code /v1} routes: what each endpoint accepts, checks and answers. See {@code /v1/openapi.json}. */
 public final class V1Routes {
@@ -35,11 +34,11 @@ public final class V1Routes {
     }
 
     public static void install(HttpApi api, Services s) throws Exception {
-        AtomicReference<AttestationPolicy> policy = new AtomicReference<>(initialPolicy(s));
+        PolicyStore policy = initialPolicy(s);
         ResultSigner signer = new ResultSigner(s.identity().resultKeyPair());
         KeyApprover approver = new KeyApprover(s.identity().keystoreAuthorityKeyPair());
         Appraisals appraisals = new Appraisals(s.registry(), s.nonces(), signer, approver, s.audit(), s.clock(),
-                policy::get).withRefusals(s.refusals());
+                policy::current).withRefusals(s.refusals());
         DeviceCertificates certificates = new DeviceCertificates(s.registry(), s.nonces(), s.identity(), approver,
                 s.audit(), s.clock(), appraisals::last).withRefusals(s.refusals());
         String openApi = resource("/openapi.json");
@@ -54,7 +53,8 @@ public final class V1Routes {
             m.put("keystoreAuthority", Base64.getEncoder().encodeToString(approver.publicArea().encoded()));
             m.put("keystoreAuthorityName", HexFormat.of().formatHex(approver.publicArea().name()));
             m.put("deviceCaCertificate", ServerIdentity.pem(s.identity().deviceCaCertificate()));
-            m.put("policyVersion", policy.get() == null ? null : policy.get().version());
+            AttestationPolicy inForce = policy.current();
+            m.put("policyVersion", inForce == null ? null : inForce.version());
             return m;
         });
 
@@ -193,20 +193,16 @@ public final class V1Routes {
                 s.audit().record("REFUSAL", call.adminUser(), "POLICY_REFUSED", detail);
                 throw new ApiException(400, "invalid_policy", "POLICY", e.getMessage());
             }
-            synchronized (policy) {
-                AttestationPolicy current = policy.get();
-                if (current != null && next.version() <= current.version()) {
-                    throw new ApiException(409, "stale_policy", "POLICY", "policy version " + next.version()
-                            + " is not newer than the current " + current.version());
-                }
-                s.registry().storePolicy(next.version(), next.toJson(), call.adminUser());
-                Map<String, Object> detail = new LinkedHashMap<>();
-                detail.put("version", next.version());
-                detail.put("sha256", HexFormat.of().formatHex(HttpApi.sha256(
-                        next.toJson().getBytes(StandardCharsets.UTF_8))));
-                s.audit().record("POLICY_CHANGE", call.adminUser(), "ACCEPTED", detail);
-                policy.set(next);
+            if (!policy.replace(next, call.adminUser())) {
+                AttestationPolicy current = policy.current();
+                throw new ApiException(409, "stale_policy", "POLICY", "policy version " + next.version()
+                        + " is not newer than the current " + (current == null ? "one" : current.version()));
             }
+            Map<String, Object> detail = new LinkedHashMap<>();
+            detail.put("version", next.version());
+            detail.put("sha256", HexFormat.of().formatHex(HttpApi.sha256(
+                    next.toJson().getBytes(StandardCharsets.UTF_8))));
+            s.audit().record("POLICY_CHANGE", call.adminUser(), "ACCEPTED", detail);
             return Map.of("version", next.version());
         });
 
@@ -254,8 +250,8 @@ public final class V1Routes {
         return new ApiException(status, error, check, reason, fields);
     }
 
-    private static AttestationPolicy requirePolicy(AtomicReference<AttestationPolicy> policy) throws ApiException {
-        AttestationPolicy p = policy.get();
+    private static AttestationPolicy requirePolicy(PolicyStore policy) throws ApiException {
+        AttestationPolicy p = policy.current();
         if (p == null) {
             throw new ApiException(503, "no_policy", "no attestation policy is loaded: PUT /v1/policy (admin) or"
                     + " start the server with --policy FILE");
@@ -282,21 +278,15 @@ public final class V1Routes {
         return m;
     }
 
-    private static AttestationPolicy initialPolicy(Services s) throws Exception {
-        java.util.Optional<Map.Entry<Integer, String>> stored = s.registry().latestPolicy();
-        AttestationPolicy fromStore = stored.isPresent() ? AttestationPolicy.parse(stored.get().getValue()) : null;
-        if (s.initialPolicy() == null) {
-            return fromStore;
+    private static PolicyStore initialPolicy(Services s) throws Exception {
+        PolicyStore store = new PolicyStore(s.registry());
+        AttestationPolicy configured = s.initialPolicy() == null ? null : AttestationPolicy.parse(s.initialPolicy());
+        if (store.load(configured, "configuration")) {
+            Map<String, Object> detail = new LinkedHashMap<>();
+            detail.put("version", configured.version());
+            s.audit().record("POLICY_CHANGE", "configuration", "ACCEPTED", detail);
         }
-        AttestationPolicy configured = AttestationPolicy.parse(s.initialPolicy());
-        if (fromStore != null && fromStore.version() >= configured.version()) {
-            return fromStore;
-        }
-        s.registry().storePolicy(configured.version(), configured.toJson(), "configuration");
-        Map<String, Object> detail = new LinkedHashMap<>();
-        detail.put("version", configured.version());
-        s.audit().record("POLICY_CHANGE", "configuration", "ACCEPTED", detail);
-        return configured;
+        return store;
     }
 
     private static String resource(String name) throws IOException {

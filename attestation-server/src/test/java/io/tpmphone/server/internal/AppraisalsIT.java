@@ -42,13 +42,14 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
-import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import io.tpmphone.server.testing.OnEachBackend;
+import io.tpmphone.server.testing.TestBackend;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * The verifier ({@link Appraisals}) in the server module itself, with real objects: quotes from a real swtpm, a SQLite
- * registry in a temporary directory, generated result and keystore-authority keys, and an audit trail that keeps what
+ * The verifier ({@link Appraisals}) in the server module itself, with real objects: quotes from a real swtpm, a
+ * registry on each backend (SQLite in a temporary directory, a PostgreSQL database of the test's own), generated result and keystore-authority keys, and an audit trail that keeps what
  * it is given. Each test starts from an empty registry with the host enrolled; the TPM (and its measured launch) is
  * shared by the class.
  */
@@ -82,10 +83,10 @@ class AppraisalsIT {
     }
 
     @BeforeEach
-    void openServer() throws Exception {
-        registry = Registry.open(dir.resolve("registry.db"), clock);
+    void openServer(TestBackend backend) throws Exception {
+        registry = backend.registry(dir, clock);
         registry.enroll(host.enrolledAs("alice"));
-        nonces = new NonceService(clock);
+        nonces = TestBackend.nonces(registry, clock);
         policy = AttestationPolicy.parse(TpmHost.policy(3));
         resultKey = ec();
         approver = new KeyApprover(ec());
@@ -102,7 +103,7 @@ class AppraisalsIT {
         registry.close();
     }
 
-    @Test
+    @OnEachBackend
     void aMeasuredHost_getsAResult_signedAsTheTypedPassport() throws Exception {
         byte[] nonce = nonces.issue(host.akId(), policy.nonceTtl());
         TpmQuote quote = host.quote(policy.requiredPcrSelection(), nonce);
@@ -125,7 +126,7 @@ class AppraisalsIT {
         assertEquals(IntegrityLevel.MEASURED, appraisals.last("alice").orElseThrow().level());
     }
 
-    @Test
+    @OnEachBackend
     void aKeystoreApproval_isTheTypedV1Object_andOpensAKeystoreSealedForThisHostInItsTpm() throws Exception {
         byte[] nonce = nonces.issue(host.akId(), policy.nonceTtl());
         TpmQuote quote = host.quote(policy.requiredPcrSelection(), nonce);
@@ -153,7 +154,7 @@ class AppraisalsIT {
         opened.destroy();
     }
 
-    @Test
+    @OnEachBackend
     void aTamperedLaunch_isFailed_andGetsNoKeystoreApproval() throws Exception {
         // The log says another jar was measured than the one the PCR holds: it does not replay.
         List<MeasurementEvent> events = new ArrayList<>(host.log().events());
@@ -175,7 +176,7 @@ class AppraisalsIT {
         assertEquals(java.util.Optional.of("event-log"), r.failedCheck(), () -> "reasons " + r.reasons());
     }
 
-    @Test
+    @OnEachBackend
     void keystorePcrsThatDoNotCoverThePolicy_getNoApproval() throws Exception {
         byte[] nonce = nonces.issue(host.akId(), policy.nonceTtl());
         TpmQuote quote = host.quote(policy.requiredPcrSelection(), nonce);
@@ -188,7 +189,7 @@ class AppraisalsIT {
                 () -> "response " + response);
     }
 
-    @Test
+    @OnEachBackend
     void aReplayedAppraisal_isRefusedAtNonce_andSignsNothing() throws Exception {
         byte[] nonce = nonces.issue(host.akId(), policy.nonceTtl());
         String body = host.appraisalRequest(nonce, host.quote(policy.requiredPcrSelection(), nonce), host.log(),
@@ -201,7 +202,7 @@ class AppraisalsIT {
                 + "\u2026 APPRAISAL_REFUSED"), audited);
     }
 
-    @Test
+    @OnEachBackend
     void aQuoteOverAnotherNonce_isRefusedAtQualifyingData() throws Exception {
         byte[] nonce = nonces.issue(host.akId(), policy.nonceTtl());
         byte[] other = new byte[32];
@@ -213,20 +214,18 @@ class AppraisalsIT {
         assertTrue(appraisals.last("alice").isEmpty(), "nothing is attributed to the host");
     }
 
-    @Test
+    @OnEachBackend
     void anAkNobodyEnrolled_isRefusedAtAkEnrolled() throws Exception {
-        registry.close();
-        registry = Registry.open(dir.resolve("empty.db"), clock);
-        appraisals = new Appraisals(registry, nonces, new ResultSigner(resultKey), approver,
-                (type, subject, outcome, detail) -> audited.add(type + " " + outcome), clock, () -> policy);
         byte[] nonce = nonces.issue(host.akId(), policy.nonceTtl());
         TpmQuote quote = host.quote(policy.requiredPcrSelection(), nonce);
-        ApiException e = assertThrows(ApiException.class, () -> appraisals.appraise(host.appraisalRequest(nonce,
-                quote, host.log(), Map.of())));
+        com.fasterxml.jackson.databind.node.ObjectNode body = (com.fasterxml.jackson.databind.node.ObjectNode)
+                JSON.readTree(host.appraisalRequest(nonce, quote, host.log(), Map.of()));
+        body.put("akId", "000b" + "ab".repeat(32)); // a well-formed AK name nobody enrolled
+        ApiException e = assertThrows(ApiException.class, () -> appraisals.appraise(JSON.writeValueAsString(body)));
         assertEquals("AK_ENROLLED", e.check(), e::getMessage);
     }
 
-    @Test
+    @OnEachBackend
     void aTpmClockBehindOneTheServerSaw_isFailedAtClock_inASignedResult() throws Exception {
         ClockInfo now = host.tpm().readClock();
         // The server once saw this TPM an hour ahead: the quote now looks rolled back.
@@ -242,7 +241,7 @@ class AppraisalsIT {
         assertTrue(r.reasons().get(0).contains("the TPM clock went back"), () -> "reasons " + r.reasons());
     }
 
-    @Test
+    @OnEachBackend
     void aMalformedRequest_isABadRequest_namingTheField() {
         ApiException e = assertThrows(ApiException.class, () -> appraisals.appraise("{\"akId\":\"x\"}"));
         assertEquals(400, e.status(), e::getMessage);
@@ -286,7 +285,7 @@ class AppraisalsIT {
         assertEquals("MEASURED", response.get("level"), () -> "the nonce was still unused; response " + response);
     }
 
-    @Test
+    @OnEachBackend
     void theQuotedValuesMustBeTheOnesTheTpmQuoted() throws Exception {
         byte[] nonce = nonces.issue(host.akId(), policy.nonceTtl());
         TpmQuote quote = host.quote(policy.requiredPcrSelection(), nonce);

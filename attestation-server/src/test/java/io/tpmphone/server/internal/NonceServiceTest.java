@@ -9,18 +9,37 @@ import io.tpmphone.swtpm.testing.ManualClock;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import org.junit.jupiter.api.Test;
+import io.tpmphone.server.testing.OnEachBackend;
+import io.tpmphone.server.testing.TestBackend;
+import java.nio.file.Path;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
 
-@Timeout(30)
+/** NonceService on each backend: the freshness rules are the same whether nonces live in memory or in PostgreSQL. */
+@Timeout(60)
 class NonceServiceTest {
     private static final Duration TTL = Duration.ofSeconds(30);
 
     /** A clock the test moves; no sleeping. */
     private final ManualClock clock = new ManualClock();
-    private final NonceService nonces = new NonceService(clock);
+    private ServerDatabase db;
+    /** What a server on the backend uses: in memory on SQLite, rows of the shared database on PostgreSQL. */
+    private NonceService nonces;
 
-    @Test
+    @BeforeEach
+    void open(TestBackend backend, @TempDir Path dir) throws Exception {
+        db = backend.open(dir);
+        nonces = NonceService.shared(clock, db);
+    }
+
+    @AfterEach
+    void close() throws Exception {
+        db.close();
+    }
+
+    @OnEachBackend
     void aNewRequest_replacesTheAksOutstandingNonce_andOtherAksKeepTheirs() throws Exception {
         byte[] first = nonces.issueForVerifiedRequest("ak-1", clock.millis(Duration.ZERO), TTL).nonce();
         byte[] others = nonces.issueForVerifiedRequest("ak-2", clock.millis(Duration.ZERO), TTL).nonce();
@@ -34,7 +53,7 @@ class NonceServiceTest {
         assertEquals(0, nonces.outstanding(), "consumed nonces are gone");
     }
 
-    @Test
+    @OnEachBackend
     void aNonceForAnotherAk_orAfterItsTtl_isRefused() throws Exception {
         byte[] n = nonces.issue("ak-1", TTL);
         assertEquals(NonceService.Refusal.OTHER_KEY, nonces.consume(n, "ak-2").refusal());
@@ -47,14 +66,14 @@ class NonceServiceTest {
         assertEquals(NonceService.Refusal.EXPIRED, nonces.consume(later, "ak-1").refusal(), "30 s TTL");
     }
 
-    @Test
+    @OnEachBackend
     void theTtl_isCappedAt30Seconds() throws Exception {
         NonceService.Grant g = nonces.issueForVerifiedRequest("ak-1", clock.millis(Duration.ZERO),
                 Duration.ofMinutes(10));
         assertEquals(clock.instant().plusSeconds(30), g.expiresAt());
     }
 
-    @Test
+    @OnEachBackend
     void aReplayedOrOlderRequest_isRefused_andKeepsTheOutstandingNonce() throws Exception {
         long t = clock.millis(Duration.ZERO);
         byte[] n = nonces.issueForVerifiedRequest("ak-1", t, TTL).nonce();
@@ -67,7 +86,7 @@ class NonceServiceTest {
         assertNull(nonces.consume(n, "ak-1").refusal(), "a refused request evicts nothing");
     }
 
-    @Test
+    @OnEachBackend
     void aRequestOutsideTheSkewWindow_isRefused() throws Exception {
         for (Duration off : new Duration[] {Duration.ofMinutes(-5).minusMillis(1), Duration.ofSeconds(30).plusMillis(1)}) {
             NonceService.RequestRefusedException e = assertThrows(NonceService.RequestRefusedException.class,
@@ -84,7 +103,7 @@ class NonceServiceTest {
      * looked older ("not after the last accepted request"): the host could get no nonce for 4 minutes, and its
      * passport and keystore approval lapsed.
      */
-    @Test
+    @OnEachBackend
     void aRequestDatedMinutesAhead_isRefusedAsTime_andTheHonestAgentStillGetsItsNonce() throws Exception {
         NonceService.RequestRefusedException e = assertThrows(NonceService.RequestRefusedException.class,
                 () -> nonces.issueForVerifiedRequest("ak-1", clock.millis(Duration.ofMinutes(4)), TTL));
@@ -97,7 +116,7 @@ class NonceServiceTest {
         assertNull(nonces.consume(honest, "ak-1").refusal(), "the honest request right after is served");
     }
 
-    @Test
+    @OnEachBackend
     void aRequestDatedAheadWithinTheSkew_doesNotLockTheAkOut_andIsStillNotReplayable() throws Exception {
         long ahead = clock.millis(Duration.ofSeconds(29));
         nonces.issueForVerifiedRequest("ak-1", ahead, TTL);
@@ -117,7 +136,7 @@ class NonceServiceTest {
         nonces.issueForVerifiedRequest("ak-1", clock.millis(Duration.ZERO), TTL);
     }
 
-    @Test
+    @OnEachBackend
     void manyRequestsDatedAhead_keepMemoryBounded_andNoneCanBeReplayed() throws Exception {
         List<Long> times = new ArrayList<>();
         for (int i = 0; i < 100; i++) {
@@ -136,7 +155,7 @@ class NonceServiceTest {
         nonces.issueForVerifiedRequest("ak-1", clock.millis(Duration.ZERO), TTL);
     }
 
-    @Test
+    @OnEachBackend
     void memory_isOneEntryPerAk_andExpiredEntriesAreSwept() throws Exception {
         for (int i = 0; i < 2000; i++) {
             nonces.issueForVerifiedRequest("ak-" + (i % 10), clock.millis(Duration.ofMillis(i)), TTL);

@@ -26,13 +26,15 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
-import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import io.tpmphone.server.testing.OnEachBackend;
+import io.tpmphone.server.testing.TestBackend;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Enrollment ({@link Registrar}) with real objects: the EK, its certificate and the AK of a real swtpm, the TPM's own
- * answer to the server's credential (TPM2_ActivateCredential), a SQLite registry in a temporary directory, and an audit
+ * answer to the server's credential (TPM2_ActivateCredential), a registry on each backend (SQLite in a temporary
+ * directory, a PostgreSQL database of the test's own), and an audit
  * trail that keeps what it is given. One test per check the registrar makes.
  */
 @Timeout(60)
@@ -60,8 +62,8 @@ class RegistrarIT {
     }
 
     @BeforeEach
-    void open() throws Exception {
-        registry = Registry.open(dir.resolve("registry.db"), clock);
+    void open(TestBackend backend) throws Exception {
+        registry = backend.registry(dir, clock);
         registrar = new Registrar(registry, new EkCertificates(tpm.ekCaChain(), clock),
                 (type, subject, outcome, detail) -> audited.add(type + " " + subject + " " + outcome + " "
                         + detail.getOrDefault("check", "")), clock);
@@ -72,7 +74,7 @@ class RegistrarIT {
         registry.close();
     }
 
-    @Test
+    @OnEachBackend
     void aNewHostWithItsToken_isEnrolled_onceTheTpmAnswersTheCredential() throws Exception {
         String token = registrar.issueToken("alice", Duration.ofMinutes(10), "operator");
         Registrar.Challenge c = registrar.enroll("alice", tpm.ek().encoded(), tpm.ekCertificate(),
@@ -86,7 +88,7 @@ class RegistrarIT {
         assertEquals(List.of("ADMIN operator ENROLLMENT_TOKEN_ISSUED ", "ENROLLMENT alice ACCEPTED "), audited);
     }
 
-    @Test
+    @OnEachBackend
     void aNewHostWithoutAToken_isRefused_andNothingIsChallenged() throws Exception {
         ApiException e = assertThrows(ApiException.class, () -> registrar.enroll("alice", tpm.ek().encoded(),
                 tpm.ekCertificate(), tpm.ak().encoded(), null, SOURCE));
@@ -95,7 +97,7 @@ class RegistrarIT {
         assertTrue(e.getMessage().contains("tpmphone enrollment-token --host alice"), e::getMessage);
     }
 
-    @Test
+    @OnEachBackend
     void anotherHostsToken_isRefused() throws Exception {
         registrar.issueToken("alice", Duration.ofMinutes(10), "operator");
         String bobs = registrar.issueToken("bob", Duration.ofMinutes(10), "operator");
@@ -104,7 +106,7 @@ class RegistrarIT {
         assertEquals("ENROLLMENT_TOKEN", e.check(), e::getMessage);
     }
 
-    @Test
+    @OnEachBackend
     void anExpiredToken_isRefused() throws Exception {
         String token = registrar.issueToken("alice", Duration.ofMinutes(10), "operator");
         clock.advance(Duration.ofMinutes(10));
@@ -114,7 +116,7 @@ class RegistrarIT {
         assertTrue(e.getMessage().contains("expired"), e::getMessage);
     }
 
-    @Test
+    @OnEachBackend
     void anEkCertificateFromAnUntrustedCa_isRefused() throws Exception {
         registrar = new Registrar(registry, new EkCertificates(List.of(), clock),
                 (type, subject, outcome, detail) -> audited.add(type + " " + outcome), clock);
@@ -124,7 +126,7 @@ class RegistrarIT {
         assertEquals("EK_CERTIFICATE", e.check(), e::getMessage);
     }
 
-    @Test
+    @OnEachBackend
     void anEkThatIsNotTheCertificatesKey_isRefused() throws Exception {
         // The AK's public area offered as the EK: the certificate names another key.
         ApiException e = assertThrows(ApiException.class, () -> registrar.enroll("alice", tpm.ak().encoded(),
@@ -132,7 +134,7 @@ class RegistrarIT {
         assertEquals("EK_CERTIFICATE", e.check(), e::getMessage);
     }
 
-    @Test
+    @OnEachBackend
     void anAkThatIsNotRestricted_isRefusedAtTheTemplate() throws Exception {
         KeyPairGenerator g = KeyPairGenerator.getInstance("EC");
         g.initialize(new ECGenParameterSpec("secp256r1"));
@@ -150,7 +152,7 @@ class RegistrarIT {
         assertTrue(e.getMessage().contains("attribute RESTRICTED is not set"), e::getMessage);
     }
 
-    @Test
+    @OnEachBackend
     void aHostEnrolledWithAnotherEk_isRefused() throws Exception {
         byte[] otherEk = new byte[34];
         otherEk[1] = 0x0b;
@@ -162,7 +164,7 @@ class RegistrarIT {
         assertEquals("HOST_EK", e.check(), e::getMessage);
     }
 
-    @Test
+    @OnEachBackend
     void aWrongAnswer_isRefused_andTheChallengeIsUsedUp() throws Exception {
         String token = registrar.issueToken("alice", Duration.ofMinutes(10), "operator");
         Registrar.Challenge c = registrar.enroll("alice", tpm.ek().encoded(), tpm.ekCertificate(),
@@ -178,7 +180,7 @@ class RegistrarIT {
         assertTrue(registry.hostByAkId(tpm.akId()).isEmpty(), "nothing enrolled");
     }
 
-    @Test
+    @OnEachBackend
     void anAnswerAfterTheChallengeExpired_isRefused() throws Exception {
         String token = registrar.issueToken("alice", Duration.ofMinutes(10), "operator");
         Registrar.Challenge c = registrar.enroll("alice", tpm.ek().encoded(), tpm.ekCertificate(),
@@ -190,7 +192,7 @@ class RegistrarIT {
         assertTrue(e.getMessage().contains("expired"), e::getMessage);
     }
 
-    @Test
+    @OnEachBackend
     void reEnrollingWithTheSameEk_needsNoToken() throws Exception {
         String token = registrar.issueToken("alice", Duration.ofMinutes(10), "operator");
         Registrar.Challenge first = registrar.enroll("alice", tpm.ek().encoded(), tpm.ekCertificate(),
@@ -201,7 +203,7 @@ class RegistrarIT {
         assertEquals("alice", registrar.activate(again.enrollmentId(), answer(again.credential()), SOURCE).host());
     }
 
-    @Test
+    @OnEachBackend
     void aHostNameThatIsNotOne_isABadRequest() {
         ApiException e = assertThrows(ApiException.class, () -> registrar.enroll("alice; rm", tpm.ek().encoded(),
                 tpm.ekCertificate(), tpm.ak().encoded(), null, SOURCE));

@@ -1,0 +1,157 @@
+package io.tpmphone.server;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.tpmphone.server.audit.AuditVerifier;
+import io.tpmphone.server.audit.VerificationReport;
+import io.tpmphone.server.audit.VerifyOptions;
+import io.tpmphone.server.testing.PostgresExtension;
+import io.tpmphone.server.testing.TestBackend;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.URL;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.security.KeyStore;
+import java.security.PublicKey;
+import java.util.Optional;
+import javax.net.ssl.HttpsURLConnection;
+import javax.net.ssl.SSLContext;
+import javax.net.ssl.SSLSocketFactory;
+import javax.net.ssl.TrustManagerFactory;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.ExtendWith;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Two {@link AttestationServer}s (Jetty, TLS, the whole wiring) on one PostgreSQL database: what an operator does at
+ * one is in force at the other, both write one audit chain, and an instance with keys of its own is refused.
+ */
+@Timeout(120)
+@ExtendWith(PostgresExtension.class)
+class TwoServersOnPostgresIT {
+    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final String ADMIN = "an-admin-token-for-this-test";
+
+    @TempDir
+    Path dir;
+
+    private static String policy(int version) {
+        return "{\"version\":" + version + ",\"measurementPcr\":14,\"pcrBank\":\"sha256\",\"bootPcrs\":[0],"
+                + "\"releases\":[{\"name\":\"softphone-test\",\"jvm\":{\"/usr/bin/java\":\"" + "11".repeat(32)
+                + "\"},\"jars\":{\"softphone.jar\":\"" + "22".repeat(32) + "\"},\"configuration\":"
+                + "{\"softphone.properties\":\"" + "33".repeat(32) + "\"},\"commandLine\":[\"/usr/bin/java\",\"-cp\","
+                + "\"softphone.jar\",\"Main\"]}],\"requireIsolation\":false,\"nonceTtlSeconds\":30,"
+                + "\"resultTtlSeconds\":300}";
+    }
+
+    @Test
+    void aPolicyPutAtOneServer_isInForceAtTheOther_andBothWriteOneAuditChain(TestBackend db) throws Exception {
+        Path a = dir.resolve("a");
+        Path b = dir.resolve("b");
+        PublicKey key;
+        try (AttestationServer atA = AttestationServer.builder().stateDirectory(a).adminToken(ADMIN)
+                .database(db.databaseUrl()).policy(policy(1)).start()) {
+            key = atA.resultVerificationKey();
+            copyKeys(a, b);
+            try (AttestationServer atB = AttestationServer.builder().stateDirectory(b).adminToken(ADMIN)
+                    .database(db.databaseUrl()).start()) {
+                SSLSocketFactory tls = pinned(atA);
+                assertEquals(1, call(atB, tls, "GET", "/v1/policy", null).body.get("version").asInt(),
+                        "B serves the policy A was started with");
+                Answer put = call(atA, tls, "PUT", "/v1/policy", policy(2));
+                assertEquals(200, put.status, "PUT at A: " + put.body);
+                assertEquals(2, call(atB, tls, "GET", "/v1/policy", null).body.get("version").asInt(),
+                        "B serves the version A stored, at once");
+                Answer stale = call(atB, tls, "PUT", "/v1/policy", policy(2));
+                assertEquals(409, stale.status, "the same version again at B: " + stale.body);
+                JsonNode records = call(atB, tls, "GET", "/v1/audit", null).body.get("records");
+                long changes = 0;
+                for (JsonNode r : records) {
+                    changes += r.get("type").asText().equals("POLICY_CHANGE") ? 1 : 0;
+                }
+                assertEquals(2, changes, "B's audit view holds A's policy changes (start and PUT): " + records);
+                assertTrue(Files.notExists(b.resolve("audit.db")) && Files.notExists(a.resolve("audit.db")),
+                        "no per-instance audit file");
+            }
+        }
+        VerificationReport report = AuditVerifier.verify(db.databaseUrl(), Optional.of(key), VerifyOptions.closed());
+        assertTrue(report.intact(), "one chain, closed by the last server: " + report.summary());
+    }
+
+    /** Nothing is decided on stale memory: with its database gone, a server answers 503 and says to retry. */
+    @Test
+    void aServerWhoseDatabaseIsGone_answers503StorageUnavailable(TestBackend db) throws Exception {
+        try (AttestationServer server = AttestationServer.builder().stateDirectory(dir.resolve("a")).adminToken(ADMIN)
+                .database(db.databaseUrl()).policy(policy(1)).start()) {
+            SSLSocketFactory tls = pinned(server);
+            assertEquals(200, call(server, tls, "GET", "/v1/hosts", null).status, "served while the database is up");
+            String name = db.databaseUrl().substring(db.databaseUrl().lastIndexOf('/') + 1,
+                    db.databaseUrl().indexOf('?'));
+            try (java.sql.Connection c = java.sql.DriverManager.getConnection(db.databaseUrl().replace("/" + name
+                    + "?", "/postgres?")); java.sql.Statement s = c.createStatement()) {
+                s.execute("DROP DATABASE " + name + " WITH (FORCE)");
+            }
+            Answer gone = call(server, tls, "GET", "/v1/hosts", null);
+            assertEquals(503, gone.status, "with the database gone: " + gone.body);
+            assertEquals("storage_unavailable", gone.body.get("error").asText(), "says why: " + gone.body);
+            assertTrue(!gone.body.toString().contains("postgres"), "names no database internals: " + gone.body);
+        }
+    }
+
+    private record Answer(int status, JsonNode body) {
+    }
+
+    private static Answer call(AttestationServer server, SSLSocketFactory tls, String method, String path,
+                               String body) throws Exception {
+        HttpsURLConnection c = (HttpsURLConnection) new URL(server.uri() + path).openConnection();
+        c.setSSLSocketFactory(tls);
+        c.setHostnameVerifier((host, session) -> true); // trust is pinned to the servers' certificate
+        c.setRequestMethod(method);
+        c.setRequestProperty("Authorization", "Bearer " + ADMIN);
+        c.setConnectTimeout(10_000);
+        c.setReadTimeout(30_000);
+        if (body != null) {
+            byte[] bytes = body.getBytes(StandardCharsets.UTF_8);
+            c.setDoOutput(true);
+            c.setFixedLengthStreamingMode(bytes.length);
+            c.setRequestProperty("Content-Type", "application/json");
+            try (OutputStream out = c.getOutputStream()) {
+                out.write(bytes);
+            }
+        }
+        int status = c.getResponseCode();
+        try (InputStream in = status < 400 ? c.getInputStream() : c.getErrorStream()) {
+            return new Answer(status, JSON.readTree(in.readAllBytes()));
+        }
+    }
+
+    private static SSLSocketFactory pinned(AttestationServer server) throws Exception {
+        KeyStore trust = KeyStore.getInstance("PKCS12");
+        trust.load(null, null);
+        trust.setCertificateEntry("server", server.tlsCertificate());
+        TrustManagerFactory tmf = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
+        tmf.init(trust);
+        SSLContext context = SSLContext.getInstance("TLS");
+        context.init(null, tmf.getTrustManagers(), null);
+        return context.getSocketFactory();
+    }
+
+    private static void copyKeys(Path from, Path to) throws Exception {
+        Path keys = Files.createDirectories(to.resolve("keys"));
+        Files.setPosixFilePermissions(to, PosixFilePermissions.fromString("rwx------"));
+        Files.setPosixFilePermissions(keys, PosixFilePermissions.fromString("rwx------"));
+        try (var files = Files.list(from.resolve("keys"))) {
+            for (Path f : files.toList()) {
+                Files.copy(f, keys.resolve(f.getFileName()), StandardCopyOption.COPY_ATTRIBUTES);
+            }
+        }
+    }
+}
