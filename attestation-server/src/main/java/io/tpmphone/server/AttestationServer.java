@@ -16,6 +16,10 @@ import io.tpmphone.server.internal.Registrar;
 import io.tpmphone.server.internal.Registry;
 import io.tpmphone.server.internal.ServerIdentity;
 import io.tpmphone.server.internal.V1Routes;
+import io.tpmphone.server.internal.console.ConsoleHandler;
+import io.tpmphone.server.internal.console.ConsoleIndex;
+import io.tpmphone.server.internal.console.PolicyVersions;
+import io.tpmphone.server.audit.AuditReader;
 import java.net.URI;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
@@ -29,6 +33,7 @@ import java.util.Objects;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
+import org.eclipse.jetty.server.Handler;
 import org.eclipse.jetty.server.HttpConfiguration;
 import org.eclipse.jetty.server.HttpConnectionFactory;
 import org.eclipse.jetty.server.SecureRequestCustomizer;
@@ -59,6 +64,10 @@ public final class AttestationServer implements AutoCloseable {
 
     private final HttpApi api;
     private final RefusalAggregator refusals;
+    private final ConsoleIndex consoleIndex;
+    private final PolicyVersions policyVersions;
+    private final AuditReader headReader;
+    private final ConsoleHandler console;
 
     private AttestationServer(Builder b) throws Exception {
         this.host = b.host;
@@ -85,8 +94,55 @@ public final class AttestationServer implements AutoCloseable {
         registrar.withRefusals(refusals);
         HttpApi api = new HttpApi(sha256(b.adminToken), refusals);
         this.api = api;
+        ConsoleIndex.RecordSource records = new ConsoleIndex.RecordSource() {
+            @Override
+            public long size() {
+                return auditLog.size();
+            }
+
+            @Override
+            public List<io.tpmphone.server.audit.AuditRecord> records(long fromSeq, int limit)
+                    throws AuditException {
+                return auditLog.records(fromSeq, limit);
+            }
+        };
+        consoleIndex = ConsoleIndex.open(b.stateDirectory.resolve("console.db"), records);
         V1Routes.install(api, new V1Routes.Services(registry, registrar, nonces, auditLog, identity, audit,
-                refusals, b.clock, b.initialPolicy));
+                refusals, b.clock, b.initialPolicy), (sha256, log) -> {
+                    try {
+                        consoleIndex.archive(sha256, log);
+                    } catch (java.sql.SQLException e) {
+                        LOG.warn("could not archive an appraised event log for the console: {}", e.toString());
+                    }
+                });
+        policyVersions = PolicyVersions.open(b.stateDirectory.resolve("registry.db"));
+        headReader = AuditReader.open(b.stateDirectory.resolve("audit.db"));
+        console = new ConsoleHandler(new ConsoleHandler.Settings(sha256(b.adminToken),
+                b.auditorToken == null ? null : sha256(b.auditorToken), b.consoleIdleTimeout,
+                b.consoleAbsoluteTimeout, b.consoleMaxSessions, Duration.ofMinutes(5), b.appraisalInterval),
+                consoleIndex, new ConsoleHandler.AuditSource() {
+                    @Override
+                    public long size() {
+                        return auditLog.size();
+                    }
+
+                    @Override
+                    public List<io.tpmphone.server.audit.AuditRecord> records(long fromSeq, int limit)
+                            throws AuditException {
+                        return auditLog.records(fromSeq, limit);
+                    }
+
+                    @Override
+                    public List<io.tpmphone.server.audit.AuditCheckpoint> checkpoints() throws AuditException {
+                        return auditLog.checkpoints();
+                    }
+
+                    @Override
+                    public java.util.Optional<io.tpmphone.server.audit.AuditHead> signedHead()
+                            throws AuditException {
+                        return headReader.head();
+                    }
+                }, policyVersions, audit, refusals, b.clock);
 
         QueuedThreadPool threads = new QueuedThreadPool(b.maxThreads, 4);
         threads.setName("attestation-http");
@@ -107,7 +163,8 @@ public final class AttestationServer implements AutoCloseable {
         connector.setPort(b.port);
         connector.setIdleTimeout(30_000);
         jetty.addConnector(connector);
-        jetty.setHandler(api);
+        // The console answers /ui and /ui/...; everything else falls through to the API.
+        jetty.setHandler(new Handler.Sequence(console, api));
         jetty.setStopTimeout(5_000);
         housekeeping = Executors.newSingleThreadScheduledExecutor(r -> {
             Thread t = new Thread(r, "attestation-housekeeping");
@@ -116,6 +173,20 @@ public final class AttestationServer implements AutoCloseable {
         });
         housekeeping.scheduleWithFixedDelay(this::flushClocks, 1, 1, TimeUnit.SECONDS);
         housekeeping.scheduleWithFixedDelay(refusals::flushDue, 1, 1, TimeUnit.SECONDS);
+        housekeeping.scheduleWithFixedDelay(this::indexForConsole, 0, 1, TimeUnit.SECONDS);
+    }
+
+    private void indexForConsole() {
+        try {
+            consoleIndex.sync(20_000);
+        } catch (Exception e) {
+            LOG.warn("could not index the audit log for the console: {}", e.toString());
+        }
+    }
+
+    /** Live web-console sessions. */
+    public int consoleSessions() {
+        return console.sessionCount();
     }
 
     /** Configuration; only the state directory and the admin token are required. */
@@ -180,6 +251,13 @@ public final class AttestationServer implements AutoCloseable {
         } catch (Exception e) {
             LOG.warn("closing the registry: {}", e.toString());
         }
+        for (AutoCloseable c : new AutoCloseable[] {consoleIndex, policyVersions, headReader}) {
+            try {
+                c.close();
+            } catch (Exception e) {
+                LOG.warn("closing the console's stores: {}", e.toString());
+            }
+        }
         try {
             auditLog.close();
         } catch (Exception e) {
@@ -207,8 +285,69 @@ public final class AttestationServer implements AutoCloseable {
         private Duration refusalWindow = RefusalAggregator.DEFAULT_WINDOW;
         private String initialPolicy;
         private int maxThreads = 64;
+        private String auditorToken;
+        private Duration consoleIdleTimeout = Duration.ofMinutes(15);
+        private Duration consoleAbsoluteTimeout = Duration.ofHours(8);
+        private int consoleMaxSessions = 256;
+        private Duration appraisalInterval = Duration.ofSeconds(30);
 
         private Builder() {
+        }
+
+        /**
+         * The read-only auditor credential of the web console (at least 16 characters): it signs in to every view
+         * but can change nothing. Optional; without it only the admin token signs in. Only its SHA-256 is kept.
+         */
+        public Builder auditorToken(String token) {
+            if (token == null || token.length() < AdminTokenFile.MIN_LENGTH) {
+                throw new IllegalArgumentException("the auditor credential must have at least "
+                        + AdminTokenFile.MIN_LENGTH + " characters");
+            }
+            this.auditorToken = token;
+            return this;
+        }
+
+        /**
+         * The auditor credential from {@code file}, under the same rules as {@link #adminTokenFile} (only this user
+         * or root can change it or what leads to it, nobody else can read it; with {@code generate}, a random one is
+         * written there first if nothing is at that name).
+         */
+        public Builder auditorTokenFile(Path file, boolean generate) throws java.io.IOException {
+            return auditorToken(AdminTokenFile.load(file, generate));
+        }
+
+        /**
+         * When a console session ends without a sign-out: after {@code idle} without a request, and at the latest
+         * {@code absolute} after its sign-in (defaults 15 minutes and 8 hours).
+         */
+        public Builder consoleSessionTimeouts(Duration idle, Duration absolute) {
+            if (idle.isNegative() || idle.isZero() || absolute.compareTo(idle) < 0) {
+                throw new IllegalArgumentException("console timeouts must be positive with idle <= absolute");
+            }
+            this.consoleIdleTimeout = idle;
+            this.consoleAbsoluteTimeout = absolute;
+            return this;
+        }
+
+        /** Most console sessions kept at once (default 256); a sign-in beyond is refused. */
+        public Builder consoleMaxSessions(int n) {
+            if (n < 1) {
+                throw new IllegalArgumentException("console sessions must be >= 1, got " + n);
+            }
+            this.consoleMaxSessions = n;
+            return this;
+        }
+
+        /**
+         * How often hosts are expected to be appraised (default 30 s, the agent's default): the console marks a host
+         * stale after five intervals without an appraisal.
+         */
+        public Builder appraisalInterval(Duration interval) {
+            if (interval.isNegative() || interval.isZero()) {
+                throw new IllegalArgumentException("the appraisal interval must be positive");
+            }
+            this.appraisalInterval = interval;
+            return this;
         }
 
         /**

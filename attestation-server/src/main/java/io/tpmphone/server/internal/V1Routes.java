@@ -35,11 +35,16 @@ public final class V1Routes {
     }
 
     public static void install(HttpApi api, Services s) throws Exception {
+        install(api, s, EventLogArchive.NONE);
+    }
+
+    /** As {@link #install(HttpApi, Services)}, keeping every appraised measurement log in {@code archive}. */
+    public static void install(HttpApi api, Services s, EventLogArchive archive) throws Exception {
         AtomicReference<AttestationPolicy> policy = new AtomicReference<>(initialPolicy(s));
         ResultSigner signer = new ResultSigner(s.identity().resultKeyPair());
         KeyApprover approver = new KeyApprover(s.identity().keystoreAuthorityKeyPair());
         Appraisals appraisals = new Appraisals(s.registry(), s.nonces(), signer, approver, s.audit(), s.clock(),
-                policy::get).withRefusals(s.refusals());
+                policy::get).withRefusals(s.refusals()).withEventLogArchive(archive);
         DeviceCertificates certificates = new DeviceCertificates(s.registry(), s.nonces(), s.identity(), approver,
                 s.audit(), s.clock(), appraisals::last).withRefusals(s.refusals());
         String openApi = resource("/openapi.json");
