@@ -107,8 +107,8 @@ public final class AttestationServer implements AutoCloseable {
             }
         };
         consoleIndex = ConsoleIndex.open(b.stateDirectory.resolve("console.db"), records);
-        V1Routes.install(api, new V1Routes.Services(registry, registrar, nonces, auditLog, identity, audit,
-                refusals, b.clock, b.initialPolicy), (sha256, log) -> {
+        V1Routes.PolicyUpdate policyUpdate = V1Routes.install(api, new V1Routes.Services(registry, registrar,
+                nonces, auditLog, identity, audit, refusals, b.clock, b.initialPolicy), (sha256, log) -> {
                     try {
                         consoleIndex.archive(sha256, log);
                     } catch (java.sql.SQLException e) {
@@ -142,7 +142,7 @@ public final class AttestationServer implements AutoCloseable {
                             throws AuditException {
                         return headReader.head();
                     }
-                }, policyVersions, audit, refusals, b.clock);
+                }, policyVersions, policyUpdate, audit, refusals, b.clock);
 
         QueuedThreadPool threads = new QueuedThreadPool(b.maxThreads, 4);
         threads.setName("attestation-http");

@@ -34,12 +34,24 @@ public final class V1Routes {
     private V1Routes() {
     }
 
+    /**
+     * Replaces the policy in force, as {@code PUT /v1/policy} does: the new version must be newer; it is stored and
+     * recorded ({@code POLICY_CHANGE} by {@code by}) before it takes effect. Returns the new version.
+     */
+    @FunctionalInterface
+    public interface PolicyUpdate {
+        int apply(String json, String by) throws ApiException;
+    }
+
     public static void install(HttpApi api, Services s) throws Exception {
         install(api, s, EventLogArchive.NONE);
     }
 
-    /** As {@link #install(HttpApi, Services)}, keeping every appraised measurement log in {@code archive}. */
-    public static void install(HttpApi api, Services s, EventLogArchive archive) throws Exception {
+    /**
+     * As {@link #install(HttpApi, Services)}, keeping every appraised measurement log in {@code archive}; returns the
+     * policy update that {@code PUT /v1/policy} uses, for the console.
+     */
+    public static PolicyUpdate install(HttpApi api, Services s, EventLogArchive archive) throws Exception {
         AtomicReference<AttestationPolicy> policy = new AtomicReference<>(initialPolicy(s));
         ResultSigner signer = new ResultSigner(s.identity().resultKeyPair());
         KeyApprover approver = new KeyApprover(s.identity().keystoreAuthorityKeyPair());
@@ -188,14 +200,14 @@ public final class V1Routes {
             return p.toJson();
         });
 
-        api.route("PUT", "/v1/policy", true, call -> {
+        PolicyUpdate update = (json, by) -> {
             AttestationPolicy next;
             try {
-                next = AttestationPolicy.parse(call.body());
+                next = AttestationPolicy.parse(json);
             } catch (PolicyException e) {
                 Map<String, Object> detail = new LinkedHashMap<>();
                 detail.put("reason", e.getMessage());
-                s.audit().record("REFUSAL", call.adminUser(), "POLICY_REFUSED", detail);
+                s.audit().record("REFUSAL", by, "POLICY_REFUSED", detail);
                 throw new ApiException(400, "invalid_policy", "POLICY", e.getMessage());
             }
             synchronized (policy) {
@@ -204,16 +216,24 @@ public final class V1Routes {
                     throw new ApiException(409, "stale_policy", "POLICY", "policy version " + next.version()
                             + " is not newer than the current " + current.version());
                 }
-                s.registry().storePolicy(next.version(), next.toJson(), call.adminUser());
+                try {
+                    s.registry().storePolicy(next.version(), next.toJson(), by);
+                } catch (java.sql.SQLException e) {
+                    throw new ApiException(503, "storage_unavailable", "the policy could not be stored, so it was"
+                            + " not changed: " + e.getMessage());
+                }
                 Map<String, Object> detail = new LinkedHashMap<>();
                 detail.put("version", next.version());
                 detail.put("sha256", HexFormat.of().formatHex(HttpApi.sha256(
                         next.toJson().getBytes(StandardCharsets.UTF_8))));
-                s.audit().record("POLICY_CHANGE", call.adminUser(), "ACCEPTED", detail);
+                s.audit().record("POLICY_CHANGE", by, "ACCEPTED", detail);
                 policy.set(next);
             }
-            return Map.of("version", next.version());
-        });
+            return next.version();
+        };
+
+        api.route("PUT", "/v1/policy", true, call -> Map.of("version", update.apply(call.body(),
+                call.adminUser())));
 
         api.route("GET", "/v1/audit", true, call -> {
             long from = call.intParameter("from", 1, 1, Integer.MAX_VALUE);
@@ -232,6 +252,7 @@ public final class V1Routes {
             }
             return Map.of("records", records);
         });
+        return update;
     }
 
     /**

@@ -304,4 +304,51 @@ class ConsoleHttpTest {
                 .header("Cookie", cookie).DELETE().build(), HttpResponse.BodyHandlers.ofString()).statusCode());
         assertEquals(404, get("/v1/nothing", null).statusCode(), "the API still answers outside /ui");
     }
+
+    private static String policyJson(int version) {
+        String hex = "ab".repeat(32);
+        return "{\"version\":" + version + ",\"measurementPcr\":14,\"pcrBank\":\"sha256\",\"bootPcrs\":[0,1,2,3,4,5,6,7],"
+                + "\"releases\":[{\"name\":\"r1\",\"jvm\":{\"/usr/bin/java\":\"" + hex + "\"},\"jars\":{\"a.jar\":\""
+                + hex + "\"},\"configuration\":{\"a.properties\":\"" + hex + "\"},\"commandLine\":[\"/usr/bin/java\"]}],"
+                + "\"requireIsolation\":false,\"nonceTtlSeconds\":30,\"resultTtlSeconds\":300}";
+    }
+
+    @Test
+    void aPolicyChange_needsTheAdminRole_aFreshSignIn_andTheSessionsToken() throws Exception {
+        String auditor = signIn(AUDITOR);
+        String auditorToken = csrf(get("/ui/fleet", auditor).body());
+        HttpResponse<String> byAuditor = post("/ui/policy", auditor, origin(), Map.of("csrf", auditorToken,
+                "document", policyJson(1)));
+        assertEquals(403, byAuditor.statusCode(), byAuditor.body());
+        assertTrue(byAuditor.body().contains("needs the admin role"), byAuditor.body());
+        assertEquals(403, get("/ui/policy/edit", auditor).statusCode(), "no edit page for the auditor");
+
+        String admin = signIn(ADMIN);
+        String token = csrf(get("/ui/policy/edit", admin).body());
+        HttpResponse<String> crossSite = post("/ui/policy", admin, "https://evil.example", Map.of("csrf", token,
+                "document", policyJson(1)));
+        assertEquals(403, crossSite.statusCode(), crossSite.body());
+        HttpResponse<String> noToken = post("/ui/policy", admin, origin(), Map.of("document", policyJson(1)));
+        assertEquals(403, noToken.statusCode(), noToken.body());
+        HttpResponse<String> invalid = post("/ui/policy", admin, origin(), Map.of("csrf", token,
+                "document", "{\"version\":1}"));
+        assertEquals(400, invalid.statusCode(), "an invalid policy is refused with its reason: " + invalid.body());
+        HttpResponse<String> accepted = post("/ui/policy", admin, origin(), Map.of("csrf", token,
+                "document", policyJson(1)));
+        assertEquals(303, accepted.statusCode(), accepted.body());
+        assertEquals("/ui/policy?version=1&diff=1", accepted.headers().firstValue("Location").orElse(""));
+        assertTrue(records().stream().anyMatch(a -> a.type().name().equals("POLICY_CHANGE")
+                && a.subject().equals("console:admin")), "the change is recorded as by console:admin");
+        HttpResponse<String> older = post("/ui/policy", admin, origin(), Map.of("csrf", token,
+                "document", policyJson(1)));
+        assertEquals(409, older.statusCode(), "not newer: " + older.body());
+
+        now.set(now.get().plus(Duration.ofMinutes(6))); // the session lives on, but its sign-in is not fresh
+        HttpResponse<String> stale = post("/ui/policy", admin, origin(), Map.of("csrf", token,
+                "document", policyJson(2)));
+        assertEquals(403, stale.statusCode(), stale.body());
+        assertTrue(stale.body().contains("sign-in within the last 5 minutes"), stale.body());
+        assertTrue(get("/ui/policy/edit", admin).body().contains("id=\"policy-stale\""), "the page says why");
+        assertEquals(200, get("/ui/policy?version=1", admin).statusCode());
+    }
 }

@@ -63,6 +63,7 @@ public final class ConsoleHandler extends Handler.Abstract {
     public static final String CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self';"
             + " form-action 'self'; frame-ancestors 'none'; base-uri 'none'; report-uri /ui/csp-report";
     private static final int MAX_FORM = 16 * 1024;
+    private static final int MAX_POLICY_FORM = 512 * 1024;
     private static final int PAGE = 50;
     private static final int SEARCH_WINDOW = 20_000;
 
@@ -87,6 +88,7 @@ public final class ConsoleHandler extends Handler.Abstract {
     private final ConsoleIndex index;
     private final AuditSource log;
     private final PolicyVersions policies;
+    private final io.tpmphone.server.internal.V1Routes.PolicyUpdate policyUpdate;
     private final AuditTrail audit;
     private final RefusalAggregator refusals;
     private final Clock clock;
@@ -99,11 +101,13 @@ public final class ConsoleHandler extends Handler.Abstract {
     private volatile Instant lastCspLog = Instant.EPOCH;
 
     public ConsoleHandler(Settings settings, ConsoleIndex index, AuditSource log, PolicyVersions policies,
-                          AuditTrail audit, RefusalAggregator refusals, Clock clock) throws IOException {
+                          io.tpmphone.server.internal.V1Routes.PolicyUpdate policyUpdate, AuditTrail audit,
+                          RefusalAggregator refusals, Clock clock) throws IOException {
         this.settings = Objects.requireNonNull(settings, "settings");
         this.index = Objects.requireNonNull(index, "index");
         this.log = Objects.requireNonNull(log, "log");
         this.policies = Objects.requireNonNull(policies, "policies");
+        this.policyUpdate = Objects.requireNonNull(policyUpdate, "policyUpdate");
         this.audit = Objects.requireNonNull(audit, "audit");
         this.refusals = Objects.requireNonNull(refusals, "refusals");
         this.clock = Objects.requireNonNull(clock, "clock");
@@ -286,6 +290,9 @@ public final class ConsoleHandler extends Handler.Abstract {
             requireMethod(x, "POST");
             return signOut(x);
         }
+        if (p.equals("/ui/policy") && x.method.equals("POST")) {
+            return changePolicy(x);
+        }
         requireMethod(x, "GET");
         List<String> notices = new ArrayList<>();
         long behind = index.sync(2000);
@@ -301,6 +308,7 @@ public final class ConsoleHandler extends Handler.Abstract {
             case "/ui/calls" -> calls(x, notices);
             case "/ui/call" -> call(x, notices);
             case "/ui/policy" -> policy(x, notices);
+            case "/ui/policy/edit" -> editPolicy(x, notices);
             case "/ui/audit" -> auditView(x, notices);
             case "/ui/csp-reports" -> cspReportsView(x, notices);
             default -> throw new Refused(404, "no such console page");
@@ -333,12 +341,16 @@ public final class ConsoleHandler extends Handler.Abstract {
     }
 
     private Map<String, String> readForm(Exchange x) throws Exception {
+        return readForm(x, MAX_FORM);
+    }
+
+    private Map<String, String> readForm(Exchange x, int max) throws Exception {
         long length = x.request.getLength();
         if (length < 0) {
             throw new Refused(411, "send a Content-Length");
         }
-        if (length > MAX_FORM) {
-            throw new Refused(413, "form of " + length + " bytes exceeds " + MAX_FORM);
+        if (length > max) {
+            throw new Refused(413, "form of " + length + " bytes exceeds " + max);
         }
         return parseForm(Content.Source.asString(x.request, StandardCharsets.UTF_8));
     }
@@ -547,14 +559,16 @@ public final class ConsoleHandler extends Handler.Abstract {
             JsonNode d = Json.MAPPER.readTree(r.detailJson());
             String callUrl = d.hasNonNull("callId") ? "/ui/call?id=" + enc(d.get("callId").asText()) : null;
             String diffUrl = null;
+            boolean levelChanged = false;
             if (r.type() == AuditEventType.APPRAISAL) {
                 List<Long> previous = index.bySubjectAndType(name, AuditEventType.APPRAISAL.name(), seq, 1);
                 if (!previous.isEmpty()) {
                     diffUrl = "/ui/diff?host=" + enc(name) + "&from=" + previous.get(0) + "&to=" + seq;
+                    levelChanged = !record(previous.get(0)).outcome().equals(r.outcome());
                 }
             }
             entries.add(new ConsolePages.TimelineEntry(seq, time(r.timestamp()), r.type().name(), r.outcome(),
-                    summary(r, d), callUrl, diffUrl));
+                    summary(r, d), callUrl, diffUrl, levelChanged));
         }
         String next = seqs.size() == PAGE ? "/ui/host?name=" + enc(name) + "&before=" + seqs.get(seqs.size() - 1)
                 : null;
@@ -594,7 +608,7 @@ public final class ConsoleHandler extends Handler.Abstract {
                     s.append(" — ").append(d.get("message").asText());
                 }
             }
-            default -> s.append(r.detailJson());
+            default -> s.append(truncate(r.detailJson(), 160));
         }
         return truncate(s.toString(), 400);
     }
@@ -730,7 +744,50 @@ public final class ConsoleHandler extends Handler.Abstract {
             }
         }
         return Reply.html(200, page("console/policy.jte", x.frame("Policy", "policy", notices),
-                mapOf("page", new ConsolePages.PolicyPage(versions, next, shown, document, diffFrom, lines))));
+                mapOf("page", new ConsolePages.PolicyPage(versions, next, shown, document, diffFrom, lines,
+                        x.session.role() == ConsoleRole.ADMIN))));
+    }
+
+    /** Policy changes: the admin role only. */
+    private static void requireAdmin(Exchange x) throws Refused {
+        if (x.session.role() != ConsoleRole.ADMIN) {
+            throw new Refused(403, "changing the policy needs the admin role; you signed in as "
+                    + x.session.role().label());
+        }
+    }
+
+    private Reply editPolicy(Exchange x, List<String> notices) throws Exception {
+        requireAdmin(x);
+        List<PolicyVersions.Version> latest = policies.page(Integer.MAX_VALUE, 1);
+        String current = latest.isEmpty() ? "" : pretty(policies.document(latest.get(0).version()).orElseThrow());
+        return Reply.html(200, page("console/policy-edit.jte", x.frame("Change the policy", "policy", notices),
+                mapOf("document", current, "error", null, "fresh", sessions.signedInWithin(x.session,
+                        settings.freshSignIn()))));
+    }
+
+    /**
+     * POST /ui/policy: the admin role, a sign-in within {@link Settings#freshSignIn()}, the session's CSRF token and
+     * a same-origin request; then the same update as PUT /v1/policy, recorded as by {@code console:admin}.
+     */
+    private Reply changePolicy(Exchange x) throws Exception {
+        requireSameOrigin(x);
+        Map<String, String> form = readForm(x, MAX_POLICY_FORM);
+        if (!x.session.csrfMatches(form.get("csrf"))) {
+            throw new Refused(403, "cross-site request refused: the form's token is not this session's");
+        }
+        requireAdmin(x);
+        if (!sessions.signedInWithin(x.session, settings.freshSignIn())) {
+            throw new Refused(403, "changing the policy needs a sign-in within the last "
+                    + settings.freshSignIn().toMinutes() + " minutes: sign out and sign in again");
+        }
+        String document = form.getOrDefault("document", "");
+        try {
+            int version = policyUpdate.apply(document, "console:" + x.session.role().label());
+            return Reply.redirect("/ui/policy?version=" + version + "&diff=1");
+        } catch (ApiException e) {
+            return Reply.html(e.status(), page("console/policy-edit.jte", x.frame("Change the policy", "policy",
+                    List.of()), mapOf("document", document, "error", e.getMessage(), "fresh", true)));
+        }
     }
 
     /** Sorted keys, one member per line: so that two versions diff line by line. */

@@ -35,8 +35,9 @@ public final class ConsolePages {
                             String policy, boolean staleOnly) {
     }
 
+    /** One record of a host's timeline; {@code levelChanged}: an appraisal whose level differs from the one before. */
     public record TimelineEntry(long seq, String at, String type, String outcome, String summary, String callUrl,
-                                String diffUrl) {
+                                String diffUrl, boolean levelChanged) {
     }
 
     public record HostPage(String name, String level, String lastAt, String release, String policyVersion,
@@ -50,7 +51,7 @@ public final class ConsolePages {
     }
 
     public record PolicyPage(List<PolicyVersions.Version> versions, String nextUrl, Integer shown, String document,
-                             Integer diffFrom, List<TextDiff.Line> diff) {
+                             Integer diffFrom, List<TextDiff.Line> diff, boolean canChange) {
     }
 
     public record AuditRow(long seq, String at, String type, String subject, String outcome, String detail) {

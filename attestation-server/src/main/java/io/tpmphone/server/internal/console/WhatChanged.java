@@ -65,8 +65,18 @@ public record WhatChanged(long fromSeq, long toSeq, String fromLevel, String toL
         Optional<MeasurementLog> a = parse(fromSeq, from, fromLog, notes);
         Optional<MeasurementLog> b = parse(toSeq, to, toLog, notes);
         if (a.isPresent() && b.isPresent()) {
-            Map<String, MeasurementEvent> before = keyed(a.get());
-            Map<String, MeasurementEvent> after = keyed(b.get());
+            // Within one boot the log only grows: a relaunch (a tampered jar, a new release) appends a launch. What
+            // decides the level is the last launch, so the last launches are compared, the baseline on its own.
+            List<List<MeasurementEvent>> la = launches(a.get());
+            List<List<MeasurementEvent>> lb = launches(b.get());
+            if (la.size() != lb.size()) {
+                notes.add("the log holds " + (lb.size() - 1) + " launch(es), was " + (la.size() - 1)
+                        + ": comparing the last launch of each");
+            }
+            Map<String, MeasurementEvent> before = keyed(la.get(0));
+            before.putAll(keyed(la.get(la.size() - 1)));
+            Map<String, MeasurementEvent> after = keyed(lb.get(0));
+            after.putAll(keyed(lb.get(lb.size() - 1)));
             for (Map.Entry<String, MeasurementEvent> e : after.entrySet()) {
                 MeasurementEvent old = before.get(e.getKey());
                 MeasurementEvent now = e.getValue();
@@ -123,10 +133,44 @@ public record WhatChanged(long fromSeq, long toSeq, String fromLevel, String toL
         }
     }
 
-    private static Map<String, MeasurementEvent> keyed(MeasurementLog log) {
+    /**
+     * The log cut into the baseline (element 0, the BASELINE event if any) and one list per launch: the events up to
+     * and including each LAUNCH, the events after the last LAUNCH (TERMINATED…) going with it. A log without a launch
+     * is one launch in progress.
+     */
+    static List<List<MeasurementEvent>> launches(MeasurementLog log) {
+        List<List<MeasurementEvent>> out = new ArrayList<>();
+        List<MeasurementEvent> baseline = new ArrayList<>();
+        out.add(baseline);
+        List<MeasurementEvent> current = new ArrayList<>();
+        for (MeasurementEvent e : log.events()) {
+            if (e.type() == EventType.BASELINE) {
+                baseline.add(e);
+                continue;
+            }
+            current.add(e);
+            if (e.type() == EventType.LAUNCH) {
+                out.add(current);
+                current = new ArrayList<>();
+            }
+        }
+        if (!current.isEmpty()) {
+            if (out.size() > 1 && current.stream().noneMatch(e -> e.type() != EventType.TERMINATED)) {
+                out.get(out.size() - 1).addAll(current); // the last launch's exit
+            } else {
+                out.add(current);
+            }
+        }
+        if (out.size() == 1) {
+            out.add(new ArrayList<>());
+        }
+        return out;
+    }
+
+    private static Map<String, MeasurementEvent> keyed(List<MeasurementEvent> events) {
         Map<String, MeasurementEvent> out = new LinkedHashMap<>();
         Map<EventType, Integer> occurrences = new HashMap<>();
-        for (MeasurementEvent e : log.events()) {
+        for (MeasurementEvent e : events) {
             boolean named = e.type() == EventType.JVM || e.type() == EventType.CLASSPATH_JAR
                     || e.type() == EventType.CONFIGURATION;
             int n = occurrences.merge(e.type(), 1, Integer::sum);
