@@ -160,22 +160,34 @@ public final class ConsoleIndex implements AutoCloseable {
     }
 
     /**
-     * Reads up to {@code maxRecords} new records of the log into the index (in batches, each one transaction).
+     * Reads up to {@code maxRecords} new records of the log into the index, in batches of at most 1000, each one
+     * transaction under the index's lock (so pages are served between batches while a long backlog is read).
      *
      * @return how many records the index is still behind the log
      */
-    public synchronized long sync(int maxRecords) throws SQLException, AuditException {
+    public long sync(int maxRecords) throws SQLException, AuditException {
         long target = source.size();
         int done = 0;
-        while (cursorSeq < target && done < maxRecords) {
-            List<AuditRecord> batch = source.records(cursorSeq + 1, Math.min(BATCH, maxRecords - done));
-            if (batch.isEmpty()) {
+        while (done < maxRecords) {
+            int n = syncBatch(target, Math.min(BATCH, maxRecords - done));
+            if (n == 0) {
                 break;
             }
-            apply(batch);
-            done += batch.size();
+            done += n;
         }
-        return Math.max(0, target - cursorSeq);
+        return Math.max(0, target - indexedSeq());
+    }
+
+    private synchronized int syncBatch(long target, int limit) throws SQLException, AuditException {
+        if (cursorSeq >= target) {
+            return 0;
+        }
+        List<AuditRecord> batch = source.records(cursorSeq + 1, (int) Math.min(limit, target - cursorSeq));
+        if (batch.isEmpty()) {
+            return 0;
+        }
+        apply(batch);
+        return batch.size();
     }
 
     private void apply(List<AuditRecord> batch) throws SQLException {
