@@ -68,6 +68,7 @@ public final class AttestationServer implements AutoCloseable {
     private final PolicyVersions policyVersions;
     private final AuditReader headReader;
     private final ConsoleHandler console;
+    private final io.tpmphone.server.audit.OcsfFileSink ocsfSink;
 
     private AttestationServer(Builder b) throws Exception {
         this.host = b.host;
@@ -115,6 +116,8 @@ public final class AttestationServer implements AutoCloseable {
                         LOG.warn("could not archive an appraised event log for the console: {}", e.toString());
                     }
                 });
+        ocsfSink = b.ocsfFile == null ? null : io.tpmphone.server.audit.OcsfFileSink.open(b.ocsfFile,
+                io.tpmphone.server.audit.OcsfExport.of(auditLog));
         policyVersions = PolicyVersions.open(b.stateDirectory.resolve("registry.db"));
         headReader = AuditReader.open(b.stateDirectory.resolve("audit.db"));
         console = new ConsoleHandler(new ConsoleHandler.Settings(sha256(b.adminToken),
@@ -174,6 +177,17 @@ public final class AttestationServer implements AutoCloseable {
         housekeeping.scheduleWithFixedDelay(this::flushClocks, 1, 1, TimeUnit.SECONDS);
         housekeeping.scheduleWithFixedDelay(refusals::flushDue, 1, 1, TimeUnit.SECONDS);
         housekeeping.scheduleWithFixedDelay(this::indexForConsole, 0, 1, TimeUnit.SECONDS);
+        if (ocsfSink != null) {
+            housekeeping.scheduleWithFixedDelay(this::flushOcsf, 1, 1, TimeUnit.SECONDS);
+        }
+    }
+
+    private void flushOcsf() {
+        try {
+            ocsfSink.flush();
+        } catch (Exception e) {
+            LOG.warn("could not append the audit log to the OCSF file {}: {}", ocsfSink, e.toString());
+        }
     }
 
     private void indexForConsole() {
@@ -245,11 +259,25 @@ public final class AttestationServer implements AutoCloseable {
             LOG.warn("stopping Jetty: {}", e.toString());
         }
         housekeeping.shutdownNow();
+        try {
+            // A housekeeping task interrupted in a file write would close the OCSF file's channel under us.
+            housekeeping.awaitTermination(5, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
         refusals.flushAll(); // the counts of the current windows, before the closing checkpoint
         try {
             registry.close();
         } catch (Exception e) {
             LOG.warn("closing the registry: {}", e.toString());
+        }
+        if (ocsfSink != null) {
+            flushOcsf(); // what the last second added; the closing checkpoint follows at the next start
+            try {
+                ocsfSink.close();
+            } catch (Exception e) {
+                LOG.warn("closing the OCSF file: {}", e.toString());
+            }
         }
         for (AutoCloseable c : new AutoCloseable[] {consoleIndex, policyVersions, headReader}) {
             try {
@@ -290,8 +318,18 @@ public final class AttestationServer implements AutoCloseable {
         private Duration consoleAbsoluteTimeout = Duration.ofHours(8);
         private int consoleMaxSessions = 256;
         private Duration appraisalInterval = Duration.ofSeconds(30);
+        private Path ocsfFile;
 
         private Builder() {
+        }
+
+        /**
+         * Also appends the audit log to {@code file} as OCSF JSON lines for a SIEM (docs/audit.md, "SIEM export"),
+         * every second and at close, resuming where the file ends (created 0600).
+         */
+        public Builder ocsfFile(Path file) {
+            this.ocsfFile = Objects.requireNonNull(file, "file").toAbsolutePath();
+            return this;
         }
 
         /**

@@ -39,6 +39,9 @@ final class ServerCommand implements Callable<Integer> {
     @Option(names = "--generate-auditor-token", description = "create the auditor credential file if it does not"
             + " exist")
     boolean generateAuditor;
+    @Option(names = "--ocsf-file", paramLabel = "FILE", description = "also append the audit log to FILE as OCSF JSON"
+            + " lines for a SIEM (resumes where the file ends; created 0600)")
+    Path ocsfFile;
     @Option(names = "--ek-ca", description = "trusted TPM manufacturer CA certificate(s), PEM; repeatable")
     List<Path> ekCas = new ArrayList<>();
     @Option(names = "--policy", description = "policy JSON to load if the registry holds no newer version")
@@ -61,6 +64,9 @@ final class ServerCommand implements Callable<Integer> {
             b.auditorTokenFile(auditorTokenFile, generateAuditor); // the admin token's rules
         } else if (generateAuditor) {
             throw new IllegalArgumentException("--generate-auditor-token needs --auditor-token-file FILE");
+        }
+        if (ocsfFile != null) {
+            b.ocsfFile(ocsfFile);
         }
         for (Path ca : ekCas) {
             for (X509Certificate c : Pem.certificates(ca)) {

@@ -252,6 +252,26 @@ public final class V1Routes {
             }
             return Map.of("records", records);
         });
+        api.route("GET", "/v1/audit/ocsf", true, call -> {
+            long after = call.longParameter("after", 0, 0, Long.MAX_VALUE);
+            long checkpointsAfter = call.longParameter("checkpoints_after", -1, -1, Integer.MAX_VALUE);
+            int limit = call.intParameter("limit", 1000, 1, io.tpmphone.server.audit.OcsfExport.MAX_PAGE);
+            java.io.StringWriter lines = new java.io.StringWriter();
+            io.tpmphone.server.audit.OcsfExport.Result r = io.tpmphone.server.audit.OcsfExport.write(
+                    io.tpmphone.server.audit.OcsfExport.of(s.auditLog()), after, checkpointsAfter, limit, lines);
+            // Every export is a record, except one that found nothing new but earlier exports' own records: a SIEM
+            // polling a quiet log must not feed itself one record per poll.
+            if (r.records() > r.exportRecords()) {
+                Map<String, Object> detail = new LinkedHashMap<>();
+                detail.put("format", "ocsf-jsonl");
+                detail.put("after", after);
+                detail.put("records", r.records());
+                detail.put("lastSeq", r.nextAfter());
+                detail.put("remote", call.remoteAddress());
+                s.audit().record("ADMIN", call.adminUser(), "AUDIT_EXPORT", detail);
+            }
+            return new HttpApi.RawBody("application/x-ndjson", lines.toString());
+        });
         return update;
     }
 

@@ -131,10 +131,17 @@ public final class ConsoleHandler extends Handler.Abstract {
     private static final class Refused extends Exception {
         private static final long serialVersionUID = 1L;
         final int status;
+        final boolean close;
 
         Refused(int status, String message) {
+            this(status, message, false);
+        }
+
+        /** {@code close}: the request's content was not read, so the connection must not be reused. */
+        Refused(int status, String message, boolean close) {
             super(message, null, false, false);
             this.status = status;
+            this.close = close;
         }
     }
 
@@ -158,6 +165,8 @@ public final class ConsoleHandler extends Handler.Abstract {
         final String remote;
         final List<String> setCookies = new ArrayList<>();
         ConsoleSessions.Session session;
+        /** A POST's body, read whole (bounded) before any check, so that no refusal leaves content unread. */
+        String body = "";
 
         Exchange(Request request) throws Refused {
             this.request = request;
@@ -214,6 +223,9 @@ public final class ConsoleHandler extends Handler.Abstract {
         } catch (Refused e) {
             reply = Reply.html(e.status, page("console/error.jte", errorFrame(x), Map.of("status", e.status,
                     "message", e.getMessage())));
+            if (e.close) {
+                response.getHeaders().put(HttpHeader.CONNECTION, "close");
+            }
         } catch (ApiException e) {
             reply = Reply.html(e.status(), page("console/error.jte", errorFrame(x), Map.of("status", e.status(),
                     "message", e.getMessage())));
@@ -261,6 +273,9 @@ public final class ConsoleHandler extends Handler.Abstract {
 
     private Reply route(Exchange x) throws Exception {
         String p = x.path;
+        if (x.method.equals("POST")) {
+            x.body = readBody(x, p.equals("/ui/policy") ? MAX_POLICY_FORM : MAX_FORM);
+        }
         if (p.equals("/ui/static/console.css") && x.method.equals("GET")) {
             return new Reply(200, "text/css; charset=utf-8", css, Map.of());
         }
@@ -340,19 +355,19 @@ public final class ConsoleHandler extends Handler.Abstract {
         }
     }
 
-    private Map<String, String> readForm(Exchange x) throws Exception {
-        return readForm(x, MAX_FORM);
-    }
-
-    private Map<String, String> readForm(Exchange x, int max) throws Exception {
+    private static String readBody(Exchange x, int max) throws Exception {
         long length = x.request.getLength();
         if (length < 0) {
-            throw new Refused(411, "send a Content-Length");
+            throw new Refused(411, "send a Content-Length", true);
         }
         if (length > max) {
-            throw new Refused(413, "form of " + length + " bytes exceeds " + max);
+            throw new Refused(413, "a body of " + length + " bytes exceeds " + max + " here", true);
         }
-        return parseForm(Content.Source.asString(x.request, StandardCharsets.UTF_8));
+        return Content.Source.asString(x.request, StandardCharsets.UTF_8);
+    }
+
+    private static Map<String, String> readForm(Exchange x) throws Refused {
+        return parseForm(x.body);
     }
 
     private Reply signIn(Exchange x) throws Exception {
@@ -431,11 +446,7 @@ public final class ConsoleHandler extends Handler.Abstract {
     // ---- CSP reports ---------------------------------------------------------------------------------------------
 
     private Reply cspReport(Exchange x) throws Exception {
-        long length = x.request.getLength();
-        if (length < 0 || length > MAX_FORM) {
-            throw new Refused(413, "a CSP report must have a Content-Length of at most " + MAX_FORM);
-        }
-        String body = Content.Source.asString(x.request, StandardCharsets.UTF_8);
+        String body = x.body;
         long n = cspReports.incrementAndGet();
         String shown = UntrustedText.forTerminal(body, 500);
         synchronized (recentCspReports) {
@@ -771,7 +782,7 @@ public final class ConsoleHandler extends Handler.Abstract {
      */
     private Reply changePolicy(Exchange x) throws Exception {
         requireSameOrigin(x);
-        Map<String, String> form = readForm(x, MAX_POLICY_FORM);
+        Map<String, String> form = readForm(x);
         if (!x.session.csrfMatches(form.get("csrf"))) {
             throw new Refused(403, "cross-site request refused: the form's token is not this session's");
         }
