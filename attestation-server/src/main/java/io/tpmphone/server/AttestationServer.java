@@ -17,6 +17,10 @@ import io.tpmphone.server.internal.Registry;
 import io.tpmphone.server.internal.ServerDatabase;
 import io.tpmphone.server.internal.ServerIdentity;
 import io.tpmphone.server.internal.V1Routes;
+import io.tpmphone.server.internal.console.ConsoleHandler;
+import io.tpmphone.server.internal.console.ConsoleIndex;
+import io.tpmphone.server.internal.console.PolicyVersions;
+import io.tpmphone.server.audit.AuditReader;
 import java.net.URI;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
@@ -30,6 +34,7 @@ import java.util.Objects;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
+import org.eclipse.jetty.server.Handler;
 import org.eclipse.jetty.server.HttpConfiguration;
 import org.eclipse.jetty.server.HttpConnectionFactory;
 import org.eclipse.jetty.server.SecureRequestCustomizer;
@@ -62,6 +67,11 @@ public final class AttestationServer implements AutoCloseable {
 
     private final HttpApi api;
     private final RefusalAggregator refusals;
+    private final ConsoleIndex consoleIndex;
+    private final PolicyVersions policyVersions;
+    private final AuditReader headReader;
+    private final ConsoleHandler console;
+    private final io.tpmphone.server.audit.OcsfFileSink ocsfSink;
 
     private AttestationServer(Builder b) throws Exception {
         this.host = b.host;
@@ -98,8 +108,57 @@ public final class AttestationServer implements AutoCloseable {
         registrar.withRefusals(refusals);
         HttpApi api = new HttpApi(sha256(b.adminToken), refusals);
         this.api = api;
-        V1Routes.install(api, new V1Routes.Services(registry, registrar, nonces, auditLog, identity, audit,
-                refusals, b.clock, b.initialPolicy));
+        ConsoleIndex.RecordSource records = new ConsoleIndex.RecordSource() {
+            @Override
+            public long size() {
+                return auditLog.size();
+            }
+
+            @Override
+            public List<io.tpmphone.server.audit.AuditRecord> records(long fromSeq, int limit)
+                    throws AuditException {
+                return auditLog.records(fromSeq, limit);
+            }
+        };
+        consoleIndex = ConsoleIndex.open(b.stateDirectory.resolve("console.db"), records);
+        V1Routes.PolicyUpdate policyUpdate = V1Routes.install(api, new V1Routes.Services(registry, registrar,
+                nonces, auditLog, identity, audit, refusals, b.clock, b.initialPolicy), (sha256, log) -> {
+                    try {
+                        consoleIndex.archive(sha256, log);
+                    } catch (java.sql.SQLException e) {
+                        LOG.warn("could not archive an appraised event log for the console: {}", e.toString());
+                    }
+                });
+        ocsfSink = b.ocsfFile == null ? null : io.tpmphone.server.audit.OcsfFileSink.open(b.ocsfFile,
+                io.tpmphone.server.audit.OcsfExport.of(auditLog));
+        policyVersions = PolicyVersions.open(b.stateDirectory.resolve("registry.db"));
+        headReader = AuditReader.open(b.stateDirectory.resolve("audit.db"));
+        console = new ConsoleHandler(new ConsoleHandler.Settings(sha256(b.adminToken),
+                b.auditorToken == null ? null : sha256(b.auditorToken), b.consoleIdleTimeout,
+                b.consoleAbsoluteTimeout, b.consoleMaxSessions, Duration.ofMinutes(5), b.appraisalInterval),
+                consoleIndex, new ConsoleHandler.AuditSource() {
+                    @Override
+                    public long size() {
+                        return auditLog.size();
+                    }
+
+                    @Override
+                    public List<io.tpmphone.server.audit.AuditRecord> records(long fromSeq, int limit)
+                            throws AuditException {
+                        return auditLog.records(fromSeq, limit);
+                    }
+
+                    @Override
+                    public List<io.tpmphone.server.audit.AuditCheckpoint> checkpoints() throws AuditException {
+                        return auditLog.checkpoints();
+                    }
+
+                    @Override
+                    public java.util.Optional<io.tpmphone.server.audit.AuditHead> signedHead()
+                            throws AuditException {
+                        return headReader.head();
+                    }
+                }, policyVersions, policyUpdate, audit, refusals, b.clock);
 
         QueuedThreadPool threads = new QueuedThreadPool(b.maxThreads, 4);
         threads.setName("attestation-http");
@@ -120,7 +179,8 @@ public final class AttestationServer implements AutoCloseable {
         connector.setPort(b.port);
         connector.setIdleTimeout(30_000);
         jetty.addConnector(connector);
-        jetty.setHandler(api);
+        // The console answers /ui and /ui/...; everything else falls through to the API.
+        jetty.setHandler(new Handler.Sequence(console, api));
         jetty.setStopTimeout(5_000);
         housekeeping = Executors.newSingleThreadScheduledExecutor(r -> {
             Thread t = new Thread(r, "attestation-housekeeping");
@@ -131,6 +191,10 @@ public final class AttestationServer implements AutoCloseable {
         housekeeping.scheduleWithFixedDelay(refusals::flushDue, 1, 1, TimeUnit.SECONDS);
         if (registry.shared()) {
             housekeeping.scheduleWithFixedDelay(() -> sweep(nonces), 60, 60, TimeUnit.SECONDS);
+        }
+        housekeeping.scheduleWithFixedDelay(this::indexForConsole, 0, 1, TimeUnit.SECONDS);
+        if (ocsfSink != null) {
+            housekeeping.scheduleWithFixedDelay(this::flushOcsf, 1, 1, TimeUnit.SECONDS);
         }
     }
 
@@ -159,6 +223,27 @@ public final class AttestationServer implements AutoCloseable {
         } catch (RuntimeException e) {
             LOG.warn("could not sweep expired nonces: {}", e.toString());
         }
+    }
+
+    private void flushOcsf() {
+        try {
+            ocsfSink.flush();
+        } catch (Exception e) {
+            LOG.warn("could not append the audit log to the OCSF file {}: {}", ocsfSink, e.toString());
+        }
+    }
+
+    private void indexForConsole() {
+        try {
+            consoleIndex.sync(20_000);
+        } catch (Exception e) {
+            LOG.warn("could not index the audit log for the console: {}", e.toString());
+        }
+    }
+
+    /** Live web-console sessions. */
+    public int consoleSessions() {
+        return console.sessionCount();
     }
 
     /** Configuration; only the state directory and the admin token are required. */
@@ -217,6 +302,12 @@ public final class AttestationServer implements AutoCloseable {
             LOG.warn("stopping Jetty: {}", e.toString());
         }
         housekeeping.shutdownNow();
+        try {
+            // A housekeeping task interrupted in a file write would close the OCSF file's channel under us.
+            housekeeping.awaitTermination(5, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
         refusals.flushAll(); // the counts of the current windows, before the closing checkpoint
         try {
             auditLog.close(); // first: on PostgreSQL it writes through the registry's pool
@@ -227,6 +318,26 @@ public final class AttestationServer implements AutoCloseable {
             registry.close();
         } catch (Exception e) {
             LOG.warn("closing the registry: {}", e.toString());
+        }
+        if (ocsfSink != null) {
+            flushOcsf(); // what the last second added; the closing checkpoint follows at the next start
+            try {
+                ocsfSink.close();
+            } catch (Exception e) {
+                LOG.warn("closing the OCSF file: {}", e.toString());
+            }
+        }
+        for (AutoCloseable c : new AutoCloseable[] {consoleIndex, policyVersions, headReader}) {
+            try {
+                c.close();
+            } catch (Exception e) {
+                LOG.warn("closing the console's stores: {}", e.toString());
+            }
+        }
+        try {
+            auditLog.close();
+        } catch (Exception e) {
+            LOG.warn("closing the audit log: {}", e.toString());
         }
     }
 
@@ -253,6 +364,12 @@ public final class AttestationServer implements AutoCloseable {
         private String databaseUrl;
         private char[] databasePassword;
         private int databasePoolSize = ServerDatabase.DEFAULT_POOL_SIZE;
+        private String auditorToken;
+        private Duration consoleIdleTimeout = Duration.ofMinutes(15);
+        private Duration consoleAbsoluteTimeout = Duration.ofHours(8);
+        private int consoleMaxSessions = 256;
+        private Duration appraisalInterval = Duration.ofSeconds(30);
+        private Path ocsfFile;
 
         private Builder() {
         }
@@ -269,6 +386,15 @@ public final class AttestationServer implements AutoCloseable {
         public Builder database(String jdbcUrl) {
             ServerDatabase.requirePostgresqlUrl(jdbcUrl);
             this.databaseUrl = jdbcUrl;
+            return this;
+        }
+
+        /**
+         * Also appends the audit log to {@code file} as OCSF JSON lines for a SIEM (docs/audit.md, "SIEM export"),
+         * every second and at close, resuming where the file ends (created 0600).
+         */
+        public Builder ocsfFile(Path file) {
+            this.ocsfFile = Objects.requireNonNull(file, "file").toAbsolutePath();
             return this;
         }
 
@@ -297,6 +423,62 @@ public final class AttestationServer implements AutoCloseable {
                 throw new IllegalArgumentException("the database pool size must be 2..1000, got " + n);
             }
             this.databasePoolSize = n;
+            return this;
+        }
+
+        /**
+         * The read-only auditor credential of the web console (at least 16 characters): it signs in to every view
+         * but can change nothing. Optional; without it only the admin token signs in. Only its SHA-256 is kept.
+         */
+        public Builder auditorToken(String token) {
+            if (token == null || token.length() < AdminTokenFile.MIN_LENGTH) {
+                throw new IllegalArgumentException("the auditor credential must have at least "
+                        + AdminTokenFile.MIN_LENGTH + " characters");
+            }
+            this.auditorToken = token;
+            return this;
+        }
+
+        /**
+         * The auditor credential from {@code file}, under the same rules as {@link #adminTokenFile} (only this user
+         * or root can change it or what leads to it, nobody else can read it; with {@code generate}, a random one is
+         * written there first if nothing is at that name).
+         */
+        public Builder auditorTokenFile(Path file, boolean generate) throws java.io.IOException {
+            return auditorToken(AdminTokenFile.load(file, generate));
+        }
+
+        /**
+         * When a console session ends without a sign-out: after {@code idle} without a request, and at the latest
+         * {@code absolute} after its sign-in (defaults 15 minutes and 8 hours).
+         */
+        public Builder consoleSessionTimeouts(Duration idle, Duration absolute) {
+            if (idle.isNegative() || idle.isZero() || absolute.compareTo(idle) < 0) {
+                throw new IllegalArgumentException("console timeouts must be positive with idle <= absolute");
+            }
+            this.consoleIdleTimeout = idle;
+            this.consoleAbsoluteTimeout = absolute;
+            return this;
+        }
+
+        /** Most console sessions kept at once (default 256); a sign-in beyond is refused. */
+        public Builder consoleMaxSessions(int n) {
+            if (n < 1) {
+                throw new IllegalArgumentException("console sessions must be >= 1, got " + n);
+            }
+            this.consoleMaxSessions = n;
+            return this;
+        }
+
+        /**
+         * How often hosts are expected to be appraised (default 30 s, the agent's default): the console marks a host
+         * stale after five intervals without an appraisal.
+         */
+        public Builder appraisalInterval(Duration interval) {
+            if (interval.isNegative() || interval.isZero()) {
+                throw new IllegalArgumentException("the appraisal interval must be positive");
+            }
+            this.appraisalInterval = interval;
             return this;
         }
 

@@ -16,8 +16,8 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The attack of the review's findings 2 and 6, made deterministic: the server starts under umask 000 while strace
- * records the mode every file is created with. The key store, its password, the certificates, audit.db and
- * registry.db and the files SQLite makes next to them must be owner-only from creation, not restricted later.
+ * records the mode every file is created with. The key store, its password, the certificates, audit.db,
+ * registry.db, console.db and the files SQLite makes next to them must be owner-only from creation, not restricted later.
  */
 class ServerFileModesIT {
     @Test
@@ -38,13 +38,13 @@ class ServerFileModesIT {
         Set<String> created = creations.stream().filter(c -> !c.directory())
                 .map(c -> state.relativize(c.path()).toString()).collect(Collectors.toSet());
         for (String expected : List.of("audit.db", "audit.db-wal", "audit.db-shm", "registry.db", "registry.db-wal",
-                "registry.db-shm")) {
+                "registry.db-shm", "console.db", "console.db-wal", "console.db-shm")) {
             assertTrue(created.contains(expected), "the trace saw no creation of " + expected + "; it saw " + created);
         }
         assertTrue(created.stream().anyMatch(f -> f.startsWith("keys/.server-keys.pass")),
                 "the trace saw no creation of the key-store password file; it saw " + created);
         for (String file : List.of("keys/server-keys.p12", "keys/server-keys.pass", "keys/tls-cert.pem",
-                "keys/result-signing-cert.pem", "audit.db", "registry.db")) {
+                "keys/result-signing-cert.pem", "audit.db", "registry.db", "console.db")) {
             assertEquals("rw-------", PosixFilePermissions.toString(Files.getPosixFilePermissions(state.resolve(file))),
                     () -> "mode of " + file + "; the trace saw it created as " + creations.stream()
                             .filter(c -> c.path().equals(state.resolve(file))).toList());
@@ -64,7 +64,7 @@ class ServerFileModesIT {
             assertTrue(server.port() > 0, () -> "the server listens: port " + server.port() + ", " + server.uri());
         }
         List<Path> opened = List.of(state, state.resolve("keys"), state.resolve("audit.db"),
-                state.resolve("registry.db"), state.resolve("keys/server-keys.pass"),
+                state.resolve("registry.db"), state.resolve("console.db"), state.resolve("keys/server-keys.pass"),
                 state.resolve("keys/tls-cert.pem"));
         for (Path p : opened) {
             Files.setPosixFilePermissions(p, PosixFilePermissions.fromString(Files.isDirectory(p) ? "rwxr-xr-x"

@@ -30,11 +30,13 @@ import picocli.CommandLine.Spec;
         "  keystore   SRTP key release and TIK signature latency on a swtpm",
         "  call       call set-up time, attested TLS vs plain TLS",
         "  srtp       SRTP ns per 172-byte packet, ours vs the system's libsrtp2",
+        "  console    web console page times with many hosts and audit records",
         "See benchmarks/README.md."},
         footer = {"", "Examples:", "  ./tpmphone bench tpm", "  ./tpmphone bench appraisal",
                 "  ./tpmphone bench audit", "  ./tpmphone bench srtp"},
         subcommands = {BenchCommand.Tpm.class, BenchCommand.Appraisal.class, BenchCommand.Audit.class,
-                BenchCommand.Keystore.class, BenchCommand.CallSetup.class, BenchCommand.Srtp.class})
+                BenchCommand.Keystore.class, BenchCommand.CallSetup.class, BenchCommand.Srtp.class,
+                BenchCommand.Console.class})
 final class BenchCommand {
 
     /** JSON for --json: indented, non-ASCII escaped (as the CLI's own commands print it). */
@@ -195,6 +197,48 @@ final class BenchCommand {
             out.printf(Locale.ROOT, "database: %d bytes (scratch, deleted)%n", r.databaseBytes());
             if (database != null) {
                 out.printf(Locale.ROOT, "instances: %d on one PostgreSQL chain%n", instances);
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "console", mixinStandardHelpOptions = true,
+            description = {"Page times of the attestation server's web console on a large history:",
+                    "--hosts enrolled hosts and --records audit records (appraisals with claims, call",
+                    "decisions), written with the server's key; the server starts on them, its console",
+                    "index reads them (timed), then each page is requested --requests times over",
+                    "loopback HTTPS: p50/p95/max in ms. Scratch state under --directory, deleted."},
+            footer = {"", "Examples:", "  ./tpmphone bench console --hosts 10000 --records 1000000"})
+    static final class Console implements Callable<Integer> {
+        @Spec
+        CommandSpec spec;
+        @Option(names = "--hosts", paramLabel = "N", defaultValue = "10000", description = "(default ${DEFAULT-VALUE})")
+        int hosts;
+        @Option(names = "--records", paramLabel = "N", defaultValue = "1000000",
+                description = "(default ${DEFAULT-VALUE})")
+        long records;
+        @Option(names = "--requests", paramLabel = "N", defaultValue = "200",
+                description = "requests per page (default ${DEFAULT-VALUE})")
+        int requests;
+        @Option(names = "--directory", paramLabel = "DIR", defaultValue = "${sys:java.io.tmpdir}",
+                description = "where the scratch state goes (default ${DEFAULT-VALUE})")
+        Path directory;
+        @Option(names = "--json", description = "machine-readable output")
+        boolean json;
+
+        @Override
+        public Integer call() throws Exception {
+            PrintWriter out = spec.commandLine().getOut();
+            ConsolePagesLoad.Result r = ConsolePagesLoad.run(hosts, records, requests, directory);
+            if (json) {
+                out.println(JSON.writeValueAsString(r));
+                return 0;
+            }
+            out.printf(Locale.ROOT, "hosts=%d records=%d: written in %.1f s, indexed by the console in %.1f s%n",
+                    r.hosts(), r.records(), r.writeSeconds(), r.indexSeconds());
+            for (ConsolePagesLoad.Page p : r.pages()) {
+                out.printf(Locale.ROOT, "%-55s n=%d p50=%.1f ms p95=%.1f ms max=%.1f ms%n", p.path(), p.requests(),
+                        p.p50Millis(), p.p95Millis(), p.maxMillis());
             }
             return 0;
         }

@@ -34,6 +34,15 @@ final class ServerCommand implements Callable<Integer> {
     Path adminTokenFile;
     @Option(names = "--generate-admin-token", description = "create the admin token file if it does not exist")
     boolean generate;
+    @Option(names = "--auditor-token-file", description = "file holding the web console's read-only auditor"
+            + " credential (same file rules as the admin token)")
+    Path auditorTokenFile;
+    @Option(names = "--generate-auditor-token", description = "create the auditor credential file if it does not"
+            + " exist")
+    boolean generateAuditor;
+    @Option(names = "--ocsf-file", paramLabel = "FILE", description = "also append the audit log to FILE as OCSF JSON"
+            + " lines for a SIEM (resumes where the file ends; created 0600)")
+    Path ocsfFile;
     @Option(names = "--ek-ca", description = "trusted TPM manufacturer CA certificate(s), PEM; repeatable")
     List<Path> ekCas = new ArrayList<>();
     @Option(names = "--policy", description = "policy JSON to load if the registry holds no newer version")
@@ -62,6 +71,14 @@ final class ServerCommand implements Callable<Integer> {
         AttestationServer.Builder b = AttestationServer.builder().stateDirectory(state)
                 .listen(listen.substring(0, colon), port)
                 .adminTokenFile(adminTokenFile, generate); // refuses a link or a file others can read or own
+        if (auditorTokenFile != null) {
+            b.auditorTokenFile(auditorTokenFile, generateAuditor); // the admin token's rules
+        } else if (generateAuditor) {
+            throw new IllegalArgumentException("--generate-auditor-token needs --auditor-token-file FILE");
+        }
+        if (ocsfFile != null) {
+            b.ocsfFile(ocsfFile);
+        }
         for (Path ca : ekCas) {
             for (X509Certificate c : Pem.certificates(ca)) {
                 b.trustEkCa(c);
@@ -88,7 +105,7 @@ final class ServerCommand implements Callable<Integer> {
         }, "server-shutdown"));
         Path cert = state.resolve("keys").resolve("tls-cert.pem");
         spec.commandLine().getOut().println("attestation server on " + server.uri() + " (TLS certificate for agents"
-                + " to pin: " + cert + "); Ctrl-C stops it");
+                + " to pin: " + cert + "; web console: " + server.uri() + "/ui/); Ctrl-C stops it");
         spec.commandLine().getOut().flush();
         stopped.await();
         return 0;

@@ -61,6 +61,7 @@ public final class Appraisals {
     private final ResultSigner signer;
     private final KeyApprover approver;
     private volatile RefusalAggregator refusals;
+    private volatile EventLogArchive archive = EventLogArchive.NONE;
     private final AuditTrail audit;
     private final Clock clock;
     private final Supplier<AttestationPolicy> policy;
@@ -121,6 +122,15 @@ public final class Appraisals {
      */
     public Appraisals withRefusals(RefusalAggregator refusals) {
         this.refusals = refusals;
+        return this;
+    }
+
+    /**
+     * Keeps every appraised measurement log in {@code archive} (by the SHA-256 the APPRAISAL record names), for the
+     * console's "what changed". Call once, before serving.
+     */
+    public Appraisals withEventLogArchive(EventLogArchive archive) {
+        this.archive = java.util.Objects.requireNonNull(archive, "archive");
         return this;
     }
 
@@ -205,6 +215,13 @@ public final class Appraisals {
             // read and our compare-and-set: we re-read and decided against the newer state.
             detail.put("stateConflicts", judged.stateConflicts());
         }
+        // The claim vector, the release and the log's hash: what the console compares two appraisals by.
+        Map<String, Object> claimStatus = new LinkedHashMap<>();
+        a.claims().asMap().forEach((name, claim) -> claimStatus.put(name.key(), claim.status().key()));
+        detail.put("claims", claimStatus);
+        a.matchedRelease().ifPresent(r -> detail.put("release", r));
+        byte[] logSha256 = HttpApi.sha256(logBytes);
+        detail.put("eventLogSha256", HexFormat.of().formatHex(logSha256));
         if (keyApproval != null) {
             Map<String, Object> approvalAudit = new LinkedHashMap<>();
             approvalAudit.put("pcrSelection", keyApproval.pcrSelection().toString());
@@ -216,6 +233,7 @@ public final class Appraisals {
             detail.put("keyApprovalRefused", keyApprovalRefused);
         }
         audit.record("APPRAISAL", host.host(), a.level().name(), detail);
+        archive.archive(logSha256, logBytes);
         for (KeyEvents.Event e : keyEvents) {
             audit.record(e.auditType(), host.host(), e.outcome(), e.auditDetail(akId));
         }

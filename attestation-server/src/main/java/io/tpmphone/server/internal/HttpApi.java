@@ -37,6 +37,23 @@ public final class HttpApi extends Handler.Abstract {
     /** What an endpoint sees of a request. */
     public record Call(String method, String path, List<String> pathParameters, Map<String, String> query,
                        String body, String remoteAddress, String adminUser) {
+        /** A query parameter as a long within bounds, or the default. */
+        public long longParameter(String name, long defaultValue, long min, long max) throws ApiException {
+            String v = query.get(name);
+            if (v == null) {
+                return defaultValue;
+            }
+            try {
+                long n = Long.parseLong(v);
+                if (n < min || n > max) {
+                    throw ApiException.badRequest(name + " must be " + min + ".." + max + ", got " + n);
+                }
+                return n;
+            } catch (NumberFormatException e) {
+                throw ApiException.badRequest(name + " is not a number: " + v);
+            }
+        }
+
         /** A query parameter as an int within bounds, or the default. */
         public int intParameter(String name, int defaultValue, int min, int max) throws ApiException {
             String v = query.get(name);
@@ -53,6 +70,10 @@ public final class HttpApi extends Handler.Abstract {
                 throw ApiException.badRequest(name + " is not a number: " + v);
             }
         }
+    }
+
+    /** A response body that is not JSON: sent as it is, with its content type. */
+    public record RawBody(String contentType, String text) {
     }
 
     private record Route(String method, Pattern path, boolean admin, Endpoint endpoint) {
@@ -106,9 +127,11 @@ public final class HttpApi extends Handler.Abstract {
             body = error("internal_error", null, "the server failed to handle this request; see its log");
         }
         response.setStatus(status);
-        response.getHeaders().put(HttpHeader.CONTENT_TYPE, "application/json");
+        response.getHeaders().put(HttpHeader.CONTENT_TYPE, body instanceof RawBody raw ? raw.contentType()
+                : "application/json");
         response.getHeaders().put(HttpHeader.CACHE_CONTROL, "no-store");
-        Content.Sink.write(response, true, body instanceof String s ? s : Json.write(body), callback);
+        Content.Sink.write(response, true, body instanceof RawBody raw ? raw.text()
+                : body instanceof String s ? s : Json.write(body), callback);
         return true;
     }
 

@@ -33,12 +33,29 @@ public final class V1Routes {
     private V1Routes() {
     }
 
+    /**
+     * Replaces the policy in force, as {@code PUT /v1/policy} does: the new version must be newer; it is stored and
+     * recorded ({@code POLICY_CHANGE} by {@code by}) before it takes effect. Returns the new version.
+     */
+    @FunctionalInterface
+    public interface PolicyUpdate {
+        int apply(String json, String by) throws ApiException;
+    }
+
     public static void install(HttpApi api, Services s) throws Exception {
+        install(api, s, EventLogArchive.NONE);
+    }
+
+    /**
+     * As {@link #install(HttpApi, Services)}, keeping every appraised measurement log in {@code archive}; returns the
+     * policy update that {@code PUT /v1/policy} uses, for the console.
+     */
+    public static PolicyUpdate install(HttpApi api, Services s, EventLogArchive archive) throws Exception {
         PolicyStore policy = initialPolicy(s);
         ResultSigner signer = new ResultSigner(s.identity().resultKeyPair());
         KeyApprover approver = new KeyApprover(s.identity().keystoreAuthorityKeyPair());
         Appraisals appraisals = new Appraisals(s.registry(), s.nonces(), signer, approver, s.audit(), s.clock(),
-                policy::current).withRefusals(s.refusals());
+                policy::current).withRefusals(s.refusals()).withEventLogArchive(archive);
         DeviceCertificates certificates = new DeviceCertificates(s.registry(), s.nonces(), s.identity(), approver,
                 s.audit(), s.clock(), appraisals::last).withRefusals(s.refusals());
         String openApi = resource("/openapi.json");
@@ -183,17 +200,24 @@ public final class V1Routes {
             return p.toJson();
         });
 
-        api.route("PUT", "/v1/policy", true, call -> {
+        PolicyUpdate update = (json, by) -> {
             AttestationPolicy next;
             try {
-                next = AttestationPolicy.parse(call.body());
+                next = AttestationPolicy.parse(json);
             } catch (PolicyException e) {
                 Map<String, Object> detail = new LinkedHashMap<>();
                 detail.put("reason", e.getMessage());
-                s.audit().record("REFUSAL", call.adminUser(), "POLICY_REFUSED", detail);
+                s.audit().record("REFUSAL", by, "POLICY_REFUSED", detail);
                 throw new ApiException(400, "invalid_policy", "POLICY", e.getMessage());
             }
-            if (!policy.replace(next, call.adminUser())) {
+            boolean replaced;
+            try {
+                replaced = policy.replace(next, by);
+            } catch (java.sql.SQLException e) {
+                throw new ApiException(503, "storage_unavailable", "the policy could not be stored, so it was"
+                        + " not changed: " + e.getMessage());
+            }
+            if (!replaced) {
                 AttestationPolicy current = policy.current();
                 throw new ApiException(409, "stale_policy", "POLICY", "policy version " + next.version()
                         + " is not newer than the current " + (current == null ? "one" : current.version()));
@@ -202,9 +226,12 @@ public final class V1Routes {
             detail.put("version", next.version());
             detail.put("sha256", HexFormat.of().formatHex(HttpApi.sha256(
                     next.toJson().getBytes(StandardCharsets.UTF_8))));
-            s.audit().record("POLICY_CHANGE", call.adminUser(), "ACCEPTED", detail);
-            return Map.of("version", next.version());
-        });
+            s.audit().record("POLICY_CHANGE", by, "ACCEPTED", detail);
+            return next.version();
+        };
+
+        api.route("PUT", "/v1/policy", true, call -> Map.of("version", update.apply(call.body(),
+                call.adminUser())));
 
         api.route("GET", "/v1/audit", true, call -> {
             long from = call.intParameter("from", 1, 1, Integer.MAX_VALUE);
@@ -223,6 +250,27 @@ public final class V1Routes {
             }
             return Map.of("records", records);
         });
+        api.route("GET", "/v1/audit/ocsf", true, call -> {
+            long after = call.longParameter("after", 0, 0, Long.MAX_VALUE);
+            long checkpointsAfter = call.longParameter("checkpoints_after", -1, -1, Integer.MAX_VALUE);
+            int limit = call.intParameter("limit", 1000, 1, io.tpmphone.server.audit.OcsfExport.MAX_PAGE);
+            java.io.StringWriter lines = new java.io.StringWriter();
+            io.tpmphone.server.audit.OcsfExport.Result r = io.tpmphone.server.audit.OcsfExport.write(
+                    io.tpmphone.server.audit.OcsfExport.of(s.auditLog()), after, checkpointsAfter, limit, lines);
+            // Every export is a record, except one that found nothing new but earlier exports' own records: a SIEM
+            // polling a quiet log must not feed itself one record per poll.
+            if (r.records() > r.exportRecords()) {
+                Map<String, Object> detail = new LinkedHashMap<>();
+                detail.put("format", "ocsf-jsonl");
+                detail.put("after", after);
+                detail.put("records", r.records());
+                detail.put("lastSeq", r.nextAfter());
+                detail.put("remote", call.remoteAddress());
+                s.audit().record("ADMIN", call.adminUser(), "AUDIT_EXPORT", detail);
+            }
+            return new HttpApi.RawBody("application/x-ndjson", lines.toString());
+        });
+        return update;
     }
 
     /**

@@ -260,7 +260,7 @@ class AppraisalsIT {
         assertEquals(null, unknown.check(), () -> "an unknown field names no check: " + unknown);
     }
 
-    @Test
+    @OnEachBackend
     void aMalformedKeyEventReport_is400WithCheckKeyEvents_andLeavesTheNonceUnused() throws Exception {
         byte[] nonce = nonces.issue(host.akId(), policy.nonceTtl());
         TpmQuote quote = host.quote(policy.requiredPcrSelection(), nonce);
