@@ -20,7 +20,6 @@ import io.tpmphone.server.internal.V1Routes;
 import io.tpmphone.server.internal.console.ConsoleHandler;
 import io.tpmphone.server.internal.console.ConsoleIndex;
 import io.tpmphone.server.internal.console.PolicyVersions;
-import io.tpmphone.server.audit.AuditReader;
 import java.net.URI;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
@@ -69,7 +68,6 @@ public final class AttestationServer implements AutoCloseable {
     private final RefusalAggregator refusals;
     private final ConsoleIndex consoleIndex;
     private final PolicyVersions policyVersions;
-    private final AuditReader headReader;
     private final ConsoleHandler console;
     private final io.tpmphone.server.audit.OcsfFileSink ocsfSink;
 
@@ -131,8 +129,9 @@ public final class AttestationServer implements AutoCloseable {
                 });
         ocsfSink = b.ocsfFile == null ? null : io.tpmphone.server.audit.OcsfFileSink.open(b.ocsfFile,
                 io.tpmphone.server.audit.OcsfExport.of(auditLog));
-        policyVersions = PolicyVersions.open(b.stateDirectory.resolve("registry.db"));
-        headReader = AuditReader.open(b.stateDirectory.resolve("audit.db"));
+        // Through the registry and the audit log, so that on a shared PostgreSQL database the console shows the
+        // cluster's policy versions and signed head, never a stale local SQLite file.
+        policyVersions = PolicyVersions.of(registry);
         console = new ConsoleHandler(new ConsoleHandler.Settings(sha256(b.adminToken),
                 b.auditorToken == null ? null : sha256(b.auditorToken), b.consoleIdleTimeout,
                 b.consoleAbsoluteTimeout, b.consoleMaxSessions, Duration.ofMinutes(5), b.appraisalInterval),
@@ -156,7 +155,7 @@ public final class AttestationServer implements AutoCloseable {
                     @Override
                     public java.util.Optional<io.tpmphone.server.audit.AuditHead> signedHead()
                             throws AuditException {
-                        return headReader.head();
+                        return auditLog.signedHead();
                     }
                 }, policyVersions, policyUpdate, audit, refusals, b.clock);
 
@@ -327,7 +326,7 @@ public final class AttestationServer implements AutoCloseable {
                 LOG.warn("closing the OCSF file: {}", e.toString());
             }
         }
-        for (AutoCloseable c : new AutoCloseable[] {consoleIndex, policyVersions, headReader}) {
+        for (AutoCloseable c : new AutoCloseable[] {consoleIndex, policyVersions}) {
             try {
                 c.close();
             } catch (Exception e) {

@@ -23,10 +23,13 @@ public final class DtlsSrtpAssociation implements AutoCloseable {
     private final List<X509Certificate> peerChain;
     private final boolean client;
     private final byte[] buffer;
+    private final DtlsSrtpPeer tls;
     private volatile boolean closed;
 
     DtlsSrtpAssociation(org.bouncycastle.tls.DTLSTransport transport, DtlsEvidenceExchange exchange, SrtpKeys keys,
-                        PeerAttestation peer, List<X509Certificate> peerChain, boolean client) throws IOException {
+                        PeerAttestation peer, List<X509Certificate> peerChain, boolean client, DtlsSrtpPeer tls)
+            throws IOException {
+        this.tls = Objects.requireNonNull(tls, "tls");
         this.transport = Objects.requireNonNull(transport, "transport");
         this.exchange = exchange;
         this.keys = Objects.requireNonNull(keys, "keys");
@@ -63,12 +66,12 @@ public final class DtlsSrtpAssociation implements AutoCloseable {
      * @throws IOException when the peer broke the association (a fatal alert, a bad record)
      */
     public boolean serviceIncoming(int waitMillis) throws IOException {
-        if (closed) {
+        if (closed || tls.peerClosed()) {
             return false;
         }
         int n = transport.receive(buffer, 0, buffer.length, waitMillis);
         if (n < 0) {
-            return !closed;
+            return !closed && !tls.peerClosed();
         }
         if (exchange != null) {
             try {

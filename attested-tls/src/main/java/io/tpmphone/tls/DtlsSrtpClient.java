@@ -30,6 +30,7 @@ final class DtlsSrtpClient extends DefaultTlsClient implements DtlsSrtpPeer {
     private volatile DtlsSrtpException.Reason failure;
     private byte[] srtpMaterial;
     private byte[] evidenceExporter;
+    private volatile boolean peerClosed;
 
     DtlsSrtpClient(TlsCrypto crypto, DtlsSrtpConfig config) {
         super(crypto);
@@ -72,6 +73,19 @@ final class DtlsSrtpClient extends DefaultTlsClient implements DtlsSrtpPeer {
     @Override
     public byte[] evidenceExporter() {
         return evidenceExporter;
+    }
+
+    @Override
+    public boolean peerClosed() {
+        return peerClosed;
+    }
+
+    @Override
+    public void notifyAlertReceived(short alertLevel, short alertDescription) {
+        super.notifyAlertReceived(alertLevel, alertDescription);
+        if (alertDescription == org.bouncycastle.tls.AlertDescription.close_notify) {
+            peerClosed = true;
+        }
     }
 
     /** Bouncy Castle allows exporting only here (it forgets the master secret afterwards). */

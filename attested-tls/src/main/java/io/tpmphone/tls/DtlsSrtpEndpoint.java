@@ -61,9 +61,10 @@ public final class DtlsSrtpEndpoint {
         DtlsSrtpPeer peer = client ? new DtlsSrtpClient(crypto, config) : new DtlsSrtpServer(crypto, config);
         DTLSTransport dtls = handshake(transport, client, peer);
         boolean done = false;
+        SrtpKeys keys = null;
+        byte[] exporter = peer.evidenceExporter();
         try {
-            SrtpKeys keys = SrtpKeys.fromExporter(peer.profile(), peer.takeSrtpMaterial(), client);
-            byte[] exporter = peer.evidenceExporter();
+            keys = SrtpKeys.fromExporter(peer.profile(), peer.takeSrtpMaterial(), client);
             boolean attesting = peer.ours() != null && peer.theirs() != null;
             byte[] ourEvidence = attesting ? ourEvidence(config, client, exporter, peer.theirs().nonce()) : null;
             DtlsEvidenceExchange exchange = attesting
@@ -82,7 +83,7 @@ public final class DtlsSrtpEndpoint {
             }
             LOG.info("DTLS-SRTP far end: {}", result.display());
             DtlsSrtpAssociation association = new DtlsSrtpAssociation(dtls, exchange, keys, result,
-                    peer.peerChain(), client);
+                    peer.peerChain(), client, peer);
             done = true;
             return association;
         } catch (IOException e) {
@@ -92,7 +93,11 @@ public final class DtlsSrtpEndpoint {
             throw new DtlsSrtpException(DtlsSrtpException.Reason.HANDSHAKE_FAILED,
                     "the association failed after its handshake: " + e.getClass().getSimpleName(), e);
         } finally {
+            java.util.Arrays.fill(exporter, (byte) 0); // the binders are computed; nothing else needs it
             if (!done) {
+                if (keys != null) {
+                    keys.destroy();
+                }
                 try {
                     dtls.close();
                 } catch (IOException e) {

@@ -23,6 +23,9 @@ interface DtlsSrtpPeer {
     /** This association's {@link Binder#DTLS_EXPORTER_LABEL} value, after the handshake. */
     byte[] evidenceExporter();
 
+    /** Whether the far end sent close_notify. */
+    boolean peerClosed();
+
     /** Why the handshake failed, if this side ended it on purpose; null otherwise. */
     DtlsSrtpException.Reason failure();
 }

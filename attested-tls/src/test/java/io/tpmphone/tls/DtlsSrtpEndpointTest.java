@@ -71,13 +71,16 @@ class DtlsSrtpEndpointTest {
         }
     }
 
-    private record Outcome(Side client, Side server) implements AutoCloseable {
+    private record Outcome(Side client, Side server, DatagramSocket... sockets) implements AutoCloseable {
         @Override
         public void close() {
             for (Side s : new Side[] {client, server}) {
                 if (s.association() != null) {
                     s.association().close();
                 }
+            }
+            for (DatagramSocket s : sockets) {
+                s.close();
             }
         }
     }
@@ -94,15 +97,27 @@ class DtlsSrtpEndpointTest {
     /** Runs both sides over a pair of connected loopback UDP sockets; {@code serverWire} may wrap the server's. */
     private static Outcome associate(DtlsSrtpConfig client, DtlsSrtpConfig server,
                                      UnaryOperator<DatagramTransport> serverWire) throws Exception {
+        return associate(client, server, t -> t, serverWire);
+    }
+
+    private static Outcome associate(DtlsSrtpConfig client, DtlsSrtpConfig server,
+                                     UnaryOperator<DatagramTransport> clientWire,
+                                     UnaryOperator<DatagramTransport> serverWire) throws Exception {
         InetAddress lo = InetAddress.getLoopbackAddress();
-        try (DatagramSocket c = new DatagramSocket(0, lo); DatagramSocket s = new DatagramSocket(0, lo)) {
+        DatagramSocket c = new DatagramSocket(0, lo);
+        DatagramSocket s = new DatagramSocket(0, lo);
+        try {
             c.connect(lo, s.getLocalPort());
             s.connect(lo, c.getLocalPort());
-            DatagramTransport ct = new UDPTransport(c, 1200);
+            DatagramTransport ct = clientWire.apply(new UDPTransport(c, 1200));
             DatagramTransport st = serverWire.apply(new UDPTransport(s, 1200));
             Future<Side> fs = threads.submit(() -> side(st, false, server));
             Future<Side> fc = threads.submit(() -> side(ct, true, client));
-            return new Outcome(fc.get(30, TimeUnit.SECONDS), fs.get(30, TimeUnit.SECONDS));
+            return new Outcome(fc.get(30, TimeUnit.SECONDS), fs.get(30, TimeUnit.SECONDS), c, s);
+        } catch (Exception e) {
+            c.close();
+            s.close();
+            throw e;
         }
     }
 
@@ -261,6 +276,30 @@ class DtlsSrtpEndpointTest {
         assertTrue(e.getMessage().contains("destroyed"), e.getMessage());
     }
 
+    @Test
+    void theFarEndsCloseNotify_endsTheAssociation() throws Exception {
+        // The transports stay open when Bouncy Castle closes them, as the phone's media socket does.
+        UnaryOperator<DatagramTransport> keepOpen = t -> new DropApplicationData(t, 0) {
+            @Override
+            public void close() {
+                // the media socket is not the DTLS stack's to close
+            }
+        };
+        try (Outcome o = associate(config(alice, bob), config(bob, alice), keepOpen, keepOpen)) {
+            o.client().association().close();
+            DtlsSrtpAssociation server = o.server().association();
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+            boolean open = true;
+            int reads = 0;
+            while (open && System.nanoTime() < deadline) {
+                open = server.serviceIncoming(200);
+                reads++;
+            }
+            assertFalse(open, "the server still sees the association open after the client's close_notify ("
+                    + reads + " reads)");
+        }
+    }
+
     /** Returns the evidence of its first association again in later ones (a replay). */
     private static final class Replaying extends Delegating {
         private Evidence recorded;
@@ -319,7 +358,7 @@ class DtlsSrtpEndpointTest {
     }
 
     /** Drops outgoing DTLS application-data records (content type 23): all of them, or the first {@code n}. */
-    private static final class DropApplicationData implements DatagramTransport {
+    private static class DropApplicationData implements DatagramTransport {
         private final DatagramTransport wire;
         private int toDrop;
 

@@ -350,6 +350,14 @@ public final class AuditLog implements AutoCloseable {
         return reader.checkpoints();
     }
 
+    /** The signed head as stored (on the shared chain: the cluster's), if the log has one. */
+    public java.util.Optional<AuditHead> signedHead() throws AuditException {
+        if (shared != null) {
+            return shared.head();
+        }
+        return reader.head();
+    }
+
     /** All committed records and checkpoints as JSON for {@link AuditVerifier#verifyExport}. Does not close out. */
     public void exportJson(OutputStream out) throws AuditException {
         if (shared != null) {

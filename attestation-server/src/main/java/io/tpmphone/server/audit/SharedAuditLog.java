@@ -333,6 +333,10 @@ final class SharedAuditLog {
         return read("read checkpoints", AuditDatabase::checkpoints);
     }
 
+    java.util.Optional<AuditHead> head() throws AuditException {
+        return read("read the signed head", AuditDatabase::head);
+    }
+
     void exportJson(OutputStream out) throws AuditException {
         try (Connection c = db.getConnection()) {
             c.setReadOnly(true);

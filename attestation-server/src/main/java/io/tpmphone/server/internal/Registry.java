@@ -533,6 +533,36 @@ public final class Registry implements AutoCloseable {
         });
     }
 
+    /** Stored policy versions below {@code beforeVersion}, newest first: version, created_at, created_by. */
+    public List<String[]> policyVersions(int beforeVersion, int limit) throws SQLException {
+        return db.read(c -> {
+            try (PreparedStatement p = c.prepareStatement("SELECT version, created_at, created_by FROM policies"
+                    + " WHERE version < ? ORDER BY version DESC LIMIT ?")) {
+                p.setInt(1, beforeVersion);
+                p.setInt(2, limit);
+                List<String[]> out = new java.util.ArrayList<>();
+                try (ResultSet rs = p.executeQuery()) {
+                    while (rs.next()) {
+                        out.add(new String[] {Integer.toString(rs.getInt(1)), rs.getString(2), rs.getString(3)});
+                    }
+                }
+                return out;
+            }
+        });
+    }
+
+    /** The stored document of policy {@code version}. */
+    public Optional<String> policyDocument(int version) throws SQLException {
+        return db.read(c -> {
+            try (PreparedStatement p = c.prepareStatement("SELECT document FROM policies WHERE version = ?")) {
+                p.setInt(1, version);
+                try (ResultSet rs = p.executeQuery()) {
+                    return rs.next() ? Optional.of(rs.getString(1)) : Optional.<String>empty();
+                }
+            }
+        });
+    }
+
     /** The newest stored policy version, or 0. */
     public int latestPolicyVersion() throws SQLException {
         return db.read(c -> {

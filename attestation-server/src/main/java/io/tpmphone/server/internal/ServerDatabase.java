@@ -146,6 +146,49 @@ public final class ServerDatabase implements AutoCloseable {
                     + "jdbc:postgresql://HOST:5432/DATABASE?user=USER, got '" + redact(url) + "' (SQLite, the default,"
                     + " needs no URL: its files are in the state directory)");
         }
+        requireTransportSecurity(url);
+    }
+
+    /**
+     * A database off this machine must be reached over TLS that checks its certificate, or the operator must say
+     * otherwise: whoever can write to the database decides the policy and the TPMs' rollback state, and pgjdbc's
+     * default ({@code sslmode=prefer}) neither checks the certificate nor refuses plaintext. A URL for a host other
+     * than loopback needs an explicit {@code sslmode} ({@code verify-full} with {@code sslrootcert}, or, on a network
+     * the operator trusts, {@code disable}); {@code prefer}, {@code allow} and {@code require} are refused as
+     * unauthenticated.
+     */
+    static void requireTransportSecurity(String url) {
+        String rest = url.substring(POSTGRESQL_PREFIX.length());
+        int q = rest.indexOf('?');
+        String query = q < 0 ? "" : rest.substring(q + 1);
+        String hostPart = q < 0 ? rest : rest.substring(0, q);
+        int slash = hostPart.indexOf('/');
+        String hosts = (slash < 0 ? hostPart : hostPart.substring(0, slash)).toLowerCase(java.util.Locale.ROOT);
+        String sslmode = null;
+        for (String kv : query.split("&")) {
+            if (kv.toLowerCase(java.util.Locale.ROOT).startsWith("sslmode=")) {
+                sslmode = kv.substring("sslmode=".length()).toLowerCase(java.util.Locale.ROOT);
+            }
+        }
+        boolean local = true;
+        for (String h : hosts.split(",")) {
+            String host = h.startsWith("[") ? h.substring(0, h.indexOf(']') + 1) : h.replaceFirst(":\\d+$", "");
+            if (!(host.isEmpty() || host.equals("localhost") || host.startsWith("127.") || host.equals("[::1]"))) {
+                local = false;
+            }
+        }
+        if (sslmode == null) {
+            if (!local) {
+                throw new IllegalArgumentException("the database URL for " + hosts + " names no sslmode: add"
+                        + " sslmode=verify-full&sslrootcert=FILE (or sslmode=disable on a network you trust);"
+                        + " docs/operations.md");
+            }
+            return;
+        }
+        if (!sslmode.equals("verify-full") && !sslmode.equals("verify-ca") && !sslmode.equals("disable")) {
+            throw new IllegalArgumentException("sslmode=" + sslmode + " does not check the database's certificate:"
+                    + " use verify-full (or disable on a network you trust); docs/operations.md");
+        }
     }
 
     /** The URL without its parameters (which may hold a password), for messages and logs. */

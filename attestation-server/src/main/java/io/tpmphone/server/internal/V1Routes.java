@@ -210,23 +210,43 @@ public final class V1Routes {
                 s.audit().record("REFUSAL", by, "POLICY_REFUSED", detail);
                 throw new ApiException(400, "invalid_policy", "POLICY", e.getMessage());
             }
-            boolean replaced;
-            try {
-                replaced = policy.replace(next, by);
-            } catch (java.sql.SQLException e) {
-                throw new ApiException(503, "storage_unavailable", "the policy could not be stored, so it was"
-                        + " not changed: " + e.getMessage());
-            }
-            if (!replaced) {
-                AttestationPolicy current = policy.current();
+            AttestationPolicy inForce = policy.current();
+            if (inForce != null && next.version() <= inForce.version()) {
                 throw new ApiException(409, "stale_policy", "POLICY", "policy version " + next.version()
-                        + " is not newer than the current " + (current == null ? "one" : current.version()));
+                        + " is not newer than the current " + inForce.version());
             }
+            // Recorded before it takes effect: if the audit log cannot take the record, nothing changes.
             Map<String, Object> detail = new LinkedHashMap<>();
             detail.put("version", next.version());
             detail.put("sha256", HexFormat.of().formatHex(HttpApi.sha256(
                     next.toJson().getBytes(StandardCharsets.UTF_8))));
             s.audit().record("POLICY_CHANGE", by, "ACCEPTED", detail);
+            boolean replaced;
+            boolean stale = false;
+            String failure = null;
+            try {
+                replaced = policy.replace(next, by);
+                if (!replaced) {
+                    stale = true;
+                    failure = "a version at least as new was stored meanwhile (another instance)";
+                }
+            } catch (java.sql.SQLException e) {
+                replaced = false;
+                failure = "the policy could not be stored";
+            }
+            if (!replaced) {
+                // The record above said ACCEPTED; this one says it did not take effect.
+                Map<String, Object> undone = new LinkedHashMap<>();
+                undone.put("version", next.version());
+                undone.put("reason", "not in force: " + failure);
+                s.audit().record("REFUSAL", by, "POLICY_REFUSED", undone);
+                AttestationPolicy current = policy.current();
+                if (stale) {
+                    throw new ApiException(409, "stale_policy", "POLICY", "policy version " + next.version()
+                            + " is not newer than the current " + (current == null ? "one" : current.version()));
+                }
+                throw new ApiException(503, "storage_unavailable", failure + ", so it was not changed");
+            }
             return next.version();
         };
 

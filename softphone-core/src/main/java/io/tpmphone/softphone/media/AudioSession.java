@@ -38,17 +38,20 @@ public final class AudioSession implements AutoCloseable {
 
     private final DatagramSocket rtp;
     private final DatagramSocket rtcp;
-    /** Datagrams that arrived on either socket (libjitsi reads them through {@link DatagramSocket#receive}). */
+    /** Datagrams from the far end on either socket (libjitsi reads them through {@link DatagramSocket#receive}). */
     private final java.util.concurrent.atomic.AtomicLong received;
+    /** The far end's RTP address once media started; RTCP is on the next port. */
+    private final java.util.concurrent.atomic.AtomicReference<InetSocketAddress> remote;
     private final HeadlessAudioDevice device;
     private MediaStream stream;
     private boolean closed;
 
     private AudioSession(DatagramSocket rtp, DatagramSocket rtcp, java.util.concurrent.atomic.AtomicLong received,
-                         short[] source) {
+                         java.util.concurrent.atomic.AtomicReference<InetSocketAddress> remote, short[] source) {
         this.rtp = rtp;
         this.rtcp = rtcp;
         this.received = received;
+        this.remote = remote;
         this.device = new HeadlessAudioDevice(source);
     }
 
@@ -56,16 +59,18 @@ public final class AudioSession implements AutoCloseable {
     public static AudioSession open(InetAddress address, short[] source) throws IOException {
         Objects.requireNonNull(address, "address");
         java.util.concurrent.atomic.AtomicLong received = new java.util.concurrent.atomic.AtomicLong();
+        java.util.concurrent.atomic.AtomicReference<InetSocketAddress> remote =
+                new java.util.concurrent.atomic.AtomicReference<>();
         for (int attempt = 0; attempt < 50; attempt++) {
-            DatagramSocket r = new CountingSocket(new InetSocketAddress(address, 0), received);
+            DatagramSocket r = new CountingSocket(new InetSocketAddress(address, 0), received, remote);
             int port = r.getLocalPort();
             if (port % 2 != 0 || port == 65_535) {
                 r.close();
                 continue;
             }
             try {
-                DatagramSocket c = new CountingSocket(new InetSocketAddress(address, port + 1), received);
-                return new AudioSession(r, c, received, source);
+                DatagramSocket c = new CountingSocket(new InetSocketAddress(address, port + 1), received, remote);
+                return new AudioSession(r, c, received, remote, source);
             } catch (java.net.BindException e) {
                 r.close();
             }
@@ -73,26 +78,36 @@ public final class AudioSession implements AutoCloseable {
         throw new IOException("no free RTP/RTCP port pair on " + address);
     }
 
-    /** A socket that counts the datagrams read from it. */
+    /**
+     * A socket that counts the datagrams read from it that come from the far end's RTP or RTCP address (set when the
+     * media starts): datagrams from anyone else do not keep a silent call alive.
+     */
     private static final class CountingSocket extends DatagramSocket {
         private final java.util.concurrent.atomic.AtomicLong received;
+        private final java.util.concurrent.atomic.AtomicReference<InetSocketAddress> remote;
 
-        CountingSocket(InetSocketAddress bind, java.util.concurrent.atomic.AtomicLong received)
+        CountingSocket(InetSocketAddress bind, java.util.concurrent.atomic.AtomicLong received,
+                       java.util.concurrent.atomic.AtomicReference<InetSocketAddress> remote)
                 throws java.net.SocketException {
             super(bind);
             this.received = received;
+            this.remote = remote;
         }
 
         @Override
         public void receive(java.net.DatagramPacket p) throws IOException {
             super.receive(p);
-            received.incrementAndGet();
+            InetSocketAddress far = remote.get();
+            if (far != null && far.getAddress().equals(p.getAddress())
+                    && (p.getPort() == far.getPort() || p.getPort() == far.getPort() + 1)) {
+                received.incrementAndGet();
+            }
         }
     }
 
     /**
-     * How many datagrams arrived on the session's RTP and RTCP sockets so far, from anyone: whether media still
-     * flows (a peer that stops sending RTP still sends RTCP reports every few seconds while its media runs).
+     * How many datagrams arrived on the session's RTP and RTCP sockets so far from the far end's media address:
+     * whether media still flows (a peer that stops sending RTP still sends RTCP reports every few seconds while its media runs).
      */
     public long datagramsReceived() {
         return received.get();
@@ -123,6 +138,7 @@ public final class AudioSession implements AutoCloseable {
         if (closed || stream != null) {
             throw new IllegalStateException("a session starts once");
         }
+        remote.set(remoteRtp);
         MediaService ms = MediaEngine.service();
         SuppliedKeySDesControl control = new SuppliedKeySDesControl(attribute(theirs), attribute(ours));
         control.setSrtpListener(new Listener());

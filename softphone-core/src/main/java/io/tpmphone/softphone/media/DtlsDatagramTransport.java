@@ -57,6 +57,15 @@ public final class DtlsDatagramTransport implements DatagramTransport {
     public int receive(byte[] buf, int off, int len, int waitMillis) throws IOException {
         long deadline = System.nanoTime() + Math.max(1, waitMillis) * 1_000_000L;
         DatagramPacket p = new DatagramPacket(buffer, buffer.length);
+        int before = socket.getSoTimeout();
+        try {
+            return receive(p, buf, off, len, deadline);
+        } finally {
+            socket.setSoTimeout(before); // SRTP takes this socket over: it must not inherit our short waits
+        }
+    }
+
+    private int receive(DatagramPacket p, byte[] buf, int off, int len, long deadline) throws IOException {
         while (true) {
             long left = (deadline - System.nanoTime()) / 1_000_000L;
             if (left <= 0) {

@@ -97,13 +97,23 @@ public final class ConsoleSessions {
         this.capacity = capacity;
     }
 
-    /** Starts a session for {@code role}; empty if the table is full of live sessions. */
+    /**
+     * Starts a session for {@code role}. When the table is full of live sessions, the oldest auditor session makes
+     * room (the auditor credential must not be able to lock the operator out); empty only if every live session is
+     * an admin's.
+     */
     public synchronized Optional<Started> start(ConsoleRole role) {
         Objects.requireNonNull(role, "role");
         if (sessions.size() >= capacity) {
             removeEnded();
             if (sessions.size() >= capacity) {
-                return Optional.empty();
+                Optional<Session> oldestAuditor = sessions.values().stream()
+                        .filter(x -> x.role == ConsoleRole.AUDITOR)
+                        .min(java.util.Comparator.comparing(x -> x.signedInAt));
+                if (oldestAuditor.isEmpty()) {
+                    return Optional.empty();
+                }
+                sessions.remove(oldestAuditor.get().key);
             }
         }
         String id = randomToken();

@@ -10,8 +10,9 @@ import java.util.Objects;
 
 /**
  * Limits failed console sign-ins: at most {@code perSource} failures per client address and {@code overall} in all
- * in any {@code window}; once a limit is reached, further attempts are refused without the credential being looked at
- * until the window has moved on. Addresses are tracked in a table of at most {@code maxSources} (the least recently
+ * in any {@code window}; once a limit is reached, further attempts from addresses that failed are refused without the
+ * credential being looked at until the window has moved on. An address without failures of its own is never refused
+ * (so nobody can lock the operator out). Addresses are tracked in a table of at most {@code maxSources} (the least recently
  * failing one is forgotten first; the overall limit still holds), so a client rotating addresses cannot grow memory.
  * Thread-safe.
  */
@@ -40,15 +41,17 @@ public final class SignInThrottle {
     public synchronized boolean allowed(String source) {
         Instant now = clock.instant();
         prune(all, now);
-        if (all.size() >= overall) {
-            return false;
-        }
         Deque<Instant> failures = bySource.get(source);
-        if (failures == null) {
+        if (failures != null) {
+            prune(failures, now);
+        }
+        if (failures == null || failures.isEmpty()) {
+            // An address that has not failed is never refused because others did: otherwise anyone could lock the
+            // operator out with a few wrong attempts from a few addresses. The credentials are long random
+            // tokens, so one attempt per fresh address gains a guesser nothing.
             return true;
         }
-        prune(failures, now);
-        return failures.size() < perSource;
+        return all.size() < overall && failures.size() < perSource;
     }
 
     /** Counts a failed sign-in from {@code source}. */

@@ -73,6 +73,20 @@ class ConsoleSessionsTest {
     }
 
     @Test
+    void auditorsFillingTheTable_cannotLockTheAdminOut_theOldestAuditorMakesRoom() {
+        String oldest = sessions.start(ConsoleRole.AUDITOR).orElseThrow().id();
+        clock.advance(Duration.ofSeconds(1));
+        String second = sessions.start(ConsoleRole.AUDITOR).orElseThrow().id();
+        clock.advance(Duration.ofSeconds(1));
+        String admin = sessions.start(ConsoleRole.ADMIN).orElseThrow().id();
+        clock.advance(Duration.ofSeconds(1));
+        assertTrue(sessions.start(ConsoleRole.ADMIN).isPresent(), "the admin signs in into a full table");
+        assertTrue(sessions.find(oldest).isEmpty(), "the oldest auditor session made room");
+        assertTrue(sessions.find(second).isPresent(), "only one was ended");
+        assertTrue(sessions.find(admin).isPresent(), "an admin's session is never evicted");
+    }
+
+    @Test
     void csrfTokens_arePerSession_andComparedExactly() {
         ConsoleSessions.Session a = sessions.start(ConsoleRole.ADMIN).orElseThrow().session();
         ConsoleSessions.Session b = sessions.start(ConsoleRole.ADMIN).orElseThrow().session();
