@@ -15,6 +15,7 @@ import java.time.Duration;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Optional;
+import java.util.function.Supplier;
 import org.bouncycastle.tls.AlertDescription;
 import org.bouncycastle.tls.TlsFatalAlert;
 import org.bouncycastle.tls.TlsFatalAlertReceived;
@@ -37,7 +38,7 @@ final class HandshakeFailures implements AttestedSslSocket.Gate {
 
     private final CallTable calls;
     private final SipPhone.Listener listener;
-    private final Signalling sip;
+    private final Supplier<String> callIds;
     private final Clock clock;
     private final LogBudget lines;
     /** When a failure of each source was last shown to the user (the most recent {@value #SOURCES} sources). */
@@ -48,10 +49,11 @@ final class HandshakeFailures implements AttestedSslSocket.Gate {
         }
     };
 
-    HandshakeFailures(CallTable calls, SipPhone.Listener listener, Signalling sip, Clock clock) {
+    /** Records into {@code calls}, tells {@code listener}; each attempt shown gets a Call-ID of {@code callIds}. */
+    HandshakeFailures(CallTable calls, SipPhone.Listener listener, Supplier<String> callIds, Clock clock) {
         this.calls = calls;
         this.listener = listener;
-        this.sip = sip;
+        this.callIds = callIds;
         this.clock = clock;
         this.lines = new LogBudget(clock, LINES_PER_SECOND);
     }
@@ -80,7 +82,7 @@ final class HandshakeFailures implements AttestedSslSocket.Gate {
             }
         }
         if (r.alert() && remote instanceof InetSocketAddress a && a.getAddress() != null && shouldRecord(a)) {
-            Call call = new Call(sip.callId(), CallPolicy.Direction.IN, peer);
+            Call call = new Call(callIds.get(), CallPolicy.Direction.IN, peer);
             call.refused("TLS handshake failed: " + r.text());
             calls.remember(call);
             listener.ended(call);
@@ -134,8 +136,9 @@ final class HandshakeFailures implements AttestedSslSocket.Gate {
         return switch (alert) {
             case AlertDescription.protocol_version -> "the peer offers no TLS 1.3; this phone speaks TLS 1.3 only"
                     + " (" + name + ")";
-            case AlertDescription.handshake_failure, AlertDescription.insufficient_security -> "the peer offers no"
-                    + " cipher suite, key exchange group or signature algorithm this phone accepts (" + name + ")";
+            case AlertDescription.handshake_failure, AlertDescription.insufficient_security -> "the peer and this"
+                    + " phone found no TLS parameters both accept: a cipher suite, key exchange group or signature"
+                    + " algorithm (" + name + ")";
             case AlertDescription.bad_certificate, AlertDescription.unsupported_certificate,
                  AlertDescription.certificate_unknown, AlertDescription.certificate_expired,
                  AlertDescription.certificate_revoked, AlertDescription.unknown_ca, AlertDescription.decrypt_error ->
