@@ -15,6 +15,7 @@ import java.time.Duration;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Optional;
+import java.util.function.Supplier;
 import org.bouncycastle.tls.AlertDescription;
 import org.bouncycastle.tls.TlsFatalAlert;
 import org.bouncycastle.tls.TlsFatalAlertReceived;
@@ -26,8 +27,8 @@ import org.slf4j.LoggerFactory;
  * our device certificate, or a scanner. Each gets one log line naming the peer and the reason in words (within a
  * budget of {@value #LINES_PER_SECOND} a second; JAIN-SIP's own line about it is at DEBUG), and a phone that spoke TLS
  * and could not agree — a TLS alert either side raised — is shown to the user as a refused incoming call, at most one
- * per source every {@link #RECORD_EVERY} (a flood of such handshakes, already bounded by the {@link HandshakeGuard},
- * cannot wipe the call list). Connections that went silent or closed are logged only. Thread-safe.
+ * per source every {@link #RECORD_EVERY} and {@value #RECORDED_PER_MINUTE} a minute in all (a flood of such handshakes,
+ * already bounded by the {@link HandshakeGuard}, cannot wipe the call list). Connections that went silent or closed are logged only. Thread-safe.
  */
 final class HandshakeFailures implements AttestedSslSocket.Gate {
     private static final Logger LOG = LoggerFactory.getLogger(SipPhone.class);
@@ -37,7 +38,7 @@ final class HandshakeFailures implements AttestedSslSocket.Gate {
 
     private final CallTable calls;
     private final SipPhone.Listener listener;
-    private final Signalling sip;
+    private final Supplier<String> callIds;
     private final Clock clock;
     private final LogBudget lines;
     /** When a failure of each source was last shown to the user (the most recent {@value #SOURCES} sources). */
@@ -48,10 +49,11 @@ final class HandshakeFailures implements AttestedSslSocket.Gate {
         }
     };
 
-    HandshakeFailures(CallTable calls, SipPhone.Listener listener, Signalling sip, Clock clock) {
+    /** Records into {@code calls}, tells {@code listener}; each attempt shown gets a Call-ID of {@code callIds}. */
+    HandshakeFailures(CallTable calls, SipPhone.Listener listener, Supplier<String> callIds, Clock clock) {
         this.calls = calls;
         this.listener = listener;
-        this.sip = sip;
+        this.callIds = callIds;
         this.clock = clock;
         this.lines = new LogBudget(clock, LINES_PER_SECOND);
     }
@@ -80,7 +82,7 @@ final class HandshakeFailures implements AttestedSslSocket.Gate {
             }
         }
         if (r.alert() && remote instanceof InetSocketAddress a && a.getAddress() != null && shouldRecord(a)) {
-            Call call = new Call(sip.callId(), CallPolicy.Direction.IN, peer);
+            Call call = new Call(callIds.get(), CallPolicy.Direction.IN, peer);
             call.refused("TLS handshake failed: " + r.text());
             calls.remember(call);
             listener.ended(call);
@@ -94,9 +96,24 @@ final class HandshakeFailures implements AttestedSslSocket.Gate {
         if (last != null && now - last < RECORD_EVERY.toMillis()) {
             return false;
         }
+        // In all, at most RECORDED_PER_MINUTE a minute: many sources (a /56 of IPv6) must not push the real calls
+        // out of the bounded history of ended calls.
+        if (now - minuteStart >= 60_000) {
+            minuteStart = now;
+            recordedThisMinute = 0;
+        }
+        if (recordedThisMinute >= RECORDED_PER_MINUTE) {
+            return false;
+        }
+        recordedThisMinute++;
         recorded.put(source, now);
         return true;
     }
+
+    /** Failed handshakes shown as refused calls, in all, per minute. */
+    static final int RECORDED_PER_MINUTE = 10;
+    private long minuteStart;
+    private int recordedThisMinute;
 
     /** Why a handshake failed, in words; {@code alert}: a TLS alert ended it (the peer speaks TLS, and we disagree). */
     record Reason(boolean alert, String text) {
@@ -134,8 +151,9 @@ final class HandshakeFailures implements AttestedSslSocket.Gate {
         return switch (alert) {
             case AlertDescription.protocol_version -> "the peer offers neither TLS 1.3 nor TLS 1.2; this phone"
                     + " speaks only those (" + name + ")";
-            case AlertDescription.handshake_failure, AlertDescription.insufficient_security -> "the peer offers no"
-                    + " cipher suite, key exchange group or signature algorithm this phone accepts (" + name + ")";
+            case AlertDescription.handshake_failure, AlertDescription.insufficient_security -> "the peer and this"
+                    + " phone found no TLS parameters both accept: a cipher suite, key exchange group or signature"
+                    + " algorithm (" + name + ")";
             case AlertDescription.bad_certificate, AlertDescription.unsupported_certificate,
                  AlertDescription.certificate_unknown, AlertDescription.certificate_expired,
                  AlertDescription.certificate_revoked, AlertDescription.unknown_ca, AlertDescription.decrypt_error ->

@@ -67,7 +67,7 @@ final class PhoneParts implements AttestedSslSocket.Gate {
                 listener);
         this.destinations = new Destinations(registrations, calls, attestation);
         this.attestation = attestation;
-        failures.to = new HandshakeFailures(calls, listener, sip, clock);
+        failures.to = new HandshakeFailures(calls, listener, sip::callId, clock);
         JainSipStack.listenWith(provider, new SipEvents(sip, calls, incoming, outgoing, registrations, listener));
         callTimers.start();
         return new SipPhone(this, sip, stack, timers, calls, media, listener, attestation, registrations,

@@ -92,13 +92,13 @@ class TlsHandshakeFailureIT {
                 "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384");
 
         JsonNode shown = refusedCallShown(peer);
-        assertTrue(shown.path("reason").asText().contains("TLS handshake failed: the peer offers no cipher suite"),
-                "the user sees why: " + shown);
+        assertTrue(shown.path("reason").asText().contains("TLS handshake failed: the peer and this phone found no TLS"
+                + " parameters both accept"), "the user sees why: " + shown);
         ILoggingEvent line = theOneLineAbout(peer);
         assertEquals(Level.WARN, line.getLevel(), line.getFormattedMessage());
-        assertTrue(line.getFormattedMessage().contains("TLS handshake with " + peer + " failed: the peer offers no"
-                + " cipher suite, key exchange group or signature algorithm this phone accepts (handshake_failure(40))"),
-                line.getFormattedMessage());
+        assertTrue(line.getFormattedMessage().contains("TLS handshake with " + peer + " failed: the peer and this"
+                + " phone found no TLS parameters both accept: a cipher suite, key exchange group or signature"
+                + " algorithm (handshake_failure(40))"), line.getFormattedMessage());
         assertEquals(null, line.getThrowableProxy(), "no stack trace");
     }
 
