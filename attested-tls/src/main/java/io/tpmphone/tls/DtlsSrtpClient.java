@@ -21,81 +21,32 @@ import org.bouncycastle.tls.crypto.TlsCrypto;
  * and answers the certificate request with the device certificate (the TIK signs CertificateVerify). One instance per
  * association.
  */
-final class DtlsSrtpClient extends DefaultTlsClient implements DtlsSrtpPeer {
+final class DtlsSrtpClient extends DefaultTlsClient {
     private final DtlsSrtpConfig config;
-    private final AttestationRequest ours;
-    private AttestationRequest theirs;
-    private int profile;
-    private volatile List<X509Certificate> peerChain = List.of();
-    private volatile DtlsSrtpException.Reason failure;
-    private byte[] srtpMaterial;
-    private byte[] evidenceExporter;
-    private volatile boolean peerClosed;
+    private final DtlsSrtpPeer state = new DtlsSrtpPeer();
 
     DtlsSrtpClient(TlsCrypto crypto, DtlsSrtpConfig config) {
         super(crypto);
         this.config = config;
-        this.ours = config.tls().attest() ? Handshakes.request(config.tls()) : null;
+        state.ours = config.tls().attest() ? Handshakes.request(config.tls()) : null;
     }
 
-    @Override
-    public AttestationRequest ours() {
-        return ours;
-    }
-
-    @Override
-    public AttestationRequest theirs() {
-        return theirs;
-    }
-
-    @Override
-    public int profile() {
-        return profile;
-    }
-
-    @Override
-    public List<X509Certificate> peerChain() {
-        return peerChain;
-    }
-
-    @Override
-    public DtlsSrtpException.Reason failure() {
-        return failure;
-    }
-
-    @Override
-    public byte[] takeSrtpMaterial() {
-        byte[] m = srtpMaterial;
-        srtpMaterial = null;
-        return m;
-    }
-
-    @Override
-    public byte[] evidenceExporter() {
-        return evidenceExporter;
-    }
-
-    @Override
-    public boolean peerClosed() {
-        return peerClosed;
+    /** What this handshake learned. */
+    DtlsSrtpPeer state() {
+        return state;
     }
 
     @Override
     public void notifyAlertReceived(short alertLevel, short alertDescription) {
         super.notifyAlertReceived(alertLevel, alertDescription);
-        if (alertDescription == org.bouncycastle.tls.AlertDescription.close_notify) {
-            peerClosed = true;
-        }
+        state.alertReceived(alertDescription);
     }
 
     /** Bouncy Castle allows exporting only here (it forgets the master secret afterwards). */
     @Override
     public void notifyHandshakeComplete() throws java.io.IOException {
         super.notifyHandshakeComplete();
-        srtpMaterial = context.exportKeyingMaterial(SrtpKeys.EXPORTER_LABEL, null,
-                2 * (SrtpKeys.KEY_LENGTH + SrtpKeys.SALT_LENGTH));
-        evidenceExporter = context.exportKeyingMaterial(Binder.DTLS_EXPORTER_LABEL, null,
-                Binder.DTLS_EXPORTER_LENGTH);
+        state.handshakeComplete(context);
     }
 
     @Override
@@ -133,8 +84,8 @@ final class DtlsSrtpClient extends DefaultTlsClient implements DtlsSrtpPeer {
         @SuppressWarnings("unchecked")
         Hashtable<Integer, byte[]> ext = TlsExtensionsUtils.ensureExtensionsInitialised(super.getClientExtensions());
         TlsSRTPUtils.addUseSRTPExtension(ext, DtlsSrtpHandshakes.offer());
-        if (ours != null) {
-            ext.put(AttestationRequest.EXTENSION_TYPE, ours.encode());
+        if (state.ours != null) {
+            ext.put(AttestationRequest.EXTENSION_TYPE, state.ours.encode());
         }
         return ext;
     }
@@ -144,13 +95,12 @@ final class DtlsSrtpClient extends DefaultTlsClient implements DtlsSrtpPeer {
     public void processServerExtensions(Hashtable serverExtensions) throws IOException {
         super.processServerExtensions(serverExtensions);
         try {
-            profile = DtlsSrtpHandshakes.chosenProfile(serverExtensions);
+            state.profile = DtlsSrtpHandshakes.chosenProfile(serverExtensions);
         } catch (DtlsRefusal e) {
-            failure = e.reason;
-            throw e;
+            throw state.refused(e);
         }
         // Only an answer to our own request is possible: Bouncy Castle refuses unsolicited server extensions.
-        theirs = Handshakes.parseRequest(serverExtensions);
+        state.theirs = Handshakes.parseRequest(serverExtensions);
     }
 
     @Override
@@ -158,7 +108,7 @@ final class DtlsSrtpClient extends DefaultTlsClient implements DtlsSrtpPeer {
         return new TlsAuthentication() {
             @Override
             public void notifyServerCertificate(TlsServerCertificate serverCertificate) throws IOException {
-                peerChain = checked(serverCertificate.getCertificate());
+                state.peerChain = checked(serverCertificate.getCertificate());
             }
 
             @Override
@@ -173,8 +123,7 @@ final class DtlsSrtpClient extends DefaultTlsClient implements DtlsSrtpPeer {
         try {
             return DtlsSrtpHandshakes.checkFingerprint(c, config.remoteFingerprint());
         } catch (DtlsRefusal e) {
-            failure = e.reason;
-            throw e;
+            throw state.refused(e);
         }
     }
 }

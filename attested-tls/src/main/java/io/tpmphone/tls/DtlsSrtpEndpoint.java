@@ -58,32 +58,34 @@ public final class DtlsSrtpEndpoint {
      */
     public DtlsSrtpAssociation establish(DatagramTransport transport, boolean client, DtlsSrtpConfig config)
             throws DtlsSrtpException, InterruptedIOException {
-        DtlsSrtpPeer peer = client ? new DtlsSrtpClient(crypto, config) : new DtlsSrtpServer(crypto, config);
-        DTLSTransport dtls = handshake(transport, client, peer);
+        DtlsSrtpClient dtlsClient = client ? new DtlsSrtpClient(crypto, config) : null;
+        DtlsSrtpServer dtlsServer = client ? null : new DtlsSrtpServer(crypto, config);
+        DtlsSrtpPeer peer = client ? dtlsClient.state() : dtlsServer.state();
+        DTLSTransport dtls = handshake(transport, dtlsClient, dtlsServer, peer);
         boolean done = false;
         SrtpKeys keys = null;
         byte[] exporter = peer.evidenceExporter();
         try {
-            keys = SrtpKeys.fromExporter(peer.profile(), peer.takeSrtpMaterial(), client);
-            boolean attesting = peer.ours() != null && peer.theirs() != null;
-            byte[] ourEvidence = attesting ? ourEvidence(config, client, exporter, peer.theirs().nonce()) : null;
+            keys = SrtpKeys.fromExporter(peer.profile, peer.takeSrtpMaterial(), client);
+            boolean attesting = peer.ours != null && peer.theirs != null;
+            byte[] ourEvidence = attesting ? ourEvidence(config, client, exporter, peer.theirs.nonce()) : null;
             DtlsEvidenceExchange exchange = attesting
                     ? new DtlsEvidenceExchange(ourEvidence, true, dtls.getSendLimit()) : null;
             PeerAttestation result;
             if (attesting) {
                 byte[] theirEvidence = exchange(dtls, exchange, config);
                 // The far end is the server exactly when we are the client: its evidence carries the server label.
-                result = appraise(config, peer.peerChain(), theirEvidence, Binder.computeDtls(client, exporter,
-                        peer.peerChain().get(0).getPublicKey().getEncoded(), peer.ours().nonce()));
+                result = appraise(config, peer.peerChain, theirEvidence, Binder.computeDtls(client, exporter,
+                        peer.peerChain.get(0).getPublicKey().getEncoded(), peer.ours.nonce()));
             } else {
-                result = PeerAttestation.unattested(config.tls().verifier().deviceHost(peer.peerChain()),
-                        config.tls().clock().instant(), peer.ours() == null
+                result = PeerAttestation.unattested(config.tls().verifier().deviceHost(peer.peerChain),
+                        config.tls().clock().instant(), peer.ours == null
                                 ? "attestation is off on this side"
                                 : "the far end does not attest (its DTLS hello had no attestation_request)");
             }
             LOG.info("DTLS-SRTP far end: {}", result.display());
             DtlsSrtpAssociation association = new DtlsSrtpAssociation(dtls, exchange, keys, result,
-                    peer.peerChain(), client, peer);
+                    peer.peerChain, client, peer);
             done = true;
             return association;
         } catch (IOException e) {
@@ -107,11 +109,11 @@ public final class DtlsSrtpEndpoint {
         }
     }
 
-    private static DTLSTransport handshake(DatagramTransport transport, boolean client, DtlsSrtpPeer peer)
-            throws DtlsSrtpException, InterruptedIOException {
+    private static DTLSTransport handshake(DatagramTransport transport, DtlsSrtpClient client, DtlsSrtpServer server,
+                                           DtlsSrtpPeer peer) throws DtlsSrtpException, InterruptedIOException {
         try {
-            return client ? new DTLSClientProtocol().connect((DtlsSrtpClient) peer, transport)
-                    : new DTLSServerProtocol().accept((DtlsSrtpServer) peer, transport);
+            return client != null ? new DTLSClientProtocol().connect(client, transport)
+                    : new DTLSServerProtocol().accept(server, transport);
         } catch (TlsTimeoutException e) {
             throw new DtlsSrtpException(DtlsSrtpException.Reason.HANDSHAKE_TIMEOUT,
                     "the DTLS handshake did not finish in time", e);
@@ -122,7 +124,7 @@ public final class DtlsSrtpEndpoint {
                     + "handshake with alert " + org.bouncycastle.tls.AlertDescription.getText(e.getAlertDescription()),
                     e);
         } catch (TlsFatalAlert e) {
-            DtlsSrtpException.Reason reason = peer.failure() != null ? peer.failure()
+            DtlsSrtpException.Reason reason = peer.failure != null ? peer.failure
                     : e instanceof DtlsRefusal r ? r.reason : DtlsSrtpException.Reason.HANDSHAKE_FAILED;
             throw new DtlsSrtpException(reason, "the DTLS handshake failed: " + e.getMessage(), e);
         } catch (IOException | RuntimeException e) {

@@ -1,9 +1,7 @@
 package io.tpmphone.tls;
 
 import java.io.IOException;
-import java.security.cert.X509Certificate;
 import java.util.Hashtable;
-import java.util.List;
 import org.bouncycastle.tls.Certificate;
 import org.bouncycastle.tls.CertificateRequest;
 import org.bouncycastle.tls.ClientCertificateType;
@@ -24,80 +22,31 @@ import org.bouncycastle.tls.crypto.TlsCrypto;
  * ServerKeyExchange), requires the client's certificate and checks it against the SDP fingerprint. One instance per
  * association.
  */
-final class DtlsSrtpServer extends DefaultTlsServer implements DtlsSrtpPeer {
+final class DtlsSrtpServer extends DefaultTlsServer {
     private final DtlsSrtpConfig config;
-    private AttestationRequest ours;
-    private AttestationRequest theirs;
-    private int profile;
-    private volatile List<X509Certificate> peerChain = List.of();
-    private volatile DtlsSrtpException.Reason failure;
-    private byte[] srtpMaterial;
-    private byte[] evidenceExporter;
-    private volatile boolean peerClosed;
+    private final DtlsSrtpPeer state = new DtlsSrtpPeer();
 
     DtlsSrtpServer(TlsCrypto crypto, DtlsSrtpConfig config) {
         super(crypto);
         this.config = config;
     }
 
-    @Override
-    public AttestationRequest ours() {
-        return ours;
-    }
-
-    @Override
-    public AttestationRequest theirs() {
-        return theirs;
-    }
-
-    @Override
-    public int profile() {
-        return profile;
-    }
-
-    @Override
-    public List<X509Certificate> peerChain() {
-        return peerChain;
-    }
-
-    @Override
-    public DtlsSrtpException.Reason failure() {
-        return failure;
-    }
-
-    @Override
-    public byte[] takeSrtpMaterial() {
-        byte[] m = srtpMaterial;
-        srtpMaterial = null;
-        return m;
-    }
-
-    @Override
-    public byte[] evidenceExporter() {
-        return evidenceExporter;
-    }
-
-    @Override
-    public boolean peerClosed() {
-        return peerClosed;
+    /** What this handshake learned. */
+    DtlsSrtpPeer state() {
+        return state;
     }
 
     @Override
     public void notifyAlertReceived(short alertLevel, short alertDescription) {
         super.notifyAlertReceived(alertLevel, alertDescription);
-        if (alertDescription == org.bouncycastle.tls.AlertDescription.close_notify) {
-            peerClosed = true;
-        }
+        state.alertReceived(alertDescription);
     }
 
     /** Bouncy Castle allows exporting only here (it forgets the master secret afterwards). */
     @Override
     public void notifyHandshakeComplete() throws java.io.IOException {
         super.notifyHandshakeComplete();
-        srtpMaterial = context.exportKeyingMaterial(SrtpKeys.EXPORTER_LABEL, null,
-                2 * (SrtpKeys.KEY_LENGTH + SrtpKeys.SALT_LENGTH));
-        evidenceExporter = context.exportKeyingMaterial(Binder.DTLS_EXPORTER_LABEL, null,
-                Binder.DTLS_EXPORTER_LENGTH);
+        state.handshakeComplete(context);
     }
 
     @Override
@@ -135,22 +84,21 @@ final class DtlsSrtpServer extends DefaultTlsServer implements DtlsSrtpPeer {
     public void processClientExtensions(Hashtable clientExtensions) throws IOException {
         super.processClientExtensions(clientExtensions);
         try {
-            profile = DtlsSrtpHandshakes.chooseProfile(clientExtensions);
+            state.profile = DtlsSrtpHandshakes.chooseProfile(clientExtensions);
         } catch (DtlsRefusal e) {
-            failure = e.reason;
-            throw e;
+            throw state.refused(e);
         }
-        theirs = Handshakes.parseRequest(clientExtensions);
-        ours = theirs != null && config.tls().attest() ? Handshakes.request(config.tls()) : null;
+        state.theirs = Handshakes.parseRequest(clientExtensions);
+        state.ours = state.theirs != null && config.tls().attest() ? Handshakes.request(config.tls()) : null;
     }
 
     @Override
     public Hashtable<Integer, byte[]> getServerExtensions() throws IOException {
         @SuppressWarnings("unchecked")
         Hashtable<Integer, byte[]> ext = TlsExtensionsUtils.ensureExtensionsInitialised(super.getServerExtensions());
-        TlsSRTPUtils.addUseSRTPExtension(ext, new UseSRTPData(new int[] {profile}, TlsUtils.EMPTY_BYTES));
-        if (ours != null) {
-            ext.put(AttestationRequest.EXTENSION_TYPE, ours.encode());
+        TlsSRTPUtils.addUseSRTPExtension(ext, new UseSRTPData(new int[] {state.profile}, TlsUtils.EMPTY_BYTES));
+        if (state.ours != null) {
+            ext.put(AttestationRequest.EXTENSION_TYPE, state.ours.encode());
         }
         return ext;
     }
@@ -170,10 +118,9 @@ final class DtlsSrtpServer extends DefaultTlsServer implements DtlsSrtpPeer {
     @Override
     public void notifyClientCertificate(Certificate clientCertificate) throws IOException {
         try {
-            peerChain = DtlsSrtpHandshakes.checkFingerprint(clientCertificate, config.remoteFingerprint());
+            state.peerChain = DtlsSrtpHandshakes.checkFingerprint(clientCertificate, config.remoteFingerprint());
         } catch (DtlsRefusal e) {
-            failure = e.reason;
-            throw e;
+            throw state.refused(e);
         }
     }
 }
