@@ -120,7 +120,10 @@ final class Registrations {
     }
 
     /** A registration's REGISTER failed: retried after 5 s, doubling up to 60 s (an unregistration just ends). */
-    void failed(Registration reg, String why) {
+    void failed(Registration reg, String reason) {
+        // The reason can carry the registrar's text (a realm, a qop, an algorithm name): escaped once, here, for the
+        // log, the registration's state and the control channel alike.
+        String why = UntrustedText.forTerminal(reason, 400);
         CountDownLatch unreg = unregistering.get(reg.callId());
         if (unreg != null) {
             reg.unregistered("unregistration failed: " + why);
@@ -162,8 +165,8 @@ final class Registrations {
         }
         if (status >= 300) {
             WarningHeader w = (WarningHeader) r.getHeader(WarningHeader.NAME);
-            failed(reg, "the registrar answered " + status + " " + UntrustedText.forTerminal(r.getReasonPhrase(), 200)
-                    + (w != null ? ": " + UntrustedText.forTerminal(w.getText(), 500) : ""));
+            failed(reg, "the registrar answered " + status + " " + String.valueOf(r.getReasonPhrase())
+                    + (w != null ? ": " + w.getText() : ""));
             return;
         }
         if (removing) {
