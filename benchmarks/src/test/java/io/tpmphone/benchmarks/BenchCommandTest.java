@@ -41,7 +41,7 @@ class BenchCommandTest {
     void everyBenchCommand_hasHelpADescriptionAndAnExampleThatParses() {
         CommandLine bench = BenchMain.commandLine(Map.of()).getSubcommands().get("bench");
         List<CommandLine> commands = allCommands(bench);
-        assertEquals(7, commands.size(), "bench and its six benchmarks");
+        assertEquals(8, commands.size(), "bench and its seven benchmarks");
         for (CommandLine c : commands) {
             String name = c.getCommandSpec().qualifiedName();
             assertTrue(c.getCommandSpec().mixinStandardHelpOptions(), name + ": --help");
