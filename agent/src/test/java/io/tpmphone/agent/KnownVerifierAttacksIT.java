@@ -12,6 +12,7 @@ import ch.qos.logback.core.Appender;
 import ch.qos.logback.core.read.ListAppender;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.tpmphone.attestation.EventType;
+import io.tpmphone.attestation.IntegrityLevel;
 import io.tpmphone.attestation.MeasurementEvent;
 import io.tpmphone.attestation.MeasurementLog;
 import io.tpmphone.attestation.PcrSelection;
@@ -120,7 +121,8 @@ class KnownVerifierAttacksIT {
             long start = System.nanoTime();
             HostAttestation.Verdict v = host.attest(akId, store);
             long millis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
-            assertEquals("IDENTIFIED", v.level(), () -> "the appraisal during the stall: " + v.reasons());
+            assertEquals(IntegrityLevel.IDENTIFIED, v.level(),
+                    () -> "the appraisal during the stall: " + v.reasons());
             assertTrue(millis < 5_000, "the appraisal took " + millis + " ms with 20 half-open handshakes");
             int stillOpen = 0;
             for (Socket s : halfOpen) {
@@ -223,7 +225,7 @@ class KnownVerifierAttacksIT {
     @Test
     void aQuoteWhoseSignatureDoesNotVerify_isRefusedAndAudited_notOnlyLogged_keylimeCve2023_3674() throws Exception {
         reboot();
-        assertEquals("IDENTIFIED", host.attest(akId, store).level(), "a genuine appraisal first");
+        assertEquals(IntegrityLevel.IDENTIFIED, host.attest(akId, store).level(), "a genuine appraisal first");
         JsonNode before = client.get("/v1/hosts/victim", Fixture.ADMIN_TOKEN).get("lastAppraisal");
 
         HostAttestation.Grant grant = host.requestNonce(akId);
@@ -243,7 +245,7 @@ class KnownVerifierAttacksIT {
         assertEquals("SIGNATURE", refusal.at("/detail/check").asText(), refusal.toString());
         assertEquals(before, client.get("/v1/hosts/victim", Fixture.ADMIN_TOKEN).get("lastAppraisal"),
                 "the refused quote changed nothing about the host");
-        assertEquals("IDENTIFIED", host.attest(akId, store).level(), "the host's next genuine appraisal");
+        assertEquals(IntegrityLevel.IDENTIFIED, host.attest(akId, store).level(), "the host's next genuine appraisal");
     }
 
     /**
@@ -285,7 +287,7 @@ class KnownVerifierAttacksIT {
         JsonNode victim = client.get("/v1/hosts/victim", Fixture.ADMIN_TOKEN);
         assertEquals(akId, victim.get("akId").asText(), "the victim keeps its AK: " + victim);
         reboot();
-        assertEquals("IDENTIFIED", host.attest(akId, store).level(), "the victim is appraised as before");
+        assertEquals(IntegrityLevel.IDENTIFIED, host.attest(akId, store).level(), "the victim is appraised as before");
     }
 
     // ---- tpm2-tools --------------------------------------------------------------------------------------------------
@@ -371,12 +373,12 @@ class KnownVerifierAttacksIT {
                 altered.set(retype.getKey(), MeasurementEvent.of(e.sequence(), e.pcrIndex(), retype.getValue(),
                         e.contentDigest(), e.data()));
                 HostAttestation.Verdict v = host.attest(akId, MeasurementLog.of(altered));
-                assertEquals("FAILED", v.level(), () -> e.type() + " retyped as " + retype.getValue() + ": "
+                assertEquals(IntegrityLevel.FAILED, v.level(), () -> e.type() + " retyped as " + retype.getValue() + ": "
                         + v.reasons());
                 assertEquals("event-log", v.failedCheck(), () -> "reasons: " + v.reasons());
             }
             HostAttestation.Verdict v = host.attest(akId, genuine);
-            assertEquals("MEASURED", v.level(), () -> "the same launch's genuine log: " + v.reasons());
+            assertEquals(IntegrityLevel.MEASURED, v.level(), () -> "the same launch's genuine log: " + v.reasons());
         } finally {
             child.process().getOutputStream().close();
             child.terminated().get(10, TimeUnit.SECONDS);
