@@ -297,8 +297,13 @@ public final class MeasuredLauncher {
             }
         }
 
-        /** Closes the child's stdin (it exits), waits up to {@code grace}, then kills it; waits for it to end. */
+        /**
+         * Closes the child's stdin (it exits), waits up to {@code grace}, then kills it; waits for it and every process
+         * under it to end. The namespace dies with the process we started, but its processes (the softphone's JVM)
+         * exit asynchronously: a launch right after would find the child user still busy and refuse.
+         */
         void stop(Duration grace) {
+            List<ProcessHandle> tree = process.descendants().toList();
             try {
                 process.getOutputStream().close();
             } catch (IOException ignored) {
@@ -308,8 +313,23 @@ public final class MeasuredLauncher {
                 if (!process.waitFor(grace.toMillis(), TimeUnit.MILLISECONDS)) {
                     process.destroyForcibly().waitFor(grace.toMillis(), TimeUnit.MILLISECONDS);
                 }
+                long deadline = System.nanoTime() + grace.toNanos();
+                for (ProcessHandle h : tree) {
+                    if (h.isAlive() && System.nanoTime() - deadline > 0) {
+                        h.destroyForcibly();
+                    }
+                    long left = Math.max(1, deadline - System.nanoTime());
+                    try {
+                        h.onExit().get(left, TimeUnit.NANOSECONDS);
+                    } catch (java.util.concurrent.TimeoutException e) {
+                        h.destroyForcibly();
+                        h.onExit().get(grace.toMillis(), TimeUnit.MILLISECONDS);
+                    }
+                }
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
+            } catch (java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException e) {
+                LOG.warn("a process of the softphone core did not end after it was killed: {}", e.toString());
             }
         }
     }
