@@ -46,7 +46,7 @@ final class BenchCommand {
     @Command(name = "appraisal", mixinStandardHelpOptions = true,
             description = {"Appraisals per second: JMH in-process, then HTTPS load.",
                     "JMH (benchmarks/README.md): forked JVMs, real swtpm evidence; ops/s, then",
-                    "p50/p99 in microseconds; all methods take ~3 minutes. HTTPS: a real",
+                    "p50/p99 in microseconds; all methods take ~6-7 minutes. HTTPS: a real",
                     "attestation server, enrolled hosts (one swtpm each), closed-loop clients;",
                     "per round appraisals/s and p50/p99/max latency, and rounds 2.. together.",
                     "Every appraisal must be 200 MEASURED and the audit log must hold each one",
