@@ -331,7 +331,7 @@ public final class SipPhone implements AutoCloseable {
 
     /**
      * The JAIN-SIP stack's configuration for a phone whose stack is named {@code stackName}: the connection-bound
-     * processors, the valve, TLS 1.3, the bounds on transactions and message sizes, and our loggers. The SIP fuzz tests
+     * processors, the valve, the guarded message parser, TLS 1.3, the bounds on transactions and message sizes, and our loggers. The SIP fuzz tests
      * parse with it.
      */
     static Properties stackProperties(String stackName) {
@@ -342,6 +342,8 @@ public final class SipPhone implements AutoCloseable {
         // and a valve that closes a connection whose request names another transport (docs/softphone.md, "Bounds")
         p.setProperty("gov.nist.javax.sip.MESSAGE_PROCESSOR_FACTORY", ConnectionBoundProcessors.class.getName());
         p.setProperty("gov.nist.javax.sip.SIP_MESSAGE_VALVE", ViaTransportValve.class.getName());
+        // JAIN-SIP's parser, refusing first what it would never return from (a Via ending in a backslash)
+        p.setProperty("gov.nist.javax.sip.MESSAGE_PARSER_FACTORY", GuardedMessageParsers.class.getName());
         p.setProperty("gov.nist.javax.sip.TLS_CLIENT_PROTOCOLS", "TLSv1.3");
         p.setProperty("gov.nist.javax.sip.ENABLED_CIPHER_SUITES",
                 "TLS_AES_128_GCM_SHA256 TLS_AES_256_GCM_SHA384 TLS_CHACHA20_POLY1305_SHA256");

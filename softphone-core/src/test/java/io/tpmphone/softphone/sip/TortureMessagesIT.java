@@ -445,6 +445,36 @@ class TortureMessagesIT {
         }
     }
 
+    /**
+     * What the fuzzer found in JAIN-SIP's Via parser ({@code SipMessageFuzzTest#datagram}, a per-input time-out): a Via
+     * comment that ends in a backslash made it read past the end of the line forever, growing a string until the heap
+     * was gone; each such datagram held one of the stack's 8 UDP threads. Now {@link GuardedMessageParsers} refuses the
+     * message first: 9 of them over UDP and one over TCP, and the phone still answers on both.
+     */
+    @Test
+    void viasEndingInABackslash_holdNoThread_andThePhoneStillAnswers() throws Exception {
+        byte[] poisoned = ("OPTIONS sip:victim@127.0.0.1 SIP/2.0\r\n"
+                + "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKpoison (a comment\\\r\n"
+                + "Max-Forwards: 70\r\nTo: <sip:victim@127.0.0.1>\r\nFrom: <sip:p@127.0.0.1>;tag=1\r\n"
+                + "Call-ID: poison-1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n")
+                .getBytes(StandardCharsets.ISO_8859_1);
+        byte[] found;
+        try (InputStream in = TortureMessagesIT.class.getResourceAsStream(
+                "SipMessageFuzzTestInputs/datagram/timeout-a6dc8ca0551a3d7e7cf040e65046be11b1043d42")) {
+            found = in.readAllBytes();
+        }
+        try (DatagramSocket s = new DatagramSocket(0, LOOPBACK)) {
+            for (int i = 0; i < 9; i++) {
+                byte[] d = i % 2 == 0 ? poisoned : found;
+                s.send(new DatagramPacket(d, d.length, new InetSocketAddress(LOOPBACK, udpPort)));
+            }
+        }
+        assertAlive("9 datagrams with a Via ending in a backslash");
+        List<Integer> statuses = tcp("via-backslash", poisoned);
+        assertFalse(statuses.stream().anyMatch(c -> c >= 500), "over TCP: " + statuses);
+        assertAlive("the same over TCP");
+    }
+
     private static java.util.Set<Thread> parserThreads() {
         java.util.Set<Thread> threads = new java.util.HashSet<>();
         for (Thread t : Thread.getAllStackTraces().keySet()) {
