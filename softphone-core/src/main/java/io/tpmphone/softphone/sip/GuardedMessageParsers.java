@@ -10,8 +10,8 @@ import java.text.ParseException;
 
 /**
  * JAIN-SIP's {@code gov.nist.javax.sip.MESSAGE_PARSER_FACTORY}: its own message parser, with the messages it cannot
- * parse safely refused first ({@link ParseException}, which every channel handles: a {@code 400} over UDP, the message
- * dropped over TCP and TLS).
+ * parse safely refused first, and its failures made refusals: a {@link ParseException}, which every channel handles (a
+ * {@code 400} over UDP, the message dropped over TCP and TLS).
  *
  * <p>Refused: a message with a Via header whose text ends in a backslash. JAIN-SIP 1.3.0-91's {@code ViaParser} reads
  * a comment after a Via's parameters ({@code "(…"}) until {@code ')'} or the end of the line, and takes a backslash as
@@ -19,6 +19,11 @@ import java.text.ParseException;
  * past the end forever, appending to a string until the heap is gone. One such datagram held one of the stack's 8 UDP
  * threads for good (found by {@code SipMessageFuzzTest#datagram}, a per-input timeout); over TCP and TLS it held the
  * connection's parser thread. A backslash cannot end a Via: RFC 3261's quoted-pair escapes neither CR nor LF.
+ *
+ * <p>And a runtime exception from JAIN-SIP's parser is a {@link ParseException}, as its contract says: an empty
+ * {@code RSeq} made {@code RSeqParser} throw {@code NumberFormatException} (found by {@code SipMessageFuzzTest#datagram});
+ * over UDP the stack logged it, over TCP and TLS it ended the connection's parser thread with a stack trace, as any
+ * other header parser's runtime exception would.
  *
  * <p>The header lines are found as JAIN-SIP's {@code StringMsgParser} finds them: lines end at CR, LF or CRLF, end
  * whitespace is trimmed, a line starting with a space or a tab continues the header before it, an empty line ends the
@@ -36,7 +41,14 @@ public final class GuardedMessageParsers implements MessageParserFactory {
         MessageParser parser = jainSip.createMessageParser(stack);
         return (byte[] message, boolean readBody, boolean strict, ParseExceptionListener listener) -> {
             refuseWhatJainSipCannotParse(message);
-            return parser.parseSIPMessage(message, readBody, strict, listener);
+            try {
+                return parser.parseSIPMessage(message, readBody, strict, listener);
+            } catch (RuntimeException e) {
+                ParseException refused = new ParseException("JAIN-SIP's parser failed on the message ("
+                        + e.getClass().getSimpleName() + "); refused as malformed", 0);
+                refused.initCause(e);
+                throw refused;
+            }
         };
     }
 

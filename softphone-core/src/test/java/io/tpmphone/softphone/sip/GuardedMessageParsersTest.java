@@ -70,4 +70,12 @@ class GuardedMessageParsersTest {
         assertEquals(2, r.getViaHeaders().size());
         assertEquals("ends in a backslash \\", r.getHeader("Subject").toString().substring(9).trim());
     }
+
+    @Test
+    void aHeaderJainSipsParserThrowsOn_isARefusal_notARuntimeException() {
+        // RSeqParser: Long.parseLong("") (found by SipMessageFuzzTest#datagram, crash-07ac40d1…)
+        ParseException e = assertThrows(ParseException.class, () -> parser.parseSIPMessage(options("RSeq:"), true,
+                false, null));
+        assertTrue(e.getCause() instanceof NumberFormatException, "the cause is kept: " + e.getCause());
+    }
 }

@@ -475,6 +475,29 @@ class TortureMessagesIT {
         assertAlive("the same over TCP");
     }
 
+    /**
+     * A header JAIN-SIP's parser throws a runtime exception on (an empty {@code RSeq}, found by
+     * {@code SipMessageFuzzTest#datagram}) ended a TCP connection's parser thread with an uncaught exception. Now it is
+     * refused as malformed ({@link GuardedMessageParsers}): over TCP the connection lives on and answers the next
+     * request, and no thread dies.
+     */
+    @Test
+    void aHeaderJainSipsParserThrowsOn_isRefused_andTheConnectionLivesOn() throws Exception {
+        List<String> died = new java.util.concurrent.CopyOnWriteArrayList<>();
+        Thread.UncaughtExceptionHandler before = Thread.getDefaultUncaughtExceptionHandler();
+        Thread.setDefaultUncaughtExceptionHandler((t, e) -> died.add(t.getName() + ": " + e));
+        try {
+            String options = new String(options("TCP", 5060, "rseq-" + System.nanoTime()), StandardCharsets.ISO_8859_1);
+            byte[] emptyRseq = options.replace("Content-Length: 0", "RSeq:\r\nContent-Length: 0")
+                    .getBytes(StandardCharsets.ISO_8859_1);
+            List<Integer> statuses = tcp("empty-rseq", emptyRseq);
+            assertEquals("the phone answered the probe", tcpEnds.get("empty-rseq"), "statuses " + statuses);
+            assertEquals(List.of(), died, "threads that died of an uncaught exception");
+        } finally {
+            Thread.setDefaultUncaughtExceptionHandler(before);
+        }
+    }
+
     private static java.util.Set<Thread> parserThreads() {
         java.util.Set<Thread> threads = new java.util.HashSet<>();
         for (Thread t : Thread.getAllStackTraces().keySet()) {
