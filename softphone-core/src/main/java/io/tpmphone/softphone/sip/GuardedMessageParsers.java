@@ -7,6 +7,7 @@ import gov.nist.javax.sip.parser.ParseExceptionListener;
 import gov.nist.javax.sip.parser.StringMsgParserFactory;
 import gov.nist.javax.sip.stack.SIPTransactionStack;
 import java.text.ParseException;
+import javax.sip.header.ContentLengthHeader;
 
 /**
  * JAIN-SIP's {@code gov.nist.javax.sip.MESSAGE_PARSER_FACTORY}: its own message parser, with the messages it cannot
@@ -25,6 +26,10 @@ import java.text.ParseException;
  * over UDP the stack logged it, over TCP and TLS it ended the connection's parser thread with a stack trace, as any
  * other header parser's runtime exception would.
  *
+ * <p>And a message whose Content-Length exceeds the stack's largest message is refused: JAIN-SIP's pipelined parser
+ * (TCP and TLS) threw a {@code RuntimeException} for it out of its thread, which ended the connection with a stack
+ * trace on stderr (found by {@code SipMessageFuzzTest#stream}).
+ *
  * <p>The header lines are found as JAIN-SIP's {@code StringMsgParser} finds them: lines end at CR, LF or CRLF, end
  * whitespace is trimmed, a line starting with a space or a tab continues the header before it, an empty line ends the
  * headers. Instantiated by JAIN-SIP by name; thread-safe (the parser it wraps is stateless).
@@ -39,16 +44,24 @@ public final class GuardedMessageParsers implements MessageParserFactory {
     @Override
     public MessageParser createMessageParser(SIPTransactionStack stack) {
         MessageParser parser = jainSip.createMessageParser(stack);
+        int maxMessageSize = stack.getMaxMessageSize();
         return (byte[] message, boolean readBody, boolean strict, ParseExceptionListener listener) -> {
             refuseWhatJainSipCannotParse(message);
+            SIPMessage parsed;
             try {
-                return parser.parseSIPMessage(message, readBody, strict, listener);
+                parsed = parser.parseSIPMessage(message, readBody, strict, listener);
             } catch (RuntimeException e) {
                 ParseException refused = new ParseException("JAIN-SIP's parser failed on the message ("
                         + e.getClass().getSimpleName() + "); refused as malformed", 0);
                 refused.initCause(e);
                 throw refused;
             }
+            ContentLengthHeader length = parsed == null ? null : parsed.getContentLength();
+            if (length != null && maxMessageSize > 0 && length.getContentLength() > maxMessageSize) {
+                throw new ParseException("Content-Length " + length.getContentLength() + " exceeds the largest"
+                        + " message the phone takes (" + maxMessageSize + " bytes)", 0);
+            }
+            return parsed;
         };
     }
 

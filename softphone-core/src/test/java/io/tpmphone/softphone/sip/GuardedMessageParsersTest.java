@@ -78,4 +78,19 @@ class GuardedMessageParsersTest {
                 false, null));
         assertTrue(e.getCause() instanceof NumberFormatException, "the cause is kept: " + e.getCause());
     }
+
+    @Test
+    void aContentLengthBeyondTheLargestMessage_isARefusal() throws Exception {
+        // PipelinedMsgParser threw RuntimeException("Max content size Exceeded!") out of the connection's thread
+        // (found by SipMessageFuzzTest#stream)
+        String big = new String(options(), StandardCharsets.ISO_8859_1).replace("Content-Length: 0",
+                "Content-Length: " + (stack.getMaxMessageSize() + 1));
+        ParseException e = assertThrows(ParseException.class, () -> parser.parseSIPMessage(
+                big.getBytes(StandardCharsets.ISO_8859_1), false, false, null));
+        assertTrue(e.getMessage().contains("exceeds the largest message"), e.getMessage());
+        String fits = new String(options(), StandardCharsets.ISO_8859_1).replace("Content-Length: 0",
+                "Content-Length: " + stack.getMaxMessageSize());
+        assertEquals(stack.getMaxMessageSize(), parser.parseSIPMessage(fits.getBytes(StandardCharsets.ISO_8859_1),
+                false, false, null).getContentLength().getContentLength());
+    }
 }

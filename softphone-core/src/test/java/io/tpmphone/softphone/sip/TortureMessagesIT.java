@@ -476,23 +476,49 @@ class TortureMessagesIT {
     }
 
     /**
-     * A header JAIN-SIP's parser throws a runtime exception on (an empty {@code RSeq}, found by
-     * {@code SipMessageFuzzTest#datagram}) ended a TCP connection's parser thread with an uncaught exception. Now it is
-     * refused as malformed ({@link GuardedMessageParsers}): over TCP the connection lives on and answers the next
-     * request, and no thread dies.
+     * Messages JAIN-SIP's parsers threw a runtime exception on, found by {@code SipMessageFuzzTest}: an empty
+     * {@code RSeq} ({@code NumberFormatException} from its header parser) and a Content-Length beyond the largest
+     * message (a {@code RuntimeException} from its pipelined parser). Over TCP each ended the connection's parser
+     * thread with an uncaught exception. Now each is refused as malformed ({@link GuardedMessageParsers}): the
+     * connection lives on and answers the next request on it, and no thread dies.
      */
     @Test
-    void aHeaderJainSipsParserThrowsOn_isRefused_andTheConnectionLivesOn() throws Exception {
+    void messagesJainSipsParsersThrewOn_areRefused_andTheConnectionLivesOn() throws Exception {
         List<String> died = new java.util.concurrent.CopyOnWriteArrayList<>();
         Thread.UncaughtExceptionHandler before = Thread.getDefaultUncaughtExceptionHandler();
         Thread.setDefaultUncaughtExceptionHandler((t, e) -> died.add(t.getName() + ": " + e));
         try {
-            String options = new String(options("TCP", 5060, "rseq-" + System.nanoTime()), StandardCharsets.ISO_8859_1);
-            byte[] emptyRseq = options.replace("Content-Length: 0", "RSeq:\r\nContent-Length: 0")
-                    .getBytes(StandardCharsets.ISO_8859_1);
-            List<Integer> statuses = tcp("empty-rseq", emptyRseq);
-            assertEquals("the phone answered the probe", tcpEnds.get("empty-rseq"), "statuses " + statuses);
-            assertEquals(List.of(), died, "threads that died of an uncaught exception");
+            String options = new String(options("TCP", 5060, "refused-" + System.nanoTime()),
+                    StandardCharsets.ISO_8859_1);
+            Map<String, String> refused = new LinkedHashMap<>();
+            refused.put("an empty RSeq", options.replace("Content-Length: 0", "RSeq:\r\nContent-Length: 0"));
+            refused.put("a Content-Length of 150 MB", options.replace("Content-Length: 0", "Content-Length: 150234233"));
+            for (Map.Entry<String, String> m : refused.entrySet()) {
+                String callId = "after-" + System.nanoTime();
+                try (Socket s = new Socket(LOOPBACK, tcpPort)) {
+                    s.getOutputStream().write(m.getValue().getBytes(StandardCharsets.ISO_8859_1));
+                    s.getOutputStream().write(options("TCP", s.getLocalPort(), callId));
+                    s.getOutputStream().flush();
+                    s.setSoTimeout((int) PROBE_TIMEOUT.toMillis());
+                    StringBuilder got = new StringBuilder();
+                    byte[] buf = new byte[8192];
+                    try {
+                        while (!isFor(got, callId)) {
+                            int n = s.getInputStream().read(buf);
+                            if (n < 0) {
+                                throw new AssertionError("the phone closed the connection after " + m.getKey()
+                                        + "; it sent: " + got);
+                            }
+                            got.append(new String(buf, 0, n, StandardCharsets.ISO_8859_1));
+                        }
+                    } catch (SocketTimeoutException e) {
+                        throw new AssertionError("no answer on the connection after " + m.getKey() + " within "
+                                + PROBE_TIMEOUT.toSeconds() + " s; it sent: " + got);
+                    }
+                    assertTrue(got.toString().contains("SIP/2.0 200 "), m.getKey() + ": " + got);
+                }
+                assertEquals(List.of(), died, "threads that died of an uncaught exception after " + m.getKey());
+            }
         } finally {
             Thread.setDefaultUncaughtExceptionHandler(before);
         }
