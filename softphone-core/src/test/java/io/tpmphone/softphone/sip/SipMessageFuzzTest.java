@@ -42,7 +42,7 @@ import org.junit.jupiter.api.Timeout;
 
 /**
  * Coverage-guided fuzzing of SIP messages as JAIN-SIP parses them for the phone, with the message parser the phone's
- * stack configures ({@link JainSipStack#properties}):
+ * stack configures ({@link JainSipStack#properties}: JAIN-SIP's, behind {@link GuardedMessageParsers}):
  * <ul>
  *   <li>{@code datagram}: one message as the UDP channel parses a datagram (body read, lenient);</li>
  *   <li>{@code stream}: a TCP/TLS byte stream as the connection's channel feeds it to JAIN-SIP's

@@ -445,6 +445,85 @@ class TortureMessagesIT {
         }
     }
 
+    /**
+     * What the fuzzer found in JAIN-SIP's Via parser ({@code SipMessageFuzzTest#datagram}, a per-input time-out): a Via
+     * comment that ends in a backslash made it read past the end of the line forever, growing a string until the heap
+     * was gone; each such datagram held one of the stack's 8 UDP threads. Now {@link GuardedMessageParsers} refuses the
+     * message first: 9 of them over UDP and one over TCP, and the phone still answers on both.
+     */
+    @Test
+    void viasEndingInABackslash_holdNoThread_andThePhoneStillAnswers() throws Exception {
+        byte[] poisoned = ("OPTIONS sip:victim@127.0.0.1 SIP/2.0\r\n"
+                + "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKpoison (a comment\\\r\n"
+                + "Max-Forwards: 70\r\nTo: <sip:victim@127.0.0.1>\r\nFrom: <sip:p@127.0.0.1>;tag=1\r\n"
+                + "Call-ID: poison-1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n")
+                .getBytes(StandardCharsets.ISO_8859_1);
+        byte[] found;
+        try (InputStream in = TortureMessagesIT.class.getResourceAsStream(
+                "SipMessageFuzzTestInputs/datagram/timeout-a6dc8ca0551a3d7e7cf040e65046be11b1043d42")) {
+            found = in.readAllBytes();
+        }
+        try (DatagramSocket s = new DatagramSocket(0, LOOPBACK)) {
+            for (int i = 0; i < 9; i++) {
+                byte[] d = i % 2 == 0 ? poisoned : found;
+                s.send(new DatagramPacket(d, d.length, new InetSocketAddress(LOOPBACK, udpPort)));
+            }
+        }
+        assertAlive("9 datagrams with a Via ending in a backslash");
+        List<Integer> statuses = tcp("via-backslash", poisoned);
+        assertFalse(statuses.stream().anyMatch(c -> c >= 500), "over TCP: " + statuses);
+        assertAlive("the same over TCP");
+    }
+
+    /**
+     * Messages JAIN-SIP's parsers threw a runtime exception on, found by {@code SipMessageFuzzTest}: an empty
+     * {@code RSeq} ({@code NumberFormatException} from its header parser) and a Content-Length beyond the largest
+     * message (a {@code RuntimeException} from its pipelined parser). Over TCP each ended the connection's parser
+     * thread with an uncaught exception. Now each is refused as malformed ({@link GuardedMessageParsers}): the
+     * connection lives on and answers the next request on it, and no thread dies.
+     */
+    @Test
+    void messagesJainSipsParsersThrewOn_areRefused_andTheConnectionLivesOn() throws Exception {
+        List<String> died = new java.util.concurrent.CopyOnWriteArrayList<>();
+        Thread.UncaughtExceptionHandler before = Thread.getDefaultUncaughtExceptionHandler();
+        Thread.setDefaultUncaughtExceptionHandler((t, e) -> died.add(t.getName() + ": " + e));
+        try {
+            String options = new String(options("TCP", 5060, "refused-" + System.nanoTime()),
+                    StandardCharsets.ISO_8859_1);
+            Map<String, String> refused = new LinkedHashMap<>();
+            refused.put("an empty RSeq", options.replace("Content-Length: 0", "RSeq:\r\nContent-Length: 0"));
+            refused.put("a Content-Length of 150 MB", options.replace("Content-Length: 0", "Content-Length: 150234233"));
+            for (Map.Entry<String, String> m : refused.entrySet()) {
+                String callId = "after-" + System.nanoTime();
+                try (Socket s = new Socket(LOOPBACK, tcpPort)) {
+                    s.getOutputStream().write(m.getValue().getBytes(StandardCharsets.ISO_8859_1));
+                    s.getOutputStream().write(options("TCP", s.getLocalPort(), callId));
+                    s.getOutputStream().flush();
+                    s.setSoTimeout((int) PROBE_TIMEOUT.toMillis());
+                    StringBuilder got = new StringBuilder();
+                    byte[] buf = new byte[8192];
+                    try {
+                        while (!isFor(got, callId)) {
+                            int n = s.getInputStream().read(buf);
+                            if (n < 0) {
+                                throw new AssertionError("the phone closed the connection after " + m.getKey()
+                                        + "; it sent: " + got);
+                            }
+                            got.append(new String(buf, 0, n, StandardCharsets.ISO_8859_1));
+                        }
+                    } catch (SocketTimeoutException e) {
+                        throw new AssertionError("no answer on the connection after " + m.getKey() + " within "
+                                + PROBE_TIMEOUT.toSeconds() + " s; it sent: " + got);
+                    }
+                    assertTrue(got.toString().contains("SIP/2.0 200 "), m.getKey() + ": " + got);
+                }
+                assertEquals(List.of(), died, "threads that died of an uncaught exception after " + m.getKey());
+            }
+        } finally {
+            Thread.setDefaultUncaughtExceptionHandler(before);
+        }
+    }
+
     private static java.util.Set<Thread> parserThreads() {
         java.util.Set<Thread> threads = new java.util.HashSet<>();
         for (Thread t : Thread.getAllStackTraces().keySet()) {
