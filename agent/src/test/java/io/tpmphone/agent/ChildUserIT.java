@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.tpmphone.swtpm.SwtpmProcess;
 import io.tpmphone.swtpm.WithSwtpm;
+import io.tpmphone.swtpm.testing.Await;
 import io.tpmphone.tpm.TpmClient;
 import io.tpmphone.tpm.TpmUri;
 import java.io.IOException;
@@ -112,6 +113,39 @@ class ChildUserIT {
                 }
             } finally {
                 child.stop(java.time.Duration.ofSeconds(5));
+            }
+        }
+    }
+
+    /**
+     * Stopping the child waits for every process in its namespace, not only for the wrapper the agent started: when
+     * the child must be killed, the kernel ends the namespace's processes (the JVM) after the wrapper, asynchronously,
+     * and a relaunch right after a stop found the child user still busy ("has running processes"). A child that
+     * ignores its stdin, so that each stop has to kill it; three stop-and-relaunch rounds, each checked the instant
+     * stop returns.
+     */
+    @Test
+    @org.junit.jupiter.api.Timeout(180)
+    void afterAStopThatKills_noProcessOfTheChildUserRemains_andARelaunchIsAccepted(SwtpmProcess swtpm,
+                                                                                  @TempDir Path dir) throws Exception {
+        LaunchSpec spec = new LaunchSpec(Path.of(System.getProperty("java.home")),
+                List.of(Fixture.jarOf(dir, IdleProbe.class)), Fixture.config(dir, "a=1\n"), IdleProbe.class.getName(),
+                List.of(), List.of(), true);
+        try (TpmClient tpm = TpmClient.open(TpmUri.parse(swtpm.tpmUri()));
+             MeasurementLogStore store = MeasurementLogStore.open(dir.resolve("log"), tpm, Fixture.PCR)) {
+            MeasuredLauncher launcher = new MeasuredLauncher(store, dir.resolve("launch"));
+            int uid = Integer.parseInt(id("-u", spec.childUser()));
+            Path childLog = dir.resolve("launch/child.log");
+            for (int round = 1; round <= 3; round++) {
+                int r = round;
+                MeasuredLauncher.Launched child = launcher.launch(spec, java.util.Map.of()); // refused if any are left
+                Await.until("round " + r + ": the child to run", java.time.Duration.ofSeconds(30),
+                        () -> Files.readString(childLog), l -> l.split("probe ready", -1).length > r);
+                child.stop(java.time.Duration.ofSeconds(1));
+                List<Long> left = MeasuredLauncher.processesOf(uid);
+                assertTrue(left.isEmpty(), () -> "round " + r + ": when stop returned, the child user "
+                        + spec.childUser() + " still ran " + left.stream().map(pid -> pid + " " + ProcessHandle
+                        .of(pid).flatMap(h -> h.info().commandLine()).orElse("(gone)")).toList());
             }
         }
     }
