@@ -138,6 +138,73 @@ public final class MakeCredential {
                 "the EK has no symmetric algorithm; a restricted decryption key needs one (e.g. AES-128-CFB)"));
     }
 
+    /**
+     * TPM2_ActivateCredential (TPM 2.0 Part 3 §12.5) in software, with the EK's private key in hand: recovers the
+     * credential {@link #make} protected, after checking its integrity HMAC over {@code objectName}. For hosts that
+     * simulate a TPM (the fleet benchmark's software hosts, tests); a real host's EK never leaves its TPM.
+     *
+     * @throws GeneralSecurityException if the blob was not made for this EK and name ({@code TPM_RC_INTEGRITY}), or
+     *     does not decrypt
+     */
+    public static byte[] activateInSoftware(CredentialBlob blob, TpmtPublic ek, java.security.PrivateKey ekPrivate,
+                                            byte[] objectName) throws GeneralSecurityException {
+        HashAlgorithm h = ek.nameAlg();
+        byte[] seed;
+        if (ek.type() == KeyType.RSA) {
+            Cipher oaep = Cipher.getInstance("RSA/ECB/OAEPPadding");
+            oaep.init(Cipher.DECRYPT_MODE, ekPrivate, new OAEPParameterSpec(h.jcaName(), "MGF1",
+                    new MGF1ParameterSpec(h.jcaName()),
+                    new PSource.PSpecified("IDENTITY\0".getBytes(StandardCharsets.US_ASCII))));
+            seed = oaep.doFinal(blob.encryptedSecret());
+        } else {
+            byte[] x;
+            byte[] y;
+            try {
+                io.tpmphone.attestation.internal.TpmReader r = new io.tpmphone.attestation.internal.TpmReader(
+                        blob.encryptedSecret(), "TPMS_ECC_POINT");
+                x = r.tpm2b("x", 66);
+                y = r.tpm2b("y", 66);
+                r.requireEnd();
+            } catch (MalformedStructureException e) {
+                throw new GeneralSecurityException("the encrypted seed is not a TPMS_ECC_POINT: " + e.getMessage(), e);
+            }
+            PublicKey ephemeral = java.security.KeyFactory.getInstance("EC").generatePublic(
+                    new java.security.spec.ECPublicKeySpec(new java.security.spec.ECPoint(new java.math.BigInteger(1, x),
+                            new java.math.BigInteger(1, y)), ((java.security.interfaces.ECPrivateKey) ekPrivate)
+                            .getParams()));
+            KeyAgreement ka = KeyAgreement.getInstance("ECDH");
+            ka.init(ekPrivate);
+            ka.doPhase(ephemeral, true);
+            seed = Kdf.kdfe(h, ka.generateSecret(), "IDENTITY", x, ek.eccX(), h.digestLength() * 8);
+        }
+        byte[] hmacKey = Kdf.kdfa(h, seed, "INTEGRITY", new byte[0], new byte[0], h.digestLength() * 8);
+        try {
+            if (!java.security.MessageDigest.isEqual(blob.integrityHmac(), h.hmac(hmacKey, blob.encIdentity(),
+                    objectName))) {
+                throw new GeneralSecurityException("TPM_RC_INTEGRITY"); // what a TPM answers
+            }
+            byte[] symKey = Kdf.kdfa(h, seed, "STORAGE", objectName, new byte[0],
+                    ek.symmetric().orElseThrow().keyBits());
+            try {
+                Cipher cfb = Cipher.getInstance("AES/CFB/NoPadding");
+                cfb.init(Cipher.DECRYPT_MODE, new SecretKeySpec(symKey, "AES"), new IvParameterSpec(
+                        new byte[AES_BLOCK]));
+                io.tpmphone.attestation.internal.TpmReader r = new io.tpmphone.attestation.internal.TpmReader(
+                        cfb.doFinal(blob.encIdentity()), "TPM2B_DIGEST");
+                byte[] credential = r.tpm2b("credential", 64);
+                r.requireEnd();
+                return credential;
+            } catch (MalformedStructureException e) {
+                throw new GeneralSecurityException("the decrypted credential is not a TPM2B_DIGEST", e);
+            } finally {
+                wipe(symKey);
+            }
+        } finally {
+            wipe(seed);
+            wipe(hmacKey);
+        }
+    }
+
     private static void checkName(byte[] name) {
         if (name.length < 2) {
             throw new IllegalArgumentException("object name is " + name.length + " bytes; expected nameAlg || digest");

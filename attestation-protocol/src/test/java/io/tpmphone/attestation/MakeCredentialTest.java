@@ -7,28 +7,13 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.tpmphone.attestation.internal.Kdf;
-import io.tpmphone.attestation.internal.TpmReader;
-import java.math.BigInteger;
 import java.nio.charset.StandardCharsets;
 import java.security.GeneralSecurityException;
 import java.security.InvalidKeyException;
-import java.security.KeyFactory;
 import java.security.KeyPair;
-import java.security.MessageDigest;
 import java.security.PrivateKey;
 import java.security.PublicKey;
-import java.security.interfaces.ECPrivateKey;
-import java.security.spec.ECPoint;
-import java.security.spec.ECPublicKeySpec;
-import java.security.spec.MGF1ParameterSpec;
 import java.util.Arrays;
-import javax.crypto.Cipher;
-import javax.crypto.KeyAgreement;
-import javax.crypto.spec.IvParameterSpec;
-import javax.crypto.spec.OAEPParameterSpec;
-import javax.crypto.spec.PSource;
-import javax.crypto.spec.SecretKeySpec;
 import org.junit.jupiter.api.Test;
 
 class MakeCredentialTest {
@@ -45,40 +30,10 @@ class MakeCredentialTest {
                 .authPolicy(new byte[nameAlg.digestLength()]).symmetric(sym).publicKey(kp.getPublic()).build();
     }
 
-    /** TPM2_ActivateCredential in software (TPM 2.0 Part 3 §12.5), for the round-trip tests. */
+    /** The software TPM2_ActivateCredential of main code: what the round trips check it against. */
     static byte[] activate(CredentialBlob blob, TpmtPublic ek, PrivateKey ekPrivate, byte[] objectName)
             throws GeneralSecurityException {
-        HashAlgorithm h = ek.nameAlg();
-        byte[] seed;
-        if (ek.type() == KeyType.RSA) {
-            Cipher oaep = Cipher.getInstance("RSA/ECB/OAEPPadding");
-            oaep.init(Cipher.DECRYPT_MODE, ekPrivate, new OAEPParameterSpec(h.jcaName(), "MGF1",
-                    new MGF1ParameterSpec(h.jcaName()),
-                    new PSource.PSpecified("IDENTITY\0".getBytes(StandardCharsets.US_ASCII))));
-            seed = oaep.doFinal(blob.encryptedSecret());
-        } else {
-            TpmReader r = new TpmReader(blob.encryptedSecret(), "TPMS_ECC_POINT");
-            byte[] x = r.tpm2b("x", 66);
-            byte[] y = r.tpm2b("y", 66);
-            r.requireEnd();
-            PublicKey ephemeral = KeyFactory.getInstance("EC").generatePublic(new ECPublicKeySpec(
-                    new ECPoint(new BigInteger(1, x), new BigInteger(1, y)), ((ECPrivateKey) ekPrivate).getParams()));
-            KeyAgreement ka = KeyAgreement.getInstance("ECDH");
-            ka.init(ekPrivate);
-            ka.doPhase(ephemeral, true);
-            seed = Kdf.kdfe(h, ka.generateSecret(), "IDENTITY", x, ek.eccX(), h.digestLength() * 8);
-        }
-        byte[] hmacKey = Kdf.kdfa(h, seed, "INTEGRITY", new byte[0], new byte[0], h.digestLength() * 8);
-        if (!MessageDigest.isEqual(blob.integrityHmac(), h.hmac(hmacKey, blob.encIdentity(), objectName))) {
-            throw new GeneralSecurityException("TPM_RC_INTEGRITY");
-        }
-        byte[] symKey = Kdf.kdfa(h, seed, "STORAGE", objectName, new byte[0], ek.symmetric().orElseThrow().keyBits());
-        Cipher cfb = Cipher.getInstance("AES/CFB/NoPadding");
-        cfb.init(Cipher.DECRYPT_MODE, new SecretKeySpec(symKey, "AES"), new IvParameterSpec(new byte[16]));
-        TpmReader r = new TpmReader(cfb.doFinal(blob.encIdentity()), "TPM2B_DIGEST");
-        byte[] credential = r.tpm2b("credential", 64);
-        r.requireEnd();
-        return credential;
+        return MakeCredential.activateInSoftware(blob, ek, ekPrivate, objectName);
     }
 
     @Test
