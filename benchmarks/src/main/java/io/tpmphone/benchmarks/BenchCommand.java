@@ -31,12 +31,13 @@ import picocli.CommandLine.Spec;
         "  call       call set-up time, attested TLS vs plain TLS",
         "  srtp       SRTP ns per 172-byte packet, ours vs the system's libsrtp2",
         "  console    web console page times with many hosts and audit records",
+        "  fleet      thousands of hosts attesting on a schedule: rate, latency, server CPU",
         "See benchmarks/README.md."},
         footer = {"", "Examples:", "  ./tpmphone bench tpm", "  ./tpmphone bench appraisal",
                 "  ./tpmphone bench audit", "  ./tpmphone bench srtp"},
         subcommands = {BenchCommand.Tpm.class, BenchCommand.Appraisal.class, BenchCommand.Audit.class,
                 BenchCommand.Keystore.class, BenchCommand.CallSetup.class, BenchCommand.Srtp.class,
-                BenchCommand.Console.class})
+                BenchCommand.Console.class, BenchCommand.Fleet.class})
 final class BenchCommand {
 
     /** JSON for --json: indented, non-ASCII escaped (as the CLI's own commands print it). */
@@ -241,6 +242,65 @@ final class BenchCommand {
                         p.p50Millis(), p.p95Millis(), p.maxMillis());
             }
             return 0;
+        }
+    }
+
+    @Command(name = "fleet", mixinStandardHelpOptions = true,
+            description = {"A fleet attesting on a schedule: --hosts software hosts (a TPM's exact formats, enrolled",
+                    "through EK certificates and credential activation) plus --real-hosts swtpm hosts, each",
+                    "attesting every --interval seconds (nonce request, quote, appraisal) against",
+                    "`tpmphone server` processes. With --database: one instance, then two on PostgreSQL;",
+                    "then one on SQLite. One interval warms up, then --seconds are measured: appraisals/s,",
+                    "p50/p99/max ms per cycle, errors (anything but 200 MEASURED), late cycles, and the",
+                    "servers' CPU ms per appraisal. Every acknowledged appraisal must be in the audit log."},
+            footer = {"", "Examples:", "  ./tpmphone bench fleet --hosts 10000 --interval 30",
+                    "  ./tpmphone bench fleet --hosts 10000 --interval 30 --database"
+                            + " 'jdbc:postgresql://127.0.0.1:5432/postgres?user=postgres'"})
+    static final class Fleet implements Callable<Integer> {
+        @Spec
+        CommandSpec spec;
+        @Option(names = "--hosts", paramLabel = "N", defaultValue = "10000", description = "(default ${DEFAULT-VALUE})")
+        int hosts;
+        @Option(names = "--interval", paramLabel = "SECONDS", defaultValue = "30",
+                description = "each host's attestation period (default ${DEFAULT-VALUE})")
+        int interval;
+        @Option(names = "--seconds", paramLabel = "N", defaultValue = "120",
+                description = "the measured window after one interval of warm-up (default ${DEFAULT-VALUE})")
+        int seconds;
+        @Option(names = "--real-hosts", paramLabel = "N", defaultValue = "2",
+                description = "swtpm hosts attesting alongside (default ${DEFAULT-VALUE})")
+        int realHosts;
+        @Option(names = "--database", paramLabel = "URL", description = {"PostgreSQL for the one- and two-instance"
+                + " phases: jdbc:postgresql://HOST:PORT/DB?user=USER of a role that may CREATE DATABASE",
+                "(a scratch database is created next to DB and dropped)"})
+        String database;
+        @Option(names = "--skip-sqlite", description = "with --database, skip the SQLite phase")
+        boolean skipSqlite;
+        @Option(names = "--json", description = "machine-readable output")
+        boolean json;
+
+        @Override
+        public Integer call() throws Exception {
+            PrintWriter out = spec.commandLine().getOut();
+            FleetLoad.Report r = FleetLoad.run(new FleetLoad.Options(hosts, java.time.Duration.ofSeconds(interval),
+                    java.time.Duration.ofSeconds(seconds), realHosts, Optional.ofNullable(database), skipSqlite));
+            if (json) {
+                out.println(JSON.writeValueAsString(r));
+            } else {
+                out.printf(Locale.ROOT, "%d hosts + %d swtpm, every %d s, %d s measured, %d cores%n", hosts,
+                        realHosts, interval, seconds, r.cores());
+                for (FleetLoad.Backend b : r.backends()) {
+                    out.printf(Locale.ROOT, "%s: %d hosts enrolled in %.1f s; %d appraisals acknowledged, %d"
+                            + " appraisal records%n", b.backend(), b.enrolled(), b.enrollSeconds(), b.acknowledged(),
+                            b.appraisalRecords());
+                }
+                FleetLoad.table(r).forEach(out::println);
+                for (FleetLoad.Phase p : r.phases()) {
+                    p.firstErrors().forEach(e -> out.println("  error (" + p.backend() + ", " + p.instances()
+                            + " instance(s)): " + io.tpmphone.attestation.UntrustedText.forTerminal(e)));
+                }
+            }
+            return r.phases().stream().allMatch(p -> p.errors() == 0 && p.realHostErrors() == 0) ? 0 : 1;
         }
     }
 

@@ -223,21 +223,8 @@ public final class HttpsAppraisalLoad {
             return run(o, dir, null);
         }
         // A scratch database next to the one named, dropped afterwards: the server's registry and audit chain.
-        String admin = o.database().get();
-        String name = "tpmphone_bench_" + Long.toHexString(System.nanoTime());
-        try (java.sql.Connection c = java.sql.DriverManager.getConnection(admin);
-             java.sql.Statement s = c.createStatement()) {
-            s.execute("CREATE DATABASE " + name);
-        }
-        int slash = admin.indexOf('/', "jdbc:postgresql://".length());
-        int q = admin.indexOf('?');
-        try {
-            return run(o, dir, admin.substring(0, slash + 1) + name + (q < 0 ? "" : admin.substring(q)));
-        } finally {
-            try (java.sql.Connection c = java.sql.DriverManager.getConnection(admin);
-                 java.sql.Statement s = c.createStatement()) {
-                s.execute("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)");
-            }
+        try (ScratchDatabase scratch = ScratchDatabase.create(o.database().get())) {
+            return run(o, dir, scratch.url());
         }
     }
 

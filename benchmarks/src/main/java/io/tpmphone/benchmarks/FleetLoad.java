@@ -1,0 +1,572 @@
+package io.tpmphone.benchmarks;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.tpmphone.agent.AttestationClient;
+import io.tpmphone.agent.HostAttestation;
+import io.tpmphone.agent.LaunchSpec;
+import io.tpmphone.attestation.AttestationPolicy;
+import io.tpmphone.attestation.CredentialBlob;
+import io.tpmphone.attestation.PcrSelection;
+import io.tpmphone.server.audit.AuditEventType;
+import io.tpmphone.server.audit.AuditReader;
+import io.tpmphone.server.audit.AuditRecord;
+import io.tpmphone.swtpm.SwtpmProcess;
+import io.tpmphone.tpm.PersistentHandle;
+import io.tpmphone.tpm.TpmQuote;
+import java.io.IOException;
+import java.io.StringWriter;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.security.KeyStore;
+import java.security.SecureRandom;
+import java.security.cert.X509Certificate;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Base64;
+import java.util.HexFormat;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
+import javax.net.ssl.SSLContext;
+import javax.net.ssl.TrustManagerFactory;
+import org.bouncycastle.openssl.jcajce.JcaPEMWriter;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A fleet against the attestation server: {@code --hosts} software hosts ({@link SoftwareHost}: the TPM's exact
+ * formats, enrolled through the normal EK-certificate and credential-activation path) plus {@code --real-hosts} swtpm
+ * hosts as a cross-check, each attesting every {@code --interval} seconds as an agent does (a nonce request signed by
+ * its AK, then a quote and the event log appraised), against server instances that run as {@code tpmphone server}
+ * processes of their own, so that the server's CPU time is read apart from the load's.
+ *
+ * <p>Open loop: each host starts at a random point of the first interval and then keeps its period, whether or not
+ * the server keeps up; a host whose previous cycle has not ended when its next is due skips it (counted as
+ * {@code late}). The first interval warms up (the JIT, connection pools); the next {@code --seconds} are measured:
+ * cycles started in that window, their latency (nonce request to appraisal answer), the appraisals per second and
+ * the server's CPU time from the window's start until the last of them ended, per appraisal. Every appraisal must be
+ * 200 {@code MEASURED}; anything else is an error, and the first few are reported.
+ *
+ * <p>Phases: with a PostgreSQL URL, one instance, then two instances on the same database (hosts spread over them by
+ * name, as agents choose); then one instance on SQLite, unless {@code --skip-sqlite}. Each backend enrolls the fleet
+ * once. At the end of each backend every acknowledged appraisal must have its record in the audit log.
+ */
+public final class FleetLoad {
+    private static final Logger LOG = LoggerFactory.getLogger(FleetLoad.class);
+    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final String ADMIN_TOKEN = "fleet-benchmark-admin-token-0123456789";
+    private static final Duration REQUEST_TIMEOUT = Duration.ofSeconds(30);
+    private static final int ENROLLING_THREADS = 8;
+
+    private FleetLoad() {
+    }
+
+    /**
+     * What to run.
+     *
+     * @param hosts      software hosts (default 10,000)
+     * @param interval   each host's attestation period (default 30 s)
+     * @param seconds    the measured window after one interval of warm-up (default 120 s)
+     * @param realHosts  swtpm hosts attesting alongside (default 2)
+     * @param database   PostgreSQL admin URL for the one- and two-instance phases; empty: SQLite only
+     * @param skipSqlite with a database, skip the SQLite phase
+     */
+    public record Options(int hosts, Duration interval, Duration seconds, int realHosts, Optional<String> database,
+                          boolean skipSqlite) {
+        public Options {
+            if (hosts < 1 || hosts > 100_000) {
+                throw new IllegalArgumentException("hosts must be 1..100000, got " + hosts);
+            }
+            if (interval.toMillis() < 1000 || seconds.toMillis() < 1000) {
+                throw new IllegalArgumentException("the interval and the measured window are at least 1 s");
+            }
+            if (realHosts < 0 || realHosts > 16) {
+                throw new IllegalArgumentException("real hosts must be 0..16, got " + realHosts);
+            }
+            Objects.requireNonNull(database, "database");
+            database.ifPresent(d -> {
+                if (!d.startsWith("jdbc:postgresql://")) {
+                    throw new IllegalArgumentException("the database must be jdbc:postgresql://HOST:PORT/DB?user=USER");
+                }
+            });
+            if (database.isEmpty() && skipSqlite) {
+                throw new IllegalArgumentException("--skip-sqlite needs --database: there would be nothing to run");
+            }
+        }
+    }
+
+    /**
+     * One phase's figures: {@code target} is hosts / interval; latencies are per cycle (nonce request to the
+     * appraisal's answer) in milliseconds; {@code serverCpuMillisPerAppraisal} sums the instances' CPU time.
+     */
+    public record Phase(String backend, int instances, int hosts, double targetPerSecond, double appraisalsPerSecond,
+                        long cycles, long errors, long late, double p50Millis, double p99Millis, double maxMillis,
+                        double serverCpuMillisPerAppraisal, long realHostCycles, long realHostErrors,
+                        double realHostP50Millis, List<String> firstErrors) {
+        public Phase {
+            firstErrors = List.copyOf(firstErrors);
+        }
+    }
+
+    /** A backend's enrollment and audit check. */
+    public record Backend(String backend, int enrolled, double enrollSeconds, long acknowledged,
+                          long appraisalRecords) {
+    }
+
+    public record Report(Options options, int cores, List<Backend> backends, List<Phase> phases) {
+        public Report {
+            backends = List.copyOf(backends);
+            phases = List.copyOf(phases);
+        }
+    }
+
+    /** One instance the hosts attest at. */
+    private record Instance(ServerProcess server, HttpClient http) {
+    }
+
+    /** A swtpm host of the cross-check. */
+    private record RealHost(MeasuredHost tpm, String akId) {
+    }
+
+    /** What happened in a phase; thread-safe. */
+    private static final class Tally {
+        final ConcurrentLinkedQueue<Long> latencies = new ConcurrentLinkedQueue<>();
+        final ConcurrentLinkedQueue<Long> realLatencies = new ConcurrentLinkedQueue<>();
+        final AtomicLong errors = new AtomicLong();
+        final AtomicLong realErrors = new AtomicLong();
+        final AtomicLong late = new AtomicLong();
+        final AtomicLong acknowledged = new AtomicLong();
+        final ConcurrentLinkedQueue<String> firstErrors = new ConcurrentLinkedQueue<>();
+        /** Every cycle started, to wait for the last answers at the end. */
+        final ConcurrentLinkedQueue<CompletableFuture<?>> cycles = new ConcurrentLinkedQueue<>();
+        volatile long windowStart = Long.MAX_VALUE;
+        volatile long windowEnd = Long.MAX_VALUE;
+
+        void error(String what) {
+            if (firstErrors.size() < 5) {
+                firstErrors.add(what.length() > 300 ? what.substring(0, 300) + "…" : what);
+            }
+        }
+    }
+
+    public static Report run(Options o) throws Exception {
+        Path dir = Files.createTempDirectory(Path.of(System.getProperty("java.io.tmpdir")), "tpmphone-bench-fleet-");
+        try {
+            return run(o, dir);
+        } finally {
+            SwtpmProcess.deleteDirectory(dir);
+        }
+    }
+
+    private static Report run(Options o, Path dir) throws Exception {
+        LaunchSpec spec = Release.spec(dir);
+        String policy = Release.policy(spec);
+        PcrSelection selection = AttestationPolicy.parse(policy).requiredPcrSelection();
+        List<MeasuredHost> real = MeasuredHost.startAll(Math.max(1, o.realHosts()), dir, spec);
+        try {
+            MeasuredHost model = real.get(0);
+            SecureRandom random = new SecureRandom();
+            byte[] nonce = new byte[32];
+            random.nextBytes(nonce);
+            SoftwareHost.Template template = SoftwareHost.Template.of(model.quote(selection, nonce), model.log());
+            SoftwareHost.EkCa ca = new SoftwareHost.EkCa();
+            long made = System.nanoTime();
+            List<SoftwareHost> fleet = new ArrayList<>(o.hosts());
+            for (int i = 0; i < o.hosts(); i++) {
+                fleet.add(SoftwareHost.create(String.format(java.util.Locale.ROOT, "fleet-%05d", i), ca, template));
+            }
+            LOG.info("{} software hosts made in {} s", o.hosts(), (System.nanoTime() - made) / 1_000_000_000L);
+            List<Path> cas = new ArrayList<>(List.of(pem(dir.resolve("fleet-ek-ca.pem"), List.of(ca.certificate()))));
+            cas.add(pem(dir.resolve("swtpm-ek-ca.pem"), model.ekCaChain()));
+            Path policyFile = Files.writeString(dir.resolve("policy.json"), policy);
+            Path token = dir.resolve("admin.token");
+            Files.writeString(token, ADMIN_TOKEN);
+            Files.setPosixFilePermissions(token, PosixFilePermissions.fromString("rw-------"));
+            List<String> common = new ArrayList<>(List.of("--policy", policyFile.toString()));
+            for (Path c : cas) {
+                common.addAll(List.of("--ek-ca", c.toString()));
+            }
+            List<Backend> backends = new ArrayList<>();
+            List<Phase> phases = new ArrayList<>();
+            List<MeasuredHost> cross = real.subList(0, o.realHosts());
+            if (o.database().isPresent()) {
+                try (ScratchDatabase db = ScratchDatabase.create(o.database().get())) {
+                    List<String> args = new ArrayList<>(common);
+                    args.addAll(List.of("--database", db.url(), "--database-pool", "16"));
+                    backend("PostgreSQL", List.of(1, 2), dir.resolve("pg"), token, args, o, fleet, cross, selection,
+                            backends, phases, db.url());
+                }
+            }
+            if (o.database().isEmpty() || !o.skipSqlite()) {
+                backend("SQLite", List.of(1), dir.resolve("sqlite"), token, common, o, fleet, cross, selection,
+                        backends, phases, null);
+            }
+            return new Report(o, Runtime.getRuntime().availableProcessors(), backends, phases);
+        } finally {
+            real.forEach(MeasuredHost::close);
+        }
+    }
+
+    /** One backend: instance A, the fleet enrolled through it, a phase per instance count, the audit check. */
+    private static void backend(String name, List<Integer> instanceCounts, Path dir, Path token, List<String> args,
+                                Options o, List<SoftwareHost> fleet, List<MeasuredHost> cross, PcrSelection selection,
+                                List<Backend> backends, List<Phase> phases, String databaseUrl) throws Exception {
+        Files.createDirectories(dir);
+        List<Instance> instances = new ArrayList<>();
+        Tally all = new Tally();
+        try {
+            instances.add(start(name + "-a", dir.resolve("a"), token, args));
+            long enrolling = System.nanoTime();
+            List<RealHost> realHosts = enroll(instances.get(0), fleet, cross);
+            double enrollSeconds = (System.nanoTime() - enrolling) / 1e9;
+            LOG.info("{}: {} hosts enrolled in {} s", name, fleet.size() + cross.size(), Math.round(enrollSeconds));
+            long acknowledged = 0;
+            for (int count : instanceCounts) {
+                while (instances.size() < count) {
+                    instances.add(start(name + "-" + (char) ('a' + instances.size()),
+                            dir.resolve(Character.toString('a' + instances.size())), token, args));
+                }
+                Tally t = new Tally();
+                phases.add(phase(name, instances, o, fleet, realHosts, selection, t));
+                acknowledged += t.acknowledged.get();
+            }
+            Path auditDb = dir.resolve("a").resolve("audit.db");
+            for (Instance i : instances) {
+                i.server().close();
+            }
+            instances.clear();
+            long records = appraisalRecords(databaseUrl, auditDb);
+            backends.add(new Backend(name, fleet.size() + cross.size(), enrollSeconds, acknowledged, records));
+            if (records < acknowledged) {
+                throw new IllegalStateException(name + ": the audit log holds " + records + " appraisal records for "
+                        + acknowledged + " acknowledged appraisals");
+            }
+        } finally {
+            for (Instance i : instances) {
+                i.server().close();
+            }
+        }
+    }
+
+    private static Instance start(String name, Path state, Path token, List<String> args) throws Exception {
+        ServerProcess server = ServerProcess.start(name, state, token, args, Duration.ofMinutes(2));
+        KeyStore trust = KeyStore.getInstance("PKCS12");
+        trust.load(null, null);
+        trust.setCertificateEntry("attestation-server", server.certificate());
+        TrustManagerFactory tmf = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
+        tmf.init(trust);
+        SSLContext tls = SSLContext.getInstance("TLSv1.3");
+        tls.init(null, tmf.getTrustManagers(), null);
+        HttpClient http = HttpClient.newBuilder().sslContext(tls).connectTimeout(REQUEST_TIMEOUT)
+                .version(HttpClient.Version.HTTP_1_1).build();
+        return new Instance(server, http);
+    }
+
+    /** Enrolls the fleet (several at a time) and the swtpm hosts through {@code at}, as agents enroll. */
+    private static List<RealHost> enroll(Instance at, List<SoftwareHost> fleet, List<MeasuredHost> cross)
+            throws Exception {
+        AttestationClient admin = new AttestationClient(at.server().uri(), at.server().certificate(),
+                REQUEST_TIMEOUT);
+        ExecutorService pool = Executors.newFixedThreadPool(ENROLLING_THREADS);
+        try {
+            List<java.util.concurrent.Future<?>> done = new ArrayList<>();
+            for (SoftwareHost h : fleet) {
+                done.add(pool.submit(() -> {
+                    String t = admin.post("/v1/enrollment-tokens", Map.of("host", h.name()), ADMIN_TOKEN)
+                            .get("enrollmentToken").asText();
+                    Base64.Encoder b64 = Base64.getEncoder();
+                    Map<String, Object> request = new LinkedHashMap<>();
+                    request.put("host", h.name());
+                    request.put("ekPublic", b64.encodeToString(h.ekPublic().encoded()));
+                    request.put("ekCertificate", b64.encodeToString(h.ekCertificate()));
+                    request.put("akPublic", b64.encodeToString(h.akPublic().encoded()));
+                    request.put("enrollmentToken", t);
+                    JsonNode challenge = admin.post("/v1/enrollments", request, null);
+                    JsonNode c = challenge.get("credential");
+                    Base64.Decoder d = Base64.getDecoder();
+                    byte[] secret = h.activate(new CredentialBlob(d.decode(c.get("integrityHmac").asText()),
+                            d.decode(c.get("encIdentity").asText()), d.decode(c.get("encryptedSecret").asText())));
+                    JsonNode enrolled = admin.post("/v1/enrollments/" + challenge.get("enrollmentId").asText()
+                            + "/activation", Map.of("secret", b64.encodeToString(secret)), null);
+                    h.enrolled(enrolled.get("akId").asText());
+                    return null;
+                }));
+            }
+            for (java.util.concurrent.Future<?> f : done) {
+                f.get();
+            }
+        } finally {
+            pool.shutdownNow();
+        }
+        List<RealHost> real = new ArrayList<>();
+        for (MeasuredHost h : cross) {
+            String t = admin.post("/v1/enrollment-tokens", Map.of("host", h.name()), ADMIN_TOKEN)
+                    .get("enrollmentToken").asText();
+            real.add(new RealHost(h, new HostAttestation(h.tpm(), admin).enroll(h.name(), t).akId()));
+        }
+        return real;
+    }
+
+    /** One interval of warm-up, the measured window, then the last cycles drained. */
+    private static Phase phase(String backend, List<Instance> instances, Options o, List<SoftwareHost> fleet,
+                               List<RealHost> real, PcrSelection selection, Tally t) throws Exception {
+        long period = o.interval().toNanos();
+        ScheduledExecutorService timer = Executors.newScheduledThreadPool(4, r -> {
+            Thread th = new Thread(r, "fleet-timer");
+            th.setDaemon(true);
+            return th;
+        });
+        ExecutorService tpmWork = Executors.newFixedThreadPool(Math.max(1, real.size()));
+        AtomicBoolean stop = new AtomicBoolean();
+        SecureRandom random = new SecureRandom();
+        long start = System.nanoTime();
+        t.windowStart = start + period;
+        t.windowEnd = t.windowStart + o.seconds().toNanos();
+        try {
+            for (SoftwareHost h : fleet) {
+                Instance at = instances.get(Math.floorMod(h.name().hashCode(), instances.size()));
+                AtomicBoolean busy = new AtomicBoolean();
+                timer.scheduleAtFixedRate(() -> {
+                    if (stop.get()) {
+                        return;
+                    }
+                    if (!busy.compareAndSet(false, true)) {
+                        t.late.incrementAndGet();
+                        return;
+                    }
+                    t.cycles.add(cycle(h, at, selection, t).whenComplete((v, e) -> busy.set(false)));
+                }, (long) (random.nextDouble() * period), period, TimeUnit.NANOSECONDS);
+            }
+            for (RealHost h : real) {
+                Instance at = instances.get(Math.floorMod(h.tpm().name().hashCode(), instances.size()));
+                AtomicBoolean busy = new AtomicBoolean();
+                timer.scheduleAtFixedRate(() -> {
+                    if (stop.get() || !busy.compareAndSet(false, true)) {
+                        return;
+                    }
+                    t.cycles.add(CompletableFuture.runAsync(() -> {
+                        try {
+                            realCycle(h, at, t);
+                        } finally {
+                            busy.set(false);
+                        }
+                    }, tpmWork));
+                }, (long) (random.nextDouble() * period), period, TimeUnit.NANOSECONDS);
+            }
+            sleepUntil(t.windowStart);
+            double cpuAtStart = cpu(instances);
+            sleepUntil(t.windowEnd);
+            stop.set(true);
+            try {
+                CompletableFuture.allOf(t.cycles.toArray(CompletableFuture[]::new)).get(
+                        REQUEST_TIMEOUT.toSeconds() * 2, TimeUnit.SECONDS);
+            } catch (java.util.concurrent.ExecutionException e) {
+                // counted as errors by the cycles themselves
+            } catch (java.util.concurrent.TimeoutException e) {
+                LOG.warn("{}: cycles still unanswered {} s after the window", backend, REQUEST_TIMEOUT.toSeconds() * 2);
+            }
+            double cpu = cpu(instances) - cpuAtStart;
+            long[] sorted = t.latencies.stream().mapToLong(Long::longValue).sorted().toArray();
+            long[] realSorted = t.realLatencies.stream().mapToLong(Long::longValue).sorted().toArray();
+            long cycles = sorted.length;
+            double window = o.seconds().toNanos() / 1e9;
+            return new Phase(backend, instances.size(), fleet.size(), fleet.size() / (period / 1e9), cycles / window,
+                    cycles, t.errors.get(), t.late.get(), percentile(sorted, 50), percentile(sorted, 99),
+                    percentile(sorted, 100), cycles == 0 ? 0 : cpu * 1000 / cycles, realSorted.length,
+                    t.realErrors.get(), percentile(realSorted, 50), new ArrayList<>(t.firstErrors));
+        } finally {
+            stop.set(true);
+            timer.shutdownNow();
+            tpmWork.shutdownNow();
+            tpmWork.awaitTermination(30, TimeUnit.SECONDS);
+        }
+    }
+
+    /** Nonce request, quote, appraisal, asynchronously; records a cycle that started in the window. */
+    private static CompletableFuture<Void> cycle(SoftwareHost h, Instance at, PcrSelection selection, Tally t) {
+        long t0 = System.nanoTime();
+        boolean measured = t0 >= t.windowStart && t0 < t.windowEnd;
+        CompletableFuture<Void> done;
+        try {
+            io.tpmphone.attestation.NonceRequest request = h.nonceRequest(System.currentTimeMillis());
+            Map<String, Object> body = new LinkedHashMap<>();
+            body.put("akId", request.akId());
+            body.put("requestedAt", request.requestedAt());
+            body.put("signature", Base64.getEncoder().encodeToString(h.sign(request.encoded())));
+            done = at.http().sendAsync(post(at, "/v1/nonces", JSON.writeValueAsString(body)),
+                    HttpResponse.BodyHandlers.ofString()).thenCompose(grant -> {
+                        if (grant.statusCode() != 200) {
+                            throw new IllegalStateException("POST /v1/nonces: HTTP " + grant.statusCode() + " "
+                                    + grant.body());
+                        }
+                        try {
+                            JsonNode g = JSON.readTree(grant.body());
+                            byte[] nonce = HexFormat.of().parseHex(g.get("nonce").asText());
+                            TpmQuote quote = h.quote(PcrSelection.parse(g.get("pcrSelection").asText()), nonce);
+                            String appraisal = JSON.writeValueAsString(HostAttestation.appraisalRequest(h.akId(),
+                                    nonce, quote, h.log()));
+                            return at.http().sendAsync(post(at, "/v1/appraisals", appraisal),
+                                    HttpResponse.BodyHandlers.ofString());
+                        } catch (Exception e) {
+                            throw new IllegalStateException(e);
+                        }
+                    }).thenAccept(r -> {
+                        String level = null;
+                        if (r.statusCode() == 200) {
+                            try {
+                                level = JSON.readTree(r.body()).path("level").asText();
+                            } catch (IOException e) {
+                                level = "unreadable";
+                            }
+                        }
+                        if (!"MEASURED".equals(level)) {
+                            throw new IllegalStateException("POST /v1/appraisals: HTTP " + r.statusCode() + " "
+                                    + r.body());
+                        }
+                        t.acknowledged.incrementAndGet();
+                        if (measured) {
+                            t.latencies.add(System.nanoTime() - t0);
+                        }
+                    });
+        } catch (Exception e) {
+            done = CompletableFuture.failedFuture(e);
+        }
+        return done.whenComplete((v, e) -> {
+            if (e != null && measured) {
+                t.errors.incrementAndGet();
+                t.error(h.name() + ": " + (e.getCause() != null ? e.getCause() : e));
+            } else if (e != null) {
+                LOG.warn("{} (warm-up): {}", h.name(), String.valueOf(e.getCause() != null ? e.getCause() : e));
+            }
+        }).exceptionally(e -> null);
+    }
+
+    /** The same cycle through a real swtpm, as {@link HttpsAppraisalLoad} does it. */
+    private static void realCycle(RealHost h, Instance at, Tally t) {
+        long t0 = System.nanoTime();
+        boolean measured = t0 >= t.windowStart && t0 < t.windowEnd;
+        try {
+            String nonceRequest = JSON.writeValueAsString(HostAttestation.nonceRequest(h.tpm().tpm(),
+                    PersistentHandle.AK, h.akId(), System.currentTimeMillis()));
+            HttpResponse<String> grant = at.http().send(post(at, "/v1/nonces", nonceRequest),
+                    HttpResponse.BodyHandlers.ofString());
+            if (grant.statusCode() != 200) {
+                throw new IllegalStateException("POST /v1/nonces: HTTP " + grant.statusCode() + " " + grant.body());
+            }
+            JsonNode g = JSON.readTree(grant.body());
+            byte[] nonce = HexFormat.of().parseHex(g.get("nonce").asText());
+            TpmQuote quote = h.tpm().quote(PcrSelection.parse(g.get("pcrSelection").asText()), nonce);
+            HttpResponse<String> r = at.http().send(post(at, "/v1/appraisals", JSON.writeValueAsString(
+                    HostAttestation.appraisalRequest(h.akId(), nonce, quote, h.tpm().log()))),
+                    HttpResponse.BodyHandlers.ofString());
+            String level = r.statusCode() == 200 ? JSON.readTree(r.body()).path("level").asText() : null;
+            if (!"MEASURED".equals(level)) {
+                throw new IllegalStateException("POST /v1/appraisals: HTTP " + r.statusCode() + " " + r.body());
+            }
+            t.acknowledged.incrementAndGet();
+            if (measured) {
+                t.realLatencies.add(System.nanoTime() - t0);
+            }
+        } catch (Exception e) {
+            if (measured) {
+                t.realErrors.incrementAndGet();
+                t.error(h.tpm().name() + " (swtpm): " + e);
+            } else {
+                LOG.warn("{} (warm-up): {}", h.tpm().name(), e.toString());
+            }
+        }
+    }
+
+    private static HttpRequest post(Instance at, String path, String body) {
+        return HttpRequest.newBuilder(at.server().uri().resolve(path)).timeout(REQUEST_TIMEOUT)
+                .header("Content-Type", "application/json")
+                .POST(HttpRequest.BodyPublishers.ofString(body, StandardCharsets.UTF_8)).build();
+    }
+
+    private static double cpu(List<Instance> instances) throws IOException {
+        double sum = 0;
+        for (Instance i : instances) {
+            sum += i.server().cpuSeconds();
+        }
+        return sum;
+    }
+
+    private static void sleepUntil(long nanoTime) throws InterruptedException {
+        long left;
+        while ((left = nanoTime - System.nanoTime()) > 0) {
+            TimeUnit.NANOSECONDS.sleep(left);
+        }
+    }
+
+    private static double percentile(long[] sorted, double p) {
+        if (sorted.length == 0) {
+            return 0;
+        }
+        int i = (int) Math.ceil(p / 100.0 * sorted.length) - 1;
+        return sorted[Math.max(0, Math.min(i, sorted.length - 1))] / 1e6;
+    }
+
+    /** The APPRAISAL records of the audit log (PostgreSQL's when {@code url} is given, else {@code db}). */
+    private static long appraisalRecords(String url, Path db) throws Exception {
+        long n = 0;
+        try (AuditReader reader = url == null ? AuditReader.open(db) : AuditReader.openDatabase(url)) {
+            long from = 1;
+            while (true) {
+                List<AuditRecord> page = reader.records(from, AuditReader.MAX_PAGE);
+                if (page.isEmpty()) {
+                    break;
+                }
+                for (AuditRecord r : page) {
+                    if (r.type() == AuditEventType.APPRAISAL) {
+                        n++;
+                    }
+                }
+                from = page.get(page.size() - 1).seq() + 1;
+            }
+        }
+        return n;
+    }
+
+    private static Path pem(Path file, List<X509Certificate> certificates) throws IOException {
+        StringWriter s = new StringWriter();
+        try (JcaPEMWriter w = new JcaPEMWriter(s)) {
+            for (X509Certificate c : certificates) {
+                w.writeObject(c);
+            }
+        }
+        return Files.writeString(file, s.toString());
+    }
+
+    /** For the command's table: the rows as they print. */
+    static List<String> table(Report r) {
+        List<String> lines = new ArrayList<>();
+        lines.add(String.format(java.util.Locale.ROOT, "%-10s %4s %6s %8s %8s %8s %6s %5s %8s %8s %8s %9s %6s",
+                "backend", "inst", "hosts", "target/s", "done/s", "cycles", "errors", "late", "p50 ms", "p99 ms",
+                "max ms", "cpu ms/ap", "swtpm"));
+        for (Phase p : r.phases()) {
+            lines.add(String.format(java.util.Locale.ROOT,
+                    "%-10s %4d %6d %8.1f %8.1f %8d %6d %5d %8.1f %8.1f %8.1f %9.2f %6s", p.backend(), p.instances(),
+                    p.hosts(), p.targetPerSecond(), p.appraisalsPerSecond(), p.cycles(), p.errors(), p.late(),
+                    p.p50Millis(), p.p99Millis(), p.maxMillis(), p.serverCpuMillisPerAppraisal(),
+                    p.realHostCycles() + "/" + p.realHostErrors()));
+        }
+        return lines;
+    }
+}
