@@ -240,8 +240,10 @@ public final class FleetLoad {
             long acknowledged = 0;
             for (int count : instanceCounts) {
                 while (instances.size() < count) {
-                    instances.add(start(name + "-" + (char) ('a' + instances.size()),
-                            dir.resolve(Character.toString('a' + instances.size())), token, args));
+                    // Every instance has the same keys (docs/operations.md §9): a copy of the first one's.
+                    Path state = Files.createDirectories(dir.resolve(Character.toString('a' + instances.size())));
+                    copyKeys(dir.resolve("a").resolve("keys"), state.resolve("keys"));
+                    instances.add(start(name + "-" + (char) ('a' + instances.size()), state, token, args));
                 }
                 Tally t = new Tally();
                 phases.add(phase(name, instances, o, fleet, realHosts, selection, t));
@@ -261,6 +263,21 @@ public final class FleetLoad {
         } finally {
             for (Instance i : instances) {
                 i.server().close();
+            }
+        }
+    }
+
+    /** Copies the key files, owner-only as the server wants them. */
+    private static void copyKeys(Path from, Path to) throws IOException {
+        Files.createDirectories(to);
+        Files.setPosixFilePermissions(to, PosixFilePermissions.fromString("rwx------"));
+        try (java.util.stream.Stream<Path> files = Files.list(from)) {
+            for (Path f : (Iterable<Path>) files::iterator) {
+                if (Files.isRegularFile(f, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+                    Path copy = to.resolve(f.getFileName());
+                    Files.copy(f, copy, java.nio.file.StandardCopyOption.COPY_ATTRIBUTES);
+                    Files.setPosixFilePermissions(copy, PosixFilePermissions.fromString("rw-------"));
+                }
             }
         }
     }

@@ -74,8 +74,10 @@ final class ServerProcess implements AutoCloseable {
         } catch (java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException
                  | java.security.cert.CertificateException e) {
             p.destroyForcibly();
+            List<String> lines = Files.exists(log) ? Files.readAllLines(log, StandardCharsets.UTF_8) : List.of();
             throw new IOException("the server " + name + " did not start within " + timeout.toSeconds() + " s ("
-                    + e + "); its output: " + log, e);
+                    + e + "); the end of its output:\n  " + String.join("\n  ", lines.subList(Math.max(0,
+                    lines.size() - 15), lines.size())), e);
         }
     }
 
