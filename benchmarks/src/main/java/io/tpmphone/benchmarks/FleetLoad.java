@@ -156,6 +156,16 @@ public final class FleetLoad {
         final ConcurrentLinkedQueue<String> firstErrors = new ConcurrentLinkedQueue<>();
         /** Every cycle started, to wait for the last answers at the end. */
         final ConcurrentLinkedQueue<CompletableFuture<?>> cycles = new ConcurrentLinkedQueue<>();
+        /** The cycles started in the measured window: one still unanswered at the end counts as an error. */
+        final ConcurrentLinkedQueue<CompletableFuture<?>> windowCycles = new ConcurrentLinkedQueue<>();
+
+        /** Keeps {@code cycle} to wait for; also as a measured one if it started in the window. */
+        void started(CompletableFuture<?> cycle, long at) {
+            cycles.add(cycle);
+            if (at >= windowStart && at < windowEnd) {
+                windowCycles.add(cycle);
+            }
+        }
         volatile long windowStart = Long.MAX_VALUE;
         volatile long windowEnd = Long.MAX_VALUE;
 
@@ -368,7 +378,8 @@ public final class FleetLoad {
                         t.late.incrementAndGet();
                         return;
                     }
-                    t.cycles.add(cycle(h, at, selection, t).whenComplete((v, e) -> busy.set(false)));
+                    long now = System.nanoTime();
+                    t.started(cycle(h, at, selection, t).whenComplete((v, e) -> busy.set(false)), now);
                 }, (long) (random.nextDouble() * period), period, TimeUnit.NANOSECONDS);
             }
             for (RealHost h : real) {
@@ -378,13 +389,14 @@ public final class FleetLoad {
                     if (stop.get() || !busy.compareAndSet(false, true)) {
                         return;
                     }
-                    t.cycles.add(CompletableFuture.runAsync(() -> {
+                    long now = System.nanoTime();
+                    t.started(CompletableFuture.runAsync(() -> {
                         try {
                             realCycle(h, at, t);
                         } finally {
                             busy.set(false);
                         }
-                    }, tpmWork));
+                    }, tpmWork), now);
                 }, (long) (random.nextDouble() * period), period, TimeUnit.NANOSECONDS);
             }
             sleepUntil(t.windowStart);
@@ -400,6 +412,12 @@ public final class FleetLoad {
                 LOG.warn("{}: cycles still unanswered {} s after the window", backend, REQUEST_TIMEOUT.toSeconds() * 2);
             }
             double cpu = cpu(instances) - cpuAtStart;
+            long unanswered = t.windowCycles.stream().filter(f -> !f.isDone()).count();
+            if (unanswered > 0) { // neither an answer nor a time-out yet: an error, not left out of the figures
+                t.errors.addAndGet(unanswered);
+                t.error(unanswered + " measured cycles unanswered " + REQUEST_TIMEOUT.toSeconds() * 2
+                        + " s after the window");
+            }
             long[] sorted = t.latencies.stream().mapToLong(Long::longValue).sorted().toArray();
             long[] realSorted = t.realLatencies.stream().mapToLong(Long::longValue).sorted().toArray();
             long cycles = sorted.length;
