@@ -123,21 +123,26 @@ public final class Soak {
      * @param seconds          how long the calls ran
      * @param samples          the curves
      * @param verdicts         one per series, in {@link #SERIES} order
-     * @param callsEstablished calls that were established on both sides, carried audio and ended on both
+     * @param callsEstablished calls that were established on both sides and ended on both
      * @param callsFailed      calls that did not
      * @param failures         the first few failures' descriptions (terminal-safe)
+     * @param mediaStalls      established calls (counted in {@code callsEstablished}) in which less than a second of
+     *                         the callee's audio reached the caller: set up and torn down fine, the media stalled
+     * @param stalls           the first few stalls' descriptions (terminal-safe)
      * @param noiseSent        background INVITEs sent
      * @param noiseRefused     of them, refused (as they must be)
      * @param noiseAccepted    of them, established: a finding (a phone that offered no evidence was let in)
      * @param histograms       per softphone, the heap's top classes by bytes at the end (where a growing heap went)
      */
     public record Report(double seconds, List<Sample> samples, List<Flatness.Verdict> verdicts, long callsEstablished,
-                         long callsFailed, List<String> failures, long noiseSent, long noiseRefused,
-                         long noiseAccepted, Map<String, List<String>> histograms) {
+                         long callsFailed, List<String> failures, long mediaStalls, List<String> stalls,
+                         long noiseSent, long noiseRefused, long noiseAccepted,
+                         Map<String, List<String>> histograms) {
         public Report {
             samples = List.copyOf(samples);
             verdicts = List.copyOf(verdicts);
             failures = List.copyOf(failures);
+            stalls = List.copyOf(stalls);
             histograms = Map.copyOf(histograms);
         }
 
@@ -146,9 +151,9 @@ public final class Soak {
             return verdicts.stream().allMatch(Flatness.Verdict::flat);
         }
 
-        /** Flat, every call worked, some calls ran, and no background INVITE got in. */
+        /** Flat, every call worked (audio included), some calls ran, and no background INVITE got in. */
         public boolean passed() {
-            return flat() && callsFailed == 0 && callsEstablished > 0 && noiseAccepted == 0;
+            return flat() && callsFailed == 0 && mediaStalls == 0 && callsEstablished > 0 && noiseAccepted == 0;
         }
     }
 
@@ -174,6 +179,8 @@ public final class Soak {
         AtomicBoolean running = new AtomicBoolean(true);
         AtomicLong established = new AtomicLong();
         AtomicLong failed = new AtomicLong();
+        AtomicLong stalls = new AtomicLong();
+        List<String> stallNotes = Collections.synchronizedList(new ArrayList<>());
         AtomicLong noiseSent = new AtomicLong();
         AtomicLong noiseRefused = new AtomicLong();
         AtomicLong noiseAccepted = new AtomicLong();
@@ -204,10 +211,19 @@ public final class Soak {
                     boolean fromAlice = n % 2 == 0;
                     quiet.lockInterruptibly();
                     try {
-                        call(fromAlice ? aliceCalls : bobCalls, fromAlice ? bobCalls : aliceCalls,
-                                fromAlice ? "sips:bob@bob" : "sips:alice@alice",
+                        Optional<String> stall = call(fromAlice ? aliceCalls : bobCalls,
+                                fromAlice ? bobCalls : aliceCalls, fromAlice ? "sips:bob@bob" : "sips:alice@alice",
                                 fromAlice ? rig.bob().childTlsPort() : rig.alice().childTlsPort(), CALL_TIMEOUT);
                         established.incrementAndGet();
+                        if (stall.isPresent()) {
+                            stalls.incrementAndGet();
+                            String what = (fromAlice ? "alice -> bob " : "bob -> alice ") + UntrustedText.forTerminal(
+                                    stall.get(), 400);
+                            LOG.warn("soak media stall: {}", what);
+                            if (stallNotes.size() < KEPT_FAILURES) {
+                                stallNotes.add(what);
+                            }
+                        }
                     } catch (IOException | AssertionError | RuntimeException e) {
                         failed.incrementAndGet();
                         if (failures.size() < KEPT_FAILURES) {
@@ -271,7 +287,7 @@ public final class Soak {
                 histograms.put((String) h[0], top);
             }
             return new Report(seconds, samples, judge(samples), established.get(), failed.get(), failures,
-                    noiseSent.get(), noiseRefused.get(), noiseAccepted.get(), histograms);
+                    stalls.get(), stallNotes, noiseSent.get(), noiseRefused.get(), noiseAccepted.get(), histograms);
         } finally {
             running.set(false);
             workers.shutdownNow();
@@ -287,7 +303,7 @@ public final class Soak {
         for (int attempt = 1; ; attempt++) {
             try {
                 call(alice, bob, "sips:bob@bob", bobPort, FIRST_CALL_TIMEOUT);
-                return;
+                return; // its media may start late: the measured calls check it
             } catch (IOException | AssertionError | RuntimeException e) {
                 String what = "warm-up call " + attempt + " (not counted): " + UntrustedText.forTerminal(
                         String.valueOf(e.getMessage()), 300);
@@ -308,17 +324,25 @@ public final class Soak {
         }
     }
 
-    /** One call from {@code caller} to {@code callee}: established on both, a second of audio, ENDED on both. */
-    private static void call(ControlClient caller, ControlClient callee, String target, int port, Duration timeout)
-            throws IOException {
+    /**
+     * One call from {@code caller} to {@code callee}: established on both, up to a second of audio, hung up, ENDED on
+     * both. Returns the caller's audio statistics if less than a second of the callee's audio arrived (a media stall;
+     * the call is still hung up and ended), else empty.
+     *
+     * @throws IOException if the call was not established or did not end on both sides
+     */
+    private static Optional<String> call(ControlClient caller, ControlClient callee, String target, int port,
+                                         Duration timeout) throws IOException {
         String id = caller.call(target, "127.0.0.1:" + port);
         JsonNode atCaller = caller.await(id, timeout);
         check(atCaller, "ESTABLISHED", "at the caller");
         check(callee.await(id, timeout), "ESTABLISHED", "at the callee");
+        Optional<String> stall = Optional.empty();
         try {
             JsonNode audio = caller.awaitAudio(id, 1.0, timeout);
             if (audio.path("secondsReceived").asDouble() < 1.0) {
-                throw new IOException("call " + id + " carried no second of audio to the caller: " + audio);
+                stall = Optional.of("call " + id + ": less than a second of the callee's audio reached the caller"
+                        + " within " + timeout.toSeconds() + " s: " + audio);
             }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
@@ -329,6 +353,7 @@ public final class Soak {
                 Duration.ofSeconds(1)), c -> c.path("state").asText().equals("ENDED"));
         Await.until("call " + id + " to end at the caller", CALL_TIMEOUT, () -> caller.await(id,
                 Duration.ofSeconds(1)), c -> c.path("state").asText().equals("ENDED"));
+        return stall;
     }
 
     private static void check(JsonNode call, String state, String where) throws IOException {
@@ -495,6 +520,8 @@ public final class Soak {
         m.put("callsEstablished", r.callsEstablished());
         m.put("callsFailed", r.callsFailed());
         m.put("failures", r.failures());
+        m.put("mediaStalls", r.mediaStalls());
+        m.put("stalls", r.stalls());
         m.put("noiseSent", r.noiseSent());
         m.put("noiseRefused", r.noiseRefused());
         m.put("noiseAccepted", r.noiseAccepted());

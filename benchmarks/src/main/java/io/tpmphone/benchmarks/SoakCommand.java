@@ -82,10 +82,11 @@ final class SoakCommand implements Callable<Integer> {
         out.print(Soak.plot(r, 60, 6));
         out.println();
         out.print(Soak.verdictTable(r));
-        out.printf(Locale.ROOT, "%.0f s: %d calls established and ended (%d failed); %d background INVITEs, %d"
-                + " refused, %d let in%n", r.seconds(), r.callsEstablished(), r.callsFailed(), r.noiseSent(),
-                r.noiseRefused(), r.noiseAccepted());
+        out.printf(Locale.ROOT, "%.0f s: %d calls established and ended (%d failed, %d with stalled media); %d"
+                + " background INVITEs, %d refused, %d let in%n", r.seconds(), r.callsEstablished(), r.callsFailed(),
+                r.mediaStalls(), r.noiseSent(), r.noiseRefused(), r.noiseAccepted());
         r.failures().forEach(f -> out.println("  " + f));
+        r.stalls().forEach(f -> out.println("  media stall: " + f));
         r.histograms().forEach((phone, top) -> {
             out.println(phone + "'s softphone at the end, heap by class (instances, bytes, class):");
             top.stream().limit(12).forEach(l -> out.println("  " + l));
@@ -93,6 +94,7 @@ final class SoakCommand implements Callable<Integer> {
         out.printf(Locale.ROOT, "curves: %s (%d samples)%n", csv.toAbsolutePath(), r.samples().size());
         out.println(r.passed() ? "verdict: FLAT, every call worked" : "verdict: FAILED (" + (r.flat() ? ""
                 : "a curve grows; ") + (r.callsFailed() > 0 || r.callsEstablished() == 0 ? "calls failed; " : "")
+                + (r.mediaStalls() > 0 ? "media stalled; " : "")
                 + (r.noiseAccepted() > 0 ? "an INVITE without evidence got in" : "") + ")");
         return r.passed() ? 0 : 1;
     }
