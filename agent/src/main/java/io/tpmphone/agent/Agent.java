@@ -219,6 +219,15 @@ public final class Agent implements AutoCloseable {
             }
             return null;
         });
+        // A previous agent killed in the middle of an operation (a key release: policy session and sealed object
+        // loaded) left them in the TPM, which has no resource manager to drop them; we are its only client now.
+        List<Integer> leftovers = step("flushing what a previous agent left loaded in the TPM",
+                AgentException.Reason.STATE, tpm::flushLeftovers);
+        if (!leftovers.isEmpty()) {
+            LOG.warn("flushed {} transient object(s) and session(s) a previous agent left loaded in the TPM (it ended"
+                    + " in the middle of an operation): {}", leftovers.size(), leftovers.stream()
+                    .map(h -> String.format(java.util.Locale.ROOT, "0x%08x", h)).toList());
+        }
         akId = enrollOnce();
         keys = step("opening the sealed keystore in " + stateDirectory.resolve("keystore"),
                 AgentException.Reason.STATE, () -> HostKeys.open(tpm, stateDirectory,

@@ -13,8 +13,8 @@ import picocli.CommandLine.Command;
  */
 @Command(name = "tpmphone", mixinStandardHelpOptions = true,
         description = "tpmphone's benchmarks (not part of the distribution; see benchmarks/README.md).",
-        subcommands = BenchCommand.class,
-        footer = {"", "Example:", "  ./tpmphone bench --help"})
+        subcommands = {BenchCommand.class, SoakCommand.class, CrashTestCommand.class},
+        footer = {"", "Examples:", "  ./tpmphone bench --help", "  ./tpmphone soak --help"})
 public final class BenchMain implements Runnable {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;

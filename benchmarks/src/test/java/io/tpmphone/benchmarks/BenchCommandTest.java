@@ -21,7 +21,8 @@ import picocli.CommandLine;
 import picocli.CommandLine.Help.Ansi;
 
 /**
- * {@code ./tpmphone bench …} runs {@link BenchMain} from this module's class path, not the CLI: so the checks the
+ * {@code ./tpmphone bench …}, {@code soak} and {@code crash-test} run {@link BenchMain} from this module's class path,
+ * not the CLI: so the checks the
  * CLI's tests make of its own commands (help with an example that parses; every command the documentation shows
  * parses) are made here for the bench commands. Nothing here runs a benchmark.
  */
@@ -39,9 +40,13 @@ class BenchCommandTest {
 
     @Test
     void everyBenchCommand_hasHelpADescriptionAndAnExampleThatParses() {
-        CommandLine bench = BenchMain.commandLine(Map.of()).getSubcommands().get("bench");
-        List<CommandLine> commands = allCommands(bench);
+        CommandLine root = BenchMain.commandLine(Map.of());
+        List<CommandLine> commands = new ArrayList<>(allCommands(root.getSubcommands().get("bench")));
         assertEquals(9, commands.size(), "bench and its eight benchmarks");
+        commands.addAll(allCommands(root.getSubcommands().get("soak")));
+        commands.addAll(allCommands(root.getSubcommands().get("crash-test")));
+        assertEquals(12, commands.size(), "bench, its benchmarks, soak, crash-test and crash-test server: "
+                + commands.stream().map(c -> c.getCommandSpec().qualifiedName()).toList());
         for (CommandLine c : commands) {
             String name = c.getCommandSpec().qualifiedName();
             assertTrue(c.getCommandSpec().mixinStandardHelpOptions(), name + ": --help");
@@ -82,7 +87,7 @@ class BenchCommandTest {
                     continue;
                 }
                 String t = line.strip();
-                if (!t.startsWith("./tpmphone bench") && !(fenced && t.startsWith("tpmphone bench"))) {
+                if (!t.matches("(\\./)?tpmphone (bench|soak|crash-test)\\b.*") || !(t.startsWith("./") || fenced)) {
                     continue;
                 }
                 int first = i;

@@ -30,7 +30,9 @@ import picocli.CommandLine.Help.Ansi;
                 "  NO_COLOR       if set and not empty: no colours (there are none when piped)",
                 "", "Benchmarks are not part of this program: ./tpmphone bench --help runs them",
                 "from the benchmarks module (benchmarks/README.md). Nor is fuzzing:",
-                "./tpmphone fuzz --help lists the fuzz targets and runs them (docs/fuzzing.md)."})
+                "./tpmphone fuzz --help lists the fuzz targets and runs them (docs/fuzzing.md).",
+                "Nor are ./tpmphone crash-test and ./tpmphone soak (kill -9 under load, an hour",
+                "of calls; docs/robustness.md)."})
 public final class Main implements Runnable {
 
     @CommandLine.Spec

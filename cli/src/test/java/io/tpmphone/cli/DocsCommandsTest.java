@@ -20,10 +20,10 @@ import picocli.CommandLine;
 class DocsCommandsTest {
     /**
      * What the wrapper script runs itself, not this Java command line: {@code test} (Maven), and {@code bench},
-     * which runs on the benchmarks module's class path (its documented commands are checked by the benchmarks'
-     * {@code BenchCommandTest}).
+     * {@code soak} and {@code crash-test}, which run on the benchmarks module's class path (their documented commands
+     * are checked by the benchmarks' {@code BenchCommandTest}).
      */
-    private static final List<String> SCRIPT_ONLY = List.of("test", "bench");
+    private static final List<String> SCRIPT_ONLY = List.of("test", "bench", "soak", "crash-test");
 
     @Test
     void everyDocumentedCommandParses() throws Exception {

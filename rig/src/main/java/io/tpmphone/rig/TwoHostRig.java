@@ -106,17 +106,17 @@ public final class TwoHostRig implements AutoCloseable {
 
     private final Path dir;
 
-    private TwoHostRig(Path dir) throws Exception {
+    private TwoHostRig(Path dir, String aliceChildUser, String bobChildUser) throws Exception {
         this.dir = dir;
         try {
             List<Path> classPath = SoftphoneRelease.classPath(softphoneJar(dir));
-            for (String[] h : new String[][] {{"alice", "1000"}, {"bob", "440"}}) {
+            for (String[] h : new String[][] {{"alice", "1000", aliceChildUser}, {"bob", "440", bobChildUser}}) {
                 int port = freePort();
                 childPorts.put(h[0], port);
                 releases.put(h[0], new LaunchSpec(Path.of(System.getProperty("java.home")), classPath,
                         config(dir.resolve(h[0] + "-release"), h[0], port, h[1]),
                         SoftphoneMain.class.getName(), List.of(SoftphoneRelease.LOGGING_OPTION), List.of(), ISOLATE)
-                        .withChildUser(LaunchSpec.childUserFor(h[0]))); // each softphone its own user
+                        .withChildUser(h[2])); // each softphone its own user
             }
             SwtpmProcess tpmA = keep(SwtpmProcess.builder().withEkCertificate(true).start());
             SwtpmProcess tpmB = keep(SwtpmProcess.builder().withEkCertificate(true).start());
@@ -143,8 +143,26 @@ public final class TwoHostRig implements AutoCloseable {
 
     /** Starts both hosts (a few seconds: two TPMs, enrollment, measured launches, appraisals, certificates). */
     public static TwoHostRig start(Path directory) throws Exception {
+        return start(directory, LaunchSpec.childUserFor("alice"), LaunchSpec.childUserFor("bob"));
+    }
+
+    /**
+     * Starts both hosts with their softphones running as the given child users instead of alice's and bob's own.
+     * The agent creates and reuses a dedicated user, and refuses one that still runs processes: two rigs on one
+     * machine at once (a long soak next to the end-to-end tests) need users of their own.
+     *
+     * @param aliceChildUser the user alice's softphone runs as (a name {@link LaunchSpec} accepts)
+     * @param bobChildUser   bob's, a different one
+     */
+    public static TwoHostRig start(Path directory, String aliceChildUser, String bobChildUser) throws Exception {
+        java.util.Objects.requireNonNull(aliceChildUser, "aliceChildUser");
+        java.util.Objects.requireNonNull(bobChildUser, "bobChildUser");
+        if (aliceChildUser.equals(bobChildUser)) {
+            throw new IllegalArgumentException("the two softphones need two child users, got " + aliceChildUser
+                    + " twice");
+        }
         Files.createDirectories(directory);
-        return new TwoHostRig(directory);
+        return new TwoHostRig(directory, aliceChildUser, bobChildUser);
     }
 
     public Host alice() {

@@ -234,6 +234,31 @@ public final class TpmClient implements AutoCloseable {
     }
 
     /**
+     * Flushes every transient object and session the TPM holds, and returns their handles. Without a resource manager
+     * (swtpm, {@code /dev/tpm0}) what a process had loaded when it died stays loaded until the TPM restarts, and three
+     * leftovers fill swtpm's object slots ({@code TPM_RC_OBJECT_MEMORY} for every later load). Only for the TPM's sole
+     * owner, when it starts: every operation of this client flushes what it loads, so nothing of its own is lost.
+     *
+     * @throws TpmException if the TPM cannot list or flush them
+     */
+    public List<Integer> flushLeftovers() throws TpmException {
+        lock.lock();
+        try {
+            List<Integer> leftovers = new ArrayList<>(handles(HandleType.TRANSIENT));
+            leftovers.addAll(handles(HandleType.LOADED_SESSION));
+            for (int handle : leftovers) {
+                call("FlushContext", scope -> {
+                    run("FlushContext", () -> tpm.FlushContext(new TPM_HANDLE(handle)));
+                    return null;
+                });
+            }
+            return leftovers;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /**
      * The handle types {@link #handles} can list. Sessions are reported with their own handles: {@code 0x02xxxxxx}
      * for HMAC and {@code 0x03xxxxxx} for policy sessions, whether loaded or saved (context-saved, e.g. by
      * tpm2-tools between invocations).

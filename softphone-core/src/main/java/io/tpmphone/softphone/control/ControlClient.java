@@ -105,6 +105,19 @@ public final class ControlClient implements AutoCloseable {
         request(op("hangup").put("callId", callId));
     }
 
+    /**
+     * The softphone's heap after a full collection ({@code heapUsedAfterGcBytes}), its JVM's thread count and its
+     * calls in memory: what a soak samples. Runs a garbage collection in the softphone.
+     */
+    public JsonNode health() throws IOException {
+        return request(op("health"));
+    }
+
+    /** {@link #health()} plus {@code histogram}: the heap's top classes by bytes (the JVM's class histogram). */
+    public JsonNode healthWithHistogram() throws IOException {
+        return request(op("health").put("histogram", true));
+    }
+
     @Override
     public void close() throws IOException {
         channel.close();

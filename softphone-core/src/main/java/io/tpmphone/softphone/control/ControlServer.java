@@ -57,6 +57,8 @@ public final class ControlServer implements AutoCloseable {
     private static final int MAX_LINE = 8192;
     private static final int MAX_CONNECTIONS = 16;
     private static final long MAX_AWAIT_MS = 120_000;
+    /** Classes of the heap histogram the health op returns when asked. */
+    private static final int HISTOGRAM_LINES = 25;
 
     private final SipPhone phone;
     private final Path path;
@@ -235,8 +237,28 @@ public final class ControlServer implements AutoCloseable {
                 phone.hangUp(call(req));
                 return ok;
             }
+            case "health" -> {
+                // For soaks: what stays flat in a process that does not leak. The heap after a full collection (the
+                // attach mechanism is off in the measured process, so nothing outside can ask the JVM).
+                System.gc();
+                java.lang.management.MemoryUsage heap = java.lang.management.ManagementFactory.getMemoryMXBean()
+                        .getHeapMemoryUsage();
+                ok.put("heapUsedAfterGcBytes", heap.getUsed()).put("threads",
+                        java.lang.management.ManagementFactory.getThreadMXBean().getThreadCount())
+                        .put("calls", phone.calls().size());
+                if (req.path("histogram").asBoolean(false)) {
+                    // What holds the heap, the classes with the most bytes: the JVM's own GC.class_histogram, asked
+                    // in-process (no attach mechanism needed). Class names only; no object contents.
+                    String histogram = (String) java.lang.management.ManagementFactory.getPlatformMBeanServer()
+                            .invoke(new javax.management.ObjectName("com.sun.management:type=DiagnosticCommand"),
+                                    "gcClassHistogram", new Object[] {null}, new String[] {String[].class.getName()});
+                    ArrayNode top = ok.putArray("histogram");
+                    histogram.lines().skip(2).limit(HISTOGRAM_LINES).forEach(top::add);
+                }
+                return ok;
+            }
             default -> throw new IllegalArgumentException("unknown op \"" + op + "\" (status, call, await, calls,"
-                    + " audio, hangup)");
+                    + " audio, hangup, health)");
         }
     }
 
