@@ -59,6 +59,8 @@ public final class AttestationServer implements AutoCloseable {
     private final Server jetty;
     private final ServerConnector connector;
     private final ServerIdentity identity;
+    /** The operator's CA-issued TLS certificate and key, or null for the self-signed one in {@code keys/}. */
+    private final io.tpmphone.server.internal.TlsCredentials tlsCredentials;
     private final Registry registry;
     private final AuditLog auditLog;
     private final ScheduledExecutorService housekeeping;
@@ -77,6 +79,8 @@ public final class AttestationServer implements AutoCloseable {
         // than refused: that is what an operator upgrading from a version that made it 0755 would do anyway.
         io.tpmphone.attestation.OwnerOnlyFiles.createPrivateDirectories(b.stateDirectory);
         identity = ServerIdentity.loadOrCreate(b.stateDirectory.resolve("keys"), b.hostNames);
+        tlsCredentials = b.tlsCertificateChain == null ? null
+                : io.tpmphone.server.internal.TlsCredentials.load(b.tlsCertificateChain, b.tlsPrivateKey);
         Registry opened = openRegistry(b, identity);
         try {
             // On PostgreSQL the audit log is the cluster's one chain, in the registry's database.
@@ -163,9 +167,15 @@ public final class AttestationServer implements AutoCloseable {
         threads.setName("attestation-http");
         jetty = new Server(threads);
         SslContextFactory.Server tls = new SslContextFactory.Server();
-        tls.setKeyStore(identity.keyStore());
-        tls.setKeyStorePassword(new String(identity.password()));
-        tls.setCertAlias(identity.tlsAlias());
+        if (tlsCredentials != null) {
+            tls.setKeyStore(tlsCredentials.keyStore());
+            tls.setKeyStorePassword(new String(tlsCredentials.password()));
+            tls.setCertAlias(tlsCredentials.alias());
+        } else {
+            tls.setKeyStore(identity.keyStore());
+            tls.setKeyStorePassword(new String(identity.password()));
+            tls.setCertAlias(identity.tlsAlias());
+        }
         tls.setIncludeProtocols("TLSv1.3", "TLSv1.2");
         HttpConfiguration https = new HttpConfiguration();
         https.setSendServerVersion(false);
@@ -276,7 +286,7 @@ public final class AttestationServer implements AutoCloseable {
 
     /** The TLS certificate clients pin. */
     public X509Certificate tlsCertificate() throws java.security.GeneralSecurityException {
-        return identity.tlsCertificate();
+        return tlsCredentials != null ? tlsCredentials.certificate() : identity.tlsCertificate();
     }
 
     /** The key that signs attestation results and audit checkpoints. */
@@ -369,8 +379,23 @@ public final class AttestationServer implements AutoCloseable {
         private int consoleMaxSessions = 256;
         private Duration appraisalInterval = Duration.ofSeconds(30);
         private Path ocsfFile;
+        private Path tlsCertificateChain;
+        private Path tlsPrivateKey;
 
         private Builder() {
+        }
+
+        /**
+         * Serves TLS with this certificate chain (PEM, the server's certificate first, then its CA's) and private key
+         * (PEM, unencrypted, read under the admin token file's rules), e.g. issued by a private CA that agents trust
+         * with {@code --server-ca}, so that every instance of a cluster has its own certificate for its own name.
+         * Without it the server uses the self-signed certificate in {@code keys/} that agents pin. Checked at
+         * {@link #start}: the key must be the certificate's, and the certificate valid now.
+         */
+        public Builder tlsCertificate(Path chainPem, Path privateKeyPem) {
+            this.tlsCertificateChain = Objects.requireNonNull(chainPem, "chainPem");
+            this.tlsPrivateKey = Objects.requireNonNull(privateKeyPem, "privateKeyPem");
+            return this;
         }
 
         /**
