@@ -31,7 +31,9 @@ import org.slf4j.LoggerFactory;
  *
  * <p><b>Trust.</b> Either one pinned server certificate, or the certificates of a private CA that issues every
  * instance's certificate ({@link Builder#trustedCa}); never the JDK's CA set. The JDK's HTTP client checks the URL's host
- * name or IP address against the certificate's subject alternative names in both cases.
+ * name or IP address against the certificate's subject alternative names in both cases. When a CA is trusted, a
+ * server certificate must carry a subject alternative name of the URL's kind (a DNS name, or an IP address): the
+ * common name is never taken for the host name.
  *
  * <p><b>Failover.</b> With several servers, requests go to one chosen by a stable hash of
  * {@link Builder#preferenceKey} (the host name), so the hosts of a fleet spread over the instances. When a request to
@@ -39,6 +41,12 @@ import org.slf4j.LoggerFactory;
  * exponential back-off, and stays there. A 4xx answer is a verdict, never a reason to ask another instance: it is
  * thrown at once. At most two rounds over the list are tried per request. With one server a failure is thrown at
  * once, as before.
+ *
+ * <p><b>Requests that must not run twice</b> ({@link #postOnce}: an enrollment, which spends a single-use token, and
+ * its activation) go to another instance only when the first could not be connected to, so the request never left
+ * this host. If the request was sent and no answer (or a 5xx) came back, the instance may have carried it out: the
+ * failure is thrown, and the client moves to the next instance for the caller's next attempt. A new attempt with the
+ * same enrollment token is then refused if the first one was carried out; the operator issues a new token.
  *
  * <p>Every request has a timeout. Thread-safe; reuse one instance (keep-alive connections).
  */
@@ -89,14 +97,30 @@ public final class AttestationClient {
         }
         TrustManagerFactory tmf = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
         tmf.init(trust);
+        javax.net.ssl.TrustManager[] managers = tmf.getTrustManagers();
+        if (b.ca) {
+            // The JDK's host-name check falls back to the subject's CN when a certificate has no DNS name in its SAN;
+            // a CA that issues many certificates must not make a SAN-less one valid for the name in its CN.
+            managers = new javax.net.ssl.TrustManager[] {new SubjectAltNameTrustManager(only(managers))};
+        }
         SSLContext tls = SSLContext.getInstance("TLSv1.3");
-        tls.init(null, tmf.getTrustManagers(), null);
+        tls.init(null, managers, null);
         this.http = HttpClient.newBuilder().sslContext(tls).connectTimeout(timeout)
                 .version(HttpClient.Version.HTTP_1_1).build();
     }
 
     public static Builder builder() {
         return new Builder();
+    }
+
+    private static javax.net.ssl.X509ExtendedTrustManager only(javax.net.ssl.TrustManager[] managers)
+            throws GeneralSecurityException {
+        for (javax.net.ssl.TrustManager m : managers) {
+            if (m instanceof javax.net.ssl.X509ExtendedTrustManager x) {
+                return x;
+            }
+        }
+        throw new GeneralSecurityException("the JDK offers no X.509 trust manager");
     }
 
     /** How a client is made: its servers, what it trusts, its timeouts. Not thread-safe; build once. */
@@ -234,18 +258,38 @@ public final class AttestationClient {
         }
         return send(base -> HttpRequest.newBuilder(base.resolve(path)).timeout(timeout)
                 .header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(json)),
-                adminToken, path);
+                adminToken, path, true);
+    }
+
+    /**
+     * POST a request that must not be carried out twice (an enrollment, its activation): another instance is tried
+     * only if this one could not be connected to. After a sent request failed without a verdict the failure is
+     * thrown (its {@link AttestationClientException#error()} is {@code no_answer} or the server's), and the next
+     * request goes to the next instance.
+     */
+    public JsonNode postOnce(String path, Map<String, ?> body, String adminToken)
+            throws AttestationClientException {
+        String json;
+        try {
+            json = JSON.writeValueAsString(body);
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            throw new IllegalArgumentException("cannot serialize request to " + path, e);
+        }
+        return send(base -> HttpRequest.newBuilder(base.resolve(path)).timeout(timeout)
+                .header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(json)),
+                adminToken, path, false);
     }
 
     /** PUT a raw JSON document (e.g. a policy). */
     public JsonNode put(String path, String json, String adminToken) throws AttestationClientException {
         return send(base -> HttpRequest.newBuilder(base.resolve(path)).timeout(timeout)
                 .header("Content-Type", "application/json").PUT(HttpRequest.BodyPublishers.ofString(json)),
-                adminToken, path);
+                adminToken, path, true);
     }
 
     public JsonNode get(String path, String adminToken) throws AttestationClientException {
-        return send(base -> HttpRequest.newBuilder(base.resolve(path)).timeout(timeout).GET(), adminToken, path);
+        return send(base -> HttpRequest.newBuilder(base.resolve(path)).timeout(timeout).GET(), adminToken, path,
+                true);
     }
 
     /** The JDK's HTTP client reports a refused connection and an unknown host as a ConnectException without text. */
@@ -261,8 +305,8 @@ public final class AttestationClient {
         return e instanceof java.net.ConnectException ? "connection refused" : e.getClass().getSimpleName();
     }
 
-    private JsonNode send(Function<URI, HttpRequest.Builder> request, String adminToken, String path)
-            throws AttestationClientException {
+    private JsonNode send(Function<URI, HttpRequest.Builder> request, String adminToken, String path,
+                          boolean repeatable) throws AttestationClientException {
         int attempts = servers.size() == 1 ? 1 : 2 * servers.size();
         AttestationClientException last = null;
         List<String> failures = new ArrayList<>();
@@ -277,10 +321,16 @@ public final class AttestationClient {
                 }
                 last = e;
                 failures.add(base + ": " + e.getMessage());
+                int next = (index + 1) % servers.size();
+                if (!repeatable && !NOT_SENT.equals(e.error())) {
+                    if (servers.size() > 1) {
+                        current.compareAndSet(index, next); // the caller's next attempt goes elsewhere
+                    }
+                    throw e; // the instance may have carried it out: never repeat it elsewhere
+                }
                 if (attempt == attempts) {
                     break;
                 }
-                int next = (index + 1) % servers.size();
                 current.compareAndSet(index, next); // another thread may have moved on already
                 Duration wait = backoff(attempt, initialBackoff, maxBackoff, ThreadLocalRandom.current().nextDouble());
                 LOG.warn("attestation server {} failed ({}); trying {} in {} ms", base,
@@ -301,6 +351,15 @@ public final class AttestationClient {
                         failures), last);
     }
 
+    /** The error of a failure before the request left this host (no connection, no TLS session). */
+    static final String NOT_SENT = "unreachable";
+
+    /** Whether the request cannot have reached the server: the connection or its TLS handshake failed. */
+    static boolean neverSent(IOException e) {
+        return e instanceof java.net.ConnectException || e instanceof java.net.http.HttpConnectTimeoutException
+                || e instanceof javax.net.ssl.SSLHandshakeException;
+    }
+
     /** No answer, or a 5xx: the instance failed, not the request; another instance may serve it. */
     static boolean serverFailed(AttestationClientException e) {
         return (e.status() == 0 && !"interrupted".equals(e.error())) || e.status() >= 500;
@@ -315,8 +374,12 @@ public final class AttestationClient {
         try {
             response = http.send(request.build(), HttpResponse.BodyHandlers.ofString());
         } catch (IOException e) {
-            throw new AttestationClientException(0, "unreachable", null, "attestation server " + base
-                    + " unreachable for " + path + ": " + reason(base, e), e);
+            if (neverSent(e)) {
+                throw new AttestationClientException(0, NOT_SENT, null, "attestation server " + base
+                        + " unreachable for " + path + ": " + reason(base, e), e);
+            }
+            throw new AttestationClientException(0, "no_answer", null, "attestation server " + base
+                    + " did not answer " + path + " (the request was sent): " + reason(base, e), e);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new AttestationClientException(0, "interrupted", null, "interrupted calling " + path, e);

@@ -163,6 +163,104 @@ class AttestationClientFailoverTest {
                 .get("/v1/server", null).path("server").asText(), "our CA's certificate for 127.0.0.1 is accepted");
     }
 
+    /** A server on loopback that reads each request and closes the connection without an answer; counts them. */
+    private URI silentServer(AtomicInteger requests) throws Exception {
+        HttpsServer s = HttpsServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 16);
+        s.setHttpsConfigurator(new HttpsConfigurator(serverContext(loopback)));
+        s.createContext("/", exchange -> {
+            requests.incrementAndGet();
+            try (InputStream in = exchange.getRequestBody()) {
+                in.readAllBytes();
+            }
+            exchange.close(); // no status line: the client sent its request and gets no answer
+        });
+        s.start();
+        started.add(s);
+        return URI.create("https://127.0.0.1:" + s.getAddress().getPort());
+    }
+
+    @Test
+    void aSanLessCertificateOfOurCa_isRefusedForTheNameInItsCommonName() throws Exception {
+        URI sanLess = serverOn("localhost", ca.issueWithoutSubjectAltName("localhost"), "sanless");
+        AttestationClientException e = assertThrows(AttestationClientException.class,
+                () -> client(List.of(sanLess), "h").get("/v1/server", null));
+        assertEquals(0, e.status(), "no TLS session with a SAN-less certificate: " + e.getMessage());
+        assertTrue(causes(e).contains("no DNS name in its subjectAltName"), "the refusal says why: " + causes(e));
+
+        URI named = serverOn("localhost", ca.issue("localhost"), "named");
+        assertEquals("named", client(List.of(named), "h").get("/v1/server", null).path("server").asText(),
+                "the same name in a DNS subjectAltName is accepted");
+
+        URI ipInCommonName = server(ca.issue("localhost"), "dns-only", 200, new AtomicInteger());
+        AttestationClientException ip = assertThrows(AttestationClientException.class,
+                () -> client(List.of(ipInCommonName), "h").get("/v1/server", null));
+        assertEquals(0, ip.status(), "https://127.0.0.1 with only a DNS name in the SAN is refused: "
+                + ip.getMessage());
+    }
+
+    @Test
+    void anEnrollmentSentToAnInstanceThatDied_isNotRepeatedAtAnother_butTheNextAttemptGoesThere() throws Exception {
+        AtomicInteger silentRequests = new AtomicInteger();
+        AtomicInteger otherRequests = new AtomicInteger();
+        URI silent = silentServer(silentRequests);
+        URI other = server(loopback, "other", 200, otherRequests);
+        AttestationClient client = client(List.of(silent, other), keyStartingAt(0, 2));
+        AttestationClientException e = assertThrows(AttestationClientException.class,
+                () -> client.postOnce("/v1/enrollments", Map.of("enrollmentToken", "t"), null));
+        assertEquals("no_answer", e.error(), "the request was sent and not answered: " + e.getMessage());
+        assertEquals(1, silentRequests.get(), "the first instance got the enrollment once");
+        assertEquals(0, otherRequests.get(), "the enrollment was not repeated at the other instance");
+        assertEquals(other, client.server(), "the caller's next attempt goes to the other instance");
+
+        AtomicInteger unavailableRequests = new AtomicInteger();
+        URI unavailable = server(loopback, "unavailable", 503, unavailableRequests);
+        AttestationClient second = client(List.of(unavailable, other), keyStartingAt(0, 2));
+        AttestationClientException refused = assertThrows(AttestationClientException.class,
+                () -> second.postOnce("/v1/enrollments/x/activation", Map.of("secret", "s"), null));
+        assertEquals(503, refused.status(), "a 5xx after the request arrived is thrown: " + refused.getMessage());
+        assertEquals(0, otherRequests.get(), "the activation was not repeated at the other instance");
+
+        AtomicInteger repeatable = new AtomicInteger();
+        URI silentToo = silentServer(repeatable);
+        assertEquals("other", client(List.of(silentToo, other), keyStartingAt(0, 2)).post("/v1/nonces",
+                Map.of("a", 1), null).path("server").asText(), "a repeatable request does go on to the other");
+    }
+
+    @Test
+    void anEnrollmentGoesToTheNextInstance_whenTheFirstCouldNotBeConnectedTo() throws Exception {
+        URI dead = URI.create("https://127.0.0.1:" + FreePorts.tcp());
+        AtomicInteger liveRequests = new AtomicInteger();
+        URI live = server(loopback, "live", 200, liveRequests);
+        assertEquals("live", client(List.of(dead, live), keyStartingAt(0, 2)).postOnce("/v1/enrollments",
+                Map.of("enrollmentToken", "t"), null).path("server").asText(),
+                "nothing was sent to the dead instance, so the enrollment goes to the live one");
+        assertEquals(1, liveRequests.get(), "the live instance got it once");
+    }
+
+    /** A server answering 200 on {@code host} (resolved), for its name in the URL. */
+    private URI serverOn(String host, TestCertificateAuthority.Issued identity, String name) throws Exception {
+        HttpsServer s = HttpsServer.create(new InetSocketAddress(InetAddress.getByName(host), 0), 16);
+        s.setHttpsConfigurator(new HttpsConfigurator(serverContext(identity)));
+        s.createContext("/", exchange -> {
+            byte[] body = ("{\"server\":\"" + name + "\"}").getBytes(StandardCharsets.UTF_8);
+            exchange.sendResponseHeaders(200, body.length);
+            try (OutputStream out = exchange.getResponseBody()) {
+                out.write(body);
+            }
+        });
+        s.start();
+        started.add(s);
+        return URI.create("https://" + host + ":" + s.getAddress().getPort());
+    }
+
+    private static String causes(Throwable t) {
+        StringBuilder b = new StringBuilder();
+        for (Throwable c = t; c != null; c = c.getCause()) {
+            b.append(c).append(" <- ");
+        }
+        return b.toString();
+    }
+
     @Test
     void theServerCertificateIsRefusedAsACa_andPinningAndCaDoNotMix() throws Exception {
         X509Certificate leaf = certificates(loopback.certificate()).get(0);

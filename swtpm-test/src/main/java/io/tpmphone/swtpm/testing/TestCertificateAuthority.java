@@ -57,19 +57,32 @@ public final class TestCertificateAuthority {
         if (names.length == 0) {
             throw new IllegalArgumentException("a server certificate needs at least one name");
         }
+        List<String> san = new ArrayList<>();
+        for (String name : names) {
+            san.add((name.matches("[0-9.]+") || name.contains(":") ? "IP:" : "DNS:") + name);
+        }
+        return issue(names[0], "subjectAltName=" + String.join(",", san) + "\n");
+    }
+
+    /**
+     * A server certificate with {@code commonName} as its subject's CN and no subjectAltName at all: what a client
+     * that trusts this CA must refuse for that name (RFC 6125 §6.4.4 leaves the CN to legacy clients only).
+     */
+    public synchronized Issued issueWithoutSubjectAltName(String commonName) throws IOException,
+            InterruptedException {
+        return issue(commonName, "");
+    }
+
+    private Issued issue(String commonName, String subjectAltName) throws IOException, InterruptedException {
         int n = ++issued;
         Path leafKey = directory.resolve("server-" + n + ".key");
         Path csr = directory.resolve("server-" + n + ".csr");
         Path leaf = directory.resolve("server-" + n + ".pem");
         Path ext = directory.resolve("server-" + n + ".ext");
-        List<String> san = new ArrayList<>();
-        for (String name : names) {
-            san.add((name.matches("[0-9.]+") || name.contains(":") ? "IP:" : "DNS:") + name);
-        }
         Files.writeString(ext, "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
-                + "extendedKeyUsage=serverAuth\nsubjectAltName=" + String.join(",", san) + "\n");
+                + "extendedKeyUsage=serverAuth\n" + subjectAltName);
         openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-noenc", "-keyout",
-                leafKey.toString(), "-out", csr.toString(), "-subj", "/CN=" + names[0]);
+                leafKey.toString(), "-out", csr.toString(), "-subj", "/CN=" + commonName);
         openssl("x509", "-req", "-in", csr.toString(), "-CA", certificate.toString(), "-CAkey", key.toString(),
                 "-set_serial", Long.toString(System.nanoTime() & Long.MAX_VALUE), "-days", "2", "-extfile",
                 ext.toString(), "-out", leaf.toString());
