@@ -8,6 +8,13 @@ ROOT="$TARGET/deb-root"
 DEB_VERSION="$(printf '%s' "$VERSION" | sed 's/-SNAPSHOT$/~snapshot/')"
 command -v dpkg-deb >/dev/null || { echo "dpkg-deb is missing: apt-get install dpkg" >&2; exit 1; }
 test -d "$ROOT/usr/share/tpmphone/lib" || { echo "no $ROOT/usr/share/tpmphone/lib: run the package phase" >&2; exit 1; }
+# Each artifact once (the pom empties lib/ before copy-dependencies; this catches any other way a second version
+# got in): NAME-VERSION.jar, the version starting at the first '-' followed by a digit.
+DUPLICATES="$(cd "$ROOT/usr/share/tpmphone/lib" && ls -1 -- *.jar | sed -E 's/-[0-9][^/]*\.jar$//' | sort | uniq -d)"
+if [ -n "$DUPLICATES" ]; then
+  echo "more than one version of: $DUPLICATES in $ROOT/usr/share/tpmphone/lib; run mvn clean" >&2
+  exit 1
+fi
 rm -rf "$ROOT/DEBIAN" "$ROOT/etc" "$ROOT/lib" "$ROOT/usr/bin" "$ROOT/usr/share/doc"
 install -d -m 0755 "$ROOT/DEBIAN" "$ROOT/etc/tpmphone" "$ROOT/lib/systemd/system" "$ROOT/usr/bin" \
     "$ROOT/usr/share/doc/tpmphone"

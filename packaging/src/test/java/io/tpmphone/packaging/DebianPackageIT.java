@@ -101,6 +101,25 @@ class DebianPackageIT {
         return env;
     }
 
+    /** NAME-VERSION.jar as copy-dependencies names it: the version starts at the first '-' followed by a digit. */
+    private static final Pattern JAR = Pattern.compile("(.+?)-[0-9][^/]*\\.jar");
+
+    /** Two versions of one artifact on the class path: the order of the jars would decide which classes run. */
+    private static void assertEachArtifactOnce(Path lib) throws Exception {
+        Map<String, List<String>> byArtifact = new LinkedHashMap<>();
+        try (var jars = Files.list(lib)) {
+            for (Path jar : jars.sorted().toList()) {
+                String name = jar.getFileName().toString();
+                Matcher m = JAR.matcher(name);
+                assertTrue(m.matches(), "a jar named NAME-VERSION.jar in " + lib + ": " + name);
+                byArtifact.computeIfAbsent(m.group(1), k -> new ArrayList<>()).add(name);
+            }
+        }
+        assertTrue(byArtifact.size() > 10, "the distribution's jars are in " + lib + ": " + byArtifact.keySet());
+        List<List<String>> twice = byArtifact.values().stream().filter(v -> v.size() > 1).toList();
+        assertTrue(twice.isEmpty(), "each artifact once in " + lib + ", saw " + twice);
+    }
+
     private static String owner(Path p) throws Exception {
         PosixFileAttributes a = Files.readAttributes(p, PosixFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
         return a.owner().getName() + ":" + a.group().getName() + " " + PosixFilePermissions.toString(a.permissions());
@@ -118,6 +137,7 @@ class DebianPackageIT {
         try {
             ok("dpkg", "-i", deb.toString());
             assertTrue(Files.isExecutable(Path.of("/usr/bin/tpmphone")), "/usr/bin/tpmphone installed");
+            assertEachArtifactOnce(Path.of("/usr/share/tpmphone/lib"));
             String user = ok("getent", "passwd", "tpmphone");
             assertTrue(user.trim().endsWith(":/usr/sbin/nologin"), "a system user without a login shell: " + user);
             int uid = Integer.parseInt(user.split(":")[2]);
