@@ -29,6 +29,8 @@ import java.time.Clock;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
+import java.util.Optional;
 import java.util.Objects;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
@@ -72,6 +74,7 @@ public final class AttestationServer implements AutoCloseable {
     private final PolicyVersions policyVersions;
     private final ConsoleHandler console;
     private final io.tpmphone.server.audit.OcsfFileSink ocsfSink;
+    private final io.tpmphone.server.internal.HealthCheck health;
 
     private AttestationServer(Builder b) throws Exception {
         this.host = b.host;
@@ -131,6 +134,17 @@ public final class AttestationServer implements AutoCloseable {
                         LOG.warn("could not archive an appraised event log for the console: {}", e.toString());
                     }
                 });
+        // For a load balancer: 200 only while the database answers and the audit log can commit; no admin token, no
+        // detail beyond the reason.
+        health = new io.tpmphone.server.internal.HealthCheck(registry.database(), auditLog::unavailableReason,
+                io.tpmphone.server.internal.HealthCheck.DEFAULT_DEADLINE);
+        api.route("GET", "/health", false, call -> {
+            Optional<String> problem = health.problem();
+            if (problem.isPresent()) {
+                throw new ApiException(503, "unhealthy", problem.get());
+            }
+            return Map.of("status", "ok");
+        });
         ocsfSink = b.ocsfFile == null ? null : io.tpmphone.server.audit.OcsfFileSink.open(b.ocsfFile,
                 io.tpmphone.server.audit.OcsfExport.of(auditLog));
         // Through the registry and the audit log, so that on a shared PostgreSQL database the console shows the
@@ -316,6 +330,9 @@ public final class AttestationServer implements AutoCloseable {
             housekeeping.awaitTermination(5, TimeUnit.SECONDS);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
+        }
+        if (health != null) {
+            health.close();
         }
         refusals.flushAll(); // the counts of the current windows, before the closing checkpoint
         try {
