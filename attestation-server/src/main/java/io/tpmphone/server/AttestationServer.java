@@ -75,6 +75,8 @@ public final class AttestationServer implements AutoCloseable {
     private final ConsoleHandler console;
     private final io.tpmphone.server.audit.OcsfFileSink ocsfSink;
     private final io.tpmphone.server.internal.HealthCheck health;
+    private final io.tpmphone.server.internal.ServerMetrics metrics;
+    private final io.tpmphone.server.internal.MetricsEndpoint metricsEndpoint;
 
     private AttestationServer(Builder b) throws Exception {
         this.host = b.host;
@@ -97,9 +99,13 @@ public final class AttestationServer implements AutoCloseable {
             throw e;
         }
         registry = opened;
+        metrics = new io.tpmphone.server.internal.ServerMetrics();
+        io.tpmphone.server.internal.ServerMetrics m = metrics;
         AuditTrail audit = (type, subject, outcome, detail) -> {
             try {
+                long started = System.nanoTime();
                 auditLog.append(AuditEntry.of(AuditEventType.valueOf(type), subject, outcome, detail));
+                m.auditCommitted(System.nanoTime() - started); // append returns once the record is committed
             } catch (AuditException e) {
                 throw new ApiException(503, "audit_unavailable", "the audit log cannot record this decision, so it"
                         + " was not made: " + e.getMessage());
@@ -107,7 +113,8 @@ public final class AttestationServer implements AutoCloseable {
         };
         EkCertificates ekCas = new EkCertificates(b.trustedEkCas, b.clock);
         Registrar registrar = new Registrar(registry, ekCas, audit, b.clock);
-        NonceService nonces = NonceService.shared(b.clock, registry.database());
+        NonceService nonces = NonceService.shared(b.clock, registry.database()).withMetrics(metrics);
+        metrics.withScraped(auditLog::size, registry.database()::poolState);
         refusals = new RefusalAggregator(audit, b.clock, b.refusalWindow,
                 RefusalAggregator.DEFAULT_MAX_KEYS);
         registrar.withRefusals(refusals);
@@ -133,7 +140,7 @@ public final class AttestationServer implements AutoCloseable {
                     } catch (java.sql.SQLException e) {
                         LOG.warn("could not archive an appraised event log for the console: {}", e.toString());
                     }
-                });
+                }, metrics);
         // For a load balancer: 200 only while the database answers and the audit log can commit; no admin token, no
         // detail beyond the reason.
         health = new io.tpmphone.server.internal.HealthCheck(registry.database(), auditLog::unavailableReason,
@@ -205,6 +212,8 @@ public final class AttestationServer implements AutoCloseable {
         // The console answers /ui and /ui/...; everything else falls through to the API.
         jetty.setHandler(new Handler.Sequence(console, api));
         jetty.setStopTimeout(5_000);
+        metricsEndpoint = b.metricsPort < 0 ? null : io.tpmphone.server.internal.MetricsEndpoint.start(
+                new java.net.InetSocketAddress(b.host, b.metricsPort), metrics);
         housekeeping = Executors.newSingleThreadScheduledExecutor(r -> {
             Thread t = new Thread(r, "attestation-housekeeping");
             t.setDaemon(true);
@@ -298,6 +307,15 @@ public final class AttestationServer implements AutoCloseable {
         return URI.create("https://" + (host.contains(":") ? "[" + host + "]" : host) + ":" + port());
     }
 
+    /** Where the Prometheus metrics are served ({@code http://HOST:PORT/metrics}), if a metrics port was given. */
+    public Optional<URI> metricsUri() {
+        if (metricsEndpoint == null) {
+            return Optional.empty();
+        }
+        return Optional.of(URI.create("http://" + (host.contains(":") ? "[" + host + "]" : host) + ":"
+                + metricsEndpoint.address().getPort() + "/metrics"));
+    }
+
     /** The TLS certificate clients pin. */
     public X509Certificate tlsCertificate() throws java.security.GeneralSecurityException {
         return tlsCredentials != null ? tlsCredentials.certificate() : identity.tlsCertificate();
@@ -333,6 +351,9 @@ public final class AttestationServer implements AutoCloseable {
         }
         if (health != null) {
             health.close();
+        }
+        if (metricsEndpoint != null) {
+            metricsEndpoint.close();
         }
         refusals.flushAll(); // the counts of the current windows, before the closing checkpoint
         try {
@@ -380,6 +401,7 @@ public final class AttestationServer implements AutoCloseable {
         private Path stateDirectory;
         private String host = "127.0.0.1";
         private int port;
+        private int metricsPort = -1;
         private String adminToken;
         private final List<X509Certificate> trustedEkCas = new ArrayList<>();
         private final List<String> hostNames = new ArrayList<>();
@@ -539,6 +561,18 @@ public final class AttestationServer implements AutoCloseable {
                 throw new IllegalArgumentException("port must be 0..65535, got " + bindPort);
             }
             this.port = bindPort;
+            return this;
+        }
+
+        /**
+         * Serve Prometheus metrics over plain HTTP at {@code http://HOST:port/metrics} on the listen address (port 0:
+         * a free one). Default: no metrics endpoint. Metrics are per instance and name no host, key or nonce.
+         */
+        public Builder metricsPort(int metricsPort) {
+            if (metricsPort < 0 || metricsPort > 65535) {
+                throw new IllegalArgumentException("metrics port must be 0..65535, got " + metricsPort);
+            }
+            this.metricsPort = metricsPort;
             return this;
         }
 

@@ -146,6 +146,49 @@ class TwoServersOnPostgresIT {
         }
     }
 
+    /** The server's own metrics port: the audit commits, the chain's head and the PostgreSQL pool, as scraped. */
+    @Test
+    void theMetricsPort_showsAuditCommitsTheChainHeadAndThePool(TestBackend db) throws Exception {
+        try (AttestationServer server = AttestationServer.builder().stateDirectory(dir.resolve("a")).adminToken(ADMIN)
+                .database(db.databaseUrl()).policy(policy(1)).metricsPort(0).start()) {
+            SSLSocketFactory tls = pinned(server);
+            java.net.URI metrics = server.metricsUri().orElseThrow();
+            String before = scrape(metrics);
+            double commits = sample(before, "tpmphone_audit_commit_duration_seconds_count");
+            assertEquals(200, call(server, tls, "PUT", "/v1/policy", policy(2)).status, "a policy change");
+            String after = scrape(metrics);
+            assertEquals(commits + 1, sample(after, "tpmphone_audit_commit_duration_seconds_count"),
+                    "one more audit record committed (POLICY_CHANGE): " + after);
+            long head = JSON.readTree(call(server, tls, "GET", "/v1/audit", null).body.toString()).path("records")
+                    .size();
+            assertTrue(sample(after, "tpmphone_audit_head_sequence") >= head && head >= 2,
+                    "the chain's head covers the records served (" + head + "): " + after);
+            assertTrue(sample(after, "tpmphone_database_pool_connections", "state=\"total\"") >= 1,
+                    "the PostgreSQL pool: " + after);
+        }
+    }
+
+    private static String scrape(java.net.URI metrics) throws Exception {
+        java.net.http.HttpResponse<String> r = java.net.http.HttpClient.newHttpClient().send(
+                java.net.http.HttpRequest.newBuilder(metrics).timeout(Duration.ofSeconds(10)).GET().build(),
+                java.net.http.HttpResponse.BodyHandlers.ofString());
+        assertEquals(200, r.statusCode(), "GET " + metrics + ": " + r.body());
+        return r.body();
+    }
+
+    /** The sample of {@code name} with all of {@code labels}, or 0. */
+    private static double sample(String text, String name, String... labels) {
+        for (String line : text.split("\n")) {
+            if (line.startsWith(name + "{") || line.startsWith(name + " ")) {
+                String series = line.substring(0, line.lastIndexOf(' '));
+                if (java.util.Arrays.stream(labels).allMatch(series::contains)) {
+                    return Double.parseDouble(line.substring(line.lastIndexOf(' ') + 1));
+                }
+            }
+        }
+        return 0;
+    }
+
     private record Answer(int status, JsonNode body) {
     }
 

@@ -66,6 +66,9 @@ final class ServerCommand implements Callable<Integer> {
     @Option(names = "--database-pool", paramLabel = "N", defaultValue = "10", description = "PostgreSQL connections"
             + " of this instance (default ${DEFAULT-VALUE})")
     int databasePool;
+    @Option(names = "--metrics-port", paramLabel = "PORT", description = "serve Prometheus metrics over plain HTTP at"
+            + " http://LISTEN-HOST:PORT/metrics (docs/operations.md §11); default: none")
+    Integer metricsPort;
 
     @Override
     public Integer call() throws Exception {
@@ -110,6 +113,13 @@ final class ServerCommand implements Callable<Integer> {
         } else if (databasePasswordFile != null) {
             throw new IllegalArgumentException("--database-password-file needs --database (SQLite has no password)");
         }
+        if (metricsPort != null) {
+            if (metricsPort < 1 || metricsPort > 65535 || metricsPort == port) {
+                throw new IllegalArgumentException("--metrics-port must be 1..65535 and not the --listen port, got "
+                        + metricsPort);
+            }
+            b.metricsPort(metricsPort);
+        }
         CountDownLatch stopped = new CountDownLatch(1);
         AttestationServer server = b.start();
         // The JVM does not wait for main after SIGINT: the hook itself closes the server (final audit checkpoint).
@@ -120,7 +130,8 @@ final class ServerCommand implements Callable<Integer> {
         String trust = tlsCert != null ? "TLS certificate " + tlsCert + ": agents trust its CA with --server-ca"
                 : "TLS certificate for agents to pin: " + state.resolve("keys").resolve("tls-cert.pem");
         spec.commandLine().getOut().println("attestation server on " + server.uri() + " (" + trust
-                + "; web console: " + server.uri() + "/ui/); Ctrl-C stops it");
+                + "; web console: " + server.uri() + "/ui/" + server.metricsUri().map(u -> "; metrics: " + u)
+                .orElse("") + "); Ctrl-C stops it");
         spec.commandLine().getOut().flush();
         stopped.await();
         return 0;
