@@ -132,7 +132,7 @@ public final class HostAttestation {
         if (enrollmentToken != null) {
             request.put("enrollmentToken", enrollmentToken);
         }
-        JsonNode challenge = server.post("/v1/enrollments", request, null);
+        JsonNode challenge = server.postOnce("/v1/enrollments", request, null);
         JsonNode credential = challenge.get("credential");
         Base64.Decoder d = Base64.getDecoder();
         SecretBytes secret = tpm.activateCredential(AK, EkType.RSA_2048.defaultHandle(),
@@ -142,7 +142,7 @@ public final class HostAttestation {
         try {
             byte[] s = secret.reveal();
             try {
-                done = server.post("/v1/enrollments/" + challenge.get("enrollmentId").asText() + "/activation",
+                done = server.postOnce("/v1/enrollments/" + challenge.get("enrollmentId").asText() + "/activation",
                         Map.of("secret", b64.encodeToString(s)), null);
             } finally {
                 java.util.Arrays.fill(s, (byte) 0);

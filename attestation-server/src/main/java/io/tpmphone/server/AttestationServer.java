@@ -29,6 +29,8 @@ import java.time.Clock;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
+import java.util.Optional;
 import java.util.Objects;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
@@ -59,6 +61,8 @@ public final class AttestationServer implements AutoCloseable {
     private final Server jetty;
     private final ServerConnector connector;
     private final ServerIdentity identity;
+    /** The operator's CA-issued TLS certificate and key, or null for the self-signed one in {@code keys/}. */
+    private final io.tpmphone.server.internal.TlsCredentials tlsCredentials;
     private final Registry registry;
     private final AuditLog auditLog;
     private final ScheduledExecutorService housekeeping;
@@ -70,6 +74,9 @@ public final class AttestationServer implements AutoCloseable {
     private final PolicyVersions policyVersions;
     private final ConsoleHandler console;
     private final io.tpmphone.server.audit.OcsfFileSink ocsfSink;
+    private final io.tpmphone.server.internal.HealthCheck health;
+    private final io.tpmphone.server.internal.ServerMetrics metrics;
+    private final io.tpmphone.server.internal.MetricsEndpoint metricsEndpoint;
 
     private AttestationServer(Builder b) throws Exception {
         this.host = b.host;
@@ -77,6 +84,8 @@ public final class AttestationServer implements AutoCloseable {
         // than refused: that is what an operator upgrading from a version that made it 0755 would do anyway.
         io.tpmphone.attestation.OwnerOnlyFiles.createPrivateDirectories(b.stateDirectory);
         identity = ServerIdentity.loadOrCreate(b.stateDirectory.resolve("keys"), b.hostNames);
+        tlsCredentials = b.tlsCertificateChain == null ? null
+                : io.tpmphone.server.internal.TlsCredentials.load(b.tlsCertificateChain, b.tlsPrivateKey);
         Registry opened = openRegistry(b, identity);
         try {
             // On PostgreSQL the audit log is the cluster's one chain, in the registry's database.
@@ -90,9 +99,13 @@ public final class AttestationServer implements AutoCloseable {
             throw e;
         }
         registry = opened;
+        metrics = new io.tpmphone.server.internal.ServerMetrics();
+        io.tpmphone.server.internal.ServerMetrics m = metrics;
         AuditTrail audit = (type, subject, outcome, detail) -> {
             try {
+                long started = System.nanoTime();
                 auditLog.append(AuditEntry.of(AuditEventType.valueOf(type), subject, outcome, detail));
+                m.auditCommitted(System.nanoTime() - started); // append returns once the record is committed
             } catch (AuditException e) {
                 throw new ApiException(503, "audit_unavailable", "the audit log cannot record this decision, so it"
                         + " was not made: " + e.getMessage());
@@ -100,7 +113,8 @@ public final class AttestationServer implements AutoCloseable {
         };
         EkCertificates ekCas = new EkCertificates(b.trustedEkCas, b.clock);
         Registrar registrar = new Registrar(registry, ekCas, audit, b.clock);
-        NonceService nonces = NonceService.shared(b.clock, registry.database());
+        NonceService nonces = NonceService.shared(b.clock, registry.database()).withMetrics(metrics);
+        metrics.withScraped(auditLog::size, registry.database()::poolState);
         refusals = new RefusalAggregator(audit, b.clock, b.refusalWindow,
                 RefusalAggregator.DEFAULT_MAX_KEYS);
         registrar.withRefusals(refusals);
@@ -126,7 +140,18 @@ public final class AttestationServer implements AutoCloseable {
                     } catch (java.sql.SQLException e) {
                         LOG.warn("could not archive an appraised event log for the console: {}", e.toString());
                     }
-                });
+                }, metrics);
+        // For a load balancer: 200 only while the database answers and the audit log can commit; no admin token, no
+        // detail beyond the reason.
+        health = new io.tpmphone.server.internal.HealthCheck(registry.database(), auditLog::unavailableReason,
+                io.tpmphone.server.internal.HealthCheck.DEFAULT_DEADLINE);
+        api.route("GET", "/health", false, call -> {
+            Optional<String> problem = health.problem();
+            if (problem.isPresent()) {
+                throw new ApiException(503, "unhealthy", problem.get());
+            }
+            return Map.of("status", "ok");
+        });
         ocsfSink = b.ocsfFile == null ? null : io.tpmphone.server.audit.OcsfFileSink.open(b.ocsfFile,
                 io.tpmphone.server.audit.OcsfExport.of(auditLog));
         // Through the registry and the audit log, so that on a shared PostgreSQL database the console shows the
@@ -163,9 +188,15 @@ public final class AttestationServer implements AutoCloseable {
         threads.setName("attestation-http");
         jetty = new Server(threads);
         SslContextFactory.Server tls = new SslContextFactory.Server();
-        tls.setKeyStore(identity.keyStore());
-        tls.setKeyStorePassword(new String(identity.password()));
-        tls.setCertAlias(identity.tlsAlias());
+        if (tlsCredentials != null) {
+            tls.setKeyStore(tlsCredentials.keyStore());
+            tls.setKeyStorePassword(new String(tlsCredentials.password()));
+            tls.setCertAlias(tlsCredentials.alias());
+        } else {
+            tls.setKeyStore(identity.keyStore());
+            tls.setKeyStorePassword(new String(identity.password()));
+            tls.setCertAlias(identity.tlsAlias());
+        }
         tls.setIncludeProtocols("TLSv1.3", "TLSv1.2");
         HttpConfiguration https = new HttpConfiguration();
         https.setSendServerVersion(false);
@@ -181,6 +212,8 @@ public final class AttestationServer implements AutoCloseable {
         // The console answers /ui and /ui/...; everything else falls through to the API.
         jetty.setHandler(new Handler.Sequence(console, api));
         jetty.setStopTimeout(5_000);
+        metricsEndpoint = b.metricsPort < 0 ? null : io.tpmphone.server.internal.MetricsEndpoint.start(
+                new java.net.InetSocketAddress(b.host, b.metricsPort), metrics);
         housekeeping = Executors.newSingleThreadScheduledExecutor(r -> {
             Thread t = new Thread(r, "attestation-housekeeping");
             t.setDaemon(true);
@@ -274,9 +307,18 @@ public final class AttestationServer implements AutoCloseable {
         return URI.create("https://" + (host.contains(":") ? "[" + host + "]" : host) + ":" + port());
     }
 
+    /** Where the Prometheus metrics are served ({@code http://HOST:PORT/metrics}), if a metrics port was given. */
+    public Optional<URI> metricsUri() {
+        if (metricsEndpoint == null) {
+            return Optional.empty();
+        }
+        return Optional.of(URI.create("http://" + (host.contains(":") ? "[" + host + "]" : host) + ":"
+                + metricsEndpoint.address().getPort() + "/metrics"));
+    }
+
     /** The TLS certificate clients pin. */
     public X509Certificate tlsCertificate() throws java.security.GeneralSecurityException {
-        return identity.tlsCertificate();
+        return tlsCredentials != null ? tlsCredentials.certificate() : identity.tlsCertificate();
     }
 
     /** The key that signs attestation results and audit checkpoints. */
@@ -306,6 +348,12 @@ public final class AttestationServer implements AutoCloseable {
             housekeeping.awaitTermination(5, TimeUnit.SECONDS);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
+        }
+        if (health != null) {
+            health.close();
+        }
+        if (metricsEndpoint != null) {
+            metricsEndpoint.close();
         }
         refusals.flushAll(); // the counts of the current windows, before the closing checkpoint
         try {
@@ -353,6 +401,7 @@ public final class AttestationServer implements AutoCloseable {
         private Path stateDirectory;
         private String host = "127.0.0.1";
         private int port;
+        private int metricsPort = -1;
         private String adminToken;
         private final List<X509Certificate> trustedEkCas = new ArrayList<>();
         private final List<String> hostNames = new ArrayList<>();
@@ -369,8 +418,23 @@ public final class AttestationServer implements AutoCloseable {
         private int consoleMaxSessions = 256;
         private Duration appraisalInterval = Duration.ofSeconds(30);
         private Path ocsfFile;
+        private Path tlsCertificateChain;
+        private Path tlsPrivateKey;
 
         private Builder() {
+        }
+
+        /**
+         * Serves TLS with this certificate chain (PEM, the server's certificate first, then its CA's) and private key
+         * (PEM, unencrypted, read under the admin token file's rules), e.g. issued by a private CA that agents trust
+         * with {@code --server-ca}, so that every instance of a cluster has its own certificate for its own name.
+         * Without it the server uses the self-signed certificate in {@code keys/} that agents pin. Checked at
+         * {@link #start}: the key must be the certificate's, and the certificate valid now.
+         */
+        public Builder tlsCertificate(Path chainPem, Path privateKeyPem) {
+            this.tlsCertificateChain = Objects.requireNonNull(chainPem, "chainPem");
+            this.tlsPrivateKey = Objects.requireNonNull(privateKeyPem, "privateKeyPem");
+            return this;
         }
 
         /**
@@ -497,6 +561,18 @@ public final class AttestationServer implements AutoCloseable {
                 throw new IllegalArgumentException("port must be 0..65535, got " + bindPort);
             }
             this.port = bindPort;
+            return this;
+        }
+
+        /**
+         * Serve Prometheus metrics over plain HTTP at {@code http://HOST:port/metrics} on the listen address (port 0:
+         * a free one). Default: no metrics endpoint. Metrics are per instance and name no host, key or nonce.
+         */
+        public Builder metricsPort(int metricsPort) {
+            if (metricsPort < 0 || metricsPort > 65535) {
+                throw new IllegalArgumentException("metrics port must be 0..65535, got " + metricsPort);
+            }
+            this.metricsPort = metricsPort;
             return this;
         }
 

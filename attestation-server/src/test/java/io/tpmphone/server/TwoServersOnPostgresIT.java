@@ -25,6 +25,9 @@ import javax.net.ssl.HttpsURLConnection;
 import javax.net.ssl.SSLContext;
 import javax.net.ssl.SSLSocketFactory;
 import javax.net.ssl.TrustManagerFactory;
+import io.tpmphone.swtpm.testing.Await;
+import io.tpmphone.swtpm.testing.PostgresServer;
+import java.time.Duration;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.extension.ExtendWith;
@@ -104,6 +107,86 @@ class TwoServersOnPostgresIT {
             assertEquals("storage_unavailable", gone.body.get("error").asText(), "says why: " + gone.body);
             assertTrue(!gone.body.toString().contains("postgres"), "names no database internals: " + gone.body);
         }
+    }
+
+    /** What a load balancer sees: 503 naming the cause while PostgreSQL is down, 200 again once it is back. */
+    @Test
+    void health_is503WhilePostgresqlIsPaused_and200AfterItResumes(TestBackend db) throws Exception {
+        try (AttestationServer server = AttestationServer.builder().stateDirectory(dir.resolve("a")).adminToken(ADMIN)
+                .database(db.databaseUrl()).policy(policy(1)).start()) {
+            SSLSocketFactory tls = pinned(server);
+            Answer up = call(server, tls, "GET", "/health", null);
+            assertEquals(200, up.status, "healthy while PostgreSQL answers: " + up.body);
+            assertEquals("ok", up.body.path("status").asText(), "says ok: " + up.body);
+            PostgresServer postgres = PostgresServer.shared();
+            postgres.pause();
+            try {
+                Answer down = call(server, tls, "GET", "/health", null);
+                assertEquals(503, down.status, "unhealthy while PostgreSQL is stopped: " + down.body);
+                assertEquals("unhealthy", down.body.path("error").asText(), "says so: " + down.body);
+                assertTrue(down.body.path("message").asText().contains("database"), "names the database as the"
+                        + " cause: " + down.body);
+                assertTrue(!down.body.toString().toLowerCase(java.util.Locale.ROOT).contains("postgres"),
+                        "names no database internals: " + down.body);
+            } finally {
+                postgres.resume();
+            }
+            Answer back = Await.until("/health is 200 again after PostgreSQL resumed", Duration.ofSeconds(60),
+                    () -> call(server, tls, "GET", "/health", null), a -> a.status == 200);
+            assertEquals("ok", back.body.path("status").asText(), "says ok: " + back.body);
+            // The audit log commits again: an operator's call that writes a record is served and recorded.
+            Answer put = call(server, tls, "PUT", "/v1/policy", policy(2));
+            assertEquals(200, put.status, "a policy change is served: " + put.body);
+            JsonNode records = call(server, tls, "GET", "/v1/audit", null).body.get("records");
+            long changes = 0;
+            for (JsonNode r : records) {
+                changes += r.get("type").asText().equals("POLICY_CHANGE") ? 1 : 0;
+            }
+            assertEquals(2, changes, "the change after the pause is in the audit log: " + records);
+        }
+    }
+
+    /** The server's own metrics port: the audit commits, the chain's head and the PostgreSQL pool, as scraped. */
+    @Test
+    void theMetricsPort_showsAuditCommitsTheChainHeadAndThePool(TestBackend db) throws Exception {
+        try (AttestationServer server = AttestationServer.builder().stateDirectory(dir.resolve("a")).adminToken(ADMIN)
+                .database(db.databaseUrl()).policy(policy(1)).metricsPort(0).start()) {
+            SSLSocketFactory tls = pinned(server);
+            java.net.URI metrics = server.metricsUri().orElseThrow();
+            String before = scrape(metrics);
+            double commits = sample(before, "tpmphone_audit_commit_duration_seconds_count");
+            assertEquals(200, call(server, tls, "PUT", "/v1/policy", policy(2)).status, "a policy change");
+            String after = scrape(metrics);
+            assertEquals(commits + 1, sample(after, "tpmphone_audit_commit_duration_seconds_count"),
+                    "one more audit record committed (POLICY_CHANGE): " + after);
+            long head = JSON.readTree(call(server, tls, "GET", "/v1/audit", null).body.toString()).path("records")
+                    .size();
+            assertTrue(sample(after, "tpmphone_audit_head_sequence") >= head && head >= 2,
+                    "the chain's head covers the records served (" + head + "): " + after);
+            assertTrue(sample(after, "tpmphone_database_pool_connections", "state=\"total\"") >= 1,
+                    "the PostgreSQL pool: " + after);
+        }
+    }
+
+    private static String scrape(java.net.URI metrics) throws Exception {
+        java.net.http.HttpResponse<String> r = java.net.http.HttpClient.newHttpClient().send(
+                java.net.http.HttpRequest.newBuilder(metrics).timeout(Duration.ofSeconds(10)).GET().build(),
+                java.net.http.HttpResponse.BodyHandlers.ofString());
+        assertEquals(200, r.statusCode(), "GET " + metrics + ": " + r.body());
+        return r.body();
+    }
+
+    /** The sample of {@code name} with all of {@code labels}, or 0. */
+    private static double sample(String text, String name, String... labels) {
+        for (String line : text.split("\n")) {
+            if (line.startsWith(name + "{") || line.startsWith(name + " ")) {
+                String series = line.substring(0, line.lastIndexOf(' '));
+                if (java.util.Arrays.stream(labels).allMatch(series::contains)) {
+                    return Double.parseDouble(line.substring(line.lastIndexOf(' ') + 1));
+                }
+            }
+        }
+        return 0;
     }
 
     private record Answer(int status, JsonNode body) {

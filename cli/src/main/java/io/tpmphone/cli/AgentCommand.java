@@ -147,10 +147,16 @@ final class AgentCommand {
         @Option(names = "--tpm", required = true, description = "TPM URI: device:/dev/tpmrm0, or"
                 + " swtpm:socket=PATH for a swtpm's Unix socket (`tpmphone swtpm start` prints it)")
         String tpm;
-        @Option(names = "--server", required = true, description = "attestation server URL")
-        URI server;
-        @Option(names = "--server-cert", required = true, description = "the server's TLS certificate (PEM) to pin")
+        @Option(names = "--server", required = true, split = ",", paramLabel = "URL", description = {"attestation"
+                + " server URL; repeatable or comma-separated for the instances of a cluster: the agent starts at one"
+                + " chosen by --host and moves on when one fails (no answer, timeout, 5xx)"})
+        List<URI> servers = new ArrayList<>();
+        @Option(names = "--server-cert", paramLabel = "PEM", description = "the server's own TLS certificate (PEM) to"
+                + " pin (one server, or instances that share it)")
         Path serverCert;
+        @Option(names = "--server-ca", paramLabel = "PEM", description = "the private CA (PEM) that issues every"
+                + " instance's TLS certificate; each URL's host name or IP must be in its certificate's SAN")
+        Path serverCa;
         @Option(names = "--state", required = true, description = "agent state directory")
         Path state;
         @Option(names = "--host", required = true, description = "this host's name at the server")
@@ -168,8 +174,7 @@ final class AgentCommand {
 
         @Override
         public Integer call() throws Exception {
-            AttestationClient client = new AttestationClient(PolicyCommand.requireHttps(server),
-                    Pem.certificates(serverCert).get(0), Duration.ofSeconds(15));
+            AttestationClient client = client(servers, serverCert, serverCa, host);
             TpmClient tpmClient = TpmClient.open(TpmUri.parse(tpm));
             Agent agent = new Agent(tpmClient, client, state, host, pcr, launch.spec(state, host),
                     Duration.ofSeconds(interval), Clock.systemUTC()).withEnrollmentToken(enrollmentTokenFile == null
@@ -204,6 +209,29 @@ final class AgentCommand {
             stopped.await();
             return 0;
         }
+    }
+
+    /**
+     * The agent's client over {@code servers}, trusting either the pinned {@code cert} or the CA {@code ca} (exactly
+     * one), starting at the server {@code host} hashes to.
+     */
+    static AttestationClient client(List<URI> servers, Path cert, Path ca, String host) throws Exception {
+        if ((cert == null) == (ca == null)) {
+            throw new IllegalArgumentException("give exactly one of --server-cert (the server's own certificate, to"
+                    + " pin) and --server-ca (the CA that issues the instances' certificates)");
+        }
+        List<URI> https = new ArrayList<>();
+        for (URI u : servers) {
+            https.add(PolicyCommand.requireHttps(u));
+        }
+        AttestationClient.Builder b = AttestationClient.builder().servers(https).preferenceKey(host)
+                .timeout(Duration.ofSeconds(15));
+        if (cert != null) {
+            b.pinnedCertificate(Pem.certificates(cert).get(0));
+        } else {
+            b.trustedCa(Pem.certificates(ca));
+        }
+        return b.build();
     }
 
     @Command(name = "status", mixinStandardHelpOptions = true,

@@ -49,6 +49,13 @@ final class ServerCommand implements Callable<Integer> {
     Path policy;
     @Option(names = "--tls-name", description = "extra host name/IP for the TLS certificate made on first start")
     List<String> tlsNames = new ArrayList<>();
+    @Option(names = "--tls-cert", paramLabel = "PEM", description = "serve this TLS certificate chain (the server's"
+            + " certificate first, then its CA's) instead of the self-signed one in STATE/keys; agents trust the CA"
+            + " with --server-ca. Needs --tls-key")
+    Path tlsCert;
+    @Option(names = "--tls-key", paramLabel = "PEM", description = "the private key of --tls-cert (PEM, unencrypted;"
+            + " owner-only, the admin token file's rules)")
+    Path tlsKey;
     @Option(names = "--database", paramLabel = "URL", description = {"keep the registry in PostgreSQL, shared by "
             + "several server instances: jdbc:postgresql://HOST:PORT/DB?user=USER (default: SQLite in --state)",
             "every instance needs the same keys/ (docs/operations.md)"})
@@ -59,6 +66,9 @@ final class ServerCommand implements Callable<Integer> {
     @Option(names = "--database-pool", paramLabel = "N", defaultValue = "10", description = "PostgreSQL connections"
             + " of this instance (default ${DEFAULT-VALUE})")
     int databasePool;
+    @Option(names = "--metrics-port", paramLabel = "PORT", description = "serve Prometheus metrics over plain HTTP at"
+            + " http://LISTEN-HOST:PORT/metrics (docs/operations.md §11); default: none")
+    Integer metricsPort;
 
     @Override
     public Integer call() throws Exception {
@@ -88,6 +98,13 @@ final class ServerCommand implements Callable<Integer> {
             b.policy(Files.readString(policy, StandardCharsets.UTF_8));
         }
         tlsNames.forEach(b::tlsHostName);
+        if ((tlsCert == null) != (tlsKey == null)) {
+            throw new IllegalArgumentException("--tls-cert and --tls-key go together: give the certificate chain and"
+                    + " its private key");
+        }
+        if (tlsCert != null) {
+            b.tlsCertificate(tlsCert, tlsKey);
+        }
         if (database != null) {
             b.database(database).databasePoolSize(databasePool);
             if (databasePasswordFile != null) {
@@ -96,6 +113,13 @@ final class ServerCommand implements Callable<Integer> {
         } else if (databasePasswordFile != null) {
             throw new IllegalArgumentException("--database-password-file needs --database (SQLite has no password)");
         }
+        if (metricsPort != null) {
+            if (metricsPort < 1 || metricsPort > 65535 || metricsPort == port) {
+                throw new IllegalArgumentException("--metrics-port must be 1..65535 and not the --listen port, got "
+                        + metricsPort);
+            }
+            b.metricsPort(metricsPort);
+        }
         CountDownLatch stopped = new CountDownLatch(1);
         AttestationServer server = b.start();
         // The JVM does not wait for main after SIGINT: the hook itself closes the server (final audit checkpoint).
@@ -103,9 +127,11 @@ final class ServerCommand implements Callable<Integer> {
             server.close();
             stopped.countDown();
         }, "server-shutdown"));
-        Path cert = state.resolve("keys").resolve("tls-cert.pem");
-        spec.commandLine().getOut().println("attestation server on " + server.uri() + " (TLS certificate for agents"
-                + " to pin: " + cert + "; web console: " + server.uri() + "/ui/); Ctrl-C stops it");
+        String trust = tlsCert != null ? "TLS certificate " + tlsCert + ": agents trust its CA with --server-ca"
+                : "TLS certificate for agents to pin: " + state.resolve("keys").resolve("tls-cert.pem");
+        spec.commandLine().getOut().println("attestation server on " + server.uri() + " (" + trust
+                + "; web console: " + server.uri() + "/ui/" + server.metricsUri().map(u -> "; metrics: " + u)
+                .orElse("") + "); Ctrl-C stops it");
         spec.commandLine().getOut().flush();
         stopped.await();
         return 0;

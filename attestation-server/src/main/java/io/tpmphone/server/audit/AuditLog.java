@@ -21,6 +21,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Objects;
+import java.util.Optional;
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CompletableFuture;
@@ -324,6 +325,23 @@ public final class AuditLog implements AutoCloseable {
             return shared.size();
         }
         return committedSeq;
+    }
+
+    /**
+     * Why this log cannot commit a record now (closed, or its writer stopped after a failure), or empty when its
+     * writer runs. Does not block; says nothing about a database that is slow (check that separately).
+     */
+    public Optional<String> unavailableReason() {
+        if (shared != null) {
+            return shared.unavailableReason();
+        }
+        if (closed || draining) {
+            return Optional.of("the audit log is closed");
+        }
+        if (!writer.isAlive()) {
+            return Optional.of("the audit writer has stopped");
+        }
+        return Optional.empty();
     }
 
     /** The last {@code n} (0..{@value AuditReader#MAX_PAGE}) committed records in seq order. */

@@ -13,6 +13,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HexFormat;
 import java.util.List;
+import java.util.Optional;
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CompletableFuture;
@@ -400,6 +401,17 @@ final class SharedAuditLog {
             throw writerFailure;
         }
         LOG.info("shared audit log on {} closed by instance {} at {} records", description, instance, committedSeq);
+    }
+
+    /** See {@link AuditLog#unavailableReason()}. */
+    Optional<String> unavailableReason() {
+        if (closed || draining) {
+            return Optional.of("the audit log is closed");
+        }
+        if (writerFailure != null || !writer.isAlive()) {
+            return Optional.of("the audit writer has stopped after a failure");
+        }
+        return Optional.empty();
     }
 
     private void writeLoop() {

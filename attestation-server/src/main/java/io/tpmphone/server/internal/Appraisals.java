@@ -62,6 +62,7 @@ public final class Appraisals {
     private final KeyApprover approver;
     private volatile RefusalAggregator refusals;
     private volatile EventLogArchive archive = EventLogArchive.NONE;
+    private volatile ServerMetrics metrics;
     private final AuditTrail audit;
     private final Clock clock;
     private final Supplier<AttestationPolicy> policy;
@@ -125,6 +126,12 @@ public final class Appraisals {
         return this;
     }
 
+    /** Counts appraisals, their latency, rollbacks and refusals into {@code metrics}. Call once, before serving. */
+    public Appraisals withMetrics(ServerMetrics metrics) {
+        this.metrics = java.util.Objects.requireNonNull(metrics, "metrics");
+        return this;
+    }
+
     /**
      * Keeps every appraised measurement log in {@code archive} (by the SHA-256 the APPRAISAL record names), for the
      * console's "what changed". Call once, before serving.
@@ -136,6 +143,7 @@ public final class Appraisals {
 
     /** As {@link #appraise(String)}, for a client at {@code remote} (null: unknown, every refusal recorded). */
     public Map<String, Object> appraise(String body, String remote) throws Exception {
+        long started = System.nanoTime();
         AttestationPolicy p = policy.get();
         ObjectNode req = Json.object(body, FIELDS, Set.of("keyApprovalPcrs", "keyEvents"));
         byte[] keyEventBytes = req.has("keyEvents") ? KeyEvents.bytes(req) : null;
@@ -249,6 +257,10 @@ public final class Appraisals {
         response.put("policyVersion", p.version());
         response.put("expiresAt", expires.toString());
         response.put("result", jws);
+        ServerMetrics m = metrics;
+        if (m != null) {
+            m.appraised(a.level(), a.failedCheck(), System.nanoTime() - started);
+        }
         if (keyApproval != null) {
             response.put("keyApproval", keyApproval.toJsonMap());
         } else if (keyApprovalRefused != null) {
@@ -349,6 +361,10 @@ public final class Appraisals {
      */
     private ApiException refuse(String akId, String check, String reason, byte[] evidenceHash, String from,
                                 boolean enrolled) throws ApiException {
+        ServerMetrics m = metrics;
+        if (m != null) {
+            m.refused(check);
+        }
         Map<String, Object> detail = new LinkedHashMap<>();
         detail.put("akId", akId);
         detail.put("check", check);

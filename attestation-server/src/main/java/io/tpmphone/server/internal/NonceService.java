@@ -114,6 +114,7 @@ public final class NonceService {
     private final SecureRandom random = new SecureRandom();
     private final Clock clock;
     private final Store store;
+    private volatile ServerMetrics metrics;
 
     /** Nonces in this server's memory: for one server instance. */
     public NonceService(Clock clock) {
@@ -268,13 +269,25 @@ public final class NonceService {
      */
     public Consumed consume(byte[] nonce, String akId) {
         Issued issued = store.take(nonce);
+        Refusal refusal;
         if (issued == null) {
-            return new Consumed(Refusal.UNKNOWN);
+            refusal = Refusal.UNKNOWN;
+        } else if (!clock.instant().isBefore(issued.expiresAt())) {
+            refusal = Refusal.EXPIRED;
+        } else {
+            refusal = issued.akId().equals(akId) ? null : Refusal.OTHER_KEY;
         }
-        if (!clock.instant().isBefore(issued.expiresAt())) {
-            return new Consumed(Refusal.EXPIRED);
+        ServerMetrics m = metrics;
+        if (m != null) {
+            m.nonceRedeemed(java.util.Optional.ofNullable(refusal));
         }
-        return new Consumed(issued.akId().equals(akId) ? null : Refusal.OTHER_KEY);
+        return new Consumed(refusal);
+    }
+
+    /** Counts every nonce presented, by outcome, into {@code metrics}. Call once, before serving. */
+    public NonceService withMetrics(ServerMetrics metrics) {
+        this.metrics = java.util.Objects.requireNonNull(metrics, "metrics");
+        return this;
     }
 
     /** Drops expired nonces and request times (a shared store; in memory this happens as nonces are issued). */

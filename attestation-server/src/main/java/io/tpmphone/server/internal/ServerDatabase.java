@@ -290,6 +290,20 @@ public final class ServerDatabase implements AutoCloseable {
         }
     }
 
+    /** The connection pool's state at one moment: connections in use, idle, open, and threads waiting for one. */
+    public record PoolState(int active, int idle, int total, int waiting) {
+    }
+
+    /** The pool's state now (HikariCP's MXBean), or empty on SQLite (one connection, no pool). */
+    public java.util.Optional<PoolState> poolState() {
+        if (pool == null || pool.isClosed() || pool.getHikariPoolMXBean() == null) {
+            return java.util.Optional.empty();
+        }
+        com.zaxxer.hikari.HikariPoolMXBean b = pool.getHikariPoolMXBean();
+        return java.util.Optional.of(new PoolState(b.getActiveConnections(), b.getIdleConnections(),
+                b.getTotalConnections(), b.getThreadsAwaitingConnection()));
+    }
+
     /** The connection pool of a PostgreSQL database (for the shared audit log), or null on SQLite. */
     public javax.sql.DataSource dataSource() {
         return pool;

@@ -51,11 +51,17 @@ public final class V1Routes {
      * policy update that {@code PUT /v1/policy} uses, for the console.
      */
     public static PolicyUpdate install(HttpApi api, Services s, EventLogArchive archive) throws Exception {
+        return install(api, s, archive, new ServerMetrics());
+    }
+
+    /** As {@link #install(HttpApi, Services, EventLogArchive)}, counting appraisals into {@code metrics}. */
+    public static PolicyUpdate install(HttpApi api, Services s, EventLogArchive archive, ServerMetrics metrics)
+            throws Exception {
         PolicyStore policy = initialPolicy(s);
         ResultSigner signer = new ResultSigner(s.identity().resultKeyPair());
         KeyApprover approver = new KeyApprover(s.identity().keystoreAuthorityKeyPair());
         Appraisals appraisals = new Appraisals(s.registry(), s.nonces(), signer, approver, s.audit(), s.clock(),
-                policy::current).withRefusals(s.refusals()).withEventLogArchive(archive);
+                policy::current).withRefusals(s.refusals()).withEventLogArchive(archive).withMetrics(metrics);
         DeviceCertificates certificates = new DeviceCertificates(s.registry(), s.nonces(), s.identity(), approver,
                 s.audit(), s.clock(), appraisals::last).withRefusals(s.refusals());
         String openApi = resource("/openapi.json");

@@ -118,6 +118,21 @@ class AuditLogOnEachBackendIT {
         assertEquals(4, report.checkpointsChecked(), "2, 3 (close), 4 (interval), 4 (close): " + report.summary());
     }
 
+    /** What /health asks the log: it can commit while its writer runs, and says why not once it is closed. */
+    @OnEachBackend
+    void anOpenLog_canCommit_andAClosedOneSaysWhyNot() throws Exception {
+        AuditLog log = open(every(2));
+        try {
+            assertEquals(java.util.Optional.empty(), log.unavailableReason(), "an open log can commit");
+            log.append(entry(1));
+            assertEquals(java.util.Optional.empty(), log.unavailableReason(), "and still can after an append");
+        } finally {
+            log.close();
+        }
+        assertEquals(java.util.Optional.of("the audit log is closed"), log.unavailableReason(),
+                "a closed log cannot commit and says so");
+    }
+
     @OnEachBackend
     void sixteenThreads_allLandWithContiguousSeqs_inAChainThatVerifies() throws Exception {
         int threads = 16;

@@ -1,5 +1,6 @@
 package io.tpmphone.server.testing;
 
+import io.tpmphone.swtpm.testing.PostgresServer;
 import java.lang.annotation.ElementType;
 import java.lang.annotation.Retention;
 import java.lang.annotation.RetentionPolicy;

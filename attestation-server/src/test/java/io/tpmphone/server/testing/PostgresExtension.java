@@ -1,5 +1,6 @@
 package io.tpmphone.server.testing;
 
+import io.tpmphone.swtpm.testing.PostgresServer;
 import java.util.List;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.extension.Extension;

@@ -1,5 +1,6 @@
 package io.tpmphone.server.testing;
 
+import io.tpmphone.swtpm.testing.PostgresServer;
 import io.tpmphone.server.internal.NonceService;
 import io.tpmphone.server.internal.Registry;
 import io.tpmphone.server.internal.ServerDatabase;

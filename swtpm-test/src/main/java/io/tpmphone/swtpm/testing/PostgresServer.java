@@ -1,6 +1,5 @@
-package io.tpmphone.server.testing;
+package io.tpmphone.swtpm.testing;
 
-import io.tpmphone.swtpm.testing.FreePorts;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.DirectoryStream;
@@ -173,6 +172,28 @@ public final class PostgresServer implements AutoCloseable {
             s.execute("CREATE DATABASE " + name);
         }
         return url(name);
+    }
+
+    /**
+     * Stops the server process and keeps its data ({@code pg_ctl stop -m fast}): clients see the database go away.
+     * {@link #resume} starts it again on the same port.
+     */
+    public synchronized void pause() throws IOException, InterruptedException {
+        if (stopped) {
+            throw new IllegalStateException("this PostgreSQL was closed");
+        }
+        run(List.of(bin.resolve("pg_ctl").toString(), "-D", data.toString(), "-m", "fast", "-w", "-t", "30", "stop"));
+    }
+
+    /** Starts the server {@link #pause}d, on the same port, with the same data. */
+    public synchronized void resume() throws IOException, InterruptedException {
+        if (stopped) {
+            throw new IllegalStateException("this PostgreSQL was closed");
+        }
+        run(List.of(bin.resolve("pg_ctl").toString(), "-D", data.toString(), "-l",
+                directory.resolve("server.log").toString(), "-w", "-t", "60", "-o", "-p " + port + " -k " + directory
+                        + " -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off"
+                        + " -c full_page_writes=off", "start"));
     }
 
     /** Stops the server ({@code pg_ctl stop -m fast}) and deletes its directory. Idempotent. */

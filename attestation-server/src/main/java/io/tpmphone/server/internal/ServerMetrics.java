@@ -1,0 +1,105 @@
+package io.tpmphone.server.internal;
+
+import io.prometheus.metrics.core.metrics.Counter;
+import io.prometheus.metrics.core.metrics.GaugeWithCallback;
+import io.prometheus.metrics.core.metrics.Histogram;
+import io.prometheus.metrics.model.registry.PrometheusRegistry;
+import io.tpmphone.attestation.IntegrityLevel;
+import java.util.Locale;
+import java.util.Objects;
+import java.util.Optional;
+import java.util.function.LongSupplier;
+import java.util.function.Supplier;
+
+/**
+ * The server's Prometheus metrics (the official client, 1.x): what it decided and how fast, the audit log's progress
+ * and the database pool. Each instance has its own registry; sum over instances in the queries. Label values come
+ * from fixed sets (levels, check names, outcomes), never from a request, so a client cannot grow the label space.
+ * Every metric is listed in docs/operations.md. Thread-safe.
+ */
+public final class ServerMetrics {
+    /** Latency buckets in seconds: the targets are p99 < 1 s per appraisal and a few ms per audit commit. */
+    private static final double[] SECONDS = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
+        5, 10};
+
+    private final PrometheusRegistry registry = new PrometheusRegistry();
+    private final Counter appraisals = Counter.builder().name("tpmphone_appraisals_total")
+            .help("Appraisals that produced a signed result, by integrity level and the check that failed (none)")
+            .labelNames("result", "failed_check").register(registry);
+    private final Counter refusals = Counter.builder().name("tpmphone_appraisal_refusals_total")
+            .help("Appraisal requests refused before the quote authenticated (403/404), by the check named")
+            .labelNames("check").register(registry);
+    private final Histogram appraisalSeconds = Histogram.builder().name("tpmphone_appraisal_duration_seconds")
+            .help("Time to appraise a request that produced a signed result, its audit record committed")
+            .classicOnly().classicUpperBounds(SECONDS).register(registry);
+    private final Counter nonceRedemptions = Counter.builder().name("tpmphone_nonce_redemptions_total")
+            .help("Nonces presented for redemption, by outcome: redeemed, unknown (never issued or used up),"
+                    + " expired, other_key")
+            .labelNames("outcome").register(registry);
+    private final Counter rollbacks = Counter.builder().name("tpmphone_rollbacks_detected_total")
+            .help("Appraisals failed at CLOCK: the TPM's reset, restart or clock went back from what the server saw")
+            .register(registry);
+    private final Histogram auditCommitSeconds = Histogram.builder().name("tpmphone_audit_commit_duration_seconds")
+            .help("Time from handing a record to the audit log until it was committed (group commit included)")
+            .classicOnly().classicUpperBounds(SECONDS).register(registry);
+
+    /** A registry of its own; {@link #registry()} is what the endpoint scrapes. */
+    public ServerMetrics() {
+    }
+
+    public PrometheusRegistry registry() {
+        return registry;
+    }
+
+    /**
+     * Gauges read when scraped: the audit chain's head sequence as this instance last saw it, and the database
+     * pool's connections (when the database has a pool).
+     */
+    public ServerMetrics withScraped(LongSupplier auditHeadSequence, Supplier<Optional<ServerDatabase.PoolState>> pool) {
+        Objects.requireNonNull(auditHeadSequence, "auditHeadSequence");
+        Objects.requireNonNull(pool, "pool");
+        GaugeWithCallback.builder().name("tpmphone_audit_head_sequence")
+                .help("Sequence number of the audit chain's last record this instance committed or saw")
+                .callback(cb -> cb.call(auditHeadSequence.getAsLong())).register(registry);
+        GaugeWithCallback.builder().name("tpmphone_database_pool_connections")
+                .help("The database connection pool (PostgreSQL): active, idle, total connections, and threads"
+                        + " waiting for one")
+                .labelNames("state").callback(cb -> pool.get().ifPresent(p -> {
+                    cb.call(p.active(), "active");
+                    cb.call(p.idle(), "idle");
+                    cb.call(p.total(), "total");
+                    cb.call(p.waiting(), "waiting");
+                })).register(registry);
+        return this;
+    }
+
+    /** An appraisal that produced a signed result. */
+    public void appraised(IntegrityLevel level, Optional<String> failedCheck, long nanos) {
+        String check = failedCheck.map(ServerMetrics::label).orElse("none");
+        appraisals.labelValues(level.name(), check).inc();
+        appraisalSeconds.observe(nanos / 1e9);
+        if (failedCheck.isPresent() && failedCheck.get().equals("CLOCK")) {
+            rollbacks.inc();
+        }
+    }
+
+    /** An appraisal refused before its quote authenticated, at {@code check} (one of the verifier's names). */
+    public void refused(String check) {
+        refusals.labelValues(label(check)).inc();
+    }
+
+    /** A nonce presented: {@code refusal} is empty when it was redeemed. */
+    public void nonceRedeemed(Optional<NonceService.Refusal> refusal) {
+        nonceRedemptions.labelValues(refusal.map(r -> r.name().toLowerCase(Locale.ROOT)).orElse("redeemed")).inc();
+    }
+
+    /** One audit record committed after {@code nanos}. */
+    public void auditCommitted(long nanos) {
+        auditCommitSeconds.observe(nanos / 1e9);
+    }
+
+    /** Check names are the verifier's constants; anything else is bounded to one value rather than trusted. */
+    private static String label(String check) {
+        return check != null && check.matches("[A-Za-z_-]{1,40}") ? check : "other";
+    }
+}
