@@ -351,4 +351,64 @@ class ConsoleHttpTest {
         assertTrue(get("/ui/policy/edit", admin).body().contains("id=\"policy-stale\""), "the page says why");
         assertEquals(200, get("/ui/policy?version=1", admin).statusCode());
     }
+    /** Stops the server, appends {@code entries} to its audit log with its own key, and starts it again. */
+    private void appendWhileStopped(io.tpmphone.server.audit.AuditEntry... entries) throws Exception {
+        server.close();
+        server = null;
+        var identity = io.tpmphone.server.internal.ServerIdentity.loadOrCreate(dir.resolve("keys"), List.of());
+        try (var log = io.tpmphone.server.audit.AuditLog.open(dir.resolve("audit.db"),
+                io.tpmphone.server.audit.AuditSigner.ecdsa(identity.resultKeyPair()),
+                io.tpmphone.server.audit.AuditLog.Options.defaults())) {
+            for (var entry : entries) {
+                log.append(entry);
+            }
+        }
+        start();
+    }
+
+    private static io.tpmphone.server.audit.AuditEntry callDecision(String host, String direction, String outcome,
+            Map<String, Object> extra) {
+        Map<String, Object> detail = new java.util.TreeMap<>(Map.of("callId", "call-1@example.org", "direction",
+                direction, "peer", "sips:peer@example.org", "peerLevel", "HARDENED", "requiredLevel", "MEASURED",
+                "hostTime", "2026-12-07T09:59:00Z"));
+        detail.putAll(extra);
+        return io.tpmphone.server.audit.AuditEntry.of(io.tpmphone.server.audit.AuditEventType.CALL_DECISION, host,
+                outcome, detail);
+    }
+
+    private static String field(String html, String host, String cssClass) {
+        Matcher section = Pattern.compile("data-host=\"" + Pattern.quote(host) + "\"(.*?)</section>",
+                Pattern.DOTALL).matcher(html);
+        assertTrue(section.find(), "the page has a section for " + host + ": " + html);
+        Matcher dd = Pattern.compile("<dd class=\"" + cssClass + "[^\"]*\">([^<]*)</dd>").matcher(section.group(1));
+        assertTrue(dd.find(), "the section of " + host + " has a " + cssClass + " field: " + section.group(1));
+        return dd.group(1);
+    }
+
+    @Test
+    void theCallView_showsHowEachSideEstablishedTheCall_theEvidenceAndTheAgeOfTheResult_orSaysNotReported()
+            throws Exception {
+        String digest = "0123456789abcdef".repeat(4);
+        appendWhileStopped(
+                callDecision("alice", "OUT", "ACCEPT", Map.of("established", "end-to-end DTLS",
+                        "evidenceSha256", digest, "resultAgeSeconds", 42)),
+                callDecision("bob", "IN", "REJECT", Map.of("established", "one hop TLS <b>",
+                        "resultAgeSeconds", 3600)),
+                callDecision("carol", "IN", "ACCEPT", Map.of()));
+        String cookie = signIn(AUDITOR);
+        HttpResponse<String> page = get("/ui/call?id=call-1%40example.org", cookie);
+        assertEquals(200, page.statusCode(), page.body());
+        String html = page.body();
+        assertEquals("end-to-end DTLS", field(html, "alice", "established"));
+        assertEquals(digest, field(html, "alice", "evidence"));
+        assertEquals("42 s", field(html, "alice", "result-age"));
+        assertEquals("one hop TLS &lt;b&gt;", field(html, "bob", "established"), "the agent's text, escaped");
+        assertEquals("not reported", field(html, "bob", "evidence"));
+        assertEquals("3600 s (1h)", field(html, "bob", "result-age"));
+        for (String cssClass : List.of("established", "evidence", "result-age")) {
+            assertEquals("not reported", field(html, "carol", cssClass), "carol's agent sent no " + cssClass);
+        }
+        assertTrue(html.contains("class=\"established not-reported\""), "marked as not reported: " + html);
+        assertTrue(html.contains("does not report how the call was established"), "the page says why: " + html);
+    }
 }

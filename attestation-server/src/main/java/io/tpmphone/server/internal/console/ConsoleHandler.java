@@ -706,6 +706,10 @@ public final class ConsoleHandler extends Handler.Abstract {
             callNotes.add("Only one side reported a decision on this call: the other side is not one of this"
                     + " server's hosts, or has not reported yet.");
         }
+        if (sides.stream().anyMatch(c -> !ConsolePages.CallSide.reported(c.established()))) {
+            callNotes.add("A side marked \"not reported\" has an agent that does not report how the call was"
+                    + " established or the result it relied on (agents before end-to-end attestation).");
+        }
         return Reply.html(200, page("console/call.jte", x.frame("Call", "calls", notices),
                 mapOf("callId", id, "sides", sides, "notes", callNotes)));
     }
@@ -717,11 +721,41 @@ public final class ConsoleHandler extends Handler.Abstract {
                 + enc(r.subject()), callId == null ? "" : callId, callId == null ? null : "/ui/call?id=" + enc(callId),
                 d.path("direction").asText("—"), r.outcome(), d.path("peer").asText("—"),
                 d.path("peerLevel").asText("—"), d.path("requiredLevel").asText("—"),
-                d.hasNonNull("established") ? d.get("established").asText()
-                        : "not reported (this host's agent does not send it)",
+                reported(d, "established"), evidence(d), resultAge(d),
                 d.path("hostTime").asText("—"), d.hasNonNull("count") ? d.get("count").asText() : null,
                 d.hasNonNull("reason") ? d.get("reason").asText() : null,
                 d.hasNonNull("message") ? d.get("message").asText() : null);
+    }
+
+    /** A text field of a call decision as the agent reported it (shown escaped), or "not reported". */
+    private static String reported(JsonNode d, String field) {
+        JsonNode v = d.get(field);
+        return v != null && v.isTextual() && !v.asText().isBlank() ? truncate(v.asText(), 200)
+                : ConsolePages.CallSide.NOT_REPORTED;
+    }
+
+    /** The digest of the evidence the side appraised: 64 hex digits, anything else is not a digest we show as one. */
+    private static String evidence(JsonNode d) {
+        String v = reported(d, "evidenceSha256");
+        if (!ConsolePages.CallSide.reported(v)) {
+            return v;
+        }
+        return v.matches("[0-9a-fA-F]{64}") ? v.toLowerCase(java.util.Locale.ROOT)
+                : "malformed (" + truncate(v, 80) + ")";
+    }
+
+    /** How old the attestation result was that the side relied on, when it decided. */
+    private static String resultAge(JsonNode d) {
+        JsonNode v = d.get("resultAgeSeconds");
+        if (v == null || v.isNull()) {
+            return ConsolePages.CallSide.NOT_REPORTED;
+        }
+        if (!v.isIntegralNumber() || !v.canConvertToLong() || v.asLong() < 0) {
+            return "malformed (" + truncate(v.toString(), 40) + ")";
+        }
+        long s = v.asLong();
+        return s < 120 ? s + " s" : s + " s (" + Duration.ofSeconds(s).toString().substring(2).toLowerCase(
+                java.util.Locale.ROOT) + ")";
     }
 
     // ---- policy --------------------------------------------------------------------------------------------------
