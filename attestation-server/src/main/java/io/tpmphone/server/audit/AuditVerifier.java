@@ -190,6 +190,7 @@ public final class AuditVerifier {
         String checkpointEncoding = null;
         long version = 1;
         long declaredCount = -1;
+        boolean publicKeySeen = false;
         while (parser.nextToken() == JsonToken.FIELD_NAME) {
             String field = parser.currentName();
             JsonToken value = parser.nextToken();
@@ -216,6 +217,20 @@ public final class AuditVerifier {
                     }
                 }
                 case "signatureAlgorithm" -> expect(parser, value, field, SIGNATURE_ALGORITHM);
+                case "publicKey" -> {
+                    if (publicKeySeen) {
+                        throw malformed("audit export has two \"publicKey\" fields");
+                    }
+                    publicKeySeen = true;
+                    try {
+                        // Carried for convenience (the in-browser verifier); never trusted here: the key to check
+                        // with is the one the caller gives.
+                        publicKeyFromPem(text(parser, value, field));
+                    } catch (IllegalArgumentException e) {
+                        throw malformed("audit export field \"publicKey\" is not an ECDSA public key in PEM: "
+                                + e.getMessage(), e);
+                    }
+                }
                 case "recordCount" -> {
                     if (value != JsonToken.VALUE_NUMBER_INT || parser.getLongValue() < 0) {
                         throw malformed("audit export field \"recordCount\" must be a non-negative integer");
@@ -259,6 +274,9 @@ public final class AuditVerifier {
         }
         if (checkpoints == null) {
             throw malformed("audit export has no \"checkpoints\" array");
+        }
+        if (version < 4 && publicKeySeen) {
+            throw malformed("audit export version " + version + " cannot hold a \"publicKey\" (since version 4)");
         }
         String expectedEncoding = version == 1 ? AuditEncoding.CHECKPOINT_TAG
                 : version == 2 ? AuditEncoding.CHECKPOINT_V2_TAG : AuditEncoding.CHECKPOINT_V3_TAG;

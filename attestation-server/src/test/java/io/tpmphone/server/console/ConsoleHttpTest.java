@@ -277,6 +277,26 @@ class ConsoleHttpTest {
     }
 
     @Test
+    void theOfflineVerifier_isServedWithoutASession_underTheStrictHeaders_withItsScriptInASeparateFile()
+            throws Exception {
+        HttpResponse<String> page = get("/ui/verify", null);
+        assertEquals(200, page.statusCode(), page.body());
+        assertEquals(io.tpmphone.server.internal.console.ConsoleHandler.CSP,
+                page.headers().firstValue("Content-Security-Policy").orElse(""));
+        assertTrue(page.headers().firstValue("Content-Type").orElse("").startsWith("text/html"), page.headers()
+                .toString());
+        assertTrue(page.body().contains("<script src=\"static/verify.js\" defer></script>"), page.body());
+        assertFalse(Pattern.compile("<script(?![^>]*\\ssrc=)").matcher(page.body()).find(), "no inline script");
+        assertFalse(page.body().contains("style="), "no inline style");
+        HttpResponse<String> script = get("/ui/static/verify.js", null);
+        assertEquals(200, script.statusCode());
+        assertTrue(script.headers().firstValue("Content-Type").orElse("").startsWith("text/javascript"),
+                script.headers().toString());
+        assertTrue(script.body().contains("crypto.subtle.digest"), "the verifier re-hashes with WebCrypto");
+        assertEquals("nosniff", script.headers().firstValue("X-Content-Type-Options").orElse(""));
+    }
+
+    @Test
     void cspReports_areCountedAndShownToSignedInUsers() throws Exception {
         HttpResponse<String> report = http.send(HttpRequest.newBuilder(URI.create(origin() + "/ui/csp-report"))
                 .header("Content-Type", "application/csp-report").POST(HttpRequest.BodyPublishers.ofString(

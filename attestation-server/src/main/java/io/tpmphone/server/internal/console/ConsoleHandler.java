@@ -96,6 +96,8 @@ public final class ConsoleHandler extends Handler.Abstract {
     private final SignInThrottle throttle;
     private final TemplateEngine templates = TemplateEngine.createPrecompiled(ContentType.Html);
     private final byte[] css;
+    /** The in-browser verifier's page and script, read once. */
+    private final Map<String, byte[]> verifierFiles;
     private final AtomicLong cspReports = new AtomicLong();
     private final Deque<String> recentCspReports = new ArrayDeque<>();
     private volatile Instant lastCspLog = Instant.EPOCH;
@@ -120,6 +122,10 @@ public final class ConsoleHandler extends Handler.Abstract {
             }
             this.css = in.readAllBytes();
         }
+        this.verifierFiles = Map.of(io.tpmphone.server.audit.BrowserVerifier.PAGE,
+                io.tpmphone.server.audit.BrowserVerifier.file(io.tpmphone.server.audit.BrowserVerifier.PAGE)
+                        .orElseThrow(), "static/verify.js",
+                io.tpmphone.server.audit.BrowserVerifier.file("static/verify.js").orElseThrow());
     }
 
     /** Live console sessions (for operators and tests). */
@@ -278,6 +284,12 @@ public final class ConsoleHandler extends Handler.Abstract {
         }
         if (p.equals("/ui/static/console.css") && x.method.equals("GET")) {
             return new Reply(200, "text/css; charset=utf-8", css, Map.of());
+        }
+        // The offline verifier: static, holds no audit data (the user gives it an export), so no session needed.
+        if ((p.equals("/ui/verify") || p.equals("/ui/static/verify.js")) && x.method.equals("GET")) {
+            String name = p.equals("/ui/verify") ? io.tpmphone.server.audit.BrowserVerifier.PAGE : "static/verify.js";
+            return new Reply(200, io.tpmphone.server.audit.BrowserVerifier.contentType(name), verifierFiles.get(name),
+                    Map.of());
         }
         if (p.equals("/ui/csp-report")) {
             requireMethod(x, "POST");
