@@ -253,10 +253,9 @@ final class AuditCommand {
             description = {"Write the in-browser verifier (verify.html and its static/ files) into a directory: open",
                     "verify.html in a browser and give it an export; it checks the chain and the checkpoint",
                     "signatures with the browser's WebCrypto, offline, with the verdicts of `audit verify`",
-                    "(docs/console.md, \"Verify an export in the browser\")."},
-            footer = {"", "Example:", "  tpmphone audit verifier --out audit-verifier",
-                    "  tpmphone audit export --db audit.db --json --public-key keys/result-signing-cert.pem"
-                            + " --out audit-verifier/audit.json"})
+                    "(docs/console.md, \"Verify an export in the browser\"). Export with `audit export --public-key PEM`",
+                    "so the export carries the key."},
+            footer = {"", "Example:", "  tpmphone audit verifier --out audit-verifier"})
     static final class Verifier implements Callable<Integer> {
         @Spec
         CommandSpec spec;
