@@ -104,7 +104,8 @@ public final class AttestationServer implements AutoCloseable {
         refusals = new RefusalAggregator(audit, b.clock, b.refusalWindow,
                 RefusalAggregator.DEFAULT_MAX_KEYS);
         registrar.withRefusals(refusals);
-        HttpApi api = new HttpApi(sha256(b.adminToken), refusals);
+        HttpApi api = new HttpApi(sha256(b.adminToken), b.auditorToken == null ? null : sha256(b.auditorToken),
+                refusals);
         this.api = api;
         ConsoleIndex.RecordSource records = new ConsoleIndex.RecordSource() {
             @Override
