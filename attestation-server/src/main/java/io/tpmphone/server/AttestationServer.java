@@ -158,7 +158,9 @@ public final class AttestationServer implements AutoCloseable {
                             throws AuditException {
                         return auditLog.signedHead();
                     }
-                }, policyVersions, policyUpdate, audit, refusals, b.clock);
+                }, policyVersions, policyUpdate, audit, refusals, b.clock,
+                // On PostgreSQL, console sessions are the cluster's: behind a load balancer any instance serves them.
+                registry.shared() ? registry.database() : null);
 
         QueuedThreadPool threads = new QueuedThreadPool(b.maxThreads, 4);
         threads.setName("attestation-http");

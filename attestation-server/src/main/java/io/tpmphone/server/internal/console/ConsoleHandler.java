@@ -102,9 +102,14 @@ public final class ConsoleHandler extends Handler.Abstract {
     private final Deque<String> recentCspReports = new ArrayDeque<>();
     private volatile Instant lastCspLog = Instant.EPOCH;
 
+    /**
+     * @param sharedSessions the cluster's database when instances share it (PostgreSQL): sessions live there, so any
+     *                       instance serves any session; null keeps them in this server's memory
+     */
     public ConsoleHandler(Settings settings, ConsoleIndex index, AuditSource log, PolicyVersions policies,
                           io.tpmphone.server.internal.V1Routes.PolicyUpdate policyUpdate, AuditTrail audit,
-                          RefusalAggregator refusals, Clock clock) throws IOException {
+                          RefusalAggregator refusals, Clock clock,
+                          io.tpmphone.server.internal.ServerDatabase sharedSessions) throws IOException {
         this.settings = Objects.requireNonNull(settings, "settings");
         this.index = Objects.requireNonNull(index, "index");
         this.log = Objects.requireNonNull(log, "log");
@@ -113,8 +118,10 @@ public final class ConsoleHandler extends Handler.Abstract {
         this.audit = Objects.requireNonNull(audit, "audit");
         this.refusals = Objects.requireNonNull(refusals, "refusals");
         this.clock = Objects.requireNonNull(clock, "clock");
-        this.sessions = new ConsoleSessions(clock, settings.idleTimeout(), settings.absoluteTimeout(),
-                settings.maxSessions());
+        this.sessions = sharedSessions == null ? ConsoleSessions.inMemory(clock, settings.idleTimeout(),
+                settings.absoluteTimeout(), settings.maxSessions())
+                : ConsoleSessions.shared(sharedSessions, clock, settings.idleTimeout(), settings.absoluteTimeout(),
+                        settings.maxSessions());
         this.throttle = new SignInThrottle(clock, Duration.ofMinutes(1), 5, 30, 4096);
         try (InputStream in = ConsoleHandler.class.getResourceAsStream("/console/console.css")) {
             if (in == null) {
@@ -128,9 +135,18 @@ public final class ConsoleHandler extends Handler.Abstract {
                 io.tpmphone.server.audit.BrowserVerifier.file("static/verify.js").orElseThrow());
     }
 
-    /** Live console sessions (for operators and tests). */
+    /** Live console sessions (for operators and tests); of the whole cluster when sessions are shared. */
     public int sessionCount() {
-        return sessions.size();
+        try {
+            return sessions.size();
+        } catch (ConsoleSessions.Unavailable e) {
+            throw new IllegalStateException(e.getMessage(), e);
+        }
+    }
+
+    private static Refused unavailable(ConsoleSessions.Unavailable e) {
+        LOG.warn("console: {}", e.getMessage());
+        return new Refused(503, "the console cannot reach its sessions' store; retry shortly");
     }
 
     /** A refusal rendered as a page with this status. */
@@ -182,9 +198,13 @@ public final class ConsoleHandler extends Handler.Abstract {
             this.remote = Request.getRemoteAddr(request);
         }
 
-        Optional<ConsoleSessions.Session> session() {
+        Optional<ConsoleSessions.Session> session() throws Refused {
             if (session == null) {
-                session = sessions.find(cookie(request)).orElse(null);
+                try {
+                    session = sessions.find(cookie(request)).orElse(null);
+                } catch (ConsoleSessions.Unavailable e) {
+                    throw unavailable(e);
+                }
             }
             return Optional.ofNullable(session);
         }
@@ -411,9 +431,14 @@ public final class ConsoleHandler extends Handler.Abstract {
                     + " token nor the auditor credential.")));
         }
         ConsoleRole role = admin ? ConsoleRole.ADMIN : ConsoleRole.AUDITOR;
-        ConsoleSessions.Started started = sessions.start(role).orElseThrow(() -> new Refused(503, "the console has"
-                + " as many sessions as it keeps (" + settings.maxSessions() + "): sign out elsewhere, or wait for"
-                + " idle sessions to end"));
+        ConsoleSessions.Started started;
+        try {
+            started = sessions.start(role).orElseThrow(() -> new Refused(503, "the console has as many sessions as"
+                    + " it keeps (" + settings.maxSessions() + "): sign out elsewhere, or wait for idle sessions to"
+                    + " end"));
+        } catch (ConsoleSessions.Unavailable e) {
+            throw unavailable(e);
+        }
         Map<String, Object> detail = new LinkedHashMap<>();
         detail.put("role", role.label());
         detail.put("session", started.session().reference());
@@ -421,7 +446,11 @@ public final class ConsoleHandler extends Handler.Abstract {
         try {
             audit.record(AuditEventType.ADMIN.name(), "console:" + role.label(), "CONSOLE_SIGN_IN", detail);
         } catch (ApiException e) {
-            sessions.end(started.session()); // no session without its record
+            try {
+                sessions.end(started.session()); // no session without its record
+            } catch (ConsoleSessions.Unavailable u) {
+                e.addSuppressed(u);
+            }
             throw e;
         }
         x.setCookies.add(COOKIE + "=" + started.id() + "; Path=/; Secure; HttpOnly; SameSite=Strict");
@@ -435,7 +464,11 @@ public final class ConsoleHandler extends Handler.Abstract {
         if (!s.csrfMatches(form.get("csrf"))) {
             throw new Refused(403, "cross-site request refused: the form's token is not this session's");
         }
-        sessions.end(s);
+        try {
+            sessions.end(s); // at every instance: the store is the cluster's
+        } catch (ConsoleSessions.Unavailable e) {
+            throw unavailable(e);
+        }
         x.session = null;
         Map<String, Object> detail = new LinkedHashMap<>();
         detail.put("session", s.reference());
