@@ -490,17 +490,24 @@
     }
   }
 
-  function parse(r, where) {
-    let value;
+  function parseSyntax(r, where) {
     try {
-      value = JSON.parse(r.text);
+      return JSON.parse(r.text);
     } catch (e) {
       throw malformed('audit export is not valid JSON (' + where + '): ' + e.message);
     }
+  }
+
+  function refuseDuplicates(r, value, where) {
     if (value !== null && typeof value === 'object' && !Array.isArray(value)
         && Object.keys(value).length !== r.members) {
       throw malformed('audit export is not valid JSON (' + where + '): a duplicate field name');
     }
+  }
+
+  function parse(r, where) {
+    const value = parseSyntax(r, where);
+    refuseDuplicates(r, value, where);
     return value;
   }
 
@@ -537,36 +544,52 @@
     return bytes;
   }
 
-  const TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?Z$/;
+  // What Java's Instant.parse (DateTimeFormatter.ISO_INSTANT) accepts: 't'/'z' in either case, an offset, 24:00:00 as
+  // the next day's start, 23:59:60 as 23:59:59 (a leap second).
+  const TIMESTAMP = new RegExp('^(\\d{4}|[+-]\\d{4,9})-(\\d{2})-(\\d{2})[Tt](\\d{2}):(\\d{2}):(\\d{2})'
+    + '(?:\\.(\\d{1,9}))?(?:[Zz]|([+-])(\\d{2}):(\\d{2})(?::(\\d{2}))?)$');
 
   function daysIn(year, month) {
-    return new Date(Date.UTC(2000, month, 0)).getUTCDate() - (month === 2 && !leap(year) ? 1 : 0);
+    return [31, leap(year) ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1];
   }
 
   function leap(y) {
     return (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0;
   }
 
-  /** ISO-8601 UTC as the export writes it, to epoch milliseconds. */
+  /** ISO-8601 UTC as Java's Instant.parse reads it, to epoch milliseconds. */
   function instant(node, where) {
     const text = string(node, 'timestamp', where);
     const m = TIMESTAMP.exec(text);
     const bad = () => malformed(where + ': "timestamp" is not ISO-8601 UTC (e.g. 2025-01-31T12:00:00.000Z): '
       + text);
     if (!m) throw bad();
-    const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number);
-    if (month < 1 || month > 12 || day < 1 || day > daysIn(year, month) || hour > 23 || minute > 59
-        || second > 59) {
+    const year = Number(m[1]);
+    const [month, day, hour, minute] = m.slice(2, 6).map(Number);
+    let second = Number(m[6]);
+    const fraction = (m[7] || '').padEnd(9, '0');
+    let nextDay = false;
+    if (hour === 24 && minute === 0 && second === 0 && Number(fraction) === 0) {
+      nextDay = true;
+    } else if (hour === 23 && minute === 59 && second === 60) {
+      second = 59;
+    } else if (hour > 23 || minute > 59 || second > 59) {
       throw bad();
     }
-    const fraction = (m[7] || '').padEnd(9, '0');
+    if (month < 1 || month > 12 || day < 1 || day > daysIn(year, month)) throw bad();
+    let offsetSeconds = 0;
+    if (m[8]) {
+      const [oh, om, os] = [Number(m[9]), Number(m[10]), Number(m[11] || 0)];
+      if (oh > 18 || om > 59 || os > 59 || oh * 3600 + om * 60 + os > 18 * 3600) throw bad();
+      offsetSeconds = (m[8] === '-' ? -1 : 1) * (oh * 3600 + om * 60 + os);
+    }
     if (Number(fraction.slice(3)) !== 0) {
       throw malformed(where + ': "timestamp" has sub-millisecond digits: ' + text);
     }
     const date = new Date(0);
     date.setUTCFullYear(year, month - 1, day);
-    date.setUTCHours(hour, minute, second, Number(fraction.slice(0, 3)));
-    return date.getTime();
+    date.setUTCHours(nextDay ? 0 : hour, minute, second, Number(fraction.slice(0, 3)));
+    return date.getTime() + (nextDay ? 86400000 : 0) - offsetSeconds * 1000;
   }
 
   /** As Java's Instant.toString: no fraction when the milliseconds are 0. */
@@ -1095,9 +1118,11 @@
       if (!r) r = await src.value();
       index++;
       let where = 'audit export record #' + index;
-      const node = parse(r, where); // JSON errors even after a problem: Jackson still reads the whole document
+      // Syntax errors even after a problem (Jackson still reads the whole document), not the record's own checks.
+      const node = parseSyntax(r, where);
       if (!checker.intact()) continue;
       try {
+        refuseDuplicates(r, node, where);
         requireFields(node, RECORD_FIELDS, where);
         const seq = integer(node, 'seq', where, r);
         where += ' (seq ' + seq + ')';

@@ -41,7 +41,7 @@ class BenchCommandTest {
     void everyBenchCommand_hasHelpADescriptionAndAnExampleThatParses() {
         CommandLine bench = BenchMain.commandLine(Map.of()).getSubcommands().get("bench");
         List<CommandLine> commands = allCommands(bench);
-        assertEquals(8, commands.size(), "bench and its seven benchmarks");
+        assertEquals(9, commands.size(), "bench and its eight benchmarks");
         for (CommandLine c : commands) {
             String name = c.getCommandSpec().qualifiedName();
             assertTrue(c.getCommandSpec().mixinStandardHelpOptions(), name + ": --help");
