@@ -35,9 +35,14 @@ import picocli.CommandLine;
  * JVM through the CLI, {@code runs} times each (the first includes JIT warm-up). Not a test: it prints figures.
  */
 final class AuditVerifyLoad {
-    /** Figures of one size. Seconds are wall-clock of the whole command, file reading included. */
+    /**
+     * Figures of one size. Seconds are wall-clock of the whole command, file reading included; CPU seconds are the
+     * JVM's process CPU time over the same span (all threads: the verifier, its parallel signature checks, GC, JIT),
+     * which on a shared machine says more than the wall clock.
+     */
     record Result(long records, long exportBytes, double writeSeconds, double exportSeconds,
-                  double[] verifyExportSeconds, double[] verifyDatabaseSeconds, String summary, Path kept) {
+                  double[] verifyExportSeconds, double[] verifyExportCpuSeconds, double[] verifyDatabaseSeconds,
+                  double[] verifyDatabaseCpuSeconds, String summary, Path kept) {
     }
 
     private AuditVerifyLoad() {
@@ -66,6 +71,8 @@ final class AuditVerifyLoad {
             double exportSeconds = (System.nanoTime() - t1) / 1e9;
             double[] fromExport = new double[runs];
             double[] fromDatabase = new double[runs];
+            double[] exportCpu = new double[runs];
+            double[] databaseCpu = new double[runs];
             String summary = null;
             for (int i = 0; i < runs; i++) {
                 Timed e = cli("audit", "verify", "--export", export.toString(), "--public-key", key.toString());
@@ -75,10 +82,12 @@ final class AuditVerifyLoad {
                 }
                 fromExport[i] = e.seconds;
                 fromDatabase[i] = d.seconds;
+                exportCpu[i] = e.cpuSeconds;
+                databaseCpu[i] = d.cpuSeconds;
                 summary = e.out.strip();
             }
-            return new Result(records, Files.size(export), writeSeconds, exportSeconds, fromExport, fromDatabase,
-                    summary, keep ? dir : null);
+            return new Result(records, Files.size(export), writeSeconds, exportSeconds, fromExport, exportCpu,
+                    fromDatabase, databaseCpu, summary, keep ? dir : null);
         } finally {
             if (!keep) {
                 SwtpmProcess.deleteDirectory(dir);
@@ -86,7 +95,12 @@ final class AuditVerifyLoad {
         }
     }
 
-    private record Timed(int exit, String out, double seconds) {
+    private record Timed(int exit, String out, double seconds, double cpuSeconds) {
+    }
+
+    private static long cpuNanos() {
+        return ((com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory
+                .getOperatingSystemMXBean()).getProcessCpuTime();
     }
 
     private static Timed cli(String... args) {
@@ -94,11 +108,13 @@ final class AuditVerifyLoad {
         CommandLine cli = Main.withConventions(new CommandLine(new Main()), Map.of());
         cli.setOut(new PrintWriter(out));
         cli.setErr(new PrintWriter(new StringWriter()));
+        long cpu = cpuNanos();
         long t = System.nanoTime();
         int exit = cli.execute(args);
         double seconds = (System.nanoTime() - t) / 1e9;
+        double cpuSeconds = (cpuNanos() - cpu) / 1e9;
         cli.getOut().flush();
-        return new Timed(exit, out.toString(), seconds);
+        return new Timed(exit, out.toString(), seconds, cpuSeconds);
     }
 
     static double median(double[] values) {
