@@ -311,6 +311,16 @@ public final class AttestationServer implements AutoCloseable {
             Thread.currentThread().interrupt();
         }
         refusals.flushAll(); // the counts of the current windows, before the closing checkpoint
+        if (ocsfSink != null) {
+            // What the last second added, while the log can still be read (after its close the read failed, and the
+            // sink lost the last second at every stop); the closing checkpoint follows at the next start.
+            flushOcsf();
+            try {
+                ocsfSink.close();
+            } catch (Exception e) {
+                LOG.warn("closing the OCSF file: {}", e.toString());
+            }
+        }
         try {
             auditLog.close(); // first: on PostgreSQL it writes through the registry's pool
         } catch (Exception e) {
@@ -320,14 +330,6 @@ public final class AttestationServer implements AutoCloseable {
             registry.close();
         } catch (Exception e) {
             LOG.warn("closing the registry: {}", e.toString());
-        }
-        if (ocsfSink != null) {
-            flushOcsf(); // what the last second added; the closing checkpoint follows at the next start
-            try {
-                ocsfSink.close();
-            } catch (Exception e) {
-                LOG.warn("closing the OCSF file: {}", e.toString());
-            }
         }
         for (AutoCloseable c : new AutoCloseable[] {consoleIndex, policyVersions}) {
             try {
