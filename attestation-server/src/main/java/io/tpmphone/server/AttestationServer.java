@@ -118,7 +118,8 @@ public final class AttestationServer implements AutoCloseable {
         refusals = new RefusalAggregator(audit, b.clock, b.refusalWindow,
                 RefusalAggregator.DEFAULT_MAX_KEYS);
         registrar.withRefusals(refusals);
-        HttpApi api = new HttpApi(sha256(b.adminToken), refusals);
+        HttpApi api = new HttpApi(sha256(b.adminToken), b.auditorToken == null ? null : sha256(b.auditorToken),
+                refusals);
         this.api = api;
         ConsoleIndex.RecordSource records = new ConsoleIndex.RecordSource() {
             @Override
@@ -182,7 +183,9 @@ public final class AttestationServer implements AutoCloseable {
                             throws AuditException {
                         return auditLog.signedHead();
                     }
-                }, policyVersions, policyUpdate, audit, refusals, b.clock);
+                }, policyVersions, policyUpdate, audit, refusals, b.clock,
+                // On PostgreSQL, console sessions are the cluster's: behind a load balancer any instance serves them.
+                registry.shared() ? registry.database() : null);
 
         QueuedThreadPool threads = new QueuedThreadPool(b.maxThreads, 4);
         threads.setName("attestation-http");
@@ -356,6 +359,16 @@ public final class AttestationServer implements AutoCloseable {
             metricsEndpoint.close();
         }
         refusals.flushAll(); // the counts of the current windows, before the closing checkpoint
+        if (ocsfSink != null) {
+            // What the last second added, while the log can still be read (after its close the read failed, and the
+            // sink lost the last second at every stop); the closing checkpoint follows at the next start.
+            flushOcsf();
+            try {
+                ocsfSink.close();
+            } catch (Exception e) {
+                LOG.warn("closing the OCSF file: {}", e.toString());
+            }
+        }
         try {
             auditLog.close(); // first: on PostgreSQL it writes through the registry's pool
         } catch (Exception e) {
@@ -365,14 +378,6 @@ public final class AttestationServer implements AutoCloseable {
             registry.close();
         } catch (Exception e) {
             LOG.warn("closing the registry: {}", e.toString());
-        }
-        if (ocsfSink != null) {
-            flushOcsf(); // what the last second added; the closing checkpoint follows at the next start
-            try {
-                ocsfSink.close();
-            } catch (Exception e) {
-                LOG.warn("closing the OCSF file: {}", e.toString());
-            }
         }
         for (AutoCloseable c : new AutoCloseable[] {consoleIndex, policyVersions}) {
             try {

@@ -32,6 +32,7 @@ import org.junit.jupiter.api.io.TempDir;
 @Timeout(120)
 class SiemExportTest {
     private static final String ADMIN = "admin-token-of-the-siem-export-test";
+    private static final String AUDITOR = "auditor-credential-of-the-siem-export-test";
     private static final ObjectMapper JSON = new ObjectMapper();
 
     @TempDir
@@ -39,7 +40,7 @@ class SiemExportTest {
 
     private AttestationServer start() throws Exception {
         return AttestationServer.builder().stateDirectory(dir.resolve("state")).adminToken(ADMIN)
-                .ocsfFile(dir.resolve("siem/audit.jsonl")).refusalWindow(Duration.ZERO).start();
+                .auditorToken(AUDITOR).ocsfFile(dir.resolve("siem/audit.jsonl")).refusalWindow(Duration.ZERO).start();
     }
 
     private static HttpClient client(AttestationServer server) throws Exception {
@@ -115,8 +116,9 @@ class SiemExportTest {
         try (AttestationServer server = start()) {
             HttpClient http = client(server);
             someActivity(http, server, "after-");
+            // After the restart the SIEM reads with the read-only auditor credential: same stream, same cursor.
             HttpResponse<String> page = send(http, server, "GET", "/v1/audit/ocsf?after=" + after
-                    + "&checkpoints_after=" + checkpoints.size(), null, ADMIN);
+                    + "&checkpoints_after=" + checkpoints.size(), null, AUDITOR);
             assertEquals(200, page.statusCode(), page.body());
             long last = collect(page.body(), seqs, checkpoints);
             assertTrue(page.body().contains("AUDIT_EXPORT"), "the first export is a record: " + page.body());
@@ -144,6 +146,30 @@ class SiemExportTest {
         }
         for (int i = 0; i < fileSeqs.size(); i++) {
             assertEquals(i + 1, fileSeqs.get(i), "the file sink too, across the restart: " + fileSeqs);
+        }
+    }
+    @Test
+    void theAuditorCredential_readsTheExport_isRecordedAsTheReader_andAdministersNothing() throws Exception {
+        try (AttestationServer server = start()) {
+            HttpClient http = client(server);
+            someActivity(http, server, "host-");
+            HttpResponse<String> page = send(http, server, "GET", "/v1/audit/ocsf?after=0&checkpoints_after=0", null,
+                    AUDITOR);
+            assertEquals(200, page.statusCode(), page.body());
+            assertTrue(page.body().lines().anyMatch(l -> l.contains("tpmphone_audit_record")), page.body());
+            HttpResponse<String> admin = send(http, server, "POST", "/v1/enrollment-tokens", "{\"host\":\"x\"}",
+                    AUDITOR);
+            assertEquals(403, admin.statusCode(), "the auditor changes nothing: " + admin.body());
+            assertTrue(admin.body().contains("only reads audit data"), admin.body());
+            HttpResponse<String> wrong = send(http, server, "GET", "/v1/audit/ocsf?after=0", null, "not-a-credential"
+                    + "-of-this-server");
+            assertEquals(403, wrong.statusCode(), wrong.body());
+        }
+        try (AuditReader reader = AuditReader.open(dir.resolve("state/audit.db"))) {
+            var records = reader.records(1, 10_000);
+            assertTrue(records.stream().anyMatch(r -> r.outcome().equals("AUDIT_EXPORT")
+                    && r.subject().equals("auditor")), "the auditor's export is a record naming the auditor: "
+                    + records.stream().map(r -> r.subject() + " " + r.outcome()).toList());
         }
     }
 }

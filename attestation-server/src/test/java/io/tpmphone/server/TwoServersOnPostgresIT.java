@@ -189,6 +189,69 @@ class TwoServersOnPostgresIT {
         return 0;
     }
 
+    /** A console session is the cluster's: made at A it works at B, signed out at A it is refused at B. */
+    @Test
+    void aConsoleSessionMadeAtOneServer_worksAtTheOther_andASignOutAtOneEndsItAtBoth(TestBackend db)
+            throws Exception {
+        Path a = dir.resolve("a");
+        Path b = dir.resolve("b");
+        String auditor = "an-auditor-credential-for-this-test";
+        try (AttestationServer atA = AttestationServer.builder().stateDirectory(a).adminToken(ADMIN)
+                .auditorToken(auditor).database(db.databaseUrl()).policy(policy(1)).start()) {
+            copyKeys(a, b);
+            try (AttestationServer atB = AttestationServer.builder().stateDirectory(b).adminToken(ADMIN)
+                    .auditorToken(auditor).database(db.databaseUrl()).start()) {
+                java.net.http.HttpClient http = java.net.http.HttpClient.newBuilder().sslContext(context(atA))
+                        .followRedirects(java.net.http.HttpClient.Redirect.NEVER).build();
+                java.net.http.HttpResponse<String> signIn = http.send(form(atA, "/ui/sign-in", null,
+                        "credential=" + auditor), java.net.http.HttpResponse.BodyHandlers.ofString());
+                assertEquals(303, signIn.statusCode(), "sign-in at A: " + signIn.body());
+                String setCookie = signIn.headers().firstValue("Set-Cookie").orElseThrow();
+                String cookie = setCookie.substring(0, setCookie.indexOf(';'));
+                java.net.http.HttpResponse<String> atBPage = http.send(java.net.http.HttpRequest.newBuilder(
+                        java.net.URI.create(atB.uri() + "/ui/audit")).header("Cookie", cookie).build(),
+                        java.net.http.HttpResponse.BodyHandlers.ofString());
+                assertEquals(200, atBPage.statusCode(), "A's session at B: " + atBPage.headers().map());
+                java.util.regex.Matcher csrf = java.util.regex.Pattern.compile(
+                        "name=\"csrf\" value=\"([A-Za-z0-9_-]{43})\"").matcher(atBPage.body());
+                assertTrue(csrf.find(), "B's page carries the session's token: " + atBPage.body());
+                // Signed out at A with the token B's page showed: one session, one token.
+                java.net.http.HttpResponse<String> signOut = http.send(form(atA, "/ui/sign-out", cookie,
+                        "csrf=" + csrf.group(1)), java.net.http.HttpResponse.BodyHandlers.ofString());
+                assertEquals(303, signOut.statusCode(), "sign-out at A: " + signOut.body());
+                java.net.http.HttpResponse<String> after = http.send(java.net.http.HttpRequest.newBuilder(
+                        java.net.URI.create(atB.uri() + "/ui/audit")).header("Cookie", cookie).build(),
+                        java.net.http.HttpResponse.BodyHandlers.ofString());
+                assertEquals(303, after.statusCode(), "after sign-out at A, B refuses the cookie: " + after.body());
+                assertEquals("/ui/sign-in", after.headers().firstValue("Location").orElse(""));
+                assertEquals(0, atB.consoleSessions(), "no session left in the cluster");
+            }
+        }
+    }
+
+    private static java.net.http.HttpRequest form(AttestationServer server, String path, String cookie,
+                                                  String body) {
+        java.net.http.HttpRequest.Builder r = java.net.http.HttpRequest.newBuilder(java.net.URI.create(server.uri()
+                + path)).header("Content-Type", "application/x-www-form-urlencoded")
+                .header("Origin", "https://" + server.uri().getAuthority())
+                .POST(java.net.http.HttpRequest.BodyPublishers.ofString(body));
+        if (cookie != null) {
+            r.header("Cookie", cookie);
+        }
+        return r.build();
+    }
+
+    private static SSLContext context(AttestationServer server) throws Exception {
+        KeyStore trust = KeyStore.getInstance("PKCS12");
+        trust.load(null, null);
+        trust.setCertificateEntry("server", server.tlsCertificate());
+        TrustManagerFactory tmf = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
+        tmf.init(trust);
+        SSLContext context = SSLContext.getInstance("TLS");
+        context.init(null, tmf.getTrustManagers(), null);
+        return context;
+    }
+
     private record Answer(int status, JsonNode body) {
     }
 

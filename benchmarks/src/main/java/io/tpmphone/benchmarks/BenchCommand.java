@@ -32,12 +32,13 @@ import picocli.CommandLine.Spec;
         "  srtp       SRTP ns per 172-byte packet, ours vs the system's libsrtp2",
         "  console    web console page times with many hosts and audit records",
         "  fleet      thousands of hosts attesting on a schedule: rate, latency, server CPU",
+        "  audit-verify  offline `audit verify` of a large export and database",
         "See benchmarks/README.md."},
         footer = {"", "Examples:", "  ./tpmphone bench tpm", "  ./tpmphone bench appraisal",
                 "  ./tpmphone bench audit", "  ./tpmphone bench srtp"},
         subcommands = {BenchCommand.Tpm.class, BenchCommand.Appraisal.class, BenchCommand.Audit.class,
                 BenchCommand.Keystore.class, BenchCommand.CallSetup.class, BenchCommand.Srtp.class,
-                BenchCommand.Console.class, BenchCommand.Fleet.class})
+                BenchCommand.Console.class, BenchCommand.Fleet.class, BenchCommand.AuditVerify.class})
 final class BenchCommand {
 
     /** JSON for --json: indented, non-ASCII escaped (as the CLI's own commands print it). */
@@ -301,6 +302,64 @@ final class BenchCommand {
                 }
             }
             return r.phases().stream().allMatch(p -> p.errors() == 0 && p.realHostErrors() == 0) ? 0 : 1;
+        }
+    }
+
+    @Command(name = "audit-verify", mixinStandardHelpOptions = true,
+            description = {"Wall-clock time of `tpmphone audit verify` on a large log, offline, in this JVM:",
+                    "--records records (appraisals with claims, call decisions) written with a fresh key,",
+                    "exported with it (`audit export --public-key`), then `audit verify --export` and",
+                    "`audit verify --db`, --runs times each (the first warms the JIT up). Scratch files",
+                    "under --directory, deleted unless --keep (then the export and key are kept for the",
+                    "in-browser verifier, docs/console.md)."},
+            footer = {"", "Examples:", "  ./tpmphone bench audit-verify --records 1000000"})
+    static final class AuditVerify implements Callable<Integer> {
+        @Spec
+        CommandSpec spec;
+        @Option(names = "--records", paramLabel = "N", defaultValue = "1000000",
+                description = "(default ${DEFAULT-VALUE})")
+        long records;
+        @Option(names = "--runs", paramLabel = "N", defaultValue = "3", description = "(default ${DEFAULT-VALUE})")
+        int runs;
+        @Option(names = "--directory", paramLabel = "DIR", defaultValue = "${sys:java.io.tmpdir}",
+                description = "where the scratch files go (default ${DEFAULT-VALUE})")
+        Path directory;
+        @Option(names = "--keep", description = "keep the database, export and key; print where")
+        boolean keep;
+        @Option(names = "--json", description = "machine-readable output")
+        boolean json;
+
+        @Override
+        public Integer call() throws Exception {
+            PrintWriter out = spec.commandLine().getOut();
+            AuditVerifyLoad.Result r = AuditVerifyLoad.run(records, runs, directory, keep);
+            if (json) {
+                out.println(JSON.writeValueAsString(r));
+                return 0;
+            }
+            out.printf(Locale.ROOT, "records=%d: written in %.1f s, exported in %.1f s (%.0f MB)%n", r.records(),
+                    r.writeSeconds(), r.exportSeconds(), r.exportBytes() / 1e6);
+            out.printf(Locale.ROOT, "audit verify --export: wall best %.2f s, median %.2f s (runs %s); CPU best %.2f s"
+                    + " (runs %s)%n", AuditVerifyLoad.best(r.verifyExportSeconds()),
+                    AuditVerifyLoad.median(r.verifyExportSeconds()), seconds(r.verifyExportSeconds()),
+                    AuditVerifyLoad.best(r.verifyExportCpuSeconds()), seconds(r.verifyExportCpuSeconds()));
+            out.printf(Locale.ROOT, "audit verify --db:     wall best %.2f s, median %.2f s (runs %s); CPU best %.2f s"
+                    + " (runs %s)%n", AuditVerifyLoad.best(r.verifyDatabaseSeconds()),
+                    AuditVerifyLoad.median(r.verifyDatabaseSeconds()), seconds(r.verifyDatabaseSeconds()),
+                    AuditVerifyLoad.best(r.verifyDatabaseCpuSeconds()), seconds(r.verifyDatabaseCpuSeconds()));
+            out.println(r.summary());
+            if (r.kept() != null) {
+                out.println("kept in " + r.kept() + " (audit.json, audit-key.pem, audit.db)");
+            }
+            return 0;
+        }
+
+        private static String seconds(double[] values) {
+            StringBuilder s = new StringBuilder();
+            for (double v : values) {
+                s.append(s.length() == 0 ? "" : " ").append(String.format(Locale.ROOT, "%.2f", v));
+            }
+            return s.toString();
         }
     }
 

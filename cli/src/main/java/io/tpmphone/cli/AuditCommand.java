@@ -34,7 +34,8 @@ import picocli.CommandLine.Spec;
                 "  tpmphone audit verify --db /var/lib/tpmphone-server/audit.db \\",
                 "      --public-key /var/lib/tpmphone-server/keys/result-signing-cert.pem",
                 "  tpmphone audit tail --db /var/lib/tpmphone-server/audit.db -n 50"},
-        subcommands = {AuditCommand.Verify.class, AuditCommand.Export.class, AuditCommand.Tail.class})
+        subcommands = {AuditCommand.Verify.class, AuditCommand.Export.class, AuditCommand.Tail.class,
+                AuditCommand.Verifier.class})
 final class AuditCommand {
     private static final ObjectMapper JSON = TpmCommand.JSON;
 
@@ -211,13 +212,21 @@ final class AuditCommand {
         boolean json;
         @Option(names = "--out", paramLabel = "FILE", description = "write to FILE instead of standard output")
         Path out;
+        @Option(names = "--public-key", paramLabel = "PEM", description = "carry the checkpoint signer's public key"
+                + " (e.g. the server's keys/result-signing-cert.pem) in the export, so the in-browser verifier"
+                + " needs one file; refused if that key did not sign the log")
+        Path publicKey;
 
         @Override
         public Integer call() throws Exception {
+            Optional<PublicKey> key = Optional.empty();
+            if (publicKey != null) {
+                key = Optional.of(AuditVerifier.publicKeyFromPem(Files.readString(publicKey)));
+            }
             try (AuditReader reader = source.open()) {
                 if (out == null) {
                     PrintWriter writer = spec.commandLine().getOut();
-                    reader.exportJson(writer);
+                    reader.exportJson(writer, key);
                     writer.println();
                     writer.flush();
                 } else {
@@ -226,7 +235,7 @@ final class AuditCommand {
                     Path partial = Files.createTempFile(absolute.getParent(), absolute.getFileName() + ".", ".partial");
                     try {
                         try (OutputStream stream = Files.newOutputStream(partial)) {
-                            reader.exportJson(stream);
+                            reader.exportJson(stream, key);
                         }
                         Files.move(partial, absolute, StandardCopyOption.REPLACE_EXISTING,
                                 StandardCopyOption.ATOMIC_MOVE);
@@ -236,6 +245,33 @@ final class AuditCommand {
                     spec.commandLine().getOut().println("exported " + reader.size() + " records to " + absolute);
                 }
             }
+            return 0;
+        }
+    }
+
+    @Command(name = "verifier", mixinStandardHelpOptions = true,
+            description = {"Write the in-browser verifier (verify.html and its static/ files) into a directory: open",
+                    "verify.html in a browser and give it an export; it checks the chain and the checkpoint",
+                    "signatures with the browser's WebCrypto, offline, with the verdicts of `audit verify`",
+                    "(docs/console.md, \"Verify an export in the browser\"). Export with `audit export --public-key PEM`",
+                    "so the export carries the key."},
+            footer = {"", "Example:", "  tpmphone audit verifier --out audit-verifier"})
+    static final class Verifier implements Callable<Integer> {
+        @Spec
+        CommandSpec spec;
+        @Option(names = "--out", required = true, paramLabel = "DIR", description = "directory to write into"
+                + " (created if missing; files already there are replaced)")
+        Path out;
+
+        @Override
+        public Integer call() throws Exception {
+            List<Path> written = io.tpmphone.server.audit.BrowserVerifier.writeTo(out);
+            for (Path p : written) {
+                spec.commandLine().getOut().println("wrote " + p);
+            }
+            spec.commandLine().getOut().println("open " + out.toAbsolutePath().resolve("verify.html").toUri()
+                    + " in a browser");
+            spec.commandLine().getOut().flush();
             return 0;
         }
     }

@@ -28,7 +28,9 @@ public final class AuditException extends Exception {
         /** An export document is not a well-formed tpmphone audit export. */
         MALFORMED_EXPORT,
         /** A verification found a broken record or checkpoint ({@link VerificationReport#requireIntact()}). */
-        NOT_INTACT
+        NOT_INTACT,
+        /** A public key given for the log is not the key that signed it. */
+        KEY_MISMATCH
     }
 
     private final Code code;

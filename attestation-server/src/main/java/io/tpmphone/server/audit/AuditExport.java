@@ -14,6 +14,7 @@ import java.time.ZoneOffset;
 import java.time.format.DateTimeFormatter;
 import java.util.Base64;
 import java.util.List;
+import java.security.PublicKey;
 import java.util.Optional;
 
 /**
@@ -26,9 +27,10 @@ final class AuditExport {
     static final String FORMAT = "tpmphone-audit-export";
     /**
      * 2 since checkpoint encoding v2: checkpoints carry "version" and, for v2, the chained fields; 3 since the signed
-     * head: a "head" object before the records.
+     * head: a "head" object before the records; 4 since the in-browser verifier: an optional "publicKey" (PEM), so an
+     * export is one file to verify offline.
      */
-    static final int VERSION = 3;
+    static final int VERSION = 4;
     static final DateTimeFormatter TIMESTAMP = DateTimeFormatter.ofPattern("uuuu-MM-dd'T'HH:mm:ss.SSS'Z'")
             .withZone(ZoneOffset.UTC);
 
@@ -39,17 +41,25 @@ final class AuditExport {
         return TIMESTAMP.format(Instant.ofEpochMilli(epochMillis));
     }
 
-    /** Streams the export; the caller's connection must be read-only and is left in auto-commit mode. */
-    static void write(Connection connection, OutputStream out) throws SQLException, IOException {
-        write(connection, CanonicalJson.MAPPER.getFactory().createGenerator(out, JsonEncoding.UTF8));
+    /**
+     * Streams the export; the caller's connection must be read-only and is left in auto-commit mode.
+     *
+     * @param publicKey the checkpoint key to carry in the export ({@code "publicKey"}), if known
+     * @throws AuditException {@code KEY_MISMATCH} if {@code publicKey} did not sign the log's head
+     */
+    static void write(Connection connection, OutputStream out, Optional<PublicKey> publicKey)
+            throws SQLException, IOException, AuditException {
+        write(connection, CanonicalJson.MAPPER.getFactory().createGenerator(out, JsonEncoding.UTF8), publicKey);
     }
 
-    /** As {@link #write(Connection, OutputStream)}, to a character stream. */
-    static void write(Connection connection, Writer out) throws SQLException, IOException {
-        write(connection, CanonicalJson.MAPPER.getFactory().createGenerator(out));
+    /** As {@link #write(Connection, OutputStream, Optional)}, to a character stream. */
+    static void write(Connection connection, Writer out, Optional<PublicKey> publicKey)
+            throws SQLException, IOException, AuditException {
+        write(connection, CanonicalJson.MAPPER.getFactory().createGenerator(out), publicKey);
     }
 
-    private static void write(Connection connection, JsonGenerator generator) throws SQLException, IOException {
+    private static void write(Connection connection, JsonGenerator generator, Optional<PublicKey> publicKey)
+            throws SQLException, IOException, AuditException {
         boolean autoCommit = connection.getAutoCommit();
         connection.setAutoCommit(false); // one snapshot for checkpoints and records
         try (JsonGenerator json = generator) {
@@ -65,6 +75,16 @@ final class AuditExport {
             json.writeStringField("signatureAlgorithm", AuditVerifier.SIGNATURE_ALGORITHM);
             json.writeNumberField("recordCount", lastSeq);
             Optional<AuditHead> head = AuditDatabase.head(connection);
+            if (publicKey.isPresent()) {
+                String keyId = AuditSigner.keyIdOf(publicKey.get());
+                if (head.isPresent() && !head.get().keyId().equals(keyId)) {
+                    throw new AuditException(AuditException.Code.KEY_MISMATCH, "the public key given (key id " + keyId
+                            + ") did not sign this log (its head is signed by key id " + head.get().keyId()
+                            + "): give the server's keys/result-signing-cert.pem");
+                }
+                // Carried for convenience only: a verifier that trusts it checks the file against itself.
+                json.writeStringField("publicKey", AuditVerifier.publicKeyPem(publicKey.get()));
+            }
             if (head.isPresent()) {
                 AuditHead h = head.get();
                 json.writeObjectFieldStart("head");

@@ -376,13 +376,16 @@ public final class AuditLog implements AutoCloseable {
         return reader.head();
     }
 
-    /** All committed records and checkpoints as JSON for {@link AuditVerifier#verifyExport}. Does not close out. */
+    /**
+     * All committed records and checkpoints as JSON for {@link AuditVerifier#verifyExport}, with this log's checkpoint
+     * key as {@code "publicKey"}. Does not close out.
+     */
     public void exportJson(OutputStream out) throws AuditException {
         if (shared != null) {
-            shared.exportJson(out);
+            shared.exportJson(out, signer.publicKey());
             return;
         }
-        reader.exportJson(out);
+        reader.exportJson(out, java.util.Optional.of(signer.publicKey()));
     }
 
     /** The public key that verifies this log's new checkpoints. */

@@ -8,6 +8,7 @@ import java.sql.Connection;
 import java.sql.SQLException;
 import java.time.Duration;
 import java.util.List;
+import java.security.PublicKey;
 import java.util.Objects;
 import java.util.Optional;
 
@@ -132,10 +133,21 @@ public final class AuditReader implements AutoCloseable {
      * {@link AuditVerifier#verifyExport} checks offline. Streams; a consistent snapshot. Does not close {@code out}.
      */
     public synchronized void exportJson(OutputStream out) throws AuditException {
+        exportJson(out, Optional.empty());
+    }
+
+    /**
+     * As {@link #exportJson(OutputStream)}, carrying the checkpoint key as PEM ({@code "publicKey"}, export version
+     * 4), so the export is one file for the in-browser verifier.
+     *
+     * @throws AuditException {@code KEY_MISMATCH} if {@code publicKey} is not the key that signed the log's head
+     */
+    public synchronized void exportJson(OutputStream out, Optional<PublicKey> publicKey) throws AuditException {
         Objects.requireNonNull(out, "out");
+        Objects.requireNonNull(publicKey, "publicKey");
         checkOpen();
         try {
-            AuditExport.write(connection, out);
+            AuditExport.write(connection, out, publicKey);
         } catch (SQLException e) {
             throw storage("export", e);
         } catch (IOException e) {
@@ -146,10 +158,16 @@ public final class AuditReader implements AutoCloseable {
 
     /** As {@link #exportJson(OutputStream)}, to a character stream (e.g. a command's output). Does not close it. */
     public synchronized void exportJson(Writer out) throws AuditException {
+        exportJson(out, Optional.empty());
+    }
+
+    /** As {@link #exportJson(OutputStream, Optional)}, to a character stream. Does not close it. */
+    public synchronized void exportJson(Writer out, Optional<PublicKey> publicKey) throws AuditException {
         Objects.requireNonNull(out, "out");
+        Objects.requireNonNull(publicKey, "publicKey");
         checkOpen();
         try {
-            AuditExport.write(connection, out);
+            AuditExport.write(connection, out, publicKey);
         } catch (SQLException e) {
             throw storage("export", e);
         } catch (IOException e) {

@@ -1,5 +1,6 @@
 package io.tpmphone.server.audit;
 
+import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.security.GeneralSecurityException;
 import java.security.PublicKey;
@@ -24,6 +25,18 @@ import java.util.TreeSet;
  * <p>Not thread-safe: one verification, one thread.
  */
 final class ChainChecker {
+    /** The UTF-8 names of the record types, compared as bytes: no string per record. */
+    private static final Set<ByteBuffer> KNOWN_TYPES = Arrays.stream(AuditEventType.values())
+            .map(t -> ByteBuffer.wrap(t.name().getBytes(StandardCharsets.UTF_8)))
+            .collect(java.util.stream.Collectors.toUnmodifiableSet());
+    /**
+     * Bouncy Castle's ECDSA, not the platform's default: SunEC is ~13 times slower for P-256 here (PITFALLS.md), which
+     * made a million-record log's thousand checkpoints cost seconds. Not registered globally.
+     */
+    private static final java.security.Provider SIGNATURES = new org.bouncycastle.jce.provider.BouncyCastleProvider();
+    private final AuditEncoding.RecordHasher hasher = new AuditEncoding.RecordHasher();
+    /** Checked in parallel before the checkpoints are judged in order (identity: equal checkpoints are judged alike). */
+    private final Map<AuditCheckpoint, Boolean> validSignatures = new java.util.concurrent.ConcurrentHashMap<>();
     private final Optional<PublicKey> key;
     private final VerifyOptions options;
     private final String keyId;
@@ -119,7 +132,7 @@ final class ChainChecker {
                     : "record " + seq + ": prev_hash does not match record " + (seq - 1) + "'s hash (record "
                             + (seq - 1) + " was rewritten, or this link was changed)");
         }
-        byte[] recomputed = AuditEncoding.recordHash(seq, timestampMillis, type, subject, outcome, detail, prevHash);
+        byte[] recomputed = hasher.hash(seq, timestampMillis, type, subject, outcome, detail, prevHash);
         if (!Arrays.equals(recomputed, hash)) {
             return problem(seq, VerificationReport.ProblemKind.HASH_MISMATCH, "record " + seq
                     + ": stored hash does not match its contents (timestamp, type, subject, outcome or detail was "
@@ -130,8 +143,8 @@ final class ChainChecker {
                     + timestampMillis + " is before record " + (seq - 1) + "'s (" + lastMillis + "); the writer never"
                     + " dates a record before the previous one, so this one or its neighbour was rewritten");
         }
-        String typeName = new String(type, StandardCharsets.UTF_8);
-        if (Arrays.stream(AuditEventType.values()).noneMatch(t -> t.name().equals(typeName))) {
+        if (!KNOWN_TYPES.contains(ByteBuffer.wrap(type))) {
+            String typeName = new String(type, StandardCharsets.UTF_8);
             return problem(seq, VerificationReport.ProblemKind.MALFORMED, "record " + seq + ": unknown type '"
                     + typeName + "' (written by a newer version?)");
         }
@@ -153,6 +166,11 @@ final class ChainChecker {
     VerificationReport finish(String source, List<AuditCheckpoint> checkpoints, AuditHead signedHead,
             long declaredRecordCount) {
         // A v3 checkpoint signs that its writer keeps a signed head: where one is left, the head must be there.
+        if (key.isPresent()) {
+            // The signatures, on every core at once: a million-record log has a thousand of them.
+            checkpoints.parallelStream().forEach(c -> validSignatures.put(c, signatureValid(c.signedData(),
+                    c.signature())));
+        }
         boolean headRequired = checkpoints.stream().anyMatch(c -> c.version() == 3);
         long head = expectedSeq - 1;
         if (recordProblem == null && declaredRecordCount > head) {
@@ -472,12 +490,13 @@ final class ChainChecker {
     }
 
     private boolean signatureValid(AuditCheckpoint checkpoint) {
-        return signatureValid(checkpoint.signedData(), checkpoint.signature());
+        Boolean known = validSignatures.get(checkpoint);
+        return known != null ? known : signatureValid(checkpoint.signedData(), checkpoint.signature());
     }
 
     private boolean signatureValid(byte[] signedData, byte[] signature) {
         try {
-            Signature verifier = Signature.getInstance(AuditVerifier.SIGNATURE_ALGORITHM);
+            Signature verifier = Signature.getInstance(AuditVerifier.SIGNATURE_ALGORITHM, SIGNATURES);
             verifier.initVerify(key.orElseThrow());
             verifier.update(signedData);
             return verifier.verify(signature);

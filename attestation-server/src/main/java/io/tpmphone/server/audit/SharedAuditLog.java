@@ -338,13 +338,13 @@ final class SharedAuditLog {
         return read("read the signed head", AuditDatabase::head);
     }
 
-    void exportJson(OutputStream out) throws AuditException {
+    void exportJson(OutputStream out, java.security.PublicKey publicKey) throws AuditException {
         try (Connection c = db.getConnection()) {
             c.setReadOnly(true);
             c.setAutoCommit(false);
             c.setTransactionIsolation(Connection.TRANSACTION_REPEATABLE_READ); // one snapshot
             try {
-                AuditExport.write(c, out);
+                AuditExport.write(c, out, java.util.Optional.of(publicKey));
             } finally {
                 c.rollback();
             }

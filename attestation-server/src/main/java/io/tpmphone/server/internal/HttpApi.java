@@ -76,18 +76,38 @@ public final class HttpApi extends Handler.Abstract {
     public record RawBody(String contentType, String text) {
     }
 
-    private record Route(String method, Pattern path, boolean admin, Endpoint endpoint) {
+    /** Who may call a route. */
+    public enum Access {
+        /** Anyone (hosts: enrollment, nonces, appraisals). */
+        ANYONE,
+        /** The admin token only. */
+        ADMIN,
+        /** The admin token or the read-only auditor credential: reading audit data, never changing anything. */
+        AUDIT_READER
+    }
+
+    private record Route(String method, Pattern path, Access access, Endpoint endpoint) {
     }
 
     private final List<Route> routes = new ArrayList<>();
     private final byte[] adminTokenSha256;
+    private final byte[] auditorTokenSha256;
     private final RefusalAggregator refusals;
 
     /**
      * @param refusals records refused admin calls, rate-limited: anyone can send them, so each is not a record
      */
     public HttpApi(byte[] adminTokenSha256, RefusalAggregator refusals) {
+        this(adminTokenSha256, null, refusals);
+    }
+
+    /**
+     * @param auditorTokenSha256 SHA-256 of the read-only auditor credential (docs/console.md), or null without one
+     * @param refusals           records refused admin calls, rate-limited: anyone can send them
+     */
+    public HttpApi(byte[] adminTokenSha256, byte[] auditorTokenSha256, RefusalAggregator refusals) {
         this.adminTokenSha256 = adminTokenSha256.clone();
+        this.auditorTokenSha256 = auditorTokenSha256 == null ? null : auditorTokenSha256.clone();
         this.refusals = refusals;
     }
 
@@ -98,7 +118,12 @@ public final class HttpApi extends Handler.Abstract {
 
     /** Adds a route; {@code path} is a regex whose groups become path parameters. */
     public HttpApi route(String method, String path, boolean admin, Endpoint endpoint) {
-        routes.add(new Route(method, Pattern.compile(path), admin, endpoint));
+        return route(method, path, admin ? Access.ADMIN : Access.ANYONE, endpoint);
+    }
+
+    /** Adds a route that {@code access} may call; {@link Call#adminUser()} names who did ("admin", "auditor"). */
+    public HttpApi route(String method, String path, Access access, Endpoint endpoint) {
+        routes.add(new Route(method, Pattern.compile(path), access, endpoint));
         return this;
     }
 
@@ -147,7 +172,8 @@ public final class HttpApi extends Handler.Abstract {
                 continue;
             }
             String remote = Request.getRemoteAddr(request);
-            String admin = route.admin() ? authenticateAdmin(request, method, path, remote) : null;
+            String admin = route.access() == Access.ANYONE ? null
+                    : authenticate(request, method, path, remote, route.access() == Access.AUDIT_READER);
             List<String> params = new ArrayList<>();
             for (int i = 1; i <= m.groupCount(); i++) {
                 params.add(m.group(i));
@@ -161,19 +187,29 @@ public final class HttpApi extends Handler.Abstract {
         throw new ApiException(404, "not_found", "no such resource: " + path + " (see /v1/openapi.json)");
     }
 
-    private String authenticateAdmin(Request request, String method, String path, String remote) throws ApiException {
+    private String authenticate(Request request, String method, String path, String remote, boolean auditorToo)
+            throws ApiException {
+        String which = auditorToo ? "the admin or the auditor credential" : "the admin credential";
         String header = request.getHeaders().get(HttpHeader.AUTHORIZATION);
         if (header == null || !header.startsWith("Bearer ")) {
             refuseAdmin(remote, method, path, "no admin credential");
-            throw new ApiException(401, "unauthenticated", "this operation needs the admin credential:"
-                    + " Authorization: Bearer <token>");
+            throw new ApiException(401, "unauthenticated", "this operation needs " + which
+                    + ": Authorization: Bearer <token>");
         }
         byte[] presented = sha256(header.substring("Bearer ".length()).trim().getBytes(StandardCharsets.UTF_8));
-        if (!MessageDigest.isEqual(presented, adminTokenSha256)) {
-            refuseAdmin(remote, method, path, "wrong admin credential");
-            throw new ApiException(403, "forbidden", "the admin credential is not valid");
+        // Both compared in constant time, whichever matches: the time does not say which credential was close.
+        boolean admin = MessageDigest.isEqual(presented, adminTokenSha256);
+        boolean auditor = auditorTokenSha256 != null && MessageDigest.isEqual(presented, auditorTokenSha256);
+        if (admin) {
+            return "admin";
         }
-        return "admin";
+        if (auditor && auditorToo) {
+            return "auditor";
+        }
+        refuseAdmin(remote, method, path, auditor ? "auditor credential on an admin operation"
+                : "wrong admin credential");
+        throw new ApiException(403, "forbidden", auditor ? "the auditor credential only reads audit data; this"
+                + " operation needs the admin credential" : "the credential is not valid for " + which);
     }
 
     private void refuseAdmin(String remote, String method, String path, String why) throws ApiException {

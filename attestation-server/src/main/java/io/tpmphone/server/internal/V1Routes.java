@@ -276,7 +276,9 @@ public final class V1Routes {
             }
             return Map.of("records", records);
         });
-        api.route("GET", "/v1/audit/ocsf", true, call -> {
+        // The SIEM's feed: the auditor credential reads it too (docs/audit.md, "SIEM export"), and every export that
+        // found something is itself a record naming who read it.
+        api.route("GET", "/v1/audit/ocsf", HttpApi.Access.AUDIT_READER, call -> {
             long after = call.longParameter("after", 0, 0, Long.MAX_VALUE);
             long checkpointsAfter = call.longParameter("checkpoints_after", -1, -1, Integer.MAX_VALUE);
             int limit = call.intParameter("limit", 1000, 1, io.tpmphone.server.audit.OcsfExport.MAX_PAGE);

@@ -271,7 +271,7 @@ class AuditVerifierTest {
     @ParameterizedTest
     @ValueSource(strings = {"", "not json", "[]", "{}", "{\"format\":\"tpmphone-audit-export\"",
             "{\"format\":\"other\",\"checkpoints\":[],\"records\":[]}",
-            "{\"format\":\"tpmphone-audit-export\",\"version\":4,\"checkpoints\":[],\"records\":[]}",
+            "{\"format\":\"tpmphone-audit-export\",\"version\":5,\"checkpoints\":[],\"records\":[]}",
             "{\"format\":\"tpmphone-audit-export\",\"version\":3,\"head\":[],\"checkpoints\":[],\"records\":[]}",
             "{\"format\":\"tpmphone-audit-export\",\"version\":3,\"head\":{\"seq\":0},\"checkpoints\":[],"
                     + "\"records\":[]}",

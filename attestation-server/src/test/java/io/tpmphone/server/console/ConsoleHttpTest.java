@@ -277,6 +277,26 @@ class ConsoleHttpTest {
     }
 
     @Test
+    void theOfflineVerifier_isServedWithoutASession_underTheStrictHeaders_withItsScriptInASeparateFile()
+            throws Exception {
+        HttpResponse<String> page = get("/ui/verify", null);
+        assertEquals(200, page.statusCode(), page.body());
+        assertEquals(io.tpmphone.server.internal.console.ConsoleHandler.CSP,
+                page.headers().firstValue("Content-Security-Policy").orElse(""));
+        assertTrue(page.headers().firstValue("Content-Type").orElse("").startsWith("text/html"), page.headers()
+                .toString());
+        assertTrue(page.body().contains("<script src=\"static/verify.js\" defer></script>"), page.body());
+        assertFalse(Pattern.compile("<script(?![^>]*\\ssrc=)").matcher(page.body()).find(), "no inline script");
+        assertFalse(page.body().contains("style="), "no inline style");
+        HttpResponse<String> script = get("/ui/static/verify.js", null);
+        assertEquals(200, script.statusCode());
+        assertTrue(script.headers().firstValue("Content-Type").orElse("").startsWith("text/javascript"),
+                script.headers().toString());
+        assertTrue(script.body().contains("crypto.subtle.digest"), "the verifier re-hashes with WebCrypto");
+        assertEquals("nosniff", script.headers().firstValue("X-Content-Type-Options").orElse(""));
+    }
+
+    @Test
     void cspReports_areCountedAndShownToSignedInUsers() throws Exception {
         HttpResponse<String> report = http.send(HttpRequest.newBuilder(URI.create(origin() + "/ui/csp-report"))
                 .header("Content-Type", "application/csp-report").POST(HttpRequest.BodyPublishers.ofString(
@@ -350,5 +370,65 @@ class ConsoleHttpTest {
         assertTrue(stale.body().contains("sign-in within the last 5 minutes"), stale.body());
         assertTrue(get("/ui/policy/edit", admin).body().contains("id=\"policy-stale\""), "the page says why");
         assertEquals(200, get("/ui/policy?version=1", admin).statusCode());
+    }
+    /** Stops the server, appends {@code entries} to its audit log with its own key, and starts it again. */
+    private void appendWhileStopped(io.tpmphone.server.audit.AuditEntry... entries) throws Exception {
+        server.close();
+        server = null;
+        var identity = io.tpmphone.server.internal.ServerIdentity.loadOrCreate(dir.resolve("keys"), List.of());
+        try (var log = io.tpmphone.server.audit.AuditLog.open(dir.resolve("audit.db"),
+                io.tpmphone.server.audit.AuditSigner.ecdsa(identity.resultKeyPair()),
+                io.tpmphone.server.audit.AuditLog.Options.defaults())) {
+            for (var entry : entries) {
+                log.append(entry);
+            }
+        }
+        start();
+    }
+
+    private static io.tpmphone.server.audit.AuditEntry callDecision(String host, String direction, String outcome,
+            Map<String, Object> extra) {
+        Map<String, Object> detail = new java.util.TreeMap<>(Map.of("callId", "call-1@example.org", "direction",
+                direction, "peer", "sips:peer@example.org", "peerLevel", "HARDENED", "requiredLevel", "MEASURED",
+                "hostTime", "2026-12-07T09:59:00Z"));
+        detail.putAll(extra);
+        return io.tpmphone.server.audit.AuditEntry.of(io.tpmphone.server.audit.AuditEventType.CALL_DECISION, host,
+                outcome, detail);
+    }
+
+    private static String field(String html, String host, String cssClass) {
+        Matcher section = Pattern.compile("data-host=\"" + Pattern.quote(host) + "\"(.*?)</section>",
+                Pattern.DOTALL).matcher(html);
+        assertTrue(section.find(), "the page has a section for " + host + ": " + html);
+        Matcher dd = Pattern.compile("<dd class=\"" + cssClass + "[^\"]*\">([^<]*)</dd>").matcher(section.group(1));
+        assertTrue(dd.find(), "the section of " + host + " has a " + cssClass + " field: " + section.group(1));
+        return dd.group(1);
+    }
+
+    @Test
+    void theCallView_showsHowEachSideEstablishedTheCall_theEvidenceAndTheAgeOfTheResult_orSaysNotReported()
+            throws Exception {
+        String digest = "0123456789abcdef".repeat(4);
+        appendWhileStopped(
+                callDecision("alice", "OUT", "ACCEPT", Map.of("established", "end-to-end DTLS",
+                        "evidenceSha256", digest, "resultAgeSeconds", 42)),
+                callDecision("bob", "IN", "REJECT", Map.of("established", "one hop TLS <b>",
+                        "resultAgeSeconds", 3600)),
+                callDecision("carol", "IN", "ACCEPT", Map.of()));
+        String cookie = signIn(AUDITOR);
+        HttpResponse<String> page = get("/ui/call?id=call-1%40example.org", cookie);
+        assertEquals(200, page.statusCode(), page.body());
+        String html = page.body();
+        assertEquals("end-to-end DTLS", field(html, "alice", "established"));
+        assertEquals(digest, field(html, "alice", "evidence"));
+        assertEquals("42 s", field(html, "alice", "result-age"));
+        assertEquals("one hop TLS &lt;b&gt;", field(html, "bob", "established"), "the agent's text, escaped");
+        assertEquals("not reported", field(html, "bob", "evidence"));
+        assertEquals("3600 s (1h)", field(html, "bob", "result-age"));
+        for (String cssClass : List.of("established", "evidence", "result-age")) {
+            assertEquals("not reported", field(html, "carol", cssClass), "carol's agent sent no " + cssClass);
+        }
+        assertTrue(html.contains("class=\"established not-reported\""), "marked as not reported: " + html);
+        assertTrue(html.contains("does not report how the call was established"), "the page says why: " + html);
     }
 }

@@ -96,13 +96,20 @@ public final class ConsoleHandler extends Handler.Abstract {
     private final SignInThrottle throttle;
     private final TemplateEngine templates = TemplateEngine.createPrecompiled(ContentType.Html);
     private final byte[] css;
+    /** The in-browser verifier's page and script, read once. */
+    private final Map<String, byte[]> verifierFiles;
     private final AtomicLong cspReports = new AtomicLong();
     private final Deque<String> recentCspReports = new ArrayDeque<>();
     private volatile Instant lastCspLog = Instant.EPOCH;
 
+    /**
+     * @param sharedSessions the cluster's database when instances share it (PostgreSQL): sessions live there, so any
+     *                       instance serves any session; null keeps them in this server's memory
+     */
     public ConsoleHandler(Settings settings, ConsoleIndex index, AuditSource log, PolicyVersions policies,
                           io.tpmphone.server.internal.V1Routes.PolicyUpdate policyUpdate, AuditTrail audit,
-                          RefusalAggregator refusals, Clock clock) throws IOException {
+                          RefusalAggregator refusals, Clock clock,
+                          io.tpmphone.server.internal.ServerDatabase sharedSessions) throws IOException {
         this.settings = Objects.requireNonNull(settings, "settings");
         this.index = Objects.requireNonNull(index, "index");
         this.log = Objects.requireNonNull(log, "log");
@@ -111,8 +118,10 @@ public final class ConsoleHandler extends Handler.Abstract {
         this.audit = Objects.requireNonNull(audit, "audit");
         this.refusals = Objects.requireNonNull(refusals, "refusals");
         this.clock = Objects.requireNonNull(clock, "clock");
-        this.sessions = new ConsoleSessions(clock, settings.idleTimeout(), settings.absoluteTimeout(),
-                settings.maxSessions());
+        this.sessions = sharedSessions == null ? ConsoleSessions.inMemory(clock, settings.idleTimeout(),
+                settings.absoluteTimeout(), settings.maxSessions())
+                : ConsoleSessions.shared(sharedSessions, clock, settings.idleTimeout(), settings.absoluteTimeout(),
+                        settings.maxSessions());
         this.throttle = new SignInThrottle(clock, Duration.ofMinutes(1), 5, 30, 4096);
         try (InputStream in = ConsoleHandler.class.getResourceAsStream("/console/console.css")) {
             if (in == null) {
@@ -120,11 +129,24 @@ public final class ConsoleHandler extends Handler.Abstract {
             }
             this.css = in.readAllBytes();
         }
+        this.verifierFiles = Map.of(io.tpmphone.server.audit.BrowserVerifier.PAGE,
+                io.tpmphone.server.audit.BrowserVerifier.file(io.tpmphone.server.audit.BrowserVerifier.PAGE)
+                        .orElseThrow(), "static/verify.js",
+                io.tpmphone.server.audit.BrowserVerifier.file("static/verify.js").orElseThrow());
     }
 
-    /** Live console sessions (for operators and tests). */
+    /** Live console sessions (for operators and tests); of the whole cluster when sessions are shared. */
     public int sessionCount() {
-        return sessions.size();
+        try {
+            return sessions.size();
+        } catch (ConsoleSessions.Unavailable e) {
+            throw new IllegalStateException(e.getMessage(), e);
+        }
+    }
+
+    private static Refused unavailable(ConsoleSessions.Unavailable e) {
+        LOG.warn("console: {}", e.getMessage());
+        return new Refused(503, "the console cannot reach its sessions' store; retry shortly");
     }
 
     /** A refusal rendered as a page with this status. */
@@ -176,9 +198,13 @@ public final class ConsoleHandler extends Handler.Abstract {
             this.remote = Request.getRemoteAddr(request);
         }
 
-        Optional<ConsoleSessions.Session> session() {
+        Optional<ConsoleSessions.Session> session() throws Refused {
             if (session == null) {
-                session = sessions.find(cookie(request)).orElse(null);
+                try {
+                    session = sessions.find(cookie(request)).orElse(null);
+                } catch (ConsoleSessions.Unavailable e) {
+                    throw unavailable(e);
+                }
             }
             return Optional.ofNullable(session);
         }
@@ -278,6 +304,12 @@ public final class ConsoleHandler extends Handler.Abstract {
         }
         if (p.equals("/ui/static/console.css") && x.method.equals("GET")) {
             return new Reply(200, "text/css; charset=utf-8", css, Map.of());
+        }
+        // The offline verifier: static, holds no audit data (the user gives it an export), so no session needed.
+        if ((p.equals("/ui/verify") || p.equals("/ui/static/verify.js")) && x.method.equals("GET")) {
+            String name = p.equals("/ui/verify") ? io.tpmphone.server.audit.BrowserVerifier.PAGE : "static/verify.js";
+            return new Reply(200, io.tpmphone.server.audit.BrowserVerifier.contentType(name), verifierFiles.get(name),
+                    Map.of());
         }
         if (p.equals("/ui/csp-report")) {
             requireMethod(x, "POST");
@@ -399,9 +431,14 @@ public final class ConsoleHandler extends Handler.Abstract {
                     + " token nor the auditor credential.")));
         }
         ConsoleRole role = admin ? ConsoleRole.ADMIN : ConsoleRole.AUDITOR;
-        ConsoleSessions.Started started = sessions.start(role).orElseThrow(() -> new Refused(503, "the console has"
-                + " as many sessions as it keeps (" + settings.maxSessions() + "): sign out elsewhere, or wait for"
-                + " idle sessions to end"));
+        ConsoleSessions.Started started;
+        try {
+            started = sessions.start(role).orElseThrow(() -> new Refused(503, "the console has as many sessions as"
+                    + " it keeps (" + settings.maxSessions() + "): sign out elsewhere, or wait for idle sessions to"
+                    + " end"));
+        } catch (ConsoleSessions.Unavailable e) {
+            throw unavailable(e);
+        }
         Map<String, Object> detail = new LinkedHashMap<>();
         detail.put("role", role.label());
         detail.put("session", started.session().reference());
@@ -409,7 +446,11 @@ public final class ConsoleHandler extends Handler.Abstract {
         try {
             audit.record(AuditEventType.ADMIN.name(), "console:" + role.label(), "CONSOLE_SIGN_IN", detail);
         } catch (ApiException e) {
-            sessions.end(started.session()); // no session without its record
+            try {
+                sessions.end(started.session()); // no session without its record
+            } catch (ConsoleSessions.Unavailable u) {
+                e.addSuppressed(u);
+            }
             throw e;
         }
         x.setCookies.add(COOKIE + "=" + started.id() + "; Path=/; Secure; HttpOnly; SameSite=Strict");
@@ -423,7 +464,11 @@ public final class ConsoleHandler extends Handler.Abstract {
         if (!s.csrfMatches(form.get("csrf"))) {
             throw new Refused(403, "cross-site request refused: the form's token is not this session's");
         }
-        sessions.end(s);
+        try {
+            sessions.end(s); // at every instance: the store is the cluster's
+        } catch (ConsoleSessions.Unavailable e) {
+            throw unavailable(e);
+        }
         x.session = null;
         Map<String, Object> detail = new LinkedHashMap<>();
         detail.put("session", s.reference());
@@ -706,6 +751,10 @@ public final class ConsoleHandler extends Handler.Abstract {
             callNotes.add("Only one side reported a decision on this call: the other side is not one of this"
                     + " server's hosts, or has not reported yet.");
         }
+        if (sides.stream().anyMatch(c -> !ConsolePages.CallSide.reported(c.established()))) {
+            callNotes.add("A side marked \"not reported\" has an agent that does not report how the call was"
+                    + " established or the result it relied on (agents before end-to-end attestation).");
+        }
         return Reply.html(200, page("console/call.jte", x.frame("Call", "calls", notices),
                 mapOf("callId", id, "sides", sides, "notes", callNotes)));
     }
@@ -717,11 +766,41 @@ public final class ConsoleHandler extends Handler.Abstract {
                 + enc(r.subject()), callId == null ? "" : callId, callId == null ? null : "/ui/call?id=" + enc(callId),
                 d.path("direction").asText("—"), r.outcome(), d.path("peer").asText("—"),
                 d.path("peerLevel").asText("—"), d.path("requiredLevel").asText("—"),
-                d.hasNonNull("established") ? d.get("established").asText()
-                        : "not reported (this host's agent does not send it)",
+                reported(d, "established"), evidence(d), resultAge(d),
                 d.path("hostTime").asText("—"), d.hasNonNull("count") ? d.get("count").asText() : null,
                 d.hasNonNull("reason") ? d.get("reason").asText() : null,
                 d.hasNonNull("message") ? d.get("message").asText() : null);
+    }
+
+    /** A text field of a call decision as the agent reported it (shown escaped), or "not reported". */
+    private static String reported(JsonNode d, String field) {
+        JsonNode v = d.get(field);
+        return v != null && v.isTextual() && !v.asText().isBlank() ? truncate(v.asText(), 200)
+                : ConsolePages.CallSide.NOT_REPORTED;
+    }
+
+    /** The digest of the evidence the side appraised: 64 hex digits, anything else is not a digest we show as one. */
+    private static String evidence(JsonNode d) {
+        String v = reported(d, "evidenceSha256");
+        if (!ConsolePages.CallSide.reported(v)) {
+            return v;
+        }
+        return v.matches("[0-9a-fA-F]{64}") ? v.toLowerCase(java.util.Locale.ROOT)
+                : "malformed (" + truncate(v, 80) + ")";
+    }
+
+    /** How old the attestation result was that the side relied on, when it decided. */
+    private static String resultAge(JsonNode d) {
+        JsonNode v = d.get("resultAgeSeconds");
+        if (v == null || v.isNull()) {
+            return ConsolePages.CallSide.NOT_REPORTED;
+        }
+        if (!v.isIntegralNumber() || !v.canConvertToLong() || v.asLong() < 0) {
+            return "malformed (" + truncate(v.toString(), 40) + ")";
+        }
+        long s = v.asLong();
+        return s < 120 ? s + " s" : s + " s (" + Duration.ofSeconds(s).toString().substring(2).toLowerCase(
+                java.util.Locale.ROOT) + ")";
     }
 
     // ---- policy --------------------------------------------------------------------------------------------------

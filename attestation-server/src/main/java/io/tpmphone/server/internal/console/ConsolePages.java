@@ -44,10 +44,21 @@ public final class ConsolePages {
                            List<TimelineEntry> entries, String nextUrl) {
     }
 
-    /** One side's decision of a call, from its CALL_DECISION record. */
+    /**
+     * One side's decision of a call, from its CALL_DECISION record. {@code established}, {@code evidenceSha256} and
+     * {@code resultAge} are what the agent reported (issue 14) or {@link #NOT_REPORTED}.
+     */
     public record CallSide(long seq, String recordedAt, String host, String hostUrl, String callId, String callUrl,
                            String direction, String decision, String peer, String peerLevel, String requiredLevel,
-                           String established, String hostTime, String count, String reason, String message) {
+                           String established, String evidenceSha256, String resultAge, String hostTime, String count,
+                           String reason, String message) {
+        /** What a field the host's agent did not send shows. */
+        public static final String NOT_REPORTED = "not reported";
+
+        /** True if {@code value} is what the host's agent reported, not {@link #NOT_REPORTED}. */
+        public static boolean reported(String value) {
+            return !NOT_REPORTED.equals(value);
+        }
     }
 
     public record PolicyPage(List<PolicyVersions.Version> versions, String nextUrl, Integer shown, String document,
