@@ -72,8 +72,10 @@ public final class DtlsSrtpEndpoint {
             DtlsEvidenceExchange exchange = attesting
                     ? new DtlsEvidenceExchange(ourEvidence, true, dtls.getSendLimit()) : null;
             PeerAttestation result;
+            byte[] digest = null;
             if (attesting) {
                 byte[] theirEvidence = exchange(dtls, exchange, config);
+                digest = evidenceDigest(client ? ourEvidence : theirEvidence, client ? theirEvidence : ourEvidence);
                 // The far end is the server exactly when we are the client: its evidence carries the server label.
                 result = appraise(config, peer.peerChain, theirEvidence, Binder.computeDtls(client, exporter,
                         peer.peerChain.get(0).getPublicKey().getEncoded(), peer.ours.nonce()));
@@ -85,7 +87,7 @@ public final class DtlsSrtpEndpoint {
             }
             LOG.info("DTLS-SRTP far end: {}", result.display());
             DtlsSrtpAssociation association = new DtlsSrtpAssociation(dtls, exchange, keys, result,
-                    peer.peerChain, client, peer);
+                    peer.peerChain, client, peer, digest);
             done = true;
             return association;
         } catch (IOException e) {
@@ -130,6 +132,24 @@ public final class DtlsSrtpEndpoint {
         } catch (IOException | RuntimeException e) {
             throw new DtlsSrtpException(DtlsSrtpException.Reason.HANDSHAKE_FAILED, "the DTLS handshake failed: "
                     + e.getClass().getSimpleName(), e);
+        }
+    }
+
+    /**
+     * SHA-256 over both evidence structures, the DTLS client's first, each with a 4-byte length: the same value on both
+     * sides of one association, so both sides' call decisions can be joined (and neither side's evidence read back
+     * from it).
+     */
+    static byte[] evidenceDigest(byte[] clientEvidence, byte[] serverEvidence) {
+        try {
+            java.security.MessageDigest md = java.security.MessageDigest.getInstance("SHA-256");
+            for (byte[] e : new byte[][] {clientEvidence, serverEvidence}) {
+                md.update(java.nio.ByteBuffer.allocate(4).putInt(e.length).array());
+                md.update(e);
+            }
+            return md.digest();
+        } catch (java.security.NoSuchAlgorithmException e) {
+            throw new IllegalStateException("the JDK has no SHA-256", e);
         }
     }
 

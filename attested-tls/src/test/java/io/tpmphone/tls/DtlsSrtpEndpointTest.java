@@ -136,8 +136,8 @@ class DtlsSrtpEndpointTest {
             assertEquals(Optional.of("bob"), o.client().peer().host(), o.client().peer().display());
             assertEquals(IntegrityLevel.MEASURED, o.server().peer().level(), o.server().peer().display());
             assertEquals(Optional.of("alice"), o.server().peer().host(), o.server().peer().display());
-            SrtpKeys ck = o.client().association().keys();
-            SrtpKeys sk = o.server().association().keys();
+            SrtpKeys ck = o.client().association().accept(o.client().peer().level());
+            SrtpKeys sk = o.server().association().accept(o.server().peer().level());
             assertEquals(SrtpKeys.SRTP_AES128_CM_HMAC_SHA1_80, ck.profile());
             assertArrayEquals(ck.localKey(), sk.remoteKey(), "the client's write key is the server's read key");
             assertArrayEquals(ck.localSalt(), sk.remoteSalt(), "the client's write salt is the server's read salt");
@@ -173,8 +173,8 @@ class DtlsSrtpEndpointTest {
             assertEquals(IntegrityLevel.UNATTESTED, p.level(), p.display());
             assertTrue(p.reason().contains("does not attest"), p.reason());
             assertEquals(quotesBefore, alice.quotes.get(), "no evidence is made for a standard phone");
-            assertArrayEquals(o.client().association().keys().localKey(),
-                    o.server().association().keys().remoteKey(), "SRTP keys still agree");
+            assertArrayEquals(o.client().association().accept(o.client().peer().level()).localKey(),
+                    o.server().association().accept(o.server().peer().level()).remoteKey(), "SRTP keys still agree");
         }
         // Its fingerprint is still what authenticates it: another self-signed certificate is refused.
         SoftwareHosts.Host impostor = hosts.selfSigned("baresip");
@@ -266,9 +266,44 @@ class DtlsSrtpEndpointTest {
     }
 
     @Test
+    void theKeysAreNotObtainable_beforeThePolicyAcceptedTheFarEndsOwnLevel() throws Exception {
+        try (Outcome o = associate(config(alice, bob), config(bob, alice))) {
+            DtlsSrtpAssociation a = o.client().association();
+            assertFalse(a.accepted(), "no keys handed out yet");
+            IllegalArgumentException other = org.junit.jupiter.api.Assertions.assertThrows(
+                    IllegalArgumentException.class, () -> a.accept(IntegrityLevel.HARDENED));
+            assertTrue(other.getMessage().contains("far end is MEASURED"), other.getMessage());
+            assertFalse(a.accepted(), "accepting another level than the far end's hands out nothing");
+            assertEquals(SrtpKeys.SRTP_AES128_CM_HMAC_SHA1_80, a.accept(IntegrityLevel.MEASURED).profile());
+            assertTrue(a.accepted(), "accepted the far end's own level");
+            a.close();
+            IllegalStateException closed = org.junit.jupiter.api.Assertions.assertThrows(
+                    IllegalStateException.class, () -> a.accept(IntegrityLevel.MEASURED));
+            assertTrue(closed.getMessage().contains("closed"), closed.getMessage());
+        }
+    }
+
+    @Test
+    void bothEndsNameTheSameEvidenceDigest_andAStandardPeerNone() throws Exception {
+        try (Outcome o = associate(config(alice, bob), config(bob, alice))) {
+            byte[] c = o.client().association().evidenceDigest().orElseThrow();
+            byte[] s = o.server().association().evidenceDigest().orElseThrow();
+            assertEquals(32, c.length, "a SHA-256 digest");
+            assertArrayEquals(c, s, "both ends of one association name the same evidence digest");
+        }
+        DtlsSrtpConfig plain = config(alice, bob);
+        plain = new DtlsSrtpConfig(plain.tls().withoutAttestation(), plain.remoteFingerprint(),
+                plain.handshakeTimeout(), plain.evidenceTimeout());
+        try (Outcome o = associate(plain, config(bob, alice))) {
+            assertTrue(o.client().association().evidenceDigest().isEmpty(), "no evidence, no digest");
+            assertTrue(o.server().association().evidenceDigest().isEmpty(), "no evidence, no digest");
+        }
+    }
+
+    @Test
     void theKeysAreWipedWhenTheAssociationCloses() throws Exception {
         Outcome o = associate(config(alice, bob), config(bob, alice));
-        SrtpKeys keys = o.client().association().keys();
+        SrtpKeys keys = o.client().association().accept(o.client().peer().level());
         o.close();
         assertTrue(keys.isDestroyed(), "keys destroyed on close");
         IllegalStateException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalStateException.class,

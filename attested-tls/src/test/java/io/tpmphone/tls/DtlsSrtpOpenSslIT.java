@@ -96,15 +96,16 @@ class DtlsSrtpOpenSslIT {
                 try (DtlsSrtpAssociation a = new DtlsSrtpEndpoint().establish(new UDPTransport(s, 1200), true,
                         ours(opensslFingerprint))) {
                     assertEquals(IntegrityLevel.UNATTESTED, a.peer().level(), a.peer().display());
+                    SrtpKeys k = a.accept(a.peer().level());
                     byte[] material = HexFormat.of().parseHex(out.await(KEYING).group(1));
                     assertEquals(60, material.length, "OpenSSL exported " + material.length + " bytes");
                     assertEquals("SRTP_AES128_CM_SHA1_80", out.await(SRTP).group(1), "OpenSSL's profile");
-                    assertArrayEquals(Arrays.copyOfRange(material, 0, 16), a.keys().localKey(), "client_write_key");
-                    assertArrayEquals(Arrays.copyOfRange(material, 16, 32), a.keys().remoteKey(),
+                    assertArrayEquals(Arrays.copyOfRange(material, 0, 16), k.localKey(), "client_write_key");
+                    assertArrayEquals(Arrays.copyOfRange(material, 16, 32), k.remoteKey(),
                             "server_write_key");
-                    assertArrayEquals(Arrays.copyOfRange(material, 32, 46), a.keys().localSalt(),
+                    assertArrayEquals(Arrays.copyOfRange(material, 32, 46), k.localSalt(),
                             "client_write_salt");
-                    assertArrayEquals(Arrays.copyOfRange(material, 46, 60), a.keys().remoteSalt(),
+                    assertArrayEquals(Arrays.copyOfRange(material, 46, 60), k.remoteSalt(),
                             "server_write_salt");
                 }
             }
@@ -124,12 +125,13 @@ class DtlsSrtpOpenSslIT {
                 try (DtlsSrtpAssociation a = new DtlsSrtpEndpoint().establish(new FirstPeerTransport(s, 1200), false,
                         ours(opensslFingerprint))) {
                     assertEquals(IntegrityLevel.UNATTESTED, a.peer().level(), a.peer().display());
+                    SrtpKeys k = a.accept(a.peer().level());
                     byte[] material = HexFormat.of().parseHex(out.await(KEYING).group(1));
-                    assertArrayEquals(Arrays.copyOfRange(material, 16, 32), a.keys().localKey(), "server_write_key");
-                    assertArrayEquals(Arrays.copyOfRange(material, 0, 16), a.keys().remoteKey(), "client_write_key");
-                    assertArrayEquals(Arrays.copyOfRange(material, 46, 60), a.keys().localSalt(),
+                    assertArrayEquals(Arrays.copyOfRange(material, 16, 32), k.localKey(), "server_write_key");
+                    assertArrayEquals(Arrays.copyOfRange(material, 0, 16), k.remoteKey(), "client_write_key");
+                    assertArrayEquals(Arrays.copyOfRange(material, 46, 60), k.localSalt(),
                             "server_write_salt");
-                    assertArrayEquals(Arrays.copyOfRange(material, 32, 46), a.keys().remoteSalt(),
+                    assertArrayEquals(Arrays.copyOfRange(material, 32, 46), k.remoteSalt(),
                             "client_write_salt");
                 }
             } finally {
