@@ -40,11 +40,14 @@ final class EndToEndCalls implements AutoCloseable {
     private final SipPhone.Listener listener;
     private final ThreadPoolExecutor threads;
     private final java.util.concurrent.ScheduledExecutorService timers;
+    /** Whether the phone opens audio for its calls (DTLS-SRTP runs on a call's RTP socket). */
+    private final boolean hasMedia;
     private final Duration maxWait;
 
     EndToEndCalls(Signalling sip, AttestedTlsConfig tls, CallPolicy policy, SipPhone.Listener listener,
-                  SipPhone.Limits limits, java.util.concurrent.ScheduledExecutorService timers) {
+                  SipPhone.Limits limits, java.util.concurrent.ScheduledExecutorService timers, boolean hasMedia) {
         this.sip = sip;
+        this.hasMedia = hasMedia;
         this.timers = timers;
         this.config = sip.config;
         this.tls = tls;
@@ -62,9 +65,12 @@ final class EndToEndCalls implements AutoCloseable {
         this.maxWait = config.setupTimeout().plus(limits.ackTimeout());
     }
 
-    /** Whether this phone can key media by DTLS-SRTP: it has a device certificate to present. */
+    /**
+     * Whether this phone can key media by DTLS-SRTP: its mode allows it, it has a device certificate to present, and
+     * it has media (a phone that does signalling only keeps SDES in {@code AUTO}).
+     */
     boolean available() {
-        return config.mediaMode() != SipPhone.MediaMode.SDES && tls.identity().isPresent();
+        return config.mediaMode() != SipPhone.MediaMode.SDES && tls.identity().isPresent() && hasMedia;
     }
 
     /** Whether a call we place through {@code account}'s registrar (null: a direct call) uses DTLS-SRTP. */
@@ -81,6 +87,7 @@ final class EndToEndCalls implements AutoCloseable {
         if (dtlsOffer && !available()) {
             return Optional.of(config.mediaMode() == SipPhone.MediaMode.SDES
                     ? "this phone keys media by SDES only (media.mode=sdes)"
+                    : !hasMedia ? "this phone has no media for DTLS-SRTP"
                     : "this phone has no device certificate for DTLS-SRTP");
         }
         if (!dtlsOffer && config.mediaMode() == SipPhone.MediaMode.DTLS_SRTP) {

@@ -62,7 +62,8 @@ final class PhoneParts implements AttestedSslSocket.Gate {
         ConnectionAttestation attestation = new ConnectionAttestation(policy, listener, clock);
         Registrations registrations = new Registrations(sip, challenges, listener, clock, timers);
         CallTimers callTimers = new CallTimers(timers, sip, calls, listener, config.setupTimeout(), limits);
-        EndToEndCalls endToEnd = new EndToEndCalls(sip, tls, policy, listener, limits, timers);
+        EndToEndCalls endToEnd = new EndToEndCalls(sip, tls, policy, listener, limits, timers,
+                mediaFactory != null);
         IncomingCalls incoming = new IncomingCalls(sip, calls, attestation, policy, mediaKeys, media, callTimers,
                 endToEnd, listener, timers, new LogBudget(clock, IncomingCalls.DECISION_LINES_PER_SECOND));
         OutgoingCalls outgoing = new OutgoingCalls(sip, calls, attestation, mediaKeys, media, challenges,
