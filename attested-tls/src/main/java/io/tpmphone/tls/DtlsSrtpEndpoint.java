@@ -128,8 +128,14 @@ public final class DtlsSrtpEndpoint {
         } catch (TlsFatalAlert e) {
             DtlsSrtpException.Reason reason = peer.failure != null ? peer.failure
                     : e instanceof DtlsRefusal r ? r.reason : DtlsSrtpException.Reason.HANDSHAKE_FAILED;
-            throw new DtlsSrtpException(reason, "the DTLS handshake failed: " + e.getMessage(), e);
+            throw new DtlsSrtpException(reason, reason == DtlsSrtpException.Reason.LOCAL_SIGNATURE
+                    ? "this host's TPM did not sign the DTLS handshake (its state is not one the attestation server"
+                    + " approved)" : "the DTLS handshake failed: " + e.getMessage(), e);
         } catch (IOException | RuntimeException e) {
+            if (peer.failure == DtlsSrtpException.Reason.LOCAL_SIGNATURE) {
+                throw new DtlsSrtpException(peer.failure, "this host's TPM did not sign the DTLS handshake (its state"
+                        + " is not one the attestation server approved): " + e.getClass().getSimpleName(), e);
+            }
             throw new DtlsSrtpException(DtlsSrtpException.Reason.HANDSHAKE_FAILED, "the DTLS handshake failed: "
                     + e.getClass().getSimpleName(), e);
         }

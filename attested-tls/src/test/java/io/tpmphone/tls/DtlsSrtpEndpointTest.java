@@ -246,6 +246,31 @@ class DtlsSrtpEndpointTest {
     }
 
     @Test
+    void aHostWhoseTpmWillNotSign_failsWithLocalSignature_andItsFarEndWithTheHandshake() throws Exception {
+        // a tampered host: its TIK signs only under a fresh approval of the measured state, which it has not
+        HostIdentity tampered = new Delegating(bob) {
+            @Override
+            public byte[] sign(byte[] sha256Digest) throws IOException {
+                throw new IOException("NOT_APPROVED the keystore has no fresh approval of this state");
+            }
+        };
+        // as client (CertificateVerify) and as server (ServerKeyExchange)
+        try (Outcome o = associate(config(tampered, alice), config(alice, bob))) {
+            assertEquals(DtlsSrtpException.Reason.LOCAL_SIGNATURE, o.client().reason(),
+                    String.valueOf(o.client().failure()));
+            assertTrue(o.client().failure().getMessage().contains("did not sign"), o.client().failure().getMessage());
+            assertEquals(DtlsSrtpException.Reason.HANDSHAKE_FAILED, o.server().reason(),
+                    String.valueOf(o.server().failure()));
+        }
+        try (Outcome o = associate(config(alice, bob), config(tampered, alice))) {
+            assertEquals(DtlsSrtpException.Reason.LOCAL_SIGNATURE, o.server().reason(),
+                    String.valueOf(o.server().failure()));
+            assertEquals(DtlsSrtpException.Reason.HANDSHAKE_FAILED, o.client().reason(),
+                    String.valueOf(o.client().failure()));
+        }
+    }
+
+    @Test
     void strippedEvidence_endsTheAssociation_withEvidenceMissing() throws Exception {
         // Everything the server sends after its handshake (application data, content type 23) is dropped.
         try (Outcome o = associate(config(alice, bob), config(bob, alice), DropApplicationData::new)) {

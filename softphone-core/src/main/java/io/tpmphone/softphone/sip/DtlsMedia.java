@@ -36,6 +36,12 @@ final class DtlsMedia implements AutoCloseable {
 
         /** The association broke, or SRTP could not start, after the decision: the call ends with {@code why}. */
         void failed(Call call, String why);
+
+        /**
+         * No association came about ({@code e} says why): recorded as the far end refused end to end, unless this
+         * side is the one that failed ({@code LOCAL_SIGNATURE}, {@code LOCAL_EVIDENCE}).
+         */
+        void noAssociation(Call call, DtlsSrtpException e);
     }
 
     private final Call call;
@@ -80,6 +86,9 @@ final class DtlsMedia implements AutoCloseable {
         try {
             a = new DtlsSrtpEndpoint().establish(audio.dtls(remote), client, config);
         } catch (DtlsSrtpException e) {
+            if (!closed) {
+                events.noAssociation(call, e);
+            }
             fail(e);
             return;
         } catch (InterruptedIOException | RuntimeException e) {

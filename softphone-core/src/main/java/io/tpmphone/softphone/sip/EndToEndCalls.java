@@ -153,6 +153,28 @@ final class EndToEndCalls implements AutoCloseable {
         }
 
         @Override
+        public void noAssociation(Call call, io.tpmphone.tls.DtlsSrtpException e) {
+            if (e.reason() == io.tpmphone.tls.DtlsSrtpException.Reason.LOCAL_SIGNATURE
+                    || e.reason() == io.tpmphone.tls.DtlsSrtpException.Reason.LOCAL_EVIDENCE) {
+                LOG.warn("call {}: {}", UntrustedText.forTerminal(call.callId(), 200), e.getMessage());
+                return;
+            }
+            // The far end announced DTLS-SRTP and no association with it came about: whatever the policy would
+            // accept, there are no keys, so the call is refused — and recorded as a decision on the far end.
+            PeerAttestation farEnd = new PeerAttestation(io.tpmphone.attestation.IntegrityLevel.FAILED,
+                    Optional.empty(), "no DTLS-SRTP association: " + e.reason(), Optional.empty(),
+                    java.time.Instant.now(), e.getMessage());
+            CallPolicy.Decision policyWould = policy.decideEndToEnd(call.direction(), call.peerUri(), farEnd, "");
+            CallPolicy.Decision d = new CallPolicy.Decision(CallPolicy.Action.REJECT, farEnd.level(),
+                    policyWould.requiredLevel(), policyWould.rule(), "no DTLS-SRTP association with the far end: "
+                    + e.getMessage(), CallPolicy.END_TO_END, "");
+            call.farEnd(farEnd, d);
+            LOG.info("call {} {}: no DTLS-SRTP association with the far end: {}",
+                    UntrustedText.forTerminal(call.callId(), 200), call.direction(), e.getMessage());
+            listener.decided(call, d);
+        }
+
+        @Override
         public void failed(Call call, String why) {
             if (call.state() == Call.State.SETTING_UP || call.state() == Call.State.RINGING) {
                 // Before the answer a far end that ends the association has usually refused the call: its SIP
