@@ -515,6 +515,11 @@ public final class SipPhone implements AutoCloseable {
                 connectionTable.closedIdle(), guard.inProgress(), udpRefusals.withheld());
     }
 
+    /** DTLS-SRTP handshake threads busy now (for the bounds tests). */
+    int dtlsBusy() {
+        return endToEnd.busy();
+    }
+
     /** The stack's connection table (for the bounds tests). */
     ConnectionTable connectionTable() {
         return connectionTable;
