@@ -283,7 +283,11 @@ final class IncomingCalls {
         if (failure != null) {
             Throwable cause = failure instanceof java.util.concurrent.CompletionException c && c.getCause() != null
                     ? c.getCause() : failure;
-            String why = "DTLS-SRTP with the caller failed: " + cause.getMessage();
+            boolean ours = cause instanceof io.tpmphone.tls.DtlsSrtpException x
+                    && (x.reason() == io.tpmphone.tls.DtlsSrtpException.Reason.LOCAL_SIGNATURE
+                    || x.reason() == io.tpmphone.tls.DtlsSrtpException.Reason.LOCAL_EVIDENCE);
+            String why = (ours ? "this phone could not set up DTLS-SRTP: " : "DTLS-SRTP with the caller failed: ")
+                    + cause.getMessage();
             if (reliable) {
                 failBeforeAnswer(request, st, call, toTag, Response.NOT_ACCEPTABLE_HERE, why);
             } else {

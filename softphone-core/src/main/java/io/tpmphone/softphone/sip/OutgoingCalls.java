@@ -202,6 +202,7 @@ final class OutgoingCalls {
             }
             if (failure != null) {
                 cancel(call, "DTLS-SRTP with the callee failed: " + cause(failure).getMessage());
+                // (a failure of our own TPM says so in its message: "this host's TPM did not sign …")
             } else if (d.action() == CallPolicy.Action.REJECT) {
                 cancel(call, "refused by our call policy: " + d.reason());
             }
