@@ -41,8 +41,16 @@ public final class DtlsSrtpEndpoint {
 
     private final TlsCrypto crypto;
 
+    /**
+     * Bouncy Castle's JCA provider for the handshake's crypto: a standard phone's RSA certificate signs its
+     * CertificateVerify with RSA-PSS ({@code rsa_pss_rsae_sha256}, what OpenSSL and so baresip choose), whose JCA name
+     * Bouncy Castle asks for ({@code SHA256WITHRSAANDMGF1}) only its own provider knows; and it is much faster than
+     * SunEC for ECDSA (PITFALLS). One instance for all endpoints: making a provider is slow.
+     */
+    private static final java.security.Provider PROVIDER = new org.bouncycastle.jce.provider.BouncyCastleProvider();
+
     public DtlsSrtpEndpoint() {
-        this(new JcaTlsCryptoProvider().create(new SecureRandom()));
+        this(new JcaTlsCryptoProvider().setProvider(PROVIDER).create(new SecureRandom()));
     }
 
     public DtlsSrtpEndpoint(TlsCrypto crypto) {
@@ -192,16 +200,27 @@ public final class DtlsSrtpEndpoint {
                         + "attestation but its evidence did not arrive within " + config.evidenceTimeout().toMillis()
                         + " ms (" + x.progress() + "; stripped or lost)");
             }
-            if (now - resendAt >= 0) {
-                for (byte[] r : x.unacknowledgedFragments()) {
-                    dtls.send(r, 0, r.length);
+            int n;
+            try {
+                if (now - resendAt >= 0) {
+                    for (byte[] r : x.unacknowledgedFragments()) {
+                        dtls.send(r, 0, r.length);
+                    }
+                    resendAt = now + interval * 1_000_000L;
+                    interval = Math.min(2 * interval, MAX_RESEND_MILLIS);
                 }
-                resendAt = now + interval * 1_000_000L;
-                interval = Math.min(2 * interval, MAX_RESEND_MILLIS);
+                long until = Math.min(resendAt, deadline);
+                int wait = (int) Math.max(1, (until - now + 999_999) / 1_000_000);
+                n = dtls.receive(buffer, 0, buffer.length, wait);
+            } catch (IOException e) {
+                if (x.peerEvidence().isPresent() && !(e instanceof InterruptedIOException)) {
+                    // We have the far end's evidence; it went away (closed, unreachable) before acknowledging ours:
+                    // that is its failure to report, not ours (the association notices the close later).
+                    LOG.debug("the far end went away before acknowledging our evidence: {}", e.toString());
+                    break;
+                }
+                throw e;
             }
-            long until = Math.min(resendAt, deadline);
-            int wait = (int) Math.max(1, (until - now + 999_999) / 1_000_000);
-            int n = dtls.receive(buffer, 0, buffer.length, wait);
             if (n >= 0) {
                 try {
                     x.receive(buffer, n);

@@ -140,6 +140,39 @@ class DtlsSrtpOpenSslIT {
         }
     }
 
+    /**
+     * A standard phone whose DTLS certificate is RSA (baresip 1.0's dtls_srtp makes an RSA self-signed one) connects
+     * to us as client: its certificate and CertificateVerify are accepted (our own certificate stays ECDSA).
+     */
+    @Test
+    void asServer_againstAClientWithAnRsaCertificate_theHandshakeCompletes() throws Exception {
+        Path rsaCert = dir.resolve("rsa.crt");
+        Path rsaKey = dir.resolve("rsa.key");
+        run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=rsa-peer", "-days", "2",
+                "-keyout", rsaKey.toString(), "-out", rsaCert.toString());
+        X509Certificate c;
+        try (InputStream in = Files.newInputStream(rsaCert)) {
+            c = (X509Certificate) CertificateFactory.getInstance("X.509").generateCertificate(in);
+        }
+        try (DatagramSocket s = new DatagramSocket(0, InetAddress.getLoopbackAddress())) {
+            Process client = openssl("s_client", "-dtls1_2", "-connect", "127.0.0.1:" + s.getLocalPort(), "-cert",
+                    rsaCert.toString(), "-key", rsaKey.toString(), "-use_srtp", "SRTP_AES128_CM_SHA1_80",
+                    "-keymatexport", "EXTRACTOR-dtls_srtp", "-keymatexportlen", "60");
+            try {
+                Output out = new Output(client);
+                try (DtlsSrtpAssociation a = new DtlsSrtpEndpoint().establish(new FirstPeerTransport(s, 1200), false,
+                        ours(DtlsFingerprint.sha256(c.getEncoded())))) {
+                    assertEquals(IntegrityLevel.UNATTESTED, a.peer().level(), a.peer().display());
+                    byte[] material = HexFormat.of().parseHex(out.await(KEYING).group(1));
+                    assertArrayEquals(Arrays.copyOfRange(material, 0, 16), a.accept(a.peer().level()).remoteKey(),
+                            "client_write_key");
+                }
+            } finally {
+                client.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
+            }
+        }
+    }
+
     @Test
     void anOpenSslServerWhoseCertificateIsNotTheFingerprint_isRefused() throws Exception {
         int port;

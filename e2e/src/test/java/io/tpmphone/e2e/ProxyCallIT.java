@@ -38,11 +38,7 @@ import org.junit.jupiter.api.io.TempDir;
 class ProxyCallIT {
     private static final InetAddress LOOPBACK = InetAddress.getLoopbackAddress();
     private static final String DOMAIN = "example.test";
-    private static final Map<String, String> PASSWORDS = Map.of("alice", "alice-Secret-1", "bob", "bob-Secret-2",
-            "carol", "carol-Secret-3");
-    /** Any phone behind the proxy, attested or not, end to end too (baresip is UNATTESTED end to end). */
-    private static final String ALLOW_UNATTESTED_END_TO_END = "default MEASURED reject\nany sip:*@" + DOMAIN
-            + " UNATTESTED reject end-to-end UNATTESTED\n";
+    private static final Map<String, String> PASSWORDS = Map.of("alice", "alice-Secret-1", "bob", "bob-Secret-2");
     /** Attested peers must be MEASURED; a call through the enterprise proxy (an UNATTESTED hop) is allowed. */
     private static final String ALLOW_PROXY = "default MEASURED reject\nany sip:*@" + DOMAIN + " UNATTESTED reject\n";
     private static final String MEASURED_ONLY = "default MEASURED reject\n";
@@ -58,7 +54,6 @@ class ProxyCallIT {
     private Kamailio sha256;
     private Kamailio md5;
     private final List<SipPhone> phones = new CopyOnWriteArrayList<>();
-    private final List<Baresip> baresips = new CopyOnWriteArrayList<>();
 
     @BeforeAll
     void start() throws Exception {
@@ -72,91 +67,7 @@ class ProxyCallIT {
     void closePhones() {
         phones.forEach(SipPhone::close);
         phones.clear();
-        baresips.forEach(Baresip::close);
-        baresips.clear();
     }
-
-    /** baresip as carol@DOMAIN, registered at the MD5 kamailio, with DTLS-SRTP and rtcp-mux, sending 600 Hz. */
-    private Baresip carol() throws Exception {
-        Baresip b = Baresip.startDtlsSrtp(dir.resolve("carol-" + System.nanoTime()), "carol", 600, DOMAIN,
-                md5.tls(), PASSWORDS.get("carol"));
-        baresips.add(b);
-        b.await("REGISTER_OK", Duration.ofSeconds(15));
-        return b;
-    }
-
-    @Test
-    void baresipWithDtlsSrtp_callsUsThroughTheProxy_isUnattestedEndToEnd_acceptedByPolicy_withTones()
-            throws Exception {
-        Seen aliceSaw = new Seen();
-        SipPhone alice = phone(hosts.alice(), "alice", ALLOW_UNATTESTED_END_TO_END,
-                callId -> AudioSession.open(LOOPBACK, Wav.tone(1000, 0.5, 1)), aliceSaw);
-        registered(alice, account(md5, "alice", PASSWORDS.get("alice"), Duration.ofSeconds(60)), md5);
-        Baresip carol = carol();
-        carol.dial("sip:alice@" + DOMAIN);
-        carol.await("CALL_ESTABLISHED", Duration.ofSeconds(20));
-        Await.until("alice to see carol's call", Duration.ofSeconds(10), () -> !alice.calls().isEmpty(),
-                () -> "no call; " + carol.diagnostics());
-        Call call = alice.await(alice.calls().iterator().next());
-        Await.until("alice's call to be established", Duration.ofSeconds(15), call::state,
-                st -> st != Call.State.SETTING_UP && st != Call.State.RINGING);
-        assertEquals(Call.State.ESTABLISHED, call.state(), () -> call + carol.diagnostics() + "\n" + md5.logTail(80));
-        assertTrue(call.endToEnd(), () -> "a DTLS-SRTP call: " + call.display());
-        assertEquals(IntegrityLevel.UNATTESTED, call.farEnd().orElseThrow().level(),
-                () -> "baresip sends no evidence: " + call.display());
-        AudioSession audio = call.audio().orElseThrow();
-        Await.until("alice to decode 8000 samples of carol's audio", Duration.ofSeconds(20),
-                () -> audio.received().samples().length >= 8000, () -> audio.stats() + carol.diagnostics());
-        assertEquals(600.0, Wav.dominantFrequency(audio.received().samples(), 4000), 20.0,
-                () -> "alice hears baresip's tone over DTLS-SRTP: " + audio.stats());
-        alice.hangUp(call);
-        carol.await("CALL_CLOSED", Duration.ofSeconds(10));
-        assertEquals(1000.0, Wav.dominantFrequency(carol.receivedSamples(Duration.ofSeconds(5)), 4000), 20.0,
-                "baresip's recording (" + carol.receivedWav() + ") holds our tone");
-    }
-
-    @Test
-    void weCallBaresipWithDtlsSrtp_throughTheProxy_isUnattestedEndToEnd_withTones() throws Exception {
-        SipPhone alice = phone(hosts.alice(), "alice", ALLOW_UNATTESTED_END_TO_END,
-                callId -> AudioSession.open(LOOPBACK, Wav.tone(1000, 0.5, 1)), new Seen());
-        Registration ra = registered(alice, account(md5, "alice", PASSWORDS.get("alice"), Duration.ofSeconds(60)),
-                md5);
-        Baresip carol = carol();
-        Call call = alice.await(alice.call("sip:carol@" + DOMAIN, ra));
-        assertEquals(Call.State.ESTABLISHED, call.state(), () -> call + carol.diagnostics() + "\n" + md5.logTail(80));
-        assertTrue(call.endToEnd(), () -> "a DTLS-SRTP call: " + call.display());
-        assertEquals(IntegrityLevel.UNATTESTED, call.farEnd().orElseThrow().level(), call::display);
-        AudioSession audio = call.audio().orElseThrow();
-        Await.until("alice to decode 8000 samples of carol's audio", Duration.ofSeconds(20),
-                () -> audio.received().samples().length >= 8000, () -> audio.stats() + carol.diagnostics());
-        assertEquals(600.0, Wav.dominantFrequency(audio.received().samples(), 4000), 20.0,
-                () -> "alice hears baresip's tone over DTLS-SRTP: " + audio.stats());
-        alice.hangUp(call);
-        carol.await("CALL_CLOSED", Duration.ofSeconds(10));
-        assertEquals(1000.0, Wav.dominantFrequency(carol.receivedSamples(Duration.ofSeconds(5)), 4000), 20.0,
-                "baresip's recording (" + carol.receivedWav() + ") holds our tone");
-    }
-
-    @Test
-    void baresipWithDtlsSrtp_isRefused_byAPolicyRequiringMeasuredEndToEnd() throws Exception {
-        Seen aliceSaw = new Seen();
-        SipPhone alice = phone(hosts.alice(), "alice", END_TO_END_MEASURED,
-                callId -> AudioSession.open(LOOPBACK, Wav.tone(1000, 0.5, 1)), aliceSaw);
-        Registration ra = registered(alice, account(md5, "alice", PASSWORDS.get("alice"), Duration.ofSeconds(60)),
-                md5);
-        Baresip carol = carol();
-        Call out = alice.await(alice.call("sip:carol@" + DOMAIN, ra));
-        assertTrue(out.state() == Call.State.REFUSED || out.state() == Call.State.ENDED, out::toString);
-        assertTrue(out.reason().contains("far end level UNATTESTED is below the required MEASURED"),
-                () -> "our refusal of baresip names both levels: " + out.reason() + carol.diagnostics());
-        carol.dial("sip:alice@" + DOMAIN);
-        carol.await("CALL_CLOSED", Duration.ofSeconds(20));
-        assertTrue(aliceSaw.decisions.stream().filter(CallPolicy.Decision::endToEnd)
-                        .filter(d -> d.action() == CallPolicy.Action.REJECT).count() >= 2,
-                () -> "both calls refused end to end: " + aliceSaw.decisions);
-    }
-
-
 
     @AfterAll
     void stop() throws Exception {
@@ -226,7 +137,7 @@ class ProxyCallIT {
     }
 
     /** What a phone's user saw, in order: decisions (how established, action), ringing, the end. */
-    static final class Seen implements SipPhone.Listener {
+    static class Seen implements SipPhone.Listener {
         final List<String> events = new CopyOnWriteArrayList<>();
         final List<CallPolicy.Decision> decisions = new CopyOnWriteArrayList<>();
         volatile String farEndAtRing = "";
@@ -307,9 +218,10 @@ class ProxyCallIT {
         AudioSession aliceAudio = call.audio().orElseThrow();
         AudioSession bobAudio = atBob.audio().orElseThrow();
         Tones.eachHearsTheOther(aliceAudio, bobAudio, 8_000);
-        List<byte[]> toBob = capture.stopAndReadRtpPayloads(bobAudio.localPort());
-        assertTrue(toBob.size() > 20, () -> "packets on the media path to bob: " + toBob.size());
-        double share = Capture.toneShareIfPcmu(toBob, 1000);
+        Capture.Media toBob = capture.stopAndReadMedia(bobAudio.localPort());
+        assertTrue(toBob.dtls() > 0 && toBob.rtpPayloads().size() > 20, () -> "DTLS, then SRTP on the media path to"
+                + " bob: " + toBob);
+        double share = Capture.toneShareIfPcmu(toBob.rtpPayloads(), 1000);
         assertTrue(share < 0.10, () -> "SRTP, not RTP: the wire payload decoded as PCMU must not carry the 1 kHz"
                 + " tone; share " + share);
         // what the proxy relayed: DTLS-SRTP offers and answers, fingerprints, and no key
