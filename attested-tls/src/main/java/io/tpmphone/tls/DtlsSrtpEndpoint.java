@@ -89,7 +89,7 @@ public final class DtlsSrtpEndpoint {
                         peer.peerChain.get(0).getPublicKey().getEncoded(), peer.ours.nonce()));
             } else {
                 result = PeerAttestation.unattested(config.tls().verifier().deviceHost(peer.peerChain),
-                        config.tls().clock().instant(), peer.ours == null
+                        config.tls().clock().instant(), peer.ours == null && (client || peer.theirs != null)
                                 ? "attestation is off on this side"
                                 : "the far end does not attest (its DTLS hello had no attestation_request)");
             }

@@ -186,6 +186,9 @@ class DtlsThroughProxyIT {
                 st -> st != Call.State.SETTING_UP && st != Call.State.RINGING);
         assertEquals(Call.State.ESTABLISHED, call.state(), () -> call + carol.diagnostics() + "\n" + proxy.logTail(80));
         assertTrue(call.endToEnd(), () -> "a DTLS-SRTP call: " + call.display());
+        // baresip 1.0 sends no Supported: 100rel, so we answer in the 200 and decide on the far end after the ACK
+        Await.until("alice's decision on carol end to end", Duration.ofSeconds(15), call::farEnd,
+                java.util.Optional::isPresent);
         assertEquals(IntegrityLevel.UNATTESTED, call.farEnd().orElseThrow().level(),
                 () -> "baresip sends no evidence: " + call.display());
         AudioSession audio = call.audio().orElseThrow();
@@ -232,7 +235,17 @@ class DtlsThroughProxyIT {
         assertTrue(out.reason().contains("far end level UNATTESTED is below the required MEASURED"),
                 () -> "our refusal of baresip names both levels: " + out.reason() + carol.diagnostics());
         carol.dial("sip:alice@" + DOMAIN);
-        carol.await("CALL_CLOSED", Duration.ofSeconds(20));
+        carol.await(new java.util.function.Predicate<Baresip.Event>() {
+            private int closed;
+
+            @Override
+            public boolean test(Baresip.Event e) {
+                return e.type().equals("CALL_CLOSED") && ++closed == 2;
+            }
+        }, "the end of carol's own call", Duration.ofSeconds(20));
+        Await.until("alice's two refusals end to end", Duration.ofSeconds(10), () -> aliceSaw.decisions.stream()
+                .filter(CallPolicy.Decision::endToEnd).filter(d -> d.action() == CallPolicy.Action.REJECT).count(),
+                n -> n >= 2);
         assertTrue(aliceSaw.decisions.stream().filter(CallPolicy.Decision::endToEnd)
                         .filter(d -> d.action() == CallPolicy.Action.REJECT).count() >= 2,
                 () -> "both calls refused end to end: " + aliceSaw.decisions);
