@@ -147,7 +147,7 @@ final class EndToEndCalls implements AutoCloseable {
             CallPolicy.Decision d = policy.decideEndToEnd(call.direction(), call.peerUri(), farEnd, evidenceDigest);
             call.farEnd(farEnd, d);
             LOG.info("call {} {}: far end {} (end to end) → {}", UntrustedText.forTerminal(call.callId(), 200),
-                    call.direction(), farEnd.display(), d.action());
+                    call.direction(), UntrustedText.forTerminal(farEnd.display(), 500), d.action());
             listener.decided(call, d);
             return d;
         }
@@ -170,7 +170,8 @@ final class EndToEndCalls implements AutoCloseable {
                     + e.getMessage(), CallPolicy.END_TO_END, "");
             call.farEnd(farEnd, d);
             LOG.info("call {} {}: no DTLS-SRTP association with the far end: {}",
-                    UntrustedText.forTerminal(call.callId(), 200), call.direction(), e.getMessage());
+                    UntrustedText.forTerminal(call.callId(), 200), call.direction(),
+                    UntrustedText.forTerminal(e.getMessage(), 500));
             listener.decided(call, d);
         }
 
