@@ -141,7 +141,11 @@ final class DtlsMedia implements AutoCloseable {
             }
             // Only here, after the policy accepted the far end's own level and the call was answered.
             SrtpKeys keys = a.accept(d.peerLevel());
-            audio.start(keys, remote, payloadType);
+            try {
+                audio.start(keys, remote, payloadType);
+            } finally {
+                keys.destroy(); // libjitsi's SRTP contexts hold their own copies now
+            }
             started.complete(true);
         } catch (IOException | RuntimeException e) {
             boolean wasClosed = closed;
