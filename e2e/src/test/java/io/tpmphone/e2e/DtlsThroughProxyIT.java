@@ -159,6 +159,31 @@ class DtlsThroughProxyIT {
         Await.until("bob's call to end", Duration.ofSeconds(10), atBob::state, st -> st == Call.State.ENDED);
     }
 
+    @Test
+    void aProxyThatRewritesTheFingerprint_endsTheCallBeforeRinging_withFingerprintMismatch() throws Exception {
+        String forged = "a=fingerprint:sha-256 " + "AB:".repeat(31) + "AB";
+        try (Kamailio rewriting = Kamailio.start(dir.resolve("kamailio-rewriting"), DOMAIN, "MD5", PASSWORDS,
+                "if (is_method(\"INVITE\")) { subst_body(\"/a=fingerprint:sha-256 [0-9A-F:]+/" + forged + "/\"); }",
+                "")) {
+            Seen bobSaw = new Seen();
+            SipPhone alice = phone("alice", ALLOW_ALL_END_TO_END, 1000, new Seen());
+            SipPhone bob = phone("bob", ALLOW_ALL_END_TO_END, 440, bobSaw);
+            Registration ra = registered(alice, account(rewriting, "alice", PASSWORDS.get("alice"),
+                    Duration.ofSeconds(60)), rewriting);
+            registered(bob, account(rewriting, "bob", PASSWORDS.get("bob"), Duration.ofSeconds(60)), rewriting);
+            Call call = alice.await(alice.call("sip:bob@" + DOMAIN, ra));
+            assertEquals(Call.State.REFUSED, call.state(), () -> call + "\n" + rewriting.logTail(60));
+            Call atBob = bob.callById(call.callId()).orElseThrow();
+            Await.until("bob's call to end", Duration.ofSeconds(15), atBob::state,
+                    st -> st == Call.State.REFUSED || st == Call.State.ENDED);
+            assertTrue(atBob.reason().contains("FINGERPRINT_MISMATCH"), () -> "bob says why: " + atBob.reason());
+            assertTrue(call.reason().contains("FINGERPRINT_MISMATCH") || call.reason().contains("bad_certificate"),
+                    () -> "alice is told why: " + call.reason());
+            assertTrue(!bobSaw.events.contains("ringing"), () -> "bob never rang: " + bobSaw.events);
+            assertEquals(0, call.audio().orElseThrow().stats().packetsSent(), "no SRTP left alice");
+        }
+    }
+
     /** baresip as carol@DOMAIN, registered at the MD5 kamailio, with DTLS-SRTP and rtcp-mux, sending 600 Hz. */
     private Baresip carol() throws Exception {
         Baresip b = Baresip.startDtlsSrtp(dir.resolve("carol-" + System.nanoTime()), "carol", 600, DOMAIN,
@@ -234,6 +259,8 @@ class DtlsThroughProxyIT {
         assertTrue(out.state() == Call.State.REFUSED || out.state() == Call.State.ENDED, out::toString);
         assertTrue(out.reason().contains("far end level UNATTESTED is below the required MEASURED"),
                 () -> "our refusal of baresip names both levels: " + out.reason() + carol.diagnostics());
+        // baresip has one RTP port pair: its first call must be gone before it dials
+        carol.await("CALL_CLOSED", Duration.ofSeconds(20));
         carol.dial("sip:alice@" + DOMAIN);
         carol.await(new java.util.function.Predicate<Baresip.Event>() {
             private int closed;

@@ -164,8 +164,18 @@ final class OutgoingCalls {
             }
             if (status >= 180 && status < 200 && status != Response.SESSION_PROGRESS
                     && call.state() == Call.State.SETTING_UP) {
-                call.ringing();
-                listener.remoteRinging(call);
+                Optional<DtlsMedia> dtls = call.dtls();
+                if (dtls.isPresent() && !dtls.get().decided().isDone()) {
+                    // The callee decided on us and rings; our own appraisal of it may be a moment behind. The user
+                    // sees the ringing with the callee's level, or not at all if our policy refuses it (we cancel).
+                    dtls.get().decided().whenComplete((d, failure) -> {
+                        if (failure == null && d.action() != CallPolicy.Action.REJECT) {
+                            remoteRinging(call);
+                        }
+                    });
+                } else {
+                    remoteRinging(call);
+                }
             } else if (status >= 200 && status < 300) {
                 accepted(event, call, cseq);
             } else if (status >= 300 && call.state() != Call.State.REFUSED && call.state() != Call.State.ENDED) {
@@ -178,6 +188,13 @@ final class OutgoingCalls {
             LOG.warn("handling the {} to INVITE failed: {}", status, UntrustedText.forTerminal(e.toString()));
             call.ended("handling the answer failed: " + UntrustedText.forTerminal(e.getMessage(), 500));
             listener.ended(call);
+        }
+    }
+
+    private void remoteRinging(Call call) {
+        if (call.state() == Call.State.SETTING_UP) {
+            call.ringing();
+            listener.remoteRinging(call);
         }
     }
 
