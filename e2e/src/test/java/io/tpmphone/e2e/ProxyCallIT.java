@@ -189,6 +189,7 @@ class ProxyCallIT {
                 sha256);
         registered(bob, account(sha256, "bob", PASSWORDS.get("bob"), Duration.ofSeconds(60)), sha256);
         Capture capture = Capture.start(dir.resolve("end-to-end.pcap"));
+        int logBefore = sha256.log().length(); // other tests' SDES calls went through this proxy too
         Call call = alice.await(alice.call("sip:bob@" + DOMAIN, ra));
         assertEquals(Call.State.ESTABLISHED, call.state(), () -> call.reason() + "\nkamailio:\n" + sha256.log());
         assertTrue(call.endToEnd(), () -> "a DTLS-SRTP call: " + call.display());
@@ -225,7 +226,7 @@ class ProxyCallIT {
         assertTrue(share < 0.10, () -> "SRTP, not RTP: the wire payload decoded as PCMU must not carry the 1 kHz"
                 + " tone; share " + share);
         // what the proxy relayed: DTLS-SRTP offers and answers, fingerprints, and no key
-        String proxySaw = sha256.log();
+        String proxySaw = sha256.log().substring(logBefore);
         assertTrue(proxySaw.contains("relayed SDP of INVITE") && proxySaw.contains("UDP/TLS/RTP/SAVP")
                 && proxySaw.contains("a=fingerprint:sha-256 "), () -> "kamailio relayed the DTLS-SRTP offer:\n"
                 + proxySaw);
