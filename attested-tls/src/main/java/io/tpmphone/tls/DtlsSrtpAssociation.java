@@ -1,5 +1,6 @@
 package io.tpmphone.tls;
 
+import io.tpmphone.attestation.IntegrityLevel;
 import java.io.IOException;
 import java.security.cert.X509Certificate;
 import java.util.List;
@@ -9,9 +10,11 @@ import org.slf4j.LoggerFactory;
 
 /**
  * One finished DTLS-SRTP association: the far end's attestation (established end to end over this association), its
- * certificate chain, and the SRTP keys. The keys are handed out but must not be used — no SRTP sent or accepted —
- * before the call policy accepted {@link #peer()}. {@link #serviceIncoming(int)} keeps answering the far end after
- * the exchange (a lost acknowledgement makes it resend its evidence; a close_notify ends the association).
+ * certificate chain, and the SRTP keys. The keys are not obtainable before the caller's call policy accepted the far
+ * end: {@link #accept(IntegrityLevel)} names the level the policy accepted (it must be the far end's, {@link #peer()})
+ * and only then hands them out, so no SRTP can be sent or accepted before that decision. {@link #serviceIncoming(int)}
+ * keeps answering the far end after the exchange (a lost acknowledgement makes it resend its evidence; a
+ * close_notify ends the association). Thread-safe for {@link #accept} and {@link #close}; one thread receives.
  */
 public final class DtlsSrtpAssociation implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(DtlsSrtpAssociation.class);
@@ -24,11 +27,14 @@ public final class DtlsSrtpAssociation implements AutoCloseable {
     private final boolean client;
     private final byte[] buffer;
     private final DtlsSrtpPeer tls;
+    private final byte[] evidenceDigest;
     private volatile boolean closed;
+    private volatile boolean accepted;
 
     DtlsSrtpAssociation(org.bouncycastle.tls.DTLSTransport transport, DtlsEvidenceExchange exchange, SrtpKeys keys,
-                        PeerAttestation peer, List<X509Certificate> peerChain, boolean client, DtlsSrtpPeer tls)
-            throws IOException {
+                        PeerAttestation peer, List<X509Certificate> peerChain, boolean client, DtlsSrtpPeer tls,
+                        byte[] evidenceDigest) throws IOException {
+        this.evidenceDigest = evidenceDigest == null ? null : evidenceDigest.clone();
         this.tls = Objects.requireNonNull(tls, "tls");
         this.transport = Objects.requireNonNull(transport, "transport");
         this.exchange = exchange;
@@ -49,8 +55,38 @@ public final class DtlsSrtpAssociation implements AutoCloseable {
         return peerChain;
     }
 
-    public SrtpKeys keys() {
+    /**
+     * The SRTP keys, for the level the call policy accepted. {@code acceptedLevel} must be the far end's level as this
+     * association established it: a caller cannot accept something else than what was seen.
+     *
+     * @throws IllegalArgumentException when {@code acceptedLevel} is not {@link #peer()}'s level
+     * @throws IllegalStateException when the association is closed (its keys are wiped)
+     */
+    public synchronized SrtpKeys accept(IntegrityLevel acceptedLevel) {
+        Objects.requireNonNull(acceptedLevel, "acceptedLevel");
+        if (acceptedLevel != peer.level()) {
+            throw new IllegalArgumentException("the policy accepted " + acceptedLevel + " but the far end is "
+                    + peer.level());
+        }
+        if (closed) {
+            throw new IllegalStateException("this DTLS-SRTP association is closed; its keys are wiped");
+        }
+        accepted = true;
         return keys;
+    }
+
+    /** Whether {@link #accept} handed the keys out. */
+    public boolean accepted() {
+        return accepted;
+    }
+
+    /**
+     * SHA-256 over both sides' evidence (the DTLS client's first), the same on both ends of the association: what
+     * joins both sides' audit records of one call. Empty when no evidence was exchanged (a far end that does not
+     * attest).
+     */
+    public java.util.Optional<byte[]> evidenceDigest() {
+        return java.util.Optional.ofNullable(evidenceDigest).map(byte[]::clone);
     }
 
     /** Whether this side was the DTLS client ({@code a=setup:active}). */
@@ -92,10 +128,12 @@ public final class DtlsSrtpAssociation implements AutoCloseable {
     /** Sends close_notify, closes the transport and wipes the keys. */
     @Override
     public void close() {
-        if (closed) {
-            return;
+        synchronized (this) {
+            if (closed) {
+                return;
+            }
+            closed = true;
         }
-        closed = true;
         keys.destroy();
         try {
             transport.close();

@@ -114,7 +114,7 @@ final class DtlsSrtpClient extends DefaultTlsClient {
             @Override
             public TlsCredentials getClientCredentials(CertificateRequest request) throws IOException {
                 HostIdentity id = config.tls().identity().orElseThrow();
-                return new TikCredentials(DtlsSrtpHandshakes.certificate(context, id), id);
+                return state.signing(new TikCredentials(DtlsSrtpHandshakes.certificate(context, id), id));
             }
         };
     }

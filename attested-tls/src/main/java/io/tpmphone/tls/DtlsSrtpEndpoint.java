@@ -41,8 +41,16 @@ public final class DtlsSrtpEndpoint {
 
     private final TlsCrypto crypto;
 
+    /**
+     * Bouncy Castle's JCA provider for the handshake's crypto: a standard phone's RSA certificate signs its
+     * CertificateVerify with RSA-PSS ({@code rsa_pss_rsae_sha256}, what OpenSSL and so baresip choose), whose JCA name
+     * Bouncy Castle asks for ({@code SHA256WITHRSAANDMGF1}) only its own provider knows; and it is much faster than
+     * SunEC for ECDSA (PITFALLS). One instance for all endpoints: making a provider is slow.
+     */
+    private static final java.security.Provider PROVIDER = new org.bouncycastle.jce.provider.BouncyCastleProvider();
+
     public DtlsSrtpEndpoint() {
-        this(new JcaTlsCryptoProvider().create(new SecureRandom()));
+        this(new JcaTlsCryptoProvider().setProvider(PROVIDER).create(new SecureRandom()));
     }
 
     public DtlsSrtpEndpoint(TlsCrypto crypto) {
@@ -72,20 +80,22 @@ public final class DtlsSrtpEndpoint {
             DtlsEvidenceExchange exchange = attesting
                     ? new DtlsEvidenceExchange(ourEvidence, true, dtls.getSendLimit()) : null;
             PeerAttestation result;
+            byte[] digest = null;
             if (attesting) {
                 byte[] theirEvidence = exchange(dtls, exchange, config);
+                digest = evidenceDigest(client ? ourEvidence : theirEvidence, client ? theirEvidence : ourEvidence);
                 // The far end is the server exactly when we are the client: its evidence carries the server label.
                 result = appraise(config, peer.peerChain, theirEvidence, Binder.computeDtls(client, exporter,
                         peer.peerChain.get(0).getPublicKey().getEncoded(), peer.ours.nonce()));
             } else {
                 result = PeerAttestation.unattested(config.tls().verifier().deviceHost(peer.peerChain),
-                        config.tls().clock().instant(), peer.ours == null
+                        config.tls().clock().instant(), peer.ours == null && (client || peer.theirs != null)
                                 ? "attestation is off on this side"
                                 : "the far end does not attest (its DTLS hello had no attestation_request)");
             }
             LOG.info("DTLS-SRTP far end: {}", result.display());
             DtlsSrtpAssociation association = new DtlsSrtpAssociation(dtls, exchange, keys, result,
-                    peer.peerChain, client, peer);
+                    peer.peerChain, client, peer, digest);
             done = true;
             return association;
         } catch (IOException e) {
@@ -126,10 +136,34 @@ public final class DtlsSrtpEndpoint {
         } catch (TlsFatalAlert e) {
             DtlsSrtpException.Reason reason = peer.failure != null ? peer.failure
                     : e instanceof DtlsRefusal r ? r.reason : DtlsSrtpException.Reason.HANDSHAKE_FAILED;
-            throw new DtlsSrtpException(reason, "the DTLS handshake failed: " + e.getMessage(), e);
+            throw new DtlsSrtpException(reason, reason == DtlsSrtpException.Reason.LOCAL_SIGNATURE
+                    ? "this host's TPM did not sign the DTLS handshake (its state is not one the attestation server"
+                    + " approved)" : "the DTLS handshake failed: " + e.getMessage(), e);
         } catch (IOException | RuntimeException e) {
+            if (peer.failure == DtlsSrtpException.Reason.LOCAL_SIGNATURE) {
+                throw new DtlsSrtpException(peer.failure, "this host's TPM did not sign the DTLS handshake (its state"
+                        + " is not one the attestation server approved): " + e.getClass().getSimpleName(), e);
+            }
             throw new DtlsSrtpException(DtlsSrtpException.Reason.HANDSHAKE_FAILED, "the DTLS handshake failed: "
                     + e.getClass().getSimpleName(), e);
+        }
+    }
+
+    /**
+     * SHA-256 over both evidence structures, the DTLS client's first, each with a 4-byte length: the same value on both
+     * sides of one association, so both sides' call decisions can be joined (and neither side's evidence read back
+     * from it).
+     */
+    static byte[] evidenceDigest(byte[] clientEvidence, byte[] serverEvidence) {
+        try {
+            java.security.MessageDigest md = java.security.MessageDigest.getInstance("SHA-256");
+            for (byte[] e : new byte[][] {clientEvidence, serverEvidence}) {
+                md.update(java.nio.ByteBuffer.allocate(4).putInt(e.length).array());
+                md.update(e);
+            }
+            return md.digest();
+        } catch (java.security.NoSuchAlgorithmException e) {
+            throw new IllegalStateException("the JDK has no SHA-256", e);
         }
     }
 
@@ -166,16 +200,27 @@ public final class DtlsSrtpEndpoint {
                         + "attestation but its evidence did not arrive within " + config.evidenceTimeout().toMillis()
                         + " ms (" + x.progress() + "; stripped or lost)");
             }
-            if (now - resendAt >= 0) {
-                for (byte[] r : x.unacknowledgedFragments()) {
-                    dtls.send(r, 0, r.length);
+            int n;
+            try {
+                if (now - resendAt >= 0) {
+                    for (byte[] r : x.unacknowledgedFragments()) {
+                        dtls.send(r, 0, r.length);
+                    }
+                    resendAt = now + interval * 1_000_000L;
+                    interval = Math.min(2 * interval, MAX_RESEND_MILLIS);
                 }
-                resendAt = now + interval * 1_000_000L;
-                interval = Math.min(2 * interval, MAX_RESEND_MILLIS);
+                long until = Math.min(resendAt, deadline);
+                int wait = (int) Math.max(1, (until - now + 999_999) / 1_000_000);
+                n = dtls.receive(buffer, 0, buffer.length, wait);
+            } catch (IOException e) {
+                if (x.peerEvidence().isPresent() && !(e instanceof InterruptedIOException)) {
+                    // We have the far end's evidence; it went away (closed, unreachable) before acknowledging ours:
+                    // that is its failure to report, not ours (the association notices the close later).
+                    LOG.debug("the far end went away before acknowledging our evidence: {}", e.toString());
+                    break;
+                }
+                throw e;
             }
-            long until = Math.min(resendAt, deadline);
-            int wait = (int) Math.max(1, (until - now + 999_999) / 1_000_000);
-            int n = dtls.receive(buffer, 0, buffer.length, wait);
             if (n >= 0) {
                 try {
                     x.receive(buffer, n);

@@ -27,6 +27,11 @@ public final class DtlsSrtpException extends Exception {
         EVIDENCE_MALFORMED,
         /** This side could not produce its own evidence (its TPM or broker failed). */
         LOCAL_EVIDENCE,
+        /**
+         * This side's TIK did not sign its handshake (its TPM or broker refused: the host's state is not one the
+         * attestation server approved, or the approval lapsed).
+         */
+        LOCAL_SIGNATURE,
     }
 
     private final Reason reason;

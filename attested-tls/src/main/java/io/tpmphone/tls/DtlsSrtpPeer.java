@@ -25,6 +25,36 @@ final class DtlsSrtpPeer {
     private byte[] evidenceExporter;
     private volatile boolean peerClosed;
 
+    /** Our TIK credentials, noting when the TIK does not sign ({@link DtlsSrtpException.Reason#LOCAL_SIGNATURE}). */
+    org.bouncycastle.tls.TlsCredentialedSigner signing(TikCredentials tik) {
+        return new org.bouncycastle.tls.TlsCredentialedSigner() {
+            @Override
+            public byte[] generateRawSignature(byte[] hash) throws java.io.IOException {
+                try {
+                    return tik.generateRawSignature(hash);
+                } catch (java.io.IOException | RuntimeException e) {
+                    failure = DtlsSrtpException.Reason.LOCAL_SIGNATURE;
+                    throw e;
+                }
+            }
+
+            @Override
+            public org.bouncycastle.tls.SignatureAndHashAlgorithm getSignatureAndHashAlgorithm() {
+                return tik.getSignatureAndHashAlgorithm();
+            }
+
+            @Override
+            public org.bouncycastle.tls.crypto.TlsStreamSigner getStreamSigner() {
+                return null;
+            }
+
+            @Override
+            public org.bouncycastle.tls.Certificate getCertificate() {
+                return tik.getCertificate();
+            }
+        };
+    }
+
     /** Records why this side is ending the handshake, and passes the refusal on. */
     DtlsRefusal refused(DtlsRefusal e) {
         failure = e.reason;

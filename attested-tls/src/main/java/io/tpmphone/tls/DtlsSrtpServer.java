@@ -106,7 +106,7 @@ final class DtlsSrtpServer extends DefaultTlsServer {
     @Override
     public TlsCredentials getCredentials() throws IOException {
         HostIdentity id = config.tls().identity().orElseThrow();
-        return new TikCredentials(DtlsSrtpHandshakes.certificate(context, id), id);
+        return state.signing(new TikCredentials(DtlsSrtpHandshakes.certificate(context, id), id));
     }
 
     @Override

@@ -136,8 +136,8 @@ class DtlsSrtpEndpointTest {
             assertEquals(Optional.of("bob"), o.client().peer().host(), o.client().peer().display());
             assertEquals(IntegrityLevel.MEASURED, o.server().peer().level(), o.server().peer().display());
             assertEquals(Optional.of("alice"), o.server().peer().host(), o.server().peer().display());
-            SrtpKeys ck = o.client().association().keys();
-            SrtpKeys sk = o.server().association().keys();
+            SrtpKeys ck = o.client().association().accept(o.client().peer().level());
+            SrtpKeys sk = o.server().association().accept(o.server().peer().level());
             assertEquals(SrtpKeys.SRTP_AES128_CM_HMAC_SHA1_80, ck.profile());
             assertArrayEquals(ck.localKey(), sk.remoteKey(), "the client's write key is the server's read key");
             assertArrayEquals(ck.localSalt(), sk.remoteSalt(), "the client's write salt is the server's read salt");
@@ -173,8 +173,8 @@ class DtlsSrtpEndpointTest {
             assertEquals(IntegrityLevel.UNATTESTED, p.level(), p.display());
             assertTrue(p.reason().contains("does not attest"), p.reason());
             assertEquals(quotesBefore, alice.quotes.get(), "no evidence is made for a standard phone");
-            assertArrayEquals(o.client().association().keys().localKey(),
-                    o.server().association().keys().remoteKey(), "SRTP keys still agree");
+            assertArrayEquals(o.client().association().accept(o.client().peer().level()).localKey(),
+                    o.server().association().accept(o.server().peer().level()).remoteKey(), "SRTP keys still agree");
         }
         // Its fingerprint is still what authenticates it: another self-signed certificate is refused.
         SoftwareHosts.Host impostor = hosts.selfSigned("baresip");
@@ -246,6 +246,31 @@ class DtlsSrtpEndpointTest {
     }
 
     @Test
+    void aHostWhoseTpmWillNotSign_failsWithLocalSignature_andItsFarEndWithTheHandshake() throws Exception {
+        // a tampered host: its TIK signs only under a fresh approval of the measured state, which it has not
+        HostIdentity tampered = new Delegating(bob) {
+            @Override
+            public byte[] sign(byte[] sha256Digest) throws IOException {
+                throw new IOException("NOT_APPROVED the keystore has no fresh approval of this state");
+            }
+        };
+        // as client (CertificateVerify) and as server (ServerKeyExchange)
+        try (Outcome o = associate(config(tampered, alice), config(alice, bob))) {
+            assertEquals(DtlsSrtpException.Reason.LOCAL_SIGNATURE, o.client().reason(),
+                    String.valueOf(o.client().failure()));
+            assertTrue(o.client().failure().getMessage().contains("did not sign"), o.client().failure().getMessage());
+            assertEquals(DtlsSrtpException.Reason.HANDSHAKE_FAILED, o.server().reason(),
+                    String.valueOf(o.server().failure()));
+        }
+        try (Outcome o = associate(config(alice, bob), config(tampered, alice))) {
+            assertEquals(DtlsSrtpException.Reason.LOCAL_SIGNATURE, o.server().reason(),
+                    String.valueOf(o.server().failure()));
+            assertEquals(DtlsSrtpException.Reason.HANDSHAKE_FAILED, o.client().reason(),
+                    String.valueOf(o.client().failure()));
+        }
+    }
+
+    @Test
     void strippedEvidence_endsTheAssociation_withEvidenceMissing() throws Exception {
         // Everything the server sends after its handshake (application data, content type 23) is dropped.
         try (Outcome o = associate(config(alice, bob), config(bob, alice), DropApplicationData::new)) {
@@ -266,9 +291,44 @@ class DtlsSrtpEndpointTest {
     }
 
     @Test
+    void theKeysAreNotObtainable_beforeThePolicyAcceptedTheFarEndsOwnLevel() throws Exception {
+        try (Outcome o = associate(config(alice, bob), config(bob, alice))) {
+            DtlsSrtpAssociation a = o.client().association();
+            assertFalse(a.accepted(), "no keys handed out yet");
+            IllegalArgumentException other = org.junit.jupiter.api.Assertions.assertThrows(
+                    IllegalArgumentException.class, () -> a.accept(IntegrityLevel.HARDENED));
+            assertTrue(other.getMessage().contains("far end is MEASURED"), other.getMessage());
+            assertFalse(a.accepted(), "accepting another level than the far end's hands out nothing");
+            assertEquals(SrtpKeys.SRTP_AES128_CM_HMAC_SHA1_80, a.accept(IntegrityLevel.MEASURED).profile());
+            assertTrue(a.accepted(), "accepted the far end's own level");
+            a.close();
+            IllegalStateException closed = org.junit.jupiter.api.Assertions.assertThrows(
+                    IllegalStateException.class, () -> a.accept(IntegrityLevel.MEASURED));
+            assertTrue(closed.getMessage().contains("closed"), closed.getMessage());
+        }
+    }
+
+    @Test
+    void bothEndsNameTheSameEvidenceDigest_andAStandardPeerNone() throws Exception {
+        try (Outcome o = associate(config(alice, bob), config(bob, alice))) {
+            byte[] c = o.client().association().evidenceDigest().orElseThrow();
+            byte[] s = o.server().association().evidenceDigest().orElseThrow();
+            assertEquals(32, c.length, "a SHA-256 digest");
+            assertArrayEquals(c, s, "both ends of one association name the same evidence digest");
+        }
+        DtlsSrtpConfig plain = config(alice, bob);
+        plain = new DtlsSrtpConfig(plain.tls().withoutAttestation(), plain.remoteFingerprint(),
+                plain.handshakeTimeout(), plain.evidenceTimeout());
+        try (Outcome o = associate(plain, config(bob, alice))) {
+            assertTrue(o.client().association().evidenceDigest().isEmpty(), "no evidence, no digest");
+            assertTrue(o.server().association().evidenceDigest().isEmpty(), "no evidence, no digest");
+        }
+    }
+
+    @Test
     void theKeysAreWipedWhenTheAssociationCloses() throws Exception {
         Outcome o = associate(config(alice, bob), config(bob, alice));
-        SrtpKeys keys = o.client().association().keys();
+        SrtpKeys keys = o.client().association().accept(o.client().peer().level());
         o.close();
         assertTrue(keys.isDestroyed(), "keys destroyed on close");
         IllegalStateException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalStateException.class,

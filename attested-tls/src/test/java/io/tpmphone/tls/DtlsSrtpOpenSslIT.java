@@ -96,15 +96,16 @@ class DtlsSrtpOpenSslIT {
                 try (DtlsSrtpAssociation a = new DtlsSrtpEndpoint().establish(new UDPTransport(s, 1200), true,
                         ours(opensslFingerprint))) {
                     assertEquals(IntegrityLevel.UNATTESTED, a.peer().level(), a.peer().display());
+                    SrtpKeys k = a.accept(a.peer().level());
                     byte[] material = HexFormat.of().parseHex(out.await(KEYING).group(1));
                     assertEquals(60, material.length, "OpenSSL exported " + material.length + " bytes");
                     assertEquals("SRTP_AES128_CM_SHA1_80", out.await(SRTP).group(1), "OpenSSL's profile");
-                    assertArrayEquals(Arrays.copyOfRange(material, 0, 16), a.keys().localKey(), "client_write_key");
-                    assertArrayEquals(Arrays.copyOfRange(material, 16, 32), a.keys().remoteKey(),
+                    assertArrayEquals(Arrays.copyOfRange(material, 0, 16), k.localKey(), "client_write_key");
+                    assertArrayEquals(Arrays.copyOfRange(material, 16, 32), k.remoteKey(),
                             "server_write_key");
-                    assertArrayEquals(Arrays.copyOfRange(material, 32, 46), a.keys().localSalt(),
+                    assertArrayEquals(Arrays.copyOfRange(material, 32, 46), k.localSalt(),
                             "client_write_salt");
-                    assertArrayEquals(Arrays.copyOfRange(material, 46, 60), a.keys().remoteSalt(),
+                    assertArrayEquals(Arrays.copyOfRange(material, 46, 60), k.remoteSalt(),
                             "server_write_salt");
                 }
             }
@@ -124,13 +125,47 @@ class DtlsSrtpOpenSslIT {
                 try (DtlsSrtpAssociation a = new DtlsSrtpEndpoint().establish(new FirstPeerTransport(s, 1200), false,
                         ours(opensslFingerprint))) {
                     assertEquals(IntegrityLevel.UNATTESTED, a.peer().level(), a.peer().display());
+                    SrtpKeys k = a.accept(a.peer().level());
                     byte[] material = HexFormat.of().parseHex(out.await(KEYING).group(1));
-                    assertArrayEquals(Arrays.copyOfRange(material, 16, 32), a.keys().localKey(), "server_write_key");
-                    assertArrayEquals(Arrays.copyOfRange(material, 0, 16), a.keys().remoteKey(), "client_write_key");
-                    assertArrayEquals(Arrays.copyOfRange(material, 46, 60), a.keys().localSalt(),
+                    assertArrayEquals(Arrays.copyOfRange(material, 16, 32), k.localKey(), "server_write_key");
+                    assertArrayEquals(Arrays.copyOfRange(material, 0, 16), k.remoteKey(), "client_write_key");
+                    assertArrayEquals(Arrays.copyOfRange(material, 46, 60), k.localSalt(),
                             "server_write_salt");
-                    assertArrayEquals(Arrays.copyOfRange(material, 32, 46), a.keys().remoteSalt(),
+                    assertArrayEquals(Arrays.copyOfRange(material, 32, 46), k.remoteSalt(),
                             "client_write_salt");
+                }
+            } finally {
+                client.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
+            }
+        }
+    }
+
+    /**
+     * A standard phone whose DTLS certificate is RSA (baresip 1.0's dtls_srtp makes an RSA self-signed one) connects
+     * to us as client: its certificate and CertificateVerify are accepted (our own certificate stays ECDSA).
+     */
+    @Test
+    void asServer_againstAClientWithAnRsaCertificate_theHandshakeCompletes() throws Exception {
+        Path rsaCert = dir.resolve("rsa.crt");
+        Path rsaKey = dir.resolve("rsa.key");
+        run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=rsa-peer", "-days", "2",
+                "-keyout", rsaKey.toString(), "-out", rsaCert.toString());
+        X509Certificate c;
+        try (InputStream in = Files.newInputStream(rsaCert)) {
+            c = (X509Certificate) CertificateFactory.getInstance("X.509").generateCertificate(in);
+        }
+        try (DatagramSocket s = new DatagramSocket(0, InetAddress.getLoopbackAddress())) {
+            Process client = openssl("s_client", "-dtls1_2", "-connect", "127.0.0.1:" + s.getLocalPort(), "-cert",
+                    rsaCert.toString(), "-key", rsaKey.toString(), "-use_srtp", "SRTP_AES128_CM_SHA1_80",
+                    "-keymatexport", "EXTRACTOR-dtls_srtp", "-keymatexportlen", "60");
+            try {
+                Output out = new Output(client);
+                try (DtlsSrtpAssociation a = new DtlsSrtpEndpoint().establish(new FirstPeerTransport(s, 1200), false,
+                        ours(DtlsFingerprint.sha256(c.getEncoded())))) {
+                    assertEquals(IntegrityLevel.UNATTESTED, a.peer().level(), a.peer().display());
+                    byte[] material = HexFormat.of().parseHex(out.await(KEYING).group(1));
+                    assertArrayEquals(Arrays.copyOfRange(material, 0, 16), a.accept(a.peer().level()).remoteKey(),
+                            "client_write_key");
                 }
             } finally {
                 client.destroyForcibly().waitFor(10, TimeUnit.SECONDS);

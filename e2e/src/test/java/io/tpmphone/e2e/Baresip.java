@@ -104,7 +104,34 @@ final class Baresip implements AutoCloseable {
      * and returns once its control port answers (its SIP transports are up by then).
      */
     static Baresip start(Path dir, String user, double toneHz) throws IOException, InterruptedException {
+        return start(dir, user, toneHz, null, "<sip:" + user + "@127.0.0.1;transport=tls>;regint=0"
+                + ";answermode=auto;mediaenc=srtp-mand;audio_codecs=PCMU;ptime=20\n");
+    }
+
+    /**
+     * Starts baresip as {@code sip:user@DOMAIN}, registered at {@code registrar} (kamailio over TLS, with
+     * {@code password}; it is also the outbound proxy), with DTLS-SRTP ({@code mediaenc=dtls_srtp}, its
+     * {@code dtls_srtp} module, RTCP multiplexed) and PCMU, sending a sine tone of {@code toneHz}.
+     */
+    static Baresip startDtlsSrtp(Path dir, String user, double toneHz, String domain, InetSocketAddress registrar,
+                                 String password) throws IOException, InterruptedException {
+        String proxy = "sip:" + registrar.getAddress().getHostAddress() + ":" + registrar.getPort() + ";transport=tls";
+        return start(dir, user, toneHz, List.of("dtls_srtp"), "<sip:" + user + "@" + domain + ";transport=tls>"
+                + ";auth_pass=" + password + ";outbound=\"" + proxy + "\";regint=60;answermode=auto"
+                + ";mediaenc=dtls_srtp;audio_codecs=PCMU;ptime=20\n");
+    }
+
+    private static Baresip start(Path dir, String user, double toneHz, List<String> dtlsModules, String account)
+            throws IOException, InterruptedException {
         checkInstalled();
+        if (dtlsModules != null) {
+            for (String m : dtlsModules) {
+                if (!Files.isRegularFile(MODULES.resolve(m + ".so"))) {
+                    throw new IOException("baresip's module " + m + ".so is missing from " + MODULES
+                            + ": Debian's baresip-core 1.0.0 ships it; reinstall `baresip`");
+                }
+            }
+        }
         Files.createDirectories(dir.resolve("rec"));
         Path cert = dir.resolve("cert.pem");
         writeSelfSignedCertificate(cert, user);
@@ -114,9 +141,14 @@ final class Baresip implements AutoCloseable {
         int sip = FreePorts.tcpAndUdpWithNextTcp();
         int ctrl = FreePorts.tcp();
         int rtp = FreePorts.rtpPair();
-        Files.writeString(dir.resolve("config"), config(dir, cert, tone, sip, ctrl, rtp), StandardCharsets.UTF_8);
-        Files.writeString(dir.resolve("accounts"), "<sip:" + user + "@127.0.0.1;transport=tls>;regint=0"
-                + ";answermode=auto;mediaenc=srtp-mand;audio_codecs=PCMU;ptime=20\n", StandardCharsets.UTF_8);
+        String config = config(dir, cert, tone, sip, ctrl, rtp);
+        if (dtlsModules != null) {
+            // DTLS-SRTP on one port: RTCP multiplexed (our phone runs one association per call, on its RTP port)
+            config = config.replace("rtcp_mux\t\tno", "rtcp_mux\t\tyes").replace("module\t\t\tsrtp.so",
+                    "module\t\t\tsrtp.so\nmodule\t\t\tdtls_srtp.so");
+        }
+        Files.writeString(dir.resolve("config"), config, StandardCharsets.UTF_8);
+        Files.writeString(dir.resolve("accounts"), account, StandardCharsets.UTF_8);
         Files.writeString(dir.resolve("contacts"), "", StandardCharsets.UTF_8);
         Path log = dir.resolve("baresip.log");
         // -s: the SIP trace (every message sent and received) goes to the log, for assertions and diagnosis.

@@ -76,6 +76,57 @@ final class Capture {
         return payloads;
     }
 
+    /** What a capture saw on one media port: DTLS records, and the payloads of RTP (or SRTP) packets. */
+    record Media(int dtls, List<byte[]> rtpPayloads) {
+        @Override
+        public String toString() {
+            return dtls + " DTLS datagrams, " + rtpPayloads.size() + " RTP/SRTP packets";
+        }
+    }
+
+    /**
+     * Stops the capture and sorts the UDP datagrams sent to {@code port} by their first byte (RFC 7983 §7): DTLS
+     * (20..63) counted, RTP/SRTP (128..191) kept as the payload after its header — without the dissectors' guesses,
+     * which take a port carrying DTLS for DTLS only.
+     */
+    Media stopAndReadMedia(int port) throws IOException, InterruptedException {
+        tshark.destroy();
+        if (!tshark.waitFor(10, TimeUnit.SECONDS)) {
+            tshark.destroyForcibly();
+        }
+        Process read = new ProcessBuilder("tshark", "-r", file.toString(), "-Y", "udp.dstport==" + port, "-T",
+                "fields", "-e", "udp.payload").start();
+        int dtls = 0;
+        List<byte[]> rtp = new ArrayList<>();
+        try (BufferedReader r = new BufferedReader(new InputStreamReader(read.getInputStream(),
+                StandardCharsets.US_ASCII))) {
+            for (String line; (line = r.readLine()) != null; ) {
+                String hex = line.replace(":", "").trim();
+                if (hex.isEmpty()) {
+                    continue;
+                }
+                byte[] d = HexFormat.of().parseHex(hex);
+                int first = d[0] & 0xff;
+                if (first >= 20 && first <= 63) {
+                    dtls++;
+                } else if (first >= 128 && first <= 191 && d.length > 12) {
+                    int pt = d[1] & 0x7f;
+                    if (pt >= 64 && pt <= 95) {
+                        continue; // RTCP multiplexed on the port (RFC 5761 §4)
+                    }
+                    int header = 12 + 4 * (first & 0x0f);
+                    if (d.length > header) {
+                        rtp.add(java.util.Arrays.copyOfRange(d, header, d.length));
+                    }
+                }
+            }
+        }
+        if (!read.waitFor(30, TimeUnit.SECONDS) || read.exitValue() != 0) {
+            throw new IOException("tshark could not read " + file);
+        }
+        return new Media(dtls, rtp);
+    }
+
     /** The share of energy at {@code frequency} if the payloads are decoded as PCMU (near 1 for the clear tone). */
     static double toneShareIfPcmu(List<byte[]> payloads, double frequency) {
         List<Double> samples = new ArrayList<>();

@@ -40,6 +40,16 @@ final class Kamailio implements AutoCloseable {
 
     /** Starts kamailio for {@code domain} with digest {@code algorithm} ("MD5" or "SHA-256") and these users. */
     static Kamailio start(Path dir, String domain, String algorithm, Map<String, String> passwords) throws Exception {
+        return start(dir, domain, algorithm, passwords, "", "");
+    }
+
+    /**
+     * As above, a proxy that also runs {@code onRequest} on every request with an SDP body before relaying it, and
+     * {@code onReply} on every reply with one (kamailio script: e.g. {@code subst_body} to rewrite the SDP, as a
+     * malicious proxy would). What it logs of the SDP is what it received, before any rewriting.
+     */
+    static Kamailio start(Path dir, String domain, String algorithm, Map<String, String> passwords, String onRequest,
+                          String onReply) throws Exception {
         Path binary = Stream.of("/usr/sbin/kamailio", "/usr/local/sbin/kamailio").map(Path::of)
                 .filter(Files::isExecutable).findFirst().orElseThrow(() -> new IllegalStateException(
                         "kamailio is not installed: ./tpmphone test installs it (apt-get install -y kamailio"
@@ -69,7 +79,8 @@ final class Kamailio implements AutoCloseable {
         cfg = cfg.replace("@TLS_PORT@", Integer.toString(tlsPort)).replace("@UDP_PORT@", Integer.toString(udpPort))
                 .replace("@DOMAIN@", domain).replace("@MODULES@", modules.toString())
                 .replace("@TLS_CFG@", tlsCfg.toString()).replace("@ALGORITHM@", algorithm)
-                .replace("@PASSWORDS@", pw.toString());
+                .replace("@PASSWORDS@", pw.toString()).replace("@ON_SDP_REQUEST@", onRequest)
+                .replace("@ON_SDP_REPLY@", onReply);
         Path cfgFile = dir.resolve("kamailio.cfg");
         Files.writeString(cfgFile, cfg);
         Path run = Files.createDirectories(dir.resolve("run"));

@@ -42,6 +42,11 @@ class ProxyCallIT {
     /** Attested peers must be MEASURED; a call through the enterprise proxy (an UNATTESTED hop) is allowed. */
     private static final String ALLOW_PROXY = "default MEASURED reject\nany sip:*@" + DOMAIN + " UNATTESTED reject\n";
     private static final String MEASURED_ONLY = "default MEASURED reject\n";
+    /** Any proxy hop, but the far end MEASURED end to end. */
+    private static final String END_TO_END_MEASURED = "default MEASURED reject\nany sip:*@" + DOMAIN
+            + " UNATTESTED reject end-to-end MEASURED\n";
+    private static final String END_TO_END_HARDENED = "default MEASURED reject\nany sip:*@" + DOMAIN
+            + " UNATTESTED reject end-to-end HARDENED\n";
 
     @TempDir
     static Path dir;
@@ -79,11 +84,7 @@ class ProxyCallIT {
 
     private SipPhone phone(TwoHostRig.Host host, String user, String policy, SipPhone.Media media)
             throws Exception {
-        SipPhone p = SipPhone.start(new SipPhone.Config(user, user, LOOPBACK, FreePorts.tcpAndUdp(), 0, 0, Duration.ofSeconds(15)),
-                AttestedTlsConfig.of(host.identity(), hosts.verifier(), Clock.systemUTC()), CallPolicy.parse(policy),
-                host.keys(), new SipPhone.Listener() { }, media, Clock.systemUTC());
-        phones.add(p);
-        return p;
+        return phone(host, user, policy, media, new SipPhone.Listener() { });
     }
 
     private static Registration.Account account(Kamailio k, String user, String password, Duration expires) {
@@ -135,34 +136,150 @@ class ProxyCallIT {
         alice.unregister(r, Duration.ofSeconds(1));
     }
 
+    /** What a phone's user saw, in order: decisions (how established, action), ringing, the end. */
+    static class Seen implements SipPhone.Listener {
+        final List<String> events = new CopyOnWriteArrayList<>();
+        final List<CallPolicy.Decision> decisions = new CopyOnWriteArrayList<>();
+        volatile String farEndAtRing = "";
+
+        @Override
+        public void decided(Call call, CallPolicy.Decision d) {
+            decisions.add(d);
+            events.add("decided " + d.established() + " " + d.peerLevel() + " " + d.action());
+        }
+
+        @Override
+        public void ringing(Call call) {
+            farEndAtRing = call.farEnd().map(p -> p.level() + " " + p.host().orElse("?")).orElse("none");
+            events.add("ringing");
+        }
+
+        @Override
+        public void remoteRinging(Call call) {
+            farEndAtRing = call.farEnd().map(p -> p.level() + " " + p.host().orElse("?")).orElse("none");
+            events.add("remote ringing");
+        }
+
+        @Override
+        public void ended(Call call) {
+            events.add("ended");
+        }
+    }
+
+    private SipPhone phone(TwoHostRig.Host host, String user, String policy, SipPhone.Media media,
+                           SipPhone.Listener listener) throws Exception {
+        SipPhone p = SipPhone.start(new SipPhone.Config(user, user, LOOPBACK, FreePorts.tcpAndUdp(), 0, 0,
+                        Duration.ofSeconds(15)),
+                AttestedTlsConfig.of(host.identity(), hosts.verifier(), Clock.systemUTC()), CallPolicy.parse(policy),
+                host.keys(), listener, media, Clock.systemUTC());
+        phones.add(p);
+        return p;
+    }
+
     @Test
-    void aCallThroughTheProxy_works_whenPolicyAllowsTheUnattestedHop_withSrtpAudio() throws Exception {
-        SipPhone alice = phone(hosts.alice(), "alice", ALLOW_PROXY,
-                callId -> AudioSession.open(LOOPBACK, Wav.tone(1000, 0.5, 1)));
-        SipPhone bob = phone(hosts.bob(), "bob", ALLOW_PROXY,
-                callId -> AudioSession.open(LOOPBACK, Wav.tone(440, 0.5, 1)));
+    void twoAttestedPhonesThroughTheProxy_seeEachOtherMeasuredEndToEnd_beforeRinging_andTheProxySeesNoKey()
+            throws Exception {
+        Seen aliceSaw = new Seen();
+        Seen bobSaw = new Seen();
+        SipPhone alice = phone(hosts.alice(), "alice", END_TO_END_MEASURED,
+                callId -> AudioSession.open(LOOPBACK, Wav.tone(1000, 0.5, 1)), aliceSaw);
+        SipPhone bob = phone(hosts.bob(), "bob", END_TO_END_MEASURED,
+                callId -> AudioSession.open(LOOPBACK, Wav.tone(440, 0.5, 1)), bobSaw);
         Registration ra = registered(alice, account(sha256, "alice", PASSWORDS.get("alice"), Duration.ofSeconds(60)),
                 sha256);
         registered(bob, account(sha256, "bob", PASSWORDS.get("bob"), Duration.ofSeconds(60)), sha256);
+        Capture capture = Capture.start(dir.resolve("end-to-end.pcap"));
+        int logBefore = sha256.log().length(); // other tests' SDES calls went through this proxy too
         Call call = alice.await(alice.call("sip:bob@" + DOMAIN, ra));
         assertEquals(Call.State.ESTABLISHED, call.state(), () -> call.reason() + "\nkamailio:\n" + sha256.log());
+        assertTrue(call.endToEnd(), () -> "a DTLS-SRTP call: " + call.display());
         assertEquals(IntegrityLevel.UNATTESTED, call.peer().orElseThrow().level(),
                 () -> "alice's first hop: the proxy; " + call.display());
-        assertEquals(CallPolicy.Action.ACCEPT, call.decision().orElseThrow().action(), () -> call.display());
-        assertTrue(sha256.log().contains("authenticated INVITE from alice"), () -> "alice answered the proxy's 407;"
-                + " kamailio:\n" + sha256.log());
+        assertEquals(IntegrityLevel.MEASURED, call.farEnd().orElseThrow().level(),
+                () -> "alice sees bob MEASURED end to end: " + call.display());
+        assertEquals(java.util.Optional.of("bob"), call.farEnd().orElseThrow().host(), call::display);
         Call atBob = bob.await(bob.callById(call.callId()).orElseThrow());
         assertEquals(Call.State.ESTABLISHED, atBob.state(), () -> atBob.reason() + "\n" + sha256.logTail(60));
-        assertEquals(IntegrityLevel.UNATTESTED, atBob.peer().orElseThrow().level(),
-                () -> "bob's first hop: the proxy; " + atBob.display());
-        assertEquals("sip:alice@" + DOMAIN, atBob.peerUri(), atBob::toString);
+        assertEquals(IntegrityLevel.UNATTESTED, atBob.peer().orElseThrow().level(), atBob::display);
+        assertEquals(IntegrityLevel.MEASURED, atBob.farEnd().orElseThrow().level(),
+                () -> "bob sees alice MEASURED end to end: " + atBob.display());
+        // decided before ringing, on both sides, with the hop's level beside the far end's
+        assertEquals(List.of("decided one hop UNATTESTED ACCEPT", "decided end-to-end DTLS MEASURED ACCEPT",
+                "ringing"), bobSaw.events.subList(0, Math.min(3, bobSaw.events.size())),
+                () -> "bob's events: " + bobSaw.events);
+        assertEquals("MEASURED alice", bobSaw.farEndAtRing, () -> "bob's ring screen: " + bobSaw.events);
+        assertEquals("MEASURED bob", aliceSaw.farEndAtRing, () -> "alice at bob's 180: " + aliceSaw.events);
+        // both sides' records of the call join on one evidence digest
+        String aliceDigest = aliceSaw.decisions.stream().filter(CallPolicy.Decision::endToEnd).findFirst()
+                .orElseThrow().evidenceDigest();
+        String bobDigest = bobSaw.decisions.stream().filter(CallPolicy.Decision::endToEnd).findFirst()
+                .orElseThrow().evidenceDigest();
+        assertTrue(aliceDigest.length() == 64 && aliceDigest.equals(bobDigest),
+                () -> "one evidence digest on both sides: " + aliceDigest + " / " + bobDigest);
         AudioSession aliceAudio = call.audio().orElseThrow();
         AudioSession bobAudio = atBob.audio().orElseThrow();
         Tones.eachHearsTheOther(aliceAudio, bobAudio, 8_000);
+        Capture.Media toBob = capture.stopAndReadMedia(bobAudio.localPort());
+        assertTrue(toBob.dtls() > 0 && toBob.rtpPayloads().size() > 20, () -> "DTLS, then SRTP on the media path to"
+                + " bob: " + toBob);
+        double share = Capture.toneShareIfPcmu(toBob.rtpPayloads(), 1000);
+        assertTrue(share < 0.10, () -> "SRTP, not RTP: the wire payload decoded as PCMU must not carry the 1 kHz"
+                + " tone; share " + share);
+        // what the proxy relayed: DTLS-SRTP offers and answers, fingerprints, and no key
+        String proxySaw = sha256.log().substring(logBefore);
+        assertTrue(proxySaw.contains("relayed SDP of INVITE") && proxySaw.contains("UDP/TLS/RTP/SAVP")
+                && proxySaw.contains("a=fingerprint:sha-256 "), () -> "kamailio relayed the DTLS-SRTP offer:\n"
+                + proxySaw);
+        assertTrue(proxySaw.contains("relayed SDP of 183 reply"), () -> "the answer in a reliable 183:\n"
+                + proxySaw);
+        assertTrue(!proxySaw.contains("a=crypto") && !proxySaw.contains("inline:"),
+                () -> "no key in anything the proxy relayed:\n" + proxySaw);
         alice.hangUp(call);
         Await.until("bob's call to end", Duration.ofSeconds(10), atBob::state, st -> st == Call.State.ENDED);
         assertEquals("the peer hung up", atBob.reason(), () -> "the BYE went through the proxy (Record-Route): " + atBob
                 + "\nkamailio:\n" + sha256.log());
+    }
+
+    @Test
+    void aCalleeRequiringHardenedEndToEnd_refusesTheMeasuredCaller_403BeforeRinging() throws Exception {
+        Seen bobSaw = new Seen();
+        SipPhone alice = phone(hosts.alice(), "alice", END_TO_END_MEASURED,
+                callId -> AudioSession.open(LOOPBACK, Wav.tone(1000, 0.5, 1)), new Seen());
+        SipPhone bob = phone(hosts.bob(), "bob", END_TO_END_HARDENED,
+                callId -> AudioSession.open(LOOPBACK, Wav.tone(440, 0.5, 1)), bobSaw);
+        Registration ra = registered(alice, account(sha256, "alice", PASSWORDS.get("alice"), Duration.ofSeconds(60)),
+                sha256);
+        registered(bob, account(sha256, "bob", PASSWORDS.get("bob"), Duration.ofSeconds(60)), sha256);
+        Call call = alice.await(alice.call("sip:bob@" + DOMAIN, ra));
+        assertEquals(Call.State.REFUSED, call.state(), () -> call + "\n" + sha256.logTail(60));
+        assertTrue(call.reason().startsWith("403") && call.reason().contains("far end level MEASURED is below the"
+                + " required HARDENED"), () -> "a 403 through the proxy naming both levels: " + call.reason());
+        Call atBob = bob.callById(call.callId()).orElseThrow();
+        Await.until("bob's refusal", Duration.ofSeconds(10), atBob::state, st -> st == Call.State.REFUSED);
+        assertTrue(!bobSaw.events.contains("ringing"), () -> "bob's phone never rang: " + bobSaw.events);
+        assertEquals(IntegrityLevel.MEASURED, atBob.farEnd().orElseThrow().level(), atBob::display);
+    }
+
+    @Test
+    void aCallerRequiringHardenedEndToEnd_cancelsBeforeTheCalleeRings_sayingWhy() throws Exception {
+        Seen bobSaw = new Seen();
+        SipPhone alice = phone(hosts.alice(), "alice", END_TO_END_HARDENED,
+                callId -> AudioSession.open(LOOPBACK, Wav.tone(1000, 0.5, 1)), new Seen());
+        SipPhone bob = phone(hosts.bob(), "bob", END_TO_END_MEASURED,
+                callId -> AudioSession.open(LOOPBACK, Wav.tone(440, 0.5, 1)), bobSaw);
+        Registration ra = registered(alice, account(sha256, "alice", PASSWORDS.get("alice"), Duration.ofSeconds(60)),
+                sha256);
+        registered(bob, account(sha256, "bob", PASSWORDS.get("bob"), Duration.ofSeconds(60)), sha256);
+        Call call = alice.await(alice.call("sip:bob@" + DOMAIN, ra));
+        assertEquals(Call.State.REFUSED, call.state(), () -> call + "\n" + sha256.logTail(60));
+        assertTrue(call.reason().startsWith("cancelled: refused by our call policy: far end level MEASURED is below"
+                + " the required HARDENED"), () -> "alice says why she cancelled: " + call.reason());
+        Call atBob = bob.callById(call.callId()).orElseThrow();
+        Await.until("bob's call to end", Duration.ofSeconds(10), atBob::state,
+                st -> st == Call.State.ENDED || st == Call.State.REFUSED);
+        // bob's own policy accepted alice, so his phone may ring for a moment before the CANCEL; it ends there
+        assertTrue(bobSaw.events.contains("decided end-to-end DTLS MEASURED ACCEPT"), () -> "bob decided on alice"
+                + " end to end: " + bobSaw.events);
     }
 
     @Test

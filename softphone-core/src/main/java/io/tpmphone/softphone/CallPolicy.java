@@ -35,6 +35,15 @@ import java.util.regex.Pattern;
  * </pre>
  * Patterns are SIP URIs where {@code *} matches any run of characters other than {@code @}; the scheme must match
  * ({@code sip:} and {@code sips:} are different). The first matching rule wins; otherwise the default.
+ *
+ * <p><b>End to end.</b> A call whose media runs DTLS-SRTP has two levels: its first hop's (the TLS connection the SIP
+ * came over: a proxy is {@code UNATTESTED}) and the far end's, established over the media association
+ * ({@link #decideEndToEnd}). Any line may end with {@code end-to-end LEVEL}: the floor for the far end, while the
+ * line's own level stays the floor for the hop. Without it the far end must meet the line's level too. A direct call
+ * over one attested TLS hop is decided on that hop alone, as before.
+ * <pre>
+ * any sip:*@example.test UNATTESTED reject end-to-end MEASURED   # any proxy hop, but the far end MEASURED
+ * </pre>
  */
 public final class CallPolicy {
     /** What happens to a call. */
@@ -48,12 +57,19 @@ public final class CallPolicy {
      * get {@code below} under it. {@code below} is {@code REJECT} or {@code RESTRICT}; {@code ACCEPT} is taken as
      * {@code REJECT} ("accept only at the level or above").
      */
-    public record Rule(Direction direction, String pattern, IntegrityLevel minimumLevel, Action below) {
+    public record Rule(Direction direction, String pattern, IntegrityLevel minimumLevel, Action below,
+                       IntegrityLevel endToEndLevel) {
         public Rule {
             Objects.requireNonNull(direction, "direction");
             Objects.requireNonNull(pattern, "pattern");
             Objects.requireNonNull(minimumLevel, "minimumLevel");
+            Objects.requireNonNull(endToEndLevel, "endToEndLevel");
             below = belowTheFloor(below);
+        }
+
+        /** A rule whose far end must meet the same level as its hop. */
+        public Rule(Direction direction, String pattern, IntegrityLevel minimumLevel, Action below) {
+            this(direction, pattern, minimumLevel, below, minimumLevel);
         }
 
         boolean matches(Direction d, String uri) {
@@ -61,9 +77,40 @@ public final class CallPolicy {
         }
     }
 
-    /** The decision for one call, with the reason to show the user, audit, and put in a {@code Warning}. */
+    /** How a decided level was established. */
+    public static final String ONE_HOP = "one hop";
+    /** A far end's level established over the call's DTLS-SRTP association. */
+    public static final String END_TO_END = "end-to-end DTLS";
+
+    /**
+     * The decision for one call, with the reason to show the user, audit, and put in a {@code Warning}; how the level
+     * it decided on was established ({@link #ONE_HOP}: the connection the SIP came over; {@link #END_TO_END}: the
+     * media association with the far end) and, end to end, the digest of both sides' evidence (hex, empty without
+     * evidence), which both sides' audit records of one call share.
+     */
     public record Decision(Action action, IntegrityLevel peerLevel, IntegrityLevel requiredLevel, String rule,
-                           String reason) {
+                           String reason, String established, String evidenceDigest) {
+        public Decision {
+            Objects.requireNonNull(action, "action");
+            Objects.requireNonNull(peerLevel, "peerLevel");
+            Objects.requireNonNull(requiredLevel, "requiredLevel");
+            Objects.requireNonNull(rule, "rule");
+            Objects.requireNonNull(reason, "reason");
+            Objects.requireNonNull(established, "established");
+            Objects.requireNonNull(evidenceDigest, "evidenceDigest");
+        }
+
+        /** A decision on the first hop's level. */
+        public Decision(Action action, IntegrityLevel peerLevel, IntegrityLevel requiredLevel, String rule,
+                        String reason) {
+            this(action, peerLevel, requiredLevel, rule, reason, ONE_HOP, "");
+        }
+
+        /** Whether this decided on the far end's level, established end to end. */
+        public boolean endToEnd() {
+            return established.equals(END_TO_END);
+        }
+
         /** The SIP {@code Warning} header value (RFC 3261 §20.43, code 399 miscellaneous) for a rejection. */
         public String warning(String agent) {
             return "399 " + agent + " \"" + reason.replace("\"", "'") + "\"";
@@ -72,6 +119,7 @@ public final class CallPolicy {
 
     private final IntegrityLevel defaultLevel;
     private final Action defaultBelow;
+    private final IntegrityLevel defaultEndToEnd;
     private final List<Rule> rules;
 
     /**
@@ -79,8 +127,15 @@ public final class CallPolicy {
      * others ({@code ACCEPT} is taken as {@code REJECT}, as in a {@link Rule}).
      */
     public CallPolicy(IntegrityLevel defaultLevel, Action defaultBelow, List<Rule> rules) {
+        this(defaultLevel, defaultBelow, defaultLevel, rules);
+    }
+
+    /** As above, with another floor for the far end of a call whose level is established end to end. */
+    public CallPolicy(IntegrityLevel defaultLevel, Action defaultBelow, IntegrityLevel defaultEndToEnd,
+                      List<Rule> rules) {
         this.defaultLevel = Objects.requireNonNull(defaultLevel, "defaultLevel");
         this.defaultBelow = belowTheFloor(defaultBelow);
+        this.defaultEndToEnd = Objects.requireNonNull(defaultEndToEnd, "defaultEndToEnd");
         this.rules = List.copyOf(rules);
     }
 
@@ -96,27 +151,45 @@ public final class CallPolicy {
 
     /** Decides a call in {@code direction} with the peer at {@code peerUri} whose connection attested {@code peer}. */
     public Decision decide(Direction direction, String peerUri, PeerAttestation peer) {
+        return decide(direction, peerUri, peer, false, "");
+    }
+
+    /**
+     * Decides a DTLS-SRTP call on its far end's level, established over the media association ({@code peer}), with
+     * the digest of both sides' evidence (hex, empty when the far end sent none) for the audit record. The floor is
+     * the matching line's {@code end-to-end} level (its own level when it names none). The reason says "far end".
+     */
+    public Decision decideEndToEnd(Direction direction, String peerUri, PeerAttestation farEnd, String evidenceDigest) {
+        Objects.requireNonNull(evidenceDigest, "evidenceDigest");
+        return decide(direction, peerUri, farEnd, true, evidenceDigest);
+    }
+
+    private Decision decide(Direction direction, String peerUri, PeerAttestation peer, boolean endToEnd,
+                            String evidenceDigest) {
         Objects.requireNonNull(direction, "direction");
         Objects.requireNonNull(peerUri, "peerUri");
         Objects.requireNonNull(peer, "peer");
         String uri = peerUri.toLowerCase(Locale.ROOT);
-        IntegrityLevel required = defaultLevel;
+        IntegrityLevel required = endToEnd ? defaultEndToEnd : defaultLevel;
         Action below = defaultBelow;
         String ruleName = "default";
         for (Rule r : rules) {
             if (r.matches(direction, uri)) {
-                required = r.minimumLevel();
+                required = endToEnd ? r.endToEndLevel() : r.minimumLevel();
                 below = r.below();
                 ruleName = r.direction().name().toLowerCase(Locale.ROOT) + " " + r.pattern();
                 break;
             }
         }
+        String who = endToEnd ? "far end level " : "peer level ";
+        String how = endToEnd ? END_TO_END : ONE_HOP;
         if (peer.level().atLeast(required)) {
-            return new Decision(Action.ACCEPT, peer.level(), required, ruleName, "peer level " + peer.level()
-                    + " meets the required " + required + " (" + ruleName + ")");
+            return new Decision(Action.ACCEPT, peer.level(), required, ruleName, who + peer.level()
+                    + " meets the required " + required + " (" + ruleName + ")", how, evidenceDigest);
         }
-        return new Decision(below, peer.level(), required, ruleName, "peer level " + peer.level()
-                + " is below the required " + required + " (" + ruleName + "): " + peer.reason());
+        return new Decision(below, peer.level(), required, ruleName, who + peer.level()
+                + " is below the required " + required + " (" + ruleName + "): " + peer.reason(), how,
+                evidenceDigest);
     }
 
     /**
@@ -140,6 +213,7 @@ public final class CallPolicy {
         Objects.requireNonNull(name, "name");
         IntegrityLevel defaultLevel = null;
         Action defaultBelow = null;
+        IntegrityLevel defaultEndToEnd = null;
         List<Rule> rules = new ArrayList<>();
         for (int i = 0; i < lines.size(); i++) {
             String line = lines.get(i);
@@ -149,9 +223,17 @@ public final class CallPolicy {
                 continue;
             }
             String at = name.apply(i) + ": ";
-            if (f[0].equalsIgnoreCase("default")) {
+            boolean isDefault = f[0].equalsIgnoreCase("default");
+            IntegrityLevel endToEnd = null;
+            int plain = isDefault ? 3 : 4;
+            if (f.length == plain + 2 && f[plain].equalsIgnoreCase("end-to-end")) {
+                endToEnd = level(f[plain + 1], at);
+                f = java.util.Arrays.copyOf(f, plain);
+            }
+            if (isDefault) {
                 if (f.length != 3) {
-                    throw new IllegalArgumentException(at + "expected 'default LEVEL accept|reject|restrict'");
+                    throw new IllegalArgumentException(at + "expected 'default LEVEL accept|reject|restrict"
+                            + " [end-to-end LEVEL]'");
                 }
                 if (defaultLevel != null) {
                     throw new IllegalArgumentException(at + "a second 'default' line");
@@ -159,10 +241,12 @@ public final class CallPolicy {
                 defaultLevel = level(f[1], at);
                 defaultBelow = action(f[2], at);
                 floorMeansSomething(defaultLevel, defaultBelow, at);
+                defaultEndToEnd = endToEnd != null ? endToEnd : defaultLevel;
                 continue;
             }
             if (f.length != 4) {
-                throw new IllegalArgumentException(at + "expected 'in|out|any PATTERN LEVEL accept|reject|restrict'");
+                throw new IllegalArgumentException(at + "expected 'in|out|any PATTERN LEVEL accept|reject|restrict"
+                        + " [end-to-end LEVEL]'");
             }
             Direction d;
             try {
@@ -177,12 +261,12 @@ public final class CallPolicy {
             IntegrityLevel level = level(f[2], at);
             Action action = action(f[3], at);
             floorMeansSomething(level, action, at);
-            rules.add(new Rule(d, pattern, level, action));
+            rules.add(new Rule(d, pattern, level, action, endToEnd != null ? endToEnd : level));
         }
         if (defaultLevel == null) {
             throw new IllegalArgumentException("the policy needs a 'default LEVEL accept|reject|restrict' line");
         }
-        return new CallPolicy(defaultLevel, defaultBelow, rules);
+        return new CallPolicy(defaultLevel, defaultBelow, defaultEndToEnd, rules);
     }
 
     /**

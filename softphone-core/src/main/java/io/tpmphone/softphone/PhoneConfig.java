@@ -28,18 +28,21 @@ import java.util.TreeMap;
  *   policy.1=default MEASURED reject   # the call policy (CallPolicy), one line per key, in key order
  *   policy.2=in sips:*@lab HARDENED reject  # each level is the lowest one that line accepts
  *   media.tone.hz=1000              # the headless capture device plays this tone (0 = silence)
+ *   media.mode=auto                 # auto | dtls-srtp | sdes: how calls' media is keyed (SipPhone.MediaMode)
  * </pre>
  * Unknown keys are refused, so a typo does not silently fall back to a default; errors name the key (and for a policy
  * line, the line as written). The control socket is not configured here: the agent that launches the softphone
  * prepares its place and names it ({@code STATE/control/control.sock}). Immutable.
  */
 public record PhoneConfig(String user, String host, InetAddress address, int tlsPort, int tcpPort, int udpPort,
-                          Duration setupTimeout, CallPolicy policy, List<String> policyLines, double toneHz) {
+                          Duration setupTimeout, CallPolicy policy, List<String> policyLines, double toneHz,
+                          io.tpmphone.softphone.sip.SipPhone.MediaMode mediaMode) {
     private static final Set<String> KEYS = Set.of("sip.user", "sip.host", "sip.address", "sip.tls.port",
-            "sip.tcp.port", "sip.udp.port", "sip.setup.timeout.seconds", "media.tone.hz");
+            "sip.tcp.port", "sip.udp.port", "sip.setup.timeout.seconds", "media.tone.hz", "media.mode");
 
     public PhoneConfig {
         policyLines = List.copyOf(policyLines);
+        java.util.Objects.requireNonNull(mediaMode, "mediaMode");
     }
 
     /** Reads and checks {@code file}; errors name the key and what is wrong. */
@@ -113,8 +116,14 @@ public record PhoneConfig(String user, String host, InetAddress address, int tls
         if (timeout < 1 || timeout > 300) {
             throw new IllegalArgumentException("sip.setup.timeout.seconds must be 1..300");
         }
+        io.tpmphone.softphone.sip.SipPhone.MediaMode mode;
+        try {
+            mode = io.tpmphone.softphone.sip.SipPhone.MediaMode.parse(p.getProperty("media.mode", "auto"));
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("media.mode must be auto, dtls-srtp or sdes", e);
+        }
         return new PhoneConfig(user, host, address, tls, port(p, "sip.tcp.port", 0), port(p, "sip.udp.port", 0),
-                Duration.ofSeconds(timeout), parsed, lines, tone);
+                Duration.ofSeconds(timeout), parsed, lines, tone, mode);
     }
 
     private static String required(Properties p, String key) {

@@ -98,7 +98,8 @@ public final class SoftphoneMain {
                     + (config.tcpPort() > 0 ? ", TCP port " + config.tcpPort() : "")
                     + (config.udpPort() > 0 ? ", UDP port " + config.udpPort() : "") + ")";
             try (SipPhone phone = SipPhone.start(new SipPhone.Config(config.user(), config.host(), config.address(),
-                            config.tlsPort(), config.tcpPort(), config.udpPort(), config.setupTimeout()),
+                            config.tlsPort(), config.tcpPort(), config.udpPort(), config.setupTimeout(),
+                            config.mediaMode()),
                     AttestedTlsConfig.of(identity, verifier, clock), config.policy(), SipPhone.Keys.fromBroker(client),
                     new AuditedDecisions(client, shown), callId -> AudioSession.open(config.address(), source),
                     clock)) {

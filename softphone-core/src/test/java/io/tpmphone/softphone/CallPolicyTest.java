@@ -162,4 +162,44 @@ class CallPolicyTest {
                 .getMessage();
         assertTrue(m.startsWith("policy.6: unknown level \"MEASURD\""), m);
     }
+
+    @Test
+    void anEndToEndFloor_decidesTheFarEnd_whileTheLinesLevelDecidesTheHop() {
+        CallPolicy p = CallPolicy.parse("default MEASURED reject\n"
+                + "any sip:*@example.test UNATTESTED reject end-to-end MEASURED\n");
+        String bob = "sip:bob@example.test";
+        // the proxy hop: UNATTESTED is enough
+        CallPolicy.Decision hop = p.decide(CallPolicy.Direction.OUT, bob, at(IntegrityLevel.UNATTESTED));
+        assertEquals(CallPolicy.Action.ACCEPT, hop.action(), hop.reason());
+        assertEquals(CallPolicy.ONE_HOP, hop.established());
+        assertTrue(!hop.endToEnd() && hop.evidenceDigest().isEmpty(), hop::toString);
+        // the far end: MEASURED required
+        CallPolicy.Decision far = p.decideEndToEnd(CallPolicy.Direction.OUT, bob, at(IntegrityLevel.UNATTESTED),
+                "");
+        assertEquals(CallPolicy.Action.REJECT, far.action(), far.reason());
+        assertEquals(IntegrityLevel.MEASURED, far.requiredLevel());
+        assertTrue(far.reason().startsWith("far end level UNATTESTED is below the required MEASURED"), far.reason());
+        CallPolicy.Decision measured = p.decideEndToEnd(CallPolicy.Direction.IN, bob, at(IntegrityLevel.MEASURED),
+                "ab".repeat(32));
+        assertEquals(CallPolicy.Action.ACCEPT, measured.action(), measured.reason());
+        assertEquals(CallPolicy.END_TO_END, measured.established());
+        assertEquals("ab".repeat(32), measured.evidenceDigest());
+    }
+
+    @Test
+    void withoutAnEndToEndFloor_theFarEndMustMeetTheLinesLevel_andTheDefaultsToo() {
+        CallPolicy p = CallPolicy.parse("default HARDENED reject end-to-end MEASURED\n"
+                + "any sip:*@example.test IDENTIFIED reject\n");
+        assertEquals(CallPolicy.Action.REJECT, p.decideEndToEnd(CallPolicy.Direction.IN, "sip:x@example.test",
+                at(IntegrityLevel.UNATTESTED), "").action(), "the line's own level for the far end");
+        assertEquals(CallPolicy.Action.ACCEPT, p.decideEndToEnd(CallPolicy.Direction.IN, "sip:x@example.test",
+                at(IntegrityLevel.IDENTIFIED), "").action());
+        assertEquals(CallPolicy.Action.ACCEPT, p.decideEndToEnd(CallPolicy.Direction.IN, "sip:x@other.test",
+                at(IntegrityLevel.MEASURED), "").action(), "the default's end-to-end floor");
+        assertEquals(CallPolicy.Action.REJECT, p.decide(CallPolicy.Direction.IN, "sip:x@other.test",
+                at(IntegrityLevel.MEASURED)).action(), "the default's own level for a hop");
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> CallPolicy.parse("default MEASURED reject end-to-end\n"));
+        assertTrue(e.getMessage().startsWith("line 1: expected 'default LEVEL"), e.getMessage());
+    }
 }

@@ -24,6 +24,10 @@ class PhoneConfigTest {
         assertEquals(0, c.udpPort());
         assertEquals("default MEASURED reject", c.policyLines().get(0), "policy lines in key order");
         assertEquals(1000.0, c.toneHz());
+        assertEquals(io.tpmphone.softphone.sip.SipPhone.MediaMode.AUTO, c.mediaMode(), "media keyed by auto");
+        assertEquals(io.tpmphone.softphone.sip.SipPhone.MediaMode.DTLS_SRTP, PhoneConfig.of(props(
+                "sip.user=alice\nsip.tls.port=5061\npolicy.1=default MEASURED reject\nmedia.mode=dtls-srtp\n"))
+                .mediaMode());
     }
 
     @Test
@@ -47,6 +51,9 @@ class PhoneConfigTest {
                         + " below FAILED"},
                 {base + "sip.udp.port=70000\n", "sip.udp.port must be 0..65535"},
                 {base + "media.tone.hz=loud\n", "media.tone.hz is not a number"},
+                {base + "media.mode=zrtp\n", "media.mode must be auto, dtls-srtp or sdes"},
+                {base + "policy.2=any sip:*@x UNATTESTED reject end-to-end MEASURD\n",
+                        "policy.2=any sip:*@x UNATTESTED reject end-to-end MEASURD: unknown level"},
                 {"sip.user=al ice\nsip.tls.port=5061\npolicy.1=default MEASURED reject\n", "sip.user must be"}}) {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                     () -> PhoneConfig.of(props(bad[0])), bad[1]);

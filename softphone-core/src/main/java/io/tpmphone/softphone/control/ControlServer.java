@@ -49,7 +49,8 @@ import org.slf4j.LoggerFactory;
  *   <li>{@code {"op":"hangup","callId":ID}}.</li>
  * </ul>
  * A call is {@code {"callId","direction","peerUri","state","reason","level","peerHost","display","action",
- * "requiredLevel","held"}}. Malformed requests get an error reply and the connection stays usable.
+ * "requiredLevel","held","endToEnd"}}, and for a DTLS-SRTP call once known {@code "farEndLevel","farEndHost",
+ * "farEndAction","farEndRequiredLevel"} (the far end's level end to end; {@code "level"} is the first hop's). Malformed requests get an error reply and the connection stays usable.
  */
 public final class ControlServer implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(ControlServer.class);
@@ -287,6 +288,14 @@ public final class ControlServer implements AutoCloseable {
         });
         c.decision().ifPresent(d -> n.put("action", d.action().name()).put("requiredLevel",
                 d.requiredLevel().name()));
+        // a DTLS-SRTP call: the far end's level end to end, beside the hop's ("level")
+        n.put("endToEnd", c.endToEnd());
+        c.farEnd().ifPresent((PeerAttestation f) -> {
+            n.put("farEndLevel", f.level().name());
+            n.put("farEndHost", f.host().orElse(null));
+        });
+        c.farEndDecision().ifPresent(d -> n.put("farEndAction", d.action().name())
+                .put("farEndRequiredLevel", d.requiredLevel().name()));
         return n;
     }
 

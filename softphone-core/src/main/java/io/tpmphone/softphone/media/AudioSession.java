@@ -129,6 +129,11 @@ public final class AudioSession implements AutoCloseable {
     /** As above with the negotiated codec: static payload type 0 (PCMU) or 8 (PCMA), both 8 kHz. */
     public synchronized void start(SdesCrypto ours, SdesCrypto theirs, InetSocketAddress remoteRtp, int payloadType)
             throws IOException {
+        start(ours, theirs, remoteRtp, payloadType, false);
+    }
+
+    private void start(SdesCrypto ours, SdesCrypto theirs, InetSocketAddress remoteRtp, int payloadType,
+                       boolean rtcpMux) throws IOException {
         String encoding = switch (payloadType) {
             case 0 -> "PCMU";
             case 8 -> "PCMA";
@@ -143,11 +148,12 @@ public final class AudioSession implements AutoCloseable {
         SuppliedKeySDesControl control = new SuppliedKeySDesControl(attribute(theirs), attribute(ours));
         control.setSrtpListener(new Listener());
         MediaFormat format = ms.getFormatFactory().createMediaFormat(encoding, 8000);
-        MediaStream s = ms.createMediaStream(new DefaultStreamConnector(rtp, rtcp), device, control);
+        MediaStream s = ms.createMediaStream(rtcpMux ? new DefaultStreamConnector(rtp, rtcp, true)
+                : new DefaultStreamConnector(rtp, rtcp), device, control);
         s.setName("audio");
         s.setFormat(format);
-        s.setTarget(new MediaStreamTarget(remoteRtp, new InetSocketAddress(remoteRtp.getAddress(),
-                remoteRtp.getPort() + 1)));
+        s.setTarget(new MediaStreamTarget(remoteRtp, rtcpMux ? remoteRtp : new InetSocketAddress(
+                remoteRtp.getAddress(), remoteRtp.getPort() + 1)));
         s.setDirection(MediaDirection.SENDRECV);
         control.start(MediaType.AUDIO);
         s.start();
@@ -168,6 +174,52 @@ public final class AudioSession implements AutoCloseable {
         Arrays.fill(salt, (byte) 0);
         return new SrtpCryptoAttribute(c.tag(), new SrtpCryptoSuite(c.suite().name()),
                 new SrtpKeyParam[] {new SrtpKeyParam(SrtpKeyParam.KEYMETHOD_INLINE, both, 0, 0, 0)}, null);
+    }
+
+    /**
+     * The DTLS side of this session's RTP socket towards the far end's media address, for the handshake and the
+     * evidence exchange that come before SRTP (RTCP is multiplexed on the same port: RFC 5761). Only the far end's
+     * DTLS datagrams reach it; the socket stays this session's.
+     */
+    public synchronized DtlsDatagramTransport dtls(InetSocketAddress remote) {
+        if (closed || stream != null) {
+            throw new IllegalStateException("DTLS runs before the session's SRTP starts, on an open session");
+        }
+        return new DtlsDatagramTransport(rtp, remote);
+    }
+
+    /**
+     * Starts media towards {@code remote} with SRTP keyed by a DTLS-SRTP association (RFC 5764 §4.2: our write key and
+     * salt out, the far end's in), RTP and RTCP multiplexed on the RTP port (RFC 5761). The caller obtains
+     * {@code keys} only once its call policy accepted the far end ({@code DtlsSrtpAssociation.accept}); this copies
+     * them into libjitsi's SRTP contexts and wipes its own copies.
+     */
+    public synchronized void start(io.tpmphone.tls.SrtpKeys keys, InetSocketAddress remote, int payloadType)
+            throws IOException {
+        if (keys.profile() != io.tpmphone.tls.SrtpKeys.SRTP_AES128_CM_HMAC_SHA1_80) {
+            throw new IllegalArgumentException("unsupported SRTP profile " + keys.profile());
+        }
+        byte[] lk = keys.localKey();
+        byte[] ls = keys.localSalt();
+        byte[] rk = keys.remoteKey();
+        byte[] rs = keys.remoteSalt();
+        SdesCrypto out;
+        SdesCrypto in;
+        try {
+            out = SdesCrypto.of(1, SdesCrypto.Suite.AES_CM_128_HMAC_SHA1_80, lk, ls);
+            in = SdesCrypto.of(1, SdesCrypto.Suite.AES_CM_128_HMAC_SHA1_80, rk, rs);
+        } finally {
+            Arrays.fill(lk, (byte) 0);
+            Arrays.fill(ls, (byte) 0);
+            Arrays.fill(rk, (byte) 0);
+            Arrays.fill(rs, (byte) 0);
+        }
+        try {
+            start(out, in, remote, payloadType, true);
+        } finally {
+            out.destroy();
+            in.destroy();
+        }
     }
 
     /** Changes the stream's direction: sendrecv, sendonly, recvonly or inactive (hold and resume). */

@@ -26,7 +26,7 @@ public final class AuditedDecisions implements SipPhone.Listener {
     public void decided(Call call, CallPolicy.Decision d) {
         try {
             broker.reportDecision(call.direction().name(), d.action().name(), d.peerLevel().name(),
-                    d.requiredLevel().name(), call.callId(), call.peerUri().replace(' ', '_'), d.reason());
+                    d.requiredLevel().name(), call.callId(), call.peerUri().replace(' ', '_'), message(d));
         } catch (IOException | IllegalArgumentException e) {
             LOG.warn("call {}: the decision could not be handed to the agent for the audit log: {}",
                     UntrustedText.forTerminal(call.callId(), 200), UntrustedText.forTerminal(e.getMessage(), 300));
@@ -34,9 +34,25 @@ public final class AuditedDecisions implements SipPhone.Listener {
         next.decided(call, d);
     }
 
+    /**
+     * The record's message: how the level was established first (it survives the message's length limit), then, end to
+     * end, the digest of both sides' evidence — the same in both sides' records of the call — then the reason:
+     * {@code "end-to-end DTLS, evidence sha256:HEX: far end level MEASURED meets …"} or
+     * {@code "one hop: peer level UNATTESTED is below …"}.
+     */
+    static String message(CallPolicy.Decision d) {
+        return d.established() + (d.evidenceDigest().isEmpty() ? "" : ", evidence sha256:" + d.evidenceDigest())
+                + ": " + d.reason();
+    }
+
     @Override
     public void ringing(Call call) {
         next.ringing(call);
+    }
+
+    @Override
+    public void remoteRinging(Call call) {
+        next.remoteRinging(call);
     }
 
     @Override

@@ -23,6 +23,19 @@ public final class Call {
     private final CompletableFuture<Call> finished = new CompletableFuture<>();
     private volatile PeerAttestation peer;
     private volatile CallPolicy.Decision decision;
+    /** The far end's attestation over the DTLS-SRTP association, and the policy's decision on it. */
+    private volatile PeerAttestation farEnd;
+    private volatile CallPolicy.Decision farEndDecision;
+    /** The call's DTLS-SRTP media, when its media is keyed end to end; null for SDES. */
+    private volatile DtlsMedia dtls;
+    /** The INVITE's server transaction of a call we answer in stages (183, then 180 and 200). */
+    private volatile javax.sip.ServerTransaction inviteTransaction;
+    /** Our INVITE's client transaction (to cancel it). */
+    private volatile javax.sip.ClientTransaction inviteClient;
+    /** Whether we offered DTLS-SRTP (a call we place). */
+    private volatile boolean offeredDtls;
+    /** Whether the far end answered our INVITE with a 2xx. */
+    private volatile boolean farEndAnswered;
     private volatile State state = State.SETTING_UP;
     private volatile String reason = "";
     private volatile Sdp remoteSdp;
@@ -64,6 +77,69 @@ public final class Call {
         return Optional.ofNullable(peer);
     }
 
+    /**
+     * The far end's attestation established end to end over the call's DTLS-SRTP association (its evidence inside
+     * DTLS, bound to that association), once known; empty for an SDES call, whose only level is the hop's.
+     */
+    public Optional<PeerAttestation> farEnd() {
+        return Optional.ofNullable(farEnd);
+    }
+
+    /** The policy's decision on {@link #farEnd()}. */
+    public Optional<CallPolicy.Decision> farEndDecision() {
+        return Optional.ofNullable(farEndDecision);
+    }
+
+    /** Whether the call's media is DTLS-SRTP (keys from the handshake, the far end's level end to end). */
+    public boolean endToEnd() {
+        return dtls != null;
+    }
+
+    void farEnd(PeerAttestation p, CallPolicy.Decision d) {
+        this.farEnd = p;
+        this.farEndDecision = d;
+    }
+
+    void dtls(DtlsMedia d) {
+        this.dtls = d;
+    }
+
+    Optional<DtlsMedia> dtls() {
+        return Optional.ofNullable(dtls);
+    }
+
+    void inviteTransaction(javax.sip.ServerTransaction st) {
+        this.inviteTransaction = st;
+    }
+
+    Optional<javax.sip.ServerTransaction> inviteTransaction() {
+        return Optional.ofNullable(inviteTransaction);
+    }
+
+    void offeredDtls(boolean b) {
+        this.offeredDtls = b;
+    }
+
+    boolean offeredDtls() {
+        return offeredDtls;
+    }
+
+    void farEndAnswered() {
+        this.farEndAnswered = true;
+    }
+
+    boolean isFarEndAnswered() {
+        return farEndAnswered;
+    }
+
+    void inviteClient(javax.sip.ClientTransaction ct) {
+        this.inviteClient = ct;
+    }
+
+    Optional<javax.sip.ClientTransaction> inviteClient() {
+        return Optional.ofNullable(inviteClient);
+    }
+
     public Optional<CallPolicy.Decision> decision() {
         return Optional.ofNullable(decision);
     }
@@ -98,9 +174,15 @@ public final class Call {
      */
     public String display() {
         PeerAttestation p = peer;
+        PeerAttestation f = farEnd;
+        CallPolicy.Decision fd = farEndDecision;
+        boolean restricted = decision != null && decision.action() == CallPolicy.Action.RESTRICT
+                || fd != null && fd.action() == CallPolicy.Action.RESTRICT;
+        String hop = p == null ? "not yet verified" : p.display();
         return direction + " " + UntrustedText.forTerminal(peerUri, 200) + ": "
-                + (p == null ? "not yet verified" : p.display())
-                + (decision != null && decision.action() == CallPolicy.Action.RESTRICT ? " [RESTRICTED]" : "");
+                + (f != null ? "far end " + f.display() + " (end to end); first hop " + hop
+                        : dtls != null ? "far end not yet verified; first hop " + hop : hop)
+                + (restricted ? " [RESTRICTED]" : "");
     }
 
     void attested(PeerAttestation p, CallPolicy.Decision d) {
@@ -243,6 +325,10 @@ public final class Call {
 
     private void wipe() {
         dialog = null;
+        DtlsMedia d = dtls;
+        if (d != null) {
+            d.close();
+        }
         io.tpmphone.softphone.media.AudioSession a = audio;
         if (a != null) {
             a.close();

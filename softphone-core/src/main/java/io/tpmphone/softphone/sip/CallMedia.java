@@ -46,6 +46,17 @@ final class CallMedia {
                 .encode(config.user(), clock.millis()).getBytes(StandardCharsets.US_ASCII);
     }
 
+    /**
+     * Our DTLS-SRTP SDP: {@code UDP/TLS/RTP/SAVP}, our media address and RTP port (RTCP multiplexed on it),
+     * {@code payloads}, our certificate's fingerprint and {@code a=setup} — and no key: the keys come from the
+     * handshake with the far end.
+     */
+    byte[] dtlsSdp(Call call, Sdp.DtlsAttributes ours, List<Integer> payloads) {
+        int port = call.audio().map(AudioSession::localPort).orElse(9);
+        return Sdp.dtlsSrtp(config.address().getHostAddress(), port, payloads, ours)
+                .encode(config.user(), clock.millis()).getBytes(StandardCharsets.US_ASCII);
+    }
+
     /** As above, {@code sendrecv}: an offer (PCMU and PCMA) or an answer (the codec chosen). */
     byte[] sdp(Call call, SdesCrypto local, List<Integer> payloads) {
         return sdp(call, local, payloads, "sendrecv");

@@ -50,6 +50,7 @@ final class IncomingCalls {
     private final MediaKeys keys;
     private final CallMedia media;
     private final CallTimers callTimers;
+    private final EndToEndCalls endToEnd;
     private final SipPhone.Listener listener;
     private final ScheduledExecutorService timers;
     private final LogBudget decisionLines;
@@ -57,8 +58,9 @@ final class IncomingCalls {
     private final AtomicInteger turnedAway = new AtomicInteger();
 
     IncomingCalls(Signalling sip, CallTable calls, ConnectionAttestation attestation, CallPolicy policy,
-                  MediaKeys keys, CallMedia media, CallTimers callTimers, SipPhone.Listener listener,
-                  ScheduledExecutorService timers, LogBudget decisionLines) {
+                  MediaKeys keys, CallMedia media, CallTimers callTimers, EndToEndCalls endToEnd,
+                  SipPhone.Listener listener, ScheduledExecutorService timers, LogBudget decisionLines) {
+        this.endToEnd = endToEnd;
         this.sip = sip;
         this.calls = calls;
         this.attestation = attestation;
@@ -125,6 +127,15 @@ final class IncomingCalls {
             refuse(request, st, call, Response.NOT_ACCEPTABLE_HERE, "the SDP offer is unusable: " + e.getMessage());
             return;
         }
+        Optional<String> modeRefuses = endToEnd.refusesOffer(offer.dtls().isPresent());
+        if (modeRefuses.isPresent()) {
+            refuse(request, st, call, Response.NOT_ACCEPTABLE_HERE, modeRefuses.get());
+            return;
+        }
+        if (offer.dtls().isPresent()) {
+            endToEnd(request, st, call, offer);
+            return;
+        }
         Optional<SdesCrypto> theirs = offer.cryptos().stream()
                 .filter(c -> c.suite() == MediaKeys.SUITE).findFirst()
                 .or(() -> offer.cryptos().stream().findFirst());
@@ -153,6 +164,15 @@ final class IncomingCalls {
         // bounds: only now does the call take a place among those being set up (refusals above take none, so a
         // flood the policy refuses cannot crowd out callers it accepts), and a caller that never ACKs holds it, and
         // after our 200 a media session, until the setup timeout or the ACK timeout ends it.
+        if (!admitted(request, st, call)) {
+            return;
+        }
+        callTimers.setupDeadline(call);
+        answer(request, st, call, theirs.get(), codec.get());
+    }
+
+    /** The call takes a place among those being set up, or is answered 503; whether it did. */
+    private boolean admitted(Request request, ServerTransaction st, Call call) throws Exception {
         Optional<String> full = calls.add(call, null, Signalling.sourceOf(request));
         if (full.isPresent()) {
             call.refused("503 this phone is busy: " + full.get());
@@ -162,10 +182,188 @@ final class IncomingCalls {
             } else {
                 turnAway(request, full.get());
             }
+            return false;
+        }
+        return true;
+    }
+
+    /**
+     * A DTLS-SRTP offer (RFC 5763): decided before the phone rings. Our answer ({@code a=setup:active}, our
+     * fingerprint, no key) goes in a reliable {@code 183} (RFC 3262) when the caller supports 100rel; then the DTLS
+     * handshake on the call's RTP socket, both evidence exchanges and the policy on the caller's level end to end —
+     * and only if it passed, {@code 180} and {@code 200}; otherwise {@code 403} with a {@code Warning} naming both
+     * levels, or {@code 488} naming why no association came about. A caller without 100rel gets the answer in the
+     * {@code 200}, and the call ends with a BYE if its level fails the policy (it cannot be decided before ringing).
+     */
+    private void endToEnd(Request request, ServerTransaction st, Call call, Sdp offer) throws Exception {
+        call.remoteSdp(offer);
+        Optional<Integer> codec = Sdp.choose(offer.payloadTypes());
+        if (codec.isEmpty()) {
+            refuse(request, st, call, Response.NOT_ACCEPTABLE_HERE, "no common audio codec: offered "
+                    + offer.payloadTypes() + ", we support PCMU (0) and PCMA (8)");
+            return;
+        }
+        io.tpmphone.tls.DtlsSetup role;
+        try {
+            role = offer.dtls().orElseThrow().setup().answer();
+        } catch (io.tpmphone.tls.MalformedExtensionException e) {
+            refuse(request, st, call, Response.NOT_ACCEPTABLE_HERE, "the SDP offer is unusable: " + e.getMessage());
+            return;
+        }
+        if (!offer.dtls().get().rtcpMux()) {
+            LOG.debug("call {}: the offer has no a=rtcp-mux; RTCP is multiplexed all the same",
+                    UntrustedText.forTerminal(call.callId(), 200));
+        }
+        call.payloadType(codec.get());
+        call.hop(Signalling.connectionOf(request).orElse(null));
+        call.transport(Signalling.transportOf(request));
+        if (!admitted(request, st, call)) {
             return;
         }
         callTimers.setupDeadline(call);
-        answer(request, st, call, theirs.get(), codec.get());
+        if (st == null) {
+            st = serverTransaction(call, request);
+        }
+        ServerTransaction invite = st;
+        call.dialog(st.getDialog());
+        call.inviteTransaction(st);
+        media.open(call);
+        if (call.audio().isEmpty()) {
+            failBeforeAnswer(request, invite, call, null, Response.NOT_ACCEPTABLE_HERE,
+                    "this phone has no media for DTLS-SRTP");
+            return;
+        }
+        byte[] answer = media.dtlsSdp(call, endToEnd.ours(role), List.of(codec.get()));
+        boolean reliable = supports100rel(request);
+        String toTag = sip.tag();
+        if (reliable) {
+            Response early = st.getDialog().createReliableProvisionalResponse(Response.SESSION_PROGRESS);
+            ((ToHeader) early.getHeader(ToHeader.NAME)).setTag(toTag);
+            early.addHeader(sip.contact(call.transport()));
+            early.setContent(answer, sip.headers.createContentTypeHeader("application", "sdp"));
+            st.getDialog().sendReliableProvisionalResponse(early);
+        } else {
+            Response ok = sip.messages.createResponse(Response.OK, request);
+            ((ToHeader) ok.getHeader(ToHeader.NAME)).setTag(toTag);
+            ok.addHeader(sip.contact(call.transport()));
+            ok.setContent(answer, sip.headers.createContentTypeHeader("application", "sdp"));
+            callTimers.awaitAck(call);
+            st.sendResponse(ok);
+        }
+        DtlsMedia dtls;
+        try {
+            dtls = endToEnd.begin(call, offer, role.isClient(), codec.get());
+        } catch (RejectedExecutionException e) {
+            failBeforeAnswer(request, invite, call, toTag, Response.SERVICE_UNAVAILABLE,
+                    "this phone is busy: every DTLS-SRTP handshake place is taken");
+            return;
+        } catch (IllegalArgumentException e) {
+            failBeforeAnswer(request, invite, call, toTag, Response.NOT_ACCEPTABLE_HERE, e.getMessage());
+            return;
+        }
+        dtls.decided().whenComplete((d, failure) -> {
+            try {
+                decidedEndToEnd(request, invite, call, toTag, reliable, d, failure);
+            } catch (Exception e) {
+                LOG.warn("call {}: answering after the end-to-end decision failed: {}",
+                        UntrustedText.forTerminal(call.callId(), 200), UntrustedText.forTerminal(e.toString()));
+                if (call.abandon("answering failed: " + UntrustedText.forTerminal(e.getMessage(), 300))) {
+                    listener.ended(call);
+                }
+            }
+        });
+    }
+
+    /** The caller's level end to end is decided (or no association came about): ring and answer, or refuse. */
+    private void decidedEndToEnd(Request request, ServerTransaction st, Call call, String toTag, boolean reliable,
+                                 CallPolicy.Decision d, Throwable failure) throws Exception {
+        if (call.state() != Call.State.SETTING_UP) {
+            return; // cancelled or timed out meanwhile
+        }
+        if (failure != null) {
+            Throwable cause = failure instanceof java.util.concurrent.CompletionException c && c.getCause() != null
+                    ? c.getCause() : failure;
+            boolean ours = cause instanceof io.tpmphone.tls.DtlsSrtpException x
+                    && (x.reason() == io.tpmphone.tls.DtlsSrtpException.Reason.LOCAL_SIGNATURE
+                    || x.reason() == io.tpmphone.tls.DtlsSrtpException.Reason.LOCAL_EVIDENCE);
+            String why = (ours ? "this phone could not set up DTLS-SRTP: " : "DTLS-SRTP with the caller failed: ")
+                    + cause.getMessage();
+            if (reliable) {
+                failBeforeAnswer(request, st, call, toTag, Response.NOT_ACCEPTABLE_HERE, why);
+            } else {
+                endAfterAnswer(call, why);
+            }
+            return;
+        }
+        if (d.action() == CallPolicy.Action.REJECT) {
+            if (reliable) {
+                failBeforeAnswer(request, st, call, toTag, Response.FORBIDDEN, d.reason());
+            } else {
+                endAfterAnswer(call, "refused by our call policy: " + d.reason());
+            }
+            return;
+        }
+        call.ringing();
+        listener.ringing(call);
+        if (!reliable) {
+            return; // answered already; the ACK starts the media
+        }
+        Response ringing = sip.messages.createResponse(Response.RINGING, request);
+        ((ToHeader) ringing.getHeader(ToHeader.NAME)).setTag(toTag);
+        st.sendResponse(ringing);
+        Response ok = sip.messages.createResponse(Response.OK, request);
+        ((ToHeader) ok.getHeader(ToHeader.NAME)).setTag(toTag);
+        ok.addHeader(sip.contact(call.transport()));
+        // before the 200 leaves: its ACK may come back at once, on another thread
+        callTimers.awaitAck(call);
+        st.sendResponse(ok);
+    }
+
+    /** Refuses a DTLS-SRTP call before its 200, through its INVITE transaction. */
+    private void failBeforeAnswer(Request request, ServerTransaction st, Call call, String toTag, int status,
+                                  String why) throws Exception {
+        String shown = UntrustedText.forTerminal(why, 500);
+        call.refused(status + " " + shown);
+        listener.ended(call);
+        Response r = sip.messages.createResponse(status, request);
+        if (toTag != null) {
+            ((ToHeader) r.getHeader(ToHeader.NAME)).setTag(toTag);
+        } else {
+            sip.tagTo(request, r);
+        }
+        if (!Signalling.overUdp(request)) {
+            r.addHeader(sip.headers.createWarningHeader(sip.config.host(), WarningHeader.MISCELLANEOUS_WARNING,
+                    shown));
+        }
+        Signalling.sendFinal(st, r);
+    }
+
+    /** Ends a DTLS-SRTP call that was answered already (a caller without 100rel), with a BYE once confirmed. */
+    private void endAfterAnswer(Call call, String why) {
+        Optional<javax.sip.Dialog> dialog = call.dialog();
+        if (call.abandon(UntrustedText.forTerminal(why, 500))) {
+            try {
+                sip.bye(dialog);
+            } catch (SipException e) {
+                LOG.debug("no BYE for call {}: {}", UntrustedText.forTerminal(call.callId(), 200), e.toString());
+            }
+            listener.ended(call);
+        }
+    }
+
+    /** Whether the request says {@code Supported: 100rel} or {@code Require: 100rel} (RFC 3262). */
+    static boolean supports100rel(Request request) {
+        for (String name : List.of(javax.sip.header.SupportedHeader.NAME, javax.sip.header.RequireHeader.NAME)) {
+            java.util.ListIterator<?> it = request.getHeaders(name);
+            while (it != null && it.hasNext()) {
+                Object h = it.next();
+                String tag = h instanceof javax.sip.header.OptionTag o ? o.getOptionTag() : null;
+                if (tag != null && tag.trim().equalsIgnoreCase("100rel")) {
+                    return true;
+                }
+            }
+        }
+        return false;
     }
 
     /** Accepted: 180, then 200 with our key and a Contact for the transport the INVITE came over. */
@@ -199,7 +397,12 @@ final class IncomingCalls {
     void ack(Call call) {
         if (call.direction() == CallPolicy.Direction.IN && call.isAnswered()
                 && call.state() != Call.State.ESTABLISHED) {
-            media.start(call);
+            Optional<DtlsMedia> dtls = call.dtls();
+            if (dtls.isPresent()) {
+                dtls.get().go(); // SRTP starts on the call's DTLS thread, once its policy accepted the far end
+            } else {
+                media.start(call);
+            }
             call.established();
         }
     }

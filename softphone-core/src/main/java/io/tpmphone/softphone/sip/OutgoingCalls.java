@@ -40,10 +40,12 @@ final class OutgoingCalls {
     private final MediaKeys keys;
     private final CallMedia media;
     private final DigestChallenges challenges;
+    private final EndToEndCalls endToEnd;
     private final SipPhone.Listener listener;
 
     OutgoingCalls(Signalling sip, CallTable calls, ConnectionAttestation attestation, MediaKeys keys, CallMedia media,
-                  DigestChallenges challenges, SipPhone.Listener listener) {
+                  DigestChallenges challenges, EndToEndCalls endToEnd, SipPhone.Listener listener) {
+        this.endToEnd = endToEnd;
         this.sip = sip;
         this.calls = calls;
         this.attestation = attestation;
@@ -82,11 +84,26 @@ final class OutgoingCalls {
             invite.addHeader(sip.route(next, transport));
             invite.addHeader(sip.contact(transport));
             call.transport(transport);
-            SdesCrypto local = keys.own(call.callId(), 1);
-            call.localCrypto(local);
-            media.open(call);
-            invite.setContent(media.sdp(call, local, Sdp.AUDIO_PAYLOADS),
-                    sip.headers.createContentTypeHeader("application", "sdp"));
+            if (endToEnd.forOutgoing(account)) {
+                // DTLS-SRTP: no key in the SDP; the answer comes in a reliable 183 (RFC 3262), so the far end's level
+                // is known end to end before it rings
+                media.open(call);
+                if (call.audio().isEmpty()) {
+                    call.refused("cannot place a DTLS-SRTP call: this phone has no media");
+                    listener.ended(call);
+                    return call;
+                }
+                call.offeredDtls(true);
+                invite.setContent(media.dtlsSdp(call, endToEnd.ours(io.tpmphone.tls.DtlsSetup.ACTPASS),
+                        Sdp.AUDIO_PAYLOADS), sip.headers.createContentTypeHeader("application", "sdp"));
+                invite.addHeader(sip.headers.createSupportedHeader("100rel"));
+            } else {
+                SdesCrypto local = keys.own(call.callId(), 1);
+                call.localCrypto(local);
+                media.open(call);
+                invite.setContent(media.sdp(call, local, Sdp.AUDIO_PAYLOADS),
+                        sip.headers.createContentTypeHeader("application", "sdp"));
+            }
             InetSocketAddress hop = new InetSocketAddress(next.getAddress(), next.getPort());
             call.hop(hop);
             Optional<PeerAttestation> known = attestation.known(hop, transport);
@@ -102,6 +119,7 @@ final class OutgoingCalls {
             // Otherwise a new connection: the TLS gate decides right after its handshake, before the INVITE is written.
             ClientTransaction ct = sip.provider.getNewClientTransaction(invite);
             call.dialog(ct.getDialog());
+            call.inviteClient(ct);
             ct.sendRequest();
             return call;
         } catch (ParseException | InvalidArgumentException | IOException | ClassCastException e) {
@@ -127,7 +145,10 @@ final class OutgoingCalls {
                 && account != null && event.getClientTransaction() != null
                 && call.state() != Call.State.ESTABLISHED) {
             challenges.answer(event.getClientTransaction(), r, account, cseq.getSeqNumber() + 1,
-                    next -> call.dialog(next.getDialog())).ifPresent(problem -> {
+                    next -> {
+                        call.dialog(next.getDialog());
+                        call.inviteClient(next);
+                    }).ifPresent(problem -> {
                         call.refused(status + " " + UntrustedText.forTerminal(r.getReasonPhrase(), 200) + ": "
                                 + UntrustedText.forTerminal(problem, 500));
                         listener.ended(call);
@@ -135,11 +156,29 @@ final class OutgoingCalls {
             return;
         }
         try {
-            if (status >= 180 && status < 200) {
-                call.ringing();
+            if (status > 100 && status < 200 && call.offeredDtls() && call.dtls().isEmpty()
+                    && r.getRawContent() != null && r.getRawContent().length > 0) {
+                earlyAnswer(event, call);
+            } else if (status > 100 && status < 200 && call.offeredDtls() && r.getHeader("RSeq") != null) {
+                prack(event, call); // a later reliable provisional (a 180 sent reliably)
+            }
+            if (status >= 180 && status < 200 && status != Response.SESSION_PROGRESS
+                    && call.state() == Call.State.SETTING_UP) {
+                Optional<DtlsMedia> dtls = call.dtls();
+                if (dtls.isPresent() && !dtls.get().decided().isDone()) {
+                    // The callee decided on us and rings; our own appraisal of it may be a moment behind. The user
+                    // sees the ringing with the callee's level, or not at all if our policy refuses it (we cancel).
+                    dtls.get().decided().whenComplete((d, failure) -> {
+                        if (failure == null && d.action() != CallPolicy.Action.REJECT) {
+                            remoteRinging(call);
+                        }
+                    });
+                } else {
+                    remoteRinging(call);
+                }
             } else if (status >= 200 && status < 300) {
                 accepted(event, call, cseq);
-            } else if (status >= 300) {
+            } else if (status >= 300 && call.state() != Call.State.REFUSED && call.state() != Call.State.ENDED) {
                 WarningHeader w = (WarningHeader) r.getHeader(WarningHeader.NAME);
                 call.refused(status + " " + UntrustedText.forTerminal(r.getReasonPhrase(), 200)
                         + (w != null ? ": " + UntrustedText.forTerminal(w.getText(), 500) : ""));
@@ -152,6 +191,149 @@ final class OutgoingCalls {
         }
     }
 
+    private void remoteRinging(Call call) {
+        if (call.state() == Call.State.SETTING_UP) {
+            call.ringing();
+            listener.remoteRinging(call);
+        }
+    }
+
+    /**
+     * The far end's answer in a provisional response (a reliable 183, RFC 3262, acknowledged with PRACK): the DTLS
+     * handshake on our RTP socket, both evidence exchanges and the policy on the callee's level end to end start now,
+     * before the callee rings. A refusal, or no association, cancels the call with the reason.
+     */
+    private void earlyAnswer(ResponseEvent event, Call call) {
+        Response r = event.getResponse();
+        if (r.getHeader("RSeq") != null) {
+            prack(event, call);
+        }
+        String problem = beginDtls(call, r);
+        if (problem != null) {
+            cancel(call, problem);
+            return;
+        }
+        call.dtls().orElseThrow().decided().whenComplete((d, failure) -> {
+            if (call.isFarEndAnswered()) {
+                return; // the 2xx arrived meanwhile: its handling decides
+            }
+            if (failure != null) {
+                cancel(call, "DTLS-SRTP with the callee failed: " + cause(failure).getMessage());
+                // (a failure of our own TPM says so in its message: "this host's TPM did not sign …")
+            } else if (d.action() == CallPolicy.Action.REJECT) {
+                cancel(call, "refused by our call policy: " + d.reason());
+            }
+        });
+    }
+
+    /** Parses the DTLS-SRTP answer in {@code r} and starts the call's DTLS media; returns why not, or null. */
+    private String beginDtls(Call call, Response r) {
+        Sdp answer;
+        try {
+            answer = Sdp.parse(new String(r.getRawContent() == null ? new byte[0] : r.getRawContent(),
+                    StandardCharsets.US_ASCII));
+        } catch (IllegalArgumentException e) {
+            return "the SDP answer is unusable: " + e.getMessage();
+        }
+        if (answer.dtls().isEmpty()) {
+            return "the answer is not DTLS-SRTP (UDP/TLS/RTP/SAVP with a=fingerprint) as we offered";
+        }
+        io.tpmphone.tls.DtlsSetup ours;
+        try {
+            ours = io.tpmphone.tls.DtlsSetup.offererRole(answer.dtls().get().setup());
+        } catch (io.tpmphone.tls.MalformedExtensionException e) {
+            return "the SDP answer is unusable: " + e.getMessage();
+        }
+        Optional<Integer> codec = Sdp.choose(answer.payloadTypes());
+        if (codec.isEmpty()) {
+            return "the answer has no codec we offered: " + answer.payloadTypes();
+        }
+        call.remoteSdp(answer);
+        call.payloadType(codec.get());
+        try {
+            endToEnd.begin(call, answer, ours.isClient(), codec.get());
+        } catch (java.util.concurrent.RejectedExecutionException e) {
+            return "this phone is busy: every DTLS-SRTP handshake place is taken";
+        } catch (IllegalArgumentException e) {
+            return e.getMessage();
+        }
+        return null;
+    }
+
+    private void prack(ResponseEvent event, Call call) {
+        try {
+            Dialog dialog = event.getDialog() != null ? event.getDialog() : event.getClientTransaction().getDialog();
+            Request prack = dialog.createPrack(event.getResponse());
+            dialog.sendRequest(sip.provider.getNewClientTransaction(prack));
+        } catch (SipException | RuntimeException e) {
+            LOG.debug("call {}: no PRACK for a reliable provisional response: {}",
+                    UntrustedText.forTerminal(call.callId(), 200), UntrustedText.forTerminal(e.toString(), 300));
+        }
+    }
+
+    /** Ends a call we placed before its 2xx: CANCEL (RFC 3261 §9), with the reason for the user. */
+    private void cancel(Call call, String why) {
+        String shown = UntrustedText.forTerminal(why, 500);
+        if (call.state() != Call.State.SETTING_UP && call.state() != Call.State.RINGING) {
+            return;
+        }
+        call.inviteClient().ifPresent(ct -> {
+            try {
+                Request cancel = ct.createCancel();
+                sip.provider.getNewClientTransaction(cancel).sendRequest();
+            } catch (SipException | RuntimeException e) {
+                LOG.debug("call {}: the CANCEL could not be sent: {}", UntrustedText.forTerminal(call.callId(), 200),
+                        UntrustedText.forTerminal(e.toString(), 300));
+            }
+        });
+        LOG.info("call {} cancelled: {}", UntrustedText.forTerminal(call.callId(), 200), shown);
+        call.refused("cancelled: " + shown);
+        listener.ended(call);
+    }
+
+    private static Throwable cause(Throwable t) {
+        return t instanceof java.util.concurrent.CompletionException c && c.getCause() != null ? c.getCause() : t;
+    }
+
+    /**
+     * A 2xx to a DTLS-SRTP offer: ACKed; the far end's level end to end decides — at once when known (from the 183),
+     * otherwise once the association the answer starts now is appraised — and SRTP starts only once it passed. A
+     * refusal or a failed association ends the call with a BYE; so does a 2xx to a call we cancelled meanwhile.
+     */
+    private void acceptedEndToEnd(Response r, Dialog dialog, Call call) throws SipException {
+        call.farEndAnswered();
+        if (call.state() == Call.State.REFUSED || call.state() == Call.State.ENDED) {
+            dialog.sendRequest(sip.provider.getNewClientTransaction(dialog.createRequest(Request.BYE)));
+            return;
+        }
+        if (call.dtls().isEmpty()) {
+            String problem = beginDtls(call, r);
+            if (problem != null) {
+                dialog.sendRequest(sip.provider.getNewClientTransaction(dialog.createRequest(Request.BYE)));
+                call.ended(UntrustedText.forTerminal(problem, 500));
+                listener.ended(call);
+                return;
+            }
+        }
+        DtlsMedia dtls = call.dtls().orElseThrow();
+        dtls.decided().whenComplete((d, failure) -> {
+            String why = failure != null ? "DTLS-SRTP with the callee failed: " + cause(failure).getMessage()
+                    : d.action() == CallPolicy.Action.REJECT ? "refused by our call policy: " + d.reason() : null;
+            if (why == null) {
+                dtls.go();
+                call.established();
+                return;
+            }
+            try {
+                dialog.sendRequest(sip.provider.getNewClientTransaction(dialog.createRequest(Request.BYE)));
+            } catch (SipException e) {
+                LOG.debug("call {}: no BYE: {}", UntrustedText.forTerminal(call.callId(), 200), e.toString());
+            }
+            call.ended(UntrustedText.forTerminal(why, 500));
+            listener.ended(call);
+        });
+    }
+
     /**
      * A 2xx: ACKed, then the answer's SDES key checked — the key of this very call in the answer to a re-INVITE (hold,
      * resume), otherwise a key never seen before — and the call established with its audio started, or hung up.
@@ -162,6 +344,10 @@ final class OutgoingCalls {
         Request ack = dialog.createAck(cseq.getSeqNumber());
         dialog.sendAck(ack);
         call.dialog(dialog);
+        if (call.offeredDtls() && call.state() != Call.State.ESTABLISHED) {
+            acceptedEndToEnd(r, dialog, call);
+            return;
+        }
         Sdp answer = Sdp.parse(new String(r.getRawContent() == null ? new byte[0] : r.getRawContent(),
                 StandardCharsets.US_ASCII));
         Optional<SdesCrypto> theirs = answer.cryptos().stream().findFirst();

@@ -52,8 +52,9 @@ final class PhoneParts implements AttestedSslSocket.Gate {
     }
 
     SipPhone assemble(SipFactory factory, SipStack stack, SipProvider provider,
-                      ScheduledThreadPoolExecutor timers, CallPolicy policy, SipPhone.Keys keys,
-                      SipPhone.Listener listener, SipPhone.Media mediaFactory) throws SipException {
+                      ScheduledThreadPoolExecutor timers, io.tpmphone.tls.AttestedTlsConfig tls, CallPolicy policy,
+                      SipPhone.Keys keys, SipPhone.Listener listener, SipPhone.Media mediaFactory)
+            throws SipException {
         Signalling sip = new Signalling(config, provider, factory, timers);
         MediaKeys mediaKeys = new MediaKeys(keys);
         CallMedia media = new CallMedia(config, mediaFactory, clock);
@@ -61,17 +62,19 @@ final class PhoneParts implements AttestedSslSocket.Gate {
         ConnectionAttestation attestation = new ConnectionAttestation(policy, listener, clock);
         Registrations registrations = new Registrations(sip, challenges, listener, clock, timers);
         CallTimers callTimers = new CallTimers(timers, sip, calls, listener, config.setupTimeout(), limits);
+        EndToEndCalls endToEnd = new EndToEndCalls(sip, tls, policy, listener, limits, timers,
+                mediaFactory != null);
         IncomingCalls incoming = new IncomingCalls(sip, calls, attestation, policy, mediaKeys, media, callTimers,
-                listener, timers, new LogBudget(clock, IncomingCalls.DECISION_LINES_PER_SECOND));
+                endToEnd, listener, timers, new LogBudget(clock, IncomingCalls.DECISION_LINES_PER_SECOND));
         OutgoingCalls outgoing = new OutgoingCalls(sip, calls, attestation, mediaKeys, media, challenges,
-                listener);
+                endToEnd, listener);
         this.destinations = new Destinations(registrations, calls, attestation);
         this.attestation = attestation;
         failures.to = new HandshakeFailures(calls, listener, sip::callId, clock);
         JainSipStack.listenWith(provider, new SipEvents(sip, calls, incoming, outgoing, registrations, listener));
         callTimers.start();
         return new SipPhone(this, sip, stack, timers, calls, media, listener, attestation, registrations,
-                outgoing);
+                outgoing, endToEnd);
     }
 
     boolean carriesCallOrRegistration(InetSocketAddress remote) {

@@ -65,10 +65,36 @@ final class SipEvents implements SipListener {
                         listener.ended(c);
                     }
                 }
+                case Request.PRACK -> {
+                    // RFC 3262: a reliable provisional response of ours acknowledged (JAIN-SIP's dialog matched it)
+                    Call c = callOf(r);
+                    respond(event, c == null && event.getServerTransaction() == null
+                            ? Response.CALL_OR_TRANSACTION_DOES_NOT_EXIST : Response.OK);
+                }
                 case Request.CANCEL -> {
                     Call c = callOf(r);
                     respond(event, c == null && event.getServerTransaction() == null
                             ? Response.CALL_OR_TRANSACTION_DOES_NOT_EXIST : Response.OK);
+                    if (c != null && c.state() != Call.State.ESTABLISHED) {
+                        // the INVITE we were still deciding on ends with 487 (RFC 3261 §9.2)
+                        c.inviteTransaction().ifPresent(st -> {
+                            try {
+                                Response terminated = sip.messages.createResponse(Response.REQUEST_TERMINATED,
+                                        st.getRequest());
+                                c.dialog().map(javax.sip.Dialog::getLocalTag).ifPresent(tag -> {
+                                    try {
+                                        ((javax.sip.header.ToHeader) terminated.getHeader(
+                                                javax.sip.header.ToHeader.NAME)).setTag(tag);
+                                    } catch (java.text.ParseException ignored) {
+                                        // a tag of ours always parses
+                                    }
+                                });
+                                Signalling.sendFinal(st, terminated);
+                            } catch (Exception e) {
+                                LOG.debug("no 487 for the cancelled INVITE: {}", e.toString());
+                            }
+                        });
+                    }
                     if (c != null) {
                         c.ended("the caller cancelled");
                         listener.ended(c);
@@ -76,7 +102,7 @@ final class SipEvents implements SipListener {
                 }
                 case Request.OPTIONS -> {
                     Response ok = sip.messages.createResponse(Response.OK, r);
-                    ok.addHeader(sip.headers.createAllowHeader("INVITE, ACK, BYE, CANCEL, OPTIONS"));
+                    ok.addHeader(sip.headers.createAllowHeader("INVITE, ACK, BYE, CANCEL, OPTIONS, PRACK"));
                     send(event, ok);
                 }
                 default -> respond(event, Response.METHOD_NOT_ALLOWED);

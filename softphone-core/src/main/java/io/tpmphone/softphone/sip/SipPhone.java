@@ -51,14 +51,51 @@ import org.slf4j.LoggerFactory;
 public final class SipPhone implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(SipPhone.class);
 
-    /** Where the phone listens and who it is. {@code host} is its attested host name (its device certificate CN). */
+    /**
+     * How a call's media is keyed (docs/softphone.md, "Media"): {@link #SDES} keys from the sealed keystore in the SDP
+     * ({@code a=crypto}; whoever relays the SDP reads them), {@link #DTLS_SRTP} keys from a DTLS handshake on the media
+     * path with the far end, which also carries both sides' evidence end to end ({@code a=fingerprint},
+     * {@code a=setup}; no key in the SDP), and {@link #AUTO}: DTLS-SRTP when the far end is not reached over one
+     * attested TLS hop — a call placed through a registrar — and SDES for a direct call over attested TLS. An incoming
+     * offer is answered in its own kind, if the mode allows it ({@code AUTO} takes both).
+     */
+    public enum MediaMode {
+        SDES, DTLS_SRTP, AUTO;
+
+        /** Parses {@code sdes}, {@code dtls-srtp} or {@code auto}. */
+        public static MediaMode parse(String s) {
+            return switch (s.trim().toLowerCase(java.util.Locale.ROOT)) {
+                case "sdes" -> SDES;
+                case "dtls-srtp" -> DTLS_SRTP;
+                case "auto" -> AUTO;
+                default -> throw new IllegalArgumentException("a media mode is sdes, dtls-srtp or auto");
+            };
+        }
+    }
+
+    /**
+     * Where the phone listens and who it is. {@code host} is its attested host name (its device certificate CN);
+     * {@code mediaMode} how calls are keyed.
+     */
     public record Config(String user, String host, InetAddress address, int tlsPort, int tcpPort, int udpPort,
-                         Duration setupTimeout) {
+                         Duration setupTimeout, MediaMode mediaMode) {
         public Config {
             Objects.requireNonNull(user, "user");
             Objects.requireNonNull(host, "host");
             Objects.requireNonNull(address, "address");
             Objects.requireNonNull(setupTimeout, "setupTimeout");
+            Objects.requireNonNull(mediaMode, "mediaMode");
+        }
+
+        /** A phone in {@link MediaMode#AUTO}. */
+        public Config(String user, String host, InetAddress address, int tlsPort, int tcpPort, int udpPort,
+                      Duration setupTimeout) {
+            this(user, host, address, tlsPort, tcpPort, udpPort, setupTimeout, MediaMode.AUTO);
+        }
+
+        /** This configuration with another media mode. */
+        public Config withMediaMode(MediaMode mode) {
+            return new Config(user, host, address, tlsPort, tcpPort, udpPort, setupTimeout, mode);
         }
     }
 
@@ -211,12 +248,26 @@ public final class SipPhone implements AutoCloseable {
 
     /** What the user sees. */
     public interface Listener {
-        /** A call's policy decision (both directions), with the peer's level: for the user and the audit log. */
+        /**
+         * A call's policy decision (both directions), with the peer's level: for the user and the audit log. A
+         * DTLS-SRTP call has two: on its first hop, then on its far end ({@link CallPolicy.Decision#endToEnd()}),
+         * both before the callee's phone rings.
+         */
         default void decided(Call call, CallPolicy.Decision decision) {
         }
 
-        /** An incoming call is ringing (accepted by policy). */
+        /**
+         * An incoming call is ringing (accepted by policy): {@link Call#peer()} is the first hop's level and, for a
+         * DTLS-SRTP call, {@link Call#farEnd()} the caller's, established end to end.
+         */
         default void ringing(Call call) {
+        }
+
+        /**
+         * A call we placed is ringing at the far end (its {@code 180}); for a DTLS-SRTP call {@link Call#farEnd()}
+         * is the callee's level, established end to end before it rang, beside the hop's in {@link Call#peer()}.
+         */
+        default void remoteRinging(Call call) {
         }
 
         /** A call ended or was refused; {@link Call#reason()} says why. */
@@ -245,10 +296,13 @@ public final class SipPhone implements AutoCloseable {
     private final HandshakeGuard guard;
     /** What pays for refusals over UDP, whoever makes them. */
     private final UdpRefusalBudget udpRefusals;
+    /** DTLS-SRTP calls: the bounded threads of their handshakes and evidence exchanges. */
+    private final EndToEndCalls endToEnd;
 
     SipPhone(PhoneParts parts, Signalling sip, SipStack stack, ScheduledThreadPoolExecutor timers, CallTable calls,
                      CallMedia media, Listener listener, ConnectionAttestation attestation, Registrations registrations,
-                     OutgoingCalls outgoing) {
+                     OutgoingCalls outgoing, EndToEndCalls endToEnd) {
+        this.endToEnd = endToEnd;
         this.sip = sip;
         this.stackName = parts.stackName;
         this.stack = stack;
@@ -309,7 +363,7 @@ public final class SipPhone implements AutoCloseable {
         timers.setRemoveOnCancelPolicy(true);
         try {
             SipProvider provider = JainSipStack.listen(stack, config);
-            SipPhone phone = parts.assemble(factory, stack, provider, timers, policy, keys, listener, media);
+            SipPhone phone = parts.assemble(factory, stack, provider, timers, tls, policy, keys, listener, media);
             stack.start();
             LOG.info("SIP phone {}@{} listening on {} (TLS {}, TCP {}, UDP {})", config.user(), config.host(),
                     config.address().getHostAddress(), config.tlsPort(), config.tcpPort(), config.udpPort());
@@ -461,6 +515,11 @@ public final class SipPhone implements AutoCloseable {
                 connectionTable.closedIdle(), guard.inProgress(), udpRefusals.withheld());
     }
 
+    /** DTLS-SRTP handshake threads busy now (for the bounds tests). */
+    int dtlsBusy() {
+        return endToEnd.busy();
+    }
+
     /** The stack's connection table (for the bounds tests). */
     ConnectionTable connectionTable() {
         return connectionTable;
@@ -479,5 +538,6 @@ public final class SipPhone implements AutoCloseable {
         stack.stop();
         AttestedNetworkLayer.unregister(stackName);
         calls.inProgress().forEach(c -> c.ended("the phone stopped"));
+        endToEnd.close();
     }
 }

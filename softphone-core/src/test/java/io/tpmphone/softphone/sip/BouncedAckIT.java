@@ -79,7 +79,7 @@ class BouncedAckIT {
         closing.add(peerRtp);
         List<AudioSession> sessions = new ArrayList<>();
         SipPhone phone = SipPhone.start(new SipPhone.Config("alice", "alice", LOOPBACK, TestHosts.freePort(), 0,
-                        udpPort, Duration.ofSeconds(15)),
+                        udpPort, Duration.ofSeconds(15), SipPhone.MediaMode.SDES), // the fake proxy answers SDES
                 AttestedTlsConfig.of(hosts.identity("alice"), hosts.verifier(), Clock.systemUTC()),
                 CallPolicy.parse("default FAILED accept"), TestHosts.keys(), new SipPhone.Listener() { },
                 callId -> {

@@ -1,0 +1,354 @@
+package io.tpmphone.e2e;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.tpmphone.attestation.IntegrityLevel;
+import io.tpmphone.rig.TwoHostRig;
+import io.tpmphone.softphone.CallPolicy;
+import io.tpmphone.softphone.media.AudioSession;
+import io.tpmphone.softphone.media.DtlsDatagramTransport;
+import io.tpmphone.softphone.media.Wav;
+import io.tpmphone.softphone.sip.Call;
+import io.tpmphone.softphone.sip.Registration;
+import io.tpmphone.softphone.sip.Sdp;
+import io.tpmphone.softphone.sip.SipPhone;
+import io.tpmphone.swtpm.testing.Await;
+import io.tpmphone.swtpm.testing.FreePorts;
+import io.tpmphone.tls.AttestedTlsConfig;
+import io.tpmphone.tls.DtlsFingerprint;
+import io.tpmphone.tls.DtlsSrtpAssociation;
+import io.tpmphone.tls.DtlsSrtpConfig;
+import io.tpmphone.tls.DtlsSrtpEndpoint;
+import io.tpmphone.tls.Evidence;
+import io.tpmphone.tls.HostIdentity;
+import io.tpmphone.tls.PassportVerifier;
+import java.io.IOException;
+import java.math.BigInteger;
+import java.net.DatagramSocket;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.nio.file.Path;
+import java.security.GeneralSecurityException;
+import java.security.KeyPair;
+import java.security.KeyPairGenerator;
+import java.security.Signature;
+import java.security.cert.X509Certificate;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.Date;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.bouncycastle.asn1.x500.X500Name;
+import org.bouncycastle.cert.jcajce.JcaX509CertificateConverter;
+import org.bouncycastle.cert.jcajce.JcaX509v3CertificateBuilder;
+import org.bouncycastle.operator.jcajce.JcaContentSignerBuilder;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * A malicious proxy between two measured phones (issue 14): kamailio rewrites every SDP it relays — the fingerprint to
+ * mallory's certificate, the media port to mallory's relay — and the relay terminates DTLS on both legs with
+ * certificates of its own (issued by a CA both phones trust, named after the host it pretends to be), passing each
+ * genuine host's evidence on to the other. The DTLS handshakes succeed (the fingerprints match what the proxy wrote),
+ * but each evidence is bound to the other leg's association: both phones see the far end {@code FAILED} at the quote's
+ * qualifying data (the binder), refuse the call before the callee rings, and no SRTP flows. Then (last: it cannot be
+ * undone) bob's softphone is tampered with, as in the demo: his TIK signs only in an approved state, so an honest proxy
+ * cannot even open its TLS connection to him — the call never reaches him, never rings, and no media flows. (Alice is
+ * not told more than that the call was not answered: see the test.)
+ */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+@org.junit.jupiter.api.TestMethodOrder(org.junit.jupiter.api.MethodOrderer.OrderAnnotation.class)
+class RelayAttackIT {
+    private static final InetAddress LOOPBACK = InetAddress.getLoopbackAddress();
+    private static final String DOMAIN = "example.test";
+    private static final Map<String, String> PASSWORDS = Map.of("alice", "alice-Secret-1", "bob", "bob-Secret-2");
+    private static final String END_TO_END_MEASURED = "default MEASURED reject\nany sip:*@" + DOMAIN
+            + " UNATTESTED reject end-to-end MEASURED\n";
+    private static final Pattern INVITE_SDP = Pattern.compile("relayed SDP of INVITE: \\[(v=0.*?)\\]", Pattern.DOTALL);
+    private static final Pattern ANSWER_SDP = Pattern.compile("relayed SDP of 183 reply: \\[(v=0.*?)\\]",
+            Pattern.DOTALL);
+
+    @TempDir
+    static Path dir;
+    private TwoHostRig hosts;
+
+    @BeforeAll
+    void start() throws Exception {
+        hosts = TwoHostRig.start(dir.resolve("hosts"));
+    }
+
+    @AfterAll
+    void stop() {
+        if (hosts != null) {
+            hosts.close();
+        }
+    }
+
+    /** A host identity that keeps the evidence it made (what a relay that terminates DTLS reads in clear). */
+    static final class Recording implements HostIdentity {
+        final HostIdentity host;
+        final CompletableFuture<Evidence> made = new CompletableFuture<>();
+
+        Recording(HostIdentity host) {
+            this.host = host;
+        }
+
+        @Override
+        public List<X509Certificate> certificateChain() throws IOException {
+            return host.certificateChain();
+        }
+
+        @Override
+        public byte[] sign(byte[] sha256Digest) throws IOException {
+            return host.sign(sha256Digest);
+        }
+
+        @Override
+        public Evidence evidence(byte[] binder) throws IOException {
+            Evidence e = host.evidence(binder);
+            made.complete(e);
+            return e;
+        }
+    }
+
+    /** Mallory pretending to be {@code host}: her own key and certificate, and the genuine host's evidence. */
+    static final class Pretending implements HostIdentity {
+        final List<X509Certificate> chain;
+        final KeyPair key;
+        final CompletableFuture<Evidence> genuine;
+
+        Pretending(List<X509Certificate> chain, KeyPair key, CompletableFuture<Evidence> genuine) {
+            this.chain = chain;
+            this.key = key;
+            this.genuine = genuine;
+        }
+
+        @Override
+        public List<X509Certificate> certificateChain() {
+            return chain;
+        }
+
+        @Override
+        public byte[] sign(byte[] sha256Digest) throws IOException {
+            try {
+                Signature s = Signature.getInstance("NONEwithECDSA");
+                s.initSign(key.getPrivate());
+                s.update(sha256Digest);
+                return s.sign();
+            } catch (GeneralSecurityException e) {
+                throw new IOException(e);
+            }
+        }
+
+        @Override
+        public Evidence evidence(byte[] binder) throws IOException {
+            try {
+                return genuine.get(20, TimeUnit.SECONDS);
+            } catch (Exception e) {
+                throw new IOException("the genuine host's evidence never came", e);
+            }
+        }
+    }
+
+    @Test
+    @org.junit.jupiter.api.Order(1)
+    void aRelayThatRewritesFingerprintsAndTerminatesDtls_failsAtTheBinder_andNoMediaFlows() throws Exception {
+        KeyPair caKey = ecKeyPair();
+        X509Certificate malloryCa = certificate("mallory's CA", caKey, caKey, null);
+        KeyPair asAliceKey = ecKeyPair();
+        KeyPair asBobKey = ecKeyPair();
+        X509Certificate asAlice = certificate("alice", asAliceKey, caKey, malloryCa);
+        X509Certificate asBob = certificate("bob", asBobKey, caKey, malloryCa);
+        // The phones trust mallory's CA beside the real device CA: her certificates are "valid", so what fails is
+        // the binding of the evidence, not her certificate.
+        X509Certificate deviceCa = hosts.alice().identity().certificateChain().get(1);
+        PassportVerifier trusting = new PassportVerifier(hosts.server().resultVerificationKey(),
+                List.of(deviceCa, malloryCa), Clock.systemUTC());
+        Recording alice = new Recording(hosts.alice().identity());
+        Recording bob = new Recording(hosts.bob().identity());
+
+        try (DatagramSocket towardsAlice = new DatagramSocket(new InetSocketAddress(LOOPBACK, 0));
+             DatagramSocket towardsBob = new DatagramSocket(new InetSocketAddress(LOOPBACK, 0))) {
+            String fpAlice = DtlsFingerprint.sha256(asAlice.getEncoded()).toSdp();
+            String fpBob = DtlsFingerprint.sha256(asBob.getEncoded()).toSdp();
+            // the offer (alice's) goes to bob naming mallory-as-alice; the answer (bob's) to alice naming mallory-as-bob
+            String onRequest = "if (is_method(\"INVITE\")) { subst_body(\"/a=fingerprint:sha-256 [0-9A-F:]+/"
+                    + "a=fingerprint:" + fpAlice + "/\"); subst_body(\"/m=audio [0-9]+ /m=audio "
+                    + towardsBob.getLocalPort() + " /\"); }";
+            String onReply = "subst_body(\"/a=fingerprint:sha-256 [0-9A-F:]+/a=fingerprint:" + fpBob + "/\");"
+                    + " subst_body(\"/m=audio [0-9]+ /m=audio " + towardsAlice.getLocalPort() + " /\");";
+            try (Kamailio proxy = Kamailio.start(dir.resolve("kamailio-malicious"), DOMAIN, "SHA-256", PASSWORDS,
+                    onRequest, onReply);
+                 SipPhone alicePhone = phone(alice, trusting, "alice", 1000);
+                 SipPhone bobPhone = phone(bob, trusting, "bob", 440)) {
+                Registration ra = register(alicePhone, proxy, "alice");
+                register(bobPhone, proxy, "bob");
+                ExecutorService relay = Executors.newFixedThreadPool(2);
+                try {
+                    Call call = alicePhone.call("sip:bob@" + DOMAIN, ra);
+                    // the relay reads the genuine addresses and fingerprints from what the proxy received
+                    Sdp offer = Sdp.parse(Await.until("the proxy to relay alice's offer", Duration.ofSeconds(15),
+                            () -> find(INVITE_SDP, proxy.log()), m -> m != null).group(1));
+                    Sdp answer = Sdp.parse(Await.until("the proxy to relay bob's answer", Duration.ofSeconds(15),
+                            () -> find(ANSWER_SDP, proxy.log()), m -> m != null).group(1));
+                    // leg to bob: bob is the DTLS client (a=setup:active), mallory the server, posing as alice
+                    Future<DtlsSrtpAssociation> legBob = relay.submit(() -> new DtlsSrtpEndpoint().establish(
+                            new DtlsDatagramTransport(towardsBob, new InetSocketAddress(LOOPBACK, answer.port())),
+                            false, DtlsSrtpConfig.of(AttestedTlsConfig.of(new Pretending(List.of(asAlice,
+                                    malloryCa), asAliceKey, alice.made), trusting, Clock.systemUTC()),
+                                    answer.dtls().orElseThrow().fingerprints().get(0))));
+                    // leg to alice: alice is the DTLS server, mallory the client, posing as bob
+                    Future<DtlsSrtpAssociation> legAlice = relay.submit(() -> new DtlsSrtpEndpoint().establish(
+                            new DtlsDatagramTransport(towardsAlice, new InetSocketAddress(LOOPBACK, offer.port())),
+                            true, DtlsSrtpConfig.of(AttestedTlsConfig.of(new Pretending(List.of(asBob, malloryCa),
+                                    asBobKey, bob.made), trusting, Clock.systemUTC()),
+                                    offer.dtls().orElseThrow().fingerprints().get(0))));
+                    alicePhone.await(call);
+                    assertEquals(Call.State.REFUSED, call.state(), () -> call + "\n" + proxy.logTail(60));
+                    assertEquals(IntegrityLevel.FAILED, call.farEnd().orElseThrow().level(), call::display);
+                    assertTrue(call.farEnd().orElseThrow().reason().contains("QUALIFYING_DATA"),
+                            () -> "alice's check of the relayed evidence fails at the binder: "
+                                    + call.farEnd().orElseThrow().reason());
+                    com.fasterxml.jackson.databind.JsonNode record = auditRecord("alice", call.callId());
+                    assertEquals("REJECT", record.get("outcome").asText(), record::toString);
+                    assertTrue(record.at("/detail/message").asText().startsWith("end-to-end DTLS, evidence sha256:"),
+                            () -> "alice's CALL_DECISION says how the level was established: " + record);
+                    Call atBob = bobPhone.callById(call.callId()).orElseThrow();
+                    Await.until("bob's call to end", Duration.ofSeconds(15), atBob::state,
+                            st -> st == Call.State.REFUSED || st == Call.State.ENDED);
+                    assertEquals(IntegrityLevel.FAILED, atBob.farEnd().orElseThrow().level(), atBob::display);
+                    assertTrue(atBob.farEnd().orElseThrow().reason().contains("QUALIFYING_DATA"),
+                            () -> "bob's check fails at the binder: " + atBob.farEnd().orElseThrow().reason());
+                    // the relay's handshakes themselves went through: the proxy's fingerprints matched
+                    try (DtlsSrtpAssociation a = legAlice.get(20, TimeUnit.SECONDS);
+                         DtlsSrtpAssociation b = legBob.get(20, TimeUnit.SECONDS)) {
+                        assertEquals(0, call.audio().orElseThrow().stats().packetsSent(),
+                                () -> "no SRTP left alice: " + call.audio().orElseThrow().stats());
+                        assertEquals(0, atBob.audio().orElseThrow().stats().packetsSent(),
+                                () -> "no SRTP left bob: " + atBob.audio().orElseThrow().stats());
+                    }
+                } finally {
+                    relay.shutdownNow();
+                }
+            }
+        }
+    }
+
+    @Test
+    @org.junit.jupiter.api.Order(2)
+    void aTamperedFarEnd_isRefusedBeforeItRings_throughTheProxy_andTheCallerIsToldWhy() throws Exception {
+        try (Kamailio proxy = Kamailio.start(dir.resolve("kamailio-honest"), DOMAIN, "SHA-256", PASSWORDS)) {
+            hosts.tamperAndRelaunch("bob");
+            java.util.List<CallPolicy.Decision> bobDecided = new java.util.concurrent.CopyOnWriteArrayList<>();
+            java.util.List<String> bobRang = new java.util.concurrent.CopyOnWriteArrayList<>();
+            SipPhone.Listener bobSaw = new SipPhone.Listener() {
+                @Override
+                public void decided(Call c, CallPolicy.Decision d) {
+                    bobDecided.add(d);
+                }
+
+                @Override
+                public void ringing(Call c) {
+                    bobRang.add(c.callId());
+                }
+            };
+            try (SipPhone alicePhone = SipPhone.start(new SipPhone.Config("alice", "alice", LOOPBACK,
+                            FreePorts.tcpAndUdp(), 0, 0, Duration.ofSeconds(15)), AttestedTlsConfig.of(
+                            hosts.alice().identity(), hosts.verifier(), Clock.systemUTC()),
+                    CallPolicy.parse(END_TO_END_MEASURED), hosts.alice().keys(),
+                    new io.tpmphone.softphone.sip.AuditedDecisions(hosts.alice().broker(), new SipPhone.Listener() { }),
+                    callId -> AudioSession.open(LOOPBACK, Wav.tone(1000, 0.5, 1)), Clock.systemUTC());
+                 SipPhone bobPhone = SipPhone.start(new SipPhone.Config("bob", "bob", LOOPBACK, FreePorts.tcpAndUdp(),
+                                 0, 0, Duration.ofSeconds(15)), AttestedTlsConfig.of(hosts.bob().identity(),
+                                 hosts.verifier(), Clock.systemUTC()), CallPolicy.parse(END_TO_END_MEASURED),
+                         hosts.bob().keys(), bobSaw, callId -> AudioSession.open(LOOPBACK, Wav.tone(440, 0.5, 1)),
+                         Clock.systemUTC())) {
+                Registration ra = register(alicePhone, proxy, "alice");
+                register(bobPhone, proxy, "bob");
+                Call call = alicePhone.await(alicePhone.call("sip:bob@" + DOMAIN, ra));
+                // The proxy reaches bob over a TLS connection of its own to bob's contact, in which bob is the
+                // server: his TIK will not sign its CertificateVerify, so the INVITE never reaches him at all.
+                assertTrue(call.state() == Call.State.ENDED || call.state() == Call.State.REFUSED,
+                        () -> "alice's call to the tampered bob never comes about: " + call + "\n"
+                                + proxy.logTail(60));
+                assertTrue(proxy.log().contains("alert internal error"), () -> "bob's TLS handshake with the proxy"
+                        + " failed (his TPM did not sign):\n" + proxy.logTail(60));
+                assertTrue(bobPhone.callById(call.callId()).isEmpty() && bobRang.isEmpty(),
+                        () -> "the INVITE never reached bob, who never rang: " + bobPhone.calls());
+                assertTrue(bobDecided.isEmpty(), () -> "bob decided nothing: " + bobDecided);
+                assertEquals(0, call.audio().orElseThrow().stats().packetsSent(), "no SRTP left alice");
+            }
+        }
+    }
+
+    /** {@code host}'s CALL_DECISION record of {@code callId} in the server's audit log, once it arrives. */
+    private com.fasterxml.jackson.databind.JsonNode auditRecord(String host, String callId) throws Exception {
+        return Await.until(host + "'s end-to-end CALL_DECISION of call " + callId + " in the audit log",
+                Duration.ofSeconds(30), () -> {
+                    for (com.fasterxml.jackson.databind.JsonNode r : hosts.client().get("/v1/audit?from=1&limit=1000",
+                            TwoHostRig.ADMIN_TOKEN).get("records")) {
+                        if (r.path("type").asText().equals("CALL_DECISION") && r.path("subject").asText().equals(host)
+                                && r.at("/detail/callId").asText().equals(callId)
+                                && r.at("/detail/message").asText().startsWith("end-to-end DTLS")) {
+                            return r;
+                        }
+                    }
+                    return null;
+                }, r -> r != null);
+    }
+
+    private static Matcher find(Pattern p, String log) {
+        Matcher m = p.matcher(log);
+        return m.find() ? m : null;
+    }
+
+    private SipPhone phone(HostIdentity identity, PassportVerifier verifier, String user, double tone)
+            throws Exception {
+        return SipPhone.start(new SipPhone.Config(user, user, LOOPBACK, FreePorts.tcpAndUdp(), 0, 0,
+                        Duration.ofSeconds(15)), AttestedTlsConfig.of(identity, verifier, Clock.systemUTC()),
+                CallPolicy.parse(END_TO_END_MEASURED), user.equals("alice") ? hosts.alice().keys()
+                        : hosts.bob().keys(), new io.tpmphone.softphone.sip.AuditedDecisions(user.equals("alice")
+                        ? hosts.alice().broker() : hosts.bob().broker(), new SipPhone.Listener() { }),
+                callId -> AudioSession.open(LOOPBACK, Wav.tone(tone, 0.5, 1)), Clock.systemUTC());
+    }
+
+    private static Registration register(SipPhone phone, Kamailio k, String user) throws Exception {
+        Registration r = phone.register(new Registration.Account("sip:" + user + "@" + DOMAIN, k.tls(), "tls", user,
+                PASSWORDS.get(user)::toCharArray, Duration.ofSeconds(60))).firstOutcome().get(15, TimeUnit.SECONDS);
+        assertEquals(Registration.State.REGISTERED, r.state(), () -> r.reason() + "\n" + k.log());
+        return r;
+    }
+
+    private static KeyPair ecKeyPair() throws GeneralSecurityException {
+        KeyPairGenerator g = KeyPairGenerator.getInstance("EC");
+        g.initialize(256);
+        return g.generateKeyPair();
+    }
+
+    private static X509Certificate certificate(String cn, KeyPair subject, KeyPair issuer, X509Certificate issuerCert)
+            throws Exception {
+        X500Name name = new X500Name("CN=" + cn);
+        X500Name issuerName = issuerCert == null ? name : new X500Name(issuerCert.getSubjectX500Principal().getName());
+        Instant now = Instant.now();
+        var builder = new JcaX509v3CertificateBuilder(issuerName, BigInteger.valueOf(System.nanoTime()),
+                Date.from(now.minusSeconds(60)), Date.from(now.plusSeconds(3600)), name, subject.getPublic());
+        if (issuerCert == null) {
+            builder.addExtension(org.bouncycastle.asn1.x509.Extension.basicConstraints, true,
+                    new org.bouncycastle.asn1.x509.BasicConstraints(true));
+        }
+        return new JcaX509CertificateConverter().getCertificate(builder.build(
+                new JcaContentSignerBuilder("SHA256withECDSA").build(issuer.getPrivate())));
+    }
+}

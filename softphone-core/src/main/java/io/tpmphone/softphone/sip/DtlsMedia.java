@@ -1,0 +1,177 @@
+package io.tpmphone.softphone.sip;
+
+import io.tpmphone.attestation.UntrustedText;
+import io.tpmphone.softphone.CallPolicy;
+import io.tpmphone.softphone.media.AudioSession;
+import io.tpmphone.tls.DtlsSrtpAssociation;
+import io.tpmphone.tls.DtlsSrtpConfig;
+import io.tpmphone.tls.DtlsSrtpEndpoint;
+import io.tpmphone.tls.DtlsSrtpException;
+import io.tpmphone.tls.PeerAttestation;
+import io.tpmphone.tls.SrtpKeys;
+import java.io.IOException;
+import java.io.InterruptedIOException;
+import java.net.InetSocketAddress;
+import java.time.Duration;
+import java.util.HexFormat;
+import java.util.concurrent.CompletableFuture;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * One call's DTLS-SRTP media, in order, on one thread that owns the call's RTP socket until SRTP takes it over: the
+ * DTLS handshake with the far end (the certificate its SDP fingerprint names), both evidence exchanges, the call
+ * policy on the far end's level ({@link #decided()}), and — only if the policy accepted it and the call is then
+ * answered ({@link #go()}) — the SRTP keys taken from the association with {@code accept(level)} and handed to
+ * libjitsi. Until then nothing but DTLS leaves the socket and nothing that arrives reaches a decoder. Thread-safe.
+ */
+final class DtlsMedia implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(SipPhone.class);
+    private static final int SERVICE_MILLIS = 50;
+
+    /** What the phone does with the far end's level, and with a failure after the decision. */
+    interface Events {
+        /** Decides the call on the far end's level (on this call's DTLS thread): the policy, the user, the audit. */
+        CallPolicy.Decision decide(Call call, PeerAttestation farEnd, String evidenceDigest);
+
+        /** The association broke, or SRTP could not start, after the decision: the call ends with {@code why}. */
+        void failed(Call call, String why);
+
+        /**
+         * No association came about ({@code e} says why): recorded as the far end refused end to end, unless this
+         * side is the one that failed ({@code LOCAL_SIGNATURE}, {@code LOCAL_EVIDENCE}).
+         */
+        void noAssociation(Call call, DtlsSrtpException e);
+    }
+
+    private final Call call;
+    private final AudioSession audio;
+    private final CompletableFuture<CallPolicy.Decision> decided = new CompletableFuture<>();
+    private final CompletableFuture<Void> go = new CompletableFuture<>();
+    private final CompletableFuture<Boolean> started = new CompletableFuture<>();
+    private volatile DtlsSrtpAssociation association;
+    private volatile boolean closed;
+
+    DtlsMedia(Call call, AudioSession audio) {
+        this.call = call;
+        this.audio = audio;
+    }
+
+    /**
+     * Completes with the policy's decision on the far end, or exceptionally with a {@link DtlsSrtpException} (its
+     * reason: a fingerprint mismatch, missing or malformed evidence, a timeout) when no association came about.
+     */
+    CompletableFuture<CallPolicy.Decision> decided() {
+        return decided;
+    }
+
+    /** Completes once SRTP started (true), or when it never will (false). */
+    CompletableFuture<Boolean> started() {
+        return started;
+    }
+
+    /** The call is answered and acknowledged: SRTP may start once the policy accepted the far end. */
+    void go() {
+        go.complete(null);
+    }
+
+    /**
+     * The work of the call's DTLS thread: handshake as client ({@code a=setup:active}) or server towards
+     * {@code remote}, evidence, decision, then serve the association until {@link #go()} (at most {@code maxWait})
+     * and start SRTP with {@code payloadType}.
+     */
+    void run(DtlsSrtpConfig config, boolean client, InetSocketAddress remote, int payloadType, Duration maxWait,
+             Events events) {
+        DtlsSrtpAssociation a;
+        try {
+            a = new DtlsSrtpEndpoint().establish(audio.dtls(remote), client, config);
+        } catch (DtlsSrtpException e) {
+            if (!closed) {
+                events.noAssociation(call, e);
+            }
+            fail(e);
+            return;
+        } catch (InterruptedIOException | RuntimeException e) {
+            fail(new DtlsSrtpException(DtlsSrtpException.Reason.HANDSHAKE_FAILED, closed
+                    ? "the call ended during the DTLS handshake" : "the DTLS handshake broke: " + e, e));
+            return;
+        }
+        association = a;
+        if (closed) {
+            a.close();
+            fail(new DtlsSrtpException(DtlsSrtpException.Reason.HANDSHAKE_FAILED, "the call ended during the DTLS"
+                    + " handshake"));
+            return;
+        }
+        CallPolicy.Decision d;
+        try {
+            d = events.decide(call, a.peer(), a.evidenceDigest().map(HexFormat.of()::formatHex).orElse(""));
+        } catch (RuntimeException e) {
+            a.close();
+            fail(new DtlsSrtpException(DtlsSrtpException.Reason.HANDSHAKE_FAILED, "deciding on the far end failed: "
+                    + e, e));
+            return;
+        }
+        decided.complete(d);
+        if (d.action() == CallPolicy.Action.REJECT) {
+            a.close();
+            started.complete(false);
+            return;
+        }
+        long deadline = System.nanoTime() + maxWait.toNanos();
+        try {
+            while (!go.isDone() && !closed) {
+                if (System.nanoTime() - deadline >= 0) {
+                    close();
+                    events.failed(call, "not answered within " + maxWait.toSeconds() + " s of the DTLS-SRTP"
+                            + " association");
+                    started.complete(false);
+                    return;
+                }
+                if (!a.serviceIncoming(SERVICE_MILLIS)) {
+                    close();
+                    events.failed(call, "the far end closed the DTLS-SRTP association");
+                    started.complete(false);
+                    return;
+                }
+            }
+            if (closed) {
+                started.complete(false);
+                return;
+            }
+            // Only here, after the policy accepted the far end's own level and the call was answered.
+            SrtpKeys keys = a.accept(d.peerLevel());
+            try {
+                audio.start(keys, remote, payloadType);
+            } finally {
+                keys.destroy(); // libjitsi's SRTP contexts hold their own copies now
+            }
+            started.complete(true);
+        } catch (IOException | RuntimeException e) {
+            boolean wasClosed = closed;
+            close();
+            if (!wasClosed) {
+                LOG.info("call {}: DTLS-SRTP media failed: {}", UntrustedText.forTerminal(call.callId(), 200),
+                        UntrustedText.forTerminal(e.toString(), 300));
+                events.failed(call, "the DTLS-SRTP media failed: " + UntrustedText.forTerminal(e.toString(), 300));
+            }
+            started.complete(false);
+        }
+    }
+
+    private void fail(DtlsSrtpException e) {
+        decided.completeExceptionally(e);
+        started.complete(false);
+    }
+
+    /** Ends the association (close_notify) and wipes its keys; the call's media socket closes with its session. */
+    @Override
+    public void close() {
+        closed = true;
+        go.complete(null);
+        DtlsSrtpAssociation a = association;
+        if (a != null) {
+            a.close();
+        }
+    }
+}

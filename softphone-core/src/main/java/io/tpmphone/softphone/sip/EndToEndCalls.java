@@ -1,0 +1,239 @@
+package io.tpmphone.softphone.sip;
+
+import io.tpmphone.attestation.UntrustedText;
+import io.tpmphone.softphone.CallPolicy;
+import io.tpmphone.tls.AttestedTlsConfig;
+import io.tpmphone.tls.DtlsFingerprint;
+import io.tpmphone.tls.DtlsSetup;
+import io.tpmphone.tls.DtlsSrtpConfig;
+import io.tpmphone.tls.PeerAttestation;
+import java.io.IOException;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.security.cert.CertificateEncodingException;
+import java.security.cert.X509Certificate;
+import java.time.Duration;
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.SynchronousQueue;
+import java.util.concurrent.ThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Calls whose media is DTLS-SRTP with end-to-end evidence (docs/softphone.md, "End to end through proxies"): which
+ * calls are ({@link SipPhone.MediaMode}), our SDP attributes (the SHA-256 fingerprint of the device certificate, whose
+ * key is the TIK), and the bounded pool of threads that run each call's handshake, evidence exchange and decision
+ * ({@link DtlsMedia}). A call takes a thread only once it holds a place among the calls being set up, and the pool
+ * has no queue: a call beyond it is refused, so a flood of INVITEs cannot start unbounded DTLS work. Thread-safe.
+ */
+final class EndToEndCalls implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(SipPhone.class);
+
+    private final SipPhone.Config config;
+    private final Signalling sip;
+    private final AttestedTlsConfig tls;
+    private final CallPolicy policy;
+    private final SipPhone.Listener listener;
+    private final ThreadPoolExecutor threads;
+    private final java.util.concurrent.ScheduledExecutorService timers;
+    /** Whether the phone opens audio for its calls (DTLS-SRTP runs on a call's RTP socket). */
+    private final boolean hasMedia;
+    private final Duration maxWait;
+
+    EndToEndCalls(Signalling sip, AttestedTlsConfig tls, CallPolicy policy, SipPhone.Listener listener,
+                  SipPhone.Limits limits, java.util.concurrent.ScheduledExecutorService timers, boolean hasMedia) {
+        this.sip = sip;
+        this.hasMedia = hasMedia;
+        this.timers = timers;
+        this.config = sip.config;
+        this.tls = tls;
+        this.policy = policy;
+        this.listener = listener;
+        // every call being set up may hold one, and a thread outlives its call only until its socket closes
+        int max = 2 * limits.maxSettingUp();
+        AtomicInteger n = new AtomicInteger();
+        this.threads = new ThreadPoolExecutor(0, max, 30, TimeUnit.SECONDS, new SynchronousQueue<>(), r -> {
+            Thread t = new Thread(r, "dtls-srtp-" + config.host() + "-" + n.incrementAndGet());
+            t.setDaemon(true);
+            return t;
+        });
+        // an answered call waits for its ACK at most this long before its DTLS thread lets go
+        this.maxWait = config.setupTimeout().plus(limits.ackTimeout());
+    }
+
+    /**
+     * Whether this phone can key media by DTLS-SRTP: its mode allows it, it has a device certificate to present, and
+     * it has media (a phone that does signalling only keeps SDES in {@code AUTO}).
+     */
+    boolean available() {
+        return config.mediaMode() != SipPhone.MediaMode.SDES && tls.identity().isPresent() && hasMedia;
+    }
+
+    /** Whether a call we place through {@code account}'s registrar (null: a direct call) uses DTLS-SRTP. */
+    boolean forOutgoing(Registration.Account account) {
+        return switch (config.mediaMode()) {
+            case SDES -> false;
+            case DTLS_SRTP -> true;
+            case AUTO -> account != null && available();
+        };
+    }
+
+    /** Why an incoming offer of this kind is refused by the phone's mode, or empty when it is taken. */
+    Optional<String> refusesOffer(boolean dtlsOffer) {
+        if (dtlsOffer && !available()) {
+            return Optional.of(config.mediaMode() == SipPhone.MediaMode.SDES
+                    ? "this phone keys media by SDES only (media.mode=sdes)"
+                    : !hasMedia ? "this phone has no media for DTLS-SRTP"
+                    : "this phone has no device certificate for DTLS-SRTP");
+        }
+        if (!dtlsOffer && config.mediaMode() == SipPhone.MediaMode.DTLS_SRTP) {
+            return Optional.of("this phone keys media by DTLS-SRTP only (media.mode=dtls-srtp): offer"
+                    + " UDP/TLS/RTP/SAVP with a=fingerprint");
+        }
+        return Optional.empty();
+    }
+
+    /** Our DTLS attributes: the SHA-256 fingerprint of our device certificate, {@code setup}, rtcp-mux. */
+    Sdp.DtlsAttributes ours(DtlsSetup setup) throws IOException {
+        List<X509Certificate> chain = tls.identity().orElseThrow().certificateChain();
+        if (chain.isEmpty()) {
+            throw new IOException("this host has no device certificate yet");
+        }
+        try {
+            return Sdp.DtlsAttributes.of(DtlsFingerprint.sha256(chain.get(0).getEncoded()), setup);
+        } catch (CertificateEncodingException e) {
+            throw new IOException("cannot encode our device certificate", e);
+        }
+    }
+
+    /**
+     * Starts {@code call}'s DTLS-SRTP media towards the far end's SDP {@code remote}: as DTLS client when
+     * {@code client}. The call's audio session must be open.
+     *
+     * @throws RejectedExecutionException when every DTLS thread is busy (the caller refuses the call)
+     * @throws IllegalArgumentException when the far end's SDP address does not resolve to an address
+     */
+    DtlsMedia begin(Call call, Sdp remote, boolean client, int payloadType) {
+        InetSocketAddress far;
+        try {
+            far = new InetSocketAddress(InetAddress.getByName(remote.address()), remote.port());
+        } catch (java.net.UnknownHostException e) {
+            throw new IllegalArgumentException("the far end's media address is not an address");
+        }
+        if (remote.port() == 0 || far.getAddress().isAnyLocalAddress() || far.getAddress().isMulticastAddress()) {
+            throw new IllegalArgumentException("the far end's media address is not one to send to");
+        }
+        Sdp.DtlsAttributes theirs = remote.dtls().orElseThrow();
+        DtlsSrtpConfig dtls = DtlsSrtpConfig.of(tls, theirs.fingerprints().get(0)).withTimeouts(
+                min(DtlsSrtpConfig.DEFAULT_HANDSHAKE_TIMEOUT, config.setupTimeout()),
+                min(DtlsSrtpConfig.DEFAULT_EVIDENCE_TIMEOUT, config.setupTimeout()));
+        DtlsMedia media = new DtlsMedia(call, call.audio().orElseThrow());
+        call.dtls(media);
+        threads.execute(() -> media.run(dtls, client, far, payloadType, maxWait, events));
+        return media;
+    }
+
+    private static Duration min(Duration a, Duration b) {
+        return a.compareTo(b) <= 0 ? a : b;
+    }
+
+    private final DtlsMedia.Events events = new DtlsMedia.Events() {
+        @Override
+        public CallPolicy.Decision decide(Call call, PeerAttestation farEnd, String evidenceDigest) {
+            CallPolicy.Decision d = policy.decideEndToEnd(call.direction(), call.peerUri(), farEnd, evidenceDigest);
+            call.farEnd(farEnd, d);
+            LOG.info("call {} {}: far end {} (end to end) → {}", UntrustedText.forTerminal(call.callId(), 200),
+                    call.direction(), UntrustedText.forTerminal(farEnd.display(), 500), d.action());
+            listener.decided(call, d);
+            return d;
+        }
+
+        @Override
+        public void noAssociation(Call call, io.tpmphone.tls.DtlsSrtpException e) {
+            if (e.reason() == io.tpmphone.tls.DtlsSrtpException.Reason.LOCAL_SIGNATURE
+                    || e.reason() == io.tpmphone.tls.DtlsSrtpException.Reason.LOCAL_EVIDENCE) {
+                LOG.warn("call {}: {}", UntrustedText.forTerminal(call.callId(), 200), e.getMessage());
+                return;
+            }
+            // The far end announced DTLS-SRTP and no association with it came about: whatever the policy would
+            // accept, there are no keys, so the call is refused — and recorded as a decision on the far end.
+            PeerAttestation farEnd = new PeerAttestation(io.tpmphone.attestation.IntegrityLevel.FAILED,
+                    Optional.empty(), "no DTLS-SRTP association: " + e.reason(), Optional.empty(),
+                    java.time.Instant.now(), e.getMessage());
+            CallPolicy.Decision policyWould = policy.decideEndToEnd(call.direction(), call.peerUri(), farEnd, "");
+            CallPolicy.Decision d = new CallPolicy.Decision(CallPolicy.Action.REJECT, farEnd.level(),
+                    policyWould.requiredLevel(), policyWould.rule(), "no DTLS-SRTP association with the far end: "
+                    + e.getMessage(), CallPolicy.END_TO_END, "");
+            call.farEnd(farEnd, d);
+            LOG.info("call {} {}: no DTLS-SRTP association with the far end: {}",
+                    UntrustedText.forTerminal(call.callId(), 200), call.direction(),
+                    UntrustedText.forTerminal(e.getMessage(), 500));
+            listener.decided(call, d);
+        }
+
+        @Override
+        public void failed(Call call, String why) {
+            if (call.state() == Call.State.SETTING_UP || call.state() == Call.State.RINGING) {
+                // Before the answer a far end that ends the association has usually refused the call: its SIP
+                // answer (a 403 naming both levels, a CANCEL) says why, and may come a moment after its
+                // close_notify. It has GRACE to; then the call ends with our reason.
+                try {
+                    timers.schedule(() -> end(call, why), GRACE.toMillis(), TimeUnit.MILLISECONDS);
+                    return;
+                } catch (RejectedExecutionException stopping) {
+                    // the phone is stopping and ends every call itself
+                }
+            }
+            end(call, why);
+        }
+    };
+
+    /** How long a call being set up whose association ended waits for the far end's SIP to say why. */
+    static final Duration GRACE = Duration.ofSeconds(2);
+
+    /** Ends a call whose DTLS-SRTP media failed: CANCEL before the far end's 2xx, BYE once confirmed, 488 as callee. */
+    private void end(Call call, String why) {
+        if (call.state() == Call.State.ENDED || call.state() == Call.State.REFUSED) {
+            return;
+        }
+        String shown = UntrustedText.forTerminal(why, 500);
+        Optional<javax.sip.Dialog> dialog = call.dialog();
+        boolean confirmed = dialog.isPresent() && dialog.get().getState() == javax.sip.DialogState.CONFIRMED;
+        try {
+            if (!confirmed && call.direction() == CallPolicy.Direction.OUT && call.inviteClient().isPresent()) {
+                sip.provider.getNewClientTransaction(call.inviteClient().get().createCancel()).sendRequest();
+            } else if (!confirmed && call.direction() == CallPolicy.Direction.IN
+                    && call.inviteTransaction().isPresent()) {
+                javax.sip.ServerTransaction st = call.inviteTransaction().get();
+                javax.sip.message.Response r = sip.messages.createResponse(
+                        javax.sip.message.Response.NOT_ACCEPTABLE_HERE, st.getRequest());
+                if (dialog.isPresent() && dialog.get().getLocalTag() != null) {
+                    ((javax.sip.header.ToHeader) r.getHeader(javax.sip.header.ToHeader.NAME))
+                            .setTag(dialog.get().getLocalTag());
+                }
+                Signalling.sendFinal(st, r);
+            } else {
+                sip.bye(dialog);
+            }
+        } catch (javax.sip.SipException | java.text.ParseException | RuntimeException e) {
+            LOG.debug("call {}: ending it in SIP failed: {}", UntrustedText.forTerminal(call.callId(), 200),
+                    e.toString());
+        }
+        call.ended(shown);
+        listener.ended(call);
+    }
+
+    /** DTLS threads busy now (for the bounds tests). */
+    int busy() {
+        return threads.getActiveCount();
+    }
+
+    @Override
+    public void close() {
+        threads.shutdownNow();
+    }
+}

@@ -1,0 +1,186 @@
+package io.tpmphone.softphone.sip;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.tpmphone.attestation.IntegrityLevel;
+import io.tpmphone.softphone.CallPolicy;
+import io.tpmphone.softphone.media.AudioSession;
+import io.tpmphone.softphone.media.Wav;
+import io.tpmphone.swtpm.testing.Await;
+import io.tpmphone.tls.AttestedTlsConfig;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.time.Clock;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.CopyOnWriteArrayList;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/**
+ * DTLS-SRTP calls between two phones over real sockets (software identities: their evidence carries no passport, so
+ * each far end is {@code FAILED} end to end, or {@code UNATTESTED} when it does not attest): the answer in a reliable
+ * 183 and PRACK, the handshake and both evidence exchanges on the calls' RTP sockets, the policy on the far end
+ * before the callee rings, SRTP keyed from the handshake (tones both ways), and refusals on either side before
+ * ringing with both levels named.
+ */
+@Timeout(120)
+class EndToEndCallIT {
+    private static final InetAddress LOOPBACK = InetAddress.getLoopbackAddress();
+    private static final Duration WAIT = Duration.ofSeconds(20);
+
+    private final List<AutoCloseable> closing = new ArrayList<>();
+
+    /** What a phone's user saw, in order. */
+    static final class Seen implements SipPhone.Listener {
+        final List<String> events = new CopyOnWriteArrayList<>();
+        final List<CallPolicy.Decision> decisions = new CopyOnWriteArrayList<>();
+        volatile Optional<IntegrityLevel> farEndAtRing = Optional.empty();
+
+        @Override
+        public void decided(Call call, CallPolicy.Decision d) {
+            decisions.add(d);
+            events.add("decided " + d.established() + " " + d.action());
+        }
+
+        @Override
+        public void ringing(Call call) {
+            farEndAtRing = call.farEnd().map(p -> p.level());
+            events.add("ringing");
+        }
+
+        @Override
+        public void remoteRinging(Call call) {
+            farEndAtRing = call.farEnd().map(p -> p.level());
+            events.add("remote ringing");
+        }
+
+        @Override
+        public void ended(Call call) {
+            events.add("ended");
+        }
+    }
+
+    @AfterEach
+    void close() throws Exception {
+        for (AutoCloseable c : closing) {
+            c.close();
+        }
+    }
+
+    private SipPhone phone(TestHosts hosts, String name, String policy, double tone, Seen seen, boolean attest)
+            throws Exception {
+        AttestedTlsConfig tls = AttestedTlsConfig.of(hosts.identity(name), hosts.verifier(), Clock.systemUTC());
+        SipPhone p = SipPhone.start(new SipPhone.Config(name, name, LOOPBACK, TestHosts.freePort(), 0, 0,
+                        Duration.ofSeconds(15), SipPhone.MediaMode.DTLS_SRTP),
+                attest ? tls : tls.withoutAttestation(), CallPolicy.parse(policy), TestHosts.keys(), seen,
+                callId -> AudioSession.open(LOOPBACK, Wav.tone(tone, 0.5, 1)), Clock.systemUTC());
+        closing.add(0, p);
+        return p;
+    }
+
+    private static InetSocketAddress tls(SipPhone p) {
+        return new InetSocketAddress(LOOPBACK, p.config().tlsPort());
+    }
+
+    @Test
+    void aDtlsSrtpCall_decidesTheFarEndBeforeRinging_andCarriesSrtpBothWays() throws Exception {
+        TestHosts hosts = new TestHosts();
+        Seen aliceSaw = new Seen();
+        Seen bobSaw = new Seen();
+        SipPhone alice = phone(hosts, "alice", "default FAILED accept", 1000, aliceSaw, true);
+        SipPhone bob = phone(hosts, "bob", "default FAILED accept", 440, bobSaw, true);
+        Call call = alice.await(alice.call("sips:bob@bob", tls(bob)));
+        assertEquals(Call.State.ESTABLISHED, call.state(), call::toString);
+        assertTrue(call.endToEnd(), () -> "alice's call is DTLS-SRTP: " + call.display());
+        assertEquals(IntegrityLevel.FAILED, call.farEnd().orElseThrow().level(), call::display);
+        assertTrue(call.farEnd().orElseThrow().reason().startsWith("PASSPORT"), () -> "bob's evidence has no "
+                + "passport (software identity): " + call.farEnd().orElseThrow().reason());
+        Call atBob = bob.await(bob.callById(call.callId()).orElseThrow());
+        assertEquals(Call.State.ESTABLISHED, atBob.state(), atBob::toString);
+        assertEquals(IntegrityLevel.FAILED, atBob.farEnd().orElseThrow().level(), atBob::display);
+        // decided end to end before either phone rang
+        assertEquals(List.of("decided one hop ACCEPT", "decided end-to-end DTLS ACCEPT", "ringing"),
+                bobSaw.events.subList(0, 3), () -> "bob's events: " + bobSaw.events);
+        assertEquals(Optional.of(IntegrityLevel.FAILED), bobSaw.farEndAtRing, () -> "bob saw alice's level at ring"
+                + " time: " + bobSaw.events);
+        assertTrue(aliceSaw.events.indexOf("decided end-to-end DTLS ACCEPT") >= 0
+                && aliceSaw.events.indexOf("decided end-to-end DTLS ACCEPT") < aliceSaw.events.indexOf(
+                "remote ringing"), () -> "alice decided on bob before his 180: " + aliceSaw.events);
+        // both records of the call name one evidence digest
+        CallPolicy.Decision a = aliceSaw.decisions.stream().filter(CallPolicy.Decision::endToEnd).findFirst()
+                .orElseThrow();
+        CallPolicy.Decision b = bobSaw.decisions.stream().filter(CallPolicy.Decision::endToEnd).findFirst()
+                .orElseThrow();
+        assertEquals(64, a.evidenceDigest().length(), a::toString);
+        assertEquals(a.evidenceDigest(), b.evidenceDigest(), "both sides name the same evidence digest");
+        AudioSession aliceAudio = call.audio().orElseThrow();
+        AudioSession bobAudio = atBob.audio().orElseThrow();
+        Await.until("each side to decode 8000 samples of the other's audio", WAIT,
+                () -> aliceAudio.received().samples().length >= 8000
+                        && bobAudio.received().samples().length >= 8000,
+                () -> "alice decoded " + aliceAudio.received().samples().length + " (" + aliceAudio.stats()
+                        + "), bob " + bobAudio.received().samples().length + " (" + bobAudio.stats() + ")");
+        assertEquals(1000.0, Wav.dominantFrequency(bobAudio.received().samples(), 4000), 20.0,
+                () -> "bob hears alice's tone: " + bobAudio.stats());
+        assertEquals(440.0, Wav.dominantFrequency(aliceAudio.received().samples(), 4000), 20.0,
+                () -> "alice hears bob's tone: " + aliceAudio.stats());
+        alice.hangUp(call);
+        Await.until("bob's call to end", WAIT, atBob::state, s -> s == Call.State.ENDED);
+    }
+
+    @Test
+    void aCalleeWhosePolicyRefusesTheCallerEndToEnd_answers403BeforeRinging_namingBothLevels() throws Exception {
+        TestHosts hosts = new TestHosts();
+        Seen bobSaw = new Seen();
+        SipPhone alice = phone(hosts, "alice", "default FAILED accept", 1000, new Seen(), true);
+        SipPhone bob = phone(hosts, "bob", "default FAILED accept end-to-end UNATTESTED", 440, bobSaw, true);
+        Call call = alice.await(alice.call("sips:bob@bob", tls(bob)));
+        assertEquals(Call.State.REFUSED, call.state(), call::toString);
+        assertTrue(call.reason().startsWith("403") && call.reason().contains("far end level FAILED is below the"
+                + " required UNATTESTED"), () -> "a 403 whose Warning names both levels: " + call.reason());
+        Call atBob = bob.callById(call.callId()).orElseThrow();
+        Await.until("bob's refusal", WAIT, atBob::state, s -> s == Call.State.REFUSED);
+        assertFalse(bobSaw.events.contains("ringing"), () -> "bob's phone never rang: " + bobSaw.events);
+        assertEquals(List.of("decided one hop ACCEPT", "decided end-to-end DTLS REJECT", "ended"), bobSaw.events,
+                () -> "bob's events: " + bobSaw.events);
+        assertEquals(0, call.audio().orElseThrow().stats().packetsSent(), () -> "no SRTP left alice: "
+                + call.audio().orElseThrow().stats());
+        assertEquals(0, atBob.audio().orElseThrow().stats().packetsSent(), () -> "no SRTP left bob: "
+                + atBob.audio().orElseThrow().stats());
+    }
+
+    @Test
+    void aCallerWhosePolicyRefusesTheCallee_cancelsBeforeItRings() throws Exception {
+        TestHosts hosts = new TestHosts();
+        Seen bobSaw = new Seen();
+        SipPhone alice = phone(hosts, "alice", "default FAILED accept end-to-end UNATTESTED", 1000, new Seen(), true);
+        SipPhone bob = phone(hosts, "bob", "default FAILED accept", 440, bobSaw, true);
+        Call call = alice.await(alice.call("sips:bob@bob", tls(bob)));
+        assertEquals(Call.State.REFUSED, call.state(), call::toString);
+        assertTrue(call.reason().startsWith("cancelled: refused by our call policy: far end level FAILED is below"
+                + " the required UNATTESTED"), () -> "alice says why she cancelled: " + call.reason());
+        Call atBob = bob.callById(call.callId()).orElseThrow();
+        Await.until("bob's call to end", WAIT, atBob::state,
+                s -> s == Call.State.ENDED || s == Call.State.REFUSED);
+        assertFalse(bobSaw.events.contains("ringing") && atBob.state() == Call.State.ESTABLISHED,
+                () -> "bob's call was never set up: " + atBob + " " + bobSaw.events);
+    }
+
+    @Test
+    void aFarEndThatDoesNotAttest_isUnattestedEndToEnd_andThePolicyDecides() throws Exception {
+        TestHosts hosts = new TestHosts();
+        SipPhone alice = phone(hosts, "alice", "default FAILED accept", 1000, new Seen(), true);
+        SipPhone bob = phone(hosts, "bob", "default FAILED accept", 440, new Seen(), false);
+        Call call = alice.await(alice.call("sips:bob@bob", tls(bob)));
+        assertEquals(Call.State.ESTABLISHED, call.state(), call::toString);
+        assertEquals(IntegrityLevel.UNATTESTED, call.farEnd().orElseThrow().level(), call::display);
+        assertTrue(call.farEndDecision().orElseThrow().evidenceDigest().isEmpty(), "no evidence, no digest");
+        alice.hangUp(call);
+    }
+}
