@@ -100,8 +100,7 @@ public final class SoftphoneMain {
             try (SipPhone phone = SipPhone.start(new SipPhone.Config(config.user(), config.host(), config.address(),
                             config.tlsPort(), config.tcpPort(), config.udpPort(), config.setupTimeout()),
                     AttestedTlsConfig.of(identity, verifier, clock), config.policy(), SipPhone.Keys.fromBroker(client),
-                    new AuditedDecisions(client, shown), callId -> AudioSession.open(config.address(), source),
-                    clock)) {
+                    new AuditedDecisions(client, shown), media(config, source), clock)) {
                 step = "listening on the control socket " + controlSocket;
                 try (ControlServer control = ControlServer.start(phone, Path.of(controlSocket))) {
                     step = "telling the agent we are ready";
@@ -120,6 +119,30 @@ public final class SoftphoneMain {
         }
         // FMJ and libjitsi leave non-daemon threads behind
         System.exit(0);
+    }
+
+    /**
+     * Each call's audio as configured: the tone device, or the sound server (its address as configured, else the
+     * socket the agent grants for each call in our working directory), offering the configured codecs in order.
+     */
+    static SipPhone.Media media(PhoneConfig config, short[] tone) {
+        PhoneConfig.Audio audio = config.audio();
+        io.tpmphone.softphone.media.AudioDevice device = audio.soundServer()
+                ? new io.tpmphone.softphone.media.AudioDevice.SoundServer(audio.server().orElseGet(
+                        () -> "unix:" + Path.of(PhoneConfig.AGENT_SOUND_SOCKET).toAbsolutePath()),
+                        audio.microphone(), audio.speaker())
+                : new io.tpmphone.softphone.media.AudioDevice.Tone(tone);
+        return new SipPhone.Media() {
+            @Override
+            public AudioSession open(String callId) throws IOException {
+                return AudioSession.open(config.address(), device);
+            }
+
+            @Override
+            public List<Integer> payloadTypes() {
+                return audio.payloadTypes();
+            }
+        };
     }
 
     /**

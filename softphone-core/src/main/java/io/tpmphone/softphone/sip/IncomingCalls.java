@@ -135,10 +135,11 @@ final class IncomingCalls {
             refuse(request, st, call, Response.NOT_ACCEPTABLE_HERE, "SRTP with SDES (a=crypto) is required");
             return;
         }
-        Optional<Integer> codec = Sdp.choose(offer.payloadTypes());
+        Optional<Integer> codec = media.choose(offer);
         if (codec.isEmpty()) {
             refuse(request, st, call, Response.NOT_ACCEPTABLE_HERE, "no common audio codec: offered "
-                    + offer.payloadTypes() + ", we support PCMU (0) and PCMA (8)");
+                    + offer.payloadTypes() + ", we support " + (media.offered().contains(Sdp.OPUS)
+                    ? "Opus (opus/48000/2), " : "") + "PCMU (0) and PCMA (8)");
             return;
         }
         call.payloadType(codec.get());

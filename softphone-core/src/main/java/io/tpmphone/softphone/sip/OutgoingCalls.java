@@ -85,7 +85,7 @@ final class OutgoingCalls {
             SdesCrypto local = keys.own(call.callId(), 1);
             call.localCrypto(local);
             media.open(call);
-            invite.setContent(media.sdp(call, local, Sdp.AUDIO_PAYLOADS),
+            invite.setContent(media.sdp(call, local, media.offered()),
                     sip.headers.createContentTypeHeader("application", "sdp"));
             InetSocketAddress hop = new InetSocketAddress(next.getAddress(), next.getPort());
             call.hop(hop);
@@ -171,7 +171,7 @@ final class OutgoingCalls {
                 && MediaKeys.sameKey(theirs.get(), call.remoteSdp().get().cryptos().get(0));
         call.remoteSdp(answer);
         String problem = null;
-        Optional<Integer> codec = Sdp.choose(answer.payloadTypes());
+        Optional<Integer> codec = media.choose(answer);
         if (theirs.isEmpty()) {
             problem = "the answer has no SDES key";
         } else if (codec.isEmpty() && !reInvite) {

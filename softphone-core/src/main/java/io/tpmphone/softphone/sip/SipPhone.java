@@ -207,6 +207,14 @@ public final class SipPhone implements AutoCloseable {
     /** Opens a call's audio (binds its RTP port); {@code null} media means signalling only. */
     public interface Media {
         io.tpmphone.softphone.media.AudioSession open(String callId) throws IOException;
+
+        /**
+         * The payload types this phone offers, in order of preference: PCMU and PCMA ({@link Sdp#AUDIO_PAYLOADS}), or
+         * with real audio Opus first ({@link Sdp#OPUS_FIRST}).
+         */
+        default List<Integer> payloadTypes() {
+            return Sdp.AUDIO_PAYLOADS;
+        }
     }
 
     /** What the user sees. */
