@@ -163,6 +163,8 @@ public final class Agent implements AutoCloseable {
     private String enrollmentToken;
     /** The current launch's softphone; replaced on every launch, completed by READY or by the child's exit. */
     private volatile Launch launch;
+    /** The softphone's per-call sound server socket; null without a sound server. */
+    private volatile SoundGrant soundGrant;
 
     /**
      * One launch's softphone life: STARTING, then READY and/or a final state. {@code settled} completes with the first
@@ -189,6 +191,15 @@ public final class Agent implements AutoCloseable {
             t.setDaemon(true);
             return t;
         });
+    }
+
+    /**
+     * The host's sound server ({@code unix:/PATH} of its native protocol, as the agent reaches it): an isolated
+     * softphone is granted a socket into it while it has a call ({@link SoundGrant}). Call before {@link #start()}.
+     */
+    public synchronized Agent withSoundServer(String adminServer) {
+        this.soundGrant = new SoundGrant(adminServer, stateDirectory.resolve("launch").resolve("sound"));
+        return this;
     }
 
     /**
@@ -613,8 +624,10 @@ public final class Agent implements AutoCloseable {
         launch = l;
         try {
             broker = Broker.start(stateDirectory.resolve("broker"), new ChildService(l));
+            SoundGrant sound = soundGrant;
             child = new MeasuredLauncher(store, stateDirectory.resolve("launch")).launch(spec, broker,
-                    controlSocket(stateDirectory).getParent());
+                    controlSocket(stateDirectory).getParent(), sound != null && spec.isolate() ? sound.directory()
+                            : null);
         } catch (IOException | TpmException | RuntimeException e) {
             softphoneChanged(l, new Softphone(SoftphoneState.EXITED, "could not be launched: " + e));
             if (broker != null) {
@@ -631,6 +644,10 @@ public final class Agent implements AutoCloseable {
         // An unexpected exit is re-appraised at once (which also retries a failed TERMINATED); a child the agent
         // stopped itself is not.
         launched.process().onExit().thenRun(() -> {
+            SoundGrant sound = soundGrant;
+            if (sound != null) {
+                sound.close(); // no call outlives its softphone: its sound server socket goes with it
+            }
             boolean unexpected = child == launched;
             softphoneChanged(l, new Softphone(unexpected ? SoftphoneState.EXITED : SoftphoneState.STOPPED,
                     exitDetail(launched, unexpected)));
@@ -712,6 +729,20 @@ public final class Agent implements AutoCloseable {
                 throw new IllegalStateException("no attestation result");
             }
             return v.result();
+        }
+
+        @Override
+        public void sound(boolean open, String callId) throws IOException {
+            SoundGrant sound = soundGrant;
+            if (sound == null || !spec.isolate()) {
+                throw new IllegalStateException("no sound server is granted to this softphone (agent run"
+                        + " --sound-server, isolated launches only)");
+            }
+            if (open) {
+                sound.open(callId);
+            } else {
+                sound.close(callId);
+            }
         }
 
         @Override

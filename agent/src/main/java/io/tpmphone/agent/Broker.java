@@ -59,6 +59,8 @@ import org.slf4j.LoggerFactory;
  *       <reason...>} → {@code OK}: a call decision for the server's audit log;</li>
  *   <li>{@code READY <SIP URI>} → {@code OK}: the child is serving (its SIP transports and control socket are up);
  *       sent once, after start-up, so the agent can tell a person that the softphone runs, or why it does not;</li>
+ *   <li>{@code SOUND <OPEN|CLOSE> <callId>} → {@code OK}: a call's audio starts or ended; the agent grants the child a
+ *       socket into the sound server while any call holds it ({@link SoundGrant});</li>
  * </ul>
  * anything else or any failure → {@code ERR <REASON> <message>}, REASON a keystore reason
  * ({@code NOT_APPROVED}, {@code POLICY_FAIL}, {@code APPROVAL_EXPIRED}, {@code SEEN_BEFORE}, ...) or
@@ -111,6 +113,12 @@ public final class Broker implements AutoCloseable {
         /** The attestation server's result-signing public key (SubjectPublicKeyInfo, DER). */
         default byte[] resultVerificationKey() throws Exception {
             throw new UnsupportedOperationException("no attestation server");
+        }
+
+        /** A call's audio starts ({@code open}) or ended: grant or withdraw the sound server socket. */
+        default void sound(boolean open, String callId) throws Exception {
+            throw new UnsupportedOperationException("no sound server is configured for the softphone (agent run"
+                    + " --sound-server)");
         }
 
         /** The child says it is serving as {@code uri} (one word, at most 1 KiB). */
@@ -282,7 +290,8 @@ public final class Broker implements AutoCloseable {
         for (String line; (line = readLine(in)) != null; ) {
             String op = line.split(" ", 2)[0];
             if (op.equals("SRTPKEY") || op.equals("OFFERED") || op.equals("SIGN") || line.equals("CERTS")
-                    || line.equals("RESULT") || line.equals("TRUST") || op.equals("DECISION") || op.equals("READY")) {
+                    || line.equals("RESULT") || line.equals("TRUST") || op.equals("DECISION") || op.equals("READY")
+                    || op.equals("SOUND")) {
                 keyRequest(line, out);
             } else if (line.startsWith("QUOTE ")) {
                 byte[] binder;
@@ -368,6 +377,13 @@ public final class Broker implements AutoCloseable {
                                 + " <callId> <peer URI> <reason>");
                     }
                     service.callDecision(d[1], d[2], d[6], d[3], d[4], callId(d[5]), d[7]);
+                    write(out, "OK");
+                }
+                case "SOUND" -> {
+                    if (f.length != 3 || !(f[1].equals("OPEN") || f[1].equals("CLOSE"))) {
+                        throw new IllegalArgumentException("SOUND <OPEN|CLOSE> <callId>");
+                    }
+                    service.sound(f[1].equals("OPEN"), callId(f[2]));
                     write(out, "OK");
                 }
                 case "READY" -> {

@@ -98,6 +98,14 @@ public final class AgentBroker implements AutoCloseable {
         client.ready(uri);
     }
 
+    /**
+     * A call's audio starts ({@code open}: the agent grants a socket into the sound server, which exists only while
+     * some call holds it) or ended ({@code open} false: withdrawn once no call holds it).
+     */
+    public synchronized void sound(boolean open, String callId) throws IOException {
+        client.sound(open, callId.replace(' ', '_'));
+    }
+
     @Override
     public void close() throws IOException {
         client.close();

@@ -100,7 +100,7 @@ public final class SoftphoneMain {
             try (SipPhone phone = SipPhone.start(new SipPhone.Config(config.user(), config.host(), config.address(),
                             config.tlsPort(), config.tcpPort(), config.udpPort(), config.setupTimeout()),
                     AttestedTlsConfig.of(identity, verifier, clock), config.policy(), SipPhone.Keys.fromBroker(client),
-                    new AuditedDecisions(client, shown), media(config, source), clock)) {
+                    new AuditedDecisions(client, shown), media(config, source, client), clock)) {
                 step = "listening on the control socket " + controlSocket;
                 try (ControlServer control = ControlServer.start(phone, Path.of(controlSocket))) {
                     step = "telling the agent we are ready";
@@ -125,17 +125,39 @@ public final class SoftphoneMain {
      * Each call's audio as configured: the tone device, or the sound server (its address as configured, else the
      * socket the agent grants for each call in our working directory), offering the configured codecs in order.
      */
-    static SipPhone.Media media(PhoneConfig config, short[] tone) {
+    static SipPhone.Media media(PhoneConfig config, short[] tone, AgentBroker broker) {
         PhoneConfig.Audio audio = config.audio();
-        io.tpmphone.softphone.media.AudioDevice device = audio.soundServer()
-                ? new io.tpmphone.softphone.media.AudioDevice.SoundServer(audio.server().orElseGet(
-                        () -> "unix:" + Path.of(PhoneConfig.AGENT_SOUND_SOCKET).toAbsolutePath()),
-                        audio.microphone(), audio.speaker())
-                : new io.tpmphone.softphone.media.AudioDevice.Tone(tone);
+        io.tpmphone.softphone.media.AudioDevice device;
+        if (!audio.soundServer()) {
+            device = new io.tpmphone.softphone.media.AudioDevice.Tone(tone);
+        } else if (audio.server().isPresent()) {
+            device = new io.tpmphone.softphone.media.AudioDevice.SoundServer(audio.server().get(),
+                    audio.microphone(), audio.speaker());
+        } else {
+            // the agent's socket, granted for the duration of each call
+            device = new io.tpmphone.softphone.media.AudioDevice.SoundServer("unix:"
+                    + Path.of(PhoneConfig.AGENT_SOUND_SOCKET).toAbsolutePath(), audio.microphone(), audio.speaker(),
+                    new io.tpmphone.softphone.media.AudioDevice.Access() {
+                        @Override
+                        public void acquire(String callId) throws IOException {
+                            broker.sound(true, callId);
+                        }
+
+                        @Override
+                        public void release(String callId) {
+                            try {
+                                broker.sound(false, callId);
+                            } catch (IOException | RuntimeException e) {
+                                LOG.warn("could not give the sound server socket back to the agent: {}",
+                                        io.tpmphone.attestation.UntrustedText.forTerminal(e.toString()));
+                            }
+                        }
+                    });
+        }
         return new SipPhone.Media() {
             @Override
             public AudioSession open(String callId) throws IOException {
-                return AudioSession.open(config.address(), device);
+                return AudioSession.open(config.address(), device, callId);
             }
 
             @Override

@@ -190,6 +190,12 @@ public final class BrokerClient implements AutoCloseable {
         ok(request("READY " + uri));
     }
 
+    /** A call's audio starts ({@code open}) or ended: the agent grants or withdraws the sound server socket. */
+    public void sound(boolean open, String callId) throws IOException {
+        checkWord(callId, "call id");
+        ok(request("SOUND " + (open ? "OPEN " : "CLOSE ") + callId));
+    }
+
     /** The host's latest signed attestation result (compact JWS), its passport for attested TLS. */
     public String passport() throws IOException {
         return ok(request("RESULT"));

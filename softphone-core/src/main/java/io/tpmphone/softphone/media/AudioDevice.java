@@ -9,6 +9,29 @@ import java.util.Optional;
  * Immutable.
  */
 public sealed interface AudioDevice permits AudioDevice.Tone, AudioDevice.SoundServer {
+    /**
+     * How a call gets to reach the sound server: the measured softphone asks its agent for a socket before the call's
+     * audio starts and gives it back when the call ends, so it has none between calls.
+     */
+    interface Access {
+        /** Needs nothing: the server's socket is always there. */
+        Access ALWAYS = new Access() {
+            @Override
+            public void acquire(String callId) {
+            }
+
+            @Override
+            public void release(String callId) {
+            }
+        };
+
+        /** Before the call's audio connects; fails if the socket cannot be granted. */
+        void acquire(String callId) throws java.io.IOException;
+
+        /** After the call's audio disconnected; never fails (a failure is logged). */
+        void release(String callId);
+    }
+
     /** 16-bit PCM at 8 kHz mono, played in a loop; what the peer sends is kept in a {@link PcmSink}. */
     record Tone(short[] samples) implements AudioDevice {
         public Tone {
@@ -30,8 +53,15 @@ public sealed interface AudioDevice permits AudioDevice.Tone, AudioDevice.SoundS
      * One connection per call, opened when its audio starts and closed when it ends. Streams carry
      * {@code media.role=phone}, so a server that has {@code module-filter-heuristics} applies its echo canceller.
      */
-    record SoundServer(String server, Optional<String> microphone, Optional<String> speaker) implements AudioDevice {
+    record SoundServer(String server, Optional<String> microphone, Optional<String> speaker, Access access)
+            implements AudioDevice {
+        /** A sound server that is always there (the user's own, named by its address). */
+        public SoundServer(String server, Optional<String> microphone, Optional<String> speaker) {
+            this(server, microphone, speaker, Access.ALWAYS);
+        }
+
         public SoundServer {
+            Objects.requireNonNull(access, "access");
             Objects.requireNonNull(server, "server");
             Objects.requireNonNull(microphone, "microphone");
             Objects.requireNonNull(speaker, "speaker");

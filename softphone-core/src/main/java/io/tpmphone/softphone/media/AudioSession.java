@@ -48,6 +48,9 @@ public final class AudioSession implements AutoCloseable {
     static final java.time.Duration SOUND_SERVER_TIMEOUT = java.time.Duration.ofSeconds(5);
 
     private final AudioDevice audioDevice;
+    /** The call this session belongs to, for the sound server's {@link AudioDevice.Access}. */
+    private final String callId;
+    private boolean accessAcquired;
     private PcmSink sink = new PcmSink();
     private SoundServerLink soundServer;
     private MediaStream stream;
@@ -55,7 +58,8 @@ public final class AudioSession implements AutoCloseable {
 
     private AudioSession(DatagramSocket rtp, DatagramSocket rtcp, java.util.concurrent.atomic.AtomicLong received,
                          java.util.concurrent.atomic.AtomicReference<InetSocketAddress> remote,
-                         AudioDevice audioDevice) {
+                         AudioDevice audioDevice, String callId) {
+        this.callId = callId;
         this.rtp = rtp;
         this.rtcp = rtcp;
         this.received = received;
@@ -70,7 +74,16 @@ public final class AudioSession implements AutoCloseable {
 
     /** Binds RTP on an even port and RTCP on the next one, on {@code address}; {@code device} captures and plays. */
     public static AudioSession open(InetAddress address, AudioDevice device) throws IOException {
+        return open(address, device, "call");
+    }
+
+    /**
+     * As above for call {@code callId}: a sound server's {@link AudioDevice.Access} is acquired for it when the audio
+     * starts and released when the session closes.
+     */
+    public static AudioSession open(InetAddress address, AudioDevice device, String callId) throws IOException {
         Objects.requireNonNull(address, "address");
+        Objects.requireNonNull(callId, "callId");
         Objects.requireNonNull(device, "device");
         java.util.concurrent.atomic.AtomicLong received = new java.util.concurrent.atomic.AtomicLong();
         java.util.concurrent.atomic.AtomicReference<InetSocketAddress> remote =
@@ -84,7 +97,7 @@ public final class AudioSession implements AutoCloseable {
             }
             try {
                 DatagramSocket c = new CountingSocket(new InetSocketAddress(address, port + 1), received, remote);
-                return new AudioSession(r, c, received, remote, device);
+                return new AudioSession(r, c, received, remote, device, callId);
             } catch (java.net.BindException e) {
                 r.close();
             }
@@ -164,6 +177,8 @@ public final class AudioSession implements AutoCloseable {
         int rate = opus ? 48_000 : 8000;
         HeadlessAudioDevice device;
         if (audioDevice instanceof AudioDevice.SoundServer server) {
+            server.access().acquire(callId);
+            accessAcquired = true;
             SoundServerLink link = SoundServerLink.connect(server.server(), SOUND_SERVER_TIMEOUT);
             try {
                 link.open(server.microphone().orElse(null), server.speaker().orElse(null), rate,
@@ -287,6 +302,10 @@ public final class AudioSession implements AutoCloseable {
             if (soundServer != null) {
                 soundServer.close(); // the process holds no sound server connection between calls
                 soundServer = null;
+            }
+            if (accessAcquired && audioDevice instanceof AudioDevice.SoundServer server) {
+                accessAcquired = false;
+                server.access().release(callId);
             }
         }
     }
