@@ -38,6 +38,9 @@ final class PhoneParts implements AttestedSslSocket.Gate {
     final AcceptedGate failures = new AcceptedGate();
     private volatile ConnectionAttestation attestation;
     private volatile Destinations destinations;
+    /** Who answers ringing calls ({@link SipPhone#answerWith}). */
+    final java.util.concurrent.atomic.AtomicReference<SipPhone.AnswerDecision> answers =
+            new java.util.concurrent.atomic.AtomicReference<>(SipPhone.AnswerDecision.AUTOMATIC);
 
     PhoneParts(SipPhone.Config config, SipPhone.Limits limits, Clock clock) {
         this.stackName = "tpmphone-" + config.host() + "-" + STACKS.incrementAndGet();
@@ -62,7 +65,7 @@ final class PhoneParts implements AttestedSslSocket.Gate {
         Registrations registrations = new Registrations(sip, challenges, listener, clock, timers);
         CallTimers callTimers = new CallTimers(timers, sip, calls, listener, config.setupTimeout(), limits);
         IncomingCalls incoming = new IncomingCalls(sip, calls, attestation, policy, mediaKeys, media, callTimers,
-                listener, timers, new LogBudget(clock, IncomingCalls.DECISION_LINES_PER_SECOND));
+                listener, timers, new LogBudget(clock, IncomingCalls.DECISION_LINES_PER_SECOND), answers);
         OutgoingCalls outgoing = new OutgoingCalls(sip, calls, attestation, mediaKeys, media, challenges,
                 listener);
         this.destinations = new Destinations(registrations, calls, attestation);
