@@ -163,6 +163,8 @@ public final class Agent implements AutoCloseable {
     private String enrollmentToken;
     /** The current launch's softphone; replaced on every launch, completed by READY or by the child's exit. */
     private volatile Launch launch;
+    /** A phrase to seal at start ({@link #withPhrase}); null once sealed or when none was given. */
+    private volatile String phraseToSeal;
     /** The softphone's per-call sound server socket; null without a sound server. */
     private volatile SoundGrant soundGrant;
 
@@ -191,6 +193,16 @@ public final class Agent implements AutoCloseable {
             t.setDaemon(true);
             return t;
         });
+    }
+
+    /**
+     * The person's ring-screen phrase, sealed into the keystore at {@link #start()} under the keystore's policy: the
+     * agent gives it only to its measured child, and the TPM unseals it only in the approved measured state. Call
+     * before {@link #start()}.
+     */
+    public synchronized Agent withPhrase(String phrase) {
+        this.phraseToSeal = java.util.Objects.requireNonNull(phrase, "phrase");
+        return this;
     }
 
     /**
@@ -235,6 +247,14 @@ public final class Agent implements AutoCloseable {
                 AgentException.Reason.STATE, () -> HostKeys.open(tpm, stateDirectory,
                         PcrSelection.parse("sha256:0-7," + pcr), attestation.keystoreAuthority(),
                         tpm.ensureEndorsementKey(io.tpmphone.tpm.EkType.RSA_2048).name(), clock));
+        String newPhrase = phraseToSeal;
+        if (newPhrase != null) {
+            step("sealing the ring-screen phrase in the keystore", AgentException.Reason.STATE, () -> {
+                keys.keystore().sealPhrase(newPhrase);
+                return null;
+            });
+            phraseToSeal = null;
+        }
         keys.attester(new HostKeys.Attester() {
             @Override
             public void attestNow() throws AgentException {
@@ -729,6 +749,11 @@ public final class Agent implements AutoCloseable {
                 throw new IllegalStateException("no attestation result");
             }
             return v.result();
+        }
+
+        @Override
+        public Optional<String> phrase() throws io.tpmphone.keystore.KeystoreException {
+            return keys.phrase();
         }
 
         @Override

@@ -173,6 +173,10 @@ final class AgentCommand {
                 + " (media.audio=pulseaudio) gets a socket into it only while it has a call. The agent must be a"
                 + " client the server accepts (its user, or its cookie in PULSE_COOKIE)")
         String soundServer;
+        @Option(names = "--phrase-file", description = "a file holding the phrase the ring screen shows (one line,"
+                + " 1..64 bytes): sealed into the keystore at start, so only the measured softphone can show it and a"
+                + " look-alike prompt cannot. Delete the file afterwards")
+        Path phraseFile;
         @picocli.CommandLine.ArgGroup(exclusive = false)
         LaunchOptions launch = new LaunchOptions();
 
@@ -186,6 +190,14 @@ final class AgentCommand {
                     ? null : Pem.secret(enrollmentTokenFile, false));
             if (soundServer != null) {
                 agent.withSoundServer(soundServer);
+            }
+            if (phraseFile != null) {
+                List<String> lines = java.nio.file.Files.readAllLines(phraseFile, StandardCharsets.UTF_8);
+                if (lines.size() != 1) {
+                    throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--phrase-file "
+                            + phraseFile + " must hold exactly one line, the phrase");
+                }
+                agent.withPhrase(lines.get(0).strip());
             }
             CountDownLatch stopped = new CountDownLatch(1);
             Runtime.getRuntime().addShutdownHook(new Thread(() -> {

@@ -33,6 +33,8 @@ import java.util.TreeMap;
  *   media.speaker=alsa_output.usb-…     # the sound server's sink to play to (default: the server's default)
  *   media.server=unix:/run/…/native     # the sound server (default: the socket the agent grants for each call)
  *   media.codecs=opus,pcmu,pcma     # offered in this order (default: opus,pcmu,pcma with pulseaudio, else pcmu,pcma)
+ *   phone.answer=ring               # ring: a person answers or declines on the ring screen; auto: answer every call
+ *                                   # the policy accepts (default: ring with pulseaudio, auto with the tone device)
  * </pre>
  * Unknown keys are refused, so a typo does not silently fall back to a default; errors name the key (and for a policy
  * line, the line as written). The control socket is not configured here: the agent that launches the softphone
@@ -40,10 +42,10 @@ import java.util.TreeMap;
  */
 public record PhoneConfig(String user, String host, InetAddress address, int tlsPort, int tcpPort, int udpPort,
                           Duration setupTimeout, CallPolicy policy, List<String> policyLines, double toneHz,
-                          Audio audio) {
+                          Audio audio, boolean autoAnswer) {
     private static final Set<String> KEYS = Set.of("sip.user", "sip.host", "sip.address", "sip.tls.port",
             "sip.tcp.port", "sip.udp.port", "sip.setup.timeout.seconds", "media.tone.hz", "media.audio",
-            "media.microphone", "media.speaker", "media.server", "media.codecs");
+            "media.microphone", "media.speaker", "media.server", "media.codecs", "phone.answer");
     /**
      * Where the measured softphone finds the sound server when {@code media.server} is not set: the socket the agent
      * grants for the duration of each call, in the {@code sound} directory of its working directory.
@@ -147,8 +149,15 @@ public record PhoneConfig(String user, String host, InetAddress address, int tls
         if (timeout < 1 || timeout > 300) {
             throw new IllegalArgumentException("sip.setup.timeout.seconds must be 1..300");
         }
+        Audio audio = audio(p);
+        String answer = p.getProperty("phone.answer", audio.soundServer() ? "ring" : "auto").trim();
+        if (!answer.equals("ring") && !answer.equals("auto")) {
+            throw new IllegalArgumentException("phone.answer must be ring (a person answers) or auto (every call the"
+                    + " policy accepts is answered), got " + answer);
+        }
+        boolean autoAnswer = answer.equals("auto");
         return new PhoneConfig(user, host, address, tls, port(p, "sip.tcp.port", 0), port(p, "sip.udp.port", 0),
-                Duration.ofSeconds(timeout), parsed, lines, tone, audio(p));
+                Duration.ofSeconds(timeout), parsed, lines, tone, audio, autoAnswer);
     }
 
     private static Audio audio(Properties p) {

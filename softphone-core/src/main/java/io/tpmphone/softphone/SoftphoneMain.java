@@ -82,14 +82,30 @@ public final class SoftphoneMain {
             PassportVerifier verifier = verifier(client, clock);
             BrokerHostIdentity identity = new BrokerHostIdentity(client);
             short[] source = config.toneHz() > 0 ? Wav.tone(config.toneHz(), 0.5, 1) : new short[Wav.SAMPLE_RATE];
+            java.util.concurrent.atomic.AtomicReference<io.tpmphone.softphone.control.RingScreen> screen =
+                    new java.util.concurrent.atomic.AtomicReference<>();
             SipPhone.Listener shown = new SipPhone.Listener() {
                 @Override
                 public void ringing(Call call) {
                     LOG.info("ringing: {}", call.display());
+                    redraw();
+                }
+
+                private void redraw() {
+                    io.tpmphone.softphone.control.RingScreen s = screen.get();
+                    if (s != null) {
+                        s.changed();
+                    }
+                }
+
+                @Override
+                public void decided(Call call, CallPolicy.Decision decision) {
+                    redraw();
                 }
 
                 @Override
                 public void ended(Call call) {
+                    redraw();
                     LOG.info("call {} {}: {}", io.tpmphone.attestation.UntrustedText.forTerminal(call.callId(), 200),
                             call.state(), io.tpmphone.attestation.UntrustedText.forTerminal(call.reason()));
                 }
@@ -101,8 +117,14 @@ public final class SoftphoneMain {
                             config.tlsPort(), config.tcpPort(), config.udpPort(), config.setupTimeout()),
                     AttestedTlsConfig.of(identity, verifier, clock), config.policy(), SipPhone.Keys.fromBroker(client),
                     new AuditedDecisions(client, shown), media(config, source, client), clock)) {
+                step = "unsealing the phrase for the ring screen";
+                java.util.Optional<String> phrase = phrase(client);
+                io.tpmphone.softphone.control.RingScreen ring = new io.tpmphone.softphone.control.RingScreen(phone,
+                        phrase, config.autoAnswer(), clock);
+                screen.set(ring);
+                phone.answerWith(ring);
                 step = "listening on the control socket " + controlSocket;
-                try (ControlServer control = ControlServer.start(phone, Path.of(controlSocket))) {
+                try (ControlServer control = ControlServer.start(phone, ring, Path.of(controlSocket))) {
                     step = "telling the agent we are ready";
                     client.ready(phone.uri());
                     LOG.info("softphone {} ready (TLS {}), control {}", phone.uri(), config.tlsPort(), control.path());
@@ -119,6 +141,20 @@ public final class SoftphoneMain {
         }
         // FMJ and libjitsi leave non-daemon threads behind
         System.exit(0);
+    }
+
+    /**
+     * The person's phrase, which the agent unseals with the keystore for this measured softphone only; empty when
+     * none was set (or the agent has none to give).
+     */
+    private static java.util.Optional<String> phrase(AgentBroker client) {
+        try {
+            return client.phrase();
+        } catch (IOException e) {
+            LOG.warn("no phrase for the ring screen: {}", io.tpmphone.attestation.UntrustedText.forTerminal(
+                    e.getMessage()));
+            return java.util.Optional.empty();
+        }
     }
 
     /**

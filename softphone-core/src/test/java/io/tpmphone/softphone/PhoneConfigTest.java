@@ -41,6 +41,10 @@ class PhoneConfigTest {
         assertEquals(java.util.Optional.empty(), real.audio().server(), "the agent's per-call socket by default");
         PhoneConfig pcmu = PhoneConfig.of(props(base + "media.audio=pulseaudio\nmedia.codecs=pcmu\n"));
         assertEquals(java.util.List.of(0), pcmu.audio().payloadTypes(), "only what media.codecs names");
+        assertTrue(tone.autoAnswer(), "the tone device (tests, the demo) answers by itself");
+        assertTrue(!real.autoAnswer(), "real audio rings: a person answers");
+        assertTrue(PhoneConfig.of(props(base + "media.audio=pulseaudio\nphone.answer=auto\n")).autoAnswer(),
+                "auto-answer is an explicit choice");
     }
 
     @Test
@@ -65,6 +69,7 @@ class PhoneConfigTest {
                 {base + "sip.udp.port=70000\n", "sip.udp.port must be 0..65535"},
                 {base + "media.tone.hz=loud\n", "media.tone.hz is not a number"},
                 {base + "media.audio=alsa\n", "media.audio must be tone or pulseaudio"},
+                {base + "phone.answer=maybe\n", "phone.answer must be ring"},
                 {base + "media.speaker=spk\n", "need media.audio=pulseaudio"},
                 {base + "media.audio=pulseaudio\nmedia.codecs=opus,g729\n", "unknown codec \"g729\""},
                 {base + "media.audio=pulseaudio\nmedia.codecs=pcmu,PCMU\n", "names PCMU twice"},

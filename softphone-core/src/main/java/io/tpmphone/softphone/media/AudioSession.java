@@ -51,6 +51,8 @@ public final class AudioSession implements AutoCloseable {
     /** The call this session belongs to, for the sound server's {@link AudioDevice.Access}. */
     private final String callId;
     private boolean accessAcquired;
+    /** Whether the microphone is muted: silence is sent instead (the stream and its keys go on). */
+    private volatile boolean muted;
     private PcmSink sink = new PcmSink();
     private SoundServerLink soundServer;
     private MediaStream stream;
@@ -189,11 +191,22 @@ public final class AudioSession implements AutoCloseable {
             }
             soundServer = link;
             sink = new PcmSink(rate, link::play);
-            device = new HeadlessAudioDevice(link::read, rate, sink);
+            device = new HeadlessAudioDevice(frame -> {
+                link.read(frame);
+                if (muted) {
+                    java.util.Arrays.fill(frame, (byte) 0);
+                }
+            }, rate, sink);
         } else {
             AudioDevice.Tone tone = (AudioDevice.Tone) audioDevice;
             sink = new PcmSink(rate, null);
-            device = new HeadlessAudioDevice(PcmCaptureDevice.tone(tone.samples(), rate), rate, sink);
+            PcmCaptureDevice.FrameSource source = PcmCaptureDevice.tone(tone.samples(), rate);
+            device = new HeadlessAudioDevice(frame -> {
+                source.fill(frame);
+                if (muted) {
+                    java.util.Arrays.fill(frame, (byte) 0);
+                }
+            }, rate, sink);
         }
         remote.set(remoteRtp);
         MediaService ms = MediaEngine.service();
@@ -245,6 +258,16 @@ public final class AudioSession implements AutoCloseable {
         if (stream != null) {
             stream.setDirection(d);
         }
+    }
+
+    /** Mutes or unmutes the microphone: while muted, silence is sent. */
+    public void mute(boolean mute) {
+        this.muted = mute;
+    }
+
+    /** Whether the microphone is muted. */
+    public boolean muted() {
+        return muted;
     }
 
     /** What the peer sent, decoded (kept at 8 kHz). */
