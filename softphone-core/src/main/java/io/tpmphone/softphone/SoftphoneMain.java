@@ -122,6 +122,9 @@ public final class SoftphoneMain {
                 io.tpmphone.softphone.control.RingScreen ring = new io.tpmphone.softphone.control.RingScreen(phone,
                         phrase, config.autoAnswer(), clock);
                 screen.set(ring);
+                soundServer(config, client).ifPresent(device -> ring.withRinging(
+                        call -> io.tpmphone.softphone.media.Ringer.start(device, call.callId().replace(' ', '_')
+                                + "#ring")));
                 phone.answerWith(ring);
                 step = "listening on the control socket " + controlSocket;
                 try (ControlServer control = ControlServer.start(phone, ring, Path.of(controlSocket))) {
@@ -163,9 +166,32 @@ public final class SoftphoneMain {
      */
     static SipPhone.Media media(PhoneConfig config, short[] tone, AgentBroker broker) {
         PhoneConfig.Audio audio = config.audio();
-        io.tpmphone.softphone.media.AudioDevice device;
+        io.tpmphone.softphone.media.AudioDevice device = soundServer(config, broker)
+                .<io.tpmphone.softphone.media.AudioDevice>map(d -> d)
+                .orElseGet(() -> new io.tpmphone.softphone.media.AudioDevice.Tone(tone));
+        return new SipPhone.Media() {
+            @Override
+            public AudioSession open(String callId) throws IOException {
+                return AudioSession.open(config.address(), device, callId);
+            }
+
+            @Override
+            public List<Integer> payloadTypes() {
+                return audio.payloadTypes();
+            }
+        };
+    }
+
+    /**
+     * The sound server as configured: its address as configured, else the socket the agent grants for the duration
+     * of each call (and of each ringing) in our working directory; empty with the tone device.
+     */
+    static java.util.Optional<io.tpmphone.softphone.media.AudioDevice.SoundServer> soundServer(PhoneConfig config,
+            AgentBroker broker) {
+        PhoneConfig.Audio audio = config.audio();
+        io.tpmphone.softphone.media.AudioDevice.SoundServer device;
         if (!audio.soundServer()) {
-            device = new io.tpmphone.softphone.media.AudioDevice.Tone(tone);
+            return java.util.Optional.empty();
         } else if (audio.server().isPresent()) {
             device = new io.tpmphone.softphone.media.AudioDevice.SoundServer(audio.server().get(),
                     audio.microphone(), audio.speaker());
@@ -190,17 +216,7 @@ public final class SoftphoneMain {
                         }
                     });
         }
-        return new SipPhone.Media() {
-            @Override
-            public AudioSession open(String callId) throws IOException {
-                return AudioSession.open(config.address(), device, callId);
-            }
-
-            @Override
-            public List<Integer> payloadTypes() {
-                return audio.payloadTypes();
-            }
-        };
+        return java.util.Optional.of(device);
     }
 
     /**

@@ -49,6 +49,8 @@ public final class RingScreen implements SipPhone.AnswerDecision {
     private final boolean autoAnswer;
     private final Clock clock;
     private final Map<String, CompletableFuture<Answer>> ringing = new ConcurrentHashMap<>();
+    private final Map<String, AutoCloseable> ringers = new ConcurrentHashMap<>();
+    private volatile Ringing sound;
     private final List<Runnable> changed = new CopyOnWriteArrayList<>();
     /** The dial prompt's input while the person types a call target; null when no prompt is open. */
     private StringBuilder dial;
@@ -63,6 +65,41 @@ public final class RingScreen implements SipPhone.AnswerDecision {
         this.phrase = Objects.requireNonNull(phrase, "phrase");
         this.autoAnswer = autoAnswer;
         this.clock = Objects.requireNonNull(clock, "clock");
+    }
+
+    /** Makes the ringing sound while a call rings: started for it, closed when the person decides or it ends. */
+    @FunctionalInterface
+    public interface Ringing {
+        AutoCloseable start(Call call) throws java.io.IOException;
+    }
+
+    /** Rings with {@code ringing} (the sound server's speaker) while calls ring. */
+    public RingScreen withRinging(Ringing ringing) {
+        this.sound = Objects.requireNonNull(ringing, "ringing");
+        return this;
+    }
+
+    private void startRinging(Call call) {
+        Ringing r = sound;
+        if (r == null) {
+            return;
+        }
+        try {
+            ringers.put(call.callId(), r.start(call));
+        } catch (java.io.IOException | RuntimeException e) {
+            notice = "no ringing sound: " + UntrustedText.forTerminal(e.getMessage(), 200);
+        }
+    }
+
+    private void stopRinging(String callId) {
+        AutoCloseable r = ringers.remove(callId);
+        if (r != null) {
+            try {
+                r.close();
+            } catch (Exception e) {
+                notice = "the ringing sound did not stop cleanly: " + UntrustedText.forTerminal(e.toString(), 200);
+            }
+        }
     }
 
     /** {@code listener} runs whenever what the screen shows changed (a call rang, ended, a key was pressed). */
@@ -87,8 +124,10 @@ public final class RingScreen implements SipPhone.AnswerDecision {
         }
         CompletableFuture<Answer> f = new CompletableFuture<>();
         ringing.put(call.callId(), f);
+        startRinging(call);
         call.settled().whenComplete((c, e) -> {
             ringing.remove(call.callId());
+            stopRinging(call.callId());
             changed();
         });
         changed();
@@ -107,6 +146,7 @@ public final class RingScreen implements SipPhone.AnswerDecision {
 
     private boolean decide(String callId, Answer answer) {
         CompletableFuture<Answer> f = ringing.remove(callId);
+        stopRinging(callId);
         boolean done = f != null && f.complete(answer);
         changed();
         return done;

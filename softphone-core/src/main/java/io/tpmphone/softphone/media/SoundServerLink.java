@@ -225,6 +225,40 @@ final class SoundServerLink implements AutoCloseable {
         }
     }
 
+    /** Opens only the speaker ({@code speaker}, null for the server's default) at {@code rate} Hz, mono. */
+    void openSpeaker(String speaker, int rate, Duration timeout) throws IOException {
+        int frameBytes = rate / 50 * 2;
+        Object changed = new Object();
+        streamCallback = () -> {
+            synchronized (changed) {
+                changed.notifyAll();
+            }
+        };
+        long play;
+        PA.threaded_mainloop_lock(mainloop);
+        try {
+            play = newStream(rate, "tpmphone ringing");
+            playback = play;
+            PA.stream_set_state_callback(play, streamCallback);
+            long playAttr = PA.buffer_attr_new(-1, frameBytes * 5, -1, -1, -1);
+            try {
+                if (PA.stream_connect_playback(play, speaker, playAttr, PA.STREAM_ADJUST_LATENCY, 0, 0) < 0) {
+                    throw new IOException("the sound server refused to play to "
+                            + (speaker == null ? "its default sink" : speaker));
+                }
+            } finally {
+                PA.buffer_attr_free(playAttr);
+            }
+        } finally {
+            PA.threaded_mainloop_unlock(mainloop);
+        }
+        int state = awaitStream(play, changed, timeout);
+        if (state != PA.STREAM_READY) {
+            throw new IOException("the sound server did not open the speaker " + (speaker == null ? "(default)"
+                    : speaker) + " within " + timeout.toMillis() + " ms (stream state " + state + ")");
+        }
+    }
+
     private long newStream(int rate, String name) throws IOException {
         long spec = PA.sample_spec_new(PA.SAMPLE_S16LE, rate, 1);
         long props = PA.proplist_new();

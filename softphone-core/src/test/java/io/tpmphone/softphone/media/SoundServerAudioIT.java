@@ -143,6 +143,32 @@ class SoundServerAudioIT {
     }
 
     @Test
+    void theRinger_rings425HzOnTheSpeaker_andGivesItsAccessBack() throws Exception {
+        java.util.List<String> access = new java.util.concurrent.CopyOnWriteArrayList<>();
+        AudioDevice.SoundServer device = new AudioDevice.SoundServer(server.address(), Optional.empty(),
+                Optional.of("alice_speaker"), new AudioDevice.Access() {
+                    @Override
+                    public void acquire(String callId) {
+                        access.add("acquire " + callId);
+                    }
+
+                    @Override
+                    public void release(String callId) {
+                        access.add("release " + callId);
+                    }
+                });
+        try (Ringer ringer = Ringer.start(device, "c1#ring")) {
+            short[] heard = server.record("alice_speaker", 0.5);
+            assertEquals(425, Wav.dominantFrequency(heard, heard.length), 20, "the ring tone on the speaker, peak "
+                    + peak(heard));
+            assertEquals(java.util.List.of("acquire c1#ring"), access, "the ringer holds the sound server access");
+        }
+        assertEquals(java.util.List.of("acquire c1#ring", "release c1#ring"), access, "and gives it back");
+        Await.until("the ringer's client to leave the server", Duration.ofSeconds(10), () -> ourClients() == 0,
+                () -> server.pactl("list", "clients"));
+    }
+
+    @Test
     void closingTheCall_closesItsSoundServerConnection() throws Exception {
         call(0);
         Await.until("the server to list both sessions as clients", Duration.ofSeconds(10),
