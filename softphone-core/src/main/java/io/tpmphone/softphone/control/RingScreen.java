@@ -325,7 +325,7 @@ public final class RingScreen implements SipPhone.AnswerDecision {
             default -> "attested host " + UntrustedText.forTerminal(p.host().orElse("(unverified)"), 80);
         });
         d.add("   Why:         " + UntrustedText.forTerminal(p.summary(), 160));
-        if (!p.reason().equals(p.summary()) && !p.reason().isBlank()) {
+        if (!p.summary().contains(p.reason()) && !p.reason().isBlank()) {
             d.add("                " + UntrustedText.forTerminal(p.reason(), 160));
         }
         d.add("   Freshness:   " + p.freshness().map(f -> "appraised by the attestation server " + f.toSeconds()

@@ -86,6 +86,9 @@ class RingScreenIT {
                 + shown);
         assertTrue(shown.contains("Media:       SRTP, SDES AES_CM_128_HMAC_SHA1_80, PCMU"),
                 "the media protection is shown: " + shown);
+        java.nio.file.Files.createDirectories(java.nio.file.Path.of("target", "ring-screen"));
+        java.nio.file.Files.writeString(java.nio.file.Path.of("target", "ring-screen", "no-attestation.txt"),
+                shown.replace("\r\n", "\n"));
         String coloured = screen.render(100, 30, true);
         assertTrue(coloured.contains("\u001b[1;30;43m[ UNATTESTED ]\u001b[0m"), "the level in colour on a terminal: "
                 + coloured);
