@@ -265,7 +265,7 @@ public final class RingScreen implements SipPhone.AnswerDecision {
         int w = Math.max(40, Math.min(width, 300));
         int h = Math.max(10, Math.min(height, 200));
         List<String> lines = new ArrayList<>();
-        lines.add(bold(" tpmphone  " + phone.uri(), ansi) + "   " + CLOCK.format(clock.instant()) + " UTC");
+        lines.add(bold(" Phone " + phone.uri(), ansi) + "   " + CLOCK.format(clock.instant()) + " UTC   (tpmphone)");
         lines.add(" Your phrase: " + phrase.map(p -> "«" + UntrustedText.forTerminal(p, 80) + "»")
                 .orElse("(none set: tpmphone agent phrase)") + "  — only this measured phone can show it");
         lines.add(rule(w));
