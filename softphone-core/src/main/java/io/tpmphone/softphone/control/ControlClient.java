@@ -129,9 +129,12 @@ public final class ControlClient implements AutoCloseable {
         return in;
     }
 
-    /** After {@link #screen}: where the person's keys go, as bytes ({@code ESC [ 8 ; ROWS ; COLS t}: a new size). */
+    /**
+     * After {@link #screen}: where the person's keys go, as bytes ({@code ESC [ 8 ; ROWS ; COLS t}: a new size). It
+     * writes to the channel itself, so keys go out while {@link #frames()} is blocked in a read.
+     */
     public OutputStream keys() {
-        return out;
+        return ControlServer.ChannelWriter.of(channel);
     }
 
     @Override

@@ -149,7 +149,9 @@ public final class ControlServer implements AutoCloseable {
                         boolean ansi = req.path("ansi").asBoolean(true);
                         out.write("{\"ok\":true}\n".getBytes(StandardCharsets.UTF_8));
                         out.flush();
-                        screenSession(in, out, width, height, ansi);
+                        // frames go out while the keys' read blocks: write to the channel itself, not through
+                        // Channels.newOutputStream, whose writes wait for a blocked read of the same channel
+                        screenSession(in, ChannelWriter.of(c), width, height, ansi);
                         return;
                     }
                     reply = handle(req);
@@ -246,6 +248,36 @@ public final class ControlServer implements AutoCloseable {
                 lock.notifyAll();
             }
             screen.removeOnChange(onChange);
+        }
+    }
+
+    /**
+     * Writes to a socket channel directly. {@link Channels#newOutputStream} and {@link Channels#newInputStream} of one
+     * channel take the channel's blocking lock for each call, so a write waits until a blocked read returns; the
+     * channel's own {@code write} does not.
+     */
+    static final class ChannelWriter extends OutputStream {
+        private final SocketChannel channel;
+
+        private ChannelWriter(SocketChannel channel) {
+            this.channel = channel;
+        }
+
+        static OutputStream of(SocketChannel channel) {
+            return new ChannelWriter(channel);
+        }
+
+        @Override
+        public synchronized void write(int b) throws IOException {
+            write(new byte[] {(byte) b}, 0, 1);
+        }
+
+        @Override
+        public synchronized void write(byte[] b, int off, int len) throws IOException {
+            java.nio.ByteBuffer buf = java.nio.ByteBuffer.wrap(b, off, len);
+            while (buf.hasRemaining()) {
+                channel.write(buf);
+            }
         }
     }
 

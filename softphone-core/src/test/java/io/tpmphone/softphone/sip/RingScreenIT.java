@@ -93,7 +93,29 @@ class RingScreenIT {
         assertTrue(coloured.contains("\u001b[1;30;43m[ UNATTESTED ]\u001b[0m"), "the level in colour on a terminal: "
                 + coloured);
         assertTrue(screen.key('a'), "a keeps the screen open");
-        peer.response("ring-a@phone.test", 200, "INVITE", WAIT);
+        UdpPeer.Message ok = peer.response("ring-a@phone.test", 200, "INVITE", WAIT);
+        peer.send(new InetSocketAddress(LOOPBACK, udpPort), StandardPhoneIT.inDialog("ACK", 1, "ring-a@phone.test",
+                "sip:victim@127.0.0.1:" + udpPort, StandardPhoneIT.toTag(ok.text()), "UDP", peer.via()));
+        Call call = Await.until("the call to be established", WAIT,
+                () -> phone.callById("ring-a@phone.test").orElseThrow(), c -> c.state() == Call.State.ESTABLISHED);
+        String inCall = Await.until("the screen to show the call", WAIT, () -> screen.render(100, 30, false),
+                s -> s.contains("IN CALL"));
+        assertTrue(inCall.contains("[ UNATTESTED ]"), "the far end's level during the call: " + inCall);
+        screen.key('x');
+        Await.until("x to hang up", WAIT, call::state, st -> st == Call.State.ENDED);
+    }
+
+    @Test
+    void aCallThePolicyRejects_neverRings() throws Exception {
+        RingScreen screen = start("default MEASURED reject", false);
+        String callId = "rejected@phone.test";
+        peer.send(new InetSocketAddress(LOOPBACK, udpPort), StandardPhoneIT.invite(callId, "UDP", peer.via(),
+                offer()));
+        peer.response(callId, 403, "INVITE", WAIT);
+        String shown = screen.render(100, 30, false);
+        assertFalse(shown.contains("INCOMING CALL"), "a refused call never rings: " + shown);
+        assertTrue(shown.contains("REFUSED IN sip:phone@phone.test  [ UNATTESTED ]"), "it is listed as refused: "
+                + shown);
     }
 
     @Test
