@@ -75,10 +75,12 @@ class RingScreenTmuxIT {
                     bob.calls(); // bob's softphone answers its control socket
                     assertFalse(Files.exists(dir.resolve("rig/bob/launch/sound/native")),
                             "no sound server socket for bob's softphone before any call");
-                    String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-                    String command = java + " -cp " + System.getProperty("java.class.path") + " "
-                            + Main.class.getName() + " phone --control " + bobControl;
-                    tmux("new-session", "-d", "-s", session, "-x", "100", "-y", "34", command);
+                    // a script, not the command itself: tmux's messages are too short for a whole class path
+                    Path phone = dir.resolve("phone.sh");
+                    Files.writeString(phone, "#!/bin/sh\nexec '" + Path.of(System.getProperty("java.home"), "bin",
+                            "java") + "' -cp '" + System.getProperty("java.class.path") + "' " + Main.class.getName()
+                            + " phone --control '" + bobControl + "'\n");
+                    tmux("new-session", "-d", "-s", session, "-x", "100", "-y", "34", "/bin/sh " + phone);
                     Await.until("bob's screen to come up", WAIT, () -> pane(session),
                             p -> p.contains("No call.") && p.contains("«" + PHRASE + "»"));
                     Files.writeString(shots.resolve("idle.txt"), pane(session));
