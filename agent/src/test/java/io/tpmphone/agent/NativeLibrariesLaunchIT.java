@@ -36,8 +36,11 @@ class NativeLibrariesLaunchIT {
     void theIsolatedChild_loadsTheMeasuredNativeLibraries_fromItsCodeTree(SwtpmProcess swtpm, @TempDir Path dir)
             throws Exception {
         List<Path> natives = NativeLibraries.extract(dir.resolve("extracted"));
+        // libjnpulseaudio's JNI_OnLoad looks up libjitsi's callback classes: the probe runs with libjitsi's jar
+        Path libjitsi = Path.of(org.jitsi.service.libjitsi.LibJitsi.class.getProtectionDomain().getCodeSource()
+                .getLocation().toURI());
         LaunchSpec spec = new LaunchSpec(Path.of(System.getProperty("java.home")),
-                List.of(Fixture.jarOf(dir, NativeLibraryProbe.class)), Fixture.config(dir, "a=1\n"),
+                List.of(Fixture.jarOf(dir, NativeLibraryProbe.class), libjitsi), Fixture.config(dir, "a=1\n"),
                 NativeLibraryProbe.class.getName(), List.of("-Djava.library.path=" + LaunchSpec.NATIVE_DIRECTORY),
                 NativeLibraries.NAMES, true).withNativeLibraries(natives);
         try (TpmClient tpm = TpmClient.open(TpmUri.parse(swtpm.tpmUri()));

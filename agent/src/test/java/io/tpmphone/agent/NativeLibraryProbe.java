@@ -17,8 +17,8 @@ public final class NativeLibraryProbe {
             try {
                 System.loadLibrary(name);
                 System.out.println("loaded " + name);
-            } catch (UnsatisfiedLinkError e) {
-                System.out.println("not loaded " + name + ": " + e.getMessage());
+            } catch (LinkageError e) {
+                System.out.println("not loaded " + name + ": " + e);
             }
         }
         System.out.println("probe ready");
