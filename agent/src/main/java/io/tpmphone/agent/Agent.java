@@ -163,6 +163,10 @@ public final class Agent implements AutoCloseable {
     private String enrollmentToken;
     /** The current launch's softphone; replaced on every launch, completed by READY or by the child's exit. */
     private volatile Launch launch;
+    /** A phrase to seal at start ({@link #withPhrase}); null once sealed or when none was given. */
+    private volatile String phraseToSeal;
+    /** The softphone's per-call sound server socket; null without a sound server. */
+    private volatile SoundGrant soundGrant;
 
     /**
      * One launch's softphone life: STARTING, then READY and/or a final state. {@code settled} completes with the first
@@ -189,6 +193,25 @@ public final class Agent implements AutoCloseable {
             t.setDaemon(true);
             return t;
         });
+    }
+
+    /**
+     * The person's ring-screen phrase, sealed into the keystore at {@link #start()} under the keystore's policy: the
+     * agent gives it only to its measured child, and the TPM unseals it only in the approved measured state. Call
+     * before {@link #start()}.
+     */
+    public synchronized Agent withPhrase(String phrase) {
+        this.phraseToSeal = java.util.Objects.requireNonNull(phrase, "phrase");
+        return this;
+    }
+
+    /**
+     * The host's sound server ({@code unix:/PATH} of its native protocol, as the agent reaches it): an isolated
+     * softphone is granted a socket into it while it has a call ({@link SoundGrant}). Call before {@link #start()}.
+     */
+    public synchronized Agent withSoundServer(String adminServer) {
+        this.soundGrant = new SoundGrant(adminServer, stateDirectory.resolve("launch").resolve("sound"));
+        return this;
     }
 
     /**
@@ -233,6 +256,14 @@ public final class Agent implements AutoCloseable {
                 AgentException.Reason.STATE, () -> HostKeys.open(tpm, stateDirectory,
                         PcrSelection.parse("sha256:0-7," + pcr), attestation.keystoreAuthority(),
                         tpm.ensureEndorsementKey(io.tpmphone.tpm.EkType.RSA_2048).name(), clock));
+        String newPhrase = phraseToSeal;
+        if (newPhrase != null) {
+            step("sealing the ring-screen phrase in the keystore", AgentException.Reason.STATE, () -> {
+                keys.keystore().sealPhrase(newPhrase);
+                return null;
+            });
+            phraseToSeal = null;
+        }
         keys.attester(new HostKeys.Attester() {
             @Override
             public void attestNow() throws AgentException {
@@ -622,8 +653,10 @@ public final class Agent implements AutoCloseable {
         launch = l;
         try {
             broker = Broker.start(stateDirectory.resolve("broker"), new ChildService(l));
+            SoundGrant sound = soundGrant;
             child = new MeasuredLauncher(store, stateDirectory.resolve("launch")).launch(spec, broker,
-                    controlSocket(stateDirectory).getParent());
+                    controlSocket(stateDirectory).getParent(), sound != null && spec.isolate() ? sound.directory()
+                            : null);
         } catch (IOException | TpmException | RuntimeException e) {
             softphoneChanged(l, new Softphone(SoftphoneState.EXITED, "could not be launched: " + e));
             if (broker != null) {
@@ -640,6 +673,10 @@ public final class Agent implements AutoCloseable {
         // An unexpected exit is re-appraised at once (which also retries a failed TERMINATED); a child the agent
         // stopped itself is not.
         launched.process().onExit().thenRun(() -> {
+            SoundGrant sound = soundGrant;
+            if (sound != null) {
+                sound.close(); // no call outlives its softphone: its sound server socket goes with it
+            }
             boolean unexpected = child == launched;
             softphoneChanged(l, new Softphone(unexpected ? SoftphoneState.EXITED : SoftphoneState.STOPPED,
                     exitDetail(launched, unexpected)));
@@ -721,6 +758,25 @@ public final class Agent implements AutoCloseable {
                 throw new IllegalStateException("no attestation result");
             }
             return v.result();
+        }
+
+        @Override
+        public Optional<String> phrase() throws io.tpmphone.keystore.KeystoreException {
+            return keys.phrase();
+        }
+
+        @Override
+        public void sound(boolean open, String callId) throws IOException {
+            SoundGrant sound = soundGrant;
+            if (sound == null || !spec.isolate()) {
+                throw new IllegalStateException("no sound server is granted to this softphone (agent run"
+                        + " --sound-server, isolated launches only)");
+            }
+            if (open) {
+                sound.open(callId);
+            } else {
+                sound.close(callId);
+            }
         }
 
         @Override

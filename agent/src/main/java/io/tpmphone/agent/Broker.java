@@ -59,6 +59,10 @@ import org.slf4j.LoggerFactory;
  *       <reason...>} → {@code OK}: a call decision for the server's audit log;</li>
  *   <li>{@code READY <SIP URI>} → {@code OK}: the child is serving (its SIP transports and control socket are up);
  *       sent once, after start-up, so the agent can tell a person that the softphone runs, or why it does not;</li>
+ *   <li>{@code PHRASE} → {@code OK <UTF-8 b64>}: the person's ring-screen phrase, unsealed by the keystore for this
+ *       measured child, or {@code ERR NO_PHRASE} when none was set;</li>
+ *   <li>{@code SOUND <OPEN|CLOSE> <callId>} → {@code OK}: a call's audio starts or ended; the agent grants the child a
+ *       socket into the sound server while any call holds it ({@link SoundGrant});</li>
  * </ul>
  * anything else or any failure → {@code ERR <REASON> <message>}, REASON a keystore reason
  * ({@code NOT_APPROVED}, {@code POLICY_FAIL}, {@code APPROVAL_EXPIRED}, {@code SEEN_BEFORE}, ...) or
@@ -111,6 +115,17 @@ public final class Broker implements AutoCloseable {
         /** The attestation server's result-signing public key (SubjectPublicKeyInfo, DER). */
         default byte[] resultVerificationKey() throws Exception {
             throw new UnsupportedOperationException("no attestation server");
+        }
+
+        /** The person's ring-screen phrase, unsealed for the measured child; empty when none was set. */
+        default java.util.Optional<String> phrase() throws Exception {
+            return java.util.Optional.empty();
+        }
+
+        /** A call's audio starts ({@code open}) or ended: grant or withdraw the sound server socket. */
+        default void sound(boolean open, String callId) throws Exception {
+            throw new UnsupportedOperationException("no sound server is configured for the softphone (agent run"
+                    + " --sound-server)");
         }
 
         /** The child says it is serving as {@code uri} (one word, at most 1 KiB). */
@@ -282,7 +297,8 @@ public final class Broker implements AutoCloseable {
         for (String line; (line = readLine(in)) != null; ) {
             String op = line.split(" ", 2)[0];
             if (op.equals("SRTPKEY") || op.equals("OFFERED") || op.equals("SIGN") || line.equals("CERTS")
-                    || line.equals("RESULT") || line.equals("TRUST") || op.equals("DECISION") || op.equals("READY")) {
+                    || line.equals("RESULT") || line.equals("TRUST") || op.equals("DECISION") || op.equals("READY")
+                    || op.equals("SOUND") || line.equals("PHRASE")) {
                 keyRequest(line, out);
             } else if (line.startsWith("QUOTE ")) {
                 byte[] binder;
@@ -368,6 +384,22 @@ public final class Broker implements AutoCloseable {
                                 + " <callId> <peer URI> <reason>");
                     }
                     service.callDecision(d[1], d[2], d[6], d[3], d[4], callId(d[5]), d[7]);
+                    write(out, "OK");
+                }
+                case "PHRASE" -> {
+                    java.util.Optional<String> phrase = service.phrase();
+                    if (phrase.isEmpty()) {
+                        write(out, "ERR NO_PHRASE no phrase was set (tpmphone agent run --phrase-file)");
+                    } else {
+                        write(out, "OK " + Base64.getEncoder().encodeToString(phrase.get()
+                                .getBytes(java.nio.charset.StandardCharsets.UTF_8)));
+                    }
+                }
+                case "SOUND" -> {
+                    if (f.length != 3 || !(f[1].equals("OPEN") || f[1].equals("CLOSE"))) {
+                        throw new IllegalArgumentException("SOUND <OPEN|CLOSE> <callId>");
+                    }
+                    service.sound(f[1].equals("OPEN"), callId(f[2]));
                     write(out, "OK");
                 }
                 case "READY" -> {

@@ -145,6 +145,14 @@ public final class HostKeys implements AutoCloseable {
         }
     }
 
+    /**
+     * The person's ring-screen phrase, unsealed under the current approval of the measured state (empty if none was
+     * set); for the measured child's screen only.
+     */
+    public Optional<String> phrase() throws KeystoreException {
+        return withApproval(a -> keystore.unsealPhrase(Unlock.approved(a)));
+    }
+
     /** Refuses SDES key material seen before (a replayed offer); records it otherwise. */
     public void checkOffered(SecretBytes key, SecretBytes salt, String callId) throws KeystoreException {
         try {

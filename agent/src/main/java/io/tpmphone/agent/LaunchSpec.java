@@ -24,9 +24,15 @@ import java.util.regex.Pattern;
  * @param isolate   run in new PID/mount/IPC namespaces with the code read-only and, after that set-up, as
  *                  {@code childUser} without capabilities and with {@code no_new_privs} (needs root)
  * @param childUser the unprivileged user (name or numeric uid) the isolated child runs as; never root
+ * @param nativeLibraries shared libraries the child loads (libjitsi's audio and Opus binding): staged in
+ *                  {@value #NATIVE_DIRECTORY}/ beside the jars, measured like them (named
+ *                  {@code native/FILE}), and found there through {@code -Djava.library.path=native}
  */
 public record LaunchSpec(Path javaHome, List<Path> classPath, Path configFile, String mainClass,
-                         List<String> jvmOptions, List<String> arguments, boolean isolate, String childUser) {
+                         List<String> jvmOptions, List<String> arguments, boolean isolate, String childUser,
+                         List<Path> nativeLibraries) {
+    /** The directory of the staged code tree that holds the native libraries (the child's library path). */
+    public static final String NATIVE_DIRECTORY = "native";
     /**
      * The user an isolated child runs as unless the spec says otherwise: a dedicated system user, created by the
      * launcher when missing ({@link MeasuredLauncher#resolveChildUser}). Two softphones on one machine need two users
@@ -49,6 +55,15 @@ public record LaunchSpec(Path javaHome, List<Path> classPath, Path configFile, S
         jvmOptions = List.copyOf(jvmOptions);
         arguments = List.copyOf(arguments);
         Objects.requireNonNull(childUser, "childUser");
+        nativeLibraries = List.copyOf(nativeLibraries);
+        Set<String> libraries = new HashSet<>();
+        for (Path lib : nativeLibraries) {
+            String name = lib.getFileName().toString();
+            if (!name.matches("lib[A-Za-z0-9_.+-]{1,100}\\.so") || !libraries.add(name)) {
+                throw new IllegalArgumentException("native libraries must be lib*.so files with distinct names: "
+                        + name);
+            }
+        }
         if (classPath.isEmpty()) {
             throw new IllegalArgumentException("the class path is empty");
         }
@@ -81,6 +96,12 @@ public record LaunchSpec(Path javaHome, List<Path> classPath, Path configFile, S
         // The measured command line must fit in one event; the launcher checks again with the launcher's real path.
         MeasuredCommandLine.forLaunch(javaHome.resolve("bin/java").toString(), jvmOptions, classPathNames(classPath),
                 mainClass, configName, arguments);
+    }
+
+    /** A spec without native libraries. */
+    public LaunchSpec(Path javaHome, List<Path> classPath, Path configFile, String mainClass, List<String> jvmOptions,
+                      List<String> arguments, boolean isolate, String childUser) {
+        this(javaHome, classPath, configFile, mainClass, jvmOptions, arguments, isolate, childUser, List.of());
     }
 
     /** A spec whose isolated child runs as {@link #DEFAULT_CHILD_USER}. */
@@ -123,7 +144,19 @@ public record LaunchSpec(Path javaHome, List<Path> classPath, Path configFile, S
 
     /** This spec with its isolated child running as {@code user}. */
     public LaunchSpec withChildUser(String user) {
-        return new LaunchSpec(javaHome, classPath, configFile, mainClass, jvmOptions, arguments, isolate, user);
+        return new LaunchSpec(javaHome, classPath, configFile, mainClass, jvmOptions, arguments, isolate, user,
+                nativeLibraries);
+    }
+
+    /** This spec with {@code libraries} staged and measured for the child ({@link #nativeLibraries}). */
+    public LaunchSpec withNativeLibraries(List<Path> libraries) {
+        return new LaunchSpec(javaHome, classPath, configFile, mainClass, jvmOptions, arguments, isolate, childUser,
+                libraries);
+    }
+
+    /** How a native library is named in the measurement log and a release: {@code native/FILE}. */
+    public static String nativeName(Path library) {
+        return NATIVE_DIRECTORY + "/" + library.getFileName();
     }
 
     /** The file names of {@code classPath}, in order: what the measured command line's {@code -cp} lists. */

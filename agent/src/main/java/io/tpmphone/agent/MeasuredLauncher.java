@@ -39,7 +39,7 @@ import org.slf4j.LoggerFactory;
 /**
  * Measured launch of the softphone core. Before the child runs, in this order, each one event and one
  * {@code PCR_Extend}: the whole {@code java.home} tree (JVM, see {@link #treeDigest}), every jar of the class path
- * (CLASSPATH_JAR), the configuration (CONFIGURATION), the exact argument vector (COMMAND_LINE), the isolation applied
+ * (CLASSPATH_JAR) and every native library the child loads (CLASSPATH_JAR named {@code native/FILE}), the configuration (CONFIGURATION), the exact argument vector (COMMAND_LINE), the isolation applied
  * (ISOLATION), then LAUNCH ({@code pid N start INSTANT}). When the child exits: TERMINATED, so that nothing later can
  * present the launch-time PCR value — unless the agent stopped it because the TPM rebooted
  * ({@link Launched#stopUnmeasured}).
@@ -70,6 +70,8 @@ public final class MeasuredLauncher {
     static final String BROKER_MOUNT = "broker";
     /** Where the control directory appears inside an isolated child's code directory. */
     static final String CONTROL_MOUNT = "control";
+    /** Where the sound server directory appears inside an isolated child's code directory ({@link SoundGrant}). */
+    static final String SOUND_MOUNT = "sound";
     /** The control socket's file name in the control directory. */
     public static final String CONTROL_SOCKET = "control.sock";
     /**
@@ -587,6 +589,16 @@ public final class MeasuredLauncher {
      */
     public synchronized Launched launch(LaunchSpec spec, Broker broker, Path controlDirectory)
             throws IOException, TpmException {
+        return launch(spec, broker, controlDirectory, null);
+    }
+
+    /**
+     * As {@link #launch(LaunchSpec, Broker, Path)}, and an isolated child sees {@code soundDirectory} (made anew,
+     * empty, root's with the child's group, mode 0750) at {@code sound/}: where the agent puts a socket into the
+     * sound server while a call is active ({@link SoundGrant}). Null: no sound directory.
+     */
+    public synchronized Launched launch(LaunchSpec spec, Broker broker, Path controlDirectory, Path soundDirectory)
+            throws IOException, TpmException {
         Objects.requireNonNull(broker, "broker");
         Objects.requireNonNull(controlDirectory, "controlDirectory");
         String socketName = broker.socketPath().getFileName().toString();
@@ -595,13 +607,16 @@ public final class MeasuredLauncher {
             ChildUser user = resolveChildUser(spec);
             broker.admitUser(user.uid());
             prepareControlDirectory(controlDirectory, user);
+            if (soundDirectory != null) {
+                SoundGrant.prepare(soundDirectory, user);
+            }
             launched = launch(spec, Map.of("TPMPHONE_BROKER", BROKER_MOUNT + "/" + socketName,
                     "TPMPHONE_CONTROL", CONTROL_MOUNT + "/" + CONTROL_SOCKET), user, broker.directory(),
-                    controlDirectory);
+                    controlDirectory, soundDirectory);
         } else {
             prepareControlDirectory(controlDirectory, null);
             launched = launch(spec, Map.of("TPMPHONE_BROKER", broker.socketPath().toString(), "TPMPHONE_CONTROL",
-                    controlDirectory.toAbsolutePath().resolve(CONTROL_SOCKET).toString()), null, null, null);
+                    controlDirectory.toAbsolutePath().resolve(CONTROL_SOCKET).toString()), null, null, null, null);
         }
         OutputStream stdin = launched.process().getOutputStream();
         stdin.write((broker.token() + "\n").getBytes(StandardCharsets.US_ASCII));
@@ -661,11 +676,11 @@ public final class MeasuredLauncher {
      */
     public synchronized Launched launch(LaunchSpec spec, Map<String, String> environment)
             throws IOException, TpmException {
-        return launch(spec, environment, spec.isolate() ? resolveChildUser(spec) : null, null, null);
+        return launch(spec, environment, spec.isolate() ? resolveChildUser(spec) : null, null, null, null);
     }
 
     private Launched launch(LaunchSpec spec, Map<String, String> environment, ChildUser user, Path brokerDirectory,
-                            Path controlDirectory) throws IOException, TpmException {
+                            Path controlDirectory, Path soundDirectory) throws IOException, TpmException {
         MeasuredCommandLine commandLine = measuredCommandLine(spec);
         List<String> argv = commandLine.argv();
         Path setpriv = null;
@@ -677,11 +692,16 @@ public final class MeasuredLauncher {
             realGid = DedicatedAccounts.nodumpGroup();
         }
         JvmDigest jvm = jvmDigest(spec);
-        Path code = stage(spec, brokerDirectory != null, controlDirectory != null);
+        Path code = stage(spec, brokerDirectory != null, controlDirectory != null, soundDirectory != null);
         List<MeasurementEvent> events = new ArrayList<>();
         events.add(store.measure(EventType.JVM, jvm.digest(), jvm.javaHome()));
         for (Path jar : spec.classPath()) {
             String name = jar.getFileName().toString();
+            events.add(store.measureFile(EventType.CLASSPATH_JAR, code.resolve(name), name));
+        }
+        // native code the JVM loads is executable code like the jars: one event each, by its path in the code tree
+        for (Path lib : spec.nativeLibraries()) {
+            String name = LaunchSpec.nativeName(lib);
             events.add(store.measureFile(EventType.CLASSPATH_JAR, code.resolve(name), name));
         }
         String configName = spec.configFile().getFileName().toString();
@@ -690,18 +710,21 @@ public final class MeasuredLauncher {
                 new String(commandLine.encoded(), StandardCharsets.UTF_8)));
         List<String> command = new ArrayList<>();
         if (spec.isolate()) {
-            String isolation = isolationDescription(user, realGid, controlDirectory != null);
+            String isolation = isolationDescription(user, realGid, controlDirectory != null)
+                    + (soundDirectory != null ? "; sound dir bind at " + SOUND_MOUNT + "/ (root's, child's group"
+                    + " 0750; a sound server socket only during calls)" : "");
             events.add(store.measure(EventType.ISOLATION,
                     HashAlgorithm.SHA256.digest(isolation.getBytes(StandardCharsets.UTF_8)), isolation));
             Path view = childCodeMount();
-            // $1 code dir, $2 its view, $3 broker dir or "", $4 control dir or "", then argv. Mounts (as root), then
+            // $1 code dir, $2 its view, $3 broker dir or "", $4 control dir or "", $5 sound dir or "", then argv. Mounts (as root), then
             // drop to the child user. The shell stays, as the namespace's init, instead of exec'ing setpriv: the JVM's
             // exec is set-gid-like (real gid N, effective G), which clears any parent-death signal, so the JVM cannot
             // hold one; the shell keeps unshare's (--kill-child), and when it dies the kernel kills the namespace.
-            String script = "code=\"$1\"; view=\"$2\"; brokerdir=\"$3\"; controldir=\"$4\"; shift 4"
+            String script = "code=\"$1\"; view=\"$2\"; brokerdir=\"$3\"; controldir=\"$4\"; sounddir=\"$5\"; shift 5"
                     + " && mount --bind \"$code\" \"$view\" && mount -o remount,bind,ro \"$view\""
                     + " && { [ -z \"$brokerdir\" ] || mount --bind \"$brokerdir\" \"$view/" + BROKER_MOUNT + "\"; }"
                     + " && { [ -z \"$controldir\" ] || mount --bind \"$controldir\" \"$view/" + CONTROL_MOUNT + "\"; }"
+                    + " && { [ -z \"$sounddir\" ] || mount --bind \"$sounddir\" \"$view/" + SOUND_MOUNT + "\"; }"
                     + " && mount -t tmpfs -o mode=1777,nosuid,nodev,size=128m tpmphone-tmp /tmp"
                     + " && for d in " + String.join(" ", PRIVATE_SHARED_DIRECTORIES) + "; do [ ! -d \"$d\" ]"
                     + " || mount -t tmpfs -o mode=1777,nosuid,nodev,size=64m tpmphone-tmp \"$d\" || exit 1; done"
@@ -717,7 +740,8 @@ public final class MeasuredLauncher {
             command.addAll(List.of("unshare", "--pid", "--fork", "--mount", "--ipc", "--mount-proc", "--kill-child",
                     "--", shell, "-c", script, "launch", code.toString(), view.toString(),
                     brokerDirectory == null ? "" : brokerDirectory.toString(),
-                    controlDirectory == null ? "" : controlDirectory.toAbsolutePath().toString()));
+                    controlDirectory == null ? "" : controlDirectory.toAbsolutePath().toString(),
+                    soundDirectory == null ? "" : soundDirectory.toAbsolutePath().toString()));
         }
         command.addAll(argv);
         Path log = stagingRoot.resolve("child.log");
@@ -772,7 +796,8 @@ public final class MeasuredLauncher {
      * Copies the jars and the configuration into a fresh directory (0755, files 0644, owned by the agent: the child
      * user may read, never write, and the directory is mounted read-only anyway); the copies are what is measured.
      */
-    private Path stage(LaunchSpec spec, boolean brokerMountPoint, boolean controlMountPoint) throws IOException {
+    private Path stage(LaunchSpec spec, boolean brokerMountPoint, boolean controlMountPoint, boolean soundMountPoint)
+            throws IOException {
         // Holds child.log; an isolated child reaches its code through the bind mount, never through this directory.
         io.tpmphone.attestation.OwnerOnlyFiles.createPrivateDirectories(stagingRoot);
         Path code = Files.createTempDirectory(stagingRoot, "code-");
@@ -781,7 +806,14 @@ public final class MeasuredLauncher {
             files.put(jar.getFileName().toString(), jar);
         }
         files.put(spec.configFile().getFileName().toString(), spec.configFile());
+        for (Path lib : spec.nativeLibraries()) {
+            files.put(LaunchSpec.nativeName(lib), lib);
+        }
         try {
+            if (!spec.nativeLibraries().isEmpty()) {
+                Path dir = Files.createDirectory(code.resolve(LaunchSpec.NATIVE_DIRECTORY));
+                Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwxr-xr-x"));
+            }
             for (Map.Entry<String, Path> f : files.entrySet()) {
                 Path copy = code.resolve(f.getKey());
                 Files.copy(f.getValue(), copy, StandardCopyOption.REPLACE_EXISTING);
@@ -793,6 +825,10 @@ public final class MeasuredLauncher {
             }
             if (controlMountPoint) {
                 Files.setPosixFilePermissions(Files.createDirectory(code.resolve(CONTROL_MOUNT)),
+                        PosixFilePermissions.fromString("rwxr-xr-x"));
+            }
+            if (soundMountPoint) {
+                Files.setPosixFilePermissions(Files.createDirectory(code.resolve(SOUND_MOUNT)),
                         PosixFilePermissions.fromString("rwxr-xr-x"));
             }
             Files.setPosixFilePermissions(code, PosixFilePermissions.fromString("rwxr-xr-x"));

@@ -10,7 +10,8 @@ import java.util.Map;
 /**
  * The policy entry that approves one softphone release: what {@link MeasuredLauncher} measures for a
  * {@link LaunchSpec} — the JVM as {@code java.home}'s real path with its tree digest
- * ({@link MeasuredLauncher#treeDigest}), jars and configuration by file name with their SHA-256, and the exact command
+ * ({@link MeasuredLauncher#treeDigest}), jars (native libraries as {@code native/FILE}) and configuration by file name
+ * with their SHA-256, and the exact command
  * line. {@code tpmphone policy approve} prints it; operators add it to the policy's {@code releases}.
  */
 public final class ReleaseManifest {
@@ -25,6 +26,9 @@ public final class ReleaseManifest {
         Map<String, String> jars = new LinkedHashMap<>();
         for (Path jar : spec.classPath()) {
             jars.put(jar.getFileName().toString(), hex(jar));
+        }
+        for (Path lib : spec.nativeLibraries()) {
+            jars.put(LaunchSpec.nativeName(lib), hex(lib));
         }
         release.put("jars", jars);
         release.put("configuration", Map.of(spec.configFile().getFileName().toString(), hex(spec.configFile())));

@@ -149,4 +149,38 @@ class BrokerKeyProtocolTest {
                     () -> child.srtpKey("AES_CM_128_HMAC_SHA1_80", "c")).reason());
         }
     }
+
+    @Test
+    void thePhraseAndTheSoundGrant_reachTheService_andTheirAbsenceIsNamed(@TempDir Path dir) throws Exception {
+        java.util.List<String> sound = new java.util.concurrent.CopyOnWriteArrayList<>();
+        Broker.Service service = new Broker.Service() {
+            @Override
+            public String quote(byte[] binder) {
+                return "akId=00";
+            }
+
+            @Override
+            public java.util.Optional<String> phrase() {
+                return java.util.Optional.of("purple élephant");
+            }
+
+            @Override
+            public void sound(boolean open, String callId) {
+                sound.add((open ? "open " : "close ") + callId);
+            }
+        };
+        try (Broker broker = Broker.start(dir.resolve("a"), service);
+             AgentBroker child = AgentBroker.connect(broker.socketPath(), broker.token())) {
+            assertEquals(java.util.Optional.of("purple élephant"), child.phrase(), "the phrase, UTF-8 intact");
+            child.sound(true, "call 1");
+            child.sound(false, "call 1");
+            assertEquals(List.of("open call_1", "close call_1"), sound, "each grant and its end reach the agent");
+        }
+        try (Broker broker = Broker.start(dir.resolve("b"), binder -> "akId=00");
+             AgentBroker child = AgentBroker.connect(broker.socketPath(), broker.token())) {
+            assertEquals(java.util.Optional.empty(), child.phrase(), "no phrase set: empty, not an error");
+            assertEquals("UNAVAILABLE", assertThrows(BrokerRefusedException.class,
+                    () -> child.sound(true, "c")).reason(), "no sound server configured");
+        }
+    }
 }

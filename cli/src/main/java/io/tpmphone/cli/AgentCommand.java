@@ -101,15 +101,20 @@ final class AgentCommand {
                             .getBytes(StandardCharsets.UTF_8));
                 }
             }
-            if (mainClass.equals(SoftphoneMain.class.getName())) {
-                checkConfiguration(cfg);
-            }
+            List<Path> natives = List.of();
             List<String> options = new ArrayList<>();
             options.add(SoftphoneRelease.LOGGING_OPTION);
+            if (mainClass.equals(SoftphoneMain.class.getName())
+                    && checkConfiguration(cfg).audio().soundServer()) {
+                // real audio: libjitsi's native libraries, from its jar into the measured code tree (docs/softphone.md)
+                natives = io.tpmphone.softphone.media.NativeLibraries.extract(state.resolve("native"));
+                options.add("-Djava.library.path=" + LaunchSpec.NATIVE_DIRECTORY);
+            }
             options.addAll(jvmOptions);
             return new LaunchSpec(home, jars, cfg, mainClass, options, List.of(), !noIsolation)
                     .withChildUser(childUser != null ? childUser
-                            : host != null ? LaunchSpec.childUserFor(host) : LaunchSpec.DEFAULT_CHILD_USER);
+                            : host != null ? LaunchSpec.childUserFor(host) : LaunchSpec.DEFAULT_CHILD_USER)
+                    .withNativeLibraries(natives);
         }
     }
 
@@ -123,9 +128,9 @@ final class AgentCommand {
     }
 
     /** Reads {@code cfg} as the softphone will; the error names the file, the line and what to do. */
-    static void checkConfiguration(Path cfg) throws InvalidConfigurationException {
+    static PhoneConfig checkConfiguration(Path cfg) throws InvalidConfigurationException {
         try {
-            PhoneConfig.read(cfg);
+            return PhoneConfig.read(cfg);
         } catch (IOException e) {
             throw new InvalidConfigurationException("cannot read the softphone configuration " + cfg + ": " + e, e);
         } catch (IllegalArgumentException e) {
@@ -169,6 +174,15 @@ final class AgentCommand {
         @Option(names = "--enrollment-token-file", description = "the operator's enrollment token for this host's"
                 + " first enrollment (tpmphone enrollment-token)")
         Path enrollmentTokenFile;
+        @Option(names = "--sound-server", description = "the host's PulseAudio (or PipeWire-Pulse) server,"
+                + " unix:/PATH of its native socket, e.g. unix:/run/user/1000/pulse/native: the isolated softphone"
+                + " (media.audio=pulseaudio) gets a socket into it only while it has a call. The agent must be a"
+                + " client the server accepts (its user, or its cookie in PULSE_COOKIE)")
+        String soundServer;
+        @Option(names = "--phrase-file", description = "a file holding the phrase the ring screen shows (one line,"
+                + " 1..64 bytes): sealed into the keystore at start, so only the measured softphone can show it and a"
+                + " look-alike prompt cannot. Delete the file afterwards")
+        Path phraseFile;
         @picocli.CommandLine.ArgGroup(exclusive = false)
         LaunchOptions launch = new LaunchOptions();
 
@@ -179,6 +193,17 @@ final class AgentCommand {
             Agent agent = new Agent(tpmClient, client, state, host, pcr, launch.spec(state, host),
                     Duration.ofSeconds(interval), Clock.systemUTC()).withEnrollmentToken(enrollmentTokenFile == null
                     ? null : Pem.secret(enrollmentTokenFile, false));
+            if (soundServer != null) {
+                agent.withSoundServer(soundServer);
+            }
+            if (phraseFile != null) {
+                List<String> lines = java.nio.file.Files.readAllLines(phraseFile, StandardCharsets.UTF_8);
+                if (lines.size() != 1) {
+                    throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--phrase-file "
+                            + phraseFile + " must hold exactly one line, the phrase");
+                }
+                agent.withPhrase(lines.get(0).strip());
+            }
             CountDownLatch stopped = new CountDownLatch(1);
             Runtime.getRuntime().addShutdownHook(new Thread(() -> {
                 agent.close();

@@ -87,9 +87,16 @@ final class PhoneCommands {
     }
 
     @Command(name = "phone", mixinStandardHelpOptions = true,
-            description = {"What a running softphone is doing: its address and its calls (one line each: id,",
-                    "direction, peer, state, the peer's level and claims, the reason), or hang one up."},
-            footer = {"", "Examples:", "  tpmphone phone --control /var/lib/tpmphone-agent/control/control.sock",
+            description = {"The phone's screen on a terminal: incoming calls with the caller's integrity level,",
+                    "its reasons and freshness, how it was established, the media protection, what the policy",
+                    "decided, and your phrase (only the measured softphone can show it: a prompt without it is",
+                    "not your phone's). Keys: a answer, d decline, c call (type sips:USER@HOST HOST:PORT),",
+                    "h hold/resume, m mute, x hang up, q quit. The softphone draws the screen; this command",
+                    "relays it. In colour on a terminal, plain when piped (or --list for one line per call)."},
+            footer = {"", "Examples:",
+                    "  tpmphone phone --control /var/lib/tpmphone-agent/control/control.sock",
+                    "  tpmphone phone --list --control /var/lib/tpmphone-agent/control/control.sock",
+                    "  tpmphone phone --answer 1f2e3d4c5b6a7980a1b2c3d4@alice",
                     "  tpmphone phone --hangup 1f2e3d4c5b6a7980a1b2c3d4@alice --json"})
     static final class Phone implements Callable<Integer> {
         @Spec
@@ -98,15 +105,35 @@ final class PhoneCommands {
         Path control;
         @Option(names = "--hangup", paramLabel = "CALL-ID", description = "end this call")
         String hangup;
+        @Option(names = "--answer", paramLabel = "CALL-ID", description = "answer this ringing call")
+        String answer;
+        @Option(names = "--decline", paramLabel = "CALL-ID", description = "decline this ringing call (603)")
+        String decline;
+        @Option(names = "--list", description = "one line per call instead of the screen (the default when"
+                + " output is not a terminal)")
+        boolean list;
+        @Option(names = "--screen", description = "the screen even when output is not a terminal (plain frames)")
+        boolean screen;
         @Option(names = "--json", description = "print the status and calls as JSON")
         boolean json;
 
         @Override
         public Integer call() throws Exception {
+            boolean terminal = System.console() != null;
+            boolean actions = hangup != null || answer != null || decline != null;
+            if (!list && !json && !actions && (screen || terminal)) {
+                return new PhoneScreen(control, terminal, spec.commandLine().getOut()).run();
+            }
             try (ControlClient phone = connect(control)) {
                 PrintWriter out = spec.commandLine().getOut();
                 if (hangup != null) {
                     phone.hangUp(hangup);
+                }
+                if (answer != null) {
+                    phone.answer(answer);
+                }
+                if (decline != null) {
+                    phone.decline(decline);
                 }
                 JsonNode status = phone.request(ControlClient.op("status"));
                 JsonNode calls = phone.calls();

@@ -105,18 +105,44 @@ public final class TwoHostRig implements AutoCloseable {
     private final Map<String, Integer> childPorts = new LinkedHashMap<>();
 
     private final Path dir;
+    private final Options options;
 
-    private TwoHostRig(Path dir, String aliceChildUser, String bobChildUser) throws Exception {
+    /**
+     * How a test wants the two softphones: extra (measured) configuration lines per host name, a sound server the
+     * agents grant their isolated softphones during calls (with libjitsi's native libraries staged and measured), and
+     * the ring-screen phrase each agent seals.
+     */
+    public record Options(Map<String, List<String>> extraConfiguration, Optional<String> soundServer,
+                          Map<String, String> phrases) {
+        /** Tone devices, answering by themselves, no sound server, no phrase. */
+        public static final Options DEFAULT = new Options(Map.of(), Optional.empty(), Map.of());
+
+        public Options {
+            extraConfiguration = Map.copyOf(extraConfiguration);
+            phrases = Map.copyOf(phrases);
+        }
+    }
+
+    private TwoHostRig(Path dir, Options options, String aliceChildUser, String bobChildUser) throws Exception {
         this.dir = dir;
+        this.options = options;
         try {
             List<Path> classPath = SoftphoneRelease.classPath(softphoneJar(dir));
+            List<Path> natives = options.soundServer().isPresent()
+                    ? io.tpmphone.softphone.media.NativeLibraries.extract(dir.resolve("native")) : List.of();
+            List<String> jvmOptions = new ArrayList<>(List.of(SoftphoneRelease.LOGGING_OPTION));
+            if (!natives.isEmpty()) {
+                jvmOptions.add("-Djava.library.path=" + LaunchSpec.NATIVE_DIRECTORY);
+            }
             for (String[] h : new String[][] {{"alice", "1000", aliceChildUser}, {"bob", "440", bobChildUser}}) {
                 int port = freePort();
                 childPorts.put(h[0], port);
                 releases.put(h[0], new LaunchSpec(Path.of(System.getProperty("java.home")), classPath,
-                        config(dir.resolve(h[0] + "-release"), h[0], port, h[1]),
-                        SoftphoneMain.class.getName(), List.of(SoftphoneRelease.LOGGING_OPTION), List.of(), ISOLATE)
-                        .withChildUser(h[2])); // each softphone its own user
+                        config(dir.resolve(h[0] + "-release"), h[0], port, h[1],
+                                options.extraConfiguration().getOrDefault(h[0], List.of())),
+                        SoftphoneMain.class.getName(), jvmOptions, List.of(), ISOLATE)
+                        .withChildUser(h[2]) // each softphone its own user
+                        .withNativeLibraries(natives));
             }
             SwtpmProcess tpmA = keep(SwtpmProcess.builder().withEkCertificate(true).start());
             SwtpmProcess tpmB = keep(SwtpmProcess.builder().withEkCertificate(true).start());
@@ -143,7 +169,13 @@ public final class TwoHostRig implements AutoCloseable {
 
     /** Starts both hosts (a few seconds: two TPMs, enrollment, measured launches, appraisals, certificates). */
     public static TwoHostRig start(Path directory) throws Exception {
-        return start(directory, LaunchSpec.childUserFor("alice"), LaunchSpec.childUserFor("bob"));
+        return start(directory, Options.DEFAULT);
+    }
+
+    /** As {@link #start(Path)}, with the softphones {@code options} describe. */
+    public static TwoHostRig start(Path directory, Options options) throws Exception {
+        Files.createDirectories(directory);
+        return new TwoHostRig(directory, options, LaunchSpec.childUserFor("alice"), LaunchSpec.childUserFor("bob"));
     }
 
     /**
@@ -162,7 +194,7 @@ public final class TwoHostRig implements AutoCloseable {
                     + " twice");
         }
         Files.createDirectories(directory);
-        return new TwoHostRig(directory, aliceChildUser, bobChildUser);
+        return new TwoHostRig(directory, Options.DEFAULT, aliceChildUser, bobChildUser);
     }
 
     public Host alice() {
@@ -212,6 +244,10 @@ public final class TwoHostRig implements AutoCloseable {
                 .get("enrollmentToken").asText();
         Agent agent = keep(new Agent(tpm, client, dir.resolve(name), name, PCR, releases.get(name), Duration.ofMinutes(2),
                 Clock.systemUTC()).withEnrollmentToken(token));
+        options.soundServer().ifPresent(agent::withSoundServer);
+        if (options.phrases().containsKey(name)) {
+            agent.withPhrase(options.phrases().get(name));
+        }
         Agent.Status s = agent.start();
         if (!s.is(IntegrityLevel.MEASURED)) {
             throw new IllegalStateException(name + " is " + s.levelName() + ", not MEASURED: " + s.reasons());
@@ -287,12 +323,15 @@ public final class TwoHostRig implements AutoCloseable {
     }
 
     /** The measured softphone's configuration for one host (it is measured: part of the approved release). */
-    private static Path config(Path dir, String user, int tlsPort, String toneHz) throws IOException {
+    private static Path config(Path dir, String user, int tlsPort, String toneHz, List<String> extra)
+            throws IOException {
         Files.createDirectories(dir);
         Path c = dir.resolve("softphone.properties");
-        Files.writeString(c, String.join("\n", "sip.user=" + user, "sip.host=" + user, "sip.address=127.0.0.1",
-                "sip.tls.port=" + tlsPort, "policy.1=default MEASURED reject", "media.tone.hz=" + toneHz, ""),
-                StandardCharsets.UTF_8);
+        List<String> lines = new ArrayList<>(List.of("sip.user=" + user, "sip.host=" + user, "sip.address=127.0.0.1",
+                "sip.tls.port=" + tlsPort, "policy.1=default MEASURED reject", "media.tone.hz=" + toneHz));
+        lines.addAll(extra);
+        lines.add("");
+        Files.writeString(c, String.join("\n", lines), StandardCharsets.UTF_8);
         return c;
     }
 

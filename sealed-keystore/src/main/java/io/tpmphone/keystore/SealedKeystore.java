@@ -246,6 +246,94 @@ public final class SealedKeystore implements AutoCloseable {
         return fingerprints.size();
     }
 
+    // ---------------------------------------------------------------------------------------------- phrase
+
+    /** Longest phrase, in UTF-8 bytes (a TPM sealed data object holds at most 128). */
+    public static final int MAX_PHRASE_BYTES = 64;
+
+    /**
+     * Seals the person's ring-screen phrase under the root's own policy: it unseals only where the root does — in the
+     * approved measured state of the softphone (AUTHORIZED) or the sealed PCR values (PCR_ONLY) — so a program outside
+     * the measured softphone cannot show it. Sealing needs no unseal: it can be done at set-up, before any approval.
+     * Replaces an earlier phrase.
+     *
+     * @throws IllegalArgumentException if the phrase is empty, longer than {@link #MAX_PHRASE_BYTES} bytes of UTF-8,
+     *                                  or holds control characters
+     */
+    public synchronized void sealPhrase(String phrase) throws KeystoreException {
+        Objects.requireNonNull(phrase, "phrase");
+        byte[] utf8 = phrase.getBytes(StandardCharsets.UTF_8);
+        if (phrase.isBlank() || utf8.length > MAX_PHRASE_BYTES
+                || phrase.codePoints().anyMatch(c -> Character.isISOControl(c) || c == 0x2028 || c == 0x2029)) {
+            Arrays.fill(utf8, (byte) 0);
+            throw new IllegalArgumentException("a phrase is 1.." + MAX_PHRASE_BYTES + " bytes of UTF-8 without control"
+                    + " characters");
+        }
+        checkOpen();
+        SecretBytes secret = SecretBytes.copyOf(utf8);
+        Arrays.fill(utf8, (byte) 0);
+        try {
+            tpm.ensureStorageRootKey(TpmClient.StorageKeyType.ECC_P256);
+            TpmObjectBlob blob = tpm.seal(PARENT, secret, sealedPolicy().value());
+            KeystoreDirectory.writeAtomically(directory.resolve(KeystoreDirectory.PHRASE), blob.toBytes());
+            LOG.info("sealed the ring-screen phrase in {} under the keystore's policy", directory);
+        } catch (TpmException e) {
+            throw tpmFailure("sealing the phrase", e);
+        } catch (IOException e) {
+            throw new KeystoreException(KeystoreException.Reason.STORAGE, "cannot write the phrase in " + directory
+                    + ": " + e.getMessage(), e);
+        } finally {
+            secret.destroy();
+        }
+    }
+
+    /**
+     * The person's phrase, unsealed by the TPM only if {@code unlock} satisfies the root's policy (the same as for
+     * keys); empty if none was sealed. The caller shows it only on the ring screen of the measured softphone.
+     *
+     * @throws KeystoreException {@code POLICY_FAIL}, {@code NOT_APPROVED}, {@code BAD_APPROVAL}, ... as for keys
+     */
+    public Optional<String> unsealPhrase(Unlock unlock) throws KeystoreException {
+        Objects.requireNonNull(unlock, "unlock");
+        checkUnlockFits(unlock);
+        Path file = directory.resolve(KeystoreDirectory.PHRASE);
+        TpmObjectBlob blob;
+        try {
+            if (!Files.exists(file)) {
+                return Optional.empty();
+            }
+            blob = TpmObjectBlob.fromBytes(Files.readAllBytes(file));
+        } catch (IOException | IllegalArgumentException e) {
+            throw new KeystoreException(KeystoreException.Reason.STORAGE, "the sealed phrase in " + directory
+                    + " is unreadable: " + e.getMessage(), e);
+        }
+        synchronized (this) {
+            checkOpen();
+            SecretBytes secret;
+            try {
+                if (protection.mode() == Protection.Mode.AUTHORIZED) {
+                    PolicyApproval approval = unlock.approval().orElseThrow();
+                    checkApprovalAuthority(approval);
+                    secret = tpm.unsealWithAuthorizedPolicy(PARENT, blob, protection.pcrs(), approval);
+                } else {
+                    secret = tpm.unsealWithPcrPolicy(PARENT, blob, protection.pcrs());
+                }
+            } catch (TpmException e) {
+                throw tpmFailure("unsealing the phrase", e);
+            } catch (IllegalArgumentException e) {
+                throw refuse(new KeystoreException(KeystoreException.Reason.BAD_APPROVAL, "the approval is malformed: "
+                        + e.getMessage(), e));
+            }
+            byte[] utf8 = secret.reveal();
+            try {
+                return Optional.of(new String(utf8, StandardCharsets.UTF_8));
+            } finally {
+                Arrays.fill(utf8, (byte) 0);
+                secret.destroy();
+            }
+        }
+    }
+
     // ---------------------------------------------------------------------------------------------- keys
 
     /** {@link #srtpKey(String, SrtpSuite, Unlock)} for an AUTHORIZED keystore without a PIN. */

@@ -98,6 +98,19 @@ public final class AgentBroker implements AutoCloseable {
         client.ready(uri);
     }
 
+    /** The person's phrase for the ring screen (unsealed for this measured softphone only); empty if none. */
+    public synchronized java.util.Optional<String> phrase() throws IOException {
+        return client.phrase();
+    }
+
+    /**
+     * A call's audio starts ({@code open}: the agent grants a socket into the sound server, which exists only while
+     * some call holds it) or ended ({@code open} false: withdrawn once no call holds it).
+     */
+    public synchronized void sound(boolean open, String callId) throws IOException {
+        client.sound(open, callId.replace(' ', '_'));
+    }
+
     @Override
     public void close() throws IOException {
         client.close();

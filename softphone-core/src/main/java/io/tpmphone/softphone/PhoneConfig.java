@@ -29,6 +29,13 @@ import java.util.TreeMap;
  *   policy.2=in sips:*@lab HARDENED reject  # each level is the lowest one that line accepts
  *   media.tone.hz=1000              # the headless capture device plays this tone (0 = silence)
  *   media.mode=auto                 # auto | dtls-srtp | sdes: how calls' media is keyed (SipPhone.MediaMode)
+ *   media.audio=pulseaudio          # tone (default: the tone above, what arrives kept in memory) or pulseaudio
+ *   media.microphone=alsa_input.usb-…   # the sound server's source to record (default: the server's default)
+ *   media.speaker=alsa_output.usb-…     # the sound server's sink to play to (default: the server's default)
+ *   media.server=unix:/run/…/native     # the sound server (default: the socket the agent grants for each call)
+ *   media.codecs=opus,pcmu,pcma     # offered in this order (default: opus,pcmu,pcma with pulseaudio, else pcmu,pcma)
+ *   phone.answer=ring               # ring: a person answers or declines on the ring screen; auto: answer every call
+ *                                   # the policy accepts (default: ring with pulseaudio, auto with the tone device)
  * </pre>
  * Unknown keys are refused, so a typo does not silently fall back to a default; errors name the key (and for a policy
  * line, the line as written). The control socket is not configured here: the agent that launches the softphone
@@ -36,12 +43,40 @@ import java.util.TreeMap;
  */
 public record PhoneConfig(String user, String host, InetAddress address, int tlsPort, int tcpPort, int udpPort,
                           Duration setupTimeout, CallPolicy policy, List<String> policyLines, double toneHz,
-                          io.tpmphone.softphone.sip.SipPhone.MediaMode mediaMode) {
+                          Audio audio, boolean autoAnswer, io.tpmphone.softphone.sip.SipPhone.MediaMode mediaMode) {
     private static final Set<String> KEYS = Set.of("sip.user", "sip.host", "sip.address", "sip.tls.port",
-            "sip.tcp.port", "sip.udp.port", "sip.setup.timeout.seconds", "media.tone.hz", "media.mode");
+            "sip.tcp.port", "sip.udp.port", "sip.setup.timeout.seconds", "media.tone.hz", "media.audio",
+            "media.microphone", "media.speaker", "media.server", "media.codecs", "phone.answer", "media.mode");
+    /**
+     * Where the measured softphone finds the sound server when {@code media.server} is not set: the socket the agent
+     * grants for the duration of each call, in the {@code sound} directory of its working directory.
+     */
+    public static final String AGENT_SOUND_SOCKET = "sound/native";
+    /** Codec names of {@code media.codecs} and their payload types (Opus: our dynamic 111). */
+    private static final java.util.Map<String, Integer> CODECS = java.util.Map.of("opus", 111, "pcmu", 0, "pcma", 8);
+    /** Sound server device names: PulseAudio's source and sink names. */
+    private static final java.util.regex.Pattern DEVICE = java.util.regex.Pattern.compile("[A-Za-z0-9._:@+-]{1,200}");
+
+    /**
+     * The phone's audio: {@code tone} (the headless device) or {@code pulseaudio} (the sound server's microphone and
+     * speaker, by name, empty for the server's default); the server's address, empty for the agent's per-call socket;
+     * the payload types offered, in order.
+     */
+    public record Audio(String kind, java.util.Optional<String> server, java.util.Optional<String> microphone,
+                        java.util.Optional<String> speaker, List<Integer> payloadTypes) {
+        public Audio {
+            payloadTypes = List.copyOf(payloadTypes);
+        }
+
+        /** Whether the phone uses the sound server (else the tone device). */
+        public boolean soundServer() {
+            return kind.equals("pulseaudio");
+        }
+    }
 
     public PhoneConfig {
         policyLines = List.copyOf(policyLines);
+        java.util.Objects.requireNonNull(audio, "audio");
         java.util.Objects.requireNonNull(mediaMode, "mediaMode");
     }
 
@@ -116,6 +151,13 @@ public record PhoneConfig(String user, String host, InetAddress address, int tls
         if (timeout < 1 || timeout > 300) {
             throw new IllegalArgumentException("sip.setup.timeout.seconds must be 1..300");
         }
+        Audio audio = audio(p);
+        String answer = p.getProperty("phone.answer", audio.soundServer() ? "ring" : "auto").trim();
+        if (!answer.equals("ring") && !answer.equals("auto")) {
+            throw new IllegalArgumentException("phone.answer must be ring (a person answers) or auto (every call the"
+                    + " policy accepts is answered), got " + answer);
+        }
+        boolean autoAnswer = answer.equals("auto");
         io.tpmphone.softphone.sip.SipPhone.MediaMode mode;
         try {
             mode = io.tpmphone.softphone.sip.SipPhone.MediaMode.parse(p.getProperty("media.mode", "auto"));
@@ -123,7 +165,56 @@ public record PhoneConfig(String user, String host, InetAddress address, int tls
             throw new IllegalArgumentException("media.mode must be auto, dtls-srtp or sdes", e);
         }
         return new PhoneConfig(user, host, address, tls, port(p, "sip.tcp.port", 0), port(p, "sip.udp.port", 0),
-                Duration.ofSeconds(timeout), parsed, lines, tone, mode);
+                Duration.ofSeconds(timeout), parsed, lines, tone, audio, autoAnswer, mode);
+    }
+
+    private static Audio audio(Properties p) {
+        String kind = p.getProperty("media.audio", "tone").trim();
+        if (!kind.equals("tone") && !kind.equals("pulseaudio")) {
+            throw new IllegalArgumentException("media.audio must be tone or pulseaudio, got " + kind);
+        }
+        java.util.Optional<String> microphone = device(p, "media.microphone");
+        java.util.Optional<String> speaker = device(p, "media.speaker");
+        java.util.Optional<String> server = java.util.Optional.ofNullable(p.getProperty("media.server"))
+                .map(String::trim);
+        if (server.isPresent() && !server.get().matches("unix:/[A-Za-z0-9._/+-]{1,200}")) {
+            throw new IllegalArgumentException("media.server must be unix:/PATH (the sound server's native-protocol"
+                    + " socket), got " + server.get());
+        }
+        if (!kind.equals("pulseaudio") && (microphone.isPresent() || speaker.isPresent() || server.isPresent())) {
+            throw new IllegalArgumentException("media.microphone, media.speaker and media.server need"
+                    + " media.audio=pulseaudio");
+        }
+        String codecs = p.getProperty("media.codecs", kind.equals("pulseaudio") ? "opus,pcmu,pcma" : "pcmu,pcma");
+        List<Integer> payloads = new ArrayList<>();
+        for (String c : codecs.split(",")) {
+            Integer pt = CODECS.get(c.trim().toLowerCase(java.util.Locale.ROOT));
+            if (pt == null) {
+                throw new IllegalArgumentException("media.codecs: unknown codec \"" + c.trim() + "\" (known: opus,"
+                        + " pcmu, pcma)");
+            }
+            if (payloads.contains(pt)) {
+                throw new IllegalArgumentException("media.codecs names " + c.trim() + " twice");
+            }
+            payloads.add(pt);
+        }
+        if (payloads.contains(111) && !kind.equals("pulseaudio")) {
+            throw new IllegalArgumentException("media.codecs: opus needs media.audio=pulseaudio (the tone device is"
+                    + " 8 kHz)");
+        }
+        return new Audio(kind, server, microphone, speaker, payloads);
+    }
+
+    private static java.util.Optional<String> device(Properties p, String key) {
+        String v = p.getProperty(key);
+        if (v == null || v.isBlank()) {
+            return java.util.Optional.empty();
+        }
+        if (!DEVICE.matcher(v.trim()).matches()) {
+            throw new IllegalArgumentException(key + " must be a sound server device name (letters, digits and"
+                    + " ._:@+-), got " + v.trim());
+        }
+        return java.util.Optional.of(v.trim());
     }
 
     private static String required(Properties p, String key) {

@@ -82,14 +82,30 @@ public final class SoftphoneMain {
             PassportVerifier verifier = verifier(client, clock);
             BrokerHostIdentity identity = new BrokerHostIdentity(client);
             short[] source = config.toneHz() > 0 ? Wav.tone(config.toneHz(), 0.5, 1) : new short[Wav.SAMPLE_RATE];
+            java.util.concurrent.atomic.AtomicReference<io.tpmphone.softphone.control.RingScreen> screen =
+                    new java.util.concurrent.atomic.AtomicReference<>();
             SipPhone.Listener shown = new SipPhone.Listener() {
                 @Override
                 public void ringing(Call call) {
                     LOG.info("ringing: {}", call.display());
+                    redraw();
+                }
+
+                private void redraw() {
+                    io.tpmphone.softphone.control.RingScreen s = screen.get();
+                    if (s != null) {
+                        s.changed();
+                    }
+                }
+
+                @Override
+                public void decided(Call call, CallPolicy.Decision decision) {
+                    redraw();
                 }
 
                 @Override
                 public void ended(Call call) {
+                    redraw();
                     LOG.info("call {} {}: {}", io.tpmphone.attestation.UntrustedText.forTerminal(call.callId(), 200),
                             call.state(), io.tpmphone.attestation.UntrustedText.forTerminal(call.reason()));
                 }
@@ -101,10 +117,18 @@ public final class SoftphoneMain {
                             config.tlsPort(), config.tcpPort(), config.udpPort(), config.setupTimeout(),
                             config.mediaMode()),
                     AttestedTlsConfig.of(identity, verifier, clock), config.policy(), SipPhone.Keys.fromBroker(client),
-                    new AuditedDecisions(client, shown), callId -> AudioSession.open(config.address(), source),
-                    clock)) {
+                    new AuditedDecisions(client, shown), media(config, source, client), clock)) {
+                step = "unsealing the phrase for the ring screen";
+                java.util.Optional<String> phrase = phrase(client);
+                io.tpmphone.softphone.control.RingScreen ring = new io.tpmphone.softphone.control.RingScreen(phone,
+                        phrase, config.autoAnswer(), clock);
+                screen.set(ring);
+                soundServer(config, client).ifPresent(device -> ring.withRinging(
+                        call -> io.tpmphone.softphone.media.Ringer.start(device, call.callId().replace(' ', '_')
+                                + "#ring")));
+                phone.answerWith(ring);
                 step = "listening on the control socket " + controlSocket;
-                try (ControlServer control = ControlServer.start(phone, Path.of(controlSocket))) {
+                try (ControlServer control = ControlServer.start(phone, ring, Path.of(controlSocket))) {
                     step = "telling the agent we are ready";
                     client.ready(phone.uri());
                     LOG.info("softphone {} ready (TLS {}), control {}", phone.uri(), config.tlsPort(), control.path());
@@ -121,6 +145,79 @@ public final class SoftphoneMain {
         }
         // FMJ and libjitsi leave non-daemon threads behind
         System.exit(0);
+    }
+
+    /**
+     * The person's phrase, which the agent unseals with the keystore for this measured softphone only; empty when
+     * none was set (or the agent has none to give).
+     */
+    private static java.util.Optional<String> phrase(AgentBroker client) {
+        try {
+            return client.phrase();
+        } catch (IOException e) {
+            LOG.warn("no phrase for the ring screen: {}", io.tpmphone.attestation.UntrustedText.forTerminal(
+                    e.getMessage()));
+            return java.util.Optional.empty();
+        }
+    }
+
+    /**
+     * Each call's audio as configured: the tone device, or the sound server (its address as configured, else the
+     * socket the agent grants for each call in our working directory), offering the configured codecs in order.
+     */
+    static SipPhone.Media media(PhoneConfig config, short[] tone, AgentBroker broker) {
+        PhoneConfig.Audio audio = config.audio();
+        io.tpmphone.softphone.media.AudioDevice device = soundServer(config, broker)
+                .<io.tpmphone.softphone.media.AudioDevice>map(d -> d)
+                .orElseGet(() -> new io.tpmphone.softphone.media.AudioDevice.Tone(tone));
+        return new SipPhone.Media() {
+            @Override
+            public AudioSession open(String callId) throws IOException {
+                return AudioSession.open(config.address(), device, callId);
+            }
+
+            @Override
+            public List<Integer> payloadTypes() {
+                return audio.payloadTypes();
+            }
+        };
+    }
+
+    /**
+     * The sound server as configured: its address as configured, else the socket the agent grants for the duration
+     * of each call (and of each ringing) in our working directory; empty with the tone device.
+     */
+    static java.util.Optional<io.tpmphone.softphone.media.AudioDevice.SoundServer> soundServer(PhoneConfig config,
+            AgentBroker broker) {
+        PhoneConfig.Audio audio = config.audio();
+        io.tpmphone.softphone.media.AudioDevice.SoundServer device;
+        if (!audio.soundServer()) {
+            return java.util.Optional.empty();
+        } else if (audio.server().isPresent()) {
+            device = new io.tpmphone.softphone.media.AudioDevice.SoundServer(audio.server().get(),
+                    audio.microphone(), audio.speaker());
+        } else {
+            // the agent's socket, granted for the duration of each call
+            device = new io.tpmphone.softphone.media.AudioDevice.SoundServer("unix:"
+                    + Path.of(PhoneConfig.AGENT_SOUND_SOCKET).toAbsolutePath(), audio.microphone(), audio.speaker(),
+                    new io.tpmphone.softphone.media.AudioDevice.Access() {
+                        @Override
+                        public void acquire(String callId) throws IOException {
+                            broker.sound(true, callId);
+                        }
+
+                        @Override
+                        public void release(String callId) {
+                            try {
+                                broker.sound(false, callId);
+                            } catch (IOException | RuntimeException e) {
+                                LOG.warn("could not give the sound server socket back to the agent: {}",
+                                        io.tpmphone.attestation.UntrustedText.forTerminal(e.toString()));
+                            }
+                        }
+                    });
+        }
+        return java.util.Optional.of(device);
     }
 
     /**

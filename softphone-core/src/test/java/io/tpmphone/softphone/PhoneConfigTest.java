@@ -31,6 +31,27 @@ class PhoneConfigTest {
     }
 
     @Test
+    void realAudio_offersOpusFirst_andNamesItsDevices() throws Exception {
+        String base = "sip.user=alice\nsip.tls.port=5061\npolicy.1=default MEASURED reject\n";
+        PhoneConfig tone = PhoneConfig.of(props(base));
+        assertEquals("tone", tone.audio().kind(), "the tone device is the default");
+        assertEquals(java.util.List.of(0, 8), tone.audio().payloadTypes(), "PCMU and PCMA with the tone device");
+        PhoneConfig real = PhoneConfig.of(props(base + "media.audio=pulseaudio\nmedia.microphone=alsa_input.usb-1\n"
+                + "media.speaker=alsa_output.usb-1\n"));
+        assertTrue(real.audio().soundServer());
+        assertEquals(java.util.List.of(111, 0, 8), real.audio().payloadTypes(), "Opus before PCMU and PCMA");
+        assertEquals(java.util.Optional.of("alsa_input.usb-1"), real.audio().microphone());
+        assertEquals(java.util.Optional.of("alsa_output.usb-1"), real.audio().speaker());
+        assertEquals(java.util.Optional.empty(), real.audio().server(), "the agent's per-call socket by default");
+        PhoneConfig pcmu = PhoneConfig.of(props(base + "media.audio=pulseaudio\nmedia.codecs=pcmu\n"));
+        assertEquals(java.util.List.of(0), pcmu.audio().payloadTypes(), "only what media.codecs names");
+        assertTrue(tone.autoAnswer(), "the tone device (tests, the demo) answers by itself");
+        assertTrue(!real.autoAnswer(), "real audio rings: a person answers");
+        assertTrue(PhoneConfig.of(props(base + "media.audio=pulseaudio\nphone.answer=auto\n")).autoAnswer(),
+                "auto-answer is an explicit choice");
+    }
+
+    @Test
     void mistakesAreNamed() {
         String base = "sip.user=alice\nsip.tls.port=5061\npolicy.1=default MEASURED reject\n";
         for (String[] bad : new String[][] {
@@ -54,6 +75,14 @@ class PhoneConfigTest {
                 {base + "media.mode=zrtp\n", "media.mode must be auto, dtls-srtp or sdes"},
                 {base + "policy.2=any sip:*@x UNATTESTED reject end-to-end MEASURD\n",
                         "policy.2=any sip:*@x UNATTESTED reject end-to-end MEASURD: unknown level"},
+                {base + "media.audio=alsa\n", "media.audio must be tone or pulseaudio"},
+                {base + "phone.answer=maybe\n", "phone.answer must be ring"},
+                {base + "media.speaker=spk\n", "need media.audio=pulseaudio"},
+                {base + "media.audio=pulseaudio\nmedia.codecs=opus,g729\n", "unknown codec \"g729\""},
+                {base + "media.audio=pulseaudio\nmedia.codecs=pcmu,PCMU\n", "names PCMU twice"},
+                {base + "media.codecs=opus,pcmu\n", "opus needs media.audio=pulseaudio"},
+                {base + "media.audio=pulseaudio\nmedia.speaker=spk;rm\n", "media.speaker must be a sound server"},
+                {base + "media.audio=pulseaudio\nmedia.server=tcp:192.0.2.1\n", "media.server must be unix:/PATH"},
                 {"sip.user=al ice\nsip.tls.port=5061\npolicy.1=default MEASURED reject\n", "sip.user must be"}}) {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                     () -> PhoneConfig.of(props(bad[0])), bad[1]);

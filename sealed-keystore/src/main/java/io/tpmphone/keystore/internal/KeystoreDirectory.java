@@ -20,6 +20,8 @@ public final class KeystoreDirectory {
     public static final String METADATA = "keystore.properties";
     public static final String ROOT = "root.sealed";
     public static final String PIN = "pin.sealed";
+    /** The person's ring-screen phrase, sealed under the root's policy. */
+    public static final String PHRASE = "phrase.sealed";
     public static final String FINGERPRINTS = "fingerprints.log";
     public static final String IDENTITY_KEY = "identity-key.public";
 

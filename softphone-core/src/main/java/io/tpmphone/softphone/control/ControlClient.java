@@ -118,6 +118,38 @@ public final class ControlClient implements AutoCloseable {
         return request(op("health").put("histogram", true));
     }
 
+    /** Answers a ringing call (a phone with a ring screen). */
+    public void answer(String callId) throws IOException {
+        request(op("answer").put("callId", callId));
+    }
+
+    /** Declines a ringing call: the caller gets 603. */
+    public void decline(String callId) throws IOException {
+        request(op("decline").put("callId", callId));
+    }
+
+    /**
+     * Turns this connection into the phone's ring screen ({@code width} x {@code height}; {@code ansi} for a
+     * terminal): afterwards {@link #frames()} carries what the softphone draws and {@link #keys()} what the person
+     * types. Nothing else may be sent on this client.
+     */
+    public void screen(int width, int height, boolean ansi) throws IOException {
+        request(op("screen").put("width", width).put("height", height).put("ansi", ansi));
+    }
+
+    /** After {@link #screen}: the frames the softphone draws, as text to copy to the terminal unchanged. */
+    public java.io.Reader frames() {
+        return in;
+    }
+
+    /**
+     * After {@link #screen}: where the person's keys go, as bytes ({@code ESC [ 8 ; ROWS ; COLS t}: a new size). It
+     * writes to the channel itself, so keys go out while {@link #frames()} is blocked in a read.
+     */
+    public OutputStream keys() {
+        return ControlServer.ChannelWriter.of(channel);
+    }
+
     @Override
     public void close() throws IOException {
         channel.close();

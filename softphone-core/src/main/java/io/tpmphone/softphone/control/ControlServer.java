@@ -46,7 +46,13 @@ import org.slf4j.LoggerFactory;
  *   <li>{@code {"op":"calls"}} → {@code {"calls":[{...}]}};</li>
  *   <li>{@code {"op":"audio","callId":ID}} → RTP/RTCP statistics and the dominant frequency of the last second
  *       received;</li>
- *   <li>{@code {"op":"hangup","callId":ID}}.</li>
+ *   <li>{@code {"op":"hangup","callId":ID}};</li>
+ *   <li>{@code {"op":"answer","callId":ID}} / {@code {"op":"decline","callId":ID}}: a ringing call waiting for the
+ *       person ({@link RingScreen});</li>
+ *   <li>{@code {"op":"screen","width":W,"height":H,"ansi":true}} → {@code {"ok":true}}, then the connection carries
+ *       the ring screen: the softphone writes whole frames (with {@code ansi}, each starts by clearing the terminal;
+ *       without, frames are plain text separated by a blank line) whenever it changes and every second, and reads the
+ *       person's keys as raw bytes ({@code ESC [ 8 ; ROWS ; COLS t} tells a new window size). {@code q} ends it.</li>
  * </ul>
  * A call is {@code {"callId","direction","peerUri","state","reason","level","peerHost","display","action",
  * "requiredLevel","held","endToEnd"}}, and for a DTLS-SRTP call once known {@code "farEndLevel","farEndHost",
@@ -62,6 +68,8 @@ public final class ControlServer implements AutoCloseable {
     private static final int HISTOGRAM_LINES = 25;
 
     private final SipPhone phone;
+    /** The ring screen, when the phone has one (null: answer and decline are unavailable). */
+    private final RingScreen screen;
     private final Path path;
     private final ServerSocketChannel server;
     private final Thread acceptor;
@@ -69,8 +77,9 @@ public final class ControlServer implements AutoCloseable {
     private final Map<SocketChannel, Boolean> clients = new ConcurrentHashMap<>();
     private volatile boolean closed;
 
-    private ControlServer(SipPhone phone, Path path, ServerSocketChannel server) {
+    private ControlServer(SipPhone phone, RingScreen screen, Path path, ServerSocketChannel server) {
         this.phone = phone;
+        this.screen = screen;
         this.path = path;
         this.server = server;
         this.acceptor = new Thread(this::accept, "control-accept");
@@ -79,6 +88,11 @@ public final class ControlServer implements AutoCloseable {
 
     /** Listens on {@code path} (replacing a stale socket file there) for {@code phone}. */
     public static ControlServer start(SipPhone phone, Path path) throws IOException {
+        return start(phone, null, path);
+    }
+
+    /** As above, with the phone's ring screen (its {@code screen}, {@code answer} and {@code decline} ops). */
+    public static ControlServer start(SipPhone phone, RingScreen screen, Path path) throws IOException {
         Files.deleteIfExists(path);
         ServerSocketChannel ch = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
         try {
@@ -88,7 +102,7 @@ public final class ControlServer implements AutoCloseable {
             ch.close();
             throw e;
         }
-        ControlServer s = new ControlServer(phone, path, ch);
+        ControlServer s = new ControlServer(phone, screen, path, ch);
         s.acceptor.start();
         LOG.info("control channel listening on {}", path);
         return s;
@@ -128,7 +142,22 @@ public final class ControlServer implements AutoCloseable {
             for (String line; (line = readLine(in)) != null; ) {
                 ObjectNode reply;
                 try {
-                    reply = handle(JSON.readTree(line));
+                    JsonNode req = JSON.readTree(line);
+                    if (req.isObject() && req.path("op").asText().equals("screen")) {
+                        if (screen == null) {
+                            throw new IllegalArgumentException("this phone has no ring screen");
+                        }
+                        int width = req.path("width").asInt(80);
+                        int height = req.path("height").asInt(24);
+                        boolean ansi = req.path("ansi").asBoolean(true);
+                        out.write("{\"ok\":true}\n".getBytes(StandardCharsets.UTF_8));
+                        out.flush();
+                        // frames go out while the keys' read blocks: write to the channel itself, not through
+                        // Channels.newOutputStream, whose writes wait for a blocked read of the same channel
+                        screenSession(in, ChannelWriter.of(c), width, height, ansi);
+                        return;
+                    }
+                    reply = handle(req);
                 } catch (JsonProcessingException e) {
                     reply = error("the request is not JSON: " + e.getOriginalMessage());
                 } catch (IllegalArgumentException e) {
@@ -151,6 +180,129 @@ public final class ControlServer implements AutoCloseable {
             clients.remove(c);
             open.decrementAndGet();
         }
+    }
+
+    /**
+     * The ring screen on this connection: frames out whenever the screen changes and every second, keys in. Ends when
+     * the person presses {@code q}, the client closes, or the server closes.
+     */
+    private void screenSession(BufferedReader in, OutputStream out, int width, int height, boolean ansi)
+            throws IOException {
+        Object lock = new Object();
+        boolean[] dirty = {true};
+        boolean[] done = {false};
+        int[] size = {width, height};
+        Runnable onChange = () -> {
+            synchronized (lock) {
+                dirty[0] = true;
+                lock.notifyAll();
+            }
+        };
+        screen.onChange(onChange);
+        Thread painter = new Thread(() -> {
+            try {
+                while (true) {
+                    int w;
+                    int h;
+                    synchronized (lock) {
+                        if (!dirty[0] && !done[0]) {
+                            lock.wait(1000); // the clock and freshness move on even when nothing happens
+                        }
+                        if (done[0]) {
+                            return;
+                        }
+                        dirty[0] = false;
+                        w = size[0];
+                        h = size[1];
+                    }
+                    String frame = screen.render(w, h, ansi);
+                    out.write(((ansi ? "\u001b[H\u001b[2J" : "\r\n") + frame).getBytes(StandardCharsets.UTF_8));
+                    out.flush();
+                }
+            } catch (IOException | InterruptedException e) {
+                // the client went away: the reader below ends too
+            }
+        }, "control-screen");
+        painter.setDaemon(true);
+        painter.start();
+        try {
+            for (int c; (c = in.read()) != -1; ) {
+                if (c == 0x1b) {
+                    in.mark(32);
+                    int[] resized = windowSize(in);
+                    if (resized != null) {
+                        synchronized (lock) {
+                            size[0] = resized[1];
+                            size[1] = resized[0];
+                            dirty[0] = true;
+                            lock.notifyAll();
+                        }
+                        continue;
+                    }
+                    in.reset();
+                }
+                if (!screen.key(c)) {
+                    break;
+                }
+            }
+        } finally {
+            synchronized (lock) {
+                done[0] = true;
+                lock.notifyAll();
+            }
+            screen.removeOnChange(onChange);
+        }
+    }
+
+    /**
+     * Writes to a socket channel directly. {@link Channels#newOutputStream} and {@link Channels#newInputStream} of one
+     * channel take the channel's blocking lock for each call, so a write waits until a blocked read returns; the
+     * channel's own {@code write} does not.
+     */
+    static final class ChannelWriter extends OutputStream {
+        private final SocketChannel channel;
+
+        private ChannelWriter(SocketChannel channel) {
+            this.channel = channel;
+        }
+
+        static OutputStream of(SocketChannel channel) {
+            return new ChannelWriter(channel);
+        }
+
+        @Override
+        public synchronized void write(int b) throws IOException {
+            write(new byte[] {(byte) b}, 0, 1);
+        }
+
+        @Override
+        public synchronized void write(byte[] b, int off, int len) throws IOException {
+            java.nio.ByteBuffer buf = java.nio.ByteBuffer.wrap(b, off, len);
+            while (buf.hasRemaining()) {
+                channel.write(buf);
+            }
+        }
+    }
+
+    /** After ESC: {@code [8;ROWS;COLSt} (at most 20 characters) as {rows, cols}, else null. */
+    private static int[] windowSize(BufferedReader in) throws IOException {
+        StringBuilder s = new StringBuilder();
+        for (int i = 0; i < 20; i++) {
+            int c = in.read();
+            if (c == -1) {
+                return null;
+            }
+            s.append((char) c);
+            if (c == 't') {
+                java.util.regex.Matcher m = java.util.regex.Pattern.compile("\\[8;(\\d{1,4});(\\d{1,4})t")
+                        .matcher(s);
+                return m.matches() ? new int[] {Integer.parseInt(m.group(1)), Integer.parseInt(m.group(2))} : null;
+            }
+            if (!(c == '[' || c == ';' || Character.isDigit(c))) {
+                return null;
+            }
+        }
+        return null;
     }
 
     /** A line of at most {@link #MAX_LINE} characters; a longer one ends the session (no unbounded buffering). */
@@ -258,8 +410,20 @@ public final class ControlServer implements AutoCloseable {
                 }
                 return ok;
             }
+            case "answer", "decline" -> {
+                if (screen == null) {
+                    throw new IllegalArgumentException("this phone answers automatically (no ring screen)");
+                }
+                Call call = call(req);
+                boolean done = op.equals("answer") ? screen.answer(call.callId()) : screen.decline(call.callId());
+                if (!done) {
+                    throw new IllegalArgumentException("call " + call.callId() + " is not ringing (" + call.state()
+                            + ")");
+                }
+                return ok;
+            }
             default -> throw new IllegalArgumentException("unknown op \"" + op + "\" (status, call, await, calls,"
-                    + " audio, hangup, health)");
+                    + " audio, hangup, answer, decline, screen, health)");
         }
     }
 

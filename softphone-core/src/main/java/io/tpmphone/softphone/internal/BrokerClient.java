@@ -190,6 +190,30 @@ public final class BrokerClient implements AutoCloseable {
         ok(request("READY " + uri));
     }
 
+    /**
+     * The person's phrase for the ring screen, unsealed by the agent's keystore for this measured softphone; empty
+     * when none was set ({@code ERR NO_PHRASE}).
+     */
+    public java.util.Optional<String> phrase() throws IOException {
+        try {
+            byte[] utf8 = java.util.Base64.getDecoder().decode(ok(request("PHRASE")).trim());
+            return java.util.Optional.of(new String(utf8, java.nio.charset.StandardCharsets.UTF_8));
+        } catch (io.tpmphone.softphone.BrokerRefusedException e) {
+            if (e.reason().equals("NO_PHRASE")) {
+                return java.util.Optional.empty();
+            }
+            throw e;
+        } catch (IllegalArgumentException e) {
+            throw new IOException("the agent's phrase is not base64", e);
+        }
+    }
+
+    /** A call's audio starts ({@code open}) or ended: the agent grants or withdraws the sound server socket. */
+    public void sound(boolean open, String callId) throws IOException {
+        checkWord(callId, "call id");
+        ok(request("SOUND " + (open ? "OPEN " : "CLOSE ") + callId));
+    }
+
     /** The host's latest signed attestation result (compact JWS), its passport for attested TLS. */
     public String passport() throws IOException {
         return ok(request("RESULT"));

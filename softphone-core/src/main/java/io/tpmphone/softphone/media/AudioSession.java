@@ -23,10 +23,12 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * One call's audio: PCMU or PCMA/8000 over SRTP (SDES, AES_CM_128_HMAC_SHA1_80) with libjitsi, our key for sending and the
- * peer's for receiving, both agreed in SDP. The RTP and RTCP sockets are bound when the session is opened, so the
- * port can go into the SDP; {@link #start} begins sending the source (a tone or a WAV file's samples) and keeping what
- * arrives in a {@link PcmSink}. {@link #close()} stops the stream and releases the sockets. Thread-safe.
+ * One call's audio: Opus/48000, PCMU or PCMA/8000 over SRTP (SDES, AES_CM_128_HMAC_SHA1_80) with libjitsi, our key for
+ * sending and the peer's for receiving, both agreed in SDP. The RTP and RTCP sockets are bound when the session is
+ * opened, so the port can go into the SDP; {@link #start} begins sending what the {@link AudioDevice} captures (a tone
+ * or a WAV file's samples, or the sound server's microphone) and keeping what arrives in a {@link PcmSink} (and playing
+ * it on the sound server's speaker). A sound server is connected to only while the call's audio runs.
+ * {@link #close()} stops the stream, closes the sound server connection and releases the sockets. Thread-safe.
  */
 public final class AudioSession implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(AudioSession.class);
@@ -42,22 +44,49 @@ public final class AudioSession implements AutoCloseable {
     private final java.util.concurrent.atomic.AtomicLong received;
     /** The far end's RTP address once media started; RTCP is on the next port. */
     private final java.util.concurrent.atomic.AtomicReference<InetSocketAddress> remote;
-    private final HeadlessAudioDevice device;
+    /** How long opening the sound server's connection and streams may take. */
+    static final java.time.Duration SOUND_SERVER_TIMEOUT = java.time.Duration.ofSeconds(5);
+
+    private final AudioDevice audioDevice;
+    /** The call this session belongs to, for the sound server's {@link AudioDevice.Access}. */
+    private final String callId;
+    private boolean accessAcquired;
+    /** Whether the microphone is muted: silence is sent instead (the stream and its keys go on). */
+    private volatile boolean muted;
+    private PcmSink sink = new PcmSink();
+    private SoundServerLink soundServer;
     private MediaStream stream;
     private boolean closed;
 
     private AudioSession(DatagramSocket rtp, DatagramSocket rtcp, java.util.concurrent.atomic.AtomicLong received,
-                         java.util.concurrent.atomic.AtomicReference<InetSocketAddress> remote, short[] source) {
+                         java.util.concurrent.atomic.AtomicReference<InetSocketAddress> remote,
+                         AudioDevice audioDevice, String callId) {
+        this.callId = callId;
         this.rtp = rtp;
         this.rtcp = rtcp;
         this.received = received;
         this.remote = remote;
-        this.device = new HeadlessAudioDevice(source);
+        this.audioDevice = audioDevice;
     }
 
     /** Binds RTP on an even port and RTCP on the next one, on {@code address}; {@code source} is what we send. */
     public static AudioSession open(InetAddress address, short[] source) throws IOException {
+        return open(address, new AudioDevice.Tone(source));
+    }
+
+    /** Binds RTP on an even port and RTCP on the next one, on {@code address}; {@code device} captures and plays. */
+    public static AudioSession open(InetAddress address, AudioDevice device) throws IOException {
+        return open(address, device, "call");
+    }
+
+    /**
+     * As above for call {@code callId}: a sound server's {@link AudioDevice.Access} is acquired for it when the audio
+     * starts and released when the session closes.
+     */
+    public static AudioSession open(InetAddress address, AudioDevice device, String callId) throws IOException {
         Objects.requireNonNull(address, "address");
+        Objects.requireNonNull(callId, "callId");
+        Objects.requireNonNull(device, "device");
         java.util.concurrent.atomic.AtomicLong received = new java.util.concurrent.atomic.AtomicLong();
         java.util.concurrent.atomic.AtomicReference<InetSocketAddress> remote =
                 new java.util.concurrent.atomic.AtomicReference<>();
@@ -70,7 +99,7 @@ public final class AudioSession implements AutoCloseable {
             }
             try {
                 DatagramSocket c = new CountingSocket(new InetSocketAddress(address, port + 1), received, remote);
-                return new AudioSession(r, c, received, remote, source);
+                return new AudioSession(r, c, received, remote, device, callId);
             } catch (java.net.BindException e) {
                 r.close();
             }
@@ -126,7 +155,10 @@ public final class AudioSession implements AutoCloseable {
         start(ours, theirs, remoteRtp, 0);
     }
 
-    /** As above with the negotiated codec: static payload type 0 (PCMU) or 8 (PCMA), both 8 kHz. */
+    /**
+     * As above with the negotiated codec: static payload type 0 (PCMU) or 8 (PCMA), both 8 kHz, or a dynamic one
+     * (96-127), which is Opus at 48 kHz (the only dynamic codec the phone offers or accepts).
+     */
     public synchronized void start(SdesCrypto ours, SdesCrypto theirs, InetSocketAddress remoteRtp, int payloadType)
             throws IOException {
         start(ours, theirs, remoteRtp, payloadType, false);
@@ -134,23 +166,68 @@ public final class AudioSession implements AutoCloseable {
 
     private void start(SdesCrypto ours, SdesCrypto theirs, InetSocketAddress remoteRtp, int payloadType,
                        boolean rtcpMux) throws IOException {
+        boolean opus = payloadType >= 96 && payloadType <= 127;
         String encoding = switch (payloadType) {
             case 0 -> "PCMU";
             case 8 -> "PCMA";
-            default -> throw new IllegalArgumentException("payload type " + payloadType + " is not PCMU (0) or PCMA"
-                    + " (8)");
+            default -> {
+                if (!opus) {
+                    throw new IllegalArgumentException("payload type " + payloadType + " is not PCMU (0), PCMA (8) or"
+                            + " a dynamic one (Opus)");
+                }
+                yield "opus";
+            }
         };
         if (closed || stream != null) {
             throw new IllegalStateException("a session starts once");
         }
+        int rate = opus ? 48_000 : 8000;
+        HeadlessAudioDevice device;
+        if (audioDevice instanceof AudioDevice.SoundServer server) {
+            server.access().acquire(callId);
+            accessAcquired = true;
+            SoundServerLink link = SoundServerLink.connect(server.server(), SOUND_SERVER_TIMEOUT);
+            try {
+                link.open(server.microphone().orElse(null), server.speaker().orElse(null), rate,
+                        SOUND_SERVER_TIMEOUT);
+            } catch (IOException | RuntimeException e) {
+                link.close();
+                throw e;
+            }
+            soundServer = link;
+            sink = new PcmSink(rate, link::play);
+            device = new HeadlessAudioDevice(frame -> {
+                link.read(frame);
+                if (muted) {
+                    java.util.Arrays.fill(frame, (byte) 0);
+                }
+            }, rate, sink);
+        } else {
+            AudioDevice.Tone tone = (AudioDevice.Tone) audioDevice;
+            sink = new PcmSink(rate, null);
+            PcmCaptureDevice.FrameSource source = PcmCaptureDevice.tone(tone.samples(), rate);
+            device = new HeadlessAudioDevice(frame -> {
+                source.fill(frame);
+                if (muted) {
+                    java.util.Arrays.fill(frame, (byte) 0);
+                }
+            }, rate, sink);
+        }
         remote.set(remoteRtp);
         MediaService ms = MediaEngine.service();
+        if (opus) {
+            NativeLibraries.ensureLoaded();
+        }
         SuppliedKeySDesControl control = new SuppliedKeySDesControl(attribute(theirs), attribute(ours));
         control.setSrtpListener(new Listener());
-        MediaFormat format = ms.getFormatFactory().createMediaFormat(encoding, 8000);
+        MediaFormat format = opus ? ms.getFormatFactory().createMediaFormat(encoding, 48_000, 2)
+                : ms.getFormatFactory().createMediaFormat(encoding, 8000);
         MediaStream s = ms.createMediaStream(rtcpMux ? new DefaultStreamConnector(rtp, rtcp, true)
                 : new DefaultStreamConnector(rtp, rtcp), device, control);
         s.setName("audio");
+        if (opus) {
+            s.addDynamicRTPPayloadType((byte) payloadType, format);
+        }
         s.setFormat(format);
         s.setTarget(new MediaStreamTarget(remoteRtp, rtcpMux ? remoteRtp : new InetSocketAddress(
                 remoteRtp.getAddress(), remoteRtp.getPort() + 1)));
@@ -235,9 +312,19 @@ public final class AudioSession implements AutoCloseable {
         }
     }
 
-    /** What the peer sent, decoded. */
-    public PcmSink received() {
-        return device.sink();
+    /** Mutes or unmutes the microphone: while muted, silence is sent. */
+    public void mute(boolean mute) {
+        this.muted = mute;
+    }
+
+    /** Whether the microphone is muted. */
+    public boolean muted() {
+        return muted;
+    }
+
+    /** What the peer sent, decoded (kept at 8 kHz). */
+    public synchronized PcmSink received() {
+        return sink;
     }
 
     /** Packets, loss and jitter; loss and jitter of what we receive are our own RTP receiver statistics. */
@@ -287,6 +374,14 @@ public final class AudioSession implements AutoCloseable {
         } finally {
             rtp.close(); // whatever FMJ did, the call's sockets are released
             rtcp.close();
+            if (soundServer != null) {
+                soundServer.close(); // the process holds no sound server connection between calls
+                soundServer = null;
+            }
+            if (accessAcquired && audioDevice instanceof AudioDevice.SoundServer server) {
+                accessAcquired = false;
+                server.access().release(callId);
+            }
         }
     }
 

@@ -5,18 +5,25 @@ import javax.media.protocol.CaptureDevice;
 import org.jitsi.impl.neomedia.device.AudioMediaDeviceImpl;
 import org.jitsi.service.neomedia.MediaDirection;
 
-/** An audio device with no hardware: capture plays PCM samples in a loop, playback goes to a {@link PcmSink}. */
+/**
+ * libjitsi's view of a call's audio device at the codec's rate: capture from a {@link PcmCaptureDevice.FrameSource}
+ * (a tone, or the sound server's microphone), playback to a {@link PcmSink} (which keeps what arrives and, with a
+ * sound server, plays it).
+ */
 final class HeadlessAudioDevice extends AudioMediaDeviceImpl {
-    private final short[] source;
-    private final PcmSink sink = new PcmSink();
+    private final PcmCaptureDevice.FrameSource source;
+    private final int rate;
+    private final PcmSink sink;
 
-    HeadlessAudioDevice(short[] source) {
-        this.source = source.clone();
+    HeadlessAudioDevice(PcmCaptureDevice.FrameSource source, int rate, PcmSink sink) {
+        this.source = source;
+        this.rate = rate;
+        this.sink = sink;
     }
 
     @Override
     protected CaptureDevice createCaptureDevice() {
-        return new PcmCaptureDevice(source);
+        return new PcmCaptureDevice(source, rate);
     }
 
     @Override

@@ -9,29 +9,60 @@ import org.jitsi.impl.neomedia.jmfext.media.protocol.AbstractPushBufferCaptureDe
 import org.jitsi.impl.neomedia.jmfext.media.protocol.AbstractPushBufferStream;
 
 /**
- * A capture device without hardware: it plays 16-bit PCM at 8 kHz mono in a loop (a tone, or a WAV file's samples),
- * one 20 ms buffer every 20 ms on its own daemon thread — the JMF push capture device libjitsi's device layer
- * expects.
+ * A capture device in software: 16-bit PCM mono at the codec's rate (8 kHz, or 48 kHz for Opus) from a
+ * {@link FrameSource} — a tone or a WAV file's samples in a loop, or the sound server's microphone — one 20 ms buffer
+ * every 20 ms on its own daemon thread: the JMF push capture device libjitsi's device layer expects.
  */
 final class PcmCaptureDevice extends AbstractPushBufferCaptureDevice {
-    static final double SAMPLE_RATE = 8000;
     static final int FRAME_MS = 20;
-    static final int SAMPLES_PER_FRAME = (int) (SAMPLE_RATE * FRAME_MS / 1000);
-    private static final Format[] FORMATS = {new AudioFormat(AudioFormat.LINEAR, SAMPLE_RATE, 16, 1,
-            AudioFormat.LITTLE_ENDIAN, AudioFormat.SIGNED, 16, Format.NOT_SPECIFIED, Format.byteArray)};
 
-    private final short[] samples;
+    /** Where captured audio comes from: fills a frame of 16-bit little-endian PCM (never blocks for long). */
+    interface FrameSource {
+        void fill(byte[] frame);
+    }
 
-    PcmCaptureDevice(short[] samples) {
+    /** Plays {@code samples} (8 kHz) in a loop at {@code rate} Hz, linearly interpolated. */
+    static FrameSource tone(short[] samples, int rate) {
         if (samples.length == 0) {
             throw new IllegalArgumentException("nothing to play");
         }
-        this.samples = samples.clone();
+        short[] src = samples.clone();
+        double step = 8000.0 / rate;
+        return new FrameSource() {
+            private double position;
+
+            @Override
+            public void fill(byte[] frame) {
+                for (int i = 0; i + 1 < frame.length; i += 2) {
+                    int at = (int) position;
+                    double f = position - at;
+                    double v = src[at % src.length] * (1 - f) + src[(at + 1) % src.length] * f;
+                    short s = (short) Math.round(v);
+                    frame[i] = (byte) s;
+                    frame[i + 1] = (byte) (s >> 8);
+                    position += step;
+                    if (position >= src.length) {
+                        position -= src.length;
+                    }
+                }
+            }
+        };
+    }
+
+    private final FrameSource source;
+    private final Format[] formats;
+    private final int frameBytes;
+
+    PcmCaptureDevice(FrameSource source, int rate) {
+        this.source = source;
+        this.formats = new Format[] {new AudioFormat(AudioFormat.LINEAR, rate, 16, 1, AudioFormat.LITTLE_ENDIAN,
+                AudioFormat.SIGNED, 16, Format.NOT_SPECIFIED, Format.byteArray)};
+        this.frameBytes = rate * FRAME_MS / 1000 * 2;
     }
 
     @Override
     protected Format[] getSupportedFormats(int streamIndex) {
-        return FORMATS.clone();
+        return formats.clone();
     }
 
     @Override
@@ -42,7 +73,6 @@ final class PcmCaptureDevice extends AbstractPushBufferCaptureDevice {
     private static final class Stream extends AbstractPushBufferStream<PcmCaptureDevice> implements Runnable {
         private Thread thread;
         private volatile boolean running;
-        private long position;
 
         Stream(PcmCaptureDevice device, FormatControl formatControl) {
             super(device, formatControl);
@@ -91,14 +121,9 @@ final class PcmCaptureDevice extends AbstractPushBufferCaptureDevice {
 
         @Override
         public void read(Buffer buffer) {
-            int bytes = SAMPLES_PER_FRAME * 2;
-            byte[] data = buffer.getData() instanceof byte[] b && b.length >= bytes ? b : new byte[bytes];
-            short[] src = dataSource.samples;
-            for (int i = 0; i < SAMPLES_PER_FRAME; i++) {
-                short s = src[(int) ((position + i) % src.length)];
-                data[2 * i] = (byte) s;
-                data[2 * i + 1] = (byte) (s >> 8);
-            }
+            int bytes = dataSource.frameBytes;
+            byte[] data = buffer.getData() instanceof byte[] b && b.length == bytes ? b : new byte[bytes];
+            dataSource.source.fill(data);
             buffer.setData(data);
             buffer.setOffset(0);
             buffer.setLength(bytes);
@@ -108,7 +133,6 @@ final class PcmCaptureDevice extends AbstractPushBufferCaptureDevice {
             // that, FMJ passed 3-5 frames on and then nothing (the peer heard silence, RTCP went on).
             buffer.setTimeStamp(System.nanoTime());
             buffer.setFlags(Buffer.FLAG_SYSTEM_TIME | Buffer.FLAG_LIVE_DATA);
-            position += SAMPLES_PER_FRAME;
         }
     }
 }

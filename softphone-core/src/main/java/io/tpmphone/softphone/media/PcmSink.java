@@ -12,28 +12,51 @@ import javax.media.Renderer;
 import javax.media.format.AudioFormat;
 
 /**
- * The headless speaker: a JMF renderer that keeps the decoded PCM of what the peer sent (libjitsi decodes PCMU/PCMA to
- * 16-bit 8 kHz mono and hands it here), can write it as a WAV file, and finds its dominant frequency. Thread-safe.
+ * The speaker's tap: a JMF renderer that keeps the decoded PCM of what the peer sent (libjitsi decodes to 16-bit mono,
+ * 8 kHz for PCMU/PCMA and 48 kHz for Opus, and hands it here), as 8 kHz samples, can write it as a WAV file, and
+ * finds its dominant frequency; with a sound server it also plays what arrives there. Thread-safe.
  */
 public final class PcmSink implements Renderer {
-    private static final Format[] FORMATS = {
-        new AudioFormat(AudioFormat.LINEAR, 8000, 16, 1, AudioFormat.LITTLE_ENDIAN, AudioFormat.SIGNED),
-        new AudioFormat(AudioFormat.LINEAR, 8000, 16, 1, AudioFormat.BIG_ENDIAN, AudioFormat.SIGNED),
-    };
+    /** Where decoded audio is played besides being kept: 16-bit little-endian PCM at the sink's rate. */
+    interface Speaker {
+        void play(byte[] data, int offset, int length);
+    }
+
     /** At most 10 minutes are kept. */
     private static final int MAX_BYTES = 8000 * 2 * 600;
 
+    private final Format[] formats;
+    /** Input samples per kept (8 kHz) sample. */
+    private final int decimation;
+    private final Speaker speaker;
     private final ByteArrayOutputStream pcm = new ByteArrayOutputStream();
     private volatile AudioFormat inputFormat;
 
+    /** An 8 kHz sink that keeps what arrives, plays nothing. */
+    public PcmSink() {
+        this(8000, null);
+    }
+
+    PcmSink(int rate, Speaker speaker) {
+        if (rate % 8000 != 0) {
+            throw new IllegalArgumentException("the sink's rate must be a multiple of 8 kHz, got " + rate);
+        }
+        this.formats = new Format[] {
+            new AudioFormat(AudioFormat.LINEAR, rate, 16, 1, AudioFormat.LITTLE_ENDIAN, AudioFormat.SIGNED),
+            new AudioFormat(AudioFormat.LINEAR, rate, 16, 1, AudioFormat.BIG_ENDIAN, AudioFormat.SIGNED),
+        };
+        this.decimation = rate / 8000;
+        this.speaker = speaker;
+    }
+
     @Override
     public Format[] getSupportedInputFormats() {
-        return FORMATS.clone();
+        return formats.clone();
     }
 
     @Override
     public Format setInputFormat(Format format) {
-        for (Format f : FORMATS) {
+        for (Format f : formats) {
             if (f.matches(format)) {
                 inputFormat = (AudioFormat) format;
                 return format;
@@ -49,14 +72,28 @@ public final class PcmSink implements Renderer {
         }
         boolean big = inputFormat != null && inputFormat.getEndian() == AudioFormat.BIG_ENDIAN;
         int off = buffer.getOffset();
-        int len = buffer.getLength() & ~1;
+        int len = Math.min(buffer.getLength(), data.length - off) & ~1;
+        byte[] little = new byte[len];
+        for (int i = 0; i < len; i += 2) {
+            little[i] = big ? data[off + i + 1] : data[off + i];
+            little[i + 1] = big ? data[off + i] : data[off + i + 1];
+        }
+        if (speaker != null) {
+            speaker.play(little, 0, len);
+        }
         synchronized (pcm) {
-            if (pcm.size() + len > MAX_BYTES) {
+            if (pcm.size() + len / decimation > MAX_BYTES) {
                 return BUFFER_PROCESSED_OK;
             }
-            for (int i = off; i < off + len; i += 2) {
-                pcm.write(big ? data[i + 1] : data[i]);
-                pcm.write(big ? data[i] : data[i + 1]);
+            // keep 8 kHz: the mean of each run of `decimation` samples (a box filter before decimating)
+            for (int i = 0; i + 2 * decimation <= len; i += 2 * decimation) {
+                int sum = 0;
+                for (int k = 0; k < decimation; k++) {
+                    sum += (short) ((little[i + 2 * k] & 0xff) | (little[i + 2 * k + 1] << 8));
+                }
+                short s = (short) (sum / decimation);
+                pcm.write((byte) s);
+                pcm.write((byte) (s >> 8));
             }
         }
         return BUFFER_PROCESSED_OK;

@@ -39,6 +39,16 @@ final class CallMedia {
         }
     }
 
+    /** The payload types we offer, in order of preference. */
+    List<Integer> offered() {
+        return media == null ? Sdp.AUDIO_PAYLOADS : media.payloadTypes();
+    }
+
+    /** The codec an answer to {@code offer} takes (RFC 3264 §6.1), as the offerer numbered it; empty if none. */
+    Optional<Integer> choose(Sdp offer) {
+        return Sdp.choose(offer, offered());
+    }
+
     /** Our SDP: our media address and RTP port, {@code payloads}, our SDES key, {@code direction}. */
     byte[] sdp(Call call, SdesCrypto local, List<Integer> payloads, String direction) {
         int port = call.audio().map(AudioSession::localPort).orElse(9);

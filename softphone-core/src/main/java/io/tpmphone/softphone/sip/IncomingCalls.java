@@ -54,13 +54,17 @@ final class IncomingCalls {
     private final SipPhone.Listener listener;
     private final ScheduledExecutorService timers;
     private final LogBudget decisionLines;
+    /** Who decides whether a ringing call is answered: at once, or a person at the ring screen. */
+    private final java.util.concurrent.atomic.AtomicReference<SipPhone.AnswerDecision> answers;
     /** INVITEs answered 503 because the phone was full, since the last log line about them (one line per burst). */
     private final AtomicInteger turnedAway = new AtomicInteger();
 
     IncomingCalls(Signalling sip, CallTable calls, ConnectionAttestation attestation, CallPolicy policy,
                   MediaKeys keys, CallMedia media, CallTimers callTimers, EndToEndCalls endToEnd,
-                  SipPhone.Listener listener, ScheduledExecutorService timers, LogBudget decisionLines) {
+                  SipPhone.Listener listener, ScheduledExecutorService timers, LogBudget decisionLines,
+                  java.util.concurrent.atomic.AtomicReference<SipPhone.AnswerDecision> answers) {
         this.endToEnd = endToEnd;
+        this.answers = answers;
         this.sip = sip;
         this.calls = calls;
         this.attestation = attestation;
@@ -146,10 +150,11 @@ final class IncomingCalls {
             refuse(request, st, call, Response.NOT_ACCEPTABLE_HERE, "SRTP with SDES (a=crypto) is required");
             return;
         }
-        Optional<Integer> codec = Sdp.choose(offer.payloadTypes());
+        Optional<Integer> codec = media.choose(offer);
         if (codec.isEmpty()) {
             refuse(request, st, call, Response.NOT_ACCEPTABLE_HERE, "no common audio codec: offered "
-                    + offer.payloadTypes() + ", we support PCMU (0) and PCMA (8)");
+                    + offer.payloadTypes() + ", we support " + (media.offered().contains(Sdp.OPUS)
+                    ? "Opus (opus/48000/2), " : "") + "PCMU (0) and PCMA (8)");
             return;
         }
         call.payloadType(codec.get());
@@ -366,7 +371,11 @@ final class IncomingCalls {
         return false;
     }
 
-    /** Accepted: 180, then 200 with our key and a Contact for the transport the INVITE came over. */
+    /**
+     * Accepted: 180, then the {@link SipPhone.AnswerDecision}: answered, 200 with our key and a Contact for the
+     * transport the INVITE came over; declined, 603. Exactly one final answer leaves: the decision's, or 487 when the
+     * caller cancelled, or 480 when nobody decided before the setup deadline.
+     */
     private void answer(Request request, ServerTransaction st, Call call, SdesCrypto theirs, int codec)
             throws Exception {
         if (st == null) {
@@ -376,6 +385,62 @@ final class IncomingCalls {
         st.sendResponse(sip.messages.createResponse(Response.RINGING, request));
         call.ringing();
         listener.ringing(call);
+        ServerTransaction tx = st;
+        java.util.concurrent.atomic.AtomicBoolean finalSent = new java.util.concurrent.atomic.AtomicBoolean();
+        SipPhone.AnswerDecision decision = answers.get();
+        java.util.concurrent.CompletableFuture<SipPhone.AnswerDecision.Answer> decided;
+        try {
+            decided = decision.ring(call).toCompletableFuture();
+        } catch (RuntimeException e) {
+            decided = java.util.concurrent.CompletableFuture.failedFuture(e);
+        }
+        // a call that ends while it rings (CANCEL, the setup deadline) gets its final answer here
+        call.settled().whenComplete((c, e) -> {
+            if (call.state() != Call.State.ESTABLISHED && !call.isAnswered() && finalSent.compareAndSet(false, true)) {
+                boolean cancelled = call.reason().contains("cancelled");
+                try {
+                    Signalling.sendFinal(tx, sip.messages.createResponse(cancelled ? Response.REQUEST_TERMINATED
+                            : Response.TEMPORARILY_UNAVAILABLE, request));
+                } catch (Exception failed) {
+                    LOG.debug("call {}: the final answer to an unanswered INVITE failed: {}",
+                            UntrustedText.forTerminal(call.callId(), 200), failed.toString());
+                }
+            }
+        });
+        decided.whenComplete((answer, failure) -> {
+            if (call.state() != Call.State.RINGING || !finalSent.compareAndSet(false, true)) {
+                return; // cancelled or timed out meanwhile: answered above
+            }
+            try {
+                if (failure == null && answer == SipPhone.AnswerDecision.Answer.ANSWER) {
+                    accept(request, tx, call, theirs, codec);
+                } else {
+                    decline(request, tx, call, failure);
+                }
+            } catch (Exception e) {
+                LOG.warn("call {}: answering failed: {}", UntrustedText.forTerminal(call.callId(), 200),
+                        UntrustedText.forTerminal(e.toString()));
+                if (call.abandon("answering failed: " + UntrustedText.forTerminal(Signalling.rootMessage(e), 300))) {
+                    listener.ended(call);
+                }
+            }
+        });
+    }
+
+    /** The person declined (or the decision failed): 603 Decline (RFC 3261 §21.6.2). */
+    private void decline(Request request, ServerTransaction st, Call call, Throwable failure) throws Exception {
+        String why = failure == null ? "603 declined at the phone"
+                : "603 declined: the answer decision failed (" + UntrustedText.forTerminal(failure.toString(), 200)
+                        + ")";
+        call.refused(why);
+        listener.ended(call);
+        Signalling.sendFinal(st, sip.messages.createResponse(Response.DECLINE, request));
+        LOG.info("call {}: {}", UntrustedText.forTerminal(call.callId(), 200), why);
+    }
+
+    /** Answered: our key from the keystore, the audio session, 200 with our SDP. */
+    private void accept(Request request, ServerTransaction st, Call call, SdesCrypto theirs, int codec)
+            throws Exception {
         SdesCrypto local = keys.own(call.callId(), theirs.tag());
         call.localCrypto(local);
         media.open(call);

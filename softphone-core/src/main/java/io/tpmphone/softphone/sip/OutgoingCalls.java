@@ -95,13 +95,13 @@ final class OutgoingCalls {
                 }
                 call.offeredDtls(true);
                 invite.setContent(media.dtlsSdp(call, endToEnd.ours(io.tpmphone.tls.DtlsSetup.ACTPASS),
-                        Sdp.AUDIO_PAYLOADS), sip.headers.createContentTypeHeader("application", "sdp"));
+                        media.offered()), sip.headers.createContentTypeHeader("application", "sdp"));
                 invite.addHeader(sip.headers.createSupportedHeader("100rel"));
             } else {
                 SdesCrypto local = keys.own(call.callId(), 1);
                 call.localCrypto(local);
                 media.open(call);
-                invite.setContent(media.sdp(call, local, Sdp.AUDIO_PAYLOADS),
+                invite.setContent(media.sdp(call, local, media.offered()),
                         sip.headers.createContentTypeHeader("application", "sdp"));
             }
             InetSocketAddress hop = new InetSocketAddress(next.getAddress(), next.getPort());
@@ -357,7 +357,7 @@ final class OutgoingCalls {
                 && MediaKeys.sameKey(theirs.get(), call.remoteSdp().get().cryptos().get(0));
         call.remoteSdp(answer);
         String problem = null;
-        Optional<Integer> codec = Sdp.choose(answer.payloadTypes());
+        Optional<Integer> codec = media.choose(answer);
         if (theirs.isEmpty()) {
             problem = "the answer has no SDES key";
         } else if (codec.isEmpty() && !reInvite) {

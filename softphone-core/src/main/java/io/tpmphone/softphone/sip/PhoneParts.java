@@ -38,6 +38,9 @@ final class PhoneParts implements AttestedSslSocket.Gate {
     final AcceptedGate failures = new AcceptedGate();
     private volatile ConnectionAttestation attestation;
     private volatile Destinations destinations;
+    /** Who answers ringing calls ({@link SipPhone#answerWith}). */
+    final java.util.concurrent.atomic.AtomicReference<SipPhone.AnswerDecision> answers =
+            new java.util.concurrent.atomic.AtomicReference<>(SipPhone.AnswerDecision.AUTOMATIC);
 
     PhoneParts(SipPhone.Config config, SipPhone.Limits limits, Clock clock) {
         this.stackName = "tpmphone-" + config.host() + "-" + STACKS.incrementAndGet();
@@ -65,7 +68,7 @@ final class PhoneParts implements AttestedSslSocket.Gate {
         EndToEndCalls endToEnd = new EndToEndCalls(sip, tls, policy, listener, limits, timers,
                 mediaFactory != null);
         IncomingCalls incoming = new IncomingCalls(sip, calls, attestation, policy, mediaKeys, media, callTimers,
-                endToEnd, listener, timers, new LogBudget(clock, IncomingCalls.DECISION_LINES_PER_SECOND));
+                endToEnd, listener, timers, new LogBudget(clock, IncomingCalls.DECISION_LINES_PER_SECOND), answers);
         OutgoingCalls outgoing = new OutgoingCalls(sip, calls, attestation, mediaKeys, media, challenges,
                 endToEnd, listener);
         this.destinations = new Destinations(registrations, calls, attestation);

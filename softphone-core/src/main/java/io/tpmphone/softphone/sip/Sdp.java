@@ -19,7 +19,7 @@ import java.util.Optional;
  * peer's text). Immutable.
  */
 public record Sdp(String address, int port, List<Integer> payloadTypes, List<SdesCrypto> cryptos,
-                  String direction, Optional<DtlsAttributes> dtls) {
+                  String direction, Optional<DtlsAttributes> dtls, java.util.Map<Integer, String> rtpmap) {
     /** The DTLS-SRTP media protocol (RFC 5764 §8). */
     public static final String DTLS_PROTOCOL = "UDP/TLS/RTP/SAVP";
     /** More fingerprints than this in one SDP are refused (RFC 8122 allows several; nobody needs many). */
@@ -46,6 +46,17 @@ public record Sdp(String address, int port, List<Integer> payloadTypes, List<Sde
     }
     /** PCMU/8000 and PCMA/8000. */
     public static final List<Integer> AUDIO_PAYLOADS = List.of(0, 8);
+    /** Our payload type for Opus (RFC 7587: dynamic; {@code a=rtpmap:111 opus/48000/2}). */
+    public static final int OPUS = 111;
+    /** Opus, then PCMU and PCMA: what a phone with real audio offers. */
+    public static final List<Integer> OPUS_FIRST = List.of(OPUS, 0, 8);
+    /** At most this many rtpmap attributes of the peer are kept (more are ignored). */
+    private static final int MAX_RTPMAPS = 32;
+
+    /** Whether {@code payloadType} is a dynamic one (RFC 3551 §3: 96-127); the only dynamic codec we use is Opus. */
+    public static boolean isDynamic(int payloadType) {
+        return payloadType >= 96 && payloadType <= 127;
+    }
 
     /**
      * The codec an answer takes from an offer (RFC 3264 §6.1): the offerer's first listed payload type that we
@@ -53,6 +64,26 @@ public record Sdp(String address, int port, List<Integer> payloadTypes, List<Sde
      */
     public static java.util.Optional<Integer> choose(List<Integer> offered) {
         return offered.stream().filter(AUDIO_PAYLOADS::contains).findFirst();
+    }
+
+    /**
+     * The codec an answer takes from {@code offer} when we support {@code ours} ({@link #OPUS} standing for Opus at
+     * whatever dynamic payload type the offer's {@code a=rtpmap} gives it): the offerer's first listed payload type we
+     * support, as the offerer numbered it (RFC 3264 §6.1); empty if there is none.
+     */
+    public static java.util.Optional<Integer> choose(Sdp offer, List<Integer> ours) {
+        for (int pt : offer.payloadTypes()) {
+            if (isDynamic(pt) ? ours.contains(OPUS) && offer.isOpus(pt) : ours.contains(pt)) {
+                return Optional.of(pt);
+            }
+        }
+        return Optional.empty();
+    }
+
+    /** Whether this SDP maps dynamic payload type {@code pt} to Opus at 48 kHz ({@code opus/48000/2}, RFC 7587). */
+    public boolean isOpus(int pt) {
+        String map = rtpmap.get(pt);
+        return map != null && map.equalsIgnoreCase("opus/48000/2");
     }
     private static final int MAX_LENGTH = 16 * 1024;
     private static final List<String> DIRECTIONS = List.of("sendrecv", "sendonly", "recvonly", "inactive");
@@ -67,6 +98,22 @@ public record Sdp(String address, int port, List<Integer> payloadTypes, List<Sde
         this(address, port, payloadTypes, cryptos, direction, Optional.empty());
     }
 
+    /** A stream whose dynamic payload types are ours (Opus, {@link #OPUS}). */
+    public Sdp(String address, int port, List<Integer> payloadTypes, List<SdesCrypto> cryptos, String direction,
+               Optional<DtlsAttributes> dtls) {
+        this(address, port, payloadTypes, cryptos, direction, dtls, ourRtpmap(payloadTypes));
+    }
+
+    private static java.util.Map<Integer, String> ourRtpmap(List<Integer> payloadTypes) {
+        java.util.Map<Integer, String> m = new java.util.TreeMap<>();
+        for (int pt : payloadTypes) {
+            if (isDynamic(pt)) {
+                m.put(pt, "opus/48000/2");
+            }
+        }
+        return m;
+    }
+
     /** A sendrecv DTLS-SRTP stream. */
     public static Sdp dtlsSrtp(String address, int port, List<Integer> payloadTypes, DtlsAttributes dtls) {
         return new Sdp(address, port, payloadTypes, List.of(), "sendrecv", Optional.of(dtls));
@@ -74,7 +121,7 @@ public record Sdp(String address, int port, List<Integer> payloadTypes, List<Sde
 
     /** The same stream with another direction attribute (sendrecv, sendonly, recvonly, inactive). */
     public Sdp withDirection(String d) {
-        return new Sdp(address, port, payloadTypes, cryptos, d, dtls);
+        return new Sdp(address, port, payloadTypes, cryptos, d, dtls, rtpmap);
     }
 
     public Sdp {
@@ -84,6 +131,7 @@ public record Sdp(String address, int port, List<Integer> payloadTypes, List<Sde
         }
         payloadTypes = List.copyOf(payloadTypes);
         cryptos = List.copyOf(cryptos);
+        rtpmap = java.util.Map.copyOf(rtpmap);
         Objects.requireNonNull(dtls, "dtls");
         if (dtls.isPresent() && !cryptos.isEmpty()) {
             throw new IllegalArgumentException("a DTLS-SRTP stream carries no SDES keys");
@@ -115,6 +163,8 @@ public record Sdp(String address, int port, List<Integer> payloadTypes, List<Sde
                 s.append("a=rtpmap:0 PCMU/8000\r\n");
             } else if (pt == 8) {
                 s.append("a=rtpmap:8 PCMA/8000\r\n");
+            } else if (rtpmap.containsKey(pt)) {
+                s.append("a=rtpmap:").append(pt).append(' ').append(rtpmap.get(pt)).append("\r\n");
             }
         }
         for (SdesCrypto c : cryptos) {
@@ -158,6 +208,7 @@ public record Sdp(String address, int port, List<Integer> payloadTypes, List<Sde
         String sessionSetup = null;
         String mediaSetup = null;
         boolean rtcpMux = false;
+        java.util.Map<Integer, String> rtpmap = new java.util.TreeMap<>();
         for (String raw : text.split("\r?\n")) {
             String line = raw.strip();
             if (line.length() < 2 || line.charAt(1) != '=') {
@@ -226,6 +277,15 @@ public record Sdp(String address, int port, List<Integer> payloadTypes, List<Sde
                 } else {
                     sessionSetup = value.substring("setup:".length());
                 }
+            } else if (type == 'a' && inAudio && value.startsWith("rtpmap:")) {
+                // a=rtpmap:<payload type> <encoding name>/<clock rate>[/<channels>] (RFC 4566 §6); a malformed one is
+                // ignored like any attribute we do not use: its payload type then maps to nothing we support
+                String[] f = value.substring("rtpmap:".length()).split(" ", 2);
+                // only dynamic payload types need one: the static ones' encodings are fixed (RFC 3551)
+                if (f.length == 2 && f[0].matches("[0-9]{1,3}") && isDynamic(Integer.parseInt(f[0]))
+                        && f[1].strip().matches("[A-Za-z0-9._/-]{1,64}") && rtpmap.size() < MAX_RTPMAPS) {
+                    rtpmap.put(Integer.parseInt(f[0]), f[1].strip());
+                }
             } else if (type == 'a' && inAudio && value.equals("rtcp-mux")) {
                 rtcpMux = true;
             } else if (type == 'a' && inAudio && value.startsWith("crypto:")) {
@@ -248,7 +308,7 @@ public record Sdp(String address, int port, List<Integer> payloadTypes, List<Sde
         }
         String direction = mediaDirection != null ? mediaDirection : sessionDirection;
         if (!DTLS_PROTOCOL.equals(protocol) && !"UDP/TLS/RTP/SAVPF".equals(protocol)) {
-            return new Sdp(address, port, payloads, cryptos, direction);
+            return new Sdp(address, port, payloads, cryptos, direction, Optional.empty(), rtpmap);
         }
         List<DtlsFingerprint> fingerprints = mediaFingerprints.isEmpty() ? sessionFingerprints : mediaFingerprints;
         if (fingerprints.isEmpty()) {
@@ -264,7 +324,7 @@ public record Sdp(String address, int port, List<Integer> payloadTypes, List<Sde
         }
         // SDES keys beside DTLS-SRTP are ignored: the keys come from the handshake, never from the signalling.
         return new Sdp(address, port, payloads, List.of(), direction,
-                Optional.of(new DtlsAttributes(fingerprints, setup, rtcpMux)));
+                Optional.of(new DtlsAttributes(fingerprints, setup, rtcpMux)), rtpmap);
     }
 
     private static String abbreviate(String s) {

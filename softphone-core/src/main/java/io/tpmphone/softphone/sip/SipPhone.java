@@ -244,6 +244,33 @@ public final class SipPhone implements AutoCloseable {
     /** Opens a call's audio (binds its RTP port); {@code null} media means signalling only. */
     public interface Media {
         io.tpmphone.softphone.media.AudioSession open(String callId) throws IOException;
+
+        /**
+         * The payload types this phone offers, in order of preference: PCMU and PCMA ({@link Sdp#AUDIO_PAYLOADS}), or
+         * with real audio Opus first ({@link Sdp#OPUS_FIRST}).
+         */
+        default List<Integer> payloadTypes() {
+            return Sdp.AUDIO_PAYLOADS;
+        }
+    }
+
+    /**
+     * Whether a person answers a ringing call: called once an incoming call passed attestation, identity, policy and
+     * the offer checks and rang ({@code 180}); the phone answers ({@code 200}) or declines ({@code 603}) when the
+     * returned stage completes. A call nobody decides on ends at the setup timeout ({@code 480}), and a caller that
+     * cancels gets {@code 487}. {@link #AUTOMATIC} answers at once — auto-answer is a choice, never a fallback.
+     * Implementations must not block; they may complete the stage from any thread.
+     */
+    @FunctionalInterface
+    public interface AnswerDecision {
+        /** What the person decided. */
+        enum Answer { ANSWER, DECLINE }
+
+        /** Answers every call the policy accepted, at once. */
+        AnswerDecision AUTOMATIC = call -> java.util.concurrent.CompletableFuture.completedFuture(Answer.ANSWER);
+
+        /** {@code call} rings; the stage completes with the person's answer. */
+        java.util.concurrent.CompletionStage<Answer> ring(Call call);
     }
 
     /** What the user sees. */
@@ -298,6 +325,7 @@ public final class SipPhone implements AutoCloseable {
     private final UdpRefusalBudget udpRefusals;
     /** DTLS-SRTP calls: the bounded threads of their handshakes and evidence exchanges. */
     private final EndToEndCalls endToEnd;
+    private final java.util.concurrent.atomic.AtomicReference<AnswerDecision> answers;
 
     SipPhone(PhoneParts parts, Signalling sip, SipStack stack, ScheduledThreadPoolExecutor timers, CallTable calls,
                      CallMedia media, Listener listener, ConnectionAttestation attestation, Registrations registrations,
@@ -316,6 +344,15 @@ public final class SipPhone implements AutoCloseable {
         this.connectionTable = parts.connections;
         this.guard = parts.guard;
         this.udpRefusals = parts.udpRefusals;
+        this.answers = parts.answers;
+    }
+
+    /**
+     * Who decides whether a ringing call is answered from now on (default {@link AnswerDecision#AUTOMATIC}): a ring
+     * screen where a person answers or declines.
+     */
+    public void answerWith(AnswerDecision decision) {
+        answers.set(java.util.Objects.requireNonNull(decision, "decision"));
     }
 
     /** Starts the stack and listens on the configured ports (TLS attested; UDP/TCP plain). */
