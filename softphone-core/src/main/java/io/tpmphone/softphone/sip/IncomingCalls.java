@@ -316,12 +316,15 @@ final class IncomingCalls {
         Response ringing = sip.messages.createResponse(Response.RINGING, request);
         ((ToHeader) ringing.getHeader(ToHeader.NAME)).setTag(toTag);
         st.sendResponse(ringing);
-        Response ok = sip.messages.createResponse(Response.OK, request);
-        ((ToHeader) ok.getHeader(ToHeader.NAME)).setTag(toTag);
-        ok.addHeader(sip.contact(call.transport()));
-        // before the 200 leaves: its ACK may come back at once, on another thread
-        callTimers.awaitAck(call);
-        st.sendResponse(ok);
+        // The person (or the auto-answer policy) decides now, as for a call keyed by SDES; the answer in the 183 stands.
+        awaitAnswer(request, st, call, toTag, () -> {
+            Response ok = sip.messages.createResponse(Response.OK, request);
+            ((ToHeader) ok.getHeader(ToHeader.NAME)).setTag(toTag);
+            ok.addHeader(sip.contact(call.transport()));
+            // before the 200 leaves: its ACK may come back at once, on another thread
+            callTimers.awaitAck(call);
+            st.sendResponse(ok);
+        });
     }
 
     /** Refuses a DTLS-SRTP call before its 200, through its INVITE transaction. */
@@ -386,6 +389,22 @@ final class IncomingCalls {
         call.ringing();
         listener.ringing(call);
         ServerTransaction tx = st;
+        awaitAnswer(request, tx, call, null, () -> accept(request, tx, call, theirs, codec));
+    }
+
+    /** What answering a ringing call sends: its 200. */
+    @FunctionalInterface
+    private interface Answering {
+        void answer() throws Exception;
+    }
+
+    /**
+     * The call rings (its 180 is sent): the {@link SipPhone.AnswerDecision} decides, for a call keyed by SDES and for
+     * one keyed by DTLS-SRTP alike. Exactly one final answer leaves: {@code answering}'s 200, or 603 when declined,
+     * 487 when the caller cancelled, 480 when nobody decided before the setup deadline. {@code toTag}: the early
+     * dialog's To tag (DTLS-SRTP, after its reliable 183), which every final answer carries; null otherwise.
+     */
+    private void awaitAnswer(Request request, ServerTransaction tx, Call call, String toTag, Answering answering) {
         java.util.concurrent.atomic.AtomicBoolean finalSent = new java.util.concurrent.atomic.AtomicBoolean();
         SipPhone.AnswerDecision decision = answers.get();
         java.util.concurrent.CompletableFuture<SipPhone.AnswerDecision.Answer> decided;
@@ -399,8 +418,10 @@ final class IncomingCalls {
             if (call.state() != Call.State.ESTABLISHED && !call.isAnswered() && finalSent.compareAndSet(false, true)) {
                 boolean cancelled = call.reason().contains("cancelled");
                 try {
-                    Signalling.sendFinal(tx, sip.messages.createResponse(cancelled ? Response.REQUEST_TERMINATED
-                            : Response.TEMPORARILY_UNAVAILABLE, request));
+                    Response r = sip.messages.createResponse(cancelled ? Response.REQUEST_TERMINATED
+                            : Response.TEMPORARILY_UNAVAILABLE, request);
+                    tagged(r, toTag);
+                    Signalling.sendFinal(tx, r);
                 } catch (Exception failed) {
                     LOG.debug("call {}: the final answer to an unanswered INVITE failed: {}",
                             UntrustedText.forTerminal(call.callId(), 200), failed.toString());
@@ -413,9 +434,9 @@ final class IncomingCalls {
             }
             try {
                 if (failure == null && answer == SipPhone.AnswerDecision.Answer.ANSWER) {
-                    accept(request, tx, call, theirs, codec);
+                    answering.answer();
                 } else {
-                    decline(request, tx, call, failure);
+                    decline(request, tx, call, failure, toTag);
                 }
             } catch (Exception e) {
                 LOG.warn("call {}: answering failed: {}", UntrustedText.forTerminal(call.callId(), 200),
@@ -427,14 +448,24 @@ final class IncomingCalls {
         });
     }
 
+    /** Sets the early dialog's To tag on {@code r}, if there is one. */
+    private static void tagged(Response r, String toTag) throws java.text.ParseException {
+        if (toTag != null) {
+            ((ToHeader) r.getHeader(ToHeader.NAME)).setTag(toTag);
+        }
+    }
+
     /** The person declined (or the decision failed): 603 Decline (RFC 3261 §21.6.2). */
-    private void decline(Request request, ServerTransaction st, Call call, Throwable failure) throws Exception {
+    private void decline(Request request, ServerTransaction st, Call call, Throwable failure, String toTag)
+            throws Exception {
         String why = failure == null ? "603 declined at the phone"
                 : "603 declined: the answer decision failed (" + UntrustedText.forTerminal(failure.toString(), 200)
                         + ")";
         call.refused(why);
         listener.ended(call);
-        Signalling.sendFinal(st, sip.messages.createResponse(Response.DECLINE, request));
+        Response r = sip.messages.createResponse(Response.DECLINE, request);
+        tagged(r, toTag);
+        Signalling.sendFinal(st, r);
         LOG.info("call {}: {}", UntrustedText.forTerminal(call.callId(), 200), why);
     }
 

@@ -183,4 +183,46 @@ class EndToEndCallIT {
         assertTrue(call.farEndDecision().orElseThrow().evidenceDigest().isEmpty(), "no evidence, no digest");
         alice.hangUp(call);
     }
+
+    /**
+     * A DTLS-SRTP call rings like any other once its far end passed the policy: the person (the phone's
+     * {@link SipPhone.AnswerDecision}) answers or declines after the 180, not the phone by itself. Declined: 603 in
+     * the early dialog, no SRTP; answered: the call is set up.
+     */
+    @Test
+    void aDtlsSrtpCall_waitsForThePersonsAnswer_afterTheEndToEndDecision() throws Exception {
+        TestHosts hosts = new TestHosts();
+        Seen bobSaw = new Seen();
+        SipPhone alice = phone(hosts, "alice", "default FAILED accept", 1000, new Seen(), true);
+        SipPhone bob = phone(hosts, "bob", "default FAILED accept", 440, bobSaw, true);
+        java.util.concurrent.LinkedBlockingQueue<java.util.concurrent.CompletableFuture<SipPhone.AnswerDecision
+                .Answer>> asked = new java.util.concurrent.LinkedBlockingQueue<>();
+        bob.answerWith(c -> {
+            java.util.concurrent.CompletableFuture<SipPhone.AnswerDecision.Answer> f =
+                    new java.util.concurrent.CompletableFuture<>();
+            asked.add(f);
+            return f;
+        });
+        Call declined = alice.call("sips:bob@bob", tls(bob));
+        java.util.concurrent.CompletableFuture<SipPhone.AnswerDecision.Answer> first = asked.poll(20,
+                java.util.concurrent.TimeUnit.SECONDS);
+        assertTrue(first != null, () -> "bob's person was asked once his phone rang: " + bobSaw.events);
+        Call atBob = bob.callById(declined.callId()).orElseThrow();
+        assertEquals(Call.State.RINGING, atBob.state(), () -> "bob's phone rings, waiting for him: " + atBob);
+        first.complete(SipPhone.AnswerDecision.Answer.DECLINE);
+        alice.await(declined);
+        assertEquals(Call.State.REFUSED, declined.state(), declined::toString);
+        assertTrue(declined.reason().startsWith("603"), () -> "alice is told bob declined: " + declined.reason());
+        assertEquals(0, declined.audio().orElseThrow().stats().packetsSent(), () -> "no SRTP left alice: "
+                + declined.audio().orElseThrow().stats());
+
+        Call answered = alice.call("sips:bob@bob", tls(bob));
+        java.util.concurrent.CompletableFuture<SipPhone.AnswerDecision.Answer> second = asked.poll(20,
+                java.util.concurrent.TimeUnit.SECONDS);
+        assertTrue(second != null, () -> "bob's person was asked again: " + bobSaw.events);
+        second.complete(SipPhone.AnswerDecision.Answer.ANSWER);
+        alice.await(answered);
+        assertEquals(Call.State.ESTABLISHED, answered.state(), answered::toString);
+        alice.hangUp(answered);
+    }
 }
