@@ -164,6 +164,25 @@ public final class CallPolicy {
         return decide(direction, peerUri, farEnd, true, evidenceDigest);
     }
 
+    /**
+     * Decides a call that has no end-to-end association (its media keyed by SDES): the first hop's level is all that
+     * is known of the far end, so the hop must meet the matching line's {@code end-to-end} floor as well as its own
+     * level. A direct call over an attested hop that meets both is accepted as before; one through an
+     * {@code UNATTESTED} proxy hop under an end-to-end floor above that is not — otherwise any phone behind the proxy
+     * could get past the floor by offering SDES instead of DTLS-SRTP.
+     */
+    public Decision decideWithoutEndToEnd(Direction direction, String peerUri, PeerAttestation peer) {
+        Decision d = decide(direction, peerUri, peer, false, "");
+        Decision far = decide(direction, peerUri, peer, true, "");
+        if (d.action() != Action.ACCEPT || far.action() == Action.ACCEPT) {
+            return d;
+        }
+        return new Decision(far.action(), peer.level(), far.requiredLevel(), far.rule(), "peer level "
+                + peer.level() + " is below the required end-to-end " + far.requiredLevel() + " (" + far.rule()
+                + "): the call has no end-to-end evidence (SDES), so its hop must meet the far end's floor; offer"
+                + " DTLS-SRTP", ONE_HOP, "");
+    }
+
     private Decision decide(Direction direction, String peerUri, PeerAttestation peer, boolean endToEnd,
                             String evidenceDigest) {
         Objects.requireNonNull(direction, "direction");

@@ -202,4 +202,26 @@ class CallPolicyTest {
                 () -> CallPolicy.parse("default MEASURED reject end-to-end\n"));
         assertTrue(e.getMessage().startsWith("line 1: expected 'default LEVEL"), e.getMessage());
     }
+
+    @Test
+    void withoutEndToEndEvidence_theHopMustMeetTheFarEndsFloorToo() {
+        CallPolicy p = CallPolicy.parse("default MEASURED reject\nany sip:*@example.test UNATTESTED reject end-to-end"
+                + " MEASURED");
+        CallPolicy.Decision viaProxy = p.decideWithoutEndToEnd(CallPolicy.Direction.IN, "sip:eve@example.test",
+                at(IntegrityLevel.UNATTESTED));
+        assertEquals(CallPolicy.Action.REJECT, viaProxy.action(), viaProxy::reason);
+        assertEquals(IntegrityLevel.MEASURED, viaProxy.requiredLevel(), viaProxy::reason);
+        assertTrue(viaProxy.reason().contains("required end-to-end MEASURED"), viaProxy::reason);
+        // what the hop decision alone says: accepted (the floor for the hop is UNATTESTED)
+        assertEquals(CallPolicy.Action.ACCEPT, p.decide(CallPolicy.Direction.IN, "sip:eve@example.test",
+                at(IntegrityLevel.UNATTESTED)).action());
+        // a direct call over an attested hop that meets both floors is accepted as before
+        CallPolicy.Decision direct = p.decideWithoutEndToEnd(CallPolicy.Direction.IN, "sip:bob@example.test",
+                at(IntegrityLevel.MEASURED));
+        assertEquals(CallPolicy.Action.ACCEPT, direct.action(), direct::reason);
+        // a line without an end-to-end floor changes nothing
+        CallPolicy plain = CallPolicy.parse("default UNATTESTED reject");
+        assertEquals(CallPolicy.Action.ACCEPT, plain.decideWithoutEndToEnd(CallPolicy.Direction.IN, "sip:x@y",
+                at(IntegrityLevel.UNATTESTED)).action());
+    }
 }

@@ -140,6 +140,15 @@ final class IncomingCalls {
             endToEnd(request, st, call, offer);
             return;
         }
+        // Keyed by SDES there is no end-to-end evidence: the hop must meet the far end's floor too.
+        CallPolicy.Decision withoutEndToEnd = policy.decideWithoutEndToEnd(CallPolicy.Direction.IN, fromUri, peer);
+        if (withoutEndToEnd.action() == CallPolicy.Action.REJECT) {
+            call.attested(peer, withoutEndToEnd);
+            logDecision(callId, fromUri, peer, withoutEndToEnd);
+            listener.decided(call, withoutEndToEnd);
+            refuse(request, st, call, Response.NOT_ACCEPTABLE_HERE, withoutEndToEnd.reason());
+            return;
+        }
         Optional<SdesCrypto> theirs = offer.cryptos().stream()
                 .filter(c -> c.suite() == MediaKeys.SUITE).findFirst()
                 .or(() -> offer.cryptos().stream().findFirst());
@@ -283,7 +292,14 @@ final class IncomingCalls {
     private void decidedEndToEnd(Request request, ServerTransaction st, Call call, String toTag, boolean reliable,
                                  CallPolicy.Decision d, Throwable failure) throws Exception {
         if (call.state() != Call.State.SETTING_UP) {
-            return; // cancelled or timed out meanwhile
+            // A caller without 100rel was answered already (200 with our SDP), and its ACK may have set the call up
+            // before the decision: a refusal or a failed association still ends it, with a BYE.
+            if (reliable || call.state() != Call.State.ESTABLISHED) {
+                return; // cancelled or timed out meanwhile
+            }
+            if (failure == null && d.action() != CallPolicy.Action.REJECT) {
+                return; // accepted: its SRTP starts once the decision lets it (DtlsMedia)
+            }
         }
         if (failure != null) {
             Throwable cause = failure instanceof java.util.concurrent.CompletionException c && c.getCause() != null
@@ -349,7 +365,18 @@ final class IncomingCalls {
     /** Ends a DTLS-SRTP call that was answered already (a caller without 100rel), with a BYE once confirmed. */
     private void endAfterAnswer(Call call, String why) {
         Optional<javax.sip.Dialog> dialog = call.dialog();
-        if (call.abandon(UntrustedText.forTerminal(why, 500))) {
+        String shown = UntrustedText.forTerminal(why, 500);
+        if (call.state() == Call.State.ESTABLISHED) { // its ACK came before the decision: hang up as for a BYE
+            try {
+                sip.bye(dialog);
+            } catch (SipException e) {
+                LOG.debug("no BYE for call {}: {}", UntrustedText.forTerminal(call.callId(), 200), e.toString());
+            }
+            call.ended(shown);
+            listener.ended(call);
+            return;
+        }
+        if (call.abandon(shown)) {
             try {
                 sip.bye(dialog);
             } catch (SipException e) {
