@@ -42,6 +42,18 @@ public final class SoundGrant implements AutoCloseable {
     private final Path directory;
     private final Set<String> calls = new LinkedHashSet<>();
     private Optional<String> module = Optional.empty();
+    /** The sound server's modules before our socket was loaded: what the grant may not leave behind. */
+    private Set<String> before = Set.of();
+    /**
+     * Modules that give someone a way into the sound server or out of it with its audio — listeners, tunnels, RTP,
+     * pipes, loopbacks. A client of our socket has full control of the server while the grant exists, so a
+     * compromised softphone could load one of these to keep (or hand to any local user) a way in after its grant
+     * ends; the grant's end unloads every such module loaded meanwhile.
+     */
+    static final java.util.regex.Pattern ESCAPE_MODULES = java.util.regex.Pattern.compile(
+            "module-(native|esound|simple|http|cli)-protocol-.*|module-tunnel-.*|module-rtp-.*|module-raop-.*"
+                    + "|module-zeroconf-.*|module-pipe-.*|module-loopback|module-combine-sink|module-remap-.*"
+                    + "|module-dbus-protocol|module-x11-.*");
 
     /**
      * @param adminServer the sound server as the agent reaches it ({@code unix:/run/user/1000/pulse/native})
@@ -73,6 +85,7 @@ public final class SoundGrant implements AutoCloseable {
         if (module.isEmpty()) {
             Path socket = directory.resolve(SOCKET);
             Files.deleteIfExists(socket); // a socket file left by a server that died: the module would not bind
+            before = modules().keySet();
             String index = pactl("load-module", "module-native-protocol-unix", "socket=" + socket,
                     "auth-anonymous=1").strip();
             if (!index.matches("[0-9]{1,10}")) {
@@ -121,6 +134,35 @@ public final class SoundGrant implements AutoCloseable {
         } catch (IOException e) {
             LOG.warn("could not remove {}: {}", directory.resolve(SOCKET), e.toString());
         }
+        // What the grant's clients loaded meanwhile to keep a way in: unloaded, and said loudly.
+        try {
+            for (java.util.Map.Entry<String, String> m : modules().entrySet()) {
+                if (!before.contains(m.getKey()) && ESCAPE_MODULES.matcher(m.getValue()).matches()) {
+                    try {
+                        pactl("unload-module", m.getKey());
+                        LOG.warn("the softphone's sound server grant left {} (module {}) loaded; unloaded it",
+                                abbreviate(m.getValue()), m.getKey());
+                    } catch (IOException e) {
+                        LOG.error("the softphone's sound server grant left {} (module {}) loaded and it could not be"
+                                + " unloaded: {}", abbreviate(m.getValue()), m.getKey(), e.getMessage());
+                    }
+                }
+            }
+        } catch (IOException e) {
+            LOG.error("could not list the sound server's modules after the grant ended: {}", e.getMessage());
+        }
+    }
+
+    /** The sound server's loaded modules: index to name ({@code pactl list short modules}). */
+    private java.util.Map<String, String> modules() throws IOException {
+        java.util.Map<String, String> m = new java.util.LinkedHashMap<>();
+        for (String line : pactl("list", "short", "modules").split("\n")) {
+            String[] f = line.split("\t");
+            if (f.length >= 2 && f[0].strip().matches("[0-9]{1,10}")) {
+                m.put(f[0].strip(), f[1].strip());
+            }
+        }
+        return m;
     }
 
     private String pactl(String... args) throws IOException {
