@@ -93,4 +93,17 @@ class GuardedMessageParsersTest {
         assertEquals(stack.getMaxMessageSize(), parser.parseSIPMessage(fits.getBytes(StandardCharsets.ISO_8859_1),
                 false, false, null).getContentLength().getContentLength());
     }
+
+    @Test
+    void aContentTypeWithAnUnknownCharset_isRefused_forJainSipCouldNotEncodeItAgain() throws Exception {
+        ParseException e = assertThrows(ParseException.class, () -> parser.parseSIPMessage(options(
+                "Content-Type: text/plain;charset=7a9cbec02ceef655"), true, false, null));
+        assertTrue(e.getMessage().contains("charset"), e.getMessage());
+        assertThrows(ParseException.class, () -> parser.parseSIPMessage(options(
+                "Content-Type: text/plain;charset=\"x-no-such\""), true, false, null), "a quoted unknown charset");
+        // a known one parses and encodes again
+        gov.nist.javax.sip.message.SIPMessage ok = parser.parseSIPMessage(options(
+                "Content-Type: text/plain;charset=UTF-8"), true, false, null);
+        assertTrue(ok.encode().contains("charset=UTF-8"), ok::encode);
+    }
 }
