@@ -132,13 +132,16 @@ public final class AttestedSslSocket extends SSLSocket {
             }
             AttestedTlsPeer p = peers.get();
             boolean handshaken = false;
+            long started = System.nanoTime();
+            EndNotingInputStream in = null;
             try {
+                in = new EndNotingInputStream(raw.getInputStream());
                 if (client) {
-                    TlsClientProtocol c = new TlsClientProtocol(raw.getInputStream(), raw.getOutputStream());
+                    TlsClientProtocol c = new TlsClientProtocol(in, raw.getOutputStream());
                     protocol = c;
                     c.connect((TlsClient) p);
                 } else {
-                    TlsServerProtocol s = new TlsServerProtocol(raw.getInputStream(), raw.getOutputStream());
+                    TlsServerProtocol s = new TlsServerProtocol(in, raw.getOutputStream());
                     protocol = s;
                     s.accept((TlsServer) p);
                 }
@@ -151,6 +154,14 @@ public final class AttestedSslSocket extends SSLSocket {
                 }
             } catch (IOException | RuntimeException e) {
                 IOException cause = e instanceof IOException io ? io : new IOException(e.getMessage(), e);
+                Optional<String> closedByGuard = ticket == null ? Optional.empty() : ticket.closedBecause();
+                if (closedByGuard.isPresent()) {
+                    // our own guard closed the socket under the handshake (its deadline, or room for others): say
+                    // so rather than the "socket closed" the handshake then hit
+                    cause = new IOException(closedByGuard.get(), cause);
+                } else if (!handshaken && in != null && in.ended()) {
+                    cause = closedDuringHandshake(cause, System.nanoTime() - started);
+                }
                 Optional<PeerAttestation> seen = p.peer();
                 if (client && !handshaken && seen.isPresent()) {
                     // The server's evidence was appraised before the handshake broke (e.g. a tampered host whose TPM
@@ -183,6 +194,49 @@ public final class AttestedSslSocket extends SSLSocket {
         HandshakeCompletedEvent event = new HandshakeCompletedEvent(this, session);
         for (HandshakeCompletedListener l : listeners) {
             l.handshakeCompleted(event);
+        }
+    }
+
+    /**
+     * The peer closed the connection before the handshake completed, without an alert. Bouncy Castle reports that as a
+     * {@code handshake_failure(40)} it raises itself, which reads like a negotiation that failed; a server closes a
+     * handshake this way when its deadline passes or it is beyond its limits ({@link HandshakeGuard}). The alert is
+     * BC's rendering of the end of stream, not its cause, so it is kept as suppressed: the end of stream is the root
+     * whose message callers show.
+     */
+    static IOException closedDuringHandshake(IOException seen, long afterNanos) {
+        java.io.EOFException end = new java.io.EOFException("the peer closed the connection "
+                + java.util.concurrent.TimeUnit.NANOSECONDS.toMillis(afterNanos) + " ms into the TLS handshake,"
+                + " without an alert (a server does so when the handshake passes its deadline or it is beyond its"
+                + " connection limits: see the peer's log)");
+        end.addSuppressed(seen);
+        return end;
+    }
+
+    /** The raw input, noting whether it reached its end (the peer closed its side). */
+    private static final class EndNotingInputStream extends java.io.FilterInputStream {
+        private volatile boolean ended;
+
+        EndNotingInputStream(InputStream in) {
+            super(in);
+        }
+
+        boolean ended() {
+            return ended;
+        }
+
+        @Override
+        public int read() throws IOException {
+            int b = super.read();
+            ended |= b < 0;
+            return b;
+        }
+
+        @Override
+        public int read(byte[] b, int off, int len) throws IOException {
+            int n = super.read(b, off, len);
+            ended |= n < 0;
+            return n;
         }
     }
 

@@ -218,7 +218,7 @@ public final class Soak {
                         if (stall.isPresent()) {
                             stalls.incrementAndGet();
                             String what = (fromAlice ? "alice -> bob " : "bob -> alice ") + UntrustedText.forTerminal(
-                                    stall.get(), 400);
+                                    stall.get(), 800);
                             LOG.warn("soak media stall: {}", what);
                             if (stallNotes.size() < KEPT_FAILURES) {
                                 stallNotes.add(what);
@@ -341,8 +341,13 @@ public final class Soak {
         try {
             JsonNode audio = caller.awaitAudio(id, 1.0, timeout);
             if (audio.path("secondsReceived").asDouble() < 1.0) {
+                // both ends' counts (did the callee stop sending, or the caller stop receiving?) and where each
+                // phone's media threads wait, while the call is still up
+                JsonNode atCallee = callee.audio(id);
                 stall = Optional.of("call " + id + ": less than a second of the callee's audio reached the caller"
-                        + " within " + timeout.toSeconds() + " s: " + audio);
+                        + " within " + timeout.toSeconds() + " s: caller " + audio + ", callee " + atCallee);
+                logMediaStacks("caller", id, caller);
+                logMediaStacks("callee", id, callee);
             }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
@@ -354,6 +359,18 @@ public final class Soak {
         Await.until("call " + id + " to end at the caller", CALL_TIMEOUT, () -> caller.await(id,
                 Duration.ofSeconds(1)), c -> c.path("state").asText().equals("ENDED"));
         return stall;
+    }
+
+    /** Logs the stacks of {@code phone}'s media threads (libjitsi's, FMJ's and ours) during a stalled call. */
+    private static void logMediaStacks(String role, String callId, ControlClient phone) throws IOException {
+        for (JsonNode t : phone.healthWithStacks().path("stacks")) {
+            String stack = t.asText();
+            if (stack.contains("org.jitsi") || stack.contains("net.sf.fmj") || stack.contains("javax.media")
+                    || stack.contains("io.tpmphone.softphone.media")) {
+                LOG.warn("media stall of call {}, {}'s thread: {}", UntrustedText.forTerminal(callId, 100), role,
+                        UntrustedText.forTerminal(stack, 6000));
+            }
+        }
     }
 
     private static void check(JsonNode call, String state, String where) throws IOException {

@@ -150,6 +150,14 @@ public final class ControlClient implements AutoCloseable {
         return ControlServer.ChannelWriter.of(channel);
     }
 
+    /**
+     * {@link #health()} plus {@code stacks}: every thread's name, state, the lock it waits on and its top frames (code
+     * locations only), for finding where a stalled call's media waits.
+     */
+    public JsonNode healthWithStacks() throws IOException {
+        return request(op("health").put("stacks", true));
+    }
+
     @Override
     public void close() throws IOException {
         channel.close();

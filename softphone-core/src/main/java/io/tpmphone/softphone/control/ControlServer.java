@@ -64,7 +64,9 @@ public final class ControlServer implements AutoCloseable {
     private static final int MAX_LINE = 8192;
     private static final int MAX_CONNECTIONS = 16;
     private static final long MAX_AWAIT_MS = 120_000;
-    /** Classes of the heap histogram the health op returns when asked. */
+    /** Frames per thread of the stacks the health op returns when asked. */
+    private static final int STACK_FRAMES = 40;
+        /** Classes of the heap histogram the health op returns when asked. */
     private static final int HISTOGRAM_LINES = 25;
 
     private final SipPhone phone;
@@ -407,6 +409,24 @@ public final class ControlServer implements AutoCloseable {
                                     "gcClassHistogram", new Object[] {null}, new String[] {String[].class.getName()});
                     ArrayNode top = ok.putArray("histogram");
                     histogram.lines().skip(2).limit(HISTOGRAM_LINES).forEach(top::add);
+                }
+                if (req.path("stacks").asBoolean(false)) {
+                    // Where each thread is (names and code locations only, no data): how a soak sees which thread
+                    // of a stalled call's media waits, and on what.
+                    ArrayNode stacks = ok.putArray("stacks");
+                    for (java.lang.management.ThreadInfo t : java.lang.management.ManagementFactory.getThreadMXBean()
+                            .dumpAllThreads(true, false)) {
+                        StringBuilder b = new StringBuilder().append('"').append(t.getThreadName()).append("\" ")
+                                .append(t.getThreadState());
+                        if (t.getLockName() != null) {
+                            b.append(" on ").append(t.getLockName());
+                        }
+                        StackTraceElement[] frames = t.getStackTrace();
+                        for (int i = 0; i < Math.min(frames.length, STACK_FRAMES); i++) {
+                            b.append("\n    at ").append(frames[i]);
+                        }
+                        stacks.add(b.toString());
+                    }
                 }
                 return ok;
             }
