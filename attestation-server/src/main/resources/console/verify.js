@@ -1282,13 +1282,38 @@
     return result;
   }
 
-  /** VerificationReport.summary(). */
+  function keyFromExport(r) {
+    return r.key !== null && r.key !== undefined && r.key.from !== 'file';
+  }
+
+  /**
+   * The page's verdict. INTACT only with a key the person gave: a key the export carries proves nothing about who
+   * signed it (whoever rewrote the log re-signs it with a key of their own and ships that key), which is why the CLI
+   * never uses it (`audit verify` needs --public-key, or --unsigned and exit 3).
+   */
+  function verdict(r) {
+    if (r.problem) return { code: 'BROKEN', text: 'BROKEN' };
+    if (!r.signaturesChecked) {
+      return { code: 'UNSIGNED', text: 'CONSISTENT, BUT SIGNATURES NOT CHECKED (no public key)' };
+    }
+    if (keyFromExport(r)) {
+      return { code: 'CARRIED_KEY', text: 'CONSISTENT WITH THE KEY IT CARRIES (key id ' + r.key.keyId
+        + ') — key not verified; give the server\'s key to verify' };
+    }
+    return { code: 'INTACT', text: 'INTACT' };
+  }
+
+  /** VerificationReport.summary(), and what the key proves when it came from the export. */
   function summary(r) {
     if (r.problem) {
       return 'BROKEN ' + r.source + ': ' + r.problem.kind + ' at ' + r.problem.seq + ': ' + r.problem.message;
     }
     return 'OK ' + r.source + ': ' + r.recordsChecked + ' records, ' + r.checkpointsChecked + ' checkpoints'
-      + (r.signaturesChecked ? ' (signatures verified)' : ' (signatures NOT checked: no public key given)')
+      + (!r.signaturesChecked ? ' (signatures NOT checked: no public key given)'
+        : keyFromExport(r) ? ' (signatures consistent with the key the export carries, key id ' + r.key.keyId
+          + ', which is NOT verified: anyone who rewrote the log could have re-signed it with a key of their own;'
+          + ' give the server\'s key to verify)'
+          : ' (signatures verified)')
       + (r.headHash === null ? '' : ', head ' + r.headSeq + ' ' + r.headHash)
       + (r.open ? (r.unsignedRecords === 0 ? '; open log, every record signed'
         : '; open log: the last ' + r.unsignedRecords + ' records (' + (r.headSeq - r.unsignedRecords + 1) + '..'
@@ -1298,7 +1323,7 @@
   }
 
   // For scripts and tests that drive the verifier without the form (a File or Blob, a key from importKey or null).
-  globalThis.tpmphoneAuditVerifier = Object.freeze({ verifyExport, summary, importKey, pemKey });
+  globalThis.tpmphoneAuditVerifier = Object.freeze({ verifyExport, summary, verdict, importKey, pemKey });
   if (typeof document === 'undefined') return;
 
   // ---- the page ----------------------------------------------------------------------------------------------------
@@ -1351,9 +1376,11 @@
       result.dataset.intact = String(r.problem === null);
       result.dataset.kind = r.problem ? r.problem.kind : '';
       result.dataset.seq = r.problem ? String(r.problem.seq) : '';
-      show('verdict', r.problem ? 'BROKEN' : r.signaturesChecked ? 'INTACT'
-        : 'CONSISTENT, BUT SIGNATURES NOT CHECKED (no public key)');
-      $('verdict').className = r.problem ? 'outcome outcome-REFUSED' : 'outcome outcome-ACCEPTED';
+      const v = verdict(r);
+      result.dataset.verdict = v.code;
+      show('verdict', v.text);
+      $('verdict').className = v.code === 'BROKEN' ? 'outcome outcome-REFUSED'
+        : v.code === 'INTACT' ? 'outcome outcome-ACCEPTED' : 'outcome outcome-UNVERIFIED';
       show('summary', summary(r));
       $('problem-row').hidden = r.problem === null;
       show('problem-kind', r.problem ? r.problem.kind : '');
@@ -1365,7 +1392,7 @@
       show('head-hash', r.headHash || '');
       show('key-id', r.key ? r.key.keyId : 'none');
       show('key-source', r.key ? (r.key.from === 'file' ? '(from the key file)' : '(carried by the export)') : '');
-      $('key-warning').hidden = !(r.key && r.key.from === 'export');
+      $('key-warning').hidden = !keyFromExport(r);
       show('elapsed-ms', String(elapsed));
       show('progress', '');
       result.hidden = false;
