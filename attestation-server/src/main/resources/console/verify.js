@@ -149,6 +149,7 @@
 
     /** A signed 64-bit value (u64 and i64 alike for what fits in a double exactly). */
     i64(v) {
+      if (!Number.isSafeInteger(v)) throw new Error('not an exact integer: ' + v);
       this.ensure(8);
       const hi = Math.floor(v / 4294967296);
       this.view.setInt32(this.n, hi);
@@ -545,9 +546,12 @@
   }
 
   // What Java's Instant.parse (DateTimeFormatter.ISO_INSTANT) accepts: 't'/'z' in either case, an offset, 24:00:00 as
-  // the next day's start, 23:59:60 as 23:59:59 (a leap second).
-  const TIMESTAMP = new RegExp('^(\\d{4}|[+-]\\d{4,9})-(\\d{2})-(\\d{2})[Tt](\\d{2}):(\\d{2}):(\\d{2})'
+  // the next day's start, 23:59:60 as 23:59:59 (a leap second). The year is SignStyle.EXCEEDS_PAD over 4 digits: '+'
+  // only before more than 4 digits, '-' before 4 or more (but not a year of zeros), no sign before more than 4.
+  const TIMESTAMP = new RegExp('^(\\d{4}|\\+\\d{5,9}|-\\d{4,9})-(\\d{2})-(\\d{2})[Tt](\\d{2}):(\\d{2}):(\\d{2})'
     + '(?:\\.(\\d{1,9}))?(?:[Zz]|([+-])(\\d{2}):(\\d{2})(?::(\\d{2}))?)$');
+
+  const MAX_DATE_MILLIS = 8.64e15;
 
   function daysIn(year, month) {
     return [31, leap(year) ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1];
@@ -565,6 +569,7 @@
       + text);
     if (!m) throw bad();
     const year = Number(m[1]);
+    if (m[1].startsWith('-') && year === 0) throw bad();
     const [month, day, hour, minute] = m.slice(2, 6).map(Number);
     let second = Number(m[6]);
     const fraction = (m[7] || '').padEnd(9, '0');
@@ -589,7 +594,13 @@
     const date = new Date(0);
     date.setUTCFullYear(year, month - 1, day);
     date.setUTCHours(nextDay ? 0 : hour, minute, second, Number(fraction.slice(0, 3)));
-    return date.getTime() + (nextDay ? 86400000 : 0) - offsetSeconds * 1000;
+    const millis = date.getTime() + (nextDay ? 86400000 : 0) - offsetSeconds * 1000;
+    // Beyond ±8.64e15 ms (about ±273,790 years) a JavaScript Date is NaN, which would hash as 0 and switch off the
+    // ordering and age checks: such a timestamp is refused here (Java would read it; no writer produces one).
+    if (!Number.isFinite(millis) || Math.abs(millis) > MAX_DATE_MILLIS) {
+      throw malformed(where + ': "timestamp" is outside the years this page can check (-271821..275760): ' + text);
+    }
+    return millis;
   }
 
   /** As Java's Instant.toString: no fraction when the milliseconds are 0. */

@@ -123,6 +123,11 @@ class AuditVerifierBrowserIT {
             record(d, 1001).put("prevHash", forged);
         });
         write("not-an-export", doc, d -> d.put("format", "something-else"));
+        // '+' before a 4-digit year: Instant.parse refuses it (the sign only before more than 4 digits).
+        write("plus-year", doc, d -> record(d, 700).put("timestamp", "+" + record(d, 700).get("timestamp")
+                .asText()));
+        // A year a JavaScript Date cannot hold (NaN): must not hash as 0 nor switch off the ordering checks.
+        write("year-300000", doc, d -> record(d, 2500).put("timestamp", "+300000-01-01T00:00:00.000Z"));
         Files.writeString(dir.resolve("unsigned.json"), JSON.writeValueAsString(doc.deepCopy().without(
                 "publicKey")));
         verifier = dir.resolve("verifier");
@@ -303,7 +308,7 @@ class AuditVerifierBrowserIT {
 
     @ParameterizedTest(name = "{0}")
     @ValueSource(strings = {"intact", "changed-detail", "removed-record", "forged-checkpoint", "bad-signature",
-            "cut-tail", "rewritten-hash", "not-an-export"})
+            "cut-tail", "rewritten-hash", "not-an-export", "plus-year"})
     void opened_fromDisk_thePageGivesTheVerdictOfTheCli(String name) throws Exception {
         PageVerdict page = verifyInThePage(verifier.resolve("verify.html").toUri().toString(),
                 dir.resolve(name + ".json"), null);
@@ -312,7 +317,7 @@ class AuditVerifierBrowserIT {
         Map<String, String> expected = Map.of("intact", "", "changed-detail", "HASH_MISMATCH 1500",
                 "removed-record", "SEQ_GAP 1700", "forged-checkpoint", "CHECKPOINT_SIGNATURE_INVALID 2000",
                 "bad-signature", "CHECKPOINT_SIGNATURE_INVALID 1000", "cut-tail", "CHECKPOINT_BEYOND_END 2500",
-                "rewritten-hash", "HASH_MISMATCH 1000", "not-an-export", "MALFORMED");
+                "rewritten-hash", "HASH_MISMATCH 1000", "not-an-export", "MALFORMED", "plus-year", "MALFORMED");
         if (cli == null) {
             assertEquals("MALFORMED", expected.get(name), name + ": " + page);
         } else {
@@ -352,6 +357,19 @@ class AuditVerifierBrowserIT {
         assertEquals("CHECKPOINT_KEY_MISMATCH", withServerKey.kind(), "with the server's key: " + withServerKey
                 + "; the CLI: " + cli);
         assertEquals("BROKEN", withServerKey.verdict(), "with the server's key: " + withServerKey);
+    }
+
+    @Test
+    void aYearBeyondWhatADateHolds_isRefusedAsMalformed_notHashedAsZero() {
+        PageVerdict page = verifyInThePage(verifier.resolve("verify.html").toUri().toString(),
+                dir.resolve("year-300000.json"), keyPem);
+        assertEquals("error", page.state(), "the page gave a verdict on a year-300000 timestamp: " + page);
+        assertTrue(page.error().startsWith("MALFORMED_EXPORT: ") && page.error().contains("+300000-01-01"),
+                "the page's error: " + page.error());
+        // The CLI reads the year and finds the record's hash wrong: both refuse the file.
+        Run cli = cli("audit", "verify", "--export", dir.resolve("year-300000.json").toString(), "--public-key",
+                keyPem.toString(), "--json");
+        assertNotEquals(0, cli.exit, "the CLI: " + cli);
     }
 
     @Test
