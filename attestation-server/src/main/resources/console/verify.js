@@ -149,6 +149,7 @@
 
     /** A signed 64-bit value (u64 and i64 alike for what fits in a double exactly). */
     i64(v) {
+      if (!Number.isSafeInteger(v)) throw new Error('not an exact integer: ' + v);
       this.ensure(8);
       const hi = Math.floor(v / 4294967296);
       this.view.setInt32(this.n, hi);
@@ -545,9 +546,12 @@
   }
 
   // What Java's Instant.parse (DateTimeFormatter.ISO_INSTANT) accepts: 't'/'z' in either case, an offset, 24:00:00 as
-  // the next day's start, 23:59:60 as 23:59:59 (a leap second).
-  const TIMESTAMP = new RegExp('^(\\d{4}|[+-]\\d{4,9})-(\\d{2})-(\\d{2})[Tt](\\d{2}):(\\d{2}):(\\d{2})'
+  // the next day's start, 23:59:60 as 23:59:59 (a leap second). The year is SignStyle.EXCEEDS_PAD over 4 digits: '+'
+  // only before more than 4 digits, '-' before 4 or more (but not a year of zeros), no sign before more than 4.
+  const TIMESTAMP = new RegExp('^(\\d{4}|\\+\\d{5,9}|-\\d{4,9})-(\\d{2})-(\\d{2})[Tt](\\d{2}):(\\d{2}):(\\d{2})'
     + '(?:\\.(\\d{1,9}))?(?:[Zz]|([+-])(\\d{2}):(\\d{2})(?::(\\d{2}))?)$');
+
+  const MAX_DATE_MILLIS = 8.64e15;
 
   function daysIn(year, month) {
     return [31, leap(year) ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1];
@@ -565,6 +569,7 @@
       + text);
     if (!m) throw bad();
     const year = Number(m[1]);
+    if (m[1].startsWith('-') && year === 0) throw bad();
     const [month, day, hour, minute] = m.slice(2, 6).map(Number);
     let second = Number(m[6]);
     const fraction = (m[7] || '').padEnd(9, '0');
@@ -589,7 +594,13 @@
     const date = new Date(0);
     date.setUTCFullYear(year, month - 1, day);
     date.setUTCHours(nextDay ? 0 : hour, minute, second, Number(fraction.slice(0, 3)));
-    return date.getTime() + (nextDay ? 86400000 : 0) - offsetSeconds * 1000;
+    const millis = date.getTime() + (nextDay ? 86400000 : 0) - offsetSeconds * 1000;
+    // Beyond ±8.64e15 ms (about ±273,790 years) a JavaScript Date is NaN, which would hash as 0 and switch off the
+    // ordering and age checks: such a timestamp is refused here (Java would read it; no writer produces one).
+    if (!Number.isFinite(millis) || Math.abs(millis) > MAX_DATE_MILLIS) {
+      throw malformed(where + ': "timestamp" is outside the years this page can check (-271821..275760): ' + text);
+    }
+    return millis;
   }
 
   /** As Java's Instant.toString: no fraction when the milliseconds are 0. */
@@ -1282,13 +1293,38 @@
     return result;
   }
 
-  /** VerificationReport.summary(). */
+  function keyFromExport(r) {
+    return r.key !== null && r.key !== undefined && r.key.from !== 'file';
+  }
+
+  /**
+   * The page's verdict. INTACT only with a key the person gave: a key the export carries proves nothing about who
+   * signed it (whoever rewrote the log re-signs it with a key of their own and ships that key), which is why the CLI
+   * never uses it (`audit verify` needs --public-key, or --unsigned and exit 3).
+   */
+  function verdict(r) {
+    if (r.problem) return { code: 'BROKEN', text: 'BROKEN' };
+    if (!r.signaturesChecked) {
+      return { code: 'UNSIGNED', text: 'CONSISTENT, BUT SIGNATURES NOT CHECKED (no public key)' };
+    }
+    if (keyFromExport(r)) {
+      return { code: 'CARRIED_KEY', text: 'CONSISTENT WITH THE KEY IT CARRIES (key id ' + r.key.keyId
+        + ') — key not verified; give the server\'s key to verify' };
+    }
+    return { code: 'INTACT', text: 'INTACT' };
+  }
+
+  /** VerificationReport.summary(), and what the key proves when it came from the export. */
   function summary(r) {
     if (r.problem) {
       return 'BROKEN ' + r.source + ': ' + r.problem.kind + ' at ' + r.problem.seq + ': ' + r.problem.message;
     }
     return 'OK ' + r.source + ': ' + r.recordsChecked + ' records, ' + r.checkpointsChecked + ' checkpoints'
-      + (r.signaturesChecked ? ' (signatures verified)' : ' (signatures NOT checked: no public key given)')
+      + (!r.signaturesChecked ? ' (signatures NOT checked: no public key given)'
+        : keyFromExport(r) ? ' (signatures consistent with the key the export carries, key id ' + r.key.keyId
+          + ', which is NOT verified: anyone who rewrote the log could have re-signed it with a key of their own;'
+          + ' give the server\'s key to verify)'
+          : ' (signatures verified)')
       + (r.headHash === null ? '' : ', head ' + r.headSeq + ' ' + r.headHash)
       + (r.open ? (r.unsignedRecords === 0 ? '; open log, every record signed'
         : '; open log: the last ' + r.unsignedRecords + ' records (' + (r.headSeq - r.unsignedRecords + 1) + '..'
@@ -1298,7 +1334,7 @@
   }
 
   // For scripts and tests that drive the verifier without the form (a File or Blob, a key from importKey or null).
-  globalThis.tpmphoneAuditVerifier = Object.freeze({ verifyExport, summary, importKey, pemKey });
+  globalThis.tpmphoneAuditVerifier = Object.freeze({ verifyExport, summary, verdict, importKey, pemKey });
   if (typeof document === 'undefined') return;
 
   // ---- the page ----------------------------------------------------------------------------------------------------
@@ -1351,9 +1387,11 @@
       result.dataset.intact = String(r.problem === null);
       result.dataset.kind = r.problem ? r.problem.kind : '';
       result.dataset.seq = r.problem ? String(r.problem.seq) : '';
-      show('verdict', r.problem ? 'BROKEN' : r.signaturesChecked ? 'INTACT'
-        : 'CONSISTENT, BUT SIGNATURES NOT CHECKED (no public key)');
-      $('verdict').className = r.problem ? 'outcome outcome-REFUSED' : 'outcome outcome-ACCEPTED';
+      const v = verdict(r);
+      result.dataset.verdict = v.code;
+      show('verdict', v.text);
+      $('verdict').className = v.code === 'BROKEN' ? 'outcome outcome-REFUSED'
+        : v.code === 'INTACT' ? 'outcome outcome-ACCEPTED' : 'outcome outcome-UNVERIFIED';
       show('summary', summary(r));
       $('problem-row').hidden = r.problem === null;
       show('problem-kind', r.problem ? r.problem.kind : '');
@@ -1365,7 +1403,7 @@
       show('head-hash', r.headHash || '');
       show('key-id', r.key ? r.key.keyId : 'none');
       show('key-source', r.key ? (r.key.from === 'file' ? '(from the key file)' : '(carried by the export)') : '');
-      $('key-warning').hidden = !(r.key && r.key.from === 'export');
+      $('key-warning').hidden = !keyFromExport(r);
       show('elapsed-ms', String(elapsed));
       show('progress', '');
       result.hidden = false;

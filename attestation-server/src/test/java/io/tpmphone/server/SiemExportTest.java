@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.tpmphone.server.audit.AuditReader;
+import io.tpmphone.server.audit.AuditRecord;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -148,6 +149,38 @@ class SiemExportTest {
             assertEquals(i + 1, fileSeqs.get(i), "the file sink too, across the restart: " + fileSeqs);
         }
     }
+    @Test
+    void readingRecordsThroughTheApi_isItselfARecordNamingTheRange_butAPageOfOnlySuchReadsIsNot() throws Exception {
+        long size;
+        try (AttestationServer server = start()) {
+            HttpClient http = client(server);
+            someActivity(http, server, "read-");
+            HttpResponse<String> page = send(http, server, "GET", "/v1/audit?from=2&limit=2", null, ADMIN);
+            assertEquals(200, page.statusCode(), page.body());
+            try (AuditReader reader = AuditReader.open(dir.resolve("state/audit.db"))) {
+                size = reader.size();
+                AuditRecord last = reader.records(size, 1).get(0);
+                assertEquals("AUDIT_VIEW", last.outcome(), "the read is the last record: " + last.outcome() + " "
+                        + last.detailJson());
+                assertEquals("admin", last.subject(), last.detailJson());
+                JsonNode detail = new ObjectMapper().readTree(last.detailJson());
+                assertEquals(2, detail.get("from").asLong(), last.detailJson());
+                assertEquals(2, detail.get("limit").asLong(), last.detailJson());
+                assertEquals(2, detail.get("records").asLong(), last.detailJson());
+                assertEquals(3, detail.get("lastSeq").asLong(), last.detailJson());
+                assertTrue(detail.has("remote"), last.detailJson());
+            }
+            HttpResponse<String> quiet = send(http, server, "GET", "/v1/audit?from=" + size, null, ADMIN);
+            assertEquals(200, quiet.statusCode(), quiet.body());
+            assertTrue(quiet.body().contains("AUDIT_VIEW"), "the page holds the earlier read: " + quiet.body());
+        }
+        try (AuditReader reader = AuditReader.open(dir.resolve("state/audit.db"))) {
+            assertTrue(reader.records(size + 1, 100).stream().noneMatch(r -> r.outcome().equals("AUDIT_VIEW")),
+                    "a page of only earlier reads is not recorded: " + reader.records(size + 1, 100).stream()
+                            .map(AuditRecord::outcome).toList());
+        }
+    }
+
     @Test
     void theAuditorCredential_readsTheExport_isRecordedAsTheReader_andAdministersNothing() throws Exception {
         try (AttestationServer server = start()) {

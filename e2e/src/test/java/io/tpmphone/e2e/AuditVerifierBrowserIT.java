@@ -2,6 +2,7 @@ package io.tpmphone.e2e;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -79,28 +80,19 @@ class AuditVerifierBrowserIT {
         g.initialize(new ECGenParameterSpec("secp256r1"));
         KeyPair keys = g.generateKeyPair();
         Path db = dir.resolve("audit.db");
-        try (AuditLog log = AuditLog.open(db, AuditSigner.ecdsa(keys), AuditLog.Options.defaults())) {
-            ExecutorService callers = Executors.newFixedThreadPool(16);
-            try {
-                List<Future<?>> appended = new ArrayList<>();
-                for (int i = 0; i < RECORDS; i++) {
-                    AuditEventType type = AuditEventType.values()[i % AuditEventType.values().length];
-                    Map<String, Object> detail = new TreeMap<>();
-                    detail.put("i", i);
-                    // Text a verifier must encode exactly as the writer did: non-ASCII, a surrogate pair, escapes.
-                    detail.put("note", "café 中 \uD83D\uDE00 \"quoted\" \\ </script> #" + i);
-                    AuditEntry entry = AuditEntry.of(type, "host-" + (i % 97), "OUTCOME_" + (i % 3), detail);
-                    appended.add(callers.submit(() -> log.append(entry)));
-                }
-                for (Future<?> f : appended) {
-                    f.get();
-                }
-            } finally {
-                callers.shutdown();
-            }
-        }
+        writeLog(db, keys, -1);
         keyPem = dir.resolve("audit-key.pem");
         Files.writeString(keyPem, AuditVerifier.publicKeyPem(keys.getPublic()));
+        // Someone who rewrote the log (record 1500 changed, the chain rebuilt after it, every checkpoint re-signed)
+        // with a key of their own, which the export carries.
+        KeyPair theirs = g.generateKeyPair();
+        Path rekeyedDb = dir.resolve("rekeyed.db");
+        writeLog(rekeyedDb, theirs, 1499);
+        Path theirPem = dir.resolve("their-key.pem");
+        Files.writeString(theirPem, AuditVerifier.publicKeyPem(theirs.getPublic()));
+        Run rekeyed = cli("audit", "export", "--db", rekeyedDb.toString(), "--json", "--public-key",
+                theirPem.toString(), "--out", dir.resolve("rekeyed.json").toString());
+        assertEquals(0, rekeyed.exit, "audit export of the re-keyed log: " + rekeyed);
         Path intact = dir.resolve("intact.json");
         Run export = cli("audit", "export", "--db", db.toString(), "--json", "--public-key", keyPem.toString(),
                 "--out", intact.toString());
@@ -131,6 +123,11 @@ class AuditVerifierBrowserIT {
             record(d, 1001).put("prevHash", forged);
         });
         write("not-an-export", doc, d -> d.put("format", "something-else"));
+        // '+' before a 4-digit year: Instant.parse refuses it (the sign only before more than 4 digits).
+        write("plus-year", doc, d -> record(d, 700).put("timestamp", "+" + record(d, 700).get("timestamp")
+                .asText()));
+        // A year a JavaScript Date cannot hold (NaN): must not hash as 0 nor switch off the ordering checks.
+        write("year-300000", doc, d -> record(d, 2500).put("timestamp", "+300000-01-01T00:00:00.000Z"));
         Files.writeString(dir.resolve("unsigned.json"), JSON.writeValueAsString(doc.deepCopy().without(
                 "publicKey")));
         verifier = dir.resolve("verifier");
@@ -142,6 +139,30 @@ class AuditVerifierBrowserIT {
         Files.createDirectories(SHOTS);
         profile = Files.createTempDirectory("chromium-profile");
         browser = browser(profile);
+    }
+
+    /** RECORDS records from 16 threads; the one numbered {@code changed} (if any) says something else. */
+    private static void writeLog(Path db, KeyPair keys, int changed) throws Exception {
+        try (AuditLog log = AuditLog.open(db, AuditSigner.ecdsa(keys), AuditLog.Options.defaults())) {
+            ExecutorService callers = Executors.newFixedThreadPool(16);
+            try {
+                List<Future<?>> appended = new ArrayList<>();
+                for (int i = 0; i < RECORDS; i++) {
+                    AuditEventType type = AuditEventType.values()[i % AuditEventType.values().length];
+                    Map<String, Object> detail = new TreeMap<>();
+                    detail.put("i", i == changed ? 9000 + i : i);
+                    // Text a verifier must encode exactly as the writer did: non-ASCII, a surrogate pair, escapes.
+                    detail.put("note", "café 中 \uD83D\uDE00 \"quoted\" \\ </script> #" + i);
+                    AuditEntry entry = AuditEntry.of(type, "host-" + (i % 97), "OUTCOME_" + (i % 3), detail);
+                    appended.add(callers.submit(() -> log.append(entry)));
+                }
+                for (Future<?> f : appended) {
+                    f.get();
+                }
+            } finally {
+                callers.shutdown();
+            }
+        }
     }
 
     @AfterAll
@@ -220,8 +241,9 @@ class AuditVerifierBrowserIT {
     }
 
     /** What the page shows after verifying {@code export} (and {@code key}, if given). */
-    private record PageVerdict(String state, String intact, String kind, String seq, String message, String summary,
-                               String recordsChecked, String headHash, String keySource, String error) {
+    private record PageVerdict(String state, String intact, String verdict, String verdictText, String kind,
+                               String seq, String message, String summary, String recordsChecked, String headHash,
+                               String keySource, String error) {
     }
 
     private static PageVerdict verifyInThePage(String url, Path export, Path key) {
@@ -239,8 +261,9 @@ class AuditVerifierBrowserIT {
                 + "; the page says " + browser.findElement(By.tagName("main")).getText())
                 .until(x -> "done".equals(state()) || "error".equals(state()));
         WebElement result = browser.findElement(By.id("result"));
-        return new PageVerdict(state(), result.getAttribute("data-intact"), result.getAttribute("data-kind"),
-                result.getAttribute("data-seq"), text("problem-message"), text("summary"), text("records-checked"),
+        return new PageVerdict(state(), result.getAttribute("data-intact"), result.getAttribute("data-verdict"),
+                text("verdict"), result.getAttribute("data-kind"), result.getAttribute("data-seq"),
+                text("problem-message"), text("summary"), text("records-checked"),
                 text("head-hash"), text("key-source"), text("error"));
     }
 
@@ -285,7 +308,7 @@ class AuditVerifierBrowserIT {
 
     @ParameterizedTest(name = "{0}")
     @ValueSource(strings = {"intact", "changed-detail", "removed-record", "forged-checkpoint", "bad-signature",
-            "cut-tail", "rewritten-hash", "not-an-export"})
+            "cut-tail", "rewritten-hash", "not-an-export", "plus-year"})
     void opened_fromDisk_thePageGivesTheVerdictOfTheCli(String name) throws Exception {
         PageVerdict page = verifyInThePage(verifier.resolve("verify.html").toUri().toString(),
                 dir.resolve(name + ".json"), null);
@@ -294,18 +317,59 @@ class AuditVerifierBrowserIT {
         Map<String, String> expected = Map.of("intact", "", "changed-detail", "HASH_MISMATCH 1500",
                 "removed-record", "SEQ_GAP 1700", "forged-checkpoint", "CHECKPOINT_SIGNATURE_INVALID 2000",
                 "bad-signature", "CHECKPOINT_SIGNATURE_INVALID 1000", "cut-tail", "CHECKPOINT_BEYOND_END 2500",
-                "rewritten-hash", "HASH_MISMATCH 1000", "not-an-export", "MALFORMED");
+                "rewritten-hash", "HASH_MISMATCH 1000", "not-an-export", "MALFORMED", "plus-year", "MALFORMED");
         if (cli == null) {
             assertEquals("MALFORMED", expected.get(name), name + ": " + page);
         } else {
             assertEquals(expected.get(name), page.kind().isEmpty() ? "" : page.kind() + " " + page.seq(),
                     name + ": " + page);
             assertEquals("(carried by the export)", page.keySource(), name + ": the key the export carries");
+            // A key the export carries proves nothing about who signed it: never a green INTACT with it.
+            String verdict = page.kind().isEmpty() ? "CARRIED_KEY" : "BROKEN";
+            assertEquals(verdict, page.verdict(), name + ": " + page);
+            if (page.kind().isEmpty()) {
+                assertFalse(page.verdictText().contains("INTACT"), name + ": " + page);
+                assertTrue(page.verdictText().startsWith("CONSISTENT WITH THE KEY IT CARRIES (key id ")
+                        && page.summary().contains("NOT verified"), name + ": " + page);
+            }
         }
         if (name.equals("changed-detail")) {
             Files.copy(browser.getScreenshotAs(OutputType.FILE).toPath(), SHOTS.resolve("verify.png"),
                     StandardCopyOption.REPLACE_EXISTING);
         }
+    }
+
+    @Test
+    void reKeyedExport_isNotIntactWithTheKeyItCarries_andAKeyMismatchWithTheServerKey_asTheCliSays()
+            throws Exception {
+        String url = verifier.resolve("verify.html").toUri().toString();
+        PageVerdict carried = verifyInThePage(url, dir.resolve("rekeyed.json"), null);
+        assertEquals("done", carried.state(), "the page gave no verdict: " + carried);
+        assertEquals("CARRIED_KEY", carried.verdict(), "a re-signed export with its own key: " + carried);
+        assertFalse(carried.verdictText().contains("INTACT"), "the page said " + carried.verdictText());
+        assertTrue(carried.summary().contains("NOT verified") && !carried.summary().contains("(signatures verified)"),
+                "the summary says the key is not verified: " + carried.summary());
+        Run cliWithoutKey = cli("audit", "verify", "--export", dir.resolve("rekeyed.json").toString(), "--json");
+        assertNotEquals(0, cliWithoutKey.exit, "the CLI does not trust the carried key either: " + cliWithoutKey);
+
+        PageVerdict withServerKey = verifyInThePage(url, dir.resolve("rekeyed.json"), keyPem);
+        JsonNode cli = assertSameVerdict("rekeyed", withServerKey, "--public-key", keyPem.toString());
+        assertEquals("CHECKPOINT_KEY_MISMATCH", withServerKey.kind(), "with the server's key: " + withServerKey
+                + "; the CLI: " + cli);
+        assertEquals("BROKEN", withServerKey.verdict(), "with the server's key: " + withServerKey);
+    }
+
+    @Test
+    void aYearBeyondWhatADateHolds_isRefusedAsMalformed_notHashedAsZero() {
+        PageVerdict page = verifyInThePage(verifier.resolve("verify.html").toUri().toString(),
+                dir.resolve("year-300000.json"), keyPem);
+        assertEquals("error", page.state(), "the page gave a verdict on a year-300000 timestamp: " + page);
+        assertTrue(page.error().startsWith("MALFORMED_EXPORT: ") && page.error().contains("+300000-01-01"),
+                "the page's error: " + page.error());
+        // The CLI reads the year and finds the record's hash wrong: both refuse the file.
+        Run cli = cli("audit", "verify", "--export", dir.resolve("year-300000.json").toString(), "--public-key",
+                keyPem.toString(), "--json");
+        assertNotEquals(0, cli.exit, "the CLI: " + cli);
     }
 
     @Test
@@ -315,6 +379,7 @@ class AuditVerifierBrowserIT {
         JsonNode cli = assertSameVerdict("unsigned", page, "--unsigned");
         assertFalse(cli.get("signaturesChecked").asBoolean(), cli.toString());
         assertTrue(page.summary().contains("signatures NOT checked"), page.toString());
+        assertEquals("UNSIGNED", page.verdict(), page.toString());
     }
 
     @Test
@@ -328,6 +393,8 @@ class AuditVerifierBrowserIT {
                 PageVerdict page = verifyInThePage(base + "/ui/verify", dir.resolve(name + ".json"), keyPem);
                 assertSameVerdict(name, page, "--public-key", keyPem.toString());
                 assertEquals("(from the key file)", page.keySource(), name + ": " + page);
+                assertEquals(name.equals("intact") ? "INTACT" : "BROKEN", page.verdict(), name + ": " + page);
+                assertEquals(name.equals("intact") ? "INTACT" : "BROKEN", page.verdictText(), name + ": " + page);
             }
             browser.get(base + "/ui/sign-in");
             browser.findElement(By.id("credential")).sendKeys(ADMIN);

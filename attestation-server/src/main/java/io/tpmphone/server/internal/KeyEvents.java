@@ -38,13 +38,15 @@ public final class KeyEvents {
     private static final Set<String> LEVELS = Set.of("FAILED", "UNATTESTED", "IDENTIFIED", "MEASURED", "HARDENED");
     private static final Set<String> DIRECTIONS = Set.of("IN", "OUT");
     private static final Pattern REASON = Pattern.compile("[A-Z_]{1,32}");
+    private static final Set<String> ESTABLISHED = Set.of("one hop", "end-to-end DTLS");
+    private static final Pattern SHA256_HEX = Pattern.compile("[0-9a-f]{64}");
 
     /**
      * One event: when (the host's clock), which operation, the outcome, the keystore's reason and message; for a call
      * decision also the direction, the peer's URI and level and the level the policy required.
      */
     public record Event(String at, String operation, String outcome, String reason, String tpmCode, String callId,
-                        String message, Map<String, String> call, Long count) {
+                        String message, Map<String, String> call, Long count, Long resultAgeSeconds) {
         /** The audit record type: CALL_DECISION for call decisions, KEY_RELEASE for key operations. */
         String auditType() {
             return operation.equals("CALL_DECISION") ? "CALL_DECISION" : "KEY_RELEASE";
@@ -71,6 +73,9 @@ public final class KeyEvents {
             if (count != null) {
                 m.put("count", count);
             }
+            if (resultAgeSeconds != null) {
+                m.put("resultAgeSeconds", resultAgeSeconds);
+            }
             return m;
         }
     }
@@ -86,7 +91,7 @@ public final class KeyEvents {
     private static Event event(ObjectNode o) throws ApiException {
         ObjectNode e = Json.object(o.toString(), Set.of("at", "operation", "outcome"),
                 Set.of("reason", "tpmCode", "callId", "message", "direction", "peer", "peerLevel", "requiredLevel",
-                        "count"));
+                        "count", "established", "evidenceSha256", "resultAgeSeconds"));
         String operation = Json.text(e, "operation", 16);
         String outcome = Json.text(e, "outcome", 16);
         boolean decision = operation.equals("CALL_DECISION");
@@ -107,6 +112,34 @@ public final class KeyEvents {
             call.put("peer", Json.text(e, "peer", 256));
             call.put("peerLevel", peerLevel);
             call.put("requiredLevel", required);
+        }
+        // What the console's call view shows (docs/console.md, "Calls"): how the level was established (the
+        // softphone's CallPolicy.ONE_HOP / END_TO_END), the digest of the evidence appraised, the result's age.
+        if ((e.has("established") || e.has("evidenceSha256") || e.has("resultAgeSeconds")) && !decision) {
+            throw ApiException.badRequest("established, evidenceSha256 and resultAgeSeconds are only on a call"
+                    + " decision");
+        }
+        if (e.has("established")) {
+            String how = Json.text(e, "established", 16);
+            if (!ESTABLISHED.contains(how)) {
+                throw ApiException.badRequest("established must be one of " + ESTABLISHED);
+            }
+            call.put("established", how);
+        }
+        if (e.has("evidenceSha256")) {
+            String digest = Json.text(e, "evidenceSha256", 64);
+            if (!SHA256_HEX.matcher(digest).matches()) {
+                throw ApiException.badRequest("evidenceSha256 must be 64 lower-case hex digits");
+            }
+            call.put("evidenceSha256", digest);
+        }
+        Long resultAge = null;
+        if (e.has("resultAgeSeconds")) {
+            JsonNode a = e.get("resultAgeSeconds");
+            if (!a.isIntegralNumber() || !a.canConvertToLong() || a.asLong() < 0 || a.asLong() > 1_000_000_000L) {
+                throw ApiException.badRequest("resultAgeSeconds must be an integer 0..1000000000");
+            }
+            resultAge = a.asLong();
         }
         String reason = e.has("reason") ? Json.text(e, "reason", 32) : null;
         String tpmCode = e.has("tpmCode") ? Json.text(e, "tpmCode", 32) : null;
@@ -132,7 +165,7 @@ public final class KeyEvents {
         }
         return new Event(at, operation, outcome, reason, tpmCode,
                 e.has("callId") ? Json.text(e, "callId", 256) : null,
-                e.has("message") ? Json.text(e, "message", 512) : null, call, count);
+                e.has("message") ? Json.text(e, "message", 512) : null, call, count, resultAge);
     }
 
     /**

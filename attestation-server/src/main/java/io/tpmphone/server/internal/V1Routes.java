@@ -263,7 +263,13 @@ public final class V1Routes {
             long from = call.intParameter("from", 1, 1, Integer.MAX_VALUE);
             int limit = call.intParameter("limit", 100, 1, 1000);
             List<Map<String, Object>> records = new ArrayList<>();
+            int views = 0;
+            long last = 0;
             for (AuditRecord r : s.auditLog().records(from, limit)) {
+                if (r.type() == io.tpmphone.server.audit.AuditEventType.ADMIN && r.outcome().equals("AUDIT_VIEW")) {
+                    views++;
+                }
+                last = r.seq();
                 Map<String, Object> m = new LinkedHashMap<>();
                 m.put("seq", r.seq());
                 m.put("timestamp", r.timestamp().toString());
@@ -273,6 +279,19 @@ public final class V1Routes {
                 m.put("detail", Json.MAPPER.readTree(r.detailJson()));
                 m.put("hash", r.hashHex());
                 records.add(m);
+            }
+            // Every view of audit data is a record naming who read which range, written before the records are sent
+            // (if it cannot be written the call fails); as with the SIEM export, a page that holds nothing but such
+            // records of earlier reads is not recorded again, so a poller does not feed itself.
+            if (records.size() > views) {
+                Map<String, Object> detail = new LinkedHashMap<>();
+                detail.put("view", "GET /v1/audit");
+                detail.put("from", from);
+                detail.put("limit", limit);
+                detail.put("records", records.size());
+                detail.put("lastSeq", last);
+                detail.put("remote", call.remoteAddress());
+                s.audit().record("ADMIN", call.adminUser(), "AUDIT_VIEW", detail);
             }
             return Map.of("records", records);
         });

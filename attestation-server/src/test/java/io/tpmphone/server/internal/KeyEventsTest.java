@@ -66,4 +66,36 @@ class KeyEventsTest {
             assertTrue(e.getMessage().contains("count"), e.getMessage());
         }
     }
+    @Test
+    void aCallDecisionWithHowItWasEstablished_theEvidenceDigestAndTheResultAge_carriesThemIntoTheRecord()
+            throws Exception {
+        String digest = "0123456789abcdef".repeat(4);
+        List<KeyEvents.Event> events = parse("[" + DECISION + ",\"established\":\"end-to-end DTLS\","
+                + "\"evidenceSha256\":\"" + digest + "\",\"resultAgeSeconds\":42}]");
+        var detail = events.get(0).auditDetail("ak");
+        assertEquals("end-to-end DTLS", detail.get("established"), detail.toString());
+        assertEquals(digest, detail.get("evidenceSha256"), detail.toString());
+        assertEquals(42L, detail.get("resultAgeSeconds"), detail.toString());
+        assertEquals("one hop", parse("[" + DECISION + ",\"established\":\"one hop\",\"resultAgeSeconds\":0}]")
+                .get(0).auditDetail("ak").get("established"));
+    }
+
+    @Test
+    void establishedOutsideItsValues_aDigestThatIsNot64Hex_orANegativeOrFractionalAge_isRefused() {
+        String digest = "0123456789abcdef".repeat(4);
+        for (String bad : List.of("[" + DECISION + ",\"established\":\"magic\"}]",
+                "[" + DECISION + ",\"established\":7}]",
+                "[" + DECISION + ",\"evidenceSha256\":\"" + digest.substring(1) + "\"}]",
+                "[" + DECISION + ",\"evidenceSha256\":\"" + digest.toUpperCase(java.util.Locale.ROOT) + "\"}]",
+                "[" + DECISION + ",\"evidenceSha256\":\"" + digest + "00\"}]",
+                "[" + DECISION + ",\"resultAgeSeconds\":-1}]", "[" + DECISION + ",\"resultAgeSeconds\":1.5}]",
+                "[" + DECISION + ",\"resultAgeSeconds\":\"42\"}]",
+                "[{\"at\":\"2026-12-06T12:00:00Z\",\"operation\":\"SIGN\",\"outcome\":\"RELEASED\","
+                        + "\"resultAgeSeconds\":3}]")) {
+            ApiException e = assertThrows(ApiException.class, () -> parse(bad), bad);
+            assertEquals(400, e.status(), e.getMessage());
+            assertTrue(e.getMessage().contains("established") || e.getMessage().contains("evidenceSha256")
+                    || e.getMessage().contains("resultAgeSeconds"), bad + ": " + e.getMessage());
+        }
+    }
 }
