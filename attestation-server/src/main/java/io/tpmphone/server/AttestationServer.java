@@ -115,6 +115,9 @@ public final class AttestationServer implements AutoCloseable {
         Registrar registrar = new Registrar(registry, ekCas, audit, b.clock);
         NonceService nonces = NonceService.shared(b.clock, registry.database()).withMetrics(metrics);
         metrics.withScraped(auditLog::size, registry.database()::poolState);
+        Duration staleAfter = b.appraisalInterval.multipliedBy(5); // as the console marks a host stale
+        Clock clock = b.clock;
+        metrics.withStaleHosts(() -> registry.staleHosts(clock.instant().minus(staleAfter)));
         refusals = new RefusalAggregator(audit, b.clock, b.refusalWindow,
                 RefusalAggregator.DEFAULT_MAX_KEYS);
         registrar.withRefusals(refusals);

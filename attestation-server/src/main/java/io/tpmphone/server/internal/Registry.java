@@ -409,6 +409,30 @@ public final class Registry implements AutoCloseable {
         }
     }
 
+    /**
+     * Enrolled hosts whose last appraisal is before {@code since}, or that were never appraised: one query, for the
+     * metrics scrape.
+     */
+    public long staleHosts(Instant since) {
+        long sinceMillis = since.toEpochMilli();
+        if (memory != null) {
+            return memory.byAkId.values().stream().map(Host::host).distinct().filter(h -> {
+                LastAppraisal a = memory.lastByHost.get(h);
+                return a == null || a.at().toEpochMilli() < sinceMillis;
+            }).count();
+        }
+        return read("the stale hosts", c -> {
+            try (PreparedStatement p = c.prepareStatement("SELECT count(DISTINCT h.host) FROM hosts h WHERE NOT EXISTS (SELECT 1"
+                    + " FROM last_appraisals a WHERE a.host = h.host AND a.at_millis >= ?)")) {
+                p.setLong(1, sinceMillis);
+                try (ResultSet rs = p.executeQuery()) {
+                    rs.next();
+                    return rs.getLong(1);
+                }
+            }
+        });
+    }
+
     public Optional<LastAppraisal> lastAppraisal(String host) {
         if (memory != null) {
             return Optional.ofNullable(memory.lastByHost.get(host));

@@ -55,7 +55,8 @@ public final class ServerMetrics {
      * Gauges read when scraped: the audit chain's head sequence as this instance last saw it, and the database
      * pool's connections (when the database has a pool).
      */
-    public ServerMetrics withScraped(LongSupplier auditHeadSequence, Supplier<Optional<ServerDatabase.PoolState>> pool) {
+    public ServerMetrics withScraped(LongSupplier auditHeadSequence,
+                                     Supplier<Optional<ServerDatabase.PoolState>> pool) {
         Objects.requireNonNull(auditHeadSequence, "auditHeadSequence");
         Objects.requireNonNull(pool, "pool");
         GaugeWithCallback.builder().name("tpmphone_audit_head_sequence")
@@ -70,6 +71,26 @@ public final class ServerMetrics {
                     cb.call(p.total(), "total");
                     cb.call(p.waiting(), "waiting");
                 })).register(registry);
+        return this;
+    }
+
+    /**
+     * A gauge read when scraped: enrolled hosts without an appraisal in the last five appraisal intervals (what the
+     * console marks stale). A failed read (the database is down) leaves the sample out of that scrape.
+     */
+    public ServerMetrics withStaleHosts(LongSupplier staleHosts) {
+        Objects.requireNonNull(staleHosts, "staleHosts");
+        GaugeWithCallback.builder().name("tpmphone_stale_hosts")
+                .help("Enrolled hosts without an appraisal in the last five appraisal intervals")
+                .callback(cb -> {
+                    long n;
+                    try {
+                        n = staleHosts.getAsLong();
+                    } catch (RuntimeException e) {
+                        return; // no sample rather than a failed scrape; /health says why
+                    }
+                    cb.call(n);
+                }).register(registry);
         return this;
     }
 

@@ -38,6 +38,7 @@ import org.junit.jupiter.api.io.TempDir;
 @Timeout(60)
 class ServerMetricsIT {
     private static TpmHost host;
+    private static final Duration STALE_AFTER = Duration.ofSeconds(150);
     private static final HttpClient HTTP = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
 
     @TempDir
@@ -66,7 +67,8 @@ class ServerMetricsIT {
     void openServer(TestBackend backend) throws Exception {
         registry = backend.registry(dir, clock);
         registry.enroll(host.enrolledAs("alice"));
-        metrics = new ServerMetrics().withScraped(() -> 0, registry.database()::poolState);
+        metrics = new ServerMetrics().withScraped(() -> 0, registry.database()::poolState)
+                .withStaleHosts(() -> registry.staleHosts(clock.instant().minus(STALE_AFTER)));
         nonces = TestBackend.nonces(registry, clock).withMetrics(metrics);
         policy = AttestationPolicy.parse(TpmHost.policy(3));
         appraisals = new Appraisals(registry, nonces, new ResultSigner(ec()), new KeyApprover(ec()),
@@ -147,6 +149,19 @@ class ServerMetricsIT {
         } else {
             assertTrue(!after.contains("tpmphone_database_pool_connections{"), "no pool on SQLite: " + after);
         }
+    }
+
+    @OnEachBackend
+    void aHostIsStale_untilItIsAppraised_andAgainFiveIntervalsLater() throws Exception {
+        assertEquals(1, sample(scrape(), "tpmphone_stale_hosts"), "enrolled, never appraised");
+        byte[] nonce = nonces.issue(host.akId(), policy.nonceTtl());
+        assertEquals("MEASURED", appraisals.appraise(host.appraisalRequest(nonce, host.quote(
+                policy.requiredPcrSelection(), nonce), host.log(), Map.of())).get("level"));
+        String fresh = scrape();
+        assertEquals(0, sample(fresh, "tpmphone_stale_hosts"), "just appraised: " + fresh);
+        assertTrue(fresh.contains("tpmphone_stale_hosts 0"), "the sample is there, at 0: " + fresh);
+        clock.advance(STALE_AFTER.plusSeconds(1));
+        assertEquals(1, sample(scrape(), "tpmphone_stale_hosts"), "no appraisal for five intervals");
     }
 
     @OnEachBackend
