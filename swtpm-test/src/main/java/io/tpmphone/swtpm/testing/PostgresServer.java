@@ -18,6 +18,8 @@ import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.stream.Stream;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * A real PostgreSQL server from Debian's {@code postgresql} package, for tests: its own cluster in a temporary
@@ -31,6 +33,7 @@ import java.util.stream.Stream;
  * Thread-safe.
  */
 public final class PostgresServer implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(PostgresServer.class);
     private static final long COMMAND_SECONDS = 120;
     private static PostgresServer shared;
 
@@ -207,14 +210,14 @@ public final class PostgresServer implements AutoCloseable {
             run(List.of(bin.resolve("pg_ctl").toString(), "-D", data.toString(), "-m", "fast", "-w", "-t", "30",
                     "stop"));
         } catch (IOException e) {
-            System.err.println("stopping the test PostgreSQL failed: " + e.getMessage());
+            LOG.warn("stopping the test PostgreSQL failed: {}", e.getMessage());
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
         try {
             delete(directory);
         } catch (IOException e) {
-            System.err.println("deleting " + directory + " failed: " + e.getMessage());
+            LOG.warn("deleting {} failed: {}", directory, e.getMessage());
         }
     }
 
