@@ -261,6 +261,13 @@ public final class ServerCrash {
             if (last.problem().isPresent()) {
                 throw new LostSomethingException("after the last restart: " + last.problem().get());
             }
+            if (databaseUrl != null) {
+                // The killed process still counts as an audit writer until its lease runs out (10 s without renewal,
+                // docs/audit.md "Several instances"); a server stopped before then signs a plain checkpoint, not the
+                // closing one. Stop it once it is the only writer left, as an operator would.
+                io.tpmphone.swtpm.testing.Await.until("the killed server's audit writer lease to run out",
+                        java.time.Duration.ofSeconds(60), () -> liveAuditWriters(databaseUrl), n -> n <= 1);
+            }
             int exit = server.stop();
             if (exit != 0 && exit != 143) {
                 throw new LostSomethingException("the server did not stop cleanly on SIGTERM: exit " + exit + "; "
@@ -429,6 +436,17 @@ public final class ServerCrash {
                     + " MEASURED appraisal records, " + acknowledged.size() + " acknowledged");
         }
         return appraisals;
+    }
+
+    /** Server processes holding an unexpired audit writer lease in the shared database (its clock decides). */
+    private static int liveAuditWriters(String databaseUrl) throws java.sql.SQLException {
+        try (java.sql.Connection c = java.sql.DriverManager.getConnection(databaseUrl);
+             java.sql.Statement st = c.createStatement();
+             java.sql.ResultSet rs = st.executeQuery("SELECT count(*) FROM audit_writer"
+                     + " WHERE lease_until > clock_timestamp()")) {
+            rs.next();
+            return rs.getInt(1);
+        }
     }
 
     /** {@code tpmphone audit verify} in a process of its own; returns its summary line, throws if it fails. */
