@@ -9,8 +9,6 @@ import io.tpmphone.attestation.AttestationPolicy;
 import io.tpmphone.attestation.CredentialBlob;
 import io.tpmphone.attestation.PcrSelection;
 import io.tpmphone.server.audit.AuditEventType;
-import io.tpmphone.server.audit.AuditReader;
-import io.tpmphone.server.audit.AuditRecord;
 import io.tpmphone.swtpm.SwtpmProcess;
 import io.tpmphone.tpm.PersistentHandle;
 import io.tpmphone.tpm.TpmQuote;
@@ -560,23 +558,9 @@ public final class FleetLoad {
 
     /** The APPRAISAL records of the audit log (PostgreSQL's when {@code url} is given, else {@code db}). */
     private static long appraisalRecords(String url, Path db) throws Exception {
-        long n = 0;
-        try (AuditReader reader = url == null ? AuditReader.open(db) : AuditReader.openDatabase(url)) {
-            long from = 1;
-            while (true) {
-                List<AuditRecord> page = reader.records(from, AuditReader.MAX_PAGE);
-                if (page.isEmpty()) {
-                    break;
-                }
-                for (AuditRecord r : page) {
-                    if (r.type() == AuditEventType.APPRAISAL) {
-                        n++;
-                    }
-                }
-                from = page.get(page.size() - 1).seq() + 1;
-            }
-        }
-        return n;
+        long[] n = {0};
+        AuditRecords.forEach(url, db, r -> n[0] += r.type() == AuditEventType.APPRAISAL ? 1 : 0);
+        return n[0];
     }
 
     private static Path pem(Path file, List<X509Certificate> certificates) throws IOException {

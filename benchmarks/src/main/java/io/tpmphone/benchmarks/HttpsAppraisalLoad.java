@@ -8,8 +8,6 @@ import io.tpmphone.agent.LaunchSpec;
 import io.tpmphone.attestation.PcrSelection;
 import io.tpmphone.server.AttestationServer;
 import io.tpmphone.server.audit.AuditEventType;
-import io.tpmphone.server.audit.AuditReader;
-import io.tpmphone.server.audit.AuditRecord;
 import io.tpmphone.server.audit.AuditVerifier;
 import io.tpmphone.server.audit.VerificationReport;
 import io.tpmphone.swtpm.SwtpmProcess;
@@ -427,22 +425,10 @@ public final class HttpsAppraisalLoad {
     /** The audit log in {@code db}, or in the PostgreSQL database {@code url} if it is not null. */
     private static AuditCheck checkAudit(Path db, String url, PublicKey checkpointKey, long expectedAppraisals)
             throws Exception {
-        long measured = 0;
-        try (AuditReader reader = url == null ? AuditReader.open(db) : AuditReader.openDatabase(url)) {
-            long from = 1;
-            while (true) {
-                List<AuditRecord> page = reader.records(from, AuditReader.MAX_PAGE);
-                if (page.isEmpty()) {
-                    break;
-                }
-                for (AuditRecord r : page) {
-                    if (r.type() == AuditEventType.APPRAISAL && "MEASURED".equals(r.outcome())) {
-                        measured++;
-                    }
-                }
-                from = page.get(page.size() - 1).seq() + 1;
-            }
-        }
+        long[] counted = {0};
+        AuditRecords.forEach(url, db, r -> counted[0] += r.type() == AuditEventType.APPRAISAL
+                && "MEASURED".equals(r.outcome()) ? 1 : 0);
+        long measured = counted[0];
         VerificationReport report = url == null ? AuditVerifier.verify(db, Optional.of(checkpointKey))
                 : AuditVerifier.verify(url, Optional.of(checkpointKey), io.tpmphone.server.audit.VerifyOptions.closed());
         AuditCheck check = new AuditCheck(measured, expectedAppraisals, report.intact(), report.summary());

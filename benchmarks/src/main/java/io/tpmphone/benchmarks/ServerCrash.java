@@ -9,8 +9,6 @@ import io.tpmphone.attestation.HashAlgorithm;
 import io.tpmphone.attestation.PcrSelection;
 import io.tpmphone.attestation.UntrustedText;
 import io.tpmphone.server.audit.AuditEventType;
-import io.tpmphone.server.audit.AuditReader;
-import io.tpmphone.server.audit.AuditRecord;
 import io.tpmphone.swtpm.SwtpmProcess;
 import io.tpmphone.tpm.PersistentHandle;
 import io.tpmphone.tpm.TpmQuote;
@@ -409,33 +407,22 @@ public final class ServerCrash {
     private static long checkRecords(Path state, String databaseUrl, Set<String> acknowledged, String when)
             throws Exception {
         Set<String> recorded = new HashSet<>();
-        long appraisals = 0;
-        try (AuditReader reader = databaseUrl == null ? AuditReader.open(state.resolve("audit.db"))
-                : AuditReader.openDatabase(databaseUrl)) {
-            long from = 1;
-            while (true) {
-                List<AuditRecord> page = reader.records(from, AuditReader.MAX_PAGE);
-                if (page.isEmpty()) {
-                    break;
+        long[] appraisals = {0};
+        AuditRecords.forEach(databaseUrl, state.resolve("audit.db"), r -> {
+            if (r.type() == AuditEventType.APPRAISAL) {
+                appraisals[0]++;
+                if ("MEASURED".equals(r.outcome())) {
+                    recorded.add(JSON.readTree(r.detailJson()).path("evidenceSha256").asText());
                 }
-                for (AuditRecord r : page) {
-                    if (r.type() == AuditEventType.APPRAISAL) {
-                        appraisals++;
-                        if ("MEASURED".equals(r.outcome())) {
-                            recorded.add(JSON.readTree(r.detailJson()).path("evidenceSha256").asText());
-                        }
-                    }
-                }
-                from = page.get(page.size() - 1).seq() + 1;
             }
-        }
+        });
         List<String> missing = acknowledged.stream().filter(a -> !recorded.contains(a)).limit(5).toList();
         if (!missing.isEmpty()) {
             throw new LostSomethingException(when + ": acknowledged appraisals without their audit record (first "
                     + missing.size() + " evidence hashes): " + missing + "; " + recorded.size()
                     + " MEASURED appraisal records, " + acknowledged.size() + " acknowledged");
         }
-        return appraisals;
+        return appraisals[0];
     }
 
     /** Server processes holding an unexpired audit writer lease in the shared database (its clock decides). */
