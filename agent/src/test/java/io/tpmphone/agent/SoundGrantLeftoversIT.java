@@ -4,7 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.tpmphone.swtpm.testing.SoundServer;
-import java.net.ServerSocket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.TimeUnit;
@@ -38,10 +37,7 @@ class SoundGrantLeftoversIT {
     @Test
     @Timeout(120)
     void aChildDuringACall_cannotKeepTheSoundServerAfterTheGrantEnds(@TempDir Path dir) throws Exception {
-        int port;
-        try (ServerSocket s = new ServerSocket(0)) {
-            port = s.getLocalPort();
-        }
+        int port = io.tpmphone.swtpm.testing.FreePorts.tcp();
         try (SoundServer server = SoundServer.start(dir.resolve("pulse"))) {
             Path granted = Files.createDirectory(dir.resolve("sound"));
             try (SoundGrant grant = new SoundGrant(server.address(), granted)) {

@@ -122,10 +122,7 @@ class OperatorFlowIT {
                 .orElseThrow();
         JsonNode tpm = JSON.readTree(run(home, dir, DocCommands.find(guide, "swtpm start").substitute(Map.of(),
                 Map.of())));
-        int port;
-        try (ServerSocket s = new ServerSocket(0)) {
-            port = s.getLocalPort();
-        }
+        int port = io.tpmphone.swtpm.testing.FreePorts.tcp();
         Path serverState = dir.resolve("server");
         Path agentState = dir.resolve("agent");
         // The guide's example paths and ports, and this run's.

@@ -4,7 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.tpmphone.swtpm.FileCreationTrace;
-import java.net.ServerSocket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
@@ -26,10 +25,7 @@ class SecretFileModesIT {
         assertTrue(FileCreationTrace.available(), () -> "strace is needed to see the mode files are created with; "
                 + "'strace -f true' did not succeed here (not installed, or ptrace not allowed); PATH "
                 + System.getenv("PATH"));
-        int port;
-        try (ServerSocket s = new ServerSocket(0)) {
-            port = s.getLocalPort();
-        }
+        int port = io.tpmphone.swtpm.testing.FreePorts.tcp();
         Path state = dir.resolve("server");
         Path etc = dir.resolve("etc/tpmphone"); // made by the server for the token: must be 0700
         Path adminToken = etc.resolve("admin.token");

@@ -8,7 +8,6 @@ import java.io.BufferedReader;
 import java.io.InputStream;
 import java.io.InputStreamReader;
 import java.net.InetAddress;
-import java.net.ServerSocket;
 import java.net.URL;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -156,10 +155,7 @@ class DebianPackageIT {
             assertFalse(verify.output().contains("tpmphone"), "no warning about our units: " + verify.output());
 
             // The operator's edit of a conffile: a port nobody uses.
-            int port;
-            try (ServerSocket s = new ServerSocket(0)) {
-                port = s.getLocalPort();
-            }
+            int port = io.tpmphone.swtpm.testing.FreePorts.tcp();
             Path serverEnv = Path.of("/etc/tpmphone/server.env");
             Files.writeString(serverEnv, Files.readString(serverEnv).replace("127.0.0.1:8443", "127.0.0.1:" + port));
             List<String> server = new ArrayList<>(List.of("runuser", "-u", "tpmphone", "--"));

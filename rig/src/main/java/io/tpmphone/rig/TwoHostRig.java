@@ -59,6 +59,8 @@ public final class TwoHostRig implements AutoCloseable {
     public static final boolean ISOLATE = "root".equals(System.getProperty("user.name"));
     /** The measurement PCR. */
     public static final int PCR = 14;
+    /** How long a launched softphone may take to serve (a JVM start, SIP, a quote through the broker). */
+    private static final Duration SOFTPHONE_START = Duration.ofSeconds(60);
 
     /**
      * One host as its softphone sees it: its agent and TPM, a broker session of its own for phones run in this JVM
@@ -252,6 +254,13 @@ public final class TwoHostRig implements AutoCloseable {
         if (!s.is(IntegrityLevel.MEASURED)) {
             throw new IllegalStateException(name + " is " + s.levelName() + ", not MEASURED: " + s.reasons());
         }
+        // MEASURED covers the launch, not the start: a softphone that then fails (its SIP port taken, say) exits, and
+        // its host drops to IDENTIFIED in the middle of a test that never used that softphone. Fail here, saying why.
+        Agent.Softphone phone = agent.awaitSoftphone(SOFTPHONE_START);
+        if (phone.state() != Agent.SoftphoneState.READY) {
+            throw new IllegalStateException(name + "'s measured softphone is " + phone.state() + " after "
+                    + SOFTPHONE_START.toSeconds() + " s (" + phone.detail() + "); its log:\n" + childLog(name));
+        }
         return withBroker(name, agent, tpm, 1);
     }
 
@@ -335,10 +344,9 @@ public final class TwoHostRig implements AutoCloseable {
         return c;
     }
 
-    private static int freePort() throws IOException {
-        try (java.net.ServerSocket s = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
-            return s.getLocalPort();
-        }
+    /** The softphone binds the port it is configured with: one from outside the ephemeral range (FreePorts). */
+    private static int freePort() {
+        return io.tpmphone.swtpm.testing.FreePorts.tcp();
     }
 
     /** The softphone core's code as one jar (a classes directory, in IDE and reactor runs, is packed into one). */

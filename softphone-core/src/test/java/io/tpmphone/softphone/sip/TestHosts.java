@@ -7,7 +7,6 @@ import io.tpmphone.tls.PassportVerifier;
 import java.io.IOException;
 import java.math.BigInteger;
 import java.net.InetAddress;
-import java.net.ServerSocket;
 import java.security.GeneralSecurityException;
 import java.security.KeyPair;
 import java.security.KeyPairGenerator;
@@ -100,10 +99,8 @@ final class TestHosts {
         };
     }
 
-    static int freePort() throws IOException {
-        try (ServerSocket s = new ServerSocket(0, 1, LOOPBACK)) {
-            return s.getLocalPort();
-        }
+    static int freePort() {
+        return io.tpmphone.swtpm.testing.FreePorts.tcp();
     }
 
     private static KeyPair ecKeyPair() throws GeneralSecurityException {
