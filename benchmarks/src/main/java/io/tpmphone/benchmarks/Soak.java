@@ -220,6 +220,12 @@ public final class Soak {
                             String what = (fromAlice ? "alice -> bob " : "bob -> alice ") + UntrustedText.forTerminal(
                                     stall.get(), 800);
                             LOG.warn("soak media stall: {}", what);
+                            for (String host : new String[] {"alice", "bob"}) {
+                                String log = rig.childLog(host);
+                                LOG.warn("media stall: the end of {}'s softphone log: {}", host,
+                                        UntrustedText.forTerminal(log.substring(Math.max(0, log.length() - 6000)),
+                                                6000));
+                            }
                             if (stallNotes.size() < KEPT_FAILURES) {
                                 stallNotes.add(what);
                             }

@@ -380,6 +380,7 @@ public final class ControlServer implements AutoCloseable {
                 AudioSession.Stats s = audio.stats();
                 short[] received = audio.received().samples();
                 ok.put("packetsSent", s.packetsSent()).put("packetsReceived", s.packetsReceived())
+                        .put("datagramsReceived", audio.datagramsReceived())
                         .put("packetsLost", s.packetsLost()).put("jitterMs", s.jitterMs())
                         .put("secondsReceived", received.length / (double) Wav.SAMPLE_RATE);
                 if (received.length >= Wav.SAMPLE_RATE) {
