@@ -3,6 +3,7 @@ package io.tpmphone.softphone.media;
 import javax.media.Renderer;
 import javax.media.protocol.CaptureDevice;
 import org.jitsi.impl.neomedia.device.AudioMediaDeviceImpl;
+import org.jitsi.impl.neomedia.device.MediaDeviceSession;
 import org.jitsi.service.neomedia.MediaDirection;
 
 /**
@@ -34,6 +35,12 @@ final class HeadlessAudioDevice extends AudioMediaDeviceImpl {
     @Override
     protected Renderer createRenderer() {
         return sink;
+    }
+
+    /** libjitsi's audio session, with the capture processor set up before it is realized (see the class). */
+    @Override
+    public MediaDeviceSession createSession() {
+        return new ConfiguredProcessorSession(this);
     }
 
     PcmSink sink() {
