@@ -60,8 +60,12 @@ final class ConfiguredProcessorSession extends AudioMediaDeviceSession {
     }
 
     private void awaitSetUp(Processor processor) {
-        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(SETUP_TIMEOUT_MS);
+        long start = System.nanoTime();
+        long deadline = start + TimeUnit.MILLISECONDS.toNanos(SETUP_TIMEOUT_MS);
         synchronized (configured) {
+            if (configured.remove(processor)) {
+                return; // the usual order: set up before libjitsi's wait saw the processor configured
+            }
             while (!configured.remove(processor)) {
                 long left = deadline - System.nanoTime();
                 if (left <= 0) {
@@ -77,6 +81,9 @@ final class ConfiguredProcessorSession extends AudioMediaDeviceSession {
                 }
             }
         }
+        // the race this class is for: without the wait, the processor would have gone on before its set-up
+        LOG.info("the capture processor was configured before libjitsi set it up; waited {} ms for the set-up",
+                TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start));
     }
 
     @Override
