@@ -18,7 +18,7 @@ import picocli.CommandLine;
  * kamailio with TLS, one round of two calls of each kind. Every call must be an established DTLS-SRTP call through
  * the proxy whose far end is what its kind says (MEASURED end to end with the evidence, UNATTESTED without), or the
  * benchmark fails; the output has both rows and the comparison with the targets. Not a measurement: the figures of a
- * run this small say nothing (docs/performance.md has the measured ones).
+ * run this small say nothing (benchmarks/README.md has measured ones).
  */
 @Timeout(value = 3, unit = TimeUnit.MINUTES)
 class CallViaProxyBenchIT {
