@@ -24,7 +24,8 @@ import org.junit.jupiter.api.Timeout;
 
 /**
  * {@code tpmphone demo} as a user runs it, each run its own process: it passes twice in a row on the same machine
- * (the call through its kamailio proxy included, with what each side and the proxy saw) and leaves nothing behind (no process whose command line names its temporary directory, no files there), and when
+ * (the call through its kamailio proxy included, with what each side and the proxy saw) and leaves nothing behind
+ * (no process whose command line names its temporary directory, no files there), and when
  * interrupted with Ctrl-C (SIGINT) in the middle it stops everything it started.
  */
 class DemoIT {
