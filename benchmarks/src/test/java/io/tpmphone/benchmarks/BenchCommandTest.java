@@ -118,6 +118,23 @@ class BenchCommandTest {
         assertTrue(out.toString().contains("bench"), out.toString());
     }
 
+    @Test
+    void benchCallViaProxy_parses_andAnImpossibleSizeIsRefusedBeforeAnythingStarts() {
+        CommandLine.ParseResult r = BenchMain.commandLine(Map.of()).parseArgs("bench", "call", "--via-proxy",
+                "--rounds", "2", "--calls", "3", "--warmup", "0");
+        BenchCommand.CallSetup call = (BenchCommand.CallSetup) r.subcommand().subcommand().commandSpec().userObject();
+        assertTrue(call.viaProxy, "--via-proxy is set");
+        assertEquals(2, call.rounds);
+        assertEquals(3, call.calls);
+        assertFalse(((BenchCommand.CallSetup) BenchMain.commandLine(Map.of()).parseArgs("bench", "call")
+                .subcommand().subcommand().commandSpec().userObject()).viaProxy, "off unless asked for");
+        StringWriter err = new StringWriter();
+        CommandLine cli = BenchMain.commandLine(Map.of());
+        cli.setErr(new PrintWriter(err));
+        assertEquals(2, cli.execute("bench", "call", "--via-proxy", "--calls", "0"), err::toString);
+        assertTrue(err.toString().contains("--calls must be at least 1"), err::toString);
+    }
+
     private static void parse(List<String> args, String where) {
         try {
             BenchMain.commandLine(Map.of()).parseArgs(args.toArray(String[]::new));

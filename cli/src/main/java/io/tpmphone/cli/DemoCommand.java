@@ -4,6 +4,7 @@ import io.tpmphone.attestation.IntegrityLevel;
 import io.tpmphone.attestation.UntrustedText;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.tpmphone.agent.Agent;
+import io.tpmphone.rig.Kamailio;
 import io.tpmphone.rig.TwoHostRig;
 import io.tpmphone.softphone.control.ControlClient;
 import java.io.IOException;
@@ -28,14 +29,18 @@ import picocli.CommandLine.Spec;
 
 /**
  * The whole story on one machine (DESIGN §4): two TPM hosts, attestation, an attested SRTP call between the measured
- * softphones, a tampered softphone refused with its keys kept sealed, and the audit log verified. Every step checks
+ * softphones, the same two calling through a SIP proxy (a real kamailio over TLS) with their evidence end to end inside
+ * the DTLS-SRTP association and no key in anything the proxy relays, a tampered softphone refused with its keys kept
+ * sealed, and the audit log verified. Every step checks
  * what it shows; the exit code is 0 only if all did what they should.
  */
 @Command(name = "demo", mixinStandardHelpOptions = true,
         description = {"The whole story on one machine, with embedded defaults:",
                 "two swtpm hosts (alice, bob), the attestation server, two agents that measure and launch",
-                "isolated softphones; an attested SRTP call with both integrity levels shown; bob's softphone",
-                "tampered with, the call refused and bob's keys sealed; the audit log verified.",
+                "isolated softphones; an attested SRTP call with both integrity levels shown; a call through a",
+                "SIP proxy (kamailio, which the demo starts) with the evidence end to end over DTLS-SRTP and no",
+                "key for the proxy to see; bob's softphone tampered with, the call refused and bob's keys sealed;",
+                "the audit log verified.",
                 "Exit 0 only if every step did what it should; Ctrl-C stops everything it started."},
         footer = {"", "Examples:", "  ./tpmphone demo", "  ./tpmphone demo --json > summary.json",
                 "  ./tpmphone demo --keep /tmp/demo   # keep state and logs"})
@@ -54,7 +59,13 @@ final class DemoCommand implements Callable<Integer> {
     record Step(String name, boolean ok, double seconds, List<String> facts) {
     }
 
+    /** The SIP domain of the demo's proxy, and the policy line each measured softphone gets for calls through it. */
+    static final String PROXY_DOMAIN = "demo.test";
+    static final String PROXY_POLICY = "policy.2=any sip:*@" + PROXY_DOMAIN + " UNATTESTED reject end-to-end MEASURED";
+
     private final List<Step> steps = new ArrayList<>();
+    /** The proxy while its step runs (stopped by the step, or by {@link #stop} on Ctrl-C). */
+    private volatile Kamailio proxy;
     private PrintWriter out;
     private Ansi ansi;
 
@@ -111,7 +122,11 @@ final class DemoCommand implements Callable<Integer> {
         say("");
         boolean ok = step("Start two TPM hosts, the attestation server, two agents and their measured softphones",
                 "swtpm ×2 with EK certificates, enrollment (EK → AK), measured launch, appraisal; ~20 s", facts -> {
-                    rig[0] = TwoHostRig.start(dir.resolve("state"));
+                    // Both measured softphones accept a call through the demo's proxy (an UNATTESTED hop) only when
+                    // the far end proves MEASURED end to end: part of their measured configuration.
+                    rig[0] = TwoHostRig.start(dir.resolve("state"), new TwoHostRig.Options(Map.of(
+                            "alice", List.of(PROXY_POLICY), "bob", List.of(PROXY_POLICY)), java.util.Optional.empty(),
+                            Map.of()));
                     for (TwoHostRig.Host h : List.of(rig[0].alice(), rig[0].bob())) {
                         Agent.Status s = h.agent().status();
                         facts.add(h.name() + ": " + level(s.levelName()) + " — AK " + s.akId().substring(0, 12)
@@ -157,6 +172,13 @@ final class DemoCommand implements Callable<Integer> {
                                 && Math.abs(ah.path("dominantHz").asDouble() - 440) < 20;
                     }
                 });
+        if (!ok) {
+            return false;
+        }
+        ok = step("Alice calls bob through a SIP proxy: DTLS-SRTP, the evidence end to end",
+                "kamailio over TLS (no attestation: an UNATTESTED hop) registers both and relays the call; the"
+                        + " evidence rides inside the DTLS association, and the SDP holds fingerprints, not keys",
+                facts -> throughProxy(dir, rig[0], facts));
         if (!ok) {
             return false;
         }
@@ -238,6 +260,101 @@ final class DemoCommand implements Callable<Integer> {
                             && k.endsWith("REFUSED"));
                     return report.intact() && decisions && refusedKey;
                 });
+    }
+
+    /**
+     * The proxy step: kamailio with TLS and fresh passwords, both measured softphones registered at it, alice calls
+     * sip:bob@{@value #PROXY_DOMAIN} through it; both must see the far end MEASURED end to end (the hop UNATTESTED),
+     * hear each other's tone, and what kamailio relayed must hold DTLS-SRTP offers and answers with fingerprints and
+     * no {@code a=crypto} or key.
+     */
+    private boolean throughProxy(Path dir, TwoHostRig rig, List<String> facts) throws Exception {
+        Map<String, String> passwords = Map.of("alice", randomPassword(), "bob", randomPassword());
+        proxy = Kamailio.start(dir.resolve("kamailio"), PROXY_DOMAIN, "SHA-256", passwords);
+        try (ControlClient alice = ControlClient.connect(rig.alice().childControl(), Duration.ofSeconds(30));
+             ControlClient bob = ControlClient.connect(rig.bob().childControl(), Duration.ofSeconds(30))) {
+            String registrar = "127.0.0.1:" + proxy.tls().getPort();
+            String aliceAor = "sip:alice@" + PROXY_DOMAIN;
+            String bobAor = "sip:bob@" + PROXY_DOMAIN;
+            JsonNode ra = alice.register(aliceAor, registrar, "alice", passwords.get("alice"), Duration.ofMinutes(5));
+            JsonNode rb = bob.register(bobAor, registrar, "bob", passwords.get("bob"), Duration.ofMinutes(5));
+            facts.add("kamailio on " + registrar + " (TLS): alice " + ra.path("state").asText() + ", bob "
+                    + rb.path("state").asText() + " (digest " + ra.path("digestAlgorithm").asText("?") + ")");
+            if (!ra.path("state").asText().equals("REGISTERED") || !rb.path("state").asText().equals("REGISTERED")) {
+                facts.add("registration refused: " + UntrustedText.forTerminal(ra.path("reason").asText() + " / "
+                        + rb.path("reason").asText()));
+                return false;
+            }
+            int logBefore = proxy.log().length();
+            String id = alice.callVia(bobAor, aliceAor);
+            JsonNode a = alice.await(id, Duration.ofSeconds(20));
+            JsonNode b = bob.await(id, Duration.ofSeconds(10));
+            facts.add("alice sees bob:  " + endToEnd(a));
+            facts.add("bob sees alice:  " + endToEnd(b));
+            boolean measured = a.path("state").asText().equals("ESTABLISHED")
+                    && b.path("state").asText().equals("ESTABLISHED") && a.path("endToEnd").asBoolean()
+                    && b.path("endToEnd").asBoolean() && a.path("farEndLevel").asText().equals("MEASURED")
+                    && b.path("farEndLevel").asText().equals("MEASURED")
+                    && a.path("level").asText().equals("UNATTESTED") && b.path("level").asText().equals("UNATTESTED");
+            if (!measured) {
+                facts.add("expected an established DTLS-SRTP call, each far end MEASURED end to end over an"
+                        + " UNATTESTED hop: " + UntrustedText.forTerminal(a + " " + b, 4000));
+                facts.add(UntrustedText.forTerminal(proxy.logTail(20), 4000));
+                return false;
+            }
+            JsonNode ah = alice.awaitAudio(id, 1.0, Duration.ofSeconds(20));
+            JsonNode bh = bob.awaitAudio(id, 1.0, Duration.ofSeconds(20));
+            facts.add(String.format(Locale.ROOT, "audio (DTLS-SRTP, keys from the association): bob hears %.0f Hz,"
+                    + " alice hears %.0f Hz", bh.path("dominantHz").asDouble(), ah.path("dominantHz").asDouble()));
+            boolean tones = Math.abs(bh.path("dominantHz").asDouble() - 1000) < 20
+                    && Math.abs(ah.path("dominantHz").asDouble() - 440) < 20;
+            alice.hangUp(id);
+            // What the proxy saw: it logs every SDP body it relays, as it received it.
+            // (kamailio writes each body as it came, over several lines of its log)
+            String seen = proxy.log().substring(logBefore);
+            long bodies = count(seen, "relayed SDP of ");
+            long offers = count(seen, "relayed SDP of INVITE");
+            long answers = java.util.regex.Pattern.compile("relayed SDP of [12][0-9][0-9] reply").matcher(seen)
+                    .results().count();
+            boolean dtls = offers > 0 && answers > 0 && seen.contains("UDP/TLS/RTP/SAVP")
+                    && seen.contains("a=fingerprint:sha-256 ") && seen.contains("a=setup:");
+            boolean noKey = !seen.contains("a=crypto") && !seen.contains("inline:");
+            facts.add("the proxy relayed " + bodies + " SDP bodies (" + offers + " offer(s), " + answers
+                    + " answer(s)): " + (dtls ? "UDP/TLS/RTP/SAVP with a=fingerprint and a=setup" : "NOT DTLS-SRTP")
+                    + ", " + (noKey ? "no a=crypto, no key" : "A KEY (a=crypto)"));
+            alice.unregister(aliceAor);
+            bob.unregister(bobAor);
+            return tones && dtls && noKey;
+        } finally {
+            Kamailio k = proxy;
+            proxy = null;
+            if (k != null) {
+                k.close();
+            }
+        }
+    }
+
+    /** What one side saw of the far end and of the hop. */
+    private String endToEnd(JsonNode call) {
+        return call.path("state").asText() + ", far end " + level(call.path("farEndLevel").asText("none")) + " "
+                + UntrustedText.forTerminal(call.path("farEndHost").asText("?"), 100) + (call.path("endToEnd")
+                .asBoolean() ? " end to end over DTLS" : " (not end to end)") + ", first hop (the proxy) "
+                + call.path("level").asText("?") + (call.path("state").asText().equals("ESTABLISHED") ? ""
+                : " — " + UntrustedText.forTerminal(call.path("reason").asText(), 500));
+    }
+
+    private static long count(String in, String what) {
+        long n = 0;
+        for (int i = in.indexOf(what); i >= 0; i = in.indexOf(what, i + what.length())) {
+            n++;
+        }
+        return n;
+    }
+
+    private static String randomPassword() {
+        byte[] b = new byte[12];
+        new java.security.SecureRandom().nextBytes(b);
+        return java.util.HexFormat.of().formatHex(b);
     }
 
     private static String firstLine(String s) {
@@ -322,6 +439,11 @@ final class DemoCommand implements Callable<Integer> {
 
     /** Stops everything the demo started and removes its state (unless --keep); safe to call twice. */
     private synchronized void stop(TwoHostRig rig, Path dir) {
+        Kamailio k = proxy;
+        proxy = null;
+        if (k != null) {
+            k.close();
+        }
         if (rig != null) {
             rig.close();
         }

@@ -24,7 +24,8 @@ import org.junit.jupiter.api.Timeout;
 
 /**
  * {@code tpmphone demo} as a user runs it, each run its own process: it passes twice in a row on the same machine
- * and leaves nothing behind (no process whose command line names its temporary directory, no files there), and when
+ * (the call through its kamailio proxy included, with what each side and the proxy saw) and leaves nothing behind
+ * (no process whose command line names its temporary directory, no files there), and when
  * interrupted with Ctrl-C (SIGINT) in the middle it stops everything it started.
  */
 class DemoIT {
@@ -73,12 +74,24 @@ class DemoIT {
             JsonNode summary = JSON.readTree(out);
             assertTrue(summary.path("ok").asBoolean(), () -> "the demo's summary says ok: " + summary + "\n"
                     + tail(story));
-            assertEquals(5, summary.path("steps").size(), () -> "five steps: " + summary);
+            assertEquals(6, summary.path("steps").size(), () -> "six steps: " + summary);
             summary.path("steps").forEach(s -> assertTrue(s.path("ok").asBoolean(), () -> "step ok: " + s));
             assertTrue(story.contains("bob: FAILED") && story.contains("refused by our call policy: peer level"
                     + " FAILED") && story.contains("refused NOT_APPROVED") && story.contains("intact"),
                     () -> "the story tells bob FAILED, the refused call, NOT_APPROVED keys and an intact audit log: "
                             + story);
+            // the proxy step: both registered at kamailio, each far end MEASURED end to end over an UNATTESTED
+            // hop, tones both ways, and the SDP kamailio relayed held fingerprints and no key
+            String proxyStep = summary.path("steps").get(2).path("facts").toString();
+            assertTrue(summary.path("steps").get(2).path("name").asText().contains("through a SIP proxy")
+                    && proxyStep.contains("alice REGISTERED, bob REGISTERED")
+                    && proxyStep.contains("alice sees bob:  ESTABLISHED, far end MEASURED bob end to end over DTLS,"
+                    + " first hop (the proxy) UNATTESTED")
+                    && proxyStep.contains("bob sees alice:  ESTABLISHED, far end MEASURED alice end to end over DTLS,"
+                    + " first hop (the proxy) UNATTESTED")
+                    && proxyStep.matches(".*bob hears (99[0-9]|100[0-9]) Hz, alice hears (43[0-9]|44[0-9]) Hz.*")
+                    && proxyStep.contains("UDP/TLS/RTP/SAVP with a=fingerprint and a=setup, no a=crypto, no key"),
+                    () -> "the proxy step's facts: " + proxyStep);
             assertTrue(Duration.between(t0, Instant.now()).toSeconds() < 180, () -> "the demo took "
                     + Duration.between(t0, Instant.now()).toSeconds() + " s");
             assertNothingLeft();

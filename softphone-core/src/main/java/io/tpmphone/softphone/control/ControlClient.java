@@ -73,6 +73,26 @@ public final class ControlClient implements AutoCloseable {
         return request(op("call").put("target", target).put("next", next)).get("callId").asText();
     }
 
+    /**
+     * Registers the phone as {@code aor} at the registrar {@code registrar} (HOST:PORT, TLS) with these digest
+     * credentials; returns the registrar's answer ({@code state}: REGISTERED, FAILED; {@code reason}).
+     */
+    public JsonNode register(String aor, String registrar, String user, String password, java.time.Duration expires)
+            throws IOException {
+        return request(op("register").put("aor", aor).put("registrar", registrar).put("user", user)
+                .put("password", password).put("expiresSeconds", expires.toSeconds()));
+    }
+
+    /** Removes the registration as {@code aor}. */
+    public JsonNode unregister(String aor) throws IOException {
+        return request(op("unregister").put("aor", aor));
+    }
+
+    /** Places a call to {@code target} through the registrar of the registration as {@code aor}; returns its id. */
+    public String callVia(String target, String aor) throws IOException {
+        return request(op("call").put("target", target).put("via", aor)).get("callId").asText();
+    }
+
     /** The call once it is established, refused or ended (or as it is after {@code timeout}). */
     public JsonNode await(String callId, Duration timeout) throws IOException {
         return request(op("await").put("callId", callId).put("timeoutMs", timeout.toMillis())).get("call");

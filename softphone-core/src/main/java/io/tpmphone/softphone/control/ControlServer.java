@@ -8,6 +8,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.tpmphone.softphone.media.AudioSession;
 import io.tpmphone.softphone.media.Wav;
 import io.tpmphone.softphone.sip.Call;
+import io.tpmphone.softphone.sip.Registration;
 import io.tpmphone.softphone.sip.SipPhone;
 import io.tpmphone.tls.PeerAttestation;
 import java.io.BufferedReader;
@@ -40,7 +41,12 @@ import org.slf4j.LoggerFactory;
  * {@code {"ok":false,"error":"..."}}:
  * <ul>
  *   <li>{@code {"op":"status"}} → {@code {"uri","tlsPort"}};</li>
- *   <li>{@code {"op":"call","target":"sips:bob@bob","next":"127.0.0.1:5061"}} → {@code {"callId"}}: returns at once;</li>
+ *   <li>{@code {"op":"register","aor":"sip:alice@example.test","registrar":"127.0.0.1:5061","user":"alice",
+ *       "password":"…","expiresSeconds":300}} → {@code {"state","reason","digestAlgorithm"}} once the registrar
+ *       answered (over TLS; the password is kept for refreshes, never logged or echoed);
+ *       {@code {"op":"unregister","aor":AOR}} removes it;</li>
+ *   <li>{@code {"op":"call","target":"sips:bob@bob","next":"127.0.0.1:5061"}} → {@code {"callId"}}: returns at once;
+ *       or {@code "via":AOR} instead of {@code "next"}: through the registrar of that registration;</li>
  *   <li>{@code {"op":"await","callId":ID,"timeoutMs":N}} → {@code {"call":{...}}} once the call is established,
  *       refused or ended (or N ms passed: the call as it is);</li>
  *   <li>{@code {"op":"calls"}} → {@code {"calls":[{...}]}};</li>
@@ -78,6 +84,12 @@ public final class ControlServer implements AutoCloseable {
     private final AtomicInteger open = new AtomicInteger();
     private final Map<SocketChannel, Boolean> clients = new ConcurrentHashMap<>();
     private volatile boolean closed;
+    /** The registrations placed through this channel, by address of record. */
+    private final Map<String, Registration> registrations = new ConcurrentHashMap<>();
+    /** How long a register request waits for the registrar's answer. */
+    private static final long REGISTER_WAIT_MS = 15_000;
+    /** Addresses of record one phone registers at once through this channel. */
+    private static final int MAX_REGISTRATIONS = 8;
 
     private ControlServer(SipPhone phone, RingScreen screen, Path path, ServerSocketChannel server) {
         this.phone = phone;
@@ -334,8 +346,36 @@ public final class ControlServer implements AutoCloseable {
                 ok.put("tlsPort", phone.config().tlsPort());
                 return ok;
             }
+            case "register" -> {
+                return register(req, ok);
+            }
+            case "unregister" -> {
+                String aor = text(req, "aor");
+                Registration r = registrations.remove(aor);
+                if (r == null) {
+                    throw new IllegalArgumentException("no registration as " + aor);
+                }
+                phone.unregister(r, java.time.Duration.ofSeconds(5));
+                return ok.put("state", r.state().name()).put("reason", r.reason());
+            }
             case "call" -> {
                 String target = text(req, "target");
+                if (req.has("via")) {
+                    if (req.has("next")) {
+                        throw new IllegalArgumentException("a call goes to \"next\" or \"via\" a registration, not"
+                                + " both");
+                    }
+                    if (!target.startsWith("sips:") && !target.startsWith("sip:")) {
+                        throw new IllegalArgumentException("target is a sip: or sips: URI, got " + target);
+                    }
+                    String aor = text(req, "via");
+                    Registration r = registrations.get(aor);
+                    if (r == null || r.state() != Registration.State.REGISTERED) {
+                        throw new IllegalArgumentException("not registered as " + aor + (r == null ? ""
+                                : " (" + r.state() + ": " + r.reason() + ")") + ": register first");
+                    }
+                    return ok.put("callId", phone.call(target, r).callId());
+                }
                 String next = text(req, "next");
                 int colon = next.lastIndexOf(':');
                 if (colon <= 0) {
@@ -446,6 +486,70 @@ public final class ControlServer implements AutoCloseable {
             default -> throw new IllegalArgumentException("unknown op \"" + op + "\" (status, call, await, calls,"
                     + " audio, hangup, answer, decline, screen, health)");
         }
+    }
+
+    /**
+     * Registers as {@code aor} at {@code registrar} (HOST:PORT, over TLS) with the digest credentials given, replacing
+     * an earlier registration of the same address of record; answers once the registrar accepted or refused it. The
+     * password is kept in this process's memory for the registration's refreshes and never logged or echoed.
+     */
+    private ObjectNode register(JsonNode req, ObjectNode ok) throws Exception {
+        String aor = text(req, "aor");
+        if (!aor.matches("sips?:[A-Za-z0-9._~-]{1,64}@[A-Za-z0-9.-]{1,253}")) {
+            throw new IllegalArgumentException("aor is sip:USER@DOMAIN or sips:USER@DOMAIN, got "
+                    + io.tpmphone.attestation.UntrustedText.forTerminal(aor, 200));
+        }
+        InetSocketAddress registrar = hostPort(text(req, "registrar"), "registrar");
+        String user = text(req, "user");
+        if (!user.matches("[A-Za-z0-9._~-]{1,64}")) {
+            throw new IllegalArgumentException("user must be 1-64 characters of A-Z a-z 0-9 . _ ~ -");
+        }
+        JsonNode pw = req.get("password");
+        if (pw == null || !pw.isTextual() || pw.asText().isEmpty() || pw.asText().length() > 256) {
+            throw new IllegalArgumentException("\"password\" (1-256 characters) is required");
+        }
+        char[] password = pw.asText().toCharArray();
+        long expires = req.path("expiresSeconds").asLong(300);
+        if (expires < 2 || expires > 86_400) {
+            throw new IllegalArgumentException("expiresSeconds must be 2..86400");
+        }
+        if (!registrations.containsKey(aor) && registrations.size() >= MAX_REGISTRATIONS) {
+            throw new IllegalArgumentException("at most " + MAX_REGISTRATIONS + " registrations: " + String.join(", ",
+                    registrations.keySet()));
+        }
+        Registration old = registrations.remove(aor);
+        if (old != null) {
+            phone.unregister(old, java.time.Duration.ofSeconds(5));
+        }
+        // the registration wipes each copy it is given after answering a challenge
+        Registration r = phone.register(new Registration.Account(aor, registrar, "tls", user, password::clone,
+                java.time.Duration.ofSeconds(expires)));
+        registrations.put(aor, r);
+        try {
+            r.firstOutcome().get(REGISTER_WAIT_MS, TimeUnit.MILLISECONDS);
+        } catch (java.util.concurrent.TimeoutException e) {
+            // reported as it is now (REGISTERING)
+        }
+        ok.put("state", r.state().name()).put("reason", r.reason());
+        r.digestAlgorithm().ifPresent(a -> ok.put("digestAlgorithm", a));
+        return ok;
+    }
+
+    private static InetSocketAddress hostPort(String s, String field) throws java.net.UnknownHostException {
+        int colon = s.lastIndexOf(':');
+        if (colon <= 0) {
+            throw new IllegalArgumentException(field + " is HOST:PORT, got " + s);
+        }
+        int port;
+        try {
+            port = Integer.parseInt(s.substring(colon + 1));
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException(field + " is HOST:PORT, got " + s, e);
+        }
+        if (port < 1 || port > 65535) {
+            throw new IllegalArgumentException("the port of " + field + " must be 1..65535");
+        }
+        return new InetSocketAddress(InetAddress.getByName(s.substring(0, colon)), port);
     }
 
     private Call call(JsonNode req) {

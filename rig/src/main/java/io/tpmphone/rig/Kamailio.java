@@ -1,4 +1,4 @@
-package io.tpmphone.e2e;
+package io.tpmphone.rig;
 
 import io.tpmphone.swtpm.testing.Await;
 import io.tpmphone.swtpm.testing.FreePorts;
@@ -18,12 +18,14 @@ import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 
 /**
- * A real kamailio (Debian's package, with its TLS module) as registrar and proxy for the end-to-end tests: its own
- * self-signed certificate and no attestation (an {@code UNATTESTED} hop), digest authentication with one algorithm,
- * users and passwords given by the test. Started in the foreground in a private directory; {@link #close()} ends it
- * and everything it forked.
+ * A real kamailio (Debian's package, with its TLS module) as registrar and proxy, for the demo's proxy step, the
+ * {@code bench call --via-proxy} benchmark and the end-to-end tests: its own self-signed certificate and no
+ * attestation (an {@code UNATTESTED} hop), digest authentication with one algorithm, users and passwords given by the
+ * caller, and a log line with every SDP body it relays ({@code relayed SDP of ...}: what the proxy saw). Started in the
+ * foreground in a private directory; {@link #close()} ends it and everything it forked. Not a production proxy
+ * configuration: an in-memory location table, no NAT handling, loopback only.
  */
-final class Kamailio implements AutoCloseable {
+public final class Kamailio implements AutoCloseable {
     private static final InetAddress LOOPBACK = InetAddress.getLoopbackAddress();
 
     private final Process process;
@@ -39,7 +41,8 @@ final class Kamailio implements AutoCloseable {
     }
 
     /** Starts kamailio for {@code domain} with digest {@code algorithm} ("MD5" or "SHA-256") and these users. */
-    static Kamailio start(Path dir, String domain, String algorithm, Map<String, String> passwords) throws Exception {
+    public static Kamailio start(Path dir, String domain, String algorithm, Map<String, String> passwords)
+            throws Exception {
         return start(dir, domain, algorithm, passwords, "", "");
     }
 
@@ -48,12 +51,12 @@ final class Kamailio implements AutoCloseable {
      * {@code onReply} on every reply with one (kamailio script: e.g. {@code subst_body} to rewrite the SDP, as a
      * malicious proxy would). What it logs of the SDP is what it received, before any rewriting.
      */
-    static Kamailio start(Path dir, String domain, String algorithm, Map<String, String> passwords, String onRequest,
-                          String onReply) throws Exception {
+    public static Kamailio start(Path dir, String domain, String algorithm, Map<String, String> passwords,
+                                 String onRequest, String onReply) throws Exception {
         Path binary = Stream.of("/usr/sbin/kamailio", "/usr/local/sbin/kamailio").map(Path::of)
                 .filter(Files::isExecutable).findFirst().orElseThrow(() -> new IllegalStateException(
-                        "kamailio is not installed: ./tpmphone test installs it (apt-get install -y kamailio"
-                                + " kamailio-tls-modules)"));
+                        "kamailio is not installed: ./tpmphone demo and ./tpmphone test install it (apt-get install"
+                                + " -y kamailio kamailio-tls-modules)"));
         Path modules = modulesDirectory();
         Files.createDirectories(dir);
         Path key = dir.resolve("key.pem");
@@ -122,8 +125,8 @@ final class Kamailio implements AutoCloseable {
                 }
             }
         }
-        throw new IllegalStateException("kamailio's TLS module (tls.so) is not installed: ./tpmphone test installs"
-                + " it (apt-get install -y kamailio-tls-modules)");
+        throw new IllegalStateException("kamailio's TLS module (tls.so) is not installed: ./tpmphone demo and"
+                + " ./tpmphone test install it (apt-get install -y kamailio-tls-modules)");
     }
 
     private static void run(Path dir, String... command) throws Exception {
@@ -135,16 +138,16 @@ final class Kamailio implements AutoCloseable {
     }
 
     /** Where the phones reach it (TLS). */
-    InetSocketAddress tls() {
+    public InetSocketAddress tls() {
         return new InetSocketAddress(LOOPBACK, tlsPort);
     }
 
-    String domain() {
+    public String domain() {
         return domain;
     }
 
     /** Everything kamailio logged so far (for assertion messages). */
-    String log() {
+    public String log() {
         try {
             return Files.readString(dir.resolve("kamailio.log"), StandardCharsets.UTF_8);
         } catch (IOException e) {
@@ -153,30 +156,41 @@ final class Kamailio implements AutoCloseable {
     }
 
     /** The last {@code lines} lines kamailio logged (for assertion messages that need only the recent ones). */
-    String logTail(int lines) {
+    public String logTail(int lines) {
         List<String> all = log().lines().toList();
         return "kamailio log (" + dir.resolve("kamailio.log") + ", last " + Math.min(lines, all.size()) + " of "
                 + all.size() + " lines):\n" + String.join("\n", all.subList(Math.max(0, all.size() - lines),
                 all.size()));
     }
 
+    /** Ends kamailio and every worker it forked (an interrupt stops the waiting, not the killing, and is kept). */
     @Override
-    public void close() throws InterruptedException {
+    public void close() {
         List<ProcessHandle> children = process.descendants().toList();
         process.destroy();
-        if (!process.waitFor(5, TimeUnit.SECONDS)) {
+        try {
+            if (!process.waitFor(5, TimeUnit.SECONDS)) {
+                process.destroyForcibly();
+                process.waitFor(5, TimeUnit.SECONDS);
+            }
+        } catch (InterruptedException e) {
             process.destroyForcibly();
-            process.waitFor(5, TimeUnit.SECONDS);
+            Thread.currentThread().interrupt();
         }
         for (ProcessHandle c : children) {
             c.destroyForcibly();
+        }
+        if (Thread.currentThread().isInterrupted()) {
+            return;
         }
         // Each worker's exit is an event (ProcessHandle.onExit); wait for all of them, at most 5 s.
         try {
             CompletableFuture.allOf(children.stream().map(ProcessHandle::onExit).toArray(CompletableFuture[]::new))
                     .get(5, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
         } catch (java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException e) {
-            // best effort: a worker that outlives SIGKILL is the kernel's to reap; the test's result stands
+            // best effort: a worker that outlives SIGKILL is the kernel's to reap
         }
     }
 }
