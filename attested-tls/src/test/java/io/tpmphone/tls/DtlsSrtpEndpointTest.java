@@ -12,6 +12,7 @@ import java.net.DatagramSocket;
 import java.net.InetAddress;
 import java.time.Clock;
 import java.time.Duration;
+import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
@@ -163,9 +164,41 @@ class DtlsSrtpEndpointTest {
     }
 
     @Test
+    void everyFingerprintIsConsidered_underOurMostPreferredHashFunction() throws Exception {
+        // RFC 8122 §5: the far end may announce several certificates' fingerprints; any of them under the selected
+        // hash function authenticates it. Here mallory's comes first and bob's second: bob is accepted.
+        try (Outcome o = associate(withFingerprints(config(alice, bob), mallory.fingerprint(), bob.fingerprint()),
+                config(bob, alice))) {
+            assertEquals(IntegrityLevel.MEASURED, o.client().peer().level(), String.valueOf(o.client().failure()));
+        }
+        // bob's sha-512 fingerprint beside a sha-256 one of another certificate: sha-512 is selected and matches.
+        try (Outcome o = associate(withFingerprints(config(alice, bob), mallory.fingerprint(), sha512(bob)),
+                config(bob, alice))) {
+            assertEquals(IntegrityLevel.MEASURED, o.client().peer().level(), String.valueOf(o.client().failure()));
+        }
+        // A match under a weaker function does not count when a stronger one is offered (no downgrade): bob's
+        // sha-256 fingerprint beside mallory's sha-512 one refuses bob, naming the function it checked.
+        try (Outcome o = associate(withFingerprints(config(alice, bob), bob.fingerprint(), sha512(mallory)),
+                config(bob, alice))) {
+            assertEquals(DtlsSrtpException.Reason.FINGERPRINT_MISMATCH, o.client().reason(),
+                    String.valueOf(o.client().failure()));
+            assertTrue(o.client().failure().getMessage().contains("sha-512"), o.client().failure().getMessage());
+        }
+    }
+
+    private static DtlsSrtpConfig withFingerprints(DtlsSrtpConfig c, DtlsFingerprint... fingerprints) {
+        return new DtlsSrtpConfig(c.tls(), List.of(fingerprints), c.handshakeTimeout(), c.evidenceTimeout());
+    }
+
+    private static DtlsFingerprint sha512(SoftwareHosts.Host h) throws Exception {
+        return new DtlsFingerprint("sha-512", java.security.MessageDigest.getInstance("SHA-512")
+                .digest(h.certificate.getEncoded()));
+    }
+
+    @Test
     void aStandardPhoneThatSendsNoEvidence_isUnattestedEndToEnd_butItsFingerprintIsChecked() throws Exception {
         DtlsSrtpConfig phone = config(standardPhone, alice);
-        phone = new DtlsSrtpConfig(phone.tls().withoutAttestation(), phone.remoteFingerprint(),
+        phone = new DtlsSrtpConfig(phone.tls().withoutAttestation(), phone.remoteFingerprints(),
                 phone.handshakeTimeout(), phone.evidenceTimeout());
         int quotesBefore = alice.quotes.get();
         try (Outcome o = associate(config(alice, standardPhone), phone)) {
@@ -179,7 +212,7 @@ class DtlsSrtpEndpointTest {
         // Its fingerprint is still what authenticates it: another self-signed certificate is refused.
         SoftwareHosts.Host impostor = hosts.selfSigned("baresip");
         DtlsSrtpConfig impostorPhone = new DtlsSrtpConfig(config(impostor, alice).tls().withoutAttestation(),
-                alice.fingerprint(), phone.handshakeTimeout(), phone.evidenceTimeout());
+                List.of(alice.fingerprint()), phone.handshakeTimeout(), phone.evidenceTimeout());
         try (Outcome o = associate(config(alice, standardPhone), impostorPhone)) {
             assertEquals(DtlsSrtpException.Reason.FINGERPRINT_MISMATCH, o.client().reason(),
                     String.valueOf(o.client().failure()));
@@ -317,7 +350,7 @@ class DtlsSrtpEndpointTest {
             assertArrayEquals(c, s, "both ends of one association name the same evidence digest");
         }
         DtlsSrtpConfig plain = config(alice, bob);
-        plain = new DtlsSrtpConfig(plain.tls().withoutAttestation(), plain.remoteFingerprint(),
+        plain = new DtlsSrtpConfig(plain.tls().withoutAttestation(), plain.remoteFingerprints(),
                 plain.handshakeTimeout(), plain.evidenceTimeout());
         try (Outcome o = associate(plain, config(bob, alice))) {
             assertTrue(o.client().association().evidenceDigest().isEmpty(), "no evidence, no digest");

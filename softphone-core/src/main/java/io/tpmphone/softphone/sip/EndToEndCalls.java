@@ -128,7 +128,7 @@ final class EndToEndCalls implements AutoCloseable {
             throw new IllegalArgumentException("the far end's media address is not one to send to");
         }
         Sdp.DtlsAttributes theirs = remote.dtls().orElseThrow();
-        DtlsSrtpConfig dtls = DtlsSrtpConfig.of(tls, theirs.fingerprints().get(0)).withTimeouts(
+        DtlsSrtpConfig dtls = DtlsSrtpConfig.of(tls, theirs.fingerprints()).withTimeouts(
                 min(DtlsSrtpConfig.DEFAULT_HANDSHAKE_TIMEOUT, config.setupTimeout()),
                 min(DtlsSrtpConfig.DEFAULT_EVIDENCE_TIMEOUT, config.setupTimeout()));
         DtlsMedia media = new DtlsMedia(call, call.audio().orElseThrow());

@@ -22,7 +22,10 @@ public record Sdp(String address, int port, List<Integer> payloadTypes, List<Sde
                   String direction, Optional<DtlsAttributes> dtls, java.util.Map<Integer, String> rtpmap) {
     /** The DTLS-SRTP media protocol (RFC 5764 §8). */
     public static final String DTLS_PROTOCOL = "UDP/TLS/RTP/SAVP";
-    /** More fingerprints than this in one SDP are refused (RFC 8122 allows several; nobody needs many). */
+    /**
+     * More fingerprints than this in one SDP (per level, counting the ones we skip) are refused: RFC 8122 allows
+     * several; nobody needs many.
+     */
     public static final int MAX_FINGERPRINTS = 4;
 
     /**
@@ -205,6 +208,7 @@ public record Sdp(String address, int port, List<Integer> payloadTypes, List<Sde
         String protocol = null;
         List<DtlsFingerprint> sessionFingerprints = new ArrayList<>();
         List<DtlsFingerprint> mediaFingerprints = new ArrayList<>();
+        int[] fingerprintAttributes = new int[2]; // session level, audio level
         String sessionSetup = null;
         String mediaSetup = null;
         boolean rtcpMux = false;
@@ -259,15 +263,13 @@ public record Sdp(String address, int port, List<Integer> payloadTypes, List<Sde
                 }
             } else if (type == 'a' && value.startsWith("fingerprint:") && (inAudio || !seenAudio)) {
                 List<DtlsFingerprint> to = inAudio ? mediaFingerprints : sessionFingerprints;
-                if (to.size() == MAX_FINGERPRINTS) {
+                if (++fingerprintAttributes[inAudio ? 1 : 0] > MAX_FINGERPRINTS) {
                     throw new IllegalArgumentException("the SDP has more than " + MAX_FINGERPRINTS + " fingerprints");
                 }
-                String fingerprint = value.substring("fingerprint:".length());
-                if (!DtlsFingerprint.supportsHashFunctionOf(fingerprint)) {
-                    continue; // another hash function beside ours is fine (RFC 8122 §5); none of ours is not
-                }
+                // Every attribute is read: another registered hash function beside ours is fine (RFC 8122 §5) and
+                // skipped; a malformed, forbidden (md5) or unregistered one refuses the SDP with its reason.
                 try {
-                    to.add(DtlsFingerprint.parse(fingerprint));
+                    DtlsFingerprint.parseAny(value.substring("fingerprint:".length())).ifPresent(to::add);
                 } catch (MalformedExtensionException e) {
                     throw new IllegalArgumentException(e.getMessage(), e);
                 }
