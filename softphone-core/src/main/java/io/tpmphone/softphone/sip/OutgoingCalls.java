@@ -306,6 +306,22 @@ final class OutgoingCalls {
             dialog.sendRequest(sip.provider.getNewClientTransaction(dialog.createRequest(Request.BYE)));
             return;
         }
+        if (call.dtls().isPresent()) {
+            // The answer came in a reliable 183 and the DTLS association (and the evidence in it) follows it: the 2xx
+            // carries the same SDP or none (RFC 3262 §5, RFC 3264). Another media identity here — a proxy or an
+            // attacker swapping the far end after its evidence passed — ends the call, and no SRTP starts.
+            Optional<String> changed = changedByTheFinalAnswer(call, r);
+            if (changed.isPresent()) {
+                String why = "the 2xx's SDP is not the answer of the reliable 183: " + changed.get();
+                LOG.warn("call {}: {}", UntrustedText.forTerminal(call.callId(), 200),
+                        UntrustedText.forTerminal(why, 500));
+                call.dtls().get().close();
+                dialog.sendRequest(sip.provider.getNewClientTransaction(dialog.createRequest(Request.BYE)));
+                call.ended(UntrustedText.forTerminal(why, 500));
+                listener.ended(call);
+                return;
+            }
+        }
         if (call.dtls().isEmpty()) {
             String problem = beginDtls(call, r);
             if (problem != null) {
@@ -332,6 +348,20 @@ final class OutgoingCalls {
             call.ended(UntrustedText.forTerminal(why, 500));
             listener.ended(call);
         });
+    }
+
+    /** What the SDP of the 2xx {@code r} changes of the early answer's media identity; empty when it has none. */
+    private static Optional<String> changedByTheFinalAnswer(Call call, Response r) {
+        byte[] body = r.getRawContent();
+        if (body == null || body.length == 0 || call.remoteSdp().isEmpty()) {
+            return Optional.empty();
+        }
+        try {
+            return call.remoteSdp().get().mediaIdentityChange(Sdp.parse(new String(body,
+                    StandardCharsets.US_ASCII)));
+        } catch (IllegalArgumentException e) {
+            return Optional.of("its SDP is unusable: " + e.getMessage());
+        }
     }
 
     /**

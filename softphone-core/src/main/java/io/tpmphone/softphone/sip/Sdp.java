@@ -329,6 +329,35 @@ public record Sdp(String address, int port, List<Integer> payloadTypes, List<Sde
                 Optional.of(new DtlsAttributes(fingerprints, setup, rtcpMux)), rtpmap);
     }
 
+    /**
+     * What {@code later} (the SDP of a 2xx) changes of this one's media identity (the answer of a reliable
+     * provisional response): its connection address, port, DTLS fingerprints or setup role. RFC 3262 §5 and RFC 3264:
+     * once an answer came in a reliable provisional, the 2xx carries the same SDP or none; a different media identity
+     * after the far end's evidence passed is what a proxy or attacker swapping the far end would send. Empty when
+     * nothing of it changed. Names what changed, never the peer's text.
+     */
+    public Optional<String> mediaIdentityChange(Sdp later) {
+        List<String> changed = new ArrayList<>();
+        if (!address.equals(later.address)) {
+            changed.add("connection address");
+        }
+        if (port != later.port) {
+            changed.add("port " + port + " → " + later.port);
+        }
+        if (dtls.isPresent() != later.dtls.isPresent()) {
+            changed.add("media protocol");
+        } else if (dtls.isPresent()) {
+            if (!new java.util.HashSet<>(dtls.get().fingerprints()).equals(
+                    new java.util.HashSet<>(later.dtls.get().fingerprints()))) {
+                changed.add("a=fingerprint");
+            }
+            if (dtls.get().setup() != later.dtls.get().setup()) {
+                changed.add("a=setup " + dtls.get().setup().sdp() + " → " + later.dtls.get().setup().sdp());
+            }
+        }
+        return changed.isEmpty() ? Optional.empty() : Optional.of(String.join(", ", changed));
+    }
+
     private static String abbreviate(String s) {
         return s.length() > 40 ? s.substring(0, 40) + "…" : s;
     }

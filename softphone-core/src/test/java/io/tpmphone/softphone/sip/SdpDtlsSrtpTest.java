@@ -121,6 +121,20 @@ class SdpDtlsSrtpTest {
                 "more than " + Sdp.MAX_FINGERPRINTS);
     }
 
+    @Test
+    void theMediaIdentityOfAFinalAnswer_isComparedWithTheEarlyOne() {
+        Sdp early = Sdp.dtlsSrtp("192.0.2.1", 40000, List.of(0), Sdp.DtlsAttributes.of(OURS, DtlsSetup.ACTIVE));
+        assertTrue(early.mediaIdentityChange(Sdp.parse(early.encode("bob", 2))).isEmpty(), "the same SDP again");
+        DtlsFingerprint other = DtlsFingerprint.sha256(new byte[] {9});
+        assertEquals("a=fingerprint", early.mediaIdentityChange(Sdp.dtlsSrtp("192.0.2.1", 40000, List.of(0),
+                Sdp.DtlsAttributes.of(other, DtlsSetup.ACTIVE))).orElseThrow());
+        assertEquals("connection address, port 40000 → 40002, a=setup active → passive", early.mediaIdentityChange(
+                Sdp.dtlsSrtp("192.0.2.9", 40002, List.of(0), Sdp.DtlsAttributes.of(OURS, DtlsSetup.PASSIVE)))
+                .orElseThrow());
+        assertEquals("media protocol", early.mediaIdentityChange(new Sdp("192.0.2.1", 40000, List.of(0),
+                List.of())).orElseThrow());
+    }
+
     private static void assertRefusedWith(String sdp, String what, String reason) {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Sdp.parse(sdp), what);
         assertTrue(e.getMessage().contains(reason), what + ": " + e.getMessage());
