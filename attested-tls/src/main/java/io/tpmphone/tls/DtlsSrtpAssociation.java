@@ -45,6 +45,14 @@ public final class DtlsSrtpAssociation implements AutoCloseable {
         this.buffer = new byte[Math.max(1, transport.getReceiveLimit())];
     }
 
+    /**
+     * The DTLS transport itself, for tests in this package that play a far end sending what a genuine one would not
+     * (random application data inside the association).
+     */
+    org.bouncycastle.tls.DTLSTransport transport() {
+        return transport;
+    }
+
     /** The far end's level and why, established over this association. */
     public PeerAttestation peer() {
         return peer;
