@@ -350,6 +350,25 @@ final class OutgoingCalls {
         });
     }
 
+    /**
+     * The answer to our re-INVITE (hold, resume) of a DTLS-SRTP call: it must keep the association (fingerprints,
+     * address, port, role); then the call is held or resumed as the answer's direction says. An answer that changes
+     * it ends the call with a BYE and the reason: its media identity would no longer be the one whose evidence passed.
+     */
+    private void reInviteAnsweredEndToEnd(Dialog dialog, Call call, Sdp answer) throws SipException {
+        Optional<String> changed = call.remoteSdp().get().associationChange(answer);
+        if (changed.isPresent()) {
+            String why = "the answer to our re-INVITE changes the DTLS-SRTP association: " + changed.get();
+            dialog.sendRequest(sip.provider.getNewClientTransaction(dialog.createRequest(Request.BYE)));
+            call.ended(UntrustedText.forTerminal(why, 500));
+            listener.ended(call);
+            return;
+        }
+        call.held(!answer.direction().equals("sendrecv"));
+        call.audio().ifPresent(a -> a.direction(answer.direction().equals("inactive") ? "inactive"
+                : call.held() ? "sendonly" : "sendrecv"));
+    }
+
     /** What the SDP of the 2xx {@code r} changes of the early answer's media identity; empty when it has none. */
     private static Optional<String> changedByTheFinalAnswer(Call call, Response r) {
         byte[] body = r.getRawContent();
@@ -380,6 +399,10 @@ final class OutgoingCalls {
         }
         Sdp answer = Sdp.parse(new String(r.getRawContent() == null ? new byte[0] : r.getRawContent(),
                 StandardCharsets.US_ASCII));
+        if (call.state() == Call.State.ESTABLISHED && call.dtls().isPresent() && call.remoteSdp().isPresent()) {
+            reInviteAnsweredEndToEnd(dialog, call, answer);
+            return;
+        }
         Optional<SdesCrypto> theirs = answer.cryptos().stream().findFirst();
         boolean reInvite = call.state() == Call.State.ESTABLISHED;
         boolean sameKey = reInvite && theirs.isPresent() && call.remoteSdp().isPresent()

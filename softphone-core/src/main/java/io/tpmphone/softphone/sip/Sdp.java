@@ -358,6 +358,29 @@ public record Sdp(String address, int port, List<Integer> payloadTypes, List<Sde
         return changed.isEmpty() ? Optional.empty() : Optional.of(String.join(", ", changed));
     }
 
+    /**
+     * What a re-offer or its answer ({@code later}) in an established DTLS-SRTP call changes of the association this
+     * SDP set up (RFC 5763 §6.7.1, RFC 8842 §5): the same fingerprints, address and port keep it; {@code a=setup} may
+     * be {@code actpass} in a re-offer, or the role the far end has. Empty when the association stands.
+     */
+    public Optional<String> associationChange(Sdp later) {
+        Optional<String> changed = withSetup(later.dtls.map(d -> d.setup()).orElse(DtlsSetup.ACTPASS))
+                .mediaIdentityChange(later);
+        if (changed.isPresent() || later.dtls.isEmpty()) {
+            return changed;
+        }
+        DtlsSetup role = dtls.orElseThrow().setup();
+        DtlsSetup now = later.dtls.get().setup();
+        boolean sameRole = now == role || now == DtlsSetup.ACTPASS || role == DtlsSetup.ACTPASS
+                && now == DtlsSetup.PASSIVE;
+        return sameRole ? Optional.empty() : Optional.of("a=setup " + role.sdp() + " → " + now.sdp());
+    }
+
+    private Sdp withSetup(DtlsSetup setup) {
+        return dtls.isEmpty() ? this : new Sdp(address, port, payloadTypes, cryptos, direction, Optional.of(
+                new DtlsAttributes(dtls.get().fingerprints(), setup, dtls.get().rtcpMux())), rtpmap);
+    }
+
     private static String abbreviate(String s) {
         return s.length() > 40 ? s.substring(0, 40) + "…" : s;
     }

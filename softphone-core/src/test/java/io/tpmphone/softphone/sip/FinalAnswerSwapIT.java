@@ -71,7 +71,7 @@ class FinalAnswerSwapIT {
     }
 
     @Test
-    void a2xxWithAnotherPort_endsTheCall_butTheSameSdpAgain_isTheCall() throws Exception {
+    void aChangedPort_endsTheCall_theSameSdpIsTheCall_andAReInviteNamingAnotherCertificateGets488() throws Exception {
         TestHosts hosts = new TestHosts();
         TestHosts.CountingIdentity bob = hosts.identity("bob");
         try (Callee callee = new Callee(hosts, bob);
@@ -91,9 +91,18 @@ class FinalAnswerSwapIT {
             CompletableFuture<Void> served = callee.serveOneCall(null, null, () -> placed.get() != null
                     && placed.get().state() != Call.State.SETTING_UP && placed.get().state() != Call.State.RINGING
                     && placed.get().dtls().orElseThrow().started().isDone());
+            callee.reInviteFingerprint = DtlsFingerprint.sha256(hosts.identity("mallory").certificateChain().get(0)
+                    .getEncoded()).toSdp();
             Call same = alice.call("sips:bob@bob", callee.address());
             placed.set(same);
             await(served, callee, same);
+            // a re-INVITE that names another certificate would need a new association and new evidence: refused,
+            // and the call goes on as it was
+            RawSip.Response refused = callee.reInviteAnswer;
+            assertEquals(488, refused.status(), refused::text);
+            assertTrue(refused.text().contains("DTLS-SRTP association") && refused.text().contains("a=fingerprint"),
+                    refused::text);
+            assertEquals(Call.State.ESTABLISHED, same.state(), same::reason);
             assertEquals(Call.State.ESTABLISHED, same.state(), () -> "the same SDP in the 200 is fine: "
                     + same.reason());
             assertTrue(same.dtls().orElseThrow().started().get(10, TimeUnit.SECONDS), same::display);
@@ -161,6 +170,26 @@ class FinalAnswerSwapIT {
             return done;
         }
 
+        /** With {@code reInviteFingerprint}: once the call stands, a re-INVITE (hold) naming that certificate. */
+        volatile String reInviteFingerprint;
+        volatile RawSip.Response reInviteAnswer;
+
+        private void reInvite(String invite, String body) throws Exception {
+            Matcher contact = Pattern.compile("(?mi)^Contact: *<([^>]+)>").matcher(invite);
+            Matcher from = Pattern.compile("(?mi)^From:([^\r\n]*)").matcher(invite);
+            Matcher to = Pattern.compile("(?mi)^To:([^\r\n]*)").matcher(invite);
+            Matcher callId = Pattern.compile("(?mi)^Call-ID: *([^\r\n]+)").matcher(invite);
+            assertTrue(contact.find() && from.find() && to.find() && callId.find(), invite);
+            sip.send("INVITE " + contact.group(1) + " SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:" + server.getLocalPort()
+                    + ";branch=z9hG4bKreinvite1\r\nMax-Forwards: 70\r\nFrom:" + to.group(1) + ";tag=bob1\r\nTo:"
+                    + from.group(1) + "\r\nCall-ID: " + callId.group(1).trim() + "\r\nCSeq: 1 INVITE\r\n"
+                    + "Contact: <sips:bob@127.0.0.1:" + server.getLocalPort() + ";transport=tls>\r\n"
+                    + "Content-Type: application/sdp\r\nContent-Length: " + body.length() + "\r\n\r\n"
+                    + body.replace("a=sendrecv", "a=sendonly"));
+            reInviteAnswer = Await.until("alice's answer to the re-INVITE", WAIT, () -> sip.finals()
+                    .get(callId.group(1).trim()), r -> r != null);
+        }
+
         private void serve(String fingerprint, Integer portShift, java.util.function.BooleanSupplier holdUntil)
                 throws Exception {
             Clock clock = Clock.systemUTC();
@@ -190,6 +219,9 @@ class FinalAnswerSwapIT {
                 sip.send(response(invite.text(), "200 OK", "", finalAnswer));
                 Await.until("alice's ACK", WAIT, () -> sip.requests().stream()
                         .anyMatch(r -> r.method().equals("ACK")), b -> b);
+                if (reInviteFingerprint != null) {
+                    reInvite(invite.text(), sdp(media.getLocalPort(), reInviteFingerprint));
+                }
                 // the association stays up (close_notify answered) while alice decides what to do with the 2xx
                 Await.until("alice to be done with the call", WAIT, () -> {
                     try {

@@ -135,6 +135,23 @@ class SdpDtlsSrtpTest {
                 List.of())).orElseThrow());
     }
 
+    @Test
+    void aReOffer_keepsTheAssociation_onlyWithTheSameIdentityAndRole() {
+        Sdp offer = Sdp.dtlsSrtp("192.0.2.1", 40000, List.of(0), Sdp.DtlsAttributes.of(OURS, DtlsSetup.ACTPASS));
+        for (DtlsSetup same : List.of(DtlsSetup.ACTPASS, DtlsSetup.PASSIVE)) {
+            assertTrue(offer.associationChange(Sdp.dtlsSrtp("192.0.2.1", 40000, List.of(0), Sdp.DtlsAttributes.of(
+                    OURS, same)).withDirection("sendonly")).isEmpty(), "the offerer re-offers as " + same);
+        }
+        assertEquals("a=setup actpass → active", offer.associationChange(Sdp.dtlsSrtp("192.0.2.1", 40000,
+                List.of(0), Sdp.DtlsAttributes.of(OURS, DtlsSetup.ACTIVE))).orElseThrow(), "a role flip");
+        assertEquals("a=fingerprint", offer.associationChange(Sdp.dtlsSrtp("192.0.2.1", 40000, List.of(0),
+                Sdp.DtlsAttributes.of(DtlsFingerprint.sha256(new byte[] {3}), DtlsSetup.ACTPASS))).orElseThrow());
+        Sdp answer = Sdp.dtlsSrtp("192.0.2.2", 5000, List.of(0), Sdp.DtlsAttributes.of(OURS, DtlsSetup.ACTIVE));
+        assertTrue(answer.associationChange(answer.withDirection("recvonly")).isEmpty());
+        assertEquals("a=setup active → passive", answer.associationChange(Sdp.dtlsSrtp("192.0.2.2", 5000,
+                List.of(0), Sdp.DtlsAttributes.of(OURS, DtlsSetup.PASSIVE))).orElseThrow());
+    }
+
     private static void assertRefusedWith(String sdp, String what, String reason) {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Sdp.parse(sdp), what);
         assertTrue(e.getMessage().contains(reason), what + ": " + e.getMessage());
