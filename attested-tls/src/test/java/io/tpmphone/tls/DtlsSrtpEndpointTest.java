@@ -186,6 +186,63 @@ class DtlsSrtpEndpointTest {
         }
     }
 
+    @Test
+    void eachSidesVerdict_reachesTheOther_insideTheAssociation_andIsAcknowledged() throws Exception {
+        try (Outcome o = associate(config(alice, bob), config(bob, alice))) {
+            DtlsSrtpAssociation c = o.client().association();
+            DtlsSrtpAssociation s = o.server().association();
+            assertTrue(c.exchangesVerdicts() && s.exchangesVerdicts(), "both attest: verdicts both ways");
+            c.sendVerdict(new DtlsVerdict(false, IntegrityLevel.FAILED, IntegrityLevel.MEASURED));
+            s.sendVerdict(new DtlsVerdict(true, IntegrityLevel.MEASURED, IntegrityLevel.IDENTIFIED));
+            Future<Boolean> serverSide = threads.submit(() -> {
+                while (s.peerVerdict().isEmpty() || !s.verdictAcknowledged()) {
+                    assertTrue(s.serviceIncoming(50), "the server's association stays up");
+                }
+                return true;
+            });
+            while (c.peerVerdict().isEmpty() || !c.verdictAcknowledged()) {
+                assertTrue(c.serviceIncoming(50), "the client's association stays up");
+            }
+            assertTrue(serverSide.get(20, TimeUnit.SECONDS));
+            assertEquals(new DtlsVerdict(false, IntegrityLevel.FAILED, IntegrityLevel.MEASURED),
+                    s.peerVerdict().orElseThrow());
+            assertEquals(new DtlsVerdict(true, IntegrityLevel.MEASURED, IntegrityLevel.IDENTIFIED),
+                    c.peerVerdict().orElseThrow());
+            assertEquals("refused: it requires MEASURED and saw us as FAILED", s.peerVerdict().get().display());
+        }
+        // a standard phone (no attestation in its hello) takes no verdict
+        DtlsSrtpConfig phone = config(standardPhone, alice);
+        phone = new DtlsSrtpConfig(phone.tls().withoutAttestation(), phone.remoteFingerprints(),
+                phone.handshakeTimeout(), phone.evidenceTimeout());
+        try (Outcome o = associate(config(alice, standardPhone), phone)) {
+            assertFalse(o.client().association().exchangesVerdicts(), "no verdicts with a standard phone");
+        }
+    }
+
+    @Test
+    void malformedVerdictRecords_areRefused_withAReason() {
+        for (String payload : new String[] {"", "MAYBE MEASURED MEASURED", "ACCEPT SUPREME MEASURED",
+                "ACCEPT MEASURED", "ACCEPT MEASURED MEASURED extra", "x".repeat(65)}) {
+            byte[] p = payload.getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+            byte[] r = java.nio.ByteBuffer.allocate(6 + p.length).put((byte) 1).put((byte) 3)
+                    .putShort((short) p.length).putShort((short) 0).put(p).array();
+            MalformedExtensionException e = org.junit.jupiter.api.Assertions.assertThrows(
+                    MalformedExtensionException.class, () -> DtlsVerdict.decode(r, r.length), payload);
+            assertTrue(e.getMessage().contains("verdict"), e.getMessage());
+        }
+        byte[] good = new DtlsVerdict(true, IntegrityLevel.UNATTESTED, IntegrityLevel.FAILED).encode();
+        assertDoesNotThrowDecode(good);
+    }
+
+    private static void assertDoesNotThrowDecode(byte[] r) {
+        try {
+            assertEquals(new DtlsVerdict(true, IntegrityLevel.UNATTESTED, IntegrityLevel.FAILED),
+                    DtlsVerdict.decode(r, r.length));
+        } catch (MalformedExtensionException e) {
+            throw new AssertionError(e);
+        }
+    }
+
     private static DtlsSrtpConfig withFingerprints(DtlsSrtpConfig c, DtlsFingerprint... fingerprints) {
         return new DtlsSrtpConfig(c.tls(), List.of(fingerprints), c.handshakeTimeout(), c.evidenceTimeout());
     }

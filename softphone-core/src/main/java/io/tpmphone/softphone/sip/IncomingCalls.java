@@ -324,11 +324,42 @@ final class IncomingCalls {
             }
             return;
         }
-        call.ringing();
-        listener.ringing(call);
         if (!reliable) {
+            call.ringing();
+            listener.ringing(call);
             return; // answered already; the ACK starts the media
         }
+        // Ring only once the caller accepted us too: its verdict comes inside the association (a caller that does
+        // not attest sends none; an older one that attests, none within VERDICT_WAIT). A refusal ends the call
+        // (EndToEndCalls.refusedByFarEnd) before this phone rings.
+        DtlsMedia dtls = call.dtls().orElseThrow();
+        dtls.peerVerdict().completeOnTimeout(Optional.empty(), VERDICT_WAIT.toMillis(),
+                java.util.concurrent.TimeUnit.MILLISECONDS).whenComplete((v, t) -> {
+                    if (v != null && v.isPresent() && !v.get().accept()) {
+                        return;
+                    }
+                    try {
+                        ring(request, st, call, toTag);
+                    } catch (Exception e) {
+                        LOG.warn("call {}: ringing failed: {}", UntrustedText.forTerminal(call.callId(), 200),
+                                UntrustedText.forTerminal(e.toString()));
+                        if (call.abandon("ringing failed: " + UntrustedText.forTerminal(e.getMessage(), 300))) {
+                            listener.ended(call);
+                        }
+                    }
+                });
+    }
+
+    /** How long an accepted caller's verdict is waited for before ringing (an attesting caller sends it at once). */
+    static final java.time.Duration VERDICT_WAIT = java.time.Duration.ofSeconds(3);
+
+    /** Both sides accepted each other end to end: 180, the ring screen, then the person's answer. */
+    private void ring(Request request, ServerTransaction st, Call call, String toTag) throws Exception {
+        if (call.state() != Call.State.SETTING_UP) {
+            return; // cancelled, refused or timed out meanwhile
+        }
+        call.ringing();
+        listener.ringing(call);
         Response ringing = sip.messages.createResponse(Response.RINGING, request);
         ((ToHeader) ringing.getHeader(ToHeader.NAME)).setTag(toTag);
         st.sendResponse(ringing);

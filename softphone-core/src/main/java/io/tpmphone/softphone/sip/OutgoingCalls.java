@@ -280,6 +280,9 @@ final class OutgoingCalls {
         call.inviteClient().ifPresent(ct -> {
             try {
                 Request cancel = ct.createCancel();
+                // why, for the callee and anyone relaying (RFC 3326); escaped, both levels named for a refusal
+                Signalling.addReason(sip, cancel, why.startsWith("refused by our call policy")
+                        ? Response.FORBIDDEN : Response.NOT_ACCEPTABLE_HERE, shown);
                 sip.provider.getNewClientTransaction(cancel).sendRequest();
             } catch (SipException | RuntimeException e) {
                 LOG.debug("call {}: the CANCEL could not be sent: {}", UntrustedText.forTerminal(call.callId(), 200),
