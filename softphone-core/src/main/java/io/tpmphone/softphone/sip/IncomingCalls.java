@@ -331,9 +331,9 @@ final class IncomingCalls {
         }
         // Ring only once the caller accepted us too: its verdict comes inside the association (a caller that does
         // not attest sends none; an older one that attests, none within VERDICT_WAIT). A refusal ends the call
-        // (EndToEndCalls.refusedByFarEnd) before this phone rings.
+        // (EndToEndCalls.refusedByFarEnd) before this phone rings. (A copy times out: a later refusal still counts.)
         DtlsMedia dtls = call.dtls().orElseThrow();
-        dtls.peerVerdict().completeOnTimeout(Optional.empty(), VERDICT_WAIT.toMillis(),
+        dtls.peerVerdict().copy().completeOnTimeout(Optional.empty(), VERDICT_WAIT.toMillis(),
                 java.util.concurrent.TimeUnit.MILLISECONDS).whenComplete((v, t) -> {
                     if (v != null && v.isPresent() && !v.get().accept()) {
                         return;
