@@ -132,6 +132,8 @@ final class DtlsMedia implements AutoCloseable {
                     + e, e));
             return;
         }
+        // Our own SIP reaction (the caller's CANCEL, the callee's 403) goes first, then the verdict inside DTLS.
+        decided.complete(d);
         if (!a.exchangesVerdicts()) {
             peerVerdict.complete(java.util.Optional.empty()); // a standard phone: no verdicts either way
         } else {
@@ -143,7 +145,6 @@ final class DtlsMedia implements AutoCloseable {
                         e.toString());
             }
         }
-        decided.complete(d);
         if (d.action() == CallPolicy.Action.REJECT) {
             // the far end learns why inside the association, whatever a proxy does with our SIP: the association
             // stays until it acknowledged our verdict (at most VERDICT_LINGER), then closes

@@ -168,12 +168,12 @@ class EndToEndCallIT {
         Call atBob = bob.callById(call.callId()).orElseThrow();
         Await.until("bob's call to end", WAIT, atBob::state,
                 s -> s == Call.State.ENDED || s == Call.State.REFUSED);
-        // alice's verdict came inside the association: bob never rang, and knows why, with both levels
+        // bob rings only once alice accepted him too: he never rang, and knows why with both levels — from alice's
+        // verdict inside DTLS or from her CANCEL's Reason header, whichever came first
         assertEquals(List.of("decided one hop ACCEPT", "decided end-to-end DTLS ACCEPT", "ended"), bobSaw.events,
                 () -> "bob decided, never rang, and the call ended: " + bobSaw.events);
-        assertEquals(Call.State.REFUSED, atBob.state(), atBob::toString);
-        assertTrue(atBob.reason().contains("refused end to end by the far end's verdict: far end level FAILED is"
-                + " below the required UNATTESTED; we saw it as FAILED"), () -> "bob is told why: " + atBob.reason());
+        assertTrue(atBob.reason().contains("far end level FAILED is below the required UNATTESTED"),
+                () -> "bob is told why: " + atBob.reason());
         assertEquals(0, atBob.audio().orElseThrow().stats().packetsSent(), () -> "no SRTP left bob: "
                 + atBob.audio().orElseThrow().stats());
     }
