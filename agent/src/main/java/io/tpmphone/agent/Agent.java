@@ -746,6 +746,12 @@ public final class Agent implements AutoCloseable {
         }
 
         @Override
+        public void callDecision(String direction, String action, String peerUri, String peerLevel,
+                                 String requiredLevel, String callId, String reason, Broker.DecisionFields fields) {
+            keys.recordCallDecision(direction, action, peerUri, peerLevel, requiredLevel, callId, reason, fields);
+        }
+
+        @Override
         public String passport() throws AgentException {
             HostAttestation.Verdict v = lastVerdict;
             if (v == null || v.result() == null || Instant.parse(v.expiresAt()).isBefore(

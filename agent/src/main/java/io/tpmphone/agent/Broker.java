@@ -56,7 +56,8 @@ import org.slf4j.LoggerFactory;
  *   <li>{@code TRUST} → {@code OK <SubjectPublicKeyInfo DER b64>}: the attestation server's result-signing key, with
  *       which the child verifies its peers' passports (the agent holds the server pinned);</li>
  *   <li>{@code DECISION <IN|OUT> <ACCEPT|REJECT|RESTRICT> <peer level> <required level> <callId> <peer URI>
- *       <reason...>} → {@code OK}: a call decision for the server's audit log;</li>
+ *       [<ONE_HOP|END_TO_END> <evidence SHA-256 hex|-> <result age seconds|->] <reason...>} → {@code OK}: a call
+ *       decision for the server's audit log, with its structured fields ({@link DecisionFields}) when given;</li>
  *   <li>{@code READY <SIP URI>} → {@code OK}: the child is serving (its SIP transports and control socket are up);
  *       sent once, after start-up, so the agent can tell a person that the softphone runs, or why it does not;</li>
  *   <li>{@code PHRASE} → {@code OK <UTF-8 b64>}: the person's ring-screen phrase, unsealed by the keystore for this
@@ -105,6 +106,16 @@ public final class Broker implements AutoCloseable {
         default void callDecision(String direction, String action, String peerUri, String peerLevel,
                                   String requiredLevel, String callId, String reason) throws Exception {
             throw new UnsupportedOperationException("no audit channel");
+        }
+
+        /**
+         * Records a call decision with its structured fields (how the far end's level was established, the digest of
+         * the evidence appraised, the result's age); by default the fields are dropped.
+         */
+        default void callDecision(String direction, String action, String peerUri, String peerLevel,
+                                  String requiredLevel, String callId, String reason, DecisionFields fields)
+                throws Exception {
+            callDecision(direction, action, peerUri, peerLevel, requiredLevel, callId, reason);
         }
 
         /** The latest signed attestation result (compact JWS) of this host: its passport. */
@@ -376,14 +387,24 @@ public final class Broker implements AutoCloseable {
                 case "RESULT" -> write(out, "OK " + service.passport());
                 case "TRUST" -> write(out, "OK " + Base64.getEncoder().encodeToString(service.resultVerificationKey()));
                 case "DECISION" -> {
-                    String[] d = line.split(" ", 8);
-                    if (d.length != 8 || !java.util.Set.of("IN", "OUT").contains(d[1])
+                    String[] d = line.split(" ", 11);
+                    boolean withFields = d.length == 11 && DecisionFields.WIRE.containsKey(d[7]);
+                    if (!withFields) {
+                        d = line.split(" ", 8);
+                    }
+                    if (d.length != (withFields ? 11 : 8) || !java.util.Set.of("IN", "OUT").contains(d[1])
                             || !java.util.Set.of("ACCEPT", "REJECT", "RESTRICT").contains(d[2])
                             || !LEVELS.contains(d[3]) || !LEVELS.contains(d[4])) {
                         throw new IllegalArgumentException("DECISION <IN|OUT> <ACCEPT|REJECT|RESTRICT> <level> <level>"
-                                + " <callId> <peer URI> <reason>");
+                                + " <callId> <peer URI> [<ONE_HOP|END_TO_END> <evidence sha256 hex|-> <result age s|->]"
+                                + " <reason>");
                     }
-                    service.callDecision(d[1], d[2], d[6], d[3], d[4], callId(d[5]), d[7]);
+                    if (withFields) {
+                        service.callDecision(d[1], d[2], d[6], d[3], d[4], callId(d[5]), d[10],
+                                DecisionFields.parse(d[7], d[8], d[9]));
+                    } else {
+                        service.callDecision(d[1], d[2], d[6], d[3], d[4], callId(d[5]), d[7]);
+                    }
                     write(out, "OK");
                 }
                 case "PHRASE" -> {
@@ -477,5 +498,51 @@ public final class Broker implements AutoCloseable {
             s.close();
         }
         Files.deleteIfExists(socket);
+    }
+
+    /**
+     * A call decision's structured fields, as the server's {@code CALL_DECISION} record takes them: how the far end's
+     * level was established ({@code "one hop"}: the connection the SIP came over; {@code "end-to-end DTLS"}: evidence
+     * inside the call's DTLS association), the SHA-256 of the evidence appraised (lower-case hex) and how old the
+     * attestation result the side relied on was when it decided, in seconds.
+     */
+    public record DecisionFields(String established, java.util.Optional<String> evidenceSha256,
+                                 java.util.Optional<Long> resultAgeSeconds) {
+        /** The wire's tokens for {@link #established} (it has spaces). */
+        static final java.util.Map<String, String> WIRE = java.util.Map.of("ONE_HOP", "one hop",
+                "END_TO_END", "end-to-end DTLS");
+        private static final java.util.regex.Pattern SHA256_HEX = java.util.regex.Pattern.compile("[0-9a-f]{64}");
+        /** Largest result age taken (the server's limit). */
+        static final long MAX_AGE_SECONDS = 1_000_000_000L;
+
+        public DecisionFields {
+            java.util.Objects.requireNonNull(established, "established");
+            java.util.Objects.requireNonNull(evidenceSha256, "evidenceSha256");
+            java.util.Objects.requireNonNull(resultAgeSeconds, "resultAgeSeconds");
+            if (!WIRE.containsValue(established)) {
+                throw new IllegalArgumentException("established is one of " + WIRE.values());
+            }
+            if (evidenceSha256.isPresent() && !SHA256_HEX.matcher(evidenceSha256.get()).matches()) {
+                throw new IllegalArgumentException("the evidence digest is 64 lower-case hex digits");
+            }
+            if (resultAgeSeconds.isPresent() && (resultAgeSeconds.get() < 0
+                    || resultAgeSeconds.get() > MAX_AGE_SECONDS)) {
+                throw new IllegalArgumentException("the result age is 0.." + MAX_AGE_SECONDS + " seconds");
+            }
+        }
+
+        /** From the wire's three words ({@code -} for an absent digest or age). */
+        static DecisionFields parse(String established, String evidence, String age) {
+            long seconds = -1;
+            if (!age.equals("-")) {
+                if (!age.matches("[0-9]{1,10}")) {
+                    throw new IllegalArgumentException("the result age is a number of seconds or -");
+                }
+                seconds = Long.parseLong(age);
+            }
+            return new DecisionFields(WIRE.get(established),
+                    evidence.equals("-") ? java.util.Optional.empty() : java.util.Optional.of(evidence),
+                    seconds < 0 ? java.util.Optional.empty() : java.util.Optional.of(seconds));
+        }
     }
 }

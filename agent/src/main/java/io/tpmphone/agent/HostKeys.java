@@ -278,6 +278,16 @@ public final class HostKeys implements AutoCloseable {
      */
     public void recordCallDecision(String direction, String action, String peerUri, String peerLevel,
                                    String requiredLevel, String callId, String reason) {
+        recordCallDecision(direction, action, peerUri, peerLevel, requiredLevel, callId, reason, null);
+    }
+
+    /**
+     * As {@link #recordCallDecision(String, String, String, String, String, String, String)}, with the decision's
+     * structured fields ({@code established}, {@code evidenceSha256}, {@code resultAgeSeconds} of the server's
+     * {@code CALL_DECISION} record: what the console's call view shows); {@code fields} may be null.
+     */
+    public void recordCallDecision(String direction, String action, String peerUri, String peerLevel,
+                                   String requiredLevel, String callId, String reason, Broker.DecisionFields fields) {
         boolean reject = action.equals("REJECT");
         if (reject) {
             synchronized (this) {
@@ -296,6 +306,11 @@ public final class HostKeys implements AutoCloseable {
         m.put("requiredLevel", requiredLevel);
         m.put("callId", callId.length() > 256 ? callId.substring(0, 256) : callId);
         m.put("message", reason.length() > 500 ? reason.substring(0, 500) : reason);
+        if (fields != null) {
+            m.put("established", fields.established());
+            fields.evidenceSha256().ifPresent(e -> m.put("evidenceSha256", e));
+            fields.resultAgeSeconds().ifPresent(a -> m.put("resultAgeSeconds", a));
+        }
         synchronized (this) {
             enqueue(m);
         }

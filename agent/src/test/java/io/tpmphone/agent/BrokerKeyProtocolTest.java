@@ -142,6 +142,69 @@ class BrokerKeyProtocolTest {
     }
 
     @Test
+    void aCallDecisionsStructuredFields_reachTheService_andMalformedOnesAreRefused(@TempDir Path dir)
+            throws Exception {
+        List<String> seen = new java.util.concurrent.CopyOnWriteArrayList<>();
+        Broker.Service service = new Broker.Service() {
+            @Override
+            public String quote(byte[] binder) {
+                return "akId=00";
+            }
+
+            @Override
+            public void callDecision(String direction, String action, String peerUri, String peerLevel,
+                                     String requiredLevel, String callId, String reason) {
+                seen.add(direction + " " + action + " " + peerLevel + " " + callId + " no fields: " + reason);
+            }
+
+            @Override
+            public void callDecision(String direction, String action, String peerUri, String peerLevel,
+                                     String requiredLevel, String callId, String reason, Broker.DecisionFields f) {
+                seen.add(direction + " " + action + " " + peerLevel + " " + callId + " " + f.established() + " "
+                        + f.evidenceSha256().orElse("none") + " " + f.resultAgeSeconds().map(String::valueOf)
+                        .orElse("unknown") + ": " + reason);
+            }
+        };
+        String digest = "ab".repeat(32);
+        try (Broker broker = Broker.start(dir, service);
+             AgentBroker child = AgentBroker.connect(broker.socketPath(), broker.token())) {
+            child.reportDecision("OUT", "ACCEPT", "MEASURED", "MEASURED", "c1", "sip:bob@example.org", true, digest,
+                    42, "end-to-end DTLS: far end level MEASURED meets MEASURED");
+            child.reportDecision("IN", "REJECT", "UNATTESTED", "MEASURED", "c2", "sip:x@example.org", false, "", -1,
+                    "one hop: below");
+            child.reportDecision("IN", "ACCEPT", "MEASURED", "MEASURED", "c3", "sip:y@example.org", "an old child");
+            assertEquals(List.of(
+                    "OUT ACCEPT MEASURED c1 end-to-end DTLS " + digest
+                            + " 42: end-to-end DTLS: far end level MEASURED meets MEASURED",
+                    "IN REJECT UNATTESTED c2 one hop none unknown: one hop: below",
+                    "IN ACCEPT MEASURED c3 no fields: an old child"), seen);
+            assertThrows(IllegalArgumentException.class, () -> child.reportDecision("IN", "ACCEPT", "MEASURED",
+                    "MEASURED", "c4", "sip:y@example.org", true, digest.toUpperCase(java.util.Locale.ROOT), 1, "r"),
+                    "the child's client refuses a digest that is not lower-case hex");
+        }
+        try (Broker broker = Broker.start(dir.resolve("2"), service);
+             SocketChannel ch = SocketChannel.open(StandardProtocolFamily.UNIX)) {
+            ch.connect(UnixDomainSocketAddress.of(broker.socketPath()));
+            BufferedReader in = new BufferedReader(new InputStreamReader(Channels.newInputStream(ch),
+                    StandardCharsets.UTF_8));
+            OutputStream out = Channels.newOutputStream(ch);
+            out.write(("HELLO " + broker.token() + "\n").getBytes(StandardCharsets.UTF_8));
+            assertEquals("OK", in.readLine());
+            String head = "DECISION IN ACCEPT MEASURED MEASURED c5 sip:z@example.org ";
+            for (String bad : List.of(head + "END_TO_END " + digest.substring(2) + " 1 reason",
+                    head + "END_TO_END " + digest.toUpperCase(java.util.Locale.ROOT) + " 1 reason",
+                    head + "ONE_HOP - -5 reason", head + "ONE_HOP - 1.5 reason",
+                    head + "ONE_HOP - 99999999999 reason")) {
+                int before = seen.size();
+                out.write((bad + "\n").getBytes(StandardCharsets.UTF_8));
+                String answer = in.readLine();
+                assertTrue(answer.startsWith("ERR BAD_REQUEST "), bad + " -> " + answer);
+                assertEquals(before, seen.size(), () -> "nothing recorded for " + bad + ": " + seen);
+            }
+        }
+    }
+
+    @Test
     void withoutAKeystore_keyRequestsAreUnavailable(@TempDir Path dir) throws Exception {
         try (Broker broker = Broker.start(dir, binder -> "akId=00");
              AgentBroker child = AgentBroker.connect(broker.socketPath(), broker.token())) {

@@ -413,6 +413,18 @@ class HostKeysIT {
             assertEquals(null, first(audit(client), r -> r.toString().contains("call-malformed")),
                     "the dropped event was not recorded later either");
             assertEquals(Optional.empty(), agent.keys().pendingReport(), "nothing is left to report");
+
+            // A well-formed decision's structured fields reach the server's record as fields, not only as text.
+            String digest = "0a".repeat(32);
+            agent.keys().recordCallDecision("OUT", "ACCEPT", "sip:bob@example.org", "MEASURED", "MEASURED",
+                    "call-fields", "end-to-end DTLS: far end level MEASURED meets MEASURED", new Broker.DecisionFields(
+                            "end-to-end DTLS", Optional.of(digest), Optional.of(42L)));
+            agent.attestNow();
+            JsonNode decision = awaitAudit(client, r -> r.path("type").asText().equals("CALL_DECISION")
+                    && r.at("/detail/callId").asText().equals("call-fields"));
+            assertEquals("end-to-end DTLS", decision.at("/detail/established").asText(), decision::toString);
+            assertEquals(digest, decision.at("/detail/evidenceSha256").asText(), decision::toString);
+            assertEquals(42, decision.at("/detail/resultAgeSeconds").asLong(-1), decision::toString);
         }
     }
 }

@@ -45,6 +45,8 @@ final class DtlsEvidenceExchange {
     private int peerHaveCount;
     private boolean peerComplete;
     private boolean acknowledge;
+    /** A verdict record that arrived during the exchange (the far end was done first), for the association. */
+    private byte[] early;
 
     /**
      * @param ours        our encoded evidence, or null when we send none
@@ -70,6 +72,13 @@ final class DtlsEvidenceExchange {
 
     boolean oursAcknowledged() {
         return ours == null || oursReceived;
+    }
+
+    /** A verdict record that arrived during the exchange, once (then empty). */
+    Optional<byte[]> takeEarlyVerdict() {
+        byte[] e = early;
+        early = null;
+        return Optional.ofNullable(e);
     }
 
     /** The peer's evidence once every byte of it arrived. */
@@ -132,6 +141,11 @@ final class DtlsEvidenceExchange {
         switch (type) {
             case TYPE_RECEIVED -> received(total, offset, b.remaining());
             case TYPE_FRAGMENT -> fragment(total, offset, b);
+            case DtlsVerdict.TYPE, DtlsVerdict.TYPE_RECEIVED -> {
+                // the far end finished its exchange before us and sent its verdict (or acknowledged ours): kept for
+                // the association, which takes verdicts (the last one only: bounded)
+                early = java.util.Arrays.copyOf(record, length);
+            }
             default -> throw new MalformedExtensionException("evidence record type " + type + " is unknown", true);
         }
     }

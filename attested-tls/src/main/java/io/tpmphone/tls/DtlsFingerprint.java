@@ -79,6 +79,48 @@ public record DtlsFingerprint(String hashFunction, byte[] digest) {
         return new DtlsFingerprint(function, digest);
     }
 
+    /**
+     * Reads any {@code a=fingerprint} value the far end may send (RFC 8122 §5, IANA "Hash Function Textual Names"):
+     * one of ours ({@link #parse}); a registered function we do not check (sha-1, sha-224) is empty — it may stand
+     * beside ours — but must still be well formed for its function; md2 and md5 (forbidden by RFC 8122), names not in
+     * the registry, and malformed values are refused, each with its reason and without echoing the value.
+     *
+     * @throws MalformedExtensionException naming what is wrong
+     */
+    public static java.util.Optional<DtlsFingerprint> parseAny(String value) throws MalformedExtensionException {
+        if (value == null) {
+            throw new MalformedExtensionException("a=fingerprint is missing");
+        }
+        if (value.length() > MAX_LENGTH) {
+            throw new MalformedExtensionException("a=fingerprint is longer than " + MAX_LENGTH + " characters");
+        }
+        int space = value.indexOf(' ');
+        String function = (space < 0 ? value : value.substring(0, space)).toLowerCase(Locale.ROOT);
+        int length;
+        switch (function) {
+            case "sha-256", "sha-384", "sha-512":
+                return java.util.Optional.of(parse(value));
+            case "sha-1":
+                length = 20;
+                break;
+            case "sha-224":
+                length = 28;
+                break;
+            case "md2", "md5":
+                throw new MalformedExtensionException("a=fingerprint uses " + function + ", which RFC 8122 forbids",
+                        true);
+            default:
+                throw new MalformedExtensionException("a=fingerprint names a hash function that is not in the IANA "
+                        + "registry (RFC 8122 §5)", true);
+        }
+        String hex = space < 0 ? "" : value.substring(space + 1);
+        if (!hex.matches("[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){" + (length - 1) + "}")) {
+            throw new MalformedExtensionException("a=fingerprint of " + function + " is not " + length
+                    + " colon-separated hex pairs", true);
+        }
+        return java.util.Optional.empty();
+    }
+
     /** Whether an attribute value names a hash function we check (sha-256, sha-384, sha-512), whatever follows. */
     public static boolean supportsHashFunctionOf(String value) {
         if (value == null) {
@@ -87,6 +129,43 @@ public record DtlsFingerprint(String hashFunction, byte[] digest) {
         int space = value.indexOf(' ');
         String function = (space < 0 ? value : value.substring(0, space)).toLowerCase(Locale.ROOT);
         return function.equals("sha-256") || function.equals("sha-384") || function.equals("sha-512");
+    }
+
+    /** Our preference among the hash functions we check, most preferred first (RFC 8122 §5: the strongest). */
+    public static final java.util.List<String> PREFERENCE = java.util.List.of("sha-512", "sha-384", "sha-256");
+
+    /**
+     * RFC 8122 §5's check of a certificate against all of the far end's fingerprints: the set that uses our most
+     * preferred hash function among those offered ({@link #PREFERENCE}) is selected, and the certificate must match
+     * one fingerprint of that set. A match under a weaker function offered beside a stronger one does not count, so
+     * an attacker who can add a fingerprint cannot downgrade the check to the weaker function.
+     *
+     * @return whether the certificate is one the far end announced
+     * @throws IllegalArgumentException when {@code fingerprints} is empty
+     */
+    public static boolean matchesAny(java.util.List<DtlsFingerprint> fingerprints, byte[] certificateDer) {
+        if (fingerprints.isEmpty()) {
+            throw new IllegalArgumentException("no fingerprint to check against");
+        }
+        String preferred = preferredFunction(fingerprints);
+        boolean match = false;
+        for (DtlsFingerprint f : fingerprints) {
+            // every fingerprint of the selected set is compared (no early exit), in constant time each
+            match |= f.hashFunction.equals(preferred) && f.matches(certificateDer);
+        }
+        return match;
+    }
+
+    /** The hash function {@link #matchesAny} selects from {@code fingerprints}. */
+    public static String preferredFunction(java.util.List<DtlsFingerprint> fingerprints) {
+        for (String function : PREFERENCE) {
+            for (DtlsFingerprint f : fingerprints) {
+                if (f.hashFunction.equals(function)) {
+                    return function;
+                }
+            }
+        }
+        throw new IllegalArgumentException("no fingerprint with a hash function we check");
     }
 
     /** Whether this is the fingerprint of {@code certificateDer} (constant time over the digest). */

@@ -30,6 +30,13 @@ public final class DtlsSrtpAssociation implements AutoCloseable {
     private final byte[] evidenceDigest;
     private volatile boolean closed;
     private volatile boolean accepted;
+    /** Our verdict on the far end, resent until acknowledged; the far end's on us (the first one counts). */
+    private volatile DtlsVerdict ourVerdict;
+    private volatile boolean ourVerdictAcknowledged;
+    private volatile long ourVerdictSentNanos;
+    private volatile DtlsVerdict peerVerdict;
+    /** Resend interval of our verdict. */
+    private static final long VERDICT_RESEND_NANOS = 100_000_000L;
 
     DtlsSrtpAssociation(org.bouncycastle.tls.DTLSTransport transport, DtlsEvidenceExchange exchange, SrtpKeys keys,
                         PeerAttestation peer, List<X509Certificate> peerChain, boolean client, DtlsSrtpPeer tls,
@@ -43,6 +50,78 @@ public final class DtlsSrtpAssociation implements AutoCloseable {
         this.peerChain = List.copyOf(peerChain);
         this.client = client;
         this.buffer = new byte[Math.max(1, transport.getReceiveLimit())];
+        if (exchange != null) {
+            java.util.Optional<byte[]> early = exchange.takeEarlyVerdict();
+            if (early.isPresent()) {
+                verdictRecord(early.get(), early.get().length);
+            }
+        }
+    }
+
+    /**
+     * Whether both sides attested in this association (each announced it and sent evidence): then each sends the
+     * other its verdict ({@link #sendVerdict}); a standard DTLS-SRTP phone neither sends nor expects one.
+     */
+    public boolean exchangesVerdicts() {
+        return exchange != null;
+    }
+
+    /**
+     * Sends our verdict on the far end inside the association; {@link #serviceIncoming} resends it until the far end
+     * acknowledges it. Only in an association that {@link #exchangesVerdicts()}; the first verdict counts.
+     */
+    public synchronized void sendVerdict(DtlsVerdict verdict) throws IOException {
+        if (exchange == null) {
+            throw new IllegalStateException("the far end does not attest: it takes no verdict");
+        }
+        if (ourVerdict != null || closed) {
+            return;
+        }
+        ourVerdict = verdict;
+        byte[] r = verdict.encode();
+        ourVerdictSentNanos = System.nanoTime();
+        transport.send(r, 0, r.length);
+    }
+
+    /** Whether the far end acknowledged our verdict. */
+    public boolean verdictAcknowledged() {
+        return ourVerdictAcknowledged;
+    }
+
+    /** The far end's verdict on us, once it arrived. */
+    public java.util.Optional<DtlsVerdict> peerVerdict() {
+        return java.util.Optional.ofNullable(peerVerdict);
+    }
+
+    /** Takes a verdict or its acknowledgement; whether the record was one. */
+    private boolean verdictRecord(byte[] record, int n) throws IOException {
+        int type = DtlsVerdict.typeOf(record, n);
+        if (type == DtlsVerdict.TYPE_RECEIVED) {
+            ourVerdictAcknowledged = ourVerdict != null;
+            return true;
+        }
+        if (type != DtlsVerdict.TYPE) {
+            return false;
+        }
+        try {
+            DtlsVerdict v = DtlsVerdict.decode(record, n);
+            if (peerVerdict == null) {
+                peerVerdict = v;
+            }
+            byte[] ack = DtlsVerdict.acknowledgement();
+            transport.send(ack, 0, ack.length); // every copy: our acknowledgement may have been lost
+        } catch (MalformedExtensionException e) {
+            LOG.debug("a malformed verdict record was refused: {}", e.getMessage());
+        }
+        return true;
+    }
+
+    /**
+     * The DTLS transport itself, for tests in this package that play a far end sending what a genuine one would not
+     * (random application data inside the association).
+     */
+    org.bouncycastle.tls.DTLSTransport transport() {
+        return transport;
     }
 
     /** The far end's level and why, established over this association. */
@@ -105,9 +184,18 @@ public final class DtlsSrtpAssociation implements AutoCloseable {
         if (closed || tls.peerClosed()) {
             return false;
         }
+        DtlsVerdict v = ourVerdict;
+        if (v != null && !ourVerdictAcknowledged && System.nanoTime() - ourVerdictSentNanos >= VERDICT_RESEND_NANOS) {
+            byte[] r = v.encode();
+            ourVerdictSentNanos = System.nanoTime();
+            transport.send(r, 0, r.length);
+        }
         int n = transport.receive(buffer, 0, buffer.length, waitMillis);
         if (n < 0) {
             return !closed && !tls.peerClosed();
+        }
+        if (exchange != null && verdictRecord(buffer, n)) {
+            return true;
         }
         if (exchange != null) {
             try {

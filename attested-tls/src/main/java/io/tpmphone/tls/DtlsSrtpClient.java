@@ -121,7 +121,7 @@ final class DtlsSrtpClient extends DefaultTlsClient {
 
     private List<X509Certificate> checked(org.bouncycastle.tls.Certificate c) throws IOException {
         try {
-            return DtlsSrtpHandshakes.checkFingerprint(c, config.remoteFingerprint());
+            return DtlsSrtpHandshakes.checkFingerprint(c, config.remoteFingerprints());
         } catch (DtlsRefusal e) {
             throw state.refused(e);
         }

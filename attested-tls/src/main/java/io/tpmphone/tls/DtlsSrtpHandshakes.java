@@ -69,11 +69,13 @@ final class DtlsSrtpHandshakes {
     }
 
     /**
-     * The peer's chain, after checking that its end-entity certificate is the one the SDP fingerprint names.
+     * The peer's chain, after checking that its end-entity certificate is one the SDP fingerprints name (RFC 8122 §5:
+     * one of those under our most preferred hash function among the offered ones).
      *
      * @throws TlsFatalAlert {@code bad_certificate} when it is not, or when there is no certificate
      */
-    static List<X509Certificate> checkFingerprint(Certificate peer, DtlsFingerprint expected) throws IOException {
+    static List<X509Certificate> checkFingerprint(Certificate peer, List<DtlsFingerprint> expected)
+            throws IOException {
         if (peer == null || peer.isEmpty()) {
             throw new DtlsRefusal(AlertDescription.bad_certificate, DtlsSrtpException.Reason.NO_CERTIFICATE,
                     "the peer presented no certificate (DTLS-SRTP needs one on both sides)");
@@ -82,9 +84,10 @@ final class DtlsSrtpHandshakes {
             throw new DtlsRefusal(AlertDescription.bad_certificate, DtlsSrtpException.Reason.HANDSHAKE_FAILED,
                     "the peer's chain has " + peer.getLength() + " certificates, more than " + MAX_CHAIN);
         }
-        if (!expected.matches(peer.getCertificateAt(0).getEncoded())) {
+        if (!DtlsFingerprint.matchesAny(expected, peer.getCertificateAt(0).getEncoded())) {
             throw new DtlsRefusal(AlertDescription.bad_certificate, DtlsSrtpException.Reason.FINGERPRINT_MISMATCH,
-                    "the peer's certificate is not the one its SDP a=fingerprint names");
+                    "the peer's certificate is not one its SDP a=fingerprint attributes name (checked against its "
+                    + DtlsFingerprint.preferredFunction(expected) + " fingerprints)");
         }
         return Handshakes.x509(peer);
     }

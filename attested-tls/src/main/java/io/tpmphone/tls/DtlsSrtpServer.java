@@ -118,7 +118,7 @@ final class DtlsSrtpServer extends DefaultTlsServer {
     @Override
     public void notifyClientCertificate(Certificate clientCertificate) throws IOException {
         try {
-            state.peerChain = DtlsSrtpHandshakes.checkFingerprint(clientCertificate, config.remoteFingerprint());
+            state.peerChain = DtlsSrtpHandshakes.checkFingerprint(clientCertificate, config.remoteFingerprints());
         } catch (DtlsRefusal e) {
             throw state.refused(e);
         }

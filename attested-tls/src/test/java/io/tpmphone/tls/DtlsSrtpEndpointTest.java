@@ -12,6 +12,7 @@ import java.net.DatagramSocket;
 import java.net.InetAddress;
 import java.time.Clock;
 import java.time.Duration;
+import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
@@ -163,9 +164,98 @@ class DtlsSrtpEndpointTest {
     }
 
     @Test
+    void everyFingerprintIsConsidered_underOurMostPreferredHashFunction() throws Exception {
+        // RFC 8122 §5: the far end may announce several certificates' fingerprints; any of them under the selected
+        // hash function authenticates it. Here mallory's comes first and bob's second: bob is accepted.
+        try (Outcome o = associate(withFingerprints(config(alice, bob), mallory.fingerprint(), bob.fingerprint()),
+                config(bob, alice))) {
+            assertEquals(IntegrityLevel.MEASURED, o.client().peer().level(), String.valueOf(o.client().failure()));
+        }
+        // bob's sha-512 fingerprint beside a sha-256 one of another certificate: sha-512 is selected and matches.
+        try (Outcome o = associate(withFingerprints(config(alice, bob), mallory.fingerprint(), sha512(bob)),
+                config(bob, alice))) {
+            assertEquals(IntegrityLevel.MEASURED, o.client().peer().level(), String.valueOf(o.client().failure()));
+        }
+        // A match under a weaker function does not count when a stronger one is offered (no downgrade): bob's
+        // sha-256 fingerprint beside mallory's sha-512 one refuses bob, naming the function it checked.
+        try (Outcome o = associate(withFingerprints(config(alice, bob), bob.fingerprint(), sha512(mallory)),
+                config(bob, alice))) {
+            assertEquals(DtlsSrtpException.Reason.FINGERPRINT_MISMATCH, o.client().reason(),
+                    String.valueOf(o.client().failure()));
+            assertTrue(o.client().failure().getMessage().contains("sha-512"), o.client().failure().getMessage());
+        }
+    }
+
+    @Test
+    void eachSidesVerdict_reachesTheOther_insideTheAssociation_andIsAcknowledged() throws Exception {
+        try (Outcome o = associate(config(alice, bob), config(bob, alice))) {
+            DtlsSrtpAssociation c = o.client().association();
+            DtlsSrtpAssociation s = o.server().association();
+            assertTrue(c.exchangesVerdicts() && s.exchangesVerdicts(), "both attest: verdicts both ways");
+            c.sendVerdict(new DtlsVerdict(false, IntegrityLevel.FAILED, IntegrityLevel.MEASURED));
+            s.sendVerdict(new DtlsVerdict(true, IntegrityLevel.MEASURED, IntegrityLevel.IDENTIFIED));
+            Future<Boolean> serverSide = threads.submit(() -> {
+                while (s.peerVerdict().isEmpty() || !s.verdictAcknowledged()) {
+                    assertTrue(s.serviceIncoming(50), "the server's association stays up");
+                }
+                return true;
+            });
+            while (c.peerVerdict().isEmpty() || !c.verdictAcknowledged()) {
+                assertTrue(c.serviceIncoming(50), "the client's association stays up");
+            }
+            assertTrue(serverSide.get(20, TimeUnit.SECONDS));
+            assertEquals(new DtlsVerdict(false, IntegrityLevel.FAILED, IntegrityLevel.MEASURED),
+                    s.peerVerdict().orElseThrow());
+            assertEquals(new DtlsVerdict(true, IntegrityLevel.MEASURED, IntegrityLevel.IDENTIFIED),
+                    c.peerVerdict().orElseThrow());
+            assertEquals("refused: it requires MEASURED and saw us as FAILED", s.peerVerdict().get().display());
+        }
+        // a standard phone (no attestation in its hello) takes no verdict
+        DtlsSrtpConfig phone = config(standardPhone, alice);
+        phone = new DtlsSrtpConfig(phone.tls().withoutAttestation(), phone.remoteFingerprints(),
+                phone.handshakeTimeout(), phone.evidenceTimeout());
+        try (Outcome o = associate(config(alice, standardPhone), phone)) {
+            assertFalse(o.client().association().exchangesVerdicts(), "no verdicts with a standard phone");
+        }
+    }
+
+    @Test
+    void malformedVerdictRecords_areRefused_withAReason() {
+        for (String payload : new String[] {"", "MAYBE MEASURED MEASURED", "ACCEPT SUPREME MEASURED",
+                "ACCEPT MEASURED", "ACCEPT MEASURED MEASURED extra", "x".repeat(65)}) {
+            byte[] p = payload.getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+            byte[] r = java.nio.ByteBuffer.allocate(6 + p.length).put((byte) 1).put((byte) 3)
+                    .putShort((short) p.length).putShort((short) 0).put(p).array();
+            MalformedExtensionException e = org.junit.jupiter.api.Assertions.assertThrows(
+                    MalformedExtensionException.class, () -> DtlsVerdict.decode(r, r.length), payload);
+            assertTrue(e.getMessage().contains("verdict"), e.getMessage());
+        }
+        byte[] good = new DtlsVerdict(true, IntegrityLevel.UNATTESTED, IntegrityLevel.FAILED).encode();
+        assertDoesNotThrowDecode(good);
+    }
+
+    private static void assertDoesNotThrowDecode(byte[] r) {
+        try {
+            assertEquals(new DtlsVerdict(true, IntegrityLevel.UNATTESTED, IntegrityLevel.FAILED),
+                    DtlsVerdict.decode(r, r.length));
+        } catch (MalformedExtensionException e) {
+            throw new AssertionError(e);
+        }
+    }
+
+    private static DtlsSrtpConfig withFingerprints(DtlsSrtpConfig c, DtlsFingerprint... fingerprints) {
+        return new DtlsSrtpConfig(c.tls(), List.of(fingerprints), c.handshakeTimeout(), c.evidenceTimeout());
+    }
+
+    private static DtlsFingerprint sha512(SoftwareHosts.Host h) throws Exception {
+        return new DtlsFingerprint("sha-512", java.security.MessageDigest.getInstance("SHA-512")
+                .digest(h.certificate.getEncoded()));
+    }
+
+    @Test
     void aStandardPhoneThatSendsNoEvidence_isUnattestedEndToEnd_butItsFingerprintIsChecked() throws Exception {
         DtlsSrtpConfig phone = config(standardPhone, alice);
-        phone = new DtlsSrtpConfig(phone.tls().withoutAttestation(), phone.remoteFingerprint(),
+        phone = new DtlsSrtpConfig(phone.tls().withoutAttestation(), phone.remoteFingerprints(),
                 phone.handshakeTimeout(), phone.evidenceTimeout());
         int quotesBefore = alice.quotes.get();
         try (Outcome o = associate(config(alice, standardPhone), phone)) {
@@ -179,7 +269,7 @@ class DtlsSrtpEndpointTest {
         // Its fingerprint is still what authenticates it: another self-signed certificate is refused.
         SoftwareHosts.Host impostor = hosts.selfSigned("baresip");
         DtlsSrtpConfig impostorPhone = new DtlsSrtpConfig(config(impostor, alice).tls().withoutAttestation(),
-                alice.fingerprint(), phone.handshakeTimeout(), phone.evidenceTimeout());
+                List.of(alice.fingerprint()), phone.handshakeTimeout(), phone.evidenceTimeout());
         try (Outcome o = associate(config(alice, standardPhone), impostorPhone)) {
             assertEquals(DtlsSrtpException.Reason.FINGERPRINT_MISMATCH, o.client().reason(),
                     String.valueOf(o.client().failure()));
@@ -317,7 +407,7 @@ class DtlsSrtpEndpointTest {
             assertArrayEquals(c, s, "both ends of one association name the same evidence digest");
         }
         DtlsSrtpConfig plain = config(alice, bob);
-        plain = new DtlsSrtpConfig(plain.tls().withoutAttestation(), plain.remoteFingerprint(),
+        plain = new DtlsSrtpConfig(plain.tls().withoutAttestation(), plain.remoteFingerprints(),
                 plain.handshakeTimeout(), plain.evidenceTimeout());
         try (Outcome o = associate(plain, config(bob, alice))) {
             assertTrue(o.client().association().evidenceDigest().isEmpty(), "no evidence, no digest");

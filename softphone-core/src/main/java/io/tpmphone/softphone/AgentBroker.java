@@ -93,6 +93,17 @@ public final class AgentBroker implements AutoCloseable {
         client.reportDecision(direction, action, peerLevel, requiredLevel, callId, peerUri, reason);
     }
 
+    /**
+     * Reports a call decision with its structured fields (how the level was established, the evidence digest or
+     * empty, the result's age in seconds or negative when unknown).
+     */
+    public synchronized void reportDecision(String direction, String action, String peerLevel, String requiredLevel,
+                                            String callId, String peerUri, boolean endToEnd, String evidenceSha256,
+                                            long resultAgeSeconds, String reason) throws IOException {
+        client.reportDecision(direction, action, peerLevel, requiredLevel, callId, peerUri, endToEnd, evidenceSha256,
+                resultAgeSeconds, reason);
+    }
+
     /** Tells the agent that the softphone serves as {@code uri} (its SIP transports and control socket are up). */
     public synchronized void ready(String uri) throws IOException {
         client.ready(uri);

@@ -179,6 +179,27 @@ public final class BrokerClient implements AutoCloseable {
                 .replaceAll("[\\r\\n]+", " ")));
     }
 
+    /**
+     * Reports a call decision with its structured fields: {@code endToEnd} (the far end's level came from evidence
+     * inside the call's DTLS association, else from the SIP connection's handshake), the evidence digest (64
+     * lower-case hex digits, or empty) and the age of the attestation result relied on (seconds, or negative when
+     * unknown).
+     */
+    public void reportDecision(String direction, String action, String peerLevel, String requiredLevel,
+                               String callId, String peerUri, boolean endToEnd, String evidenceSha256,
+                               long resultAgeSeconds, String reason) throws IOException {
+        checkWord(callId, "call id");
+        checkWord(peerUri, "peer URI");
+        if (!evidenceSha256.isEmpty() && !evidenceSha256.matches("[0-9a-f]{64}")) {
+            throw new IllegalArgumentException("the evidence digest is 64 lower-case hex digits");
+        }
+        ok(request("DECISION " + direction + " " + action + " " + peerLevel + " " + requiredLevel + " " + callId + " "
+                + peerUri + " " + (endToEnd ? "END_TO_END" : "ONE_HOP") + " "
+                + (evidenceSha256.isEmpty() ? "-" : evidenceSha256) + " "
+                + (resultAgeSeconds < 0 ? "-" : Long.toString(Math.min(resultAgeSeconds, 1_000_000_000L))) + " "
+                + (reason.length() > 500 ? reason.substring(0, 500) : reason).replaceAll("[\\r\\n]+", " ")));
+    }
+
     /** The attestation server's result-signing key (SubjectPublicKeyInfo, DER), to verify peers' passports. */
     public byte[] resultVerificationKey() throws IOException {
         return Base64.getDecoder().decode(ok(request("TRUST")));

@@ -26,12 +26,24 @@ public final class AuditedDecisions implements SipPhone.Listener {
     public void decided(Call call, CallPolicy.Decision d) {
         try {
             broker.reportDecision(call.direction().name(), d.action().name(), d.peerLevel().name(),
-                    d.requiredLevel().name(), call.callId(), call.peerUri().replace(' ', '_'), message(d));
+                    d.requiredLevel().name(), call.callId(), call.peerUri().replace(' ', '_'), d.endToEnd(),
+                    d.evidenceDigest(), resultAgeSeconds(call, d), message(d));
         } catch (IOException | IllegalArgumentException e) {
             LOG.warn("call {}: the decision could not be handed to the agent for the audit log: {}",
                     UntrustedText.forTerminal(call.callId(), 200), UntrustedText.forTerminal(e.getMessage(), 300));
         }
         next.decided(call, d);
+    }
+
+    /**
+     * How old the attestation result behind the decided level was when this side verified it (the far end's, end to
+     * end; the connection's peer's, one hop), in whole seconds; -1 when there was none (no passport, refused
+     * evidence).
+     */
+    static long resultAgeSeconds(Call call, CallPolicy.Decision d) {
+        java.util.Optional<io.tpmphone.tls.PeerAttestation> p = d.endToEnd() ? call.farEnd() : call.peer();
+        return p.flatMap(io.tpmphone.tls.PeerAttestation::freshness).map(f -> Math.max(0, f.toSeconds()))
+                .orElse(-1L);
     }
 
     /**

@@ -62,8 +62,13 @@ final class CallMedia {
      * handshake with the far end.
      */
     byte[] dtlsSdp(Call call, Sdp.DtlsAttributes ours, List<Integer> payloads) {
+        return dtlsSdp(call, ours, payloads, "sendrecv");
+    }
+
+    /** As above, with {@code direction} (hold and resume of a DTLS-SRTP call). */
+    byte[] dtlsSdp(Call call, Sdp.DtlsAttributes ours, List<Integer> payloads, String direction) {
         int port = call.audio().map(AudioSession::localPort).orElse(9);
-        return Sdp.dtlsSrtp(config.address().getHostAddress(), port, payloads, ours)
+        return Sdp.dtlsSrtp(config.address().getHostAddress(), port, payloads, ours).withDirection(direction)
                 .encode(config.user(), clock.millis()).getBytes(StandardCharsets.US_ASCII);
     }
 

@@ -42,13 +42,25 @@ final class DtlsMedia implements AutoCloseable {
          * side is the one that failed ({@code LOCAL_SIGNATURE}, {@code LOCAL_EVIDENCE}).
          */
         void noAssociation(Call call, DtlsSrtpException e);
+
+        /**
+         * The far end's verdict says it refused this call (its policy on our level): the call ends now, with its
+         * reason for our user, whatever its SIP says or when (a proxy may delay or drop that).
+         */
+        void refusedByFarEnd(Call call, io.tpmphone.tls.DtlsVerdict verdict);
     }
+
+    /** How long a refusing side keeps the association for its verdict to be acknowledged before it closes it. */
+    static final Duration VERDICT_LINGER = Duration.ofSeconds(1);
 
     private final Call call;
     private final AudioSession audio;
     private final CompletableFuture<CallPolicy.Decision> decided = new CompletableFuture<>();
     private final CompletableFuture<Void> go = new CompletableFuture<>();
     private final CompletableFuture<Boolean> started = new CompletableFuture<>();
+    /** The far end's verdict on us: empty when it sends none (it does not attest), or the association ended first. */
+    private final CompletableFuture<java.util.Optional<io.tpmphone.tls.DtlsVerdict>> peerVerdict =
+            new CompletableFuture<>();
     private volatile DtlsSrtpAssociation association;
     private volatile boolean closed;
 
@@ -63,6 +75,14 @@ final class DtlsMedia implements AutoCloseable {
      */
     CompletableFuture<CallPolicy.Decision> decided() {
         return decided;
+    }
+
+    /**
+     * Completes with the far end's verdict on us once it arrived; with empty when it sends none (it does not attest)
+     * or the association ended before it came.
+     */
+    CompletableFuture<java.util.Optional<io.tpmphone.tls.DtlsVerdict>> peerVerdict() {
+        return peerVerdict;
     }
 
     /** Completes once SRTP started (true), or when it never will (false). */
@@ -112,15 +132,45 @@ final class DtlsMedia implements AutoCloseable {
                     + e, e));
             return;
         }
+        // Our own SIP reaction (the caller's CANCEL, the callee's 403) goes first, then the verdict inside DTLS.
         decided.complete(d);
+        if (!a.exchangesVerdicts()) {
+            peerVerdict.complete(java.util.Optional.empty()); // a standard phone: no verdicts either way
+        } else {
+            try {
+                a.sendVerdict(new io.tpmphone.tls.DtlsVerdict(d.action() != CallPolicy.Action.REJECT, d.peerLevel(),
+                        d.requiredLevel()));
+            } catch (IOException e) {
+                LOG.debug("call {}: sending our verdict failed: {}", UntrustedText.forTerminal(call.callId(), 200),
+                        e.toString());
+            }
+        }
         if (d.action() == CallPolicy.Action.REJECT) {
+            // the far end learns why inside the association, whatever a proxy does with our SIP: the association
+            // stays until it acknowledged our verdict (at most VERDICT_LINGER), then closes
+            long until = System.nanoTime() + VERDICT_LINGER.toNanos();
+            try {
+                while (a.exchangesVerdicts() && !a.verdictAcknowledged() && !closed
+                        && System.nanoTime() - until < 0 && a.serviceIncoming(SERVICE_MILLIS)) {
+                    takePeerVerdict(a, events);
+                }
+            } catch (IOException | RuntimeException e) {
+                LOG.debug("call {}: waiting for our verdict's acknowledgement: {}",
+                        UntrustedText.forTerminal(call.callId(), 200), e.toString());
+            }
             a.close();
+            peerVerdict.complete(java.util.Optional.empty());
             started.complete(false);
             return;
         }
         long deadline = System.nanoTime() + maxWait.toNanos();
         try {
             while (!go.isDone() && !closed) {
+                if (takePeerVerdict(a, events)) {
+                    close();
+                    started.complete(false);
+                    return;
+                }
                 if (System.nanoTime() - deadline >= 0) {
                     close();
                     events.failed(call, "not answered within " + maxWait.toSeconds() + " s of the DTLS-SRTP"
@@ -129,6 +179,11 @@ final class DtlsMedia implements AutoCloseable {
                     return;
                 }
                 if (!a.serviceIncoming(SERVICE_MILLIS)) {
+                    if (takePeerVerdict(a, events)) { // its refusal came just before its close_notify
+                        close();
+                        started.complete(false);
+                        return;
+                    }
                     close();
                     events.failed(call, "the far end closed the DTLS-SRTP association");
                     started.complete(false);
@@ -140,6 +195,7 @@ final class DtlsMedia implements AutoCloseable {
                 return;
             }
             // Only here, after the policy accepted the far end's own level and the call was answered.
+            peerVerdict.complete(a.peerVerdict()); // a caller without 100rel may answer it only now, or never
             SrtpKeys keys = a.accept(d.peerLevel());
             try {
                 audio.start(keys, remote, payloadType);
@@ -159,8 +215,28 @@ final class DtlsMedia implements AutoCloseable {
         }
     }
 
+    /** Completes {@link #peerVerdict} when the far end's arrived; whether it refused us (then the call ends). */
+    private boolean takePeerVerdict(DtlsSrtpAssociation a, Events events) {
+        if (peerVerdict.isDone()) {
+            return false;
+        }
+        java.util.Optional<io.tpmphone.tls.DtlsVerdict> v = a.peerVerdict();
+        if (v.isEmpty()) {
+            return false;
+        }
+        peerVerdict.complete(v);
+        if (!v.get().accept()) {
+            LOG.info("call {}: the far end refused it: {}", UntrustedText.forTerminal(call.callId(), 200),
+                    v.get().display());
+            events.refusedByFarEnd(call, v.get());
+            return true;
+        }
+        return false;
+    }
+
     private void fail(DtlsSrtpException e) {
         decided.completeExceptionally(e);
+        peerVerdict.complete(java.util.Optional.empty());
         started.complete(false);
     }
 
@@ -168,6 +244,7 @@ final class DtlsMedia implements AutoCloseable {
     @Override
     public void close() {
         closed = true;
+        peerVerdict.complete(java.util.Optional.empty());
         go.complete(null);
         DtlsSrtpAssociation a = association;
         if (a != null) {

@@ -128,7 +128,7 @@ final class EndToEndCalls implements AutoCloseable {
             throw new IllegalArgumentException("the far end's media address is not one to send to");
         }
         Sdp.DtlsAttributes theirs = remote.dtls().orElseThrow();
-        DtlsSrtpConfig dtls = DtlsSrtpConfig.of(tls, theirs.fingerprints().get(0)).withTimeouts(
+        DtlsSrtpConfig dtls = DtlsSrtpConfig.of(tls, theirs.fingerprints()).withTimeouts(
                 min(DtlsSrtpConfig.DEFAULT_HANDSHAKE_TIMEOUT, config.setupTimeout()),
                 min(DtlsSrtpConfig.DEFAULT_EVIDENCE_TIMEOUT, config.setupTimeout()));
         DtlsMedia media = new DtlsMedia(call, call.audio().orElseThrow());
@@ -176,27 +176,42 @@ final class EndToEndCalls implements AutoCloseable {
         }
 
         @Override
+        public void refusedByFarEnd(Call call, io.tpmphone.tls.DtlsVerdict verdict) {
+            // the same words as the far end's 403 Warning (its policy's reason starts so), whichever comes first
+            Optional<CallPolicy.Decision> ours = call.farEndDecision();
+            end(call, "403 refused end to end by the far end's verdict: far end level " + verdict.farEnd()
+                    + (verdict.farEnd().atLeast(verdict.required()) ? " meets" : " is below") + " the required "
+                    + verdict.required() + ours.map(d -> "; we saw it as " + d.peerLevel()).orElse(""),
+                    javax.sip.message.Response.FORBIDDEN);
+        }
+
+        @Override
         public void failed(Call call, String why) {
             if (call.state() == Call.State.SETTING_UP || call.state() == Call.State.RINGING) {
                 // Before the answer a far end that ends the association has usually refused the call: its SIP
                 // answer (a 403 naming both levels, a CANCEL) says why, and may come a moment after its
                 // close_notify. It has GRACE to; then the call ends with our reason.
                 try {
-                    timers.schedule(() -> end(call, why), GRACE.toMillis(), TimeUnit.MILLISECONDS);
+                    timers.schedule(() -> end(call, why, javax.sip.message.Response.NOT_ACCEPTABLE_HERE),
+                            GRACE.toMillis(), TimeUnit.MILLISECONDS);
                     return;
                 } catch (RejectedExecutionException stopping) {
                     // the phone is stopping and ends every call itself
                 }
             }
-            end(call, why);
+            end(call, why, javax.sip.message.Response.NOT_ACCEPTABLE_HERE);
         }
     };
 
     /** How long a call being set up whose association ended waits for the far end's SIP to say why. */
     static final Duration GRACE = Duration.ofSeconds(2);
 
-    /** Ends a call whose DTLS-SRTP media failed: CANCEL before the far end's 2xx, BYE once confirmed, 488 as callee. */
-    private void end(Call call, String why) {
+    /**
+     * Ends a call whose DTLS-SRTP media failed or whose far end refused it: CANCEL before the far end's 2xx (with a
+     * {@code Reason} header, RFC 3326), BYE once confirmed, {@code status} (488, or 403 for a refusal) with a
+     * {@code Warning} as callee. The reason is escaped; it names both levels for a refusal.
+     */
+    private void end(Call call, String why, int status) {
         if (call.state() == Call.State.ENDED || call.state() == Call.State.REFUSED) {
             return;
         }
@@ -205,12 +220,15 @@ final class EndToEndCalls implements AutoCloseable {
         boolean confirmed = dialog.isPresent() && dialog.get().getState() == javax.sip.DialogState.CONFIRMED;
         try {
             if (!confirmed && call.direction() == CallPolicy.Direction.OUT && call.inviteClient().isPresent()) {
-                sip.provider.getNewClientTransaction(call.inviteClient().get().createCancel()).sendRequest();
+                javax.sip.message.Request cancel = call.inviteClient().get().createCancel();
+                Signalling.addReason(sip, cancel, status, shown);
+                sip.provider.getNewClientTransaction(cancel).sendRequest();
             } else if (!confirmed && call.direction() == CallPolicy.Direction.IN
                     && call.inviteTransaction().isPresent()) {
                 javax.sip.ServerTransaction st = call.inviteTransaction().get();
-                javax.sip.message.Response r = sip.messages.createResponse(
-                        javax.sip.message.Response.NOT_ACCEPTABLE_HERE, st.getRequest());
+                javax.sip.message.Response r = sip.messages.createResponse(status, st.getRequest());
+                r.addHeader(sip.headers.createWarningHeader(config.host(),
+                        javax.sip.header.WarningHeader.MISCELLANEOUS_WARNING, shown.replace('"', '\'')));
                 if (dialog.isPresent() && dialog.get().getLocalTag() != null) {
                     ((javax.sip.header.ToHeader) r.getHeader(javax.sip.header.ToHeader.NAME))
                             .setTag(dialog.get().getLocalTag());
@@ -219,11 +237,16 @@ final class EndToEndCalls implements AutoCloseable {
             } else {
                 sip.bye(dialog);
             }
-        } catch (javax.sip.SipException | java.text.ParseException | RuntimeException e) {
+        } catch (javax.sip.SipException | java.text.ParseException | javax.sip.InvalidArgumentException
+                 | RuntimeException e) {
             LOG.debug("call {}: ending it in SIP failed: {}", UntrustedText.forTerminal(call.callId(), 200),
                     e.toString());
         }
-        call.ended(shown);
+        if (status == javax.sip.message.Response.FORBIDDEN && !confirmed) {
+            call.refused(shown); // refused before it was set up, as by a 403
+        } else {
+            call.ended(shown);
+        }
         listener.ended(call);
     }
 

@@ -324,11 +324,42 @@ final class IncomingCalls {
             }
             return;
         }
-        call.ringing();
-        listener.ringing(call);
         if (!reliable) {
+            call.ringing();
+            listener.ringing(call);
             return; // answered already; the ACK starts the media
         }
+        // Ring only once the caller accepted us too: its verdict comes inside the association (a caller that does
+        // not attest sends none; an older one that attests, none within VERDICT_WAIT). A refusal ends the call
+        // (EndToEndCalls.refusedByFarEnd) before this phone rings. (A copy times out: a later refusal still counts.)
+        DtlsMedia dtls = call.dtls().orElseThrow();
+        dtls.peerVerdict().copy().completeOnTimeout(Optional.empty(), VERDICT_WAIT.toMillis(),
+                java.util.concurrent.TimeUnit.MILLISECONDS).whenComplete((v, t) -> {
+                    if (v != null && v.isPresent() && !v.get().accept()) {
+                        return;
+                    }
+                    try {
+                        ring(request, st, call, toTag);
+                    } catch (Exception e) {
+                        LOG.warn("call {}: ringing failed: {}", UntrustedText.forTerminal(call.callId(), 200),
+                                UntrustedText.forTerminal(e.toString()));
+                        if (call.abandon("ringing failed: " + UntrustedText.forTerminal(e.getMessage(), 300))) {
+                            listener.ended(call);
+                        }
+                    }
+                });
+    }
+
+    /** How long an accepted caller's verdict is waited for before ringing (an attesting caller sends it at once). */
+    static final java.time.Duration VERDICT_WAIT = java.time.Duration.ofSeconds(3);
+
+    /** Both sides accepted each other end to end: 180, the ring screen, then the person's answer. */
+    private void ring(Request request, ServerTransaction st, Call call, String toTag) throws Exception {
+        if (call.state() != Call.State.SETTING_UP) {
+            return; // cancelled, refused or timed out meanwhile
+        }
+        call.ringing();
+        listener.ringing(call);
         Response ringing = sip.messages.createResponse(Response.RINGING, request);
         ((ToHeader) ringing.getHeader(ToHeader.NAME)).setTag(toTag);
         st.sendResponse(ringing);
@@ -567,6 +598,10 @@ final class IncomingCalls {
             Signalling.sendFinal(st, sip.messages.createResponse(Response.NOT_ACCEPTABLE_HERE, request));
             return;
         }
+        if (call.dtls().isPresent()) {
+            reInviteEndToEnd(st, request, call, offer);
+            return;
+        }
         Optional<SdesCrypto> theirs = offer.cryptos().stream().findFirst();
         Optional<SdesCrypto> current = call.remoteSdp().flatMap(s -> s.cryptos().stream().findFirst());
         if (theirs.isEmpty() || current.isEmpty() || !MediaKeys.sameKey(theirs.get(), current.get())) {
@@ -593,6 +628,48 @@ final class IncomingCalls {
         Signalling.sendFinal(st, ok);
         LOG.info("call {}: the peer {}", UntrustedText.forTerminal(call.callId(), 200),
                 call.held() ? "put it on hold" : "resumed it");
+    }
+
+    /**
+     * A re-INVITE in an established DTLS-SRTP call (hold and resume): the same fingerprints, address and port keep
+     * the association and its keys (RFC 5763 §6.7.1); we answer with our same DTLS attributes and the complementary
+     * direction. Anything else would need a new handshake and new evidence before any SRTP, which this phone does not
+     * do in a call: it is refused with 488 naming what changed (the call goes on as it was).
+     */
+    private void reInviteEndToEnd(ServerTransaction st, Request request, Call call, Sdp offer) throws Exception {
+        Sdp current = call.remoteSdp().orElseThrow();
+        Optional<String> changed = current.associationChange(offer);
+        if (changed.isPresent()) {
+            Response r = sip.messages.createResponse(Response.NOT_ACCEPTABLE_HERE, request);
+            r.addHeader(sip.headers.createWarningHeader(sip.config.host(), WarningHeader.MISCELLANEOUS_WARNING,
+                    ("a re-INVITE must keep this call's DTLS-SRTP association (a new one would need new evidence): "
+                            + changed.get()).replace('"', '\'')));
+            Signalling.sendFinal(st, r);
+            LOG.info("call {}: a re-INVITE that changes the DTLS-SRTP association was refused: {}",
+                    UntrustedText.forTerminal(call.callId(), 200), UntrustedText.forTerminal(changed.get(), 300));
+            return;
+        }
+        String ours = switch (offer.direction()) {
+            case "sendonly" -> "recvonly";
+            case "recvonly" -> "sendonly";
+            case "inactive" -> "inactive";
+            default -> "sendrecv";
+        };
+        call.held(!offer.direction().equals("sendrecv"));
+        call.audio().ifPresent(a -> a.direction(ours));
+        Response ok = sip.messages.createResponse(Response.OK, request);
+        ok.addHeader(sip.contact(Signalling.transportOf(request)));
+        ok.setContent(media.dtlsSdp(call, endToEnd.ours(ourRole(current)), List.of(call.payloadType()), ours),
+                sip.headers.createContentTypeHeader("application", "sdp"));
+        Signalling.sendFinal(st, ok);
+        LOG.info("call {}: the peer {} (DTLS-SRTP association kept)", UntrustedText.forTerminal(call.callId(), 200),
+                call.held() ? "put it on hold" : "resumed it");
+    }
+
+    /** Our role in a call's association, from the far end's SDP that set it up (RFC 4145, RFC 5763 §5). */
+    static io.tpmphone.tls.DtlsSetup ourRole(Sdp farEnd) {
+        return farEnd.dtls().orElseThrow().setup() == io.tpmphone.tls.DtlsSetup.ACTIVE
+                ? io.tpmphone.tls.DtlsSetup.PASSIVE : io.tpmphone.tls.DtlsSetup.ACTIVE;
     }
 
     private void logDecision(String callId, String fromUri, PeerAttestation peer, CallPolicy.Decision d) {

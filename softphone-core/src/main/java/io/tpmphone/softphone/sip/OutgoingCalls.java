@@ -280,6 +280,9 @@ final class OutgoingCalls {
         call.inviteClient().ifPresent(ct -> {
             try {
                 Request cancel = ct.createCancel();
+                // why, for the callee and anyone relaying (RFC 3326); escaped, both levels named for a refusal
+                Signalling.addReason(sip, cancel, why.startsWith("refused by our call policy")
+                        ? Response.FORBIDDEN : Response.NOT_ACCEPTABLE_HERE, shown);
                 sip.provider.getNewClientTransaction(cancel).sendRequest();
             } catch (SipException | RuntimeException e) {
                 LOG.debug("call {}: the CANCEL could not be sent: {}", UntrustedText.forTerminal(call.callId(), 200),
@@ -305,6 +308,22 @@ final class OutgoingCalls {
         if (call.state() == Call.State.REFUSED || call.state() == Call.State.ENDED) {
             dialog.sendRequest(sip.provider.getNewClientTransaction(dialog.createRequest(Request.BYE)));
             return;
+        }
+        if (call.dtls().isPresent()) {
+            // The answer came in a reliable 183 and the DTLS association (and the evidence in it) follows it: the 2xx
+            // carries the same SDP or none (RFC 3262 §5, RFC 3264). Another media identity here — a proxy or an
+            // attacker swapping the far end after its evidence passed — ends the call, and no SRTP starts.
+            Optional<String> changed = changedByTheFinalAnswer(call, r);
+            if (changed.isPresent()) {
+                String why = "the 2xx's SDP is not the answer of the reliable 183: " + changed.get();
+                LOG.warn("call {}: {}", UntrustedText.forTerminal(call.callId(), 200),
+                        UntrustedText.forTerminal(why, 500));
+                call.dtls().get().close();
+                dialog.sendRequest(sip.provider.getNewClientTransaction(dialog.createRequest(Request.BYE)));
+                call.ended(UntrustedText.forTerminal(why, 500));
+                listener.ended(call);
+                return;
+            }
         }
         if (call.dtls().isEmpty()) {
             String problem = beginDtls(call, r);
@@ -335,6 +354,39 @@ final class OutgoingCalls {
     }
 
     /**
+     * The answer to our re-INVITE (hold, resume) of a DTLS-SRTP call: it must keep the association (fingerprints,
+     * address, port, role); then the call is held or resumed as the answer's direction says. An answer that changes
+     * it ends the call with a BYE and the reason: its media identity would no longer be the one whose evidence passed.
+     */
+    private void reInviteAnsweredEndToEnd(Dialog dialog, Call call, Sdp answer) throws SipException {
+        Optional<String> changed = call.remoteSdp().get().associationChange(answer);
+        if (changed.isPresent()) {
+            String why = "the answer to our re-INVITE changes the DTLS-SRTP association: " + changed.get();
+            dialog.sendRequest(sip.provider.getNewClientTransaction(dialog.createRequest(Request.BYE)));
+            call.ended(UntrustedText.forTerminal(why, 500));
+            listener.ended(call);
+            return;
+        }
+        call.held(!answer.direction().equals("sendrecv"));
+        call.audio().ifPresent(a -> a.direction(answer.direction().equals("inactive") ? "inactive"
+                : call.held() ? "sendonly" : "sendrecv"));
+    }
+
+    /** What the SDP of the 2xx {@code r} changes of the early answer's media identity; empty when it has none. */
+    private static Optional<String> changedByTheFinalAnswer(Call call, Response r) {
+        byte[] body = r.getRawContent();
+        if (body == null || body.length == 0 || call.remoteSdp().isEmpty()) {
+            return Optional.empty();
+        }
+        try {
+            return call.remoteSdp().get().mediaIdentityChange(Sdp.parse(new String(body,
+                    StandardCharsets.US_ASCII)));
+        } catch (IllegalArgumentException e) {
+            return Optional.of("its SDP is unusable: " + e.getMessage());
+        }
+    }
+
+    /**
      * A 2xx: ACKed, then the answer's SDES key checked — the key of this very call in the answer to a re-INVITE (hold,
      * resume), otherwise a key never seen before — and the call established with its audio started, or hung up.
      */
@@ -350,6 +402,10 @@ final class OutgoingCalls {
         }
         Sdp answer = Sdp.parse(new String(r.getRawContent() == null ? new byte[0] : r.getRawContent(),
                 StandardCharsets.US_ASCII));
+        if (call.state() == Call.State.ESTABLISHED && call.dtls().isPresent() && call.remoteSdp().isPresent()) {
+            reInviteAnsweredEndToEnd(dialog, call, answer);
+            return;
+        }
         Optional<SdesCrypto> theirs = answer.cryptos().stream().findFirst();
         boolean reInvite = call.state() == Call.State.ESTABLISHED;
         boolean sameKey = reInvite && theirs.isPresent() && call.remoteSdp().isPresent()

@@ -22,7 +22,10 @@ public record Sdp(String address, int port, List<Integer> payloadTypes, List<Sde
                   String direction, Optional<DtlsAttributes> dtls, java.util.Map<Integer, String> rtpmap) {
     /** The DTLS-SRTP media protocol (RFC 5764 §8). */
     public static final String DTLS_PROTOCOL = "UDP/TLS/RTP/SAVP";
-    /** More fingerprints than this in one SDP are refused (RFC 8122 allows several; nobody needs many). */
+    /**
+     * More fingerprints than this in one SDP (per level, counting the ones we skip) are refused: RFC 8122 allows
+     * several; nobody needs many.
+     */
     public static final int MAX_FINGERPRINTS = 4;
 
     /**
@@ -205,6 +208,7 @@ public record Sdp(String address, int port, List<Integer> payloadTypes, List<Sde
         String protocol = null;
         List<DtlsFingerprint> sessionFingerprints = new ArrayList<>();
         List<DtlsFingerprint> mediaFingerprints = new ArrayList<>();
+        int[] fingerprintAttributes = new int[2]; // session level, audio level
         String sessionSetup = null;
         String mediaSetup = null;
         boolean rtcpMux = false;
@@ -259,15 +263,13 @@ public record Sdp(String address, int port, List<Integer> payloadTypes, List<Sde
                 }
             } else if (type == 'a' && value.startsWith("fingerprint:") && (inAudio || !seenAudio)) {
                 List<DtlsFingerprint> to = inAudio ? mediaFingerprints : sessionFingerprints;
-                if (to.size() == MAX_FINGERPRINTS) {
+                if (++fingerprintAttributes[inAudio ? 1 : 0] > MAX_FINGERPRINTS) {
                     throw new IllegalArgumentException("the SDP has more than " + MAX_FINGERPRINTS + " fingerprints");
                 }
-                String fingerprint = value.substring("fingerprint:".length());
-                if (!DtlsFingerprint.supportsHashFunctionOf(fingerprint)) {
-                    continue; // another hash function beside ours is fine (RFC 8122 §5); none of ours is not
-                }
+                // Every attribute is read: another registered hash function beside ours is fine (RFC 8122 §5) and
+                // skipped; a malformed, forbidden (md5) or unregistered one refuses the SDP with its reason.
                 try {
-                    to.add(DtlsFingerprint.parse(fingerprint));
+                    DtlsFingerprint.parseAny(value.substring("fingerprint:".length())).ifPresent(to::add);
                 } catch (MalformedExtensionException e) {
                     throw new IllegalArgumentException(e.getMessage(), e);
                 }
@@ -325,6 +327,58 @@ public record Sdp(String address, int port, List<Integer> payloadTypes, List<Sde
         // SDES keys beside DTLS-SRTP are ignored: the keys come from the handshake, never from the signalling.
         return new Sdp(address, port, payloads, List.of(), direction,
                 Optional.of(new DtlsAttributes(fingerprints, setup, rtcpMux)), rtpmap);
+    }
+
+    /**
+     * What {@code later} (the SDP of a 2xx) changes of this one's media identity (the answer of a reliable
+     * provisional response): its connection address, port, DTLS fingerprints or setup role. RFC 3262 §5 and RFC 3264:
+     * once an answer came in a reliable provisional, the 2xx carries the same SDP or none; a different media identity
+     * after the far end's evidence passed is what a proxy or attacker swapping the far end would send. Empty when
+     * nothing of it changed. Names what changed, never the peer's text.
+     */
+    public Optional<String> mediaIdentityChange(Sdp later) {
+        List<String> changed = new ArrayList<>();
+        if (!address.equals(later.address)) {
+            changed.add("connection address");
+        }
+        if (port != later.port) {
+            changed.add("port " + port + " → " + later.port);
+        }
+        if (dtls.isPresent() != later.dtls.isPresent()) {
+            changed.add("media protocol");
+        } else if (dtls.isPresent()) {
+            if (!new java.util.HashSet<>(dtls.get().fingerprints()).equals(
+                    new java.util.HashSet<>(later.dtls.get().fingerprints()))) {
+                changed.add("a=fingerprint");
+            }
+            if (dtls.get().setup() != later.dtls.get().setup()) {
+                changed.add("a=setup " + dtls.get().setup().sdp() + " → " + later.dtls.get().setup().sdp());
+            }
+        }
+        return changed.isEmpty() ? Optional.empty() : Optional.of(String.join(", ", changed));
+    }
+
+    /**
+     * What a re-offer or its answer ({@code later}) in an established DTLS-SRTP call changes of the association this
+     * SDP set up (RFC 5763 §6.7.1, RFC 8842 §5): the same fingerprints, address and port keep it; {@code a=setup} may
+     * be {@code actpass} in a re-offer, or the role the far end has. Empty when the association stands.
+     */
+    public Optional<String> associationChange(Sdp later) {
+        Optional<String> changed = withSetup(later.dtls.map(d -> d.setup()).orElse(DtlsSetup.ACTPASS))
+                .mediaIdentityChange(later);
+        if (changed.isPresent() || later.dtls.isEmpty()) {
+            return changed;
+        }
+        DtlsSetup role = dtls.orElseThrow().setup();
+        DtlsSetup now = later.dtls.get().setup();
+        boolean sameRole = now == role || now == DtlsSetup.ACTPASS || role == DtlsSetup.ACTPASS
+                && now == DtlsSetup.PASSIVE;
+        return sameRole ? Optional.empty() : Optional.of("a=setup " + role.sdp() + " → " + now.sdp());
+    }
+
+    private Sdp withSetup(DtlsSetup setup) {
+        return dtls.isEmpty() ? this : new Sdp(address, port, payloadTypes, cryptos, direction, Optional.of(
+                new DtlsAttributes(dtls.get().fingerprints(), setup, dtls.get().rtcpMux())), rtpmap);
     }
 
     private static String abbreviate(String s) {

@@ -266,4 +266,19 @@ final class Signalling {
         }
         return c.getMessage() == null ? c.toString() : c.getMessage();
     }
+
+    /**
+     * Adds a {@code Reason} header (RFC 3326: {@code SIP;cause=STATUS;text="…"}) to a CANCEL or BYE, with the text
+     * already escaped for terminals ({@link io.tpmphone.attestation.UntrustedText}) and cut to 300 characters; a text
+     * JAIN-SIP will not take leaves the request without it (the request still goes).
+     */
+    static void addReason(Signalling sip, javax.sip.message.Request request, int status, String escaped) {
+        String text = escaped.replace('"', '\'').replace('\\', '/');
+        text = text.length() > 300 ? text.substring(0, 300) : text;
+        try {
+            request.addHeader(sip.headers.createReasonHeader("SIP", status, text));
+        } catch (java.text.ParseException | javax.sip.InvalidArgumentException | RuntimeException e) {
+            org.slf4j.LoggerFactory.getLogger(Signalling.class).debug("no Reason header: {}", e.toString());
+        }
+    }
 }

@@ -75,7 +75,10 @@ final class SipEvents implements SipListener {
                     Call c = callOf(r);
                     respond(event, c == null && event.getServerTransaction() == null
                             ? Response.CALL_OR_TRANSACTION_DOES_NOT_EXIST : Response.OK);
-                    if (c != null && c.state() != Call.State.ESTABLISHED) {
+                    // a call that ended already (refused, or ended by the far end's verdict inside DTLS) is over:
+                    // nothing more to answer or to tell the user
+                    boolean live = c != null && c.state() != Call.State.ENDED && c.state() != Call.State.REFUSED;
+                    if (live && c.state() != Call.State.ESTABLISHED) {
                         // the INVITE we were still deciding on ends with 487 (RFC 3261 §9.2)
                         c.inviteTransaction().ifPresent(st -> {
                             try {
@@ -95,8 +98,12 @@ final class SipEvents implements SipListener {
                             }
                         });
                     }
-                    if (c != null) {
-                        c.ended("the caller cancelled");
+                    if (live) {
+                        // the caller's Reason (RFC 3326), escaped: why it cancelled, e.g. both levels of a refusal
+                        javax.sip.header.ReasonHeader why = (javax.sip.header.ReasonHeader) r.getHeader(
+                                javax.sip.header.ReasonHeader.NAME);
+                        c.ended("the caller cancelled" + (why != null && why.getText() != null
+                                ? ": " + io.tpmphone.attestation.UntrustedText.forTerminal(why.getText(), 300) : ""));
                         listener.ended(c);
                     }
                 }

@@ -474,7 +474,9 @@ public final class SipPhone implements AutoCloseable {
      * follows it.
      */
     public void hold(Call call, boolean hold) throws PhoneException {
-        if (call.state() != Call.State.ESTABLISHED || call.dialog().isEmpty() || call.localCrypto().isEmpty()) {
+        boolean dtls = call.dtls().isPresent() && call.remoteSdp().flatMap(Sdp::dtls).isPresent();
+        if (call.state() != Call.State.ESTABLISHED || call.dialog().isEmpty()
+                || (call.localCrypto().isEmpty() && !dtls)) {
             throw new PhoneException(PhoneException.Code.WRONG_STATE, "only an established call can be put on hold;"
                     + " call " + call.callId() + " is " + call.state());
         }
@@ -482,10 +484,13 @@ public final class SipPhone implements AutoCloseable {
         try {
             Request reinvite = dialog.createRequest(Request.INVITE);
             reinvite.addHeader(sip.contact(call.transport()));
-            reinvite.setContent(media.sdp(call, call.localCrypto().get(), List.of(call.payloadType()),
+            // a DTLS-SRTP call re-offers its association as it stands (same fingerprint, port, role): kept
+            reinvite.setContent(dtls ? media.dtlsSdp(call, endToEnd.ours(IncomingCalls.ourRole(
+                    call.remoteSdp().get())), List.of(call.payloadType()), hold ? "sendonly" : "sendrecv")
+                    : media.sdp(call, call.localCrypto().get(), List.of(call.payloadType()),
                     hold ? "sendonly" : "sendrecv"), sip.headers.createContentTypeHeader("application", "sdp"));
             dialog.sendRequest(sip.provider.getNewClientTransaction(reinvite));
-        } catch (ParseException | SipException e) {
+        } catch (ParseException | SipException | java.io.IOException e) {
             throw new PhoneException(PhoneException.Code.CANNOT_SEND, "cannot send the re-INVITE of call "
                     + call.callId() + ": " + Signalling.rootMessage(e), e);
         }

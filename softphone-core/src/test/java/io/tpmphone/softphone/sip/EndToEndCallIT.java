@@ -168,8 +168,14 @@ class EndToEndCallIT {
         Call atBob = bob.callById(call.callId()).orElseThrow();
         Await.until("bob's call to end", WAIT, atBob::state,
                 s -> s == Call.State.ENDED || s == Call.State.REFUSED);
-        assertFalse(bobSaw.events.contains("ringing") && atBob.state() == Call.State.ESTABLISHED,
-                () -> "bob's call was never set up: " + atBob + " " + bobSaw.events);
+        // bob rings only once alice accepted him too: he never rang, and knows why with both levels — from alice's
+        // verdict inside DTLS or from her CANCEL's Reason header, whichever came first
+        assertEquals(List.of("decided one hop ACCEPT", "decided end-to-end DTLS ACCEPT", "ended"), bobSaw.events,
+                () -> "bob decided, never rang, and the call ended: " + bobSaw.events);
+        assertTrue(atBob.reason().contains("far end level FAILED is below the required UNATTESTED"),
+                () -> "bob is told why: " + atBob.reason());
+        assertEquals(0, atBob.audio().orElseThrow().stats().packetsSent(), () -> "no SRTP left bob: "
+                + atBob.audio().orElseThrow().stats());
     }
 
     @Test

@@ -56,6 +56,11 @@ final class RawSip implements AutoCloseable {
         reader.start();
     }
 
+    /** A connection the test accepted (plain or attested TLS, already handshaken), read as this one. */
+    static RawSip accepted(Socket socket) {
+        return new RawSip(socket);
+    }
+
     /** A plain TCP connection from {@code from} to {@code port} on loopback. */
     static RawSip tcp(InetAddress from, int port) throws IOException {
         Socket s = new Socket();

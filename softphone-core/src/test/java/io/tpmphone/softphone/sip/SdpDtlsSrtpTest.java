@@ -52,7 +52,7 @@ class SdpDtlsSrtpTest {
     void aMediaFingerprint_overridesTheSessionOne_andOtherHashFunctionsAreSkipped() {
         DtlsFingerprint media = DtlsFingerprint.sha256(new byte[] {1});
         String text = "v=0\r\nc=IN IP4 192.0.2.2\r\na=fingerprint:" + OURS.toSdp() + "\r\n"
-                + "m=audio 4000 UDP/TLS/RTP/SAVP 0\r\na=fingerprint:sha-1 AB:CD\r\n"
+                + "m=audio 4000 UDP/TLS/RTP/SAVP 0\r\na=fingerprint:sha-1 " + "AB:".repeat(19) + "AB\r\n"
                 + "a=fingerprint:" + media.toSdp() + "\r\na=setup:passive\r\n";
         Sdp.DtlsAttributes d = Sdp.parse(text).dtls().orElseThrow();
         assertEquals(List.of(media), d.fingerprints());
@@ -81,12 +81,82 @@ class SdpDtlsSrtpTest {
     void malformedDtlsAttributes_areRefused_withAReason() {
         String head = "v=0\r\nc=IN IP4 192.0.2.2\r\nm=audio 4000 UDP/TLS/RTP/SAVP 0\r\n";
         assertRefused(head, "no a=fingerprint");
-        assertRefused(head + "a=fingerprint:sha-1 AB:CD\r\n", "only a hash function we do not check");
+        assertRefused(head + "a=fingerprint:sha-1 " + "AB:".repeat(19) + "AB\r\n",
+                "only a hash function we do not check");
         assertRefused(head + "a=fingerprint:sha-256 AB:CD\r\n", "a short sha-256 fingerprint");
         assertRefused(head + "a=fingerprint:" + OURS.toSdp() + "\r\na=setup:sideways\r\n", "an unknown setup");
         assertRefused(head + ("a=fingerprint:" + OURS.toSdp() + "\r\n").repeat(5), "too many fingerprints");
         assertRefused(head + "a=fingerprint:sha-256 " + "\u001b[31mMEASURED".repeat(12) + "\r\n",
                 "terminal escapes in a fingerprint");
+    }
+
+    @Test
+    void everyFingerprintAttribute_isKept_orRefusedWithItsReason() {
+        // RFC 8122 §5: several fingerprints (several certificates, several hash functions) are all kept for the
+        // handshake's check; a registered function we do not check (sha-1, sha-224) is skipped if well formed.
+        DtlsFingerprint second = DtlsFingerprint.sha256(new byte[] {2});
+        String head = "v=0\r\nc=IN IP4 192.0.2.2\r\nm=audio 4000 UDP/TLS/RTP/SAVP 0\r\n";
+        String sha1 = "a=fingerprint:sha-1 " + "AB:".repeat(19) + "AB\r\n";
+        Sdp.DtlsAttributes d = Sdp.parse(head + "a=fingerprint:" + OURS.toSdp() + "\r\n" + sha1
+                + "a=fingerprint:" + second.toSdp() + "\r\n").dtls().orElseThrow();
+        assertEquals(List.of(OURS, second), d.fingerprints(), "both sha-256 fingerprints are kept, in order");
+        String sha512 = "sha-512 " + "0F:".repeat(63) + "0F";
+        d = Sdp.parse(head + "a=fingerprint:" + OURS.toSdp() + "\r\na=fingerprint:" + sha512 + "\r\n").dtls()
+                .orElseThrow();
+        assertEquals(2, d.fingerprints().size(), d.toString());
+        assertEquals("sha-512", DtlsFingerprint.preferredFunction(d.fingerprints()), "the strongest is checked");
+        // each of these beside a good sha-256 fingerprint still refuses the SDP, with its own reason
+        String good = "a=fingerprint:" + OURS.toSdp() + "\r\n";
+        assertRefusedWith(head + good + "a=fingerprint:md5 " + "AB:".repeat(15) + "AB\r\n", "md5",
+                "RFC 8122 forbids");
+        assertRefusedWith(head + good + "a=fingerprint:blake-9 AB:CD\r\n", "an unregistered hash function",
+                "not in the IANA registry");
+        assertRefusedWith(head + good + "a=fingerprint:sha-1 AB:CD\r\n", "a short sha-1 fingerprint",
+                "20 colon-separated hex pairs");
+        assertRefusedWith(head + good + "a=fingerprint:sha-224\r\n", "a sha-224 without a value",
+                "28 colon-separated hex pairs");
+        assertRefusedWith(head + good + "a=fingerprint:sha-384 " + "AB-".repeat(47) + "AB\r\n",
+                "a sha-384 with the wrong separators", "colon-separated hex pairs");
+        assertRefusedWith(head + good + sha1.repeat(4), "five fingerprint attributes, four skipped",
+                "more than " + Sdp.MAX_FINGERPRINTS);
+    }
+
+    @Test
+    void theMediaIdentityOfAFinalAnswer_isComparedWithTheEarlyOne() {
+        Sdp early = Sdp.dtlsSrtp("192.0.2.1", 40000, List.of(0), Sdp.DtlsAttributes.of(OURS, DtlsSetup.ACTIVE));
+        assertTrue(early.mediaIdentityChange(Sdp.parse(early.encode("bob", 2))).isEmpty(), "the same SDP again");
+        DtlsFingerprint other = DtlsFingerprint.sha256(new byte[] {9});
+        assertEquals("a=fingerprint", early.mediaIdentityChange(Sdp.dtlsSrtp("192.0.2.1", 40000, List.of(0),
+                Sdp.DtlsAttributes.of(other, DtlsSetup.ACTIVE))).orElseThrow());
+        assertEquals("connection address, port 40000 → 40002, a=setup active → passive", early.mediaIdentityChange(
+                Sdp.dtlsSrtp("192.0.2.9", 40002, List.of(0), Sdp.DtlsAttributes.of(OURS, DtlsSetup.PASSIVE)))
+                .orElseThrow());
+        assertEquals("media protocol", early.mediaIdentityChange(new Sdp("192.0.2.1", 40000, List.of(0),
+                List.of())).orElseThrow());
+    }
+
+    @Test
+    void aReOffer_keepsTheAssociation_onlyWithTheSameIdentityAndRole() {
+        Sdp offer = Sdp.dtlsSrtp("192.0.2.1", 40000, List.of(0), Sdp.DtlsAttributes.of(OURS, DtlsSetup.ACTPASS));
+        for (DtlsSetup same : List.of(DtlsSetup.ACTPASS, DtlsSetup.PASSIVE)) {
+            assertTrue(offer.associationChange(Sdp.dtlsSrtp("192.0.2.1", 40000, List.of(0), Sdp.DtlsAttributes.of(
+                    OURS, same)).withDirection("sendonly")).isEmpty(), "the offerer re-offers as " + same);
+        }
+        assertEquals("a=setup actpass → active", offer.associationChange(Sdp.dtlsSrtp("192.0.2.1", 40000,
+                List.of(0), Sdp.DtlsAttributes.of(OURS, DtlsSetup.ACTIVE))).orElseThrow(), "a role flip");
+        assertEquals("a=fingerprint", offer.associationChange(Sdp.dtlsSrtp("192.0.2.1", 40000, List.of(0),
+                Sdp.DtlsAttributes.of(DtlsFingerprint.sha256(new byte[] {3}), DtlsSetup.ACTPASS))).orElseThrow());
+        Sdp answer = Sdp.dtlsSrtp("192.0.2.2", 5000, List.of(0), Sdp.DtlsAttributes.of(OURS, DtlsSetup.ACTIVE));
+        assertTrue(answer.associationChange(answer.withDirection("recvonly")).isEmpty());
+        assertEquals("a=setup active → passive", answer.associationChange(Sdp.dtlsSrtp("192.0.2.2", 5000,
+                List.of(0), Sdp.DtlsAttributes.of(OURS, DtlsSetup.PASSIVE))).orElseThrow());
+    }
+
+    private static void assertRefusedWith(String sdp, String what, String reason) {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Sdp.parse(sdp), what);
+        assertTrue(e.getMessage().contains(reason), what + ": " + e.getMessage());
+        assertFalse(e.getMessage().contains("AB:") || e.getMessage().contains("blake"),
+                "the reason does not echo the value: " + e.getMessage());
     }
 
     @Test
