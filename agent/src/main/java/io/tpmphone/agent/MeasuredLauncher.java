@@ -547,7 +547,7 @@ public final class MeasuredLauncher {
         }
     }
 
-    private static String id(String option, String user) throws IOException {
+    static String id(String option, String user) throws IOException {
         Result r = run(List.of("id", option, user), 10);
         if (r.exitCode() != 0 || !r.output().matches("[0-9]{1,10}")) {
             throw new IOException("cannot resolve the child user '" + user + "' (id " + option + ": " + r.output()
@@ -593,12 +593,13 @@ public final class MeasuredLauncher {
     }
 
     /**
-     * As {@link #launch(LaunchSpec, Broker, Path)}, and an isolated child sees {@code soundDirectory} (made anew,
-     * empty, root's with the child's group, mode 0750) at {@code sound/}: where the agent puts a socket into the
-     * sound server while a call is active ({@link SoundGrant}). Null: no sound directory.
+     * As {@link #launch(LaunchSpec, Broker, Path)}, and an isolated child sees {@code sound}'s directory (made anew,
+     * empty, the sound server's user's with the child's group, mode 0750) at {@code sound/}: where the sound server
+     * makes a socket while a call is active ({@link SoundGrant}). Null: no sound directory.
      */
-    public synchronized Launched launch(LaunchSpec spec, Broker broker, Path controlDirectory, Path soundDirectory)
+    public synchronized Launched launch(LaunchSpec spec, Broker broker, Path controlDirectory, SoundGrant sound)
             throws IOException, TpmException {
+        Path soundDirectory = sound == null ? null : sound.directory();
         Objects.requireNonNull(broker, "broker");
         Objects.requireNonNull(controlDirectory, "controlDirectory");
         String socketName = broker.socketPath().getFileName().toString();
@@ -607,8 +608,8 @@ public final class MeasuredLauncher {
             ChildUser user = resolveChildUser(spec);
             broker.admitUser(user.uid());
             prepareControlDirectory(controlDirectory, user);
-            if (soundDirectory != null) {
-                SoundGrant.prepare(soundDirectory, user);
+            if (sound != null) {
+                sound.prepare(user);
             }
             launched = launch(spec, Map.of("TPMPHONE_BROKER", BROKER_MOUNT + "/" + socketName,
                     "TPMPHONE_CONTROL", CONTROL_MOUNT + "/" + CONTROL_SOCKET), user, broker.directory(),
@@ -711,8 +712,8 @@ public final class MeasuredLauncher {
         List<String> command = new ArrayList<>();
         if (spec.isolate()) {
             String isolation = isolationDescription(user, realGid, controlDirectory != null)
-                    + (soundDirectory != null ? "; sound dir bind at " + SOUND_MOUNT + "/ (root's, child's group"
-                    + " 0750; a sound server socket only during calls)" : "");
+                    + (soundDirectory != null ? "; sound dir bind at " + SOUND_MOUNT + "/ (the sound server user's,"
+                    + " child's group 0750; a sound server socket only during accepted calls)" : "");
             events.add(store.measure(EventType.ISOLATION,
                     HashAlgorithm.SHA256.digest(isolation.getBytes(StandardCharsets.UTF_8)), isolation));
             Path view = childCodeMount();
