@@ -186,6 +186,22 @@ class SoundGrantIT {
                         .orElseThrow().dataAsString();
                 assertTrue(isolation.contains("sound dir bind at sound/"), "the measured isolation names the sound"
                         + " directory: " + isolation);
+                // the child's PulseAudio client configuration: a file of its measured code tree, named by
+                // PULSE_CLIENTCONFIG, pointing at the granted socket, its digest in the measured ISOLATION event
+                String confPath = MeasuredLauncher.CHILD_CODE_MOUNT + "/" + MeasuredLauncher.PULSE_CLIENT_CONFIG;
+                String conf = inChild(jvm, "cat " + confPath);
+                assertTrue(conf.contains("default-server = unix:" + view + "/native") && conf.contains(
+                        "autospawn = no"), "the client configuration points at the granted socket: " + conf);
+                String environ = new String(Files.readAllBytes(Path.of("/proc/" + jvm + "/environ")),
+                        StandardCharsets.UTF_8).replace('\0', '\n');
+                assertTrue(environ.lines().anyMatch(l -> l.equals("PULSE_CLIENTCONFIG=" + confPath)),
+                        "libpulse in the child reads it, not /etc/pulse/client.conf: " + environ);
+                String digest = java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256")
+                        .digest(inChild(jvm, "cat " + confPath + " | base64 -w0").transform(
+                                java.util.Base64.getDecoder()::decode)));
+                assertTrue(isolation.contains("PulseAudio client configuration pulse-client.conf sha256:" + digest),
+                        "the measured launch names the digest of the file the child reads (" + digest + "): "
+                                + isolation);
             } finally {
                 child.process().destroyForcibly();
                 child.terminated().get(15, TimeUnit.SECONDS);
@@ -218,5 +234,18 @@ class SoundGrantIT {
         String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip();
         assertTrue(p.waitFor(10, TimeUnit.SECONDS), "nsenter into " + pid + " did not finish");
         return out;
+    }
+
+    @Test
+    void aChangedClientConfiguration_isAChangedLaunchMeasurement() {
+        byte[] ours = MeasuredLauncher.pulseClientConfig();
+        byte[] changed = (new String(ours, StandardCharsets.UTF_8) + "default-server = tcp:evil.example\n")
+                .getBytes(StandardCharsets.UTF_8);
+        String a = MeasuredLauncher.soundIsolation(ours);
+        String b = MeasuredLauncher.soundIsolation(changed);
+        assertFalse(a.equals(b), "the ISOLATION text (measured into the PCR) changes with the file: " + a);
+        assertFalse(java.util.Arrays.equals(io.tpmphone.attestation.HashAlgorithm.SHA256.digest(a.getBytes(
+                StandardCharsets.UTF_8)), io.tpmphone.attestation.HashAlgorithm.SHA256.digest(b.getBytes(
+                StandardCharsets.UTF_8))), "and so does its measured digest");
     }
 }
