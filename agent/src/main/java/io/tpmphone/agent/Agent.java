@@ -165,6 +165,8 @@ public final class Agent implements AutoCloseable {
     private volatile Launch launch;
     /** A phrase to seal at start ({@link #withPhrase}); null once sealed or when none was given. */
     private volatile String phraseToSeal;
+    /** Where the grant directories for sound servers run as a desktop user are made (root's, 0711). */
+    public static final Path SOUND_GRANTS = Path.of("/run/tpmphone/sound");
     /** The softphone's per-call sound server socket; null without a sound server. */
     private volatile SoundGrant soundGrant;
 
@@ -211,6 +213,30 @@ public final class Agent implements AutoCloseable {
      */
     public synchronized Agent withSoundServer(String adminServer) {
         this.soundGrant = new SoundGrant(adminServer, stateDirectory.resolve("launch").resolve("sound"));
+        return this;
+    }
+
+    /**
+     * As {@link #withSoundServer(String)} for a sound server run as {@code serverUser} (the desktop user's
+     * PulseAudio): it must make the per-call socket itself, so the grant directory is that user's (child's group,
+     * 0750) under {@link #SOUND_GRANTS} (root's, 0711), outside this agent's owner-only state tree. Call before
+     * {@link #start()}.
+     */
+    public synchronized Agent withSoundServer(String adminServer, String serverUser) throws IOException {
+        SoundGrant.Owner owner = SoundGrant.Owner.of(serverUser);
+        Path base = SOUND_GRANTS;
+        Files.createDirectories(base);
+        Files.setPosixFilePermissions(base, java.nio.file.attribute.PosixFilePermissions.fromString("rwx--x--x"));
+        String name;
+        try {
+            // one directory per agent (state directory), so agents of a test machine do not share one
+            name = "agent-" + HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256").digest(
+                    stateDirectory.toAbsolutePath().normalize().toString().getBytes(StandardCharsets.UTF_8)), 0, 8);
+        } catch (java.security.NoSuchAlgorithmException e) {
+            throw new IllegalStateException("no SHA-256", e);
+        }
+        this.soundGrant = new SoundGrant(adminServer, base.resolve(name), Optional.of(owner),
+                SoundGrant.DEFAULT_BOUND);
         return this;
     }
 
@@ -655,8 +681,7 @@ public final class Agent implements AutoCloseable {
             broker = Broker.start(stateDirectory.resolve("broker"), new ChildService(l));
             SoundGrant sound = soundGrant;
             child = new MeasuredLauncher(store, stateDirectory.resolve("launch")).launch(spec, broker,
-                    controlSocket(stateDirectory).getParent(), sound != null && spec.isolate() ? sound.directory()
-                            : null);
+                    controlSocket(stateDirectory).getParent(), sound != null && spec.isolate() ? sound : null);
         } catch (IOException | TpmException | RuntimeException e) {
             softphoneChanged(l, new Softphone(SoftphoneState.EXITED, "could not be launched: " + e));
             if (broker != null) {
@@ -743,6 +768,10 @@ public final class Agent implements AutoCloseable {
         public void callDecision(String direction, String action, String peerUri, String peerLevel,
                                  String requiredLevel, String callId, String reason) {
             keys.recordCallDecision(direction, action, peerUri, peerLevel, requiredLevel, callId, reason);
+            SoundGrant sound = soundGrant;
+            if (sound != null) {
+                sound.decided(action, callId); // the only way the agent learns of a call
+            }
         }
 
         @Override
@@ -917,6 +946,10 @@ public final class Agent implements AutoCloseable {
         closed = true;
         scheduler.shutdownNow();
         stopChild(true);
+        SoundGrant sound = soundGrant;
+        if (sound != null) {
+            sound.shutdown();
+        }
         if (keys != null) {
             keys.close();
         }

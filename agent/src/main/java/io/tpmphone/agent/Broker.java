@@ -63,7 +63,9 @@ import org.slf4j.LoggerFactory;
  *   <li>{@code PHRASE} → {@code OK <UTF-8 b64>}: the person's ring-screen phrase, unsealed by the keystore for this
  *       measured child, or {@code ERR NO_PHRASE} when none was set;</li>
  *   <li>{@code SOUND <OPEN|CLOSE> <callId>} → {@code OK}: a call's audio starts or ended; the agent grants the child a
- *       socket into the sound server while any call holds it ({@link SoundGrant});</li>
+ *       socket into the sound server while any call holds it ({@link SoundGrant}), only for a call it saw accepted
+ *       by a {@code DECISION} (or that call's ringing, {@code <callId>#ring}) and for a bound after it, else
+ *       {@code ERR NOT_ACCEPTED};</li>
  * </ul>
  * anything else or any failure → {@code ERR <REASON> <message>}, REASON a keystore reason
  * ({@code NOT_APPROVED}, {@code POLICY_FAIL}, {@code APPROVAL_EXPIRED}, {@code SEEN_BEFORE}, ...) or
@@ -445,6 +447,8 @@ public final class Broker implements AutoCloseable {
             write(out, "ERR " + e.reason().name() + " " + oneLine(e.getMessage()));
         } catch (IllegalArgumentException e) {
             write(out, "ERR BAD_REQUEST " + oneLine(e.getMessage()));
+        } catch (SoundGrant.NotAcceptedException e) {
+            write(out, "ERR NOT_ACCEPTED " + oneLine(e.getMessage()));
         } catch (UnsupportedOperationException | IllegalStateException e) {
             write(out, "ERR UNAVAILABLE " + oneLine(e.getMessage()));
         } catch (Exception e) {

@@ -72,6 +72,27 @@ public final class MeasuredLauncher {
     static final String CONTROL_MOUNT = "control";
     /** Where the sound server directory appears inside an isolated child's code directory ({@link SoundGrant}). */
     static final String SOUND_MOUNT = "sound";
+    /**
+     * The PulseAudio client configuration of a child with a sound directory, in its code tree (libpulse finds it by
+     * {@code PULSE_CLIENTCONFIG}): the granted socket as the default server, no autospawn. Its digest is part of the
+     * measured ISOLATION event ({@link #soundIsolation}), so a changed client configuration is a changed launch.
+     */
+    static final String PULSE_CLIENT_CONFIG = "pulse-client.conf";
+
+    /** The content of {@link #PULSE_CLIENT_CONFIG}. */
+    static byte[] pulseClientConfig() {
+        return ("# PulseAudio client configuration of the measured softphone: written by its agent and measured\n"
+                + "# (the ISOLATION event names its SHA-256); the socket exists only while a call holds it.\n"
+                + "default-server = unix:" + CHILD_CODE_MOUNT.resolve(SOUND_MOUNT).resolve(SoundGrant.SOCKET) + "\n"
+                + "autospawn = no\n").getBytes(StandardCharsets.UTF_8);
+    }
+
+    /** What the ISOLATION event adds for a sound directory whose client configuration is {@code clientConfig}. */
+    static String soundIsolation(byte[] clientConfig) {
+        return "; sound dir bind at " + SOUND_MOUNT + "/ (the sound server user's, child's group 0750; a sound server"
+                + " socket only during accepted calls); PulseAudio client configuration " + PULSE_CLIENT_CONFIG
+                + " sha256:" + java.util.HexFormat.of().formatHex(HashAlgorithm.SHA256.digest(clientConfig));
+    }
     /** The control socket's file name in the control directory. */
     public static final String CONTROL_SOCKET = "control.sock";
     /**
@@ -547,7 +568,7 @@ public final class MeasuredLauncher {
         }
     }
 
-    private static String id(String option, String user) throws IOException {
+    static String id(String option, String user) throws IOException {
         Result r = run(List.of("id", option, user), 10);
         if (r.exitCode() != 0 || !r.output().matches("[0-9]{1,10}")) {
             throw new IOException("cannot resolve the child user '" + user + "' (id " + option + ": " + r.output()
@@ -593,12 +614,13 @@ public final class MeasuredLauncher {
     }
 
     /**
-     * As {@link #launch(LaunchSpec, Broker, Path)}, and an isolated child sees {@code soundDirectory} (made anew,
-     * empty, root's with the child's group, mode 0750) at {@code sound/}: where the agent puts a socket into the
-     * sound server while a call is active ({@link SoundGrant}). Null: no sound directory.
+     * As {@link #launch(LaunchSpec, Broker, Path)}, and an isolated child sees {@code sound}'s directory (made anew,
+     * empty, the sound server's user's with the child's group, mode 0750) at {@code sound/}: where the sound server
+     * makes a socket while a call is active ({@link SoundGrant}). Null: no sound directory.
      */
-    public synchronized Launched launch(LaunchSpec spec, Broker broker, Path controlDirectory, Path soundDirectory)
+    public synchronized Launched launch(LaunchSpec spec, Broker broker, Path controlDirectory, SoundGrant sound)
             throws IOException, TpmException {
+        Path soundDirectory = sound == null ? null : sound.directory();
         Objects.requireNonNull(broker, "broker");
         Objects.requireNonNull(controlDirectory, "controlDirectory");
         String socketName = broker.socketPath().getFileName().toString();
@@ -607,11 +629,16 @@ public final class MeasuredLauncher {
             ChildUser user = resolveChildUser(spec);
             broker.admitUser(user.uid());
             prepareControlDirectory(controlDirectory, user);
-            if (soundDirectory != null) {
-                SoundGrant.prepare(soundDirectory, user);
+            if (sound != null) {
+                sound.prepare(user);
             }
-            launched = launch(spec, Map.of("TPMPHONE_BROKER", BROKER_MOUNT + "/" + socketName,
-                    "TPMPHONE_CONTROL", CONTROL_MOUNT + "/" + CONTROL_SOCKET), user, broker.directory(),
+            Map<String, String> environment = new LinkedHashMap<>(Map.of("TPMPHONE_BROKER",
+                    BROKER_MOUNT + "/" + socketName, "TPMPHONE_CONTROL", CONTROL_MOUNT + "/" + CONTROL_SOCKET));
+            if (sound != null) {
+                // libpulse reads this file instead of the system's /etc/pulse/client.conf (and its .d directory)
+                environment.put("PULSE_CLIENTCONFIG", CHILD_CODE_MOUNT.resolve(PULSE_CLIENT_CONFIG).toString());
+            }
+            launched = launch(spec, environment, user, broker.directory(),
                     controlDirectory, soundDirectory);
         } else {
             prepareControlDirectory(controlDirectory, null);
@@ -711,8 +738,8 @@ public final class MeasuredLauncher {
         List<String> command = new ArrayList<>();
         if (spec.isolate()) {
             String isolation = isolationDescription(user, realGid, controlDirectory != null)
-                    + (soundDirectory != null ? "; sound dir bind at " + SOUND_MOUNT + "/ (root's, child's group"
-                    + " 0750; a sound server socket only during calls)" : "");
+                    + (soundDirectory != null ? soundIsolation(Files.readAllBytes(code.resolve(PULSE_CLIENT_CONFIG)))
+                    : "");
             events.add(store.measure(EventType.ISOLATION,
                     HashAlgorithm.SHA256.digest(isolation.getBytes(StandardCharsets.UTF_8)), isolation));
             Path view = childCodeMount();
@@ -830,6 +857,8 @@ public final class MeasuredLauncher {
             if (soundMountPoint) {
                 Files.setPosixFilePermissions(Files.createDirectory(code.resolve(SOUND_MOUNT)),
                         PosixFilePermissions.fromString("rwxr-xr-x"));
+                Path conf = Files.write(code.resolve(PULSE_CLIENT_CONFIG), pulseClientConfig());
+                Files.setPosixFilePermissions(conf, PosixFilePermissions.fromString("rw-r--r--"));
             }
             Files.setPosixFilePermissions(code, PosixFilePermissions.fromString("rwxr-xr-x"));
         } catch (UnsupportedOperationException e) {

@@ -21,14 +21,27 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The isolated softphone's access to the host's sound server, granted only while it has a call: the first call's
- * {@link #open} loads a PulseAudio {@code module-native-protocol-unix} whose socket is {@code DIRECTORY/native}, the
- * directory bind-mounted at {@code sound/} in the child's view (root and the child's group only, mode 0750); the last
- * call's {@link #close} unloads it, which removes the socket and ends the child's connections. Between calls the
- * child has no socket into the sound server at all. The module takes anonymous clients: whoever reaches the socket
- * (root and the child, through the directory's mode) controls the sound server while it exists — the threat model
- * says so. The agent talks to the sound server with {@code pactl -s ADMIN}, as a client the server accepts (same
- * user, or its cookie in {@code PULSE_COOKIE}). Thread-safe.
+ * The isolated softphone's access to the host's sound server, granted only while it has a call the agent saw
+ * accepted: the first call's {@link #open} loads a PulseAudio {@code module-native-protocol-unix} whose socket is
+ * {@code DIRECTORY/native}, the directory bind-mounted at {@code sound/} in the child's view; the last call's
+ * {@link #close} unloads it, which removes the socket and ends the child's connections. Between calls the child has no
+ * socket into the sound server at all.
+ *
+ * <p><b>Tied to accepted calls.</b> The agent knows the child's calls only through the decisions it hands to the
+ * audit log ({@code DECISION}): {@link #accepted} records a call the policy accepted (or restricted), {@link #ended}
+ * one it rejected. {@link #open} grants only a call so recorded (or its ringing, {@code CALLID#ring}) and refuses
+ * anything else ({@link NotAcceptedException}); and a call's grant ends at the latest {@code bound} after its
+ * decision, whether or not the child gives it back. A compromised child can still claim a call that never happened,
+ * but only through a decision that lands in the server's audit log, and only for {@code bound} at a time.
+ *
+ * <p><b>Whose directory.</b> The sound server creates the socket itself, so it must be able to write into the
+ * directory. For a sound server run as root (the tests') the directory is root's with the child's group, mode 0750.
+ * For the usual one, run as the desktop user ({@link Owner}), the directory is that user's with the child's group,
+ * mode 0750, and must lie outside the agent's owner-only state tree, below directories that user may enter
+ * ({@link #prepare} checks). The module takes anonymous clients: whoever reaches the socket (the directory's owner,
+ * root and the child) controls the sound server while it exists — the threat model says so. The agent talks to the
+ * sound server with {@code pactl -s ADMIN}, as a client the server accepts (same user, or its cookie in
+ * {@code PULSE_COOKIE}). Thread-safe.
  */
 public final class SoundGrant implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(SoundGrant.class);
@@ -37,10 +50,53 @@ public final class SoundGrant implements AutoCloseable {
     /** Calls holding the grant at once, at most; more are refused (the phone's own bound is 32 calls). */
     static final int MAX_CALLS = 32;
     private static final Duration PACTL_TIMEOUT = Duration.ofSeconds(10);
+    /** How long a call may hold the sound server after its decision, unless the agent says otherwise. */
+    public static final Duration DEFAULT_BOUND = Duration.ofHours(4);
+    /** Accepted calls remembered at once; the oldest is forgotten (and its grant ended) beyond this. */
+    static final int MAX_ACCEPTED = 64;
+    /** The suffix of a ringing's grant: the ringer plays through the speaker before the call is answered. */
+    public static final String RING_SUFFIX = "#ring";
+
+    /** The user a sound server runs as, and so the owner of the directory it makes the socket in. */
+    public record Owner(String name, int uid, int gid) {
+        public Owner {
+            Objects.requireNonNull(name, "name");
+            if (uid <= 0) {
+                throw new IllegalArgumentException("a sound server's user must not be root (uid " + uid + "): without"
+                        + " --sound-server-user the agent makes the directory for a root-run server");
+            }
+        }
+
+        /** The user {@code name}, resolved by {@code id} (so NSS users work too). */
+        public static Owner of(String name) throws IOException {
+            return new Owner(name, Integer.parseInt(MeasuredLauncher.id("-u", name)),
+                    Integer.parseInt(MeasuredLauncher.id("-g", name)));
+        }
+    }
+
+    /** {@link #open} for a call the agent did not see accepted, or whose bound ran out: the broker says NOT_ACCEPTED. */
+    public static final class NotAcceptedException extends IllegalStateException {
+        private static final long serialVersionUID = 1L;
+
+        NotAcceptedException(String message) {
+            super(message);
+        }
+    }
 
     private final String adminServer;
     private final Path directory;
+    private final Optional<Owner> owner;
+    private final Duration bound;
     private final Set<String> calls = new LinkedHashSet<>();
+    /** Accepted call id to its grant's end (System.nanoTime), oldest first. */
+    private final java.util.LinkedHashMap<String, Long> accepted = new java.util.LinkedHashMap<>();
+    private final java.util.Map<String, java.util.concurrent.ScheduledFuture<?>> expiries = new java.util.HashMap<>();
+    private final java.util.concurrent.ScheduledExecutorService timer =
+            java.util.concurrent.Executors.newSingleThreadScheduledExecutor(r -> {
+                Thread t = new Thread(r, "sound-grant-bound");
+                t.setDaemon(true);
+                return t;
+            });
     private Optional<String> module = Optional.empty();
     /** The sound server's modules before our socket was loaded: what the grant may not leave behind. */
     private Set<String> before = Set.of();
@@ -60,8 +116,23 @@ public final class SoundGrant implements AutoCloseable {
      * @param directory   where the per-call socket is made: the directory bind-mounted into the child
      */
     public SoundGrant(String adminServer, Path directory) {
+        this(adminServer, directory, Optional.empty(), DEFAULT_BOUND);
+    }
+
+    /**
+     * @param adminServer the sound server as the agent reaches it ({@code unix:/run/user/1000/pulse/native})
+     * @param directory   where the per-call socket is made: the directory bind-mounted into the child
+     * @param owner       the user the sound server runs as (it must create the socket), empty for root
+     * @param bound       how long after its decision a call may hold the sound server at most
+     */
+    public SoundGrant(String adminServer, Path directory, Optional<Owner> owner, Duration bound) {
         this.adminServer = Objects.requireNonNull(adminServer, "adminServer");
         this.directory = Objects.requireNonNull(directory, "directory");
+        this.owner = Objects.requireNonNull(owner, "owner");
+        this.bound = Objects.requireNonNull(bound, "bound");
+        if (bound.isNegative() || bound.isZero()) {
+            throw new IllegalArgumentException("a sound grant's bound must be positive, got " + bound);
+        }
         if (!adminServer.matches("unix:/[A-Za-z0-9._/+-]{1,200}")) {
             throw new IllegalArgumentException("the sound server must be unix:/PATH (its native-protocol socket), got "
                     + adminServer);
@@ -73,9 +144,94 @@ public final class SoundGrant implements AutoCloseable {
         return directory;
     }
 
-    /** Grants the socket for {@code callId} (the first call loads the module); idempotent per call. */
+    /**
+     * The softphone's policy accepted (or restricted) {@code callId}: its audio may be granted, until {@code bound}
+     * from now. A call accepted again keeps its first bound.
+     */
+    public synchronized void accepted(String callId) {
+        Objects.requireNonNull(callId, "callId");
+        if (accepted.containsKey(callId)) {
+            return;
+        }
+        if (accepted.size() >= MAX_ACCEPTED) {
+            String oldest = accepted.keySet().iterator().next();
+            LOG.warn("more than {} accepted calls: forgetting the oldest ({}) and ending its sound grant",
+                    MAX_ACCEPTED, io.tpmphone.attestation.UntrustedText.forTerminal(oldest, 200));
+            ended(oldest);
+        }
+        accepted.put(callId, System.nanoTime() + bound.toNanos());
+        expiries.put(callId, timer.schedule(() -> expire(callId), bound.toNanos(),
+                java.util.concurrent.TimeUnit.NANOSECONDS));
+    }
+
+    /**
+     * The softphone's decision {@code action} ({@code ACCEPT}, {@code RESTRICT}, {@code REJECT}) for {@code callId},
+     * as it reported it for the audit log: accepted and restricted calls may be granted, a rejected one ends.
+     */
+    public void decided(String action, String callId) {
+        switch (Objects.requireNonNull(action, "action")) {
+            case "ACCEPT", "RESTRICT" -> accepted(callId);
+            case "REJECT" -> ended(callId);
+            default -> throw new IllegalArgumentException("a decision is ACCEPT, RESTRICT or REJECT, not " + action);
+        }
+    }
+
+    /** {@code callId} was rejected or is over: its grants (call and ringing) end, and it can no longer be granted. */
+    public synchronized void ended(String callId) {
+        Objects.requireNonNull(callId, "callId");
+        accepted.remove(callId);
+        java.util.concurrent.ScheduledFuture<?> f = expiries.remove(callId);
+        if (f != null) {
+            f.cancel(false);
+        }
+        close(callId);
+        close(callId + RING_SUFFIX);
+    }
+
+    private synchronized void expire(String callId) {
+        expiries.remove(callId);
+        if (calls.contains(callId) || calls.contains(callId + RING_SUFFIX)) {
+            LOG.warn("call {} held the sound server for its whole bound ({}): withdrawn",
+                    io.tpmphone.attestation.UntrustedText.forTerminal(callId, 200), bound);
+        }
+        ended(callId);
+    }
+
+    /** The accepted call a grant belongs to: {@code grant} itself, or the call whose ringing it is. */
+    private Optional<String> acceptedCall(String grant) {
+        if (accepted.containsKey(grant)) {
+            return Optional.of(grant);
+        }
+        if (grant.endsWith(RING_SUFFIX)) {
+            String call = grant.substring(0, grant.length() - RING_SUFFIX.length());
+            if (accepted.containsKey(call)) {
+                return Optional.of(call);
+            }
+        }
+        return Optional.empty();
+    }
+
+    /**
+     * Grants the socket for {@code callId} (the first call loads the module); idempotent per call. Only for a call
+     * {@link #accepted} within its bound, or its ringing ({@code CALLID#ring}).
+     *
+     * @throws NotAcceptedException if the agent saw no accepted decision for the call, or its bound ran out
+     */
     public synchronized void open(String callId) throws IOException {
         Objects.requireNonNull(callId, "callId");
+        Optional<String> call = acceptedCall(callId);
+        if (call.isEmpty()) {
+            throw new NotAcceptedException("no sound server for call "
+                    + io.tpmphone.attestation.UntrustedText.forTerminal(callId, 200) + ": the agent saw no accepted"
+                    + " decision for it (a call's audio is granted only after its DECISION ... ACCEPT, for "
+                    + bound + " at most)");
+        }
+        if (System.nanoTime() - accepted.get(call.get()) >= 0) {
+            ended(call.get());
+            throw new NotAcceptedException("no sound server for call "
+                    + io.tpmphone.attestation.UntrustedText.forTerminal(callId, 200) + ": its bound of " + bound
+                    + " after its decision ran out");
+        }
         if (calls.contains(callId)) {
             return;
         }
@@ -114,7 +270,16 @@ public final class SoundGrant implements AutoCloseable {
     @Override
     public synchronized void close() {
         calls.clear();
+        accepted.clear();
+        expiries.values().forEach(f -> f.cancel(false));
+        expiries.clear();
         unload();
+    }
+
+    /** Ends every grant and stops the bound's timer: the agent stops. */
+    public synchronized void shutdown() {
+        close();
+        timer.shutdownNow();
     }
 
     private void unload() {
@@ -211,10 +376,29 @@ public final class SoundGrant implements AutoCloseable {
     }
 
     /**
-     * Makes {@code dir} anew and empty for a launch: owned by root with the child's group, mode 0750 (the child may
-     * enter and connect, not write); its parent must be the agent's private state.
+     * Makes the directory anew and empty for a launch: owned by the sound server's user (root without an
+     * {@link Owner}) with the child's group, mode 0750 (the server may make its socket there, the child may enter and
+     * connect, not write, nobody else may enter).
+     *
+     * @throws IOException if the sound server's user could not reach the directory: some directory above it does not
+     *     let others enter (the agent's owner-only state tree, a private temporary directory)
      */
-    static void prepare(Path dir, MeasuredLauncher.ChildUser user) throws IOException {
+    void prepare(MeasuredLauncher.ChildUser user) throws IOException {
+        if (owner.isPresent()) {
+            for (Path p = directory.toAbsolutePath().getParent(); p != null; p = p.getParent()) {
+                java.util.Set<java.nio.file.attribute.PosixFilePermission> perms = Files.getPosixFilePermissions(p);
+                if (!perms.contains(java.nio.file.attribute.PosixFilePermission.OTHERS_EXECUTE)) {
+                    throw new IOException("the sound server's user " + owner.get().name() + " cannot reach "
+                            + directory + ": " + p + " does not let others enter (mode "
+                            + java.nio.file.attribute.PosixFilePermissions.toString(perms) + "); the grant directory"
+                            + " must lie outside the agent's private state, below directories others may enter");
+                }
+            }
+        }
+        prepare(directory, user, owner.map(Owner::uid).orElse(0));
+    }
+
+    static void prepare(Path dir, MeasuredLauncher.ChildUser user, int ownerUid) throws IOException {
         if (Files.exists(dir, LinkOption.NOFOLLOW_LINKS)) {
             try (var s = Files.walk(dir)) {
                 for (Path p : (Iterable<Path>) s.sorted(java.util.Comparator.reverseOrder())::iterator) {
@@ -227,6 +411,9 @@ public final class SoundGrant implements AutoCloseable {
         Files.setPosixFilePermissions(dir, java.nio.file.attribute.PosixFilePermissions.fromString("rwxr-x---"));
         if (user != null) {
             Files.setAttribute(dir, "unix:gid", user.gid(), LinkOption.NOFOLLOW_LINKS);
+        }
+        if (ownerUid != 0) {
+            Files.setAttribute(dir, "unix:uid", ownerUid, LinkOption.NOFOLLOW_LINKS);
         }
     }
 }

@@ -246,4 +246,49 @@ class BrokerKeyProtocolTest {
                     () -> child.sound(true, "c")).reason(), "no sound server configured");
         }
     }
+
+    @Test
+    void soundOpen_isRefusedUntilTheChildsDecisionAcceptedThatCall_andAfterItsRejection(@TempDir Path dir)
+            throws Exception {
+        // no sound server behind it: a refusal comes before any pactl, a granted open fails at pactl (FAILED)
+        try (SoundGrant grant = new SoundGrant("unix:" + dir.resolve("no-server"), dir.resolve("sound"))) {
+            Broker.Service service = new Broker.Service() {
+                @Override
+                public String quote(byte[] binder) {
+                    return "akId=00";
+                }
+
+                @Override
+                public void callDecision(String direction, String action, String peerUri, String peerLevel,
+                                         String requiredLevel, String callId, String reason) {
+                    grant.decided(action, callId); // as the agent does
+                }
+
+                @Override
+                public void sound(boolean open, String callId) throws java.io.IOException {
+                    if (open) {
+                        grant.open(callId);
+                    } else {
+                        grant.close(callId);
+                    }
+                }
+            };
+            try (Broker broker = Broker.start(dir.resolve("a"), service);
+                 AgentBroker child = AgentBroker.connect(broker.socketPath(), broker.token())) {
+                BrokerRefusedException never = assertThrows(BrokerRefusedException.class,
+                        () -> child.sound(true, "call-1"));
+                assertEquals("NOT_ACCEPTED", never.reason(), "no decision for call-1 yet: " + never.getMessage());
+                child.reportDecision("IN", "REJECT", "FAILED", "MEASURED", "call-1", "sip:x@y", "policy refused");
+                assertEquals("NOT_ACCEPTED", assertThrows(BrokerRefusedException.class,
+                        () -> child.sound(true, "call-1#ring")).reason(), "a rejected call rings nowhere");
+                child.reportDecision("IN", "ACCEPT", "MEASURED", "MEASURED", "call-2", "sip:x@y", "meets the floor");
+                BrokerRefusedException granted = assertThrows(BrokerRefusedException.class,
+                        () -> child.sound(true, "call-2#ring"));
+                assertEquals("FAILED", granted.reason(), "an accepted call's ringing gets as far as the sound server"
+                        + " (absent here): " + granted.getMessage());
+                assertEquals("NOT_ACCEPTED", assertThrows(BrokerRefusedException.class,
+                        () -> child.sound(true, "call-2x")).reason(), "only that call id");
+            }
+        }
+    }
 }

@@ -41,6 +41,7 @@ class SoundGrantLeftoversIT {
         try (SoundServer server = SoundServer.start(dir.resolve("pulse"))) {
             Path granted = Files.createDirectory(dir.resolve("sound"));
             try (SoundGrant grant = new SoundGrant(server.address(), granted)) {
+                grant.accepted("call-1");
                 grant.open("call-1");
                 String child = "unix:" + granted.resolve(SoundGrant.SOCKET);
                 // what the (compromised) child can do through its per-call socket

@@ -179,6 +179,11 @@ final class AgentCommand {
                 + " (media.audio=pulseaudio) gets a socket into it only while it has a call. The agent must be a"
                 + " client the server accepts (its user, or its cookie in PULSE_COOKIE)")
         String soundServer;
+        @Option(names = "--sound-server-user", description = "the user the sound server runs as (the desktop user,"
+                + " e.g. alice): it makes the per-call socket itself, in a directory of its own under "
+                + "/run/tpmphone/sound that only it and the softphone's group may enter. Without it the sound server"
+                + " must run as root")
+        String soundServerUser;
         @Option(names = "--phrase-file", description = "a file holding the phrase the ring screen shows (one line,"
                 + " 1..64 bytes): sealed into the keystore at start, so only the measured softphone can show it and a"
                 + " look-alike prompt cannot. Delete the file afterwards")
@@ -193,8 +198,13 @@ final class AgentCommand {
             Agent agent = new Agent(tpmClient, client, state, host, pcr, launch.spec(state, host),
                     Duration.ofSeconds(interval), Clock.systemUTC()).withEnrollmentToken(enrollmentTokenFile == null
                     ? null : Pem.secret(enrollmentTokenFile, false));
-            if (soundServer != null) {
+            if (soundServer != null && soundServerUser != null) {
+                agent.withSoundServer(soundServer, soundServerUser);
+            } else if (soundServer != null) {
                 agent.withSoundServer(soundServer);
+            } else if (soundServerUser != null) {
+                throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--sound-server-user needs"
+                        + " --sound-server");
             }
             if (phraseFile != null) {
                 List<String> lines = java.nio.file.Files.readAllLines(phraseFile, StandardCharsets.UTF_8);

@@ -35,16 +35,50 @@ final class PhoneCommands {
         }
     }
 
-    /** One line per call, as the user sees it. */
+    /** The levels a call's level slot may show: the softphone's own words, never the peer's. */
+    private static final java.util.Set<String> LEVELS = java.util.Set.of("FAILED", "UNATTESTED", "IDENTIFIED",
+            "MEASURED", "HARDENED");
+
     /**
-     * One call for a person. Every field may carry the far end's words (its URI, display name, an SDP line quoted in
-     * a refusal reason), so each is rendered by {@link UntrustedText}: no escape sequence can redraw the line.
+     * One call for a person, its layout fixed so the far end's words cannot pass for ours: first what the softphone
+     * decides — direction, state, and the level slot ({@code level MEASURED}, {@code level none} before the level is
+     * known; only a level name, never free text) — then, each labelled and in double quotes, the fields that may carry
+     * the far end's words (the call id, its URI, the attestation's description, a refusal reason quoting its SDP),
+     * rendered by {@link UntrustedText} and {@link #quoted}: no escape sequence can redraw the line,
+     * and no reason like {@code [MEASURED]} can stand where the level stands.
      */
     static String line(JsonNode c) {
         String level = c.path("level").asText("");
-        return safe(c, "callId") + "  " + safe(c, "direction") + " " + safe(c, "peerUri") + "  " + safe(c, "state")
-                + (level.isEmpty() ? "" : "  " + UntrustedText.forTerminal(c.path("display").asText(level)))
-                + (c.path("reason").asText("").isEmpty() ? "" : "  (" + safe(c, "reason") + ")");
+        StringBuilder s = new StringBuilder();
+        s.append(word(c, "direction", java.util.Set.of("IN", "OUT"))).append("  ")
+                .append(word(c, "state", STATES)).append("  level ")
+                .append(level.isEmpty() ? "none" : LEVELS.contains(level) ? level : "unknown");
+        s.append("  call ").append(quoted(c.path("callId").asText()));
+        s.append("  peer ").append(quoted(c.path("peerUri").asText()));
+        if (!c.path("display").asText("").isEmpty()) {
+            s.append("  attestation ").append(quoted(c.path("display").asText()));
+        }
+        if (!c.path("reason").asText("").isEmpty()) {
+            s.append("  reason ").append(quoted(c.path("reason").asText()));
+        }
+        return s.toString();
+    }
+
+    private static final java.util.Set<String> STATES = java.util.Arrays.stream(
+            io.tpmphone.softphone.sip.Call.State.values()).map(Enum::name).collect(java.util.stream.Collectors.toSet());
+
+    /** One of our own words ({@code allowed}), else "?". */
+    private static String word(JsonNode c, String field, java.util.Set<String> allowed) {
+        String w = c.path(field).asText("");
+        return allowed.contains(w) ? w : "?";
+    }
+
+    /**
+     * Someone's text in double quotes, rendered, its own quotes shown as {@code \x22} (as the rendering shows
+     * controls): every {@code "} on the line is ours, so the text cannot close its quote and go on as our words.
+     */
+    static String quoted(String text) {
+        return "\"" + UntrustedText.forTerminal(text).replace("\"", "\\x22") + "\"";
     }
 
     private static String safe(JsonNode c, String field) {

@@ -14,10 +14,13 @@ import java.util.concurrent.TimeUnit;
 /**
  * {@code tpmphone phone}'s screen: a relay between the person's terminal and the ring screen that the measured
  * softphone draws ({@link io.tpmphone.softphone.control.RingScreen}). It copies the softphone's frames to the terminal
- * unchanged — what the person sees comes from measured code, never from this process — and the person's keys to the
- * softphone. On a terminal: raw mode (keys without Enter, no echo) in the alternate screen, colours, the window size
- * sent at start and whenever it changes; the terminal's settings are restored on exit. Piped: plain frames, no
- * escape sequences. Ends when the person presses {@code q} or the softphone closes the screen.
+ * through a {@link TerminalFilter} — what the person sees comes from measured code, never from this process, and only
+ * the sequences a screen draws with pass, so the softphone cannot program the terminal — and the person's keys to the
+ * softphone. On a terminal: raw mode (keys without Enter, no echo) that keeps signals (Ctrl-C interrupts), in the
+ * alternate screen, colours, the window size sent at start and whenever it changes; the terminal's settings are
+ * restored on every exit: the end of the screen, an error, and SIGINT, SIGTERM or SIGHUP (a shutdown hook; only
+ * SIGKILL leaves the terminal raw, {@code stty sane} repairs it). Piped: plain frames, no escape sequences at all.
+ * Ends when the person presses {@code q} or the softphone closes the screen.
  */
 final class PhoneScreen {
     private static final Path TTY = Path.of("/dev/tty");
@@ -34,10 +37,31 @@ final class PhoneScreen {
     int run() throws IOException, InterruptedException {
         int[] size = terminal ? ttySize() : envSize();
         String saved = terminal ? stty("-g").strip() : null;
+        java.util.concurrent.atomic.AtomicBoolean restored = new java.util.concurrent.atomic.AtomicBoolean(!terminal);
+        Runnable restore = () -> {
+            if (restored.compareAndSet(false, true)) {
+                out.print("\u001b[0m\u001b[?25h\u001b[?1049l");
+                out.flush();
+                try {
+                    if (saved != null && !saved.isEmpty()) {
+                        stty(saved);
+                    } else {
+                        stty("sane");
+                    }
+                } catch (IOException e) {
+                    System.err.println("tpmphone phone: could not restore the terminal (" + e.getMessage()
+                            + "): run stty sane");
+                }
+            }
+        };
+        Thread onSignal = new Thread(restore, "phone-terminal-restore");
+        TerminalFilter filter = new TerminalFilter(terminal);
         try (ControlClient phone = PhoneCommands.connect(control)) {
             phone.screen(size[1], size[0], terminal);
             if (terminal) {
-                stty("raw", "-echo");
+                Runtime.getRuntime().addShutdownHook(onSignal);
+                // raw: keys without Enter; isig: Ctrl-C and Ctrl-\ still signal us, and the hook restores the terminal
+                stty("raw", "-echo", "isig");
                 out.print("\u001b[?1049h\u001b[?25l"); // alternate screen, cursor hidden
                 out.flush();
             }
@@ -53,18 +77,17 @@ final class PhoneScreen {
             Reader frames = phone.frames();
             char[] buf = new char[8192];
             for (int n; (n = frames.read(buf)) != -1; ) {
-                out.write(buf, 0, n);
+                out.write(filter.filter(buf, 0, n));
                 out.flush();
             }
             return 0;
         } finally {
+            restore.run();
             if (terminal) {
-                out.print("\u001b[?25h\u001b[?1049l");
-                out.flush();
-                if (saved != null && !saved.isEmpty()) {
-                    stty(saved);
-                } else {
-                    stty("sane");
+                try {
+                    Runtime.getRuntime().removeShutdownHook(onSignal);
+                } catch (IllegalStateException shuttingDown) {
+                    // the hook runs (or ran) already: restore is once only
                 }
             }
         }

@@ -56,8 +56,8 @@ class PhoneCommandsIT {
             assertEquals(0, atBob.exit(), atBob::toString);
             assertTrue(atBob.out().startsWith("sips:bob@bob on TLS port " + hosts.bob().childTlsPort()),
                     () -> "bob's phone names its URI and TLS port " + hosts.bob().childTlsPort() + ": " + atBob.out());
-            assertTrue(atBob.out().contains(c.path("callId").asText() + "  IN sips:alice@alice  ESTABLISHED")
-                    && atBob.out().contains("MEASURED alice"), () -> "bob lists call " + c.path("callId").asText()
+            assertTrue(atBob.out().contains("IN  ESTABLISHED  level MEASURED  call \"" + c.path("callId").asText()
+                    + "\"  peer \"sips:alice@alice\"") && atBob.out().contains("MEASURED alice"), () -> "bob lists call " + c.path("callId").asText()
                     + " IN from alice, ESTABLISHED and MEASURED: " + atBob.out());
 
             Run hangup = tpmphone("phone", "--control", alice, "--hangup", c.path("callId").asText(), "--json");

@@ -28,8 +28,11 @@ import org.junit.jupiter.api.io.TempDir;
  * audio (a headless PulseAudio, null-sink speakers, microphones fed with tones, each softphone granted its socket only
  * during calls). alice calls; bob's screen — drawn by bob's measured softphone — shows alice's MEASURED level and
  * bob's sealed phrase; {@code a} answers and each side hears the other's tone through the sound server; a second call
- * is declined with {@code d} and alice sees 603. The panes are written to {@code target/ring-screen/} (the
- * screenshots in docs/softphone.md). Fails, not skips, without PulseAudio or tmux.
+ * is declined with {@code d} and alice sees 603; an ordinary phone over UDP rings showing "no attestation" and the
+ * policy's action, and one the policy refuses never rings; at 40 columns a third call still shows the level and the phrase
+ * whole; {@code tpmphone phone} killed with SIGTERM, and ended with Ctrl-C, leaves the terminal as it found it. The
+ * panes are written to {@code target/ring-screen/} (the screenshots in docs/softphone.md). Fails, not skips, without
+ * PulseAudio or tmux.
  */
 class RingScreenTmuxIT {
     private static final Duration WAIT = Duration.ofSeconds(30);
@@ -45,6 +48,47 @@ class RingScreenTmuxIT {
         return out;
     }
 
+    /** An INVITE over plain UDP from {@code sip:phone@HOST}, offering PCMU with a fresh SDES key. */
+    private static void sendInvite(java.net.DatagramSocket udp, int port, String callId, String host)
+            throws Exception {
+        byte[] key = new byte[30];
+        new java.security.SecureRandom().nextBytes(key);
+        String sdp = "v=0\r\no=phone 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+                + "m=audio " + io.tpmphone.swtpm.testing.FreePorts.rtpPair() + " RTP/SAVP 0\r\n"
+                + "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:" + java.util.Base64.getEncoder().encodeToString(key)
+                + "\r\n";
+        String via = "127.0.0.1:" + udp.getLocalPort();
+        String invite = "INVITE sip:bob@127.0.0.1:" + port + " SIP/2.0\r\n"
+                + "Via: SIP/2.0/UDP " + via + ";rport;branch=z9hG4bK" + Integer.toHexString(callId.hashCode()) + "\r\n"
+                + "Max-Forwards: 70\r\nTo: <sip:bob@127.0.0.1>\r\nFrom: <sip:phone@" + host + ">;tag=phone1\r\n"
+                + "Call-ID: " + callId + "\r\nCSeq: 1 INVITE\r\nContact: <sip:phone@" + via + ";transport=udp>\r\n"
+                + "Content-Type: application/sdp\r\nContent-Length: " + sdp.length() + "\r\n\r\n" + sdp;
+        byte[] b = invite.getBytes(StandardCharsets.US_ASCII);
+        udp.send(new java.net.DatagramPacket(b, b.length, java.net.InetAddress.getLoopbackAddress(), port));
+    }
+
+    /** Waits for the response {@code status} to {@code callId}'s INVITE; fails naming what arrived instead. */
+    private static void awaitResponse(java.net.DatagramSocket udp, String callId, int status) throws Exception {
+        List<String> seen = new ArrayList<>();
+        long end = System.nanoTime() + WAIT.toNanos();
+        byte[] buf = new byte[65536];
+        while (System.nanoTime() < end) {
+            java.net.DatagramPacket p = new java.net.DatagramPacket(buf, buf.length);
+            try {
+                udp.receive(p);
+            } catch (java.net.SocketTimeoutException quiet) {
+                continue;
+            }
+            String m = new String(p.getData(), 0, p.getLength(), StandardCharsets.UTF_8);
+            String first = m.lines().findFirst().orElse("");
+            seen.add(first);
+            if (first.startsWith("SIP/2.0 " + status + " ") && m.contains("Call-ID: " + callId)) {
+                return;
+            }
+        }
+        throw new AssertionError("no " + status + " for " + callId + " within " + WAIT + "; got " + seen);
+    }
+
     private static String pane(String session) throws Exception {
         return tmux("capture-pane", "-p", "-t", session);
     }
@@ -55,6 +99,7 @@ class RingScreenTmuxIT {
         assertTrue(Files.isExecutable(Path.of("/usr/bin/tmux")), "tmux is missing: install it (./tpmphone test does)");
         Path shots = Files.createDirectories(Path.of("target", "ring-screen"));
         String session = "tpmphone-ring-" + ProcessHandle.current().pid();
+        int bobUdp = io.tpmphone.swtpm.testing.FreePorts.udp();
         try (SoundServer sound = SoundServer.start(dir.resolve("pulse"))) {
             sound.speaker("alice_speaker");
             sound.speaker("bob_speaker");
@@ -64,7 +109,9 @@ class RingScreenTmuxIT {
                     "alice", List.of("media.audio=pulseaudio", "media.microphone=alice_mic",
                             "media.speaker=alice_speaker", "phone.answer=auto"),
                     "bob", List.of("media.audio=pulseaudio", "media.microphone=bob_mic",
-                            "media.speaker=bob_speaker", "phone.answer=ring", "sip.setup.timeout.seconds=60")),
+                            "media.speaker=bob_speaker", "phone.answer=ring", "sip.setup.timeout.seconds=60",
+                            // an ordinary phone over plain UDP: no attestation; accepted from phone.test only
+                            "sip.udp.port=" + bobUdp, "policy.2=in sip:*@phone.test UNATTESTED accept")),
                     Optional.of(sound.address()), Map.of("bob", PHRASE));
             try (TwoHostRig hosts = TwoHostRig.start(dir.resolve("rig"), options)) {
                 Path aliceControl = hosts.alice().childControl();
@@ -77,9 +124,17 @@ class RingScreenTmuxIT {
                             "no sound server socket for bob's softphone before any call");
                     // a script, not the command itself: tmux's messages are too short for a whole class path
                     Path phone = dir.resolve("phone.sh");
-                    Files.writeString(phone, "#!/bin/sh\nexec '" + Path.of(System.getProperty("java.home"), "bin",
-                            "java") + "' -cp '" + System.getProperty("java.class.path") + "' " + Main.class.getName()
-                            + " phone --control '" + bobControl + "'\n");
+                    // run twice (ended by SIGTERM, then by Ctrl-C), the terminal's settings saved before and after
+                    String phoneCommand = "'" + Path.of(System.getProperty("java.home"), "bin", "java") + "' -cp '"
+                            + System.getProperty("java.class.path") + "' " + Main.class.getName() + " phone --control '"
+                            + bobControl + "'";
+                    // (the shell catches SIGINT so that it outlives Ctrl-C; its children get the default action)
+                    Files.writeString(phone, "#!/bin/sh\ntrap 'echo interrupted' INT\n"
+                            + "stty -g > '" + dir.resolve("tty-before") + "'\n"
+                            + phoneCommand + "\necho \"phone 1 exited $?\"\n"
+                            + "stty -g > '" + dir.resolve("tty-after-1") + "'\n"
+                            + phoneCommand + "\necho \"phone 2 exited $?\"\n"
+                            + "stty -g > '" + dir.resolve("tty-after-2") + "'\nexec cat\n");
                     tmux("new-session", "-d", "-s", session, "-x", "100", "-y", "34", "/bin/sh " + phone);
                     Await.until("bob's screen to come up", WAIT, () -> pane(session),
                             p -> p.contains("No call.") && p.contains("«" + PHRASE + "»"));
@@ -126,6 +181,83 @@ class RingScreenTmuxIT {
                             "alice sees 603: " + declined.path("reason").asText());
                     Files.writeString(shots.resolve("declined.txt"), Await.until("bob's screen to list the declined"
                             + " call", WAIT, () -> pane(session), p -> p.contains("603 declined")));
+
+                    // an ordinary phone without attestation (plain UDP) that the policy accepts: it rings, showing
+                    // "no attestation" and the policy's action; d declines it
+                    try (java.net.DatagramSocket udp = new java.net.DatagramSocket(0,
+                            java.net.InetAddress.getLoopbackAddress())) {
+                        udp.setSoTimeout(1000);
+                        sendInvite(udp, bobUdp, "plain-1@phone.test", "phone.test");
+                        awaitResponse(udp, "plain-1@phone.test", 180);
+                        String plain = Await.until("bob's screen to ring for the caller without attestation", WAIT,
+                                () -> pane(session), p -> p.contains("INCOMING CALL") && p.contains("phone.test"));
+                        Files.writeString(shots.resolve("no-attestation.txt"), plain);
+                        assertTrue(plain.contains("Level:       [ UNATTESTED ]  no attestation"),
+                                "no attestation, said so: " + plain);
+                        assertTrue(plain.contains("Policy:      ACCEPT"), "the policy's action: " + plain);
+                        assertTrue(plain.contains("«" + PHRASE + "»"), "bob's sealed phrase: " + plain);
+                        tmux("send-keys", "-t", session, "d");
+                        awaitResponse(udp, "plain-1@phone.test", 603);
+
+                        // a caller the policy refuses (not from phone.test): it never rings
+                        sendInvite(udp, bobUdp, "plain-2@other.test", "other.test");
+                        awaitResponse(udp, "plain-2@other.test", 403);
+                        String refused = Await.until("bob's screen to list the refused caller", WAIT,
+                                () -> pane(session), p -> p.contains("\"sip:phone@other.test\""));
+                        assertFalse(refused.contains("INCOMING CALL"), "a call the policy refuses never rings: "
+                                + refused);
+                        assertTrue(refused.contains("[ UNATTESTED ] REFUSED IN \"sip:phone@other.test\""),
+                                "listed as refused, its level first: " + refused);
+                    }
+
+                    // a narrow window, 40 columns: the size is honoured and neither the level nor the phrase is cut
+                    tmux("resize-window", "-t", session, "-x", "40", "-y", "34");
+                    String third = alice.call("sips:bob@bob", bobNext);
+                    String narrow = Await.until("bob's screen to ring, 40 columns wide", WAIT, () -> pane(session),
+                            p -> p.contains("INCOMING CALL") && p.contains("[ MEASURED ]"));
+                    Files.writeString(shots.resolve("ringing-40-columns.txt"), narrow);
+                    for (String line : narrow.split("\n")) {
+                        assertTrue(line.codePointCount(0, line.length()) <= 40, "the window's 40 columns are"
+                                + " honoured: '" + line + "' in\n" + narrow);
+                    }
+                    assertTrue(narrow.contains("─".repeat(38)) && !narrow.contains("─".repeat(39)),
+                            "the frame is drawn for 40 columns (a rule of 38), not wrapped from a wider one: "
+                                    + narrow);
+                    assertTrue(narrow.contains("   Level:       [ MEASURED ]"), "the level, whole: " + narrow);
+                    assertTrue(narrow.contains("«" + PHRASE + "»"), "the phrase, whole: " + narrow);
+                    tmux("send-keys", "-t", session, "d");
+                    assertEquals("REFUSED", alice.await(third, Duration.ofSeconds(20)).path("state").asText(),
+                            "the third call, declined");
+
+                    // killed (SIGTERM), the relay gives the terminal back as it found it
+                    String before = Files.readString(dir.resolve("tty-before")).strip();
+                    long shell = Long.parseLong(tmux("display-message", "-p", "-t", session, "#{pane_pid}").strip());
+                    ProcessHandle relay = ProcessHandle.of(shell).orElseThrow().children().findFirst()
+                            .orElseThrow(() -> new AssertionError("no tpmphone phone under the pane's shell"));
+                    assertTrue(relay.destroy(), "SIGTERM to tpmphone phone " + relay.pid());
+                    String killed = Await.until("tpmphone phone to end on SIGTERM", WAIT, () -> pane(session),
+                            p -> p.contains("phone 1 exited"));
+                    assertEquals(before, Await.until("the terminal's settings after SIGTERM", WAIT,
+                            () -> Files.exists(dir.resolve("tty-after-1"))
+                                    ? Files.readString(dir.resolve("tty-after-1")).strip() : "",
+                            t -> !t.isEmpty()), "raw mode undone after SIGTERM; pane: " + killed);
+                    assertEquals("0", tmux("display-message", "-p", "-t", session, "#{alternate_on}").strip(),
+                            "back on the main screen after SIGTERM");
+
+                    // Ctrl-C still works in raw mode (signals kept) and restores the terminal too
+                    Await.until("bob's screen to come up again", WAIT, () -> pane(session),
+                            p -> p.contains("No call.") && p.contains("«" + PHRASE + "»"));
+                    assertEquals("1", tmux("display-message", "-p", "-t", session, "#{alternate_on}").strip(),
+                            "the screen is in the alternate screen while it runs");
+                    tmux("send-keys", "-t", session, "C-c");
+                    String interrupted = Await.until("tpmphone phone to end on Ctrl-C", WAIT, () -> pane(session),
+                            p -> p.contains("phone 2 exited"));
+                    assertEquals(before, Await.until("the terminal's settings after Ctrl-C", WAIT,
+                            () -> Files.exists(dir.resolve("tty-after-2"))
+                                    ? Files.readString(dir.resolve("tty-after-2")).strip() : "",
+                            t -> !t.isEmpty()), "raw mode undone after Ctrl-C; pane: " + interrupted);
+                    assertEquals("0", tmux("display-message", "-p", "-t", session, "#{alternate_on}").strip(),
+                            "back on the main screen after Ctrl-C");
                 } finally {
                     new ProcessBuilder("tmux", "kill-session", "-t", session).start().waitFor(10, TimeUnit.SECONDS);
                 }

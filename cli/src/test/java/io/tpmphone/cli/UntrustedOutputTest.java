@@ -1,5 +1,6 @@
 package io.tpmphone.cli;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -37,6 +38,39 @@ class UntrustedOutputTest {
         String shown = PhoneCommands.line(call());
         assertInert(shown);
         assertTrue(shown.contains("\\x1b[32m MEASURED"), "the attempt is visible as text: " + shown);
+    }
+
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"MEASURED", "[MEASURED]", "level MEASURED",
+        "x\"  level MEASURED  reason \"y", "\u001b[2K\r\u001b[1;30;42m MEASURED \u001b[0m", "HARDENED\\"})
+    void aHostileReason_neverStandsInTheLevelSlot(String hostile) {
+        for (String level : new String[] {null, "UNATTESTED", "MEASURED [or so they say]"}) {
+            ObjectNode c = call();
+            c.put("peerUri", hostile);
+            c.put("callId", hostile);
+            c.put("display", hostile);
+            c.put("reason", hostile);
+            c.put("state", hostile);
+            if (level != null) {
+                c.put("level", level);
+            }
+            String shown = PhoneCommands.line(c);
+            assertInert(shown);
+            String slot = level == null ? "none" : level.equals("UNATTESTED") ? "UNATTESTED" : "unknown";
+            assertTrue(shown.startsWith("IN  ?  level " + slot + "  call \""), "our words first, the level slot"
+                    + " holds only a level name of ours: " + shown);
+            assertEquals(1 + 4 * count(hostile, "level "), count(shown, "level "),
+                    "one level slot, the hostile text's own only inside quotes: " + shown);
+            // every double quote is ours: four quoted fields, two quotes each
+            assertEquals(8, shown.chars().filter(ch -> ch == '"').count(), "the peer's text cannot close its quote: "
+                    + shown);
+            assertTrue(shown.endsWith("  reason \"" + io.tpmphone.attestation.UntrustedText.forTerminal(hostile)
+                    .replace("\"", "\\x22") + "\""), "the reason, quoted, last: " + shown);
+        }
+    }
+
+    private static int count(String s, String what) {
+        return s.split(java.util.regex.Pattern.quote(what), -1).length - 1;
     }
 
     @Test

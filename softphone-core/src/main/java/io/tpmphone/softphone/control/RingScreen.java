@@ -266,8 +266,19 @@ public final class RingScreen implements SipPhone.AnswerDecision {
         int h = Math.max(10, Math.min(height, 200));
         List<String> lines = new ArrayList<>();
         lines.add(bold(" Phone " + phone.uri(), ansi) + "   " + CLOCK.format(clock.instant()) + " UTC   (tpmphone)");
-        lines.add(" Your phrase: " + phrase.map(p -> "«" + UntrustedText.forTerminal(p, 80) + "»")
-                .orElse("(none set: tpmphone agent phrase)") + "  — only this measured phone can show it");
+        String phraseLine = " Your phrase: " + phrase.map(p -> "«" + UntrustedText.forTerminal(p, 80) + "»")
+                .orElse("(none set: tpmphone agent phrase)") + "  — only this measured phone can show it";
+        if (phraseLine.codePointCount(0, phraseLine.length()) <= w) {
+            lines.add(phraseLine);
+        } else {
+            // a narrow window: the phrase whole, wrapped, never cut (a cut phrase could be a look-alike's)
+            lines.add(" Your phrase (only this phone shows it):");
+            String shown = phrase.map(p -> "«" + UntrustedText.forTerminal(p, 80) + "»").orElse("(none set)");
+            int[] cps = shown.codePoints().toArray();
+            for (int i = 0; i < cps.length; i += w - 3) {
+                lines.add("   " + new String(cps, i, Math.min(w - 3, cps.length - i)));
+            }
+        }
         lines.add(rule(w));
         Optional<Call> ring = firstRinging();
         if (ring.isPresent()) {
@@ -292,12 +303,13 @@ public final class RingScreen implements SipPhone.AnswerDecision {
                 || c.state() == Call.State.REFUSED));
         int room = Math.max(1, h - lines.size() - 4);
         for (Call c : calls.subList(0, Math.min(room, calls.size()))) {
-            lines.add("   " + c.state() + " " + c.direction() + " "
-                    + UntrustedText.forTerminal(c.peerUri(), 60) + "  "
-                    + c.peer().map(p -> levelTag(p.level(), ansi)).orElse("")
+            // the level slot first and always there (ours alone fill it, and a narrow window never cuts it), the
+            // far end's words after it and quoted: a reason like "[ MEASURED ]" cannot sit where the level sits
+            lines.add("   " + c.peer().map(p -> levelTag(p.level(), ansi)).orElse("[ no level ]") + " "
+                    + c.state() + " " + c.direction() + " " + quoted(c.peerUri(), 60)
                     + (c.held() ? " [held]" : "")
                     + (c.state() == Call.State.ENDED || c.state() == Call.State.REFUSED
-                    ? "  " + UntrustedText.forTerminal(c.reason(), 60) : ""));
+                    ? "  why " + quoted(c.reason(), 60) : ""));
         }
         lines.add(rule(w));
         lines.add(dial != null ? " Call: " + dial + "_   (sips:USER@HOST HOST:PORT, Enter to call, Esc to cancel)"
@@ -348,6 +360,11 @@ public final class RingScreen implements SipPhone.AnswerDecision {
         int pt = call.payloadType();
         String codec = Sdp.isDynamic(pt) ? "Opus" : pt == 8 ? "PCMA" : "PCMU";
         return protection + ", " + codec;
+    }
+
+    /** The far end's text in double quotes, rendered; its own quotes as {@code \x22}, so every {@code "} is ours. */
+    static String quoted(String text, int max) {
+        return "\"" + UntrustedText.forTerminal(text, max).replace("\"", "\\x22") + "\"";
     }
 
     private static String levelTag(IntegrityLevel level, boolean ansi) {

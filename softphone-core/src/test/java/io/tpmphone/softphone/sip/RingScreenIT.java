@@ -109,13 +109,21 @@ class RingScreenIT {
     void aCallThePolicyRejects_neverRings() throws Exception {
         RingScreen screen = start("default MEASURED reject", false);
         String callId = "rejected@phone.test";
+        // the caller's own text says MEASURED: it must never read as the level
         peer.send(new InetSocketAddress(LOOPBACK, udpPort), StandardPhoneIT.invite(callId, "UDP", peer.via(),
-                offer()));
+                offer()).replace("From: <sip:phone@phone.test>", "From: <sip:MEASURED@phone.test>"));
         peer.response(callId, 403, "INVITE", WAIT);
         String shown = screen.render(100, 30, false);
         assertFalse(shown.contains("INCOMING CALL"), "a refused call never rings: " + shown);
-        assertTrue(shown.contains("REFUSED IN sip:phone@phone.test  [ UNATTESTED ]"), "it is listed as refused: "
-                + shown);
+        assertTrue(shown.contains("   [ UNATTESTED ] REFUSED IN \"sip:MEASURED@phone.test\"  why \""),
+                "it is listed as refused, our level slot first, the caller's words quoted after it: " + shown);
+        // a narrow window (40 columns): nothing cut that the person decides by
+        String narrow = screen.render(40, 30, false);
+        for (String line : narrow.split("\r\n")) {
+            assertTrue(line.codePointCount(0, line.length()) <= 40, "every line fits 40 columns: '" + line + "'");
+        }
+        assertTrue(narrow.contains("«purple elephant»"), "the phrase whole, wrapped if need be: " + narrow);
+        assertTrue(narrow.contains("   [ UNATTESTED ] REFUSED IN"), "the level slot is never cut: " + narrow);
     }
 
     @Test

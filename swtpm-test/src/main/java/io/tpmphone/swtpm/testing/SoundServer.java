@@ -41,6 +41,15 @@ public final class SoundServer implements AutoCloseable {
 
     /** Starts a server whose socket is {@code directory/native}; returns once it answers {@code pactl info}. */
     public static SoundServer start(Path directory) throws IOException {
+        return start(directory, null);
+    }
+
+    /**
+     * As {@link #start(Path)}, the server running as {@code user} (a desktop user's server; null: as ourselves), by
+     * {@code setpriv}: {@code directory}, its home and runtime directories are made that user's, and the directories
+     * above it must let the user enter.
+     */
+    public static SoundServer start(Path directory, String user) throws IOException {
         Objects.requireNonNull(directory, "directory");
         for (String tool : List.of("pulseaudio", "pactl", "pacat")) {
             if (!Files.isExecutable(Path.of("/usr/bin", tool))) {
@@ -51,10 +60,18 @@ public final class SoundServer implements AutoCloseable {
         Files.createDirectories(directory.resolve("home"));
         Files.createDirectories(directory.resolve("runtime"));
         Path log = directory.resolve("pulseaudio.log");
-        ProcessBuilder pb = new ProcessBuilder("pulseaudio", "-n", "--daemonize=no", "--exit-idle-time=-1",
+        List<String> command = new ArrayList<>();
+        if (user != null) {
+            for (Path d : List.of(directory, directory.resolve("home"), directory.resolve("runtime"))) {
+                Files.setPosixFilePermissions(d, java.nio.file.attribute.PosixFilePermissions.fromString("rwx------"));
+                Files.setOwner(d, d.getFileSystem().getUserPrincipalLookupService().lookupPrincipalByName(user));
+            }
+            command.addAll(List.of("setpriv", "--reuid=" + user, "--regid=" + user, "--init-groups", "--"));
+        }
+        command.addAll(List.of("pulseaudio", "-n", "--daemonize=no", "--exit-idle-time=-1",
                 "--use-pid-file=no", "--log-target=stderr",
-                "-L", "module-native-protocol-unix socket=" + directory.resolve("native") + " auth-anonymous=1")
-                .redirectErrorStream(true).redirectOutput(log.toFile());
+                "-L", "module-native-protocol-unix socket=" + directory.resolve("native") + " auth-anonymous=1"));
+        ProcessBuilder pb = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile());
         environment(pb, directory);
         Process p = pb.start();
         SoundServer s = new SoundServer(directory, p, log);
@@ -78,6 +95,11 @@ public final class SoundServer implements AutoCloseable {
     /** The server's address for libpulse and the PulseAudio utilities: {@code unix:DIR/native}. */
     public String address() {
         return "unix:" + directory.resolve("native");
+    }
+
+    /** The server's process id. */
+    public long pid() {
+        return server.pid();
     }
 
     /** The last lines of the server's log, for failure messages. */
