@@ -579,12 +579,12 @@ public final class AuditLog implements AutoCloseable {
         headSeq = seq;
         headHash = prev;
         headMillis = millis;
-        long checkpointCount0 = checkpointCount;
+        long checkpointsBefore = checkpointCount;
         lastCheckpointSeq = checkpointSeq;
         checkpointCount = count;
         lastCheckpointDigest = digest;
         nextCheckpointSeq = next;
-        if (count != checkpointCount0) {
+        if (count != checkpointsBefore) {
             signedSeq = checkpointSeq;
             signedMillis = millis;
         }
