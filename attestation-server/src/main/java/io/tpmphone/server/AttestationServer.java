@@ -115,6 +115,7 @@ public final class AttestationServer implements AutoCloseable {
         Registrar registrar = new Registrar(registry, ekCas, audit, b.clock);
         NonceService nonces = NonceService.shared(b.clock, registry.database()).withMetrics(metrics);
         metrics.withScraped(auditLog::size, registry.database()::poolState);
+        metrics.withAuditCheckpoints(auditLog::checkpointState, b.clock);
         Duration staleAfter = b.appraisalInterval.multipliedBy(5); // as the console marks a host stale
         Clock clock = b.clock;
         metrics.withStaleHosts(() -> registry.staleHosts(clock.instant().minus(staleAfter)));

@@ -116,7 +116,8 @@ public final class FleetLoad {
      */
     public record Phase(String backend, int instances, int hosts, double targetPerSecond, double appraisalsPerSecond,
                         long cycles, long errors, long late, double p50Millis, double p99Millis, double maxMillis,
-                        double serverCpuMillisPerAppraisal, long realHostCycles, long realHostErrors,
+                        double serverCpuMillisPerAppraisal, double loadCpuMillisPerAppraisal, long realHostCycles,
+                        long realHostErrors,
                         double realHostP50Millis, List<String> firstErrors) {
         public Phase {
             firstErrors = List.copyOf(firstErrors);
@@ -399,6 +400,7 @@ public final class FleetLoad {
             }
             sleepUntil(t.windowStart);
             double cpuAtStart = cpu(instances);
+            double loadAtStart = ownCpuSeconds();
             sleepUntil(t.windowEnd);
             stop.set(true);
             try {
@@ -410,6 +412,7 @@ public final class FleetLoad {
                 LOG.warn("{}: cycles still unanswered {} s after the window", backend, REQUEST_TIMEOUT.toSeconds() * 2);
             }
             double cpu = cpu(instances) - cpuAtStart;
+            double load = ownCpuSeconds() - loadAtStart;
             long unanswered = t.windowCycles.stream().filter(f -> !f.isDone()).count();
             if (unanswered > 0) { // neither an answer nor a time-out yet: an error, not left out of the figures
                 t.errors.addAndGet(unanswered);
@@ -422,7 +425,8 @@ public final class FleetLoad {
             double window = o.seconds().toNanos() / 1e9;
             return new Phase(backend, instances.size(), fleet.size(), fleet.size() / (period / 1e9), cycles / window,
                     cycles, t.errors.get(), t.late.get(), percentile(sorted, 50), percentile(sorted, 99),
-                    percentile(sorted, 100), cycles == 0 ? 0 : cpu * 1000 / cycles, realSorted.length,
+                    percentile(sorted, 100), cycles == 0 ? 0 : cpu * 1000 / cycles,
+                    cycles == 0 ? 0 : load * 1000 / cycles, realSorted.length,
                     t.realErrors.get(), percentile(realSorted, 50), new ArrayList<>(t.firstErrors));
         } finally {
             stop.set(true);
@@ -541,6 +545,15 @@ public final class FleetLoad {
         return sum;
     }
 
+    /**
+     * This JVM's CPU time (the load generator: software hosts' signing, the HTTPS clients, the swtpm hosts' TSS side;
+     * not the swtpm processes), in seconds: next to the servers', to see whether the load shares the cores fairly.
+     */
+    private static double ownCpuSeconds() {
+        return ((com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory
+                .getOperatingSystemMXBean()).getProcessCpuTime() / 1e9;
+    }
+
     private static void sleepUntil(long nanoTime) throws InterruptedException {
         long left;
         while ((left = nanoTime - System.nanoTime()) > 0) {
@@ -576,14 +589,15 @@ public final class FleetLoad {
     /** For the command's table: the rows as they print. */
     static List<String> table(Report r) {
         List<String> lines = new ArrayList<>();
-        lines.add(String.format(java.util.Locale.ROOT, "%-10s %4s %6s %8s %8s %8s %6s %5s %8s %8s %8s %9s %6s",
+        lines.add(String.format(java.util.Locale.ROOT, "%-10s %4s %6s %8s %8s %8s %6s %5s %8s %8s %8s %9s %10s %6s",
                 "backend", "inst", "hosts", "target/s", "done/s", "cycles", "errors", "late", "p50 ms", "p99 ms",
-                "max ms", "cpu ms/ap", "swtpm"));
+                "max ms", "cpu ms/ap", "load ms/ap", "swtpm"));
         for (Phase p : r.phases()) {
             lines.add(String.format(java.util.Locale.ROOT,
-                    "%-10s %4d %6d %8.1f %8.1f %8d %6d %5d %8.1f %8.1f %8.1f %9.2f %6s", p.backend(), p.instances(),
-                    p.hosts(), p.targetPerSecond(), p.appraisalsPerSecond(), p.cycles(), p.errors(), p.late(),
-                    p.p50Millis(), p.p99Millis(), p.maxMillis(), p.serverCpuMillisPerAppraisal(),
+                    "%-10s %4d %6d %8.1f %8.1f %8d %6d %5d %8.1f %8.1f %8.1f %9.2f %10.2f %6s", p.backend(),
+                    p.instances(), p.hosts(), p.targetPerSecond(), p.appraisalsPerSecond(), p.cycles(), p.errors(),
+                    p.late(), p.p50Millis(), p.p99Millis(), p.maxMillis(), p.serverCpuMillisPerAppraisal(),
+                    p.loadCpuMillisPerAppraisal(),
                     p.realHostCycles() + "/" + p.realHostErrors()));
         }
         return lines;

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.tpmphone.swtpm.testing.PostgresServer;
 import java.io.BufferedReader;
 import java.io.InputStream;
 import java.io.InputStreamReader;
@@ -186,6 +187,91 @@ class DebianPackageIT {
             } finally {
                 p.destroy();
                 assertTrue(p.waitFor(60, TimeUnit.SECONDS), "the server ends on SIGTERM");
+            }
+
+            // The fleet's set-up from the same package: PostgreSQL and the metrics port. Classes a dependency only
+            // loads at run time (Flyway's PostgreSQL support through ServiceLoader, the JDBC driver, HikariCP, the
+            // Prometheus client's exemplar tracer look-up on the first histogram sample) must be in the package's
+            // lib/, which the build's own class paths (tests, benchmarks) do not show.
+            try (PostgresServer pg = PostgresServer.start()) {
+                String db = pg.createDatabase("deb");
+                int metricsPort = io.tpmphone.swtpm.testing.FreePorts.tcp();
+                Files.writeString(serverEnv, Files.readString(serverEnv).replace("--listen 127.0.0.1:" + port,
+                        "--listen 127.0.0.1:" + port + " --database " + db + " --metrics-port " + metricsPort));
+                List<String> onPostgres = new ArrayList<>(List.of("runuser", "-u", "tpmphone", "--"));
+                onPostgres.addAll(execStart("tpmphone-server.service", environmentFile(serverEnv)));
+                Process q = new ProcessBuilder(onPostgres).redirectErrorStream(true).start();
+                try {
+                    StringBuilder said = new StringBuilder();
+                    Thread reader = new Thread(() -> {
+                        try (BufferedReader out = new BufferedReader(new InputStreamReader(q.getInputStream(),
+                                StandardCharsets.UTF_8))) {
+                            for (String l = out.readLine(); l != null; l = out.readLine()) {
+                                synchronized (said) {
+                                    said.append(l).append('\n');
+                                }
+                            }
+                        } catch (java.io.IOException e) {
+                            // the process ended
+                        }
+                    }, "installed-server-output");
+                    reader.setDaemon(true);
+                    reader.start();
+                    io.tpmphone.swtpm.testing.Await.until("the installed server on PostgreSQL starts", java.time
+                            .Duration.ofSeconds(120), () -> {
+                                synchronized (said) {
+                                    return said.indexOf("attestation server on https://127.0.0.1:" + port) >= 0
+                                            || !q.isAlive();
+                                }
+                            }, () -> String.valueOf(said));
+                    assertTrue(q.isAlive(), "the installed server runs on PostgreSQL: " + onPostgres + "\n" + said);
+                    Path cert = Path.of("/var/lib/tpmphone-server/keys/tls-cert.pem");
+                    HttpsURLConnection health = (HttpsURLConnection) new URL("https://127.0.0.1:" + port
+                            + "/health").openConnection();
+                    health.setSSLSocketFactory(pinned(cert).getSocketFactory());
+                    health.setConnectTimeout(10_000);
+                    health.setReadTimeout(30_000);
+                    assertEquals(200, health.getResponseCode(), "GET /health of the installed server on"
+                            + " PostgreSQL\n" + said);
+                    // An admin call: an audit record, so the audit commit histogram takes its first sample.
+                    HttpsURLConnection token = (HttpsURLConnection) new URL("https://127.0.0.1:" + port
+                            + "/v1/enrollment-tokens").openConnection();
+                    token.setSSLSocketFactory(pinned(cert).getSocketFactory());
+                    token.setConnectTimeout(10_000);
+                    token.setReadTimeout(30_000);
+                    token.setRequestMethod("POST");
+                    token.setDoOutput(true);
+                    token.setRequestProperty("Content-Type", "application/json");
+                    token.setRequestProperty("Authorization", "Bearer " + Files.readString(Path.of(
+                            "/etc/tpmphone/admin.token")).trim());
+                    try (java.io.OutputStream body = token.getOutputStream()) {
+                        body.write("{\"host\":\"deb-host\"}".getBytes(StandardCharsets.UTF_8));
+                    }
+                    assertEquals(200, token.getResponseCode(), "an enrollment token from the installed server\n"
+                            + said);
+                    java.net.HttpURLConnection m = (java.net.HttpURLConnection) new URL("http://127.0.0.1:"
+                            + metricsPort + "/metrics").openConnection();
+                    m.setConnectTimeout(10_000);
+                    m.setReadTimeout(30_000);
+                    assertEquals(200, m.getResponseCode(), "GET /metrics of the installed server\n" + said);
+                    String metrics;
+                    try (InputStream in = m.getInputStream()) {
+                        metrics = new String(in.readAllBytes(), StandardCharsets.UTF_8);
+                    }
+                    for (String name : List.of("tpmphone_database_pool_connections{", "tpmphone_audit_unsigned_records ",
+                            "tpmphone_audit_commit_duration_seconds_count ")) {
+                        assertTrue(metrics.contains(name), "the installed server's metrics have " + name.trim()
+                                + ":\n" + metrics);
+                    }
+                    synchronized (said) {
+                        assertFalse(said.toString().contains("ClassNotFoundException")
+                                || said.toString().contains("NoClassDefFoundError"), "no class missing at run time:\n"
+                                + said);
+                    }
+                } finally {
+                    q.destroy();
+                    assertTrue(q.waitFor(60, TimeUnit.SECONDS), "the server on PostgreSQL ends on SIGTERM");
+                }
             }
 
             // The agent's command line as shipped: it runs and stops at the TPM this machine lacks, saying so.

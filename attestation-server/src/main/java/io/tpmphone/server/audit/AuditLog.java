@@ -89,6 +89,9 @@ public final class AuditLog implements AutoCloseable {
     private volatile boolean closed;
     private volatile boolean draining;
     private volatile long committedSeq;
+    /** The last checkpoint's seq and time (-1: none), published after its commit for {@link #checkpointState()}. */
+    private volatile long signedSeq;
+    private volatile long signedMillis = -1;
 
     // Owned by the writer thread after construction.
     private long headSeq;
@@ -138,6 +141,8 @@ public final class AuditLog implements AutoCloseable {
         this.nextCheckpointSeq = nextMultiple(head.lastCheckpointSeq, interval);
         this.firstUnsignedMillis = head.firstUnsignedMillis;
         this.committedSeq = head.seq;
+        this.signedSeq = head.lastCheckpointSeq;
+        this.signedMillis = head.lastCheckpoint == null ? -1 : head.lastCheckpoint.timestamp().toEpochMilli();
         this.writer = new Thread(this::writeLoop, "audit-writer-" + file.getFileName());
         this.writer.setDaemon(true); // close() drains; a daemon never keeps a JVM alive for an unclosed log
     }
@@ -344,6 +349,32 @@ public final class AuditLog implements AutoCloseable {
         return Optional.empty();
     }
 
+    /**
+     * How far the signed checkpoints have come: when the last one was signed and how many committed records follow
+     * it unsigned. On a shared chain the cluster's (one read of the database), else this log's own (no I/O).
+     */
+    public CheckpointState checkpointState() throws AuditException {
+        if (shared != null) {
+            return shared.checkpointState();
+        }
+        long millis = signedMillis;
+        long signed = signedSeq;
+        return new CheckpointState(millis < 0 ? Optional.empty() : Optional.of(Instant.ofEpochMilli(millis)),
+                Math.max(0, committedSeq - signed));
+    }
+
+    /**
+     * The signed checkpoints' progress (metrics: checkpoint age).
+     *
+     * @param lastCheckpoint  when the newest checkpoint was signed (its timestamp); empty if there is none yet
+     * @param unsignedRecords committed records after it, which no checkpoint covers yet
+     */
+    public record CheckpointState(Optional<Instant> lastCheckpoint, long unsignedRecords) {
+        public CheckpointState {
+            Objects.requireNonNull(lastCheckpoint, "lastCheckpoint");
+        }
+    }
+
     /** The last {@code n} (0..{@value AuditReader#MAX_PAGE}) committed records in seq order. */
     public List<AuditRecord> tail(int n) throws AuditException {
         if (shared != null) {
@@ -548,10 +579,15 @@ public final class AuditLog implements AutoCloseable {
         headSeq = seq;
         headHash = prev;
         headMillis = millis;
+        long checkpointsBefore = checkpointCount;
         lastCheckpointSeq = checkpointSeq;
         checkpointCount = count;
         lastCheckpointDigest = digest;
         nextCheckpointSeq = next;
+        if (count != checkpointsBefore) {
+            signedSeq = checkpointSeq;
+            signedMillis = millis;
+        }
         committedSeq = seq;
         signIfAged(); // before the callers return, so a quiet log's old tail is signed by the next append at latest
         refreshHeadIfDue();
@@ -597,6 +633,8 @@ public final class AuditLog implements AutoCloseable {
         lastCheckpointV3 = true;
         firstUnsignedMillis = -1;
         nextCheckpointSeq = nextMultiple(headSeq, options.checkpointEvery());
+        signedSeq = headSeq;
+        signedMillis = millis;
     }
 
     /** On open, before the writer starts: signs an unsigned (or only v1-signed) head. */

@@ -53,6 +53,12 @@ final class SharedAuditLog {
     static final int SIGNER_LEASE_SECONDS = 3;
     /** How long a writer's lease lasts: an instance that died counts as gone after it. */
     static final int WRITER_LEASE_SECONDS = 10;
+    /**
+     * A writer lease not renewed for this long (renewals come every second) belongs to an instance that died or
+     * hangs: the last instance to close waits for it to lapse rather than leave the chain unclosed.
+     */
+    static final int WRITER_STALE_SECONDS = 3;
+    private static final long LEASE_POLL_MILLIS = 200;
     private static final long POLL_MILLIS = 50;
     private static final long HOUSEKEEPING_MILLIS = 1000;
     private static final String INSERT_RECORD = "INSERT INTO audit_record (" + AuditDatabase.RECORD_COLUMNS
@@ -338,6 +344,24 @@ final class SharedAuditLog {
         return read("read the signed head", AuditDatabase::head);
     }
 
+    /** The cluster's: the newest checkpoint's time and the records after the tip's last checkpoint. */
+    AuditLog.CheckpointState checkpointState() throws AuditException {
+        return read("read the checkpoint state", c -> {
+            try (PreparedStatement p = c.prepareStatement("SELECT t.seq - t.last_checkpoint_seq, (SELECT k.ts_millis"
+                    + " FROM audit_checkpoint k ORDER BY k.n DESC LIMIT 1) FROM audit_tip t WHERE t.id = 1");
+                 ResultSet rs = p.executeQuery()) {
+                if (!rs.next()) {
+                    throw new SQLException("the audit chain's tip row is missing");
+                }
+                long unsigned = rs.getLong(1);
+                long millis = rs.getLong(2);
+                boolean none = rs.wasNull();
+                return new AuditLog.CheckpointState(none ? Optional.empty()
+                        : Optional.of(java.time.Instant.ofEpochMilli(millis)), Math.max(0, unsigned));
+            }
+        });
+    }
+
     void exportJson(OutputStream out, java.security.PublicKey publicKey) throws AuditException {
         try (Connection c = db.getConnection()) {
             c.setReadOnly(true);
@@ -389,7 +413,8 @@ final class SharedAuditLog {
         gate.writeLock().unlock();
         draining = true;
         try {
-            writer.join(options.closeTimeout().toMillis());
+            // Plus the longest wait for a dead instance's writer lease (awaitDeadWriters).
+            writer.join(options.closeTimeout().toMillis() + TimeUnit.SECONDS.toMillis(WRITER_LEASE_SECONDS + 2));
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
@@ -669,6 +694,7 @@ final class SharedAuditLog {
      */
     private void leave() {
         try (Connection c = db.getConnection()) {
+            awaitDeadWriters(c);
             c.setAutoCommit(false);
             try {
                 Tip tip = lockTip(c);
@@ -682,6 +708,11 @@ final class SharedAuditLog {
                      ResultSet rs = p.executeQuery()) {
                     rs.next();
                     others = rs.getInt(1);
+                }
+                if (others > 0) {
+                    LOG.info("instance {} leaves the audit chain while {} other instance(s) hold a writer lease: it"
+                            + " signs a plain checkpoint; the last instance to stop signs the closing one", instance,
+                            others);
                 }
                 if (others == 0) {
                     AuditCheckpoint lastCheckpoint = lastCheckpoint(c, tip);
@@ -709,6 +740,57 @@ final class SharedAuditLog {
                     : AuditException.Code.STORAGE, "the closing checkpoint of the audit log on " + description
                     + " was not written: " + e.getMessage(), e);
             LOG.warn("{}", writerFailure.getMessage());
+        }
+    }
+
+    /**
+     * Before leaving: if every other writer lease is one that stopped being renewed (its instance died or hangs: a
+     * live instance renews every second), waits until those leases lapse, at most {@link #WRITER_LEASE_SECONDS} s,
+     * so that the last instance an operator stops after a crash closes the chain instead of signing a plain
+     * checkpoint. Returns at once while any other instance renews its lease (it will close the chain) or when there
+     * is none. Polls the database's clock (a lease is a time in the database: there is no event to wait on).
+     */
+    private void awaitDeadWriters(Connection c) throws SQLException {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(WRITER_LEASE_SECONDS + 1);
+        boolean said = false;
+        while (true) {
+            int live;
+            int stale;
+            try (PreparedStatement p = c.prepareStatement("SELECT count(*) FILTER (WHERE lease_until > clock_timestamp()"
+                    + " + make_interval(secs => ?)), count(*) FILTER (WHERE lease_until > clock_timestamp())"
+                    + " FROM audit_writer WHERE instance <> ?")) {
+                p.setInt(1, WRITER_LEASE_SECONDS - WRITER_STALE_SECONDS);
+                p.setString(2, instance);
+                try (ResultSet rs = p.executeQuery()) {
+                    rs.next();
+                    live = rs.getInt(1);
+                    stale = rs.getInt(2) - live;
+                }
+            }
+            if (live > 0 || stale == 0) {
+                if (said) {
+                    LOG.info("instance {}: {}", instance, live > 0 ? "another instance renews its writer lease: it"
+                            + " will close the chain" : "the stale writer leases lapsed");
+                }
+                return;
+            }
+            if (System.nanoTime() - deadline >= 0) {
+                LOG.warn("instance {}: {} writer lease(s) not renewed for {} s did not lapse in time; leaving with a"
+                        + " plain checkpoint", instance, stale, WRITER_STALE_SECONDS);
+                return;
+            }
+            if (!said) {
+                LOG.info("instance {}: waiting up to {} s for the writer lease(s) of {} instance(s) that stopped"
+                        + " renewing them (died?) to lapse, so as to close the audit chain", instance,
+                        WRITER_LEASE_SECONDS, stale);
+                said = true;
+            }
+            try {
+                Thread.sleep(LEASE_POLL_MILLIS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return;
+            }
         }
     }
 

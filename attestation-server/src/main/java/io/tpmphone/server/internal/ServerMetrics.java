@@ -5,6 +5,7 @@ import io.prometheus.metrics.core.metrics.GaugeWithCallback;
 import io.prometheus.metrics.core.metrics.Histogram;
 import io.prometheus.metrics.model.registry.PrometheusRegistry;
 import io.tpmphone.attestation.IntegrityLevel;
+import io.tpmphone.server.audit.AuditLog;
 import java.util.Locale;
 import java.util.Objects;
 import java.util.Optional;
@@ -92,6 +93,39 @@ public final class ServerMetrics {
                     cb.call(n);
                 }).register(registry);
         return this;
+    }
+
+    /**
+     * Gauges read when scraped: seconds since the audit chain's last signed checkpoint (on PostgreSQL the cluster's,
+     * whichever instance signed it) and the committed records no checkpoint covers yet. With records unsigned, the
+     * age should stay below the log's maxUnsignedAge (10 s) plus a second or two; a quiet log's age grows with
+     * nothing unsigned, which is fine. A failed read (the database is down) leaves the samples out of that scrape;
+     * no checkpoint yet leaves the age out.
+     *
+     * @param now the clock the age is measured on
+     */
+    public ServerMetrics withAuditCheckpoints(java.util.concurrent.Callable<AuditLog.CheckpointState> state,
+                                              java.time.Clock now) {
+        Objects.requireNonNull(state, "state");
+        Objects.requireNonNull(now, "now");
+        GaugeWithCallback.builder().name("tpmphone_audit_checkpoint_age_seconds")
+                .help("Seconds since the audit chain's last signed checkpoint (alert when it passes maxUnsignedAge"
+                        + " while tpmphone_audit_unsigned_records > 0)")
+                .callback(cb -> read(state).flatMap(AuditLog.CheckpointState::lastCheckpoint).ifPresent(t ->
+                        cb.call(Math.max(0, now.millis() - t.toEpochMilli()) / 1000.0))).register(registry);
+        GaugeWithCallback.builder().name("tpmphone_audit_unsigned_records")
+                .help("Committed audit records after the last signed checkpoint")
+                .callback(cb -> read(state).ifPresent(s -> cb.call(s.unsignedRecords()))).register(registry);
+        return this;
+    }
+
+    private static Optional<AuditLog.CheckpointState> read(java.util.concurrent.Callable<AuditLog.CheckpointState>
+                                                               state) {
+        try {
+            return Optional.of(state.call());
+        } catch (Exception e) {
+            return Optional.empty(); // no sample rather than a failed scrape; /health says why
+        }
     }
 
     /** An appraisal that produced a signed result. */

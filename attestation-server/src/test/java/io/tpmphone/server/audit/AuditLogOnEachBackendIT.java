@@ -118,6 +118,36 @@ class AuditLogOnEachBackendIT {
         assertEquals(4, report.checkpointsChecked(), "2, 3 (close), 4 (interval), 4 (close): " + report.summary());
     }
 
+    /**
+     * What the checkpoint-age metric reads: the records no checkpoint covers, and the last checkpoint's time (the
+     * cluster's on PostgreSQL), moving with each interval checkpoint and staying put between them.
+     */
+    @OnEachBackend
+    void checkpointState_countsTheUnsignedRecords_andDatesTheLastCheckpoint() throws Exception {
+        try (AuditLog log = open(every(3))) {
+            fill(log, 2);
+            assertEquals(2, log.checkpointState().unsignedRecords(), "two records, no interval checkpoint yet: "
+                    + log.checkpointState());
+            AuditRecord third = log.append(entry(3));
+            AuditLog.CheckpointState signed = log.checkpointState();
+            assertEquals(0, signed.unsignedRecords(), "the third record's batch signed a checkpoint: " + signed);
+            AuditCheckpoint last = log.checkpoints().get(log.checkpoints().size() - 1);
+            assertEquals(3, last.seq(), "the interval checkpoint at 3: " + log.checkpoints());
+            assertEquals(java.util.Optional.of(last.timestamp()), signed.lastCheckpoint(),
+                    "dated as the checkpoint " + last + " (record 3 at " + third.timestamp() + ")");
+            log.append(entry(4));
+            AuditLog.CheckpointState after = log.checkpointState();
+            assertEquals(1, after.unsignedRecords(), "one record after it: " + after);
+            assertEquals(signed.lastCheckpoint(), after.lastCheckpoint(), "no new checkpoint: " + after);
+        }
+        try (AuditLog log = open(every(3))) {
+            assertEquals(0, log.checkpointState().unsignedRecords(), "closed by a checkpoint over record 4, then"
+                    + " reopened: " + log.checkpointState());
+            assertEquals(java.util.Optional.of(log.checkpoints().get(log.checkpoints().size() - 1).timestamp()),
+                    log.checkpointState().lastCheckpoint(), "the closing checkpoint's time, read on open");
+        }
+    }
+
     /** What /health asks the log: it can commit while its writer runs, and says why not once it is closed. */
     @OnEachBackend
     void anOpenLog_canCommit_andAClosedOneSaysWhyNot() throws Exception {

@@ -172,4 +172,30 @@ class NonceServiceTest {
                 () -> nonces.issueForVerifiedRequest("ak-0", clock.millis(Duration.ofMinutes(-6)), TTL));
         assertEquals(NonceService.RequestRefusal.TIME, e.refusal(), e.getMessage());
     }
+
+    /**
+     * In memory (SQLite), expired nonces of a large fleet are dropped by the issues that follow, at most once a
+     * second (a sweep walks every AK: on every issue it cost O(hosts) per nonce at 10,000 hosts), so the maps stay
+     * bounded by the AKs that attest; on PostgreSQL the housekeeping's sweep does it.
+     */
+    @OnEachBackend
+    void aLargeFleetsExpiredNonces_areDropped_byLaterIssues(TestBackend backend) throws Exception {
+        // Shared (PostgreSQL): the rows are swept by the server's housekeeping, sweep(), not by issues.
+        Runnable housekeeping = backend.kind() == TestBackend.Kind.SQLITE ? () -> { } : nonces::sweep;
+        for (int i = 0; i < 1100; i++) {
+            nonces.issueForVerifiedRequest("ak-" + i, clock.millis(Duration.ZERO), TTL);
+        }
+        assertEquals(1100, nonces.outstanding(), "one per AK");
+        clock.advance(TTL.plusMillis(1));
+        nonces.issueForVerifiedRequest("ak-new", clock.millis(Duration.ZERO), TTL);
+        housekeeping.run();
+        assertEquals(1, nonces.outstanding(), "the expired ones swept by the next issue, a second after the last");
+        for (int i = 0; i < 1100; i++) {
+            nonces.issueForVerifiedRequest("ak-" + i, clock.millis(Duration.ZERO), TTL);
+        }
+        clock.advance(TTL.plusMillis(1));
+        nonces.issueForVerifiedRequest("ak-newer", clock.millis(Duration.ZERO), TTL);
+        housekeeping.run();
+        assertEquals(1, nonces.outstanding(), "and again: " + nonces.outstanding());
+    }
 }

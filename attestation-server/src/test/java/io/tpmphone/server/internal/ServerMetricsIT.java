@@ -6,6 +6,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.tpmphone.attestation.AttestationPolicy;
 import io.tpmphone.attestation.ClockInfo;
+import io.tpmphone.server.audit.AuditException;
+import io.tpmphone.server.audit.AuditLog;
 import io.tpmphone.server.testing.OnEachBackend;
 import io.tpmphone.server.testing.TestBackend;
 import io.tpmphone.swtpm.testing.ManualClock;
@@ -23,6 +25,7 @@ import java.security.spec.ECGenParameterSpec;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.Map;
+import java.util.Optional;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
@@ -162,6 +165,33 @@ class ServerMetricsIT {
         assertTrue(fresh.contains("tpmphone_stale_hosts 0"), "the sample is there, at 0: " + fresh);
         clock.advance(STALE_AFTER.plusSeconds(1));
         assertEquals(1, sample(scrape(), "tpmphone_stale_hosts"), "no appraisal for five intervals");
+    }
+
+    /** The checkpoint gauges, read from the audit log at scrape time; a failed read leaves them out. */
+    @OnEachBackend
+    void checkpointAge_isTheTimeSinceTheLastCheckpoint_andAFailedReadLeavesItOut() throws Exception {
+        java.util.concurrent.atomic.AtomicReference<AuditLog.CheckpointState> state = new java.util.concurrent
+                .atomic.AtomicReference<>(new AuditLog.CheckpointState(Optional.empty(), 4));
+        metrics.withAuditCheckpoints(() -> {
+            AuditLog.CheckpointState s = state.get();
+            if (s == null) {
+                throw new AuditException(AuditException.Code.STORAGE, "the database is down (test)");
+            }
+            return s;
+        }, clock);
+        String none = scrape();
+        assertEquals(4, sample(none, "tpmphone_audit_unsigned_records"), none);
+        assertTrue(!none.contains("tpmphone_audit_checkpoint_age_seconds "), "no checkpoint, no age: " + none);
+        state.set(new AuditLog.CheckpointState(Optional.of(clock.instant().minusMillis(7_500)), 2));
+        String signed = scrape();
+        assertEquals(7.5, sample(signed, "tpmphone_audit_checkpoint_age_seconds"), signed);
+        assertEquals(2, sample(signed, "tpmphone_audit_unsigned_records"), signed);
+        clock.advance(Duration.ofSeconds(10));
+        assertEquals(17.5, sample(scrape(), "tpmphone_audit_checkpoint_age_seconds"), "ten seconds later");
+        state.set(null);
+        String failed = scrape();
+        assertTrue(!failed.contains("tpmphone_audit_checkpoint_age_seconds ")
+                && !failed.contains("tpmphone_audit_unsigned_records "), "a failed read, no samples: " + failed);
     }
 
     @OnEachBackend
