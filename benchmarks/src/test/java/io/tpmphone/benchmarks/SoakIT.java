@@ -31,8 +31,8 @@ class SoakIT {
                 + r.noiseSent() + " sent, " + r.noiseRefused()
                 + " refused, " + r.noiseAccepted() + " let in\n" + Soak.csv(r);
         // what it saw, also when it passes (the counts a report of a run needs)
-        System.out.println("SoakIT: calls " + r.callsEstablished() + " ok, " + r.callsFailed() + " failed; media stalls "
-                + r.mediaStalls() + "; noise " + r.noiseSent() + " sent, " + r.noiseRefused() + " refused; "
+        System.out.println("SoakIT: calls " + r.callsEstablished() + " ok, " + r.callsFailed() + " failed; media"
+                + " stalls " + r.mediaStalls() + "; noise " + r.noiseSent() + " sent, " + r.noiseRefused() + " refused; "
                 + r.samples().size() + " samples");
         assertTrue(r.samples().size() >= 20, "a sample every 5 s over 2 min: " + seen);
         assertEquals(0, r.callsFailed(), "every call established and ended on both sides: " + seen);
