@@ -30,6 +30,10 @@ class SoakIT {
                 + " failed " + r.failures() + "; media stalls " + r.mediaStalls() + " " + r.stalls() + "; noise "
                 + r.noiseSent() + " sent, " + r.noiseRefused()
                 + " refused, " + r.noiseAccepted() + " let in\n" + Soak.csv(r);
+        // what it saw, also when it passes (the counts a report of a run needs)
+        System.out.println("SoakIT: calls " + r.callsEstablished() + " ok, " + r.callsFailed() + " failed; media"
+                + " stalls " + r.mediaStalls() + "; noise " + r.noiseSent() + " sent, " + r.noiseRefused() + " refused; "
+                + r.samples().size() + " samples");
         assertTrue(r.samples().size() >= 20, "a sample every 5 s over 2 min: " + seen);
         assertEquals(0, r.callsFailed(), "every call established and ended on both sides: " + seen);
         // a call set up and torn down fine in which less than a second of the callee's audio reached the caller

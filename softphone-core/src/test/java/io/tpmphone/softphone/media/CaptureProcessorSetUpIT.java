@@ -79,7 +79,7 @@ class CaptureProcessorSetUpIT {
                 + " processor: " + seen);
     }
 
-    /** Starts a call between two sessions; asserts each decodes a second of the other's tone, and returns what it saw. */
+    /** A call between two sessions: asserts each decodes a second of the other's tone; returns what it saw. */
     private static String callBothWays() throws Exception {
         try (AudioSession a = AudioSession.open(LOOPBACK, Wav.tone(1000, 0.5, 1));
              AudioSession b = AudioSession.open(LOOPBACK, Wav.tone(440, 0.5, 1))) {
