@@ -214,7 +214,8 @@ class RingScreenTmuxIT {
                     tmux("resize-window", "-t", session, "-x", "40", "-y", "34");
                     String third = alice.call("sips:bob@bob", bobNext);
                     String narrow = Await.until("bob's screen to ring, 40 columns wide", WAIT, () -> pane(session),
-                            p -> p.contains("INCOMING CALL") && p.contains("[ MEASURED ]"));
+                            p -> p.contains("INCOMING CALL") && p.contains("─".repeat(38))
+                                    && !p.contains("─".repeat(39)));
                     Files.writeString(shots.resolve("ringing-40-columns.txt"), narrow);
                     for (String line : narrow.split("\n")) {
                         assertTrue(line.codePointCount(0, line.length()) <= 40, "the window's 40 columns are"
