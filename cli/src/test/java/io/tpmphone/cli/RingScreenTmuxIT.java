@@ -233,7 +233,8 @@ class RingScreenTmuxIT {
                     // killed (SIGTERM), the relay gives the terminal back as it found it
                     String before = Files.readString(dir.resolve("tty-before")).strip();
                     long shell = Long.parseLong(tmux("display-message", "-p", "-t", session, "#{pane_pid}").strip());
-                    ProcessHandle relay = ProcessHandle.of(shell).orElseThrow().children().findFirst()
+                    ProcessHandle relay = ProcessHandle.of(shell).orElseThrow().descendants()
+                            .filter(h -> h.info().command().map(c -> c.endsWith("/java")).orElse(false)).findFirst()
                             .orElseThrow(() -> new AssertionError("no tpmphone phone under the pane's shell"));
                     assertTrue(relay.destroy(), "SIGTERM to tpmphone phone " + relay.pid());
                     String killed = Await.until("tpmphone phone to end on SIGTERM", WAIT, () -> pane(session),
