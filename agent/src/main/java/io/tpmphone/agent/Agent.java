@@ -778,6 +778,10 @@ public final class Agent implements AutoCloseable {
         public void callDecision(String direction, String action, String peerUri, String peerLevel,
                                  String requiredLevel, String callId, String reason, Broker.DecisionFields fields) {
             keys.recordCallDecision(direction, action, peerUri, peerLevel, requiredLevel, callId, reason, fields);
+            SoundGrant sound = soundGrant;
+            if (sound != null) {
+                sound.decided(action, callId); // the only way the agent learns of a call, in either DECISION form
+            }
         }
 
         @Override
