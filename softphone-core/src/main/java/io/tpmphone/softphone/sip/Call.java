@@ -281,10 +281,13 @@ public final class Call {
         return Optional.ofNullable(dialog);
     }
 
-    synchronized void ringing() {
+    /** SETTING_UP to RINGING; whether it changed (only then does the phone send its 180 and show the ring). */
+    synchronized boolean ringing() {
         if (state == State.SETTING_UP) {
             state = State.RINGING;
+            return true;
         }
+        return false;
     }
 
     synchronized void established() {
@@ -326,11 +329,10 @@ public final class Call {
     private void wipe() {
         dialog = null;
         DtlsMedia d = dtls;
-        if (d != null) {
-            d.close();
-        }
+        // a refusing DTLS thread keeps the media socket until the far end acknowledged our verdict (bounded)
+        boolean kept = d != null && d.keepsMedia();
         io.tpmphone.softphone.media.AudioSession a = audio;
-        if (a != null) {
+        if (a != null && !kept) {
             a.close();
         }
         SdesCrypto c = localCrypto;

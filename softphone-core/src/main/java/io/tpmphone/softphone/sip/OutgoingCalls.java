@@ -192,8 +192,7 @@ final class OutgoingCalls {
     }
 
     private void remoteRinging(Call call) {
-        if (call.state() == Call.State.SETTING_UP) {
-            call.ringing();
+        if (call.ringing()) {
             listener.remoteRinging(call);
         }
     }
