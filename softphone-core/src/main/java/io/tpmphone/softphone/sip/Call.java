@@ -297,14 +297,17 @@ public final class Call {
         }
     }
 
-    synchronized void refused(String why) {
+    /** Refuses a call not yet over; whether it did (only then is the user told, once). */
+    synchronized boolean refused(String why) {
         if (state != State.ENDED && state != State.REFUSED) {
             state = State.REFUSED;
             reason = why;
             wipe();
             settled.complete(this);
             finished.complete(this);
+            return true;
         }
+        return false;
     }
 
     /** Ends a call that is still being set up (not yet established); whether it did. */
@@ -316,14 +319,17 @@ public final class Call {
         return false;
     }
 
-    synchronized void ended(String why) {
+    /** Ends a call not yet over; whether it did (only then is the user told, once). */
+    synchronized boolean ended(String why) {
         if (state != State.ENDED && state != State.REFUSED) {
             state = State.ENDED;
             reason = why;
             wipe();
             settled.complete(this);
             finished.complete(this);
+            return true;
         }
+        return false;
     }
 
     private void wipe() {

@@ -220,21 +220,22 @@ final class DtlsMedia implements AutoCloseable {
     }
 
     /**
-     * Our policy refused the far end. Our verdict goes first inside the association (the far end learns why whatever
-     * a proxy does with our SIP), then our SIP reaction ({@link #decided}: the caller's CANCEL, the callee's 403),
-     * which ends the call; the association and the call's media socket stay with this thread until the far end
-     * acknowledged our verdict (at most {@link #VERDICT_LINGER}), then close. Before, the SIP reaction ran first and
-     * closed the association, so no refusal was ever sent.
+     * Our policy refused the far end. Our SIP reaction goes first ({@link #decided}: the caller's CANCEL, the
+     * callee's 403), which ends the call with this side's own reason whatever the timing; then our verdict inside the
+     * association (the far end learns why whatever a proxy does with our SIP). The association and the call's media
+     * socket stay with this thread ({@link #keepsMedia}) until the far end acknowledged our verdict (at most
+     * {@link #VERDICT_LINGER}), then close. Before, the call's end closed the association first, so no refusal was
+     * ever sent.
      */
     private void refuse(DtlsSrtpAssociation a, CallPolicy.Decision d, Events events) {
         synchronized (this) {
             refusing = true; // close() leaves the association and the media socket to us from now on
         }
         try {
+            decided.complete(d); // our SIP (CANCEL, 403) first: this side's own state is set before the far end knows
             if (a.exchangesVerdicts()) {
                 sendVerdict(a, d);
             }
-            decided.complete(d);
             long until = System.nanoTime() + VERDICT_LINGER.toNanos();
             try {
                 while (a.exchangesVerdicts() && !a.verdictAcknowledged() && System.nanoTime() - until < 0

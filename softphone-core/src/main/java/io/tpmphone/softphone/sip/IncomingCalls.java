@@ -376,8 +376,9 @@ final class IncomingCalls {
     private void failBeforeAnswer(Request request, ServerTransaction st, Call call, String toTag, int status,
                                   String why) throws Exception {
         String shown = UntrustedText.forTerminal(why, 500);
-        call.refused(status + " " + shown);
-        listener.ended(call);
+        if (call.refused(status + " " + shown)) {
+            listener.ended(call);
+        }
         Response r = sip.messages.createResponse(status, request);
         if (toTag != null) {
             ((ToHeader) r.getHeader(ToHeader.NAME)).setTag(toTag);

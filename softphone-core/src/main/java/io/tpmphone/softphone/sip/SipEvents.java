@@ -77,8 +77,7 @@ final class SipEvents implements SipListener {
                     Call c = callOf(r);
                     respond(event, c == null && event.getServerTransaction() == null
                             ? Response.CALL_OR_TRANSACTION_DOES_NOT_EXIST : Response.OK);
-                    if (c != null) {
-                        c.ended("the peer hung up");
+                    if (c != null && c.ended("the peer hung up")) {
                         listener.ended(c);
                     }
                 }
@@ -124,9 +123,11 @@ final class SipEvents implements SipListener {
                         // the caller's Reason (RFC 3326), escaped: why it cancelled, e.g. both levels of a refusal
                         javax.sip.header.ReasonHeader why = (javax.sip.header.ReasonHeader) r.getHeader(
                                 javax.sip.header.ReasonHeader.NAME);
-                        c.ended("the caller cancelled" + (why != null && why.getText() != null
-                                ? ": " + io.tpmphone.attestation.UntrustedText.forTerminal(why.getText(), 300) : ""));
-                        listener.ended(c);
+                        if (c.ended("the caller cancelled" + (why != null && why.getText() != null
+                                ? ": " + io.tpmphone.attestation.UntrustedText.forTerminal(why.getText(), 300)
+                                : ""))) {
+                            listener.ended(c); // once: the far end's verdict may have ended it meanwhile
+                        }
                     }
                 }
                 case Request.OPTIONS -> {
