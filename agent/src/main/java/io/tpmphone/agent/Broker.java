@@ -56,8 +56,11 @@ import org.slf4j.LoggerFactory;
  *   <li>{@code TRUST} → {@code OK <SubjectPublicKeyInfo DER b64>}: the attestation server's result-signing key, with
  *       which the child verifies its peers' passports (the agent holds the server pinned);</li>
  *   <li>{@code DECISION <IN|OUT> <ACCEPT|REJECT|RESTRICT> <peer level> <required level> <callId> <peer URI>
- *       [<ONE_HOP|END_TO_END> <evidence SHA-256 hex|-> <result age seconds|->] <reason...>} → {@code OK}: a call
- *       decision for the server's audit log, with its structured fields ({@link DecisionFields}) when given;</li>
+ *       <reason...>} → {@code OK}: a call decision for the server's audit log;</li>
+ *   <li>{@code DECISION2 <IN|OUT> <ACCEPT|REJECT|RESTRICT> <peer level> <required level> <callId> <peer URI>
+ *       <ONE_HOP|END_TO_END> <evidence SHA-256 hex|-> <result age seconds|-> <reason...>} → {@code OK}: the same
+ *       with its structured fields ({@link DecisionFields}); a verb of its own, so that a {@code DECISION} whose
+ *       reason starts with {@code ONE_HOP} or {@code END_TO_END} is never read as fields;</li>
  *   <li>{@code READY <SIP URI>} → {@code OK}: the child is serving (its SIP transports and control socket are up);
  *       sent once, after start-up, so the agent can tell a person that the softphone runs, or why it does not;</li>
  *   <li>{@code PHRASE} → {@code OK <UTF-8 b64>}: the person's ring-screen phrase, unsealed by the keystore for this
@@ -310,7 +313,8 @@ public final class Broker implements AutoCloseable {
         for (String line; (line = readLine(in)) != null; ) {
             String op = line.split(" ", 2)[0];
             if (op.equals("SRTPKEY") || op.equals("OFFERED") || op.equals("SIGN") || line.equals("CERTS")
-                    || line.equals("RESULT") || line.equals("TRUST") || op.equals("DECISION") || op.equals("READY")
+                    || line.equals("RESULT") || line.equals("TRUST") || op.equals("DECISION") || op.equals("DECISION2")
+                    || op.equals("READY")
                     || op.equals("SOUND") || line.equals("PHRASE")) {
                 keyRequest(line, out);
             } else if (line.startsWith("QUOTE ")) {
@@ -389,24 +393,30 @@ public final class Broker implements AutoCloseable {
                 case "RESULT" -> write(out, "OK " + service.passport());
                 case "TRUST" -> write(out, "OK " + Base64.getEncoder().encodeToString(service.resultVerificationKey()));
                 case "DECISION" -> {
-                    String[] d = line.split(" ", 11);
-                    boolean withFields = d.length == 11 && DecisionFields.WIRE.containsKey(d[7]);
-                    if (!withFields) {
-                        d = line.split(" ", 8);
-                    }
-                    if (d.length != (withFields ? 11 : 8) || !java.util.Set.of("IN", "OUT").contains(d[1])
+                    // the first format: the reason is everything after the peer URI, whatever its first word
+                    String[] d = line.split(" ", 8);
+                    if (d.length != 8 || !java.util.Set.of("IN", "OUT").contains(d[1])
                             || !java.util.Set.of("ACCEPT", "REJECT", "RESTRICT").contains(d[2])
                             || !LEVELS.contains(d[3]) || !LEVELS.contains(d[4])) {
                         throw new IllegalArgumentException("DECISION <IN|OUT> <ACCEPT|REJECT|RESTRICT> <level> <level>"
-                                + " <callId> <peer URI> [<ONE_HOP|END_TO_END> <evidence sha256 hex|-> <result age s|->]"
-                                + " <reason>");
+                                + " <callId> <peer URI> <reason>");
                     }
-                    if (withFields) {
-                        service.callDecision(d[1], d[2], d[6], d[3], d[4], callId(d[5]), d[10],
-                                DecisionFields.parse(d[7], d[8], d[9]));
-                    } else {
-                        service.callDecision(d[1], d[2], d[6], d[3], d[4], callId(d[5]), d[7]);
+                    service.callDecision(d[1], d[2], d[6], d[3], d[4], callId(d[5]), d[7]);
+                    write(out, "OK");
+                }
+                case "DECISION2" -> {
+                    // the format with structured fields: its own verb, so no reason of the first is read as fields
+                    String[] d = line.split(" ", 11);
+                    if (d.length != 11 || !DecisionFields.WIRE.containsKey(d[7])
+                            || !java.util.Set.of("IN", "OUT").contains(d[1])
+                            || !java.util.Set.of("ACCEPT", "REJECT", "RESTRICT").contains(d[2])
+                            || !LEVELS.contains(d[3]) || !LEVELS.contains(d[4])) {
+                        throw new IllegalArgumentException("DECISION2 <IN|OUT> <ACCEPT|REJECT|RESTRICT> <level>"
+                                + " <level> <callId> <peer URI> <ONE_HOP|END_TO_END> <evidence sha256 hex|->"
+                                + " <result age s|-> <reason>");
                     }
+                    service.callDecision(d[1], d[2], d[6], d[3], d[4], callId(d[5]), d[10],
+                            DecisionFields.parse(d[7], d[8], d[9]));
                     write(out, "OK");
                 }
                 case "PHRASE" -> {

@@ -173,11 +173,15 @@ class BrokerKeyProtocolTest {
             child.reportDecision("IN", "REJECT", "UNATTESTED", "MEASURED", "c2", "sip:x@example.org", false, "", -1,
                     "one hop: below");
             child.reportDecision("IN", "ACCEPT", "MEASURED", "MEASURED", "c3", "sip:y@example.org", "an old child");
+            // a first-format line whose reason starts as the fields do is one reason, not fields (its own verb now)
+            child.reportDecision("IN", "ACCEPT", "MEASURED", "MEASURED", "c5", "sip:y@example.org",
+                    "END_TO_END - - looked like fields");
             assertEquals(List.of(
                     "OUT ACCEPT MEASURED c1 end-to-end DTLS " + digest
                             + " 42: end-to-end DTLS: far end level MEASURED meets MEASURED",
                     "IN REJECT UNATTESTED c2 one hop none unknown: one hop: below",
-                    "IN ACCEPT MEASURED c3 no fields: an old child"), seen);
+                    "IN ACCEPT MEASURED c3 no fields: an old child",
+                    "IN ACCEPT MEASURED c5 no fields: END_TO_END - - looked like fields"), seen);
             assertThrows(IllegalArgumentException.class, () -> child.reportDecision("IN", "ACCEPT", "MEASURED",
                     "MEASURED", "c4", "sip:y@example.org", true, digest.toUpperCase(java.util.Locale.ROOT), 1, "r"),
                     "the child's client refuses a digest that is not lower-case hex");
@@ -190,7 +194,7 @@ class BrokerKeyProtocolTest {
             OutputStream out = Channels.newOutputStream(ch);
             out.write(("HELLO " + broker.token() + "\n").getBytes(StandardCharsets.UTF_8));
             assertEquals("OK", in.readLine());
-            String head = "DECISION IN ACCEPT MEASURED MEASURED c5 sip:z@example.org ";
+            String head = "DECISION2 IN ACCEPT MEASURED MEASURED c5 sip:z@example.org ";
             for (String bad : List.of(head + "END_TO_END " + digest.substring(2) + " 1 reason",
                     head + "END_TO_END " + digest.toUpperCase(java.util.Locale.ROOT) + " 1 reason",
                     head + "ONE_HOP - -5 reason", head + "ONE_HOP - 1.5 reason",

@@ -141,10 +141,15 @@ final class DtlsEvidenceExchange {
         switch (type) {
             case TYPE_RECEIVED -> received(total, offset, b.remaining());
             case TYPE_FRAGMENT -> fragment(total, offset, b);
-            case DtlsVerdict.TYPE, DtlsVerdict.TYPE_RECEIVED -> {
-                // the far end finished its exchange before us and sent its verdict (or acknowledged ours): kept for
-                // the association, which takes verdicts (the last one only: bounded)
-                early = java.util.Arrays.copyOf(record, length);
+            case DtlsVerdict.TYPE -> {
+                // the far end finished its exchange before us and sent its verdict: kept for the association, which
+                // takes verdicts. The first one counts (as in the association); its resent copies are not kept.
+                if (early == null) {
+                    early = java.util.Arrays.copyOf(record, length);
+                }
+            }
+            case DtlsVerdict.TYPE_RECEIVED -> {
+                // an acknowledgement of a verdict we cannot have sent yet (ours goes after the exchange): ignored
             }
             default -> throw new MalformedExtensionException("evidence record type " + type + " is unknown", true);
         }

@@ -213,6 +213,11 @@ public final class DtlsSrtpAssociation implements AutoCloseable {
         return true;
     }
 
+    /** Whether neither side closed the association yet. */
+    public boolean open() {
+        return !closed && !tls.peerClosed();
+    }
+
     /** Sends close_notify, closes the transport and wipes the keys. */
     @Override
     public void close() {

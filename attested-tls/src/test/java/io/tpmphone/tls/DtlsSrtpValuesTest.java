@@ -229,4 +229,27 @@ class DtlsSrtpValuesTest {
         b.put((byte) version).put((byte) type).putShort((short) total).putShort((short) offset);
         return b.array();
     }
+
+    /**
+     * A verdict that arrives during the evidence exchange is kept for the association: the first one only (as the
+     * association keeps the first), and an acknowledgement (type 4) of a verdict we cannot have sent yet is ignored.
+     * Before, the last record of either type replaced the first, so a far end could swap its ACCEPT for a REFUSE (or
+     * hide its verdict behind an acknowledgement).
+     */
+    @Test
+    void anEarlyVerdict_isTheFirstOne_andAcknowledgementsDuringTheExchangeAreIgnored() throws Exception {
+        DtlsEvidenceExchange x = new DtlsEvidenceExchange(new byte[10], true, 1200);
+        byte[] accept = new DtlsVerdict(true, io.tpmphone.attestation.IntegrityLevel.MEASURED,
+                io.tpmphone.attestation.IntegrityLevel.IDENTIFIED).encode();
+        byte[] refuse = new DtlsVerdict(false, io.tpmphone.attestation.IntegrityLevel.FAILED,
+                io.tpmphone.attestation.IntegrityLevel.IDENTIFIED).encode();
+        x.receive(accept, accept.length);
+        x.receive(refuse, refuse.length);
+        byte[] ack = DtlsVerdict.acknowledgement();
+        x.receive(ack, ack.length);
+        byte[] early = x.takeEarlyVerdict().orElseThrow(() -> new AssertionError("the early verdict was kept"));
+        assertTrue(DtlsVerdict.decode(early, early.length).accept(), "the first verdict counts");
+        assertArrayEquals(accept, early);
+        assertFalse(x.takeEarlyVerdict().isPresent(), "taken once");
+    }
 }

@@ -193,7 +193,7 @@ public final class BrokerClient implements AutoCloseable {
         if (!evidenceSha256.isEmpty() && !evidenceSha256.matches("[0-9a-f]{64}")) {
             throw new IllegalArgumentException("the evidence digest is 64 lower-case hex digits");
         }
-        ok(request("DECISION " + direction + " " + action + " " + peerLevel + " " + requiredLevel + " " + callId + " "
+        ok(request("DECISION2 " + direction + " " + action + " " + peerLevel + " " + requiredLevel + " " + callId + " "
                 + peerUri + " " + (endToEnd ? "END_TO_END" : "ONE_HOP") + " "
                 + (evidenceSha256.isEmpty() ? "-" : evidenceSha256) + " "
                 + (resultAgeSeconds < 0 ? "-" : Long.toString(Math.min(resultAgeSeconds, 1_000_000_000L))) + " "

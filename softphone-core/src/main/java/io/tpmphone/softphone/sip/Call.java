@@ -281,10 +281,13 @@ public final class Call {
         return Optional.ofNullable(dialog);
     }
 
-    synchronized void ringing() {
+    /** SETTING_UP to RINGING; whether it changed (only then does the phone send its 180 and show the ring). */
+    synchronized boolean ringing() {
         if (state == State.SETTING_UP) {
             state = State.RINGING;
+            return true;
         }
+        return false;
     }
 
     synchronized void established() {
@@ -294,14 +297,17 @@ public final class Call {
         }
     }
 
-    synchronized void refused(String why) {
+    /** Refuses a call not yet over; whether it did (only then is the user told, once). */
+    synchronized boolean refused(String why) {
         if (state != State.ENDED && state != State.REFUSED) {
             state = State.REFUSED;
             reason = why;
             wipe();
             settled.complete(this);
             finished.complete(this);
+            return true;
         }
+        return false;
     }
 
     /** Ends a call that is still being set up (not yet established); whether it did. */
@@ -313,24 +319,26 @@ public final class Call {
         return false;
     }
 
-    synchronized void ended(String why) {
+    /** Ends a call not yet over; whether it did (only then is the user told, once). */
+    synchronized boolean ended(String why) {
         if (state != State.ENDED && state != State.REFUSED) {
             state = State.ENDED;
             reason = why;
             wipe();
             settled.complete(this);
             finished.complete(this);
+            return true;
         }
+        return false;
     }
 
     private void wipe() {
         dialog = null;
         DtlsMedia d = dtls;
-        if (d != null) {
-            d.close();
-        }
+        // a refusing DTLS thread keeps the media socket until the far end acknowledged our verdict (bounded)
+        boolean kept = d != null && d.keepsMedia();
         io.tpmphone.softphone.media.AudioSession a = audio;
-        if (a != null) {
+        if (a != null && !kept) {
             a.close();
         }
         SdesCrypto c = localCrypto;

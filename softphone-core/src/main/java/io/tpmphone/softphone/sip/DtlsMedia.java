@@ -53,6 +53,9 @@ final class DtlsMedia implements AutoCloseable {
     /** How long a refusing side keeps the association for its verdict to be acknowledged before it closes it. */
     static final Duration VERDICT_LINGER = Duration.ofSeconds(1);
 
+    /** How long an answered call whose far end attests waits for its verdict (sent at once) before starting SRTP. */
+    static final Duration VERDICT_BEFORE_SRTP = Duration.ofSeconds(2);
+
     private final Call call;
     private final AudioSession audio;
     private final CompletableFuture<CallPolicy.Decision> decided = new CompletableFuture<>();
@@ -63,6 +66,8 @@ final class DtlsMedia implements AutoCloseable {
             new CompletableFuture<>();
     private volatile DtlsSrtpAssociation association;
     private volatile boolean closed;
+    /** Our policy refused the far end: this call's DTLS thread sends our verdict and closes the association. */
+    private volatile boolean refusing;
 
     DtlsMedia(Call call, AudioSession audio) {
         this.call = call;
@@ -132,36 +137,16 @@ final class DtlsMedia implements AutoCloseable {
                     + e, e));
             return;
         }
-        // Our own SIP reaction (the caller's CANCEL, the callee's 403) goes first, then the verdict inside DTLS.
+        if (d.action() == CallPolicy.Action.REJECT) {
+            refuse(a, d, events);
+            return;
+        }
+        // Our own SIP reaction goes first, then the verdict inside DTLS.
         decided.complete(d);
         if (!a.exchangesVerdicts()) {
             peerVerdict.complete(java.util.Optional.empty()); // a standard phone: no verdicts either way
         } else {
-            try {
-                a.sendVerdict(new io.tpmphone.tls.DtlsVerdict(d.action() != CallPolicy.Action.REJECT, d.peerLevel(),
-                        d.requiredLevel()));
-            } catch (IOException e) {
-                LOG.debug("call {}: sending our verdict failed: {}", UntrustedText.forTerminal(call.callId(), 200),
-                        e.toString());
-            }
-        }
-        if (d.action() == CallPolicy.Action.REJECT) {
-            // the far end learns why inside the association, whatever a proxy does with our SIP: the association
-            // stays until it acknowledged our verdict (at most VERDICT_LINGER), then closes
-            long until = System.nanoTime() + VERDICT_LINGER.toNanos();
-            try {
-                while (a.exchangesVerdicts() && !a.verdictAcknowledged() && !closed
-                        && System.nanoTime() - until < 0 && a.serviceIncoming(SERVICE_MILLIS)) {
-                    takePeerVerdict(a, events);
-                }
-            } catch (IOException | RuntimeException e) {
-                LOG.debug("call {}: waiting for our verdict's acknowledgement: {}",
-                        UntrustedText.forTerminal(call.callId(), 200), e.toString());
-            }
-            a.close();
-            peerVerdict.complete(java.util.Optional.empty());
-            started.complete(false);
-            return;
+            sendVerdict(a, d);
         }
         long deadline = System.nanoTime() + maxWait.toNanos();
         try {
@@ -194,8 +179,27 @@ final class DtlsMedia implements AutoCloseable {
                 started.complete(false);
                 return;
             }
-            // Only here, after the policy accepted the far end's own level and the call was answered.
-            peerVerdict.complete(a.peerVerdict()); // a caller without 100rel may answer it only now, or never
+            // The far end's verdict on us decides too: a refusal that came in already, or comes within
+            // VERDICT_BEFORE_SRTP (a caller without 100rel is answered before its verdict), starts no SRTP.
+            long verdictBy = System.nanoTime() + VERDICT_BEFORE_SRTP.toNanos();
+            while (a.exchangesVerdicts() && a.peerVerdict().isEmpty() && !closed
+                    && System.nanoTime() - verdictBy < 0) {
+                if (!a.serviceIncoming(SERVICE_MILLIS)) {
+                    break;
+                }
+            }
+            if (takePeerVerdict(a, events)) {
+                close();
+                started.complete(false);
+                return;
+            }
+            if (closed) {
+                started.complete(false);
+                return;
+            }
+            // Only here, after both sides' policies accepted (or the far end sent no verdict in time) and the call
+            // was answered.
+            peerVerdict.complete(a.peerVerdict());
             SrtpKeys keys = a.accept(d.peerLevel());
             try {
                 audio.start(keys, remote, payloadType);
@@ -213,6 +217,60 @@ final class DtlsMedia implements AutoCloseable {
             }
             started.complete(false);
         }
+    }
+
+    /**
+     * Our policy refused the far end. Our SIP reaction goes first ({@link #decided}: the caller's CANCEL, the
+     * callee's 403), which ends the call with this side's own reason whatever the timing; then our verdict inside the
+     * association (the far end learns why whatever a proxy does with our SIP). The association and the call's media
+     * socket stay with this thread ({@link #keepsMedia}) until the far end acknowledged our verdict (at most
+     * {@link #VERDICT_LINGER}), then close. Before, the call's end closed the association first, so no refusal was
+     * ever sent.
+     */
+    private void refuse(DtlsSrtpAssociation a, CallPolicy.Decision d, Events events) {
+        synchronized (this) {
+            refusing = true; // close() leaves the association and the media socket to us from now on
+        }
+        try {
+            decided.complete(d); // our SIP (CANCEL, 403) first: this side's own state is set before the far end knows
+            if (a.exchangesVerdicts()) {
+                sendVerdict(a, d);
+            }
+            long until = System.nanoTime() + VERDICT_LINGER.toNanos();
+            try {
+                while (a.exchangesVerdicts() && !a.verdictAcknowledged() && System.nanoTime() - until < 0
+                        && a.serviceIncoming(SERVICE_MILLIS)) {
+                    takePeerVerdict(a, events);
+                }
+            } catch (IOException | RuntimeException e) {
+                LOG.debug("call {}: waiting for our verdict's acknowledgement: {}",
+                        UntrustedText.forTerminal(call.callId(), 200), e.toString());
+            }
+        } finally {
+            a.close();
+            audio.close();
+            peerVerdict.complete(java.util.Optional.empty());
+            started.complete(false);
+        }
+    }
+
+    private void sendVerdict(DtlsSrtpAssociation a, CallPolicy.Decision d) {
+        try {
+            a.sendVerdict(new io.tpmphone.tls.DtlsVerdict(d.action() != CallPolicy.Action.REJECT, d.peerLevel(),
+                    d.requiredLevel()));
+        } catch (IOException | RuntimeException e) {
+            LOG.debug("call {}: sending our verdict failed: {}", UntrustedText.forTerminal(call.callId(), 200),
+                    e.toString());
+        }
+    }
+
+    /**
+     * Whether the association is still open (not closed by either side, nor by the call's end): a callee still waiting
+     * for the caller's verdict rings only then.
+     */
+    boolean open() {
+        DtlsSrtpAssociation a = association;
+        return !closed && !refusing && a != null && a.open();
     }
 
     /** Completes {@link #peerVerdict} when the far end's arrived; whether it refused us (then the call ends). */
@@ -243,12 +301,25 @@ final class DtlsMedia implements AutoCloseable {
     /** Ends the association (close_notify) and wipes its keys; the call's media socket closes with its session. */
     @Override
     public void close() {
+        keepsMedia();
+    }
+
+    /**
+     * {@link #close()}, and whether this call's DTLS thread keeps the media socket a while (it is refusing the far
+     * end and waits, at most {@link #VERDICT_LINGER}, for our verdict's acknowledgement): then it closes the
+     * association and the call's {@link AudioSession} itself, and the caller must not.
+     */
+    synchronized boolean keepsMedia() {
         closed = true;
         peerVerdict.complete(java.util.Optional.empty());
         go.complete(null);
+        if (refusing) {
+            return true;
+        }
         DtlsSrtpAssociation a = association;
         if (a != null) {
             a.close();
         }
+        return false;
     }
 }

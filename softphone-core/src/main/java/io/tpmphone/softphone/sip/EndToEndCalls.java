@@ -242,12 +242,10 @@ final class EndToEndCalls implements AutoCloseable {
             LOG.debug("call {}: ending it in SIP failed: {}", UntrustedText.forTerminal(call.callId(), 200),
                     e.toString());
         }
-        if (status == javax.sip.message.Response.FORBIDDEN && !confirmed) {
-            call.refused(shown); // refused before it was set up, as by a 403
-        } else {
-            call.ended(shown);
+        // refused before it was set up, as by a 403; the user is told once (a CANCEL may have ended it meanwhile)
+        if (status == javax.sip.message.Response.FORBIDDEN && !confirmed ? call.refused(shown) : call.ended(shown)) {
+            listener.ended(call);
         }
-        listener.ended(call);
     }
 
     /** DTLS threads busy now (for the bounds tests). */

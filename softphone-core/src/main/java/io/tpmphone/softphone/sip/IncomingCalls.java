@@ -325,40 +325,38 @@ final class IncomingCalls {
             return;
         }
         if (!reliable) {
-            call.ringing();
-            listener.ringing(call);
+            if (call.ringing()) {
+                listener.ringing(call);
+            }
             return; // answered already; the ACK starts the media
         }
-        // Ring only once the caller accepted us too: its verdict comes inside the association (a caller that does
-        // not attest sends none; an older one that attests, none within VERDICT_WAIT). A refusal ends the call
-        // (EndToEndCalls.refusedByFarEnd) before this phone rings. (A copy times out: a later refusal still counts.)
+        // Ring only once the caller accepted us too: its verdict comes inside the association. A caller that does
+        // not attest sends none (its empty verdict comes at once, the association open); one that attests sends it
+        // at once after its decision and resends it until acknowledged, so there is no timeout here: a caller that
+        // never sends one is not rung for (the setup deadline ends the call). An association that ended first, or a
+        // refusal (EndToEndCalls.refusedByFarEnd ends the call), never rings this phone.
         DtlsMedia dtls = call.dtls().orElseThrow();
-        dtls.peerVerdict().copy().completeOnTimeout(Optional.empty(), VERDICT_WAIT.toMillis(),
-                java.util.concurrent.TimeUnit.MILLISECONDS).whenComplete((v, t) -> {
-                    if (v != null && v.isPresent() && !v.get().accept()) {
-                        return;
-                    }
-                    try {
-                        ring(request, st, call, toTag);
-                    } catch (Exception e) {
-                        LOG.warn("call {}: ringing failed: {}", UntrustedText.forTerminal(call.callId(), 200),
-                                UntrustedText.forTerminal(e.toString()));
-                        if (call.abandon("ringing failed: " + UntrustedText.forTerminal(e.getMessage(), 300))) {
-                            listener.ended(call);
-                        }
-                    }
-                });
+        dtls.peerVerdict().whenComplete((v, t) -> {
+            if (v == null || (v.isPresent() ? !v.get().accept() : !dtls.open())) {
+                return;
+            }
+            try {
+                ring(request, st, call, toTag);
+            } catch (Exception e) {
+                LOG.warn("call {}: ringing failed: {}", UntrustedText.forTerminal(call.callId(), 200),
+                        UntrustedText.forTerminal(e.toString()));
+                if (call.abandon("ringing failed: " + UntrustedText.forTerminal(e.getMessage(), 300))) {
+                    listener.ended(call);
+                }
+            }
+        });
     }
-
-    /** How long an accepted caller's verdict is waited for before ringing (an attesting caller sends it at once). */
-    static final java.time.Duration VERDICT_WAIT = java.time.Duration.ofSeconds(3);
 
     /** Both sides accepted each other end to end: 180, the ring screen, then the person's answer. */
     private void ring(Request request, ServerTransaction st, Call call, String toTag) throws Exception {
-        if (call.state() != Call.State.SETTING_UP) {
+        if (!call.ringing()) {
             return; // cancelled, refused or timed out meanwhile
         }
-        call.ringing();
         listener.ringing(call);
         Response ringing = sip.messages.createResponse(Response.RINGING, request);
         ((ToHeader) ringing.getHeader(ToHeader.NAME)).setTag(toTag);
@@ -378,8 +376,9 @@ final class IncomingCalls {
     private void failBeforeAnswer(Request request, ServerTransaction st, Call call, String toTag, int status,
                                   String why) throws Exception {
         String shown = UntrustedText.forTerminal(why, 500);
-        call.refused(status + " " + shown);
-        listener.ended(call);
+        if (call.refused(status + " " + shown)) {
+            listener.ended(call);
+        }
         Response r = sip.messages.createResponse(status, request);
         if (toTag != null) {
             ((ToHeader) r.getHeader(ToHeader.NAME)).setTag(toTag);
@@ -444,8 +443,9 @@ final class IncomingCalls {
         }
         call.dialog(st.getDialog());
         st.sendResponse(sip.messages.createResponse(Response.RINGING, request));
-        call.ringing();
-        listener.ringing(call);
+        if (call.ringing()) {
+            listener.ringing(call);
+        }
         ServerTransaction tx = st;
         awaitAnswer(request, tx, call, null, () -> accept(request, tx, call, theirs, codec));
     }

@@ -180,9 +180,10 @@ final class OutgoingCalls {
                 accepted(event, call, cseq);
             } else if (status >= 300 && call.state() != Call.State.REFUSED && call.state() != Call.State.ENDED) {
                 WarningHeader w = (WarningHeader) r.getHeader(WarningHeader.NAME);
-                call.refused(status + " " + UntrustedText.forTerminal(r.getReasonPhrase(), 200)
-                        + (w != null ? ": " + UntrustedText.forTerminal(w.getText(), 500) : ""));
-                listener.ended(call);
+                if (call.refused(status + " " + UntrustedText.forTerminal(r.getReasonPhrase(), 200)
+                        + (w != null ? ": " + UntrustedText.forTerminal(w.getText(), 500) : ""))) {
+                    listener.ended(call); // once: the far end's verdict may have ended it meanwhile
+                }
             }
         } catch (Exception e) {
             LOG.warn("handling the {} to INVITE failed: {}", status, UntrustedText.forTerminal(e.toString()));
@@ -192,8 +193,7 @@ final class OutgoingCalls {
     }
 
     private void remoteRinging(Call call) {
-        if (call.state() == Call.State.SETTING_UP) {
-            call.ringing();
+        if (call.ringing()) {
             listener.remoteRinging(call);
         }
     }
@@ -290,8 +290,9 @@ final class OutgoingCalls {
             }
         });
         LOG.info("call {} cancelled: {}", UntrustedText.forTerminal(call.callId(), 200), shown);
-        call.refused("cancelled: " + shown);
-        listener.ended(call);
+        if (call.refused("cancelled: " + shown)) {
+            listener.ended(call);
+        }
     }
 
     private static Throwable cause(Throwable t) {

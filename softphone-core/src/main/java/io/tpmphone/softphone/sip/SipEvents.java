@@ -44,6 +44,23 @@ final class SipEvents implements SipListener {
         this.listener = listener;
     }
 
+    /**
+     * Test hook, off unless a test in this package sets it: every incoming CANCEL is dropped unanswered, as a proxy
+     * that loses or delays it would (the far end's verdict inside DTLS must still end the call).
+     */
+    static volatile boolean dropCancels;
+
+    /**
+     * Test hook, off unless a test in this package sets it: every final error response (3xx-6xx) to our INVITEs is
+     * dropped, as a proxy that loses or delays it would.
+     */
+    static volatile boolean dropInviteErrors;
+
+    private static boolean noFinalResponse(javax.sip.ServerTransaction st) {
+        javax.sip.TransactionState s = st.getState();
+        return s == null || s == javax.sip.TransactionState.TRYING || s == javax.sip.TransactionState.PROCEEDING;
+    }
+
     @Override
     public void processRequest(RequestEvent event) {
         Request r = event.getRequest();
@@ -60,8 +77,7 @@ final class SipEvents implements SipListener {
                     Call c = callOf(r);
                     respond(event, c == null && event.getServerTransaction() == null
                             ? Response.CALL_OR_TRANSACTION_DOES_NOT_EXIST : Response.OK);
-                    if (c != null) {
-                        c.ended("the peer hung up");
+                    if (c != null && c.ended("the peer hung up")) {
                         listener.ended(c);
                     }
                 }
@@ -72,15 +88,20 @@ final class SipEvents implements SipListener {
                             ? Response.CALL_OR_TRANSACTION_DOES_NOT_EXIST : Response.OK);
                 }
                 case Request.CANCEL -> {
+                    if (dropCancels) {
+                        LOG.debug("a CANCEL dropped (test hook)");
+                        return;
+                    }
                     Call c = callOf(r);
                     respond(event, c == null && event.getServerTransaction() == null
                             ? Response.CALL_OR_TRANSACTION_DOES_NOT_EXIST : Response.OK);
                     // a call that ended already (refused, or ended by the far end's verdict inside DTLS) is over:
-                    // nothing more to answer or to tell the user
+                    // nothing more to tell the user; its INVITE still gets a 487 if it has no final response yet
+                    // (a call abandoned at the setup deadline, or whose ringing or answering failed)
                     boolean live = c != null && c.state() != Call.State.ENDED && c.state() != Call.State.REFUSED;
-                    if (live && c.state() != Call.State.ESTABLISHED) {
+                    if (c != null && c.state() != Call.State.ESTABLISHED) {
                         // the INVITE we were still deciding on ends with 487 (RFC 3261 §9.2)
-                        c.inviteTransaction().ifPresent(st -> {
+                        c.inviteTransaction().filter(SipEvents::noFinalResponse).ifPresent(st -> {
                             try {
                                 Response terminated = sip.messages.createResponse(Response.REQUEST_TERMINATED,
                                         st.getRequest());
@@ -102,9 +123,11 @@ final class SipEvents implements SipListener {
                         // the caller's Reason (RFC 3326), escaped: why it cancelled, e.g. both levels of a refusal
                         javax.sip.header.ReasonHeader why = (javax.sip.header.ReasonHeader) r.getHeader(
                                 javax.sip.header.ReasonHeader.NAME);
-                        c.ended("the caller cancelled" + (why != null && why.getText() != null
-                                ? ": " + io.tpmphone.attestation.UntrustedText.forTerminal(why.getText(), 300) : ""));
-                        listener.ended(c);
+                        if (c.ended("the caller cancelled" + (why != null && why.getText() != null
+                                ? ": " + io.tpmphone.attestation.UntrustedText.forTerminal(why.getText(), 300)
+                                : ""))) {
+                            listener.ended(c); // once: the far end's verdict may have ended it meanwhile
+                        }
                     }
                 }
                 case Request.OPTIONS -> {
@@ -183,6 +206,10 @@ final class SipEvents implements SipListener {
             if (reg != null && event.getClientTransaction() != null) {
                 registrations.answered(event.getClientTransaction(), r, reg);
             }
+            return;
+        }
+        if (dropInviteErrors && cseq.getMethod().equals(Request.INVITE) && r.getStatusCode() >= 300) {
+            LOG.debug("a {} to an INVITE dropped (test hook)", r.getStatusCode());
             return;
         }
         Call call = calls.active(id.getCallId()).orElse(null);

@@ -68,6 +68,8 @@ class EndToEndCallIT {
 
     @AfterEach
     void close() throws Exception {
+        SipEvents.dropCancels = false;
+        SipEvents.dropInviteErrors = false;
         for (AutoCloseable c : closing) {
             c.close();
         }
@@ -176,6 +178,58 @@ class EndToEndCallIT {
                 () -> "bob is told why: " + atBob.reason());
         assertEquals(0, atBob.audio().orElseThrow().stats().packetsSent(), () -> "no SRTP left bob: "
                 + atBob.audio().orElseThrow().stats());
+    }
+
+    /**
+     * The caller's CANCEL is lost (as behind a proxy that drops or delays it): the callee still never rings and ends
+     * the call on the caller's refusal that came inside DTLS. Before, the caller's CANCEL closed its association
+     * before its verdict went out, and the callee, seeing the association end without a verdict, rang.
+     */
+    @Test
+    void aCallerWhosePolicyRefusesTheCallee_endsItInsideDtls_whenItsCancelIsLost() throws Exception {
+        TestHosts hosts = new TestHosts();
+        Seen bobSaw = new Seen();
+        SipPhone alice = phone(hosts, "alice", "default FAILED accept end-to-end UNATTESTED", 1000, new Seen(), true);
+        SipPhone bob = phone(hosts, "bob", "default FAILED accept", 440, bobSaw, true);
+        SipEvents.dropCancels = true;
+        Call call = alice.await(alice.call("sips:bob@bob", tls(bob)));
+        assertEquals(Call.State.REFUSED, call.state(), call::toString);
+        assertTrue(call.reason().startsWith("cancelled: refused by our call policy: far end level FAILED is below"
+                + " the required UNATTESTED"), () -> "alice says why she cancelled: " + call.reason());
+        Call atBob = bob.callById(call.callId()).orElseThrow();
+        Await.until("bob's call to end", WAIT, atBob::state,
+                s -> s == Call.State.ENDED || s == Call.State.REFUSED);
+        assertTrue(atBob.reason().contains("refused end to end by the far end's verdict: far end level FAILED is"
+                + " below the required UNATTESTED"), () -> "bob was told inside DTLS: " + atBob.reason());
+        assertEquals(List.of("decided one hop ACCEPT", "decided end-to-end DTLS ACCEPT", "ended"), bobSaw.events,
+                () -> "bob decided, never rang, and the call ended: " + bobSaw.events);
+        assertEquals(0, atBob.audio().orElseThrow().stats().packetsSent(), () -> "no SRTP left bob: "
+                + atBob.audio().orElseThrow().stats());
+    }
+
+    /**
+     * The callee's 403 is lost: the caller still learns of the refusal, with both levels, from the callee's verdict
+     * inside DTLS. Before, the callee's 403 closed its association before its verdict went out.
+     */
+    @Test
+    void aCalleeWhosePolicyRefusesTheCaller_endsItInsideDtls_whenIts403IsLost() throws Exception {
+        TestHosts hosts = new TestHosts();
+        Seen aliceSaw = new Seen();
+        Seen bobSaw = new Seen();
+        SipPhone alice = phone(hosts, "alice", "default FAILED accept", 1000, aliceSaw, true);
+        SipPhone bob = phone(hosts, "bob", "default FAILED accept end-to-end UNATTESTED", 440, bobSaw, true);
+        SipEvents.dropInviteErrors = true;
+        Call call = alice.await(alice.call("sips:bob@bob", tls(bob)));
+        assertEquals(Call.State.REFUSED, call.state(), call::toString);
+        assertTrue(call.reason().contains("refused end to end by the far end's verdict: far end level FAILED is"
+                + " below the required UNATTESTED"), () -> "alice was told inside DTLS: " + call.reason());
+        Call atBob = bob.callById(call.callId()).orElseThrow();
+        Await.until("bob's refusal", WAIT, atBob::state, s -> s == Call.State.REFUSED);
+        assertFalse(bobSaw.events.contains("ringing"), () -> "bob's phone never rang: " + bobSaw.events);
+        assertFalse(aliceSaw.events.contains("remote ringing"), () -> "alice never heard ringing: "
+                + aliceSaw.events);
+        assertEquals(0, call.audio().orElseThrow().stats().packetsSent(), () -> "no SRTP left alice: "
+                + call.audio().orElseThrow().stats());
     }
 
     @Test
