@@ -398,15 +398,25 @@ public final class SoundGrant implements AutoCloseable {
         prepare(directory, user, owner.map(Owner::uid).orElse(0));
     }
 
+    /**
+     * Makes {@code dir} anew. The old one may belong to the sound server's user, who can change what is in it at any
+     * moment (swap a subdirectory for a link to {@code /etc}), so root never walks it by path: it is renamed aside
+     * within the parent (root's, which nobody else may change, checked) and removed relative to open directories
+     * without following links ({@link #removeAside}).
+     */
     static void prepare(Path dir, MeasuredLauncher.ChildUser user, int ownerUid) throws IOException {
+        Path parent = dir.toAbsolutePath().normalize().getParent();
+        Files.createDirectories(parent);
+        checkRootsAlone(parent);
         if (Files.exists(dir, LinkOption.NOFOLLOW_LINKS)) {
-            try (var s = Files.walk(dir)) {
-                for (Path p : (Iterable<Path>) s.sorted(java.util.Comparator.reverseOrder())::iterator) {
-                    Files.delete(p);
-                }
+            Path aside = parent.resolve("." + dir.getFileName() + ".old-" + Long.toHexString(System.nanoTime()));
+            Files.move(dir, aside, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+            try {
+                removeAside(aside);
+            } catch (IOException e) {
+                LOG.warn("could not remove the previous sound grant directory {} entirely: {}", aside, e.getMessage());
             }
         }
-        Files.createDirectories(dir.getParent());
         Files.createDirectory(dir);
         Files.setPosixFilePermissions(dir, java.nio.file.attribute.PosixFilePermissions.fromString("rwxr-x---"));
         if (user != null) {
@@ -415,5 +425,80 @@ public final class SoundGrant implements AutoCloseable {
         if (ownerUid != 0) {
             Files.setAttribute(dir, "unix:uid", ownerUid, LinkOption.NOFOLLOW_LINKS);
         }
+    }
+
+    /** {@code dir} must be a real directory of root's that only root may change, or renaming inside it is no guard. */
+    private static void checkRootsAlone(Path dir) throws IOException {
+        java.nio.file.attribute.PosixFileAttributes a = Files.readAttributes(dir,
+                java.nio.file.attribute.PosixFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
+        int uid = (Integer) Files.getAttribute(dir, "unix:uid", LinkOption.NOFOLLOW_LINKS);
+        if (!a.isDirectory() || uid != 0 || a.permissions().contains(
+                java.nio.file.attribute.PosixFilePermission.GROUP_WRITE) || a.permissions().contains(
+                java.nio.file.attribute.PosixFilePermission.OTHERS_WRITE)) {
+            throw new IOException("the sound grant directory's parent " + dir + " must be a directory of root's that"
+                    + " only root may write (it is " + (a.isSymbolicLink() ? "a symbolic link" : "uid " + uid + ", mode "
+                    + java.nio.file.attribute.PosixFilePermissions.toString(a.permissions())) + ")");
+        }
+    }
+
+    /** Depth of the tree {@link #removeAside} removes at most (deeper ones are left, said in the log). */
+    private static final int MAX_DEPTH = 64;
+
+    /**
+     * Removes {@code aside} (in a directory only root may change) and what is in it as it stands: each directory is
+     * opened relative to its open parent without following links, and each entry removed relative to its open
+     * directory, so whatever the old owner swaps meanwhile, nothing outside the tree is touched.
+     */
+    static void removeAside(Path aside) throws IOException {
+        if (!Files.isDirectory(aside, LinkOption.NOFOLLOW_LINKS)) {
+            Files.delete(aside); // a link or file: unlink never follows
+            return;
+        }
+        IOException failure = null;
+        try (java.nio.file.DirectoryStream<Path> ds = Files.newDirectoryStream(aside)) {
+            if (!(ds instanceof java.nio.file.SecureDirectoryStream<Path> sds)) {
+                throw new IOException("this platform has no SecureDirectoryStream: " + aside + " left in place");
+            }
+            failure = removeIn(sds, 0);
+        }
+        if (failure != null) {
+            throw failure;
+        }
+        Files.delete(aside);
+    }
+
+    private static IOException removeIn(java.nio.file.SecureDirectoryStream<Path> dir, int depth) {
+        IOException failure = null;
+        List<Path> names = new ArrayList<>();
+        for (Path p : dir) {
+            names.add(p.getFileName());
+            if (names.size() > 100_000) {
+                return new IOException("more than 100000 entries in one directory");
+            }
+        }
+        for (Path name : names) {
+            try {
+                boolean isDirectory = dir.getFileAttributeView(name, java.nio.file.attribute.BasicFileAttributeView.class,
+                        LinkOption.NOFOLLOW_LINKS).readAttributes().isDirectory();
+                if (isDirectory) {
+                    if (depth >= MAX_DEPTH) {
+                        throw new IOException("deeper than " + MAX_DEPTH + " directories");
+                    }
+                    try (java.nio.file.SecureDirectoryStream<Path> sub = dir.newDirectoryStream(name,
+                            LinkOption.NOFOLLOW_LINKS)) {
+                        IOException f = removeIn(sub, depth + 1);
+                        if (f != null) {
+                            throw f;
+                        }
+                    }
+                    dir.deleteDirectory(name);
+                } else {
+                    dir.deleteFile(name);
+                }
+            } catch (IOException e) {
+                failure = failure == null ? e : failure;
+            }
+        }
+        return failure;
     }
 }
