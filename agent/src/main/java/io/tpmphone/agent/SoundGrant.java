@@ -54,6 +54,10 @@ public final class SoundGrant implements AutoCloseable {
     public static final Duration DEFAULT_BOUND = Duration.ofHours(4);
     /** Accepted calls remembered at once; the oldest is forgotten (and its grant ended) beyond this. */
     static final int MAX_ACCEPTED = 64;
+    /** Ended calls remembered (they cannot be accepted again); the oldest is forgotten beyond this. */
+    static final int MAX_ENDED = 4096;
+    /** New calls accepted per hour at most; beyond, a decision grants nothing (a child looping on fresh calls). */
+    static final int MAX_ACCEPTS_PER_HOUR = 60;
     /** The suffix of a ringing's grant: the ringer plays through the speaker before the call is answered. */
     public static final String RING_SUFFIX = "#ring";
 
@@ -90,6 +94,10 @@ public final class SoundGrant implements AutoCloseable {
     private final Set<String> calls = new LinkedHashSet<>();
     /** Accepted call id to its grant's end (System.nanoTime), oldest first. */
     private final java.util.LinkedHashMap<String, Long> accepted = new java.util.LinkedHashMap<>();
+    /** Calls that ended (rejected, closed, past their bound, forgotten): never accepted again. Oldest first. */
+    private final Set<String> endedCalls = new LinkedHashSet<>();
+    /** When (System.nanoTime) each of the last hour's calls was accepted. */
+    private final java.util.ArrayDeque<Long> acceptTimes = new java.util.ArrayDeque<>();
     private final java.util.Map<String, java.util.concurrent.ScheduledFuture<?>> expiries = new java.util.HashMap<>();
     private final java.util.concurrent.ScheduledExecutorService timer =
             java.util.concurrent.Executors.newSingleThreadScheduledExecutor(r -> {
@@ -146,13 +154,34 @@ public final class SoundGrant implements AutoCloseable {
 
     /**
      * The softphone's policy accepted (or restricted) {@code callId}: its audio may be granted, until {@code bound}
-     * from now. A call accepted again keeps its first bound.
+     * from now. A call accepted again keeps its first bound; a call that ended (rejected, closed, past its bound) is not
+     * accepted again, and no more than {@link #MAX_ACCEPTS_PER_HOUR} calls are accepted in an hour.
      */
-    public synchronized void accepted(String callId) {
+    public void accepted(String callId) {
+        accepted(callId, bound);
+    }
+
+    synchronized void accepted(String callId, Duration bound) {
         Objects.requireNonNull(callId, "callId");
         if (accepted.containsKey(callId)) {
             return;
         }
+        String shown = io.tpmphone.attestation.UntrustedText.forTerminal(callId, 200);
+        if (endedCalls.contains(callId)) {
+            LOG.warn("call {} was accepted again after it ended: no sound server for it", shown);
+            return;
+        }
+        long now = System.nanoTime();
+        while (!acceptTimes.isEmpty() && now - acceptTimes.peekFirst() >= Duration.ofHours(1).toNanos()) {
+            acceptTimes.pollFirst();
+        }
+        if (acceptTimes.size() >= MAX_ACCEPTS_PER_HOUR) {
+            LOG.warn("more than {} calls accepted within an hour: no sound server for call {}", MAX_ACCEPTS_PER_HOUR,
+                    shown);
+            return;
+        }
+        acceptTimes.addLast(now);
+        LOG.info("call {} accepted: the softphone may have the sound server for it for {} at most", shown, bound);
         if (accepted.size() >= MAX_ACCEPTED) {
             String oldest = accepted.keySet().iterator().next();
             LOG.warn("more than {} accepted calls: forgetting the oldest ({}) and ending its sound grant",
@@ -176,25 +205,41 @@ public final class SoundGrant implements AutoCloseable {
         }
     }
 
-    /** {@code callId} was rejected or is over: its grants (call and ringing) end, and it can no longer be granted. */
+    /** {@code callId} was rejected or is over: its grants (call and ringing) end, and it can never be granted again. */
     public synchronized void ended(String callId) {
         Objects.requireNonNull(callId, "callId");
         accepted.remove(callId);
+        if (endedCalls.add(callId) && endedCalls.size() > MAX_ENDED) {
+            endedCalls.remove(endedCalls.iterator().next());
+        }
         java.util.concurrent.ScheduledFuture<?> f = expiries.remove(callId);
         if (f != null) {
             f.cancel(false);
         }
-        close(callId);
-        close(callId + RING_SUFFIX);
+        release(callId);
+        release(callId + RING_SUFFIX);
     }
 
     private synchronized void expire(String callId) {
         expiries.remove(callId);
-        if (calls.contains(callId) || calls.contains(callId + RING_SUFFIX)) {
+        boolean held = calls.contains(callId) || calls.contains(callId + RING_SUFFIX);
+        if (held) {
             LOG.warn("call {} held the sound server for its whole bound ({}): withdrawn",
                     io.tpmphone.attestation.UntrustedText.forTerminal(callId, 200), bound);
         }
         ended(callId);
+        if (held && module.isPresent()) {
+            // Other calls still hold the socket, and connections opened under the expired call would outlive it:
+            // the socket is made anew, which ends every connection; the softphone reconnects for the calls it has.
+            unload();
+            try {
+                load();
+            } catch (IOException e) {
+                LOG.error("could not grant the sound server again after call {} ran out: {}",
+                        io.tpmphone.attestation.UntrustedText.forTerminal(callId, 200), e.getMessage());
+                calls.clear();
+            }
+        }
     }
 
     /** The accepted call a grant belongs to: {@code grant} itself, or the call whose ringing it is. */
@@ -239,6 +284,13 @@ public final class SoundGrant implements AutoCloseable {
             throw new IllegalStateException("the sound server is granted for " + MAX_CALLS + " calls already");
         }
         if (module.isEmpty()) {
+            load();
+        }
+        calls.add(callId);
+    }
+
+    private void load() throws IOException {
+        {
             Path socket = directory.resolve(SOCKET);
             Files.deleteIfExists(socket); // a socket file left by a server that died: the module would not bind
             before = modules().keySet();
@@ -251,11 +303,23 @@ public final class SoundGrant implements AutoCloseable {
             module = Optional.of(index);
             LOG.info("sound server socket granted to the softphone (module {})", index);
         }
-        calls.add(callId);
     }
 
-    /** Ends {@code callId}'s grant (the last call unloads the module and its socket); unknown calls are ignored. */
+    /**
+     * The softphone gives back {@code callId}'s grant (the last grant unloads the module and its socket). A call's
+     * grant given back ends the call: it cannot be opened again without a new call; a ringing's ({@code CALLID#ring})
+     * leaves the call to be answered. Unknown calls are ignored.
+     */
     public synchronized void close(String callId) {
+        Objects.requireNonNull(callId, "callId");
+        if (callId.endsWith(RING_SUFFIX)) {
+            release(callId);
+        } else {
+            ended(callId);
+        }
+    }
+
+    private void release(String callId) {
         if (calls.remove(callId) && calls.isEmpty()) {
             unload();
         }

@@ -94,4 +94,21 @@ class SoundGrantPrepareTest {
                 () -> SoundGrant.prepare(parent.resolve("agent-x"), null, 0));
         assertTrue(e.getMessage().contains("only root may write"), e.getMessage());
     }
+
+    @Test
+    @Timeout(30)
+    void noMoreThanTheHourlyNumberOfCallsIsAccepted(@TempDir Path tmp) throws Exception {
+        try (SoundGrant grant = new SoundGrant("unix:" + tmp.resolve("no-server"), tmp.resolve("sound"))) {
+            for (int i = 0; i < SoundGrant.MAX_ACCEPTS_PER_HOUR; i++) {
+                grant.accepted("call-" + i);
+            }
+            grant.accepted("one-too-many");
+            org.junit.jupiter.api.Assertions.assertThrows(SoundGrant.NotAcceptedException.class,
+                    () -> grant.open("one-too-many"), "the call beyond the hourly number of accepted calls");
+            // the calls within the number were accepted: opening one goes on to the (absent) sound server
+            java.io.IOException e = org.junit.jupiter.api.Assertions.assertThrows(java.io.IOException.class,
+                    () -> grant.open("call-0"));
+            assertTrue(e.getMessage().contains("pactl"), e.getMessage());
+        }
+    }
 }
