@@ -225,8 +225,22 @@ public final class Agent implements AutoCloseable {
     public synchronized Agent withSoundServer(String adminServer, String serverUser) throws IOException {
         SoundGrant.Owner owner = SoundGrant.Owner.of(serverUser);
         Path base = SOUND_GRANTS;
-        Files.createDirectories(base);
-        Files.setPosixFilePermissions(base, java.nio.file.attribute.PosixFilePermissions.fromString("rwx--x--x"));
+        // /run/tpmphone and /run/tpmphone/sound: root's real directories, 0711 whatever the umask, or refused
+        for (Path d : List.of(base.getParent(), base)) {
+            if (!Files.exists(d, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+                try {
+                    Files.createDirectory(d, java.nio.file.attribute.PosixFilePermissions.asFileAttribute(
+                            java.nio.file.attribute.PosixFilePermissions.fromString("rwx------")));
+                } catch (java.nio.file.FileAlreadyExistsException raced) {
+                    // made meanwhile: checked below like any other
+                }
+            }
+            if (!Files.isDirectory(d, java.nio.file.LinkOption.NOFOLLOW_LINKS)
+                    || (Integer) Files.getAttribute(d, "unix:uid", java.nio.file.LinkOption.NOFOLLOW_LINKS) != 0) {
+                throw new IOException(d + " must be a directory of root's, not a link or another user's");
+            }
+            Files.setPosixFilePermissions(d, java.nio.file.attribute.PosixFilePermissions.fromString("rwx--x--x"));
+        }
         String name;
         try {
             // one directory per agent (state directory), so agents of a test machine do not share one

@@ -54,6 +54,10 @@ public final class SoundGrant implements AutoCloseable {
     public static final Duration DEFAULT_BOUND = Duration.ofHours(4);
     /** Accepted calls remembered at once; the oldest is forgotten (and its grant ended) beyond this. */
     static final int MAX_ACCEPTED = 64;
+    /** Ended calls remembered (they cannot be accepted again); the oldest is forgotten beyond this. */
+    static final int MAX_ENDED = 4096;
+    /** New calls accepted per hour at most; beyond, a decision grants nothing (a child looping on fresh calls). */
+    static final int MAX_ACCEPTS_PER_HOUR = 60;
     /** The suffix of a ringing's grant: the ringer plays through the speaker before the call is answered. */
     public static final String RING_SUFFIX = "#ring";
 
@@ -90,6 +94,10 @@ public final class SoundGrant implements AutoCloseable {
     private final Set<String> calls = new LinkedHashSet<>();
     /** Accepted call id to its grant's end (System.nanoTime), oldest first. */
     private final java.util.LinkedHashMap<String, Long> accepted = new java.util.LinkedHashMap<>();
+    /** Calls that ended (rejected, closed, past their bound, forgotten): never accepted again. Oldest first. */
+    private final Set<String> endedCalls = new LinkedHashSet<>();
+    /** When (System.nanoTime) each of the last hour's calls was accepted. */
+    private final java.util.ArrayDeque<Long> acceptTimes = new java.util.ArrayDeque<>();
     private final java.util.Map<String, java.util.concurrent.ScheduledFuture<?>> expiries = new java.util.HashMap<>();
     private final java.util.concurrent.ScheduledExecutorService timer =
             java.util.concurrent.Executors.newSingleThreadScheduledExecutor(r -> {
@@ -146,13 +154,34 @@ public final class SoundGrant implements AutoCloseable {
 
     /**
      * The softphone's policy accepted (or restricted) {@code callId}: its audio may be granted, until {@code bound}
-     * from now. A call accepted again keeps its first bound.
+     * from now. A call accepted again keeps its first bound; a call that ended (rejected, closed, past its bound) is not
+     * accepted again, and no more than {@link #MAX_ACCEPTS_PER_HOUR} calls are accepted in an hour.
      */
-    public synchronized void accepted(String callId) {
+    public void accepted(String callId) {
+        accepted(callId, bound);
+    }
+
+    synchronized void accepted(String callId, Duration bound) {
         Objects.requireNonNull(callId, "callId");
         if (accepted.containsKey(callId)) {
             return;
         }
+        String shown = io.tpmphone.attestation.UntrustedText.forTerminal(callId, 200);
+        if (endedCalls.contains(callId)) {
+            LOG.warn("call {} was accepted again after it ended: no sound server for it", shown);
+            return;
+        }
+        long now = System.nanoTime();
+        while (!acceptTimes.isEmpty() && now - acceptTimes.peekFirst() >= Duration.ofHours(1).toNanos()) {
+            acceptTimes.pollFirst();
+        }
+        if (acceptTimes.size() >= MAX_ACCEPTS_PER_HOUR) {
+            LOG.warn("more than {} calls accepted within an hour: no sound server for call {}", MAX_ACCEPTS_PER_HOUR,
+                    shown);
+            return;
+        }
+        acceptTimes.addLast(now);
+        LOG.info("call {} accepted: the softphone may have the sound server for it for {} at most", shown, bound);
         if (accepted.size() >= MAX_ACCEPTED) {
             String oldest = accepted.keySet().iterator().next();
             LOG.warn("more than {} accepted calls: forgetting the oldest ({}) and ending its sound grant",
@@ -176,25 +205,41 @@ public final class SoundGrant implements AutoCloseable {
         }
     }
 
-    /** {@code callId} was rejected or is over: its grants (call and ringing) end, and it can no longer be granted. */
+    /** {@code callId} was rejected or is over: its grants (call and ringing) end, and it can never be granted again. */
     public synchronized void ended(String callId) {
         Objects.requireNonNull(callId, "callId");
         accepted.remove(callId);
+        if (endedCalls.add(callId) && endedCalls.size() > MAX_ENDED) {
+            endedCalls.remove(endedCalls.iterator().next());
+        }
         java.util.concurrent.ScheduledFuture<?> f = expiries.remove(callId);
         if (f != null) {
             f.cancel(false);
         }
-        close(callId);
-        close(callId + RING_SUFFIX);
+        release(callId);
+        release(callId + RING_SUFFIX);
     }
 
     private synchronized void expire(String callId) {
         expiries.remove(callId);
-        if (calls.contains(callId) || calls.contains(callId + RING_SUFFIX)) {
+        boolean held = calls.contains(callId) || calls.contains(callId + RING_SUFFIX);
+        if (held) {
             LOG.warn("call {} held the sound server for its whole bound ({}): withdrawn",
                     io.tpmphone.attestation.UntrustedText.forTerminal(callId, 200), bound);
         }
         ended(callId);
+        if (held && module.isPresent()) {
+            // Other calls still hold the socket, and connections opened under the expired call would outlive it:
+            // the socket is made anew, which ends every connection; the softphone reconnects for the calls it has.
+            unload();
+            try {
+                load();
+            } catch (IOException e) {
+                LOG.error("could not grant the sound server again after call {} ran out: {}",
+                        io.tpmphone.attestation.UntrustedText.forTerminal(callId, 200), e.getMessage());
+                calls.clear();
+            }
+        }
     }
 
     /** The accepted call a grant belongs to: {@code grant} itself, or the call whose ringing it is. */
@@ -239,6 +284,13 @@ public final class SoundGrant implements AutoCloseable {
             throw new IllegalStateException("the sound server is granted for " + MAX_CALLS + " calls already");
         }
         if (module.isEmpty()) {
+            load();
+        }
+        calls.add(callId);
+    }
+
+    private void load() throws IOException {
+        {
             Path socket = directory.resolve(SOCKET);
             Files.deleteIfExists(socket); // a socket file left by a server that died: the module would not bind
             before = modules().keySet();
@@ -251,11 +303,23 @@ public final class SoundGrant implements AutoCloseable {
             module = Optional.of(index);
             LOG.info("sound server socket granted to the softphone (module {})", index);
         }
-        calls.add(callId);
     }
 
-    /** Ends {@code callId}'s grant (the last call unloads the module and its socket); unknown calls are ignored. */
+    /**
+     * The softphone gives back {@code callId}'s grant (the last grant unloads the module and its socket). A call's
+     * grant given back ends the call: it cannot be opened again without a new call; a ringing's ({@code CALLID#ring})
+     * leaves the call to be answered. Unknown calls are ignored.
+     */
     public synchronized void close(String callId) {
+        Objects.requireNonNull(callId, "callId");
+        if (callId.endsWith(RING_SUFFIX)) {
+            release(callId);
+        } else {
+            ended(callId);
+        }
+    }
+
+    private void release(String callId) {
         if (calls.remove(callId) && calls.isEmpty()) {
             unload();
         }
@@ -398,15 +462,25 @@ public final class SoundGrant implements AutoCloseable {
         prepare(directory, user, owner.map(Owner::uid).orElse(0));
     }
 
+    /**
+     * Makes {@code dir} anew. The old one may belong to the sound server's user, who can change what is in it at any
+     * moment (swap a subdirectory for a link to {@code /etc}), so root never walks it by path: it is renamed aside
+     * within the parent (root's, which nobody else may change, checked) and removed relative to open directories
+     * without following links ({@link #removeAside}).
+     */
     static void prepare(Path dir, MeasuredLauncher.ChildUser user, int ownerUid) throws IOException {
+        Path parent = dir.toAbsolutePath().normalize().getParent();
+        Files.createDirectories(parent);
+        checkRootsAlone(parent);
         if (Files.exists(dir, LinkOption.NOFOLLOW_LINKS)) {
-            try (var s = Files.walk(dir)) {
-                for (Path p : (Iterable<Path>) s.sorted(java.util.Comparator.reverseOrder())::iterator) {
-                    Files.delete(p);
-                }
+            Path aside = parent.resolve("." + dir.getFileName() + ".old-" + Long.toHexString(System.nanoTime()));
+            Files.move(dir, aside, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+            try {
+                removeAside(aside);
+            } catch (IOException e) {
+                LOG.warn("could not remove the previous sound grant directory {} entirely: {}", aside, e.getMessage());
             }
         }
-        Files.createDirectories(dir.getParent());
         Files.createDirectory(dir);
         Files.setPosixFilePermissions(dir, java.nio.file.attribute.PosixFilePermissions.fromString("rwxr-x---"));
         if (user != null) {
@@ -415,5 +489,80 @@ public final class SoundGrant implements AutoCloseable {
         if (ownerUid != 0) {
             Files.setAttribute(dir, "unix:uid", ownerUid, LinkOption.NOFOLLOW_LINKS);
         }
+    }
+
+    /** {@code dir} must be a real directory of root's that only root may change, or renaming inside it is no guard. */
+    private static void checkRootsAlone(Path dir) throws IOException {
+        java.nio.file.attribute.PosixFileAttributes a = Files.readAttributes(dir,
+                java.nio.file.attribute.PosixFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
+        int uid = (Integer) Files.getAttribute(dir, "unix:uid", LinkOption.NOFOLLOW_LINKS);
+        if (!a.isDirectory() || uid != 0 || a.permissions().contains(
+                java.nio.file.attribute.PosixFilePermission.GROUP_WRITE) || a.permissions().contains(
+                java.nio.file.attribute.PosixFilePermission.OTHERS_WRITE)) {
+            throw new IOException("the sound grant directory's parent " + dir + " must be a directory of root's that"
+                    + " only root may write (it is " + (a.isSymbolicLink() ? "a symbolic link" : "uid " + uid + ", mode "
+                    + java.nio.file.attribute.PosixFilePermissions.toString(a.permissions())) + ")");
+        }
+    }
+
+    /** Depth of the tree {@link #removeAside} removes at most (deeper ones are left, said in the log). */
+    private static final int MAX_DEPTH = 64;
+
+    /**
+     * Removes {@code aside} (in a directory only root may change) and what is in it as it stands: each directory is
+     * opened relative to its open parent without following links, and each entry removed relative to its open
+     * directory, so whatever the old owner swaps meanwhile, nothing outside the tree is touched.
+     */
+    static void removeAside(Path aside) throws IOException {
+        if (!Files.isDirectory(aside, LinkOption.NOFOLLOW_LINKS)) {
+            Files.delete(aside); // a link or file: unlink never follows
+            return;
+        }
+        IOException failure = null;
+        try (java.nio.file.DirectoryStream<Path> ds = Files.newDirectoryStream(aside)) {
+            if (!(ds instanceof java.nio.file.SecureDirectoryStream<Path> sds)) {
+                throw new IOException("this platform has no SecureDirectoryStream: " + aside + " left in place");
+            }
+            failure = removeIn(sds, 0);
+        }
+        if (failure != null) {
+            throw failure;
+        }
+        Files.delete(aside);
+    }
+
+    private static IOException removeIn(java.nio.file.SecureDirectoryStream<Path> dir, int depth) {
+        IOException failure = null;
+        List<Path> names = new ArrayList<>();
+        for (Path p : dir) {
+            names.add(p.getFileName());
+            if (names.size() > 100_000) {
+                return new IOException("more than 100000 entries in one directory");
+            }
+        }
+        for (Path name : names) {
+            try {
+                boolean isDirectory = dir.getFileAttributeView(name, java.nio.file.attribute.BasicFileAttributeView.class,
+                        LinkOption.NOFOLLOW_LINKS).readAttributes().isDirectory();
+                if (isDirectory) {
+                    if (depth >= MAX_DEPTH) {
+                        throw new IOException("deeper than " + MAX_DEPTH + " directories");
+                    }
+                    try (java.nio.file.SecureDirectoryStream<Path> sub = dir.newDirectoryStream(name,
+                            LinkOption.NOFOLLOW_LINKS)) {
+                        IOException f = removeIn(sub, depth + 1);
+                        if (f != null) {
+                            throw f;
+                        }
+                    }
+                    dir.deleteDirectory(name);
+                } else {
+                    dir.deleteFile(name);
+                }
+            } catch (IOException e) {
+                failure = failure == null ? e : failure;
+            }
+        }
+        return failure;
     }
 }

@@ -37,9 +37,16 @@ final class PhoneScreen {
     int run() throws IOException, InterruptedException {
         int[] size = terminal ? ttySize() : envSize();
         String saved = terminal ? stty("-g").strip() : null;
-        java.util.concurrent.atomic.AtomicBoolean restored = new java.util.concurrent.atomic.AtomicBoolean(!terminal);
+        // One lock for everything that touches the terminal (raw mode, frames, restore) and a closing flag: once the
+        // terminal is restored (the hook on a signal, or the end), no frame is drawn on it and raw mode is not set.
+        Object screenLock = new Object();
+        boolean[] closing = {!terminal};
         Runnable restore = () -> {
-            if (restored.compareAndSet(false, true)) {
+            synchronized (screenLock) {
+                if (closing[0]) {
+                    return;
+                }
+                closing[0] = true;
                 out.print("\u001b[0m\u001b[?25h\u001b[?1049l");
                 out.flush();
                 try {
@@ -60,10 +67,16 @@ final class PhoneScreen {
             phone.screen(size[1], size[0], terminal);
             if (terminal) {
                 Runtime.getRuntime().addShutdownHook(onSignal);
-                // raw: keys without Enter; isig: Ctrl-C and Ctrl-\ still signal us, and the hook restores the terminal
-                stty("raw", "-echo", "isig");
-                out.print("\u001b[?1049h\u001b[?25l"); // alternate screen, cursor hidden
-                out.flush();
+                synchronized (screenLock) {
+                    if (closing[0]) {
+                        return 130; // a signal came first: the hook restored the terminal, raw mode is not set now
+                    }
+                    // raw: keys without Enter; isig with no suspend or quit key: only Ctrl-C signals us (Ctrl-Z
+                    // would stop us with the terminal raw), and the hook restores the terminal
+                    stty("raw", "-echo", "isig", "susp", "undef", "quit", "undef");
+                    out.print("\u001b[?1049h\u001b[?25l"); // alternate screen, cursor hidden
+                    out.flush();
+                }
             }
             OutputStream keys = phone.keys();
             Thread typing = new Thread(() -> forwardKeys(System.in, keys), "phone-keys");
@@ -77,8 +90,14 @@ final class PhoneScreen {
             Reader frames = phone.frames();
             char[] buf = new char[8192];
             for (int n; (n = frames.read(buf)) != -1; ) {
-                out.write(filter.filter(buf, 0, n));
-                out.flush();
+                String shown = filter.filter(buf, 0, n);
+                synchronized (screenLock) {
+                    if (closing[0]) {
+                        break; // restored (a signal): nothing more is drawn over the person's shell
+                    }
+                    out.write(shown);
+                    out.flush();
+                }
             }
             return 0;
         } finally {

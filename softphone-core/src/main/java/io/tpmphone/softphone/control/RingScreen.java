@@ -268,15 +268,27 @@ public final class RingScreen implements SipPhone.AnswerDecision {
         lines.add(bold(" Phone " + phone.uri(), ansi) + "   " + CLOCK.format(clock.instant()) + " UTC   (tpmphone)");
         String phraseLine = " Your phrase: " + phrase.map(p -> "«" + UntrustedText.forTerminal(p, 80) + "»")
                 .orElse("(none set: tpmphone agent phrase)") + "  — only this measured phone can show it";
-        if (phraseLine.codePointCount(0, phraseLine.length()) <= w) {
+        if (columns(phraseLine) <= w) {
             lines.add(phraseLine);
         } else {
             // a narrow window: the phrase whole, wrapped, never cut (a cut phrase could be a look-alike's)
             lines.add(" Your phrase (only this phone shows it):");
             String shown = phrase.map(p -> "«" + UntrustedText.forTerminal(p, 80) + "»").orElse("(none set)");
             int[] cps = shown.codePoints().toArray();
-            for (int i = 0; i < cps.length; i += w - 3) {
-                lines.add("   " + new String(cps, i, Math.min(w - 3, cps.length - i)));
+            StringBuilder row = new StringBuilder();
+            int used = 0;
+            for (int cp : cps) {
+                int cols = columns(cp);
+                if (used + cols > w - 3) {
+                    lines.add("   " + row);
+                    row.setLength(0);
+                    used = 0;
+                }
+                row.appendCodePoint(cp);
+                used += cols;
+            }
+            if (row.length() > 0) {
+                lines.add("   " + row);
             }
         }
         lines.add(rule(w));
@@ -316,7 +328,12 @@ public final class RingScreen implements SipPhone.AnswerDecision {
                 : " [c] call  [h] hold  [m] mute  [x] hang up  [q] quit" + (notice.isEmpty() ? "" : "   " + notice));
         StringBuilder out = new StringBuilder();
         for (int i = 0; i < Math.min(lines.size(), h); i++) {
-            out.append(fit(lines.get(i), w)).append("\r\n");
+            if (ansi) {
+                // each row at its own position, the rest of it cleared: no line, however it measures, makes a row
+                out.append("\u001b[").append(i + 1).append(";1H").append(fit(lines.get(i), w)).append("\u001b[K");
+            } else {
+                out.append(fit(lines.get(i), w)).append("\r\n");
+            }
         }
         return out.toString();
     }
@@ -388,7 +405,52 @@ public final class RingScreen implements SipPhone.AnswerDecision {
         return " " + "─".repeat(Math.max(0, width - 2));
     }
 
-    /** {@code line} cut to {@code width} visible columns (escape sequences of ours take none). */
+    /** The columns {@code text} takes on a terminal (escape sequences of ours take none): see {@link #columns(int)}. */
+    static int columns(String text) {
+        int n = 0;
+        for (int i = 0; i < text.length(); ) {
+            int c = text.codePointAt(i);
+            if (c == 0x1b) {
+                int end = text.indexOf('m', i);
+                i = end < 0 ? text.length() : end + 1;
+                continue;
+            }
+            n += columns(c);
+            i += Character.charCount(c);
+        }
+        return n;
+    }
+
+    /**
+     * The columns a terminal gives code point {@code c}: none for combining marks and zero-width characters, two for
+     * East Asian Wide and Fullwidth ones (CJK, Hangul, fullwidth forms, emoji), one otherwise.
+     */
+    static int columns(int c) {
+        int type = Character.getType(c);
+        if (type == Character.NON_SPACING_MARK || type == Character.ENCLOSING_MARK || type == Character.FORMAT
+                || type == Character.CONTROL || (c >= 0x1160 && c <= 0x11ff) || c == 0x200b) {
+            return 0;
+        }
+        boolean wide = (c >= 0x1100 && c <= 0x115f) || c == 0x2329 || c == 0x232a
+                || (c >= 0x231a && c <= 0x231b) || (c >= 0x23e9 && c <= 0x23f3) || (c >= 0x25fd && c <= 0x25fe)
+                || (c >= 0x2614 && c <= 0x2615) || (c >= 0x2648 && c <= 0x2653) || (c >= 0x26aa && c <= 0x26ab)
+                || (c >= 0x26bd && c <= 0x26be) || (c >= 0x26c4 && c <= 0x26c5) || c == 0x26ce || c == 0x26d4
+                || c == 0x26ea || (c >= 0x26f2 && c <= 0x26f5) || c == 0x26fa || c == 0x26fd || c == 0x2705
+                || (c >= 0x270a && c <= 0x270b) || c == 0x2728 || c == 0x274c || c == 0x274e
+                || (c >= 0x2753 && c <= 0x2755) || c == 0x2757 || (c >= 0x2795 && c <= 0x2797) || c == 0x27b0
+                || c == 0x27bf || (c >= 0x2b1b && c <= 0x2b1c) || c == 0x2b50 || c == 0x2b55
+                || (c >= 0x2e80 && c <= 0x303e) || (c >= 0x3041 && c <= 0x33ff) || (c >= 0x3400 && c <= 0x4dbf)
+                || (c >= 0x4e00 && c <= 0x9fff) || (c >= 0xa000 && c <= 0xa4cf) || (c >= 0xa960 && c <= 0xa97f)
+                || (c >= 0xac00 && c <= 0xd7a3) || (c >= 0xf900 && c <= 0xfaff) || (c >= 0xfe10 && c <= 0xfe19)
+                || (c >= 0xfe30 && c <= 0xfe6f) || (c >= 0xff00 && c <= 0xff60) || (c >= 0xffe0 && c <= 0xffe6)
+                || (c >= 0x16fe0 && c <= 0x18cff) || (c >= 0x1b000 && c <= 0x1b2ff) || (c >= 0x1f004 && c <= 0x1f004)
+                || c == 0x1f0cf || c == 0x1f18e || (c >= 0x1f191 && c <= 0x1f19a) || (c >= 0x1f200 && c <= 0x1f251)
+                || (c >= 0x1f300 && c <= 0x1f64f) || (c >= 0x1f680 && c <= 0x1f6ff) || (c >= 0x1f7e0 && c <= 0x1f7eb)
+                || (c >= 0x1f90c && c <= 0x1f9ff) || (c >= 0x1fa70 && c <= 0x1faff) || (c >= 0x20000 && c <= 0x3fffd);
+        return wide ? 2 : 1;
+    }
+
+    /** {@code line} cut to {@code width} terminal columns ({@link #columns(int)}; escape sequences of ours take none). */
     static String fit(String line, int width) {
         StringBuilder out = new StringBuilder();
         int visible = 0;
@@ -402,13 +464,14 @@ public final class RingScreen implements SipPhone.AnswerDecision {
                 i = end + 1;
                 continue;
             }
-            if (visible >= width) {
+            int cols = columns(c);
+            if (cut || visible + cols > width) {
                 cut = true;
                 i += Character.charCount(c);
                 continue;
             }
             out.appendCodePoint(c);
-            visible++;
+            visible += cols;
             i += Character.charCount(c);
         }
         if (cut && line.contains("\u001b")) {
