@@ -611,12 +611,7 @@ final class IncomingCalls {
             Signalling.sendFinal(st, r);
             return;
         }
-        String ours = switch (offer.direction()) {
-            case "sendonly" -> "recvonly";
-            case "recvonly" -> "sendonly";
-            case "inactive" -> "inactive";
-            default -> "sendrecv";
-        };
+        String ours = answerDirection(offer.direction());
         call.remoteSdp(offer);
         call.held(!offer.direction().equals("sendrecv"));
         call.audio().ifPresent(a -> a.direction(ours));
@@ -628,6 +623,16 @@ final class IncomingCalls {
         Signalling.sendFinal(st, ok);
         LOG.info("call {}: the peer {}", UntrustedText.forTerminal(call.callId(), 200),
                 call.held() ? "put it on hold" : "resumed it");
+    }
+
+    /** Our direction in the answer to an offer of {@code offered} (RFC 3264 §6.1): the complement, else sendrecv. */
+    private static String answerDirection(String offered) {
+        return switch (offered) {
+            case "sendonly" -> "recvonly";
+            case "recvonly" -> "sendonly";
+            case "inactive" -> "inactive";
+            default -> "sendrecv";
+        };
     }
 
     /**
@@ -649,12 +654,7 @@ final class IncomingCalls {
                     UntrustedText.forTerminal(call.callId(), 200), UntrustedText.forTerminal(changed.get(), 300));
             return;
         }
-        String ours = switch (offer.direction()) {
-            case "sendonly" -> "recvonly";
-            case "recvonly" -> "sendonly";
-            case "inactive" -> "inactive";
-            default -> "sendrecv";
-        };
+        String ours = answerDirection(offer.direction());
         call.held(!offer.direction().equals("sendrecv"));
         call.audio().ifPresent(a -> a.direction(ours));
         Response ok = sip.messages.createResponse(Response.OK, request);
