@@ -48,11 +48,49 @@ import org.slf4j.LoggerFactory;
  * failure is thrown, and the client moves to the next instance for the caller's next attempt. A new attempt with the
  * same enrollment token is then refused if the first one was carried out; the operator issues a new token.
  *
+ * <p><b>Keep-alive.</b> Connections are kept between requests (an agent's cycles reuse one TLS session instead of
+ * a handshake each) for at most {@link #KEEP_ALIVE}, which is shorter than the server's idle timeout
+ * ({@code AttestationServer.CONNECTION_IDLE_TIMEOUT}): the client always drops an idle connection before the server
+ * does, so a request is never written to a connection the server has just closed (that request would fail with
+ * "header parser received no bytes" and, being a POST, could not be repeated safely). The JDK's HTTP client reads
+ * this limit once per JVM from the system property {@value #KEEP_ALIVE_PROPERTY}, when its first client is made;
+ * loading this class sets it unless it is set already ({@link #keepAliveConfigured()}).
+ *
  * <p>Every request has a timeout. Thread-safe; reuse one instance (keep-alive connections).
  */
 public final class AttestationClient {
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final Logger LOG = LoggerFactory.getLogger(AttestationClient.class);
+
+    /** The JDK HTTP client's limit on a pooled connection's idle time, in seconds (JDK default 1200). */
+    public static final String KEEP_ALIVE_PROPERTY = "jdk.httpclient.keepalive.timeout";
+    /**
+     * How long an idle connection is kept: longer than the agents' default interval (60 s) and the fleet's 30 s, so
+     * cycles reuse it, and 30 s shorter than the server's idle timeout, so the client closes it first.
+     */
+    public static final Duration KEEP_ALIVE = Duration.ofSeconds(90);
+
+    static {
+        keepAliveConfigured();
+    }
+
+    /**
+     * Sets {@value #KEEP_ALIVE_PROPERTY} to {@link #KEEP_ALIVE} unless it is set (an operator's {@code -D} wins);
+     * returns the value in force. Call before the JVM's first {@link HttpClient} is built (this class's loading does);
+     * a client built earlier fixed the JDK's default of 1200 s for the whole JVM.
+     */
+    public static synchronized Duration keepAliveConfigured() {
+        String set = System.getProperty(KEEP_ALIVE_PROPERTY);
+        if (set == null) {
+            System.setProperty(KEEP_ALIVE_PROPERTY, Long.toString(KEEP_ALIVE.toSeconds()));
+            return KEEP_ALIVE;
+        }
+        try {
+            return Duration.ofSeconds(Long.parseLong(set.trim()));
+        } catch (NumberFormatException e) {
+            return Duration.ofSeconds(1200); // the JDK ignores a value it cannot read
+        }
+    }
 
     /** Default first back-off after a failed server; doubled per failure, up to {@link #DEFAULT_MAX_BACKOFF}. */
     public static final Duration DEFAULT_INITIAL_BACKOFF = Duration.ofMillis(200);

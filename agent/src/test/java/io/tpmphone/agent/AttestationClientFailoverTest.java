@@ -163,6 +163,42 @@ class AttestationClientFailoverTest {
                 .get("/v1/server", null).path("server").asText(), "our CA's certificate for 127.0.0.1 is accepted");
     }
 
+    @Test
+    void cyclesReuseOneConnection_thatTheClientDropsBeforeTheServerWould() throws Exception {
+        java.util.Set<Integer> clientPorts = java.util.concurrent.ConcurrentHashMap.newKeySet();
+        HttpsServer s = HttpsServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 16);
+        s.setHttpsConfigurator(new HttpsConfigurator(serverContext(loopback)));
+        s.createContext("/", exchange -> {
+            clientPorts.add(exchange.getRemoteAddress().getPort());
+            try (InputStream in = exchange.getRequestBody()) {
+                in.readAllBytes();
+            }
+            byte[] body = "{\"server\":\"one\"}".getBytes(StandardCharsets.UTF_8);
+            exchange.sendResponseHeaders(200, body.length);
+            try (OutputStream out = exchange.getResponseBody()) {
+                out.write(body);
+            }
+        });
+        s.start();
+        started.add(s);
+        AttestationClient client = client(List.of(URI.create("https://127.0.0.1:" + s.getAddress().getPort())), "h");
+        for (int i = 0; i < 3; i++) {
+            client.post("/v1/nonces", Map.of("cycle", i), null);
+        }
+        assertEquals(1, clientPorts.size(), "three requests, one TLS connection (no handshake per cycle): "
+                + clientPorts);
+        // The JDK client reads its keep-alive once per JVM; loading AttestationClient set it (nobody set it before).
+        assertEquals(Long.toString(AttestationClient.KEEP_ALIVE.toSeconds()),
+                System.getProperty(AttestationClient.KEEP_ALIVE_PROPERTY), "the keep-alive the JDK client uses");
+        assertEquals(AttestationClient.KEEP_ALIVE, AttestationClient.keepAliveConfigured());
+        Duration server = io.tpmphone.server.AttestationServer.CONNECTION_IDLE_TIMEOUT;
+        assertTrue(AttestationClient.KEEP_ALIVE.plusSeconds(10).compareTo(server) <= 0, "the client ("
+                + AttestationClient.KEEP_ALIVE + ") drops an idle connection well before the server (" + server
+                + ") does, so no request is written to a connection the server is closing");
+        assertTrue(AttestationClient.KEEP_ALIVE.compareTo(Duration.ofSeconds(60)) > 0, "an agent's default 60 s"
+                + " cycle finds its connection still open");
+    }
+
     /** A server on loopback that reads each request and closes the connection without an answer; counts them. */
     private URI silentServer(AtomicInteger requests) throws Exception {
         HttpsServer s = HttpsServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 16);

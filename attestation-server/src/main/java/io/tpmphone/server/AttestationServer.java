@@ -58,6 +58,16 @@ import org.slf4j.LoggerFactory;
 public final class AttestationServer implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(AttestationServer.class);
 
+    /**
+     * How long an idle HTTPS connection is kept. Longer than an agent's interval (default 60 s; 30 s in the fleet
+     * benchmark), so an agent's cycles reuse one TLS session, and longer than the agents' own keep-alive (90 s,
+     * {@code AttestationClient.KEEP_ALIVE}), so the client always closes an idle connection first: with both at 30 s
+     * (before) a client could write its next request to a connection the server was closing at that moment, and the
+     * request was lost ("header parser received no bytes"). An idle connection costs the server a file descriptor
+     * and its TLS session state, not a thread.
+     */
+    public static final Duration CONNECTION_IDLE_TIMEOUT = Duration.ofSeconds(120);
+
     private final Server jetty;
     private final ServerConnector connector;
     private final ServerIdentity identity;
@@ -214,7 +224,7 @@ public final class AttestationServer implements AutoCloseable {
                 new HttpConnectionFactory(https));
         connector.setHost(b.host);
         connector.setPort(b.port);
-        connector.setIdleTimeout(30_000);
+        connector.setIdleTimeout(CONNECTION_IDLE_TIMEOUT.toMillis());
         jetty.addConnector(connector);
         // The console answers /ui and /ui/...; everything else falls through to the API.
         jetty.setHandler(new Handler.Sequence(console, api));
