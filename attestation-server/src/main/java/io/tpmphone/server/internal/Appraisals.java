@@ -168,26 +168,44 @@ public final class Appraisals {
         byte[] qualifyingData = keyEventBytes == null ? nonce : KeyEvents.qualifyingData(nonce, keyEventBytes);
 
         Registry.Host enrolled = enrolledHost(p, akId, pcrs, evidenceHash, remote);
-        Authenticated auth;
-        Judged judged;
-        try {
-            // One appraisal of a TPM at a time, from consuming its nonce to recording its clock: a nonce for the next
-            // quote can only be issued after this one's was consumed (one outstanding nonce per AK), so the next
-            // appraisal of this TPM always sees this one's clock (see CLOCK in appraiseAuthenticated).
-            synchronized (tpmLock(enrolled.ekName())) {
-                auth = authenticate(p, enrolled, akId, nonce, qualifyingData, attest, signature, pcrs);
-                judged = appraiseAuthenticated(p, auth.host(), auth, pcrs, logBytes);
-            }
-        } catch (NotAuthenticated e) {
+        Decided decided;
+        // One appraisal of a TPM at a time, from consuming its nonce to recording its clock: a nonce for the next
+        // quote can only be issued after this one's was consumed (one outstanding nonce per AK), so the next
+        // appraisal of this TPM always sees this one's clock (see CLOCK in appraiseAuthenticated).
+        synchronized (tpmLock(enrolled.ekName())) {
+            // On PostgreSQL the nonce's redemption, the TPM state's compare-and-set and the host's last appraisal
+            // are one transaction (one commit, one WAL flush, instead of one per statement). A refused quote still
+            // commits its nonce's redemption: a nonce is tried once.
+            decided = registry.inOneTransaction(() -> {
+                Authenticated auth;
+                try {
+                    auth = authenticate(p, enrolled, akId, nonce, qualifyingData, attest, signature, pcrs);
+                } catch (NotAuthenticated e) {
+                    return new Decided(null, null, null, e);
+                }
+                Judged judged = appraiseAuthenticated(p, auth.host(), auth, pcrs, logBytes);
+                Instant at = clock.instant();
+                Registry.LastAppraisal last = new Registry.LastAppraisal(auth.host().host(), judged.appraisal().level(),
+                        judged.appraisal().failedCheck().orElse(null), at, at.plus(p.resultTtl()));
+                if (registry.shared()) {
+                    registry.recordAppraisal(last);
+                }
+                return new Decided(auth, judged, last, null);
+            });
+        }
+        if (decided.refused() != null) {
             // Recorded once the TPM's lock is released: an audit write (an fsync, or a slow disk) must not hold up
             // the TPM's other appraisals, and anyone can provoke these refusals with the host's public AK id.
+            NotAuthenticated e = decided.refused();
             throw refuse(akId, e.check, e.getMessage(), evidenceHash, remote, true);
         }
+        Authenticated auth = decided.auth();
+        Judged judged = decided.judged();
         Registry.Host host = auth.host();
         Appraisal a = judged.appraisal();
 
-        Instant now = clock.instant();
-        Instant expires = now.plus(p.resultTtl());
+        Instant now = decided.last().at();
+        Instant expires = decided.last().expiresAt();
         byte[] pcrDigest = auth.quote().attest().quoteInfo().orElseThrow().pcrDigest();
         String jws = signer.sign(AttestationResult.builder(a).host(host.host()).issuedAt(now).expiresAt(expires)
                 .nonce(nonce).akId(host.akId()).pcrDigest(pcrDigest).build());
@@ -245,8 +263,10 @@ public final class Appraisals {
         for (KeyEvents.Event e : keyEvents) {
             audit.record(e.auditType(), host.host(), e.outcome(), e.auditDetail(akId));
         }
-        registry.recordAppraisal(new Registry.LastAppraisal(host.host(), a.level(), a.failedCheck().orElse(null), now,
-                expires));
+        if (!registry.shared()) {
+            // In memory in the SQLite mode, once the audit record is durable; on PostgreSQL committed above.
+            registry.recordAppraisal(decided.last());
+        }
 
         Map<String, Object> response = new LinkedHashMap<>();
         response.put("host", host.host());
@@ -267,6 +287,10 @@ public final class Appraisals {
             response.put("keyApprovalRefused", keyApprovalRefused);
         }
         return response;
+    }
+
+    /** What the TPM's lock decided: authenticated, judged and recorded; or refused before the quote authenticated. */
+    private record Decided(Authenticated auth, Judged judged, Registry.LastAppraisal last, NotAuthenticated refused) {
     }
 
     /** An appraisal, and how often the TPM's state changed under it (compare-and-set conflicts). */

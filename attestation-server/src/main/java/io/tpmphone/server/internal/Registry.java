@@ -197,6 +197,21 @@ public final class Registry implements AutoCloseable {
         }
     }
 
+    /**
+     * Runs {@code work} as one database transaction on a shared (PostgreSQL) database, the registry's and nonces'
+     * reads and writes on this thread joined to it ({@link ServerDatabase#inOneTransaction}); in the SQLite mode
+     * {@code work} simply runs.
+     *
+     * @throws StorageUnavailableException if the database fails, or the commit does
+     */
+    public <T> T inOneTransaction(java.util.function.Supplier<T> work) {
+        try {
+            return db.inOneTransaction(work);
+        } catch (SQLException e) {
+            throw new StorageUnavailableException("cannot commit an appraisal's registry changes", e);
+        }
+    }
+
     public Optional<Host> hostByAkId(String akId) {
         if (memory != null) {
             return Optional.ofNullable(memory.byAkId.get(akId));

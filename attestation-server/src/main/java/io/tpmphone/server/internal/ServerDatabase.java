@@ -53,6 +53,8 @@ public final class ServerDatabase implements AutoCloseable {
     private final String description;
     private final Connection sqlite;
     private final HikariDataSource pool;
+    /** The connection of this thread's {@link #inOneTransaction} (PostgreSQL), which its reads and writes join. */
+    private final ThreadLocal<Connection> joined = new ThreadLocal<>();
 
     private ServerDatabase(Kind kind, String description, Connection sqlite, HikariDataSource pool) {
         this.kind = kind;
@@ -247,27 +249,63 @@ public final class ServerDatabase implements AutoCloseable {
         return description;
     }
 
-    /** Runs {@code work} on a connection in auto-commit mode. */
+    /**
+     * Runs {@code work} on a connection in auto-commit mode; within {@link #inOneTransaction} on this thread, on that
+     * transaction's connection (committed with it).
+     */
     public <T> T read(Work<T> work) throws SQLException {
         if (sqlite != null) {
             synchronized (this) {
                 return work.run(sqlite);
             }
         }
+        Connection in = joined.get();
+        if (in != null) {
+            return work.run(in);
+        }
         try (Connection c = pool.getConnection()) {
             return work.run(c);
         }
     }
 
-    /** Runs {@code work} in one transaction: committed if it returns, rolled back if it throws. */
+    /**
+     * Runs {@code work} in one transaction: committed if it returns, rolled back if it throws. Within
+     * {@link #inOneTransaction} on this thread, part of that transaction (committed or rolled back with it).
+     */
     public <T> T transaction(Work<T> work) throws SQLException {
         if (sqlite != null) {
             synchronized (this) {
                 return inTransaction(sqlite, work);
             }
         }
+        Connection in = joined.get();
+        if (in != null) {
+            return work.run(in);
+        }
         try (Connection c = pool.getConnection()) {
             return inTransaction(c, work);
+        }
+    }
+
+    /**
+     * On PostgreSQL: runs {@code work} in one transaction that every {@link #read} and {@link #transaction} it makes
+     * on this thread joins (one connection, one commit: one WAL flush instead of one per statement); committed if it
+     * returns, rolled back if it throws. A statement that fails inside aborts the whole transaction, so {@code work}
+     * must not go on after catching a failed statement. Nested calls join the outer one. On SQLite, where the
+     * registry's hot state is in memory and a transaction holds the single connection's lock, {@code work} simply
+     * runs: each of its calls is as without this method.
+     */
+    public <T> T inOneTransaction(java.util.function.Supplier<T> work) throws SQLException {
+        if (sqlite != null || joined.get() != null) {
+            return work.get();
+        }
+        try (Connection c = pool.getConnection()) {
+            joined.set(c);
+            try {
+                return inTransaction(c, unused -> work.get());
+            } finally {
+                joined.remove();
+            }
         }
     }
 
