@@ -299,6 +299,10 @@ final class BenchCommand {
                 for (FleetLoad.Phase p : r.phases()) {
                     p.firstErrors().forEach(e -> out.println("  error (" + p.backend() + ", " + p.instances()
                             + " instance(s)): " + io.tpmphone.attestation.UntrustedText.forTerminal(e)));
+                    p.errorKinds().entrySet().stream().sorted(java.util.Map.Entry.comparingByValue(
+                            java.util.Comparator.reverseOrder())).forEach(k -> out.println("  errors by kind ("
+                            + p.backend() + ", " + p.instances() + " instance(s)): " + k.getValue() + " × "
+                            + io.tpmphone.attestation.UntrustedText.forTerminal(k.getKey())));
                 }
             }
             return r.phases().stream().allMatch(p -> p.errors() == 0 && p.realHostErrors() == 0) ? 0 : 1;

@@ -118,9 +118,10 @@ public final class FleetLoad {
                         long cycles, long errors, long late, double p50Millis, double p99Millis, double maxMillis,
                         double serverCpuMillisPerAppraisal, double loadCpuMillisPerAppraisal, long realHostCycles,
                         long realHostErrors,
-                        double realHostP50Millis, List<String> firstErrors) {
+                        double realHostP50Millis, List<String> firstErrors, Map<String, Long> errorKinds) {
         public Phase {
             firstErrors = List.copyOf(firstErrors);
+            errorKinds = Map.copyOf(errorKinds);
         }
     }
 
@@ -153,6 +154,9 @@ public final class FleetLoad {
         final AtomicLong late = new AtomicLong();
         final AtomicLong acknowledged = new AtomicLong();
         final ConcurrentLinkedQueue<String> firstErrors = new ConcurrentLinkedQueue<>();
+        /** Measured errors by kind (exception class and message, or HTTP status): which failure, how often. */
+        final java.util.concurrent.ConcurrentHashMap<String, AtomicLong> errorKinds =
+                new java.util.concurrent.ConcurrentHashMap<>();
         /** Every cycle started, to wait for the last answers at the end. */
         final ConcurrentLinkedQueue<CompletableFuture<?>> cycles = new ConcurrentLinkedQueue<>();
         /** The cycles started in the measured window: one still unanswered at the end counts as an error. */
@@ -167,6 +171,12 @@ public final class FleetLoad {
         }
         volatile long windowStart = Long.MAX_VALUE;
         volatile long windowEnd = Long.MAX_VALUE;
+
+        void kind(Throwable e) {
+            String m = String.valueOf(e.getMessage());
+            String k = e.getClass().getSimpleName() + ": " + (m.length() > 60 ? m.substring(0, 60) + "…" : m);
+            errorKinds.computeIfAbsent(k, x -> new AtomicLong()).incrementAndGet();
+        }
 
         void error(String what) {
             if (firstErrors.size() < 5) {
@@ -292,6 +302,9 @@ public final class FleetLoad {
     }
 
     private static Instance start(String name, Path state, Path token, List<String> args) throws Exception {
+        // The hosts' connections idle at most as long as an agent's (shorter than the server's idle timeout), so no
+        // request is written to a connection the server is closing; before the JVM's first HTTP client.
+        AttestationClient.keepAliveConfigured();
         ServerProcess server = ServerProcess.start(name, state, token, args, Duration.ofMinutes(2));
         KeyStore trust = KeyStore.getInstance("PKCS12");
         trust.load(null, null);
@@ -416,6 +429,8 @@ public final class FleetLoad {
             long unanswered = t.windowCycles.stream().filter(f -> !f.isDone()).count();
             if (unanswered > 0) { // neither an answer nor a time-out yet: an error, not left out of the figures
                 t.errors.addAndGet(unanswered);
+                t.errorKinds.computeIfAbsent("unanswered after the window", x -> new AtomicLong())
+                        .addAndGet(unanswered);
                 t.error(unanswered + " measured cycles unanswered " + REQUEST_TIMEOUT.toSeconds() * 2
                         + " s after the window");
             }
@@ -427,7 +442,9 @@ public final class FleetLoad {
                     cycles, t.errors.get(), t.late.get(), percentile(sorted, 50), percentile(sorted, 99),
                     percentile(sorted, 100), cycles == 0 ? 0 : cpu * 1000 / cycles,
                     cycles == 0 ? 0 : load * 1000 / cycles, realSorted.length,
-                    t.realErrors.get(), percentile(realSorted, 50), new ArrayList<>(t.firstErrors));
+                    t.realErrors.get(), percentile(realSorted, 50), new ArrayList<>(t.firstErrors),
+                    t.errorKinds.entrySet().stream().collect(java.util.stream.Collectors.toMap(Map.Entry::getKey,
+                            x -> x.getValue().get())));
         } finally {
             stop.set(true);
             timer.shutdownNow();
@@ -488,6 +505,7 @@ public final class FleetLoad {
         return done.whenComplete((v, e) -> {
             if (e != null && measured) {
                 t.errors.incrementAndGet();
+                t.kind(e.getCause() != null ? e.getCause() : e);
                 t.error(h.name() + ": " + (e.getCause() != null ? e.getCause() : e));
             } else if (e != null) {
                 LOG.warn("{} (warm-up): {}", h.name(), String.valueOf(e.getCause() != null ? e.getCause() : e));
@@ -524,6 +542,7 @@ public final class FleetLoad {
         } catch (Exception e) {
             if (measured) {
                 t.realErrors.incrementAndGet();
+                t.kind(e);
                 t.error(h.tpm().name() + " (swtpm): " + e);
             } else {
                 LOG.warn("{} (warm-up): {}", h.tpm().name(), e.toString());
