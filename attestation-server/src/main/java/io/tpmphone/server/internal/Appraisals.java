@@ -173,16 +173,19 @@ public final class Appraisals {
         // quote can only be issued after this one's was consumed (one outstanding nonce per AK), so the next
         // appraisal of this TPM always sees this one's clock (see CLOCK in appraiseAuthenticated).
         synchronized (tpmLock(enrolled.ekName())) {
-            // On PostgreSQL the nonce's redemption, the TPM state's compare-and-set and the host's last appraisal
-            // are one transaction (one commit, one WAL flush, instead of one per statement). A refused quote still
-            // commits its nonce's redemption: a nonce is tried once.
-            decided = registry.inOneTransaction(() -> {
-                Authenticated auth;
-                try {
-                    auth = authenticate(p, enrolled, akId, nonce, qualifyingData, attest, signature, pcrs);
-                } catch (NotAuthenticated e) {
-                    return new Decided(null, null, null, e);
-                }
+            Authenticated authenticated = null;
+            NotAuthenticated refused = null;
+            try {
+                // The nonce's redemption commits on its own, at once: the AK's next nonce (at any instance) never
+                // waits for this appraisal's transaction, which would hold the AK's nonce row.
+                authenticated = authenticate(p, enrolled, akId, nonce, qualifyingData, attest, signature, pcrs);
+            } catch (NotAuthenticated e) {
+                refused = e;
+            }
+            Authenticated auth = authenticated;
+            // On PostgreSQL the TPM state's compare-and-set and the host's last appraisal are one transaction (one
+            // commit, one WAL flush, instead of one each).
+            decided = refused != null ? new Decided(null, null, null, refused) : registry.inOneTransaction(() -> {
                 Judged judged = appraiseAuthenticated(p, auth.host(), auth, pcrs, logBytes);
                 Instant at = clock.instant();
                 Registry.LastAppraisal last = new Registry.LastAppraisal(auth.host().host(), judged.appraisal().level(),
