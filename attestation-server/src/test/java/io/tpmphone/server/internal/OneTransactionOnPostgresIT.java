@@ -57,7 +57,8 @@ class OneTransactionOnPostgresIT {
 
     @Test
     void nestedReadsAndTransactionsJoin_commitTogether_andRollBackTogether(TestBackend backend) throws Exception {
-        try (ServerDatabase db = backend.open(dir.resolve("a")); ServerDatabase other = backend.open(dir.resolve("b"))) {
+        try (ServerDatabase db = backend.open(dir.resolve("a"));
+             ServerDatabase other = backend.open(dir.resolve("b"))) {
             db.read(c -> c.createStatement().execute("CREATE TABLE one_tx_probe (v integer)"));
             long seenInside = db.inOneTransaction(() -> {
                 try {
