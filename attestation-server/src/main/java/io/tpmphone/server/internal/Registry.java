@@ -104,6 +104,20 @@ public final class Registry implements AutoCloseable {
     /** What the SQLite mode keeps in memory. */
     private static final class Memory {
         final Map<String, Host> byAkId = new ConcurrentHashMap<>();
+        /** The same hosts by name and by EK name (hex): enrollment looks both up, once per host of a fleet. */
+        final Map<String, Host> byHost = new ConcurrentHashMap<>();
+        final Map<String, Host> byEk = new ConcurrentHashMap<>();
+
+        /** Adds or replaces {@code h} (a host's new AK replaces its old one). */
+        synchronized void put(Host h) {
+            Host old = byHost.put(h.host(), h);
+            if (old != null) {
+                byAkId.remove(old.akId(), old);
+                byEk.remove(HexFormat.of().formatHex(old.ekName()), old);
+            }
+            byAkId.put(h.akId(), h);
+            byEk.put(HexFormat.of().formatHex(h.ekName()), h);
+        }
         final Map<String, TpmState> stateByEk = new ConcurrentHashMap<>();
         final Set<String> dirtyStates = ConcurrentHashMap.newKeySet();
         final Map<String, LastAppraisal> lastByHost = new ConcurrentHashMap<>();
@@ -157,7 +171,7 @@ public final class Registry implements AutoCloseable {
 
     private void loadCaches() throws SQLException {
         for (Host h : db.read(c -> queryHosts(c, "", null))) {
-            memory.byAkId.put(h.akId(), h);
+            memory.put(h);
         }
         db.read(c -> {
             try (PreparedStatement p = c.prepareStatement("SELECT ek_name, reset_count, restart_count, clock,"
@@ -235,7 +249,7 @@ public final class Registry implements AutoCloseable {
 
     public Optional<Host> hostByName(String host) {
         if (memory != null) {
-            return memory.byAkId.values().stream().filter(h -> h.host().equals(host)).findFirst();
+            return Optional.ofNullable(memory.byHost.get(host));
         }
         return read("a host", c -> queryHosts(c, " WHERE host = ?", host)).stream().findFirst();
     }
@@ -243,7 +257,7 @@ public final class Registry implements AutoCloseable {
     /** The host enrolled with this EK, if any. */
     public Optional<Host> hostByEkName(byte[] ekName) {
         if (memory != null) {
-            return memory.byAkId.values().stream().filter(h -> Arrays.equals(h.ekName(), ekName)).findFirst();
+            return Optional.ofNullable(memory.byEk.get(HexFormat.of().formatHex(ekName)));
         }
         return read("a host", c -> queryHosts(c, " WHERE ek_name = ?", ekName)).stream().findFirst();
     }
@@ -273,8 +287,7 @@ public final class Registry implements AutoCloseable {
             return null;
         });
         if (memory != null) {
-            memory.byAkId.values().removeIf(old -> old.host().equals(h.host()));
-            memory.byAkId.put(h.akId(), h);
+            memory.put(h);
         }
     }
 

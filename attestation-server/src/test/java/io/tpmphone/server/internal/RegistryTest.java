@@ -149,6 +149,12 @@ class RegistryTest {
         registry.enroll(new Registry.Host("alice", EK, new byte[] {1}, new byte[] {2}, newAk, new byte[] {4}, "now"));
         assertTrue(registry.hostByAkId(java.util.HexFormat.of().formatHex(AK)).isEmpty(), "the old AK is gone");
         assertEquals("alice", registry.hostByEkName(EK).orElseThrow().host());
+        assertEquals(java.util.HexFormat.of().formatHex(newAk), registry.hostByName("alice").orElseThrow().akId(),
+                "by name: the host with its new AK");
+        assertEquals(java.util.HexFormat.of().formatHex(newAk), registry.hostByEkName(EK).orElseThrow().akId(),
+                "by EK: the host with its new AK");
+        assertTrue(registry.hostByName("bob").isEmpty(), "bob's refused enrollment left nothing");
+        assertTrue(registry.hostByEkName(name(0x0d)).isEmpty(), "alice's refused EK left nothing");
         assertEquals(1, registry.hosts().size(), "hosts: " + registry.hosts());
     }
 
