@@ -90,10 +90,26 @@ public final class Soak {
      * @param directory      where the hosts' state goes (deleted afterwards)
      * @param aliceChildUser the user alice's softphone runs as
      * @param bobChildUser   bob's
+     * @param callHistory    each softphone's bound on the ended calls it keeps for its user
+     *                       ({@code sip.calls.history}); 0 for the product's default (100). That history fills up
+     *                       as calls end, and until it is full the heap grows by design: a soak short enough that
+     *                       the default history is still filling in its second half (about 70 s of calls and noise,
+     *                       at a call a second) takes a smaller one, so that its second half measures growth
+     *                       beyond every bound, as an hour-long run does
      */
     public record Options(Duration duration, Duration sampleEvery, Duration noiseEvery, Path directory,
-                          String aliceChildUser, String bobChildUser) {
+                          String aliceChildUser, String bobChildUser, int callHistory) {
+        /** Options with the softphones' default call history. */
+        public Options(Duration duration, Duration sampleEvery, Duration noiseEvery, Path directory,
+                       String aliceChildUser, String bobChildUser) {
+            this(duration, sampleEvery, noiseEvery, directory, aliceChildUser, bobChildUser, 0);
+        }
+
         public Options {
+            if (callHistory < 0 || callHistory > io.tpmphone.softphone.PhoneConfig.MAX_CALL_HISTORY) {
+                throw new IllegalArgumentException("callHistory must be 0 (the default) or 1.."
+                        + io.tpmphone.softphone.PhoneConfig.MAX_CALL_HISTORY + ", got " + callHistory);
+            }
             Objects.requireNonNull(duration, "duration");
             Objects.requireNonNull(sampleEvery, "sampleEvery");
             Objects.requireNonNull(noiseEvery, "noiseEvery");
@@ -166,7 +182,10 @@ public final class Soak {
     public static Report run(Options o) throws Exception {
         Objects.requireNonNull(o, "options");
         Path dir = Files.createTempDirectory(Files.createDirectories(o.directory()), "tpmphone-soak-");
-        try (TwoHostRig rig = TwoHostRig.start(dir.resolve("rig"), o.aliceChildUser(), o.bobChildUser())) {
+        List<String> history = o.callHistory() == 0 ? List.of() : List.of("sip.calls.history=" + o.callHistory());
+        TwoHostRig.Options phones = new TwoHostRig.Options(Map.of("alice", history, "bob", history), Optional.empty(),
+                Map.of());
+        try (TwoHostRig rig = TwoHostRig.start(dir.resolve("rig"), phones, o.aliceChildUser(), o.bobChildUser())) {
             return run(o, rig);
         } finally {
             io.tpmphone.swtpm.SwtpmProcess.deleteDirectory(dir);

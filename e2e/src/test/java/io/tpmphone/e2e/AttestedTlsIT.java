@@ -27,7 +27,6 @@ import java.net.InetAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Path;
 import java.security.SecureRandom;
 import java.security.cert.X509Certificate;
 import java.time.Clock;
@@ -57,7 +56,6 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestInstance;
-import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Attested TLS 1.3 between two real hosts — two swtpm TPMs, the attestation server over HTTPS, two agents with their
@@ -66,9 +64,8 @@ import org.junit.jupiter.api.io.TempDir;
  * malformed extension bytes are refused.
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
+@org.junit.jupiter.api.extension.ExtendWith(SharedRig.class) // the module's shared rig: this class only uses it
 class AttestedTlsIT {
-    @TempDir
-    static Path dir;
     private final ExecutorService pool = Executors.newCachedThreadPool();
     private final TlsCrypto crypto = new JcaTlsCryptoProvider().create(new SecureRandom());
     private TwoHostRig hosts;
@@ -80,8 +77,8 @@ class AttestedTlsIT {
     private PassportVerifier verifier;
 
     @BeforeAll
-    void start() throws Exception {
-        hosts = TwoHostRig.start(dir);
+    void start(TwoHostRig rig) throws Exception {
+        hosts = rig;
         client = hosts.client();
         alice = hosts.alice().agent();
         aliceTpm = hosts.alice().tpm();
@@ -93,7 +90,6 @@ class AttestedTlsIT {
     @AfterAll
     void stop() throws Exception {
         pool.shutdownNow();
-        hosts.close();
     }
 
     /** What one connection ended with on each side. */

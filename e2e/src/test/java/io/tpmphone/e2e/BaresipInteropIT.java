@@ -24,7 +24,6 @@ import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.regex.Pattern;
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -40,6 +39,7 @@ import org.junit.jupiter.api.io.TempDir;
  * refusals are in the server's audit log.
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
+@org.junit.jupiter.api.extension.ExtendWith(SharedRig.class) // the module's shared rig: this class only uses it
 class BaresipInteropIT {
     private static final InetAddress LOOPBACK = InetAddress.getLoopbackAddress();
     private static final Duration EVENT_TIMEOUT = Duration.ofSeconds(15);
@@ -57,8 +57,8 @@ class BaresipInteropIT {
     private final AtomicInteger instances = new AtomicInteger();
 
     @BeforeAll
-    void start() throws Exception {
-        hosts = TwoHostRig.start(dir);
+    void start(TwoHostRig rig) {
+        hosts = rig;
     }
 
     @AfterEach
@@ -67,11 +67,6 @@ class BaresipInteropIT {
         peers.clear();
         phones.forEach(SipPhone::close);
         phones.clear();
-    }
-
-    @AfterAll
-    void stop() {
-        hosts.close();
     }
 
     /** What our phone's user saw: every call (incoming ones appear here first) and decision. */
@@ -279,8 +274,8 @@ class BaresipInteropIT {
     /** Alice's CALL_DECISION record of {@code callId} in the server's audit log (a REJECT is reported at once). */
     private JsonNode auditRecord(String callId) throws Exception {
         JsonNode records = Await.until("alice's CALL_DECISION record of call " + callId + " in the audit log",
-                Duration.ofSeconds(10), () -> hosts.client().get("/v1/audit?from=1&limit=1000", TwoHostRig.ADMIN_TOKEN)
-                        .get("records"), r -> callDecision(r, callId) != null);
+                Duration.ofSeconds(10), () -> SharedRig.audit(hosts),
+                r -> callDecision(r, callId) != null);
         return callDecision(records, callId);
     }
 

@@ -9,14 +9,11 @@ import io.tpmphone.rig.TwoHostRig;
 import io.tpmphone.softphone.control.ControlClient;
 import io.tpmphone.swtpm.testing.Await;
 import java.io.IOException;
-import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestInstance;
-import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The softphone as it is deployed: SIP and SRTP inside the measured, isolated process each agent launched (its full
@@ -24,21 +21,13 @@ import org.junit.jupiter.api.io.TempDir;
  * MEASURED; each hears the other's tone.
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
+@org.junit.jupiter.api.extension.ExtendWith(SharedRig.class) // the module's shared rig: this class only uses it
 class MeasuredPhoneIT {
-    @TempDir
-    static Path dir;
     private TwoHostRig hosts;
 
     @BeforeAll
-    void start() throws Exception {
-        hosts = TwoHostRig.start(dir);
-    }
-
-    @AfterAll
-    void stop() {
-        if (hosts != null) {
-            hosts.close();
-        }
+    void start(TwoHostRig rig) {
+        hosts = rig;
     }
 
     @Test

@@ -36,6 +36,7 @@ import org.junit.jupiter.api.io.TempDir;
  * through the proxy, where each phone's first hop is the proxy, rated {@code UNATTESTED}, and its policy decides.
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
+@org.junit.jupiter.api.extension.ExtendWith(SharedRig.class) // the module's shared rig: this class only uses it
 class ProxyCallIT {
     private static final InetAddress LOOPBACK = InetAddress.getLoopbackAddress();
     private static final String DOMAIN = "example.test";
@@ -57,8 +58,8 @@ class ProxyCallIT {
     private final List<SipPhone> phones = new CopyOnWriteArrayList<>();
 
     @BeforeAll
-    void start() throws Exception {
-        hosts = TwoHostRig.start(dir.resolve("hosts"));
+    void start(TwoHostRig rig) throws Exception {
+        hosts = rig;
         sha256 = Kamailio.start(dir.resolve("kamailio-sha256"), DOMAIN, "SHA-256", PASSWORDS);
         md5 = Kamailio.start(dir.resolve("kamailio-md5"), DOMAIN, "MD5", PASSWORDS);
     }
@@ -77,9 +78,6 @@ class ProxyCallIT {
         }
         if (md5 != null) {
             md5.close();
-        }
-        if (hosts != null) {
-            hosts.close();
         }
     }
 

@@ -87,7 +87,10 @@ class RelayAttackIT {
 
     @BeforeAll
     void start() throws Exception {
-        hosts = TwoHostRig.start(dir.resolve("hosts"));
+        // Child users of its own: the module's shared rig (SharedRig) runs alice's and bob's softphones meanwhile,
+        // and an agent refuses a child user that still runs processes.
+        hosts = TwoHostRig.start(dir.resolve("hosts"), io.tpmphone.agent.LaunchSpec.childUserFor("relay-alice"),
+                io.tpmphone.agent.LaunchSpec.childUserFor("relay-bob"));
     }
 
     @AfterAll

@@ -39,6 +39,7 @@ import org.junit.jupiter.api.io.TempDir;
  * with SDES keys from each host's sealed keystore: a measured call, and each refusal the issue names, with its reason.
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
+@org.junit.jupiter.api.extension.ExtendWith(SharedRig.class) // the module's shared rig: this class only uses it
 class SipCallIT {
     private static final InetAddress LOOPBACK = InetAddress.getLoopbackAddress();
 
@@ -48,14 +49,13 @@ class SipCallIT {
     private final List<SipPhone> phones = new CopyOnWriteArrayList<>();
 
     @BeforeAll
-    void start() throws Exception {
-        hosts = TwoHostRig.start(dir);
+    void start(TwoHostRig rig) {
+        hosts = rig;
     }
 
     @AfterAll
     void stop() throws Exception {
         phones.forEach(SipPhone::close);
-        hosts.close();
     }
 
     /** What a phone's user saw. */
@@ -264,8 +264,8 @@ class SipCallIT {
         // Bob's REJECT is reported at once; alice's ACCEPT travels with her next attestation.
         hosts.alice().agent().attestNow();
         JsonNode records = Await.until("bob's and alice's CALL_DECISION records of call " + call.callId(),
-                Duration.ofSeconds(10), () -> hosts.client().get("/v1/audit?from=1&limit=1000", TwoHostRig.ADMIN_TOKEN)
-                        .get("records"), r -> decision(r, "bob", call.callId()) != null
+                Duration.ofSeconds(10), () -> SharedRig.audit(hosts),
+                r -> decision(r, "bob", call.callId()) != null
                         && decision(r, "alice", call.callId()) != null);
         JsonNode bobs = decision(records, "bob", call.callId());
         JsonNode alices = decision(records, "alice", call.callId());

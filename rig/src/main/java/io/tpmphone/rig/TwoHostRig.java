@@ -189,6 +189,13 @@ public final class TwoHostRig implements AutoCloseable {
      * @param bobChildUser   bob's, a different one
      */
     public static TwoHostRig start(Path directory, String aliceChildUser, String bobChildUser) throws Exception {
+        return start(directory, Options.DEFAULT, aliceChildUser, bobChildUser);
+    }
+
+    /** As {@link #start(Path, String, String)}, with the softphones {@code options} describe. */
+    public static TwoHostRig start(Path directory, Options options, String aliceChildUser, String bobChildUser)
+            throws Exception {
+        java.util.Objects.requireNonNull(options, "options");
         java.util.Objects.requireNonNull(aliceChildUser, "aliceChildUser");
         java.util.Objects.requireNonNull(bobChildUser, "bobChildUser");
         if (aliceChildUser.equals(bobChildUser)) {
@@ -196,7 +203,7 @@ public final class TwoHostRig implements AutoCloseable {
                     + " twice");
         }
         Files.createDirectories(directory);
-        return new TwoHostRig(directory, Options.DEFAULT, aliceChildUser, bobChildUser);
+        return new TwoHostRig(directory, options, aliceChildUser, bobChildUser);
     }
 
     public Host alice() {

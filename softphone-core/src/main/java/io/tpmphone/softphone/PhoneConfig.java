@@ -25,6 +25,7 @@ import java.util.TreeMap;
  *   sip.tcp.port=0                  # plain TCP, 0 = off
  *   sip.udp.port=0                  # plain UDP, 0 = off
  *   sip.setup.timeout.seconds=15
+ *   sip.calls.history=100           # ended and refused calls kept for the user (a bound, 1..1000; default 100)
  *   policy.1=default MEASURED reject   # the call policy (CallPolicy), one line per key, in key order
  *   policy.2=in sips:*@lab HARDENED reject  # each level is the lowest one that line accepts
  *   media.tone.hz=1000              # the headless capture device plays this tone (0 = silence)
@@ -43,9 +44,11 @@ import java.util.TreeMap;
  */
 public record PhoneConfig(String user, String host, InetAddress address, int tlsPort, int tcpPort, int udpPort,
                           Duration setupTimeout, CallPolicy policy, List<String> policyLines, double toneHz,
-                          Audio audio, boolean autoAnswer, io.tpmphone.softphone.sip.SipPhone.MediaMode mediaMode) {
+                          Audio audio, boolean autoAnswer, io.tpmphone.softphone.sip.SipPhone.MediaMode mediaMode,
+                          int callHistory) {
     private static final Set<String> KEYS = Set.of("sip.user", "sip.host", "sip.address", "sip.tls.port",
-            "sip.tcp.port", "sip.udp.port", "sip.setup.timeout.seconds", "media.tone.hz", "media.audio",
+            "sip.tcp.port", "sip.udp.port", "sip.setup.timeout.seconds", "sip.calls.history", "media.tone.hz",
+            "media.audio",
             "media.microphone", "media.speaker", "media.server", "media.codecs", "phone.answer", "media.mode");
     /**
      * Where the measured softphone finds the sound server when {@code media.server} is not set: the socket the agent
@@ -78,7 +81,14 @@ public record PhoneConfig(String user, String host, InetAddress address, int tls
         policyLines = List.copyOf(policyLines);
         java.util.Objects.requireNonNull(audio, "audio");
         java.util.Objects.requireNonNull(mediaMode, "mediaMode");
+        if (callHistory < 1 || callHistory > MAX_CALL_HISTORY) {
+            throw new IllegalArgumentException("sip.calls.history must be 1.." + MAX_CALL_HISTORY + ", got "
+                    + callHistory);
+        }
     }
+
+    /** The most ended calls {@code sip.calls.history} may keep. */
+    public static final int MAX_CALL_HISTORY = 1000;
 
     /** Reads and checks {@code file}; errors name the key and what is wrong. */
     public static PhoneConfig read(Path file) throws IOException {
@@ -151,6 +161,16 @@ public record PhoneConfig(String user, String host, InetAddress address, int tls
         if (timeout < 1 || timeout > 300) {
             throw new IllegalArgumentException("sip.setup.timeout.seconds must be 1..300");
         }
+        int history;
+        try {
+            history = Integer.parseInt(p.getProperty("sip.calls.history",
+                    Integer.toString(io.tpmphone.softphone.sip.SipPhone.Limits.DEFAULTS.endedHistory())).trim());
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("sip.calls.history is not a number", e);
+        }
+        if (history < 1 || history > MAX_CALL_HISTORY) {
+            throw new IllegalArgumentException("sip.calls.history must be 1.." + MAX_CALL_HISTORY);
+        }
         Audio audio = audio(p);
         String answer = p.getProperty("phone.answer", audio.soundServer() ? "ring" : "auto").trim();
         if (!answer.equals("ring") && !answer.equals("auto")) {
@@ -165,7 +185,7 @@ public record PhoneConfig(String user, String host, InetAddress address, int tls
             throw new IllegalArgumentException("media.mode must be auto, dtls-srtp or sdes", e);
         }
         return new PhoneConfig(user, host, address, tls, port(p, "sip.tcp.port", 0), port(p, "sip.udp.port", 0),
-                Duration.ofSeconds(timeout), parsed, lines, tone, audio, autoAnswer, mode);
+                Duration.ofSeconds(timeout), parsed, lines, tone, audio, autoAnswer, mode, history);
     }
 
     private static Audio audio(Properties p) {

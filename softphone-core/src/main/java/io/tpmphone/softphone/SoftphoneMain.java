@@ -117,7 +117,9 @@ public final class SoftphoneMain {
                             config.tlsPort(), config.tcpPort(), config.udpPort(), config.setupTimeout(),
                             config.mediaMode()),
                     AttestedTlsConfig.of(identity, verifier, clock), config.policy(), SipPhone.Keys.fromBroker(client),
-                    new AuditedDecisions(client, shown), media(config, source, client), clock)) {
+                    new AuditedDecisions(client, shown), media(config, source, client), clock,
+                    SipPhone.Limits.DEFAULTS.withCalls(SipPhone.Limits.DEFAULTS.maxCalls(),
+                            SipPhone.Limits.DEFAULTS.maxSettingUp(), config.callHistory()))) {
                 step = "unsealing the phrase for the ring screen";
                 java.util.Optional<String> phrase = phrase(client);
                 io.tpmphone.softphone.control.RingScreen ring = new io.tpmphone.softphone.control.RingScreen(phone,

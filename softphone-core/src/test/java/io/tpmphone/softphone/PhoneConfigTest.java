@@ -28,6 +28,10 @@ class PhoneConfigTest {
         assertEquals(io.tpmphone.softphone.sip.SipPhone.MediaMode.DTLS_SRTP, PhoneConfig.of(props(
                 "sip.user=alice\nsip.tls.port=5061\npolicy.1=default MEASURED reject\nmedia.mode=dtls-srtp\n"))
                 .mediaMode());
+        assertEquals(io.tpmphone.softphone.sip.SipPhone.Limits.DEFAULTS.endedHistory(), c.callHistory(),
+                "the phone's bound on ended calls kept by default");
+        assertEquals(8, PhoneConfig.of(props("sip.user=alice\nsip.tls.port=5061\npolicy.1=default MEASURED reject\n"
+                + "sip.calls.history=8\n")).callHistory(), "a soak's smaller bound");
     }
 
     @Test
@@ -72,6 +76,9 @@ class PhoneConfigTest {
                         + " below FAILED"},
                 {base + "sip.udp.port=70000\n", "sip.udp.port must be 0..65535"},
                 {base + "media.tone.hz=loud\n", "media.tone.hz is not a number"},
+                {base + "sip.calls.history=0\n", "sip.calls.history must be 1..1000"},
+                {base + "sip.calls.history=1001\n", "sip.calls.history must be 1..1000"},
+                {base + "sip.calls.history=many\n", "sip.calls.history is not a number"},
                 {base + "media.mode=zrtp\n", "media.mode must be auto, dtls-srtp or sdes"},
                 {base + "policy.2=any sip:*@x UNATTESTED reject end-to-end MEASURD\n",
                         "policy.2=any sip:*@x UNATTESTED reject end-to-end MEASURD: unknown level"},

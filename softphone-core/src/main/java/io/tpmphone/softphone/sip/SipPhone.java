@@ -407,7 +407,7 @@ public final class SipPhone implements AutoCloseable {
             return phone;
         } catch (SipException | RuntimeException e) {
             timers.shutdownNow();
-            stack.stop();
+            JainSipStack.stop(stack);
             AttestedNetworkLayer.unregister(parts.stackName);
             throw new PhoneException(PhoneException.Code.CANNOT_START, "cannot start the SIP phone on "
                     + config.address().getHostAddress() + ": " + Signalling.rootMessage(e), e);
@@ -577,7 +577,7 @@ public final class SipPhone implements AutoCloseable {
     public void close() {
         registrations.close();
         timers.shutdownNow();
-        stack.stop();
+        JainSipStack.stop(stack);
         AttestedNetworkLayer.unregister(stackName);
         calls.inProgress().forEach(c -> c.ended("the phone stopped"));
         endToEnd.close();
