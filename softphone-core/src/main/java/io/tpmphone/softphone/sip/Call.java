@@ -36,6 +36,7 @@ public final class Call {
     private volatile boolean offeredDtls;
     /** Whether the far end answered our INVITE with a 2xx. */
     private volatile boolean farEndAnswered;
+    private boolean noAssociationClaimed;
     private volatile State state = State.SETTING_UP;
     private volatile String reason = "";
     private volatile Sdp remoteSdp;
@@ -98,6 +99,19 @@ public final class Call {
     void farEnd(PeerAttestation p, CallPolicy.Decision d) {
         this.farEnd = p;
         this.farEndDecision = d;
+    }
+
+    /**
+     * Claims the one record of "no DTLS-SRTP association came about" for this call: true once, for whichever comes
+     * first — this side's failed handshake, or the far end's SIP refusal of the call before any association (its
+     * {@code 500}/{@code 488}, through a proxy) — so the audit log has one end-to-end decision, not two.
+     */
+    synchronized boolean claimNoAssociation() {
+        if (noAssociationClaimed) {
+            return false;
+        }
+        noAssociationClaimed = true;
+        return true;
     }
 
     void dtls(DtlsMedia d) {

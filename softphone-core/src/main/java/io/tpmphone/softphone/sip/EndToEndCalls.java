@@ -156,23 +156,32 @@ final class EndToEndCalls implements AutoCloseable {
         public void noAssociation(Call call, io.tpmphone.tls.DtlsSrtpException e) {
             if (e.reason() == io.tpmphone.tls.DtlsSrtpException.Reason.LOCAL_SIGNATURE
                     || e.reason() == io.tpmphone.tls.DtlsSrtpException.Reason.LOCAL_EVIDENCE) {
+                // This side cannot take part (a tampered host: its TIK signs only in an approved state). Nothing was
+                // seen of the far end, and the refusal is ours: recorded as such, so the host's own audit trail says
+                // why the call never rang (its SIP answer, a 500 with a Warning, tells the caller).
                 LOG.warn("call {}: {}", UntrustedText.forTerminal(call.callId(), 200), e.getMessage());
+                CallPolicy.Decision policyWould = policy.decideEndToEnd(call.direction(), call.peerUri(),
+                        new PeerAttestation(io.tpmphone.attestation.IntegrityLevel.UNATTESTED, Optional.empty(),
+                                "not seen: this phone could not take part in the association", Optional.empty(),
+                                java.time.Instant.now(), e.getMessage()), "");
+                listener.decided(call, new CallPolicy.Decision(CallPolicy.Action.REJECT,
+                        io.tpmphone.attestation.IntegrityLevel.UNATTESTED, policyWould.requiredLevel(),
+                        policyWould.rule(), "refused by this phone: " + e.getMessage(), CallPolicy.END_TO_END, ""));
                 return;
             }
-            // The far end announced DTLS-SRTP and no association with it came about: whatever the policy would
-            // accept, there are no keys, so the call is refused — and recorded as a decision on the far end.
-            PeerAttestation farEnd = new PeerAttestation(io.tpmphone.attestation.IntegrityLevel.FAILED,
-                    Optional.empty(), "no DTLS-SRTP association: " + e.reason(), Optional.empty(),
-                    java.time.Instant.now(), e.getMessage());
-            CallPolicy.Decision policyWould = policy.decideEndToEnd(call.direction(), call.peerUri(), farEnd, "");
-            CallPolicy.Decision d = new CallPolicy.Decision(CallPolicy.Action.REJECT, farEnd.level(),
-                    policyWould.requiredLevel(), policyWould.rule(), "no DTLS-SRTP association with the far end: "
-                    + e.getMessage(), CallPolicy.END_TO_END, "");
-            call.farEnd(farEnd, d);
-            LOG.info("call {} {}: no DTLS-SRTP association with the far end: {}",
-                    UntrustedText.forTerminal(call.callId(), 200), call.direction(),
-                    UntrustedText.forTerminal(e.getMessage(), 500));
-            listener.decided(call, d);
+            if (call.direction() == CallPolicy.Direction.OUT) {
+                // A callee that aborts the handshake (an alert) usually says why in its SIP answer, through the
+                // proxy a moment later (a tampered callee: "this phone could not set up DTLS-SRTP: this host's TPM
+                // did not sign …"). Its words are what our user and our record should name: wait GRACE for them.
+                try {
+                    call.settled().get(GRACE.toMillis(), TimeUnit.MILLISECONDS);
+                } catch (java.util.concurrent.TimeoutException | java.util.concurrent.ExecutionException waited) {
+                    // no answer in time: our own failure is the reason
+                } catch (InterruptedException stopping) {
+                    Thread.currentThread().interrupt();
+                }
+            }
+            recordNoAssociation(call, e.reason().name(), e.getMessage());
         }
 
         @Override
@@ -202,6 +211,42 @@ final class EndToEndCalls implements AutoCloseable {
             end(call, why, javax.sip.message.Response.NOT_ACCEPTABLE_HERE);
         }
     };
+
+    /**
+     * The far end refused a DTLS-SRTP call we placed with a final answer ({@code status}, {@code said}: its reason
+     * phrase and Warning, escaped) after its early answer and before any association: recorded as the end-to-end
+     * decision (the far end {@code FAILED}: it proved nothing), naming what it said, unless this side's failed
+     * handshake was recorded already. What it says is its claim, unverified: shown as peer text.
+     */
+    void refusedBeforeAssociation(Call call, int status, String said) {
+        if (call.farEndDecision().isPresent()) {
+            return; // decided on its evidence already; its refusal ends the call (OutgoingCalls)
+        }
+        recordNoAssociation(call, "FAR_END_REFUSED", "the far end refused the call before it: " + status + " "
+                + said);
+    }
+
+    /**
+     * The far end announced DTLS-SRTP and no association with it came about: whatever the policy would accept, there
+     * are no keys, so the call is refused — and recorded, once per call, as a decision on the far end.
+     */
+    private void recordNoAssociation(Call call, String code, String message) {
+        if (!call.claimNoAssociation()) {
+            return;
+        }
+        String shown = UntrustedText.forTerminal(message, 500);
+        PeerAttestation farEnd = new PeerAttestation(io.tpmphone.attestation.IntegrityLevel.FAILED,
+                Optional.empty(), "no DTLS-SRTP association: " + code, Optional.empty(), java.time.Instant.now(),
+                shown);
+        CallPolicy.Decision policyWould = policy.decideEndToEnd(call.direction(), call.peerUri(), farEnd, "");
+        CallPolicy.Decision d = new CallPolicy.Decision(CallPolicy.Action.REJECT, farEnd.level(),
+                policyWould.requiredLevel(), policyWould.rule(), "no DTLS-SRTP association with the far end: "
+                + shown, CallPolicy.END_TO_END, "");
+        call.farEnd(farEnd, d);
+        LOG.info("call {} {}: no DTLS-SRTP association with the far end: {}",
+                UntrustedText.forTerminal(call.callId(), 200), call.direction(), shown);
+        listener.decided(call, d);
+    }
 
     /** How long a call being set up whose association ended waits for the far end's SIP to say why. */
     static final Duration GRACE = Duration.ofSeconds(2);
