@@ -157,9 +157,14 @@ final class EndToEndCalls implements AutoCloseable {
             if (e.reason() == io.tpmphone.tls.DtlsSrtpException.Reason.LOCAL_SIGNATURE
                     || e.reason() == io.tpmphone.tls.DtlsSrtpException.Reason.LOCAL_EVIDENCE) {
                 // This side cannot take part (a tampered host: its TIK signs only in an approved state). Nothing was
-                // seen of the far end, and the refusal is ours: recorded as such, so the host's own audit trail says
-                // why the call never rang (its SIP answer, a 500 with a Warning, tells the caller).
+                // seen of the far end, and the refusal is ours: recorded as such, once (the far end's later 488 is
+                // not a second decision), so the host's own audit trail says why the call never rang (its SIP
+                // answer, a 500 with a Warning, tells the caller).
+                if (!call.claimNoAssociation()) {
+                    return;
+                }
                 LOG.warn("call {}: {}", UntrustedText.forTerminal(call.callId(), 200), e.getMessage());
+                call.localFailure("this phone could not set up DTLS-SRTP: " + e.getMessage());
                 CallPolicy.Decision policyWould = policy.decideEndToEnd(call.direction(), call.peerUri(),
                         new PeerAttestation(io.tpmphone.attestation.IntegrityLevel.UNATTESTED, Optional.empty(),
                                 "not seen: this phone could not take part in the association", Optional.empty(),
@@ -169,10 +174,16 @@ final class EndToEndCalls implements AutoCloseable {
                         policyWould.rule(), "refused by this phone: " + e.getMessage(), CallPolicy.END_TO_END, ""));
                 return;
             }
-            if (call.direction() == CallPolicy.Direction.OUT) {
-                // A callee that aborts the handshake (an alert) usually says why in its SIP answer, through the
-                // proxy a moment later (a tampered callee: "this phone could not set up DTLS-SRTP: this host's TPM
-                // did not sign …"). Its words are what our user and our record should name: wait GRACE for them.
+            if (!farEndAborted(e)) {
+                // Verified here (a fingerprint mismatch, a missing certificate, broken or missing evidence): recorded
+                // at once with its own reason; nothing the far end or a proxy says afterwards replaces it.
+                recordNoAssociation(call, e.reason().name(), e.getMessage());
+                return;
+            }
+            if (call.direction() == CallPolicy.Direction.OUT && call.farEndRefusal().isEmpty()) {
+                // The far end aborted the handshake (an alert) or never finished it: a callee that did so usually
+                // says why in its SIP answer, through the proxy a moment later (a tampered callee: "this phone could
+                // not set up DTLS-SRTP: this host's TPM did not sign …"). Wait GRACE for its words.
                 try {
                     call.settled().get(GRACE.toMillis(), TimeUnit.MILLISECONDS);
                 } catch (java.util.concurrent.TimeoutException | java.util.concurrent.ExecutionException waited) {
@@ -181,7 +192,17 @@ final class EndToEndCalls implements AutoCloseable {
                     Thread.currentThread().interrupt();
                 }
             }
-            recordNoAssociation(call, e.reason().name(), e.getMessage());
+            // our own code first; the far end's words (its claim) after it
+            recordNoAssociation(call, e.reason().name(), e.getMessage() + call.farEndRefusal()
+                    .map(said -> "; the far end said: " + said).orElse(""));
+        }
+
+        @Override
+        public void closedDuringSetup(Call call) {
+            // The far end's final refusal ended the call (and closed our association) before any decision: recorded
+            // once, naming what it said. Without one (our user hung up, the phone stops) there is nothing to record.
+            call.farEndRefusal().ifPresent(said -> recordNoAssociation(call, "FAR_END_REFUSED",
+                    "the far end refused the call before any association: " + said));
         }
 
         @Override
@@ -213,17 +234,13 @@ final class EndToEndCalls implements AutoCloseable {
     };
 
     /**
-     * The far end refused a DTLS-SRTP call we placed with a final answer ({@code status}, {@code said}: its reason
-     * phrase and Warning, escaped) after its early answer and before any association: recorded as the end-to-end
-     * decision (the far end {@code FAILED}: it proved nothing), naming what it said, unless this side's failed
-     * handshake was recorded already. What it says is its claim, unverified: shown as peer text.
+     * Whether {@code e} is the far end's doing as seen from here, unverified: an alert it sent during the handshake,
+     * or a handshake that never finished. Only then may its SIP answer say why.
      */
-    void refusedBeforeAssociation(Call call, int status, String said) {
-        if (call.farEndDecision().isPresent()) {
-            return; // decided on its evidence already; its refusal ends the call (OutgoingCalls)
-        }
-        recordNoAssociation(call, "FAR_END_REFUSED", "the far end refused the call before it: " + status + " "
-                + said);
+    static boolean farEndAborted(io.tpmphone.tls.DtlsSrtpException e) {
+        return e.reason() == io.tpmphone.tls.DtlsSrtpException.Reason.HANDSHAKE_TIMEOUT
+                || e.reason() == io.tpmphone.tls.DtlsSrtpException.Reason.HANDSHAKE_FAILED
+                && e.getCause() instanceof org.bouncycastle.tls.TlsFatalAlertReceived;
     }
 
     /**

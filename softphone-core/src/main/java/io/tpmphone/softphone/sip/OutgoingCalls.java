@@ -181,12 +181,17 @@ final class OutgoingCalls {
             } else if (status >= 300 && call.state() != Call.State.REFUSED && call.state() != Call.State.ENDED) {
                 String said = said(r);
                 if (call.offeredDtls() && call.dtls().isPresent()) {
-                    // The far end answered early (its DTLS-SRTP answer), then refused before any decision on its
-                    // evidence — a tampered callee whose TPM would not sign says so in its 500's Warning: that is
-                    // the end-to-end decision our record names (once; our own failed handshake may be first).
-                    endToEnd.refusedBeforeAssociation(call, status, said);
+                    // The far end answered early (its DTLS-SRTP answer), then refused. Only the call's DTLS thread
+                    // records the end-to-end decision: it names these words only where its own failure was the far
+                    // end's abort (an alert, a timeout), or where this refusal closed it during its handshake. Our
+                    // own appraisal, still running, or a locally verified failure (a fingerprint mismatch) is never
+                    // overwritten by what a far end or proxy says.
+                    call.farEndRefused(status, said);
                 }
-                if (call.refused(status + " " + UntrustedText.forTerminal(said, 700))) {
+                // a refusal after our own TPM would not sign: the user is told that first, then what the far end said
+                String ours = call.localFailure().map(l -> UntrustedText.forTerminal(l, 500)
+                        + "; the far end then said: ").orElse("");
+                if (call.refused(ours + status + " " + UntrustedText.forTerminal(said, 700))) {
                     listener.ended(call); // once: the far end's verdict may have ended it meanwhile
                 }
             }
