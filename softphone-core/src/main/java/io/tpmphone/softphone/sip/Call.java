@@ -41,7 +41,6 @@ public final class Call {
     private volatile String farEndRefusal;
     /** This side's own failure to take part in DTLS-SRTP (its TPM would not sign), as recorded; null until. */
     private volatile String localFailure;
-    private volatile String farEndSaid;
     private volatile State state = State.SETTING_UP;
     private volatile String reason = "";
     private volatile Sdp remoteSdp;
@@ -128,25 +127,6 @@ public final class Call {
         synchronized (this) {
             if (farEndRefusal == null) {
                 farEndRefusal = status + " " + said;
-            }
-        }
-    }
-
-    /**
-     * What the far end's SIP said when it ended this call before it was set up, escaped: the status, phrase and
-     * {@code Warning} of its final refusal of our INVITE, or the {@code Reason} of its CANCEL (RFC 3326) — kept even
-     * when the call had ended already (its in-band verdict may be first), so the far end's words are seen as they
-     * arrived past any proxy. Empty when it said nothing. Peer text: its claim, unverified.
-     */
-    public Optional<String> farEndSaid() {
-        return Optional.ofNullable(farEndSaid);
-    }
-
-    /** Keeps the first of {@link #farEndSaid()} ({@code said}: raw; escaped here). */
-    void farEndSaid(String said) {
-        synchronized (this) {
-            if (farEndSaid == null) {
-                farEndSaid = UntrustedText.forTerminal(said, 700);
             }
         }
     }

@@ -178,15 +178,8 @@ final class OutgoingCalls {
                 }
             } else if (status >= 200 && status < 300) {
                 accepted(event, call, cseq);
-            } else if (status >= 300 && status != Response.REQUEST_TERMINATED
-                    && (call.state() == Call.State.REFUSED || call.state() == Call.State.ENDED)) {
-                // ended already (the far end's verdict inside DTLS may come first): what its SIP said is kept
-                call.farEndSaid(status + " " + said(r));
             } else if (status >= 300 && call.state() != Call.State.REFUSED && call.state() != Call.State.ENDED) {
                 String said = said(r);
-                if (status != Response.REQUEST_TERMINATED) { // a 487 answers our own CANCEL
-                    call.farEndSaid(status + " " + said);
-                }
                 if (call.offeredDtls() && call.dtls().isPresent()) {
                     // The far end answered early (its DTLS-SRTP answer), then refused. Only the call's DTLS thread
                     // records the end-to-end decision: it names these words only where its own failure was the far

@@ -119,15 +119,10 @@ final class SipEvents implements SipListener {
                             }
                         });
                     }
-                    // the caller's Reason (RFC 3326), escaped: why it cancelled, e.g. both levels of a refusal;
-                    // kept on the call even when it ended already (the caller's verdict inside DTLS may be first)
-                    javax.sip.header.ReasonHeader why = (javax.sip.header.ReasonHeader) r.getHeader(
-                            javax.sip.header.ReasonHeader.NAME);
-                    if (c != null && why != null && why.getText() != null) {
-                        c.farEndSaid("CANCEL (Reason: " + why.getProtocol() + " " + why.getCause() + " "
-                                + why.getText() + ")");
-                    }
                     if (live) {
+                        // the caller's Reason (RFC 3326), escaped: why it cancelled, e.g. both levels of a refusal
+                        javax.sip.header.ReasonHeader why = (javax.sip.header.ReasonHeader) r.getHeader(
+                                javax.sip.header.ReasonHeader.NAME);
                         if (c.ended("the caller cancelled" + (why != null && why.getText() != null
                                 ? ": " + io.tpmphone.attestation.UntrustedText.forTerminal(why.getText(), 300)
                                 : ""))) {
