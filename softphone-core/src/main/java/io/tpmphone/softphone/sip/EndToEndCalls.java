@@ -234,13 +234,16 @@ final class EndToEndCalls implements AutoCloseable {
     };
 
     /**
-     * Whether {@code e} is the far end's doing as seen from here, unverified: an alert it sent during the handshake,
-     * or a handshake that never finished. Only then may its SIP answer say why.
+     * Whether {@code e} may be the far end's doing as seen from here, unverified: an alert during the handshake, or a
+     * handshake that never finished. Only then may its SIP answer say why (after our own code). Bouncy Castle's DTLS
+     * reports a received fatal alert as a plain {@code TlsFatalAlert} (its TLS as {@code TlsFatalAlertReceived});
+     * our own refusals of the far end's certificate are subclasses with a reason of their own, and are not this.
      */
     static boolean farEndAborted(io.tpmphone.tls.DtlsSrtpException e) {
         return e.reason() == io.tpmphone.tls.DtlsSrtpException.Reason.HANDSHAKE_TIMEOUT
                 || e.reason() == io.tpmphone.tls.DtlsSrtpException.Reason.HANDSHAKE_FAILED
-                && e.getCause() instanceof org.bouncycastle.tls.TlsFatalAlertReceived;
+                && e.getCause() != null && (e.getCause() instanceof org.bouncycastle.tls.TlsFatalAlertReceived
+                || e.getCause().getClass() == org.bouncycastle.tls.TlsFatalAlert.class);
     }
 
     /**
