@@ -257,6 +257,14 @@ class ProxyCallIT {
         Await.until("bob's refusal", Duration.ofSeconds(10), atBob::state, st -> st == Call.State.REFUSED);
         assertTrue(!bobSaw.events.contains("ringing"), () -> "bob's phone never rang: " + bobSaw.events);
         assertEquals(IntegrityLevel.MEASURED, atBob.farEnd().orElseThrow().level(), atBob::display);
+        // the 403's Warning passed the proxy as bob wrote it (alice's reason may come from it or from bob's in-band
+        // verdict, whichever was first; this is what kamailio relayed)
+        List<String> relayed = Await.until("kamailio to relay bob's 403", Duration.ofSeconds(10),
+                () -> sha256.log().lines().filter(l -> l.contains(call.callId()) && l.contains("relayed reply 403"))
+                        .toList(), l -> !l.isEmpty());
+        assertTrue(relayed.stream().anyMatch(l -> l.contains("Warning: 399 ") && l.contains("far end level"
+                + " MEASURED is below the required HARDENED")), () -> "the 403 kamailio relayed carries bob's Warning"
+                + " with both levels: " + relayed);
     }
 
     @Test
@@ -279,6 +287,13 @@ class ProxyCallIT {
         // bob's own policy accepted alice, so his phone may ring for a moment before the CANCEL; it ends there
         assertTrue(bobSaw.events.contains("decided end-to-end DTLS MEASURED ACCEPT"), () -> "bob decided on alice"
                 + " end to end: " + bobSaw.events);
+        // alice's CANCEL passed the proxy with her Reason (RFC 3326) naming both levels
+        List<String> cancels = Await.until("kamailio to relay alice's CANCEL", Duration.ofSeconds(10),
+                () -> sha256.log().lines().filter(l -> l.contains(call.callId()) && l.contains("relayed CANCEL"))
+                        .toList(), l -> !l.isEmpty());
+        assertTrue(cancels.stream().anyMatch(l -> l.contains("Reason: SIP") && l.contains("refused by our call policy:"
+                + " far end level MEASURED is below the required HARDENED")), () -> "the CANCEL kamailio relayed"
+                + " carries alice's Reason: " + cancels);
     }
 
     @Test

@@ -65,9 +65,9 @@ import org.junit.jupiter.api.io.TempDir;
  * genuine host's evidence on to the other. The DTLS handshakes succeed (the fingerprints match what the proxy wrote),
  * but each evidence is bound to the other leg's association: both phones see the far end {@code FAILED} at the quote's
  * qualifying data (the binder), refuse the call before the callee rings, and no SRTP flows. Then (last: it cannot be
- * undone) bob's softphone is tampered with, as in the demo: his TIK signs only in an approved state, so an honest proxy
- * cannot even open its TLS connection to him — the call never reaches him, never rings, and no media flows. (Alice is
- * not told more than that the call was not answered: see the test.)
+ * undone) alice's softphone is tampered with, as in the demo, and bob calls her through an honest kamailio: she is
+ * reached over her registration connection, her TPM will not sign the DTLS handshake, she answers 500 naming that, both
+ * sides record their decisions, nothing rings and no media flows.
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 @org.junit.jupiter.api.TestMethodOrder(org.junit.jupiter.api.MethodOrderer.OrderAnnotation.class)
@@ -250,49 +250,96 @@ class RelayAttackIT {
         }
     }
 
+    /** What one phone's listener saw: its decisions (established, level, action) and its calls that rang. */
+    static final class Saw implements SipPhone.Listener {
+        final List<CallPolicy.Decision> decided = new java.util.concurrent.CopyOnWriteArrayList<>();
+        final List<String> rang = new java.util.concurrent.CopyOnWriteArrayList<>();
+
+        @Override
+        public void decided(Call c, CallPolicy.Decision d) {
+            decided.add(d);
+        }
+
+        @Override
+        public void ringing(Call c) {
+            rang.add(c.callId());
+        }
+
+        @Override
+        public void remoteRinging(Call c) {
+            rang.add("remote " + c.callId());
+        }
+    }
+
+    /**
+     * Alice's softphone is tampered with, as in the demo (last: it cannot be undone), and bob calls her through an
+     * honest kamailio. Kamailio reaches her over the connection she registered over (as it reaches any TLS phone
+     * behind NAT): her TIK signs nothing, but that connection needed no signature of hers. The INVITE reaches her; her
+     * DTLS handshake fails at her own TPM, so she answers {@code 500} with a Warning naming her local refusal and
+     * records it; bob records the end-to-end refusal naming what she said, and nothing rings. (Roles are swapped
+     * against the first test so that neither side's rejection falls in the agent's summing window of that test's.)
+     */
     @Test
     @org.junit.jupiter.api.Order(2)
     void aTamperedFarEnd_isRefusedBeforeItRings_throughTheProxy_andTheCallerIsToldWhy() throws Exception {
         try (Kamailio proxy = Kamailio.start(dir.resolve("kamailio-honest"), DOMAIN, "SHA-256", PASSWORDS)) {
-            hosts.tamperAndRelaunch("bob");
-            java.util.List<CallPolicy.Decision> bobDecided = new java.util.concurrent.CopyOnWriteArrayList<>();
-            java.util.List<String> bobRang = new java.util.concurrent.CopyOnWriteArrayList<>();
-            SipPhone.Listener bobSaw = new SipPhone.Listener() {
-                @Override
-                public void decided(Call c, CallPolicy.Decision d) {
-                    bobDecided.add(d);
-                }
-
-                @Override
-                public void ringing(Call c) {
-                    bobRang.add(c.callId());
-                }
-            };
+            hosts.tamperAndRelaunch("alice");
+            Saw aliceSaw = new Saw();
+            Saw bobSaw = new Saw();
             try (SipPhone alicePhone = SipPhone.start(new SipPhone.Config("alice", "alice", LOOPBACK,
                             FreePorts.tcpAndUdp(), 0, 0, Duration.ofSeconds(15)), AttestedTlsConfig.of(
                             hosts.alice().identity(), hosts.verifier(), Clock.systemUTC()),
                     CallPolicy.parse(END_TO_END_MEASURED), hosts.alice().keys(),
-                    new io.tpmphone.softphone.sip.AuditedDecisions(hosts.alice().broker(), new SipPhone.Listener() { }),
+                    new io.tpmphone.softphone.sip.AuditedDecisions(hosts.alice().broker(), aliceSaw),
                     callId -> AudioSession.open(LOOPBACK, Wav.tone(1000, 0.5, 1)), Clock.systemUTC());
                  SipPhone bobPhone = SipPhone.start(new SipPhone.Config("bob", "bob", LOOPBACK, FreePorts.tcpAndUdp(),
                                  0, 0, Duration.ofSeconds(15)), AttestedTlsConfig.of(hosts.bob().identity(),
                                  hosts.verifier(), Clock.systemUTC()), CallPolicy.parse(END_TO_END_MEASURED),
-                         hosts.bob().keys(), bobSaw, callId -> AudioSession.open(LOOPBACK, Wav.tone(440, 0.5, 1)),
+                         hosts.bob().keys(), new io.tpmphone.softphone.sip.AuditedDecisions(hosts.bob().broker(),
+                                 bobSaw), callId -> AudioSession.open(LOOPBACK, Wav.tone(440, 0.5, 1)),
                          Clock.systemUTC())) {
-                Registration ra = register(alicePhone, proxy, "alice");
-                register(bobPhone, proxy, "bob");
-                Call call = alicePhone.await(alicePhone.call("sip:bob@" + DOMAIN, ra));
-                // The proxy reaches bob over a TLS connection of its own to bob's contact, in which bob is the
-                // server: his TIK will not sign its CertificateVerify, so the INVITE never reaches him at all.
-                assertTrue(call.state() == Call.State.ENDED || call.state() == Call.State.REFUSED,
-                        () -> "alice's call to the tampered bob never comes about: " + call + "\n"
-                                + proxy.logTail(60));
-                assertTrue(proxy.log().contains("alert internal error"), () -> "bob's TLS handshake with the proxy"
-                        + " failed (his TPM did not sign):\n" + proxy.logTail(60));
-                assertTrue(bobPhone.callById(call.callId()).isEmpty() && bobRang.isEmpty(),
-                        () -> "the INVITE never reached bob, who never rang: " + bobPhone.calls());
-                assertTrue(bobDecided.isEmpty(), () -> "bob decided nothing: " + bobDecided);
-                assertEquals(0, call.audio().orElseThrow().stats().packetsSent(), "no SRTP left alice");
+                register(alicePhone, proxy, "alice");
+                Registration rb = register(bobPhone, proxy, "bob");
+                Call call = bobPhone.await(bobPhone.call("sip:alice@" + DOMAIN, rb));
+                String seen = call + "\n" + proxy.logTail(80);
+                assertEquals(Call.State.REFUSED, call.state(), () -> "bob's call to the tampered alice: " + seen);
+                // bob is told why, in alice's words (peer text, escaped): her TPM would not sign
+                assertTrue(call.reason().startsWith("500 ") && call.reason().contains("TPM did not sign"),
+                        () -> "bob's call names alice's local refusal: " + seen);
+                Call atAlice = alicePhone.callById(call.callId()).orElseThrow(() -> new AssertionError(
+                        "the INVITE reached alice over her registration connection: " + alicePhone.calls() + "\n"
+                                + seen));
+                Await.until("alice's call to end", Duration.ofSeconds(15), atAlice::state,
+                        st -> st == Call.State.REFUSED || st == Call.State.ENDED);
+                assertTrue(atAlice.reason().contains("this phone could not set up DTLS-SRTP")
+                        && atAlice.reason().contains("TPM did not sign"), () -> "alice's own reason: " + atAlice);
+                // nothing rang on either side, and the proxy relayed no 180 of this call
+                assertTrue(aliceSaw.rang.isEmpty() && bobSaw.rang.isEmpty(), () -> "nothing rang: alice "
+                        + aliceSaw.rang + ", bob " + bobSaw.rang);
+                List<String> replies = proxy.log().lines().filter(l -> l.contains(call.callId())
+                        && l.contains("relayed reply ")).toList();
+                assertTrue(replies.stream().anyMatch(l -> l.contains("relayed reply 183"))
+                                && replies.stream().anyMatch(l -> l.contains("relayed reply 500"))
+                                && replies.stream().noneMatch(l -> l.contains("relayed reply 18")
+                                && !l.contains("relayed reply 183")),
+                        () -> "the proxy relayed alice's 183 and 500, no 180: " + replies);
+                // both sides' end-to-end decisions, in the listeners and in the audit log
+                assertTrue(aliceSaw.decided.stream().anyMatch(d -> d.endToEnd()
+                                && d.action() == CallPolicy.Action.REJECT && d.reason().contains("refused by this phone")),
+                        () -> "alice decided to refuse (her TPM would not sign): " + aliceSaw.decided);
+                assertTrue(bobSaw.decided.stream().anyMatch(d -> d.endToEnd()
+                                && d.action() == CallPolicy.Action.REJECT && d.peerLevel() == IntegrityLevel.FAILED),
+                        () -> "bob refused alice end to end: " + bobSaw.decided);
+                com.fasterxml.jackson.databind.JsonNode bobRecord = auditRecord("bob", call.callId());
+                assertEquals("REJECT", bobRecord.get("outcome").asText(), bobRecord::toString);
+                assertTrue(bobRecord.at("/detail/message").asText().contains("TPM did not sign"),
+                        () -> "bob's CALL_DECISION names alice's reason: " + bobRecord);
+                com.fasterxml.jackson.databind.JsonNode aliceRecord = auditRecord("alice", call.callId());
+                assertEquals("REJECT", aliceRecord.get("outcome").asText(), aliceRecord::toString);
+                assertTrue(aliceRecord.at("/detail/message").asText().contains("refused by this phone: ")
+                                && aliceRecord.at("/detail/message").asText().contains("TPM did not sign"),
+                        () -> "alice's CALL_DECISION names her local refusal: " + aliceRecord);
+                assertEquals(0, call.audio().orElseThrow().stats().packetsSent(), "no SRTP left bob");
             }
         }
     }

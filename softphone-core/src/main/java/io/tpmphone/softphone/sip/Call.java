@@ -36,6 +36,11 @@ public final class Call {
     private volatile boolean offeredDtls;
     /** Whether the far end answered our INVITE with a 2xx. */
     private volatile boolean farEndAnswered;
+    private boolean noAssociationClaimed;
+    /** The far end's final refusal of our INVITE ("status phrase: Warning", raw), as its SIP said it; null until. */
+    private volatile String farEndRefusal;
+    /** This side's own failure to take part in DTLS-SRTP (its TPM would not sign), as recorded; null until. */
+    private volatile String localFailure;
     private volatile State state = State.SETTING_UP;
     private volatile String reason = "";
     private volatile Sdp remoteSdp;
@@ -98,6 +103,47 @@ public final class Call {
     void farEnd(PeerAttestation p, CallPolicy.Decision d) {
         this.farEnd = p;
         this.farEndDecision = d;
+    }
+
+    /**
+     * Claims the one record of "no DTLS-SRTP association came about" for this call: true once. Only the call's DTLS
+     * thread records (its own failure, or — when the call's end closed it during its handshake — the far end's SIP
+     * refusal stored by {@link #farEndRefused}), so the audit log has one end-to-end decision, not two.
+     */
+    synchronized boolean claimNoAssociation() {
+        if (noAssociationClaimed) {
+            return false;
+        }
+        noAssociationClaimed = true;
+        return true;
+    }
+
+    /**
+     * The far end refused our INVITE with a final answer ({@code status}, {@code said}: its phrase and Warning, raw):
+     * stored for the call's DTLS thread to name in its record (the first one only). Its words are its claim,
+     * unverified; the SIP path records nothing itself.
+     */
+    void farEndRefused(int status, String said) {
+        synchronized (this) {
+            if (farEndRefusal == null) {
+                farEndRefusal = status + " " + said;
+            }
+        }
+    }
+
+    /** {@link #farEndRefused}'s words (raw: escape before showing), or empty. */
+    Optional<String> farEndRefusal() {
+        return Optional.ofNullable(farEndRefusal);
+    }
+
+    /** This side could not take part in DTLS-SRTP ({@code why}: its own TPM or broker refused), recorded as such. */
+    void localFailure(String why) {
+        localFailure = why;
+    }
+
+    /** {@link #localFailure(String)}'s reason, or empty. */
+    Optional<String> localFailure() {
+        return Optional.ofNullable(localFailure);
     }
 
     void dtls(DtlsMedia d) {

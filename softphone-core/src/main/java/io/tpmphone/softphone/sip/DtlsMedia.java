@@ -44,6 +44,12 @@ final class DtlsMedia implements AutoCloseable {
         void noAssociation(Call call, DtlsSrtpException e);
 
         /**
+         * The call's end closed this thread's association during its handshake or evidence exchange, before any
+         * decision: when that end was the far end's SIP refusal, the one record of the call names what it said.
+         */
+        void closedDuringSetup(Call call);
+
+        /**
          * The far end's verdict says it refused this call (its policy on our level): the call ends now, with its
          * reason for our user, whatever its SIP says or when (a proxy may delay or drop that).
          */
@@ -111,18 +117,34 @@ final class DtlsMedia implements AutoCloseable {
         try {
             a = new DtlsSrtpEndpoint().establish(audio.dtls(remote), client, config);
         } catch (DtlsSrtpException e) {
-            if (!closed) {
+            // only this thread records the call's end-to-end decision (once, Call.claimNoAssociation)
+            if (!closed || verifiedHere(e)) {
                 events.noAssociation(call, e);
+            } else {
+                events.closedDuringSetup(call);
             }
             fail(e);
             return;
         } catch (InterruptedIOException | RuntimeException e) {
+            if (closed) {
+                events.closedDuringSetup(call);
+            }
             fail(new DtlsSrtpException(DtlsSrtpException.Reason.HANDSHAKE_FAILED, closed
                     ? "the call ended during the DTLS handshake" : "the DTLS handshake broke: " + e, e));
             return;
         }
         association = a;
         if (closed) {
+            // The far end refused in SIP while we appraised its evidence: its evidence, appraised, is what this
+            // call's record names (a genuine callee's 403 is not recorded as a FAILED far end).
+            if (call.farEndRefusal().isPresent()) {
+                try {
+                    events.decide(call, a.peer(), a.evidenceDigest().map(HexFormat.of()::formatHex).orElse(""));
+                } catch (RuntimeException e) {
+                    LOG.debug("call {}: deciding on the far end after its refusal failed: {}",
+                            UntrustedText.forTerminal(call.callId(), 200), e.toString());
+                }
+            }
             a.close();
             fail(new DtlsSrtpException(DtlsSrtpException.Reason.HANDSHAKE_FAILED, "the call ended during the DTLS"
                     + " handshake"));
@@ -290,6 +312,18 @@ final class DtlsMedia implements AutoCloseable {
             return true;
         }
         return false;
+    }
+
+    /**
+     * Whether {@code e} was found by this side itself (the far end's certificate or evidence checked here, or this
+     * side's own TPM): then it is this call's record even when the call's end closed the association meanwhile.
+     */
+    static boolean verifiedHere(DtlsSrtpException e) {
+        return switch (e.reason()) {
+            case FINGERPRINT_MISMATCH, NO_CERTIFICATE, SRTP_NEGOTIATION, EVIDENCE_MALFORMED, LOCAL_SIGNATURE,
+                 LOCAL_EVIDENCE -> true;
+            case HANDSHAKE_TIMEOUT, HANDSHAKE_FAILED, EVIDENCE_MISSING -> false;
+        };
     }
 
     private void fail(DtlsSrtpException e) {

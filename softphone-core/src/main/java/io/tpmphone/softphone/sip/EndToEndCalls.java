@@ -156,23 +156,53 @@ final class EndToEndCalls implements AutoCloseable {
         public void noAssociation(Call call, io.tpmphone.tls.DtlsSrtpException e) {
             if (e.reason() == io.tpmphone.tls.DtlsSrtpException.Reason.LOCAL_SIGNATURE
                     || e.reason() == io.tpmphone.tls.DtlsSrtpException.Reason.LOCAL_EVIDENCE) {
+                // This side cannot take part (a tampered host: its TIK signs only in an approved state). Nothing was
+                // seen of the far end, and the refusal is ours: recorded as such, once (the far end's later 488 is
+                // not a second decision), so the host's own audit trail says why the call never rang (its SIP
+                // answer, a 500 with a Warning, tells the caller).
+                if (!call.claimNoAssociation()) {
+                    return;
+                }
                 LOG.warn("call {}: {}", UntrustedText.forTerminal(call.callId(), 200), e.getMessage());
+                call.localFailure("this phone could not set up DTLS-SRTP: " + e.getMessage());
+                CallPolicy.Decision policyWould = policy.decideEndToEnd(call.direction(), call.peerUri(),
+                        new PeerAttestation(io.tpmphone.attestation.IntegrityLevel.UNATTESTED, Optional.empty(),
+                                "not seen: this phone could not take part in the association", Optional.empty(),
+                                java.time.Instant.now(), e.getMessage()), "");
+                listener.decided(call, new CallPolicy.Decision(CallPolicy.Action.REJECT,
+                        io.tpmphone.attestation.IntegrityLevel.UNATTESTED, policyWould.requiredLevel(),
+                        policyWould.rule(), "refused by this phone: " + e.getMessage(), CallPolicy.END_TO_END, ""));
                 return;
             }
-            // The far end announced DTLS-SRTP and no association with it came about: whatever the policy would
-            // accept, there are no keys, so the call is refused — and recorded as a decision on the far end.
-            PeerAttestation farEnd = new PeerAttestation(io.tpmphone.attestation.IntegrityLevel.FAILED,
-                    Optional.empty(), "no DTLS-SRTP association: " + e.reason(), Optional.empty(),
-                    java.time.Instant.now(), e.getMessage());
-            CallPolicy.Decision policyWould = policy.decideEndToEnd(call.direction(), call.peerUri(), farEnd, "");
-            CallPolicy.Decision d = new CallPolicy.Decision(CallPolicy.Action.REJECT, farEnd.level(),
-                    policyWould.requiredLevel(), policyWould.rule(), "no DTLS-SRTP association with the far end: "
-                    + e.getMessage(), CallPolicy.END_TO_END, "");
-            call.farEnd(farEnd, d);
-            LOG.info("call {} {}: no DTLS-SRTP association with the far end: {}",
-                    UntrustedText.forTerminal(call.callId(), 200), call.direction(),
-                    UntrustedText.forTerminal(e.getMessage(), 500));
-            listener.decided(call, d);
+            if (!farEndAborted(e)) {
+                // Verified here (a fingerprint mismatch, a missing certificate, broken or missing evidence): recorded
+                // at once with its own reason; nothing the far end or a proxy says afterwards replaces it.
+                recordNoAssociation(call, e.reason().name(), e.getMessage());
+                return;
+            }
+            if (call.direction() == CallPolicy.Direction.OUT && call.farEndRefusal().isEmpty()) {
+                // The far end aborted the handshake (an alert) or never finished it: a callee that did so usually
+                // says why in its SIP answer, through the proxy a moment later (a tampered callee: "this phone could
+                // not set up DTLS-SRTP: this host's TPM did not sign …"). Wait GRACE for its words.
+                try {
+                    call.settled().get(GRACE.toMillis(), TimeUnit.MILLISECONDS);
+                } catch (java.util.concurrent.TimeoutException | java.util.concurrent.ExecutionException waited) {
+                    // no answer in time: our own failure is the reason
+                } catch (InterruptedException stopping) {
+                    Thread.currentThread().interrupt();
+                }
+            }
+            // our own code first; the far end's words (its claim) after it
+            recordNoAssociation(call, e.reason().name(), e.getMessage() + call.farEndRefusal()
+                    .map(said -> "; the far end said: " + said).orElse(""));
+        }
+
+        @Override
+        public void closedDuringSetup(Call call) {
+            // The far end's final refusal ended the call (and closed our association) before any decision: recorded
+            // once, naming what it said. Without one (our user hung up, the phone stops) there is nothing to record.
+            call.farEndRefusal().ifPresent(said -> recordNoAssociation(call, "FAR_END_REFUSED",
+                    "the far end refused the call before any association: " + said));
         }
 
         @Override
@@ -202,6 +232,41 @@ final class EndToEndCalls implements AutoCloseable {
             end(call, why, javax.sip.message.Response.NOT_ACCEPTABLE_HERE);
         }
     };
+
+    /**
+     * Whether {@code e} may be the far end's doing as seen from here, unverified: an alert during the handshake, or a
+     * handshake that never finished. Only then may its SIP answer say why (after our own code). Bouncy Castle's DTLS
+     * reports a received fatal alert as a plain {@code TlsFatalAlert} (its TLS as {@code TlsFatalAlertReceived});
+     * our own refusals of the far end's certificate are subclasses with a reason of their own, and are not this.
+     */
+    static boolean farEndAborted(io.tpmphone.tls.DtlsSrtpException e) {
+        return e.reason() == io.tpmphone.tls.DtlsSrtpException.Reason.HANDSHAKE_TIMEOUT
+                || e.reason() == io.tpmphone.tls.DtlsSrtpException.Reason.HANDSHAKE_FAILED
+                && e.getCause() != null && (e.getCause() instanceof org.bouncycastle.tls.TlsFatalAlertReceived
+                || e.getCause().getClass() == org.bouncycastle.tls.TlsFatalAlert.class);
+    }
+
+    /**
+     * The far end announced DTLS-SRTP and no association with it came about: whatever the policy would accept, there
+     * are no keys, so the call is refused — and recorded, once per call, as a decision on the far end.
+     */
+    private void recordNoAssociation(Call call, String code, String message) {
+        if (!call.claimNoAssociation()) {
+            return;
+        }
+        String shown = UntrustedText.forTerminal(message, 500);
+        PeerAttestation farEnd = new PeerAttestation(io.tpmphone.attestation.IntegrityLevel.FAILED,
+                Optional.empty(), "no DTLS-SRTP association: " + code, Optional.empty(), java.time.Instant.now(),
+                shown);
+        CallPolicy.Decision policyWould = policy.decideEndToEnd(call.direction(), call.peerUri(), farEnd, "");
+        CallPolicy.Decision d = new CallPolicy.Decision(CallPolicy.Action.REJECT, farEnd.level(),
+                policyWould.requiredLevel(), policyWould.rule(), "no DTLS-SRTP association with the far end: "
+                + shown, CallPolicy.END_TO_END, "");
+        call.farEnd(farEnd, d);
+        LOG.info("call {} {}: no DTLS-SRTP association with the far end: {}",
+                UntrustedText.forTerminal(call.callId(), 200), call.direction(), shown);
+        listener.decided(call, d);
+    }
 
     /** How long a call being set up whose association ended waits for the far end's SIP to say why. */
     static final Duration GRACE = Duration.ofSeconds(2);

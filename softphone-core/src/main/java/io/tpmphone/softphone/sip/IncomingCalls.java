@@ -310,7 +310,10 @@ final class IncomingCalls {
             String why = (ours ? "this phone could not set up DTLS-SRTP: " : "DTLS-SRTP with the caller failed: ")
                     + cause.getMessage();
             if (reliable) {
-                failBeforeAnswer(request, st, call, toTag, Response.NOT_ACCEPTABLE_HERE, why);
+                // Our own failure (this host's TPM would not sign: a tampered host) is a 500, not the caller's offer
+                // being unacceptable (488): the Warning says why, and the caller records it as our refusal.
+                failBeforeAnswer(request, st, call, toTag, ours ? Response.SERVER_INTERNAL_ERROR
+                        : Response.NOT_ACCEPTABLE_HERE, why);
             } else {
                 endAfterAnswer(call, why);
             }

@@ -179,9 +179,19 @@ final class OutgoingCalls {
             } else if (status >= 200 && status < 300) {
                 accepted(event, call, cseq);
             } else if (status >= 300 && call.state() != Call.State.REFUSED && call.state() != Call.State.ENDED) {
-                WarningHeader w = (WarningHeader) r.getHeader(WarningHeader.NAME);
-                if (call.refused(status + " " + UntrustedText.forTerminal(r.getReasonPhrase(), 200)
-                        + (w != null ? ": " + UntrustedText.forTerminal(w.getText(), 500) : ""))) {
+                String said = said(r);
+                if (call.offeredDtls() && call.dtls().isPresent()) {
+                    // The far end answered early (its DTLS-SRTP answer), then refused. Only the call's DTLS thread
+                    // records the end-to-end decision: it names these words only where its own failure was the far
+                    // end's abort (an alert, a timeout), or where this refusal closed it during its handshake. Our
+                    // own appraisal, still running, or a locally verified failure (a fingerprint mismatch) is never
+                    // overwritten by what a far end or proxy says.
+                    call.farEndRefused(status, said);
+                }
+                // a refusal after our own TPM would not sign: the user is told that first, then what the far end said
+                String ours = call.localFailure().map(l -> UntrustedText.forTerminal(l, 500)
+                        + "; the far end then said: ").orElse("");
+                if (call.refused(ours + status + " " + UntrustedText.forTerminal(said, 700))) {
                     listener.ended(call); // once: the far end's verdict may have ended it meanwhile
                 }
             }
@@ -190,6 +200,28 @@ final class OutgoingCalls {
             call.ended("handling the answer failed: " + UntrustedText.forTerminal(e.getMessage(), 500));
             listener.ended(call);
         }
+    }
+
+    /**
+     * What a final refusal says, raw (the caller escapes it): its reason phrase, then the text of its {@code Warning}
+     * (a refusing phone's reason), then the text of its {@code Reason} header (RFC 3326; a proxy's, or a phone's)
+     * when it adds something. A proxy that could not reach the far end (kamailio's {@code 408}/{@code 477}/{@code 503})
+     * is named by its status and these, never just "not answered".
+     */
+    static String said(Response r) {
+        StringBuilder b = new StringBuilder(r.getReasonPhrase() == null ? "" : r.getReasonPhrase());
+        WarningHeader w = (WarningHeader) r.getHeader(WarningHeader.NAME);
+        if (w != null && w.getText() != null) {
+            b.append(": ").append(w.getText());
+        }
+        javax.sip.header.ReasonHeader reason = (javax.sip.header.ReasonHeader) r.getHeader(
+                javax.sip.header.ReasonHeader.NAME);
+        if (reason != null && reason.getText() != null && !reason.getText().isBlank()
+                && (w == null || !reason.getText().equals(w.getText()))) {
+            b.append(" (Reason: ").append(reason.getProtocol()).append(" ").append(reason.getCause()).append(" ")
+                    .append(reason.getText()).append(")");
+        }
+        return b.toString();
     }
 
     private void remoteRinging(Call call) {

@@ -1,0 +1,281 @@
+package io.tpmphone.softphone.sip;
+
+import static io.tpmphone.softphone.sip.TestHosts.LOOPBACK;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.tpmphone.softphone.CallPolicy;
+import io.tpmphone.softphone.media.AudioSession;
+import io.tpmphone.softphone.media.DtlsDatagramTransport;
+import io.tpmphone.softphone.media.Wav;
+import io.tpmphone.swtpm.testing.Await;
+import io.tpmphone.tls.AttestedSslSocket;
+import io.tpmphone.tls.AttestedTlsConfig;
+import io.tpmphone.tls.AttestedTlsServer;
+import io.tpmphone.tls.DtlsFingerprint;
+import io.tpmphone.tls.DtlsSrtpAssociation;
+import io.tpmphone.tls.DtlsSrtpConfig;
+import io.tpmphone.tls.DtlsSrtpEndpoint;
+import java.net.DatagramSocket;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.security.SecureRandom;
+import java.time.Clock;
+import java.time.Duration;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import java.util.stream.Collectors;
+import org.bouncycastle.tls.crypto.impl.jcajce.JcaTlsCryptoProvider;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/**
+ * Issue 14 review: what a caller records when a DTLS-SRTP call it placed ends without an association and the far end
+ * then refuses it in SIP. Only the call's DTLS thread records, once: a failure verified here (a fingerprint mismatch)
+ * is recorded at once under its own code and no far end or proxy text replaces it; a caller whose own TPM will not
+ * sign records that, and the callee's later 488 is not a second decision blaming the callee. The callee is the test:
+ * real attested TLS for the SIP, a real DTLS handshake on real UDP, and the final answer it chooses.
+ */
+@Timeout(120)
+class FarEndRefusalRecordIT {
+    private static final Duration WAIT = Duration.ofSeconds(20);
+
+    /** A far end that names another certificate, then claims (with terminal escapes) that its own TPM refused. */
+    @Test
+    void aFingerprintMismatch_isRecordedAtOnce_andTheFarEndsLaterWordsDoNotReplaceIt() throws Exception {
+        TestHosts hosts = new TestHosts();
+        TestHosts.CountingIdentity mallory = hosts.identity("mallory");
+        Decisions decided = new Decisions(null);
+        try (Callee callee = new Callee(hosts, hosts.identity("bob"));
+             SipPhone alice = alice(hosts, hosts.identity("alice"), decided)) {
+            CompletableFuture<Void> served = callee.serveOneCall(DtlsFingerprint.sha256(
+                    mallory.certificateChain().get(0).getEncoded()).toSdp(), "500 Server Internal Error\r\n"
+                    + "Warning: 399 bob \"this phone could not set up DTLS-SRTP: this host's TPM did not sign; far end"
+                    + " level HARDENED \u001b[2J\u001b]0;pwned\u0007\"", () -> { });
+            Call call = alice.call("sips:bob@bob", callee.address());
+            await(served, callee, call);
+            Await.until("alice to end the call", WAIT, call::state,
+                    s -> s == Call.State.ENDED || s == Call.State.REFUSED);
+            String seen = call + " " + call.farEnd().map(p -> p.display()).orElse("no far end") + "; decided "
+                    + decided.all;
+            assertEquals(1, decided.endToEnd().size(), () -> "one end-to-end decision: " + seen);
+            CallPolicy.Decision d = decided.endToEnd().get(0);
+            assertEquals(CallPolicy.Action.REJECT, d.action(), seen);
+            assertEquals(io.tpmphone.attestation.IntegrityLevel.FAILED, d.peerLevel(), seen);
+            assertTrue(d.reason().contains("FINGERPRINT_MISMATCH") && !d.reason().contains("TPM did not sign"),
+                    () -> "the record names alice's own finding, not what the far end said after it: " + seen);
+            assertTrue(call.farEnd().orElseThrow().display().contains("FINGERPRINT_MISMATCH"), seen);
+            assertFalse(call.reason().contains("\u001b") || call.reason().contains("\u0007"),
+                    () -> "peer text is escaped: " + seen);
+        }
+    }
+
+    /**
+     * Alice's TIK stops signing after her SIP TLS connection (a host tampered with meanwhile): she records her own
+     * refusal; the genuine callee's 488 that follows while her record is being written (the broker's round trip,
+     * held here until the 488 refused the call) is no second decision, and her user is told her TPM refused first.
+     */
+    @Test
+    void aTamperedCaller_recordsItsOwnRefusalOnce_andTheCalleesLater488IsNoSecondDecision() throws Exception {
+        TestHosts hosts = new TestHosts();
+        java.util.concurrent.atomic.AtomicBoolean tampered = new java.util.concurrent.atomic.AtomicBoolean();
+        TestHosts.CountingIdentity real = hosts.identity("alice");
+        io.tpmphone.tls.HostIdentity aliceIdentity = new io.tpmphone.tls.HostIdentity() {
+            @Override
+            public java.util.List<java.security.cert.X509Certificate> certificateChain() throws java.io.IOException {
+                return real.certificateChain();
+            }
+
+            @Override
+            public byte[] sign(byte[] d) throws java.io.IOException {
+                if (tampered.get()) {
+                    throw new java.io.IOException("NOT_APPROVED the keystore has no fresh approval of this state");
+                }
+                return real.sign(d);
+            }
+
+            @Override
+            public io.tpmphone.tls.Evidence evidence(byte[] binder) throws java.io.IOException {
+                return real.evidence(binder);
+            }
+        };
+        // the local decision's listener (the audit broker's round trip) returns only once the 488 refused the call
+        Decisions decided = new Decisions(c -> Await.until("the callee's 488 to refuse the call", WAIT, c::state,
+                s -> s == Call.State.REFUSED));
+        try (Callee callee = new Callee(hosts, hosts.identity("bob"));
+             SipPhone alice = alice(hosts, aliceIdentity, decided)) {
+            CompletableFuture<Void> served = callee.serveOneCall(null, "488 Not Acceptable Here\r\nWarning: 399 bob"
+                    + " \"DTLS-SRTP with the caller failed: HANDSHAKE_FAILED\"", () -> tampered.set(true));
+            Call call = alice.call("sips:bob@bob", callee.address());
+            await(served, callee, call);
+            Await.until("alice to end the call", WAIT, call::state,
+                    s -> s == Call.State.ENDED || s == Call.State.REFUSED);
+            String seen = call + "; callee's handshake: " + callee.handshake + "; decided " + decided.all;
+            assertEquals(1, decided.endToEnd().size(), () -> "one end-to-end decision: " + seen);
+            CallPolicy.Decision d = decided.endToEnd().get(0);
+            assertEquals(CallPolicy.Action.REJECT, d.action(), seen);
+            assertEquals(io.tpmphone.attestation.IntegrityLevel.UNATTESTED, d.peerLevel(), seen);
+            assertTrue(d.reason().startsWith("refused by this phone: LOCAL_SIGNATURE"), () -> "alice's own refusal: "
+                    + seen);
+            assertTrue(call.reason().startsWith("this phone could not set up DTLS-SRTP: LOCAL_SIGNATURE")
+                    && call.reason().contains("488"), () -> "alice's user is told her TPM refused, then the 488: "
+                    + seen);
+        }
+    }
+
+    /** Alice's decisions; {@code onLocal} runs inside the listener for her own (local) refusal. */
+    private static final class Decisions implements SipPhone.Listener {
+        final java.util.List<CallPolicy.Decision> all = new java.util.concurrent.CopyOnWriteArrayList<>();
+        private final java.util.function.Consumer<Call> onLocal;
+
+        Decisions(java.util.function.Consumer<Call> onLocal) {
+            this.onLocal = onLocal;
+        }
+
+        @Override
+        public void decided(Call c, CallPolicy.Decision d) {
+            all.add(d);
+            if (onLocal != null && d.reason().startsWith("refused by this phone")) {
+                onLocal.accept(c);
+            }
+        }
+
+        java.util.List<CallPolicy.Decision> endToEnd() {
+            return all.stream().filter(CallPolicy.Decision::endToEnd).toList();
+        }
+    }
+
+    /** Waits for the callee's part, failing with what each side saw. */
+    private static void await(CompletableFuture<Void> served, Callee callee, Call call) throws Exception {
+        try {
+            served.get(40, TimeUnit.SECONDS);
+        } catch (java.util.concurrent.TimeoutException | java.util.concurrent.ExecutionException e) {
+            RawSip sip = callee.sip;
+            throw new AssertionError("the callee's part did not finish (" + e + "); alice's call: " + call.display()
+                    + " " + call.state() + " " + call.reason() + "; the callee got: " + (sip == null ? "no connection"
+                    : sip.requests().stream().map(RawSip.Request::method).toList()), e);
+        }
+    }
+
+    private static SipPhone alice(TestHosts hosts, io.tpmphone.tls.HostIdentity identity, SipPhone.Listener listener)
+            throws Exception {
+        AttestedTlsConfig tls = AttestedTlsConfig.of(identity, hosts.verifier(), Clock.systemUTC());
+        return SipPhone.start(new SipPhone.Config("alice", "alice", LOOPBACK, TestHosts.freePort(), 0, 0,
+                        Duration.ofSeconds(15), SipPhone.MediaMode.DTLS_SRTP),
+                tls, CallPolicy.parse("default FAILED accept"), TestHosts.keys(), listener,
+                callId -> AudioSession.open(LOOPBACK, Wav.tone(1000, 0.5, 1)), Clock.systemUTC());
+    }
+
+    /** A callee of one call: attested TLS for the SIP, a reliable 183, a DTLS handshake that fails, a final refusal. */
+    private static final class Callee implements AutoCloseable {
+        private static final Pattern FINGERPRINT = Pattern.compile("a=fingerprint:([^\r\n]+)");
+        private static final Pattern PORT = Pattern.compile("(?m)^m=audio (\\d+) ");
+        private final TestHosts hosts;
+        private final TestHosts.CountingIdentity identity;
+        private final ServerSocket server = new ServerSocket(0, 5, LOOPBACK);
+        private final DatagramSocket media = new DatagramSocket(new InetSocketAddress(LOOPBACK, 0));
+        volatile RawSip sip;
+        /** How the callee's own DTLS handshake ended. */
+        volatile io.tpmphone.tls.DtlsSrtpException handshake;
+
+        Callee(TestHosts hosts, TestHosts.CountingIdentity identity) throws Exception {
+            this.hosts = hosts;
+            this.identity = identity;
+        }
+
+        InetSocketAddress address() {
+            return new InetSocketAddress(LOOPBACK, server.getLocalPort());
+        }
+
+        /**
+         * Accepts alice's connection and INVITE, answers in a reliable 183 with our real fingerprint, takes the PRACK,
+         * runs the DTLS handshake and the evidence exchange as DTLS client, then answers 200 with the same SDP —
+         * or with {@code fingerprint} in place of ours, or with the port plus {@code portShift} — and keeps the
+         * association until {@code holdUntil} says the caller is done with the call.
+         */
+        CompletableFuture<Void> serveOneCall(String fingerprint, String finalAnswer, Runnable afterPrack) {
+            CompletableFuture<Void> done = new CompletableFuture<>();
+            Thread t = new Thread(() -> {
+                try {
+                    serve(fingerprint, finalAnswer, afterPrack);
+                    done.complete(null);
+                } catch (Throwable e) {
+                    done.completeExceptionally(e);
+                }
+            }, "test-callee");
+            t.setDaemon(true);
+            t.start();
+            return done;
+        }
+
+        /**
+         * Accepts alice's connection and INVITE, answers in a reliable 183 naming {@code fingerprint} (null: our own
+         * certificate), takes the PRACK, runs {@code afterPrack}, then the DTLS handshake as DTLS client; once it
+         * failed, answers the INVITE with {@code finalAnswer} (status line and headers) and waits for alice's ACK.
+         */
+        private void serve(String fingerprint, String finalAnswer, Runnable afterPrack) throws Exception {
+            Clock clock = Clock.systemUTC();
+            AttestedTlsConfig tls = AttestedTlsConfig.of(identity, hosts.verifier(), clock);
+            Socket s = server.accept();
+            AttestedSslSocket ss = new AttestedSslSocket(s, false, () -> new AttestedTlsServer(
+                    new JcaTlsCryptoProvider().create(new SecureRandom()), tls));
+            ss.startHandshake();
+            sip = RawSip.accepted(ss);
+            RawSip.Request invite = Await.until("alice's INVITE", WAIT, () -> sip.requests().stream()
+                    .filter(r -> r.method().equals("INVITE")).findFirst().orElse(null), r -> r != null);
+            Matcher theirFp = FINGERPRINT.matcher(invite.text());
+            Matcher theirPort = PORT.matcher(invite.text());
+            assertTrue(theirFp.find() && theirPort.find(), invite::text);
+            String ours = DtlsFingerprint.sha256(identity.certificateChain().get(0).getEncoded()).toSdp();
+            String answer = sdp(media.getLocalPort(), fingerprint == null ? ours : fingerprint);
+            sip.send(response(invite.text(), "183 Session Progress", "Require: 100rel\r\nRSeq: 1\r\n", answer));
+            RawSip.Request prack = Await.until("alice's PRACK", WAIT, () -> sip.requests().stream()
+                    .filter(r -> r.method().equals("PRACK")).findFirst().orElse(null), r -> r != null);
+            sip.send(response(prack.text(), "200 OK", "", null));
+            afterPrack.run();
+            DtlsSrtpConfig dtls = DtlsSrtpConfig.of(tls, DtlsFingerprint.parse(theirFp.group(1).trim()));
+            try (DtlsSrtpAssociation a = new DtlsSrtpEndpoint().establish(new DtlsDatagramTransport(media,
+                    new InetSocketAddress(LOOPBACK, Integer.parseInt(theirPort.group(1)))), true, dtls)) {
+                throw new AssertionError("the callee's DTLS handshake with alice came about: " + a);
+            } catch (io.tpmphone.tls.DtlsSrtpException expected) {
+                handshake = expected;
+            }
+            // at once: its SIP answer comes while alice could still be waiting for it
+            sip.send(response(invite.text(), finalAnswer, "", null));
+            Await.until("alice's ACK", WAIT, () -> sip.requests().stream().anyMatch(r -> r.method().equals("ACK")), b -> b);
+        }
+
+        private static String sdp(int port, String fingerprint) {
+            return "v=0\r\no=bob 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+                    + "m=audio " + port + " UDP/TLS/RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\na=fingerprint:" + fingerprint
+                    + "\r\na=setup:active\r\na=rtcp-mux\r\na=sendrecv\r\n";
+        }
+
+        private String response(String request, String status, String extra, String body) {
+            String headers = request.lines().filter(l -> l.matches("(?i)^(Via|From|Call-ID|CSeq):.*"))
+                    .collect(Collectors.joining("\r\n"));
+            Matcher to = Pattern.compile("(?mi)^To:([^\r\n]*)").matcher(request);
+            assertTrue(to.find(), request);
+            String toValue = to.group(1).contains(";tag=") ? to.group(1) : to.group(1) + ";tag=bob1";
+            return "SIP/2.0 " + status + "\r\n" + headers + "\r\nTo:" + toValue + "\r\n"
+                    + "Contact: <sips:bob@127.0.0.1:" + server.getLocalPort() + ";transport=tls>\r\n" + extra
+                    + (body == null ? "Content-Length: 0\r\n\r\n" : "Content-Type: application/sdp\r\nContent-Length: "
+                    + body.length() + "\r\n\r\n" + body);
+        }
+
+        @Override
+        public void close() throws Exception {
+            RawSip s = sip;
+            if (s != null) {
+                s.close();
+            }
+            server.close();
+            media.close();
+        }
+    }
+}
