@@ -181,6 +181,12 @@ public final class AudioSession implements AutoCloseable {
         if (closed || stream != null) {
             throw new IllegalStateException("a session starts once");
         }
+        long unfinished = UNFINISHED_CLOSES.get();
+        if (unfinished >= maxUnfinishedCloses) {
+            throw new IOException("refusing to start the call's audio: " + unfinished + " earlier calls' audio never"
+                    + " finished closing (stuck in FMJ, at most " + maxUnfinishedCloses + " are tolerated); the"
+                    + " softphone is unhealthy and should be restarted");
+        }
         int rate = opus ? 48_000 : 8000;
         HeadlessAudioDevice device;
         if (audioDevice instanceof AudioDevice.SoundServer server) {
@@ -372,6 +378,11 @@ public final class AudioSession implements AutoCloseable {
 
     private static final java.util.concurrent.atomic.AtomicLong UNFINISHED_CLOSES =
             new java.util.concurrent.atomic.AtomicLong();
+    /**
+     * Past this many unfinished closes (each holds a thread, FMJ's threads and a libpulse main loop), the process
+     * refuses to start new audio: it is not healthy and should be restarted. Settable by tests only.
+     */
+    static volatile int maxUnfinishedCloses = 4;
 
     /**
      * Stops and closes the stream, then the sound server connection, and releases the sockets and the sound server
@@ -415,9 +426,23 @@ public final class AudioSession implements AutoCloseable {
             }
         }, "tpmphone-media-close-" + CLOSERS.incrementAndGet());
         closer.setDaemon(true);
+        boolean interrupted = false;
         try {
             closer.start();
-            done.await(STREAM_CLOSE_TIMEOUT.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS);
+            // uninterruptibly up to the deadline: an interrupted caller must not release the sockets and the grant
+            // while libjitsi still closes (the flag is restored below)
+            long deadline = begun + STREAM_CLOSE_TIMEOUT.toNanos();
+            while (done.getCount() > 0) {
+                long left = deadline - System.nanoTime();
+                if (left <= 0) {
+                    break;
+                }
+                try {
+                    done.await(left, java.util.concurrent.TimeUnit.NANOSECONDS);
+                } catch (InterruptedException e) {
+                    interrupted = true;
+                }
+            }
             boolean finished;
             synchronized (late) {
                 finished = done.getCount() == 0;
@@ -436,10 +461,20 @@ public final class AudioSession implements AutoCloseable {
                 LOG.warn("closing the media stream did not finish within {} s (stuck in {}): the call's sockets and"
                         + " sound server grant are released without it; {} left to finish", STREAM_CLOSE_TIMEOUT
                         .toSeconds(), at.length() == 0 ? "?" : at, closer.getName());
+                if (link != null) {
+                    // cut the sound server connection before the grant goes: the process must not go on recording
+                    // the microphone for an ended call while FMJ is stuck (the link is freed by the closer thread)
+                    try {
+                        link.disconnect();
+                    } catch (RuntimeException | Error e) {
+                        LOG.warn("disconnecting from the sound server failed: {}", e.toString());
+                    }
+                }
             }
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
         } finally {
+            if (interrupted) {
+                Thread.currentThread().interrupt();
+            }
             rtp.close(); // whatever FMJ did, the call's sockets are released
             rtcp.close();
             if (accessAcquired && audioDevice instanceof AudioDevice.SoundServer server) {

@@ -78,6 +78,57 @@ class AudioSessionCloseIT {
     }
 
     /**
+     * A caller already interrupted still waits for the stream's close up to the timeout (it used to return at once and
+     * release the sockets and grant while libjitsi still closed) and gets its interrupt flag back; and once
+     * {@link AudioSession#maxUnfinishedCloses} closes are unfinished, a new call's audio is refused with the reason.
+     */
+    @Test
+    void anInterruptedCloser_stillWaits_andTooManyUnfinishedCloses_refuseNewAudio() throws Exception {
+        CountDownLatch release = new CountDownLatch(1);
+        int cap = AudioSession.maxUnfinishedCloses;
+        AudioSession a = AudioSession.open(LOOPBACK, Wav.tone(1000, 0.5, 1));
+        AudioSession b = AudioSession.open(LOOPBACK, Wav.tone(440, 0.5, 1));
+        AudioSession c = AudioSession.open(LOOPBACK, Wav.tone(1000, 0.5, 1));
+        AudioSession d = AudioSession.open(LOOPBACK, Wav.tone(440, 0.5, 1));
+        try {
+            start(a, b);
+            AudioSession.maxUnfinishedCloses = (int) AudioSession.unfinishedCloses() + 1;
+            AudioSession.beforeStreamClose = () -> {
+                try {
+                    release.await(5, TimeUnit.MINUTES);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            };
+            Thread.currentThread().interrupt();
+            long t0 = System.nanoTime();
+            a.close();
+            Duration took = Duration.ofNanos(System.nanoTime() - t0);
+            boolean flag = Thread.interrupted();
+            assertTrue(took.compareTo(AudioSession.STREAM_CLOSE_TIMEOUT) >= 0, "an interrupted close() still waited"
+                    + " for the stream up to its timeout: took " + took);
+            assertTrue(flag, "close() restored the caller's interrupt flag");
+            AudioSession.beforeStreamClose = () -> { };
+            java.io.IOException refused = org.junit.jupiter.api.Assertions.assertThrows(java.io.IOException.class,
+                    () -> start(c, d), "a new call's audio with an unfinished close at the cap");
+            assertTrue(refused.getMessage().contains("never finished closing"), "the reason: " + refused.getMessage());
+            release.countDown();
+            Await.until("the held close to finish once let go", Duration.ofSeconds(20),
+                    () -> AudioSession.unfinishedCloses() < AudioSession.maxUnfinishedCloses,
+                    () -> AudioSession.unfinishedCloses() + " unfinished");
+        } finally {
+            release.countDown();
+            AudioSession.beforeStreamClose = () -> { };
+            AudioSession.maxUnfinishedCloses = cap;
+            Thread.interrupted();
+            a.close();
+            b.close();
+            c.close();
+            d.close();
+        }
+    }
+
+    /**
      * The race behind the hang, as often as a short test allows: a call's audio closed right after it started, while
      * libjitsi's processors are still being prefetched and started by FMJ's threads. Every close returns within its
      * bound; how many ran past the timeout is reported (FMJ's hang, if it happened here, shows there).
