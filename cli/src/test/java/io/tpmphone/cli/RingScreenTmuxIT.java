@@ -38,7 +38,10 @@ import org.junit.jupiter.api.io.TempDir;
 class RingScreenTmuxIT {
     private static final Duration WAIT = Duration.ofSeconds(30);
     private static final String PHRASE = "purple elephant 42";
-    /** Wide enough that no line of the screenshots is cut (the freshness line is 101–103 columns). */
+    /**
+     * Wide enough that the peer block's lines are whole (the freshness line is 101–103 columns); the CALLS list still
+     * cuts a long refusal reason at the window's edge, as the screen does at any width.
+     */
     private static final int COLUMNS = 104;
 
     private static String tmux(String... args) throws Exception {

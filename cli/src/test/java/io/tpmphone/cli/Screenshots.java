@@ -1,5 +1,6 @@
 package io.tpmphone.cli;
 
+import io.tpmphone.attestation.UntrustedText;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -36,8 +37,9 @@ final class Screenshots {
      * UTC} → {@code hh:mm:ss UTC}), the age of an appraisal ({@code 6 s before it was verified} →
      * {@code N s before …})
      * and the AK id's prefix ({@code AK 000b7e29fa03…} → {@code AK xxxxxxxxxxxx…}: a fresh TPM each run). Nothing
-     * else. Trailing blanks and blank lines at the end go; a control character, should one ever be captured, is shown
-     * as {@code \xHH} (a docs page is no place for one).
+     * else. Trailing blanks and blank lines at the end go; a control, bidirectional-formatting or other invisible
+     * character, should one ever be captured, is shown escaped as {@link UntrustedText} does (a docs page is no place
+     * for one); a line that is a {@code ```} fence is refused (it would end the block).
      */
     static String mask(String pane) {
         List<String> lines = new ArrayList<>();
@@ -45,12 +47,20 @@ final class Screenshots {
             String l = CLOCK.matcher(line.stripTrailing()).replaceAll("hh:mm:ss UTC");
             l = AGE.matcher(l).replaceAll("N s before it was verified");
             l = AK.matcher(l).replaceAll("AK xxxxxxxxxxxx…");
+            if (l.strip().startsWith(FENCE)) {
+                // it would end the docs' block early (and a rewritten page would then fail its own check)
+                throw new IllegalStateException("a captured pane line is a ``` fence, which the docs' block cannot"
+                        + " hold: " + UntrustedText.forTerminal(l, 120));
+            }
             StringBuilder out = new StringBuilder(l.length());
             l.codePoints().forEach(c -> {
-                if (c < 0x20 || c == 0x7f || (c >= 0x80 && c < 0xa0)) {
-                    out.append(String.format("\\x%02x", c));
-                } else {
+                String one = new String(Character.toChars(c));
+                // as UntrustedText renders it (controls, bidi and other format characters, invisible ones), except
+                // the backslash: the screen already shows a peer's escapes with one, and the page shows them as is
+                if (c == '\\' || UntrustedText.isPlain(one)) {
                     out.appendCodePoint(c);
+                } else {
+                    out.append(UntrustedText.forTerminal(one));
                 }
             });
             lines.add(out.toString());

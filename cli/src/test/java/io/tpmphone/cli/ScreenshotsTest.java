@@ -27,6 +27,19 @@ class ScreenshotsTest {
     }
 
     @Test
+    void bidiAndOtherFormatCharacters_areEscapedAsUntrustedTextDoes_andBackslashesStay() {
+        assertEquals(" why \"evil\\u{202E}txt.exe\\u{200B}\" \\x22", Screenshots.mask(" why \"evil\u202Etxt.exe\u200B\" \\x22"));
+    }
+
+    @Test
+    void aCapturedFenceLine_isRefused_notWrittenIntoTheBlock() {
+        IllegalStateException e = assertThrows(IllegalStateException.class,
+                () -> Screenshots.mask(" CALLS\n```\n more"));
+        assertTrue(e.getMessage().contains("fence"), e.getMessage());
+        assertThrows(IllegalStateException.class, () -> Screenshots.mask("   ```java"));
+    }
+
+    @Test
     void aBlockEqualToTheMaskedCapturePasses_anotherFailsNamingIt(@TempDir Path dir) throws Exception {
         Path doc = Files.writeString(dir.resolve("softphone.md"), DOC);
         assertEquals(List.of(), Screenshots.check(doc, Map.of("a.txt", " Phone 01:02:03 UTC  \n"), false));
