@@ -840,6 +840,11 @@ public final class MeasuredLauncher {
             files.put(jar.getFileName().toString(), jar);
         }
         files.put(spec.configFile().getFileName().toString(), spec.configFile());
+        if (soundMountPoint && files.containsKey(PULSE_CLIENT_CONFIG)) {
+            // staging the client configuration would overwrite the phone's own file of that name
+            throw new IOException("the softphone's configuration file is named " + PULSE_CLIENT_CONFIG + ", the name"
+                    + " of the PulseAudio client configuration staged beside it: rename it");
+        }
         for (Path lib : spec.nativeLibraries()) {
             files.put(LaunchSpec.nativeName(lib), lib);
         }

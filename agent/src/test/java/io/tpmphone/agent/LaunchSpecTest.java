@@ -35,6 +35,25 @@ class LaunchSpecTest {
     }
 
     @Test
+    void aSoundGrantAndASoundClientThatDisagree_areRefusedAtTheStart_naming(
+            @org.junit.jupiter.api.io.TempDir Path dir) throws Exception {
+        Path cfg = java.nio.file.Files.writeString(dir.resolve("app.properties"), "a=1\n");
+        LaunchSpec isolated = new LaunchSpec(HOME, List.of(Path.of("/a/app.jar")), cfg, "Main", List.of(), List.of(),
+                true);
+        LaunchSpec shared = new LaunchSpec(HOME, List.of(Path.of("/a/app.jar")), cfg, "Main", List.of(), List.of(),
+                false);
+        String toneWithGrant = Agent.soundClientMismatch(isolated, true);
+        assertTrue(toneWithGrant != null && toneWithGrant.contains("--sound-server")
+                && toneWithGrant.contains("media.audio"), String.valueOf(toneWithGrant));
+        String clientWithoutGrant = Agent.soundClientMismatch(isolated.withSoundClient(true), false);
+        assertTrue(clientWithoutGrant != null && clientWithoutGrant.contains("no sound server is granted"),
+                String.valueOf(clientWithoutGrant));
+        assertEquals(null, Agent.soundClientMismatch(isolated.withSoundClient(true), true));
+        assertEquals(null, Agent.soundClientMismatch(isolated, false));
+        assertEquals(null, Agent.soundClientMismatch(shared, true), "a child that is not isolated gets no grant");
+    }
+
+    @Test
     @SuppressWarnings("unchecked")
     void theReleaseOfASoundClient_approvesTheClientConfigurationTheLauncherWrites(
             @org.junit.jupiter.api.io.TempDir Path dir) throws Exception {
