@@ -255,6 +255,25 @@ public final class Agent implements AutoCloseable {
     }
 
     /**
+     * Why a launch with this spec and sound grant would not appraise as its release, or null when they agree: the
+     * launcher stages and measures pulse-client.conf exactly when an isolated child is granted a sound server, and the
+     * release approves its digest exactly when {@link LaunchSpec#soundClient()}; were they to disagree, every launch
+     * would appraise at most IDENTIFIED for a reason the operator could not see.
+     */
+    static String soundClientMismatch(LaunchSpec spec, boolean soundServerGranted) {
+        boolean staged = soundServerGranted && spec.isolate();
+        if (staged == spec.soundClient()) {
+            return null;
+        }
+        return staged
+                ? "a sound server is granted (--sound-server) but the softphone is not a sound client of it (its"
+                        + " configuration's media.audio is not pulseaudio): set media.audio=pulseaudio or drop"
+                        + " --sound-server"
+                : "the softphone is a sound client (media.audio=pulseaudio, isolated) but no sound server is granted:"
+                        + " give the agent --sound-server, or set media.audio=tone";
+    }
+
+    /**
      * The operator's enrollment token for this host's first enrollment (see {@code tpmphone enrollment-token});
      * not needed once enrolled. Call before {@link #start()}.
      */
@@ -273,6 +292,11 @@ public final class Agent implements AutoCloseable {
      *                        the keystore, the launch), its cause the typed failure
      */
     public synchronized Status start() throws AgentException {
+        SoundGrant grant = soundGrant;
+        String mismatch = soundClientMismatch(spec, grant != null);
+        if (mismatch != null) {
+            throw new AgentException(AgentException.Reason.LAUNCH, mismatch, null);
+        }
         step("making the state directory " + stateDirectory + " owner-only", AgentException.Reason.STATE, () -> {
             // 0700 before anything is created in it. An existing state directory open to others is tightened rather
             // than refused: earlier versions made it 0755, and tightening is what the operator would have to do.

@@ -27,10 +27,14 @@ import java.util.regex.Pattern;
  * @param nativeLibraries shared libraries the child loads (libjitsi's audio and Opus binding): staged in
  *                  {@value #NATIVE_DIRECTORY}/ beside the jars, measured like them (named
  *                  {@code native/FILE}), and found there through {@code -Djava.library.path=native}
+ * @param soundClient the child is a PulseAudio client of the sound server its agent grants during calls: the
+ *                  release approves the client configuration the launcher writes for it
+ *                  ({@value MeasuredLauncher#PULSE_CLIENT_CONFIG}, measured as a configuration file), so a launch
+ *                  with another one, or with one the release does not expect, is not MEASURED
  */
 public record LaunchSpec(Path javaHome, List<Path> classPath, Path configFile, String mainClass,
                          List<String> jvmOptions, List<String> arguments, boolean isolate, String childUser,
-                         List<Path> nativeLibraries) {
+                         List<Path> nativeLibraries, boolean soundClient) {
     /** The directory of the staged code tree that holds the native libraries (the child's library path). */
     public static final String NATIVE_DIRECTORY = "native";
     /**
@@ -75,6 +79,10 @@ public record LaunchSpec(Path javaHome, List<Path> classPath, Path configFile, S
             }
         }
         String configName = configFile.getFileName().toString();
+        if (soundClient && configName.equals(MeasuredLauncher.PULSE_CLIENT_CONFIG)) {
+            throw new IllegalArgumentException("the configuration file is named " + configName + ", the name of the"
+                    + " PulseAudio client configuration the launcher stages beside it: rename it");
+        }
         if (names.contains(configName)) {
             throw new IllegalArgumentException("the configuration file " + configName + " has the name of a jar on"
                     + " the class path; both are staged in one directory, so one would overwrite the other: rename"
@@ -101,7 +109,7 @@ public record LaunchSpec(Path javaHome, List<Path> classPath, Path configFile, S
     /** A spec without native libraries. */
     public LaunchSpec(Path javaHome, List<Path> classPath, Path configFile, String mainClass, List<String> jvmOptions,
                       List<String> arguments, boolean isolate, String childUser) {
-        this(javaHome, classPath, configFile, mainClass, jvmOptions, arguments, isolate, childUser, List.of());
+        this(javaHome, classPath, configFile, mainClass, jvmOptions, arguments, isolate, childUser, List.of(), false);
     }
 
     /** A spec whose isolated child runs as {@link #DEFAULT_CHILD_USER}. */
@@ -145,13 +153,19 @@ public record LaunchSpec(Path javaHome, List<Path> classPath, Path configFile, S
     /** This spec with its isolated child running as {@code user}. */
     public LaunchSpec withChildUser(String user) {
         return new LaunchSpec(javaHome, classPath, configFile, mainClass, jvmOptions, arguments, isolate, user,
-                nativeLibraries);
+                nativeLibraries, soundClient);
     }
 
     /** This spec with {@code libraries} staged and measured for the child ({@link #nativeLibraries}). */
     public LaunchSpec withNativeLibraries(List<Path> libraries) {
         return new LaunchSpec(javaHome, classPath, configFile, mainClass, jvmOptions, arguments, isolate, childUser,
-                libraries);
+                libraries, soundClient);
+    }
+
+    /** This spec with its child a client of the granted sound server, or not ({@link #soundClient}). */
+    public LaunchSpec withSoundClient(boolean client) {
+        return new LaunchSpec(javaHome, classPath, configFile, mainClass, jvmOptions, arguments, isolate, childUser,
+                nativeLibraries, client);
     }
 
     /** How a native library is named in the measurement log and a release: {@code native/FILE}. */

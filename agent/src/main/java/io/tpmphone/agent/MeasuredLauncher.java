@@ -74,8 +74,10 @@ public final class MeasuredLauncher {
     static final String SOUND_MOUNT = "sound";
     /**
      * The PulseAudio client configuration of a child with a sound directory, in its code tree (libpulse finds it by
-     * {@code PULSE_CLIENTCONFIG}): the granted socket as the default server, no autospawn. Its digest is part of the
-     * measured ISOLATION event ({@link #soundIsolation}), so a changed client configuration is a changed launch.
+     * {@code PULSE_CLIENTCONFIG}): the granted socket as the default server, no autospawn. Measured as a
+     * CONFIGURATION event of its own (and named with its digest in the ISOLATION event, {@link #soundIsolation}):
+     * the release approves it ({@link LaunchSpec#soundClient()}, {@link ReleaseManifest}), so a changed client
+     * configuration appraises at most IDENTIFIED, naming the file.
      */
     static final String PULSE_CLIENT_CONFIG = "pulse-client.conf";
 
@@ -733,6 +735,11 @@ public final class MeasuredLauncher {
         }
         String configName = spec.configFile().getFileName().toString();
         events.add(store.measureFile(EventType.CONFIGURATION, code.resolve(configName), configName));
+        if (soundDirectory != null) {
+            // the child's PulseAudio client configuration is configuration like the other: compared with the release
+            events.add(store.measureFile(EventType.CONFIGURATION, code.resolve(PULSE_CLIENT_CONFIG),
+                    PULSE_CLIENT_CONFIG));
+        }
         events.add(store.measure(MeasuredCommandLine.EVENT_TYPE, commandLine.digest(),
                 new String(commandLine.encoded(), StandardCharsets.UTF_8)));
         List<String> command = new ArrayList<>();
@@ -833,6 +840,11 @@ public final class MeasuredLauncher {
             files.put(jar.getFileName().toString(), jar);
         }
         files.put(spec.configFile().getFileName().toString(), spec.configFile());
+        if (soundMountPoint && files.containsKey(PULSE_CLIENT_CONFIG)) {
+            // staging the client configuration would overwrite the phone's own file of that name
+            throw new IOException("the softphone's configuration file is named " + PULSE_CLIENT_CONFIG + ", the name"
+                    + " of the PulseAudio client configuration staged beside it: rename it");
+        }
         for (Path lib : spec.nativeLibraries()) {
             files.put(LaunchSpec.nativeName(lib), lib);
         }

@@ -11,7 +11,8 @@ import java.util.Map;
  * The policy entry that approves one softphone release: what {@link MeasuredLauncher} measures for a
  * {@link LaunchSpec} — the JVM as {@code java.home}'s real path with its tree digest
  * ({@link MeasuredLauncher#treeDigest}), jars (native libraries as {@code native/FILE}) and configuration by file name
- * with their SHA-256, and the exact command
+ * with their SHA-256 (with {@link LaunchSpec#soundClient()} also the PulseAudio client configuration the launcher
+ * writes, {@value MeasuredLauncher#PULSE_CLIENT_CONFIG}), and the exact command
  * line. {@code tpmphone policy approve} prints it; operators add it to the policy's {@code releases}.
  */
 public final class ReleaseManifest {
@@ -31,7 +32,14 @@ public final class ReleaseManifest {
             jars.put(LaunchSpec.nativeName(lib), hex(lib));
         }
         release.put("jars", jars);
-        release.put("configuration", Map.of(spec.configFile().getFileName().toString(), hex(spec.configFile())));
+        Map<String, String> configuration = new LinkedHashMap<>();
+        configuration.put(spec.configFile().getFileName().toString(), hex(spec.configFile()));
+        if (spec.soundClient()) {
+            // the PulseAudio client configuration the launcher writes for the child: measured like the other one
+            configuration.put(MeasuredLauncher.PULSE_CLIENT_CONFIG, HexFormat.of().formatHex(
+                    io.tpmphone.attestation.HashAlgorithm.SHA256.digest(MeasuredLauncher.pulseClientConfig())));
+        }
+        release.put("configuration", configuration);
         List<String> argv = MeasuredLauncher.commandLine(spec);
         release.put("commandLine", argv);
         return release;

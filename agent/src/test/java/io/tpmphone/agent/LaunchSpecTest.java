@@ -27,6 +27,50 @@ class LaunchSpecTest {
     }
 
     @Test
+    void aSoundClientsConfiguration_cannotBeNamedLikeItsPulseAudioClientConfiguration() {
+        LaunchSpec plain = new LaunchSpec(HOME, List.of(Path.of("/a/app.jar")), Path.of("/b/pulse-client.conf"),
+                "Main", List.of(), List.of(), true);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> plain.withSoundClient(true));
+        assertTrue(e.getMessage().contains(MeasuredLauncher.PULSE_CLIENT_CONFIG), e.getMessage());
+    }
+
+    @Test
+    void aSoundGrantAndASoundClientThatDisagree_areRefusedAtTheStart_naming(
+            @org.junit.jupiter.api.io.TempDir Path dir) throws Exception {
+        Path cfg = java.nio.file.Files.writeString(dir.resolve("app.properties"), "a=1\n");
+        LaunchSpec isolated = new LaunchSpec(HOME, List.of(Path.of("/a/app.jar")), cfg, "Main", List.of(), List.of(),
+                true);
+        LaunchSpec shared = new LaunchSpec(HOME, List.of(Path.of("/a/app.jar")), cfg, "Main", List.of(), List.of(),
+                false);
+        String toneWithGrant = Agent.soundClientMismatch(isolated, true);
+        assertTrue(toneWithGrant != null && toneWithGrant.contains("--sound-server")
+                && toneWithGrant.contains("media.audio"), String.valueOf(toneWithGrant));
+        String clientWithoutGrant = Agent.soundClientMismatch(isolated.withSoundClient(true), false);
+        assertTrue(clientWithoutGrant != null && clientWithoutGrant.contains("no sound server is granted"),
+                String.valueOf(clientWithoutGrant));
+        assertEquals(null, Agent.soundClientMismatch(isolated.withSoundClient(true), true));
+        assertEquals(null, Agent.soundClientMismatch(isolated, false));
+        assertEquals(null, Agent.soundClientMismatch(shared, true), "a child that is not isolated gets no grant");
+    }
+
+    @Test
+    @SuppressWarnings("unchecked")
+    void theReleaseOfASoundClient_approvesTheClientConfigurationTheLauncherWrites(
+            @org.junit.jupiter.api.io.TempDir Path dir) throws Exception {
+        Path jar = java.nio.file.Files.writeString(dir.resolve("app.jar"), "jar");
+        Path cfg = java.nio.file.Files.writeString(dir.resolve("app.properties"), "a=1\n");
+        LaunchSpec spec = new LaunchSpec(HOME, List.of(jar), cfg, "Main", List.of(), List.of(), true);
+        String conf = java.util.HexFormat.of().formatHex(io.tpmphone.attestation.HashAlgorithm.SHA256.digest(
+                MeasuredLauncher.pulseClientConfig()));
+        assertEquals(List.of("app.properties", MeasuredLauncher.PULSE_CLIENT_CONFIG), List.copyOf(((Map<String,
+                String>) ReleaseManifest.of("r", spec.withSoundClient(true)).get("configuration")).keySet()));
+        assertEquals(conf, ((Map<String, String>) ReleaseManifest.of("r", spec.withSoundClient(true))
+                .get("configuration")).get(MeasuredLauncher.PULSE_CLIENT_CONFIG));
+        assertEquals(List.of("app.properties"), List.copyOf(((Map<String, String>) ReleaseManifest.of("r", spec)
+                .get("configuration")).keySet()), "no client configuration for a child that is not a sound client");
+    }
+
+    @Test
     void aCommandLineLongerThanOneEvent_isRefusedWithTheLimit() {
         List<String> options = Collections.nCopies(300, "-Dsome.long.property=value");
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> new LaunchSpec(HOME,

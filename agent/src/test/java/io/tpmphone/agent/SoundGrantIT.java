@@ -16,6 +16,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -174,7 +175,7 @@ class SoundGrantIT {
             @TempDir Path dir) throws Exception {
         LaunchSpec spec = new LaunchSpec(Path.of(System.getProperty("java.home")),
                 List.of(Fixture.jarOf(dir, IdleProbe.class)), Fixture.config(dir, "a=1\n"), IdleProbe.class.getName(),
-                List.of(), List.of(), true);
+                List.of(), List.of(), true).withSoundClient(true);
         // A desktop user's sound server: its own non-root user, who may enter the test's directory but not the
         // agent's state tree; it must make the per-call socket itself.
         String desktop = "tpsnd" + Long.toHexString(System.nanoTime() & 0xffffffL);
@@ -248,6 +249,33 @@ class SoundGrantIT {
                 assertTrue(isolation.contains("PulseAudio client configuration pulse-client.conf sha256:" + digest),
                         "the measured launch names the digest of the file the child reads (" + digest + "): "
                                 + isolation);
+
+                // ... and it is measured as configuration, which the release approves like every other file: the
+                // approved one passes, another (or none approved) makes the appraisal name the file
+                io.tpmphone.attestation.MeasurementLog log = store.log();
+                assertTrue(log.events().stream().anyMatch(e -> e.type() == io.tpmphone.attestation.EventType
+                        .CONFIGURATION && e.dataAsString().equals(MeasuredLauncher.PULSE_CLIENT_CONFIG)
+                        && e.contentDigestHex().equals(digest)), "a CONFIGURATION event"
+                        + " for " + MeasuredLauncher.PULSE_CLIENT_CONFIG + " with the digest of what the child reads");
+                io.tpmphone.attestation.Appraisal approved = appraise(log, spec, null);
+                assertEquals(io.tpmphone.attestation.ClaimStatus.AFFIRMING, approved.claims().status(
+                        io.tpmphone.attestation.ClaimName.CONFIGURATION), "the release that approves the client"
+                        + " configuration: " + approved.reasons());
+                io.tpmphone.attestation.Appraisal changed = appraise(log, spec,
+                        "default-server = unix:/tmp/elsewhere/native\nautospawn = no\n");
+                assertEquals(io.tpmphone.attestation.ClaimStatus.WARNING, changed.claims().status(
+                        io.tpmphone.attestation.ClaimName.CONFIGURATION), "a client configuration other than the"
+                        + " approved one: " + changed.reasons());
+                assertTrue(changed.reasons().stream().anyMatch(r -> r.contains("configuration "
+                        + MeasuredLauncher.PULSE_CLIENT_CONFIG + ": digest")), "the appraisal names the file: "
+                        + changed.reasons());
+                assertFalse(changed.level().atLeast(io.tpmphone.attestation.IntegrityLevel.MEASURED),
+                        "not MEASURED: " + changed.level());
+                io.tpmphone.attestation.Appraisal unexpected = appraise(log, spec.withSoundClient(false), null);
+                assertTrue(unexpected.reasons().stream().anyMatch(r -> r.contains(
+                        MeasuredLauncher.PULSE_CLIENT_CONFIG + ": not an approved configuration file")),
+                        "a release that expects no client configuration names the one measured: "
+                                + unexpected.reasons());
             } finally {
                 child.process().destroyForcibly();
                 child.terminated().get(15, TimeUnit.SECONDS);
@@ -255,6 +283,42 @@ class SoundGrantIT {
         } finally {
             run("userdel", desktop);
         }
+    }
+
+    /**
+     * {@code log} appraised (its quote taken as verified, PCR 14 its replay) under a policy approving {@code spec}'s
+     * release, with the client configuration's approved digest that of {@code otherClientConfig} when non-null.
+     */
+    private static io.tpmphone.attestation.Appraisal appraise(io.tpmphone.attestation.MeasurementLog log,
+            LaunchSpec spec, String otherClientConfig) throws Exception {
+        Map<String, Object> release = new java.util.LinkedHashMap<>(ReleaseManifest.of("softphone-sound", spec));
+        if (otherClientConfig != null) {
+            @SuppressWarnings("unchecked")
+            Map<String, String> configuration = new java.util.LinkedHashMap<>(
+                    (Map<String, String>) release.get("configuration"));
+            configuration.put(MeasuredLauncher.PULSE_CLIENT_CONFIG, java.util.HexFormat.of().formatHex(
+                    io.tpmphone.attestation.HashAlgorithm.SHA256.digest(otherClientConfig.getBytes(
+                            StandardCharsets.UTF_8))));
+            release.put("configuration", configuration);
+        }
+        Map<String, Object> p = new java.util.LinkedHashMap<>();
+        p.put("version", 1);
+        p.put("measurementPcr", Fixture.PCR);
+        p.put("measurementPcrBaselines", List.of(java.util.HexFormat.of().formatHex(
+                log.replay(Fixture.PCR).initialValue())));
+        p.put("pcrBank", "sha256");
+        p.put("bootPcrs", List.of());
+        p.put("releases", List.of(release));
+        p.put("requireIsolation", true);
+        p.put("nonceTtlSeconds", 30);
+        p.put("resultTtlSeconds", 300);
+        io.tpmphone.attestation.AttestationPolicy policy = io.tpmphone.attestation.AttestationPolicy.parse(
+                new com.fasterxml.jackson.databind.ObjectMapper().writeValueAsString(p));
+        io.tpmphone.attestation.PcrValues quoted = io.tpmphone.attestation.PcrValues.of(
+                io.tpmphone.attestation.PcrSelection.of(io.tpmphone.attestation.HashAlgorithm.SHA256, Fixture.PCR),
+                List.of(log.replay(Fixture.PCR).value()));
+        return io.tpmphone.attestation.Appraiser.appraise(policy, log, quoted,
+                io.tpmphone.attestation.AppraisalContext.builder().quoteVerified(true).build());
     }
 
     /** setpriv to the uid and effective gid {@code pid} runs with (as the launcher drops the child). */

@@ -114,7 +114,9 @@ final class AgentCommand {
             return new LaunchSpec(home, jars, cfg, mainClass, options, List.of(), !noIsolation)
                     .withChildUser(childUser != null ? childUser
                             : host != null ? LaunchSpec.childUserFor(host) : LaunchSpec.DEFAULT_CHILD_USER)
-                    .withNativeLibraries(natives);
+                    .withNativeLibraries(natives)
+                    // an isolated child with real audio reads the client configuration its agent writes (measured)
+                    .withSoundClient(!natives.isEmpty() && !noIsolation);
         }
     }
 

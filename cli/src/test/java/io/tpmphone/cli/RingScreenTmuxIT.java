@@ -30,13 +30,19 @@ import org.junit.jupiter.api.io.TempDir;
  * bob's sealed phrase; {@code a} answers and each side hears the other's tone through the sound server; a second call
  * is declined with {@code d} and alice sees 603; an ordinary phone over UDP rings showing "no attestation" and the
  * policy's action, and one the policy refuses never rings; at 40 columns a third call still shows the level and the phrase
- * whole; {@code tpmphone phone} killed with SIGTERM, and ended with Ctrl-C, leaves the terminal as it found it. The
- * panes are written to {@code target/ring-screen/} (the screenshots in docs/softphone.md). Fails, not skips, without
- * PulseAudio or tmux.
+ * whole; a caller whose attestation FAILED (evidence relayed from another handshake) never rings and gets 403;
+ * {@code tpmphone phone} killed with SIGTERM, and ended with Ctrl-C, leaves the terminal as it found it. The panes
+ * are written to {@code target/ring-screen/}, and docs/softphone.md's screenshots must be those panes
+ * ({@link Screenshots}; {@code -Dscreenshots.update=true} rewrites them). Fails, not skips, without PulseAudio or tmux.
  */
 class RingScreenTmuxIT {
     private static final Duration WAIT = Duration.ofSeconds(30);
     private static final String PHRASE = "purple elephant 42";
+    /**
+     * Wide enough that the peer block's lines are whole (the freshness line is 101–103 columns); the CALLS list still
+     * cuts a long refusal reason at the window's edge, as the screen does at any width.
+     */
+    private static final int COLUMNS = 104;
 
     private static String tmux(String... args) throws Exception {
         List<String> cmd = new ArrayList<>(List.of("tmux"));
@@ -89,6 +95,50 @@ class RingScreenTmuxIT {
         throw new AssertionError("no " + status + " for " + callId + " within " + WAIT + "; got " + seen);
     }
 
+    /**
+     * A phone in this JVM with {@code host}'s identity (its TIK signs, through the host's broker) that presents, in
+     * every TLS handshake, evidence {@code host}'s TPM made for another handshake's binder: the verifier finds the
+     * quote's qualifying data wrong, FAILED. It accepts any callee. Records "remote ringing" in {@code saw}.
+     */
+    private static io.tpmphone.softphone.sip.SipPhone failedCaller(TwoHostRig.Host host, TwoHostRig hosts,
+                                                                 List<String> saw) throws Exception {
+        io.tpmphone.tls.HostIdentity genuine = host.identity();
+        io.tpmphone.tls.HostIdentity relaying = new io.tpmphone.tls.HostIdentity() {
+            @Override
+            public List<java.security.cert.X509Certificate> certificateChain() throws java.io.IOException {
+                return genuine.certificateChain();
+            }
+
+            @Override
+            public byte[] sign(byte[] digest) throws java.io.IOException {
+                return genuine.sign(digest);
+            }
+
+            @Override
+            public io.tpmphone.tls.Evidence evidence(byte[] binder) throws java.io.IOException {
+                byte[] another = binder.clone();
+                another[0] ^= 1; // evidence made for another handshake, relayed into this one
+                return genuine.evidence(another);
+            }
+        };
+        io.tpmphone.softphone.sip.SipPhone.Listener listener = new io.tpmphone.softphone.sip.SipPhone.Listener() {
+            @Override
+            public void remoteRinging(io.tpmphone.softphone.sip.Call call) {
+                saw.add("remote ringing");
+            }
+        };
+        return io.tpmphone.softphone.sip.SipPhone.start(new io.tpmphone.softphone.sip.SipPhone.Config(host.name(),
+                        host.name(), java.net.InetAddress.getLoopbackAddress(),
+                        io.tpmphone.swtpm.testing.FreePorts.tcpAndUdp(), 0, 0, Duration.ofSeconds(15)),
+                io.tpmphone.tls.AttestedTlsConfig.of(relaying, hosts.verifier(), java.time.Clock.systemUTC()),
+                io.tpmphone.softphone.CallPolicy.parse("default FAILED accept"), host.keys(), listener,
+                java.time.Clock.systemUTC());
+    }
+
+    private static String tail(String log) {
+        return log.length() <= 4000 ? log : log.substring(log.length() - 4000);
+    }
+
     private static String pane(String session) throws Exception {
         return tmux("capture-pane", "-p", "-t", session);
     }
@@ -98,6 +148,15 @@ class RingScreenTmuxIT {
     void bobAnswersWithA_hearsAlice_andDeclinesTheNextCallWithD(@TempDir Path dir) throws Exception {
         assertTrue(Files.isExecutable(Path.of("/usr/bin/tmux")), "tmux is missing: install it (./tpmphone test does)");
         Path shots = Files.createDirectories(Path.of("target", "ring-screen"));
+        Map<String, String> captured = new java.util.LinkedHashMap<>();
+        java.util.function.BiConsumer<String, String> shot = (name, pane) -> {
+            captured.put(name, pane);
+            try {
+                Files.writeString(shots.resolve(name), pane);
+            } catch (java.io.IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+        };
         String session = "tpmphone-ring-" + ProcessHandle.current().pid();
         int bobUdp = io.tpmphone.swtpm.testing.FreePorts.udp();
         try (SoundServer sound = SoundServer.start(dir.resolve("pulse"))) {
@@ -135,16 +194,25 @@ class RingScreenTmuxIT {
                             + "stty -g > '" + dir.resolve("tty-after-1") + "'\n"
                             + phoneCommand + "\necho \"phone 2 exited $?\"\n"
                             + "stty -g > '" + dir.resolve("tty-after-2") + "'\nexec cat\n");
-                    tmux("new-session", "-d", "-s", session, "-x", "100", "-y", "34", "/bin/sh " + phone);
+                    tmux("new-session", "-d", "-s", session, "-x", String.valueOf(COLUMNS), "-y", "34",
+                            "/bin/sh " + phone);
                     Await.until("bob's screen to come up", WAIT, () -> pane(session),
                             p -> p.contains("No call.") && p.contains("«" + PHRASE + "»"));
-                    Files.writeString(shots.resolve("idle.txt"), pane(session));
+                    shot.accept("idle.txt", pane(session));
 
                     // alice calls: bob's screen rings with alice's level and bob's phrase
                     String first = alice.call("sips:bob@bob", bobNext);
-                    String ringing = Await.until("bob's screen to ring", WAIT, () -> pane(session),
-                            p -> p.contains("INCOMING CALL"));
-                    Files.writeString(shots.resolve("ringing.txt"), ringing);
+                    String ringing;
+                    try {
+                        ringing = Await.until("bob's screen to ring", WAIT, () -> pane(session),
+                                p -> p.contains("INCOMING CALL"));
+                    } catch (AssertionError e) {
+                        throw new AssertionError(e.getMessage() + "\nalice's calls: " + alice.calls()
+                                + "\nbob's calls: " + bob.calls() + "\nbob's softphone log (end): "
+                                + tail(hosts.childLog("bob")) + "\nalice's softphone log (end): "
+                                + tail(hosts.childLog("alice")), e);
+                    }
+                    shot.accept("ringing.txt", ringing);
                     assertTrue(ringing.contains("From:        sips:alice@alice"), "the caller: " + ringing);
                     assertTrue(ringing.contains("[ MEASURED ]") && ringing.contains("attested host alice"),
                             "alice's level and attested host: " + ringing);
@@ -156,7 +224,7 @@ class RingScreenTmuxIT {
                     assertEquals("ESTABLISHED", up.path("state").asText(), "alice's call after bob pressed a: " + up);
                     String inCall = Await.until("bob's screen to show the call", WAIT, () -> pane(session),
                             p -> p.contains("IN CALL"));
-                    Files.writeString(shots.resolve("in-call.txt"), inCall);
+                    shot.accept("in-call.txt", inCall);
                     Await.until("media both ways", WAIT, () -> alice.audio(first).path("packetsReceived").asLong(),
                             n -> n > 100);
                     short[] atBob = sound.record("bob_speaker", 1.0);
@@ -179,7 +247,7 @@ class RingScreenTmuxIT {
                     assertEquals("REFUSED", declined.path("state").asText(), "alice's second call: " + declined);
                     assertTrue(declined.path("reason").asText().contains("603"),
                             "alice sees 603: " + declined.path("reason").asText());
-                    Files.writeString(shots.resolve("declined.txt"), Await.until("bob's screen to list the declined"
+                    shot.accept("declined.txt", Await.until("bob's screen to list the declined"
                             + " call", WAIT, () -> pane(session), p -> p.contains("603 declined")));
 
                     // an ordinary phone without attestation (plain UDP) that the policy accepts: it rings, showing
@@ -191,7 +259,7 @@ class RingScreenTmuxIT {
                         awaitResponse(udp, "plain-1@phone.test", 180);
                         String plain = Await.until("bob's screen to ring for the caller without attestation", WAIT,
                                 () -> pane(session), p -> p.contains("INCOMING CALL") && p.contains("phone.test"));
-                        Files.writeString(shots.resolve("no-attestation.txt"), plain);
+                        shot.accept("no-attestation.txt", plain);
                         assertTrue(plain.contains("Level:       [ UNATTESTED ]  no attestation"),
                                 "no attestation, said so: " + plain);
                         assertTrue(plain.contains("Policy:      ACCEPT"), "the policy's action: " + plain);
@@ -216,7 +284,7 @@ class RingScreenTmuxIT {
                     String narrow = Await.until("bob's screen to ring, 40 columns wide", WAIT, () -> pane(session),
                             p -> p.contains("INCOMING CALL") && p.contains("─".repeat(38))
                                     && !p.contains("─".repeat(39)));
-                    Files.writeString(shots.resolve("ringing-40-columns.txt"), narrow);
+                    shot.accept("ringing-40-columns.txt", narrow);
                     for (String line : narrow.split("\n")) {
                         assertTrue(line.codePointCount(0, line.length()) <= 40, "the window's 40 columns are"
                                 + " honoured: '" + line + "' in\n" + narrow);
@@ -229,6 +297,42 @@ class RingScreenTmuxIT {
                     tmux("send-keys", "-t", session, "d");
                     assertEquals("REFUSED", alice.await(third, Duration.ofSeconds(20)).path("state").asText(),
                             "the third call, declined");
+
+                    // a caller whose attestation FAILED, whom bob's policy (MEASURED) refuses: bob's screen never
+                    // rings, the caller sees the 403. A tampered host cannot be that caller (its TIK signs nothing,
+                    // so its TLS handshake never ends); a FAILED caller is one whose evidence does not verify: here
+                    // alice's identity relaying evidence her TPM made for another handshake (QUOTE: QUALIFYING_DATA)
+                    tmux("resize-window", "-t", session, "-x", String.valueOf(COLUMNS), "-y", "34");
+                    Await.until("bob's screen back at " + COLUMNS + " columns", WAIT, () -> pane(session),
+                            p -> p.contains("─".repeat(COLUMNS - 2)) && p.contains("No call."));
+                    List<String> callerSaw = new java.util.concurrent.CopyOnWriteArrayList<>();
+                    try (io.tpmphone.softphone.sip.SipPhone attacker = failedCaller(hosts.alice(), hosts, callerSaw)) {
+                        io.tpmphone.softphone.sip.Call refusedCall = attacker.await(attacker.call("sips:bob@bob",
+                                new java.net.InetSocketAddress(java.net.InetAddress.getLoopbackAddress(),
+                                        hosts.bob().childTlsPort())));
+                        assertEquals(io.tpmphone.softphone.sip.Call.State.REFUSED, refusedCall.state(),
+                                "the FAILED caller's call: " + refusedCall);
+                        assertTrue(refusedCall.reason().startsWith("403")
+                                        && refusedCall.reason().contains("FAILED"),
+                                "the caller sees bob's 403 naming its level FAILED: " + refusedCall.reason());
+                        assertFalse(callerSaw.contains("remote ringing"),
+                                "bob's phone never rang (no 180 reached the caller): " + callerSaw);
+                        String failed = Await.until("bob's screen to list the FAILED caller", WAIT,
+                                () -> pane(session), p -> p.contains("[ FAILED ] REFUSED IN \"sips:alice@alice\""));
+                        shot.accept("refused-failed.txt", failed);
+                        assertFalse(failed.contains("INCOMING CALL"), "a FAILED caller never rings: " + failed);
+                        JsonNode bobsCalls = bob.calls();
+                        JsonNode seen = null;
+                        for (JsonNode c : bobsCalls) {
+                            if (c.path("callId").asText().equals(refusedCall.callId())) {
+                                seen = c;
+                            }
+                        }
+                        assertTrue(seen != null && seen.path("state").asText().equals("REFUSED")
+                                        && seen.path("level").asText().equals("FAILED")
+                                        && seen.path("reason").asText().contains("FAILED"),
+                                "bob's softphone refused the call at level FAILED: " + bobsCalls);
+                    }
 
                     // killed (SIGTERM), the relay gives the terminal back as it found it
                     String before = Files.readString(dir.resolve("tty-before")).strip();
@@ -260,6 +364,12 @@ class RingScreenTmuxIT {
                             t -> !t.isEmpty()), "raw mode undone after Ctrl-C; pane: " + interrupted);
                     assertEquals("0", tmux("display-message", "-p", "-t", session, "#{alternate_on}").strip(),
                             "back on the main screen after Ctrl-C");
+
+                    // the screenshots in docs/softphone.md are these panes (masked: times, ages, the AK id)
+                    List<String> differences = Screenshots.check(Screenshots.softphoneDoc(), captured);
+                    assertTrue(differences.isEmpty(), "docs/softphone.md's screenshots are not this run's panes;"
+                            + " refresh them with -D" + Screenshots.UPDATE_PROPERTY + "=true if the change is"
+                            + " meant:\n" + String.join("\n\n", differences));
                 } finally {
                     new ProcessBuilder("tmux", "kill-session", "-t", session).start().waitFor(10, TimeUnit.SECONDS);
                 }

@@ -144,7 +144,8 @@ public final class TwoHostRig implements AutoCloseable {
                                 options.extraConfiguration().getOrDefault(h[0], List.of())),
                         SoftphoneMain.class.getName(), jvmOptions, List.of(), ISOLATE)
                         .withChildUser(h[2]) // each softphone its own user
-                        .withNativeLibraries(natives));
+                        .withNativeLibraries(natives)
+                        .withSoundClient(options.soundServer().isPresent() && ISOLATE));
             }
             SwtpmProcess tpmA = keep(SwtpmProcess.builder().withEkCertificate(true).start());
             SwtpmProcess tpmB = keep(SwtpmProcess.builder().withEkCertificate(true).start());
@@ -303,13 +304,15 @@ public final class TwoHostRig implements AutoCloseable {
         List<Path> classPath = new ArrayList<>(approved.classPath());
         classPath.set(0, tampered);
         LaunchSpec spec = new LaunchSpec(approved.javaHome(), classPath, approved.configFile(), approved.mainClass(),
-                approved.jvmOptions(), approved.arguments(), approved.isolate(), approved.childUser());
+                approved.jvmOptions(), approved.arguments(), approved.isolate(), approved.childUser())
+                .withNativeLibraries(approved.nativeLibraries()).withSoundClient(approved.soundClient());
         old.broker().close();
         old.agent().close();
         resources.remove(old.broker());
         resources.remove(old.agent());
         Agent agent = keep(new Agent(old.tpm(), client, dir.resolve(name), name, PCR, spec, Duration.ofMinutes(2),
                 Clock.systemUTC()));
+        options.soundServer().ifPresent(agent::withSoundServer); // as before: only the jar differs
         Agent.Status s = agent.start();
         Host h = withBroker(name, agent, old.tpm(), 2);
         if (name.equals("alice")) {

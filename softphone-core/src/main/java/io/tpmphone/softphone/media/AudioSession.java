@@ -181,6 +181,12 @@ public final class AudioSession implements AutoCloseable {
         if (closed || stream != null) {
             throw new IllegalStateException("a session starts once");
         }
+        long unfinished = UNFINISHED_CLOSES.get();
+        if (unfinished >= maxUnfinishedCloses) {
+            throw new IOException("refusing to start the call's audio: " + unfinished + " earlier calls' audio never"
+                    + " finished closing (stuck in FMJ, at most " + maxUnfinishedCloses + " are tolerated); the"
+                    + " softphone is unhealthy and should be restarted");
+        }
         int rate = opus ? 48_000 : 8000;
         HeadlessAudioDevice device;
         if (audioDevice instanceof AudioDevice.SoundServer server) {
@@ -345,42 +351,154 @@ public final class AudioSession implements AutoCloseable {
         return closed;
     }
 
+    /**
+     * How long closing libjitsi's stream may take before the session releases its sockets and the sound server grant
+     * without it. FMJ's {@code BasicController.deallocate()} waits, without a deadline, for a state-transition thread
+     * to acknowledge its interrupt; a processor left in a transitional state (configuring, realizing) with no such
+     * thread to answer — as when a call ends while its stream is still being started on a loaded machine — never
+     * returns (a thread dump of a hung {@code SoundServerAudioIT} showed it in {@code AudioSession.close}).
+     */
+    static final java.time.Duration STREAM_CLOSE_TIMEOUT = java.time.Duration.ofSeconds(5);
+    /** Runs on the closing thread before libjitsi's stream is closed (a test hook: it can hang as FMJ did). */
+    static volatile Runnable beforeStreamClose = () -> { };
+    /** Streams whose close did not finish within {@link #STREAM_CLOSE_TIMEOUT} (for tests and the log). */
+    private static final java.util.concurrent.atomic.AtomicLong STUCK_CLOSES =
+            new java.util.concurrent.atomic.AtomicLong();
+    private static final java.util.concurrent.atomic.AtomicLong CLOSERS = new java.util.concurrent.atomic.AtomicLong();
+
+    /** How many sessions' stream closes ran past {@link #STREAM_CLOSE_TIMEOUT} in this process. */
+    static long stuckCloses() {
+        return STUCK_CLOSES.get();
+    }
+
+    /** Of those, how many have not finished yet. */
+    static long unfinishedCloses() {
+        return UNFINISHED_CLOSES.get();
+    }
+
+    private static final java.util.concurrent.atomic.AtomicLong UNFINISHED_CLOSES =
+            new java.util.concurrent.atomic.AtomicLong();
+    /**
+     * Past this many unfinished closes (each holds a thread, FMJ's threads and a libpulse main loop), the process
+     * refuses to start new audio: it is not healthy and should be restarted. Settable by tests only.
+     */
+    static volatile int maxUnfinishedCloses = 4;
+
+    /**
+     * Stops and closes the stream, then the sound server connection, and releases the sockets and the sound server
+     * grant. Bounded: libjitsi's close runs on a thread of its own, and when it has not finished within
+     * {@link #STREAM_CLOSE_TIMEOUT} the sockets and the grant are released anyway (the agent then cuts the sound
+     * server connection) and the sound server connection is closed by that thread once libjitsi lets go of it — never
+     * before, since FMJ's renderer may still be writing into it.
+     */
     @Override
     public synchronized void close() {
         if (closed) {
             return;
         }
         closed = true;
+        MediaStream s = stream;
+        SoundServerLink link = soundServer;
+        soundServer = null;
+        java.util.concurrent.CountDownLatch done = new java.util.concurrent.CountDownLatch(1);
+        java.util.concurrent.atomic.AtomicBoolean late = new java.util.concurrent.atomic.AtomicBoolean();
+        long begun = System.nanoTime();
+        Thread closer = new Thread(() -> {
+            try {
+                beforeStreamClose.run();
+                if (s != null) {
+                    closeStream(s);
+                }
+            } catch (RuntimeException | Error e) {
+                LOG.warn("closing the media stream failed: {}", e.toString());
+            } finally {
+                if (link != null) {
+                    link.close(); // the process holds no sound server connection between calls
+                }
+                synchronized (late) {
+                    done.countDown();
+                    if (late.get()) {
+                        UNFINISHED_CLOSES.decrementAndGet();
+                        LOG.info("the media stream's late close finished after {} ms",
+                                java.util.concurrent.TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - begun));
+                    }
+                }
+            }
+        }, "tpmphone-media-close-" + CLOSERS.incrementAndGet());
+        closer.setDaemon(true);
+        boolean interrupted = false;
         try {
-            if (stream != null) {
-                // stop() and close() end FMJ's non-daemon threads; close() also closes the connector's sockets
+            closer.start();
+            // uninterruptibly up to the deadline: an interrupted caller must not release the sockets and the grant
+            // while libjitsi still closes (the flag is restored below)
+            long deadline = begun + STREAM_CLOSE_TIMEOUT.toNanos();
+            while (done.getCount() > 0) {
+                long left = deadline - System.nanoTime();
+                if (left <= 0) {
+                    break;
+                }
                 try {
-                    stream.stop();
-                    stream.close();
-                } catch (javax.media.ClockStartedError | RuntimeException e) {
-                    // FMJ throws ClockStartedError ("deallocate cannot be used on a started controller") when its
-                    // processor, still prefetching, was started by its own thread after stop() (seen in CI when a
-                    // call set up moments before ended with the phone): stop the now-started one and close again.
-                    LOG.debug("closing the media stream raced its start ({}); stopping and closing again",
-                            e.toString());
+                    done.await(left, java.util.concurrent.TimeUnit.NANOSECONDS);
+                } catch (InterruptedException e) {
+                    interrupted = true;
+                }
+            }
+            boolean finished;
+            synchronized (late) {
+                finished = done.getCount() == 0;
+                if (!finished) {
+                    late.set(true);
+                    UNFINISHED_CLOSES.incrementAndGet();
+                }
+            }
+            if (!finished) {
+                STUCK_CLOSES.incrementAndGet();
+                StringBuilder at = new StringBuilder();
+                StackTraceElement[] frames = closer.getStackTrace();
+                for (int i = 0; i < Math.min(frames.length, 12); i++) {
+                    at.append(i == 0 ? "" : " < ").append(frames[i]);
+                }
+                LOG.warn("closing the media stream did not finish within {} s (stuck in {}): the call's sockets and"
+                        + " sound server grant are released without it; {} left to finish", STREAM_CLOSE_TIMEOUT
+                        .toSeconds(), at.length() == 0 ? "?" : at, closer.getName());
+                if (link != null) {
+                    // cut the sound server connection before the grant goes: the process must not go on recording
+                    // the microphone for an ended call while FMJ is stuck (the link is freed by the closer thread)
                     try {
-                        stream.stop();
-                        stream.close();
-                    } catch (javax.media.ClockStartedError | RuntimeException again) {
-                        LOG.warn("the media stream did not close cleanly: {}", again.toString());
+                        link.disconnect();
+                    } catch (RuntimeException | Error e) {
+                        LOG.warn("disconnecting from the sound server failed: {}", e.toString());
                     }
                 }
             }
         } finally {
+            if (interrupted) {
+                Thread.currentThread().interrupt();
+            }
             rtp.close(); // whatever FMJ did, the call's sockets are released
             rtcp.close();
-            if (soundServer != null) {
-                soundServer.close(); // the process holds no sound server connection between calls
-                soundServer = null;
-            }
             if (accessAcquired && audioDevice instanceof AudioDevice.SoundServer server) {
                 accessAcquired = false;
                 server.access().release(callId);
+            }
+        }
+    }
+
+    private static void closeStream(MediaStream stream) {
+        // stop() and close() end FMJ's non-daemon threads; close() also closes the connector's sockets
+        try {
+            stream.stop();
+            stream.close();
+        } catch (javax.media.ClockStartedError | RuntimeException e) {
+            // FMJ throws ClockStartedError ("deallocate cannot be used on a started controller") when its
+            // processor, still prefetching, was started by its own thread after stop() (seen in CI when a
+            // call set up moments before ended with the phone): stop the now-started one and close again.
+            LOG.debug("closing the media stream raced its start ({}); stopping and closing again", e.toString());
+            try {
+                stream.stop();
+                stream.close();
+            } catch (javax.media.ClockStartedError | RuntimeException again) {
+                LOG.warn("the media stream did not close cleanly: {}", again.toString());
             }
         }
     }

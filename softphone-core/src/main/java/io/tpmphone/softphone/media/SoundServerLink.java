@@ -38,6 +38,7 @@ final class SoundServerLink implements AutoCloseable {
     private byte[] partial = new byte[0];
     private int partialOffset;
     private boolean closed;
+    private boolean freed;
 
     private SoundServerLink(long mainloop, long context, Runnable contextCallback) {
         this.mainloop = mainloop;
@@ -337,8 +338,13 @@ final class SoundServerLink implements AutoCloseable {
         }
     }
 
-    @Override
-    public void close() {
+    /**
+     * Cuts the connection to the sound server: both streams and the context are disconnected (the server stops
+     * recording for this process at once), under the main loop's lock, so a {@link #play} racing it writes nothing.
+     * Safe while FMJ still holds this link ({@link #read} then gives silence, {@link #play} drops); the main loop itself
+     * is stopped and freed only by {@link #close()}. Idempotent.
+     */
+    void disconnect() {
         PA.threaded_mainloop_lock(mainloop);
         try {
             if (closed) {
@@ -356,6 +362,25 @@ final class SoundServerLink implements AutoCloseable {
             record = 0;
             playback = 0;
             PA.context_disconnect(context);
+        } finally {
+            PA.threaded_mainloop_unlock(mainloop);
+        }
+        synchronized (lock) {
+            captured.clear();
+            capturedBytes = 0;
+        }
+    }
+
+    /** {@link #disconnect()}, then frees the context and stops and frees the main loop. Once. */
+    @Override
+    public void close() {
+        disconnect();
+        PA.threaded_mainloop_lock(mainloop);
+        try {
+            if (freed) {
+                return;
+            }
+            freed = true;
             PA.context_unref(context);
         } finally {
             PA.threaded_mainloop_unlock(mainloop);

@@ -12,6 +12,8 @@ import java.nio.file.Path;
 import java.security.SecureRandom;
 import java.time.Duration;
 import java.util.Optional;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -179,5 +181,57 @@ class SoundServerAudioIT {
         bob.close();
         Await.until("the server to list no tpmphone client once both closed", Duration.ofSeconds(10),
                 () -> ourClients() == 0, () -> server.pactl("list", "clients"));
+    }
+
+    /**
+     * A call whose audio close is stuck (held where FMJ hung) has its sound server connection cut before its grant is
+     * given back: the server no longer lists it as a client when the release runs, although libjitsi never let go.
+     */
+    @Test
+    void aStuckClose_cutsTheSoundServerConnection_beforeTheGrantIsReleased() throws Exception {
+        java.util.List<String> access = new java.util.concurrent.CopyOnWriteArrayList<>();
+        CountDownLatch release = new CountDownLatch(1);
+        AudioDevice.Access recorder = new AudioDevice.Access() {
+            @Override
+            public void acquire(String callId) {
+            }
+
+            @Override
+            public void release(String callId) {
+                long clients;
+                try {
+                    clients = Await.until("alice's connection to be gone as her grant is released",
+                            Duration.ofSeconds(3), () -> ourClients(), n -> n <= 1);
+                } catch (Exception | AssertionError e) {
+                    clients = -1;
+                }
+                access.add("release " + callId + " with " + clients + " tpmphone clients");
+            }
+        };
+        alice = AudioSession.open(LOOPBACK, new AudioDevice.SoundServer(server.address(), Optional.of("alice_mic"),
+                Optional.of("alice_speaker"), recorder), "c1");
+        bob = AudioSession.open(LOOPBACK, new AudioDevice.SoundServer(server.address(), Optional.of("bob_mic"),
+                Optional.of("bob_speaker")));
+        SdesCrypto a = key();
+        SdesCrypto b = key();
+        alice.start(a, SdesCrypto.parse(b.format()), new InetSocketAddress(LOOPBACK, bob.localPort()), 0);
+        bob.start(b, SdesCrypto.parse(a.format()), new InetSocketAddress(LOOPBACK, alice.localPort()), 0);
+        Await.until("the server to list both sessions as clients", Duration.ofSeconds(10),
+                () -> ourClients() == 2, () -> server.pactl("list", "clients"));
+        AudioSession.beforeStreamClose = () -> {
+            try {
+                release.await(5, TimeUnit.MINUTES);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        };
+        try {
+            alice.close();
+            assertEquals(java.util.List.of("release c1 with 1 tpmphone clients"), access, "alice's grant was released"
+                    + " once her connection was gone (only bob's left), while her stream's close was still held");
+        } finally {
+            AudioSession.beforeStreamClose = () -> { };
+            release.countDown();
+        }
     }
 }
