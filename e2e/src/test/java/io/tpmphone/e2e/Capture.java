@@ -4,11 +4,18 @@ import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
+import java.net.DatagramPacket;
+import java.net.DatagramSocket;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HexFormat;
 import java.util.List;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
+import java.util.regex.Pattern;
 
 /**
  * A packet capture on loopback with tshark (installed by the test prerequisites; a missing tshark fails the test),
@@ -23,33 +30,68 @@ final class Capture {
         this.file = file;
     }
 
-    /** Starts capturing UDP on loopback into {@code file}; returns once tshark says it is capturing. */
+    /**
+     * Starts capturing UDP on loopback into {@code file}; returns once a probe datagram sent after the start has been
+     * captured. tshark prints "Capturing on" before dumpcap's capture is live (CI saw a DTLS-SRTP call's handshake and
+     * its first seconds of SRTP missing from a capture started that way), so the only proof that the capture sees
+     * what follows is a packet it saw: tshark prints each packet's summary ({@code -P}), and a probe from a socket of
+     * our own to another is sent every 100 ms until its summary line appears.
+     */
     static Capture start(Path file) throws IOException, InterruptedException {
-        Process p = new ProcessBuilder("tshark", "-i", "lo", "-f", "udp", "-w", file.toString(), "-q")
+        Process p = new ProcessBuilder("tshark", "-i", "lo", "-f", "udp", "-w", file.toString(), "-P", "-l")
                 .redirectErrorStream(true).start();
         BufferedReader out = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
-        for (String line; (line = out.readLine()) != null; ) {
-            if (line.startsWith("Capturing on")) {
-                Thread drain = new Thread(() -> {
-                    try {
-                        while (out.readLine() != null) {
-                            // keep tshark's output pipe from filling up
-                        }
-                    } catch (IOException ignored) {
-                        // tshark ended
+        try (DatagramSocket from = new DatagramSocket(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0));
+             DatagramSocket to = new DatagramSocket(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0))) {
+            Pattern probe = Pattern.compile("\\b" + from.getLocalPort() + "\\b.*\\b" + to.getLocalPort() + "\\b.*Len=");
+            byte[] payload = "tpmphone capture probe".getBytes(StandardCharsets.US_ASCII);
+            DatagramPacket packet = new DatagramPacket(payload, payload.length, to.getLocalSocketAddress());
+            ScheduledExecutorService prober = Executors.newSingleThreadScheduledExecutor(r -> {
+                Thread t = new Thread(r, "capture-probe");
+                t.setDaemon(true);
+                return t;
+            });
+            prober.scheduleAtFixedRate(() -> {
+                try {
+                    from.send(packet);
+                } catch (IOException e) {
+                    // the socket closed: the capture is live or given up
+                }
+            }, 0, 100, TimeUnit.MILLISECONDS);
+            // a capture that never goes live prints nothing, so the wait ends by ending tshark (its output then ends)
+            var giveUp = prober.schedule(p::destroyForcibly, 30, TimeUnit.SECONDS);
+            StringBuilder seen = new StringBuilder();
+            try {
+                for (String line; (line = out.readLine()) != null; ) {
+                    if (probe.matcher(line).find() && giveUp.cancel(false)) {
+                        drain(out);
+                        return new Capture(p, file);
                     }
-                }, "tshark-output");
-                drain.setDaemon(true);
-                drain.start();
-                return new Capture(p, file);
+                    if (seen.length() < 2000) {
+                        seen.append(line).append('\n');
+                    }
+                }
+            } finally {
+                prober.shutdownNow();
             }
-            if (System.nanoTime() > deadline) {
-                break;
-            }
+            p.destroyForcibly();
+            throw new IOException("tshark did not capture a probe sent on lo within 30 s (is it installed, and are we "
+                    + "root?); it printed:\n" + seen);
         }
-        p.destroyForcibly();
-        throw new IOException("tshark did not start capturing on lo (is it installed, and are we root?)");
+    }
+
+    private static void drain(BufferedReader out) {
+        Thread drain = new Thread(() -> {
+            try {
+                while (out.readLine() != null) {
+                    // keep tshark's output pipe from filling up
+                }
+            } catch (IOException ignored) {
+                // tshark ended
+            }
+        }, "tshark-output");
+        drain.setDaemon(true);
+        drain.start();
     }
 
     /** Stops the capture and returns the RTP payloads of the packets sent to {@code port}. */
