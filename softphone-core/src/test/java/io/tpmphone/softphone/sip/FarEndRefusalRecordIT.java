@@ -7,30 +7,16 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.tpmphone.softphone.CallPolicy;
 import io.tpmphone.softphone.media.AudioSession;
-import io.tpmphone.softphone.media.DtlsDatagramTransport;
 import io.tpmphone.softphone.media.Wav;
 import io.tpmphone.swtpm.testing.Await;
-import io.tpmphone.tls.AttestedSslSocket;
 import io.tpmphone.tls.AttestedTlsConfig;
-import io.tpmphone.tls.AttestedTlsServer;
 import io.tpmphone.tls.DtlsFingerprint;
 import io.tpmphone.tls.DtlsSrtpAssociation;
-import io.tpmphone.tls.DtlsSrtpConfig;
 import io.tpmphone.tls.DtlsSrtpEndpoint;
-import java.net.DatagramSocket;
-import java.net.InetSocketAddress;
-import java.net.ServerSocket;
-import java.net.Socket;
-import java.security.SecureRandom;
 import java.time.Clock;
 import java.time.Duration;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicReference;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
-import java.util.stream.Collectors;
-import org.bouncycastle.tls.crypto.impl.jcajce.JcaTlsCryptoProvider;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
@@ -172,45 +158,15 @@ class FarEndRefusalRecordIT {
     }
 
     /** A callee of one call: attested TLS for the SIP, a reliable 183, a DTLS handshake that fails, a final refusal. */
-    private static final class Callee implements AutoCloseable {
-        private static final Pattern FINGERPRINT = Pattern.compile("a=fingerprint:([^\r\n]+)");
-        private static final Pattern PORT = Pattern.compile("(?m)^m=audio (\\d+) ");
-        private final TestHosts hosts;
-        private final TestHosts.CountingIdentity identity;
-        private final ServerSocket server = new ServerSocket(0, 5, LOOPBACK);
-        private final DatagramSocket media = new DatagramSocket(new InetSocketAddress(LOOPBACK, 0));
-        volatile RawSip sip;
+    private static final class Callee extends ScriptedDtlsCallee {
+        private String fingerprint;
+        private String finalAnswer;
+        private Runnable afterPrack;
         /** How the callee's own DTLS handshake ended. */
         volatile io.tpmphone.tls.DtlsSrtpException handshake;
 
         Callee(TestHosts hosts, TestHosts.CountingIdentity identity) throws Exception {
-            this.hosts = hosts;
-            this.identity = identity;
-        }
-
-        InetSocketAddress address() {
-            return new InetSocketAddress(LOOPBACK, server.getLocalPort());
-        }
-
-        /**
-         * Accepts alice's connection and INVITE, answers in a reliable 183 with our real fingerprint, takes the PRACK,
-         * runs the DTLS handshake and the evidence exchange as DTLS client, then answers 200 with the same SDP —
-         * or with {@code fingerprint} in place of ours, or with the port plus {@code portShift} — and keeps the
-         * association until {@code holdUntil} says the caller is done with the call.
-         */
-        CompletableFuture<Void> serveOneCall(String fingerprint, String finalAnswer, Runnable afterPrack) {
-            CompletableFuture<Void> done = new CompletableFuture<>();
-            Thread t = new Thread(() -> {
-                try {
-                    serve(fingerprint, finalAnswer, afterPrack);
-                    done.complete(null);
-                } catch (Throwable e) {
-                    done.completeExceptionally(e);
-                }
-            }, "test-callee");
-            t.setDaemon(true);
-            t.start();
-            return done;
+            super(hosts, identity);
         }
 
         /**
@@ -218,64 +174,25 @@ class FarEndRefusalRecordIT {
          * certificate), takes the PRACK, runs {@code afterPrack}, then the DTLS handshake as DTLS client; once it
          * failed, answers the INVITE with {@code finalAnswer} (status line and headers) and waits for alice's ACK.
          */
-        private void serve(String fingerprint, String finalAnswer, Runnable afterPrack) throws Exception {
-            Clock clock = Clock.systemUTC();
-            AttestedTlsConfig tls = AttestedTlsConfig.of(identity, hosts.verifier(), clock);
-            Socket s = server.accept();
-            AttestedSslSocket ss = new AttestedSslSocket(s, false, () -> new AttestedTlsServer(
-                    new JcaTlsCryptoProvider().create(new SecureRandom()), tls));
-            ss.startHandshake();
-            sip = RawSip.accepted(ss);
-            RawSip.Request invite = Await.until("alice's INVITE", WAIT, () -> sip.requests().stream()
-                    .filter(r -> r.method().equals("INVITE")).findFirst().orElse(null), r -> r != null);
-            Matcher theirFp = FINGERPRINT.matcher(invite.text());
-            Matcher theirPort = PORT.matcher(invite.text());
-            assertTrue(theirFp.find() && theirPort.find(), invite::text);
-            String ours = DtlsFingerprint.sha256(identity.certificateChain().get(0).getEncoded()).toSdp();
-            String answer = sdp(media.getLocalPort(), fingerprint == null ? ours : fingerprint);
-            sip.send(response(invite.text(), "183 Session Progress", "Require: 100rel\r\nRSeq: 1\r\n", answer));
-            RawSip.Request prack = Await.until("alice's PRACK", WAIT, () -> sip.requests().stream()
-                    .filter(r -> r.method().equals("PRACK")).findFirst().orElse(null), r -> r != null);
-            sip.send(response(prack.text(), "200 OK", "", null));
+        CompletableFuture<Void> serveOneCall(String fingerprint, String finalAnswer, Runnable afterPrack) {
+            this.fingerprint = fingerprint;
+            this.finalAnswer = finalAnswer;
+            this.afterPrack = afterPrack;
+            return serveOneCall();
+        }
+
+        @Override
+        void serve() throws Exception {
+            Offered offered = offer(fingerprint);
             afterPrack.run();
-            DtlsSrtpConfig dtls = DtlsSrtpConfig.of(tls, DtlsFingerprint.parse(theirFp.group(1).trim()));
-            try (DtlsSrtpAssociation a = new DtlsSrtpEndpoint().establish(new DtlsDatagramTransport(media,
-                    new InetSocketAddress(LOOPBACK, Integer.parseInt(theirPort.group(1)))), true, dtls)) {
+            try (DtlsSrtpAssociation a = new DtlsSrtpEndpoint().establish(transport(offered), true, offered.dtls())) {
                 throw new AssertionError("the callee's DTLS handshake with alice came about: " + a);
             } catch (io.tpmphone.tls.DtlsSrtpException expected) {
                 handshake = expected;
             }
             // at once: its SIP answer comes while alice could still be waiting for it
-            sip.send(response(invite.text(), finalAnswer, "", null));
-            Await.until("alice's ACK", WAIT, () -> sip.requests().stream().anyMatch(r -> r.method().equals("ACK")), b -> b);
-        }
-
-        private static String sdp(int port, String fingerprint) {
-            return "v=0\r\no=bob 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-                    + "m=audio " + port + " UDP/TLS/RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\na=fingerprint:" + fingerprint
-                    + "\r\na=setup:active\r\na=rtcp-mux\r\na=sendrecv\r\n";
-        }
-
-        private String response(String request, String status, String extra, String body) {
-            String headers = request.lines().filter(l -> l.matches("(?i)^(Via|From|Call-ID|CSeq):.*"))
-                    .collect(Collectors.joining("\r\n"));
-            Matcher to = Pattern.compile("(?mi)^To:([^\r\n]*)").matcher(request);
-            assertTrue(to.find(), request);
-            String toValue = to.group(1).contains(";tag=") ? to.group(1) : to.group(1) + ";tag=bob1";
-            return "SIP/2.0 " + status + "\r\n" + headers + "\r\nTo:" + toValue + "\r\n"
-                    + "Contact: <sips:bob@127.0.0.1:" + server.getLocalPort() + ";transport=tls>\r\n" + extra
-                    + (body == null ? "Content-Length: 0\r\n\r\n" : "Content-Type: application/sdp\r\nContent-Length: "
-                    + body.length() + "\r\n\r\n" + body);
-        }
-
-        @Override
-        public void close() throws Exception {
-            RawSip s = sip;
-            if (s != null) {
-                s.close();
-            }
-            server.close();
-            media.close();
+            sip.send(response(offered.invite().text(), finalAnswer, "", null));
+            awaitAck();
         }
     }
 }
