@@ -148,6 +148,8 @@ class EndToEndCallIT {
                 + " required UNATTESTED"), () -> "a 403 whose Warning names both levels: " + call.reason());
         Call atBob = bob.callById(call.callId()).orElseThrow();
         Await.until("bob's refusal", WAIT, atBob::state, s -> s == Call.State.REFUSED);
+        // the listener hears the end after the call's state changed (and on another thread): wait for what is asserted
+        Await.until("bob's listener to hear the call end", WAIT, () -> bobSaw.events.contains("ended"), b -> b);
         assertFalse(bobSaw.events.contains("ringing"), () -> "bob's phone never rang: " + bobSaw.events);
         assertEquals(List.of("decided one hop ACCEPT", "decided end-to-end DTLS REJECT", "ended"), bobSaw.events,
                 () -> "bob's events: " + bobSaw.events);
@@ -170,6 +172,8 @@ class EndToEndCallIT {
         Call atBob = bob.callById(call.callId()).orElseThrow();
         Await.until("bob's call to end", WAIT, atBob::state,
                 s -> s == Call.State.ENDED || s == Call.State.REFUSED);
+        // the listener hears the end after the call's state changed (and on another thread): wait for what is asserted
+        Await.until("bob's listener to hear the call end", WAIT, () -> bobSaw.events.contains("ended"), b -> b);
         // bob rings only once alice accepted him too: he never rang, and knows why with both levels — from alice's
         // verdict inside DTLS or from her CANCEL's Reason header, whichever came first
         assertEquals(List.of("decided one hop ACCEPT", "decided end-to-end DTLS ACCEPT", "ended"), bobSaw.events,
@@ -199,6 +203,8 @@ class EndToEndCallIT {
         Call atBob = bob.callById(call.callId()).orElseThrow();
         Await.until("bob's call to end", WAIT, atBob::state,
                 s -> s == Call.State.ENDED || s == Call.State.REFUSED);
+        // the listener hears the end after the call's state changed (and on another thread): wait for what is asserted
+        Await.until("bob's listener to hear the call end", WAIT, () -> bobSaw.events.contains("ended"), b -> b);
         assertTrue(atBob.reason().contains("refused end to end by the far end's verdict: far end level FAILED is"
                 + " below the required UNATTESTED"), () -> "bob was told inside DTLS: " + atBob.reason());
         assertEquals(List.of("decided one hop ACCEPT", "decided end-to-end DTLS ACCEPT", "ended"), bobSaw.events,
