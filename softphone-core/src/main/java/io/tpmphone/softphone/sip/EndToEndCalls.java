@@ -143,8 +143,14 @@ final class EndToEndCalls implements AutoCloseable {
 
     private final DtlsMedia.Events events = new DtlsMedia.Events() {
         @Override
-        public CallPolicy.Decision decide(Call call, PeerAttestation farEnd, String evidenceDigest) {
+        public CallPolicy.Decision decide(Call call, PeerAttestation farEnd, String evidenceDigest,
+                                          boolean callEnded) {
             CallPolicy.Decision d = policy.decideEndToEnd(call.direction(), call.peerUri(), farEnd, evidenceDigest);
+            if (callEnded) {
+                d = new CallPolicy.Decision(d.action(), d.peerLevel(), d.requiredLevel(), d.rule(), d.reason()
+                        + " (the call had ended before this decision: nothing followed it)", d.established(),
+                        d.evidenceDigest());
+            }
             call.farEnd(farEnd, d);
             LOG.info("call {} {}: far end {} (end to end) → {}", UntrustedText.forTerminal(call.callId(), 200),
                     call.direction(), UntrustedText.forTerminal(farEnd.display(), 500), d.action());
@@ -172,6 +178,23 @@ final class EndToEndCalls implements AutoCloseable {
             LOG.info("call {} {}: no DTLS-SRTP association with the far end: {}",
                     UntrustedText.forTerminal(call.callId(), 200), call.direction(),
                     UntrustedText.forTerminal(e.getMessage(), 500));
+            listener.decided(call, d);
+        }
+
+        @Override
+        public void endedUndecided(Call call, String why) {
+            // No evidence was appraised: the far end's level is not known to this side. The record says so, with
+            // the rule that would have applied; REJECT, as nothing was or will be keyed.
+            PeerAttestation farEnd = new PeerAttestation(io.tpmphone.attestation.IntegrityLevel.UNATTESTED,
+                    Optional.empty(), "not appraised: the call ended first", Optional.empty(),
+                    java.time.Instant.now(), why);
+            CallPolicy.Decision policyWould = policy.decideEndToEnd(call.direction(), call.peerUri(), farEnd, "");
+            CallPolicy.Decision d = new CallPolicy.Decision(CallPolicy.Action.REJECT, farEnd.level(),
+                    policyWould.requiredLevel(), policyWould.rule(), "the call ended before this side decided on the"
+                    + " far end (" + why + ")", CallPolicy.END_TO_END, "");
+            call.farEnd(farEnd, d);
+            LOG.info("call {} {}: ended before its end-to-end decision ({})",
+                    UntrustedText.forTerminal(call.callId(), 200), call.direction(), why);
             listener.decided(call, d);
         }
 
