@@ -149,6 +149,9 @@ class EndToEndCallIT {
                 + " required UNATTESTED"), () -> "a 403 whose Warning names both levels: " + call.reason());
         Call atBob = bob.callById(call.callId()).orElseThrow();
         Await.until("bob's refusal", WAIT, atBob::state, s -> s == Call.State.REFUSED);
+        // the call's state changes before its listener hears of it: wait for what the assertions read
+        Await.until("bob's user to be told the call ended", WAIT, () -> bobSaw.events.contains("ended"),
+                () -> "bob's events: " + bobSaw.events);
         assertFalse(bobSaw.events.contains("ringing"), () -> "bob's phone never rang: " + bobSaw.events);
         assertEquals(List.of("decided one hop ACCEPT", "decided end-to-end DTLS REJECT", "ended"), bobSaw.events,
                 () -> "bob's events: " + bobSaw.events);
@@ -172,6 +175,9 @@ class EndToEndCallIT {
         Call atBob = bob.callById(call.callId()).orElseThrow();
         Await.until("bob's call to end", WAIT, atBob::state,
                 s -> s == Call.State.ENDED || s == Call.State.REFUSED);
+        // the call's state changes before its listener hears of it: wait for what the assertions read
+        Await.until("bob's user to be told the call ended", WAIT, () -> bobSaw.events.contains("ended"),
+                () -> "bob's events: " + bobSaw.events);
         // alice's appraisal of bob may finish before bob's of her, and her CANCEL overtake his decision: whichever
         // came first, bob records exactly one end-to-end decision (on her evidence, or that the call ended before
         // he decided), never rings, and the call ended
@@ -209,9 +215,9 @@ class EndToEndCallIT {
         SipPhone alice = phone(hosts, "alice", "default FAILED accept end-to-end UNATTESTED", 1000, aliceSaw, true);
         SipPhone bob = phone(hosts, "bob", "default FAILED accept", 440, bobSaw, true);
         DtlsMedia.beforeDecision = c -> {
-            if (c.direction() == CallPolicy.Direction.IN) {
-                Await.until("bob's call to end before he decides", WAIT, c::state,
-                        s -> s == Call.State.ENDED || s == Call.State.REFUSED);
+            if (c.direction() == CallPolicy.Direction.IN) { // bob's user was told the call ended (after its state)
+                Await.until("bob's call to end before he decides", WAIT, () -> bobSaw.events.contains("ended"),
+                        () -> c.state() + "; bob's events: " + bobSaw.events);
             }
         };
         Call call = alice.await(alice.call("sips:bob@bob", tls(bob)));
@@ -259,6 +265,9 @@ class EndToEndCallIT {
         Call atBob = bob.callById(call.callId()).orElseThrow();
         Await.until("bob's call to end", WAIT, atBob::state,
                 s -> s == Call.State.ENDED || s == Call.State.REFUSED);
+        // the call's state changes before its listener hears of it: wait for what the assertions read
+        Await.until("bob's user to be told the call ended", WAIT, () -> bobSaw.events.contains("ended"),
+                () -> "bob's events: " + bobSaw.events);
         assertTrue(atBob.reason().contains("refused end to end by the far end's verdict: far end level FAILED is"
                 + " below the required UNATTESTED"), () -> "bob was told inside DTLS: " + atBob.reason());
         assertEquals(List.of("decided one hop ACCEPT", "decided end-to-end DTLS ACCEPT", "ended"), bobSaw.events,
