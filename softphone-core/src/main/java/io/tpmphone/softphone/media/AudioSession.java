@@ -33,9 +33,13 @@ import org.slf4j.LoggerFactory;
 public final class AudioSession implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(AudioSession.class);
 
-    /** RTP statistics (RTCP-based where noted), for the caller. */
+    /**
+     * RTP statistics, for the caller. {@code packetsSent} are the RTP packets that left encrypted, counted at the
+     * last point of our send path; {@code packetsWithheld} the ones stopped there because sending was off (hold,
+     * {@code recvonly}, {@code inactive}); received, loss and jitter are libjitsi's receiver statistics.
+     */
     public record Stats(long packetsSent, long packetsReceived, long packetsLost, double lossRate,
-                        double jitterMs) {
+                        double jitterMs, long packetsWithheld) {
     }
 
     private final DatagramSocket rtp;
@@ -56,6 +60,8 @@ public final class AudioSession implements AutoCloseable {
     private PcmSink sink = new PcmSink();
     private SoundServerLink soundServer;
     private MediaStream stream;
+    /** The last point of the outgoing RTP path, once started: closed while our direction has no "send". */
+    private SendGate gate;
     private boolean closed;
 
     private AudioSession(DatagramSocket rtp, DatagramSocket rtcp, java.util.concurrent.atomic.AtomicLong received,
@@ -226,6 +232,7 @@ public final class AudioSession implements AutoCloseable {
         }
         SuppliedKeySDesControl control = new SuppliedKeySDesControl(attribute(theirs), attribute(ours));
         control.setSrtpListener(new Listener());
+        gate = control.gate();
         MediaFormat format = opus ? ms.getFormatFactory().createMediaFormat(encoding, 48_000, 2)
                 : ms.getFormatFactory().createMediaFormat(encoding, 8000);
         MediaStream s = ms.createMediaStream(rtcpMux ? new DefaultStreamConnector(rtp, rtcp, true)
@@ -305,7 +312,11 @@ public final class AudioSession implements AutoCloseable {
         }
     }
 
-    /** Changes the stream's direction: sendrecv, sendonly, recvonly or inactive (hold and resume). */
+    /**
+     * Changes the stream's direction: sendrecv, sendonly, recvonly or inactive (hold and resume). Once this returns
+     * with a direction without "send", no RTP packet leaves (the {@link SendGate} is closed before libjitsi's send
+     * stream is stopped, so what its threads still had in flight is withheld too); RTCP goes on.
+     */
     public synchronized void direction(String direction) {
         MediaDirection d = switch (direction) {
             case "sendonly" -> MediaDirection.SENDONLY;
@@ -314,7 +325,13 @@ public final class AudioSession implements AutoCloseable {
             default -> MediaDirection.SENDRECV;
         };
         if (stream != null) {
+            if (!d.allowsSending()) {
+                gate.sending(false);
+            }
             stream.setDirection(d);
+            if (d.allowsSending()) {
+                gate.sending(true);
+            }
         }
     }
 
@@ -336,14 +353,13 @@ public final class AudioSession implements AutoCloseable {
     /** Packets, loss and jitter; loss and jitter of what we receive are our own RTP receiver statistics. */
     public synchronized Stats stats() {
         if (stream == null) {
-            return new Stats(0, 0, 0, 0, 0);
+            return new Stats(0, 0, 0, 0, 0, 0);
         }
         MediaStreamStats2 st = stream.getMediaStreamStats();
         st.updateStats();
-        var send = st.getSendStats();
         var receive = st.getReceiveStats();
-        return new Stats(send.getPackets(), receive.getPackets(), receive.getPacketsLost(), receive.getLossRate(),
-                receive.getJitter());
+        return new Stats(gate.sent(), receive.getPackets(), receive.getPacketsLost(), receive.getLossRate(),
+                receive.getJitter(), gate.withheld());
     }
 
     /** Whether {@link #close()} released the session's sockets. */

@@ -3,6 +3,7 @@ package io.tpmphone.softphone.media;
 import ch.imvs.sdes4j.srtp.SrtpCryptoAttribute;
 import ch.imvs.sdes4j.srtp.SrtpKeyParam;
 import java.util.Arrays;
+import org.jitsi.impl.neomedia.transform.PacketTransformer;
 import org.jitsi.impl.neomedia.transform.sdes.SDesControlImpl;
 import org.jitsi.impl.neomedia.transform.sdes.SDesTransformEngine;
 import org.jitsi.service.neomedia.event.SrtpListener;
@@ -20,16 +21,38 @@ import org.jitsi.utils.MediaType;
 final class SuppliedKeySDesControl extends SDesControlImpl {
     private final SrtpCryptoAttribute in;
     private final SrtpCryptoAttribute out;
+    private final SendGate gate;
 
     /** Takes ownership of the attributes: their key arrays are zeroed once the engine holds its own copies. */
     SuppliedKeySDesControl(SrtpCryptoAttribute in, SrtpCryptoAttribute out) {
         this.in = in;
         this.out = out;
         try {
-            transformEngine = new SDesTransformEngine(in, out);
+            GatedEngine engine = new GatedEngine(in, out);
+            transformEngine = engine;
+            gate = engine.gate;
         } finally {
             wipe(in);
             wipe(out);
+        }
+    }
+
+    /** The gate at the end of this control's outgoing RTP path (see {@link SendGate}). */
+    SendGate gate() {
+        return gate;
+    }
+
+    /** libjitsi's SDES engine, its RTP transformer behind our {@link SendGate}; SRTCP as it is. */
+    private static final class GatedEngine extends SDesTransformEngine {
+        final SendGate gate = new SendGate(super::getRTPTransformer);
+
+        GatedEngine(SrtpCryptoAttribute in, SrtpCryptoAttribute out) {
+            super(in, out);
+        }
+
+        @Override
+        public PacketTransformer getRTPTransformer() {
+            return gate; // also once cleaned up: the gate then drops, rather than libjitsi's chain skipping SRTP
         }
     }
 

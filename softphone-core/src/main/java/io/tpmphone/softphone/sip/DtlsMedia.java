@@ -31,8 +31,19 @@ final class DtlsMedia implements AutoCloseable {
 
     /** What the phone does with the far end's level, and with a failure after the decision. */
     interface Events {
-        /** Decides the call on the far end's level (on this call's DTLS thread): the policy, the user, the audit. */
-        CallPolicy.Decision decide(Call call, PeerAttestation farEnd, String evidenceDigest);
+        /**
+         * Decides the call on the far end's level (on this call's DTLS thread): the policy, the user, the audit.
+         * {@code callEnded}: the call ended (a CANCEL, a BYE, our user) while this side was appraising the far end;
+         * the decision is still made and recorded — the far end recorded its own on the same evidence, and the two
+         * records are joined by its digest — and nothing follows it (no verdict, no ringing, no SRTP).
+         */
+        CallPolicy.Decision decide(Call call, PeerAttestation farEnd, String evidenceDigest, boolean callEnded);
+
+        /**
+         * The call ended before this side had the far end's evidence appraised (the association was not complete):
+         * recorded explicitly as an end-to-end decision that was never made, {@code why} naming how far it got.
+         */
+        void endedUndecided(Call call, String why);
 
         /** The association broke, or SRTP could not start, after the decision: the call ends with {@code why}. */
         void failed(Call call, String why);
@@ -61,6 +72,12 @@ final class DtlsMedia implements AutoCloseable {
 
     /** How long an answered call whose far end attests waits for its verdict (sent at once) before starting SRTP. */
     static final Duration VERDICT_BEFORE_SRTP = Duration.ofSeconds(2);
+
+    /**
+     * Test hook: runs on a call's DTLS thread once the far end's evidence is appraised, before the decision (as a slow
+     * appraisal would take time there). Tests only, like {@link SipEvents#dropCancels}.
+     */
+    static volatile java.util.function.Consumer<Call> beforeDecision = c -> { };
 
     private final Call call;
     private final AudioSession audio;
@@ -134,29 +151,24 @@ final class DtlsMedia implements AutoCloseable {
             return;
         }
         association = a;
-        if (closed) {
-            // The far end refused in SIP while we appraised its evidence: its evidence, appraised, is what this
-            // call's record names (a genuine callee's 403 is not recorded as a FAILED far end).
-            if (call.farEndRefusal().isPresent()) {
-                try {
-                    events.decide(call, a.peer(), a.evidenceDigest().map(HexFormat.of()::formatHex).orElse(""));
-                } catch (RuntimeException e) {
-                    LOG.debug("call {}: deciding on the far end after its refusal failed: {}",
-                            UntrustedText.forTerminal(call.callId(), 200), e.toString());
-                }
-            }
-            a.close();
-            fail(new DtlsSrtpException(DtlsSrtpException.Reason.HANDSHAKE_FAILED, "the call ended during the DTLS"
-                    + " handshake"));
-            return;
-        }
+        beforeDecision.accept(call);
+        // A call that ended while the far end was being appraised (its CANCEL, or the far end's refusal in SIP, may
+        // overtake this side's appraisal under load) is still decided and recorded, on the far end's evidence: the
+        // far end's record names the same digest (a genuine callee's 403 is not recorded as a FAILED far end).
+        boolean ended = closed;
         CallPolicy.Decision d;
         try {
-            d = events.decide(call, a.peer(), a.evidenceDigest().map(HexFormat.of()::formatHex).orElse(""));
+            d = events.decide(call, a.peer(), a.evidenceDigest().map(HexFormat.of()::formatHex).orElse(""), ended);
         } catch (RuntimeException e) {
             a.close();
             fail(new DtlsSrtpException(DtlsSrtpException.Reason.HANDSHAKE_FAILED, "deciding on the far end failed: "
                     + e, e));
+            return;
+        }
+        if (ended) {
+            a.close();
+            fail(new DtlsSrtpException(DtlsSrtpException.Reason.HANDSHAKE_FAILED, "the call ended before its"
+                    + " end-to-end decision"));
             return;
         }
         if (d.action() == CallPolicy.Action.REJECT) {

@@ -143,8 +143,14 @@ final class EndToEndCalls implements AutoCloseable {
 
     private final DtlsMedia.Events events = new DtlsMedia.Events() {
         @Override
-        public CallPolicy.Decision decide(Call call, PeerAttestation farEnd, String evidenceDigest) {
+        public CallPolicy.Decision decide(Call call, PeerAttestation farEnd, String evidenceDigest,
+                                          boolean callEnded) {
             CallPolicy.Decision d = policy.decideEndToEnd(call.direction(), call.peerUri(), farEnd, evidenceDigest);
+            if (callEnded) {
+                d = new CallPolicy.Decision(d.action(), d.peerLevel(), d.requiredLevel(), d.rule(), d.reason()
+                        + " (the call had ended before this decision: nothing followed it)", d.established(),
+                        d.evidenceDigest());
+            }
             call.farEnd(farEnd, d);
             LOG.info("call {} {}: far end {} (end to end) → {}", UntrustedText.forTerminal(call.callId(), 200),
                     call.direction(), UntrustedText.forTerminal(farEnd.display(), 500), d.action());
@@ -199,10 +205,37 @@ final class EndToEndCalls implements AutoCloseable {
 
         @Override
         public void closedDuringSetup(Call call) {
-            // The far end's final refusal ended the call (and closed our association) before any decision: recorded
-            // once, naming what it said. Without one (our user hung up, the phone stops) there is nothing to record.
-            call.farEndRefusal().ifPresent(said -> recordNoAssociation(call, "FAR_END_REFUSED",
-                    "the far end refused the call before any association: " + said));
+            // The call ended (and closed our association) before any evidence was appraised. The far end's final
+            // refusal, when that is what ended it, is recorded naming what it said; otherwise (a CANCEL, our user
+            // hung up) that the call ended first — a record is owed either way, once, so both sides' decisions of
+            // one call can be joined.
+            Optional<String> said = call.farEndRefusal();
+            if (said.isPresent()) {
+                recordNoAssociation(call, "FAR_END_REFUSED", "the far end refused the call before any association: "
+                        + said.get());
+            } else {
+                endedUndecided(call, "DTLS-SRTP association not complete");
+            }
+        }
+
+        @Override
+        public void endedUndecided(Call call, String why) {
+            if (!call.claimNoAssociation()) {
+                return; // recorded already (once per call)
+            }
+            // No evidence was appraised: the far end's level is not known to this side. The record says so, with
+            // the rule that would have applied; REJECT, as nothing was or will be keyed.
+            PeerAttestation farEnd = new PeerAttestation(io.tpmphone.attestation.IntegrityLevel.UNATTESTED,
+                    Optional.empty(), "not appraised: the call ended first", Optional.empty(),
+                    java.time.Instant.now(), why);
+            CallPolicy.Decision policyWould = policy.decideEndToEnd(call.direction(), call.peerUri(), farEnd, "");
+            CallPolicy.Decision d = new CallPolicy.Decision(CallPolicy.Action.REJECT, farEnd.level(),
+                    policyWould.requiredLevel(), policyWould.rule(), "the call ended before this side decided on the"
+                    + " far end (" + why + ")", CallPolicy.END_TO_END, "");
+            call.farEnd(farEnd, d);
+            LOG.info("call {} {}: ended before its end-to-end decision ({})",
+                    UntrustedText.forTerminal(call.callId(), 200), call.direction(), why);
+            listener.decided(call, d);
         }
 
         @Override

@@ -616,8 +616,8 @@ final class IncomingCalls {
         }
         String ours = answerDirection(offer.direction());
         call.remoteSdp(offer);
+        call.audio().ifPresent(a -> a.direction(ours)); // first: once the call reports held, nothing is sent
         call.held(!offer.direction().equals("sendrecv"));
-        call.audio().ifPresent(a -> a.direction(ours));
         Response ok = sip.messages.createResponse(Response.OK, request);
         ok.addHeader(sip.contact(Signalling.transportOf(request)));
         SdesCrypto local = call.localCrypto().orElseThrow();
@@ -658,8 +658,8 @@ final class IncomingCalls {
             return;
         }
         String ours = answerDirection(offer.direction());
+        call.audio().ifPresent(a -> a.direction(ours)); // first: once the call reports held, nothing is sent
         call.held(!offer.direction().equals("sendrecv"));
-        call.audio().ifPresent(a -> a.direction(ours));
         Response ok = sip.messages.createResponse(Response.OK, request);
         ok.addHeader(sip.contact(Signalling.transportOf(request)));
         ok.setContent(media.dtlsSdp(call, endToEnd.ours(ourRole(current)), List.of(call.payloadType()), ours),

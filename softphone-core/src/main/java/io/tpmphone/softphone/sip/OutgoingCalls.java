@@ -400,9 +400,11 @@ final class OutgoingCalls {
             listener.ended(call);
             return;
         }
-        call.held(!answer.direction().equals("sendrecv"));
+        boolean held = !answer.direction().equals("sendrecv");
+        // the direction first: once the call reports held, nothing is sent
         call.audio().ifPresent(a -> a.direction(answer.direction().equals("inactive") ? "inactive"
-                : call.held() ? "sendonly" : "sendrecv"));
+                : held ? "sendonly" : "sendrecv"));
+        call.held(held);
     }
 
     /** What the SDP of the 2xx {@code r} changes of the early answer's media identity; empty when it has none. */
@@ -453,9 +455,11 @@ final class OutgoingCalls {
             problem = "the answer has no codec we offered: " + answer.payloadTypes();
         } else if (sameKey) {
             // a re-INVITE answered with the key of this very call: no replay
-            call.held(!answer.direction().equals("sendrecv"));
+            boolean held = !answer.direction().equals("sendrecv");
+            // the direction first: once the call reports held, nothing is sent
             call.audio().ifPresent(a -> a.direction(answer.direction().equals("inactive") ? "inactive"
-                    : call.held() ? "sendonly" : "sendrecv"));
+                    : held ? "sendonly" : "sendrecv"));
+            call.held(held);
         } else {
             Optional<String> replayed = keys.refused(theirs.get(), call.callId());
             if (replayed.isPresent()) {

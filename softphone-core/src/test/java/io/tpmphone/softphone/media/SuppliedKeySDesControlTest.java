@@ -1,6 +1,7 @@
 package io.tpmphone.softphone.media;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
@@ -34,6 +35,13 @@ class SuppliedKeySDesControlTest {
         ByteBuffer b = ByteBuffer.allocate(12 + payload.length);
         b.put((byte) 0x80).put((byte) 0).putShort((short) 4711).putInt(160 * 7).putInt(0x1234_5678).put(payload);
         return new RawPacket(b.array(), 0, b.capacity());
+    }
+
+    /** An RTP packet with sequence number {@code seq} (SRTP refuses to protect one sequence number twice). */
+    private static RawPacket rtp(byte[] payload, int seq) {
+        RawPacket p = rtp(payload);
+        p.setSequenceNumber(seq);
+        return p;
     }
 
     private static RawPacket copy(RawPacket p) {
@@ -83,5 +91,36 @@ class SuppliedKeySDesControlTest {
         assertArrayEquals(new byte[30], out.getKeyParams()[0].getKey());
         assertNotNull(c.getTransformEngine());
         assertThrows(IllegalStateException.class, c::createTransformEngine);
+    }
+
+    /**
+     * The gate at the end of the send path: once sending is off no RTP packet leaves (nor is encrypted), whatever
+     * libjitsi's send threads still hand it; once on again, packets are protected and counted as sent; an engine
+     * libjitsi cleaned up lets nothing out in the clear. (A held call's phone once sent a packet its send pipeline
+     * still had after the direction change: DtlsHoldIT under load.)
+     */
+    @Test
+    void theSendGate_withholdsEveryRtpPacketWhileSendingIsOff_andCountsWhatLeft() {
+        MediaEngine.service();
+        SuppliedKeySDesControl c = new SuppliedKeySDesControl(AudioSession.attribute(key(7)),
+                AudioSession.attribute(key(8)));
+        SendGate gate = c.gate();
+        byte[] payload = new byte[160];
+        assertNotNull(protect(c, rtp(payload, 1)), "sending: the packet leaves");
+        gate.sending(false);
+        RawPacket[] held = c.getTransformEngine().getRTPTransformer().transform(new RawPacket[] {rtp(payload, 2),
+                rtp(payload, 3), null});
+        assertArrayEquals(new RawPacket[3], held, "sending off: nothing leaves");
+        assertEquals(1, gate.sent(), "one left");
+        assertEquals(2, gate.withheld(), "two withheld");
+        gate.sending(true);
+        RawPacket again = protect(c, rtp(payload, 4));
+        assertNotNull(again, "sending again");
+        assertEquals(12 + 160 + 10, again.getLength(), "protected: " + again.getLength());
+        assertEquals(2, gate.sent());
+        c.getTransformEngine().cleanup();
+        assertNull(protect(c, rtp(payload, 5)), "no SRTP any more: nothing leaves in the clear");
+        assertEquals(2, gate.sent());
+        assertEquals(3, gate.withheld());
     }
 }

@@ -48,20 +48,18 @@ class DtlsHoldIT {
             Await.until("both sides to see the call held", WAIT, () -> call.held() && atBob.held(),
                     () -> "alice held " + call.held() + ", bob held " + atBob.held() + "; " + call.state() + " "
                             + call.reason() + " / " + atBob.state() + " " + atBob.reason());
-            // held (alice sendonly, bob recvonly): bob's packets stop while alice's go on; measured over 50 more of
-            // alice's packets reaching bob (1 s of 20 ms frames), after 10 for what was in flight
-            long bobGot = bobAudio.stats().packetsReceived();
-            Await.until("10 packets from alice after the hold", WAIT,
-                    () -> bobAudio.stats().packetsReceived() >= bobGot + 10, () -> bobAudio.stats().toString());
+            // held (alice sendonly, bob recvonly): once bob's phone reports the call held, no RTP packet of his leaves
+            // (counted at the last point of his send path, after SRTP), however late libjitsi's send threads run;
+            // alice's go on — measured over 50 of alice's packets reaching bob (1 s of 20 ms frames)
             long bobSentHeld = bobAudio.stats().packetsSent();
-            long aliceGotHeld = aliceAudio.stats().packetsReceived();
             long bobGotHeld = bobAudio.stats().packetsReceived();
-            Await.until("50 more packets from alice while held", WAIT,
+            Await.until("50 packets from alice while held", WAIT,
                     () -> bobAudio.stats().packetsReceived() >= bobGotHeld + 50, () -> bobAudio.stats().toString());
             assertEquals(bobSentHeld, bobAudio.stats().packetsSent(), () -> "bob sends nothing while held: "
                     + bobAudio.stats());
-            assertEquals(aliceGotHeld, aliceAudio.stats().packetsReceived(), () -> "alice gets nothing while held: "
-                    + aliceAudio.stats());
+            // what reached alice is at most what bob sent before the hold (loopback: nothing is duplicated)
+            assertTrue(aliceAudio.stats().packetsReceived() <= bobSentHeld, () -> "alice gets nothing sent while"
+                    + " held: bob sent " + bobSentHeld + " before it; alice " + aliceAudio.stats());
             // the far end resumes it (its re-offer keeps the association too; one re-INVITE at a time, no glare)
             bob.hold(atBob, false);
             Await.until("both sides to see the call resumed", WAIT, () -> !call.held() && !atBob.held()

@@ -70,6 +70,7 @@ class EndToEndCallIT {
     void close() throws Exception {
         SipEvents.dropCancels = false;
         SipEvents.dropInviteErrors = false;
+        DtlsMedia.beforeDecision = c -> { };
         for (AutoCloseable c : closing) {
             c.close();
         }
@@ -148,8 +149,9 @@ class EndToEndCallIT {
                 + " required UNATTESTED"), () -> "a 403 whose Warning names both levels: " + call.reason());
         Call atBob = bob.callById(call.callId()).orElseThrow();
         Await.until("bob's refusal", WAIT, atBob::state, s -> s == Call.State.REFUSED);
-        // the listener hears the end after the call's state changed (and on another thread): wait for what is asserted
-        Await.until("bob's listener to hear the call end", WAIT, () -> bobSaw.events.contains("ended"), b -> b);
+        // the call's state changes before its listener hears of it: wait for what the assertions read
+        Await.until("bob's user to be told the call ended", WAIT, () -> bobSaw.events.contains("ended"),
+                () -> "bob's events: " + bobSaw.events);
         assertFalse(bobSaw.events.contains("ringing"), () -> "bob's phone never rang: " + bobSaw.events);
         assertEquals(List.of("decided one hop ACCEPT", "decided end-to-end DTLS REJECT", "ended"), bobSaw.events,
                 () -> "bob's events: " + bobSaw.events);
@@ -162,8 +164,9 @@ class EndToEndCallIT {
     @Test
     void aCallerWhosePolicyRefusesTheCallee_cancelsBeforeItRings() throws Exception {
         TestHosts hosts = new TestHosts();
+        Seen aliceSaw = new Seen();
         Seen bobSaw = new Seen();
-        SipPhone alice = phone(hosts, "alice", "default FAILED accept end-to-end UNATTESTED", 1000, new Seen(), true);
+        SipPhone alice = phone(hosts, "alice", "default FAILED accept end-to-end UNATTESTED", 1000, aliceSaw, true);
         SipPhone bob = phone(hosts, "bob", "default FAILED accept", 440, bobSaw, true);
         Call call = alice.await(alice.call("sips:bob@bob", tls(bob)));
         assertEquals(Call.State.REFUSED, call.state(), call::toString);
@@ -172,16 +175,75 @@ class EndToEndCallIT {
         Call atBob = bob.callById(call.callId()).orElseThrow();
         Await.until("bob's call to end", WAIT, atBob::state,
                 s -> s == Call.State.ENDED || s == Call.State.REFUSED);
-        // the listener hears the end after the call's state changed (and on another thread): wait for what is asserted
-        Await.until("bob's listener to hear the call end", WAIT, () -> bobSaw.events.contains("ended"), b -> b);
-        // bob rings only once alice accepted him too: he never rang, and knows why with both levels — from alice's
-        // verdict inside DTLS or from her CANCEL's Reason header, whichever came first
-        assertEquals(List.of("decided one hop ACCEPT", "decided end-to-end DTLS ACCEPT", "ended"), bobSaw.events,
-                () -> "bob decided, never rang, and the call ended: " + bobSaw.events);
+        // the call's state changes before its listener hears of it: wait for what the assertions read
+        Await.until("bob's user to be told the call ended", WAIT, () -> bobSaw.events.contains("ended"),
+                () -> "bob's events: " + bobSaw.events);
+        // alice's appraisal of bob may finish before bob's of her, and her CANCEL overtake his decision: whichever
+        // came first, bob records exactly one end-to-end decision (on her evidence, or that the call ended before
+        // he decided), never rings, and the call ended
+        Await.until("bob's end-to-end decision", WAIT, () -> bobSaw.decisions.stream()
+                .anyMatch(CallPolicy.Decision::endToEnd), () -> "bob's events: " + bobSaw.events);
+        assertEquals("decided one hop ACCEPT", bobSaw.events.get(0), () -> "bob's events: " + bobSaw.events);
+        assertEquals(java.util.Set.of("decided one hop ACCEPT", "ended"), java.util.Set.copyOf(bobSaw.events
+                .stream().filter(e -> !e.startsWith("decided end-to-end")).toList()), () -> "bob's events: "
+                + bobSaw.events);
+        assertEquals(3, bobSaw.events.size(), () -> "bob decided, never rang, and the call ended: " + bobSaw.events);
+        CallPolicy.Decision b = endToEnd(bobSaw);
+        CallPolicy.Decision a = endToEnd(aliceSaw);
+        assertTrue(b.action() == CallPolicy.Action.ACCEPT && b.evidenceDigest().equals(a.evidenceDigest())
+                || b.action() == CallPolicy.Action.REJECT && b.reason().startsWith("the call ended before this side"
+                + " decided on the far end"), () -> "bob's record joins alice's (" + a + "): " + b);
+        // bob knows why with both levels — from alice's verdict inside DTLS or from her CANCEL's Reason header
         assertTrue(atBob.reason().contains("far end level FAILED is below the required UNATTESTED"),
                 () -> "bob is told why: " + atBob.reason());
         assertEquals(0, atBob.audio().orElseThrow().stats().packetsSent(), () -> "no SRTP left bob: "
                 + atBob.audio().orElseThrow().stats());
+    }
+
+    /**
+     * The race above made to happen: bob's decision waits (a test hook where a slow appraisal would take its time)
+     * until alice's CANCEL has ended his call. Bob still records his end-to-end decision on alice's evidence — the
+     * same evidence digest as alice's refusal, so the security team can join both sides' records — marked as made
+     * after the call's end; he never rings and sends no SRTP. Before, the ended call skipped bob's decision and his
+     * side of the call had no end-to-end record.
+     */
+    @Test
+    void aCallThatEndsWhileTheCalleeAppraises_stillRecordsTheCalleesDecision_onTheSameEvidence() throws Exception {
+        TestHosts hosts = new TestHosts();
+        Seen aliceSaw = new Seen();
+        Seen bobSaw = new Seen();
+        SipPhone alice = phone(hosts, "alice", "default FAILED accept end-to-end UNATTESTED", 1000, aliceSaw, true);
+        SipPhone bob = phone(hosts, "bob", "default FAILED accept", 440, bobSaw, true);
+        DtlsMedia.beforeDecision = c -> {
+            if (c.direction() == CallPolicy.Direction.IN) { // bob's user was told the call ended (after its state)
+                Await.until("bob's call to end before he decides", WAIT, () -> bobSaw.events.contains("ended"),
+                        () -> c.state() + "; bob's events: " + bobSaw.events);
+            }
+        };
+        Call call = alice.await(alice.call("sips:bob@bob", tls(bob)));
+        assertEquals(Call.State.REFUSED, call.state(), call::toString);
+        Call atBob = bob.callById(call.callId()).orElseThrow();
+        Await.until("bob's end-to-end decision", WAIT, () -> bobSaw.decisions.stream()
+                .anyMatch(CallPolicy.Decision::endToEnd), () -> "bob's events: " + bobSaw.events);
+        assertEquals(List.of("decided one hop ACCEPT", "ended", "decided end-to-end DTLS ACCEPT"), bobSaw.events,
+                () -> "bob's call ended, then he decided, and never rang: " + bobSaw.events);
+        CallPolicy.Decision a = endToEnd(aliceSaw);
+        CallPolicy.Decision b = endToEnd(bobSaw);
+        assertEquals(CallPolicy.Action.REJECT, a.action(), a::toString);
+        assertEquals(64, b.evidenceDigest().length(), b::toString);
+        assertEquals(a.evidenceDigest(), b.evidenceDigest(), "both sides' records name the same evidence digest");
+        assertTrue(b.reason().endsWith("(the call had ended before this decision: nothing followed it)"),
+                () -> "bob's record says the call had ended: " + b.reason());
+        assertTrue(atBob.reason().contains("far end level FAILED is below the required UNATTESTED"),
+                () -> "bob is told why by alice's CANCEL: " + atBob.reason());
+        assertEquals(0, atBob.audio().orElseThrow().stats().packetsSent(), () -> "no SRTP left bob: "
+                + atBob.audio().orElseThrow().stats());
+    }
+
+    private static CallPolicy.Decision endToEnd(Seen seen) {
+        List<CallPolicy.Decision> e2e = seen.decisions.stream().filter(CallPolicy.Decision::endToEnd).toList();
+        assertEquals(1, e2e.size(), () -> "one end-to-end decision: " + seen.decisions);
+        return e2e.get(0);
     }
 
     /**
@@ -203,8 +265,9 @@ class EndToEndCallIT {
         Call atBob = bob.callById(call.callId()).orElseThrow();
         Await.until("bob's call to end", WAIT, atBob::state,
                 s -> s == Call.State.ENDED || s == Call.State.REFUSED);
-        // the listener hears the end after the call's state changed (and on another thread): wait for what is asserted
-        Await.until("bob's listener to hear the call end", WAIT, () -> bobSaw.events.contains("ended"), b -> b);
+        // the call's state changes before its listener hears of it: wait for what the assertions read
+        Await.until("bob's user to be told the call ended", WAIT, () -> bobSaw.events.contains("ended"),
+                () -> "bob's events: " + bobSaw.events);
         assertTrue(atBob.reason().contains("refused end to end by the far end's verdict: far end level FAILED is"
                 + " below the required UNATTESTED"), () -> "bob was told inside DTLS: " + atBob.reason());
         assertEquals(List.of("decided one hop ACCEPT", "decided end-to-end DTLS ACCEPT", "ended"), bobSaw.events,
