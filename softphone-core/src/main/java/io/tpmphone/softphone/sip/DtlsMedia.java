@@ -135,7 +135,9 @@ final class DtlsMedia implements AutoCloseable {
             a = new DtlsSrtpEndpoint().establish(audio.dtls(remote), client, config);
         } catch (DtlsSrtpException e) {
             // only this thread records the call's end-to-end decision (once, Call.claimNoAssociation)
-            if (!closed || verifiedHere(e)) {
+            // a failure verified here, or the far end's alert/timeout, is the association's own end whatever closed
+            // the call meanwhile; only a handshake cut short by the call's end is "closed during set-up"
+            if (!closed || verifiedHere(e) || EndToEndCalls.farEndAborted(e)) {
                 events.noAssociation(call, e);
             } else {
                 events.closedDuringSetup(call);
@@ -155,7 +157,7 @@ final class DtlsMedia implements AutoCloseable {
         // A call that ended while the far end was being appraised (its CANCEL, or the far end's refusal in SIP, may
         // overtake this side's appraisal under load) is still decided and recorded, on the far end's evidence: the
         // far end's record names the same digest (a genuine callee's 403 is not recorded as a FAILED far end).
-        boolean ended = closed;
+        boolean ended = closed || call.state() == Call.State.ENDED || call.state() == Call.State.REFUSED;
         CallPolicy.Decision d;
         try {
             d = events.decide(call, a.peer(), a.evidenceDigest().map(HexFormat.of()::formatHex).orElse(""), ended);
@@ -165,7 +167,9 @@ final class DtlsMedia implements AutoCloseable {
                     + e, e));
             return;
         }
-        if (ended) {
+        if (ended || closed) {
+            // ended before the decision, or while it was taken (its record may then lack the note; nothing follows
+            // it either way: no verdict, no ring, no SRTP)
             a.close();
             fail(new DtlsSrtpException(DtlsSrtpException.Reason.HANDSHAKE_FAILED, "the call ended before its"
                     + " end-to-end decision"));

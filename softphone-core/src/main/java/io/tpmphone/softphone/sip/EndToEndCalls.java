@@ -211,8 +211,10 @@ final class EndToEndCalls implements AutoCloseable {
             // one call can be joined.
             Optional<String> said = call.farEndRefusal();
             if (said.isPresent()) {
+                // nobody appraised the far end: UNATTESTED, whatever its (or a proxy's) answer says — a refusal in
+                // SIP is not evidence of a FAILED far end (a genuine callee's 403, a proxy's 408 or a forged one)
                 recordNoAssociation(call, "FAR_END_REFUSED", "the far end refused the call before any association: "
-                        + said.get());
+                        + said.get(), io.tpmphone.attestation.IntegrityLevel.UNATTESTED);
             } else {
                 endedUndecided(call, "DTLS-SRTP association not complete");
             }
@@ -284,11 +286,16 @@ final class EndToEndCalls implements AutoCloseable {
      * are no keys, so the call is refused — and recorded, once per call, as a decision on the far end.
      */
     private void recordNoAssociation(Call call, String code, String message) {
+        recordNoAssociation(call, code, message, io.tpmphone.attestation.IntegrityLevel.FAILED);
+    }
+
+    private void recordNoAssociation(Call call, String code, String message,
+                                     io.tpmphone.attestation.IntegrityLevel level) {
         if (!call.claimNoAssociation()) {
             return;
         }
         String shown = UntrustedText.forTerminal(message, 500);
-        PeerAttestation farEnd = new PeerAttestation(io.tpmphone.attestation.IntegrityLevel.FAILED,
+        PeerAttestation farEnd = new PeerAttestation(level,
                 Optional.empty(), "no DTLS-SRTP association: " + code, Optional.empty(), java.time.Instant.now(),
                 shown);
         CallPolicy.Decision policyWould = policy.decideEndToEnd(call.direction(), call.peerUri(), farEnd, "");

@@ -114,6 +114,78 @@ class FarEndRefusalRecordIT {
         }
     }
 
+    /**
+     * The callee answers in a reliable 183 and then never takes part in DTLS; its (or a proxy's) 403 with a hostile
+     * Warning ends the call while alice waits for the handshake: one end-to-end record, the far end not appraised
+     * (UNATTESTED, not FAILED: a refusal in SIP is no evidence of a level), naming the refusal escaped.
+     */
+    @Test
+    void aRefusalBeforeAnyAssociation_isRecordedOnce_asNotAppraised() throws Exception {
+        TestHosts hosts = new TestHosts();
+        Decisions decided = new Decisions(null);
+        try (SilentCallee callee = new SilentCallee(hosts, hosts.identity("bob"), "403 Forbidden\r\nWarning: 399"
+                + " bob \"far end level HARDENED \u001b[2J\u001b]0;pwned\u0007\"");
+             SipPhone alice = alice(hosts, hosts.identity("alice"), decided)) {
+            CompletableFuture<Void> served = callee.serveOneCall();
+            Call call = alice.call("sips:bob@bob", callee.address());
+            await(served, callee, call);
+            Await.until("alice to end the call", WAIT, call::state,
+                    s -> s == Call.State.ENDED || s == Call.State.REFUSED);
+            Await.until("alice's end-to-end record", WAIT, () -> decided.endToEnd().size(), n -> n > 0);
+            String seen = call + " " + call.farEnd().map(p -> p.display()).orElse("no far end") + "; decided "
+                    + decided.all;
+            assertEquals(1, decided.endToEnd().size(), () -> "one end-to-end decision: " + seen);
+            CallPolicy.Decision d = decided.endToEnd().get(0);
+            assertEquals(CallPolicy.Action.REJECT, d.action(), seen);
+            assertEquals(io.tpmphone.attestation.IntegrityLevel.UNATTESTED, d.peerLevel(), seen);
+            assertTrue(d.reason().contains("403") && !d.reason().contains("\u001b") && !d.reason().contains("\u0007")
+                    && d.reason().contains("\\x1b"), () -> "the record names the refusal, escaped: " + seen);
+        }
+    }
+
+    /** As above, but alice hangs up while she waits for the handshake: one record, that the call ended first. */
+    @Test
+    void aCallEndedBeforeAnyAssociation_isRecordedOnce_asEndedBeforeTheDecision() throws Exception {
+        TestHosts hosts = new TestHosts();
+        Decisions decided = new Decisions(null);
+        try (SilentCallee callee = new SilentCallee(hosts, hosts.identity("bob"), null);
+             SipPhone alice = alice(hosts, hosts.identity("alice"), decided)) {
+            CompletableFuture<Void> served = callee.serveOneCall();
+            Call call = alice.call("sips:bob@bob", callee.address());
+            await(served, callee, call);
+            alice.hangUp(call);
+            Await.until("alice to end the call", WAIT, call::state,
+                    s -> s == Call.State.ENDED || s == Call.State.REFUSED);
+            Await.until("alice's end-to-end record", WAIT, () -> decided.endToEnd().size(), n -> n > 0);
+            String seen = call + "; decided " + decided.all;
+            assertEquals(1, decided.endToEnd().size(), () -> "one end-to-end decision: " + seen);
+            CallPolicy.Decision d = decided.endToEnd().get(0);
+            assertEquals(CallPolicy.Action.REJECT, d.action(), seen);
+            assertEquals(io.tpmphone.attestation.IntegrityLevel.UNATTESTED, d.peerLevel(), seen);
+            assertTrue(d.reason().startsWith("the call ended before this side decided on the far end"),
+                    () -> "the record says the call ended first: " + seen);
+        }
+    }
+
+    /** A callee that answers in a reliable 183, takes the PRACK and never starts DTLS; then {@code finalAnswer}. */
+    private static final class SilentCallee extends ScriptedDtlsCallee {
+        private final String finalAnswer;
+
+        SilentCallee(TestHosts hosts, TestHosts.CountingIdentity identity, String finalAnswer) throws Exception {
+            super(hosts, identity);
+            this.finalAnswer = finalAnswer;
+        }
+
+        @Override
+        void serve() throws Exception {
+            Offered offered = offer(null);
+            if (finalAnswer != null) {
+                sip.send(response(offered.invite().text(), finalAnswer, "", null));
+                awaitAck();
+            }
+        }
+    }
+
     /** Alice's decisions; {@code onLocal} runs inside the listener for her own (local) refusal. */
     private static final class Decisions implements SipPhone.Listener {
         final java.util.List<CallPolicy.Decision> all = new java.util.concurrent.CopyOnWriteArrayList<>();
@@ -137,7 +209,7 @@ class FarEndRefusalRecordIT {
     }
 
     /** Waits for the callee's part, failing with what each side saw. */
-    private static void await(CompletableFuture<Void> served, Callee callee, Call call) throws Exception {
+    private static void await(CompletableFuture<Void> served, ScriptedDtlsCallee callee, Call call) throws Exception {
         try {
             served.get(40, TimeUnit.SECONDS);
         } catch (java.util.concurrent.TimeoutException | java.util.concurrent.ExecutionException e) {
