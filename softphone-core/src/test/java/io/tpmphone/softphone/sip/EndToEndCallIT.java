@@ -148,6 +148,8 @@ class EndToEndCallIT {
                 + " required UNATTESTED"), () -> "a 403 whose Warning names both levels: " + call.reason());
         Call atBob = bob.callById(call.callId()).orElseThrow();
         Await.until("bob's refusal", WAIT, atBob::state, s -> s == Call.State.REFUSED);
+        Await.until("bob's listener to hear the end", WAIT, () -> List.copyOf(bobSaw.events),
+                e -> e.contains("ended"));
         assertFalse(bobSaw.events.contains("ringing"), () -> "bob's phone never rang: " + bobSaw.events);
         assertEquals(List.of("decided one hop ACCEPT", "decided end-to-end DTLS REJECT", "ended"), bobSaw.events,
                 () -> "bob's events: " + bobSaw.events);
@@ -170,6 +172,9 @@ class EndToEndCallIT {
         Call atBob = bob.callById(call.callId()).orElseThrow();
         Await.until("bob's call to end", WAIT, atBob::state,
                 s -> s == Call.State.ENDED || s == Call.State.REFUSED);
+        // the listener hears of the end once Call.ended() returned, i.e. after the call's audio closed: wait for it
+        Await.until("bob's listener to hear the end", WAIT, () -> List.copyOf(bobSaw.events),
+                e -> e.contains("ended"));
         // bob rings only once alice accepted him too: he never rang, and knows why with both levels — from alice's
         // verdict inside DTLS or from her CANCEL's Reason header, whichever came first
         assertEquals(List.of("decided one hop ACCEPT", "decided end-to-end DTLS ACCEPT", "ended"), bobSaw.events,
