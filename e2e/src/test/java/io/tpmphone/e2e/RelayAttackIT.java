@@ -327,6 +327,10 @@ class RelayAttackIT {
                 assertTrue(aliceSaw.decided.stream().anyMatch(d -> d.endToEnd()
                                 && d.action() == CallPolicy.Action.REJECT && d.reason().contains("refused by this phone")),
                         () -> "alice decided to refuse (her TPM would not sign): " + aliceSaw.decided);
+                // bob's end-to-end decision is written by his call's DTLS thread, which may finish after the 500
+                // ended the call: wait for it, then say what it is
+                Await.until("bob's end-to-end decision", Duration.ofSeconds(15),
+                        () -> bobSaw.decided.stream().anyMatch(CallPolicy.Decision::endToEnd), b -> b);
                 // FAILED when alice's alert ended the handshake (no association); UNATTESTED ("not appraised") when
                 // her 500 through the proxy closed bob's side first: a SIP refusal is not evidence of a level
                 assertTrue(bobSaw.decided.stream().anyMatch(d -> d.endToEnd()
