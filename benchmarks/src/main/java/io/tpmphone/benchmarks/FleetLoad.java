@@ -118,7 +118,8 @@ public final class FleetLoad {
                         long cycles, long errors, long late, double p50Millis, double p99Millis, double maxMillis,
                         double serverCpuMillisPerAppraisal, double loadCpuMillisPerAppraisal, long realHostCycles,
                         long realHostErrors,
-                        double realHostP50Millis, List<String> firstErrors, Map<String, Long> errorKinds) {
+                        double realHostP50Millis, long handshakes, List<String> firstErrors,
+                        Map<String, Long> errorKinds) {
         public Phase {
             firstErrors = List.copyOf(firstErrors);
             errorKinds = Map.copyOf(errorKinds);
@@ -137,8 +138,11 @@ public final class FleetLoad {
         }
     }
 
-    /** One instance the hosts attest at. */
-    private record Instance(ServerProcess server, HttpClient http) {
+    /**
+     * One instance the hosts attest at: {@code http} for the swtpm hosts and enrollment, {@code tls} for the software
+     * hosts' own connections ({@link HostConnection}).
+     */
+    private record Instance(ServerProcess server, HttpClient http, javax.net.ssl.SSLSocketFactory tls) {
     }
 
     /** A swtpm host of the cross-check. */
@@ -315,7 +319,7 @@ public final class FleetLoad {
         tls.init(null, tmf.getTrustManagers(), null);
         HttpClient http = HttpClient.newBuilder().sslContext(tls).connectTimeout(REQUEST_TIMEOUT)
                 .version(HttpClient.Version.HTTP_1_1).build();
-        return new Instance(server, http);
+        return new Instance(server, http, tls.getSocketFactory());
     }
 
     /** Enrolls the fleet (several at a time) and the swtpm hosts through {@code at}, as agents enroll. */
@@ -373,6 +377,14 @@ public final class FleetLoad {
             return th;
         });
         ExecutorService tpmWork = Executors.newFixedThreadPool(Math.max(1, real.size()));
+        // A thread per cycle in flight, at most one per host (a host skips a cycle while its last one runs): a fleet
+        // of N agents has at most N requests in flight, each on its agent's one connection.
+        ExecutorService hostWork = Executors.newCachedThreadPool(r -> {
+            Thread th = new Thread(r, "fleet-host");
+            th.setDaemon(true);
+            return th;
+        });
+        List<HostConnection> connections = new ArrayList<>(fleet.size());
         AtomicBoolean stop = new AtomicBoolean();
         SecureRandom random = new SecureRandom();
         long start = System.nanoTime();
@@ -381,6 +393,8 @@ public final class FleetLoad {
         try {
             for (SoftwareHost h : fleet) {
                 Instance at = instances.get(Math.floorMod(h.name().hashCode(), instances.size()));
+                HostConnection connection = new HostConnection(at.tls(), at.server().uri(), AttestationClient.KEEP_ALIVE);
+                connections.add(connection);
                 AtomicBoolean busy = new AtomicBoolean();
                 timer.scheduleAtFixedRate(() -> {
                     if (stop.get()) {
@@ -391,7 +405,13 @@ public final class FleetLoad {
                         return;
                     }
                     long now = System.nanoTime();
-                    t.started(cycle(h, at, selection, t).whenComplete((v, e) -> busy.set(false)), now);
+                    t.started(CompletableFuture.runAsync(() -> {
+                        try {
+                            cycle(h, connection, t);
+                        } finally {
+                            busy.set(false);
+                        }
+                    }, hostWork), now);
                 }, (long) (random.nextDouble() * period), period, TimeUnit.NANOSECONDS);
             }
             for (RealHost h : real) {
@@ -414,6 +434,7 @@ public final class FleetLoad {
             sleepUntil(t.windowStart);
             double cpuAtStart = cpu(instances);
             double loadAtStart = ownCpuSeconds();
+            long handshakesAtStart = opened(connections);
             sleepUntil(t.windowEnd);
             stop.set(true);
             try {
@@ -426,6 +447,7 @@ public final class FleetLoad {
             }
             double cpu = cpu(instances) - cpuAtStart;
             double load = ownCpuSeconds() - loadAtStart;
+            long handshakes = opened(connections) - handshakesAtStart;
             long unanswered = t.windowCycles.stream().filter(f -> !f.isDone()).count();
             if (unanswered > 0) { // neither an answer nor a time-out yet: an error, not left out of the figures
                 t.errors.addAndGet(unanswered);
@@ -442,7 +464,7 @@ public final class FleetLoad {
                     cycles, t.errors.get(), t.late.get(), percentile(sorted, 50), percentile(sorted, 99),
                     percentile(sorted, 100), cycles == 0 ? 0 : cpu * 1000 / cycles,
                     cycles == 0 ? 0 : load * 1000 / cycles, realSorted.length,
-                    t.realErrors.get(), percentile(realSorted, 50), new ArrayList<>(t.firstErrors),
+                    t.realErrors.get(), percentile(realSorted, 50), handshakes, new ArrayList<>(t.firstErrors),
                     t.errorKinds.entrySet().stream().collect(java.util.stream.Collectors.toMap(Map.Entry::getKey,
                             x -> x.getValue().get())));
         } finally {
@@ -450,67 +472,67 @@ public final class FleetLoad {
             timer.shutdownNow();
             tpmWork.shutdownNow();
             tpmWork.awaitTermination(30, TimeUnit.SECONDS);
+            hostWork.shutdownNow();
+            hostWork.awaitTermination(30, TimeUnit.SECONDS);
+            connections.forEach(HostConnection::close);
         }
     }
 
-    /** Nonce request, quote, appraisal, asynchronously; records a cycle that started in the window. */
-    private static CompletableFuture<Void> cycle(SoftwareHost h, Instance at, PcrSelection selection, Tally t) {
+    /**
+     * Nonce request, quote, appraisal on the host's own connection, on the caller's thread; records a cycle that
+     * started in the window. Failures are counted, never thrown.
+     */
+    private static void cycle(SoftwareHost h, HostConnection connection, Tally t) {
         long t0 = System.nanoTime();
         boolean measured = t0 >= t.windowStart && t0 < t.windowEnd;
-        CompletableFuture<Void> done;
         try {
             io.tpmphone.attestation.NonceRequest request = h.nonceRequest(System.currentTimeMillis());
             Map<String, Object> body = new LinkedHashMap<>();
             body.put("akId", request.akId());
             body.put("requestedAt", request.requestedAt());
             body.put("signature", Base64.getEncoder().encodeToString(h.sign(request.encoded())));
-            done = at.http().sendAsync(post(at, "/v1/nonces", JSON.writeValueAsString(body)),
-                    HttpResponse.BodyHandlers.ofString()).thenCompose(grant -> {
-                        if (grant.statusCode() != 200) {
-                            throw new IllegalStateException("POST /v1/nonces: HTTP " + grant.statusCode() + " "
-                                    + grant.body());
-                        }
-                        try {
-                            JsonNode g = JSON.readTree(grant.body());
-                            byte[] nonce = HexFormat.of().parseHex(g.get("nonce").asText());
-                            TpmQuote quote = h.quote(PcrSelection.parse(g.get("pcrSelection").asText()), nonce);
-                            String appraisal = JSON.writeValueAsString(HostAttestation.appraisalRequest(h.akId(),
-                                    nonce, quote, h.log()));
-                            return at.http().sendAsync(post(at, "/v1/appraisals", appraisal),
-                                    HttpResponse.BodyHandlers.ofString());
-                        } catch (Exception e) {
-                            throw new IllegalStateException(e);
-                        }
-                    }).thenAccept(r -> {
-                        String level = null;
-                        if (r.statusCode() == 200) {
-                            try {
-                                level = JSON.readTree(r.body()).path("level").asText();
-                            } catch (IOException e) {
-                                level = "unreadable";
-                            }
-                        }
-                        if (!"MEASURED".equals(level)) {
-                            throw new IllegalStateException("POST /v1/appraisals: HTTP " + r.statusCode() + " "
-                                    + r.body());
-                        }
-                        t.acknowledged.incrementAndGet();
-                        if (measured) {
-                            t.latencies.add(System.nanoTime() - t0);
-                        }
-                    });
-        } catch (Exception e) {
-            done = CompletableFuture.failedFuture(e);
-        }
-        return done.whenComplete((v, e) -> {
-            if (e != null && measured) {
-                t.errors.incrementAndGet();
-                t.kind(e.getCause() != null ? e.getCause() : e);
-                t.error(h.name() + ": " + (e.getCause() != null ? e.getCause() : e));
-            } else if (e != null) {
-                LOG.warn("{} (warm-up): {}", h.name(), String.valueOf(e.getCause() != null ? e.getCause() : e));
+            HostConnection.Response grant = connection.post("/v1/nonces", JSON.writeValueAsString(body),
+                    REQUEST_TIMEOUT);
+            if (grant.status() != 200) {
+                throw new IllegalStateException("POST /v1/nonces: HTTP " + grant.status() + " " + grant.body());
             }
-        }).exceptionally(e -> null);
+            JsonNode g = JSON.readTree(grant.body());
+            byte[] nonce = HexFormat.of().parseHex(g.get("nonce").asText());
+            TpmQuote quote = h.quote(PcrSelection.parse(g.get("pcrSelection").asText()), nonce);
+            HostConnection.Response r = connection.post("/v1/appraisals", JSON.writeValueAsString(
+                    HostAttestation.appraisalRequest(h.akId(), nonce, quote, h.log())), REQUEST_TIMEOUT);
+            String level = null;
+            if (r.status() == 200) {
+                try {
+                    level = JSON.readTree(r.body()).path("level").asText();
+                } catch (IOException e) {
+                    level = "unreadable";
+                }
+            }
+            if (!"MEASURED".equals(level)) {
+                throw new IllegalStateException("POST /v1/appraisals: HTTP " + r.status() + " " + r.body());
+            }
+            t.acknowledged.incrementAndGet();
+            if (measured) {
+                t.latencies.add(System.nanoTime() - t0);
+            }
+        } catch (Exception e) {
+            if (measured) {
+                t.errors.incrementAndGet();
+                t.kind(e);
+                t.error(h.name() + ": " + e);
+            } else {
+                LOG.warn("{} (warm-up): {}", h.name(), e.toString());
+            }
+        }
+    }
+
+    private static long opened(List<HostConnection> connections) {
+        long n = 0;
+        for (HostConnection c : connections) {
+            n += c.opened();
+        }
+        return n;
     }
 
     /** The same cycle through a real swtpm, as {@link HttpsAppraisalLoad} does it. */
@@ -608,15 +630,15 @@ public final class FleetLoad {
     /** For the command's table: the rows as they print. */
     static List<String> table(Report r) {
         List<String> lines = new ArrayList<>();
-        lines.add(String.format(java.util.Locale.ROOT, "%-10s %4s %6s %8s %8s %8s %6s %5s %8s %8s %8s %9s %10s %6s",
+        lines.add(String.format(java.util.Locale.ROOT, "%-10s %4s %6s %8s %8s %8s %6s %5s %8s %8s %8s %9s %10s %10s %6s",
                 "backend", "inst", "hosts", "target/s", "done/s", "cycles", "errors", "late", "p50 ms", "p99 ms",
-                "max ms", "cpu ms/ap", "load ms/ap", "swtpm"));
+                "max ms", "cpu ms/ap", "load ms/ap", "handshakes", "swtpm"));
         for (Phase p : r.phases()) {
             lines.add(String.format(java.util.Locale.ROOT,
-                    "%-10s %4d %6d %8.1f %8.1f %8d %6d %5d %8.1f %8.1f %8.1f %9.2f %10.2f %6s", p.backend(),
+                    "%-10s %4d %6d %8.1f %8.1f %8d %6d %5d %8.1f %8.1f %8.1f %9.2f %10.2f %10d %6s", p.backend(),
                     p.instances(), p.hosts(), p.targetPerSecond(), p.appraisalsPerSecond(), p.cycles(), p.errors(),
                     p.late(), p.p50Millis(), p.p99Millis(), p.maxMillis(), p.serverCpuMillisPerAppraisal(),
-                    p.loadCpuMillisPerAppraisal(),
+                    p.loadCpuMillisPerAppraisal(), p.handshakes(),
                     p.realHostCycles() + "/" + p.realHostErrors()));
         }
         return lines;
