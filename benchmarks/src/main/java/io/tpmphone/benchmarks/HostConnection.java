@@ -74,7 +74,12 @@ final class HostConnection implements AutoCloseable {
                 close(); // idle too long: the agent's client drops it before the server would
             }
             if (socket == null) {
-                connect(deadline);
+                try {
+                    connect(deadline);
+                } catch (SocketTimeoutException e) {
+                    throw new SocketTimeoutException("connect and TLS handshake timed out (" + timeout.toMillis()
+                            + " ms for the request)");
+                }
             }
             byte[] body = json.getBytes(StandardCharsets.UTF_8);
             String head = "POST " + path + " HTTP/1.1\r\nHost: " + server.getHost() + ":" + server.getPort()
@@ -88,6 +93,9 @@ final class HostConnection implements AutoCloseable {
             done = true;
             return r;
         } catch (SocketTimeoutException e) {
+            if (e.getMessage() != null && e.getMessage().startsWith("connect and TLS")) {
+                throw e;
+            }
             throw new SocketTimeoutException("request timed out (" + timeout.toMillis() + " ms)");
         } finally {
             if (!done) {

@@ -177,9 +177,24 @@ class HostConnectionTest {
                     () -> c.post("/v1/appraisals", "{}", Duration.ofMillis(500)));
             double seconds = (System.nanoTime() - t0) / 1e9;
             assertTrue(seconds >= 0.45 && seconds < 5, "the time-out came after " + seconds + " s (deadline 0.5 s)");
-            assertTrue(e.getMessage().contains("timed out"), "the error says what happened: " + e.getMessage());
+            assertTrue(e.getMessage().startsWith("request timed out"), "the error says what happened: "
+                    + e.getMessage());
             assertThrows(SocketTimeoutException.class, () -> c.post("/v1/appraisals", "{}", Duration.ofMillis(200)));
             assertEquals(2, c.opened(), "the timed-out connection was closed, the next request opened another");
+        }
+    }
+
+    @Test
+    void aServerThatNeverCompletesTheHandshake_isAConnectTimeout() throws Exception {
+        // A plain TCP listener: the kernel accepts the connection, nobody answers the ClientHello.
+        ServerSocket silent = new ServerSocket(0, 16, InetAddress.getLoopbackAddress());
+        started.add(silent);
+        try (HostConnection c = new HostConnection(clientTls.getSocketFactory(),
+                URI.create("https://127.0.0.1:" + silent.getLocalPort()), LONG)) {
+            SocketTimeoutException e = assertThrows(SocketTimeoutException.class,
+                    () -> c.post("/v1/nonces", "{}", Duration.ofMillis(500)));
+            assertTrue(e.getMessage().startsWith("connect and TLS handshake timed out"), "said: " + e.getMessage());
+            assertEquals(0, c.opened(), "no connection counted as opened without a completed handshake");
         }
     }
 
