@@ -55,9 +55,10 @@ import org.slf4j.LoggerFactory;
  * its AK, then a quote and the event log appraised), against server instances that run as {@code tpmphone server}
  * processes of their own, so that the server's CPU time is read apart from the load's.
  *
- * <p>Open loop: each host starts at a random point of the first interval and then keeps its period, whether or not
- * the server keeps up; a host whose previous cycle has not ended when its next is due skips it (counted as
- * {@code late}). The first interval warms up (the JIT, connection pools); the next {@code --seconds} are measured:
+ * <p>Open loop: the hosts join the schedule {@link #JOINING_PER_SECOND} a second (over at least one interval), each
+ * opening its own connection ({@link HostConnection}) at its first cycle, and then each keeps its period whether or
+ * not the server keeps up; a host whose previous cycle has not ended when its next is due skips it (counted as
+ * {@code late}). Joining and one more interval warm up (connections, the JIT); the next {@code --seconds} are measured:
  * cycles started in that window, their latency (nonce request to appraisal answer), the appraisals per second and
  * the server's CPU time from the window's start until the last of them ended, per appraisal. Every appraisal must be
  * 200 {@code MEASURED}; anything else is an error, and the first few are reported.
@@ -72,6 +73,14 @@ public final class FleetLoad {
     private static final String ADMIN_TOKEN = "fleet-benchmark-admin-token-0123456789";
     private static final Duration REQUEST_TIMEOUT = Duration.ofSeconds(30);
     private static final int ENROLLING_THREADS = 8;
+    /**
+     * How many software hosts join the schedule per second at a phase's start (each joining opens its connection: a
+     * TLS handshake on both sides of this machine's cores). A fleet's agents start over hours, not all in one
+     * interval; 10,000 hosts joining within one 30 s interval (333 handshakes/s besides the appraisals, with the
+     * hosts' half of each handshake on the same two cores) overloaded the machine and never recovered
+     * (benchmarks/README.md, "Why the fleet collapsed").
+     */
+    static final int JOINING_PER_SECOND = 100;
 
     private FleetLoad() {
     }
@@ -388,11 +397,16 @@ public final class FleetLoad {
         AtomicBoolean stop = new AtomicBoolean();
         SecureRandom random = new SecureRandom();
         long start = System.nanoTime();
-        t.windowStart = start + period;
+        // Hosts join at JOINING_PER_SECOND, and at least over one interval (so their phases spread over it); the
+        // window starts one interval after the last has joined.
+        long joining = Math.max(period, (long) (fleet.size() * 1e9 / JOINING_PER_SECOND));
+        t.windowStart = start + joining + period;
         t.windowEnd = t.windowStart + o.seconds().toNanos();
         try {
-            for (SoftwareHost h : fleet) {
+            for (int i = 0; i < fleet.size(); i++) {
+                SoftwareHost h = fleet.get(i);
                 Instance at = instances.get(Math.floorMod(h.name().hashCode(), instances.size()));
+                long joins = (long) ((i + random.nextDouble()) * joining / fleet.size());
                 HostConnection connection = new HostConnection(at.tls(), at.server().uri(), AttestationClient.KEEP_ALIVE);
                 connections.add(connection);
                 AtomicBoolean busy = new AtomicBoolean();
@@ -412,7 +426,7 @@ public final class FleetLoad {
                             busy.set(false);
                         }
                     }, hostWork), now);
-                }, (long) (random.nextDouble() * period), period, TimeUnit.NANOSECONDS);
+                }, joins, period, TimeUnit.NANOSECONDS);
             }
             for (RealHost h : real) {
                 Instance at = instances.get(Math.floorMod(h.tpm().name().hashCode(), instances.size()));
