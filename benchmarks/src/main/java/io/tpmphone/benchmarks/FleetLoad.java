@@ -407,7 +407,8 @@ public final class FleetLoad {
                 SoftwareHost h = fleet.get(i);
                 Instance at = instances.get(Math.floorMod(h.name().hashCode(), instances.size()));
                 long joins = (long) ((i + random.nextDouble()) * joining / fleet.size());
-                HostConnection connection = new HostConnection(at.tls(), at.server().uri(), AttestationClient.KEEP_ALIVE);
+                HostConnection connection = new HostConnection(at.tls(), at.server().uri(),
+                        AttestationClient.KEEP_ALIVE);
                 connections.add(connection);
                 AtomicBoolean busy = new AtomicBoolean();
                 timer.scheduleAtFixedRate(() -> {
@@ -644,7 +645,8 @@ public final class FleetLoad {
     /** For the command's table: the rows as they print. */
     static List<String> table(Report r) {
         List<String> lines = new ArrayList<>();
-        lines.add(String.format(java.util.Locale.ROOT, "%-10s %4s %6s %8s %8s %8s %6s %5s %8s %8s %8s %9s %10s %10s %6s",
+        lines.add(String.format(java.util.Locale.ROOT,
+                "%-10s %4s %6s %8s %8s %8s %6s %5s %8s %8s %8s %9s %10s %10s %6s",
                 "backend", "inst", "hosts", "target/s", "done/s", "cycles", "errors", "late", "p50 ms", "p99 ms",
                 "max ms", "cpu ms/ap", "load ms/ap", "handshakes", "swtpm"));
         for (Phase p : r.phases()) {
