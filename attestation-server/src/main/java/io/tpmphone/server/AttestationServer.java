@@ -67,6 +67,8 @@ public final class AttestationServer implements AutoCloseable {
      * and its TLS session state, not a thread.
      */
     public static final Duration CONNECTION_IDLE_TIMEOUT = Duration.ofSeconds(120);
+    /** How long a connection may stay idle once the server stops (see {@link #close()}). */
+    static final Duration SHUTDOWN_IDLE_TIMEOUT = Duration.ofMillis(50);
 
     private final Server jetty;
     private final ServerConnector connector;
@@ -225,6 +227,10 @@ public final class AttestationServer implements AutoCloseable {
         connector.setHost(b.host);
         connector.setPort(b.port);
         connector.setIdleTimeout(CONNECTION_IDLE_TIMEOUT.toMillis());
+        // On stop, Jetty lets requests in flight finish, then waits for every connection to close, cutting each one's
+        // idle timeout to this. Jetty's default (1 s) made every stop with a client's idle keep-alive connection open
+        // (an agent's, a console's) last a second waiting for it; a connection with no request has nothing to finish.
+        connector.setShutdownIdleTimeout(SHUTDOWN_IDLE_TIMEOUT.toMillis());
         jetty.addConnector(connector);
         // The console answers /ui and /ui/...; everything else falls through to the API.
         jetty.setHandler(new Handler.Sequence(console, api));
