@@ -67,6 +67,8 @@ public final class AttestationServer implements AutoCloseable {
      * and its TLS session state, not a thread.
      */
     public static final Duration CONNECTION_IDLE_TIMEOUT = Duration.ofSeconds(120);
+    /** How long a connection may stay idle once the server stops (see {@link #close()}). */
+    static final Duration SHUTDOWN_IDLE_TIMEOUT = Duration.ofMillis(50);
 
     private final Server jetty;
     private final ServerConnector connector;
@@ -101,7 +103,7 @@ public final class AttestationServer implements AutoCloseable {
             // On PostgreSQL the audit log is the cluster's one chain, in the registry's database.
             auditLog = opened.shared() ? AuditLog.openShared(opened.database().dataSource(),
                     opened.database().description(), AuditSigner.ecdsa(identity.resultKeyPair()),
-                    AuditLog.Options.defaults())
+                    AuditLog.Options.builder().signerLease(b.auditSignerLease).writerLease(b.auditWriterLease).build())
                     : AuditLog.open(b.stateDirectory.resolve("audit.db"), AuditSigner.ecdsa(identity.resultKeyPair()),
                     AuditLog.Options.defaults());
         } catch (Exception e) {
@@ -225,6 +227,10 @@ public final class AttestationServer implements AutoCloseable {
         connector.setHost(b.host);
         connector.setPort(b.port);
         connector.setIdleTimeout(CONNECTION_IDLE_TIMEOUT.toMillis());
+        // On stop, Jetty lets requests in flight finish, then waits for every connection to close, cutting each one's
+        // idle timeout to this. Jetty's default (1 s) made every stop with a client's idle keep-alive connection open
+        // (an agent's, a console's) last a second waiting for it; a connection with no request has nothing to finish.
+        connector.setShutdownIdleTimeout(SHUTDOWN_IDLE_TIMEOUT.toMillis());
         jetty.addConnector(connector);
         // The console answers /ui and /ui/...; everything else falls through to the API.
         jetty.setHandler(new Handler.Sequence(console, api));
@@ -439,6 +445,8 @@ public final class AttestationServer implements AutoCloseable {
         private Path ocsfFile;
         private Path tlsCertificateChain;
         private Path tlsPrivateKey;
+        private Duration auditSignerLease = AuditLog.Options.DEFAULT_SIGNER_LEASE;
+        private Duration auditWriterLease = AuditLog.Options.DEFAULT_WRITER_LEASE;
 
         private Builder() {
         }
@@ -496,6 +504,33 @@ public final class AttestationServer implements AutoCloseable {
             } finally {
                 java.util.Arrays.fill(content, (byte) 0);
             }
+            return this;
+        }
+
+        /**
+         * With {@link #database}: how long the shared audit chain's checkpoint signer lease lasts without renewal,
+         * that is how soon another instance takes over time checkpoints and head refreshes after the signer died
+         * (default 3 s, 2 s to 5 min; docs/operations.md). Give every instance the same value.
+         *
+         * @throws IllegalArgumentException outside those bounds
+         */
+        public Builder auditSignerLease(Duration lease) {
+            AuditLog.Options.builder().signerLease(lease);
+            this.auditSignerLease = lease;
+            return this;
+        }
+
+        /**
+         * With {@link #database}: how long an instance's audit writer lease lasts without renewal, that is how long
+         * a dead instance still counts as a writer, and the longest the last instance to stop waits for that before
+         * it signs the closing checkpoint (default 10 s, 4 s to 5 min; docs/operations.md). Give every instance the
+         * same value.
+         *
+         * @throws IllegalArgumentException outside those bounds
+         */
+        public Builder auditWriterLease(Duration lease) {
+            AuditLog.Options.builder().writerLease(lease);
+            this.auditWriterLease = lease;
             return this;
         }
 

@@ -84,10 +84,54 @@ class FleetFailoverIT {
         return out;
     }
 
+    /**
+     * Runs commands that do not depend on each other at once, each a JVM of its own (most of a command's time is its
+     * JVM starting, which two cores do two at a time), and returns their outputs in order; each must exit 0.
+     */
+    private List<String> runAll(List<String[]> commands) throws Exception {
+        List<Process> started = new ArrayList<>();
+        List<Path> logs = new ArrayList<>();
+        List<Path> outs = new ArrayList<>();
+        try {
+            for (String[] args : commands) {
+                Path log = Files.createTempFile(dir, "cmd-", ".log");
+                Path out = Files.createTempFile(dir, "out-", ".txt");
+                logs.add(log);
+                outs.add(out);
+                started.add(tpmphone(log, args).redirectOutput(out.toFile()).start());
+            }
+            List<String> outputs = new ArrayList<>();
+            for (int i = 0; i < started.size(); i++) {
+                Process p = started.get(i);
+                String command = String.join(" ", commands.get(i));
+                Path log = logs.get(i);
+                assertTrue(p.waitFor(120, TimeUnit.SECONDS), () -> "tpmphone " + command
+                        + " finished within 120 s; stderr: " + read(log));
+                String out = Files.readString(outs.get(i));
+                assertEquals(0, p.exitValue(), () -> "tpmphone " + command + " failed: " + read(log) + out);
+                outputs.add(out);
+            }
+            return outputs;
+        } finally {
+            for (Process p : started) {
+                p.destroyForcibly(); // only those still running after a failed assertion
+            }
+        }
+    }
+
     /** Starts a long-running command and waits for a stdout line starting with {@code prefix}. */
     private Process start(String prefix, Path log, String... args) throws Exception {
+        return awaitFirstLine(launch(log, args), prefix, log, args);
+    }
+
+    private Process launch(Path log, String... args) throws Exception {
         Process p = tpmphone(log, args).start();
         processes.add(p);
+        return p;
+    }
+
+    /** Waits for {@code p}'s first stdout line, which must start with {@code prefix}, then drains the rest. */
+    private static Process awaitFirstLine(Process p, String prefix, Path log, String... args) throws Exception {
         BufferedReader out = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
         String line = out.readLine();
         assertTrue(line != null && line.startsWith(prefix), () -> "expected '" + prefix + "…' from tpmphone "
@@ -134,8 +178,12 @@ class FleetFailoverIT {
         TestCertificateAuthority ca = TestCertificateAuthority.create(dir.resolve("ca"), "tpmphone fleet CA");
         List<String> ekCas = new ArrayList<>();
         Map<String, String> tpmUris = new java.util.LinkedHashMap<>();
-        for (String h : List.of(HOSTS.get(0), HOSTS.get(1), "fleetload")) {
-            JsonNode tpm = JSON.readTree(run("swtpm", "start", "--name", h, "--ek-cert", "--json"));
+        List<String> tpmHosts = List.of(HOSTS.get(0), HOSTS.get(1), "fleetload");
+        List<String> tpmsStarted = runAll(tpmHosts.stream().map(h -> new String[] {"swtpm", "start", "--name", h,
+                "--ek-cert", "--json"}).toList());
+        for (int t = 0; t < tpmHosts.size(); t++) {
+            String h = tpmHosts.get(t);
+            JsonNode tpm = JSON.readTree(tpmsStarted.get(t));
             tpmUris.put(h, tpm.get("tpmUri").asText());
             for (String f : List.of("caCertificate", "rootCertificate")) {
                 if (!ekCas.contains(tpm.get(f).asText())) {
@@ -149,13 +197,15 @@ class FleetFailoverIT {
             // Each host's softphone on a port of its own; each configuration is a release of the policy.
             List<String> releases = new ArrayList<>();
             Map<String, Path> configs = new java.util.LinkedHashMap<>();
+            List<String[]> approvals = new ArrayList<>();
             for (String h : HOSTS) {
                 Path cfg = Files.createDirectories(dir.resolve("etc")).resolve(h + ".properties");
                 Files.writeString(cfg, "sip.user=" + h + "\nsip.host=" + h + "\nsip.address=127.0.0.1\n"
                         + "sip.tls.port=" + FreePorts.tcp() + "\npolicy.1=default MEASURED reject\n");
                 configs.put(h, cfg);
-                releases.add(run("policy", "approve", "--name", h, "--config", cfg.toString()).trim());
+                approvals.add(new String[] {"policy", "approve", "--name", h, "--config", cfg.toString()});
             }
+            runAll(approvals).forEach(release -> releases.add(release.trim()));
             Path policy = dir.resolve("policy.json");
             Files.writeString(policy, "{\"version\":1,\"measurementPcr\":14,\"pcrBank\":\"sha256\",\"bootPcrs\":"
                     + "[0,1,2,3,4,5,6,7],\"releases\":[" + String.join(",", releases) + "],\"requireIsolation\":true,"
@@ -174,7 +224,7 @@ class FleetFailoverIT {
                 List<String> args = new ArrayList<>(List.of("server", "--state", state.toString(), "--listen",
                         "127.0.0.1:" + port, "--admin-token-file", adminToken.toString(), "--generate-admin-token",
                         "--policy", policy.toString(), "--database", database, "--tls-cert", tls.chain().toString(),
-                        "--tls-key", tls.key().toString()));
+                        "--tls-key", tls.key().toString(), "--audit-signer-lease", "2", "--audit-writer-lease", "4"));
                 for (String c : ekCas) {
                     args.addAll(List.of("--ek-ca", c));
                 }
@@ -186,28 +236,40 @@ class FleetFailoverIT {
             int victim = AttestationClient.startIndex(HOSTS.get(0), 2);
             int survivor = 1 - victim;
 
-            Map<String, Path> agentStates = new java.util.LinkedHashMap<>();
+            // Enrollment tokens for the three hosts, the load host's from the other instance.
+            Path loadToken = dir.resolve("fleetload.token");
+            List<String[]> tokens = new ArrayList<>();
             for (String h : HOSTS) {
-                Path token = dir.resolve(h + ".token");
-                run("enrollment-token", "--host", h, "--out", token.toString(), "--server", urls.get(0).toString(),
-                        "--server-cert", dir.resolve("ca").resolve("server-1.pem").toString(), "--admin-token-file",
-                        adminToken.toString());
+                tokens.add(new String[] {"enrollment-token", "--host", h, "--out", dir.resolve(h + ".token")
+                        .toString(), "--server", urls.get(0).toString(), "--server-cert", dir.resolve("ca")
+                        .resolve("server-1.pem").toString(), "--admin-token-file", adminToken.toString()});
+            }
+            tokens.add(new String[] {"enrollment-token", "--host", "fleetload", "--out", loadToken.toString(),
+                    "--server", urls.get(1).toString(), "--server-cert", dir.resolve("ca").resolve("server-2.pem")
+                    .toString(), "--admin-token-file", adminToken.toString()});
+            runAll(tokens);
+            Map<String, Path> agentStates = new java.util.LinkedHashMap<>();
+            Map<String, Process> agents = new java.util.LinkedHashMap<>();
+            Map<String, String[]> agentArgs = new java.util.LinkedHashMap<>();
+            for (String h : HOSTS) { // both agents start at once; each must report MEASURED
                 Path state = dir.resolve("agent-" + h);
                 agentStates.put(h, state);
-                start("agent for " + h + ": MEASURED", dir.resolve("agent-" + h + ".log"), "agent", "run",
-                        "--enrollment-token-file", token.toString(), "--tpm", tpmUris.get(h), "--server", serverList,
-                        "--server-ca", ca.certificate().toString(), "--state", state.toString(), "--host", h,
-                        "--interval", Integer.toString(INTERVAL), "--config", configs.get(h).toString());
+                String[] args = {"agent", "run", "--enrollment-token-file", dir.resolve(h + ".token").toString(),
+                        "--tpm", tpmUris.get(h), "--server", serverList, "--server-ca", ca.certificate().toString(),
+                        "--state", state.toString(), "--host", h, "--interval", Integer.toString(INTERVAL),
+                        "--config", configs.get(h).toString()};
+                agentArgs.put(h, args);
+                agents.put(h, launch(dir.resolve("agent-" + h + ".log"), args));
+            }
+            for (String h : HOSTS) {
+                awaitFirstLine(agents.get(h), "agent for " + h + ": MEASURED", dir.resolve("agent-" + h + ".log"),
+                        agentArgs.get(h));
             }
 
             // The load host: appraisals back to back through a client that starts at the victim.
             AttestationClient loadClient = AttestationClient.builder().servers(urls)
                     .trustedCa(Pem.certificates(ca.certificate())).preferenceKey(HOSTS.get(0))
                     .timeout(Duration.ofSeconds(10)).build();
-            Path loadToken = dir.resolve("fleetload.token");
-            run("enrollment-token", "--host", "fleetload", "--out", loadToken.toString(), "--server",
-                    urls.get(1).toString(), "--server-cert", dir.resolve("ca").resolve("server-2.pem").toString(),
-                    "--admin-token-file", adminToken.toString());
             TpmClient loadTpm = TpmClient.open(TpmUri.parse(tpmUris.get("fleetload")));
             HostAttestation loadHost = new HostAttestation(loadTpm, loadClient);
             String loadAk = loadHost.enroll("fleetload", Files.readString(loadToken).trim()).akId();
@@ -280,9 +342,9 @@ class FleetFailoverIT {
             assertTrue(loadErrors.size() <= 3, "at most the requests cut off by the kill failed, saw "
                     + loadErrors.size() + " of " + attempts.get() + ": " + loadErrors);
 
-            // A killed instance counts as an audit writer until its lease runs out (10 s without renewal, docs/audit.md
-            // "Several instances"); an instance that stops before then signs a plain checkpoint, not the closing one.
-            // So the survivor is stopped once it is the only writer left, as an operator's would be.
+            // A killed instance counts as an audit writer until its lease runs out (4 s without renewal here, 10 s by
+            // default; docs/audit.md "Several instances"); an instance that stops before then signs a plain checkpoint,
+            // not the closing one. So the survivor is stopped once it is the only writer left, as an operator's would be.
             int writers = Await.until("the killed instance's audit writer lease ran out", WAIT,
                     () -> liveAuditWriters(database), n -> n == 1);
             assertEquals(1, writers, "only the survivor holds an audit writer lease");
@@ -330,9 +392,8 @@ class FleetFailoverIT {
                     }
                 }
             }
-            for (String h : tpmUris.keySet()) {
-                run("swtpm", "stop", "--name", h, "--purge");
-            }
+            runAll(tpmUris.keySet().stream().map(h -> new String[] {"swtpm", "stop", "--name", h, "--purge"})
+                    .toList());
         }
     }
 

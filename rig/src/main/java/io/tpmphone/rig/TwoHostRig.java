@@ -37,6 +37,13 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.concurrent.Callable;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.jar.JarEntry;
 import java.util.jar.JarOutputStream;
 import java.util.stream.Stream;
@@ -61,6 +68,8 @@ public final class TwoHostRig implements AutoCloseable {
     public static final int PCR = 14;
     /** How long a launched softphone may take to serve (a JVM start, SIP, a quote through the broker). */
     private static final Duration SOFTPHONE_START = Duration.ofSeconds(60);
+    /** Bounds the wait for both hosts' parallel start steps (each has its own, shorter deadlines inside). */
+    private static final Duration START_TIMEOUT = Duration.ofMinutes(4);
 
     /**
      * One host as its softphone sees it: its agent and TPM, a broker session of its own for phones run in this JVM
@@ -147,8 +156,13 @@ public final class TwoHostRig implements AutoCloseable {
                         .withNativeLibraries(natives)
                         .withSoundClient(options.soundServer().isPresent() && ISOLATE));
             }
-            SwtpmProcess tpmA = keep(SwtpmProcess.builder().withEkCertificate(true).start());
-            SwtpmProcess tpmB = keep(SwtpmProcess.builder().withEkCertificate(true).start());
+            // The two hosts share nothing but the server: their TPMs are made at once, and so are their agents'
+            // starts below (each mostly waits for its swtpm_setup, or for its softphone's JVM to come up).
+            List<SwtpmProcess> tpms = both("start the two hosts' swtpm",
+                    () -> keep(SwtpmProcess.builder().withEkCertificate(true).start()),
+                    () -> keep(SwtpmProcess.builder().withEkCertificate(true).start()));
+            SwtpmProcess tpmA = tpms.get(0);
+            SwtpmProcess tpmB = tpms.get(1);
             AttestationServer.Builder b = AttestationServer.builder().stateDirectory(dir.resolve("server"))
                     .adminToken(ADMIN_TOKEN).policy(policy(releases)).clock(Clock.systemUTC());
             for (SwtpmProcess t : List.of(tpmA, tpmB)) {
@@ -158,8 +172,10 @@ public final class TwoHostRig implements AutoCloseable {
             }
             server = b.start();
             client = new AttestationClient(server.uri(), server.tlsCertificate(), Duration.ofSeconds(10));
-            alice = host(dir, tpmA, "alice");
-            bob = host(dir, tpmB, "bob");
+            List<Host> hosts = both("start alice's and bob's agents and softphones", () -> host(dir, tpmA, "alice"),
+                    () -> host(dir, tpmB, "bob"));
+            alice = hosts.get(0);
+            bob = hosts.get(1);
             X509Certificate deviceCa = (X509Certificate) CertificateFactory.getInstance("X.509").generateCertificate(
                     new ByteArrayInputStream(client.get("/v1/server", null).get("deviceCaCertificate").asText()
                             .getBytes(StandardCharsets.US_ASCII)));
@@ -401,8 +417,56 @@ public final class TwoHostRig implements AutoCloseable {
     }
 
     private <T extends AutoCloseable> T keep(T resource) {
-        resources.add(0, resource);
+        synchronized (resources) { // the two hosts start at once
+            resources.add(0, resource);
+        }
         return resource;
+    }
+
+    /**
+     * Runs {@code first} and {@code second} at once and returns their results in that order. Waits for both even when
+     * one fails (what each started is kept and closed with the rig), then throws the first failure, the other one
+     * suppressed; each step has deadlines of its own, and {@link #START_TIMEOUT} bounds the wait for both.
+     */
+    private static <T> List<T> both(String what, Callable<T> first, Callable<T> second) throws Exception {
+        ExecutorService pool = Executors.newFixedThreadPool(2, r -> {
+            Thread t = new Thread(r, "rig-start");
+            t.setDaemon(true);
+            return t;
+        });
+        try {
+            List<Future<T>> started = List.of(pool.submit(first), pool.submit(second));
+            long deadline = System.nanoTime() + START_TIMEOUT.toNanos();
+            List<T> results = new ArrayList<>();
+            Throwable failure = null;
+            for (Future<T> f : started) {
+                Throwable failed = null;
+                try {
+                    results.add(f.get(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS));
+                } catch (ExecutionException e) {
+                    failed = e.getCause() == null ? e : e.getCause();
+                } catch (TimeoutException e) {
+                    f.cancel(true);
+                    failed = new IllegalStateException(what + ": not done within " + START_TIMEOUT.toSeconds()
+                            + " s", e);
+                }
+                if (failed != null && failure == null) {
+                    failure = failed;
+                } else if (failed != null) {
+                    failure.addSuppressed(failed);
+                }
+            }
+            if (failure instanceof Error e) {
+                throw e;
+            } else if (failure instanceof Exception e) {
+                throw e;
+            } else if (failure != null) {
+                throw new IllegalStateException(what + " failed", failure);
+            }
+            return results;
+        } finally {
+            pool.shutdownNow();
+        }
     }
 
     private void closeResources() {
