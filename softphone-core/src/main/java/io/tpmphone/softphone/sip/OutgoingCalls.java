@@ -178,8 +178,13 @@ final class OutgoingCalls {
                 }
             } else if (status >= 200 && status < 300) {
                 accepted(event, call, cseq);
-            } else if (status >= 300 && call.state() != Call.State.REFUSED && call.state() != Call.State.ENDED) {
+            } else if (status >= 300 && (call.state() == Call.State.REFUSED || call.state() == Call.State.ENDED)) {
+                answeredAfterEnd(event, call);
+            } else if (status >= 300) {
                 String said = said(r);
+                if (status != Response.REQUEST_TERMINATED) { // a 487 answers our own CANCEL: not the far end's word
+                    call.farEndSaid(status + " " + said);
+                }
                 if (call.offeredDtls() && call.dtls().isPresent()) {
                     // The far end answered early (its DTLS-SRTP answer), then refused. Only the call's DTLS thread
                     // records the end-to-end decision: it names these words only where its own failure was the far
@@ -200,6 +205,25 @@ final class OutgoingCalls {
             call.ended("handling the answer failed: " + UntrustedText.forTerminal(e.getMessage(), 500));
             listener.ended(call);
         }
+    }
+
+    /**
+     * An answer to our INVITE of a call this side has ended already (its far end's verdict inside DTLS, our own
+     * refusal or our user): JAIN-SIP's INVITE transaction has acknowledged a 3xx-6xx itself; what the far end said
+     * in it is kept with the call for the user ({@link Call#farEndSaid()}), escaped, and nothing else changes — the
+     * call's state, reason and record stay this side's. A {@code 487} answers our own CANCEL and is not kept. Other
+     * answers change nothing.
+     */
+    void answeredAfterEnd(ResponseEvent event, Call call) {
+        Response r = event.getResponse();
+        int status = r.getStatusCode();
+        if (status < 300 || status == Response.REQUEST_TERMINATED) {
+            return;
+        }
+        String said = status + " " + said(r);
+        call.farEndSaid(said);
+        LOG.info("call {} had ended ({}); the far end then said: {}", UntrustedText.forTerminal(call.callId(), 200),
+                UntrustedText.forTerminal(call.reason(), 300), UntrustedText.forTerminal(said, 700));
     }
 
     /**

@@ -1,6 +1,7 @@
 package io.tpmphone.softphone.sip;
 
 import io.tpmphone.attestation.UntrustedText;
+import java.util.Optional;
 import javax.sip.DialogTerminatedEvent;
 import javax.sip.IOExceptionEvent;
 import javax.sip.RequestEvent;
@@ -92,20 +93,46 @@ final class SipEvents implements SipListener {
                         LOG.debug("a CANCEL dropped (test hook)");
                         return;
                     }
+                    // a call in progress, or one that ended a moment ago (the caller's verdict inside DTLS, or our
+                    // setup deadline, may end it before its CANCEL comes through the proxies): the CANCEL gets its
+                    // 200 and the call keeps what the caller said; a Call-ID never in progress here gets 481. An
+                    // ended call's CANCEL is answered through the transaction JAIN-SIP matched, else statelessly:
+                    // no new transaction is made for a call that is over
                     Call c = callOf(r);
-                    respond(event, c == null && event.getServerTransaction() == null
-                            ? Response.CALL_OR_TRANSACTION_DOES_NOT_EXIST : Response.OK);
+                    boolean inProgress = c != null;
+                    if (c == null) {
+                        c = recentlyEnded(r);
+                    }
+                    send(event, sip.messages.createResponse(c == null && event.getServerTransaction() == null
+                            ? Response.CALL_OR_TRANSACTION_DOES_NOT_EXIST : Response.OK, r), inProgress);
                     // a call that ended already (refused, or ended by the far end's verdict inside DTLS) is over:
                     // nothing more to tell the user; its INVITE still gets a 487 if it has no final response yet
                     // (a call abandoned at the setup deadline, or whose ringing or answering failed)
                     boolean live = c != null && c.state() != Call.State.ENDED && c.state() != Call.State.REFUSED;
+                    // the caller's Reason (RFC 3326), escaped: why it cancelled, e.g. both levels of a refusal
+                    javax.sip.header.ReasonHeader why = (javax.sip.header.ReasonHeader) r.getHeader(
+                            javax.sip.header.ReasonHeader.NAME);
+                    if (c != null && !c.isAnswered() && c.state() != Call.State.ESTABLISHED) {
+                        // (a CANCEL after our 200 changes nothing, RFC 3261 §9.2: not kept)
+                        c.farEndSaid("CANCEL" + (why != null && why.getText() != null ? " (Reason: "
+                                + why.getProtocol() + " " + why.getCause() + " " + why.getText() + ")" : ""));
+                        if (!live) {
+                            LOG.info("call {} had ended ({}); the caller then cancelled it: {}",
+                                    UntrustedText.forTerminal(c.callId(), 200),
+                                    UntrustedText.forTerminal(c.reason(), 300), c.farEndSaid().orElse(""));
+                        }
+                    }
+                    Call call = c;
                     if (c != null && c.state() != Call.State.ESTABLISHED) {
                         // the INVITE we were still deciding on ends with 487 (RFC 3261 §9.2)
                         c.inviteTransaction().filter(SipEvents::noFinalResponse).ifPresent(st -> {
                             try {
                                 Response terminated = sip.messages.createResponse(Response.REQUEST_TERMINATED,
                                         st.getRequest());
-                                c.dialog().map(javax.sip.Dialog::getLocalTag).ifPresent(tag -> {
+                                // the early dialog's tag (a call that ended has let go of its dialog: the
+                                // transaction still has it)
+                                call.dialog().or(() -> Optional.ofNullable(st.getDialog()))
+                                        .map(javax.sip.Dialog::getLocalTag).ifPresent(tag -> {
                                     try {
                                         ((javax.sip.header.ToHeader) terminated.getHeader(
                                                 javax.sip.header.ToHeader.NAME)).setTag(tag);
@@ -120,9 +147,6 @@ final class SipEvents implements SipListener {
                         });
                     }
                     if (live) {
-                        // the caller's Reason (RFC 3326), escaped: why it cancelled, e.g. both levels of a refusal
-                        javax.sip.header.ReasonHeader why = (javax.sip.header.ReasonHeader) r.getHeader(
-                                javax.sip.header.ReasonHeader.NAME);
                         if (c.ended("the caller cancelled" + (why != null && why.getText() != null
                                 ? ": " + io.tpmphone.attestation.UntrustedText.forTerminal(why.getText(), 300)
                                 : ""))) {
@@ -168,6 +192,12 @@ final class SipEvents implements SipListener {
         return id == null ? null : calls.active(id.getCallId()).orElse(null);
     }
 
+    /** The call of {@code m} that ended a moment ago ({@link CallTable#recentlyEnded}), or null. */
+    private Call recentlyEnded(javax.sip.message.Message m) {
+        CallIdHeader id = (CallIdHeader) m.getHeader(CallIdHeader.NAME);
+        return id == null ? null : calls.recentlyEnded(id.getCallId()).orElse(null);
+    }
+
     private void respond(RequestEvent event, int status) throws Exception {
         send(event, sip.messages.createResponse(status, event.getRequest()));
     }
@@ -178,13 +208,21 @@ final class SipEvents implements SipListener {
      * call we do not have holds nothing (over UDP a non-INVITE transaction lingers 32 s, Timer J).
      */
     private void send(RequestEvent event, Response response) throws Exception {
+        send(event, response, callOf(event.getRequest()) != null);
+    }
+
+    /**
+     * As above; {@code ofACall}: the request belongs to a call in progress (otherwise, without a transaction, it is
+     * answered statelessly).
+     */
+    private void send(RequestEvent event, Response response, boolean ofACall) throws Exception {
         ServerTransaction st = event.getServerTransaction();
         Request request = event.getRequest();
         if (st == null) {
             if (request.getMethod().equals(Request.ACK)) {
                 return;
             }
-            if (callOf(request) == null) {
+            if (!ofACall) {
                 sip.statelessly(request, response);
                 return;
             }
@@ -215,6 +253,13 @@ final class SipEvents implements SipListener {
         Call call = calls.active(id.getCallId()).orElse(null);
         if (call != null && cseq.getMethod().equals(Request.INVITE)) {
             outgoing.answered(event, call);
+        } else if (call == null && cseq.getMethod().equals(Request.INVITE)) {
+            // a final answer to a call we ended a moment ago (the far end's verdict inside DTLS usually comes before
+            // its 403 through the proxies): its words are kept with the call
+            Call ended = recentlyEnded(r);
+            if (ended != null) {
+                outgoing.answeredAfterEnd(event, ended);
+            }
         }
     }
 
