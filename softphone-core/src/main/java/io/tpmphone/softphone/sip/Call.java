@@ -145,12 +145,17 @@ public final class Call {
         return Optional.ofNullable(farEndSaid);
     }
 
-    /** Keeps the first of {@link #farEndSaid()} ({@code said}: raw peer text, escaped and bounded here). */
-    void farEndSaid(String said) {
+    /**
+     * Keeps the first of {@link #farEndSaid()} ({@code said}: raw peer text, escaped and bounded here); whether this
+     * was it.
+     */
+    boolean farEndSaid(String said) {
         synchronized (this) {
             if (farEndSaid == null) {
                 farEndSaid = UntrustedText.forTerminal(said, 700);
+                return true;
             }
+            return false;
         }
     }
 

@@ -212,7 +212,8 @@ final class OutgoingCalls {
      * refusal or our user): JAIN-SIP's INVITE transaction has acknowledged a 3xx-6xx itself; what the far end said
      * in it is kept with the call for the user ({@link Call#farEndSaid()}), escaped, and nothing else changes — the
      * call's state, reason and record stay this side's. A {@code 487} answers our own CANCEL and is not kept. Other
-     * answers change nothing.
+     * answers change nothing. Only a response to our INVITE's client transaction gets here, and it is logged once per
+     * call (the line a peer can cause is bounded by the calls this phone made).
      */
     void answeredAfterEnd(ResponseEvent event, Call call) {
         Response r = event.getResponse();
@@ -221,7 +222,9 @@ final class OutgoingCalls {
             return;
         }
         String said = status + " " + said(r);
-        call.farEndSaid(said);
+        if (!call.farEndSaid(said)) {
+            return; // logged once per call: a second answer (another fork's) adds a line for nobody
+        }
         LOG.info("call {} had ended ({}); the far end then said: {}", UntrustedText.forTerminal(call.callId(), 200),
                 UntrustedText.forTerminal(call.reason(), 300), UntrustedText.forTerminal(said, 700));
     }

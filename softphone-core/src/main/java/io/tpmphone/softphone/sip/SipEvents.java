@@ -34,9 +34,16 @@ final class SipEvents implements SipListener {
     private final OutgoingCalls outgoing;
     private final Registrations registrations;
     private final SipPhone.Listener listener;
+    /**
+     * Lines about SIP a peer sends outside any transaction of ours (a stray answer, a CANCEL for a call that has
+     * ended): a peer may send as many as it likes, so at most {@link #STRAY_LINES_PER_SECOND} a second are logged.
+     */
+    private final LogBudget strayLines;
+    static final int STRAY_LINES_PER_SECOND = 2;
 
     SipEvents(Signalling sip, CallTable calls, IncomingCalls incoming, OutgoingCalls outgoing,
-              Registrations registrations, SipPhone.Listener listener) {
+              Registrations registrations, SipPhone.Listener listener, LogBudget strayLines) {
+        this.strayLines = strayLines;
         this.sip = sip;
         this.calls = calls;
         this.incoming = incoming;
@@ -116,10 +123,12 @@ final class SipEvents implements SipListener {
                         // (a CANCEL after our 200 changes nothing, RFC 3261 §9.2: not kept)
                         c.farEndSaid("CANCEL" + (why != null && why.getText() != null ? " (Reason: "
                                 + why.getProtocol() + " " + why.getCause() + " " + why.getText() + ")" : ""));
-                        if (!live) {
-                            LOG.info("call {} had ended ({}); the caller then cancelled it: {}",
+                        LogBudget.Take line = live ? null : strayLines.take();
+                        if (line != null && line.log()) {
+                            LOG.info("call {} had ended ({}); the caller then cancelled it: {}{}",
                                     UntrustedText.forTerminal(c.callId(), 200),
-                                    UntrustedText.forTerminal(c.reason(), 300), c.farEndSaid().orElse(""));
+                                    UntrustedText.forTerminal(c.reason(), 300), c.farEndSaid().orElse(""),
+                                    leftOut(line));
                         }
                     }
                     Call call = c;
@@ -250,6 +259,16 @@ final class SipEvents implements SipListener {
             LOG.debug("a {} to an INVITE dropped (test hook)", r.getStatusCode());
             return;
         }
+        if (cseq.getMethod().equals(Request.INVITE) && !ours(event, id.getCallId())) {
+            // JAIN-SIP hands us a response no client transaction of ours matched (its branch names none): anyone
+            // who knows a Call-ID can send one. It neither refuses a call nor becomes what the far end said.
+            LogBudget.Take line = strayLines.take();
+            if (line.log()) {
+                LOG.info("a stray {} to an INVITE of {} dropped: it answers no transaction of ours{}",
+                        r.getStatusCode(), UntrustedText.forTerminal(id.getCallId(), 200), leftOut(line));
+            }
+            return;
+        }
         Call call = calls.active(id.getCallId()).orElse(null);
         if (call != null && cseq.getMethod().equals(Request.INVITE)) {
             outgoing.answered(event, call);
@@ -261,6 +280,26 @@ final class SipEvents implements SipListener {
                 outgoing.answeredAfterEnd(event, ended);
             }
         }
+    }
+
+    /**
+     * Whether a response to an INVITE answers one of ours: it matched a client transaction of ours for that very
+     * Call-ID, or (a 2xx retransmitted after its transaction ended, RFC 3261 §13.2.2.4) JAIN-SIP matched it to a
+     * dialog of that Call-ID.
+     */
+    private static boolean ours(ResponseEvent event, String callId) {
+        javax.sip.ClientTransaction ct = event.getClientTransaction();
+        if (ct != null) {
+            CallIdHeader sent = (CallIdHeader) ct.getRequest().getHeader(CallIdHeader.NAME);
+            return sent != null && callId.equals(sent.getCallId());
+        }
+        int status = event.getResponse().getStatusCode();
+        return status >= 200 && status < 300 && event.getDialog() != null
+                && callId.equals(event.getDialog().getCallId().getCallId());
+    }
+
+    private static String leftOut(LogBudget.Take line) {
+        return line.leftOut().isPresent() ? " (" + line.leftOut().getAsLong() + " such lines left out before)" : "";
     }
 
     @Override

@@ -562,6 +562,15 @@ public final class SipPhone implements AutoCloseable {
         return endToEnd.busy();
     }
 
+    /**
+     * Calls {@code target} at {@code next} over plain UDP, as a standard phone does (for the tests in this package
+     * that answer as a scripted peer; the public calls go over TLS or through a registration).
+     */
+    Call callOverUdp(String target, InetSocketAddress next) {
+        return outgoing.place(target, false, next, "udp", "sip:" + sip.config.user() + "@" + sip.config.host(),
+                null);
+    }
+
     /** The stack's connection table (for the bounds tests). */
     ConnectionTable connectionTable() {
         return connectionTable;
