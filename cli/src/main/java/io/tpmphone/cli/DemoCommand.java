@@ -356,9 +356,9 @@ final class DemoCommand implements Callable<Integer> {
 
     /**
      * What the proxy step's capture shows (the capture stops here): the SIP on the proxy's TLS port never in clear,
-     * and each media port the relayed SDP named ({@code m=audio PORT}) receiving DTLS, then SRTP whose payloads,
-     * decoded as the call's G.711 codec, carry less than 10 % of either tone's energy (clear RTP of a tone: near
-     * 100 %). Whether all of it holds.
+     * and each media port the relayed SDP named ({@code m=audio PORT}) receiving DTLS first, then SRTP whose payloads,
+     * decoded as the call's G.711 codec, carry less than 10 % of either tone's energy in every 160 ms of the capture
+     * (clear RTP of a tone, even for a moment: near 100 %). Whether all of it holds.
      */
     private boolean onTheWire(String relayedSdp, int proxyPort, List<String> facts) throws Exception {
         Capture c = capture;
@@ -375,11 +375,11 @@ final class DemoCommand implements Callable<Integer> {
         for (int port : ports) {
             Capture.Media m = media.get(port);
             java.util.OptionalDouble share = m.toneShare(1000, 440);
-            boolean ok = m.dtls() > 0 && m.rtpPayloads().size() >= 20 && share.isPresent()
+            boolean ok = m.dtls() > 0 && m.rtpBeforeDtls() == 0 && m.rtpPayloads().size() >= 20 && share.isPresent()
                     && share.getAsDouble() < 0.10;
             facts.add("media to port " + port + ": " + m + (share.isPresent() ? String.format(Locale.ROOT,
-                    "; decoded as %s they carry %.1f %% of either tone", m.payloadType() == 0 ? "PCMU" : "PCMA",
-                    100 * share.getAsDouble()) : "; a codec this check cannot decode") + ": "
+                    "; decoded as %s they carry at most %.1f %% of either tone in any 160 ms",
+                    m.payloadType() == 0 ? "PCMU" : "PCMA", 100 * share.getAsDouble()) : "; a codec this check cannot decode") + ": "
                     + (ok ? "SRTP, not RTP" : "NOT SHOWN TO BE SRTP"));
             srtp &= ok;
         }

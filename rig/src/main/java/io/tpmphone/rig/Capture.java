@@ -140,32 +140,74 @@ public final class Capture {
 
     /**
      * What a capture saw on one media port: DTLS records, and the payloads of RTP (or SRTP) packets, with the payload
-     * type of the first of them ({@code -1}: none).
+     * type of the first of them ({@code -1}: none), and how many RTP/SRTP packets came before the first DTLS record
+     * (DTLS-SRTP: none may, the keys come from the handshake).
      */
-    public record Media(int dtls, List<byte[]> rtpPayloads, int payloadType) {
+    public record Media(int dtls, List<byte[]> rtpPayloads, int payloadType, int rtpBeforeDtls) {
+        /** Samples judged together: 160 ms of G.711 (8 packets of 20 ms). */
+        static final int WINDOW = 1280;
+
         public Media(int dtls, List<byte[]> rtpPayloads) {
-            this(dtls, rtpPayloads, -1);
+            this(dtls, rtpPayloads, -1, 0);
+        }
+
+        public Media(int dtls, List<byte[]> rtpPayloads, int payloadType) {
+            this(dtls, rtpPayloads, payloadType, 0);
+        }
+
+        /**
+         * The datagrams one port received, in the order they came, sorted by their first byte (RFC 7983 §7): DTLS
+         * (20..63) counted, RTP/SRTP (128..191) kept as the payload after its header, RTCP multiplexed on the port
+         * (RFC 5761 §4) and anything else left out.
+         */
+        public static Media of(List<byte[]> datagrams) {
+            int dtls = 0;
+            int before = 0;
+            int payloadType = -1;
+            List<byte[]> rtp = new ArrayList<>();
+            for (byte[] d : datagrams) {
+                int first = d.length == 0 ? 0 : d[0] & 0xff;
+                if (first >= 20 && first <= 63) {
+                    dtls++;
+                } else if (first >= 128 && first <= 191 && d.length > 12) {
+                    int pt = d[1] & 0x7f;
+                    if (pt >= 64 && pt <= 95) {
+                        continue;
+                    }
+                    int header = 12 + 4 * (first & 0x0f);
+                    if (d.length > header) {
+                        payloadType = payloadType < 0 ? pt : payloadType;
+                        rtp.add(java.util.Arrays.copyOfRange(d, header, d.length));
+                        if (dtls == 0) {
+                            before++;
+                        }
+                    }
+                }
+            }
+            return new Media(dtls, List.copyOf(rtp), payloadType, before);
         }
 
         @Override
         public String toString() {
             return dtls + " DTLS datagrams, " + rtpPayloads.size() + " RTP/SRTP packets"
-                    + (payloadType < 0 ? "" : " (payload type " + payloadType + ")");
+                    + (payloadType < 0 ? "" : " (payload type " + payloadType + ")")
+                    + (rtpBeforeDtls == 0 ? "" : ", " + rtpBeforeDtls + " of them BEFORE any DTLS");
         }
 
         /**
-         * The largest share of energy at any of {@code frequencies} in the payloads decoded as their G.711 codec
-         * (payload type 0: PCMU, 8: PCMA): near 1 for a clear tone, near 0 for SRTP's ciphertext; empty for another
-         * codec, which this cannot judge.
+         * The largest share of energy at any of {@code frequencies} in any {@link #WINDOW} of the payloads decoded as
+         * their G.711 codec (payload type 0: PCMU, 8: PCMA), over the whole capture: near 1 where a clear tone was
+         * sent even for a moment, near 0 when every packet is SRTP's ciphertext; empty for another codec, which this
+         * cannot judge.
          */
         public java.util.OptionalDouble toneShare(double... frequencies) {
             if (payloadType != 0 && payloadType != 8) {
                 return java.util.OptionalDouble.empty();
             }
+            java.util.function.IntUnaryOperator decode = payloadType == 0 ? Capture::ulaw : Capture::alaw;
             double most = 0;
             for (double f : frequencies) {
-                most = Math.max(most, payloadType == 0 ? toneShareIfPcmu(rtpPayloads, f)
-                        : Capture.toneShare(rtpPayloads, f, Capture::alaw));
+                most = Math.max(most, mostInAnyWindow(rtpPayloads, f, decode));
             }
             return java.util.OptionalDouble.of(most);
         }
@@ -236,12 +278,9 @@ public final class Capture {
         }
         Process read = new ProcessBuilder("tshark", "-r", file.toString(), "-Y", filter.toString(), "-T", "fields",
                 "-e", "udp.dstport", "-e", "udp.payload").redirectError(ProcessBuilder.Redirect.DISCARD).start();
-        java.util.Map<Integer, int[]> dtls = new java.util.HashMap<>();
-        java.util.Map<Integer, Integer> payloadTypes = new java.util.HashMap<>();
-        java.util.Map<Integer, List<byte[]>> rtp = new java.util.HashMap<>();
+        java.util.Map<Integer, List<byte[]>> datagrams = new java.util.HashMap<>();
         for (int port : ports) {
-            dtls.put(port, new int[1]);
-            rtp.put(port, new ArrayList<>());
+            datagrams.put(port, new ArrayList<>());
         }
         try (BufferedReader r = new BufferedReader(new InputStreamReader(read.getInputStream(),
                 StandardCharsets.US_ASCII))) {
@@ -249,24 +288,10 @@ public final class Capture {
                 String[] f = line.split("\t", 2);
                 String hex = f.length < 2 ? "" : f[1].replace(":", "").trim();
                 Integer port = hex.isEmpty() ? null : Integer.valueOf(f[0].trim());
-                if (port == null || !rtp.containsKey(port)) {
+                if (port == null || !datagrams.containsKey(port)) {
                     continue;
                 }
-                byte[] d = HexFormat.of().parseHex(hex);
-                int first = d[0] & 0xff;
-                if (first >= 20 && first <= 63) {
-                    dtls.get(port)[0]++;
-                } else if (first >= 128 && first <= 191 && d.length > 12) {
-                    int pt = d[1] & 0x7f;
-                    if (pt >= 64 && pt <= 95) {
-                        continue; // RTCP multiplexed on the port (RFC 5761 §4)
-                    }
-                    int header = 12 + 4 * (first & 0x0f);
-                    if (d.length > header) {
-                        payloadTypes.putIfAbsent(port, pt);
-                        rtp.get(port).add(java.util.Arrays.copyOfRange(d, header, d.length));
-                    }
-                }
+                datagrams.get(port).add(HexFormat.of().parseHex(hex));
             }
         }
         if (!read.waitFor(30, TimeUnit.SECONDS) || read.exitValue() != 0) {
@@ -274,14 +299,38 @@ public final class Capture {
         }
         java.util.Map<Integer, Media> out = new java.util.LinkedHashMap<>();
         for (int port : ports) {
-            out.put(port, new Media(dtls.get(port)[0], rtp.get(port), payloadTypes.getOrDefault(port, -1)));
+            out.put(port, Media.of(datagrams.get(port)));
         }
         return out;
     }
 
-    /** The share of energy at {@code frequency} if the payloads are decoded as PCMU (near 1 for the clear tone). */
+    /**
+     * The largest share of energy at {@code frequency} in any {@link Media#WINDOW} of the payloads decoded as PCMU: near
+     * 1 where the clear tone was sent even for a moment, near 0 when every packet is ciphertext.
+     */
     public static double toneShareIfPcmu(List<byte[]> payloads, double frequency) {
-        return toneShare(payloads, frequency, Capture::ulaw);
+        return mostInAnyWindow(payloads, frequency, Capture::ulaw);
+    }
+
+    /** {@link #toneShare} of each {@link Media#WINDOW} of the payloads (the last may be shorter), the largest. */
+    private static double mostInAnyWindow(List<byte[]> payloads, double frequency,
+                                          java.util.function.IntUnaryOperator decode) {
+        double most = 0;
+        List<byte[]> window = new ArrayList<>();
+        int samples = 0;
+        for (byte[] p : payloads) {
+            window.add(p);
+            samples += p.length;
+            if (samples >= Media.WINDOW) {
+                most = Math.max(most, toneShare(window, frequency, decode));
+                window.clear();
+                samples = 0;
+            }
+        }
+        if (samples >= 160 || most == 0 && samples > 0) {
+            most = Math.max(most, toneShare(window, frequency, decode));
+        }
+        return most;
     }
 
     private static double toneShare(List<byte[]> payloads, double frequency,
