@@ -37,8 +37,12 @@ final class CallTable {
     /** How many just-ended calls the phone still answers SIP for ({@link #recentlyEnded}). */
     static final int RECENT = 64;
     /**
-     * How long after its end a call still gets SIP answered: 64·T1 (RFC 3261 §17), the longest a transaction of it
-     * still retransmits; a proxy's INVITE transaction is cancelled or timed out well within it.
+     * How long after its end a call still gets SIP answered: 64·T1 (RFC 3261 §17), the longest one of its
+     * transactions still retransmits. This is no bound on a proxy's INVITE transaction — after a provisional, RFC 3261 Timer C is
+     * over 3 minutes, and kamailio's default fr_inv_timeout 120 s — so a proxy's CANCEL may come after the call is
+     * forgotten (then 481). That no longer leaves an INVITE hanging: this side answers every INVITE of a call it ends
+     * before its 200 with a final response ({@link Signalling#answerIfUnanswered}). Ended calls expire on the next
+     * insert or lookup (at most {@link #RECENT} are held meanwhile).
      */
     static final java.time.Duration RECENT_AGE = java.time.Duration.ofSeconds(32);
     /** Just-ended calls by Call-ID, oldest first, with when they ended (System.nanoTime). */

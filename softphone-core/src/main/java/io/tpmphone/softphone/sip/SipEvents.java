@@ -114,7 +114,8 @@ final class SipEvents implements SipListener {
                             ? Response.CALL_OR_TRANSACTION_DOES_NOT_EXIST : Response.OK, r), inProgress);
                     // a call that ended already (refused, or ended by the far end's verdict inside DTLS) is over:
                     // nothing more to tell the user; its INVITE still gets a 487 if it has no final response yet
-                    // (a call abandoned at the setup deadline, or whose ringing or answering failed)
+                    // (a CANCEL that crossed the 480 or 500 this side sends when it ends an unanswered call, or one
+                    // whose final answer could not be sent)
                     boolean live = c != null && c.state() != Call.State.ENDED && c.state() != Call.State.REFUSED;
                     // the caller's Reason (RFC 3326), escaped: why it cancelled, e.g. both levels of a refusal
                     javax.sip.header.ReasonHeader why = (javax.sip.header.ReasonHeader) r.getHeader(
