@@ -355,7 +355,8 @@ final class DemoCommand implements Callable<Integer> {
     }
 
     /**
-     * What the proxy step's capture shows (the capture stops here): the SIP on the proxy's TLS port never in clear,
+     * What the proxy step's capture shows (the capture stops here): the SIP on the proxy's TLS port, and on its UDP
+     * port, never in clear,
      * and each media port the relayed SDP named ({@code m=audio PORT}) receiving DTLS first, then SRTP whose payloads,
      * decoded as the call's G.711 codec, carry less than 10 % of either tone's energy in every 160 ms of the capture
      * (clear RTP of a tone, even for a moment: near 100 %). Whether all of it holds.
@@ -367,6 +368,12 @@ final class DemoCommand implements Callable<Integer> {
         Capture.Tcp sip = c.stopAndReadTcp(proxyPort, "SIP/2.0", "INVITE ", "a=crypto", "inline:", "a=fingerprint");
         boolean sealed = sip.segments() > 0 && sip.inClear().isEmpty();
         facts.add("on the wire (tshark on loopback): SIP to and from the proxy, " + sip + (sealed ? " (TLS)" : ""));
+        // kamailio also listens on UDP: nothing of the call may cross that port in clear
+        Capture.Tcp udp = c.stopAndReadUdp(proxy.udp().getPort(), "SIP/2.0", "INVITE ", "a=crypto", "inline:",
+                "a=fingerprint");
+        facts.add("the proxy's UDP port " + proxy.udp().getPort() + ": " + (udp.inClear().isEmpty()
+                ? "nothing in clear (" + udp.segments() + " datagrams)" : "SIP IN CLEAR: " + udp.inClear()));
+        sealed &= udp.inClear().isEmpty();
         boolean srtp = ports.size() == 2;
         if (!srtp) {
             facts.add("expected the two media ports of the call in the relayed SDP, found " + ports);
@@ -379,8 +386,8 @@ final class DemoCommand implements Callable<Integer> {
                     && share.getAsDouble() < 0.10;
             facts.add("media to port " + port + ": " + m + (share.isPresent() ? String.format(Locale.ROOT,
                     "; decoded as %s they carry at most %.1f %% of either tone in any 160 ms",
-                    m.payloadType() == 0 ? "PCMU" : "PCMA", 100 * share.getAsDouble()) : "; a codec this check cannot decode") + ": "
-                    + (ok ? "SRTP, not RTP" : "NOT SHOWN TO BE SRTP"));
+                    m.payloadType() == 0 ? "PCMU" : "PCMA", 100 * share.getAsDouble())
+                    : "; a codec this check cannot decode") + ": " + (ok ? "SRTP, not RTP" : "NOT SHOWN TO BE SRTP"));
             srtp &= ok;
         }
         return sealed && srtp;

@@ -97,6 +97,9 @@ class DemoIT {
             assertTrue(proxyStep.matches(".*on the wire \\(tshark on loopback\\): SIP to and from the proxy, [1-9]\\d*"
                     + " TCP segments with \\d+ bytes, nothing in clear \\(TLS\\).*"),
                     () -> "the capture saw the SIP to the proxy, none of it in clear: " + proxyStep);
+            assertTrue(proxyStep.matches("(?s).*the proxy's UDP port \\d+: nothing in clear \\(\\d+ datagrams\\)"
+                    + ".*"),
+                    () -> "nothing in clear on the proxy's UDP port either: " + proxyStep);
             java.util.regex.Matcher media = java.util.regex.Pattern.compile("media to port \\d+: ([1-9]\\d*) DTLS"
                     + " datagrams, ([1-9]\\d*) RTP/SRTP packets \\(payload type [08]\\); decoded as PCM[UA] they carry"
                     + " at most (\\d+\\.\\d) % of either tone in any 160 ms: SRTP, not RTP").matcher(proxyStep);

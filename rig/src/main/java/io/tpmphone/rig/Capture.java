@@ -260,6 +260,42 @@ public final class Capture {
     }
 
     /**
+     * Stops the capture and reads the UDP datagrams to or from {@code port} (both directions), looking for
+     * {@code markers} in clear: SIP over UDP to a proxy's UDP listener would be readable by anyone on the path.
+     * Returned as a {@link Tcp} of datagrams.
+     */
+    public Tcp stopAndReadUdp(int port, String... markers) throws IOException, InterruptedException {
+        stop();
+        Process read = new ProcessBuilder("tshark", "-r", file.toString(), "-Y", "udp.port==" + port, "-T", "fields",
+                "-e", "udp.payload").redirectError(ProcessBuilder.Redirect.DISCARD).start();
+        int datagrams = 0;
+        long bytes = 0;
+        java.util.Set<String> seen = new java.util.LinkedHashSet<>();
+        try (BufferedReader r = new BufferedReader(new InputStreamReader(read.getInputStream(),
+                StandardCharsets.US_ASCII))) {
+            for (String line; (line = r.readLine()) != null; ) {
+                String hex = line.replace(":", "").trim();
+                if (hex.isEmpty()) {
+                    continue;
+                }
+                byte[] d = HexFormat.of().parseHex(hex);
+                datagrams++;
+                bytes += d.length;
+                String text = new String(d, StandardCharsets.ISO_8859_1);
+                for (String m : markers) {
+                    if (text.contains(m)) {
+                        seen.add(m);
+                    }
+                }
+            }
+        }
+        if (!read.waitFor(30, TimeUnit.SECONDS) || read.exitValue() != 0) {
+            throw new IOException("tshark could not read " + file);
+        }
+        return new Tcp(datagrams, bytes, List.copyOf(seen));
+    }
+
+    /**
      * Stops the capture and sorts the UDP datagrams sent to {@code port} by their first byte (RFC 7983 §7): DTLS
      * (20..63) counted, RTP/SRTP (128..191) kept as the payload after its header — without the dissectors' guesses,
      * which take a port carrying DTLS for DTLS only.
@@ -305,8 +341,8 @@ public final class Capture {
     }
 
     /**
-     * The largest share of energy at {@code frequency} in any {@link Media#WINDOW} of the payloads decoded as PCMU: near
-     * 1 where the clear tone was sent even for a moment, near 0 when every packet is ciphertext.
+     * The largest share of energy at {@code frequency} in any {@link Media#WINDOW} of the payloads decoded as PCMU:
+     * near 1 where the clear tone was sent even for a moment, near 0 when every packet is ciphertext.
      */
     public static double toneShareIfPcmu(List<byte[]> payloads, double frequency) {
         return mostInAnyWindow(payloads, frequency, Capture::ulaw);
