@@ -330,6 +330,24 @@ final class OutgoingCalls {
         }
     }
 
+    /**
+     * Our user hung up {@code call} (ended already) before its 2xx: its INVITE is cancelled if a provisional answer
+     * came (its client transaction is Proceeding, RFC 3261 §9.1). Before, the INVITE was left to be retransmitted
+     * and to ring on at the far end.
+     */
+    void cancelAfterHangUp(Call call) {
+        call.inviteClient().filter(ct -> ct.getState() == javax.sip.TransactionState.PROCEEDING).ifPresent(ct -> {
+            try {
+                Request cancel = ct.createCancel();
+                Signalling.addReason(sip, cancel, Response.REQUEST_TERMINATED, "hung up");
+                sip.provider.getNewClientTransaction(cancel).sendRequest();
+            } catch (SipException | RuntimeException e) {
+                LOG.debug("call {}: the CANCEL could not be sent: {}", UntrustedText.forTerminal(call.callId(), 200),
+                        UntrustedText.forTerminal(e.toString(), 300));
+            }
+        });
+    }
+
     /** Ends a call we placed before its 2xx: CANCEL (RFC 3261 §9), with the reason for the user. */
     private void cancel(Call call, String why) {
         String shown = UntrustedText.forTerminal(why, 500);

@@ -126,6 +126,24 @@ class StrayInviteResponseIT {
                 "one line for the genuine answer after the call ended; saw " + seen);
     }
 
+    /**
+     * A call we placed, hung up after the far end said it rings: the INVITE is cancelled (RFC 3261 §9.1). Before, the
+     * phone sent nothing and the far end went on ringing until its own timeout.
+     */
+    @Test
+    @Timeout(60)
+    void aHangUpAfterAProvisionalAnswer_cancelsTheInvite() throws Exception {
+        Call call = phone.callOverUdp("sip:peer@127.0.0.1", peerAddress());
+        String invite = peer.request(call.callId(), "INVITE", WAIT).text();
+        send(forbidden(invite, "unused").replace("SIP/2.0 403 Forbidden", "SIP/2.0 180 Ringing")
+                .replaceAll("(?m)^Warning:[^\r\n]*\r\n", ""));
+        Await.until("the phone to hear the 180", WAIT, call::state, s -> s == Call.State.RINGING);
+        phone.hangUp(call);
+        assertEquals(Call.State.ENDED, call.state(), "hung up: " + call.reason());
+        UdpPeer.Message cancel = peer.request(call.callId(), "CANCEL", WAIT);
+        assertTrue(cancel.text().contains("Reason: SIP;cause=487"), "the CANCEL says why: " + cancel.text());
+    }
+
     /** Waits until the phone dealt with a stray answer: dropped it (a line) or, before the fix, kept its words. */
     private void awaitStrayOrWords(Call call) {
         Await.until("the phone to drop the stray 403 or keep its words", WAIT,
