@@ -4,6 +4,7 @@ import io.tpmphone.attestation.IntegrityLevel;
 import io.tpmphone.attestation.UntrustedText;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.tpmphone.agent.Agent;
+import io.tpmphone.rig.Capture;
 import io.tpmphone.rig.Kamailio;
 import io.tpmphone.rig.TwoHostRig;
 import io.tpmphone.softphone.control.ControlClient;
@@ -66,6 +67,8 @@ final class DemoCommand implements Callable<Integer> {
     private final List<Step> steps = new ArrayList<>();
     /** The proxy while its step runs (stopped by the step, or by {@link #stop} on Ctrl-C). */
     private volatile Kamailio proxy;
+    /** The proxy step's packet capture while it runs (stopped by the step, or by {@link #stop} on Ctrl-C). */
+    private volatile Capture capture;
     private PrintWriter out;
     private Ansi ansi;
 
@@ -177,7 +180,8 @@ final class DemoCommand implements Callable<Integer> {
         }
         ok = step("Alice calls bob through a SIP proxy: DTLS-SRTP, the evidence end to end",
                 "kamailio over TLS (no attestation: an UNATTESTED hop) registers both and relays the call; the"
-                        + " evidence rides inside the DTLS association, and the SDP holds fingerprints, not keys",
+                        + " evidence rides inside the DTLS association, and the SDP holds fingerprints, not keys;"
+                        + " a capture on loopback shows the SIP only as TLS and the media as DTLS, then SRTP",
                 facts -> throughProxy(dir, rig[0], facts));
         if (!ok) {
             return false;
@@ -266,7 +270,9 @@ final class DemoCommand implements Callable<Integer> {
      * The proxy step: kamailio with TLS and fresh passwords, both measured softphones registered at it, alice calls
      * sip:bob@{@value #PROXY_DOMAIN} through it; both must see the far end MEASURED end to end (the hop UNATTESTED),
      * hear each other's tone, and what kamailio relayed must hold DTLS-SRTP offers and answers with fingerprints and
-     * no {@code a=crypto} or key.
+     * no {@code a=crypto} or key. A capture on loopback (tshark) shows the wire: the SIP to and from the proxy only
+     * as TLS (nothing of it in clear), and on both media ports the SDP named DTLS (handshake and evidence) and then
+     * SRTP — packets that, decoded as the call's G.711 codec, carry neither tone (clear RTP would carry its tone).
      */
     private boolean throughProxy(Path dir, TwoHostRig rig, List<String> facts) throws Exception {
         Map<String, String> passwords = Map.of("alice", randomPassword(), "bob", randomPassword());
@@ -286,6 +292,14 @@ final class DemoCommand implements Callable<Integer> {
                 return false;
             }
             int logBefore = proxy.log().length();
+            int proxyPort = proxy.tls().getPort();
+            try {
+                capture = Capture.start(dir.resolve("proxy-call.pcap"), "udp or tcp port " + proxyPort);
+            } catch (IOException e) {
+                facts.add("cannot capture the call on loopback with tshark (it needs tshark and the right to capture:"
+                        + " root): " + UntrustedText.forTerminal(e.getMessage(), 500));
+                return false;
+            }
             String id = alice.callVia(bobAor, aliceAor);
             JsonNode a = alice.await(id, Duration.ofSeconds(20));
             JsonNode b = bob.await(id, Duration.ofSeconds(10));
@@ -322,16 +336,61 @@ final class DemoCommand implements Callable<Integer> {
             facts.add("the proxy relayed " + bodies + " SDP bodies (" + offers + " offer(s), " + answers
                     + " answer(s)): " + (dtls ? "UDP/TLS/RTP/SAVP with a=fingerprint and a=setup" : "NOT DTLS-SRTP")
                     + ", " + (noKey ? "no a=crypto, no key" : "A KEY (a=crypto)"));
+            boolean wire = onTheWire(seen, proxyPort, facts);
             alice.unregister(aliceAor);
             bob.unregister(bobAor);
-            return tones && dtls && noKey;
+            return tones && dtls && noKey && wire;
         } finally {
+            Capture c = capture;
+            capture = null;
+            if (c != null) {
+                c.stop();
+            }
             Kamailio k = proxy;
             proxy = null;
             if (k != null) {
                 k.close();
             }
         }
+    }
+
+    /**
+     * What the proxy step's capture shows (the capture stops here): the SIP on the proxy's TLS port, and on its UDP
+     * port, never in clear,
+     * and each media port the relayed SDP named ({@code m=audio PORT}) receiving DTLS first, then SRTP whose payloads,
+     * decoded as the call's G.711 codec, carry less than 10 % of either tone's energy in every 160 ms of the capture
+     * (clear RTP of a tone, even for a moment: near 100 %). Whether all of it holds.
+     */
+    private boolean onTheWire(String relayedSdp, int proxyPort, List<String> facts) throws Exception {
+        Capture c = capture;
+        List<Integer> ports = java.util.regex.Pattern.compile("m=audio (\\d+) ").matcher(relayedSdp).results()
+                .map(m -> Integer.parseInt(m.group(1))).distinct().toList();
+        Capture.Tcp sip = c.stopAndReadTcp(proxyPort, "SIP/2.0", "INVITE ", "a=crypto", "inline:", "a=fingerprint");
+        boolean sealed = sip.segments() > 0 && sip.inClear().isEmpty();
+        facts.add("on the wire (tshark on loopback): SIP to and from the proxy, " + sip + (sealed ? " (TLS)" : ""));
+        // kamailio also listens on UDP: nothing of the call may cross that port in clear
+        Capture.Tcp udp = c.stopAndReadUdp(proxy.udp().getPort(), "SIP/2.0", "INVITE ", "a=crypto", "inline:",
+                "a=fingerprint");
+        facts.add("the proxy's UDP port " + proxy.udp().getPort() + ": " + (udp.inClear().isEmpty()
+                ? "nothing in clear (" + udp.segments() + " datagrams)" : "SIP IN CLEAR: " + udp.inClear()));
+        sealed &= udp.inClear().isEmpty();
+        boolean srtp = ports.size() == 2;
+        if (!srtp) {
+            facts.add("expected the two media ports of the call in the relayed SDP, found " + ports);
+        }
+        Map<Integer, Capture.Media> media = ports.isEmpty() ? Map.of() : c.stopAndReadMedia(ports);
+        for (int port : ports) {
+            Capture.Media m = media.get(port);
+            java.util.OptionalDouble share = m.toneShare(1000, 440);
+            boolean ok = m.dtls() > 0 && m.rtpBeforeDtls() == 0 && m.rtpPayloads().size() >= 20 && share.isPresent()
+                    && share.getAsDouble() < 0.10;
+            facts.add("media to port " + port + ": " + m + (share.isPresent() ? String.format(Locale.ROOT,
+                    "; decoded as %s they carry at most %.1f %% of either tone in any 160 ms",
+                    m.payloadType() == 0 ? "PCMU" : "PCMA", 100 * share.getAsDouble())
+                    : "; a codec this check cannot decode") + ": " + (ok ? "SRTP, not RTP" : "NOT SHOWN TO BE SRTP"));
+            srtp &= ok;
+        }
+        return sealed && srtp;
     }
 
     /** What one side saw of the far end and of the hop. */
@@ -439,6 +498,15 @@ final class DemoCommand implements Callable<Integer> {
 
     /** Stops everything the demo started and removes its state (unless --keep); safe to call twice. */
     private synchronized void stop(TwoHostRig rig, Path dir) {
+        Capture c = capture;
+        capture = null;
+        if (c != null) {
+            try {
+                c.stop();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
         Kamailio k = proxy;
         proxy = null;
         if (k != null) {

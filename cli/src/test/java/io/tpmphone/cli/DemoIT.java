@@ -92,6 +92,19 @@ class DemoIT {
                     && proxyStep.matches(".*bob hears (99[0-9]|100[0-9]) Hz, alice hears (43[0-9]|44[0-9]) Hz.*")
                     && proxyStep.contains("UDP/TLS/RTP/SAVP with a=fingerprint and a=setup, no a=crypto, no key"),
                     () -> "the proxy step's facts: " + proxyStep);
+            // what its capture on loopback showed: the SIP to and from kamailio only as TLS, and both media ports
+            // DTLS first, then SRTP (decoded as the call's G.711 codec, no tone in any 160 ms)
+            assertTrue(proxyStep.matches(".*on the wire \\(tshark on loopback\\): SIP to and from the proxy, [1-9]\\d*"
+                    + " TCP segments with \\d+ bytes, nothing in clear \\(TLS\\).*"),
+                    () -> "the capture saw the SIP to the proxy, none of it in clear: " + proxyStep);
+            assertTrue(proxyStep.matches("(?s).*the proxy's UDP port \\d+: nothing in clear \\(\\d+ datagrams\\)"
+                    + ".*"),
+                    () -> "nothing in clear on the proxy's UDP port either: " + proxyStep);
+            java.util.regex.Matcher media = java.util.regex.Pattern.compile("media to port \\d+: ([1-9]\\d*) DTLS"
+                    + " datagrams, ([1-9]\\d*) RTP/SRTP packets \\(payload type [08]\\); decoded as PCM[UA] they carry"
+                    + " at most (\\d+\\.\\d) % of either tone in any 160 ms: SRTP, not RTP").matcher(proxyStep);
+            List<String> shown = media.results().map(java.util.regex.MatchResult::group).toList();
+            assertEquals(2, shown.size(), () -> "both media ports shown DTLS then SRTP: " + proxyStep);
             assertTrue(Duration.between(t0, Instant.now()).toSeconds() < 180, () -> "the demo took "
                     + Duration.between(t0, Instant.now()).toSeconds() + " s");
             assertNothingLeft();

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.tpmphone.attestation.IntegrityLevel;
+import io.tpmphone.rig.Capture;
 import io.tpmphone.rig.Kamailio;
 import io.tpmphone.softphone.CallPolicy;
 import io.tpmphone.softphone.media.AudioSession;

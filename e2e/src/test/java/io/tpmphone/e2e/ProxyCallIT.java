@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.tpmphone.attestation.IntegrityLevel;
+import io.tpmphone.rig.Capture;
 import io.tpmphone.rig.Kamailio;
 import io.tpmphone.rig.TwoHostRig;
 import io.tpmphone.softphone.CallPolicy;
@@ -167,9 +168,16 @@ class ProxyCallIT {
 
     private SipPhone phone(TwoHostRig.Host host, String user, String policy, SipPhone.Media media,
                            SipPhone.Listener listener) throws Exception {
+        return phone(host, user, policy, media, listener, hosts.verifier(), Duration.ofSeconds(15));
+    }
+
+    /** A phone with its own passport verifier (one whose appraisal the test holds) and setup timeout. */
+    private SipPhone phone(TwoHostRig.Host host, String user, String policy, SipPhone.Media media,
+                           SipPhone.Listener listener, io.tpmphone.tls.PassportVerifier verifier,
+                           Duration setupTimeout) throws Exception {
         SipPhone p = SipPhone.start(new SipPhone.Config(user, user, LOOPBACK, FreePorts.tcpAndUdp(), 0, 0,
-                        Duration.ofSeconds(15)),
-                AttestedTlsConfig.of(host.identity(), hosts.verifier(), Clock.systemUTC()), CallPolicy.parse(policy),
+                        setupTimeout),
+                AttestedTlsConfig.of(host.identity(), verifier, Clock.systemUTC()), CallPolicy.parse(policy),
                 host.keys(), listener, media, Clock.systemUTC());
         phones.add(p);
         return p;
@@ -257,14 +265,14 @@ class ProxyCallIT {
         Await.until("bob's refusal", Duration.ofSeconds(10), atBob::state, st -> st == Call.State.REFUSED);
         assertTrue(!bobSaw.events.contains("ringing"), () -> "bob's phone never rang: " + bobSaw.events);
         assertEquals(IntegrityLevel.MEASURED, atBob.farEnd().orElseThrow().level(), atBob::display);
-        // the 403's Warning passed the proxy as bob wrote it (alice's reason may come from it or from bob's in-band
-        // verdict, whichever was first; this is what kamailio relayed)
-        List<String> relayed = Await.until("kamailio to relay bob's 403", Duration.ofSeconds(10),
-                () -> sha256.log().lines().filter(l -> l.contains(call.callId()) && l.contains("relayed reply 403"))
-                        .toList(), l -> !l.isEmpty());
-        assertTrue(relayed.stream().anyMatch(l -> l.contains("Warning: 399 ") && l.contains("far end level"
-                + " MEASURED is below the required HARDENED")), () -> "the 403 kamailio relayed carries bob's Warning"
-                + " with both levels: " + relayed);
+        // the 403's Warning reached alice through the proxy as bob wrote it: her phone keeps it with the call even
+        // when bob's in-band verdict had ended it first (then her reason is the verdict's, and the 403 came to a call
+        // she had ended: still acknowledged, and its words kept)
+        String said = Await.until("bob's 403 to reach alice", Duration.ofSeconds(10),
+                () -> call.farEndSaid().orElse(""), s -> !s.isEmpty());
+        assertTrue(said.startsWith("403 ") && said.contains("far end level MEASURED is below the required HARDENED"),
+                () -> "the 403 alice received carries bob's Warning with both levels: " + said + "; her call: "
+                        + call + "\n" + sha256.logTail(40));
     }
 
     @Test
@@ -287,13 +295,142 @@ class ProxyCallIT {
         // bob's own policy accepted alice, so his phone may ring for a moment before the CANCEL; it ends there
         assertTrue(bobSaw.events.contains("decided end-to-end DTLS MEASURED ACCEPT"), () -> "bob decided on alice"
                 + " end to end: " + bobSaw.events);
-        // alice's CANCEL passed the proxy with her Reason (RFC 3326) naming both levels
+        // alice's CANCEL passed the proxy with her Reason (RFC 3326) naming both levels. Where bob receives it is
+        // asserted in aCancelAfterTheCalleesCallEnded_…: here his 403 (after her in-band verdict ended his call) may
+        // reach kamailio first, which then answers her CANCEL itself (the INVITE has its final answer).
         List<String> cancels = Await.until("kamailio to relay alice's CANCEL", Duration.ofSeconds(10),
                 () -> sha256.log().lines().filter(l -> l.contains(call.callId()) && l.contains("relayed CANCEL"))
                         .toList(), l -> !l.isEmpty());
         assertTrue(cancels.stream().anyMatch(l -> l.contains("Reason: SIP") && l.contains("refused by our call policy:"
-                + " far end level MEASURED is below the required HARDENED")), () -> "the CANCEL kamailio relayed"
+                + " far end level MEASURED is below the required HARDENED")), () -> "the CANCEL kamailio received"
                 + " carries alice's Reason: " + cancels);
+    }
+
+    private static SipPhone.Media tone(double hz) {
+        return callId -> AudioSession.open(LOOPBACK, Wav.tone(hz, 0.5, 1));
+    }
+
+    private static List<CallPolicy.Decision> endToEnd(Seen seen) {
+        return seen.decisions.stream().filter(CallPolicy.Decision::endToEnd).toList();
+    }
+
+    /** The lines of kamailio's log (from {@code from}) for replies to {@code method} of {@code callId} it received. */
+    private List<String> repliesTo(String method, String callId, int from) {
+        // kamailio's log prefix: {message type, CSeq, Call-ID}
+        return sha256.log().substring(from).lines().filter(l -> l.contains(" " + method + " " + callId + "}")
+                && l.contains("relayed reply ")).toList();
+    }
+
+    /**
+     * Issue 14 review (3): a genuine callee's {@code 403} arriving while the caller still appraises its evidence.
+     * Alice's appraisal of bob is held (her passport verifier's clock, which the test holds, on her DTLS thread)
+     * until bob — whose policy needs HARDENED end to end — has refused her with a 403 through kamailio. Her call is
+     * refused with his words; released, she still decides on his evidence: exactly one end-to-end record, on his
+     * level (MEASURED: his 403 is not read as a level, FAILED or otherwise), noting that the call had ended; bob's own
+     * record refuses her; both name one evidence digest.
+     */
+    @Test
+    void aGenuineCallees403_whileTheCallerStillAppraises_isOneRecordOnHisEvidence_andHisWordsAreKept()
+            throws Exception {
+        HeldAppraisal held = new HeldAppraisal(hosts);
+        Seen aliceSaw = new Seen();
+        Seen bobSaw = new Seen();
+        SipPhone alice = phone(hosts.alice(), "alice", END_TO_END_MEASURED, tone(1000), aliceSaw, held.verifier(),
+                Duration.ofSeconds(15));
+        SipPhone bob = phone(hosts.bob(), "bob", END_TO_END_HARDENED, tone(440), bobSaw);
+        Registration ra = registered(alice, account(sha256, "alice", PASSWORDS.get("alice"), Duration.ofSeconds(60)),
+                sha256);
+        registered(bob, account(sha256, "bob", PASSWORDS.get("bob"), Duration.ofSeconds(60)), sha256);
+        Call call;
+        held.arm();
+        try {
+            call = alice.call("sip:bob@" + DOMAIN, ra);
+            assertTrue(held.awaitHeld(Duration.ofSeconds(30)), () -> "alice's DTLS thread reached her appraisal of"
+                    + " bob: " + call + ", " + aliceSaw.events + "\n" + sha256.logTail(40));
+            Await.until("bob's 403 to refuse alice's call while she appraises", Duration.ofSeconds(20), call::state,
+                    st -> st == Call.State.REFUSED);
+            assertTrue(call.reason().startsWith("403 ") && call.reason().contains("far end level MEASURED is below"
+                    + " the required HARDENED"), () -> "alice's call refused by bob's 403 naming both levels: "
+                    + call.reason());
+            String said = call.farEndSaid().orElse("");
+            assertTrue(said.startsWith("403 ") && said.contains("far end level MEASURED is below the required"
+                    + " HARDENED"), () -> "his words kept with the call: " + said);
+            assertEquals(List.of(), endToEnd(aliceSaw), () -> "alice records nothing while she appraises: "
+                    + aliceSaw.events);
+        } finally {
+            held.release();
+        }
+        List<CallPolicy.Decision> hers = Await.until("alice's end-to-end decision", Duration.ofSeconds(20),
+                () -> endToEnd(aliceSaw), l -> !l.isEmpty());
+        assertEquals(1, hers.size(), () -> "exactly one end-to-end record on alice's side: " + aliceSaw.events);
+        CallPolicy.Decision d = hers.get(0);
+        assertEquals(IntegrityLevel.MEASURED, d.peerLevel(), () -> "decided on bob's evidence, not on his 403: " + d);
+        assertEquals(CallPolicy.Action.ACCEPT, d.action(), () -> "her policy accepts a MEASURED far end: " + d);
+        assertTrue(d.reason().endsWith("(the call had ended before this decision: nothing followed it)"),
+                () -> "her record says the call had ended first: " + d.reason());
+        List<CallPolicy.Decision> his = endToEnd(bobSaw);
+        assertEquals(1, his.size(), () -> "bob's own end-to-end record: " + bobSaw.events);
+        assertEquals(CallPolicy.Action.REJECT, his.get(0).action(), his::toString);
+        assertTrue(his.get(0).reason().contains("far end level MEASURED is below the required HARDENED"),
+                () -> "bob refuses alice naming both levels: " + his.get(0));
+        assertTrue(d.evidenceDigest().length() == 64 && d.evidenceDigest().equals(his.get(0).evidenceDigest()),
+                () -> "both records name one evidence digest: " + d.evidenceDigest() + " / "
+                        + his.get(0).evidenceDigest());
+        assertTrue(!bobSaw.events.contains("ringing") && !aliceSaw.events.contains("remote ringing"),
+                () -> "nothing rang: bob " + bobSaw.events + ", alice " + aliceSaw.events);
+        assertEquals(Call.State.REFUSED, call.state(), () -> "her later decision changed nothing: " + call);
+    }
+
+    /**
+     * Issue 14 review (MEDIUM 3): a callee whose setup deadline ends its call before it answered gives the INVITE its
+     * final answer. Bob accepts alice and waits for her verdict before ringing; her appraisal of him is held past his
+     * setup deadline (10 s: his DTLS timeouts stay the defaults). Before, his INVITE server transaction stayed in
+     * Proceeding and the INVITE hung at kamailio (Timer C, minutes); now bob answers {@code 480} with a Warning saying
+     * why, kamailio relays it, and alice's call is refused with bob's words. Nothing rang.
+     */
+    @Test
+    void aCalleesSetupDeadline_answersTheUnansweredInvite480_throughTheProxy_andNothingRings() throws Exception {
+        HeldAppraisal held = new HeldAppraisal(hosts);
+        Seen aliceSaw = new Seen();
+        Seen bobSaw = new Seen();
+        SipPhone alice = phone(hosts.alice(), "alice", END_TO_END_HARDENED, tone(1000), aliceSaw, held.verifier(),
+                Duration.ofSeconds(15));
+        SipPhone bob = phone(hosts.bob(), "bob", END_TO_END_MEASURED, tone(440), bobSaw, hosts.verifier(),
+                Duration.ofSeconds(10));
+        Registration ra = registered(alice, account(sha256, "alice", PASSWORDS.get("alice"), Duration.ofSeconds(60)),
+                sha256);
+        registered(bob, account(sha256, "bob", PASSWORDS.get("bob"), Duration.ofSeconds(60)), sha256);
+        int logBefore = sha256.log().length();
+        Call call;
+        Call atBob;
+        held.arm();
+        try {
+            call = alice.call("sip:bob@" + DOMAIN, ra);
+            assertTrue(held.awaitHeld(Duration.ofSeconds(30)), () -> "alice's DTLS thread reached her appraisal of"
+                    + " bob: " + call + ", " + aliceSaw.events + "\n" + sha256.logTail(40));
+            atBob = Await.until("the INVITE to reach bob", Duration.ofSeconds(10), () -> bob.callById(call.callId()),
+                    java.util.Optional::isPresent).orElseThrow();
+            Await.until("bob's setup deadline to end his call", Duration.ofSeconds(30), atBob::state,
+                    st -> st == Call.State.ENDED);
+            assertTrue(atBob.reason().startsWith("not set up within 10 s"), () -> "bob's own deadline ended it: "
+                    + atBob);
+            List<String> relayed = Await.until("kamailio to relay bob's final answer", Duration.ofSeconds(15),
+                    () -> repliesTo("INVITE", call.callId(), logBefore).stream()
+                            .filter(l -> l.matches(".*relayed reply [3-6]\\d\\d .*")).toList(), l -> !l.isEmpty());
+            assertTrue(relayed.stream().allMatch(l -> l.contains("relayed reply 480 ")),
+                    () -> "bob answered the INVITE 480: " + relayed);
+            Await.until("bob's 480 to refuse alice's call", Duration.ofSeconds(15), call::state,
+                    st -> st == Call.State.REFUSED);
+            assertTrue(call.reason().startsWith("480 ") && call.reason().contains("not set up within 10 s"),
+                    () -> "alice's call refused by bob's 480, with his Warning saying why: " + call.reason());
+        } finally {
+            held.release();
+        }
+        assertTrue(!bobSaw.events.contains("ringing"), () -> "bob's phone never rang: " + bobSaw.events);
+        List<String> replies = repliesTo("INVITE", call.callId(), logBefore);
+        assertTrue(replies.stream().noneMatch(l -> l.contains("relayed reply 180 ")), () -> "no 180 left bob: "
+                + replies);
+        assertEquals(Call.State.REFUSED, call.state(), () -> "her later decision changed nothing: " + call);
     }
 
     @Test

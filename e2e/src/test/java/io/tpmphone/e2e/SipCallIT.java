@@ -1,5 +1,6 @@
 package io.tpmphone.e2e;
 
+import io.tpmphone.rig.Capture;
 import io.tpmphone.rig.TwoHostRig;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;

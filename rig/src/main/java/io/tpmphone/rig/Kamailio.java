@@ -31,12 +31,14 @@ public final class Kamailio implements AutoCloseable {
     private final Process process;
     private final Path dir;
     private final int tlsPort;
+    private final int udpPort;
     private final String domain;
 
-    private Kamailio(Process process, Path dir, int tlsPort, String domain) {
+    private Kamailio(Process process, Path dir, int tlsPort, int udpPort, String domain) {
         this.process = process;
         this.dir = dir;
         this.tlsPort = tlsPort;
+        this.udpPort = udpPort;
         this.domain = domain;
     }
 
@@ -92,7 +94,7 @@ public final class Kamailio implements AutoCloseable {
         Process p = new ProcessBuilder(binary.toString(), "-f", cfgFile.toString(), "-DD", "-E", "-m", "64", "-M",
                 "8", "-Y", run.toString(), "-P", run.resolve("kamailio.pid").toString(), "-w", dir.toString())
                 .redirectErrorStream(true).redirectOutput(log.toFile()).start();
-        Kamailio k = new Kamailio(p, dir, tlsPort, domain);
+        Kamailio k = new Kamailio(p, dir, tlsPort, udpPort, domain);
         // Up when its TLS port accepts a connection; a dead process ends the wait at once.
         try {
             Await.until("kamailio to listen on TLS port " + tlsPort, Duration.ofSeconds(20), () -> {
@@ -140,6 +142,11 @@ public final class Kamailio implements AutoCloseable {
     /** Where the phones reach it (TLS). */
     public InetSocketAddress tls() {
         return new InetSocketAddress(LOOPBACK, tlsPort);
+    }
+
+    /** Its UDP listener (nothing of the demo's calls may cross it, in clear or at all). */
+    public InetSocketAddress udp() {
+        return new InetSocketAddress(LOOPBACK, udpPort);
     }
 
     public String domain() {

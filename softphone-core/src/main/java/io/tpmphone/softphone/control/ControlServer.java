@@ -570,6 +570,8 @@ public final class ControlServer implements AutoCloseable {
         ObjectNode n = JSON.createObjectNode();
         n.put("callId", c.callId()).put("direction", c.direction().name()).put("peerUri", c.peerUri())
                 .put("state", c.state().name()).put("reason", c.reason()).put("held", c.held());
+        // what the far end's SIP said when it ended the call, escaped (kept even after our side had ended it)
+        c.farEndSaid().ifPresent(s -> n.put("farEndSaid", s));
         c.peer().ifPresent((PeerAttestation p) -> {
             n.put("level", p.level().name());
             n.put("peerHost", p.host().orElse(null));

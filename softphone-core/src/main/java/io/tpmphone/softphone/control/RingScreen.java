@@ -321,7 +321,11 @@ public final class RingScreen implements SipPhone.AnswerDecision {
                     + c.state() + " " + c.direction() + " " + quoted(c.peerUri(), 60)
                     + (c.held() ? " [held]" : "")
                     + (c.state() == Call.State.ENDED || c.state() == Call.State.REFUSED
-                    ? "  why " + quoted(c.reason(), 60) : ""));
+                    ? "  why " + quoted(c.reason(), 60) : "")
+                    // what the far end's SIP said when it ended the call (its 403's Warning, its CANCEL's Reason),
+                    // even after our side had ended it: its words, quoted
+                    + c.farEndSaid().filter(s -> !c.reason().contains(s)).map(s -> "  far end said "
+                            + quoted(s, 60)).orElse(""));
         }
         lines.add(rule(w));
         lines.add(dial != null ? " Call: " + dial + "_   (sips:USER@HOST HOST:PORT, Enter to call, Esc to cancel)"

@@ -41,6 +41,8 @@ public final class Call {
     private volatile String farEndRefusal;
     /** This side's own failure to take part in DTLS-SRTP (its TPM would not sign), as recorded; null until. */
     private volatile String localFailure;
+    /** What the far end's SIP said when it ended the call before it was set up, escaped; null until. */
+    private volatile String farEndSaid;
     private volatile State state = State.SETTING_UP;
     private volatile String reason = "";
     private volatile Sdp remoteSdp;
@@ -128,6 +130,32 @@ public final class Call {
             if (farEndRefusal == null) {
                 farEndRefusal = status + " " + said;
             }
+        }
+    }
+
+    /**
+     * What the far end's SIP said when it ended this call before it was set up, escaped for a terminal: the status,
+     * reason phrase and {@code Warning} of its final refusal of our INVITE ({@code "403 Forbidden: …"}), or the
+     * {@code Reason} of its CANCEL ({@code "CANCEL (Reason: SIP 403 …)"}, RFC 3326) — kept even when this side had
+     * ended the call already (the far end's verdict inside DTLS usually comes first; the phone still answers SIP for
+     * a just-ended call), so the words it sent through the proxies are seen where they arrived. Its claim,
+     * unverified; never a level. Empty when it said nothing (a {@code 487} to our own CANCEL is not its word).
+     */
+    public Optional<String> farEndSaid() {
+        return Optional.ofNullable(farEndSaid);
+    }
+
+    /**
+     * Keeps the first of {@link #farEndSaid()} ({@code said}: raw peer text, escaped and bounded here); whether this
+     * was it.
+     */
+    boolean farEndSaid(String said) {
+        synchronized (this) {
+            if (farEndSaid == null) {
+                farEndSaid = UntrustedText.forTerminal(said, 700);
+                return true;
+            }
+            return false;
         }
     }
 

@@ -17,8 +17,11 @@ import java.util.Optional;
  * One source of incoming calls (an IPv4 address, an IPv6 /64) has a share of half of each (rounded down, at least
  * one): a peer the policy accepts cannot take every place.
  * A call leaves the table of calls in progress the moment it is refused or ended, with the state that belonged to it
- * (the registrar account its digest challenge needs); the oldest ended call falls out of the history. Thread-safe
- * (one lock; every operation is O(1) except listing).
+ * (the registrar account its digest challenge needs); the oldest ended call falls out of the history. The SIP that
+ * still arrives for a call just ended (the far end's final answer, its CANCEL: the in-band verdict may end the call
+ * first) finds it in a short memory by Call-ID ({@link #recentlyEnded}): at most {@link #RECENT} calls, each for
+ * {@link #RECENT_AGE}; only calls that were in progress enter it, so requests with made-up Call-IDs add nothing.
+ * Thread-safe (one lock; every operation is O(1) except listing).
  */
 final class CallTable {
     private final int maxCalls;
@@ -31,6 +34,23 @@ final class CallTable {
     /** Incoming calls in progress and being set up, per source: {active, settingUp}. */
     private final Map<InetAddress, int[]> bySource = new HashMap<>();
     private int settingUp;
+    /** How many just-ended calls the phone still answers SIP for ({@link #recentlyEnded}). */
+    static final int RECENT = 64;
+    /**
+     * How long after its end a call still gets SIP answered: 64·T1 (RFC 3261 §17), the longest one of its
+     * transactions still retransmits. This is no bound on a proxy's INVITE transaction — after a provisional, RFC 3261 Timer C is
+     * over 3 minutes, and kamailio's default fr_inv_timeout 120 s — so a proxy's CANCEL may come after the call is
+     * forgotten (then 481). That no longer leaves an INVITE hanging: this side answers every INVITE of a call it ends
+     * before its 200 with a final response ({@link Signalling#answerIfUnanswered}). Ended calls expire on the next
+     * insert or lookup (at most {@link #RECENT} are held meanwhile).
+     */
+    static final java.time.Duration RECENT_AGE = java.time.Duration.ofSeconds(32);
+    /** Just-ended calls by Call-ID, oldest first, with when they ended (System.nanoTime). */
+    private final LinkedHashMap<String, Ended> recent = new LinkedHashMap<>();
+    private final java.util.function.LongSupplier nanoTime;
+
+    private record Ended(Call call, long at) {
+    }
 
     private static final class Entry {
         final Call call;
@@ -46,6 +66,12 @@ final class CallTable {
     }
 
     CallTable(int maxCalls, int maxSettingUp, int endedHistory) {
+        this(maxCalls, maxSettingUp, endedHistory, System::nanoTime);
+    }
+
+    /** As above, with the clock that ages {@link #recentlyEnded} (tests). */
+    CallTable(int maxCalls, int maxSettingUp, int endedHistory, java.util.function.LongSupplier nanoTime) {
+        this.nanoTime = nanoTime;
         if (maxSettingUp < 1 || maxCalls < maxSettingUp || endedHistory < 0) {
             throw new IllegalArgumentException("need 1 <= maxSettingUp <= maxCalls and endedHistory >= 0, got "
                     + maxSettingUp + ", " + maxCalls + ", " + endedHistory);
@@ -132,7 +158,35 @@ final class CallTable {
                 }
             }
             remember(call);
+            long now = nanoTime.getAsLong();
+            recent.remove(call.callId());
+            recent.put(call.callId(), new Ended(call, now));
+            expire(now);
+            if (recent.size() > RECENT) {
+                recent.remove(recent.keySet().iterator().next());
+            }
         }
+    }
+
+    /** Forgets the just-ended calls older than {@link #RECENT_AGE} (the map is oldest first). */
+    private void expire(long now) {
+        for (var it = recent.values().iterator(); it.hasNext(); ) {
+            if (now - it.next().at() < RECENT_AGE.toNanos()) {
+                return;
+            }
+            it.remove();
+        }
+    }
+
+    /**
+     * The call with this Call-ID that left the calls in progress less than {@link #RECENT_AGE} ago (one of the last
+     * {@link #RECENT}): SIP still arriving for it is answered as its transactions need, and what the far end said is
+     * kept with it. Empty for a call in progress, an older one, or a Call-ID never in progress here.
+     */
+    synchronized Optional<Call> recentlyEnded(String callId) {
+        expire(nanoTime.getAsLong());
+        Ended e = recent.get(callId);
+        return e == null ? Optional.empty() : Optional.of(e.call());
     }
 
     /** Keeps a call that never entered the table (refused at once) in the ended history, for its caller. */
@@ -188,10 +242,10 @@ final class CallTable {
     }
 
     /** How much is held: calls in progress, of them being set up, and ended calls kept. For diagnostics and tests. */
-    record Counts(int active, int settingUp, int ended) {
+    record Counts(int active, int settingUp, int ended, int recentlyEnded) {
     }
 
     synchronized Counts counts() {
-        return new Counts(active.size(), settingUp, ended.size());
+        return new Counts(active.size(), settingUp, ended.size(), recent.size());
     }
 }

@@ -9,6 +9,7 @@ import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
 import javax.sip.Dialog;
 import javax.sip.SipException;
+import javax.sip.message.Response;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -17,8 +18,9 @@ import org.slf4j.LoggerFactory;
  * setup timeout of its acceptance, and its {@code ACK} must come within {@link SipPhone.Limits#ackTimeout()} (64·T1,
  * RFC 3261 §13.3.1.4) of our {@code 200}; an established call whose media stopped — no RTP or RTCP datagram for
  * {@link SipPhone.Limits#mediaSilence()}, while it is not on hold — ends too. A call ended this way after our
- * {@code 200} or once established gets a {@code BYE} (the peer may think it is up), and its media sockets and keys are
- * released at once. Thread-safe; everything runs on the phone's timer thread.
+ * {@code 200} or once established gets a {@code BYE} (the peer may think it is up), one ended before our {@code 200}
+ * gets {@code 480} with a {@code Warning} saying why (its INVITE must not stay unanswered), and its media sockets and
+ * keys are released at once. Thread-safe; everything runs on the phone's timer thread.
  */
 final class CallTimers {
     private static final Logger LOG = LoggerFactory.getLogger(SipPhone.class);
@@ -67,6 +69,10 @@ final class CallTimers {
                 if (call.abandon(why)) {
                     if (call.isAnswered()) {
                         bye(call, dialog);
+                    } else {
+                        // not answered yet (the caller's verdict inside DTLS still to come): its INVITE gets its
+                        // final answer, else it would stay unanswered at the caller's proxy for minutes
+                        sip.answerIfUnanswered(call, Response.TEMPORARILY_UNAVAILABLE, why);
                     }
                     listener.ended(call);
                 }

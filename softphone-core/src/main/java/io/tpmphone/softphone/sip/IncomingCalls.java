@@ -282,6 +282,7 @@ final class IncomingCalls {
                 LOG.warn("call {}: answering after the end-to-end decision failed: {}",
                         UntrustedText.forTerminal(call.callId(), 200), UntrustedText.forTerminal(e.toString()));
                 if (call.abandon("answering failed: " + UntrustedText.forTerminal(e.getMessage(), 300))) {
+                    sip.answerIfUnanswered(call, Response.SERVER_INTERNAL_ERROR, call.reason());
                     listener.ended(call);
                 }
             }
@@ -349,6 +350,7 @@ final class IncomingCalls {
                 LOG.warn("call {}: ringing failed: {}", UntrustedText.forTerminal(call.callId(), 200),
                         UntrustedText.forTerminal(e.toString()));
                 if (call.abandon("ringing failed: " + UntrustedText.forTerminal(e.getMessage(), 300))) {
+                    sip.answerIfUnanswered(call, Response.SERVER_INTERNAL_ERROR, call.reason());
                     listener.ended(call);
                 }
             }
@@ -503,6 +505,7 @@ final class IncomingCalls {
                 LOG.warn("call {}: answering failed: {}", UntrustedText.forTerminal(call.callId(), 200),
                         UntrustedText.forTerminal(e.toString()));
                 if (call.abandon("answering failed: " + UntrustedText.forTerminal(Signalling.rootMessage(e), 300))) {
+                    sip.answerIfUnanswered(call, Response.SERVER_INTERNAL_ERROR, call.reason());
                     listener.ended(call);
                 }
             }

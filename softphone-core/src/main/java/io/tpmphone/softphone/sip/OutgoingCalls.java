@@ -178,8 +178,13 @@ final class OutgoingCalls {
                 }
             } else if (status >= 200 && status < 300) {
                 accepted(event, call, cseq);
-            } else if (status >= 300 && call.state() != Call.State.REFUSED && call.state() != Call.State.ENDED) {
+            } else if (status >= 300 && (call.state() == Call.State.REFUSED || call.state() == Call.State.ENDED)) {
+                answeredAfterEnd(event, call);
+            } else if (status >= 300) {
                 String said = said(r);
+                if (status != Response.REQUEST_TERMINATED) { // a 487 answers our own CANCEL: not the far end's word
+                    call.farEndSaid(status + " " + said);
+                }
                 if (call.offeredDtls() && call.dtls().isPresent()) {
                     // The far end answered early (its DTLS-SRTP answer), then refused. Only the call's DTLS thread
                     // records the end-to-end decision: it names these words only where its own failure was the far
@@ -200,6 +205,28 @@ final class OutgoingCalls {
             call.ended("handling the answer failed: " + UntrustedText.forTerminal(e.getMessage(), 500));
             listener.ended(call);
         }
+    }
+
+    /**
+     * An answer to our INVITE of a call this side has ended already (its far end's verdict inside DTLS, our own
+     * refusal or our user): JAIN-SIP's INVITE transaction has acknowledged a 3xx-6xx itself; what the far end said
+     * in it is kept with the call for the user ({@link Call#farEndSaid()}), escaped, and nothing else changes — the
+     * call's state, reason and record stay this side's. A {@code 487} answers our own CANCEL and is not kept. Other
+     * answers change nothing. Only a response to our INVITE's client transaction gets here, and it is logged once per
+     * call (the line a peer can cause is bounded by the calls this phone made).
+     */
+    void answeredAfterEnd(ResponseEvent event, Call call) {
+        Response r = event.getResponse();
+        int status = r.getStatusCode();
+        if (status < 300 || status == Response.REQUEST_TERMINATED) {
+            return;
+        }
+        String said = status + " " + said(r);
+        if (!call.farEndSaid(said)) {
+            return; // logged once per call: a second answer (another fork's) adds a line for nobody
+        }
+        LOG.info("call {} had ended ({}); the far end then said: {}", UntrustedText.forTerminal(call.callId(), 200),
+                UntrustedText.forTerminal(call.reason(), 300), UntrustedText.forTerminal(said, 700));
     }
 
     /**
@@ -301,6 +328,24 @@ final class OutgoingCalls {
             LOG.debug("call {}: no PRACK for a reliable provisional response: {}",
                     UntrustedText.forTerminal(call.callId(), 200), UntrustedText.forTerminal(e.toString(), 300));
         }
+    }
+
+    /**
+     * Our user hung up {@code call} (ended already) before its 2xx: its INVITE is cancelled if a provisional answer
+     * came (its client transaction is Proceeding, RFC 3261 §9.1). Before, the INVITE was left to be retransmitted
+     * and to ring on at the far end.
+     */
+    void cancelAfterHangUp(Call call) {
+        call.inviteClient().filter(ct -> ct.getState() == javax.sip.TransactionState.PROCEEDING).ifPresent(ct -> {
+            try {
+                Request cancel = ct.createCancel();
+                Signalling.addReason(sip, cancel, Response.REQUEST_TERMINATED, "hung up");
+                sip.provider.getNewClientTransaction(cancel).sendRequest();
+            } catch (SipException | RuntimeException e) {
+                LOG.debug("call {}: the CANCEL could not be sent: {}", UntrustedText.forTerminal(call.callId(), 200),
+                        UntrustedText.forTerminal(e.toString(), 300));
+            }
+        });
     }
 
     /** Ends a call we placed before its 2xx: CANCEL (RFC 3261 §9), with the reason for the user. */

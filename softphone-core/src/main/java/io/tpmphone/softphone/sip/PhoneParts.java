@@ -74,7 +74,8 @@ final class PhoneParts implements AttestedSslSocket.Gate {
         this.destinations = new Destinations(registrations, calls, attestation);
         this.attestation = attestation;
         failures.to = new HandshakeFailures(calls, listener, sip::callId, clock);
-        JainSipStack.listenWith(provider, new SipEvents(sip, calls, incoming, outgoing, registrations, listener));
+        JainSipStack.listenWith(provider, new SipEvents(sip, calls, incoming, outgoing, registrations, listener,
+                new LogBudget(clock, SipEvents.STRAY_LINES_PER_SECOND)));
         callTimers.start();
         return new SipPhone(this, sip, stack, timers, calls, media, listener, attestation, registrations,
                 outgoing, endToEnd);

@@ -25,6 +25,7 @@ import javax.sip.ServerTransaction;
 import javax.sip.SipException;
 import javax.sip.SipFactory;
 import javax.sip.SipProvider;
+import javax.sip.TransactionState;
 import javax.sip.address.AddressFactory;
 import javax.sip.address.SipURI;
 import javax.sip.header.ContactHeader;
@@ -32,6 +33,7 @@ import javax.sip.header.HeaderFactory;
 import javax.sip.header.RouteHeader;
 import javax.sip.header.ToHeader;
 import javax.sip.header.ViaHeader;
+import javax.sip.header.WarningHeader;
 import javax.sip.message.MessageFactory;
 import javax.sip.message.Request;
 import javax.sip.message.Response;
@@ -256,6 +258,45 @@ final class Signalling {
         Request bye = dialog.get().createRequest(Request.BYE);
         dialog.get().sendRequest(provider.getNewClientTransaction(bye));
         return true;
+    }
+
+    /**
+     * Gives the INVITE of an incoming {@code call} this side is ending its final answer, if it has none yet: a call
+     * abandoned at the setup deadline, or whose ringing or answering failed, would otherwise leave its server
+     * transaction in Proceeding (JAIN-SIP sets it no lifetime) and the caller's proxy waiting minutes (its Timer C,
+     * RFC 3261 §16.6). {@code status} (e.g. {@code 480}, {@code 500}) carries {@code why} (already escaped) as its
+     * {@code Warning} over TLS and TCP (a UDP answer stays no larger than its request); the early dialog's To tag is
+     * kept. Returns whether it was sent; a failure is logged, never thrown (the call is over either way).
+     */
+    boolean answerIfUnanswered(Call call, int status, String why) {
+        Optional<ServerTransaction> st = call.inviteTransaction().filter(t -> t.getState() == null
+                || t.getState() == TransactionState.TRYING || t.getState() == TransactionState.PROCEEDING);
+        if (st.isEmpty() || call.isAnswered()) {
+            return false;
+        }
+        try {
+            Request invite = st.get().getRequest();
+            Response r = messages.createResponse(status, invite);
+            Optional<String> tag = call.dialog().or(() -> Optional.ofNullable(st.get().getDialog()))
+                    .map(Dialog::getLocalTag);
+            if (tag.isPresent()) {
+                ((ToHeader) r.getHeader(ToHeader.NAME)).setTag(tag.get());
+            } else {
+                tagTo(invite, r);
+            }
+            if (!overUdp(invite)) {
+                String text = why.replace('"', '\'').replace('\\', '/');
+                r.addHeader(headers.createWarningHeader(config.host(), WarningHeader.MISCELLANEOUS_WARNING,
+                        text.length() > 300 ? text.substring(0, 300) : text));
+            }
+            sendFinal(st.get(), r);
+            return true;
+        } catch (Exception e) {
+            LOG.info("call {}: no final answer to its INVITE ({}): {}",
+                    io.tpmphone.attestation.UntrustedText.forTerminal(call.callId(), 200), status,
+                    io.tpmphone.attestation.UntrustedText.forTerminal(rootMessage(e), 300));
+            return false;
+        }
     }
 
     /** The innermost cause's message: what JAIN-SIP's wrappers hide. */

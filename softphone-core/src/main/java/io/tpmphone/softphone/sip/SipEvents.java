@@ -1,6 +1,7 @@
 package io.tpmphone.softphone.sip;
 
 import io.tpmphone.attestation.UntrustedText;
+import java.util.Optional;
 import javax.sip.DialogTerminatedEvent;
 import javax.sip.IOExceptionEvent;
 import javax.sip.RequestEvent;
@@ -33,9 +34,16 @@ final class SipEvents implements SipListener {
     private final OutgoingCalls outgoing;
     private final Registrations registrations;
     private final SipPhone.Listener listener;
+    /**
+     * Lines about SIP a peer sends outside any transaction of ours (a stray answer, a CANCEL for a call that has
+     * ended): a peer may send as many as it likes, so at most {@link #STRAY_LINES_PER_SECOND} a second are logged.
+     */
+    private final LogBudget strayLines;
+    static final int STRAY_LINES_PER_SECOND = 2;
 
     SipEvents(Signalling sip, CallTable calls, IncomingCalls incoming, OutgoingCalls outgoing,
-              Registrations registrations, SipPhone.Listener listener) {
+              Registrations registrations, SipPhone.Listener listener, LogBudget strayLines) {
+        this.strayLines = strayLines;
         this.sip = sip;
         this.calls = calls;
         this.incoming = incoming;
@@ -92,20 +100,49 @@ final class SipEvents implements SipListener {
                         LOG.debug("a CANCEL dropped (test hook)");
                         return;
                     }
+                    // a call in progress, or one that ended a moment ago (the caller's verdict inside DTLS, or our
+                    // setup deadline, may end it before its CANCEL comes through the proxies): the CANCEL gets its
+                    // 200 and the call keeps what the caller said; a Call-ID never in progress here gets 481. An
+                    // ended call's CANCEL is answered through the transaction JAIN-SIP matched, else statelessly:
+                    // no new transaction is made for a call that is over
                     Call c = callOf(r);
-                    respond(event, c == null && event.getServerTransaction() == null
-                            ? Response.CALL_OR_TRANSACTION_DOES_NOT_EXIST : Response.OK);
+                    boolean inProgress = c != null;
+                    if (c == null) {
+                        c = recentlyEnded(r);
+                    }
+                    send(event, sip.messages.createResponse(c == null && event.getServerTransaction() == null
+                            ? Response.CALL_OR_TRANSACTION_DOES_NOT_EXIST : Response.OK, r), inProgress);
                     // a call that ended already (refused, or ended by the far end's verdict inside DTLS) is over:
                     // nothing more to tell the user; its INVITE still gets a 487 if it has no final response yet
-                    // (a call abandoned at the setup deadline, or whose ringing or answering failed)
+                    // (a CANCEL that crossed the 480 or 500 this side sends when it ends an unanswered call, or one
+                    // whose final answer could not be sent)
                     boolean live = c != null && c.state() != Call.State.ENDED && c.state() != Call.State.REFUSED;
+                    // the caller's Reason (RFC 3326), escaped: why it cancelled, e.g. both levels of a refusal
+                    javax.sip.header.ReasonHeader why = (javax.sip.header.ReasonHeader) r.getHeader(
+                            javax.sip.header.ReasonHeader.NAME);
+                    if (c != null && !c.isAnswered() && c.state() != Call.State.ESTABLISHED) {
+                        // (a CANCEL after our 200 changes nothing, RFC 3261 §9.2: not kept)
+                        c.farEndSaid("CANCEL" + (why != null && why.getText() != null ? " (Reason: "
+                                + why.getProtocol() + " " + why.getCause() + " " + why.getText() + ")" : ""));
+                        LogBudget.Take line = live ? null : strayLines.take();
+                        if (line != null && line.log()) {
+                            LOG.info("call {} had ended ({}); the caller then cancelled it: {}{}",
+                                    UntrustedText.forTerminal(c.callId(), 200),
+                                    UntrustedText.forTerminal(c.reason(), 300), c.farEndSaid().orElse(""),
+                                    leftOut(line));
+                        }
+                    }
+                    Call call = c;
                     if (c != null && c.state() != Call.State.ESTABLISHED) {
                         // the INVITE we were still deciding on ends with 487 (RFC 3261 §9.2)
                         c.inviteTransaction().filter(SipEvents::noFinalResponse).ifPresent(st -> {
                             try {
                                 Response terminated = sip.messages.createResponse(Response.REQUEST_TERMINATED,
                                         st.getRequest());
-                                c.dialog().map(javax.sip.Dialog::getLocalTag).ifPresent(tag -> {
+                                // the early dialog's tag (a call that ended has let go of its dialog: the
+                                // transaction still has it)
+                                call.dialog().or(() -> Optional.ofNullable(st.getDialog()))
+                                        .map(javax.sip.Dialog::getLocalTag).ifPresent(tag -> {
                                     try {
                                         ((javax.sip.header.ToHeader) terminated.getHeader(
                                                 javax.sip.header.ToHeader.NAME)).setTag(tag);
@@ -120,9 +157,6 @@ final class SipEvents implements SipListener {
                         });
                     }
                     if (live) {
-                        // the caller's Reason (RFC 3326), escaped: why it cancelled, e.g. both levels of a refusal
-                        javax.sip.header.ReasonHeader why = (javax.sip.header.ReasonHeader) r.getHeader(
-                                javax.sip.header.ReasonHeader.NAME);
                         if (c.ended("the caller cancelled" + (why != null && why.getText() != null
                                 ? ": " + io.tpmphone.attestation.UntrustedText.forTerminal(why.getText(), 300)
                                 : ""))) {
@@ -168,6 +202,12 @@ final class SipEvents implements SipListener {
         return id == null ? null : calls.active(id.getCallId()).orElse(null);
     }
 
+    /** The call of {@code m} that ended a moment ago ({@link CallTable#recentlyEnded}), or null. */
+    private Call recentlyEnded(javax.sip.message.Message m) {
+        CallIdHeader id = (CallIdHeader) m.getHeader(CallIdHeader.NAME);
+        return id == null ? null : calls.recentlyEnded(id.getCallId()).orElse(null);
+    }
+
     private void respond(RequestEvent event, int status) throws Exception {
         send(event, sip.messages.createResponse(status, event.getRequest()));
     }
@@ -178,13 +218,21 @@ final class SipEvents implements SipListener {
      * call we do not have holds nothing (over UDP a non-INVITE transaction lingers 32 s, Timer J).
      */
     private void send(RequestEvent event, Response response) throws Exception {
+        send(event, response, callOf(event.getRequest()) != null);
+    }
+
+    /**
+     * As above; {@code ofACall}: the request belongs to a call in progress (otherwise, without a transaction, it is
+     * answered statelessly).
+     */
+    private void send(RequestEvent event, Response response, boolean ofACall) throws Exception {
         ServerTransaction st = event.getServerTransaction();
         Request request = event.getRequest();
         if (st == null) {
             if (request.getMethod().equals(Request.ACK)) {
                 return;
             }
-            if (callOf(request) == null) {
+            if (!ofACall) {
                 sip.statelessly(request, response);
                 return;
             }
@@ -212,10 +260,47 @@ final class SipEvents implements SipListener {
             LOG.debug("a {} to an INVITE dropped (test hook)", r.getStatusCode());
             return;
         }
+        if (cseq.getMethod().equals(Request.INVITE) && !ours(event, id.getCallId())) {
+            // JAIN-SIP hands us a response no client transaction of ours matched (its branch names none): anyone
+            // who knows a Call-ID can send one. It neither refuses a call nor becomes what the far end said.
+            LogBudget.Take line = strayLines.take();
+            if (line.log()) {
+                LOG.info("a stray {} to an INVITE of {} dropped: it answers no transaction of ours{}",
+                        r.getStatusCode(), UntrustedText.forTerminal(id.getCallId(), 200), leftOut(line));
+            }
+            return;
+        }
         Call call = calls.active(id.getCallId()).orElse(null);
         if (call != null && cseq.getMethod().equals(Request.INVITE)) {
             outgoing.answered(event, call);
+        } else if (call == null && cseq.getMethod().equals(Request.INVITE)) {
+            // a final answer to a call we ended a moment ago (the far end's verdict inside DTLS usually comes before
+            // its 403 through the proxies): its words are kept with the call
+            Call ended = recentlyEnded(r);
+            if (ended != null) {
+                outgoing.answeredAfterEnd(event, ended);
+            }
         }
+    }
+
+    /**
+     * Whether a response to an INVITE answers one of ours: it matched a client transaction of ours for that very
+     * Call-ID, or (a 2xx retransmitted after its transaction ended, RFC 3261 §13.2.2.4) JAIN-SIP matched it to a
+     * dialog of that Call-ID.
+     */
+    private static boolean ours(ResponseEvent event, String callId) {
+        javax.sip.ClientTransaction ct = event.getClientTransaction();
+        if (ct != null) {
+            CallIdHeader sent = (CallIdHeader) ct.getRequest().getHeader(CallIdHeader.NAME);
+            return sent != null && callId.equals(sent.getCallId());
+        }
+        int status = event.getResponse().getStatusCode();
+        return status >= 200 && status < 300 && event.getDialog() != null
+                && callId.equals(event.getDialog().getCallId().getCallId());
+    }
+
+    private static String leftOut(LogBudget.Take line) {
+        return line.leftOut().isPresent() ? " (" + line.leftOut().getAsLong() + " such lines left out before)" : "";
     }
 
     @Override

@@ -446,11 +446,22 @@ public final class SipPhone implements AutoCloseable {
         return outgoing.place(target, false, a.registrar(), a.transport(), a.aor(), a);
     }
 
-    /** Ends an established call with BYE, or cancels one being set up. */
+    /**
+     * Ends an established call with BYE, or one we placed that is being set up with CANCEL once a provisional answer
+     * came (RFC 3261 §9.1; before one, a CANCEL could not be matched along the path: the INVITE then ends with its
+     * final answer or its timeout).
+     */
     public void hangUp(Call call) throws PhoneException {
         Optional<Dialog> dialog = call.dialog();
         if (dialog.isEmpty() || dialog.get().getState() == null) {
-            call.ended("hung up before the call was set up");
+            if (call.ended("hung up before the call was set up")) {
+                outgoing.cancelAfterHangUp(call);
+            }
+            return;
+        }
+        if (call.state() != Call.State.ESTABLISHED && call.ended("hung up")) {
+            outgoing.cancelAfterHangUp(call);
+            listener.ended(call);
             return;
         }
         if (call.state() == Call.State.ESTABLISHED) {
@@ -560,6 +571,15 @@ public final class SipPhone implements AutoCloseable {
     /** DTLS-SRTP handshake threads busy now (for the bounds tests). */
     int dtlsBusy() {
         return endToEnd.busy();
+    }
+
+    /**
+     * Calls {@code target} at {@code next} over plain UDP, as a standard phone does (for the tests in this package
+     * that answer as a scripted peer; the public calls go over TLS or through a registration).
+     */
+    Call callOverUdp(String target, InetSocketAddress next) {
+        return outgoing.place(target, false, next, "udp", "sip:" + sip.config.user() + "@" + sip.config.host(),
+                null);
     }
 
     /** The stack's connection table (for the bounds tests). */

@@ -62,6 +62,12 @@ final class UdpPeer implements AutoCloseable {
                 .findFirst(), Optional::isPresent).orElseThrow();
     }
 
+    /** Whether the phone has sent us a request of {@code method} in {@code callId}. */
+    boolean has(String callId, String method) {
+        return messages.stream().anyMatch(m -> m.status() == 0 && m.method().equals(method)
+                && m.callId().equals(callId));
+    }
+
     /** Every message so far, one line each, for assertion messages. */
     List<String> firstLines() {
         return messages.stream().map(m -> m.text().lines().findFirst().orElse("")).toList();

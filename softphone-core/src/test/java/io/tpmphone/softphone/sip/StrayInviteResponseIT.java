@@ -1,0 +1,183 @@
+package io.tpmphone.softphone.sip;
+
+import static io.tpmphone.softphone.sip.TestHosts.LOOPBACK;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ch.qos.logback.classic.Level;
+import ch.qos.logback.classic.Logger;
+import ch.qos.logback.classic.spi.ILoggingEvent;
+import ch.qos.logback.core.read.ListAppender;
+import io.tpmphone.softphone.CallPolicy;
+import io.tpmphone.swtpm.testing.Await;
+import io.tpmphone.tls.AttestedTlsConfig;
+import java.net.InetSocketAddress;
+import java.time.Clock;
+import java.time.Duration;
+import java.util.List;
+import java.util.Optional;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A final answer to our INVITE counts only if it answers our INVITE's client transaction. JAIN-SIP hands the listener
+ * responses that match none (a branch of nobody's): before, anyone who knew a Call-ID could refuse a live call with a
+ * forged 403 and have its words become the call's reason, or (after the call ended) take the place of what the real
+ * far end said, one log line per packet. A scripted UDP peer answers the phone's INVITE here.
+ */
+class StrayInviteResponseIT {
+    private static final Duration WAIT = Duration.ofSeconds(10);
+    private final Logger phoneLog = (Logger) LoggerFactory.getLogger(SipPhone.class);
+    private final ListAppender<ILoggingEvent> lines = new ListAppender<>();
+    private Level phoneLevel;
+    private SipPhone phone;
+    private UdpPeer peer;
+    private int udpPort;
+
+    @BeforeEach
+    void start() throws Exception {
+        TestHosts hosts = new TestHosts();
+        udpPort = TestHosts.freePort();
+        phone = SipPhone.start(new SipPhone.Config("victim", "victim", LOOPBACK, TestHosts.freePort(), 0, udpPort,
+                        Duration.ofSeconds(15)),
+                AttestedTlsConfig.of(hosts.identity("victim"), hosts.verifier(), Clock.systemUTC()),
+                CallPolicy.parse("default MEASURED reject\nout sip:*@127.0.0.1 UNATTESTED accept"), TestHosts.keys(),
+                new SipPhone.Listener() { }, Clock.systemUTC());
+        peer = new UdpPeer();
+        phoneLevel = phoneLog.getLevel();
+        phoneLog.setLevel(Level.INFO);
+        lines.start();
+        phoneLog.addAppender(lines);
+    }
+
+    @AfterEach
+    void stop() {
+        phoneLog.detachAppender(lines);
+        phoneLog.setLevel(phoneLevel);
+        if (peer != null) {
+            peer.close();
+        }
+        if (phone != null) {
+            phone.close();
+        }
+    }
+
+    @Test
+    @Timeout(60)
+    void aStray403_neitherRefusesALiveCall_norBecomesItsReason() throws Exception {
+        Call call = phone.callOverUdp("sip:peer@127.0.0.1", peerAddress());
+        String invite = peer.request(call.callId(), "INVITE", WAIT).text();
+
+        send(stray(forbidden(invite, "forged words")));
+        awaitStrayOrWords(call);
+        assertEquals(Call.State.SETTING_UP, call.state(), "a forged 403 matching no transaction must not refuse the "
+                + "call; saw " + call.state() + " (" + call.reason() + ")");
+        assertEquals(Optional.empty(), call.farEndSaid(), "a forged 403 is nobody's word; saw " + call.farEndSaid());
+
+        send(forbidden(invite, "genuine words"));
+        Await.until("the genuine 403 to refuse the call", WAIT, call::state, s -> s == Call.State.REFUSED);
+        assertTrue(call.reason().contains("genuine words"), "the call's reason is the genuine 403's; saw "
+                + call.reason());
+        assertEquals(Optional.of("403 Forbidden: genuine words"), call.farEndSaid(),
+                "what the far end said is the genuine 403's; saw " + call.farEndSaid());
+    }
+
+    @Test
+    @Timeout(60)
+    void afterHangUp_aFloodOfStray403s_isNotTheFarEndsWord_andLogsWithinItsBudget() throws Exception {
+        Call call = phone.callOverUdp("sip:peer@127.0.0.1", peerAddress());
+        String invite = peer.request(call.callId(), "INVITE", WAIT).text();
+        phone.hangUp(call);
+        Await.until("the call to end", WAIT, call::state, s -> s == Call.State.ENDED);
+
+        long started = System.nanoTime();
+        String stray = stray(forbidden(invite, "forged \u001b[31m words"));
+        send(stray);
+        awaitStrayOrWords(call);
+        assertEquals(Optional.empty(), call.farEndSaid(), "a forged 403 after the call ended is nobody's word; saw "
+                + call.farEndSaid());
+        for (int i = 0; i < 500; i++) {
+            send(stray);
+        }
+        // a flood may overflow the phone's receive buffer: the genuine 403 is retransmitted until the phone ACKs it,
+        // as a callee does over UDP (RFC 3261 §17.2.1, Timer G)
+        String genuine = forbidden(invite, "genuine words");
+        Await.until("the phone to ACK the genuine 403", WAIT, () -> {
+            send(genuine);
+            return peer.has(call.callId(), "ACK");
+        }, acked -> acked);
+        Await.until("the genuine 403's words to be kept", WAIT, call::farEndSaid, Optional::isPresent);
+        assertEquals(Optional.of("403 Forbidden: genuine words"), call.farEndSaid(),
+                "what the far end said is the genuine 403's, not a stray one's; saw " + call.farEndSaid());
+        assertEquals(Call.State.ENDED, call.state(), "the call stays ended by this side; saw " + call.state());
+        assertTrue(call.reason().startsWith("hung up"), "the call's reason stays this side's; saw " + call.reason());
+
+        // every line the 501 strays and the genuine answer caused, against the budget for the time they took
+        List<String> seen = logged();
+        long strayLines = seen.stream().filter(l -> l.contains("stray") || l.contains("forged")).count();
+        long seconds = Duration.ofNanos(System.nanoTime() - started).toSeconds() + 2;
+        assertTrue(strayLines <= SipEvents.STRAY_LINES_PER_SECOND * seconds, "at most "
+                + SipEvents.STRAY_LINES_PER_SECOND + " lines a second about stray answers; saw " + strayLines
+                + " in about " + seconds + " s: " + seen.stream().limit(5).toList());
+        assertEquals(1, seen.stream().filter(l -> l.contains("the far end then said")).count(),
+                "one line for the genuine answer after the call ended; saw " + seen);
+    }
+
+    /**
+     * A call we placed, hung up after the far end said it rings: the INVITE is cancelled (RFC 3261 §9.1). Before, the
+     * phone sent nothing and the far end went on ringing until its own timeout.
+     */
+    @Test
+    @Timeout(60)
+    void aHangUpAfterAProvisionalAnswer_cancelsTheInvite() throws Exception {
+        Call call = phone.callOverUdp("sip:peer@127.0.0.1", peerAddress());
+        String invite = peer.request(call.callId(), "INVITE", WAIT).text();
+        send(forbidden(invite, "unused").replace("SIP/2.0 403 Forbidden", "SIP/2.0 180 Ringing")
+                .replaceAll("(?m)^Warning:[^\r\n]*\r\n", ""));
+        Await.until("the phone to hear the 180", WAIT, call::state, s -> s == Call.State.RINGING);
+        phone.hangUp(call);
+        assertEquals(Call.State.ENDED, call.state(), "hung up: " + call.reason());
+        UdpPeer.Message cancel = peer.request(call.callId(), "CANCEL", WAIT);
+        assertTrue(cancel.text().contains("Reason: SIP;cause=487"), "the CANCEL says why: " + cancel.text());
+    }
+
+    /** Waits until the phone dealt with a stray answer: dropped it (a line) or, before the fix, kept its words. */
+    private void awaitStrayOrWords(Call call) {
+        Await.until("the phone to drop the stray 403 or keep its words", WAIT,
+                () -> call.farEndSaid().isPresent() || logged().stream().anyMatch(l -> l.contains("stray 403")),
+                done -> done);
+    }
+
+    private List<String> logged() {
+        return List.copyOf(lines.list).stream().map(ILoggingEvent::getFormattedMessage).toList();
+    }
+
+    private InetSocketAddress peerAddress() {
+        return new InetSocketAddress(LOOPBACK, Integer.parseInt(peer.via().split(":")[1]));
+    }
+
+    private void send(String message) throws Exception {
+        peer.send(new InetSocketAddress(LOOPBACK, udpPort), message);
+    }
+
+    /** A 403 to {@code invite}, as its callee would answer it, with {@code words} as its Warning. */
+    private static String forbidden(String invite, String words) {
+        String head = invite.substring(0, invite.indexOf("\r\n\r\n") + 2);
+        return head.replaceFirst("^INVITE [^\r\n]*", "SIP/2.0 403 Forbidden")
+                .replaceAll("(?mi)^(To:[^\r\n]*)", "$1;tag=peer1")
+                .replaceAll("(?mi)^(Contact|Max-Forwards|Content-Type|Content-Length|Allow|Supported|User-Agent|"
+                        + "Route|Require|Proxy-Require):[^\r\n]*\r\n", "")
+                + "Warning: 399 peer \"" + words + "\"\r\nContent-Length: 0\r\n\r\n";
+    }
+
+    /** {@code response} with a branch that names no transaction of the phone's. */
+    private static String stray(String response) {
+        String s = response.replaceAll("branch=z9hG4bK[^;\r\n]*", "branch=z9hG4bKnobodys");
+        assertTrue(s.contains("branch=z9hG4bKnobodys") && !s.equals(response), "the stray's branch was replaced: "
+                + s);
+        return s;
+    }
+}
