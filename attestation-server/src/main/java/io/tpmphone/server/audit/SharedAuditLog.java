@@ -770,13 +770,13 @@ final class SharedAuditLog {
             }
             if (System.nanoTime() - deadline >= 0) {
                 LOG.warn("instance {}: {} writer lease(s) not renewed for {} s did not lapse in time; leaving with a"
-                        + " plain checkpoint", instance, stale, wholeOrFraction(options.signerLease()));
+                        + " plain checkpoint", instance, stale, seconds(options.signerLease()));
                 return;
             }
             if (!said) {
-                LOG.info("instance {}: waiting up to {} s for the writer lease(s) of {} instance(s) that stopped"
+                LOG.info("instance {}: waiting up to {} ms for the writer lease(s) of {} instance(s) that stopped"
                         + " renewing them (died?) to lapse, so as to close the audit chain", instance,
-                        wholeOrFraction(options.writerLease()), stale);
+                        options.writerLease().toMillis(), stale);
                 said = true;
             }
             try {
@@ -791,11 +791,6 @@ final class SharedAuditLog {
     /** A lease as PostgreSQL's {@code make_interval(secs => …)} takes it (double precision seconds). */
     private static double seconds(java.time.Duration lease) {
         return lease.toMillis() / 1000.0;
-    }
-
-    /** Seconds for a log line: {@code 10}, or {@code 2.5} for a lease that is not whole seconds. */
-    private static String wholeOrFraction(java.time.Duration lease) {
-        return lease.toMillis() % 1000 == 0 ? Long.toString(lease.toSeconds()) : Double.toString(seconds(lease));
     }
 
     private static AuditCheckpoint lastCheckpoint(Connection c, Tip tip) throws SQLException {
