@@ -9,6 +9,9 @@ import java.net.ServerSocket;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.Map;
 import java.util.concurrent.ThreadLocalRandom;
 
 /**
@@ -57,6 +60,10 @@ public final class LoopbackPorts {
         IOException last = null;
         for (int i = 0; i < MAX_TRIES; i++) {
             int port = candidate();
+            int span = also == Also.NEXT_TCP || also == Also.UDP_AND_NEXT_TCP ? 2 : 1;
+            if (!reserve(port, span)) {
+                continue;
+            }
             try {
                 probe(port, also);
                 return port;
@@ -73,6 +80,9 @@ public final class LoopbackPorts {
         IOException last = null;
         for (int i = 0; i < MAX_TRIES; i++) {
             int port = candidate() & ~1;
+            if (!reserve(port, 2)) {
+                continue;
+            }
             try (DatagramSocket rtp = new DatagramSocket(new InetSocketAddress(LOOPBACK, port));
                  DatagramSocket rtcp = new DatagramSocket(new InetSocketAddress(LOOPBACK, port + 1))) {
                 return rtcp.getLocalPort() - 1 == rtp.getLocalPort() ? port : -1;
@@ -89,6 +99,9 @@ public final class LoopbackPorts {
         IOException last = null;
         for (int i = 0; i < MAX_TRIES; i++) {
             int port = candidate();
+            if (!reserve(port, 1)) {
+                continue;
+            }
             try (DatagramSocket s = new DatagramSocket(new InetSocketAddress(LOOPBACK, port))) {
                 return s.getLocalPort();
             } catch (IOException taken) {
@@ -102,6 +115,37 @@ public final class LoopbackPorts {
     /** The range ports are picked from, [low, high) (for tests and diagnostics). */
     public static int[] range() {
         return RANGE.clone();
+    }
+
+    /**
+     * Port numbers this JVM handed out (or probed) recently, with when: a later pick never returns one of them, so two
+     * picks of one JVM cannot collide between a pick and its server's bind — as two hosts of a rig started at once
+     * did (CI: bob's SIP listener "address already in use" on a number picked for alice moments before). Only picks
+     * of other processes can still collide. Kept {@link #RESERVED_FOR_NANOS}, at most {@link #MAX_RESERVED}.
+     */
+    private static final Map<Integer, Long> RESERVED = new LinkedHashMap<>();
+    private static final long RESERVED_FOR_NANOS = 10L * 60 * 1_000_000_000L;
+    private static final int MAX_RESERVED = 4_096;
+
+    /** Reserves port .. port + span - 1 unless one of them is reserved already; true if it did. */
+    static synchronized boolean reserve(int port, int span) {
+        long now = System.nanoTime();
+        for (Iterator<Long> it = RESERVED.values().iterator(); it.hasNext(); ) {
+            long at = it.next();
+            if (now - at < RESERVED_FOR_NANOS && RESERVED.size() <= MAX_RESERVED) {
+                break; // insertion order: the rest are newer
+            }
+            it.remove();
+        }
+        for (int p = port; p < port + span; p++) {
+            if (RESERVED.containsKey(p)) {
+                return false;
+            }
+        }
+        for (int p = port; p < port + span; p++) {
+            RESERVED.put(p, now);
+        }
+        return true;
     }
 
     private static int candidate() {

@@ -11,7 +11,16 @@ import java.net.ServerSocket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
 class LoopbackPortsTest {
@@ -54,5 +63,47 @@ class LoopbackPortsTest {
 
     private static Path write(Path dir, String content) throws IOException {
         return Files.writeString(dir.resolve("range-" + content.hashCode()), content);
+    }
+
+    /**
+     * Two hosts of a rig pick their ports at once: no two picks of one JVM may share a number, even before anything
+     * binds them (CI: bob's SIP listener found alice's freshly picked number in use).
+     */
+    @Test
+    @Timeout(60)
+    void picksOfOneJvm_neverShareANumber_evenFromThreadsAtOnce() throws Exception {
+        ExecutorService pool = Executors.newFixedThreadPool(4);
+        try {
+            List<Future<List<Integer>>> picks = new ArrayList<>();
+            for (int t = 0; t < 4; t++) {
+                picks.add(pool.submit(() -> {
+                    List<Integer> mine = new ArrayList<>();
+                    for (int i = 0; i < 150; i++) {
+                        int pair = LoopbackPorts.pickConsecutivePair();
+                        mine.add(pair);
+                        mine.add(pair + 1);
+                        mine.add(LoopbackPorts.pick(LoopbackPorts.Also.UDP));
+                    }
+                    return mine;
+                }));
+            }
+            Set<Integer> seen = new HashSet<>();
+            for (Future<List<Integer>> f : picks) {
+                for (int port : f.get(50, TimeUnit.SECONDS)) {
+                    assertTrue(seen.add(port), "port " + port + " was handed out twice among " + seen.size()
+                            + " numbers picked by 4 threads at once");
+                }
+            }
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+
+    @Test
+    void aReservedNumberIsNotReservedAgain_norInsideAPair() {
+        assertTrue(LoopbackPorts.reserve(9_001, 2), "a fresh pair 9001-9002 is reserved");
+        assertTrue(!LoopbackPorts.reserve(9_002, 1), "9002 inside the pair is refused");
+        assertTrue(!LoopbackPorts.reserve(9_000, 2), "a pair 9000-9001 overlapping it is refused");
+        assertTrue(LoopbackPorts.reserve(9_003, 1), "9003 next to it is free");
     }
 }
