@@ -229,34 +229,8 @@ public final class Capture {
     public Tcp stopAndReadTcp(int port, String... markers) throws IOException, InterruptedException {
         stop();
         // each segment's own bytes (no reassembly, which would move them to tcp.segment_data)
-        Process read = new ProcessBuilder("tshark", "-r", file.toString(), "-o", "tcp.desegment_tcp_streams:FALSE",
-                "-Y", "tcp.port==" + port + " && tcp.len>0", "-T", "fields", "-e", "tcp.payload")
-                .redirectError(ProcessBuilder.Redirect.DISCARD).start();
-        int segments = 0;
-        long bytes = 0;
-        java.util.Set<String> seen = new java.util.LinkedHashSet<>();
-        try (BufferedReader r = new BufferedReader(new InputStreamReader(read.getInputStream(),
-                StandardCharsets.US_ASCII))) {
-            for (String line; (line = r.readLine()) != null; ) {
-                String hex = line.replace(":", "").trim();
-                if (hex.isEmpty()) {
-                    continue;
-                }
-                byte[] d = HexFormat.of().parseHex(hex);
-                segments++;
-                bytes += d.length;
-                String text = new String(d, StandardCharsets.ISO_8859_1);
-                for (String m : markers) {
-                    if (text.contains(m)) {
-                        seen.add(m);
-                    }
-                }
-            }
-        }
-        if (!read.waitFor(30, TimeUnit.SECONDS) || read.exitValue() != 0) {
-            throw new IOException("tshark could not read " + file);
-        }
-        return new Tcp(segments, bytes, List.copyOf(seen));
+        return readPayloads(List.of("-o", "tcp.desegment_tcp_streams:FALSE",
+                "-Y", "tcp.port==" + port + " && tcp.len>0", "-T", "fields", "-e", "tcp.payload"), markers);
     }
 
     /**
@@ -266,9 +240,18 @@ public final class Capture {
      */
     public Tcp stopAndReadUdp(int port, String... markers) throws IOException, InterruptedException {
         stop();
-        Process read = new ProcessBuilder("tshark", "-r", file.toString(), "-Y", "udp.port==" + port, "-T", "fields",
-                "-e", "udp.payload").redirectError(ProcessBuilder.Redirect.DISCARD).start();
-        int datagrams = 0;
+        return readPayloads(List.of("-Y", "udp.port==" + port, "-T", "fields", "-e", "udp.payload"), markers);
+    }
+
+    /**
+     * Reads the capture with tshark {@code filter} (which prints one hex payload per line) and counts the payloads,
+     * their bytes and which {@code markers} appear in clear in any of them.
+     */
+    private Tcp readPayloads(List<String> filter, String... markers) throws IOException, InterruptedException {
+        List<String> command = new java.util.ArrayList<>(List.of("tshark", "-r", file.toString()));
+        command.addAll(filter);
+        Process read = new ProcessBuilder(command).redirectError(ProcessBuilder.Redirect.DISCARD).start();
+        int payloads = 0;
         long bytes = 0;
         java.util.Set<String> seen = new java.util.LinkedHashSet<>();
         try (BufferedReader r = new BufferedReader(new InputStreamReader(read.getInputStream(),
@@ -279,7 +262,7 @@ public final class Capture {
                     continue;
                 }
                 byte[] d = HexFormat.of().parseHex(hex);
-                datagrams++;
+                payloads++;
                 bytes += d.length;
                 String text = new String(d, StandardCharsets.ISO_8859_1);
                 for (String m : markers) {
@@ -292,7 +275,7 @@ public final class Capture {
         if (!read.waitFor(30, TimeUnit.SECONDS) || read.exitValue() != 0) {
             throw new IOException("tshark could not read " + file);
         }
-        return new Tcp(datagrams, bytes, List.copyOf(seen));
+        return new Tcp(payloads, bytes, List.copyOf(seen));
     }
 
     /**
