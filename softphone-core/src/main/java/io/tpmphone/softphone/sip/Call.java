@@ -37,6 +37,8 @@ public final class Call {
     /** Whether the far end answered our INVITE with a 2xx. */
     private volatile boolean farEndAnswered;
     private boolean noAssociationClaimed;
+    private boolean cancelClaimed;
+    private boolean lateByeClaimed;
     /** The far end's final refusal of our INVITE ("status phrase: Warning", raw), as its SIP said it; null until. */
     private volatile String farEndRefusal;
     /** This side's own failure to take part in DTLS-SRTP (its TPM would not sign), as recorded; null until. */
@@ -117,6 +119,30 @@ public final class Call {
             return false;
         }
         noAssociationClaimed = true;
+        return true;
+    }
+
+    /**
+     * Claims the one CANCEL of our INVITE of this call: true once, whichever end of the call sends it (our policy, our
+     * user, or the first provisional answer to an INVITE this side had ended before any, RFC 3261 §9.1).
+     */
+    synchronized boolean claimCancel() {
+        if (cancelClaimed) {
+            return false;
+        }
+        cancelClaimed = true;
+        return true;
+    }
+
+    /**
+     * Claims the one BYE for a 2xx to our INVITE that came after this side had ended the call (it crossed our CANCEL,
+     * RFC 3261 §9.1/§15): true once; its retransmissions are only acknowledged.
+     */
+    synchronized boolean claimLateBye() {
+        if (lateByeClaimed) {
+            return false;
+        }
+        lateByeClaimed = true;
         return true;
     }
 

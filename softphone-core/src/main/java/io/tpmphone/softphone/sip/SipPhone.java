@@ -448,19 +448,19 @@ public final class SipPhone implements AutoCloseable {
 
     /**
      * Ends an established call with BYE, or one we placed that is being set up with CANCEL once a provisional answer
-     * came (RFC 3261 §9.1; before one, a CANCEL could not be matched along the path: the INVITE then ends with its
-     * final answer or its timeout).
+     * came (RFC 3261 §9.1: before one, the CANCEL waits for the first provisional answer; a 2xx that crosses it is
+     * acknowledged and ended with a BYE).
      */
     public void hangUp(Call call) throws PhoneException {
         Optional<Dialog> dialog = call.dialog();
         if (dialog.isEmpty() || dialog.get().getState() == null) {
             if (call.ended("hung up before the call was set up")) {
-                outgoing.cancelAfterHangUp(call);
+                outgoing.cancelAfterEnd(call);
             }
             return;
         }
         if (call.state() != Call.State.ESTABLISHED && call.ended("hung up")) {
-            outgoing.cancelAfterHangUp(call);
+            outgoing.cancelAfterEnd(call);
             listener.ended(call);
             return;
         }
