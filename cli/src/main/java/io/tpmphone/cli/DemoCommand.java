@@ -382,8 +382,10 @@ final class DemoCommand implements Callable<Integer> {
         for (int port : ports) {
             Capture.Media m = media.get(port);
             java.util.OptionalDouble share = m.toneShare(1000, 440);
-            boolean ok = m.dtls() > 0 && m.rtpBeforeDtls() == 0 && m.rtpPayloads().size() >= 20 && share.isPresent()
-                    && share.getAsDouble() < 0.10;
+            // SRTP's keys come from the DTLS handshake: no packet before it ends; an SRTP packet carries its auth tag,
+            // so none is a bare G.711 frame (160 bytes for 20 ms, 170 with the tag); and no moment of it decodes as
+            // either tone
+            boolean ok = m.shownToBeSrtp(1000, 440);
             facts.add("media to port " + port + ": " + m + (share.isPresent() ? String.format(Locale.ROOT,
                     "; decoded as %s they carry at most %.1f %% of either tone in any 160 ms",
                     m.payloadType() == 0 ? "PCMU" : "PCMA", 100 * share.getAsDouble())

@@ -140,19 +140,53 @@ public final class Capture {
 
     /**
      * What a capture saw on one media port: DTLS records, and the payloads of RTP (or SRTP) packets, with the payload
-     * type of the first of them ({@code -1}: none), and how many RTP/SRTP packets came before the first DTLS record
-     * (DTLS-SRTP: none may, the keys come from the handshake).
+     * type of the first of them ({@code -1}: none), how many RTP/SRTP packets came before the first DTLS record
+     * (DTLS-SRTP: none may, the keys come from the handshake), and how many came between it and the last DTLS
+     * handshake record (content type 20 or 22): none may either — the keys exist only once the handshake is done.
      */
-    public record Media(int dtls, List<byte[]> rtpPayloads, int payloadType, int rtpBeforeDtls) {
+    public record Media(int dtls, List<byte[]> rtpPayloads, int payloadType, int rtpBeforeDtls,
+                        int rtpDuringHandshake) {
         /** Samples judged together: 160 ms of G.711 (8 packets of 20 ms). */
         static final int WINDOW = 1280;
 
+        /** G.711's bytes per 10 ms: a clear frame is a multiple of it, SRTP adds its 4- or 10-byte tag. */
+        static final int G711_10MS = 80;
+
         public Media(int dtls, List<byte[]> rtpPayloads) {
-            this(dtls, rtpPayloads, -1, 0);
+            this(dtls, rtpPayloads, -1, 0, 0);
         }
 
         public Media(int dtls, List<byte[]> rtpPayloads, int payloadType) {
-            this(dtls, rtpPayloads, payloadType, 0);
+            this(dtls, rtpPayloads, payloadType, 0, 0);
+        }
+
+        public Media(int dtls, List<byte[]> rtpPayloads, int payloadType, int rtpBeforeDtls) {
+            this(dtls, rtpPayloads, payloadType, rtpBeforeDtls, 0);
+        }
+
+        /**
+         * Whether this port's media is shown to be DTLS-SRTP (the demo's wire check): DTLS came, no RTP/SRTP before
+         * the handshake ended (the keys come from it), no payload is a bare G.711 frame (an SRTP packet carries its
+         * auth tag), at least 20 packets, and decoded as their G.711 codec no 160 ms carries 10 % of either tone
+         * ({@code frequencies}). A codec this cannot decode is not shown to be anything.
+         */
+        public boolean shownToBeSrtp(double... frequencies) {
+            java.util.OptionalDouble share = toneShare(frequencies);
+            return dtls > 0 && rtpBeforeDtls == 0 && rtpDuringHandshake == 0 && bareG711Frames() == 0
+                    && rtpPayloads.size() >= 20 && share.isPresent() && share.getAsDouble() < 0.10;
+        }
+
+        /**
+         * How many payloads are exactly whole G.711 frames (a multiple of 80 bytes: 160 for 20 ms) with this
+         * capture's G.711 payload type: clear RTP. SRTP appends its authentication tag (RFC 3711 §3.1: 10 bytes for
+         * {@code _80}, 4 for {@code _32}), so an SRTP packet of G.711 is never one — whatever its audio (silence,
+         * speech or noise looks no different from ciphertext to {@link #toneShare}). 0 for another codec.
+         */
+        public int bareG711Frames() {
+            if (payloadType != 0 && payloadType != 8) {
+                return 0;
+            }
+            return (int) rtpPayloads.stream().filter(p -> p.length > 0 && p.length % G711_10MS == 0).count();
         }
 
         /**
@@ -163,35 +197,49 @@ public final class Capture {
         public static Media of(List<byte[]> datagrams) {
             int dtls = 0;
             int before = 0;
+            int sinceDtls = 0; // RTP since the first DTLS record, up to the latest handshake record
+            int during = 0;
             int payloadType = -1;
             List<byte[]> rtp = new ArrayList<>();
             for (byte[] d : datagrams) {
                 int first = d.length == 0 ? 0 : d[0] & 0xff;
                 if (first >= 20 && first <= 63) {
                     dtls++;
+                    if (first == 20 || first == 22) {
+                        during += sinceDtls; // the handshake was still going on: those packets came during it
+                        sinceDtls = 0;
+                    }
                 } else if (first >= 128 && first <= 191 && d.length > 12) {
                     int pt = d[1] & 0x7f;
                     if (pt >= 64 && pt <= 95) {
                         continue;
                     }
                     int header = 12 + 4 * (first & 0x0f);
+                    if ((first & 0x10) != 0 && d.length >= header + 4) { // a header extension (RFC 3550 §5.3.1)
+                        header += 4 + 4 * (((d[header + 2] & 0xff) << 8) | (d[header + 3] & 0xff));
+                    }
                     if (d.length > header) {
                         payloadType = payloadType < 0 ? pt : payloadType;
                         rtp.add(java.util.Arrays.copyOfRange(d, header, d.length));
                         if (dtls == 0) {
                             before++;
+                        } else {
+                            sinceDtls++;
                         }
                     }
                 }
             }
-            return new Media(dtls, List.copyOf(rtp), payloadType, before);
+            return new Media(dtls, List.copyOf(rtp), payloadType, before, during);
         }
 
         @Override
         public String toString() {
             return dtls + " DTLS datagrams, " + rtpPayloads.size() + " RTP/SRTP packets"
                     + (payloadType < 0 ? "" : " (payload type " + payloadType + ")")
-                    + (rtpBeforeDtls == 0 ? "" : ", " + rtpBeforeDtls + " of them BEFORE any DTLS");
+                    + (rtpBeforeDtls == 0 ? "" : ", " + rtpBeforeDtls + " of them BEFORE any DTLS")
+                    + (rtpDuringHandshake == 0 ? "" : ", " + rtpDuringHandshake + " DURING the DTLS handshake")
+                    + (bareG711Frames() == 0 ? "" : ", " + bareG711Frames() + " of bare G.711 frame size (clear RTP,"
+                            + " no SRTP tag)");
         }
 
         /**

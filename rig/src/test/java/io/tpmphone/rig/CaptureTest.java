@@ -178,6 +178,113 @@ class CaptureTest {
         assertEquals(1, m.dtls(), "one DTLS record: " + m);
     }
 
+    /** A DTLS record of content type {@code type} (20 ChangeCipherSpec, 21 alert, 22 handshake, 23 data). */
+    private static byte[] dtls(int type) {
+        byte[] d = dtls();
+        d[0] = (byte) type;
+        return d;
+    }
+
+    /** {@code n} SRTP-like packets: random 160-byte G.711 ciphertext plus SRTP's 10-byte auth tag (170 bytes). */
+    private static List<byte[]> srtp(int from, int n, Random random) {
+        List<byte[]> out = new ArrayList<>();
+        for (int k = 0; k < n; k++) {
+            byte[] p = new byte[170];
+            random.nextBytes(p);
+            out.add(rtp(from + k, p));
+        }
+        return out;
+    }
+
+    private static byte[] tonePacket(int sequence, int from) {
+        byte[] p = new byte[160];
+        for (int i = 0; i < p.length; i++) {
+            p[i] = ulaw((short) (16_000 * Math.sin(2 * Math.PI * 1000 * (from + i) / 8000.0)));
+        }
+        return rtp(sequence, p);
+    }
+
+    /** A DTLS-SRTP call as the wire shows it: handshake, evidence inside DTLS, SRTP with its tag, a closing alert. */
+    private static List<byte[]> dtlsSrtpCall(Random random) {
+        List<byte[]> d = new ArrayList<>(List.of(dtls(22), dtls(22), dtls(20), dtls(22), dtls(23), dtls(23)));
+        d.addAll(srtp(0, 500, random));
+        d.add(dtls(21));
+        return d;
+    }
+
+    /** The demo's check passes real DTLS-SRTP: tagged packets after the handshake, evidence and alerts around it. */
+    @Test
+    @org.junit.jupiter.api.Timeout(10)
+    void dtlsSrtp_isShownToBeSrtp() {
+        Capture.Media m = Capture.Media.of(dtlsSrtpCall(new Random(3)));
+        assertEquals(0, m.bareG711Frames(), "170-byte payloads are not bare G.711: " + m);
+        assertEquals(0, m.rtpDuringHandshake(), "no packet during the handshake: " + m);
+        assertTrue(m.shownToBeSrtp(1000, 440), "DTLS-SRTP passes: " + m + ", share " + m.toneShare(1000, 440));
+    }
+
+    /**
+     * The re-review's table: clear RTP the tone share cannot tell from ciphertext — 500 packets of PCMU silence, or
+     * a leak of 1 or 2 packets of tone before the SRTP — is a bare 160-byte G.711 frame, and fails the check.
+     */
+    @Test
+    @org.junit.jupiter.api.Timeout(10)
+    void clearSilence_andShortClearLeaks_areNotSrtp() {
+        Random random = new Random(7);
+        List<byte[]> silence = new ArrayList<>(List.of(dtls(22), dtls(20), dtls(22)));
+        for (int k = 0; k < 500; k++) {
+            byte[] p = new byte[160];
+            java.util.Arrays.fill(p, (byte) 0xff);
+            silence.add(rtp(k, p));
+        }
+        Capture.Media s = Capture.Media.of(silence);
+        assertTrue(s.toneShare(1000, 440).orElseThrow() < 0.10, "silence carries no tone (why a share alone passed"
+                + " it): " + s.toneShare(1000, 440));
+        assertEquals(500, s.bareG711Frames(), "every clear silence packet is a bare frame: " + s);
+        assertTrue(!s.shownToBeSrtp(1000, 440), "clear silence is not SRTP: " + s);
+        assertTrue(s.toString().contains("500 of bare G.711 frame size"), "said in words: " + s);
+        for (int leaked : new int[] {1, 2}) {
+            List<byte[]> d = new ArrayList<>(List.of(dtls(22), dtls(20), dtls(22)));
+            for (int j = 0; j < leaked; j++) {
+                d.add(tonePacket(j, j * 160));
+            }
+            d.addAll(srtp(leaked, 500, random));
+            Capture.Media m = Capture.Media.of(d);
+            assertEquals(leaked, m.bareG711Frames(), leaked + " clear packets counted: " + m);
+            assertTrue(!m.shownToBeSrtp(1000, 440), leaked + " clear packets then SRTP is not SRTP: " + m
+                    + ", share " + m.toneShare(1000, 440));
+        }
+        // PCMA as well; an SRTP_32 tag (4 bytes: 164) is not a bare frame
+        List<byte[]> alawSilence = new ArrayList<>(List.of(dtls(22)));
+        for (int k = 0; k < 30; k++) {
+            byte[] p = rtp(k, new byte[k % 2 == 0 ? 160 : 164]);
+            p[1] = 8;
+            alawSilence.add(p);
+        }
+        assertEquals(15, Capture.Media.of(alawSilence).bareG711Frames(), "PCMA's 160-byte packets are bare, 164 not:"
+                + " " + Capture.Media.of(alawSilence));
+    }
+
+    /** RTP interleaved with the handshake (before its last record) came before the keys existed: not SRTP. */
+    @Test
+    @org.junit.jupiter.api.Timeout(10)
+    void rtpDuringTheDtlsHandshake_isNotSrtp() {
+        Random random = new Random(13);
+        List<byte[]> d = new ArrayList<>(List.of(dtls(22)));
+        d.addAll(srtp(0, 5, random));
+        d.add(dtls(22));
+        d.add(dtls(20));
+        d.addAll(srtp(5, 3, random));
+        d.add(dtls(22));
+        d.add(dtls(23)); // evidence inside the association: not the handshake
+        d.addAll(srtp(8, 500, random));
+        d.add(dtls(21)); // a closing alert: not the handshake either
+        Capture.Media m = Capture.Media.of(d);
+        assertEquals(0, m.rtpBeforeDtls(), "DTLS came first: " + m);
+        assertEquals(8, m.rtpDuringHandshake(), "5 + 3 packets came before the handshake's last record: " + m);
+        assertTrue(!m.shownToBeSrtp(1000, 440), "not SRTP: " + m);
+        assertTrue(m.toString().contains("8 DURING the DTLS handshake"), "said in words: " + m);
+    }
+
     private static List<byte[]> concat(List<byte[]> a, List<byte[]> b) {
         List<byte[]> out = new ArrayList<>(a);
         out.addAll(b);

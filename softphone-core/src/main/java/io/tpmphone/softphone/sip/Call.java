@@ -37,6 +37,9 @@ public final class Call {
     /** Whether the far end answered our INVITE with a 2xx. */
     private volatile boolean farEndAnswered;
     private boolean noAssociationClaimed;
+    private boolean cancelClaimed;
+    private boolean lateByeClaimed;
+    private boolean finalAnswerClaimed;
     /** The far end's final refusal of our INVITE ("status phrase: Warning", raw), as its SIP said it; null until. */
     private volatile String farEndRefusal;
     /** This side's own failure to take part in DTLS-SRTP (its TPM would not sign), as recorded; null until. */
@@ -117,6 +120,44 @@ public final class Call {
             return false;
         }
         noAssociationClaimed = true;
+        return true;
+    }
+
+    /**
+     * Claims the one CANCEL of our INVITE of this call: true once, whichever end of the call sends it (our policy, our
+     * user, or the first provisional answer to an INVITE this side had ended before any, RFC 3261 §9.1).
+     */
+    synchronized boolean claimCancel() {
+        if (cancelClaimed) {
+            return false;
+        }
+        cancelClaimed = true;
+        return true;
+    }
+
+    /**
+     * Claims the one final answer to the INVITE of an incoming call: true once. Every sender of one (the 200 of the
+     * person's answer, the 603 of a decline, the 480 of the setup deadline, the 500 of a failure, the 487 of a CANCEL,
+     * a refusal end to end) takes it first, so two can never both be sent — a check of the transaction's state and
+     * the send are not one step, and JAIN-SIP sends a 480 even after a 200 (its transaction is then Terminated).
+     */
+    synchronized boolean claimFinalAnswer() {
+        if (finalAnswerClaimed) {
+            return false;
+        }
+        finalAnswerClaimed = true;
+        return true;
+    }
+
+    /**
+     * Claims the one BYE for a 2xx to our INVITE that came after this side had ended the call (it crossed our CANCEL,
+     * RFC 3261 §9.1/§15): true once; its retransmissions are only acknowledged.
+     */
+    synchronized boolean claimLateBye() {
+        if (lateByeClaimed) {
+            return false;
+        }
+        lateByeClaimed = true;
         return true;
     }
 

@@ -65,16 +65,13 @@ final class CallTimers {
         ScheduledFuture<?> deadline;
         try {
             deadline = timers.schedule(() -> {
-                Optional<Dialog> dialog = call.dialog();
-                if (call.abandon(why)) {
-                    if (call.isAnswered()) {
-                        bye(call, dialog);
-                    } else {
-                        // not answered yet (the caller's verdict inside DTLS still to come): its INVITE gets its
-                        // final answer, else it would stay unanswered at the caller's proxy for minutes
-                        sip.answerIfUnanswered(call, Response.TEMPORARILY_UNAVAILABLE, why);
+                try {
+                    expire(call, why);
+                } finally {
+                    java.util.function.Consumer<Call> hook = deadlineRan;
+                    if (hook != null) {
+                        hook.accept(call);
                     }
-                    listener.ended(call);
                 }
             }, after.toMillis(), TimeUnit.MILLISECONDS);
         } catch (RejectedExecutionException stopping) {
@@ -82,6 +79,36 @@ final class CallTimers {
         }
         // a cancelled deadline must not keep its call in the queue until it would have fired
         call.settled().whenComplete((c, e) -> deadline.cancel(false));
+    }
+
+    /** Test hook: told of each call whose deadline has run (after it did what it does). */
+    static volatile java.util.function.Consumer<Call> deadlineRan;
+
+    /**
+     * A deadline of {@code call} has come. An incoming call not yet answered takes its INVITE's one final answer
+     * first ({@link Call#claimFinalAnswer()}): if another sender has it (the person's 200 on its way, a 487, a 603),
+     * that one decides and this deadline changes nothing — the 200's own ACK deadline then covers the call.
+     */
+    private void expire(Call call, String why) {
+        Optional<Dialog> dialog = call.dialog();
+        boolean owesAnswer = call.direction() == io.tpmphone.softphone.CallPolicy.Direction.IN
+                && !call.isAnswered() && call.inviteTransaction().isPresent();
+        if (owesAnswer && !call.claimFinalAnswer()) {
+            return;
+        }
+        if (call.abandon(why)) {
+            if (call.isAnswered()) {
+                bye(call, dialog);
+            } else if (owesAnswer) {
+                // not answered yet (the caller's verdict inside DTLS still to come): its INVITE gets its
+                // final answer, else it would stay unanswered at the caller's proxy for minutes
+                sip.answerClaimed(call, Response.TEMPORARILY_UNAVAILABLE, why);
+            }
+            listener.ended(call);
+        } else if (owesAnswer) {
+            // ended meanwhile by a path that could not take the final answer (we held it): it is still owed
+            sip.answerClaimed(call, Response.TEMPORARILY_UNAVAILABLE, call.reason());
+        }
     }
 
     private void watchMedia() {

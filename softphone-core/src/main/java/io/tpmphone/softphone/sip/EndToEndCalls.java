@@ -325,20 +325,24 @@ final class EndToEndCalls implements AutoCloseable {
         boolean confirmed = dialog.isPresent() && dialog.get().getState() == javax.sip.DialogState.CONFIRMED;
         try {
             if (!confirmed && call.direction() == CallPolicy.Direction.OUT && call.inviteClient().isPresent()) {
-                javax.sip.message.Request cancel = call.inviteClient().get().createCancel();
-                Signalling.addReason(sip, cancel, status, shown);
-                sip.provider.getNewClientTransaction(cancel).sendRequest();
+                if (call.claimCancel()) { // else cancelled already
+                    javax.sip.message.Request cancel = call.inviteClient().get().createCancel();
+                    Signalling.addReason(sip, cancel, status, shown);
+                    sip.provider.getNewClientTransaction(cancel).sendRequest();
+                }
             } else if (!confirmed && call.direction() == CallPolicy.Direction.IN
                     && call.inviteTransaction().isPresent()) {
-                javax.sip.ServerTransaction st = call.inviteTransaction().get();
-                javax.sip.message.Response r = sip.messages.createResponse(status, st.getRequest());
-                r.addHeader(sip.headers.createWarningHeader(config.host(),
-                        javax.sip.header.WarningHeader.MISCELLANEOUS_WARNING, shown.replace('"', '\'')));
-                if (dialog.isPresent() && dialog.get().getLocalTag() != null) {
-                    ((javax.sip.header.ToHeader) r.getHeader(javax.sip.header.ToHeader.NAME))
-                            .setTag(dialog.get().getLocalTag());
+                if (call.claimFinalAnswer()) { // else answered already (the setup deadline, a CANCEL, our 200)
+                    javax.sip.ServerTransaction st = call.inviteTransaction().get();
+                    javax.sip.message.Response r = sip.messages.createResponse(status, st.getRequest());
+                    r.addHeader(sip.headers.createWarningHeader(config.host(),
+                            javax.sip.header.WarningHeader.MISCELLANEOUS_WARNING, shown.replace('"', '\'')));
+                    if (dialog.isPresent() && dialog.get().getLocalTag() != null) {
+                        ((javax.sip.header.ToHeader) r.getHeader(javax.sip.header.ToHeader.NAME))
+                                .setTag(dialog.get().getLocalTag());
+                    }
+                    Signalling.sendFinal(st, r);
                 }
-                Signalling.sendFinal(st, r);
             } else {
                 sip.bye(dialog);
             }

@@ -261,6 +261,9 @@ final class IncomingCalls {
             ((ToHeader) ok.getHeader(ToHeader.NAME)).setTag(toTag);
             ok.addHeader(sip.contact(call.transport()));
             ok.setContent(answer, sip.headers.createContentTypeHeader("application", "sdp"));
+            if (!call.claimFinalAnswer()) {
+                return; // ended meanwhile (the setup deadline, a CANCEL): answered there
+            }
             callTimers.awaitAck(call);
             st.sendResponse(ok);
         }
@@ -384,6 +387,9 @@ final class IncomingCalls {
         if (call.refused(status + " " + shown)) {
             listener.ended(call);
         }
+        if (!call.claimFinalAnswer()) {
+            return; // answered already (a CANCEL's 487, the setup deadline's 480)
+        }
         Response r = sip.messages.createResponse(status, request);
         if (toTag != null) {
             ((ToHeader) r.getHeader(ToHeader.NAME)).setTag(toTag);
@@ -447,6 +453,7 @@ final class IncomingCalls {
             st = serverTransaction(call, request);
         }
         call.dialog(st.getDialog());
+        call.inviteTransaction(st); // for every sender of its one final answer (the deadline's, a CANCEL's 487)
         st.sendResponse(sip.messages.createResponse(Response.RINGING, request));
         if (call.ringing()) {
             listener.ringing(call);
@@ -468,7 +475,6 @@ final class IncomingCalls {
      * dialog's To tag (DTLS-SRTP, after its reliable 183), which every final answer carries; null otherwise.
      */
     private void awaitAnswer(Request request, ServerTransaction tx, Call call, String toTag, Answering answering) {
-        java.util.concurrent.atomic.AtomicBoolean finalSent = new java.util.concurrent.atomic.AtomicBoolean();
         SipPhone.AnswerDecision decision = answers.get();
         java.util.concurrent.CompletableFuture<SipPhone.AnswerDecision.Answer> decided;
         try {
@@ -478,7 +484,7 @@ final class IncomingCalls {
         }
         // a call that ends while it rings (CANCEL, the setup deadline) gets its final answer here
         call.settled().whenComplete((c, e) -> {
-            if (call.state() != Call.State.ESTABLISHED && !call.isAnswered() && finalSent.compareAndSet(false, true)) {
+            if (call.state() != Call.State.ESTABLISHED && !call.isAnswered() && call.claimFinalAnswer()) {
                 boolean cancelled = call.reason().contains("cancelled");
                 try {
                     Response r = sip.messages.createResponse(cancelled ? Response.REQUEST_TERMINATED
@@ -492,7 +498,7 @@ final class IncomingCalls {
             }
         });
         decided.whenComplete((answer, failure) -> {
-            if (call.state() != Call.State.RINGING || !finalSent.compareAndSet(false, true)) {
+            if (call.state() != Call.State.RINGING || !call.claimFinalAnswer()) {
                 return; // cancelled or timed out meanwhile: answered above
             }
             try {
@@ -505,7 +511,8 @@ final class IncomingCalls {
                 LOG.warn("call {}: answering failed: {}", UntrustedText.forTerminal(call.callId(), 200),
                         UntrustedText.forTerminal(e.toString()));
                 if (call.abandon("answering failed: " + UntrustedText.forTerminal(Signalling.rootMessage(e), 300))) {
-                    sip.answerIfUnanswered(call, Response.SERVER_INTERNAL_ERROR, call.reason());
+                    // this path holds the call's final answer (taken above): the 500 is its
+                    sip.answerClaimed(call, Response.SERVER_INTERNAL_ERROR, call.reason());
                     listener.ended(call);
                 }
             }

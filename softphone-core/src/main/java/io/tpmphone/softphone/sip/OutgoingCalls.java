@@ -209,15 +209,28 @@ final class OutgoingCalls {
 
     /**
      * An answer to our INVITE of a call this side has ended already (its far end's verdict inside DTLS, our own
-     * refusal or our user): JAIN-SIP's INVITE transaction has acknowledged a 3xx-6xx itself; what the far end said
-     * in it is kept with the call for the user ({@link Call#farEndSaid()}), escaped, and nothing else changes — the
-     * call's state, reason and record stay this side's. A {@code 487} answers our own CANCEL and is not kept. Other
-     * answers change nothing. Only a response to our INVITE's client transaction gets here, and it is logged once per
-     * call (the line a peer can cause is bounded by the calls this phone made).
+     * refusal or our user). A provisional answer to an INVITE ended before any came sends the CANCEL now (RFC 3261
+     * §9.1: a CANCEL waits for one). A 2xx (it crossed our CANCEL, or came after any other end of ours) is
+     * acknowledged through its dialog and the call it would start is ended with a BYE at once (RFC 3261 §9.1, §15):
+     * otherwise the callee thinks it connected and retransmits its 2xx until its own ACK timeout (64·T1, 32 s). A
+     * retransmitted 2xx is acknowledged again, the BYE is sent once. JAIN-SIP's INVITE transaction has acknowledged
+     * a 3xx-6xx itself; what the far end said in it is kept with the call for the user ({@link Call#farEndSaid()}),
+     * escaped, and nothing else changes — the call's state, reason and record stay this side's. A {@code 487}
+     * answers our own CANCEL and is not kept. Only a response to our INVITE's client transaction (or, for a 2xx, its
+     * dialog) gets here, and it is logged once per call (the line a peer can cause is bounded by the calls this phone
+     * made).
      */
     void answeredAfterEnd(ResponseEvent event, Call call) {
         Response r = event.getResponse();
         int status = r.getStatusCode();
+        if (status > 100 && status < 200) {
+            cancelAfterEnd(call);
+            return;
+        }
+        if (status >= 200 && status < 300) {
+            ackAndBye(event, call);
+            return;
+        }
         if (status < 300 || status == Response.REQUEST_TERMINATED) {
             return;
         }
@@ -227,6 +240,30 @@ final class OutgoingCalls {
         }
         LOG.info("call {} had ended ({}); the far end then said: {}", UntrustedText.forTerminal(call.callId(), 200),
                 UntrustedText.forTerminal(call.reason(), 300), UntrustedText.forTerminal(said, 700));
+    }
+
+    /** A 2xx to our INVITE of a call this side has ended: ACK through its dialog, then BYE (once). */
+    private void ackAndBye(ResponseEvent event, Call call) {
+        Response r = event.getResponse();
+        CSeqHeader cseq = (CSeqHeader) r.getHeader(CSeqHeader.NAME);
+        Dialog dialog = event.getDialog() != null ? event.getDialog()
+                : event.getClientTransaction() != null ? event.getClientTransaction().getDialog() : null;
+        if (dialog == null || cseq == null) {
+            LOG.debug("call {}: a 2xx after the call ended has no dialog to acknowledge it in",
+                    UntrustedText.forTerminal(call.callId(), 200));
+            return;
+        }
+        try {
+            dialog.sendAck(dialog.createAck(cseq.getSeqNumber()));
+            if (call.claimLateBye()) {
+                dialog.sendRequest(sip.provider.getNewClientTransaction(dialog.createRequest(Request.BYE)));
+                LOG.info("call {} had ended ({}); the far end answered it meanwhile: acknowledged and ended with a BYE",
+                        UntrustedText.forTerminal(call.callId(), 200), UntrustedText.forTerminal(call.reason(), 300));
+            }
+        } catch (SipException | InvalidArgumentException | RuntimeException e) {
+            LOG.debug("call {}: a 2xx after the call ended could not be acknowledged and ended: {}",
+                    UntrustedText.forTerminal(call.callId(), 200), UntrustedText.forTerminal(e.toString(), 300));
+        }
     }
 
     /**
@@ -331,15 +368,19 @@ final class OutgoingCalls {
     }
 
     /**
-     * Our user hung up {@code call} (ended already) before its 2xx: its INVITE is cancelled if a provisional answer
-     * came (its client transaction is Proceeding, RFC 3261 §9.1). Before, the INVITE was left to be retransmitted
-     * and to ring on at the far end.
+     * This side ended {@code call} (our user hung up, or any other end of ours) before its 2xx: its INVITE is
+     * cancelled once a provisional answer came (its client transaction is Proceeding, RFC 3261 §9.1) — now, or when
+     * the first provisional answer arrives ({@link #answeredAfterEnd}). Once per call ({@link Call#claimCancel()}),
+     * with the call's reason (RFC 3326, escaped). Before, the INVITE was left to be retransmitted and to ring on at
+     * the far end.
      */
-    void cancelAfterHangUp(Call call) {
-        call.inviteClient().filter(ct -> ct.getState() == javax.sip.TransactionState.PROCEEDING).ifPresent(ct -> {
+    void cancelAfterEnd(Call call) {
+        call.inviteClient().filter(ct -> ct.getState() == javax.sip.TransactionState.PROCEEDING)
+                .filter(ct -> call.claimCancel()).ifPresent(ct -> {
             try {
                 Request cancel = ct.createCancel();
-                Signalling.addReason(sip, cancel, Response.REQUEST_TERMINATED, "hung up");
+                Signalling.addReason(sip, cancel, Response.REQUEST_TERMINATED,
+                        UntrustedText.forTerminal(call.reason(), 300));
                 sip.provider.getNewClientTransaction(cancel).sendRequest();
             } catch (SipException | RuntimeException e) {
                 LOG.debug("call {}: the CANCEL could not be sent: {}", UntrustedText.forTerminal(call.callId(), 200),
@@ -354,7 +395,7 @@ final class OutgoingCalls {
         if (call.state() != Call.State.SETTING_UP && call.state() != Call.State.RINGING) {
             return;
         }
-        call.inviteClient().ifPresent(ct -> {
+        call.inviteClient().filter(ct -> call.claimCancel()).ifPresent(ct -> {
             try {
                 Request cancel = ct.createCancel();
                 // why, for the callee and anyone relaying (RFC 3326); escaped, both levels named for a refusal

@@ -269,6 +269,19 @@ final class Signalling {
      * kept. Returns whether it was sent; a failure is logged, never thrown (the call is over either way).
      */
     boolean answerIfUnanswered(Call call, int status, String why) {
+        if (!unanswered(call) || !call.claimFinalAnswer()) {
+            return false; // answered, or another sender took the one final answer
+        }
+        return answerClaimed(call, status, why);
+    }
+
+    private static boolean unanswered(Call call) {
+        return !call.isAnswered() && call.inviteTransaction().filter(t -> t.getState() == null
+                || t.getState() == TransactionState.TRYING || t.getState() == TransactionState.PROCEEDING).isPresent();
+    }
+
+    /** As {@link #answerIfUnanswered}, by a sender that holds the call's final answer already. */
+    boolean answerClaimed(Call call, int status, String why) {
         Optional<ServerTransaction> st = call.inviteTransaction().filter(t -> t.getState() == null
                 || t.getState() == TransactionState.TRYING || t.getState() == TransactionState.PROCEEDING);
         if (st.isEmpty() || call.isAnswered()) {

@@ -135,7 +135,8 @@ final class SipEvents implements SipListener {
                     Call call = c;
                     if (c != null && c.state() != Call.State.ESTABLISHED) {
                         // the INVITE we were still deciding on ends with 487 (RFC 3261 §9.2)
-                        c.inviteTransaction().filter(SipEvents::noFinalResponse).ifPresent(st -> {
+                        c.inviteTransaction().filter(SipEvents::noFinalResponse)
+                                .filter(st -> call.claimFinalAnswer()).ifPresent(st -> {
                             try {
                                 Response terminated = sip.messages.createResponse(Response.REQUEST_TERMINATED,
                                         st.getRequest());

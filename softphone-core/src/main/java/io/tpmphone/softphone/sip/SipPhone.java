@@ -25,6 +25,7 @@ import javax.sip.SipFactory;
 import javax.sip.SipProvider;
 import javax.sip.SipStack;
 import javax.sip.message.Request;
+import javax.sip.message.Response;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -448,19 +449,23 @@ public final class SipPhone implements AutoCloseable {
 
     /**
      * Ends an established call with BYE, or one we placed that is being set up with CANCEL once a provisional answer
-     * came (RFC 3261 §9.1; before one, a CANCEL could not be matched along the path: the INVITE then ends with its
-     * final answer or its timeout).
+     * came (RFC 3261 §9.1: before one, the CANCEL waits for the first provisional answer; a 2xx that crosses it is
+     * acknowledged and ended with a BYE). An incoming call hung up before our 200 gets {@code 480} to its INVITE.
      */
     public void hangUp(Call call) throws PhoneException {
         Optional<Dialog> dialog = call.dialog();
         if (dialog.isEmpty() || dialog.get().getState() == null) {
             if (call.ended("hung up before the call was set up")) {
-                outgoing.cancelAfterHangUp(call);
+                outgoing.cancelAfterEnd(call);
+                sip.answerIfUnanswered(call, Response.TEMPORARILY_UNAVAILABLE, "hung up");
             }
             return;
         }
         if (call.state() != Call.State.ESTABLISHED && call.ended("hung up")) {
-            outgoing.cancelAfterHangUp(call);
+            outgoing.cancelAfterEnd(call);
+            // an incoming call hung up before our 200 (before it rang, too: a DTLS-SRTP call being appraised) gets
+            // its INVITE's final answer; a ringing one has it from its answer decision (480) already
+            sip.answerIfUnanswered(call, Response.TEMPORARILY_UNAVAILABLE, "hung up");
             listener.ended(call);
             return;
         }

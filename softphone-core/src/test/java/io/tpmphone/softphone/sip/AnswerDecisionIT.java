@@ -120,4 +120,33 @@ class AnswerDecisionIT {
         peer.send(new InetSocketAddress(LOOPBACK, udpPort), cancel);
         peer.response(callId, 487, "INVITE", WAIT);
     }
+
+    /**
+     * A CANCEL for a call that ended already (here at its setup deadline, with a 480): 200 to the CANCEL, no second
+     * final answer to the INVITE, and the caller's Reason kept with the call (escaped) as what the far end said.
+     */
+    @Test
+    void aCancelAfterTheDeadlines480_gets200_andItsReasonIsKept() throws Exception {
+        String callId = ring("late-cancel@phone.test");
+        peer.response(callId, 480, "INVITE", WAIT);
+        Call call = Await.until("the call to end", WAIT, () -> phone.callById(callId).orElseThrow(),
+                c -> c.state() == Call.State.ENDED);
+        String invite = StandardPhoneIT.invite(callId, "UDP", peer.via(), "");
+        String cancel = invite.substring(0, invite.indexOf("\r\n\r\n")).replace("INVITE sip:", "CANCEL sip:")
+                .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL").replaceAll("(?m)^Content-Type:.*\\r\\n", "")
+                .replaceAll("(?m)^Content-Length:.*$", "Reason: SIP;cause=403;text=\"caller \u001b[31m refused\"\r\n"
+                        + "Content-Length: 0") + "\r\n\r\n";
+        peer.send(new InetSocketAddress(LOOPBACK, udpPort), cancel);
+        peer.response(callId, 200, "CANCEL", WAIT);
+        Await.until("the caller's Reason to be kept", WAIT, () -> call.farEndSaid().isPresent(),
+                () -> "the call: " + call + ", far end said " + call.farEndSaid());
+        String said = call.farEndSaid().orElseThrow();
+        assertTrue(said.startsWith("CANCEL (Reason: SIP 403 caller") && said.contains("refused")
+                && !said.contains("\u001b"), "the CANCEL's Reason is kept, escaped; saw " + said);
+        // (the 480 is retransmitted until ACKed: the peer does not ACK)
+        assertEquals(List.of(480), peer.finals(callId, "INVITE").stream().distinct().toList(), "the INVITE keeps its"
+                + " one final answer; the peer saw " + peer.firstLines());
+        assertTrue(call.reason().startsWith("not set up"), "the call's reason stays the deadline's; saw "
+                + call.reason());
+    }
 }

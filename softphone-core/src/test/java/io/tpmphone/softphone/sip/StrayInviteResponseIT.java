@@ -2,6 +2,7 @@ package io.tpmphone.softphone.sip;
 
 import static io.tpmphone.softphone.sip.TestHosts.LOOPBACK;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ch.qos.logback.classic.Level;
@@ -144,6 +145,65 @@ class StrayInviteResponseIT {
         assertTrue(cancel.text().contains("Reason: SIP;cause=487"), "the CANCEL says why: " + cancel.text());
     }
 
+    /**
+     * RFC 3261 §9.1/§15: a 200 that crosses our CANCEL is acknowledged through its dialog, and the call it would start
+     * is ended with one BYE. Before, the phone dropped it: the callee thought it connected and retransmitted its 200
+     * until its own ACK timeout (32 s).
+     */
+    @Test
+    @Timeout(60)
+    void a200CrossingTheCancel_isAckedAndByedOnce() throws Exception {
+        Call call = phone.callOverUdp("sip:peer@127.0.0.1", peerAddress());
+        String invite = peer.request(call.callId(), "INVITE", WAIT).text();
+        send(answer(invite, "180 Ringing"));
+        Await.until("the phone to hear the 180", WAIT, call::state, s -> s == Call.State.RINGING);
+        phone.hangUp(call);
+        peer.request(call.callId(), "CANCEL", WAIT);
+        // the callee answered just before the CANCEL reached it; it retransmits the 200 until it is ACKed (§13.3.1.4)
+        String ok = answer(invite, "200 OK");
+        Await.until("the phone to ACK the 200 that crossed its CANCEL", WAIT, () -> {
+            send(ok);
+            return peer.has(call.callId(), "ACK");
+        }, () -> "the peer saw " + peer.firstLines());
+        UdpPeer.Message bye = peer.request(call.callId(), "BYE", WAIT);
+        send(okTo(bye.text()));
+        // a retransmission of the 200 is acknowledged again, and ends nothing twice
+        long acks = peer.count(call.callId(), "ACK");
+        Await.until("the phone to ACK the retransmitted 200", WAIT, () -> {
+            send(ok);
+            return peer.count(call.callId(), "ACK") > acks;
+        }, () -> "the peer saw " + peer.firstLines());
+        assertEquals(1, peer.count(call.callId(), "BYE"), "one BYE for the crossed 200; the peer saw "
+                + peer.firstLines());
+        assertEquals(Call.State.ENDED, call.state(), "the call stays ended by this side; saw " + call.state());
+        assertTrue(call.reason().startsWith("hung up"), "the call's reason stays this side's; saw " + call.reason());
+    }
+
+    /**
+     * RFC 3261 §9.1: a hang-up before any provisional answer sends no CANCEL yet (nothing along the path could match
+     * it), but the first provisional answer does.
+     */
+    @Test
+    @Timeout(60)
+    void aHangUpBeforeAnyProvisional_cancelsOnTheFirstOne() throws Exception {
+        Call call = phone.callOverUdp("sip:peer@127.0.0.1", peerAddress());
+        String invite = peer.request(call.callId(), "INVITE", WAIT).text();
+        phone.hangUp(call);
+        assertEquals(Call.State.ENDED, call.state(), "hung up: " + call.reason());
+        assertFalse(peer.has(call.callId(), "CANCEL"), "no CANCEL before a provisional answer; the peer saw "
+                + peer.firstLines());
+        send(answer(invite, "180 Ringing"));
+        UdpPeer.Message cancel = peer.request(call.callId(), "CANCEL", WAIT);
+        assertTrue(cancel.text().contains("Reason: SIP;cause=487"), "the CANCEL says why: " + cancel.text());
+        send(answer(invite, "183 Session Progress"));
+        send(okTo(cancel.text()));
+        send(answer(invite, "487 Request Terminated"));
+        Await.until("the phone to ACK the 487", WAIT, () -> peer.has(call.callId(), "ACK"),
+                () -> "the peer saw " + peer.firstLines());
+        assertEquals(1, peer.count(call.callId(), "CANCEL"), "one CANCEL for two provisionals; the peer saw "
+                + peer.firstLines());
+    }
+
     /** Waits until the phone dealt with a stray answer: dropped it (a line) or, before the fix, kept its words. */
     private void awaitStrayOrWords(Call call) {
         Await.until("the phone to drop the stray 403 or keep its words", WAIT,
@@ -171,6 +231,22 @@ class StrayInviteResponseIT {
                 .replaceAll("(?mi)^(Contact|Max-Forwards|Content-Type|Content-Length|Allow|Supported|User-Agent|"
                         + "Route|Require|Proxy-Require):[^\r\n]*\r\n", "")
                 + "Warning: 399 peer \"" + words + "\"\r\nContent-Length: 0\r\n\r\n";
+    }
+
+    /** A response {@code statusLine} (e.g. {@code "180 Ringing"}) to {@code invite}, with a To tag and a Contact. */
+    private String answer(String invite, String statusLine) {
+        return forbidden(invite, "unused").replace("SIP/2.0 403 Forbidden", "SIP/2.0 " + statusLine)
+                .replaceAll("(?m)^Warning:[^\r\n]*\r\n", "")
+                .replace("Content-Length: 0", "Contact: <sip:peer@" + peer.via() + ">\r\nContent-Length: 0");
+    }
+
+    /** A 200 to {@code request} (a BYE or a CANCEL of the phone's). */
+    private static String okTo(String request) {
+        String head = request.substring(0, request.indexOf("\r\n\r\n") + 2);
+        StringBuilder b = new StringBuilder("SIP/2.0 200 OK\r\n");
+        head.lines().filter(l -> l.matches("(?i)^(Via|From|To|Call-ID|CSeq):.*")).forEach(l -> b.append(l)
+                .append("\r\n"));
+        return b.append("Content-Length: 0\r\n\r\n").toString();
     }
 
     /** {@code response} with a branch that names no transaction of the phone's. */

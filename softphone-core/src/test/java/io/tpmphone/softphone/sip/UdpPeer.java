@@ -68,6 +68,18 @@ final class UdpPeer implements AutoCloseable {
                 && m.callId().equals(callId));
     }
 
+    /** How many requests of {@code method} in {@code callId} the phone has sent us (retransmissions counted). */
+    long count(String callId, String method) {
+        return messages.stream().filter(m -> m.status() == 0 && m.method().equals(method)
+                && m.callId().equals(callId)).count();
+    }
+
+    /** The statuses of the final responses (200 and up) to {@code method} of {@code callId} so far, in order. */
+    List<Integer> finals(String callId, String method) {
+        return messages.stream().filter(m -> m.status() >= 200 && m.method().equals(method)
+                && m.callId().equals(callId)).map(Message::status).toList();
+    }
+
     /** Every message so far, one line each, for assertion messages. */
     List<String> firstLines() {
         return messages.stream().map(m -> m.text().lines().findFirst().orElse("")).toList();
