@@ -285,7 +285,8 @@ final class IncomingCalls {
                 LOG.warn("call {}: answering after the end-to-end decision failed: {}",
                         UntrustedText.forTerminal(call.callId(), 200), UntrustedText.forTerminal(e.toString()));
                 if (call.abandon("answering failed: " + UntrustedText.forTerminal(e.getMessage(), 300))) {
-                    sip.answerIfUnanswered(call, Response.SERVER_INTERNAL_ERROR, call.reason());
+                    // The far end learns that, not our internal exception (its text stays in our log and record).
+                    sip.answerIfUnanswered(call, Response.SERVER_INTERNAL_ERROR, "answering failed");
                     listener.ended(call);
                 }
             }
@@ -353,7 +354,7 @@ final class IncomingCalls {
                 LOG.warn("call {}: ringing failed: {}", UntrustedText.forTerminal(call.callId(), 200),
                         UntrustedText.forTerminal(e.toString()));
                 if (call.abandon("ringing failed: " + UntrustedText.forTerminal(e.getMessage(), 300))) {
-                    sip.answerIfUnanswered(call, Response.SERVER_INTERNAL_ERROR, call.reason());
+                    sip.answerIfUnanswered(call, Response.SERVER_INTERNAL_ERROR, "ringing failed");
                     listener.ended(call);
                 }
             }
