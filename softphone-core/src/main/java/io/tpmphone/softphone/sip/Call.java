@@ -16,6 +16,11 @@ public final class Call {
     /** Where a call is. */
     public enum State { SETTING_UP, RINGING, ESTABLISHED, REFUSED, ENDED }
 
+    /** How the reason of a call our user hung up begins ({@link SipPhone#hangUp}). */
+    static final String HUNG_UP = "hung up";
+    /** How the reason of an incoming call its caller cancelled begins (the CANCEL's Reason may follow). */
+    static final String CALLER_CANCELLED = "the caller cancelled";
+
     private final String callId;
     private final CallPolicy.Direction direction;
     private final String peerUri;
@@ -38,7 +43,8 @@ public final class Call {
     private volatile boolean farEndAnswered;
     private boolean noAssociationClaimed;
     private boolean cancelClaimed;
-    private boolean lateByeClaimed;
+    /** The dialogs (their far-end To tag, or our tag) given a late BYE; at most {@link #LATE_BYE_DIALOGS}. */
+    private final java.util.Set<String> lateByes = new java.util.HashSet<>();
     private boolean finalAnswerClaimed;
     /** The far end's final refusal of our INVITE ("status phrase: Warning", raw), as its SIP said it; null until. */
     private volatile String farEndRefusal;
@@ -149,15 +155,22 @@ public final class Call {
         return true;
     }
 
+    /** The most dialogs of one call given a late BYE: forks of one INVITE a proxy answered 2xx after our end. */
+    static final int LATE_BYE_DIALOGS = 8;
+
     /**
-     * Claims the one BYE for a 2xx to our INVITE that came after this side had ended the call (it crossed our CANCEL,
-     * RFC 3261 §9.1/§15): true once; its retransmissions are only acknowledged.
+     * Claims the one BYE for a dialog of this call that the far end confirmed after this side had ended the call: a
+     * 2xx to our INVITE that crossed our CANCEL (RFC 3261 §9.1/§15) — each fork's 2xx makes a dialog of its own — or
+     * the ACK of our 200 to a call that ended before the ACK came. {@code dialog} names the dialog (the 2xx's To tag,
+     * or our own tag for a call we answered): true once per dialog, so a retransmission is only acknowledged; false
+     * for a dialog beyond the first {@link #LATE_BYE_DIALOGS} (a proxy's forks are few; a peer making up To tags gets
+     * its ACKs and no more state or BYEs).
      */
-    synchronized boolean claimLateBye() {
-        if (lateByeClaimed) {
+    synchronized boolean claimLateBye(String dialog) {
+        if (lateByes.contains(dialog) || lateByes.size() >= LATE_BYE_DIALOGS) {
             return false;
         }
-        lateByeClaimed = true;
+        lateByes.add(dialog);
         return true;
     }
 
@@ -405,11 +418,17 @@ public final class Call {
         return false;
     }
 
-    synchronized void established() {
+    /**
+     * SETTING_UP or RINGING to ESTABLISHED; whether it changed. False for a call that ended meanwhile (our user hung
+     * up as its 2xx or ACK came): its dialog is confirmed, and the caller of this ends it with a BYE.
+     */
+    synchronized boolean established() {
         if (state == State.SETTING_UP || state == State.RINGING) {
             state = State.ESTABLISHED;
             settled.complete(this);
+            return true;
         }
+        return false;
     }
 
     /** Refuses a call not yet over; whether it did (only then is the user told, once). */

@@ -209,21 +209,22 @@ final class OutgoingCalls {
 
     /**
      * An answer to our INVITE of a call this side has ended already (its far end's verdict inside DTLS, our own
-     * refusal or our user). A provisional answer to an INVITE ended before any came sends the CANCEL now (RFC 3261
-     * §9.1: a CANCEL waits for one). A 2xx (it crossed our CANCEL, or came after any other end of ours) is
-     * acknowledged through its dialog and the call it would start is ended with a BYE at once (RFC 3261 §9.1, §15):
-     * otherwise the callee thinks it connected and retransmits its 2xx until its own ACK timeout (64·T1, 32 s). A
-     * retransmitted 2xx is acknowledged again, the BYE is sent once. JAIN-SIP's INVITE transaction has acknowledged
-     * a 3xx-6xx itself; what the far end said in it is kept with the call for the user ({@link Call#farEndSaid()}),
-     * escaped, and nothing else changes — the call's state, reason and record stay this side's. A {@code 487}
-     * answers our own CANCEL and is not kept. Only a response to our INVITE's client transaction (or, for a 2xx, its
-     * dialog) gets here, and it is logged once per call (the line a peer can cause is bounded by the calls this phone
-     * made).
+     * refusal or our user). A provisional answer to an INVITE ended before any came — {@code 100 Trying} too — sends
+     * the CANCEL now (RFC 3261 §9.1: a CANCEL waits for one). A 2xx (it crossed our CANCEL, or came after any other
+     * end of ours) is acknowledged through its dialog and the call it would start is ended with a BYE at once (RFC
+     * 3261 §9.1, §15): otherwise the callee thinks it connected and retransmits its 2xx until its own ACK timeout
+     * (64·T1, 32 s). Each fork's 2xx (its own To tag: a dialog of its own) gets its ACK and one BYE; a retransmitted
+     * 2xx is acknowledged again, its BYE is not sent twice ({@link Call#claimLateBye}; JAIN-SIP's dialog absorbs most
+     * retransmissions itself). JAIN-SIP's INVITE transaction has acknowledged a 3xx-6xx itself; what the far end said
+     * in it is kept with the call for the user ({@link Call#farEndSaid()}), escaped, and nothing else changes — the
+     * call's state, reason and record stay this side's. A {@code 487} answers our own CANCEL and is not kept. Only a
+     * response to our INVITE's client transaction (or, for a 2xx, its dialog) gets here, and it is logged once per
+     * call (the line a peer can cause is bounded by the calls this phone made).
      */
     void answeredAfterEnd(ResponseEvent event, Call call) {
         Response r = event.getResponse();
         int status = r.getStatusCode();
-        if (status > 100 && status < 200) {
+        if (status >= 100 && status < 200) {
             cancelAfterEnd(call);
             return;
         }
@@ -242,7 +243,7 @@ final class OutgoingCalls {
                 UntrustedText.forTerminal(call.reason(), 300), UntrustedText.forTerminal(said, 700));
     }
 
-    /** A 2xx to our INVITE of a call this side has ended: ACK through its dialog, then BYE (once). */
+    /** A 2xx to our INVITE of a call this side has ended: ACK through its dialog, then BYE (once per dialog). */
     private void ackAndBye(ResponseEvent event, Call call) {
         Response r = event.getResponse();
         CSeqHeader cseq = (CSeqHeader) r.getHeader(CSeqHeader.NAME);
@@ -255,13 +256,29 @@ final class OutgoingCalls {
         }
         try {
             dialog.sendAck(dialog.createAck(cseq.getSeqNumber()));
-            if (call.claimLateBye()) {
-                dialog.sendRequest(sip.provider.getNewClientTransaction(dialog.createRequest(Request.BYE)));
-                LOG.info("call {} had ended ({}); the far end answered it meanwhile: acknowledged and ended with a BYE",
-                        UntrustedText.forTerminal(call.callId(), 200), UntrustedText.forTerminal(call.reason(), 300));
-            }
         } catch (SipException | InvalidArgumentException | RuntimeException e) {
-            LOG.debug("call {}: a 2xx after the call ended could not be acknowledged and ended: {}",
+            LOG.debug("call {}: a 2xx after the call ended could not be acknowledged: {}",
+                    UntrustedText.forTerminal(call.callId(), 200), UntrustedText.forTerminal(e.toString(), 300));
+            return;
+        }
+        lateBye(dialog, call, r);
+    }
+
+    /**
+     * Ends with a BYE the dialog a 2xx to our INVITE confirmed after this side had ended the call (its ACK sent), once
+     * per dialog — the 2xx's To tag names it ({@link Call#claimLateBye}): each fork's own, a retransmission none.
+     */
+    private void lateBye(Dialog dialog, Call call, Response r) {
+        String toTag = ((javax.sip.header.ToHeader) r.getHeader(javax.sip.header.ToHeader.NAME)).getTag();
+        if (toTag == null || !call.claimLateBye(toTag)) {
+            return;
+        }
+        try {
+            dialog.sendRequest(sip.provider.getNewClientTransaction(dialog.createRequest(Request.BYE)));
+            LOG.info("call {} had ended ({}); the far end answered it meanwhile: acknowledged and ended with a BYE",
+                    UntrustedText.forTerminal(call.callId(), 200), UntrustedText.forTerminal(call.reason(), 300));
+        } catch (SipException | RuntimeException e) {
+            LOG.debug("call {}: a 2xx after the call ended could not be ended with a BYE: {}",
                     UntrustedText.forTerminal(call.callId(), 200), UntrustedText.forTerminal(e.toString(), 300));
         }
     }
@@ -371,8 +388,9 @@ final class OutgoingCalls {
      * This side ended {@code call} (our user hung up, or any other end of ours) before its 2xx: its INVITE is
      * cancelled once a provisional answer came (its client transaction is Proceeding, RFC 3261 §9.1) — now, or when
      * the first provisional answer arrives ({@link #answeredAfterEnd}). Once per call ({@link Call#claimCancel()}),
-     * with the call's reason (RFC 3326, escaped). Before, the INVITE was left to be retransmitted and to ring on at
-     * the far end.
+     * with a {@code Reason} (RFC 3326) in a fixed phrase: {@code "hung up"} for our user's hang-up, else
+     * {@code "call ended"} — never the call's reason, which may carry an exception's text (it goes to the far end and
+     * every proxy on the way). Before, the INVITE was left to be retransmitted and to ring on at the far end.
      */
     void cancelAfterEnd(Call call) {
         call.inviteClient().filter(ct -> ct.getState() == javax.sip.TransactionState.PROCEEDING)
@@ -380,7 +398,7 @@ final class OutgoingCalls {
             try {
                 Request cancel = ct.createCancel();
                 Signalling.addReason(sip, cancel, Response.REQUEST_TERMINATED,
-                        UntrustedText.forTerminal(call.reason(), 300));
+                        call.reason().startsWith(Call.HUNG_UP) ? "hung up" : "call ended");
                 sip.provider.getNewClientTransaction(cancel).sendRequest();
             } catch (SipException | RuntimeException e) {
                 LOG.debug("call {}: the CANCEL could not be sent: {}", UntrustedText.forTerminal(call.callId(), 200),
@@ -424,10 +442,6 @@ final class OutgoingCalls {
      */
     private void acceptedEndToEnd(Response r, Dialog dialog, Call call) throws SipException {
         call.farEndAnswered();
-        if (call.state() == Call.State.REFUSED || call.state() == Call.State.ENDED) {
-            dialog.sendRequest(sip.provider.getNewClientTransaction(dialog.createRequest(Request.BYE)));
-            return;
-        }
         if (call.dtls().isPresent()) {
             // The answer came in a reliable 183 and the DTLS association (and the evidence in it) follows it: the 2xx
             // carries the same SDP or none (RFC 3262 §5, RFC 3264). Another media identity here — a proxy or an
@@ -459,7 +473,9 @@ final class OutgoingCalls {
                     : d.action() == CallPolicy.Action.REJECT ? "refused by our call policy: " + d.reason() : null;
             if (why == null) {
                 dtls.go();
-                call.established();
+                if (!call.established()) {
+                    lateBye(dialog, call, r); // ended while it was decided (our user hung up): no SRTP, a BYE
+                }
                 return;
             }
             try {
@@ -517,6 +533,12 @@ final class OutgoingCalls {
         Request ack = dialog.createAck(cseq.getSeqNumber());
         dialog.sendAck(ack);
         call.dialog(dialog);
+        if (call.state() == Call.State.REFUSED || call.state() == Call.State.ENDED) {
+            // ended as its 2xx came (our user hung up, or we cancelled): ACKed, ended with a BYE, no media
+            call.farEndAnswered();
+            lateBye(dialog, call, r);
+            return;
+        }
         if (call.offeredDtls() && call.state() != Call.State.ESTABLISHED) {
             acceptedEndToEnd(r, dialog, call);
             return;
@@ -559,7 +581,11 @@ final class OutgoingCalls {
         } else if (!reInvite) {
             call.payloadType(codec.orElseThrow());
             media.start(call);
-            call.established();
+            if (!call.established()) {
+                // ended since the look above (our user hung up as the 2xx was handled): its end closed the audio;
+                // the dialog the 2xx confirmed gets its BYE
+                lateBye(dialog, call, r);
+            }
         }
     }
 }

@@ -450,18 +450,16 @@ public final class SipPhone implements AutoCloseable {
     /**
      * Ends an established call with BYE, or one we placed that is being set up with CANCEL once a provisional answer
      * came (RFC 3261 §9.1: before one, the CANCEL waits for the first provisional answer; a 2xx that crosses it is
-     * acknowledged and ended with a BYE). An incoming call hung up before our 200 gets {@code 480} to its INVITE.
+     * acknowledged and ended with a BYE). An incoming call hung up before our 200 gets {@code 480} to its INVITE —
+     * also while our 200 is being made (the path making it sends the 480 instead); one hung up once our 200 is on its
+     * way gets a BYE when its ACK comes (RFC 3261 §15). A call whose 2xx or ACK is being handled as it is hung up is
+     * ended with a BYE by that handling ({@link Call#established()} fails for an ended call).
      */
     public void hangUp(Call call) throws PhoneException {
         Optional<Dialog> dialog = call.dialog();
-        if (dialog.isEmpty() || dialog.get().getState() == null) {
-            if (call.ended("hung up before the call was set up")) {
-                outgoing.cancelAfterEnd(call);
-                sip.answerIfUnanswered(call, Response.TEMPORARILY_UNAVAILABLE, "hung up");
-            }
-            return;
-        }
-        if (call.state() != Call.State.ESTABLISHED && call.ended("hung up")) {
+        boolean early = dialog.isEmpty() || dialog.get().getState() == null;
+        // one step: a call not yet established ends here; one established meanwhile is hung up with a BYE below
+        if (call.abandon(early ? Call.HUNG_UP + " before the call was set up" : Call.HUNG_UP)) {
             outgoing.cancelAfterEnd(call);
             // an incoming call hung up before our 200 (before it rang, too: a DTLS-SRTP call being appraised) gets
             // its INVITE's final answer; a ringing one has it from its answer decision (480) already
@@ -469,10 +467,11 @@ public final class SipPhone implements AutoCloseable {
             listener.ended(call);
             return;
         }
-        if (call.state() == Call.State.ESTABLISHED) {
+        Optional<Dialog> confirmed = call.dialog().or(() -> dialog); // established since the look above, too
+        if (call.state() == Call.State.ESTABLISHED && confirmed.isPresent()) {
             try {
-                Request bye = dialog.get().createRequest(Request.BYE);
-                dialog.get().sendRequest(sip.provider.getNewClientTransaction(bye));
+                Request bye = confirmed.get().createRequest(Request.BYE);
+                confirmed.get().sendRequest(sip.provider.getNewClientTransaction(bye));
             } catch (SipException e) {
                 call.ended("hung up (the BYE could not be sent: " + Signalling.rootMessage(e) + ")");
                 listener.ended(call);
@@ -480,8 +479,9 @@ public final class SipPhone implements AutoCloseable {
                         + call.callId() + ": " + Signalling.rootMessage(e), e);
             }
         }
-        call.ended("hung up");
-        listener.ended(call);
+        if (call.ended(Call.HUNG_UP)) {
+            listener.ended(call);
+        }
     }
 
     /**

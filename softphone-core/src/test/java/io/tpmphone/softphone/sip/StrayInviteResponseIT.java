@@ -17,6 +17,10 @@ import java.time.Clock;
 import java.time.Duration;
 import java.util.List;
 import java.util.Optional;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -37,6 +41,9 @@ class StrayInviteResponseIT {
     private SipPhone phone;
     private UdpPeer peer;
     private int udpPort;
+    /** When set, the keystore's replay check of an answered key waits for {@link #checkReleased}. */
+    private volatile CountDownLatch checkAsked;
+    private final CountDownLatch checkReleased = new CountDownLatch(1);
 
     @BeforeEach
     void start() throws Exception {
@@ -45,7 +52,7 @@ class StrayInviteResponseIT {
         phone = SipPhone.start(new SipPhone.Config("victim", "victim", LOOPBACK, TestHosts.freePort(), 0, udpPort,
                         Duration.ofSeconds(15)),
                 AttestedTlsConfig.of(hosts.identity("victim"), hosts.verifier(), Clock.systemUTC()),
-                CallPolicy.parse("default MEASURED reject\nout sip:*@127.0.0.1 UNATTESTED accept"), TestHosts.keys(),
+                CallPolicy.parse("default MEASURED reject\nout sip:*@127.0.0.1 UNATTESTED accept"), heldCheck(),
                 new SipPhone.Listener() { }, Clock.systemUTC());
         peer = new UdpPeer();
         phoneLevel = phoneLog.getLevel();
@@ -56,6 +63,7 @@ class StrayInviteResponseIT {
 
     @AfterEach
     void stop() {
+        checkReleased.countDown();
         phoneLog.detachAppender(lines);
         phoneLog.setLevel(phoneLevel);
         if (peer != null) {
@@ -167,7 +175,9 @@ class StrayInviteResponseIT {
         }, () -> "the peer saw " + peer.firstLines());
         UdpPeer.Message bye = peer.request(call.callId(), "BYE", WAIT);
         send(okTo(bye.text()));
-        // a retransmission of the 200 is acknowledged again, and ends nothing twice
+        // a retransmission of the 200 is acknowledged again, and ends nothing twice (JAIN-SIP's dialog absorbs most
+        // retransmissions before the phone sees them, so this cannot tell a once-per-dialog BYE from an always one:
+        // CallTest does; twoForks… tells it from a once-per-call one)
         long acks = peer.count(call.callId(), "ACK");
         Await.until("the phone to ACK the retransmitted 200", WAIT, () -> {
             send(ok);
@@ -202,6 +212,117 @@ class StrayInviteResponseIT {
                 () -> "the peer saw " + peer.firstLines());
         assertEquals(1, peer.count(call.callId(), "CANCEL"), "one CANCEL for two provisionals; the peer saw "
                 + peer.firstLines());
+    }
+
+    /**
+     * RFC 3261 §9.1: a CANCEL may follow any provisional answer, 100 Trying too. Before, a hang-up before any
+     * provisional waited for one above 100: a callee's proxy that sends only 100 (and later the 2xx) never got it.
+     */
+    @Test
+    @Timeout(60)
+    void aHangUpBeforeAnyProvisional_cancelsOnA100Trying() throws Exception {
+        Call call = phone.callOverUdp("sip:peer@127.0.0.1", peerAddress());
+        String invite = peer.request(call.callId(), "INVITE", WAIT).text();
+        phone.hangUp(call);
+        assertFalse(peer.has(call.callId(), "CANCEL"), "no CANCEL before a provisional answer; the peer saw "
+                + peer.firstLines());
+        send(trying(invite));
+        UdpPeer.Message cancel = peer.request(call.callId(), "CANCEL", WAIT);
+        assertTrue(cancel.text().contains("Reason: SIP;cause=487;text=\"hung up\""), "the CANCEL says, in a fixed"
+                + " phrase, why: " + cancel.text());
+    }
+
+    /**
+     * The CANCEL's Reason goes to the far end and every proxy on the way: a fixed phrase, never the call's own reason
+     * (which may carry an exception's text). Here the call ends before any provisional answer with such a reason, as
+     * the phone's failure to handle an answer ends it ({@code OutgoingCalls.answered}); the first provisional answer
+     * sends the CANCEL. Before, its Reason was the call's reason, exception text and all.
+     */
+    @Test
+    @Timeout(60)
+    void aDeferredCancelsReason_isAFixedPhrase_notTheCallsReason() throws Exception {
+        Call call = phone.callOverUdp("sip:peer@127.0.0.1", peerAddress());
+        String invite = peer.request(call.callId(), "INVITE", WAIT).text();
+        call.ended("handling the answer failed: INTERNAL-SECRET /var/lib/tpmphone/keystore.sealed");
+        send(answer(invite, "180 Ringing"));
+        UdpPeer.Message cancel = peer.request(call.callId(), "CANCEL", WAIT);
+        assertTrue(cancel.text().contains("Reason: SIP;cause=487;text=\"call ended\""), "the CANCEL's Reason is a"
+                + " fixed phrase: " + cancel.text());
+        assertFalse(cancel.text().contains("INTERNAL-SECRET"), "none of the call's reason goes out: "
+                + cancel.text());
+    }
+
+    /**
+     * Two forks of our INVITE answer 200 after our CANCEL (a forking proxy; tags peer1 and peer2): each dialog is
+     * acknowledged and ended with a BYE of its own. Before, the one late BYE was per call: the second fork got an ACK
+     * and no BYE, and believed it was connected. (The first 200 to arrive is handled through our INVITE's transaction;
+     * JAIN-SIP may drop the other fork's while that transaction is there, and hands over its retransmission with a
+     * dialog of its own.)
+     */
+    @Test
+    @Timeout(60)
+    void twoForks200sAfterTheCancel_eachGetAnAckAndOneBye() throws Exception {
+        Call call = phone.callOverUdp("sip:peer@127.0.0.1", peerAddress());
+        String invite = peer.request(call.callId(), "INVITE", WAIT).text();
+        send(answer(invite, "180 Ringing"));
+        Await.until("the phone to hear the 180", WAIT, call::state, s -> s == Call.State.RINGING);
+        phone.hangUp(call);
+        UdpPeer.Message cancel = peer.request(call.callId(), "CANCEL", WAIT);
+        send(okTo(cancel.text()));
+        String ok1 = answer(invite, "200 OK");
+        String ok2 = ok1.replace(";tag=peer1", ";tag=peer2").replace("<sip:peer@", "<sip:fork2@");
+        // both forks answer at once, and each retransmits its 200 until it is acknowledged (RFC 3261 §13.3.1.4)
+        send(ok1);
+        send(ok2);
+        for (String tag : List.of("peer1", "peer2")) {
+            String ok = tag.equals("peer1") ? ok1 : ok2;
+            Await.until("an ACK and a BYE in the dialog of " + tag, WAIT, () -> {
+                if (inDialog("ACK", tag).isEmpty()) {
+                    send(ok);
+                }
+                return !inDialog("ACK", tag).isEmpty() && !inDialog("BYE", tag).isEmpty();
+            }, () -> "the peer saw " + dialogs());
+            send(okTo(inDialog("BYE", tag).get(0).text()));
+        }
+        // each fork retransmits its 200 until acknowledged: acknowledged again, and ended no second time
+        for (String tag : List.of("peer1", "peer2")) {
+            int acks = inDialog("ACK", tag).size();
+            String ok = tag.equals("peer1") ? ok1 : ok2;
+            Await.until("the phone to ACK " + tag + "'s retransmitted 200", WAIT, () -> {
+                send(ok);
+                return inDialog("ACK", tag).size() > acks;
+            }, () -> "the peer saw " + dialogs());
+        }
+        for (String tag : List.of("peer1", "peer2")) {
+            assertEquals(1, inDialog("BYE", tag).stream().map(m -> branch(m.text())).distinct().count(),
+                    "one BYE transaction in the dialog of " + tag + "; the peer saw " + dialogs());
+        }
+        assertEquals(Call.State.ENDED, call.state(), "the call stays ended by this side; saw " + call.state());
+    }
+
+    /**
+     * A 2xx to a call we placed arrives as our user hangs up (forced: the keystore's replay check of its key is held
+     * while the user hangs up): it is ACKed and the call is ended with a BYE, and no audio starts. Before, the ended
+     * call's answer was handled as if it were live (no BYE followed the ACK: the callee stayed connected to nobody).
+     */
+    @Test
+    @Timeout(60)
+    void a2xxRacingAHangUp_isAckedAndByed() throws Exception {
+        checkAsked = new CountDownLatch(1);
+        Call call = phone.callOverUdp("sip:peer@127.0.0.1", peerAddress());
+        String invite = peer.request(call.callId(), "INVITE", WAIT).text();
+        send(answer(invite, "180 Ringing"));
+        Await.until("the phone to hear the 180", WAIT, call::state, s -> s == Call.State.RINGING);
+        send(withSdp(answer(invite, "200 OK")));
+        assertTrue(checkAsked.await(10, TimeUnit.SECONDS), "the phone checks the answered key; the peer saw "
+                + peer.firstLines() + "; call " + call);
+        phone.hangUp(call);
+        checkReleased.countDown();
+        peer.request(call.callId(), "ACK", WAIT);
+        UdpPeer.Message bye = peer.request(call.callId(), "BYE", WAIT);
+        send(okTo(bye.text()));
+        assertEquals(Call.State.ENDED, call.state(), "the call stays ended by our user; saw " + call);
+        assertTrue(call.reason().startsWith("hung up"), "the call's reason is the hang-up; saw " + call.reason());
     }
 
     /** Waits until the phone dealt with a stray answer: dropped it (a line) or, before the fix, kept its words. */
@@ -255,5 +376,69 @@ class StrayInviteResponseIT {
         assertTrue(s.contains("branch=z9hG4bKnobodys") && !s.equals(response), "the stray's branch was replaced: "
                 + s);
         return s;
+    }
+
+    /** The keystore: the replay check of an answered key waits for {@link #checkReleased} once armed. */
+    private SipPhone.Keys heldCheck() {
+        SipPhone.Keys real = TestHosts.keys();
+        return new SipPhone.Keys() {
+            @Override
+            public io.tpmphone.softphone.SrtpKeyMaterial srtpKey(String suite, String callId)
+                    throws java.io.IOException {
+                return real.srtpKey(suite, callId);
+            }
+
+            @Override
+            public void checkOffered(byte[] key, byte[] salt, String callId) throws java.io.IOException {
+                CountDownLatch asked = checkAsked;
+                if (asked != null) {
+                    asked.countDown();
+                    try {
+                        if (!checkReleased.await(30, TimeUnit.SECONDS)) {
+                            throw new java.io.IOException("the test never released the check");
+                        }
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                        throw new java.io.IOException("interrupted", e);
+                    }
+                }
+                real.checkOffered(key, salt, callId);
+            }
+        };
+    }
+
+    /** The requests the phone sent us in the dialog whose To tag is {@code tag}. */
+    private List<UdpPeer.Message> inDialog(String method, String tag) {
+        return peer.all().stream().filter(m -> m.status() == 0 && m.method().equals(method)
+                && TO_TAG.matcher(m.text()).results().anyMatch(r -> r.group(1).equals(tag))).toList();
+    }
+
+    /** Every request the phone sent us, with its To tag, for assertion messages. */
+    private List<String> dialogs() {
+        return peer.all().stream().filter(m -> m.status() == 0).map(m -> {
+            Matcher t = TO_TAG.matcher(m.text());
+            return m.method() + (t.find() ? " tag=" + t.group(1) : "") + " " + branch(m.text());
+        }).toList();
+    }
+
+    private static final Pattern TO_TAG = Pattern.compile("(?mi)^To:[^\r\n]*;tag=([^;\r\n]+)");
+    private static final Pattern BRANCH = Pattern.compile("branch=([^;\r\n]+)");
+
+    private static String branch(String message) {
+        Matcher m = BRANCH.matcher(message);
+        return m.find() ? m.group(1) : "";
+    }
+
+    /** A 100 Trying to {@code invite}: no To tag (RFC 3261 §8.2.6.2). */
+    private static String trying(String invite) {
+        return forbidden(invite, "unused").replace("SIP/2.0 403 Forbidden", "SIP/2.0 100 Trying")
+                .replace(";tag=peer1", "").replaceAll("(?m)^Warning:[^\r\n]*\r\n", "");
+    }
+
+    /** {@code response} with an SDP answer carrying a fresh SDES key. */
+    private static String withSdp(String response) {
+        String sdp = AnswerWhileEndingIT.offer();
+        return response.replace("Content-Length: 0\r\n\r\n", "Content-Type: application/sdp\r\nContent-Length: "
+                + sdp.length() + "\r\n\r\n" + sdp);
     }
 }

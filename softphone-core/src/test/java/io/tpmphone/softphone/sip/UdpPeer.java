@@ -80,6 +80,11 @@ final class UdpPeer implements AutoCloseable {
                 && m.callId().equals(callId)).map(Message::status).toList();
     }
 
+    /** Every message so far, in order. */
+    List<Message> all() {
+        return List.copyOf(messages);
+    }
+
     /** Every message so far, one line each, for assertion messages. */
     List<String> firstLines() {
         return messages.stream().map(m -> m.text().lines().findFirst().orElse("")).toList();
