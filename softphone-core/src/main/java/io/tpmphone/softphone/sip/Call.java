@@ -318,12 +318,27 @@ public final class Call {
         this.decision = d;
     }
 
-    void remoteSdp(Sdp sdp) {
+    /** The peer's SDP; its keys are wiped at once when the call is over already (an ended call keeps no key). */
+    synchronized void remoteSdp(Sdp sdp) {
         this.remoteSdp = sdp;
+        if (over() && sdp != null) {
+            sdp.cryptos().forEach(SdesCrypto::destroy);
+        }
     }
 
-    void localCrypto(SdesCrypto c) {
+    /**
+     * Our key of the call; wiped at once when the call is over already — it ended while the key was being made (our
+     * user hung up, the caller cancelled) and {@link #wipe()} came before it.
+     */
+    synchronized void localCrypto(SdesCrypto c) {
         this.localCrypto = c;
+        if (over() && c != null) {
+            c.destroy();
+        }
+    }
+
+    private boolean over() {
+        return state == State.ENDED || state == State.REFUSED;
     }
 
     Optional<SdesCrypto> localCrypto() {
@@ -353,8 +368,15 @@ public final class Call {
         return Optional.ofNullable(audio);
     }
 
-    void audio(io.tpmphone.softphone.media.AudioSession a) {
+    /**
+     * The call's audio session; closed at once when the call is over already (it ended while the session was being
+     * opened: {@link #wipe()} came before it), so no port stays bound for an ended call.
+     */
+    synchronized void audio(io.tpmphone.softphone.media.AudioSession a) {
         this.audio = a;
+        if (over() && a != null) {
+            a.close();
+        }
     }
 
     void transport(String t) {
@@ -365,8 +387,18 @@ public final class Call {
         return transport;
     }
 
-    void answered() {
-        this.answered = true;
+    /**
+     * Our 200 is about to answer the call's INVITE: marks it answered — atomically with a look at the call's state —
+     * if it is still being set up; whether it was. False for a call that ended meanwhile (our user hung up, the caller
+     * cancelled, a deadline): its 200 must not leave, and the path that holds its final answer sends the one its end
+     * calls for. Once true, an end before the ACK is the ACK's business: it gets a BYE ({@link #claimLateBye}).
+     */
+    synchronized boolean answering() {
+        if (state == State.SETTING_UP || state == State.RINGING) {
+            answered = true;
+            return true;
+        }
+        return false;
     }
 
     boolean isAnswered() {

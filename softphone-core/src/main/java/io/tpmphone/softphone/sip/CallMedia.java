@@ -94,6 +94,13 @@ final class CallMedia {
                     call.payloadType());
             return true;
         } catch (IOException | RuntimeException e) {
+            if (audio.get().isClosed()) {
+                // the call ended as its audio was to start (our user hung up as its 2xx or ACK came): its end
+                // closed the session, and ends the call in SIP
+                LOG.debug("call {}: its audio was closed before it started", UntrustedText.forTerminal(call.callId(),
+                        200));
+                return false;
+            }
             LOG.warn("call {}: starting SRTP audio failed: {}", UntrustedText.forTerminal(call.callId(), 200),
                     UntrustedText.forTerminal(e.toString()));
             return false;

@@ -55,10 +55,17 @@ final class CallTimers {
         end(call, setupTimeout, "not set up within " + setupTimeout.toSeconds() + " s (no ACK)");
     }
 
-    /** We answered {@code call}'s INVITE with our 200: it ends, with a BYE, unless the ACK comes in time. */
-    void awaitAck(Call call) {
-        call.answered();
+    /**
+     * Our 200 is about to answer {@code call}'s INVITE: the call is marked answered ({@link Call#answering()}) and
+     * ends, with a BYE, unless the ACK comes in time. Returns false, and arms nothing, for a call that ended meanwhile:
+     * its 200 must not leave (the caller then sends the final answer the call's end calls for).
+     */
+    boolean awaitAck(Call call) {
+        if (!call.answering()) {
+            return false;
+        }
         end(call, ackTimeout, "no ACK for our 200 within " + seconds(ackTimeout) + " s");
+        return true;
     }
 
     private void end(Call call, Duration after, String why) {
@@ -87,7 +94,8 @@ final class CallTimers {
     /**
      * A deadline of {@code call} has come. An incoming call not yet answered takes its INVITE's one final answer
      * first ({@link Call#claimFinalAnswer()}): if another sender has it (the person's 200 on its way, a 487, a 603),
-     * that one decides and this deadline changes nothing — the 200's own ACK deadline then covers the call.
+     * that one decides and this deadline changes nothing — the 200's own ACK deadline then covers the call. (That
+     * holder's wait is bounded: the answer path waits only for {@link SipPhone.Keys}, whose contract bounds it.)
      */
     private void expire(Call call, String why) {
         Optional<Dialog> dialog = call.dialog();
@@ -106,8 +114,9 @@ final class CallTimers {
             }
             listener.ended(call);
         } else if (owesAnswer) {
-            // ended meanwhile by a path that could not take the final answer (we held it): it is still owed
-            sip.answerClaimed(call, Response.TEMPORARILY_UNAVAILABLE, call.reason());
+            // ended meanwhile by a path that could not take the final answer (we held it): it is still owed — in a
+            // fixed phrase (the call's reason may carry an exception's text, which stays in our log and record)
+            sip.answerEnded(call);
         }
     }
 

@@ -264,7 +264,10 @@ final class IncomingCalls {
             if (!call.claimFinalAnswer()) {
                 return; // ended meanwhile (the setup deadline, a CANCEL): answered there
             }
-            callTimers.awaitAck(call);
+            if (!callTimers.awaitAck(call)) {
+                sip.answerEnded(call); // ended after the claim (hung up, cancelled): we hold its final answer
+                return;
+            }
             st.sendResponse(ok);
         }
         DtlsMedia dtls;
@@ -375,8 +378,12 @@ final class IncomingCalls {
             Response ok = sip.messages.createResponse(Response.OK, request);
             ((ToHeader) ok.getHeader(ToHeader.NAME)).setTag(toTag);
             ok.addHeader(sip.contact(call.transport()));
-            // before the 200 leaves: its ACK may come back at once, on another thread
-            callTimers.awaitAck(call);
+            // before the 200 leaves (its ACK may come back at once, on another thread), and only if the call has not
+            // ended meanwhile: then this path, which holds its final answer, sends the one its end calls for
+            if (!callTimers.awaitAck(call)) {
+                sip.answerEnded(call);
+                return;
+            }
             st.sendResponse(ok);
         });
     }
@@ -486,7 +493,7 @@ final class IncomingCalls {
         // a call that ends while it rings (CANCEL, the setup deadline) gets its final answer here
         call.settled().whenComplete((c, e) -> {
             if (call.state() != Call.State.ESTABLISHED && !call.isAnswered() && call.claimFinalAnswer()) {
-                boolean cancelled = call.reason().contains("cancelled");
+                boolean cancelled = Signalling.callerCancelled(call);
                 try {
                     Response r = sip.messages.createResponse(cancelled ? Response.REQUEST_TERMINATED
                             : Response.TEMPORARILY_UNAVAILABLE, request);
@@ -511,10 +518,15 @@ final class IncomingCalls {
             } catch (Exception e) {
                 LOG.warn("call {}: answering failed: {}", UntrustedText.forTerminal(call.callId(), 200),
                         UntrustedText.forTerminal(e.toString()));
+                // This path holds the call's final answer (taken above), so it always sends one: 500 for a call the
+                // failure ends, else the one the call's earlier end calls for (a hang-up's 480, a CANCEL's 487, whose
+                // own senders could not take it). The far end learns what failed, never our exception's text (it
+                // stays in our log and the call's reason).
                 if (call.abandon("answering failed: " + UntrustedText.forTerminal(Signalling.rootMessage(e), 300))) {
-                    // this path holds the call's final answer (taken above): the 500 is its
-                    sip.answerClaimed(call, Response.SERVER_INTERNAL_ERROR, call.reason());
+                    sip.answerClaimed(call, Response.SERVER_INTERNAL_ERROR, "answering failed");
                     listener.ended(call);
+                } else {
+                    sip.answerEnded(call);
                 }
             }
         });
@@ -541,7 +553,13 @@ final class IncomingCalls {
         LOG.info("call {}: {}", UntrustedText.forTerminal(call.callId(), 200), why);
     }
 
-    /** Answered: our key from the keystore, the audio session, 200 with our SDP. */
+    /**
+     * Answered: our key from the keystore, the audio session, 200 with our SDP. The call may end while they are made
+     * (the keystore takes its time: our user hangs up, the caller cancels); this path holds the INVITE's one final
+     * answer, so it then sends the one the end calls for ({@code 480}, {@code 487}) instead of the 200, and the key
+     * and the audio session it made for the ended call are released at once ({@link Call#localCrypto(SdesCrypto)},
+     * {@link Call#audio}).
+     */
     private void accept(Request request, ServerTransaction st, Call call, SdesCrypto theirs, int codec)
             throws Exception {
         SdesCrypto local = keys.own(call.callId(), theirs.tag());
@@ -552,26 +570,60 @@ final class IncomingCalls {
         ok.addHeader(sip.contact(call.transport()));
         ok.setContent(media.sdp(call, local, List.of(codec)), sip.headers.createContentTypeHeader("application",
                 "sdp"));
-        // before the 200 leaves: its ACK may come back at once, on another thread
-        callTimers.awaitAck(call);
+        // before the 200 leaves (its ACK may come back at once, on another thread), and only for a call not ended
+        if (!callTimers.awaitAck(call)) {
+            sip.answerEnded(call);
+            return;
+        }
         st.sendResponse(ok);
     }
 
     /**
      * The ACK of our 200: the call we answered is established and its audio starts. Any other ACK changes nothing —
      * one for a call we placed (a proxy that sends our own ACK back, or a stray one while it rings) would otherwise
-     * establish it before its 200, or start its audio a second time.
+     * establish it before its 200, or start its audio a second time. A call that ended as its ACK came (our user hung
+     * up) is not established: the ACK's dialog gets its BYE ({@link #ackAfterEnd}).
      */
-    void ack(Call call) {
+    void ack(RequestEvent event, Call call) {
         if (call.direction() == CallPolicy.Direction.IN && call.isAnswered()
                 && call.state() != Call.State.ESTABLISHED) {
+            if (call.state() == Call.State.ENDED || call.state() == Call.State.REFUSED) {
+                ackAfterEnd(event, call);
+                return;
+            }
             Optional<DtlsMedia> dtls = call.dtls();
             if (dtls.isPresent()) {
                 dtls.get().go(); // SRTP starts on the call's DTLS thread, once its policy accepted the far end
             } else {
                 media.start(call);
             }
-            call.established();
+            if (!call.established()) {
+                ackAfterEnd(event, call);
+            }
+        }
+    }
+
+    /**
+     * The ACK of our 200 to a call that ended before the ACK came — our user hung up (or a CANCEL came) once the 200
+     * was on its way: the caller's dialog is confirmed now, so it gets a BYE at once (RFC 3261 §15: not before the
+     * ACK), once ({@link Call#claimLateBye}), through the dialog JAIN-SIP matched the ACK to (an ended call has let go
+     * of its own). Before, the ACK found no call and the caller stayed connected to nobody. Any other ACK (a call we
+     * placed, one never answered) changes nothing.
+     */
+    void ackAfterEnd(RequestEvent event, Call call) {
+        javax.sip.Dialog dialog = event.getDialog();
+        if (call.direction() != CallPolicy.Direction.IN || !call.isAnswered() || dialog == null
+                || dialog.getLocalTag() == null || !call.claimLateBye(dialog.getLocalTag())) {
+            return;
+        }
+        try {
+            if (sip.bye(Optional.of(dialog))) {
+                LOG.info("call {} had ended ({}) as our 200 went out; its ACK came: ended with a BYE",
+                        UntrustedText.forTerminal(call.callId(), 200), UntrustedText.forTerminal(call.reason(), 300));
+            }
+        } catch (SipException | RuntimeException e) {
+            LOG.debug("call {}: no BYE after the ACK of an ended call: {}",
+                    UntrustedText.forTerminal(call.callId(), 200), UntrustedText.forTerminal(e.toString(), 300));
         }
     }
 

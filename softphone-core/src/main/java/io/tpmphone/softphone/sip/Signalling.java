@@ -280,11 +280,15 @@ final class Signalling {
                 || t.getState() == TransactionState.TRYING || t.getState() == TransactionState.PROCEEDING).isPresent();
     }
 
-    /** As {@link #answerIfUnanswered}, by a sender that holds the call's final answer already. */
+    /**
+     * As {@link #answerIfUnanswered}, by a sender that holds the call's final answer already ({@code why}: a phrase
+     * of ours for the network, never an exception's text). Sent whenever the INVITE's transaction has no final
+     * response yet — also for a call marked answered whose 200 could not be sent.
+     */
     boolean answerClaimed(Call call, int status, String why) {
         Optional<ServerTransaction> st = call.inviteTransaction().filter(t -> t.getState() == null
                 || t.getState() == TransactionState.TRYING || t.getState() == TransactionState.PROCEEDING);
-        if (st.isEmpty() || call.isAnswered()) {
+        if (st.isEmpty()) {
             return false;
         }
         try {
@@ -310,6 +314,25 @@ final class Signalling {
                     io.tpmphone.attestation.UntrustedText.forTerminal(rootMessage(e), 300));
             return false;
         }
+    }
+
+    /**
+     * The final answer a sender that holds it owes the INVITE of an incoming call that ended before it was answered
+     * (while our 200 was being made, or while the setup deadline held the answer): {@code 487} when the caller
+     * cancelled, else {@code 480} — with a fixed phrase saying which, never the call's reason (it may carry an
+     * exception's text or the caller's own words). Whether it was sent.
+     */
+    boolean answerEnded(Call call) {
+        if (callerCancelled(call)) {
+            return answerClaimed(call, Response.REQUEST_TERMINATED, "the caller cancelled");
+        }
+        return answerClaimed(call, Response.TEMPORARILY_UNAVAILABLE,
+                call.reason().startsWith(Call.HUNG_UP) ? "hung up" : "the call ended before it was answered");
+    }
+
+    /** Whether {@code call} ended because its caller cancelled it (its reason says so first, RFC 3261 §9.2). */
+    static boolean callerCancelled(Call call) {
+        return call.reason().startsWith(Call.CALLER_CANCELLED);
     }
 
     /** The innermost cause's message: what JAIN-SIP's wrappers hide. */

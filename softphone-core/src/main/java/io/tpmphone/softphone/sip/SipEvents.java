@@ -78,7 +78,13 @@ final class SipEvents implements SipListener {
                 case Request.ACK -> {
                     Call c = callOf(r);
                     if (c != null) {
-                        incoming.ack(c);
+                        incoming.ack(event, c);
+                    } else {
+                        // the ACK of our 200 to a call that ended as the 200 went out: its dialog gets a BYE
+                        Call ended = recentlyEnded(r);
+                        if (ended != null) {
+                            incoming.ackAfterEnd(event, ended);
+                        }
                     }
                 }
                 case Request.BYE -> {
@@ -158,7 +164,7 @@ final class SipEvents implements SipListener {
                         });
                     }
                     if (live) {
-                        if (c.ended("the caller cancelled" + (why != null && why.getText() != null
+                        if (c.ended(Call.CALLER_CANCELLED + (why != null && why.getText() != null
                                 ? ": " + io.tpmphone.attestation.UntrustedText.forTerminal(why.getText(), 300)
                                 : ""))) {
                             listener.ended(c); // once: the far end's verdict may have ended it meanwhile

@@ -214,7 +214,14 @@ public final class SipPhone implements AutoCloseable {
         }
     }
 
-    /** Media keys: from the agent broker in the softphone (the sealed keystore). */
+    /**
+     * Media keys: from the agent broker in the softphone (the sealed keystore). Each method must return or throw
+     * within a bounded time: an incoming call's final answer waits for {@link #srtpKey} — the path making the 200
+     * holds the INVITE's one final answer, and the setup deadline that comes meanwhile leaves the call to it — so a
+     * key that never comes would leave the INVITE unanswered. {@link #fromBroker}'s are bounded by the broker's
+     * request timeout ({@link AgentBroker#connect(java.nio.file.Path, String, Duration)}, by default
+     * {@link AgentBroker#DEFAULT_TIMEOUT}).
+     */
     public interface Keys {
         /** A fresh SRTP master key and salt of {@code suite} for {@code callId}, minted by the sealed keystore. */
         SrtpKeyMaterial srtpKey(String suite, String callId) throws IOException;
