@@ -76,6 +76,21 @@ public final class ServerMetrics {
     }
 
     /**
+     * A gauge read when scraped: the HTTPS connections open and the most this instance keeps open
+     * ({@code --max-connections}; at it, new connections wait and idle ones are closed sooner).
+     */
+    public ServerMetrics withConnections(java.util.function.IntSupplier open, int limit) {
+        Objects.requireNonNull(open, "open");
+        GaugeWithCallback.builder().name("tpmphone_https_connections")
+                .help("HTTPS connections: open, and the limit (at it new connections wait, idle ones close in 5 s)")
+                .labelNames("state").callback(cb -> {
+                    cb.call(open.getAsInt(), "open");
+                    cb.call(limit, "limit");
+                }).register(registry);
+        return this;
+    }
+
+    /**
      * A gauge read when scraped: enrolled hosts without an appraisal in the last five appraisal intervals (what the
      * console marks stale). A failed read (the database is down) leaves the sample out of that scrape.
      */
