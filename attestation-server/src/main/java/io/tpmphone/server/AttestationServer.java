@@ -225,10 +225,11 @@ public final class AttestationServer implements AutoCloseable {
         HttpConfiguration https = new HttpConfiguration();
         https.setSendServerVersion(false);
         // A fleet's agents each keep one connection open between their cycles (every 30 s by default). Jetty's
-        // HTTP/1.1 parser keeps a cache of header fields per connection, allocated at the first request: 1024 entries,
-        // about 90 KB of char[] per connection, measured — 10,000 agents held over 900 MB of heap in caches of headers
-        // they send once a cycle, and a 1 GB server spent its CPU in full GCs until the fleet timed out. Without it
-        // parsing a header allocates its String again: a few per request.
+        // HTTP/1.1 parser builds a cache of header fields per connection once it has parsed a few requests on it: 1,024
+        // entries, a 98 KB char[] table. Measured on the server's live heap with 2,000 connections of three requests
+        // each: 116 KB per connection with the cache, 13 KB without. A 1 GB server under 10,000 agents went into back
+        // to back full GCs and the whole fleet timed out. Without the cache a header's String is allocated again on
+        // each request: a few per request.
         https.setHeaderCacheSize(0);
         SecureRequestCustomizer secure = new SecureRequestCustomizer();
         secure.setSniHostCheck(false);
