@@ -35,7 +35,6 @@ import java.util.Objects;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
-import org.eclipse.jetty.server.ConnectionLimit;
 import org.eclipse.jetty.server.Handler;
 import org.eclipse.jetty.server.HttpConfiguration;
 import org.eclipse.jetty.server.HttpConnectionFactory;
@@ -68,10 +67,6 @@ public final class AttestationServer implements AutoCloseable {
      * and its TLS session state, not a thread.
      */
     public static final Duration CONNECTION_IDLE_TIMEOUT = Duration.ofSeconds(120);
-    /** The idle timeout of connections while {@link Builder#maxConnections} are open. */
-    static final Duration CONNECTION_LIMIT_IDLE_TIMEOUT = Duration.ofSeconds(5);
-    /** Connections kept open at most by default: a fleet of 20,000 agents, each holding its own. */
-    public static final int DEFAULT_MAX_CONNECTIONS = 20_000;
     /** How long a connection may stay idle once the server stops (see {@link #close()}). */
     static final Duration SHUTDOWN_IDLE_TIMEOUT = Duration.ofMillis(50);
 
@@ -247,13 +242,7 @@ public final class AttestationServer implements AutoCloseable {
         // acknowledged before its commit (review of the change, probe on Jetty 12.0.14).
         connector.setShutdownIdleTimeout(SHUTDOWN_IDLE_TIMEOUT.toMillis());
         jetty.addConnector(connector);
-        // Connections are the server's memory: at the limit it stops accepting (new ones wait in the kernel's
-        // backlog) and closes idle ones after CONNECTION_LIMIT_IDLE_TIMEOUT instead of CONNECTION_IDLE_TIMEOUT, so a
-        // flood of connections cannot exhaust the heap and a fleet larger than the limit still gets through in turn.
-        ConnectionLimit limit = new ConnectionLimit(b.maxConnections, connector);
-        limit.setIdleTimeout(b.connectionLimitIdleTimeout.toMillis());
-        jetty.addBean(limit);
-        metrics.withConnections(() -> connector.getConnectedEndPoints().size(), b.maxConnections);
+        metrics.withConnections(() -> connector.getConnectedEndPoints().size());
         // The console answers /ui and /ui/...; everything else falls through to the API.
         jetty.setHandler(new Handler.Sequence(console, api));
         jetty.setStopTimeout(5_000);
@@ -456,8 +445,6 @@ public final class AttestationServer implements AutoCloseable {
         private Duration refusalWindow = RefusalAggregator.DEFAULT_WINDOW;
         private String initialPolicy;
         private int maxThreads = 64;
-        private int maxConnections = DEFAULT_MAX_CONNECTIONS;
-        private Duration connectionLimitIdleTimeout = CONNECTION_LIMIT_IDLE_TIMEOUT;
         private String databaseUrl;
         private char[] databasePassword;
         private int databasePoolSize = ServerDatabase.DEFAULT_POOL_SIZE;
@@ -689,24 +676,6 @@ public final class AttestationServer implements AutoCloseable {
 
         public Builder maxThreads(int n) {
             this.maxThreads = n;
-            return this;
-        }
-
-        /**
-         * Connections open at once at most (default {@value AttestationServer#DEFAULT_MAX_CONNECTIONS}); at the limit
-         * the server accepts no more until one closes, and idle ones close after 5 s.
-         */
-        public Builder maxConnections(int n) {
-            if (n < 16 || n > 1_000_000) {
-                throw new IllegalArgumentException("the connection limit must be 16..1000000, got " + n);
-            }
-            this.maxConnections = n;
-            return this;
-        }
-
-        /** Tests: how soon idle connections close while the limit is reached (default 5 s). */
-        Builder connectionLimitIdleTimeout(Duration d) {
-            this.connectionLimitIdleTimeout = Objects.requireNonNull(d, "connectionLimitIdleTimeout");
             return this;
         }
 

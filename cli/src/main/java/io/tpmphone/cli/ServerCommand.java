@@ -66,10 +66,6 @@ final class ServerCommand implements Callable<Integer> {
     @Option(names = "--database-pool", paramLabel = "N", defaultValue = "10", description = "PostgreSQL connections"
             + " of this instance (default ${DEFAULT-VALUE})")
     int databasePool;
-    @Option(names = "--max-connections", paramLabel = "N", defaultValue = "20000", description = "connections open at"
-            + " once at most (each agent keeps one; at the limit new ones wait and idle ones close after 5 s; default"
-            + " ${DEFAULT-VALUE})")
-    int maxConnections;
     @Option(names = "--metrics-port", paramLabel = "PORT", description = "serve Prometheus metrics over plain HTTP at"
             + " http://LISTEN-HOST:PORT/metrics (docs/operations.md §11); default: none")
     Integer metricsPort;
@@ -109,7 +105,6 @@ final class ServerCommand implements Callable<Integer> {
         if (tlsCert != null) {
             b.tlsCertificate(tlsCert, tlsKey);
         }
-        b.maxConnections(maxConnections);
         if (database != null) {
             b.database(database).databasePoolSize(databasePool);
             if (databasePasswordFile != null) {
