@@ -219,6 +219,13 @@ public final class AttestationServer implements AutoCloseable {
         tls.setIncludeProtocols("TLSv1.3", "TLSv1.2");
         HttpConfiguration https = new HttpConfiguration();
         https.setSendServerVersion(false);
+        // A fleet's agents each keep one connection open between their cycles (every 30 s by default). Jetty's
+        // HTTP/1.1 parser builds a cache of header fields per connection once it has parsed a few requests on it: 1,024
+        // entries, a 98 KB char[] table. Measured on the server's live heap with 2,000 connections of three requests
+        // each: 116 KB per connection with the cache, 13 KB without. A 1 GB server under 10,000 agents went into back
+        // to back full GCs and the whole fleet timed out. Without the cache a header's String is allocated again on
+        // each request: a few per request.
+        https.setHeaderCacheSize(0);
         SecureRequestCustomizer secure = new SecureRequestCustomizer();
         secure.setSniHostCheck(false);
         https.addCustomizer(secure);
@@ -235,6 +242,7 @@ public final class AttestationServer implements AutoCloseable {
         // acknowledged before its commit (review of the change, probe on Jetty 12.0.14).
         connector.setShutdownIdleTimeout(SHUTDOWN_IDLE_TIMEOUT.toMillis());
         jetty.addConnector(connector);
+        metrics.withConnections(() -> connector.getConnectedEndPoints().size());
         // The console answers /ui and /ui/...; everything else falls through to the API.
         jetty.setHandler(new Handler.Sequence(console, api));
         jetty.setStopTimeout(5_000);

@@ -165,6 +165,8 @@ class TwoServersOnPostgresIT {
                     "the chain's head covers the records served (" + head + "): " + after);
             assertTrue(sample(after, "tpmphone_database_pool_connections", "state=\"total\"") >= 1,
                     "the PostgreSQL pool: " + after);
+            assertTrue(sample(after, "tpmphone_https_connections") >= 1, "this test's own HTTPS connection is open"
+                    + " (kept alive): " + after);
             assertTrue(after.contains("\ntpmphone_audit_unsigned_records "), "the cluster's unsigned records: "
                     + after);
             assertTrue(sample(after, "tpmphone_audit_unsigned_records") <= sample(after,

@@ -127,7 +127,7 @@ public final class FleetLoad {
                         long cycles, long errors, long late, double p50Millis, double p99Millis, double maxMillis,
                         double serverCpuMillisPerAppraisal, double loadCpuMillisPerAppraisal, long realHostCycles,
                         long realHostErrors,
-                        double realHostP50Millis, long handshakes, List<String> firstErrors,
+                        double realHostP50Millis, long handshakes, long serverLiveHeapBytes, List<String> firstErrors,
                         Map<String, Long> errorKinds) {
         public Phase {
             firstErrors = List.copyOf(firstErrors);
@@ -463,6 +463,12 @@ public final class FleetLoad {
             double cpu = cpu(instances) - cpuAtStart;
             double load = ownCpuSeconds() - loadAtStart;
             long handshakes = opened(connections) - handshakesAtStart;
+            // With every host's connection still open: what the fleet's connections cost the servers' heaps.
+            long heap = 0;
+            for (Instance i : instances) {
+                long bytes = i.server().liveHeapBytes();
+                heap = heap < 0 || bytes < 0 ? -1 : heap + bytes;
+            }
             long unanswered = t.windowCycles.stream().filter(f -> !f.isDone()).count();
             if (unanswered > 0) { // neither an answer nor a time-out yet: an error, not left out of the figures
                 t.errors.addAndGet(unanswered);
@@ -479,7 +485,7 @@ public final class FleetLoad {
                     cycles, t.errors.get(), t.late.get(), percentile(sorted, 50), percentile(sorted, 99),
                     percentile(sorted, 100), cycles == 0 ? 0 : cpu * 1000 / cycles,
                     cycles == 0 ? 0 : load * 1000 / cycles, realSorted.length,
-                    t.realErrors.get(), percentile(realSorted, 50), handshakes, new ArrayList<>(t.firstErrors),
+                    t.realErrors.get(), percentile(realSorted, 50), handshakes, heap, new ArrayList<>(t.firstErrors),
                     t.errorKinds.entrySet().stream().collect(java.util.stream.Collectors.toMap(Map.Entry::getKey,
                             x -> x.getValue().get())));
         } finally {
@@ -646,16 +652,17 @@ public final class FleetLoad {
     static List<String> table(Report r) {
         List<String> lines = new ArrayList<>();
         lines.add(String.format(java.util.Locale.ROOT,
-                "%-10s %4s %6s %8s %8s %8s %6s %5s %8s %8s %8s %9s %10s %10s %6s",
+                "%-10s %4s %6s %8s %8s %8s %6s %5s %8s %8s %8s %9s %10s %10s %6s %8s",
                 "backend", "inst", "hosts", "target/s", "done/s", "cycles", "errors", "late", "p50 ms", "p99 ms",
-                "max ms", "cpu ms/ap", "load ms/ap", "handshakes", "swtpm"));
+                "max ms", "cpu ms/ap", "load ms/ap", "handshakes", "swtpm", "heap MB"));
         for (Phase p : r.phases()) {
             lines.add(String.format(java.util.Locale.ROOT,
-                    "%-10s %4d %6d %8.1f %8.1f %8d %6d %5d %8.1f %8.1f %8.1f %9.2f %10.2f %10d %6s", p.backend(),
+                    "%-10s %4d %6d %8.1f %8.1f %8d %6d %5d %8.1f %8.1f %8.1f %9.2f %10.2f %10d %6s %8s", p.backend(),
                     p.instances(), p.hosts(), p.targetPerSecond(), p.appraisalsPerSecond(), p.cycles(), p.errors(),
                     p.late(), p.p50Millis(), p.p99Millis(), p.maxMillis(), p.serverCpuMillisPerAppraisal(),
                     p.loadCpuMillisPerAppraisal(), p.handshakes(),
-                    p.realHostCycles() + "/" + p.realHostErrors()));
+                    p.realHostCycles() + "/" + p.realHostErrors(), p.serverLiveHeapBytes() < 0 ? "n/a"
+                            : String.format(java.util.Locale.ROOT, "%.0f", p.serverLiveHeapBytes() / 1048576.0)));
         }
         return lines;
     }

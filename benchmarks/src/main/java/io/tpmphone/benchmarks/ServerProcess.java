@@ -118,6 +118,41 @@ final class ServerProcess implements AutoCloseable {
         return (Long.parseLong(f[11]) + Long.parseLong(f[12])) / USER_HZ;
     }
 
+    /**
+     * The server's live heap in bytes, measured by {@code jcmd PID GC.class_histogram} (which runs a full GC first:
+     * call it outside a measured window), or -1 when that cannot be done (no {@code jcmd}: a JRE).
+     */
+    long liveHeapBytes() {
+        Path jcmd = Path.of(System.getProperty("java.home"), "bin", "jcmd");
+        if (!Files.isExecutable(jcmd)) {
+            return -1;
+        }
+        try {
+            Process p = new ProcessBuilder(jcmd.toString(), Long.toString(process.pid()), "GC.class_histogram")
+                    .redirectErrorStream(true).start();
+            String last = null;
+            try (java.io.BufferedReader r = new java.io.BufferedReader(new java.io.InputStreamReader(
+                    p.getInputStream(), StandardCharsets.UTF_8))) {
+                for (String line; (line = r.readLine()) != null; ) {
+                    if (line.startsWith("Total")) {
+                        last = line;
+                    }
+                }
+            }
+            if (!p.waitFor(120, TimeUnit.SECONDS) || p.exitValue() != 0 || last == null) {
+                p.destroyForcibly();
+                return -1;
+            }
+            String[] f = last.trim().split("\\s+"); // "Total <instances> <bytes>"
+            return Long.parseLong(f[2]);
+        } catch (IOException | NumberFormatException | ArrayIndexOutOfBoundsException e) {
+            return -1;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return -1;
+        }
+    }
+
     /** SIGTERM (the server closes cleanly: a final audit checkpoint), then SIGKILL after 60 s. */
     @Override
     public void close() {
