@@ -118,7 +118,7 @@ public final class LoopbackPorts {
 
     /**
      * Numbers handed out (or probed) recently, reserved machine-wide ({@link PortReservations}): a later pick, by this
-     * JVM or any other on the machine, never returns one of them while it is held, so two picks cannot collide between
+     * JVM or any other of the same user on the machine, never returns one of them while it is held, so two picks cannot collide between
      * a pick and its server's bind.
      */
     private static final PortReservations RESERVED = new PortReservations(PortReservations.MACHINE_WIDE);

@@ -27,13 +27,18 @@ import org.slf4j.LoggerFactory;
  * <p>What it does not cover: a process that binds a number in the range without asking here. Nothing of ours does:
  * everything else binds port 0, which the kernel takes from the ephemeral range, outside ours.
  *
- * <p>A lock file that cannot be opened for writing (another user's; a read-only {@code /tmp}) leaves the reservation
- * to this JVM alone, with a warning. Thread-safe.
+ * <p>The file is per user: test runs are root's, and another user's picks are not excluded. A lock file that cannot be
+ * opened for writing (planted by another user; a read-only {@code /tmp}) leaves the reservation to this JVM alone,
+ * with a warning. Thread-safe.
  */
 final class PortReservations {
     private static final Logger LOG = LoggerFactory.getLogger(PortReservations.class);
-    /** Where every JVM of the machine looks, whatever its {@code java.io.tmpdir}. */
-    static final Path MACHINE_WIDE = Path.of("/tmp/tpmphone-loopback-ports.lock");
+    /**
+     * Where every JVM of this user on the machine looks, whatever its {@code java.io.tmpdir}: one file per user, so
+     * that a file another user made first (root's, 0644) never leaves us unable to lock.
+     */
+    static final Path MACHINE_WIDE = Path.of("/tmp", "tpmphone-loopback-ports-"
+            + System.getProperty("user.name", "unknown").replaceAll("[^A-Za-z0-9._-]", "_") + ".lock");
     /** How long a number stays reserved after it was handed out, unless its process ends first. */
     static final long HOLD_NANOS = 10L * 60 * 1_000_000_000L;
     /** Numbers one JVM holds at most; the oldest is let go beyond this. */
