@@ -69,9 +69,9 @@ public final class TwoHostRig implements AutoCloseable {
     /**
      * The system property that names the child users of a rig started without named ones: {@code alice-VALUE}'s and
      * {@code bob-VALUE}'s own ({@link LaunchSpec#childUserFor}) instead of alice's and bob's. The build sets it to the
-     * module's name in every test JVM (the parent POM): the agent refuses a child user that still runs processes, and
-     * {@code ./tpmphone test} runs two modules at once, so the e2e tests' shared rig and the call benchmark's rig would
-     * otherwise both want alice's user. Unset ({@code tpmphone demo}, {@code tpmphone bench}): alice's and bob's own.
+     * module's name and fork number in every test JVM (the parent POM): the agent refuses a child user that still runs
+     * processes, and {@code ./tpmphone test} runs two modules at once (and cli's tests in two JVMs), so the e2e tests'
+     * shared rig and the call benchmark's rig would otherwise both want alice's user. Unset ({@code tpmphone demo}, {@code tpmphone bench}): alice's and bob's own.
      */
     public static final String USERS_PROPERTY = "tpmphone.rig.users";
     /** How long a launched softphone may take to serve (a JVM start, SIP, a quote through the broker). */
