@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.tpmphone.rig.TwoHostRig;
 import io.tpmphone.swtpm.testing.Await;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -52,8 +53,10 @@ class DemoIT {
 
     private ProcessBuilder demo(Path log, String... args) {
         List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "-Djava.io.tmpdir=" + tmp, "-cp", System.getProperty("java.class.path"), Main.class.getName(),
-                "demo"));
+                "-Djava.io.tmpdir=" + tmp,
+                // the module's own child users, as the rigs of this JVM (TwoHostRig.USERS_PROPERTY)
+                "-D" + TwoHostRig.USERS_PROPERTY + "=" + System.getProperty(TwoHostRig.USERS_PROPERTY, ""),
+                "-cp", System.getProperty("java.class.path"), Main.class.getName(), "demo"));
         cmd.addAll(List.of(args));
         return new ProcessBuilder(cmd).redirectError(log.toFile());
     }
@@ -167,8 +170,8 @@ class DemoIT {
         // libjitsi's private home must not outlive a softphone. The demo's isolated softphones have a private /tmp
         // (it goes with their mount namespace), so none of theirs may appear in the system's /tmp at all. They run as
         // their own users, which tells their directories from those of other processes on this machine.
-        java.util.Set<String> demoUsers = java.util.Set.of(io.tpmphone.agent.LaunchSpec.childUserFor("alice"),
-                io.tpmphone.agent.LaunchSpec.childUserFor("bob"));
+        java.util.Set<String> demoUsers = java.util.Set.of(TwoHostRig.defaultChildUser("alice"),
+                TwoHostRig.defaultChildUser("bob"));
         try (Stream<Path> left = Files.list(Path.of("/tmp"))) {
             List<String> media = left.filter(f -> f.getFileName().toString().startsWith("tpmphone-media"))
                     .filter(f -> {
@@ -176,7 +179,7 @@ class DemoIT {
                             return demoUsers.contains(Files.getOwner(f).getName())
                                     || Files.getLastModifiedTime(f).compareTo(started) >= 0
                                     && Files.getOwner(f).getName().equals(System.getProperty("user.name"))
-                                    && !io.tpmphone.rig.TwoHostRig.ISOLATE;
+                                    && !TwoHostRig.ISOLATE;
                         } catch (IOException gone) {
                             return false;
                         }

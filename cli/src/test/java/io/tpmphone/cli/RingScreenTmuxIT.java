@@ -44,8 +44,15 @@ class RingScreenTmuxIT {
      */
     private static final int COLUMNS = 104;
 
+    /**
+     * A tmux server of this JVM's own (its socket named {@code -L}, no configuration file read): the machine's default
+     * server belongs to whoever started it first, with that client's environment and settings, and lives on after us.
+     */
+    private static final List<String> TMUX = List.of("tmux", "-L", "tpmphone-ring-" + ProcessHandle.current().pid(),
+            "-f", "/dev/null");
+
     private static String tmux(String... args) throws Exception {
-        List<String> cmd = new ArrayList<>(List.of("tmux"));
+        List<String> cmd = new ArrayList<>(TMUX);
         cmd.addAll(List.of(args));
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
         String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
@@ -371,7 +378,9 @@ class RingScreenTmuxIT {
                             + " refresh them with -D" + Screenshots.UPDATE_PROPERTY + "=true if the change is"
                             + " meant:\n" + String.join("\n\n", differences));
                 } finally {
-                    new ProcessBuilder("tmux", "kill-session", "-t", session).start().waitFor(10, TimeUnit.SECONDS);
+                    List<String> kill = new ArrayList<>(TMUX);
+                    kill.add("kill-server");
+                    new ProcessBuilder(kill).start().waitFor(10, TimeUnit.SECONDS);
                 }
             }
         }

@@ -18,6 +18,7 @@ import io.tpmphone.server.audit.AuditReader;
 import io.tpmphone.server.audit.AuditSigner;
 import io.tpmphone.server.audit.AuditVerifier;
 import io.tpmphone.swtpm.SwtpmProcess;
+import io.tpmphone.swtpm.testing.FreePorts;
 import java.io.File;
 import java.io.OutputStream;
 import java.io.PrintWriter;
@@ -234,7 +235,9 @@ class AuditVerifierBrowserIT {
                 // The console's server has a self-signed certificate; this browser talks to nothing else.
                 "--ignore-certificate-errors");
         ChromeDriverService service = new ChromeDriverService.Builder().usingDriverExecutable(driver)
-                .usingAnyFreePort().build();
+                // not usingAnyFreePort(): Selenium picks outside the ephemeral range too, where our picks are, and
+                // reserves nothing, so another test JVM could take its number before chromedriver binds it
+                .usingPort(FreePorts.tcp()).build();
         ChromeDriver d = new ChromeDriver(service, options);
         d.manage().timeouts().pageLoadTimeout(Duration.ofSeconds(30));
         return d;

@@ -38,7 +38,8 @@ public final class BrowserVerifierBench {
                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
                 "--user-data-dir=" + profile);
         ChromeDriver d = new ChromeDriver(new ChromeDriverService.Builder().usingDriverExecutable(
-                new File("/usr/bin/chromedriver")).usingAnyFreePort().build(), options);
+                new File("/usr/bin/chromedriver")).usingPort(io.tpmphone.swtpm.testing.FreePorts.tcp()).build(),
+                options);
         try {
             for (int i = 0; i < runs; i++) {
                 d.get(dir.resolve("verify.html").toUri().toString());

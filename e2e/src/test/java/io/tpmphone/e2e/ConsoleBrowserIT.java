@@ -16,6 +16,7 @@ import io.tpmphone.attestation.MeasurementLog;
 import io.tpmphone.attestation.PcrSelection;
 import io.tpmphone.server.AttestationServer;
 import io.tpmphone.swtpm.SwtpmProcess;
+import io.tpmphone.swtpm.testing.FreePorts;
 import io.tpmphone.tpm.TpmClient;
 import io.tpmphone.tpm.TpmException;
 import io.tpmphone.tpm.TpmUri;
@@ -216,7 +217,9 @@ class ConsoleBrowserIT {
                 // The server under test has a self-signed certificate; this browser talks to nothing else.
                 "--ignore-certificate-errors");
         ChromeDriverService service = new ChromeDriverService.Builder().usingDriverExecutable(driver)
-                .usingAnyFreePort().build();
+                // not usingAnyFreePort(): Selenium picks outside the ephemeral range too, where our picks are, and
+                // reserves nothing, so another test JVM could take its number before chromedriver binds it
+                .usingPort(FreePorts.tcp()).build();
         ChromeDriver d = new ChromeDriver(service, options);
         d.manage().timeouts().pageLoadTimeout(Duration.ofSeconds(30));
         return d;

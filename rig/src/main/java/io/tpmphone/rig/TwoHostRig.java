@@ -66,6 +66,14 @@ public final class TwoHostRig implements AutoCloseable {
     public static final boolean ISOLATE = "root".equals(System.getProperty("user.name"));
     /** The measurement PCR. */
     public static final int PCR = 14;
+    /**
+     * The system property that names the child users of a rig started without named ones: {@code alice-VALUE}'s and
+     * {@code bob-VALUE}'s own ({@link LaunchSpec#childUserFor}) instead of alice's and bob's. The build sets it to the
+     * module's name and fork number in every test JVM (the parent POM): the agent refuses a child user that still runs
+     * processes, and {@code ./tpmphone test} runs two modules at once (and cli's tests in two JVMs), so the e2e tests'
+     * shared rig and the call benchmark's rig would otherwise both want alice's user. Unset ({@code tpmphone demo}, {@code tpmphone bench}): alice's and bob's own.
+     */
+    public static final String USERS_PROPERTY = "tpmphone.rig.users";
     /** How long a launched softphone may take to serve (a JVM start, SIP, a quote through the broker). */
     private static final Duration SOFTPHONE_START = Duration.ofSeconds(60);
     /** Bounds the wait for both hosts' parallel start steps (each has its own, shorter deadlines inside). */
@@ -194,7 +202,13 @@ public final class TwoHostRig implements AutoCloseable {
     /** As {@link #start(Path)}, with the softphones {@code options} describe. */
     public static TwoHostRig start(Path directory, Options options) throws Exception {
         Files.createDirectories(directory);
-        return new TwoHostRig(directory, options, LaunchSpec.childUserFor("alice"), LaunchSpec.childUserFor("bob"));
+        return new TwoHostRig(directory, options, defaultChildUser("alice"), defaultChildUser("bob"));
+    }
+
+    /** The user {@code host}'s softphone runs as in a rig started without named child users: {@link #USERS_PROPERTY}. */
+    public static String defaultChildUser(String host) {
+        String suffix = System.getProperty(USERS_PROPERTY, "");
+        return LaunchSpec.childUserFor(suffix.isEmpty() ? host : host + "-" + suffix);
     }
 
     /**

@@ -9,9 +9,6 @@ import java.net.ServerSocket;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.Iterator;
-import java.util.LinkedHashMap;
-import java.util.Map;
 import java.util.concurrent.ThreadLocalRandom;
 
 /**
@@ -23,7 +20,9 @@ import java.util.concurrent.ThreadLocalRandom;
  * and the server's bind, any HTTPS request or swtpm connection of the same test may take the number, and the server
  * fails with "address already in use" (CI at 3e94a71: a measured softphone of the rig exited with status 2 and its
  * host lost MEASURED). A port below the ephemeral range is never given to an outgoing connection or to a bind of port
- * 0, so only another explicit pick can collide — a random one out of ~20,000, checked free by binding it.
+ * 0, so only another explicit pick could collide — and a picked number stays reserved machine-wide
+ * ({@link PortReservations}) for ten minutes or until its process ends, so no other pick, in this JVM or in another
+ * one running at the same time (the modules {@code ./tpmphone test} runs side by side), returns it meanwhile.
  *
  * <p>Consecutive pairs because clients derive the control port from the data port: tpm2-tss's {@code swtpm} TCTI
  * connects to P+1 for its control channel, as does TSS.Java's {@code TpmDeviceTcp}.
@@ -118,34 +117,15 @@ public final class LoopbackPorts {
     }
 
     /**
-     * Port numbers this JVM handed out (or probed) recently, with when: a later pick never returns one of them, so two
-     * picks of one JVM cannot collide between a pick and its server's bind — as two hosts of a rig started at once
-     * did (CI: bob's SIP listener "address already in use" on a number picked for alice moments before). Only picks
-     * of other processes can still collide. Kept {@link #RESERVED_FOR_NANOS}, at most {@link #MAX_RESERVED}.
+     * Numbers handed out (or probed) recently, reserved machine-wide ({@link PortReservations}): a later pick, by this
+     * JVM or any other of the same user on the machine, never returns one of them while it is held, so two picks cannot collide between
+     * a pick and its server's bind.
      */
-    private static final Map<Integer, Long> RESERVED = new LinkedHashMap<>();
-    private static final long RESERVED_FOR_NANOS = 10L * 60 * 1_000_000_000L;
-    private static final int MAX_RESERVED = 4_096;
+    private static final PortReservations RESERVED = new PortReservations(PortReservations.MACHINE_WIDE);
 
     /** Reserves port .. port + span - 1 unless one of them is reserved already; true if it did. */
-    static synchronized boolean reserve(int port, int span) {
-        long now = System.nanoTime();
-        for (Iterator<Long> it = RESERVED.values().iterator(); it.hasNext(); ) {
-            long at = it.next();
-            if (now - at < RESERVED_FOR_NANOS && RESERVED.size() <= MAX_RESERVED) {
-                break; // insertion order: the rest are newer
-            }
-            it.remove();
-        }
-        for (int p = port; p < port + span; p++) {
-            if (RESERVED.containsKey(p)) {
-                return false;
-            }
-        }
-        for (int p = port; p < port + span; p++) {
-            RESERVED.put(p, now);
-        }
-        return true;
+    static boolean reserve(int port, int span) {
+        return RESERVED.reserve(port, span);
     }
 
     private static int candidate() {

@@ -98,12 +98,4 @@ class LoopbackPortsTest {
             pool.shutdownNow();
         }
     }
-
-    @Test
-    void aReservedNumberIsNotReservedAgain_norInsideAPair() {
-        assertTrue(LoopbackPorts.reserve(9_001, 2), "a fresh pair 9001-9002 is reserved");
-        assertTrue(!LoopbackPorts.reserve(9_002, 1), "9002 inside the pair is refused");
-        assertTrue(!LoopbackPorts.reserve(9_000, 2), "a pair 9000-9001 overlapping it is refused");
-        assertTrue(LoopbackPorts.reserve(9_003, 1), "9003 next to it is free");
-    }
 }
