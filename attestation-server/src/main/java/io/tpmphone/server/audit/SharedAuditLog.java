@@ -43,6 +43,13 @@ import org.slf4j.LoggerFactory;
  * plain one over what is unsigned. Lease times are the database's clock, record times the instances' (never going
  * back along the chain).
  *
+ * <p>A lease only says who is probably alive: an instance stalled for longer than its writer lease (a GC pause,
+ * SIGSTOP, a preempted VM) is counted as gone, and an instance that stops meanwhile closes the chain under it. So the
+ * tip row carries the close ({@code audit_tip.closed}, equal to the signed head's), and every transaction that appends
+ * or signs reads it under the tip's lock: a batch that finds the chain closed re-opens it first, as {@link #open}
+ * does after a clean close (its writer lease re-registered, a fresh signed head that is not closed), and says so in
+ * the log; the chain then reads as a close followed by a restart. A head refresh re-signs a closed head as closed.
+ *
  * <p>Durable on return: {@link #append} returns after the batch's commit, and the database must run with
  * {@code synchronous_commit} on. Thread-safe.
  */
@@ -61,12 +68,18 @@ final class SharedAuditLog {
     private static final long LEASE_POLL_MILLIS = 200;
     private static final long POLL_MILLIS = 50;
     private static final long HOUSEKEEPING_MILLIS = 1000;
+    /**
+     * A writer lease last renewed longer ago than this (housekeeping renews it every second) may have lapsed: this
+     * instance was stalled, or its renewals failed. The next batch renews it under the tip's lock, so that an instance
+     * closing after that batch counts this one. Shorter than any writer lease by at least a renewal interval.
+     */
+    private static final long LEASE_DOUBT_NANOS = TimeUnit.MILLISECONDS.toNanos(2 * HOUSEKEEPING_MILLIS);
     private static final String INSERT_RECORD = "INSERT INTO audit_record (" + AuditDatabase.RECORD_COLUMNS
             + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
     private static final String INSERT_CHECKPOINT = "INSERT INTO audit_checkpoint ("
             + AuditDatabase.CHECKPOINT_COLUMNS + ") VALUES (?, ?, ?, ?, ?, ?, 3, ?, ?, ?, ?)";
     private static final String TIP_COLUMNS = "seq, hash, ts_millis, checkpoints, last_checkpoint_seq,"
-            + " last_checkpoint_digest, first_unsigned_millis, every, max_unsigned_millis";
+            + " last_checkpoint_digest, first_unsigned_millis, every, max_unsigned_millis, closed";
 
     /** The chain's tip as locked by one transaction. Mutable within that transaction only. */
     private static final class Tip {
@@ -79,6 +92,8 @@ final class SharedAuditLog {
         long firstUnsignedMillis;
         int every;
         long maxUnsignedMillis;
+        /** Whether the signed head closed the chain (kept equal to it by {@link #writeHead}); V2 migration. */
+        boolean closed;
     }
 
     private final DataSource db;
@@ -93,9 +108,13 @@ final class SharedAuditLog {
     private volatile boolean draining;
     private volatile long committedSeq;
     private volatile AuditException writerFailure;
+    /** For tests only ({@link #stallWriter}): the writer thread parks on it before its next turn. Null otherwise. */
+    private volatile Stall stall;
     /** Whether this instance holds the signer's lease (writer thread only). */
     private boolean signing;
     private long housekeptAt;
+    /** When this instance last sent a writer lease renewal that then committed ({@link System#nanoTime}; writer thread). */
+    private long leaseRenewedAt;
 
     private SharedAuditLog(DataSource db, String description, AuditSigner signer, AuditLog.Options options,
             String instance, long seq) {
@@ -106,6 +125,7 @@ final class SharedAuditLog {
         this.instance = instance;
         this.queue = new ArrayBlockingQueue<>(options.queueCapacity());
         this.committedSeq = seq;
+        this.leaseRenewedAt = System.nanoTime();
         this.writer = new Thread(this::writeLoop, "audit-writer-shared");
         this.writer.setDaemon(true);
     }
@@ -128,12 +148,13 @@ final class SharedAuditLog {
         byte[] id = new byte[8];
         new SecureRandom().nextBytes(id);
         String instance = HexFormat.of().formatHex(id);
+        long leaseSent = System.nanoTime();
         try (Connection c = db.getConnection()) {
             requireDurableCommits(c, description);
             c.setAutoCommit(false);
             try {
                 try (PreparedStatement p = c.prepareStatement("INSERT INTO audit_tip (id, " + TIP_COLUMNS
-                        + ") VALUES (1, 0, ?, 0, 0, 0, ?, -1, ?, ?) ON CONFLICT (id) DO NOTHING")) {
+                        + ") VALUES (1, 0, ?, 0, 0, 0, ?, -1, ?, ?, false) ON CONFLICT (id) DO NOTHING")) {
                     p.setBytes(1, AuditEncoding.zeroHash());
                     p.setBytes(2, AuditEncoding.zeroHash());
                     p.setInt(3, options.checkpointEvery());
@@ -150,8 +171,11 @@ final class SharedAuditLog {
                 }
                 SharedAuditLog log = new SharedAuditLog(db, description, signer, options, instance, tip.seq);
                 // A fresh signed head on every open, as on SQLite: a restart is when an older copy could be put back.
-                log.writeHead(c, tip.seq, tip.hash, tip.checkpoints, tip.lastCheckpointDigest, false);
+                // It re-opens a closed chain (the tip's closed flag is cleared with it).
+                log.writeHead(c, tip, false);
+                storeTip(c, tip);
                 c.commit();
+                log.leaseRenewedAt = leaseSent;
                 log.writer.start();
                 LOG.info("shared audit log on {} open: {} records, last checkpoint at {}, instance {}, signer key id"
                         + " {}", description, tip.seq, tip.lastCheckpointSeq, instance, signer.keyId());
@@ -196,14 +220,15 @@ final class SharedAuditLog {
             t.firstUnsignedMillis = rs.getLong(7);
             t.every = rs.getInt(8);
             t.maxUnsignedMillis = rs.getLong(9);
+            t.closed = rs.getBoolean(10);
             return t;
         }
     }
 
     private static void storeTip(Connection c, Tip t) throws SQLException {
         try (PreparedStatement p = c.prepareStatement("UPDATE audit_tip SET seq = ?, hash = ?, ts_millis = ?,"
-                + " checkpoints = ?, last_checkpoint_seq = ?, last_checkpoint_digest = ?, first_unsigned_millis = ?"
-                + " WHERE id = 1")) {
+                + " checkpoints = ?, last_checkpoint_seq = ?, last_checkpoint_digest = ?, first_unsigned_millis = ?,"
+                + " closed = ? WHERE id = 1")) {
             p.setLong(1, t.seq);
             p.setBytes(2, t.hash);
             p.setLong(3, t.millis);
@@ -211,6 +236,7 @@ final class SharedAuditLog {
             p.setLong(5, t.lastCheckpointSeq);
             p.setBytes(6, t.lastCheckpointDigest);
             p.setLong(7, t.firstUnsignedMillis);
+            p.setBoolean(8, t.closed);
             p.executeUpdate();
         }
     }
@@ -439,10 +465,42 @@ final class SharedAuditLog {
         return Optional.empty();
     }
 
+    /** This instance's id, as in {@code audit_writer} and {@code audit_signer}. */
+    String instance() {
+        return instance;
+    }
+
+    /** Appends queued for the writer, not yet taken into a batch (for tests). */
+    int queued() {
+        return queue.size();
+    }
+
+    /**
+     * For tests: parks the writer thread at the top of its loop, between batches, until the returned stall is
+     * released; it neither appends nor renews its leases meanwhile, as in a GC pause or under SIGSTOP.
+     */
+    Stall stallWriter() {
+        Stall s = new Stall();
+        stall = s;
+        return s;
+    }
+
+    /** A test's stall of the writer thread: {@code parked} counts down once the writer waits on {@code release}. */
+    static final class Stall {
+        final java.util.concurrent.CountDownLatch parked = new java.util.concurrent.CountDownLatch(1);
+        final java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
+    }
+
     private void writeLoop() {
         List<Pending> batch = new ArrayList<>(options.maxBatch());
         try {
             while (true) {
+                Stall s = stall;
+                if (s != null) {
+                    stall = null;
+                    s.parked.countDown();
+                    s.release.await();
+                }
                 Pending first = queue.poll(POLL_MILLIS, TimeUnit.MILLISECONDS);
                 if (first == null) {
                     if (draining && queue.isEmpty()) {
@@ -485,10 +543,28 @@ final class SharedAuditLog {
         }
         List<AuditRecord> records = new ArrayList<>(live.size());
         long last;
+        long sentAt = 0;
+        boolean renewed = false;
+        boolean closedUnder = false;
+        long closedAt = 0;
         try (Connection c = db.getConnection()) {
             c.setAutoCommit(false);
             try {
                 Tip tip = lockTip(c);
+                sentAt = System.nanoTime();
+                closedUnder = tip.closed;
+                closedAt = tip.seq;
+                renewed = closedUnder || sentAt - leaseRenewedAt >= LEASE_DOUBT_NANOS;
+                if (renewed) {
+                    // Counted from this commit on by an instance that closes: it takes the tip's lock after us.
+                    renewWriterLease(c);
+                }
+                if (closedUnder) {
+                    // Another instance closed the chain while this one counted as gone (its writer lease lapsed: it
+                    // was stalled). Re-open it as an open after a clean close does, then append: the chain reads as
+                    // a close followed by a restart, not as records after the head that closed it.
+                    writeHead(c, tip, false);
+                }
                 // Timestamps never go back along the chain, whichever instance's clock is behind.
                 long millis = Math.max(options.clock().millis(), tip.millis);
                 java.time.Instant timestamp = java.time.Instant.ofEpochMilli(millis);
@@ -527,7 +603,7 @@ final class SharedAuditLog {
                     tip.firstUnsignedMillis = millis;
                 }
                 if (tip.checkpoints != checkpointsBefore) {
-                    writeHead(c, tip.seq, tip.hash, tip.checkpoints, tip.lastCheckpointDigest, false);
+                    writeHead(c, tip, false);
                 }
                 storeTip(c, tip);
                 c.commit();
@@ -543,6 +619,15 @@ final class SharedAuditLog {
             fail(live, new AuditException(code, "audit record not committed to " + description + ": "
                     + e.getMessage(), e));
             return;
+        }
+        if (renewed) {
+            leaseRenewed(sentAt);
+        }
+        if (closedUnder) {
+            LOG.warn("instance {}: another instance closed the audit chain on {} at record {} while this one counted"
+                    + " as gone (its writer lease had lapsed: it was stalled, e.g. a GC pause, SIGSTOP or a preempted"
+                    + " VM, or could not renew it); this instance re-opened the chain, as an open after a clean close"
+                    + " does, and appended records {}..{}", instance, description, closedAt, closedAt + 1, last);
         }
         committedSeq = Math.max(committedSeq, last);
         for (int i = 0; i < live.size(); i++) {
@@ -580,9 +665,16 @@ final class SharedAuditLog {
                 instance);
     }
 
-    /** Signs and stores the head in the caller's transaction (inserted the first time, then updated). */
-    private void writeHead(Connection c, long seq, byte[] hash, long checkpoints, byte[] checkpointDigest,
-            boolean closing) throws SQLException, GeneralSecurityException {
+    /**
+     * Signs and stores the head at the tip in the caller's transaction (inserted the first time, then updated), and
+     * sets the tip's closed flag to match it: the caller stores the tip before committing.
+     */
+    private void writeHead(Connection c, Tip tip, boolean closing) throws SQLException, GeneralSecurityException {
+        long seq = tip.seq;
+        byte[] hash = tip.hash;
+        long checkpoints = tip.checkpoints;
+        byte[] checkpointDigest = tip.lastCheckpointDigest;
+        tip.closed = closing;
         long millis = options.clock().millis();
         long refresh = options.headRefresh().toMillis();
         byte[] signature = signer.sign(AuditEncoding.headSignedData(seq, hash, millis, checkpoints, checkpointDigest,
@@ -623,13 +715,9 @@ final class SharedAuditLog {
         }
         housekeptAt = now;
         try (Connection c = db.getConnection()) {
-            try (PreparedStatement p = c.prepareStatement("INSERT INTO audit_writer (instance, lease_until) VALUES"
-                    + " (?, clock_timestamp() + make_interval(secs => ?)) ON CONFLICT (instance) DO UPDATE SET"
-                    + " lease_until = excluded.lease_until")) {
-                p.setString(1, instance);
-                p.setInt(2, WRITER_LEASE_SECONDS);
-                p.executeUpdate();
-            }
+            long sent = System.nanoTime();
+            renewWriterLease(c);
+            leaseRenewed(sent);
             boolean was = signing;
             try (PreparedStatement p = c.prepareStatement("INSERT INTO audit_signer (id, instance, lease_until)"
                     + " VALUES (1, ?, clock_timestamp() + make_interval(secs => ?)) ON CONFLICT (id) DO UPDATE SET"
@@ -651,6 +739,35 @@ final class SharedAuditLog {
         }
     }
 
+    /**
+     * Renews this instance's writer lease in the caller's transaction, re-registering it if it was deleted and
+     * extending it from now if it lapsed (an instance that closes counts it again once this commits).
+     */
+    private void renewWriterLease(Connection c) throws SQLException {
+        try (PreparedStatement p = c.prepareStatement("INSERT INTO audit_writer (instance, lease_until) VALUES"
+                + " (?, clock_timestamp() + make_interval(secs => ?)) ON CONFLICT (instance) DO UPDATE SET"
+                + " lease_until = excluded.lease_until")) {
+            p.setString(1, instance);
+            p.setInt(2, WRITER_LEASE_SECONDS);
+            p.executeUpdate();
+        }
+    }
+
+    /**
+     * Notes a committed writer lease renewal sent at {@code sent} ({@link System#nanoTime}), and says so when the
+     * previous one was longer ago than the lease: the lease had lapsed, so this instance counted as gone meanwhile.
+     */
+    private void leaseRenewed(long sent) {
+        long sinceMillis = TimeUnit.NANOSECONDS.toMillis(sent - leaseRenewedAt);
+        leaseRenewedAt = sent;
+        if (sinceMillis >= TimeUnit.SECONDS.toMillis(WRITER_LEASE_SECONDS)) {
+            LOG.warn("instance {}: its audit writer lease had lapsed (renewed again {} ms after the previous renewal,"
+                    + " lease {} s): it was stalled (GC pause, SIGSTOP, preempted VM?) or could not reach {}; an"
+                    + " instance that stopped meanwhile may have closed the chain, which this one re-opens before it"
+                    + " appends", instance, sinceMillis, WRITER_LEASE_SECONDS, description);
+        }
+    }
+
     /** The signer's duties, under the tip's lock: a time checkpoint over an aged tail, a fresh head when due. */
     private void signDue(Connection c) throws SQLException, GeneralSecurityException {
         c.setAutoCommit(false);
@@ -661,7 +778,7 @@ final class SharedAuditLog {
             if (tip.seq > tip.lastCheckpointSeq && tip.firstUnsignedMillis >= 0
                     && now - tip.firstUnsignedMillis >= tip.maxUnsignedMillis) {
                 addCheckpoint(c, tip, false);
-                writeHead(c, tip.seq, tip.hash, tip.checkpoints, tip.lastCheckpointDigest, false);
+                writeHead(c, tip, false);
                 storeTip(c, tip);
                 changed = true;
             } else {
@@ -669,7 +786,9 @@ final class SharedAuditLog {
                 long age = head == null ? Long.MAX_VALUE : now - head.timestamp().toEpochMilli();
                 // Well before the refresh interval, so a verifier never sees a head older than it.
                 if (age < 0 || age >= options.headRefresh().toMillis() / 2) {
-                    writeHead(c, tip.seq, tip.hash, tip.checkpoints, tip.lastCheckpointDigest, false);
+                    // A closed head stays closed: re-signing it does not re-open the chain (nothing was appended
+                    // since the close; the batch that appends re-opens it).
+                    writeHead(c, tip, tip.closed);
                     changed = true;
                 }
             }
@@ -719,10 +838,10 @@ final class SharedAuditLog {
                     if (lastCheckpoint == null || !lastCheckpoint.closed() || lastCheckpoint.seq() != tip.seq) {
                         addCheckpoint(c, tip, true);
                     }
-                    writeHead(c, tip.seq, tip.hash, tip.checkpoints, tip.lastCheckpointDigest, true);
+                    writeHead(c, tip, true);
                 } else if (tip.seq > tip.lastCheckpointSeq) {
                     addCheckpoint(c, tip, false);
-                    writeHead(c, tip.seq, tip.hash, tip.checkpoints, tip.lastCheckpointDigest, false);
+                    writeHead(c, tip, false);
                 }
                 storeTip(c, tip);
                 try (PreparedStatement p = c.prepareStatement("DELETE FROM audit_signer WHERE instance = ?")) {
