@@ -37,9 +37,10 @@ import org.slf4j.LoggerFactory;
  * seqs (gapless, in commit order, never from a database sequence), signs an interval checkpoint in the same
  * transaction when a seq is a multiple of the cluster's interval (any instance may: they share the key), moves the tip
  * and commits. One instance at a time is the <em>signer</em>, elected by a lease row ({@code audit_signer}, renewed
- * every second, taken over once it has lapsed for {@link #SIGNER_LEASE_SECONDS} s): it signs time-based checkpoints
- * (a record unsigned for {@code maxUnsignedAge}) and keeps the signed head fresh ({@code headRefresh}). Every instance
- * holds a writer lease ({@code audit_writer}); the last instance to close signs the closing checkpoint, the others a
+ * every second, taken over once it has lapsed: {@link AuditLog.Options#signerLease()}, default 3 s): it signs
+ * time-based checkpoints (a record unsigned for {@code maxUnsignedAge}) and keeps the signed head fresh
+ * ({@code headRefresh}). Every instance holds a writer lease ({@code audit_writer}, {@link
+ * AuditLog.Options#writerLease()}, default 10 s); the last instance to close signs the closing checkpoint, the others a
  * plain one over what is unsigned. Lease times are the database's clock, record times the instances' (never going
  * back along the chain).
  *
@@ -56,15 +57,6 @@ import org.slf4j.LoggerFactory;
 final class SharedAuditLog {
     private static final Logger LOG = LoggerFactory.getLogger(SharedAuditLog.class);
     static final String MIGRATIONS = "classpath:db/postgresql/audit";
-    /** How long the signer's lease lasts without renewal: then another instance takes over. */
-    static final int SIGNER_LEASE_SECONDS = 3;
-    /** How long a writer's lease lasts: an instance that died counts as gone after it. */
-    static final int WRITER_LEASE_SECONDS = 10;
-    /**
-     * A writer lease not renewed for this long (renewals come every second) belongs to an instance that died or
-     * hangs: the last instance to close waits for it to lapse rather than leave the chain unclosed.
-     */
-    static final int WRITER_STALE_SECONDS = 3;
     private static final long LEASE_POLL_MILLIS = 200;
     private static final long POLL_MILLIS = 50;
     private static final long HOUSEKEEPING_MILLIS = 1000;
@@ -166,7 +158,7 @@ final class SharedAuditLog {
                 try (PreparedStatement p = c.prepareStatement("INSERT INTO audit_writer (instance, lease_until)"
                         + " VALUES (?, clock_timestamp() + make_interval(secs => ?))")) {
                     p.setString(1, instance);
-                    p.setInt(2, WRITER_LEASE_SECONDS);
+                    p.setDouble(2, seconds(options.writerLease()));
                     p.executeUpdate();
                 }
                 SharedAuditLog log = new SharedAuditLog(db, description, signer, options, instance, tip.seq);
@@ -440,7 +432,7 @@ final class SharedAuditLog {
         draining = true;
         try {
             // Plus the longest wait for a dead instance's writer lease (awaitDeadWriters).
-            writer.join(options.closeTimeout().toMillis() + TimeUnit.SECONDS.toMillis(WRITER_LEASE_SECONDS + 2));
+            writer.join(options.closeTimeout().toMillis() + options.writerLease().toMillis() + 2000);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
@@ -724,7 +716,7 @@ final class SharedAuditLog {
                     + " instance = excluded.instance, lease_until = excluded.lease_until"
                     + " WHERE audit_signer.instance = excluded.instance OR audit_signer.lease_until < clock_timestamp()")) {
                 p.setString(1, instance);
-                p.setInt(2, SIGNER_LEASE_SECONDS);
+                p.setDouble(2, seconds(options.signerLease()));
                 signing = p.executeUpdate() == 1;
             }
             if (signing != was) {
@@ -748,7 +740,7 @@ final class SharedAuditLog {
                 + " (?, clock_timestamp() + make_interval(secs => ?)) ON CONFLICT (instance) DO UPDATE SET"
                 + " lease_until = excluded.lease_until")) {
             p.setString(1, instance);
-            p.setInt(2, WRITER_LEASE_SECONDS);
+            p.setDouble(2, seconds(options.writerLease()));
             p.executeUpdate();
         }
     }
@@ -760,11 +752,11 @@ final class SharedAuditLog {
     private void leaseRenewed(long sent) {
         long sinceMillis = TimeUnit.NANOSECONDS.toMillis(sent - leaseRenewedAt);
         leaseRenewedAt = sent;
-        if (sinceMillis >= TimeUnit.SECONDS.toMillis(WRITER_LEASE_SECONDS)) {
+        if (sinceMillis >= options.writerLease().toMillis()) {
             LOG.warn("instance {}: its audit writer lease had lapsed (renewed again {} ms after the previous renewal,"
-                    + " lease {} s): it was stalled (GC pause, SIGSTOP, preempted VM?) or could not reach {}; an"
+                    + " lease {} ms): it was stalled (GC pause, SIGSTOP, preempted VM?) or could not reach {}; an"
                     + " instance that stopped meanwhile may have closed the chain, which this one re-opens before it"
-                    + " appends", instance, sinceMillis, WRITER_LEASE_SECONDS, description);
+                    + " appends", instance, sinceMillis, options.writerLease().toMillis(), description);
         }
     }
 
@@ -864,13 +856,13 @@ final class SharedAuditLog {
 
     /**
      * Before leaving: if every other writer lease is one that stopped being renewed (its instance died or hangs: a
-     * live instance renews every second), waits until those leases lapse, at most {@link #WRITER_LEASE_SECONDS} s,
-     * so that the last instance an operator stops after a crash closes the chain instead of signing a plain
-     * checkpoint. Returns at once while any other instance renews its lease (it will close the chain) or when there
+     * live instance renews every second), waits until those leases lapse, at most the writer lease
+     * ({@link AuditLog.Options#writerLease()}), so that the last instance an operator stops after a crash closes the
+     * chain instead of signing a plain checkpoint. Returns at once while any other instance renews its lease (it will close the chain) or when there
      * is none. Polls the database's clock (a lease is a time in the database: there is no event to wait on).
      */
     private void awaitDeadWriters(Connection c) throws SQLException {
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(WRITER_LEASE_SECONDS + 1);
+        long deadline = System.nanoTime() + options.writerLease().toNanos() + TimeUnit.SECONDS.toNanos(1);
         boolean said = false;
         while (true) {
             int live;
@@ -878,7 +870,9 @@ final class SharedAuditLog {
             try (PreparedStatement p = c.prepareStatement("SELECT count(*) FILTER (WHERE lease_until > clock_timestamp()"
                     + " + make_interval(secs => ?)), count(*) FILTER (WHERE lease_until > clock_timestamp())"
                     + " FROM audit_writer WHERE instance <> ?")) {
-                p.setInt(1, WRITER_LEASE_SECONDS - WRITER_STALE_SECONDS);
+                // Live: renewed within the last signer lease (a lease not renewed that long is a dead instance's, as
+                // the signer's is: whoever took over a dead signer's lease finds its writer lease dead too).
+                p.setDouble(1, seconds(options.writerLease()) - seconds(options.signerLease()));
                 p.setString(2, instance);
                 try (ResultSet rs = p.executeQuery()) {
                     rs.next();
@@ -895,13 +889,13 @@ final class SharedAuditLog {
             }
             if (System.nanoTime() - deadline >= 0) {
                 LOG.warn("instance {}: {} writer lease(s) not renewed for {} s did not lapse in time; leaving with a"
-                        + " plain checkpoint", instance, stale, WRITER_STALE_SECONDS);
+                        + " plain checkpoint", instance, stale, seconds(options.signerLease()));
                 return;
             }
             if (!said) {
-                LOG.info("instance {}: waiting up to {} s for the writer lease(s) of {} instance(s) that stopped"
+                LOG.info("instance {}: waiting up to {} ms for the writer lease(s) of {} instance(s) that stopped"
                         + " renewing them (died?) to lapse, so as to close the audit chain", instance,
-                        WRITER_LEASE_SECONDS, stale);
+                        options.writerLease().toMillis(), stale);
                 said = true;
             }
             try {
@@ -911,6 +905,11 @@ final class SharedAuditLog {
                 return;
             }
         }
+    }
+
+    /** A lease as PostgreSQL's {@code make_interval(secs => …)} takes it (double precision seconds). */
+    private static double seconds(java.time.Duration lease) {
+        return lease.toMillis() / 1000.0;
     }
 
     private static AuditCheckpoint lastCheckpoint(Connection c, Tip tip) throws SQLException {

@@ -204,8 +204,8 @@ class SharedAuditStalledWriterIT {
     private static int writersRenewedSinceSignerTaken(TestBackend db) throws Exception {
         try (Connection c = DriverManager.getConnection(db.databaseUrl()); Statement s = c.createStatement();
              ResultSet rs = s.executeQuery("SELECT count(*) FROM audit_writer w, audit_signer g WHERE g.instance ="
-                     + " 'the-test' AND w.lease_until - make_interval(secs => " + SharedAuditLog.WRITER_LEASE_SECONDS
-                     + ") > g.lease_until - interval '1 hour'")) {
+                     + " 'the-test' AND w.lease_until - make_interval(secs => " + OPTIONS.writerLease().toMillis()
+                     + " / 1000.0) > g.lease_until - interval '1 hour'")) {
             rs.next();
             return rs.getInt(1);
         }
