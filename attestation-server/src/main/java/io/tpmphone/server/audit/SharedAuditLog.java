@@ -754,9 +754,9 @@ final class SharedAuditLog {
         leaseRenewedAt = sent;
         if (sinceMillis >= options.writerLease().toMillis()) {
             LOG.warn("instance {}: its audit writer lease had lapsed (renewed again {} ms after the previous renewal,"
-                    + " lease {} ms): it was stalled (GC pause, SIGSTOP, preempted VM?) or could not reach {}; an"
+                    + " lease {} s): it was stalled (GC pause, SIGSTOP, preempted VM?) or could not reach {}; an"
                     + " instance that stopped meanwhile may have closed the chain, which this one re-opens before it"
-                    + " appends", instance, sinceMillis, options.writerLease().toMillis(), description);
+                    + " appends", instance, sinceMillis, wholeOrFraction(options.writerLease()), description);
         }
     }
 
@@ -889,13 +889,13 @@ final class SharedAuditLog {
             }
             if (System.nanoTime() - deadline >= 0) {
                 LOG.warn("instance {}: {} writer lease(s) not renewed for {} s did not lapse in time; leaving with a"
-                        + " plain checkpoint", instance, stale, seconds(options.signerLease()));
+                        + " plain checkpoint", instance, stale, wholeOrFraction(options.signerLease()));
                 return;
             }
             if (!said) {
-                LOG.info("instance {}: waiting up to {} ms for the writer lease(s) of {} instance(s) that stopped"
+                LOG.info("instance {}: waiting up to {} s for the writer lease(s) of {} instance(s) that stopped"
                         + " renewing them (died?) to lapse, so as to close the audit chain", instance,
-                        options.writerLease().toMillis(), stale);
+                        wholeOrFraction(options.writerLease()), stale);
                 said = true;
             }
             try {
@@ -910,6 +910,11 @@ final class SharedAuditLog {
     /** A lease as PostgreSQL's {@code make_interval(secs => …)} takes it (double precision seconds). */
     private static double seconds(java.time.Duration lease) {
         return lease.toMillis() / 1000.0;
+    }
+
+    /** Seconds for a log line: {@code 10}, or {@code 2.5} for a lease that is not whole seconds. */
+    private static String wholeOrFraction(java.time.Duration lease) {
+        return lease.toMillis() % 1000 == 0 ? Long.toString(lease.toSeconds()) : Double.toString(seconds(lease));
     }
 
     private static AuditCheckpoint lastCheckpoint(Connection c, Tip tip) throws SQLException {
