@@ -63,9 +63,10 @@ final class SharedAuditLog {
     /**
      * A writer lease last renewed longer ago than this (housekeeping renews it every second) may have lapsed: this
      * instance was stalled, or its renewals failed. The next batch renews it under the tip's lock, so that an instance
-     * closing after that batch counts this one. Shorter than any writer lease by at least a renewal interval.
+     * closing after that batch counts this one. Half the shortest writer lease (2 s): a lease renewed more recently
+     * has at least that long left.
      */
-    private static final long LEASE_DOUBT_NANOS = TimeUnit.MILLISECONDS.toNanos(2 * HOUSEKEEPING_MILLIS);
+    private static final long LEASE_DOUBT_NANOS = AuditLog.Options.MIN_WRITER_LEASE.toNanos() / 2;
     private static final String INSERT_RECORD = "INSERT INTO audit_record (" + AuditDatabase.RECORD_COLUMNS
             + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
     private static final String INSERT_CHECKPOINT = "INSERT INTO audit_checkpoint ("

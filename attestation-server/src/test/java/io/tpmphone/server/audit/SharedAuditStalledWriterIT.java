@@ -191,6 +191,43 @@ class SharedAuditStalledWriterIT {
                 + record.hashHex());
     }
 
+    /**
+     * Housekeeping's renewal (every second) re-creates a writer lease row that is gone and extends one that lapsed, so
+     * an instance that closes later counts this one.
+     */
+    @Test
+    void aWriterLeaseRowDeletedOrLapsed_isRegisteredAgainByTheRunningInstance(TestBackend db) throws Exception {
+        SharedAuditLog a = instance(db, AuditSigner.ecdsa(ecKeyPair()));
+        try (Connection c = DriverManager.getConnection(db.databaseUrl());
+             PreparedStatement p = c.prepareStatement("DELETE FROM audit_writer WHERE instance = ?")) {
+            p.setString(1, a.instance());
+            assertEquals(1, p.executeUpdate(), "A's writer lease row");
+        }
+        Await.until("A's writer lease row to be back and running", WAIT, () -> liveLease(db, a.instance()),
+                () -> "live: " + liveLease(db, a.instance()));
+        expireWriterLease(db, a.instance());
+        Await.until("A's lapsed writer lease to be renewed", WAIT, () -> liveLease(db, a.instance()),
+                () -> "live: " + liveLease(db, a.instance()));
+        a.close();
+        try (Connection c = DriverManager.getConnection(db.databaseUrl()); Statement s = c.createStatement();
+             ResultSet rs = s.executeQuery("SELECT count(*) FROM audit_writer")) {
+            rs.next();
+            assertEquals(0, rs.getInt(1), "A dropped its lease on close");
+        }
+    }
+
+    private static boolean liveLease(TestBackend db, String instance) throws Exception {
+        try (Connection c = DriverManager.getConnection(db.databaseUrl());
+             PreparedStatement p = c.prepareStatement("SELECT count(*) FROM audit_writer WHERE instance = ? AND"
+                     + " lease_until > clock_timestamp()")) {
+            p.setString(1, instance);
+            try (ResultSet rs = p.executeQuery()) {
+                rs.next();
+                return rs.getInt(1) == 1;
+            }
+        }
+    }
+
     /** What the database shows of an instance stalled for longer than its writer lease. */
     private static void expireWriterLease(TestBackend db, String instance) throws Exception {
         try (Connection c = DriverManager.getConnection(db.databaseUrl());
