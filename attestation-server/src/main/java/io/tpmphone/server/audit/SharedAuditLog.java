@@ -46,10 +46,11 @@ import org.slf4j.LoggerFactory;
  *
  * <p>A lease only says who is probably alive: an instance stalled for longer than its writer lease (a GC pause,
  * SIGSTOP, a preempted VM) is counted as gone, and an instance that stops meanwhile closes the chain under it. So the
- * tip row carries the close ({@code audit_tip.closed}, equal to the signed head's), and every transaction that appends
- * or signs reads it under the tip's lock: a batch that finds the chain closed re-opens it first, as {@link #open}
- * does after a clean close (its writer lease re-registered, a fresh signed head that is not closed), and says so in
- * the log; the chain then reads as a close followed by a restart. A head refresh re-signs a closed head as closed.
+ * tip row carries the close ({@code audit_tip.closed}, kept equal to the signed head's by a trigger), and every
+ * transaction that appends or signs reads it under the tip's lock: a batch that finds the chain closed re-opens it
+ * first, as {@link #open} does after a clean close (its writer lease re-registered, a fresh signed head that is not
+ * closed), and says so in the log; the chain then reads as a close followed by a restart. A head refresh re-signs a
+ * closed head as closed.
  *
  * <p>Durable on return: {@link #append} returns after the batch's commit, and the database must run with
  * {@code synchronous_commit} on. Thread-safe.
@@ -85,7 +86,10 @@ final class SharedAuditLog {
         long firstUnsignedMillis;
         int every;
         long maxUnsignedMillis;
-        /** Whether the signed head closed the chain (kept equal to it by {@link #writeHead}); V2 migration. */
+        /**
+         * Whether the signed head closed the chain: {@code audit_tip.closed}, which the database keeps equal to the
+         * head's (V2 migration's trigger); {@link #writeHead} updates this copy the same way.
+         */
         boolean closed;
     }
 
@@ -164,9 +168,8 @@ final class SharedAuditLog {
                 }
                 SharedAuditLog log = new SharedAuditLog(db, description, signer, options, instance, tip.seq);
                 // A fresh signed head on every open, as on SQLite: a restart is when an older copy could be put back.
-                // It re-opens a closed chain (the tip's closed flag is cleared with it).
+                // It re-opens a closed chain (the tip's closed flag follows the head: V2's trigger).
                 log.writeHead(c, tip, false);
-                storeTip(c, tip);
                 c.commit();
                 log.leaseRenewedAt = leaseSent;
                 log.writer.start();
@@ -220,8 +223,8 @@ final class SharedAuditLog {
 
     private static void storeTip(Connection c, Tip t) throws SQLException {
         try (PreparedStatement p = c.prepareStatement("UPDATE audit_tip SET seq = ?, hash = ?, ts_millis = ?,"
-                + " checkpoints = ?, last_checkpoint_seq = ?, last_checkpoint_digest = ?, first_unsigned_millis = ?,"
-                + " closed = ? WHERE id = 1")) {
+                + " checkpoints = ?, last_checkpoint_seq = ?, last_checkpoint_digest = ?, first_unsigned_millis = ?"
+                + " WHERE id = 1")) {
             p.setLong(1, t.seq);
             p.setBytes(2, t.hash);
             p.setLong(3, t.millis);
@@ -229,7 +232,6 @@ final class SharedAuditLog {
             p.setLong(5, t.lastCheckpointSeq);
             p.setBytes(6, t.lastCheckpointDigest);
             p.setLong(7, t.firstUnsignedMillis);
-            p.setBoolean(8, t.closed);
             p.executeUpdate();
         }
     }
@@ -659,8 +661,8 @@ final class SharedAuditLog {
     }
 
     /**
-     * Signs and stores the head at the tip in the caller's transaction (inserted the first time, then updated), and
-     * sets the tip's closed flag to match it: the caller stores the tip before committing.
+     * Signs and stores the head at the tip in the caller's transaction (inserted the first time, then updated). The
+     * database sets the tip row's closed flag to match (V2's trigger); this sets {@code tip.closed} likewise.
      */
     private void writeHead(Connection c, Tip tip, boolean closing) throws SQLException, GeneralSecurityException {
         long seq = tip.seq;

@@ -88,11 +88,13 @@ class SharedAuditStalledWriterIT {
             closedByB = AuditVerifier.verify(db.databaseUrl(), Optional.of(keys.getPublic()), VerifyOptions.closed());
             assertTrue(closedByB.intact() && closedByB.recordsChecked() == 2, "B closed the chain at record 2 under"
                     + " the stalled A: " + closedByB.summary());
+            assertTrue(tipClosed(db), "the tip row carries B's close");
         } finally {
             stall.release.countDown();
         }
         AuditRecord record = late.get(WAIT.toSeconds(), TimeUnit.SECONDS);
         assertEquals(3, record.seq(), "A's record after B's close: " + record);
+        assertTrue(!tipClosed(db), "A's batch re-opened the chain: the tip row is no longer closed");
 
         // The next open accepts the chain (it refused it as CORRUPT, "records follow the head that closed the log",
         // when A appended past the closed head), and so does verify while A and C run.
@@ -225,6 +227,43 @@ class SharedAuditStalledWriterIT {
                 rs.next();
                 return rs.getInt(1) == 1;
             }
+        }
+    }
+
+    /**
+     * The tip's closed flag follows the signed head whoever writes it, also a server still running the code from
+     * before the flag (a rolling upgrade): the database keeps it (V2's trigger). Here the head is changed by hand, in
+     * a transaction holding the tip's lock as every writer does, and rolled back.
+     */
+    @Test
+    void theTipsClosedFlag_followsTheSignedHead_whoeverWritesIt(TestBackend db) throws Exception {
+        SharedAuditLog a = instance(db, AuditSigner.ecdsa(ecKeyPair()));
+        a.append(entry(1));
+        try (Connection c = DriverManager.getConnection(db.databaseUrl()); Statement s = c.createStatement()) {
+            c.setAutoCommit(false);
+            s.executeQuery("SELECT seq FROM audit_tip WHERE id = 1 FOR UPDATE").close();
+            assertEquals("false", tipClosedIn(s), "the running chain's tip");
+            s.executeUpdate("UPDATE audit_head SET closed = 1 WHERE id = 1");
+            assertEquals("true", tipClosedIn(s), "after a writer that knows nothing of the flag closed the head");
+            s.executeUpdate("UPDATE audit_head SET ts_millis = ts_millis + 1 WHERE id = 1");
+            assertEquals("true", tipClosedIn(s), "after a refresh of the closed head");
+            s.executeUpdate("UPDATE audit_head SET closed = 0 WHERE id = 1");
+            assertEquals("false", tipClosedIn(s), "after the head was re-opened");
+            c.rollback();
+        }
+        a.close();
+        assertTrue(tipClosed(db), "A, the only instance, closed the chain, and the tip says so");
+    }
+
+    private static String tipClosedIn(Statement s) throws Exception {
+        try (ResultSet rs = s.executeQuery("SELECT closed FROM audit_tip WHERE id = 1")) {
+            return rs.next() ? Boolean.toString(rs.getBoolean(1)) : "no tip row";
+        }
+    }
+
+    private static boolean tipClosed(TestBackend db) throws Exception {
+        try (Connection c = DriverManager.getConnection(db.databaseUrl()); Statement s = c.createStatement()) {
+            return tipClosedIn(s).equals("true");
         }
     }
 
