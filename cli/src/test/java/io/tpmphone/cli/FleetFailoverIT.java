@@ -343,8 +343,9 @@ class FleetFailoverIT {
                     + loadErrors.size() + " of " + attempts.get() + ": " + loadErrors);
 
             // A killed instance counts as an audit writer until its lease runs out (4 s without renewal here, 10 s by
-            // default; docs/audit.md "Several instances"); an instance that stops before then signs a plain checkpoint,
-            // not the closing one. So the survivor is stopped once it is the only writer left, as an operator's would be.
+            // default; docs/audit.md "Several instances"); an instance that stops before then signs a plain
+            // checkpoint, not the closing one. So the survivor is stopped once it is the only writer left, as an
+            // operator's would be.
             int writers = Await.until("the killed instance's audit writer lease ran out", WAIT,
                     () -> liveAuditWriters(database), n -> n == 1);
             assertEquals(1, writers, "only the survivor holds an audit writer lease");

@@ -110,7 +110,7 @@ final class SharedAuditLog {
     /** Whether this instance holds the signer's lease (writer thread only). */
     private boolean signing;
     private long housekeptAt;
-    /** When this instance last sent a writer lease renewal that then committed ({@link System#nanoTime}; writer thread). */
+    /** When this instance sent its last committed writer lease renewal ({@link System#nanoTime}; writer thread). */
     private long leaseRenewedAt;
 
     private SharedAuditLog(DataSource db, String description, AuditSigner signer, AuditLog.Options options,
@@ -861,8 +861,9 @@ final class SharedAuditLog {
      * Before leaving: if every other writer lease is one that stopped being renewed (its instance died or hangs: a
      * live instance renews every second), waits until those leases lapse, at most the writer lease
      * ({@link AuditLog.Options#writerLease()}), so that the last instance an operator stops after a crash closes the
-     * chain instead of signing a plain checkpoint. Returns at once while any other instance renews its lease (it will close the chain) or when there
-     * is none. Polls the database's clock (a lease is a time in the database: there is no event to wait on).
+     * chain instead of signing a plain checkpoint. Returns at once while any other instance renews its lease (it will
+     * close the chain) or when there is none. Polls the database's clock (a lease is a time in the database: there is
+     * no event to wait on).
      */
     private void awaitDeadWriters(Connection c) throws SQLException {
         long deadline = System.nanoTime() + options.writerLease().toNanos() + TimeUnit.SECONDS.toNanos(1);
