@@ -103,7 +103,7 @@ public final class AttestationServer implements AutoCloseable {
             // On PostgreSQL the audit log is the cluster's one chain, in the registry's database.
             auditLog = opened.shared() ? AuditLog.openShared(opened.database().dataSource(),
                     opened.database().description(), AuditSigner.ecdsa(identity.resultKeyPair()),
-                    AuditLog.Options.defaults())
+                    AuditLog.Options.builder().signerLease(b.auditSignerLease).writerLease(b.auditWriterLease).build())
                     : AuditLog.open(b.stateDirectory.resolve("audit.db"), AuditSigner.ecdsa(identity.resultKeyPair()),
                     AuditLog.Options.defaults());
         } catch (Exception e) {
@@ -456,6 +456,8 @@ public final class AttestationServer implements AutoCloseable {
         private Path ocsfFile;
         private Path tlsCertificateChain;
         private Path tlsPrivateKey;
+        private Duration auditSignerLease = AuditLog.Options.DEFAULT_SIGNER_LEASE;
+        private Duration auditWriterLease = AuditLog.Options.DEFAULT_WRITER_LEASE;
 
         private Builder() {
         }
@@ -513,6 +515,33 @@ public final class AttestationServer implements AutoCloseable {
             } finally {
                 java.util.Arrays.fill(content, (byte) 0);
             }
+            return this;
+        }
+
+        /**
+         * With {@link #database}: how long the shared audit chain's checkpoint signer lease lasts without renewal,
+         * that is how soon another instance takes over time checkpoints and head refreshes after the signer died
+         * (default 3 s, 2 s to 5 min; docs/operations.md). Give every instance the same value.
+         *
+         * @throws IllegalArgumentException outside those bounds
+         */
+        public Builder auditSignerLease(Duration lease) {
+            AuditLog.Options.builder().signerLease(lease);
+            this.auditSignerLease = lease;
+            return this;
+        }
+
+        /**
+         * With {@link #database}: how long an instance's audit writer lease lasts without renewal, that is how long
+         * a dead instance still counts as a writer, and the longest the last instance to stop waits for that before
+         * it signs the closing checkpoint (default 10 s, 4 s to 5 min; docs/operations.md). Give every instance the
+         * same value.
+         *
+         * @throws IllegalArgumentException outside those bounds
+         */
+        public Builder auditWriterLease(Duration lease) {
+            AuditLog.Options.builder().writerLease(lease);
+            this.auditWriterLease = lease;
             return this;
         }
 

@@ -90,9 +90,18 @@ public final class ServerCrash {
      * @param directory            where the state goes (deleted afterwards)
      * @param database             a PostgreSQL URL of a role that may CREATE DATABASE (a scratch database is made and
      *                             dropped), or empty for SQLite in the server's state directory
+     * @param auditWriterLease     with a database: the server's {@code --audit-writer-lease} in seconds (how long the
+     *                             killed server still counts as an audit writer before the final clean stop may
+     *                             close the chain), or empty for the server's default (10 s)
      */
     public record Options(int cycles, int hosts, int clients, int acknowledgedPerCycle, Path directory,
-                          Optional<String> database) {
+                          Optional<String> database, Optional<Integer> auditWriterLease) {
+        /** With the server's default audit writer lease. */
+        public Options(int cycles, int hosts, int clients, int acknowledgedPerCycle, Path directory,
+                       Optional<String> database) {
+            this(cycles, hosts, clients, acknowledgedPerCycle, directory, database, Optional.empty());
+        }
+
         public Options {
             if (cycles < 1 || hosts < 1 || clients < 1 || acknowledgedPerCycle < 1) {
                 throw new IllegalArgumentException("cycles, hosts, clients and acknowledged appraisals per cycle must"
@@ -106,6 +115,10 @@ public final class ServerCrash {
             Objects.requireNonNull(database, "database");
             if (database.isPresent() && !database.get().startsWith("jdbc:postgresql://")) {
                 throw new IllegalArgumentException("the database must be jdbc:postgresql://HOST:PORT/DB?user=USER");
+            }
+            Objects.requireNonNull(auditWriterLease, "auditWriterLease");
+            if (auditWriterLease.isPresent() && database.isEmpty()) {
+                throw new IllegalArgumentException("an audit writer lease needs a database (SQLite has no leases)");
             }
         }
     }
@@ -195,6 +208,8 @@ public final class ServerCrash {
                     "--generate-admin-token", "--ek-ca", ekCa.toString(), "--policy", policy.toString()));
             if (databaseUrl != null) {
                 args.addAll(List.of("--database", databaseUrl));
+                o.auditWriterLease().ifPresent(seconds -> args.addAll(List.of("--audit-writer-lease",
+                        seconds.toString())));
             }
             server = ServerProcess.start(args, dir.resolve("server-1.log"));
             X509Certificate tlsCertificate = certificate(state.resolve("keys").resolve("tls-cert.pem"));
@@ -260,9 +275,10 @@ public final class ServerCrash {
                 throw new LostSomethingException("after the last restart: " + last.problem().get());
             }
             if (databaseUrl != null) {
-                // The killed process still counts as an audit writer until its lease runs out (10 s without renewal,
-                // docs/audit.md "Several instances"); a server stopped before then signs a plain checkpoint, not the
-                // closing one. Stop it once it is the only writer left, as an operator would.
+                // The killed process still counts as an audit writer until its lease runs out (10 s without renewal
+                // by default, --audit-writer-lease; docs/audit.md "Several instances"); a server stopped before then
+                // signs a plain checkpoint, not the closing one. Stop it once it is the only writer left, as an
+                // operator would.
                 io.tpmphone.swtpm.testing.Await.until("the killed server's audit writer lease to run out",
                         java.time.Duration.ofSeconds(60), () -> liveAuditWriters(databaseUrl), n -> n <= 1);
             }

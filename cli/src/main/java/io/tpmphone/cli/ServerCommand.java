@@ -2,6 +2,7 @@ package io.tpmphone.cli;
 
 import io.tpmphone.cli.internal.Pem;
 import io.tpmphone.server.AttestationServer;
+import io.tpmphone.server.audit.AuditLog;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -66,6 +67,14 @@ final class ServerCommand implements Callable<Integer> {
     @Option(names = "--database-pool", paramLabel = "N", defaultValue = "10", description = "PostgreSQL connections"
             + " of this instance (default ${DEFAULT-VALUE})")
     int databasePool;
+    @Option(names = "--audit-signer-lease", paramLabel = "SECONDS", description = "with --database: how soon another"
+            + " instance takes over signing audit checkpoints after the signer died (2..300, default 3;"
+            + " docs/operations.md §9)")
+    Integer auditSignerLease;
+    @Option(names = "--audit-writer-lease", paramLabel = "SECONDS", description = "with --database: how long a dead"
+            + " instance still counts as an audit writer, the longest the last instance to stop waits to sign the"
+            + " closing checkpoint (4..300, default 10; docs/operations.md §9)")
+    Integer auditWriterLease;
     @Option(names = "--metrics-port", paramLabel = "PORT", description = "serve Prometheus metrics over plain HTTP at"
             + " http://LISTEN-HOST:PORT/metrics (docs/operations.md §11); default: none")
     Integer metricsPort;
@@ -77,6 +86,20 @@ final class ServerCommand implements Callable<Integer> {
         if (port < 1 || port > 65535) {
             throw new IllegalArgumentException("--listen must be host:port with a port 1..65535, e.g. 127.0.0.1:8443,"
                     + " got '" + listen + "'");
+        }
+        if (database == null && (auditSignerLease != null || auditWriterLease != null)) {
+            throw new IllegalArgumentException("--audit-signer-lease and --audit-writer-lease need --database (a"
+                    + " SQLite audit log has one writer and no leases)");
+        }
+        java.time.Duration signerLease = auditSignerLease == null ? null
+                : leaseSeconds("--audit-signer-lease", auditSignerLease, 2);
+        java.time.Duration writerLease = auditWriterLease == null ? null
+                : leaseSeconds("--audit-writer-lease", auditWriterLease, 4);
+        if ((signerLease != null || writerLease != null)
+                && (writerLease == null ? AuditLog.Options.DEFAULT_WRITER_LEASE : writerLease)
+                .compareTo(signerLease == null ? AuditLog.Options.DEFAULT_SIGNER_LEASE : signerLease) <= 0) {
+            throw new IllegalArgumentException("--audit-writer-lease (default 10) must be longer than"
+                    + " --audit-signer-lease (default 3)");
         }
         AttestationServer.Builder b = AttestationServer.builder().stateDirectory(state)
                 .listen(listen.substring(0, colon), port)
@@ -109,6 +132,12 @@ final class ServerCommand implements Callable<Integer> {
             b.database(database).databasePoolSize(databasePool);
             if (databasePasswordFile != null) {
                 b.databasePasswordFile(databasePasswordFile);
+            }
+            if (signerLease != null) {
+                b.auditSignerLease(signerLease);
+            }
+            if (writerLease != null) {
+                b.auditWriterLease(writerLease);
             }
         } else if (databasePasswordFile != null) {
             throw new IllegalArgumentException("--database-password-file needs --database (SQLite has no password)");
@@ -143,5 +172,12 @@ final class ServerCommand implements Callable<Integer> {
         } catch (NumberFormatException e) {
             return -1;
         }
+    }
+
+    private static java.time.Duration leaseSeconds(String option, int seconds, int min) {
+        if (seconds < min || seconds > 300) {
+            throw new IllegalArgumentException(option + " must be " + min + " to 300 seconds, got " + seconds);
+        }
+        return java.time.Duration.ofSeconds(seconds);
     }
 }

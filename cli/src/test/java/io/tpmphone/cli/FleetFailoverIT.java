@@ -224,7 +224,7 @@ class FleetFailoverIT {
                 List<String> args = new ArrayList<>(List.of("server", "--state", state.toString(), "--listen",
                         "127.0.0.1:" + port, "--admin-token-file", adminToken.toString(), "--generate-admin-token",
                         "--policy", policy.toString(), "--database", database, "--tls-cert", tls.chain().toString(),
-                        "--tls-key", tls.key().toString()));
+                        "--tls-key", tls.key().toString(), "--audit-signer-lease", "2", "--audit-writer-lease", "4"));
                 for (String c : ekCas) {
                     args.addAll(List.of("--ek-ca", c));
                 }
@@ -342,9 +342,10 @@ class FleetFailoverIT {
             assertTrue(loadErrors.size() <= 3, "at most the requests cut off by the kill failed, saw "
                     + loadErrors.size() + " of " + attempts.get() + ": " + loadErrors);
 
-            // A killed instance counts as an audit writer until its lease runs out (10 s without renewal, docs/audit.md
-            // "Several instances"); an instance that stops before then signs a plain checkpoint, not the closing one.
-            // So the survivor is stopped once it is the only writer left, as an operator's would be.
+            // A killed instance counts as an audit writer until its lease runs out (4 s without renewal here, 10 s by
+            // default; docs/audit.md "Several instances"); an instance that stops before then signs a plain
+            // checkpoint, not the closing one. So the survivor is stopped once it is the only writer left, as an
+            // operator's would be.
             int writers = Await.until("the killed instance's audit writer lease ran out", WAIT,
                     () -> liveAuditWriters(database), n -> n == 1);
             assertEquals(1, writers, "only the survivor holds an audit writer lease");

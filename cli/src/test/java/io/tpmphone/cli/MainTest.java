@@ -217,6 +217,25 @@ class MainTest {
         assertEquals("see: tpmphone policy show --help", r.lastErrLine());
     }
 
+    @Test
+    void serverAuditLeases_outOfRangeOrWithoutADatabase_areRefusedBeforeAnythingStarts() {
+        String db = "jdbc:postgresql://127.0.0.1:1/tpmphone?user=tpmphone";
+        Run r = run("server", "--state", "s", "--admin-token-file", "t", "--audit-writer-lease", "4");
+        assertEquals(2, r.exit(), "a usage error; stderr: " + r.err());
+        assertEquals("see: tpmphone server --help", r.lastErrLine());
+        assertEquals("error: --audit-signer-lease and --audit-writer-lease need --database (a SQLite audit log has one"
+                + " writer and no leases)", r.errLines().get(0));
+        r = run("server", "--state", "s", "--admin-token-file", "t", "--database", db, "--audit-writer-lease", "3");
+        assertEquals(2, r.exit(), "a usage error; stderr: " + r.err());
+        assertEquals("error: --audit-writer-lease must be 4 to 300 seconds, got 3", r.errLines().get(0));
+        r = run("server", "--state", "s", "--admin-token-file", "t", "--database", db, "--audit-signer-lease", "1");
+        assertEquals("error: --audit-signer-lease must be 2 to 300 seconds, got 1", r.errLines().get(0));
+        r = run("server", "--state", "s", "--admin-token-file", "t", "--database", db, "--audit-signer-lease", "10");
+        assertEquals("error: --audit-writer-lease (default 10) must be longer than --audit-signer-lease (default 3)",
+                r.errLines().get(0));
+        assertFalse(java.nio.file.Files.exists(Path.of("s")), "no state directory was made");
+    }
+
     // ------------------------------------------------------------------------------------------------ failures
 
     @Test

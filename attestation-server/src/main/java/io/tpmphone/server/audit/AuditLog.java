@@ -976,6 +976,19 @@ public final class AuditLog implements AutoCloseable {
         public static final Duration DEFAULT_MAX_UNSIGNED_AGE = Duration.ofSeconds(10);
         /** The default for {@link #headRefresh()}. */
         public static final Duration DEFAULT_HEAD_REFRESH = Duration.ofSeconds(60);
+        /** The default for {@link #signerLease()}. */
+        public static final Duration DEFAULT_SIGNER_LEASE = Duration.ofSeconds(3);
+        /** The default for {@link #writerLease()}. */
+        public static final Duration DEFAULT_WRITER_LEASE = Duration.ofSeconds(10);
+        /** Shortest {@link #signerLease()}: leases are renewed about every second, so a lease must outlast that. */
+        public static final Duration MIN_SIGNER_LEASE = Duration.ofSeconds(2);
+        /**
+         * Shortest {@link #writerLease()}, which must also be longer than {@link #signerLease()}: a writer lease not
+         * renewed for a signer lease's length counts as a dead (or hung) instance's.
+         */
+        public static final Duration MIN_WRITER_LEASE = Duration.ofSeconds(4);
+        /** Longest lease of either kind: a dead instance keeps the chain from closing (or signing) at most this. */
+        public static final Duration MAX_LEASE = Duration.ofMinutes(5);
         private final Duration appendTimeout;
         private final Duration headRefresh;
         private final int checkpointEvery;
@@ -984,6 +997,8 @@ public final class AuditLog implements AutoCloseable {
         private final Duration busyTimeout;
         private final Duration closeTimeout;
         private final Duration maxUnsignedAge;
+        private final Duration signerLease;
+        private final Duration writerLease;
         private final Clock clock;
 
         private Options(Builder b) {
@@ -995,6 +1010,8 @@ public final class AuditLog implements AutoCloseable {
             this.closeTimeout = b.closeTimeout;
             this.maxUnsignedAge = b.maxUnsignedAge;
             this.headRefresh = b.headRefresh;
+            this.signerLease = b.signerLease;
+            this.writerLease = b.writerLease;
             this.clock = b.clock;
         }
 
@@ -1062,6 +1079,32 @@ public final class AuditLog implements AutoCloseable {
             return headRefresh;
         }
 
+        /**
+         * On a shared (PostgreSQL) chain: how long the checkpoint signer's lease lasts without renewal (renewed about
+         * every second), so how long after the signer dies or hangs another instance takes over time checkpoints and
+         * head refreshes. Default {@link #DEFAULT_SIGNER_LEASE}; {@link #MIN_SIGNER_LEASE} to {@link #MAX_LEASE}.
+         * Every instance of a cluster should use the same value. Unused on SQLite.
+         */
+        public Duration signerLease() {
+            return signerLease;
+        }
+
+        /**
+         * On a shared (PostgreSQL) chain: how long an instance's writer lease lasts without renewal. An instance
+         * that died counts as a writer until it lapses, and the last instance to stop waits (at most this) for it to
+         * lapse so as to sign the closing checkpoint; a writer lease not renewed for {@link #signerLease()} counts as
+         * a dead instance's (so an instance that took over a dead signer's lease also finds its writer lease dead).
+         * An instance stalled for longer than this (a GC pause, SIGSTOP) counts as gone too: if the last other
+         * instance stops meanwhile, it closes the chain, and the stalled instance re-opens it before it next appends
+         * (logged; the chain reads as a stop and a restart, nothing is lost). So a short lease costs a re-open after
+         * a long stall, not a broken chain. Default {@link #DEFAULT_WRITER_LEASE}; {@link #MIN_WRITER_LEASE} to
+         * {@link #MAX_LEASE}, longer than the signer lease. Every instance of a cluster should use the same value.
+         * Unused on SQLite.
+         */
+        public Duration writerLease() {
+            return writerLease;
+        }
+
         /** Source of record and checkpoint timestamps (UTC, millisecond precision) and of checkpoint ages. */
         public Clock clock() {
             return clock;
@@ -1077,6 +1120,8 @@ public final class AuditLog implements AutoCloseable {
             private int queueCapacity = 65_536;
             private Duration busyTimeout = Duration.ofSeconds(5);
             private Duration closeTimeout = Duration.ofSeconds(10);
+            private Duration signerLease = DEFAULT_SIGNER_LEASE;
+            private Duration writerLease = DEFAULT_WRITER_LEASE;
             private Clock clock = Clock.systemUTC();
 
             private Builder() {
@@ -1128,12 +1173,29 @@ public final class AuditLog implements AutoCloseable {
                 return this;
             }
 
+            /** @throws IllegalArgumentException outside {@link #MIN_SIGNER_LEASE} to {@link #MAX_LEASE} */
+            public Builder signerLease(Duration value) {
+                this.signerLease = within("signerLease", value, MIN_SIGNER_LEASE, MAX_LEASE);
+                return this;
+            }
+
+            /** @throws IllegalArgumentException outside {@link #MIN_WRITER_LEASE} to {@link #MAX_LEASE} */
+            public Builder writerLease(Duration value) {
+                this.writerLease = within("writerLease", value, MIN_WRITER_LEASE, MAX_LEASE);
+                return this;
+            }
+
             public Builder clock(Clock value) {
                 this.clock = Objects.requireNonNull(value, "clock");
                 return this;
             }
 
+            /** @throws IllegalArgumentException if the writer lease is not longer than the signer lease */
             public Options build() {
+                if (writerLease.compareTo(signerLease) <= 0) {
+                    throw new IllegalArgumentException("writerLease (" + writerLease.toMillis() + " ms) must be longer"
+                            + " than signerLease (" + signerLease.toMillis() + " ms)");
+                }
                 return new Options(this);
             }
 
@@ -1141,6 +1203,15 @@ public final class AuditLog implements AutoCloseable {
                 Objects.requireNonNull(value, name);
                 if (value.isNegative() || value.isZero()) {
                     throw new IllegalArgumentException(name + " must be positive, got " + value);
+                }
+                return value;
+            }
+
+            private static Duration within(String name, Duration value, Duration min, Duration max) {
+                Objects.requireNonNull(value, name);
+                if (value.compareTo(min) < 0 || value.compareTo(max) > 0) {
+                    throw new IllegalArgumentException(name + " must be " + min.toSeconds() + " to " + max.toSeconds()
+                            + " s, got " + value.toMillis() + " ms");
                 }
                 return value;
             }

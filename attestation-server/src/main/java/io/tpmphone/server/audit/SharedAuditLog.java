@@ -37,11 +37,20 @@ import org.slf4j.LoggerFactory;
  * seqs (gapless, in commit order, never from a database sequence), signs an interval checkpoint in the same
  * transaction when a seq is a multiple of the cluster's interval (any instance may: they share the key), moves the tip
  * and commits. One instance at a time is the <em>signer</em>, elected by a lease row ({@code audit_signer}, renewed
- * every second, taken over once it has lapsed for {@link #SIGNER_LEASE_SECONDS} s): it signs time-based checkpoints
- * (a record unsigned for {@code maxUnsignedAge}) and keeps the signed head fresh ({@code headRefresh}). Every instance
- * holds a writer lease ({@code audit_writer}); the last instance to close signs the closing checkpoint, the others a
+ * every second, taken over once it has lapsed: {@link AuditLog.Options#signerLease()}, default 3 s): it signs
+ * time-based checkpoints (a record unsigned for {@code maxUnsignedAge}) and keeps the signed head fresh
+ * ({@code headRefresh}). Every instance holds a writer lease ({@code audit_writer}, {@link
+ * AuditLog.Options#writerLease()}, default 10 s); the last instance to close signs the closing checkpoint, the others a
  * plain one over what is unsigned. Lease times are the database's clock, record times the instances' (never going
  * back along the chain).
+ *
+ * <p>A lease only says who is probably alive: an instance stalled for longer than its writer lease (a GC pause,
+ * SIGSTOP, a preempted VM) is counted as gone, and an instance that stops meanwhile closes the chain under it. So the
+ * tip row carries the close ({@code audit_tip.closed}, kept equal to the signed head's by a trigger), and every
+ * transaction that appends or signs reads it under the tip's lock: a batch that finds the chain closed re-opens it
+ * first, as {@link #open} does after a clean close (its writer lease re-registered, a fresh signed head that is not
+ * closed), and says so in the log; the chain then reads as a close followed by a restart. A head refresh re-signs a
+ * closed head as closed.
  *
  * <p>Durable on return: {@link #append} returns after the batch's commit, and the database must run with
  * {@code synchronous_commit} on. Thread-safe.
@@ -49,24 +58,22 @@ import org.slf4j.LoggerFactory;
 final class SharedAuditLog {
     private static final Logger LOG = LoggerFactory.getLogger(SharedAuditLog.class);
     static final String MIGRATIONS = "classpath:db/postgresql/audit";
-    /** How long the signer's lease lasts without renewal: then another instance takes over. */
-    static final int SIGNER_LEASE_SECONDS = 3;
-    /** How long a writer's lease lasts: an instance that died counts as gone after it. */
-    static final int WRITER_LEASE_SECONDS = 10;
-    /**
-     * A writer lease not renewed for this long (renewals come every second) belongs to an instance that died or
-     * hangs: the last instance to close waits for it to lapse rather than leave the chain unclosed.
-     */
-    static final int WRITER_STALE_SECONDS = 3;
     private static final long LEASE_POLL_MILLIS = 200;
     private static final long POLL_MILLIS = 50;
     private static final long HOUSEKEEPING_MILLIS = 1000;
+    /**
+     * A writer lease last renewed longer ago than this (housekeeping renews it every second) may have lapsed: this
+     * instance was stalled, or its renewals failed. The next batch renews it under the tip's lock, so that an instance
+     * closing after that batch counts this one. Half the shortest writer lease (2 s): a lease renewed more recently
+     * has at least that long left.
+     */
+    private static final long LEASE_DOUBT_NANOS = AuditLog.Options.MIN_WRITER_LEASE.toNanos() / 2;
     private static final String INSERT_RECORD = "INSERT INTO audit_record (" + AuditDatabase.RECORD_COLUMNS
             + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
     private static final String INSERT_CHECKPOINT = "INSERT INTO audit_checkpoint ("
             + AuditDatabase.CHECKPOINT_COLUMNS + ") VALUES (?, ?, ?, ?, ?, ?, 3, ?, ?, ?, ?)";
     private static final String TIP_COLUMNS = "seq, hash, ts_millis, checkpoints, last_checkpoint_seq,"
-            + " last_checkpoint_digest, first_unsigned_millis, every, max_unsigned_millis";
+            + " last_checkpoint_digest, first_unsigned_millis, every, max_unsigned_millis, closed";
 
     /** The chain's tip as locked by one transaction. Mutable within that transaction only. */
     private static final class Tip {
@@ -79,6 +86,11 @@ final class SharedAuditLog {
         long firstUnsignedMillis;
         int every;
         long maxUnsignedMillis;
+        /**
+         * Whether the signed head closed the chain: {@code audit_tip.closed}, which the database keeps equal to the
+         * head's (V2 migration's trigger); {@link #writeHead} updates this copy the same way.
+         */
+        boolean closed;
     }
 
     private final DataSource db;
@@ -93,9 +105,13 @@ final class SharedAuditLog {
     private volatile boolean draining;
     private volatile long committedSeq;
     private volatile AuditException writerFailure;
+    /** For tests only ({@link #stallWriter}): the writer thread parks on it before its next turn. Null otherwise. */
+    private volatile Stall stall;
     /** Whether this instance holds the signer's lease (writer thread only). */
     private boolean signing;
     private long housekeptAt;
+    /** When this instance sent its last committed writer lease renewal ({@link System#nanoTime}; writer thread). */
+    private long leaseRenewedAt;
 
     private SharedAuditLog(DataSource db, String description, AuditSigner signer, AuditLog.Options options,
             String instance, long seq) {
@@ -106,6 +122,7 @@ final class SharedAuditLog {
         this.instance = instance;
         this.queue = new ArrayBlockingQueue<>(options.queueCapacity());
         this.committedSeq = seq;
+        this.leaseRenewedAt = System.nanoTime();
         this.writer = new Thread(this::writeLoop, "audit-writer-shared");
         this.writer.setDaemon(true);
     }
@@ -128,12 +145,13 @@ final class SharedAuditLog {
         byte[] id = new byte[8];
         new SecureRandom().nextBytes(id);
         String instance = HexFormat.of().formatHex(id);
+        long leaseSent = System.nanoTime();
         try (Connection c = db.getConnection()) {
             requireDurableCommits(c, description);
             c.setAutoCommit(false);
             try {
                 try (PreparedStatement p = c.prepareStatement("INSERT INTO audit_tip (id, " + TIP_COLUMNS
-                        + ") VALUES (1, 0, ?, 0, 0, 0, ?, -1, ?, ?) ON CONFLICT (id) DO NOTHING")) {
+                        + ") VALUES (1, 0, ?, 0, 0, 0, ?, -1, ?, ?, false) ON CONFLICT (id) DO NOTHING")) {
                     p.setBytes(1, AuditEncoding.zeroHash());
                     p.setBytes(2, AuditEncoding.zeroHash());
                     p.setInt(3, options.checkpointEvery());
@@ -145,13 +163,15 @@ final class SharedAuditLog {
                 try (PreparedStatement p = c.prepareStatement("INSERT INTO audit_writer (instance, lease_until)"
                         + " VALUES (?, clock_timestamp() + make_interval(secs => ?))")) {
                     p.setString(1, instance);
-                    p.setInt(2, WRITER_LEASE_SECONDS);
+                    p.setDouble(2, seconds(options.writerLease()));
                     p.executeUpdate();
                 }
                 SharedAuditLog log = new SharedAuditLog(db, description, signer, options, instance, tip.seq);
                 // A fresh signed head on every open, as on SQLite: a restart is when an older copy could be put back.
-                log.writeHead(c, tip.seq, tip.hash, tip.checkpoints, tip.lastCheckpointDigest, false);
+                // It re-opens a closed chain (the tip's closed flag follows the head: V2's trigger).
+                log.writeHead(c, tip, false);
                 c.commit();
+                log.leaseRenewedAt = leaseSent;
                 log.writer.start();
                 LOG.info("shared audit log on {} open: {} records, last checkpoint at {}, instance {}, signer key id"
                         + " {}", description, tip.seq, tip.lastCheckpointSeq, instance, signer.keyId());
@@ -196,6 +216,7 @@ final class SharedAuditLog {
             t.firstUnsignedMillis = rs.getLong(7);
             t.every = rs.getInt(8);
             t.maxUnsignedMillis = rs.getLong(9);
+            t.closed = rs.getBoolean(10);
             return t;
         }
     }
@@ -414,7 +435,7 @@ final class SharedAuditLog {
         draining = true;
         try {
             // Plus the longest wait for a dead instance's writer lease (awaitDeadWriters).
-            writer.join(options.closeTimeout().toMillis() + TimeUnit.SECONDS.toMillis(WRITER_LEASE_SECONDS + 2));
+            writer.join(options.closeTimeout().toMillis() + options.writerLease().toMillis() + 2000);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
@@ -439,10 +460,42 @@ final class SharedAuditLog {
         return Optional.empty();
     }
 
+    /** This instance's id, as in {@code audit_writer} and {@code audit_signer}. */
+    String instance() {
+        return instance;
+    }
+
+    /** Appends queued for the writer, not yet taken into a batch (for tests). */
+    int queued() {
+        return queue.size();
+    }
+
+    /**
+     * For tests: parks the writer thread at the top of its loop, between batches, until the returned stall is
+     * released; it neither appends nor renews its leases meanwhile, as in a GC pause or under SIGSTOP.
+     */
+    Stall stallWriter() {
+        Stall s = new Stall();
+        stall = s;
+        return s;
+    }
+
+    /** A test's stall of the writer thread: {@code parked} counts down once the writer waits on {@code release}. */
+    static final class Stall {
+        final java.util.concurrent.CountDownLatch parked = new java.util.concurrent.CountDownLatch(1);
+        final java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
+    }
+
     private void writeLoop() {
         List<Pending> batch = new ArrayList<>(options.maxBatch());
         try {
             while (true) {
+                Stall s = stall;
+                if (s != null) {
+                    stall = null;
+                    s.parked.countDown();
+                    s.release.await();
+                }
                 Pending first = queue.poll(POLL_MILLIS, TimeUnit.MILLISECONDS);
                 if (first == null) {
                     if (draining && queue.isEmpty()) {
@@ -485,10 +538,28 @@ final class SharedAuditLog {
         }
         List<AuditRecord> records = new ArrayList<>(live.size());
         long last;
+        long sentAt = 0;
+        boolean renewed = false;
+        boolean closedUnder = false;
+        long closedAt = 0;
         try (Connection c = db.getConnection()) {
             c.setAutoCommit(false);
             try {
                 Tip tip = lockTip(c);
+                sentAt = System.nanoTime();
+                closedUnder = tip.closed;
+                closedAt = tip.seq;
+                renewed = closedUnder || sentAt - leaseRenewedAt >= LEASE_DOUBT_NANOS;
+                if (renewed) {
+                    // Counted from this commit on by an instance that closes: it takes the tip's lock after us.
+                    renewWriterLease(c);
+                }
+                if (closedUnder) {
+                    // Another instance closed the chain while this one counted as gone (its writer lease lapsed: it
+                    // was stalled). Re-open it as an open after a clean close does, then append: the chain reads as
+                    // a close followed by a restart, not as records after the head that closed it.
+                    writeHead(c, tip, false);
+                }
                 // Timestamps never go back along the chain, whichever instance's clock is behind.
                 long millis = Math.max(options.clock().millis(), tip.millis);
                 java.time.Instant timestamp = java.time.Instant.ofEpochMilli(millis);
@@ -527,7 +598,7 @@ final class SharedAuditLog {
                     tip.firstUnsignedMillis = millis;
                 }
                 if (tip.checkpoints != checkpointsBefore) {
-                    writeHead(c, tip.seq, tip.hash, tip.checkpoints, tip.lastCheckpointDigest, false);
+                    writeHead(c, tip, false);
                 }
                 storeTip(c, tip);
                 c.commit();
@@ -543,6 +614,15 @@ final class SharedAuditLog {
             fail(live, new AuditException(code, "audit record not committed to " + description + ": "
                     + e.getMessage(), e));
             return;
+        }
+        if (renewed) {
+            leaseRenewed(sentAt);
+        }
+        if (closedUnder) {
+            LOG.warn("instance {}: another instance closed the audit chain on {} at record {} while this one counted"
+                    + " as gone (its writer lease had lapsed: it was stalled, e.g. a GC pause, SIGSTOP or a preempted"
+                    + " VM, or could not renew it); this instance re-opened the chain, as an open after a clean close"
+                    + " does, and appended records {}..{}", instance, description, closedAt, closedAt + 1, last);
         }
         committedSeq = Math.max(committedSeq, last);
         for (int i = 0; i < live.size(); i++) {
@@ -580,9 +660,16 @@ final class SharedAuditLog {
                 instance);
     }
 
-    /** Signs and stores the head in the caller's transaction (inserted the first time, then updated). */
-    private void writeHead(Connection c, long seq, byte[] hash, long checkpoints, byte[] checkpointDigest,
-            boolean closing) throws SQLException, GeneralSecurityException {
+    /**
+     * Signs and stores the head at the tip in the caller's transaction (inserted the first time, then updated). The
+     * database sets the tip row's closed flag to match (V2's trigger); this sets {@code tip.closed} likewise.
+     */
+    private void writeHead(Connection c, Tip tip, boolean closing) throws SQLException, GeneralSecurityException {
+        long seq = tip.seq;
+        byte[] hash = tip.hash;
+        long checkpoints = tip.checkpoints;
+        byte[] checkpointDigest = tip.lastCheckpointDigest;
+        tip.closed = closing;
         long millis = options.clock().millis();
         long refresh = options.headRefresh().toMillis();
         byte[] signature = signer.sign(AuditEncoding.headSignedData(seq, hash, millis, checkpoints, checkpointDigest,
@@ -623,20 +710,16 @@ final class SharedAuditLog {
         }
         housekeptAt = now;
         try (Connection c = db.getConnection()) {
-            try (PreparedStatement p = c.prepareStatement("INSERT INTO audit_writer (instance, lease_until) VALUES"
-                    + " (?, clock_timestamp() + make_interval(secs => ?)) ON CONFLICT (instance) DO UPDATE SET"
-                    + " lease_until = excluded.lease_until")) {
-                p.setString(1, instance);
-                p.setInt(2, WRITER_LEASE_SECONDS);
-                p.executeUpdate();
-            }
+            long sent = System.nanoTime();
+            renewWriterLease(c);
+            leaseRenewed(sent);
             boolean was = signing;
             try (PreparedStatement p = c.prepareStatement("INSERT INTO audit_signer (id, instance, lease_until)"
                     + " VALUES (1, ?, clock_timestamp() + make_interval(secs => ?)) ON CONFLICT (id) DO UPDATE SET"
                     + " instance = excluded.instance, lease_until = excluded.lease_until"
                     + " WHERE audit_signer.instance = excluded.instance OR audit_signer.lease_until < clock_timestamp()")) {
                 p.setString(1, instance);
-                p.setInt(2, SIGNER_LEASE_SECONDS);
+                p.setDouble(2, seconds(options.signerLease()));
                 signing = p.executeUpdate() == 1;
             }
             if (signing != was) {
@@ -651,6 +734,35 @@ final class SharedAuditLog {
         }
     }
 
+    /**
+     * Renews this instance's writer lease in the caller's transaction, re-registering it if it was deleted and
+     * extending it from now if it lapsed (an instance that closes counts it again once this commits).
+     */
+    private void renewWriterLease(Connection c) throws SQLException {
+        try (PreparedStatement p = c.prepareStatement("INSERT INTO audit_writer (instance, lease_until) VALUES"
+                + " (?, clock_timestamp() + make_interval(secs => ?)) ON CONFLICT (instance) DO UPDATE SET"
+                + " lease_until = excluded.lease_until")) {
+            p.setString(1, instance);
+            p.setDouble(2, seconds(options.writerLease()));
+            p.executeUpdate();
+        }
+    }
+
+    /**
+     * Notes a committed writer lease renewal sent at {@code sent} ({@link System#nanoTime}), and says so when the
+     * previous one was longer ago than the lease: the lease had lapsed, so this instance counted as gone meanwhile.
+     */
+    private void leaseRenewed(long sent) {
+        long sinceMillis = TimeUnit.NANOSECONDS.toMillis(sent - leaseRenewedAt);
+        leaseRenewedAt = sent;
+        if (sinceMillis >= options.writerLease().toMillis()) {
+            LOG.warn("instance {}: its audit writer lease had lapsed (renewed again {} ms after the previous renewal,"
+                    + " lease {} s): it was stalled (GC pause, SIGSTOP, preempted VM?) or could not reach {}; an"
+                    + " instance that stopped meanwhile may have closed the chain, which this one re-opens before it"
+                    + " appends", instance, sinceMillis, wholeOrFraction(options.writerLease()), description);
+        }
+    }
+
     /** The signer's duties, under the tip's lock: a time checkpoint over an aged tail, a fresh head when due. */
     private void signDue(Connection c) throws SQLException, GeneralSecurityException {
         c.setAutoCommit(false);
@@ -661,7 +773,7 @@ final class SharedAuditLog {
             if (tip.seq > tip.lastCheckpointSeq && tip.firstUnsignedMillis >= 0
                     && now - tip.firstUnsignedMillis >= tip.maxUnsignedMillis) {
                 addCheckpoint(c, tip, false);
-                writeHead(c, tip.seq, tip.hash, tip.checkpoints, tip.lastCheckpointDigest, false);
+                writeHead(c, tip, false);
                 storeTip(c, tip);
                 changed = true;
             } else {
@@ -669,7 +781,9 @@ final class SharedAuditLog {
                 long age = head == null ? Long.MAX_VALUE : now - head.timestamp().toEpochMilli();
                 // Well before the refresh interval, so a verifier never sees a head older than it.
                 if (age < 0 || age >= options.headRefresh().toMillis() / 2) {
-                    writeHead(c, tip.seq, tip.hash, tip.checkpoints, tip.lastCheckpointDigest, false);
+                    // A closed head stays closed: re-signing it does not re-open the chain (nothing was appended
+                    // since the close; the batch that appends re-opens it).
+                    writeHead(c, tip, tip.closed);
                     changed = true;
                 }
             }
@@ -719,10 +833,10 @@ final class SharedAuditLog {
                     if (lastCheckpoint == null || !lastCheckpoint.closed() || lastCheckpoint.seq() != tip.seq) {
                         addCheckpoint(c, tip, true);
                     }
-                    writeHead(c, tip.seq, tip.hash, tip.checkpoints, tip.lastCheckpointDigest, true);
+                    writeHead(c, tip, true);
                 } else if (tip.seq > tip.lastCheckpointSeq) {
                     addCheckpoint(c, tip, false);
-                    writeHead(c, tip.seq, tip.hash, tip.checkpoints, tip.lastCheckpointDigest, false);
+                    writeHead(c, tip, false);
                 }
                 storeTip(c, tip);
                 try (PreparedStatement p = c.prepareStatement("DELETE FROM audit_signer WHERE instance = ?")) {
@@ -745,13 +859,14 @@ final class SharedAuditLog {
 
     /**
      * Before leaving: if every other writer lease is one that stopped being renewed (its instance died or hangs: a
-     * live instance renews every second), waits until those leases lapse, at most {@link #WRITER_LEASE_SECONDS} s,
-     * so that the last instance an operator stops after a crash closes the chain instead of signing a plain
-     * checkpoint. Returns at once while any other instance renews its lease (it will close the chain) or when there
-     * is none. Polls the database's clock (a lease is a time in the database: there is no event to wait on).
+     * live instance renews every second), waits until those leases lapse, at most the writer lease
+     * ({@link AuditLog.Options#writerLease()}), so that the last instance an operator stops after a crash closes the
+     * chain instead of signing a plain checkpoint. Returns at once while any other instance renews its lease (it will
+     * close the chain) or when there is none. Polls the database's clock (a lease is a time in the database: there is
+     * no event to wait on).
      */
     private void awaitDeadWriters(Connection c) throws SQLException {
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(WRITER_LEASE_SECONDS + 1);
+        long deadline = System.nanoTime() + options.writerLease().toNanos() + TimeUnit.SECONDS.toNanos(1);
         boolean said = false;
         while (true) {
             int live;
@@ -759,7 +874,9 @@ final class SharedAuditLog {
             try (PreparedStatement p = c.prepareStatement("SELECT count(*) FILTER (WHERE lease_until > clock_timestamp()"
                     + " + make_interval(secs => ?)), count(*) FILTER (WHERE lease_until > clock_timestamp())"
                     + " FROM audit_writer WHERE instance <> ?")) {
-                p.setInt(1, WRITER_LEASE_SECONDS - WRITER_STALE_SECONDS);
+                // Live: renewed within the last signer lease (a lease not renewed that long is a dead instance's, as
+                // the signer's is: whoever took over a dead signer's lease finds its writer lease dead too).
+                p.setDouble(1, seconds(options.writerLease()) - seconds(options.signerLease()));
                 p.setString(2, instance);
                 try (ResultSet rs = p.executeQuery()) {
                     rs.next();
@@ -776,13 +893,13 @@ final class SharedAuditLog {
             }
             if (System.nanoTime() - deadline >= 0) {
                 LOG.warn("instance {}: {} writer lease(s) not renewed for {} s did not lapse in time; leaving with a"
-                        + " plain checkpoint", instance, stale, WRITER_STALE_SECONDS);
+                        + " plain checkpoint", instance, stale, wholeOrFraction(options.signerLease()));
                 return;
             }
             if (!said) {
                 LOG.info("instance {}: waiting up to {} s for the writer lease(s) of {} instance(s) that stopped"
                         + " renewing them (died?) to lapse, so as to close the audit chain", instance,
-                        WRITER_LEASE_SECONDS, stale);
+                        wholeOrFraction(options.writerLease()), stale);
                 said = true;
             }
             try {
@@ -792,6 +909,16 @@ final class SharedAuditLog {
                 return;
             }
         }
+    }
+
+    /** A lease as PostgreSQL's {@code make_interval(secs => …)} takes it (double precision seconds). */
+    private static double seconds(java.time.Duration lease) {
+        return lease.toMillis() / 1000.0;
+    }
+
+    /** Seconds for a log line: {@code 10}, or {@code 2.5} for a lease that is not whole seconds. */
+    private static String wholeOrFraction(java.time.Duration lease) {
+        return lease.toMillis() % 1000 == 0 ? Long.toString(lease.toSeconds()) : Double.toString(seconds(lease));
     }
 
     private static AuditCheckpoint lastCheckpoint(Connection c, Tip tip) throws SQLException {

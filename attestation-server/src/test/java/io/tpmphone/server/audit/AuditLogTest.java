@@ -221,4 +221,27 @@ class AuditLogTest {
                 () -> AuditEntry.of(AuditEventType.ADMIN, "a\uD800", "OK"));
         assertTrue(e.getMessage().contains("surrogate"), e.getMessage());
     }
+
+    @Test
+    void leases_outsideTheirBounds_orAWriterLeaseNotLongerThanTheSigners_areRefused_andDefaultToThreeAndTenSeconds() {
+        AuditLog.Options defaults = AuditLog.Options.defaults();
+        assertEquals(java.time.Duration.ofSeconds(3), defaults.signerLease(), "default signer lease");
+        assertEquals(java.time.Duration.ofSeconds(10), defaults.writerLease(), "default writer lease");
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> AuditLog.Options.builder().signerLease(java.time.Duration.ofMillis(1999)));
+        assertEquals("signerLease must be 2 to 300 s, got 1999 ms", e.getMessage());
+        e = assertThrows(IllegalArgumentException.class,
+                () -> AuditLog.Options.builder().writerLease(java.time.Duration.ofSeconds(3)));
+        assertEquals("writerLease must be 4 to 300 s, got 3000 ms", e.getMessage());
+        e = assertThrows(IllegalArgumentException.class,
+                () -> AuditLog.Options.builder().writerLease(java.time.Duration.ofSeconds(301)));
+        assertEquals("writerLease must be 4 to 300 s, got 301000 ms", e.getMessage());
+        assertThrows(NullPointerException.class, () -> AuditLog.Options.builder().signerLease(null));
+        e = assertThrows(IllegalArgumentException.class, () -> AuditLog.Options.builder()
+                .signerLease(java.time.Duration.ofSeconds(20)).build());
+        assertEquals("writerLease (10000 ms) must be longer than signerLease (20000 ms)", e.getMessage());
+        AuditLog.Options shortest = AuditLog.Options.builder().signerLease(java.time.Duration.ofSeconds(2))
+                .writerLease(java.time.Duration.ofSeconds(4)).build();
+        assertEquals(java.time.Duration.ofSeconds(4), shortest.writerLease(), "the shortest writer lease is kept");
+    }
 }

@@ -116,7 +116,9 @@ class SharedAuditChainIT {
     void whenTheCheckpointSignerDies_anotherInstanceTakesOver(TestBackend db) throws Exception {
         KeyPair keys = ecKeyPair();
         AuditSigner signer = AuditSigner.ecdsa(keys);
-        AuditLog.Options options = AuditLog.Options.builder().maxUnsignedAge(Duration.ofMillis(300)).build();
+        // The shortest leases (2 s, 4 s): the take-over and the wait at close are tested, not their default lengths.
+        AuditLog.Options options = AuditLog.Options.builder().maxUnsignedAge(Duration.ofMillis(300))
+                .signerLease(AuditLog.Options.MIN_SIGNER_LEASE).writerLease(AuditLog.Options.MIN_WRITER_LEASE).build();
         AuditLog first = instance(db, signer, options);
         ServerDatabase firstPool = pools.get(0);
         first.append(entry(1));
