@@ -413,6 +413,10 @@ final class OutgoingCalls {
         if (call.state() != Call.State.SETTING_UP && call.state() != Call.State.RINGING) {
             return;
         }
+        // Ended here first: on loopback the callee's 487 to our CANCEL can arrive before the next line runs, and it
+        // must find the call ended with our reason, not take it as the far end's refusal (CI saw "487 Request
+        // Terminated" as alice's reason in EndToEndCallIT).
+        boolean refusedNow = call.refused("cancelled: " + shown);
         call.inviteClient().filter(ct -> call.claimCancel()).ifPresent(ct -> {
             try {
                 Request cancel = ct.createCancel();
@@ -426,7 +430,7 @@ final class OutgoingCalls {
             }
         });
         LOG.info("call {} cancelled: {}", UntrustedText.forTerminal(call.callId(), 200), shown);
-        if (call.refused("cancelled: " + shown)) {
+        if (refusedNow) {
             listener.ended(call);
         }
     }
