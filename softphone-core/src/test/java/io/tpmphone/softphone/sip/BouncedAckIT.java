@@ -6,8 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ch.qos.logback.classic.Level;
 import ch.qos.logback.classic.Logger;
-import ch.qos.logback.classic.spi.ILoggingEvent;
-import ch.qos.logback.core.read.ListAppender;
 import io.tpmphone.softphone.CallPolicy;
 import io.tpmphone.softphone.media.AudioSession;
 import io.tpmphone.swtpm.testing.Await;
@@ -45,7 +43,7 @@ class BouncedAckIT {
     private final List<AutoCloseable> closing = new ArrayList<>();
     private final Logger audioLog = (Logger) LoggerFactory.getLogger(AudioSession.class);
     private final Logger phoneLog = (Logger) LoggerFactory.getLogger(SipPhone.class);
-    private final ListAppender<ILoggingEvent> lines = new ListAppender<>();
+    private final LogLines lines = new LogLines();
     private Level audioLevel;
     private Level phoneLevel;
 
@@ -141,7 +139,7 @@ class BouncedAckIT {
     }
 
     private List<String> messages() {
-        return lines.list.stream().map(ILoggingEvent::getFormattedMessage).toList();
+        return lines.messages();
     }
 
     /** A response to {@code request}: its Vias, From, To (tagged bob1), Call-ID and CSeq, then {@code more}. */

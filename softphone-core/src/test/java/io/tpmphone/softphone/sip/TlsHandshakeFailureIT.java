@@ -8,7 +8,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import ch.qos.logback.classic.Level;
 import ch.qos.logback.classic.Logger;
 import ch.qos.logback.classic.spi.ILoggingEvent;
-import ch.qos.logback.core.read.ListAppender;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.tpmphone.softphone.CallPolicy;
 import io.tpmphone.softphone.control.ControlClient;
@@ -46,7 +45,7 @@ class TlsHandshakeFailureIT {
     private static final Duration WAIT = Duration.ofSeconds(10);
     private final Logger phoneLog = (Logger) LoggerFactory.getLogger(SipPhone.class);
     private final Logger sipLog = (Logger) LoggerFactory.getLogger("gov.nist.javax.sip");
-    private final ListAppender<ILoggingEvent> lines = new ListAppender<>();
+    private final LogLines lines = new LogLines();
     private Level phoneLevel;
     private Level sipLevel;
     private SipPhone phone;
@@ -148,10 +147,10 @@ class TlsHandshakeFailureIT {
     /** The one line logged at INFO or above, by the phone or JAIN-SIP, that names {@code peer}. */
     private ILoggingEvent theOneLineAbout(String peer) {
         String port = peer.substring(peer.lastIndexOf(':'));
-        List<ILoggingEvent> about = Await.until("the line about " + peer, WAIT, () -> lines.list.stream()
+        List<ILoggingEvent> about = Await.until("the line about " + peer, WAIT, () -> lines.events().stream()
                 .filter(e -> e.getLevel().isGreaterOrEqual(Level.INFO))
                 .filter(e -> e.getFormattedMessage().contains(port)).toList(), l -> !l.isEmpty());
-        List<ILoggingEvent> handshakeLines = lines.list.stream()
+        List<ILoggingEvent> handshakeLines = lines.events().stream()
                 .filter(e -> e.getLevel().isGreaterOrEqual(Level.INFO))
                 .filter(e -> e.getFormattedMessage().toLowerCase().contains("handshake")
                         || e.getFormattedMessage().contains("Accepting connection")).toList();
