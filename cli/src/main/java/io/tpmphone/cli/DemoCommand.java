@@ -64,6 +64,8 @@ final class DemoCommand implements Callable<Integer> {
     static final String PROXY_DOMAIN = "demo.test";
     static final String PROXY_POLICY = "policy.2=any sip:*@" + PROXY_DOMAIN + " UNATTESTED reject end-to-end MEASURED";
 
+    /** Lines of each softphone's log shown under a failed step. */
+    private static final int FAILED_STEP_LOG_LINES = 40;
     private final List<Step> steps = new ArrayList<>();
     /** The proxy while its step runs (stopped by the step, or by {@link #stop} on Ctrl-C). */
     private volatile Kamailio proxy;
@@ -71,6 +73,8 @@ final class DemoCommand implements Callable<Integer> {
     private volatile Capture capture;
     private PrintWriter out;
     private Ansi ansi;
+    /** The rig once started (its element is null before and after), for the softphones' logs when a step fails. */
+    private TwoHostRig[] running = new TwoHostRig[1];
 
     @Override
     public Integer call() throws Exception {
@@ -88,6 +92,7 @@ final class DemoCommand implements Callable<Integer> {
         }
         Path dir = keep != null ? Files.createDirectories(keep) : Files.createTempDirectory("tpmphone-demo");
         TwoHostRig[] rig = new TwoHostRig[1];
+        running = rig;
         Thread cleanup = new Thread(() -> stop(rig[0], dir), "demo-cleanup");
         Runtime.getRuntime().addShutdownHook(cleanup);
         boolean ok;
@@ -151,9 +156,9 @@ final class DemoCommand implements Callable<Integer> {
                                  Duration.ofSeconds(60))) {
                         callId[0] = alice.call("sips:bob@bob", "127.0.0.1:" + rig[0].bob().childTlsPort());
                         JsonNode a = alice.await(callId[0], Duration.ofSeconds(20));
-                        JsonNode b = bob.await(callId[0], Duration.ofSeconds(10));
                         facts.add("alice sees: " + UntrustedText.forTerminal(a.path("display").asText(a.path("reason")
-                                .asText())));
+                                .asText())) + " (" + UntrustedText.forTerminal(a.path("state").asText()) + ")");
+                        JsonNode b = bob.await(callId[0], Duration.ofSeconds(10));
                         facts.add("bob sees:   " + UntrustedText.forTerminal(b.path("display").asText(b.path("reason")
                                 .asText())));
                         if (!a.path("state").asText().equals("ESTABLISHED")
@@ -487,10 +492,33 @@ final class DemoCommand implements Callable<Integer> {
             facts.add("error: " + failure);
             say(ansi.string("   @|red error: " + UntrustedText.forTerminal(failure).replace("|@", "| @") + "|@"));
         }
+        if (!ok) {
+            softphoneLogs();
+        }
         say(String.format(Locale.ROOT, "   %s %.1f s", ok ? ansi.string("@|green ✓|@") : ansi.string("@|red ✗|@"),
                 seconds));
         steps.add(new Step(title, ok, seconds, List.copyOf(facts)));
         return ok;
+    }
+
+    /**
+     * The last lines each softphone logged, after a failed step: what a user (or a CI log) needs to tell a refusal
+     * from a timeout without re-running with {@code --keep}. Escaped: the logs hold what peers sent.
+     */
+    private void softphoneLogs() {
+        TwoHostRig rig = running[0];
+        if (rig == null) {
+            return;
+        }
+        for (String host : List.of("alice", "bob")) {
+            List<String> lines = rig.childLog(host).lines().toList();
+            List<String> tail = lines.subList(Math.max(0, lines.size() - FAILED_STEP_LOG_LINES), lines.size());
+            say(ansi.string("   @|faint " + host + "'s softphone logged (last " + tail.size() + " of " + lines.size()
+                    + " lines):|@"));
+            for (String line : tail) {
+                say("     " + UntrustedText.forTerminal(line, 400));
+            }
+        }
     }
 
     private void say(String line) {
