@@ -104,6 +104,11 @@ class ChildUserIT {
                 Process dumpable = new ProcessBuilder("setpriv", "--reuid=" + uid, "--regid=" + gid,
                         "--clear-groups", "/bin/sh", "-c", "exec cat 3</dev/null").start(); // until stdin closes
                 try {
+                    // setpriv changes its ids before it execs (the kernel makes a process that changed its ids
+                    // non-dumpable until its next exec): steal only from the cat, which holds fd 3 and is dumpable
+                    Await.until("the control process to have exec'd cat", java.time.Duration.ofSeconds(10),
+                            () -> Files.readString(Path.of("/proc/" + dumpable.pid() + "/comm")).trim(),
+                            "cat"::equals);
                     String control = stealAs(uid, gid, dumpable.pid());
                     assertTrue(control.matches("stolen=[1-9][0-9]* .*"),
                             "the method works against a dumpable process of the same user: " + control);
