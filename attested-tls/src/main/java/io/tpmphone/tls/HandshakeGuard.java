@@ -67,7 +67,9 @@ public final class HandshakeGuard implements AutoCloseable {
 
     /**
      * The bounds. {@code deadline}: from accept to a completed handshake (BC's TLS 1.3 handshake with a TPM signature
-     * and quote takes milliseconds; a few seconds leaves room for a slow network and a busy TPM). {@code perSource} and
+     * and quote takes milliseconds between warm phones; the first one of a freshly started phone, with both sides'
+     * TPM work through their brokers and cold JVMs, took 5.1 s on a 2-core machine at load ~15, so 10 s leaves room
+     * for a slow network and a busy TPM too). {@code perSource} and
      * {@code total}: handshakes in progress, and the bursts of new ones, per source and overall; {@code
      * perSourcePerSecond} and {@code totalPerSecond}: how fast those bursts refill; {@code sources}: how many sources
      * the guard remembers at most; {@code knownGood}: how many known-good sources it remembers; {@code reserve} and
@@ -76,13 +78,13 @@ public final class HandshakeGuard implements AutoCloseable {
     public record Limits(Duration deadline, int perSource, int total, double perSourcePerSecond,
                          double totalPerSecond, int sources, int knownGood, int reserve, double reservePerSecond) {
         /**
-         * 5 s; 8 handshakes in progress per source, 64 overall; 8 new ones per source in a burst, then 2 a second; 64
+         * 10 s; 8 handshakes in progress per source, 64 overall; 8 new ones per source in a burst, then 2 a second; 64
          * new ones overall in a burst, then 16 a second (a software TPM signs thousands a second, a hardware one tens:
          * well above what people calling one phone need); 4,096 sources remembered; the last 1,024 known-good sources
          * with a reserve of 16 handshakes at once, then 4 a second (the phones that called lately keep getting
          * through a flood from new sources; at most 20 signatures a second in all).
          */
-        public static final Limits DEFAULTS = new Limits(Duration.ofSeconds(5), 8, 64, 2.0, 16.0, 4096, 1024, 16,
+        public static final Limits DEFAULTS = new Limits(Duration.ofSeconds(10), 8, 64, 2.0, 16.0, 4096, 1024, 16,
                 4.0);
 
         public Limits {

@@ -127,9 +127,12 @@ public final class FleetLoad {
                         long cycles, long errors, long late, double p50Millis, double p99Millis, double maxMillis,
                         double serverCpuMillisPerAppraisal, double loadCpuMillisPerAppraisal, long realHostCycles,
                         long realHostErrors,
-                        double realHostP50Millis, long handshakes, long serverLiveHeapBytes, List<String> firstErrors,
+                        double realHostP50Millis, long handshakes, long serverLiveHeapBytes,
+                        Map<String, ThreadCpu.Time> serverCpuMillisPerAppraisalByThread, List<String> firstErrors,
                         Map<String, Long> errorKinds) {
         public Phase {
+            serverCpuMillisPerAppraisalByThread = java.util.Collections.unmodifiableMap(
+                    new java.util.LinkedHashMap<>(serverCpuMillisPerAppraisalByThread));
             firstErrors = List.copyOf(firstErrors);
             errorKinds = Map.copyOf(errorKinds);
         }
@@ -448,6 +451,7 @@ public final class FleetLoad {
             }
             sleepUntil(t.windowStart);
             double cpuAtStart = cpu(instances);
+            List<Map<String, Map.Entry<String, ThreadCpu.Time>>> threadsAtStart = threads(instances);
             double loadAtStart = ownCpuSeconds();
             long handshakesAtStart = opened(connections);
             sleepUntil(t.windowEnd);
@@ -461,6 +465,7 @@ public final class FleetLoad {
                 LOG.warn("{}: cycles still unanswered {} s after the window", backend, REQUEST_TIMEOUT.toSeconds() * 2);
             }
             double cpu = cpu(instances) - cpuAtStart;
+            Map<String, ThreadCpu.Time> byThread = byThread(instances, threadsAtStart);
             double load = ownCpuSeconds() - loadAtStart;
             long handshakes = opened(connections) - handshakesAtStart;
             // With every host's connection still open: what the fleet's connections cost the servers' heaps.
@@ -485,7 +490,8 @@ public final class FleetLoad {
                     cycles, t.errors.get(), t.late.get(), percentile(sorted, 50), percentile(sorted, 99),
                     percentile(sorted, 100), cycles == 0 ? 0 : cpu * 1000 / cycles,
                     cycles == 0 ? 0 : load * 1000 / cycles, realSorted.length,
-                    t.realErrors.get(), percentile(realSorted, 50), handshakes, heap, new ArrayList<>(t.firstErrors),
+                    t.realErrors.get(), percentile(realSorted, 50), handshakes, heap, perAppraisal(byThread, cycles),
+                    new ArrayList<>(t.firstErrors),
                     t.errorKinds.entrySet().stream().collect(java.util.stream.Collectors.toMap(Map.Entry::getKey,
                             x -> x.getValue().get())));
         } finally {
@@ -607,6 +613,35 @@ public final class FleetLoad {
         return sum;
     }
 
+    private static List<Map<String, Map.Entry<String, ThreadCpu.Time>>> threads(List<Instance> instances)
+            throws IOException {
+        List<Map<String, Map.Entry<String, ThreadCpu.Time>>> all = new ArrayList<>();
+        for (Instance i : instances) {
+            all.add(ThreadCpu.snapshot(i.server().pid()));
+        }
+        return all;
+    }
+
+    /** The instances' CPU seconds since {@code before}, by thread group, summed over the instances. */
+    private static Map<String, ThreadCpu.Time> byThread(List<Instance> instances,
+            List<Map<String, Map.Entry<String, ThreadCpu.Time>>> before) throws IOException {
+        Map<String, ThreadCpu.Time> sum = new java.util.LinkedHashMap<>();
+        List<Map<String, Map.Entry<String, ThreadCpu.Time>>> after = threads(instances);
+        for (int i = 0; i < instances.size(); i++) {
+            ThreadCpu.between(before.get(i), after.get(i)).forEach((group, time) -> sum.merge(group, time,
+                    (a, b) -> new ThreadCpu.Time(a.user() + b.user(), a.system() + b.system())));
+        }
+        return sum;
+    }
+
+    /** Seconds by group as milliseconds per appraisal. */
+    private static Map<String, ThreadCpu.Time> perAppraisal(Map<String, ThreadCpu.Time> seconds, long cycles) {
+        Map<String, ThreadCpu.Time> ms = new java.util.LinkedHashMap<>();
+        seconds.forEach((group, t) -> ms.put(group, cycles == 0 ? new ThreadCpu.Time(0, 0)
+                : new ThreadCpu.Time(t.user() * 1000 / cycles, t.system() * 1000 / cycles)));
+        return ms;
+    }
+
     /**
      * This JVM's CPU time (the load generator: software hosts' signing, the HTTPS clients, the swtpm hosts' TSS side;
      * not the swtpm processes), in seconds: next to the servers', to see whether the load shares the cores fairly.
@@ -663,6 +698,13 @@ public final class FleetLoad {
                     p.loadCpuMillisPerAppraisal(), p.handshakes(),
                     p.realHostCycles() + "/" + p.realHostErrors(), p.serverLiveHeapBytes() < 0 ? "n/a"
                             : String.format(java.util.Locale.ROOT, "%.0f", p.serverLiveHeapBytes() / 1048576.0)));
+        }
+        for (Phase p : r.phases()) {
+            StringBuilder b = new StringBuilder(String.format(java.util.Locale.ROOT,
+                    "%-10s %4d: server cpu ms/ap by thread (user+system):", p.backend(), p.instances()));
+            p.serverCpuMillisPerAppraisalByThread().forEach((group, t) -> b.append(String.format(java.util.Locale.ROOT,
+                    " %s %.3f (%.3f sys);", group, t.total(), t.system())));
+            lines.add(b.toString());
         }
         return lines;
     }

@@ -110,6 +110,11 @@ final class ServerProcess implements AutoCloseable {
         return certificate;
     }
 
+    /** The server process's id, for {@link ThreadCpu}. */
+    long pid() {
+        return process.pid();
+    }
+
     /** The server process's CPU time so far (user and system, all its threads), in seconds. */
     double cpuSeconds() throws IOException {
         String stat = Files.readString(Path.of("/proc", Long.toString(process.pid()), "stat"));

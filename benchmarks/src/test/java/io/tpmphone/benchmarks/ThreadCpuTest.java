@@ -1,0 +1,58 @@
+package io.tpmphone.benchmarks;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.Map;
+import java.util.concurrent.atomic.AtomicBoolean;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+class ThreadCpuTest {
+    @Test
+    void groupsTheServersThreadsByName() {
+        assertEquals("http", ThreadCpu.group("attestation-htt"));
+        assertEquals("audit writer", ThreadCpu.group("audit-writer-au"));
+        assertEquals("gc+vm", ThreadCpu.group("GC Thread#1"));
+        assertEquals("gc+vm", ThreadCpu.group("G1 Conc#0"));
+        assertEquals("jit", ThreadCpu.group("C2 CompilerThre"));
+        assertEquals("other", ThreadCpu.group("main"));
+    }
+
+    /** A thread that spins for a while shows up in its group's time between two snapshots of this process. */
+    @Test
+    @Timeout(30)
+    void aBusyThreadsTimeLandsInItsGroup() throws Exception {
+        long pid = ProcessHandle.current().pid();
+        Map<String, Map.Entry<String, ThreadCpu.Time>> before = ThreadCpu.snapshot(pid);
+        AtomicBoolean stop = new AtomicBoolean();
+        Thread busy = new Thread(() -> {
+            while (!stop.get()) {
+                Thread.onSpinWait();
+            }
+        }, "audit-writer-test");
+        busy.start();
+        Map<String, ThreadCpu.Time> spent = Map.of();
+        try {
+            // until the spinning thread has used 0.3 s of CPU, however loaded the machine (while it still runs: an
+            // ended thread has no /proc entry)
+            for (long deadline = System.nanoTime() + 20_000_000_000L; System.nanoTime() < deadline; ) {
+                spent = ThreadCpu.between(before, ThreadCpu.snapshot(pid));
+                ThreadCpu.Time writer = spent.get("audit writer");
+                if (writer != null && writer.total() >= 0.3) {
+                    break;
+                }
+                Thread.sleep(50); // polling /proc, not synchronising with the spinning thread
+            }
+        } finally {
+            stop.set(true);
+            busy.join(10_000);
+        }
+        ThreadCpu.Time writer = spent.get("audit writer");
+        assertTrue(writer != null && writer.total() >= 0.3, "the spinning thread's CPU time is its group's: " + spent);
+        double[] totals = spent.values().stream().mapToDouble(ThreadCpu.Time::total).toArray();
+        for (int i = 1; i < totals.length; i++) {
+            assertTrue(totals[i - 1] >= totals[i], "groups are listed largest first: " + spent);
+        }
+    }
+}
