@@ -468,12 +468,6 @@ public final class FleetLoad {
             Map<String, ThreadCpu.Time> byThread = byThread(instances, threadsAtStart);
             double load = ownCpuSeconds() - loadAtStart;
             long handshakes = opened(connections) - handshakesAtStart;
-            // With every host's connection still open: what the fleet's connections cost the servers' heaps.
-            long heap = 0;
-            for (Instance i : instances) {
-                long bytes = i.server().liveHeapBytes();
-                heap = heap < 0 || bytes < 0 ? -1 : heap + bytes;
-            }
             long unanswered = t.windowCycles.stream().filter(f -> !f.isDone()).count();
             if (unanswered > 0) { // neither an answer nor a time-out yet: an error, not left out of the figures
                 t.errors.addAndGet(unanswered);
@@ -484,6 +478,14 @@ public final class FleetLoad {
             }
             long[] sorted = t.latencies.stream().mapToLong(Long::longValue).sorted().toArray();
             long[] realSorted = t.realLatencies.stream().mapToLong(Long::longValue).sorted().toArray();
+            // With every host's connection still open: what the fleet's connections cost the servers' heaps. After the
+            // window's figures are taken: the histogram's full GC pauses the server, and a cycle that ends meanwhile
+            // must not count as both unanswered and answered.
+            long heap = 0;
+            for (Instance i : instances) {
+                long bytes = i.server().liveHeapBytes();
+                heap = heap < 0 || bytes < 0 ? -1 : heap + bytes;
+            }
             long cycles = sorted.length;
             double window = o.seconds().toNanos() / 1e9;
             return new Phase(backend, instances.size(), fleet.size(), fleet.size() / (period / 1e9), cycles / window,

@@ -132,29 +132,40 @@ final class ServerProcess implements AutoCloseable {
         if (!Files.isExecutable(jcmd)) {
             return -1;
         }
+        Process p = null;
         try {
-            Process p = new ProcessBuilder(jcmd.toString(), Long.toString(process.pid()), "GC.class_histogram")
-                    .redirectErrorStream(true).start();
-            String last = null;
-            try (java.io.BufferedReader r = new java.io.BufferedReader(new java.io.InputStreamReader(
-                    p.getInputStream(), StandardCharsets.UTF_8))) {
-                for (String line; (line = r.readLine()) != null; ) {
+            // the histogram goes to a file, so that a jcmd stuck on a server in a GC storm is bounded by the wait below
+            // (reading its output first would block until jcmd ends, however long that is)
+            Path out = Files.createTempFile("tpmphone-histogram-", ".txt");
+            try {
+                p = new ProcessBuilder(jcmd.toString(), Long.toString(process.pid()), "GC.class_histogram")
+                        .redirectErrorStream(true).redirectOutput(out.toFile()).start();
+                if (!p.waitFor(120, TimeUnit.SECONDS) || p.exitValue() != 0) {
+                    return -1;
+                }
+                String last = null;
+                for (String line : Files.readAllLines(out, StandardCharsets.UTF_8)) {
                     if (line.startsWith("Total")) {
                         last = line;
                     }
                 }
+                if (last == null) {
+                    return -1;
+                }
+                String[] f = last.trim().split("\\s+"); // "Total <instances> <bytes>"
+                return Long.parseLong(f[2]);
+            } finally {
+                Files.deleteIfExists(out);
             }
-            if (!p.waitFor(120, TimeUnit.SECONDS) || p.exitValue() != 0 || last == null) {
-                p.destroyForcibly();
-                return -1;
-            }
-            String[] f = last.trim().split("\\s+"); // "Total <instances> <bytes>"
-            return Long.parseLong(f[2]);
         } catch (IOException | NumberFormatException | ArrayIndexOutOfBoundsException e) {
             return -1;
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             return -1;
+        } finally {
+            if (p != null && p.isAlive()) {
+                p.destroyForcibly();
+            }
         }
     }
 
