@@ -631,16 +631,17 @@ public final class FleetLoad {
         List<Map<String, Map.Entry<String, ThreadCpu.Time>>> after = threads(instances);
         for (int i = 0; i < instances.size(); i++) {
             ThreadCpu.between(before.get(i), after.get(i)).forEach((group, time) -> sum.merge(group, time,
-                    (a, b) -> new ThreadCpu.Time(a.user() + b.user(), a.system() + b.system())));
+                    (a, b) -> new ThreadCpu.Time(a.user() + b.user(), a.system() + b.system(),
+                            a.switches() + b.switches())));
         }
         return sum;
     }
 
-    /** Seconds by group as milliseconds per appraisal. */
+    /** Seconds by group as milliseconds per appraisal (and context switches per appraisal). */
     private static Map<String, ThreadCpu.Time> perAppraisal(Map<String, ThreadCpu.Time> seconds, long cycles) {
         Map<String, ThreadCpu.Time> ms = new java.util.LinkedHashMap<>();
-        seconds.forEach((group, t) -> ms.put(group, cycles == 0 ? new ThreadCpu.Time(0, 0)
-                : new ThreadCpu.Time(t.user() * 1000 / cycles, t.system() * 1000 / cycles)));
+        seconds.forEach((group, t) -> ms.put(group, cycles == 0 ? new ThreadCpu.Time(0, 0, 0)
+                : new ThreadCpu.Time(t.user() * 1000 / cycles, t.system() * 1000 / cycles, t.switches() / cycles)));
         return ms;
     }
 
@@ -703,9 +704,10 @@ public final class FleetLoad {
         }
         for (Phase p : r.phases()) {
             StringBuilder b = new StringBuilder(String.format(java.util.Locale.ROOT,
-                    "%-10s %4d: server cpu ms/ap by thread (user+system):", p.backend(), p.instances()));
+                    "%-10s %4d: server cpu ms/ap by thread (user+system, context switches/ap):", p.backend(),
+                    p.instances()));
             p.serverCpuMillisPerAppraisalByThread().forEach((group, t) -> b.append(String.format(java.util.Locale.ROOT,
-                    " %s %.3f (%.3f sys);", group, t.total(), t.system())));
+                    " %s %.3f (%.3f sys, %.1f sw);", group, t.total(), t.system(), t.switches())));
             lines.add(b.toString());
         }
         return lines;

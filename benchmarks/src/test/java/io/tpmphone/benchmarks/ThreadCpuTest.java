@@ -55,4 +55,35 @@ class ThreadCpuTest {
             assertTrue(totals[i - 1] >= totals[i], "groups are listed largest first: " + spent);
         }
     }
+
+    /** A thread that blocks 50 times has at least 50 context switches in its group (read while it still lives). */
+    @Test
+    @Timeout(30)
+    void aThreadThatBlocks_countsItsContextSwitches() throws Exception {
+        long pid = ProcessHandle.current().pid();
+        Map<String, Map.Entry<String, ThreadCpu.Time>> before = ThreadCpu.snapshot(pid);
+        java.util.concurrent.CountDownLatch blocked = new java.util.concurrent.CountDownLatch(1);
+        java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
+        Thread sleeper = new Thread(() -> {
+            try {
+                for (int i = 0; i < 50; i++) {
+                    Thread.sleep(1); // each sleep gives up the CPU: a voluntary context switch
+                }
+                blocked.countDown();
+                release.await();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }, "qtp-sleeper");
+        sleeper.start();
+        try {
+            assertTrue(blocked.await(20, java.util.concurrent.TimeUnit.SECONDS), "the thread slept 50 times");
+            Map<String, ThreadCpu.Time> spent = ThreadCpu.between(before, ThreadCpu.snapshot(pid));
+            assertTrue(spent.get("http") != null && spent.get("http").switches() >= 50,
+                    "50 sleeps are at least 50 context switches of the thread's group: " + spent);
+        } finally {
+            release.countDown();
+            sleeper.join(10_000);
+        }
+    }
 }
