@@ -229,7 +229,7 @@ public final class HttpApi extends Handler.Abstract {
             throw new ApiException(413, "too_large", "request body of " + length + " bytes exceeds " + MAX_BODY);
         }
         try {
-            return Content.Source.asString(request, StandardCharsets.UTF_8);
+            return RequestBodies.utf8(request);
         } catch (java.nio.charset.CharacterCodingException e) {
             // A client error, not the server's (found by HttpApiFuzzTest: it was a 500 with a stack trace at ERROR,
             // which any client could have the server log).
