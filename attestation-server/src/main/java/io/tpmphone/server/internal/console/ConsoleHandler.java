@@ -400,6 +400,9 @@ public final class ConsoleHandler extends Handler.Abstract {
             // The client's error, like the API's: it was a 500 with a stack trace at ERROR, which any client could
             // have the server log. The whole body was read, so the connection can be reused.
             throw new Refused(400, "the form is not valid UTF-8");
+        } catch (IOException e) {
+            // The client went away or was cut off mid-body (RequestDeadlines): not the server's error to log.
+            throw new Refused(400, "the form could not be read to its end", true);
         }
     }
 
