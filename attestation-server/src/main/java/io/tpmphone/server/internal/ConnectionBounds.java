@@ -96,11 +96,16 @@ public record ConnectionBounds(int maxConnections, int maxPerAddress, int accept
                     + " (--max-connections-per-address), the latest from {}", n, open, address.getHostAddress()));
         }));
         return new RequestDeadlines(next, connector, requestTimeout, stage -> {
-            metrics.connectionRefused(switch (stage) {
+            ServerMetrics.ConnectionRefusal refusal = switch (stage) {
                 case FIRST_REQUEST -> ServerMetrics.ConnectionRefusal.SLOW_FIRST_REQUEST;
                 case BODY -> ServerMetrics.ConnectionRefusal.SLOW_BODY;
                 case NEXT_REQUEST -> ServerMetrics.ConnectionRefusal.SLOW_NEXT_REQUEST;
-            });
+                case IDLE -> null; // served, then idle: only its close was finished, nothing was refused
+            };
+            if (refusal == null) {
+                return;
+            }
+            metrics.connectionRefused(refusal);
             tooSlow.warn(n -> LOG.warn("closed {} connection(s) whose client was too slow (--request-timeout {} s),"
                     + " the latest for not sending {} in time", n, requestTimeout.toSeconds(), stage.description()));
         });
@@ -141,9 +146,10 @@ public record ConnectionBounds(int maxConnections, int maxPerAddress, int accept
 
     /** Linux's cap on a listen backlog, if it can be read. */
     public static java.util.OptionalInt somaxconn() {
-        try {
-            return java.util.OptionalInt.of(Integer.parseInt(java.nio.file.Files.readString(
-                    java.nio.file.Path.of("/proc/sys/net/core/somaxconn")).strip()));
+        // Through a stream: Files.readString/readAllBytes returned "4" for this file's "4096\n" (JDK 17.0.15).
+        try (java.io.InputStream in = new java.io.FileInputStream("/proc/sys/net/core/somaxconn")) {
+            return java.util.OptionalInt.of(Integer.parseInt(new String(in.readNBytes(32),
+                    java.nio.charset.StandardCharsets.US_ASCII).strip()));
         } catch (java.io.IOException | RuntimeException e) {
             return java.util.OptionalInt.empty();
         }

@@ -29,7 +29,9 @@ import org.slf4j.LoggerFactory;
  *       1 MiB); or
  *   <li>no request is in progress and none has reached the handlers for the connection's idle timeout plus T since
  *       the last one ended: an idle connection is closed by Jetty's idle timeout; one that still sends bytes that
- *       never make a request is closed here.
+ *       never make a request is closed here ({@link Stage#NEXT_REQUEST}), and so is one whose client sent nothing but
+ *       did not answer the close Jetty began at its idle timeout ({@link Stage#IDLE}, not a slow client: Jetty alone
+ *       drops those after a second idle timeout, 240 s).
  * </ul>
  * Time spent in the handlers once the body is in (database, audit commit) and writing the answer never counts: that
  * is the server's time, not the client's. A client that does send a whole request in time is served as before, so
@@ -58,7 +60,12 @@ public final class RequestDeadlines extends Handler.Wrapper {
         /** A request's body. */
         BODY("a request's body"),
         /** Bytes after a request that never made the next one. */
-        NEXT_REQUEST("its next request");
+        NEXT_REQUEST("its next request"),
+        /**
+         * Not a slow client: idle past the idle timeout, sending nothing, and not answering the close Jetty began
+         * then (a client that does not read: Jetty alone drops it only after a second idle timeout).
+         */
+        IDLE("anything after its idle timeout");
 
         private final String description;
 
@@ -112,6 +119,9 @@ public final class RequestDeadlines extends Handler.Wrapper {
     @Override
     public boolean handle(Request request, Response response, Callback callback) throws Exception {
         Progress progress = progress(request);
+        if (progress.network == null) {
+            progress.network = network(request);
+        }
         boolean body = hasBody(request);
         progress.started(System.nanoTime(), body);
         Callback ended = new Callback.Nested(callback) {
@@ -149,6 +159,15 @@ public final class RequestDeadlines extends Handler.Wrapper {
         Progress created = new Progress();
         connection.setAttribute(PROGRESS, created);
         return created;
+    }
+
+    /** The connection on the network endpoint under the request's (TLS) layers: it counts the bytes received. */
+    private static Connection network(Request request) {
+        EndPoint endPoint = request.getConnectionMetaData().getConnection().getEndPoint();
+        while (endPoint instanceof EndPoint.Wrapper wrapper) {
+            endPoint = wrapper.unwrap();
+        }
+        return endPoint.getConnection();
     }
 
     private static boolean hasBody(Request request) {
@@ -196,7 +215,11 @@ public final class RequestDeadlines extends Handler.Wrapper {
             return p.bodyPending && nowNanos - p.startedNanos > timeoutNanos ? Stage.BODY : null;
         }
         long idleNanos = TimeUnit.MILLISECONDS.toNanos(Math.max(0, endPoint.getIdleTimeout()));
-        return nowNanos - p.endedNanos > idleNanos + timeoutNanos ? Stage.NEXT_REQUEST : null;
+        if (nowNanos - p.endedNanos <= idleNanos + timeoutNanos) {
+            return null;
+        }
+        Connection network = endPoint.getConnection();
+        return network != null && network.getBytesIn() > p.bytesAtEnd ? Stage.NEXT_REQUEST : Stage.IDLE;
     }
 
     /** The progress noted on the HTTP connection over this network endpoint (under TLS), if a request came. */
@@ -214,6 +237,10 @@ public final class RequestDeadlines extends Handler.Wrapper {
         volatile boolean bodyPending;
         volatile long startedNanos;
         volatile long endedNanos;
+        /** The network bytes received when the last request ended: more since, and it is sending something. */
+        volatile long bytesAtEnd;
+        /** Set by the first request's thread; read by later ones (Jetty orders a connection's requests). */
+        volatile Connection network;
 
         void started(long now, boolean body) {
             startedNanos = now;
@@ -226,6 +253,8 @@ public final class RequestDeadlines extends Handler.Wrapper {
         }
 
         void ended(long now) {
+            Connection n = network;
+            bytesAtEnd = n == null ? 0 : n.getBytesIn();
             endedNanos = now;
             bodyPending = false;
             inRequest = false;

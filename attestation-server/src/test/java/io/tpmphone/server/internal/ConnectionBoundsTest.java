@@ -52,6 +52,18 @@ class ConnectionBoundsTest {
     }
 
     @Test
+    void theKernelsBacklogCap_isReadWhole() throws Exception {
+        java.nio.file.Path file = java.nio.file.Path.of("/proc/sys/net/core/somaxconn");
+        org.junit.jupiter.api.Assumptions.assumeTrue(java.nio.file.Files.exists(file), "Linux only");
+        Process sysctl = new ProcessBuilder("cat", file.toString()).redirectErrorStream(true).start();
+        assertTrue(sysctl.waitFor(10, java.util.concurrent.TimeUnit.SECONDS), "cat ended");
+        int expected = Integer.parseInt(new String(sysctl.getInputStream().readAllBytes(),
+                java.nio.charset.StandardCharsets.US_ASCII).strip());
+        // Files.readString gave "4" for "4096\n" here: a cap of 4 would have warned of every accept queue.
+        assertEquals(OptionalInt.of(expected), ConnectionBounds.somaxconn(), "as cat reads " + file);
+    }
+
+    @Test
     void ipv6Addresses_countByTheirSlash64_ipv4ByTheAddress() throws Exception {
         assertEquals(key("2001:db8:0:0:1:2:3:4"), key("2001:db8::ffff"), "one /64, one client");
         assertNotEquals(key("2001:db8:0:1::1"), key("2001:db8::1"), "another /64, another client");

@@ -159,7 +159,37 @@ class RequestDeadlinesTest {
     }
 
     @Test
-    void anIdleConnectionAfterARequest_isLeftToTheIdleTimeout_thenCutIfItStillSendsNoRequest() throws Exception {
+    void anIdleConnectionAfterARequest_isLeftToTheIdleTimeout_thenDroppedAsIdle() throws Exception {
+        EndPointAndIdle e = wholeRequestThenIdle();
+        assertEquals(null, missedAfter(e.endPoint(), e.idle().plus(T).minusSeconds(5)),
+                "within the idle timeout plus the deadline");
+        assertEquals(0, sweepAfter(e.idle().plus(T).minusSeconds(5)), "within the idle timeout plus the deadline");
+        assertEquals(1, sweepAfter(e.idle().plus(T).plusSeconds(5)), "past both");
+        assertEquals(List.of(RequestDeadlines.Stage.IDLE), closes, "it sent nothing: idle, not a slow request");
+    }
+
+    @Test
+    void bytesAfterARequest_thatMakeNoNextOne_areCutAsASlowNextRequest() throws Exception {
+        EndPointAndIdle e = wholeRequestThenIdle();
+        send("GET /fast HTTP/1.1\r\nX-Slow: ");
+        Duration past = e.idle().plus(T).plusSeconds(5);
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        while (missedAfter(e.endPoint(), past) != RequestDeadlines.Stage.NEXT_REQUEST) {
+            assertTrue(System.nanoTime() < deadline, "the server received the bytes: "
+                    + missedAfter(e.endPoint(), past));
+            Thread.sleep(10); // polling a condition with a deadline
+        }
+        assertEquals(null, missedAfter(e.endPoint(), e.idle().plus(T).minusSeconds(5)),
+                "within the idle timeout plus the deadline the next request may still come");
+        assertEquals(1, sweepAfter(past), "past both");
+        assertEquals(List.of(RequestDeadlines.Stage.NEXT_REQUEST), closes, "reported as a slow next request");
+    }
+
+    private record EndPointAndIdle(org.eclipse.jetty.io.EndPoint endPoint, Duration idle) {
+    }
+
+    /** A whole GET answered; returns once the server has ended the request (and the connection is idle). */
+    private EndPointAndIdle wholeRequestThenIdle() throws Exception {
         send("GET /fast HTTP/1.1\r\nHost: x\r\n\r\n");
         assertEquals("HTTP/1.1 200 OK", answer(), "a whole request");
         client.getInputStream().readNBytes(2); // its body, "ok"
@@ -172,11 +202,7 @@ class RequestDeadlinesTest {
             assertTrue(System.nanoTime() < deadline, "the request ended on the server");
             Thread.sleep(10); // polling a condition with a deadline
         }
-        assertEquals(null, missedAfter(endPoint, idle.plus(T).minusSeconds(5)),
-                "within the idle timeout plus the deadline");
-        assertEquals(0, sweepAfter(idle.plus(T).minusSeconds(5)), "within the idle timeout plus the deadline");
-        assertEquals(1, sweepAfter(idle.plus(T).plusSeconds(5)), "past both");
-        assertEquals(List.of(RequestDeadlines.Stage.NEXT_REQUEST), closes, "reported at its stage");
+        return new EndPointAndIdle(endPoint, idle);
     }
 
     @Test
@@ -185,6 +211,6 @@ class RequestDeadlinesTest {
         assertEquals("HTTP/1.1 404 Not Found", answer(), "Jetty answers what no handler took");
         Duration idle = Duration.ofMillis(IDLE_MILLIS);
         assertEquals(1, sweepAfter(idle.plus(T).plusSeconds(5)), "it counts as ended, not in progress: " + closes);
-        assertEquals(List.of(RequestDeadlines.Stage.NEXT_REQUEST), closes, "reported at its stage");
+        assertEquals(List.of(RequestDeadlines.Stage.IDLE), closes, "reported at its stage");
     }
 }
