@@ -76,7 +76,7 @@ final class ServerCommand implements Callable<Integer> {
             + " closing checkpoint (4..300, default 10; docs/operations.md §9)")
     Integer auditWriterLease;
     @Option(names = "--max-connections", paramLabel = "N", defaultValue = "15000", description = "HTTPS connections"
-            + " open at once at most (each agent keeps one, about 13 KB of heap each; at the bound new ones wait in the"
+            + " open at once at most (each agent keeps one, about 11 KB of heap each; at the bound new ones wait in the"
             + " accept queue and idle ones close after --request-timeout); default ${DEFAULT-VALUE}")
     int maxConnections;
     @Option(names = "--max-connections-per-address", paramLabel = "N", description = "HTTPS connections open at once"

@@ -10,7 +10,7 @@ import org.slf4j.LoggerFactory;
 
 /**
  * What the server's HTTPS connector may be made to hold: connections open at once (each agent keeps one between its
- * cycles, about 13 KB of heap each), connections from one client address, connections waiting in the kernel's accept
+ * cycles, about 11 KB of heap each), connections from one client address, connections waiting in the kernel's accept
  * queue, and how long a client may take to send a request. Immutable; {@link #apply} wires it into a connector.
  *
  * @param maxConnections   network connections open at once; at the bound the server stops accepting (new ones wait
@@ -22,8 +22,9 @@ import org.slf4j.LoggerFactory;
  */
 public record ConnectionBounds(int maxConnections, int maxPerAddress, int acceptQueue, Duration requestTimeout) {
     /**
-     * 10,000 agents with half as many again of headroom: about 195 MB of the server's heap when all are open
-     * (13 KB each, benchmarks/README.md), and below the open-file limit of 20,000 that CI machines have.
+     * 10,000 agents with half as many again of headroom: about 160 MB of the server's heap when all are open
+     * (10.9 KB each, measured by {@code bench connections}), and below the open-file limit of 20,000 that CI machines
+     * have.
      */
     public static final int DEFAULT_MAX_CONNECTIONS = 15_000;
     /**

@@ -103,7 +103,7 @@ public final class ServerMetrics {
 
     /**
      * Gauges: the HTTPS connections open, read when scraped (each agent keeps one between its cycles; each costs the
-     * server about 13 KB of heap), and the bounds on them, total and per client address. Every label-less series of
+     * server about 11 KB of heap), and the bounds on them, total and per client address. Every label-less series of
      * all three and of the refusal counters is there from the start, so an alert on a rate sees zeros, not gaps.
      */
     public ServerMetrics withConnections(java.util.function.IntSupplier open, int maxConnections,
