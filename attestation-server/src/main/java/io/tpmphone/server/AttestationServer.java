@@ -516,7 +516,7 @@ public final class AttestationServer implements AutoCloseable {
          * Connections the kernel queues for the server before it accepts them (the listen backlog; default
          * {@value ConnectionBounds#DEFAULT_ACCEPT_QUEUE}): where new connections wait while the server is at
          * {@link #maxConnections} or busy. Linux caps it at {@code net.core.somaxconn} (a start-up WARN says so);
-         * beyond it new connections are not answered and the client retries its SYN.
+         * when it is full the kernel drops TCP handshakes and clients retransmit until their timeouts.
          *
          * @throws IllegalArgumentException outside 1..65535
          */

@@ -81,7 +81,8 @@ final class ServerCommand implements Callable<Integer> {
     int maxConnections;
     @Option(names = "--max-connections-per-address", paramLabel = "N", description = "HTTPS connections open at once"
             + " from one client address (IPv6: one /64); more are closed at accept. Behind a NAT or a load balancer"
-            + " that hides client addresses, raise it (docs/operations.md). Default 1000, or --max-connections if lower")
+            + " that hides client addresses, raise it (docs/operations.md). Default 1000, or --max-connections if"
+            + " lower")
     Integer maxConnectionsPerAddress;
     @Option(names = "--accept-queue", paramLabel = "N", defaultValue = "1024", description = "connections the kernel"
             + " queues before the server accepts them (listen backlog, capped by net.core.somaxconn); default"

@@ -74,7 +74,7 @@ public record ConnectionBounds(int maxConnections, int maxPerAddress, int accept
         RateLimitedWarning atBound = new RateLimitedWarning();
         RateLimitedWarning overAddress = new RateLimitedWarning();
         RateLimitedWarning tooSlow = new RateLimitedWarning();
-        ReportedConnectionLimit bound = new ReportedConnectionLimit(maxConnections, new ReportedConnectionLimit.Events() {
+        ReportedConnectionLimit.Events events = new ReportedConnectionLimit.Events() {
             @Override
             public void reached(int max) {
                 metrics.connectionLimitReached();
@@ -87,7 +87,8 @@ public record ConnectionBounds(int maxConnections, int maxPerAddress, int accept
             public void refused() {
                 metrics.connectionRefused(ServerMetrics.ConnectionRefusal.CONNECTION_LIMIT);
             }
-        }, connector);
+        };
+        ReportedConnectionLimit bound = new ReportedConnectionLimit(maxConnections, events, connector);
         bound.setEndPointIdleTimeout(requestTimeout.toMillis());
         connector.addBean(bound);
         // After the bound: a connection it closed is not counted per address.
