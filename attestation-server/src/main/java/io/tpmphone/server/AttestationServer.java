@@ -8,6 +8,7 @@ import io.tpmphone.server.audit.AuditSigner;
 import io.tpmphone.server.internal.AdminTokenFile;
 import io.tpmphone.server.internal.ApiException;
 import io.tpmphone.server.internal.AuditTrail;
+import io.tpmphone.server.internal.ConnectionBounds;
 import io.tpmphone.server.internal.RefusalAggregator;
 import io.tpmphone.server.internal.EkCertificates;
 import io.tpmphone.server.internal.HttpApi;
@@ -67,6 +68,8 @@ public final class AttestationServer implements AutoCloseable {
      * and its TLS session state, not a thread.
      */
     public static final Duration CONNECTION_IDLE_TIMEOUT = Duration.ofSeconds(120);
+    /** HTTPS connections open at once at most by default ({@link Builder#maxConnections}). */
+    public static final int DEFAULT_MAX_CONNECTIONS = ConnectionBounds.DEFAULT_MAX_CONNECTIONS;
     /** How long a connection may stay idle once the server stops (see {@link #close()}). */
     static final Duration SHUTDOWN_IDLE_TIMEOUT = Duration.ofMillis(50);
 
@@ -222,7 +225,8 @@ public final class AttestationServer implements AutoCloseable {
         // A fleet's agents each keep one connection open between their cycles (every 30 s by default). Jetty's
         // HTTP/1.1 parser builds a cache of header fields per connection once it has parsed a few requests on it: 1,024
         // entries, a 98 KB char[] table. Measured on the server's live heap with 2,000 connections of three requests
-        // each: 116 KB per connection with the cache, 13 KB without. A 1 GB server under 10,000 agents went into back
+        // each: 116 KB per connection with the cache, 13 KB without (Jetty 12.0.14; on 12.1.14, `bench connections
+        // --connections 2000`: 111.7 KB with it, 11.0 KB without). A 1 GB server under 10,000 agents went into back
         // to back full GCs and the whole fleet timed out. Without the cache a header's String is allocated again on
         // each request: a few per request.
         https.setHeaderCacheSize(0);
@@ -242,9 +246,17 @@ public final class AttestationServer implements AutoCloseable {
         // acknowledged before its commit (review of the change, probe on Jetty 12.0.14).
         connector.setShutdownIdleTimeout(SHUTDOWN_IDLE_TIMEOUT.toMillis());
         jetty.addConnector(connector);
-        metrics.withConnections(() -> connector.getConnectedEndPoints().size());
-        // The console answers /ui and /ui/...; everything else falls through to the API.
-        jetty.setHandler(new Handler.Sequence(console, api));
+        // Connections are the server's memory and file descriptors, and anyone who reaches the port can open them:
+        // bounded in all (counted per network endpoint, so a TLS connection once), per client address, and in how
+        // long a client may take to send a request (docs/operations.md, "Connections").
+        ConnectionBounds bounds = b.connectionBounds();
+        ConnectionBounds.hostLimitWarnings(bounds, ConnectionBounds.openFileLimit(), ConnectionBounds.somaxconn())
+                .forEach(w -> LOG.warn("{}", w));
+        metrics.withConnections(() -> connector.getConnectedEndPoints().size(), bounds.maxConnections(),
+                bounds.maxPerAddress());
+        // The console answers /ui and /ui/...; everything else falls through to the API. In front of both, the
+        // request deadlines.
+        jetty.setHandler(bounds.apply(connector, new Handler.Sequence(console, api), metrics));
         jetty.setStopTimeout(5_000);
         metricsEndpoint = b.metricsPort < 0 ? null : io.tpmphone.server.internal.MetricsEndpoint.start(
                 new java.net.InetSocketAddress(b.host, b.metricsPort), metrics);
@@ -458,8 +470,86 @@ public final class AttestationServer implements AutoCloseable {
         private Path tlsPrivateKey;
         private Duration auditSignerLease = AuditLog.Options.DEFAULT_SIGNER_LEASE;
         private Duration auditWriterLease = AuditLog.Options.DEFAULT_WRITER_LEASE;
+        private int maxConnections = ConnectionBounds.DEFAULT_MAX_CONNECTIONS;
+        private Integer maxConnectionsPerAddress;
+        private int acceptQueueSize = ConnectionBounds.DEFAULT_ACCEPT_QUEUE;
+        private Duration requestTimeout = ConnectionBounds.DEFAULT_REQUEST_TIMEOUT;
 
         private Builder() {
+        }
+
+        /**
+         * HTTPS connections open at once at most (default {@value ConnectionBounds#DEFAULT_MAX_CONNECTIONS}: 10,000
+         * agents, each keeping one between its cycles, and half as many again; about 11 KB of heap each). Counted per
+         * network connection. At the bound the server stops accepting, so new connections wait in the accept queue
+         * ({@link #acceptQueueSize}), and open connections idle for the {@link #requestTimeout} are closed to make
+         * room; below it again, the 120 s idle timeout is back.
+         *
+         * @throws IllegalArgumentException outside 1..1,000,000
+         */
+        public Builder maxConnections(int n) {
+            if (n < 1 || n > 1_000_000) {
+                throw new IllegalArgumentException("the connection bound must be 1..1000000, got " + n);
+            }
+            this.maxConnections = n;
+            return this;
+        }
+
+        /**
+         * HTTPS connections open at once from one client address at most (IPv6: one /64), so one address cannot take
+         * the slots agents and the console need; more are closed as soon as they are accepted. Default
+         * {@value ConnectionBounds#DEFAULT_MAX_PER_ADDRESS}, or {@link #maxConnections} if that is lower. Behind a NAT
+         * or a load balancer that does not keep client addresses, all its clients share one address: raise this to
+         * as many as come through it (up to {@link #maxConnections}).
+         *
+         * @throws IllegalArgumentException below 1; above {@link #maxConnections} it is refused at {@link #start}
+         */
+        public Builder maxConnectionsPerAddress(int n) {
+            if (n < 1) {
+                throw new IllegalArgumentException("the per-address connection bound must be >= 1, got " + n);
+            }
+            this.maxConnectionsPerAddress = n;
+            return this;
+        }
+
+        /**
+         * Connections the kernel queues for the server before it accepts them (the listen backlog; default
+         * {@value ConnectionBounds#DEFAULT_ACCEPT_QUEUE}): where new connections wait while the server is at
+         * {@link #maxConnections} or busy. Linux caps it at {@code net.core.somaxconn} (a start-up WARN says so);
+         * when it is full the kernel drops TCP handshakes and clients retransmit until their timeouts.
+         *
+         * @throws IllegalArgumentException outside 1..65535
+         */
+        public Builder acceptQueueSize(int n) {
+            if (n < 1 || n > 65_535) {
+                throw new IllegalArgumentException("the accept queue must be 1..65535, got " + n);
+            }
+            this.acceptQueueSize = n;
+            return this;
+        }
+
+        /**
+         * How long a client has to send a request (default 15 s, the agent's own request timeout): on a new
+         * connection the TLS handshake and the first request's header, then each request's body from its header;
+         * after a request, bytes that make no next request within the idle timeout plus this. A connection that
+         * misses one is closed (slowloris: a request sent a byte at a time would otherwise hold a connection, and
+         * for a body a server thread, however long). Time the server takes to answer never counts.
+         *
+         * @throws IllegalArgumentException outside 1 s..10 min
+         */
+        public Builder requestTimeout(Duration timeout) {
+            Objects.requireNonNull(timeout, "timeout");
+            if (timeout.compareTo(Duration.ofSeconds(1)) < 0 || timeout.compareTo(Duration.ofMinutes(10)) > 0) {
+                throw new IllegalArgumentException("the request timeout must be 1 s..10 min, got " + timeout);
+            }
+            this.requestTimeout = timeout;
+            return this;
+        }
+
+        ConnectionBounds connectionBounds() {
+            int perAddress = maxConnectionsPerAddress != null ? maxConnectionsPerAddress
+                    : Math.min(ConnectionBounds.DEFAULT_MAX_PER_ADDRESS, maxConnections);
+            return new ConnectionBounds(maxConnections, perAddress, acceptQueueSize, requestTimeout);
         }
 
         /**
@@ -713,6 +803,7 @@ public final class AttestationServer implements AutoCloseable {
             if (stateDirectory == null || adminToken == null) {
                 throw new IllegalStateException("stateDirectory and adminToken are required");
             }
+            connectionBounds(); // a per-address bound above the total is refused before anything is opened
             return new AttestationServer(this).start();
         }
     }

@@ -33,12 +33,14 @@ import picocli.CommandLine.Spec;
         "  console    web console page times with many hosts and audit records",
         "  fleet      thousands of hosts attesting on a schedule: rate, latency, server CPU",
         "  audit-verify  offline `audit verify` of a large export and database",
+        "  connections   the server's heap and deadline-sweep CPU with a fleet's connections open",
         "See benchmarks/README.md."},
         footer = {"", "Examples:", "  ./tpmphone bench tpm", "  ./tpmphone bench appraisal",
                 "  ./tpmphone bench audit", "  ./tpmphone bench srtp"},
         subcommands = {BenchCommand.Tpm.class, BenchCommand.Appraisal.class, BenchCommand.Audit.class,
                 BenchCommand.Keystore.class, BenchCommand.CallSetup.class, BenchCommand.Srtp.class,
-                BenchCommand.Console.class, BenchCommand.Fleet.class, BenchCommand.AuditVerify.class})
+                BenchCommand.Console.class, BenchCommand.Fleet.class, BenchCommand.AuditVerify.class,
+                BenchCommand.Connections.class})
 final class BenchCommand {
 
     /** JSON for --json: indented, non-ASCII escaped (as the CLI's own commands print it). */
@@ -200,6 +202,45 @@ final class BenchCommand {
             if (database != null) {
                 out.printf(Locale.ROOT, "instances: %d on one PostgreSQL chain%n", instances);
             }
+            return 0;
+        }
+    }
+
+    @Command(name = "connections", mixinStandardHelpOptions = true,
+            description = {"What a fleet's open connections cost the attestation server: `tpmphone server` in a JVM",
+                    "of its own, --connections TLS connections held as agents hold theirs (three POSTs, then a",
+                    "request every 30 s), its live heap before and with them (jcmd GC.class_histogram), and",
+                    "the CPU of its request-deadline sweep over --seconds. Scratch state under --directory."},
+            footer = {"", "Examples:", "  ./tpmphone bench connections --connections 10000"})
+    static final class Connections implements Callable<Integer> {
+        @Spec
+        CommandSpec spec;
+        @Option(names = "--connections", paramLabel = "N", defaultValue = "10000",
+                description = "(default ${DEFAULT-VALUE})")
+        int connections;
+        @Option(names = "--seconds", paramLabel = "S", defaultValue = "60",
+                description = "the window the sweep's CPU is measured over (default ${DEFAULT-VALUE})")
+        int seconds;
+        @Option(names = "--directory", paramLabel = "DIR", defaultValue = "${sys:java.io.tmpdir}",
+                description = "where the scratch state goes (default ${DEFAULT-VALUE})")
+        Path directory;
+        @Option(names = "--json", description = "machine-readable output")
+        boolean json;
+
+        @Override
+        public Integer call() throws Exception {
+            PrintWriter out = spec.commandLine().getOut();
+            ConnectionCost.Result r = ConnectionCost.run(connections, java.time.Duration.ofSeconds(seconds),
+                    directory);
+            if (json) {
+                out.println(JSON.writeValueAsString(r));
+                return 0;
+            }
+            out.printf(Locale.ROOT, "connections=%d opened in %.1f s; server live heap %.1f MB without, %.1f MB with"
+                    + " them: %.1f KB per connection%n", r.connections(), r.openSeconds(),
+                    r.heapBytesBefore() / 1048576.0, r.heapBytesWith() / 1048576.0, r.bytesPerConnection() / 1024);
+            out.printf(Locale.ROOT, "request-deadline sweep: %.2f ms of CPU per sweep (one a second, over %.0f s)%n",
+                    r.sweepCpuMillisPerSweep(), r.windowSeconds());
             return 0;
         }
     }

@@ -235,6 +235,13 @@ public final class FleetLoad {
             Files.writeString(token, ADMIN_TOKEN);
             Files.setPosixFilePermissions(token, PosixFilePermissions.fromString("rw-------"));
             List<String> common = new ArrayList<>(List.of("--policy", policyFile.toString()));
+            // Every simulated host connects from 127.0.0.1, where a fleet's agents come from addresses of their own:
+            // the per-address bound (1,000 by default) would refuse all but the first thousand. The total bound
+            // stays the server's default unless the fleet (plus the real hosts and a margin) is larger.
+            int connections = Math.max(io.tpmphone.server.AttestationServer.DEFAULT_MAX_CONNECTIONS,
+                    o.hosts() + o.realHosts() + 100);
+            common.addAll(List.of("--max-connections", String.valueOf(connections), "--max-connections-per-address",
+                    String.valueOf(connections)));
             for (Path c : cas) {
                 common.addAll(List.of("--ek-ca", c.toString()));
             }

@@ -124,6 +124,32 @@ final class ServerProcess implements AutoCloseable {
     }
 
     /**
+     * The CPU time so far (user and system) of the server's thread whose name starts with {@code namePrefix}, in
+     * seconds ({@code /proc/PID/task/TID/comm} holds the first 15 characters of a thread's name), or -1 if none.
+     */
+    double threadCpuSeconds(String namePrefix) throws IOException {
+        String prefix = namePrefix.length() > 15 ? namePrefix.substring(0, 15) : namePrefix;
+        try (java.util.stream.Stream<Path> tasks = Files.list(Path.of("/proc", Long.toString(process.pid()),
+                "task"))) {
+            for (Path task : (Iterable<Path>) tasks::iterator) {
+                String comm;
+                String stat;
+                try {
+                    comm = Files.readString(task.resolve("comm")).strip();
+                    stat = Files.readString(task.resolve("stat"));
+                } catch (IOException ended) {
+                    continue; // the thread ended while listed
+                }
+                if (comm.startsWith(prefix)) {
+                    String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+                    return (Long.parseLong(f[11]) + Long.parseLong(f[12])) / USER_HZ;
+                }
+            }
+        }
+        return -1;
+    }
+
+    /**
      * The server's live heap in bytes, measured by {@code jcmd PID GC.class_histogram} (which runs a full GC first:
      * call it outside a measured window), or -1 when that cannot be done (no {@code jcmd}: a JRE).
      */

@@ -42,10 +42,10 @@ class BenchCommandTest {
     void everyBenchCommand_hasHelpADescriptionAndAnExampleThatParses() {
         CommandLine root = BenchMain.commandLine(Map.of());
         List<CommandLine> commands = new ArrayList<>(allCommands(root.getSubcommands().get("bench")));
-        assertEquals(10, commands.size(), "bench and its nine benchmarks");
+        assertEquals(11, commands.size(), "bench and its ten benchmarks");
         commands.addAll(allCommands(root.getSubcommands().get("soak")));
         commands.addAll(allCommands(root.getSubcommands().get("crash-test")));
-        assertEquals(13, commands.size(), "bench, its benchmarks, soak, crash-test and crash-test server: "
+        assertEquals(14, commands.size(), "bench, its benchmarks, soak, crash-test and crash-test server: "
                 + commands.stream().map(c -> c.getCommandSpec().qualifiedName()).toList());
         for (CommandLine c : commands) {
             String name = c.getCommandSpec().qualifiedName();

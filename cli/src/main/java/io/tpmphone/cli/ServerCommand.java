@@ -75,6 +75,23 @@ final class ServerCommand implements Callable<Integer> {
             + " instance still counts as an audit writer, the longest the last instance to stop waits to sign the"
             + " closing checkpoint (4..300, default 10; docs/operations.md §9)")
     Integer auditWriterLease;
+    @Option(names = "--max-connections", paramLabel = "N", defaultValue = "15000", description = "HTTPS connections"
+            + " open at once at most (each agent keeps one, about 11 KB of heap each; at the bound new ones wait in the"
+            + " accept queue and idle ones close after --request-timeout); default ${DEFAULT-VALUE}")
+    int maxConnections;
+    @Option(names = "--max-connections-per-address", paramLabel = "N", description = "HTTPS connections open at once"
+            + " from one client address (IPv6: one /64); more are closed at accept. Behind a NAT or a load balancer"
+            + " that hides client addresses, raise it (docs/operations.md). Default 1000, or --max-connections if"
+            + " lower")
+    Integer maxConnectionsPerAddress;
+    @Option(names = "--accept-queue", paramLabel = "N", defaultValue = "1024", description = "connections the kernel"
+            + " queues before the server accepts them (listen backlog, capped by net.core.somaxconn); default"
+            + " ${DEFAULT-VALUE}")
+    int acceptQueue;
+    @Option(names = "--request-timeout", paramLabel = "SECONDS", defaultValue = "15", description = "how long a client"
+            + " has for a request's header (with the TLS handshake, on a new connection) and, apart, its body; a"
+            + " connection that misses it is closed (slowloris). 1..600, default ${DEFAULT-VALUE}")
+    int requestTimeout;
     @Option(names = "--metrics-port", paramLabel = "PORT", description = "serve Prometheus metrics over plain HTTP at"
             + " http://LISTEN-HOST:PORT/metrics (docs/operations.md §11); default: none")
     Integer metricsPort;
@@ -101,7 +118,9 @@ final class ServerCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--audit-writer-lease (default 10) must be longer than"
                     + " --audit-signer-lease (default 3)");
         }
-        AttestationServer.Builder b = AttestationServer.builder().stateDirectory(state)
+        AttestationServer.Builder b = AttestationServer.builder();
+        connectionBounds(b); // checked before the state directory or any file is touched
+        b.stateDirectory(state)
                 .listen(listen.substring(0, colon), port)
                 .adminTokenFile(adminTokenFile, generate); // refuses a link or a file others can read or own
         if (auditorTokenFile != null) {
@@ -164,6 +183,28 @@ final class ServerCommand implements Callable<Integer> {
         spec.commandLine().getOut().flush();
         stopped.await();
         return 0;
+    }
+
+    private void connectionBounds(AttestationServer.Builder b) {
+        if (maxConnections < 1 || maxConnections > 1_000_000) {
+            throw new IllegalArgumentException("--max-connections must be 1 to 1000000, got " + maxConnections);
+        }
+        b.maxConnections(maxConnections);
+        if (maxConnectionsPerAddress != null) {
+            if (maxConnectionsPerAddress < 1 || maxConnectionsPerAddress > maxConnections) {
+                throw new IllegalArgumentException("--max-connections-per-address must be 1 to --max-connections ("
+                        + maxConnections + "), got " + maxConnectionsPerAddress);
+            }
+            b.maxConnectionsPerAddress(maxConnectionsPerAddress);
+        }
+        if (acceptQueue < 1 || acceptQueue > 65_535) {
+            throw new IllegalArgumentException("--accept-queue must be 1 to 65535, got " + acceptQueue);
+        }
+        b.acceptQueueSize(acceptQueue);
+        if (requestTimeout < 1 || requestTimeout > 600) {
+            throw new IllegalArgumentException("--request-timeout must be 1 to 600 seconds, got " + requestTimeout);
+        }
+        b.requestTimeout(java.time.Duration.ofSeconds(requestTimeout));
     }
 
     private static int parsePort(String text) {

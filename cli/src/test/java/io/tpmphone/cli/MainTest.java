@@ -218,6 +218,24 @@ class MainTest {
     }
 
     @Test
+    void serverConnectionBounds_outOfRange_areRefusedBeforeAnythingStarts() {
+        String[][] cases = {
+            {"--max-connections", "0", "error: --max-connections must be 1 to 1000000, got 0"},
+            {"--max-connections-per-address", "20000",
+                "error: --max-connections-per-address must be 1 to --max-connections (15000), got 20000"},
+            {"--accept-queue", "70000", "error: --accept-queue must be 1 to 65535, got 70000"},
+            {"--request-timeout", "0", "error: --request-timeout must be 1 to 600 seconds, got 0"},
+        };
+        for (String[] c : cases) {
+            Run r = run("server", "--state", "s", "--admin-token-file", "t", c[0], c[1]);
+            assertEquals(2, r.exit(), c[0] + " " + c[1] + ": a usage error; stderr: " + r.err());
+            assertEquals(c[2], r.errLines().get(0), c[0] + " " + c[1]);
+            assertEquals("see: tpmphone server --help", r.lastErrLine(), c[0] + " " + c[1]);
+        }
+        assertFalse(java.nio.file.Files.exists(Path.of("s")), "no state directory was made");
+    }
+
+    @Test
     void serverAuditLeases_outOfRangeOrWithoutADatabase_areRefusedBeforeAnythingStarts() {
         String db = "jdbc:postgresql://127.0.0.1:1/tpmphone?user=tpmphone";
         Run r = run("server", "--state", "s", "--admin-token-file", "t", "--audit-writer-lease", "4");

@@ -229,11 +229,16 @@ public final class HttpApi extends Handler.Abstract {
             throw new ApiException(413, "too_large", "request body of " + length + " bytes exceeds " + MAX_BODY);
         }
         try {
-            return Content.Source.asString(request, StandardCharsets.UTF_8);
+            return RequestBodies.utf8(request);
         } catch (java.nio.charset.CharacterCodingException e) {
             // A client error, not the server's (found by HttpApiFuzzTest: it was a 500 with a stack trace at ERROR,
             // which any client could have the server log).
             throw ApiException.badRequest("the request body is not valid UTF-8 (JSON text is UTF-8, RFC 8259 §8.1)");
+        } catch (java.io.IOException e) {
+            // The client went away or was cut off mid-body (a too-slow body, RequestDeadlines): nobody to answer, and
+            // nothing for the server's log at ERROR, which any client could otherwise fill.
+            throw ApiException.badRequest("the request body could not be read to its end: " + e.getClass()
+                    .getSimpleName());
         }
     }
 

@@ -43,6 +43,32 @@ public final class ServerMetrics {
     private final Histogram auditCommitSeconds = Histogram.builder().name("tpmphone_audit_commit_duration_seconds")
             .help("Time from handing a record to the audit log until it was committed (group commit included)")
             .classicOnly().classicUpperBounds(SECONDS).register(registry);
+    private final Counter connectionRefusals = Counter.builder().name("tpmphone_https_connections_refused_total")
+            .help("HTTPS connections the server closed without serving them, by reason: connection_limit,"
+                    + " address_limit, slow_first_request, slow_body, slow_next_request")
+            .labelNames("reason").register(registry);
+    private final Counter connectionLimitReached = Counter.builder()
+            .name("tpmphone_https_connection_limit_reached_total")
+            .help("Times the HTTPS connection bound was reached (the server stopped accepting until one closed)")
+            .register(registry);
+
+    /** Why the server closed a connection unserved: the label values of tpmphone_https_connections_refused_total. */
+    public enum ConnectionRefusal {
+        /** Accepted while the connection bound was already reached (most wait in the accept queue instead). */
+        CONNECTION_LIMIT,
+        /** Its client address (IPv6: /64) had the per-address bound open. */
+        ADDRESS_LIMIT,
+        /** No request reached the server within the request timeout of the accept (TLS handshake and header). */
+        SLOW_FIRST_REQUEST,
+        /** A request's body was not in within the request timeout of its header. */
+        SLOW_BODY,
+        /** Bytes after a request that made no next one within the idle timeout plus the request timeout. */
+        SLOW_NEXT_REQUEST;
+
+        String label() {
+            return name().toLowerCase(Locale.ROOT);
+        }
+    }
 
     /** A registry of its own; {@link #registry()} is what the endpoint scrapes. */
     public ServerMetrics() {
@@ -76,15 +102,37 @@ public final class ServerMetrics {
     }
 
     /**
-     * A gauge read when scraped: the HTTPS connections open (each agent keeps one between its cycles; each costs the
-     * server about 13 KB of heap).
+     * Gauges: the HTTPS connections open, read when scraped (each agent keeps one between its cycles; each costs the
+     * server about 11 KB of heap), and the bounds on them, total and per client address. Every label-less series of
+     * all three and of the refusal counters is there from the start, so an alert on a rate sees zeros, not gaps.
      */
-    public ServerMetrics withConnections(java.util.function.IntSupplier open) {
+    public ServerMetrics withConnections(java.util.function.IntSupplier open, int maxConnections,
+                                         int maxPerAddress) {
         Objects.requireNonNull(open, "open");
         GaugeWithCallback.builder().name("tpmphone_https_connections")
                 .help("HTTPS connections open (each agent keeps one between its cycles)")
                 .callback(cb -> cb.call(open.getAsInt())).register(registry);
+        GaugeWithCallback.builder().name("tpmphone_https_connections_max")
+                .help("The bound on HTTPS connections open at once (--max-connections)")
+                .callback(cb -> cb.call(maxConnections)).register(registry);
+        GaugeWithCallback.builder().name("tpmphone_https_connections_per_address_max")
+                .help("The bound on HTTPS connections open at once from one client address, IPv6 by /64"
+                        + " (--max-connections-per-address)")
+                .callback(cb -> cb.call(maxPerAddress)).register(registry);
+        for (ConnectionRefusal r : ConnectionRefusal.values()) {
+            connectionRefusals.labelValues(r.label());
+        }
         return this;
+    }
+
+    /** The server closed a connection unserved. */
+    public void connectionRefused(ConnectionRefusal reason) {
+        connectionRefusals.labelValues(reason.label()).inc();
+    }
+
+    /** The connection bound was reached. */
+    public void connectionLimitReached() {
+        connectionLimitReached.inc();
     }
 
     /**

@@ -208,6 +208,17 @@ class ConsoleHttpTest {
     }
 
     @Test
+    void aFormThatIsNotUtf8_isA400_notA500() throws Exception {
+        byte[] form = "credential=\u00ff".getBytes(StandardCharsets.ISO_8859_1); // 0xff never occurs in UTF-8
+        HttpResponse<String> r = http.send(HttpRequest.newBuilder(URI.create(origin() + "/ui/sign-in"))
+                .timeout(Duration.ofSeconds(10)).header("Content-Type", "application/x-www-form-urlencoded")
+                .header("Origin", origin()).POST(HttpRequest.BodyPublishers.ofByteArray(form)).build(),
+                HttpResponse.BodyHandlers.ofString());
+        assertEquals(400, r.statusCode(), "a sign-in form with the byte 0xff answered: " + r.body());
+        assertTrue(r.body().contains("not valid UTF-8"), "the page says why: " + r.body());
+    }
+
+    @Test
     void aCrossSitePost_isRefused_andTheSessionSurvivesIt() throws Exception {
         String cookie = signIn(ADMIN);
         String token = csrf(get("/ui/fleet", cookie).body());

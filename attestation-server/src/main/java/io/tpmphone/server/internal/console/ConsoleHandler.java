@@ -38,7 +38,6 @@ import java.util.Objects;
 import java.util.Optional;
 import java.util.concurrent.atomic.AtomicLong;
 import org.eclipse.jetty.http.HttpHeader;
-import org.eclipse.jetty.io.Content;
 import org.eclipse.jetty.server.Handler;
 import org.eclipse.jetty.server.Request;
 import org.eclipse.jetty.server.Response;
@@ -395,7 +394,16 @@ public final class ConsoleHandler extends Handler.Abstract {
         if (length > max) {
             throw new Refused(413, "a body of " + length + " bytes exceeds " + max + " here", true);
         }
-        return Content.Source.asString(x.request, StandardCharsets.UTF_8);
+        try {
+            return io.tpmphone.server.internal.RequestBodies.utf8(x.request);
+        } catch (java.nio.charset.CharacterCodingException e) {
+            // The client's error, like the API's: it was a 500 with a stack trace at ERROR, which any client could
+            // have the server log. The whole body was read, so the connection can be reused.
+            throw new Refused(400, "the form is not valid UTF-8");
+        } catch (IOException e) {
+            // The client went away or was cut off mid-body (RequestDeadlines): not the server's error to log.
+            throw new Refused(400, "the form could not be read to its end", true);
+        }
     }
 
     private static Map<String, String> readForm(Exchange x) throws Refused {

@@ -1,0 +1,50 @@
+package io.tpmphone.server.internal;
+
+import java.nio.channels.SelectableChannel;
+import org.eclipse.jetty.server.Connector;
+import org.eclipse.jetty.server.NetworkConnectionLimit;
+
+/**
+ * The bound on the network connections open at once, with what it did reported: Jetty's
+ * {@link NetworkConnectionLimit}, which counts network endpoints (a TLS connection once, however many protocol layers
+ * run over it; Jetty 12.0's {@code ConnectionLimit} counted each layer on close but the accept once, so its bound rose
+ * with every close). At the bound the connector stops accepting, so new connections wait in the kernel's accept queue
+ * ({@code ServerConnector.setAcceptQueueSize}), and the idle timeout of the open ones is cut to
+ * {@link #setEndPointIdleTimeout}, so idle keep-alive connections make room; below it again, both are restored. A
+ * connection accepted while the bound was already reached (accepts in flight) is closed at once. Thread-safe.
+ */
+public final class ReportedConnectionLimit extends NetworkConnectionLimit {
+    /** What the bound did. */
+    public interface Events {
+        /** The bound was reached: the connector stopped accepting. */
+        void reached(int bound);
+
+        /** A connection accepted over the bound was closed at once. */
+        void refused();
+    }
+
+    private final Events events;
+
+    public ReportedConnectionLimit(int maxConnections, Events events, Connector connector) {
+        super(maxConnections, connector);
+        if (maxConnections < 1) {
+            throw new IllegalArgumentException("the connection bound must be >= 1, got " + maxConnections);
+        }
+        this.events = java.util.Objects.requireNonNull(events, "events");
+    }
+
+    @Override
+    public void onAccepting(SelectableChannel channel) {
+        boolean wasOpen = channel.isOpen();
+        super.onAccepting(channel);
+        if (wasOpen && !channel.isOpen()) {
+            events.refused();
+        }
+    }
+
+    @Override
+    protected void limit() {
+        super.limit();
+        events.reached(getMaxNetworkConnectionCount());
+    }
+}
