@@ -144,6 +144,49 @@ class ConnectionBoundsIT {
         }
     }
 
+    /**
+     * A stop at the bound: Jetty's graceful stop cuts the open connections' idle timeout to the shutdown one, and the
+     * first close below the bound must not put the connector's back on the others (review rC: the stop then waited
+     * out its whole 5 s stop timeout and failed with a TimeoutException, logged as "stopping Jetty").
+     */
+    @Test
+    void aStopAtTheBound_closesTheIdleConnections_withoutWaitingOutTheStopTimeout() throws Exception {
+        ch.qos.logback.classic.Logger log = (ch.qos.logback.classic.Logger) org.slf4j.LoggerFactory.getLogger(
+                AttestationServer.class);
+        ch.qos.logback.core.read.ListAppender<ch.qos.logback.classic.spi.ILoggingEvent> lines =
+                new ch.qos.logback.core.read.ListAppender<>();
+        lines.start();
+        log.addAppender(lines);
+        try {
+            AttestationServer server = AttestationServer.builder().stateDirectory(dir).adminToken(ADMIN)
+                    .maxConnections(2).requestTimeout(PATIENT).metricsPort(0).start();
+            List<SSLSocket> held = new ArrayList<>();
+            try {
+                SSLContext tls = pinned(server);
+                for (int i = 0; i < 2; i++) {
+                    SSLSocket s = open(tls, server, "127.0.0." + (20 + i));
+                    s.setSoTimeout(60_000);
+                    assertEquals(200, health(s, false), "held connection " + i);
+                    held.add(s);
+                }
+                awaitMetric(server, "tpmphone_https_connections", 2, "both held connections open at the bound");
+            } finally {
+                server.close();
+            }
+            for (int i = 0; i < held.size(); i++) {
+                assertEquals(-1, held.get(i).getInputStream().read(), "the stop closed held connection " + i);
+            }
+            List<String> warned;
+            synchronized (lines) {
+                warned = lines.list.stream().map(ch.qos.logback.classic.spi.ILoggingEvent::getFormattedMessage)
+                        .filter(m -> m.startsWith("stopping Jetty")).toList();
+            }
+            assertEquals(List.of(), warned, "the stop at the bound finished within Jetty's stop timeout");
+        } finally {
+            log.detachAppender(lines);
+        }
+    }
+
     @Test
     void oneAddress_cannotTakeAllTheSlots_andTheOthersAreStillServed() throws Exception {
         int bound = 16;

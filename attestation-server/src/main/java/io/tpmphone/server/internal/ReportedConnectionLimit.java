@@ -24,9 +24,11 @@ public final class ReportedConnectionLimit extends NetworkConnectionLimit {
     }
 
     private final Events events;
+    private final Connector connector;
 
     public ReportedConnectionLimit(int maxConnections, Events events, Connector connector) {
         super(maxConnections, connector);
+        this.connector = connector;
         if (maxConnections < 1) {
             throw new IllegalArgumentException("the connection bound must be >= 1, got " + maxConnections);
         }
@@ -44,7 +46,32 @@ public final class ReportedConnectionLimit extends NetworkConnectionLimit {
 
     @Override
     protected void limit() {
+        if (stopping()) {
+            return; // the shutdown's idle timeout stays on every endpoint (see unlimit)
+        }
         super.limit();
         events.reached(getMaxNetworkConnectionCount());
+    }
+
+    /**
+     * Below the bound again: accepting and the connector's idle timeout restored on every open endpoint — except once
+     * the server is stopping. Jetty's graceful stop first cuts every endpoint's idle timeout to the shutdown idle
+     * timeout and then waits for the connections to close; the first that closed below the bound put the connector's
+     * idle timeout (minutes) back on all the others, and a stop at the bound waited out the whole stop timeout
+     * (review rC: 5,070 ms and a TimeoutException instead of ~150 ms).
+     */
+    @Override
+    protected void unlimit() {
+        if (stopping()) {
+            return;
+        }
+        super.unlimit();
+    }
+
+    private boolean stopping() {
+        org.eclipse.jetty.server.Server server = connector.getServer();
+        return connector.isStopping() || connector.isStopped()
+                || connector instanceof org.eclipse.jetty.server.AbstractConnector c && c.isShutdown()
+                || server != null && (server.isStopping() || server.isStopped());
     }
 }
