@@ -418,13 +418,8 @@ class ConnectionBoundsIT {
 
     private static void await(BooleanSupplier condition, Duration deadline,
                               java.util.function.Supplier<String> state) throws InterruptedException {
-        long end = System.nanoTime() + deadline.toNanos();
-        while (!condition.getAsBoolean()) {
-            if (System.nanoTime() > end) {
-                throw new AssertionError("not within " + deadline.toSeconds() + " s: " + state.get());
-            }
-            Thread.sleep(20); // polling interval of a condition with a deadline
-        }
+        io.tpmphone.swtpm.testing.Await.until("a condition of the test", deadline, condition::getAsBoolean,
+                state::get);
     }
 
     private static void awaitMetric(AttestationServer server, String name, double value, String what)

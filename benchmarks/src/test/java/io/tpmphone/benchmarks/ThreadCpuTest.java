@@ -32,18 +32,13 @@ class ThreadCpuTest {
             }
         }, "audit-writer-test");
         busy.start();
-        Map<String, ThreadCpu.Time> spent = Map.of();
+        Map<String, ThreadCpu.Time> spent;
         try {
             // until the spinning thread has used 0.3 s of CPU, however loaded the machine (while it still runs: an
             // ended thread has no /proc entry)
-            for (long deadline = System.nanoTime() + 20_000_000_000L; System.nanoTime() < deadline; ) {
-                spent = ThreadCpu.between(before, ThreadCpu.snapshot(pid));
-                ThreadCpu.Time writer = spent.get("audit writer");
-                if (writer != null && writer.total() >= 0.3) {
-                    break;
-                }
-                Thread.sleep(50); // polling /proc, not synchronising with the spinning thread
-            }
+            spent = io.tpmphone.swtpm.testing.Await.until("the spinning thread to use 0.3 s of CPU",
+                    java.time.Duration.ofSeconds(20), () -> ThreadCpu.between(before, ThreadCpu.snapshot(pid)),
+                    m -> m.get("audit writer") != null && m.get("audit writer").total() >= 0.3);
         } finally {
             stop.set(true);
             busy.join(10_000);

@@ -86,12 +86,9 @@ class RequestDeadlinesTest {
         client = new Socket();
         client.connect(new InetSocketAddress("127.0.0.1", connector.getLocalPort()), 10_000);
         client.setSoTimeout(30_000);
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
-        while (connector.getConnectedEndPoints().size() != 1) {
-            assertTrue(System.nanoTime() < deadline, "the server accepted the connection: "
-                    + connector.getConnectedEndPoints().size() + " open");
-            Thread.sleep(10); // polling a condition with a deadline
-        }
+        io.tpmphone.swtpm.testing.Await.until("the server to accept the connection", java.time.Duration.ofSeconds(10),
+                () -> connector.getConnectedEndPoints().size() == 1,
+                () -> connector.getConnectedEndPoints().size() + " open");
     }
 
     @AfterEach
@@ -173,12 +170,9 @@ class RequestDeadlinesTest {
         EndPointAndIdle e = wholeRequestThenIdle();
         send("GET /fast HTTP/1.1\r\nX-Slow: ");
         Duration past = e.idle().plus(T).plusSeconds(5);
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
-        while (missedAfter(e.endPoint(), past) != RequestDeadlines.Stage.NEXT_REQUEST) {
-            assertTrue(System.nanoTime() < deadline, "the server received the bytes: "
-                    + missedAfter(e.endPoint(), past));
-            Thread.sleep(10); // polling a condition with a deadline
-        }
+        io.tpmphone.swtpm.testing.Await.until("the server to receive the bytes", java.time.Duration.ofSeconds(10),
+                () -> missedAfter(e.endPoint(), past) == RequestDeadlines.Stage.NEXT_REQUEST,
+                () -> "missed after the idle timeout plus the deadline: " + missedAfter(e.endPoint(), past));
         assertEquals(null, missedAfter(e.endPoint(), e.idle().plus(T).minusSeconds(5)),
                 "within the idle timeout plus the deadline the next request may still come");
         assertEquals(1, sweepAfter(past), "past both");
@@ -197,11 +191,9 @@ class RequestDeadlinesTest {
         // The answer can reach the client before the server's thread has finished the request: until then the
         // request is in progress, and no deadline applies.
         org.eclipse.jetty.io.EndPoint endPoint = connector.getConnectedEndPoints().iterator().next();
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
-        while (missedAfter(endPoint, idle.plus(T).plusSeconds(5)) == null) {
-            assertTrue(System.nanoTime() < deadline, "the request ended on the server");
-            Thread.sleep(10); // polling a condition with a deadline
-        }
+        io.tpmphone.swtpm.testing.Await.until("the request to end on the server", java.time.Duration.ofSeconds(10),
+                () -> missedAfter(endPoint, idle.plus(T).plusSeconds(5)) != null,
+                () -> "no deadline applies yet: the request is still in progress on the server");
         return new EndPointAndIdle(endPoint, idle);
     }
 
